@@ -1,0 +1,246 @@
+//! The client library: how `replica ctl` and the harness talk to replicas.
+//!
+//! One QUIC endpoint per [`Client`], one cached connection per node, opened on first use and
+//! reopened on demand. Each call is one bidirectional stream: one `ClientRequest` frame out,
+//! one `ClientResponse` frame back. Any failure drops the cached connection (only if it is
+//! still the one that failed, so a fresh connection made by a concurrent call survives), so
+//! the next call reconnects: replicas restart, pause and get partitioned all the time here.
+//!
+//! A timeout means "no answer": the command may or may not have executed, and the caller must
+//! record it as unknown and retry with the same request id. `Client` is `Send + Sync`; share
+//! it between tasks by reference or `Arc`.
+
+use crate::client_proto::{ClientRequest, ClientResponse};
+use crate::config::ClusterConfig;
+use crate::net::frame::{finish, read_frame, write_frame, FrameError};
+use crate::net::tls::{TlsError, TlsIdentity};
+use crate::types::NodeId;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+use tokio::time::Instant;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("no node {0} in the cluster config")]
+    UnknownNode(NodeId),
+    #[error("no answer from {node} at {addr} within {after:?}")]
+    Timeout {
+        node: NodeId,
+        addr: SocketAddr,
+        after: Duration,
+    },
+    #[error("cannot connect to {node} at {addr}: {source}")]
+    Connect {
+        node: NodeId,
+        addr: SocketAddr,
+        source: quinn::ConnectError,
+    },
+    #[error("connection to {node} at {addr} failed: {source}")]
+    Connection {
+        node: NodeId,
+        addr: SocketAddr,
+        source: quinn::ConnectionError,
+    },
+    #[error("{node} at {addr}: {source}")]
+    Frame {
+        node: NodeId,
+        addr: SocketAddr,
+        source: FrameError,
+    },
+    #[error("{node} at {addr} finished the stream without answering")]
+    NoResponse { node: NodeId, addr: SocketAddr },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot create the client endpoint: {0}")]
+    Endpoint(String),
+}
+
+/// A connection to one replica, shared by concurrent calls.
+struct NodeSlot {
+    addr: SocketAddr,
+    /// The async lock makes concurrent first calls wait for one handshake instead of racing.
+    connection: tokio::sync::Mutex<Option<quinn::Connection>>,
+}
+
+pub struct Client {
+    endpoint: quinn::Endpoint,
+    nodes: HashMap<NodeId, NodeSlot>,
+    max_frame_bytes: u32,
+}
+
+impl Client {
+    /// A client presenting `cert`/`key` and trusting the cluster CA (`config.tls.ca_cert`).
+    /// Must be called inside a tokio runtime.
+    pub fn new(config: &ClusterConfig, cert: &Path, key: &Path) -> Result<Client, ClientError> {
+        let identity = TlsIdentity::load(&config.tls.ca_cert, cert, key)?;
+        let nodes: HashMap<NodeId, NodeSlot> = config
+            .node_ids()
+            .into_iter()
+            .filter_map(|id| config.client_addr(id).map(|addr| (id, addr)))
+            .map(|(id, addr)| {
+                (
+                    id,
+                    NodeSlot {
+                        addr,
+                        connection: tokio::sync::Mutex::new(None),
+                    },
+                )
+            })
+            .collect();
+        let endpoint = client_endpoint(&identity, nodes.values().map(|slot| slot.addr))?;
+        Ok(Client {
+            endpoint,
+            nodes,
+            max_frame_bytes: config.limits.max_frame_bytes,
+        })
+    }
+
+    /// Sends one request to `node` and waits, at most `timeout` in all, for its response.
+    pub async fn call(
+        &self,
+        node: NodeId,
+        request: &ClientRequest,
+        timeout: Duration,
+    ) -> Result<ClientResponse, ClientError> {
+        let slot = self
+            .nodes
+            .get(&node)
+            .ok_or(ClientError::UnknownNode(node))?;
+        let deadline = Instant::now() + timeout;
+        let timed_out = || ClientError::Timeout {
+            node,
+            addr: slot.addr,
+            after: timeout,
+        };
+        let connection = tokio::time::timeout_at(deadline, self.connection(node, slot))
+            .await
+            .map_err(|_| timed_out())??;
+        let exchange = exchange(&connection, request, self.max_frame_bytes);
+        let result = match tokio::time::timeout_at(deadline, exchange).await {
+            Ok(Ok(response)) => return Ok(response),
+            Ok(Err(e)) => Err(e.into_client_error(node, slot.addr)),
+            Err(_) => Err(timed_out()),
+        };
+        forget(slot, &connection).await;
+        result
+    }
+
+    /// The addresses calls to each node go to.
+    pub fn node_addr(&self, node: NodeId) -> Option<SocketAddr> {
+        self.nodes.get(&node).map(|slot| slot.addr)
+    }
+
+    /// Closes every connection (pending calls fail).
+    pub fn close(&self) {
+        self.endpoint
+            .close(quinn::VarInt::from_u32(0), b"client closed");
+    }
+
+    /// The cached connection to `node`, or a new one.
+    async fn connection(
+        &self,
+        node: NodeId,
+        slot: &NodeSlot,
+    ) -> Result<quinn::Connection, ClientError> {
+        let mut cached = slot.connection.lock().await;
+        if let Some(connection) = cached.as_ref() {
+            if connection.close_reason().is_none() {
+                return Ok(connection.clone());
+            }
+        }
+        *cached = None;
+        let addr = slot.addr;
+        let connecting = self
+            .endpoint
+            .connect(addr, &node.to_string())
+            .map_err(|source| ClientError::Connect { node, addr, source })?;
+        let connection =
+            connecting
+                .await
+                .map_err(|source| ClientError::Connection { node, addr, source })?;
+        *cached = Some(connection.clone());
+        Ok(connection)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Drops the cached connection if it is still `failed` (a concurrent call may have replaced it).
+async fn forget(slot: &NodeSlot, failed: &quinn::Connection) {
+    let mut cached = slot.connection.lock().await;
+    if cached
+        .as_ref()
+        .is_some_and(|c| c.stable_id() == failed.stable_id())
+    {
+        *cached = None;
+    }
+}
+
+/// Why one exchange failed, before the node and address are attached.
+enum ExchangeError {
+    Connection(quinn::ConnectionError),
+    Frame(FrameError),
+    NoResponse,
+}
+
+impl ExchangeError {
+    fn into_client_error(self, node: NodeId, addr: SocketAddr) -> ClientError {
+        match self {
+            ExchangeError::Connection(source) => ClientError::Connection { node, addr, source },
+            ExchangeError::Frame(source) => ClientError::Frame { node, addr, source },
+            ExchangeError::NoResponse => ClientError::NoResponse { node, addr },
+        }
+    }
+}
+
+async fn exchange(
+    connection: &quinn::Connection,
+    request: &ClientRequest,
+    max_frame_bytes: u32,
+) -> Result<ClientResponse, ExchangeError> {
+    let (mut send, mut recv) = connection
+        .open_bi()
+        .await
+        .map_err(ExchangeError::Connection)?;
+    write_frame(&mut send, request, max_frame_bytes)
+        .await
+        .map_err(ExchangeError::Frame)?;
+    finish(&mut send).map_err(ExchangeError::Frame)?;
+    match read_frame(&mut recv, max_frame_bytes).await {
+        Ok(Some(response)) => Ok(response),
+        Ok(None) => Err(ExchangeError::NoResponse),
+        Err(e) => Err(ExchangeError::Frame(e)),
+    }
+}
+
+/// A client-only endpoint on an ephemeral port of the right family: loopback when every node
+/// is on loopback, otherwise the unspecified address.
+fn client_endpoint(
+    identity: &TlsIdentity,
+    addrs: impl Iterator<Item = SocketAddr>,
+) -> Result<quinn::Endpoint, ClientError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(ClientError::Endpoint(
+            "Client::new must be called inside a tokio runtime".into(),
+        ));
+    }
+    let addrs: Vec<SocketAddr> = addrs.collect();
+    let ip: IpAddr = if addrs.iter().any(|a| a.is_ipv6()) {
+        Ipv6Addr::UNSPECIFIED.into()
+    } else if addrs.iter().all(|a| a.ip().is_loopback()) {
+        Ipv4Addr::LOCALHOST.into()
+    } else {
+        Ipv4Addr::UNSPECIFIED.into()
+    };
+    let bind = SocketAddr::new(ip, 0);
+    let mut endpoint = quinn::Endpoint::client(bind)
+        .map_err(|e| ClientError::Endpoint(format!("cannot bind {bind}: {e}")))?;
+    endpoint.set_default_client_config(identity.client_config()?);
+    Ok(endpoint)
+}

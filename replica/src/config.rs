@@ -1,0 +1,316 @@
+//! `cluster.toml`: everything a replica or a client needs to know about the cluster.
+//!
+//! One file describes the whole cluster (nodes, addresses, accounts, timeouts, checkpoint
+//! interval, certificate paths) so that every process reads the same facts. Relative paths are
+//! resolved against the directory of the file. `routes` lets a tester (the harness's relay)
+//! point one node's traffic to a peer at another address without the replica knowing why.
+
+use crate::types::{Account, Amount, NodeId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read cluster config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cluster config {path} is not valid TOML for a cluster: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+    #[error("cluster config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub accounts: Vec<Account>,
+    pub initial_balance: Amount,
+    #[serde(default)]
+    pub timing: Timing,
+    #[serde(default)]
+    pub limits: Limits,
+    pub tls: TlsPaths,
+    pub nodes: Vec<NodeConfig>,
+    /// Per-link address overrides: traffic from `from` to `to` goes to `addr`.
+    #[serde(default)]
+    pub routes: Vec<Route>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    /// Where the replica listens (UDP, QUIC) for peers and clients.
+    pub addr: SocketAddr,
+    /// Where clients should connect to reach this node; defaults to `addr`. The harness's relay
+    /// sets it to put client traffic through a cuttable link.
+    #[serde(default)]
+    pub client_addr: Option<SocketAddr>,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub addr: SocketAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsPaths {
+    pub ca_cert: PathBuf,
+    /// A client certificate for `replica ctl` and the harness.
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Timing {
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+    /// Core tick period of the shell.
+    pub tick_interval_ms: u64,
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Timing {
+            heartbeat_interval_ms: 30,
+            election_timeout_ms_min: 150,
+            election_timeout_ms_max: 300,
+            tick_interval_ms: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// A checkpoint every this many executed slots (K).
+    pub checkpoint_interval_slots: u64,
+    /// Most commands one slot carries.
+    pub max_batch_commands: u32,
+    /// Most slots a leader has proposed but not yet committed.
+    pub max_inflight_slots: u32,
+    /// Most client commands waiting for a slot at the leader; beyond it, `Overloaded`.
+    pub max_pending_commands: u32,
+    /// Largest frame accepted from the network.
+    pub max_frame_bytes: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            checkpoint_interval_slots: 10,
+            max_batch_commands: 1024,
+            max_inflight_slots: 64,
+            max_pending_commands: 65_536,
+            max_frame_bytes: 8 * 1024 * 1024,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Reads, validates and resolves relative paths against the file's directory.
+    pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: ClusterConfig =
+            toml::from_str(&text).map_err(|source| ConfigError::Parse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        Ok(config)
+    }
+
+    /// Writes the config as TOML.
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        let text = toml::to_string_pretty(self)?;
+        std::fs::write(path, text)
+            .map_err(|e| anyhow::anyhow!("cannot write cluster config {}: {e}", path.display()))
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.nodes.is_empty() {
+            return Err("no nodes".into());
+        }
+        let ids: BTreeSet<NodeId> = self.nodes.iter().map(|n| n.id).collect();
+        if ids.len() != self.nodes.len() {
+            return Err("two nodes share an id".into());
+        }
+        let accounts: BTreeSet<&Account> = self.accounts.iter().collect();
+        if accounts.is_empty() || accounts.len() != self.accounts.len() {
+            return Err("accounts must be non-empty and distinct".into());
+        }
+        if self.accounts.iter().any(|a| a.is_empty() || a.len() > 64) {
+            return Err("account names must be 1 to 64 characters".into());
+        }
+        if self.initial_balance < 0 {
+            return Err(format!(
+                "initial_balance {} is negative",
+                self.initial_balance
+            ));
+        }
+        let t = &self.timing;
+        if t.election_timeout_ms_min == 0 || t.election_timeout_ms_min > t.election_timeout_ms_max {
+            return Err("need 0 < election_timeout_ms_min <= election_timeout_ms_max".into());
+        }
+        if t.heartbeat_interval_ms == 0 || t.heartbeat_interval_ms >= t.election_timeout_ms_min {
+            return Err("heartbeat_interval_ms must be below election_timeout_ms_min".into());
+        }
+        let l = &self.limits;
+        if l.checkpoint_interval_slots == 0
+            || l.max_batch_commands == 0
+            || l.max_inflight_slots == 0
+            || l.max_pending_commands == 0
+            || l.max_frame_bytes < 1024
+        {
+            return Err("limits must be positive (max_frame_bytes at least 1024)".into());
+        }
+        for route in &self.routes {
+            if !ids.contains(&route.from) || !ids.contains(&route.to) {
+                return Err(format!(
+                    "route {} -> {} names an unknown node",
+                    route.from, route.to
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.tls.ca_cert);
+        fix(&mut self.tls.client_cert);
+        fix(&mut self.tls.client_key);
+        for node in &mut self.nodes {
+            fix(&mut node.cert);
+            fix(&mut node.key);
+        }
+    }
+
+    pub fn node(&self, id: NodeId) -> Option<&NodeConfig> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
+    pub fn node_ids(&self) -> Vec<NodeId> {
+        self.nodes.iter().map(|n| n.id).collect()
+    }
+
+    /// Where `from` sends its traffic for `to`: a route override, else `to`'s own address.
+    pub fn peer_addr(&self, from: NodeId, to: NodeId) -> Option<SocketAddr> {
+        self.routes
+            .iter()
+            .find(|r| r.from == from && r.to == to)
+            .map(|r| r.addr)
+            .or_else(|| self.node(to).map(|n| n.addr))
+    }
+
+    /// Where a client reaches `node`.
+    pub fn client_addr(&self, node: NodeId) -> Option<SocketAddr> {
+        self.node(node).map(|n| n.client_addr.unwrap_or(n.addr))
+    }
+
+    /// Size of a majority (f + 1).
+    pub fn quorum(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    /// A local cluster of `nodes` replicas on consecutive loopback ports, accounts A–J at 10,
+    /// with certificate paths under `cert_dir` (as written by `replica certs`).
+    pub fn local(nodes: u32, base_port: u16, cert_dir: &Path) -> ClusterConfig {
+        let accounts = (b'A'..=b'J').map(|c| (c as char).to_string()).collect();
+        let nodes = (1..=nodes)
+            .map(|k| NodeConfig {
+                id: NodeId(k),
+                addr: SocketAddr::from(([127, 0, 0, 1], base_port + k as u16 - 1)),
+                client_addr: None,
+                cert: cert_dir.join(format!("n{k}.pem")),
+                key: cert_dir.join(format!("n{k}.key")),
+            })
+            .collect();
+        ClusterConfig {
+            accounts,
+            initial_balance: 10,
+            timing: Timing::default(),
+            limits: Limits::default(),
+            tls: TlsPaths {
+                ca_cert: cert_dir.join("ca.pem"),
+                client_cert: cert_dir.join("client.pem"),
+                client_key: cert_dir.join("client.key"),
+            },
+            nodes,
+            routes: Vec::new(),
+        }
+    }
+
+    /// Initial balances as a map.
+    pub fn initial_balances(&self) -> BTreeMap<Account, Amount> {
+        self.accounts
+            .iter()
+            .map(|a| (a.clone(), self.initial_balance))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_config_round_trips_through_toml() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = ClusterConfig::local(5, 7100, Path::new("certs"));
+        let path = dir.path().join("cluster.toml");
+        config.save(&path).unwrap();
+        let loaded = ClusterConfig::load(&path).unwrap();
+        assert_eq!(loaded.nodes.len(), 5);
+        assert_eq!(loaded.quorum(), 3);
+        assert_eq!(loaded.tls.ca_cert, dir.path().join("certs/ca.pem"));
+        assert_eq!(
+            loaded.peer_addr(NodeId(1), NodeId(2)),
+            Some(config.nodes[1].addr)
+        );
+    }
+
+    #[test]
+    fn a_bad_config_names_the_file_and_the_problem() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        let mut config = ClusterConfig::local(3, 7100, Path::new("certs"));
+        config.timing.election_timeout_ms_min = 10;
+        config.save(&path).unwrap();
+        let err = ClusterConfig::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("cluster.toml") && err.contains("heartbeat"),
+            "{err}"
+        );
+        std::fs::write(&path, "nodes = 3").unwrap();
+        let err = ClusterConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("not valid TOML"), "{err}");
+    }
+}

@@ -1,0 +1,177 @@
+//! The core's configuration and its planted bugs.
+//!
+//! `CoreConfig` is a flat copy of what the protocol needs from `cluster.toml` plus the few
+//! knobs the file does not carry (catch-up size, client wait), so the core never depends on how
+//! the cluster file is laid out and tests can build one in a line. `Bugs` are deliberate
+//! protocol errors for the harness's test-the-tester runs; each is one guarded branch in the
+//! core, marked `PLANTED BUG`.
+
+use crate::config::ClusterConfig;
+use crate::types::{Account, Amount, NodeId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+
+/// Default most committed entries one catch-up answer carries.
+pub const DEFAULT_MAX_CATCHUP_SLOTS: u32 = 64;
+/// Default time a replica keeps a client's stream waiting for its command to execute.
+pub const DEFAULT_CLIENT_WAIT_TIMEOUT_MS: u64 = 1_000;
+
+/// Planted bugs. All false in a real run; see the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bugs {
+    /// Execute without the reply-table check (and propose retries again): a retried transfer
+    /// applies twice.
+    pub no_dedup: bool,
+    /// The leader commits a slot on its own vote: a value can be "committed" and then lost.
+    pub early_commit: bool,
+    /// A new leader ignores the values in PROMISEs: it keeps its own log and fills every other
+    /// slot with a no-op, overwriting chosen values.
+    pub no_view_merge: bool,
+    /// Reads are answered at once from whichever replica receives them: stale reads.
+    pub local_reads: bool,
+    /// Transfers may overdraw an account.
+    pub no_funds_check: bool,
+    /// A leader ignores higher ballots in NACKs and PREPAREs and keeps answering reads locally.
+    pub stale_leader: bool,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CoreConfigError {
+    #[error("node {me} is not one of the cluster's nodes")]
+    NotAMember { me: crate::types::NodeId },
+    #[error("the node list is empty or names a node twice")]
+    BadNodes,
+    #[error("accounts must be non-empty and distinct")]
+    BadAccounts,
+    #[error("initial balance {0} is negative")]
+    NegativeBalance(Amount),
+    #[error("need 0 < heartbeat interval < election timeout min <= max")]
+    BadTiming,
+    #[error("limit {0} must be positive")]
+    ZeroLimit(&'static str),
+}
+
+/// Everything the protocol core needs to know. See the crate's `cluster.toml` for the meaning of
+/// the shared fields.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CoreConfig {
+    pub me: NodeId,
+    pub nodes: Vec<NodeId>,
+    pub accounts: Vec<Account>,
+    pub initial_balance: Amount,
+    pub heartbeat_interval_ms: u64,
+    pub election_timeout_ms_min: u64,
+    pub election_timeout_ms_max: u64,
+    pub checkpoint_interval_slots: u64,
+    pub max_batch_commands: u32,
+    pub max_inflight_slots: u32,
+    pub max_pending_commands: u32,
+    pub max_catchup_slots: u32,
+    pub client_wait_timeout_ms: u64,
+    pub bugs: Bugs,
+}
+
+impl CoreConfig {
+    /// The core's view of a cluster file, for node `me`. Bugs are off; the shell sets them.
+    pub fn from_cluster(cfg: &ClusterConfig, me: NodeId) -> CoreConfig {
+        CoreConfig {
+            me,
+            nodes: cfg.node_ids(),
+            accounts: cfg.accounts.clone(),
+            initial_balance: cfg.initial_balance,
+            heartbeat_interval_ms: cfg.timing.heartbeat_interval_ms,
+            election_timeout_ms_min: cfg.timing.election_timeout_ms_min,
+            election_timeout_ms_max: cfg.timing.election_timeout_ms_max,
+            checkpoint_interval_slots: cfg.limits.checkpoint_interval_slots,
+            max_batch_commands: cfg.limits.max_batch_commands,
+            max_inflight_slots: cfg.limits.max_inflight_slots,
+            max_pending_commands: cfg.limits.max_pending_commands,
+            max_catchup_slots: DEFAULT_MAX_CATCHUP_SLOTS,
+            client_wait_timeout_ms: DEFAULT_CLIENT_WAIT_TIMEOUT_MS,
+            bugs: Bugs::default(),
+        }
+    }
+
+    /// A small cluster for tests: nodes `n1..=n<count>`, accounts A–E at 10, the default timing
+    /// (heartbeat 30 ms, election 150–300 ms) and small limits.
+    pub fn for_test(me: u32, count: u32) -> CoreConfig {
+        CoreConfig {
+            me: NodeId(me),
+            nodes: (1..=count).map(NodeId).collect(),
+            accounts: ["A", "B", "C", "D", "E"]
+                .iter()
+                .map(|a| a.to_string())
+                .collect(),
+            initial_balance: 10,
+            heartbeat_interval_ms: 30,
+            election_timeout_ms_min: 150,
+            election_timeout_ms_max: 300,
+            checkpoint_interval_slots: 10,
+            max_batch_commands: 8,
+            max_inflight_slots: 8,
+            max_pending_commands: 64,
+            max_catchup_slots: 16,
+            client_wait_timeout_ms: 1_000,
+            bugs: Bugs::default(),
+        }
+    }
+
+    /// Checks the preconditions `Core::new` asserts.
+    pub fn validate(&self) -> Result<(), CoreConfigError> {
+        let nodes: BTreeSet<NodeId> = self.nodes.iter().copied().collect();
+        if nodes.is_empty() || nodes.len() != self.nodes.len() {
+            return Err(CoreConfigError::BadNodes);
+        }
+        if !nodes.contains(&self.me) {
+            return Err(CoreConfigError::NotAMember { me: self.me });
+        }
+        let accounts: BTreeSet<&Account> = self.accounts.iter().collect();
+        if accounts.is_empty() || accounts.len() != self.accounts.len() {
+            return Err(CoreConfigError::BadAccounts);
+        }
+        if self.initial_balance < 0 {
+            return Err(CoreConfigError::NegativeBalance(self.initial_balance));
+        }
+        if self.heartbeat_interval_ms == 0
+            || self.heartbeat_interval_ms >= self.election_timeout_ms_min
+            || self.election_timeout_ms_min > self.election_timeout_ms_max
+        {
+            return Err(CoreConfigError::BadTiming);
+        }
+        let limits = [
+            ("checkpoint_interval_slots", self.checkpoint_interval_slots),
+            ("max_batch_commands", self.max_batch_commands.into()),
+            ("max_inflight_slots", self.max_inflight_slots.into()),
+            ("max_pending_commands", self.max_pending_commands.into()),
+            ("max_catchup_slots", self.max_catchup_slots.into()),
+            ("client_wait_timeout_ms", self.client_wait_timeout_ms),
+        ];
+        match limits.iter().find(|(_, value)| *value == 0) {
+            Some((name, _)) => Err(CoreConfigError::ZeroLimit(name)),
+            None => Ok(()),
+        }
+    }
+
+    /// Size of a majority: f + 1.
+    pub fn quorum(&self) -> usize {
+        self.nodes.len() / 2 + 1
+    }
+
+    /// How far above its executed slot a replica keeps log entries. Anything beyond is dropped:
+    /// a replica that far behind catches up first. Wide enough for a full pipeline, a checkpoint
+    /// interval and a catch-up answer, with slack for a view change.
+    pub fn window(&self) -> u64 {
+        self.checkpoint_interval_slots
+            + 2 * u64::from(self.max_inflight_slots)
+            + u64::from(self.max_catchup_slots)
+    }
+
+    /// Every node but this one.
+    pub fn peers(&self) -> impl Iterator<Item = NodeId> + '_ {
+        self.nodes.iter().copied().filter(move |n| *n != self.me)
+    }
+
+    pub fn is_member(&self, node: NodeId) -> bool {
+        self.nodes.contains(&node)
+    }
+}

@@ -1,0 +1,268 @@
+//! The Paxos protocol core: a stable-leader Multi-Paxos bank as a deterministic state machine.
+//!
+//! Why pure: a core that never touches a clock, a socket, a disk or a random source can be
+//! tested handler by handler and run thousands of times inside a seeded simulator ([`sim`]),
+//! where every interleaving is reproducible from a seed. The tokio shell (`server`) owns all I/O
+//! and obeys the contract documented on [`Effect`].
+//!
+//! How it works, in one paragraph: every replica is an acceptor, a learner and an executor; one
+//! of them is the leader. A backup that hears nothing from a leader for a randomized election
+//! timeout becomes a candidate and sends one PREPARE covering every slot above its commit point.
+//! With a majority of PROMISEs it merges what they report (per slot the value with the highest
+//! ballot, gaps as no-ops), re-proposes that in a NEW_VIEW and then proposes batches of client
+//! commands in consecutive slots, pipelined (ACCEPT without waiting for earlier slots). A slot is
+//! committed when a majority accepted it; every replica executes committed slots strictly in
+//! order through [`Bank::execute`], which deduplicates retried requests. Checkpoints bound the
+//! log; replicas that fall behind fetch committed entries or a checkpoint from the leader.
+//!
+//! Module map:
+//! - [`wire`]: messages, values, WAL records, checkpoints (the formats).
+//! - [`effect`]: effects and the shell contract.
+//! - [`config`]: `CoreConfig` and the planted `Bugs`.
+//! - `log`: the in-memory log above the checkpoint.
+//! - `election`: PREPARE / PROMISE / NACK, becoming leader, and `merge`, the view merge.
+//! - `replication`: NEW_VIEW / ACCEPT / ACCEPTED / COMMIT / HEARTBEAT, `flush`, the leader's tick.
+//! - `clients`: client commands, forwarding, waiters, the leader's pending queue.
+//! - `execute`: commit point, execution, checkpoints, installing snapshots.
+//! - `catchup`: CATCH_UP_REQUEST / CATCH_UP_ENTRIES / SNAPSHOT.
+//! - `recovery`: `Core::new` from what was on disk.
+//! - `introspect`: status, balances, log, slot states, views, durable records.
+//! - [`sim`]: an in-process deterministic simulator of a whole cluster, for tests.
+
+mod catchup;
+mod clients;
+pub mod config;
+pub mod effect;
+mod election;
+mod execute;
+mod introspect;
+mod log;
+mod merge;
+mod recovery;
+mod replication;
+pub mod sim;
+pub mod wire;
+
+pub use config::{Bugs, CoreConfig, CoreConfigError};
+pub use effect::Effect;
+pub use wire::{Checkpoint, PeerMsg, Recovered, SlotEntry, Value, WalRecord};
+
+use crate::bank::Bank;
+use crate::client_proto::{Role, ViewRecord};
+use crate::types::{Ballot, NodeId, Slot};
+use clients::{Proposals, Waiters};
+use log::Log;
+use rand::rngs::SmallRng;
+use rand::Rng;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+/// Opaque handle from the shell naming the client stream to answer.
+pub type ReplyToken = u64;
+
+/// Most NEW_VIEWs remembered for PrintView.
+pub const MAX_VIEWS: usize = 1000;
+
+/// The protocol state of one replica. See the module docs.
+pub struct Core {
+    cfg: CoreConfig,
+    rng: SmallRng,
+
+    // Acceptor state: durable through `Effect::Persist`.
+    /// Highest ballot promised; nothing below it is accepted.
+    promised: Ballot,
+    log: Log,
+    /// Every slot up to here is committed and present (in the log or the checkpoint).
+    commit: Slot,
+
+    // Executor state.
+    bank: Bank,
+    /// Every slot up to here is executed; equal to `commit` between inputs.
+    executed: Slot,
+    /// The last checkpoint taken or installed, kept to answer lagging replicas.
+    checkpoint: Option<Checkpoint>,
+    /// Highest ballot among the entries executed here (and the checkpoints installed). Never
+    /// above `promised`: see `adopt`.
+    decided_ballot: Ballot,
+
+    // Roles and timers.
+    role: RoleState,
+    /// The leader this replica currently follows (itself when leading).
+    leader: Option<NodeId>,
+    /// A backup or candidate starts an election when the clock reaches this.
+    election_deadline_ms: u64,
+    /// Highest commit point heard from a leader; above `commit` means "catch up".
+    known_commit: Slot,
+    /// When the outstanding catch-up request may be repeated; `None` when none is outstanding.
+    catchup_retry_ms: Option<u64>,
+
+    // Clients.
+    waiters: Waiters,
+    views: VecDeque<ViewRecord>,
+}
+
+/// What this replica is doing besides accepting.
+enum RoleState {
+    Backup,
+    Candidate(Candidate),
+    Leader(Leader),
+}
+
+/// A replica collecting PROMISEs for `ballot`.
+struct Candidate {
+    ballot: Ballot,
+    /// Promises from other nodes (this replica's own log counts as the last one).
+    promises: BTreeMap<NodeId, PromiseInfo>,
+    /// The most advanced checkpoint any promiser sent.
+    best_checkpoint: Option<Checkpoint>,
+}
+
+struct PromiseInfo {
+    commit: Slot,
+    entries: Vec<SlotEntry>,
+}
+
+/// A replica that won `ballot` and proposes in it.
+struct Leader {
+    ballot: Ballot,
+    /// The next slot a fresh batch goes to.
+    next_slot: Slot,
+    /// Proposed, not yet committed slots and who accepted them.
+    inflight: BTreeMap<Slot, Inflight>,
+    proposals: Proposals,
+    last_heartbeat_ms: u64,
+    /// Highest commit point already told to the backups.
+    commit_sent: Slot,
+}
+
+struct Inflight {
+    acks: BTreeSet<NodeId>,
+    last_sent_ms: u64,
+}
+
+impl Core {
+    fn me(&self) -> NodeId {
+        self.cfg.me
+    }
+
+    fn is_leader(&self) -> bool {
+        matches!(self.role, RoleState::Leader(_))
+    }
+
+    fn role(&self) -> Role {
+        match self.role {
+            RoleState::Backup => Role::Backup,
+            RoleState::Candidate(_) => Role::Candidate,
+            RoleState::Leader(_) => Role::Leader,
+        }
+    }
+
+    /// Pushes the election deadline a fresh random timeout into the future.
+    fn reset_election_timer(&mut self, now_ms: u64) {
+        let timeout = self
+            .rng
+            .gen_range(self.cfg.election_timeout_ms_min..=self.cfg.election_timeout_ms_max);
+        self.election_deadline_ms = now_ms.saturating_add(timeout);
+    }
+
+    /// Adopts a higher ballot: persist the promise, and stop leading or campaigning for a lower
+    /// one. Precondition: `ballot > promised`.
+    fn raise_promised(&mut self, ballot: Ballot, out: &mut Vec<Effect>) {
+        assert!(
+            ballot > self.promised,
+            "ballots only grow: {ballot} <= {}",
+            self.promised
+        );
+        self.promised = ballot;
+        out.push(Effect::Persist(WalRecord::Promised(ballot)));
+        if !matches!(self.role, RoleState::Backup) {
+            tracing::debug!(node = %self.me(), %ballot, "stepping down for a higher ballot");
+            self.role = RoleState::Backup;
+        }
+        self.leader = None;
+    }
+
+    /// Adopts the ballot a decided entry or checkpoint was accepted in, if it is above our
+    /// promise. This keeps the invariant "every decided value held here was accepted in a
+    /// ballot <= promised", which makes two things safe: voting ACCEPTED for a slot already
+    /// decided here (any proposal at a ballot >= the deciding one carries the decided value), and
+    /// a leader installing decided state (a leader that learns of a higher ballot steps down).
+    fn adopt(&mut self, ballot: Ballot, out: &mut Vec<Effect>) {
+        if ballot > self.promised {
+            tracing::debug!(node = %self.me(), %ballot, "adopting the ballot of decided state");
+            self.raise_promised(ballot, out);
+        }
+    }
+
+    /// Records a NEW_VIEW for PrintView, once per ballot, keeping the last [`MAX_VIEWS`].
+    fn record_view(&mut self, ballot: Ballot, next_slot: Slot) {
+        if self.views.iter().rev().take(8).any(|v| v.ballot == ballot) {
+            return;
+        }
+        if self.views.len() >= MAX_VIEWS {
+            self.views.pop_front();
+        }
+        self.views.push_back(ViewRecord {
+            ballot,
+            leader: ballot.node,
+            next_slot,
+        });
+    }
+
+    /// Handles one message from a peer. Messages from non-members or from this node itself are
+    /// dropped; so is anything malformed or stale (see each handler).
+    pub fn on_message(&mut self, now_ms: u64, from: NodeId, msg: PeerMsg, out: &mut Vec<Effect>) {
+        if from == self.me() || !self.cfg.is_member(from) {
+            tracing::debug!(node = %self.me(), %from, kind = msg.kind(), "dropping message from a non-peer");
+            return;
+        }
+        match msg {
+            PeerMsg::Prepare { ballot, commit } => {
+                self.on_prepare(now_ms, from, ballot, commit, out)
+            }
+            PeerMsg::Promise {
+                ballot,
+                commit,
+                entries,
+                checkpoint,
+            } => self.on_promise(now_ms, from, ballot, commit, entries, checkpoint, out),
+            PeerMsg::NewView {
+                ballot,
+                commit,
+                next_slot,
+                entries,
+            } => self.on_new_view(now_ms, from, ballot, commit, next_slot, entries, out),
+            PeerMsg::Accept {
+                ballot,
+                slot,
+                value,
+                commit,
+            } => self.on_accept(now_ms, from, ballot, slot, value, commit, out),
+            PeerMsg::Accepted { ballot, slot } => self.on_accepted(now_ms, from, ballot, slot, out),
+            PeerMsg::Commit { ballot, upto } => {
+                self.on_commit_point(now_ms, from, ballot, upto, out)
+            }
+            PeerMsg::Heartbeat { ballot, commit } => {
+                self.on_commit_point(now_ms, from, ballot, commit, out)
+            }
+            PeerMsg::Nack { ballot } => self.on_nack(now_ms, from, ballot, out),
+            PeerMsg::Forward { command } => self.on_forward(from, command),
+            PeerMsg::CatchUpRequest { from: slot } => self.on_catchup_request(from, slot, out),
+            PeerMsg::CatchUpEntries { commit, entries } => {
+                self.on_catchup_entries(now_ms, from, commit, entries, out)
+            }
+            PeerMsg::Snapshot { checkpoint } => self.on_snapshot(now_ms, from, checkpoint, out),
+        }
+    }
+
+    /// Called every ~10 ms: client waits expire, backups and candidates start elections, the
+    /// leader sends heartbeats and retransmits, lagging replicas repeat catch-up requests.
+    pub fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        self.waiters.expire(now_ms);
+        if self.is_leader() {
+            self.leader_tick(now_ms, out);
+        } else if now_ms >= self.election_deadline_ms {
+            self.start_election(now_ms, out);
+        }
+        self.maybe_request_catchup(now_ms, out);
+    }
+}

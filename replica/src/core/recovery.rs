@@ -1,0 +1,127 @@
+//! Starting a core, fresh or from what a previous run left on disk.
+//!
+//! The checkpoint gives the executed state up to its slot; the WAL records, replayed in order,
+//! give the acceptor state above it: the highest promise, per slot the value accepted with the
+//! highest ballot, and the commit point. Committed entries above the checkpoint are executed
+//! again (the shell truncated its journal to the checkpoint's exec index), which emits their
+//! `Executed` effects once more, so `new` returns effects as well as the core. A restarted
+//! replica always starts as a backup: it never reuses a ballot it may have led with.
+
+use super::clients::Waiters;
+use super::effect::Effect;
+use super::log::{Entry, Log};
+use super::wire::{Checkpoint, Recovered, WalRecord};
+use super::{Core, CoreConfig, RoleState};
+use crate::bank::Bank;
+use crate::types::{Ballot, Slot};
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use std::collections::VecDeque;
+
+impl Core {
+    /// Builds a core from its config and what was recovered from disk (`Recovered::default()`
+    /// for a fresh node), returning the effects of re-executing committed entries (`Executed`,
+    /// possibly `Checkpoint`) for the shell to apply like any other burst.
+    ///
+    /// `seed` drives the election timeouts; it is mixed with the node id so that nodes given the
+    /// same seed still draw different timeouts.
+    ///
+    /// Panics if the config is invalid (`CoreConfig::validate`): that is a local setup error,
+    /// not input from the network.
+    pub fn new(
+        config: CoreConfig,
+        recovered: Recovered,
+        seed: u64,
+        now_ms: u64,
+    ) -> (Core, Vec<Effect>) {
+        if let Err(e) = config.validate() {
+            panic!("invalid core config: {e}");
+        }
+        let mut bank = Bank::new(&config.accounts, config.initial_balance);
+        bank.set_allow_overdraft(config.bugs.no_funds_check);
+        let mixed = seed ^ u64::from(config.me.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let max_waiters = config.max_pending_commands as usize;
+        let mut core = Core {
+            rng: SmallRng::seed_from_u64(mixed),
+            promised: Ballot::ZERO,
+            log: Log::default(),
+            commit: Slot(0),
+            bank,
+            executed: Slot(0),
+            checkpoint: None,
+            decided_ballot: Ballot::ZERO,
+            role: RoleState::Backup,
+            leader: None,
+            election_deadline_ms: 0,
+            known_commit: Slot(0),
+            catchup_retry_ms: None,
+            waiters: Waiters::new(max_waiters),
+            views: VecDeque::new(),
+            cfg: config,
+        };
+        core.reset_election_timer(now_ms);
+        let mut out = Vec::new();
+        if let Some(checkpoint) = recovered.checkpoint {
+            core.restore_checkpoint(checkpoint);
+        }
+        let commit_hint = core.replay(recovered.records);
+        core.log.mark_committed_upto(commit_hint);
+        core.advance_commit_quietly();
+        core.execute_committed(&mut out);
+        (core, out)
+    }
+
+    /// Takes over a checkpoint found on disk (no effects: it is already there).
+    fn restore_checkpoint(&mut self, checkpoint: Checkpoint) {
+        if !self.checkpoint_fits(&checkpoint) {
+            tracing::error!(node = %self.me(), "checkpoint on disk does not match the accounts; ignoring it");
+            return;
+        }
+        self.bank = checkpoint.bank.clone();
+        self.bank.set_allow_overdraft(self.cfg.bugs.no_funds_check);
+        self.log.truncate_through(checkpoint.slot);
+        self.executed = checkpoint.slot;
+        self.commit = checkpoint.slot;
+        self.promised = self.promised.max(checkpoint.ballot);
+        self.decided_ballot = checkpoint.ballot;
+        self.checkpoint = Some(checkpoint);
+    }
+
+    /// Replays WAL records; returns the highest commit point recorded.
+    fn replay(&mut self, records: Vec<WalRecord>) -> Slot {
+        let mut commit_hint = Slot(0);
+        for record in records {
+            match record {
+                WalRecord::Promised(ballot) => self.promised = self.promised.max(ballot),
+                WalRecord::Accepted {
+                    slot,
+                    ballot,
+                    value,
+                } => {
+                    self.promised = self.promised.max(ballot);
+                    if slot <= self.log.base() {
+                        continue;
+                    }
+                    if self.log.get(slot).is_none_or(|e| e.ballot <= ballot) {
+                        self.log.insert(
+                            slot,
+                            Entry {
+                                ballot,
+                                value,
+                                committed: false,
+                            },
+                        );
+                    }
+                }
+                WalRecord::Committed { upto } => commit_hint = commit_hint.max(upto),
+            }
+        }
+        commit_hint
+    }
+
+    /// Moves the commit point over recovered committed entries without persisting it again.
+    fn advance_commit_quietly(&mut self) {
+        self.commit = self.log.committed_prefix_end(self.commit);
+        self.known_commit = self.commit;
+    }
+}

@@ -1,0 +1,18 @@
+//! faultline's replica: a stable-leader Multi-Paxos bank ledger.
+//!
+//! - `types`, `bank`, `client_proto`, `config`: the vocabulary shared by everything.
+//! - `core`: the Paxos protocol as a pure state machine (messages and ticks in, effects out).
+//! - `storage`: the write-ahead log, checkpoints and the executed journal on disk.
+//! - `net`: QUIC with mutual TLS, frames, certificates.
+//! - `server`: the tokio shell that drives the core with real sockets, disk and timers.
+//! - `client`: the client library used by `replica ctl` and the harness.
+
+pub mod bank;
+pub mod client;
+pub mod client_proto;
+pub mod config;
+pub mod core;
+pub mod net;
+pub mod server;
+pub mod storage;
+pub mod types;

@@ -1,0 +1,237 @@
+//! Certificate generation for a cluster: one CA, a certificate per node and per client.
+//!
+//! Identity in faultline comes only from certificates: a peer's address may be a relay, so a
+//! replica learns who is talking from the verified certificate's first DNS name. Nodes get the
+//! DNS name of their id (`n1`, plus `localhost` and 127.0.0.1 so tools can connect by address);
+//! clients get their own name, which must not look like a node id (it would let a client pose
+//! as a replica). Node certificates allow both server and client authentication because a
+//! replica both accepts and opens connections; client certificates allow client auth only.
+
+use crate::types::NodeId;
+use rcgen::{
+    BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose, SanType,
+};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum CertError {
+    #[error("cannot generate a certificate for {name}: {source}")]
+    Generate { name: String, source: rcgen::Error },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot load the CA from {path}: {source}")]
+    LoadCa { path: PathBuf, source: rcgen::Error },
+    #[error("bad client name {0:?}: use 1-63 letters, digits or '-', not a node id like n1")]
+    BadClientName(String),
+}
+
+/// A CA able to sign leaf certificates.
+struct Ca {
+    cert: Certificate,
+    key: KeyPair,
+}
+
+/// Writes `ca.pem`/`ca.key`, `<node>.pem`/`<node>.key` for every node and
+/// `<client>.pem`/`<client>.key` for every client into `out_dir` (created if needed).
+pub fn generate_cluster_certs(
+    out_dir: &Path,
+    nodes: &[NodeId],
+    clients: &[&str],
+) -> Result<(), CertError> {
+    for client in clients {
+        check_client_name(client)?;
+    }
+    create_dir(out_dir)?;
+    let ca = new_ca("faultline CA")?;
+    write_pair(out_dir, "ca", &ca.cert, &ca.key)?;
+    for node in nodes {
+        let name = node.to_string();
+        let (cert, key) = node_cert(&ca, &name)?;
+        write_pair(out_dir, &name, &cert, &key)?;
+    }
+    for client in clients {
+        let (cert, key) = client_cert(&ca, client)?;
+        write_pair(out_dir, client, &cert, &key)?;
+    }
+    Ok(())
+}
+
+/// Adds `<name>.pem`/`<name>.key` signed by the CA already in `out_dir` (`ca.pem`, `ca.key`).
+pub fn add_client_cert(out_dir: &Path, name: &str) -> Result<(), CertError> {
+    check_client_name(name)?;
+    let ca = load_ca(out_dir)?;
+    let (cert, key) = client_cert(&ca, name)?;
+    write_pair(out_dir, name, &cert, &key)
+}
+
+/// For tests: writes `<name>.pem`/`<name>.key` signed by a fresh CA that no cluster trusts
+/// (its certificate goes to `<name>-ca.pem`).
+pub fn generate_foreign_client_cert(out_dir: &Path, name: &str) -> Result<(), CertError> {
+    check_client_name(name)?;
+    create_dir(out_dir)?;
+    let ca = new_ca("untrusted CA")?;
+    let (cert, key) = client_cert(&ca, name)?;
+    write_file(
+        &out_dir.join(format!("{name}-ca.pem")),
+        ca.cert.pem().as_bytes(),
+        false,
+    )?;
+    write_pair(out_dir, name, &cert, &key)
+}
+
+fn check_client_name(name: &str) -> Result<(), CertError> {
+    let well_formed = !name.is_empty()
+        && name.len() <= 63
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !name.starts_with('-');
+    if !well_formed || name.parse::<NodeId>().is_ok() {
+        return Err(CertError::BadClientName(name.to_string()));
+    }
+    Ok(())
+}
+
+fn generate_error(name: &str) -> impl FnOnce(rcgen::Error) -> CertError + '_ {
+    move |source| CertError::Generate {
+        name: name.to_string(),
+        source,
+    }
+}
+
+fn new_ca(common_name: &str) -> Result<Ca, CertError> {
+    let mut params =
+        CertificateParams::new(Vec::<String>::new()).map_err(generate_error(common_name))?;
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let key = KeyPair::generate().map_err(generate_error(common_name))?;
+    let cert = params
+        .self_signed(&key)
+        .map_err(generate_error(common_name))?;
+    Ok(Ca { cert, key })
+}
+
+fn load_ca(dir: &Path) -> Result<Ca, CertError> {
+    let cert_path = dir.join("ca.pem");
+    let key_path = dir.join("ca.key");
+    let cert_pem = read_file(&cert_path)?;
+    let key_pem = read_file(&key_path)?;
+    let load = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| CertError::LoadCa { path, source }
+    };
+    let key = KeyPair::from_pem(&key_pem).map_err(load(&key_path))?;
+    let params = CertificateParams::from_ca_cert_pem(&cert_pem).map_err(load(&cert_path))?;
+    // Re-signing the parsed parameters with the same key reproduces the issuer name and key
+    // identifier, which is all that signing a leaf needs.
+    let cert = params.self_signed(&key).map_err(load(&cert_path))?;
+    Ok(Ca { cert, key })
+}
+
+fn leaf_params(
+    name: &str,
+    sans: Vec<String>,
+    usages: Vec<ExtendedKeyUsagePurpose>,
+) -> Result<CertificateParams, CertError> {
+    let mut params = CertificateParams::new(sans).map_err(generate_error(name))?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = usages;
+    Ok(params)
+}
+
+fn node_cert(ca: &Ca, name: &str) -> Result<(Certificate, KeyPair), CertError> {
+    let usages = vec![
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
+    let mut params = leaf_params(
+        name,
+        vec![name.to_string(), "localhost".to_string()],
+        usages,
+    )?;
+    params
+        .subject_alt_names
+        .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
+    sign(ca, name, params)
+}
+
+fn client_cert(ca: &Ca, name: &str) -> Result<(Certificate, KeyPair), CertError> {
+    let params = leaf_params(
+        name,
+        vec![name.to_string()],
+        vec![ExtendedKeyUsagePurpose::ClientAuth],
+    )?;
+    sign(ca, name, params)
+}
+
+fn sign(
+    ca: &Ca,
+    name: &str,
+    params: CertificateParams,
+) -> Result<(Certificate, KeyPair), CertError> {
+    let key = KeyPair::generate().map_err(generate_error(name))?;
+    let cert = params
+        .signed_by(&key, &ca.cert, &ca.key)
+        .map_err(generate_error(name))?;
+    Ok((cert, key))
+}
+
+fn write_pair(dir: &Path, stem: &str, cert: &Certificate, key: &KeyPair) -> Result<(), CertError> {
+    write_file(
+        &dir.join(format!("{stem}.pem")),
+        cert.pem().as_bytes(),
+        false,
+    )?;
+    write_file(
+        &dir.join(format!("{stem}.key")),
+        key.serialize_pem().as_bytes(),
+        true,
+    )
+}
+
+fn create_dir(dir: &Path) -> Result<(), CertError> {
+    std::fs::create_dir_all(dir).map_err(|source| CertError::Write {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn read_file(path: &Path) -> Result<String, CertError> {
+    std::fs::read_to_string(path).map_err(|source| CertError::Read {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Writes a file; private keys are created readable by the owner only.
+fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), CertError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let err = |source| CertError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    if private {
+        options.mode(0o600);
+    }
+    let mut file = options.open(path).map_err(err)?;
+    file.write_all(bytes).map_err(err)
+}

@@ -1,0 +1,490 @@
+//! [`Network`]: a replica's single QUIC endpoint, serving peers and clients on one UDP socket.
+//!
+//! Outgoing peer traffic goes through one [`peer`](super::peer) link per peer. Incoming
+//! connections are sorted by the verified certificate's name ([`super::tls::peer_name`]):
+//!
+//! - a name that is a cluster member's node id may open unidirectional streams of frames; each
+//!   frame is delivered to `Incoming::peer_rx` as `(that node, message)`;
+//! - any CA-signed certificate may open bidirectional streams, each carrying one
+//!   `ClientRequest` frame answered by one `ClientResponse` frame; requests reach
+//!   `Incoming::client_rx` with a oneshot for the answer;
+//! - a non-member opening a unidirectional stream, or anyone sending a malformed or oversize
+//!   frame, gets its connection closed (and logged with its name). Other connections are not
+//!   affected.
+//!
+//! Everything is bounded: the per-peer outgoing queues, the incoming channels (a full channel
+//! back-pressures the QUIC streams feeding it), concurrent connections, and concurrent client
+//! streams per connection.
+
+use super::codes;
+use super::frame::{encode_frame, finish, read_frame, write_frame, FrameReader};
+use super::peer::{run_link, LinkStats};
+use super::tls::{peer_name, TlsError, TlsIdentity};
+use crate::client_proto::{ClientRequest, ClientResponse};
+use crate::types::NodeId;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::collections::{HashMap, HashSet};
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinHandle;
+
+/// Most connections served at once; beyond it new ones are refused.
+pub const MAX_CONNECTIONS: usize = 1024;
+/// Most client requests being served at once per connection.
+pub const MAX_CLIENT_STREAMS_PER_CONNECTION: usize = 256;
+/// An incoming handshake that takes longer is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// A client must send its request frame within this time of opening the stream.
+const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest a client stream waits for the shell's answer before it is finished unanswered.
+pub const CLIENT_CALL_MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// What arrives from the network.
+pub struct Incoming<M> {
+    pub peer_rx: mpsc::Receiver<(NodeId, M)>,
+    pub client_rx: mpsc::Receiver<ClientCall>,
+}
+
+/// One client request and where to send its answer. Dropping `respond` finishes the stream
+/// unanswered (the client sees no response and must treat the outcome as unknown).
+#[derive(Debug)]
+pub struct ClientCall {
+    pub request: ClientRequest,
+    pub respond: oneshot::Sender<ClientResponse>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetError {
+    #[error("cannot listen on {addr} (UDP): {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// The replica's network. Cheap to clone; all clones share one endpoint. Dropping the last
+/// clone (or calling [`Network::shutdown`]) closes the endpoint.
+pub struct Network<M> {
+    shared: Arc<Shared>,
+    _messages: PhantomData<fn(M) -> M>,
+}
+
+impl<M> Clone for Network<M> {
+    fn clone(&self) -> Self {
+        Network {
+            shared: self.shared.clone(),
+            _messages: PhantomData,
+        }
+    }
+}
+
+struct Shared {
+    me: NodeId,
+    endpoint: quinn::Endpoint,
+    links: HashMap<NodeId, Link>,
+    unroutable: LinkStats,
+    max_frame_bytes: u32,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+struct Link {
+    queue: mpsc::Sender<Bytes>,
+    stats: Arc<LinkStats>,
+}
+
+impl Shared {
+    fn close(&self) {
+        self.endpoint
+            .close(quinn::VarInt::from_u32(codes::SHUTDOWN), b"shutdown");
+        let tasks = match self.tasks.lock() {
+            Ok(mut tasks) => std::mem::take(&mut *tasks),
+            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+        };
+        for task in tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// Per-link counters, for diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkCounters {
+    pub peer: NodeId,
+    pub sent: u64,
+    pub dropped: u64,
+}
+
+impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
+    /// Binds `bind` (UDP), starts one link per peer and the accept loop. Must run inside a
+    /// tokio runtime. `queue_bound` bounds each peer's outgoing queue and both incoming
+    /// channels.
+    pub async fn start(
+        me: NodeId,
+        bind: SocketAddr,
+        peers: Vec<(NodeId, SocketAddr)>,
+        tls: &TlsIdentity,
+        max_frame_bytes: u32,
+        queue_bound: usize,
+    ) -> Result<(Network<M>, Incoming<M>), NetError> {
+        let queue_bound = queue_bound.max(1);
+        let mut endpoint = quinn::Endpoint::server(tls.server_config()?, bind)
+            .map_err(|source| NetError::Bind { addr: bind, source })?;
+        endpoint.set_default_client_config(tls.client_config()?);
+
+        let mut tasks = Vec::new();
+        let mut links = HashMap::new();
+        for (peer, addr) in peers.iter().copied().filter(|(peer, _)| *peer != me) {
+            let (queue, rx) = mpsc::channel(queue_bound);
+            let stats = Arc::new(LinkStats::new(peer.to_string()));
+            tasks.push(tokio::spawn(run_link(
+                endpoint.clone(),
+                peer,
+                addr,
+                rx,
+                stats.clone(),
+            )));
+            links.insert(peer, Link { queue, stats });
+        }
+
+        let (peer_tx, peer_rx) = mpsc::channel(queue_bound);
+        let (client_tx, client_rx) = mpsc::channel(queue_bound);
+        let ctx = Arc::new(AcceptContext {
+            members: peers
+                .iter()
+                .map(|(peer, _)| *peer)
+                .filter(|peer| *peer != me)
+                .collect(),
+            peer_tx,
+            client_tx,
+            max_frame_bytes,
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        });
+        tasks.push(tokio::spawn(accept_loop(endpoint.clone(), ctx)));
+
+        let shared = Shared {
+            me,
+            endpoint,
+            links,
+            unroutable: LinkStats::new("unknown destinations"),
+            max_frame_bytes,
+            tasks: Mutex::new(tasks),
+        };
+        let network = Network {
+            shared: Arc::new(shared),
+            _messages: PhantomData,
+        };
+        Ok((network, Incoming { peer_rx, client_rx }))
+    }
+
+    /// Queues `msg` for `to` without waiting. Dropped (counted, logged rate-limited) when the
+    /// peer's queue is full or its link is down: the protocol retransmits.
+    pub fn send(&self, to: NodeId, msg: M) {
+        self.broadcast(std::iter::once(to), &msg);
+    }
+
+    /// Queues one message for several peers, encoding it once.
+    pub fn broadcast(&self, to: impl IntoIterator<Item = NodeId>, msg: &M) {
+        let frame = match encode_frame(msg, self.shared.max_frame_bytes) {
+            Ok(frame) => frame,
+            Err(e) => {
+                let n = to.into_iter().count() as u64;
+                self.shared
+                    .unroutable
+                    .note_drop(n, &format!("cannot encode the message: {e}"));
+                return;
+            }
+        };
+        for peer in to {
+            self.enqueue(peer, frame.clone());
+        }
+    }
+
+    fn enqueue(&self, to: NodeId, frame: Bytes) {
+        let Some(link) = self.shared.links.get(&to) else {
+            self.shared
+                .unroutable
+                .note_drop(1, &format!("{to} is not a peer of {}", self.shared.me));
+            return;
+        };
+        match link.queue.try_send(frame) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => link.stats.note_drop(1, "queue full"),
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                link.stats.note_drop(1, "network shut down")
+            }
+        }
+    }
+}
+
+impl<M> Network<M> {
+    /// Closes the endpoint and stops every link. Idempotent.
+    pub fn shutdown(&self) {
+        self.shared.close();
+    }
+
+    /// Waits until the endpoint has finished closing its connections (after `shutdown`).
+    pub async fn wait_closed(&self) {
+        self.shared.endpoint.wait_idle().await;
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.shared.me
+    }
+
+    /// The bound UDP address (useful when binding port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.shared.endpoint.local_addr()
+    }
+
+    /// Messages sent and dropped per peer link, sorted by peer.
+    pub fn counters(&self) -> Vec<LinkCounters> {
+        let mut counters: Vec<LinkCounters> = self
+            .shared
+            .links
+            .iter()
+            .map(|(peer, link)| LinkCounters {
+                peer: *peer,
+                sent: link.stats.sent.load(Ordering::Relaxed),
+                dropped: link.stats.dropped.load(Ordering::Relaxed),
+            })
+            .collect();
+        counters.sort_by_key(|c| c.peer);
+        counters
+    }
+
+    /// Total messages dropped (all links, plus unroutable ones).
+    pub fn dropped(&self) -> u64 {
+        let links: u64 = self.counters().iter().map(|c| c.dropped).sum();
+        links + self.shared.unroutable.dropped.load(Ordering::Relaxed)
+    }
+}
+
+/// What every incoming connection's tasks share.
+struct AcceptContext<M> {
+    members: HashSet<NodeId>,
+    peer_tx: mpsc::Sender<(NodeId, M)>,
+    client_tx: mpsc::Sender<ClientCall>,
+    max_frame_bytes: u32,
+    connections: Arc<Semaphore>,
+}
+
+/// Who is on the other end of a connection.
+struct Remote {
+    name: String,
+    /// Set when `name` is a cluster member's node id.
+    node: Option<NodeId>,
+    addr: SocketAddr,
+}
+
+async fn accept_loop<M: DeserializeOwned + Send + 'static>(
+    endpoint: quinn::Endpoint,
+    ctx: Arc<AcceptContext<M>>,
+) {
+    while let Some(incoming) = endpoint.accept().await {
+        let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
+            tracing::warn!(remote = %incoming.remote_address(), "refusing a connection: {MAX_CONNECTIONS} already open");
+            incoming.refuse();
+            continue;
+        };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            serve_connection(incoming, ctx).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn serve_connection<M: DeserializeOwned + Send + 'static>(
+    incoming: quinn::Incoming,
+    ctx: Arc<AcceptContext<M>>,
+) {
+    let addr = incoming.remote_address();
+    let connection = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(e)) => {
+            tracing::info!(remote = %addr, "refused a connection from {addr}: {e}");
+            return;
+        }
+        Err(_) => {
+            tracing::debug!(remote = %addr, "handshake from {addr} timed out");
+            return;
+        }
+    };
+    let Some(name) = peer_name(&connection) else {
+        tracing::warn!(remote = %addr, "connection from {addr} has no certificate DNS name; closing it");
+        connection.close(quinn::VarInt::from_u32(codes::NO_IDENTITY), b"no identity");
+        return;
+    };
+    let node = name
+        .parse::<NodeId>()
+        .ok()
+        .filter(|node| ctx.members.contains(node));
+    let remote = Remote { name, node, addr };
+    tracing::debug!(remote = %addr, name = %remote.name, "accepted a connection from {} at {addr}", remote.name);
+    tokio::join!(
+        accept_peer_streams(&connection, &remote, &ctx),
+        accept_client_streams(&connection, &remote, &ctx)
+    );
+}
+
+fn close_for(connection: &quinn::Connection, code: u32, reason: &'static str) {
+    connection.close(quinn::VarInt::from_u32(code), reason.as_bytes());
+}
+
+async fn accept_peer_streams<M: DeserializeOwned + Send + 'static>(
+    connection: &quinn::Connection,
+    remote: &Remote,
+    ctx: &Arc<AcceptContext<M>>,
+) {
+    while let Ok(recv) = connection.accept_uni().await {
+        let Some(node) = remote.node else {
+            tracing::warn!(
+                name = %remote.name, remote = %remote.addr,
+                "{} at {} is not a cluster node but opened a peer stream; closing the connection",
+                remote.name, remote.addr
+            );
+            close_for(connection, codes::NOT_A_PEER, "not a cluster node");
+            return;
+        };
+        let reader = FrameReader::new(recv, ctx.max_frame_bytes);
+        tokio::spawn(read_peer_stream(
+            reader,
+            node,
+            remote.addr,
+            connection.clone(),
+            ctx.peer_tx.clone(),
+        ));
+    }
+}
+
+async fn read_peer_stream<M: DeserializeOwned>(
+    mut reader: FrameReader,
+    node: NodeId,
+    addr: SocketAddr,
+    connection: quinn::Connection,
+    peer_tx: mpsc::Sender<(NodeId, M)>,
+) {
+    loop {
+        match reader.next::<M>().await {
+            Ok(Some(msg)) => {
+                if peer_tx.send((node, msg)).await.is_err() {
+                    return; // the shell is gone
+                }
+            }
+            Ok(None) => return,
+            Err(e) if e.is_protocol_violation() => {
+                tracing::warn!(peer = %node, remote = %addr, "bad frame from {node} at {addr}: {e}; closing the connection");
+                close_for(&connection, codes::BAD_FRAME, "bad frame");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(peer = %node, "peer stream from {node} ended: {e}");
+                return;
+            }
+        }
+    }
+}
+
+async fn accept_client_streams<M>(
+    connection: &quinn::Connection,
+    remote: &Remote,
+    ctx: &Arc<AcceptContext<M>>,
+) {
+    let in_flight = Arc::new(Semaphore::new(MAX_CLIENT_STREAMS_PER_CONNECTION));
+    loop {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return;
+        };
+        let Ok((send, recv)) = connection.accept_bi().await else {
+            return;
+        };
+        let stream = ClientStream {
+            send,
+            recv,
+            connection: connection.clone(),
+            name: remote.name.clone(),
+            addr: remote.addr,
+            max_frame_bytes: ctx.max_frame_bytes,
+        };
+        let client_tx = ctx.client_tx.clone();
+        tokio::spawn(async move {
+            stream.serve(client_tx).await;
+            drop(permit);
+        });
+    }
+}
+
+/// One request/response exchange with a client.
+struct ClientStream {
+    send: quinn::SendStream,
+    recv: quinn::RecvStream,
+    connection: quinn::Connection,
+    name: String,
+    addr: SocketAddr,
+    max_frame_bytes: u32,
+}
+
+impl ClientStream {
+    async fn serve(mut self, client_tx: mpsc::Sender<ClientCall>) {
+        let Some(request) = self.read_request().await else {
+            return;
+        };
+        let (respond, answer) = oneshot::channel();
+        if client_tx
+            .send(ClientCall { request, respond })
+            .await
+            .is_err()
+        {
+            return; // the shell is gone
+        }
+        let answer = tokio::select! {
+            answer = answer => answer.ok(),
+            _ = self.send.stopped() => return, // the client gave up; dropping `answer` tells the shell
+            _ = tokio::time::sleep(CLIENT_CALL_MAX_WAIT) => None,
+        };
+        if let Some(response) = answer {
+            if let Err(e) = write_frame(&mut self.send, &response, self.max_frame_bytes).await {
+                tracing::debug!(name = %self.name, "cannot answer {} at {}: {e}", self.name, self.addr);
+                return;
+            }
+        }
+        let _ = finish(&mut self.send);
+    }
+
+    async fn read_request(&mut self) -> Option<ClientRequest> {
+        let read = read_frame::<ClientRequest>(&mut self.recv, self.max_frame_bytes);
+        match tokio::time::timeout(REQUEST_READ_TIMEOUT, read).await {
+            Ok(Ok(request)) => request,
+            Ok(Err(e)) if e.is_protocol_violation() => {
+                tracing::warn!(
+                    name = %self.name, remote = %self.addr,
+                    "bad request frame from {} at {}: {e}; closing the connection", self.name, self.addr
+                );
+                close_for(&self.connection, codes::BAD_FRAME, "bad frame");
+                None
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(name = %self.name, "client stream from {} failed: {e}", self.name);
+                None
+            }
+            Err(_) => {
+                tracing::debug!(name = %self.name, "client {} sent no request within {REQUEST_READ_TIMEOUT:?}", self.name);
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,290 @@
+//! The on-disk record frame and the recovery scan shared by every storage file.
+//!
+//! A frame is `[u32 len LE][u32 crc32 LE of payload][payload]`. Recovery reads frames from the
+//! start of a file until the first one that is damaged (short, over the size bound, checksum
+//! mismatch, or rejected by the caller's decoder). It then has to decide whether that damage is
+//! a torn tail (cut it) or corruption in the middle (refuse): it searches the rest of the file,
+//! at every byte offset, for a frame that is complete, has the right checksum and decodes. A
+//! crash mid-write leaves only a prefix of the last write, which contains no such frame; if one
+//! is found, cutting the file would lose real records, so recovery fails instead.
+//!
+//! The search is bounded ([`RESYNC_BUDGET_BYTES`] of checksummed candidate bytes): past the
+//! budget it gives up and reports corruption, which is the safe answer.
+
+use super::{StorageError, TornTail};
+use serde::Serialize;
+use std::fs::File;
+use std::io::{BufReader, ErrorKind, Read};
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+pub const HEADER_BYTES: usize = 8;
+
+/// Takes each good frame `(offset, payload)` during recovery; `Err(reason)` marks it damaged.
+pub type AcceptFrame<'a> = dyn FnMut(u64, &[u8]) -> Result<(), String> + 'a;
+
+/// Most candidate payload bytes the middle-corruption search checksums before giving up.
+const RESYNC_BUDGET_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Read buffer of the recovery scan.
+const SCAN_BUFFER_BYTES: usize = 1024 * 1024;
+
+/// Lets postcard append straight into a caller's buffer (and lets us undo a failed record).
+struct Extender<'a>(&'a mut Vec<u8>);
+
+impl Extend<u8> for Extender<'_> {
+    fn extend<I: IntoIterator<Item = u8>>(&mut self, iter: I) {
+        self.0.extend(iter);
+    }
+}
+
+/// Appends one framed `record` to `buf`. On error `buf` is left as it was.
+pub fn encode_into<R: Serialize>(
+    buf: &mut Vec<u8>,
+    record: &R,
+    max: u32,
+    path: &Path,
+) -> Result<(), StorageError> {
+    let start = buf.len();
+    buf.extend_from_slice(&[0u8; HEADER_BYTES]);
+    if let Err(source) = postcard::to_extend(record, Extender(buf)) {
+        buf.truncate(start);
+        return Err(StorageError::Encode {
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    let len = buf.len() - start - HEADER_BYTES;
+    if len == 0 || len > max as usize {
+        buf.truncate(start);
+        return Err(if len == 0 {
+            StorageError::EmptyRecord {
+                path: path.to_path_buf(),
+            }
+        } else {
+            StorageError::RecordTooLarge {
+                path: path.to_path_buf(),
+                len,
+                max,
+            }
+        });
+    }
+    let crc = crc32fast::hash(&buf[start + HEADER_BYTES..]);
+    buf[start..start + 4].copy_from_slice(&(len as u32).to_le_bytes());
+    buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
+    Ok(())
+}
+
+/// Splits a frame header into `(len, crc)`.
+fn parse_header(header: &[u8]) -> (u32, u32) {
+    let mut len = [0u8; 4];
+    let mut crc = [0u8; 4];
+    len.copy_from_slice(&header[..4]);
+    crc.copy_from_slice(&header[4..8]);
+    (u32::from_le_bytes(len), u32::from_le_bytes(crc))
+}
+
+/// Checks a header against the size bound and the file length; the reason if it is damaged.
+fn check_len(len: u32, offset: u64, file_len: u64, max: u32) -> Result<(), String> {
+    if len == 0 {
+        return Err("zero-length frame".into());
+    }
+    if len > max {
+        return Err(format!("frame length {len} exceeds the limit {max}"));
+    }
+    let end = offset + HEADER_BYTES as u64 + u64::from(len);
+    if end > file_len {
+        return Err(format!(
+            "frame of {len} bytes runs past the end of the file ({file_len} bytes)"
+        ));
+    }
+    Ok(())
+}
+
+/// Where a recovery scan stopped.
+struct ScanStop {
+    /// End of the last good frame.
+    good_end: u64,
+    file_len: u64,
+    /// Why the frame at `good_end` is damaged, if the scan did not reach the end cleanly.
+    damage: Option<String>,
+}
+
+/// Reads frames from the start of `path`, handing `(offset, payload)` to `accept` until the
+/// first damaged frame or the end of the file.
+fn scan(path: &Path, max: u32, accept: &mut AcceptFrame<'_>) -> Result<ScanStop, StorageError> {
+    let file = File::open(path).map_err(StorageError::io("open", path))?;
+    let file_len = file
+        .metadata()
+        .map_err(StorageError::io("stat", path))?
+        .len();
+    let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
+    let mut offset = 0u64;
+    let mut header = [0u8; HEADER_BYTES];
+    let mut payload = Vec::new();
+    loop {
+        let stop = |damage: Option<String>| {
+            Ok(ScanStop {
+                good_end: offset,
+                file_len,
+                damage,
+            })
+        };
+        if offset == file_len {
+            return stop(None);
+        }
+        if file_len - offset < HEADER_BYTES as u64 {
+            return stop(Some(format!(
+                "partial frame header of {} bytes",
+                file_len - offset
+            )));
+        }
+        read_exact(&mut reader, &mut header, path)?;
+        let (len, crc) = parse_header(&header);
+        if let Err(reason) = check_len(len, offset, file_len, max) {
+            return stop(Some(reason));
+        }
+        payload.resize(len as usize, 0);
+        read_exact(&mut reader, &mut payload, path)?;
+        if crc32fast::hash(&payload) != crc {
+            return stop(Some("checksum mismatch".into()));
+        }
+        if let Err(reason) = accept(offset, &payload) {
+            return stop(Some(reason));
+        }
+        offset += HEADER_BYTES as u64 + u64::from(len);
+    }
+}
+
+fn read_exact(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<(), StorageError> {
+    reader.read_exact(buf).map_err(|e| {
+        // The length was checked against the file size, so a short read means the file shrank
+        // under us: report it as an I/O problem rather than as damage.
+        let e = if e.kind() == ErrorKind::UnexpectedEof {
+            std::io::Error::new(ErrorKind::UnexpectedEof, "file shrank while being read")
+        } else {
+            e
+        };
+        StorageError::Io {
+            op: "read",
+            path: path.to_path_buf(),
+            source: e,
+        }
+    })
+}
+
+/// Searches `(after, file_len)` for the offset of a complete, checksummed frame that
+/// `is_valid` accepts. `Err(())` when the search budget ran out before an answer.
+fn find_valid_frame(
+    file: &File,
+    path: &Path,
+    after: u64,
+    file_len: u64,
+    max: u32,
+    is_valid: &dyn Fn(&[u8]) -> bool,
+) -> Result<Result<Option<u64>, ()>, StorageError> {
+    let mut window = Vec::new();
+    let mut window_start = after + 1;
+    let mut budget = RESYNC_BUDGET_BYTES;
+    let mut pos = after + 1;
+    while pos + HEADER_BYTES as u64 <= file_len {
+        if pos + HEADER_BYTES as u64 > window_start + window.len() as u64 {
+            let want = (file_len - pos).min(SCAN_BUFFER_BYTES as u64) as usize;
+            window.resize(want, 0);
+            file.read_exact_at(&mut window, pos)
+                .map_err(StorageError::io("read", path))?;
+            window_start = pos;
+        }
+        let at = (pos - window_start) as usize;
+        let (len, crc) = parse_header(&window[at..at + HEADER_BYTES]);
+        if check_len(len, pos, file_len, max).is_ok() {
+            if budget < u64::from(len) {
+                return Ok(Err(()));
+            }
+            budget -= u64::from(len);
+            let body_start = pos + HEADER_BYTES as u64;
+            let body_end = body_start + u64::from(len);
+            let owned;
+            let payload = if body_end <= window_start + window.len() as u64 {
+                let from = (body_start - window_start) as usize;
+                &window[from..from + len as usize]
+            } else {
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, body_start)
+                    .map_err(StorageError::io("read", path))?;
+                owned = buf;
+                &owned[..]
+            };
+            if crc32fast::hash(payload) == crc && is_valid(payload) {
+                return Ok(Ok(Some(pos)));
+            }
+        }
+        pos += 1;
+    }
+    Ok(Ok(None))
+}
+
+/// Reads every frame of the file at `path` (opened for writing as `file`), cutting a torn
+/// tail. Returns the length of the good part and what was cut, if anything.
+///
+/// `accept` receives each good frame in order and may reject it (a decode or structure error,
+/// treated as damage at that frame); `is_valid` says whether a payload found by the
+/// middle-corruption search is a real record.
+pub fn recover(
+    file: &File,
+    path: &Path,
+    max: u32,
+    accept: &mut AcceptFrame<'_>,
+    is_valid: &dyn Fn(&[u8]) -> bool,
+) -> Result<(u64, Option<TornTail>), StorageError> {
+    let stop = scan(path, max, accept)?;
+    let Some(reason) = stop.damage else {
+        return Ok((stop.good_end, None));
+    };
+    match find_valid_frame(file, path, stop.good_end, stop.file_len, max, is_valid)? {
+        Ok(None) => {}
+        Ok(Some(next_valid)) => {
+            return Err(StorageError::CorruptMiddle {
+                path: path.to_path_buf(),
+                offset: stop.good_end,
+                reason,
+                next_valid,
+            })
+        }
+        Err(()) => {
+            return Err(StorageError::Corrupt {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "damaged frame at byte offset {} ({reason}) and {} bytes after it that \
+                     could not be proven to be a torn write",
+                    stop.good_end,
+                    stop.file_len - stop.good_end
+                ),
+            })
+        }
+    }
+    cut_tail(file, path, stop.good_end)?;
+    let torn = TornTail {
+        path: path.to_path_buf(),
+        offset: stop.good_end,
+        dropped_bytes: stop.file_len - stop.good_end,
+        reason,
+    };
+    tracing::warn!(
+        file = %path.display(),
+        offset = torn.offset,
+        dropped_bytes = torn.dropped_bytes,
+        reason = %torn.reason,
+        "cut a torn tail off {} at byte offset {}",
+        path.display(),
+        torn.offset
+    );
+    Ok((stop.good_end, Some(torn)))
+}
+
+/// Truncates the file to `len` and makes that durable before anything is appended after it.
+fn cut_tail(file: &File, path: &Path, len: u64) -> Result<(), StorageError> {
+    file.set_len(len)
+        .map_err(StorageError::io("truncate", path))?;
+    file.sync_all().map_err(StorageError::io("fsync", path))
+}

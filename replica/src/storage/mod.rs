@@ -1,0 +1,105 @@
+//! The replica's disk: the write-ahead log, checkpoints and the executed journal.
+//!
+//! Everything on disk uses one record frame, `[u32 len LE][u32 crc32 LE of payload][payload]`
+//! with a postcard payload (see [`frame`]), so every file is checked the same way when it is
+//! read back. The rules that follow from "a process may die at any instant":
+//!
+//! - A damaged *tail* (a partial frame, a bad checksum or an undecodable record at the end of
+//!   a file) is what a crash mid-write leaves behind. It is cut off with a warning and reported
+//!   as a [`TornTail`]; the records before it survive.
+//! - Damage followed by valid records is not a torn write: something else corrupted the file.
+//!   That is a [`StorageError::CorruptMiddle`] naming the file and offset, never silently
+//!   "repaired", because cutting there would throw away acknowledged data.
+//! - Whole-file replacements (WAL compaction, checkpoints) go through a temporary file, fsync,
+//!   rename and a directory fsync, so a reader sees either the old file or the new one.
+//! - After a failed write a file handle refuses further writes ([`StorageError::Poisoned`]):
+//!   a partial frame followed by later appends would look like middle corruption on restart.
+
+pub mod checkpoint;
+pub mod frame;
+pub mod journal;
+pub mod wal;
+
+pub use checkpoint::{read_checkpoint, write_checkpoint};
+pub use journal::Journal;
+pub use wal::Wal;
+
+use std::fs::File;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Largest WAL or journal record accepted by default (a WAL record carries one slot's batch).
+pub const DEFAULT_MAX_RECORD_BYTES: u32 = 64 * 1024 * 1024;
+
+/// Largest checkpoint file accepted (the checkpoint holds the whole bank and reply table).
+pub const MAX_CHECKPOINT_BYTES: u32 = 1024 * 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("cannot {op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error(
+        "{path} is corrupt at byte offset {offset} ({reason}) and valid records follow at \
+         offset {next_valid}: this is not a torn write, refusing to cut the file"
+    )]
+    CorruptMiddle {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+        next_valid: u64,
+    },
+    #[error("{path} is corrupt: {reason}")]
+    Corrupt { path: PathBuf, reason: String },
+    #[error("a record of {len} bytes for {path} exceeds the limit of {max} bytes")]
+    RecordTooLarge { path: PathBuf, len: usize, max: u32 },
+    #[error("a record for {path} encodes to zero bytes; records must not be empty")]
+    EmptyRecord { path: PathBuf },
+    #[error("cannot encode a record for {path}: {source}")]
+    Encode {
+        path: PathBuf,
+        source: postcard::Error,
+    },
+    #[error("journal {path}: expected exec index {expected}, got {got}")]
+    JournalGap {
+        path: PathBuf,
+        expected: u64,
+        got: u64,
+    },
+    #[error("{path}: an earlier write failed, so this handle refuses further writes; restart to recover from disk")]
+    Poisoned { path: PathBuf },
+}
+
+impl StorageError {
+    pub(crate) fn io(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
+        let path = path.to_path_buf();
+        move |source| StorageError::Io { op, path, source }
+    }
+}
+
+/// What was cut off the end of a file when it was opened: the trace of a crash mid-write.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TornTail {
+    pub path: PathBuf,
+    /// Byte offset of the first damaged frame; the file now ends here.
+    pub offset: u64,
+    /// How many bytes were cut.
+    pub dropped_bytes: u64,
+    pub reason: String,
+}
+
+/// Makes a rename or file creation in `dir` durable.
+pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
+    let handle = File::open(dir).map_err(StorageError::io("open directory", dir))?;
+    handle
+        .sync_all()
+        .map_err(StorageError::io("fsync directory", dir))
+}
+
+/// Creates `dir` (and parents) if needed.
+pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))
+}

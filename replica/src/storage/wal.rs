@@ -1,0 +1,221 @@
+//! The write-ahead log: the acceptor's durable promises and accepted values.
+//!
+//! Records are framed (see [`super::frame`]) and appended to one file, `wal.log`, in the data
+//! directory. `append` only buffers; `sync` writes the buffer and fdatasyncs once, so a batch of
+//! records appended between two syncs costs one fsync (group commit). An acceptor answers
+//! PROMISE / ACCEPTED only after the `sync` covering its record returned.
+//!
+//! Compaction (`rewrite`) replaces the whole log atomically: the new contents go to a temporary
+//! file which is fsynced, renamed over the log, and the directory is fsynced, so a crash leaves
+//! either the old log or the new one.
+
+use super::frame::{encode_into, recover};
+use super::{ensure_dir, fsync_dir, StorageError, TornTail, DEFAULT_MAX_RECORD_BYTES};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fs::{File, OpenOptions};
+use std::marker::PhantomData;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+pub const WAL_FILE: &str = "wal.log";
+const WAL_TMP_FILE: &str = "wal.log.tmp";
+
+/// Buffered bytes beyond which `append` writes them out (without fsync) to bound memory.
+const WRITE_THRESHOLD_BYTES: usize = 4 * 1024 * 1024;
+
+/// What [`Wal::open`] returns: the log, its records, and what was cut off its end.
+pub type Opened<R> = (Wal<R>, Vec<R>, Option<TornTail>);
+
+pub struct Wal<R> {
+    dir: PathBuf,
+    path: PathBuf,
+    file: File,
+    /// Framed records appended but not yet written to the file.
+    buf: Vec<u8>,
+    /// Bytes in the file (the next write goes at this offset).
+    written: u64,
+    /// Bytes were written since the last fsync.
+    unsynced: bool,
+    fsync: bool,
+    max_record: u32,
+    poisoned: bool,
+    _records: PhantomData<fn(R) -> R>,
+}
+
+impl<R: Serialize + DeserializeOwned> Wal<R> {
+    /// Opens (or creates) `dir/wal.log` and reads every valid record, cutting a torn tail.
+    pub fn open(dir: &Path) -> Result<Opened<R>, StorageError> {
+        Self::open_with_limit(dir, DEFAULT_MAX_RECORD_BYTES)
+    }
+
+    /// Like [`Wal::open`] with a bound on the size of one record (in payload bytes).
+    pub fn open_with_limit(dir: &Path, max_record_bytes: u32) -> Result<Opened<R>, StorageError> {
+        ensure_dir(dir)?;
+        let path = dir.join(WAL_FILE);
+        let file = open_log(dir, &path)?;
+        let mut records = Vec::new();
+        let mut accept = |_offset: u64, payload: &[u8]| {
+            let record = postcard::from_bytes::<R>(payload)
+                .map_err(|e| format!("undecodable record: {e}"))?;
+            records.push(record);
+            Ok(())
+        };
+        let is_valid = |payload: &[u8]| postcard::from_bytes::<R>(payload).is_ok();
+        let (written, torn) = recover(&file, &path, max_record_bytes, &mut accept, &is_valid)?;
+        let wal = Wal {
+            dir: dir.to_path_buf(),
+            path,
+            file,
+            buf: Vec::new(),
+            written,
+            unsynced: false,
+            fsync: true,
+            max_record: max_record_bytes,
+            poisoned: false,
+            _records: PhantomData,
+        };
+        Ok((wal, records, torn))
+    }
+
+    /// Buffers one record. It is durable only after the next [`Wal::sync`].
+    pub fn append(&mut self, record: &R) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        encode_into(&mut self.buf, record, self.max_record, &self.path)?;
+        if self.buf.len() >= WRITE_THRESHOLD_BYTES {
+            self.write_buffered()?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything appended so far and fdatasyncs it: one fsync for the whole batch.
+    /// With fsync switched off (see [`Wal::set_fsync`]) it only writes.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        self.write_buffered()?;
+        if self.fsync && self.unsynced {
+            if let Err(e) = self.file.sync_data() {
+                // After a failed fsync the kernel may have dropped the dirty pages: nothing
+                // written since the last good sync can be trusted, so stop here.
+                self.poisoned = true;
+                return Err(StorageError::Io {
+                    op: "fdatasync",
+                    path: self.path.clone(),
+                    source: e,
+                });
+            }
+            self.unsynced = false;
+        }
+        Ok(())
+    }
+
+    /// Size of the log including buffered records.
+    pub fn size_bytes(&self) -> u64 {
+        self.written + self.buf.len() as u64
+    }
+
+    /// Atomically replaces the whole log with `records` (compaction). Records appended but not
+    /// synced before the call are discarded: `records` is the new log.
+    pub fn rewrite(&mut self, records: &[R]) -> Result<(), StorageError> {
+        self.check_poisoned()?;
+        let tmp = self.dir.join(WAL_TMP_FILE);
+        let written = match write_log_file(&tmp, records, self.max_record) {
+            Ok(written) => written,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        std::fs::rename(&tmp, &self.path).map_err(StorageError::io("rename over", &self.path))?;
+        // From here the old handle points at the replaced file: a failure leaves no usable log.
+        self.poisoned = true;
+        fsync_dir(&self.dir)?;
+        self.file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&self.path)
+            .map_err(StorageError::io("reopen", &self.path))?;
+        self.buf.clear();
+        self.written = written;
+        self.unsynced = false;
+        self.poisoned = false;
+        Ok(())
+    }
+
+    /// Benchmark / planted-bug switch: when off, [`Wal::sync`] writes but does not fsync.
+    pub fn set_fsync(&mut self, on: bool) {
+        self.fsync = on;
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn check_poisoned(&self) -> Result<(), StorageError> {
+        if self.poisoned {
+            return Err(StorageError::Poisoned {
+                path: self.path.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn write_buffered(&mut self) -> Result<(), StorageError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.file.write_all_at(&self.buf, self.written) {
+            // Part of the buffer may be on disk: later appends would sit behind a partial frame.
+            self.poisoned = true;
+            return Err(StorageError::Io {
+                op: "write",
+                path: self.path.clone(),
+                source: e,
+            });
+        }
+        self.written += self.buf.len() as u64;
+        self.unsynced = true;
+        self.buf.clear();
+        if self.buf.capacity() > 2 * WRITE_THRESHOLD_BYTES {
+            self.buf.shrink_to(WRITE_THRESHOLD_BYTES);
+        }
+        Ok(())
+    }
+}
+
+/// Opens the log for reading and writing, creating it (durably) if it does not exist.
+fn open_log(dir: &Path, path: &Path) -> Result<File, StorageError> {
+    let existed = path.exists();
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(StorageError::io("open", path))?;
+    if !existed {
+        fsync_dir(dir)?;
+    }
+    Ok(file)
+}
+
+/// Writes `records` framed into a fresh file at `path` and fsyncs it; returns its length.
+fn write_log_file<R: Serialize>(path: &Path, records: &[R], max: u32) -> Result<u64, StorageError> {
+    let file = File::create(path).map_err(StorageError::io("create", path))?;
+    let mut buf = Vec::new();
+    let mut written = 0u64;
+    for record in records {
+        encode_into(&mut buf, record, max, path)?;
+        if buf.len() >= WRITE_THRESHOLD_BYTES {
+            file.write_all_at(&buf, written)
+                .map_err(StorageError::io("write", path))?;
+            written += buf.len() as u64;
+            buf.clear();
+        }
+    }
+    file.write_all_at(&buf, written)
+        .map_err(StorageError::io("write", path))?;
+    written += buf.len() as u64;
+    file.sync_all().map_err(StorageError::io("fsync", path))?;
+    Ok(written)
+}

@@ -1,0 +1,208 @@
+//! Randomized safety: seeded runs with message loss, duplication, reordering, partitions and
+//! crashes, then healing. Every run must keep one agreed executed order, conserve money, answer
+//! every client with what replaying that order gives, and converge once healed.
+//!
+//! `FAULTLINE_SIM_SEEDS=<n>` runs more seeds (the default keeps the suite fast).
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use replica::core::sim::{Sim, SimOptions};
+use replica::core::Bugs;
+use replica::types::NodeId;
+
+fn seeds() -> u64 {
+    std::env::var("FAULTLINE_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(40)
+}
+
+fn pick(rng: &mut SmallRng, from: &[NodeId]) -> Option<NodeId> {
+    (!from.is_empty()).then(|| from[rng.gen_range(0..from.len())])
+}
+
+/// One random run; `Err` says which property broke.
+fn random_run(seed: u64, bugs: Bugs) -> Result<Sim, String> {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut options = SimOptions::new(5, seed);
+    options.config.bugs = bugs;
+    options.drop_rate = rng.gen_range(0.0..0.2);
+    options.dup_rate = rng.gen_range(0.0..0.05);
+    options.max_delay_ms = rng.gen_range(2..=40);
+    // Small limits make checkpoints, snapshots, full pipelines and short catch-ups common.
+    options.config.checkpoint_interval_slots = rng.gen_range(2..=12);
+    options.config.max_inflight_slots = rng.gen_range(1..=8);
+    options.config.max_batch_commands = rng.gen_range(1..=8);
+    options.config.max_catchup_slots = rng.gen_range(1..=16);
+    if rng.gen_bool(0.3) {
+        // Election timeouts close to the message delays: duels.
+        options.config.heartbeat_interval_ms = 20;
+        options.config.election_timeout_ms_min = 30;
+        options.config.election_timeout_ms_max = rng.gen_range(30..=80);
+    }
+    let mut sim = Sim::new(options);
+    sim.start_clients(5);
+    let nodes = sim.node_ids();
+    for _ in 0..rng.gen_range(5..15) {
+        sim.run_for(rng.gen_range(50..400));
+        let up: Vec<NodeId> = nodes.iter().copied().filter(|id| sim.is_up(*id)).collect();
+        let down: Vec<NodeId> = nodes.iter().copied().filter(|id| !sim.is_up(*id)).collect();
+        match rng.gen_range(0..7) {
+            0 => pick(&mut rng, &up).into_iter().for_each(|id| sim.crash(id)),
+            6 => pick(&mut rng, &up).into_iter().for_each(|id| sim.crash_during_next_burst(id)),
+            1 => pick(&mut rng, &down)
+                .into_iter()
+                .for_each(|id| sim.restart(id)),
+            2 => {
+                let split = rng.gen_range(1..nodes.len());
+                let (left, right) = nodes.split_at(split);
+                sim.partition(&[left, right]);
+            }
+            3 => sim.leader().into_iter().for_each(|id| sim.isolate(id)),
+            4 => sim.heal(),
+            _ => sim.leader().into_iter().for_each(|id| sim.crash(id)),
+        }
+        sim.check_safety()?;
+    }
+    sim.heal();
+    sim.set_drop_rate(0.0);
+    for id in &nodes {
+        sim.restart(*id);
+    }
+    let before = sim.stats.client_ops_done;
+    sim.run_for(1_000);
+    if sim.stats.client_ops_done <= before {
+        return Err(format!("no progress after healing: {:?}", sim.stats));
+    }
+    sim.stop_clients();
+    if !sim.run_until_converged(5_000) {
+        return Err(format!("no convergence: {:?}", sim.check_converged()));
+    }
+    sim.check_safety()?;
+    sim.check_replies()?;
+    Ok(sim)
+}
+
+#[test]
+fn random_faults_never_break_safety_and_healing_converges() {
+    for seed in 0..seeds() {
+        if let Err(e) = random_run(seed, Bugs::default()) {
+            panic!("seed {seed}: {e}");
+        }
+    }
+}
+
+/// The checks have teeth: every planted bug that these runs can expose is caught by some seed.
+#[test]
+fn the_random_runs_catch_planted_bugs() {
+    let bugs = [
+        (
+            "no_dedup",
+            Bugs {
+                no_dedup: true,
+                ..Bugs::default()
+            },
+        ),
+        (
+            "early_commit",
+            Bugs {
+                early_commit: true,
+                ..Bugs::default()
+            },
+        ),
+        (
+            "no_view_merge",
+            Bugs {
+                no_view_merge: true,
+                ..Bugs::default()
+            },
+        ),
+        (
+            "local_reads",
+            Bugs {
+                local_reads: true,
+                ..Bugs::default()
+            },
+        ),
+        (
+            "no_funds_check",
+            Bugs {
+                no_funds_check: true,
+                ..Bugs::default()
+            },
+        ),
+        (
+            "stale_leader",
+            Bugs {
+                stale_leader: true,
+                ..Bugs::default()
+            },
+        ),
+    ];
+    for (name, bug) in bugs {
+        let caught = (0..20).find(|seed| random_run(*seed, bug).is_err());
+        eprintln!("{name}: caught by seed {caught:?}");
+        assert!(caught.is_some(), "{name} went unnoticed");
+    }
+}
+
+#[test]
+#[ignore]
+fn print_random_run_stats() {
+    for seed in 0..seeds() {
+        let sim = random_run(seed, Bugs::default()).unwrap();
+        let last = sim.executed_log().len();
+        eprintln!(
+            "seed {seed}: t={} executed={last} {:?}",
+            sim.now_ms, sim.stats
+        );
+    }
+}
+
+#[test]
+#[ignore]
+fn debug_seed() {
+    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut options = SimOptions::new(5, seed);
+    options.drop_rate = rng.gen_range(0.0..0.2);
+    options.dup_rate = rng.gen_range(0.0..0.05);
+    options.max_delay_ms = rng.gen_range(2..=15);
+    eprintln!("{options:?}");
+    let mut sim = Sim::new(options);
+    sim.start_clients(5);
+    let nodes = sim.node_ids();
+    for _ in 0..rng.gen_range(5..15) {
+        sim.run_for(rng.gen_range(50..400));
+        let up: Vec<NodeId> = nodes.iter().copied().filter(|id| sim.is_up(*id)).collect();
+        let down: Vec<NodeId> = nodes.iter().copied().filter(|id| !sim.is_up(*id)).collect();
+        let action = rng.gen_range(0..6);
+        eprintln!("t={} action {action}", sim.now_ms);
+        match action {
+            0 => pick(&mut rng, &up).into_iter().for_each(|id| sim.crash(id)),
+            1 => pick(&mut rng, &down)
+                .into_iter()
+                .for_each(|id| sim.restart(id)),
+            2 => {
+                let split = rng.gen_range(1..nodes.len());
+                let (left, right) = nodes.split_at(split);
+                sim.partition(&[left, right]);
+            }
+            3 => sim.leader().into_iter().for_each(|id| sim.isolate(id)),
+            4 => sim.heal(),
+            _ => sim.leader().into_iter().for_each(|id| sim.crash(id)),
+        }
+    }
+    sim.heal();
+    sim.set_drop_rate(0.0);
+    for id in &nodes {
+        sim.restart(*id);
+    }
+    for _ in 0..15 {
+        for id in &nodes {
+            eprintln!("t={} {:?}", sim.now_ms, sim.core(*id).unwrap().status());
+        }
+        eprintln!("{:?}", sim.stats);
+        sim.run_for(100);
+    }
+}

@@ -1,0 +1,130 @@
+//! Peer links over real QUIC on 127.0.0.1: delivery, reconnection, and who may send what.
+
+use replica::net::codes;
+use replica::net::frame::encode_frame;
+use replica::types::NodeId;
+use std::time::Duration;
+use tokio::time::timeout;
+
+mod net_support;
+use net_support::*;
+
+#[tokio::test]
+async fn two_nodes_exchange_messages_both_ways_in_order() {
+    let certs = Certs::new();
+    let addrs = [free_addr(), free_addr()];
+    let (n1, mut in1) = start_node(&certs, 1, &addrs).await;
+    let (n2, mut in2) = start_node(&certs, 2, &addrs).await;
+
+    for i in 0..100 {
+        n1.send(NodeId(2), TestMsg::Ping(i));
+    }
+    for i in 0..100 {
+        let got = timeout(WAIT, in2.peer_rx.recv()).await.unwrap().unwrap();
+        assert_eq!(got, (NodeId(1), TestMsg::Ping(i)));
+    }
+    n2.broadcast([NodeId(1)], &TestMsg::Data(vec![7; 1000]));
+    let got = timeout(WAIT, in1.peer_rx.recv()).await.unwrap().unwrap();
+    assert_eq!(got, (NodeId(2), TestMsg::Data(vec![7; 1000])));
+    assert_eq!(n1.counters()[0].sent, 100);
+}
+
+#[tokio::test]
+async fn a_restarted_peer_on_the_same_port_is_reconnected() {
+    let certs = Certs::new();
+    let addrs = [free_addr(), free_addr()];
+    let (n1, _in1) = start_node(&certs, 1, &addrs).await;
+    let (n2, mut in2) = start_node(&certs, 2, &addrs).await;
+    n1.send(NodeId(2), TestMsg::Ping(1));
+    assert_eq!(
+        timeout(WAIT, in2.peer_rx.recv()).await.unwrap(),
+        Some((NodeId(1), TestMsg::Ping(1)))
+    );
+
+    n2.shutdown();
+    n2.wait_closed().await;
+    drop((n2, in2));
+    let (_n2, mut in2) = start_node(&certs, 2, &addrs).await;
+
+    // n1 keeps sending (as Paxos would retransmit) until the new n2 hears it.
+    let delivered = timeout(WAIT, async {
+        let mut i = 100;
+        loop {
+            n1.send(NodeId(2), TestMsg::Ping(i));
+            i += 1;
+            if let Ok(Some((from, _))) =
+                timeout(Duration::from_millis(50), in2.peer_rx.recv()).await
+            {
+                return from;
+            }
+        }
+    })
+    .await;
+    assert_eq!(delivered.unwrap(), NodeId(1));
+}
+
+#[tokio::test]
+async fn messages_to_a_missing_peer_are_dropped_not_blocked() {
+    let certs = Certs::new();
+    let addrs = [free_addr(), free_addr()]; // nobody listens on n2's address
+    let (n1, _in1) = start_node(&certs, 1, &addrs).await;
+    for i in 0..5000 {
+        n1.send(NodeId(2), TestMsg::Ping(i)); // never waits
+    }
+    n1.send(NodeId(7), TestMsg::Ping(0));
+    assert!(n1.dropped() >= 5000 - 1024, "dropped {}", n1.dropped());
+}
+
+#[tokio::test]
+async fn a_client_certificate_cannot_inject_peer_messages() {
+    let certs = Certs::new();
+    let addrs = [free_addr(), free_addr()];
+    let (_n1, mut in1) = start_node(&certs, 1, &addrs).await;
+
+    // Both a client certificate and a valid node certificate of a non-member (n9) are refused.
+    for name in ["client", "n9"] {
+        let connection = raw_connect(&certs.identity(name), addrs[0], "n1").await;
+        let mut stream = connection.open_uni().await.unwrap();
+        let frame = encode_frame(&TestMsg::Ping(666), MAX_FRAME).unwrap();
+        let _ = stream.write_all(&frame).await;
+        let _ = stream.finish();
+        let reason = timeout(WAIT, connection.closed())
+            .await
+            .expect("the server closes the connection");
+        assert!(closed_with(&reason, codes::NOT_A_PEER), "{name}: {reason}");
+    }
+    assert!(
+        timeout(Duration::from_millis(300), in1.peer_rx.recv())
+            .await
+            .is_err(),
+        "nothing was delivered"
+    );
+}
+
+#[tokio::test]
+async fn a_malformed_peer_frame_drops_that_connection_only() {
+    let certs = Certs::new();
+    let addrs = [free_addr(), free_addr()];
+    let (_n1, mut in1) = start_node(&certs, 1, &addrs).await;
+
+    // Posing as n2 (with n2's real certificate) but sending an oversize frame header.
+    let connection = raw_connect(&certs.identity("n2"), addrs[0], "n1").await;
+    let mut stream = connection.open_uni().await.unwrap();
+    let _ = stream.write_all(&(MAX_FRAME + 1).to_le_bytes()).await;
+    let reason = timeout(WAIT, connection.closed()).await.unwrap();
+    assert!(closed_with(&reason, codes::BAD_FRAME), "{reason}");
+
+    // Garbage that is not a TestMsg.
+    let connection = raw_connect(&certs.identity("n2"), addrs[0], "n1").await;
+    let mut stream = connection.open_uni().await.unwrap();
+    let _ = stream.write_all(&[3, 0, 0, 0, 0xff, 0xff, 0xff]).await;
+    timeout(WAIT, connection.closed()).await.unwrap();
+
+    // The server survived: the real n2 still gets through.
+    let (n2, _in2) = start_node(&certs, 2, &addrs).await;
+    n2.send(NodeId(1), TestMsg::Ping(5));
+    assert_eq!(
+        timeout(WAIT, in1.peer_rx.recv()).await.unwrap(),
+        Some((NodeId(2), TestMsg::Ping(5)))
+    );
+}

@@ -1,0 +1,284 @@
+//! WAL behaviour on disk: round trips, crashes, torn tails, middle corruption, compaction.
+
+use proptest::prelude::*;
+use replica::storage::wal::WAL_FILE;
+use replica::storage::{StorageError, Wal};
+use serde::{Deserialize, Serialize};
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
+
+mod storage_support;
+use storage_support::with_captured_logs;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Rec {
+    n: u64,
+    data: Vec<u8>,
+}
+
+fn rec(n: u64) -> Rec {
+    Rec {
+        n,
+        data: vec![n as u8; (n % 50) as usize + 1],
+    }
+}
+
+fn open(dir: &Path) -> (Wal<Rec>, Vec<Rec>, Option<replica::storage::TornTail>) {
+    Wal::<Rec>::open(dir).expect("open wal")
+}
+
+/// Writes records 1..=n and syncs them; returns the byte offset where each frame starts.
+fn write_records(dir: &Path, n: u64) -> Vec<u64> {
+    let (mut wal, _, _) = open(dir);
+    let mut starts = Vec::new();
+    for i in 1..=n {
+        starts.push(wal.size_bytes());
+        wal.append(&rec(i)).unwrap();
+    }
+    wal.sync().unwrap();
+    starts
+}
+
+fn flip_byte(path: &Path, offset: u64) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset as usize] ^= 0x5a;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn file_len(path: &Path) -> u64 {
+    std::fs::metadata(path).unwrap().len()
+}
+
+#[test]
+fn records_round_trip_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    write_records(dir.path(), 100);
+    let (wal, records, torn) = open(dir.path());
+    assert_eq!(records, (1..=100).map(rec).collect::<Vec<_>>());
+    assert!(torn.is_none());
+    assert_eq!(wal.size_bytes(), file_len(&dir.path().join(WAL_FILE)));
+}
+
+#[test]
+fn a_crash_keeps_synced_records_and_loses_only_unsynced_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut wal, _, _) = open(dir.path());
+        for i in 1..=10 {
+            wal.append(&rec(i)).unwrap();
+        }
+        wal.sync().unwrap();
+        wal.append(&rec(11)).unwrap();
+        // Dropped without sync: the process "crashes" here.
+    }
+    let (mut wal, records, torn) = open(dir.path());
+    assert_eq!(records.len(), 10);
+    assert!(torn.is_none());
+    wal.append(&rec(11)).unwrap();
+    wal.sync().unwrap();
+    assert_eq!(open(dir.path()).1.len(), 11);
+}
+
+#[test]
+fn a_record_cut_mid_write_is_trimmed_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let starts = write_records(dir.path(), 10);
+    let path = dir.path().join(WAL_FILE);
+    let len = file_len(&path);
+    OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_len(len - 3)
+        .unwrap();
+
+    let (mut wal, records, torn) = open(dir.path());
+    assert_eq!(records, (1..=9).map(rec).collect::<Vec<_>>());
+    let torn = torn.expect("a torn tail is reported");
+    assert_eq!(torn.offset, starts[9]);
+    assert_eq!(torn.dropped_bytes, len - 3 - starts[9]);
+    assert_eq!(
+        file_len(&path),
+        starts[9],
+        "the file is cut back to the last good record"
+    );
+
+    wal.append(&rec(10)).unwrap();
+    wal.sync().unwrap();
+    assert_eq!(open(dir.path()).1, (1..=10).map(rec).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_flipped_byte_in_the_last_record_is_cut_with_a_warning() {
+    let dir = tempfile::tempdir().unwrap();
+    let starts = write_records(dir.path(), 10);
+    let path = dir.path().join(WAL_FILE);
+    flip_byte(&path, starts[9] + 9);
+
+    let (logs, (_, records, torn)) = with_captured_logs(|| open(dir.path()));
+    assert_eq!(records.len(), 9);
+    let torn = torn.unwrap();
+    assert_eq!(torn.offset, starts[9]);
+    assert!(torn.reason.contains("checksum"), "{}", torn.reason);
+    assert!(
+        logs.contains("WARN") && logs.contains("wal.log") && logs.contains(&starts[9].to_string()),
+        "{logs}"
+    );
+}
+
+#[test]
+fn a_partial_header_and_garbage_at_the_end_are_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let starts = write_records(dir.path(), 3);
+    let path = dir.path().join(WAL_FILE);
+    let end = file_len(&path);
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&[7, 0, 0])
+        .unwrap();
+    let (_, records, torn) = open(dir.path());
+    assert_eq!((records.len(), torn.unwrap().offset), (3, end));
+
+    OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap()
+        .write_all(&[0u8; 4096])
+        .unwrap();
+    let (_, records, torn) = open(dir.path());
+    assert_eq!((records.len(), torn.unwrap().dropped_bytes), (3, 4096));
+    assert_eq!(starts.len(), 3);
+}
+
+#[test]
+fn corruption_followed_by_valid_records_is_an_error_naming_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let starts = write_records(dir.path(), 10);
+    let path = dir.path().join(WAL_FILE);
+    flip_byte(&path, starts[4] + 10);
+
+    let err = Wal::<Rec>::open(dir.path())
+        .err()
+        .expect("middle corruption must fail");
+    match &err {
+        StorageError::CorruptMiddle {
+            offset, next_valid, ..
+        } => {
+            assert_eq!((*offset, *next_valid), (starts[4], starts[5]));
+        }
+        other => panic!("unexpected error {other}"),
+    }
+    let text = err.to_string();
+    assert!(
+        text.contains("wal.log") && text.contains(&starts[4].to_string()),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(&path).unwrap().len() as u64,
+        file_len(&path),
+        "nothing was cut"
+    );
+}
+
+#[test]
+fn a_corrupt_length_field_in_the_middle_is_still_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let starts = write_records(dir.path(), 10);
+    let path = dir.path().join(WAL_FILE);
+    flip_byte(&path, starts[2] + 1); // the length now runs past the end of the file
+    let err = Wal::<Rec>::open(dir.path()).err().expect("must fail");
+    assert!(
+        matches!(err, StorageError::CorruptMiddle { offset, .. } if offset == starts[2]),
+        "{err}"
+    );
+}
+
+#[test]
+fn rewrite_replaces_the_log_atomically() {
+    let dir = tempfile::tempdir().unwrap();
+    write_records(dir.path(), 20);
+    // A crash during an earlier rewrite left a temporary file: it must be ignored.
+    std::fs::write(dir.path().join("wal.log.tmp"), b"half-written garbage").unwrap();
+    let (mut wal, records, _) = open(dir.path());
+    assert_eq!(records.len(), 20);
+
+    wal.append(&rec(99)).unwrap(); // unsynced: discarded by the rewrite
+    wal.rewrite(&[rec(18), rec(19), rec(20)]).unwrap();
+    assert!(!dir.path().join("wal.log.tmp").exists());
+    wal.append(&rec(21)).unwrap();
+    wal.sync().unwrap();
+    assert_eq!(wal.size_bytes(), file_len(&dir.path().join(WAL_FILE)));
+    drop(wal);
+    let (_, records, torn) = open(dir.path());
+    assert_eq!(records, vec![rec(18), rec(19), rec(20), rec(21)]);
+    assert!(torn.is_none());
+}
+
+#[test]
+fn an_oversized_record_is_refused_and_the_log_stays_usable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _, _) = Wal::<Rec>::open_with_limit(dir.path(), 100).unwrap();
+    wal.append(&rec(1)).unwrap();
+    let big = Rec {
+        n: 2,
+        data: vec![1; 200],
+    };
+    assert!(matches!(
+        wal.append(&big),
+        Err(StorageError::RecordTooLarge { .. })
+    ));
+    wal.append(&rec(3)).unwrap();
+    wal.sync().unwrap();
+    let (_, records, _) = Wal::<Rec>::open_with_limit(dir.path(), 100).unwrap();
+    assert_eq!(records, vec![rec(1), rec(3)]);
+}
+
+#[test]
+fn with_fsync_off_sync_still_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _, _) = open(dir.path());
+    wal.set_fsync(false);
+    wal.append(&rec(1)).unwrap();
+    wal.sync().unwrap();
+    assert_eq!(open(dir.path()).1, vec![rec(1)]);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    /// Whatever prefix of the file survives a crash, recovery yields exactly the records whose
+    /// frames are complete, and never fails.
+    #[test]
+    fn any_truncation_point_recovers_the_complete_prefix(n in 1u64..40, cut_seed in any::<u64>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut starts = write_records(dir.path(), n);
+        let path = dir.path().join(WAL_FILE);
+        let len = file_len(&path);
+        starts.push(len);
+        let cut = cut_seed % (len + 1);
+        OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
+
+        let (_, records, torn) = open(dir.path());
+        let complete = starts.iter().skip(1).filter(|&&end| end <= cut).count();
+        prop_assert_eq!(records, (1..=complete as u64).map(rec).collect::<Vec<_>>());
+        prop_assert_eq!(torn.is_some(), cut != starts[complete]);
+        prop_assert_eq!(file_len(&path), starts[complete]);
+    }
+
+    /// A byte flipped anywhere in the last frame loses that record only.
+    #[test]
+    fn any_damage_to_the_last_record_loses_only_it(n in 2u64..20, at_seed in any::<u64>()) {
+        let dir = tempfile::tempdir().unwrap();
+        let starts = write_records(dir.path(), n);
+        let path = dir.path().join(WAL_FILE);
+        let last = *starts.last().unwrap();
+        let at = last + at_seed % (file_len(&path) - last);
+        flip_byte(&path, at);
+        let (_, records, torn) = open(dir.path());
+        prop_assert_eq!(records.len() as u64, n - 1);
+        prop_assert!(torn.is_some());
+    }
+}
