@@ -64,6 +64,9 @@ struct NodeSlot {
     connection: tokio::sync::Mutex<Option<quinn::Connection>>,
 }
 
+/// Pause after a round of tries with no leader in sight, so retries do not spin.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
+
 pub struct Client {
     endpoint: quinn::Endpoint,
     nodes: HashMap<NodeId, NodeSlot>,
@@ -125,6 +128,54 @@ impl Client {
         };
         forget(slot, &connection).await;
         result
+    }
+
+    /// Sends `request` to `first` (or the first node), then follows leader hints and moves on
+    /// through the other nodes until one gives a definite answer or `deadline` passes.
+    ///
+    /// Definite means anything but `NotLeader`, `Overloaded` or no answer. A retry reuses the
+    /// same request (and so the same request id): the replicas execute it at most once. Every
+    /// failed try is kept, so the caller can say why nothing answered.
+    pub async fn call_until_definite(
+        &self,
+        request: &ClientRequest,
+        first: Option<NodeId>,
+        per_try: Duration,
+        deadline: Instant,
+    ) -> Result<ClientResponse, Vec<String>> {
+        let mut order: Vec<NodeId> = self.nodes.keys().copied().collect();
+        order.sort();
+        let mut next = first.or_else(|| order.first().copied());
+        let mut cursor = 0usize;
+        let mut failures = Vec::new();
+        while let Some(node) = next {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            let hint = match self.call(node, request, per_try.min(left)).await {
+                Ok(ClientResponse::NotLeader { leader_hint, .. }) => {
+                    failures.push(format!("{node}: not the leader"));
+                    leader_hint.filter(|&leader| leader != node)
+                }
+                Ok(ClientResponse::Overloaded { .. }) => {
+                    failures.push(format!("{node}: overloaded"));
+                    None
+                }
+                Ok(response) => return Ok(response),
+                Err(e) => {
+                    failures.push(e.to_string());
+                    None
+                }
+            };
+            if hint.is_none() && cursor % order.len().max(1) == order.len().max(1) - 1 {
+                // A whole round without an answer: an election is probably under way.
+                tokio::time::sleep(RETRY_PAUSE.min(left)).await;
+            }
+            cursor += 1;
+            next = hint.or_else(|| order.get(cursor % order.len().max(1)).copied());
+        }
+        Err(failures)
     }
 
     /// The addresses calls to each node go to.

@@ -257,11 +257,20 @@ fn ctl(args: CtlArgs) -> anyhow::Result<()> {
         let client = Client::new(&config, &config.tls.client_cert, &config.tls.client_key)?;
         let timeout = Duration::from_secs(args.timeout_s.max(1));
         let request = ctl_request(&args.what);
-        let nodes = match args.node {
-            Some(node) => vec![node],
-            None => config.node_ids(),
+        let response = match args.node {
+            // One node named: ask it and show whatever it says (PrintDB of a backup, say).
+            Some(node) => client.call(node, &request, timeout).await?,
+            None => {
+                let deadline = tokio::time::Instant::now() + timeout;
+                let per_try = Duration::from_millis(1000).min(timeout);
+                client
+                    .call_until_definite(&request, None, per_try, deadline)
+                    .await
+                    .map_err(|tries| {
+                        anyhow::anyhow!("no definite answer within {timeout:?}: {}", tries.join("; "))
+                    })?
+            }
         };
-        let response = ask_until_definite(&client, &nodes, &request, timeout).await?;
         print_response(&response);
         Ok(())
     })
@@ -299,42 +308,6 @@ fn ctl_request(what: &CtlCmd) -> ClientRequest {
         }),
         CtlCmd::ReadAll => submit(Op::ReadAll),
     }
-}
-
-/// Tries the nodes in turn (the hinted leader first) until one gives a definite answer.
-async fn ask_until_definite(
-    client: &Client,
-    nodes: &[NodeId],
-    request: &ClientRequest,
-    timeout: Duration,
-) -> anyhow::Result<ClientResponse> {
-    let mut queue: Vec<NodeId> = nodes.to_vec();
-    let mut errors = Vec::new();
-    let mut tries = 0;
-    while let Some(node) = queue.first().copied() {
-        queue.remove(0);
-        tries += 1;
-        if tries > 2 * nodes.len() + 2 {
-            break;
-        }
-        match client.call(node, request, timeout).await {
-            Ok(ClientResponse::NotLeader {
-                leader_hint: Some(leader),
-                ..
-            }) if nodes.len() > 1 && leader != node => {
-                queue.retain(|&n| n != leader);
-                queue.insert(0, leader);
-            }
-            Ok(ClientResponse::NotLeader { .. }) | Ok(ClientResponse::Overloaded { .. })
-                if nodes.len() > 1 =>
-            {
-                errors.push(format!("{node}: not leader / overloaded"));
-            }
-            Ok(response) => return Ok(response),
-            Err(e) => errors.push(format!("{node}: {e}")),
-        }
-    }
-    bail!("no definite answer from {:?}: {}", nodes, errors.join("; "))
 }
 
 fn print_response(response: &ClientResponse) {

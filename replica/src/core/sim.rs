@@ -519,7 +519,9 @@ impl Sim {
     /// The shell contract: durable effects first (one "fsync"), then sends and replies in order.
     fn apply(&mut self, id: NodeId, mut effects: Vec<Effect>) {
         if std::mem::take(&mut self.node_mut(id).torn) {
-            let durable = effects.iter().filter(|e| !matches!(e, Effect::Send { .. } | Effect::Reply { .. }));
+            let durable = effects
+                .iter()
+                .filter(|e| !matches!(e, Effect::Send { .. } | Effect::Reply { .. }));
             let keep = self.rng.gen_range(0..=durable.count());
             effects.retain(|e| !matches!(e, Effect::Send { .. } | Effect::Reply { .. }));
             effects.truncate(keep);

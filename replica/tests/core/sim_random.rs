@@ -49,7 +49,9 @@ fn random_run(seed: u64, bugs: Bugs) -> Result<Sim, String> {
         let down: Vec<NodeId> = nodes.iter().copied().filter(|id| !sim.is_up(*id)).collect();
         match rng.gen_range(0..7) {
             0 => pick(&mut rng, &up).into_iter().for_each(|id| sim.crash(id)),
-            6 => pick(&mut rng, &up).into_iter().for_each(|id| sim.crash_during_next_burst(id)),
+            6 => pick(&mut rng, &up)
+                .into_iter()
+                .for_each(|id| sim.crash_during_next_burst(id)),
             1 => pick(&mut rng, &down)
                 .into_iter()
                 .for_each(|id| sim.restart(id)),

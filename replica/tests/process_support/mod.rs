@@ -1,0 +1,186 @@
+//! A real cluster of `replica` processes on loopback, for the process-level tests.
+//!
+//! Each test gets its own temp dir, certificates and free UDP ports, so tests run in parallel.
+//! Every process is killed when the `Cluster` is dropped, even when the test panics.
+
+#![allow(dead_code)]
+
+use replica::bank::{Command, Op, OpResult};
+use replica::client::Client;
+use replica::client_proto::{ClientRequest, ClientResponse, Role};
+use replica::config::ClusterConfig;
+use replica::types::{Amount, ClientId, NodeId, RequestId};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command as Process, Stdio};
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub struct Cluster {
+    pub dir: tempfile::TempDir,
+    pub config: ClusterConfig,
+    pub config_path: PathBuf,
+    children: BTreeMap<NodeId, Child>,
+}
+
+/// Free UDP ports on loopback: bind to port 0, note the port, release it.
+fn free_udp_ports(count: usize) -> Vec<u16> {
+    let sockets: Vec<std::net::UdpSocket> = (0..count)
+        .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port"))
+        .collect();
+    sockets.iter().map(|s| s.local_addr().expect("local addr").port()).collect()
+}
+
+impl Cluster {
+    /// Writes certificates and `cluster.toml` for `nodes` replicas and starts them all.
+    pub fn start(nodes: u32) -> Cluster {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cert_dir = dir.path().join("certs");
+        let mut config = ClusterConfig::local(nodes, 1, Path::new("certs"));
+        for (node, port) in config.nodes.iter_mut().zip(free_udp_ports(nodes as usize)) {
+            node.addr.set_port(port);
+        }
+        replica::net::certs::generate_cluster_certs(&cert_dir, &config.node_ids(), &["client"])
+            .expect("certificates");
+        let config_path = dir.path().join("cluster.toml");
+        config.save(&config_path).expect("write cluster.toml");
+        let config = ClusterConfig::load(&config_path).expect("reload cluster.toml");
+        let mut cluster = Cluster { dir, config, config_path, children: BTreeMap::new() };
+        for id in cluster.config.node_ids() {
+            cluster.start_node(id);
+        }
+        cluster
+    }
+
+    pub fn data_dir(&self, id: NodeId) -> PathBuf {
+        self.dir.path().join(format!("data-{id}"))
+    }
+
+    pub fn start_node(&mut self, id: NodeId) {
+        let log = self.dir.path().join(format!("{id}.log"));
+        let child = Process::new(env!("CARGO_BIN_EXE_replica"))
+            .arg("run")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--id")
+            .arg(id.to_string())
+            .arg("--data-dir")
+            .arg(self.data_dir(id))
+            .arg("--log-file")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start a replica");
+        self.children.insert(id, child);
+    }
+
+    /// SIGKILL: no chance to flush or say goodbye.
+    pub fn kill(&mut self, id: NodeId) {
+        if let Some(mut child) = self.children.remove(&id) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(&self.config, &self.config.tls.client_cert, &self.config.tls.client_key)
+            .expect("client")
+    }
+
+    pub fn live(&self) -> Vec<NodeId> {
+        self.children.keys().copied().collect()
+    }
+
+    /// A log line count of every node, for a failing test's message.
+    pub fn logs_tail(&self) -> String {
+        let mut out = String::new();
+        for id in self.config.node_ids() {
+            let path = self.dir.path().join(format!("{id}.log"));
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(8)..];
+            out.push_str(&format!("--- {id}\n{}\n", tail.join("\n")));
+        }
+        out
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for (_, mut child) in std::mem::take(&mut self.children) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub fn transfer(client: u64, request: u64, from: &str, to: &str, amount: Amount) -> ClientRequest {
+    ClientRequest::Submit(Command {
+        client: ClientId(client),
+        request: RequestId(request),
+        op: Op::Transfer { from: from.into(), to: to.into(), amount },
+    })
+}
+
+pub fn read_all(client: u64, request: u64) -> ClientRequest {
+    ClientRequest::Submit(Command { client: ClientId(client), request: RequestId(request), op: Op::ReadAll })
+}
+
+/// Submits until a definite answer or `within` passes.
+pub async fn submit(client: &Client, request: &ClientRequest, within: Duration) -> Option<ClientResponse> {
+    let deadline = Instant::now() + within;
+    client.call_until_definite(request, None, Duration::from_millis(500), deadline).await.ok()
+}
+
+/// Waits until some live node says it is the leader; returns it.
+pub async fn wait_for_leader(client: &Client, nodes: &[NodeId], within: Duration) -> Option<NodeId> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        for &node in nodes {
+            if let Ok(ClientResponse::Status(s)) =
+                client.call(node, &ClientRequest::Status, Duration::from_millis(300)).await
+            {
+                if s.role == Role::Leader {
+                    return Some(node);
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    None
+}
+
+/// Waits until every node in `nodes` reports the same exec index and balances; returns them.
+pub async fn wait_identical(
+    client: &Client,
+    nodes: &[NodeId],
+    within: Duration,
+) -> Result<(u64, BTreeMap<String, Amount>), String> {
+    let deadline = Instant::now() + within;
+    let mut last = String::new();
+    while Instant::now() < deadline {
+        let mut seen = Vec::new();
+        for &node in nodes {
+            match client.call(node, &ClientRequest::PrintDb, Duration::from_millis(500)).await {
+                Ok(ClientResponse::Db { exec_index, balances, .. }) => seen.push((exec_index, balances)),
+                other => seen.push((u64::MAX, BTreeMap::from([(format!("{other:?}"), 0)]))),
+            }
+        }
+        if seen.windows(2).all(|w| w[0] == w[1]) && seen[0].0 != u64::MAX {
+            return Ok(seen.swap_remove(0));
+        }
+        last = format!("{seen:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Err(format!("replicas did not converge: {last}"))
+}
+
+/// The outcome of a transfer reply, or a panic message naming what came back.
+pub fn transferred(response: &ClientResponse) -> bool {
+    match response {
+        ClientResponse::Reply { reply, .. } => matches!(reply.result, OpResult::Transferred { .. }),
+        other => panic!("expected a reply, got {other:?}"),
+    }
+}
