@@ -8,6 +8,7 @@
 //! - `client`: the client library used by `replica ctl` and the harness.
 
 pub mod bank;
+pub mod cli;
 pub mod client;
 pub mod client_proto;
 pub mod config;

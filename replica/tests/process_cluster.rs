@@ -19,7 +19,9 @@ const ELECTION: Duration = Duration::from_secs(10);
 async fn five_replicas_commit_transfers_from_concurrent_clients() {
     let cluster = Cluster::start(5);
     let client = std::sync::Arc::new(cluster.client());
-    wait_for_leader(&client, &cluster.live(), ELECTION).await.expect("a leader");
+    wait_for_leader(&client, &cluster.live(), ELECTION)
+        .await
+        .expect("a leader");
     let mut tasks = Vec::new();
     for c in 1..=4u64 {
         let client = client.clone();
@@ -40,8 +42,9 @@ async fn five_replicas_commit_transfers_from_concurrent_clients() {
         total += task.await.expect("client task");
     }
     assert_eq!(total, 40);
-    let (exec_index, balances) =
-        wait_identical(&client, &cluster.live(), Duration::from_secs(10)).await.unwrap();
+    let (exec_index, balances) = wait_identical(&client, &cluster.live(), Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(exec_index, 40);
     assert_eq!(balances["J"], 50);
     assert_eq!(balances.values().sum::<i64>(), 100);
@@ -51,17 +54,33 @@ async fn five_replicas_commit_transfers_from_concurrent_clients() {
 async fn after_the_leader_is_killed_a_new_one_is_elected_and_progress_resumes() {
     let mut cluster = Cluster::start(5);
     let client = cluster.client();
-    let leader = wait_for_leader(&client, &cluster.live(), ELECTION).await.expect("a leader");
-    assert!(transferred(&submit(&client, &transfer(1, 1, "A", "B", 2), ELECTION).await.unwrap()));
+    let leader = wait_for_leader(&client, &cluster.live(), ELECTION)
+        .await
+        .expect("a leader");
+    assert!(transferred(
+        &submit(&client, &transfer(1, 1, "A", "B", 2), ELECTION)
+            .await
+            .unwrap()
+    ));
     cluster.kill(leader);
     let killed = Instant::now();
     let response = submit(&client, &transfer(1, 2, "A", "C", 1), ELECTION).await;
-    assert!(transferred(&response.expect("commits under a new leader")), "{}", cluster.logs_tail());
-    eprintln!("leader kill to first commit under the new leader: {:?}", killed.elapsed());
-    let new_leader = wait_for_leader(&client, &cluster.live(), ELECTION).await.unwrap();
+    assert!(
+        transferred(&response.expect("commits under a new leader")),
+        "{}",
+        cluster.logs_tail()
+    );
+    eprintln!(
+        "leader kill to first commit under the new leader: {:?}",
+        killed.elapsed()
+    );
+    let new_leader = wait_for_leader(&client, &cluster.live(), ELECTION)
+        .await
+        .unwrap();
     assert_ne!(new_leader, leader);
-    let (exec_index, balances) =
-        wait_identical(&client, &cluster.live(), Duration::from_secs(10)).await.unwrap();
+    let (exec_index, balances) = wait_identical(&client, &cluster.live(), Duration::from_secs(10))
+        .await
+        .unwrap();
     assert_eq!(exec_index, 2);
     assert_eq!((balances["A"], balances["B"], balances["C"]), (7, 12, 11));
 }
@@ -70,15 +89,26 @@ async fn after_the_leader_is_killed_a_new_one_is_elected_and_progress_resumes() 
 async fn two_down_still_commits_three_down_does_not_and_restart_catches_up() {
     let mut cluster = Cluster::start(5);
     let client = cluster.client();
-    wait_for_leader(&client, &cluster.live(), ELECTION).await.expect("a leader");
+    wait_for_leader(&client, &cluster.live(), ELECTION)
+        .await
+        .expect("a leader");
     cluster.kill(NodeId(4));
     cluster.kill(NodeId(5));
     for r in 1..=5 {
         let response = submit(&client, &transfer(1, r, "A", "B", 1), ELECTION).await;
-        assert!(transferred(&response.expect("3 of 5 commit")), "{}", cluster.logs_tail());
+        assert!(
+            transferred(&response.expect("3 of 5 commit")),
+            "{}",
+            cluster.logs_tail()
+        );
     }
     cluster.kill(NodeId(3));
-    let stalled = submit(&client, &transfer(2, 1, "B", "C", 1), Duration::from_secs(3)).await;
+    let stalled = submit(
+        &client,
+        &transfer(2, 1, "B", "C", 1),
+        Duration::from_secs(3),
+    )
+    .await;
     assert!(
         !matches!(stalled, Some(ClientResponse::Reply { .. })),
         "2 of 5 must not commit, got {stalled:?}"
@@ -88,12 +118,21 @@ async fn two_down_still_commits_three_down_does_not_and_restart_catches_up() {
     }
     // The stalled request is retried with the same id: it executes exactly once.
     let response = submit(&client, &transfer(2, 1, "B", "C", 1), ELECTION).await;
-    assert!(transferred(&response.expect("commits again after restart")), "{}", cluster.logs_tail());
-    let response = submit(&client, &transfer(2, 1, "B", "C", 1), ELECTION).await.unwrap();
-    let ClientResponse::Reply { reply, .. } = response else { panic!("{response:?}") };
+    assert!(
+        transferred(&response.expect("commits again after restart")),
+        "{}",
+        cluster.logs_tail()
+    );
+    let response = submit(&client, &transfer(2, 1, "B", "C", 1), ELECTION)
+        .await
+        .unwrap();
+    let ClientResponse::Reply { reply, .. } = response else {
+        panic!("{response:?}")
+    };
     assert_eq!(reply.exec_index, 6, "a retry gets the original reply");
-    let (exec_index, balances) =
-        wait_identical(&client, &cluster.live(), Duration::from_secs(15)).await.unwrap();
+    let (exec_index, balances) = wait_identical(&client, &cluster.live(), Duration::from_secs(15))
+        .await
+        .unwrap();
     assert_eq!(exec_index, 6);
     assert_eq!((balances["A"], balances["B"], balances["C"]), (5, 14, 11));
 }
@@ -102,7 +141,9 @@ async fn two_down_still_commits_three_down_does_not_and_restart_catches_up() {
 async fn a_replica_down_for_many_checkpoints_catches_up_after_restart() {
     let mut cluster = Cluster::start(5);
     let client = cluster.client();
-    wait_for_leader(&client, &cluster.live(), ELECTION).await.expect("a leader");
+    wait_for_leader(&client, &cluster.live(), ELECTION)
+        .await
+        .expect("a leader");
     let laggard = NodeId(2);
     cluster.kill(laggard);
     // Far more slots than the checkpoint interval (10): the leader drops the entries, so the
@@ -112,33 +153,60 @@ async fn a_replica_down_for_many_checkpoints_catches_up_after_restart() {
         let ClientResponse::Reply { reply, .. } = response.expect("commits with 4 of 5") else {
             panic!("no reply")
         };
-        assert!(matches!(reply.result, OpResult::Transferred { .. } | OpResult::InsufficientFunds { .. }));
+        assert!(matches!(
+            reply.result,
+            OpResult::Transferred { .. } | OpResult::InsufficientFunds { .. }
+        ));
     }
     cluster.start_node(laggard);
-    let (exec_index, balances) =
-        wait_identical(&client, &cluster.live(), Duration::from_secs(15)).await.unwrap();
+    let (exec_index, balances) = wait_identical(&client, &cluster.live(), Duration::from_secs(15))
+        .await
+        .unwrap();
     assert_eq!(exec_index, 40);
     assert_eq!((balances["C"], balances["D"]), (0, 20));
-    let status = client.call(laggard, &ClientRequest::Status, Duration::from_secs(2)).await.unwrap();
-    let ClientResponse::Status(status) = status else { panic!("{status:?}") };
-    assert!(status.checkpoint_slot.0 > 0, "the laggard holds a checkpoint: {status:?}");
+    let status = client
+        .call(laggard, &ClientRequest::Status, Duration::from_secs(2))
+        .await
+        .unwrap();
+    let ClientResponse::Status(status) = status else {
+        panic!("{status:?}")
+    };
+    assert!(
+        status.checkpoint_slot.0 > 0,
+        "the laggard holds a checkpoint: {status:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_with_a_certificate_from_another_ca_gets_no_service() {
     let cluster = Cluster::start(3);
     let good = cluster.client();
-    wait_for_leader(&good, &cluster.live(), ELECTION).await.expect("a leader");
+    wait_for_leader(&good, &cluster.live(), ELECTION)
+        .await
+        .expect("a leader");
     let cert_dir = cluster.dir.path().join("certs");
     replica::net::certs::generate_foreign_client_cert(&cert_dir, "mallory").unwrap();
-    let mallory = Client::new(&cluster.config, &cert_dir.join("mallory.pem"), &cert_dir.join("mallory.key"))
-        .expect("the client itself can be built");
+    let mallory = Client::new(
+        &cluster.config,
+        &cert_dir.join("mallory.pem"),
+        &cert_dir.join("mallory.key"),
+    )
+    .expect("the client itself can be built");
     for node in cluster.live() {
-        let refused = mallory.call(node, &ClientRequest::PrintDb, Duration::from_secs(2)).await;
-        assert!(refused.is_err(), "{node} served a foreign certificate: {refused:?}");
-        let status = mallory.call(node, &transfer(9, 1, "A", "B", 5), Duration::from_secs(2)).await;
+        let refused = mallory
+            .call(node, &ClientRequest::PrintDb, Duration::from_secs(2))
+            .await;
+        assert!(
+            refused.is_err(),
+            "{node} served a foreign certificate: {refused:?}"
+        );
+        let status = mallory
+            .call(node, &transfer(9, 1, "A", "B", 5), Duration::from_secs(2))
+            .await;
         assert!(status.is_err());
     }
-    let (exec_index, _) = wait_identical(&good, &cluster.live(), Duration::from_secs(5)).await.unwrap();
+    let (exec_index, _) = wait_identical(&good, &cluster.live(), Duration::from_secs(5))
+        .await
+        .unwrap();
     assert_eq!(exec_index, 0, "nothing from the foreign client executed");
 }

@@ -22,8 +22,14 @@ const MAX_VIEW_COMMANDS_PER_MESSAGE: usize = 4096;
 impl Core {
     /// Becomes a candidate with a fresh, higher ballot and asks every peer to promise it.
     pub(super) fn start_election(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let Some(round) = self.promised.round.checked_add(1) else {
+            // Only reachable if a peer sent an absurd ballot; better stuck than panicking.
+            tracing::error!(node = %self.me(), promised = %self.promised, "ballot rounds exhausted");
+            self.reset_election_timer(now_ms);
+            return;
+        };
         let ballot = Ballot {
-            round: self.promised.round + 1,
+            round,
             node: self.me(),
         };
         tracing::debug!(node = %self.me(), %ballot, "starting an election");

@@ -394,7 +394,7 @@ impl Sim {
     pub fn run_until(&mut self, ms: u64, mut done: impl FnMut(&Sim) -> bool) -> bool {
         let until = self.now_ms + ms;
         while !done(self) {
-            if !self.next_event_ms().is_some_and(|t| t <= until) {
+            if self.next_event_ms().is_none_or(|t| t > until) {
                 self.now_ms = self.now_ms.max(until);
                 return done(self);
             }

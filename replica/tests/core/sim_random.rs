@@ -23,6 +23,10 @@ fn pick(rng: &mut SmallRng, from: &[NodeId]) -> Option<NodeId> {
 
 /// One random run; `Err` says which property broke.
 fn random_run(seed: u64, bugs: Bugs) -> Result<Sim, String> {
+    random_run_traced(seed, bugs, false)
+}
+
+fn random_run_traced(seed: u64, bugs: Bugs, trace: bool) -> Result<Sim, String> {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut options = SimOptions::new(5, seed);
     options.config.bugs = bugs;
@@ -47,7 +51,15 @@ fn random_run(seed: u64, bugs: Bugs) -> Result<Sim, String> {
         sim.run_for(rng.gen_range(50..400));
         let up: Vec<NodeId> = nodes.iter().copied().filter(|id| sim.is_up(*id)).collect();
         let down: Vec<NodeId> = nodes.iter().copied().filter(|id| !sim.is_up(*id)).collect();
-        match rng.gen_range(0..7) {
+        let action = rng.gen_range(0..7);
+        if trace {
+            eprintln!(
+                "t={} action {action} up {up:?}: {:?}",
+                sim.now_ms,
+                statuses(&sim)
+            );
+        }
+        match action {
             0 => pick(&mut rng, &up).into_iter().for_each(|id| sim.crash(id)),
             6 => pick(&mut rng, &up)
                 .into_iter()
@@ -77,6 +89,9 @@ fn random_run(seed: u64, bugs: Bugs) -> Result<Sim, String> {
         return Err(format!("no progress after healing: {:?}", sim.stats));
     }
     sim.stop_clients();
+    if trace {
+        eprintln!("t={} healed: {:?}", sim.now_ms, statuses(&sim));
+    }
     if !sim.run_until_converged(5_000) {
         return Err(format!("no convergence: {:?}", sim.check_converged()));
     }
@@ -148,63 +163,30 @@ fn the_random_runs_catch_planted_bugs() {
     }
 }
 
-#[test]
-#[ignore]
-fn print_random_run_stats() {
-    for seed in 0..seeds() {
-        let sim = random_run(seed, Bugs::default()).unwrap();
-        let last = sim.executed_log().len();
-        eprintln!(
-            "seed {seed}: t={} executed={last} {:?}",
-            sim.now_ms, sim.stats
-        );
-    }
+fn statuses(sim: &Sim) -> Vec<String> {
+    let status = |id: NodeId| sim.core(id).map(|c| format!("{:?}", c.status()));
+    sim.node_ids()
+        .into_iter()
+        .map(|id| status(id).unwrap_or_else(|| format!("{id} down")))
+        .collect()
 }
 
+/// Replays one seed with a trace: `SEED=123 cargo test -p replica --test core replay_one_seed
+/// -- --ignored --nocapture`.
 #[test]
 #[ignore]
-fn debug_seed() {
-    let seed: u64 = std::env::var("SEED").unwrap().parse().unwrap();
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let mut options = SimOptions::new(5, seed);
-    options.drop_rate = rng.gen_range(0.0..0.2);
-    options.dup_rate = rng.gen_range(0.0..0.05);
-    options.max_delay_ms = rng.gen_range(2..=15);
-    eprintln!("{options:?}");
-    let mut sim = Sim::new(options);
-    sim.start_clients(5);
-    let nodes = sim.node_ids();
-    for _ in 0..rng.gen_range(5..15) {
-        sim.run_for(rng.gen_range(50..400));
-        let up: Vec<NodeId> = nodes.iter().copied().filter(|id| sim.is_up(*id)).collect();
-        let down: Vec<NodeId> = nodes.iter().copied().filter(|id| !sim.is_up(*id)).collect();
-        let action = rng.gen_range(0..6);
-        eprintln!("t={} action {action}", sim.now_ms);
-        match action {
-            0 => pick(&mut rng, &up).into_iter().for_each(|id| sim.crash(id)),
-            1 => pick(&mut rng, &down)
-                .into_iter()
-                .for_each(|id| sim.restart(id)),
-            2 => {
-                let split = rng.gen_range(1..nodes.len());
-                let (left, right) = nodes.split_at(split);
-                sim.partition(&[left, right]);
-            }
-            3 => sim.leader().into_iter().for_each(|id| sim.isolate(id)),
-            4 => sim.heal(),
-            _ => sim.leader().into_iter().for_each(|id| sim.crash(id)),
-        }
-    }
-    sim.heal();
-    sim.set_drop_rate(0.0);
-    for id in &nodes {
-        sim.restart(*id);
-    }
-    for _ in 0..15 {
-        for id in &nodes {
-            eprintln!("t={} {:?}", sim.now_ms, sim.core(*id).unwrap().status());
-        }
-        eprintln!("{:?}", sim.stats);
-        sim.run_for(100);
+fn replay_one_seed() {
+    let seed = std::env::var("SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .expect("SEED=<n>");
+    match random_run_traced(seed, Bugs::default(), true) {
+        Ok(sim) => eprintln!(
+            "ok at t={}: {} executed, {:?}",
+            sim.now_ms,
+            sim.executed_log().len(),
+            sim.stats
+        ),
+        Err(e) => panic!("seed {seed}: {e}"),
     }
 }

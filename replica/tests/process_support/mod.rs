@@ -28,7 +28,10 @@ fn free_udp_ports(count: usize) -> Vec<u16> {
     let sockets: Vec<std::net::UdpSocket> = (0..count)
         .map(|_| std::net::UdpSocket::bind("127.0.0.1:0").expect("bind an ephemeral port"))
         .collect();
-    sockets.iter().map(|s| s.local_addr().expect("local addr").port()).collect()
+    sockets
+        .iter()
+        .map(|s| s.local_addr().expect("local addr").port())
+        .collect()
 }
 
 impl Cluster {
@@ -45,7 +48,12 @@ impl Cluster {
         let config_path = dir.path().join("cluster.toml");
         config.save(&config_path).expect("write cluster.toml");
         let config = ClusterConfig::load(&config_path).expect("reload cluster.toml");
-        let mut cluster = Cluster { dir, config, config_path, children: BTreeMap::new() };
+        let mut cluster = Cluster {
+            dir,
+            config,
+            config_path,
+            children: BTreeMap::new(),
+        };
         for id in cluster.config.node_ids() {
             cluster.start_node(id);
         }
@@ -85,8 +93,12 @@ impl Cluster {
     }
 
     pub fn client(&self) -> Client {
-        Client::new(&self.config, &self.config.tls.client_cert, &self.config.tls.client_key)
-            .expect("client")
+        Client::new(
+            &self.config,
+            &self.config.tls.client_cert,
+            &self.config.tls.client_key,
+        )
+        .expect("client")
     }
 
     pub fn live(&self) -> Vec<NodeId> {
@@ -120,27 +132,47 @@ pub fn transfer(client: u64, request: u64, from: &str, to: &str, amount: Amount)
     ClientRequest::Submit(Command {
         client: ClientId(client),
         request: RequestId(request),
-        op: Op::Transfer { from: from.into(), to: to.into(), amount },
+        op: Op::Transfer {
+            from: from.into(),
+            to: to.into(),
+            amount,
+        },
     })
 }
 
 pub fn read_all(client: u64, request: u64) -> ClientRequest {
-    ClientRequest::Submit(Command { client: ClientId(client), request: RequestId(request), op: Op::ReadAll })
+    ClientRequest::Submit(Command {
+        client: ClientId(client),
+        request: RequestId(request),
+        op: Op::ReadAll,
+    })
 }
 
 /// Submits until a definite answer or `within` passes.
-pub async fn submit(client: &Client, request: &ClientRequest, within: Duration) -> Option<ClientResponse> {
+pub async fn submit(
+    client: &Client,
+    request: &ClientRequest,
+    within: Duration,
+) -> Option<ClientResponse> {
     let deadline = Instant::now() + within;
-    client.call_until_definite(request, None, Duration::from_millis(500), deadline).await.ok()
+    client
+        .call_until_definite(request, None, Duration::from_millis(500), deadline)
+        .await
+        .ok()
 }
 
 /// Waits until some live node says it is the leader; returns it.
-pub async fn wait_for_leader(client: &Client, nodes: &[NodeId], within: Duration) -> Option<NodeId> {
+pub async fn wait_for_leader(
+    client: &Client,
+    nodes: &[NodeId],
+    within: Duration,
+) -> Option<NodeId> {
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         for &node in nodes {
-            if let Ok(ClientResponse::Status(s)) =
-                client.call(node, &ClientRequest::Status, Duration::from_millis(300)).await
+            if let Ok(ClientResponse::Status(s)) = client
+                .call(node, &ClientRequest::Status, Duration::from_millis(300))
+                .await
             {
                 if s.role == Role::Leader {
                     return Some(node);
@@ -163,8 +195,15 @@ pub async fn wait_identical(
     while Instant::now() < deadline {
         let mut seen = Vec::new();
         for &node in nodes {
-            match client.call(node, &ClientRequest::PrintDb, Duration::from_millis(500)).await {
-                Ok(ClientResponse::Db { exec_index, balances, .. }) => seen.push((exec_index, balances)),
+            match client
+                .call(node, &ClientRequest::PrintDb, Duration::from_millis(500))
+                .await
+            {
+                Ok(ClientResponse::Db {
+                    exec_index,
+                    balances,
+                    ..
+                }) => seen.push((exec_index, balances)),
                 other => seen.push((u64::MAX, BTreeMap::from([(format!("{other:?}"), 0)]))),
             }
         }

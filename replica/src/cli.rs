@@ -1,0 +1,433 @@
+//! The `replica` command line: run a replica, make a cluster's certificates and config, or talk
+//! to a running cluster by hand (`ctl`: PrintDB, PrintLog, PrintStatus, PrintView, transfers
+//! and reads).
+//!
+//! It lives in the library so that two binaries share it: `replica`, and `replica-bugs`, which
+//! exists only in builds with the `bugs` feature, the only ones where `--bug` plants anything.
+
+use crate::bank::{Command, Op, OpResult};
+use crate::client::Client;
+use crate::client_proto::{ClientRequest, ClientResponse};
+use crate::config::ClusterConfig;
+use crate::core::Bugs;
+use crate::types::{ClientId, NodeId, RequestId, Slot};
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(
+    name = "replica",
+    version,
+    about = "A stable-leader Multi-Paxos bank ledger replica"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run one replica of the cluster until SIGTERM / Ctrl-C.
+    Run(RunArgs),
+    /// Write a local cluster: certificates and cluster.toml in one directory.
+    Init {
+        /// Directory to create (certs/ and cluster.toml go inside).
+        #[arg(long, default_value = "cluster")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        nodes: u32,
+        /// UDP port of n1; n2 gets the next one, and so on.
+        #[arg(long, default_value_t = 7001)]
+        base_port: u16,
+    },
+    /// Write a CA and certificates for the nodes and clients of a cluster config.
+    Certs {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Talk to a running cluster as a client.
+    Ctl(CtlArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    #[arg(long)]
+    config: PathBuf,
+    #[arg(long)]
+    id: NodeId,
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Write logs here instead of stderr.
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    /// Seed of the election timeouts (default: derived from the node id and the clock).
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Do not fsync the write-ahead log (benchmarks of the network path only; unsafe).
+    #[arg(long)]
+    no_fsync: bool,
+    /// Plant a known bug (needs a build with the `bugs` feature): no-dedup, early-commit,
+    /// forget-promises, no-view-merge, local-reads, no-funds-check, stale-leader.
+    #[arg(long = "bug", value_name = "NAME")]
+    bugs: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct CtlArgs {
+    #[arg(long, default_value = "cluster/cluster.toml")]
+    config: PathBuf,
+    /// Replica to ask (default: any; commands follow the leader).
+    #[arg(long)]
+    node: Option<NodeId>,
+    /// Seconds to wait for an answer.
+    #[arg(long, default_value_t = 5)]
+    timeout_s: u64,
+    #[command(subcommand)]
+    what: CtlCmd,
+}
+
+#[derive(Subcommand)]
+enum CtlCmd {
+    /// PrintDB: balances of the replica.
+    PrintDb,
+    /// PrintLog: the replica's Paxos log.
+    PrintLog {
+        #[arg(long, default_value_t = 0)]
+        from: u64,
+        #[arg(long, default_value_t = 1000)]
+        max: u32,
+    },
+    /// PrintStatus: A / C / E / X for one slot.
+    PrintStatus { slot: u64 },
+    /// PrintView: every NEW_VIEW the replica has seen.
+    PrintView,
+    /// Role, ballot, leader and progress.
+    Status,
+    /// Move money: transfer FROM TO AMOUNT.
+    Transfer {
+        from: String,
+        to: String,
+        amount: i64,
+    },
+    /// Read one balance through the log.
+    Read { account: String },
+    /// Read every balance through the log.
+    ReadAll,
+}
+
+/// Parses the command line and runs it; the process exit code.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Run(args) => run(args),
+        Cmd::Init {
+            dir,
+            nodes,
+            base_port,
+        } => init(&dir, nodes, base_port),
+        Cmd::Certs { config } => certs(&config),
+        Cmd::Ctl(args) => ctl(args),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("replica: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    init_logging(args.log_file.as_deref())?;
+    let config = ClusterConfig::load(&args.config)?;
+    if config.node(args.id).is_none() {
+        bail!("node {} is not in {}", args.id, args.config.display());
+    }
+    let (bugs, forget_promises) = parse_bugs(&args.bugs)?;
+    let seed = args.seed.unwrap_or_else(|| {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        nanos ^ (u64::from(args.id.0) << 48)
+    });
+    let options = crate::server::ServerOptions {
+        config,
+        id: args.id,
+        data_dir: args.data_dir,
+        bugs,
+        seed,
+        fsync: !args.no_fsync,
+        forget_promises,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(crate::server::run(options))
+}
+
+fn parse_bugs(names: &[String]) -> anyhow::Result<(Bugs, bool)> {
+    let mut bugs = Bugs::default();
+    let mut forget_promises = false;
+    if !names.is_empty() && !cfg!(feature = "bugs") {
+        bail!("--bug needs a replica built with `--features bugs`");
+    }
+    for name in names {
+        match name.as_str() {
+            "no-dedup" => bugs.no_dedup = true,
+            "early-commit" => bugs.early_commit = true,
+            "forget-promises" => forget_promises = true,
+            "no-view-merge" => bugs.no_view_merge = true,
+            "local-reads" => bugs.local_reads = true,
+            "no-funds-check" => bugs.no_funds_check = true,
+            "stale-leader" => bugs.stale_leader = true,
+            other => bail!("unknown bug {other:?}"),
+        }
+    }
+    Ok((bugs, forget_promises))
+}
+
+fn init_logging(log_file: Option<&Path>) -> anyhow::Result<()> {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(false);
+    match log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            builder.with_writer(std::sync::Mutex::new(file)).init();
+        }
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
+}
+
+fn init(dir: &Path, nodes: u32, base_port: u16) -> anyhow::Result<()> {
+    if nodes == 0 || nodes > 15 {
+        bail!("--nodes must be between 1 and 15, got {nodes}");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let config = ClusterConfig::local(nodes, base_port, Path::new("certs"));
+    let path = dir.join("cluster.toml");
+    config.save(&path)?;
+    let ids = config.node_ids();
+    crate::net::certs::generate_cluster_certs(&dir.join("certs"), &ids, &["client"])?;
+    println!(
+        "wrote {} and certificates in {}",
+        path.display(),
+        dir.join("certs").display()
+    );
+    for id in ids {
+        println!(
+            "  replica run --config {} --id {id} --data-dir {}",
+            path.display(),
+            dir.join(format!("data-{id}")).display()
+        );
+    }
+    Ok(())
+}
+
+fn certs(config_path: &Path) -> anyhow::Result<()> {
+    let config = ClusterConfig::load(config_path)?;
+    let dir = config
+        .tls
+        .ca_cert
+        .parent()
+        .unwrap_or(Path::new("."))
+        .to_path_buf();
+    let client = config
+        .tls
+        .client_cert
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("client")
+        .to_string();
+    crate::net::certs::generate_cluster_certs(&dir, &config.node_ids(), &[client.as_str()])?;
+    println!("wrote certificates in {}", dir.display());
+    Ok(())
+}
+
+fn ctl(args: CtlArgs) -> anyhow::Result<()> {
+    let config = ClusterConfig::load(&args.config)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let client = Client::new(&config, &config.tls.client_cert, &config.tls.client_key)?;
+        let timeout = Duration::from_secs(args.timeout_s.max(1));
+        let request = ctl_request(&args.what);
+        let response = match args.node {
+            // One node named: ask it and show whatever it says (PrintDB of a backup, say).
+            Some(node) => client.call(node, &request, timeout).await?,
+            None => {
+                let deadline = tokio::time::Instant::now() + timeout;
+                let per_try = Duration::from_millis(1000).min(timeout);
+                client
+                    .call_until_definite(&request, None, per_try, deadline)
+                    .await
+                    .map_err(|tries| {
+                        anyhow::anyhow!(
+                            "no definite answer within {timeout:?}: {}",
+                            tries.join("; ")
+                        )
+                    })?
+            }
+        };
+        print_response(&response);
+        Ok(())
+    })
+}
+
+fn ctl_request(what: &CtlCmd) -> ClientRequest {
+    let submit = |op| {
+        // A fresh client id per invocation: ctl commands never collide with the harness's
+        // clients (small numbers) in the reply table.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64);
+        ClientRequest::Submit(Command {
+            client: ClientId(1 << 40 | (nanos & 0xff_ffff_ffff)),
+            request: RequestId(1),
+            op,
+        })
+    };
+    match what {
+        CtlCmd::PrintDb => ClientRequest::PrintDb,
+        CtlCmd::PrintLog { from, max } => ClientRequest::PrintLog {
+            from_slot: Slot(*from),
+            max_entries: *max,
+        },
+        CtlCmd::PrintStatus { slot } => ClientRequest::PrintStatus { slot: Slot(*slot) },
+        CtlCmd::PrintView => ClientRequest::PrintView,
+        CtlCmd::Status => ClientRequest::Status,
+        CtlCmd::Transfer { from, to, amount } => submit(Op::Transfer {
+            from: from.clone(),
+            to: to.clone(),
+            amount: *amount,
+        }),
+        CtlCmd::Read { account } => submit(Op::Read {
+            account: account.clone(),
+        }),
+        CtlCmd::ReadAll => submit(Op::ReadAll),
+    }
+}
+
+fn print_response(response: &ClientResponse) {
+    match response {
+        ClientResponse::Reply { node, reply } => {
+            let what = match &reply.result {
+                OpResult::Transferred {
+                    from_balance,
+                    to_balance,
+                } => {
+                    format!("ok: from balance {from_balance}, to balance {to_balance}")
+                }
+                OpResult::InsufficientFunds { from_balance } => {
+                    format!("failed: insufficient funds (balance {from_balance})")
+                }
+                OpResult::Balance { balance } => format!("balance {balance}"),
+                OpResult::Balances { balances } => format_balances(balances),
+            };
+            println!("{node}: exec_index {} {what}", reply.exec_index);
+        }
+        ClientResponse::Rejected { node, reason } => println!("{node}: rejected: {reason}"),
+        ClientResponse::NotLeader { node, leader_hint } => {
+            let hint = leader_hint.map_or("unknown".to_string(), |l| l.to_string());
+            println!("{node}: not the leader (leader: {hint})")
+        }
+        ClientResponse::Overloaded { node } => println!("{node}: overloaded, try again"),
+        ClientResponse::Db {
+            node,
+            exec_index,
+            balances,
+        } => {
+            println!(
+                "{node}: exec_index {exec_index}: {}",
+                format_balances(balances)
+            )
+        }
+        ClientResponse::Log {
+            node,
+            checkpoint_slot,
+            entries,
+        } => {
+            println!("{node}: checkpoint at slot {checkpoint_slot}");
+            for e in entries {
+                let body = if e.noop {
+                    "no-op".to_string()
+                } else {
+                    e.commands
+                        .iter()
+                        .map(format_command)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                };
+                println!(
+                    "  slot {:>6} [{}] ballot {} {body}",
+                    e.slot,
+                    e.state.letter(),
+                    e.ballot
+                );
+            }
+        }
+        ClientResponse::SlotStatus { node, slot, state } => {
+            println!("{node}: slot {slot}: {}", state.letter())
+        }
+        ClientResponse::Views { node, views } => {
+            println!("{node}: {} views", views.len());
+            for v in views {
+                println!(
+                    "  ballot {} leader {} from slot {}",
+                    v.ballot, v.leader, v.next_slot
+                );
+            }
+        }
+        ClientResponse::Executed {
+            node,
+            first_available,
+            last,
+            entries,
+        } => {
+            println!(
+                "{node}: executed {first_available}..={last}, {} shown",
+                entries.len()
+            )
+        }
+        ClientResponse::Status(s) => println!(
+            "{}: {:?} ballot {} leader {} commit {} executed {} exec_index {} checkpoint {}",
+            s.node,
+            s.role,
+            s.ballot,
+            s.leader.map_or("unknown".to_string(), |l| l.to_string()),
+            s.commit_slot,
+            s.executed_slot,
+            s.exec_index,
+            s.checkpoint_slot
+        ),
+        ClientResponse::Error { node, message } => println!("{node}: error: {message}"),
+    }
+}
+
+fn format_balances(balances: &std::collections::BTreeMap<String, i64>) -> String {
+    let parts: Vec<String> = balances.iter().map(|(a, b)| format!("{a}={b}")).collect();
+    format!(
+        "{} (total {})",
+        parts.join(" "),
+        balances.values().sum::<i64>()
+    )
+}
+
+fn format_command(c: &Command) -> String {
+    let op = match &c.op {
+        Op::Transfer { from, to, amount } => format!("transfer({from},{to},{amount})"),
+        Op::Read { account } => format!("read({account})"),
+        Op::ReadAll => "read_all".to_string(),
+    };
+    format!("{}#{} {op}", c.client, c.request)
+}
