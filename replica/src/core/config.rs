@@ -157,13 +157,23 @@ impl CoreConfig {
         self.nodes.len() / 2 + 1
     }
 
-    /// How far above its executed slot a replica keeps log entries. Anything beyond is dropped:
-    /// a replica that far behind catches up first. Wide enough for a full pipeline, a checkpoint
-    /// interval and a catch-up answer, with slack for a view change.
+    /// How far above its executed slot a replica keeps log entries (as acceptor, as leader, and
+    /// through catch-up). Anything beyond is dropped: a replica that far behind catches up
+    /// first. Wide enough for a full pipeline, a checkpoint interval and a catch-up answer, with
+    /// slack for a view change.
     pub fn window(&self) -> u64 {
         self.checkpoint_interval_slots
             + 2 * u64::from(self.max_inflight_slots)
             + u64::from(self.max_catchup_slots)
+    }
+
+    /// The most entries a log holds above its checkpoint: entries are kept up to `window` above
+    /// the executed slot, which is less than a checkpoint interval above the checkpoint. It is
+    /// also how far above a new leader's merge base a promiser's entry can be (a promiser's
+    /// checkpoint is at most that base). The view merge relies on this: a legitimate promise
+    /// never exceeds it, so a longer one is malformed and dropped whole, never cut.
+    pub fn max_log_span(&self) -> u64 {
+        self.window() + self.checkpoint_interval_slots
     }
 
     /// Every node but this one.

@@ -87,7 +87,9 @@ impl Core {
         // `ballot == promised`: a fresh promise, or the same candidate asking again.
         self.reset_election_timer(now_ms);
         let after = commit.max(self.checkpoint_slot());
-        let entries = self.log.entries_above(after, self.cfg.window() as usize);
+        // Never cut: a promise that leaves out an accepted value could let the new leader
+        // overwrite a chosen one. The log is bounded by `max_log_span` anyway.
+        let entries = self.log.entries_above(after, usize::MAX);
         let checkpoint = self.checkpoint.clone().filter(|c| c.slot > commit);
         let promise = PeerMsg::Promise {
             ballot,
@@ -106,22 +108,23 @@ impl Core {
         from: NodeId,
         ballot: Ballot,
         commit: Slot,
-        mut entries: Vec<SlotEntry>,
+        entries: Vec<SlotEntry>,
         checkpoint: Option<Checkpoint>,
         out: &mut Vec<Effect>,
     ) {
         let fits = checkpoint.as_ref().is_none_or(|c| self.checkpoint_fits(c));
-        let window = self.cfg.window() as usize;
+        let span = self.cfg.max_log_span() as usize;
         let RoleState::Candidate(candidate) = &mut self.role else {
             tracing::debug!(node = %self.cfg.me, %from, %ballot, "promise while not a candidate");
             return;
         };
+        // A promise with more entries than any log can hold, or a checkpoint from a ballot the
+        // promiser cannot have seen, is malformed: drop it whole (cutting it would be unsafe).
         let above = checkpoint.as_ref().is_some_and(|c| c.ballot > ballot);
-        if candidate.ballot != ballot || !fits || above {
+        if candidate.ballot != ballot || !fits || above || entries.len() > span {
             tracing::debug!(node = %self.cfg.me, %from, %ballot, "stale or malformed promise");
             return;
         }
-        entries.truncate(window);
         if let Some(checkpoint) = checkpoint {
             let best = candidate
                 .best_checkpoint
@@ -190,7 +193,7 @@ impl Core {
             .collect();
         let merged = merge(&MergeInput {
             base,
-            limit: Slot(base.0 + self.cfg.window()),
+            limit: Slot(base.0 + self.cfg.max_log_span()),
             own: &own,
             others,
             ignore_others: self.cfg.bugs.no_view_merge,

@@ -14,7 +14,8 @@ use std::collections::BTreeMap;
 pub(super) struct MergeInput<'a> {
     /// Everything up to here is committed at the new leader.
     pub base: Slot,
-    /// Entries above this are ignored (beyond the window: malformed or hopelessly stale).
+    /// Entries above this are ignored: no log holds them (`CoreConfig::max_log_span`), so they
+    /// are malformed.
     pub limit: Slot,
     /// The new leader's own accepted entries above `base`.
     pub own: &'a [SlotEntry],

@@ -15,6 +15,19 @@
 //! order through [`Bank::execute`], which deduplicates retried requests. Checkpoints bound the
 //! log; replicas that fall behind fetch committed entries or a checkpoint from the leader.
 //!
+//! The invariants the handlers keep (and `sim::Sim::check_safety` watches):
+//! - Ballots only grow, and every rise is persisted before anything that depends on it leaves.
+//! - Within one ballot its leader proposes at most one value per slot, and never reuses a ballot
+//!   across restarts (a restarted replica starts as a backup with its old promise).
+//! - A backup trusts a commit point only for entries it accepted in that leader's ballot; other
+//!   decided entries come through catch-up, tagged with their ballot.
+//! - Every decided value a replica holds was accepted in a ballot at or below its promise
+//!   (`adopt`), so its ACCEPTED for an already decided slot is always true, and a leader that
+//!   learns of a higher ballot from decided state steps down before trusting it.
+//! - No log holds entries more than `CoreConfig::window` above its executed slot, so a promise
+//!   never needs cutting and the view merge can reject anything longer as malformed.
+//! - The commit point only moves over entries present here; execution follows it slot by slot.
+//!
 //! Module map:
 //! - [`wire`]: messages, values, WAL records, checkpoints (the formats).
 //! - [`effect`]: effects and the shell contract.

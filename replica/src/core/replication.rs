@@ -21,11 +21,15 @@ impl Core {
     pub fn flush(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         let max_inflight = self.cfg.max_inflight_slots as usize;
         let max_batch = self.cfg.max_batch_commands as usize;
+        // Like every acceptor, the leader holds no entry beyond the window: the view merge's
+        // bound (`CoreConfig::max_log_span`) depends on it.
+        let last_allowed = Slot(self.executed.0 + self.cfg.window());
         loop {
             let RoleState::Leader(leader) = &mut self.role else {
                 return;
             };
-            if !leader.proposals.has_pending() || leader.inflight.len() >= max_inflight {
+            let full = leader.inflight.len() >= max_inflight || leader.next_slot > last_allowed;
+            if !leader.proposals.has_pending() || full {
                 break;
             }
             let batch = leader.proposals.next_batch(max_batch);
@@ -143,7 +147,7 @@ impl Core {
             return;
         }
         self.record_view(ballot, next_slot);
-        for entry in entries.into_iter().take(self.cfg.window() as usize) {
+        for entry in entries.into_iter().take(self.cfg.max_log_span() as usize) {
             self.accept_entry(from, ballot, entry.slot, entry.value, out);
         }
         self.learn_commit(now_ms, ballot, commit, out);

@@ -17,7 +17,7 @@
 use super::{Checkpoint, Core, CoreConfig, Effect, PeerMsg, Recovered, ReplyToken, WalRecord};
 use crate::bank::{Bank, Command, Executed, Op, Outcome};
 use crate::client_proto::ClientResponse;
-use crate::types::{Amount, ClientId, ExecIndex, NodeId, RequestId};
+use crate::types::{Amount, ClientId, ExecIndex, NodeId, RequestId, Slot};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,6 +35,10 @@ pub struct SimOptions {
     pub drop_rate: f64,
     /// Probability that a peer message is delivered twice.
     pub dup_rate: f64,
+    /// Probability that a peer message is held back for up to `long_delay_max_ms` (a stale
+    /// message arriving long after its sender moved on).
+    pub long_delay_rate: f64,
+    pub long_delay_max_ms: u64,
     /// How often each node's `on_tick` runs.
     pub tick_ms: u64,
     /// How long a simulated client waits for an answer before retrying.
@@ -51,6 +55,8 @@ impl SimOptions {
             max_delay_ms: 3,
             drop_rate: 0.0,
             dup_rate: 0.0,
+            long_delay_rate: 0.0,
+            long_delay_max_ms: 1_000,
             tick_ms: 10,
             client_timeout_ms: 400,
         }
@@ -435,9 +441,16 @@ impl Sim {
     }
 
     fn delay(&mut self) -> u64 {
-        self.rng
-            .gen_range(self.opts.min_delay_ms..=self.opts.max_delay_ms)
-            .max(1)
+        let delay = self
+            .rng
+            .gen_range(self.opts.min_delay_ms..=self.opts.max_delay_ms);
+        let long = self.rng.gen_bool(self.opts.long_delay_rate);
+        let extra = if long {
+            self.rng.gen_range(0..=self.opts.long_delay_max_ms)
+        } else {
+            0
+        };
+        (delay + extra).max(1)
     }
 
     fn enqueue(&mut self, at_ms: u64, to: NodeId, input: Input) {
@@ -710,7 +723,8 @@ impl Sim {
     }
 
     /// No two replicas ever executed different commands (or results) at the same exec index,
-    /// every journal is gap-free, and every live replica conserves money without overdrafts.
+    /// every journal is gap-free, every live replica conserves money without overdrafts, has
+    /// executed everything it knows committed, and holds no log entry beyond its window.
     pub fn check_safety(&self) -> Result<(), String> {
         if let Some(first) = self.violations.first() {
             return Err(format!(
@@ -731,6 +745,18 @@ impl Sim {
             }
             if let Some((account, balance)) = balances.iter().find(|(_, b)| **b < 0) {
                 return Err(format!("{id}: account {account} is overdrawn: {balance}"));
+            }
+            let status = core.status();
+            if status.executed_slot != status.commit_slot {
+                return Err(format!("{id}: committed but not executed: {status:?}"));
+            }
+            let (_, log) = core.log_view(Slot(1), u32::MAX);
+            let horizon = status.executed_slot.0 + config.window();
+            if let Some(entry) = log.last().filter(|e| e.slot.0 > horizon) {
+                return Err(format!(
+                    "{id}: holds slot {} beyond its window: {status:?}",
+                    entry.slot
+                ));
             }
         }
         let expected: Vec<ExecIndex> = (1..=self.executed.len() as u64).collect();

@@ -14,7 +14,7 @@ fn seeds() -> u64 {
     std::env::var("FAULTLINE_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(40)
+        .unwrap_or(200)
 }
 
 fn pick(rng: &mut SmallRng, from: &[NodeId]) -> Option<NodeId> {
@@ -33,6 +33,7 @@ fn random_run_traced(seed: u64, bugs: Bugs, trace: bool) -> Result<Sim, String> 
     options.drop_rate = rng.gen_range(0.0..0.2);
     options.dup_rate = rng.gen_range(0.0..0.05);
     options.max_delay_ms = rng.gen_range(2..=40);
+    options.long_delay_rate = rng.gen_range(0.0..0.03);
     // Small limits make checkpoints, snapshots, full pipelines and short catch-ups common.
     options.config.checkpoint_interval_slots = rng.gen_range(2..=12);
     options.config.max_inflight_slots = rng.gen_range(1..=8);
