@@ -129,6 +129,16 @@ impl Shell {
         }
         let checkpoint_exec = checkpoint.as_ref().map_or(0, |c| c.bank.exec_index());
         journal.truncate_after(checkpoint_exec)?;
+        if journal.next_exec_index() <= checkpoint_exec {
+            // Killed between installing a snapshot and resetting the journal: the entries up
+            // to the checkpoint are not known here, so the journal restarts after it.
+            tracing::warn!(
+                journal_next = journal.next_exec_index(),
+                checkpoint_exec,
+                "the executed journal ends before the checkpoint; restarting it after the checkpoint"
+            );
+            journal.reset(checkpoint_exec + 1)?;
+        }
         tracing::info!(
             node = %options.id,
             records = records.len(),
@@ -304,11 +314,14 @@ impl Shell {
         }
     }
 
-    /// Carries out one burst's effects: disk first under one fsync, then the network.
+    /// Carries out one burst's effects: requests to peers first, then the disk under one fsync,
+    /// then votes and client replies (see the core's `Effect` contract).
     fn carry_out(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
+        let mut effects: Vec<Option<Effect>> = effects.into_iter().map(Some).collect();
+        self.send_non_votes(&mut effects);
         let mut wrote_wal = false;
         let mut took_checkpoint = false;
-        for effect in &effects {
+        for effect in effects.iter().flatten() {
             match effect {
                 Effect::Persist(record) if !self.forget_promises => {
                     self.wal.append(record)?;
@@ -338,7 +351,7 @@ impl Shell {
                 .rewrite(&self.core.durable_records())
                 .context("cannot compact the write-ahead log")?;
         }
-        for effect in effects {
+        for effect in effects.into_iter().flatten() {
             match effect {
                 Effect::Send { to, msg } => {
                     if let Some(network) = &self.network {
@@ -354,6 +367,18 @@ impl Shell {
             }
         }
         Ok(())
+    }
+
+    /// Releases the sends that need not wait for the fsync, taking them out of `effects`.
+    fn send_non_votes(&mut self, effects: &mut [Option<Effect>]) {
+        let Some(network) = &self.network else { return };
+        for slot in effects.iter_mut() {
+            if matches!(slot, Some(Effect::Send { msg, .. }) if !msg.is_vote()) {
+                if let Some(Effect::Send { to, msg }) = slot.take() {
+                    network.send(to, msg);
+                }
+            }
+        }
     }
 
     fn journal_append(&mut self, executed: &Executed) -> anyhow::Result<()> {

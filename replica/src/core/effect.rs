@@ -13,6 +13,13 @@
 //!    the core re-executes committed entries after a restart.
 //! 3. Only then release the [`Effect::Send`]s and [`Effect::Reply`]s, in order.
 //!
+//! One refinement the shell may use: a `Send` whose message is not a vote
+//! ([`PeerMsg::is_vote`]: PROMISE and ACCEPTED are votes) may be released *before* the fsync
+//! of its burst. A leader's ACCEPT, NEW_VIEW, PREPARE or COMMIT only asks others to act; the
+//! leader's own vote is counted when the answers come back, and those are handled in a later
+//! burst, after this burst's fsync has finished. So the leader's disk write and its backups'
+//! overlap instead of adding up, and nothing that could be forgotten is ever counted.
+//!
 //! Because of (2)–(3) an acceptor's PROMISE or ACCEPTED is never seen before the state behind
 //! it is durable, and a leader may count its own vote for a slot when it proposes it: its
 //! `Persist` is durable before any message that could lead to a commit leaves the process. A

@@ -9,7 +9,7 @@
 //! `Core::new` from that disk, exactly as the real shell does.
 //!
 //! Closed-loop clients (optional) submit transfers and reads, retry on timeouts with the same
-//! request id, and move on when answered. The checks at the end ([`Sim::check_safety`],
+//! request id (moving to another replica after a timeout), and move on when answered. The checks at the end ([`Sim::check_safety`],
 //! [`Sim::check_replies`], [`Sim::check_converged`]) state the bank's correctness properties:
 //! one total order of executed commands, conservation of money, and every client answer equal
 //! to what replaying that order gives.
@@ -83,6 +83,13 @@ impl Journal {
     }
 
     fn truncate_to(&mut self, last: ExecIndex) {
+        // A crash between installing a snapshot and resetting the journal leaves the journal
+        // behind the checkpoint: it cannot be refilled, so it restarts after the checkpoint.
+        if self.next_index() <= last {
+            self.entries.clear();
+            self.start = last + 1;
+            return;
+        }
         let keep = last.saturating_sub(self.start - 1) as usize;
         self.entries.truncate(keep);
         if self.entries.is_empty() && self.start > last + 1 {
@@ -251,6 +258,8 @@ impl Sim {
     pub fn crash(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.get_mut(&id) {
             node.core = None;
+            // A pending torn write belongs to the incarnation that just died.
+            node.torn = false;
         }
     }
 
@@ -529,8 +538,17 @@ impl Sim {
         self.apply(id, out);
     }
 
-    /// The shell contract: durable effects first (one "fsync"), then sends and replies in order.
+    /// The shell contract as the real shell keeps it: non-vote sends leave at once, then the
+    /// durable effects (one "fsync"), then votes and replies in order. A crash mid-burst lets
+    /// the non-vote sends escape, as it can in the real shell.
     fn apply(&mut self, id: NodeId, mut effects: Vec<Effect>) {
+        effects.retain(|effect| match effect {
+            Effect::Send { to, msg } if !msg.is_vote() => {
+                self.send(id, *to, msg.clone());
+                false
+            }
+            _ => true,
+        });
         if std::mem::take(&mut self.node_mut(id).torn) {
             let durable = effects
                 .iter()
@@ -668,9 +686,18 @@ impl Sim {
                     // timeout the client tries another node half of the time.
                     let timed_out = self.token_owner.remove(&outstanding.token).is_some();
                     let command = outstanding.command.clone();
-                    if timed_out && self.rng.gen_bool(0.5) {
-                        let nodes = self.node_ids();
-                        self.clients[index].target = nodes[self.rng.gen_range(0..nodes.len())];
+                    if timed_out {
+                        // Like the harness's clients: a timeout moves on to another replica.
+                        let current = self.clients[index].target;
+                        let others: Vec<NodeId> = self
+                            .node_ids()
+                            .into_iter()
+                            .filter(|&n| n != current)
+                            .collect();
+                        if !others.is_empty() {
+                            self.clients[index].target =
+                                others[self.rng.gen_range(0..others.len())];
+                        }
                     }
                     command
                 }
@@ -683,6 +710,20 @@ impl Sim {
             client.outstanding = Some(Outstanding { command, token });
             client.next_action_ms = self.now_ms + self.opts.client_timeout_ms;
         }
+    }
+
+    /// One line per client: its target, outstanding command and next action (for traces).
+    pub fn describe_clients(&self) -> Vec<String> {
+        self.clients
+            .iter()
+            .map(|c| {
+                let outstanding = c.outstanding.as_ref().map(|o| (&o.command, o.token));
+                format!(
+                    "{} -> {} next {} {:?}",
+                    c.id, c.target, c.next_action_ms, outstanding
+                )
+            })
+            .collect()
     }
 
     fn random_command(&mut self, index: usize) -> Command {

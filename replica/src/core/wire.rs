@@ -139,6 +139,13 @@ pub enum PeerMsg {
 
 impl PeerMsg {
     /// A short name for logs.
+    /// A vote of this replica as an acceptor (PROMISE, ACCEPTED): it may leave the process
+    /// only once the state behind it is durable. Every other message may go before the burst's
+    /// fsync, because its sender's own state is counted only in later bursts (see `Effect`).
+    pub fn is_vote(&self) -> bool {
+        matches!(self, PeerMsg::Promise { .. } | PeerMsg::Accepted { .. })
+    }
+
     pub fn kind(&self) -> &'static str {
         match self {
             PeerMsg::Prepare { .. } => "prepare",

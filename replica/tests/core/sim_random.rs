@@ -41,9 +41,12 @@ fn random_run_traced(seed: u64, bugs: Bugs, trace: bool) -> Result<Sim, String> 
     options.config.max_catchup_slots = rng.gen_range(1..=16);
     if rng.gen_bool(0.3) {
         // Election timeouts close to the message delays: duels.
-        options.config.heartbeat_interval_ms = 20;
-        options.config.election_timeout_ms_min = 30;
-        options.config.election_timeout_ms_max = rng.gen_range(30..=80);
+        // Still above one round trip (2 × max_delay_ms): with timeouts below the round trip no
+        // election can ever finish, in this simulator or on a real network.
+        let min = 2 * options.max_delay_ms + 5;
+        options.config.heartbeat_interval_ms = min / 2;
+        options.config.election_timeout_ms_min = min;
+        options.config.election_timeout_ms_max = min + rng.gen_range(5..=50);
     }
     let mut sim = Sim::new(options);
     sim.start_clients(5);
@@ -85,8 +88,21 @@ fn random_run_traced(seed: u64, bugs: Bugs, trace: bool) -> Result<Sim, String> 
         sim.restart(*id);
     }
     let before = sim.stats.client_ops_done;
-    sim.run_for(1_000);
+    for _ in 0..10 {
+        sim.run_for(100);
+        if trace {
+            eprintln!("t={} healing: {:?}", sim.now_ms, statuses(&sim));
+        }
+    }
     if sim.stats.client_ops_done <= before {
+        if trace {
+            eprintln!("clients: {:#?}", sim.describe_clients());
+            for id in sim.node_ids() {
+                if let Some(core) = sim.core(id) {
+                    eprintln!("{id} log: {:?}", core.log_view(replica::types::Slot(0), 50));
+                }
+            }
+        }
         return Err(format!("no progress after healing: {:?}", sim.stats));
     }
     sim.stop_clients();
@@ -177,6 +193,10 @@ fn statuses(sim: &Sim) -> Vec<String> {
 #[test]
 #[ignore]
 fn replay_one_seed() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     let seed = std::env::var("SEED")
         .ok()
         .and_then(|s| s.parse().ok())
