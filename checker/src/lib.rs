@@ -1,1 +1,40 @@
-//! placeholder, replaced by the checker work
+//! faultline's checker: reads a saved run and decides whether the bank behaved.
+//!
+//! A run directory holds `history.jsonl` (what the clients and the nemesis did, see
+//! [`history`]), `final.json` (what every replica held after healing, see
+//! [`final_state`]) and `run.toml` (the parameters, see [`run_params`]). The checker
+//! owns these formats, so the harness writes them with the types defined here.
+//!
+//! [`check_run`] streams the files and runs five checks (modules under [`checks`]):
+//! conservation, agreement, total order, replay and exactly-once. Each anomaly names
+//! the history indices involved and says in a sentence what went wrong; what cannot be
+//! decided is `unknown`, never a silent pass. [`report::write_report`] then writes
+//! `results.json`, `report.html` and the charts. [`gen`] makes valid histories (and
+//! plants anomalies in them) for tests and the benchmark.
+//!
+//! ```no_run
+//! let results = checker::check_run("reports/run-1")?;
+//! checker::report::write_report("reports/run-1".as_ref(), &results)?;
+//! std::process::exit(results.exit_code());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod bench;
+pub mod checks;
+mod fastjson;
+mod fields;
+pub mod final_state;
+pub mod gen;
+pub mod history;
+mod model;
+mod ops;
+pub mod report;
+pub mod results;
+pub mod run_params;
+mod runner;
+mod window;
+
+pub use checks::{Anomaly, CheckResult, Validity};
+pub use ops::HistoryStats;
+pub use results::{FinalSummary, NodeSummary, Results};
+pub use runner::{check_run, CheckError, RunFiles};

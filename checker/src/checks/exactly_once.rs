@@ -1,0 +1,321 @@
+//! Exactly-once: each logical operation (client, request id) is in the log as often as
+//! its outcome allows, and nothing is in the log that no client asked for.
+//!
+//! | the client was told                 | times in the agreed log |
+//! |-------------------------------------|-------------------------|
+//! | `ok`                                | exactly once            |
+//! | `fail` with an exec index           | exactly once, as a no-op|
+//! | `fail` without one, on every attempt| never                   |
+//! | `info`, or no answer                | at most once            |
+//!
+//! Both sides are reduced to (client, request id) keys and sorted, then merged in one
+//! pass (O(n log n)). Presence is always decidable; absence only when the agreed log is
+//! complete from exec index 1 (no replica gap), otherwise it is counted as undecided.
+//! Timed-out operations found in the log also get their real-time check here, since
+//! only now is their position known.
+
+use super::total_order::TotalOrder;
+use super::{Anomaly, Check, CheckResult};
+use crate::final_state::AgreedLog;
+use crate::model::{list, Accounts};
+use crate::ops::{flag, Clients, OpClass, OpRec};
+
+/// (process, request id, exec index) of a log entry.
+pub(crate) type LogKey = (u64, u64, u64);
+/// (process, request id, index into the operations) of an operation.
+pub(crate) type OpKey = (u64, u64, u32);
+
+/// What the merge needs.
+pub(crate) struct Input<'a> {
+    pub ops: &'a [OpRec],
+    pub clients: &'a Clients,
+    pub accounts: &'a Accounts,
+    pub log: &'a AgreedLog,
+    /// From [`log_keys`] and [`op_keys`] (sorted on the loading threads, in parallel).
+    pub log_keys: &'a [LogKey],
+    pub op_keys: &'a [OpKey],
+}
+
+/// The result when there is no log to search, for `reason`.
+pub(crate) fn unknown(reason: &str) -> CheckResult {
+    let mut c = Check::default();
+    c.unknown(reason);
+    c.finish()
+}
+
+pub(crate) fn run(input: &Input<'_>, total_order: &mut TotalOrder) -> CheckResult {
+    let mut check = Check::default();
+    let complete = input.log.first_gap().is_none();
+    if !complete {
+        check.note("the agreed log has gaps, so an operation's absence from it cannot be decided");
+    }
+    let mut m = Merge {
+        input,
+        check,
+        total_order,
+        complete,
+        execs: Vec::new(),
+        group: Vec::new(),
+    };
+    m.merge(input.op_keys, input.log_keys);
+    m.check.finish()
+}
+
+/// (process, request id, exec index) of every log entry, sorted.
+pub(crate) fn log_keys(log: &AgreedLog) -> Vec<LogKey> {
+    let mut keys: Vec<LogKey> = log
+        .iter()
+        .map(|(e, s)| (s.client, s.request_id, e))
+        .collect();
+    keys.sort_unstable();
+    keys
+}
+
+/// (process, request id, op) of every operation, sorted.
+///
+/// Operations are stored in the order they were first invoked, so each client's
+/// request ids already increase: bucketing by client first leaves each bucket sorted
+/// or nearly so, which the adaptive stable sort finishes in about linear time.
+pub(crate) fn op_keys(ops: &[OpRec], clients: &Clients) -> Vec<OpKey> {
+    let mut buckets: Vec<Vec<OpKey>> = vec![Vec::new(); clients.len()];
+    for (i, o) in ops.iter().enumerate() {
+        buckets[o.client as usize].push((clients.raw(o.client), o.request_id, i as u32));
+    }
+    let mut order: Vec<usize> = (0..buckets.len()).collect();
+    order.sort_unstable_by_key(|&c| clients.raw(c as u32));
+    let mut keys = Vec::with_capacity(ops.len());
+    for c in order {
+        let mut b = std::mem::take(&mut buckets[c]);
+        b.sort();
+        keys.append(&mut b);
+    }
+    keys
+}
+
+struct Merge<'a, 'b> {
+    input: &'a Input<'a>,
+    check: Check,
+    total_order: &'b mut TotalOrder,
+    complete: bool,
+    execs: Vec<u64>,
+    group: Vec<u32>,
+}
+
+impl Merge<'_, '_> {
+    fn merge(&mut self, ops: &[OpKey], log: &[LogKey]) {
+        let (mut i, mut j) = (0, 0);
+        while i < ops.len() || j < log.len() {
+            let op_key = ops.get(i).map(|k| (k.0, k.1));
+            let log_key = log.get(j).map(|k| (k.0, k.1));
+            let key = match (op_key, log_key) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) => a,
+                (None, Some(b)) => b,
+                (None, None) => break,
+            };
+            let i_end = i + ops[i..].iter().take_while(|k| (k.0, k.1) == key).count();
+            let j_end = j + log[j..].iter().take_while(|k| (k.0, k.1) == key).count();
+            // Reused buffers: one allocation for the whole merge, not one per key.
+            let mut execs = std::mem::take(&mut self.execs);
+            let mut group = std::mem::take(&mut self.group);
+            execs.clear();
+            execs.extend(log[j..j_end].iter().map(|k| k.2));
+            group.clear();
+            group.extend(ops[i..i_end].iter().map(|k| k.2));
+            if group.is_empty() {
+                self.phantom(key, &execs);
+            } else {
+                self.operation(&group, &execs);
+            }
+            (self.execs, self.group) = (execs, group);
+            (i, j) = (i_end, j_end);
+        }
+    }
+
+    /// One logical operation (possibly several records) and where the log has it.
+    fn operation(&mut self, group: &[u32], execs: &[u64]) {
+        self.check.count("operations checked", 1);
+        let ops = self.input.ops;
+        // Several records of one (client, request id) are one operation: combine them.
+        let combined;
+        let x = if let [one] = group {
+            &ops[*one as usize]
+        } else {
+            combined = combine(group.iter().map(|&o| &ops[o as usize]));
+            &combined
+        };
+        if execs.len() > 1 {
+            self.executed_twice(x, execs);
+        }
+        match x.class() {
+            OpClass::Ok | OpClass::FailExec if execs.is_empty() => self.missing(x),
+            OpClass::Ok => self.ok_recorded_as_fail(x, execs[0]),
+            OpClass::FailExec => self.fail_applied(x, execs[0]),
+            OpClass::Rejected if !execs.is_empty() => self.rejected_executed(x, execs),
+            OpClass::Rejected => {}
+            OpClass::Indefinite => self.indefinite(group, execs),
+        }
+    }
+
+    fn describe(&self, x: &OpRec) -> String {
+        x.describe(self.input.clients, self.input.accounts)
+    }
+
+    fn executed_twice(&mut self, x: &OpRec, execs: &[u64]) {
+        let d = self.describe(x);
+        self.check.anomaly(|| {
+            Anomaly::new(
+                "executed-twice",
+                format!(
+                    "{d} is in the log {} times, at exec_index {}: a request must execute at most once.",
+                    execs.len(),
+                    list(execs)
+                ),
+                x.indices(),
+            )
+            .at_slots(execs.to_vec())
+        });
+    }
+
+    fn missing(&mut self, x: &OpRec) {
+        if !self.complete {
+            self.check.undecided(
+                "acknowledged operations could not be looked up (the agreed log has gaps)",
+            );
+            return;
+        }
+        let d = self.describe(x);
+        let (kind, told) = if x.class() == OpClass::Ok {
+            ("lost-ack", "acknowledged (ok)")
+        } else {
+            ("lost-fail", "told it failed as a no-op")
+        };
+        let at = if x.exec != 0 {
+            format!(" with exec_index {}", x.exec)
+        } else {
+            String::new()
+        };
+        self.check.anomaly(|| {
+            let slots = if x.exec != 0 {
+                vec![x.exec]
+            } else {
+                Vec::new()
+            };
+            Anomaly::new(
+                kind,
+                format!("{d} was {told}{at}, but it is in no replica's log: the command was lost."),
+                x.indices(),
+            )
+            .at_slots(slots)
+        });
+    }
+
+    fn ok_recorded_as_fail(&mut self, x: &OpRec, exec: u64) {
+        let Some(slot) = self.input.log.get(exec) else {
+            return;
+        };
+        if slot.ok {
+            return;
+        }
+        let d = self.describe(x);
+        self.check.anomaly(|| {
+            Anomaly::new(
+                "ack-not-applied",
+                format!("{d} was acknowledged (ok), but the log records it at exec_index {exec} as a failed no-op: it was never applied."),
+                x.indices(),
+            )
+            .at_slots(vec![exec])
+        });
+    }
+
+    fn fail_applied(&mut self, x: &OpRec, exec: u64) {
+        let Some(slot) = self.input.log.get(exec) else {
+            return;
+        };
+        if !slot.ok {
+            return;
+        }
+        let d = self.describe(x);
+        self.check.anomaly(|| {
+            Anomaly::new(
+                "failed-but-applied",
+                format!("{d} was told it failed, but the log records it at exec_index {exec} as applied (ok)."),
+                x.indices(),
+            )
+            .at_slots(vec![exec])
+        });
+    }
+
+    fn rejected_executed(&mut self, x: &OpRec, execs: &[u64]) {
+        let d = self.describe(x);
+        self.check.anomaly(|| {
+            Anomaly::new(
+                "failed-but-applied",
+                format!(
+                    "{d} was told it failed before being proposed (no exec_index), yet it executed at exec_index {}.",
+                    list(execs)
+                ),
+                x.indices(),
+            )
+            .at_slots(execs.to_vec())
+        });
+    }
+
+    fn indefinite(&mut self, group: &[u32], execs: &[u64]) {
+        match execs {
+            [] => self.check.count("timed-out operations not executed", 1),
+            [e] => {
+                self.check.count("timed-out operations executed", 1);
+                let i = self.input;
+                for &op in group {
+                    self.total_order.late(i.ops, op, *e, i.clients, i.accounts);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// A log entry whose (client, request id) no client invoked.
+    fn phantom(&mut self, key: (u64, u64), execs: &[u64]) {
+        let (client, rid) = key;
+        let known = self.input.clients.get(client).is_some();
+        let what = execs
+            .first()
+            .and_then(|&e| self.input.log.get(e))
+            .map(|s| s.cmd.describe(self.input.accounts))
+            .unwrap_or_default();
+        self.check.anomaly(|| {
+            let who = if known {
+                format!("client {client} never invoked request {rid}")
+            } else {
+                format!("client {client} never appears in the history")
+            };
+            Anomaly::new(
+                "phantom",
+                format!(
+                    "The log holds {what} by client {client} request {rid} at exec_index {}, but {who}: nothing may execute that no client asked for.",
+                    list(execs)
+                ),
+                Vec::new(),
+            )
+            .at_slots(execs.to_vec())
+        });
+    }
+}
+
+/// Folds several records of one operation into one.
+fn combine<'a>(mut recs: impl Iterator<Item = &'a OpRec>) -> OpRec {
+    let Some(first) = recs.next() else {
+        unreachable!("an operation group is never empty")
+    };
+    let mut x = first.clone();
+    for r in recs {
+        x.flags |= r.flags & !(flag::OBSERVED | flag::OBS_OK);
+        x.pending = x.pending.saturating_add(r.pending);
+        if x.exec == 0 {
+            x.exec = r.exec;
+        }
+        x.done_index = x.done_index.max(r.done_index);
+    }
+    x
+}

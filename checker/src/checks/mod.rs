@@ -1,0 +1,251 @@
+//! The five properties, one module each, and what they share: the verdict type, the
+//! anomaly record and a per-check accumulator that counts every anomaly but keeps
+//! only the first few (a broken run can have millions; formatting them all would cost
+//! more than checking).
+//!
+//! The checks run in two phases. While the history streams by, the collector in
+//! `crate::ops` feeds conservation and real-time order, which need only the current
+//! event and a little state. Once the history and final.json are both loaded, the
+//! remaining parts (agreement, replay, exactly-once, client order) run as sorts and
+//! merges over compact arrays, all O(n log n).
+
+pub mod agreement;
+pub mod conservation;
+pub mod exactly_once;
+pub mod replay;
+pub mod total_order;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How many anomalies each check keeps in results.json (all are counted).
+pub const MAX_STORED_ANOMALIES: usize = 100;
+
+/// The names of the checks, in the order they are shown.
+pub const CHECK_NAMES: [&str; 5] = [
+    "conservation",
+    "agreement",
+    "total-order",
+    "replay",
+    "exactly-once",
+];
+
+/// A verdict: written as `true`, `false` or `"unknown"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    Valid,
+    Invalid,
+    Unknown,
+}
+
+impl Validity {
+    /// Invalid if any is invalid, else unknown if any is unknown, else valid.
+    pub fn combine(all: impl IntoIterator<Item = Validity>) -> Validity {
+        let mut out = Validity::Valid;
+        for v in all {
+            match v {
+                Validity::Invalid => return Validity::Invalid,
+                Validity::Unknown => out = Validity::Unknown,
+                Validity::Valid => {}
+            }
+        }
+        out
+    }
+
+    /// Jepsen's exit codes: 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Validity::Valid => 0,
+            Validity::Invalid => 1,
+            Validity::Unknown => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Validity::Valid => "valid",
+            Validity::Invalid => "INVALID",
+            Validity::Unknown => "unknown",
+        }
+    }
+}
+
+impl Serialize for Validity {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Validity::Valid => s.serialize_bool(true),
+            Validity::Invalid => s.serialize_bool(false),
+            Validity::Unknown => s.serialize_str("unknown"),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Validity {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Validity;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or \"unknown\"")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Validity, E> {
+                Ok(if v {
+                    Validity::Valid
+                } else {
+                    Validity::Invalid
+                })
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Validity, E> {
+                match v {
+                    "unknown" => Ok(Validity::Unknown),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// One thing that went wrong, in words, with the history lines it is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Anomaly {
+    /// A short stable tag, e.g. `lost-ack`, `sum-drift`, `divergence`.
+    pub kind: String,
+    /// One or two sentences a person can act on.
+    pub message: String,
+    /// History `index` values involved (may be empty for final-state problems).
+    pub indices: Vec<u64>,
+    /// Log positions involved, when the anomaly is about slots of the log.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exec_indices: Vec<u64>,
+}
+
+impl Anomaly {
+    pub fn new(kind: &str, message: String, indices: Vec<u64>) -> Anomaly {
+        Anomaly {
+            kind: kind.to_string(),
+            message,
+            indices,
+            exec_indices: Vec::new(),
+        }
+    }
+
+    pub fn at_slots(mut self, exec_indices: Vec<u64>) -> Anomaly {
+        self.exec_indices = exec_indices;
+        self
+    }
+}
+
+/// The section of results.json for one check.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckResult {
+    pub valid: Validity,
+    /// Every anomaly found, including those not stored.
+    pub anomaly_count: u64,
+    /// The first [`MAX_STORED_ANOMALIES`] anomalies.
+    pub anomalies: Vec<Anomaly>,
+    /// What was examined, e.g. `read_all` observations or log slots replayed.
+    pub counts: BTreeMap<String, u64>,
+    /// Why (part of) the check could not be decided; non-empty means `unknown`
+    /// unless an anomaly makes it invalid.
+    pub unknown: Vec<String>,
+    /// Other remarks that do not affect the verdict.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Accumulates one check's findings while it runs.
+#[derive(Debug, Default)]
+pub(crate) struct Check {
+    stored: Vec<Anomaly>,
+    count: u64,
+    counts: BTreeMap<String, u64>,
+    undecided: BTreeMap<&'static str, u64>,
+    unknown: Vec<String>,
+    notes: Vec<String>,
+}
+
+impl Check {
+    /// Records an anomaly; `make` runs only while there is room to store it.
+    pub fn anomaly(&mut self, make: impl FnOnce() -> Anomaly) {
+        self.count += 1;
+        if self.stored.len() < MAX_STORED_ANOMALIES {
+            self.stored.push(make());
+        }
+    }
+
+    pub fn count(&mut self, what: &str, n: u64) {
+        *self.counts.entry(what.to_string()).or_default() += n;
+    }
+
+    /// Counts an item that could not be decided; `what` completes "N ...".
+    pub fn undecided(&mut self, what: &'static str) {
+        *self.undecided.entry(what).or_default() += 1;
+    }
+
+    /// The whole check cannot be decided, for `reason`.
+    pub fn unknown(&mut self, reason: impl Into<String>) {
+        self.unknown.push(reason.into());
+    }
+
+    pub fn note(&mut self, note: impl Into<String>) {
+        self.notes.push(note.into());
+    }
+
+    pub fn finish(mut self) -> CheckResult {
+        for (what, n) in &self.undecided {
+            self.unknown.push(format!("{n} {what}"));
+        }
+        let valid = if self.count > 0 {
+            Validity::Invalid
+        } else if self.unknown.is_empty() {
+            Validity::Valid
+        } else {
+            Validity::Unknown
+        };
+        CheckResult {
+            valid,
+            anomaly_count: self.count,
+            anomalies: self.stored,
+            counts: self.counts,
+            unknown: self.unknown,
+            notes: self.notes,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validity_serializes_like_jepsen() {
+        let s = serde_json::to_string(&[Validity::Valid, Validity::Invalid, Validity::Unknown])
+            .unwrap();
+        assert_eq!(s, r#"[true,false,"unknown"]"#);
+        let back: Vec<Validity> = serde_json::from_str(&s).unwrap();
+        assert_eq!(back[2], Validity::Unknown);
+    }
+
+    #[test]
+    fn combine_prefers_invalid_then_unknown() {
+        use Validity::*;
+        assert_eq!(Validity::combine([Valid, Unknown, Invalid]), Invalid);
+        assert_eq!(Validity::combine([Valid, Unknown]), Unknown);
+        assert_eq!(Validity::combine([Valid, Valid]), Valid);
+    }
+
+    #[test]
+    fn check_counts_all_but_stores_few() {
+        let mut c = Check::default();
+        for i in 0..(MAX_STORED_ANOMALIES as u64 + 5) {
+            c.anomaly(|| Anomaly::new("x", "y".into(), vec![i]));
+        }
+        let r = c.finish();
+        assert_eq!(r.anomaly_count, MAX_STORED_ANOMALIES as u64 + 5);
+        assert_eq!(r.anomalies.len(), MAX_STORED_ANOMALIES);
+        assert_eq!(r.valid, Validity::Invalid);
+    }
+}

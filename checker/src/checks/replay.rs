@@ -1,0 +1,334 @@
+//! Replay: every result a client saw is what the agreed log produces at its position.
+//!
+//! The agreed log is applied to the sequential `Bank` from the initial balances, one
+//! exec index at a time. The operations told an exec index, sorted by it, are merged
+//! into that walk, so each observation is compared with the bank exactly at its
+//! position: the right command is there, the transfer's outcome and returned balances,
+//! the balance a read returned, the balances of a `read_all`. The log's own recorded
+//! outcome (ok / fail) is compared too, and when the walk passes a replica's last exec
+//! index, that replica's final balances are compared for the agreement check.
+//!
+//! The walk stops at the first index no replica covers: positions after it cannot be
+//! replayed and are counted as undecided (verdict `unknown`), never passed.
+
+use super::agreement::Agreement;
+use super::{Anomaly, Check, CheckResult};
+use crate::final_state::{AgreedLog, NodeState, Slot};
+use crate::model::{Accounts, Acct, Bank, Cmd, Effect, NONE};
+use crate::ops::{flag, Clients, OpRec};
+
+/// What the replay needs.
+pub(crate) struct Input<'a> {
+    pub ops: &'a [OpRec],
+    pub read_alls: &'a [Box<[(Acct, i64)]>],
+    /// Operations told an exec index, sorted by it.
+    pub by_exec: &'a [u32],
+    pub clients: &'a Clients,
+    pub accounts: &'a Accounts,
+    pub log: &'a AgreedLog,
+    pub nodes: &'a [NodeState],
+    pub initial: i64,
+}
+
+/// Runs the replay; final balances go to `agreement`.
+pub(crate) fn run(input: &Input<'_>, agreement: &mut Agreement) -> CheckResult {
+    let mut r = Replay {
+        input,
+        check: Check::default(),
+        bank: Bank::new(input.accounts, input.initial),
+        cursor: 0,
+    };
+    r.walk(agreement);
+    r.check.finish()
+}
+
+/// The replay's result when it cannot run at all.
+pub(crate) fn unknown(reason: &str) -> CheckResult {
+    let mut c = Check::default();
+    c.unknown(reason);
+    c.finish()
+}
+
+struct Replay<'a> {
+    input: &'a Input<'a>,
+    check: Check,
+    bank: Bank,
+    cursor: usize,
+}
+
+impl Replay<'_> {
+    fn walk(&mut self, agreement: &mut Agreement) {
+        let log = self.input.log;
+        let mut nodes: Vec<&NodeState> = self
+            .input
+            .nodes
+            .iter()
+            .filter(|n| n.balances.is_some())
+            .collect();
+        nodes.sort_by_key(|n| n.last);
+        let mut next_node = self.empty_nodes(&nodes, agreement);
+        let gap = log.first_gap();
+        let stop = gap.map_or(log.last(), |g| g - 1);
+        for exec in 1..=stop {
+            let Some(slot) = log.get(exec) else { break };
+            let effect = self.bank.apply(&slot.cmd);
+            self.recorded(exec, slot, effect);
+            self.observations(exec, slot, effect);
+            while next_node < nodes.len() && nodes[next_node].last == exec {
+                self.node_balances(nodes[next_node], agreement);
+                next_node += 1;
+            }
+        }
+        self.check.count("log entries replayed", stop);
+        self.leftovers(gap, &nodes[next_node..], agreement);
+    }
+
+    /// Replicas with balances but an empty executed list: comparable only when the
+    /// whole log is empty (else they may hold a checkpoint of unknown position).
+    fn empty_nodes(&mut self, nodes: &[&NodeState], agreement: &mut Agreement) -> usize {
+        let empty = nodes.iter().take_while(|n| n.entries == 0).count();
+        for n in &nodes[..empty] {
+            if self.input.log.last() == 0 {
+                self.node_balances(n, agreement);
+            } else {
+                agreement.balances_undecided();
+            }
+        }
+        empty
+    }
+
+    /// What is left after the walk: positions past a gap, or past the end of the log.
+    fn leftovers(&mut self, gap: Option<u64>, nodes: &[&NodeState], agreement: &mut Agreement) {
+        let ops = self.input.ops;
+        for &op in &self.input.by_exec[self.cursor..] {
+            let x = &ops[op as usize];
+            match gap {
+                Some(_) => self.check.undecided(
+                    "observations lie at or after an exec_index no replica's log covers",
+                ),
+                None => self.check.anomaly(|| {
+                    Anomaly::new(
+                        "beyond-log",
+                        format!(
+                            "{} was told exec_index {}, but no replica's log goes past {}.",
+                            x.describe(self.input.clients, self.input.accounts),
+                            x.exec,
+                            self.input.log.last()
+                        ),
+                        x.indices(),
+                    )
+                    .at_slots(vec![x.exec])
+                }),
+            }
+        }
+        if let Some(g) = gap {
+            self.check.note(format!(
+                "the agreed log has no entry at exec_index {g}; replay stopped before it"
+            ));
+        }
+        for _ in nodes {
+            agreement.balances_undecided();
+        }
+    }
+
+    /// The log's recorded outcome against the specification's.
+    fn recorded(&mut self, exec: u64, slot: &Slot, effect: Effect) {
+        let expected_ok = match effect {
+            Effect::Insufficient => false,
+            Effect::Unknown => return,
+            _ => true,
+        };
+        if slot.ok == expected_ok {
+            return;
+        }
+        let accounts = self.input.accounts;
+        self.check.anomaly(|| {
+            Anomaly::new(
+                "log-result",
+                format!(
+                    "The log records {} at exec_index {exec} as {}, but replaying the log says it {}.",
+                    slot.cmd.describe(accounts),
+                    if slot.ok { "ok" } else { "failed" },
+                    if expected_ok { "succeeds" } else { "fails for insufficient funds" }
+                ),
+                Vec::new(),
+            )
+            .at_slots(vec![exec])
+        });
+    }
+
+    fn observations(&mut self, exec: u64, slot: &Slot, effect: Effect) {
+        let ops = self.input.ops;
+        while let Some(&op) = self.input.by_exec.get(self.cursor) {
+            let x = &ops[op as usize];
+            if x.exec != exec {
+                break;
+            }
+            self.cursor += 1;
+            self.check.count("observations replayed", 1);
+            self.observation(exec, slot, effect, x);
+        }
+    }
+
+    fn observation(&mut self, exec: u64, slot: &Slot, effect: Effect, x: &OpRec) {
+        let (clients, accounts) = (self.input.clients, self.input.accounts);
+        if slot.client != clients.raw(x.client) || slot.request_id != x.request_id {
+            self.check.anomaly(|| {
+                Anomaly::new(
+                    "wrong-slot",
+                    format!(
+                        "{} was told exec_index {exec}, but the agreed log holds {} by client {} request {} there.",
+                        x.describe(clients, accounts),
+                        slot.cmd.describe(accounts),
+                        slot.client,
+                        slot.request_id
+                    ),
+                    x.indices(),
+                )
+                .at_slots(vec![exec])
+            });
+            return;
+        }
+        if x.cmd != slot.cmd && x.cmd != Cmd::Other {
+            self.check.anomaly(|| {
+                Anomaly::new(
+                    "command-mismatch",
+                    format!(
+                        "{} was logged at exec_index {exec} as {}: the log changed the command.",
+                        x.describe(clients, accounts),
+                        slot.cmd.describe(accounts)
+                    ),
+                    x.indices(),
+                )
+                .at_slots(vec![exec])
+            });
+            return;
+        }
+        if x.has(flag::OBSERVED) {
+            if let Some(why) = self.mismatch(x, effect) {
+                self.check.anomaly(|| {
+                    Anomaly::new(
+                        "wrong-result",
+                        format!(
+                            "{} at exec_index {exec}: {why}.",
+                            x.describe(clients, accounts)
+                        ),
+                        x.indices(),
+                    )
+                    .at_slots(vec![exec])
+                });
+            }
+        }
+    }
+
+    /// How what the client saw differs from the specification, if it does.
+    fn mismatch(&self, x: &OpRec, effect: Effect) -> Option<String> {
+        let told_ok = x.has(flag::OBS_OK);
+        match (effect, told_ok) {
+            (Effect::Unknown, _) => None,
+            (Effect::Insufficient, true) => Some(self.short_of(x)),
+            (Effect::Insufficient, false) => None,
+            (_, false) => Some(
+                "the client was told it failed, but replaying the log says it succeeds there"
+                    .into(),
+            ),
+            (
+                Effect::Transferred {
+                    from_balance,
+                    to_balance,
+                },
+                true,
+            ) => {
+                let seen = (x.a, x.b);
+                let same = |s: i64, r: i64| s == NONE || s == r;
+                (!same(seen.0, from_balance) || !same(seen.1, to_balance)).then(|| {
+                    format!(
+                        "the client saw balances {} and {} after the transfer, but replaying the log gives {from_balance} and {to_balance}",
+                        show(seen.0),
+                        show(seen.1)
+                    )
+                })
+            }
+            (Effect::Balance(b), true) => (x.a != NONE && x.a != b)
+                .then(|| format!("the read returned {}, but replaying the log gives {b}", x.a)),
+            (Effect::All, true) => self.read_all_mismatch(x),
+        }
+    }
+
+    fn short_of(&self, x: &OpRec) -> String {
+        match x.cmd {
+            Cmd::Transfer { from, amount, .. } => format!(
+                "the client was told ok, but replaying the log leaves {} with only {} there, less than {amount}, so the transfer must fail",
+                self.input.accounts.name(from),
+                self.bank.balances.get(from as usize).copied().unwrap_or(0)
+            ),
+            _ => "the client was told ok, but replaying the log says it fails".into(),
+        }
+    }
+
+    fn read_all_mismatch(&self, x: &OpRec) -> Option<String> {
+        let seen = self.input.read_alls.get((x.all as usize).checked_sub(1)?)?;
+        let accounts = self.input.accounts;
+        let diffs = balance_diffs(seen, &self.bank.balances, accounts);
+        (!diffs.is_empty()).then(|| {
+            let shown: Vec<String> = diffs
+                .iter()
+                .take(5)
+                .map(|(a, s, r)| format!("{a} = {s} instead of {r}"))
+                .collect();
+            format!(
+                "the read_all returned {}, which replaying the log does not give",
+                shown.join(", ")
+            )
+        })
+    }
+
+    fn node_balances(&mut self, node: &NodeState, agreement: &mut Agreement) {
+        let Some(bal) = &node.balances else { return };
+        agreement.balances_checked();
+        let diffs = balance_diffs(bal, &self.bank.balances, self.input.accounts);
+        if !diffs.is_empty() {
+            agreement.balances_differ(&node.name, node.last, &diffs);
+        }
+    }
+}
+
+fn show(v: i64) -> String {
+    if v == NONE {
+        "(none)".into()
+    } else {
+        v.to_string()
+    }
+}
+
+/// (account, seen, replayed) for every account where `seen` (sorted by account) and the
+/// bank differ, including accounts missing from either side.
+pub(crate) fn balance_diffs(
+    seen: &[(Acct, i64)],
+    bank: &[i64],
+    accounts: &Accounts,
+) -> Vec<(String, String, String)> {
+    let mut out = Vec::new();
+    for (a, &expected) in bank.iter().enumerate() {
+        let got = seen
+            .binary_search_by_key(&(a as Acct), |&(k, _)| k)
+            .ok()
+            .map(|i| seen[i].1);
+        if got != Some(expected) {
+            let got = got.map_or("missing".to_string(), |g| g.to_string());
+            out.push((
+                accounts.name(a as Acct).to_string(),
+                got,
+                expected.to_string(),
+            ));
+        }
+    }
+    for &(a, v) in seen.iter().filter(|(a, _)| *a as usize >= bank.len()) {
+        out.push((
+            accounts.name(a).to_string(),
+            v.to_string(),
+            "no such account".into(),
+        ));
+    }
+    out
+}

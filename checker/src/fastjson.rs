@@ -1,0 +1,491 @@
+//! A fast path for parsing the two record shapes that make up almost all input: a
+//! history line and a final.json log entry.
+//!
+//! serde_json is general: it validates every key as UTF-8, dispatches each through
+//! visitors, and so spends about 8,000 instructions on a 150-byte record; at ten
+//! million records that is most of the time budget. [`Cur`] reads the same JSON with
+//! byte comparisons: keys are matched as bytes, strings are found with `memchr`, and
+//! integers are accumulated digit by digit.
+//!
+//! It accepts only what it fully understands. Anything else (an escape in a string,
+//! a float where an integer belongs, a duplicated or oddly typed field) is a [`Miss`],
+//! and the caller falls back to serde, which either parses the record anyway or gives
+//! the precise error. So the fast path changes speed, never results.
+
+use crate::fields::{Balances, ErrText, Fields, Shape, ValueFields};
+use crate::history::{CowStr, EventType, Process};
+use std::borrow::Cow;
+
+/// Why the fast path gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Miss {
+    /// The input ended inside the record (more may follow in a file window).
+    End,
+    /// Something the fast path does not handle: use serde.
+    Other,
+}
+
+pub(crate) type R<T> = Result<T, Miss>;
+
+/// A position in a byte slice.
+pub(crate) struct Cur<'a> {
+    b: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cur<'a> {
+    pub fn new(b: &'a [u8]) -> Cur<'a> {
+        Cur { b, i: 0 }
+    }
+
+    /// Bytes consumed.
+    pub fn pos(&self) -> usize {
+        self.i
+    }
+
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
+        }
+    }
+
+    /// The next byte after whitespace, not consumed.
+    #[inline]
+    pub fn peek(&mut self) -> R<u8> {
+        // Generated JSON is compact: the next byte is usually not whitespace.
+        match self.b.get(self.i) {
+            Some(&c) if c > b' ' => Ok(c),
+            _ => {
+                self.ws();
+                self.b.get(self.i).copied().ok_or(Miss::End)
+            }
+        }
+    }
+
+    pub fn eat(&mut self, c: u8) -> R<()> {
+        if self.peek()? == c {
+            self.i += 1;
+            Ok(())
+        } else {
+            Err(Miss::Other)
+        }
+    }
+
+    /// Only whitespace remains.
+    pub fn at_end(&mut self) -> bool {
+        self.ws();
+        self.i == self.b.len()
+    }
+
+    /// The bytes of a string without escapes (escapes go to serde).
+    fn raw_str(&mut self) -> R<&'a [u8]> {
+        self.eat(b'"')?;
+        let rest = &self.b[self.i..];
+        let n = string_end(rest)?;
+        self.i += n + 1;
+        Ok(&rest[..n])
+    }
+
+    pub fn str(&mut self) -> R<&'a str> {
+        std::str::from_utf8(self.raw_str()?).map_err(|_| Miss::Other)
+    }
+
+    fn cow(&mut self) -> R<CowStr<'a>> {
+        Ok(CowStr(Cow::Borrowed(self.str()?)))
+    }
+
+    /// An object key and its colon.
+    pub fn key(&mut self) -> R<&'a [u8]> {
+        let k = self.raw_str()?;
+        self.eat(b':')?;
+        Ok(k)
+    }
+
+    /// Walks an object's members: `f` is called with each key and must consume its
+    /// value.
+    pub fn object(&mut self, mut f: impl FnMut(&mut Self, &'a [u8]) -> R<()>) -> R<()> {
+        self.eat(b'{')?;
+        if self.peek()? == b'}' {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            let k = self.key()?;
+            f(self, k)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b'}' => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Miss::Other),
+            }
+        }
+    }
+
+    fn digits(&mut self) -> R<u64> {
+        let start = self.i;
+        let mut v: u64 = 0;
+        while let Some(&c) = self.b.get(self.i) {
+            if !c.is_ascii_digit() {
+                break;
+            }
+            v = v
+                .checked_mul(10)
+                .and_then(|v| v.checked_add((c - b'0') as u64))
+                .ok_or(Miss::Other)?;
+            self.i += 1;
+        }
+        let n = self.i - start;
+        match self.b.get(self.i) {
+            None => Err(Miss::End),
+            Some(b'.' | b'e' | b'E') => Err(Miss::Other),
+            _ if n == 0 || (n > 1 && self.b[start] == b'0') => Err(Miss::Other),
+            _ => Ok(v),
+        }
+    }
+
+    pub fn u64(&mut self) -> R<u64> {
+        self.peek()?;
+        self.digits()
+    }
+
+    pub fn i64(&mut self) -> R<i64> {
+        if self.peek()? == b'-' {
+            self.i += 1;
+            let v = self.digits()?;
+            return 0i64.checked_sub_unsigned(v).ok_or(Miss::Other);
+        }
+        i64::try_from(self.digits()?).map_err(|_| Miss::Other)
+    }
+
+    /// `null`: true (consumed); anything else: false (not consumed).
+    pub fn null(&mut self) -> R<bool> {
+        if self.peek()? != b'n' {
+            return Ok(false);
+        }
+        if self.b.len() < self.i + 4 {
+            return Err(Miss::End);
+        }
+        if &self.b[self.i..self.i + 4] != b"null" {
+            return Err(Miss::Other);
+        }
+        self.i += 4;
+        Ok(true)
+    }
+
+    fn opt<T>(&mut self, f: impl FnOnce(&mut Self) -> R<T>) -> R<Option<T>> {
+        if self.null()? {
+            Ok(None)
+        } else {
+            f(self).map(Some)
+        }
+    }
+
+    pub fn opt_u64(&mut self) -> R<Option<u64>> {
+        self.opt(Self::u64)
+    }
+
+    fn opt_i64(&mut self) -> R<Option<i64>> {
+        self.opt(Self::i64)
+    }
+
+    pub fn opt_str(&mut self) -> R<Option<&'a str>> {
+        self.opt(Self::str)
+    }
+
+    fn opt_cow(&mut self) -> R<Option<CowStr<'a>>> {
+        self.opt(Self::cow)
+    }
+
+    /// Skips any value (checking it is well-formed JSON) and returns its text.
+    pub fn skip(&mut self) -> R<&'a str> {
+        self.peek()?;
+        let start = self.i;
+        self.skip_value(0)?;
+        std::str::from_utf8(&self.b[start..self.i]).map_err(|_| Miss::Other)
+    }
+
+    fn skip_value(&mut self, depth: usize) -> R<()> {
+        if depth > 100 {
+            return Err(Miss::Other);
+        }
+        match self.peek()? {
+            b'"' => self.raw_str().map(drop),
+            b'{' => self.object(|c, _| c.skip_value(depth + 1)),
+            b'[' => self.array(depth),
+            _ => self.scalar(),
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> R<()> {
+        self.eat(b'[')?;
+        if self.peek()? == b']' {
+            self.i += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_value(depth + 1)?;
+            match self.peek()? {
+                b',' => self.i += 1,
+                b']' => {
+                    self.i += 1;
+                    return Ok(());
+                }
+                _ => return Err(Miss::Other),
+            }
+        }
+    }
+
+    /// `true`, `false`, `null` or a number.
+    fn scalar(&mut self) -> R<()> {
+        let start = self.i;
+        while let Some(&c) = self.b.get(self.i) {
+            if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                break;
+            }
+            self.i += 1;
+        }
+        if self.i == self.b.len() {
+            return Err(Miss::End);
+        }
+        let text = &self.b[start..self.i];
+        if matches!(text, b"true" | b"false" | b"null") || is_number(text) {
+            Ok(())
+        } else {
+            Err(Miss::Other)
+        }
+    }
+
+    /// `value`: an object's fields, `null`, or anything else skipped.
+    pub fn value_fields(&mut self) -> R<ValueFields<'a>> {
+        match self.peek()? {
+            b'{' => Ok(ValueFields {
+                fields: self.fields()?,
+                shape: Shape::Object,
+            }),
+            b'n' if self.null()? => Ok(ValueFields::default()),
+            _ => {
+                self.skip()?;
+                Ok(ValueFields {
+                    fields: Fields::default(),
+                    shape: Shape::Other,
+                })
+            }
+        }
+    }
+
+    fn fields(&mut self) -> R<Fields<'a>> {
+        let mut v = Fields::default();
+        let mut seen = 0u16;
+        self.object(|c, k| {
+            let bit = match k {
+                b"from" => set(&mut v.from, c.opt_cow()?, 0),
+                b"to" => set(&mut v.to, c.opt_cow()?, 1),
+                b"amount" => set(&mut v.amount, c.opt_i64()?, 2),
+                b"from_balance" => set(&mut v.from_balance, c.opt_i64()?, 3),
+                b"to_balance" => set(&mut v.to_balance, c.opt_i64()?, 4),
+                b"account" => set(&mut v.account, c.opt_cow()?, 5),
+                b"balance" => set(&mut v.balance, c.opt_i64()?, 6),
+                b"error" => {
+                    let text = c.skip()?;
+                    v.error = (text != "null").then_some(ErrText(text));
+                    7
+                }
+                b"balances" => set(&mut v.balances, c.opt(Self::balances)?, 8),
+                _ => {
+                    c.skip()?;
+                    return Ok(());
+                }
+            };
+            once(&mut seen, bit)
+        })?;
+        Ok(v)
+    }
+
+    fn balances(&mut self) -> R<Balances<'a>> {
+        let mut out = Vec::with_capacity(8);
+        self.object(|c, k| {
+            let name = std::str::from_utf8(k).map_err(|_| Miss::Other)?;
+            out.push((CowStr(Cow::Borrowed(name)), c.i64()?));
+            Ok(())
+        })?;
+        Ok(Balances(out))
+    }
+
+    pub fn process(&mut self) -> R<Process> {
+        if self.peek()? == b'"' {
+            return match self.raw_str()? {
+                b"nemesis" => Ok(Process::Nemesis),
+                _ => Err(Miss::Other),
+            };
+        }
+        self.u64().map(Process::Client)
+    }
+
+    pub fn event_type(&mut self) -> R<EventType> {
+        match self.raw_str()? {
+            b"invoke" => Ok(EventType::Invoke),
+            b"ok" => Ok(EventType::Ok),
+            b"fail" => Ok(EventType::Fail),
+            b"info" => Ok(EventType::Info),
+            _ => Err(Miss::Other),
+        }
+    }
+
+    pub fn f(&mut self) -> R<CowStr<'a>> {
+        self.cow()
+    }
+}
+
+/// The length of a string's contents (up to its closing quote), or `Other` at an
+/// escape or control character. Eight bytes at a time (SWAR): a word has a byte
+/// equal to `q` where `has_zero(w ^ q)`, below 0x20 where `(w - 0x20..) & !w & 0x80..`.
+fn string_end(rest: &[u8]) -> R<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    let mut n = 0;
+    while let Some(chunk) = rest.get(n..n + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap_or([0; 8]));
+        let hit = has_zero(w ^ (ONES * b'"' as u64))
+            | has_zero(w ^ (ONES * b'\\' as u64))
+            | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+        if hit != 0 {
+            n += (hit.trailing_zeros() / 8) as usize;
+            return if rest[n] == b'"' {
+                Ok(n)
+            } else {
+                Err(Miss::Other)
+            };
+        }
+        n += 8;
+    }
+    loop {
+        match rest.get(n) {
+            Some(b'"') => return Ok(n),
+            Some(&c) if c == b'\\' || c < 0x20 => return Err(Miss::Other),
+            Some(_) => n += 1,
+            None => return Err(Miss::End),
+        }
+    }
+}
+
+/// A JSON number: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_number(t: &[u8]) -> bool {
+    let digits = |t: &[u8], i: &mut usize| {
+        let s = *i;
+        while t.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > s
+    };
+    let mut i = usize::from(t.first() == Some(&b'-'));
+    let int_start = i;
+    if !digits(t, &mut i) || (t[int_start] == b'0' && i - int_start > 1) {
+        return false;
+    }
+    if t.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(t, &mut i) {
+            return false;
+        }
+    }
+    if matches!(t.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(t.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(t, &mut i) {
+            return false;
+        }
+    }
+    i == t.len()
+}
+
+/// Stores an optional parsed field and returns its bit for [`once`].
+pub(crate) fn set<T>(slot: &mut Option<T>, v: Option<T>, bit: u16) -> u16 {
+    *slot = v;
+    bit
+}
+
+/// Stores a required parsed field and returns its bit for [`once`].
+pub(crate) fn put<T>(slot: &mut Option<T>, v: T, bit: u16) -> u16 {
+    *slot = Some(v);
+    bit
+}
+
+/// Marks field `bit` as seen; a field given twice goes to serde (which rejects it).
+pub(crate) fn once(seen: &mut u16, bit: u16) -> R<()> {
+    if *seen & (1 << bit) != 0 {
+        return Err(Miss::Other);
+    }
+    *seen |= 1 << bit;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_fields_and_skips_the_rest() {
+        let text = br#"{"amount":3,"extra":{"a":[1,"xy",{}]},"from":"A","to":"B","from_balance":-7,"error":"insufficient-funds","balances":{"A":1,"B":2}} "#;
+        let mut c = Cur::new(text);
+        let v = c.value_fields().unwrap();
+        assert!(c.at_end());
+        assert_eq!(v.fields.amount, Some(3));
+        assert_eq!(v.fields.from_balance, Some(-7));
+        assert_eq!(&*v.fields.from.unwrap(), "A");
+        assert_eq!(v.fields.error.unwrap().0, "\"insufficient-funds\"");
+        assert_eq!(v.fields.balances.unwrap().0.len(), 2);
+    }
+
+    #[test]
+    fn gives_up_on_what_serde_should_judge() {
+        for bad in [
+            r#"{"from":"A\u0041"}"#,
+            r#"{"amount":3.5}"#,
+            r#"{"amount":1,"amount":2}"#,
+            r#"{"amount":007}"#,
+        ] {
+            assert_eq!(
+                Cur::new(bad.as_bytes()).value_fields().err(),
+                Some(Miss::Other),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            Cur::new(br#"{"amount":3"#).value_fields().err(),
+            Some(Miss::End)
+        );
+    }
+
+    #[test]
+    fn finds_string_ends_in_words_and_tails() {
+        assert_eq!(string_end(b"abc\"rest"), Ok(3));
+        assert_eq!(string_end(b"exec_index\":12"), Ok(10));
+        assert_eq!(string_end(b"0123456789abcdef\""), Ok(16));
+        assert_eq!(string_end(b"ab\\\"cdefghijk\""), Err(Miss::Other));
+        assert_eq!(string_end(b"abcdefgh\nij\""), Err(Miss::Other));
+        assert_eq!(string_end(b"abc"), Err(Miss::End));
+        assert_eq!(string_end("caf\u{e9}s\"".as_bytes()), Ok(6));
+    }
+
+    #[test]
+    fn skips_scalars_and_nested_values() {
+        let mut c = Cur::new(br#"[1, {"a": "]"}] , true,-1.5e3 "#);
+        assert_eq!(c.skip().unwrap(), r#"[1, {"a": "]"}]"#);
+        c.eat(b',').unwrap();
+        assert_eq!(c.skip().unwrap(), "true");
+        c.eat(b',').unwrap();
+        assert_eq!(c.skip().unwrap(), "-1.5e3");
+        for bad in ["tru ", "01 ", "1. ", "[1 2] ", r#"{"a" 1} "#] {
+            assert_eq!(
+                Cur::new(bad.as_bytes()).skip().err(),
+                Some(Miss::Other),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,615 @@
+//! `final.json`: what the harness fetched from every replica after the cluster healed.
+//!
+//! ```json
+//! {"nodes": {"n1": {"balances": {"A": 10, ...} | null,
+//!                   "executed": [{"exec_index": 1, "client": 3, "request_id": 7,
+//!                                 "f": "transfer", "value": {...}, "type": "ok"}, ...],
+//!                   "error": null | "why it could not be fetched"}}}
+//! ```
+//!
+//! [`FinalState`] is the owned form the harness fills and writes. The checker does not
+//! load it that way: a long run's logs hold millions of entries per replica, so
+//! `load_log` walks the file through a sliding window (`crate::window`), parses
+//! each entry in place (the fast path of `crate::fastjson`, else serde), turns it
+//! into a compact `Slot` and lays it over the agreed log at once, comparing it with
+//! what other replicas put there (agreement). Memory is one slot per exec index,
+//! whatever the number of replicas.
+//!
+//! A replica's list is contiguous but may start after 1 (it installed a checkpoint);
+//! the agreed log is the union of all lists, and indices no replica covers stay empty
+//! (checks that need them are `unknown`).
+
+use crate::checks::agreement::{Agreement, Side};
+use crate::fastjson::{once, put, Cur, Miss};
+use crate::fields::ValueFields;
+use crate::history::CowStr;
+use crate::history::EventType;
+use crate::model::{Accounts, Acct, Cmd, FKind, Fx, NONE};
+use crate::window::{parse_one, Attempt, ScanError, Scanner};
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::hash::Hasher;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The whole of final.json, owned.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalState {
+    /// Replica name (e.g. `n1`) to what was fetched from it.
+    pub nodes: BTreeMap<String, NodeFinal>,
+}
+
+/// What was fetched from one replica.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeFinal {
+    /// Account to balance, or `None` when it could not be fetched.
+    pub balances: Option<BTreeMap<String, i64>>,
+    /// The replica's executed log, contiguous and increasing in `exec_index`.
+    #[serde(default)]
+    pub executed: Vec<ExecutedEntry>,
+    /// Why the replica could not be fetched, if it could not.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// One executed command with its result, as the replica recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExecutedEntry {
+    pub exec_index: u64,
+    /// The client id, which is the history's `process` number.
+    pub client: u64,
+    pub request_id: u64,
+    pub f: String,
+    /// The same shape as an `ok`/`fail` completion's value in the history.
+    pub value: Value,
+    /// `ok`, or `fail` for a command that executed as a no-op (insufficient funds).
+    #[serde(rename = "type")]
+    pub kind: EventType,
+}
+
+impl NodeFinal {
+    /// A replica that could not be fetched.
+    pub fn unreachable(error: impl Into<String>) -> NodeFinal {
+        NodeFinal {
+            balances: None,
+            executed: Vec::new(),
+            error: Some(error.into()),
+        }
+    }
+}
+
+impl FinalState {
+    /// Reads a whole final.json into memory (for tools and tests; the checks stream).
+    pub fn load(path: impl AsRef<Path>) -> Result<FinalState, FinalError> {
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| FinalError::io(path, source))?;
+        serde_json::from_reader(BufReader::new(file)).map_err(|e| FinalError::Malformed {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })
+    }
+
+    /// Writes final.json.
+    pub fn write(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        let mut out = BufWriter::new(File::create(path)?);
+        serde_json::to_writer(&mut out, self)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+}
+
+/// Errors reading final.json.
+#[derive(Debug, thiserror::Error)]
+pub enum FinalError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Malformed { path: PathBuf, message: String },
+}
+
+impl FinalError {
+    fn io(path: &Path, source: io::Error) -> FinalError {
+        FinalError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+/// Marks an empty slot (no replica covers it).
+const EMPTY: u16 = u16::MAX;
+
+/// One agreed log entry, compact.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    pub client: u64,
+    pub request_id: u64,
+    pub cmd: Cmd,
+    /// Fingerprint of the whole entry (command and recorded result), for comparing
+    /// replicas without keeping their entries.
+    pub hash: u64,
+    /// The replica whose entry this is.
+    pub node: u16,
+    /// Recorded `ok` (else `fail`, a no-op).
+    pub ok: bool,
+}
+
+const EMPTY_SLOT: Slot = Slot {
+    client: 0,
+    request_id: 0,
+    cmd: Cmd::Other,
+    hash: 0,
+    node: EMPTY,
+    ok: false,
+};
+
+/// The union of the replicas' executed logs: `slots[i]` is exec index `base + i`.
+#[derive(Debug, Default)]
+pub(crate) struct AgreedLog {
+    base: u64,
+    slots: Vec<Slot>,
+}
+
+impl AgreedLog {
+    /// The entry at `exec`, if some replica covers it.
+    pub fn get(&self, exec: u64) -> Option<&Slot> {
+        let i = exec.checked_sub(self.base)?;
+        self.slots.get(i as usize).filter(|s| s.node != EMPTY)
+    }
+
+    /// The last exec index any replica reached (0 if none).
+    pub fn last(&self) -> u64 {
+        if self.slots.is_empty() {
+            0
+        } else {
+            self.base + self.slots.len() as u64 - 1
+        }
+    }
+
+    /// The first exec index in `1..=last()` no replica covers.
+    pub fn first_gap(&self) -> Option<u64> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        if self.base > 1 {
+            return Some(1);
+        }
+        self.slots
+            .iter()
+            .position(|s| s.node == EMPTY)
+            .map(|i| self.base + i as u64)
+    }
+
+    /// Entries with their exec indices, skipping empty slots.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, &Slot)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.node != EMPTY)
+            .map(move |(i, s)| (self.base + i as u64, s))
+    }
+
+    pub fn remap_accounts(&mut self, map: &[Acct]) {
+        for s in &mut self.slots {
+            s.cmd.remap(map);
+        }
+    }
+
+    /// The slot for `exec`, growing the log as needed. `limit` bounds how far the log
+    /// may grow, so a corrupt index cannot make it allocate without end.
+    fn slot_mut(&mut self, exec: u64, limit: u64) -> Result<&mut Slot, String> {
+        if self.slots.is_empty() {
+            self.base = exec;
+        }
+        let (lo, hi) = (self.base.min(exec), self.last().max(exec));
+        if hi - lo >= limit {
+            return Err(format!(
+                "exec_index {exec} is implausibly far from the other entries ({}..={})",
+                self.base,
+                self.last()
+            ));
+        }
+        if exec < self.base {
+            let mut grown = vec![EMPTY_SLOT; (self.base - exec) as usize];
+            grown.append(&mut self.slots);
+            self.slots = grown;
+            self.base = exec;
+        }
+        let i = (exec - self.base) as usize;
+        if i >= self.slots.len() {
+            self.slots.resize(i + 1, EMPTY_SLOT);
+        }
+        Ok(&mut self.slots[i])
+    }
+}
+
+/// What the checks keep of one replica.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeState {
+    pub name: String,
+    /// Sorted by account; `None` when not fetched.
+    pub balances: Option<Vec<(Acct, i64)>>,
+    pub error: Option<String>,
+    /// First and last exec index of its executed list (0 when empty).
+    pub first: u64,
+    pub last: u64,
+    pub entries: u64,
+}
+
+impl NodeState {
+    /// Whether anything was fetched from the replica (an empty log counts, if it
+    /// was fetched without error).
+    pub fn fetched(&self) -> bool {
+        self.balances.is_some() || self.entries > 0 || self.error.is_none()
+    }
+}
+
+/// final.json, loaded for checking.
+pub(crate) struct LogData {
+    pub log: AgreedLog,
+    pub nodes: Vec<NodeState>,
+    /// The accounts as interned while loading (merged into the history's later).
+    pub accounts: Accounts,
+    pub agreement: Agreement,
+}
+
+/// Streams final.json into the agreed log. `Ok(None)` when the file does not exist.
+pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData>, FinalError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(FinalError::io(path, e)),
+    };
+    let mut loader = Loader {
+        data: LogData {
+            log: AgreedLog::default(),
+            nodes: Vec::new(),
+            accounts,
+            agreement: Agreement::default(),
+        },
+        // Every entry takes at least 50 bytes of the file, so no honest file needs
+        // more slots than this; a corrupt exec index cannot make the log balloon.
+        max_slots: file.metadata().map_or(0, |m| m.len()) / 50 + 1_000_000,
+    };
+    let mut sc = Scanner::new(file);
+    loader.root(&mut sc).map_err(|e| match e {
+        ScanError::Io(source) => FinalError::io(path, source),
+        ScanError::Syntax { offset, message } => FinalError::Malformed {
+            path: path.to_path_buf(),
+            message: format!("byte {offset}: {message}"),
+        },
+    })?;
+    Ok(Some(loader.data))
+}
+
+struct Loader {
+    data: LogData,
+    max_slots: u64,
+}
+
+impl Loader {
+    fn add(&mut self, node: usize, entry: EntryRaw<'_>) -> Result<(), String> {
+        let e = entry.exec_index;
+        if e == 0 {
+            return Err("exec_index must be at least 1".into());
+        }
+        self.track_node(node, e);
+        let slot = self.compact(node, &entry)?;
+        let d = &mut self.data;
+        let target = d.log.slot_mut(e, self.max_slots)?;
+        if target.node == EMPTY {
+            *target = slot;
+            return Ok(());
+        }
+        d.agreement.compared();
+        if target.hash != slot.hash {
+            let first = describe_slot(target, &d.accounts);
+            let first_node = d.nodes[target.node as usize].name.clone();
+            let second = describe_slot(&slot, &d.accounts);
+            d.agreement.divergence(
+                e,
+                Side {
+                    node: &first_node,
+                    entry: first,
+                },
+                Side {
+                    node: &d.nodes[node].name,
+                    entry: second,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Checks the replica's own list is contiguous.
+    fn track_node(&mut self, node: usize, e: u64) {
+        let n = &mut self.data.nodes[node];
+        if n.entries == 0 {
+            n.first = e;
+        } else if e != n.last + 1 {
+            let (name, last) = (n.name.clone(), n.last);
+            self.data.agreement.jump(&name, last, e);
+        }
+        let n = &mut self.data.nodes[node];
+        n.last = e;
+        n.entries += 1;
+    }
+
+    fn compact(&mut self, node: usize, entry: &EntryRaw<'_>) -> Result<Slot, String> {
+        let v = Some(&entry.value.fields);
+        fn need<'n>(n: Option<&'n CowStr<'_>>, field: &str) -> Result<&'n str, String> {
+            n.map(|s| &**s)
+                .ok_or_else(|| format!("field `value.{field}` is missing"))
+        }
+        let accounts = &mut self.data.accounts;
+        let cmd = match FKind::parse(&entry.f) {
+            FKind::Transfer => Cmd::Transfer {
+                from: accounts.intern(need(v.and_then(|v| v.from.as_ref()), "from")?),
+                to: accounts.intern(need(v.and_then(|v| v.to.as_ref()), "to")?),
+                amount: v
+                    .and_then(|v| v.amount)
+                    .ok_or("field `value.amount` is missing")?,
+            },
+            FKind::Read => Cmd::Read {
+                account: accounts.intern(need(v.and_then(|v| v.account.as_ref()), "account")?),
+            },
+            FKind::ReadAll => Cmd::ReadAll,
+            FKind::Other => Cmd::Other,
+        };
+        let ok = match entry.kind {
+            EventType::Ok => true,
+            EventType::Fail => false,
+            other => return Err(format!("field `type`: expected ok or fail, found {other}")),
+        };
+        Ok(Slot {
+            client: entry.client,
+            request_id: entry.request_id,
+            cmd,
+            hash: entry.fingerprint(),
+            node: node as u16,
+            ok,
+        })
+    }
+}
+
+fn describe_slot(s: &Slot, accounts: &Accounts) -> String {
+    format!(
+        "{} by client {} request {} ({})",
+        s.cmd.describe(accounts),
+        s.client,
+        s.request_id,
+        if s.ok { "ok" } else { "fail" }
+    )
+}
+
+/// One executed entry, parsed in place (strings borrow from the window).
+#[derive(Debug, Deserialize)]
+struct EntryRaw<'a> {
+    exec_index: u64,
+    client: u64,
+    request_id: u64,
+    #[serde(borrow)]
+    f: CowStr<'a>,
+    #[serde(borrow, default)]
+    value: ValueFields<'a>,
+    #[serde(rename = "type")]
+    kind: EventType,
+}
+
+impl<'a> EntryRaw<'a> {
+    /// Parses an entry without serde (see [`crate::fastjson`]), returning it and the
+    /// bytes it took.
+    fn fast(slice: &'a [u8]) -> Result<(EntryRaw<'a>, usize), Miss> {
+        let mut c = Cur::new(slice);
+        let (mut exec_index, mut client, mut request_id, mut f, mut kind) =
+            (None, None, None, None, None);
+        let mut value = ValueFields::default();
+        let mut seen = 0u16;
+        c.object(|c, k| {
+            let bit = match k {
+                b"exec_index" => put(&mut exec_index, c.u64()?, 0),
+                b"client" => put(&mut client, c.u64()?, 1),
+                b"request_id" => put(&mut request_id, c.u64()?, 2),
+                b"f" => put(&mut f, c.f()?, 3),
+                b"value" => {
+                    value = c.value_fields()?;
+                    4
+                }
+                b"type" => put(&mut kind, c.event_type()?, 5),
+                _ => {
+                    c.skip()?;
+                    return Ok(());
+                }
+            };
+            once(&mut seen, bit)
+        })?;
+        let entry = EntryRaw {
+            exec_index: exec_index.ok_or(Miss::Other)?,
+            client: client.ok_or(Miss::Other)?,
+            request_id: request_id.ok_or(Miss::Other)?,
+            f: f.ok_or(Miss::Other)?,
+            value,
+            kind: kind.ok_or(Miss::Other)?,
+        };
+        Ok((entry, c.pos()))
+    }
+
+    /// Fingerprint of everything but the exec index.
+    fn fingerprint(&self) -> u64 {
+        let mut h = Fx::default();
+        h.write_u64(self.client);
+        h.write_u64(self.request_id);
+        h.write(self.f.as_bytes());
+        h.write_u64(self.kind as u64);
+        let v = &self.value.fields;
+        for name in [&v.from, &v.to, &v.account] {
+            h.write_u64(0xff);
+            if let Some(n) = name {
+                h.write(n.as_bytes());
+            }
+        }
+        for n in [v.amount, v.from_balance, v.to_balance, v.balance] {
+            h.write_u64(n.unwrap_or(NONE) as u64);
+        }
+        if let Some(e) = v.error {
+            h.write(e.0.as_bytes());
+        }
+        if let Some(b) = &v.balances {
+            // Order-independent: replicas may list accounts in any order.
+            let sum = b.0.iter().fold(0u64, |acc, (k, v)| {
+                let mut e = Fx::default();
+                e.write(k.as_bytes());
+                e.write_u64(*v as u64);
+                acc.wrapping_add(e.finish())
+            });
+            h.write_u64(sum);
+        }
+        h.finish()
+    }
+}
+
+/// Adds `context` (where in the document) to a syntax error; `context` is only
+/// formatted when there is an error.
+fn within<C: std::fmt::Display>(context: C) -> impl FnOnce(ScanError) -> ScanError {
+    move |e| match e {
+        ScanError::Syntax { offset, message } => ScanError::Syntax {
+            offset,
+            message: format!("{context}: {message}"),
+        },
+        io => io,
+    }
+}
+
+/// `name[i]`, formatted only when needed.
+struct Indexed(&'static str, u64);
+
+impl std::fmt::Display for Indexed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}[{}]", self.0, self.1)
+    }
+}
+
+impl Loader {
+    /// `{"nodes": {...}, ...}`
+    fn root<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
+        sc.expect(b'{', "an object")?;
+        let mut seen = false;
+        let mut first = true;
+        while let Some(key) = sc.key(first)? {
+            first = false;
+            if key == "nodes" {
+                self.nodes(sc)?;
+                seen = true;
+            } else {
+                sc.value::<IgnoredAny>()?;
+            }
+        }
+        if sc.peek()?.is_some() {
+            return Err(sc.error("unexpected text after the end of the document"));
+        }
+        if !seen {
+            return Err(sc.error("field `nodes` is missing"));
+        }
+        Ok(())
+    }
+
+    /// `{"n1": {...}, ...}`
+    fn nodes<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
+        sc.expect(b'{', "an object of replicas")?;
+        let mut first = true;
+        while let Some(name) = sc.key(first)? {
+            first = false;
+            if self.data.nodes.len() >= EMPTY as usize {
+                return Err(sc.error("too many replicas"));
+            }
+            self.data.nodes.push(NodeState {
+                name: name.clone(),
+                balances: None,
+                error: None,
+                first: 0,
+                last: 0,
+                entries: 0,
+            });
+            let node = self.data.nodes.len() - 1;
+            self.node(sc, node)
+                .map_err(within(format_args!("nodes.{name}")))?;
+        }
+        Ok(())
+    }
+
+    /// `{"balances": ..., "executed": [...], "error": ...}`
+    fn node<R: Read>(&mut self, sc: &mut Scanner<R>, node: usize) -> Result<(), ScanError> {
+        sc.expect(b'{', "an object with balances, executed and error")?;
+        let mut first = true;
+        while let Some(key) = sc.key(first)? {
+            first = false;
+            match key.as_str() {
+                "balances" => {
+                    let b: Option<BTreeMap<String, i64>> =
+                        sc.value().map_err(within("balances"))?;
+                    self.set_balances(node, b);
+                }
+                "executed" => self.executed(sc, node)?,
+                "error" => {
+                    let e: Option<String> = sc.value().map_err(within("error"))?;
+                    self.data.nodes[node].error = e;
+                }
+                _ => {
+                    sc.value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_balances(&mut self, node: usize, b: Option<BTreeMap<String, i64>>) {
+        let d = &mut self.data;
+        d.nodes[node].balances = b.map(|b| {
+            let mut v: Vec<(Acct, i64)> =
+                b.iter().map(|(k, v)| (d.accounts.intern(k), *v)).collect();
+            v.sort_unstable();
+            v
+        });
+    }
+
+    /// `[entry, ...]` or `null`; each entry is parsed in place and laid over the log.
+    fn executed<R: Read>(&mut self, sc: &mut Scanner<R>, node: usize) -> Result<(), ScanError> {
+        if sc.peek()? == Some(b'n') {
+            return sc.value::<()>().map_err(within("executed"));
+        }
+        sc.expect(b'[', "an array").map_err(within("executed"))?;
+        if sc.peek()? == Some(b']') {
+            return sc.expect(b']', "`]`");
+        }
+        let mut i = 0u64;
+        loop {
+            sc.parse_with(|slice, eof| {
+                let parsed = match EntryRaw::fast(slice) {
+                    Ok(done) => Ok(Some(done)),
+                    Err(Miss::End) if !eof => Ok(None),
+                    Err(_) => parse_one::<EntryRaw<'_>>(slice, eof),
+                };
+                match parsed {
+                    Ok(Some((entry, n))) => match self.add(node, entry) {
+                        Ok(()) => Attempt::Done(n),
+                        Err(m) => Attempt::Fail(m),
+                    },
+                    Ok(None) => Attempt::NeedMore,
+                    Err(m) => Attempt::Fail(m),
+                }
+            })
+            .map_err(within(Indexed("executed", i)))?;
+            i += 1;
+            if !sc.more(b']').map_err(within("executed"))? {
+                return Ok(());
+            }
+        }
+    }
+}

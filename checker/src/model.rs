@@ -1,0 +1,259 @@
+//! The bank as the checks see it: compact commands and a replayable state.
+//!
+//! Millions of operations are held in memory at once, so account names are interned
+//! to small integers ([`Accounts`]) and a command is a small `Copy` value ([`Cmd`]).
+//! [`Bank`] is the sequential specification: applying the agreed log to it from the
+//! initial balances says what every command should have returned.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A `HashMap` with the fast [`Fx`] hasher, for keys that are not attacker-chosen.
+pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
+
+/// An interned account name.
+pub(crate) type Acct = u32;
+
+/// Marks an absent number in compact records (no real balance is `i64::MIN`).
+pub(crate) const NONE: i64 = i64::MIN;
+
+/// Interns account names. The accounts named in run.toml come first; names met
+/// elsewhere are added after them and counted as undeclared.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Accounts {
+    names: Vec<String>,
+    ids: FxMap<String, Acct>,
+    declared: usize,
+}
+
+impl Accounts {
+    /// Accounts declared by run.toml.
+    pub fn declared(names: &[String]) -> Accounts {
+        let mut a = Accounts::default();
+        for n in names {
+            a.intern(n);
+        }
+        a.declared = a.names.len();
+        a
+    }
+
+    pub fn intern(&mut self, name: &str) -> Acct {
+        // Banks under test have a handful of accounts: a scan beats hashing.
+        if self.names.len() <= 16 {
+            if let Some(i) = self.names.iter().position(|n| n == name) {
+                return i as Acct;
+            }
+        } else if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = self.names.len() as Acct;
+        self.names.push(name.to_string());
+        self.ids.insert(name.to_string(), id);
+        id
+    }
+
+    pub fn name(&self, id: Acct) -> &str {
+        self.names
+            .get(id as usize)
+            .map(String::as_str)
+            .unwrap_or("?")
+    }
+
+    pub fn declared_count(&self) -> usize {
+        self.declared
+    }
+
+    /// Adds `other`'s names and returns, for each of `other`'s ids, the id here.
+    pub fn merge(&mut self, other: &Accounts) -> Vec<Acct> {
+        other.names.iter().map(|n| self.intern(n)).collect()
+    }
+
+    /// Undeclared names, for warnings.
+    pub fn undeclared(&self) -> &[String] {
+        &self.names[self.declared..]
+    }
+}
+
+/// The function of a client operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum FKind {
+    Transfer,
+    Read,
+    ReadAll,
+    Other,
+}
+
+impl FKind {
+    pub fn parse(f: &str) -> FKind {
+        match f {
+            "transfer" => FKind::Transfer,
+            "read" => FKind::Read,
+            "read_all" => FKind::ReadAll,
+            _ => FKind::Other,
+        }
+    }
+}
+
+/// A client command with interned accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Cmd {
+    Transfer {
+        from: Acct,
+        to: Acct,
+        amount: i64,
+    },
+    Read {
+        account: Acct,
+    },
+    ReadAll,
+    /// A function the checker does not know; only its identity is checked.
+    Other,
+}
+
+impl Cmd {
+    /// Human-readable, e.g. `transfer A->B 3`.
+    pub fn describe(&self, accounts: &Accounts) -> String {
+        match *self {
+            Cmd::Transfer { from, to, amount } => format!(
+                "transfer {}->{} {}",
+                accounts.name(from),
+                accounts.name(to),
+                amount
+            ),
+            Cmd::Read { account } => format!("read {}", accounts.name(account)),
+            Cmd::ReadAll => "read_all".into(),
+            Cmd::Other => "an unknown command".into(),
+        }
+    }
+
+    /// Renumbers accounts after interners were merged.
+    pub fn remap(&mut self, map: &[Acct]) {
+        let m = |a: &mut Acct| *a = map.get(*a as usize).copied().unwrap_or(*a);
+        match self {
+            Cmd::Transfer { from, to, .. } => {
+                m(from);
+                m(to);
+            }
+            Cmd::Read { account } => m(account),
+            Cmd::ReadAll | Cmd::Other => {}
+        }
+    }
+}
+
+/// What the specification says a command returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Effect {
+    Transferred {
+        from_balance: i64,
+        to_balance: i64,
+    },
+    Insufficient,
+    Balance(i64),
+    /// `read_all`: the answer is the whole bank as it stands.
+    All,
+    /// A command the specification cannot evaluate (unknown function or account).
+    Unknown,
+}
+
+/// The sequential bank: balances indexed by account id.
+#[derive(Debug, Clone)]
+pub(crate) struct Bank {
+    pub balances: Vec<i64>,
+    declared: usize,
+}
+
+impl Bank {
+    /// Every declared account starts at `initial`.
+    pub fn new(accounts: &Accounts, initial: i64) -> Bank {
+        Bank {
+            balances: vec![initial; accounts.declared_count()],
+            declared: accounts.declared_count(),
+        }
+    }
+
+    /// Applies `cmd`, returning what it should answer. A transfer moves money only
+    /// when the source holds at least the amount; otherwise it fails and changes
+    /// nothing (it still occupies its slot).
+    pub fn apply(&mut self, cmd: &Cmd) -> Effect {
+        match *cmd {
+            Cmd::Transfer { from, to, amount } => self.transfer(from, to, amount),
+            Cmd::Read { account } => match self.balances.get(account as usize) {
+                Some(&b) => Effect::Balance(b),
+                None => Effect::Unknown,
+            },
+            Cmd::ReadAll => Effect::All,
+            Cmd::Other => Effect::Unknown,
+        }
+    }
+
+    fn transfer(&mut self, from: Acct, to: Acct, amount: i64) -> Effect {
+        let (f, t) = (from as usize, to as usize);
+        if f >= self.declared || t >= self.declared {
+            return Effect::Unknown;
+        }
+        if self.balances[f] < amount {
+            return Effect::Insufficient;
+        }
+        self.balances[f] -= amount;
+        self.balances[t] += amount;
+        Effect::Transferred {
+            from_balance: self.balances[f],
+            to_balance: self.balances[t],
+        }
+    }
+}
+
+/// A small fast hasher (FxHash) for fingerprints of log entries; not for security.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Fx(u64);
+
+impl Hasher for Fx {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+/// Formats a list of history indices for messages, e.g. `12, 15`.
+pub(crate) fn list(indices: &[u64]) -> String {
+    indices
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_moves_money_or_fails_without_change() {
+        let accts = Accounts::declared(&["A".into(), "B".into()]);
+        let mut bank = Bank::new(&accts, 10);
+        let t = Cmd::Transfer {
+            from: 0,
+            to: 1,
+            amount: 7,
+        };
+        assert_eq!(
+            bank.apply(&t),
+            Effect::Transferred {
+                from_balance: 3,
+                to_balance: 17
+            }
+        );
+        assert_eq!(bank.apply(&t), Effect::Insufficient);
+        assert_eq!(bank.balances, vec![3, 17]);
+        assert_eq!(bank.apply(&Cmd::Read { account: 1 }), Effect::Balance(17));
+    }
+}

@@ -1,0 +1,150 @@
+//! The report a person opens in the morning: `report.html` plus the charts as PNGs.
+//!
+//! [`write_report`] writes `results.json`, reads the history once more for what the
+//! page shows ([`scan`]), pairs nemesis actions into fault intervals ([`faults`]),
+//! draws the charts ([`charts`]) and renders one self-contained HTML page ([`html`])
+//! with the charts inlined as base64 data URIs, so the page opens from disk, can be
+//! mailed alone, and needs no network. A chart that cannot be drawn is reported on
+//! the page instead of failing the report.
+
+pub mod charts;
+pub mod faults;
+pub mod html;
+pub mod scan;
+
+use crate::history::HistoryError;
+use crate::results::Results;
+use crate::run_params::RunParams;
+use std::collections::HashSet;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// File name of the page.
+pub const REPORT_FILE: &str = "report.html";
+
+type Draw = fn(&Path, &scan::Scan, &charts::Frame<'_>) -> Result<(), String>;
+
+/// The charts: file name, caption, drawing function.
+pub const CHARTS: [(&str, &str, Draw); 3] = [
+    (
+        "latency-raw.png",
+        "Every operation's latency against the time it was invoked (log scale), by outcome and function.",
+        charts::latency_raw,
+    ),
+    (
+        "latency-quantiles.png",
+        "Latency quantiles of completed (ok and fail) operations per time window.",
+        charts::latency_quantiles,
+    ),
+    (
+        "rate.png",
+        "Completions per second by outcome.",
+        charts::rate,
+    ),
+];
+
+/// What [`write_report`] wrote.
+#[derive(Debug, Clone)]
+pub struct ReportFiles {
+    pub html: PathBuf,
+    pub results: PathBuf,
+    /// The PNGs that were drawn.
+    pub charts: Vec<PathBuf>,
+}
+
+/// The report could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {source}", path.display())]
+pub struct ReportError {
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// One chart as the page shows it.
+pub struct ChartOut {
+    pub file: &'static str,
+    pub caption: &'static str,
+    /// The PNG, or why it could not be drawn.
+    pub png: Result<Vec<u8>, String>,
+}
+
+/// Writes results.json, the charts and report.html into `dir`.
+pub fn write_report(dir: &Path, results: &Results) -> Result<ReportFiles, ReportError> {
+    let io_err = |path: PathBuf| move |source| ReportError { path, source };
+    results
+        .write_json(dir)
+        .map_err(io_err(dir.join(crate::results::RESULTS_FILE)))?;
+    let mut notes = Vec::new();
+    let scan = match scan::scan(&history_path(dir, results), &cited_indices(results)) {
+        Ok(s) => s,
+        Err(e) => {
+            notes.push(format!(
+                "The history could not be read again for the report: {e}"
+            ));
+            scan::Scan::default()
+        }
+    };
+    let spans = faults::spans(&scan.nemesis, scan.end_ns);
+    let frame = charts::Frame::new(&scan, &spans, &scan.nemesis);
+    let mut drawn = Vec::new();
+    let charts: Vec<ChartOut> = CHARTS
+        .iter()
+        .map(|(file, caption, draw)| {
+            let path = dir.join(file);
+            let png = draw(&path, &scan, &frame)
+                .and_then(|()| std::fs::read(&path).map_err(|e| e.to_string()));
+            if png.is_ok() {
+                drawn.push(path);
+            }
+            ChartOut { file, caption, png }
+        })
+        .collect();
+    let params = match RunParams::load(&dir.join("run.toml")) {
+        Ok(p) => p,
+        Err(e) => {
+            notes.push(e.to_string());
+            None
+        }
+    };
+    let page = html::Page {
+        results,
+        scan: &scan,
+        spans: &spans,
+        charts: &charts,
+        params: params.as_ref(),
+        notes: &notes,
+    };
+    let html_path = dir.join(REPORT_FILE);
+    std::fs::write(&html_path, html::render(&page)).map_err(io_err(html_path.clone()))?;
+    Ok(ReportFiles {
+        html: html_path,
+        results: dir.join(crate::results::RESULTS_FILE),
+        charts: drawn,
+    })
+}
+
+/// The history the results came from, or the run directory's own.
+fn history_path(dir: &Path, results: &Results) -> PathBuf {
+    let recorded = PathBuf::from(&results.history.file);
+    if recorded.is_file() {
+        recorded
+    } else {
+        dir.join("history.jsonl")
+    }
+}
+
+/// Every history index a stored anomaly names.
+fn cited_indices(results: &Results) -> HashSet<u64> {
+    results
+        .checks
+        .values()
+        .flat_map(|c| c.anomalies.iter())
+        .flat_map(|a| a.indices.iter().copied())
+        .collect()
+}
+
+/// Scans a history for the report without checking it (for tools).
+pub fn scan_history(path: &Path) -> Result<scan::Scan, HistoryError> {
+    scan::scan(path, &HashSet::new())
+}

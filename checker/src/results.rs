@@ -1,0 +1,133 @@
+//! `results.json`: the verdict, one section per check, and what was read.
+//!
+//! This is what the checker hands back (in-process as [`Results`], on disk as JSON),
+//! and what the report is drawn from. `valid` is `true`, `false` or `"unknown"`.
+
+use crate::checks::{CheckResult, Validity, CHECK_NAMES};
+use crate::ops::HistoryStats;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io;
+use std::path::Path;
+
+/// File name of the results beside the history.
+pub const RESULTS_FILE: &str = "results.json";
+
+/// The outcome of checking one run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Results {
+    /// Invalid if any check is invalid, else unknown if any is unknown, else valid.
+    pub valid: Validity,
+    /// The run directory that was checked.
+    pub run_dir: String,
+    pub history: HistoryStats,
+    pub final_state: FinalSummary,
+    /// Things a person should know that do not change the verdict (e.g. a cut-off
+    /// last line).
+    pub warnings: Vec<String>,
+    /// One section per check, keyed by name (see [`CHECK_NAMES`]).
+    pub checks: BTreeMap<String, CheckResult>,
+    /// Wall time of parsing and checking.
+    pub elapsed_ms: u64,
+}
+
+/// What final.json held.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FinalSummary {
+    pub present: bool,
+    pub nodes: Vec<NodeSummary>,
+    /// Highest exec index any replica reached (0 if none).
+    pub log_last: u64,
+    /// First exec index no replica covers, if any.
+    pub log_first_gap: Option<u64>,
+}
+
+/// One replica in final.json.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NodeSummary {
+    pub name: String,
+    pub first_exec: u64,
+    pub last_exec: u64,
+    pub entries: u64,
+    pub balances_fetched: bool,
+    pub error: Option<String>,
+}
+
+impl Results {
+    /// The section for `name`, e.g. `"replay"`.
+    pub fn check(&self, name: &str) -> Option<&CheckResult> {
+        self.checks.get(name)
+    }
+
+    /// 0 valid, 1 invalid, 2 unknown.
+    pub fn exit_code(&self) -> i32 {
+        self.valid.exit_code()
+    }
+
+    /// Writes `results.json` into `dir`.
+    pub fn write_json(&self, dir: &Path) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(self)?;
+        std::fs::write(dir.join(RESULTS_FILE), text + "\n")
+    }
+
+    /// Reads a `results.json`.
+    pub fn read_json(path: &Path) -> io::Result<Results> {
+        let text = std::fs::read_to_string(path)?;
+        serde_json::from_str(&text).map_err(io::Error::from)
+    }
+
+    /// Checks in display order.
+    pub fn ordered_checks(&self) -> impl Iterator<Item = (&str, &CheckResult)> {
+        CHECK_NAMES
+            .iter()
+            .filter_map(|n| self.checks.get(*n).map(|c| (*n, c)))
+    }
+
+    /// A few lines for a terminal.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let h = &self.history;
+        let _ = writeln!(s, "faultline checker: {}", self.run_dir);
+        let _ = writeln!(
+            s,
+            "  history: {} events, {} operations by {} clients, {} nemesis events",
+            h.events, h.operations, h.clients, h.nemesis
+        );
+        let f = &self.final_state;
+        if f.present {
+            let _ = writeln!(
+                s,
+                "  final:   {} replicas, log up to exec_index {}",
+                f.nodes.len(),
+                f.log_last
+            );
+        } else {
+            let _ = writeln!(s, "  final:   no final.json");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
+        for (name, c) in self.ordered_checks() {
+            let _ = writeln!(
+                s,
+                "  {name:<13} {:<8} {} anomalies",
+                c.valid.as_str(),
+                c.anomaly_count
+            );
+            if let Some(a) = c.anomalies.first() {
+                let _ = writeln!(s, "      first: {}", a.message);
+            }
+            for u in c.unknown.iter().take(3) {
+                let _ = writeln!(s, "      undecided: {u}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "verdict: {} (checked in {} ms)",
+            self.valid.as_str(),
+            self.elapsed_ms
+        );
+        s
+    }
+}

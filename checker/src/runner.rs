@@ -1,0 +1,328 @@
+//! Checking a run: find its files, load them, run the checks, assemble [`Results`].
+//!
+//! The history and final.json are independent until the checks that compare them, so
+//! they are read on two threads (the machine this runs on nightly has two cores). The
+//! history pass also runs the streaming checks; the rest run afterwards over the
+//! compact arrays both loads produced.
+
+use crate::checks::agreement::Agreement;
+use crate::checks::exactly_once::{self, LogKey, OpKey};
+use crate::checks::{replay, CheckResult, Validity};
+use crate::final_state::{self, FinalError, LogData, NodeState};
+use crate::history::HistoryError;
+use crate::model::{list, Accounts};
+use crate::ops::{self, HistoryData, OpRec};
+use crate::results::{FinalSummary, NodeSummary, Results};
+use crate::run_params::{RunParams, RunParamsError};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The files of one run.
+#[derive(Debug, Clone)]
+pub struct RunFiles {
+    /// Where results and the report are written.
+    pub dir: PathBuf,
+    pub history: PathBuf,
+    pub final_json: PathBuf,
+    pub run_toml: PathBuf,
+}
+
+impl RunFiles {
+    /// `path` is a run directory or its history.jsonl (then its siblings are used).
+    pub fn locate(path: &Path) -> Result<RunFiles, CheckError> {
+        let (dir, history) = if path.is_dir() {
+            (path.to_path_buf(), path.join("history.jsonl"))
+        } else {
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            (dir.to_path_buf(), path.to_path_buf())
+        };
+        if !history.is_file() {
+            return Err(CheckError::NoHistory(history));
+        }
+        Ok(RunFiles {
+            final_json: dir.join("final.json"),
+            run_toml: dir.join("run.toml"),
+            dir,
+            history,
+        })
+    }
+}
+
+/// Why a run could not be checked at all (as opposed to checked and found wanting).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    #[error(transparent)]
+    Final(#[from] FinalError),
+    #[error(transparent)]
+    RunParams(#[from] RunParamsError),
+    #[error("{}: no such history file", .0.display())]
+    NoHistory(PathBuf),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// Checks the run at `path` (a run directory or a history.jsonl). Writes nothing;
+/// see [`Results::write_json`] and [`crate::report::write_report`].
+pub fn check_run(path: impl AsRef<Path>) -> Result<Results, CheckError> {
+    let started = Instant::now();
+    let files = RunFiles::locate(path.as_ref())?;
+    let params = RunParams::load(&files.run_toml)?;
+    let declared = params
+        .as_ref()
+        .and_then(|p| p.accounts.clone())
+        .unwrap_or_default();
+    let total = params.as_ref().and_then(RunParams::total);
+    let loaded = load_both(&files, Accounts::declared(&declared), total)?;
+    let initial = params.as_ref().and_then(|p| p.initial_balance);
+    let mut results = check_loaded(loaded, initial.filter(|_| !declared.is_empty()));
+    if params.is_none() {
+        results
+            .warnings
+            .push(format!("{} is missing", files.run_toml.display()));
+    }
+    results.run_dir = files.dir.display().to_string();
+    results.elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(results)
+}
+
+/// What the two loading threads produce, with the sorts each can do on its own.
+struct Loaded {
+    hist: HistoryData,
+    /// Operations told an exec index, sorted by it (ties in history order).
+    by_exec: Vec<u32>,
+    op_keys: Vec<OpKey>,
+    fin: Option<(LogData, Vec<LogKey>)>,
+}
+
+fn load_both(
+    files: &RunFiles,
+    accounts: Accounts,
+    total: Option<i64>,
+) -> Result<Loaded, CheckError> {
+    std::thread::scope(|s| {
+        let fin_accounts = accounts.clone();
+        let fin = s.spawn(move || {
+            let data = final_state::load_log(&files.final_json, fin_accounts)?;
+            Ok::<_, FinalError>(data.map(|d| {
+                let keys = exactly_once::log_keys(&d.log);
+                (d, keys)
+            }))
+        });
+        let hist = ops::read_history(&files.history, accounts, total);
+        let prepared = hist.map(|h| {
+            let by_exec = sorted_by_exec(&h.ops);
+            let op_keys = exactly_once::op_keys(&h.ops, &h.clients);
+            (h, by_exec, op_keys)
+        });
+        let fin = fin
+            .join()
+            .map_err(|_| CheckError::Internal("the final.json reader panicked".into()))?;
+        let (hist, by_exec, op_keys) = prepared?;
+        Ok(Loaded {
+            hist,
+            by_exec,
+            op_keys,
+            fin: fin?,
+        })
+    })
+}
+
+/// Runs the checks that need both the history and the log.
+fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
+    let Loaded {
+        hist,
+        by_exec,
+        op_keys,
+        fin,
+    } = loaded;
+    let (mut fin, log_keys) = match fin {
+        Some((f, keys)) => (Some(f), keys),
+        None => (None, Vec::new()),
+    };
+    let HistoryData {
+        ops,
+        read_alls,
+        clients,
+        mut accounts,
+        stats,
+        mut warnings,
+        mut conservation,
+        mut total_order,
+    } = hist;
+    if let Some(f) = &mut fin {
+        align_accounts(&mut accounts, f);
+    }
+    if !accounts.undeclared().is_empty() {
+        warnings.push(format!(
+            "accounts not declared in run.toml appear: {}",
+            accounts.undeclared().join(", ")
+        ));
+    }
+    total_order.unique(&ops, &by_exec, &clients, &accounts);
+    total_order.client_order(&ops, &clients, &accounts);
+    conservation.final_state(fin.as_ref().map(|f| f.nodes.as_slice()), &accounts);
+
+    // With no replica fetched, there is no log at all: nothing may be taken as absent.
+    let fetched = fin
+        .as_ref()
+        .is_some_and(|f| f.nodes.iter().any(NodeState::fetched));
+    let (agreement, replay, exactly_once) = match &mut fin {
+        Some(f) if !fetched => (
+            std::mem::take(&mut f.agreement).finish(Some(&f.nodes)),
+            replay::unknown(
+                "no replica's final state could be fetched, so there is no log to replay",
+            ),
+            exactly_once::unknown(
+                "no replica's final state could be fetched, so the log cannot be searched",
+            ),
+        ),
+        None => (
+            Agreement::default().finish(None),
+            replay::unknown("there is no final.json, so there is no log to replay"),
+            exactly_once::unknown(
+                "there is no final.json, so the log cannot be searched for operations",
+            ),
+        ),
+        Some(f) => {
+            let replay = match initial {
+                Some(initial) => replay::run(
+                    &replay::Input {
+                        ops: &ops,
+                        read_alls: &read_alls,
+                        by_exec: &by_exec,
+                        clients: &clients,
+                        accounts: &accounts,
+                        log: &f.log,
+                        nodes: &f.nodes,
+                        initial,
+                    },
+                    &mut f.agreement,
+                ),
+                None => {
+                    for _ in f.nodes.iter().filter(|n| n.balances.is_some()) {
+                        f.agreement.balances_undecided();
+                    }
+                    replay::unknown("run.toml does not give accounts and initial_balance, so the log cannot be replayed")
+                }
+            };
+            let eo = exactly_once::run(
+                &exactly_once::Input {
+                    ops: &ops,
+                    clients: &clients,
+                    accounts: &accounts,
+                    log: &f.log,
+                    log_keys: &log_keys,
+                    op_keys: &op_keys,
+                },
+                &mut total_order,
+            );
+            let agreement = std::mem::take(&mut f.agreement).finish(Some(&f.nodes));
+            (agreement, replay, eo)
+        }
+    };
+
+    let mut checks = BTreeMap::new();
+    checks.insert("conservation".to_string(), conservation.finish());
+    checks.insert("agreement".to_string(), agreement);
+    checks.insert("total-order".to_string(), total_order.finish());
+    checks.insert("replay".to_string(), replay);
+    checks.insert("exactly-once".to_string(), exactly_once);
+    for c in checks.values_mut() {
+        attach_history(c, &ops, &by_exec);
+    }
+    Results {
+        valid: Validity::combine(checks.values().map(|c| c.valid)),
+        run_dir: String::new(),
+        history: stats,
+        final_state: summarize_final(fin.as_ref()),
+        warnings,
+        checks,
+        elapsed_ms: 0,
+    }
+}
+
+/// Gives the log the history's account numbering (they were interned separately).
+fn align_accounts(accounts: &mut Accounts, fin: &mut LogData) {
+    let map = accounts.merge(&fin.accounts);
+    if map.iter().enumerate().all(|(i, &a)| i as u32 == a) {
+        return;
+    }
+    fin.log.remap_accounts(&map);
+    for n in &mut fin.nodes {
+        if let Some(b) = &mut n.balances {
+            for (a, _) in b.iter_mut() {
+                *a = map.get(*a as usize).copied().unwrap_or(*a);
+            }
+            b.sort_unstable();
+        }
+    }
+}
+
+/// Operations told an exec index, sorted by it (ties in history order).
+fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
+    // Keys beside the indices, so comparisons need no lookups; answers arrive nearly
+    // in exec order, so the adaptive stable sort has little to do.
+    let mut pairs: Vec<(u64, u32)> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| o.exec != 0)
+        .map(|(i, o)| (o.exec, i as u32))
+        .collect();
+    pairs.sort();
+    pairs.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Anomalies about log slots name the history events that saw those slots.
+fn attach_history(check: &mut CheckResult, ops: &[OpRec], by_exec: &[u32]) {
+    for a in &mut check.anomalies {
+        if !a.indices.is_empty() || a.exec_indices.is_empty() {
+            continue;
+        }
+        let mut indices = Vec::new();
+        for &e in &a.exec_indices {
+            let start = by_exec.partition_point(|&o| ops[o as usize].exec < e);
+            for &o in by_exec[start..]
+                .iter()
+                .take_while(|&&o| ops[o as usize].exec == e)
+            {
+                indices.extend(ops[o as usize].indices());
+            }
+        }
+        if !indices.is_empty() {
+            a.message.push_str(&format!(
+                " Clients were told these positions at history indices {}.",
+                list(&indices)
+            ));
+            a.indices = indices;
+        }
+    }
+}
+
+fn summarize_final(fin: Option<&LogData>) -> FinalSummary {
+    let Some(f) = fin else {
+        return FinalSummary::default();
+    };
+    FinalSummary {
+        present: true,
+        nodes: f
+            .nodes
+            .iter()
+            .map(|n| NodeSummary {
+                name: n.name.clone(),
+                first_exec: n.first,
+                last_exec: n.last,
+                entries: n.entries,
+                balances_fetched: n.balances.is_some(),
+                error: n.error.clone(),
+            })
+            .collect(),
+        log_last: f.log.last(),
+        log_first_gap: f.log.first_gap(),
+    }
+}

@@ -1,0 +1,95 @@
+//! The `checker` command's exit codes: 0 valid, 1 invalid, 2 unknown, 3 usage, 254
+//! when the run cannot be read.
+
+use checker::gen::{self, GenOptions, Plant};
+use std::path::Path;
+use std::process::Command;
+
+fn checker(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_checker"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn run_dir(plant: Option<Plant>) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = gen::generate(&GenOptions {
+        events: 1_500,
+        ..GenOptions::default()
+    });
+    if let Some(p) = plant {
+        run.plant(p).unwrap();
+    }
+    run.write(dir.path()).unwrap();
+    dir
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn valid_invalid_unknown() {
+    let valid = run_dir(None);
+    let (code, out) = checker(&["check", s(valid.path()), "--no-report"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verdict: valid"));
+    assert!(valid.path().join("results.json").is_file());
+    assert!(!valid.path().join("report.html").exists(), "--no-report");
+
+    let invalid = run_dir(Some(Plant::Phantom));
+    let history = invalid.path().join("history.jsonl");
+    let (code, out) = checker(&["check", s(&history)]);
+    assert_eq!(code, 1, "{out}");
+    assert!(invalid.path().join("report.html").is_file());
+
+    let unknown = run_dir(None);
+    std::fs::remove_file(unknown.path().join("final.json")).unwrap();
+    let (code, out) = checker(&["check", s(unknown.path()), "--no-report"]);
+    assert_eq!(code, 2, "{out}");
+}
+
+#[test]
+fn report_command_uses_saved_results() {
+    let dir = run_dir(None);
+    assert_eq!(checker(&["check", s(dir.path()), "--no-report"]).0, 0);
+    let (code, out) = checker(&["report", s(dir.path())]);
+    assert_eq!(code, 0, "{out}");
+    assert!(dir.path().join("report.html").is_file());
+    assert!(dir.path().join("rate.png").is_file());
+}
+
+#[test]
+fn errors_are_not_verdicts() {
+    let (code, _) = checker(&["check"]);
+    assert_eq!(code, 3, "usage error");
+    let (code, _) = checker(&["frobnicate"]);
+    assert_eq!(code, 3, "unknown command");
+    let (code, out) = checker(&["check", "/nonexistent/run"]);
+    assert_eq!(code, 254, "{out}");
+    let dir = run_dir(None);
+    std::fs::write(dir.path().join("history.jsonl"), "{\"index\":0}\n{}\n").unwrap();
+    let (code, out) = checker(&["check", s(dir.path())]);
+    assert_eq!(code, 254, "{out}");
+    assert!(
+        out.contains("history.jsonl:1: field `time_ns`: missing"),
+        "{out}"
+    );
+    let (code, _) = checker(&["--help"]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn bench_runs_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("b");
+    let (code, out) = checker(&["bench", "--events", "20000", "--out", s(&out_dir)]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("events/s"), "{out}");
+    assert!(out.contains("verdict valid"), "{out}");
+    assert!(out_dir.join("final.json").is_file());
+}
