@@ -110,6 +110,7 @@ async fn a_malformed_peer_frame_drops_that_connection_only() {
     // Posing as n2 (with n2's real certificate) but sending an oversize frame header.
     let connection = raw_connect(&certs.identity("n2"), addrs[0], "n1").await;
     let mut stream = connection.open_uni().await.unwrap();
+    let _ = stream.write_all(&7u64.to_le_bytes()).await; // the incarnation header
     let _ = stream.write_all(&(MAX_FRAME + 1).to_le_bytes()).await;
     let reason = timeout(WAIT, connection.closed()).await.unwrap();
     assert!(closed_with(&reason, codes::BAD_FRAME), "{reason}");
@@ -117,6 +118,7 @@ async fn a_malformed_peer_frame_drops_that_connection_only() {
     // Garbage that is not a TestMsg.
     let connection = raw_connect(&certs.identity("n2"), addrs[0], "n1").await;
     let mut stream = connection.open_uni().await.unwrap();
+    let _ = stream.write_all(&7u64.to_le_bytes()).await;
     let _ = stream.write_all(&[3, 0, 0, 0, 0xff, 0xff, 0xff]).await;
     timeout(WAIT, connection.closed()).await.unwrap();
 

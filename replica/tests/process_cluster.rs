@@ -159,7 +159,10 @@ async fn a_replica_down_for_many_checkpoints_catches_up_after_restart() {
         ));
     }
     cluster.start_node(laggard);
-    let (exec_index, balances) = wait_identical(&client, &cluster.live(), Duration::from_secs(15))
+    // Well under QUIC's 5 s idle timeout: the others must notice the restart (its new
+    // incarnation) and reconnect, not keep writing into the dead process's connection.
+    let within = Duration::from_millis(4_500);
+    let (exec_index, balances) = wait_identical(&client, &cluster.live(), within)
         .await
         .unwrap();
     assert_eq!(exec_index, 40);
@@ -209,4 +212,67 @@ async fn a_client_with_a_certificate_from_another_ca_gets_no_service() {
         .await
         .unwrap();
     assert_eq!(exec_index, 0, "nothing from the foreign client executed");
+}
+
+/// Failover benchmark (not a pass/fail timing test): SIGKILL the leader `FAILOVER_ROUNDS`
+/// times (default 10) and measure until a transfer commits under a new leader. Run with
+/// `cargo test --release -p replica --test process_cluster failover_figures -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn failover_figures() {
+    let rounds: u64 = std::env::var("FAILOVER_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let mut cluster = Cluster::start(5);
+    let client = std::sync::Arc::new(cluster.client());
+    let mut samples = Vec::new();
+    for round in 0..rounds {
+        let leader = wait_for_leader(&client, &cluster.live(), ELECTION)
+            .await
+            .expect("a leader");
+        let warm = submit(&client, &transfer(1, round + 1, "A", "B", 1), ELECTION).await;
+        assert!(
+            matches!(warm, Some(ClientResponse::Reply { .. })),
+            "{warm:?}"
+        );
+        cluster.kill(leader);
+        let killed = Instant::now();
+        // Ask every survivor at once, again and again, so the figure is the cluster's failover
+        // and not one client's timeout choice.
+        let request = transfer(2, round + 1, "B", "A", 1);
+        loop {
+            let calls: Vec<_> = cluster
+                .live()
+                .into_iter()
+                .map(|node| {
+                    let (client, request) = (client.clone(), request.clone());
+                    tokio::spawn(async move {
+                        client
+                            .call(node, &request, Duration::from_millis(100))
+                            .await
+                    })
+                })
+                .collect();
+            let mut committed = false;
+            for call in calls {
+                committed |= matches!(call.await, Ok(Ok(ClientResponse::Reply { .. })));
+            }
+            if committed {
+                break;
+            }
+            assert!(killed.elapsed() < ELECTION, "no commit within {ELECTION:?}");
+        }
+        samples.push(killed.elapsed().as_millis());
+        cluster.start_node(leader);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    samples.sort();
+    eprintln!(
+        "failover over {} kills: p50 {} ms, max {} ms, all {:?}",
+        samples.len(),
+        samples[samples.len() / 2],
+        samples[samples.len() - 1],
+        samples
+    );
 }

@@ -18,7 +18,7 @@
 
 use super::codes;
 use super::frame::{encode_frame, finish, read_frame, write_frame, FrameReader};
-use super::peer::{run_link, LinkStats};
+use super::peer::{run_link, LinkStats, INCARNATION_BYTES};
 use super::tls::{peer_name, TlsError, TlsIdentity};
 use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::types::NodeId;
@@ -31,7 +31,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Most connections served at once; beyond it new ones are refused.
@@ -147,17 +147,23 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
 
         let mut tasks = Vec::new();
         let mut links = HashMap::new();
+        let mut restarted = HashMap::new();
+        let incarnation: u64 = rand::random();
         for (peer, addr) in peers.iter().copied().filter(|(peer, _)| *peer != me) {
             let (queue, rx) = mpsc::channel(queue_bound);
             let stats = Arc::new(LinkStats::new(peer.to_string()));
+            let notify = Arc::new(Notify::new());
             tasks.push(tokio::spawn(run_link(
                 endpoint.clone(),
                 peer,
                 addr,
                 rx,
                 stats.clone(),
+                notify.clone(),
+                incarnation,
             )));
             links.insert(peer, Link { queue, stats });
+            restarted.insert(peer, notify);
         }
 
         let (peer_tx, peer_rx) = mpsc::channel(queue_bound);
@@ -172,6 +178,8 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
             client_tx,
             max_frame_bytes,
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            restarted,
+            incarnations: Mutex::new(HashMap::new()),
         });
         tasks.push(tokio::spawn(accept_loop(endpoint.clone(), ctx)));
 
@@ -280,6 +288,27 @@ struct AcceptContext<M> {
     client_tx: mpsc::Sender<ClientCall>,
     max_frame_bytes: u32,
     connections: Arc<Semaphore>,
+    /// Per peer: wakes our outgoing link to it when it restarted.
+    restarted: HashMap<NodeId, Arc<Notify>>,
+    /// Per peer: the incarnation its streams last announced.
+    incarnations: Mutex<HashMap<NodeId, u64>>,
+}
+
+impl<M> AcceptContext<M> {
+    /// Notes the incarnation a peer stream announced; a new one means the peer restarted,
+    /// so our outgoing link to it must reconnect.
+    fn note_incarnation(&self, node: NodeId, incarnation: u64) {
+        let previous = match self.incarnations.lock() {
+            Ok(mut seen) => seen.insert(node, incarnation),
+            Err(poisoned) => poisoned.into_inner().insert(node, incarnation),
+        };
+        if previous.is_some_and(|p| p != incarnation) {
+            tracing::info!(peer = %node, "{node} restarted; reconnecting to it");
+            if let Some(notify) = self.restarted.get(&node) {
+                notify.notify_one();
+            }
+        }
+    }
 }
 
 /// Who is on the other end of a connection.
@@ -360,14 +389,19 @@ async fn accept_peer_streams<M: DeserializeOwned + Send + 'static>(
             close_for(connection, codes::NOT_A_PEER, "not a cluster node");
             return;
         };
-        let reader = FrameReader::new(recv, ctx.max_frame_bytes);
-        tokio::spawn(read_peer_stream(
-            reader,
-            node,
-            remote.addr,
-            connection.clone(),
-            ctx.peer_tx.clone(),
-        ));
+        let (ctx, connection, addr) = (ctx.clone(), connection.clone(), remote.addr);
+        tokio::spawn(async move {
+            let mut recv = recv;
+            let mut header = [0u8; INCARNATION_BYTES];
+            let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv.read_exact(&mut header));
+            if !matches!(read.await, Ok(Ok(()))) {
+                tracing::debug!(peer = %node, remote = %addr, "peer stream from {node} ended before its header");
+                return;
+            }
+            ctx.note_incarnation(node, u64::from_le_bytes(header));
+            let reader = FrameReader::new(recv, ctx.max_frame_bytes);
+            read_peer_stream(reader, node, addr, connection, ctx.peer_tx.clone()).await;
+        });
     }
 }
 

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
 /// First reconnect delay; doubles up to [`BACKOFF_MAX`], reset after a connection was up.
 pub const BACKOFF_MIN: Duration = Duration::from_millis(20);
@@ -23,6 +23,11 @@ pub const BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// A handshake that takes longer than this is abandoned (a paused peer never answers).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most bytes and frames written in one batch.
+/// Every peer stream starts with the sender's incarnation: a random number drawn when its
+/// process starts. A receiver that sees a new incarnation from a peer knows the peer restarted,
+/// and so that its own outgoing connection to that peer leads to the dead process (QUIC would
+/// only notice at the idle timeout, seconds later, while the restarted peer hears nothing).
+pub const INCARNATION_BYTES: usize = 8;
 const BATCH_BYTES: usize = 1024 * 1024;
 const BATCH_FRAMES: usize = 1024;
 /// Drops are logged at most once per this period per link.
@@ -107,6 +112,8 @@ enum LinkError {
     Connection(#[from] quinn::ConnectionError),
     #[error("write failed: {0}")]
     Write(#[from] quinn::WriteError),
+    #[error("the peer restarted; this connection went to its previous run")]
+    PeerRestarted,
 }
 
 /// Runs one link until its queue is closed (the network shut down).
@@ -116,12 +123,20 @@ pub(crate) async fn run_link(
     addr: SocketAddr,
     mut queue: mpsc::Receiver<Bytes>,
     stats: Arc<LinkStats>,
+    restarted: Arc<Notify>,
+    incarnation: u64,
 ) {
     let mut backoff = Backoff::new();
     let mut reported_down = false;
     loop {
         let mut came_up = false;
-        match pump(&endpoint, peer, addr, &mut queue, &stats, &mut came_up).await {
+        let link = LinkIo {
+            queue: &mut queue,
+            stats: &stats,
+            restarted: &restarted,
+            incarnation,
+        };
+        match pump(&endpoint, peer, addr, link, &mut came_up).await {
             Ok(()) => return,
             Err(e) => {
                 if came_up {
@@ -156,12 +171,20 @@ fn discard_queued(queue: &mut mpsc::Receiver<Bytes>, stats: &LinkStats) {
 }
 
 /// Connects, opens the stream and writes queued frames until an error or the queue closes.
+/// What one connection attempt of a link works with.
+struct LinkIo<'a> {
+    queue: &'a mut mpsc::Receiver<Bytes>,
+    stats: &'a LinkStats,
+    /// Notified when the peer was seen to restart: the connection in use is then a dead one.
+    restarted: &'a Notify,
+    incarnation: u64,
+}
+
 async fn pump(
     endpoint: &quinn::Endpoint,
     peer: NodeId,
     addr: SocketAddr,
-    queue: &mut mpsc::Receiver<Bytes>,
-    stats: &LinkStats,
+    link: LinkIo<'_>,
     came_up: &mut bool,
 ) -> Result<(), LinkError> {
     let connecting = endpoint.connect(addr, &peer.to_string())?;
@@ -172,24 +195,29 @@ async fn pump(
     };
     *came_up = true;
     tracing::debug!(%peer, %addr, "link to {peer} up");
-    let result = write_queued(&connection, queue, stats).await;
+    let result = write_queued(&connection, link).await;
     if result.is_ok() {
         connection.close(quinn::VarInt::from_u32(codes::SHUTDOWN), b"shutdown");
     }
     result
 }
 
-async fn write_queued(
-    connection: &quinn::Connection,
-    queue: &mut mpsc::Receiver<Bytes>,
-    stats: &LinkStats,
-) -> Result<(), LinkError> {
+async fn write_queued(connection: &quinn::Connection, link: LinkIo<'_>) -> Result<(), LinkError> {
+    let LinkIo {
+        queue,
+        stats,
+        restarted,
+        incarnation,
+    } = link;
     let mut stream = connection.open_uni().await?;
+    // Tells the receiver which run of this process is talking (see `INCARNATION_BYTES`).
+    stream.write_all(&incarnation.to_le_bytes()).await?;
     let mut batch = Vec::with_capacity(64);
     loop {
         let first = tokio::select! {
             frame = queue.recv() => frame,
             e = connection.closed() => return Err(LinkError::Connection(e)),
+            _ = restarted.notified() => return Err(LinkError::PeerRestarted),
         };
         let Some(first) = first else {
             let _ = stream.finish();

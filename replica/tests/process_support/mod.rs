@@ -121,6 +121,10 @@ impl Cluster {
 
 impl Drop for Cluster {
     fn drop(&mut self) {
+        if std::env::var_os("FAULTLINE_KEEP").is_some() {
+            let kept = std::mem::replace(&mut self.dir, tempfile::tempdir().expect("temp dir"));
+            eprintln!("kept the cluster directory {}", kept.keep().display());
+        }
         for (_, mut child) in std::mem::take(&mut self.children) {
             let _ = child.kill();
             let _ = child.wait();
