@@ -325,7 +325,10 @@ impl Shell {
             match effect {
                 Effect::Persist(record) if !self.forget_promises => {
                     self.wal.append(record)?;
-                    wrote_wal = true;
+                    // A commit point is a hint (it can be learned again from the leader), so
+                    // it rides along with the next fsync instead of costing one before the
+                    // replies of the burst that committed.
+                    wrote_wal |= !matches!(record, WalRecord::Committed { .. });
                 }
                 Effect::Persist(_) => {}
                 Effect::Checkpoint(checkpoint) => {
