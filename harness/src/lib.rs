@@ -1,1 +1,31 @@
-//! placeholder, replaced by the harness work
+//! faultline's harness: a Jepsen-style black-box tester for the replicated bank.
+//!
+//! It knows the replica only through its command line and its client protocol. A run prepares a
+//! directory (certificates, cluster config, `run.toml`), starts every replica as its own OS
+//! process, drives concurrent clients while a seeded nemesis kills, pauses and partitions
+//! replicas (partitions through the harness's own UDP [`relay`]), records everything in
+//! `history.jsonl`, heals, fetches every replica's final state and hands the run to the checker.
+
+pub mod bench;
+pub mod caller;
+pub mod campaign;
+pub mod cluster;
+pub mod fake;
+pub mod final_phase;
+pub mod journal;
+pub mod nemesis;
+pub mod process;
+pub mod progress;
+pub mod record;
+pub mod relay;
+pub mod replay;
+pub mod rng;
+pub mod run;
+pub mod rundir;
+pub mod scenario;
+pub mod scenario_run;
+pub mod schedule;
+pub mod transport;
+pub mod worker;
+pub mod workload;
+pub mod zoo;

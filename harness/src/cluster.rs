@@ -1,0 +1,574 @@
+//! A local cluster of replica processes, as the harness sees it: certificates, `cluster.toml`,
+//! one supervised OS process per replica, the relay in front of them, and the two client
+//! transports (the workload's, through the relay, and the harness's own control channel, direct,
+//! so a partition never blinds the nemesis or the final phase).
+//!
+//! Processes are [`crate::process::Child`]ren: their own process group, SIGKILL on harness
+//! death, killed on drop. Dropping a `Cluster` therefore stops every replica.
+
+use crate::process::Child;
+use crate::relay::{Link, PathSpec, Peer, Relay};
+use crate::rundir::NetMode;
+use crate::transport::{QuicTransport, Transport};
+use rand::Rng;
+use replica::client_proto::{ClientRequest, ClientResponse, NodeStatus, Role};
+use replica::config::{ClusterConfig, Route};
+use replica::types::NodeId;
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long a Status poll waits for one replica.
+const STATUS_TIMEOUT: Duration = Duration::from_millis(300);
+/// Pause between polls while waiting for a leader or for quiet.
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot generate certificates in {dir}: {message}")]
+    Certs { dir: PathBuf, message: String },
+    #[error("cannot pick free ports: {0}")]
+    Ports(std::io::Error),
+    #[error(transparent)]
+    Relay(#[from] crate::relay::RelayError),
+    #[error("cannot write or load {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("cannot create the client: {0}")]
+    Client(String),
+    #[error("cannot start replica {node} ({bin}): {source}")]
+    Spawn {
+        node: NodeId,
+        bin: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("replica binary {0} not found: build it with `cargo build -p replica` or pass --replica-bin")]
+    NoBinary(PathBuf),
+    #[error("no leader elected within {0:?}")]
+    NoLeader(Duration),
+    #[error("unknown replica {0}")]
+    UnknownNode(NodeId),
+}
+
+/// What to build.
+#[derive(Clone, Debug)]
+pub struct ClusterSpec {
+    pub nodes: u32,
+    pub net: NetMode,
+    pub replica_bin: PathBuf,
+    pub bug: Option<String>,
+    pub accounts: Vec<String>,
+    pub initial_balance: i64,
+}
+
+/// One replica's files and process.
+struct Replica {
+    data_dir: PathBuf,
+    log_file: PathBuf,
+    stderr_file: PathBuf,
+    child: Option<Child>,
+    paused: bool,
+    /// Holds the replica's port until its first start.
+    reservation: Option<UdpSocket>,
+}
+
+/// The state of one replica as the harness left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaState {
+    Running,
+    Paused,
+    Down,
+}
+
+pub struct Cluster {
+    dir: PathBuf,
+    config_path: PathBuf,
+    /// The config as loaded back (paths resolved), routes included.
+    config: ClusterConfig,
+    nodes: Vec<NodeId>,
+    replicas: BTreeMap<NodeId, Replica>,
+    relay: Option<Arc<Relay>>,
+    control: Arc<dyn Transport>,
+    workload: Arc<dyn Transport>,
+    spec: ClusterSpec,
+}
+
+impl Cluster {
+    /// Writes certificates and `cluster.toml` into `dir` and starts the relay (no replica yet).
+    pub async fn prepare(dir: &Path, spec: ClusterSpec) -> Result<Cluster, ClusterError> {
+        if !spec.replica_bin.is_file() {
+            return Err(ClusterError::NoBinary(spec.replica_bin.clone()));
+        }
+        let nodes: Vec<NodeId> = (1..=spec.nodes).map(NodeId).collect();
+        let cert_dir = dir.join("certs");
+        replica::net::certs::generate_cluster_certs(&cert_dir, &nodes, &["client"]).map_err(
+            |e| ClusterError::Certs {
+                dir: cert_dir.clone(),
+                message: e.to_string(),
+            },
+        )?;
+        // Relative certificate paths keep the run directory movable; load() resolves them.
+        let mut config = ClusterConfig::local(spec.nodes, 0, Path::new("certs"));
+        config.accounts = spec.accounts.clone();
+        config.initial_balance = spec.initial_balance;
+        let reservations = reserve_udp_ports(nodes.len())?;
+        for (node, socket) in config.nodes.iter_mut().zip(&reservations) {
+            node.addr = socket.local_addr().map_err(ClusterError::Ports)?;
+        }
+        let relay = match spec.net {
+            NetMode::Relay => Some(Arc::new(start_relay(&mut config).await?)),
+            NetMode::Direct => None,
+        };
+        let config_path = dir.join("cluster.toml");
+        let config_err = |message: String| ClusterError::Config {
+            path: config_path.clone(),
+            message,
+        };
+        config
+            .save(&config_path)
+            .map_err(|e| config_err(e.to_string()))?;
+        let config = ClusterConfig::load(&config_path).map_err(|e| config_err(e.to_string()))?;
+        let workload = client_transport(&config)?;
+        let mut direct = config.clone();
+        for node in &mut direct.nodes {
+            node.client_addr = None;
+        }
+        let control = client_transport(&direct)?;
+        let mut replicas = BTreeMap::new();
+        for (&node, reservation) in nodes.iter().zip(reservations) {
+            let data_dir = dir.join(node.to_string());
+            std::fs::create_dir_all(&data_dir).map_err(|source| ClusterError::Io {
+                path: data_dir.clone(),
+                source,
+            })?;
+            replicas.insert(
+                node,
+                Replica {
+                    data_dir,
+                    log_file: dir.join(format!("{node}.log")),
+                    stderr_file: dir.join(format!("{node}.stderr")),
+                    child: None,
+                    paused: false,
+                    reservation: Some(reservation),
+                },
+            );
+        }
+        Ok(Cluster {
+            dir: dir.to_path_buf(),
+            config_path,
+            config,
+            nodes,
+            replicas,
+            relay,
+            control,
+            workload,
+            spec,
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn nodes(&self) -> &[NodeId] {
+        &self.nodes
+    }
+
+    pub fn config(&self) -> &ClusterConfig {
+        &self.config
+    }
+
+    pub fn relay(&self) -> Option<&Arc<Relay>> {
+        self.relay.as_ref()
+    }
+
+    /// The transport clients use (through the relay when there is one).
+    pub fn workload(&self) -> Arc<dyn Transport> {
+        self.workload.clone()
+    }
+
+    /// A new client (its own QUIC endpoint) on the workload's path, for spreading many
+    /// concurrent requests over several connections.
+    pub fn new_workload_transport(&self) -> Result<Arc<dyn Transport>, ClusterError> {
+        client_transport(&self.config)
+    }
+
+    /// The harness's direct line to every replica.
+    pub fn control(&self) -> Arc<dyn Transport> {
+        self.control.clone()
+    }
+
+    /// Starts every replica that is not running.
+    pub fn start_all(&mut self) -> Result<(), ClusterError> {
+        for node in self.nodes.clone() {
+            if self.state(node) == ReplicaState::Down {
+                self.start(node)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts (or restarts, on the same data directory) one replica.
+    pub fn start(&mut self, node: NodeId) -> Result<(), ClusterError> {
+        let bin = self.spec.replica_bin.clone();
+        let bug = self.spec.bug.clone();
+        let config_path = self.config_path.clone();
+        let replica = self
+            .replicas
+            .get_mut(&node)
+            .ok_or(ClusterError::UnknownNode(node))?;
+        if let Some(mut old) = replica.child.take() {
+            old.kill();
+        }
+        let stderr = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&replica.stderr_file)
+            .map_err(|source| ClusterError::Io {
+                path: replica.stderr_file.clone(),
+                source,
+            })?;
+        let stdout = stderr.try_clone().map_err(|source| ClusterError::Io {
+            path: replica.stderr_file.clone(),
+            source,
+        })?;
+        replica.reservation = None;
+        let mut command = Command::new(&bin);
+        command
+            .arg("run")
+            .arg("--config")
+            .arg(&config_path)
+            .arg("--id")
+            .arg(node.to_string())
+            .arg("--data-dir")
+            .arg(&replica.data_dir)
+            .arg("--log-file")
+            .arg(&replica.log_file)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        if let Some(bug) = &bug {
+            command.arg("--bug").arg(bug);
+        }
+        let child =
+            Child::spawn(command).map_err(|source| ClusterError::Spawn { node, bin, source })?;
+        replica.child = Some(child);
+        replica.paused = false;
+        Ok(())
+    }
+
+    /// SIGKILLs one replica. Killing a replica that is down does nothing.
+    pub fn kill(&mut self, node: NodeId) -> Result<(), ClusterError> {
+        let replica = self
+            .replicas
+            .get_mut(&node)
+            .ok_or(ClusterError::UnknownNode(node))?;
+        if let Some(mut child) = replica.child.take() {
+            child.kill();
+        }
+        replica.paused = false;
+        Ok(())
+    }
+
+    /// SIGSTOPs one running replica.
+    pub fn pause(&mut self, node: NodeId) -> Result<(), ClusterError> {
+        let replica = self
+            .replicas
+            .get_mut(&node)
+            .ok_or(ClusterError::UnknownNode(node))?;
+        if let Some(child) = &replica.child {
+            if child.pause().is_ok() {
+                replica.paused = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGCONTs one paused replica.
+    pub fn resume(&mut self, node: NodeId) -> Result<(), ClusterError> {
+        let replica = self
+            .replicas
+            .get_mut(&node)
+            .ok_or(ClusterError::UnknownNode(node))?;
+        if let Some(child) = &replica.child {
+            let _ = child.resume();
+        }
+        replica.paused = false;
+        Ok(())
+    }
+
+    /// Running, paused or down (a process that died on its own counts as down).
+    pub fn state(&mut self, node: NodeId) -> ReplicaState {
+        let Some(replica) = self.replicas.get_mut(&node) else {
+            return ReplicaState::Down;
+        };
+        let alive = replica
+            .child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().is_none());
+        match (alive, replica.paused) {
+            (false, _) => ReplicaState::Down,
+            (true, true) => ReplicaState::Paused,
+            (true, false) => ReplicaState::Running,
+        }
+    }
+
+    /// Pids of the replica processes alive now.
+    pub fn pids(&self) -> BTreeMap<NodeId, u32> {
+        self.replicas
+            .iter()
+            .filter_map(|(id, r)| r.child.as_ref().map(|c| (*id, c.pid())))
+            .collect()
+    }
+
+    /// Makes exactly `cuts` cut on the relay (no-op on a direct network).
+    pub fn set_cuts(&self, cuts: &[Link]) {
+        if let Some(relay) = &self.relay {
+            relay.set_cuts(cuts);
+        }
+    }
+
+    /// Heals the network, resumes paused and restarts dead replicas.
+    pub fn heal_everything(&mut self) -> Result<Vec<String>, ClusterError> {
+        let mut done = Vec::new();
+        if let Some(relay) = &self.relay {
+            if !relay.cuts().is_empty() {
+                done.push("healed the network".to_string());
+            }
+            relay.heal_all();
+        }
+        for node in self.nodes.clone() {
+            match self.state(node) {
+                ReplicaState::Paused => {
+                    self.resume(node)?;
+                    done.push(format!("resumed {node}"));
+                }
+                ReplicaState::Down => {
+                    self.start(node)?;
+                    done.push(format!("restarted {node}"));
+                }
+                ReplicaState::Running => {}
+            }
+        }
+        Ok(done)
+    }
+
+    /// Stops every replica (SIGKILL: the replicas must survive it anyway).
+    pub fn stop_all(&mut self) {
+        for replica in self.replicas.values_mut() {
+            if let Some(mut child) = replica.child.take() {
+                child.kill();
+            }
+            replica.paused = false;
+        }
+    }
+
+    /// Status of every replica that answers within a short timeout, asked concurrently.
+    pub async fn statuses(&self) -> BTreeMap<NodeId, NodeStatus> {
+        statuses(self.control.as_ref(), &self.nodes).await
+    }
+
+    /// The replica that claims to lead with the highest ballot, if any answers.
+    pub async fn leader(&self) -> Option<NodeId> {
+        leader_of(&self.statuses().await)
+    }
+
+    /// Waits until a leader is acknowledged by a majority. Bounded by `timeout`.
+    pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, ClusterError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let statuses = self.statuses().await;
+            if let Some(leader) = leader_of(&statuses) {
+                let followers = statuses
+                    .values()
+                    .filter(|s| s.leader == Some(leader))
+                    .count();
+                if followers >= self.config.quorum() {
+                    return Ok(leader);
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(ClusterError::NoLeader(timeout));
+            }
+            tokio::time::sleep(POLL_INTERVAL).await;
+        }
+    }
+
+    /// Waits until every replica answers and all report the same executed slot and exec index
+    /// twice in a row. Returns whether it got there before `timeout`.
+    pub async fn wait_for_quiet(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut previous: Option<(u64, u64)> = None;
+        loop {
+            let statuses = self.statuses().await;
+            let points: Vec<(u64, u64)> = statuses
+                .values()
+                .map(|s| (s.executed_slot.0, s.exec_index))
+                .collect();
+            let all_same =
+                statuses.len() == self.nodes.len() && points.windows(2).all(|w| w[0] == w[1]);
+            let now = points.first().copied();
+            if all_same && previous.is_some() && previous == now {
+                return true;
+            }
+            previous = if all_same { now } else { None };
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+/// Status of every node that answers, concurrently.
+pub async fn statuses(transport: &dyn Transport, nodes: &[NodeId]) -> BTreeMap<NodeId, NodeStatus> {
+    let asks = nodes.iter().map(|&node| async move {
+        match transport
+            .call(node, ClientRequest::Status, STATUS_TIMEOUT)
+            .await
+        {
+            Ok(ClientResponse::Status(status)) => Some((node, status)),
+            _ => None,
+        }
+    });
+    let answers = join_all(asks).await;
+    answers.into_iter().flatten().collect()
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+pub async fn join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, out) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+/// The replica claiming leadership with the highest ballot.
+pub fn leader_of(statuses: &BTreeMap<NodeId, NodeStatus>) -> Option<NodeId> {
+    statuses
+        .values()
+        .filter(|s| s.role == Role::Leader)
+        .max_by_key(|s| s.ballot)
+        .map(|s| s.node)
+}
+
+/// Reserves `n` loopback UDP ports for the replicas by binding them; the caller releases each
+/// just before its replica binds it. Ports are drawn below the kernel's ephemeral range, so no
+/// socket bound to port 0 (the relay's, the clients', another test's) can take one meanwhile;
+/// only another harness drawing the same port in that instant could.
+fn reserve_udp_ports(n: usize) -> Result<Vec<UdpSocket>, ClusterError> {
+    let (low, high) = reservable_range();
+    let mut rng = rand::thread_rng();
+    let mut reserved = Vec::with_capacity(n);
+    for _ in 0..n.saturating_mul(200).max(200) {
+        if reserved.len() == n {
+            break;
+        }
+        let port = rng.gen_range(low..high);
+        if let Ok(socket) = UdpSocket::bind(("127.0.0.1", port)) {
+            reserved.push(socket);
+        }
+    }
+    if reserved.len() < n {
+        // Nearly everything below the ephemeral range is taken: fall back to ephemeral ports.
+        while reserved.len() < n {
+            reserved.push(UdpSocket::bind("127.0.0.1:0").map_err(ClusterError::Ports)?);
+        }
+    }
+    Ok(reserved)
+}
+
+/// Ports to draw replica ports from: 10000 up to the start of the ephemeral range.
+fn reservable_range() -> (u16, u16) {
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > 11_000 {
+        (10_000, ephemeral_low)
+    } else {
+        (ephemeral_low.max(1_024), u16::MAX)
+    }
+}
+
+/// Starts a relay path for every replica pair and for clients to every replica, and rewrites
+/// `config` so that all traffic goes through it.
+async fn start_relay(config: &mut ClusterConfig) -> Result<Relay, ClusterError> {
+    let any: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mut paths = Vec::new();
+    for from in &config.nodes {
+        for to in &config.nodes {
+            if from.id != to.id {
+                paths.push(PathSpec {
+                    from: Peer::Node(from.id),
+                    to: Peer::Node(to.id),
+                    listen: any,
+                    target: to.addr,
+                });
+            }
+        }
+        paths.push(PathSpec {
+            from: Peer::Clients,
+            to: Peer::Node(from.id),
+            listen: any,
+            target: from.addr,
+        });
+    }
+    let relay = Relay::start(&paths).await?;
+    config.routes.clear();
+    for path in &paths {
+        let Some(addr) = relay.listen_addr(path.from, path.to) else {
+            continue;
+        };
+        match (path.from, path.to) {
+            (Peer::Node(from), Peer::Node(to)) => config.routes.push(Route { from, to, addr }),
+            (Peer::Clients, Peer::Node(to)) => {
+                if let Some(node) = config.nodes.iter_mut().find(|n| n.id == to) {
+                    node.client_addr = Some(addr);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(relay)
+}
+
+fn client_transport(config: &ClusterConfig) -> Result<Arc<dyn Transport>, ClusterError> {
+    let client =
+        replica::client::Client::new(config, &config.tls.client_cert, &config.tls.client_key)
+            .map_err(|e| ClusterError::Client(e.to_string()))?;
+    Ok(Arc::new(QuicTransport::new(client)))
+}

@@ -1,0 +1,386 @@
+//! Recording what the clients and the nemesis did into `history.jsonl`, as it happens.
+//!
+//! The format belongs to the checker (`checker::history`); this module only maps the client
+//! protocol onto it. One lock orders the events: the time is read and the index assigned under
+//! it, so index order is real-time order, which the checker's real-time checks rely on. Every
+//! line is flushed as it is written, so a harness that crashes leaves a checkable prefix.
+//!
+//! A write error does not stop the run (the replicas are still worth healing and stopping
+//! cleanly); the first one is kept and reported at the end, and the run is not valid.
+
+use crate::caller::Submitted;
+use checker::final_state::ExecutedEntry;
+use checker::history::{values, Event, EventType, HistoryWriter};
+use replica::bank::{Command, Executed, Invalid, Op, OpResult};
+use serde_json::Value;
+use std::fs::File;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// Operation counts, read by the progress display.
+#[derive(Debug, Default)]
+pub struct Counts {
+    pub invoked: AtomicU64,
+    pub ok: AtomicU64,
+    pub fail: AtomicU64,
+    pub info: AtomicU64,
+}
+
+impl Counts {
+    pub fn snapshot(&self) -> (u64, u64, u64, u64) {
+        (
+            self.invoked.load(Ordering::Relaxed),
+            self.ok.load(Ordering::Relaxed),
+            self.fail.load(Ordering::Relaxed),
+            self.info.load(Ordering::Relaxed),
+        )
+    }
+}
+
+struct Inner {
+    writer: Option<HistoryWriter<File>>,
+    error: Option<String>,
+}
+
+pub struct Recorder {
+    inner: Mutex<Inner>,
+    start: Instant,
+    pub counts: Counts,
+}
+
+impl Recorder {
+    /// Creates `path`; times are measured from `start`.
+    pub fn create(path: &Path, start: Instant) -> std::io::Result<Recorder> {
+        let writer = HistoryWriter::create(path)?;
+        Ok(Recorder {
+            inner: Mutex::new(Inner {
+                writer: Some(writer),
+                error: None,
+            }),
+            start,
+            counts: Counts::default(),
+        })
+    }
+
+    /// A recorder that writes nothing (benchmarks measure the replicas, not our disk).
+    pub fn discard(start: Instant) -> Recorder {
+        Recorder {
+            inner: Mutex::new(Inner {
+                writer: None,
+                error: None,
+            }),
+            start,
+            counts: Counts::default(),
+        }
+    }
+
+    fn append(&self, event: Event) -> u64 {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let time_ns = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let Some(writer) = inner.writer.as_mut() else {
+            return 0;
+        };
+        let index = writer.next_index();
+        if let Err(e) = writer.append(&event.at(index, time_ns)) {
+            inner
+                .error
+                .get_or_insert_with(|| format!("cannot write the history: {e}"));
+            return index;
+        }
+        index
+    }
+
+    /// Records a client's invocation; call it just before the first send.
+    pub fn invoke(&self, process: u64, command: &Command) -> u64 {
+        self.counts.invoked.fetch_add(1, Ordering::Relaxed);
+        let (f, value) = op_value(&command.op);
+        self.append(Event::invoke(process, command.request.0, f, value))
+    }
+
+    /// Records how the invocation ended; returns the completion's type.
+    pub fn complete(&self, process: u64, command: &Command, outcome: &Submitted) -> EventType {
+        let event = completion(process, command, outcome);
+        let kind = event.kind;
+        let counter = match kind {
+            EventType::Ok => &self.counts.ok,
+            EventType::Fail => &self.counts.fail,
+            _ => &self.counts.info,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        self.append(event);
+        kind
+    }
+
+    /// Records a nemesis action.
+    pub fn nemesis(&self, f: &str, value: Value) -> u64 {
+        self.append(Event::nemesis(f, value))
+    }
+
+    /// The first write error, if any.
+    pub fn error(&self) -> Option<String> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .error
+            .clone()
+    }
+
+    pub fn elapsed(&self) -> std::time::Duration {
+        self.start.elapsed()
+    }
+}
+
+/// The history's `f` and invoke `value` for an operation.
+pub fn op_value(op: &Op) -> (&'static str, Value) {
+    match op {
+        Op::Transfer { from, to, amount } => ("transfer", values::transfer(from, to, *amount)),
+        Op::Read { account } => ("read", values::read(account)),
+        Op::ReadAll => ("read_all", Value::Null),
+    }
+}
+
+/// The completion value and type of an executed operation.
+pub fn result_value(op: &Op, result: &OpResult) -> (EventType, Value) {
+    match (op, result) {
+        (
+            Op::Transfer { from, to, amount },
+            OpResult::Transferred {
+                from_balance,
+                to_balance,
+            },
+        ) => (
+            EventType::Ok,
+            values::transfer_ok(from, to, *amount, *from_balance, *to_balance),
+        ),
+        (Op::Transfer { from, to, amount }, OpResult::InsufficientFunds { .. }) => (
+            EventType::Fail,
+            values::transfer_fail(from, to, *amount, values::INSUFFICIENT_FUNDS),
+        ),
+        (Op::Read { account }, OpResult::Balance { balance }) => {
+            (EventType::Ok, values::read_ok(account, *balance))
+        }
+        (Op::ReadAll, OpResult::Balances { balances }) => (
+            EventType::Ok,
+            values::read_all_ok(balances.iter().map(|(k, v)| (k.as_str(), *v))),
+        ),
+        // A result of the wrong kind: the replica executed it, so it is `ok`, and the checker,
+        // finding no expected fields, reports the mismatch against the log.
+        (op, result) => {
+            let (_, invoke) = op_value(op);
+            let mut value = match invoke {
+                Value::Object(map) => map,
+                _ => serde_json::Map::new(),
+            };
+            value.insert(
+                "unexpected_result".into(),
+                Value::from(format!("{result:?}")),
+            );
+            (EventType::Ok, Value::Object(value))
+        }
+    }
+}
+
+/// The kebab-case error of a rejection.
+pub fn rejection_error(reason: &Invalid) -> &'static str {
+    match reason {
+        Invalid::UnknownAccount(_) => "unknown-account",
+        Invalid::SameAccount(_) => "same-account",
+        Invalid::NonPositiveAmount(_) => "non-positive-amount",
+    }
+}
+
+fn completion(process: u64, command: &Command, outcome: &Submitted) -> Event {
+    let (f, invoke_value) = op_value(&command.op);
+    let request = command.request.0;
+    match outcome {
+        Submitted::Executed { node, reply } => {
+            let (kind, value) = result_value(&command.op, &reply.result);
+            Event::client(kind, process, request, f, value)
+                .on_node(&node.to_string())
+                .with_exec_index(reply.exec_index)
+        }
+        Submitted::Rejected { node, reason } => {
+            let value = values::with_error(&invoke_value, rejection_error(reason));
+            Event::client(EventType::Fail, process, request, f, value).on_node(&node.to_string())
+        }
+        // An info repeats the invoke's value: it may or may not have happened.
+        Submitted::Unknown { .. } => {
+            Event::client(EventType::Info, process, request, f, invoke_value)
+        }
+    }
+}
+
+/// A replica's executed-log entry in final.json's shape.
+pub fn executed_entry(executed: &Executed) -> ExecutedEntry {
+    let (f, _) = op_value(&executed.command.op);
+    let (kind, value) = result_value(&executed.command.op, &executed.result);
+    ExecutedEntry {
+        exec_index: executed.exec_index,
+        client: executed.command.client.0,
+        request_id: executed.command.request.0,
+        f: f.to_string(),
+        value,
+        kind,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replica::bank::Reply;
+    use replica::types::{ClientId, NodeId, RequestId};
+    use std::collections::BTreeMap;
+
+    fn command(op: Op) -> Command {
+        Command {
+            client: ClientId(2),
+            request: RequestId(7),
+            op,
+        }
+    }
+
+    fn lines(path: &Path) -> Vec<Value> {
+        std::fs::read_to_string(path)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn records_invocations_completions_and_nemesis_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.jsonl");
+        let rec = Recorder::create(&path, Instant::now()).unwrap();
+        let t = command(Op::Transfer {
+            from: "C".into(),
+            to: "A".into(),
+            amount: 3,
+        });
+        rec.invoke(2, &t);
+        rec.nemesis("kill", serde_json::json!({"nodes": ["n1"]}));
+        let reply = Reply {
+            exec_index: 4,
+            result: OpResult::Transferred {
+                from_balance: 7,
+                to_balance: 13,
+            },
+        };
+        assert_eq!(
+            rec.complete(
+                2,
+                &t,
+                &Submitted::Executed {
+                    node: NodeId(3),
+                    reply
+                }
+            ),
+            EventType::Ok
+        );
+        let r = command(Op::ReadAll);
+        rec.invoke(2, &r);
+        let out = Submitted::Unknown {
+            last_error: "timeout".into(),
+            last_node: None,
+        };
+        assert_eq!(rec.complete(2, &r, &out), EventType::Info);
+        let h = lines(&path);
+        assert_eq!(h.len(), 5, "every event is on disk at once");
+        for (i, e) in h.iter().enumerate() {
+            assert_eq!(e["index"], i as u64);
+        }
+        assert!(h
+            .windows(2)
+            .all(|w| w[0]["time_ns"].as_u64() <= w[1]["time_ns"].as_u64()));
+        assert_eq!(h[0]["type"], "invoke");
+        assert_eq!(h[0]["process"], 2);
+        assert_eq!(h[0]["request_id"], 7);
+        assert_eq!(h[0]["f"], "transfer");
+        assert_eq!(
+            h[0]["value"],
+            serde_json::json!({"from": "C", "to": "A", "amount": 3})
+        );
+        assert_eq!(h[1]["process"], "nemesis");
+        assert_eq!(h[1]["type"], "info");
+        assert_eq!(h[2]["node"], "n3");
+        assert_eq!(h[2]["exec_index"], 4);
+        assert_eq!(h[2]["value"]["from_balance"], 7);
+        assert_eq!(h[4]["type"], "info");
+        assert_eq!(
+            h[4]["value"],
+            Value::Null,
+            "an info repeats the invoke's value"
+        );
+        assert!(h[4].get("exec_index").is_none());
+        assert_eq!(rec.counts.snapshot(), (2, 1, 0, 1));
+        assert!(rec.error().is_none());
+    }
+
+    #[test]
+    fn failures_carry_their_error_and_exec_index_when_executed() {
+        let t = command(Op::Transfer {
+            from: "C".into(),
+            to: "A".into(),
+            amount: 30,
+        });
+        let reply = Reply {
+            exec_index: 9,
+            result: OpResult::InsufficientFunds { from_balance: 10 },
+        };
+        let e = completion(
+            2,
+            &t,
+            &Submitted::Executed {
+                node: NodeId(1),
+                reply,
+            },
+        );
+        assert_eq!(e.kind, EventType::Fail);
+        assert_eq!(e.value["error"], "insufficient-funds");
+        assert_eq!(e.exec_index, Some(9));
+        let e = completion(
+            2,
+            &t,
+            &Submitted::Rejected {
+                node: NodeId(1),
+                reason: Invalid::UnknownAccount("Q".into()),
+            },
+        );
+        assert_eq!(e.kind, EventType::Fail);
+        assert_eq!(e.value["error"], "unknown-account");
+        assert_eq!(e.exec_index, None);
+    }
+
+    #[test]
+    fn reads_and_executed_entries() {
+        let balances: BTreeMap<String, i64> = [("A".to_string(), 4), ("B".to_string(), 16)].into();
+        let (kind, value) = result_value(&Op::ReadAll, &OpResult::Balances { balances });
+        assert_eq!(kind, EventType::Ok);
+        assert_eq!(value, serde_json::json!({"balances": {"A": 4, "B": 16}}));
+        let (_, value) = result_value(
+            &Op::Read {
+                account: "B".into(),
+            },
+            &OpResult::Balance { balance: 16 },
+        );
+        assert_eq!(value, serde_json::json!({"account": "B", "balance": 16}));
+        let executed = Executed {
+            exec_index: 3,
+            command: command(Op::Transfer {
+                from: "C".into(),
+                to: "A".into(),
+                amount: 30,
+            }),
+            result: OpResult::InsufficientFunds { from_balance: 1 },
+        };
+        let entry = executed_entry(&executed);
+        assert_eq!(
+            (entry.exec_index, entry.client, entry.request_id),
+            (3, 2, 7)
+        );
+        assert_eq!(entry.kind, EventType::Fail);
+        assert_eq!(entry.f, "transfer");
+    }
+}

@@ -1,0 +1,356 @@
+//! One campaign run from start to verdict: prepare the run directory, start the cluster, drive
+//! the clients while the nemesis works through its schedule, heal, fetch the final state, check.
+//!
+//! The order of the ending matters: the nemesis stops at the end of the workload time and
+//! everything is healed *before* the last in-flight requests are awaited, so they can finish
+//! (each is still bounded by its own deadline); then the cluster settles and is read.
+
+use crate::caller::{LeaderHint, RetryPolicy};
+use crate::cluster::{Cluster, ClusterError, ClusterSpec};
+use crate::final_phase::{heal_all, settle_and_fetch, FinalTimeouts};
+use crate::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
+use crate::nemesis::{FaultLabel, Nemesis};
+use crate::progress::Progress;
+use crate::record::Recorder;
+use crate::rundir::{self, NetMode, RunDirError, RunInfo, RunParams};
+use crate::schedule::{self, FaultFamily, Step};
+use crate::worker::{pace_for, spawn_workers, WorkerContext};
+use crate::workload::account_names;
+use checker::Results;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Every account starts with this much.
+pub const INITIAL_BALANCE: i64 = 10;
+/// Summary file the harness leaves in each run directory (read by the campaign index).
+pub const SUMMARY_FILE: &str = "harness.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    RunDir(#[from] RunDirError),
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot check the run: {0}")]
+    Check(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+}
+
+/// What a run needs besides its parameters.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    pub params: RunParams,
+    pub seed: u64,
+    /// The reports directory; the run gets its own directory inside.
+    pub out: PathBuf,
+    pub replica_bin: PathBuf,
+    pub progress: bool,
+}
+
+/// What a run left behind, in short (also written as `harness.json`).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct RunSummary {
+    pub dir: PathBuf,
+    pub seed: u64,
+    pub kind: String,
+    pub faults: u32,
+    pub invoked: u64,
+    pub ok: u64,
+    pub fail: u64,
+    pub info: u64,
+    /// `valid`, `invalid` or `unknown`.
+    pub verdict: String,
+    /// 0 valid, 1 invalid, 2 unknown.
+    pub exit_code: i32,
+    pub notes: Vec<String>,
+    pub elapsed_s: f64,
+}
+
+/// Checks the parameters before anything is started.
+pub fn validate(params: &RunParams) -> Result<(), RunError> {
+    let bad = |m: &str| Err(RunError::Invalid(m.to_string()));
+    if params.nodes == 0 || params.nodes > 99 {
+        return bad("--nodes must be 1 to 99");
+    }
+    if params.clients == 0 || params.clients > 10_000 {
+        return bad("--clients must be 1 to 10000");
+    }
+    if params.time_ms == 0 {
+        return bad("--time must be positive");
+    }
+    if params.op_timeout_ms == 0 || params.attempt_timeout_ms == 0 {
+        return bad("timeouts must be positive");
+    }
+    if !(0.0..=1.0).contains(&params.loss) {
+        return bad("--loss must be between 0 and 1");
+    }
+    if params.net == NetMode::Direct && (params.loss > 0.0 || params.delay_ms > 0) {
+        return bad("--loss and --delay need --net relay");
+    }
+    Ok(())
+}
+
+/// Fault families the network mode allows: no partitions without the relay.
+fn usable_families(params: &RunParams) -> Vec<FaultFamily> {
+    params
+        .nemesis
+        .iter()
+        .copied()
+        .filter(|f| params.net == NetMode::Relay || *f != FaultFamily::Partition)
+        .collect()
+}
+
+/// The accounts of a run with `clients` clients (at least two, so transfers are possible).
+pub fn accounts_for(clients: u32) -> Vec<String> {
+    account_names(clients.max(2) as usize)
+}
+
+/// A prepared run directory with its cluster running and a leader elected.
+pub struct Prepared {
+    pub dir: PathBuf,
+    pub cluster: Cluster,
+    pub info: RunInfo,
+}
+
+/// Creates the run directory, writes run.toml, prepares and starts the cluster.
+pub async fn prepare(
+    opts: &RunOptions,
+    kind: &str,
+    accounts: Vec<String>,
+) -> Result<Prepared, RunError> {
+    let (dir, started_at) = rundir::create(&opts.out, opts.seed)?;
+    let info = RunInfo {
+        accounts: accounts.clone(),
+        initial_balance: INITIAL_BALANCE,
+        seed: opts.seed,
+        kind: kind.to_string(),
+        started_at,
+        replica_bin: opts.replica_bin.display().to_string(),
+        replica_version: rundir::replica_version(&opts.replica_bin),
+        harness_version: env!("CARGO_PKG_VERSION").to_string(),
+        params: opts.params.clone(),
+    };
+    info.write(&dir)?;
+    let spec = ClusterSpec {
+        nodes: opts.params.nodes,
+        net: opts.params.net,
+        replica_bin: opts.replica_bin.clone(),
+        bug: opts.params.bug.clone(),
+        accounts,
+        initial_balance: INITIAL_BALANCE,
+    };
+    let mut cluster = Cluster::prepare(&dir, spec).await?;
+    if let Some(relay) = cluster.relay() {
+        relay.set_impairment(
+            opts.params.loss,
+            Duration::from_millis(opts.params.delay_ms),
+        );
+    }
+    cluster.start_all()?;
+    cluster
+        .wait_for_leader(Duration::from_millis(opts.params.start_timeout_ms))
+        .await?;
+    Ok(Prepared { dir, cluster, info })
+}
+
+/// How often the replicas' executed journals are collected during a run.
+const JOURNAL_EVERY: Duration = Duration::from_millis(100);
+
+/// Starts collecting the replicas' executed journals into `dir/journals` (see
+/// [`crate::journal`]).
+pub fn start_sampler(dir: &Path, cluster: &Cluster) -> Result<Sampler, RunError> {
+    let collector = JournalCollector::new(&dir.join("journals"), cluster.nodes())?;
+    Ok(spawn_sampler(
+        collector,
+        cluster.control(),
+        JOURNAL_EVERY,
+        Duration::from_secs(1),
+    ))
+}
+
+/// The schedule of a run, from its seed and parameters.
+pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
+    let nodes: Vec<_> = (1..=params.nodes).map(replica::types::NodeId).collect();
+    schedule::generate(
+        seed,
+        &nodes,
+        &usable_families(params),
+        Duration::from_millis(params.nemesis_interval_ms),
+        Duration::from_millis(params.time_ms),
+    )
+}
+
+/// Runs one campaign and checks it.
+pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
+    validate(&opts.params)?;
+    let wall = std::time::Instant::now();
+    let params = &opts.params;
+    let steps = schedule_for(params, opts.seed);
+    let Prepared {
+        dir,
+        mut cluster,
+        info,
+    } = prepare(opts, "campaign", accounts_for(params.clients)).await?;
+    write_json(&dir.join("schedule.json"), &steps)?;
+    let sampler = start_sampler(&dir, &cluster)?;
+    let history = dir.join("history.jsonl");
+    let recorder = Arc::new(
+        Recorder::create(&history, std::time::Instant::now()).map_err(|source| {
+            RunError::Write {
+                path: history.clone(),
+                source,
+            }
+        })?,
+    );
+    let policy = RetryPolicy {
+        attempt_timeout: Duration::from_millis(params.attempt_timeout_ms),
+    };
+    let total = Duration::from_millis(params.time_ms);
+    let start = Instant::now();
+    let ctx = WorkerContext {
+        transport: cluster.workload(),
+        nodes: cluster.nodes().to_vec(),
+        hint: Arc::new(LeaderHint::default()),
+        recorder: recorder.clone(),
+        policy,
+        op_timeout: Duration::from_millis(params.op_timeout_ms),
+        end: start + total,
+        pace: pace_for(params.rate, params.clients),
+        accounts: info.accounts.clone(),
+        seed: opts.seed,
+    };
+    if let Some(leader) = cluster.leader().await {
+        ctx.hint.set(leader);
+    }
+    let workers = spawn_workers(&ctx, u64::from(params.clients));
+    let label: FaultLabel = Arc::new(Mutex::new(String::new()));
+    let mut nemesis = Nemesis::new(recorder.clone(), label.clone());
+    let progress = if opts.progress {
+        Progress::start(recorder.clone(), label.clone(), start, total)
+    } else {
+        Progress::hidden()
+    };
+    nemesis.run(&mut cluster, &steps, start, ctx.end).await;
+    tokio::time::sleep_until(ctx.end).await;
+    progress.finish();
+    if opts.progress {
+        eprintln!("workload done: healing, settling, fetching the final state and checking");
+    }
+    heal_all(&mut cluster, &mut nemesis, &recorder)?;
+    let mut notes = await_workers(workers, ctx.op_timeout).await;
+    let mut collector = sampler.finish().await?;
+    let more = settle_and_fetch(
+        &cluster,
+        &recorder,
+        u64::from(params.clients),
+        policy,
+        FinalTimeouts::default(),
+        &mut collector,
+    )
+    .await?;
+    notes.extend(more);
+    cluster.stop_all();
+    finish(&dir, &info, &recorder, nemesis.faults, notes, wall)
+}
+
+/// Waits for the workers, each bounded by its request deadline plus a margin; a worker still
+/// running then is aborted (its last invocation stays without completion, which the checker
+/// treats like `info`).
+pub async fn await_workers<T>(
+    workers: Vec<tokio::task::JoinHandle<T>>,
+    op_timeout: Duration,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let deadline = Instant::now() + op_timeout + Duration::from_secs(5);
+    for worker in workers {
+        let abort = worker.abort_handle();
+        match tokio::time::timeout_at(deadline, worker).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => notes.push(format!("a client worker failed: {e}")),
+            Err(_) => {
+                abort.abort();
+                notes.push("a client worker overran its deadline and was stopped".to_string());
+            }
+        }
+    }
+    notes
+}
+
+/// Checks the run, writes the report and the summary.
+pub fn finish(
+    dir: &Path,
+    info: &RunInfo,
+    recorder: &Recorder,
+    faults: u32,
+    mut notes: Vec<String>,
+    wall: std::time::Instant,
+) -> Result<RunSummary, RunError> {
+    if let Some(e) = recorder.error() {
+        notes.push(e);
+    }
+    let results = check(dir)?;
+    let mut exit_code = results.exit_code();
+    // A history we could not write completely cannot vouch for the run.
+    if exit_code == 0 && recorder.error().is_some() {
+        exit_code = 2;
+    }
+    let (invoked, ok, fail, info_count) = recorder.counts.snapshot();
+    let summary = RunSummary {
+        dir: dir.to_path_buf(),
+        seed: info.seed,
+        kind: info.kind.clone(),
+        faults,
+        invoked,
+        ok,
+        fail,
+        info: info_count,
+        verdict: verdict_word(exit_code).to_string(),
+        exit_code,
+        notes,
+        elapsed_s: wall.elapsed().as_secs_f64(),
+    };
+    write_json(&dir.join(SUMMARY_FILE), &summary)?;
+    Ok(summary)
+}
+
+/// Runs the checker on `dir` and writes its results and report there.
+pub fn check(dir: &Path) -> Result<Results, RunError> {
+    let results = checker::check_run(dir).map_err(|e| RunError::Check(e.to_string()))?;
+    results.write_json(dir).map_err(|source| RunError::Write {
+        path: dir.join("results.json"),
+        source,
+    })?;
+    checker::report::write_report(dir, &results)
+        .map_err(|e| RunError::Check(format!("cannot write the report: {e}")))?;
+    Ok(results)
+}
+
+pub fn verdict_word(exit_code: i32) -> &'static str {
+    match exit_code {
+        0 => "valid",
+        1 => "invalid",
+        _ => "unknown",
+    }
+}
+
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| RunError::Write {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e),
+    })?;
+    std::fs::write(path, text + "\n").map_err(|source| RunError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}

@@ -1,0 +1,483 @@
+//! The nemesis schedule: which fault starts when, generated from the run's seed alone.
+//!
+//! Why a schedule up front instead of deciding as we go: `harness replay` must inject the same
+//! faults at the same moments, so everything random (fault kind, victims, partition shapes) is
+//! drawn here, from a ChaCha stream of the seed, before the run starts. Only "the leader" is left
+//! symbolic, because who leads is the system's business; the nemesis resolves it when it acts
+//! and records the node it hit in the history.
+//!
+//! The schedule alternates: a fault at `interval`, its heal at `2 × interval`, the next fault at
+//! `3 × interval`, and so on until the run's time is up. One fault at a time keeps the history
+//! readable and every fault's effect attributable.
+
+use crate::relay::{Link, Peer};
+use crate::rng;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use replica::types::NodeId;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A family of faults the user can ask for with `--nemesis`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FaultFamily {
+    Kill,
+    Pause,
+    Partition,
+}
+
+impl FromStr for FaultFamily {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "kill" => Ok(FaultFamily::Kill),
+            "pause" => Ok(FaultFamily::Pause),
+            "partition" => Ok(FaultFamily::Partition),
+            other => Err(format!(
+                "unknown fault {other:?}: expected kill, pause, partition or none"
+            )),
+        }
+    }
+}
+
+/// Parses `--nemesis kill,pause,partition` (or `none`) into a sorted, distinct list.
+pub fn parse_families(s: &str) -> Result<Vec<FaultFamily>, String> {
+    if s.trim() == "none" || s.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let set: BTreeSet<FaultFamily> = s.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    Ok(set.into_iter().collect())
+}
+
+/// Which replicas a kill or pause hits.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Whoever leads when the fault starts.
+    Leader,
+    /// These replicas, drawn from the seed (one, or a minority).
+    Nodes(Vec<NodeId>),
+}
+
+/// The shape of a network partition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Partition {
+    /// Two sides that cannot talk: a minority and the rest.
+    Halves { minority: Vec<NodeId> },
+    /// The current leader alone on one side.
+    IsolateLeader,
+    /// Two sides joined only through one bridge replica that talks to both.
+    Bridge {
+        left: Vec<NodeId>,
+        bridge: NodeId,
+        right: Vec<NodeId>,
+    },
+    /// Replicas on a ring, each talking only to its nearest neighbours: every replica sees a
+    /// majority, but no two see the same one.
+    MajoritiesRing { ring: Vec<NodeId> },
+    /// One replica can receive but not send to the others (`mute`), or send but not receive.
+    OneWay { node: NodeId, mute: bool },
+}
+
+/// A fault the nemesis starts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fault {
+    Kill(Target),
+    Pause(Target),
+    Partition(Partition),
+}
+
+impl fmt::Display for Fault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nodes = |ns: &[NodeId]| {
+            ns.iter()
+                .map(NodeId::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let target = |t: &Target| match t {
+            Target::Leader => "leader".to_string(),
+            Target::Nodes(ns) => nodes(ns),
+        };
+        match self {
+            Fault::Kill(t) => write!(f, "kill {}", target(t)),
+            Fault::Pause(t) => write!(f, "pause {}", target(t)),
+            Fault::Partition(Partition::Halves { minority }) => {
+                write!(f, "partition halves (minority {})", nodes(minority))
+            }
+            Fault::Partition(Partition::IsolateLeader) => write!(f, "partition isolate leader"),
+            Fault::Partition(Partition::Bridge { bridge, .. }) => {
+                write!(f, "partition bridge via {bridge}")
+            }
+            Fault::Partition(Partition::MajoritiesRing { .. }) => {
+                write!(f, "partition majorities ring")
+            }
+            Fault::Partition(Partition::OneWay { node, mute }) => {
+                let dir = if *mute { "cannot send" } else { "cannot hear" };
+                write!(f, "partition one-way ({node} {dir})")
+            }
+        }
+    }
+}
+
+/// One step of the schedule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Start(Fault),
+    /// Undo the fault in force: restart killed, resume paused, heal the network.
+    Heal,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// Time since the workload started.
+    pub at: Duration,
+    pub action: Action,
+}
+
+/// Generates the schedule for a run of `duration` over `nodes`.
+pub fn generate(
+    seed: u64,
+    nodes: &[NodeId],
+    families: &[FaultFamily],
+    interval: Duration,
+    duration: Duration,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if families.is_empty() || nodes.is_empty() || interval.is_zero() {
+        return steps;
+    }
+    let mut rng = rng::stream(seed, rng::NEMESIS_STREAM);
+    let mut k: u32 = 1;
+    loop {
+        let start = interval * k;
+        // A fault whose heal would come after the end is not started: the final phase heals,
+        // but a fault should get its full interval to matter.
+        if start + interval > duration {
+            break;
+        }
+        let family = families[rng.gen_range(0..families.len())];
+        steps.push(Step {
+            at: start,
+            action: Action::Start(draw_fault(&mut rng, family, nodes)),
+        });
+        steps.push(Step {
+            at: start + interval,
+            action: Action::Heal,
+        });
+        k += 2;
+    }
+    steps
+}
+
+fn draw_fault(rng: &mut impl Rng, family: FaultFamily, nodes: &[NodeId]) -> Fault {
+    match family {
+        FaultFamily::Kill => Fault::Kill(draw_target(rng, nodes)),
+        FaultFamily::Pause => Fault::Pause(draw_target(rng, nodes)),
+        FaultFamily::Partition => Fault::Partition(draw_partition(rng, nodes)),
+    }
+}
+
+fn draw_target(rng: &mut impl Rng, nodes: &[NodeId]) -> Target {
+    let max_minority = (nodes.len() - 1) / 2;
+    match rng.gen_range(0..3) {
+        0 => Target::Leader,
+        1 if max_minority >= 1 => Target::Nodes(vec![nodes[rng.gen_range(0..nodes.len())]]),
+        _ if max_minority >= 1 => {
+            let size = rng.gen_range(1..=max_minority);
+            Target::Nodes(sorted(nodes.choose_multiple(rng, size).copied().collect()))
+        }
+        // A single replica has no minority to fault but itself.
+        _ => Target::Nodes(vec![nodes[0]]),
+    }
+}
+
+fn draw_partition(rng: &mut impl Rng, nodes: &[NodeId]) -> Partition {
+    let n = nodes.len();
+    let mut shuffled = nodes.to_vec();
+    shuffled.shuffle(rng);
+    let choice = if n >= 3 {
+        rng.gen_range(0..5)
+    } else {
+        rng.gen_range(0..2)
+    };
+    match choice {
+        0 => Partition::Halves {
+            minority: sorted(shuffled[..n.div_ceil(2) - 1].to_vec()),
+        },
+        1 => Partition::IsolateLeader,
+        2 => {
+            let half = (n - 1) / 2;
+            Partition::Bridge {
+                left: sorted(shuffled[..half].to_vec()),
+                bridge: shuffled[half],
+                right: sorted(shuffled[half + 1..].to_vec()),
+            }
+        }
+        3 => Partition::MajoritiesRing { ring: shuffled },
+        _ => Partition::OneWay {
+            node: shuffled[0],
+            mute: rng.gen_bool(0.5),
+        },
+    }
+}
+
+fn sorted(mut nodes: Vec<NodeId>) -> Vec<NodeId> {
+    nodes.sort();
+    nodes
+}
+
+/// Both directions of every link between the two groups.
+pub fn cut_between(a: &[Peer], b: &[Peer]) -> Vec<Link> {
+    let mut cuts = Vec::new();
+    for &x in a {
+        for &y in b {
+            if x != y {
+                cuts.push((x, y));
+                cuts.push((y, x));
+            }
+        }
+    }
+    cuts
+}
+
+/// The directed replica↔replica links a partition cuts, given the current leader (needed for
+/// `IsolateLeader` only; with no leader known, that partition cuts nothing). Client links stay
+/// whole: clients may reach every replica, so a stale leader on a minority side is exercised.
+pub fn partition_cuts(
+    partition: &Partition,
+    nodes: &[NodeId],
+    leader: Option<NodeId>,
+) -> Vec<Link> {
+    let peers = |ns: &[NodeId]| ns.iter().map(|&n| Peer::Node(n)).collect::<Vec<_>>();
+    let rest = |side: &[NodeId]| -> Vec<NodeId> {
+        nodes
+            .iter()
+            .copied()
+            .filter(|n| !side.contains(n))
+            .collect()
+    };
+    let mut cuts = match partition {
+        Partition::Halves { minority } => cut_between(&peers(minority), &peers(&rest(minority))),
+        Partition::IsolateLeader => match leader {
+            Some(l) => cut_between(&peers(&[l]), &peers(&rest(&[l]))),
+            None => Vec::new(),
+        },
+        Partition::Bridge { left, right, .. } => cut_between(&peers(left), &peers(right)),
+        Partition::MajoritiesRing { ring } => ring_cuts(ring),
+        Partition::OneWay { node, mute } => {
+            let others = peers(&rest(&[*node]));
+            let me = Peer::Node(*node);
+            others
+                .into_iter()
+                .map(|o| if *mute { (me, o) } else { (o, me) })
+                .collect()
+        }
+    };
+    cuts.sort();
+    cuts.dedup();
+    cuts
+}
+
+/// On a ring of n replicas, each keeps links to the replicas within ring distance `d`, the
+/// smallest distance for which itself plus its neighbours make a majority.
+fn ring_cuts(ring: &[NodeId]) -> Vec<Link> {
+    let n = ring.len();
+    let majority = n / 2 + 1;
+    let d = (majority - 1).div_ceil(2);
+    let mut cuts = Vec::new();
+    for i in 0..n {
+        for j in 0..n {
+            let dist = i.abs_diff(j).min(n - i.abs_diff(j));
+            if i != j && dist > d {
+                cuts.push((Peer::Node(ring[i]), Peer::Node(ring[j])));
+            }
+        }
+    }
+    cuts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn five() -> Vec<NodeId> {
+        (1..=5).map(NodeId).collect()
+    }
+
+    const ALL: [FaultFamily; 3] = [
+        FaultFamily::Kill,
+        FaultFamily::Pause,
+        FaultFamily::Partition,
+    ];
+
+    #[test]
+    fn the_same_seed_gives_the_same_schedule() {
+        let a = generate(
+            42,
+            &five(),
+            &ALL,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
+        let b = generate(
+            42,
+            &five(),
+            &ALL,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
+        assert_eq!(a, b);
+        let c = generate(
+            43,
+            &five(),
+            &ALL,
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        );
+        assert_ne!(a, c, "another seed, another schedule");
+    }
+
+    #[test]
+    fn faults_and_heals_alternate_within_the_run() {
+        let steps = generate(
+            7,
+            &five(),
+            &ALL,
+            Duration::from_secs(2),
+            Duration::from_secs(15),
+        );
+        // Faults at 2, 6, 10 (healed at 4, 8, 12); one at 14 would be healed after the end.
+        assert_eq!(steps.len(), 6);
+        for (i, step) in steps.iter().enumerate() {
+            assert_eq!(step.at, Duration::from_secs(2 * (i as u64 + 1)));
+            assert_eq!(matches!(step.action, Action::Heal), i % 2 == 1);
+        }
+    }
+
+    #[test]
+    fn only_the_asked_families_appear_and_victims_are_minorities() {
+        let steps = generate(
+            1,
+            &five(),
+            &[FaultFamily::Kill],
+            Duration::from_millis(10),
+            Duration::from_secs(10),
+        );
+        assert!(steps.len() > 100);
+        for step in &steps {
+            match &step.action {
+                Action::Start(Fault::Kill(Target::Nodes(ns))) => {
+                    assert!(!ns.is_empty() && ns.len() <= 2, "{ns:?}");
+                }
+                Action::Start(Fault::Kill(Target::Leader)) | Action::Heal => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert!(generate(
+            1,
+            &five(),
+            &[],
+            Duration::from_secs(1),
+            Duration::from_secs(10)
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn every_partition_shape_is_drawn_and_leaves_a_majority_somewhere() {
+        let steps = generate(
+            3,
+            &five(),
+            &[FaultFamily::Partition],
+            Duration::from_millis(10),
+            Duration::from_secs(10),
+        );
+        let mut kinds = std::collections::HashSet::new();
+        for step in &steps {
+            if let Action::Start(Fault::Partition(p)) = &step.action {
+                kinds.insert(std::mem::discriminant(p));
+                let cuts = partition_cuts(p, &five(), Some(NodeId(1)));
+                assert!(!cuts.is_empty(), "{p:?} cuts something");
+                assert!(cuts
+                    .iter()
+                    .all(|(a, b)| a != b && *a != Peer::Clients && *b != Peer::Clients));
+            }
+        }
+        assert_eq!(kinds.len(), 5);
+    }
+
+    #[test]
+    fn halves_cut_both_ways_between_the_sides_only() {
+        let cuts = partition_cuts(
+            &Partition::Halves {
+                minority: vec![NodeId(4), NodeId(5)],
+            },
+            &five(),
+            None,
+        );
+        assert_eq!(cuts.len(), 2 * 2 * 3);
+        assert!(cuts.contains(&(Peer::Node(NodeId(4)), Peer::Node(NodeId(1)))));
+        assert!(cuts.contains(&(Peer::Node(NodeId(1)), Peer::Node(NodeId(4)))));
+        assert!(!cuts.contains(&(Peer::Node(NodeId(4)), Peer::Node(NodeId(5)))));
+    }
+
+    #[test]
+    fn a_majorities_ring_gives_each_replica_exactly_a_majority() {
+        let ring: Vec<NodeId> = [3, 1, 5, 2, 4].map(NodeId).to_vec();
+        let cuts = partition_cuts(&Partition::MajoritiesRing { ring }, &five(), None);
+        for n in five() {
+            let reachable = five()
+                .into_iter()
+                .filter(|&m| m != n && !cuts.contains(&(Peer::Node(n), Peer::Node(m))))
+                .count();
+            assert_eq!(reachable + 1, 3, "{n} sees itself and two neighbours");
+        }
+        // 1's neighbours on the ring are 3 and 5.
+        assert!(!cuts.contains(&(Peer::Node(NodeId(1)), Peer::Node(NodeId(3)))));
+        assert!(cuts.contains(&(Peer::Node(NodeId(1)), Peer::Node(NodeId(2)))));
+    }
+
+    #[test]
+    fn one_way_and_isolate_leader() {
+        let mute = partition_cuts(
+            &Partition::OneWay {
+                node: NodeId(2),
+                mute: true,
+            },
+            &five(),
+            None,
+        );
+        assert_eq!(mute.len(), 4);
+        assert!(mute.iter().all(|(from, _)| *from == Peer::Node(NodeId(2))));
+        let deaf = partition_cuts(
+            &Partition::OneWay {
+                node: NodeId(2),
+                mute: false,
+            },
+            &five(),
+            None,
+        );
+        assert!(deaf.iter().all(|(_, to)| *to == Peer::Node(NodeId(2))));
+        let iso = partition_cuts(&Partition::IsolateLeader, &five(), Some(NodeId(3)));
+        assert_eq!(iso.len(), 8);
+        assert!(partition_cuts(&Partition::IsolateLeader, &five(), None).is_empty());
+    }
+
+    #[test]
+    fn families_parse() {
+        assert_eq!(parse_families("none").unwrap(), vec![]);
+        assert_eq!(
+            parse_families("partition,kill,kill").unwrap(),
+            vec![FaultFamily::Kill, FaultFamily::Partition]
+        );
+        assert!(parse_families("kill,meteor").is_err());
+    }
+}

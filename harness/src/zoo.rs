@@ -1,0 +1,340 @@
+//! `harness zoo`: proof that the harness has teeth.
+//!
+//! Each planted bug of the replica (built with `--features bugs`, binary `replica-bugs`) gets
+//! short seeded campaigns with the faults most likely to expose it, until one is found invalid
+//! or the bug's run budget is spent. The same campaigns without any bug must all pass, or the
+//! detections mean nothing. The table says, per bug, how many runs and how long it took, which
+//! checks caught it and where the failing report is.
+
+use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
+use crate::rundir::RunParams;
+use crate::schedule::FaultFamily;
+use checker::{Results, Validity};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A planted bug and the campaign that should expose it.
+#[derive(Clone, Debug)]
+pub struct Profile {
+    /// The replica's `--bug` name.
+    pub bug: &'static str,
+    pub faults: &'static [FaultFamily],
+    /// Checks that may legitimately be the first to see it.
+    pub expected_checks: &'static [&'static str],
+    /// Why these faults: printed in the table's notes.
+    pub why: &'static str,
+}
+
+use FaultFamily::{Kill, Partition, Pause};
+
+/// The zoo: every bug the replica can plant, with the campaign that hunts it.
+pub const PROFILES: &[Profile] = &[
+    Profile {
+        bug: "no-dedup",
+        faults: &[Partition, Pause],
+        expected_checks: &["exactly-once", "replay", "conservation"],
+        why: "lost replies make clients retry; a retry executes again",
+    },
+    Profile {
+        bug: "no-funds-check",
+        faults: &[],
+        expected_checks: &["conservation", "replay"],
+        why: "random transfers soon overdraw some account",
+    },
+    Profile {
+        bug: "local-reads",
+        faults: &[Partition, Pause],
+        expected_checks: &["replay", "total-order"],
+        why: "a lagging or cut-off replica answers reads from old state",
+    },
+    Profile {
+        bug: "stale-leader",
+        faults: &[Partition],
+        expected_checks: &["replay", "total-order"],
+        why: "an isolated old leader keeps answering reads",
+    },
+    Profile {
+        bug: "early-commit",
+        faults: &[Partition, Kill],
+        expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
+        why: "an isolated leader acknowledges what no majority holds",
+    },
+    Profile {
+        bug: "no-view-merge",
+        faults: &[Kill, Partition],
+        expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
+        why: "a new leader overwrites values the old majority accepted",
+    },
+    Profile {
+        bug: "forget-promises",
+        faults: &[Kill],
+        expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
+        why: "killed replicas come back having forgotten their votes",
+    },
+];
+
+/// What `harness zoo` was asked to do.
+#[derive(Clone, Debug)]
+pub struct ZooOptions {
+    pub out: PathBuf,
+    /// A replica built with `--features bugs`.
+    pub replica_bin: PathBuf,
+    pub seed: u64,
+    /// Most campaigns per bug before it counts as undetected.
+    pub runs_per_bug: u32,
+    /// Workload time of one campaign.
+    pub time_ms: u64,
+    pub nemesis_interval_ms: u64,
+    /// Only these bugs (all when empty).
+    pub only: Vec<String>,
+    /// Also run every profile's campaign once without a bug.
+    pub clean_runs: bool,
+    pub progress: bool,
+}
+
+/// One line of the table.
+#[derive(Clone, Debug, Serialize)]
+pub struct ZooRow {
+    /// The bug, or `none` for a clean control run of a profile's campaign.
+    pub bug: String,
+    pub faults: String,
+    pub detected: bool,
+    /// Runs made (the detecting one included).
+    pub runs: u32,
+    pub seconds: f64,
+    /// Checks that found the run invalid.
+    pub caught_by: Vec<String>,
+    /// Whether one of the checks the bug should trip was among them.
+    pub expected_check: bool,
+    pub report: Option<PathBuf>,
+    pub verdicts: Vec<String>,
+}
+
+impl ZooRow {
+    /// A bug row passes when detected; a clean row when every run was valid.
+    pub fn passed(&self) -> bool {
+        if self.bug == "none" {
+            self.verdicts.iter().all(|v| v == "valid")
+        } else {
+            self.detected
+        }
+    }
+}
+
+fn params_for(profile: &Profile, opts: &ZooOptions, bug: Option<&str>) -> RunParams {
+    RunParams {
+        time_ms: opts.time_ms,
+        nemesis: profile.faults.to_vec(),
+        nemesis_interval_ms: opts.nemesis_interval_ms,
+        bug: bug.map(str::to_string),
+        // Short attempts make retries (and so the bugs that need them) common.
+        attempt_timeout_ms: 300,
+        op_timeout_ms: 5_000,
+        ..RunParams::default()
+    }
+}
+
+fn faults_label(profile: &Profile) -> String {
+    if profile.faults.is_empty() {
+        return "none".into();
+    }
+    let names: Vec<String> = profile
+        .faults
+        .iter()
+        .map(|f| format!("{f:?}").to_lowercase())
+        .collect();
+    names.join(",")
+}
+
+/// Runs campaigns for `bug` (None: a clean control run) until one is invalid or the budget is
+/// spent.
+async fn hunt(
+    profile: &Profile,
+    opts: &ZooOptions,
+    bug: Option<&str>,
+    budget: u32,
+) -> Result<ZooRow, RunError> {
+    let started = Instant::now();
+    let mut row = ZooRow {
+        bug: bug.unwrap_or("none").to_string(),
+        faults: faults_label(profile),
+        detected: false,
+        runs: 0,
+        seconds: 0.0,
+        caught_by: Vec::new(),
+        expected_check: false,
+        report: None,
+        verdicts: Vec::new(),
+    };
+    for attempt in 0..budget {
+        let run = RunOptions {
+            params: params_for(profile, opts, bug),
+            seed: opts.seed.wrapping_add(u64::from(attempt)),
+            out: opts.out.clone(),
+            replica_bin: opts.replica_bin.clone(),
+            progress: opts.progress,
+        };
+        let summary = run_campaign(&run).await?;
+        row.runs += 1;
+        row.verdicts.push(summary.verdict.clone());
+        eprintln!("zoo: {} seed {}: {}", row.bug, run.seed, summary.verdict);
+        if summary.exit_code == 1 {
+            row.detected = true;
+            row.caught_by = invalid_checks(&summary);
+            row.expected_check = row
+                .caught_by
+                .iter()
+                .any(|c| profile.expected_checks.contains(&c.as_str()));
+            row.report = Some(summary.dir.join("report.html"));
+            break;
+        }
+    }
+    row.seconds = started.elapsed().as_secs_f64();
+    Ok(row)
+}
+
+/// The checks results.json marks invalid.
+fn invalid_checks(summary: &RunSummary) -> Vec<String> {
+    let path = summary.dir.join("results.json");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Vec::new();
+    };
+    let Ok(results) = serde_json::from_str::<Results>(&text) else {
+        return Vec::new();
+    };
+    results
+        .checks
+        .iter()
+        .filter(|(_, c)| c.valid == Validity::Invalid)
+        .map(|(name, _)| name.clone())
+        .collect()
+}
+
+/// Runs the zoo; rows in table order (bugs, then clean controls).
+pub async fn run_zoo(opts: &ZooOptions) -> Result<Vec<ZooRow>, RunError> {
+    let profiles: Vec<&Profile> = PROFILES
+        .iter()
+        .filter(|p| opts.only.is_empty() || opts.only.iter().any(|o| o == p.bug))
+        .collect();
+    if profiles.is_empty() {
+        let known: Vec<&str> = PROFILES.iter().map(|p| p.bug).collect();
+        return Err(RunError::Invalid(format!(
+            "no such bug among {:?}; known: {}",
+            opts.only,
+            known.join(", ")
+        )));
+    }
+    let mut rows = Vec::new();
+    for profile in &profiles {
+        rows.push(hunt(profile, opts, Some(profile.bug), opts.runs_per_bug).await?);
+    }
+    if opts.clean_runs {
+        let mut seen: Vec<String> = Vec::new();
+        for profile in &profiles {
+            let label = faults_label(profile);
+            if seen.contains(&label) {
+                continue;
+            }
+            seen.push(label);
+            rows.push(hunt(profile, opts, None, 1).await?);
+        }
+    }
+    write_zoo_files(&opts.out, &rows)?;
+    Ok(rows)
+}
+
+/// The table as text, one row per line.
+pub fn render_table(rows: &[ZooRow]) -> String {
+    let mut out = format!(
+        "{:<16} {:<22} {:<10} {:>5} {:>8}  {:<34} {}\n",
+        "bug", "faults", "result", "runs", "seconds", "caught by", "report"
+    );
+    for row in rows {
+        let result = match (row.bug == "none", row.passed()) {
+            (true, true) => "clean",
+            (true, false) => "FALSE+",
+            (false, true) => "caught",
+            (false, false) => "MISSED",
+        };
+        let caught = if row.caught_by.is_empty() {
+            "-".to_string()
+        } else {
+            row.caught_by.join(",")
+        };
+        let report = row
+            .report
+            .as_ref()
+            .map_or("-".to_string(), |p| p.display().to_string());
+        out.push_str(&format!(
+            "{:<16} {:<22} {:<10} {:>5} {:>8.1}  {:<34} {}\n",
+            row.bug, row.faults, result, row.runs, row.seconds, caught, report
+        ));
+    }
+    out
+}
+
+fn write_zoo_files(out: &Path, rows: &[ZooRow]) -> Result<(), RunError> {
+    let path = out.join("zoo.json");
+    crate::run::write_json(&path, &rows)?;
+    let table = out.join("zoo.txt");
+    std::fs::write(&table, render_table(rows)).map_err(|source| RunError::Write {
+        path: table,
+        source,
+    })?;
+    crate::campaign::write_index(out).map_err(|source| RunError::Write {
+        path: out.join("index.html"),
+        source,
+    })
+}
+
+/// `replica-bugs` beside the replica binary the harness would use.
+pub fn default_bugs_bin() -> PathBuf {
+    let normal = crate::rundir::default_replica_bin();
+    normal.with_file_name("replica-bugs")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_profile_names_a_distinct_bug_with_expected_checks() {
+        let mut names: Vec<&str> = PROFILES.iter().map(|p| p.bug).collect();
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), PROFILES.len());
+        assert!(PROFILES.len() >= 7);
+        for p in PROFILES {
+            assert!(!p.expected_checks.is_empty(), "{}", p.bug);
+            for c in p.expected_checks {
+                assert!(
+                    checker::checks::CHECK_NAMES.contains(c),
+                    "{} expects unknown check {c}",
+                    p.bug
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn rows_pass_when_bugs_are_caught_and_controls_are_clean() {
+        let row = |bug: &str, detected, verdicts: &[&str]| ZooRow {
+            bug: bug.into(),
+            faults: "kill".into(),
+            detected,
+            runs: 1,
+            seconds: 1.0,
+            caught_by: vec![],
+            expected_check: false,
+            report: None,
+            verdicts: verdicts.iter().map(|v| v.to_string()).collect(),
+        };
+        assert!(row("no-dedup", true, &["invalid"]).passed());
+        assert!(!row("no-dedup", false, &["valid", "valid"]).passed());
+        assert!(row("none", false, &["valid"]).passed());
+        assert!(!row("none", true, &["invalid"]).passed());
+        let table = render_table(&[row("no-dedup", false, &["valid"])]);
+        assert!(table.contains("MISSED"), "{table}");
+    }
+}
