@@ -51,6 +51,40 @@ enum Command {
     Replay(ReplayArgs),
     /// Throughput and latency without faults, direct and through the relay.
     Bench(BenchArgs),
+    /// Campaigns against every planted replica bug (needs `replica-bugs`, built with
+    /// `cargo build --release -p replica --features bugs --bin replica-bugs`): each must be caught,
+    /// and the same campaigns without a bug must pass.
+    Zoo(ZooArgs),
+}
+
+#[derive(Args, Debug)]
+struct ZooArgs {
+    /// Most campaigns per bug before it counts as missed.
+    #[arg(long, default_value_t = 4)]
+    runs_per_bug: u32,
+    /// Workload time of each campaign.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    time: Duration,
+    /// Time between a fault and its heal.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    nemesis_interval: Duration,
+    /// Only these bugs (comma-separated; default: all).
+    #[arg(long, value_delimiter = ',')]
+    bugs: Vec<String>,
+    /// Skip the clean control campaigns.
+    #[arg(long)]
+    no_clean: bool,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Where run directories are written.
+    #[arg(long, default_value = "reports/zoo")]
+    out: PathBuf,
+    /// The replica built with the `bugs` feature (default: replica-bugs next to this executable).
+    #[arg(long)]
+    replica_bin: Option<PathBuf>,
+    /// Show each campaign's progress.
+    #[arg(long)]
+    progress: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -323,6 +357,37 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                     .await?;
             print_summary(&summary);
             Ok(summary.exit_code)
+        }
+        Some(Command::Zoo(args)) => {
+            let opts = harness::zoo::ZooOptions {
+                out: args.out.clone(),
+                replica_bin: args
+                    .replica_bin
+                    .clone()
+                    .unwrap_or_else(harness::zoo::default_bugs_bin),
+                seed: args.seed.unwrap_or_else(random_seed),
+                runs_per_bug: args.runs_per_bug.max(1),
+                time_ms: args.time.as_millis() as u64,
+                nemesis_interval_ms: args.nemesis_interval.as_millis() as u64,
+                only: args.bugs.clone(),
+                clean_runs: !args.no_clean,
+                progress: args.progress,
+            };
+            if !opts.replica_bin.is_file() {
+                anyhow::bail!(
+                    "no bug-planting replica at {}: build it with `cargo build --release -p replica --features bugs --bin replica-bugs`",
+                    opts.replica_bin.display()
+                );
+            }
+            let rows = harness::zoo::run_zoo(&opts).await?;
+            print!("{}", harness::zoo::render_table(&rows));
+            let failed = rows.iter().filter(|r| !r.passed()).count();
+            println!(
+                "{} rows, {failed} failed; table in {}",
+                rows.len(),
+                opts.out.join("zoo.txt").display()
+            );
+            Ok(if failed == 0 { 0 } else { 1 })
         }
         Some(Command::Bench(args)) => {
             let params = RunParams {

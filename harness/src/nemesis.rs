@@ -96,7 +96,7 @@ impl Nemesis {
                 }
                 self.recorder.nemesis(
                     "kill",
-                    json!({"nodes": names(&nodes), "target": target_name(target)}),
+                    json!({"nodes": names(&nodes), "target": target_name(target, cluster.nodes().len())}),
                 );
                 set_label(&self.label, &format!("killed {}", names(&nodes).join(",")));
                 self.active = Active::Killed(nodes);
@@ -110,7 +110,7 @@ impl Nemesis {
                 }
                 self.recorder.nemesis(
                     "pause",
-                    json!({"nodes": names(&nodes), "target": target_name(target)}),
+                    json!({"nodes": names(&nodes), "target": target_name(target, cluster.nodes().len())}),
                 );
                 set_label(&self.label, &format!("paused {}", names(&nodes).join(",")));
                 self.active = Active::Paused(nodes);
@@ -191,10 +191,11 @@ pub fn names(nodes: &[NodeId]) -> Vec<String> {
     nodes.iter().map(NodeId::to_string).collect()
 }
 
-fn target_name(target: &Target) -> &'static str {
+fn target_name(target: &Target, cluster_size: usize) -> &'static str {
     match target {
         Target::Leader => "leader",
-        Target::Nodes(n) if n.len() == 1 => "one",
+        Target::Nodes(n) if n.len() == 1 && cluster_size > 1 => "one",
+        Target::Nodes(n) if n.len() >= cluster_size => "all",
         Target::Nodes(_) => "minority",
     }
 }

@@ -142,6 +142,9 @@ pub struct Step {
     pub action: Action,
 }
 
+/// How often a kill takes down every replica instead of the leader or a minority.
+pub const KILL_ALL_CHANCE: f64 = 0.25;
+
 /// Generates the schedule for a run of `duration` over `nodes`.
 pub fn generate(
     seed: u64,
@@ -179,6 +182,11 @@ pub fn generate(
 
 fn draw_fault(rng: &mut impl Rng, family: FaultFamily, nodes: &[NodeId]) -> Fault {
     match family {
+        // Now and then every replica at once, as a power cut would: only what each one made
+        // durable survives, so acknowledged-but-forgotten writes show.
+        FaultFamily::Kill if rng.gen_bool(KILL_ALL_CHANCE) => {
+            Fault::Kill(Target::Nodes(nodes.to_vec()))
+        }
         FaultFamily::Kill => Fault::Kill(draw_target(rng, nodes)),
         FaultFamily::Pause => Fault::Pause(draw_target(rng, nodes)),
         FaultFamily::Partition => Fault::Partition(draw_partition(rng, nodes)),
