@@ -41,6 +41,50 @@ pub fn replica_bin() -> PathBuf {
         .clone()
 }
 
+/// The replica with planted bugs (`--features bugs`), built the same way when missing or stale.
+pub fn replica_bugs_bin() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let bin = default_replica_bin().with_file_name("replica-bugs");
+            let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../replica");
+            if modified(&bin).is_some_and(|built| newest(&sources).is_some_and(|src| built >= src))
+            {
+                return bin;
+            }
+            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+            let mut build = std::process::Command::new(cargo);
+            build.args([
+                "build",
+                "-q",
+                "-p",
+                "replica",
+                "--features",
+                "bugs",
+                "--bin",
+                "replica-bugs",
+            ]);
+            if bin
+                .parent()
+                .and_then(Path::file_name)
+                .is_some_and(|n| n == "release")
+            {
+                build.arg("--release");
+            }
+            let status = build
+                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+                .status()
+                .expect("cannot run cargo to build replica-bugs");
+            assert!(
+                status.success(),
+                "cargo build -p replica --features bugs failed"
+            );
+            assert!(bin.is_file(), "no replica-bugs binary at {}", bin.display());
+            bin
+        })
+        .clone()
+}
+
 fn modified(path: &Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
