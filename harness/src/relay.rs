@@ -13,6 +13,11 @@
 //! that carry it, so cutting `n1 → n2` drops n1's datagrams to n2 both on n1's own connection
 //! and on n2's connection to n1 (where n1 only answers). Cuts, loss and delay are atomics: the
 //! forwarding loops never take a lock.
+//!
+//! Cost: every datagram crosses the kernel twice more than on the direct path. Receives are
+//! batched (`recvmmsg` and GRO through quinn-udp: 3 to 7 datagrams per call under load); sends
+//! are one `sendmsg` each (GSO when a burst arrived coalesced). `LinkCounters::bursts` shows
+//! the batching achieved.
 
 use quinn_udp::{EcnCodepoint, RecvMeta, Transmit, UdpSocketState};
 use rand::rngs::SmallRng;

@@ -191,6 +191,18 @@ pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
     )
 }
 
+/// Opens the run's `history.jsonl`; time 0 of the history is now.
+pub fn create_recorder(dir: &Path) -> Result<Arc<Recorder>, RunError> {
+    let history = dir.join("history.jsonl");
+    let recorder = Recorder::create(&history, std::time::Instant::now()).map_err(|source| {
+        RunError::Write {
+            path: history,
+            source,
+        }
+    })?;
+    Ok(Arc::new(recorder))
+}
+
 /// Runs one campaign and checks it.
 pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
     validate(&opts.params)?;
@@ -204,15 +216,7 @@ pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
     } = prepare(opts, "campaign", accounts_for(params.clients)).await?;
     write_json(&dir.join("schedule.json"), &steps)?;
     let sampler = start_sampler(&dir, &cluster)?;
-    let history = dir.join("history.jsonl");
-    let recorder = Arc::new(
-        Recorder::create(&history, std::time::Instant::now()).map_err(|source| {
-            RunError::Write {
-                path: history.clone(),
-                source,
-            }
-        })?,
-    );
+    let recorder = create_recorder(&dir)?;
     let policy = RetryPolicy {
         attempt_timeout: Duration::from_millis(params.attempt_timeout_ms),
     };

@@ -155,15 +155,7 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
     let sampler = run::start_sampler(&dir, &cluster)?;
     let copy = dir.join("scenario.csv");
     std::fs::copy(&opts.file, &copy).map_err(|source| RunError::Write { path: copy, source })?;
-    let history = dir.join("history.jsonl");
-    let recorder = Arc::new(
-        Recorder::create(&history, std::time::Instant::now()).map_err(|source| {
-            RunError::Write {
-                path: history.clone(),
-                source,
-            }
-        })?,
-    );
+    let recorder = run::create_recorder(&dir)?;
     let policy = RetryPolicy {
         attempt_timeout: Duration::from_millis(run_opts.params.attempt_timeout_ms),
     };

@@ -371,7 +371,7 @@ mod tests {
     }
 
     #[test]
-    fn only_the_asked_families_appear_and_victims_are_minorities() {
+    fn only_the_asked_families_appear_and_victims_are_minorities_or_everyone() {
         let steps = generate(
             1,
             &five(),
@@ -380,8 +380,11 @@ mod tests {
             Duration::from_secs(10),
         );
         assert!(steps.len() > 100);
+        let mut everyone = 0;
         for step in &steps {
             match &step.action {
+                // A kill hits a minority, or now and then every replica (a power cut).
+                Action::Start(Fault::Kill(Target::Nodes(ns))) if ns.len() == 5 => everyone += 1,
                 Action::Start(Fault::Kill(Target::Nodes(ns))) => {
                     assert!(!ns.is_empty() && ns.len() <= 2, "{ns:?}");
                 }
@@ -389,6 +392,7 @@ mod tests {
                 other => panic!("unexpected {other:?}"),
             }
         }
+        assert!(everyone > 0, "whole-cluster kills are drawn too");
         assert!(generate(
             1,
             &five(),

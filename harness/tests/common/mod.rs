@@ -12,77 +12,43 @@ use std::time::{Duration, Instant};
 /// Cargo's build lock is free while tests run.
 pub fn replica_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let bin = default_replica_bin();
-            let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../replica");
-            if modified(&bin).is_some_and(|built| newest(&sources).is_some_and(|src| built >= src))
-            {
-                return bin;
-            }
-            let release = bin
-                .parent()
-                .and_then(Path::file_name)
-                .is_some_and(|n| n == "release");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = std::process::Command::new(cargo);
-            build.args(["build", "-q", "-p", "replica", "--bin", "replica"]);
-            if release {
-                build.arg("--release");
-            }
-            let status = build
-                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-                .status()
-                .expect("cannot run cargo to build the replica");
-            assert!(status.success(), "cargo build -p replica failed");
-            assert!(bin.is_file(), "no replica binary at {}", bin.display());
-            bin
-        })
-        .clone()
+    BUILT.get_or_init(|| built_replica("replica", &[])).clone()
 }
 
-/// The replica with planted bugs (`--features bugs`), built the same way when missing or stale.
+/// The replica with planted bugs (`--features bugs`), built the same way.
 pub fn replica_bugs_bin() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
     BUILT
-        .get_or_init(|| {
-            let bin = default_replica_bin().with_file_name("replica-bugs");
-            let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../replica");
-            if modified(&bin).is_some_and(|built| newest(&sources).is_some_and(|src| built >= src))
-            {
-                return bin;
-            }
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-            let mut build = std::process::Command::new(cargo);
-            build.args([
-                "build",
-                "-q",
-                "-p",
-                "replica",
-                "--features",
-                "bugs",
-                "--bin",
-                "replica-bugs",
-            ]);
-            if bin
-                .parent()
-                .and_then(Path::file_name)
-                .is_some_and(|n| n == "release")
-            {
-                build.arg("--release");
-            }
-            let status = build
-                .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
-                .status()
-                .expect("cannot run cargo to build replica-bugs");
-            assert!(
-                status.success(),
-                "cargo build -p replica --features bugs failed"
-            );
-            assert!(bin.is_file(), "no replica-bugs binary at {}", bin.display());
-            bin
-        })
+        .get_or_init(|| built_replica("replica-bugs", &["--features", "bugs"]))
         .clone()
+}
+
+/// `bin` of the replica package beside the test's profile, rebuilt when stale.
+fn built_replica(bin: &str, extra_args: &[&str]) -> PathBuf {
+    let path = default_replica_bin().with_file_name(bin);
+    let sources = Path::new(env!("CARGO_MANIFEST_DIR")).join("../replica");
+    if modified(&path).is_some_and(|built| newest(&sources).is_some_and(|src| built >= src)) {
+        return path;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut build = std::process::Command::new(cargo);
+    build
+        .args(["build", "-q", "-p", "replica", "--bin", bin])
+        .args(extra_args);
+    if path
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|n| n == "release")
+    {
+        build.arg("--release");
+    }
+    let status = build
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))
+        .status()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));
+    assert!(status.success(), "cargo build of {bin} failed");
+    assert!(path.is_file(), "no {bin} binary at {}", path.display());
+    path
 }
 
 fn modified(path: &Path) -> Option<std::time::SystemTime> {
@@ -117,18 +83,8 @@ pub fn options(out: &Path, seed: u64, params: RunParams) -> RunOptions {
     }
 }
 
-/// Whether `pid` is a live process (a zombie counts as dead).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .trim_start()
-            .starts_with('Z'),
-        Err(_) => false,
-    }
-}
+#[allow(unused_imports)]
+pub use harness::process::alive;
 
 /// Pids whose parent is `parent`.
 pub fn children_of(parent: u32) -> Vec<u32> {
