@@ -68,6 +68,8 @@ pub struct ClusterSpec {
     pub bug: Option<String>,
     pub accounts: Vec<String>,
     pub initial_balance: i64,
+    /// The replicas' checkpoint interval K (None: the replica's default).
+    pub checkpoint_interval_slots: Option<u64>,
 }
 
 /// One replica's files and process.
@@ -120,6 +122,9 @@ impl Cluster {
         let mut config = ClusterConfig::local(spec.nodes, 0, Path::new("certs"));
         config.accounts = spec.accounts.clone();
         config.initial_balance = spec.initial_balance;
+        if let Some(k) = spec.checkpoint_interval_slots {
+            config.limits.checkpoint_interval_slots = k;
+        }
         let reservations = reserve_udp_ports(nodes.len())?;
         for (node, socket) in config.nodes.iter_mut().zip(&reservations) {
             node.addr = socket.local_addr().map_err(ClusterError::Ports)?;

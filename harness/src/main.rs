@@ -60,7 +60,7 @@ enum Command {
 #[derive(Args, Debug)]
 struct ZooArgs {
     /// Most campaigns per bug before it counts as missed.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 6)]
     runs_per_bug: u32,
     /// Workload time of each campaign.
     #[arg(long, default_value = "15s", value_parser = parse_duration)]
@@ -126,6 +126,9 @@ struct RunArgs {
     /// relay: traffic through the harness's UDP relay (partitions possible); direct: not.
     #[arg(long, value_enum, default_value_t = NetMode::Relay)]
     net: NetMode,
+    /// The replicas' checkpoint interval K in executed slots (default: the replica's, 10).
+    #[arg(long)]
+    checkpoint_interval: Option<u64>,
     /// A planted bug passed to every replica (`replica run --bug NAME`).
     #[arg(long)]
     bug: Option<String>,
@@ -273,6 +276,7 @@ impl RunArgs {
             loss: self.loss,
             delay_ms: ms(self.delay),
             start_timeout_ms: ms(self.start_timeout),
+            checkpoint_interval_slots: self.checkpoint_interval,
             scenario: None,
         };
         common_options(&self.common, params, self.seed.unwrap_or_else(random_seed))

@@ -149,6 +149,7 @@ pub async fn prepare(
         bug: opts.params.bug.clone(),
         accounts,
         initial_balance: INITIAL_BALANCE,
+        checkpoint_interval_slots: opts.params.checkpoint_interval_slots,
     };
     let mut cluster = Cluster::prepare(&dir, spec).await?;
     if let Some(relay) = cluster.relay() {

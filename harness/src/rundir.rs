@@ -79,6 +79,9 @@ pub struct RunParams {
     /// How long a fresh cluster may take to elect its first leader.
     #[serde(default = "default_start_timeout_ms")]
     pub start_timeout_ms: u64,
+    /// The replicas' checkpoint interval K, in executed slots (default: the replica's own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint_interval_slots: Option<u64>,
     /// A scenario file, for `harness scenario` runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<PathBuf>,
@@ -104,6 +107,7 @@ impl Default for RunParams {
             loss: 0.0,
             delay_ms: 0,
             start_timeout_ms: default_start_timeout_ms(),
+            checkpoint_interval_slots: None,
             scenario: None,
         }
     }

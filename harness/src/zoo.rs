@@ -24,6 +24,9 @@ pub struct Profile {
     pub expected_checks: &'static [&'static str],
     /// Why these faults: printed in the table's notes.
     pub why: &'static str,
+    /// A checkpoint interval for the campaign (None: the replica's default). A long one leaves
+    /// more of the log to the WAL, which is what `forget-promises` fails to keep.
+    pub checkpoint_interval_slots: Option<u64>,
 }
 
 use FaultFamily::{Kill, Partition, Pause};
@@ -35,42 +38,49 @@ pub const PROFILES: &[Profile] = &[
         faults: &[Partition, Pause],
         expected_checks: &["exactly-once", "replay", "conservation"],
         why: "lost replies make clients retry; a retry executes again",
+        checkpoint_interval_slots: None,
     },
     Profile {
         bug: "no-funds-check",
         faults: &[],
         expected_checks: &["conservation", "replay"],
         why: "random transfers soon overdraw some account",
+        checkpoint_interval_slots: None,
     },
     Profile {
         bug: "local-reads",
         faults: &[Partition, Pause],
         expected_checks: &["replay", "total-order"],
         why: "a lagging or cut-off replica answers reads from old state",
+        checkpoint_interval_slots: None,
     },
     Profile {
         bug: "stale-leader",
         faults: &[Partition],
         expected_checks: &["replay", "total-order"],
         why: "an isolated old leader keeps answering reads",
+        checkpoint_interval_slots: None,
     },
     Profile {
         bug: "early-commit",
         faults: &[Partition, Kill],
         expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
         why: "an isolated leader acknowledges what no majority holds",
+        checkpoint_interval_slots: None,
     },
     Profile {
         bug: "no-view-merge",
         faults: &[Kill, Partition],
         expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
         why: "a new leader overwrites values the old majority accepted",
+        checkpoint_interval_slots: None,
     },
     Profile {
         bug: "forget-promises",
         faults: &[Kill],
         expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
         why: "killed replicas come back having forgotten their votes",
+        checkpoint_interval_slots: Some(100_000),
     },
 ];
 
@@ -131,6 +141,7 @@ fn params_for(profile: &Profile, opts: &ZooOptions, bug: Option<&str>) -> RunPar
         // Short attempts make retries (and so the bugs that need them) common.
         attempt_timeout_ms: 300,
         op_timeout_ms: 5_000,
+        checkpoint_interval_slots: profile.checkpoint_interval_slots,
         ..RunParams::default()
     }
 }
