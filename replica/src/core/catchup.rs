@@ -12,8 +12,7 @@
 //! the decided values, and a leader that sees a higher ballot steps down first.
 
 use super::effect::{send, Effect};
-use super::log::Entry;
-use super::wire::{Checkpoint, SlotEntry, WalRecord};
+use super::wire::{Checkpoint, SlotEntry};
 use super::{Core, PeerMsg, RoleState};
 use crate::types::{NodeId, Slot};
 
@@ -125,19 +124,7 @@ impl Core {
                 return;
             }
         }
-        out.push(Effect::Persist(WalRecord::Accepted {
-            slot,
-            ballot,
-            value: value.clone(),
-        }));
-        self.log.insert(
-            slot,
-            Entry {
-                ballot,
-                value,
-                committed: true,
-            },
-        );
+        self.store_accepted(slot, ballot, value, true, out);
     }
 
     /// SNAPSHOT: install a checkpoint that is ahead of us.

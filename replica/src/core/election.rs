@@ -211,7 +211,7 @@ impl Core {
         let mut inflight = BTreeMap::new();
         for (slot, value) in &merged {
             let committed = *slot <= decided;
-            self.store_own(*slot, ballot, value.clone(), committed, out);
+            self.store_accepted(*slot, ballot, value.clone(), committed, out);
             if !committed {
                 let acks = BTreeSet::from([self.me()]);
                 inflight.insert(
@@ -239,8 +239,10 @@ impl Core {
         self.commit_on_own_vote_if_alone(out);
     }
 
-    /// Stores a value this node proposes at `ballot` as its own accepted vote.
-    pub(super) fn store_own(
+    /// Accepts `value` in `slot` at `ballot` here: the WAL record (durable before any vote or
+    /// reply of the burst leaves) and the log entry. Used for the leader's own proposals, for
+    /// ACCEPTs and NEW_VIEW entries from the leader, and for entries learned in catch-up.
+    pub(super) fn store_accepted(
         &mut self,
         slot: Slot,
         ballot: Ballot,

@@ -9,8 +9,7 @@
 //! on a timer, because the transport drops messages under load.
 
 use super::effect::{send, Effect};
-use super::log::Entry;
-use super::wire::{SlotEntry, Value, WalRecord};
+use super::wire::{SlotEntry, Value};
 use super::{Core, Inflight, PeerMsg, RoleState};
 use crate::types::{Ballot, NodeId, Slot};
 use std::collections::BTreeSet;
@@ -67,7 +66,7 @@ impl Core {
                 last_sent_ms: now_ms,
             },
         );
-        self.store_own(slot, ballot, value.clone(), false, out);
+        self.store_accepted(slot, ballot, value.clone(), false, out);
         let msg = PeerMsg::Accept {
             ballot,
             slot,
@@ -240,19 +239,7 @@ impl Core {
             // A retransmission: already durable.
             Some(existing) if existing.ballot == ballot => {}
             _ => {
-                out.push(Effect::Persist(WalRecord::Accepted {
-                    slot,
-                    ballot,
-                    value: value.clone(),
-                }));
-                self.log.insert(
-                    slot,
-                    Entry {
-                        ballot,
-                        value,
-                        committed: false,
-                    },
-                );
+                self.store_accepted(slot, ballot, value, false, out);
             }
         }
         send(out, from, PeerMsg::Accepted { ballot, slot });
