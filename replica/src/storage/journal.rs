@@ -125,17 +125,13 @@ impl Journal {
         if self.buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.file.write_all_at(&self.buf, self.written) {
-            self.poisoned = true;
-            return Err(StorageError::Io {
-                op: "write",
-                path: self.path.clone(),
-                source: e,
-            });
-        }
-        self.written += self.buf.len() as u64;
-        self.buf.clear();
-        Ok(())
+        super::write_buffer_at(
+            &self.file,
+            &self.path,
+            &mut self.buf,
+            &mut self.written,
+            &mut self.poisoned,
+        )
     }
 
     /// Drops every entry after `exec_index`. If that is before the first available entry, the

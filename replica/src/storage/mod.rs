@@ -99,6 +99,30 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(StorageError::io("fsync directory", dir))
 }
 
+/// Writes an append buffer at `*written` and moves `*written` past it. On failure part of the
+/// buffer may be on disk, so later appends would sit behind a partial frame: the file is
+/// `poisoned` and refuses further writes.
+pub(crate) fn write_buffer_at(
+    file: &File,
+    path: &Path,
+    buf: &mut Vec<u8>,
+    written: &mut u64,
+    poisoned: &mut bool,
+) -> Result<(), StorageError> {
+    use std::os::unix::fs::FileExt;
+    if let Err(source) = file.write_all_at(buf, *written) {
+        *poisoned = true;
+        return Err(StorageError::Io {
+            op: "write",
+            path: path.to_path_buf(),
+            source,
+        });
+    }
+    *written += buf.len() as u64;
+    buf.clear();
+    Ok(())
+}
+
 /// Creates `dir` (and parents) if needed.
 pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StorageError> {
     std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))

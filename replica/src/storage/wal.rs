@@ -164,18 +164,14 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        if let Err(e) = self.file.write_all_at(&self.buf, self.written) {
-            // Part of the buffer may be on disk: later appends would sit behind a partial frame.
-            self.poisoned = true;
-            return Err(StorageError::Io {
-                op: "write",
-                path: self.path.clone(),
-                source: e,
-            });
-        }
-        self.written += self.buf.len() as u64;
+        super::write_buffer_at(
+            &self.file,
+            &self.path,
+            &mut self.buf,
+            &mut self.written,
+            &mut self.poisoned,
+        )?;
         self.unsynced = true;
-        self.buf.clear();
         if self.buf.capacity() > 2 * WRITE_THRESHOLD_BYTES {
             self.buf.shrink_to(WRITE_THRESHOLD_BYTES);
         }
