@@ -4,7 +4,8 @@
 //! - `core`: the Paxos protocol as a pure state machine (messages and ticks in, effects out).
 //! - `storage`: the write-ahead log, checkpoints and the executed journal on disk.
 //! - `net`: QUIC with mutual TLS, frames, certificates.
-//! - `server`: the tokio shell that drives the core with real sockets, disk and timers.
+//! - `shell`: carries out the core's effects on a pluggable file system (shared with the simulator).
+//! - `server`: `replica run`, the shell driven by real sockets, disk and timers.
 //! - `client`: the client library used by `replica ctl` and the harness.
 
 pub mod bank;
@@ -15,5 +16,6 @@ pub mod config;
 pub mod core;
 pub mod net;
 pub mod server;
+pub mod shell;
 pub mod storage;
 pub mod types;

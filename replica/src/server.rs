@@ -1,21 +1,21 @@
-//! The replica's shell: drives the pure protocol core with real sockets, disk and timers.
+//! `replica run`: the shared [`Shell`] driven by real sockets (quinn), the real disk and tokio's
+//! timers.
 //!
-//! The core decides everything; this loop only moves bytes. It waits for an input (a peer
-//! message, a client request, a tick), drains whatever else is already queued (bounded), feeds
-//! it all to the core, asks the core to `flush` (cut pending commands into batched slots), and
-//! then carries out the effects in the order the core's contract demands: every `Persist` and
-//! `Checkpoint` of the burst goes to disk under ONE fsync (group commit), and only then are the
-//! sends and client replies released. Draining a burst before the fsync is what batches: the
-//! longer an fsync takes, the more work the next burst carries.
+//! The core decides everything and the shell carries out its effects; this loop only moves
+//! bytes. It waits for an input (a peer message, a client request, a tick), drains whatever
+//! else is already queued (bounded), feeds it all to the shell, and ends the burst: every
+//! `Persist` and `Checkpoint` of the burst goes to disk under ONE fsync (group commit), and
+//! only then are votes and client replies released. Draining a burst before the fsync is what
+//! batches: the longer an fsync takes, the more work the next burst carries. A storage error
+//! stops the process: after a failed fsync nothing written since the last good one can be
+//! trusted.
 
-use crate::bank::Executed;
 use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::config::ClusterConfig;
-use crate::core::{
-    Bugs, Checkpoint, Core, CoreConfig, Effect, PeerMsg, Recovered, ReplyToken, WalRecord,
-};
+use crate::core::{Bugs, CoreConfig, Effect, PeerMsg, ReplyToken};
 use crate::net::{ClientCall, Incoming, Network};
-use crate::storage::{self, Journal, Wal};
+use crate::shell::{Shell, ShellConfig, ShellIo};
+use crate::storage;
 use crate::types::NodeId;
 use anyhow::Context;
 use std::collections::HashMap;
@@ -26,12 +26,8 @@ use tokio::sync::oneshot;
 /// Most inputs handled in one burst before the effects are carried out: bounds the latency a
 /// burst adds and the memory it holds.
 const MAX_BURST_INPUTS: usize = 4096;
-/// Past this size the WAL is rewritten with only what the core still needs.
-const WAL_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
 /// Bound of each peer's outgoing queue in the network layer.
 const PEER_QUEUE_BOUND: usize = 16_384;
-/// Most entries one FetchExecuted / PrintLog answer carries.
-const MAX_PAGE_ENTRIES: u32 = 10_000;
 
 /// Everything `replica run` needs.
 pub struct ServerOptions {
@@ -49,11 +45,11 @@ pub struct ServerOptions {
 
 /// Runs a replica until the process is told to stop.
 pub async fn run(options: ServerOptions) -> anyhow::Result<()> {
-    let mut shell = Shell::open(&options)?;
+    let mut server = Server::open(&options)?;
     let (network, incoming) = start_network(&options).await?;
-    shell.network = Some(network);
-    let outcome = shell.serve(incoming, &options).await;
-    if let Some(network) = &shell.network {
+    server.network = Some(network);
+    let outcome = server.serve(incoming, &options).await;
+    if let Some(network) = &server.network {
         network.shutdown();
     }
     outcome
@@ -93,17 +89,15 @@ enum Input {
     Tick,
 }
 
-struct Shell {
-    core: Core,
+/// The tokio side of a replica: the shared [`Shell`] plus the client streams waiting for
+/// their answers.
+struct Server {
+    shell: Shell,
     me: NodeId,
-    wal: Wal<WalRecord>,
-    journal: Journal,
-    data_dir: PathBuf,
     network: Option<Network<PeerMsg>>,
     waiting: HashMap<ReplyToken, Waiting>,
     next_token: ReplyToken,
     started: Instant,
-    forget_promises: bool,
     client_wait: Duration,
 }
 
@@ -112,70 +106,62 @@ struct Waiting {
     since: Instant,
 }
 
-impl Shell {
-    fn open(options: &ServerOptions) -> anyhow::Result<Shell> {
-        let dir = &options.data_dir;
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create data dir {}", dir.display()))?;
-        let (mut wal, records, torn) = Wal::<WalRecord>::open(dir)?;
-        if let Some(torn) = torn {
-            tracing::warn!(?torn, "cut a torn tail off the write-ahead log");
+/// Routes the shell's sends to the network and its replies to the waiting streams.
+struct ServerIo<'a> {
+    network: Option<&'a Network<PeerMsg>>,
+    waiting: &'a mut HashMap<ReplyToken, Waiting>,
+}
+
+impl ShellIo for ServerIo<'_> {
+    fn send(&mut self, to: NodeId, msg: PeerMsg) {
+        if let Some(network) = self.network {
+            network.send(to, msg);
         }
-        wal.set_fsync(options.fsync);
-        let checkpoint: Option<Checkpoint> = storage::read_checkpoint(dir)?;
-        let (mut journal, torn_journal) = Journal::open(dir)?;
-        if let Some(torn) = torn_journal {
-            tracing::warn!(?torn, "cut a torn tail off the executed journal");
+    }
+
+    fn reply(&mut self, token: ReplyToken, response: ClientResponse) {
+        if let Some(waiting) = self.waiting.remove(&token) {
+            // The client may have given up; nothing to do then.
+            let _ = waiting.respond.send(response);
         }
-        let checkpoint_exec = checkpoint.as_ref().map_or(0, |c| c.bank.exec_index());
-        journal.truncate_after(checkpoint_exec)?;
-        if journal.next_exec_index() <= checkpoint_exec {
-            // Killed between installing a snapshot and resetting the journal: the entries up
-            // to the checkpoint are not known here, so the journal restarts after it.
-            tracing::warn!(
-                journal_next = journal.next_exec_index(),
-                checkpoint_exec,
-                "the executed journal ends before the checkpoint; restarting it after the checkpoint"
-            );
-            journal.reset(checkpoint_exec + 1)?;
-        }
-        tracing::info!(
-            node = %options.id,
-            records = records.len(),
-            checkpoint_exec,
-            "recovered state from {}",
-            dir.display()
-        );
-        let core_config = CoreConfig {
+    }
+}
+
+impl Server {
+    fn open(options: &ServerOptions) -> anyhow::Result<Server> {
+        let core = CoreConfig {
             bugs: options.bugs,
             ..CoreConfig::from_cluster(&options.config, options.id)
         };
-        let client_wait = Duration::from_millis(core_config.client_wait_timeout_ms);
-        let recovered = Recovered {
-            checkpoint,
-            records,
+        let client_wait = Duration::from_millis(core.client_wait_timeout_ms);
+        let config = ShellConfig {
+            core,
+            data_dir: options.data_dir.clone(),
+            seed: options.seed,
+            fsync: options.fsync,
+            forget_promises: options.forget_promises,
         };
         let started = Instant::now();
-        let (core, effects) = Core::new(core_config, recovered, options.seed, 0);
-        let mut shell = Shell {
-            core,
-            me: options.id,
-            wal,
-            journal,
-            data_dir: dir.clone(),
+        let mut waiting = HashMap::new();
+        let mut io = ServerIo {
             network: None,
-            waiting: HashMap::new(),
+            waiting: &mut waiting,
+        };
+        let shell = Shell::open(storage::fs::real(), &config, 0, &mut io)
+            .with_context(|| format!("cannot start {}", options.id))?;
+        Ok(Server {
+            shell,
+            me: options.id,
+            network: None,
+            waiting,
             next_token: 1,
             started,
-            forget_promises: options.forget_promises,
             client_wait,
-        };
-        shell.carry_out(effects)?;
-        Ok(shell)
+        })
     }
 
     fn now_ms(&self) -> u64 {
-        self.started.elapsed().as_millis() as u64
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     async fn serve(
@@ -215,8 +201,13 @@ impl Shell {
                 self.feed(next, &mut out);
             }
             let now = self.now_ms();
-            self.core.flush(now, &mut out);
-            tokio::task::block_in_place(|| self.carry_out(out))?;
+            let mut io = ServerIo {
+                network: self.network.as_ref(),
+                waiting: &mut self.waiting,
+            };
+            let shell = &mut self.shell;
+            tokio::task::block_in_place(|| shell.finish_burst(now, out, &mut io))
+                .with_context(|| format!("{} stops: its disk failed", self.me))?;
             if last_sweep.elapsed() > Duration::from_secs(1) {
                 self.sweep_waiting();
                 last_sweep = Instant::now();
@@ -227,8 +218,8 @@ impl Shell {
     fn feed(&mut self, input: Input, out: &mut Vec<Effect>) {
         let now = self.now_ms();
         match input {
-            Input::Peer(from, msg) => self.core.on_message(now, from, msg, out),
-            Input::Tick => self.core.on_tick(now, out),
+            Input::Peer(from, msg) => self.shell.on_peer(now, from, msg, out),
+            Input::Tick => self.shell.on_tick(now, out),
             Input::Client(call) => self.on_client_call(now, call, out),
         }
     }
@@ -245,149 +236,13 @@ impl Shell {
                         since: Instant::now(),
                     },
                 );
-                self.core.on_client(now, token, command, out);
+                self.shell.on_client(now, token, command, out);
                 return;
             }
-            request => self.introspect(request),
+            request => self.shell.introspect(request),
         };
         // The client may have given up; nothing to do then.
         let _ = call.respond.send(response);
-    }
-
-    /// PrintDB, PrintLog, PrintStatus, PrintView, FetchExecuted, Status: answered from the
-    /// core's and the journal's current state, never through the log.
-    fn introspect(&mut self, request: ClientRequest) -> ClientResponse {
-        let node = self.me;
-        match request {
-            ClientRequest::PrintDb => {
-                let (exec_index, balances) = self.core.balances();
-                ClientResponse::Db {
-                    node,
-                    exec_index,
-                    balances,
-                }
-            }
-            ClientRequest::PrintLog {
-                from_slot,
-                max_entries,
-            } => {
-                let (checkpoint_slot, entries) = self
-                    .core
-                    .log_view(from_slot, max_entries.min(MAX_PAGE_ENTRIES));
-                ClientResponse::Log {
-                    node,
-                    checkpoint_slot,
-                    entries,
-                }
-            }
-            ClientRequest::PrintStatus { slot } => ClientResponse::SlotStatus {
-                node,
-                slot,
-                state: self.core.slot_state(slot),
-            },
-            ClientRequest::PrintView => ClientResponse::Views {
-                node,
-                views: self.core.views(),
-            },
-            ClientRequest::Status => ClientResponse::Status(self.core.status()),
-            ClientRequest::FetchExecuted {
-                from_exec_index,
-                max_entries,
-            } => self.fetch_executed(from_exec_index, max_entries),
-            ClientRequest::Submit(_) => unreachable!("submits are handled by on_client_call"),
-        }
-    }
-
-    fn fetch_executed(&mut self, from: u64, max_entries: u32) -> ClientResponse {
-        let max = max_entries.min(MAX_PAGE_ENTRIES) as usize;
-        match self.journal.read(from.max(1), max) {
-            Ok(entries) => ClientResponse::Executed {
-                node: self.me,
-                first_available: self.journal.first_available(),
-                last: self.journal.last(),
-                entries,
-            },
-            Err(e) => ClientResponse::Error {
-                node: self.me,
-                message: format!("cannot read the executed journal: {e}"),
-            },
-        }
-    }
-
-    /// Carries out one burst's effects: requests to peers first, then the disk under one fsync,
-    /// then votes and client replies (see the core's `Effect` contract).
-    fn carry_out(&mut self, effects: Vec<Effect>) -> anyhow::Result<()> {
-        let mut effects: Vec<Option<Effect>> = effects.into_iter().map(Some).collect();
-        self.send_non_votes(&mut effects);
-        let mut wrote_wal = false;
-        let mut took_checkpoint = false;
-        for effect in effects.iter().flatten() {
-            match effect {
-                Effect::Persist(record) if !self.forget_promises => {
-                    self.wal.append(record)?;
-                    // A commit point is a hint (it can be learned again from the leader), so
-                    // it rides along with the next fsync instead of costing one before the
-                    // replies of the burst that committed.
-                    wrote_wal |= !matches!(record, WalRecord::Committed { .. });
-                }
-                Effect::Persist(_) => {}
-                Effect::Checkpoint(checkpoint) => {
-                    // A checkpoint must never be ahead of the journal on disk: a journal that
-                    // ends before the checkpoint's exec index could not be refilled.
-                    self.journal.flush()?;
-                    storage::write_checkpoint(&self.data_dir, checkpoint)?;
-                    took_checkpoint = true;
-                }
-                Effect::Executed(executed) => self.journal_append(executed)?,
-                Effect::ResetJournal { next_exec_index } => self.journal.reset(*next_exec_index)?,
-                Effect::Send { .. } | Effect::Reply { .. } => {}
-            }
-        }
-        self.journal
-            .flush()
-            .context("cannot write the executed journal")?;
-        if wrote_wal {
-            self.wal.sync().context("cannot sync the write-ahead log")?;
-        }
-        if took_checkpoint && self.wal.size_bytes() > WAL_COMPACT_BYTES {
-            self.wal
-                .rewrite(&self.core.durable_records())
-                .context("cannot compact the write-ahead log")?;
-        }
-        for effect in effects.into_iter().flatten() {
-            match effect {
-                Effect::Send { to, msg } => {
-                    if let Some(network) = &self.network {
-                        network.send(to, msg);
-                    }
-                }
-                Effect::Reply { token, response } => {
-                    if let Some(waiting) = self.waiting.remove(&token) {
-                        let _ = waiting.respond.send(response);
-                    }
-                }
-                _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    /// Releases the sends that need not wait for the fsync, taking them out of `effects`.
-    fn send_non_votes(&mut self, effects: &mut [Option<Effect>]) {
-        let Some(network) = &self.network else { return };
-        for slot in effects.iter_mut() {
-            if matches!(slot, Some(Effect::Send { msg, .. }) if !msg.is_vote()) {
-                if let Some(Effect::Send { to, msg }) = slot.take() {
-                    network.send(to, msg);
-                }
-            }
-        }
-    }
-
-    fn journal_append(&mut self, executed: &Executed) -> anyhow::Result<()> {
-        self.journal
-            .append(executed)
-            .context("cannot append to the executed journal")
     }
 
     /// Forgets replies nobody waits for any more, so the table stays bounded.

@@ -1,4 +1,5 @@
-//! Checkpoint files: atomic replacement, the previous checkpoint as a fallback, clear errors.
+//! Checkpoint files: atomic replacement, the previous checkpoint as a fallback only when the
+//! newest is missing, clear errors.
 
 use replica::storage::checkpoint::{CHECKPOINT_FILE, CHECKPOINT_PREV_FILE};
 use replica::storage::{read_checkpoint, write_checkpoint, StorageError};
@@ -55,16 +56,19 @@ fn the_newest_checkpoint_is_read_and_the_previous_one_kept() {
 }
 
 #[test]
-fn a_corrupt_newest_checkpoint_falls_back_to_the_previous_with_a_warning() {
+fn a_corrupt_newest_checkpoint_is_refused_not_replaced_by_the_previous() {
+    // The WAL is compacted up to the newest checkpoint, so falling back to the previous one
+    // would restart the acceptor without the votes in between.
     let dir = tempfile::tempdir().unwrap();
     write_checkpoint(dir.path(), &state(1)).unwrap();
     write_checkpoint(dir.path(), &state(2)).unwrap();
     damage(&dir.path().join(CHECKPOINT_FILE));
-    let (logs, read) = with_captured_logs(|| read_checkpoint::<State>(dir.path()));
-    assert_eq!(read.unwrap(), Some(state(1)));
+    let err = read_checkpoint::<State>(dir.path()).unwrap_err();
+    assert!(matches!(err, StorageError::Corrupt { .. }), "{err}");
+    let text = err.to_string();
     assert!(
-        logs.contains("WARN") && logs.contains("checkpoint.prev"),
-        "{logs}"
+        text.contains(&dir.path().join(CHECKPOINT_FILE).display().to_string()),
+        "{text}"
     );
 }
 
@@ -75,9 +79,11 @@ fn a_crash_between_the_renames_falls_back_to_the_previous() {
     write_checkpoint(dir.path(), &state(2)).unwrap();
     std::fs::remove_file(dir.path().join(CHECKPOINT_FILE)).unwrap();
     std::fs::write(dir.path().join("checkpoint.tmp"), b"partial").unwrap();
-    assert_eq!(
-        read_checkpoint::<State>(dir.path()).unwrap(),
-        Some(state(1))
+    let (logs, read) = with_captured_logs(|| read_checkpoint::<State>(dir.path()));
+    assert_eq!(read.unwrap(), Some(state(1)));
+    assert!(
+        logs.contains("WARN") && logs.contains("checkpoint.prev"),
+        "{logs}"
     );
 }
 
@@ -93,15 +99,16 @@ fn a_corrupt_checkpoint_without_a_fallback_is_an_error_naming_the_file() {
         "{err}"
     );
 
-    write_checkpoint(dir.path(), &state(2)).unwrap(); // the damaged one becomes .prev
-    damage(&dir.path().join(CHECKPOINT_FILE));
+    // Missing newest and a damaged fallback: an error naming both.
+    std::fs::rename(
+        dir.path().join(CHECKPOINT_FILE),
+        dir.path().join(CHECKPOINT_PREV_FILE),
+    )
+    .unwrap();
     let err = read_checkpoint::<State>(dir.path())
         .unwrap_err()
         .to_string();
-    assert!(
-        err.contains("checkpoint.prev") && err.contains("fallback"),
-        "{err}"
-    );
+    assert!(err.contains("missing") && err.contains("fallback"), "{err}");
 }
 
 #[test]

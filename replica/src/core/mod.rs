@@ -1,7 +1,7 @@
 //! The Paxos protocol core: a stable-leader Multi-Paxos bank as a deterministic state machine.
 //!
 //! Why pure: a core that never touches a clock, a socket, a disk or a random source can be
-//! tested handler by handler and run thousands of times inside a seeded simulator ([`sim`]),
+//! tested handler by handler and run thousands of times inside a seeded simulator (the `sim` crate),
 //! where every interleaving is reproducible from a seed. The tokio shell (`server`) owns all I/O
 //! and obeys the contract documented on [`Effect`].
 //!
@@ -15,7 +15,7 @@
 //! order through [`Bank::execute`], which deduplicates retried requests. Checkpoints bound the
 //! log; replicas that fall behind fetch committed entries or a checkpoint from the leader.
 //!
-//! The invariants the handlers keep (and `sim::Sim::check_safety` watches):
+//! The invariants the handlers keep (and the `sim` crate's `Sim::check_safety` watches):
 //! - Ballots only grow, and every rise is persisted before anything that depends on it leaves.
 //! - Within one ballot its leader proposes at most one value per slot, and never reuses a ballot
 //!   across restarts (a restarted replica starts as a backup with its old promise).
@@ -40,7 +40,7 @@
 //! - `catchup`: CATCH_UP_REQUEST / CATCH_UP_ENTRIES / SNAPSHOT.
 //! - `recovery`: `Core::new` from what was on disk.
 //! - `introspect`: status, balances, log, slot states, views, durable records.
-//! - [`sim`]: an in-process deterministic simulator of a whole cluster, for tests.
+//! The deterministic simulator that runs whole clusters of cores lives in the `sim` crate.
 
 mod catchup;
 mod clients;
@@ -53,7 +53,7 @@ mod log;
 mod merge;
 mod recovery;
 mod replication;
-pub mod sim;
+
 pub mod wire;
 
 pub use config::{Bugs, CoreConfig, CoreConfigError};

@@ -11,11 +11,9 @@
 //! The search is bounded ([`RESYNC_BUDGET_BYTES`] of checksummed candidate bytes): past the
 //! budget it gives up and reports corruption, which is the safe answer.
 
-use super::{StorageError, TornTail};
+use super::{FsFile, StorageError, TornTail};
 use serde::Serialize;
-use std::fs::File;
-use std::io::{BufReader, ErrorKind, Read};
-use std::os::unix::fs::FileExt;
+use std::io::ErrorKind;
 use std::path::Path;
 
 pub const HEADER_BYTES: usize = 8;
@@ -110,15 +108,76 @@ struct ScanStop {
     damage: Option<String>,
 }
 
-/// Reads frames from the start of `path`, handing `(offset, payload)` to `accept` until the
+/// Reads a file front to back through a bounded buffer of positioned reads.
+struct SeqReader<'a> {
+    file: &'a dyn FsFile,
+    path: &'a Path,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    buf_start: u64,
+    /// Next byte to hand out, as a file offset.
+    pos: u64,
+    file_len: u64,
+}
+
+impl SeqReader<'_> {
+    fn read_exact(&mut self, out: &mut [u8]) -> Result<(), StorageError> {
+        let mut filled = 0;
+        while filled < out.len() {
+            let buffered_end = self.buf_start + self.buf.len() as u64;
+            if self.pos >= buffered_end {
+                self.refill()?;
+                continue;
+            }
+            let from = (self.pos - self.buf_start) as usize;
+            let take = (out.len() - filled).min(self.buf.len() - from);
+            out[filled..filled + take].copy_from_slice(&self.buf[from..from + take]);
+            filled += take;
+            self.pos += take as u64;
+        }
+        Ok(())
+    }
+
+    fn refill(&mut self) -> Result<(), StorageError> {
+        let want = (self.file_len - self.pos).min(SCAN_BUFFER_BYTES as u64) as usize;
+        if want == 0 {
+            // The length was checked against the file size, so running out means the file
+            // shrank under us: an I/O problem rather than damage.
+            return Err(StorageError::Io {
+                op: "read",
+                path: self.path.to_path_buf(),
+                source: std::io::Error::new(
+                    ErrorKind::UnexpectedEof,
+                    "file shrank while being read",
+                ),
+            });
+        }
+        self.buf.resize(want, 0);
+        self.file
+            .read_exact_at(&mut self.buf, self.pos)
+            .map_err(StorageError::io("read", self.path))?;
+        self.buf_start = self.pos;
+        Ok(())
+    }
+}
+
+/// Reads frames from the start of `file`, handing `(offset, payload)` to `accept` until the
 /// first damaged frame or the end of the file.
-fn scan(path: &Path, max: u32, accept: &mut AcceptFrame<'_>) -> Result<ScanStop, StorageError> {
-    let file = File::open(path).map_err(StorageError::io("open", path))?;
-    let file_len = file
-        .metadata()
-        .map_err(StorageError::io("stat", path))?
-        .len();
-    let mut reader = BufReader::with_capacity(SCAN_BUFFER_BYTES, file);
+fn scan(
+    file: &dyn FsFile,
+    path: &Path,
+    max: u32,
+    accept: &mut AcceptFrame<'_>,
+) -> Result<ScanStop, StorageError> {
+    let file_len = file.len().map_err(StorageError::io("stat", path))?;
+    let mut reader = SeqReader {
+        file,
+        path,
+        buf: Vec::new(),
+        buf_start: 0,
+        pos: 0,
+        file_len,
+    };
     let mut offset = 0u64;
     let mut header = [0u8; HEADER_BYTES];
     let mut payload = Vec::new();
@@ -139,13 +198,13 @@ fn scan(path: &Path, max: u32, accept: &mut AcceptFrame<'_>) -> Result<ScanStop,
                 file_len - offset
             )));
         }
-        read_exact(&mut reader, &mut header, path)?;
+        reader.read_exact(&mut header)?;
         let (len, crc) = parse_header(&header);
         if let Err(reason) = check_len(len, offset, file_len, max) {
             return stop(Some(reason));
         }
         payload.resize(len as usize, 0);
-        read_exact(&mut reader, &mut payload, path)?;
+        reader.read_exact(&mut payload)?;
         if crc32fast::hash(&payload) != crc {
             return stop(Some("checksum mismatch".into()));
         }
@@ -156,27 +215,10 @@ fn scan(path: &Path, max: u32, accept: &mut AcceptFrame<'_>) -> Result<ScanStop,
     }
 }
 
-fn read_exact(reader: &mut impl Read, buf: &mut [u8], path: &Path) -> Result<(), StorageError> {
-    reader.read_exact(buf).map_err(|e| {
-        // The length was checked against the file size, so a short read means the file shrank
-        // under us: report it as an I/O problem rather than as damage.
-        let e = if e.kind() == ErrorKind::UnexpectedEof {
-            std::io::Error::new(ErrorKind::UnexpectedEof, "file shrank while being read")
-        } else {
-            e
-        };
-        StorageError::Io {
-            op: "read",
-            path: path.to_path_buf(),
-            source: e,
-        }
-    })
-}
-
 /// Searches `(after, file_len)` for the offset of a complete, checksummed frame that
 /// `is_valid` accepts. `Err(())` when the search budget ran out before an answer.
 fn find_valid_frame(
-    file: &File,
+    file: &dyn FsFile,
     path: &Path,
     after: u64,
     file_len: u64,
@@ -231,13 +273,13 @@ fn find_valid_frame(
 /// treated as damage at that frame); `is_valid` says whether a payload found by the
 /// middle-corruption search is a real record.
 pub fn recover(
-    file: &File,
+    file: &dyn FsFile,
     path: &Path,
     max: u32,
     accept: &mut AcceptFrame<'_>,
     is_valid: &dyn Fn(&[u8]) -> bool,
 ) -> Result<(u64, Option<TornTail>), StorageError> {
-    let stop = scan(path, max, accept)?;
+    let stop = scan(file, path, max, accept)?;
     let Some(reason) = stop.damage else {
         return Ok((stop.good_end, None));
     };
@@ -283,7 +325,7 @@ pub fn recover(
 }
 
 /// Truncates the file to `len` and makes that durable before anything is appended after it.
-fn cut_tail(file: &File, path: &Path, len: u64) -> Result<(), StorageError> {
+fn cut_tail(file: &dyn FsFile, path: &Path, len: u64) -> Result<(), StorageError> {
     file.set_len(len)
         .map_err(StorageError::io("truncate", path))?;
     file.sync_all().map_err(StorageError::io("fsync", path))

@@ -15,12 +15,12 @@
 //! checkpoint's exec index cannot be refilled by re-execution.
 
 use super::frame::{encode_into, recover, HEADER_BYTES};
-use super::{ensure_dir, StorageError, TornTail, DEFAULT_MAX_RECORD_BYTES};
+use super::{
+    ensure_dir, fs, FsFile, FsRef, OpenMode, StorageError, TornTail, DEFAULT_MAX_RECORD_BYTES,
+};
 use crate::bank::Executed;
 use crate::types::ExecIndex;
 use serde::{Deserialize, Serialize};
-use std::fs::{File, OpenOptions};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 pub const JOURNAL_FILE: &str = "journal.log";
@@ -47,9 +47,10 @@ enum RecordRef<'a> {
 }
 
 pub struct Journal {
+    fs: FsRef,
     dir: PathBuf,
     path: PathBuf,
-    file: File,
+    file: Box<dyn FsFile>,
     buf: Vec<u8>,
     /// Bytes in the file; offsets at or beyond this are still in `buf`.
     written: u64,
@@ -61,24 +62,30 @@ pub struct Journal {
 }
 
 impl Journal {
-    /// Opens (or creates) `dir/journal.log`, cutting a torn tail.
+    /// Opens (or creates) `dir/journal.log` on the machine's file system, cutting a torn tail.
     pub fn open(dir: &Path) -> Result<(Journal, Option<TornTail>), StorageError> {
-        ensure_dir(dir)?;
+        Self::open_in(fs::real(), dir)
+    }
+
+    /// Like [`Journal::open`] on the file system `fs`.
+    pub fn open_in(fs: FsRef, dir: &Path) -> Result<(Journal, Option<TornTail>), StorageError> {
+        ensure_dir(&*fs, dir)?;
         let path = dir.join(JOURNAL_FILE);
-        let file = open_rw(&path, false)?;
+        let file = open_rw(&*fs, &path, false)?;
         let mut start = None;
         let mut offsets = Vec::new();
         let mut accept =
             |offset: u64, payload: &[u8]| accept_frame(&mut start, &mut offsets, offset, payload);
         let is_valid = |payload: &[u8]| postcard::from_bytes::<Record>(payload).is_ok();
         let (written, torn) = recover(
-            &file,
+            &*file,
             &path,
             DEFAULT_MAX_RECORD_BYTES,
             &mut accept,
             &is_valid,
         )?;
         let mut journal = Journal {
+            fs,
             dir: dir.to_path_buf(),
             path,
             file,
@@ -126,7 +133,7 @@ impl Journal {
             return Ok(());
         }
         super::write_buffer_at(
-            &self.file,
+            &*self.file,
             &self.path,
             &mut self.buf,
             &mut self.written,
@@ -171,11 +178,13 @@ impl Journal {
             DEFAULT_MAX_RECORD_BYTES,
             &tmp,
         )?;
-        let tmp_file = open_rw(&tmp, true)?;
+        let tmp_file = open_rw(&*self.fs, &tmp, true)?;
         tmp_file
             .write_all_at(&header, 0)
             .map_err(StorageError::io("write", &tmp))?;
-        std::fs::rename(&tmp, &self.path).map_err(StorageError::io("rename over", &self.path))?;
+        self.fs
+            .rename(&tmp, &self.path)
+            .map_err(StorageError::io("rename over", &self.path))?;
         self.file = tmp_file;
         self.buf.clear();
         self.written = header.len() as u64;
@@ -315,12 +324,11 @@ fn decode_entries(bytes: &[u8], from: ExecIndex, count: usize) -> Result<Vec<Exe
     Ok(entries)
 }
 
-fn open_rw(path: &Path, truncate: bool) -> Result<File, StorageError> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(truncate)
-        .open(path)
-        .map_err(StorageError::io("open", path))
+fn open_rw(fs: &dyn fs::Fs, path: &Path, truncate: bool) -> Result<Box<dyn FsFile>, StorageError> {
+    let mode = if truncate {
+        OpenMode::CreateTruncate
+    } else {
+        OpenMode::ReadWriteCreate
+    };
+    fs.open(path, mode).map_err(StorageError::io("open", path))
 }

@@ -17,14 +17,15 @@
 
 pub mod checkpoint;
 pub mod frame;
+pub mod fs;
 pub mod journal;
 pub mod wal;
 
-pub use checkpoint::{read_checkpoint, write_checkpoint};
+pub use checkpoint::{read_checkpoint, read_checkpoint_in, write_checkpoint, write_checkpoint_in};
+pub use fs::{Fs, FsFile, FsRef, OpenMode, RealFs};
 pub use journal::Journal;
 pub use wal::Wal;
 
-use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -92,10 +93,8 @@ pub struct TornTail {
 }
 
 /// Makes a rename or file creation in `dir` durable.
-pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
-    let handle = File::open(dir).map_err(StorageError::io("open directory", dir))?;
-    handle
-        .sync_all()
+pub(crate) fn fsync_dir(fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
+    fs.sync_dir(dir)
         .map_err(StorageError::io("fsync directory", dir))
 }
 
@@ -103,13 +102,12 @@ pub(crate) fn fsync_dir(dir: &Path) -> Result<(), StorageError> {
 /// buffer may be on disk, so later appends would sit behind a partial frame: the file is
 /// `poisoned` and refuses further writes.
 pub(crate) fn write_buffer_at(
-    file: &File,
+    file: &dyn FsFile,
     path: &Path,
     buf: &mut Vec<u8>,
     written: &mut u64,
     poisoned: &mut bool,
 ) -> Result<(), StorageError> {
-    use std::os::unix::fs::FileExt;
     if let Err(source) = file.write_all_at(buf, *written) {
         *poisoned = true;
         return Err(StorageError::Io {
@@ -123,7 +121,28 @@ pub(crate) fn write_buffer_at(
     Ok(())
 }
 
-/// Creates `dir` (and parents) if needed.
-pub(crate) fn ensure_dir(dir: &Path) -> Result<(), StorageError> {
-    std::fs::create_dir_all(dir).map_err(StorageError::io("create directory", dir))
+/// Creates `dir` and any missing parents, durably: each new directory's name is fsynced in
+/// its parent, so a power cut soon after the first boot cannot drop the data directory (and
+/// with it every promise the replica made).
+pub fn ensure_dir(fs: &dyn Fs, dir: &Path) -> Result<(), StorageError> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(path) = at.filter(|p| !p.as_os_str().is_empty()) {
+        if fs.exists(path).map_err(StorageError::io("stat", path))? {
+            break;
+        }
+        missing.push(path);
+        at = path.parent();
+    }
+    for path in missing.into_iter().rev() {
+        match fs.create_dir(path) {
+            Ok(()) => {}
+            // Another process (or a racing thread) made it: still sync the parent below.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(StorageError::io("create directory", path)(e)),
+        }
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        fsync_dir(fs, parent.unwrap_or(Path::new(".")))?;
+    }
+    Ok(())
 }

@@ -10,12 +10,13 @@
 //! either the old log or the new one.
 
 use super::frame::{encode_into, recover};
-use super::{ensure_dir, fsync_dir, StorageError, TornTail, DEFAULT_MAX_RECORD_BYTES};
+use super::{
+    ensure_dir, fs, fsync_dir, FsFile, FsRef, OpenMode, StorageError, TornTail,
+    DEFAULT_MAX_RECORD_BYTES,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use std::fs::{File, OpenOptions};
 use std::marker::PhantomData;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 pub const WAL_FILE: &str = "wal.log";
@@ -28,9 +29,10 @@ const WRITE_THRESHOLD_BYTES: usize = 4 * 1024 * 1024;
 pub type Opened<R> = (Wal<R>, Vec<R>, Option<TornTail>);
 
 pub struct Wal<R> {
+    fs: FsRef,
     dir: PathBuf,
     path: PathBuf,
-    file: File,
+    file: Box<dyn FsFile>,
     /// Framed records appended but not yet written to the file.
     buf: Vec<u8>,
     /// Bytes in the file (the next write goes at this offset).
@@ -44,16 +46,22 @@ pub struct Wal<R> {
 }
 
 impl<R: Serialize + DeserializeOwned> Wal<R> {
-    /// Opens (or creates) `dir/wal.log` and reads every valid record, cutting a torn tail.
+    /// Opens (or creates) `dir/wal.log` on the machine's file system and reads every valid
+    /// record, cutting a torn tail.
     pub fn open(dir: &Path) -> Result<Opened<R>, StorageError> {
-        Self::open_with_limit(dir, DEFAULT_MAX_RECORD_BYTES)
+        Self::open_in(fs::real(), dir, DEFAULT_MAX_RECORD_BYTES)
     }
 
     /// Like [`Wal::open`] with a bound on the size of one record (in payload bytes).
     pub fn open_with_limit(dir: &Path, max_record_bytes: u32) -> Result<Opened<R>, StorageError> {
-        ensure_dir(dir)?;
+        Self::open_in(fs::real(), dir, max_record_bytes)
+    }
+
+    /// Like [`Wal::open_with_limit`] on the file system `fs`.
+    pub fn open_in(fs: FsRef, dir: &Path, max_record_bytes: u32) -> Result<Opened<R>, StorageError> {
+        ensure_dir(&*fs, dir)?;
         let path = dir.join(WAL_FILE);
-        let file = open_log(dir, &path)?;
+        let file = open_log(&*fs, dir, &path)?;
         let mut records = Vec::new();
         let mut accept = |_offset: u64, payload: &[u8]| {
             let record = postcard::from_bytes::<R>(payload)
@@ -62,8 +70,9 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
             Ok(())
         };
         let is_valid = |payload: &[u8]| postcard::from_bytes::<R>(payload).is_ok();
-        let (written, torn) = recover(&file, &path, max_record_bytes, &mut accept, &is_valid)?;
+        let (written, torn) = recover(&*file, &path, max_record_bytes, &mut accept, &is_valid)?;
         let wal = Wal {
+            fs,
             dir: dir.to_path_buf(),
             path,
             file,
@@ -119,21 +128,22 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
     pub fn rewrite(&mut self, records: &[R]) -> Result<(), StorageError> {
         self.check_poisoned()?;
         let tmp = self.dir.join(WAL_TMP_FILE);
-        let written = match write_log_file(&tmp, records, self.max_record) {
+        let written = match write_log_file(&*self.fs, &tmp, records, self.max_record) {
             Ok(written) => written,
             Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
+                let _ = self.fs.remove_file(&tmp);
                 return Err(e);
             }
         };
-        std::fs::rename(&tmp, &self.path).map_err(StorageError::io("rename over", &self.path))?;
+        self.fs
+            .rename(&tmp, &self.path)
+            .map_err(StorageError::io("rename over", &self.path))?;
         // From here the old handle points at the replaced file: a failure leaves no usable log.
         self.poisoned = true;
-        fsync_dir(&self.dir)?;
-        self.file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.path)
+        fsync_dir(&*self.fs, &self.dir)?;
+        self.file = self
+            .fs
+            .open(&self.path, OpenMode::ReadWriteCreate)
             .map_err(StorageError::io("reopen", &self.path))?;
         self.buf.clear();
         self.written = written;
@@ -165,7 +175,7 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
             return Ok(());
         }
         super::write_buffer_at(
-            &self.file,
+            &*self.file,
             &self.path,
             &mut self.buf,
             &mut self.written,
@@ -180,24 +190,27 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
 }
 
 /// Opens the log for reading and writing, creating it (durably) if it does not exist.
-fn open_log(dir: &Path, path: &Path) -> Result<File, StorageError> {
-    let existed = path.exists();
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
+fn open_log(fs: &dyn fs::Fs, dir: &Path, path: &Path) -> Result<Box<dyn FsFile>, StorageError> {
+    let existed = fs.exists(path).map_err(StorageError::io("stat", path))?;
+    let file = fs
+        .open(path, OpenMode::ReadWriteCreate)
         .map_err(StorageError::io("open", path))?;
     if !existed {
-        fsync_dir(dir)?;
+        fsync_dir(fs, dir)?;
     }
     Ok(file)
 }
 
 /// Writes `records` framed into a fresh file at `path` and fsyncs it; returns its length.
-fn write_log_file<R: Serialize>(path: &Path, records: &[R], max: u32) -> Result<u64, StorageError> {
-    let file = File::create(path).map_err(StorageError::io("create", path))?;
+fn write_log_file<R: Serialize>(
+    fs: &dyn fs::Fs,
+    path: &Path,
+    records: &[R],
+    max: u32,
+) -> Result<u64, StorageError> {
+    let file = fs
+        .open(path, OpenMode::CreateTruncate)
+        .map_err(StorageError::io("create", path))?;
     let mut buf = Vec::new();
     let mut written = 0u64;
     for record in records {

@@ -1,6 +1,6 @@
-//! Tests of the Paxos core (`replica::core`): one file per handler, then whole-cluster
-//! scenarios and randomized runs in the deterministic simulator. One test binary, so the suite
-//! links once.
+//! Tests of the Paxos core (`replica::core`): one file per handler. Whole-cluster scenarios
+//! and randomized runs live with the simulator, in `sim/tests/cluster`. One test binary, so
+//! the suite links once.
 
 mod util;
 
@@ -15,6 +15,4 @@ mod new_view;
 mod prepare;
 mod promise;
 mod recovery;
-mod sim_random;
-mod sim_scenarios;
 mod tick;

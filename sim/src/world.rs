@@ -1,26 +1,37 @@
-//! An in-process, deterministic simulator of a whole cluster of cores.
+//! A whole cluster in one process, on virtual time: the replica's real [`Shell`] and core on
+//! [`SimDisk`]s, joined by a simulated network, driven by one seeded RNG.
 //!
-//! Why: the interesting Paxos bugs need message loss, reordering, partitions and crashes at
-//! awkward moments. Here all of that happens on a virtual clock, driven by one seeded RNG, so a
-//! failing seed replays exactly. The simulator plays the shell's part faithfully (see
-//! [`Effect`]): each node handles a burst of inputs, flushes, makes its `Persist` and
-//! `Checkpoint` effects durable on its simulated disk, and only then releases its sends and
-//! replies. A crashed node loses everything but its disk; a restarted node is rebuilt with
-//! `Core::new` from that disk, exactly as the real shell does.
+//! Why: the interesting Paxos and storage bugs need message loss, reordering, partitions,
+//! crashes and power cuts at awkward moments. Here all of that happens deterministically, so a
+//! failing seed replays exactly. Nothing of the replica is re-implemented: each node is a
+//! `replica::shell::Shell`, which carries out the core's effects exactly as `replica run` does,
+//! on a disk that can lose what was not fsynced.
 //!
-//! Closed-loop clients (optional) submit transfers and reads, retry on timeouts with the same
-//! request id (moving to another replica after a timeout), and move on when answered. The checks at the end ([`Sim::check_safety`],
-//! [`Sim::check_replies`], [`Sim::check_converged`]) state the bank's correctness properties:
-//! one total order of executed commands, conservation of money, and every client answer equal
-//! to what replaying that order gives.
+//! The world advances in steps. Each step moves the clock to the next scheduled moment (a
+//! message arriving, a node's tick, a client's timer), hands every node its arrived inputs as
+//! one burst, and routes what the bursts sent. Faults:
+//! - network: loss, duplication, delay spread (reordering), rare long delays, partitions by
+//!   one-way links;
+//! - processes: kill (the page cache survives), power cut (unsynced data is lost or torn),
+//!   a crash inside the next storage calls, pause (inputs and timers wait, then arrive late),
+//!   a forward jump of one node's clock;
+//! - disks: failing fsyncs, bit flips in synced data.
+//!
+//! Closed-loop clients (optional, [`Sim::start_clients`]) exist for the replica's own tests;
+//! the harness drives its own clients through [`Sim::submit`] and [`Sim::take_replies`]. The
+//! checks ([`Sim::check_safety`], [`Sim::check_replies`], [`Sim::check_converged`]) state the
+//! bank's correctness properties over what the replicas executed.
 
-use super::{Checkpoint, Core, CoreConfig, Effect, PeerMsg, Recovered, ReplyToken, WalRecord};
-use crate::bank::{Bank, Command, Executed, Op, Outcome};
-use crate::client_proto::ClientResponse;
-use crate::types::{Amount, ClientId, ExecIndex, NodeId, RequestId, Slot};
+use crate::disk::SimDisk;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use replica::bank::{Bank, Command, Executed, Op, Outcome};
+use replica::client_proto::{ClientRequest, ClientResponse};
+use replica::core::{Core, CoreConfig, Effect, PeerMsg, ReplyToken};
+use replica::shell::{Shell, ShellConfig, ShellIo};
+use replica::types::{Amount, ClientId, ExecIndex, NodeId, RequestId, Slot};
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 
 /// How the simulated world behaves.
 #[derive(Clone, Debug)]
@@ -41,8 +52,10 @@ pub struct SimOptions {
     pub long_delay_max_ms: u64,
     /// How often each node's `on_tick` runs.
     pub tick_ms: u64,
-    /// How long a simulated client waits for an answer before retrying.
+    /// How long a built-in client waits for an answer before retrying.
     pub client_timeout_ms: u64,
+    /// Planted bug `forget-promises`: the shell never writes acceptor state.
+    pub forget_promises: bool,
 }
 
 impl SimOptions {
@@ -59,55 +72,48 @@ impl SimOptions {
             long_delay_max_ms: 1_000,
             tick_ms: 10,
             client_timeout_ms: 400,
+            forget_promises: false,
         }
     }
 }
 
-/// A simulated node's durable state.
-#[derive(Clone, Debug, Default)]
-pub struct SimDisk {
-    pub checkpoint: Option<Checkpoint>,
-    pub records: Vec<WalRecord>,
-}
-
-/// A node's executed journal: entries from exec index `start` on.
-#[derive(Clone, Debug)]
-pub struct Journal {
-    pub start: ExecIndex,
-    pub entries: Vec<Executed>,
-}
-
-impl Journal {
-    fn next_index(&self) -> ExecIndex {
-        self.start + self.entries.len() as u64
-    }
-
-    fn truncate_to(&mut self, last: ExecIndex) {
-        // A crash between installing a snapshot and resetting the journal leaves the journal
-        // behind the checkpoint: it cannot be refilled, so it restarts after the checkpoint.
-        if self.next_index() <= last {
-            self.entries.clear();
-            self.start = last + 1;
-            return;
-        }
-        let keep = last.saturating_sub(self.start - 1) as usize;
-        self.entries.truncate(keep);
-        if self.entries.is_empty() && self.start > last + 1 {
-            self.start = last + 1;
-        }
-    }
-}
-
+/// One simulated replica: its disk always, its shell while its process lives.
 pub struct SimNode {
     pub id: NodeId,
-    /// `None` while crashed.
-    pub core: Option<Core>,
+    shell: Option<Shell>,
     pub disk: SimDisk,
-    pub journal: Journal,
     next_tick_ms: u64,
     boots: u64,
-    /// Crash in the middle of the next burst's disk write (see `Sim::crash_during_next_burst`).
-    torn: bool,
+    /// Frozen (SIGSTOP): inputs wait in `held`, timers do not run.
+    paused: bool,
+    held: Vec<Input>,
+    /// Added to the world's clock for this node's timers (forward clock jumps).
+    clock_offset_ms: u64,
+    /// Why the last start failed (the replica refused its disk), if it did.
+    refused: Option<String>,
+    /// Every entry this node reported executing, by exec index, across restarts.
+    executed: BTreeMap<ExecIndex, Executed>,
+}
+
+impl SimNode {
+    /// The node's core while it is up.
+    pub fn core(&self) -> Option<&Core> {
+        self.shell.as_ref().map(Shell::core)
+    }
+
+    /// The entries this node executed (as its shell was told), in exec-index order.
+    pub fn executed(&self) -> impl Iterator<Item = &Executed> {
+        self.executed.values()
+    }
+
+    /// Why the node refused to start, if it did.
+    pub fn refused(&self) -> Option<&str> {
+        self.refused.as_deref()
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
 }
 
 /// A client answer the simulator saw.
@@ -120,6 +126,7 @@ pub struct SeenReply {
     pub response: ClientResponse,
 }
 
+#[derive(Debug)]
 enum Input {
     Peer { from: NodeId, msg: PeerMsg },
     Client { token: ReplyToken, command: Command },
@@ -128,15 +135,10 @@ enum Input {
 struct SimClient {
     id: ClientId,
     next_request: u64,
-    outstanding: Option<Outstanding>,
+    outstanding: Option<(Command, ReplyToken)>,
     /// When to act next: send the next command, or give up waiting and retry.
     next_action_ms: u64,
     target: NodeId,
-}
-
-struct Outstanding {
-    command: Command,
-    token: ReplyToken,
 }
 
 /// Counters for test assertions and curiosity.
@@ -147,6 +149,29 @@ pub struct SimStats {
     pub delivered: u64,
     pub bursts: u64,
     pub client_ops_done: u64,
+    pub storage_stops: u64,
+}
+
+/// What one burst produced, collected through [`ShellIo`].
+#[derive(Default)]
+struct BurstIo {
+    sends: Vec<(NodeId, PeerMsg)>,
+    replies: Vec<(ReplyToken, ClientResponse)>,
+    executed: Vec<Executed>,
+}
+
+impl ShellIo for BurstIo {
+    fn send(&mut self, to: NodeId, msg: PeerMsg) {
+        self.sends.push((to, msg));
+    }
+
+    fn reply(&mut self, token: ReplyToken, response: ClientResponse) {
+        self.replies.push((token, response));
+    }
+
+    fn executed(&mut self, entry: &Executed) {
+        self.executed.push(entry.clone());
+    }
 }
 
 pub struct Sim {
@@ -159,7 +184,9 @@ pub struct Sim {
     cut: BTreeSet<(NodeId, NodeId)>,
     next_token: ReplyToken,
     submitted: BTreeMap<ReplyToken, Command>,
+    answered: BTreeSet<ReplyToken>,
     replies: Vec<SeenReply>,
+    replies_taken: usize,
     clients: Vec<SimClient>,
     clients_active: bool,
     token_owner: BTreeMap<ReplyToken, usize>,
@@ -181,7 +208,9 @@ impl Sim {
             cut: BTreeSet::new(),
             next_token: 1,
             submitted: BTreeMap::new(),
+            answered: BTreeSet::new(),
             replies: Vec::new(),
+            replies_taken: 0,
             clients: Vec::new(),
             clients_active: false,
             token_owner: BTreeMap::new(),
@@ -191,18 +220,17 @@ impl Sim {
             opts,
         };
         for id in sim.opts.config.nodes.clone() {
-            let journal = Journal {
-                start: 1,
-                entries: Vec::new(),
-            };
             let node = SimNode {
                 id,
-                core: None,
-                disk: SimDisk::default(),
-                journal,
+                shell: None,
+                disk: SimDisk::new(),
                 next_tick_ms: 0,
                 boots: 0,
-                torn: false,
+                paused: false,
+                held: Vec::new(),
+                clock_offset_ms: 0,
+                refused: None,
+                executed: BTreeMap::new(),
             };
             sim.nodes.insert(id, node);
             sim.boot(id);
@@ -224,12 +252,7 @@ impl Sim {
 
     /// The live core of `id`, if it is up.
     pub fn core(&self, id: NodeId) -> Option<&Core> {
-        self.nodes.get(&id).and_then(|n| n.core.as_ref())
-    }
-
-    /// Mutable access for tests that poke a core directly (effects are not applied).
-    pub fn core_mut(&mut self, id: NodeId) -> Option<&mut Core> {
-        self.nodes.get_mut(&id).and_then(|n| n.core.as_mut())
+        self.nodes.get(&id).and_then(SimNode::core)
     }
 
     pub fn is_up(&self, id: NodeId) -> bool {
@@ -240,7 +263,7 @@ impl Sim {
     pub fn leaders(&self) -> Vec<NodeId> {
         self.nodes
             .values()
-            .filter(|n| n.core.as_ref().is_some_and(Core::leads))
+            .filter(|n| n.core().is_some_and(Core::leads))
             .map(|n| n.id)
             .collect()
     }
@@ -252,22 +275,97 @@ impl Sim {
             .max_by_key(|id| self.core(*id).map(|c| c.status().ballot))
     }
 
-    // ----- faults -----
+    /// Asks a live node an introspection question (PrintDB, FetchExecuted, ...).
+    pub fn introspect(&mut self, id: NodeId, request: ClientRequest) -> Option<ClientResponse> {
+        let shell = self.nodes.get_mut(&id)?.shell.as_mut()?;
+        Some(shell.introspect(request))
+    }
 
-    /// Stops a node: it loses everything but its disk; messages to it are lost.
-    pub fn crash(&mut self, id: NodeId) {
-        if let Some(node) = self.nodes.get_mut(&id) {
-            node.core = None;
-            // A pending torn write belongs to the incarnation that just died.
-            node.torn = false;
+    /// The first exec index `id`'s executed journal still holds (after a snapshot install it
+    /// is past 1).
+    pub fn journal_first_available(&mut self, id: NodeId) -> Option<ExecIndex> {
+        let request = ClientRequest::FetchExecuted {
+            from_exec_index: 1,
+            max_entries: 0,
+        };
+        match self.introspect(id, request)? {
+            ClientResponse::Executed {
+                first_available, ..
+            } => Some(first_available),
+            _ => None,
         }
     }
 
-    /// Crashes `id` while its next burst is being written: a random prefix of that burst's
-    /// durable effects reaches the disk, none of its messages or replies leave.
-    pub fn crash_during_next_burst(&mut self, id: NodeId) {
+    // ----- faults -----
+
+    /// Kills a node's process: it loses everything but its disk (the page cache survives);
+    /// messages to it are lost.
+    pub fn crash(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.get_mut(&id) {
-            node.torn = node.core.is_some();
+            node.shell = None;
+            node.paused = false;
+            node.held.clear();
+        }
+    }
+
+    /// Cuts the power of a node: its process dies and its disk keeps only what was fsynced,
+    /// plus any subset of what was not.
+    pub fn power_cut(&mut self, id: NodeId) {
+        self.crash(id);
+        if let Some(node) = self.nodes.get(&id) {
+            node.disk.power_cut(&mut self.rng);
+        }
+    }
+
+    /// The node's process dies inside one of its next storage calls (a write in progress
+    /// lands as a prefix); sends that left before that call escape, nothing after it does.
+    pub fn crash_during_next_burst(&mut self, id: NodeId) {
+        let ops = self.rng.gen_range(0..12);
+        let tear = self.rng.gen_range(0.0..1.0);
+        if let Some(node) = self.nodes.get(&id).filter(|n| n.shell.is_some()) {
+            node.disk.arm_crash(ops, tear);
+        }
+    }
+
+    /// The node's next `n` fsyncs fail (EIO).
+    pub fn fail_syncs(&mut self, id: NodeId, n: u32) {
+        if let Some(node) = self.nodes.get(&id) {
+            node.disk.fail_next_syncs(n);
+        }
+    }
+
+    /// Flips a bit of synced data in the node's WAL or checkpoint; returns where.
+    pub fn flip_bit(&mut self, id: NodeId) -> Option<(PathBuf, u64)> {
+        let node = self.nodes.get(&id)?;
+        node.disk.flip_bit(&mut self.rng)
+    }
+
+    /// Freezes a node (SIGSTOP): it handles nothing, its timers wait; messages to it queue up.
+    pub fn pause(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes.get_mut(&id).filter(|n| n.shell.is_some()) {
+            node.paused = true;
+        }
+    }
+
+    /// Thaws a paused node: what queued up arrives as one late burst, its timers fire late.
+    pub fn resume(&mut self, id: NodeId) {
+        let Some(node) = self.nodes.get_mut(&id) else {
+            return;
+        };
+        if !std::mem::take(&mut node.paused) {
+            return;
+        }
+        let held = std::mem::take(&mut node.held);
+        for input in held {
+            self.enqueue(self.now_ms, id, input);
+        }
+    }
+
+    /// Moves one node's clock forward by `ms`: its timers (elections, heartbeats, client waits)
+    /// see the jump at once.
+    pub fn jump_clock(&mut self, id: NodeId, ms: u64) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.clock_offset_ms = node.clock_offset_ms.saturating_add(ms);
         }
     }
 
@@ -283,12 +381,11 @@ impl Sim {
     pub fn partition(&mut self, groups: &[&[NodeId]]) {
         for (i, a) in groups.iter().enumerate() {
             for (j, b) in groups.iter().enumerate() {
-                if i == j {
-                    continue;
-                }
-                for x in a.iter() {
-                    for y in b.iter() {
-                        self.cut.insert((*x, *y));
+                if i != j {
+                    for x in a.iter() {
+                        for y in b.iter() {
+                            self.cut.insert((*x, *y));
+                        }
                     }
                 }
             }
@@ -306,6 +403,11 @@ impl Sim {
         self.cut.insert((from, to));
     }
 
+    /// The links cut right now, as (from, to).
+    pub fn cuts(&self) -> Vec<(NodeId, NodeId)> {
+        self.cut.iter().copied().collect()
+    }
+
     /// Restores every link.
     pub fn heal(&mut self) {
         self.cut.clear();
@@ -313,6 +415,10 @@ impl Sim {
 
     pub fn set_drop_rate(&mut self, rate: f64) {
         self.opts.drop_rate = rate;
+    }
+
+    pub fn set_dup_rate(&mut self, rate: f64) {
+        self.opts.dup_rate = rate;
     }
 
     // ----- clients -----
@@ -332,10 +438,17 @@ impl Sim {
         &self.replies
     }
 
+    /// The answers that arrived since the last call.
+    pub fn take_replies(&mut self) -> &[SeenReply] {
+        let from = std::mem::replace(&mut self.replies_taken, self.replies.len());
+        &self.replies[from..]
+    }
+
     /// The answer to `token`, if any.
     pub fn reply_to(&self, token: ReplyToken) -> Option<&ClientResponse> {
         self.replies
             .iter()
+            .rev()
             .find(|r| r.token == token)
             .map(|r| &r.response)
     }
@@ -345,14 +458,13 @@ impl Sim {
         let nodes = self.node_ids();
         for id in 1..=count {
             let target = nodes[self.rng.gen_range(0..nodes.len())];
-            let client = SimClient {
+            self.clients.push(SimClient {
                 id: ClientId(id),
                 next_request: 1,
                 outstanding: None,
                 next_action_ms: self.now_ms,
                 target,
-            };
-            self.clients.push(client);
+            });
         }
         self.clients_active = true;
     }
@@ -384,9 +496,13 @@ impl Sim {
             inputs.entry(to).or_default().push(input);
         }
         for id in self.node_ids() {
-            let tick =
-                self.nodes[&id].core.is_some() && self.nodes[&id].next_tick_ms <= self.now_ms;
+            let node = &self.nodes[&id];
             let batch = inputs.remove(&id).unwrap_or_default();
+            if node.paused {
+                self.node_mut(id).held.extend(batch);
+                continue;
+            }
+            let tick = node.shell.is_some() && node.next_tick_ms <= self.now_ms;
             if tick || !batch.is_empty() {
                 self.burst(id, batch, tick);
             }
@@ -398,10 +514,15 @@ impl Sim {
     /// Runs for `ms` of virtual time.
     pub fn run_for(&mut self, ms: u64) {
         let until = self.now_ms + ms;
-        while self.next_event_ms().is_some_and(|t| t <= until) {
+        self.run_to(until);
+    }
+
+    /// Handles everything scheduled up to `until_ms`, then sets the clock there.
+    pub fn run_to(&mut self, until_ms: u64) {
+        while self.next_event_ms().is_some_and(|t| t <= until_ms) {
             self.step();
         }
-        self.now_ms = self.now_ms.max(until);
+        self.now_ms = self.now_ms.max(until_ms);
     }
 
     /// Runs until `done` holds (checked after every step) or `ms` of virtual time pass.
@@ -432,12 +553,13 @@ impl Sim {
         self.run_until(ms, |sim| sim.check_converged().is_ok())
     }
 
-    fn next_event_ms(&self) -> Option<u64> {
+    /// The next moment something is scheduled: a message, a live node's tick, a client timer.
+    pub fn next_event_ms(&self) -> Option<u64> {
         let message = self.queue.keys().next().map(|(t, _)| *t);
         let tick = self
             .nodes
             .values()
-            .filter(|n| n.core.is_some())
+            .filter(|n| n.shell.is_some() && !n.paused)
             .map(|n| n.next_tick_ms)
             .min();
         let client = self
@@ -453,8 +575,7 @@ impl Sim {
         let delay = self
             .rng
             .gen_range(self.opts.min_delay_ms..=self.opts.max_delay_ms);
-        let long = self.rng.gen_bool(self.opts.long_delay_rate);
-        let extra = if long {
+        let extra = if self.rng.gen_bool(self.opts.long_delay_rate) {
             self.rng.gen_range(0..=self.opts.long_delay_max_ms)
         } else {
             0
@@ -475,119 +596,96 @@ impl Sim {
         }
         if self.rng.gen_bool(self.opts.dup_rate) {
             let at = self.now_ms + self.delay();
-            self.enqueue(
-                at,
-                to,
-                Input::Peer {
-                    from,
-                    msg: msg.clone(),
-                },
-            );
+            let copy = msg.clone();
+            self.enqueue(at, to, Input::Peer { from, msg: copy });
         }
         let at = self.now_ms + self.delay();
         self.enqueue(at, to, Input::Peer { from, msg });
     }
 
-    /// Starts (or restarts) a node from its disk.
+    /// Starts (or restarts) a node's process from its disk.
     fn boot(&mut self, id: NodeId) {
-        let mut config = self.opts.config.clone();
-        config.me = id;
-        let node = self.nodes.get_mut(&id).expect("known node");
+        let mut core = self.opts.config.clone();
+        core.me = id;
+        let seed_base = self.opts.seed;
+        let forget_promises = self.opts.forget_promises;
+        let tick_ms = self.opts.tick_ms.max(1);
+        let now = self.now_ms;
+        let node = self.node_mut(id);
         node.boots += 1;
-        let checkpoint_exec = node
-            .disk
-            .checkpoint
-            .as_ref()
-            .map_or(0, |c| c.bank.exec_index());
-        node.journal.truncate_to(checkpoint_exec);
-        let recovered = Recovered {
-            checkpoint: node.disk.checkpoint.clone(),
-            records: node.disk.records.clone(),
+        node.disk.revive();
+        let config = ShellConfig {
+            core,
+            data_dir: PathBuf::from(format!("/{id}")),
+            seed: seed_base ^ (u64::from(id.0) << 32) ^ node.boots,
+            fsync: true,
+            forget_promises,
         };
-        let seed = self.opts.seed ^ (u64::from(id.0) << 32) ^ node.boots;
-        let (core, effects) = Core::new(config, recovered, seed, self.now_ms);
-        node.core = Some(core);
-        node.next_tick_ms = self.now_ms + u64::from(id.0) % self.opts.tick_ms.max(1);
-        self.apply(id, effects);
+        let node_now = now + node.clock_offset_ms;
+        let mut io = BurstIo::default();
+        match Shell::open(std::sync::Arc::new(node.disk.clone()), &config, node_now, &mut io) {
+            Ok(shell) => {
+                node.shell = Some(shell);
+                node.refused = None;
+            }
+            Err(e) => {
+                tracing::info!(node = %id, "refused to start: {e}");
+                node.refused = Some(e.to_string());
+                return;
+            }
+        }
+        node.next_tick_ms = now + u64::from(id.0) % tick_ms;
+        self.route(id, io);
     }
 
-    /// One burst at one node: inputs, maybe a tick, flush, then the shell contract.
+    /// One burst at one node: inputs, maybe a tick, then the shell carries out the effects.
     fn burst(&mut self, id: NodeId, inputs: Vec<Input>, tick: bool) {
         let now = self.now_ms;
         let tick_ms = self.opts.tick_ms;
         let node = self.nodes.get_mut(&id).expect("known node");
-        let Some(core) = node.core.as_mut() else {
-            return; // crashed: whatever arrived is lost
+        let node_now = now + node.clock_offset_ms;
+        let Some(shell) = node.shell.as_mut() else {
+            return; // down: whatever arrived is lost
         };
-        let mut out = Vec::new();
+        let mut out: Vec<Effect> = Vec::new();
         for input in inputs {
             match input {
-                Input::Peer { from, msg } => core.on_message(now, from, msg, &mut out),
-                Input::Client { token, command } => core.on_client(now, token, command, &mut out),
+                Input::Peer { from, msg } => shell.on_peer(node_now, from, msg, &mut out),
+                Input::Client { token, command } => {
+                    shell.on_client(node_now, token, command, &mut out)
+                }
             }
             self.stats.delivered += 1;
         }
         if tick {
-            core.on_tick(now, &mut out);
+            shell.on_tick(node_now, &mut out);
             while node.next_tick_ms <= now {
                 node.next_tick_ms += tick_ms;
             }
         }
-        core.flush(now, &mut out);
+        let mut io = BurstIo::default();
+        let result = shell.finish_burst(node_now, out, &mut io);
         self.stats.bursts += 1;
-        self.apply(id, out);
+        if let Err(e) = result {
+            // The disk failed or the process died inside a storage call: the process stops,
+            // as `replica run` does. What it sent before the failure has left.
+            tracing::info!(node = %id, "stopped: {e}");
+            self.stats.storage_stops += 1;
+            self.crash(id);
+        }
+        self.route(id, io);
     }
 
-    /// The shell contract as the real shell keeps it: non-vote sends leave at once, then the
-    /// durable effects (one "fsync"), then votes and replies in order. A crash mid-burst lets
-    /// the non-vote sends escape, as it can in the real shell.
-    fn apply(&mut self, id: NodeId, mut effects: Vec<Effect>) {
-        effects.retain(|effect| match effect {
-            Effect::Send { to, msg } if !msg.is_vote() => {
-                self.send(id, *to, msg.clone());
-                false
-            }
-            _ => true,
-        });
-        if std::mem::take(&mut self.node_mut(id).torn) {
-            let durable = effects
-                .iter()
-                .filter(|e| !matches!(e, Effect::Send { .. } | Effect::Reply { .. }));
-            let keep = self.rng.gen_range(0..=durable.count());
-            effects.retain(|e| !matches!(e, Effect::Send { .. } | Effect::Reply { .. }));
-            effects.truncate(keep);
-            self.node_mut(id).core = None;
+    /// Delivers what a burst sent, answered and executed.
+    fn route(&mut self, id: NodeId, io: BurstIo) {
+        for entry in &io.executed {
+            self.record_executed(id, entry);
         }
-        let mut checkpointed = false;
-        for effect in &effects {
-            match effect {
-                Effect::Persist(record) => self.node_mut(id).disk.records.push(record.clone()),
-                Effect::Checkpoint(checkpoint) => {
-                    self.node_mut(id).disk.checkpoint = Some(checkpoint.clone());
-                    checkpointed = true;
-                }
-                Effect::Executed(executed) => self.journal_append(id, executed),
-                Effect::ResetJournal { next_exec_index } => {
-                    let journal = &mut self.node_mut(id).journal;
-                    journal.start = *next_exec_index;
-                    journal.entries.clear();
-                }
-                Effect::Send { .. } | Effect::Reply { .. } => {}
-            }
+        for (to, msg) in io.sends {
+            self.send(id, to, msg);
         }
-        if checkpointed {
-            // WAL compaction, as the shell may do once the checkpoint is durable.
-            let node = self.node_mut(id);
-            if let Some(core) = &node.core {
-                node.disk.records = core.durable_records();
-            }
-        }
-        for effect in effects {
-            match effect {
-                Effect::Send { to, msg } => self.send(id, to, msg),
-                Effect::Reply { token, response } => self.client_reply(id, token, response),
-                _ => {}
-            }
+        for (token, response) in io.replies {
+            self.client_reply(id, token, response);
         }
     }
 
@@ -595,28 +693,31 @@ impl Sim {
         self.nodes.get_mut(&id).expect("known node")
     }
 
-    fn journal_append(&mut self, id: NodeId, executed: &Executed) {
+    fn record_executed(&mut self, id: NodeId, executed: &Executed) {
+        let now = self.now_ms;
         match self.executed.get(&executed.exec_index) {
             Some(first) if first != executed => self.violations.push(format!(
-                "t={} {id} executed #{} as {:?}, but it was {:?}",
-                self.now_ms, executed.exec_index, executed, first
+                "t={now} {id} executed #{} as {executed:?}, but it was {first:?}",
+                executed.exec_index
             )),
             Some(_) => {}
             None => {
                 self.executed.insert(executed.exec_index, executed.clone());
             }
         }
-        let now = self.now_ms;
-        let journal = &mut self.node_mut(id).journal;
-        if executed.exec_index != journal.next_index() {
-            let expected = journal.next_index();
-            self.violations.push(format!(
-                "t={now} {id} journal expected #{expected}, got #{}",
-                executed.exec_index
-            ));
-            return;
+        let node = self.node_mut(id);
+        match node.executed.get(&executed.exec_index) {
+            Some(mine) if mine != executed => {
+                let message = format!(
+                    "t={now} {id} re-executed #{} as {executed:?}, but it had executed {mine:?}",
+                    executed.exec_index
+                );
+                self.violations.push(message);
+            }
+            _ => {
+                node.executed.insert(executed.exec_index, executed.clone());
+            }
         }
-        journal.entries.push(executed.clone());
     }
 
     fn client_reply(&mut self, node: NodeId, token: ReplyToken, response: ClientResponse) {
@@ -625,18 +726,17 @@ impl Sim {
                 .push(format!("{node} answered unknown token {token}"));
             return;
         };
-        if self.replies.iter().any(|r| r.token == token) {
+        if !self.answered.insert(token) {
             self.violations
                 .push(format!("{node} answered token {token} twice"));
         }
-        let seen = SeenReply {
+        self.replies.push(SeenReply {
             at_ms: self.now_ms,
             node,
             token,
             command,
             response: response.clone(),
-        };
-        self.replies.push(seen);
+        });
         if let Some(index) = self.token_owner.remove(&token) {
             self.client_answered(index, token, response);
         }
@@ -647,7 +747,7 @@ impl Sim {
         let nodes = self.node_ids();
         let random_node = nodes[self.rng.gen_range(0..nodes.len())];
         let client = &mut self.clients[index];
-        if client.outstanding.as_ref().is_none_or(|o| o.token != token) {
+        if client.outstanding.as_ref().is_none_or(|o| o.1 != token) {
             return; // an answer to an attempt already given up on
         }
         match response {
@@ -680,14 +780,11 @@ impl Sim {
             if self.clients[index].next_action_ms > self.now_ms {
                 continue;
             }
-            let command = match &self.clients[index].outstanding {
-                Some(outstanding) => {
-                    // Timed out (no answer) or told to retry: same request id. After a
-                    // timeout the client tries another node half of the time.
-                    let timed_out = self.token_owner.remove(&outstanding.token).is_some();
-                    let command = outstanding.command.clone();
-                    if timed_out {
-                        // Like the harness's clients: a timeout moves on to another replica.
+            let command = match self.clients[index].outstanding.clone() {
+                Some((command, token)) => {
+                    // Timed out (no answer) or told to retry: same request id. Like the
+                    // harness's clients, a timeout moves on to another replica.
+                    if self.token_owner.remove(&token).is_some() {
                         let current = self.clients[index].target;
                         let others: Vec<NodeId> = self
                             .node_ids()
@@ -707,7 +804,7 @@ impl Sim {
             let token = self.submit(target, command.clone());
             self.token_owner.insert(token, index);
             let client = &mut self.clients[index];
-            client.outstanding = Some(Outstanding { command, token });
+            client.outstanding = Some((command, token));
             client.next_action_ms = self.now_ms + self.opts.client_timeout_ms;
         }
     }
@@ -717,10 +814,9 @@ impl Sim {
         self.clients
             .iter()
             .map(|c| {
-                let outstanding = c.outstanding.as_ref().map(|o| (&o.command, o.token));
                 format!(
                     "{} -> {} next {} {:?}",
-                    c.id, c.target, c.next_action_ms, outstanding
+                    c.id, c.target, c.next_action_ms, c.outstanding
                 )
             })
             .collect()
@@ -736,11 +832,10 @@ impl Sim {
         let op = if roll < 0.75 {
             let from = self.rng.gen_range(0..accounts.len());
             let to = (from + self.rng.gen_range(1..accounts.len())) % accounts.len();
-            let amount = self.rng.gen_range(1..=5);
             Op::Transfer {
                 from: accounts[from].clone(),
                 to: accounts[to].clone(),
-                amount,
+                amount: self.rng.gen_range(1..=5),
             }
         } else if roll < 0.95 {
             Op::Read {
@@ -764,19 +859,19 @@ impl Sim {
     }
 
     /// No two replicas ever executed different commands (or results) at the same exec index,
-    /// every journal is gap-free, every live replica conserves money without overdrafts, has
-    /// executed everything it knows committed, and holds no log entry beyond its window.
+    /// no disk saw acknowledged data cut, every live replica conserves money without
+    /// overdrafts, has executed everything it knows committed, and holds no log entry beyond
+    /// its window.
     pub fn check_safety(&self) -> Result<(), String> {
-        if let Some(first) = self.violations.first() {
-            return Err(format!(
-                "{} violations, first: {first}",
-                self.violations.len()
-            ));
+        let disk_violations = self.nodes.values().flat_map(|n| n.disk.violations());
+        let all: Vec<String> = self.violations.iter().cloned().chain(disk_violations).collect();
+        if let Some(first) = all.first() {
+            return Err(format!("{} violations, first: {first}", all.len()));
         }
         let config = &self.opts.config;
         let total = config.initial_balance * config.accounts.len() as Amount;
         for (id, node) in &self.nodes {
-            let Some(core) = &node.core else { continue };
+            let Some(core) = node.core() else { continue };
             let (_, balances) = core.balances();
             let sum: Amount = balances.values().sum();
             if sum != total {
@@ -846,14 +941,10 @@ impl Sim {
     /// Every live replica has executed the same number of commands and holds the same balances,
     /// and no replica is still catching up.
     pub fn check_converged(&self) -> Result<(), String> {
-        let mut states = self
-            .nodes
-            .values()
-            .filter_map(|n| n.core.as_ref())
-            .map(|c| {
-                let status = c.status();
-                (status.commit_slot, status.executed_slot, c.balances())
-            });
+        let mut states = self.nodes.values().filter_map(SimNode::core).map(|c| {
+            let status = c.status();
+            (status.commit_slot, status.executed_slot, c.balances())
+        });
         let Some(first) = states.next() else {
             return Ok(());
         };
@@ -863,8 +954,9 @@ impl Sim {
         }
     }
 
-    /// The violations recorded while running (empty when all is well).
-    pub fn violations(&self) -> &[String] {
-        &self.violations
+    /// The violations recorded while running (empty when all is well), the disks' included.
+    pub fn violations(&self) -> Vec<String> {
+        let disks = self.nodes.values().flat_map(|n| n.disk.violations());
+        self.violations.iter().cloned().chain(disks).collect()
     }
 }

@@ -6,7 +6,7 @@
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use replica::core::sim::{Sim, SimOptions};
+use sim::{Sim, SimOptions};
 use replica::core::Bugs;
 use replica::types::NodeId;
 
@@ -188,7 +188,7 @@ fn statuses(sim: &Sim) -> Vec<String> {
         .collect()
 }
 
-/// Replays one seed with a trace: `SEED=123 cargo test -p replica --test core replay_one_seed
+/// Replays one seed with a trace: `SEED=123 cargo test -p sim --test cluster replay_one_seed
 /// -- --ignored --nocapture`.
 #[test]
 #[ignore]

@@ -1,0 +1,369 @@
+//! The shell's logic, written once for both worlds: it turns the core's effects into WAL
+//! appends, fsyncs, journal writes, checkpoints, sends and client replies.
+//!
+//! Why a separate piece: `replica run` (the tokio/quinn `server`) and the deterministic
+//! simulator (the `sim` crate) must run the *same* durability code, or a simulated crash tests
+//! something that never ships. So the shell is synchronous and knows nothing of sockets or
+//! clocks: the caller passes the time in, plugs a file system ([`crate::storage::Fs`]) under
+//! the storage, and receives sends and replies through [`ShellIo`].
+//!
+//! One burst goes: feed inputs (`on_peer`, `on_client`, `on_tick`), then [`Shell::finish_burst`],
+//! which flushes the core and carries out its effects in the order `core::effect` demands:
+//! non-vote sends first, then every `Persist` and `Checkpoint` under ONE fsync, then votes and
+//! replies. Any storage error stops the burst before a vote or a reply leaves; the caller must
+//! then stop the replica (after a failed fsync nothing written since the last good one can be
+//! trusted), never carry on.
+
+use crate::bank::Executed;
+use crate::client_proto::{ClientRequest, ClientResponse};
+use crate::core::{Checkpoint, Core, CoreConfig, Effect, PeerMsg, Recovered, ReplyToken, WalRecord};
+use crate::storage::{self, FsRef, Journal, StorageError, Wal, DEFAULT_MAX_RECORD_BYTES};
+use crate::types::NodeId;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Past this size the WAL is rewritten with only what the core still needs.
+pub const WAL_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
+/// Most entries one FetchExecuted / PrintLog answer carries.
+pub const MAX_PAGE_ENTRIES: u32 = 10_000;
+
+/// Where sends and replies go, and who watches what executes.
+pub trait ShellIo {
+    fn send(&mut self, to: NodeId, msg: PeerMsg);
+    fn reply(&mut self, token: ReplyToken, response: ClientResponse);
+    /// Sees every executed entry as it is appended to the journal (the simulator checks
+    /// agreement across replicas with it). The real server ignores it.
+    fn executed(&mut self, _entry: &Executed) {}
+}
+
+/// Everything the shell needs to open a replica's disk and start its core.
+#[derive(Clone, Debug)]
+pub struct ShellConfig {
+    pub core: CoreConfig,
+    pub data_dir: PathBuf,
+    /// Seed of the core's randomness (election timeouts).
+    pub seed: u64,
+    /// Off only for benchmarks that measure the network alone.
+    pub fsync: bool,
+    /// Planted bug `forget-promises`: acceptor state never reaches the disk.
+    pub forget_promises: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShellError {
+    #[error("{context}: {source}")]
+    Storage {
+        context: &'static str,
+        #[source]
+        source: StorageError,
+    },
+    #[error(
+        "the checkpoint in {dir} holds accounts {found:?}, but the cluster config names \
+         {expected:?}: refusing to start with state that belongs to another configuration"
+    )]
+    CheckpointMismatch {
+        dir: PathBuf,
+        found: Vec<String>,
+        expected: Vec<String>,
+    },
+}
+
+fn storage(context: &'static str) -> impl FnOnce(StorageError) -> ShellError {
+    move |source| ShellError::Storage { context, source }
+}
+
+/// One replica's shell state: its core and its disk.
+pub struct Shell {
+    core: Core,
+    me: NodeId,
+    fs: FsRef,
+    wal: Wal<WalRecord>,
+    journal: Journal,
+    data_dir: PathBuf,
+    forget_promises: bool,
+}
+
+impl Shell {
+    /// Recovers the replica from `config.data_dir` on `fs` and starts its core at `now_ms`.
+    /// The effects of re-executing committed entries are carried out through `io`.
+    pub fn open(
+        fs: FsRef,
+        config: &ShellConfig,
+        now_ms: u64,
+        io: &mut dyn ShellIo,
+    ) -> Result<Shell, ShellError> {
+        let dir = &config.data_dir;
+        let me = config.core.me;
+        storage::ensure_dir(&*fs, dir).map_err(storage("cannot create the data directory"))?;
+        let (mut wal, records, torn) =
+            Wal::<WalRecord>::open_in(fs.clone(), dir, DEFAULT_MAX_RECORD_BYTES)
+                .map_err(storage("cannot open the write-ahead log"))?;
+        if let Some(torn) = torn {
+            tracing::warn!(node = %me, ?torn, "cut a torn tail off the write-ahead log");
+        }
+        wal.set_fsync(config.fsync);
+        let checkpoint: Option<Checkpoint> = storage::read_checkpoint_in(&*fs, dir)
+            .map_err(storage("cannot read the checkpoint"))?;
+        if let Some(checkpoint) = &checkpoint {
+            check_accounts(dir, checkpoint, &config.core)?;
+        }
+        let journal = open_journal(&fs, dir, checkpoint.as_ref(), me)?;
+        tracing::info!(
+            node = %me,
+            records = records.len(),
+            checkpoint_exec = checkpoint.as_ref().map_or(0, |c| c.bank.exec_index()),
+            "recovered state from {}",
+            dir.display()
+        );
+        let recovered = Recovered {
+            checkpoint,
+            records,
+        };
+        let (core, effects) = Core::new(config.core.clone(), recovered, config.seed, now_ms);
+        let mut shell = Shell {
+            core,
+            me,
+            fs,
+            wal,
+            journal,
+            data_dir: dir.clone(),
+            forget_promises: config.forget_promises,
+        };
+        shell.carry_out(effects, io)?;
+        Ok(shell)
+    }
+
+    pub fn core(&self) -> &Core {
+        &self.core
+    }
+
+    pub fn me(&self) -> NodeId {
+        self.me
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    pub fn on_peer(&mut self, now_ms: u64, from: NodeId, msg: PeerMsg, out: &mut Vec<Effect>) {
+        self.core.on_message(now_ms, from, msg, out);
+    }
+
+    pub fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        self.core.on_tick(now_ms, out);
+    }
+
+    /// A client submitted `command`; the answer comes as a `Reply` for `token`.
+    pub fn on_client(
+        &mut self,
+        now_ms: u64,
+        token: ReplyToken,
+        command: crate::bank::Command,
+        out: &mut Vec<Effect>,
+    ) {
+        self.core.on_client(now_ms, token, command, out);
+    }
+
+    /// Ends a burst: flushes the core and carries out every effect of the burst.
+    pub fn finish_burst(
+        &mut self,
+        now_ms: u64,
+        mut out: Vec<Effect>,
+        io: &mut dyn ShellIo,
+    ) -> Result<(), ShellError> {
+        self.core.flush(now_ms, &mut out);
+        self.carry_out(out, io)
+    }
+
+    /// PrintDB, PrintLog, PrintStatus, PrintView, FetchExecuted, Status: answered from the
+    /// core's and the journal's current state, never through the log. `Submit` is not an
+    /// introspection request; it is answered with an error here.
+    pub fn introspect(&mut self, request: ClientRequest) -> ClientResponse {
+        let node = self.me;
+        match request {
+            ClientRequest::PrintDb => {
+                let (exec_index, balances) = self.core.balances();
+                ClientResponse::Db {
+                    node,
+                    exec_index,
+                    balances,
+                }
+            }
+            ClientRequest::PrintLog {
+                from_slot,
+                max_entries,
+            } => {
+                let (checkpoint_slot, entries) = self
+                    .core
+                    .log_view(from_slot, max_entries.min(MAX_PAGE_ENTRIES));
+                ClientResponse::Log {
+                    node,
+                    checkpoint_slot,
+                    entries,
+                }
+            }
+            ClientRequest::PrintStatus { slot } => ClientResponse::SlotStatus {
+                node,
+                slot,
+                state: self.core.slot_state(slot),
+            },
+            ClientRequest::PrintView => ClientResponse::Views {
+                node,
+                views: self.core.views(),
+            },
+            ClientRequest::Status => ClientResponse::Status(self.core.status()),
+            ClientRequest::FetchExecuted {
+                from_exec_index,
+                max_entries,
+            } => self.fetch_executed(from_exec_index, max_entries),
+            ClientRequest::Submit(_) => ClientResponse::Error {
+                node,
+                message: "a submit is not an introspection request".into(),
+            },
+        }
+    }
+
+    fn fetch_executed(&mut self, from: u64, max_entries: u32) -> ClientResponse {
+        let max = max_entries.min(MAX_PAGE_ENTRIES) as usize;
+        match self.journal.read(from.max(1), max) {
+            Ok(entries) => ClientResponse::Executed {
+                node: self.me,
+                first_available: self.journal.first_available(),
+                last: self.journal.last(),
+                entries,
+            },
+            Err(e) => ClientResponse::Error {
+                node: self.me,
+                message: format!("cannot read the executed journal: {e}"),
+            },
+        }
+    }
+
+    /// Carries out one burst's effects: requests to peers first, then the disk under one fsync,
+    /// then votes and client replies (see the core's `Effect` contract).
+    fn carry_out(&mut self, effects: Vec<Effect>, io: &mut dyn ShellIo) -> Result<(), ShellError> {
+        let mut effects: Vec<Option<Effect>> = effects.into_iter().map(Some).collect();
+        send_non_votes(&mut effects, io);
+        let mut wrote_wal = false;
+        let mut took_checkpoint = false;
+        for effect in effects.iter().flatten() {
+            match effect {
+                Effect::Persist(record) if !self.forget_promises => {
+                    self.wal
+                        .append(record)
+                        .map_err(storage("cannot append to the write-ahead log"))?;
+                    // A commit point is a hint (it can be learned again from the leader), so
+                    // it rides along with the next fsync instead of costing one before the
+                    // replies of the burst that committed.
+                    wrote_wal |= !matches!(record, WalRecord::Committed { .. });
+                }
+                Effect::Persist(_) => {}
+                Effect::Checkpoint(checkpoint) => {
+                    // A checkpoint must never be ahead of the journal on disk: a journal that
+                    // ends before the checkpoint's exec index could not be refilled.
+                    self.journal
+                        .flush()
+                        .map_err(storage("cannot write the executed journal"))?;
+                    storage::write_checkpoint_in(&*self.fs, &self.data_dir, checkpoint)
+                        .map_err(storage("cannot write the checkpoint"))?;
+                    took_checkpoint = true;
+                }
+                Effect::Executed(executed) => {
+                    io.executed(executed);
+                    self.journal
+                        .append(executed)
+                        .map_err(storage("cannot append to the executed journal"))?;
+                }
+                Effect::ResetJournal { next_exec_index } => self
+                    .journal
+                    .reset(*next_exec_index)
+                    .map_err(storage("cannot reset the executed journal"))?,
+                Effect::Send { .. } | Effect::Reply { .. } => {}
+            }
+        }
+        self.journal
+            .flush()
+            .map_err(storage("cannot write the executed journal"))?;
+        if wrote_wal {
+            self.wal
+                .sync()
+                .map_err(storage("cannot sync the write-ahead log"))?;
+        }
+        if took_checkpoint && self.wal.size_bytes() > WAL_COMPACT_BYTES {
+            self.wal
+                .rewrite(&self.core.durable_records())
+                .map_err(storage("cannot compact the write-ahead log"))?;
+        }
+        for effect in effects.into_iter().flatten() {
+            match effect {
+                Effect::Send { to, msg } => io.send(to, msg),
+                Effect::Reply { token, response } => io.reply(token, response),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Releases the sends that need not wait for the fsync, taking them out of `effects`.
+fn send_non_votes(effects: &mut [Option<Effect>], io: &mut dyn ShellIo) {
+    for slot in effects.iter_mut() {
+        if matches!(slot, Some(Effect::Send { msg, .. }) if !msg.is_vote()) {
+            if let Some(Effect::Send { to, msg }) = slot.take() {
+                io.send(to, msg);
+            }
+        }
+    }
+}
+
+/// Refuses a checkpoint written for other accounts: the WAL was compacted past it, so
+/// ignoring it would silently restart from less state than this replica acknowledged.
+fn check_accounts(
+    dir: &Path,
+    checkpoint: &Checkpoint,
+    config: &CoreConfig,
+) -> Result<(), ShellError> {
+    let found: BTreeSet<&String> = checkpoint.bank.balances().keys().collect();
+    let expected: BTreeSet<&String> = config.accounts.iter().collect();
+    if found == expected {
+        return Ok(());
+    }
+    Err(ShellError::CheckpointMismatch {
+        dir: dir.to_path_buf(),
+        found: found.into_iter().cloned().collect(),
+        expected: expected.into_iter().cloned().collect(),
+    })
+}
+
+/// Opens the executed journal and cuts it back to the checkpoint, as the core's recovery
+/// contract asks (re-execution refills the rest).
+fn open_journal(
+    fs: &FsRef,
+    dir: &Path,
+    checkpoint: Option<&Checkpoint>,
+    me: NodeId,
+) -> Result<Journal, ShellError> {
+    let (mut journal, torn) =
+        Journal::open_in(fs.clone(), dir).map_err(storage("cannot open the executed journal"))?;
+    if let Some(torn) = torn {
+        tracing::warn!(node = %me, ?torn, "cut a torn tail off the executed journal");
+    }
+    let checkpoint_exec = checkpoint.map_or(0, |c| c.bank.exec_index());
+    journal
+        .truncate_after(checkpoint_exec)
+        .map_err(storage("cannot truncate the executed journal"))?;
+    if journal.next_exec_index() <= checkpoint_exec {
+        // Killed between installing a snapshot and resetting the journal: the entries up to
+        // the checkpoint are not known here, so the journal restarts after it.
+        tracing::warn!(
+            node = %me,
+            journal_next = journal.next_exec_index(),
+            checkpoint_exec,
+            "the executed journal ends before the checkpoint; restarting it after the checkpoint"
+        );
+        journal
+            .reset(checkpoint_exec + 1)
+            .map_err(storage("cannot reset the executed journal"))?;
+    }
+    Ok(journal)
+}

@@ -1,0 +1,476 @@
+//! A simulated disk that fails the way real ones do, under the replica's real storage code.
+//!
+//! Each replica gets one [`SimDisk`], which implements `replica::storage::Fs`. It keeps two
+//! views of everything: what the process has written (the page cache: it survives a process
+//! kill) and what is durable (it survives a power cut). The POSIX rules decide what moves from
+//! one to the other:
+//!
+//! - file contents become durable when the file is fsynced (`sync_data` / `sync_all`);
+//! - a created, renamed or removed name becomes durable when its directory is fsynced;
+//! - a new directory's own name is durable when its parent directory is fsynced.
+//!
+//! Faults:
+//! - [`SimDisk::power_cut`]: names fall back to their durable state, and every file keeps its
+//!   durable contents plus *any subset* of the pages written since its last fsync, with one of
+//!   them torn at a random byte, and a length anywhere between the two.
+//! - [`SimDisk::arm_crash`]: the process dies inside a later storage call; a write in progress
+//!   lands as a prefix, and every call after it fails (the process is gone).
+//! - [`SimDisk::fail_next_syncs`]: fsync returns EIO and the data stays where it was: in the
+//!   page cache, not durable. The replica must stop rather than carry on.
+//! - [`SimDisk::flip_bit`]: a bit of synced, durable data flips. The replica must notice; the
+//!   disk records where it flipped and reports a violation if the replica later cuts a file
+//!   at or below that byte (silently truncating acknowledged data).
+
+use rand::Rng;
+use replica::storage::{Fs, FsFile, OpenMode};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// The unit a power cut keeps or loses independently.
+pub const PAGE_BYTES: usize = 4096;
+
+/// One replica's disk. Cloning shares it.
+#[derive(Clone, Default)]
+pub struct SimDisk {
+    state: Arc<Mutex<DiskState>>,
+}
+
+#[derive(Default)]
+struct DiskState {
+    files: BTreeMap<u64, FileData>,
+    next_inode: u64,
+    /// File names as the process sees them, and as a power cut would leave them.
+    names: BTreeMap<PathBuf, u64>,
+    durable_names: BTreeMap<PathBuf, u64>,
+    dirs: BTreeSet<PathBuf>,
+    durable_dirs: BTreeSet<PathBuf>,
+    /// Storage calls left before the armed crash; `None` when none is armed.
+    crash_in_ops: Option<u32>,
+    /// Fraction of the interrupted write that lands, for the armed crash.
+    crash_tear: f64,
+    /// The process died inside a storage call: everything fails until `revive`.
+    dead: bool,
+    failing_syncs: u32,
+    /// Bit flips as (inode, byte offset), for the truncation check.
+    flips: Vec<(u64, u64)>,
+    violations: Vec<String>,
+    pub stats: DiskStats,
+}
+
+#[derive(Clone, Default)]
+struct FileData {
+    data: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+/// Counters, for tests and curiosity.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DiskStats {
+    pub writes: u64,
+    pub bytes_written: u64,
+    pub syncs: u64,
+    pub power_cuts: u64,
+    pub failed_syncs: u64,
+    pub bit_flips: u64,
+}
+
+fn killed() -> io::Error {
+    io::Error::other("simulated crash: the process died inside this call")
+}
+
+impl SimDisk {
+    pub fn new() -> SimDisk {
+        SimDisk::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, DiskState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the process died inside a storage call since the last `revive`.
+    pub fn is_dead(&self) -> bool {
+        self.lock().dead
+    }
+
+    /// A new process may use the disk again (after a kill, a crash or a power cut).
+    pub fn revive(&self) {
+        let mut state = self.lock();
+        state.dead = false;
+        state.crash_in_ops = None;
+        state.gc();
+    }
+
+    /// The process dies inside its `ops`-th storage call from now; a write it was doing lands
+    /// as its first `tear` fraction.
+    pub fn arm_crash(&self, ops: u32, tear: f64) {
+        let mut state = self.lock();
+        state.crash_in_ops = Some(ops);
+        state.crash_tear = tear.clamp(0.0, 1.0);
+    }
+
+    /// The next `n` fsyncs fail with EIO.
+    pub fn fail_next_syncs(&self, n: u32) {
+        self.lock().failing_syncs = n;
+    }
+
+    /// Power loss: see the module docs. The process is dead until `revive`.
+    pub fn power_cut(&self, rng: &mut impl Rng) {
+        let mut state = self.lock();
+        state.stats.power_cuts += 1;
+        state.names = state.durable_names.clone();
+        state.dirs = state.durable_dirs.clone();
+        for file in state.files.values_mut() {
+            file.lose_unsynced(rng);
+        }
+        state.dead = true;
+        state.crash_in_ops = None;
+    }
+
+    /// Flips one bit of durable data in a random file that has some; returns where.
+    pub fn flip_bit(&self, rng: &mut impl Rng) -> Option<(PathBuf, u64)> {
+        let mut state = self.lock();
+        let candidates: Vec<(PathBuf, u64)> = state
+            .names
+            .iter()
+            .filter(|(_, inode)| {
+                state.files[inode].durable.len() == state.files[inode].data.len()
+                    && !state.files[inode].durable.is_empty()
+            })
+            .map(|(path, inode)| (path.clone(), *inode))
+            .collect();
+        if candidates.is_empty() {
+            return None;
+        }
+        let (path, inode) = candidates[rng.gen_range(0..candidates.len())].clone();
+        let file = state.files.get_mut(&inode)?;
+        let len = file.durable.len().min(file.data.len());
+        let offset = rng.gen_range(0..len);
+        let bit = 1u8 << rng.gen_range(0..8);
+        file.durable[offset] ^= bit;
+        file.data[offset] ^= bit;
+        state.flips.push((inode, offset as u64));
+        state.stats.bit_flips += 1;
+        Some((path, offset as u64))
+    }
+
+    /// What the disk saw the replica do wrong (truncating acknowledged data after a flip).
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().violations.clone()
+    }
+
+    pub fn stats(&self) -> DiskStats {
+        self.lock().stats
+    }
+
+    /// The current contents of `path`, if it exists (for tests).
+    pub fn read(&self, path: &Path) -> Option<Vec<u8>> {
+        let state = self.lock();
+        let inode = state.names.get(path)?;
+        Some(state.files[inode].data.clone())
+    }
+
+    /// Every file name, as the process sees them (for tests).
+    pub fn file_names(&self) -> Vec<PathBuf> {
+        self.lock().names.keys().cloned().collect()
+    }
+}
+
+impl DiskState {
+    /// Counts a storage call toward an armed crash. `Err` once the process is dead; `Ok(true)`
+    /// when this very call is the one the process dies in.
+    fn tick(&mut self) -> io::Result<bool> {
+        if self.dead {
+            return Err(killed());
+        }
+        match self.crash_in_ops.as_mut() {
+            Some(0) => {
+                self.dead = true;
+                self.crash_in_ops = None;
+                Ok(true)
+            }
+            Some(left) => {
+                *left -= 1;
+                Ok(false)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn parent_exists(&self, path: &Path) -> bool {
+        match path.parent() {
+            None => true,
+            Some(p) if p.as_os_str().is_empty() || p == Path::new("/") => true,
+            Some(p) => self.dirs.contains(p),
+        }
+    }
+
+    fn inode(&self, path: &Path) -> io::Result<u64> {
+        self.names
+            .get(path)
+            .copied()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{}", path.display())))
+    }
+
+    /// Forgets files no name points at any more (no process holds handles between lives).
+    fn gc(&mut self) {
+        let live: BTreeSet<u64> = self
+            .names
+            .values()
+            .chain(self.durable_names.values())
+            .copied()
+            .collect();
+        self.files.retain(|inode, _| live.contains(inode));
+    }
+
+    fn check_truncation(&mut self, inode: u64, len: u64) {
+        if let Some((_, offset)) = self.flips.iter().find(|(i, o)| *i == inode && *o >= len) {
+            let message = format!(
+                "a file whose durable byte {offset} was flipped was cut to {len} bytes: \
+                 acknowledged data silently truncated instead of refused or repaired"
+            );
+            self.violations.push(message);
+        }
+    }
+}
+
+impl FileData {
+    fn lose_unsynced(&mut self, rng: &mut impl Rng) {
+        if self.data == self.durable {
+            return;
+        }
+        let (old, new) = (self.durable.len(), self.data.len());
+        let len = match rng.gen_range(0..3) {
+            0 => old,
+            1 => new,
+            _ => rng.gen_range(old.min(new)..=old.max(new)),
+        };
+        let mut result = self.durable.clone();
+        result.resize(len, 0);
+        let pages = len.div_ceil(PAGE_BYTES);
+        let mut kept = Vec::new();
+        for page in 0..pages {
+            let start = page * PAGE_BYTES;
+            let end = (start + PAGE_BYTES).min(len);
+            let differs = self.data.get(start..end.min(new)) != self.durable.get(start..end.min(old));
+            if differs && rng.gen_bool(0.5) {
+                let src_end = end.min(new);
+                if start < src_end {
+                    result[start..src_end].copy_from_slice(&self.data[start..src_end]);
+                }
+                kept.push(page);
+            }
+        }
+        // One kept page may itself be torn at any byte: the rest of it keeps the old bytes.
+        if !kept.is_empty() && rng.gen_bool(0.5) {
+            let page = kept[rng.gen_range(0..kept.len())];
+            let start = page * PAGE_BYTES;
+            let end = (start + PAGE_BYTES).min(len);
+            let cut = rng.gen_range(start..end.max(start + 1)).min(end);
+            for (i, byte) in result.iter_mut().enumerate().take(end).skip(cut) {
+                *byte = self.durable.get(i).copied().unwrap_or(0);
+            }
+        }
+        self.durable = result.clone();
+        self.data = result;
+    }
+}
+
+impl Fs for SimDisk {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Box<dyn FsFile>> {
+        let mut state = self.lock();
+        if state.tick()? {
+            return Err(killed());
+        }
+        let inode = match (state.names.get(path).copied(), mode) {
+            (Some(inode), OpenMode::CreateTruncate) => {
+                state.files.entry(inode).or_default().data.clear();
+                inode
+            }
+            (Some(inode), _) => inode,
+            (None, OpenMode::Read) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("{}", path.display()),
+                ))
+            }
+            (None, _) => {
+                if !state.parent_exists(path) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("no directory for {}", path.display()),
+                    ));
+                }
+                state.next_inode += 1;
+                let inode = state.next_inode;
+                state.files.insert(inode, FileData::default());
+                state.names.insert(path.to_path_buf(), inode);
+                inode
+            }
+        };
+        Ok(Box::new(SimFile {
+            disk: self.clone(),
+            inode,
+            writable: mode != OpenMode::Read,
+        }))
+    }
+
+    fn exists(&self, path: &Path) -> io::Result<bool> {
+        let state = self.lock();
+        if state.dead {
+            return Err(killed());
+        }
+        Ok(state.names.contains_key(path) || state.dirs.contains(path) || path == Path::new("/"))
+    }
+
+    fn create_dir(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        if state.tick()? {
+            return Err(killed());
+        }
+        if state.dirs.contains(path) {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "exists"));
+        }
+        if !state.parent_exists(path) {
+            return Err(io::Error::new(io::ErrorKind::NotFound, "no parent"));
+        }
+        state.dirs.insert(path.to_path_buf());
+        Ok(())
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        if state.tick()? {
+            return Err(killed());
+        }
+        let inode = state.inode(from)?;
+        state.names.remove(from);
+        state.names.insert(to.to_path_buf(), inode);
+        Ok(())
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        if state.tick()? {
+            return Err(killed());
+        }
+        state.inode(path)?;
+        state.names.remove(path);
+        Ok(())
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let mut state = self.lock();
+        if state.tick()? {
+            return Err(killed());
+        }
+        let in_dir = |p: &Path| p.parent() == Some(dir);
+        let names: Vec<(PathBuf, u64)> = state
+            .names
+            .iter()
+            .filter(|(p, _)| in_dir(p))
+            .map(|(p, i)| (p.clone(), *i))
+            .collect();
+        state.durable_names.retain(|p, _| !in_dir(p));
+        state.durable_names.extend(names);
+        let dirs: Vec<PathBuf> = state.dirs.iter().filter(|p| in_dir(p)).cloned().collect();
+        state.durable_dirs.retain(|p| !in_dir(p));
+        state.durable_dirs.extend(dirs);
+        Ok(())
+    }
+}
+
+/// An open file on a [`SimDisk`].
+struct SimFile {
+    disk: SimDisk,
+    inode: u64,
+    writable: bool,
+}
+
+impl SimFile {
+    fn sync(&self) -> io::Result<()> {
+        let mut state = self.disk.lock();
+        if state.tick()? {
+            return Err(killed());
+        }
+        state.stats.syncs += 1;
+        if state.failing_syncs > 0 {
+            state.failing_syncs -= 1;
+            state.stats.failed_syncs += 1;
+            return Err(io::Error::other("simulated EIO from fsync"));
+        }
+        let file = state.files.entry(self.inode).or_default();
+        file.durable.clone_from(&file.data);
+        Ok(())
+    }
+}
+
+impl FsFile for SimFile {
+    fn len(&self) -> io::Result<u64> {
+        let state = self.disk.lock();
+        if state.dead {
+            return Err(killed());
+        }
+        Ok(state.files.get(&self.inode).map_or(0, |f| f.data.len()) as u64)
+    }
+
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        let state = self.disk.lock();
+        if state.dead {
+            return Err(killed());
+        }
+        let data = state.files.get(&self.inode).map_or(&[][..], |f| &f.data[..]);
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let end = start.saturating_add(buf.len());
+        let src = data
+            .get(start..end)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "read past the end"))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "read only"));
+        }
+        let mut state = self.disk.lock();
+        let dies_here = state.tick()?;
+        let landed = if dies_here {
+            (buf.len() as f64 * state.crash_tear) as usize
+        } else {
+            buf.len()
+        };
+        state.stats.writes += 1;
+        state.stats.bytes_written += landed as u64;
+        let start = usize::try_from(offset).map_err(io::Error::other)?;
+        let file = state.files.entry(self.inode).or_default();
+        if file.data.len() < start + landed {
+            file.data.resize(start + landed, 0);
+        }
+        file.data[start..start + landed].copy_from_slice(&buf[..landed]);
+        if dies_here {
+            return Err(killed());
+        }
+        Ok(())
+    }
+
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut state = self.disk.lock();
+        if state.tick()? {
+            return Err(killed());
+        }
+        state.check_truncation(self.inode, len);
+        let size = usize::try_from(len).map_err(io::Error::other)?;
+        state.files.entry(self.inode).or_default().data.resize(size, 0);
+        Ok(())
+    }
+
+    fn sync_data(&self) -> io::Result<()> {
+        self.sync()
+    }
+
+    fn sync_all(&self) -> io::Result<()> {
+        self.sync()
+    }
+}

@@ -1,0 +1,9 @@
+//! Whole clusters of real shells and cores in the deterministic simulator: hand-built
+//! scenarios, then seeded runs with every fault. One test binary, so the suite links once.
+
+#[path = "../../../replica/tests/core/util.rs"]
+#[allow(dead_code)]
+mod util;
+
+mod random;
+mod scenarios;
