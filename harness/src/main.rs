@@ -11,7 +11,7 @@ use harness::bench::{self, BenchOptions};
 use harness::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
 use harness::process::kill_all_children;
 use harness::run::{run_campaign, RunOptions, RunSummary};
-use harness::rundir::{default_replica_bin, NetMode, RunParams};
+use harness::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
 use harness::scenario_run::{run_scenario, ScenarioOptions};
 use harness::schedule::{parse_families, FaultFamily};
 use std::path::PathBuf;
@@ -51,6 +51,9 @@ enum Command {
     Replay(ReplayArgs),
     /// Throughput and latency without faults, direct and through the relay.
     Bench(BenchArgs),
+    /// Deterministic simulation of the real replica code: many seeded runs on virtual time,
+    /// each checked like a real run; failing seeds are kept as run directories to replay.
+    Sim(harness::sim::cli::SimArgs),
     /// Campaigns against every planted replica bug (needs `replica-bugs`, built with
     /// `cargo build --release -p replica --features bugs --bin replica-bugs`): each must be caught,
     /// and the same campaigns without a bug must pass.
@@ -59,6 +62,12 @@ enum Command {
 
 #[derive(Args, Debug)]
 struct ZooArgs {
+    /// Hunt the bugs in simulation (fast, exact, no `replica-bugs` binary needed).
+    #[arg(long)]
+    sim: bool,
+    /// With --sim: most seeds per bug before it counts as missed.
+    #[arg(long, default_value_t = 40)]
+    seeds_per_bug: u64,
     /// Most campaigns per bug before it counts as missed.
     #[arg(long, default_value_t = 6)]
     runs_per_bug: u32,
@@ -227,30 +236,6 @@ fn parse_nemesis(s: &str) -> Result<Families, String> {
     parse_families(s).map(Families)
 }
 
-/// `60s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("bad duration {s:?}: e.g. 60s, 500ms, 2m"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "bad duration unit {other:?} in {s:?}: use ms, s, m or h"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {s:?}: {e}"))
-}
-
 fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -355,12 +340,38 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             );
             Ok(summaries.iter().map(|s| s.exit_code).max().unwrap_or(0))
         }
+        Some(Command::Sim(args)) => harness::sim::cli::run(&args),
+        Some(Command::Replay(args))
+            if harness::sim::run_kind(&args.run_dir).ok().as_deref()
+                == Some(harness::sim::SIM_KIND) =>
+        {
+            let replay = harness::sim::cli::replay(&args.run_dir)?;
+            Ok(harness::sim::cli::print_replay(&replay))
+        }
         Some(Command::Replay(args)) => {
             let summary =
                 harness::replay::replay(&args.run_dir, args.replica_bin.clone(), !args.no_progress)
                     .await?;
             print_summary(&summary);
             Ok(summary.exit_code)
+        }
+        Some(Command::Zoo(args)) if args.sim => {
+            let opts = harness::sim::zoo::SimZooOptions {
+                out: args.out.join("sim"),
+                from_seed: args.seed.unwrap_or(1),
+                seeds_per_bug: args.seeds_per_bug.max(1),
+                only: args.bugs.clone(),
+                ops: None,
+            };
+            let rows = harness::sim::zoo::run_zoo(&opts)?;
+            print!("{}", harness::sim::zoo::render_table(&rows));
+            let failed = rows.iter().filter(|r| !r.passed()).count();
+            println!(
+                "{} rows, {failed} failed; table in {}",
+                rows.len(),
+                opts.out.join("zoo-sim.txt").display()
+            );
+            Ok(if failed == 0 { 0 } else { 1 })
         }
         Some(Command::Zoo(args)) => {
             let opts = harness::zoo::ZooOptions {

@@ -191,7 +191,8 @@ pub fn rejection_error(reason: &Invalid) -> &'static str {
     }
 }
 
-fn completion(process: u64, command: &Command, outcome: &Submitted) -> Event {
+/// The completion event of an invocation that ended as `outcome`.
+pub fn completion(process: u64, command: &Command, outcome: &Submitted) -> Event {
     let (f, invoke_value) = op_value(&command.op);
     let request = command.request.0;
     match outcome {

@@ -193,7 +193,7 @@ fn draw_fault(rng: &mut impl Rng, family: FaultFamily, nodes: &[NodeId]) -> Faul
     }
 }
 
-fn draw_target(rng: &mut impl Rng, nodes: &[NodeId]) -> Target {
+pub fn draw_target(rng: &mut impl Rng, nodes: &[NodeId]) -> Target {
     let max_minority = (nodes.len() - 1) / 2;
     match rng.gen_range(0..3) {
         0 => Target::Leader,
@@ -207,7 +207,7 @@ fn draw_target(rng: &mut impl Rng, nodes: &[NodeId]) -> Target {
     }
 }
 
-fn draw_partition(rng: &mut impl Rng, nodes: &[NodeId]) -> Partition {
+pub fn draw_partition(rng: &mut impl Rng, nodes: &[NodeId]) -> Partition {
     let n = nodes.len();
     let mut shuffled = nodes.to_vec();
     shuffled.shuffle(rng);

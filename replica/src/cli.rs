@@ -174,15 +174,13 @@ fn parse_bugs(names: &[String]) -> anyhow::Result<(Bugs, bool)> {
         bail!("--bug needs a replica built with `--features bugs`");
     }
     for name in names {
-        match name.as_str() {
-            "no-dedup" => bugs.no_dedup = true,
-            "early-commit" => bugs.early_commit = true,
-            "forget-promises" => forget_promises = true,
-            "no-view-merge" => bugs.no_view_merge = true,
-            "local-reads" => bugs.local_reads = true,
-            "no-funds-check" => bugs.no_funds_check = true,
-            "stale-leader" => bugs.stale_leader = true,
-            other => bail!("unknown bug {other:?}"),
+        if name == "forget-promises" {
+            forget_promises = true;
+        } else if !bugs.plant(name) {
+            bail!(
+                "unknown bug {name:?}; known: {}",
+                crate::core::config::BUG_NAMES.join(", ")
+            );
         }
     }
     Ok((bugs, forget_promises))

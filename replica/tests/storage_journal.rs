@@ -161,7 +161,10 @@ fn an_empty_or_wholly_torn_file_starts_a_fresh_journal() {
 }
 
 #[test]
-fn middle_corruption_is_an_error() {
+fn middle_damage_is_cut_not_fatal() {
+    // The journal is never fsynced between checkpoints, so a power cut may keep a later page
+    // and lose an earlier one. It is derived state: cut at the damage, rebuild by re-execution;
+    // refusing to start over it would take a healthy replica out of the cluster.
     let dir = tempfile::tempdir().unwrap();
     let mut journal = open(dir.path());
     fill(&mut journal, 1..=20);
@@ -170,7 +173,8 @@ fn middle_corruption_is_an_error() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[200] ^= 0x33;
     std::fs::write(&path, bytes).unwrap();
-    let err = Journal::open(dir.path()).err().expect("must fail");
-    assert!(matches!(err, StorageError::CorruptMiddle { .. }), "{err}");
-    assert!(err.to_string().contains("journal.log"));
+    let (journal, torn) = Journal::open(dir.path()).expect("opens");
+    let torn = torn.expect("the damage is reported");
+    assert!(torn.offset <= 200, "{torn:?}");
+    assert!(journal.last() < 20 && journal.first_available() == 1);
 }

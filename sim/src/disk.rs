@@ -63,6 +63,9 @@ struct DiskState {
 struct FileData {
     data: Vec<u8>,
     durable: Vec<u8>,
+    /// The durable length before the latest fsync: data the process had made durable and
+    /// then kept writing after (so it had every chance to vouch for it).
+    vouched_len: usize,
 }
 
 /// Counters, for tests and curiosity.
@@ -121,6 +124,17 @@ impl SimDisk {
         state.stats.power_cuts += 1;
         state.names = state.durable_names.clone();
         state.dirs = state.durable_dirs.clone();
+        // A name whose directory's own name was never made durable is gone with it.
+        let reachable = |dirs: &BTreeSet<PathBuf>, path: &Path| {
+            path.ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty() && *a != Path::new("/"))
+                .all(|a| dirs.contains(a))
+        };
+        let dirs = state.dirs.clone();
+        state.dirs.retain(|d| reachable(&dirs, d));
+        let dirs = state.dirs.clone();
+        state.names.retain(|p, _| reachable(&dirs, p));
         for file in state.files.values_mut() {
             file.lose_unsynced(rng);
         }
@@ -128,24 +142,33 @@ impl SimDisk {
         state.crash_in_ops = None;
     }
 
-    /// Flips one bit of durable data in a random file that has some; returns where.
+    /// Flips one bit of acknowledged data in the WAL or the checkpoint (the files whose loss
+    /// loses promises); returns where. "Acknowledged" is data that an fsync made durable and
+    /// that the process then wrote after: the replica vouches for what it syncs with its next
+    /// write, so the very last fsynced burst of a crashed process is not a target.
     pub fn flip_bit(&self, rng: &mut impl Rng) -> Option<(PathBuf, u64)> {
         let mut state = self.lock();
-        let candidates: Vec<(PathBuf, u64)> = state
+        // A checkpoint is written whole and fsynced before it is renamed into place: all of it
+        // is acknowledged once it is there.
+        let vouched = |path: &Path, file: &FileData| match path.file_name() {
+            Some(n) if n == "wal.log" => file.vouched_len,
+            Some(n) if n == "checkpoint" => file.durable.len(),
+            _ => 0,
+        };
+        let candidates: Vec<(PathBuf, u64, usize)> = state
             .names
             .iter()
-            .filter(|(_, inode)| {
-                state.files[inode].durable.len() == state.files[inode].data.len()
-                    && !state.files[inode].durable.is_empty()
+            .filter(|(path, _)| state.durable_names.contains_key(*path))
+            .map(|(path, inode)| (path.clone(), *inode, vouched(path, &state.files[inode])))
+            .filter(|(_, inode, len)| {
+                *len > 0 && state.files[inode].durable == state.files[inode].data
             })
-            .map(|(path, inode)| (path.clone(), *inode))
             .collect();
         if candidates.is_empty() {
             return None;
         }
-        let (path, inode) = candidates[rng.gen_range(0..candidates.len())].clone();
+        let (path, inode, len) = candidates[rng.gen_range(0..candidates.len())].clone();
         let file = state.files.get_mut(&inode)?;
-        let len = file.durable.len().min(file.data.len());
         let offset = rng.gen_range(0..len);
         let bit = 1u8 << rng.gen_range(0..8);
         file.durable[offset] ^= bit;
@@ -153,6 +176,25 @@ impl SimDisk {
         state.flips.push((inode, offset as u64));
         state.stats.bit_flips += 1;
         Some((path, offset as u64))
+    }
+
+    /// Flips one bit of `path` at `offset`, durably (for tests that aim at one record).
+    pub fn corrupt(&self, path: &Path, offset: u64) -> bool {
+        let mut state = self.lock();
+        let Some(&inode) = state.names.get(path) else {
+            return false;
+        };
+        let Some(file) = state.files.get_mut(&inode) else {
+            return false;
+        };
+        let at = offset as usize;
+        if at >= file.data.len() || at >= file.durable.len() {
+            return false;
+        }
+        file.data[at] ^= 0x10;
+        file.durable[at] ^= 0x10;
+        state.flips.push((inode, offset));
+        true
     }
 
     /// What the disk saw the replica do wrong (truncating acknowledged data after a flip).
@@ -253,7 +295,8 @@ impl FileData {
         for page in 0..pages {
             let start = page * PAGE_BYTES;
             let end = (start + PAGE_BYTES).min(len);
-            let differs = self.data.get(start..end.min(new)) != self.durable.get(start..end.min(old));
+            let differs =
+                self.data.get(start..end.min(new)) != self.durable.get(start..end.min(old));
             if differs && rng.gen_bool(0.5) {
                 let src_end = end.min(new);
                 if start < src_end {
@@ -401,7 +444,10 @@ impl SimFile {
             return Err(io::Error::other("simulated EIO from fsync"));
         }
         let file = state.files.entry(self.inode).or_default();
-        file.durable.clone_from(&file.data);
+        if file.durable != file.data {
+            file.vouched_len = file.durable.len().min(file.data.len());
+            file.durable.clone_from(&file.data);
+        }
         Ok(())
     }
 }
@@ -420,7 +466,10 @@ impl FsFile for SimFile {
         if state.dead {
             return Err(killed());
         }
-        let data = state.files.get(&self.inode).map_or(&[][..], |f| &f.data[..]);
+        let data = state
+            .files
+            .get(&self.inode)
+            .map_or(&[][..], |f| &f.data[..]);
         let start = usize::try_from(offset).map_err(io::Error::other)?;
         let end = start.saturating_add(buf.len());
         let src = data
@@ -462,7 +511,12 @@ impl FsFile for SimFile {
         }
         state.check_truncation(self.inode, len);
         let size = usize::try_from(len).map_err(io::Error::other)?;
-        state.files.entry(self.inode).or_default().data.resize(size, 0);
+        state
+            .files
+            .entry(self.inode)
+            .or_default()
+            .data
+            .resize(size, 0);
         Ok(())
     }
 

@@ -623,7 +623,12 @@ impl Sim {
         };
         let node_now = now + node.clock_offset_ms;
         let mut io = BurstIo::default();
-        match Shell::open(std::sync::Arc::new(node.disk.clone()), &config, node_now, &mut io) {
+        match Shell::open(
+            std::sync::Arc::new(node.disk.clone()),
+            &config,
+            node_now,
+            &mut io,
+        ) {
             Ok(shell) => {
                 node.shell = Some(shell);
                 node.refused = None;
@@ -864,7 +869,12 @@ impl Sim {
     /// its window.
     pub fn check_safety(&self) -> Result<(), String> {
         let disk_violations = self.nodes.values().flat_map(|n| n.disk.violations());
-        let all: Vec<String> = self.violations.iter().cloned().chain(disk_violations).collect();
+        let all: Vec<String> = self
+            .violations
+            .iter()
+            .cloned()
+            .chain(disk_violations)
+            .collect();
         if let Some(first) = all.first() {
             return Err(format!("{} violations, first: {first}", all.len()));
         }

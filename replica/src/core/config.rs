@@ -35,6 +35,36 @@ pub struct Bugs {
     pub stale_leader: bool,
 }
 
+/// Every planted bug's name, as `--bug` takes it. `forget-promises` lives in the shell (its
+/// acceptor state never reaches the disk); the others are branches of the core.
+pub const BUG_NAMES: [&str; 7] = [
+    "no-dedup",
+    "no-funds-check",
+    "local-reads",
+    "stale-leader",
+    "early-commit",
+    "no-view-merge",
+    "forget-promises",
+];
+
+impl Bugs {
+    /// Switches on the core bug called `name`; false if the core has no bug of that name
+    /// (`forget-promises` included: it is the shell's).
+    pub fn plant(&mut self, name: &str) -> bool {
+        let flag = match name {
+            "no-dedup" => &mut self.no_dedup,
+            "early-commit" => &mut self.early_commit,
+            "no-view-merge" => &mut self.no_view_merge,
+            "local-reads" => &mut self.local_reads,
+            "no-funds-check" => &mut self.no_funds_check,
+            "stale-leader" => &mut self.stale_leader,
+            _ => return false,
+        };
+        *flag = true;
+        true
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CoreConfigError {
     #[error("node {me} is not one of the cluster's nodes")]

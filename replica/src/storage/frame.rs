@@ -266,24 +266,51 @@ fn find_valid_frame(
     Ok(Ok(None))
 }
 
+/// How recovery treats damage.
+pub struct RecoverRules<'a> {
+    /// Says whether a payload found by the middle-corruption search is a real record.
+    pub is_valid: &'a dyn Fn(&[u8]) -> bool,
+    /// After the scan: the length the file is known to have had durable and acknowledged
+    /// (its synced-length marks). Damage below it is never a torn write.
+    pub confirmed_len: &'a dyn Fn() -> u64,
+    /// Derived files (the journal) cut at any damage, even with valid records after it:
+    /// nothing is lost that cannot be rebuilt, and a power cut can leave holes in data that
+    /// was never fsynced.
+    pub cut_middle: bool,
+}
+
 /// Reads every frame of the file at `path` (opened for writing as `file`), cutting a torn
 /// tail. Returns the length of the good part and what was cut, if anything.
 ///
 /// `accept` receives each good frame in order and may reject it (a decode or structure error,
-/// treated as damage at that frame); `is_valid` says whether a payload found by the
-/// middle-corruption search is a real record.
+/// treated as damage at that frame).
 pub fn recover(
     file: &dyn FsFile,
     path: &Path,
     max: u32,
     accept: &mut AcceptFrame<'_>,
-    is_valid: &dyn Fn(&[u8]) -> bool,
+    rules: &RecoverRules<'_>,
 ) -> Result<(u64, Option<TornTail>), StorageError> {
     let stop = scan(file, path, max, accept)?;
     let Some(reason) = stop.damage else {
         return Ok((stop.good_end, None));
     };
-    match find_valid_frame(file, path, stop.good_end, stop.file_len, max, is_valid)? {
+    let confirmed = (rules.confirmed_len)();
+    if stop.good_end < confirmed {
+        return Err(StorageError::CorruptAcknowledged {
+            path: path.to_path_buf(),
+            offset: stop.good_end,
+            reason,
+            confirmed,
+        });
+    }
+    let search = if rules.cut_middle {
+        Ok(None)
+    } else {
+        let is_valid = rules.is_valid;
+        find_valid_frame(file, path, stop.good_end, stop.file_len, max, is_valid)?
+    };
+    match search {
         Ok(None) => {}
         Ok(Some(next_valid)) => {
             return Err(StorageError::CorruptMiddle {

@@ -1,9 +1,11 @@
 //! The executed journal: every command this replica executed, in exec-index order.
 //!
 //! It is what the replica reports as its executed log (`FetchExecuted`, the harness's
-//! `final.json`). It is derived state, rebuilt by re-execution after a restart, so it is never
-//! fsynced: on restart the shell cuts it back to the checkpoint's exec index
-//! ([`Journal::truncate_after`]) and re-execution appends the rest again.
+//! `final.json`). It is derived state, rebuilt by re-execution after a restart, so it is only
+//! fsynced before a checkpoint (the entries below a checkpoint cannot be rebuilt): on restart
+//! the shell cuts it back to the checkpoint's exec index ([`Journal::truncate_after`]) and
+//! re-execution appends the rest again. Damage anywhere in it (a power cut may keep any
+//! subset of its unsynced pages) is cut, with a warning, never fatal.
 //!
 //! The file, `journal.log`, is a sequence of frames (see [`super::frame`]): first a `Start`
 //! record naming the exec index of the first entry (1, or the index after an installed
@@ -14,7 +16,7 @@
 //! before writing a checkpoint: a SIGKILL loses the buffer, and a journal that ends before the
 //! checkpoint's exec index cannot be refilled by re-execution.
 
-use super::frame::{encode_into, recover, HEADER_BYTES};
+use super::frame::{encode_into, recover, RecoverRules, HEADER_BYTES};
 use super::{
     ensure_dir, fs, FsFile, FsRef, OpenMode, StorageError, TornTail, DEFAULT_MAX_RECORD_BYTES,
 };
@@ -77,13 +79,13 @@ impl Journal {
         let mut accept =
             |offset: u64, payload: &[u8]| accept_frame(&mut start, &mut offsets, offset, payload);
         let is_valid = |payload: &[u8]| postcard::from_bytes::<Record>(payload).is_ok();
-        let (written, torn) = recover(
-            &*file,
-            &path,
-            DEFAULT_MAX_RECORD_BYTES,
-            &mut accept,
-            &is_valid,
-        )?;
+        let rules = RecoverRules {
+            is_valid: &is_valid,
+            confirmed_len: &|| 0,
+            cut_middle: true,
+        };
+        let (written, torn) =
+            recover(&*file, &path, DEFAULT_MAX_RECORD_BYTES, &mut accept, &rules)?;
         let mut journal = Journal {
             fs,
             dir: dir.to_path_buf(),
@@ -139,6 +141,22 @@ impl Journal {
             &mut self.written,
             &mut self.poisoned,
         )
+    }
+
+    /// Writes buffered entries and fsyncs them. The shell calls it before every checkpoint:
+    /// entries at or below a checkpoint cannot be rebuilt by re-execution, so they must not be
+    /// lost to a power cut once the checkpoint exists.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.flush()?;
+        if let Err(e) = self.file.sync_data() {
+            self.poisoned = true;
+            return Err(StorageError::Io {
+                op: "fdatasync",
+                path: self.path.clone(),
+                source: e,
+            });
+        }
+        Ok(())
     }
 
     /// Drops every entry after `exec_index`. If that is before the first available entry, the

@@ -8,14 +8,22 @@
 //! Compaction (`rewrite`) replaces the whole log atomically: the new contents go to a temporary
 //! file which is fsynced, renamed over the log, and the directory is fsynced, so a crash leaves
 //! either the old log or the new one.
+//!
+//! Synced-length marks: the first append after an fsync first writes a small `Synced(len)`
+//! frame saying that the log's first `len` bytes were durable (an fsync covering them had
+//! returned, so a vote or a reply may have left). On recovery, damage below the newest mark
+//! cannot be a torn write: the replica refuses to start ([`StorageError::CorruptAcknowledged`])
+//! instead of cutting acknowledged votes. Damage above it is a torn tail and is cut. When the
+//! log goes idle, [`Wal::confirm`] writes the mark on its own (one extra fsync per idle spell),
+//! so only the last burst before a crash is ever unconfirmed.
 
-use super::frame::{encode_into, recover};
+use super::frame::{encode_into, recover, RecoverRules};
 use super::{
     ensure_dir, fs, fsync_dir, FsFile, FsRef, OpenMode, StorageError, TornTail,
     DEFAULT_MAX_RECORD_BYTES,
 };
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
@@ -28,6 +36,21 @@ const WRITE_THRESHOLD_BYTES: usize = 4 * 1024 * 1024;
 /// What [`Wal::open`] returns: the log, its records, and what was cut off its end.
 pub type Opened<R> = (Wal<R>, Vec<R>, Option<TornTail>);
 
+/// One frame of the log. Wire type: never reorder variants.
+#[derive(Deserialize)]
+enum Frame<R> {
+    Record(R),
+    /// The log's first `n` bytes were durable when this was written.
+    Synced(u64),
+}
+
+/// The borrowed form of [`Frame`], encoded identically.
+#[derive(Serialize)]
+enum FrameRef<'a, R> {
+    Record(&'a R),
+    Synced(u64),
+}
+
 pub struct Wal<R> {
     fs: FsRef,
     dir: PathBuf,
@@ -39,6 +62,10 @@ pub struct Wal<R> {
     written: u64,
     /// Bytes were written since the last fsync.
     unsynced: bool,
+    /// Bytes made durable by the last fsync that returned.
+    synced_len: u64,
+    /// The newest synced-length mark written (buffered marks included).
+    marked_len: u64,
     fsync: bool,
     max_record: u32,
     poisoned: bool,
@@ -58,19 +85,35 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
     }
 
     /// Like [`Wal::open_with_limit`] on the file system `fs`.
-    pub fn open_in(fs: FsRef, dir: &Path, max_record_bytes: u32) -> Result<Opened<R>, StorageError> {
+    pub fn open_in(
+        fs: FsRef,
+        dir: &Path,
+        max_record_bytes: u32,
+    ) -> Result<Opened<R>, StorageError> {
         ensure_dir(&*fs, dir)?;
         let path = dir.join(WAL_FILE);
         let file = open_log(&*fs, dir, &path)?;
         let mut records = Vec::new();
+        let marked = std::cell::Cell::new(0u64);
         let mut accept = |_offset: u64, payload: &[u8]| {
-            let record = postcard::from_bytes::<R>(payload)
-                .map_err(|e| format!("undecodable record: {e}"))?;
-            records.push(record);
+            match postcard::from_bytes::<Frame<R>>(payload) {
+                Ok(Frame::Record(record)) => records.push(record),
+                Ok(Frame::Synced(len)) => marked.set(marked.get().max(len)),
+                Err(e) => return Err(format!("undecodable record: {e}")),
+            }
             Ok(())
         };
-        let is_valid = |payload: &[u8]| postcard::from_bytes::<R>(payload).is_ok();
-        let (written, torn) = recover(&*file, &path, max_record_bytes, &mut accept, &is_valid)?;
+        let is_valid = |payload: &[u8]| postcard::from_bytes::<Frame<R>>(payload).is_ok();
+        let rules = RecoverRules {
+            is_valid: &is_valid,
+            confirmed_len: &|| marked.get(),
+            cut_middle: false,
+        };
+        let (written, torn) = recover(&*file, &path, max_record_bytes, &mut accept, &rules)?;
+        // What survived may still sit only in the page cache (a process crash, not a power
+        // cut): make it durable before any mark can vouch for it.
+        file.sync_data()
+            .map_err(StorageError::io("fdatasync", &path))?;
         let wal = Wal {
             fs,
             dir: dir.to_path_buf(),
@@ -79,6 +122,8 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
             buf: Vec::new(),
             written,
             unsynced: false,
+            synced_len: written,
+            marked_len: marked.get(),
             fsync: true,
             max_record: max_record_bytes,
             poisoned: false,
@@ -90,11 +135,44 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
     /// Buffers one record. It is durable only after the next [`Wal::sync`].
     pub fn append(&mut self, record: &R) -> Result<(), StorageError> {
         self.check_poisoned()?;
-        encode_into(&mut self.buf, record, self.max_record, &self.path)?;
+        self.mark_synced()?;
+        encode_into(
+            &mut self.buf,
+            &FrameRef::Record(record),
+            self.max_record,
+            &self.path,
+        )?;
         if self.buf.len() >= WRITE_THRESHOLD_BYTES {
             self.write_buffered()?;
         }
         Ok(())
+    }
+
+    /// Buffers a synced-length mark if the last fsync made bytes durable that no mark vouches
+    /// for yet.
+    fn mark_synced(&mut self) -> Result<(), StorageError> {
+        if self.synced_len > self.marked_len {
+            let mark = FrameRef::<R>::Synced(self.synced_len);
+            encode_into(&mut self.buf, &mark, self.max_record, &self.path)?;
+            self.marked_len = self.synced_len;
+        }
+        Ok(())
+    }
+
+    /// Whether the last fsync made bytes durable that no mark vouches for yet.
+    pub fn needs_confirm(&self) -> bool {
+        self.fsync && self.synced_len > self.marked_len
+    }
+
+    /// Writes and fsyncs a synced-length mark on its own, for an idle log (see the module
+    /// docs). A no-op when nothing needs confirming.
+    pub fn confirm(&mut self) -> Result<(), StorageError> {
+        if !self.needs_confirm() {
+            return Ok(());
+        }
+        self.check_poisoned()?;
+        self.mark_synced()?;
+        self.sync()
     }
 
     /// Writes everything appended so far and fdatasyncs it: one fsync for the whole batch.
@@ -114,6 +192,7 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
                 });
             }
             self.unsynced = false;
+            self.synced_len = self.written;
         }
         Ok(())
     }
@@ -148,6 +227,9 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         self.buf.clear();
         self.written = written;
         self.unsynced = false;
+        self.synced_len = written;
+        // The new file ends with a mark covering everything before it (see write_log_file).
+        self.marked_len = written;
         self.poisoned = false;
         Ok(())
     }
@@ -214,7 +296,7 @@ fn write_log_file<R: Serialize>(
     let mut buf = Vec::new();
     let mut written = 0u64;
     for record in records {
-        encode_into(&mut buf, record, max, path)?;
+        encode_into(&mut buf, &FrameRef::Record(record), max, path)?;
         if buf.len() >= WRITE_THRESHOLD_BYTES {
             file.write_all_at(&buf, written)
                 .map_err(StorageError::io("write", path))?;
@@ -222,6 +304,10 @@ fn write_log_file<R: Serialize>(
             buf.clear();
         }
     }
+    // The file is renamed into place only after this fsync, so once it is the log, all of it
+    // is durable: a closing mark says so, and damage anywhere in it is never cut as torn.
+    let before_mark = written + buf.len() as u64;
+    encode_into(&mut buf, &FrameRef::<R>::Synced(before_mark), max, path)?;
     file.write_all_at(&buf, written)
         .map_err(StorageError::io("write", path))?;
     written += buf.len() as u64;

@@ -6,9 +6,9 @@
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use sim::{Sim, SimOptions};
 use replica::core::Bugs;
 use replica::types::NodeId;
+use sim::{Sim, SimOptions};
 
 fn seeds() -> u64 {
     std::env::var("FAULTLINE_SIM_SEEDS")

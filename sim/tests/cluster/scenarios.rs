@@ -3,9 +3,9 @@
 use crate::util::*;
 use replica::bank::Command;
 use replica::client_proto::{ClientResponse, SlotState};
-use sim::{Sim, SimOptions};
 use replica::core::Value;
 use replica::types::{NodeId, Slot};
+use sim::{Sim, SimOptions};
 use std::collections::BTreeMap;
 
 fn sim(nodes: u32, seed: u64) -> Sim {
@@ -253,7 +253,9 @@ fn checkpoints_truncation_and_catch_up_give_identical_state() {
         let (_, log) = core.log_view(Slot(1), u32::MAX);
         assert!(log.len() <= window, "{id} keeps {} entries", log.len());
     }
-    let first = sim.journal_first_available(laggard).expect("the laggard is up");
+    let first = sim
+        .journal_first_available(laggard)
+        .expect("the laggard is up");
     assert!(first > 1, "the laggard installed a snapshot");
     assert_all_good(&sim);
 }

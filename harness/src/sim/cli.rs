@@ -1,0 +1,328 @@
+//! The command-line face of simulation: `harness sim`, `harness replay` of a simulated run,
+//! and `harness zoo --sim`. Prints what a person needs: a progress bar, every failing seed
+//! with the one line that reproduces it, and a summary with the speed.
+
+use super::faults::{parse_families, SimFamily};
+use super::shrink::{default_out, shrink};
+use super::sweep::{apply_knobs, sweep, Keep, SweepKnobs, SweepOptions, SweepReport};
+use super::{simulate, write_and_check, SimRunInfo, SimSummary};
+use crate::tunables::Pins;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// `--faults` as one clap value.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Families(pub Vec<SimFamily>);
+
+fn parse_faults(s: &str) -> Result<Families, String> {
+    parse_families(s).map(Families)
+}
+
+fn parse_ms(s: &str) -> Result<u64, String> {
+    crate::rundir::parse_duration(s).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct SimArgs {
+    /// How many seeds to run.
+    #[arg(long, default_value_t = 100)]
+    pub seeds: u64,
+    /// The first seed; the others follow it.
+    #[arg(long, default_value_t = 1)]
+    pub from_seed: u64,
+    /// Operations per run, over all ten clients.
+    #[arg(long)]
+    pub ops: Option<u64>,
+    /// Faults: a comma-separated subset of kill,power,pause,partition,clock,disk; all; or none.
+    #[arg(long, value_parser = parse_faults)]
+    pub faults: Option<Families>,
+    /// Which run directories to keep.
+    #[arg(long, value_enum, default_value = "failing")]
+    pub keep: Keep,
+    /// Shrink this failing simulated run instead of sweeping: writes `<DIR>-shrunk`.
+    #[arg(long, value_name = "DIR")]
+    pub shrink: Option<PathBuf>,
+    /// Plant a replica bug (see `harness zoo`).
+    #[arg(long)]
+    pub bug: Option<String>,
+    /// Pin the checkpoint interval (slots) instead of drawing it per seed.
+    #[arg(long)]
+    pub checkpoint_interval: Option<u64>,
+    /// Pin the most commands per slot instead of drawing it per seed.
+    #[arg(long)]
+    pub max_batch: Option<u32>,
+    /// Pin the most slots in flight instead of drawing it per seed.
+    #[arg(long)]
+    pub max_inflight: Option<u32>,
+    /// Pin the time between a fault and its heal (virtual), e.g. 500ms.
+    #[arg(long, value_parser = parse_ms)]
+    pub nemesis_interval: Option<u64>,
+    /// After the final heal, every pending operation must finish within this (virtual).
+    #[arg(long, value_parser = parse_ms)]
+    pub liveness_bound: Option<u64>,
+    /// Worker threads (default: one per core).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Where kept run directories go.
+    #[arg(long, default_value = "reports/sim")]
+    pub out: PathBuf,
+    /// No progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+impl SimArgs {
+    fn pins(&self) -> Pins {
+        Pins {
+            checkpoint_interval_slots: self.checkpoint_interval,
+            max_batch_commands: self.max_batch,
+            max_inflight_slots: self.max_inflight,
+            nemesis_interval_ms: self.nemesis_interval,
+        }
+    }
+
+    fn knobs(&self) -> SweepKnobs {
+        SweepKnobs {
+            ops: self.ops,
+            faults: self.faults.as_ref().map(|f| f.0.clone()),
+            bug: self.bug.clone(),
+            liveness_bound_ms: self.liveness_bound,
+        }
+    }
+
+    /// The flags that must come along to reproduce one seed.
+    fn reproduce_flags(&self) -> String {
+        let mut flags = String::new();
+        let mut add = |name: &str, value: Option<String>| {
+            if let Some(v) = value {
+                flags.push_str(&format!(" --{name} {v}"));
+            }
+        };
+        add("ops", self.ops.map(|v| v.to_string()));
+        add(
+            "faults",
+            self.faults.as_ref().map(|f| {
+                let names: Vec<String> = f.0.iter().map(ToString::to_string).collect();
+                if names.is_empty() {
+                    "none".into()
+                } else {
+                    names.join(",")
+                }
+            }),
+        );
+        add("bug", self.bug.clone());
+        add(
+            "checkpoint-interval",
+            self.checkpoint_interval.map(|v| v.to_string()),
+        );
+        add("max-batch", self.max_batch.map(|v| v.to_string()));
+        add("max-inflight", self.max_inflight.map(|v| v.to_string()));
+        add(
+            "nemesis-interval",
+            self.nemesis_interval.map(|v| format!("{v}ms")),
+        );
+        add(
+            "liveness-bound",
+            self.liveness_bound.map(|v| format!("{v}ms")),
+        );
+        flags
+    }
+}
+
+/// `harness sim`.
+pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
+    if let Some(dir) = &args.shrink {
+        return run_shrink(dir);
+    }
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = SweepOptions {
+        from_seed: args.from_seed,
+        seeds: args.seeds,
+        out: args.out.clone(),
+        keep: args.keep,
+        jobs,
+        pins: args.pins(),
+        customize: apply_knobs,
+        knobs: args.knobs(),
+        progress: !args.no_progress,
+    };
+    std::fs::create_dir_all(&opts.out)
+        .with_context(|| format!("cannot create {}", opts.out.display()))?;
+    let bar = progress_bar(args.seeds, opts.progress);
+    let flags = args.reproduce_flags();
+    let on_seed = |summary: &SimSummary| {
+        bar.inc(1);
+        if summary.exit_code != 0 {
+            bar.println(failing_line(summary, &flags));
+        }
+    };
+    let report = sweep(&opts, &on_seed);
+    bar.finish_and_clear();
+    print_report(&report, jobs);
+    Ok(report.exit_code())
+}
+
+fn progress_bar(len: u64, visible: bool) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template("{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// One failing seed, with the commands that reproduce it.
+fn failing_line(summary: &SimSummary, flags: &str) -> String {
+    let mut what = summary.failed_checks.join(", ");
+    if !summary.world_violations.is_empty() {
+        if !what.is_empty() {
+            what.push_str(", ");
+        }
+        what.push_str(&format!("world: {}", summary.world_violations[0]));
+    }
+    format!(
+        "seed {}: {} ({what})\n  replay: harness replay {}\n  rerun:  harness sim --seeds 1 --from-seed {}{flags}",
+        summary.seed,
+        summary.verdict,
+        summary.dir.display(),
+        summary.seed
+    )
+}
+
+fn print_report(report: &SweepReport, jobs: usize) {
+    for error in &report.errors {
+        println!("error: {error}");
+    }
+    let per_min = report.ran as f64 / report.wall_s.max(1e-9) * 60.0;
+    let ratio = report.virtual_ms as f64 / 1000.0 / report.wall_s.max(1e-9);
+    println!(
+        "{} seeds in {:.1} s ({per_min:.0} seeds/min on {jobs} thread{}): {} failing, {} errors; \
+         {:.0} s of virtual time ({ratio:.0}x wall time)",
+        report.ran,
+        report.wall_s,
+        if jobs == 1 { "" } else { "s" },
+        report.failing.len(),
+        report.errors.len(),
+        report.virtual_ms as f64 / 1000.0,
+    );
+    if let Some(first) = report.failing.first() {
+        println!(
+            "shrink the first: harness sim --shrink {}",
+            first.dir.display()
+        );
+    }
+}
+
+fn run_shrink(dir: &Path) -> anyhow::Result<i32> {
+    let out = default_out(dir);
+    let _ = std::fs::remove_dir_all(&out);
+    let shrunk = shrink(dir, &out)?;
+    let before = SimRunInfo::load(dir)?;
+    println!(
+        "{}: still fails {} after {} attempts; faults {} -> {}, operations {} -> {}, time limit {} -> {} ms",
+        out.display(),
+        shrunk.check,
+        shrunk.attempts,
+        before.schedule.len() / 2,
+        shrunk.info.schedule.len() / 2,
+        before.params.ops,
+        shrunk.info.params.ops,
+        before.params.time_limit_ms,
+        shrunk.info.params.time_limit_ms,
+    );
+    println!("  replay: harness replay {}", out.display());
+    Ok(shrunk.summary.exit_code)
+}
+
+/// A replay of a simulated run: the new run, and whether its history is the original's.
+pub struct SimReplay {
+    pub summary: SimSummary,
+    pub identical: bool,
+    /// The first line where the histories differ, if they do.
+    pub difference: Option<String>,
+    pub original_verdict: Option<String>,
+}
+
+/// Runs `dir`'s simulation again into a new directory beside it, and compares.
+pub fn replay(dir: &Path) -> anyhow::Result<SimReplay> {
+    let mut info = SimRunInfo::load(dir)?;
+    let outcome = simulate(&info)?;
+    let original = std::fs::read(dir.join("history.jsonl"))
+        .with_context(|| format!("cannot read {}", dir.join("history.jsonl").display()))?;
+    let difference = first_difference(&original, &outcome.history);
+    info.replays = Some(dir.display().to_string());
+    let out = replay_dir(dir);
+    let _ = std::fs::remove_dir_all(&out);
+    let summary = write_and_check(&out, &info, &outcome, true)?;
+    let original_verdict = std::fs::read_to_string(dir.join(crate::run::SUMMARY_FILE))
+        .ok()
+        .and_then(|t| serde_json::from_str::<SimSummary>(&t).ok())
+        .map(|s| s.verdict);
+    Ok(SimReplay {
+        summary,
+        identical: difference.is_none(),
+        difference,
+        original_verdict,
+    })
+}
+
+fn replay_dir(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
+    dir.with_file_name(format!("{name}-replay"))
+}
+
+fn first_difference(a: &[u8], b: &[u8]) -> Option<String> {
+    if a == b {
+        return None;
+    }
+    let (a, b) = (String::from_utf8_lossy(a), String::from_utf8_lossy(b));
+    let mut lines = a.lines().zip(b.lines()).enumerate();
+    match lines.find(|(_, (x, y))| x != y) {
+        Some((k, (x, y))) => Some(format!("line {}: {x}\n  now: {y}", k + 1)),
+        None => Some(format!(
+            "one history is a prefix of the other ({} vs {} lines)",
+            a.lines().count(),
+            b.lines().count()
+        )),
+    }
+}
+
+/// Prints a simulated replay's outcome; returns the exit code.
+pub fn print_replay(replay: &SimReplay) -> i32 {
+    let s = &replay.summary;
+    println!(
+        "{}: {} (seed {}, {} faults, {} operations)",
+        s.dir.display(),
+        s.verdict,
+        s.seed,
+        s.faults,
+        s.invoked
+    );
+    if replay.identical {
+        println!("history.jsonl is byte-identical to the original's");
+    } else {
+        println!(
+            "history.jsonl differs from the original's: {}",
+            replay.difference.as_deref().unwrap_or("")
+        );
+    }
+    match &replay.original_verdict {
+        Some(v) if *v == s.verdict => println!("verdict {v}: reproduced"),
+        Some(v) => println!("verdict was {v}, now {}: not reproduced", s.verdict),
+        None => println!("the original's verdict is unknown (no harness.json)"),
+    }
+    if replay.identical {
+        s.exit_code
+    } else {
+        2
+    }
+}

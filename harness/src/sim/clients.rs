@@ -1,0 +1,268 @@
+//! The simulated run's clients: the harness's own client rules on virtual time.
+//!
+//! Each client is a closed loop over the same operation generator real runs use
+//! (`workload::OpGen`, one ChaCha stream per client). A request is retried under the same id
+//! until a definite answer or its deadline, exactly as `caller::submit` does on real sockets:
+//! `NotLeader` with a hint goes straight to the leader; without one, or `Overloaded`, waits a
+//! doubling backoff and tries the next replica; an attempt that times out moves on to the next
+//! replica. At the deadline the operation is recorded `info`, never `fail`.
+
+use crate::caller::Submitted;
+use crate::record::{completion, op_value};
+use crate::workload::OpGen;
+use checker::history::Event;
+use replica::bank::Command;
+use replica::client_proto::ClientResponse;
+use replica::core::ReplyToken;
+use replica::types::{Account, ClientId, NodeId, RequestId};
+use sim::Sim;
+use std::collections::BTreeMap;
+
+const BACKOFF_START_MS: u64 = 5;
+const BACKOFF_CAP_MS: u64 = 200;
+
+/// Client timing, in virtual milliseconds.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientTiming {
+    pub attempt_timeout_ms: u64,
+    pub op_timeout_ms: u64,
+}
+
+struct Pending {
+    command: Command,
+    /// The attempt in flight, if one is (none while backing off).
+    token: Option<ReplyToken>,
+    node: NodeId,
+    /// When the attempt times out, or the backoff ends.
+    timer_ms: u64,
+    deadline_ms: u64,
+    backoff_ms: u64,
+}
+
+struct Client {
+    gen: OpGen,
+    next_request: u64,
+    pending: Option<Pending>,
+}
+
+/// Every client of a simulated run. Events it produces go to the caller, in order.
+pub struct Clients {
+    clients: Vec<Client>,
+    nodes: Vec<NodeId>,
+    hint: Option<NodeId>,
+    owner: BTreeMap<ReplyToken, usize>,
+    timing: ClientTiming,
+    /// Operations still to start (the run's budget).
+    budget: u64,
+    accepting: bool,
+    pub invoked: u64,
+}
+
+impl Clients {
+    pub fn new(
+        seed: u64,
+        count: u32,
+        accounts: &[Account],
+        nodes: Vec<NodeId>,
+        timing: ClientTiming,
+        budget: u64,
+    ) -> Clients {
+        let clients = (0..u64::from(count))
+            .map(|c| Client {
+                gen: OpGen::new(seed, c, accounts.to_vec()),
+                next_request: 1,
+                pending: None,
+            })
+            .collect();
+        Clients {
+            clients,
+            nodes,
+            hint: None,
+            owner: BTreeMap::new(),
+            timing,
+            budget,
+            accepting: true,
+            invoked: 0,
+        }
+    }
+
+    /// No new operation starts from now on.
+    pub fn stop_starting(&mut self) {
+        self.accepting = false;
+    }
+
+    /// Whether the budget is spent or starting stopped, and no operation is pending.
+    pub fn all_done(&self) -> bool {
+        (!self.accepting || self.budget == 0) && self.clients.iter().all(|c| c.pending.is_none())
+    }
+
+    pub fn pending(&self) -> usize {
+        self.clients.iter().filter(|c| c.pending.is_some()).count()
+    }
+
+    /// Every pending operation may run until at least `deadline_ms` (the liveness bound after
+    /// the final heal must be what decides, not a deadline that happened to fall just after).
+    pub fn extend_deadlines(&mut self, deadline_ms: u64) {
+        for pending in self.clients.iter_mut().filter_map(|c| c.pending.as_mut()) {
+            pending.deadline_ms = pending.deadline_ms.max(deadline_ms);
+        }
+    }
+
+    /// The next moment a client acts on its own.
+    pub fn next_timer_ms(&self, now_ms: u64) -> Option<u64> {
+        let idle_can_start = self.accepting && self.budget > 0;
+        self.clients
+            .iter()
+            .filter_map(|c| match &c.pending {
+                Some(p) => Some(p.timer_ms.min(p.deadline_ms)),
+                None if idle_can_start => Some(now_ms),
+                None => None,
+            })
+            .min()
+    }
+
+    /// Handles the answers that arrived and every timer due at `now_ms`; starts new operations.
+    pub fn act(&mut self, sim: &mut Sim, now_ms: u64, events: &mut Vec<Event>) {
+        let replies: Vec<_> = sim
+            .take_replies()
+            .iter()
+            .map(|r| (r.token, r.response.clone()))
+            .collect();
+        for (token, response) in replies {
+            if let Some(index) = self.owner.remove(&token) {
+                self.answered(sim, index, token, response, now_ms, events);
+            }
+        }
+        for index in 0..self.clients.len() {
+            self.timers(sim, index, now_ms, events);
+        }
+    }
+
+    fn answered(
+        &mut self,
+        sim: &mut Sim,
+        index: usize,
+        token: ReplyToken,
+        response: ClientResponse,
+        now_ms: u64,
+        events: &mut Vec<Event>,
+    ) {
+        let Some(pending) = self.clients[index].pending.as_mut() else {
+            return;
+        };
+        if pending.token != Some(token) {
+            return; // an answer to an attempt already given up on
+        }
+        pending.token = None;
+        let node = pending.node;
+        match response {
+            ClientResponse::Reply { node, reply } => {
+                self.hint = Some(node);
+                self.finish(index, Submitted::Executed { node, reply }, events);
+            }
+            ClientResponse::Rejected { node, reason } => {
+                self.finish(index, Submitted::Rejected { node, reason }, events);
+            }
+            ClientResponse::NotLeader {
+                leader_hint: Some(leader),
+                ..
+            } if leader != node && self.nodes.contains(&leader) => {
+                self.hint = Some(leader);
+                self.send(sim, index, leader, now_ms);
+            }
+            _ => {
+                // Not the leader and knows none, overloaded, or an answer of the wrong kind:
+                // back off, then try elsewhere.
+                let pending = self.clients[index].pending.as_mut().expect("pending");
+                pending.timer_ms = now_ms + pending.backoff_ms;
+                pending.backoff_ms = (pending.backoff_ms * 2).min(BACKOFF_CAP_MS);
+            }
+        }
+    }
+
+    fn timers(&mut self, sim: &mut Sim, index: usize, now_ms: u64, events: &mut Vec<Event>) {
+        let Some(pending) = &self.clients[index].pending else {
+            if self.accepting && self.budget > 0 {
+                self.start(sim, index, now_ms, events);
+            }
+            return;
+        };
+        if now_ms >= pending.deadline_ms {
+            let unknown = Submitted::Unknown {
+                last_error: "no definite answer before the deadline".into(),
+                last_node: Some(pending.node),
+            };
+            if let Some(token) = pending.token {
+                self.owner.remove(&token);
+            }
+            self.finish(index, unknown, events);
+            return;
+        }
+        if now_ms < pending.timer_ms {
+            return;
+        }
+        // The attempt timed out, or a backoff ended: the shared hint if someone found a leader
+        // meanwhile, else the next replica.
+        let timed_out = pending.token.is_some();
+        if let Some(token) = pending.token {
+            self.owner.remove(&token);
+        }
+        let current = pending.node;
+        let next = match self.hint {
+            Some(h) if h != current => h,
+            _ => self.next_after(current),
+        };
+        if timed_out {
+            self.hint = None;
+        }
+        self.send(sim, index, next, now_ms);
+    }
+
+    fn start(&mut self, sim: &mut Sim, index: usize, now_ms: u64, events: &mut Vec<Event>) {
+        self.budget -= 1;
+        self.invoked += 1;
+        let client = &mut self.clients[index];
+        let command = Command {
+            client: ClientId(index as u64),
+            request: RequestId(client.next_request),
+            op: client.gen.next_op(),
+        };
+        client.next_request += 1;
+        let (f, value) = op_value(&command.op);
+        events.push(Event::invoke(index as u64, command.request.0, f, value));
+        let node = self
+            .hint
+            .unwrap_or(self.nodes[index % self.nodes.len().max(1)]);
+        self.clients[index].pending = Some(Pending {
+            command,
+            token: None,
+            node,
+            timer_ms: now_ms,
+            deadline_ms: now_ms + self.timing.op_timeout_ms,
+            backoff_ms: BACKOFF_START_MS,
+        });
+        self.send(sim, index, node, now_ms);
+    }
+
+    fn send(&mut self, sim: &mut Sim, index: usize, node: NodeId, now_ms: u64) {
+        let pending = self.clients[index].pending.as_mut().expect("pending");
+        let token = sim.submit(node, pending.command.clone());
+        pending.token = Some(token);
+        pending.node = node;
+        pending.timer_ms = now_ms + self.timing.attempt_timeout_ms;
+        self.owner.insert(token, index);
+    }
+
+    fn finish(&mut self, index: usize, outcome: Submitted, events: &mut Vec<Event>) {
+        if let Some(pending) = self.clients[index].pending.take() {
+            events.push(completion(index as u64, &pending.command, &outcome));
+        }
+    }
+
+    fn next_after(&self, node: NodeId) -> NodeId {
+        match self.nodes.iter().position(|&n| n == node) {
+            Some(i) => self.nodes[(i + 1) % self.nodes.len()],
+            None => self.nodes[0],
+        }
+    }
+}
