@@ -282,3 +282,42 @@ proptest! {
         prop_assert!(torn.is_some());
     }
 }
+
+#[test]
+fn a_flipped_byte_in_the_last_record_of_an_idle_log_is_refused() {
+    // The idle log's mark vouches for its last burst: that record was fsynced (and may have
+    // been acknowledged), so damage in it is refused. Without the mark it would be the file's
+    // last frame, and cut as a torn write.
+    let dir = tempfile::tempdir().unwrap();
+    let starts = write_records(dir.path(), 5);
+    {
+        let (mut wal, _, _) = open(dir.path());
+        wal.confirm().unwrap();
+    }
+    let path = dir.path().join(WAL_FILE);
+    let len = file_len(&path);
+    flip_byte(&path, starts[4] + 9);
+    let err = Wal::<Rec>::open(dir.path()).err().expect("refused");
+    assert!(
+        matches!(err, StorageError::CorruptMiddle { offset, .. } if offset == starts[4]),
+        "{err}"
+    );
+    assert_eq!(file_len(&path), len, "nothing was cut");
+}
+
+#[test]
+fn an_idle_log_confirms_its_last_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _, _) = open(dir.path());
+    wal.append(&rec(1)).unwrap();
+    wal.sync().unwrap();
+    assert!(wal.needs_confirm());
+    wal.confirm().unwrap();
+    assert!(!wal.needs_confirm());
+    drop(wal);
+    let path = dir.path().join(WAL_FILE);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[9] ^= 0x5a; // inside record 1, which the mark after it vouches for
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(Wal::<Rec>::open(dir.path()).is_err());
+}

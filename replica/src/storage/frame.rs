@@ -270,9 +270,6 @@ fn find_valid_frame(
 pub struct RecoverRules<'a> {
     /// Says whether a payload found by the middle-corruption search is a real record.
     pub is_valid: &'a dyn Fn(&[u8]) -> bool,
-    /// After the scan: the length the file is known to have had durable and acknowledged
-    /// (its synced-length marks). Damage below it is never a torn write.
-    pub confirmed_len: &'a dyn Fn() -> u64,
     /// Derived files (the journal) cut at any damage, even with valid records after it:
     /// nothing is lost that cannot be rebuilt, and a power cut can leave holes in data that
     /// was never fsynced.
@@ -295,15 +292,6 @@ pub fn recover(
     let Some(reason) = stop.damage else {
         return Ok((stop.good_end, None));
     };
-    let confirmed = (rules.confirmed_len)();
-    if stop.good_end < confirmed {
-        return Err(StorageError::CorruptAcknowledged {
-            path: path.to_path_buf(),
-            offset: stop.good_end,
-            reason,
-            confirmed,
-        });
-    }
     let search = if rules.cut_middle {
         Ok(None)
     } else {

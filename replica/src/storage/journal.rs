@@ -81,7 +81,6 @@ impl Journal {
         let is_valid = |payload: &[u8]| postcard::from_bytes::<Record>(payload).is_ok();
         let rules = RecoverRules {
             is_valid: &is_valid,
-            confirmed_len: &|| 0,
             cut_middle: true,
         };
         let (written, torn) =

@@ -12,8 +12,9 @@
 //!   "repaired", because cutting there would throw away acknowledged data.
 //! - A power cut can keep any subset of the pages written since the last fsync, so the tail
 //!   rule alone cannot tell a torn write from a flipped bit in the last acknowledged records.
-//!   The WAL therefore marks, with every later write, how much of it an fsync had made
-//!   durable; damage below the newest mark is [`StorageError::CorruptAcknowledged`].
+//!   The WAL therefore follows every fsynced burst with a small synced-length mark (with the
+//!   next burst, or on its own when the log goes idle): an acknowledged record always has a
+//!   valid frame after it, so damage in it is middle corruption, never a tail to cut.
 //! - The executed journal is derived state and is never fsynced between checkpoints: any
 //!   damage in it is cut, never fatal.
 //! - Whole-file replacements (WAL compaction, checkpoints) go through a temporary file, fsync,
@@ -58,16 +59,6 @@ pub enum StorageError {
         offset: u64,
         reason: String,
         next_valid: u64,
-    },
-    #[error(
-        "{path} is corrupt at byte offset {offset} ({reason}), below the {confirmed} bytes it \
-         had made durable and acknowledged: this is not a torn write, refusing to cut the file"
-    )]
-    CorruptAcknowledged {
-        path: PathBuf,
-        offset: u64,
-        reason: String,
-        confirmed: u64,
     },
     #[error("{path} is corrupt: {reason}")]
     Corrupt { path: PathBuf, reason: String },

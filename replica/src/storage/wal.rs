@@ -9,13 +9,14 @@
 //! file which is fsynced, renamed over the log, and the directory is fsynced, so a crash leaves
 //! either the old log or the new one.
 //!
-//! Synced-length marks: the first append after an fsync first writes a small `Synced(len)`
-//! frame saying that the log's first `len` bytes were durable (an fsync covering them had
-//! returned, so a vote or a reply may have left). On recovery, damage below the newest mark
-//! cannot be a torn write: the replica refuses to start ([`StorageError::CorruptAcknowledged`])
-//! instead of cutting acknowledged votes. Damage above it is a torn tail and is cut. When the
-//! log goes idle, [`Wal::confirm`] writes the mark on its own (one extra fsync per idle spell),
-//! so only the last burst before a crash is ever unconfirmed.
+//! Synced-length marks: a torn write and a flipped bit in the last records look alike, and a
+//! power cut may keep any subset of unsynced pages, so the tail rule alone would cut votes the
+//! replica had fsynced and sent. So the first append after an fsync first writes a small
+//! `Synced(len)` frame saying that the log's first `len` bytes were durable, and when the log
+//! goes idle [`Wal::confirm`] writes that mark on its own (one extra fsync per idle spell).
+//! Every acknowledged record then has a valid frame after it: damage in it is middle
+//! corruption, which recovery refuses ([`StorageError::CorruptMiddle`]) instead of cutting.
+//! Only the last burst before a crash, with no write after it, can still be cut as torn.
 
 use super::frame::{encode_into, recover, RecoverRules};
 use super::{
@@ -94,11 +95,11 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         let path = dir.join(WAL_FILE);
         let file = open_log(&*fs, dir, &path)?;
         let mut records = Vec::new();
-        let marked = std::cell::Cell::new(0u64);
+        let mut marked = 0u64;
         let mut accept = |_offset: u64, payload: &[u8]| {
             match postcard::from_bytes::<Frame<R>>(payload) {
                 Ok(Frame::Record(record)) => records.push(record),
-                Ok(Frame::Synced(len)) => marked.set(marked.get().max(len)),
+                Ok(Frame::Synced(len)) => marked = marked.max(len),
                 Err(e) => return Err(format!("undecodable record: {e}")),
             }
             Ok(())
@@ -106,7 +107,6 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         let is_valid = |payload: &[u8]| postcard::from_bytes::<Frame<R>>(payload).is_ok();
         let rules = RecoverRules {
             is_valid: &is_valid,
-            confirmed_len: &|| marked.get(),
             cut_middle: false,
         };
         let (written, torn) = recover(&*file, &path, max_record_bytes, &mut accept, &rules)?;
@@ -123,7 +123,7 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
             written,
             unsynced: false,
             synced_len: written,
-            marked_len: marked.get(),
+            marked_len: marked,
             fsync: true,
             max_record: max_record_bytes,
             poisoned: false,
@@ -172,7 +172,10 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         }
         self.check_poisoned()?;
         self.mark_synced()?;
-        self.sync()
+        self.sync()?;
+        // The mark's own bytes need no mark.
+        self.marked_len = self.synced_len;
+        Ok(())
     }
 
     /// Writes everything appended so far and fdatasyncs it: one fsync for the whole batch.
