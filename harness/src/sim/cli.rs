@@ -157,7 +157,12 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
     let on_seed = |summary: &SimSummary| {
         bar.inc(1);
         if summary.exit_code != 0 {
-            bar.println(failing_line(summary, &flags));
+            let line = failing_line(summary, &flags);
+            if bar.is_hidden() {
+                println!("{line}");
+            } else {
+                bar.println(line);
+            }
         }
     };
     let report = sweep(&opts, &on_seed);

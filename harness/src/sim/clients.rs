@@ -91,6 +91,12 @@ impl Clients {
         self.accepting = false;
     }
 
+    /// After the final heal: `ops` more operations, whatever the budget said.
+    pub fn final_round(&mut self, ops: u64) {
+        self.accepting = true;
+        self.budget = ops;
+    }
+
     /// Whether the budget is spent or starting stopped, and no operation is pending.
     pub fn all_done(&self) -> bool {
         (!self.accepting || self.budget == 0) && self.clients.iter().all(|c| c.pending.is_none())

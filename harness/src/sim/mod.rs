@@ -40,6 +40,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Most virtual time the end of a run waits for lagging replicas to catch up.
+const QUIESCE_MS: u64 = 10_000;
+
 /// The initial balance of every account in simulated runs (as in real ones).
 pub const INITIAL_BALANCE: i64 = 10;
 
@@ -232,6 +235,9 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
             events.extend(nemesis.heal(&mut sim));
             stable_at = Some(settle(&mut sim, &nodes, &mut events));
             clients.extend_deadlines(now + params.liveness_bound_ms + 1_000);
+            // Liveness needs something to watch: each client makes one more request on the
+            // healed cluster.
+            clients.final_round(u64::from(params.clients));
         }
         if let Some(stable) = stable_at {
             if clients.all_done() || now >= end_of_run(stable) {
@@ -260,6 +266,9 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
         sim.run_to(next);
     }
     flush_events(&mut history, &mut events, sim.now_ms)?;
+    // Let lagging replicas catch up before their state is read, as the harness's final phase
+    // waits for a quiet cluster.
+    sim.run_until_converged(QUIESCE_MS);
     let final_state = final_state(&sim);
     let history = history
         .into_inner()
@@ -350,53 +359,70 @@ fn flush_events(
     Ok(())
 }
 
-/// Every replica's balances and executed log. A replica whose log has a hole (it installed a
-/// snapshot) reports its earlier stretches as extra, balance-less entries named like
-/// `n1:1-40`, as real runs do.
+/// Every replica's balances and executed log, as real runs report them. The entry named after
+/// the replica holds its balances and the stretch of its log that ends at its exec index;
+/// any other stretch it executed (before a snapshot install, or lost to a power cut and not
+/// executed again) is an extra, balance-less entry named like `n1:1-40`. A replica whose
+/// log does not reach its exec index (it installed a snapshot last) reports no balances,
+/// saying why, as the harness does when a replica's journal and balances disagree.
 fn final_state(sim: &Sim) -> FinalState {
     let mut nodes = BTreeMap::new();
     for id in sim.node_ids() {
         let node = sim.node(id);
-        let Some(core) = node.core() else {
-            let why = node.refused().unwrap_or("down at the end of the run");
-            nodes.insert(id.to_string(), NodeFinal::unreachable(why));
-            continue;
-        };
-        let (exec_index, balances) = core.balances();
-        let mut segments: Vec<Vec<_>> = Vec::new();
-        for entry in node.executed().filter(|e| e.exec_index <= exec_index) {
+        // Up: its balances and the exec index they are at. Down (or refused): no balances,
+        // but what it executed while it lived still counts, as the harness's journal polling
+        // keeps it in real runs.
+        let state = node.core().map(|core| core.balances());
+        let exec_index = state.as_ref().map_or(0, |(e, _)| *e);
+        let mut segments: Vec<Vec<&replica::bank::Executed>> = Vec::new();
+        for entry in node.executed() {
+            let joins = segments
+                .last()
+                .and_then(|s| s.last())
+                .map(|e| e.exec_index + 1)
+                == Some(entry.exec_index)
+                && (state.is_none() || entry.exec_index != exec_index + 1);
             match segments.last_mut() {
-                Some(last)
-                    if last
-                        .last()
-                        .map(|e: &replica::bank::Executed| e.exec_index + 1)
-                        == Some(entry.exec_index) =>
-                {
-                    last.push(entry.clone())
-                }
-                _ => segments.push(vec![entry.clone()]),
+                Some(last) if joins => last.push(entry),
+                _ => segments.push(vec![entry]),
             }
         }
-        let current = segments.pop().unwrap_or_default();
+        let named = match state {
+            None => NodeFinal::unreachable(node.refused().unwrap_or("down at the end of the run")),
+            Some((exec_index, balances)) => {
+                let current = segments
+                    .iter()
+                    .position(|s| s.last().map(|e| e.exec_index) == Some(exec_index));
+                match current {
+                    Some(k) => NodeFinal {
+                        balances: Some(balances.into_iter().collect()),
+                        executed: segments.remove(k).into_iter().map(executed_entry).collect(),
+                        error: None,
+                    },
+                    None if exec_index == 0 => NodeFinal {
+                        balances: Some(balances.into_iter().collect()),
+                        executed: Vec::new(),
+                        error: None,
+                    },
+                    None => NodeFinal::unreachable(format!(
+                        "balances at exec index {exec_index}, but the executed log does not \
+                         reach it (installed a snapshot)"
+                    )),
+                }
+            }
+        };
         for segment in segments {
             let (first, last) = (segment[0].exec_index, segment[segment.len() - 1].exec_index);
             nodes.insert(
                 format!("{id}:{first}-{last}"),
                 NodeFinal {
                     balances: None,
-                    executed: segment.iter().map(executed_entry).collect(),
+                    executed: segment.into_iter().map(executed_entry).collect(),
                     error: None,
                 },
             );
         }
-        nodes.insert(
-            id.to_string(),
-            NodeFinal {
-                balances: Some(balances.into_iter().collect()),
-                executed: current.iter().map(executed_entry).collect(),
-                error: None,
-            },
-        );
+        nodes.insert(id.to_string(), named);
     }
     FinalState { nodes }
 }
