@@ -24,7 +24,7 @@ use crate::fastjson::{once, put, Cur, Miss};
 use crate::fields::ValueFields;
 use crate::history::CowStr;
 use crate::history::EventType;
-use crate::model::{Accounts, Acct, Cmd, FKind, Fx, NONE};
+use crate::model::{Accounts, Acct, Cmd, FKind, Fx};
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -456,7 +456,9 @@ impl<'a> EntryRaw<'a> {
             }
         }
         for n in [v.amount, v.from_balance, v.to_balance, v.balance] {
-            h.write_u64(n.unwrap_or(NONE) as u64);
+            // Presence apart from the value, so no number stands for "absent".
+            h.write_u64(u64::from(n.is_some()));
+            h.write_u64(n.unwrap_or(0) as u64);
         }
         if let Some(e) = v.error {
             h.write(e.0.as_bytes());

@@ -15,7 +15,7 @@ use crate::checks::total_order::TotalOrder;
 use crate::fastjson::{once, put, set, Cur};
 use crate::fields::{self, FieldErr, Fields, Shape, ValueFields};
 use crate::history::{CowStr, EventType, HistoryError, HistoryReader, Process};
-use crate::model::{list, Accounts, Acct, Cmd, FKind, FxMap, NONE};
+use crate::model::{list, Accounts, Acct, Cmd, FKind, FxMap};
 use serde::Deserialize;
 use serde::Serialize;
 use std::path::Path;
@@ -65,9 +65,9 @@ pub(crate) struct OpRec {
     pub done_index: u64,
     /// The exec index the client was told (0 if never).
     pub exec: u64,
-    /// Observed results: `from_balance`/`to_balance` or `balance` (or [`NONE`]).
-    pub a: i64,
-    pub b: i64,
+    /// Observed results: `from_balance`/`to_balance`, or `balance` in `a`.
+    pub a: Option<i64>,
+    pub b: Option<i64>,
     /// 1-based index into [`HistoryData::read_alls`], 0 if none.
     pub all: u32,
     pub flags: u16,
@@ -275,7 +275,7 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    pub fn new(accounts: Accounts, total: Option<i64>) -> Collector {
+    pub fn new(accounts: Accounts, total: Option<i128>) -> Collector {
         Collector {
             data: HistoryData {
                 ops: Vec::new(),
@@ -372,8 +372,8 @@ impl Collector {
             first_index: index,
             done_index: index,
             exec: 0,
-            a: NONE,
-            b: NONE,
+            a: None,
+            b: None,
             all: 0,
             flags: 0,
             pending: 0,
@@ -485,13 +485,13 @@ impl Collector {
         rec.flags |= flag::OBS_OK;
         match rec.cmd {
             Cmd::Transfer { from, to, .. } => {
-                rec.a = v.from_balance.unwrap_or(NONE);
-                rec.b = v.to_balance.unwrap_or(NONE);
+                rec.a = v.from_balance;
+                rec.b = v.to_balance;
                 d.conservation
                     .transfer_ok(ev.index, (from, rec.a), (to, rec.b), &d.accounts);
             }
             Cmd::Read { account } => {
-                rec.a = v.balance.unwrap_or(NONE);
+                rec.a = v.balance;
                 d.conservation
                     .read_ok(ev.index, account, rec.a, &d.accounts);
             }
@@ -548,7 +548,7 @@ impl Collector {
 pub(crate) fn read_history(
     path: &Path,
     accounts: Accounts,
-    total: Option<i64>,
+    total: Option<i128>,
 ) -> Result<HistoryData, HistoryError> {
     let mut reader = HistoryReader::open(path)?;
     let mut collector = Collector::new(accounts, total);

@@ -103,7 +103,7 @@ struct Loaded {
 fn load_both(
     files: &RunFiles,
     accounts: Accounts,
-    total: Option<i64>,
+    total: Option<i128>,
 ) -> Result<Loaded, CheckError> {
     std::thread::scope(|s| {
         let fin_accounts = accounts.clone();
