@@ -647,6 +647,17 @@ impl<R: Read> HistoryReader<R> {
         fast: impl Fn(&'s [u8]) -> Option<T>,
         check: impl Fn(&T) -> Result<(), (&'static str, &'static str)>,
     ) -> Result<Option<T>, HistoryError> {
+        Ok(self.next_numbered(fast, check)?.map(|(_, ev)| ev))
+    }
+
+    /// Like [`HistoryReader::next_checked`], with the event's 1-based line number
+    /// (the event borrows the reader, so [`HistoryReader::line_no`] cannot be asked
+    /// while it is alive).
+    pub fn next_numbered<'s, T: Deserialize<'s>>(
+        &'s mut self,
+        fast: impl Fn(&'s [u8]) -> Option<T>,
+        check: impl Fn(&T) -> Result<(), (&'static str, &'static str)>,
+    ) -> Result<Option<(u64, T)>, HistoryError> {
         if self.state.truncation.is_some() || !self.fill_line()? {
             return Ok(None);
         }
@@ -665,7 +676,7 @@ impl<R: Read> HistoryReader<R> {
         };
         match parsed {
             Ok(ev) => match check(&ev) {
-                Ok(()) => Ok(Some(ev)),
+                Ok(()) => Ok(Some((state.line_no, ev))),
                 Err((field, message)) => Err(malformed(state, Some(field.into()), message)),
             },
             Err(_) if !*complete => {

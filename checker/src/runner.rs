@@ -7,6 +7,7 @@
 
 use crate::checks::agreement::Agreement;
 use crate::checks::exactly_once::{self, LogKey, OpKey};
+use crate::checks::liveness::Liveness;
 use crate::checks::{replay, CheckResult, Validity};
 use crate::final_state::{self, FinalError, LogData, NodeState};
 use crate::history::HistoryError;
@@ -78,7 +79,8 @@ pub fn check_run(path: impl AsRef<Path>) -> Result<Results, CheckError> {
         .and_then(|p| p.accounts.clone())
         .unwrap_or_default();
     let total = params.as_ref().and_then(RunParams::total);
-    let loaded = load_both(&files, Accounts::declared(&declared), total)?;
+    let liveness = Liveness::new(params.as_ref().and_then(|p| p.liveness_bound_ms.as_ref()));
+    let loaded = load_both(&files, Accounts::declared(&declared), total, liveness)?;
     let initial = params.as_ref().and_then(|p| p.initial_balance);
     let mut results = check_loaded(loaded, initial.filter(|_| !declared.is_empty()));
     if params.is_none() {
@@ -104,6 +106,7 @@ fn load_both(
     files: &RunFiles,
     accounts: Accounts,
     total: Option<i128>,
+    liveness: Liveness,
 ) -> Result<Loaded, CheckError> {
     std::thread::scope(|s| {
         let fin_accounts = accounts.clone();
@@ -114,7 +117,7 @@ fn load_both(
                 (d, keys)
             }))
         });
-        let hist = ops::read_history(&files.history, accounts, total);
+        let hist = ops::read_history(&files.history, accounts, total, liveness);
         let prepared = hist.map(|h| {
             let by_exec = sorted_by_exec(&h.ops);
             let op_keys = exactly_once::op_keys(&h.ops, &h.clients);
@@ -154,6 +157,8 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
         mut warnings,
         mut conservation,
         mut total_order,
+        well_formed,
+        liveness,
     } = hist;
     if let Some(f) = &mut fin {
         align_accounts(&mut accounts, f);
@@ -228,6 +233,12 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
     };
 
     let mut checks = BTreeMap::new();
+    let client_events = stats.events - stats.nemesis;
+    checks.insert("well-formed".to_string(), well_formed.finish(client_events));
+    checks.insert(
+        "liveness".to_string(),
+        liveness.finish(stats.last_time_ns, &clients, &accounts),
+    );
     checks.insert("conservation".to_string(), conservation.finish());
     checks.insert("agreement".to_string(), agreement);
     checks.insert("total-order".to_string(), total_order.finish());

@@ -149,3 +149,126 @@ fn an_initial_balance_of_i64_max_does_not_wrap() {
         replay.unknown
     );
 }
+
+/// A valid transfer by client 1 (history lines 1-2, log slot 1), to build on.
+fn base() -> (Vec<Event>, Vec<checker::final_state::ExecutedEntry>) {
+    (
+        vec![
+            invoke_transfer(1, 1, "A", "B", 3),
+            ok_transfer(1, 1, ("A", "B", 3), (7, 13), 1),
+        ],
+        vec![transfer_entry(1, 1, 1, ("A", "B", 3), (7, 13))],
+    )
+}
+
+fn rejected(p: u64, rid: u64, from: &str, to: &str, amount: i64) -> Event {
+    Event::client(
+        EventType::Fail,
+        p,
+        rid,
+        "transfer",
+        values::transfer_fail(from, to, amount, "not-leader"),
+    )
+}
+
+/// The run is unknown only because of the well-formed check, whose one anomaly is
+/// `kind` and names `line`.
+fn assert_malformed(r: &Results, kind: &str, line: &str) {
+    assert_eq!(r.valid, Validity::Unknown, "{}", r.summary());
+    let wf = r.check("well-formed").unwrap();
+    assert_eq!(wf.valid, Validity::Unknown);
+    assert_eq!(wf.anomalies.len(), 1, "{:#?}", wf.anomalies);
+    assert_eq!(wf.anomalies[0].kind, kind);
+    assert!(
+        wf.anomalies[0].message.contains(line),
+        "{}",
+        wf.anomalies[0].message
+    );
+}
+
+#[test]
+fn a_completion_without_invocation_is_malformed() {
+    let (mut events, log) = base();
+    events.push(rejected(2, 1, "B", "A", 1));
+    let r = check(&events, &log, &[("A", 7), ("B", 13)], RUN_TOML);
+    assert_malformed(&r, "completion-without-invoke", "line 3 (history index 2)");
+}
+
+#[test]
+fn a_second_completion_is_malformed() {
+    let (mut events, log) = base();
+    events.push(ok_transfer(1, 1, ("A", "B", 3), (7, 13), 1));
+    let r = check(&events, &log, &[("A", 7), ("B", 13)], RUN_TOML);
+    assert_malformed(&r, "duplicate-completion", "line 3 (history index 2)");
+    assert_eq!(r.check("well-formed").unwrap().anomalies[0].indices, [1, 2]);
+}
+
+#[test]
+fn two_operations_in_flight_on_one_process_are_malformed() {
+    let (events, log) = base();
+    let events = vec![
+        events[0].clone(),
+        invoke_transfer(1, 2, "B", "A", 1),
+        events[1].clone(),
+        rejected(1, 2, "B", "A", 1),
+    ];
+    let r = check(&events, &log, &[("A", 7), ("B", 13)], RUN_TOML);
+    assert_malformed(&r, "overlapping-operations", "line 2 (history index 1)");
+    assert!(r.check("well-formed").unwrap().anomalies[0]
+        .message
+        .contains("line 1 (history index 0)"));
+}
+
+#[test]
+fn a_retry_with_another_command_is_malformed() {
+    let events = vec![
+        invoke_transfer(1, 1, "A", "B", 3),
+        Event::client(
+            EventType::Info,
+            1,
+            1,
+            "transfer",
+            values::transfer("A", "B", 3),
+        ),
+        invoke_transfer(1, 1, "A", "B", 5),
+        Event::client(
+            EventType::Info,
+            1,
+            1,
+            "transfer",
+            values::transfer("A", "B", 5),
+        ),
+    ];
+    // The log executed the retry's command: the history cannot say whether that is
+    // what the request meant, so this is unknown, not a command mismatch.
+    let log = [transfer_entry(1, 1, 1, ("A", "B", 5), (5, 15))];
+    let r = check(&events, &log, &[("A", 5), ("B", 15)], RUN_TOML);
+    assert_eq!(r.valid, Validity::Unknown, "{}", r.summary());
+    let wf = r.check("well-formed").unwrap();
+    assert_eq!(wf.anomalies[0].kind, "retry-changed-command");
+    assert!(wf.anomalies[0].message.contains("line 3 (history index 2)"));
+    assert!(wf.anomalies[0].message.contains("transfer A->B 5"));
+    assert_eq!(r.check("exactly-once").unwrap().valid, Validity::Unknown);
+}
+
+#[test]
+fn a_log_entry_must_hold_the_invoked_command_not_just_its_key() {
+    // A timed-out transfer A->B 3 that the log holds, under its key, as B->A 3.
+    let events = vec![
+        invoke_transfer(1, 1, "A", "B", 3),
+        Event::client(
+            EventType::Info,
+            1,
+            1,
+            "transfer",
+            values::transfer("A", "B", 3),
+        ),
+    ];
+    let log = [transfer_entry(1, 1, 1, ("B", "A", 3), (7, 13))];
+    let r = check(&events, &log, &[("A", 13), ("B", 7)], RUN_TOML);
+    assert_eq!(r.valid, Validity::Invalid, "{}", r.summary());
+    let eo = r.check("exactly-once").unwrap();
+    assert_eq!(kinds(&r, "exactly-once"), ["command-mismatch"]);
+    assert_eq!(eo.anomalies[0].exec_indices, [1]);
+    assert_eq!(eo.anomalies[0].indices, [0, 1]);
+}
