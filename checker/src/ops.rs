@@ -44,6 +44,8 @@ pub(crate) mod flag {
     pub const OBSERVED: u16 = 256;
     /// A retry named another command than the first invocation (`cmd` is the first).
     pub const RETRY_CHANGED: u16 = 512;
+    /// `exec` is where the log holds the command: the `ok` answer carried none.
+    pub const EXEC_FROM_LOG: u16 = 1024;
 }
 
 /// How many operations a client keeps open for retries before old finished ones

@@ -12,7 +12,7 @@ use crate::checks::{replay, CheckResult, Validity};
 use crate::final_state::{self, FinalError, LogData, NodeState};
 use crate::history::HistoryError;
 use crate::model::{list, Accounts};
-use crate::ops::{self, HistoryData, OpRec};
+use crate::ops::{self, flag, Clients, HistoryData, OpRec};
 use crate::results::{FinalSummary, NodeSummary, Results};
 use crate::run_params::{RunParams, RunParamsError};
 use std::collections::BTreeMap;
@@ -140,7 +140,7 @@ fn load_both(
 fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
     let Loaded {
         hist,
-        by_exec,
+        mut by_exec,
         op_keys,
         fin,
     } = loaded;
@@ -149,7 +149,7 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
         None => (None, Vec::new()),
     };
     let HistoryData {
-        ops,
+        mut ops,
         read_alls,
         clients,
         mut accounts,
@@ -195,7 +195,15 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
             ),
         ),
         Some(f) => {
-            let replay = match initial {
+            let placed = place_by_log(&mut ops, &log_keys, &clients);
+            if !placed.is_empty() {
+                by_exec = sorted_by_exec(&ops);
+                for &op in &placed {
+                    let exec = ops[op as usize].exec;
+                    total_order.late(&ops, op, exec, &clients, &accounts);
+                }
+            }
+            let mut replay = match initial {
                 Some(initial) => replay::run(
                     &replay::Input {
                         ops: &ops,
@@ -216,6 +224,12 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
                     replay::unknown("run.toml does not give accounts and initial_balance, so the log cannot be replayed")
                 }
             };
+            if !placed.is_empty() {
+                replay.counts.insert(
+                    "ok answers without exec_index, placed where the log holds them".into(),
+                    placed.len() as u64,
+                );
+            }
             let eo = exactly_once::run(
                 &exactly_once::Input {
                     ops: &ops,
@@ -287,6 +301,28 @@ fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
         .collect();
     pairs.sort();
     pairs.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Ok answers that carried no exec_index are not skipped: when the log holds their
+/// (client, request id) exactly once, that is where the command executed, so their
+/// results are replayed there and they get the real-time check. (Absent or twice is
+/// exactly-once's to report.) Returns the operations placed.
+fn place_by_log(ops: &mut [OpRec], log_keys: &[LogKey], clients: &Clients) -> Vec<u32> {
+    let mut placed = Vec::new();
+    for (i, o) in ops.iter_mut().enumerate() {
+        if o.exec != 0 || !o.has(flag::OBS_OK) {
+            continue;
+        }
+        let key = (clients.raw(o.client), o.request_id);
+        let start = log_keys.partition_point(|k| (k.0, k.1) < key);
+        let mut found = log_keys[start..].iter().take_while(|k| (k.0, k.1) == key);
+        if let (Some(k), None) = (found.next(), found.next()) {
+            o.exec = k.2;
+            o.flags |= flag::EXEC_FROM_LOG;
+            placed.push(i as u32);
+        }
+    }
+    placed
 }
 
 /// Anomalies about log slots name the history events that saw those slots.

@@ -272,3 +272,31 @@ fn a_log_entry_must_hold_the_invoked_command_not_just_its_key() {
     assert_eq!(eo.anomalies[0].exec_indices, [1]);
     assert_eq!(eo.anomalies[0].indices, [0, 1]);
 }
+
+#[test]
+fn an_ok_read_without_exec_index_is_replayed_where_the_log_holds_it() {
+    // The system forgot to tell the read's position; the read is stale all the same.
+    let (mut events, mut log) = base();
+    events.push(Event::invoke(2, 1, "read", values::read("A")));
+    events.push(Event::client(
+        EventType::Ok,
+        2,
+        1,
+        "read",
+        values::read_ok("A", 10),
+    ));
+    log.push(entry(
+        2,
+        2,
+        1,
+        "read",
+        values::read_ok("A", 7),
+        EventType::Ok,
+    ));
+    let r = check(&events, &log, &[("A", 7), ("B", 13)], RUN_TOML);
+    assert_eq!(r.valid, Validity::Invalid, "{}", r.summary());
+    let replay = r.check("replay").unwrap();
+    assert_eq!(kinds(&r, "replay"), ["wrong-result"]);
+    assert_eq!(replay.anomalies[0].indices, [2, 3]);
+    assert!(replay.anomalies[0].message.contains("returned 10"));
+}
