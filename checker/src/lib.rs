@@ -37,4 +37,4 @@ mod window;
 pub use checks::{Anomaly, CheckResult, Validity};
 pub use ops::HistoryStats;
 pub use results::{FinalSummary, NodeSummary, Results};
-pub use runner::{check_run, CheckError, RunFiles};
+pub use runner::{check_run, check_run_with, CheckError, CheckOptions, RunFiles};

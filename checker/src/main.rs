@@ -48,6 +48,13 @@ enum Command {
         /// into the run directory.
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
+        /// Also search for a linearization without the system's exec indices or log
+        /// (the `linearizable` check; slower, bounded by --search-budget).
+        #[arg(long)]
+        no_trust_exec_index: bool,
+        /// States the linearization search may explore before it says unknown.
+        #[arg(long, value_name = "N", default_value_t = checker::checks::linearizable::DEFAULT_BUDGET)]
+        search_budget: u64,
     },
     /// Write report.html and the charts for a run (checking it if results.json is
     /// missing).
@@ -106,15 +113,28 @@ fn run(command: Command) -> anyhow::Result<u8> {
             path,
             no_report,
             out,
-        } => check(&path, no_report, out.as_deref()),
+            no_trust_exec_index,
+            search_budget,
+        } => {
+            let options = checker::CheckOptions {
+                trust_exec_index: !no_trust_exec_index,
+                search_budget,
+            };
+            check(&path, no_report, out.as_deref(), options)
+        }
         Command::Report { run_dir } => report(&run_dir),
         Command::Bench { events, out, light } => bench(events, out, light),
     }
 }
 
-fn check(path: &Path, no_report: bool, out: Option<&Path>) -> anyhow::Result<u8> {
+fn check(
+    path: &Path,
+    no_report: bool,
+    out: Option<&Path>,
+    options: checker::CheckOptions,
+) -> anyhow::Result<u8> {
     let files = checker::RunFiles::locate(path)?;
-    let results = checker::check_run(path)?;
+    let results = checker::check_run_with(path, options)?;
     print!("{}", results.summary());
     let out_dir = out.unwrap_or(&files.dir);
     std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;

@@ -174,6 +174,15 @@ impl Bank {
         }
     }
 
+    /// A bank holding `balances` (indexed by account id) with `accounts`' declared
+    /// accounts, for searches that keep many states.
+    pub fn from_balances(balances: Vec<i64>, accounts: &Accounts) -> Bank {
+        Bank {
+            balances,
+            declared: accounts.declared_count(),
+        }
+    }
+
     /// Applies `cmd`, returning what it should answer. A transfer moves money only
     /// when the source holds at least the amount; otherwise it fails and changes
     /// nothing (it still occupies its slot).

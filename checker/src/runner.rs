@@ -7,6 +7,7 @@
 
 use crate::checks::agreement::Agreement;
 use crate::checks::exactly_once::{self, LogKey, OpKey};
+use crate::checks::linearizable;
 use crate::checks::liveness::Liveness;
 use crate::checks::{replay, CheckResult, Validity};
 use crate::final_state::{self, FinalError, LogData, NodeState};
@@ -68,9 +69,37 @@ pub enum CheckError {
     Internal(String),
 }
 
+/// How to check a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Use the exec indices the system reported. When false, the black-box
+    /// `linearizable` check also runs (it uses no position the system gave). It runs
+    /// anyway when some `ok` answer has no position, neither told nor in the log.
+    pub trust_exec_index: bool,
+    /// States the black-box search may explore before it says `unknown`.
+    pub search_budget: u64,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            trust_exec_index: true,
+            search_budget: linearizable::DEFAULT_BUDGET,
+        }
+    }
+}
+
 /// Checks the run at `path` (a run directory or a history.jsonl). Writes nothing;
 /// see [`Results::write_json`] and [`crate::report::write_report`].
 pub fn check_run(path: impl AsRef<Path>) -> Result<Results, CheckError> {
+    check_run_with(path, CheckOptions::default())
+}
+
+/// [`check_run`] with options.
+pub fn check_run_with(
+    path: impl AsRef<Path>,
+    options: CheckOptions,
+) -> Result<Results, CheckError> {
     let started = Instant::now();
     let files = RunFiles::locate(path.as_ref())?;
     let params = RunParams::load(&files.run_toml)?;
@@ -82,7 +111,7 @@ pub fn check_run(path: impl AsRef<Path>) -> Result<Results, CheckError> {
     let liveness = Liveness::new(params.as_ref().and_then(|p| p.liveness_bound_ms.as_ref()));
     let loaded = load_both(&files, Accounts::declared(&declared), total, liveness)?;
     let initial = params.as_ref().and_then(|p| p.initial_balance);
-    let mut results = check_loaded(loaded, initial.filter(|_| !declared.is_empty()));
+    let mut results = check_loaded(loaded, initial.filter(|_| !declared.is_empty()), options);
     if params.is_none() {
         results
             .warnings
@@ -137,7 +166,7 @@ fn load_both(
 }
 
 /// Runs the checks that need both the history and the log.
-fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
+fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> Results {
     let Loaded {
         hist,
         mut by_exec,
@@ -247,6 +276,23 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
     };
 
     let mut checks = BTreeMap::new();
+    let unplaced = ops.iter().any(|o| o.exec == 0 && o.has(flag::OBS_OK));
+    if !options.trust_exec_index || unplaced {
+        let result = match initial {
+            Some(initial) => linearizable::run(&linearizable::Input {
+                ops: &ops,
+                read_alls: &read_alls,
+                clients: &clients,
+                accounts: &accounts,
+                initial,
+                budget: options.search_budget,
+            }),
+            None => linearizable::unknown(
+                "run.toml does not give accounts and initial_balance, so there is no state to search from",
+            ),
+        };
+        checks.insert("linearizable".to_string(), result);
+    }
     let client_events = stats.events - stats.nemesis;
     checks.insert("well-formed".to_string(), well_formed.finish(client_events));
     checks.insert(

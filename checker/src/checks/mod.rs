@@ -12,6 +12,7 @@
 pub mod agreement;
 pub mod conservation;
 pub mod exactly_once;
+pub mod linearizable;
 pub mod liveness;
 pub mod replay;
 pub mod total_order;
@@ -26,7 +27,7 @@ use std::fmt;
 pub const MAX_STORED_ANOMALIES: usize = 100;
 
 /// The names of the checks, in the order they are shown.
-pub const CHECK_NAMES: [&str; 7] = [
+pub const CHECK_NAMES: [&str; 8] = [
     "well-formed",
     "conservation",
     "agreement",
@@ -34,6 +35,7 @@ pub const CHECK_NAMES: [&str; 7] = [
     "replay",
     "exactly-once",
     "liveness",
+    "linearizable",
 ];
 
 /// A verdict: written as `true`, `false` or `"unknown"`.
