@@ -7,8 +7,11 @@
 //! it needs no map over all operations.
 //!
 //! The same pass feeds the checks that need only the current event: conservation (every
-//! read and post-transfer balance) and real-time order (a sweep keeping the largest
-//! exec index among completed operations, recorded at each operation's first invoke).
+//! read and post-transfer balance), real-time order (a sweep keeping the largest
+//! exec index among completed operations, recorded at each operation's first invoke),
+//! well-formedness (one operation in flight per client, one completion per invocation,
+//! retries that repeat their command; events are named by line) and liveness (see
+//! `checks::liveness`).
 
 use crate::checks::conservation::Conservation;
 use crate::checks::liveness::Liveness;

@@ -221,17 +221,28 @@ fn stall_anomaly(
         a.index
     );
     let bound = duration(bound);
+    // Waits count from the later of the invocation and the last stable event.
+    let from = "after the later of its invocation and the last stable event";
     let (said, indices) = match (how, done) {
         (Stall::Info(w), Some(d)) => (
-            format!("timed out (info) at history index {d} after waiting {} from when it had to be answered, though the faults were healed: the bound is {bound} for a definite answer", duration(w)),
+            format!(
+                "timed out (info) at history index {d}, {} {from}: once the faults are healed, an operation must get ok or fail within {bound}",
+                duration(w)
+            ),
             vec![a.index, d],
         ),
         (Stall::Late(w), Some(d)) => (
-            format!("was answered only at history index {d}, {} after it had to be, beyond the bound of {bound}", duration(w)),
+            format!(
+                "was answered only at history index {d}, {} {from}, beyond the bound of {bound}",
+                duration(w)
+            ),
             vec![a.index, d],
         ),
         (Stall::Never(w), _) | (Stall::Info(w) | Stall::Late(w), None) => (
-            format!("never got an answer, though the history goes on for {} after it had to be answered, beyond the bound of {bound}", duration(w)),
+            format!(
+                "never got an answer, though the history goes on for {} {from}, beyond the bound of {bound}",
+                duration(w)
+            ),
             vec![a.index],
         ),
     };

@@ -1,13 +1,15 @@
-//! The five properties, one module each, and what they share: the verdict type, the
+//! The properties, one module each, and what they share: the verdict type, the
 //! anomaly record and a per-check accumulator that counts every anomaly but keeps
 //! only the first few (a broken run can have millions; formatting them all would cost
 //! more than checking).
 //!
 //! The checks run in two phases. While the history streams by, the collector in
-//! `crate::ops` feeds conservation and real-time order, which need only the current
-//! event and a little state. Once the history and final.json are both loaded, the
-//! remaining parts (agreement, replay, exactly-once, client order) run as sorts and
-//! merges over compact arrays, all O(n log n).
+//! `crate::ops` feeds well-formedness, conservation, real-time order and liveness,
+//! which need only the current event and a little state. Once the history and
+//! final.json are both loaded, the remaining parts (agreement, replay, exactly-once,
+//! client order) run as sorts and merges over compact arrays, all O(n log n). The
+//! black-box `linearizable` search runs only when asked for (or when some answer has
+//! no position at all), bounded by a budget.
 
 pub mod agreement;
 pub mod conservation;
