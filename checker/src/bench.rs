@@ -1,15 +1,28 @@
 //! `checker bench`: how fast parsing and checking are on a large generated run.
 //!
 //! Generates a valid run of N events with [`crate::gen`] (ten clients, retries,
-//! timeouts, nemesis; final.json with a full, a checkpointed and a lagging replica),
-//! then times [`crate::check_run`] on it and reports events per second and the peak
-//! resident memory of the check. The generator's own memory is excluded by resetting
-//! the kernel's high-water mark (`/proc/self/clear_refs`) before checking.
+//! timeouts, nemesis), then times [`crate::check_run`] on it and reports events per
+//! second, wall and CPU time, and the peak resident memory of the check. The
+//! generator's own memory is excluded by resetting the kernel's high-water mark
+//! (`/proc/self/clear_refs`) before checking.
+//!
+//! The default shape is a real campaign's: five replicas that each log every command,
+//! so final.json is about twice the size of the history. `Shape::Light` is the older
+//! shape (a full, a checkpointed and a lagging replica), kept for comparison.
 
 use crate::gen::{self, GenOptions};
 use crate::{check_run, CheckError, Validity};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+/// Which final.json to generate beside the history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// Five replicas, each logging (nearly) every command: final.json ≈ 2× history.
+    Realistic,
+    /// Three replicas: full, checkpointed at half, lagging.
+    Light,
+}
 
 /// What one benchmark run measured.
 #[derive(Debug, Clone)]
@@ -21,6 +34,8 @@ pub struct BenchReport {
     pub final_bytes: u64,
     pub generate_secs: f64,
     pub check_secs: f64,
+    /// CPU time (user + system, all threads) of the check, when /proc tells it.
+    pub check_cpu_secs: Option<f64>,
     /// Peak resident memory during the check, in KiB, when /proc tells it.
     pub peak_rss_kib: Option<u64>,
     /// Whether the high-water mark could be reset before checking (if not, the peak
@@ -48,42 +63,54 @@ impl BenchReport {
             ),
             None => "unknown".into(),
         };
+        let cpu = self
+            .check_cpu_secs
+            .map_or_else(|| "unknown".into(), |c| format!("{c:.2} s"));
         format!(
-            "bench: {} events, {} log entries ({:.0} MiB history, {:.0} MiB final.json) in {}\n  generated in {:.1} s\n  parse+check: {:.2} s = {:.0} events/s, verdict {}\n  peak RSS of the check: {rss}\n",
+            "bench: {} events, {} log entries ({:.0} MiB history, {:.0} MiB final.json) in {}\n  generated in {:.1} s\n  parse+check: {:.0} events/s, verdict {}\n  wall {:.2} s, CPU {cpu}\n  peak RSS of the check: {rss}\n",
             self.events,
             self.log_entries,
             self.history_bytes as f64 / 1048576.0,
             self.final_bytes as f64 / 1048576.0,
             self.dir.display(),
             self.generate_secs,
-            self.check_secs,
             self.events_per_sec(),
             self.valid.as_str(),
+            self.check_secs,
         )
     }
 }
 
 /// The options the benchmark generates with.
-pub fn bench_options(events: usize) -> GenOptions {
-    GenOptions {
+pub fn bench_options(events: usize, shape: Shape) -> GenOptions {
+    let base = GenOptions {
         seed: 42,
         events,
-        nodes: 3,
         unreachable_node: false,
         ..GenOptions::default()
+    };
+    match shape {
+        Shape::Realistic => GenOptions {
+            nodes: 5,
+            checkpoint_node: false,
+            ..base
+        },
+        Shape::Light => GenOptions { nodes: 3, ..base },
     }
 }
 
 /// Generates a run of `events` events into `dir` and times checking it.
-pub fn run(events: usize, dir: &Path) -> Result<BenchReport, CheckError> {
+pub fn run(events: usize, shape: Shape, dir: &Path) -> Result<BenchReport, CheckError> {
     let io = |e: std::io::Error| CheckError::Internal(format!("{}: {e}", dir.display()));
     let started = Instant::now();
-    let log_entries = gen::write_run(&bench_options(events), dir).map_err(io)?;
+    let log_entries = gen::write_run(&bench_options(events, shape), dir).map_err(io)?;
     let generate_secs = started.elapsed().as_secs_f64();
     let peak_is_check_only = reset_peak_rss();
+    let cpu_before = cpu_secs();
     let started = Instant::now();
     let results = check_run(dir)?;
     let check_secs = started.elapsed().as_secs_f64();
+    let check_cpu_secs = cpu_before.zip(cpu_secs()).map(|(a, b)| b - a);
     let size = |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
     Ok(BenchReport {
         dir: dir.to_path_buf(),
@@ -93,6 +120,7 @@ pub fn run(events: usize, dir: &Path) -> Result<BenchReport, CheckError> {
         final_bytes: size("final.json"),
         generate_secs,
         check_secs,
+        check_cpu_secs,
         peak_rss_kib: peak_rss_kib(),
         peak_is_check_only,
         valid: results.valid,
@@ -109,4 +137,17 @@ pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// User + system CPU time of this process (all threads) from /proc/self/stat, in
+/// seconds, assuming the kernel's usual 100 clock ticks per second.
+fn cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces; fields after its ')' are plain.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    // After ')': state is field 3, so utime (14) and stime (15) are the 12th and 13th.
+    let utime: u64 = fields.nth(11)?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
 }

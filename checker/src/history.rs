@@ -501,6 +501,11 @@ struct ReadState {
 /// Bytes read from the file at a time.
 const BLOCK: usize = 1 << 20;
 
+/// The longest line the reader accepts. Real events are a few hundred bytes (a
+/// `read_all` of many accounts a few KiB); a line this long is a corrupt file, and
+/// growing the buffer for it would take the memory without bound.
+pub const MAX_LINE_BYTES: usize = 16 << 20;
+
 /// Streams a history file one line at a time, parsing each in place.
 ///
 /// The file is read in large blocks and lines are found with `memchr`, so a line is
@@ -581,8 +586,19 @@ impl<R: Read> HistoryReader<R> {
         self.end -= self.pos;
         self.pos = 0;
         if self.end == self.buf.len() {
+            if self.buf.len() >= MAX_LINE_BYTES {
+                return Err(HistoryError::Malformed {
+                    path: self.state.path.clone(),
+                    // The line being read is the one after the last counted.
+                    line: self.state.line_no + 1,
+                    field: None,
+                    message: format!(
+                        "the line is longer than {MAX_LINE_BYTES} bytes, the most a history line may be"
+                    ),
+                });
+            }
             // A line longer than the buffer: make room for it.
-            self.buf.resize(self.buf.len() * 2, 0);
+            self.buf.resize((self.buf.len() * 2).min(MAX_LINE_BYTES), 0);
         }
         loop {
             match self.src.read(&mut self.buf[self.end..]) {
@@ -647,6 +663,17 @@ impl<R: Read> HistoryReader<R> {
         fast: impl Fn(&'s [u8]) -> Option<T>,
         check: impl Fn(&T) -> Result<(), (&'static str, &'static str)>,
     ) -> Result<Option<T>, HistoryError> {
+        Ok(self.next_numbered(fast, check)?.map(|(_, ev)| ev))
+    }
+
+    /// Like [`HistoryReader::next_checked`], with the event's 1-based line number
+    /// (the event borrows the reader, so [`HistoryReader::line_no`] cannot be asked
+    /// while it is alive).
+    pub fn next_numbered<'s, T: Deserialize<'s>>(
+        &'s mut self,
+        fast: impl Fn(&'s [u8]) -> Option<T>,
+        check: impl Fn(&T) -> Result<(), (&'static str, &'static str)>,
+    ) -> Result<Option<(u64, T)>, HistoryError> {
         if self.state.truncation.is_some() || !self.fill_line()? {
             return Ok(None);
         }
@@ -665,7 +692,7 @@ impl<R: Read> HistoryReader<R> {
         };
         match parsed {
             Ok(ev) => match check(&ev) {
-                Ok(()) => Ok(Some(ev)),
+                Ok(()) => Ok(Some((state.line_no, ev))),
                 Err((field, message)) => Err(malformed(state, Some(field.into()), message)),
             },
             Err(_) if !*complete => {

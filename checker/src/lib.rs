@@ -5,8 +5,10 @@
 //! [`final_state`]) and `run.toml` (the parameters, see [`run_params`]). The checker
 //! owns these formats, so the harness writes them with the types defined here.
 //!
-//! [`check_run`] streams the files and runs five checks (modules under [`checks`]):
-//! conservation, agreement, total order, replay and exactly-once. Each anomaly names
+//! [`check_run`] streams the files and runs the checks (modules under [`checks`]):
+//! well-formed, conservation, agreement, total order, replay, exactly-once and
+//! liveness, plus the black-box linearizability search with
+//! [`check_run_with`] when exec indices are not to be trusted. Each anomaly names
 //! the history indices involved and says in a sentence what went wrong; what cannot be
 //! decided is `unknown`, never a silent pass. [`report::write_report`] then writes
 //! `results.json`, `report.html` and the charts. [`gen`] makes valid histories (and
@@ -37,4 +39,4 @@ mod window;
 pub use checks::{Anomaly, CheckResult, Validity};
 pub use ops::HistoryStats;
 pub use results::{FinalSummary, NodeSummary, Results};
-pub use runner::{check_run, CheckError, RunFiles};
+pub use runner::{check_run, check_run_with, CheckError, CheckOptions, RunFiles};

@@ -1,25 +1,33 @@
 //! The `checker` command: `check`, `report` and `bench`.
 //!
-//! Exit codes follow Jepsen: 0 valid, 1 invalid, 2 unknown. Anything that prevents a
-//! verdict exits 3 for a usage error and 254 when the run cannot be read or the
-//! report not written, so scripts never mistake an error for a verdict (clap's own
-//! usage errors would exit 2, which means "unknown" here, so they are remapped).
+//! Exit codes follow Jepsen for verdicts (0 valid, 1 invalid, 2 unknown) and the BSD
+//! sysexits for the rest, as the harness does: 64 usage error, 66 an input missing,
+//! unreadable or malformed, 70 anything else (e.g. the report could not be written).
+//! So scripts never mistake an error for a verdict (clap's own usage errors would exit
+//! 2, which means "unknown" here, so they are remapped).
 
 use anyhow::Context;
+use checker::CheckError;
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// Usage errors.
-const EXIT_USAGE: u8 = 3;
-/// The run could not be checked or reported.
-const EXIT_ERROR: u8 = 254;
+/// Usage errors (EX_USAGE).
+const EXIT_USAGE: u8 = 64;
+/// An input is missing, unreadable or malformed (EX_NOINPUT).
+const EXIT_INPUT: u8 = 66;
+/// Anything else that prevents a verdict or its report (EX_SOFTWARE).
+const EXIT_ERROR: u8 = 70;
+
+const EXIT_CODES: &str = "Exit codes: 0 valid, 1 invalid, 2 unknown, 64 usage error, \
+66 input missing, unreadable or malformed, 70 other error (e.g. the report could not be written).";
 
 #[derive(Parser)]
 #[command(
     name = "checker",
     version,
-    about = "Checks a faultline run and draws its report"
+    about = "Checks a faultline run and draws its report",
+    after_help = EXIT_CODES
 )]
 struct Cli {
     #[command(subcommand)]
@@ -29,15 +37,28 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Check a run; writes results.json (and the report unless --no-report).
+    #[command(after_help = EXIT_CODES)]
     Check {
         /// A run directory, or its history.jsonl.
         path: PathBuf,
         /// Do not write report.html and the charts.
         #[arg(long)]
         no_report: bool,
+        /// Write results.json and the report here (created if missing) instead of
+        /// into the run directory.
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Also search for a linearization without the system's exec indices or log
+        /// (the `linearizable` check; slower, bounded by --search-budget).
+        #[arg(long)]
+        no_trust_exec_index: bool,
+        /// States the linearization search may explore before it says unknown.
+        #[arg(long, value_name = "N", default_value_t = checker::checks::linearizable::DEFAULT_BUDGET)]
+        search_budget: u64,
     },
     /// Write report.html and the charts for a run (checking it if results.json is
     /// missing).
+    #[command(after_help = EXIT_CODES)]
     Report {
         /// The run directory.
         run_dir: PathBuf,
@@ -50,6 +71,10 @@ enum Command {
         /// Where to write the run (default: a temporary directory, removed after).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Generate the old history-only shape (one full replica log, a checkpointed
+        /// and a lagging one) instead of the realistic one.
+        #[arg(long)]
+        light: bool,
     },
 }
 
@@ -69,29 +94,56 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("checker: {e:#}");
-            ExitCode::from(EXIT_ERROR)
+            ExitCode::from(exit_code_of(&e))
         }
+    }
+}
+
+/// 66 when the run's own files are at fault, 70 otherwise.
+fn exit_code_of(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<CheckError>() {
+        Some(CheckError::Internal(_)) | None => EXIT_ERROR,
+        Some(_) => EXIT_INPUT,
     }
 }
 
 fn run(command: Command) -> anyhow::Result<u8> {
     match command {
-        Command::Check { path, no_report } => check(&path, no_report),
+        Command::Check {
+            path,
+            no_report,
+            out,
+            no_trust_exec_index,
+            search_budget,
+        } => {
+            let options = checker::CheckOptions {
+                trust_exec_index: !no_trust_exec_index,
+                search_budget,
+            };
+            check(&path, no_report, out.as_deref(), options)
+        }
         Command::Report { run_dir } => report(&run_dir),
-        Command::Bench { events, out } => bench(events, out),
+        Command::Bench { events, out, light } => bench(events, out, light),
     }
 }
 
-fn check(path: &Path, no_report: bool) -> anyhow::Result<u8> {
+fn check(
+    path: &Path,
+    no_report: bool,
+    out: Option<&Path>,
+    options: checker::CheckOptions,
+) -> anyhow::Result<u8> {
     let files = checker::RunFiles::locate(path)?;
-    let results = checker::check_run(path)?;
+    let results = checker::check_run_with(path, options)?;
     print!("{}", results.summary());
+    let out_dir = out.unwrap_or(&files.dir);
+    std::fs::create_dir_all(out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     if no_report {
         results
-            .write_json(&files.dir)
-            .with_context(|| format!("writing results.json in {}", files.dir.display()))?;
+            .write_json(out_dir)
+            .with_context(|| format!("writing results.json in {}", out_dir.display()))?;
     } else {
-        let written = checker::report::write_report(&files.dir, &results)?;
+        let written = checker::report::write_report_to(&files.dir, out_dir, &results)?;
         println!("report: {}", written.html.display());
     }
     Ok(results.exit_code() as u8)
@@ -108,11 +160,16 @@ fn report(run_dir: &Path) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn bench(events: usize, out: Option<PathBuf>) -> anyhow::Result<u8> {
+fn bench(events: usize, out: Option<PathBuf>, light: bool) -> anyhow::Result<u8> {
     let dir = out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()))
     });
-    let report = checker::bench::run(events, &dir);
+    let shape = if light {
+        checker::bench::Shape::Light
+    } else {
+        checker::bench::Shape::Realistic
+    };
+    let report = checker::bench::run(events, shape, &dir);
     if out.is_none() {
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -14,9 +14,6 @@ pub(crate) type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<Fx>>;
 /// An interned account name.
 pub(crate) type Acct = u32;
 
-/// Marks an absent number in compact records (no real balance is `i64::MIN`).
-pub(crate) const NONE: i64 = i64::MIN;
-
 /// Interns account names. The accounts named in run.toml come first; names met
 /// elsewhere are added after them and counted as undeclared.
 #[derive(Debug, Clone, Default)]
@@ -153,6 +150,12 @@ pub(crate) enum Effect {
     All,
     /// A command the specification cannot evaluate (unknown function or account).
     Unknown,
+    /// A transfer of a zero or negative amount: the bank rejects it before proposal,
+    /// so it never belongs in the log.
+    BadAmount,
+    /// The transfer would take a balance past what an i64 holds: the replay cannot
+    /// say what a correct bank answers from here on.
+    Overflow,
 }
 
 /// The sequential bank: balances indexed by account id.
@@ -167,6 +170,15 @@ impl Bank {
     pub fn new(accounts: &Accounts, initial: i64) -> Bank {
         Bank {
             balances: vec![initial; accounts.declared_count()],
+            declared: accounts.declared_count(),
+        }
+    }
+
+    /// A bank holding `balances` (indexed by account id) with `accounts`' declared
+    /// accounts, for searches that keep many states.
+    pub fn from_balances(balances: Vec<i64>, accounts: &Accounts) -> Bank {
+        Bank {
+            balances,
             declared: accounts.declared_count(),
         }
     }
@@ -191,11 +203,31 @@ impl Bank {
         if f >= self.declared || t >= self.declared {
             return Effect::Unknown;
         }
+        if amount <= 0 {
+            return Effect::BadAmount;
+        }
         if self.balances[f] < amount {
             return Effect::Insufficient;
         }
-        self.balances[f] -= amount;
-        self.balances[t] += amount;
+        if f == t {
+            // Out and back into one account: nothing moves (the replica rejects this
+            // before proposal, so it can only come from a broken log).
+            let b = self.balances[f];
+            return Effect::Transferred {
+                from_balance: b,
+                to_balance: b,
+            };
+        }
+        // Checked, so a log of huge amounts (or a huge initial balance) is reported,
+        // never wrapped into a plausible-looking balance.
+        let (Some(from_balance), Some(to_balance)) = (
+            self.balances[f].checked_sub(amount),
+            self.balances[t].checked_add(amount),
+        ) else {
+            return Effect::Overflow;
+        };
+        self.balances[f] = from_balance;
+        self.balances[t] = to_balance;
         Effect::Transferred {
             from_balance: self.balances[f],
             to_balance: self.balances[t],
@@ -255,5 +287,26 @@ mod tests {
         assert_eq!(bank.apply(&t), Effect::Insufficient);
         assert_eq!(bank.balances, vec![3, 17]);
         assert_eq!(bank.apply(&Cmd::Read { account: 1 }), Effect::Balance(17));
+    }
+
+    #[test]
+    fn non_positive_and_overflowing_transfers_change_nothing() {
+        let accts = Accounts::declared(&["A".into(), "B".into()]);
+        let mut bank = Bank::new(&accts, i64::MAX);
+        for amount in [0, -3, i64::MIN] {
+            let t = Cmd::Transfer {
+                from: 0,
+                to: 1,
+                amount,
+            };
+            assert_eq!(bank.apply(&t), Effect::BadAmount, "{amount}");
+        }
+        let t = Cmd::Transfer {
+            from: 0,
+            to: 1,
+            amount: 1,
+        };
+        assert_eq!(bank.apply(&t), Effect::Overflow);
+        assert_eq!(bank.balances, vec![i64::MAX, i64::MAX]);
     }
 }

@@ -7,15 +7,20 @@
 //! it needs no map over all operations.
 //!
 //! The same pass feeds the checks that need only the current event: conservation (every
-//! read and post-transfer balance) and real-time order (a sweep keeping the largest
-//! exec index among completed operations, recorded at each operation's first invoke).
+//! read and post-transfer balance), real-time order (a sweep keeping the largest
+//! exec index among completed operations, recorded at each operation's first invoke),
+//! well-formedness (one operation in flight per client, one completion per invocation,
+//! retries that repeat their command; events are named by line) and liveness (see
+//! `checks::liveness`).
 
 use crate::checks::conservation::Conservation;
+use crate::checks::liveness::Liveness;
 use crate::checks::total_order::TotalOrder;
+use crate::checks::well_formed::{At, WellFormed};
 use crate::fastjson::{once, put, set, Cur};
 use crate::fields::{self, FieldErr, Fields, Shape, ValueFields};
 use crate::history::{CowStr, EventType, HistoryError, HistoryReader, Process};
-use crate::model::{list, Accounts, Acct, Cmd, FKind, FxMap, NONE};
+use crate::model::{list, Accounts, Acct, Cmd, FKind, FxMap};
 use serde::Deserialize;
 use serde::Serialize;
 use std::path::Path;
@@ -40,6 +45,10 @@ pub(crate) mod flag {
     pub const ORPHAN: u16 = 128;
     /// `a`, `b`, `all` hold what the client saw at `exec`.
     pub const OBSERVED: u16 = 256;
+    /// A retry named another command than the first invocation (`cmd` is the first).
+    pub const RETRY_CHANGED: u16 = 512;
+    /// `exec` is where the log holds the command: the `ok` answer carried none.
+    pub const EXEC_FROM_LOG: u16 = 1024;
 }
 
 /// How many operations a client keeps open for retries before old finished ones
@@ -65,9 +74,9 @@ pub(crate) struct OpRec {
     pub done_index: u64,
     /// The exec index the client was told (0 if never).
     pub exec: u64,
-    /// Observed results: `from_balance`/`to_balance` or `balance` (or [`NONE`]).
-    pub a: i64,
-    pub b: i64,
+    /// Observed results: `from_balance`/`to_balance`, or `balance` in `a`.
+    pub a: Option<i64>,
+    pub b: Option<i64>,
     /// 1-based index into [`HistoryData::read_alls`], 0 if none.
     pub all: u32,
     pub flags: u16,
@@ -133,6 +142,16 @@ pub(crate) struct Clients {
     raw: Vec<u64>,
     /// Per client: (request id, op) of operations that may still get events.
     open: Vec<Vec<(u64, u32)>>,
+    /// Per client: the invocation in flight, if any (a client runs one at a time).
+    busy: Vec<Option<Busy>>,
+}
+
+/// A client's invocation in flight.
+#[derive(Debug, Clone, Copy)]
+struct Busy {
+    op: u32,
+    rid: u64,
+    at: At,
 }
 
 impl Clients {
@@ -144,6 +163,7 @@ impl Clients {
         self.ids.insert(process, c);
         self.raw.push(process);
         self.open.push(Vec::new());
+        self.busy.push(None);
         c
     }
 
@@ -199,6 +219,8 @@ pub(crate) struct HistoryData {
     pub warnings: Vec<String>,
     pub conservation: Conservation,
     pub total_order: TotalOrder,
+    pub well_formed: WellFormed,
+    pub liveness: Liveness,
 }
 
 /// A history line as the checks read it: `value` parsed in the same pass, `node`
@@ -268,6 +290,8 @@ impl<'a> CheckEvent<'a> {
 /// Folds events into operations; see the module docs.
 pub(crate) struct Collector {
     data: HistoryData,
+    /// The line of the event being fed, for messages.
+    line: u64,
     last_index: Option<u64>,
     index_disorder: u64,
     time_disorder: u64,
@@ -275,7 +299,7 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    pub fn new(accounts: Accounts, total: Option<i64>) -> Collector {
+    pub fn new(accounts: Accounts, total: Option<i128>, liveness: Liveness) -> Collector {
         Collector {
             data: HistoryData {
                 ops: Vec::new(),
@@ -286,7 +310,10 @@ impl Collector {
                 warnings: Vec::new(),
                 conservation: Conservation::new(total),
                 total_order: TotalOrder::default(),
+                well_formed: WellFormed::default(),
+                liveness,
             },
+            line: 0,
             last_index: None,
             index_disorder: 0,
             time_disorder: 0,
@@ -294,8 +321,9 @@ impl Collector {
         }
     }
 
-    /// Takes one event.
-    pub fn feed(&mut self, ev: &CheckEvent<'_>) -> Result<(), FieldErr> {
+    /// Takes one event, read from `line` of the file.
+    pub fn feed(&mut self, ev: &CheckEvent<'_>, line: u64) -> Result<(), FieldErr> {
+        self.line = line;
         self.note_order(ev);
         let stats = &mut self.data.stats;
         stats.events += 1;
@@ -307,6 +335,9 @@ impl Collector {
         }
         let Process::Client(process) = ev.process else {
             stats.nemesis += 1;
+            if ev.kind == EventType::Info {
+                self.data.liveness.nemesis(&ev.f, ev.time_ns, ev.index);
+            }
             return Ok(());
         };
         let rid = ev
@@ -352,14 +383,40 @@ impl Collector {
         f: FKind,
     ) -> Result<(), FieldErr> {
         let cmd = fields::command(f, &ev.value.fields, &mut self.data.accounts)?;
-        let op = match self.data.clients.find_open(client, rid) {
-            Some(op) => op,
+        let at = self.at(ev);
+        let d = &mut self.data;
+        let raw = d.clients.raw(client);
+        if let Some(busy) = d.clients.busy[client as usize] {
+            d.well_formed.overlap(at, busy.at, raw, rid, busy.rid);
+        }
+        let op = match d.clients.find_open(client, rid) {
+            Some(op) => {
+                let rec = &mut d.ops[op as usize];
+                if rec.cmd != cmd {
+                    rec.flags |= flag::RETRY_CHANGED;
+                    let cmds = (&rec.cmd, &cmd);
+                    d.well_formed
+                        .retry_changed(at, rec.first_index, (raw, rid), cmds, &d.accounts);
+                }
+                op
+            }
             None => self.new_op(client, rid, cmd, ev.index),
         };
-        let rec = &mut self.data.ops[op as usize];
+        let d = &mut self.data;
+        d.clients.busy[client as usize] = Some(Busy { op, rid, at });
+        d.liveness
+            .invoke(client, rid, cmd, (at.line, at.index), ev.time_ns);
+        let rec = &mut d.ops[op as usize];
         rec.pending = rec.pending.saturating_add(1);
         self.prune_open(client, rid);
         Ok(())
+    }
+
+    fn at(&self, ev: &CheckEvent<'_>) -> At {
+        At {
+            line: self.line,
+            index: ev.index,
+        }
     }
 
     fn new_op(&mut self, client: u32, rid: u64, cmd: Cmd, index: u64) -> u32 {
@@ -372,8 +429,8 @@ impl Collector {
             first_index: index,
             done_index: index,
             exec: 0,
-            a: NONE,
-            b: NONE,
+            a: None,
+            b: None,
             all: 0,
             flags: 0,
             pending: 0,
@@ -409,17 +466,34 @@ impl Collector {
         f: FKind,
     ) -> Result<(), FieldErr> {
         let v = &ev.value.fields;
+        let at = self.at(ev);
+        let raw = self.data.clients.raw(client);
+        let mut fresh = false;
         let op = match self.data.clients.find_open(client, rid) {
             Some(op) => op,
             None => {
-                // A completion with no invocation: keep it, but say so.
+                fresh = true;
+                // A completion with no invocation: keep it (the log may still say
+                // what became of it), but the history is malformed.
                 let cmd = fields::command(f, v, &mut self.data.accounts)?;
                 let op = self.new_op(client, rid, cmd, ev.index);
                 self.data.ops[op as usize].flags |= flag::ORPHAN;
+                self.data.well_formed.orphan(at, raw, rid, ev.kind.as_str());
                 op
             }
         };
-        let rec = &mut self.data.ops[op as usize];
+        let d = &mut self.data;
+        let definite = matches!(ev.kind, EventType::Ok | EventType::Fail);
+        d.liveness
+            .complete(client, rid, definite, ev.index, ev.time_ns);
+        let busy = &mut d.clients.busy[client as usize];
+        if busy.is_some_and(|b| b.op == op) {
+            *busy = None;
+        }
+        let rec = &mut d.ops[op as usize];
+        if rec.pending == 0 && !fresh {
+            d.well_formed.duplicate(at, rec.done_index, raw, rid);
+        }
         rec.pending = rec.pending.saturating_sub(1);
         if rec.exec == 0 {
             // Until an answer with an exec index decides it, the latest answer frames it.
@@ -485,13 +559,13 @@ impl Collector {
         rec.flags |= flag::OBS_OK;
         match rec.cmd {
             Cmd::Transfer { from, to, .. } => {
-                rec.a = v.from_balance.unwrap_or(NONE);
-                rec.b = v.to_balance.unwrap_or(NONE);
+                rec.a = v.from_balance;
+                rec.b = v.to_balance;
                 d.conservation
                     .transfer_ok(ev.index, (from, rec.a), (to, rec.b), &d.accounts);
             }
             Cmd::Read { account } => {
-                rec.a = v.balance.unwrap_or(NONE);
+                rec.a = v.balance;
                 d.conservation
                     .read_ok(ev.index, account, rec.a, &d.accounts);
             }
@@ -534,12 +608,6 @@ impl Collector {
                 self.unknown_f
             ));
         }
-        let orphans = d.ops.iter().filter(|o| o.has(flag::ORPHAN)).count();
-        if orphans > 0 {
-            d.warnings.push(format!(
-                "{orphans} operations complete without an invocation before them"
-            ));
-        }
         self.data
     }
 }
@@ -548,17 +616,18 @@ impl Collector {
 pub(crate) fn read_history(
     path: &Path,
     accounts: Accounts,
-    total: Option<i64>,
+    total: Option<i128>,
+    liveness: Liveness,
 ) -> Result<HistoryData, HistoryError> {
     let mut reader = HistoryReader::open(path)?;
-    let mut collector = Collector::new(accounts, total);
+    let mut collector = Collector::new(accounts, total, liveness);
     // An operation takes two lines of about 150 bytes: reserving up front saves the
     // copies (and page clearing) of a growing vector.
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     collector.data.ops.reserve((size / 320) as usize);
     let mut lines_done = 0;
-    while let Some(ev) = reader.next_checked(CheckEvent::fast, |_| Ok(()))? {
-        if let Err(e) = collector.feed(&ev) {
+    while let Some((line, ev)) = reader.next_numbered(CheckEvent::fast, |_| Ok(()))? {
+        if let Err(e) = collector.feed(&ev, line) {
             return Err(reader.error(Some(e.field), e.message));
         }
         lines_done = reader.line_no();

@@ -1,8 +1,9 @@
 //! `run.toml`: the run's parameters, written by the harness beside the history.
 //!
 //! The checker needs only `accounts` and `initial_balance` (the total every `read_all`
-//! must sum to, and the state the replay starts from); everything else is kept as is
-//! for the report and otherwise ignored, so the harness may add parameters freely.
+//! must sum to, and the state the replay starts from), and `liveness_bound_ms` when the
+//! liveness check applies; everything else is kept as is for the report and otherwise
+//! ignored, so the harness may add parameters freely.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,10 @@ use std::path::{Path, PathBuf};
 pub struct RunParams {
     pub accounts: Option<Vec<String>>,
     pub initial_balance: Option<i64>,
+    /// How long, after the last `stable` nemesis event, an operation may wait for a
+    /// definite answer (see `checks::liveness`). Kept raw: a value that is not a
+    /// non-negative integer makes that check not applicable, never a failure.
+    pub liveness_bound_ms: Option<toml::Value>,
     /// Every parameter, as written.
     pub table: toml::Table,
 }
@@ -60,14 +65,16 @@ impl RunParams {
         Ok(RunParams {
             accounts,
             initial_balance,
+            liveness_bound_ms: table.get("liveness_bound_ms").cloned(),
             table,
         })
     }
 
-    /// What every `read_all` must sum to: accounts × initial balance.
-    pub fn total(&self) -> Option<i64> {
-        let n = self.accounts.as_ref()?.len() as i64;
-        self.initial_balance?.checked_mul(n)
+    /// What every `read_all` must sum to: accounts × initial balance. In i128, so
+    /// even `initial_balance = i64::MAX` over many accounts cannot wrap.
+    pub fn total(&self) -> Option<i128> {
+        let n = self.accounts.as_ref()?.len() as i128;
+        i128::from(self.initial_balance?).checked_mul(n)
     }
 
     /// Parameters flattened to `key = value` pairs (nested tables as `a.b`).
@@ -121,6 +128,15 @@ mod tests {
         .unwrap();
         assert_eq!(p.total(), Some(20));
         assert!(p.flattened().iter().any(|(k, _)| k == "nemesis.kinds"));
+        let p = RunParams::parse(
+            &format!(
+                "accounts = [\"A\", \"B\"]\ninitial_balance = {}\n",
+                i64::MAX
+            ),
+            Path::new("run.toml"),
+        )
+        .unwrap();
+        assert_eq!(p.total(), Some(2 * i128::from(i64::MAX)));
     }
 
     #[test]

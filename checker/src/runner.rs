@@ -7,11 +7,13 @@
 
 use crate::checks::agreement::Agreement;
 use crate::checks::exactly_once::{self, LogKey, OpKey};
+use crate::checks::linearizable;
+use crate::checks::liveness::Liveness;
 use crate::checks::{replay, CheckResult, Validity};
 use crate::final_state::{self, FinalError, LogData, NodeState};
 use crate::history::HistoryError;
 use crate::model::{list, Accounts};
-use crate::ops::{self, HistoryData, OpRec};
+use crate::ops::{self, flag, Clients, HistoryData, OpRec};
 use crate::results::{FinalSummary, NodeSummary, Results};
 use crate::run_params::{RunParams, RunParamsError};
 use std::collections::BTreeMap;
@@ -67,9 +69,37 @@ pub enum CheckError {
     Internal(String),
 }
 
+/// How to check a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckOptions {
+    /// Use the exec indices the system reported. When false, the black-box
+    /// `linearizable` check also runs (it uses no position the system gave). It runs
+    /// anyway when some `ok` answer has no position, neither told nor in the log.
+    pub trust_exec_index: bool,
+    /// States the black-box search may explore before it says `unknown`.
+    pub search_budget: u64,
+}
+
+impl Default for CheckOptions {
+    fn default() -> Self {
+        CheckOptions {
+            trust_exec_index: true,
+            search_budget: linearizable::DEFAULT_BUDGET,
+        }
+    }
+}
+
 /// Checks the run at `path` (a run directory or a history.jsonl). Writes nothing;
 /// see [`Results::write_json`] and [`crate::report::write_report`].
 pub fn check_run(path: impl AsRef<Path>) -> Result<Results, CheckError> {
+    check_run_with(path, CheckOptions::default())
+}
+
+/// [`check_run`] with options.
+pub fn check_run_with(
+    path: impl AsRef<Path>,
+    options: CheckOptions,
+) -> Result<Results, CheckError> {
     let started = Instant::now();
     let files = RunFiles::locate(path.as_ref())?;
     let params = RunParams::load(&files.run_toml)?;
@@ -78,9 +108,10 @@ pub fn check_run(path: impl AsRef<Path>) -> Result<Results, CheckError> {
         .and_then(|p| p.accounts.clone())
         .unwrap_or_default();
     let total = params.as_ref().and_then(RunParams::total);
-    let loaded = load_both(&files, Accounts::declared(&declared), total)?;
+    let liveness = Liveness::new(params.as_ref().and_then(|p| p.liveness_bound_ms.as_ref()));
+    let loaded = load_both(&files, Accounts::declared(&declared), total, liveness)?;
     let initial = params.as_ref().and_then(|p| p.initial_balance);
-    let mut results = check_loaded(loaded, initial.filter(|_| !declared.is_empty()));
+    let mut results = check_loaded(loaded, initial.filter(|_| !declared.is_empty()), options);
     if params.is_none() {
         results
             .warnings
@@ -103,7 +134,8 @@ struct Loaded {
 fn load_both(
     files: &RunFiles,
     accounts: Accounts,
-    total: Option<i64>,
+    total: Option<i128>,
+    liveness: Liveness,
 ) -> Result<Loaded, CheckError> {
     std::thread::scope(|s| {
         let fin_accounts = accounts.clone();
@@ -114,7 +146,7 @@ fn load_both(
                 (d, keys)
             }))
         });
-        let hist = ops::read_history(&files.history, accounts, total);
+        let hist = ops::read_history(&files.history, accounts, total, liveness);
         let prepared = hist.map(|h| {
             let by_exec = sorted_by_exec(&h.ops);
             let op_keys = exactly_once::op_keys(&h.ops, &h.clients);
@@ -134,10 +166,10 @@ fn load_both(
 }
 
 /// Runs the checks that need both the history and the log.
-fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
+fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> Results {
     let Loaded {
         hist,
-        by_exec,
+        mut by_exec,
         op_keys,
         fin,
     } = loaded;
@@ -146,7 +178,7 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
         None => (None, Vec::new()),
     };
     let HistoryData {
-        ops,
+        mut ops,
         read_alls,
         clients,
         mut accounts,
@@ -154,6 +186,8 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
         mut warnings,
         mut conservation,
         mut total_order,
+        well_formed,
+        liveness,
     } = hist;
     if let Some(f) = &mut fin {
         align_accounts(&mut accounts, f);
@@ -190,44 +224,99 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>) -> Results {
             ),
         ),
         Some(f) => {
-            let replay = match initial {
-                Some(initial) => replay::run(
-                    &replay::Input {
-                        ops: &ops,
-                        read_alls: &read_alls,
-                        by_exec: &by_exec,
-                        clients: &clients,
-                        accounts: &accounts,
-                        log: &f.log,
-                        nodes: &f.nodes,
-                        initial,
-                    },
-                    &mut f.agreement,
-                ),
-                None => {
-                    for _ in f.nodes.iter().filter(|n| n.balances.is_some()) {
-                        f.agreement.balances_undecided();
-                    }
-                    replay::unknown("run.toml does not give accounts and initial_balance, so the log cannot be replayed")
+            let placed = place_by_log(&mut ops, &log_keys, &clients);
+            if !placed.is_empty() {
+                by_exec = sorted_by_exec(&ops);
+                for &op in &placed {
+                    let exec = ops[op as usize].exec;
+                    total_order.late(&ops, op, exec, &clients, &accounts);
                 }
-            };
-            let eo = exactly_once::run(
-                &exactly_once::Input {
-                    ops: &ops,
-                    clients: &clients,
-                    accounts: &accounts,
-                    log: &f.log,
-                    log_keys: &log_keys,
-                    op_keys: &op_keys,
-                },
-                &mut total_order,
-            );
+            }
+            // Replay and exactly-once share only read-only inputs: run them side by
+            // side (the machine this runs on nightly has two cores).
+            let LogData {
+                log,
+                nodes,
+                agreement,
+                ..
+            } = &mut *f;
+            let (log, nodes, ops, by_exec) = (&*log, &*nodes, &ops, &by_exec);
+            let (clients, accounts) = (&clients, &accounts);
+            let total_order = &mut total_order;
+            let (mut replay, eo) = std::thread::scope(|s| {
+                let eo = s.spawn(|| {
+                    exactly_once::run(
+                        &exactly_once::Input {
+                            ops,
+                            clients,
+                            accounts,
+                            log,
+                            log_keys: &log_keys,
+                            op_keys: &op_keys,
+                        },
+                        total_order,
+                    )
+                });
+                let replay = match initial {
+                    Some(initial) => replay::run(
+                        &replay::Input {
+                            ops,
+                            read_alls: &read_alls,
+                            by_exec,
+                            clients,
+                            accounts,
+                            log,
+                            nodes,
+                            initial,
+                        },
+                        agreement,
+                    ),
+                    None => {
+                        for _ in nodes.iter().filter(|n| n.balances.is_some()) {
+                            agreement.balances_undecided();
+                        }
+                        replay::unknown("run.toml does not give accounts and initial_balance, so the log cannot be replayed")
+                    }
+                };
+                // A panic there is a bug: let it surface as it would have unthreaded.
+                let eo = eo.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+                (replay, eo)
+            });
+            if !placed.is_empty() {
+                replay.counts.insert(
+                    "ok answers without exec_index, placed where the log holds them".into(),
+                    placed.len() as u64,
+                );
+            }
             let agreement = std::mem::take(&mut f.agreement).finish(Some(&f.nodes));
             (agreement, replay, eo)
         }
     };
 
     let mut checks = BTreeMap::new();
+    let unplaced = ops.iter().any(|o| o.exec == 0 && o.has(flag::OBS_OK));
+    if !options.trust_exec_index || unplaced {
+        let result = match initial {
+            Some(initial) => linearizable::run(&linearizable::Input {
+                ops: &ops,
+                read_alls: &read_alls,
+                clients: &clients,
+                accounts: &accounts,
+                initial,
+                budget: options.search_budget,
+            }),
+            None => linearizable::unknown(
+                "run.toml does not give accounts and initial_balance, so there is no state to search from",
+            ),
+        };
+        checks.insert("linearizable".to_string(), result);
+    }
+    let client_events = stats.events - stats.nemesis;
+    checks.insert("well-formed".to_string(), well_formed.finish(client_events));
+    checks.insert(
+        "liveness".to_string(),
+        liveness.finish(stats.last_time_ns, &clients, &accounts),
+    );
     checks.insert("conservation".to_string(), conservation.finish());
     checks.insert("agreement".to_string(), agreement);
     checks.insert("total-order".to_string(), total_order.finish());
@@ -276,6 +365,28 @@ fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
         .collect();
     pairs.sort();
     pairs.into_iter().map(|(_, i)| i).collect()
+}
+
+/// Ok answers that carried no exec_index are not skipped: when the log holds their
+/// (client, request id) exactly once, that is where the command executed, so their
+/// results are replayed there and they get the real-time check. (Absent or twice is
+/// exactly-once's to report.) Returns the operations placed.
+fn place_by_log(ops: &mut [OpRec], log_keys: &[LogKey], clients: &Clients) -> Vec<u32> {
+    let mut placed = Vec::new();
+    for (i, o) in ops.iter_mut().enumerate() {
+        if o.exec != 0 || !o.has(flag::OBS_OK) {
+            continue;
+        }
+        let key = (clients.raw(o.client), o.request_id);
+        let start = log_keys.partition_point(|k| (k.0, k.1) < key);
+        let mut found = log_keys[start..].iter().take_while(|k| (k.0, k.1) == key);
+        if let (Some(k), None) = (found.next(), found.next()) {
+            o.exec = k.2;
+            o.flags |= flag::EXEC_FROM_LOG;
+            placed.push(i as u32);
+        }
+    }
+    placed
 }
 
 /// Anomalies about log slots name the history events that saw those slots.

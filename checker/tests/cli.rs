@@ -1,5 +1,5 @@
-//! The `checker` command's exit codes: 0 valid, 1 invalid, 2 unknown, 3 usage, 254
-//! when the run cannot be read.
+//! The `checker` command's exit codes: 0 valid, 1 invalid, 2 unknown, 64 usage, 66
+//! when the run cannot be read; `--out` leaves the run directory as it was.
 
 use checker::gen::{self, GenOptions, Plant};
 use std::path::Path;
@@ -66,21 +66,41 @@ fn report_command_uses_saved_results() {
 #[test]
 fn errors_are_not_verdicts() {
     let (code, _) = checker(&["check"]);
-    assert_eq!(code, 3, "usage error");
+    assert_eq!(code, 64, "usage error");
     let (code, _) = checker(&["frobnicate"]);
-    assert_eq!(code, 3, "unknown command");
+    assert_eq!(code, 64, "unknown command");
     let (code, out) = checker(&["check", "/nonexistent/run"]);
-    assert_eq!(code, 254, "{out}");
+    assert_eq!(code, 66, "{out}");
     let dir = run_dir(None);
     std::fs::write(dir.path().join("history.jsonl"), "{\"index\":0}\n{}\n").unwrap();
     let (code, out) = checker(&["check", s(dir.path())]);
-    assert_eq!(code, 254, "{out}");
+    assert_eq!(code, 66, "{out}");
     assert!(
         out.contains("history.jsonl:1: field `time_ns`: missing"),
         "{out}"
     );
-    let (code, _) = checker(&["--help"]);
-    assert_eq!(code, 0);
+    for args in [&["--help"][..], &["check", "--help"]] {
+        let (code, out) = checker(args);
+        assert_eq!(code, 0);
+        for listed in ["0 valid", "1 invalid", "2 unknown", "64 usage", "66 input"] {
+            assert!(out.contains(listed), "{args:?} lacks {listed}: {out}");
+        }
+    }
+}
+
+#[test]
+fn out_writes_results_and_report_elsewhere() {
+    let run = run_dir(Some(Plant::Phantom));
+    let out = tempfile::tempdir().unwrap();
+    let target = out.path().join("recheck");
+    let (code, text) = checker(&["check", s(run.path()), "--out", s(&target)]);
+    assert_eq!(code, 1, "{text}");
+    assert!(target.join("results.json").is_file());
+    assert!(target.join("report.html").is_file());
+    assert!(!run.path().join("results.json").exists());
+    assert!(!run.path().join("report.html").exists());
+    let html = std::fs::read_to_string(target.join("report.html")).unwrap();
+    assert!(html.contains("phantom"), "the report is about the run");
 }
 
 #[test]
@@ -89,7 +109,9 @@ fn bench_runs_small() {
     let out_dir = dir.path().join("b");
     let (code, out) = checker(&["bench", "--events", "20000", "--out", s(&out_dir)]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("events/s"), "{out}");
+    for shown in ["events/s", "wall", "CPU", "peak RSS"] {
+        assert!(out.contains(shown), "{shown}: {out}");
+    }
     assert!(out.contains("verdict valid"), "{out}");
     assert!(out_dir.join("final.json").is_file());
 }

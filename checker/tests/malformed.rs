@@ -188,3 +188,17 @@ fn absurd_exec_index_in_final_json_is_an_error_not_an_allocation() {
     let msg = check_run(dir.path()).unwrap_err().to_string();
     assert!(msg.contains("implausibly far"), "{msg}");
 }
+
+#[test]
+fn an_endless_line_is_an_error_naming_it_not_an_allocation() {
+    let long = format!(
+        "{GOOD}\n{{\"index\":2,\"time_ns\":30,\"process\":1,\"type\":\"invoke\",\"f\":\"{}",
+        "x".repeat(checker::history::MAX_LINE_BYTES + 10)
+    );
+    let msg = error_of(&long);
+    assert!(
+        msg.contains("history.jsonl:4: the line is longer than"),
+        "{}",
+        &msg[..msg.len().min(300)]
+    );
+}

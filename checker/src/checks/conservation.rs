@@ -9,12 +9,12 @@
 
 use super::{Anomaly, Check, CheckResult};
 use crate::final_state::NodeState;
-use crate::model::{Accounts, Acct, NONE};
+use crate::model::{Accounts, Acct};
 
 #[derive(Debug)]
 pub(crate) struct Conservation {
     check: Check,
-    total: Option<i64>,
+    total: Option<i128>,
     read_alls: u64,
     reads: u64,
     transfers: u64,
@@ -22,7 +22,7 @@ pub(crate) struct Conservation {
 
 impl Conservation {
     /// `total` is the sum every `read_all` must have, when run.toml gives it.
-    pub fn new(total: Option<i64>) -> Conservation {
+    pub fn new(total: Option<i128>) -> Conservation {
         Conservation {
             check: Check::default(),
             total,
@@ -32,17 +32,18 @@ impl Conservation {
         }
     }
 
-    /// A transfer completed ok and returned these balances (`NONE` if absent).
+    /// A transfer completed ok and returned these balances (if it did).
     pub fn transfer_ok(
         &mut self,
         index: u64,
-        from: (Acct, i64),
-        to: (Acct, i64),
+        from: (Acct, Option<i64>),
+        to: (Acct, Option<i64>),
         accounts: &Accounts,
     ) {
         self.transfers += 1;
         for (acct, bal) in [from, to] {
-            if bal != NONE && bal < 0 {
+            let Some(bal) = bal else { continue };
+            if bal < 0 {
                 self.check.anomaly(|| {
                     Anomaly::new(
                         "negative-balance",
@@ -57,10 +58,17 @@ impl Conservation {
         }
     }
 
-    /// A read completed ok with `balance` (`NONE` if absent).
-    pub fn read_ok(&mut self, index: u64, account: Acct, balance: i64, accounts: &Accounts) {
+    /// A read completed ok with `balance` (if it returned one).
+    pub fn read_ok(
+        &mut self,
+        index: u64,
+        account: Acct,
+        balance: Option<i64>,
+        accounts: &Accounts,
+    ) {
         self.reads += 1;
-        if balance != NONE && balance < 0 {
+        let Some(balance) = balance else { return };
+        if balance < 0 {
             self.check.anomaly(|| {
                 Anomaly::new(
                     "negative-balance",
@@ -112,7 +120,7 @@ impl Conservation {
     ) {
         let Some(total) = self.total else { return };
         let sum: i128 = balances.iter().map(|&(_, b)| b as i128).sum();
-        if sum == total as i128 {
+        if sum == total {
             return;
         }
         self.check.anomaly(|| {

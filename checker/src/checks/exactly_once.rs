@@ -8,6 +8,10 @@
 //! | `fail` without one, on every attempt| never                   |
 //! | `info`, or no answer                | at most once            |
 //!
+//! Whatever the outcome, every log entry under an operation's (client, request id)
+//! must hold exactly the command that operation invoked: a key is the system's claim,
+//! the command is what it executed.
+//!
 //! Both sides are reduced to (client, request id) keys and sorted, then merged in one
 //! pass (O(n log n)). Presence is always decidable; absence only when the agreed log is
 //! complete from exec index 1 (no replica gap), otherwise it is counted as undecided.
@@ -147,6 +151,7 @@ impl Merge<'_, '_> {
         if execs.len() > 1 {
             self.executed_twice(x, execs);
         }
+        self.commands(group, x, execs);
         match x.class() {
             OpClass::Ok | OpClass::FailExec if execs.is_empty() => self.missing(x),
             OpClass::Ok => self.ok_recorded_as_fail(x, execs[0]),
@@ -159,6 +164,39 @@ impl Merge<'_, '_> {
 
     fn describe(&self, x: &OpRec) -> String {
         x.describe(self.input.clients, self.input.accounts)
+    }
+
+    /// Each log entry under the operation's key holds the command it invoked.
+    fn commands(&mut self, group: &[u32], x: &OpRec, execs: &[u64]) {
+        let ops = self.input.ops;
+        let recs = || group.iter().map(|&o| &ops[o as usize]);
+        for &exec in execs {
+            let Some(slot) = self.input.log.get(exec) else {
+                continue;
+            };
+            if recs().any(|r| r.cmd == slot.cmd) {
+                continue;
+            }
+            if recs().any(|r| r.has(flag::RETRY_CHANGED)) {
+                // The history itself does not say which command the request meant
+                // (the well-formed check reports it).
+                self.check
+                    .undecided("log entries belong to requests retried with another command");
+                continue;
+            }
+            let d = self.describe(x);
+            let logged = slot.cmd.describe(self.input.accounts);
+            self.check.anomaly(|| {
+                Anomaly::new(
+                    "command-mismatch",
+                    format!(
+                        "{d} is in the log at exec_index {exec} as {logged}: the log holds a command its client never invoked under that request."
+                    ),
+                    x.indices(),
+                )
+                .at_slots(vec![exec])
+            });
+        }
     }
 
     fn executed_twice(&mut self, x: &OpRec, execs: &[u64]) {

@@ -1,19 +1,24 @@
-//! The five properties, one module each, and what they share: the verdict type, the
+//! The properties, one module each, and what they share: the verdict type, the
 //! anomaly record and a per-check accumulator that counts every anomaly but keeps
 //! only the first few (a broken run can have millions; formatting them all would cost
 //! more than checking).
 //!
 //! The checks run in two phases. While the history streams by, the collector in
-//! `crate::ops` feeds conservation and real-time order, which need only the current
-//! event and a little state. Once the history and final.json are both loaded, the
-//! remaining parts (agreement, replay, exactly-once, client order) run as sorts and
-//! merges over compact arrays, all O(n log n).
+//! `crate::ops` feeds well-formedness, conservation, real-time order and liveness,
+//! which need only the current event and a little state. Once the history and
+//! final.json are both loaded, the remaining parts (agreement, replay, exactly-once,
+//! client order) run as sorts and merges over compact arrays, all O(n log n). The
+//! black-box `linearizable` search runs only when asked for (or when some answer has
+//! no position at all), bounded by a budget.
 
 pub mod agreement;
 pub mod conservation;
 pub mod exactly_once;
+pub mod linearizable;
+pub mod liveness;
 pub mod replay;
 pub mod total_order;
+pub mod well_formed;
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -24,12 +29,15 @@ use std::fmt;
 pub const MAX_STORED_ANOMALIES: usize = 100;
 
 /// The names of the checks, in the order they are shown.
-pub const CHECK_NAMES: [&str; 5] = [
+pub const CHECK_NAMES: [&str; 8] = [
+    "well-formed",
     "conservation",
     "agreement",
     "total-order",
     "replay",
     "exactly-once",
+    "liveness",
+    "linearizable",
 ];
 
 /// A verdict: written as `true`, `false` or `"unknown"`.
@@ -161,6 +169,8 @@ pub struct CheckResult {
 pub(crate) struct Check {
     stored: Vec<Anomaly>,
     count: u64,
+    /// Anomalies that make the check unknown rather than invalid (see [`Check::doubt`]).
+    doubts: u64,
     counts: BTreeMap<String, u64>,
     undecided: BTreeMap<&'static str, u64>,
     unknown: Vec<String>,
@@ -171,6 +181,16 @@ impl Check {
     /// Records an anomaly; `make` runs only while there is room to store it.
     pub fn anomaly(&mut self, make: impl FnOnce() -> Anomaly) {
         self.count += 1;
+        if self.stored.len() < MAX_STORED_ANOMALIES {
+            self.stored.push(make());
+        }
+    }
+
+    /// Records an anomaly that leaves the history's meaning uncertain without proving
+    /// a violation (e.g. a completion nobody invoked): listed like the others, but it
+    /// makes the check `unknown`, not invalid.
+    pub fn doubt(&mut self, make: impl FnOnce() -> Anomaly) {
+        self.doubts += 1;
         if self.stored.len() < MAX_STORED_ANOMALIES {
             self.stored.push(make());
         }
@@ -198,6 +218,12 @@ impl Check {
         for (what, n) in &self.undecided {
             self.unknown.push(format!("{n} {what}"));
         }
+        if self.doubts > 0 {
+            self.unknown.push(format!(
+                "{} events make the history malformed (listed as anomalies), so what happened cannot be decided",
+                self.doubts
+            ));
+        }
         let valid = if self.count > 0 {
             Validity::Invalid
         } else if self.unknown.is_empty() {
@@ -207,7 +233,7 @@ impl Check {
         };
         CheckResult {
             valid,
-            anomaly_count: self.count,
+            anomaly_count: self.count + self.doubts,
             anomalies: self.stored,
             counts: self.counts,
             unknown: self.unknown,

@@ -14,7 +14,7 @@
 use super::agreement::Agreement;
 use super::{Anomaly, Check, CheckResult};
 use crate::final_state::{AgreedLog, NodeState, Slot};
-use crate::model::{Accounts, Acct, Bank, Cmd, Effect, NONE};
+use crate::model::{Accounts, Acct, Bank, Cmd, Effect};
 use crate::ops::{flag, Clients, OpRec};
 
 /// What the replay needs.
@@ -69,9 +69,16 @@ impl Replay<'_> {
         let mut next_node = self.empty_nodes(&nodes, agreement);
         let gap = log.first_gap();
         let stop = gap.map_or(log.last(), |g| g - 1);
+        let mut replayed = 0;
+        let mut halted = None;
         for exec in 1..=stop {
             let Some(slot) = log.get(exec) else { break };
             let effect = self.bank.apply(&slot.cmd);
+            if effect == Effect::Overflow {
+                halted = Some(exec);
+                break;
+            }
+            replayed = exec;
             self.recorded(exec, slot, effect);
             self.observations(exec, slot, effect);
             while next_node < nodes.len() && nodes[next_node].last == exec {
@@ -79,8 +86,13 @@ impl Replay<'_> {
                 next_node += 1;
             }
         }
-        self.check.count("log entries replayed", stop);
-        self.leftovers(gap, &nodes[next_node..], agreement);
+        self.check.count("log entries replayed", replayed);
+        if let Some(exec) = halted {
+            self.check.unknown(format!(
+                "the transfer at exec_index {exec} would take a balance past the largest integer (i64), so the log was replayed only up to {replayed}"
+            ));
+        }
+        self.leftovers(halted.or(gap), &nodes[next_node..], agreement);
     }
 
     /// Replicas with balances but an empty executed list: comparable only when the
@@ -121,7 +133,7 @@ impl Replay<'_> {
                 }),
             }
         }
-        if let Some(g) = gap {
+        if let Some(g) = gap.filter(|&g| self.input.log.get(g).is_none()) {
             self.check.note(format!(
                 "the agreed log has no entry at exec_index {g}; replay stopped before it"
             ));
@@ -135,7 +147,8 @@ impl Replay<'_> {
     fn recorded(&mut self, exec: u64, slot: &Slot, effect: Effect) {
         let expected_ok = match effect {
             Effect::Insufficient => false,
-            Effect::Unknown => return,
+            Effect::Unknown | Effect::Overflow => return,
+            Effect::BadAmount => return self.bad_amount(exec, slot),
             _ => true,
         };
         if slot.ok == expected_ok {
@@ -150,6 +163,25 @@ impl Replay<'_> {
                     slot.cmd.describe(accounts),
                     if slot.ok { "ok" } else { "failed" },
                     if expected_ok { "succeeds" } else { "fails for insufficient funds" }
+                ),
+                Vec::new(),
+            )
+            .at_slots(vec![exec])
+        });
+    }
+
+    /// A transfer of zero or less is rejected before proposal: it has no place in the
+    /// log, whatever outcome the log records for it.
+    fn bad_amount(&mut self, exec: u64, slot: &Slot) {
+        let accounts = self.input.accounts;
+        self.check.anomaly(|| {
+            Anomaly::new(
+                "bad-amount",
+                format!(
+                    "The log holds {} by client {} request {} at exec_index {exec}: a transfer's amount must be positive, so the command should have been rejected before proposal, never executed.",
+                    slot.cmd.describe(accounts),
+                    slot.client,
+                    slot.request_id
                 ),
                 Vec::new(),
             )
@@ -225,7 +257,7 @@ impl Replay<'_> {
     fn mismatch(&self, x: &OpRec, effect: Effect) -> Option<String> {
         let told_ok = x.has(flag::OBS_OK);
         match (effect, told_ok) {
-            (Effect::Unknown, _) => None,
+            (Effect::Unknown | Effect::BadAmount | Effect::Overflow, _) => None,
             (Effect::Insufficient, true) => Some(self.short_of(x)),
             (Effect::Insufficient, false) => None,
             (_, false) => Some(
@@ -240,7 +272,7 @@ impl Replay<'_> {
                 true,
             ) => {
                 let seen = (x.a, x.b);
-                let same = |s: i64, r: i64| s == NONE || s == r;
+                let same = |s: Option<i64>, r: i64| s.is_none_or(|s| s == r);
                 (!same(seen.0, from_balance) || !same(seen.1, to_balance)).then(|| {
                     format!(
                         "the client saw balances {} and {} after the transfer, but replaying the log gives {from_balance} and {to_balance}",
@@ -249,8 +281,10 @@ impl Replay<'_> {
                     )
                 })
             }
-            (Effect::Balance(b), true) => (x.a != NONE && x.a != b)
-                .then(|| format!("the read returned {}, but replaying the log gives {b}", x.a)),
+            (Effect::Balance(b), true) => {
+                x.a.filter(|&a| a != b)
+                    .map(|a| format!("the read returned {a}, but replaying the log gives {b}"))
+            }
             (Effect::All, true) => self.read_all_mismatch(x),
         }
     }
@@ -293,12 +327,8 @@ impl Replay<'_> {
     }
 }
 
-fn show(v: i64) -> String {
-    if v == NONE {
-        "(none)".into()
-    } else {
-        v.to_string()
-    }
+fn show(v: Option<i64>) -> String {
+    v.map_or_else(|| "(none)".into(), |v| v.to_string())
 }
 
 /// (account, seen, replayed) for every account where `seen` (sorted by account) and the

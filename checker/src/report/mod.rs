@@ -69,14 +69,24 @@ pub struct ChartOut {
     pub png: Result<Vec<u8>, String>,
 }
 
-/// Writes results.json, the charts and report.html into `dir`.
+/// Writes results.json, the charts and report.html into `dir`, the run directory.
 pub fn write_report(dir: &Path, results: &Results) -> Result<ReportFiles, ReportError> {
+    write_report_to(dir, dir, results)
+}
+
+/// Like [`write_report`], reading the run in `run_dir` but writing into `dir`, so an
+/// old run can be checked again without overwriting what it holds.
+pub fn write_report_to(
+    run_dir: &Path,
+    dir: &Path,
+    results: &Results,
+) -> Result<ReportFiles, ReportError> {
     let io_err = |path: PathBuf| move |source| ReportError { path, source };
     results
         .write_json(dir)
         .map_err(io_err(dir.join(crate::results::RESULTS_FILE)))?;
     let mut notes = Vec::new();
-    let scan = match scan::scan(&history_path(dir, results), &cited_indices(results)) {
+    let scan = match scan::scan(&history_path(run_dir, results), &cited_indices(results)) {
         Ok(s) => s,
         Err(e) => {
             notes.push(format!(
@@ -100,7 +110,7 @@ pub fn write_report(dir: &Path, results: &Results) -> Result<ReportFiles, Report
             ChartOut { file, caption, png }
         })
         .collect();
-    let params = match RunParams::load(&dir.join("run.toml")) {
+    let params = match RunParams::load(&run_dir.join("run.toml")) {
         Ok(p) => p,
         Err(e) => {
             notes.push(e.to_string());

@@ -1,0 +1,401 @@
+//! Linearizable (black-box): is there an order of the operations, consistent with
+//! real time, in which the sequential bank gives every result the clients saw? It
+//! uses nothing the system said about positions (no exec_index, no log), so it judges
+//! histories whose positions are missing or not trusted.
+//!
+//! The search is Wing & Gong's, made incremental as in Knossos and Porcupine: the
+//! history is walked in order, keeping every configuration (bank balances and which
+//! operations in flight are already linearized) that explains it so far. An
+//! invocation puts the operation in flight. At a definite completion, each
+//! configuration that has not linearized it yet tries every order of linearizing
+//! operations in flight that ends with it, keeping the ones whose results match what
+//! the clients saw (a transfer's outcome and returned balances, a read's balance, a
+//! `read_all`'s whole bank, which prunes hardest). No configuration left means no
+//! linearization exists: invalid. Timed-out transfers stay in flight for good (they
+//! may execute at any later time, or never); timed-out reads change nothing and are
+//! left out, as are requests rejected before proposal.
+//!
+//! Trying every order would explode, so three reductions keep only canonical orders,
+//! each of which loses no linearization:
+//! - two operations that share no account commute (results and balances alike), and
+//!   one still in flight may always be put after the completing one. So before a
+//!   completing operation X, an operation in flight is only linearized when a later
+//!   one in the same chain (ultimately X) shares an account with it, never "just in
+//!   case";
+//! - applying one as a no-op (insufficient funds) is the same as not applying it;
+//! - of configurations with the same balances and the same definite operations
+//!   linearized, one that applied fewer timed-out transfers can do all the other can
+//!   (it may still apply them, or never), so the others are dropped.
+//!
+//! Limits, said plainly: at most 64 operations may be in flight at once (timed-out
+//! transfers that may still execute count until every configuration has applied
+//! them), and the search explores at most `budget` states. Either limit, or anything
+//! the model cannot evaluate, makes the check `unknown` with the reason.
+
+use super::{Anomaly, Check, CheckResult};
+use crate::model::{Accounts, Acct, Bank, Cmd, Effect, Fx, FxMap};
+use crate::ops::{flag, Clients, OpClass, OpRec};
+use std::collections::HashSet;
+use std::hash::BuildHasherDefault;
+
+/// States the search explores by default before it gives up.
+pub const DEFAULT_BUDGET: u64 = 5_000_000;
+
+/// Most operations in flight at once (one bit each in a configuration).
+const MAX_IN_FLIGHT: usize = 64;
+
+type FxSet<T> = HashSet<T, BuildHasherDefault<Fx>>;
+
+/// Balances and the in-flight slots already linearized.
+type Config = (Vec<i64>, u64);
+
+/// A configuration mid-search: also the timed-out transfers applied since the last
+/// definite operation that still wait for one touching their accounts.
+type Node = (Vec<i64>, u64, u64);
+
+/// Whether two commands touch a common account (a `read_all` touches all).
+fn conflict(a: &Cmd, b: &Cmd) -> bool {
+    fn touches(c: &Cmd) -> (Option<Acct>, Option<Acct>, bool) {
+        match *c {
+            Cmd::Transfer { from, to, .. } => (Some(from), Some(to), false),
+            Cmd::Read { account } => (Some(account), None, false),
+            Cmd::ReadAll | Cmd::Other => (None, None, true),
+        }
+    }
+    let (a1, a2, a_all) = touches(a);
+    let (b1, b2, b_all) = touches(b);
+    a_all
+        || b_all
+        || [a1, a2]
+            .iter()
+            .flatten()
+            .any(|x| [b1, b2].contains(&Some(*x)))
+}
+
+/// What the search needs.
+pub(crate) struct Input<'a> {
+    pub ops: &'a [OpRec],
+    pub read_alls: &'a [Box<[(Acct, i64)]>],
+    pub clients: &'a Clients,
+    pub accounts: &'a Accounts,
+    pub initial: i64,
+    pub budget: u64,
+}
+
+/// The result when the search cannot run, for `reason`.
+pub(crate) fn unknown(reason: &str) -> CheckResult {
+    let mut c = Check::default();
+    c.unknown(reason);
+    c.finish()
+}
+
+/// How an operation takes part in the search.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// Never executed or changes nothing unseen: left out.
+    Skip,
+    /// Must be linearized before its completion.
+    Definite,
+    /// May be linearized at any time after its invocation, or never.
+    Maybe,
+}
+
+fn role(o: &OpRec) -> Result<Role, &'static str> {
+    if o.has(flag::ORPHAN) {
+        return Err(
+            "an operation completes without an invocation, so when it may take effect is unknown",
+        );
+    }
+    if o.has(flag::RETRY_CHANGED) {
+        return Err("a request was retried with another command");
+    }
+    if o.cmd == Cmd::Other {
+        return Err("the history has functions other than transfer, read and read_all");
+    }
+    Ok(match o.class() {
+        OpClass::Rejected => Role::Skip,
+        OpClass::Indefinite if matches!(o.cmd, Cmd::Transfer { .. }) => Role::Maybe,
+        OpClass::Indefinite => Role::Skip,
+        OpClass::FailExec if !o.has(flag::INSUFFICIENT) => {
+            return Err("a failure with an exec_index gives a reason other than insufficient funds")
+        }
+        OpClass::FailExec | OpClass::Ok => Role::Definite,
+    })
+}
+
+pub(crate) fn run(input: &Input<'_>) -> CheckResult {
+    let mut events = Vec::new();
+    let mut keys: FxSet<(u32, u64)> = FxSet::default();
+    for (i, o) in input.ops.iter().enumerate() {
+        if !keys.insert((o.client, o.request_id)) {
+            // Two records of one request would be linearized twice.
+            return unknown("the search cannot run: a request id was reused after the client moved on to later ones");
+        }
+        let r = match role(o) {
+            Ok(r) => r,
+            Err(why) => return unknown(&format!("the search cannot run: {why}")),
+        };
+        match r {
+            Role::Skip => {}
+            Role::Maybe => events.push((o.first_index, false, i as u32)),
+            Role::Definite => {
+                events.push((o.first_index, false, i as u32));
+                events.push((o.done_index, true, i as u32));
+            }
+        }
+    }
+    events.sort_unstable();
+    let mut s = Search::new(input);
+    let mut check = Check::default();
+    for &(index, is_return, op) in &events {
+        let step = if is_return { s.ret(op) } else { s.invoke(op) };
+        match step {
+            Ok(()) => {}
+            Err(Stop::Limit(why)) => {
+                check.unknown(format!("{why} (at history index {index})"));
+                break;
+            }
+            Err(Stop::NoOrder) if s.overflowed => {
+                check.unknown("no linearization was found, but some order took a balance past i64, which the model cannot follow");
+                break;
+            }
+            Err(Stop::NoOrder) => {
+                check.anomaly(|| no_order(input, op));
+                break;
+            }
+        }
+    }
+    check.count(
+        "operations searched",
+        events.iter().filter(|e| !e.1).count() as u64,
+    );
+    check.count("states explored", s.explored);
+    check.note(format!(
+        "black-box: exec indices and the log were not used; search budget {} states",
+        input.budget
+    ));
+    check.finish()
+}
+
+fn no_order(input: &Input<'_>, op: u32) -> Anomaly {
+    let x = &input.ops[op as usize];
+    Anomaly::new(
+        "not-linearizable",
+        format!(
+            "No order of the operations that respects real time gives every result the clients saw up to {} completing at history index {}: whatever the order, the bank cannot have answered that.",
+            x.describe(input.clients, input.accounts),
+            x.done_index
+        ),
+        x.indices(),
+    )
+}
+
+enum Stop {
+    /// A limit of the search was reached: unknown.
+    Limit(String),
+    /// No configuration explains the history: invalid.
+    NoOrder,
+}
+
+struct Search<'a> {
+    input: &'a Input<'a>,
+    configs: Vec<Config>,
+    /// Slot to operation in flight.
+    slots: [Option<u32>; MAX_IN_FLIGHT],
+    /// Slots holding timed-out transfers.
+    maybe: u64,
+    explored: u64,
+    overflowed: bool,
+}
+
+impl<'a> Search<'a> {
+    fn new(input: &'a Input<'a>) -> Search<'a> {
+        let balances = vec![input.initial; input.accounts.declared_count()];
+        Search {
+            input,
+            configs: vec![(balances, 0)],
+            slots: [None; MAX_IN_FLIGHT],
+            maybe: 0,
+            explored: 0,
+            overflowed: false,
+        }
+    }
+
+    fn invoke(&mut self, op: u32) -> Result<(), Stop> {
+        let Some(free) = self.slots.iter().position(Option::is_none) else {
+            return Err(Stop::Limit(format!(
+                "more than {MAX_IN_FLIGHT} operations (counting timed-out transfers that may still execute) are in flight at once"
+            )));
+        };
+        self.slots[free] = Some(op);
+        let o = &self.input.ops[op as usize];
+        if !o.has(flag::OK) && !o.has(flag::FAIL_EXEC) {
+            self.maybe |= 1 << free;
+        } else {
+            self.maybe &= !(1 << free);
+        }
+        Ok(())
+    }
+
+    fn slot_of(&self, op: u32) -> Option<usize> {
+        self.slots.iter().position(|&s| s == Some(op))
+    }
+
+    /// `op` completed definitely: every configuration must have linearized it.
+    fn ret(&mut self, op: u32) -> Result<(), Stop> {
+        let Some(slot) = self.slot_of(op) else {
+            return Ok(());
+        };
+        let bit = 1u64 << slot;
+        let mut out: FxSet<Config> = FxSet::default();
+        let mut seen: FxSet<Node> = FxSet::default();
+        for c in std::mem::take(&mut self.configs) {
+            if c.1 & bit != 0 {
+                out.insert(c);
+            } else {
+                self.extend(c, slot, &mut out, &mut seen)?;
+            }
+        }
+        if out.is_empty() {
+            return Err(Stop::NoOrder);
+        }
+        self.slots[slot] = None;
+        let mut retire = bit;
+        // Timed-out transfers every configuration has applied are done with too.
+        for (s, o) in self.slots.iter_mut().enumerate() {
+            if o.is_some() && out.iter().all(|c| c.1 & (1 << s) != 0) {
+                *o = None;
+                retire |= 1 << s;
+            }
+        }
+        self.maybe &= !retire;
+        let merged: FxSet<Config> = out.into_iter().map(|(b, m)| (b, m & !retire)).collect();
+        self.configs = self.minimal(merged);
+        Ok(())
+    }
+
+    /// Drops configurations subsumed by one with the same balances and definite
+    /// operations that applied a subset of its timed-out transfers.
+    fn minimal(&self, configs: FxSet<Config>) -> Vec<Config> {
+        let mut groups: FxMap<(Vec<i64>, u64), Vec<u64>> = FxMap::default();
+        for (b, m) in configs {
+            groups
+                .entry((b, m & !self.maybe))
+                .or_default()
+                .push(m & self.maybe);
+        }
+        let mut out = Vec::new();
+        for ((b, definite), maybes) in groups {
+            for &m in &maybes {
+                let subsumed = maybes.iter().any(|&o| o != m && o & m == o);
+                if !subsumed {
+                    out.push((b.clone(), definite | m));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every way to linearize operations in flight from `c` that ends with `slot`.
+    fn extend(
+        &mut self,
+        c: Config,
+        slot: usize,
+        out: &mut FxSet<Config>,
+        seen: &mut FxSet<Node>,
+    ) -> Result<(), Stop> {
+        let mut stack: Vec<Node> = vec![(c.0, c.1, 0)];
+        while let Some((balances, mask, waiting)) = stack.pop() {
+            for (s, op) in self.slots.iter().enumerate() {
+                let Some(op) = *op else { continue };
+                if mask & (1 << s) != 0 {
+                    continue;
+                }
+                let cmd = &self.input.ops[op as usize].cmd;
+                // The waiting timed-out transfers this one touches are placed.
+                let still = waiting & !self.touching(waiting, cmd);
+                let is_maybe = self.maybe & (1 << s) != 0;
+                if s == slot && still != 0 {
+                    continue;
+                }
+                self.explored += 1;
+                if self.explored > self.input.budget {
+                    return Err(Stop::Limit(format!(
+                        "the search explored its budget of {} states without deciding",
+                        self.input.budget
+                    )));
+                }
+                let mut bank = Bank::from_balances(balances.clone(), self.input.accounts);
+                let effect = bank.apply(cmd);
+                if effect == Effect::Overflow {
+                    self.overflowed = true;
+                    continue;
+                }
+                let moved = matches!(effect, Effect::Transferred { .. });
+                if is_maybe && !moved {
+                    // A no-op is the same as not applying it at all.
+                    continue;
+                }
+                if !is_maybe && !self.admits(op, effect, &bank) {
+                    continue;
+                }
+                if s == slot {
+                    out.insert((bank.balances, mask | (1 << s)));
+                } else {
+                    let next = (bank.balances, mask | (1 << s), still | (1 << s));
+                    if seen.insert(next.clone()) {
+                        stack.push(next);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The slots in `set` whose operations share an account with `cmd`.
+    fn touching(&self, set: u64, cmd: &Cmd) -> u64 {
+        let mut out = 0;
+        for (s, op) in self.slots.iter().enumerate() {
+            if set & (1 << s) == 0 {
+                continue;
+            }
+            if let Some(op) = op {
+                if conflict(&self.input.ops[*op as usize].cmd, cmd) {
+                    out |= 1 << s;
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether `effect` is what the client saw of `op` (`bank` is after it).
+    fn admits(&self, op: u32, effect: Effect, bank: &Bank) -> bool {
+        let o = &self.input.ops[op as usize];
+        if !o.has(flag::OK) {
+            return effect == Effect::Insufficient;
+        }
+        let seen = |s: Option<i64>, r: i64| s.is_none_or(|s| s == r);
+        match effect {
+            Effect::Transferred {
+                from_balance,
+                to_balance,
+            } => seen(o.a, from_balance) && seen(o.b, to_balance),
+            Effect::Balance(b) => seen(o.a, b),
+            Effect::All => self.snapshot_matches(o, &bank.balances),
+            _ => false,
+        }
+    }
+
+    fn snapshot_matches(&self, o: &OpRec, balances: &[i64]) -> bool {
+        let Some(i) = (o.all as usize).checked_sub(1) else {
+            return true;
+        };
+        let Some(seen) = self.input.read_alls.get(i) else {
+            return true;
+        };
+        seen.len() == balances.len()
+            && seen
+                .iter()
+                .all(|&(a, b)| balances.get(a as usize) == Some(&b))
+    }
+}

@@ -1,0 +1,99 @@
+//! Well-formed: the history has the structure every other check assumes.
+//!
+//! Each client process runs one operation at a time: an invocation, then exactly one
+//! completion for it, and a retry reuses the request id with the same command. A
+//! history that breaks this (a completion nobody invoked, a second completion, two
+//! operations in flight on one process, a retry that changes the command) comes from
+//! a broken client or recorder, and the other checks would have to guess what it
+//! means. These findings are listed with their line numbers and make the verdict
+//! `unknown`, never a pass; the other checks still run and may prove a violation.
+
+use super::{Anomaly, Check, CheckResult};
+use crate::model::{Accounts, Cmd};
+
+/// Where an event sits: its 1-based line in history.jsonl and its `index`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct At {
+    pub line: u64,
+    pub index: u64,
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "line {} (history index {})", self.line, self.index)
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct WellFormed {
+    check: Check,
+}
+
+impl WellFormed {
+    /// A completion at `at` for a request no open invocation of `client` has.
+    pub fn orphan(&mut self, at: At, client: u64, rid: u64, kind: &str) {
+        self.check.doubt(|| {
+            Anomaly::new(
+                "completion-without-invoke",
+                format!(
+                    "At {at}, client {client} completes request {rid} ({kind}), but it has no invocation of that request open before it: when the operation began is unknown."
+                ),
+                vec![at.index],
+            )
+        });
+    }
+
+    /// A second completion at `at` of an attempt that already completed at `done`.
+    pub fn duplicate(&mut self, at: At, done: u64, client: u64, rid: u64) {
+        self.check.doubt(|| {
+            Anomaly::new(
+                "duplicate-completion",
+                format!(
+                    "At {at}, client {client} completes request {rid} again, but its invocation was already completed at history index {done}: one invocation gets one completion."
+                ),
+                vec![done, at.index],
+            )
+        });
+    }
+
+    /// `client` invokes at `at` while its invocation at `busy` is still in flight.
+    pub fn overlap(&mut self, at: At, busy: At, client: u64, rid: u64, busy_rid: u64) {
+        self.check.doubt(|| {
+            Anomaly::new(
+                "overlapping-operations",
+                format!(
+                    "At {at}, client {client} invokes request {rid} while its request {busy_rid}, invoked at {busy}, has not completed: a client process runs one operation at a time."
+                ),
+                vec![busy.index, at.index],
+            )
+        });
+    }
+
+    /// A retry at `at` of `client`'s request `rid`, first invoked at `first` as
+    /// `was`, now as `now`.
+    pub fn retry_changed(
+        &mut self,
+        at: At,
+        first: u64,
+        (client, rid): (u64, u64),
+        (was, now): (&Cmd, &Cmd),
+        accounts: &Accounts,
+    ) {
+        self.check.doubt(|| {
+            Anomaly::new(
+                "retry-changed-command",
+                format!(
+                    "At {at}, client {client} retries request {rid} as {}, but it was invoked at history index {first} as {}: a retry must repeat its command, so which one the request means is unknown.",
+                    now.describe(accounts),
+                    was.describe(accounts)
+                ),
+                vec![first, at.index],
+            )
+        });
+    }
+
+    pub fn finish(mut self, events: u64) -> CheckResult {
+        self.check.count("client events", events);
+        self.check.finish()
+    }
+}
