@@ -7,24 +7,36 @@
 
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary, SUMMARY_FILE};
 use crate::rundir::RunInfo;
+use crate::tunables::{self, Pins};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 /// Most runs one campaign makes with `--until-failure` and no `--runs`.
 pub const MAX_UNTIL_FAILURE_RUNS: u32 = 10_000;
 
+/// The nemesis intervals a campaign's runs draw from: faults every second as well as every
+/// five.
+pub const NEMESIS_INTERVAL_CHOICES_MS: [u64; 3] = [1_000, 2_000, 5_000];
+
 /// Runs `runs` campaigns with seeds `seed, seed + 1, ...`, stopping at the first run that is
-/// not valid when `until_failure`. Calls `report` after each run.
+/// not valid when `until_failure`. With `explore`, each run draws its tunables from its seed
+/// (pinned ones excepted; see `tunables`). Calls `report` after each run.
 pub async fn run_many(
     opts: &RunOptions,
     runs: u32,
     until_failure: bool,
+    explore: Option<Pins>,
     mut report: impl FnMut(&RunSummary),
 ) -> Result<Vec<RunSummary>, RunError> {
     let mut summaries = Vec::new();
     for k in 0..runs {
         let mut one = opts.clone();
         one.seed = opts.seed.wrapping_add(u64::from(k));
+        if let Some(pins) = &explore {
+            let drawn = tunables::draw(one.seed, pins, &NEMESIS_INTERVAL_CHOICES_MS);
+            one.params.nemesis_interval_ms = drawn.nemesis_interval_ms;
+            one.params.tunables = Some(drawn);
+        }
         let summary = run_campaign(&one).await?;
         report(&summary);
         write_index(&opts.out).map_err(|source| RunError::Write {
@@ -167,6 +179,7 @@ mod tests {
                 replica_bin: "r".into(),
                 replica_version: "v".into(),
                 harness_version: "h".into(),
+                replays: None,
                 params: RunParams::default(),
             }
             .write(&dir)

@@ -70,6 +70,8 @@ pub struct ClusterSpec {
     pub initial_balance: i64,
     /// The replicas' checkpoint interval K (None: the replica's default).
     pub checkpoint_interval_slots: Option<u64>,
+    /// A campaign's drawn tunables (override the checkpoint interval).
+    pub tunables: Option<crate::tunables::Tunables>,
 }
 
 /// One replica's files and process.
@@ -124,6 +126,9 @@ impl Cluster {
         config.initial_balance = spec.initial_balance;
         if let Some(k) = spec.checkpoint_interval_slots {
             config.limits.checkpoint_interval_slots = k;
+        }
+        if let Some(tunables) = &spec.tunables {
+            tunables.apply_to_cluster(&mut config);
         }
         let reservations = reserve_udp_ports(nodes.len())?;
         for (node, socket) in config.nodes.iter_mut().zip(&reservations) {

@@ -14,8 +14,12 @@ use harness::run::{run_campaign, RunOptions, RunSummary};
 use harness::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
 use harness::scenario_run::{run_scenario, ScenarioOptions};
 use harness::schedule::{parse_families, FaultFamily};
+use harness::tunables::Pins;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// `--nemesis-interval` when not given.
+const DEFAULT_NEMESIS_INTERVAL_MS: u64 = 5_000;
 
 const EXIT_USAGE: i32 = 64;
 const EXIT_ERROR: i32 = 70;
@@ -127,8 +131,8 @@ struct RunArgs {
     #[arg(long, default_value = "kill,pause,partition", value_parser = parse_nemesis)]
     nemesis: Families,
     /// Time between a fault and its heal, and between a heal and the next fault.
-    #[arg(long, default_value = "5s", value_parser = parse_duration)]
-    nemesis_interval: Duration,
+    #[arg(long, value_parser = parse_duration)]
+    nemesis_interval: Option<Duration>,
     /// Seed of every random choice (default: random, recorded in run.toml).
     #[arg(long)]
     seed: Option<u64>,
@@ -192,6 +196,11 @@ struct CampaignArgs {
     /// Stop at the first run that is not valid.
     #[arg(long)]
     until_failure: bool,
+    /// Keep the replica's default settings. Without it every run draws its checkpoint
+    /// interval, batch and pipeline limits, election timing and (unless given) the nemesis
+    /// interval from its seed, and records the draw in run.toml.
+    #[arg(long)]
+    defaults: bool,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -253,7 +262,9 @@ impl RunArgs {
             time_ms: ms(self.time),
             rate: self.rate,
             nemesis: self.nemesis.0.clone(),
-            nemesis_interval_ms: ms(self.nemesis_interval),
+            nemesis_interval_ms: self
+                .nemesis_interval
+                .map_or(DEFAULT_NEMESIS_INTERVAL_MS, ms),
             net: self.net,
             bug: self.bug.clone(),
             op_timeout_ms: ms(self.op_timeout),
@@ -263,6 +274,7 @@ impl RunArgs {
             start_timeout_ms: ms(self.start_timeout),
             checkpoint_interval_slots: self.checkpoint_interval,
             scenario: None,
+            tunables: None,
         };
         common_options(&self.common, params, self.seed.unwrap_or_else(random_seed))
     }
@@ -329,8 +341,13 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 (None, true) => MAX_UNTIL_FAILURE_RUNS,
                 (None, false) => 1,
             };
+            let explore = (!args.defaults).then(|| Pins {
+                checkpoint_interval_slots: args.run.checkpoint_interval,
+                nemesis_interval_ms: args.run.nemesis_interval.map(ms),
+                ..Pins::default()
+            });
             let summaries =
-                campaign::run_many(&opts, runs, args.until_failure, print_summary).await?;
+                campaign::run_many(&opts, runs, args.until_failure, explore, print_summary).await?;
             let bad = summaries.iter().filter(|s| s.exit_code != 0).count();
             println!(
                 "{} runs, {} not valid; index: {}",
@@ -349,10 +366,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(harness::sim::cli::print_replay(&replay))
         }
         Some(Command::Replay(args)) => {
+            let original = harness::replay::original_verdict(&args.run_dir);
             let summary =
                 harness::replay::replay(&args.run_dir, args.replica_bin.clone(), !args.no_progress)
                     .await?;
             print_summary(&summary);
+            println!(
+                "{}",
+                harness::replay::reproduction_line(original.as_deref(), &summary.verdict)
+            );
             Ok(summary.exit_code)
         }
         Some(Command::Zoo(args)) if args.sim => {

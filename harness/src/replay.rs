@@ -2,8 +2,9 @@
 //! schedule again, against a fresh cluster, in a new run directory beside the old one.
 //!
 //! Everything random derives from the seed (see [`crate::rng`]), so reading run.toml is enough
-//! to regenerate the schedule and each client's operations; timing, and so the interleaving,
-//! is the system's and will differ.
+//! to regenerate the schedule, each client's operations and the drawn tunables; timing, and so
+//! the interleaving, is the system's and will differ. So a replay of a real run says whether
+//! it reproduced the original verdict; only a simulated run (`harness sim`) replays exactly.
 
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
 use crate::rundir::RunInfo;
@@ -13,6 +14,50 @@ use std::time::Duration;
 
 /// Replays the run in `dir`. `replica_bin` overrides the binary recorded in run.toml.
 pub async fn replay(
+    dir: &Path,
+    replica_bin: Option<PathBuf>,
+    progress: bool,
+) -> Result<RunSummary, RunError> {
+    let summary = run_again(dir, replica_bin, progress).await?;
+    // The new run.toml names the run it replays.
+    let mut info = RunInfo::load(&summary.dir)?;
+    info.replays = Some(dir.display().to_string());
+    info.write(&summary.dir)?;
+    Ok(summary)
+}
+
+/// The verdict a run directory was given (its harness.json, else its results.json).
+pub fn original_verdict(dir: &Path) -> Option<String> {
+    let read = |name: &str| -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok()
+    };
+    if let Some(verdict) = read(crate::run::SUMMARY_FILE).and_then(|s| {
+        s.get("verdict")
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    }) {
+        return Some(verdict);
+    }
+    let valid = read("results.json")?.get("valid")?.clone();
+    Some(match valid {
+        serde_json::Value::Bool(true) => "valid".into(),
+        serde_json::Value::Bool(false) => "invalid".into(),
+        _ => "unknown".into(),
+    })
+}
+
+/// "reproduced" or "not reproduced", comparing the original's verdict with the replay's.
+pub fn reproduction_line(original: Option<&str>, now: &str) -> String {
+    match original {
+        Some(was) if was == now => format!("verdict {now}, as the original: reproduced"),
+        Some(was) => format!("verdict {now}, the original was {was}: not reproduced"),
+        None => format!(
+            "verdict {now}; the original's verdict is unknown (no harness.json or results.json)"
+        ),
+    }
+}
+
+async fn run_again(
     dir: &Path,
     replica_bin: Option<PathBuf>,
     progress: bool,

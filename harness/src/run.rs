@@ -139,6 +139,7 @@ pub async fn prepare(
         replica_bin: opts.replica_bin.display().to_string(),
         replica_version: rundir::replica_version(&opts.replica_bin),
         harness_version: env!("CARGO_PKG_VERSION").to_string(),
+        replays: None,
         params: opts.params.clone(),
     };
     info.write(&dir)?;
@@ -150,6 +151,7 @@ pub async fn prepare(
         accounts,
         initial_balance: INITIAL_BALANCE,
         checkpoint_interval_slots: opts.params.checkpoint_interval_slots,
+        tunables: opts.params.tunables,
     };
     let mut cluster = Cluster::prepare(&dir, spec).await?;
     if let Some(relay) = cluster.relay() {

@@ -86,6 +86,10 @@ pub struct RunParams {
     /// A scenario file, for `harness scenario` runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<PathBuf>,
+    /// The replica's tunables, when a campaign drew them (see `tunables`); they override
+    /// `checkpoint_interval_slots`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunables: Option<crate::tunables::Tunables>,
 }
 
 impl Default for RunParams {
@@ -110,6 +114,7 @@ impl Default for RunParams {
             start_timeout_ms: default_start_timeout_ms(),
             checkpoint_interval_slots: None,
             scenario: None,
+            tunables: None,
         }
     }
 }
@@ -132,6 +137,9 @@ pub struct RunInfo {
     pub replica_bin: String,
     pub replica_version: String,
     pub harness_version: String,
+    /// The run directory this run replays, if it is a replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replays: Option<String>,
     pub params: RunParams,
 }
 
@@ -307,6 +315,7 @@ mod tests {
             replica_bin: "/x/replica".into(),
             replica_version: "replica 0.1.0".into(),
             harness_version: "0.1.0".into(),
+            replays: None,
             params: RunParams {
                 rate: Some(100.0),
                 bug: Some("no-funds-check".into()),

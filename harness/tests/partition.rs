@@ -36,6 +36,7 @@ async fn a_minority_cannot_commit_and_catches_up_after_heal() {
         accounts: account_names(10),
         initial_balance: 10,
         checkpoint_interval_slots: None,
+        tunables: None,
     };
     let mut cluster = Cluster::prepare(dir.path(), spec).await.unwrap();
     cluster.start_all().unwrap();

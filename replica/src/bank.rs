@@ -104,8 +104,10 @@ pub struct Bank {
     balances: BTreeMap<Account, Amount>,
     replies: BTreeMap<ClientId, LastReply>,
     exec_index: ExecIndex,
-    /// Planted bug `no-funds-check`: let a transfer overdraw. Not part of real behaviour.
-    #[serde(default)]
+    /// Planted bug `no-funds-check`: let a transfer overdraw. Not part of real behaviour, so
+    /// never written into a checkpoint: the core sets it again from its config after every
+    /// restore or install.
+    #[serde(skip)]
     allow_overdraft: bool,
 }
 

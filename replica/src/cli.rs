@@ -118,10 +118,21 @@ enum CtlCmd {
 }
 
 /// Parses the command line and runs it; the process exit code.
+/// `replica`: the shipped binary. It never plants a bug, whatever features the library was
+/// built with (a workspace build unifies features: the simulator's `bugs` must not leak here).
 pub fn main() -> std::process::ExitCode {
+    main_with(false)
+}
+
+/// `replica-bugs`: `--bug` plants bugs (the binary exists only with the `bugs` feature).
+pub fn main_with_bugs() -> std::process::ExitCode {
+    main_with(true)
+}
+
+fn main_with(bugs_allowed: bool) -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Cmd::Run(args) => run(args),
+        Cmd::Run(args) => run(args, bugs_allowed),
         Cmd::Init {
             dir,
             nodes,
@@ -139,13 +150,13 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-fn run(args: RunArgs) -> anyhow::Result<()> {
+fn run(args: RunArgs, bugs_allowed: bool) -> anyhow::Result<()> {
     init_logging(args.log_file.as_deref())?;
     let config = ClusterConfig::load(&args.config)?;
     if config.node(args.id).is_none() {
         bail!("node {} is not in {}", args.id, args.config.display());
     }
-    let (bugs, forget_promises) = parse_bugs(&args.bugs)?;
+    let (bugs, forget_promises) = parse_bugs(&args.bugs, bugs_allowed)?;
     let seed = args.seed.unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -167,11 +178,15 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     runtime.block_on(crate::server::run(options))
 }
 
-fn parse_bugs(names: &[String]) -> anyhow::Result<(Bugs, bool)> {
+fn parse_bugs(names: &[String], bugs_allowed: bool) -> anyhow::Result<(Bugs, bool)> {
     let mut bugs = Bugs::default();
     let mut forget_promises = false;
-    if !names.is_empty() && !cfg!(feature = "bugs") {
-        bail!("--bug needs a replica built with `--features bugs`");
+    let planting_allowed = bugs_allowed && cfg!(feature = "bugs");
+    if !names.is_empty() && !planting_allowed {
+        bail!(
+            "--bug plants a bug only in `replica-bugs`, built with `cargo build --release -p \
+             replica --features bugs --bin replica-bugs`; this replica never does"
+        );
     }
     for name in names {
         if name == "forget-promises" {

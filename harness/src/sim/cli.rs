@@ -266,10 +266,7 @@ pub fn replay(dir: &Path) -> anyhow::Result<SimReplay> {
     let out = replay_dir(dir);
     let _ = std::fs::remove_dir_all(&out);
     let summary = write_and_check(&out, &info, &outcome, true)?;
-    let original_verdict = std::fs::read_to_string(dir.join(crate::run::SUMMARY_FILE))
-        .ok()
-        .and_then(|t| serde_json::from_str::<SimSummary>(&t).ok())
-        .map(|s| s.verdict);
+    let original_verdict = crate::replay::original_verdict(dir);
     Ok(SimReplay {
         summary,
         identical: difference.is_none(),
@@ -320,11 +317,10 @@ pub fn print_replay(replay: &SimReplay) -> i32 {
             replay.difference.as_deref().unwrap_or("")
         );
     }
-    match &replay.original_verdict {
-        Some(v) if *v == s.verdict => println!("verdict {v}: reproduced"),
-        Some(v) => println!("verdict was {v}, now {}: not reproduced", s.verdict),
-        None => println!("the original's verdict is unknown (no harness.json)"),
-    }
+    println!(
+        "{}",
+        crate::replay::reproduction_line(replay.original_verdict.as_deref(), &s.verdict)
+    );
     if replay.identical {
         s.exit_code
     } else {

@@ -2,5 +2,5 @@
 //! `harness zoo`. Built only with `--features bugs`; a normal build has no such binary.
 
 fn main() -> std::process::ExitCode {
-    replica::cli::main()
+    replica::cli::main_with_bugs()
 }

@@ -40,6 +40,7 @@
 //! - `catchup`: CATCH_UP_REQUEST / CATCH_UP_ENTRIES / SNAPSHOT.
 //! - `recovery`: `Core::new` from what was on disk.
 //! - `introspect`: status, balances, log, slot states, views, durable records.
+//!
 //! The deterministic simulator that runs whole clusters of cores lives in the `sim` crate.
 
 mod catchup;

@@ -30,6 +30,7 @@ pub enum OpenMode {
 }
 
 /// An open file. Every method is positioned, so a handle carries no cursor.
+#[allow(clippy::len_without_is_empty)] // a file's length is an I/O call, not a container's
 pub trait FsFile: Send {
     fn len(&self) -> io::Result<u64>;
     /// Fills `buf` from `offset`; an error if the file ends first.

@@ -2,7 +2,6 @@
 //! scenarios, then seeded runs with every fault. One test binary, so the suite links once.
 
 #[path = "../../../replica/tests/core/util.rs"]
-#[allow(dead_code)]
 mod util;
 
 mod random;

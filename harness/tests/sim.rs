@@ -1,0 +1,129 @@
+//! `harness sim` end to end, in process: seeded runs of the real replica code judged by the
+//! checker, byte-identical replays, shrinking, and the zoo in simulation.
+//!
+//! `FAULTLINE_SIM_SEEDS=<n>` sweeps more seeds than the suite's default.
+
+use harness::sim::cli::replay;
+use harness::sim::shrink::shrink;
+use harness::sim::sweep::{apply_knobs, sweep, Keep, SweepKnobs, SweepOptions};
+use harness::sim::zoo::{run_zoo, SimZooOptions};
+use harness::sim::{simulate, write_and_check, SimParams, SimRunInfo};
+use harness::tunables::Pins;
+
+fn seeds() -> u64 {
+    std::env::var("FAULTLINE_SIM_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300)
+}
+
+#[test]
+fn a_sweep_of_seeds_with_every_fault_passes_on_the_real_replica() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = SweepOptions {
+        from_seed: 1,
+        seeds: seeds(),
+        out: out.path().to_path_buf(),
+        keep: Keep::Failing,
+        jobs: 2,
+        pins: Pins::default(),
+        customize: apply_knobs,
+        knobs: SweepKnobs {
+            // Shorter runs keep the suite fast; the sweep's default is 2,000 operations.
+            ops: Some(400),
+            ..SweepKnobs::default()
+        },
+        progress: false,
+    };
+    let report = sweep(&opts, &|_| {});
+    let failing: Vec<String> = report
+        .failing
+        .iter()
+        .map(|s| {
+            format!(
+                "seed {} {} {:?} {:?}",
+                s.seed, s.verdict, s.failed_checks, s.world_violations
+            )
+        })
+        .collect();
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(failing.is_empty(), "{failing:#?}");
+    assert_eq!(report.ran, seeds());
+}
+
+fn bug_run(seed: u64, bug: &str) -> SimRunInfo {
+    let mut params = SimParams::for_seed(seed, &Pins::default());
+    let knobs = SweepKnobs {
+        ops: Some(600),
+        bug: Some(bug.into()),
+        ..SweepKnobs::default()
+    };
+    apply_knobs(&mut params, &knobs);
+    SimRunInfo::new(seed, params)
+}
+
+#[test]
+fn a_kept_run_replays_byte_for_byte_with_the_same_verdict() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("sim-1");
+    let info = bug_run(1, "no-dedup");
+    let outcome = simulate(&info).unwrap();
+    let summary = write_and_check(&dir, &info, &outcome, true).unwrap();
+    assert_eq!(summary.verdict, "invalid", "{summary:?}");
+    assert!(dir.join("report.html").is_file());
+    let toml = std::fs::read_to_string(dir.join("run.toml")).unwrap();
+    assert!(
+        toml.contains("kind = \"sim\"") && toml.contains("[params.tunables]"),
+        "{toml}"
+    );
+
+    let again = replay(&dir).unwrap();
+    assert!(again.identical, "{:?}", again.difference);
+    assert_eq!(again.summary.verdict, "invalid");
+    assert_eq!(again.original_verdict.as_deref(), Some("invalid"));
+    let replay_toml = std::fs::read_to_string(again.summary.dir.join("run.toml")).unwrap();
+    assert!(replay_toml.contains("replays = "), "{replay_toml}");
+    assert_eq!(
+        std::fs::read(dir.join("history.jsonl")).unwrap(),
+        std::fs::read(again.summary.dir.join("history.jsonl")).unwrap()
+    );
+}
+
+#[test]
+fn shrinking_keeps_the_failure_with_fewer_faults_and_operations() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().join("sim-2");
+    let info = bug_run(2, "no-dedup");
+    let outcome = simulate(&info).unwrap();
+    let summary = write_and_check(&dir, &info, &outcome, false).unwrap();
+    assert_ne!(summary.exit_code, 0, "{summary:?}");
+    let shrunk_dir = out.path().join("sim-2-shrunk");
+    let shrunk = shrink(&dir, &shrunk_dir).unwrap();
+    assert!(
+        shrunk.summary.failed_checks.contains(&shrunk.check),
+        "{shrunk:?}"
+    );
+    assert!(shrunk.info.params.ops <= info.params.ops);
+    assert!(
+        shrunk.info.schedule.len() < info.schedule.len(),
+        "{shrunk:?}"
+    );
+    let again = replay(&shrunk_dir).unwrap();
+    assert!(again.identical, "a shrunk run replays exactly too");
+}
+
+#[test]
+fn the_zoo_catches_every_planted_bug_in_simulation() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = SimZooOptions {
+        out: out.path().to_path_buf(),
+        from_seed: 1,
+        seeds_per_bug: 12,
+        only: Vec::new(),
+        ops: Some(1_000),
+    };
+    let rows = run_zoo(&opts).unwrap();
+    let table = harness::sim::zoo::render_table(&rows);
+    assert_eq!(rows.len(), 8, "{table}");
+    assert!(rows.iter().all(|r| r.passed()), "{table}");
+}
