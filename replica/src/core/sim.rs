@@ -43,6 +43,8 @@ pub struct SimOptions {
     pub tick_ms: u64,
     /// How long a simulated client waits for an answer before retrying.
     pub client_timeout_ms: u64,
+    /// Like the network's `max_frame_bytes`: a peer message encoding to more is dropped.
+    pub max_message_bytes: Option<usize>,
 }
 
 impl SimOptions {
@@ -59,6 +61,7 @@ impl SimOptions {
             long_delay_max_ms: 1_000,
             tick_ms: 10,
             client_timeout_ms: 400,
+            max_message_bytes: None,
         }
     }
 }
@@ -469,7 +472,11 @@ impl Sim {
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: PeerMsg) {
         self.stats.sent += 1;
-        if self.cut.contains(&(from, to)) || self.rng.gen_bool(self.opts.drop_rate) {
+        let oversized = self
+            .opts
+            .max_message_bytes
+            .is_some_and(|max| super::wire::encoded_len(&msg) > max);
+        if oversized || self.cut.contains(&(from, to)) || self.rng.gen_bool(self.opts.drop_rate) {
             self.stats.dropped += 1;
             return;
         }

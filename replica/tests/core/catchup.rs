@@ -183,7 +183,7 @@ fn a_leader_installs_decided_entries_of_its_own_ballot_and_stops_collecting_vote
     assert_eq!(core.status().commit_slot, Slot(1));
     // Nothing left to retransmit.
     let mut out = Vec::new();
-    core.on_tick(2_000, &mut out);
+    core.on_tick(1_200, &mut out);
     assert!(!sends(&out)
         .iter()
         .any(|(_, m)| matches!(m, PeerMsg::Accept { .. })));
@@ -192,6 +192,6 @@ fn a_leader_installs_decided_entries_of_its_own_ballot_and_stops_collecting_vote
         commit: Slot(2),
         entries: vec![entry(2, ballot, value)],
     };
-    core.on_message(2_001, n(2), msg, &mut out);
+    core.on_message(1_201, n(2), msg, &mut out);
     assert_eq!(core.status().commit_slot, Slot(1));
 }

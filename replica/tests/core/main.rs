@@ -17,4 +17,5 @@ mod promise;
 mod recovery;
 mod sim_random;
 mod sim_scenarios;
+mod sim_stall;
 mod tick;
