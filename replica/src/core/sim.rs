@@ -147,6 +147,8 @@ struct Outstanding {
 pub struct SimStats {
     pub sent: u64,
     pub dropped: u64,
+    /// Messages dropped for encoding to more than `SimOptions::max_message_bytes`.
+    pub oversized: u64,
     pub delivered: u64,
     pub bursts: u64,
     pub client_ops_done: u64,
@@ -476,6 +478,7 @@ impl Sim {
             .opts
             .max_message_bytes
             .is_some_and(|max| super::wire::encoded_len(&msg) > max);
+        self.stats.oversized += u64::from(oversized);
         if oversized || self.cut.contains(&(from, to)) || self.rng.gen_bool(self.opts.drop_rate) {
             self.stats.dropped += 1;
             return;

@@ -18,6 +18,8 @@ mod prepare;
 mod promise;
 mod promise_part;
 mod recovery;
+mod sim_liveness;
+mod sim_messages;
 mod sim_random;
 mod sim_scenarios;
 mod snapshot_part;
