@@ -257,8 +257,35 @@ impl Core {
             tracing::debug!(node = %self.me(), %from, %ballot, "planted bug: ignoring a nack");
             return;
         }
+        let reprepare = self.healthy_leader_nacked_by_outsider(now_ms, from);
         self.raise_promised(ballot, out);
         self.reset_election_timer(now_ms);
+        if reprepare {
+            // A replica back from a restart or a partition still holds a promise from an old
+            // duel. Its NACK is no sign of a rival leader: the majority that just acknowledged
+            // us refuses pre-votes. Run phase 1 again above that promise at once instead of
+            // leaving the cluster leaderless for an election timeout.
+            tracing::info!(node = %self.me(), %from, %ballot, "a rejoining replica holds a higher promise: preparing again above it");
+            self.start_election(now_ms, out);
+        }
+    }
+
+    /// Whether this replica leads, a majority (itself included) acknowledged its ballot within
+    /// the minimum election timeout, and `from` is not among them. Those acknowledgers heard
+    /// this leader too recently to have granted a pre-vote to anyone, so no other leader can
+    /// have been elected by a majority meanwhile.
+    fn healthy_leader_nacked_by_outsider(&self, now_ms: u64, from: NodeId) -> bool {
+        let RoleState::Leader(leader) = &self.role else {
+            return false;
+        };
+        let window = self.cfg.election_timeout_ms_min;
+        let fresh: Vec<NodeId> = leader
+            .heard
+            .iter()
+            .filter(|(_, t)| now_ms < t.saturating_add(window))
+            .map(|(node, _)| *node)
+            .collect();
+        !fresh.contains(&from) && fresh.len() + 1 >= self.cfg.quorum()
     }
 
     /// Becomes leader if a majority (this node included) promised the candidate's ballot.

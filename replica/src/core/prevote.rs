@@ -10,8 +10,10 @@
 //!   pre-votes (so does a leader). A replica rejoining after a partition or a restart therefore
 //!   finds no majority for a new round while the leader is alive, and follows it instead.
 //! - Check-quorum. Backups acknowledge heartbeats (HEARTBEAT_ACK); a leader that has not heard
-//!   a majority (itself included) follow its ballot within the maximum election timeout steps
-//!   down, so a leader stranded in a minority stops taking clients' commands, and the majority
+//!   a majority (itself included) follow its ballot for a lease of twice the maximum election
+//!   timeout steps down (twice: an acknowledgement comes a heartbeat interval plus a round trip
+//!   after the last one, which on a slow network is close to one election timeout; a shorter
+//!   lease made healthy leaders step down again and again in simulation), so a leader stranded in a minority stops taking clients' commands, and the majority
 //!   side, whose members stopped hearing it, grants a pre-vote and elects a new leader.
 
 use super::effect::{send, Effect};
@@ -112,6 +114,11 @@ impl Core {
         self.start_election(now_ms, out);
     }
 
+    /// How long a leader may go without hearing a majority before it steps down.
+    pub(super) fn quorum_lease_ms(&self) -> u64 {
+        self.cfg.election_timeout_ms_max.saturating_mul(2)
+    }
+
     /// A peer showed it follows `ballot` (HEARTBEAT_ACK, ACCEPTED): the leader notes when.
     pub(super) fn note_follower(&mut self, now_ms: u64, from: NodeId, ballot: Ballot) {
         if let RoleState::Leader(leader) = &mut self.role {
@@ -121,10 +128,10 @@ impl Core {
         }
     }
 
-    /// Check-quorum: a leader that has not heard a majority follow it within the maximum
-    /// election timeout steps down (keeping its promise; it only stops leading).
+    /// Check-quorum: a leader that has not heard a majority follow it within the lease steps
+    /// down (keeping its promise; it only stops leading).
     pub(super) fn check_quorum(&mut self, now_ms: u64) {
-        let lease = self.cfg.election_timeout_ms_max;
+        let lease = self.quorum_lease_ms();
         let quorum = self.cfg.quorum();
         let RoleState::Leader(leader) = &self.role else {
             return;
@@ -138,7 +145,7 @@ impl Core {
             return;
         }
         let ballot = leader.ballot;
-        tracing::info!(node = %self.me(), %ballot, live, quorum, "stepping down: a majority has not been heard for an election timeout");
+        tracing::info!(node = %self.me(), %ballot, live, quorum, "stepping down: no majority heard for a lease");
         self.role = RoleState::Backup;
         self.leader = None;
         self.leader_heard_ms = None;

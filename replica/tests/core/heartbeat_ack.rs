@@ -1,5 +1,5 @@
-//! HEARTBEAT_ACK and check-quorum: a leader that does not hear a majority follow it for an
-//! election timeout steps down; one that does keeps leading.
+//! HEARTBEAT_ACK and check-quorum: a leader that does not hear a majority follow it for a lease
+//! (twice the maximum election timeout) steps down; one that does keeps leading.
 
 use crate::util::*;
 use replica::client_proto::Role;
@@ -31,16 +31,16 @@ fn a_backup_acknowledges_heartbeats_of_the_leader_it_follows() {
 
 #[test]
 fn a_leader_that_hears_no_majority_for_an_election_timeout_steps_down() {
-    // Elected at 1000 ms; the maximum election timeout is 300 ms.
+    // Elected at 1000 ms; the lease is twice the maximum election timeout of 300 ms.
     let (mut core, ballot) = leader(1, 5);
     let mut out = Vec::new();
-    for now in (1_000..1_300).step_by(10) {
+    for now in (1_000..1_600).step_by(10) {
         // One follower of four still answers: with the leader, two of five.
         core.on_message(now, n(2), PeerMsg::HeartbeatAck { ballot }, &mut out);
         core.on_tick(now, &mut out);
         assert!(core.leads(), "still within the first lease at {now}");
     }
-    core.on_tick(1_300, &mut out);
+    core.on_tick(1_600, &mut out);
     assert!(!core.leads());
     assert_eq!(core.status().role, Role::Backup);
     assert_eq!(core.status().leader, None);
@@ -76,7 +76,7 @@ fn accepted_votes_count_as_hearing_a_follower_and_other_ballots_do_not() {
         core.on_tick(now, &mut out);
     }
     assert!(core.leads());
-    for now in (2_000..2_400).step_by(10) {
+    for now in (2_000..2_700).step_by(10) {
         let other = b(0, 2);
         core.on_message(now, n(2), PeerMsg::HeartbeatAck { ballot: other }, &mut out);
         core.on_tick(now, &mut out);
