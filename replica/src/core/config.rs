@@ -177,7 +177,9 @@ impl CoreConfig {
     /// How many bytes of payload (entries, checkpoint bytes, commands) one message may carry:
     /// the message budget less room for the fixed fields around them.
     pub fn payload_budget(&self) -> usize {
-        let budget = self.max_message_bytes.saturating_sub(MESSAGE_HEADROOM_BYTES);
+        let budget = self
+            .max_message_bytes
+            .saturating_sub(MESSAGE_HEADROOM_BYTES);
         usize::try_from(budget).unwrap_or(usize::MAX)
     }
 

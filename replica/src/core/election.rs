@@ -196,8 +196,12 @@ impl Core {
         };
         let (entries, bytes) = partial.parts.into_whole();
         match parts::decode_checkpoint(&bytes) {
-            Ok(checkpoint) => self.on_promise(now_ms, from, ballot, commit, entries, checkpoint, out),
-            Err(e) => tracing::debug!(node = %self.cfg.me, %from, "undecodable promised checkpoint: {e}"),
+            Ok(checkpoint) => {
+                self.on_promise(now_ms, from, ballot, commit, entries, checkpoint, out)
+            }
+            Err(e) => {
+                tracing::debug!(node = %self.cfg.me, %from, "undecodable promised checkpoint: {e}")
+            }
         }
     }
 
@@ -417,7 +421,8 @@ impl Core {
             let size = entry.value.commands().len().max(1);
             let entry_bytes = encoded_len(&entry);
             let current = chunks.last_mut().expect("never empty");
-            let full = commands + size > MAX_VIEW_COMMANDS_PER_MESSAGE || bytes + entry_bytes > budget;
+            let full =
+                commands + size > MAX_VIEW_COMMANDS_PER_MESSAGE || bytes + entry_bytes > budget;
             if !current.is_empty() && full {
                 chunks.push(Vec::new());
                 (commands, bytes) = (0, 0);

@@ -287,7 +287,9 @@ impl Core {
                 self.on_catchup_entries(now_ms, from, commit, entries, out)
             }
             PeerMsg::Snapshot { checkpoint } => self.on_snapshot(now_ms, from, checkpoint, out),
-            PeerMsg::PreVote { ballot, commit } => self.on_prevote(now_ms, from, ballot, commit, out),
+            PeerMsg::PreVote { ballot, commit } => {
+                self.on_prevote(now_ms, from, ballot, commit, out)
+            }
             PeerMsg::PreVoteReply {
                 ballot,
                 granted,

@@ -172,7 +172,8 @@ pub enum PeerMsg {
 
 /// The size of `value` in postcard, the encoding of every message and record.
 pub fn encoded_len<T: Serialize>(value: &T) -> usize {
-    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default()).unwrap_or(usize::MAX)
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .unwrap_or(usize::MAX)
 }
 
 impl PeerMsg {

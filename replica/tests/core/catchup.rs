@@ -233,7 +233,11 @@ fn catch_up_answers_are_cut_to_fit_the_message_budget() {
         let PeerMsg::CatchUpEntries { entries, .. } = msg else {
             panic!("{msg:?}")
         };
-        assert!(!entries.is_empty() && entries.len() < 8, "{}", entries.len());
+        assert!(
+            !entries.is_empty() && entries.len() < 8,
+            "{}",
+            entries.len()
+        );
         assert_eq!(entries[0].slot, Slot(next));
         next += entries.len() as u64;
     }

@@ -74,7 +74,10 @@ fn an_entry_from_an_older_ballot_is_fetched_not_trusted() {
         },
         &mut out,
     );
-    assert_eq!(sent_to(&out, 3), vec![PeerMsg::HeartbeatAck { ballot: b(2, 3) }]);
+    assert_eq!(
+        sent_to(&out, 3),
+        vec![PeerMsg::HeartbeatAck { ballot: b(2, 3) }]
+    );
     // ... and it is repeated once its retry delay passed.
     out.clear();
     core.on_tick(100, &mut out);

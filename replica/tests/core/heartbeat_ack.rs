@@ -44,7 +44,11 @@ fn a_leader_that_hears_no_majority_for_an_election_timeout_steps_down() {
     assert!(!core.leads());
     assert_eq!(core.status().role, Role::Backup);
     assert_eq!(core.status().leader, None);
-    assert_eq!(core.status().ballot, ballot, "stepping down keeps the promise");
+    assert_eq!(
+        core.status().ballot,
+        ballot,
+        "stepping down keeps the promise"
+    );
 }
 
 #[test]

@@ -47,9 +47,17 @@ fn a_majority_of_grants_starts_the_election() {
     };
     out.clear();
     core.on_message(1_001, n(1), reply.clone(), &mut out);
-    assert_eq!(core.status().role, Role::Backup, "two of five is not enough");
+    assert_eq!(
+        core.status().role,
+        Role::Backup,
+        "two of five is not enough"
+    );
     core.on_message(1_001, n(1), reply.clone(), &mut out);
-    assert_eq!(core.status().role, Role::Backup, "a repeated grant counts once");
+    assert_eq!(
+        core.status().role,
+        Role::Backup,
+        "a repeated grant counts once"
+    );
     core.on_message(1_002, n(5), reply, &mut out);
     assert_eq!(core.status().role, Role::Candidate);
     assert_eq!(core.status().ballot, b(1, 3));
@@ -118,7 +126,15 @@ fn a_pre_vote_for_a_ballot_not_above_the_promise_is_refused() {
     core.on_message(1_000, n(4), prevote(b(3, 4)), &mut out);
     assert_eq!(answer(&out, 4), (true, Ballot::ZERO));
     let mut out = Vec::new();
-    core.on_message(1_000, n(4), PeerMsg::Prepare { ballot: b(3, 4), commit: Slot(0) }, &mut out);
+    core.on_message(
+        1_000,
+        n(4),
+        PeerMsg::Prepare {
+            ballot: b(3, 4),
+            commit: Slot(0),
+        },
+        &mut out,
+    );
     let mut out = Vec::new();
     core.on_message(1_000, n(3), prevote(b(3, 3)), &mut out);
     assert_eq!(answer(&out, 3), (false, b(3, 4)));

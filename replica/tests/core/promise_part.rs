@@ -98,7 +98,10 @@ fn the_candidate_counts_a_promise_in_parts_only_when_complete() {
     candidate.on_message(1_002, n(4), promise(ballot, 0), &mut out);
     for part in parts.iter().chain(parts.iter()) {
         candidate.on_message(1_003, n(2), part.clone(), &mut out);
-        assert!(!candidate.leads(), "a promise with a part missing does not count");
+        assert!(
+            !candidate.leads(),
+            "a promise with a part missing does not count"
+        );
     }
     candidate.on_message(1_004, n(2), last, &mut out);
     assert!(candidate.leads());

@@ -13,7 +13,10 @@ fn sim(seed: u64) -> Sim {
 }
 
 fn followers(sim: &Sim, leader: NodeId) -> Vec<NodeId> {
-    sim.node_ids().into_iter().filter(|n| *n != leader).collect()
+    sim.node_ids()
+        .into_iter()
+        .filter(|n| *n != leader)
+        .collect()
 }
 
 fn ballot(sim: &Sim, id: NodeId) -> Ballot {
@@ -35,7 +38,10 @@ fn run_keeping(sim: &mut Sim, ms: u64, leader: NodeId, at: Ballot, what: &str) {
         }
         false
     });
-    assert_eq!(moved, None, "{what}: leader {leader} at {at} was challenged");
+    assert_eq!(
+        moved, None,
+        "{what}: leader {leader} at {at} was challenged"
+    );
     assert_eq!(sim.leaders(), vec![leader], "{what}");
 }
 
@@ -52,7 +58,11 @@ fn assert_all_good(sim: &mut Sim) {
         sim.restart(id);
     }
     sim.stop_clients();
-    assert!(sim.run_until_converged(5_000), "{:?}", sim.check_converged());
+    assert!(
+        sim.run_until_converged(5_000),
+        "{:?}",
+        sim.check_converged()
+    );
     sim.check_safety().unwrap();
     sim.check_replies().unwrap();
 }
@@ -72,7 +82,10 @@ fn an_isolated_leader_steps_down_and_the_majority_side_elects_and_commits() {
         );
         let new = sim.run_until_leader(1_000).expect("the majority elects");
         assert_ne!(new, old, "seed {seed}");
-        assert!(progress(&mut sim, 2_000) > 0, "seed {seed}: the majority commits");
+        assert!(
+            progress(&mut sim, 2_000) > 0,
+            "seed {seed}: the majority commits"
+        );
         assert!(!sim.core(old).unwrap().leads(), "seed {seed}");
         assert_all_good(&mut sim);
     }
@@ -158,7 +171,10 @@ fn random_one_way_cuts_do_not_livelock() {
         sim.run_for(1_000);
         for window in 0..4 {
             let done = progress(&mut sim, 1_000);
-            assert!(done > 0, "seed {seed}: cuts {cuts:?}: stalled in window {window}");
+            assert!(
+                done > 0,
+                "seed {seed}: cuts {cuts:?}: stalled in window {window}"
+            );
         }
         assert_all_good(&mut sim);
     }

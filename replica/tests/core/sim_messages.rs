@@ -34,7 +34,10 @@ fn long_names_and_big_batches_still_elect_replicate_and_catch_up() {
         let mut sim = Sim::new(options(seed));
         sim.start_clients(40);
         let first = sim.run_until_leader(2_000).expect("a leader");
-        assert!(progress(&mut sim, 1_000) > 0, "seed {seed}: big batches commit");
+        assert!(
+            progress(&mut sim, 1_000) > 0,
+            "seed {seed}: big batches commit"
+        );
         // A replica misses several checkpoints' worth of slots: it needs a snapshot.
         let lagging: NodeId = sim.node_ids().into_iter().find(|n| *n != first).unwrap();
         sim.isolate(lagging);
@@ -44,7 +47,10 @@ fn long_names_and_big_batches_still_elect_replicate_and_catch_up() {
         sim.heal();
         let second = sim.run_until_leader(2_000);
         assert!(second.is_some(), "seed {seed}: no leader after the crash");
-        assert!(progress(&mut sim, 1_500) > 0, "seed {seed}: commits after the view change");
+        assert!(
+            progress(&mut sim, 1_500) > 0,
+            "seed {seed}: commits after the view change"
+        );
         // Converging below needs the lagging replica to install a checkpoint (its slots were
         // compacted away long ago), which is larger than one message.
         sim.restart(first);
@@ -56,6 +62,9 @@ fn long_names_and_big_batches_still_elect_replicate_and_catch_up() {
         );
         sim.check_safety().unwrap();
         sim.check_replies().unwrap();
-        assert_eq!(sim.stats.oversized, 0, "seed {seed}: messages over the limit");
+        assert_eq!(
+            sim.stats.oversized, 0,
+            "seed {seed}: messages over the limit"
+        );
     }
 }

@@ -32,7 +32,12 @@ fn with_checkpoint(me: u32) -> Core {
 
 fn snapshot_parts(sender: &mut Core, to: u32) -> Vec<PeerMsg> {
     let mut out = Vec::new();
-    sender.on_message(100, n(to), PeerMsg::CatchUpRequest { from: Slot(1) }, &mut out);
+    sender.on_message(
+        100,
+        n(to),
+        PeerMsg::CatchUpRequest { from: Slot(1) },
+        &mut out,
+    );
     let sent = sent_to(&out, to);
     for msg in &sent {
         assert!(matches!(msg, PeerMsg::SnapshotPart { .. }), "{msg:?}");

@@ -101,7 +101,10 @@ fn the_leader_heartbeats_every_interval() {
             }));
     }
     assert_eq!(beats, 300 / 30);
-    assert!(core.leads(), "a leader that hears a majority never times out");
+    assert!(
+        core.leads(),
+        "a leader that hears a majority never times out"
+    );
 }
 
 #[test]
