@@ -7,7 +7,9 @@
 //!
 //! How it works, in one paragraph: every replica is an acceptor, a learner and an executor; one
 //! of them is the leader. A backup that hears nothing from a leader for a randomized election
-//! timeout becomes a candidate and sends one PREPARE covering every slot above its commit point.
+//! timeout asks its peers for pre-votes (granted only by replicas that do not hear a leader
+//! either), then becomes a candidate and sends one PREPARE covering every slot above its commit
+//! point. A leader that stops hearing a majority steps down (check-quorum).
 //! With a majority of PROMISEs it merges what they report (per slot the value with the highest
 //! ballot, gaps as no-ops), re-proposes that in a NEW_VIEW and then proposes batches of client
 //! commands in consecutive slots, pipelined (ACCEPT without waiting for earlier slots). A slot is
@@ -17,6 +19,8 @@
 //!
 //! The invariants the handlers keep (and `sim::Sim::check_safety` watches):
 //! - Ballots only grow, and every rise is persisted before anything that depends on it leaves.
+//! - Every message fits in `CoreConfig::max_message_bytes` (the network's frame limit): long
+//!   ones go in parts (`parts`), and a batch never exceeds half a message.
 //! - Within one ballot its leader proposes at most one value per slot, and never reuses a ballot
 //!   across restarts (a restarted replica starts as a backup with its old promise).
 //! - A backup trusts a commit point only for entries it accepted in that leader's ballot; other
@@ -33,7 +37,9 @@
 //! - [`effect`]: effects and the shell contract.
 //! - [`config`]: `CoreConfig` and the planted `Bugs`.
 //! - `log`: the in-memory log above the checkpoint.
+//! - `prevote`: PRE_VOTE, leader stickiness and check-quorum (HEARTBEAT_ACK).
 //! - `election`: PREPARE / PROMISE / NACK, becoming leader, and `merge`, the view merge.
+//! - `parts`: cutting PROMISEs, snapshots and catch-up answers to fit one network frame.
 //! - `replication`: NEW_VIEW / ACCEPT / ACCEPTED / COMMIT / HEARTBEAT, `flush`, the leader's tick.
 //! - `clients`: client commands, forwarding, waiters, the leader's pending queue.
 //! - `execute`: commit point, execution, checkpoints, installing snapshots.
