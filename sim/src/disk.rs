@@ -113,6 +113,11 @@ impl SimDisk {
         state.crash_tear = tear.clamp(0.0, 1.0);
     }
 
+    /// Cancels an armed crash that has not fired.
+    pub fn disarm(&self) {
+        self.lock().crash_in_ops = None;
+    }
+
     /// The next `n` fsyncs fail with EIO.
     pub fn fail_next_syncs(&self, n: u32) {
         self.lock().failing_syncs = n;

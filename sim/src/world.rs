@@ -56,6 +56,8 @@ pub struct SimOptions {
     pub client_timeout_ms: u64,
     /// Planted bug `forget-promises`: the shell never writes acceptor state.
     pub forget_promises: bool,
+    /// Like the network's `max_frame_bytes`: a peer message encoding to more is dropped.
+    pub max_message_bytes: Option<usize>,
 }
 
 impl SimOptions {
@@ -73,6 +75,7 @@ impl SimOptions {
             tick_ms: 10,
             client_timeout_ms: 400,
             forget_promises: false,
+            max_message_bytes: None,
         }
     }
 }
@@ -91,6 +94,8 @@ pub struct SimNode {
     clock_offset_ms: u64,
     /// Why the last start failed (the replica refused its disk), if it did.
     refused: Option<String>,
+    /// The process dies in its next burst: inside a storage call, or at the burst's end.
+    dies_next_burst: bool,
     /// Every entry this node reported executing, by exec index, across restarts.
     executed: BTreeMap<ExecIndex, Executed>,
 }
@@ -146,6 +151,8 @@ struct SimClient {
 pub struct SimStats {
     pub sent: u64,
     pub dropped: u64,
+    /// Messages dropped for encoding to more than `SimOptions::max_message_bytes`.
+    pub oversized: u64,
     pub delivered: u64,
     pub bursts: u64,
     pub client_ops_done: u64,
@@ -230,6 +237,7 @@ impl Sim {
                 held: Vec::new(),
                 clock_offset_ms: 0,
                 refused: None,
+                dies_next_burst: false,
                 executed: BTreeMap::new(),
             };
             sim.nodes.insert(id, node);
@@ -305,6 +313,8 @@ impl Sim {
             node.shell = None;
             node.paused = false;
             node.held.clear();
+            node.dies_next_burst = false;
+            node.disk.disarm();
         }
     }
 
@@ -317,13 +327,15 @@ impl Sim {
         }
     }
 
-    /// The node's process dies inside one of its next storage calls (a write in progress
-    /// lands as a prefix); sends that left before that call escape, nothing after it does.
+    /// The node's process dies in its next burst: inside one of its storage calls (a write
+    /// in progress lands as a prefix; sends that left before that call escape, nothing after
+    /// it does), or, if the burst makes fewer calls, right after the burst.
     pub fn crash_during_next_burst(&mut self, id: NodeId) {
         let ops = self.rng.gen_range(0..12);
         let tear = self.rng.gen_range(0.0..1.0);
-        if let Some(node) = self.nodes.get(&id).filter(|n| n.shell.is_some()) {
+        if let Some(node) = self.nodes.get_mut(&id).filter(|n| n.shell.is_some()) {
             node.disk.arm_crash(ops, tear);
+            node.dies_next_burst = true;
         }
     }
 
@@ -590,7 +602,12 @@ impl Sim {
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: PeerMsg) {
         self.stats.sent += 1;
-        if self.cut.contains(&(from, to)) || self.rng.gen_bool(self.opts.drop_rate) {
+        let oversized = self
+            .opts
+            .max_message_bytes
+            .is_some_and(|max| replica::core::wire::encoded_len(&msg) > max);
+        self.stats.oversized += u64::from(oversized);
+        if oversized || self.cut.contains(&(from, to)) || self.rng.gen_bool(self.opts.drop_rate) {
             self.stats.dropped += 1;
             return;
         }
@@ -671,6 +688,10 @@ impl Sim {
         let mut io = BurstIo::default();
         let result = shell.finish_burst(node_now, out, &mut io);
         self.stats.bursts += 1;
+        let dies = std::mem::take(&mut node.dies_next_burst);
+        if dies {
+            node.disk.disarm();
+        }
         if let Err(e) = result {
             // The disk failed or the process died inside a storage call: the process stops,
             // as `replica run` does. What it sent before the failure has left.
@@ -679,6 +700,9 @@ impl Sim {
             self.crash(id);
         }
         self.route(id, io);
+        if dies {
+            self.crash(id);
+        }
     }
 
     /// Delivers what a burst sent, answered and executed.

@@ -6,15 +6,20 @@
 //! checkpoint itself. One request is outstanding at a time and is repeated after a short delay
 //! if the answer was lost; each answer that leaves the replica still behind triggers the next.
 //!
+//! Every answer fits in one network message: entries are cut by encoded size as well as by
+//! count, and a checkpoint too large for one SNAPSHOT goes as SNAPSHOT_PARTs that the receiver
+//! puts back together (one snapshot at a time, kept across the retries that fill its gaps).
+//!
 //! Decided state carries the ballot it was accepted in; the receiver first adopts it if it is
 //! above its promise (`Core::adopt`). That is what lets even a leader install decided state
 //! safely: with a ballot at or above the deciding one, its own proposals for those slots carry
 //! the decided values, and a leader that sees a higher ballot steps down first.
 
 use super::effect::{send, Effect};
-use super::wire::{Checkpoint, SlotEntry};
+use super::parts::{self, Assembly, Part, Parts};
+use super::wire::{encoded_len, Checkpoint, SlotEntry};
 use super::{Core, PeerMsg, RoleState};
-use crate::types::{NodeId, Slot};
+use crate::types::{Ballot, NodeId, Slot};
 
 impl Core {
     /// How long to wait for a catch-up answer before asking again.
@@ -49,13 +54,7 @@ impl Core {
         let from = from.max(Slot(1));
         if from <= self.checkpoint_slot() {
             if let Some(checkpoint) = &self.checkpoint {
-                send(
-                    out,
-                    to,
-                    PeerMsg::Snapshot {
-                        checkpoint: checkpoint.clone(),
-                    },
-                );
+                self.send_snapshot(to, checkpoint, out);
             }
             return;
         }
@@ -70,6 +69,7 @@ impl Core {
             .into_iter()
             .take_while(|e| e.slot <= self.commit)
             .collect();
+        let entries = parts::prefix_within(entries, self.cfg.payload_budget());
         send(
             out,
             to,
@@ -125,6 +125,91 @@ impl Core {
             }
         }
         self.store_accepted(slot, ballot, value, true, out);
+    }
+
+    /// Sends `checkpoint` as one SNAPSHOT, or in parts if it is too large for one message.
+    fn send_snapshot(&self, to: NodeId, checkpoint: &Checkpoint, out: &mut Vec<Effect>) {
+        let whole = PeerMsg::Snapshot {
+            checkpoint: checkpoint.clone(),
+        };
+        if encoded_len(&whole) as u64 <= self.cfg.max_message_bytes {
+            send(out, to, whole);
+            return;
+        }
+        let budget = self.cfg.payload_budget();
+        let Some(payloads) = parts::split(Vec::new(), Some(checkpoint), budget) else {
+            tracing::error!(node = %self.me(), %to, slot = %checkpoint.slot, "checkpoint needs too many parts; not sent");
+            return;
+        };
+        let count = payloads.len() as u32;
+        for (index, (_, bytes)) in payloads.into_iter().enumerate() {
+            let part = PeerMsg::SnapshotPart {
+                slot: checkpoint.slot,
+                ballot: checkpoint.ballot,
+                part: index as u32,
+                parts: count,
+                bytes,
+            };
+            send(out, to, part);
+        }
+    }
+
+    /// SNAPSHOT_PART: keep it; once the checkpoint is complete, handle it as a SNAPSHOT.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn on_snapshot_part(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        slot: Slot,
+        ballot: Ballot,
+        index: u32,
+        count: u32,
+        bytes: Vec<u8>,
+        out: &mut Vec<Effect>,
+    ) {
+        if slot <= self.executed {
+            return;
+        }
+        // Parts are streaming in: do not ask again before they had time to arrive.
+        self.catchup_retry_ms = Some(now_ms.saturating_add(self.catchup_retry_after_ms()));
+        let same = self.snapshot_parts.as_ref().is_some_and(|a| {
+            a.from == from && a.slot == slot && a.ballot == ballot && a.parts.count() == count
+        });
+        if !same {
+            let Some(parts) = Parts::new(count) else {
+                tracing::debug!(node = %self.me(), %from, count, "malformed snapshot part");
+                return;
+            };
+            self.snapshot_parts = Some(Assembly {
+                from,
+                slot,
+                ballot,
+                parts,
+            });
+        }
+        let Some(assembly) = self.snapshot_parts.as_mut() else {
+            return;
+        };
+        let part = Part {
+            index,
+            count,
+            entries: Vec::new(),
+            bytes,
+        };
+        if !assembly.parts.add(part) || !assembly.parts.complete() {
+            return;
+        }
+        let Some(assembly) = self.snapshot_parts.take() else {
+            return;
+        };
+        let (_, bytes) = assembly.parts.into_whole();
+        match parts::decode_checkpoint(&bytes) {
+            Ok(Some(checkpoint)) if checkpoint.slot == slot && checkpoint.ballot == ballot => {
+                self.on_snapshot(now_ms, from, checkpoint, out)
+            }
+            Ok(_) => tracing::debug!(node = %self.me(), %from, "snapshot parts do not match"),
+            Err(e) => tracing::debug!(node = %self.me(), %from, "undecodable snapshot parts: {e}"),
+        }
     }
 
     /// SNAPSHOT: install a checkpoint that is ahead of us.

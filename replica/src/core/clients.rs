@@ -146,9 +146,18 @@ impl Proposals {
         Enqueued::Queued
     }
 
-    /// Takes the next batch of at most `max` commands.
-    pub fn next_batch(&mut self, max: usize) -> Vec<Command> {
-        let n = self.pending.len().min(max);
+    /// Takes the next batch: at most `max` commands and, past the first, at most `max_bytes`
+    /// encoded bytes (so every log entry fits in one message).
+    pub fn next_batch(&mut self, max: usize, max_bytes: usize) -> Vec<Command> {
+        let mut bytes = 0;
+        let mut n = 0;
+        for command in self.pending.iter().take(max) {
+            bytes += super::wire::encoded_len(command);
+            if n > 0 && bytes > max_bytes {
+                break;
+            }
+            n += 1;
+        }
         self.pending.drain(..n).collect()
     }
 
@@ -376,7 +385,7 @@ mod tests {
             p.enqueue(cmd.clone(), 10, false),
             Enqueued::Queued
         ));
-        assert_eq!(p.next_batch(8).len(), 2);
+        assert_eq!(p.next_batch(8, usize::MAX).len(), 2);
         p.executed(key_of(&cmd));
         assert!(matches!(p.enqueue(cmd, 10, true), Enqueued::Queued));
     }

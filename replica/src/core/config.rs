@@ -15,6 +15,17 @@ use std::collections::BTreeSet;
 pub const DEFAULT_MAX_CATCHUP_SLOTS: u32 = 64;
 /// Default time a replica keeps a client's stream waiting for its command to execute.
 pub const DEFAULT_CLIENT_WAIT_TIMEOUT_MS: u64 = 1_000;
+/// Default largest encoded peer message: the network's default `max_frame_bytes`.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 8 * 1024 * 1024;
+/// The smallest message budget the core can work with (a part header plus one command).
+pub const MIN_MAX_MESSAGE_BYTES: u64 = 1024;
+
+/// Room left in every message for its fixed fields (ballots, slots, part numbers, lengths).
+const MESSAGE_HEADROOM_BYTES: u64 = 256;
+
+fn default_max_message_bytes() -> u64 {
+    DEFAULT_MAX_MESSAGE_BYTES
+}
 
 /// Planted bugs. All false in a real run; see the module docs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +90,8 @@ pub enum CoreConfigError {
     BadTiming,
     #[error("limit {0} must be positive")]
     ZeroLimit(&'static str),
+    #[error("max_message_bytes {0} is below the minimum of {MIN_MAX_MESSAGE_BYTES}")]
+    TinyMessages(u64),
 }
 
 /// Everything the protocol core needs to know. See the crate's `cluster.toml` for the meaning of
@@ -99,6 +112,10 @@ pub struct CoreConfig {
     pub max_catchup_slots: u32,
     pub client_wait_timeout_ms: u64,
     pub bugs: Bugs,
+    /// Largest encoded peer message the network carries (its `max_frame_bytes`). Every message
+    /// the core sends fits: long PROMISEs, catch-ups, views and snapshots go in parts.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: u64,
 }
 
 impl CoreConfig {
@@ -119,6 +136,7 @@ impl CoreConfig {
             max_catchup_slots: DEFAULT_MAX_CATCHUP_SLOTS,
             client_wait_timeout_ms: DEFAULT_CLIENT_WAIT_TIMEOUT_MS,
             bugs: Bugs::default(),
+            max_message_bytes: u64::from(cfg.limits.max_frame_bytes),
         }
     }
 
@@ -143,6 +161,7 @@ impl CoreConfig {
             max_catchup_slots: 16,
             client_wait_timeout_ms: 1_000,
             bugs: Bugs::default(),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
         }
     }
 
@@ -176,10 +195,22 @@ impl CoreConfig {
             ("max_catchup_slots", self.max_catchup_slots.into()),
             ("client_wait_timeout_ms", self.client_wait_timeout_ms),
         ];
-        match limits.iter().find(|(_, value)| *value == 0) {
-            Some((name, _)) => Err(CoreConfigError::ZeroLimit(name)),
-            None => Ok(()),
+        if let Some((name, _)) = limits.iter().find(|(_, value)| *value == 0) {
+            return Err(CoreConfigError::ZeroLimit(name));
         }
+        if self.max_message_bytes < MIN_MAX_MESSAGE_BYTES {
+            return Err(CoreConfigError::TinyMessages(self.max_message_bytes));
+        }
+        Ok(())
+    }
+
+    /// How many bytes of payload (entries, checkpoint bytes, commands) one message may carry:
+    /// the message budget less room for the fixed fields around them.
+    pub fn payload_budget(&self) -> usize {
+        let budget = self
+            .max_message_bytes
+            .saturating_sub(MESSAGE_HEADROOM_BYTES);
+        usize::try_from(budget).unwrap_or(usize::MAX)
     }
 
     /// Size of a majority: f + 1.

@@ -1,17 +1,21 @@
 //! Phase 1: electing a leader for every slot above its commit point at once.
 //!
-//! A backup whose leader went quiet for a randomized election timeout becomes a candidate with
-//! a ballot one round above anything it has promised and sends PREPARE(ballot, its commit
-//! point). Acceptors that have not promised a higher ballot promise this one (durably, see the
+//! A backup whose leader went quiet for a randomized election timeout first asks for pre-votes
+//! (`prevote`); with a majority it becomes a candidate with a ballot one round above anything
+//! it has promised and sends PREPARE(ballot, its commit point). Acceptors that have not promised a higher ballot promise this one (durably, see the
 //! shell contract) and report everything they accepted above the candidate's commit point, plus
 //! their checkpoint if the candidate is behind it. With a majority (itself included) the
 //! candidate installs the most advanced checkpoint, merges the reports (`merge`), re-proposes
 //! the merged slots in a NEW_VIEW and leads. A candidate that gets no majority before its timer
-//! fires again retries with a higher round; the random timers make duels short.
+//! fires again resends PREPARE, same ballot, to those that have not promised: lost messages
+//! cost a resend, not a round. Only a NACK (someone promised higher) ends a candidacy, and the
+//! next attempt goes through pre-vote again. A PROMISE too large for one message comes in
+//! parts (`PeerMsg::PromisePart`) and counts once all of them are in.
 
 use super::effect::{send, Effect};
 use super::merge::{merge, MergeInput};
-use super::wire::{Checkpoint, SlotEntry, Value, WalRecord};
+use super::parts::{self, Part, PartialPromise, Parts};
+use super::wire::{encoded_len, Checkpoint, SlotEntry, Value, WalRecord};
 use super::{Candidate, Core, Inflight, Leader, PeerMsg, PromiseInfo, RoleState};
 use crate::types::{Ballot, NodeId, Slot};
 use std::collections::{BTreeMap, BTreeSet};
@@ -32,25 +36,36 @@ impl Core {
             round,
             node: self.me(),
         };
-        tracing::debug!(node = %self.me(), %ballot, "starting an election");
+        tracing::info!(node = %self.me(), %ballot, commit = %self.commit, "starting an election");
         self.raise_promised(ballot, out);
         self.role = RoleState::Candidate(Candidate {
             ballot,
             promises: BTreeMap::new(),
             best_checkpoint: None,
+            partial: BTreeMap::new(),
         });
-        self.reset_election_timer(now_ms);
-        for peer in self.cfg.peers().collect::<Vec<_>>() {
-            send(
-                out,
-                peer,
-                PeerMsg::Prepare {
-                    ballot,
-                    commit: self.commit,
-                },
-            );
-        }
+        self.resend_prepare(now_ms, out);
         self.maybe_win(now_ms, out);
+    }
+
+    /// Sends PREPARE for the candidate's ballot to every peer that has not promised it yet,
+    /// and rearms the timer for the next resend.
+    pub(super) fn resend_prepare(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        self.reset_election_timer(now_ms);
+        let RoleState::Candidate(candidate) = &self.role else {
+            return;
+        };
+        let ballot = candidate.ballot;
+        let missing: Vec<_> = self
+            .cfg
+            .peers()
+            .filter(|p| !candidate.promises.contains_key(p))
+            .collect();
+        tracing::debug!(node = %self.me(), %ballot, ?missing, "sending prepare");
+        for peer in missing {
+            let commit = self.commit;
+            send(out, peer, PeerMsg::Prepare { ballot, commit });
+        }
     }
 
     /// PREPARE: promise `ballot` unless a higher one was promised (then NACK).
@@ -91,13 +106,103 @@ impl Core {
         // overwrite a chosen one. The log is bounded by `max_log_span` anyway.
         let entries = self.log.entries_above(after, usize::MAX);
         let checkpoint = self.checkpoint.clone().filter(|c| c.slot > commit);
+        self.send_promise(from, ballot, entries, checkpoint, out);
+    }
+
+    /// Sends a PROMISE, in parts if it is too large for one message.
+    fn send_promise(
+        &self,
+        to: NodeId,
+        ballot: Ballot,
+        entries: Vec<SlotEntry>,
+        checkpoint: Option<Checkpoint>,
+        out: &mut Vec<Effect>,
+    ) {
+        let commit = self.commit;
         let promise = PeerMsg::Promise {
             ballot,
-            commit: self.commit,
+            commit,
             entries,
             checkpoint,
         };
-        send(out, from, promise);
+        if encoded_len(&promise) as u64 <= self.cfg.max_message_bytes {
+            send(out, to, promise);
+            return;
+        }
+        let PeerMsg::Promise {
+            entries,
+            checkpoint,
+            ..
+        } = promise
+        else {
+            unreachable!("built above")
+        };
+        let Some(payloads) = parts::split(entries, checkpoint.as_ref(), self.cfg.payload_budget())
+        else {
+            tracing::error!(node = %self.me(), %to, %ballot, "promise needs too many parts; not sent");
+            return;
+        };
+        let count = payloads.len() as u32;
+        for (index, (entries, checkpoint_bytes)) in payloads.into_iter().enumerate() {
+            let part = PeerMsg::PromisePart {
+                ballot,
+                commit,
+                part: index as u32,
+                parts: count,
+                entries,
+                checkpoint_bytes,
+            };
+            send(out, to, part);
+        }
+    }
+
+    /// PROMISE_PART: keep it; once every part of the promise is in, count the promise.
+    pub(super) fn on_promise_part(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        ballot: Ballot,
+        commit: Slot,
+        part: Part,
+        out: &mut Vec<Effect>,
+    ) {
+        let RoleState::Candidate(candidate) = &mut self.role else {
+            return;
+        };
+        if candidate.ballot != ballot || candidate.promises.contains_key(&from) {
+            return;
+        }
+        let fresh = candidate
+            .partial
+            .get(&from)
+            .is_none_or(|p| p.commit != commit || p.parts.count() != part.count);
+        if fresh {
+            let Some(parts) = Parts::new(part.count) else {
+                tracing::debug!(node = %self.cfg.me, %from, count = part.count, "malformed promise part");
+                return;
+            };
+            candidate
+                .partial
+                .insert(from, PartialPromise { commit, parts });
+        }
+        let Some(partial) = candidate.partial.get_mut(&from) else {
+            return;
+        };
+        if !partial.parts.add(part) || !partial.parts.complete() {
+            return;
+        }
+        let Some(partial) = candidate.partial.remove(&from) else {
+            return;
+        };
+        let (entries, bytes) = partial.parts.into_whole();
+        match parts::decode_checkpoint(&bytes) {
+            Ok(checkpoint) => {
+                self.on_promise(now_ms, from, ballot, commit, entries, checkpoint, out)
+            }
+            Err(e) => {
+                tracing::debug!(node = %self.cfg.me, %from, "undecodable promised checkpoint: {e}")
+            }
+        }
     }
 
     /// PROMISE: count it; with a majority, take over.
@@ -156,8 +261,35 @@ impl Core {
             tracing::debug!(node = %self.me(), %from, %ballot, "planted bug: ignoring a nack");
             return;
         }
+        let reprepare = self.healthy_leader_nacked_by_outsider(now_ms, from);
         self.raise_promised(ballot, out);
         self.reset_election_timer(now_ms);
+        if reprepare {
+            // A replica back from a restart or a partition still holds a promise from an old
+            // duel. Its NACK is no sign of a rival leader: the majority that just acknowledged
+            // us refuses pre-votes. Run phase 1 again above that promise at once instead of
+            // leaving the cluster leaderless for an election timeout.
+            tracing::info!(node = %self.me(), %from, %ballot, "a rejoining replica holds a higher promise: preparing again above it");
+            self.start_election(now_ms, out);
+        }
+    }
+
+    /// Whether this replica leads, a majority (itself included) acknowledged its ballot within
+    /// the minimum election timeout, and `from` is not among them. Those acknowledgers heard
+    /// this leader too recently to have granted a pre-vote to anyone, so no other leader can
+    /// have been elected by a majority meanwhile.
+    fn healthy_leader_nacked_by_outsider(&self, now_ms: u64, from: NodeId) -> bool {
+        let RoleState::Leader(leader) = &self.role else {
+            return false;
+        };
+        let window = self.cfg.election_timeout_ms_min;
+        let fresh: Vec<NodeId> = leader
+            .heard
+            .iter()
+            .filter(|(_, t)| now_ms < t.saturating_add(window))
+            .map(|(node, _)| *node)
+            .collect();
+        !fresh.contains(&from) && fresh.len() + 1 >= self.cfg.quorum()
     }
 
     /// Becomes leader if a majority (this node included) promised the candidate's ballot.
@@ -223,7 +355,8 @@ impl Core {
                 );
             }
         }
-        tracing::debug!(node = %self.me(), %ballot, %base, %last, "leading");
+        tracing::info!(node = %self.me(), %ballot, %base, %last, "leading");
+        let heard = candidate.promises.keys().map(|p| (*p, now_ms)).collect();
         self.role = RoleState::Leader(Leader {
             ballot,
             next_slot: last.next(),
@@ -231,6 +364,8 @@ impl Core {
             proposals: Default::default(),
             last_heartbeat_ms: now_ms,
             commit_sent: Slot(0),
+            since_ms: now_ms,
+            heard,
         });
         self.leader = Some(self.me());
         self.record_view(ballot, last.next());
@@ -274,21 +409,27 @@ impl Core {
         out: &mut Vec<Effect>,
     ) {
         let commit = self.commit;
+        let budget = self.cfg.payload_budget();
         let mut chunks: Vec<Vec<SlotEntry>> = vec![Vec::new()];
-        let mut commands = 0;
+        let (mut commands, mut bytes) = (0, 0);
         for (slot, value) in merged {
-            let size = value.commands().len().max(1);
-            let current = chunks.last_mut().expect("never empty");
-            if !current.is_empty() && commands + size > MAX_VIEW_COMMANDS_PER_MESSAGE {
-                chunks.push(Vec::new());
-                commands = 0;
-            }
-            commands += size;
-            chunks.last_mut().expect("never empty").push(SlotEntry {
+            let entry = SlotEntry {
                 slot,
                 ballot,
                 value,
-            });
+            };
+            let size = entry.value.commands().len().max(1);
+            let entry_bytes = encoded_len(&entry);
+            let current = chunks.last_mut().expect("never empty");
+            let full =
+                commands + size > MAX_VIEW_COMMANDS_PER_MESSAGE || bytes + entry_bytes > budget;
+            if !current.is_empty() && full {
+                chunks.push(Vec::new());
+                (commands, bytes) = (0, 0);
+            }
+            commands += size;
+            bytes += entry_bytes;
+            chunks.last_mut().expect("never empty").push(entry);
         }
         for peer in self.cfg.peers().collect::<Vec<_>>() {
             for entries in &chunks {

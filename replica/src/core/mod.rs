@@ -7,7 +7,9 @@
 //!
 //! How it works, in one paragraph: every replica is an acceptor, a learner and an executor; one
 //! of them is the leader. A backup that hears nothing from a leader for a randomized election
-//! timeout becomes a candidate and sends one PREPARE covering every slot above its commit point.
+//! timeout asks its peers for pre-votes (granted only by replicas that do not hear a leader
+//! either), then becomes a candidate and sends one PREPARE covering every slot above its commit
+//! point. A leader that stops hearing a majority steps down (check-quorum).
 //! With a majority of PROMISEs it merges what they report (per slot the value with the highest
 //! ballot, gaps as no-ops), re-proposes that in a NEW_VIEW and then proposes batches of client
 //! commands in consecutive slots, pipelined (ACCEPT without waiting for earlier slots). A slot is
@@ -17,6 +19,8 @@
 //!
 //! The invariants the handlers keep (and the `sim` crate's `Sim::check_safety` watches):
 //! - Ballots only grow, and every rise is persisted before anything that depends on it leaves.
+//! - Every message fits in `CoreConfig::max_message_bytes` (the network's frame limit): long
+//!   ones go in parts (`parts`), and a batch never exceeds half a message.
 //! - Within one ballot its leader proposes at most one value per slot, and never reuses a ballot
 //!   across restarts (a restarted replica starts as a backup with its old promise).
 //! - A backup trusts a commit point only for entries it accepted in that leader's ballot; other
@@ -33,7 +37,9 @@
 //! - [`effect`]: effects and the shell contract.
 //! - [`config`]: `CoreConfig` and the planted `Bugs`.
 //! - `log`: the in-memory log above the checkpoint.
+//! - `prevote`: PRE_VOTE, leader stickiness and check-quorum (HEARTBEAT_ACK).
 //! - `election`: PREPARE / PROMISE / NACK, becoming leader, and `merge`, the view merge.
+//! - `parts`: cutting PROMISEs, snapshots and catch-up answers to fit one network frame.
 //! - `replication`: NEW_VIEW / ACCEPT / ACCEPTED / COMMIT / HEARTBEAT, `flush`, the leader's tick.
 //! - `clients`: client commands, forwarding, waiters, the leader's pending queue.
 //! - `execute`: commit point, execution, checkpoints, installing snapshots.
@@ -52,6 +58,8 @@ mod execute;
 mod introspect;
 mod log;
 mod merge;
+mod parts;
+mod prevote;
 mod recovery;
 mod replication;
 
@@ -108,6 +116,13 @@ pub struct Core {
     known_commit: Slot,
     /// When the outstanding catch-up request may be repeated; `None` when none is outstanding.
     catchup_retry_ms: Option<u64>,
+    /// When this backup last heard the leader it follows. While that is recent it refuses
+    /// pre-votes, so a replica that lost touch alone cannot depose a healthy leader.
+    leader_heard_ms: Option<u64>,
+    /// The pre-vote this backup is collecting before it dares to raise a ballot.
+    prevote: Option<PreVote>,
+    /// A snapshot arriving in parts (`PeerMsg::SnapshotPart`).
+    snapshot_parts: Option<parts::Assembly>,
 
     // Clients.
     waiters: Waiters,
@@ -128,6 +143,14 @@ struct Candidate {
     promises: BTreeMap<NodeId, PromiseInfo>,
     /// The most advanced checkpoint any promiser sent.
     best_checkpoint: Option<Checkpoint>,
+    /// Promises arriving in parts (`PeerMsg::PromisePart`), per promiser.
+    partial: BTreeMap<NodeId, parts::PartialPromise>,
+}
+
+/// A backup asking whether a majority would promise `ballot` (none of them changes state).
+struct PreVote {
+    ballot: Ballot,
+    grants: BTreeSet<NodeId>,
 }
 
 struct PromiseInfo {
@@ -146,6 +169,10 @@ struct Leader {
     last_heartbeat_ms: u64,
     /// Highest commit point already told to the backups.
     commit_sent: Slot,
+    /// When this replica started leading (check-quorum waits one lease before judging).
+    since_ms: u64,
+    /// When each peer last showed it follows this ballot (HEARTBEAT_ACK, ACCEPTED, catch-up).
+    heard: BTreeMap<NodeId, u64>,
 }
 
 struct Inflight {
@@ -189,10 +216,12 @@ impl Core {
         self.promised = ballot;
         out.push(Effect::Persist(WalRecord::Promised(ballot)));
         if !matches!(self.role, RoleState::Backup) {
-            tracing::debug!(node = %self.me(), %ballot, "stepping down for a higher ballot");
+            tracing::info!(node = %self.me(), %ballot, role = ?self.role(), "stepping down for a higher ballot");
             self.role = RoleState::Backup;
         }
         self.leader = None;
+        self.leader_heard_ms = None;
+        self.prevote = None;
     }
 
     /// Adopts the ballot a decided entry or checkpoint was accepted in, if it is above our
@@ -256,7 +285,7 @@ impl Core {
                 self.on_commit_point(now_ms, from, ballot, upto, out)
             }
             PeerMsg::Heartbeat { ballot, commit } => {
-                self.on_commit_point(now_ms, from, ballot, commit, out)
+                self.on_heartbeat(now_ms, from, ballot, commit, out)
             }
             PeerMsg::Nack { ballot } => self.on_nack(now_ms, from, ballot, out),
             PeerMsg::Forward { command } => self.on_forward(from, command),
@@ -265,17 +294,55 @@ impl Core {
                 self.on_catchup_entries(now_ms, from, commit, entries, out)
             }
             PeerMsg::Snapshot { checkpoint } => self.on_snapshot(now_ms, from, checkpoint, out),
+            PeerMsg::PreVote { ballot, commit } => {
+                self.on_prevote(now_ms, from, ballot, commit, out)
+            }
+            PeerMsg::PreVoteReply {
+                ballot,
+                granted,
+                promised,
+            } => self.on_prevote_reply(now_ms, from, ballot, granted, promised, out),
+            PeerMsg::HeartbeatAck { ballot } => self.note_follower(now_ms, from, ballot),
+            PeerMsg::PromisePart {
+                ballot,
+                commit,
+                part,
+                parts,
+                entries,
+                checkpoint_bytes,
+            } => {
+                let part = parts::Part {
+                    index: part,
+                    count: parts,
+                    entries,
+                    bytes: checkpoint_bytes,
+                };
+                self.on_promise_part(now_ms, from, ballot, commit, part, out)
+            }
+            PeerMsg::SnapshotPart {
+                slot,
+                ballot,
+                part,
+                parts,
+                bytes,
+            } => self.on_snapshot_part(now_ms, from, slot, ballot, part, parts, bytes, out),
         }
     }
 
-    /// Called every ~10 ms: client waits expire, backups and candidates start elections, the
-    /// leader sends heartbeats and retransmits, lagging replicas repeat catch-up requests.
+    /// Called every ~10 ms: client waits expire, backups ask for pre-votes, candidates resend
+    /// PREPARE, the leader sends heartbeats, retransmits and checks it still has a quorum,
+    /// lagging replicas repeat catch-up requests.
     pub fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         self.waiters.expire(now_ms);
         if self.is_leader() {
             self.leader_tick(now_ms, out);
+            self.check_quorum(now_ms);
         } else if now_ms >= self.election_deadline_ms {
-            self.start_election(now_ms, out);
+            if matches!(self.role, RoleState::Candidate(_)) {
+                self.resend_prepare(now_ms, out);
+            } else {
+                self.start_prevote(now_ms, out);
+            }
         }
         self.maybe_request_catchup(now_ms, out);
     }

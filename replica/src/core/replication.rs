@@ -20,6 +20,9 @@ impl Core {
     pub fn flush(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         let max_inflight = self.cfg.max_inflight_slots as usize;
         let max_batch = self.cfg.max_batch_commands as usize;
+        // Half a message: a batch travels alone in an ACCEPT and beside others in a view, a
+        // promise or a catch-up answer, which are cut between entries.
+        let max_batch_bytes = self.cfg.payload_budget() / 2;
         // Like every acceptor, the leader holds no entry beyond the window: the view merge's
         // bound (`CoreConfig::max_log_span`) depends on it.
         let last_allowed = Slot(self.executed.0 + self.cfg.window());
@@ -31,7 +34,7 @@ impl Core {
             if !leader.proposals.has_pending() || full {
                 break;
             }
-            let batch = leader.proposals.next_batch(max_batch);
+            let batch = leader.proposals.next_batch(max_batch, max_batch_bytes);
             self.propose(now_ms, Value::Batch(batch), out);
         }
         let RoleState::Leader(leader) = &mut self.role else {
@@ -111,6 +114,7 @@ impl Core {
         slot: Slot,
         out: &mut Vec<Effect>,
     ) {
+        self.note_follower(_now_ms, from, ballot);
         let quorum = self.cfg.quorum();
         let RoleState::Leader(leader) = &mut self.role else {
             return;
@@ -171,7 +175,7 @@ impl Core {
         self.learn_commit(now_ms, ballot, commit, out);
     }
 
-    /// COMMIT and HEARTBEAT: follow the leader and learn its commit point.
+    /// COMMIT: follow the leader and learn its commit point.
     pub(super) fn on_commit_point(
         &mut self,
         now_ms: u64,
@@ -181,6 +185,22 @@ impl Core {
         out: &mut Vec<Effect>,
     ) {
         if self.follow(now_ms, from, ballot, out) {
+            self.learn_commit(now_ms, ballot, commit, out);
+        }
+    }
+
+    /// HEARTBEAT: like COMMIT, and acknowledged, so the leader knows a majority still hears it
+    /// (check-quorum).
+    pub(super) fn on_heartbeat(
+        &mut self,
+        now_ms: u64,
+        from: NodeId,
+        ballot: Ballot,
+        commit: Slot,
+        out: &mut Vec<Effect>,
+    ) {
+        if self.follow(now_ms, from, ballot, out) {
+            send(out, from, PeerMsg::HeartbeatAck { ballot });
             self.learn_commit(now_ms, ballot, commit, out);
         }
     }
@@ -210,7 +230,12 @@ impl Core {
             tracing::debug!(node = %self.me(), %from, %ballot, "leader message for our own ballot");
             return false;
         }
+        if self.leader != Some(from) {
+            tracing::info!(node = %self.me(), leader = %from, %ballot, "following a new leader");
+        }
         self.leader = Some(from);
+        self.leader_heard_ms = Some(now_ms);
+        self.prevote = None;
         self.reset_election_timer(now_ms);
         true
     }

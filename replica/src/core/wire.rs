@@ -135,17 +135,59 @@ pub enum PeerMsg {
     },
     /// The sender's checkpoint, for a replica that asked for entries it no longer has.
     Snapshot { checkpoint: Checkpoint },
+    /// Pre-vote: "would you promise `ballot` if I prepared it?" Sent by a backup whose election
+    /// timer fired, before it raises any ballot. Granting changes nothing at the receiver.
+    PreVote { ballot: Ballot, commit: Slot },
+    /// The answer to a pre-vote for `ballot`, with the sender's promise (a refusal with a higher
+    /// promise tells the asker which round to aim above).
+    PreVoteReply {
+        ballot: Ballot,
+        granted: bool,
+        promised: Ballot,
+    },
+    /// A backup heard the leader of `ballot`: lets the leader check that a majority still
+    /// hears it (check-quorum).
+    HeartbeatAck { ballot: Ballot },
+    /// One part of a PROMISE too large for one message. Each part carries some of the entries
+    /// (in slot order) or a slice of the postcard-encoded checkpoint; the candidate counts the
+    /// promise once it holds all `parts`.
+    PromisePart {
+        ballot: Ballot,
+        commit: Slot,
+        part: u32,
+        parts: u32,
+        entries: Vec<SlotEntry>,
+        checkpoint_bytes: Vec<u8>,
+    },
+    /// One slice of a postcard-encoded checkpoint too large for one SNAPSHOT message; the
+    /// receiver installs it once it holds all `parts` of the checkpoint at (`slot`, `ballot`).
+    SnapshotPart {
+        slot: Slot,
+        ballot: Ballot,
+        part: u32,
+        parts: u32,
+        bytes: Vec<u8>,
+    },
+}
+
+/// The size of `value` in postcard, the encoding of every message and record.
+pub fn encoded_len<T: Serialize>(value: &T) -> usize {
+    postcard::serialize_with_flavor(value, postcard::ser_flavors::Size::default())
+        .unwrap_or(usize::MAX)
 }
 
 impl PeerMsg {
-    /// A short name for logs.
     /// A vote of this replica as an acceptor (PROMISE, ACCEPTED): it may leave the process
     /// only once the state behind it is durable. Every other message may go before the burst's
     /// fsync, because its sender's own state is counted only in later bursts (see `Effect`).
     pub fn is_vote(&self) -> bool {
-        matches!(self, PeerMsg::Promise { .. } | PeerMsg::Accepted { .. })
+        matches!(
+            self,
+            PeerMsg::Promise { .. } | PeerMsg::Accepted { .. } | PeerMsg::PromisePart { .. }
+        )
     }
 
+    /// A short name for logs.
     pub fn kind(&self) -> &'static str {
         match self {
             PeerMsg::Prepare { .. } => "prepare",
@@ -160,6 +202,11 @@ impl PeerMsg {
             PeerMsg::CatchUpRequest { .. } => "catch-up-request",
             PeerMsg::CatchUpEntries { .. } => "catch-up-entries",
             PeerMsg::Snapshot { .. } => "snapshot",
+            PeerMsg::PreVote { .. } => "pre-vote",
+            PeerMsg::PreVoteReply { .. } => "pre-vote-reply",
+            PeerMsg::HeartbeatAck { .. } => "heartbeat-ack",
+            PeerMsg::PromisePart { .. } => "promise-part",
+            PeerMsg::SnapshotPart { .. } => "snapshot-part",
         }
     }
 }

@@ -183,7 +183,7 @@ fn a_leader_installs_decided_entries_of_its_own_ballot_and_stops_collecting_vote
     assert_eq!(core.status().commit_slot, Slot(1));
     // Nothing left to retransmit.
     let mut out = Vec::new();
-    core.on_tick(2_000, &mut out);
+    core.on_tick(1_200, &mut out);
     assert!(!sends(&out)
         .iter()
         .any(|(_, m)| matches!(m, PeerMsg::Accept { .. })));
@@ -192,6 +192,53 @@ fn a_leader_installs_decided_entries_of_its_own_ballot_and_stops_collecting_vote
         commit: Slot(2),
         entries: vec![entry(2, ballot, value)],
     };
-    core.on_message(2_001, n(2), msg, &mut out);
+    core.on_message(1_201, n(2), msg, &mut out);
     assert_eq!(core.status().commit_slot, Slot(1));
+}
+
+#[test]
+fn catch_up_answers_are_cut_to_fit_the_message_budget() {
+    use replica::core::wire::{encoded_len, WalRecord};
+    use replica::core::{CoreConfig, Recovered};
+    let config = CoreConfig {
+        accounts: (0..5).map(|i| format!("{i:0>64}")).collect(),
+        max_message_bytes: 1024,
+        checkpoint_interval_slots: 100,
+        ..cfg(1, 3)
+    };
+    let a = config.accounts.clone();
+    let mut records = Vec::new();
+    for slot in 1..=8u64 {
+        let commands = (0..3).map(|i| transfer(1, slot * 10 + i, &a[0], &a[1], 1));
+        records.push(WalRecord::Accepted {
+            slot: Slot(slot),
+            ballot: b(1, 1),
+            value: batch(commands.collect()),
+        });
+    }
+    records.push(WalRecord::Committed { upto: Slot(8) });
+    let recovered = Recovered {
+        checkpoint: None,
+        records,
+    };
+    let (mut core, _) = Core::new(config, recovered, 1, 0);
+    assert_eq!(core.status().commit_slot, Slot(8));
+    let mut next = 1;
+    while next <= 8 {
+        let mut out = Vec::new();
+        let request = PeerMsg::CatchUpRequest { from: Slot(next) };
+        core.on_message(100, n(3), request, &mut out);
+        let msg = one(sent_to(&out, 3));
+        assert!(encoded_len(&msg) <= 1024, "{} bytes", encoded_len(&msg));
+        let PeerMsg::CatchUpEntries { entries, .. } = msg else {
+            panic!("{msg:?}")
+        };
+        assert!(
+            !entries.is_empty() && entries.len() < 8,
+            "{}",
+            entries.len()
+        );
+        assert_eq!(entries[0].slot, Slot(next));
+        next += entries.len() as u64;
+    }
 }

@@ -5,16 +5,23 @@ use replica::client_proto::Role;
 use replica::core::{Core, CoreConfig, PeerMsg, Recovered};
 use replica::types::Slot;
 
-/// First tick time (10 ms ticks) at which `core` starts campaigning.
+/// First tick time (10 ms ticks) at which `core` asks for pre-votes.
 fn first_campaign(core: &mut Core) -> u64 {
-    let mut out = Vec::new();
     for now in (0..10_000).step_by(10) {
+        let mut out = Vec::new();
         core.on_tick(now, &mut out);
-        if core.status().role == Role::Candidate {
+        if !prevotes(&out).is_empty() {
             return now;
         }
     }
     panic!("never campaigned");
+}
+
+fn prepares(out: &[replica::core::Effect], to: u32) -> Vec<PeerMsg> {
+    sent_to(out, to)
+        .into_iter()
+        .filter(|m| matches!(m, PeerMsg::Prepare { .. }))
+        .collect()
 }
 
 #[test]
@@ -36,7 +43,7 @@ fn a_campaign_sends_prepare_with_the_commit_point_to_every_peer() {
     assert_eq!(ballot, b(1, 3));
     for peer in [1, 2, 4, 5] {
         assert_eq!(
-            sent_to(&out, peer),
+            prepares(&out, peer),
             vec![PeerMsg::Prepare {
                 ballot,
                 commit: Slot(0)
@@ -46,18 +53,33 @@ fn a_campaign_sends_prepare_with_the_commit_point_to_every_peer() {
 }
 
 #[test]
-fn a_candidate_without_a_majority_retries_with_a_higher_round() {
+fn a_candidate_without_a_majority_resends_prepare_to_those_missing_at_the_same_ballot() {
     let mut core = fresh(3, 5);
     let (first, _) = campaign(&mut core, 1_000);
     let mut out = Vec::new();
-    let mut now = 1_000;
-    while core.status().ballot == first {
+    core.on_message(1_001, n(1), promise(first, 0), &mut out);
+    let mut now = 1_001;
+    let resent = loop {
         now += 10;
+        let mut out = Vec::new();
         core.on_tick(now, &mut out);
-        assert!(now < 1_400, "no retry");
-    }
-    assert_eq!(core.status().ballot, b(2, 3));
+        if !prepares(&out, 2).is_empty() {
+            break out;
+        }
+        assert!(now < 1_400, "no resend");
+    };
+    assert_eq!(core.status().ballot, first, "no round burnt");
     assert_eq!(core.status().role, Role::Candidate);
+    assert!(prepares(&resent, 1).is_empty(), "n1 already promised");
+    for peer in [2, 4, 5] {
+        assert_eq!(
+            prepares(&resent, peer),
+            vec![PeerMsg::Prepare {
+                ballot: first,
+                commit: Slot(0)
+            }]
+        );
+    }
 }
 
 #[test]
@@ -66,6 +88,7 @@ fn the_leader_heartbeats_every_interval() {
     let mut beats = 0;
     for now in (1_000..=1_300).step_by(10) {
         let mut out = Vec::new();
+        core.on_message(now, n(2), PeerMsg::HeartbeatAck { ballot }, &mut out);
         core.on_tick(now, &mut out);
         beats += sent_to(&out, 2)
             .iter()
@@ -78,7 +101,10 @@ fn the_leader_heartbeats_every_interval() {
             }));
     }
     assert_eq!(beats, 300 / 30);
-    assert!(core.leads(), "a leader never times out");
+    assert!(
+        core.leads(),
+        "a leader that hears a majority never times out"
+    );
 }
 
 #[test]

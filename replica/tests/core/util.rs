@@ -137,10 +137,12 @@ pub fn position(out: &[Effect], pred: impl Fn(&Effect) -> bool) -> usize {
     out.iter().position(pred).expect("no matching effect")
 }
 
-/// Starts an election on `core` (its timer has surely fired by 1 s) and returns the ballot.
+/// Starts an election on `core` (its timer has surely fired by 1 s; a majority of peers grants
+/// its pre-vote) and returns the ballot.
 pub fn campaign(core: &mut Core, now_ms: u64) -> (Ballot, Vec<Effect>) {
     let mut out = Vec::new();
     core.on_tick(now_ms, &mut out);
+    grant_prevotes(core, now_ms, &mut out);
     let ballot = core.status().ballot;
     assert_eq!(
         ballot.node,
@@ -148,6 +150,32 @@ pub fn campaign(core: &mut Core, now_ms: u64) -> (Ballot, Vec<Effect>) {
         "the tick started an election"
     );
     (ballot, out)
+}
+
+/// The pre-votes `out` asks for.
+pub fn prevotes(out: &[Effect]) -> Vec<(NodeId, Ballot)> {
+    sends(out)
+        .into_iter()
+        .filter_map(|(to, msg)| match msg {
+            PeerMsg::PreVote { ballot, .. } => Some((to, ballot)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Grants the pre-vote `out` asks for from just enough peers for a majority.
+pub fn grant_prevotes(core: &mut Core, now_ms: u64, out: &mut Vec<Effect>) {
+    let asked = prevotes(out);
+    // A majority of n is n / 2 + 1: this node and n / 2 = ceil((n - 1) / 2) of its peers.
+    let needed = asked.len().div_ceil(2);
+    for (peer, ballot) in asked.into_iter().take(needed) {
+        let reply = PeerMsg::PreVoteReply {
+            ballot,
+            granted: true,
+            promised: Ballot::ZERO,
+        };
+        core.on_message(now_ms, peer, reply, out);
+    }
 }
 
 /// An empty promise for `ballot` from `from`.

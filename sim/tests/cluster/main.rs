@@ -4,5 +4,8 @@
 #[path = "../../../replica/tests/core/util.rs"]
 mod util;
 
+mod liveness;
+mod messages;
 mod random;
 mod scenarios;
+mod stall;

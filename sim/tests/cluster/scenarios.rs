@@ -95,25 +95,39 @@ fn dueling_proposers_never_decide_different_values() {
         sim.start_clients(5);
         let mut decided: BTreeMap<Slot, (Vec<Command>, bool)> = BTreeMap::new();
         let mut ballots = std::collections::BTreeSet::new();
-        sim.run_until(2_000, |sim| {
-            for id in sim.node_ids() {
-                let Some(core) = sim.core(id) else { continue };
-                ballots.insert(core.status().ballot);
-                let (_, log) = core.log_view(Slot(1), 1_000);
-                for entry in log.into_iter().filter(|e| e.state != SlotState::Accepted) {
-                    let value = (entry.commands, entry.noop);
-                    let first = decided.entry(entry.slot).or_insert_with(|| value.clone());
-                    assert_eq!(
-                        *first, value,
-                        "seed {seed}: slot {} decided twice",
-                        entry.slot
-                    );
+        // Pre-vote keeps a stable leader in place, so the leader is crashed now and then
+        // (and brought back later) to keep the elections, and the duels, coming.
+        for _ in 0..8 {
+            sim.run_until(250, |sim| {
+                for id in sim.node_ids() {
+                    let Some(core) = sim.core(id) else { continue };
+                    ballots.insert(core.status().ballot);
+                    let (_, log) = core.log_view(Slot(1), 1_000);
+                    for entry in log.into_iter().filter(|e| e.state != SlotState::Accepted) {
+                        let value = (entry.commands, entry.noop);
+                        let first = decided.entry(entry.slot).or_insert_with(|| value.clone());
+                        assert_eq!(
+                            *first, value,
+                            "seed {seed}: slot {} decided twice",
+                            entry.slot
+                        );
+                    }
                 }
+                false
+            });
+            let down: Vec<_> = sim
+                .node_ids()
+                .into_iter()
+                .filter(|id| !sim.is_up(*id))
+                .collect();
+            down.into_iter().for_each(|id| sim.restart(id));
+            if let Some(leader) = sim.leader() {
+                sim.crash(leader);
             }
-            false
-        });
+        }
+        // At most nine elections were won (the first and one per crash); the rest lost duels.
         assert!(
-            ballots.len() > 3,
+            ballots.len() > 12,
             "seed {seed}: expected duels, saw ballots {ballots:?}"
         );
         assert_all_good(&sim);
