@@ -182,7 +182,8 @@ impl Bank {
             }
         }
         let result = self.apply(&command.op);
-        self.exec_index += 1;
+        // Saturating: the index may come from a checkpoint; 2^64 commands are never executed.
+        self.exec_index = self.exec_index.saturating_add(1);
         let reply = Reply {
             exec_index: self.exec_index,
             result: result.clone(),
@@ -232,11 +233,18 @@ impl Bank {
         if from_balance < amount && !self.allow_overdraft {
             return OpResult::InsufficientFunds { from_balance };
         }
-        let to_balance = self.balance(to) + amount;
-        self.balances.insert(from.clone(), from_balance - amount);
+        // Checked: balances may come from a checkpoint received over the network. A transfer
+        // whose result does not fit executes as a failure that changes nothing.
+        let (Some(new_from), Some(to_balance)) = (
+            from_balance.checked_sub(amount),
+            self.balance(to).checked_add(amount),
+        ) else {
+            return OpResult::InsufficientFunds { from_balance };
+        };
+        self.balances.insert(from.clone(), new_from);
         self.balances.insert(to.clone(), to_balance);
         OpResult::Transferred {
-            from_balance: from_balance - amount,
+            from_balance: new_from,
             to_balance,
         }
     }
@@ -255,8 +263,12 @@ impl Bank {
         self.exec_index
     }
 
-    pub fn total(&self) -> Amount {
-        self.balances.values().sum()
+    /// The sum of all balances; `None` if it does not fit in an [`Amount`] (only reachable
+    /// with a corrupt checkpoint: the config bounds accounts × initial balance).
+    pub fn total(&self) -> Option<Amount> {
+        self.balances
+            .values()
+            .try_fold(0 as Amount, |sum, b| sum.checked_add(*b))
     }
 }
 
@@ -294,7 +306,7 @@ mod tests {
                 to_balance: 13
             }
         );
-        assert_eq!(bank.total(), 20);
+        assert_eq!(bank.total(), Some(20));
     }
 
     #[test]
@@ -357,6 +369,26 @@ mod tests {
             Err(Invalid::UnknownAccount("Q".into()))
         );
         assert!(bank.validate(&t("A", "B", 1)).is_ok());
+    }
+
+    #[test]
+    fn a_transfer_that_would_overflow_the_recipient_changes_nothing() {
+        let mut bank = Bank::new(&["A".to_string(), "B".to_string()], Amount::MAX);
+        let Outcome::Executed(e) = bank.execute(&transfer(1, 1, 1), true) else {
+            panic!()
+        };
+        assert!(
+            matches!(e.result, OpResult::InsufficientFunds { .. }),
+            "{e:?}"
+        );
+        assert_eq!(bank.balance("A"), Amount::MAX);
+        assert_eq!(bank.balance("B"), Amount::MAX);
+        assert_eq!(bank.exec_index(), 1);
+        assert_eq!(
+            bank.total(),
+            None,
+            "a total beyond i64 is reported, not wrapped"
+        );
     }
 
     #[test]

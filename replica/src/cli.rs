@@ -212,6 +212,9 @@ fn init(dir: &Path, nodes: u32, base_port: u16) -> anyhow::Result<()> {
     if nodes == 0 || nodes > 15 {
         bail!("--nodes must be between 1 and 15, got {nodes}");
     }
+    if u32::from(base_port) + nodes - 1 > u32::from(u16::MAX) {
+        bail!("--base-port {base_port} leaves no room for {nodes} ports");
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let config = ClusterConfig::local(nodes, base_port, Path::new("certs"));
     let path = dir.join("cluster.toml");

@@ -88,8 +88,15 @@ impl fmt::Display for Ballot {
 pub struct Slot(pub u64);
 
 impl Slot {
+    /// The slot after this one. Saturates: slot numbers arrive from the network, and
+    /// `Slot(u64::MAX)` is a ceiling no real log reaches, never a reason to panic.
     pub fn next(self) -> Slot {
-        Slot(self.0 + 1)
+        Slot(self.0.saturating_add(1))
+    }
+
+    /// `n` slots further, saturating like [`Slot::next`].
+    pub fn plus(self, n: u64) -> Slot {
+        Slot(self.0.saturating_add(n))
     }
 }
 

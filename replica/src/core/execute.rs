@@ -118,7 +118,7 @@ impl Core {
         self.executed = slot;
         self.commit = self.commit.max(slot);
         self.known_commit = self.known_commit.max(slot);
-        let next_exec_index = self.bank.exec_index() + 1;
+        let next_exec_index = self.bank.exec_index().saturating_add(1);
         let checkpoint = Checkpoint {
             slot,
             bank: self.bank.clone(),

@@ -10,6 +10,7 @@ mod bugs;
 mod catchup;
 mod client;
 mod commit;
+mod hostile;
 mod nack;
 mod new_view;
 mod prepare;
