@@ -70,6 +70,7 @@ impl Core {
                 // The client moved on long ago; nobody can be waiting for this one.
                 self.waiters.take(key);
             }
+            Outcome::Expired { floor } => self.answer_expired(key, floor, out),
         }
         if let RoleState::Leader(leader) = &mut self.role {
             leader.proposals.executed(key);

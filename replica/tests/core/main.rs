@@ -16,6 +16,7 @@ mod new_view;
 mod prepare;
 mod promise;
 mod recovery;
+mod reply_table;
 mod sim_random;
 mod sim_scenarios;
 mod tick;
