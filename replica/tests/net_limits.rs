@@ -236,3 +236,39 @@ async fn client_connections_are_bounded() {
         seen()
     );
 }
+
+#[tokio::test]
+async fn connection_churn_never_holds_more_than_the_connection_cap() {
+    let certs = Certs::new();
+    let addrs = [free_addr()];
+    let limits = NetLimits {
+        max_connections: 3,
+        ..limits()
+    };
+    let (net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 64).await;
+    spawn_counter(incoming.client_rx);
+    let mut most = 0;
+    let mut served = 0;
+    for _ in 0..8 {
+        // A burst of clients that connect, ask once and go away.
+        let burst: Vec<_> = (0..4)
+            .map(|_| {
+                let c = client(&certs, &addrs, "alice");
+                tokio::spawn(async move {
+                    let answer = c
+                        .call(NodeId(1), &ClientRequest::Status, Duration::from_secs(1))
+                        .await;
+                    c.close();
+                    answer.is_ok()
+                })
+            })
+            .collect();
+        for task in burst {
+            most = most.max(net.open_connections());
+            served += usize::from(task.await.unwrap());
+        }
+        most = most.max(net.open_connections());
+    }
+    assert!(most <= 3, "held {most} connections");
+    assert!(served > 0, "some clients were served");
+}

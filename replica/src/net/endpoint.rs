@@ -40,13 +40,13 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 /// Most connections served at once, handshakes included; beyond it new ones are refused.
-pub const MAX_CONNECTIONS: usize = 512;
+pub const MAX_CONNECTIONS: usize = 256;
 /// Most connections with a client certificate; beyond it a new one is closed as busy.
-pub const MAX_CLIENT_CONNECTIONS: usize = 256;
+pub const MAX_CLIENT_CONNECTIONS: usize = 128;
 /// Most client requests being served at once per connection (the QUIC stream credit).
-pub const MAX_CLIENT_STREAMS_PER_CONNECTION: u32 = 128;
+pub const MAX_CLIENT_STREAMS_PER_CONNECTION: u32 = 64;
 /// Most client requests being served at once over all connections.
-pub const MAX_CLIENT_STREAMS: usize = 4096;
+pub const MAX_CLIENT_STREAMS: usize = 1024;
 /// Largest client request frame: a command with two 64-byte account names is ~150 bytes.
 pub const MAX_REQUEST_BYTES: u32 = 8 * 1024;
 /// A client connection's receive window: what it can make us buffer before we read it.
@@ -336,6 +336,11 @@ impl<M> Network<M> {
         counters
     }
 
+    /// Connections the endpoint holds state for, draining ones included.
+    pub fn open_connections(&self) -> usize {
+        self.shared.endpoint.open_connections()
+    }
+
     /// Total messages dropped (all links, plus unroutable ones).
     pub fn dropped(&self) -> u64 {
         let links: u64 = self.counters().iter().map(|c| c.dropped).sum();
@@ -401,11 +406,17 @@ async fn accept_loop<M: DeserializeOwned + Send + 'static>(
     ctx: Arc<AcceptContext<M>>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
-        let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
-            let max = ctx.limits.max_connections;
-            tracing::warn!(remote = %incoming.remote_address(), "refusing a connection: {max} already open");
-            incoming.refuse();
-            continue;
+        // quinn keeps a closed connection's state until it has drained, so count what the
+        // endpoint still holds, not only the connections we are serving.
+        let held = endpoint.open_connections();
+        let permit = match ctx.connections.clone().try_acquire_owned() {
+            Ok(permit) if held < ctx.limits.max_connections => permit,
+            _ => {
+                let max = ctx.limits.max_connections;
+                tracing::warn!(remote = %incoming.remote_address(), "refusing a connection: {max} already open");
+                incoming.refuse();
+                continue;
+            }
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -478,9 +489,11 @@ fn admit<M>(
 /// Narrows what the other end may open to what its role needs.
 fn limit_connection(connection: &quinn::Connection, role: Role, limits: &NetLimits) {
     match role {
-        Role::Peer(_) | Role::Stranger => {
-            connection.set_max_concurrent_bi_streams(REPLICA_BIDI_STREAMS.into())
+        Role::Peer(_) => {
+            connection.set_max_concurrent_bi_streams(REPLICA_BIDI_STREAMS.into());
+            connection.set_receive_window(super::tls::CONNECTION_RECEIVE_WINDOW.into());
         }
+        Role::Stranger => connection.set_max_concurrent_bi_streams(REPLICA_BIDI_STREAMS.into()),
         Role::Client(_) => {
             connection.set_max_concurrent_uni_streams(0u32.into());
             connection

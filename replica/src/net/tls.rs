@@ -31,13 +31,24 @@ pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Client requests in flight on one connection (one bidirectional stream each) until the
 /// accepting side narrows it for the connection's role (`endpoint::limit_connection`).
-pub const MAX_BIDI_STREAMS: u32 = 128;
+pub const MAX_BIDI_STREAMS: u32 = 64;
 pub const MAX_UNI_STREAMS: u32 = 64;
 /// Flow-control windows: far above the bandwidth-delay product of a LAN or loopback, and small
 /// enough that a paused peer cannot make us buffer much (everything buffered while a link is
 /// stalled is stale by the time it is delivered).
 const STREAM_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
-const CONNECTION_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
+pub const CONNECTION_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
+/// What an accepted connection may send before we know its role: small, because whoever has a
+/// client certificate can open hundreds of connections. A peer's window is widened to
+/// [`CONNECTION_RECEIVE_WINDOW`] once its certificate says it is one (`endpoint`).
+pub const ACCEPTED_RECEIVE_WINDOW: u32 = 256 * 1024;
+/// Connection attempts quinn queues before we accept them, and the bytes they may buffer.
+const MAX_INCOMING: usize = 128;
+const INCOMING_BUFFER_BYTES: u64 = 64 * 1024;
+const INCOMING_BUFFER_TOTAL_BYTES: u64 = 4 * 1024 * 1024;
+/// Unacknowledged data we keep per accepted connection (answers to clients who read slowly
+/// stay in it): small for the same reason.
+pub const ACCEPTED_SEND_WINDOW: u64 = 512 * 1024;
 const SEND_WINDOW: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -127,7 +138,16 @@ impl TlsIdentity {
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let quic = QuicServerConfig::try_from(tls).map_err(|e| self.config_error(e))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        config.transport_config(Arc::new(transport_config()));
+        // quinn's defaults let 65,536 handshakes and 100 MiB of their packets wait for us.
+        config
+            .max_incoming(MAX_INCOMING)
+            .incoming_buffer_size(INCOMING_BUFFER_BYTES)
+            .incoming_buffer_size_total(INCOMING_BUFFER_TOTAL_BYTES);
+        let mut transport = transport_config();
+        transport
+            .receive_window(VarInt::from_u32(ACCEPTED_RECEIVE_WINDOW))
+            .send_window(ACCEPTED_SEND_WINDOW);
+        config.transport_config(Arc::new(transport));
         Ok(config)
     }
 
