@@ -372,4 +372,16 @@ async fn client_flood_memory() {
         peak.max(after.1)
     );
     println!("answers: {:?}", counts.lock().unwrap());
+    // The flood is over: the cluster still commits.
+    let after_flood = submit(
+        &cluster.client(),
+        &transfer(7, 1, "A", "B", 1),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        after_flood.as_ref().is_some_and(transferred),
+        "{after_flood:?}\n{}",
+        cluster.logs_tail()
+    );
 }
