@@ -284,7 +284,7 @@ fn ctl(args: CtlArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let client = Client::new(&config, &config.tls.client_cert, &config.tls.client_key)?;
-        let timeout = Duration::from_secs(args.timeout_s.max(1));
+        let timeout = Duration::from_secs(args.timeout_s.max(1)).min(crate::client::MAX_CALL_WAIT);
         let ids = client.client_ids().with_context(|| {
             format!(
                 "{} states no client ids; make it with `replica init` or `replica certs`",

@@ -68,6 +68,9 @@ struct NodeSlot {
 
 /// Pause after a round of tries with no leader in sight, so retries do not spin.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Longest wait a caller can ask for: longer timeouts are cut to it (a deadline past the
+/// clock's range would panic).
+pub const MAX_CALL_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 pub struct Client {
     endpoint: quinn::Endpoint,
@@ -126,7 +129,7 @@ impl Client {
             .nodes
             .get(&node)
             .ok_or(ClientError::UnknownNode(node))?;
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + timeout.min(MAX_CALL_WAIT);
         let timed_out = || ClientError::Timeout {
             node,
             addr: slot.addr,

@@ -272,3 +272,16 @@ async fn connection_churn_never_holds_more_than_the_connection_cap() {
     assert!(most <= 3, "held {most} connections");
     assert!(served > 0, "some clients were served");
 }
+
+#[tokio::test]
+async fn a_call_with_an_unbounded_timeout_does_not_overflow_the_clock() {
+    let certs = Certs::new();
+    let addrs = [free_addr()];
+    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits(), 64).await;
+    spawn_counter(incoming.client_rx);
+    let alice = client(&certs, &addrs, "alice");
+    let answer = alice
+        .call(NodeId(1), &ClientRequest::Status, Duration::MAX)
+        .await;
+    assert_eq!(answer.unwrap(), seen());
+}
