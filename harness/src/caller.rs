@@ -106,6 +106,21 @@ pub async fn submit(
             Ok(ClientResponse::Rejected { node, reason }) => {
                 return Submitted::Rejected { node, reason }
             }
+            // Refusals no retry can change. `Expired` may follow an earlier attempt that did
+            // execute, and `Unauthorized` is not worth proving otherwise: both stay unknown
+            // (`info`), never `fail`.
+            Ok(ClientResponse::Unauthorized { node, client }) => {
+                return Submitted::Unknown {
+                    last_error: format!("{node}: our certificate may not submit as {client}"),
+                    last_node: Some(node),
+                }
+            }
+            Ok(ClientResponse::Expired { node, client, .. }) => {
+                return Submitted::Unknown {
+                    last_error: format!("{node}: {client} was evicted from the reply table"),
+                    last_node: Some(node),
+                }
+            }
             Ok(ClientResponse::NotLeader {
                 leader_hint: Some(leader),
                 ..
@@ -239,6 +254,60 @@ mod tests {
         );
         assert_eq!(fake.executed().len(), 1, "executed exactly once");
         assert_eq!(fake.balances()["A"], 7);
+    }
+
+    /// Answers every call with one fixed response.
+    struct Always(ClientResponse);
+
+    impl Transport for Always {
+        fn call(
+            &self,
+            _node: NodeId,
+            _request: ClientRequest,
+            _timeout: Duration,
+        ) -> crate::transport::CallFuture<'_> {
+            let response = self.0.clone();
+            Box::pin(async move { Ok(response) })
+        }
+    }
+
+    #[tokio::test]
+    async fn refusals_no_retry_can_change_end_at_once_as_unknown() {
+        let refusals = [
+            ClientResponse::Unauthorized {
+                node: NodeId(1),
+                client: ClientId(0),
+            },
+            ClientResponse::Expired {
+                node: NodeId(1),
+                client: ClientId(0),
+                floor: RequestId(9),
+            },
+        ];
+        for refusal in refusals {
+            let hint = LeaderHint::default();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let started = Instant::now();
+            let transport = Always(refusal.clone());
+            let out = submit(
+                &transport,
+                &nodes(),
+                &hint,
+                &transfer(1, 3),
+                0,
+                deadline,
+                fast(),
+            )
+            .await;
+            assert!(
+                matches!(out, Submitted::Unknown { .. }),
+                "{refusal:?}: {out:?}"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{refusal:?} was retried"
+            );
+        }
     }
 
     #[tokio::test]

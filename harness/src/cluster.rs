@@ -582,3 +582,53 @@ fn client_transport(config: &ClusterConfig) -> Result<Arc<dyn Transport>, Cluste
             .map_err(|e| ClusterError::Client(e.to_string()))?;
     Ok(Arc::new(QuicTransport::new(client)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use replica::net::{CertRole, TlsIdentity};
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    #[tokio::test]
+    async fn a_prepared_cluster_holds_no_ca_key_and_a_client_cert_for_its_clients() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = ClusterSpec {
+            nodes: 3,
+            net: NetMode::Direct,
+            // Never started: prepare only checks that the binary exists.
+            replica_bin: std::env::current_exe().unwrap(),
+            bug: None,
+            accounts: vec!["A".into(), "B".into()],
+            initial_balance: 10,
+            checkpoint_interval_slots: None,
+            tunables: None,
+        };
+        let cluster = Cluster::prepare(dir.path(), spec).await.unwrap();
+        let files = files_under(dir.path());
+        assert!(
+            !files.iter().any(|f| f.ends_with("ca.key")),
+            "the CA key sits in the run directory: {files:?}"
+        );
+        let tls = &cluster.config().tls;
+        let identity = TlsIdentity::load(&tls.ca_cert, &tls.client_cert, &tls.client_key).unwrap();
+        let Some(CertRole::Client(ids)) = identity.role() else {
+            panic!("the harness's certificate states no client ids")
+        };
+        // Workers are numbered from 0; the bench runs hundreds of clients.
+        for client in [0, 9, 999] {
+            assert!(ids.contains(replica::types::ClientId(client)), "{ids}");
+        }
+    }
+}

@@ -101,6 +101,14 @@ impl FakeCluster {
                     }
                     Outcome::Duplicate(reply) => reply,
                     Outcome::Stale => return None,
+                    Outcome::Expired { floor } => {
+                        let client = command.client;
+                        return Some(ClientResponse::Expired {
+                            node,
+                            client,
+                            floor,
+                        });
+                    }
                 };
                 if state.lose_replies > 0 {
                     state.lose_replies -= 1;

@@ -6,6 +6,22 @@
 //! may be committed in two slots, and only its first copy may change anything. The reply table
 //! (last executed request and its reply, per client) is part of the state and of every
 //! checkpoint, so a new leader or a restarted replica answers a retry with the original reply.
+//!
+//! The reply table is bounded by this eviction rule, applied at execution (so identically on
+//! every replica, and part of the replicated state):
+//!
+//! - when a command from a client that has no entry executes and the table then holds more
+//!   than [`ReplyLimits::max_clients`] entries, every entry whose client has executed nothing
+//!   for more than [`ReplyLimits::idle_commands`] commands is evicted. A client still active
+//!   (it executed something within the last `idle_commands` commands) is never evicted, so the
+//!   table holds at most `max_clients + idle_commands + 1` entries;
+//! - the table remembers the highest request id it evicted (`evicted_floor`). A command from a
+//!   client without an entry whose request id is at or below the floor is not executed: it
+//!   may be a late copy of a request that executed before its client was evicted. It is
+//!   answered `Expired` (never executed now; whether it executed before is unknown). Any
+//!   request id of an evicted client that ever executed is at most the floor, so nothing
+//!   executes twice. A new client must therefore number its requests above the floor (the
+//!   clock works; `replica ctl` uses it); clients that stay active are never affected.
 
 use crate::types::{Account, Amount, ClientId, ExecIndex, RequestId};
 use serde::{Deserialize, Serialize};
@@ -89,6 +105,28 @@ pub enum Outcome {
     /// The request is older than the client's last executed one: the client has moved on, and
     /// its reply is no longer kept. Nothing happens.
     Stale,
+    /// The client has no entry and the request id is at or below the eviction floor: it may
+    /// have executed before its client was evicted. Nothing happens.
+    Expired { floor: RequestId },
+}
+
+/// Bounds of the reply table (see the module docs for the eviction rule). Part of the state,
+/// so every replica applies the same ones.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyLimits {
+    /// Above this many entries, idle clients are evicted.
+    pub max_clients: usize,
+    /// A client that executed nothing for more than this many commands is idle.
+    pub idle_commands: u64,
+}
+
+impl Default for ReplyLimits {
+    fn default() -> Self {
+        ReplyLimits {
+            max_clients: 10_000,
+            idle_commands: 100_000,
+        }
+    }
 }
 
 /// The per-client entry of the reply table.
@@ -104,6 +142,9 @@ pub struct Bank {
     balances: BTreeMap<Account, Amount>,
     replies: BTreeMap<ClientId, LastReply>,
     exec_index: ExecIndex,
+    /// The highest request id of any evicted reply-table entry.
+    evicted_floor: RequestId,
+    reply_limits: ReplyLimits,
     /// Planted bug `no-funds-check`: let a transfer overdraw. Not part of real behaviour, so
     /// never written into a checkpoint: the core sets it again from its config after every
     /// restore or install.
@@ -122,8 +163,27 @@ impl Bank {
             balances,
             replies: BTreeMap::new(),
             exec_index: 0,
+            evicted_floor: RequestId(0),
+            reply_limits: ReplyLimits::default(),
             allow_overdraft: false,
         }
+    }
+
+    /// Other reply-table bounds (tests; every replica of a cluster must use the same).
+    pub fn with_reply_limits(mut self, limits: ReplyLimits) -> Bank {
+        self.reply_limits = limits;
+        self
+    }
+
+    /// Clients in the reply table.
+    pub fn reply_clients(&self) -> usize {
+        self.replies.len()
+    }
+
+    /// `Some(floor)` if `(client, request)` would be refused as expired (see the module docs).
+    pub fn expired(&self, client: ClientId, request: RequestId) -> Option<RequestId> {
+        let unknown = !self.replies.contains_key(&client);
+        (unknown && request <= self.evicted_floor).then_some(self.evicted_floor)
     }
 
     /// Planted bug switch, only reachable through the `bugs` feature's `--bug no-funds-check`.
@@ -182,9 +242,14 @@ impl Bank {
                     return Outcome::Stale;
                 }
             }
+            if let Some(floor) = self.expired(command.client, command.request) {
+                return Outcome::Expired { floor };
+            }
         }
+        let new_client = !self.replies.contains_key(&command.client);
         let result = self.apply(&command.op);
-        self.exec_index += 1;
+        // Saturating: the index may come from a checkpoint; 2^64 commands are never executed.
+        self.exec_index = self.exec_index.saturating_add(1);
         let reply = Reply {
             exec_index: self.exec_index,
             result: result.clone(),
@@ -196,11 +261,29 @@ impl Bank {
                 reply,
             },
         );
+        if new_client && self.replies.len() > self.reply_limits.max_clients {
+            self.evict_idle();
+        }
         Outcome::Executed(Executed {
             exec_index: self.exec_index,
             command: command.clone(),
             result,
         })
+    }
+
+    /// Evicts every client idle for more than `idle_commands`, raising the floor over them.
+    fn evict_idle(&mut self) {
+        let now = self.exec_index;
+        let idle = self.reply_limits.idle_commands;
+        let mut floor = self.evicted_floor;
+        self.replies.retain(|_, last| {
+            let active = now.saturating_sub(last.reply.exec_index) <= idle;
+            if !active {
+                floor = floor.max(last.request);
+            }
+            active
+        });
+        self.evicted_floor = floor;
     }
 
     fn apply(&mut self, op: &Op) -> OpResult {
@@ -234,11 +317,18 @@ impl Bank {
         if from_balance < amount && !self.allow_overdraft {
             return OpResult::InsufficientFunds { from_balance };
         }
-        let to_balance = self.balance(to) + amount;
-        self.balances.insert(from.clone(), from_balance - amount);
+        // Checked: balances may come from a checkpoint received over the network. A transfer
+        // whose result does not fit executes as a failure that changes nothing.
+        let (Some(new_from), Some(to_balance)) = (
+            from_balance.checked_sub(amount),
+            self.balance(to).checked_add(amount),
+        ) else {
+            return OpResult::InsufficientFunds { from_balance };
+        };
+        self.balances.insert(from.clone(), new_from);
         self.balances.insert(to.clone(), to_balance);
         OpResult::Transferred {
-            from_balance: from_balance - amount,
+            from_balance: new_from,
             to_balance,
         }
     }
@@ -257,8 +347,12 @@ impl Bank {
         self.exec_index
     }
 
-    pub fn total(&self) -> Amount {
-        self.balances.values().sum()
+    /// The sum of all balances; `None` if it does not fit in an [`Amount`] (only reachable
+    /// with a corrupt checkpoint: the config bounds accounts × initial balance).
+    pub fn total(&self) -> Option<Amount> {
+        self.balances
+            .values()
+            .try_fold(0 as Amount, |sum, b| sum.checked_add(*b))
     }
 }
 
@@ -296,7 +390,7 @@ mod tests {
                 to_balance: 13
             }
         );
-        assert_eq!(bank.total(), 20);
+        assert_eq!(bank.total(), Some(20));
     }
 
     #[test]
@@ -359,6 +453,95 @@ mod tests {
             Err(Invalid::UnknownAccount("Q".into()))
         );
         assert!(bank.validate(&t("A", "B", 1)).is_ok());
+    }
+
+    #[test]
+    fn a_transfer_that_would_overflow_the_recipient_changes_nothing() {
+        let mut bank = Bank::new(&["A".to_string(), "B".to_string()], Amount::MAX);
+        let Outcome::Executed(e) = bank.execute(&transfer(1, 1, 1), true) else {
+            panic!()
+        };
+        assert!(
+            matches!(e.result, OpResult::InsufficientFunds { .. }),
+            "{e:?}"
+        );
+        assert_eq!(bank.balance("A"), Amount::MAX);
+        assert_eq!(bank.balance("B"), Amount::MAX);
+        assert_eq!(bank.exec_index(), 1);
+        assert_eq!(
+            bank.total(),
+            None,
+            "a total beyond i64 is reported, not wrapped"
+        );
+    }
+
+    fn small_table() -> Bank {
+        bank().with_reply_limits(ReplyLimits {
+            max_clients: 2,
+            idle_commands: 3,
+        })
+    }
+
+    fn read(client: u64, request: u64) -> Command {
+        Command {
+            client: ClientId(client),
+            request: RequestId(request),
+            op: Op::ReadAll,
+        }
+    }
+
+    #[test]
+    fn the_reply_table_evicts_idle_clients_beyond_its_cap() {
+        let mut bank = small_table();
+        bank.execute(&transfer(1, 5, 1), true);
+        bank.execute(&read(2, 1), true);
+        for r in 2..=5 {
+            bank.execute(&read(2, r), true);
+        }
+        // Client 1 is idle (4 commands since its last), client 2 active; 3 is new and over cap.
+        assert_eq!(bank.reply_clients(), 2);
+        bank.execute(&read(3, 10), true);
+        assert_eq!(bank.reply_clients(), 2, "client 1 evicted");
+        assert_eq!(bank.last_request(ClientId(1)), None);
+        assert_eq!(bank.last_request(ClientId(2)), Some(RequestId(5)));
+        // Its executed request comes back late: refused, not executed twice.
+        let before = (bank.balance("A"), bank.exec_index());
+        assert_eq!(
+            bank.execute(&transfer(1, 5, 1), true),
+            Outcome::Expired {
+                floor: RequestId(5)
+            }
+        );
+        assert_eq!((bank.balance("A"), bank.exec_index()), before);
+        // A new request above the floor executes.
+        assert!(matches!(
+            bank.execute(&transfer(1, 6, 1), true),
+            Outcome::Executed(_)
+        ));
+        assert_eq!(bank.balance("A"), 8);
+    }
+
+    #[test]
+    fn active_clients_are_never_evicted_and_the_table_stays_bounded() {
+        let mut bank = small_table();
+        // Three clients taking turns: each is active within any 3 commands.
+        for r in 1..=20 {
+            for c in 1..=3 {
+                let out = bank.execute(&read(c, r), true);
+                assert!(matches!(out, Outcome::Executed(_)), "{c}/{r}: {out:?}");
+            }
+        }
+        assert_eq!(bank.reply_clients(), 3, "over the cap, but nobody is idle");
+        // A thousand one-shot clients: the table stays within cap + idle + 1.
+        for c in 100..1_100 {
+            // Request ids from a clock: each above the floor the evictions before it left.
+            bank.execute(&read(c, 1_000 + c), true);
+            assert!(
+                bank.reply_clients() <= 2 + 3 + 1,
+                "{}",
+                bank.reply_clients()
+            );
+        }
     }
 
     #[test]

@@ -10,7 +10,8 @@ use crate::client::Client;
 use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::config::ClusterConfig;
 use crate::core::Bugs;
-use crate::types::{ClientId, NodeId, RequestId, Slot};
+use crate::net::certs::ClientCert;
+use crate::types::{ClientIdRange, NodeId, RequestId, Slot};
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
@@ -41,11 +42,18 @@ enum Cmd {
         /// UDP port of n1; n2 gets the next one, and so on.
         #[arg(long, default_value_t = 7001)]
         base_port: u16,
+        /// Keep the CA's private key in this file (outside --dir) to sign more clients later;
+        /// by default it is discarded. Replicas never need it.
+        #[arg(long)]
+        ca_key_out: Option<PathBuf>,
     },
     /// Write a CA and certificates for the nodes and clients of a cluster config.
     Certs {
         #[arg(long)]
         config: PathBuf,
+        /// Keep the CA's private key in this file (not beside the certificates).
+        #[arg(long)]
+        ca_key_out: Option<PathBuf>,
     },
     /// Talk to a running cluster as a client.
     Ctl(CtlArgs),
@@ -137,8 +145,9 @@ fn main_with(bugs_allowed: bool) -> std::process::ExitCode {
             dir,
             nodes,
             base_port,
-        } => init(&dir, nodes, base_port),
-        Cmd::Certs { config } => certs(&config),
+            ca_key_out,
+        } => init(&dir, nodes, base_port, ca_key_out.as_deref()),
+        Cmd::Certs { config, ca_key_out } => certs(&config, ca_key_out.as_deref()),
         Cmd::Ctl(args) => ctl(args),
     };
     match result {
@@ -221,16 +230,30 @@ fn init_logging(log_file: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init(dir: &Path, nodes: u32, base_port: u16) -> anyhow::Result<()> {
+fn init(dir: &Path, nodes: u32, base_port: u16, ca_key_out: Option<&Path>) -> anyhow::Result<()> {
+    if let Some(key) = ca_key_out {
+        let inside = std::path::absolute(key)?.starts_with(std::path::absolute(dir)?);
+        if inside {
+            bail!(
+                "--ca-key-out {} is inside the cluster directory {}; keep the CA key elsewhere",
+                key.display(),
+                dir.display()
+            );
+        }
+    }
     if nodes == 0 || nodes > 15 {
         bail!("--nodes must be between 1 and 15, got {nodes}");
+    }
+    if u32::from(base_port) + nodes - 1 > u32::from(u16::MAX) {
+        bail!("--base-port {base_port} leaves no room for {nodes} ports");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let config = ClusterConfig::local(nodes, base_port, Path::new("certs"));
     let path = dir.join("cluster.toml");
     config.save(&path)?;
     let ids = config.node_ids();
-    crate::net::certs::generate_cluster_certs(&dir.join("certs"), &ids, &["client"])?;
+    let client = ClientCert::new("client", ClientIdRange::DEFAULT);
+    crate::net::certs::generate_cluster(&dir.join("certs"), &ids, &[client], ca_key_out)?;
     println!(
         "wrote {} and certificates in {}",
         path.display(),
@@ -246,7 +269,7 @@ fn init(dir: &Path, nodes: u32, base_port: u16) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn certs(config_path: &Path) -> anyhow::Result<()> {
+fn certs(config_path: &Path, ca_key_out: Option<&Path>) -> anyhow::Result<()> {
     let config = ClusterConfig::load(config_path)?;
     let dir = config
         .tls
@@ -261,7 +284,8 @@ fn certs(config_path: &Path) -> anyhow::Result<()> {
         .and_then(|s| s.to_str())
         .unwrap_or("client")
         .to_string();
-    crate::net::certs::generate_cluster_certs(&dir, &config.node_ids(), &[client.as_str()])?;
+    let client = ClientCert::new(&client, ClientIdRange::DEFAULT);
+    crate::net::certs::generate_cluster(&dir, &config.node_ids(), &[client], ca_key_out)?;
     println!("wrote certificates in {}", dir.display());
     Ok(())
 }
@@ -273,8 +297,14 @@ fn ctl(args: CtlArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let client = Client::new(&config, &config.tls.client_cert, &config.tls.client_key)?;
-        let timeout = Duration::from_secs(args.timeout_s.max(1));
-        let request = ctl_request(&args.what);
+        let timeout = Duration::from_secs(args.timeout_s.max(1)).min(crate::client::MAX_CALL_WAIT);
+        let ids = client.client_ids().with_context(|| {
+            format!(
+                "{} states no client ids; make it with `replica init` or `replica certs`",
+                config.tls.client_cert.display()
+            )
+        })?;
+        let request = ctl_request(&args.what, ids);
         let response = match args.node {
             // One node named: ask it and show whatever it says (PrintDB of a backup, say).
             Some(node) => client.call(node, &request, timeout).await?,
@@ -297,16 +327,17 @@ fn ctl(args: CtlArgs) -> anyhow::Result<()> {
     })
 }
 
-fn ctl_request(what: &CtlCmd) -> ClientRequest {
+fn ctl_request(what: &CtlCmd, ids: ClientIdRange) -> ClientRequest {
     let submit = |op| {
-        // A fresh client id per invocation: ctl commands never collide with the harness's
-        // clients (small numbers) in the reply table.
+        // A fresh client id per invocation, from the upper half of what our certificate allows:
+        // ctl commands never collide with the harness's clients (numbered from the bottom).
+        // The request id is the clock, so it stays above the reply table's eviction floor.
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(1, |d| d.as_nanos() as u64);
         ClientRequest::Submit(Command {
-            client: ClientId(1 << 40 | (nanos & 0xff_ffff_ffff)),
-            request: RequestId(1),
+            client: ids.pick_upper(nanos),
+            request: RequestId(nanos.max(1)),
             op,
         })
     };
@@ -424,6 +455,17 @@ fn print_response(response: &ClientResponse) {
             s.checkpoint_slot
         ),
         ClientResponse::Error { node, message } => println!("{node}: error: {message}"),
+        ClientResponse::Unauthorized { node, client } => {
+            println!("{node}: refused: this certificate may not submit as client {client}")
+        }
+        ClientResponse::Expired {
+            node,
+            client,
+            floor,
+        } => println!(
+            "{node}: expired: client {client} was evicted from the reply table; \
+             use a request id above {floor} (this one may or may not have executed)"
+        ),
     }
 }
 
@@ -443,4 +485,73 @@ fn format_command(c: &Command) -> String {
         Op::ReadAll => "read_all".to_string(),
     };
     format!("{}#{} {op}", c.client, c.request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn files_under(dir: &Path) -> Vec<PathBuf> {
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                found.extend(files_under(&path));
+            } else {
+                found.push(path);
+            }
+        }
+        found
+    }
+
+    #[test]
+    fn init_leaves_no_ca_key_in_the_cluster_directory() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cluster");
+        init(&dir, 3, 7001, None).unwrap();
+        let ca_pem = std::fs::read_to_string(dir.join("certs/ca.pem")).unwrap();
+        assert!(ca_pem.contains("CERTIFICATE"));
+        let keys: Vec<PathBuf> = files_under(&dir)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "key"))
+            .collect();
+        let names: Vec<String> = keys
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        let mut expected = vec!["client.key", "n1.key", "n2.key", "n3.key"];
+        let mut sorted = names.clone();
+        sorted.sort();
+        expected.sort();
+        assert_eq!(sorted, expected, "only leaf keys: {names:?}");
+    }
+
+    #[test]
+    fn init_keeps_the_ca_key_only_where_asked_and_never_inside() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("cluster");
+        let inside = dir.join("ca.key");
+        assert!(init(&dir, 3, 7001, Some(&inside)).is_err());
+        let outside = tmp.path().join("ca.key");
+        init(&dir, 3, 7001, Some(&outside)).unwrap();
+        assert!(std::fs::read_to_string(&outside)
+            .unwrap()
+            .contains("PRIVATE KEY"));
+        assert!(!dir.join("certs/ca.key").exists());
+    }
+
+    #[test]
+    fn init_refuses_ports_beyond_65535() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert!(init(&tmp.path().join("c"), 5, 65_534, None).is_err());
+    }
+
+    #[test]
+    fn ctl_submits_under_an_id_its_certificate_allows() {
+        let ids = ClientIdRange::new(100, 199).unwrap();
+        let ClientRequest::Submit(command) = ctl_request(&CtlCmd::ReadAll, ids) else {
+            panic!("not a submit")
+        };
+        assert!(ids.contains(command.client), "{}", command.client);
+    }
 }

@@ -13,8 +13,8 @@
 use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::config::ClusterConfig;
 use crate::net::frame::{finish, read_frame, write_frame, FrameError};
-use crate::net::tls::{TlsError, TlsIdentity};
-use crate::types::NodeId;
+use crate::net::tls::{peer_role, CertRole, TlsError, TlsIdentity};
+use crate::types::{ClientIdRange, NodeId};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
@@ -55,6 +55,8 @@ pub enum ClientError {
     Tls(#[from] TlsError),
     #[error("cannot create the client endpoint: {0}")]
     Endpoint(String),
+    #[error("{node} at {addr} did not present {node}'s replica certificate")]
+    WrongIdentity { node: NodeId, addr: SocketAddr },
 }
 
 /// A connection to one replica, shared by concurrent calls.
@@ -66,11 +68,16 @@ struct NodeSlot {
 
 /// Pause after a round of tries with no leader in sight, so retries do not spin.
 const RETRY_PAUSE: Duration = Duration::from_millis(50);
+/// Longest wait a caller can ask for: longer timeouts are cut to it (a deadline past the
+/// clock's range would panic).
+pub const MAX_CALL_WAIT: Duration = Duration::from_secs(24 * 3600);
 
 pub struct Client {
     endpoint: quinn::Endpoint,
     nodes: HashMap<NodeId, NodeSlot>,
     max_frame_bytes: u32,
+    /// The client ids our certificate lets us submit under (`None`: it states no client role).
+    ids: Option<ClientIdRange>,
 }
 
 impl Client {
@@ -93,11 +100,22 @@ impl Client {
             })
             .collect();
         let endpoint = client_endpoint(&identity, nodes.values().map(|slot| slot.addr))?;
+        let ids = match identity.role() {
+            Some(CertRole::Client(ids)) => Some(ids),
+            _ => None,
+        };
         Ok(Client {
             endpoint,
             nodes,
             max_frame_bytes: config.limits.max_frame_bytes,
+            ids,
         })
+    }
+
+    /// The client ids this client's certificate allows; a submit under any other id is
+    /// answered `Unauthorized`.
+    pub fn client_ids(&self) -> Option<ClientIdRange> {
+        self.ids
     }
 
     /// Sends one request to `node` and waits, at most `timeout` in all, for its response.
@@ -111,7 +129,7 @@ impl Client {
             .nodes
             .get(&node)
             .ok_or(ClientError::UnknownNode(node))?;
-        let deadline = Instant::now() + timeout;
+        let deadline = Instant::now() + timeout.min(MAX_CALL_WAIT);
         let timed_out = || ClientError::Timeout {
             node,
             addr: slot.addr,
@@ -211,6 +229,10 @@ impl Client {
             connecting
                 .await
                 .map_err(|source| ClientError::Connection { node, addr, source })?;
+        if peer_role(&connection) != Some(CertRole::Replica(node)) {
+            connection.close(quinn::VarInt::from_u32(0), b"not the expected node");
+            return Err(ClientError::WrongIdentity { node, addr });
+        }
         *cached = Some(connection.clone());
         Ok(connection)
     }

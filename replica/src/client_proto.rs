@@ -2,15 +2,17 @@
 //! it gets back. One request and one response per QUIC bidirectional stream, each a postcard
 //! frame (see `net::frame`).
 //!
-//! Outcomes are definite (`Reply`, `Rejected`, `Overloaded`) or absent (no answer: the client
-//! must treat the command as maybe-executed and retry with the same request id). `NotLeader` is
-//! definite too: the replica did not forward or propose the command.
+//! Outcomes are definite (`Reply`, `Rejected`, `Overloaded`, `Unauthorized`) or absent (no
+//! answer: the client must treat the command as maybe-executed and retry with the same request
+//! id). `NotLeader` is definite too: the replica did not forward or propose the command.
+//! `Expired` is definite about this attempt (not executed) but not about the request: an
+//! earlier attempt may have executed before the client's reply-table entry was evicted.
 //!
 //! Wire types: never reorder variants or fields (postcard encodes by position); add new
 //! variants at the end only.
 
 use crate::bank::{Command, Executed, Invalid, Reply};
-use crate::types::{Account, Amount, Ballot, ExecIndex, NodeId, Slot};
+use crate::types::{Account, Amount, Ballot, ClientId, ExecIndex, NodeId, RequestId, Slot};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -89,6 +91,21 @@ pub enum ClientResponse {
         node: NodeId,
         message: String,
     },
+    /// The connection's certificate does not allow submitting as `client`. Refused by the
+    /// network layer: this attempt never reached the core. Retrying cannot help.
+    Unauthorized {
+        node: NodeId,
+        client: ClientId,
+    },
+    /// The reply table no longer remembers `client` (it was idle and evicted), and this
+    /// request id is at or below the ids of evicted clients: the request may have executed
+    /// before the eviction, so it is not executed again. Whether it ever executed is unknown.
+    /// Retrying the same id cannot help; a new request id above `floor` can.
+    Expired {
+        node: NodeId,
+        client: ClientId,
+        floor: RequestId,
+    },
 }
 
 impl ClientResponse {
@@ -104,7 +121,9 @@ impl ClientResponse {
             | ClientResponse::SlotStatus { node, .. }
             | ClientResponse::Views { node, .. }
             | ClientResponse::Executed { node, .. }
-            | ClientResponse::Error { node, .. } => *node,
+            | ClientResponse::Error { node, .. }
+            | ClientResponse::Unauthorized { node, .. }
+            | ClientResponse::Expired { node, .. } => *node,
             ClientResponse::Status(status) => status.node,
         }
     }

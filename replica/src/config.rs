@@ -27,6 +27,11 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
 }
 
+/// Longest timing a config may set (one hour).
+pub const MAX_TIMING_MS: u64 = 3_600_000;
+/// Largest checkpoint interval a config may set.
+pub const MAX_CHECKPOINT_INTERVAL: u64 = 1 << 32;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterConfig {
@@ -171,6 +176,18 @@ impl ClusterConfig {
                 self.initial_balance
             ));
         }
+        // Money is conserved, so this bounds every balance and every sum of balances.
+        let fits = Amount::try_from(self.accounts.len())
+            .ok()
+            .and_then(|n| n.checked_mul(self.initial_balance))
+            .is_some();
+        if !fits {
+            return Err(format!(
+                "{} accounts × initial_balance {} does not fit in a 64-bit balance",
+                self.accounts.len(),
+                self.initial_balance
+            ));
+        }
         let t = &self.timing;
         if t.election_timeout_ms_min == 0 || t.election_timeout_ms_min > t.election_timeout_ms_max {
             return Err("need 0 < election_timeout_ms_min <= election_timeout_ms_max".into());
@@ -178,7 +195,17 @@ impl ClusterConfig {
         if t.heartbeat_interval_ms == 0 || t.heartbeat_interval_ms >= t.election_timeout_ms_min {
             return Err("heartbeat_interval_ms must be below election_timeout_ms_min".into());
         }
+        // Bounded so that sums and multiples of these (timer deadlines, retransmission
+        // periods, log windows) can never overflow.
+        if t.election_timeout_ms_max > MAX_TIMING_MS || t.tick_interval_ms > MAX_TIMING_MS {
+            return Err(format!("timings must be at most {MAX_TIMING_MS} ms"));
+        }
         let l = &self.limits;
+        if l.checkpoint_interval_slots > MAX_CHECKPOINT_INTERVAL {
+            return Err(format!(
+                "checkpoint_interval_slots must be at most {MAX_CHECKPOINT_INTERVAL}"
+            ));
+        }
         if l.checkpoint_interval_slots == 0
             || l.max_batch_commands == 0
             || l.max_inflight_slots == 0
@@ -247,7 +274,11 @@ impl ClusterConfig {
         let nodes = (1..=nodes)
             .map(|k| NodeConfig {
                 id: NodeId(k),
-                addr: SocketAddr::from(([127, 0, 0, 1], base_port + k as u16 - 1)),
+                // Saturating: `replica init` checks that the ports fit before calling this.
+                addr: SocketAddr::from((
+                    [127, 0, 0, 1],
+                    base_port.saturating_add(u16::try_from(k - 1).unwrap_or(u16::MAX)),
+                )),
                 client_addr: None,
                 cert: cert_dir.join(format!("n{k}.pem")),
                 key: cert_dir.join(format!("n{k}.key")),
@@ -309,6 +340,11 @@ mod tests {
             err.contains("cluster.toml") && err.contains("heartbeat"),
             "{err}"
         );
+        let mut config = ClusterConfig::local(3, 7100, Path::new("certs"));
+        config.initial_balance = Amount::MAX / 5;
+        config.save(&path).unwrap();
+        let err = ClusterConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("initial_balance"), "{err}");
         std::fs::write(&path, "nodes = 3").unwrap();
         let err = ClusterConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("not valid TOML"), "{err}");

@@ -48,15 +48,19 @@ pub struct BadNodeId(pub String);
 
 impl FromStr for NodeId {
     type Err = BadNodeId;
+    /// Strict: exactly `n` and a decimal number without sign or leading zero, so that one id
+    /// has one spelling (`n01`, `n+1` and ` n1` are not `n1`: a certificate name must not
+    /// alias a node id).
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let digits = s
-            .trim()
-            .strip_prefix('n')
-            .ok_or_else(|| BadNodeId(s.to_string()))?;
-        match digits.parse::<u32>() {
-            Ok(k) if k >= 1 => Ok(NodeId(k)),
-            _ => Err(BadNodeId(s.to_string())),
+        let bad = || BadNodeId(s.to_string());
+        let digits = s.strip_prefix('n').ok_or_else(bad)?;
+        let canonical = !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+            && !digits.starts_with('0');
+        if !canonical {
+            return Err(bad());
         }
+        digits.parse::<u32>().map(NodeId).map_err(|_| bad())
     }
 }
 
@@ -88,8 +92,15 @@ impl fmt::Display for Ballot {
 pub struct Slot(pub u64);
 
 impl Slot {
+    /// The slot after this one. Saturates: slot numbers arrive from the network, and
+    /// `Slot(u64::MAX)` is a ceiling no real log reaches, never a reason to panic.
     pub fn next(self) -> Slot {
-        Slot(self.0 + 1)
+        Slot(self.0.saturating_add(1))
+    }
+
+    /// `n` slots further, saturating like [`Slot::next`].
+    pub fn plus(self, n: u64) -> Slot {
+        Slot(self.0.saturating_add(n))
     }
 }
 
@@ -108,6 +119,73 @@ impl fmt::Display for ClientId {
         write!(f, "c{}", self.0)
     }
 }
+
+/// The client ids a client certificate may use, both ends included. Written in certificates
+/// as `first-last` (see `net::certs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ClientIdRange {
+    pub first: ClientId,
+    pub last: ClientId,
+}
+
+impl ClientIdRange {
+    /// What `replica init`, the harness and the test clusters give their client certificate:
+    /// the harness numbers its clients from 0, and `replica ctl` picks ids in the upper half.
+    pub const DEFAULT: ClientIdRange = ClientIdRange {
+        first: ClientId(0),
+        last: ClientId(u32::MAX as u64),
+    };
+
+    /// A range, or `None` if `first > last`.
+    pub fn new(first: u64, last: u64) -> Option<ClientIdRange> {
+        (first <= last).then_some(ClientIdRange {
+            first: ClientId(first),
+            last: ClientId(last),
+        })
+    }
+
+    pub fn contains(&self, client: ClientId) -> bool {
+        self.first <= client && client <= self.last
+    }
+
+    /// An id in the upper half of the range chosen by `seed`: a one-shot client (`replica
+    /// ctl`) that must not collide with long-lived clients numbered from the bottom.
+    pub fn pick_upper(&self, seed: u64) -> ClientId {
+        let span = self.last.0 - self.first.0;
+        let half = span / 2;
+        let offset = half + seed % (span - half).saturating_add(1);
+        ClientId(self.first.0 + offset.min(span))
+    }
+}
+
+impl fmt::Display for ClientIdRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{}", self.first.0, self.last.0)
+    }
+}
+
+impl FromStr for ClientIdRange {
+    type Err = BadClientIdRange;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || BadClientIdRange(s.to_string());
+        let (first, last) = s.split_once('-').ok_or_else(bad)?;
+        let number = |t: &str| {
+            let canonical = !t.is_empty()
+                && t.bytes().all(|b| b.is_ascii_digit())
+                && (t == "0" || !t.starts_with('0'));
+            canonical.then(|| t.parse::<u64>().ok()).flatten()
+        };
+        let (first, last) = (
+            number(first).ok_or_else(bad)?,
+            number(last).ok_or_else(bad)?,
+        );
+        ClientIdRange::new(first, last).ok_or_else(bad)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("bad client id range {0:?}: expected <first>-<last>, e.g. 0-99")]
+pub struct BadClientIdRange(pub String);
 
 /// A client's request number: increasing per client; a retry reuses it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -140,6 +218,30 @@ mod tests {
         assert!("n0".parse::<NodeId>().is_err());
         assert!("x1".parse::<NodeId>().is_err());
         assert!("n".parse::<NodeId>().is_err());
+    }
+
+    #[test]
+    fn node_ids_have_one_spelling() {
+        for alias in ["n01", "n+1", " n1", "n1 ", "N1", "n0", "n4294967296"] {
+            assert!(alias.parse::<NodeId>().is_err(), "{alias:?} parsed");
+        }
+    }
+
+    #[test]
+    fn client_id_ranges_parse_strictly_and_contain_their_ends() {
+        let r: ClientIdRange = "10-19".parse().unwrap();
+        assert!(r.contains(ClientId(10)) && r.contains(ClientId(19)));
+        assert!(!r.contains(ClientId(9)) && !r.contains(ClientId(20)));
+        assert_eq!(r.to_string(), "10-19");
+        for bad in ["19-10", "1", "-1", "01-2", "1-2-3", "a-b", ""] {
+            assert!(bad.parse::<ClientIdRange>().is_err(), "{bad:?} parsed");
+        }
+        for seed in [0, 1, 7, u64::MAX] {
+            let id = r.pick_upper(seed);
+            assert!(r.contains(id) && id.0 >= 14, "{id}");
+        }
+        let all = ClientIdRange::new(0, u64::MAX).unwrap();
+        assert!(all.contains(all.pick_upper(u64::MAX)));
     }
 
     #[test]

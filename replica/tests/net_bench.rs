@@ -27,6 +27,20 @@ async fn peer_link_messages_per_second() {
     let addrs = [free_addr(), free_addr()];
     let (n1, _in1) = start_node(&certs, 1, &addrs).await;
     let (_n2, mut in2) = start_node(&certs, 2, &addrs).await;
+    // Wait for the link: n1's first attempt may have gone out before n2 was listening, and
+    // messages queued behind a failed attempt are dropped (the protocol resends; this loop
+    // would wait for them forever).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        n1.send(NodeId(2), TestMsg::Ping(0));
+        if let Ok(Some(_)) =
+            tokio::time::timeout(Duration::from_millis(200), in2.peer_rx.recv()).await
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the link never came up");
+    }
+    while in2.peer_rx.try_recv().is_ok() {}
     let received = Arc::new(AtomicU64::new(0));
     let progress = Arc::new(Notify::new());
     let (r, p) = (received.clone(), progress.clone());

@@ -2,10 +2,10 @@
 
 use replica::client::Client;
 use replica::client_proto::{ClientRequest, ClientResponse};
-use replica::net::certs::{add_client_cert, generate_cluster_certs, CertError};
-use replica::net::tls::first_dns_name;
+use replica::net::certs::{add_client_cert, generate_cluster_certs, CertError, ClientCert};
+use replica::net::tls::{cert_role, first_dns_name, CertRole};
 use replica::net::{TlsError, TlsIdentity};
-use replica::types::NodeId;
+use replica::types::{ClientIdRange, NodeId};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use std::os::unix::fs::PermissionsExt;
@@ -37,7 +37,11 @@ fn cluster_certificates_carry_the_expected_names() {
     ] {
         assert_eq!(dns_name(&dir.path().join(file)).as_deref(), Some(name));
     }
-    for key in ["ca.key", "n1.key", "client.key"] {
+    assert!(
+        !dir.path().join("ca.key").exists(),
+        "the CA key never sits beside the certificates"
+    );
+    for key in ["n1.key", "client.key"] {
         let mode = std::fs::metadata(dir.path().join(key))
             .unwrap()
             .permissions()
@@ -49,7 +53,7 @@ fn cluster_certificates_carry_the_expected_names() {
 #[test]
 fn client_names_that_could_pose_as_nodes_are_refused() {
     let dir = tempfile::tempdir().unwrap();
-    for bad in ["n1", "", "a b", "-x", "é"] {
+    for bad in ["n1", "n12", "", "a b", "-x", "é"] {
         let err = generate_cluster_certs(dir.path(), &[NodeId(1)], &[bad]).unwrap_err();
         assert!(matches!(err, CertError::BadClientName(_)), "{bad:?}: {err}");
     }
@@ -89,7 +93,8 @@ fn loading_errors_name_the_file() {
 #[tokio::test]
 async fn a_client_added_later_is_trusted() {
     let certs = Certs::new();
-    add_client_cert(certs.dir.path(), "late").unwrap();
+    let late = ClientCert::new("late", ClientIdRange::DEFAULT);
+    add_client_cert(certs.dir.path(), &certs.ca_key(), &late).unwrap();
     let addrs = [free_addr()];
     let (_network, mut incoming) = start_node(&certs, 1, &addrs).await;
     tokio::spawn(async move {
@@ -110,4 +115,63 @@ async fn a_client_added_later_is_trusted() {
         .await
         .unwrap();
     assert_eq!(response, ClientResponse::Overloaded { node: NodeId(1) });
+}
+
+fn role_of(path: &Path) -> Option<CertRole> {
+    let der = CertificateDer::from_pem_file(path).unwrap();
+    cert_role(der.as_ref())
+}
+
+#[test]
+fn certificates_state_their_role() {
+    let certs = Certs::new();
+    assert_eq!(
+        role_of(&certs.path("n2.pem")),
+        Some(CertRole::Replica(NodeId(2)))
+    );
+    assert_eq!(
+        role_of(&certs.path("alice.pem")),
+        Some(CertRole::Client(ids(100, 199)))
+    );
+    assert_eq!(
+        role_of(&certs.path("client.pem")),
+        Some(CertRole::Client(ClientIdRange::DEFAULT))
+    );
+}
+
+#[test]
+fn forged_roles_are_not_replicas() {
+    let certs = Certs::new();
+    let cases: [(&str, &[&str], bool, &[&str]); 6] = [
+        // A client certificate carrying a node's name: no role at all.
+        ("named-n2", &["n2"], false, &[]),
+        // A replica role without server authentication.
+        ("no-server-auth", &["n2"], false, &["faultline:replica:n2"]),
+        // A replica role whose DNS name is another node.
+        ("wrong-name", &["n3"], true, &["faultline:replica:n2"]),
+        // A lenient spelling of a node id.
+        ("padded", &["n02"], true, &["faultline:replica:n02"]),
+        // Two roles at once.
+        (
+            "both",
+            &["n2"],
+            true,
+            &["faultline:replica:n2", "faultline:clients:0-9"],
+        ),
+        // A malformed client range.
+        ("bad-range", &["x"], false, &["faultline:clients:9-0"]),
+    ];
+    for (name, dns, server_auth, uris) in cases {
+        certs.forge(name, dns, server_auth, uris);
+        assert_eq!(role_of(&certs.path(&format!("{name}.pem"))), None, "{name}");
+    }
+}
+
+#[test]
+fn the_ca_key_is_never_written_beside_the_certificates() {
+    let dir = tempfile::tempdir().unwrap();
+    let inside = dir.path().join("ca.key");
+    let err = replica::net::certs::generate_cluster(dir.path(), &[NodeId(1)], &[], Some(&inside))
+        .unwrap_err();
+    assert!(matches!(err, CertError::CaKeyBesideCerts { .. }), "{err}");
 }

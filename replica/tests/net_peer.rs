@@ -1,7 +1,7 @@
 //! Peer links over real QUIC on 127.0.0.1: delivery, reconnection, and who may send what.
 
-use replica::net::codes;
 use replica::net::frame::encode_frame;
+use replica::net::{codes, NetLimits};
 use replica::types::NodeId;
 use std::time::Duration;
 use tokio::time::timeout;
@@ -128,5 +128,58 @@ async fn a_malformed_peer_frame_drops_that_connection_only() {
     assert_eq!(
         timeout(WAIT, in1.peer_rx.recv()).await.unwrap(),
         Some((NodeId(2), TestMsg::Ping(5)))
+    );
+}
+
+#[tokio::test]
+async fn a_client_certificate_named_like_a_node_is_not_a_peer() {
+    let certs = Certs::new();
+    let addrs = [free_addr(), free_addr()];
+    let (_n1, mut in1) = start_node(&certs, 1, &addrs).await;
+    // Signed by the cluster CA, first DNS name "n2": once enough to pass as n2.
+    certs.forge("named-n2", &["n2"], false, &[]);
+    certs.forge("client-n2", &["n2"], false, &["faultline:clients:0-9"]);
+    for name in ["named-n2", "client-n2"] {
+        let connection = raw_connect(&certs.identity(name), addrs[0], "n1").await;
+        if let Ok(mut stream) = connection.open_uni().await {
+            let _ = stream.write_all(&7u64.to_le_bytes()).await;
+            let frame = encode_frame(&TestMsg::Ping(666), MAX_FRAME).unwrap();
+            let _ = stream.write_all(&frame).await;
+            let _ = stream.finish();
+        }
+        let reason = timeout(WAIT, connection.closed())
+            .await
+            .expect("the server closes the connection");
+        assert!(
+            closed_with(&reason, codes::NOT_A_PEER) || closed_with(&reason, codes::NO_IDENTITY),
+            "{name}: {reason}"
+        );
+    }
+    assert!(
+        timeout(Duration::from_millis(300), in1.peer_rx.recv())
+            .await
+            .is_err(),
+        "nothing was delivered as n2"
+    );
+}
+
+#[tokio::test]
+async fn a_replica_sends_only_to_the_replica_certificate_it_expects() {
+    let certs = Certs::new();
+    let addrs = [free_addr(), free_addr()];
+    // At n2's address: a server certificate for the name n2 whose role is a client.
+    certs.forge("evil-n2", &["n2"], true, &["faultline:clients:0-9"]);
+    let evil = certs.identity("evil-n2");
+    let (_evil, mut evil_in) = start_as(&evil, 2, &addrs, NetLimits::new(MAX_FRAME), 64).await;
+    let (n1, _in1) = start_node(&certs, 1, &addrs).await;
+    for k in 0..20 {
+        n1.send(NodeId(2), TestMsg::Ping(k));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        timeout(Duration::from_millis(500), evil_in.peer_rx.recv())
+            .await
+            .is_err(),
+        "n1 talked to an impostor"
     );
 }

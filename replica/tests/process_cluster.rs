@@ -7,10 +7,12 @@
 mod process_support;
 
 use process_support::*;
-use replica::bank::OpResult;
+use replica::bank::{Command, Op, OpResult};
 use replica::client::Client;
 use replica::client_proto::{ClientRequest, ClientResponse};
-use replica::types::NodeId;
+use replica::types::{ClientId, NodeId, RequestId};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ELECTION: Duration = Duration::from_secs(10);
@@ -274,5 +276,112 @@ async fn failover_figures() {
         samples[samples.len() / 2],
         samples[samples.len() - 1],
         samples
+    );
+}
+
+/// `VmRSS` and `VmHWM` (peak) of a process, in KiB, from /proc.
+fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Memory under a flood of client connections (a measurement, not a pass/fail test):
+/// `FLOOD_CONNECTIONS` clients (default 400, above the cap of client connections), each with
+/// `FLOOD_STREAMS` concurrent requests (default 200, above the per-connection cap) of nearly
+/// the largest request frame, against the leader for `FLOOD_SECS` (default 10). Prints the
+/// leader's peak RSS. Run with
+/// `cargo test -p replica --test process_cluster client_flood_memory -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn client_flood_memory() {
+    let env = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let (connections, streams, secs) = (
+        env("FLOOD_CONNECTIONS", 400),
+        env("FLOOD_STREAMS", 200),
+        env("FLOOD_SECS", 10),
+    );
+    let cluster = Cluster::start(3);
+    let leader = wait_for_leader(&cluster.client(), &cluster.live(), ELECTION)
+        .await
+        .expect("a leader");
+    let pid = cluster.pid(leader).expect("leader pid");
+    let before = rss_kib(pid);
+    let end = Instant::now() + Duration::from_secs(secs);
+    let counts = Arc::new(std::sync::Mutex::new(BTreeMap::<String, u64>::new()));
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let client = Arc::new(cluster.client());
+        for s in 0..streams {
+            let (client, counts) = (client.clone(), counts.clone());
+            tasks.push(tokio::spawn(async move {
+                // Nearly the largest request a client may send; refused as invalid by the
+                // core, but carried, queued and parsed first.
+                let request = ClientRequest::Submit(Command {
+                    client: ClientId(c * 1_000 + s),
+                    request: RequestId(1),
+                    op: Op::Read {
+                        account: "x".repeat(7_000),
+                    },
+                });
+                while Instant::now() < end {
+                    let kind = match client.call(leader, &request, Duration::from_secs(2)).await {
+                        Ok(ClientResponse::Rejected { .. }) => "rejected".to_string(),
+                        Ok(ClientResponse::Overloaded { .. }) => "busy".to_string(),
+                        Ok(other) => format!("{other:?}").chars().take(20).collect(),
+                        Err(e) => {
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                            let e = e.to_string();
+                            let kind = e.split(": ").nth(1).unwrap_or(&e);
+                            format!("error: {}", kind.chars().take(40).collect::<String>())
+                        }
+                    };
+                    *counts.lock().unwrap().entry(kind).or_default() += 1;
+                }
+            }));
+        }
+    }
+    let mut peak = before.1;
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        peak = peak.max(rss_kib(pid).1);
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let after = rss_kib(pid);
+    println!(
+        "client flood: {connections} connections x {streams} streams for {secs}s against the leader {leader}"
+    );
+    println!(
+        "leader RSS before {} KiB, after {} KiB, peak (VmHWM) {} KiB",
+        before.0,
+        after.0,
+        peak.max(after.1)
+    );
+    println!("answers: {:?}", counts.lock().unwrap());
+    // The flood is over: the cluster still commits.
+    let after_flood = submit(
+        &cluster.client(),
+        &transfer(7, 1, "A", "B", 1),
+        Duration::from_secs(10),
+    )
+    .await;
+    assert!(
+        after_flood.as_ref().is_some_and(transferred),
+        "{after_flood:?}\n{}",
+        cluster.logs_tail()
     );
 }

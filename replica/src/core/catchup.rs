@@ -111,7 +111,7 @@ impl Core {
             ballot,
             value,
         } = entry;
-        if slot <= self.commit || slot.0 > self.executed.0 + self.cfg.window() {
+        if slot <= self.commit || slot > self.executed.plus(self.cfg.window()) {
             tracing::debug!(node = %self.me(), %from, %slot, "catch-up entry outside the window");
             return;
         }

@@ -219,6 +219,15 @@ impl Core {
                 tracing::debug!(node = %me, client = %command.client, "dropping a stale request");
                 return;
             }
+            if let Some(floor) = self.bank.expired(command.client, command.request) {
+                // Evicted from the reply table: it may have executed; never execute it again.
+                out.push(reply(ClientResponse::Expired {
+                    node: me,
+                    client: command.client,
+                    floor,
+                }));
+                return;
+            }
         }
         let key = key_of(&command);
         let deadline = now_ms.saturating_add(self.cfg.client_wait_timeout_ms);
@@ -270,6 +279,10 @@ impl Core {
             // Already executed: the forwarder executes it too once it has the log.
             return;
         }
+        if dedup && self.bank.expired(command.client, command.request).is_some() {
+            // The forwarder answered or will answer it `Expired` when its waiter runs out.
+            return;
+        }
         let max = self.cfg.max_pending_commands as usize;
         if let Enqueued::Full = leader.proposals.enqueue(command, max, dedup) {
             tracing::debug!(node = %me, %from, "pending queue full: dropping a forwarded command");
@@ -288,6 +301,24 @@ impl Core {
         }
     }
 
+    /// Answers every client waiting for `key` that its request expired (see `bank`'s docs).
+    pub(super) fn answer_expired(
+        &mut self,
+        key: RequestKey,
+        floor: RequestId,
+        out: &mut Vec<Effect>,
+    ) {
+        let node = self.me();
+        for token in self.waiters.take(key) {
+            let response = ClientResponse::Expired {
+                node,
+                client: key.0,
+                floor,
+            };
+            out.push(Effect::Reply { token, response });
+        }
+    }
+
     /// After installing a checkpoint, requests that executed inside it will never execute here:
     /// answer their waiters from the reply table, forget those the client has moved past.
     pub(super) fn answer_waiters_from_reply_table(&mut self, out: &mut Vec<Effect>) {
@@ -296,6 +327,8 @@ impl Core {
                 self.answer_waiters(key, &reply, out);
             } else if self.bank.last_request(key.0) > Some(key.1) {
                 self.waiters.take(key);
+            } else if let Some(floor) = self.bank.expired(key.0, key.1) {
+                self.answer_expired(key, floor, out);
             }
         }
     }

@@ -325,7 +325,7 @@ impl Core {
             .collect();
         let merged = merge(&MergeInput {
             base,
-            limit: Slot(base.0 + self.cfg.max_log_span()),
+            limit: base.plus(self.cfg.max_log_span()),
             own: &own,
             others,
             ignore_others: self.cfg.bugs.no_view_merge,

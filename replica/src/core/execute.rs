@@ -70,6 +70,7 @@ impl Core {
                 // The client moved on long ago; nobody can be waiting for this one.
                 self.waiters.take(key);
             }
+            Outcome::Expired { floor } => self.answer_expired(key, floor, out),
         }
         if let RoleState::Leader(leader) = &mut self.role {
             leader.proposals.executed(key);
@@ -118,7 +119,7 @@ impl Core {
         self.executed = slot;
         self.commit = self.commit.max(slot);
         self.known_commit = self.known_commit.max(slot);
-        let next_exec_index = self.bank.exec_index() + 1;
+        let next_exec_index = self.bank.exec_index().saturating_add(1);
         let checkpoint = Checkpoint {
             slot,
             bank: self.bank.clone(),

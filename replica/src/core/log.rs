@@ -48,7 +48,10 @@ impl Log {
 
     /// Entries strictly above `after`, in slot order.
     pub fn above(&self, after: Slot) -> impl Iterator<Item = (Slot, &Entry)> {
-        self.entries.range(after.next()..).map(|(s, e)| (*s, e))
+        use std::ops::Bound::{Excluded, Unbounded};
+        self.entries
+            .range((Excluded(after), Unbounded))
+            .map(|(s, e)| (*s, e))
     }
 
     /// Entries strictly above `after` as wire entries, at most `max` of them.
@@ -70,7 +73,8 @@ impl Log {
         if upto <= after {
             return;
         }
-        for (_, entry) in self.entries.range_mut(after.next()..=upto) {
+        use std::ops::Bound::{Excluded, Included};
+        for (_, entry) in self.entries.range_mut((Excluded(after), Included(upto))) {
             if entry.ballot == ballot {
                 entry.committed = true;
             }
@@ -87,11 +91,11 @@ impl Log {
     /// The end of the run of committed entries that starts right after `commit`.
     pub fn committed_prefix_end(&self, commit: Slot) -> Slot {
         let mut end = commit;
-        for (slot, entry) in self.entries.range(commit.next()..) {
-            if *slot != end.next() || !entry.committed {
+        for (slot, entry) in self.above(commit) {
+            if slot != end.next() || !entry.committed {
                 break;
             }
-            end = *slot;
+            end = slot;
         }
         end
     }
@@ -101,7 +105,10 @@ impl Log {
         if slot <= self.base {
             return;
         }
-        self.entries = self.entries.split_off(&slot.next());
+        self.entries = match slot.0.checked_add(1) {
+            Some(next) => self.entries.split_off(&Slot(next)),
+            None => Default::default(),
+        };
         self.base = slot;
     }
 

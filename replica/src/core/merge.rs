@@ -52,8 +52,9 @@ pub(super) fn merge(input: &MergeInput<'_>) -> Vec<(Slot, Value)> {
             best.insert(entry.slot, (entry.ballot, &entry.value));
         }
     }
-    (input.base.0 + 1..=last.0)
-        .map(Slot)
+    // Every slot in (base, last]; counted from below so that no bound is ever exceeded.
+    (input.base.0..last.0)
+        .map(|below| Slot(below).next())
         .map(|slot| {
             let value = best
                 .get(&slot)

@@ -25,7 +25,7 @@ impl Core {
         let max_batch_bytes = self.cfg.payload_budget() / 2;
         // Like every acceptor, the leader holds no entry beyond the window: the view merge's
         // bound (`CoreConfig::max_log_span`) depends on it.
-        let last_allowed = Slot(self.executed.0 + self.cfg.window());
+        let last_allowed = self.executed.plus(self.cfg.window());
         loop {
             let RoleState::Leader(leader) = &mut self.role else {
                 return;
@@ -251,7 +251,7 @@ impl Core {
         out: &mut Vec<Effect>,
     ) {
         debug_assert_eq!(ballot, self.promised);
-        if slot == Slot(0) || slot.0 > self.executed.0 + self.cfg.window() {
+        if slot == Slot(0) || slot > self.executed.plus(self.cfg.window()) {
             tracing::debug!(node = %self.me(), %from, %slot, "accept outside the window");
             return;
         }

@@ -1,13 +1,23 @@
 //! Certificate generation for a cluster: one CA, a certificate per node and per client.
 //!
 //! Identity in faultline comes only from certificates: a peer's address may be a relay, so a
-//! replica learns who is talking from the verified certificate's first DNS name. Nodes get the
-//! DNS name of their id (`n1`, plus `localhost` and 127.0.0.1 so tools can connect by address);
-//! clients get their own name, which must not look like a node id (it would let a client pose
-//! as a replica). Node certificates allow both server and client authentication because a
-//! replica both accepts and opens connections; client certificates allow client auth only.
+//! replica learns who is talking, and in which role, from the verified certificate. Every leaf
+//! carries its role as a URI subject alternative name (read back by
+//! [`super::tls::cert_role`]):
+//!
+//! - a replica: `faultline:replica:n1`, the DNS names `n1` and `localhost` and 127.0.0.1 (so
+//!   tools can connect by address), and both server and client authentication, because a
+//!   replica both accepts and opens connections;
+//! - a client: `faultline:clients:<first>-<last>`, the client ids it may submit under (the
+//!   harness drives many clients over shared connections, so one certificate names a range),
+//!   its own DNS name (for logs; never a node id), and client authentication only.
+//!
+//! The CA's private key is never written beside the certificates: a running replica does not
+//! need it, and whoever can read it can mint replicas. By default it is discarded once the
+//! cluster's certificates are signed; an operator who wants to add clients later names a file
+//! for it elsewhere ([`generate_cluster`]'s `ca_key_out`).
 
-use crate::types::NodeId;
+use crate::types::{ClientIdRange, NodeId};
 use rcgen::{
     BasicConstraints, Certificate, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa,
     KeyPair, KeyUsagePurpose, SanType,
@@ -33,6 +43,29 @@ pub enum CertError {
     LoadCa { path: PathBuf, source: rcgen::Error },
     #[error("bad client name {0:?}: use 1-63 letters, digits or '-', not a node id like n1")]
     BadClientName(String),
+    #[error("refusing to write the CA key {path} next to the certificates in {dir}")]
+    CaKeyBesideCerts { path: PathBuf, dir: PathBuf },
+}
+
+/// The URI prefix of a replica certificate's role (`faultline:replica:n1`).
+pub const REPLICA_ROLE_PREFIX: &str = "faultline:replica:";
+/// The URI prefix of a client certificate's role (`faultline:clients:0-99`).
+pub const CLIENT_ROLE_PREFIX: &str = "faultline:clients:";
+
+/// One client certificate to make: its file stem (and DNS name) and the client ids it may use.
+#[derive(Clone, Debug)]
+pub struct ClientCert {
+    pub name: String,
+    pub ids: ClientIdRange,
+}
+
+impl ClientCert {
+    pub fn new(name: &str, ids: ClientIdRange) -> ClientCert {
+        ClientCert {
+            name: name.to_string(),
+            ids,
+        }
+    }
 }
 
 /// A CA able to sign leaf certificates.
@@ -41,37 +74,64 @@ struct Ca {
     key: KeyPair,
 }
 
-/// Writes `ca.pem`/`ca.key`, `<node>.pem`/`<node>.key` for every node and
-/// `<client>.pem`/`<client>.key` for every client into `out_dir` (created if needed).
+/// Writes `ca.pem`, `<node>.pem`/`<node>.key` for every node and `<client>.pem`/`<client>.key`
+/// for every client (each allowed [`ClientIdRange::DEFAULT`]) into `out_dir`; the CA key is
+/// discarded.
 pub fn generate_cluster_certs(
     out_dir: &Path,
     nodes: &[NodeId],
     clients: &[&str],
 ) -> Result<(), CertError> {
+    let clients: Vec<ClientCert> = clients
+        .iter()
+        .map(|name| ClientCert::new(name, ClientIdRange::DEFAULT))
+        .collect();
+    generate_cluster(out_dir, nodes, &clients, None)
+}
+
+/// Writes `ca.pem` and a certificate and key per node and per client into `out_dir` (created
+/// if needed). The CA key goes to `ca_key_out` if given (never inside `out_dir`), else nowhere.
+pub fn generate_cluster(
+    out_dir: &Path,
+    nodes: &[NodeId],
+    clients: &[ClientCert],
+    ca_key_out: Option<&Path>,
+) -> Result<(), CertError> {
     for client in clients {
-        check_client_name(client)?;
+        check_client_name(&client.name)?;
+    }
+    if let Some(path) = ca_key_out {
+        check_ca_key_path(out_dir, path)?;
     }
     create_dir(out_dir)?;
     let ca = new_ca("faultline CA")?;
-    write_pair(out_dir, "ca", &ca.cert, &ca.key)?;
+    write_file(&out_dir.join("ca.pem"), ca.cert.pem().as_bytes(), false)?;
+    if let Some(path) = ca_key_out {
+        write_file(path, ca.key.serialize_pem().as_bytes(), true)?;
+    }
     for node in nodes {
         let name = node.to_string();
-        let (cert, key) = node_cert(&ca, &name)?;
+        let (cert, key) = node_cert(&ca, *node)?;
         write_pair(out_dir, &name, &cert, &key)?;
     }
     for client in clients {
         let (cert, key) = client_cert(&ca, client)?;
-        write_pair(out_dir, client, &cert, &key)?;
+        write_pair(out_dir, &client.name, &cert, &key)?;
     }
     Ok(())
 }
 
-/// Adds `<name>.pem`/`<name>.key` signed by the CA already in `out_dir` (`ca.pem`, `ca.key`).
-pub fn add_client_cert(out_dir: &Path, name: &str) -> Result<(), CertError> {
-    check_client_name(name)?;
-    let ca = load_ca(out_dir)?;
-    let (cert, key) = client_cert(&ca, name)?;
-    write_pair(out_dir, name, &cert, &key)
+/// Adds `<name>.pem`/`<name>.key` to `out_dir`, signed by the CA whose certificate is
+/// `out_dir/ca.pem` and whose key is `ca_key` (kept elsewhere, see the module docs).
+pub fn add_client_cert(
+    out_dir: &Path,
+    ca_key: &Path,
+    client: &ClientCert,
+) -> Result<(), CertError> {
+    check_client_name(&client.name)?;
+    let ca = load_ca(&out_dir.join("ca.pem"), ca_key)?;
+    let (cert, key) = client_cert(&ca, client)?;
+    write_pair(out_dir, &client.name, &cert, &key)
 }
 
 /// For tests: writes `<name>.pem`/`<name>.key` signed by a fresh CA that no cluster trusts
@@ -80,7 +140,7 @@ pub fn generate_foreign_client_cert(out_dir: &Path, name: &str) -> Result<(), Ce
     check_client_name(name)?;
     create_dir(out_dir)?;
     let ca = new_ca("untrusted CA")?;
-    let (cert, key) = client_cert(&ca, name)?;
+    let (cert, key) = client_cert(&ca, &ClientCert::new(name, ClientIdRange::DEFAULT))?;
     write_file(
         &out_dir.join(format!("{name}-ca.pem")),
         ca.cert.pem().as_bytes(),
@@ -96,6 +156,19 @@ fn check_client_name(name: &str) -> Result<(), CertError> {
         && !name.starts_with('-');
     if !well_formed || name.parse::<NodeId>().is_ok() {
         return Err(CertError::BadClientName(name.to_string()));
+    }
+    Ok(())
+}
+
+/// The CA key must not land in the certificate directory, which every replica reads.
+fn check_ca_key_path(out_dir: &Path, key: &Path) -> Result<(), CertError> {
+    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let (dir, key_abs) = (absolute(out_dir), absolute(key));
+    if key_abs.starts_with(&dir) {
+        return Err(CertError::CaKeyBesideCerts {
+            path: key.to_path_buf(),
+            dir: out_dir.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -126,20 +199,18 @@ fn new_ca(common_name: &str) -> Result<Ca, CertError> {
     Ok(Ca { cert, key })
 }
 
-fn load_ca(dir: &Path) -> Result<Ca, CertError> {
-    let cert_path = dir.join("ca.pem");
-    let key_path = dir.join("ca.key");
-    let cert_pem = read_file(&cert_path)?;
-    let key_pem = read_file(&key_path)?;
+fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca, CertError> {
+    let cert_pem = read_file(cert_path)?;
+    let key_pem = read_file(key_path)?;
     let load = |path: &Path| {
         let path = path.to_path_buf();
         move |source| CertError::LoadCa { path, source }
     };
-    let key = KeyPair::from_pem(&key_pem).map_err(load(&key_path))?;
-    let params = CertificateParams::from_ca_cert_pem(&cert_pem).map_err(load(&cert_path))?;
+    let key = KeyPair::from_pem(&key_pem).map_err(load(key_path))?;
+    let params = CertificateParams::from_ca_cert_pem(&cert_pem).map_err(load(cert_path))?;
     // Re-signing the parsed parameters with the same key reproduces the issuer name and key
     // identifier, which is all that signing a leaf needs.
-    let cert = params.self_signed(&key).map_err(load(&cert_path))?;
+    let cert = params.self_signed(&key).map_err(load(cert_path))?;
     Ok(Ca { cert, key })
 }
 
@@ -155,29 +226,39 @@ fn leaf_params(
     Ok(params)
 }
 
-fn node_cert(ca: &Ca, name: &str) -> Result<(Certificate, KeyPair), CertError> {
+fn node_cert(ca: &Ca, node: NodeId) -> Result<(Certificate, KeyPair), CertError> {
+    let name = node.to_string();
     let usages = vec![
         ExtendedKeyUsagePurpose::ServerAuth,
         ExtendedKeyUsagePurpose::ClientAuth,
     ];
-    let mut params = leaf_params(
-        name,
-        vec![name.to_string(), "localhost".to_string()],
-        usages,
-    )?;
+    let mut params = leaf_params(&name, vec![name.clone(), "localhost".to_string()], usages)?;
     params
         .subject_alt_names
         .push(SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)));
-    sign(ca, name, params)
+    push_role(&mut params, &name, format!("{REPLICA_ROLE_PREFIX}{node}"))?;
+    sign(ca, &name, params)
 }
 
-fn client_cert(ca: &Ca, name: &str) -> Result<(Certificate, KeyPair), CertError> {
-    let params = leaf_params(
+fn client_cert(ca: &Ca, client: &ClientCert) -> Result<(Certificate, KeyPair), CertError> {
+    let name = client.name.as_str();
+    let mut params = leaf_params(
         name,
         vec![name.to_string()],
         vec![ExtendedKeyUsagePurpose::ClientAuth],
     )?;
+    push_role(
+        &mut params,
+        name,
+        format!("{CLIENT_ROLE_PREFIX}{}", client.ids),
+    )?;
     sign(ca, name, params)
+}
+
+fn push_role(params: &mut CertificateParams, name: &str, uri: String) -> Result<(), CertError> {
+    let uri = uri.try_into().map_err(generate_error(name))?;
+    params.subject_alt_names.push(SanType::URI(uri));
+    Ok(())
 }
 
 fn sign(

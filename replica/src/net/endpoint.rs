@@ -1,25 +1,30 @@
 //! [`Network`]: a replica's single QUIC endpoint, serving peers and clients on one UDP socket.
 //!
 //! Outgoing peer traffic goes through one [`peer`](super::peer) link per peer. Incoming
-//! connections are sorted by the verified certificate's name ([`super::tls::peer_name`]):
+//! connections are sorted by the role their verified certificate states
+//! ([`super::tls::peer_role`]):
 //!
-//! - a name that is a cluster member's node id may open unidirectional streams of frames; each
+//! - a replica certificate of a cluster member may open unidirectional streams of frames; each
 //!   frame is delivered to `Incoming::peer_rx` as `(that node, message)`;
-//! - any CA-signed certificate may open bidirectional streams, each carrying one
-//!   `ClientRequest` frame answered by one `ClientResponse` frame; requests reach
-//!   `Incoming::client_rx` with a oneshot for the answer;
-//! - a non-member opening a unidirectional stream, or anyone sending a malformed or oversize
-//!   frame, gets its connection closed (and logged with its name). Other connections are not
-//!   affected.
+//! - a client certificate may open bidirectional streams, each carrying one `ClientRequest`
+//!   frame answered by one `ClientResponse` frame; requests reach `Incoming::client_rx` with a
+//!   oneshot for the answer. A `Submit` under a client id the certificate does not allow is
+//!   answered `Unauthorized` here and never reaches the core;
+//! - anyone else (no role, a replica that is not a member, a client opening a peer stream), and
+//!   anyone sending a malformed or oversize frame, gets its connection closed (and logged with
+//!   its name). Other connections are not affected.
 //!
-//! Everything is bounded: the per-peer outgoing queues, the incoming channels (a full channel
-//! back-pressures the QUIC streams feeding it), concurrent connections, and concurrent client
-//! streams per connection.
+//! Everything is bounded ([`NetLimits`]): the per-peer outgoing queues, the incoming channels,
+//! connections (all, and client ones), client streams per connection (QUIC stream credit, so
+//! a client cannot even open more) and over all connections, the size of a client request
+//! frame (far below a peer's), and a client connection's receive window. When the shell's
+//! client queue or the endpoint's client stream budget is full, a request is answered
+//! `Overloaded` at once (definitely not executed; retry later) instead of being buffered.
 
 use super::codes;
 use super::frame::{encode_frame, finish, read_frame, write_frame, FrameReader};
 use super::peer::{run_link, LinkStats, INCARNATION_BYTES};
-use super::tls::{peer_name, TlsError, TlsIdentity};
+use super::tls::{peer_name, peer_role, CertRole, TlsError, TlsIdentity};
 use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::types::NodeId;
 use bytes::Bytes;
@@ -34,10 +39,20 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
-/// Most connections served at once; beyond it new ones are refused.
-pub const MAX_CONNECTIONS: usize = 1024;
-/// Most client requests being served at once per connection.
-pub const MAX_CLIENT_STREAMS_PER_CONNECTION: usize = 256;
+/// Most connections served at once, handshakes included; beyond it new ones are refused.
+pub const MAX_CONNECTIONS: usize = 256;
+/// Most connections with a client certificate; beyond it a new one is closed as busy.
+pub const MAX_CLIENT_CONNECTIONS: usize = 128;
+/// Most client requests being served at once per connection (the QUIC stream credit).
+pub const MAX_CLIENT_STREAMS_PER_CONNECTION: u32 = 64;
+/// Most client requests being served at once over all connections.
+pub const MAX_CLIENT_STREAMS: usize = 1024;
+/// Largest client request frame: a command with two 64-byte account names is ~150 bytes.
+pub const MAX_REQUEST_BYTES: u32 = 8 * 1024;
+/// A client connection's receive window: what it can make us buffer before we read it.
+pub const CLIENT_CONNECTION_WINDOW: u32 = 256 * 1024;
+/// Bidirectional streams a replica certificate may open (introspection only).
+const REPLICA_BIDI_STREAMS: u32 = 16;
 /// An incoming handshake that takes longer is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 /// A client must send its request frame within this time of opening the stream.
@@ -57,6 +72,34 @@ pub struct Incoming<M> {
 pub struct ClientCall {
     pub request: ClientRequest,
     pub respond: oneshot::Sender<ClientResponse>,
+}
+
+/// What peers and clients can make one endpoint hold (see the module docs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NetLimits {
+    /// Largest peer frame (and client response frame).
+    pub max_frame_bytes: u32,
+    pub max_request_bytes: u32,
+    pub max_connections: usize,
+    pub max_client_connections: usize,
+    pub max_client_streams_per_connection: u32,
+    pub max_client_streams: usize,
+    pub client_connection_window: u32,
+}
+
+impl NetLimits {
+    /// The defaults above, with the cluster's peer frame limit.
+    pub fn new(max_frame_bytes: u32) -> NetLimits {
+        NetLimits {
+            max_frame_bytes,
+            max_request_bytes: MAX_REQUEST_BYTES.min(max_frame_bytes),
+            max_connections: MAX_CONNECTIONS,
+            max_client_connections: MAX_CLIENT_CONNECTIONS,
+            max_client_streams_per_connection: MAX_CLIENT_STREAMS_PER_CONNECTION,
+            max_client_streams: MAX_CLIENT_STREAMS,
+            client_connection_window: CLIENT_CONNECTION_WINDOW,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +183,20 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
         max_frame_bytes: u32,
         queue_bound: usize,
     ) -> Result<(Network<M>, Incoming<M>), NetError> {
+        let limits = NetLimits::new(max_frame_bytes);
+        Self::start_with(me, bind, peers, tls, limits, queue_bound).await
+    }
+
+    /// [`Network::start`] with explicit limits.
+    pub async fn start_with(
+        me: NodeId,
+        bind: SocketAddr,
+        peers: Vec<(NodeId, SocketAddr)>,
+        tls: &TlsIdentity,
+        limits: NetLimits,
+        queue_bound: usize,
+    ) -> Result<(Network<M>, Incoming<M>), NetError> {
+        let max_frame_bytes = limits.max_frame_bytes;
         let queue_bound = queue_bound.max(1);
         let mut endpoint = quinn::Endpoint::server(tls.server_config()?, bind)
             .map_err(|source| NetError::Bind { addr: bind, source })?;
@@ -167,8 +224,14 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
         }
 
         let (peer_tx, peer_rx) = mpsc::channel(queue_bound);
-        let (client_tx, client_rx) = mpsc::channel(queue_bound);
+        // Each queued call holds a client stream permit, so the budget bounds it as well.
+        let (client_tx, client_rx) =
+            mpsc::channel(queue_bound.min(limits.max_client_streams.max(1)));
         let ctx = Arc::new(AcceptContext {
+            me,
+            limits,
+            client_connections: Arc::new(Semaphore::new(limits.max_client_connections)),
+            client_streams: Arc::new(Semaphore::new(limits.max_client_streams)),
             members: peers
                 .iter()
                 .map(|(peer, _)| *peer)
@@ -176,8 +239,7 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
                 .collect(),
             peer_tx,
             client_tx,
-            max_frame_bytes,
-            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+            connections: Arc::new(Semaphore::new(limits.max_connections)),
             restarted,
             incarnations: Mutex::new(HashMap::new()),
         });
@@ -274,6 +336,11 @@ impl<M> Network<M> {
         counters
     }
 
+    /// Connections the endpoint holds state for, draining ones included.
+    pub fn open_connections(&self) -> usize {
+        self.shared.endpoint.open_connections()
+    }
+
     /// Total messages dropped (all links, plus unroutable ones).
     pub fn dropped(&self) -> u64 {
         let links: u64 = self.counters().iter().map(|c| c.dropped).sum();
@@ -283,11 +350,15 @@ impl<M> Network<M> {
 
 /// What every incoming connection's tasks share.
 struct AcceptContext<M> {
+    me: NodeId,
+    limits: NetLimits,
     members: HashSet<NodeId>,
     peer_tx: mpsc::Sender<(NodeId, M)>,
     client_tx: mpsc::Sender<ClientCall>,
-    max_frame_bytes: u32,
     connections: Arc<Semaphore>,
+    client_connections: Arc<Semaphore>,
+    /// Client requests being served, over all connections.
+    client_streams: Arc<Semaphore>,
     /// Per peer: wakes our outgoing link to it when it restarted.
     restarted: HashMap<NodeId, Arc<Notify>>,
     /// Per peer: the incarnation its streams last announced.
@@ -313,10 +384,21 @@ impl<M> AcceptContext<M> {
 
 /// Who is on the other end of a connection.
 struct Remote {
+    /// The certificate's first DNS name, for logs.
     name: String,
-    /// Set when `name` is a cluster member's node id.
-    node: Option<NodeId>,
+    role: Role,
     addr: SocketAddr,
+}
+
+/// What an accepted connection may do.
+#[derive(Clone, Copy, Debug)]
+enum Role {
+    /// A cluster member: peer streams (and introspection).
+    Peer(NodeId),
+    /// A client allowed these ids.
+    Client(crate::types::ClientIdRange),
+    /// A replica of another cluster (or a removed member): introspection only.
+    Stranger,
 }
 
 async fn accept_loop<M: DeserializeOwned + Send + 'static>(
@@ -324,10 +406,17 @@ async fn accept_loop<M: DeserializeOwned + Send + 'static>(
     ctx: Arc<AcceptContext<M>>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
-        let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
-            tracing::warn!(remote = %incoming.remote_address(), "refusing a connection: {MAX_CONNECTIONS} already open");
-            incoming.refuse();
-            continue;
+        // quinn keeps a closed connection's state until it has drained, so count what the
+        // endpoint still holds, not only the connections we are serving.
+        let held = endpoint.open_connections();
+        let permit = match ctx.connections.clone().try_acquire_owned() {
+            Ok(permit) if held < ctx.limits.max_connections => permit,
+            _ => {
+                let max = ctx.limits.max_connections;
+                tracing::warn!(remote = %incoming.remote_address(), "refusing a connection: {max} already open");
+                incoming.refuse();
+                continue;
+            }
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
@@ -353,21 +442,65 @@ async fn serve_connection<M: DeserializeOwned + Send + 'static>(
             return;
         }
     };
-    let Some(name) = peer_name(&connection) else {
-        tracing::warn!(remote = %addr, "connection from {addr} has no certificate DNS name; closing it");
-        connection.close(quinn::VarInt::from_u32(codes::NO_IDENTITY), b"no identity");
+    let name = peer_name(&connection).unwrap_or_else(|| "(no DNS name)".to_string());
+    let Some(role) = admit(&connection, &name, addr, &ctx) else {
         return;
     };
-    let node = name
-        .parse::<NodeId>()
-        .ok()
-        .filter(|node| ctx.members.contains(node));
-    let remote = Remote { name, node, addr };
+    // Held while the connection lives: a client connection counts against the client cap.
+    let _client_permit = match role {
+        Role::Client(_) => match ctx.client_connections.clone().try_acquire_owned() {
+            Ok(permit) => Some(permit),
+            Err(_) => {
+                tracing::warn!(remote = %addr, %name, "closing a client connection: {} already open", ctx.limits.max_client_connections);
+                close_for(&connection, codes::BUSY, "too many client connections");
+                return;
+            }
+        },
+        Role::Peer(_) | Role::Stranger => None,
+    };
+    limit_connection(&connection, role, &ctx.limits);
+    let remote = Remote { name, role, addr };
     tracing::debug!(remote = %addr, name = %remote.name, "accepted a connection from {} at {addr}", remote.name);
     tokio::join!(
         accept_peer_streams(&connection, &remote, &ctx),
         accept_client_streams(&connection, &remote, &ctx)
     );
+}
+
+/// The role a new connection gets from its certificate, or `None` (and the connection closed).
+fn admit<M>(
+    connection: &quinn::Connection,
+    name: &str,
+    addr: SocketAddr,
+    ctx: &AcceptContext<M>,
+) -> Option<Role> {
+    match peer_role(connection) {
+        Some(CertRole::Replica(node)) if ctx.members.contains(&node) => Some(Role::Peer(node)),
+        Some(CertRole::Replica(_)) => Some(Role::Stranger),
+        Some(CertRole::Client(ids)) => Some(Role::Client(ids)),
+        None => {
+            tracing::warn!(remote = %addr, %name, "connection from {name} at {addr} has no usable role in its certificate; closing it");
+            close_for(connection, codes::NO_IDENTITY, "no identity");
+            None
+        }
+    }
+}
+
+/// Narrows what the other end may open to what its role needs.
+fn limit_connection(connection: &quinn::Connection, role: Role, limits: &NetLimits) {
+    match role {
+        Role::Peer(_) => {
+            connection.set_max_concurrent_bi_streams(REPLICA_BIDI_STREAMS.into());
+            connection.set_receive_window(super::tls::CONNECTION_RECEIVE_WINDOW.into());
+        }
+        Role::Stranger => connection.set_max_concurrent_bi_streams(REPLICA_BIDI_STREAMS.into()),
+        Role::Client(_) => {
+            connection.set_max_concurrent_uni_streams(0u32.into());
+            connection
+                .set_max_concurrent_bi_streams(limits.max_client_streams_per_connection.into());
+            connection.set_receive_window(limits.client_connection_window.into());
+        }
+    }
 }
 
 fn close_for(connection: &quinn::Connection, code: u32, reason: &'static str) {
@@ -380,7 +513,7 @@ async fn accept_peer_streams<M: DeserializeOwned + Send + 'static>(
     ctx: &Arc<AcceptContext<M>>,
 ) {
     while let Ok(recv) = connection.accept_uni().await {
-        let Some(node) = remote.node else {
+        let Role::Peer(node) = remote.role else {
             tracing::warn!(
                 name = %remote.name, remote = %remote.addr,
                 "{} at {} is not a cluster node but opened a peer stream; closing the connection",
@@ -399,7 +532,7 @@ async fn accept_peer_streams<M: DeserializeOwned + Send + 'static>(
                 return;
             }
             ctx.note_incarnation(node, u64::from_le_bytes(header));
-            let reader = FrameReader::new(recv, ctx.max_frame_bytes);
+            let reader = FrameReader::new(recv, ctx.limits.max_frame_bytes);
             read_peer_stream(reader, node, addr, connection, ctx.peer_tx.clone()).await;
         });
     }
@@ -438,7 +571,14 @@ async fn accept_client_streams<M>(
     remote: &Remote,
     ctx: &Arc<AcceptContext<M>>,
 ) {
-    let in_flight = Arc::new(Semaphore::new(MAX_CLIENT_STREAMS_PER_CONNECTION));
+    let allowed = match remote.role {
+        Role::Client(ids) => Some(ids),
+        Role::Peer(_) | Role::Stranger => None,
+    };
+    // QUIC stream credit already bounds the streams open per connection; the semaphore keeps
+    // us from accepting more than that even while answers are still being written.
+    let per_connection = ctx.limits.max_client_streams_per_connection as usize;
+    let in_flight = Arc::new(Semaphore::new(per_connection.max(1)));
     loop {
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
@@ -452,11 +592,20 @@ async fn accept_client_streams<M>(
             connection: connection.clone(),
             name: remote.name.clone(),
             addr: remote.addr,
-            max_frame_bytes: ctx.max_frame_bytes,
+            me: ctx.me,
+            allowed,
+            limits: ctx.limits,
         };
+        let budget = ctx.client_streams.clone().try_acquire_owned().ok();
         let client_tx = ctx.client_tx.clone();
         tokio::spawn(async move {
-            stream.serve(client_tx).await;
+            match budget {
+                Some(budget) => {
+                    stream.serve(client_tx).await;
+                    drop(budget);
+                }
+                None => stream.busy().await,
+            }
             drop(permit);
         });
     }
@@ -469,7 +618,10 @@ struct ClientStream {
     connection: quinn::Connection,
     name: String,
     addr: SocketAddr,
-    max_frame_bytes: u32,
+    me: NodeId,
+    /// The client ids this connection's certificate allows (none for a replica).
+    allowed: Option<crate::types::ClientIdRange>,
+    limits: NetLimits,
 }
 
 impl ClientStream {
@@ -477,30 +629,69 @@ impl ClientStream {
         let Some(request) = self.read_request().await else {
             return;
         };
+        if let Some(refusal) = self.refuse(&request) {
+            self.answer(refusal).await;
+            return;
+        }
         let (respond, answer) = oneshot::channel();
-        if client_tx
-            .send(ClientCall { request, respond })
-            .await
-            .is_err()
-        {
-            return; // the shell is gone
+        match client_tx.try_send(ClientCall { request, respond }) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // Backpressure, not buffering: the shell is behind, the client retries later.
+                let busy = ClientResponse::Overloaded { node: self.me };
+                self.answer(busy).await;
+                return;
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => return, // the shell is gone
         }
         let answer = tokio::select! {
             answer = answer => answer.ok(),
             _ = self.send.stopped() => return, // the client gave up; dropping `answer` tells the shell
             _ = tokio::time::sleep(CLIENT_CALL_MAX_WAIT) => None,
         };
-        if let Some(response) = answer {
-            if let Err(e) = write_frame(&mut self.send, &response, self.max_frame_bytes).await {
-                tracing::debug!(name = %self.name, "cannot answer {} at {}: {e}", self.name, self.addr);
-                return;
+        match answer {
+            Some(response) => self.answer(response).await,
+            None => {
+                let _ = finish(&mut self.send);
             }
+        }
+    }
+
+    /// Answers `Overloaded` without reading the request (it stays in QUIC's flow-controlled
+    /// buffers until the stream is dropped): the endpoint's client budget is spent.
+    async fn busy(mut self) {
+        self.answer(ClientResponse::Overloaded { node: self.me })
+            .await;
+    }
+
+    /// A submit under a client id this connection's certificate does not allow.
+    fn refuse(&self, request: &ClientRequest) -> Option<ClientResponse> {
+        let ClientRequest::Submit(command) = request else {
+            return None;
+        };
+        if self.allowed.is_some_and(|ids| ids.contains(command.client)) {
+            return None;
+        }
+        tracing::warn!(
+            name = %self.name, remote = %self.addr, client = %command.client,
+            "{} at {} may not submit as client {}; refused", self.name, self.addr, command.client
+        );
+        Some(ClientResponse::Unauthorized {
+            node: self.me,
+            client: command.client,
+        })
+    }
+
+    async fn answer(&mut self, response: ClientResponse) {
+        if let Err(e) = write_frame(&mut self.send, &response, self.limits.max_frame_bytes).await {
+            tracing::debug!(name = %self.name, "cannot answer {} at {}: {e}", self.name, self.addr);
+            return;
         }
         let _ = finish(&mut self.send);
     }
 
     async fn read_request(&mut self) -> Option<ClientRequest> {
-        let read = read_frame::<ClientRequest>(&mut self.recv, self.max_frame_bytes);
+        let read = read_frame::<ClientRequest>(&mut self.recv, self.limits.max_request_bytes);
         match tokio::time::timeout(REQUEST_READ_TIMEOUT, read).await {
             Ok(Ok(request)) => request,
             Ok(Err(e)) if e.is_protocol_violation() => {

@@ -2,7 +2,7 @@
 //!
 //! - [`certs`]: generating the cluster CA and the node and client certificates.
 //! - [`tls`]: loading PEM identities, the quinn server/client configurations, and
-//!   [`tls::peer_name`], the identity of whoever is on the other end of a connection.
+//!   [`tls::peer_role`], the role (replica or client ids) of whoever is on the other end.
 //! - [`frame`]: length-prefixed postcard frames on QUIC streams.
 //! - [`endpoint`]: [`Network`], one UDP socket per replica acting as server and client: one
 //!   outgoing link per peer ([`peer`]) and an accept loop sorting incoming streams into peer
@@ -17,9 +17,9 @@ pub mod frame;
 pub mod peer;
 pub mod tls;
 
-pub use endpoint::{ClientCall, Incoming, NetError, Network};
+pub use endpoint::{ClientCall, Incoming, NetError, NetLimits, Network};
 pub use frame::FrameError;
-pub use tls::{peer_name, TlsError, TlsIdentity, ALPN};
+pub use tls::{cert_role, peer_name, peer_role, CertRole, TlsError, TlsIdentity, ALPN};
 
 /// QUIC application error codes used when we close a connection.
 pub mod codes {
@@ -31,4 +31,6 @@ pub mod codes {
     pub const NOT_A_PEER: u32 = 2;
     /// The connection has no usable certificate identity.
     pub const NO_IDENTITY: u32 = 3;
+    /// Too many connections or requests: try again later.
+    pub const BUSY: u32 = 4;
 }

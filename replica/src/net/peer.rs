@@ -114,6 +114,8 @@ enum LinkError {
     Write(#[from] quinn::WriteError),
     #[error("the peer restarted; this connection went to its previous run")]
     PeerRestarted,
+    #[error("the certificate at that address is not this node's replica certificate")]
+    WrongIdentity,
 }
 
 /// Runs one link until its queue is closed (the network shut down).
@@ -193,6 +195,15 @@ async fn pump(
         Ok(Err(e)) => return Err(LinkError::Handshake(e)),
         Err(_) => return Err(LinkError::HandshakeTimeout(CONNECT_TIMEOUT)),
     };
+    // The CA and the server name already checked; the role makes sure it is `peer` itself and
+    // not some other certificate that happens to carry its name.
+    if super::tls::peer_role(&connection) != Some(super::tls::CertRole::Replica(peer)) {
+        connection.close(
+            quinn::VarInt::from_u32(codes::NOT_A_PEER),
+            b"not the expected node",
+        );
+        return Err(LinkError::WrongIdentity);
+    }
     *came_up = true;
     tracing::debug!(%peer, %addr, "link to {peer} up");
     let result = write_queued(&connection, link).await;

@@ -5,10 +5,15 @@
 //! server against the same CA under the expected name (a node id such as `n2`). Only TLS 1.3
 //! with the ring provider is offered (QUIC requires 1.3).
 //!
+//! The CA vouches for names; [`cert_role`] reads what a verified certificate may do (be a
+//! replica, or submit as some clients).
+//!
 //! Dead peers are found by the protocol's heartbeats, not by QUIC, so the idle timeout is
 //! only a backstop that eventually frees connections to vanished peers; keep-alives stop a
 //! quiet but healthy link from idling out.
 
+use super::certs::{CLIENT_ROLE_PREFIX, REPLICA_ROLE_PREFIX};
+use crate::types::{ClientIdRange, NodeId};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{IdleTimeout, TransportConfig, VarInt};
 use rustls::pki_types::pem::PemObject;
@@ -24,14 +29,26 @@ pub const ALPN: &[u8] = b"faultline/1";
 
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Client requests in flight on one connection (one bidirectional stream each).
-pub const MAX_BIDI_STREAMS: u32 = 1024;
+/// Client requests in flight on one connection (one bidirectional stream each) until the
+/// accepting side narrows it for the connection's role (`endpoint::limit_connection`).
+pub const MAX_BIDI_STREAMS: u32 = 64;
 pub const MAX_UNI_STREAMS: u32 = 64;
 /// Flow-control windows: far above the bandwidth-delay product of a LAN or loopback, and small
 /// enough that a paused peer cannot make us buffer much (everything buffered while a link is
 /// stalled is stale by the time it is delivered).
 const STREAM_RECEIVE_WINDOW: u32 = 2 * 1024 * 1024;
-const CONNECTION_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
+pub const CONNECTION_RECEIVE_WINDOW: u32 = 8 * 1024 * 1024;
+/// What an accepted connection may send before we know its role: small, because whoever has a
+/// client certificate can open hundreds of connections. A peer's window is widened to
+/// [`CONNECTION_RECEIVE_WINDOW`] once its certificate says it is one (`endpoint`).
+pub const ACCEPTED_RECEIVE_WINDOW: u32 = 256 * 1024;
+/// Connection attempts quinn queues before we accept them, and the bytes they may buffer.
+const MAX_INCOMING: usize = 128;
+const INCOMING_BUFFER_BYTES: u64 = 64 * 1024;
+const INCOMING_BUFFER_TOTAL_BYTES: u64 = 4 * 1024 * 1024;
+/// Unacknowledged data we keep per accepted connection (answers to clients who read slowly
+/// stay in it): small for the same reason.
+pub const ACCEPTED_SEND_WINDOW: u64 = 512 * 1024;
 const SEND_WINDOW: u64 = 8 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +138,16 @@ impl TlsIdentity {
         tls.alpn_protocols = vec![ALPN.to_vec()];
         let quic = QuicServerConfig::try_from(tls).map_err(|e| self.config_error(e))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
-        config.transport_config(Arc::new(transport_config()));
+        // quinn's defaults let 65,536 handshakes and 100 MiB of their packets wait for us.
+        config
+            .max_incoming(MAX_INCOMING)
+            .incoming_buffer_size(INCOMING_BUFFER_BYTES)
+            .incoming_buffer_size_total(INCOMING_BUFFER_TOTAL_BYTES);
+        let mut transport = transport_config();
+        transport
+            .receive_window(VarInt::from_u32(ACCEPTED_RECEIVE_WINDOW))
+            .send_window(ACCEPTED_SEND_WINDOW);
+        config.transport_config(Arc::new(transport));
         Ok(config)
     }
 
@@ -196,12 +222,69 @@ pub fn transport_config() -> TransportConfig {
     transport
 }
 
+/// What a certificate entitles its holder to (see [`super::certs`] for how it is written).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CertRole {
+    /// A cluster replica: may send peer messages as this node.
+    Replica(NodeId),
+    /// A client: may submit commands under these client ids.
+    Client(ClientIdRange),
+}
+
+impl TlsIdentity {
+    /// The role our own certificate states, if it states exactly one.
+    pub fn role(&self) -> Option<CertRole> {
+        cert_role(self.chain.first()?.as_ref())
+    }
+}
+
 /// The first DNS name of the peer's verified certificate: who is on the other end.
 pub fn peer_name(connection: &quinn::Connection) -> Option<String> {
+    first_dns_name(peer_leaf(connection)?.as_ref())
+}
+
+/// The role stated by the peer's verified certificate.
+pub fn peer_role(connection: &quinn::Connection) -> Option<CertRole> {
+    cert_role(peer_leaf(connection)?.as_ref())
+}
+
+fn peer_leaf(connection: &quinn::Connection) -> Option<CertificateDer<'static>> {
     let identity = connection.peer_identity()?;
     let chain = identity.downcast::<Vec<CertificateDer<'static>>>().ok()?;
-    let leaf = chain.first()?;
-    first_dns_name(leaf.as_ref())
+    chain.first().cloned()
+}
+
+/// The role a DER certificate states, strictly: exactly one `faultline:` URI name, well
+/// formed. A replica certificate must also allow server authentication and carry its node id
+/// as its first DNS name; anything else (a client certificate naming a node, two roles, no
+/// role) gets no role at all.
+pub fn cert_role(der: &[u8]) -> Option<CertRole> {
+    use x509_parser::extensions::GeneralName;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let san = cert.subject_alternative_name().ok()??;
+    let mut roles = san
+        .value
+        .general_names
+        .iter()
+        .filter_map(|name| match name {
+            GeneralName::URI(uri) if uri.starts_with("faultline:") => Some(*uri),
+            _ => None,
+        });
+    let (uri, None) = (roles.next()?, roles.next()) else {
+        return None;
+    };
+    if let Some(id) = uri.strip_prefix(REPLICA_ROLE_PREFIX) {
+        let node: NodeId = id.parse().ok()?;
+        let server_auth = cert
+            .extended_key_usage()
+            .ok()
+            .flatten()
+            .is_some_and(|eku| eku.value.server_auth);
+        let named = first_dns_name(der).is_some_and(|dns| dns == node.to_string());
+        return (server_auth && named).then_some(CertRole::Replica(node));
+    }
+    let ids = uri.strip_prefix(CLIENT_ROLE_PREFIX)?.parse().ok()?;
+    Some(CertRole::Client(ids))
 }
 
 /// The first DNS subject alternative name of a DER certificate.

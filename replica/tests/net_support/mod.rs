@@ -2,9 +2,9 @@
 #![allow(dead_code)]
 
 use replica::config::ClusterConfig;
-use replica::net::certs::{generate_cluster_certs, generate_foreign_client_cert};
-use replica::net::{Incoming, Network, TlsIdentity};
-use replica::types::NodeId;
+use replica::net::certs::{generate_cluster, generate_foreign_client_cert, ClientCert};
+use replica::net::{Incoming, NetLimits, Network, TlsIdentity};
+use replica::types::{ClientIdRange, NodeId};
 use serde::{Deserialize, Serialize};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -20,18 +20,65 @@ pub enum TestMsg {
     Data(Vec<u8>),
 }
 
-/// A certificate directory for nodes n1..=n3, a client "client", and a foreign "rogue".
+/// A certificate directory for nodes n1..=n3 (and n9, not a member of test clusters), a
+/// client "client" (the default ids), "alice" (ids 100-199) and "bob" (ids 200-299), and a
+/// foreign "rogue". The CA key sits in a directory of its own, as it should.
 pub struct Certs {
     pub dir: TempDir,
+    pub ca_dir: TempDir,
+}
+
+pub fn ids(first: u64, last: u64) -> ClientIdRange {
+    ClientIdRange::new(first, last).unwrap()
 }
 
 impl Certs {
     pub fn new() -> Certs {
         let dir = tempfile::tempdir().unwrap();
+        let ca_dir = tempfile::tempdir().unwrap();
         let nodes = [NodeId(1), NodeId(2), NodeId(3), NodeId(9)];
-        generate_cluster_certs(dir.path(), &nodes, &["client"]).unwrap();
+        let clients = [
+            ClientCert::new("client", ClientIdRange::DEFAULT),
+            ClientCert::new("alice", ids(100, 199)),
+            ClientCert::new("bob", ids(200, 299)),
+        ];
+        let ca_key = ca_dir.path().join("ca.key");
+        generate_cluster(dir.path(), &nodes, &clients, Some(&ca_key)).unwrap();
         generate_foreign_client_cert(dir.path(), "rogue").unwrap();
-        Certs { dir }
+        Certs { dir, ca_dir }
+    }
+
+    pub fn ca_key(&self) -> PathBuf {
+        self.ca_dir.path().join("ca.key")
+    }
+
+    /// Writes `<name>.pem`/`.key` signed by the cluster CA with exactly these DNS names,
+    /// extended key usages and URI names: for certificates the generator refuses to make.
+    pub fn forge(&self, name: &str, dns: &[&str], server_auth: bool, uris: &[&str]) {
+        use rcgen::{CertificateParams, ExtendedKeyUsagePurpose, KeyPair, SanType};
+        let ca_key = KeyPair::from_pem(&std::fs::read_to_string(self.ca_key()).unwrap()).unwrap();
+        let ca_params = CertificateParams::from_ca_cert_pem(
+            &std::fs::read_to_string(self.path("ca.pem")).unwrap(),
+        )
+        .unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let mut params =
+            CertificateParams::new(dns.iter().map(|d| d.to_string()).collect::<Vec<_>>()).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        if server_auth {
+            params
+                .extended_key_usages
+                .push(ExtendedKeyUsagePurpose::ServerAuth);
+        }
+        for uri in uris {
+            params
+                .subject_alt_names
+                .push(SanType::URI(uri.to_string().try_into().unwrap()));
+        }
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca, &ca_key).unwrap();
+        std::fs::write(self.path(&format!("{name}.pem")), cert.pem()).unwrap();
+        std::fs::write(self.path(&format!("{name}.key")), key.serialize_pem()).unwrap();
     }
 
     pub fn path(&self, file: &str) -> PathBuf {
@@ -72,16 +119,35 @@ pub async fn start_node(
     me: u32,
     addrs: &[SocketAddr],
 ) -> (Network<TestMsg>, Incoming<TestMsg>) {
+    let identity = certs.identity(&format!("n{me}"));
+    start_as(&identity, me, addrs, NetLimits::new(MAX_FRAME), 1024).await
+}
+
+/// Starts node `me` presenting `identity`, with explicit limits and incoming queue bound.
+pub async fn start_as(
+    identity: &TlsIdentity,
+    me: u32,
+    addrs: &[SocketAddr],
+    limits: NetLimits,
+    queue_bound: usize,
+) -> (Network<TestMsg>, Incoming<TestMsg>) {
     let peers: Vec<(NodeId, SocketAddr)> = addrs
         .iter()
         .enumerate()
         .map(|(i, addr)| (NodeId(i as u32 + 1), *addr))
         .collect();
     let bind = addrs[me as usize - 1];
-    let identity = certs.identity(&format!("n{me}"));
     // A just-closed socket on the same port may take a moment to be released.
     for _ in 0..100 {
-        match Network::start(NodeId(me), bind, peers.clone(), &identity, MAX_FRAME, 1024).await {
+        let started = Network::start_with(
+            NodeId(me),
+            bind,
+            peers.clone(),
+            identity,
+            limits,
+            queue_bound,
+        );
+        match started.await {
             Ok(started) => return started,
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }

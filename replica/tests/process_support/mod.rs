@@ -66,7 +66,17 @@ impl Cluster {
 
     pub fn start_node(&mut self, id: NodeId) {
         let log = self.dir.path().join(format!("{id}.log"));
-        let child = Process::new(env!("CARGO_BIN_EXE_replica"))
+        // REPLICA_WRAPPER (say `heaptrack`) runs each replica under a profiler.
+        let bin = env!("CARGO_BIN_EXE_replica");
+        let mut process = match std::env::var_os("REPLICA_WRAPPER") {
+            Some(wrapper) => {
+                let mut p = Process::new(wrapper);
+                p.arg(bin);
+                p
+            }
+            None => Process::new(bin),
+        };
+        let child = process
             .arg("run")
             .arg("--config")
             .arg(&self.config_path)
@@ -99,6 +109,11 @@ impl Cluster {
             &self.config.tls.client_key,
         )
         .expect("client")
+    }
+
+    /// The OS process id of a running replica.
+    pub fn pid(&self, id: NodeId) -> Option<u32> {
+        self.children.get(&id).map(|child| child.id())
     }
 
     pub fn live(&self) -> Vec<NodeId> {
