@@ -505,6 +505,14 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // `RUST_LOG=replica=info harness sim --seeds 1 --from-seed S` shows what the simulated
+    // replicas log (elections, leader changes, step-downs) for one seed.
+    if std::env::var_os("RUST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         kill_all_children();

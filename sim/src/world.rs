@@ -283,6 +283,39 @@ impl Sim {
             .max_by_key(|id| self.core(*id).map(|c| c.status().ballot))
     }
 
+    /// One line per node: up, paused, refused, its role and ballot, its clock offset and
+    /// next tick (for traces and the `stable` event).
+    pub fn describe_nodes(&self) -> Vec<String> {
+        self.nodes
+            .values()
+            .map(|n| {
+                let state = match (n.core(), n.paused, &n.refused) {
+                    (Some(core), paused, _) => {
+                        let s = core.status();
+                        format!(
+                            "{:?} {} leader {:?} commit {} exec {}{}",
+                            s.role,
+                            s.ballot,
+                            s.leader,
+                            s.commit_slot,
+                            s.exec_index,
+                            if paused { " PAUSED" } else { "" }
+                        )
+                    }
+                    (None, _, Some(why)) => format!("refused: {why}"),
+                    (None, _, None) => "down".to_string(),
+                };
+                format!(
+                    "{}: {state}; next tick {} ms, clock +{} ms, {} held",
+                    n.id,
+                    n.next_tick_ms,
+                    n.clock_offset_ms,
+                    n.held.len()
+                )
+            })
+            .collect()
+    }
+
     /// Asks a live node an introspection question (PrintDB, FetchExecuted, ...).
     pub fn introspect(&mut self, id: NodeId, request: ClientRequest) -> Option<ClientResponse> {
         let shell = self.nodes.get_mut(&id)?.shell.as_mut()?;
@@ -343,6 +376,15 @@ impl Sim {
     pub fn fail_syncs(&mut self, id: NodeId, n: u32) {
         if let Some(node) = self.nodes.get(&id) {
             node.disk.fail_next_syncs(n);
+        }
+    }
+
+    /// Cancels the node's pending disk faults (failing fsyncs, an armed crash).
+    pub fn clear_disk_faults(&mut self, id: NodeId) {
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.disk.fail_next_syncs(0);
+            node.disk.disarm();
+            node.dies_next_burst = false;
         }
     }
 

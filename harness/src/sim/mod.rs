@@ -318,6 +318,8 @@ fn settle(sim: &mut Sim, nodes: &[NodeId], events: &mut Vec<Event>) -> u64 {
     sim.set_drop_rate(0.0);
     sim.set_dup_rate(0.0);
     for &node in nodes {
+        // A failing fsync armed on an idle or stopped node would fire after the heal.
+        sim.clear_disk_faults(node);
         sim.resume(node);
         sim.restart(node);
     }
@@ -334,7 +336,7 @@ fn settle(sim: &mut Sim, nodes: &[NodeId], events: &mut Vec<Event>) -> u64 {
                 .map(|why| (n.to_string(), why.to_string()))
         })
         .collect();
-    let value = json!({"up": up, "refused": refused});
+    let value = json!({"up": up, "refused": refused, "nodes": sim.describe_nodes()});
     if up.len() > nodes.len() / 2 {
         events.push(faults::nemesis("stable", value));
     } else {
