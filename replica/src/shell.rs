@@ -129,7 +129,8 @@ impl Shell {
             wal,
             journal,
             data_dir: dir.clone(),
-            forget_promises: config.forget_promises,
+            // A planted bug: compiled out of builds without the `bugs` feature.
+            forget_promises: cfg!(feature = "bugs") && config.forget_promises,
         };
         shell.carry_out(effects, io)?;
         Ok(shell)

@@ -206,7 +206,7 @@ impl Core {
             out.push(reply(ClientResponse::Rejected { node: me, reason }));
             return;
         }
-        if !self.cfg.bugs.no_dedup {
+        if !self.cfg.bugs.no_dedup() {
             if let Some(cached) = self.bank.cached_reply(command.client, command.request) {
                 out.push(reply(ClientResponse::Reply {
                     node: me,
@@ -234,7 +234,7 @@ impl Core {
         match (&mut self.role, self.leader) {
             (RoleState::Leader(leader), _) => {
                 let max = self.cfg.max_pending_commands as usize;
-                let dedup = !self.cfg.bugs.no_dedup;
+                let dedup = !self.cfg.bugs.no_dedup();
                 if self.waiters.is_full() {
                     // Checked before queueing: `Overloaded` promises the command was not proposed.
                     out.push(reply(ClientResponse::Overloaded { node: me }));
@@ -274,7 +274,7 @@ impl Core {
             tracing::debug!(node = %me, %from, "dropping an invalid forwarded command");
             return;
         }
-        let dedup = !self.cfg.bugs.no_dedup;
+        let dedup = !self.cfg.bugs.no_dedup();
         if dedup && self.bank.last_request(command.client) >= Some(command.request) {
             // Already executed: the forwarder executes it too once it has the log.
             return;
@@ -337,7 +337,7 @@ impl Core {
         // PLANTED BUG local_reads: any replica answers reads from its own state.
         // PLANTED BUG stale_leader: a leader answers reads from its own state, believing itself
         // the only leader.
-        self.cfg.bugs.local_reads || (self.cfg.bugs.stale_leader && self.is_leader())
+        self.cfg.bugs.local_reads() || (self.cfg.bugs.stale_leader() && self.is_leader())
     }
 
     /// A read answered from local state, numbered with the local exec index (only reachable

@@ -58,7 +58,35 @@ pub const BUG_NAMES: [&str; 7] = [
     "forget-promises",
 ];
 
+/// Whether planted bugs exist in this build. Without the `bugs` feature every accessor below
+/// is a constant `false`, so the bug branches are compiled out of the shipped replica.
+const PLANTABLE: bool = cfg!(feature = "bugs");
+
 impl Bugs {
+    pub fn no_dedup(&self) -> bool {
+        PLANTABLE && self.no_dedup
+    }
+
+    pub fn early_commit(&self) -> bool {
+        PLANTABLE && self.early_commit
+    }
+
+    pub fn no_view_merge(&self) -> bool {
+        PLANTABLE && self.no_view_merge
+    }
+
+    pub fn local_reads(&self) -> bool {
+        PLANTABLE && self.local_reads
+    }
+
+    pub fn no_funds_check(&self) -> bool {
+        PLANTABLE && self.no_funds_check
+    }
+
+    pub fn stale_leader(&self) -> bool {
+        PLANTABLE && self.stale_leader
+    }
+
     /// Switches on the core bug called `name`; false if the core has no bug of that name
     /// (`forget-promises` included: it is the shell's).
     pub fn plant(&mut self, name: &str) -> bool {

@@ -92,7 +92,7 @@ impl Core {
             return;
         }
         if ballot > self.promised {
-            if self.cfg.bugs.stale_leader && self.is_leader() {
+            if self.cfg.bugs.stale_leader() && self.is_leader() {
                 // PLANTED BUG stale_leader: a leader ignores a higher ballot and keeps leading.
                 tracing::debug!(node = %self.me(), %ballot, "planted bug: ignoring a prepare");
                 return;
@@ -256,7 +256,7 @@ impl Core {
         if ballot <= self.promised {
             return;
         }
-        if self.cfg.bugs.stale_leader && self.is_leader() {
+        if self.cfg.bugs.stale_leader() && self.is_leader() {
             // PLANTED BUG stale_leader: a leader ignores a higher ballot and keeps leading.
             tracing::debug!(node = %self.me(), %from, %ballot, "planted bug: ignoring a nack");
             return;
@@ -328,7 +328,7 @@ impl Core {
             limit: base.plus(self.cfg.max_log_span()),
             own: &own,
             others,
-            ignore_others: self.cfg.bugs.no_view_merge,
+            ignore_others: self.cfg.bugs.no_view_merge(),
         });
         let last = merged.last().map_or(base, |(slot, _)| *slot);
         // Slots some promiser knows committed hold their chosen value in the merge.

@@ -54,7 +54,7 @@ impl Core {
 
     fn execute_command(&mut self, command: &Command, out: &mut Vec<Effect>) {
         // PLANTED BUG no_dedup: execute without consulting the reply table.
-        let dedup = !self.cfg.bugs.no_dedup;
+        let dedup = !self.cfg.bugs.no_dedup();
         let key = key_of(command);
         match self.bank.execute(command, dedup) {
             Outcome::Executed(executed) => {
@@ -114,7 +114,8 @@ impl Core {
         self.decided_ballot = self.decided_ballot.max(checkpoint.ballot);
         self.bank = checkpoint.bank.clone();
         // PLANTED BUG no_funds_check travels with the config, not with the checkpoint.
-        self.bank.set_allow_overdraft(self.cfg.bugs.no_funds_check);
+        self.bank
+            .set_allow_overdraft(self.cfg.bugs.no_funds_check());
         self.log.truncate_through(slot);
         self.executed = slot;
         self.commit = self.commit.max(slot);

@@ -38,7 +38,7 @@ impl Core {
             panic!("invalid core config: {e}");
         }
         let mut bank = Bank::new(&config.accounts, config.initial_balance);
-        bank.set_allow_overdraft(config.bugs.no_funds_check);
+        bank.set_allow_overdraft(config.bugs.no_funds_check());
         let mixed = seed ^ u64::from(config.me.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let max_waiters = config.max_pending_commands as usize;
         let mut core = Core {
@@ -81,7 +81,8 @@ impl Core {
             return;
         }
         self.bank = checkpoint.bank.clone();
-        self.bank.set_allow_overdraft(self.cfg.bugs.no_funds_check);
+        self.bank
+            .set_allow_overdraft(self.cfg.bugs.no_funds_check());
         self.log.truncate_through(checkpoint.slot);
         self.executed = checkpoint.slot;
         self.commit = checkpoint.slot;

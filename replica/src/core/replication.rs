@@ -86,7 +86,7 @@ impl Core {
     /// and the planted `early_commit` bug everywhere else.
     pub(super) fn commit_on_own_vote_if_alone(&mut self, out: &mut Vec<Effect>) {
         // PLANTED BUG early_commit: one vote (the leader's) is treated as a majority.
-        if self.cfg.quorum() > 1 && !self.cfg.bugs.early_commit {
+        if self.cfg.quorum() > 1 && !self.cfg.bugs.early_commit() {
             return;
         }
         let RoleState::Leader(leader) = &mut self.role else {

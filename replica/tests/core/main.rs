@@ -6,6 +6,7 @@ mod util;
 
 mod accept;
 mod accepted;
+#[cfg(feature = "bugs")]
 mod bugs;
 mod catchup;
 mod client;
