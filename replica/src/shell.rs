@@ -83,6 +83,8 @@ pub struct Shell {
     journal: Journal,
     data_dir: PathBuf,
     forget_promises: bool,
+    /// Votes were fsynced and no synced-length mark after them is durable yet.
+    votes_unvouched: bool,
 }
 
 impl Shell {
@@ -131,6 +133,7 @@ impl Shell {
             data_dir: dir.clone(),
             // A planted bug: compiled out of builds without the `bugs` feature.
             forget_promises: cfg!(feature = "bugs") && config.forget_promises,
+            votes_unvouched: false,
         };
         shell.carry_out(effects, io)?;
         Ok(shell)
@@ -292,9 +295,11 @@ impl Shell {
             self.wal
                 .sync()
                 .map_err(storage("cannot sync the write-ahead log"))?;
-        } else if self.wal.needs_confirm() {
-            // Idle: vouch for the last burst's votes now, so a bit flip in them is refused on
-            // restart rather than cut as a torn write.
+            self.votes_unvouched = true;
+        } else if std::mem::take(&mut self.votes_unvouched) {
+            // The first burst without votes: vouch for the last burst's votes now, so a bit
+            // flip in them is refused on restart rather than cut as a torn write. Under load
+            // the next burst's own mark does it at no cost.
             self.wal
                 .confirm()
                 .map_err(storage("cannot confirm the write-ahead log"))?;

@@ -311,9 +311,7 @@ fn an_idle_log_confirms_its_last_burst() {
     let (mut wal, _, _) = open(dir.path());
     wal.append(&rec(1)).unwrap();
     wal.sync().unwrap();
-    assert!(wal.needs_confirm());
     wal.confirm().unwrap();
-    assert!(!wal.needs_confirm());
     drop(wal);
     let path = dir.path().join(WAL_FILE);
     let mut bytes = std::fs::read(&path).unwrap();

@@ -66,6 +66,9 @@ struct FileData {
     /// The durable length before the latest fsync: data the process had made durable and
     /// then kept writing after (so it had every chance to vouch for it).
     vouched_len: usize,
+    /// The lowest offset written or cut since the last fsync; `None` when `data` is all
+    /// durable. An fsync copies only from here, so syncing a long log stays cheap.
+    dirty_from: Option<usize>,
 }
 
 /// Counters, for tests and curiosity.
@@ -165,9 +168,7 @@ impl SimDisk {
             .iter()
             .filter(|(path, _)| state.durable_names.contains_key(*path))
             .map(|(path, inode)| (path.clone(), *inode, vouched(path, &state.files[inode])))
-            .filter(|(_, inode, len)| {
-                *len > 0 && state.files[inode].durable == state.files[inode].data
-            })
+            .filter(|(_, inode, len)| *len > 0 && state.files[inode].dirty_from.is_none())
             .collect();
         if candidates.is_empty() {
             return None;
@@ -283,10 +284,14 @@ impl DiskState {
 }
 
 impl FileData {
+    fn mark_dirty(&mut self, offset: usize) {
+        self.dirty_from = Some(self.dirty_from.map_or(offset, |d| d.min(offset)));
+    }
+
     fn lose_unsynced(&mut self, rng: &mut impl Rng) {
-        if self.data == self.durable {
+        let Some(dirty_from) = self.dirty_from.take() else {
             return;
-        }
+        };
         let (old, new) = (self.durable.len(), self.data.len());
         let len = match rng.gen_range(0..3) {
             0 => old,
@@ -297,7 +302,8 @@ impl FileData {
         result.resize(len, 0);
         let pages = len.div_ceil(PAGE_BYTES);
         let mut kept = Vec::new();
-        for page in 0..pages {
+        // Pages below the first unsynced write are the same in both.
+        for page in dirty_from / PAGE_BYTES..pages {
             let start = page * PAGE_BYTES;
             let end = (start + PAGE_BYTES).min(len);
             let differs =
@@ -333,7 +339,9 @@ impl Fs for SimDisk {
         }
         let inode = match (state.names.get(path).copied(), mode) {
             (Some(inode), OpenMode::CreateTruncate) => {
-                state.files.entry(inode).or_default().data.clear();
+                let file = state.files.entry(inode).or_default();
+                file.mark_dirty(0);
+                file.data.clear();
                 inode
             }
             (Some(inode), _) => inode,
@@ -449,9 +457,11 @@ impl SimFile {
             return Err(io::Error::other("simulated EIO from fsync"));
         }
         let file = state.files.entry(self.inode).or_default();
-        if file.durable != file.data {
+        if let Some(from) = file.dirty_from.take() {
             file.vouched_len = file.durable.len().min(file.data.len());
-            file.durable.clone_from(&file.data);
+            let from = from.min(file.data.len()).min(file.durable.len());
+            file.durable.truncate(from);
+            file.durable.extend_from_slice(&file.data[from..]);
         }
         Ok(())
     }
@@ -499,6 +509,7 @@ impl FsFile for SimFile {
         state.stats.bytes_written += landed as u64;
         let start = usize::try_from(offset).map_err(io::Error::other)?;
         let file = state.files.entry(self.inode).or_default();
+        file.mark_dirty(start);
         if file.data.len() < start + landed {
             file.data.resize(start + landed, 0);
         }

@@ -159,21 +159,18 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         Ok(())
     }
 
-    /// Whether the last fsync made bytes durable that no mark vouches for yet.
-    pub fn needs_confirm(&self) -> bool {
-        self.fsync && self.synced_len > self.marked_len
-    }
-
-    /// Writes and fsyncs a synced-length mark on its own, for an idle log (see the module
-    /// docs). A no-op when nothing needs confirming.
+    /// Writes and fsyncs a synced-length mark at the end of the log, for an idle log (see the
+    /// module docs). It goes after whatever is buffered (commit hints), so every record in
+    /// the file has a valid frame after it.
     pub fn confirm(&mut self) -> Result<(), StorageError> {
-        if !self.needs_confirm() {
+        self.check_poisoned()?;
+        if !self.fsync {
             return Ok(());
         }
-        self.check_poisoned()?;
-        self.mark_synced()?;
+        let mark = FrameRef::<R>::Synced(self.synced_len);
+        encode_into(&mut self.buf, &mark, self.max_record, &self.path)?;
         self.sync()?;
-        // The mark's own bytes need no mark.
+        // The mark's own bytes (and any commit hints beside it) need no mark.
         self.marked_len = self.synced_len;
         Ok(())
     }
