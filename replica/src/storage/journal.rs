@@ -147,15 +147,7 @@ impl Journal {
     /// lost to a power cut once the checkpoint exists.
     pub fn sync(&mut self) -> Result<(), StorageError> {
         self.flush()?;
-        if let Err(e) = self.file.sync_data() {
-            self.poisoned = true;
-            return Err(StorageError::Io {
-                op: "fdatasync",
-                path: self.path.clone(),
-                source: e,
-            });
-        }
-        Ok(())
+        super::sync_or_poison(&*self.file, &self.path, &mut self.poisoned)
     }
 
     /// Drops every entry after `exec_index`. If that is before the first available entry, the

@@ -128,6 +128,23 @@ pub(crate) fn write_buffer_at(
     Ok(())
 }
 
+/// fdatasyncs `file`. After a failed fsync the kernel may have dropped the dirty pages, so
+/// nothing written since the last good sync can be trusted: the handle is `poisoned`.
+pub(crate) fn sync_or_poison(
+    file: &dyn FsFile,
+    path: &Path,
+    poisoned: &mut bool,
+) -> Result<(), StorageError> {
+    file.sync_data().map_err(|source| {
+        *poisoned = true;
+        StorageError::Io {
+            op: "fdatasync",
+            path: path.to_path_buf(),
+            source,
+        }
+    })
+}
+
 /// Creates `dir` and any missing parents, durably: each new directory's name is fsynced in
 /// its parent, so a power cut soon after the first boot cannot drop the data directory (and
 /// with it every promise the replica made).

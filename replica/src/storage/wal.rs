@@ -181,16 +181,7 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         self.check_poisoned()?;
         self.write_buffered()?;
         if self.fsync && self.unsynced {
-            if let Err(e) = self.file.sync_data() {
-                // After a failed fsync the kernel may have dropped the dirty pages: nothing
-                // written since the last good sync can be trusted, so stop here.
-                self.poisoned = true;
-                return Err(StorageError::Io {
-                    op: "fdatasync",
-                    path: self.path.clone(),
-                    source: e,
-                });
-            }
+            super::sync_or_poison(&*self.file, &self.path, &mut self.poisoned)?;
             self.unsynced = false;
             self.synced_len = self.written;
         }
