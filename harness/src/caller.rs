@@ -37,6 +37,36 @@ impl LeaderHint {
     pub fn set(&self, node: NodeId) {
         self.0.store(node.0, Ordering::Relaxed);
     }
+
+    /// Forgets the hint if it names `node`, which just failed to answer: a dead hinted leader
+    /// must not keep pulling every client back to it (see [`retry_target`]).
+    pub fn forget(&self, node: NodeId) {
+        let _ = self
+            .0
+            .compare_exchange(node.0, 0, Ordering::Relaxed, Ordering::Relaxed);
+    }
+}
+
+/// Where a request goes after `failed` did not answer it usefully: the shared leader hint if it
+/// names another replica, else the replica after `failed`, so that successive retries visit
+/// every replica. The real caller and the simulated clients both follow this one rule.
+///
+/// Why the hint is forgotten when its own node times out (see [`LeaderHint::forget`]): with the
+/// hint on a dead replica whose successor is dead too, every client bounced between the two
+/// forever (hint, successor, hint...) while the live majority and its leader, heard by every
+/// follower so that no election timer fired, committed nothing. That was the 30 s stall of the
+/// scenario runs with two replicas killed; the simulator reproduced it (seeds 1, 12 and 47 of
+/// `harness sim --faults kill --nemesis-interval 5s --ops 12000`).
+pub fn retry_target(
+    nodes: &[NodeId],
+    hint: Option<NodeId>,
+    failed: NodeId,
+    rotation: usize,
+) -> NodeId {
+    match hint {
+        Some(h) if h != failed && nodes.contains(&h) => h,
+        _ => next_after(nodes, failed, rotation),
+    }
 }
 
 /// How a submission ended.
@@ -143,6 +173,7 @@ pub async fn submit(
             }
             Err(e @ CallError::Timeout { .. }) | Err(e @ CallError::Failed { .. }) => {
                 last_error = e.to_string();
+                hint.forget(node);
                 // A fast failure (connection refused) must not spin.
                 Hop::After(BACKOFF_START)
             }
@@ -155,10 +186,7 @@ pub async fn submit(
                 backoff = (backoff * 2).min(BACKOFF_CAP);
                 rotation += 1;
                 // Try the shared hint if someone found a leader meanwhile, else move on.
-                node = match hint.get() {
-                    Some(h) if h != node && nodes.contains(&h) => h,
-                    _ => next_after(nodes, node, rotation),
-                };
+                node = retry_target(nodes, hint.get(), node, rotation);
             }
         }
     }
@@ -323,6 +351,45 @@ mod tests {
             started.elapsed() < Duration::from_millis(400),
             "the deadline bounds the loop"
         );
+    }
+
+    #[tokio::test]
+    async fn a_hint_on_a_dead_replica_whose_successor_is_dead_too_does_not_trap_the_client() {
+        // The 30 s stall: hint n1, n1 and n2 dead. Before, every retry went n1, n2, n1 (the
+        // hint), n2... and never reached n3, which led all along.
+        let fake = FakeCluster::new(3, &accounts(), 10);
+        fake.set_down(NodeId(1), true);
+        fake.set_down(NodeId(2), true);
+        fake.set_leader(Some(NodeId(3)));
+        let hint = LeaderHint::default();
+        hint.set(NodeId(1));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let out = submit(&fake, &nodes(), &hint, &transfer(1, 3), 0, deadline, fast()).await;
+        assert!(
+            matches!(
+                out,
+                Submitted::Executed {
+                    node: NodeId(3),
+                    ..
+                }
+            ),
+            "{out:?}"
+        );
+        assert_eq!(hint.get(), Some(NodeId(3)));
+    }
+
+    #[test]
+    fn retries_follow_the_hint_unless_it_just_failed() {
+        let nodes = nodes();
+        assert_eq!(
+            retry_target(&nodes, Some(NodeId(3)), NodeId(1), 0),
+            NodeId(3)
+        );
+        assert_eq!(
+            retry_target(&nodes, Some(NodeId(1)), NodeId(1), 0),
+            NodeId(2)
+        );
+        assert_eq!(retry_target(&nodes, None, NodeId(3), 0), NodeId(1));
     }
 
     #[tokio::test]

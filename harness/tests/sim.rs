@@ -153,3 +153,52 @@ fn the_black_box_check_alone_catches_planted_bugs_on_simulated_runs() {
         );
     }
 }
+
+/// Counts `ok` completions between the first kill of a minority and its restart.
+fn oks_while_a_minority_is_down(history: &[u8]) -> (u64, u64) {
+    let text = String::from_utf8_lossy(history);
+    let mut window: Option<(u64, u64)> = None;
+    let mut oks = 0;
+    for line in text.lines() {
+        let event: serde_json::Value = serde_json::from_str(line).unwrap();
+        let time = event["time_ns"].as_u64().unwrap();
+        match (event["process"].as_str(), event["f"].as_str(), window) {
+            (Some("nemesis"), Some("kill"), None) => {
+                let killed = event["value"]["nodes"].as_array().unwrap().len();
+                if (1..=2).contains(&killed) {
+                    window = Some((time, u64::MAX));
+                }
+            }
+            (Some("nemesis"), Some("restart"), Some((start, u64::MAX))) => {
+                window = Some((start, time));
+                break;
+            }
+            (None, _, Some((_, u64::MAX))) if event["type"] == "ok" => oks += 1,
+            _ => {}
+        }
+    }
+    let (start, end) = window.expect("a kill of a minority and its restart");
+    (oks, (end - start) / 1_000_000)
+}
+
+#[test]
+fn clients_keep_committing_while_two_replicas_are_killed() {
+    // The scenario stall: the shared leader hint named a dead replica whose successor was
+    // dead too, and every client bounced between the two for the whole fault while the live
+    // majority committed nothing. Seed 1 reproduced it: 0 ok operations in the 5 s window.
+    let mut params = SimParams::for_seed(1, &Pins::default());
+    let knobs = SweepKnobs {
+        ops: Some(12_000),
+        faults: Some(vec![harness::sim::faults::SimFamily::Kill]),
+        ..SweepKnobs::default()
+    };
+    apply_knobs(&mut params, &knobs);
+    params.tunables.nemesis_interval_ms = 5_000;
+    let info = SimRunInfo::new(1, params);
+    let outcome = simulate(&info).unwrap();
+    let (oks, window_ms) = oks_while_a_minority_is_down(&outcome.history);
+    assert!(
+        oks > 100,
+        "only {oks} operations succeeded in the {window_ms} ms a minority was down"
+    );
+}

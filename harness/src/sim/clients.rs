@@ -2,12 +2,13 @@
 //!
 //! Each client is a closed loop over the same operation generator real runs use
 //! (`workload::OpGen`, one ChaCha stream per client). A request is retried under the same id
-//! until a definite answer or its deadline, exactly as `caller::submit` does on real sockets:
-//! `NotLeader` with a hint goes straight to the leader; without one, or `Overloaded`, waits a
-//! doubling backoff and tries the next replica; an attempt that times out moves on to the next
-//! replica. At the deadline the operation is recorded `info`, never `fail`.
+//! until a definite answer or its deadline, as `caller::submit` does on real sockets, with the
+//! same choice of the next replica (`caller::retry_target`): `NotLeader` with a hint goes
+//! straight to the leader; without one, or `Overloaded`, waits a doubling backoff and tries
+//! elsewhere; an attempt that times out forgets the hint if it named that replica and moves
+//! on. At the deadline the operation is recorded `info`, never `fail`.
 
-use crate::caller::Submitted;
+use crate::caller::{retry_target, Submitted};
 use crate::record::{completion, op_value};
 use crate::workload::OpGen;
 use checker::history::Event;
@@ -55,6 +56,8 @@ pub struct Clients {
     /// Operations still to start (the run's budget).
     budget: u64,
     accepting: bool,
+    /// Counts retries, for [`retry_target`]'s choice when a replica is not in the list.
+    rotation: usize,
     pub invoked: u64,
 }
 
@@ -82,6 +85,7 @@ impl Clients {
             timing,
             budget,
             accepting: true,
+            rotation: 0,
             invoked: 0,
         }
     }
@@ -207,20 +211,16 @@ impl Clients {
         if now_ms < pending.timer_ms {
             return;
         }
-        // The attempt timed out, or a backoff ended: the shared hint if someone found a leader
-        // meanwhile, else the next replica.
-        let timed_out = pending.token.is_some();
+        // The attempt timed out, or a backoff ended: the same rule as the real caller.
+        let current = pending.node;
         if let Some(token) = pending.token {
             self.owner.remove(&token);
+            if self.hint == Some(current) {
+                self.hint = None; // as `LeaderHint::forget` after a timeout
+            }
         }
-        let current = pending.node;
-        let next = match self.hint {
-            Some(h) if h != current => h,
-            _ => self.next_after(current),
-        };
-        if timed_out {
-            self.hint = None;
-        }
+        self.rotation += 1;
+        let next = retry_target(&self.nodes, self.hint, current, self.rotation);
         self.send(sim, index, next, now_ms);
     }
 
@@ -262,13 +262,6 @@ impl Clients {
     fn finish(&mut self, index: usize, outcome: Submitted, events: &mut Vec<Event>) {
         if let Some(pending) = self.clients[index].pending.take() {
             events.push(completion(index as u64, &pending.command, &outcome));
-        }
-    }
-
-    fn next_after(&self, node: NodeId) -> NodeId {
-        match self.nodes.iter().position(|&n| n == node) {
-            Some(i) => self.nodes[(i + 1) % self.nodes.len()],
-            None => self.nodes[0],
         }
     }
 }
