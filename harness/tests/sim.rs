@@ -27,7 +27,6 @@ fn a_sweep_of_seeds_with_every_fault_passes_on_the_real_replica() {
         keep: Keep::Failing,
         jobs: 2,
         pins: Pins::default(),
-        customize: apply_knobs,
         knobs: SweepKnobs {
             // Shorter runs keep the suite fast; the sweep's default is 2,000 operations.
             ops: Some(400),

@@ -4,7 +4,7 @@
 
 use super::faults::{parse_families, SimFamily};
 use super::shrink::{default_out, shrink};
-use super::sweep::{apply_knobs, sweep, Keep, SweepKnobs, SweepOptions, SweepReport};
+use super::sweep::{sweep, Keep, SweepKnobs, SweepOptions, SweepReport};
 use super::{simulate, write_and_check, SimRunInfo, SimSummary};
 use crate::tunables::Pins;
 use anyhow::Context;
@@ -146,7 +146,6 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
         keep: args.keep,
         jobs,
         pins: args.pins(),
-        customize: apply_knobs,
         knobs: args.knobs(),
         progress: !args.no_progress,
     };

@@ -29,7 +29,6 @@ pub struct SweepOptions {
     pub jobs: usize,
     pub pins: Pins,
     /// Applied to each seed's defaults (ops, faults, bug...).
-    pub customize: fn(&mut SimParams, &SweepKnobs),
     pub knobs: SweepKnobs,
     pub progress: bool,
 }
@@ -134,7 +133,7 @@ fn one_seed(
     scratch: &Path,
 ) -> Result<(SimSummary, Option<PathBuf>), SimError> {
     let mut params = SimParams::for_seed(seed, &opts.pins);
-    (opts.customize)(&mut params, &opts.knobs);
+    apply_knobs(&mut params, &opts.knobs);
     let info = SimRunInfo::new(seed, params);
     let outcome = simulate(&info)?;
     let dir = scratch.join(seed.to_string());
