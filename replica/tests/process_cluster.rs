@@ -161,6 +161,9 @@ async fn a_replica_down_for_many_checkpoints_catches_up_after_restart() {
         ));
     }
     cluster.start_node(laggard);
+    // The window starts once the laggard answers: starting a debug binary on a loaded CI
+    // machine can take seconds, and that is not what this test is about.
+    wait_until_answers(&client, laggard, Duration::from_secs(20)).await;
     // Well under QUIC's 5 s idle timeout: the others must notice the restart (its new
     // incarnation) and reconnect, not keep writing into the dead process's connection.
     let within = Duration::from_millis(4_500);
@@ -180,6 +183,24 @@ async fn a_replica_down_for_many_checkpoints_catches_up_after_restart() {
         status.checkpoint_slot.0 > 0,
         "the laggard holds a checkpoint: {status:?}"
     );
+}
+
+/// Waits until `node` answers a status request (its process is up and serving).
+async fn wait_until_answers(client: &Client, node: NodeId, timeout: Duration) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let answer = client
+            .call(node, &ClientRequest::Status, Duration::from_millis(500))
+            .await;
+        if matches!(answer, Ok(ClientResponse::Status(_))) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{node} did not answer within {timeout:?}: {answer:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
