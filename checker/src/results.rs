@@ -58,6 +58,10 @@ pub struct NodeSummary {
     /// named `n1:1-14274`), counted in `first_exec`..`last_exec` and `entries`.
     #[serde(default)]
     pub stretches: u64,
+    /// The exec index ranges it holds, merged where they touch: more than one when it
+    /// skipped a stretch of the log by installing a snapshot.
+    #[serde(default)]
+    pub ranges: Vec<(u64, u64)>,
     pub error: Option<String>,
 }
 

@@ -471,6 +471,20 @@ fn summarize_final(fin: Option<&LogData>, accounts: &Accounts) -> FinalSummary {
     }
 }
 
+/// Adds `r` to sorted, disjoint ranges, merging ranges that overlap or touch.
+fn add_range(ranges: &mut Vec<(u64, u64)>, r: (u64, u64)) {
+    ranges.push(r);
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for &(a, b) in ranges.iter() {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    *ranges = merged;
+}
+
 /// Adds one final.json entry (the replica's own, or one of its journal stretches) to
 /// its replica's summary.
 fn merge_node(s: &mut NodeSummary, n: &NodeState, stretch: bool, accounts: &Accounts) {
@@ -482,6 +496,7 @@ fn merge_node(s: &mut NodeSummary, n: &NodeState, stretch: bool, accounts: &Acco
         };
         s.last_exec = s.last_exec.max(n.last);
         s.entries += n.entries;
+        add_range(&mut s.ranges, (n.first, n.last));
     }
     if stretch {
         s.stretches += 1;

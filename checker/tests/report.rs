@@ -140,6 +140,7 @@ fn final_state_shows_balances_per_replica_and_folds_journal_stretches() {
     assert_eq!(names.len(), run.options.nodes as usize, "{names:?}");
     let n1 = &results.final_state.nodes[0];
     assert_eq!((n1.name.as_str(), n1.stretches, n1.first_exec), ("n1", 1, first));
+    assert_eq!(n1.ranges, vec![(first, n1.last_exec)], "touching stretches merge");
     assert!(results.summary().contains(&format!("{} replicas", run.options.nodes)));
     let written = report::write_report(dir.path(), &results).unwrap();
     let html = std::fs::read_to_string(written.html).unwrap();
@@ -199,7 +200,7 @@ fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
     eo.valid = Validity::Invalid;
     let written = report::write_report(dir.path(), &results).unwrap();
     let html = std::fs::read_to_string(written.html).unwrap();
-    let section = &html[html.find("<h2>Anomalies</h2>").unwrap()..];
+    let section = &html[html.find("<h2 id=\"anomalies\">Anomalies</h2>").unwrap()..];
     let serious = section.find("transfer told failed but applied").unwrap();
     let harmless = section.find("read_all executed twice").unwrap();
     assert!(serious < harmless, "the transfer comes first");

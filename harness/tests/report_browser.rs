@@ -171,7 +171,7 @@ fn reports_index_and_timeline_render_in_chromium_without_console_errors() {
         let r = render(&browser, page, &png, &profile);
         assert!(r.png.is_file(), "no screenshot of {name} was written");
         let ink = ink(&r.png);
-        if ink < 0.01 {
+        if ink < 0.002 {
             problems.push(format!("{name} looks blank ({:.2}% of pixels drawn)", ink * 100.0));
         }
         if !r.console.is_empty() {

@@ -239,7 +239,7 @@ fn secs(ns: u64) -> String {
 }
 
 fn timeline(h: &mut String, page: &Page<'_>) {
-    h.push_str("<h2>Fault timeline</h2>\n");
+    h.push_str("<h2 id=\"faults\">Fault timeline</h2>\n");
     if page.scan.nemesis.is_empty() {
         h.push_str("<p>No nemesis actions.</p>\n");
         return;
@@ -298,7 +298,7 @@ fn more_rows(h: &mut String, total: usize) {
 }
 
 fn anomalies(h: &mut String, page: &Page<'_>) {
-    h.push_str("<h2>Anomalies</h2>\n");
+    h.push_str("<h2 id=\"anomalies\">Anomalies</h2>\n");
     let r = page.results;
     if r.checks.values().all(|c| c.anomaly_count == 0) {
         h.push_str("<p>None.</p>\n");
@@ -457,7 +457,7 @@ fn excerpt(h: &mut String, cited: &[u64], scan: &Scan) {
 }
 
 fn final_state(h: &mut String, page: &Page<'_>) {
-    h.push_str("<h2>Replicas' final state</h2>\n");
+    h.push_str("<h2 id=\"final-state\">Replicas' final state</h2>\n");
     let f = &page.results.final_state;
     if !f.present {
         h.push_str("<p>No final.json.</p>\n");
@@ -501,10 +501,14 @@ fn node_row(
     usual: &[Option<i64>],
     expected: Option<i128>,
 ) {
-    let executed = if n.entries == 0 {
+    let executed = if n.ranges.is_empty() {
         "none".to_string()
     } else {
-        format!("{} to {}", n.first_exec, n.last_exec)
+        n.ranges
+            .iter()
+            .map(|(a, b)| format!("{a}–{b}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let _ = write!(
         h,
@@ -534,10 +538,11 @@ fn node_row(
     if balances.is_none() {
         note.push("balances not fetched".to_string());
     }
-    if n.stretches > 0 {
+    for pair in n.ranges.windows(2) {
         note.push(format!(
-            "log saved in {} parts by the harness",
-            n.stretches + 1
+            "skipped {}–{} (caught up from a snapshot)",
+            pair[0].1 + 1,
+            pair[1].0 - 1
         ));
     }
     if let Some(e) = &n.error {

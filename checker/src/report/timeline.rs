@@ -76,30 +76,36 @@ fn remove_stale_pages(dir: &Path, pages: usize) {
 
 /// The pages' HTML (at least one, which says when there is nothing to draw).
 pub fn render_pages(scan: &Scan, spans: &[FaultSpan]) -> Vec<String> {
-    let mut processes: Vec<u64> = scan.ops.iter().map(|o| o.process).collect();
-    processes.sort_unstable();
-    processes.dedup();
     let chunks: Vec<&[TimelineOp]> = if scan.ops.is_empty() {
         vec![&[]]
     } else {
         scan.ops.chunks(OPS_PER_PAGE).collect()
     };
-    let ctx = Ctx {
-        scan,
-        spans,
-        processes: &processes,
-        pages: chunks.len(),
-    };
+    let pages = chunks.len();
     chunks
         .iter()
         .enumerate()
-        .map(|(k, ops)| ctx.page(k + 1, ops))
+        .map(|(k, ops)| {
+            // Columns for the processes this page has operations of (the harness's
+            // final reads come only at the end, and would be empty columns before).
+            let mut processes: Vec<u64> = ops.iter().map(|o| o.process).collect();
+            processes.sort_unstable();
+            processes.dedup();
+            Ctx {
+                scan,
+                spans,
+                processes: &processes,
+                pages,
+            }
+            .page(k + 1, ops)
+        })
         .collect()
 }
 
 struct Ctx<'a> {
     scan: &'a Scan,
     spans: &'a [FaultSpan],
+    /// This page's columns.
     processes: &'a [u64],
     pages: usize,
 }
@@ -131,6 +137,7 @@ h1{font-size:1.3em;margin:.2em 0} .sub{color:#555;margin:.2em 0 .6em}
 .band{position:absolute;opacity:.16}
 .band-label{position:absolute;right:4px;font-size:11px;color:#333;white-space:nowrap;opacity:1}
 .act{position:absolute;height:0;border-top:1px dashed #999}
+.act.set{border-top:2px solid #333;font-size:11px;font-weight:bold;color:#333;padding-left:3px;z-index:3;white-space:nowrap}
 .op{position:absolute;box-sizing:border-box;border:1px solid rgba(0,0,0,.35);border-radius:2px;font-size:10px;overflow:hidden;white-space:nowrap;color:#fff;padding-left:2px;min-height:2px}
 .op:hover{outline:2px solid #000;z-index:10}
 .ok{background:#2a8a3e} .fail{background:#c62828} .info{background:#e69500} .pending{background:#8a8a8a}
@@ -206,7 +213,11 @@ impl Ctx<'_> {
                 kind.label()
             );
         }
-        h.push_str("<span>dashed line: nemesis action</span></p>\n");
+        h.push_str("<span>dashed line: nemesis action (hover for it)</span>");
+        if self.scan.nemesis.iter().any(|a| a.f == "set") {
+            h.push_str("<span>solid line: a scenario set starts</span>");
+        }
+        h.push_str("</p>\n");
         self.nav(h, k);
     }
 
@@ -305,12 +316,15 @@ impl Ctx<'_> {
                 "<div class=\"band\" style=\"top:{top:.0}px;height:{height:.0}px;left:{GUTTER_PX:.0}px;width:{width_px:.0}px;background:rgb({r},{g},{b})\" title=\"{}\"></div>",
                 esc(&what)
             );
-            let _ = write!(
-                h,
-                "<div class=\"band-label\" style=\"top:{:.0}px\">{}</div>",
-                top + 1.0,
-                esc(&format!("{} {}", s.kind.label(), s.target))
-            );
+            // A label needs room; a band too thin for one still has its tooltip.
+            if height >= 14.0 {
+                let _ = write!(
+                    h,
+                    "<div class=\"band-label\" style=\"top:{:.0}px\">{}</div>",
+                    top + 1.0,
+                    esc(&format!("{} {}", s.kind.label(), s.target))
+                );
+            }
         }
         for a in self
             .scan
@@ -324,11 +338,16 @@ impl Ctx<'_> {
                 a.f,
                 super::describe::describe(&a.f, &a.value)
             );
+            let (class, label) = match a.f.as_str() {
+                "set" => ("act set", what.split(": ").nth(1).unwrap_or_default().to_string()),
+                _ => ("act", String::new()),
+            };
             let _ = write!(
                 h,
-                "<div class=\"act\" style=\"top:{:.0}px;left:{GUTTER_PX:.0}px;width:{width_px:.0}px\" title=\"{}\"></div>",
+                "<div class=\"{class}\" style=\"top:{:.0}px;left:{GUTTER_PX:.0}px;width:{width_px:.0}px\" title=\"{}\">{}</div>",
                 w.y(a.time_ns),
-                esc(&what)
+                esc(&what),
+                esc(&label)
             );
         }
     }
