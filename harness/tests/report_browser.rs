@@ -1,6 +1,6 @@
 //! The pages a person opens, opened in a real browser: a valid run's report, an invalid
-//! run's report, the campaign index and the per-process timeline are rendered by headless
-//! Chromium from saved runs (testdata/checker). Each screenshot must be written and show
+//! run's report, the campaign index, the per-process timeline and a scenario's report and
+//! timeline are rendered by headless Chromium from saved or generated runs. Each screenshot must be written and show
 //! something (not a blank page), and no page may log a console error (a script error, a
 //! resource that failed to load).
 //!
@@ -25,12 +25,21 @@ fn chromium() -> Option<PathBuf> {
     candidates.into_iter().flatten().find(|p| p.is_file())
 }
 
-/// A run directory under `out` made from a saved run, with a harness run.toml, checked
-/// and reported.
-fn saved_run(out: &Path, name: &str, saved: &str, seed: u64) -> PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+fn saved(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../testdata/checker")
-        .join(saved);
+        .join(name)
+}
+
+/// Checks the run in `dir` and writes its report.
+fn check_and_report(dir: &Path) {
+    let results = checker::check_run(dir).unwrap();
+    checker::report::write_report(dir, &results).unwrap();
+}
+
+/// A run directory under `out` holding a saved history and final state (five accounts
+/// of 10), with a harness run.toml, checked and reported.
+fn saved_run(out: &Path, name: &str, src: &Path, seed: u64) -> PathBuf {
     let dir = out.join(name);
     std::fs::create_dir_all(&dir).unwrap();
     for file in ["history.jsonl", "final.json"] {
@@ -50,8 +59,32 @@ fn saved_run(out: &Path, name: &str, saved: &str, seed: u64) -> PathBuf {
     }
     .write(&dir)
     .unwrap();
-    let results = checker::check_run(&dir).unwrap();
-    checker::report::write_report(&dir, &results).unwrap();
+    check_and_report(&dir);
+    dir
+}
+
+/// A generated valid run with faults (kills, pauses, partitions), a few thousand events.
+fn generated_run(tmp: &Path) -> PathBuf {
+    let src = tmp.join("generated");
+    checker::gen::generate(&checker::gen::GenOptions {
+        seed: 7,
+        events: 4_000,
+        ..checker::gen::GenOptions::default()
+    })
+    .write(&src)
+    .unwrap();
+    src
+}
+
+/// A real `harness scenario` run saved whole (sets, leader kills), checked again.
+fn scenario_run(out: &Path) -> PathBuf {
+    let dir = out.join("20261202T000200Z-0");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = saved("scenario-leader-failures");
+    for file in ["history.jsonl", "final.json", "run.toml", "scenario.csv"] {
+        std::fs::copy(src.join(file), dir.join(file)).unwrap();
+    }
+    check_and_report(&dir);
     dir
 }
 
@@ -135,8 +168,9 @@ fn reports_index_and_timeline_render_in_chromium_without_console_errors() {
     };
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("reports");
-    let valid = saved_run(&out, "20261202T000000Z-7", "valid-small", 7);
-    let invalid = saved_run(&out, "20261202T000100Z-8", "lost-ack", 8);
+    let valid = saved_run(&out, "20261202T000000Z-7", &generated_run(tmp.path()), 7);
+    let invalid = saved_run(&out, "20261202T000100Z-8", &saved("lost-ack"), 8);
+    let scenario = scenario_run(&out);
     harness::campaign::write_index(&out).unwrap();
     let report = std::fs::read_to_string(invalid.join("report.html")).unwrap();
     assert!(report.contains("harness replay") && report.contains("checker check"));
@@ -161,7 +195,9 @@ fn reports_index_and_timeline_render_in_chromium_without_console_errors() {
         ("report-valid", valid.join("report.html")),
         ("report-invalid", invalid.join("report.html")),
         ("campaign-index", out.join("index.html")),
-        ("timeline", invalid.join("timeline.html")),
+        ("timeline", valid.join("timeline.html")),
+        ("report-scenario", scenario.join("report.html")),
+        ("timeline-scenario", scenario.join("timeline.html")),
     ];
     let keep = std::env::var_os("FAULTLINE_SCREENS").map(PathBuf::from);
     let mut problems = Vec::new();
