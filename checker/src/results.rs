@@ -160,6 +160,9 @@ pub fn plural(n: u64, one: &str, many: &str) -> String {
 pub fn internal_note(internal: u64) -> String {
     match internal {
         0 => String::new(),
-        n => format!(" (+ {})", plural(n, "harness final read", "harness final reads")),
+        n => format!(
+            " (+ {})",
+            plural(n, "harness final read", "harness final reads")
+        ),
     }
 }

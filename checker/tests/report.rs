@@ -110,7 +110,10 @@ fn report_opens_with_the_commands_that_reproduce_it_and_links_the_timeline() {
     assert!(html.contains(&format!("harness replay {run}")), "{run}");
     assert!(html.contains(&format!("checker check {run}")));
     let repro = html.find("harness replay").unwrap();
-    assert!(repro < html.find("<h2>Checks</h2>").unwrap(), "commands come first");
+    assert!(
+        repro < html.find("<h2>Checks</h2>").unwrap(),
+        "commands come first"
+    );
     assert!(html.contains("href=\"timeline.html\""));
     let timeline = std::fs::read_to_string(dir.path().join("timeline.html")).unwrap();
     assert!(timeline.contains("<div class=\"op ok\""));
@@ -136,18 +139,38 @@ fn final_state_shows_balances_per_replica_and_folds_journal_stretches() {
     fin.write(dir.path().join("final.json")).unwrap();
     let results = check_run(dir.path()).unwrap();
     assert_eq!(results.valid, Validity::Valid, "{}", results.summary());
-    let names: Vec<&str> = results.final_state.nodes.iter().map(|n| n.name.as_str()).collect();
-    assert_eq!(names.len(), run.options.nodes as usize, "{names:?}");
+    let names: Vec<&str> = results
+        .final_state
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(names.len(), run.options.nodes, "{names:?}");
     let n1 = &results.final_state.nodes[0];
-    assert_eq!((n1.name.as_str(), n1.stretches, n1.first_exec), ("n1", 1, first));
-    assert_eq!(n1.ranges, vec![(first, n1.last_exec)], "touching stretches merge");
-    assert!(results.summary().contains(&format!("{} replicas", run.options.nodes)));
+    assert_eq!(
+        (n1.name.as_str(), n1.stretches, n1.first_exec),
+        ("n1", 1, first)
+    );
+    assert_eq!(
+        n1.ranges,
+        vec![(first, n1.last_exec)],
+        "touching stretches merge"
+    );
+    assert!(results
+        .summary()
+        .contains(&format!("{} replicas", run.options.nodes)));
     let written = report::write_report(dir.path(), &results).unwrap();
     let html = std::fs::read_to_string(written.html).unwrap();
     assert!(!html.contains("..="), "no Rust range syntax");
-    assert!(!html.contains("n1:"), "no journal stretch shown as a replica");
+    assert!(
+        !html.contains("n1:"),
+        "no journal stretch shown as a replica"
+    );
     let table = &html[html.find("Replicas' final state").unwrap()..];
-    assert!(table.contains("<th class=\"num\">A</th>") && table.contains("<th class=\"num\">total</th>"));
+    assert!(
+        table.contains("<th class=\"num\">A</th>")
+            && table.contains("<th class=\"num\">total</th>")
+    );
     let total = run.options.initial_balance * run.options.accounts as i64;
     assert!(table.contains(&format!("<td class=\"num\">{total}</td>")));
 }
@@ -192,9 +215,21 @@ fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
     let mut results = check_run(dir.path()).unwrap();
     let eo = results.checks.get_mut("exactly-once").unwrap();
     eo.anomalies = vec![
-        Anomaly::new("executed-twice", "read_all by client 1 (request 2, history 5, 6) is in the log 2 times".into(), vec![5]),
-        Anomaly::new("executed-twice", "read_all by client 2 (request 2, history 7, 8) is in the log 2 times".into(), vec![7]),
-        Anomaly::new("failed-but-applied", "transfer A->B 3 by client 3 (request 7, history 9, 12) was told it failed".into(), vec![9]),
+        Anomaly::new(
+            "executed-twice",
+            "read_all by client 1 (request 2, history 5, 6) is in the log 2 times".into(),
+            vec![5],
+        ),
+        Anomaly::new(
+            "executed-twice",
+            "read_all by client 2 (request 2, history 7, 8) is in the log 2 times".into(),
+            vec![7],
+        ),
+        Anomaly::new(
+            "failed-but-applied",
+            "transfer A->B 3 by client 3 (request 7, history 9, 12) was told it failed".into(),
+            vec![9],
+        ),
     ];
     eo.anomaly_count = 3;
     eo.valid = Validity::Invalid;
@@ -204,7 +239,13 @@ fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
     let serious = section.find("transfer told failed but applied").unwrap();
     let harmless = section.find("read_all executed twice").unwrap();
     assert!(serious < harmless, "the transfer comes first");
-    assert!(section.contains("read_all executed twice</td><td class=\"num\">2</td>"), "counted per kind");
+    assert!(
+        section.contains("read_all executed twice</td><td class=\"num\">2</td>"),
+        "counted per kind"
+    );
     let first_detail = section.find("<div class=\"anomaly\">").unwrap();
-    assert!(section[first_detail..].find("failed-but-applied").unwrap() < section[first_detail..].find("executed-twice").unwrap());
+    assert!(
+        section[first_detail..].find("failed-but-applied").unwrap()
+            < section[first_detail..].find("executed-twice").unwrap()
+    );
 }

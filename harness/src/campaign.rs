@@ -228,7 +228,10 @@ mod tests {
         let html = std::fs::read_to_string(out.path().join("index.html")).unwrap();
         assert!(html.contains("20260101T000000Z-1/") && html.contains("class=\"valid\""));
         assert!(html.contains("2 runs, 0 invalid"));
-        assert_eq!(readable_time("2026-12-02T17:44:47.245787724Z"), "2026-12-02 17:44:47 UTC");
+        assert_eq!(
+            readable_time("2026-12-02T17:44:47.245787724Z"),
+            "2026-12-02 17:44:47 UTC"
+        );
         assert_eq!(readable_time("t"), "t");
     }
 }

@@ -254,3 +254,49 @@ pub fn cuts_value(cuts: &[Link]) -> Value {
 fn peer_name(peer: &Peer) -> String {
     peer.to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes() -> Vec<NodeId> {
+        (1..=5).map(NodeId).collect()
+    }
+
+    #[test]
+    fn isolating_the_leader_records_whom_it_cut_off() {
+        let leader = Some(NodeId(3));
+        let cuts = partition_cuts(&Partition::IsolateLeader, &nodes(), leader);
+        let (f, value) = partition_event(&Partition::IsolateLeader, &cuts, leader);
+        assert_eq!(f, "partition");
+        assert_eq!(value["shape"], "isolate_leader");
+        assert_eq!(value["leader"], "n3");
+        assert_eq!(value["isolated"], json!(["n3"]));
+        assert_eq!(value["cuts"].as_array().map(Vec::len), Some(8));
+    }
+
+    #[test]
+    fn a_partition_with_no_leader_to_isolate_is_a_skip() {
+        let cuts = partition_cuts(&Partition::IsolateLeader, &nodes(), None);
+        let (f, value) = partition_event(&Partition::IsolateLeader, &cuts, None);
+        assert_eq!(f, "skip");
+        assert_eq!(value["shape"], "isolate_leader");
+        assert!(value["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no leader")));
+        assert!(value.get("cuts").is_none());
+    }
+
+    #[test]
+    fn other_shapes_keep_their_fields_beside_the_shape() {
+        let halves = Partition::Halves {
+            minority: vec![NodeId(1), NodeId(2)],
+        };
+        let cuts = partition_cuts(&halves, &nodes(), None);
+        let (f, value) = partition_event(&halves, &cuts, None);
+        assert_eq!(f, "partition");
+        assert_eq!(value["shape"], "halves");
+        assert_eq!(value["minority"], json!(["n1", "n2"]));
+        assert_eq!(value["cuts"].as_array().map(Vec::len), Some(12));
+    }
+}

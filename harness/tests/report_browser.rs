@@ -132,7 +132,9 @@ fn render(browser: &Path, page: &Path, png: &Path, profile: &Path) -> Rendered {
     let log = String::from_utf8_lossy(&output.stderr);
     let console = log
         .lines()
-        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught") || l.contains("Failed to load"))
+        .filter(|l| {
+            l.contains(":CONSOLE") || l.contains("Uncaught") || l.contains("Failed to load")
+        })
         .map(str::to_string)
         .collect();
     Rendered {
@@ -185,9 +187,17 @@ fn reports_index_and_timeline_render_in_chromium_without_console_errors() {
     .unwrap();
     let shots = tmp.path().join("shots");
     std::fs::create_dir(&shots).unwrap();
-    let control = render(&browser, &broken, &shots.join("control.png"), &tmp.path().join("p0"));
+    let control = render(
+        &browser,
+        &broken,
+        &shots.join("control.png"),
+        &tmp.path().join("p0"),
+    );
     assert!(
-        control.console.iter().any(|l| l.contains("notDefinedAnywhere")),
+        control
+            .console
+            .iter()
+            .any(|l| l.contains("notDefinedAnywhere")),
         "chromium's log did not show a planted script error; the console check would be blind"
     );
 
@@ -208,7 +218,10 @@ fn reports_index_and_timeline_render_in_chromium_without_console_errors() {
         assert!(r.png.is_file(), "no screenshot of {name} was written");
         let ink = ink(&r.png);
         if ink < 0.002 {
-            problems.push(format!("{name} looks blank ({:.2}% of pixels drawn)", ink * 100.0));
+            problems.push(format!(
+                "{name} looks blank ({:.2}% of pixels drawn)",
+                ink * 100.0
+            ));
         }
         if !r.console.is_empty() {
             problems.push(format!("{name} logged console errors: {:?}", r.console));

@@ -408,9 +408,9 @@ pub fn latency_quantiles(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartRe
     for (w, mut lat) in windows(scan, count).into_iter().enumerate() {
         let x = (w as f64 + 0.5) * width_s;
         for (line, (_, q, _)) in lines.iter_mut().zip(qs) {
-            line.push((!lat.is_empty()).then(|| {
-                (x, (quantile(&mut lat, q) as f64 / 1e6).max(1e-3))
-            }));
+            line.push(
+                (!lat.is_empty()).then(|| (x, (quantile(&mut lat, q) as f64 / 1e6).max(1e-3))),
+            );
         }
     }
     let all: Vec<f64> = lines.iter().flatten().flatten().map(|p| p.1).collect();
@@ -442,9 +442,7 @@ pub fn latency_quantiles(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartRe
         for run in runs_of(&line) {
             // Markers too, so a window with data on both sides empty still shows.
             chart
-                .draw_series(
-                    LineSeries::new(run, color.stroke_width(2)).point_size(2),
-                )
+                .draw_series(LineSeries::new(run, color.stroke_width(2)).point_size(2))
                 .map_err(err)?;
         }
         legend.push(name, Swatch::Line, color);

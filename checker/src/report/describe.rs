@@ -120,7 +120,10 @@ fn partition(m: &Map<String, Value>) -> String {
         ),
         "majorities_ring" => format!(
             "ring {} (each sees only its neighbours)",
-            field("ring").map(list).unwrap_or_default().replace(", ", " - ")
+            field("ring")
+                .map(list)
+                .unwrap_or_default()
+                .replace(", ", " - ")
         ),
         "one_way" => {
             let node = field("node").map(list).unwrap_or_default();
@@ -217,7 +220,10 @@ mod tests {
             describe("set", r#"{"set":2,"line":5,"live":["n1","n2"]}"#),
             "set 2 (line 5): live n1, n2"
         );
-        assert_eq!(describe("clock-jump", r#"{"nodes":["n1"],"jump_ms":500}"#), "n1; jump_ms: 500");
+        assert_eq!(
+            describe("clock-jump", r#"{"nodes":["n1"],"jump_ms":500}"#),
+            "n1; jump_ms: 500"
+        );
         assert_eq!(describe("odd", "not json"), "not json");
     }
 }

@@ -103,7 +103,7 @@ impl Open {
             _ => (&mut self.paused, &mut self.paused_since),
         };
         edit(set);
-        set.sort_by(|a, b| natural(a).cmp(&natural(b)));
+        set.sort_by_key(|a| natural(a));
         set.dedup();
         *since = at;
     }
@@ -204,7 +204,11 @@ mod tests {
             act(1, "kill", r#"{"nodes":["n1"],"target":"leader"}"#),
             act(2, "kill", r#"{"nodes":["n2"]}"#),
             act(3, "restart", r#"{"nodes":["n1"]}"#),
-            act(4, "partition", r#"{"shape":"halves","minority":["n1"],"cuts":[]}"#),
+            act(
+                4,
+                "partition",
+                r#"{"shape":"halves","minority":["n1"],"cuts":[]}"#,
+            ),
             act(5, "heal", r#"{"cuts":[]}"#),
             act(6, "pause", r#"{"nodes":["n3"]}"#),
             act(7, "heal-all", r#"{"actions":[]}"#),
@@ -221,7 +225,13 @@ mod tests {
                 (FaultKind::Kill, 1, 2, "n1", true),
                 (FaultKind::Kill, 2, 3, "n1, n2", true),
                 (FaultKind::Kill, 3, 7, "n2", true),
-                (FaultKind::Partition, 4, 5, "n1 | the rest (0 one-way links cut)", true),
+                (
+                    FaultKind::Partition,
+                    4,
+                    5,
+                    "n1 | the rest (0 one-way links cut)",
+                    true
+                ),
                 (FaultKind::Pause, 6, 7, "n3", true),
                 (FaultKind::Kill, 8, 10, "n4", false),
             ]

@@ -268,11 +268,12 @@ fn timeline(h: &mut String, page: &Page<'_>) {
     more_rows(h, rows.len());
     h.push_str("</table>\n<details><summary>All nemesis actions</summary><table class=\"hist\"><tr><th>index</th><th>time (s)</th><th>f</th><th>what</th></tr>\n");
     for a in page.scan.nemesis.iter().take(MAX_FAULT_ROWS) {
-        let known = if classify(&a.f).is_some() || matches!(a.f.as_str(), "skip" | "set" | "heal-all") {
-            ""
-        } else {
-            " (not a known fault)"
-        };
+        let known =
+            if classify(&a.f).is_some() || matches!(a.f.as_str(), "skip" | "set" | "heal-all") {
+                ""
+            } else {
+                " (not a known fault)"
+            };
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td>{}</td><td>{}{known}</td><td title=\"{}\">{}</td></tr>",
@@ -313,7 +314,11 @@ fn anomalies(h: &mut String, page: &Page<'_>) {
     summary(h, &all);
     h.push_str("<p>");
     for (name, c) in r.ordered_checks().filter(|(_, c)| c.anomaly_count > 0) {
-        let _ = write!(h, "<span id=\"check-{name}\"><b>{name}</b>: {}.</span> ", check_line(c));
+        let _ = write!(
+            h,
+            "<span id=\"check-{name}\"><b>{name}</b>: {}.</span> ",
+            check_line(c)
+        );
     }
     h.push_str("</p>\n");
     for (name, a) in all {
@@ -331,14 +336,21 @@ fn severity(a: &Anomaly) -> (u8, String) {
         | "lost-ack" | "executed-twice" | "phantom" | "divergence" | "final-balances"
         | "wrong-result" | "log-result" | "not-linearizable" | "command-mismatch"
         | "bad-amount" => 0,
-        "retry-changed-command" | "duplicate-completion" | "completion-without-invoke"
-        | "overlapping-operations" | "stall" => 2,
+        "retry-changed-command"
+        | "duplicate-completion"
+        | "completion-without-invoke"
+        | "overlapping-operations"
+        | "stall" => 2,
         _ => 1,
     };
     (tier, kind_label(a))
 }
 
-const SEVERITY_WORDS: [&str; 3] = ["wrong money or answer", "order broken", "harmless to balances"];
+const SEVERITY_WORDS: [&str; 3] = [
+    "wrong money or answer",
+    "order broken",
+    "harmless to balances",
+];
 
 /// The operation an anomaly's message starts with (`transfer A->B 3 by client ...`).
 fn op_function(message: &str) -> Option<&'static str> {
@@ -529,7 +541,11 @@ fn node_row(
     match balances {
         Some(b) => {
             let total: i128 = b.values().map(|&v| i128::from(v)).sum();
-            let class = if expected.is_some_and(|e| e != total) { " diff" } else { "" };
+            let class = if expected.is_some_and(|e| e != total) {
+                " diff"
+            } else {
+                ""
+            };
             let _ = write!(h, "<td class=\"num{class}\">{total}</td>");
         }
         None => h.push_str("<td class=\"num\">&ndash;</td>"),
@@ -553,9 +569,7 @@ fn node_row(
 
 /// The accounts as run.toml lists them, then any others a replica reported.
 fn account_order(params: Option<&RunParams>, nodes: &[NodeSummary]) -> Vec<String> {
-    let mut order: Vec<String> = params
-        .and_then(|p| p.accounts.clone())
-        .unwrap_or_default();
+    let mut order: Vec<String> = params.and_then(|p| p.accounts.clone()).unwrap_or_default();
     let extra: BTreeSet<&String> = nodes
         .iter()
         .filter_map(|n| n.balances.as_ref())
@@ -569,7 +583,10 @@ fn account_order(params: Option<&RunParams>, nodes: &[NodeSummary]) -> Vec<Strin
 /// The balance most replicas report for `account` (ties: the smallest).
 fn most_common(nodes: &[NodeSummary], account: &str) -> Option<i64> {
     let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
-    for v in nodes.iter().filter_map(|n| n.balances.as_ref()?.get(account)) {
+    for v in nodes
+        .iter()
+        .filter_map(|n| n.balances.as_ref()?.get(account))
+    {
         *counts.entry(*v).or_default() += 1;
     }
     let best = counts.values().copied().max()?;

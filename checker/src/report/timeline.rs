@@ -227,7 +227,11 @@ impl Ctx<'_> {
         }
         h.push_str("<p class=\"nav\">");
         if k > 1 {
-            let _ = write!(h, "<a href=\"{}\">&laquo; previous page</a>", page_file(k - 1));
+            let _ = write!(
+                h,
+                "<a href=\"{}\">&laquo; previous page</a>",
+                page_file(k - 1)
+            );
         }
         if k < self.pages {
             let _ = write!(h, "<a href=\"{}\">next page &raquo;</a>", page_file(k + 1));
@@ -299,7 +303,11 @@ impl Ctx<'_> {
 
     /// Fault bands and nemesis action lines within the window.
     fn bands(&self, h: &mut String, w: &Window, width_px: f64) {
-        for s in self.spans.iter().filter(|s| s.end_ns >= w.t0 && s.start_ns <= w.t1) {
+        for s in self
+            .spans
+            .iter()
+            .filter(|s| s.end_ns >= w.t0 && s.start_ns <= w.t1)
+        {
             let (r, g, b) = s.kind.rgb();
             let top = w.y(s.start_ns);
             let height = (w.y(s.end_ns) - top).max(2.0);
@@ -339,7 +347,10 @@ impl Ctx<'_> {
                 super::describe::describe(&a.f, &a.value)
             );
             let (class, label) = match a.f.as_str() {
-                "set" => ("act set", what.split(": ").nth(1).unwrap_or_default().to_string()),
+                "set" => (
+                    "act set",
+                    what.split(": ").nth(1).unwrap_or_default().to_string(),
+                ),
                 _ => ("act", String::new()),
             };
             let _ = write!(
@@ -361,7 +372,11 @@ impl Ctx<'_> {
         let top = w.y(op.start_ns);
         let height = (w.y(end) - top).max(2.0);
         let outcome = usize::from(op.outcome.min(3));
-        let label = if height >= 12.0 { esc(&op.f) } else { String::new() };
+        let label = if height >= 12.0 {
+            esc(&op.f)
+        } else {
+            String::new()
+        };
         let _ = write!(
             h,
             "<div class=\"op {}\" style=\"top:{top:.1}px;height:{height:.1}px;left:{:.0}px;width:{:.0}px\" title=\"{}\">{label}</div>",
@@ -386,7 +401,11 @@ fn tooltip(op: &TimelineOp, end_ns: u64) -> String {
         t,
         "\ninvoked {:.3} s, {} {:.3} s ({:.1} ms)\nhistory index {}",
         op.start_ns as f64 / 1e9,
-        if op.end_ns.is_some() { "completed" } else { "still open at" },
+        if op.end_ns.is_some() {
+            "completed"
+        } else {
+            "still open at"
+        },
         end_ns as f64 / 1e9,
         end_ns.saturating_sub(op.start_ns) as f64 / 1e6,
         op.invoke_index
@@ -456,7 +475,10 @@ mod tests {
             ended: false,
         }];
         let page = &render_pages(&scan, &spans)[0];
-        assert!(page.contains("class=\"op ok\" style=\"top:0.0px;height:300.0px"), "{page}");
+        assert!(
+            page.contains("class=\"op ok\" style=\"top:0.0px;height:300.0px"),
+            "{page}"
+        );
         assert!(page.contains("class=\"op pending\""));
         assert!(page.contains("kill n3 from 0.000 s to 0.000 s (end of history)"));
         assert!(page.contains("process 0 transfer ok"));
