@@ -78,13 +78,25 @@ struct Open {
     done: Vec<FaultSpan>,
 }
 
+/// Changes closer together than this are one change: a scenario set kills n1 and
+/// restarts n4 a few microseconds apart, which is not worth a span of its own.
+const SIMULTANEOUS_NS: u64 = 1_000_000;
+
 impl Open {
-    fn close_set(&mut self, kind: FaultKind, at: u64) {
+    /// Ends the span of the current set at `at`; false (and nothing recorded) when it
+    /// began less than `min_ns` before.
+    fn close_set(&mut self, kind: FaultKind, at: u64, min_ns: u64) -> bool {
         let (set, since) = match kind {
             FaultKind::Kill => (&self.killed, self.killed_since),
             _ => (&self.paused, self.paused_since),
         };
-        if !set.is_empty() && at > since {
+        if set.is_empty() {
+            return true;
+        }
+        if at.saturating_sub(since) < min_ns.max(1) {
+            return false;
+        }
+        {
             self.done.push(FaultSpan {
                 kind,
                 start_ns: since,
@@ -93,11 +105,12 @@ impl Open {
                 ended: true,
             });
         }
+        true
     }
 
     /// Replaces the set of replicas down (or paused) at `at`.
     fn change(&mut self, kind: FaultKind, at: u64, edit: impl FnOnce(&mut Vec<String>)) {
-        self.close_set(kind, at);
+        let closed = self.close_set(kind, at, SIMULTANEOUS_NS);
         let (set, since) = match kind {
             FaultKind::Kill => (&mut self.killed, &mut self.killed_since),
             _ => (&mut self.paused, &mut self.paused_since),
@@ -105,7 +118,9 @@ impl Open {
         edit(set);
         set.sort_by_key(|a| natural(a));
         set.dedup();
-        *since = at;
+        if closed {
+            *since = at;
+        }
     }
 
     fn end_partition(&mut self, at: u64) {
@@ -150,7 +165,7 @@ impl Open {
     fn finish(mut self, end_ns: u64) -> Vec<FaultSpan> {
         for kind in [FaultKind::Kill, FaultKind::Pause] {
             let before = self.done.len();
-            self.close_set(kind, end_ns);
+            self.close_set(kind, end_ns, 1);
             for s in &mut self.done[before..] {
                 s.ended = false;
             }
@@ -199,25 +214,55 @@ mod tests {
     }
 
     #[test]
-    fn tracks_replicas_down_and_heals_all() {
+    fn changes_a_moment_apart_make_one_span() {
         let a = [
-            act(1, "kill", r#"{"nodes":["n1"],"target":"leader"}"#),
-            act(2, "kill", r#"{"nodes":["n2"]}"#),
-            act(3, "restart", r#"{"nodes":["n1"]}"#),
+            act(1_000_000_000, "kill", r#"{"nodes":["n4","n5"]}"#),
+            act(3_000_000_000, "kill", r#"{"nodes":["n1"],"target":"set"}"#),
+            act(3_000_080_000, "restart", r#"{"nodes":["n4"]}"#),
+            act(4_000_000_000, "heal-all", r#"{"actions":[]}"#),
+        ];
+        let got: Vec<(u64, u64, String)> = spans(&a, 5_000_000_000)
+            .into_iter()
+            .map(|s| (s.start_ns, s.end_ns, s.target))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1_000_000_000, 3_000_000_000, "n4, n5".to_string()),
+                (3_000_000_000, 4_000_000_000, "n1, n5".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn tracks_replicas_down_and_heals_all() {
+        const S: u64 = 1_000_000_000;
+        let a = [
+            act(S, "kill", r#"{"nodes":["n1"],"target":"leader"}"#),
+            act(2 * S, "kill", r#"{"nodes":["n2"]}"#),
+            act(3 * S, "restart", r#"{"nodes":["n1"]}"#),
             act(
-                4,
+                4 * S,
                 "partition",
                 r#"{"shape":"halves","minority":["n1"],"cuts":[]}"#,
             ),
-            act(5, "heal", r#"{"cuts":[]}"#),
-            act(6, "pause", r#"{"nodes":["n3"]}"#),
-            act(7, "heal-all", r#"{"actions":[]}"#),
-            act(8, "kill", r#"{"nodes":["n4"]}"#),
+            act(5 * S, "heal", r#"{"cuts":[]}"#),
+            act(6 * S, "pause", r#"{"nodes":["n3"]}"#),
+            act(7 * S, "heal-all", r#"{"actions":[]}"#),
+            act(8 * S, "kill", r#"{"nodes":["n4"]}"#),
         ];
-        let s = spans(&a, 10);
+        let s = spans(&a, 10 * S);
         let got: Vec<(FaultKind, u64, u64, &str, bool)> = s
             .iter()
-            .map(|s| (s.kind, s.start_ns, s.end_ns, s.target.as_str(), s.ended))
+            .map(|s| {
+                (
+                    s.kind,
+                    s.start_ns / S,
+                    s.end_ns / S,
+                    s.target.as_str(),
+                    s.ended,
+                )
+            })
             .collect();
         assert_eq!(
             got,
