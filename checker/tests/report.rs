@@ -243,7 +243,7 @@ fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
         section.contains("read_all executed twice</td><td class=\"num\">2</td>"),
         "counted per kind"
     );
-    let first_detail = section.find("<div class=\"anomaly\">").unwrap();
+    let first_detail = section.find("<div class=\"anomaly ").unwrap();
     assert!(
         section[first_detail..].find("failed-but-applied").unwrap()
             < section[first_detail..].find("executed-twice").unwrap()

@@ -71,6 +71,7 @@ img{max-width:100%;border:1px solid #ddd} figure{margin:1em 0} figcaption{color:
 td.diff{background:#ffd7d7;font-weight:bold} .skip td{color:#777;font-style:italic}
 .sev{display:inline-block;padding:0 .4em;border-radius:.2em;color:#fff;font-size:.8em;font-weight:bold;margin-right:.4em}
 .sev0{background:#b71c1c} .sev1{background:#e65100} .sev2{background:#757575}
+.anomaly.border1{border-left-color:#e65100} .anomaly.border2{border-left-color:#9e9e9e}
 .scroll{overflow-x:auto}
 ";
 
@@ -208,7 +209,11 @@ fn charts(h: &mut String, page: &Page<'_>) {
             kind.label()
         );
     }
-    h.push_str("Vertical lines mark nemesis actions.</p>\n");
+    h.push_str("Vertical lines mark nemesis actions");
+    if page.scan.nemesis.iter().any(|a| a.f == "set") {
+        h.push_str("; dark labelled lines mark where each scenario set starts");
+    }
+    h.push_str(".</p>\n");
     for c in page.charts {
         match &c.png {
             Ok(png) => {
@@ -410,7 +415,7 @@ fn anomaly(h: &mut String, check: &str, a: &Anomaly, scan: &Scan) {
     let (tier, label) = severity(a);
     let _ = write!(
         h,
-        "<div class=\"anomaly\"><p><span class=\"sev sev{tier}\">{}</span><b>{}</b> <span class=\"sub\">({}, {check})</span><br>{}</p>",
+        "<div class=\"anomaly border{tier}\"><p><span class=\"sev sev{tier}\">{}</span><b>{}</b> <span class=\"sub\">({}, {check})</span><br>{}</p>",
         SEVERITY_WORDS[usize::from(tier)],
         esc(&label),
         esc(&a.kind),
