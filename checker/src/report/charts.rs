@@ -34,6 +34,9 @@ const LEGEND_WIDTH: u32 = 150;
 /// Most markers drawn in the raw latency chart, over all series.
 pub const MAX_POINTS: usize = 16_000;
 
+/// Series with fewer points than this get bigger markers.
+const SPARSE_POINTS: usize = 200;
+
 /// Fewest markers a non-empty series may be cut down to.
 const MIN_SHARE: usize = 600;
 
@@ -343,13 +346,20 @@ fn draw_points<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
 ) -> ChartResult {
     let style = color.mix(0.75).filled();
     let xy = |p: &LatencyPoint| (secs(p.start_ns), ms(p));
+    // A scenario's few dozen operations would be specks at the size that keeps a
+    // campaign's thousands apart.
+    let grow = if points.len() < SPARSE_POINTS { 2 } else { 1 };
     match f {
-        0 => chart.draw_series(points.iter().map(|p| Circle::new(xy(p), 2, style))),
-        1 => chart.draw_series(points.iter().map(|p| TriangleMarker::new(xy(p), 4, style))),
+        0 => chart.draw_series(points.iter().map(|p| Circle::new(xy(p), 2 * grow, style))),
+        1 => chart.draw_series(
+            points
+                .iter()
+                .map(|p| TriangleMarker::new(xy(p), 4 * grow, style)),
+        ),
         2 => chart.draw_series(
             points
                 .iter()
-                .map(|p| Cross::new(xy(p), 4, color.stroke_width(1))),
+                .map(|p| Cross::new(xy(p), 4 * grow, color.stroke_width(1))),
         ),
         _ => chart.draw_series(
             points
