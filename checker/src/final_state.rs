@@ -230,6 +230,12 @@ impl AgreedLog {
     }
 }
 
+/// The replica a final.json entry belongs to: `n1` for `n1` and for `n1:1-14274`, an
+/// earlier stretch of n1's journal the harness saved apart.
+pub fn replica_name(entry: &str) -> &str {
+    entry.split_once(':').map_or(entry, |(node, _)| node)
+}
+
 /// What the checks keep of one replica.
 #[derive(Debug, Clone)]
 pub(crate) struct NodeState {

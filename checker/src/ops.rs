@@ -173,6 +173,11 @@ impl Clients {
     }
 
     /// The process number of a dense client.
+    /// Every process number seen, in order of first appearance.
+    pub fn raw_ids(&self) -> &[u64] {
+        &self.raw
+    }
+
     pub fn raw(&self, client: u32) -> u64 {
         self.raw.get(client as usize).copied().unwrap_or(u64::MAX)
     }
@@ -202,7 +207,12 @@ pub struct HistoryStats {
     pub infos: u64,
     pub nemesis: u64,
     pub operations: u64,
+    /// Client processes (the harness's workers).
     pub clients: u64,
+    /// Processes the harness ran for itself, numbered from run.toml's `clients` on (the
+    /// final `read_all` through each replica); not counted in `clients`.
+    #[serde(default)]
+    pub internal_processes: u64,
     pub first_time_ns: u64,
     pub last_time_ns: u64,
     /// Set when the last line was cut off and checking stopped before it.

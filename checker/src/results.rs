@@ -51,6 +51,17 @@ pub struct NodeSummary {
     pub last_exec: u64,
     pub entries: u64,
     pub balances_fetched: bool,
+    /// Its final balances by account, when fetched.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub balances: Option<BTreeMap<String, i64>>,
+    /// Earlier journal stretches of its log the harness saved apart (final.json entries
+    /// named `n1:1-14274`), counted in `first_exec`..`last_exec` and `entries`.
+    #[serde(default)]
+    pub stretches: u64,
+    /// The exec index ranges it holds, merged where they touch: more than one when it
+    /// skipped a stretch of the log by installing a snapshot.
+    #[serde(default)]
+    pub ranges: Vec<(u64, u64)>,
     pub error: Option<String>,
 }
 
@@ -91,8 +102,12 @@ impl Results {
         let _ = writeln!(s, "faultline checker: {}", self.run_dir);
         let _ = writeln!(
             s,
-            "  history: {} events, {} operations by {} clients, {} nemesis events",
-            h.events, h.operations, h.clients, h.nemesis
+            "  history: {} events, {} operations by {}{}, {} nemesis events",
+            h.events,
+            h.operations,
+            plural(h.clients, "client", "clients"),
+            internal_note(h.internal_processes),
+            h.nemesis
         );
         let f = &self.final_state;
         if f.present {
@@ -129,5 +144,25 @@ impl Results {
             self.elapsed_ms
         );
         s
+    }
+}
+
+/// `1 client`, `3 clients`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("{n} {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
+
+/// ` (+ 5 harness final reads)` when the harness ran processes of its own.
+pub fn internal_note(internal: u64) -> String {
+    match internal {
+        0 => String::new(),
+        n => format!(
+            " (+ {})",
+            plural(n, "harness final read", "harness final reads")
+        ),
     }
 }

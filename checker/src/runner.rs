@@ -109,7 +109,9 @@ pub fn check_run_with(
         .unwrap_or_default();
     let total = params.as_ref().and_then(RunParams::total);
     let liveness = Liveness::new(params.as_ref().and_then(|p| p.liveness_bound_ms.as_ref()));
-    let loaded = load_both(&files, Accounts::declared(&declared), total, liveness)?;
+    let mut loaded = load_both(&files, Accounts::declared(&declared), total, liveness)?;
+    let workers = params.as_ref().and_then(worker_count);
+    split_internal(&mut loaded.hist, workers);
     let initial = params.as_ref().and_then(|p| p.initial_balance);
     let mut results = check_loaded(loaded, initial.filter(|_| !declared.is_empty()), options);
     if params.is_none() {
@@ -120,6 +122,31 @@ pub fn check_run_with(
     results.run_dir = files.dir.display().to_string();
     results.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(results)
+}
+
+/// How many client processes ran the workload: run.toml's `clients`, at its top level
+/// or under `[params]` where the harness writes it.
+fn worker_count(p: &RunParams) -> Option<i64> {
+    p.table
+        .get("clients")
+        .or_else(|| p.table.get("params")?.get("clients"))
+        .and_then(toml::Value::as_integer)
+}
+
+/// Counts the processes numbered `workers` and up (the harness's own final reads) apart
+/// from the clients, so "10 clients" means the ten that ran the workload.
+fn split_internal(hist: &mut HistoryData, workers: Option<i64>) {
+    let Some(workers) = workers.and_then(|w| u64::try_from(w).ok()) else {
+        return;
+    };
+    let internal = hist
+        .clients
+        .raw_ids()
+        .iter()
+        .filter(|&&p| p >= workers)
+        .count() as u64;
+    hist.stats.internal_processes = internal;
+    hist.stats.clients = hist.stats.clients.saturating_sub(internal);
 }
 
 /// What the two loading threads produce, with the sorts each can do on its own.
@@ -329,7 +356,7 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
         valid: Validity::combine(checks.values().map(|c| c.valid)),
         run_dir: String::new(),
         history: stats,
-        final_state: summarize_final(fin.as_ref()),
+        final_state: summarize_final(fin.as_ref(), &accounts),
         warnings,
         checks,
         elapsed_ms: 0,
@@ -415,25 +442,71 @@ fn attach_history(check: &mut CheckResult, ops: &[OpRec], by_exec: &[u32]) {
     }
 }
 
-fn summarize_final(fin: Option<&LogData>) -> FinalSummary {
+fn summarize_final(fin: Option<&LogData>, accounts: &Accounts) -> FinalSummary {
     let Some(f) = fin else {
         return FinalSummary::default();
     };
+    // The harness writes a replica's earlier journal stretches as extra entries named
+    // `n1:1-14274`; they are parts of replica n1, not replicas.
+    let mut nodes: Vec<NodeSummary> = Vec::new();
+    for n in &f.nodes {
+        let name = final_state::replica_name(&n.name);
+        let at = match nodes.iter().position(|s| s.name == name) {
+            Some(at) => at,
+            None => {
+                nodes.push(NodeSummary {
+                    name: name.to_string(),
+                    ..NodeSummary::default()
+                });
+                nodes.len() - 1
+            }
+        };
+        merge_node(&mut nodes[at], n, name != n.name, accounts);
+    }
     FinalSummary {
         present: true,
-        nodes: f
-            .nodes
-            .iter()
-            .map(|n| NodeSummary {
-                name: n.name.clone(),
-                first_exec: n.first,
-                last_exec: n.last,
-                entries: n.entries,
-                balances_fetched: n.balances.is_some(),
-                error: n.error.clone(),
-            })
-            .collect(),
+        nodes,
         log_last: f.log.last(),
         log_first_gap: f.log.first_gap(),
     }
+}
+
+/// Adds `r` to sorted, disjoint ranges, merging ranges that overlap or touch.
+fn add_range(ranges: &mut Vec<(u64, u64)>, r: (u64, u64)) {
+    ranges.push(r);
+    ranges.sort_unstable();
+    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for &(a, b) in ranges.iter() {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    *ranges = merged;
+}
+
+/// Adds one final.json entry (the replica's own, or one of its journal stretches) to
+/// its replica's summary.
+fn merge_node(s: &mut NodeSummary, n: &NodeState, stretch: bool, accounts: &Accounts) {
+    if n.entries > 0 {
+        s.first_exec = if s.entries == 0 {
+            n.first
+        } else {
+            s.first_exec.min(n.first)
+        };
+        s.last_exec = s.last_exec.max(n.last);
+        s.entries += n.entries;
+        add_range(&mut s.ranges, (n.first, n.last));
+    }
+    if stretch {
+        s.stretches += 1;
+        return;
+    }
+    s.balances_fetched = n.balances.is_some();
+    s.balances = n.balances.as_ref().map(|b| {
+        b.iter()
+            .map(|&(a, v)| (accounts.name(a).to_string(), v))
+            .collect()
+    });
+    s.error = n.error.clone();
 }

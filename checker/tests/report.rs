@@ -91,3 +91,161 @@ fn downsampling_keeps_extremes_and_bounds_points() {
         "the outlier survives"
     );
 }
+
+/// A generated run in a fresh directory, written but not yet checked.
+fn written_run() -> (tempfile::TempDir, gen::GenRun) {
+    let dir = tempfile::tempdir().unwrap();
+    let run = gen::generate(&GenOptions {
+        events: 3_000,
+        ..GenOptions::default()
+    });
+    run.write(dir.path()).unwrap();
+    (dir, run)
+}
+
+#[test]
+fn report_opens_with_the_commands_that_reproduce_it_and_links_the_timeline() {
+    let (dir, results, html) = report_for(None);
+    let run = results.run_dir.clone();
+    assert!(html.contains(&format!("harness replay {run}")), "{run}");
+    assert!(html.contains(&format!("checker check {run}")));
+    let repro = html.find("harness replay").unwrap();
+    assert!(
+        repro < html.find("<h2>Checks</h2>").unwrap(),
+        "commands come first"
+    );
+    assert!(html.contains("href=\"timeline.html\""));
+    let timeline = std::fs::read_to_string(dir.path().join("timeline.html")).unwrap();
+    assert!(timeline.contains("<div class=\"op ok\""));
+    assert!(timeline.contains("href=\"report.html\""));
+}
+
+#[test]
+fn final_state_shows_balances_per_replica_and_folds_journal_stretches() {
+    let (dir, run) = written_run();
+    // Split n1's log the way the harness's journal does: an earlier stretch saved apart.
+    let mut fin = run.final_state();
+    let n1 = fin.nodes.get_mut("n1").unwrap();
+    let early: Vec<_> = n1.executed.drain(..10).collect();
+    let (first, last) = (early[0].exec_index, early[9].exec_index);
+    fin.nodes.insert(
+        format!("n1:{first}-{last}"),
+        checker::final_state::NodeFinal {
+            balances: None,
+            executed: early,
+            error: None,
+        },
+    );
+    fin.write(dir.path().join("final.json")).unwrap();
+    let results = check_run(dir.path()).unwrap();
+    assert_eq!(results.valid, Validity::Valid, "{}", results.summary());
+    let names: Vec<&str> = results
+        .final_state
+        .nodes
+        .iter()
+        .map(|n| n.name.as_str())
+        .collect();
+    assert_eq!(names.len(), run.options.nodes, "{names:?}");
+    let n1 = &results.final_state.nodes[0];
+    assert_eq!(
+        (n1.name.as_str(), n1.stretches, n1.first_exec),
+        ("n1", 1, first)
+    );
+    assert_eq!(
+        n1.ranges,
+        vec![(first, n1.last_exec)],
+        "touching stretches merge"
+    );
+    assert!(results
+        .summary()
+        .contains(&format!("{} replicas", run.options.nodes)));
+    let written = report::write_report(dir.path(), &results).unwrap();
+    let html = std::fs::read_to_string(written.html).unwrap();
+    assert!(!html.contains("..="), "no Rust range syntax");
+    assert!(
+        !html.contains("n1:"),
+        "no journal stretch shown as a replica"
+    );
+    let table = &html[html.find("Replicas' final state").unwrap()..];
+    assert!(
+        table.contains("<th class=\"num\">A</th>")
+            && table.contains("<th class=\"num\">total</th>")
+    );
+    let total = run.options.initial_balance * run.options.accounts as i64;
+    assert!(table.contains(&format!("<td class=\"num\">{total}</td>")));
+}
+
+#[test]
+fn a_replica_with_other_balances_is_highlighted() {
+    let (dir, run) = written_run();
+    let diffs = |dir: &Path| {
+        let results = check_run(dir).unwrap();
+        let written = report::write_report(dir, &results).unwrap();
+        let html = std::fs::read_to_string(written.html).unwrap();
+        let table = &html[html.find("Replicas' final state").unwrap()..];
+        table.matches("class=\"num diff\"").count()
+    };
+    // A lagging replica's balances may differ already; n1 holds the whole log.
+    let before = diffs(dir.path());
+    let mut fin = run.final_state();
+    let n1 = fin.nodes.get_mut("n1").unwrap();
+    *n1.balances.as_mut().unwrap().get_mut("B").unwrap() += 1_000;
+    fin.write(dir.path().join("final.json")).unwrap();
+    assert_eq!(diffs(dir.path()), before + 2, "B and the total of n1");
+}
+
+#[test]
+fn processes_past_the_workers_are_not_counted_as_clients() {
+    let (dir, run) = written_run();
+    let toml = run.options.run_toml().replace(
+        &format!("clients = {}", run.options.clients),
+        &format!("clients = {}", run.options.clients - 2),
+    );
+    std::fs::write(dir.path().join("run.toml"), toml).unwrap();
+    let results = check_run(dir.path()).unwrap();
+    assert_eq!(results.history.clients, run.options.clients - 2);
+    assert_eq!(results.history.internal_processes, 2);
+    assert!(results.summary().contains("(+ 2 harness final reads)"));
+}
+
+#[test]
+fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
+    use checker::checks::Anomaly;
+    let (dir, _run) = written_run();
+    let mut results = check_run(dir.path()).unwrap();
+    let eo = results.checks.get_mut("exactly-once").unwrap();
+    eo.anomalies = vec![
+        Anomaly::new(
+            "executed-twice",
+            "read_all by client 1 (request 2, history 5, 6) is in the log 2 times".into(),
+            vec![5],
+        ),
+        Anomaly::new(
+            "executed-twice",
+            "read_all by client 2 (request 2, history 7, 8) is in the log 2 times".into(),
+            vec![7],
+        ),
+        Anomaly::new(
+            "failed-but-applied",
+            "transfer A->B 3 by client 3 (request 7, history 9, 12) was told it failed".into(),
+            vec![9],
+        ),
+    ];
+    eo.anomaly_count = 3;
+    eo.valid = Validity::Invalid;
+    let written = report::write_report(dir.path(), &results).unwrap();
+    let html = std::fs::read_to_string(written.html).unwrap();
+    let section = &html[html.find("<h2 id=\"anomalies\">Anomalies</h2>").unwrap()..];
+    let serious = section.find("transfer told failed but applied").unwrap();
+    let harmless = section.find("read_all executed twice").unwrap();
+    assert!(serious < harmless, "the transfer comes first");
+    assert!(
+        section.contains("read_all executed twice</td><td class=\"num\">2</td>"),
+        "counted per kind"
+    );
+    let first_detail = section.find("<div class=\"anomaly ").unwrap();
+    assert!(
+        section[first_detail..].find("failed-but-applied").unwrap()
+            < section[first_detail..].find("executed-twice").unwrap()
+    );
+}

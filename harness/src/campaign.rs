@@ -85,13 +85,18 @@ fn row(dir: &Path) -> Option<IndexRow> {
     let summary: Option<RunSummary> = std::fs::read_to_string(dir.join(SUMMARY_FILE))
         .ok()
         .and_then(|t| serde_json::from_str(&t).ok());
-    let verdict = match &summary {
-        Some(s) => s.verdict.clone(),
-        None => match checker::Results::read_json(&dir.join("results.json")) {
-            Ok(r) => crate::run::verdict_word(r.exit_code()).to_string(),
-            Err(_) => "incomplete".to_string(),
-        },
+    let results = checker::Results::read_json(&dir.join("results.json")).ok();
+    let verdict = match (&summary, &results) {
+        (Some(s), _) => s.verdict.clone(),
+        (None, Some(r)) => crate::run::verdict_word(r.exit_code()).to_string(),
+        (None, None) => "incomplete".to_string(),
     };
+    // A run checked without the harness's summary (a replay, a copied run) still has
+    // the checker's count of operations.
+    let operations = summary
+        .as_ref()
+        .map(|s| s.invoked)
+        .or_else(|| results.as_ref().map(|r| r.history.operations));
     let link = if dir.join("report.html").is_file() {
         format!("{name}/report.html")
     } else {
@@ -100,13 +105,24 @@ fn row(dir: &Path) -> Option<IndexRow> {
     Some(IndexRow {
         name,
         kind: info.kind,
-        started_at: info.started_at,
+        started_at: readable_time(&info.started_at),
         seed: info.seed,
         faults: summary.as_ref().map(|s| s.faults),
-        operations: summary.as_ref().map(|s| s.invoked),
+        operations,
         verdict,
         link,
     })
+}
+
+/// `2026-12-02T17:44:47.245787724Z` as `2026-12-02 17:44:47 UTC`; other text unchanged.
+fn readable_time(rfc3339: &str) -> String {
+    match rfc3339.split_once('T') {
+        Some((date, time)) if time.ends_with('Z') => match time.get(..8) {
+            Some(hms) => format!("{date} {hms} UTC"),
+            None => rfc3339.to_string(),
+        },
+        _ => rfc3339.to_string(),
+    }
 }
 
 /// Writes `out/index.html`.
@@ -212,5 +228,10 @@ mod tests {
         let html = std::fs::read_to_string(out.path().join("index.html")).unwrap();
         assert!(html.contains("20260101T000000Z-1/") && html.contains("class=\"valid\""));
         assert!(html.contains("2 runs, 0 invalid"));
+        assert_eq!(
+            readable_time("2026-12-02T17:44:47.245787724Z"),
+            "2026-12-02 17:44:47 UTC"
+        );
+        assert_eq!(readable_time("t"), "t");
     }
 }

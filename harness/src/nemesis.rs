@@ -121,15 +121,15 @@ impl Nemesis {
                     _ => None,
                 };
                 let cuts = partition_cuts(partition, cluster.nodes(), leader);
-                cluster.set_cuts(&cuts);
-                let mut value = serde_json::to_value(partition).unwrap_or(Value::Null);
-                if let Value::Object(map) = &mut value {
-                    map.insert("cuts".into(), cuts_value(&cuts));
-                    if let Some(l) = leader {
-                        map.insert("leader".into(), Value::from(l.to_string()));
-                    }
+                let (f, value) = partition_event(partition, &cuts, leader);
+                if cuts.is_empty() {
+                    // Nothing to cut (no leader known): recorded as a skip, never as a
+                    // partition, so nobody reads a fault into a quiet stretch.
+                    self.recorder.nemesis(f, value);
+                    return Ok(());
                 }
-                self.recorder.nemesis("partition", value);
+                cluster.set_cuts(&cuts);
+                self.recorder.nemesis(f, value);
                 set_label(&self.label, &fault.to_string());
                 self.active = Active::Partitioned;
             }
@@ -200,6 +200,48 @@ fn target_name(target: &Target, cluster_size: usize) -> &'static str {
     }
 }
 
+/// The nemesis event for a partition: `("partition", value)` with the shape's fields,
+/// `"shape"`, the `"cuts"` made and, for `isolate_leader`, the `"leader"` and the
+/// `"isolated"` nodes; or `("skip", value)` with a `"reason"` when the shape cut nothing
+/// (no leader was known to isolate). Shared by the real and the simulated nemesis.
+pub fn partition_event(
+    partition: &Partition,
+    cuts: &[Link],
+    leader: Option<NodeId>,
+) -> (&'static str, Value) {
+    let shape = serde_json::to_value(partition).unwrap_or(Value::Null);
+    // Unit variants (`isolate_leader`) serialize to a bare string; the others to
+    // `{"halves": {...}}`. Either way the event gets an object with a `shape` name.
+    let (name, mut map) = match shape {
+        Value::String(s) => (s, serde_json::Map::new()),
+        Value::Object(o) => match o.into_iter().next() {
+            Some((k, Value::Object(fields))) => (k, fields),
+            Some((k, other)) => (k, serde_json::Map::from_iter([("value".into(), other)])),
+            None => (String::from("unknown"), serde_json::Map::new()),
+        },
+        other => (other.to_string(), serde_json::Map::new()),
+    };
+    map.insert("shape".into(), Value::from(name));
+    if let Some(l) = leader {
+        map.insert("leader".into(), Value::from(l.to_string()));
+    }
+    if cuts.is_empty() {
+        let reason = match partition {
+            Partition::IsolateLeader => "no leader known: nobody to isolate, nothing cut",
+            _ => "the partition cut no link",
+        };
+        map.insert("reason".into(), Value::from(reason));
+        return ("skip", Value::Object(map));
+    }
+    if matches!(partition, Partition::IsolateLeader) {
+        if let Some(l) = leader {
+            map.insert("isolated".into(), json!([l.to_string()]));
+        }
+    }
+    map.insert("cuts".into(), cuts_value(cuts));
+    ("partition", Value::Object(map))
+}
+
 /// Cuts as `[["n1","n2"], ...]` (from, to), clients as `"clients"`.
 pub fn cuts_value(cuts: &[Link]) -> Value {
     Value::Array(
@@ -211,4 +253,50 @@ pub fn cuts_value(cuts: &[Link]) -> Value {
 
 fn peer_name(peer: &Peer) -> String {
     peer.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nodes() -> Vec<NodeId> {
+        (1..=5).map(NodeId).collect()
+    }
+
+    #[test]
+    fn isolating_the_leader_records_whom_it_cut_off() {
+        let leader = Some(NodeId(3));
+        let cuts = partition_cuts(&Partition::IsolateLeader, &nodes(), leader);
+        let (f, value) = partition_event(&Partition::IsolateLeader, &cuts, leader);
+        assert_eq!(f, "partition");
+        assert_eq!(value["shape"], "isolate_leader");
+        assert_eq!(value["leader"], "n3");
+        assert_eq!(value["isolated"], json!(["n3"]));
+        assert_eq!(value["cuts"].as_array().map(Vec::len), Some(8));
+    }
+
+    #[test]
+    fn a_partition_with_no_leader_to_isolate_is_a_skip() {
+        let cuts = partition_cuts(&Partition::IsolateLeader, &nodes(), None);
+        let (f, value) = partition_event(&Partition::IsolateLeader, &cuts, None);
+        assert_eq!(f, "skip");
+        assert_eq!(value["shape"], "isolate_leader");
+        assert!(value["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("no leader")));
+        assert!(value.get("cuts").is_none());
+    }
+
+    #[test]
+    fn other_shapes_keep_their_fields_beside_the_shape() {
+        let halves = Partition::Halves {
+            minority: vec![NodeId(1), NodeId(2)],
+        };
+        let cuts = partition_cuts(&halves, &nodes(), None);
+        let (f, value) = partition_event(&halves, &cuts, None);
+        assert_eq!(f, "partition");
+        assert_eq!(value["shape"], "halves");
+        assert_eq!(value["minority"], json!(["n1", "n2"]));
+        assert_eq!(value["cuts"].as_array().map(Vec::len), Some(12));
+    }
 }

@@ -147,6 +147,9 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
     run_opts.params.scenario = Some(opts.file.clone());
     run::validate(&run_opts.params)?;
     let accounts = scenario_accounts(&scenario);
+    // One client per account (processes 0..accounts); run.toml says so, which is how the
+    // checker tells them from the final reads that follow (see `final_phase`).
+    run_opts.params.clients = u32::try_from(accounts.len()).unwrap_or(u32::MAX);
     let Prepared {
         dir,
         mut cluster,

@@ -2,13 +2,15 @@
 //!
 //! - `latency-raw.png`: every attempt's latency against its start time on a log scale,
 //!   coloured by outcome (ok / fail / info), marker shape by function.
-//! - `latency-quantiles.png`: p50, p95, p99 and max latency per time window.
+//! - `latency-quantiles.png`: p50, p95, p99 and max latency per time window; a line
+//!   breaks where a window saw no completion rather than bridging the gap.
 //! - `rate.png`: completions per second by outcome.
 //!
 //! Every chart shades the intervals when a fault was active and draws a vertical line
-//! at each nemesis action, as Jepsen's reports do. Text is drawn with a font compiled
-//! into the binary (a DejaVu Sans subset under `assets/`), registered with plotters'
-//! `ab_glyph` backend, so charts render on machines with no system fonts.
+//! at each nemesis action, as Jepsen's reports do; a scenario's sets get a labelled
+//! line. Text is drawn with a font compiled into the binary (a DejaVu Sans subset under
+//! `assets/`), registered with plotters' `ab_glyph` backend, so charts render on
+//! machines with no system fonts.
 //!
 //! A million-operation run would make a raw scatter of millions of markers (slow, and
 //! unreadable anyway), so each series is downsampled to at most [`MAX_POINTS`]: time is
@@ -31,6 +33,9 @@ const LEGEND_WIDTH: u32 = 150;
 
 /// Most markers drawn in the raw latency chart, over all series.
 pub const MAX_POINTS: usize = 16_000;
+
+/// Series with fewer points than this get bigger markers.
+const SPARSE_POINTS: usize = 200;
 
 /// Fewest markers a non-empty series may be cut down to.
 const MIN_SHARE: usize = 600;
@@ -116,7 +121,7 @@ fn draw_faults<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
             .map_err(err)?;
         legend.push(kind.label(), Swatch::Band, color);
     }
-    let lines = frame.actions.iter().map(|a| {
+    let lines = frame.actions.iter().filter(|a| a.f != "set").map(|a| {
         let kind = classify(&a.f).map_or(FaultKind::Other, |k| k.0);
         let t = secs(a.time_ns);
         PathElement::new(
@@ -125,7 +130,47 @@ fn draw_faults<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
         )
     });
     chart.draw_series(lines).map_err(err)?;
+    draw_sets(chart, frame, y, legend)
+}
+
+/// A scenario's sets: a dark line at each set's start, labelled with its number.
+fn draw_sets<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    frame: &Frame<'_>,
+    y: (f64, f64),
+    legend: &mut Legend,
+) -> ChartResult {
+    let sets: Vec<(f64, String)> = frame
+        .actions
+        .iter()
+        .filter(|a| a.f == "set")
+        .map(|a| (secs(a.time_ns), set_label(&a.value)))
+        .collect();
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let ink = RGBColor(40, 40, 40);
+    chart
+        .draw_series(sets.iter().map(|(t, _)| {
+            PathElement::new(vec![(*t, y.0), (*t, y.1)], ink.mix(0.8).stroke_width(2))
+        }))
+        .map_err(err)?;
+    let font = ("sans-serif", 14).into_font().color(&ink);
+    chart
+        .draw_series(sets.iter().map(|(t, label)| {
+            EmptyElement::at((*t, y.1)) + Text::new(label.clone(), (4, 4), font.clone())
+        }))
+        .map_err(err)?;
+    legend.push("scenario set", Swatch::Line, ink);
     Ok(())
+}
+
+/// `set 3` from a `set` action's value.
+fn set_label(raw: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(raw)
+        .ok()
+        .and_then(|v| v.get("set").and_then(serde_json::Value::as_u64))
+        .map_or_else(|| "set".to_string(), |n| format!("set {n}"))
 }
 
 /// How a legend entry is drawn.
@@ -301,13 +346,20 @@ fn draw_points<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
 ) -> ChartResult {
     let style = color.mix(0.75).filled();
     let xy = |p: &LatencyPoint| (secs(p.start_ns), ms(p));
+    // A scenario's few dozen operations would be specks at the size that keeps a
+    // campaign's thousands apart.
+    let grow = if points.len() < SPARSE_POINTS { 2 } else { 1 };
     match f {
-        0 => chart.draw_series(points.iter().map(|p| Circle::new(xy(p), 2, style))),
-        1 => chart.draw_series(points.iter().map(|p| TriangleMarker::new(xy(p), 4, style))),
+        0 => chart.draw_series(points.iter().map(|p| Circle::new(xy(p), 2 * grow, style))),
+        1 => chart.draw_series(
+            points
+                .iter()
+                .map(|p| TriangleMarker::new(xy(p), 4 * grow, style)),
+        ),
         2 => chart.draw_series(
             points
                 .iter()
-                .map(|p| Cross::new(xy(p), 4, color.stroke_width(1))),
+                .map(|p| Cross::new(xy(p), 4 * grow, color.stroke_width(1))),
         ),
         _ => chart.draw_series(
             points
@@ -335,9 +387,26 @@ fn quantile(v: &mut [u64], q: f64) -> u64 {
     *v.select_nth_unstable(i).1
 }
 
+/// How many time windows the quantile chart cuts a run into: about fifty completions
+/// a window on long runs, but never fewer than a dozen windows when there are a dozen
+/// points (a scenario's few dozen operations would otherwise make one window: a single
+/// point per line, which draws nothing).
+fn window_count(points: usize) -> usize {
+    (points / 50).max(points.min(12)).clamp(1, 120)
+}
+
+/// Splits a quantile line at windows with no data (`None`), so no line is drawn across
+/// a stretch when nothing completed (every replica down, say).
+fn runs_of(line: &[Option<(f64, f64)>]) -> Vec<Vec<(f64, f64)>> {
+    line.split(Option::is_none)
+        .filter(|run| !run.is_empty())
+        .map(|run| run.iter().flatten().copied().collect())
+        .collect()
+}
+
 /// `latency-quantiles.png`.
 pub fn latency_quantiles(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartResult {
-    let count = (scan.points.len() / 50).clamp(1, 120);
+    let count = window_count(scan.points.len());
     let width_s = frame.end_s / count as f64;
     let qs: [(&str, f64, RGBColor); 4] = [
         ("p50", 0.5, RGBColor(31, 119, 180)),
@@ -345,17 +414,16 @@ pub fn latency_quantiles(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartRe
         ("p99", 0.99, RGBColor(255, 127, 14)),
         ("max", 1.0, RGBColor(214, 39, 40)),
     ];
-    let mut lines: Vec<Vec<(f64, f64)>> = vec![Vec::new(); qs.len()];
+    let mut lines: Vec<Vec<Option<(f64, f64)>>> = vec![Vec::new(); qs.len()];
     for (w, mut lat) in windows(scan, count).into_iter().enumerate() {
-        if lat.is_empty() {
-            continue;
-        }
         let x = (w as f64 + 0.5) * width_s;
         for (line, (_, q, _)) in lines.iter_mut().zip(qs) {
-            line.push((x, (quantile(&mut lat, q) as f64 / 1e6).max(1e-3)));
+            line.push(
+                (!lat.is_empty()).then(|| (x, (quantile(&mut lat, q) as f64 / 1e6).max(1e-3))),
+            );
         }
     }
-    let all: Vec<f64> = lines.iter().flatten().map(|p| p.1).collect();
+    let all: Vec<f64> = lines.iter().flatten().flatten().map(|p| p.1).collect();
     let lo = all.iter().copied().fold(f64::MAX, f64::min).min(1.0) / 1.3;
     let hi = all.iter().copied().fold(1e-3, f64::max) * 1.3;
     let (root, plot, legend_area) = canvas(path)?;
@@ -381,9 +449,12 @@ pub fn latency_quantiles(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartRe
         .map_err(err)?;
     draw_faults(&mut chart, frame, (lo, hi), &mut legend)?;
     for (line, (name, _, color)) in lines.into_iter().zip(qs) {
-        chart
-            .draw_series(LineSeries::new(line, color.stroke_width(2)))
-            .map_err(err)?;
+        for run in runs_of(&line) {
+            // Markers too, so a window with data on both sides empty still shows.
+            chart
+                .draw_series(LineSeries::new(run, color.stroke_width(2)).point_size(2))
+                .map_err(err)?;
+        }
         legend.push(name, Swatch::Line, color);
     }
     legend.draw(&legend_area)?;
@@ -437,4 +508,33 @@ pub fn rate(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartResult {
     }
     legend.draw(&legend_area)?;
     root.present().map_err(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantile_lines_break_where_no_window_has_data() {
+        let line = [
+            Some((0.5, 1.0)),
+            Some((1.5, 2.0)),
+            None,
+            None,
+            Some((4.5, 3.0)),
+        ];
+        assert_eq!(
+            runs_of(&line),
+            vec![vec![(0.5, 1.0), (1.5, 2.0)], vec![(4.5, 3.0)]]
+        );
+        assert!(runs_of(&[None, None]).is_empty());
+    }
+
+    #[test]
+    fn a_few_points_still_make_several_windows() {
+        assert_eq!(window_count(0), 1);
+        assert_eq!(window_count(30), 12);
+        assert_eq!(window_count(5_000), 100);
+        assert_eq!(window_count(1_000_000), 120);
+    }
 }

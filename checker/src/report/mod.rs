@@ -5,12 +5,16 @@
 //! draws the charts ([`charts`]) and renders one self-contained HTML page ([`html`])
 //! with the charts inlined as base64 data URIs, so the page opens from disk, can be
 //! mailed alone, and needs no network. A chart that cannot be drawn is reported on
-//! the page instead of failing the report.
+//! the page instead of failing the report. Beside it, `timeline.html` (and its further
+//! pages, [`timeline`]) draws every operation per process; nemesis actions are shown
+//! in words ([`describe`]).
 
 pub mod charts;
+pub mod describe;
 pub mod faults;
 pub mod html;
 pub mod scan;
+pub mod timeline;
 
 use crate::history::HistoryError;
 use crate::results::Results;
@@ -50,6 +54,8 @@ pub struct ReportFiles {
     pub results: PathBuf,
     /// The PNGs that were drawn.
     pub charts: Vec<PathBuf>,
+    /// The timeline's pages (`timeline.html` first).
+    pub timeline: Vec<PathBuf>,
 }
 
 /// The report could not be written.
@@ -117,6 +123,13 @@ pub fn write_report_to(
             None
         }
     };
+    let timeline = match timeline::write_timeline(dir, &scan, &spans) {
+        Ok(pages) => pages,
+        Err(e) => {
+            notes.push(format!("The timeline page could not be written: {e}"));
+            Vec::new()
+        }
+    };
     let page = html::Page {
         results,
         scan: &scan,
@@ -124,6 +137,7 @@ pub fn write_report_to(
         charts: &charts,
         params: params.as_ref(),
         notes: &notes,
+        timeline: !timeline.is_empty(),
     };
     let html_path = dir.join(REPORT_FILE);
     std::fs::write(&html_path, html::render(&page)).map_err(io_err(html_path.clone()))?;
@@ -131,6 +145,7 @@ pub fn write_report_to(
         html: html_path,
         results: dir.join(crate::results::RESULTS_FILE),
         charts: drawn,
+        timeline,
     })
 }
 

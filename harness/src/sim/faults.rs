@@ -7,7 +7,7 @@
 //! drawn by the same code in `schedule`). Like the real schedule, faults alternate with heals
 //! and one fault is in force at a time, so each one's effect can be attributed.
 
-use crate::nemesis::{cuts_value, names};
+use crate::nemesis::{names, partition_event};
 use crate::relay::Peer;
 use crate::rng;
 use crate::schedule::{draw_partition, draw_target, partition_cuts, Partition, Target};
@@ -254,18 +254,11 @@ impl SimNemesis {
                         sim.cut_link(*a, *b);
                     }
                 }
-                self.active = Active::Partitioned;
-                let mut value = serde_json::to_value(partition).unwrap_or(Value::Null);
-                if !value.is_object() {
-                    value = json!({ "shape": value });
+                let (f, value) = partition_event(partition, &cuts, leader);
+                if !cuts.is_empty() {
+                    self.active = Active::Partitioned;
                 }
-                if let Value::Object(map) = &mut value {
-                    map.insert("cuts".into(), cuts_value(&cuts));
-                    if let Some(l) = leader {
-                        map.insert("leader".into(), Value::from(l.to_string()));
-                    }
-                }
-                nemesis("partition", value)
+                nemesis(f, value)
             }
             SimFault::Clock { node, jump_ms } => {
                 sim.jump_clock(*node, *jump_ms);
