@@ -18,6 +18,14 @@
 //! A replica's list is contiguous but may start after 1 (it installed a checkpoint);
 //! the agreed log is the union of all lists, and indices no replica covers stay empty
 //! (checks that need them are `unknown`).
+//!
+//! A top-level `"positions"` says what an exec index means ([`Positions`]). Absent or
+//! `"unique"`: every command, reads included, takes a position of its own and is in
+//! the log (the replica). `"shared_reads"`: only writes (applied transfers) take
+//! positions and are in the log; a read or a failed transfer observes the state after
+//! a write and shares its position (etcd, whose revision counts writes only). There the
+//! initial balances are the position before the first logged write, so the log starts
+//! after 1 without a gap.
 
 use crate::checks::agreement::{Agreement, Side};
 use crate::fastjson::{once, put, Cur, Miss};
@@ -35,7 +43,40 @@ use std::hash::Hasher;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// The whole of final.json, owned.
+/// What an exec index means, from final.json's top-level `"positions"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positions {
+    /// Every command takes a position of its own and is in the log (the replica).
+    #[default]
+    Unique,
+    /// Writes take unique positions and only they are in the log; reads and failed
+    /// transfers observe the state after a write and share its position (etcd's
+    /// revisions).
+    SharedReads,
+}
+
+impl Positions {
+    /// The word used in final.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Positions::Unique => "unique",
+            Positions::SharedReads => "shared_reads",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Positions> {
+        match word {
+            "unique" => Some(Positions::Unique),
+            "shared_reads" => Some(Positions::SharedReads),
+            _ => None,
+        }
+    }
+}
+
+/// The whole of final.json, owned. Its `"positions"` is not a field here (adding one
+/// would break writers that build this struct literally): see
+/// [`FinalState::write_with_positions`] and [`FinalState::load_positions`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalState {
     /// Replica name (e.g. `n1`) to what was fetched from it.
@@ -94,10 +135,50 @@ impl FinalState {
 
     /// Writes final.json.
     pub fn write(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        self.write_with_positions(path, Positions::Unique)
+    }
+
+    /// Writes final.json with its top-level `"positions"` (left out when unique, the
+    /// default, so replica runs stay as they were).
+    pub fn write_with_positions(
+        &self,
+        path: impl AsRef<Path>,
+        positions: Positions,
+    ) -> io::Result<()> {
         let mut out = BufWriter::new(File::create(path)?);
-        serde_json::to_writer(&mut out, self)?;
+        if positions == Positions::Unique {
+            serde_json::to_writer(&mut out, self)?;
+        } else {
+            #[derive(Serialize)]
+            struct WithPositions<'a> {
+                positions: Positions,
+                nodes: &'a BTreeMap<String, NodeFinal>,
+            }
+            let doc = WithPositions {
+                positions,
+                nodes: &self.nodes,
+            };
+            serde_json::to_writer(&mut out, &doc)?;
+        }
         out.write_all(b"\n")?;
         out.flush()
+    }
+
+    /// Reads only the top-level `"positions"` of a final.json (unique when absent).
+    pub fn load_positions(path: impl AsRef<Path>) -> Result<Positions, FinalError> {
+        #[derive(Deserialize)]
+        struct Top {
+            #[serde(default)]
+            positions: Positions,
+        }
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| FinalError::io(path, source))?;
+        let top: Top =
+            serde_json::from_reader(BufReader::new(file)).map_err(|e| FinalError::Malformed {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(top.positions)
     }
 }
 
@@ -155,6 +236,9 @@ const EMPTY_SLOT: Slot = Slot {
 pub(crate) struct AgreedLog {
     base: u64,
     slots: Vec<Slot>,
+    /// The first exec index the log must cover; 0 stands for 1 (see
+    /// [`AgreedLog::start_at_first_entry`]).
+    origin: u64,
 }
 
 impl AgreedLog {
@@ -173,18 +257,37 @@ impl AgreedLog {
         }
     }
 
-    /// The first exec index in `1..=last()` no replica covers.
+    /// The first exec index the log covers (0 if none).
+    pub fn first(&self) -> u64 {
+        self.iter().next().map_or(0, |(e, _)| e)
+    }
+
+    /// With shared positions the log holds writes only, and the first of them follows
+    /// the initial state's position, whatever number that is: the log is complete from
+    /// its first entry.
+    pub fn start_at_first_entry(&mut self) {
+        self.origin = self.first();
+    }
+
+    /// The first exec index the log must cover.
+    pub fn origin(&self) -> u64 {
+        self.origin.max(1)
+    }
+
+    /// The first exec index in `origin()..=last()` no replica covers.
     pub fn first_gap(&self) -> Option<u64> {
         if self.slots.is_empty() {
             return None;
         }
-        if self.base > 1 {
-            return Some(1);
+        let origin = self.origin();
+        if self.base > origin {
+            return Some(origin);
         }
         self.slots
             .iter()
+            .skip((origin - self.base) as usize)
             .position(|s| s.node == EMPTY)
-            .map(|i| self.base + i as u64)
+            .map(|i| origin + i as u64)
     }
 
     /// Entries with their exec indices, skipping empty slots.
@@ -258,6 +361,7 @@ pub(crate) struct LogData {
     /// The accounts as interned while loading (merged into the history's later).
     pub accounts: Accounts,
     pub agreement: Agreement,
+    pub positions: Positions,
 }
 
 /// Streams final.json into the agreed log. `Ok(None)` when the file does not exist.
@@ -273,6 +377,7 @@ pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData
             nodes: Vec::new(),
             accounts,
             agreement: Agreement::default(),
+            positions: Positions::Unique,
         },
         // Every entry takes at least 50 bytes of the file, so no honest file needs
         // more slots than this; a corrupt exec index cannot make the log balloon.
@@ -526,6 +631,8 @@ impl Loader {
             if key == "nodes" {
                 self.nodes(sc)?;
                 seen = true;
+            } else if key == "positions" {
+                self.positions(sc)?;
             } else {
                 sc.value::<IgnoredAny>()?;
             }
@@ -536,6 +643,20 @@ impl Loader {
         if !seen {
             return Err(sc.error("field `nodes` is missing"));
         }
+        if self.data.positions == Positions::SharedReads {
+            self.data.log.start_at_first_entry();
+        }
+        Ok(())
+    }
+
+    /// `"unique"` or `"shared_reads"`.
+    fn positions<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
+        let word: String = sc.value().map_err(within("positions"))?;
+        self.data.positions = Positions::parse(&word).ok_or_else(|| {
+            sc.error(format!(
+                "field `positions`: expected \"unique\" or \"shared_reads\", found {word:?}"
+            ))
+        })?;
         Ok(())
     }
 
