@@ -24,8 +24,9 @@
 //! the log (the replica). `"shared_reads"`: only writes (applied transfers) take
 //! positions and are in the log; a read or a failed transfer observes the state after
 //! a write and shares its position (etcd, whose revision counts writes only). There the
-//! initial balances are the position before the first logged write, so the log starts
-//! after 1 without a gap.
+//! initial balances are written at a position of their own, `"base_revision"` (when
+//! absent: the one before the first logged write), and the log must cover every
+//! position after it.
 
 use crate::checks::agreement::{Agreement, Side};
 use crate::fastjson::{once, put, Cur, Miss};
@@ -135,31 +136,33 @@ impl FinalState {
 
     /// Writes final.json.
     pub fn write(&self, path: impl AsRef<Path>) -> io::Result<()> {
-        self.write_with_positions(path, Positions::Unique)
+        self.write_with_positions(path, None, None)
     }
 
-    /// Writes final.json with its top-level `"positions"` (left out when unique, the
-    /// default, so replica runs stay as they were).
+    /// Writes final.json with its top-level `"positions"` and `"base_revision"` (the
+    /// initial balances' position under shared positions), each left out when `None`,
+    /// so replica runs stay as they were.
     pub fn write_with_positions(
         &self,
         path: impl AsRef<Path>,
-        positions: Positions,
+        positions: Option<Positions>,
+        base_revision: Option<u64>,
     ) -> io::Result<()> {
-        let mut out = BufWriter::new(File::create(path)?);
-        if positions == Positions::Unique {
-            serde_json::to_writer(&mut out, self)?;
-        } else {
-            #[derive(Serialize)]
-            struct WithPositions<'a> {
-                positions: Positions,
-                nodes: &'a BTreeMap<String, NodeFinal>,
-            }
-            let doc = WithPositions {
-                positions,
-                nodes: &self.nodes,
-            };
-            serde_json::to_writer(&mut out, &doc)?;
+        #[derive(Serialize)]
+        struct WithPositions<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            positions: Option<Positions>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            base_revision: Option<u64>,
+            nodes: &'a BTreeMap<String, NodeFinal>,
         }
+        let mut out = BufWriter::new(File::create(path)?);
+        let doc = WithPositions {
+            positions,
+            base_revision,
+            nodes: &self.nodes,
+        };
+        serde_json::to_writer(&mut out, &doc)?;
         out.write_all(b"\n")?;
         out.flush()
     }
@@ -237,7 +240,7 @@ pub(crate) struct AgreedLog {
     base: u64,
     slots: Vec<Slot>,
     /// The first exec index the log must cover; 0 stands for 1 (see
-    /// [`AgreedLog::start_at_first_entry`]).
+    /// [`AgreedLog::start_after`]).
     origin: u64,
 }
 
@@ -263,10 +266,13 @@ impl AgreedLog {
     }
 
     /// With shared positions the log holds writes only, and the first of them follows
-    /// the initial state's position, whatever number that is: the log is complete from
-    /// its first entry.
-    pub fn start_at_first_entry(&mut self) {
-        self.origin = self.first();
+    /// the initial state's position `base`, whatever number that is (unknown: the log
+    /// is taken to start at its first entry).
+    pub fn start_after(&mut self, base: Option<u64>) {
+        self.origin = match base {
+            Some(b) => b.saturating_add(1),
+            None => self.first(),
+        };
     }
 
     /// The first exec index the log must cover.
@@ -362,6 +368,8 @@ pub(crate) struct LogData {
     pub accounts: Accounts,
     pub agreement: Agreement,
     pub positions: Positions,
+    /// Under shared positions, the initial balances' position, when final.json says.
+    pub base_revision: Option<u64>,
 }
 
 /// Streams final.json into the agreed log. `Ok(None)` when the file does not exist.
@@ -378,6 +386,7 @@ pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData
             accounts,
             agreement: Agreement::default(),
             positions: Positions::Unique,
+            base_revision: None,
         },
         // Every entry takes at least 50 bytes of the file, so no honest file needs
         // more slots than this; a corrupt exec index cannot make the log balloon.
@@ -633,6 +642,9 @@ impl Loader {
                 seen = true;
             } else if key == "positions" {
                 self.positions(sc)?;
+            } else if key == "base_revision" {
+                let base: u64 = sc.value().map_err(within("base_revision"))?;
+                self.data.base_revision = Some(base);
             } else {
                 sc.value::<IgnoredAny>()?;
             }
@@ -644,7 +656,7 @@ impl Loader {
             return Err(sc.error("field `nodes` is missing"));
         }
         if self.data.positions == Positions::SharedReads {
-            self.data.log.start_at_first_entry();
+            self.data.log.start_after(self.data.base_revision);
         }
         Ok(())
     }

@@ -674,7 +674,9 @@ pub fn write_final(
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     out.write_all(b"{")?;
     if opt.positions != Positions::Unique {
-        write!(out, "\"positions\":\"{}\",", opt.positions.as_str())?;
+        let base = opt.exec_offset();
+        let word = opt.positions.as_str();
+        write!(out, "\"positions\":\"{word}\",\"base_revision\":{base},")?;
     }
     out.write_all(b"\"nodes\":{")?;
     for (i, node) in nodes.iter().enumerate() {

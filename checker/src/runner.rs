@@ -199,6 +199,7 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
         ));
     }
     let positions = fin.as_ref().map_or(Positions::Unique, |f| f.positions);
+    let fin_base = fin.as_ref().and_then(|f| f.base_revision);
     if positions == Positions::SharedReads {
         writes_first(&mut by_exec, &ops);
     }
@@ -278,6 +279,7 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
                             nodes,
                             initial,
                             positions,
+                            base_revision: fin_base,
                         },
                         agreement,
                     ),

@@ -16,13 +16,27 @@ use checker::{check_run, Results, Validity};
 use common::*;
 use serde_json::Value;
 
-/// Writes the run with final.json saying `"positions": "shared_reads"` (three members
-/// holding `log` and `balances`) and checks it.
+/// Writes the run with final.json saying `"positions": "shared_reads"` and
+/// `"base_revision": 2` (three members holding `log` and `balances`) and checks it.
 fn check_shared(events: &[Event], log: &[ExecutedEntry], balances: &[(&str, i64)]) -> Results {
+    check_with_base(events, log, balances, Some(BASE))
+}
+
+/// The initial balances' revision in the hand-written runs.
+const BASE: u64 = 2;
+
+/// [`check_shared`] with another (or no) `base_revision`.
+fn check_with_base(
+    events: &[Event],
+    log: &[ExecutedEntry],
+    balances: &[(&str, i64)],
+    base: Option<u64>,
+) -> Results {
     let dir = tempfile::tempdir().unwrap();
     let fin = final_state(&["n1", "n2", "n3"], log, balances);
     write_run(dir.path(), events, None, Some(RUN_TOML));
-    fin.write_with_positions(dir.path().join("final.json"), Positions::SharedReads)
+    let path = dir.path().join("final.json");
+    fin.write_with_positions(&path, Some(Positions::SharedReads), base)
         .unwrap();
     check_run(dir.path()).unwrap()
 }
@@ -136,6 +150,20 @@ mod total_order {
         assert_eq!(r.final_state.log_first_gap, None);
         let to = r.check("total-order").unwrap();
         assert_eq!(to.counts["operations told an exec_index"], 6);
+    }
+
+    /// Without `"base_revision"`, the base is the revision before the first write.
+    #[test]
+    fn the_base_is_inferred_from_the_first_write() {
+        let events = [
+            read(2, 1, "A"),
+            read_ok(2, 1, "A", 10, 2),
+            invoke_transfer(1, 1, "A", "B", 3),
+            ok_transfer(1, 1, ("A", "B", 3), (7, 13), 3),
+            read(2, 2, "A"),
+            read_ok(2, 2, "A", 7, 3),
+        ];
+        assert_valid(&check_with_base(&events, &[the_write()], &AFTER, None));
     }
 
     /// The same history without `"positions"`: every command must have a position of
@@ -324,6 +352,49 @@ mod replay {
         ];
         let r = check_shared(&events, &[the_write()], &AFTER);
         assert_caught(&r, "replay", "beyond-log", &[2, 3], &[]);
+    }
+
+    /// The log must cover every revision after the base: a missing first write
+    /// leaves what follows undecided, never passed.
+    #[test]
+    fn a_log_starting_after_the_first_write_is_unknown() {
+        let events = [
+            invoke_transfer(1, 1, "A", "B", 3),
+            ok_transfer(1, 1, ("A", "B", 3), (7, 13), 3),
+            read(2, 1, "A"),
+            read_ok(2, 1, "A", 7, 3),
+        ];
+        let r = check_with_base(&events, &[the_write()], &AFTER, Some(1));
+        assert_eq!(r.final_state.log_first_gap, Some(2), "{}", r.summary());
+        assert_eq!(
+            r.check("replay").unwrap().valid,
+            Validity::Unknown,
+            "{}",
+            r.summary()
+        );
+        // The acknowledged write is in the log: nothing needs its absence decided.
+        let eo = r.check("exactly-once").unwrap();
+        assert!(
+            eo.notes.iter().any(|n| n.contains("gaps")),
+            "{}",
+            r.summary()
+        );
+    }
+
+    #[test]
+    fn writes_listed_at_the_base_are_not_replayed() {
+        let events = [
+            invoke_transfer(1, 1, "A", "B", 3),
+            ok_transfer(1, 1, ("A", "B", 3), (7, 13), 3),
+        ];
+        let r = check_with_base(&events, &[the_write()], &AFTER, Some(3));
+        let replay = r.check("replay").unwrap();
+        assert_eq!(replay.valid, Validity::Invalid, "{}", r.summary());
+        assert!(
+            replay.unknown.iter().any(|u| u.contains("base_revision 3")),
+            "{}",
+            r.summary()
+        );
     }
 
     /// With no write at all, every read sees the initial balances at the one revision.

@@ -36,6 +36,8 @@ pub(crate) struct Input<'a> {
     pub nodes: &'a [NodeState],
     pub initial: i64,
     pub positions: Positions,
+    /// Under shared positions, the initial balances' position, when final.json says.
+    pub base_revision: Option<u64>,
 }
 
 /// Runs the replay; final balances go to `agreement`.
@@ -108,14 +110,21 @@ impl Replay<'_> {
     }
 
     /// Under shared positions: judges the operations at or before the initial state's
-    /// position (the one before the log's first write; with an empty log, the first
-    /// position told) and returns the log's first position.
+    /// position (final.json's `base_revision`, else the one before the log's first
+    /// write, else the first position told) and returns the log's first position.
     fn before_log(&mut self) -> u64 {
         let (ops, by_exec) = (self.input.ops, self.input.by_exec);
-        let base = match self.input.log.first() {
-            0 => by_exec.first().map_or(0, |&o| ops[o as usize].exec),
-            first => first - 1,
+        let first = self.input.log.first();
+        let base = match (self.input.base_revision, first) {
+            (Some(b), _) => b,
+            (None, 0) => by_exec.first().map_or(0, |&o| ops[o as usize].exec),
+            (None, first) => first - 1,
         };
+        if first != 0 && first <= base {
+            self.check.unknown(format!(
+                "final.json lists writes from exec_index {first}, at or before its base_revision {base} (the initial balances): they are not replayed"
+            ));
+        }
         while let Some(&op) = by_exec.get(self.cursor) {
             let x = &ops[op as usize];
             if x.exec > base {
