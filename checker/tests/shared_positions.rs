@@ -566,7 +566,7 @@ mod generated {
             html.contains(&format!("<tr class=\"cited\"><td>{last}</td>")),
             "the stale read's completion is a cited excerpt row"
         );
-        assert!(html.contains("revision"), "shared positions explained");
+        assert!(html.contains("shared_reads"), "shared positions explained");
     }
 
     /// The unique-position plants edit the log as if every command had its own slot:

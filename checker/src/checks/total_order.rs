@@ -149,6 +149,9 @@ impl TotalOrder {
     ) {
         let held = std::mem::take(&mut self.same_as_floor);
         if positions == Positions::SharedReads {
+            self.check.note(
+                "positions are shared (final.json: positions = shared_reads, e.g. etcd revisions): writes take unique positions; a read or failed transfer carries the position of the write it observed",
+            );
             return;
         }
         for op in held {

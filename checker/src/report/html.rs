@@ -9,7 +9,6 @@ use super::faults::{classify, FaultKind, FaultSpan};
 use super::scan::{ExcerptRow, Scan, EXCERPT_CONTEXT};
 use super::ChartOut;
 use crate::checks::{Anomaly, CheckResult, Validity};
-use crate::final_state::Positions;
 use crate::results::Results;
 use crate::run_params::RunParams;
 use base64::Engine;
@@ -339,9 +338,6 @@ fn final_state(h: &mut String, r: &Results) {
         "<p>The agreed log reaches exec_index {}.{gap}</p>",
         f.log_last
     );
-    if f.positions == Positions::SharedReads {
-        h.push_str("<p>Positions are shared (e.g. etcd revisions): the log holds writes only; a read or failed transfer carries the revision of the write it observed.</p>\n");
-    }
     h.push_str("<table><tr><th>replica</th><th>executed</th><th>entries</th><th>balances</th><th>error</th></tr>\n");
     for n in &f.nodes {
         let range = if n.entries == 0 {
