@@ -764,3 +764,67 @@ impl Loader {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_with(execs: &[u64]) -> AgreedLog {
+        let mut log = AgreedLog::default();
+        for &e in execs {
+            *log.slot_mut(e, 1_000).unwrap() = Slot {
+                node: 0,
+                ..EMPTY_SLOT
+            };
+        }
+        log
+    }
+
+    #[test]
+    fn gaps_count_from_the_origin() {
+        let mut log = log_with(&[3, 4, 6]);
+        assert_eq!(log.first_gap(), Some(1), "unique positions start at 1");
+        log.start_after(None);
+        assert_eq!(log.first_gap(), Some(5), "from the first entry");
+        log.start_after(Some(1));
+        assert_eq!(log.first_gap(), Some(2), "the first write is missing");
+        log.start_after(Some(2));
+        assert_eq!(log.first_gap(), Some(5));
+        let mut full = log_with(&[3, 4]);
+        full.start_after(Some(2));
+        assert_eq!(full.first_gap(), None);
+        full.start_after(Some(3));
+        assert_eq!(
+            full.first_gap(),
+            None,
+            "entries before the origin are not gaps"
+        );
+    }
+
+    #[test]
+    fn positions_are_written_only_when_given_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("final.json");
+        let state = FinalState {
+            nodes: [("n1".to_string(), NodeFinal::unreachable("down"))].into(),
+        };
+        state.write(&path).unwrap();
+        let plain = std::fs::read_to_string(&path).unwrap();
+        assert!(plain.starts_with("{\"nodes\""), "{plain}");
+        assert_eq!(
+            FinalState::load_positions(&path).unwrap(),
+            Positions::Unique
+        );
+        state
+            .write_with_positions(&path, Some(Positions::SharedReads), Some(7))
+            .unwrap();
+        assert_eq!(
+            FinalState::load_positions(&path).unwrap(),
+            Positions::SharedReads
+        );
+        assert_eq!(FinalState::load(&path).unwrap(), state);
+        let loaded = load_log(&path, Accounts::default()).unwrap().unwrap();
+        assert_eq!(loaded.positions, Positions::SharedReads);
+        assert_eq!(loaded.base_revision, Some(7));
+    }
+}

@@ -318,6 +318,22 @@ mod tests {
     }
 
     #[test]
+    fn peek_answers_like_apply_without_changing_anything() {
+        let accts = Accounts::declared(&["A".into(), "B".into()]);
+        let bank = Bank::new(&accts, 10);
+        let t = |amount| Cmd::Transfer {
+            from: 0,
+            to: 1,
+            amount,
+        };
+        for cmd in [t(4), t(11), t(0), Cmd::Read { account: 1 }, Cmd::ReadAll] {
+            let mut applied = bank.clone();
+            assert_eq!(bank.peek(&cmd), applied.apply(&cmd), "{cmd:?}");
+        }
+        assert_eq!(bank.balances, vec![10, 10]);
+    }
+
+    #[test]
     fn non_positive_and_overflowing_transfers_change_nothing() {
         let accts = Accounts::declared(&["A".into(), "B".into()]);
         let mut bank = Bank::new(&accts, i64::MAX);
