@@ -764,8 +764,8 @@ pub enum Plant {
     SumDrift,
     /// A read returns a negative balance.
     NegativeBalance,
-    /// Shared positions: a read is told (and returns the state at) a revision older
-    /// than a write that completed before it was invoked.
+    /// Shared positions: a read is told (and returns the different state at) a
+    /// revision older than a write that completed before it was invoked.
     StaleRead,
     /// Shared positions: a write is told the revision of another write.
     DuplicateWrite,
@@ -1158,8 +1158,9 @@ impl GenRun {
         e.kind == EventType::Ok && e.f == "transfer" && e.exec_index.is_some()
     }
 
-    /// The first ok read or read_all invoked after a write completed: it is told the
-    /// revision just before that write, and returns the state there.
+    /// The first ok read or read_all invoked after a write completed whose answer
+    /// would differ at the revision just before that write: it is told that revision
+    /// and returns the state there.
     fn stale_read(&mut self) -> Option<(Vec<u64>, Option<u64>)> {
         let names = self.options.account_names();
         let ops = self.ops_in_order();
@@ -1183,18 +1184,27 @@ impl GenRun {
                 continue;
             }
             let stale = w - 1;
-            let state = self.shared_state_at(stale);
+            let ev = &self.events[last];
+            let answer = |state: &[i64]| -> Option<Value> {
+                Some(if ev.f == "read" {
+                    let account = ev.value.get("account")?.as_str()?;
+                    let i = names.iter().position(|n| n == account)?;
+                    values::read_ok(account, state[i])
+                } else {
+                    values::read_all_ok(names.iter().map(String::as_str).zip(state.iter().copied()))
+                })
+            };
+            let value = answer(&self.shared_state_at(stale))?;
+            // Stale by position only (the answer some revision from w to the read's
+            // own gives too) is left to the total order; look for one whose data is
+            // stale as well, so that even the black-box search must object.
+            let told = ev.exec_index?;
+            if (w..=told).any(|r| answer(&self.shared_state_at(r)).as_ref() == Some(&value)) {
+                continue;
+            }
             let ev = &mut self.events[last];
             ev.exec_index = Some(stale);
-            if ev.f == "read" {
-                let account = ev.value.get("account")?.as_str()?.to_string();
-                let i = names.iter().position(|n| *n == account)?;
-                ev.value = values::read_ok(&account, state[i]);
-            } else {
-                ev.value = values::read_all_ok(
-                    names.iter().map(String::as_str).zip(state.iter().copied()),
-                );
-            }
+            ev.value = value;
             return Some((self.indices_of(pos), Some(stale)));
         }
         None

@@ -550,6 +550,34 @@ mod generated {
         }
     }
 
+    /// The black-box search uses no position, so shared ones change nothing for it:
+    /// a small etcd-like run is linearizable, and a planted stale read is not.
+    #[test]
+    fn black_box_search_agrees() {
+        let small = |seed| GenOptions {
+            clients: 4,
+            p_timeout: 0.0,
+            nemesis: false,
+            ..GenOptions::etcd_like(seed, 400)
+        };
+        let options = checker::CheckOptions {
+            trust_exec_index: false,
+            ..checker::CheckOptions::default()
+        };
+        for seed in [1, 2] {
+            let dir = tempfile::tempdir().unwrap();
+            gen::generate(&small(seed)).write(dir.path()).unwrap();
+            let r = checker::check_run_with(dir.path(), options).unwrap();
+            assert_valid(&r);
+            let mut run = gen::generate(&small(seed));
+            run.plant(Plant::StaleRead).unwrap();
+            run.write(dir.path()).unwrap();
+            let r = checker::check_run_with(dir.path(), options).unwrap();
+            let lin = r.check("linearizable").unwrap();
+            assert_eq!(lin.valid, Validity::Invalid, "seed {seed}: {}", r.summary());
+        }
+    }
+
     /// The report shows a stale read with its history excerpt, cited rows marked.
     #[test]
     fn report_shows_a_stale_read_with_its_history() {
