@@ -66,6 +66,11 @@ impl Positions {
         }
     }
 
+    /// The default: every command has a position of its own.
+    pub fn is_unique(&self) -> bool {
+        *self == Positions::Unique
+    }
+
     fn parse(word: &str) -> Option<Positions> {
         match word {
             "unique" => Some(Positions::Unique),

@@ -42,8 +42,9 @@ pub struct FinalSummary {
     pub log_last: u64,
     /// First exec index no replica covers, if any.
     pub log_first_gap: Option<u64>,
-    /// What an exec index means (final.json's `"positions"`).
-    #[serde(default)]
+    /// What an exec index means (final.json's `"positions"`); left out when unique,
+    /// so replica runs' results.json stay as they were.
+    #[serde(default, skip_serializing_if = "Positions::is_unique")]
     pub positions: Positions,
 }
 

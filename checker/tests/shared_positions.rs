@@ -595,6 +595,10 @@ mod generated {
             "the stale read's completion is a cited excerpt row"
         );
         assert!(html.contains("shared_reads"), "shared positions explained");
+        let json: Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join("results.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["final_state"]["positions"], "shared_reads");
     }
 
     /// The unique-position plants edit the log as if every command had its own slot:
