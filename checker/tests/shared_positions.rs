@@ -209,7 +209,7 @@ mod total_order {
         );
         let a = &r.check("total-order").unwrap().anomalies[0];
         assert!(
-            a.message.contains("has the larger exec_index 3"),
+            a.message.contains("has the larger exec_index 3") && a.message.contains("a stale read"),
             "{}",
             a.message
         );

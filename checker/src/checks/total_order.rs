@@ -32,7 +32,7 @@
 
 use super::{Anomaly, Check, CheckResult};
 use crate::final_state::Positions;
-use crate::model::Accounts;
+use crate::model::{Accounts, Cmd};
 use crate::ops::{Clients, OpRec, NO_OP};
 
 #[derive(Debug)]
@@ -249,13 +249,18 @@ fn realtime(
     Anomaly::new(
         "real-time-order",
         format!(
-            "{} {verb} exec_index {exec}, but {} completed at history index {} before it was invoked at {} and has the {} exec_index {}: the order contradicts real time.",
+            "{} {verb} exec_index {exec}, but {} completed at history index {} before it was invoked at {} and has the {} exec_index {}: the order contradicts real time{}.",
             x.describe(clients, accounts),
             y.describe(clients, accounts),
             y.done_index,
             x.first_index,
             if y.exec == exec { "same" } else { "larger" },
-            y.exec
+            y.exec,
+            if matches!(x.cmd, Cmd::Read { .. } | Cmd::ReadAll) && y.exec > exec {
+                " (a stale read: it saw an older state than one already written or read)"
+            } else {
+                ""
+            }
         ),
         indices,
     )
