@@ -28,7 +28,7 @@
 //! positions are shared is known only once final.json is read, after the history
 //! pass: the pass reports what breaks both rules at once and keeps the few operations
 //! that break only the unique rule (an observer on its floor's exact position) for
-//! [`TotalOrder::settle`].
+//! `TotalOrder::settle`.
 
 use super::{Anomaly, Check, CheckResult};
 use crate::final_state::Positions;
