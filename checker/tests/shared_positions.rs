@@ -614,3 +614,37 @@ mod generated {
         assert!(unique.plant(Plant::StaleRead).is_err());
     }
 }
+
+mod random {
+    use super::*;
+    use checker::gen::{self, GenOptions};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 10, ..ProptestConfig::default() })]
+
+        /// No false positives: random etcd-like workloads (retries, timeouts that may
+        /// still write, rejections, lagging and unreachable members) are valid.
+        #[test]
+        fn random_etcd_like_workloads_are_valid(
+            seed in 0u64..1 << 40,
+            events in 200usize..2_500,
+            clients in 1u64..12,
+            accounts in 2usize..8,
+            p_timeout in 0.0f64..0.3,
+            p_reject in 0.0f64..0.2,
+            p_read in 0.0f64..0.5,
+            nodes in 1usize..6,
+        ) {
+            let opt = GenOptions {
+                clients, accounts, p_timeout, p_reject, p_read, nodes,
+                max_amount: 12,
+                ..GenOptions::etcd_like(seed, events)
+            };
+            let dir = tempfile::tempdir().unwrap();
+            gen::generate(&opt).write(dir.path()).unwrap();
+            let r = check_run(dir.path()).unwrap();
+            prop_assert_eq!(r.valid, Validity::Valid, "{}", r.summary());
+        }
+    }
+}
