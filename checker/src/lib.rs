@@ -33,6 +33,7 @@ mod ops;
 pub mod report;
 pub mod results;
 pub mod run_params;
+pub mod text;
 mod runner;
 mod window;
 

@@ -592,14 +592,14 @@ impl Collector {
         d.stats.clients = d.clients.len() as u64;
         if self.index_disorder > 0 {
             d.warnings.push(format!(
-                "{} events have an index not greater than the line before; the checks use line order",
-                self.index_disorder
+                "{} an index not greater than the line before; the checks use line order",
+                has(self.index_disorder, "event")
             ));
         }
         if self.time_disorder > 0 {
             d.warnings.push(format!(
-                "{} events have a time_ns smaller than an earlier event; the checks use line order",
-                self.time_disorder
+                "{} a time_ns smaller than an earlier event; the checks use line order",
+                has(self.time_disorder, "event")
             ));
         }
         if self.unknown_f > 0 {
@@ -650,6 +650,12 @@ pub(crate) fn read_history(
         );
     }
     Ok(data)
+}
+
+/// "1 event has" / "2 events have".
+fn has(n: u64, noun: &str) -> String {
+    let verb = if n == 1 { "has" } else { "have" };
+    format!("{} {verb}", crate::text::count(n, noun))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 
 use crate::checks::{CheckResult, Validity, CHECK_NAMES};
 use crate::ops::HistoryStats;
+use crate::text::{count, plural};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -91,15 +92,19 @@ impl Results {
         let _ = writeln!(s, "faultline checker: {}", self.run_dir);
         let _ = writeln!(
             s,
-            "  history: {} events, {} operations by {} clients, {} nemesis events",
-            h.events, h.operations, h.clients, h.nemesis
+            "  history: {}, {} by {}, {} nemesis {}",
+            count(h.events, "event"),
+            count(h.operations, "operation"),
+            count(h.clients, "client"),
+            h.nemesis,
+            plural(h.nemesis, "event")
         );
         let f = &self.final_state;
         if f.present {
             let _ = writeln!(
                 s,
-                "  final:   {} replicas, log up to exec_index {}",
-                f.nodes.len(),
+                "  final:   {}, log up to exec_index {}",
+                count(f.nodes.len() as u64, "replica"),
                 f.log_last
             );
         } else {
@@ -111,9 +116,9 @@ impl Results {
         for (name, c) in self.ordered_checks() {
             let _ = writeln!(
                 s,
-                "  {name:<13} {:<8} {} anomalies",
+                "  {name:<13} {:<8} {}",
                 c.valid.as_str(),
-                c.anomaly_count
+                count(c.anomaly_count, "anomaly")
             );
             if let Some(a) = c.anomalies.first() {
                 let _ = writeln!(s, "      first: {}", a.message);

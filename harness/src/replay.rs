@@ -12,13 +12,15 @@ use crate::scenario_run::{run_scenario, ScenarioOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Replays the run in `dir`. `replica_bin` overrides the binary recorded in run.toml.
+/// Replays the run in `dir`. `replica_bin` overrides the binary recorded in run.toml, `out`
+/// the reports directory the new run goes to (default: the original's).
 pub async fn replay(
     dir: &Path,
     replica_bin: Option<PathBuf>,
+    out: Option<PathBuf>,
     progress: bool,
 ) -> Result<RunSummary, RunError> {
-    let summary = run_again(dir, replica_bin, progress).await?;
+    let summary = run_again(dir, replica_bin, out, progress).await?;
     // The new run.toml names the run it replays.
     let mut info = RunInfo::load(&summary.dir)?;
     info.replays = Some(dir.display().to_string());
@@ -57,16 +59,23 @@ pub fn reproduction_line(original: Option<&str>, now: &str) -> String {
     }
 }
 
+/// A scenario's stall and set timeout when run.toml does not say (runs made before they were
+/// saved): `harness scenario`'s defaults.
+const DEFAULT_STALL: Duration = Duration::from_secs(2);
+const DEFAULT_SET_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn run_again(
     dir: &Path,
     replica_bin: Option<PathBuf>,
+    out: Option<PathBuf>,
     progress: bool,
 ) -> Result<RunSummary, RunError> {
     let info = RunInfo::load(dir)?;
-    let out = dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let out = out.unwrap_or_else(|| {
+        dir.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    });
     let replica_bin = replica_bin.unwrap_or_else(|| PathBuf::from(&info.replica_bin));
     let run = RunOptions {
         params: info.params.clone(),
@@ -80,8 +89,14 @@ async fn run_again(
             run,
             file: dir.join("scenario.csv"),
             interactive: false,
-            stall: Duration::from_secs(2),
-            set_timeout: Duration::from_secs(30),
+            stall: info
+                .params
+                .stall_ms
+                .map_or(DEFAULT_STALL, Duration::from_millis),
+            set_timeout: info
+                .params
+                .set_timeout_ms
+                .map_or(DEFAULT_SET_TIMEOUT, Duration::from_millis),
         };
         return run_scenario(&opts).await;
     }
