@@ -723,7 +723,7 @@ fn full_log() -> ClientRequest {
 }
 
 /// How long the prompt waits for one replica's answer.
-const ASK_TIMEOUT: Duration = Duration::from_secs(1);
+const ASK_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most slots `printstatus` without a slot shows.
 const STATUS_SLOTS: usize = 40;
 
