@@ -33,8 +33,8 @@ mod ops;
 pub mod report;
 pub mod results;
 pub mod run_params;
-pub mod text;
 mod runner;
+pub mod text;
 mod window;
 
 pub use checks::{Anomaly, CheckResult, Validity};

@@ -423,7 +423,10 @@ impl Cluster {
     /// [`Cluster::wait_for_leader`] for a cluster that was just started: a replica that exits
     /// meanwhile (a bad flag, a `--bug` its build cannot plant, a config it rejects) ends the
     /// wait at once with the replica's own words, instead of a leaderless timeout.
-    pub async fn wait_for_first_leader(&mut self, timeout: Duration) -> Result<NodeId, ClusterError> {
+    pub async fn wait_for_first_leader(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<NodeId, ClusterError> {
         let deadline = Instant::now() + timeout;
         loop {
             self.fail_on_early_exit()?;

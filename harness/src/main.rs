@@ -6,11 +6,11 @@
 //! (and if the harness is SIGKILLed, the kernel kills them: see `harness::process`).
 
 use anyhow::Context;
+use checker::text::count;
 use clap::{Args, Parser, Subcommand};
 use harness::bench::{self, BenchOptions};
 use harness::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
 use harness::process::kill_all_children;
-use checker::text::count;
 use harness::run::{ms, run_campaign, RunError, RunOptions, RunSummary};
 use harness::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
 use harness::scenario_run::{run_scenario, ScenarioOptions};
@@ -751,7 +751,10 @@ mod tests {
         assert!(refusal(&["--nemesis-interval", "0s"]).contains("no fault"));
         let e = parse(&["campaign", "--runs", "0"]).unwrap_err();
         assert!(e.use_stderr() && e.to_string().contains("--runs"), "{e}");
-        assert!(parse(&["zoo", "--progress"]).is_err(), "it is --no-progress now");
+        assert!(
+            parse(&["zoo", "--progress"]).is_err(),
+            "it is --no-progress now"
+        );
         assert!(parse(&["zoo", "--no-progress"]).is_ok());
         assert!(parse(&["replay", "x", "--out", "elsewhere"]).is_ok());
     }
@@ -764,7 +767,13 @@ mod tests {
         let warnings = harness::run::warnings(&params(&["--clients", "11"]));
         assert!(warnings[0].contains("11 accounts (A..K)"), "{warnings:?}");
         assert!(harness::run::warnings(&params(&[])).is_empty());
-        assert!(harness::run::validate(&params(&["--nemesis", "none", "--nemesis-interval", "0s"])).is_ok());
+        assert!(harness::run::validate(&params(&[
+            "--nemesis",
+            "none",
+            "--nemesis-interval",
+            "0s"
+        ]))
+        .is_ok());
     }
 
     #[test]
@@ -776,7 +785,10 @@ mod tests {
         });
         let text = render_error(&e.context("cannot replay"));
         assert_eq!(text.matches("not found").count(), 1, "{text}");
-        assert!(text.starts_with("cannot replay: cannot read x/run.toml"), "{text}");
+        assert!(
+            text.starts_with("cannot replay: cannot read x/run.toml"),
+            "{text}"
+        );
         assert_eq!(exit_code_for(&usage("bad")), EXIT_USAGE);
         assert_eq!(exit_code_for(&anyhow::anyhow!("boom")), EXIT_ERROR);
     }

@@ -389,7 +389,11 @@ pub fn render_slot(slot: u64, answers: &[(NodeId, Answer)]) -> String {
         .iter()
         .map(|(node, answer)| match answer {
             Ok(ClientResponse::SlotStatus { state, .. }) => {
-                vec![node.to_string(), slot.to_string(), state_word(*state).into()]
+                vec![
+                    node.to_string(),
+                    slot.to_string(),
+                    state_word(*state).into(),
+                ]
             }
             other => vec![node.to_string(), slot.to_string(), unexpected(other)],
         })
@@ -477,7 +481,13 @@ pub fn render_views(answers: &[(NodeId, Answer)]) -> String {
 /// The replicas' status answers, with the harness's own view of each process.
 pub fn render_status(rows_in: &[(NodeId, &'static str, Option<NodeStatus>)]) -> String {
     let header = strings([
-        "replica", "process", "role", "ballot", "leader", "committed", "executed",
+        "replica",
+        "process",
+        "role",
+        "ballot",
+        "leader",
+        "committed",
+        "executed",
     ]);
     let rows: Vec<Vec<String>> = rows_in
         .iter()
@@ -554,9 +564,15 @@ mod tests {
         assert_eq!(parse_command("restart n3"), Ok(Restart(n(3))));
         assert_eq!(parse_command("cut n1 n2"), Ok(Cut(n(1), n(2))));
         assert_eq!(parse_command("heal"), Ok(Heal));
-        assert!(parse_command("cut n1 n1").unwrap_err().contains("two different"));
-        assert!(parse_command("kill bob").unwrap_err().contains("not a replica"));
-        assert!(parse_command("dance").unwrap_err().contains("unknown command"));
+        assert!(parse_command("cut n1 n1")
+            .unwrap_err()
+            .contains("two different"));
+        assert!(parse_command("kill bob")
+            .unwrap_err()
+            .contains("not a replica"));
+        assert!(parse_command("dance")
+            .unwrap_err()
+            .contains("unknown command"));
     }
 
     fn log_answer() -> Answer {
@@ -571,7 +587,10 @@ mod tests {
             entries: vec![
                 LogEntryView {
                     slot: Slot(1),
-                    ballot: Ballot { round: 2, node: NodeId(1) },
+                    ballot: Ballot {
+                        round: 2,
+                        node: NodeId(1),
+                    },
                     commands: vec![
                         command(
                             1,
@@ -588,7 +607,10 @@ mod tests {
                 },
                 LogEntryView {
                     slot: Slot(2),
-                    ballot: Ballot { round: 2, node: NodeId(1) },
+                    ballot: Ballot {
+                        round: 2,
+                        node: NodeId(1),
+                    },
                     commands: vec![],
                     noop: true,
                     state: SlotState::Accepted,
@@ -602,10 +624,22 @@ mod tests {
         let text = render_log(NodeId(1), &log_answer());
         let lines: Vec<&str> = text.lines().collect();
         assert!(lines[0].starts_with("n1: 2 slots"), "{text}");
-        assert!(lines[1].contains("slot") && lines[1].contains("command"), "{text}");
-        assert!(lines[2].contains("E executed") && lines[2].ends_with("transfer B→C 3"), "{text}");
-        assert!(lines[3].ends_with("read_all") && !lines[3].contains('E'), "{text}");
-        assert!(lines[4].contains("A accepted") && lines[4].ends_with("no-op"), "{text}");
+        assert!(
+            lines[1].contains("slot") && lines[1].contains("command"),
+            "{text}"
+        );
+        assert!(
+            lines[2].contains("E executed") && lines[2].ends_with("transfer B→C 3"),
+            "{text}"
+        );
+        assert!(
+            lines[3].ends_with("read_all") && !lines[3].contains('E'),
+            "{text}"
+        );
+        assert!(
+            lines[4].contains("A accepted") && lines[4].ends_with("no-op"),
+            "{text}"
+        );
         assert!(!text.contains("Transfer {"), "no Rust debug text: {text}");
     }
 
@@ -616,7 +650,13 @@ mod tests {
             (NodeId(2), Err("timed out".to_string())),
         ];
         let text = render_slots(&answers, 10);
-        let words = |k: usize| text.lines().nth(k).unwrap().split_whitespace().collect::<Vec<_>>();
+        let words = |k: usize| {
+            text.lines()
+                .nth(k)
+                .unwrap()
+                .split_whitespace()
+                .collect::<Vec<_>>()
+        };
         assert_eq!(words(0), ["slot", "n1", "n2"], "{text}");
         assert_eq!(words(1), ["1", "E", "."], "{text}");
         assert_eq!(words(2), ["2", "A", "."], "{text}");
@@ -633,9 +673,18 @@ mod tests {
         all.insert("n1:1-7".to_string(), None);
         let text = render_balances(&all);
         let lines: Vec<&str> = text.lines().collect();
-        assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["replica", "A", "B", "total"]);
-        assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(), ["n1", "7", "13", "20"]);
-        assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(), ["n2", "7", "13", "20"]);
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["replica", "A", "B", "total"]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["n1", "7", "13", "20"]
+        );
+        assert_eq!(
+            lines[2].split_whitespace().collect::<Vec<_>>(),
+            ["n2", "7", "13", "20"]
+        );
         assert!(lines[3].starts_with("n3: no answer"), "{text}");
         assert_eq!(lines.len(), 4, "journal segments are not replicas: {text}");
     }

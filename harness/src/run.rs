@@ -110,9 +110,11 @@ pub fn validate(params: &RunParams) -> Result<(), RunError> {
         }
     }
     if params.nemesis_interval_ms == 0 && !params.nemesis.is_empty() {
-        return bad("--nemesis-interval 0s would inject no fault at all: give a positive \
+        return bad(
+            "--nemesis-interval 0s would inject no fault at all: give a positive \
                     interval, e.g. 2s, or --nemesis none for a run without faults"
-            .into());
+                .into(),
+        );
     }
     if params.net == NetMode::Direct && (params.loss > 0.0 || params.delay_ms > 0) {
         return bad("--loss and --delay need --net relay".into());
@@ -130,7 +132,7 @@ pub fn warnings(params: &RunParams) -> Vec<String> {
              either replica; 3 tolerate one fault, 5 two"
                 .to_string(),
         );
-    } else if params.nodes > 2 && params.nodes % 2 == 0 {
+    } else if params.nodes > 2 && params.nodes.is_multiple_of(2) {
         out.push(format!(
             "--nodes {}: an even cluster tolerates no more faults than {} replicas",
             params.nodes,

@@ -270,9 +270,7 @@ fn add_row(sets: &mut Vec<Set>, text: &str, line: u64) -> Result<(), String> {
         None => {}
     }
     let Some(set) = sets.last_mut() else {
-        return Err(
-            "a transaction before the first set: the first row needs a set number".into(),
-        );
+        return Err("a transaction before the first set: the first row needs a set number".into());
     };
     set.steps
         .extend(row.steps.into_iter().map(|s| s.at_line(line)));
@@ -566,7 +564,11 @@ mod tests {
     fn every_bad_line_is_reported() {
         let e = error("1,(A,B,3),[n1]\n,(A,B,x),\n,(C,D,1),\n,hello,\n,(A,B),\n");
         assert!(e.starts_with("3 bad lines in bad.csv:"), "{e}");
-        for line in ["bad.csv:2: bad amount", "bad.csv:4: expected", "bad.csv:5: a transaction needs"] {
+        for line in [
+            "bad.csv:2: bad amount",
+            "bad.csv:4: expected",
+            "bad.csv:5: a transaction needs",
+        ] {
             assert!(e.contains(line), "{line} missing from {e}");
         }
         assert!(!e.contains("bad.csv:3:"), "{e}");
@@ -582,8 +584,14 @@ mod tests {
         let bank: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
         let e = s.check("x.csv", &bank, 5).unwrap_err().to_string();
         assert!(e.starts_with("3 bad lines in x.csv:"), "{e}");
-        assert!(e.contains("x.csv:1: set 1 names n7 but the cluster has n1..n5"), "{e}");
-        assert!(e.contains("x.csv:1: unknown account Z in (A, Z, 3): the bank has A..D"), "{e}");
+        assert!(
+            e.contains("x.csv:1: set 1 names n7 but the cluster has n1..n5"),
+            "{e}"
+        );
+        assert!(
+            e.contains("x.csv:1: unknown account Z in (A, Z, 3): the bank has A..D"),
+            "{e}"
+        );
         assert!(e.contains("x.csv:3: unknown account Y and Q"), "{e}");
         assert!(s.check("x.csv", &bank, 7).is_err(), "Z is still unknown");
         let ok = parse(b"1,(A,B,3),[n1,n2,n3]\n", "y").unwrap();

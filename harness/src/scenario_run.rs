@@ -24,18 +24,18 @@ use crate::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use crate::cluster::{Cluster, ReplicaState};
 use crate::final_phase::{settle_and_fetch, FinalTimeouts};
 use crate::nemesis::{cuts_value, names};
+use crate::record::Recorder;
 use crate::relay::Peer;
 use crate::repl::{
-    parse_command, render_db, render_log, render_slot, render_slots, render_status,
-    render_views, Answer, Input, KillTarget, LineReader, ReplCommand, HELP,
+    parse_command, render_db, render_log, render_slot, render_slots, render_status, render_views,
+    Answer, Input, KillTarget, LineReader, ReplCommand, HELP,
 };
-use crate::record::Recorder;
 use crate::run::{self, Prepared, RunError, RunOptions, RunSummary};
 use crate::scenario::{Scenario, Set, SetStep, Transfer};
 use crate::transport::Transport;
 use crate::workload::account_names;
-use replica::bank::{Command, Op};
 use checker::text::count;
+use replica::bank::{Command, Op};
 use replica::client_proto::ClientRequest;
 use replica::types::{ClientId, NodeId, RequestId, Slot};
 use serde_json::json;
@@ -685,7 +685,10 @@ impl SetRunner<'_> {
             return Err("cut needs the relay (run with --net relay)".into());
         };
         let mut cuts = relay.cuts();
-        for link in [(Peer::Node(a), Peer::Node(b)), (Peer::Node(b), Peer::Node(a))] {
+        for link in [
+            (Peer::Node(a), Peer::Node(b)),
+            (Peer::Node(b), Peer::Node(a)),
+        ] {
             if !cuts.contains(&link) {
                 cuts.push(link);
             }
@@ -766,7 +769,11 @@ mod tests {
         let s = parse(b"1,(A,B,3),[n1,n2,n3]\n,(B,C,2),\n,(J,A,1),\n", "x").unwrap();
         let e = expected_balances(&s, &accounts, 10).unwrap();
         assert_eq!((e["A"], e["B"], e["C"], e["J"]), (8, 11, 12, 9));
-        assert_eq!(e.values().sum::<i64>(), 100, "the bank's total does not change");
+        assert_eq!(
+            e.values().sum::<i64>(),
+            100,
+            "the bank's total does not change"
+        );
     }
 
     #[tokio::test]

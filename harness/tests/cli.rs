@@ -45,7 +45,10 @@ fn usage_errors_exit_64_with_a_clear_message() {
         let output = run(&args);
         let all = text(&output);
         assert_eq!(output.status.code(), Some(64), "{args:?}: {all}");
-        assert!(all.contains(expected), "{args:?} should say {expected:?}: {all}");
+        assert!(
+            all.contains(expected),
+            "{args:?} should say {expected:?}: {all}"
+        );
     }
     assert_eq!(
         std::fs::read_dir(out.path()).unwrap().count(),
@@ -139,7 +142,10 @@ fn a_replica_that_cannot_start_is_reported_at_once_with_its_words() {
         "no 30 s wait for a leader: {all}"
     );
     assert!(all.contains("exited during start-up"), "{all}");
-    assert!(all.contains("replica-bugs"), "the replica's own words: {all}");
+    assert!(
+        all.contains("replica-bugs"),
+        "the replica's own words: {all}"
+    );
     assert!(!all.contains("no leader elected"), "{all}");
 }
 
@@ -207,7 +213,10 @@ fn ctrl_c_stops_the_run_and_saves_it_as_unknown() {
     let output = child.wait_with_output().unwrap();
     let all = text(&output);
     assert_eq!(output.status.code(), Some(130), "{all}");
-    assert!(all.contains(dir.to_str().unwrap()), "names the run directory: {all}");
+    assert!(
+        all.contains(dir.to_str().unwrap()),
+        "names the run directory: {all}"
+    );
     assert!(
         processes_mentioning(dir.to_str().unwrap()).is_empty(),
         "every replica stopped"

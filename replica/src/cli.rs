@@ -563,7 +563,9 @@ mod tests {
             panic!("not ctl")
         };
         assert_eq!(args.timeout, Duration::from_millis(500));
-        assert!(Cli::try_parse_from(["replica", "ctl", "--timeout", "5 parsecs", "status"]).is_err());
+        assert!(
+            Cli::try_parse_from(["replica", "ctl", "--timeout", "5 parsecs", "status"]).is_err()
+        );
     }
 
     fn files_under(dir: &Path) -> Vec<PathBuf> {
