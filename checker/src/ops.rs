@@ -604,8 +604,8 @@ impl Collector {
         }
         if self.unknown_f > 0 {
             d.warnings.push(format!(
-                "{} client events have an f other than transfer, read, read_all; only their identity and order are checked",
-                self.unknown_f
+                "{} an f other than transfer, read, read_all; only their identity and order are checked",
+                has(self.unknown_f, "client event")
             ));
         }
         self.data

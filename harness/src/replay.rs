@@ -85,20 +85,60 @@ async fn run_again(
         progress,
     };
     if info.kind == "scenario" {
-        let opts = ScenarioOptions {
-            run,
-            file: dir.join("scenario.csv"),
-            interactive: false,
-            stall: info
-                .params
-                .stall_ms
-                .map_or(DEFAULT_STALL, Duration::from_millis),
-            set_timeout: info
-                .params
-                .set_timeout_ms
-                .map_or(DEFAULT_SET_TIMEOUT, Duration::from_millis),
-        };
-        return run_scenario(&opts).await;
+        return run_scenario(&scenario_again(dir, run)).await;
     }
     run_campaign(&run).await
+}
+
+/// A scenario run again: its saved copy of the file, its stall and set timeout from run.toml.
+fn scenario_again(dir: &Path, run: RunOptions) -> ScenarioOptions {
+    let stall = run
+        .params
+        .stall_ms
+        .map_or(DEFAULT_STALL, Duration::from_millis);
+    let set_timeout = run
+        .params
+        .set_timeout_ms
+        .map_or(DEFAULT_SET_TIMEOUT, Duration::from_millis);
+    ScenarioOptions {
+        run,
+        file: dir.join("scenario.csv"),
+        interactive: false,
+        stall,
+        set_timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rundir::RunParams;
+
+    fn options(params: RunParams) -> RunOptions {
+        RunOptions {
+            params,
+            seed: 1,
+            out: PathBuf::from("out"),
+            replica_bin: PathBuf::from("replica"),
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn a_replayed_scenario_keeps_its_stall_and_set_timeout() {
+        let saved = RunParams {
+            stall_ms: Some(700),
+            set_timeout_ms: Some(4_000),
+            ..RunParams::default()
+        };
+        let again = scenario_again(Path::new("runs/r1"), options(saved));
+        assert_eq!(again.stall, Duration::from_millis(700));
+        assert_eq!(again.set_timeout, Duration::from_secs(4));
+        assert_eq!(again.file, Path::new("runs/r1/scenario.csv"));
+        let old = scenario_again(Path::new("r"), options(RunParams::default()));
+        assert_eq!(
+            (old.stall, old.set_timeout),
+            (DEFAULT_STALL, DEFAULT_SET_TIMEOUT)
+        );
+    }
 }

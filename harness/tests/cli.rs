@@ -302,6 +302,11 @@ fn the_interactive_prompt_reads_piped_commands() {
         assert!(stdout.contains(expected), "{expected:?} missing: {all}");
     }
     assert!(!stdout.contains("Transfer {"), "{all}");
+    let run_toml = std::fs::read_to_string(only_run_dir(&reports).join("run.toml")).unwrap();
+    assert!(
+        run_toml.contains("stall_ms = 2000") && run_toml.contains("set_timeout_ms = 30000"),
+        "replay needs the scenario's timeouts: {run_toml}"
+    );
     // Set 1 ran (A→B 3, B→C 1), set 2 did not: every replica ends with A 7, B 12, C 11.
     let balances = stdout
         .split("final balances per replica:")

@@ -89,6 +89,7 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct CtlArgs {
+    /// The cluster's cluster.toml (addresses, and the client certificate to use).
     #[arg(long, default_value = "cluster/cluster.toml")]
     config: PathBuf,
     /// Replica to ask (default: any; commands follow the leader).
