@@ -166,10 +166,18 @@ fn processes_mentioning(needle: &str) -> Vec<u32> {
 
 #[test]
 fn ctrl_c_stops_the_run_and_saves_it_as_unknown() {
+    interrupt(&["run"]);
+    // A campaign stops at its first run: no second one starts.
+    interrupt(&["campaign", "--runs", "3", "--defaults"]);
+}
+
+/// Starts `harness <command>`, sends SIGINT once its clients have recorded something, and
+/// checks that the run was stopped, checked and saved.
+fn interrupt(command: &[&str]) {
     let out = tempfile::tempdir().unwrap();
     let child = harness()
+        .args(command)
         .args([
-            "run",
             "--nodes",
             "3",
             "--clients",
@@ -212,7 +220,7 @@ fn ctrl_c_stops_the_run_and_saves_it_as_unknown() {
     .unwrap();
     let output = child.wait_with_output().unwrap();
     let all = text(&output);
-    assert_eq!(output.status.code(), Some(130), "{all}");
+    assert_eq!(output.status.code(), Some(130), "{command:?}: {all}");
     assert!(
         all.contains(dir.to_str().unwrap()),
         "names the run directory: {all}"
