@@ -37,6 +37,7 @@ pub mod report;
 pub mod results;
 pub mod run_params;
 mod runner;
+pub mod text;
 mod window;
 
 pub use checks::{Anomaly, CheckResult, Validity};

@@ -610,20 +610,20 @@ impl Collector {
         d.stats.clients = d.clients.len() as u64;
         if self.index_disorder > 0 {
             d.warnings.push(format!(
-                "{} events have an index not greater than the line before; the checks use line order",
-                self.index_disorder
+                "{} an index not greater than the line before; the checks use line order",
+                has(self.index_disorder, "event")
             ));
         }
         if self.time_disorder > 0 {
             d.warnings.push(format!(
-                "{} events have a time_ns smaller than an earlier event; the checks use line order",
-                self.time_disorder
+                "{} a time_ns smaller than an earlier event; the checks use line order",
+                has(self.time_disorder, "event")
             ));
         }
         if self.unknown_f > 0 {
             d.warnings.push(format!(
-                "{} client events have an f other than transfer, read, read_all; only their identity and order are checked",
-                self.unknown_f
+                "{} an f other than transfer, read, read_all; only their identity and order are checked",
+                has(self.unknown_f, "client event")
             ));
         }
         self.data
@@ -668,6 +668,12 @@ pub(crate) fn read_history(
         );
     }
     Ok(data)
+}
+
+/// "1 event has" / "2 events have".
+fn has(n: u64, noun: &str) -> String {
+    let verb = if n == 1 { "has" } else { "have" };
+    format!("{} {verb}", crate::text::count(n, noun))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use crate::checks::{CheckResult, Validity, CHECK_NAMES};
 use crate::final_state::Positions;
 use crate::ops::HistoryStats;
+use crate::text::{count, plural};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -107,19 +108,20 @@ impl Results {
         let _ = writeln!(s, "faultline checker: {}", self.run_dir);
         let _ = writeln!(
             s,
-            "  history: {} events, {} operations by {}{}, {} nemesis events",
-            h.events,
-            h.operations,
-            plural(h.clients, "client", "clients"),
+            "  history: {}, {} by {}{}, {} nemesis {}",
+            count(h.events, "event"),
+            count(h.operations, "operation"),
+            count(h.clients, "client"),
             internal_note(h.internal_processes),
-            h.nemesis
+            h.nemesis,
+            plural(h.nemesis, "event")
         );
         let f = &self.final_state;
         if f.present {
             let _ = writeln!(
                 s,
-                "  final:   {} replicas, log up to exec_index {}",
-                f.nodes.len(),
+                "  final:   {}, log up to exec_index {}",
+                count(f.nodes.len() as u64, "replica"),
                 f.log_last
             );
         } else {
@@ -131,9 +133,9 @@ impl Results {
         for (name, c) in self.ordered_checks() {
             let _ = writeln!(
                 s,
-                "  {name:<13} {:<8} {} anomalies",
+                "  {name:<13} {:<8} {}",
                 c.valid.as_str(),
-                c.anomaly_count
+                count(c.anomaly_count, "anomaly")
             );
             if let Some(a) = c.anomalies.first() {
                 let _ = writeln!(s, "      first: {}", a.message);
@@ -152,22 +154,10 @@ impl Results {
     }
 }
 
-/// `1 client`, `3 clients`.
-pub fn plural(n: u64, one: &str, many: &str) -> String {
-    if n == 1 {
-        format!("{n} {one}")
-    } else {
-        format!("{n} {many}")
-    }
-}
-
 /// ` (+ 5 harness final reads)` when the harness ran processes of its own.
 pub fn internal_note(internal: u64) -> String {
     match internal {
         0 => String::new(),
-        n => format!(
-            " (+ {})",
-            plural(n, "harness final read", "harness final reads")
-        ),
+        n => format!(" (+ {})", count(n, "harness final read")),
     }
 }

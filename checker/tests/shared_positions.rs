@@ -588,7 +588,10 @@ mod generated {
         let results = check_run(dir.path()).unwrap();
         let written = checker::report::write_report(dir.path(), &results).unwrap();
         let html = std::fs::read_to_string(&written.html).unwrap();
-        assert!(html.contains("(real-time-order, total-order)"), "anomaly shown");
+        assert!(
+            html.contains("(real-time-order, total-order)"),
+            "anomaly shown"
+        );
         let last = planted.indices.last().unwrap();
         assert!(
             html.contains(&format!("<tr class=\"cited\"><td>{last}</td>")),

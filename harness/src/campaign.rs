@@ -214,6 +214,7 @@ mod tests {
                     exit_code: 0,
                     notes: vec![],
                     elapsed_s: 1.0,
+                    reason: None,
                 };
                 std::fs::write(dir.join(SUMMARY_FILE), serde_json::to_string(&s).unwrap()).unwrap();
             }

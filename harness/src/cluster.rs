@@ -55,6 +55,13 @@ pub enum ClusterError {
     NoBinary(PathBuf),
     #[error("no leader elected within {0:?}")]
     NoLeader(Duration),
+    #[error("replica {node} exited during start-up ({status}); the end of {stderr_file}:\n{tail}")]
+    ExitedAtStart {
+        node: NodeId,
+        status: String,
+        stderr_file: PathBuf,
+        tail: String,
+    },
     #[error("unknown replica {0}")]
     UnknownNode(NodeId),
 }
@@ -413,6 +420,44 @@ impl Cluster {
         }
     }
 
+    /// [`Cluster::wait_for_leader`] for a cluster that was just started: a replica that exits
+    /// meanwhile (a bad flag, a `--bug` its build cannot plant, a config it rejects) ends the
+    /// wait at once with the replica's own words, instead of a leaderless timeout.
+    pub async fn wait_for_first_leader(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<NodeId, ClusterError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            self.fail_on_early_exit()?;
+            let poll = POLL_INTERVAL.max(STATUS_TIMEOUT);
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(ClusterError::NoLeader(timeout));
+            }
+            let left = deadline - now;
+            if let Ok(leader) = self.wait_for_leader(poll.min(left)).await {
+                return Ok(leader);
+            }
+        }
+    }
+
+    /// The first replica that has exited, as an error carrying the tail of its stderr.
+    fn fail_on_early_exit(&mut self) -> Result<(), ClusterError> {
+        for (node, replica) in &mut self.replicas {
+            let Some(status) = replica.child.as_mut().and_then(|c| c.try_wait()) else {
+                continue;
+            };
+            return Err(ClusterError::ExitedAtStart {
+                node: *node,
+                status: status.to_string(),
+                stderr_file: replica.stderr_file.clone(),
+                tail: stderr_tail(&replica.stderr_file, STDERR_TAIL_LINES),
+            });
+        }
+        Ok(())
+    }
+
     /// Waits until every replica answers and all report the same executed slot and exec index
     /// twice in a row. Returns whether it got there before `timeout`.
     pub async fn wait_for_quiet(&self, timeout: Duration) -> bool {
@@ -443,6 +488,27 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// How many of a replica's last stderr lines a start-up error quotes.
+const STDERR_TAIL_LINES: usize = 12;
+
+/// The last `lines` lines of a replica's stderr file, indented for an error message.
+fn stderr_tail(path: &Path, lines: usize) -> String {
+    let text = match std::fs::read(path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        Err(e) => return format!("  (cannot read it: {e})"),
+    };
+    let all: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    if all.is_empty() {
+        return "  (empty)".to_string();
+    }
+    let start = all.len().saturating_sub(lines);
+    all[start..]
+        .iter()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Status of every node that answers, concurrently.

@@ -6,11 +6,12 @@
 //! (and if the harness is SIGKILLed, the kernel kills them: see `harness::process`).
 
 use anyhow::Context;
+use checker::text::count;
 use clap::{Args, Parser, Subcommand};
 use harness::bench::{self, BenchOptions};
 use harness::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
 use harness::process::kill_all_children;
-use harness::run::{run_campaign, RunOptions, RunSummary};
+use harness::run::{ms, run_campaign, RunError, RunOptions, RunSummary};
 use harness::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
 use harness::scenario_run::{run_scenario, ScenarioOptions};
 use harness::schedule::{parse_families, FaultFamily};
@@ -87,6 +88,7 @@ struct ZooArgs {
     /// Skip the clean control campaigns.
     #[arg(long)]
     no_clean: bool,
+    /// Seed of the first campaign (default: random); each later campaign adds one.
     #[arg(long)]
     seed: Option<u64>,
     /// Where run directories are written.
@@ -95,9 +97,9 @@ struct ZooArgs {
     /// The replica built with the `bugs` feature (default: replica-bugs next to this executable).
     #[arg(long)]
     replica_bin: Option<PathBuf>,
-    /// Show each campaign's progress.
+    /// No progress display for the campaigns.
     #[arg(long)]
-    progress: bool,
+    no_progress: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -125,7 +127,7 @@ struct RunArgs {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     time: Duration,
     /// Total operations per second over all clients (default: closed loop).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Faults to inject: a comma-separated subset of kill,pause,partition, or none.
     #[arg(long, default_value = "kill,pause,partition", value_parser = parse_nemesis)]
@@ -152,7 +154,7 @@ struct RunArgs {
     #[arg(long, default_value = "500ms", value_parser = parse_duration)]
     attempt_timeout: Duration,
     /// Random datagram loss on every relay link, 0 to 1.
-    #[arg(long, default_value_t = 0.0)]
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
     loss: f64,
     /// Extra delay on every relay link.
     #[arg(long, default_value = "0ms", value_parser = parse_duration)]
@@ -168,14 +170,17 @@ struct RunArgs {
 struct ScenarioArgs {
     /// The scenario CSV file.
     file: PathBuf,
-    /// Prompt between sets (next, printdb, printlog, printstatus, printview, kill leader).
+    /// A prompt before each set and after the last: look inside the replicas, kill, restart,
+    /// cut links, then go on (type `help` there).
     #[arg(long)]
     interactive: bool,
     /// Number of replicas (at least the highest one the file names).
     #[arg(long, default_value_t = 5)]
     nodes: u32,
+    /// relay: traffic through the harness's UDP relay (links can be cut); direct: not.
     #[arg(long, value_enum, default_value_t = NetMode::Relay)]
     net: NetMode,
+    /// A planted bug passed to every replica (`replica run --bug NAME`; needs replica-bugs).
     #[arg(long)]
     bug: Option<String>,
     /// How long a set without a quorum is given before moving on.
@@ -190,8 +195,8 @@ struct ScenarioArgs {
 
 #[derive(Args, Debug)]
 struct CampaignArgs {
-    /// Number of runs (seeds seed, seed+1, ...).
-    #[arg(long)]
+    /// Number of runs (seeds seed, seed+1, ...), at least 1.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     runs: Option<u32>,
     /// Stop at the first run that is not valid.
     #[arg(long)]
@@ -209,10 +214,15 @@ struct CampaignArgs {
 struct ReplayArgs {
     /// The run directory to replay (its run.toml is read).
     run_dir: PathBuf,
+    /// The replica binary (default: the one run.toml names).
     #[arg(long)]
     replica_bin: Option<PathBuf>,
+    /// No progress display.
     #[arg(long)]
     no_progress: bool,
+    /// Where the replay's run directory is written (default: beside the original).
+    #[arg(long)]
+    out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -220,6 +230,7 @@ struct BenchArgs {
     /// Length of each measured phase.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     time: Duration,
+    /// Number of replicas.
     #[arg(long, default_value_t = 5)]
     nodes: u32,
     /// Clients of the classic phase.
@@ -231,6 +242,7 @@ struct BenchArgs {
     /// Only this network mode (default: both).
     #[arg(long, value_enum)]
     net: Option<NetMode>,
+    /// Seed of the clients' operations (default: random).
     #[arg(long)]
     seed: Option<u64>,
     #[command(flatten)]
@@ -243,10 +255,6 @@ struct Families(Vec<FaultFamily>);
 
 fn parse_nemesis(s: &str) -> Result<Families, String> {
     parse_families(s).map(Families)
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn random_seed() -> u64 {
@@ -274,6 +282,8 @@ impl RunArgs {
             start_timeout_ms: ms(self.start_timeout),
             checkpoint_interval_slots: self.checkpoint_interval,
             scenario: None,
+            stall_ms: None,
+            set_timeout_ms: None,
             tunables: None,
         };
         common_options(&self.common, params, self.seed.unwrap_or_else(random_seed))
@@ -293,14 +303,56 @@ fn common_options(common: &CommonArgs, params: RunParams, seed: u64) -> RunOptio
     }
 }
 
+/// A mistake in what was asked (exit 64), not a failure of the harness.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct UsageError(String);
+
+fn usage(message: impl Into<String>) -> anyhow::Error {
+    UsageError(message.into()).into()
+}
+
+/// 64 for a usage error (bad flag values, a bad scenario, not a run directory), else 70.
+fn exit_code_for(e: &anyhow::Error) -> i32 {
+    let usage = e.chain().any(|cause| {
+        cause.downcast_ref::<UsageError>().is_some()
+            || matches!(cause.downcast_ref::<RunError>(), Some(RunError::Invalid(_)))
+    });
+    if usage {
+        EXIT_USAGE
+    } else {
+        EXIT_ERROR
+    }
+}
+
+/// The error and its causes on one line, each cause once: our messages often quote their
+/// source already ("cannot read x: No such file"), and anyhow's `{:#}` would repeat it.
+fn render_error(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
+}
+
+fn warn_about(params: &RunParams) {
+    for warning in harness::run::warnings(params) {
+        eprintln!("warning: {warning}");
+    }
+}
+
 fn print_summary(s: &RunSummary) {
     println!(
-        "{}: {} (seed {}, {} faults, {} operations: {} ok, {} fail, {} info, {:.1} s)",
+        "{}: {} (seed {}, {}, {}: {} ok, {} fail, {} info, {:.1} s)",
         s.dir.display(),
         s.verdict,
         s.seed,
-        s.faults,
-        s.invoked,
+        count(s.faults, "fault"),
+        count(s.invoked, "operation"),
         s.ok,
         s.fail,
         s.info,
@@ -315,68 +367,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         None => run_one(&cli.run).await,
         Some(Command::Run(args)) => run_one(&args).await,
-        Some(Command::Scenario(args)) => {
-            let params = RunParams {
-                nodes: args.nodes,
-                net: args.net,
-                bug: args.bug.clone(),
-                nemesis: Vec::new(),
-                ..RunParams::default()
-            };
-            let opts = ScenarioOptions {
-                run: common_options(&args.common, params, 0),
-                file: args.file.clone(),
-                interactive: args.interactive,
-                stall: args.stall,
-                set_timeout: args.set_timeout,
-            };
-            let summary = run_scenario(&opts).await?;
-            print_summary(&summary);
-            Ok(summary.exit_code)
-        }
-        Some(Command::Campaign(args)) => {
-            let opts = args.run.options();
-            let runs = match (args.runs, args.until_failure) {
-                (Some(n), _) => n,
-                (None, true) => MAX_UNTIL_FAILURE_RUNS,
-                (None, false) => 1,
-            };
-            let explore = (!args.defaults).then(|| Pins {
-                checkpoint_interval_slots: args.run.checkpoint_interval,
-                nemesis_interval_ms: args.run.nemesis_interval.map(ms),
-                ..Pins::default()
-            });
-            let summaries =
-                campaign::run_many(&opts, runs, args.until_failure, explore, print_summary).await?;
-            let bad = summaries.iter().filter(|s| s.exit_code != 0).count();
-            println!(
-                "{} runs, {} not valid; index: {}",
-                summaries.len(),
-                bad,
-                opts.out.join("index.html").display()
-            );
-            Ok(summaries.iter().map(|s| s.exit_code).max().unwrap_or(0))
-        }
+        Some(Command::Scenario(args)) => scenario(&args).await,
+        Some(Command::Campaign(args)) => campaign(&args).await,
         Some(Command::Sim(args)) => harness::sim::cli::run(&args),
-        Some(Command::Replay(args))
-            if harness::sim::run_kind(&args.run_dir).ok().as_deref()
-                == Some(harness::sim::SIM_KIND) =>
-        {
-            let replay = harness::sim::cli::replay(&args.run_dir)?;
-            Ok(harness::sim::cli::print_replay(&replay))
-        }
-        Some(Command::Replay(args)) => {
-            let original = harness::replay::original_verdict(&args.run_dir);
-            let summary =
-                harness::replay::replay(&args.run_dir, args.replica_bin.clone(), !args.no_progress)
-                    .await?;
-            print_summary(&summary);
-            println!(
-                "{}",
-                harness::replay::reproduction_line(original.as_deref(), &summary.verdict)
-            );
-            Ok(summary.exit_code)
-        }
+        Some(Command::Replay(args)) => replay(&args).await,
         Some(Command::Zoo(args)) if args.sim => {
             let opts = harness::sim::zoo::SimZooOptions {
                 out: args.out.join("sim"),
@@ -387,45 +381,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             };
             let rows = harness::sim::zoo::run_zoo(&opts)?;
             print!("{}", harness::sim::zoo::render_table(&rows));
-            let failed = rows.iter().filter(|r| !r.passed()).count();
+            let failed = rows.iter().filter(|r| !r.passed()).count() as u64;
             println!(
-                "{} rows, {failed} failed; table in {}",
-                rows.len(),
+                "{}, {failed} failed; table in {}",
+                count(rows.len() as u64, "row"),
                 opts.out.join("zoo-sim.txt").display()
             );
             Ok(if failed == 0 { 0 } else { 1 })
         }
-        Some(Command::Zoo(args)) => {
-            let opts = harness::zoo::ZooOptions {
-                out: args.out.clone(),
-                replica_bin: args
-                    .replica_bin
-                    .clone()
-                    .unwrap_or_else(harness::zoo::default_bugs_bin),
-                seed: args.seed.unwrap_or_else(random_seed),
-                runs_per_bug: args.runs_per_bug.max(1),
-                time_ms: args.time.as_millis() as u64,
-                nemesis_interval_ms: args.nemesis_interval.as_millis() as u64,
-                only: args.bugs.clone(),
-                clean_runs: !args.no_clean,
-                progress: args.progress,
-            };
-            if !opts.replica_bin.is_file() {
-                anyhow::bail!(
-                    "no bug-planting replica at {}: build it with `cargo build --release -p replica --features bugs --bin replica-bugs`",
-                    opts.replica_bin.display()
-                );
-            }
-            let rows = harness::zoo::run_zoo(&opts).await?;
-            print!("{}", harness::zoo::render_table(&rows));
-            let failed = rows.iter().filter(|r| !r.passed()).count();
-            println!(
-                "{} rows, {failed} failed; table in {}",
-                rows.len(),
-                opts.out.join("zoo.txt").display()
-            );
-            Ok(if failed == 0 { 0 } else { 1 })
-        }
+        Some(Command::Zoo(args)) => zoo(&args).await,
         Some(Command::Bench(args)) => {
             let params = RunParams {
                 nodes: args.nodes,
@@ -464,36 +428,205 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
     }
 }
 
-async fn run_one(args: &RunArgs) -> anyhow::Result<i32> {
-    let summary = run_campaign(&args.options()).await?;
+async fn scenario(args: &ScenarioArgs) -> anyhow::Result<i32> {
+    let params = RunParams {
+        nodes: args.nodes,
+        net: args.net,
+        bug: args.bug.clone(),
+        nemesis: Vec::new(),
+        ..RunParams::default()
+    };
+    let opts = ScenarioOptions {
+        run: common_options(&args.common, params, 0),
+        file: args.file.clone(),
+        interactive: args.interactive,
+        stall: args.stall,
+        set_timeout: args.set_timeout,
+    };
+    let summary = run_scenario(&opts).await?;
     print_summary(&summary);
     Ok(summary.exit_code)
 }
 
-/// Kills every replica and exits on Ctrl-C or SIGTERM.
-fn install_signal_handlers() {
-    tokio::spawn(async {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("warning: cannot watch SIGTERM: {e}");
-                    let _ = tokio::signal::ctrl_c().await;
-                    interrupted();
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        interrupted();
+async fn campaign(args: &CampaignArgs) -> anyhow::Result<i32> {
+    let opts = args.run.options();
+    harness::run::validate(&opts.params)?;
+    warn_about(&opts.params);
+    let runs = match (args.runs, args.until_failure) {
+        (Some(n), _) => n,
+        (None, true) => MAX_UNTIL_FAILURE_RUNS,
+        (None, false) => 1,
+    };
+    let explore = (!args.defaults).then(|| Pins {
+        checkpoint_interval_slots: args.run.checkpoint_interval,
+        nemesis_interval_ms: args.run.nemesis_interval.map(ms),
+        ..Pins::default()
     });
+    let summaries =
+        campaign::run_many(&opts, runs, args.until_failure, explore, print_summary).await?;
+    let bad = summaries.iter().filter(|s| s.exit_code != 0).count() as u64;
+    println!(
+        "{}, {bad} not valid; index: {}",
+        count(summaries.len() as u64, "run"),
+        opts.out.join("index.html").display()
+    );
+    Ok(summaries.iter().map(|s| s.exit_code).max().unwrap_or(0))
 }
 
-fn interrupted() -> ! {
+async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
+    let dir = &args.run_dir;
+    if let Err(e) = harness::rundir::RunInfo::load(dir) {
+        return Err(usage(format!(
+            "{} is not a run directory (a directory holding a run.toml): {e}",
+            dir.display()
+        )));
+    }
+    if harness::sim::run_kind(dir).ok().as_deref() == Some(harness::sim::SIM_KIND) {
+        let replay = harness::sim::cli::replay(dir)?;
+        return Ok(harness::sim::cli::print_replay(&replay));
+    }
+    let original = harness::replay::original_verdict(dir);
+    let summary = harness::replay::replay(
+        dir,
+        args.replica_bin.clone(),
+        args.out.clone(),
+        !args.no_progress,
+    )
+    .await?;
+    print_summary(&summary);
+    println!(
+        "{}",
+        harness::replay::reproduction_line(original.as_deref(), &summary.verdict)
+    );
+    Ok(summary.exit_code)
+}
+
+async fn zoo(args: &ZooArgs) -> anyhow::Result<i32> {
+    let opts = harness::zoo::ZooOptions {
+        out: args.out.clone(),
+        replica_bin: args
+            .replica_bin
+            .clone()
+            .unwrap_or_else(harness::zoo::default_bugs_bin),
+        seed: args.seed.unwrap_or_else(random_seed),
+        runs_per_bug: args.runs_per_bug.max(1),
+        time_ms: ms(args.time),
+        nemesis_interval_ms: ms(args.nemesis_interval),
+        only: args.bugs.clone(),
+        clean_runs: !args.no_clean,
+        progress: !args.no_progress,
+    };
+    if !opts.replica_bin.is_file() {
+        anyhow::bail!(
+            "no bug-planting replica at {}: build it with `cargo build --release -p replica --features bugs --bin replica-bugs`",
+            opts.replica_bin.display()
+        );
+    }
+    let rows = harness::zoo::run_zoo(&opts).await?;
+    print!("{}", harness::zoo::render_table(&rows));
+    let failed = rows.iter().filter(|r| !r.passed()).count() as u64;
+    println!(
+        "{}, {failed} failed; table in {}",
+        count(rows.len() as u64, "row"),
+        opts.out.join("zoo.txt").display()
+    );
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+async fn run_one(args: &RunArgs) -> anyhow::Result<i32> {
+    let opts = args.options();
+    harness::run::validate(&opts.params)?;
+    warn_about(&opts.params);
+    let summary = run_campaign(&opts).await?;
+    print_summary(&summary);
+    Ok(summary.exit_code)
+}
+
+/// The name of the first SIGINT or SIGTERM to arrive.
+async fn next_signal(term: &mut Option<tokio::signal::unix::Signal>) -> &'static str {
+    match term {
+        Some(term) => tokio::select! {
+            _ = tokio::signal::ctrl_c() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
+            "SIGINT"
+        }
+    }
+}
+
+/// Watches for Ctrl-C and SIGTERM. The first one, while a run is in progress, is sent on the
+/// returned channel so `main` can stop the run and save it; otherwise (and on a second
+/// signal, for someone who will not wait for the check) every replica is killed and the
+/// process exits at once. A command busy on this thread (`sim`) is exited the same way.
+fn install_signal_handlers() -> tokio::sync::oneshot::Receiver<&'static str> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    eprintln!("warning: cannot watch SIGTERM: {e}");
+                    None
+                }
+            };
+        let first = next_signal(&mut term).await;
+        if !harness::interrupt::in_progress() || tx.send(first).is_err() {
+            exit_at_once();
+        }
+        next_signal(&mut term).await;
+        exit_at_once();
+    });
+    rx
+}
+
+fn exit_at_once() -> ! {
     kill_all_children();
     eprintln!("\ninterrupted: every replica was stopped; the history so far is on disk");
     std::process::exit(EXIT_INTERRUPTED);
+}
+
+/// After a signal: the run was dropped (its replicas are being killed); check and save it.
+fn save_interrupted(signal: &str) -> i32 {
+    match harness::interrupt::finish_interrupted(signal) {
+        Some(Ok(summary)) => {
+            print_summary(&summary);
+            eprintln!(
+                "interrupted by {signal}: every replica was stopped; run directory {}",
+                summary.dir.display()
+            );
+        }
+        Some(Err(e)) => eprintln!("interrupted by {signal}; cannot save the run: {e}"),
+        None => eprintln!("interrupted by {signal}"),
+    }
+    EXIT_INTERRUPTED
+}
+
+/// Runs the command until it ends or a signal interrupts it.
+async fn run_until_signal(cli: Cli) -> i32 {
+    let signals = install_signal_handlers();
+    let mut command = Box::pin(dispatch(cli));
+    let outcome = tokio::select! {
+        result = &mut command => Ok(result),
+        Ok(signal) = signals => Err(signal),
+    };
+    match outcome {
+        Ok(Ok(code)) => code,
+        Ok(Err(e)) => {
+            eprintln!("error: {}", render_error(&e));
+            exit_code_for(&e)
+        }
+        Err(signal) => {
+            eprintln!(
+                "\n{signal}: stopping every replica and checking what was recorded \
+                 (again to quit at once)"
+            );
+            kill_all_children();
+            drop(command);
+            save_interrupted(signal)
+        }
+    }
 }
 
 fn main() {
@@ -528,16 +661,7 @@ fn main() {
             std::process::exit(EXIT_ERROR);
         }
     };
-    let code = runtime.block_on(async {
-        install_signal_handlers();
-        match dispatch(cli).await {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                EXIT_ERROR
-            }
-        }
-    });
+    let code = runtime.block_on(run_until_signal(cli));
     kill_all_children();
     std::process::exit(code);
 }
@@ -572,5 +696,100 @@ mod tests {
         assert!(matches!(cli.command, Some(Command::Run(ref a)) if a.nemesis.0.is_empty()));
         assert!(Cli::try_parse_from(["harness", "scenario", "x.csv", "--interactive"]).is_ok());
         assert!(Cli::try_parse_from(["harness", "--nemesis", "meteor"]).is_err());
+    }
+
+    /// Every argument of every subcommand says what it is for in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("harness"), command)];
+        while let Some((path, command)) = stack.pop() {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} --{}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("harness").chain(args.iter().copied()))
+    }
+
+    fn refusal(args: &[&str]) -> String {
+        let cli = parse(args).unwrap_or_else(|e| panic!("{args:?} should parse: {e}"));
+        let run = match cli.command {
+            None => cli.run,
+            Some(Command::Run(run)) => run,
+            Some(Command::Campaign(c)) => c.run,
+            other => panic!("not a run: {other:?}"),
+        };
+        let e = harness::run::validate(&run.options().params)
+            .expect_err("refused")
+            .into();
+        assert_eq!(exit_code_for(&e), EXIT_USAGE, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors_that_name_the_flag() {
+        assert!(refusal(&["--loss", "-0.1"]).contains("--loss -0.1"));
+        assert!(refusal(&["--loss", "2"]).contains("--loss 2"));
+        assert!(refusal(&["--nodes", "0"]).contains("--nodes 0"));
+        assert!(refusal(&["run", "--clients", "0"]).contains("--clients 0"));
+        assert!(refusal(&["--time", "0s"]).contains("--time"));
+        assert!(refusal(&["--rate", "0"]).contains("--rate 0"));
+        assert!(refusal(&["campaign", "--rate", "-5"]).contains("--rate -5"));
+        assert!(refusal(&["--nemesis-interval", "0s"]).contains("no fault"));
+        let e = parse(&["campaign", "--runs", "0"]).unwrap_err();
+        assert!(e.use_stderr() && e.to_string().contains("--runs"), "{e}");
+        assert!(
+            parse(&["zoo", "--progress"]).is_err(),
+            "it is --no-progress now"
+        );
+        assert!(parse(&["zoo", "--no-progress"]).is_ok());
+        assert!(parse(&["replay", "x", "--out", "elsewhere"]).is_ok());
+    }
+
+    #[test]
+    fn odd_but_allowed_values_are_warned_about() {
+        let params = |args: &[&str]| parse(args).unwrap().run.options().params;
+        let warnings = harness::run::warnings(&params(&["--nodes", "2"]));
+        assert!(warnings[0].contains("--nodes 2"), "{warnings:?}");
+        let warnings = harness::run::warnings(&params(&["--clients", "11"]));
+        assert!(warnings[0].contains("11 accounts (A..K)"), "{warnings:?}");
+        assert!(harness::run::warnings(&params(&[])).is_empty());
+        assert!(harness::run::validate(&params(&[
+            "--nemesis",
+            "none",
+            "--nemesis-interval",
+            "0s"
+        ]))
+        .is_ok());
+    }
+
+    #[test]
+    fn errors_name_each_cause_once() {
+        let io = std::io::Error::from(std::io::ErrorKind::NotFound);
+        let e = anyhow::Error::new(harness::rundir::RunDirError::Read {
+            path: "x/run.toml".into(),
+            source: io,
+        });
+        let text = render_error(&e.context("cannot replay"));
+        assert_eq!(text.matches("not found").count(), 1, "{text}");
+        assert!(
+            text.starts_with("cannot replay: cannot read x/run.toml"),
+            "{text}"
+        );
+        assert_eq!(exit_code_for(&usage("bad")), EXIT_USAGE);
+        assert_eq!(exit_code_for(&anyhow::anyhow!("boom")), EXIT_ERROR);
     }
 }

@@ -118,6 +118,13 @@ impl Recorder {
         self.append(Event::nemesis(f, value))
     }
 
+    /// Stops recording: the file is flushed and closed, and later events are dropped. For an
+    /// interrupted run, whose clients may still be finishing while its history is checked.
+    pub fn close(&self) {
+        let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        inner.writer = None;
+    }
+
     /// The first write error, if any.
     pub fn error(&self) -> Option<String> {
         self.inner

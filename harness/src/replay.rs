@@ -12,13 +12,15 @@ use crate::scenario_run::{run_scenario, ScenarioOptions};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Replays the run in `dir`. `replica_bin` overrides the binary recorded in run.toml.
+/// Replays the run in `dir`. `replica_bin` overrides the binary recorded in run.toml, `out`
+/// the reports directory the new run goes to (default: the original's).
 pub async fn replay(
     dir: &Path,
     replica_bin: Option<PathBuf>,
+    out: Option<PathBuf>,
     progress: bool,
 ) -> Result<RunSummary, RunError> {
-    let summary = run_again(dir, replica_bin, progress).await?;
+    let summary = run_again(dir, replica_bin, out, progress).await?;
     // The new run.toml names the run it replays.
     let mut info = RunInfo::load(&summary.dir)?;
     info.replays = Some(dir.display().to_string());
@@ -57,16 +59,23 @@ pub fn reproduction_line(original: Option<&str>, now: &str) -> String {
     }
 }
 
+/// A scenario's stall and set timeout when run.toml does not say (runs made before they were
+/// saved): `harness scenario`'s defaults.
+const DEFAULT_STALL: Duration = Duration::from_secs(2);
+const DEFAULT_SET_TIMEOUT: Duration = Duration::from_secs(30);
+
 async fn run_again(
     dir: &Path,
     replica_bin: Option<PathBuf>,
+    out: Option<PathBuf>,
     progress: bool,
 ) -> Result<RunSummary, RunError> {
     let info = RunInfo::load(dir)?;
-    let out = dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let out = out.unwrap_or_else(|| {
+        dir.parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."))
+    });
     let replica_bin = replica_bin.unwrap_or_else(|| PathBuf::from(&info.replica_bin));
     let run = RunOptions {
         params: info.params.clone(),
@@ -76,14 +85,60 @@ async fn run_again(
         progress,
     };
     if info.kind == "scenario" {
-        let opts = ScenarioOptions {
-            run,
-            file: dir.join("scenario.csv"),
-            interactive: false,
-            stall: Duration::from_secs(2),
-            set_timeout: Duration::from_secs(30),
-        };
-        return run_scenario(&opts).await;
+        return run_scenario(&scenario_again(dir, run)).await;
     }
     run_campaign(&run).await
+}
+
+/// A scenario run again: its saved copy of the file, its stall and set timeout from run.toml.
+fn scenario_again(dir: &Path, run: RunOptions) -> ScenarioOptions {
+    let stall = run
+        .params
+        .stall_ms
+        .map_or(DEFAULT_STALL, Duration::from_millis);
+    let set_timeout = run
+        .params
+        .set_timeout_ms
+        .map_or(DEFAULT_SET_TIMEOUT, Duration::from_millis);
+    ScenarioOptions {
+        run,
+        file: dir.join("scenario.csv"),
+        interactive: false,
+        stall,
+        set_timeout,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rundir::RunParams;
+
+    fn options(params: RunParams) -> RunOptions {
+        RunOptions {
+            params,
+            seed: 1,
+            out: PathBuf::from("out"),
+            replica_bin: PathBuf::from("replica"),
+            progress: false,
+        }
+    }
+
+    #[test]
+    fn a_replayed_scenario_keeps_its_stall_and_set_timeout() {
+        let saved = RunParams {
+            stall_ms: Some(700),
+            set_timeout_ms: Some(4_000),
+            ..RunParams::default()
+        };
+        let again = scenario_again(Path::new("runs/r1"), options(saved));
+        assert_eq!(again.stall, Duration::from_millis(700));
+        assert_eq!(again.set_timeout, Duration::from_secs(4));
+        assert_eq!(again.file, Path::new("runs/r1/scenario.csv"));
+        let old = scenario_again(Path::new("r"), options(RunParams::default()));
+        assert_eq!(
+            (old.stall, old.set_timeout),
+            (DEFAULT_STALL, DEFAULT_SET_TIMEOUT)
+        );
+    }
 }

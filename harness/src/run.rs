@@ -75,30 +75,93 @@ pub struct RunSummary {
     pub exit_code: i32,
     pub notes: Vec<String>,
     pub elapsed_s: f64,
+    /// Why the run ended early (`interrupted`), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
-/// Checks the parameters before anything is started.
+/// Checks the parameters before anything is started: every refusal names the flag and why.
 pub fn validate(params: &RunParams) -> Result<(), RunError> {
-    let bad = |m: &str| Err(RunError::Invalid(m.to_string()));
+    let bad = |m: String| Err(RunError::Invalid(m));
     if params.nodes == 0 || params.nodes > 99 {
-        return bad("--nodes must be 1 to 99");
+        return bad(format!("--nodes {}: must be 1 to 99", params.nodes));
     }
     if params.clients == 0 || params.clients > 10_000 {
-        return bad("--clients must be 1 to 10000");
+        return bad(format!("--clients {}: must be 1 to 10000", params.clients));
     }
     if params.time_ms == 0 {
-        return bad("--time must be positive");
+        return bad("--time 0s: the workload needs a positive time, e.g. 60s".into());
     }
     if params.op_timeout_ms == 0 || params.attempt_timeout_ms == 0 {
-        return bad("timeouts must be positive");
+        return bad("--op-timeout and --attempt-timeout must be positive".into());
     }
     if !(0.0..=1.0).contains(&params.loss) {
-        return bad("--loss must be between 0 and 1");
+        return bad(format!(
+            "--loss {}: a probability, from 0 (no loss) to 1 (every datagram lost)",
+            params.loss
+        ));
+    }
+    if let Some(rate) = params.rate {
+        if !(rate.is_finite() && rate > 0.0) {
+            return bad(format!(
+                "--rate {rate}: must be a positive number of operations per second \
+                 (leave it out for closed-loop clients)"
+            ));
+        }
+    }
+    if params.nemesis_interval_ms == 0 && !params.nemesis.is_empty() {
+        return bad(
+            "--nemesis-interval 0s would inject no fault at all: give a positive \
+                    interval, e.g. 2s, or --nemesis none for a run without faults"
+                .into(),
+        );
     }
     if params.net == NetMode::Direct && (params.loss > 0.0 || params.delay_ms > 0) {
-        return bad("--loss and --delay need --net relay");
+        return bad("--loss and --delay need --net relay".into());
     }
     Ok(())
+}
+
+/// Parameters that are allowed but probably not what was meant, each as a sentence for a
+/// `warning:` line.
+pub fn warnings(params: &RunParams) -> Vec<String> {
+    let mut out = Vec::new();
+    if params.nodes == 2 {
+        out.push(
+            "--nodes 2: a majority of 2 is 2, so the cluster stops at the first fault of \
+             either replica; 3 tolerate one fault, 5 two"
+                .to_string(),
+        );
+    } else if params.nodes > 2 && params.nodes.is_multiple_of(2) {
+        out.push(format!(
+            "--nodes {}: an even cluster tolerates no more faults than {} replicas",
+            params.nodes,
+            params.nodes - 1
+        ));
+    }
+    if params.clients > DEFAULT_ACCOUNTS {
+        let accounts = accounts_for(params.clients);
+        out.push(format!(
+            "--clients {}: each client owns one account, so the bank gets {} accounts ({}..{}) \
+             instead of the usual {DEFAULT_ACCOUNTS}",
+            params.clients,
+            accounts.len(),
+            accounts.first().map_or("", String::as_str),
+            accounts.last().map_or("", String::as_str),
+        ));
+    }
+    if params.rate.is_some_and(|r| r > 0.0 && r < 1.0) {
+        out.push("--rate below 1 per second: expect very few operations".to_string());
+    }
+    out
+}
+
+/// Accounts of the bank the course's scenarios assume (A to J).
+pub const DEFAULT_ACCOUNTS: u32 = 10;
+
+/// A duration in whole milliseconds, for run.toml.
+pub fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Fault families the network mode allows: no partitions without the relay.
@@ -143,6 +206,7 @@ pub async fn prepare(
         params: opts.params.clone(),
     };
     info.write(&dir)?;
+    crate::interrupt::register(&dir, &opts.out, &info);
     let spec = ClusterSpec {
         nodes: opts.params.nodes,
         net: opts.params.net,
@@ -162,7 +226,7 @@ pub async fn prepare(
     }
     cluster.start_all()?;
     cluster
-        .wait_for_leader(Duration::from_millis(opts.params.start_timeout_ms))
+        .wait_for_first_leader(Duration::from_millis(opts.params.start_timeout_ms))
         .await?;
     Ok(Prepared { dir, cluster, info })
 }
@@ -203,7 +267,9 @@ pub fn create_recorder(dir: &Path) -> Result<Arc<Recorder>, RunError> {
             source,
         }
     })?;
-    Ok(Arc::new(recorder))
+    let recorder = Arc::new(recorder);
+    crate::interrupt::attach_recorder(dir, &recorder);
+    Ok(recorder)
 }
 
 /// Runs one campaign and checks it.
@@ -326,8 +392,10 @@ pub fn finish(
         exit_code,
         notes,
         elapsed_s: wall.elapsed().as_secs_f64(),
+        reason: None,
     };
     write_json(&dir.join(SUMMARY_FILE), &summary)?;
+    crate::interrupt::clear(dir);
     Ok(summary)
 }
 

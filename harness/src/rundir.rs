@@ -19,7 +19,6 @@
 use crate::schedule::FaultFamily;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
@@ -86,6 +85,12 @@ pub struct RunParams {
     /// A scenario file, for `harness scenario` runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<PathBuf>,
+    /// A scenario's `--stall`: how long a set without a quorum is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stall_ms: Option<u64>,
+    /// A scenario's `--set-timeout`: longest wait for a set's transfers with a quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_timeout_ms: Option<u64>,
     /// The replica's tunables, when a campaign drew them (see `tunables`); they override
     /// `checkpoint_interval_slots`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +119,8 @@ impl Default for RunParams {
             start_timeout_ms: default_start_timeout_ms(),
             checkpoint_interval_slots: None,
             scenario: None,
+            stall_ms: None,
+            set_timeout_ms: None,
             tunables: None,
         }
     }
@@ -167,29 +174,8 @@ impl RunInfo {
     }
 }
 
-/// `60s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (number, unit) = s.split_at(split);
-    let n: f64 = number
-        .parse()
-        .map_err(|_| format!("bad duration {s:?}: e.g. 60s, 500ms, 2m"))?;
-    let seconds = match unit.trim() {
-        "" | "s" => n,
-        "ms" => n / 1000.0,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        other => {
-            return Err(format!(
-                "bad duration unit {other:?} in {s:?}: use ms, s, m or h"
-            ))
-        }
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {s:?}: {e}"))
-}
+/// `60s`, `500ms`, `2m`, `1h`, or a plain number of seconds (shared with `replica ctl`).
+pub use replica::cli::parse_duration;
 
 /// The UTC time now as `2026-11-23T11-25-03Z`-style text fit for a directory name, and as
 /// RFC 3339.

@@ -14,7 +14,9 @@
 //! cannot be wrong (spaces anywhere, missing trailing fields, CRLF, a UTF-8 BOM, unquoted
 //! transactions whose commas split them over several fields, `S1` for `n1`) and strict where
 //! a guess could change the test (a bad amount, a continuation row before any set): those are
-//! errors that name the line.
+//! errors that name the line. Every bad line is reported, not only the first, so a file is
+//! fixed in one go; [`Scenario::check`] then refuses accounts outside the bank and replicas
+//! outside the cluster the same way.
 //!
 //! How: the `csv` crate in flexible mode splits records and handles quotes and line endings;
 //! each record's fields are joined back with commas and scanned for a leading set number,
@@ -30,12 +32,28 @@ pub enum ScenarioError {
         path: String,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: {message}")]
-    Row {
-        path: String,
-        line: u64,
-        message: String,
-    },
+    /// Bad lines, in file order (one per line of the message).
+    #[error("{}", render_rows(path, rows))]
+    Rows { path: String, rows: Vec<BadRow> },
+}
+
+/// One bad line of a scenario file.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadRow {
+    /// 1-based; 0 for the file as a whole.
+    pub line: u64,
+    pub message: String,
+}
+
+fn render_rows(path: &str, rows: &[BadRow]) -> String {
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| format!("{path}:{}: {}", r.line, r.message))
+        .collect();
+    match rows.len() {
+        1 => lines.join(""),
+        n => format!("{n} bad lines in {path}:\n{}", lines.join("\n")),
+    }
 }
 
 /// One step of a set, in file order.
@@ -97,6 +115,63 @@ impl Scenario {
         self.sets.iter().flat_map(|s| s.live.iter().copied()).max()
     }
 
+    /// Refuses what the cluster cannot run as written: an account outside `accounts` (it would
+    /// be created with money of its own and change the bank's total) and a replica beyond
+    /// `nodes`. Every offending line is reported.
+    pub fn check(&self, path: &str, accounts: &[String], nodes: u32) -> Result<(), ScenarioError> {
+        let mut rows = Vec::new();
+        for set in &self.sets {
+            let beyond: Vec<String> = set
+                .live
+                .iter()
+                .filter(|n| n.0 == 0 || n.0 > nodes)
+                .map(NodeId::to_string)
+                .collect();
+            if !beyond.is_empty() {
+                rows.push(BadRow {
+                    line: set.line,
+                    message: format!(
+                        "set {} names {} but the cluster has n1..n{nodes} (raise --nodes or fix the set)",
+                        set.number,
+                        beyond.join(", ")
+                    ),
+                });
+            }
+            for step in &set.steps {
+                let SetStep::Transfer(t) = step else {
+                    continue;
+                };
+                let unknown: Vec<&str> = [&t.from, &t.to]
+                    .into_iter()
+                    .filter(|a| !accounts.contains(a))
+                    .map(String::as_str)
+                    .collect();
+                if !unknown.is_empty() {
+                    rows.push(BadRow {
+                        line: t.line,
+                        message: format!(
+                            "unknown account {} in ({}, {}, {}): the bank has {}",
+                            unknown.join(" and "),
+                            t.from,
+                            t.to,
+                            t.amount,
+                            span(accounts)
+                        ),
+                    });
+                }
+            }
+        }
+        rows.sort_by_key(|r| r.line);
+        if rows.is_empty() {
+            Ok(())
+        } else {
+            Err(ScenarioError::Rows {
+                path: path.to_string(),
+                rows,
+            })
+        }
+    }
+
     pub fn transfers(&self) -> impl Iterator<Item = &Transfer> {
         self.sets
             .iter()
@@ -108,7 +183,17 @@ impl Scenario {
     }
 }
 
-/// Parses a scenario from bytes; `name` is used in error messages.
+/// "A..J" for a run of names, or the list when short.
+fn span(accounts: &[String]) -> String {
+    match accounts {
+        [] => "no accounts".to_string(),
+        [one] => one.clone(),
+        [first, .., last] if accounts.len() > 3 => format!("{first}..{last}"),
+        all => all.join(", "),
+    }
+}
+
+/// Parses a scenario from bytes; `name` is used in error messages. Every bad line is reported.
 pub fn parse(bytes: &[u8], name: &str) -> Result<Scenario, ScenarioError> {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
@@ -118,18 +203,22 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Scenario, ScenarioError> {
         .from_reader(bytes);
     let mut sets: Vec<Set> = Vec::new();
     let mut record = csv::StringRecord::new();
-    let err = |line: u64, message: String| ScenarioError::Row {
-        path: name.to_string(),
-        line,
-        message,
-    };
+    let mut bad: Vec<BadRow> = Vec::new();
     // csv's own line count skips blank lines and ignores lone CRs, so count from byte offsets.
     let mut lines = LineCounter::new(bytes);
     loop {
-        let more = reader.read_record(&mut record).map_err(|e| {
-            let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
-            err(line, format!("not readable as CSV: {e}"))
-        })?;
+        let more = match reader.read_record(&mut record) {
+            Ok(more) => more,
+            Err(e) => {
+                // csv cannot resynchronise inside a broken record: stop at the first.
+                let line = e.position().map_or(0, |p| lines.line_at(p.byte()));
+                bad.push(BadRow {
+                    line,
+                    message: format!("not readable as CSV: {e}"),
+                });
+                break;
+            }
+        };
         if !more {
             break;
         }
@@ -137,44 +226,55 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Scenario, ScenarioError> {
         // Quotes only group a field; a quote after a leading space is literal to CSV, so drop
         // them all (no valid token contains one).
         let text = record.iter().collect::<Vec<_>>().join(",").replace('"', "");
-        let row = parse_row(&text).map_err(|m| err(line, m))?;
-        if row.is_header {
-            continue;
+        if let Err(message) = add_row(&mut sets, &text, line) {
+            bad.push(BadRow { line, message });
         }
-        match row.number {
-            Some(number) => {
-                let live = row.live.ok_or_else(|| {
-                    err(
-                        line,
-                        format!("set {number} names no live nodes, e.g. [n1, n2, n3]"),
-                    )
-                })?;
-                sets.push(Set {
-                    number,
-                    line,
-                    live,
-                    steps: Vec::new(),
-                });
-            }
-            None if row.live.is_some() => {
-                return Err(err(line, "live nodes on a continuation row: a set's first row carries its number and its live nodes".into()));
-            }
-            None if row.steps.is_empty() => continue,
-            None => {}
-        }
-        let Some(set) = sets.last_mut() else {
-            return Err(err(
-                line,
-                "a transaction before the first set: the first row needs a set number".into(),
-            ));
-        };
-        set.steps
-            .extend(row.steps.into_iter().map(|s| s.at_line(line)));
     }
-    if sets.is_empty() {
-        return Err(err(0, "no sets".into()));
+    if sets.is_empty() && bad.is_empty() {
+        bad.push(BadRow {
+            line: 0,
+            message: "no sets".into(),
+        });
+    }
+    if !bad.is_empty() {
+        return Err(ScenarioError::Rows {
+            path: name.to_string(),
+            rows: bad,
+        });
     }
     Ok(Scenario { sets })
+}
+
+/// Adds one record (at `line`) to the sets read so far.
+fn add_row(sets: &mut Vec<Set>, text: &str, line: u64) -> Result<(), String> {
+    let row = parse_row(text)?;
+    if row.is_header {
+        return Ok(());
+    }
+    match row.number {
+        Some(number) => {
+            let live = row
+                .live
+                .ok_or_else(|| format!("set {number} names no live nodes, e.g. [n1, n2, n3]"))?;
+            sets.push(Set {
+                number,
+                line,
+                live,
+                steps: Vec::new(),
+            });
+        }
+        None if row.live.is_some() => {
+            return Err("live nodes on a continuation row: a set's first row carries its number and its live nodes".into());
+        }
+        None if row.steps.is_empty() => return Ok(()),
+        None => {}
+    }
+    let Some(set) = sets.last_mut() else {
+        return Err("a transaction before the first set: the first row needs a set number".into());
+    };
+    set.steps
+        .extend(row.steps.into_iter().map(|s| s.at_line(line)));
+    Ok(())
 }
 
 /// Maps byte offsets, asked in increasing order, to 1-based line numbers (CRLF, LF or CR).
@@ -458,6 +558,44 @@ mod tests {
         assert!(e.contains("bad set number"), "{e}");
         let e = error("Set Number,Transactions,Live Nodes\n");
         assert!(e.contains("no sets"), "{e}");
+    }
+
+    #[test]
+    fn every_bad_line_is_reported() {
+        let e = error("1,(A,B,3),[n1]\n,(A,B,x),\n,(C,D,1),\n,hello,\n,(A,B),\n");
+        assert!(e.starts_with("3 bad lines in bad.csv:"), "{e}");
+        for line in [
+            "bad.csv:2: bad amount",
+            "bad.csv:4: expected",
+            "bad.csv:5: a transaction needs",
+        ] {
+            assert!(e.contains(line), "{line} missing from {e}");
+        }
+        assert!(!e.contains("bad.csv:3:"), "{e}");
+    }
+
+    #[test]
+    fn accounts_outside_the_bank_and_nodes_outside_the_cluster_are_refused() {
+        let s = parse(
+            b"1,(A,Z,3),[n1,n2,n7]\n,(B,C,1),\n,(Y,Q,2),\n2,(A,B,1),[n1,n2,n3]\n",
+            "x.csv",
+        )
+        .unwrap();
+        let bank: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
+        let e = s.check("x.csv", &bank, 5).unwrap_err().to_string();
+        assert!(e.starts_with("3 bad lines in x.csv:"), "{e}");
+        assert!(
+            e.contains("x.csv:1: set 1 names n7 but the cluster has n1..n5"),
+            "{e}"
+        );
+        assert!(
+            e.contains("x.csv:1: unknown account Z in (A, Z, 3): the bank has A..D"),
+            "{e}"
+        );
+        assert!(e.contains("x.csv:3: unknown account Y and Q"), "{e}");
+        assert!(s.check("x.csv", &bank, 7).is_err(), "Z is still unknown");
+        let ok = parse(b"1,(A,B,3),[n1,n2,n3]\n", "y").unwrap();
+        assert!(ok.check("y", &bank, 3).is_ok());
     }
 
     #[test]

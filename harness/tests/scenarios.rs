@@ -6,7 +6,7 @@ mod common;
 use harness::run::INITIAL_BALANCE;
 use harness::rundir::RunParams;
 use harness::scenario::Scenario;
-use harness::scenario_run::{expected_balances, run_scenario, scenario_accounts, ScenarioOptions};
+use harness::scenario_run::{bank_accounts, expected_balances, run_scenario, ScenarioOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ async fn run_file(name: &str) {
         .join("../testdata")
         .join(name);
     let scenario = Scenario::load(&file).unwrap();
-    let expected = expected_balances(&scenario, &scenario_accounts(&scenario), INITIAL_BALANCE)
+    let expected = expected_balances(&scenario, &bank_accounts(), INITIAL_BALANCE)
         .expect("shipped scenarios never overdraw, whatever the order");
     let out = tempfile::tempdir().unwrap();
     let opts = ScenarioOptions {

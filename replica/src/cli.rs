@@ -37,6 +37,7 @@ enum Cmd {
         /// Directory to create (certs/ and cluster.toml go inside).
         #[arg(long, default_value = "cluster")]
         dir: PathBuf,
+        /// Number of replicas, named n1..nN.
         #[arg(long, default_value_t = 5)]
         nodes: u32,
         /// UDP port of n1; n2 gets the next one, and so on.
@@ -49,6 +50,7 @@ enum Cmd {
     },
     /// Write a CA and certificates for the nodes and clients of a cluster config.
     Certs {
+        /// The cluster.toml whose nodes and client get certificates (written beside it).
         #[arg(long)]
         config: PathBuf,
         /// Keep the CA's private key in this file (not beside the certificates).
@@ -61,10 +63,13 @@ enum Cmd {
 
 #[derive(clap::Args)]
 struct RunArgs {
+    /// The cluster's cluster.toml (every replica's address, the certificates).
     #[arg(long)]
     config: PathBuf,
+    /// Which replica of the config this process is, e.g. n1.
     #[arg(long)]
     id: NodeId,
+    /// Where this replica keeps its write-ahead log and checkpoints (created if missing).
     #[arg(long)]
     data_dir: PathBuf,
     /// Write logs here instead of stderr.
@@ -84,14 +89,15 @@ struct RunArgs {
 
 #[derive(clap::Args)]
 struct CtlArgs {
+    /// The cluster's cluster.toml (addresses, and the client certificate to use).
     #[arg(long, default_value = "cluster/cluster.toml")]
     config: PathBuf,
     /// Replica to ask (default: any; commands follow the leader).
     #[arg(long)]
     node: Option<NodeId>,
-    /// Seconds to wait for an answer.
-    #[arg(long, default_value_t = 5)]
-    timeout_s: u64,
+    /// How long to wait for an answer, e.g. 5s, 500ms, 1m.
+    #[arg(long, default_value = "5s", value_parser = parse_duration)]
+    timeout: Duration,
     #[command(subcommand)]
     what: CtlCmd,
 }
@@ -102,27 +108,62 @@ enum CtlCmd {
     PrintDb,
     /// PrintLog: the replica's Paxos log.
     PrintLog {
+        /// First slot to show.
         #[arg(long, default_value_t = 0)]
         from: u64,
+        /// Most slots to show.
         #[arg(long, default_value_t = 1000)]
         max: u32,
     },
     /// PrintStatus: A / C / E / X for one slot.
-    PrintStatus { slot: u64 },
+    PrintStatus {
+        /// The slot to ask about.
+        slot: u64,
+    },
     /// PrintView: every NEW_VIEW the replica has seen.
     PrintView,
     /// Role, ballot, leader and progress.
     Status,
     /// Move money: transfer FROM TO AMOUNT.
     Transfer {
+        /// The account the money leaves.
         from: String,
+        /// The account it goes to.
         to: String,
+        /// How much, a positive whole number.
         amount: i64,
     },
     /// Read one balance through the log.
-    Read { account: String },
+    Read {
+        /// The account to read, e.g. A.
+        account: String,
+    },
     /// Read every balance through the log.
     ReadAll,
+}
+
+/// `60s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (number, unit) = s.split_at(split);
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("bad duration {s:?}: e.g. 60s, 500ms, 2m"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => n,
+        "ms" => n / 1000.0,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        other => {
+            return Err(format!(
+                "bad duration unit {other:?} in {s:?}: use ms, s, m or h"
+            ))
+        }
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("bad duration {s:?}: {e}"))
 }
 
 /// Parses the command line and runs it; the process exit code.
@@ -297,7 +338,10 @@ fn ctl(args: CtlArgs) -> anyhow::Result<()> {
         .build()?;
     runtime.block_on(async move {
         let client = Client::new(&config, &config.tls.client_cert, &config.tls.client_key)?;
-        let timeout = Duration::from_secs(args.timeout_s.max(1)).min(crate::client::MAX_CALL_WAIT);
+        let timeout = args
+            .timeout
+            .max(Duration::from_millis(1))
+            .min(crate::client::MAX_CALL_WAIT);
         let ids = client.client_ids().with_context(|| {
             format!(
                 "{} states no client ids; make it with `replica init` or `replica certs`",
@@ -490,6 +534,40 @@ fn format_command(c: &Command) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every argument of every subcommand says what it is for in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        use clap::CommandFactory;
+        let command = Cli::command();
+        command.clone().debug_assert();
+        let mut missing = Vec::new();
+        let mut stack = vec![(String::from("replica"), command)];
+        while let Some((path, command)) = stack.pop() {
+            for arg in command.get_arguments() {
+                let builtin = matches!(arg.get_id().as_str(), "help" | "version");
+                if !builtin && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in command.get_subcommands() {
+                stack.push((format!("{path} {}", sub.get_name()), sub.clone()));
+            }
+        }
+        assert!(missing.is_empty(), "arguments without help: {missing:?}");
+    }
+
+    #[test]
+    fn ctl_takes_a_duration() {
+        let cli = Cli::try_parse_from(["replica", "ctl", "--timeout", "500ms", "status"]).unwrap();
+        let Cmd::Ctl(args) = cli.command else {
+            panic!("not ctl")
+        };
+        assert_eq!(args.timeout, Duration::from_millis(500));
+        assert!(
+            Cli::try_parse_from(["replica", "ctl", "--timeout", "5 parsecs", "status"]).is_err()
+        );
+    }
 
     fn files_under(dir: &Path) -> Vec<PathBuf> {
         let mut found = Vec::new();

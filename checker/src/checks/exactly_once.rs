@@ -237,8 +237,8 @@ impl Merge<'_, '_> {
             Anomaly::new(
                 "executed-twice",
                 format!(
-                    "{d} is in the log {} times, at exec_index {}: a request must execute at most once.",
-                    execs.len(),
+                    "{d} is in the log {}, at exec_index {}: a request must execute at most once.",
+                    crate::text::count(execs.len() as u64, "time"),
                     list(execs)
                 ),
                 x.indices(),

@@ -220,8 +220,11 @@ impl Check {
         }
         if self.doubts > 0 {
             self.unknown.push(format!(
-                "{} events make the history malformed (listed as anomalies), so what happened cannot be decided",
-                self.doubts
+                "{} the history malformed (listed as anomalies), so what happened cannot be decided",
+                match self.doubts {
+                    1 => "1 event makes".to_string(),
+                    n => format!("{n} events make"),
+                }
             ));
         }
         let valid = if self.count > 0 {

@@ -11,8 +11,9 @@ use super::faults::{classify, FaultKind, FaultSpan};
 use super::scan::{ExcerptRow, Scan, EXCERPT_CONTEXT};
 use super::ChartOut;
 use crate::checks::{Anomaly, CheckResult, Validity};
-use crate::results::{internal_note, plural, NodeSummary, Results};
+use crate::results::{internal_note, NodeSummary, Results};
 use crate::run_params::RunParams;
+use crate::text::count;
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -127,9 +128,9 @@ fn header(h: &mut String, page: &Page<'_>) {
         "<p class=\"sub\">{} history events ({} operations by {}{}, {}) over {:.1} s, checked in {} ms.</p>",
         s.events,
         s.operations,
-        plural(s.clients, "client", "clients"),
+        count(s.clients, "client"),
         internal_note(s.internal_processes),
-        plural(s.nemesis, "nemesis action", "nemesis actions"),
+        count(s.nemesis, "nemesis action"),
         s.last_time_ns.saturating_sub(s.first_time_ns) as f64 / 1e9,
         r.elapsed_ms
     );
@@ -487,7 +488,7 @@ fn final_state(h: &mut String, page: &Page<'_>) {
     let _ = writeln!(
         h,
         "<p>{} fetched; the agreed log reaches exec_index {}.{gap} Balances that differ from most replicas', and totals that differ from the expected one, are highlighted.</p>",
-        plural(f.nodes.len() as u64, "replica", "replicas"),
+        count(f.nodes.len() as u64, "replica"),
         f.log_last
     );
     let accounts = account_order(page.params, &f.nodes);

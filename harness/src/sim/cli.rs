@@ -207,13 +207,13 @@ fn print_report(report: &SweepReport, jobs: usize) {
     let per_min = report.ran as f64 / report.wall_s.max(1e-9) * 60.0;
     let ratio = report.virtual_ms as f64 / 1000.0 / report.wall_s.max(1e-9);
     println!(
-        "{} seeds in {:.1} s ({per_min:.0} seeds/min on {jobs} thread{}): {} failing, {} errors; \
+        "{} in {:.1} s ({per_min:.0} seeds/min on {jobs} thread{}): {} failing, {}; \
          {:.0} s of virtual time ({ratio:.0}x wall time)",
-        report.ran,
+        checker::text::count(report.ran, "seed"),
         report.wall_s,
         if jobs == 1 { "" } else { "s" },
         report.failing.len(),
-        report.errors.len(),
+        checker::text::count(report.errors.len() as u64, "error"),
         report.virtual_ms as f64 / 1000.0,
     );
     if let Some(first) = report.failing.first() {
@@ -301,12 +301,12 @@ fn first_difference(a: &[u8], b: &[u8]) -> Option<String> {
 pub fn print_replay(replay: &SimReplay) -> i32 {
     let s = &replay.summary;
     println!(
-        "{}: {} (seed {}, {} faults, {} operations)",
+        "{}: {} (seed {}, {}, {})",
         s.dir.display(),
         s.verdict,
         s.seed,
-        s.faults,
-        s.invoked
+        checker::text::count(s.faults, "fault"),
+        checker::text::count(s.invoked, "operation")
     );
     if replay.identical {
         println!("history.jsonl is byte-identical to the original's");
