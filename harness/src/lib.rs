@@ -26,6 +26,7 @@ pub mod scenario;
 pub mod scenario_run;
 pub mod schedule;
 pub mod sim;
+pub mod targets;
 pub mod transport;
 pub mod tunables;
 pub mod worker;

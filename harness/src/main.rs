@@ -14,6 +14,8 @@ use harness::run::{run_campaign, RunOptions, RunSummary};
 use harness::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
 use harness::scenario_run::{run_scenario, ScenarioOptions};
 use harness::schedule::{parse_families, FaultFamily};
+use harness::targets::etcd::find_etcd_bin;
+use harness::targets::{ReadMode, TargetKind};
 use harness::tunables::Pins;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -111,6 +113,12 @@ struct CommonArgs {
     /// No progress display.
     #[arg(long)]
     no_progress: bool,
+    /// The system under test: the faultline replica, or etcd 3.4 members.
+    #[arg(long, value_enum, default_value_t = TargetKind::Faultline)]
+    target: TargetKind,
+    /// The etcd binary for `--target etcd` (default: `etcd` on PATH).
+    #[arg(long)]
+    etcd_bin: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -160,6 +168,10 @@ struct RunArgs {
     /// How long a fresh cluster may take to elect its first leader.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     start_timeout: Duration,
+    /// With --target etcd: linearizable reads, or serializable ones (documented as possibly
+    /// stale).
+    #[arg(long, value_enum, default_value_t = ReadMode::Linearizable)]
+    etcd_reads: ReadMode,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -211,6 +223,12 @@ struct ReplayArgs {
     run_dir: PathBuf,
     #[arg(long)]
     replica_bin: Option<PathBuf>,
+    /// Replay against this target instead of the run's own.
+    #[arg(long, value_enum)]
+    target: Option<TargetKind>,
+    /// The etcd binary for an etcd run (default: `etcd` on PATH).
+    #[arg(long)]
+    etcd_bin: Option<PathBuf>,
     #[arg(long)]
     no_progress: bool,
 }
@@ -228,9 +246,12 @@ struct BenchArgs {
     /// Clients of the high-concurrency phase.
     #[arg(long, default_value_t = 200)]
     high_clients: u32,
-    /// Only this network mode (default: both).
+    /// Only this network mode (default: both; direct with --compare).
     #[arg(long, value_enum)]
     net: Option<NetMode>,
+    /// faultline and etcd back to back, same workload and fsync policy, in one table.
+    #[arg(long)]
+    compare: bool,
     #[arg(long)]
     seed: Option<u64>,
     #[command(flatten)]
@@ -257,6 +278,7 @@ fn random_seed() -> u64 {
 impl RunArgs {
     fn options(&self) -> RunOptions {
         let params = RunParams {
+            etcd_reads: self.etcd_reads,
             nodes: self.nodes,
             clients: self.clients,
             time_ms: ms(self.time),
@@ -275,14 +297,17 @@ impl RunArgs {
             checkpoint_interval_slots: self.checkpoint_interval,
             scenario: None,
             tunables: None,
+            ..RunParams::default()
         };
         common_options(&self.common, params, self.seed.unwrap_or_else(random_seed))
     }
 }
 
-fn common_options(common: &CommonArgs, params: RunParams, seed: u64) -> RunOptions {
+fn common_options(common: &CommonArgs, mut params: RunParams, seed: u64) -> RunOptions {
+    params.target = common.target;
     RunOptions {
         params,
+        etcd_bin: find_etcd_bin(common.etcd_bin.as_deref()),
         seed,
         out: common.out.clone(),
         replica_bin: common
@@ -341,7 +366,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 (None, true) => MAX_UNTIL_FAILURE_RUNS,
                 (None, false) => 1,
             };
-            let explore = (!args.defaults).then(|| Pins {
+            // The drawn tunables are the replica's: other targets keep their defaults.
+            let explore = (!args.defaults && opts.params.target == TargetKind::Faultline).then(|| Pins {
                 checkpoint_interval_slots: args.run.checkpoint_interval,
                 nemesis_interval_ms: args.run.nemesis_interval.map(ms),
                 ..Pins::default()
@@ -368,8 +394,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Replay(args)) => {
             let original = harness::replay::original_verdict(&args.run_dir);
             let summary =
-                harness::replay::replay(&args.run_dir, args.replica_bin.clone(), !args.no_progress)
-                    .await?;
+                harness::replay::replay(
+                    &args.run_dir,
+                    harness::replay::Binaries {
+                        replica: args.replica_bin.clone(),
+                        etcd: find_etcd_bin(args.etcd_bin.as_deref()),
+                        target: args.target,
+                    },
+                    !args.no_progress,
+                )
+                .await?;
             print_summary(&summary);
             println!(
                 "{}",
@@ -436,25 +470,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 common_options(&args.common, params, args.seed.unwrap_or_else(random_seed));
             let out = run.out.clone();
             run.out = out.join("bench");
+            let targets = if args.compare {
+                vec![TargetKind::Faultline, TargetKind::Etcd]
+            } else {
+                vec![args.common.target]
+            };
+            // Side by side, both targets go direct unless told otherwise (their relays differ:
+            // UDP for the replica, TCP for etcd).
+            let nets = match (args.net, args.compare) {
+                (Some(n), _) => vec![n],
+                (None, true) => vec![NetMode::Direct],
+                (None, false) => vec![NetMode::Direct, NetMode::Relay],
+            };
             let opts = BenchOptions {
                 run,
                 phase: args.time,
                 low_clients: args.clients,
                 high_clients: args.high_clients,
-                nets: args
-                    .net
-                    .map_or_else(|| vec![NetMode::Direct, NetMode::Relay], |n| vec![n]),
+                nets,
+                targets,
             };
             let report = bench::run_bench(&opts).await?;
-            for phase in &report.phases {
-                println!("{}", bench::describe(phase));
-            }
-            for (clients, ratio) in &report.relay_ratio {
-                println!(
-                    "relay / direct throughput at {clients} clients: {:.2}",
-                    ratio
-                );
-            }
+            print!("{}", bench::render_table(&report));
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let path = bench::save(&report, &out)?;

@@ -6,10 +6,10 @@
 //! force so that the following heal undoes exactly that, and writes the event after the action,
 //! so every client event after it in the history happened with the fault in place.
 
-use crate::cluster::{Cluster, ClusterError};
 use crate::record::Recorder;
 use crate::relay::{Link, Peer};
-use crate::schedule::{partition_cuts, Action, Fault, Partition, Step, Target};
+use crate::schedule::{isolated_follower, partition_cuts, Action, Fault, Partition, Step, Target};
+use crate::targets::{Target as System, TargetError};
 use replica::types::NodeId;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -50,7 +50,7 @@ impl Nemesis {
     /// Runs `steps` (times relative to `start`) until they are done or `end` passes.
     pub async fn run(
         &mut self,
-        cluster: &mut Cluster,
+        cluster: &mut dyn System,
         steps: &[Step],
         start: Instant,
         end: Instant,
@@ -72,16 +72,16 @@ impl Nemesis {
 
     pub async fn apply(
         &mut self,
-        cluster: &mut Cluster,
+        cluster: &mut dyn System,
         action: &Action,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<(), TargetError> {
         match action {
             Action::Start(fault) => self.start(cluster, fault).await,
             Action::Heal => self.heal(cluster),
         }
     }
 
-    async fn start(&mut self, cluster: &mut Cluster, fault: &Fault) -> Result<(), ClusterError> {
+    async fn start(&mut self, cluster: &mut dyn System, fault: &Fault) -> Result<(), TargetError> {
         if self.active != Active::Nothing {
             self.heal(cluster)?;
         }
@@ -117,7 +117,9 @@ impl Nemesis {
             }
             Fault::Partition(partition) => {
                 let leader = match partition {
-                    Partition::IsolateLeader => cluster.leader().await,
+                    Partition::IsolateLeader | Partition::IsolateFollower => {
+                        cluster.leader().await
+                    }
                     _ => None,
                 };
                 let cuts = partition_cuts(partition, cluster.nodes(), leader);
@@ -127,6 +129,11 @@ impl Nemesis {
                     map.insert("cuts".into(), cuts_value(&cuts));
                     if let Some(l) = leader {
                         map.insert("leader".into(), Value::from(l.to_string()));
+                    }
+                    if *partition == Partition::IsolateFollower {
+                        if let Some(f) = isolated_follower(cluster.nodes(), leader) {
+                            map.insert("isolated".into(), Value::from(f.to_string()));
+                        }
                     }
                 }
                 self.recorder.nemesis("partition", value);
@@ -138,7 +145,7 @@ impl Nemesis {
     }
 
     /// Undoes what is in force.
-    pub fn heal(&mut self, cluster: &mut Cluster) -> Result<(), ClusterError> {
+    pub fn heal(&mut self, cluster: &mut dyn System) -> Result<(), TargetError> {
         match std::mem::take(&mut self.active) {
             Active::Nothing => {}
             Active::Killed(nodes) => {
@@ -166,7 +173,7 @@ impl Nemesis {
 
     /// The concrete victims of a target; `None` (and a recorded note) when "the leader" is
     /// unknown right now.
-    async fn resolve(&self, cluster: &Cluster, target: &Target) -> Option<Vec<NodeId>> {
+    async fn resolve(&self, cluster: &dyn System, target: &Target) -> Option<Vec<NodeId>> {
         match target {
             Target::Nodes(nodes) => Some(nodes.clone()),
             Target::Leader => match cluster.leader().await {

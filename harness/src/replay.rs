@@ -9,16 +9,28 @@
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
 use crate::rundir::RunInfo;
 use crate::scenario_run::{run_scenario, ScenarioOptions};
+use crate::targets::TargetKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Replays the run in `dir`. `replica_bin` overrides the binary recorded in run.toml.
+/// The binaries and target of a replay.
+#[derive(Clone, Debug, Default)]
+pub struct Binaries {
+    /// Overrides the replica binary recorded in run.toml.
+    pub replica: Option<PathBuf>,
+    /// The etcd binary, for etcd runs.
+    pub etcd: PathBuf,
+    /// Overrides the run's target.
+    pub target: Option<TargetKind>,
+}
+
+/// Replays the run in `dir`.
 pub async fn replay(
     dir: &Path,
-    replica_bin: Option<PathBuf>,
+    binaries: Binaries,
     progress: bool,
 ) -> Result<RunSummary, RunError> {
-    let summary = run_again(dir, replica_bin, progress).await?;
+    let summary = run_again(dir, binaries, progress).await?;
     // The new run.toml names the run it replays.
     let mut info = RunInfo::load(&summary.dir)?;
     info.replays = Some(dir.display().to_string());
@@ -59,17 +71,26 @@ pub fn reproduction_line(original: Option<&str>, now: &str) -> String {
 
 async fn run_again(
     dir: &Path,
-    replica_bin: Option<PathBuf>,
+    binaries: Binaries,
     progress: bool,
 ) -> Result<RunSummary, RunError> {
     let info = RunInfo::load(dir)?;
+    let mut params = info.params.clone();
+    if let Some(target) = binaries.target {
+        params.target = target;
+    }
     let out = dir
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let replica_bin = replica_bin.unwrap_or_else(|| PathBuf::from(&info.replica_bin));
+    let replica_bin = match (binaries.replica, info.target) {
+        (Some(bin), _) => bin,
+        (None, TargetKind::Faultline) => PathBuf::from(&info.replica_bin),
+        (None, _) => crate::rundir::default_replica_bin(),
+    };
     let run = RunOptions {
-        params: info.params.clone(),
+        params,
+        etcd_bin: binaries.etcd,
         seed: info.seed,
         out,
         replica_bin,
