@@ -9,6 +9,8 @@
 //! The default shape is a real campaign's: five replicas that each log every command,
 //! so final.json is about twice the size of the history. `Shape::Light` is the older
 //! shape (a full, a checkpointed and a lagging replica), kept for comparison.
+//! `Shape::SharedReads` is the realistic shape with etcd-like shared positions (only
+//! writes in the log; reads and failed transfers share revisions).
 
 use crate::gen::{self, GenOptions};
 use crate::{check_run, CheckError, Validity};
@@ -22,6 +24,8 @@ pub enum Shape {
     Realistic,
     /// Three replicas: full, checkpointed at half, lagging.
     Light,
+    /// Five members, etcd-like: only writes are logged, reads share their positions.
+    SharedReads,
 }
 
 /// What one benchmark run measured.
@@ -96,6 +100,12 @@ pub fn bench_options(events: usize, shape: Shape) -> GenOptions {
             ..base
         },
         Shape::Light => GenOptions { nodes: 3, ..base },
+        Shape::SharedReads => GenOptions {
+            nodes: 5,
+            checkpoint_node: false,
+            positions: crate::final_state::Positions::SharedReads,
+            ..base
+        },
     }
 }
 

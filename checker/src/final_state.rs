@@ -18,6 +18,15 @@
 //! A replica's list is contiguous but may start after 1 (it installed a checkpoint);
 //! the agreed log is the union of all lists, and indices no replica covers stay empty
 //! (checks that need them are `unknown`).
+//!
+//! A top-level `"positions"` says what an exec index means ([`Positions`]). Absent or
+//! `"unique"`: every command, reads included, takes a position of its own and is in
+//! the log (the replica). `"shared_reads"`: only writes (applied transfers) take
+//! positions and are in the log; a read or a failed transfer observes the state after
+//! a write and shares its position (etcd, whose revision counts writes only). There the
+//! initial balances are written at a position of their own, `"base_revision"` (when
+//! absent: the one before the first logged write), and the log must cover every
+//! position after it.
 
 use crate::checks::agreement::{Agreement, Side};
 use crate::fastjson::{once, put, Cur, Miss};
@@ -35,7 +44,45 @@ use std::hash::Hasher;
 use std::io::{self, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// The whole of final.json, owned.
+/// What an exec index means, from final.json's top-level `"positions"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Positions {
+    /// Every command takes a position of its own and is in the log (the replica).
+    #[default]
+    Unique,
+    /// Writes take unique positions and only they are in the log; reads and failed
+    /// transfers observe the state after a write and share its position (etcd's
+    /// revisions).
+    SharedReads,
+}
+
+impl Positions {
+    /// The word used in final.json.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Positions::Unique => "unique",
+            Positions::SharedReads => "shared_reads",
+        }
+    }
+
+    /// The default: every command has a position of its own.
+    pub fn is_unique(&self) -> bool {
+        *self == Positions::Unique
+    }
+
+    fn parse(word: &str) -> Option<Positions> {
+        match word {
+            "unique" => Some(Positions::Unique),
+            "shared_reads" => Some(Positions::SharedReads),
+            _ => None,
+        }
+    }
+}
+
+/// The whole of final.json, owned. Its `"positions"` is not a field here (adding one
+/// would break writers that build this struct literally): see
+/// [`FinalState::write_with_positions`] and [`FinalState::load_positions`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FinalState {
     /// Replica name (e.g. `n1`) to what was fetched from it.
@@ -94,10 +141,52 @@ impl FinalState {
 
     /// Writes final.json.
     pub fn write(&self, path: impl AsRef<Path>) -> io::Result<()> {
+        self.write_with_positions(path, None, None)
+    }
+
+    /// Writes final.json with its top-level `"positions"` and `"base_revision"` (the
+    /// initial balances' position under shared positions), each left out when `None`,
+    /// so replica runs stay as they were.
+    pub fn write_with_positions(
+        &self,
+        path: impl AsRef<Path>,
+        positions: Option<Positions>,
+        base_revision: Option<u64>,
+    ) -> io::Result<()> {
+        #[derive(Serialize)]
+        struct WithPositions<'a> {
+            #[serde(skip_serializing_if = "Option::is_none")]
+            positions: Option<Positions>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            base_revision: Option<u64>,
+            nodes: &'a BTreeMap<String, NodeFinal>,
+        }
         let mut out = BufWriter::new(File::create(path)?);
-        serde_json::to_writer(&mut out, self)?;
+        let doc = WithPositions {
+            positions,
+            base_revision,
+            nodes: &self.nodes,
+        };
+        serde_json::to_writer(&mut out, &doc)?;
         out.write_all(b"\n")?;
         out.flush()
+    }
+
+    /// Reads only the top-level `"positions"` of a final.json (unique when absent).
+    pub fn load_positions(path: impl AsRef<Path>) -> Result<Positions, FinalError> {
+        #[derive(Deserialize)]
+        struct Top {
+            #[serde(default)]
+            positions: Positions,
+        }
+        let path = path.as_ref();
+        let file = File::open(path).map_err(|source| FinalError::io(path, source))?;
+        let top: Top =
+            serde_json::from_reader(BufReader::new(file)).map_err(|e| FinalError::Malformed {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
+        Ok(top.positions)
     }
 }
 
@@ -155,6 +244,9 @@ const EMPTY_SLOT: Slot = Slot {
 pub(crate) struct AgreedLog {
     base: u64,
     slots: Vec<Slot>,
+    /// The first exec index the log must cover; 0 stands for 1 (see
+    /// [`AgreedLog::start_after`]).
+    origin: u64,
 }
 
 impl AgreedLog {
@@ -173,18 +265,40 @@ impl AgreedLog {
         }
     }
 
-    /// The first exec index in `1..=last()` no replica covers.
+    /// The first exec index the log covers (0 if none).
+    pub fn first(&self) -> u64 {
+        self.iter().next().map_or(0, |(e, _)| e)
+    }
+
+    /// With shared positions the log holds writes only, and the first of them follows
+    /// the initial state's position `base`, whatever number that is (unknown: the log
+    /// is taken to start at its first entry).
+    pub fn start_after(&mut self, base: Option<u64>) {
+        self.origin = match base {
+            Some(b) => b.saturating_add(1),
+            None => self.first(),
+        };
+    }
+
+    /// The first exec index the log must cover.
+    pub fn origin(&self) -> u64 {
+        self.origin.max(1)
+    }
+
+    /// The first exec index in `origin()..=last()` no replica covers.
     pub fn first_gap(&self) -> Option<u64> {
         if self.slots.is_empty() {
             return None;
         }
-        if self.base > 1 {
-            return Some(1);
+        let origin = self.origin();
+        if self.base > origin {
+            return Some(origin);
         }
         self.slots
             .iter()
+            .skip((origin - self.base) as usize)
             .position(|s| s.node == EMPTY)
-            .map(|i| self.base + i as u64)
+            .map(|i| origin + i as u64)
     }
 
     /// Entries with their exec indices, skipping empty slots.
@@ -258,6 +372,9 @@ pub(crate) struct LogData {
     /// The accounts as interned while loading (merged into the history's later).
     pub accounts: Accounts,
     pub agreement: Agreement,
+    pub positions: Positions,
+    /// Under shared positions, the initial balances' position, when final.json says.
+    pub base_revision: Option<u64>,
 }
 
 /// Streams final.json into the agreed log. `Ok(None)` when the file does not exist.
@@ -273,6 +390,8 @@ pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData
             nodes: Vec::new(),
             accounts,
             agreement: Agreement::default(),
+            positions: Positions::Unique,
+            base_revision: None,
         },
         // Every entry takes at least 50 bytes of the file, so no honest file needs
         // more slots than this; a corrupt exec index cannot make the log balloon.
@@ -526,6 +645,11 @@ impl Loader {
             if key == "nodes" {
                 self.nodes(sc)?;
                 seen = true;
+            } else if key == "positions" {
+                self.positions(sc)?;
+            } else if key == "base_revision" {
+                let base: u64 = sc.value().map_err(within("base_revision"))?;
+                self.data.base_revision = Some(base);
             } else {
                 sc.value::<IgnoredAny>()?;
             }
@@ -536,6 +660,20 @@ impl Loader {
         if !seen {
             return Err(sc.error("field `nodes` is missing"));
         }
+        if self.data.positions == Positions::SharedReads {
+            self.data.log.start_after(self.data.base_revision);
+        }
+        Ok(())
+    }
+
+    /// `"unique"` or `"shared_reads"`.
+    fn positions<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
+        let word: String = sc.value().map_err(within("positions"))?;
+        self.data.positions = Positions::parse(&word).ok_or_else(|| {
+            sc.error(format!(
+                "field `positions`: expected \"unique\" or \"shared_reads\", found {word:?}"
+            ))
+        })?;
         Ok(())
     }
 
@@ -629,5 +767,69 @@ impl Loader {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_with(execs: &[u64]) -> AgreedLog {
+        let mut log = AgreedLog::default();
+        for &e in execs {
+            *log.slot_mut(e, 1_000).unwrap() = Slot {
+                node: 0,
+                ..EMPTY_SLOT
+            };
+        }
+        log
+    }
+
+    #[test]
+    fn gaps_count_from_the_origin() {
+        let mut log = log_with(&[3, 4, 6]);
+        assert_eq!(log.first_gap(), Some(1), "unique positions start at 1");
+        log.start_after(None);
+        assert_eq!(log.first_gap(), Some(5), "from the first entry");
+        log.start_after(Some(1));
+        assert_eq!(log.first_gap(), Some(2), "the first write is missing");
+        log.start_after(Some(2));
+        assert_eq!(log.first_gap(), Some(5));
+        let mut full = log_with(&[3, 4]);
+        full.start_after(Some(2));
+        assert_eq!(full.first_gap(), None);
+        full.start_after(Some(3));
+        assert_eq!(
+            full.first_gap(),
+            None,
+            "entries before the origin are not gaps"
+        );
+    }
+
+    #[test]
+    fn positions_are_written_only_when_given_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("final.json");
+        let state = FinalState {
+            nodes: [("n1".to_string(), NodeFinal::unreachable("down"))].into(),
+        };
+        state.write(&path).unwrap();
+        let plain = std::fs::read_to_string(&path).unwrap();
+        assert!(plain.starts_with("{\"nodes\""), "{plain}");
+        assert_eq!(
+            FinalState::load_positions(&path).unwrap(),
+            Positions::Unique
+        );
+        state
+            .write_with_positions(&path, Some(Positions::SharedReads), Some(7))
+            .unwrap();
+        assert_eq!(
+            FinalState::load_positions(&path).unwrap(),
+            Positions::SharedReads
+        );
+        assert_eq!(FinalState::load(&path).unwrap(), state);
+        let loaded = load_log(&path, Accounts::default()).unwrap().unwrap();
+        assert_eq!(loaded.positions, Positions::SharedReads);
+        assert_eq!(loaded.base_revision, Some(7));
     }
 }

@@ -13,11 +13,17 @@
 //! become final.json, with replicas that lag, start from a checkpoint, or could not be
 //! fetched.
 //!
+//! With `positions: SharedReads` the run is etcd-like instead: only applied transfers
+//! take positions (revisions, from [`SHARED_BASE`] + 1; the initial balances are at
+//! [`SHARED_BASE`]) and are in the log; a read, a read_all or a transfer failing for
+//! insufficient funds is told the revision current when it executed, shared with the
+//! write before it, and final.json says `"positions": "shared_reads"`.
+//!
 //! Everything is driven by one seeded generator, so a seed reproduces a run.
 //! [`GenRun::plant`] then changes the run so that exactly one property is broken,
 //! and says which history indices the checker must name.
 
-use crate::final_state::{ExecutedEntry, FinalState, NodeFinal};
+use crate::final_state::{ExecutedEntry, FinalState, NodeFinal, Positions};
 use crate::history::{values, Event, EventType, HistoryWriter};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -57,7 +63,14 @@ pub struct GenOptions {
     pub checkpoint_node: bool,
     /// One replica could not be fetched.
     pub unreachable_node: bool,
+    /// What exec indices mean: unique per command (the replica) or shared by reads
+    /// (etcd-like, see the module docs).
+    pub positions: Positions,
 }
+
+/// Under shared positions, the revision of the initial balances (etcd's first write
+/// to a fresh cluster is revision 2): the first transfer is at `SHARED_BASE + 1`.
+pub const SHARED_BASE: u64 = 2;
 
 impl Default for GenOptions {
     fn default() -> Self {
@@ -80,11 +93,32 @@ impl Default for GenOptions {
             lagging_node: true,
             checkpoint_node: true,
             unreachable_node: true,
+            positions: Positions::Unique,
         }
     }
 }
 
 impl GenOptions {
+    /// An etcd-like run: shared positions, every member holding the whole history (no
+    /// checkpoints), one lagging.
+    pub fn etcd_like(seed: u64, events: usize) -> GenOptions {
+        GenOptions {
+            seed,
+            events,
+            checkpoint_node: false,
+            positions: Positions::SharedReads,
+            ..GenOptions::default()
+        }
+    }
+
+    /// The exec index of log position `pos` (1-based) is `pos` plus this.
+    pub fn exec_offset(&self) -> u64 {
+        match self.positions {
+            Positions::Unique => 0,
+            Positions::SharedReads => SHARED_BASE,
+        }
+    }
+
     /// Account names: `A`..`Z`, then `A26`, `A27`, ...
     pub fn account_names(&self) -> Vec<String> {
         (0..self.accounts)
@@ -100,6 +134,14 @@ impl GenOptions {
 
     /// The run.toml text for this run.
     pub fn run_toml(&self) -> String {
+        let mut text = self.run_toml_unique();
+        if self.positions == Positions::SharedReads {
+            text.insert_str(text.find('\n').map_or(0, |i| i + 1), "target = \"etcd\"\n");
+        }
+        text
+    }
+
+    fn run_toml_unique(&self) -> String {
         let names: Vec<String> = self
             .account_names()
             .iter()
@@ -260,6 +302,8 @@ struct OpSim {
     rid: u64,
     cmd: GenCmd,
     exec: Option<u64>,
+    /// What it returned, under shared positions (where observers are not in the log).
+    result: Option<GenResult>,
 }
 
 #[derive(Debug, Clone)]
@@ -432,6 +476,7 @@ impl<'o> Model<'o> {
                     rid,
                     cmd,
                     exec: None,
+                    result: None,
                 });
                 self.ops.len() - 1
             }
@@ -462,6 +507,22 @@ impl<'o> Model<'o> {
         }
         let o = &self.ops[op];
         let result = apply(&mut self.bank, o.cmd);
+        if self.opt.positions == Positions::SharedReads {
+            // Only a transfer that moved money writes; the rest observe the revision.
+            let writes = matches!(result, GenResult::Transferred { .. });
+            let entry = LogCmd {
+                client: o.client,
+                request_id: o.rid,
+                cmd: o.cmd,
+                result: result.clone(),
+            };
+            if writes {
+                self.log.push(entry);
+            }
+            self.ops[op].exec = Some(self.opt.exec_offset() + self.log.len() as u64);
+            self.ops[op].result = Some(result);
+            return;
+        }
         self.log.push(LogCmd {
             client: o.client,
             request_id: o.rid,
@@ -521,8 +582,11 @@ impl<'o> Model<'o> {
         self.clients[c].inflight = None;
         let o = &self.ops[op];
         let exec = o.exec.unwrap_or(0);
-        let entry = &self.log[exec as usize - 1];
-        let (kind, value) = result_value(o.cmd, &entry.result, &self.names);
+        let result = match &o.result {
+            Some(r) => r,
+            None => &self.log[exec as usize - 1].result,
+        };
+        let (kind, value) = result_value(o.cmd, result, &self.names);
         Event::client(kind, o.client, o.rid, f_name(o.cmd), value)
             .on_node(self.leader())
             .with_exec_index(exec)
@@ -608,7 +672,13 @@ pub fn write_final(
     let nodes = layout(opt, log.len() as u64);
     let snapshots = balances_at(opt, log, &nodes);
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    out.write_all(b"{\"nodes\":{")?;
+    out.write_all(b"{")?;
+    if opt.positions != Positions::Unique {
+        let base = opt.exec_offset();
+        let word = opt.positions.as_str();
+        write!(out, "\"positions\":\"{word}\",\"base_revision\":{base},")?;
+    }
+    out.write_all(b"\"nodes\":{")?;
     for (i, node) in nodes.iter().enumerate() {
         if i > 0 {
             out.write_all(b",")?;
@@ -633,7 +703,8 @@ pub fn write_final(
             }
             let over = overrides.iter().find(|(n, x, _)| *n == i && *x == e);
             let entry = over.map_or(&log[e as usize - 1], |(_, _, c)| c);
-            serde_json::to_writer(&mut out, &executed_entry(e, entry, &names))?;
+            let exec = e + opt.exec_offset();
+            serde_json::to_writer(&mut out, &executed_entry(exec, entry, &names))?;
         }
         out.write_all(b"],\"error\":null}")?;
     }
@@ -693,6 +764,14 @@ pub enum Plant {
     SumDrift,
     /// A read returns a negative balance.
     NegativeBalance,
+    /// Shared positions: a read is told (and returns the different state at) a
+    /// revision older than a write that completed before it was invoked.
+    StaleRead,
+    /// Shared positions: a write is told the revision of another write.
+    DuplicateWrite,
+    /// Shared positions: a transfer failed for insufficient funds at a revision where
+    /// its source held enough (its amount becomes 1).
+    FailedWithFunds,
 }
 
 impl Plant {
@@ -708,9 +787,22 @@ impl Plant {
         Plant::NegativeBalance,
     ];
 
+    /// What can be planted in an etcd-like run (shared positions). The other plants
+    /// edit the log as if every command had a position of its own.
+    pub const SHARED: [Plant; 6] = [
+        Plant::StaleRead,
+        Plant::DuplicateWrite,
+        Plant::FailedWithFunds,
+        Plant::WrongRead,
+        Plant::SumDrift,
+        Plant::NegativeBalance,
+    ];
+
     /// The check that must catch it.
     pub fn check(self) -> &'static str {
         match self {
+            Plant::StaleRead | Plant::DuplicateWrite => "total-order",
+            Plant::FailedWithFunds => "replay",
             Plant::LostAck | Plant::DoubleApply | Plant::FailedApplied | Plant::Phantom => {
                 "exactly-once"
             }
@@ -775,7 +867,7 @@ impl GenRun {
                     .map(|e| {
                         let over = self.overrides.iter().find(|(n, x, _)| *n == i && *x == e);
                         let entry = over.map_or(&self.log[e as usize - 1], |(_, _, c)| c);
-                        executed_entry(e, entry, &names)
+                        executed_entry(e + self.options.exec_offset(), entry, &names)
                     })
                     .collect();
                 let balances = names
@@ -797,6 +889,22 @@ impl GenRun {
     /// Breaks the run in the way `plant` says.
     pub fn plant(&mut self, plant: Plant) -> Result<Planted, PlantError> {
         let missing = PlantError(plant);
+        if self.options.positions == Positions::SharedReads {
+            let (indices, exec_index) = match plant {
+                Plant::StaleRead => self.stale_read().ok_or(missing)?,
+                Plant::DuplicateWrite => self.duplicate_write().ok_or(missing)?,
+                Plant::FailedWithFunds => self.failed_with_funds().ok_or(missing)?,
+                Plant::WrongRead => self.edit_read(|b| b + 1).ok_or(missing)?,
+                Plant::SumDrift => self.sum_drift().ok_or(missing)?,
+                Plant::NegativeBalance => self.edit_read(|_| -1).ok_or(missing)?,
+                _ => return Err(missing),
+            };
+            return Ok(Planted {
+                plant,
+                indices,
+                exec_index,
+            });
+        }
         let (indices, exec_index) = match plant {
             Plant::LostAck => self.lost_ack().ok_or(missing)?,
             Plant::DoubleApply => self.double_apply().ok_or(missing)?,
@@ -807,6 +915,9 @@ impl GenRun {
             Plant::WrongRead => self.edit_read(|b| b + 1).ok_or(missing)?,
             Plant::SumDrift => self.sum_drift().ok_or(missing)?,
             Plant::NegativeBalance => self.edit_read(|_| -1).ok_or(missing)?,
+            Plant::StaleRead | Plant::DuplicateWrite | Plant::FailedWithFunds => {
+                return Err(missing)
+            }
         };
         Ok(Planted {
             plant,
@@ -1028,6 +1139,112 @@ impl GenRun {
         self.recompute();
         self.resync();
         Some((self.indices_of(&pos), Some(e)))
+    }
+
+    /// Balances at exec index `exec` under shared positions (the initial ones at
+    /// [`SHARED_BASE`] and before).
+    fn shared_state_at(&self, exec: u64) -> Vec<i64> {
+        let mut bank = vec![self.options.initial_balance; self.options.accounts];
+        let writes = exec.saturating_sub(self.options.exec_offset()) as usize;
+        for entry in self.log.iter().take(writes) {
+            apply(&mut bank, entry.cmd);
+        }
+        bank
+    }
+
+    /// Whether event `p` is an ok transfer carrying an exec index (a write).
+    fn is_write(&self, p: usize) -> bool {
+        let e = &self.events[p];
+        e.kind == EventType::Ok && e.f == "transfer" && e.exec_index.is_some()
+    }
+
+    /// The first ok read or read_all invoked after a write completed whose answer
+    /// would differ at the revision just before that write: it is told that revision
+    /// and returns the state there.
+    fn stale_read(&mut self) -> Option<(Vec<u64>, Option<u64>)> {
+        let names = self.options.account_names();
+        let ops = self.ops_in_order();
+        let mut best_write: Option<u64> = None;
+        let mut done = 0;
+        for (_, pos) in &ops {
+            // Writes completed before this operation's first invocation.
+            while done < pos[0] {
+                if self.is_write(done) {
+                    best_write = best_write.max(self.events[done].exec_index);
+                }
+                done += 1;
+            }
+            let Some(w) = best_write.filter(|&w| w > SHARED_BASE + 1) else {
+                continue;
+            };
+            let last = *pos.last()?;
+            let ev = &self.events[last];
+            let is_read = ev.f == "read" || ev.f == "read_all";
+            if !(is_read && ev.kind == EventType::Ok && ev.exec_index.is_some()) {
+                continue;
+            }
+            let stale = w - 1;
+            let ev = &self.events[last];
+            let answer = |state: &[i64]| -> Option<Value> {
+                Some(if ev.f == "read" {
+                    let account = ev.value.get("account")?.as_str()?;
+                    let i = names.iter().position(|n| n == account)?;
+                    values::read_ok(account, state[i])
+                } else {
+                    values::read_all_ok(names.iter().map(String::as_str).zip(state.iter().copied()))
+                })
+            };
+            let value = answer(&self.shared_state_at(stale))?;
+            // Stale by position only (the answer some revision from w to the read's
+            // own gives too) is left to the total order; look for one whose data is
+            // stale as well, so that even the black-box search must object.
+            let told = ev.exec_index?;
+            if (w..=told).any(|r| answer(&self.shared_state_at(r)).as_ref() == Some(&value)) {
+                continue;
+            }
+            let ev = &mut self.events[last];
+            ev.exec_index = Some(stale);
+            ev.value = value;
+            return Some((self.indices_of(pos), Some(stale)));
+        }
+        None
+    }
+
+    /// The second write's ok is told the first write's revision.
+    fn duplicate_write(&mut self) -> Option<(Vec<u64>, Option<u64>)> {
+        let first = (0..self.events.len()).find(|&p| self.is_write(p))?;
+        let second = (first + 1..self.events.len()).find(|&p| self.is_write(p))?;
+        let exec = self.events[first].exec_index?;
+        self.events[second].exec_index = Some(exec);
+        Some((self.indices_of(&[first, second]), Some(exec)))
+    }
+
+    /// A transfer that failed for insufficient funds where its source held at least 1
+    /// now asks for 1 (in every event of it).
+    fn failed_with_funds(&mut self) -> Option<(Vec<u64>, Option<u64>)> {
+        let names = self.options.account_names();
+        let ops = self.ops_in_order();
+        for (_, pos) in &ops {
+            let Some(&p) = pos.iter().find(|&&p| {
+                let e = &self.events[p];
+                e.kind == EventType::Fail && e.f == "transfer" && e.exec_index.is_some()
+            }) else {
+                continue;
+            };
+            let exec = self.events[p].exec_index?;
+            let from = self.events[p].value.get("from")?.as_str()?;
+            let i = names.iter().position(|n| n == from)?;
+            if self.shared_state_at(exec)[i] < 1 {
+                continue;
+            }
+            for &q in pos {
+                if let Some(amount) = self.events[q].value.get_mut("amount") {
+                    *amount = json!(1);
+                }
+            }
+            return Some((self.indices_of(pos), Some(exec)));
+        }
+        None
     }
 
     /// A read ok's balance becomes `edit(balance)`.

@@ -10,7 +10,10 @@
 //! liveness, plus the black-box linearizability search with
 //! [`check_run_with`] when exec indices are not to be trusted. Each anomaly names
 //! the history indices involved and says in a sentence what went wrong; what cannot be
-//! decided is `unknown`, never a silent pass. [`report::write_report`] then writes
+//! decided is `unknown`, never a silent pass. Positions are unique per command (the
+//! replica) unless final.json says `"positions": "shared_reads"` (etcd's revisions:
+//! writes unique, reads and failed transfers sharing the position of the write they
+//! observed; see [`final_state::Positions`]). [`report::write_report`] then writes
 //! `results.json`, `report.html` and the charts. [`gen`] makes valid histories (and
 //! plants anomalies in them) for tests and the benchmark.
 //!

@@ -73,8 +73,12 @@ enum Command {
         out: Option<PathBuf>,
         /// Generate the old history-only shape (one full replica log, a checkpointed
         /// and a lagging one) instead of the realistic one.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "shared_reads")]
         light: bool,
+        /// Generate an etcd-like run: only writes in the log, reads and failed
+        /// transfers sharing the revision of the write they observed.
+        #[arg(long)]
+        shared_reads: bool,
     },
 }
 
@@ -123,7 +127,12 @@ fn run(command: Command) -> anyhow::Result<u8> {
             check(&path, no_report, out.as_deref(), options)
         }
         Command::Report { run_dir } => report(&run_dir),
-        Command::Bench { events, out, light } => bench(events, out, light),
+        Command::Bench {
+            events,
+            out,
+            light,
+            shared_reads,
+        } => bench(events, out, light, shared_reads),
     }
 }
 
@@ -160,12 +169,19 @@ fn report(run_dir: &Path) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn bench(events: usize, out: Option<PathBuf>, light: bool) -> anyhow::Result<u8> {
+fn bench(
+    events: usize,
+    out: Option<PathBuf>,
+    light: bool,
+    shared_reads: bool,
+) -> anyhow::Result<u8> {
     let dir = out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()))
     });
     let shape = if light {
         checker::bench::Shape::Light
+    } else if shared_reads {
+        checker::bench::Shape::SharedReads
     } else {
         checker::bench::Shape::Realistic
     };

@@ -189,16 +189,46 @@ impl Bank {
     pub fn apply(&mut self, cmd: &Cmd) -> Effect {
         match *cmd {
             Cmd::Transfer { from, to, amount } => self.transfer(from, to, amount),
+            _ => self.read_effect(cmd),
+        }
+    }
+
+    /// What `cmd` would answer now, changing nothing: how an operation that only
+    /// observes a position (shared positions, see `crate::final_state::Positions`) is
+    /// judged.
+    pub fn peek(&self, cmd: &Cmd) -> Effect {
+        match *cmd {
+            Cmd::Transfer { from, to, amount } => self.transfer_effect(from, to, amount),
+            _ => self.read_effect(cmd),
+        }
+    }
+
+    fn read_effect(&self, cmd: &Cmd) -> Effect {
+        match *cmd {
             Cmd::Read { account } => match self.balances.get(account as usize) {
                 Some(&b) => Effect::Balance(b),
                 None => Effect::Unknown,
             },
             Cmd::ReadAll => Effect::All,
-            Cmd::Other => Effect::Unknown,
+            _ => Effect::Unknown,
         }
     }
 
     fn transfer(&mut self, from: Acct, to: Acct, amount: i64) -> Effect {
+        let effect = self.transfer_effect(from, to, amount);
+        if let Effect::Transferred {
+            from_balance,
+            to_balance,
+        } = effect
+        {
+            self.balances[from as usize] = from_balance;
+            self.balances[to as usize] = to_balance;
+        }
+        effect
+    }
+
+    /// What the transfer answers from the current balances.
+    fn transfer_effect(&self, from: Acct, to: Acct, amount: i64) -> Effect {
         let (f, t) = (from as usize, to as usize);
         if f >= self.declared || t >= self.declared {
             return Effect::Unknown;
@@ -220,17 +250,15 @@ impl Bank {
         }
         // Checked, so a log of huge amounts (or a huge initial balance) is reported,
         // never wrapped into a plausible-looking balance.
-        let (Some(from_balance), Some(to_balance)) = (
+        match (
             self.balances[f].checked_sub(amount),
             self.balances[t].checked_add(amount),
-        ) else {
-            return Effect::Overflow;
-        };
-        self.balances[f] = from_balance;
-        self.balances[t] = to_balance;
-        Effect::Transferred {
-            from_balance: self.balances[f],
-            to_balance: self.balances[t],
+        ) {
+            (Some(from_balance), Some(to_balance)) => Effect::Transferred {
+                from_balance,
+                to_balance,
+            },
+            _ => Effect::Overflow,
         }
     }
 }
@@ -287,6 +315,22 @@ mod tests {
         assert_eq!(bank.apply(&t), Effect::Insufficient);
         assert_eq!(bank.balances, vec![3, 17]);
         assert_eq!(bank.apply(&Cmd::Read { account: 1 }), Effect::Balance(17));
+    }
+
+    #[test]
+    fn peek_answers_like_apply_without_changing_anything() {
+        let accts = Accounts::declared(&["A".into(), "B".into()]);
+        let bank = Bank::new(&accts, 10);
+        let t = |amount| Cmd::Transfer {
+            from: 0,
+            to: 1,
+            amount,
+        };
+        for cmd in [t(4), t(11), t(0), Cmd::Read { account: 1 }, Cmd::ReadAll] {
+            let mut applied = bank.clone();
+            assert_eq!(bank.peek(&cmd), applied.apply(&cmd), "{cmd:?}");
+        }
+        assert_eq!(bank.balances, vec![10, 10]);
     }
 
     #[test]

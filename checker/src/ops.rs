@@ -114,6 +114,14 @@ impl OpRec {
         }
     }
 
+    /// Whether, where positions are shared (etcd), the operation observes a position
+    /// rather than takes one: reads, and transfers that failed (decided on a read).
+    /// Ok transfers and unknown functions are writes.
+    pub fn observes(&self) -> bool {
+        matches!(self.cmd, Cmd::Read { .. } | Cmd::ReadAll)
+            || (self.has(flag::FAIL_EXEC) && !self.has(flag::OK))
+    }
+
     /// The history indices that frame the operation.
     pub fn indices(&self) -> Vec<u64> {
         if self.first_index == self.done_index {

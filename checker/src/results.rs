@@ -4,6 +4,7 @@
 //! and what the report is drawn from. `valid` is `true`, `false` or `"unknown"`.
 
 use crate::checks::{CheckResult, Validity, CHECK_NAMES};
+use crate::final_state::Positions;
 use crate::ops::HistoryStats;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -41,6 +42,10 @@ pub struct FinalSummary {
     pub log_last: u64,
     /// First exec index no replica covers, if any.
     pub log_first_gap: Option<u64>,
+    /// What an exec index means (final.json's `"positions"`); left out when unique,
+    /// so replica runs' results.json stay as they were.
+    #[serde(default, skip_serializing_if = "Positions::is_unique")]
+    pub positions: Positions,
 }
 
 /// One replica in final.json.

@@ -10,7 +10,7 @@ use crate::checks::exactly_once::{self, LogKey, OpKey};
 use crate::checks::linearizable;
 use crate::checks::liveness::Liveness;
 use crate::checks::{replay, CheckResult, Validity};
-use crate::final_state::{self, FinalError, LogData, NodeState};
+use crate::final_state::{self, FinalError, LogData, NodeState, Positions};
 use crate::history::HistoryError;
 use crate::model::{list, Accounts};
 use crate::ops::{self, flag, Clients, HistoryData, OpRec};
@@ -198,8 +198,14 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
             accounts.undeclared().join(", ")
         ));
     }
-    total_order.unique(&ops, &by_exec, &clients, &accounts);
-    total_order.client_order(&ops, &clients, &accounts);
+    let positions = fin.as_ref().map_or(Positions::Unique, |f| f.positions);
+    let fin_base = fin.as_ref().and_then(|f| f.base_revision);
+    if positions == Positions::SharedReads {
+        writes_first(&mut by_exec, &ops);
+    }
+    total_order.settle(positions, &ops, &clients, &accounts);
+    total_order.unique(positions, &ops, &by_exec, &clients, &accounts);
+    total_order.client_order(positions, &ops, &clients, &accounts);
     conservation.final_state(fin.as_ref().map(|f| f.nodes.as_slice()), &accounts);
 
     // With no replica fetched, there is no log at all: nothing may be taken as absent.
@@ -227,6 +233,9 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
             let placed = place_by_log(&mut ops, &log_keys, &clients);
             if !placed.is_empty() {
                 by_exec = sorted_by_exec(&ops);
+                if positions == Positions::SharedReads {
+                    writes_first(&mut by_exec, &ops);
+                }
                 for &op in &placed {
                     let exec = ops[op as usize].exec;
                     total_order.late(&ops, op, exec, &clients, &accounts);
@@ -253,6 +262,7 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
                             log,
                             log_keys: &log_keys,
                             op_keys: &op_keys,
+                            positions,
                         },
                         total_order,
                     )
@@ -268,6 +278,8 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
                             log,
                             nodes,
                             initial,
+                            positions,
+                            base_revision: fin_base,
                         },
                         agreement,
                     ),
@@ -367,6 +379,15 @@ fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
     pairs.into_iter().map(|(_, i)| i).collect()
 }
 
+/// Under shared positions, the write at each exec index goes before the operations
+/// that observed it (the sort is stable, so ties stay in history order).
+fn writes_first(by_exec: &mut [u32], ops: &[OpRec]) {
+    by_exec.sort_by_key(|&o| {
+        let x = &ops[o as usize];
+        (x.exec, x.observes())
+    });
+}
+
 /// Ok answers that carried no exec_index are not skipped: when the log holds their
 /// (client, request id) exactly once, that is where the command executed, so their
 /// results are replayed there and they get the real-time check. (Absent or twice is
@@ -435,5 +456,6 @@ fn summarize_final(fin: Option<&LogData>) -> FinalSummary {
             .collect(),
         log_last: f.log.last(),
         log_first_gap: f.log.first_gap(),
+        positions: f.positions,
     }
 }

@@ -17,11 +17,15 @@
 //! complete from exec index 1 (no replica gap), otherwise it is counted as undecided.
 //! Timed-out operations found in the log also get their real-time check here, since
 //! only now is their position known.
+//!
+//! Under shared positions (etcd, see [`Positions`]) the log holds writes only: an ok
+//! transfer is there exactly once as before, but reads and failed transfers (whatever
+//! the client was told) must be absent, since they observed a position without writing.
 
 use super::total_order::TotalOrder;
 use super::{Anomaly, Check, CheckResult};
-use crate::final_state::AgreedLog;
-use crate::model::{list, Accounts};
+use crate::final_state::{AgreedLog, Positions};
+use crate::model::{list, Accounts, Cmd};
 use crate::ops::{flag, Clients, OpClass, OpRec};
 
 /// (process, request id, exec index) of a log entry.
@@ -38,6 +42,7 @@ pub(crate) struct Input<'a> {
     /// From [`log_keys`] and [`op_keys`] (sorted on the loading threads, in parallel).
     pub log_keys: &'a [LogKey],
     pub op_keys: &'a [OpKey],
+    pub positions: Positions,
 }
 
 /// The result when there is no log to search, for `reason`.
@@ -148,6 +153,12 @@ impl Merge<'_, '_> {
             combined = combine(group.iter().map(|&o| &ops[o as usize]));
             &combined
         };
+        if self.input.positions == Positions::SharedReads && x.observes() {
+            if !execs.is_empty() {
+                self.observer_written(x, execs);
+            }
+            return;
+        }
         if execs.len() > 1 {
             self.executed_twice(x, execs);
         }
@@ -197,6 +208,27 @@ impl Merge<'_, '_> {
                 .at_slots(vec![exec])
             });
         }
+    }
+
+    /// Under shared positions: a read or failed transfer that the log holds as a write.
+    fn observer_written(&mut self, x: &OpRec, execs: &[u64]) {
+        let d = self.describe(x);
+        let (kind, what) = if matches!(x.cmd, Cmd::Transfer { .. }) {
+            ("failed-but-applied", "was told it failed")
+        } else {
+            ("observer-in-log", "only reads")
+        };
+        self.check.anomaly(|| {
+            Anomaly::new(
+                kind,
+                format!(
+                    "{d} {what}, yet the log holds it as a write at exec_index {}: here only applied transfers write.",
+                    list(execs)
+                ),
+                x.indices(),
+            )
+            .at_slots(execs.to_vec())
+        });
     }
 
     fn executed_twice(&mut self, x: &OpRec, execs: &[u64]) {

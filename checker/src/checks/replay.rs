@@ -10,10 +10,17 @@
 //!
 //! The walk stops at the first index no replica covers: positions after it cannot be
 //! replayed and are counted as undecided (verdict `unknown`), never passed.
+//!
+//! Under shared positions (etcd, see [`Positions`]) the log holds only writes, from
+//! the one after the initial state's position. Reads and failed transfers at position
+//! r are judged against the bank after write r (writes sort first at each index), with
+//! nothing applied: a read must return exactly that state, and a transfer that failed
+//! for insufficient funds must really lack them there. Those at the initial state's
+//! position (just before the first logged write) see the initial balances.
 
 use super::agreement::Agreement;
 use super::{Anomaly, Check, CheckResult};
-use crate::final_state::{AgreedLog, NodeState, Slot};
+use crate::final_state::{AgreedLog, NodeState, Positions, Slot};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect};
 use crate::ops::{flag, Clients, OpRec};
 
@@ -28,6 +35,9 @@ pub(crate) struct Input<'a> {
     pub log: &'a AgreedLog,
     pub nodes: &'a [NodeState],
     pub initial: i64,
+    pub positions: Positions,
+    /// Under shared positions, the initial balances' position, when final.json says.
+    pub base_revision: Option<u64>,
 }
 
 /// Runs the replay; final balances go to `agreement`.
@@ -69,9 +79,13 @@ impl Replay<'_> {
         let mut next_node = self.empty_nodes(&nodes, agreement);
         let gap = log.first_gap();
         let stop = gap.map_or(log.last(), |g| g - 1);
+        let start = match self.input.positions {
+            Positions::Unique => 1,
+            Positions::SharedReads => self.before_log(),
+        };
         let mut replayed = 0;
         let mut halted = None;
-        for exec in 1..=stop {
+        for exec in start..=stop {
             let Some(slot) = log.get(exec) else { break };
             let effect = self.bank.apply(&slot.cmd);
             if effect == Effect::Overflow {
@@ -93,6 +107,57 @@ impl Replay<'_> {
             ));
         }
         self.leftovers(halted.or(gap), &nodes[next_node..], agreement);
+    }
+
+    /// Under shared positions: judges the operations at or before the initial state's
+    /// position (final.json's `base_revision`, else the one before the log's first
+    /// write, else the first position told) and returns the log's first position.
+    fn before_log(&mut self) -> u64 {
+        let (ops, by_exec) = (self.input.ops, self.input.by_exec);
+        let first = self.input.log.first();
+        let base = match (self.input.base_revision, first) {
+            (Some(b), _) => b,
+            (None, 0) => by_exec.first().map_or(0, |&o| ops[o as usize].exec),
+            (None, first) => first - 1,
+        };
+        if first != 0 && first <= base {
+            self.check.unknown(format!(
+                "final.json lists writes from exec_index {first}, at or before its base_revision {base} (the initial balances): they are not replayed"
+            ));
+        }
+        while let Some(&op) = by_exec.get(self.cursor) {
+            let x = &ops[op as usize];
+            if x.exec > base {
+                break;
+            }
+            self.cursor += 1;
+            if !x.observes() {
+                self.write_before_log(x, base);
+            } else if x.exec < base {
+                self.check.undecided(
+                    "observations lie before the initial state's position (the one before the log's first write)",
+                );
+            } else {
+                self.observed(x.exec, x);
+            }
+        }
+        base + 1
+    }
+
+    fn write_before_log(&mut self, x: &OpRec, base: u64) {
+        let (clients, accounts) = (self.input.clients, self.input.accounts);
+        self.check.anomaly(|| {
+            Anomaly::new(
+                "wrong-slot",
+                format!(
+                    "{} was told exec_index {}, but position {base} holds the initial balances and the log's writes start after it: no transfer took that position.",
+                    x.describe(clients, accounts),
+                    x.exec
+                ),
+                x.indices(),
+            )
+            .at_slots(vec![x.exec])
+        });
     }
 
     /// Replicas with balances but an empty executed list: comparable only when the
@@ -197,8 +262,53 @@ impl Replay<'_> {
                 break;
             }
             self.cursor += 1;
-            self.check.count("observations replayed", 1);
-            self.observation(exec, slot, effect, x);
+            if self.input.positions == Positions::SharedReads && x.observes() {
+                self.observed(exec, x);
+            } else {
+                self.check.count("observations replayed", 1);
+                self.observation(exec, slot, effect, x);
+            }
+        }
+    }
+
+    /// Under shared positions: a read or failed transfer against the state at `exec`,
+    /// applying nothing.
+    fn observed(&mut self, exec: u64, x: &OpRec) {
+        self.check.count("observations replayed", 1);
+        if !x.has(flag::OBSERVED) {
+            return;
+        }
+        let effect = self.bank.peek(&x.cmd);
+        let why = match effect {
+            Effect::Transferred { .. } if !x.has(flag::OBS_OK) => {
+                // Failed for another reason (e.g. a lost compare): nothing to judge.
+                x.has(flag::INSUFFICIENT).then(|| self.had_funds(x))
+            }
+            _ => self.mismatch(x, effect),
+        };
+        let Some(why) = why else { return };
+        let (clients, accounts) = (self.input.clients, self.input.accounts);
+        self.check.anomaly(|| {
+            Anomaly::new(
+                "wrong-result",
+                format!(
+                    "{} observed exec_index {exec}: {why}.",
+                    x.describe(clients, accounts)
+                ),
+                x.indices(),
+            )
+            .at_slots(vec![exec])
+        });
+    }
+
+    fn had_funds(&self, x: &OpRec) -> String {
+        match x.cmd {
+            Cmd::Transfer { from, amount, .. } => format!(
+                "the client was told it failed for insufficient funds, but replaying the log leaves {} with {} there, enough for {amount}",
+                self.input.accounts.name(from),
+                self.bank.balances.get(from as usize).copied().unwrap_or(0)
+            ),
+            _ => "the client was told it failed, but replaying the log says it succeeds there".into(),
         }
     }
 

@@ -15,9 +15,24 @@
 //!
 //! Timed-out operations that turn out to be in the log get the real-time check too,
 //! once the log is known (see `TotalOrder::late`).
+//!
+//! With shared positions (etcd's revisions, see [`Positions`]) only writes take a
+//! position of their own; a read or failed transfer at position r observes the state
+//! after write r, so it is ordered after write r and before write r+1. The rules become:
+//! if Y completed before X was invoked, exec(Y) <= exec(X), and strictly less when X is
+//! a write (a write cannot take a position some earlier-completed operation already
+//! saw); writes are unique; a client's positions never decrease and strictly increase
+//! into a write. A stale read (an old revision read after a later write completed)
+//! breaks the first rule. The largest completed exec index is still the one floor to
+//! compare with: when any earlier Y breaks the rule for X, the largest does. Whether
+//! positions are shared is known only once final.json is read, after the history
+//! pass: the pass reports what breaks both rules at once and keeps the few operations
+//! that break only the unique rule (an observer on its floor's exact position) for
+//! `TotalOrder::settle`.
 
 use super::{Anomaly, Check, CheckResult};
-use crate::model::Accounts;
+use crate::final_state::Positions;
+use crate::model::{Accounts, Cmd};
 use crate::ops::{Clients, OpRec, NO_OP};
 
 #[derive(Debug)]
@@ -26,6 +41,9 @@ pub(crate) struct TotalOrder {
     max_op: u32,
     max_exec: u64,
     told: u64,
+    /// Observers told the very exec index of their real-time floor: a violation only
+    /// where every operation takes a position of its own (see [`TotalOrder::settle`]).
+    same_as_floor: Vec<u32>,
 }
 
 impl Default for TotalOrder {
@@ -35,6 +53,7 @@ impl Default for TotalOrder {
             max_op: NO_OP,
             max_exec: 0,
             told: 0,
+            same_as_floor: Vec::new(),
         }
     }
 }
@@ -51,9 +70,11 @@ impl TotalOrder {
         let x = &ops[op as usize];
         if x.rt_floor != NO_OP {
             let y = &ops[x.rt_floor as usize];
-            if y.exec >= x.exec {
+            if y.exec > x.exec || (y.exec == x.exec && !x.observes()) {
                 self.check
                     .anomaly(|| realtime(x, y, x.exec, "completed with", clients, accounts));
+            } else if y.exec == x.exec {
+                self.same_as_floor.push(op);
             }
         }
         if x.exec > self.max_exec {
@@ -117,18 +138,48 @@ impl TotalOrder {
         }
     }
 
-    /// Two different operations told the same exec index. `by_exec` lists operations
-    /// with an exec index, sorted by it.
+    /// Once final.json said what positions mean: under unique positions, an observer
+    /// told its real-time floor's exact position contradicts real time too.
+    pub fn settle(
+        &mut self,
+        positions: Positions,
+        ops: &[OpRec],
+        clients: &Clients,
+        accounts: &Accounts,
+    ) {
+        let held = std::mem::take(&mut self.same_as_floor);
+        if positions == Positions::SharedReads {
+            self.check.note(
+                "positions are shared (final.json: positions = shared_reads, e.g. etcd revisions): writes take unique positions; a read or failed transfer carries the position of the write it observed",
+            );
+            return;
+        }
+        for op in held {
+            let x = &ops[op as usize];
+            let y = &ops[x.rt_floor as usize];
+            self.check
+                .anomaly(|| realtime(x, y, x.exec, "completed with", clients, accounts));
+        }
+    }
+
+    /// Two different operations told the same exec index (under shared positions: two
+    /// different writes). `by_exec` lists operations with an exec index, sorted by it
+    /// (under shared positions, writes first at each index).
     pub fn unique(
         &mut self,
+        positions: Positions,
         ops: &[OpRec],
         by_exec: &[u32],
         clients: &Clients,
         accounts: &Accounts,
     ) {
+        let shared = positions == Positions::SharedReads;
         for pair in by_exec.windows(2) {
             let (a, b) = (&ops[pair[0] as usize], &ops[pair[1] as usize]);
             if a.exec != b.exec || (a.client == b.client && a.request_id == b.request_id) {
+                continue;
+            }
+            if shared && (a.observes() || b.observes()) {
                 continue;
             }
             self.check.anomaly(|| {
@@ -149,8 +200,16 @@ impl TotalOrder {
         }
     }
 
-    /// Each client's exec indices increase in the order it issued its operations.
-    pub fn client_order(&mut self, ops: &[OpRec], clients: &Clients, accounts: &Accounts) {
+    /// Each client's exec indices increase in the order it issued its operations
+    /// (under shared positions: never decrease, and increase into a write).
+    pub fn client_order(
+        &mut self,
+        positions: Positions,
+        ops: &[OpRec],
+        clients: &Clients,
+        accounts: &Accounts,
+    ) {
+        let shared = positions == Positions::SharedReads;
         let mut last: Vec<u32> = vec![NO_OP; clients.len()];
         for (i, x) in ops.iter().enumerate() {
             if x.exec == 0 {
@@ -159,10 +218,11 @@ impl TotalOrder {
             let prev = last[x.client as usize];
             if prev != NO_OP {
                 let p = &ops[prev as usize];
-                if p.exec >= x.exec && p.request_id != x.request_id {
+                let may_share = shared && p.exec == x.exec && x.observes();
+                if p.exec >= x.exec && !may_share && p.request_id != x.request_id {
                     self.check.anomaly(|| client_order(p, x, clients, accounts));
                 }
-                if p.exec >= x.exec {
+                if p.exec > x.exec || (p.exec == x.exec && !may_share) {
                     continue;
                 }
             }
@@ -189,12 +249,18 @@ fn realtime(
     Anomaly::new(
         "real-time-order",
         format!(
-            "{} {verb} exec_index {exec}, but {} completed at history index {} before it was invoked at {} and has the larger exec_index {}: the order contradicts real time.",
+            "{} {verb} exec_index {exec}, but {} completed at history index {} before it was invoked at {} and has the {} exec_index {}: the order contradicts real time{}.",
             x.describe(clients, accounts),
             y.describe(clients, accounts),
             y.done_index,
             x.first_index,
-            y.exec
+            if y.exec == exec { "same" } else { "larger" },
+            y.exec,
+            if matches!(x.cmd, Cmd::Read { .. } | Cmd::ReadAll) && y.exec > exec {
+                " (a stale read: it saw an older state than one already written or read)"
+            } else {
+                ""
+            }
         ),
         indices,
     )
