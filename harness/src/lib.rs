@@ -18,6 +18,7 @@ pub mod process;
 pub mod progress;
 pub mod record;
 pub mod relay;
+pub mod relay_tcp;
 pub mod replay;
 pub mod rng;
 pub mod run;
