@@ -34,7 +34,9 @@ use super::{BankClient, BoxFuture, PrepareSpec, ReadMode, Target, TargetError, T
 use crate::caller::Submitted;
 use crate::process::Child;
 use crate::record::Recorder;
-use crate::relay::Link;
+use crate::relay::{Link, Peer};
+use crate::relay_tcp::{TcpPathSpec, TcpRelay};
+use crate::rundir::NetMode;
 use checker::final_state::{ExecutedEntry, FinalState, NodeFinal};
 use checker::history::{values, EventType};
 use etcd_client::{
@@ -133,6 +135,11 @@ struct Member {
     log_file: PathBuf,
     client_addr: SocketAddr,
     peer_addr: SocketAddr,
+    /// What the other members are told to dial: the relay's port for this member, or
+    /// `peer_addr` on a direct network.
+    advertised_peer: SocketAddr,
+    /// Where the workload's clients connect: the relay's client port, or `client_addr`.
+    workload_addr: SocketAddr,
     child: Option<Child>,
     paused: bool,
 }
@@ -144,6 +151,8 @@ pub struct EtcdTarget {
     members: BTreeMap<NodeId, Member>,
     /// `n1=http://...,n2=...`: the advertised peer URLs.
     initial_cluster: String,
+    /// The TCP relay every peer and client connection goes through (`--net relay`).
+    relay: Option<Arc<TcpRelay>>,
     /// Direct clients for status and the final phase (never cut).
     control: BTreeMap<NodeId, Client>,
     /// The clients the workload uses, one per member.
@@ -183,14 +192,23 @@ impl EtcdTarget {
                     data_dir,
                     client_addr: ports[2 * k],
                     peer_addr: ports[2 * k + 1],
+                    advertised_peer: ports[2 * k + 1],
+                    workload_addr: ports[2 * k],
                     child: None,
                     paused: false,
                 },
             );
         }
+        let relay = match params.net {
+            NetMode::Relay => Some(Arc::new(start_relay(&mut members).await?)),
+            NetMode::Direct => None,
+        };
+        if let Some(relay) = &relay {
+            relay.set_delay(Duration::from_millis(params.delay_ms));
+        }
         let initial_cluster = members
             .values()
-            .map(|m| format!("{}=http://{}", m.name, m.peer_addr))
+            .map(|m| format!("{}=http://{}", m.name, m.advertised_peer))
             .collect::<Vec<_>>()
             .join(",");
         let mut target = EtcdTarget {
@@ -199,6 +217,7 @@ impl EtcdTarget {
             nodes: nodes.clone(),
             members,
             initial_cluster,
+            relay,
             control: BTreeMap::new(),
             workload: Vec::new(),
             member_ids: BTreeMap::new(),
@@ -211,9 +230,10 @@ impl EtcdTarget {
             target.start(node)?;
         }
         for (&node, member) in &target.members {
-            let url = format!("http://{}", member.client_addr);
-            target.control.insert(node, connect(&url).await?);
-            target.workload.push((node, connect(&url).await?));
+            let direct = format!("http://{}", member.client_addr);
+            target.control.insert(node, connect(&direct).await?);
+            let workload = format!("http://{}", member.workload_addr);
+            target.workload.push((node, connect(&workload).await?));
         }
         let timeout = Duration::from_millis(params.start_timeout_ms);
         target.wait_for_leader(timeout).await?;
@@ -241,6 +261,11 @@ impl EtcdTarget {
                     }
                 }
                 if self.member_ids.len() == self.nodes.len() {
+                    if let Some(relay) = &self.relay {
+                        for (&id, &node) in &self.member_ids {
+                            relay.register_member(id, node);
+                        }
+                    }
                     return Ok(());
                 }
             }
@@ -465,6 +490,7 @@ impl Target for EtcdTarget {
         })?;
         let client_url = format!("http://{}", member.client_addr);
         let peer_url = format!("http://{}", member.peer_addr);
+        let advertised_peer_url = format!("http://{}", member.advertised_peer);
         let mut command = OsCommand::new(&bin);
         command
             .arg("--name")
@@ -478,7 +504,7 @@ impl Target for EtcdTarget {
             .arg("--listen-peer-urls")
             .arg(&peer_url)
             .arg("--initial-advertise-peer-urls")
-            .arg(&peer_url)
+            .arg(&advertised_peer_url)
             .arg("--initial-cluster")
             .arg(&initial_cluster)
             .arg("--initial-cluster-state")
@@ -526,10 +552,20 @@ impl Target for EtcdTarget {
         Ok(())
     }
 
-    fn set_cuts(&self, _cuts: &[Link]) {}
+    fn set_cuts(&self, cuts: &[Link]) {
+        if let Some(relay) = &self.relay {
+            relay.set_cuts(cuts);
+        }
+    }
 
     fn heal_everything(&mut self) -> Result<Vec<String>, TargetError> {
         let mut done = Vec::new();
+        if let Some(relay) = &self.relay {
+            if !relay.cuts().is_empty() {
+                done.push("healed the network".to_string());
+            }
+            relay.heal_all();
+        }
         for node in self.nodes.clone() {
             let member = self.member(node)?;
             let alive = member
@@ -619,6 +655,33 @@ impl Drop for EtcdTarget {
     fn drop(&mut self) {
         self.stop_all();
     }
+}
+
+/// Starts a relay path into every member's peer port (shared by all other members) and client
+/// port, and points each member's advertised peer address and workload address at it.
+async fn start_relay(members: &mut BTreeMap<NodeId, Member>) -> Result<TcpRelay, EtcdError> {
+    let mut paths = Vec::new();
+    for (&node, m) in members.iter() {
+        paths.push(TcpPathSpec {
+            from: Peer::Node(node),
+            to: node,
+            target: m.peer_addr,
+        });
+        paths.push(TcpPathSpec {
+            from: Peer::Clients,
+            to: node,
+            target: m.client_addr,
+        });
+    }
+    let relay = TcpRelay::start(&paths)
+        .await
+        .map_err(|e| EtcdError::Client(format!("cannot start the TCP relay: {e}")))?;
+    for (&node, m) in members.iter_mut() {
+        let missing = || EtcdError::Client(format!("the TCP relay has no port for {node}"));
+        m.advertised_peer = relay.listen_addr(Peer::Node(node), node).ok_or_else(missing)?;
+        m.workload_addr = relay.listen_addr(Peer::Clients, node).ok_or_else(missing)?;
+    }
+    Ok(relay)
 }
 
 /// A client connection that gives up connecting quickly (a member may be down).
