@@ -16,6 +16,9 @@
 //!   was lost: `ok` at the op key's create revision. Retrying after a timeout is therefore
 //!   exactly-once;
 //! - read / read_all are one range request, linearizable unless `--etcd-reads serializable`;
+//!   a transfer reads the accounts and its op key in one read-only txn (always linearizable), so
+//!   a retry after a timed-out txn that did apply finds the op key rather than a balance too
+//!   low for a second application, which would be reported as insufficient funds;
 //! - every `ok`/`fail` carries `exec_index` = an etcd revision: an applied transfer's own
 //!   (unique), a read's or an insufficient-funds transfer's header revision (shared with the
 //!   write it observed).
@@ -996,15 +999,23 @@ impl Bank {
         read: Option<(GetResponse, u64)>,
     ) -> Result<Step, Retry> {
         let mut c = self.client.clone();
+        let key = op_key(command.client.0, command.request.0);
         let (read, read_revision) = match read {
             Some(r) => r,
             None => {
-                let opts = self.get_options().with_prefix();
-                let r = self
-                    .call("transfer read", c.get(ACCOUNT_PREFIX, Some(opts)))
-                    .await?;
-                let revision = self.revision(r.header())?;
-                (r, revision)
+                // The op key is read with the accounts: after an attempt whose txn timed out,
+                // the transfer may be applied already, and the balances it left must not be
+                // taken for insufficient funds. A read-only txn is linearizable.
+                let both = Txn::new().and_then([
+                    TxnOp::get(key.clone(), None),
+                    TxnOp::get(ACCOUNT_PREFIX, Some(GetOptions::new().with_prefix())),
+                ]);
+                let resp = self.call("transfer read", c.txn(both)).await?;
+                let revision = self.revision(resp.header())?;
+                match self.applied_or_accounts(resp.op_responses())? {
+                    Ok(done) => return Ok(Step::Done(done)),
+                    Err(accounts) => (accounts, revision),
+                }
             }
         };
         let find = |account: &str| {
@@ -1028,7 +1039,6 @@ impl Bank {
             )));
         }
         let (new_from, new_to) = (from_balance - amount, to_balance + amount);
-        let key = op_key(command.client.0, command.request.0);
         let mark = json!({"from": from, "to": to, "amount": amount,
                           "from_balance": new_from, "to_balance": new_to});
         let txn = Txn::new()
@@ -1057,34 +1067,51 @@ impl Bank {
                 },
             )));
         }
-        let mut responses = resp.op_responses().into_iter();
+        match self.applied_or_accounts(resp.op_responses())? {
+            Ok(done) => Ok(Step::Done(done)),
+            // An account moved since the read: the else branch's read (at the txn's revision)
+            // is the next attempt's.
+            Err(accounts) => Ok(Step::Reread(accounts, revision)),
+        }
+    }
+
+    /// Reads `[get op key, get accounts]` responses: `Ok` with the answer when the op key
+    /// exists (an earlier attempt of this very transfer was applied and its answer lost),
+    /// else `Err` with the accounts.
+    fn applied_or_accounts(
+        &self,
+        responses: Vec<TxnOpResponse>,
+    ) -> Result<Result<Submitted, GetResponse>, Retry> {
+        let mut responses = responses.into_iter();
         let (Some(TxnOpResponse::Get(mark)), Some(TxnOpResponse::Get(accounts))) =
             (responses.next(), responses.next())
         else {
-            return Err(Retry::Again(format!("{}: a txn's else branch answered oddly", self.node)));
-        };
-        if let Some(applied) = mark.kvs().first() {
-            // An earlier attempt of this very transfer was applied; its answer was lost.
-            let value: Value = serde_json::from_slice(applied.value()).unwrap_or(Value::Null);
-            let (Some(fb), Some(tb)) = (value["from_balance"].as_i64(), value["to_balance"].as_i64())
-            else {
-                return Err(Retry::Again(format!("{}: the op mark {value} lacks balances", self.node)));
-            };
-            let at = u64::try_from(applied.create_revision()).unwrap_or(0);
-            return Ok(Step::Done(self.executed(
-                at,
-                OpResult::Transferred {
-                    from_balance: fb,
-                    to_balance: tb,
-                },
+            return Err(Retry::Again(format!(
+                "{}: a txn's reads answered oddly",
+                self.node
             )));
-        }
-        // An account moved since the read: the else branch's read (at the txn's revision) is
-        // the next attempt's.
-        Ok(Step::Reread(accounts, revision))
+        };
+        let Some(applied) = mark.kvs().first() else {
+            return Ok(Err(accounts));
+        };
+        let value: Value = serde_json::from_slice(applied.value()).unwrap_or(Value::Null);
+        let (Some(fb), Some(tb)) = (value["from_balance"].as_i64(), value["to_balance"].as_i64())
+        else {
+            return Err(Retry::Again(format!(
+                "{}: the op mark {value} lacks balances",
+                self.node
+            )));
+        };
+        let at = u64::try_from(applied.create_revision()).unwrap_or(0);
+        Ok(Ok(self.executed(
+            at,
+            OpResult::Transferred {
+                from_balance: fb,
+                to_balance: tb,
+            },
+        )))
     }
 }
-
 enum Step {
     Done(Submitted),
     /// The accounts as the lost txn's else branch read them, at its revision.
