@@ -124,7 +124,13 @@ impl Nemesis {
                 };
                 let cuts = partition_cuts(partition, cluster.nodes(), leader);
                 cluster.set_cuts(&cuts);
-                let mut value = serde_json::to_value(partition).unwrap_or(Value::Null);
+                let mut value = match serde_json::to_value(partition) {
+                    // A unit variant serializes as a bare string: make it `{"<kind>": null}`, the
+                    // shape of the others, so the cuts and the leader can sit beside it.
+                    Ok(Value::String(kind)) => json!({ kind: null }),
+                    Ok(v) => v,
+                    Err(_) => Value::Null,
+                };
                 if let Value::Object(map) = &mut value {
                     map.insert("cuts".into(), cuts_value(&cuts));
                     if let Some(l) = leader {
