@@ -367,11 +367,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 (None, false) => 1,
             };
             // The drawn tunables are the replica's: other targets keep their defaults.
-            let explore = (!args.defaults && opts.params.target == TargetKind::Faultline).then(|| Pins {
-                checkpoint_interval_slots: args.run.checkpoint_interval,
-                nemesis_interval_ms: args.run.nemesis_interval.map(ms),
-                ..Pins::default()
-            });
+            let explore =
+                (!args.defaults && opts.params.target == TargetKind::Faultline).then(|| Pins {
+                    checkpoint_interval_slots: args.run.checkpoint_interval,
+                    nemesis_interval_ms: args.run.nemesis_interval.map(ms),
+                    ..Pins::default()
+                });
             let summaries =
                 campaign::run_many(&opts, runs, args.until_failure, explore, print_summary).await?;
             let bad = summaries.iter().filter(|s| s.exit_code != 0).count();
@@ -393,17 +394,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Command::Replay(args)) => {
             let original = harness::replay::original_verdict(&args.run_dir);
-            let summary =
-                harness::replay::replay(
-                    &args.run_dir,
-                    harness::replay::Binaries {
-                        replica: args.replica_bin.clone(),
-                        etcd: find_etcd_bin(args.etcd_bin.as_deref()),
-                        target: args.target,
-                    },
-                    !args.no_progress,
-                )
-                .await?;
+            let summary = harness::replay::replay(
+                &args.run_dir,
+                harness::replay::Binaries {
+                    replica: args.replica_bin.clone(),
+                    etcd: find_etcd_bin(args.etcd_bin.as_deref()),
+                    target: args.target,
+                },
+                !args.no_progress,
+            )
+            .await?;
             print_summary(&summary);
             println!(
                 "{}",

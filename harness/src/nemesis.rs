@@ -117,9 +117,7 @@ impl Nemesis {
             }
             Fault::Partition(partition) => {
                 let leader = match partition {
-                    Partition::IsolateLeader | Partition::IsolateFollower => {
-                        cluster.leader().await
-                    }
+                    Partition::IsolateLeader | Partition::IsolateFollower => cluster.leader().await,
                     _ => None,
                 };
                 let cuts = partition_cuts(partition, cluster.nodes(), leader);

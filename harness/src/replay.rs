@@ -69,11 +69,7 @@ pub fn reproduction_line(original: Option<&str>, now: &str) -> String {
     }
 }
 
-async fn run_again(
-    dir: &Path,
-    binaries: Binaries,
-    progress: bool,
-) -> Result<RunSummary, RunError> {
+async fn run_again(dir: &Path, binaries: Binaries, progress: bool) -> Result<RunSummary, RunError> {
     let info = RunInfo::load(dir)?;
     let mut params = info.params.clone();
     if let Some(target) = binaries.target {

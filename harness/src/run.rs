@@ -13,8 +13,8 @@ use crate::progress::Progress;
 use crate::record::Recorder;
 use crate::rundir::{self, NetMode, RunDirError, RunInfo, RunParams};
 use crate::schedule::{self, FaultFamily, Step};
-use crate::worker::{pace_for, spawn_workers, WorkerContext};
 use crate::targets::{self, PrepareSpec, Target, TargetError, TargetKind};
+use crate::worker::{pace_for, spawn_workers, WorkerContext};
 use crate::workload::account_names;
 use checker::Results;
 use serde::{Deserialize, Serialize};
@@ -103,7 +103,9 @@ pub fn validate(params: &RunParams) -> Result<(), RunError> {
         return bad("--loss and --delay need --net relay");
     }
     if params.target == TargetKind::Etcd && params.loss > 0.0 {
-        return bad("--loss applies to the faultline target only (etcd talks TCP, which cannot lose)");
+        return bad(
+            "--loss applies to the faultline target only (etcd talks TCP, which cannot lose)",
+        );
     }
     Ok(())
 }

@@ -124,7 +124,17 @@ async fn serializable_reads_on_an_isolated_follower_are_caught_stale() {
         .await
         .unwrap();
     let results = std::fs::read_to_string(summary.dir.join("results.json")).unwrap_or_default();
-    assert_eq!(summary.exit_code, 1, "stale reads are caught: {summary:#?}\n{results}");
+    assert_eq!(
+        summary.exit_code, 1,
+        "stale reads are caught: {summary:#?}\n{results}"
+    );
+    assert!(
+        results.contains("a stale read"),
+        "the anomaly is a stale read: {results}"
+    );
     let history = std::fs::read_to_string(summary.dir.join("history.jsonl")).unwrap();
-    assert!(history.contains("\"isolated\""), "the nemesis isolated a follower");
+    assert!(
+        history.contains("\"isolated\""),
+        "the nemesis isolated a follower"
+    );
 }

@@ -241,9 +241,7 @@ impl EtcdTarget {
         let timeout = Duration::from_millis(params.start_timeout_ms);
         target.wait_for_leader(timeout).await?;
         target.learn_member_ids(timeout).await?;
-        target.base_revision = target
-            .write_initial(spec.initial_balance, timeout)
-            .await?;
+        target.base_revision = target.write_initial(spec.initial_balance, timeout).await?;
         Ok(target)
     }
 
@@ -293,12 +291,17 @@ impl EtcdTarget {
         while Instant::now() < deadline {
             for client in self.control.values() {
                 let mut c = client.clone();
-                match tokio::time::timeout(Duration::from_secs(2), c.txn(Txn::new().and_then(puts.clone())))
-                    .await
+                match tokio::time::timeout(
+                    Duration::from_secs(2),
+                    c.txn(Txn::new().and_then(puts.clone())),
+                )
+                .await
                 {
-                    Ok(Ok(resp)) => return header_revision(resp.header()).ok_or_else(|| {
-                        EtcdError::Client("the initial txn's answer has no header".into())
-                    }),
+                    Ok(Ok(resp)) => {
+                        return header_revision(resp.header()).ok_or_else(|| {
+                            EtcdError::Client("the initial txn's answer has no header".into())
+                        })
+                    }
                     Ok(Err(e)) => last = e.to_string(),
                     Err(_) => last = "timed out".into(),
                 }
@@ -335,7 +338,11 @@ impl EtcdTarget {
                 });
                 out.insert(
                     node,
-                    (s.raft_term(), leader, header_revision(s.header()).unwrap_or(0)),
+                    (
+                        s.raft_term(),
+                        leader,
+                        header_revision(s.header()).unwrap_or(0),
+                    ),
                 );
             }
         }
@@ -521,7 +528,8 @@ impl Target for EtcdTarget {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        let child = Child::spawn(command).map_err(|source| EtcdError::Spawn { node, bin, source })?;
+        let child =
+            Child::spawn(command).map_err(|source| EtcdError::Spawn { node, bin, source })?;
         member.child = Some(child);
         member.paused = false;
         Ok(())
@@ -681,7 +689,9 @@ async fn start_relay(members: &mut BTreeMap<NodeId, Member>) -> Result<TcpRelay,
         .map_err(|e| EtcdError::Client(format!("cannot start the TCP relay: {e}")))?;
     for (&node, m) in members.iter_mut() {
         let missing = || EtcdError::Client(format!("the TCP relay has no port for {node}"));
-        m.advertised_peer = relay.listen_addr(Peer::Node(node), node).ok_or_else(missing)?;
+        m.advertised_peer = relay
+            .listen_addr(Peer::Node(node), node)
+            .ok_or_else(missing)?;
         m.workload_addr = relay.listen_addr(Peer::Clients, node).ok_or_else(missing)?;
     }
     Ok(relay)
@@ -758,10 +768,13 @@ async fn watch_history(
     let mut c = client.clone();
     let options = WatchOptions::new().with_prefix().with_start_revision(from);
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut stream = tokio::time::timeout(Duration::from_secs(5), c.watch("/faultline/", Some(options)))
-        .await
-        .map_err(|_| EtcdError::Client("the history watch did not start".into()))?
-        .map_err(client_err)?;
+    let mut stream = tokio::time::timeout(
+        Duration::from_secs(5),
+        c.watch("/faultline/", Some(options)),
+    )
+    .await
+    .map_err(|_| EtcdError::Client("the history watch did not start".into()))?
+    .map_err(client_err)?;
     let mut history: BTreeMap<i64, Revision> = BTreeMap::new();
     while history.keys().next_back().copied().unwrap_or(0) < to {
         let message = tokio::time::timeout_at(deadline, stream.message())
@@ -782,7 +795,10 @@ async fn watch_history(
             if let Some(kv) = event.kv() {
                 let key = kv.key_str().map_err(client_err)?.to_string();
                 let value = kv.value_str().map_err(client_err)?.to_string();
-                history.entry(kv.mod_revision()).or_default().push((key, value));
+                history
+                    .entry(kv.mod_revision())
+                    .or_default()
+                    .push((key, value));
             }
         }
     }
@@ -807,7 +823,11 @@ fn executed_entry(revision: i64, puts: &Revision) -> ExecutedEntry {
         let rest = k.strip_prefix(OP_PREFIX)?;
         let (client, request) = rest.split_once('/')?;
         let value: Value = serde_json::from_str(v).ok()?;
-        Some((client.parse::<u64>().ok()?, request.parse::<u64>().ok()?, value))
+        Some((
+            client.parse::<u64>().ok()?,
+            request.parse::<u64>().ok()?,
+            value,
+        ))
     });
     let balance_of = |account: &str| {
         puts.iter()
@@ -955,10 +975,14 @@ impl Bank {
     async fn read(&self, account: Option<&String>) -> Result<Submitted, Retry> {
         let mut c = self.client.clone();
         let resp = match account {
-            Some(a) => self.call("read", c.get(account_key(a), Some(self.get_options()))).await?,
+            Some(a) => {
+                self.call("read", c.get(account_key(a), Some(self.get_options())))
+                    .await?
+            }
             None => {
                 let opts = self.get_options().with_prefix();
-                self.call("read_all", c.get(ACCOUNT_PREFIX, Some(opts))).await?
+                self.call("read_all", c.get(ACCOUNT_PREFIX, Some(opts)))
+                    .await?
             }
         };
         let revision = self.revision(resp.header())?;
@@ -1030,7 +1054,11 @@ impl Bank {
                 self.node
             )));
         };
-        let parse = |kv: &KeyValue| account_entry(kv).map(|(_, b)| b).map_err(|e| Retry::Again(e.to_string()));
+        let parse = |kv: &KeyValue| {
+            account_entry(kv)
+                .map(|(_, b)| b)
+                .map_err(|e| Retry::Again(e.to_string()))
+        };
         let (from_balance, to_balance) = (parse(&from_kv)?, parse(&to_kv)?);
         if from_balance < amount {
             return Ok(Step::Done(self.executed(

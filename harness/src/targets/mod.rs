@@ -110,9 +110,7 @@ use tokio::time::Instant;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Which system a run tests (`--target`, and `target` in run.toml).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum TargetKind {
     /// The faultline replica built beside the harness.
@@ -138,9 +136,7 @@ impl TargetKind {
 }
 
 /// How etcd serves reads (`--etcd-reads`).
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum ReadMode {
     /// Through the leader's read index: never stale.
@@ -165,8 +161,7 @@ pub trait BankClient: Send + Sync {
     /// Runs `command` (client `command.client`, request `command.request`) until a definite
     /// answer or `deadline`; an answer that never came is [`Submitted::Unknown`]. Must be
     /// exactly-once per (client, request) however often it retries.
-    fn submit<'a>(&'a self, command: &'a Command, deadline: Instant)
-        -> BoxFuture<'a, Submitted>;
+    fn submit<'a>(&'a self, command: &'a Command, deadline: Instant) -> BoxFuture<'a, Submitted>;
 }
 
 /// A running cluster of the system under test. Node operations act on OS processes and are
