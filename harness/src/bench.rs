@@ -1,32 +1,36 @@
-//! `harness bench`: throughput and latency of the replicated bank, without faults.
+//! `harness bench`: throughput and latency of the replicated bank, without faults, for one
+//! target or two side by side (`--compare`: faultline and etcd back to back).
 //!
-//! For each network mode (direct, and through the relay, to measure the relay's cost) a fresh
-//! cluster runs two closed-loop phases: the classic 10 clients, then a high concurrency (200
-//! clients by default) where batching carries the throughput. Every client issues transfers
-//! one at a time; the latency of each (first send to definite answer, retries included) goes
-//! into an HDR histogram. The first second of each phase is a warm-up and not counted. Results
-//! are printed and saved as JSON; nothing here is a pass/fail test.
+//! For each target and network mode (direct, and through the relay, to measure the relay's
+//! cost) a fresh cluster runs two closed-loop phases: the classic 10 clients, then a high
+//! concurrency (200 clients by default) where batching carries the throughput. Every client
+//! issues transfers one at a time through the target's [`BankClient`]; the latency of each
+//! (first send to definite answer, retries included) goes into an HDR histogram. The first
+//! second of each phase is a warm-up and not counted. Both targets fsync (the replica's and
+//! etcd's default). The result is one table ([`render_table`]), saved as JSON too; nothing here
+//! is a pass/fail test.
 
-use crate::caller::{submit, LeaderHint, RetryPolicy, Submitted};
-use crate::run::{self, Prepared, RunError, RunOptions};
+use crate::caller::Submitted;
+use crate::run::{self, RunError, RunOptions};
 use crate::rundir::NetMode;
-use crate::transport::Transport;
+use crate::targets::{BankClient, TargetKind};
 use crate::workload::{account_names, OpGen};
 use hdrhistogram::Histogram;
 use replica::bank::Command;
-use replica::types::{ClientId, NodeId, RequestId};
+use replica::types::{ClientId, RequestId};
 use serde::Serialize;
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-/// Clients per QUIC connection (a connection's concurrent streams are limited).
-const CLIENTS_PER_TRANSPORT: usize = 50;
 /// Not counted at the start of each phase.
 const WARMUP: Duration = Duration::from_secs(1);
 /// Latencies above this are clamped into the histogram's top bucket.
 const MAX_LATENCY_US: u64 = 60_000_000;
+/// Accounts of the bench workload.
+const BENCH_ACCOUNTS: usize = 10;
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -36,10 +40,13 @@ pub struct BenchOptions {
     pub low_clients: u32,
     pub high_clients: u32,
     pub nets: Vec<NetMode>,
+    /// The systems to measure, in order.
+    pub targets: Vec<TargetKind>,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct PhaseResult {
+    pub target: TargetKind,
     pub net: NetMode,
     pub clients: u32,
     pub seconds: f64,
@@ -57,104 +64,116 @@ pub struct PhaseResult {
 #[derive(Clone, Debug, Serialize)]
 pub struct BenchReport {
     pub nodes: u32,
+    /// Length of each measured phase, in seconds (after the warm-up).
+    pub phase_s: f64,
+    pub workload: String,
+    pub fsync: bool,
     pub phases: Vec<PhaseResult>,
-    /// Throughput through the relay relative to direct, per client count (1.0 = no cost).
-    pub relay_ratio: Vec<(u32, f64)>,
+    /// Throughput through the relay relative to direct, per target and client count
+    /// (1.0 = no cost).
+    pub relay_ratio: Vec<(TargetKind, u32, f64)>,
     pub run_dirs: Vec<PathBuf>,
 }
+
+/// What every phase runs: closed-loop transfers between the bench's accounts.
+pub const WORKLOAD: &str = "transfers only, closed loop, 10 accounts";
 
 pub async fn run_bench(opts: &BenchOptions) -> Result<BenchReport, RunError> {
     let mut phases = Vec::new();
     let mut run_dirs = Vec::new();
-    for &net in &opts.nets {
-        let mut run_opts = opts.run.clone();
-        run_opts.params.net = net;
-        run_opts.params.nemesis = Vec::new();
-        run_opts.params.clients = opts.high_clients.max(opts.low_clients);
-        run::validate(&run_opts.params)?;
-        let Prepared {
-            dir, mut cluster, ..
-        } = run::prepare(&run_opts, "bench", account_names(10)).await?;
-        run_dirs.push(dir);
-        let mut client_base = 0u64;
-        for clients in [opts.low_clients, opts.high_clients] {
-            let transports = (0..(clients as usize).div_ceil(CLIENTS_PER_TRANSPORT))
-                .map(|_| cluster.new_workload_transport())
-                .collect::<Result<Vec<_>, _>>()?;
-            let hint = Arc::new(LeaderHint::default());
-            if let Some(leader) = cluster.leader().await {
-                hint.set(leader);
+    for &target_kind in &opts.targets {
+        for &net in &opts.nets {
+            let mut run_opts = opts.run.clone();
+            run_opts.params.target = target_kind;
+            run_opts.params.net = net;
+            run_opts.params.nemesis = Vec::new();
+            run_opts.params.clients = opts.high_clients.max(opts.low_clients);
+            run::validate(&run_opts.params)?;
+            let (dir, mut target, _) =
+                run::prepare_target(&run_opts, "bench", account_names(BENCH_ACCOUNTS)).await?;
+            run_dirs.push(dir);
+            target.begin_bench().await?;
+            let mut client_base = 0u64;
+            for clients in [opts.low_clients, opts.high_clients] {
+                let phase = Phase {
+                    client: target.bench_client(clients)?,
+                    seed: opts.run.seed,
+                    client_base,
+                };
+                let mut result = phase.run(clients, opts.phase).await;
+                result.target = target_kind;
+                result.net = net;
+                phases.push(result);
+                client_base += u64::from(clients);
             }
-            let phase = Phase {
-                transports,
-                nodes: cluster.nodes().to_vec(),
-                hint,
-                policy: RetryPolicy {
-                    attempt_timeout: Duration::from_millis(opts.run.params.attempt_timeout_ms),
-                },
-                seed: opts.run.seed,
-                client_base,
-            };
-            let before = cluster.relay().map(|r| r.totals());
-            let result = phase.run(net, clients, opts.phase).await;
-            if let (Some(relay), Some(before)) = (cluster.relay(), before) {
-                let after = relay.totals();
-                let datagrams = after.forwarded - before.forwarded;
-                let bursts = (after.bursts - before.bursts).max(1);
-                eprintln!(
-                    "relay: {datagrams} datagrams in {bursts} bursts ({:.2} per burst)",
-                    datagrams as f64 / bursts as f64
-                );
-            }
-            phases.push(result);
-            client_base += u64::from(clients);
+            target.stop_all();
         }
-        cluster.stop_all();
     }
     let relay_ratio = ratios(&phases);
     Ok(BenchReport {
         nodes: opts.run.params.nodes,
+        phase_s: opts.phase.as_secs_f64(),
+        workload: WORKLOAD.to_string(),
+        fsync: true,
         phases,
         relay_ratio,
         run_dirs,
     })
 }
 
-fn ratios(phases: &[PhaseResult]) -> Vec<(u32, f64)> {
+fn ratios(phases: &[PhaseResult]) -> Vec<(TargetKind, u32, f64)> {
     phases
         .iter()
         .filter(|p| p.net == NetMode::Relay)
         .filter_map(|relay| {
-            let direct = phases
-                .iter()
-                .find(|d| d.net == NetMode::Direct && d.clients == relay.clients)?;
-            (direct.ops_per_sec > 0.0)
-                .then(|| (relay.clients, relay.ops_per_sec / direct.ops_per_sec))
+            let direct = phases.iter().find(|d| {
+                d.net == NetMode::Direct && d.clients == relay.clients && d.target == relay.target
+            })?;
+            (direct.ops_per_sec > 0.0).then(|| {
+                (
+                    relay.target,
+                    relay.clients,
+                    relay.ops_per_sec / direct.ops_per_sec,
+                )
+            })
         })
         .collect()
 }
 
-pub fn describe(p: &PhaseResult) -> String {
-    format!(
-        "{:<6} {:>4} clients: {:>9.0} ops/s  p50 {:>7.2} ms  p90 {:>7.2}  p99 {:>7.2}  p99.9 {:>7.2}  max {:>8.2}  ({} ok, {} unknown)",
-        format!("{:?}", p.net).to_lowercase(),
-        p.clients,
-        p.ops_per_sec,
-        p.p50_ms,
-        p.p90_ms,
-        p.p99_ms,
-        p.p999_ms,
-        p.max_ms,
-        p.ok,
-        p.unknown
-    )
+/// The whole report as one table, its parameters on the first line.
+pub fn render_table(report: &BenchReport) -> String {
+    let mut out = format!(
+        "bench: {} nodes, workload {}, fsync {}, {:.0} s per phase after a {} s warm-up\n",
+        report.nodes,
+        report.workload,
+        if report.fsync { "on" } else { "off" },
+        report.phase_s,
+        WARMUP.as_secs()
+    );
+    let _ = writeln!(
+        out,
+        "{:<10} {:<6} {:>7} {:>10} {:>9} {:>9} {:>9} {:>8}",
+        "target", "net", "clients", "ops/s", "p50 (ms)", "p99 (ms)", "max (ms)", "unknown"
+    );
+    for p in &report.phases {
+        let _ = writeln!(
+            out,
+            "{:<10} {:<6} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            p.target.name(),
+            format!("{:?}", p.net).to_lowercase(),
+            p.clients,
+            p.ops_per_sec,
+            p.p50_ms,
+            p.p99_ms,
+            p.max_ms,
+            p.unknown
+        );
+    }
+    out
 }
 
 struct Phase {
-    transports: Vec<Arc<dyn Transport>>,
-    nodes: Vec<NodeId>,
-    hint: Arc<LeaderHint>,
-    policy: RetryPolicy,
+    client: Arc<dyn BankClient>,
     seed: u64,
     client_base: u64,
 }
@@ -166,22 +185,21 @@ struct ClientStats {
 }
 
 impl Phase {
-    async fn run(&self, net: NetMode, clients: u32, length: Duration) -> PhaseResult {
+    async fn run(&self, clients: u32, length: Duration) -> PhaseResult {
         let start = Instant::now();
         let counted_from = start + WARMUP;
         let end = counted_from + length;
         let mut tasks = Vec::new();
         for k in 0..u64::from(clients) {
-            let transport =
-                self.transports[k as usize / CLIENTS_PER_TRANSPORT % self.transports.len()].clone();
             let worker = BenchClient {
-                transport,
-                nodes: self.nodes.clone(),
-                hint: self.hint.clone(),
-                policy: self.policy,
+                bank: self.client.clone(),
                 client: self.client_base + k,
-                ops: OpGen::new(self.seed, self.client_base + k, account_names(10))
-                    .transfers_only(),
+                ops: OpGen::new(
+                    self.seed,
+                    self.client_base + k,
+                    account_names(BENCH_ACCOUNTS),
+                )
+                .transfers_only(),
             };
             tasks.push(tokio::spawn(worker.run(counted_from, end)));
         }
@@ -197,7 +215,8 @@ impl Phase {
         let seconds = length.as_secs_f64();
         let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
         PhaseResult {
-            net,
+            target: TargetKind::Faultline,
+            net: NetMode::Direct,
             clients,
             seconds,
             ops_per_sec: ok as f64 / seconds,
@@ -218,10 +237,7 @@ fn new_histogram() -> Histogram<u64> {
 }
 
 struct BenchClient {
-    transport: Arc<dyn Transport>,
-    nodes: Vec<NodeId>,
-    hint: Arc<LeaderHint>,
-    policy: RetryPolicy,
+    bank: Arc<dyn BankClient>,
     client: u64,
     ops: OpGen,
 }
@@ -234,7 +250,6 @@ impl BenchClient {
             unknown: 0,
         };
         let mut request = 0;
-        let start_node = usize::try_from(self.client).unwrap_or(0);
         while Instant::now() < end {
             request += 1;
             let command = Command {
@@ -244,16 +259,7 @@ impl BenchClient {
             };
             let sent = Instant::now();
             let deadline = sent + Duration::from_secs(10);
-            let outcome = submit(
-                self.transport.as_ref(),
-                &self.nodes,
-                &self.hint,
-                &command,
-                start_node,
-                deadline,
-                self.policy,
-            )
-            .await;
+            let outcome = self.bank.submit(&command, deadline).await;
             let done = Instant::now();
             if sent < counted_from || done > end {
                 continue;

@@ -187,6 +187,7 @@ mod tests {
             let dir = out.path().join(name);
             std::fs::create_dir(&dir).unwrap();
             RunInfo {
+                target: crate::targets::TargetKind::Faultline,
                 accounts: vec!["A".into()],
                 initial_balance: 10,
                 seed,

@@ -588,7 +588,7 @@ fn reserve_udp_ports(n: usize) -> Result<Vec<UdpSocket>, ClusterError> {
 }
 
 /// Ports to draw replica ports from: 10000 up to the start of the ephemeral range.
-fn reservable_range() -> (u16, u16) {
+pub(crate) fn reservable_range() -> (u16, u16) {
     let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
         .ok()
         .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())

@@ -9,7 +9,7 @@
 //! not fit in one frame.
 
 use crate::caller::{submit, LeaderHint, RetryPolicy, Submitted};
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::Cluster;
 use crate::journal::{JournalCollector, JournalError};
 use crate::nemesis::Nemesis;
 use crate::record::Recorder;
@@ -50,10 +50,10 @@ impl Default for FinalTimeouts {
 /// Undoes every fault: the nemesis's own, then anything else (a replica that died by itself is
 /// restarted too, and recorded).
 pub fn heal_all(
-    cluster: &mut Cluster,
+    cluster: &mut dyn crate::targets::Target,
     nemesis: &mut Nemesis,
     recorder: &Recorder,
-) -> Result<(), ClusterError> {
+) -> Result<(), crate::targets::TargetError> {
     nemesis.heal(cluster)?;
     let extra = cluster.heal_everything()?;
     if !extra.is_empty() {

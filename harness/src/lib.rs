@@ -5,6 +5,10 @@
 //! process, drives concurrent clients while a seeded nemesis kills, pauses and partitions
 //! replicas (partitions through the harness's own UDP [`relay`]), records everything in
 //! `history.jsonl`, heals, fetches every replica's final state and hands the run to the checker.
+//!
+//! The system under test is a [`targets::Target`]: the faultline replica, or etcd 3.4
+//! (`--target etcd`, through the TCP [`relay_tcp`]). The [`targets`] module documents the trait
+//! with a worked example, for adding a third system.
 
 pub mod bench;
 pub mod caller;
@@ -29,6 +33,7 @@ pub mod scenario;
 pub mod scenario_run;
 pub mod schedule;
 pub mod sim;
+pub mod targets;
 pub mod transport;
 pub mod tunables;
 pub mod worker;

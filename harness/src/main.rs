@@ -15,6 +15,8 @@ use harness::run::{ms, run_campaign, RunError, RunOptions, RunSummary};
 use harness::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
 use harness::scenario_run::{run_scenario, ScenarioOptions};
 use harness::schedule::{parse_families, FaultFamily};
+use harness::targets::etcd::find_etcd_bin;
+use harness::targets::{ReadMode, TargetKind};
 use harness::tunables::Pins;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,6 +115,12 @@ struct CommonArgs {
     /// No progress display.
     #[arg(long)]
     no_progress: bool,
+    /// The system under test: the faultline replica, or etcd 3.4 members.
+    #[arg(long, value_enum, default_value_t = TargetKind::Faultline)]
+    target: TargetKind,
+    /// The etcd binary for `--target etcd` (default: `etcd` on PATH).
+    #[arg(long)]
+    etcd_bin: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -162,6 +170,10 @@ struct RunArgs {
     /// How long a fresh cluster may take to elect its first leader.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     start_timeout: Duration,
+    /// With --target etcd: linearizable reads, or serializable ones (documented as possibly
+    /// stale).
+    #[arg(long, value_enum, default_value_t = ReadMode::Linearizable)]
+    etcd_reads: ReadMode,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -217,6 +229,12 @@ struct ReplayArgs {
     /// The replica binary (default: the one run.toml names).
     #[arg(long)]
     replica_bin: Option<PathBuf>,
+    /// Replay against this target instead of the run's own.
+    #[arg(long, value_enum)]
+    target: Option<TargetKind>,
+    /// The etcd binary for an etcd run (default: `etcd` on PATH).
+    #[arg(long)]
+    etcd_bin: Option<PathBuf>,
     /// No progress display.
     #[arg(long)]
     no_progress: bool,
@@ -239,9 +257,12 @@ struct BenchArgs {
     /// Clients of the high-concurrency phase.
     #[arg(long, default_value_t = 200)]
     high_clients: u32,
-    /// Only this network mode (default: both).
+    /// Only this network mode (default: both; direct with --compare).
     #[arg(long, value_enum)]
     net: Option<NetMode>,
+    /// faultline and etcd back to back, same workload and fsync policy, in one table.
+    #[arg(long)]
+    compare: bool,
     /// Seed of the clients' operations (default: random).
     #[arg(long)]
     seed: Option<u64>,
@@ -265,6 +286,7 @@ fn random_seed() -> u64 {
 impl RunArgs {
     fn options(&self) -> RunOptions {
         let params = RunParams {
+            etcd_reads: self.etcd_reads,
             nodes: self.nodes,
             clients: self.clients,
             time_ms: ms(self.time),
@@ -285,14 +307,17 @@ impl RunArgs {
             stall_ms: None,
             set_timeout_ms: None,
             tunables: None,
+            ..RunParams::default()
         };
         common_options(&self.common, params, self.seed.unwrap_or_else(random_seed))
     }
 }
 
-fn common_options(common: &CommonArgs, params: RunParams, seed: u64) -> RunOptions {
+fn common_options(common: &CommonArgs, mut params: RunParams, seed: u64) -> RunOptions {
+    params.target = common.target;
     RunOptions {
         params,
+        etcd_bin: find_etcd_bin(common.etcd_bin.as_deref()),
         seed,
         out: common.out.clone(),
         replica_bin: common
@@ -400,25 +425,28 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 common_options(&args.common, params, args.seed.unwrap_or_else(random_seed));
             let out = run.out.clone();
             run.out = out.join("bench");
+            let targets = if args.compare {
+                vec![TargetKind::Faultline, TargetKind::Etcd]
+            } else {
+                vec![args.common.target]
+            };
+            // Side by side, both targets go direct unless told otherwise (their relays differ:
+            // UDP for the replica, TCP for etcd).
+            let nets = match (args.net, args.compare) {
+                (Some(n), _) => vec![n],
+                (None, true) => vec![NetMode::Direct],
+                (None, false) => vec![NetMode::Direct, NetMode::Relay],
+            };
             let opts = BenchOptions {
                 run,
                 phase: args.time,
                 low_clients: args.clients,
                 high_clients: args.high_clients,
-                nets: args
-                    .net
-                    .map_or_else(|| vec![NetMode::Direct, NetMode::Relay], |n| vec![n]),
+                nets,
+                targets,
             };
             let report = bench::run_bench(&opts).await?;
-            for phase in &report.phases {
-                println!("{}", bench::describe(phase));
-            }
-            for (clients, ratio) in &report.relay_ratio {
-                println!(
-                    "relay / direct throughput at {clients} clients: {:.2}",
-                    ratio
-                );
-            }
+            print!("{}", bench::render_table(&report));
             std::fs::create_dir_all(&out)
                 .with_context(|| format!("cannot create {}", out.display()))?;
             let path = bench::save(&report, &out)?;
@@ -457,7 +485,8 @@ async fn campaign(args: &CampaignArgs) -> anyhow::Result<i32> {
         (None, true) => MAX_UNTIL_FAILURE_RUNS,
         (None, false) => 1,
     };
-    let explore = (!args.defaults).then(|| Pins {
+    // The drawn tunables are the replica's: other targets keep their defaults.
+    let explore = (!args.defaults && opts.params.target == TargetKind::Faultline).then(|| Pins {
         checkpoint_interval_slots: args.run.checkpoint_interval,
         nemesis_interval_ms: args.run.nemesis_interval.map(ms),
         ..Pins::default()
@@ -488,7 +517,11 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     let original = harness::replay::original_verdict(dir);
     let summary = harness::replay::replay(
         dir,
-        args.replica_bin.clone(),
+        harness::replay::Binaries {
+            replica: args.replica_bin.clone(),
+            etcd: find_etcd_bin(args.etcd_bin.as_deref()),
+            target: args.target,
+        },
         args.out.clone(),
         !args.no_progress,
     )

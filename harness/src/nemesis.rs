@@ -6,10 +6,10 @@
 //! force so that the following heal undoes exactly that, and writes the event after the action,
 //! so every client event after it in the history happened with the fault in place.
 
-use crate::cluster::{Cluster, ClusterError};
 use crate::record::Recorder;
 use crate::relay::{Link, Peer};
 use crate::schedule::{partition_cuts, Action, Fault, Partition, Step, Target};
+use crate::targets::{Target as System, TargetError};
 use replica::types::NodeId;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
@@ -50,7 +50,7 @@ impl Nemesis {
     /// Runs `steps` (times relative to `start`) until they are done or `end` passes.
     pub async fn run(
         &mut self,
-        cluster: &mut Cluster,
+        cluster: &mut dyn System,
         steps: &[Step],
         start: Instant,
         end: Instant,
@@ -72,16 +72,16 @@ impl Nemesis {
 
     pub async fn apply(
         &mut self,
-        cluster: &mut Cluster,
+        cluster: &mut dyn System,
         action: &Action,
-    ) -> Result<(), ClusterError> {
+    ) -> Result<(), TargetError> {
         match action {
             Action::Start(fault) => self.start(cluster, fault).await,
             Action::Heal => self.heal(cluster),
         }
     }
 
-    async fn start(&mut self, cluster: &mut Cluster, fault: &Fault) -> Result<(), ClusterError> {
+    async fn start(&mut self, cluster: &mut dyn System, fault: &Fault) -> Result<(), TargetError> {
         if self.active != Active::Nothing {
             self.heal(cluster)?;
         }
@@ -117,7 +117,7 @@ impl Nemesis {
             }
             Fault::Partition(partition) => {
                 let leader = match partition {
-                    Partition::IsolateLeader => cluster.leader().await,
+                    Partition::IsolateLeader | Partition::IsolateFollower => cluster.leader().await,
                     _ => None,
                 };
                 let cuts = partition_cuts(partition, cluster.nodes(), leader);
@@ -138,7 +138,7 @@ impl Nemesis {
     }
 
     /// Undoes what is in force.
-    pub fn heal(&mut self, cluster: &mut Cluster) -> Result<(), ClusterError> {
+    pub fn heal(&mut self, cluster: &mut dyn System) -> Result<(), TargetError> {
         match std::mem::take(&mut self.active) {
             Active::Nothing => {}
             Active::Killed(nodes) => {
@@ -166,7 +166,7 @@ impl Nemesis {
 
     /// The concrete victims of a target; `None` (and a recorded note) when "the leader" is
     /// unknown right now.
-    async fn resolve(&self, cluster: &Cluster, target: &Target) -> Option<Vec<NodeId>> {
+    async fn resolve(&self, cluster: &dyn System, target: &Target) -> Option<Vec<NodeId>> {
         match target {
             Target::Nodes(nodes) => Some(nodes.clone()),
             Target::Leader => match cluster.leader().await {
@@ -228,18 +228,31 @@ pub fn partition_event(
     if cuts.is_empty() {
         let reason = match partition {
             Partition::IsolateLeader => "no leader known: nobody to isolate, nothing cut",
+            Partition::IsolateFollower => "no leader known: no follower to isolate, nothing cut",
             _ => "the partition cut no link",
         };
         map.insert("reason".into(), Value::from(reason));
         return ("skip", Value::Object(map));
     }
-    if matches!(partition, Partition::IsolateLeader) {
-        if let Some(l) = leader {
-            map.insert("isolated".into(), json!([l.to_string()]));
-        }
+    let isolated = match partition {
+        Partition::IsolateLeader => leader,
+        Partition::IsolateFollower => node_on_every_cut(cuts),
+        _ => None,
+    };
+    if let Some(node) = isolated {
+        map.insert("isolated".into(), json!([node.to_string()]));
     }
     map.insert("cuts".into(), cuts_value(cuts));
     ("partition", Value::Object(map))
+}
+
+/// The one node every cut link touches (the node an isolation cut off), if there is one.
+fn node_on_every_cut(cuts: &[Link]) -> Option<NodeId> {
+    let (a, b) = cuts.first()?;
+    [a, b].into_iter().find_map(|end| match end {
+        Peer::Node(n) if cuts.iter().all(|(x, y)| x == end || y == end) => Some(*n),
+        _ => None,
+    })
 }
 
 /// Cuts as `[["n1","n2"], ...]` (from, to), clients as `"clients"`.

@@ -9,18 +9,30 @@
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
 use crate::rundir::RunInfo;
 use crate::scenario_run::{run_scenario, ScenarioOptions};
+use crate::targets::TargetKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Replays the run in `dir`. `replica_bin` overrides the binary recorded in run.toml, `out`
-/// the reports directory the new run goes to (default: the original's).
+/// The binaries and target of a replay.
+#[derive(Clone, Debug, Default)]
+pub struct Binaries {
+    /// Overrides the replica binary recorded in run.toml.
+    pub replica: Option<PathBuf>,
+    /// The etcd binary, for etcd runs.
+    pub etcd: PathBuf,
+    /// Overrides the run's target.
+    pub target: Option<TargetKind>,
+}
+
+/// Replays the run in `dir`; `out` is the reports directory the new run goes to (default:
+/// the original's).
 pub async fn replay(
     dir: &Path,
-    replica_bin: Option<PathBuf>,
+    binaries: Binaries,
     out: Option<PathBuf>,
     progress: bool,
 ) -> Result<RunSummary, RunError> {
-    let summary = run_again(dir, replica_bin, out, progress).await?;
+    let summary = run_again(dir, binaries, out, progress).await?;
     // The new run.toml names the run it replays.
     let mut info = RunInfo::load(&summary.dir)?;
     info.replays = Some(dir.display().to_string());
@@ -66,19 +78,28 @@ const DEFAULT_SET_TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn run_again(
     dir: &Path,
-    replica_bin: Option<PathBuf>,
+    binaries: Binaries,
     out: Option<PathBuf>,
     progress: bool,
 ) -> Result<RunSummary, RunError> {
     let info = RunInfo::load(dir)?;
+    let mut params = info.params.clone();
+    if let Some(target) = binaries.target {
+        params.target = target;
+    }
     let out = out.unwrap_or_else(|| {
         dir.parent()
             .map(Path::to_path_buf)
             .unwrap_or_else(|| PathBuf::from("."))
     });
-    let replica_bin = replica_bin.unwrap_or_else(|| PathBuf::from(&info.replica_bin));
+    let replica_bin = match (binaries.replica, info.target) {
+        (Some(bin), _) => bin,
+        (None, TargetKind::Faultline) => PathBuf::from(&info.replica_bin),
+        (None, _) => crate::rundir::default_replica_bin(),
+    };
     let run = RunOptions {
-        params: info.params.clone(),
+        params,
+        etcd_bin: binaries.etcd,
         seed: info.seed,
         out,
         replica_bin,
@@ -117,6 +138,7 @@ mod tests {
     fn options(params: RunParams) -> RunOptions {
         RunOptions {
             params,
+            etcd_bin: PathBuf::from("etcd"),
             seed: 1,
             out: PathBuf::from("out"),
             replica_bin: PathBuf::from("replica"),

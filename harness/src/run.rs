@@ -5,15 +5,15 @@
 //! everything is healed *before* the last in-flight requests are awaited, so they can finish
 //! (each is still bounded by its own deadline); then the cluster settles and is read.
 
-use crate::caller::{LeaderHint, RetryPolicy};
 use crate::cluster::{Cluster, ClusterError, ClusterSpec};
-use crate::final_phase::{heal_all, settle_and_fetch, FinalTimeouts};
+use crate::final_phase::heal_all;
 use crate::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
 use crate::nemesis::{FaultLabel, Nemesis};
 use crate::progress::Progress;
 use crate::record::Recorder;
 use crate::rundir::{self, NetMode, RunDirError, RunInfo, RunParams};
 use crate::schedule::{self, FaultFamily, Step};
+use crate::targets::{self, PrepareSpec, Target, TargetError, TargetKind};
 use crate::worker::{pace_for, spawn_workers, WorkerContext};
 use crate::workload::account_names;
 use checker::Results;
@@ -45,6 +45,8 @@ pub enum RunError {
     Invalid(String),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error(transparent)]
+    Target(#[from] TargetError),
 }
 
 /// What a run needs besides its parameters.
@@ -55,6 +57,8 @@ pub struct RunOptions {
     /// The reports directory; the run gets its own directory inside.
     pub out: PathBuf,
     pub replica_bin: PathBuf,
+    /// The etcd binary, for `--target etcd`.
+    pub etcd_bin: PathBuf,
     pub progress: bool,
 }
 
@@ -119,6 +123,12 @@ pub fn validate(params: &RunParams) -> Result<(), RunError> {
     if params.net == NetMode::Direct && (params.loss > 0.0 || params.delay_ms > 0) {
         return bad("--loss and --delay need --net relay".into());
     }
+    if params.target == TargetKind::Etcd && params.loss > 0.0 {
+        return bad(
+            "--loss applies to the faultline target only (etcd talks TCP, which cannot lose)"
+                .into(),
+        );
+    }
     Ok(())
 }
 
@@ -170,7 +180,10 @@ fn usable_families(params: &RunParams) -> Vec<FaultFamily> {
         .nemesis
         .iter()
         .copied()
-        .filter(|f| params.net == NetMode::Relay || *f != FaultFamily::Partition)
+        .filter(|f| {
+            params.net == NetMode::Relay
+                || !matches!(f, FaultFamily::Partition | FaultFamily::IsolateFollower)
+        })
         .collect()
 }
 
@@ -186,27 +199,50 @@ pub struct Prepared {
     pub info: RunInfo,
 }
 
-/// Creates the run directory, writes run.toml, prepares and starts the cluster.
-pub async fn prepare(
+/// Creates the run directory and writes run.toml.
+pub fn create_run_dir(
     opts: &RunOptions,
     kind: &str,
     accounts: Vec<String>,
-) -> Result<Prepared, RunError> {
+) -> Result<(PathBuf, RunInfo), RunError> {
     let (dir, started_at) = rundir::create(&opts.out, opts.seed)?;
+    let target = opts.params.target;
+    let (bin, version) = match target {
+        TargetKind::Faultline => (
+            opts.replica_bin.display().to_string(),
+            rundir::replica_version(&opts.replica_bin),
+        ),
+        TargetKind::Etcd => (
+            opts.etcd_bin.display().to_string(),
+            crate::targets::etcd::etcd_version(&opts.etcd_bin),
+        ),
+    };
     let info = RunInfo {
-        accounts: accounts.clone(),
+        target,
+        accounts,
         initial_balance: INITIAL_BALANCE,
         seed: opts.seed,
         kind: kind.to_string(),
         started_at,
-        replica_bin: opts.replica_bin.display().to_string(),
-        replica_version: rundir::replica_version(&opts.replica_bin),
+        replica_bin: bin,
+        replica_version: version,
         harness_version: env!("CARGO_PKG_VERSION").to_string(),
         replays: None,
         params: opts.params.clone(),
     };
     info.write(&dir)?;
     crate::interrupt::register(&dir, &opts.out, &info);
+    Ok((dir, info))
+}
+
+/// Creates the run directory, writes run.toml, prepares and starts the faultline cluster
+/// (scenarios and benchmarks drive the [`Cluster`] directly).
+pub async fn prepare(
+    opts: &RunOptions,
+    kind: &str,
+    accounts: Vec<String>,
+) -> Result<Prepared, RunError> {
+    let (dir, info) = create_run_dir(opts, kind, accounts.clone())?;
     let spec = ClusterSpec {
         nodes: opts.params.nodes,
         net: opts.params.net,
@@ -231,8 +267,28 @@ pub async fn prepare(
     Ok(Prepared { dir, cluster, info })
 }
 
+/// Creates the run directory, writes run.toml, prepares and starts the cluster of the run's
+/// target.
+pub async fn prepare_target(
+    opts: &RunOptions,
+    kind: &str,
+    accounts: Vec<String>,
+) -> Result<(PathBuf, Box<dyn Target>, RunInfo), RunError> {
+    let (dir, info) = create_run_dir(opts, kind, accounts.clone())?;
+    let target = targets::prepare(PrepareSpec {
+        dir: &dir,
+        params: &opts.params,
+        accounts,
+        initial_balance: INITIAL_BALANCE,
+        replica_bin: &opts.replica_bin,
+        etcd_bin: &opts.etcd_bin,
+    })
+    .await?;
+    Ok((dir, target, info))
+}
+
 /// How often the replicas' executed journals are collected during a run.
-const JOURNAL_EVERY: Duration = Duration::from_millis(100);
+pub const JOURNAL_EVERY: Duration = Duration::from_millis(100);
 
 /// Starts collecting the replicas' executed journals into `dir/journals` (see
 /// [`crate::journal`]).
@@ -278,34 +334,22 @@ pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
     let wall = std::time::Instant::now();
     let params = &opts.params;
     let steps = schedule_for(params, opts.seed);
-    let Prepared {
-        dir,
-        mut cluster,
-        info,
-    } = prepare(opts, "campaign", accounts_for(params.clients)).await?;
+    let (dir, mut target, info) =
+        prepare_target(opts, "campaign", accounts_for(params.clients)).await?;
     write_json(&dir.join("schedule.json"), &steps)?;
-    let sampler = start_sampler(&dir, &cluster)?;
+    target.begin().await?;
     let recorder = create_recorder(&dir)?;
-    let policy = RetryPolicy {
-        attempt_timeout: Duration::from_millis(params.attempt_timeout_ms),
-    };
     let total = Duration::from_millis(params.time_ms);
     let start = Instant::now();
     let ctx = WorkerContext {
-        transport: cluster.workload(),
-        nodes: cluster.nodes().to_vec(),
-        hint: Arc::new(LeaderHint::default()),
+        client: target.client(),
         recorder: recorder.clone(),
-        policy,
         op_timeout: Duration::from_millis(params.op_timeout_ms),
         end: start + total,
         pace: pace_for(params.rate, params.clients),
         accounts: info.accounts.clone(),
         seed: opts.seed,
     };
-    if let Some(leader) = cluster.leader().await {
-        ctx.hint.set(leader);
-    }
     let workers = spawn_workers(&ctx, u64::from(params.clients));
     let label: FaultLabel = Arc::new(Mutex::new(String::new()));
     let mut nemesis = Nemesis::new(recorder.clone(), label.clone());
@@ -314,26 +358,19 @@ pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
     } else {
         Progress::hidden()
     };
-    nemesis.run(&mut cluster, &steps, start, ctx.end).await;
+    nemesis.run(target.as_mut(), &steps, start, ctx.end).await;
     tokio::time::sleep_until(ctx.end).await;
     progress.finish();
     if opts.progress {
         eprintln!("workload done: healing, settling, fetching the final state and checking");
     }
-    heal_all(&mut cluster, &mut nemesis, &recorder)?;
+    heal_all(target.as_mut(), &mut nemesis, &recorder)?;
     let mut notes = await_workers(workers, ctx.op_timeout).await;
-    let mut collector = sampler.finish().await?;
-    let more = settle_and_fetch(
-        &cluster,
-        &recorder,
-        u64::from(params.clients),
-        policy,
-        FinalTimeouts::default(),
-        &mut collector,
-    )
-    .await?;
+    let more = target
+        .final_phase(&recorder, u64::from(params.clients))
+        .await?;
     notes.extend(more);
-    cluster.stop_all();
+    target.stop_all();
     finish(&dir, &info, &recorder, nemesis.faults, notes, wall)
 }
 

@@ -54,6 +54,12 @@ pub enum NetMode {
 /// Every knob of a campaign run. Durations are in milliseconds so run.toml stays plain.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunParams {
+    /// The system under test (`--target`).
+    #[serde(default)]
+    pub target: crate::targets::TargetKind,
+    /// How etcd serves reads (`--etcd-reads`); etcd runs only.
+    #[serde(default)]
+    pub etcd_reads: crate::targets::ReadMode,
     pub nodes: u32,
     pub clients: u32,
     pub time_ms: u64,
@@ -100,6 +106,8 @@ pub struct RunParams {
 impl Default for RunParams {
     fn default() -> Self {
         RunParams {
+            target: crate::targets::TargetKind::Faultline,
+            etcd_reads: crate::targets::ReadMode::Linearizable,
             nodes: 5,
             clients: 10,
             time_ms: 60_000,
@@ -134,6 +142,9 @@ fn default_start_timeout_ms() -> u64 {
 /// the checker reads them there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunInfo {
+    /// The system under test, at the top level for tools that read run.toml.
+    #[serde(default)]
+    pub target: crate::targets::TargetKind,
     pub accounts: Vec<String>,
     pub initial_balance: i64,
     pub seed: u64,
@@ -293,6 +304,7 @@ mod tests {
     fn run_toml_round_trips_with_accounts_at_the_top() {
         let dir = tempfile::tempdir().unwrap();
         let info = RunInfo {
+            target: crate::targets::TargetKind::Etcd,
             accounts: vec!["A".into(), "B".into()],
             initial_balance: 10,
             seed: 42,

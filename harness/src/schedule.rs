@@ -28,6 +28,10 @@ pub enum FaultFamily {
     Kill,
     Pause,
     Partition,
+    /// One follower cut off from the other nodes while its clients stay on it: the window in
+    /// which a node serves stale local reads, if it does (etcd's serializable reads do).
+    #[serde(rename = "isolate-follower")]
+    IsolateFollower,
 }
 
 impl FromStr for FaultFamily {
@@ -37,8 +41,9 @@ impl FromStr for FaultFamily {
             "kill" => Ok(FaultFamily::Kill),
             "pause" => Ok(FaultFamily::Pause),
             "partition" => Ok(FaultFamily::Partition),
+            "isolate-follower" => Ok(FaultFamily::IsolateFollower),
             other => Err(format!(
-                "unknown fault {other:?}: expected kill, pause, partition or none"
+                "unknown fault {other:?}: expected kill, pause, partition, isolate-follower or none"
             )),
         }
     }
@@ -71,6 +76,8 @@ pub enum Partition {
     Halves { minority: Vec<NodeId> },
     /// The current leader alone on one side.
     IsolateLeader,
+    /// The lowest-numbered follower (when the fault starts) alone on one side.
+    IsolateFollower,
     /// Two sides joined only through one bridge replica that talks to both.
     Bridge {
         left: Vec<NodeId>,
@@ -112,6 +119,9 @@ impl fmt::Display for Fault {
                 write!(f, "partition halves (minority {})", nodes(minority))
             }
             Fault::Partition(Partition::IsolateLeader) => write!(f, "partition isolate leader"),
+            Fault::Partition(Partition::IsolateFollower) => {
+                write!(f, "partition isolate a follower")
+            }
             Fault::Partition(Partition::Bridge { bridge, .. }) => {
                 write!(f, "partition bridge via {bridge}")
             }
@@ -190,6 +200,7 @@ fn draw_fault(rng: &mut impl Rng, family: FaultFamily, nodes: &[NodeId]) -> Faul
         FaultFamily::Kill => Fault::Kill(draw_target(rng, nodes)),
         FaultFamily::Pause => Fault::Pause(draw_target(rng, nodes)),
         FaultFamily::Partition => Fault::Partition(draw_partition(rng, nodes)),
+        FaultFamily::IsolateFollower => Fault::Partition(Partition::IsolateFollower),
     }
 }
 
@@ -278,6 +289,10 @@ pub fn partition_cuts(
             Some(l) => cut_between(&peers(&[l]), &peers(&rest(&[l]))),
             None => Vec::new(),
         },
+        Partition::IsolateFollower => match isolated_follower(nodes, leader) {
+            Some(f) => cut_between(&peers(&[f]), &peers(&rest(&[f]))),
+            None => Vec::new(),
+        },
         Partition::Bridge { left, right, .. } => cut_between(&peers(left), &peers(right)),
         Partition::MajoritiesRing { ring } => ring_cuts(ring),
         Partition::OneWay { node, mute } => {
@@ -292,6 +307,13 @@ pub fn partition_cuts(
     cuts.sort();
     cuts.dedup();
     cuts
+}
+
+/// The follower `IsolateFollower` cuts off: the lowest-numbered node that does not lead
+/// (none when no leader is known, so a follower is never guessed).
+pub fn isolated_follower(nodes: &[NodeId], leader: Option<NodeId>) -> Option<NodeId> {
+    let leader = leader?;
+    nodes.iter().copied().find(|&n| n != leader)
 }
 
 /// On a ring of n replicas, each keeps links to the replicas within ring distance `d`, the

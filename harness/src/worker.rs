@@ -6,12 +6,11 @@
 //! and the client moves on with a new request id (the replica's reply table then treats any late
 //! copy of the old one as stale, so it executes at most once).
 
-use crate::caller::{submit, LeaderHint, RetryPolicy};
 use crate::record::Recorder;
-use crate::transport::Transport;
+use crate::targets::BankClient;
 use crate::workload::OpGen;
 use replica::bank::Command;
-use replica::types::{Account, ClientId, NodeId, RequestId};
+use replica::types::{Account, ClientId, RequestId};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -20,11 +19,9 @@ use tokio::time::Instant;
 /// What every worker of a run shares.
 #[derive(Clone)]
 pub struct WorkerContext {
-    pub transport: Arc<dyn Transport>,
-    pub nodes: Vec<NodeId>,
-    pub hint: Arc<LeaderHint>,
+    /// Runs one operation against the system under test.
+    pub client: Arc<dyn BankClient>,
     pub recorder: Arc<Recorder>,
-    pub policy: RetryPolicy,
     /// How long one request may be retried.
     pub op_timeout: Duration,
     /// No new request starts after this.
@@ -52,8 +49,6 @@ async fn run_worker(ctx: WorkerContext, client: u64) -> u64 {
     let mut ops = OpGen::new(ctx.seed, client, ctx.accounts.clone());
     let mut request = 0u64;
     let mut next_start = Instant::now();
-    // Spread first attempts over the replicas until a leader is known.
-    let start_node = usize::try_from(client).unwrap_or(0);
     loop {
         if let Some(pace) = ctx.pace {
             tokio::time::sleep_until(next_start).await;
@@ -70,16 +65,7 @@ async fn run_worker(ctx: WorkerContext, client: u64) -> u64 {
         };
         ctx.recorder.invoke(client, &command);
         let deadline = Instant::now() + ctx.op_timeout;
-        let outcome = submit(
-            ctx.transport.as_ref(),
-            &ctx.nodes,
-            &ctx.hint,
-            &command,
-            start_node,
-            deadline,
-            ctx.policy,
-        )
-        .await;
+        let outcome = ctx.client.submit(&command, deadline).await;
         ctx.recorder.complete(client, &command, &outcome);
     }
 }
@@ -87,8 +73,11 @@ async fn run_worker(ctx: WorkerContext, client: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::caller::{LeaderHint, RetryPolicy};
     use crate::fake::FakeCluster;
+    use crate::targets::faultline::FaultlineClient;
     use crate::workload::account_names;
+    use replica::types::NodeId;
 
     #[tokio::test]
     async fn workers_record_a_complete_history_against_a_fake_cluster() {
@@ -98,13 +87,15 @@ mod tests {
         let fake = Arc::new(FakeCluster::new(3, &accounts, 10));
         let recorder = Arc::new(Recorder::create(&path, std::time::Instant::now()).unwrap());
         let ctx = WorkerContext {
-            transport: fake.clone(),
-            nodes: (1..=3).map(NodeId).collect(),
-            hint: Arc::new(LeaderHint::default()),
+            client: Arc::new(FaultlineClient {
+                transport: fake.clone(),
+                nodes: (1..=3).map(NodeId).collect(),
+                hint: Arc::new(LeaderHint::default()),
+                policy: RetryPolicy {
+                    attempt_timeout: Duration::from_millis(10),
+                },
+            }),
             recorder: recorder.clone(),
-            policy: RetryPolicy {
-                attempt_timeout: Duration::from_millis(10),
-            },
             op_timeout: Duration::from_millis(100),
             end: Instant::now() + Duration::from_millis(200),
             pace: pace_for(Some(400.0), 4),

@@ -184,6 +184,7 @@ async fn hunt(
             seed: opts.seed.wrapping_add(u64::from(attempt)),
             out: opts.out.clone(),
             replica_bin: opts.replica_bin.clone(),
+            etcd_bin: std::path::PathBuf::from("etcd"),
             progress: opts.progress,
         };
         let summary = run_campaign(&run).await?;

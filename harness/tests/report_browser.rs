@@ -55,6 +55,7 @@ fn saved_run(out: &Path, name: &str, src: &Path, seed: u64) -> PathBuf {
         replica_version: "test".into(),
         harness_version: "test".into(),
         replays: None,
+        target: harness::targets::TargetKind::Faultline,
         params: RunParams::default(),
     }
     .write(&dir)

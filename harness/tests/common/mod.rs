@@ -79,6 +79,7 @@ pub fn options(out: &Path, seed: u64, params: RunParams) -> RunOptions {
         seed,
         out: out.to_path_buf(),
         replica_bin: replica_bin(),
+        etcd_bin: harness::targets::etcd::find_etcd_bin(None),
         progress: false,
     }
 }

@@ -1,0 +1,233 @@
+//! Systems under test: what the run loop needs to know about a cluster, whatever it runs.
+//!
+//! The run loop ([`crate::run::run_campaign`]), the nemesis ([`crate::nemesis`]) and the final
+//! phase drive a [`Target`]: a cluster of OS processes that can be started, SIGKILLed,
+//! SIGSTOPped and resumed one node at a time, whose links can be cut (through the harness's
+//! relays), and that runs the bank's operations for simulated clients ([`BankClient`]). The
+//! checker never sees a target: it reads `history.jsonl`, `run.toml` and `final.json`, so a
+//! target's whole job is to produce those honestly.
+//!
+//! Two targets exist: [`faultline`] (the replica built beside the harness, QUIC over the UDP
+//! relay) and [`etcd`] (etcd 3.4 members, the bank as etcd transactions, peers and clients
+//! over the TCP relay).
+//!
+//! # Adding a third system
+//!
+//! 1. Give [`TargetKind`] a variant (it is the `--target` value and run.toml's `target`).
+//! 2. Write a module with a struct that owns the processes and implements [`Target`]:
+//!    processes through [`crate::process::Child`] (no orphans, SIGSTOP/SIGCONT reach the
+//!    process group), data dirs under the run directory, ports from the OS (port 0).
+//! 3. Map the bank onto the system in a [`BankClient`]: every operation ends as one
+//!    [`Submitted`]. `Executed` carries the system's position of the operation (`exec_index`:
+//!    a write's unique position in the system's total order of writes; a read's position is
+//!    the write it observed), `Unknown` when the outcome is not known (recorded `info`).
+//! 4. In [`Target::final_phase`], read every node's balances and write `final.json`
+//!    ([`checker::final_state::FinalState`]) with each node's history of writes.
+//! 5. Add the variant to [`prepare`].
+//!
+//! A worked example, a target whose "nodes" are in-process fakes (the shape of [`faultline`]
+//! and [`etcd`], without the processes):
+//!
+//! ```
+//! use harness::caller::Submitted;
+//! use harness::record::Recorder;
+//! use harness::relay::Link;
+//! use harness::targets::{BankClient, BoxFuture, Target, TargetError, TargetKind};
+//! use replica::bank::{Command, Reply, OpResult};
+//! use replica::types::NodeId;
+//! use std::path::{Path, PathBuf};
+//! use std::sync::Arc;
+//! use tokio::time::Instant;
+//!
+//! /// Answers every operation as executed at position 1 (a toy: a real client talks to a node).
+//! struct Toy;
+//! impl BankClient for Toy {
+//!     fn submit<'a>(&'a self, _command: &'a Command, _deadline: Instant) -> BoxFuture<'a, Submitted> {
+//!         Box::pin(async move {
+//!             let reply = Reply { exec_index: 1, result: OpResult::Balance { balance: 10 } };
+//!             Submitted::Executed { node: NodeId(1), reply }
+//!         })
+//!     }
+//! }
+//!
+//! struct ToyCluster { dir: PathBuf, nodes: Vec<NodeId>, down: Vec<NodeId> }
+//! impl Target for ToyCluster {
+//!     fn kind(&self) -> TargetKind { TargetKind::Faultline }
+//!     fn dir(&self) -> &Path { &self.dir }
+//!     fn nodes(&self) -> &[NodeId] { &self.nodes }
+//!     fn start(&mut self, node: NodeId) -> Result<(), TargetError> {
+//!         self.down.retain(|n| *n != node);
+//!         Ok(())
+//!     }
+//!     fn kill(&mut self, node: NodeId) -> Result<(), TargetError> {
+//!         self.down.push(node);
+//!         Ok(())
+//!     }
+//!     fn pause(&mut self, _node: NodeId) -> Result<(), TargetError> { Ok(()) }
+//!     fn resume(&mut self, _node: NodeId) -> Result<(), TargetError> { Ok(()) }
+//!     fn set_cuts(&self, _cuts: &[Link]) {}
+//!     fn heal_everything(&mut self) -> Result<Vec<String>, TargetError> {
+//!         let healed = self.down.drain(..).map(|n| format!("restarted {n}")).collect();
+//!         Ok(healed)
+//!     }
+//!     fn stop_all(&mut self) {}
+//!     fn leader(&self) -> BoxFuture<'_, Option<NodeId>> { Box::pin(async { Some(NodeId(1)) }) }
+//!     fn client(&self) -> Arc<dyn BankClient> { Arc::new(Toy) }
+//!     fn begin(&mut self) -> BoxFuture<'_, Result<(), TargetError>> { Box::pin(async { Ok(()) }) }
+//!     fn final_phase<'a>(
+//!         &'a mut self,
+//!         _recorder: &'a Recorder,
+//!         _first_process: u64,
+//!     ) -> BoxFuture<'a, Result<Vec<String>, TargetError>> {
+//!         // A real target reads every node and writes final.json here.
+//!         Box::pin(async { Ok(vec![]) })
+//!     }
+//! }
+//!
+//! let mut toy = ToyCluster { dir: PathBuf::from("."), nodes: vec![NodeId(1)], down: vec![] };
+//! toy.kill(NodeId(1)).unwrap();
+//! assert_eq!(toy.heal_everything().unwrap(), vec!["restarted n1".to_string()]);
+//! ```
+
+pub mod etcd;
+pub mod faultline;
+
+use crate::caller::Submitted;
+use crate::cluster::ClusterError;
+use crate::journal::JournalError;
+use crate::record::Recorder;
+use crate::relay::Link;
+use replica::bank::Command;
+use replica::types::NodeId;
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::time::Instant;
+
+/// A boxed future, so [`Target`] stays object-safe (`Box<dyn Target>`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Which system a run tests (`--target`, and `target` in run.toml).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TargetKind {
+    /// The faultline replica built beside the harness.
+    #[default]
+    Faultline,
+    /// etcd 3.4 members (`etcd` on PATH or `--etcd-bin`).
+    Etcd,
+}
+
+impl TargetKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            TargetKind::Faultline => "faultline",
+            TargetKind::Etcd => "etcd",
+        }
+    }
+
+    /// Whether the target's reads share the position of the write they observed
+    /// (`"positions": "shared_reads"` in final.json) instead of taking one of their own.
+    pub fn shared_read_positions(self) -> bool {
+        self == TargetKind::Etcd
+    }
+}
+
+/// How etcd serves reads (`--etcd-reads`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadMode {
+    /// Through the leader's read index: never stale.
+    #[default]
+    Linearizable,
+    /// Served from the member's own state: may be stale (documented by etcd).
+    Serializable,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error(transparent)]
+    Etcd(#[from] etcd::EtcdError),
+}
+
+/// Runs the bank's operations against a target, for every simulated client of a run.
+pub trait BankClient: Send + Sync {
+    /// Runs `command` (client `command.client`, request `command.request`) until a definite
+    /// answer or `deadline`; an answer that never came is [`Submitted::Unknown`]. Must be
+    /// exactly-once per (client, request) however often it retries.
+    fn submit<'a>(&'a self, command: &'a Command, deadline: Instant) -> BoxFuture<'a, Submitted>;
+}
+
+/// A running cluster of the system under test. Node operations act on OS processes and are
+/// synchronous (a signal, a spawn); everything that talks to the nodes is async.
+pub trait Target: Send {
+    fn kind(&self) -> TargetKind;
+    /// The run directory (data dirs, logs, `final.json` live here).
+    fn dir(&self) -> &Path;
+    fn nodes(&self) -> &[NodeId];
+    /// Starts one node, or restarts it on its own data dir after a kill.
+    fn start(&mut self, node: NodeId) -> Result<(), TargetError>;
+    /// SIGKILLs one node (no-op when down).
+    fn kill(&mut self, node: NodeId) -> Result<(), TargetError>;
+    /// SIGSTOPs one node.
+    fn pause(&mut self, node: NodeId) -> Result<(), TargetError>;
+    /// SIGCONTs one node.
+    fn resume(&mut self, node: NodeId) -> Result<(), TargetError>;
+    /// Makes exactly `cuts` cut on the relay(s); `&[]` heals the network.
+    fn set_cuts(&self, cuts: &[Link]);
+    /// Heals the network, resumes paused and restarts dead nodes; says what it did.
+    fn heal_everything(&mut self) -> Result<Vec<String>, TargetError>;
+    /// SIGKILLs every node (the end of a run).
+    fn stop_all(&mut self);
+    /// The node that leads now, if one answers (for "isolate the leader", "kill the leader").
+    fn leader(&self) -> BoxFuture<'_, Option<NodeId>>;
+    /// The bank's operations, for the client workers.
+    fn client(&self) -> Arc<dyn BankClient>;
+    /// Called once the cluster is up, just before the workload starts.
+    fn begin(&mut self) -> BoxFuture<'_, Result<(), TargetError>>;
+    /// Called once the cluster is up, before a benchmark (no run observation needed).
+    fn begin_bench(&mut self) -> BoxFuture<'_, Result<(), TargetError>> {
+        Box::pin(async { Ok(()) })
+    }
+    /// The bank's operations for a benchmark phase of `clients` closed-loop clients (a target
+    /// may spread them over more connections than a run needs).
+    fn bench_client(&self, clients: u32) -> Result<Arc<dyn BankClient>, TargetError> {
+        let _ = clients;
+        Ok(self.client())
+    }
+    /// After healing: settle, read through every node (recorded as client operations of
+    /// processes `first_process`, `first_process + 1`, ...) and write `final.json`. Returns
+    /// notes on what did not go as hoped.
+    fn final_phase<'a>(
+        &'a mut self,
+        recorder: &'a Recorder,
+        first_process: u64,
+    ) -> BoxFuture<'a, Result<Vec<String>, TargetError>>;
+}
+
+/// Everything [`prepare`] needs to build a cluster of any target.
+#[derive(Clone, Debug)]
+pub struct PrepareSpec<'a> {
+    pub dir: &'a Path,
+    pub params: &'a crate::rundir::RunParams,
+    pub accounts: Vec<String>,
+    pub initial_balance: i64,
+    /// The faultline replica binary.
+    pub replica_bin: &'a Path,
+    /// The etcd binary.
+    pub etcd_bin: &'a Path,
+}
+
+/// Prepares and starts the cluster `spec.params.target` names; returns once it has a leader.
+pub async fn prepare(spec: PrepareSpec<'_>) -> Result<Box<dyn Target>, TargetError> {
+    match spec.params.target {
+        TargetKind::Faultline => Ok(Box::new(faultline::FaultlineTarget::prepare(&spec).await?)),
+        TargetKind::Etcd => Ok(Box::new(etcd::EtcdTarget::prepare(&spec).await?)),
+    }
+}
