@@ -3,21 +3,21 @@
 //! Exit codes follow Jepsen for a checked run (0 valid, 1 invalid, 2 unknown); 64 is a usage
 //! error and 70 a harness error (the run could not be made or checked). Whatever way the harness
 //! ends — normal exit, error, panic, Ctrl-C, SIGTERM — every replica it started is killed first
-//! (and if the harness is SIGKILLed, the kernel kills them: see `harness::process`).
+//! (and if the harness is SIGKILLed, the kernel kills them: see `harness::cluster::process`).
 
 use anyhow::Context;
 use checker::text::count;
 use clap::{Args, Parser, Subcommand};
-use harness::bench::{self, BenchOptions};
-use harness::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
-use harness::process::kill_all_children;
+use harness::cluster::process::kill_all_children;
+use harness::faults::schedule::{parse_families, FaultFamily};
+use harness::faults::tunables::Pins;
+use harness::run::bench::{self, BenchOptions};
+use harness::run::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
+use harness::run::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
 use harness::run::{ms, run_campaign, RunError, RunOptions, RunSummary};
-use harness::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
-use harness::scenario_run::{run_scenario, ScenarioOptions};
-use harness::schedule::{parse_families, FaultFamily};
+use harness::scenario::run::{run_scenario, ScenarioOptions};
 use harness::targets::etcd::find_etcd_bin;
 use harness::targets::{ReadMode, TargetKind};
-use harness::tunables::Pins;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -504,7 +504,7 @@ async fn campaign(args: &CampaignArgs) -> anyhow::Result<i32> {
 
 async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     let dir = &args.run_dir;
-    if let Err(e) = harness::rundir::RunInfo::load(dir) {
+    if let Err(e) = harness::run::rundir::RunInfo::load(dir) {
         return Err(usage(format!(
             "{} is not a run directory (a directory holding a run.toml): {e}",
             dir.display()
@@ -514,10 +514,10 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
         let replay = harness::sim::cli::replay(dir)?;
         return Ok(harness::sim::cli::print_replay(&replay));
     }
-    let original = harness::replay::original_verdict(dir);
-    let summary = harness::replay::replay(
+    let original = harness::run::replay::original_verdict(dir);
+    let summary = harness::run::replay::replay(
         dir,
-        harness::replay::Binaries {
+        harness::run::replay::Binaries {
             replica: args.replica_bin.clone(),
             etcd: find_etcd_bin(args.etcd_bin.as_deref()),
             target: args.target,
@@ -529,18 +529,18 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     print_summary(&summary);
     println!(
         "{}",
-        harness::replay::reproduction_line(original.as_deref(), &summary.verdict)
+        harness::run::replay::reproduction_line(original.as_deref(), &summary.verdict)
     );
     Ok(summary.exit_code)
 }
 
 async fn zoo(args: &ZooArgs) -> anyhow::Result<i32> {
-    let opts = harness::zoo::ZooOptions {
+    let opts = harness::run::zoo::ZooOptions {
         out: args.out.clone(),
         replica_bin: args
             .replica_bin
             .clone()
-            .unwrap_or_else(harness::zoo::default_bugs_bin),
+            .unwrap_or_else(harness::run::zoo::default_bugs_bin),
         seed: args.seed.unwrap_or_else(random_seed),
         runs_per_bug: args.runs_per_bug.max(1),
         time_ms: ms(args.time),
@@ -555,8 +555,8 @@ async fn zoo(args: &ZooArgs) -> anyhow::Result<i32> {
             opts.replica_bin.display()
         );
     }
-    let rows = harness::zoo::run_zoo(&opts).await?;
-    print!("{}", harness::zoo::render_table(&rows));
+    let rows = harness::run::zoo::run_zoo(&opts).await?;
+    print!("{}", harness::run::zoo::render_table(&rows));
     let failed = rows.iter().filter(|r| !r.passed()).count() as u64;
     println!(
         "{}, {failed} failed; table in {}",
@@ -605,7 +605,7 @@ fn install_signal_handlers() -> tokio::sync::oneshot::Receiver<&'static str> {
                 }
             };
         let first = next_signal(&mut term).await;
-        if !harness::interrupt::in_progress() || tx.send(first).is_err() {
+        if !harness::run::interrupt::in_progress() || tx.send(first).is_err() {
             exit_at_once();
         }
         next_signal(&mut term).await;
@@ -622,7 +622,7 @@ fn exit_at_once() -> ! {
 
 /// After a signal: the run was dropped (its replicas are being killed); check and save it.
 fn save_interrupted(signal: &str) -> i32 {
-    match harness::interrupt::finish_interrupted(signal) {
+    match harness::run::interrupt::finish_interrupted(signal) {
         Some(Ok(summary)) => {
             print_summary(&summary);
             eprintln!(
@@ -812,7 +812,7 @@ mod tests {
     #[test]
     fn errors_name_each_cause_once() {
         let io = std::io::Error::from(std::io::ErrorKind::NotFound);
-        let e = anyhow::Error::new(harness::rundir::RunDirError::Read {
+        let e = anyhow::Error::new(harness::run::rundir::RunDirError::Read {
             path: "x/run.toml".into(),
             source: io,
         });

@@ -3,9 +3,9 @@
 
 mod common;
 
+use harness::faults::schedule::{Action, Fault, FaultFamily};
+use harness::run::rundir::RunParams;
 use harness::run::{run_campaign, schedule_for};
-use harness::rundir::RunParams;
-use harness::schedule::{Action, Fault, FaultFamily};
 use std::collections::BTreeSet;
 
 fn params() -> RunParams {

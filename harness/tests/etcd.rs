@@ -10,9 +10,9 @@
 
 mod common;
 
+use harness::faults::schedule::{Action, Fault, FaultFamily};
+use harness::run::rundir::RunParams;
 use harness::run::{run_campaign, schedule_for};
-use harness::rundir::RunParams;
-use harness::schedule::{Action, Fault, FaultFamily};
 use harness::targets::etcd::find_etcd_bin;
 use harness::targets::{ReadMode, TargetKind};
 use std::collections::BTreeSet;

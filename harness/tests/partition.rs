@@ -3,11 +3,11 @@
 
 mod common;
 
-use harness::caller::{submit, LeaderHint, RetryPolicy, Submitted};
+use harness::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
+use harness::clients::workload::account_names;
 use harness::cluster::{Cluster, ClusterSpec};
-use harness::rundir::NetMode;
-use harness::schedule::{partition_cuts, Partition};
-use harness::workload::account_names;
+use harness::faults::schedule::{partition_cuts, Partition};
+use harness::run::rundir::NetMode;
 use replica::bank::{Command, Op};
 use replica::types::{ClientId, NodeId, RequestId};
 use std::time::Duration;

@@ -5,9 +5,9 @@
 //! etcd-client); skipped with a message when they are absent, unless FAULTLINE_REQUIRE_ETCD is
 //! set (as CI sets it).
 
-use harness::process::Child;
-use harness::relay::Peer;
-use harness::relay_tcp::{TcpPathSpec, TcpRelay};
+use harness::cluster::process::Child;
+use harness::cluster::relay::Peer;
+use harness::cluster::relay_tcp::{TcpPathSpec, TcpRelay};
 use replica::types::NodeId;
 use serde_json::Value;
 use std::net::{SocketAddr, TcpListener};

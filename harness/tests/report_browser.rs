@@ -8,7 +8,7 @@
 //! passes, unless `FAULTLINE_REQUIRE_CHROMIUM` is set (CI sets it after installing it).
 //! With `FAULTLINE_SCREENS=<dir>` the screenshots are also copied there to look at.
 
-use harness::rundir::{RunInfo, RunParams};
+use harness::run::rundir::{RunInfo, RunParams};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -174,7 +174,7 @@ fn reports_index_and_timeline_render_in_chromium_without_console_errors() {
     let valid = saved_run(&out, "20261202T000000Z-7", &generated_run(tmp.path()), 7);
     let invalid = saved_run(&out, "20261202T000100Z-8", &saved("lost-ack"), 8);
     let scenario = scenario_run(&out);
-    harness::campaign::write_index(&out).unwrap();
+    harness::run::campaign::write_index(&out).unwrap();
     let report = std::fs::read_to_string(invalid.join("report.html")).unwrap();
     assert!(report.contains("harness replay") && report.contains("checker check"));
     assert!(report.contains("href=\"timeline.html\""));

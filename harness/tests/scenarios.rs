@@ -3,10 +3,10 @@
 
 mod common;
 
+use harness::run::rundir::RunParams;
 use harness::run::INITIAL_BALANCE;
-use harness::rundir::RunParams;
+use harness::scenario::run::{bank_accounts, expected_balances, run_scenario, ScenarioOptions};
 use harness::scenario::Scenario;
-use harness::scenario_run::{bank_accounts, expected_balances, run_scenario, ScenarioOptions};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -44,7 +44,7 @@ async fn run_file(name: &str) {
     assert!(summary.ok >= transfers, "{summary:?}");
     let final_state = checker::final_state::FinalState::load(dir.join("final.json")).unwrap();
     // Entries named like `n3:1-7` are earlier segments of a replica's journal, without
-    // balances (see harness::journal); the replicas themselves carry their final balances.
+    // balances (see harness::cluster::journal); the replicas themselves carry their final balances.
     let replicas: Vec<_> = final_state
         .nodes
         .iter()

@@ -3,12 +3,12 @@
 //!
 //! `FAULTLINE_SIM_SEEDS=<n>` sweeps more seeds than the suite's default.
 
+use harness::faults::tunables::Pins;
 use harness::sim::cli::replay;
 use harness::sim::shrink::shrink;
 use harness::sim::sweep::{apply_knobs, sweep, Keep, SweepKnobs, SweepOptions};
 use harness::sim::zoo::{run_zoo, SimZooOptions};
 use harness::sim::{simulate, write_and_check, SimParams, SimRunInfo};
-use harness::tunables::Pins;
 
 fn seeds() -> u64 {
     std::env::var("FAULTLINE_SIM_SEEDS")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use harness::zoo::{run_zoo, ZooOptions};
+use harness::run::zoo::{run_zoo, ZooOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn planted_bugs_are_caught_and_the_clean_replica_passes() {
@@ -21,7 +21,7 @@ async fn planted_bugs_are_caught_and_the_clean_replica_passes() {
         progress: false,
     };
     let rows = run_zoo(&opts).await.expect("the zoo runs");
-    let table = harness::zoo::render_table(&rows);
+    let table = harness::run::zoo::render_table(&rows);
     for bug in ["no-funds-check", "local-reads"] {
         let row = rows.iter().find(|r| r.bug == bug).expect("a row per bug");
         assert!(row.detected, "{bug} went undetected:\n{table}");

@@ -6,7 +6,7 @@ use super::faults::{parse_families, SimFamily};
 use super::shrink::{default_out, shrink};
 use super::sweep::{sweep, Keep, SweepKnobs, SweepOptions, SweepReport};
 use super::{simulate, write_and_check, SimRunInfo, SimSummary};
-use crate::tunables::Pins;
+use crate::faults::tunables::Pins;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ fn parse_faults(s: &str) -> Result<Families, String> {
 }
 
 fn parse_ms(s: &str) -> Result<u64, String> {
-    crate::rundir::parse_duration(s).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    crate::run::rundir::parse_duration(s).map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[derive(clap::Args, Debug, Clone)]
@@ -265,7 +265,7 @@ pub fn replay(dir: &Path) -> anyhow::Result<SimReplay> {
     let out = replay_dir(dir);
     let _ = std::fs::remove_dir_all(&out);
     let summary = write_and_check(&out, &info, &outcome, true)?;
-    let original_verdict = crate::replay::original_verdict(dir);
+    let original_verdict = crate::run::replay::original_verdict(dir);
     Ok(SimReplay {
         summary,
         identical: difference.is_none(),
@@ -318,7 +318,7 @@ pub fn print_replay(replay: &SimReplay) -> i32 {
     }
     println!(
         "{}",
-        crate::replay::reproduction_line(replay.original_verdict.as_deref(), &s.verdict)
+        crate::run::replay::reproduction_line(replay.original_verdict.as_deref(), &s.verdict)
     );
     if replay.identical {
         s.exit_code

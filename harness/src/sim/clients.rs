@@ -8,9 +8,9 @@
 //! elsewhere; an attempt that times out forgets the hint if it named that replica and moves
 //! on. At the deadline the operation is recorded `info`, never `fail`.
 
-use crate::caller::{retry_target, Submitted};
-use crate::record::{completion, op_value};
-use crate::workload::OpGen;
+use crate::clients::caller::{retry_target, Submitted};
+use crate::clients::workload::OpGen;
+use crate::run::record::{completion, op_value};
 use checker::history::Event;
 use replica::bank::Command;
 use replica::client_proto::ClientResponse;

@@ -7,10 +7,10 @@
 //! drawn by the same code in `schedule`). Like the real schedule, faults alternate with heals
 //! and one fault is in force at a time, so each one's effect can be attributed.
 
-use crate::nemesis::{names, partition_event};
-use crate::relay::Peer;
-use crate::rng;
-use crate::schedule::{draw_partition, draw_target, partition_cuts, Partition, Target};
+use crate::cluster::relay::Peer;
+use crate::faults::nemesis::{names, partition_event};
+use crate::faults::schedule::{draw_partition, draw_target, partition_cuts, Partition, Target};
+use crate::run::rng;
 use checker::history::{Event, EventType};
 use rand::Rng;
 use replica::types::NodeId;

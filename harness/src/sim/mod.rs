@@ -22,9 +22,9 @@ pub mod shrink;
 pub mod sweep;
 pub mod zoo;
 
-use crate::record::executed_entry;
+use crate::faults::tunables::Tunables;
+use crate::run::record::executed_entry;
 use crate::run::{accounts_for, check, write_json};
-use crate::tunables::Tunables;
 use checker::checks::Validity;
 use checker::final_state::{FinalState, NodeFinal};
 use checker::history::{Event, HistoryWriter};
@@ -72,7 +72,7 @@ pub struct SimParams {
 
 impl SimParams {
     /// The defaults of `harness sim`, with the tunables drawn for `seed`.
-    pub fn for_seed(seed: u64, pins: &crate::tunables::Pins) -> SimParams {
+    pub fn for_seed(seed: u64, pins: &crate::faults::tunables::Pins) -> SimParams {
         SimParams {
             nodes: 5,
             clients: 10,
@@ -86,7 +86,7 @@ impl SimParams {
             drop_rate: 0.01,
             dup_rate: 0.01,
             liveness_bound_ms: 5_000,
-            tunables: crate::tunables::draw(seed, pins, &[200, 500, 1_000]),
+            tunables: crate::faults::tunables::draw(seed, pins, &[200, 500, 1_000]),
         }
     }
 }

@@ -5,7 +5,7 @@
 //! report and a directory named after the seed, so the reproduce command is short.
 
 use super::{simulate, write_and_check, SimError, SimParams, SimRunInfo, SimSummary};
-use crate::tunables::Pins;
+use crate::faults::tunables::Pins;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

@@ -6,7 +6,7 @@
 
 use super::sweep::{apply_knobs, seed_dir, SweepKnobs};
 use super::{simulate, write_and_check, SimParams, SimRunInfo, SimSummary};
-use crate::tunables::Pins;
+use crate::faults::tunables::Pins;
 use replica::core::config::BUG_NAMES;
 use std::fmt::Write as _;
 use std::path::PathBuf;

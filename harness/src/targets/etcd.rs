@@ -1,6 +1,6 @@
 //! etcd 3.4 as a [`Target`]: members as OS processes, the bank as etcd transactions.
 //!
-//! **Members.** Each member is an `etcd` process ([`crate::process::Child`]: own process group,
+//! **Members.** Each member is an `etcd` process ([`crate::cluster::process::Child`]: own process group,
 //! dies with the harness) with its data dir under `<run>/etcd/<node>` and its output in
 //! `<run>/<node>.log`, on loopback ports picked below the ephemeral range (a restarted member
 //! must get its ports back). A kill is SIGKILL, a restart reuses the data dir.
@@ -34,12 +34,12 @@
 //! executed lists start.
 
 use super::{BankClient, BoxFuture, PrepareSpec, ReadMode, Target, TargetError, TargetKind};
-use crate::caller::Submitted;
-use crate::process::Child;
-use crate::record::Recorder;
-use crate::relay::{Link, Peer};
-use crate::relay_tcp::{TcpPathSpec, TcpRelay};
-use crate::rundir::NetMode;
+use crate::clients::caller::Submitted;
+use crate::cluster::process::Child;
+use crate::cluster::relay::{Link, Peer};
+use crate::cluster::relay_tcp::{TcpPathSpec, TcpRelay};
+use crate::run::record::Recorder;
+use crate::run::rundir::NetMode;
 use checker::final_state::{ExecutedEntry, FinalState, NodeFinal};
 use checker::history::{values, EventType};
 use etcd_client::{

@@ -1,16 +1,16 @@
 //! The faultline replica cluster as a [`Target`]: [`Cluster`] (processes, UDP relay, control
 //! transport) plus what a run adds around it: the shared leader hint and retry policy of the
-//! client workers ([`crate::caller`]), and the journal sampler that collects every replica's
-//! executed log while the run goes on ([`crate::journal`]).
+//! client workers ([`crate::clients::caller`]), and the journal sampler that collects every replica's
+//! executed log while the run goes on ([`crate::cluster::journal`]).
 
 use super::{BankClient, BoxFuture, PrepareSpec, Target, TargetError, TargetKind};
-use crate::caller::{submit, LeaderHint, RetryPolicy, Submitted};
+use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
+use crate::cluster::journal::{spawn_sampler, JournalCollector, Sampler};
+use crate::cluster::relay::Link;
+use crate::cluster::transport::Transport;
 use crate::cluster::{Cluster, ClusterSpec};
-use crate::final_phase::{settle_and_fetch, FinalTimeouts};
-use crate::journal::{spawn_sampler, JournalCollector, Sampler};
-use crate::record::Recorder;
-use crate::relay::Link;
-use crate::transport::Transport;
+use crate::run::final_phase::{settle_and_fetch, FinalTimeouts};
+use crate::run::record::Recorder;
 use replica::bank::Command;
 use replica::types::NodeId;
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! Systems under test: what the run loop needs to know about a cluster, whatever it runs.
 //!
-//! The run loop ([`crate::run::run_campaign`]), the nemesis ([`crate::nemesis`]) and the final
+//! The run loop ([`crate::run::run_campaign`]), the nemesis ([`crate::faults::nemesis`]) and the final
 //! phase drive a [`Target`]: a cluster of OS processes that can be started, SIGKILLed,
 //! SIGSTOPped and resumed one node at a time, whose links can be cut (through the harness's
 //! relays), and that runs the bank's operations for simulated clients ([`BankClient`]). The
@@ -15,7 +15,7 @@
 //!
 //! 1. Give [`TargetKind`] a variant (it is the `--target` value and run.toml's `target`).
 //! 2. Write a module with a struct that owns the processes and implements [`Target`]:
-//!    processes through [`crate::process::Child`] (no orphans, SIGSTOP/SIGCONT reach the
+//!    processes through [`crate::cluster::process::Child`] (no orphans, SIGSTOP/SIGCONT reach the
 //!    process group), data dirs under the run directory, ports from the OS (port 0).
 //! 3. Map the bank onto the system in a [`BankClient`]: every operation ends as one
 //!    [`Submitted`]. `Executed` carries the system's position of the operation (`exec_index`:
@@ -29,9 +29,9 @@
 //! and [`etcd`], without the processes):
 //!
 //! ```
-//! use harness::caller::Submitted;
-//! use harness::record::Recorder;
-//! use harness::relay::Link;
+//! use harness::clients::caller::Submitted;
+//! use harness::run::record::Recorder;
+//! use harness::cluster::relay::Link;
 //! use harness::targets::{BankClient, BoxFuture, Target, TargetError, TargetKind};
 //! use replica::bank::{Command, Reply, OpResult};
 //! use replica::types::NodeId;
@@ -92,11 +92,11 @@
 pub mod etcd;
 pub mod faultline;
 
-use crate::caller::Submitted;
+use crate::clients::caller::Submitted;
+use crate::cluster::journal::JournalError;
+use crate::cluster::relay::Link;
 use crate::cluster::ClusterError;
-use crate::journal::JournalError;
-use crate::record::Recorder;
-use crate::relay::Link;
+use crate::run::record::Recorder;
 use replica::bank::Command;
 use replica::types::NodeId;
 use serde::{Deserialize, Serialize};
@@ -215,7 +215,7 @@ pub trait Target: Send {
 #[derive(Clone, Debug)]
 pub struct PrepareSpec<'a> {
     pub dir: &'a Path,
-    pub params: &'a crate::rundir::RunParams,
+    pub params: &'a crate::run::rundir::RunParams,
     pub accounts: Vec<String>,
     pub initial_balance: i64,
     /// The faultline replica binary.

@@ -1,8 +1,8 @@
 //! Helpers shared by the harness's real-process tests.
 #![allow(dead_code)]
 
+use harness::run::rundir::{default_replica_bin, RunParams};
 use harness::run::RunOptions;
-use harness::rundir::{default_replica_bin, RunParams};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ pub fn options(out: &Path, seed: u64, params: RunParams) -> RunOptions {
 }
 
 #[allow(unused_imports)]
-pub use harness::process::alive;
+pub use harness::cluster::process::alive;
 
 /// Pids whose parent is `parent`.
 pub fn children_of(parent: u32) -> Vec<u32> {

@@ -6,9 +6,9 @@
 //! and the client moves on with a new request id (the replica's reply table then treats any late
 //! copy of the old one as stale, so it executes at most once).
 
-use crate::record::Recorder;
+use crate::clients::workload::OpGen;
+use crate::run::record::Recorder;
 use crate::targets::BankClient;
-use crate::workload::OpGen;
 use replica::bank::Command;
 use replica::types::{Account, ClientId, RequestId};
 use std::sync::Arc;
@@ -73,10 +73,10 @@ async fn run_worker(ctx: WorkerContext, client: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::caller::{LeaderHint, RetryPolicy};
-    use crate::fake::FakeCluster;
+    use crate::clients::caller::{LeaderHint, RetryPolicy};
+    use crate::clients::workload::account_names;
+    use crate::cluster::fake::FakeCluster;
     use crate::targets::faultline::FaultlineClient;
-    use crate::workload::account_names;
     use replica::types::NodeId;
 
     #[tokio::test]

@@ -13,10 +13,10 @@
 //! an anomaly already proven on the recorded prefix keeps the run `invalid`: that history
 //! happened, and a bug found in it stays found.
 
-use crate::campaign::write_index;
-use crate::record::Recorder;
+use crate::run::campaign::write_index;
+use crate::run::record::Recorder;
+use crate::run::rundir::RunInfo;
 use crate::run::{write_json, RunError, RunSummary, SUMMARY_FILE};
-use crate::rundir::RunInfo;
 use checker::checks::Validity;
 use serde_json::json;
 use std::path::{Path, PathBuf};

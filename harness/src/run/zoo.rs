@@ -6,9 +6,9 @@
 //! detections mean nothing. The table says, per bug, how many runs and how long it took, which
 //! checks caught it and where the failing report is.
 
+use crate::faults::schedule::FaultFamily;
+use crate::run::rundir::RunParams;
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
-use crate::rundir::RunParams;
-use crate::schedule::FaultFamily;
 use checker::{Results, Validity};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -294,7 +294,7 @@ fn write_zoo_files(out: &Path, rows: &[ZooRow]) -> Result<(), RunError> {
         path: table,
         source,
     })?;
-    crate::campaign::write_index(out).map_err(|source| RunError::Write {
+    crate::run::campaign::write_index(out).map_err(|source| RunError::Write {
         path: out.join("index.html"),
         source,
     })
@@ -302,7 +302,7 @@ fn write_zoo_files(out: &Path, rows: &[ZooRow]) -> Result<(), RunError> {
 
 /// `replica-bugs` beside the replica binary the harness would use.
 pub fn default_bugs_bin() -> PathBuf {
-    let normal = crate::rundir::default_replica_bin();
+    let normal = crate::run::rundir::default_replica_bin();
     normal.with_file_name("replica-bugs")
 }
 

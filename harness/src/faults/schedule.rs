@@ -10,8 +10,8 @@
 //! `3 × interval`, and so on until the run's time is up. One fault at a time keeps the history
 //! readable and every fault's effect attributable.
 
-use crate::relay::{Link, Peer};
-use crate::rng;
+use crate::cluster::relay::{Link, Peer};
+use crate::run::rng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use replica::types::NodeId;

@@ -8,7 +8,7 @@
 //! A write error does not stop the run (the replicas are still worth healing and stopping
 //! cleanly); the first one is kept and reported at the end, and the run is not valid.
 
-use crate::caller::Submitted;
+use crate::clients::caller::Submitted;
 use checker::final_state::ExecutedEntry;
 use checker::history::{values, Event, EventType, HistoryWriter};
 use replica::bank::{Command, Executed, Invalid, Op, OpResult};

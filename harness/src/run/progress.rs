@@ -2,8 +2,8 @@
 //! in force. A live bar (indicatif) on a terminal; a plain line every few seconds otherwise, so
 //! CI logs and redirected output stay readable.
 
-use crate::nemesis::FaultLabel;
-use crate::record::Recorder;
+use crate::faults::nemesis::FaultLabel;
+use crate::run::record::Recorder;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Arc;

@@ -5,9 +5,9 @@
 //! `harness.json` summary, the checker's `results.json`) after every run, so it also lists runs
 //! made by other commands and survives a campaign that was interrupted.
 
+use crate::faults::tunables::{self, Pins};
+use crate::run::rundir::RunInfo;
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary, SUMMARY_FILE};
-use crate::rundir::RunInfo;
-use crate::tunables::{self, Pins};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -175,7 +175,7 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rundir::RunParams;
+    use crate::run::rundir::RunParams;
 
     #[test]
     fn the_index_lists_every_run_with_its_verdict() {

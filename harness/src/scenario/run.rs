@@ -17,23 +17,23 @@
 //!
 //! With `--interactive`, a prompt before each set and after the last lets a person look inside
 //! the replicas (`printdb`, `printlog`, `printstatus`, `printview`, `status`), kill, restart,
-//! cut and heal, then go on, run the rest, or quit (see [`crate::repl`]). Either way the run
+//! cut and heal, then go on, run the rest, or quit (see [`crate::scenario::repl`]). Either way the run
 //! ends by printing every replica's final balances.
 
-use crate::caller::{submit, LeaderHint, RetryPolicy, Submitted};
+use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
+use crate::clients::workload::account_names;
+use crate::cluster::relay::Peer;
+use crate::cluster::transport::Transport;
 use crate::cluster::{Cluster, ReplicaState};
-use crate::final_phase::{settle_and_fetch, FinalTimeouts};
-use crate::nemesis::{cuts_value, names};
-use crate::record::Recorder;
-use crate::relay::Peer;
-use crate::repl::{
+use crate::faults::nemesis::{cuts_value, names};
+use crate::run::final_phase::{settle_and_fetch, FinalTimeouts};
+use crate::run::record::Recorder;
+use crate::run::{self, Prepared, RunError, RunOptions, RunSummary};
+use crate::scenario::repl::{
     parse_command, render_db, render_log, render_slot, render_slots, render_status, render_views,
     Answer, Input, KillTarget, LineReader, ReplCommand, HELP,
 };
-use crate::run::{self, Prepared, RunError, RunOptions, RunSummary};
 use crate::scenario::{Scenario, Set, SetStep, Transfer};
-use crate::transport::Transport;
-use crate::workload::account_names;
 use checker::text::count;
 use replica::bank::{Command, Op};
 use replica::client_proto::ClientRequest;
@@ -282,7 +282,7 @@ fn print_final_balances(dir: &std::path::Path) {
                 .map(|(name, node)| (name, node.balances))
                 .collect();
             println!("final balances per replica:");
-            print!("{}", crate::repl::render_balances(&balances));
+            print!("{}", crate::scenario::repl::render_balances(&balances));
         }
         Err(e) => println!("final balances: cannot read final.json: {e}"),
     }

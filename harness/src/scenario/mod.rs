@@ -22,6 +22,9 @@
 //! each record's fields are joined back with commas and scanned for a leading set number,
 //! parenthesised transactions, `LF` markers and a bracketed node list, in order.
 
+pub mod repl;
+pub mod run;
+
 use replica::types::{Account, Amount, NodeId};
 use std::path::Path;
 

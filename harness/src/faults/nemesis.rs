@@ -1,14 +1,14 @@
 //! The nemesis: carries out the schedule against the running cluster and records every action
 //! as a `nemesis` event with its exact targets.
 //!
-//! The schedule ([`crate::schedule`]) says *what* and *when*; this module resolves "the leader"
+//! The schedule ([`crate::faults::schedule`]) says *what* and *when*; this module resolves "the leader"
 //! at the moment of acting, does it (SIGKILL, SIGSTOP/SIGCONT, relay cuts), remembers what is in
 //! force so that the following heal undoes exactly that, and writes the event after the action,
 //! so every client event after it in the history happened with the fault in place.
 
-use crate::record::Recorder;
-use crate::relay::{Link, Peer};
-use crate::schedule::{partition_cuts, Action, Fault, Partition, Step, Target};
+use crate::cluster::relay::{Link, Peer};
+use crate::faults::schedule::{partition_cuts, Action, Fault, Partition, Step, Target};
+use crate::run::record::Recorder;
 use crate::targets::{Target as System, TargetError};
 use replica::types::NodeId;
 use serde_json::{json, Value};

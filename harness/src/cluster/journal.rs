@@ -16,8 +16,8 @@
 //! contiguous and the union covers the whole log.
 
 use crate::cluster::join_all;
-use crate::record::executed_entry;
-use crate::transport::Transport;
+use crate::cluster::transport::Transport;
+use crate::run::record::executed_entry;
 use checker::final_state::ExecutedEntry;
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::types::{Account, Amount, ExecIndex, NodeId};
@@ -414,7 +414,7 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::FakeCluster;
+    use crate::cluster::fake::FakeCluster;
     use checker::final_state::FinalState;
     use replica::bank::{Command, Op};
     use replica::types::{ClientId, RequestId};

@@ -5,17 +5,28 @@
 //! everything is healed *before* the last in-flight requests are awaited, so they can finish
 //! (each is still bounded by its own deadline); then the cluster settles and is read.
 
+pub mod bench;
+pub mod campaign;
+pub mod final_phase;
+pub mod interrupt;
+pub mod progress;
+pub mod record;
+pub mod replay;
+pub mod rng;
+pub mod rundir;
+pub mod zoo;
+
+use crate::clients::worker::{pace_for, spawn_workers, WorkerContext};
+use crate::clients::workload::account_names;
+use crate::cluster::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
 use crate::cluster::{Cluster, ClusterError, ClusterSpec};
-use crate::final_phase::heal_all;
-use crate::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
-use crate::nemesis::{FaultLabel, Nemesis};
-use crate::progress::Progress;
-use crate::record::Recorder;
-use crate::rundir::{self, NetMode, RunDirError, RunInfo, RunParams};
-use crate::schedule::{self, FaultFamily, Step};
+use crate::faults::nemesis::{FaultLabel, Nemesis};
+use crate::faults::schedule::{self, FaultFamily, Step};
+use crate::run::final_phase::heal_all;
+use crate::run::progress::Progress;
+use crate::run::record::Recorder;
+use crate::run::rundir::{NetMode, RunDirError, RunInfo, RunParams};
 use crate::targets::{self, PrepareSpec, Target, TargetError, TargetKind};
-use crate::worker::{pace_for, spawn_workers, WorkerContext};
-use crate::workload::account_names;
 use checker::Results;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -231,7 +242,7 @@ pub fn create_run_dir(
         params: opts.params.clone(),
     };
     info.write(&dir)?;
-    crate::interrupt::register(&dir, &opts.out, &info);
+    crate::run::interrupt::register(&dir, &opts.out, &info);
     Ok((dir, info))
 }
 
@@ -291,7 +302,7 @@ pub async fn prepare_target(
 pub const JOURNAL_EVERY: Duration = Duration::from_millis(100);
 
 /// Starts collecting the replicas' executed journals into `dir/journals` (see
-/// [`crate::journal`]).
+/// [`crate::cluster::journal`]).
 pub fn start_sampler(dir: &Path, cluster: &Cluster) -> Result<Sampler, RunError> {
     let collector = JournalCollector::new(&dir.join("journals"), cluster.nodes())?;
     Ok(spawn_sampler(
@@ -324,7 +335,7 @@ pub fn create_recorder(dir: &Path) -> Result<Arc<Recorder>, RunError> {
         }
     })?;
     let recorder = Arc::new(recorder);
-    crate::interrupt::attach_recorder(dir, &recorder);
+    crate::run::interrupt::attach_recorder(dir, &recorder);
     Ok(recorder)
 }
 
@@ -432,7 +443,7 @@ pub fn finish(
         reason: None,
     };
     write_json(&dir.join(SUMMARY_FILE), &summary)?;
-    crate::interrupt::clear(dir);
+    crate::run::interrupt::clear(dir);
     Ok(summary)
 }
 

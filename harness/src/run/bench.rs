@@ -10,11 +10,11 @@
 //! etcd's default). The result is one table ([`render_table`]), saved as JSON too; nothing here
 //! is a pass/fail test.
 
-use crate::caller::Submitted;
+use crate::clients::caller::Submitted;
+use crate::clients::workload::{account_names, OpGen};
+use crate::run::rundir::NetMode;
 use crate::run::{self, RunError, RunOptions};
-use crate::rundir::NetMode;
 use crate::targets::{BankClient, TargetKind};
-use crate::workload::{account_names, OpGen};
 use hdrhistogram::Histogram;
 use replica::bank::Command;
 use replica::types::{ClientId, RequestId};
@@ -281,7 +281,7 @@ impl BenchClient {
 
 /// Writes the report as JSON into the out directory; returns its path.
 pub fn save(report: &BenchReport, out: &std::path::Path) -> Result<PathBuf, RunError> {
-    let (stamp, _) = crate::rundir::utc_now();
+    let (stamp, _) = crate::run::rundir::utc_now();
     let path = out.join(format!("bench-{stamp}.json"));
     run::write_json(&path, report)?;
     Ok(path)

@@ -3,13 +3,20 @@
 //! transports (the workload's, through the relay, and the harness's own control channel, direct,
 //! so a partition never blinds the nemesis or the final phase).
 //!
-//! Processes are [`crate::process::Child`]ren: their own process group, SIGKILL on harness
+//! Processes are [`crate::cluster::process::Child`]ren: their own process group, SIGKILL on harness
 //! death, killed on drop. Dropping a `Cluster` therefore stops every replica.
 
-use crate::process::Child;
-use crate::relay::{Link, PathSpec, Peer, Relay};
-use crate::rundir::NetMode;
-use crate::transport::{QuicTransport, Transport};
+pub mod fake;
+pub mod journal;
+pub mod process;
+pub mod relay;
+pub mod relay_tcp;
+pub mod transport;
+
+use crate::cluster::process::Child;
+use crate::cluster::relay::{Link, PathSpec, Peer, Relay};
+use crate::cluster::transport::{QuicTransport, Transport};
+use crate::run::rundir::NetMode;
 use rand::Rng;
 use replica::client_proto::{ClientRequest, ClientResponse, NodeStatus, Role};
 use replica::config::{ClusterConfig, Route};
@@ -35,7 +42,7 @@ pub enum ClusterError {
     #[error("cannot pick free ports: {0}")]
     Ports(std::io::Error),
     #[error(transparent)]
-    Relay(#[from] crate::relay::RelayError),
+    Relay(#[from] crate::cluster::relay::RelayError),
     #[error("cannot write or load {path}: {message}")]
     Config { path: PathBuf, message: String },
     #[error("cannot create the client: {0}")]
@@ -78,7 +85,7 @@ pub struct ClusterSpec {
     /// The replicas' checkpoint interval K (None: the replica's default).
     pub checkpoint_interval_slots: Option<u64>,
     /// A campaign's drawn tunables (override the checkpoint interval).
-    pub tunables: Option<crate::tunables::Tunables>,
+    pub tunables: Option<crate::faults::tunables::Tunables>,
 }
 
 /// One replica's files and process.

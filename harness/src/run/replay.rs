@@ -1,14 +1,14 @@
 //! `harness replay <run-dir>`: the same seed, parameters, generated operations and fault
 //! schedule again, against a fresh cluster, in a new run directory beside the old one.
 //!
-//! Everything random derives from the seed (see [`crate::rng`]), so reading run.toml is enough
+//! Everything random derives from the seed (see [`crate::run::rng`]), so reading run.toml is enough
 //! to regenerate the schedule, each client's operations and the drawn tunables; timing, and so
 //! the interleaving, is the system's and will differ. So a replay of a real run says whether
 //! it reproduced the original verdict; only a simulated run (`harness sim`) replays exactly.
 
+use crate::run::rundir::RunInfo;
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
-use crate::rundir::RunInfo;
-use crate::scenario_run::{run_scenario, ScenarioOptions};
+use crate::scenario::run::{run_scenario, ScenarioOptions};
 use crate::targets::TargetKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,7 +95,7 @@ async fn run_again(
     let replica_bin = match (binaries.replica, info.target) {
         (Some(bin), _) => bin,
         (None, TargetKind::Faultline) => PathBuf::from(&info.replica_bin),
-        (None, _) => crate::rundir::default_replica_bin(),
+        (None, _) => crate::run::rundir::default_replica_bin(),
     };
     let run = RunOptions {
         params,
@@ -133,7 +133,7 @@ fn scenario_again(dir: &Path, run: RunOptions) -> ScenarioOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rundir::RunParams;
+    use crate::run::rundir::RunParams;
 
     fn options(params: RunParams) -> RunOptions {
         RunOptions {

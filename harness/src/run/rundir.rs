@@ -16,7 +16,7 @@
 //!
 //! `reports/latest` is a symlink to the newest run, as in Jepsen's store.
 
-use crate::schedule::FaultFamily;
+use crate::faults::schedule::FaultFamily;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
@@ -100,7 +100,7 @@ pub struct RunParams {
     /// The replica's tunables, when a campaign drew them (see `tunables`); they override
     /// `checkpoint_interval_slots`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub tunables: Option<crate::tunables::Tunables>,
+    pub tunables: Option<crate::faults::tunables::Tunables>,
 }
 
 impl Default for RunParams {
@@ -256,7 +256,7 @@ pub fn replica_version(bin: &Path) -> String {
         .stdout(std::process::Stdio::piped());
     command.stderr(std::process::Stdio::null());
     // A supervised child, so even this short-lived one cannot outlive the harness.
-    let mut child = match crate::process::Child::spawn(command) {
+    let mut child = match crate::cluster::process::Child::spawn(command) {
         Ok(child) => child,
         Err(e) => return format!("unknown ({e})"),
     };

@@ -8,12 +8,12 @@
 //! checked on it too; the executed logs are paged (`FetchExecuted`) because a long run's log does
 //! not fit in one frame.
 
-use crate::caller::{submit, LeaderHint, RetryPolicy, Submitted};
+use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
+use crate::cluster::journal::{JournalCollector, JournalError};
+use crate::cluster::transport::Transport;
 use crate::cluster::Cluster;
-use crate::journal::{JournalCollector, JournalError};
-use crate::nemesis::Nemesis;
-use crate::record::Recorder;
-use crate::transport::Transport;
+use crate::faults::nemesis::Nemesis;
+use crate::run::record::Recorder;
 use replica::bank::{Command, Op};
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::types::{ClientId, NodeId, RequestId};
@@ -222,8 +222,8 @@ async fn call_with_retries(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fake::FakeCluster;
-    use crate::workload::account_names;
+    use crate::clients::workload::account_names;
+    use crate::cluster::fake::FakeCluster;
     use replica::bank::OpResult;
 
     #[tokio::test]

@@ -6,7 +6,7 @@
 //! ChaCha stream of the seed, so `replay` regenerates each client's exact sequence whatever the
 //! timing.
 
-use crate::rng;
+use crate::run::rng;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use replica::bank::Op;
