@@ -125,9 +125,9 @@ fn header(h: &mut String, page: &Page<'_>) {
     );
     let _ = writeln!(
         h,
-        "<p class=\"sub\">{} history events ({} operations by {}{}, {}) over {:.1} s, checked in {} ms.</p>",
-        s.events,
-        s.operations,
+        "<p class=\"sub\">{} ({} by {}{}, {}) over {:.1} s, checked in {} ms.</p>",
+        count(s.events, "history event"),
+        count(s.operations, "operation"),
         count(s.clients, "client"),
         internal_note(s.internal_processes),
         count(s.nemesis, "nemesis action"),

@@ -139,7 +139,11 @@ pub fn render_index(rows: &[IndexRow]) -> String {
          </style></head><body>\n<h1>faultline runs</h1>\n",
     );
     let invalid = rows.iter().filter(|r| r.verdict == "invalid").count();
-    let _ = writeln!(html, "<p>{} runs, {} invalid.</p>", rows.len(), invalid);
+    let _ = writeln!(
+        html,
+        "<p>{}, {invalid} invalid.</p>",
+        checker::text::count(rows.len() as u64, "run")
+    );
     html.push_str(
         "<table>\n<tr><th>run</th><th>kind</th><th>started</th><th>seed</th><th>faults</th>\
          <th>operations</th><th>verdict</th></tr>\n",
