@@ -19,7 +19,7 @@ pub mod zoo;
 use crate::clients::worker::{pace_for, spawn_workers, WorkerContext};
 use crate::clients::workload::account_names;
 use crate::cluster::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
-use crate::cluster::{Cluster, ClusterError, ClusterSpec};
+use crate::cluster::{Cluster, ClusterError};
 use crate::faults::nemesis::{FaultLabel, Nemesis};
 use crate::faults::schedule::{self, FaultFamily, Step};
 use crate::run::final_phase::heal_all;
@@ -254,27 +254,15 @@ pub async fn prepare(
     accounts: Vec<String>,
 ) -> Result<Prepared, RunError> {
     let (dir, info) = create_run_dir(opts, kind, accounts.clone())?;
-    let spec = ClusterSpec {
-        nodes: opts.params.nodes,
-        net: opts.params.net,
-        replica_bin: opts.replica_bin.clone(),
-        bug: opts.params.bug.clone(),
+    let cluster = targets::faultline::start_cluster(&PrepareSpec {
+        dir: &dir,
+        params: &opts.params,
         accounts,
         initial_balance: INITIAL_BALANCE,
-        checkpoint_interval_slots: opts.params.checkpoint_interval_slots,
-        tunables: opts.params.tunables,
-    };
-    let mut cluster = Cluster::prepare(&dir, spec).await?;
-    if let Some(relay) = cluster.relay() {
-        relay.set_impairment(
-            opts.params.loss,
-            Duration::from_millis(opts.params.delay_ms),
-        );
-    }
-    cluster.start_all()?;
-    cluster
-        .wait_for_first_leader(Duration::from_millis(opts.params.start_timeout_ms))
-        .await?;
+        replica_bin: &opts.replica_bin,
+        etcd_bin: &opts.etcd_bin,
+    })
+    .await?;
     Ok(Prepared { dir, cluster, info })
 }
 

@@ -8,7 +8,7 @@ use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use crate::cluster::journal::{spawn_sampler, JournalCollector, Sampler};
 use crate::cluster::relay::Link;
 use crate::cluster::transport::Transport;
-use crate::cluster::{Cluster, ClusterSpec};
+use crate::cluster::{Cluster, ClusterError, ClusterSpec};
 use crate::run::final_phase::{settle_and_fetch, FinalTimeouts};
 use crate::run::record::Recorder;
 use replica::bank::Command;
@@ -75,24 +75,7 @@ impl FaultlineTarget {
     /// a leader.
     pub async fn prepare(spec: &PrepareSpec<'_>) -> Result<FaultlineTarget, TargetError> {
         let params = spec.params;
-        let cluster_spec = ClusterSpec {
-            nodes: params.nodes,
-            net: params.net,
-            replica_bin: spec.replica_bin.to_path_buf(),
-            bug: params.bug.clone(),
-            accounts: spec.accounts.clone(),
-            initial_balance: spec.initial_balance,
-            checkpoint_interval_slots: params.checkpoint_interval_slots,
-            tunables: params.tunables,
-        };
-        let mut cluster = Cluster::prepare(spec.dir, cluster_spec).await?;
-        if let Some(relay) = cluster.relay() {
-            relay.set_impairment(params.loss, Duration::from_millis(params.delay_ms));
-        }
-        cluster.start_all()?;
-        cluster
-            .wait_for_leader(Duration::from_millis(params.start_timeout_ms))
-            .await?;
+        let cluster = start_cluster(spec).await?;
         Ok(FaultlineTarget {
             cluster,
             hint: Arc::new(LeaderHint::default()),
@@ -102,6 +85,32 @@ impl FaultlineTarget {
             sampler: None,
         })
     }
+}
+
+/// Prepares the cluster of `spec` in its directory, starts every replica and waits for the
+/// first leader. A replica that exits meanwhile (a `--bug` its build cannot plant, a config it
+/// rejects) ends the wait at once with its own words, not a leaderless timeout.
+pub async fn start_cluster(spec: &PrepareSpec<'_>) -> Result<Cluster, ClusterError> {
+    let params = spec.params;
+    let cluster_spec = ClusterSpec {
+        nodes: params.nodes,
+        net: params.net,
+        replica_bin: spec.replica_bin.to_path_buf(),
+        bug: params.bug.clone(),
+        accounts: spec.accounts.clone(),
+        initial_balance: spec.initial_balance,
+        checkpoint_interval_slots: params.checkpoint_interval_slots,
+        tunables: params.tunables,
+    };
+    let mut cluster = Cluster::prepare(spec.dir, cluster_spec).await?;
+    if let Some(relay) = cluster.relay() {
+        relay.set_impairment(params.loss, Duration::from_millis(params.delay_ms));
+    }
+    cluster.start_all()?;
+    cluster
+        .wait_for_first_leader(Duration::from_millis(params.start_timeout_ms))
+        .await?;
+    Ok(cluster)
 }
 
 impl Target for FaultlineTarget {
