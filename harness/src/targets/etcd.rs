@@ -946,33 +946,37 @@ impl RoamingBank {
             .map(|last| last.get(&client).copied().unwrap_or(own))
             .unwrap_or(own)
     }
+
+    /// Where this client's next operation (or next round of this one) starts.
+    fn remember(&self, client: u64, member: usize) {
+        if let Ok(mut last) = self.last.lock() {
+            last.insert(client, member);
+        }
+    }
 }
 
 impl BankClient for RoamingBank {
     fn submit<'a>(&'a self, command: &'a Command, deadline: Instant) -> BoxFuture<'a, Submitted> {
         Box::pin(async move {
             let n = self.members.len();
-            let first = self.first_member(command.client.0);
+            let client = command.client.0;
+            let mut k = self.first_member(client);
             let mut outcome = Submitted::Unknown {
                 last_error: "no etcd member".into(),
                 last_node: None,
             };
-            for k in (0..)
-                .map(|step| (first + step) % n.max(1))
-                .take_while(|_| n > 0)
-            {
-                let Some(bank) = self.members.get(k) else {
-                    break;
-                };
+            while let Some(bank) = self.members.get(k) {
                 outcome = bank
                     .run(command, deadline.min(Instant::now() + self.slice))
                     .await;
                 if !matches!(outcome, Submitted::Unknown { .. }) {
-                    if let Ok(mut last) = self.last.lock() {
-                        last.insert(command.client.0, k);
-                    }
+                    self.remember(client, k);
                     return outcome;
                 }
+                // A caller that retries after the deadline goes on from the next member, so
+                // a run of silent members is crossed over several rounds.
+                k = (k + 1) % n;
+                self.remember(client, k);
                 if Instant::now() >= deadline {
                     break;
                 }
