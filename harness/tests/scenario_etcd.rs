@@ -142,7 +142,7 @@ fn the_prompt_reads_etcd_members_balances_and_history() {
         .spawn()
         .unwrap();
     let commands = "printdb\nnext\nprintlog\nprintstatus\nprintview\nstatus\nkill n3\n\
-                    printdb n3\nprintlog\nquit\n";
+                    printdb n3\nprintlog\ncut n1 n2\nheal\nquit\n";
     child
         .stdin
         .take()
@@ -168,6 +168,8 @@ fn the_prompt_reads_etcd_members_balances_and_history() {
         "only the current term and leader",
         "killed n3",
         "n3: down",
+        "cut n1 <-> n2",
+        "healed every link",
         "quit at the prompt: 1 set not run",
         "final balances per member:",
     ] {
