@@ -182,7 +182,7 @@ pub fn parse_command(line: &str) -> Result<ReplCommand, String> {
 }
 
 /// Columns two spaces apart: a column of numbers is right-aligned, any other left-aligned.
-fn table(header: &[String], rows: &[Vec<String>]) -> String {
+pub fn table(header: &[String], rows: &[Vec<String>]) -> String {
     let columns = header.len();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     let mut numeric = vec![true; columns];
@@ -235,36 +235,48 @@ pub type Answer = Result<ClientResponse, String>;
 
 /// PrintDB of several replicas: one row per replica, one column per account, and the total.
 pub fn render_db(answers: &[(NodeId, Answer)]) -> String {
-    db_table(answers, true)
-}
-
-fn db_table(answers: &[(NodeId, Answer)], with_exec: bool) -> String {
-    let accounts: BTreeSet<&String> = answers
+    let rows: Vec<BalancesRow> = answers
         .iter()
-        .filter_map(|(_, a)| match a {
-            Ok(ClientResponse::Db { balances, .. }) => Some(balances.keys()),
-            _ => None,
-        })
-        .flatten()
-        .collect();
-    let mut header = vec!["replica".to_string()];
-    if with_exec {
-        header.push("exec".into());
-    }
-    header.extend(accounts.iter().map(|a| a.to_string()));
-    header.push("total".into());
-    let mut rows = Vec::new();
-    let mut notes = String::new();
-    for (node, answer) in answers {
-        match answer {
+        .map(|(node, answer)| match answer {
             Ok(ClientResponse::Db {
                 exec_index,
                 balances,
                 ..
-            }) => {
+            }) => (*node, Ok((Some(exec_index.to_string()), balances.clone()))),
+            other => (*node, Err(unexpected(other))),
+        })
+        .collect();
+    balances_table("replica", Some("exec"), &rows)
+}
+
+/// One node's balances, with the position they were read at when there is a column for it
+/// (an exec index, a revision), or why there are none.
+pub type BalancesRow = (
+    NodeId,
+    Result<(Option<String>, BTreeMap<String, i64>), String>,
+);
+
+/// Balances as a table: one row per node (first column headed `noun`), one column per account,
+/// and the total; `position` heads the column of positions, if any. Nodes without balances
+/// follow the table as `nX: why`.
+pub fn balances_table(noun: &str, position: Option<&str>, rows_in: &[BalancesRow]) -> String {
+    let accounts: BTreeSet<&String> = rows_in
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().map(|(_, b)| b.keys()))
+        .flatten()
+        .collect();
+    let mut header = vec![noun.to_string()];
+    header.extend(position.map(str::to_string));
+    header.extend(accounts.iter().map(|a| a.to_string()));
+    header.push("total".into());
+    let mut rows = Vec::new();
+    let mut notes = String::new();
+    for (node, result) in rows_in {
+        match result {
+            Ok((at, balances)) => {
                 let mut row = vec![node.to_string()];
-                if with_exec {
-                    row.push(exec_index.to_string());
+                if position.is_some() {
+                    row.push(at.clone().unwrap_or_else(|| "-".into()));
                 }
                 row.extend(
                     accounts
@@ -274,8 +286,8 @@ fn db_table(answers: &[(NodeId, Answer)], with_exec: bool) -> String {
                 row.push(balances.values().sum::<i64>().to_string());
                 rows.push(row);
             }
-            other => {
-                let _ = writeln!(notes, "{node}: {}", unexpected(other));
+            Err(why) => {
+                let _ = writeln!(notes, "{node}: {why}");
             }
         }
     }
@@ -288,26 +300,26 @@ fn db_table(answers: &[(NodeId, Answer)], with_exec: bool) -> String {
     out
 }
 
-/// Final balances of every replica (from `final.json`): the same table as PrintDB.
-pub fn render_balances(balances: &BTreeMap<String, Option<BTreeMap<String, i64>>>) -> String {
-    let answers: Vec<(NodeId, Answer)> = balances
+/// Final balances of every node (from `final.json`), headed by the target's `noun` for a
+/// node: the same table as PrintDB, without positions.
+pub fn render_balances(
+    balances: &BTreeMap<String, Option<BTreeMap<String, i64>>>,
+    noun: &str,
+) -> String {
+    let rows: Vec<BalancesRow> = balances
         .iter()
         .filter_map(|(name, b)| {
             let node = name.parse::<NodeId>().ok()?;
             Some(match b {
-                Some(balances) => (
+                Some(balances) => (node, Ok((None, balances.clone()))),
+                None => (
                     node,
-                    Ok(ClientResponse::Db {
-                        node,
-                        exec_index: Default::default(),
-                        balances: balances.clone(),
-                    }),
+                    Err("no answer (no final balances (it did not answer))".into()),
                 ),
-                None => (node, Err("no final balances (it did not answer)".into())),
             })
         })
         .collect();
-    db_table(&answers, false)
+    balances_table(noun, None, &rows)
 }
 
 /// A command as a person reads it: `transfer B→C 3`, `read A`, `read_all`.
@@ -671,7 +683,7 @@ mod tests {
         all.insert("n2".to_string(), Some(b));
         all.insert("n3".to_string(), None);
         all.insert("n1:1-7".to_string(), None);
-        let text = render_balances(&all);
+        let text = render_balances(&all, "replica");
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
             lines[0].split_whitespace().collect::<Vec<_>>(),

@@ -19,25 +19,25 @@
 //! the replicas (`printdb`, `printlog`, `printstatus`, `printview`, `status`), kill, restart,
 //! cut and heal, then go on, run the rest, or quit (see [`crate::scenario::repl`]). Either way the run
 //! ends by printing every replica's final balances.
+//!
+//! How: the runner drives any [`Target`] (`--target faultline|etcd`): nodes are started and
+//! killed through it, each client submits through its [`Target::roaming_client`] (which gets
+//! through whichever nodes are up), the ending is the target's own final phase, and the
+//! prompt's questions are answered by [`Target::inspect`] in the system's own terms.
 
-use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
+use crate::clients::caller::Submitted;
 use crate::clients::workload::account_names;
-use crate::cluster::relay::Peer;
-use crate::cluster::transport::Transport;
-use crate::cluster::{Cluster, ReplicaState};
+use crate::cluster::relay::{Link, Peer};
+use crate::cluster::ReplicaState;
 use crate::faults::nemesis::{cuts_value, names};
-use crate::run::final_phase::{settle_and_fetch, FinalTimeouts};
 use crate::run::record::Recorder;
-use crate::run::{self, Prepared, RunError, RunOptions, RunSummary};
-use crate::scenario::repl::{
-    parse_command, render_db, render_log, render_slot, render_slots, render_status, render_views,
-    Answer, Input, KillTarget, LineReader, ReplCommand, HELP,
-};
+use crate::run::{self, RunError, RunOptions, RunSummary};
+use crate::scenario::repl::{parse_command, Input, KillTarget, LineReader, ReplCommand, HELP};
 use crate::scenario::{Scenario, Set, SetStep, Transfer};
+use crate::targets::{BankClient, Inspect, Target, TargetKind};
 use checker::text::count;
 use replica::bank::{Command, Op};
-use replica::client_proto::ClientRequest;
-use replica::types::{ClientId, NodeId, RequestId, Slot};
+use replica::types::{ClientId, NodeId, RequestId};
 use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -148,14 +148,6 @@ impl ClientQueues {
 /// Runs a scenario file and checks the history.
 pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError> {
     let wall = std::time::Instant::now();
-    if opts.run.params.target != crate::targets::TargetKind::Faultline {
-        // Scenario files name replicas to keep alive set by set through the replica's own
-        // cluster; that mapping onto other systems is not written yet.
-        return Err(RunError::Invalid(format!(
-            "scenario runs support --target faultline only, not {}",
-            opts.run.params.target.name()
-        )));
-    }
     let scenario = Scenario::load(&opts.file).map_err(|e| RunError::Invalid(e.to_string()))?;
     let mut run_opts = opts.run.clone();
     run_opts.params.nemesis = Vec::new();
@@ -174,20 +166,14 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
     // One client per account (processes 0..accounts); run.toml says so, which is how the
     // checker tells them from the final reads that follow (see `final_phase`).
     run_opts.params.clients = u32::try_from(accounts.len()).unwrap_or(u32::MAX);
-    let Prepared {
-        dir,
-        mut cluster,
-        info,
-    } = run::prepare(&run_opts, "scenario", accounts.clone()).await?;
-    let sampler = run::start_sampler(&dir, &cluster)?;
+    let (dir, mut target, info) =
+        run::prepare_target(&run_opts, "scenario", accounts.clone()).await?;
+    target.begin().await?;
     let copy = dir.join("scenario.csv");
     std::fs::copy(&opts.file, &copy).map_err(|source| RunError::Write { path: copy, source })?;
     let recorder = run::create_recorder(&dir)?;
-    let policy = RetryPolicy {
-        attempt_timeout: Duration::from_millis(run_opts.params.attempt_timeout_ms),
-    };
     let stop = Arc::new(AtomicBool::new(false));
-    let hint = Arc::new(LeaderHint::default());
+    let client = target.roaming_client();
     let pending = Arc::new(Pending::default());
     let mut senders = BTreeMap::new();
     let mut workers = Vec::new();
@@ -197,11 +183,8 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
         senders.insert(k as u64, tx);
         let worker = ScenarioWorker {
             client: k as u64,
-            transport: cluster.workload(),
-            nodes: cluster.nodes().to_vec(),
-            hint: hint.clone(),
+            bank: client.clone(),
             recorder: recorder.clone(),
-            policy,
             stop: stop.clone(),
             pending: pending.clone(),
         };
@@ -219,25 +202,28 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
     };
     let mut runner = SetRunner {
         reader: None,
-        cluster: &mut cluster,
+        target: target.as_mut(),
         recorder: &recorder,
         queues: &queues,
         opts,
         faults: 0,
+        cuts: Vec::new(),
     };
     let mut notes = runner.run_sets(&scenario).await?;
     let faults = runner.faults;
     // Bring everyone back so the pending transfers can finish, then settle like a campaign.
-    let restored = cluster.heal_everything()?;
+    let restored = target.heal_everything()?;
     if !restored.is_empty() {
         recorder.nemesis("heal-all", json!({"actions": restored}));
     }
-    if cluster
-        .wait_for_leader(Duration::from_millis(run_opts.params.start_timeout_ms))
-        .await
-        .is_err()
+    let noun = target.kind().node_noun();
+    if !wait_for_leader(
+        target.as_ref(),
+        Duration::from_millis(run_opts.params.start_timeout_ms),
+    )
+    .await
     {
-        notes.push("no leader after bringing every replica back".to_string());
+        notes.push(format!("no leader after bringing every {noun} back"));
     }
     if !pending.drained(opts.set_timeout).await {
         notes.push(format!(
@@ -255,25 +241,31 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
         .await,
     );
     let first_process = accounts.len() as u64;
-    let mut collector = sampler.finish().await?;
-    let more = settle_and_fetch(
-        &cluster,
-        &recorder,
-        first_process,
-        policy,
-        FinalTimeouts::default(),
-        &mut collector,
-    )
-    .await?;
+    let more = target.final_phase(&recorder, first_process).await?;
     notes.extend(more);
-    cluster.stop_all();
+    target.stop_all();
     let summary = run::finish(&dir, &info, &recorder, faults, notes, wall)?;
-    print_final_balances(&dir);
+    print_final_balances(&dir, target.kind());
     Ok(summary)
 }
 
-/// Every replica's final balances, from the run's final.json, as a table on stdout.
-fn print_final_balances(dir: &std::path::Path) {
+/// Polls the target until some node leads; whether one did within `timeout`.
+async fn wait_for_leader(target: &dyn Target, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if target.leader().await.is_some() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Every node's final balances, from the run's final.json, as a table on stdout.
+fn print_final_balances(dir: &std::path::Path, kind: TargetKind) {
+    let noun = kind.node_noun();
     match checker::final_state::FinalState::load(dir.join("final.json")) {
         Ok(state) => {
             let balances = state
@@ -281,8 +273,11 @@ fn print_final_balances(dir: &std::path::Path) {
                 .into_iter()
                 .map(|(name, node)| (name, node.balances))
                 .collect();
-            println!("final balances per replica:");
-            print!("{}", crate::scenario::repl::render_balances(&balances));
+            println!("final balances per {noun}:");
+            print!(
+                "{}",
+                crate::scenario::repl::render_balances(&balances, noun)
+            );
         }
         Err(e) => println!("final balances: cannot read final.json: {e}"),
     }
@@ -291,11 +286,8 @@ fn print_final_balances(dir: &std::path::Path) {
 /// One client of a scenario: runs its queue in order, each transfer until it is definite.
 struct ScenarioWorker {
     client: u64,
-    transport: Arc<dyn Transport>,
-    nodes: Vec<NodeId>,
-    hint: Arc<LeaderHint>,
+    bank: Arc<dyn BankClient>,
     recorder: Arc<Recorder>,
-    policy: RetryPolicy,
     stop: Arc<AtomicBool>,
     pending: Arc<Pending>,
 }
@@ -327,19 +319,8 @@ impl ScenarioWorker {
 
     /// Retries with the same request id until a definite answer or the scenario is stopped.
     async fn until_definite(&self, command: &Command) -> Submitted {
-        let start = usize::try_from(self.client).unwrap_or(0);
         loop {
-            let deadline = Instant::now() + ROUND;
-            let outcome = submit(
-                self.transport.as_ref(),
-                &self.nodes,
-                &self.hint,
-                command,
-                start,
-                deadline,
-                self.policy,
-            )
-            .await;
+            let outcome = self.bank.submit(command, Instant::now() + ROUND).await;
             if !matches!(outcome, Submitted::Unknown { .. }) || self.stop.load(Ordering::SeqCst) {
                 return outcome;
             }
@@ -359,11 +340,13 @@ enum Go {
 struct SetRunner<'a> {
     /// The prompt's line reader, started at the first prompt.
     reader: Option<LineReader>,
-    cluster: &'a mut Cluster,
+    target: &'a mut dyn Target,
     recorder: &'a Recorder,
     queues: &'a ClientQueues,
     opts: &'a ScenarioOptions,
     faults: u32,
+    /// The links cut at the prompt (only the prompt cuts links in a scenario).
+    cuts: Vec<Link>,
 }
 
 impl SetRunner<'_> {
@@ -431,19 +414,19 @@ impl SetRunner<'_> {
     fn apply_live(&mut self, live: &[NodeId]) -> Result<(), RunError> {
         let mut killed = Vec::new();
         let mut started = Vec::new();
-        for node in self.cluster.nodes().to_vec() {
-            let state = self.cluster.state(node);
+        for node in self.target.nodes().to_vec() {
+            let state = self.target.state(node);
             if live.contains(&node) {
                 match state {
                     ReplicaState::Down => {
-                        self.cluster.start(node)?;
+                        self.target.start(node)?;
                         started.push(node);
                     }
-                    ReplicaState::Paused => self.cluster.resume(node)?,
+                    ReplicaState::Paused => self.target.resume(node)?,
                     ReplicaState::Running => {}
                 }
             } else if state != ReplicaState::Down {
-                self.cluster.kill(node)?;
+                self.target.kill(node)?;
                 killed.push(node);
             }
         }
@@ -460,17 +443,17 @@ impl SetRunner<'_> {
     }
 
     fn live_count(&mut self) -> usize {
-        let nodes = self.cluster.nodes().to_vec();
+        let nodes = self.target.nodes().to_vec();
         nodes
             .into_iter()
-            .filter(|&n| self.cluster.state(n) == ReplicaState::Running)
+            .filter(|&n| self.target.state(n) == ReplicaState::Running)
             .count()
     }
 
     /// Waits for the queued transfers: until they drain with a quorum up, or a short stall
     /// without one (they stay queued and resume when a quorum returns).
     async fn wait_for_set(&mut self) {
-        let quorum = self.live_count() >= self.cluster.config().quorum();
+        let quorum = self.live_count() >= self.target.quorum();
         let wait = if quorum {
             self.opts.set_timeout
         } else {
@@ -487,14 +470,14 @@ impl SetRunner<'_> {
     /// `LF` / `kill leader`: kills whoever leads now (waiting briefly for someone to).
     async fn fail_leader(&mut self, line: Option<u64>) -> Result<(), RunError> {
         let deadline = Instant::now() + Duration::from_secs(3);
-        let mut leader = self.cluster.leader().await;
+        let mut leader = self.target.leader().await;
         while leader.is_none() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            leader = self.cluster.leader().await;
+            leader = self.target.leader().await;
         }
         match leader {
             Some(node) => {
-                self.cluster.kill(node)?;
+                self.target.kill(node)?;
                 self.faults += 1;
                 self.recorder.nemesis(
                     "kill",
@@ -553,33 +536,14 @@ impl SetRunner<'_> {
     /// Runs one inspecting or fault command; the text to show.
     async fn execute(&mut self, command: ReplCommand) -> String {
         let result = match command {
-            ReplCommand::Status => Ok(self.status().await),
-            ReplCommand::PrintDb(node) => self
-                .ask(node, ClientRequest::PrintDb)
-                .await
-                .map(|a| render_db(&a)),
-            ReplCommand::PrintLog(node) => self.ask(node, full_log()).await.map(|answers| {
-                answers
-                    .iter()
-                    .map(|(n, a)| render_log(*n, a))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            }),
-            ReplCommand::PrintStatus {
-                slot: Some(slot),
-                node,
-            } => self
-                .ask(node, ClientRequest::PrintStatus { slot: Slot(slot) })
-                .await
-                .map(|a| render_slot(slot, &a)),
-            ReplCommand::PrintStatus { slot: None, node } => self
-                .ask(node, full_log())
-                .await
-                .map(|a| render_slots(&a, STATUS_SLOTS)),
-            ReplCommand::PrintView(node) => self
-                .ask(node, ClientRequest::PrintView)
-                .await
-                .map(|a| render_views(&a)),
+            ReplCommand::Status => Ok(self.inspect(Inspect::Overview).await),
+            ReplCommand::PrintDb(node) => self.inspect_node(node, Inspect::Db(node)).await,
+            ReplCommand::PrintLog(node) => self.inspect_node(node, Inspect::Log(node)).await,
+            ReplCommand::PrintStatus { slot, node } => {
+                self.inspect_node(node, Inspect::Position { at: slot, node })
+                    .await
+            }
+            ReplCommand::PrintView(node) => self.inspect_node(node, Inspect::View(node)).await,
             ReplCommand::Kill(KillTarget::Leader) => self
                 .fail_leader(None)
                 .await
@@ -599,69 +563,39 @@ impl SetRunner<'_> {
         }
     }
 
+    async fn inspect(&mut self, question: Inspect) -> String {
+        self.target.inspect(&question).await
+    }
+
+    /// A question about `node` (checked to exist) or every node.
+    async fn inspect_node(
+        &mut self,
+        node: Option<NodeId>,
+        question: Inspect,
+    ) -> Result<String, String> {
+        if let Some(n) = node {
+            self.known(n)?;
+        }
+        Ok(self.inspect(question).await)
+    }
+
     fn known(&self, node: NodeId) -> Result<(), String> {
-        if self.cluster.nodes().contains(&node) {
+        if self.target.nodes().contains(&node) {
             return Ok(());
         }
         Err(format!(
-            "no replica {node}: the cluster has n1..n{}",
-            self.cluster.nodes().len()
+            "no {} {node}: the cluster has n1..n{}",
+            self.target.kind().node_noun(),
+            self.target.nodes().len()
         ))
-    }
-
-    /// Asks `node` (or every replica) concurrently; answers in node order.
-    async fn ask(
-        &self,
-        node: Option<NodeId>,
-        request: ClientRequest,
-    ) -> Result<Vec<(NodeId, Answer)>, String> {
-        let nodes = match node {
-            Some(n) => {
-                self.known(n)?;
-                vec![n]
-            }
-            None => self.cluster.nodes().to_vec(),
-        };
-        let control = self.cluster.control();
-        let asks = nodes.iter().map(|&n| {
-            let control = control.clone();
-            let request = request.clone();
-            async move {
-                let answer = control
-                    .call(n, request, ASK_TIMEOUT)
-                    .await
-                    .map_err(|e| e.to_string());
-                (n, answer)
-            }
-        });
-        Ok(crate::cluster::join_all(asks).await)
-    }
-
-    async fn status(&mut self) -> String {
-        let statuses = self.cluster.statuses().await;
-        let rows: Vec<_> = self
-            .cluster
-            .nodes()
-            .to_vec()
-            .into_iter()
-            .map(|n| {
-                let process = match self.cluster.state(n) {
-                    ReplicaState::Running => "running",
-                    ReplicaState::Paused => "paused",
-                    ReplicaState::Down => "down",
-                };
-                (n, process, statuses.get(&n).cloned())
-            })
-            .collect();
-        render_status(&rows)
     }
 
     fn kill(&mut self, node: NodeId) -> Result<String, String> {
         self.known(node)?;
-        if self.cluster.state(node) == ReplicaState::Down {
+        if self.target.state(node) == ReplicaState::Down {
             return Ok(format!("{node} is already down\n"));
         }
-        self.cluster.kill(node).map_err(|e| e.to_string())?;
+        self.target.kill(node).map_err(|e| e.to_string())?;
         self.faults += 1;
         self.recorder.nemesis(
             "kill",
@@ -672,16 +606,16 @@ impl SetRunner<'_> {
 
     fn restart(&mut self, node: NodeId) -> Result<String, String> {
         self.known(node)?;
-        match self.cluster.state(node) {
+        match self.target.state(node) {
             ReplicaState::Running => Ok(format!("{node} is already running\n")),
             ReplicaState::Paused => {
-                self.cluster.resume(node).map_err(|e| e.to_string())?;
+                self.target.resume(node).map_err(|e| e.to_string())?;
                 self.recorder
                     .nemesis("resume", json!({"nodes": [node.to_string()]}));
                 Ok(format!("resumed {node}\n"))
             }
             ReplicaState::Down => {
-                self.cluster.start(node).map_err(|e| e.to_string())?;
+                self.target.start(node).map_err(|e| e.to_string())?;
                 self.recorder
                     .nemesis("restart", json!({"nodes": [node.to_string()]}));
                 Ok(format!("restarted {node} on its data directory\n"))
@@ -692,10 +626,10 @@ impl SetRunner<'_> {
     fn cut(&mut self, a: NodeId, b: NodeId) -> Result<String, String> {
         self.known(a)?;
         self.known(b)?;
-        let Some(relay) = self.cluster.relay() else {
+        if !self.target.can_cut() {
             return Err("cut needs the relay (run with --net relay)".into());
-        };
-        let mut cuts = relay.cuts();
+        }
+        let mut cuts = self.cuts.clone();
         for link in [
             (Peer::Node(a), Peer::Node(b)),
             (Peer::Node(b), Peer::Node(a)),
@@ -705,7 +639,8 @@ impl SetRunner<'_> {
             }
         }
         cuts.sort();
-        self.cluster.set_cuts(&cuts);
+        self.target.set_cuts(&cuts);
+        self.cuts = cuts.clone();
         self.faults += 1;
         self.recorder.nemesis(
             "partition",
@@ -718,8 +653,9 @@ impl SetRunner<'_> {
     }
 
     fn heal(&mut self) -> String {
-        let had = self.cluster.relay().map_or(0, |r| r.cuts().len());
-        self.cluster.set_cuts(&[]);
+        let had = self.cuts.len();
+        self.target.set_cuts(&[]);
+        self.cuts.clear();
         if had == 0 {
             return "no link was cut\n".to_string();
         }
@@ -727,19 +663,6 @@ impl SetRunner<'_> {
         "healed every link\n".to_string()
     }
 }
-
-/// Every entry of a replica's log above its checkpoint (PrintLog).
-fn full_log() -> ClientRequest {
-    ClientRequest::PrintLog {
-        from_slot: Slot(1),
-        max_entries: 1_000,
-    }
-}
-
-/// How long the prompt waits for one replica's answer.
-const ASK_TIMEOUT: Duration = Duration::from_secs(2);
-/// Most slots `printstatus` without a slot shows.
-const STATUS_SLOTS: usize = 40;
 
 /// "set 2 (line 5): live n1, n3, n4; 3 transfers, 1 LF".
 fn describe_set(set: &Set) -> String {

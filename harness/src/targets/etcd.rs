@@ -24,7 +24,13 @@
 //!   write it observed).
 //!
 //! Each simulated client talks to one member (client `i` to member `i mod n`), as Jepsen's
-//! do, so a partitioned or paused member's clients see it.
+//! do, so a partitioned or paused member's clients see it. A scenario's clients roam instead
+//! ([`Target::roaming_client`]): a set may keep a client's member down, so a client that gets
+//! no answer from one member moves on to the next (safe: the op key keeps every transfer
+//! exactly-once on whichever member it lands).
+//!
+//! The scenario prompt's questions are answered from etcd's own state, member by member
+//! ([`inspect`]).
 //!
 //! **final.json** is built from etcd's own history: for each member, the balances from a
 //! serializable read on that member, and one executed entry per revision after the base, from
@@ -33,11 +39,16 @@
 //! tells the checker that reads share their write's position, `"base_revision"` where the
 //! executed lists start.
 
-use super::{BankClient, BoxFuture, PrepareSpec, ReadMode, Target, TargetError, TargetKind};
+mod inspect;
+
+use super::{
+    BankClient, BoxFuture, Inspect, PrepareSpec, ReadMode, Target, TargetError, TargetKind,
+};
 use crate::clients::caller::Submitted;
 use crate::cluster::process::Child;
 use crate::cluster::relay::{Link, Peer};
 use crate::cluster::relay_tcp::{TcpPathSpec, TcpRelay};
+use crate::cluster::ReplicaState;
 use crate::run::record::Recorder;
 use crate::run::rundir::NetMode;
 use checker::final_state::{ExecutedEntry, FinalState, NodeFinal};
@@ -55,7 +66,7 @@ use std::fs::OpenOptions;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command as OsCommand, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -447,6 +458,20 @@ impl EtcdTarget {
         }
     }
 
+    /// The bank on each member, through the workload's clients (and so the relay).
+    fn banks(&self) -> Vec<Bank> {
+        self.workload
+            .iter()
+            .map(|(node, client)| Bank {
+                node: *node,
+                client: client.clone(),
+                reads: self.reads,
+                attempt_timeout: self.attempt_timeout,
+                accounts: self.accounts.clone(),
+            })
+            .collect()
+    }
+
     fn write_final(&self, nodes: BTreeMap<String, NodeFinal>) -> Result<(), EtcdError> {
         let path = self.dir.join("final.json");
         let state = FinalState { nodes };
@@ -609,17 +634,7 @@ impl Target for EtcdTarget {
 
     fn client(&self) -> Arc<dyn BankClient> {
         Arc::new(EtcdBank {
-            members: self
-                .workload
-                .iter()
-                .map(|(node, client)| Bank {
-                    node: *node,
-                    client: client.clone(),
-                    reads: self.reads,
-                    attempt_timeout: self.attempt_timeout,
-                    accounts: self.accounts.clone(),
-                })
-                .collect(),
+            members: self.banks(),
         })
     }
 
@@ -659,6 +674,38 @@ impl Target for EtcdTarget {
             self.write_final(nodes)?;
             Ok(notes)
         })
+    }
+
+    fn state(&mut self, node: NodeId) -> ReplicaState {
+        let Some(member) = self.members.get_mut(&node) else {
+            return ReplicaState::Down;
+        };
+        let alive = member
+            .child
+            .as_mut()
+            .is_some_and(|c| c.try_wait().is_none());
+        match (alive, member.paused) {
+            (false, _) => ReplicaState::Down,
+            (true, true) => ReplicaState::Paused,
+            (true, false) => ReplicaState::Running,
+        }
+    }
+
+    fn can_cut(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    fn roaming_client(&self) -> Arc<dyn BankClient> {
+        Arc::new(RoamingBank {
+            members: self.banks(),
+            // Long enough for a transfer's read and txn on a member that answers.
+            slice: self.attempt_timeout * 2,
+            last: Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    fn inspect<'a>(&'a mut self, question: &'a Inspect) -> BoxFuture<'a, String> {
+        Box::pin(self.answer(question))
     }
 }
 
@@ -876,6 +923,65 @@ impl BankClient for EtcdBank {
                     last_node: None,
                 },
             }
+        })
+    }
+}
+
+/// The bank for clients that must get through whichever members are up (scenarios): each
+/// operation starts on the member that last answered this client (at first its own, `i mod
+/// n`) and moves on to the next member whenever one gives no answer within `slice`.
+struct RoamingBank {
+    members: Vec<Bank>,
+    /// How long one member is given before the next is tried.
+    slice: Duration,
+    /// The member (index into `members`) that last answered each client.
+    last: Mutex<BTreeMap<u64, usize>>,
+}
+
+impl RoamingBank {
+    fn first_member(&self, client: u64) -> usize {
+        let own = usize::try_from(client % self.members.len().max(1) as u64).unwrap_or(0);
+        self.last
+            .lock()
+            .map(|last| last.get(&client).copied().unwrap_or(own))
+            .unwrap_or(own)
+    }
+
+    /// Where this client's next operation (or next round of this one) starts.
+    fn remember(&self, client: u64, member: usize) {
+        if let Ok(mut last) = self.last.lock() {
+            last.insert(client, member);
+        }
+    }
+}
+
+impl BankClient for RoamingBank {
+    fn submit<'a>(&'a self, command: &'a Command, deadline: Instant) -> BoxFuture<'a, Submitted> {
+        Box::pin(async move {
+            let n = self.members.len();
+            let client = command.client.0;
+            let mut k = self.first_member(client);
+            let mut outcome = Submitted::Unknown {
+                last_error: "no etcd member".into(),
+                last_node: None,
+            };
+            while let Some(bank) = self.members.get(k) {
+                outcome = bank
+                    .run(command, deadline.min(Instant::now() + self.slice))
+                    .await;
+                if !matches!(outcome, Submitted::Unknown { .. }) {
+                    self.remember(client, k);
+                    return outcome;
+                }
+                // A caller that retries after the deadline goes on from the next member, so
+                // a run of silent members is crossed over several rounds.
+                k = (k + 1) % n;
+                self.remember(client, k);
+                if Instant::now() >= deadline {
+                    break;
+                }
+            }
+            outcome
         })
     }
 }

@@ -1,14 +1,17 @@
 //! The faultline replica cluster as a [`Target`]: [`Cluster`] (processes, UDP relay, control
 //! transport) plus what a run adds around it: the shared leader hint and retry policy of the
 //! client workers ([`crate::clients::caller`]), and the journal sampler that collects every replica's
-//! executed log while the run goes on ([`crate::cluster::journal`]).
+//! executed log while the run goes on ([`crate::cluster::journal`]). The scenario prompt's
+//! questions are the replica's own introspection requests ([`inspect`]).
 
-use super::{BankClient, BoxFuture, PrepareSpec, Target, TargetError, TargetKind};
+mod inspect;
+
+use super::{BankClient, BoxFuture, Inspect, PrepareSpec, Target, TargetError, TargetKind};
 use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use crate::cluster::journal::{spawn_sampler, JournalCollector, Sampler};
 use crate::cluster::relay::Link;
 use crate::cluster::transport::Transport;
-use crate::cluster::{Cluster, ClusterError, ClusterSpec};
+use crate::cluster::{Cluster, ClusterError, ClusterSpec, ReplicaState};
 use crate::run::final_phase::{settle_and_fetch, FinalTimeouts};
 use crate::run::record::Recorder;
 use replica::bank::Command;
@@ -231,5 +234,21 @@ impl Target for FaultlineTarget {
             .await?;
             Ok(notes)
         })
+    }
+
+    fn state(&mut self, node: NodeId) -> ReplicaState {
+        self.cluster.state(node)
+    }
+
+    fn quorum(&self) -> usize {
+        self.cluster.config().quorum()
+    }
+
+    fn can_cut(&self) -> bool {
+        self.cluster.relay().is_some()
+    }
+
+    fn inspect<'a>(&'a mut self, question: &'a Inspect) -> BoxFuture<'a, String> {
+        Box::pin(self.answer(question))
     }
 }

@@ -24,6 +24,9 @@
 //! 4. In [`Target::final_phase`], read every node's balances and write `final.json`
 //!    ([`checker::final_state::FinalState`]) with each node's history of writes.
 //! 5. Add the variant to [`prepare`].
+//! 6. For scenarios (`harness scenario`): [`Target::state`] of each node, and where a client
+//!    of [`Target::client`] is tied to one node, a [`Target::roaming_client`] that moves on
+//!    when its node is down; for the prompt, [`Target::inspect`] in the system's own terms.
 //!
 //! A worked example, a target whose "nodes" are in-process fakes (the shape of [`faultline`]
 //! and [`etcd`], without the processes):
@@ -32,6 +35,7 @@
 //! use harness::clients::caller::Submitted;
 //! use harness::run::record::Recorder;
 //! use harness::cluster::relay::Link;
+//! use harness::cluster::ReplicaState;
 //! use harness::targets::{BankClient, BoxFuture, Target, TargetError, TargetKind};
 //! use replica::bank::{Command, Reply, OpResult};
 //! use replica::types::NodeId;
@@ -82,6 +86,9 @@
 //!         // A real target reads every node and writes final.json here.
 //!         Box::pin(async { Ok(vec![]) })
 //!     }
+//!     fn state(&mut self, node: NodeId) -> ReplicaState {
+//!         if self.down.contains(&node) { ReplicaState::Down } else { ReplicaState::Running }
+//!     }
 //! }
 //!
 //! let mut toy = ToyCluster { dir: PathBuf::from("."), nodes: vec![NodeId(1)], down: vec![] };
@@ -95,7 +102,7 @@ pub mod faultline;
 use crate::clients::caller::Submitted;
 use crate::cluster::journal::JournalError;
 use crate::cluster::relay::Link;
-use crate::cluster::ClusterError;
+use crate::cluster::{ClusterError, ReplicaState};
 use crate::run::record::Recorder;
 use replica::bank::Command;
 use replica::types::NodeId;
@@ -133,6 +140,35 @@ impl TargetKind {
     pub fn shared_read_positions(self) -> bool {
         self == TargetKind::Etcd
     }
+
+    /// What the target's nodes are called in messages and tables.
+    pub fn node_noun(self) -> &'static str {
+        match self {
+            TargetKind::Faultline => "replica",
+            TargetKind::Etcd => "member",
+        }
+    }
+}
+
+/// A question the scenario prompt asks about the nodes' insides, of one node or of all.
+/// Each target answers in its own terms (slots and ballots for faultline, revisions and raft
+/// terms for etcd), as text ready to print; see [`Target::inspect`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Inspect {
+    /// `printdb`: the balances as each node holds them.
+    Db(Option<NodeId>),
+    /// `printlog`: the bank's commands in the order the node applied them.
+    Log(Option<NodeId>),
+    /// `printstatus [n]`: how far position `n` (a slot, a revision) got on each node; without
+    /// `n`, the recent positions or the latest.
+    Position {
+        at: Option<u64>,
+        node: Option<NodeId>,
+    },
+    /// `printview`: each node's view of who leads, and since when.
+    View(Option<NodeId>),
+    /// `status`: one row per node: process, role, leader, progress.
+    Overview,
 }
 
 /// How etcd serves reads (`--etcd-reads`).
@@ -209,6 +245,32 @@ pub trait Target: Send {
         recorder: &'a Recorder,
         first_process: u64,
     ) -> BoxFuture<'a, Result<Vec<String>, TargetError>>;
+
+    // What scenarios add: they keep nodes up or down set by set, and their prompt looks inside.
+
+    /// A node's process as the harness left it (and whether it died since).
+    fn state(&mut self, node: NodeId) -> ReplicaState;
+    /// How many nodes must be up for a write to commit: a majority, for both targets.
+    fn quorum(&self) -> usize {
+        self.nodes().len() / 2 + 1
+    }
+    /// Whether links can be cut ([`Target::set_cuts`] acts only through the relay).
+    fn can_cut(&self) -> bool {
+        false
+    }
+    /// The bank's operations for clients that must get through whichever nodes are up: a
+    /// scenario keeps some nodes down for whole sets, and a client tied to one of them would
+    /// wait for it. The default, [`Target::client`], suits a target whose client already
+    /// follows the leader.
+    fn roaming_client(&self) -> Arc<dyn BankClient> {
+        self.client()
+    }
+    /// Answers a question of the scenario prompt as text to print: tables, or words saying
+    /// what the question cannot mean on this system. Nodes named are known to the target.
+    fn inspect<'a>(&'a mut self, question: &'a Inspect) -> BoxFuture<'a, String> {
+        let _ = question;
+        Box::pin(async move { format!("{} cannot be inspected\n", self.kind().name()) })
+    }
 }
 
 /// Everything [`prepare`] needs to build a cluster of any target.
