@@ -1,0 +1,205 @@
+//! The sharded bank: valid generated runs pass every sharded property, each planted
+//! anomaly is caught by its property with the right words, and a bad `[[shards]]`
+//! table is a clear error.
+
+use checker::gen::shards::{generate, ShardedRun};
+use checker::gen::{GenOptions, Plant, ShardGen};
+use checker::{check_run, Results, Validity};
+
+const SHARDED_CHECKS: [&str; 4] = [
+    "atomicity",
+    "bank-conservation",
+    "shard-agreement",
+    "strict-serializability",
+];
+
+fn options(seed: u64, shards: u32, cross_share: f64) -> GenOptions {
+    GenOptions {
+        seed,
+        events: 3_000,
+        accounts: 8,
+        shards: Some(ShardGen {
+            shards,
+            replicas: 3,
+            cross_share,
+        }),
+        ..GenOptions::default()
+    }
+}
+
+fn check(run: &ShardedRun) -> (tempfile::TempDir, Results) {
+    let dir = tempfile::tempdir().unwrap();
+    run.write(dir.path()).unwrap();
+    let results = check_run(dir.path()).unwrap();
+    (dir, results)
+}
+
+#[test]
+fn valid_sharded_runs_pass_every_property() {
+    for (seed, shards, cross) in [(1, 2, 0.5), (2, 3, 0.5), (3, 3, 0.9), (4, 2, 0.0)] {
+        let run = generate(&options(seed, shards, cross));
+        let (_dir, r) = check(&run);
+        for name in SHARDED_CHECKS {
+            let c = &r.checks[name];
+            assert_eq!(c.valid, Validity::Valid, "seed {seed} {name}: {c:#?}");
+        }
+        assert_eq!(r.valid, Validity::Valid, "seed {seed}");
+        let txns = r.checks["atomicity"].counts["cross-shard transactions"];
+        assert_eq!(txns > 0, cross > 0.0, "seed {seed}: {txns} transactions");
+        assert!(r.checks["bank-conservation"].counts["read_all snapshots"] > 0);
+    }
+}
+
+/// Plants `plant` and asserts its check is invalid with an anomaly of `kind` whose
+/// message holds every word of `words` and that names the planted history indices.
+fn assert_caught(plant: Plant, kind: &str, words: &[&str]) {
+    let mut run = generate(&options(7, 3, 0.5));
+    let planted = run.plant(plant).unwrap();
+    let (_dir, r) = check(&run);
+    let c = &r.checks[plant.check()];
+    assert_eq!(c.valid, Validity::Invalid, "{plant:?}: {c:#?}");
+    assert_eq!(r.valid, Validity::Invalid);
+    let a = c
+        .anomalies
+        .iter()
+        .find(|a| a.kind == kind)
+        .unwrap_or_else(|| panic!("{plant:?}: no {kind} in {:#?}", c.anomalies));
+    for w in words {
+        assert!(
+            a.message.contains(w),
+            "{plant:?}: {w:?} not in {}",
+            a.message
+        );
+    }
+    for i in &planted.indices {
+        assert!(
+            a.indices.contains(i),
+            "{plant:?}: index {i} not in {:?}",
+            a.indices
+        );
+    }
+    if let Some(e) = planted.exec_index {
+        assert!(
+            a.exec_indices.contains(&e) || a.message.contains(&e.to_string()),
+            "{plant:?}: exec {e} not named: {a:?}"
+        );
+    }
+}
+
+#[test]
+fn split_decision_is_caught() {
+    assert_caught(
+        Plant::SplitDecision,
+        "split-decision",
+        &[
+            "committed on shard",
+            "but aborted on shard",
+            "transaction (coordinator shard",
+        ],
+    );
+}
+
+#[test]
+fn split_decision_also_breaks_the_banks_total() {
+    let mut run = generate(&options(7, 3, 0.5));
+    run.plant(Plant::SplitDecision).unwrap();
+    let (_dir, r) = check(&run);
+    let c = &r.checks["bank-conservation"];
+    assert!(c.anomalies.iter().any(|a| a.kind == "sum-drift"), "{c:#?}");
+}
+
+#[test]
+fn applied_at_prepare_is_caught() {
+    assert_caught(
+        Plant::AppliedAtPrepare,
+        "applied-at-prepare",
+        &[
+            "at the prepare of the transaction",
+            "may apply only at commit",
+        ],
+    );
+}
+
+#[test]
+fn torn_read_all_is_caught() {
+    assert_caught(
+        Plant::TornReadAll,
+        "torn-snapshot",
+        &["read_all", "is torn", "instead of"],
+    );
+}
+
+#[test]
+fn cross_shard_cycle_is_caught() {
+    assert_caught(
+        Plant::CrossShardCycle,
+        "cycle",
+        &[
+            "3 operations",
+            "form a cycle",
+            "on shard 1",
+            "on shard 2",
+            "real time",
+        ],
+    );
+}
+
+#[test]
+fn cross_shard_cycle_is_seen_by_no_single_shard_check() {
+    let mut run = generate(&options(7, 3, 0.5));
+    run.plant(Plant::CrossShardCycle).unwrap();
+    let (_dir, r) = check(&run);
+    for name in ["atomicity", "bank-conservation", "shard-agreement"] {
+        assert_eq!(
+            r.checks[name].valid,
+            Validity::Valid,
+            "{name}: {:#?}",
+            r.checks[name]
+        );
+    }
+}
+
+#[test]
+fn shard_divergence_is_caught() {
+    assert_caught(
+        Plant::ShardDivergence,
+        "divergence",
+        &["Replicas n7 (shard 3) and n8 (shard 3) disagree at exec_index"],
+    );
+}
+
+#[test]
+fn classic_plants_do_not_apply_to_a_sharded_run() {
+    let mut run = generate(&options(7, 2, 0.5));
+    assert!(run.plant(Plant::LostAck).is_err());
+}
+
+#[test]
+fn a_bad_shards_table_names_the_field() {
+    let run = generate(&options(1, 2, 0.5));
+    let dir = tempfile::tempdir().unwrap();
+    run.write(dir.path()).unwrap();
+    let toml = run
+        .run_toml()
+        .replacen("accounts = [\"B\"", "accounts = [\"A\", \"B\"", 1);
+    std::fs::write(dir.path().join("run.toml"), toml).unwrap();
+    let e = check_run(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("field `shards`") && e.contains("account A is in shards 1 and 2"),
+        "{e}"
+    );
+}
+
+#[test]
+#[ignore]
+fn show_messages() {
+    for plant in Plant::SHARDED {
+        let mut run = generate(&options(7, 3, 0.5));
+        run.plant(plant).unwrap();
+        let (_dir, r) = check(&run);
+        println!(
+            "{plant:?}: {}",
+            r.checks[plant.check()].anomalies[0].message
+        );
+    }
+}
