@@ -13,7 +13,10 @@
 
 #![doc = include_str!("../SHARDS.md")]
 
-use crate::checks::{atomicity, bank_conservation, serializability, shard_agreement};
+use crate::checks::{
+    atomicity, bank_conservation, serializability, shard_agreement, shard_exactly_once,
+    shard_replay,
+};
 use crate::checks::{CheckResult, Validity};
 use crate::history::{Event, EventType, HistoryReader, Process};
 use crate::ops::HistoryStats;
@@ -445,6 +448,9 @@ pub(crate) fn check_sharded(
     checks.insert("atomicity".into(), atomicity::run(&data));
     checks.insert("bank-conservation".into(), bank_conservation::run(&data));
     checks.insert("shard-agreement".into(), shard_agreement::run(&data));
+    // The classic replay and exactly-once, per shard.
+    checks.insert("replay".into(), shard_replay::run(&data));
+    checks.insert("exactly-once".into(), shard_exactly_once::run(&data));
     checks.insert(
         "strict-serializability".into(),
         serializability::run(&data, &events),

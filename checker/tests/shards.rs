@@ -4,13 +4,17 @@
 
 use checker::gen::shards::{generate, ShardedRun};
 use checker::gen::{GenOptions, Plant, ShardGen};
+use checker::history::EventType;
 use checker::{check_run, Results, Validity};
+use serde_json::json;
 
-const SHARDED_CHECKS: [&str; 4] = [
+const SHARDED_CHECKS: [&str; 6] = [
     "atomicity",
     "bank-conservation",
     "shard-agreement",
     "strict-serializability",
+    "replay",
+    "exactly-once",
 ];
 
 fn options(seed: u64, shards: u32, cross_share: f64) -> GenOptions {
@@ -191,15 +195,64 @@ fn a_bad_shards_table_names_the_field() {
 }
 
 #[test]
-#[ignore]
-fn show_messages() {
-    for plant in Plant::SHARDED {
-        let mut run = generate(&options(7, 3, 0.5));
-        run.plant(plant).unwrap();
-        let (_dir, r) = check(&run);
-        println!(
-            "{plant:?}: {}",
-            r.checks[plant.check()].anomalies[0].message
-        );
+fn the_report_lists_the_sharded_properties() {
+    let mut run = generate(&options(7, 3, 0.5));
+    run.plant(Plant::CrossShardCycle).unwrap();
+    let (dir, r) = check(&run);
+    checker::report::write_report(dir.path(), &r).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for name in SHARDED_CHECKS {
+        assert!(html.contains(name), "{name} not in the report");
     }
+    assert!(html.contains("form a cycle no serial order can follow"));
+}
+
+#[test]
+fn a_request_executed_twice_on_a_shard_is_caught_by_exactly_once() {
+    let mut run = generate(&options(7, 3, 0.5));
+    let log = &mut run.logs[1];
+    let mut again = log
+        .iter()
+        .find(|e| e.f == "transfer" && e.txn.is_none() && e.kind == EventType::Ok)
+        .unwrap()
+        .clone();
+    again.exec_index = log.len() as u64 + 1;
+    let (client, rid, at) = (again.client, again.request_id, again.exec_index);
+    log.push(again);
+    let (_dir, r) = check(&run);
+    let c = &r.checks["exactly-once"];
+    assert_eq!(c.valid, Validity::Invalid);
+    let a = c
+        .anomalies
+        .iter()
+        .find(|a| a.kind == "duplicate-execution")
+        .unwrap();
+    let words = format!("Shard 2 executed client {client}'s request {rid} 2 times");
+    assert!(
+        a.message.contains(&words) && a.exec_indices.contains(&at),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_read_that_disagrees_with_its_shards_replay_is_caught_by_replay() {
+    let mut run = generate(&options(7, 3, 0.5));
+    let e = run
+        .events
+        .iter_mut()
+        .find(|e| e.f == "read" && e.kind == EventType::Ok)
+        .unwrap();
+    let b = e.value["balance"].as_i64().unwrap();
+    e.value["balance"] = json!(b + 1);
+    let index = e.index;
+    let (_dir, r) = check(&run);
+    let c = &r.checks["replay"];
+    assert_eq!(c.valid, Validity::Invalid);
+    let a = &c.anomalies[0];
+    assert_eq!(a.kind, "wrong-result");
+    assert!(
+        a.message.contains(&format!("was told balance {}", b + 1)),
+        "{a:?}"
+    );
+    assert!(a.indices.contains(&index));
 }
