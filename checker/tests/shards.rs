@@ -256,3 +256,137 @@ fn a_read_that_disagrees_with_its_shards_replay_is_caught_by_replay() {
     );
     assert!(a.indices.contains(&index));
 }
+
+/// A transfer that timed out, executed anyway and was retried: a read that saw it and
+/// completed before the retry is no cycle (the operation began at its first invoke).
+#[test]
+fn a_retried_transfer_begins_at_its_first_invocation() {
+    use checker::history::{values, Event, HistoryWriter};
+    use checker::shards::{Phase, ShardEntry, ShardNode, ShardedFinal, TxnId, Vote};
+    let dir = tempfile::tempdir().unwrap();
+    let t = values::transfer("A", "B", 3);
+    let events = [
+        Event::invoke(1, 1, "transfer", t.clone()),
+        Event::client(EventType::Info, 1, 1, "transfer", t.clone()),
+        Event::invoke(2, 1, "read", values::read("A")),
+        Event::client(EventType::Ok, 2, 1, "read", values::read_ok("A", 7))
+            .with_positions([(1, 3)]),
+        Event::invoke(1, 1, "transfer", t.clone()),
+        Event::client(
+            EventType::Ok,
+            1,
+            1,
+            "transfer",
+            values::transfer_ok("A", "B", 3, 7, 13),
+        )
+        .with_positions([(1, 2), (2, 2)]),
+    ];
+    let late = events[2..].to_vec();
+    let mut w = HistoryWriter::create(dir.path().join("history.jsonl")).unwrap();
+    for (i, e) in events.into_iter().enumerate() {
+        w.append(&e.at(i as u64, 1_000 * (i as u64 + 1))).unwrap();
+    }
+    drop(w);
+    let txn = TxnId {
+        coordinator: 1,
+        client: 1,
+        request_id: 1,
+    };
+    let tx = |exec, phase, vote, applied| ShardEntry {
+        exec_index: exec,
+        client: 1,
+        request_id: 1,
+        f: "transfer".into(),
+        value: t.clone(),
+        kind: EventType::Ok,
+        txn: Some(txn),
+        phase: Some(phase),
+        vote,
+        applied: Some(applied),
+    };
+    let read = ShardEntry {
+        exec_index: 3,
+        client: 2,
+        request_id: 1,
+        f: "read".into(),
+        value: values::read_ok("A", 7),
+        kind: EventType::Ok,
+        txn: None,
+        phase: None,
+        vote: None,
+        applied: None,
+    };
+    let node = |shard, balances: &[(&str, i64)], executed| ShardNode {
+        shard,
+        balances: Some(balances.iter().map(|(a, b)| (a.to_string(), *b)).collect()),
+        executed,
+        error: None,
+    };
+    let fin = ShardedFinal {
+        nodes: [
+            (
+                "n1".to_string(),
+                node(
+                    1,
+                    &[("A", 7)],
+                    vec![
+                        tx(1, Phase::Prepare, Some(Vote::Yes), 0),
+                        tx(2, Phase::Commit, None, -3),
+                        read,
+                    ],
+                ),
+            ),
+            (
+                "n2".to_string(),
+                node(
+                    2,
+                    &[("B", 13)],
+                    vec![
+                        tx(1, Phase::Prepare, Some(Vote::Yes), 0),
+                        tx(2, Phase::Commit, None, 3),
+                    ],
+                ),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    fin.write(dir.path().join("final.json")).unwrap();
+    std::fs::write(
+        dir.path().join("run.toml"),
+        "accounts = [\"A\", \"B\"]\ninitial_balance = 10\n[[shards]]\nid = 1\naccounts = [\"A\"]\nnodes = [\"n1\"]\n[[shards]]\nid = 2\naccounts = [\"B\"]\nnodes = [\"n2\"]\n",
+    )
+    .unwrap();
+    let r = check_run(dir.path()).unwrap();
+    for name in SHARDED_CHECKS {
+        assert_eq!(
+            r.checks[name].valid,
+            Validity::Valid,
+            "{name}: {:#?}",
+            r.checks[name]
+        );
+    }
+    // Without the first attempt, the transfer began after the read that saw it had
+    // completed: that is a cycle.
+    let mut w = HistoryWriter::create(dir.path().join("history.jsonl")).unwrap();
+    for (i, e) in late.into_iter().enumerate() {
+        w.append(&e.at(i as u64, 1_000 * (i as u64 + 1))).unwrap();
+    }
+    drop(w);
+    let r = check_run(dir.path()).unwrap();
+    let c = &r.checks["strict-serializability"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    assert!(c.anomalies[0].message.contains("real time"), "{c:#?}");
+}
+
+#[test]
+fn a_run_without_final_json_is_unknown() {
+    let run = generate(&options(3, 2, 0.5));
+    let dir = tempfile::tempdir().unwrap();
+    run.write(dir.path()).unwrap();
+    std::fs::remove_file(dir.path().join("final.json")).unwrap();
+    let r = check_run(dir.path()).unwrap();
+    assert_eq!(r.valid, Validity::Unknown);
+    assert_eq!(r.checks["atomicity"].valid, Validity::Unknown);
+    assert_eq!(r.checks["strict-serializability"].valid, Validity::Valid);
+}

@@ -170,19 +170,28 @@ fn real_time_edges(
     // Whether an invocation hangs from the current barrier (then a later completion
     // needs a new one, or the invocation would wrongly follow it).
     let mut invoked_since = true;
+    // A retried request is one operation: it begins at its first invocation and ends
+    // at its definite answer (an earlier `info` says nothing about when it ran).
+    let mut begun: std::collections::HashSet<NodeIndex> = std::collections::HashSet::new();
     for e in events {
         let (Process::Client(c), Some(rid)) = (e.process, e.request_id) else {
             continue;
         };
-        let Some(&v) = data.op_by_key.get(&(c, rid)).and_then(|o| vertex.get(o)) else {
+        let Some(&o) = data.op_by_key.get(&(c, rid)) else {
+            continue;
+        };
+        let Some(&v) = vertex.get(&o) else {
             continue;
         };
         if e.kind == EventType::Invoke {
+            if !begun.insert(v) {
+                continue;
+            }
             if let Some(b) = barrier {
                 g.add_edge(b, v, Edge::RealTime);
                 invoked_since = true;
             }
-        } else {
+        } else if data.ops[o].complete.as_ref().map(|c| c.index) == Some(e.index) {
             if invoked_since {
                 let b = g.add_node(Vertex::Barrier);
                 if let Some(prev) = barrier {
@@ -272,7 +281,7 @@ fn describe_cycle(data: &Sharded, g: &DiGraph<Vertex, Edge>, cycle: &[NodeIndex]
             _ => format!(
                 "real time: it completed at history index {} before the other was invoked at {}",
                 oa.complete.as_ref().map_or(0, |c| c.index),
-                ob.invoke_index
+                first_invoke(data, ob)
             ),
         };
         steps.push(format!(
@@ -304,4 +313,14 @@ fn describe_cycle(data: &Sharded, g: &DiGraph<Vertex, Edge>, cycle: &[NodeIndex]
 
 fn a_label(ops: &[usize], o: usize) -> usize {
     ops.iter().position(|&x| x == o).map_or(0, |i| i + 1)
+}
+
+/// Where a (maybe retried) operation was first invoked.
+fn first_invoke(data: &Sharded, op: &Op) -> u64 {
+    data.ops
+        .iter()
+        .filter(|o| (o.client, o.request_id) == (op.client, op.request_id))
+        .map(|o| o.invoke_index)
+        .min()
+        .unwrap_or(op.invoke_index)
 }
