@@ -390,3 +390,71 @@ fn a_run_without_final_json_is_unknown() {
     assert_eq!(r.checks["atomicity"].valid, Validity::Unknown);
     assert_eq!(r.checks["strict-serializability"].valid, Validity::Valid);
 }
+
+/// Appends a transfer A→B (shards 1 and 2) that committed on shard 1 only; shard 2
+/// prepared it or not.
+fn half_committed(dest_prepared: bool) -> Results {
+    use checker::history::{values, Event};
+    use checker::shards::{Phase, ShardEntry, TxnId, Vote};
+    let mut run = generate(&options(5, 2, 0.5));
+    let (a, b) = (
+        run.specs[0].accounts[0].clone(),
+        run.specs[1].accounts[0].clone(),
+    );
+    let client = run.options.clients + 50;
+    let t = values::transfer(&a, &b, 1);
+    let time = run.events.last().unwrap().time_ns + 1_000;
+    let index = run.events.len() as u64;
+    run.events
+        .push(Event::invoke(client, 1, "transfer", t.clone()).at(index, time));
+    let txn = TxnId {
+        coordinator: 1,
+        client,
+        request_id: 1,
+    };
+    let mut add = |shard: usize, phase, vote, applied| {
+        let log = &mut run.logs[shard];
+        let exec_index = log.len() as u64 + 1;
+        log.push(ShardEntry {
+            exec_index,
+            client,
+            request_id: 1,
+            f: "transfer".into(),
+            value: t.clone(),
+            kind: EventType::Ok,
+            txn: Some(txn),
+            phase: Some(phase),
+            vote,
+            applied: Some(applied),
+        });
+    };
+    add(0, Phase::Prepare, Some(Vote::Yes), 0);
+    if dest_prepared {
+        add(1, Phase::Prepare, Some(Vote::Yes), 0);
+    }
+    add(0, Phase::Commit, None, -1);
+    check(&run).1
+}
+
+#[test]
+fn a_transaction_still_in_doubt_makes_atomicity_unknown() {
+    let r = half_committed(true);
+    let c = &r.checks["atomicity"];
+    assert_eq!(c.valid, Validity::Unknown, "{c:#?}");
+    assert!(c.unknown[0].contains("still in doubt"), "{:?}", c.unknown);
+}
+
+#[test]
+fn a_commit_the_other_shard_never_saw_is_a_partial_commit() {
+    let r = half_committed(false);
+    let c = &r.checks["atomicity"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    let a = &c.anomalies[0];
+    assert_eq!(a.kind, "partial-commit");
+    assert!(
+        a.message.contains(
+            "was committed on shard 1 but shard 2, which it touches, never prepared or decided it"
+        ),
+        "{a:?}"
+    );
+}
