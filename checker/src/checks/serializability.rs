@@ -12,7 +12,8 @@
 //!   follows the last, so `a` reaches `b` through barriers exactly when `a` completed
 //!   before `b` began (the sweep Elle uses, in linear size).
 //!
-//! A strongly connected component with an operation in it (petgraph's Tarjan) is a
+//! A strongly connected component with an operation in it (petgraph's Kosaraju,
+//! which is iterative: the barrier chain is as long as the history) is a
 //! cycle no serial order can follow; for each of the first few, a breadth-first search
 //! finds a shortest cycle, which is reported operation by operation with the kind of
 //! each step. Two operations told the same position on a shard are reported apart.
@@ -20,7 +21,7 @@
 use super::{Anomaly, Check, CheckResult};
 use crate::history::{Event, EventType, Process};
 use crate::shards::{transfer_parts, Op, ShardId, Sharded};
-use petgraph::algo::tarjan_scc;
+use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
 use serde_json::Value;
@@ -64,7 +65,7 @@ pub(crate) fn run(data: &Sharded, events: &[Event]) -> CheckResult {
     check.count("operations with positions", vertex.len() as u64);
     shard_edges(data, &mut check, &mut g, &vertex);
     real_time_edges(data, events, &mut g, &vertex);
-    let sccs: Vec<Vec<NodeIndex>> = tarjan_scc(&g)
+    let sccs: Vec<Vec<NodeIndex>> = kosaraju_scc(&g)
         .into_iter()
         .filter(|c| c.len() > 1 && c.iter().any(|&n| matches!(g[n], Vertex::Op(_))))
         .collect();
