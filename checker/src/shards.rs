@@ -432,6 +432,18 @@ pub(crate) fn check_sharded(
         .map(|(i, o)| ((o.client, o.request_id), i))
         .collect();
     let accounts: usize = specs.iter().map(|s| s.accounts.len()).sum();
+    if let Some(declared) = &params.accounts {
+        let mut sharded: Vec<&String> = specs.iter().flat_map(|s| &s.accounts).collect();
+        let mut declared: Vec<&String> = declared.iter().collect();
+        sharded.sort();
+        declared.sort();
+        if sharded != declared {
+            warnings.push(
+                "run.toml's accounts differ from those its [[shards]] hold; the shards' are used"
+                    .into(),
+            );
+        }
+    }
     let data = Sharded {
         logs: fin.as_ref().map(agreed_logs).unwrap_or_default(),
         total: params
