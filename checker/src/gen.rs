@@ -23,6 +23,8 @@
 //! [`GenRun::plant`] then changes the run so that exactly one property is broken,
 //! and says which history indices the checker must name.
 
+pub mod shards;
+
 use crate::final_state::{ExecutedEntry, FinalState, NodeFinal, Positions};
 use crate::history::{values, Event, EventType, HistoryWriter};
 use serde_json::{json, Value};
@@ -66,6 +68,29 @@ pub struct GenOptions {
     /// What exec indices mean: unique per command (the replica) or shared by reads
     /// (etcd-like, see the module docs).
     pub positions: Positions,
+    /// A sharded bank instead of one log (see [`shards`]); `None` is the classic bank.
+    pub shards: Option<ShardGen>,
+}
+
+/// The shape of a sharded run: how many shards and what share of transfers cross them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ShardGen {
+    /// Shards (2 or 3 in the tests); accounts are dealt over them in turn.
+    pub shards: u32,
+    /// Replicas per shard.
+    pub replicas: usize,
+    /// The share of transfers whose accounts are on different shards.
+    pub cross_share: f64,
+}
+
+impl Default for ShardGen {
+    fn default() -> Self {
+        ShardGen {
+            shards: 3,
+            replicas: 3,
+            cross_share: 0.5,
+        }
+    }
 }
 
 /// Under shared positions, the revision of the initial balances (etcd's first write
@@ -94,6 +119,7 @@ impl Default for GenOptions {
             checkpoint_node: true,
             unreachable_node: true,
             positions: Positions::Unique,
+            shards: None,
         }
     }
 }
@@ -772,9 +798,33 @@ pub enum Plant {
     /// Shared positions: a transfer failed for insufficient funds at a revision where
     /// its source held enough (its amount becomes 1).
     FailedWithFunds,
+    /// Sharded: a cross-shard transfer is committed on its source shard and aborted on
+    /// its destination.
+    SplitDecision,
+    /// Sharded: the destination shard applies a cross-shard credit at prepare (and
+    /// nothing at commit).
+    AppliedAtPrepare,
+    /// Sharded: one shard's part of a read_all is taken before a cross-shard transfer
+    /// the other parts include.
+    TornReadAll,
+    /// Sharded: a cross-shard transfer commits on one shard, a read there sees it, a
+    /// later read on the other shard does not (its lock ignored): a cycle no single
+    /// shard shows.
+    CrossShardCycle,
+    /// Sharded: one replica of a shard holds a different entry at one position.
+    ShardDivergence,
 }
 
 impl Plant {
+    /// What can be planted in a sharded run.
+    pub const SHARDED: [Plant; 5] = [
+        Plant::SplitDecision,
+        Plant::AppliedAtPrepare,
+        Plant::TornReadAll,
+        Plant::CrossShardCycle,
+        Plant::ShardDivergence,
+    ];
+
     pub const ALL: [Plant; 9] = [
         Plant::LostAck,
         Plant::DoubleApply,
@@ -810,6 +860,10 @@ impl Plant {
             Plant::RealTimeViolation => "total-order",
             Plant::WrongRead => "replay",
             Plant::SumDrift | Plant::NegativeBalance => "conservation",
+            Plant::SplitDecision | Plant::AppliedAtPrepare => "atomicity",
+            Plant::TornReadAll => "bank-conservation",
+            Plant::CrossShardCycle => "strict-serializability",
+            Plant::ShardDivergence => "shard-agreement",
         }
     }
 }
@@ -915,9 +969,14 @@ impl GenRun {
             Plant::WrongRead => self.edit_read(|b| b + 1).ok_or(missing)?,
             Plant::SumDrift => self.sum_drift().ok_or(missing)?,
             Plant::NegativeBalance => self.edit_read(|_| -1).ok_or(missing)?,
-            Plant::StaleRead | Plant::DuplicateWrite | Plant::FailedWithFunds => {
-                return Err(missing)
-            }
+            Plant::StaleRead
+            | Plant::DuplicateWrite
+            | Plant::FailedWithFunds
+            | Plant::SplitDecision
+            | Plant::AppliedAtPrepare
+            | Plant::TornReadAll
+            | Plant::CrossShardCycle
+            | Plant::ShardDivergence => return Err(missing),
         };
         Ok(Planted {
             plant,

@@ -135,6 +135,10 @@ pub struct Event {
     /// On completions: the command's 1-based position in the total order, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_index: Option<u64>,
+    /// On completions in a sharded run (see checker/SHARDS.md): shard id to the
+    /// operation's 1-based position in that shard's execution order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub positions: Option<std::collections::BTreeMap<u32, u64>>,
 }
 
 impl Event {
@@ -156,6 +160,7 @@ impl Event {
             request_id: Some(request_id),
             node: None,
             exec_index: None,
+            positions: None,
         }
     }
 
@@ -171,6 +176,7 @@ impl Event {
             request_id: None,
             node: None,
             exec_index: None,
+            positions: None,
         }
     }
 
@@ -190,6 +196,12 @@ impl Event {
     /// Sets the exec index the answer carried.
     pub fn with_exec_index(mut self, exec_index: u64) -> Event {
         self.exec_index = Some(exec_index);
+        self
+    }
+
+    /// Sets the positions a sharded run's answer carried (shard id to position).
+    pub fn with_positions(mut self, positions: impl IntoIterator<Item = (u32, u64)>) -> Event {
+        self.positions = Some(positions.into_iter().collect());
         self
     }
 }
@@ -474,6 +486,7 @@ impl<'a> RawEvent<'a> {
             request_id: self.request_id,
             node: self.node.as_ref().map(|n| n.to_string()),
             exec_index: self.exec_index,
+            positions: None,
         }
     }
 

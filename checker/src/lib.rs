@@ -17,6 +17,10 @@
 //! `results.json`, `report.html` and the charts. [`gen`] makes valid histories (and
 //! plants anomalies in them) for tests and the benchmark.
 //!
+//! A sharded bank (run.toml with `[[shards]]`) is checked by [`shards`] instead, for
+//! atomicity, bank-wide conservation, per-shard agreement and strict serializability
+//! across shards; its format is in checker/SHARDS.md (shown in [`shards`]).
+//!
 //! ```no_run
 //! let results = checker::check_run("reports/run-1")?;
 //! checker::report::write_report("reports/run-1".as_ref(), &results)?;
@@ -37,6 +41,7 @@ pub mod report;
 pub mod results;
 pub mod run_params;
 mod runner;
+pub mod shards;
 pub mod text;
 mod window;
 

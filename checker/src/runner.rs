@@ -103,6 +103,13 @@ pub fn check_run_with(
     let started = Instant::now();
     let files = RunFiles::locate(path.as_ref())?;
     let params = RunParams::load(&files.run_toml)?;
+    if let Some(p) = &params {
+        if let Some(specs) = crate::shards::shard_specs(p, &files.run_toml)? {
+            let mut results = crate::shards::check_sharded(&files, p, specs)?;
+            results.elapsed_ms = started.elapsed().as_millis() as u64;
+            return Ok(results);
+        }
+    }
     let declared = params
         .as_ref()
         .and_then(|p| p.accounts.clone())

@@ -12,11 +12,17 @@
 //! no position at all), bounded by a budget.
 
 pub mod agreement;
+pub mod atomicity;
+pub mod bank_conservation;
 pub mod conservation;
 pub mod exactly_once;
 pub mod linearizable;
 pub mod liveness;
 pub mod replay;
+pub mod serializability;
+pub mod shard_agreement;
+pub mod shard_exactly_once;
+pub mod shard_replay;
 pub mod total_order;
 pub mod well_formed;
 
@@ -29,7 +35,7 @@ use std::fmt;
 pub const MAX_STORED_ANOMALIES: usize = 100;
 
 /// The names of the checks, in the order they are shown.
-pub const CHECK_NAMES: [&str; 8] = [
+pub const CHECK_NAMES: [&str; 12] = [
     "well-formed",
     "conservation",
     "agreement",
@@ -38,6 +44,10 @@ pub const CHECK_NAMES: [&str; 8] = [
     "exactly-once",
     "liveness",
     "linearizable",
+    "atomicity",
+    "bank-conservation",
+    "shard-agreement",
+    "strict-serializability",
 ];
 
 /// A verdict: written as `true`, `false` or `"unknown"`.

@@ -1,0 +1,255 @@
+//! Atomicity of cross-shard transfers: every transaction is committed on every shard it
+//! touched or on none, its decisions agree, nothing moves at prepare or abort, a commit
+//! follows a yes vote on its shard, and the client heard what was decided.
+//!
+//! The agreed log of every shard (see `crate::shards`) is scanned once and its
+//! transaction entries grouped by transaction id; each group is then judged on its own.
+
+use super::{Anomaly, Check, CheckResult};
+use crate::history::EventType;
+use crate::shards::{transfer_parts, Phase, ShardEntry, ShardId, Sharded, TxnId, Vote};
+use std::collections::BTreeMap;
+
+/// What one shard's log holds of one transaction.
+#[derive(Debug, Default, Clone)]
+struct OnShard<'a> {
+    prepare: Option<&'a ShardEntry>,
+    decision: Option<&'a ShardEntry>,
+}
+
+pub(crate) fn run(data: &Sharded) -> CheckResult {
+    let mut check = Check::default();
+    if data.fin.is_none() {
+        check.unknown("there is no final.json, so no shard's log can be searched for transactions");
+        return check.finish();
+    }
+    let mut txns: BTreeMap<TxnId, BTreeMap<ShardId, OnShard<'_>>> = BTreeMap::new();
+    for (&shard, log) in &data.logs {
+        for e in log.values() {
+            let Some(id) = e.txn else { continue };
+            let slot = txns.entry(id).or_default().entry(shard).or_default();
+            match e.phase {
+                Some(Phase::Prepare) => slot.prepare = Some(e),
+                Some(Phase::Commit | Phase::Abort) => slot.decision = Some(e),
+                None => check.anomaly(|| {
+                    Anomaly::new(
+                        "no-phase",
+                        format!("Shard {shard}'s entry at exec_index {} belongs to {} but names no phase.", e.exec_index, name(&id)),
+                        data.indices_of(id.client, id.request_id),
+                    )
+                    .at_slots(vec![e.exec_index])
+                }),
+            }
+        }
+    }
+    check.count("cross-shard transactions", txns.len() as u64);
+    for (id, shards) in &txns {
+        judge(data, &mut check, *id, shards);
+    }
+    answers_match(data, &mut check, &txns);
+    check.finish()
+}
+
+fn name(id: &TxnId) -> String {
+    format!(
+        "transaction (coordinator shard {}, client {}, request {})",
+        id.coordinator, id.client, id.request_id
+    )
+}
+
+fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId, OnShard<'_>>) {
+    let indices = data.indices_of(id.client, id.request_id);
+    let t = name(&id);
+    let value = shards
+        .values()
+        .find_map(|s| s.prepare.or(s.decision))
+        .map(|e| &e.value);
+    let parts = value.and_then(transfer_parts);
+    let touched: Vec<ShardId> = match parts {
+        Some((from, to, _)) => [data.shard_of(from), data.shard_of(to)]
+            .into_iter()
+            .flatten()
+            .collect(),
+        None => shards.keys().copied().collect(),
+    };
+    let committed: Vec<ShardId> = decided(shards, Phase::Commit);
+    let aborted: Vec<ShardId> = decided(shards, Phase::Abort);
+    if !committed.is_empty() && !aborted.is_empty() {
+        check.anomaly(|| {
+            Anomaly::new(
+                "split-decision",
+                format!("The {t} was committed on shard {} but aborted on shard {}: a transfer must be applied on every shard it touches or on none.", join(&committed), join(&aborted)),
+                indices.clone(),
+            )
+        });
+    }
+    if !committed.is_empty() {
+        for s in touched
+            .iter()
+            .filter(|s| !committed.contains(s) && !aborted.contains(s))
+        {
+            match shards.get(s).and_then(|o| o.prepare) {
+                Some(_) => check.undecided("cross-shard transactions committed on one shard and still in doubt on another at the end"),
+                None => check.anomaly(|| {
+                    Anomaly::new(
+                        "partial-commit",
+                        format!("The {t} was committed on shard {} but shard {s}, which it touches, never prepared or decided it.", join(&committed)),
+                        indices.clone(),
+                    )
+                }),
+            }
+        }
+    }
+    for (&s, on) in shards {
+        per_shard(check, &t, s, on, parts, data, &indices, shards);
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn per_shard(
+    check: &mut Check,
+    t: &str,
+    s: ShardId,
+    on: &OnShard<'_>,
+    parts: Option<(&str, &str, i64)>,
+    data: &Sharded,
+    indices: &[u64],
+    all: &BTreeMap<ShardId, OnShard<'_>>,
+) {
+    if let Some(p) = on.prepare {
+        if p.applied.unwrap_or(0) != 0 {
+            check.anomaly(|| {
+                Anomaly::new(
+                    "applied-at-prepare",
+                    format!("Shard {s} applied {} at the prepare of the {t} (exec_index {}); a participant may apply only at commit.", p.applied.unwrap_or(0), p.exec_index),
+                    indices.to_vec(),
+                )
+                .at_slots(vec![p.exec_index])
+            });
+        }
+    }
+    let Some(d) = on.decision else { return };
+    if d.phase == Some(Phase::Abort) && d.applied.unwrap_or(0) != 0 {
+        check.anomaly(|| {
+            Anomaly::new(
+                "applied-at-abort",
+                format!(
+                    "Shard {s} applied {} at the abort of the {t} (exec_index {}).",
+                    d.applied.unwrap_or(0),
+                    d.exec_index
+                ),
+                indices.to_vec(),
+            )
+            .at_slots(vec![d.exec_index])
+        });
+    }
+    if d.phase != Some(Phase::Commit) {
+        return;
+    }
+    let voted_yes = on
+        .prepare
+        .is_some_and(|p| p.vote == Some(Vote::Yes) && p.exec_index < d.exec_index);
+    if !voted_yes {
+        check.anomaly(|| {
+            Anomaly::new(
+                "commit-without-prepare",
+                format!("Shard {s} committed the {t} at exec_index {} without having prepared it with a yes vote before.", d.exec_index),
+                indices.to_vec(),
+            )
+            .at_slots(vec![d.exec_index])
+        });
+    }
+    if let Some(no) = all
+        .iter()
+        .find(|(_, o)| o.prepare.is_some_and(|p| p.vote == Some(Vote::No)))
+    {
+        check.anomaly(|| {
+            Anomaly::new(
+                "commit-despite-no",
+                format!(
+                    "Shard {s} committed the {t} although shard {} voted no at prepare.",
+                    no.0
+                ),
+                indices.to_vec(),
+            )
+            .at_slots(vec![d.exec_index])
+        });
+    }
+    if let Some((from, to, amount)) = parts {
+        let expected = if data.shard_of(from) == Some(s) {
+            -amount
+        } else if data.shard_of(to) == Some(s) {
+            amount
+        } else {
+            0
+        };
+        let applied = d.applied.unwrap_or(0);
+        if applied != expected {
+            check.anomaly(|| {
+                Anomaly::new(
+                    "wrong-amount",
+                    format!("Shard {s} applied {applied} at the commit of the {t} (exec_index {}) where {expected} was due.", d.exec_index),
+                    indices.to_vec(),
+                )
+                .at_slots(vec![d.exec_index])
+            });
+        }
+    }
+}
+
+fn decided(shards: &BTreeMap<ShardId, OnShard<'_>>, phase: Phase) -> Vec<ShardId> {
+    shards
+        .iter()
+        .filter(|(_, o)| o.decision.is_some_and(|d| d.phase == Some(phase)))
+        .map(|(&s, _)| s)
+        .collect()
+}
+
+fn join(shards: &[ShardId]) -> String {
+    shards
+        .iter()
+        .map(u32::to_string)
+        .collect::<Vec<_>>()
+        .join(" and ")
+}
+
+/// A client told `ok` must see the transaction committed; one told it failed for
+/// insufficient funds must see it aborted everywhere.
+fn answers_match(
+    data: &Sharded,
+    check: &mut Check,
+    txns: &BTreeMap<TxnId, BTreeMap<ShardId, OnShard<'_>>>,
+) {
+    for (id, shards) in txns {
+        let Some(&o) = data.op_by_key.get(&(id.client, id.request_id)) else {
+            continue;
+        };
+        let op = &data.ops[o];
+        let Some(c) = &op.complete else { continue };
+        let committed = !decided(shards, Phase::Commit).is_empty();
+        let bad = match c.kind {
+            EventType::Ok => !committed,
+            EventType::Fail => committed,
+            _ => false,
+        };
+        if bad {
+            check.anomaly(|| {
+                Anomaly::new(
+                    "answer-contradicts-decision",
+                    format!(
+                        "{} was answered {} but its {} was {} on the shards.",
+                        op.describe(),
+                        c.kind,
+                        name(id),
+                        if committed {
+                            "committed"
+                        } else {
+                            "not committed"
+                        }
+                    ),
+                    op.indices(),
+                )
+            });
+        }
+    }
+}

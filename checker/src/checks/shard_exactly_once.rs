@@ -1,0 +1,148 @@
+//! Exactly-once per shard, with the transaction id: a request executes at most once on
+//! each shard (a cross-shard one as one transaction, with at most one prepare and one
+//! decision per shard), an acknowledged one is in the logs, one rejected before
+//! proposal changed nothing, and nothing is in a log that no client asked for.
+//!
+//! One pass over every shard's agreed log groups its entries by (client, request id);
+//! the groups are then compared with the operations of the history.
+
+use super::{Anomaly, Check, CheckResult};
+use crate::history::EventType;
+use crate::shards::{Phase, ShardEntry, ShardId, Sharded, TxnId};
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+type Key = (u64, u64);
+
+pub(crate) fn run(data: &Sharded) -> CheckResult {
+    let mut check = Check::default();
+    if data.fin.is_none() {
+        check.unknown("there is no final.json, so the logs cannot be searched for operations");
+        return check.finish();
+    }
+    let mut by_key: BTreeMap<Key, Vec<(ShardId, &ShardEntry)>> = BTreeMap::new();
+    for (&s, log) in &data.logs {
+        for e in log.values() {
+            by_key
+                .entry((e.client, e.request_id))
+                .or_default()
+                .push((s, e));
+        }
+    }
+    check.count("requests in the logs", by_key.len() as u64);
+    for (&key, entries) in &by_key {
+        judge_entries(data, &mut check, key, entries);
+    }
+    for op in &data.ops {
+        let Some(c) = &op.complete else { continue };
+        let entries = by_key.get(&(op.client, op.request_id));
+        let changed = entries.is_some_and(|es| es.iter().any(|(_, e)| applies(e)));
+        let rejected = c.kind == EventType::Fail && c.positions.is_empty();
+        if c.kind == EventType::Ok && entries.is_none() {
+            check.anomaly(|| {
+                Anomaly::new(
+                    "lost-ack",
+                    format!(
+                        "{} was acknowledged, but no shard's log holds it.",
+                        op.describe()
+                    ),
+                    op.indices(),
+                )
+            });
+        } else if rejected && changed {
+            let err = c
+                .value
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("an error");
+            check.anomaly(|| {
+                Anomaly::new(
+                    "failed-applied",
+                    format!(
+                        "{} failed with {err} before proposal, but a shard's log applies it.",
+                        op.describe()
+                    ),
+                    op.indices(),
+                )
+            });
+        }
+    }
+    check.finish()
+}
+
+/// Whether an entry changed a balance.
+fn applies(e: &ShardEntry) -> bool {
+    match e.txn {
+        Some(_) => e.applied.unwrap_or(0) != 0,
+        None => e.f == "transfer" && e.kind == EventType::Ok,
+    }
+}
+
+fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, &ShardEntry)]) {
+    let indices = data.indices_of(key.0, key.1);
+    if !data.op_by_key.contains_key(&key) {
+        let (s, e) = entries[0];
+        check.anomaly(|| {
+            Anomaly::new(
+                "phantom",
+                format!(
+                    "Shard {s}'s log holds client {}'s request {} at exec_index {}, which no client invoked.",
+                    key.0, key.1, e.exec_index
+                ),
+                Vec::new(),
+            )
+            .at_slots(vec![e.exec_index])
+        });
+    }
+    let txns: Vec<TxnId> =
+        entries
+            .iter()
+            .filter_map(|(_, e)| e.txn)
+            .fold(Vec::new(), |mut v, t| {
+                if !v.contains(&t) {
+                    v.push(t);
+                }
+                v
+            });
+    if txns.len() > 1 {
+        check.anomaly(|| {
+            Anomaly::new(
+                "two-transactions",
+                format!(
+                    "Client {}'s request {} ran {} transactions (coordinators on shards {}); a retried request must never run two.",
+                    key.0,
+                    key.1,
+                    txns.len(),
+                    txns.iter().map(|t| t.coordinator.to_string()).collect::<Vec<_>>().join(" and ")
+                ),
+                indices.clone(),
+            )
+        });
+    }
+    let mut seen: BTreeMap<(ShardId, u8), Vec<u64>> = BTreeMap::new();
+    for (s, e) in entries {
+        let kind = match e.phase {
+            None => 0,
+            Some(Phase::Prepare) => 1,
+            Some(Phase::Commit | Phase::Abort) => 2,
+        };
+        seen.entry((*s, kind)).or_default().push(e.exec_index);
+    }
+    for ((s, kind), at) in seen.iter().filter(|(_, at)| at.len() > 1) {
+        let what = ["executed", "prepared", "decided"][*kind as usize];
+        check.anomaly(|| {
+            Anomaly::new(
+                "duplicate-execution",
+                format!(
+                    "Shard {s} {what} client {}'s request {} {} times, at exec_index {}.",
+                    key.0,
+                    key.1,
+                    at.len(),
+                    at.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
+                ),
+                indices.clone(),
+            )
+            .at_slots(at.clone())
+        });
+    }
+}

@@ -1,0 +1,460 @@
+//! The sharded bank: valid generated runs pass every sharded property, each planted
+//! anomaly is caught by its property with the right words, and a bad `[[shards]]`
+//! table is a clear error.
+
+use checker::gen::shards::{generate, ShardedRun};
+use checker::gen::{GenOptions, Plant, ShardGen};
+use checker::history::EventType;
+use checker::{check_run, Results, Validity};
+use serde_json::json;
+
+const SHARDED_CHECKS: [&str; 6] = [
+    "atomicity",
+    "bank-conservation",
+    "shard-agreement",
+    "strict-serializability",
+    "replay",
+    "exactly-once",
+];
+
+fn options(seed: u64, shards: u32, cross_share: f64) -> GenOptions {
+    GenOptions {
+        seed,
+        events: 3_000,
+        accounts: 8,
+        shards: Some(ShardGen {
+            shards,
+            replicas: 3,
+            cross_share,
+        }),
+        ..GenOptions::default()
+    }
+}
+
+fn check(run: &ShardedRun) -> (tempfile::TempDir, Results) {
+    let dir = tempfile::tempdir().unwrap();
+    run.write(dir.path()).unwrap();
+    let results = check_run(dir.path()).unwrap();
+    (dir, results)
+}
+
+#[test]
+fn valid_sharded_runs_pass_every_property() {
+    for (seed, shards, cross) in [(1, 2, 0.5), (2, 3, 0.5), (3, 3, 0.9), (4, 2, 0.0)] {
+        let run = generate(&options(seed, shards, cross));
+        let (_dir, r) = check(&run);
+        for name in SHARDED_CHECKS {
+            let c = &r.checks[name];
+            assert_eq!(c.valid, Validity::Valid, "seed {seed} {name}: {c:#?}");
+        }
+        assert_eq!(r.valid, Validity::Valid, "seed {seed}");
+        let txns = r.checks["atomicity"].counts["cross-shard transactions"];
+        assert_eq!(txns > 0, cross > 0.0, "seed {seed}: {txns} transactions");
+        assert!(r.checks["bank-conservation"].counts["read_all snapshots"] > 0);
+    }
+}
+
+/// Plants `plant` and asserts its check is invalid with an anomaly of `kind` whose
+/// message holds every word of `words` and that names the planted history indices.
+fn assert_caught(plant: Plant, kind: &str, words: &[&str]) {
+    let mut run = generate(&options(7, 3, 0.5));
+    let planted = run.plant(plant).unwrap();
+    let (_dir, r) = check(&run);
+    let c = &r.checks[plant.check()];
+    assert_eq!(c.valid, Validity::Invalid, "{plant:?}: {c:#?}");
+    assert_eq!(r.valid, Validity::Invalid);
+    let a = c
+        .anomalies
+        .iter()
+        .find(|a| a.kind == kind)
+        .unwrap_or_else(|| panic!("{plant:?}: no {kind} in {:#?}", c.anomalies));
+    for w in words {
+        assert!(
+            a.message.contains(w),
+            "{plant:?}: {w:?} not in {}",
+            a.message
+        );
+    }
+    for i in &planted.indices {
+        assert!(
+            a.indices.contains(i),
+            "{plant:?}: index {i} not in {:?}",
+            a.indices
+        );
+    }
+    if let Some(e) = planted.exec_index {
+        assert!(
+            a.exec_indices.contains(&e) || a.message.contains(&e.to_string()),
+            "{plant:?}: exec {e} not named: {a:?}"
+        );
+    }
+}
+
+#[test]
+fn split_decision_is_caught() {
+    assert_caught(
+        Plant::SplitDecision,
+        "split-decision",
+        &[
+            "committed on shard",
+            "but aborted on shard",
+            "transaction (coordinator shard",
+        ],
+    );
+}
+
+#[test]
+fn split_decision_also_breaks_the_banks_total() {
+    let mut run = generate(&options(7, 3, 0.5));
+    run.plant(Plant::SplitDecision).unwrap();
+    let (_dir, r) = check(&run);
+    let c = &r.checks["bank-conservation"];
+    assert!(c.anomalies.iter().any(|a| a.kind == "sum-drift"), "{c:#?}");
+}
+
+#[test]
+fn applied_at_prepare_is_caught() {
+    assert_caught(
+        Plant::AppliedAtPrepare,
+        "applied-at-prepare",
+        &[
+            "at the prepare of the transaction",
+            "may apply only at commit",
+        ],
+    );
+}
+
+#[test]
+fn torn_read_all_is_caught() {
+    assert_caught(
+        Plant::TornReadAll,
+        "torn-snapshot",
+        &["read_all", "is torn", "instead of"],
+    );
+}
+
+#[test]
+fn cross_shard_cycle_is_caught() {
+    assert_caught(
+        Plant::CrossShardCycle,
+        "cycle",
+        &[
+            "3 operations",
+            "form a cycle",
+            "on shard 1",
+            "on shard 2",
+            "real time",
+        ],
+    );
+}
+
+#[test]
+fn cross_shard_cycle_is_seen_by_no_single_shard_check() {
+    let mut run = generate(&options(7, 3, 0.5));
+    run.plant(Plant::CrossShardCycle).unwrap();
+    let (_dir, r) = check(&run);
+    for name in ["atomicity", "bank-conservation", "shard-agreement"] {
+        assert_eq!(
+            r.checks[name].valid,
+            Validity::Valid,
+            "{name}: {:#?}",
+            r.checks[name]
+        );
+    }
+}
+
+#[test]
+fn shard_divergence_is_caught() {
+    assert_caught(
+        Plant::ShardDivergence,
+        "divergence",
+        &["Replicas n7 (shard 3) and n8 (shard 3) disagree at exec_index"],
+    );
+}
+
+#[test]
+fn classic_plants_do_not_apply_to_a_sharded_run() {
+    let mut run = generate(&options(7, 2, 0.5));
+    assert!(run.plant(Plant::LostAck).is_err());
+}
+
+#[test]
+fn a_bad_shards_table_names_the_field() {
+    let run = generate(&options(1, 2, 0.5));
+    let dir = tempfile::tempdir().unwrap();
+    run.write(dir.path()).unwrap();
+    let toml = run
+        .run_toml()
+        .replacen("accounts = [\"B\"", "accounts = [\"A\", \"B\"", 1);
+    std::fs::write(dir.path().join("run.toml"), toml).unwrap();
+    let e = check_run(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("field `shards`") && e.contains("account A is in shards 1 and 2"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_report_lists_the_sharded_properties() {
+    let mut run = generate(&options(7, 3, 0.5));
+    run.plant(Plant::CrossShardCycle).unwrap();
+    let (dir, r) = check(&run);
+    checker::report::write_report(dir.path(), &r).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    for name in SHARDED_CHECKS {
+        assert!(html.contains(name), "{name} not in the report");
+    }
+    assert!(html.contains("form a cycle no serial order can follow"));
+}
+
+#[test]
+fn a_request_executed_twice_on_a_shard_is_caught_by_exactly_once() {
+    let mut run = generate(&options(7, 3, 0.5));
+    let log = &mut run.logs[1];
+    let mut again = log
+        .iter()
+        .find(|e| e.f == "transfer" && e.txn.is_none() && e.kind == EventType::Ok)
+        .unwrap()
+        .clone();
+    again.exec_index = log.len() as u64 + 1;
+    let (client, rid, at) = (again.client, again.request_id, again.exec_index);
+    log.push(again);
+    let (_dir, r) = check(&run);
+    let c = &r.checks["exactly-once"];
+    assert_eq!(c.valid, Validity::Invalid);
+    let a = c
+        .anomalies
+        .iter()
+        .find(|a| a.kind == "duplicate-execution")
+        .unwrap();
+    let words = format!("Shard 2 executed client {client}'s request {rid} 2 times");
+    assert!(
+        a.message.contains(&words) && a.exec_indices.contains(&at),
+        "{a:?}"
+    );
+}
+
+#[test]
+fn a_read_that_disagrees_with_its_shards_replay_is_caught_by_replay() {
+    let mut run = generate(&options(7, 3, 0.5));
+    let e = run
+        .events
+        .iter_mut()
+        .find(|e| e.f == "read" && e.kind == EventType::Ok)
+        .unwrap();
+    let b = e.value["balance"].as_i64().unwrap();
+    e.value["balance"] = json!(b + 1);
+    let index = e.index;
+    let (_dir, r) = check(&run);
+    let c = &r.checks["replay"];
+    assert_eq!(c.valid, Validity::Invalid);
+    let a = &c.anomalies[0];
+    assert_eq!(a.kind, "wrong-result");
+    assert!(
+        a.message.contains(&format!("was told balance {}", b + 1)),
+        "{a:?}"
+    );
+    assert!(a.indices.contains(&index));
+}
+
+/// A transfer that timed out, executed anyway and was retried: a read that saw it and
+/// completed before the retry is no cycle (the operation began at its first invoke).
+#[test]
+fn a_retried_transfer_begins_at_its_first_invocation() {
+    use checker::history::{values, Event, HistoryWriter};
+    use checker::shards::{Phase, ShardEntry, ShardNode, ShardedFinal, TxnId, Vote};
+    let dir = tempfile::tempdir().unwrap();
+    let t = values::transfer("A", "B", 3);
+    let events = [
+        Event::invoke(1, 1, "transfer", t.clone()),
+        Event::client(EventType::Info, 1, 1, "transfer", t.clone()),
+        Event::invoke(2, 1, "read", values::read("A")),
+        Event::client(EventType::Ok, 2, 1, "read", values::read_ok("A", 7))
+            .with_positions([(1, 3)]),
+        Event::invoke(1, 1, "transfer", t.clone()),
+        Event::client(
+            EventType::Ok,
+            1,
+            1,
+            "transfer",
+            values::transfer_ok("A", "B", 3, 7, 13),
+        )
+        .with_positions([(1, 2), (2, 2)]),
+    ];
+    let late = events[2..].to_vec();
+    let mut w = HistoryWriter::create(dir.path().join("history.jsonl")).unwrap();
+    for (i, e) in events.into_iter().enumerate() {
+        w.append(&e.at(i as u64, 1_000 * (i as u64 + 1))).unwrap();
+    }
+    drop(w);
+    let txn = TxnId {
+        coordinator: 1,
+        client: 1,
+        request_id: 1,
+    };
+    let tx = |exec, phase, vote, applied| ShardEntry {
+        exec_index: exec,
+        client: 1,
+        request_id: 1,
+        f: "transfer".into(),
+        value: t.clone(),
+        kind: EventType::Ok,
+        txn: Some(txn),
+        phase: Some(phase),
+        vote,
+        applied: Some(applied),
+    };
+    let read = ShardEntry {
+        exec_index: 3,
+        client: 2,
+        request_id: 1,
+        f: "read".into(),
+        value: values::read_ok("A", 7),
+        kind: EventType::Ok,
+        txn: None,
+        phase: None,
+        vote: None,
+        applied: None,
+    };
+    let node = |shard, balances: &[(&str, i64)], executed| ShardNode {
+        shard,
+        balances: Some(balances.iter().map(|(a, b)| (a.to_string(), *b)).collect()),
+        executed,
+        error: None,
+    };
+    let fin = ShardedFinal {
+        nodes: [
+            (
+                "n1".to_string(),
+                node(
+                    1,
+                    &[("A", 7)],
+                    vec![
+                        tx(1, Phase::Prepare, Some(Vote::Yes), 0),
+                        tx(2, Phase::Commit, None, -3),
+                        read,
+                    ],
+                ),
+            ),
+            (
+                "n2".to_string(),
+                node(
+                    2,
+                    &[("B", 13)],
+                    vec![
+                        tx(1, Phase::Prepare, Some(Vote::Yes), 0),
+                        tx(2, Phase::Commit, None, 3),
+                    ],
+                ),
+            ),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    fin.write(dir.path().join("final.json")).unwrap();
+    std::fs::write(
+        dir.path().join("run.toml"),
+        "accounts = [\"A\", \"B\"]\ninitial_balance = 10\n[[shards]]\nid = 1\naccounts = [\"A\"]\nnodes = [\"n1\"]\n[[shards]]\nid = 2\naccounts = [\"B\"]\nnodes = [\"n2\"]\n",
+    )
+    .unwrap();
+    let r = check_run(dir.path()).unwrap();
+    for name in SHARDED_CHECKS {
+        assert_eq!(
+            r.checks[name].valid,
+            Validity::Valid,
+            "{name}: {:#?}",
+            r.checks[name]
+        );
+    }
+    // Without the first attempt, the transfer began after the read that saw it had
+    // completed: that is a cycle.
+    let mut w = HistoryWriter::create(dir.path().join("history.jsonl")).unwrap();
+    for (i, e) in late.into_iter().enumerate() {
+        w.append(&e.at(i as u64, 1_000 * (i as u64 + 1))).unwrap();
+    }
+    drop(w);
+    let r = check_run(dir.path()).unwrap();
+    let c = &r.checks["strict-serializability"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    assert!(c.anomalies[0].message.contains("real time"), "{c:#?}");
+}
+
+#[test]
+fn a_run_without_final_json_is_unknown() {
+    let run = generate(&options(3, 2, 0.5));
+    let dir = tempfile::tempdir().unwrap();
+    run.write(dir.path()).unwrap();
+    std::fs::remove_file(dir.path().join("final.json")).unwrap();
+    let r = check_run(dir.path()).unwrap();
+    assert_eq!(r.valid, Validity::Unknown);
+    assert_eq!(r.checks["atomicity"].valid, Validity::Unknown);
+    assert_eq!(r.checks["strict-serializability"].valid, Validity::Valid);
+}
+
+/// Appends a transfer A→B (shards 1 and 2) that committed on shard 1 only; shard 2
+/// prepared it or not.
+fn half_committed(dest_prepared: bool) -> Results {
+    use checker::history::{values, Event};
+    use checker::shards::{Phase, ShardEntry, TxnId, Vote};
+    let mut run = generate(&options(5, 2, 0.5));
+    let (a, b) = (
+        run.specs[0].accounts[0].clone(),
+        run.specs[1].accounts[0].clone(),
+    );
+    let client = run.options.clients + 50;
+    let t = values::transfer(&a, &b, 1);
+    let time = run.events.last().unwrap().time_ns + 1_000;
+    let index = run.events.len() as u64;
+    run.events
+        .push(Event::invoke(client, 1, "transfer", t.clone()).at(index, time));
+    let txn = TxnId {
+        coordinator: 1,
+        client,
+        request_id: 1,
+    };
+    let mut add = |shard: usize, phase, vote, applied| {
+        let log = &mut run.logs[shard];
+        let exec_index = log.len() as u64 + 1;
+        log.push(ShardEntry {
+            exec_index,
+            client,
+            request_id: 1,
+            f: "transfer".into(),
+            value: t.clone(),
+            kind: EventType::Ok,
+            txn: Some(txn),
+            phase: Some(phase),
+            vote,
+            applied: Some(applied),
+        });
+    };
+    add(0, Phase::Prepare, Some(Vote::Yes), 0);
+    if dest_prepared {
+        add(1, Phase::Prepare, Some(Vote::Yes), 0);
+    }
+    add(0, Phase::Commit, None, -1);
+    check(&run).1
+}
+
+#[test]
+fn a_transaction_still_in_doubt_makes_atomicity_unknown() {
+    let r = half_committed(true);
+    let c = &r.checks["atomicity"];
+    assert_eq!(c.valid, Validity::Unknown, "{c:#?}");
+    assert!(c.unknown[0].contains("still in doubt"), "{:?}", c.unknown);
+}
+
+#[test]
+fn a_commit_the_other_shard_never_saw_is_a_partial_commit() {
+    let r = half_committed(false);
+    let c = &r.checks["atomicity"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    let a = &c.anomalies[0];
+    assert_eq!(a.kind, "partial-commit");
+    assert!(
+        a.message.contains(
+            "was committed on shard 1 but shard 2, which it touches, never prepared or decided it"
+        ),
+        "{a:?}"
+    );
+}
