@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -252,41 +251,15 @@ fn interrupt(command: &[&str]) {
 #[test]
 fn the_interactive_prompt_reads_piped_commands() {
     let out = tempfile::tempdir().unwrap();
-    let csv = out.path().join("two.csv");
-    std::fs::write(
-        &csv,
-        "Set Number,Transactions,Live Nodes\n1,\"(A, B, 3)\",\"[n1, n2, n3]\"\n,\"(B, C, 1)\",\n\
-         2,\"(C, D, 2)\",\"[n1, n2]\"\n",
-    )
-    .unwrap();
     let reports = out.path().join("reports");
-    let mut child = harness()
-        .args([
-            "scenario",
-            csv.to_str().unwrap(),
-            "--interactive",
-            "--nodes",
-            "3",
-            "--no-progress",
-            "--replica-bin",
-            common::replica_bin().to_str().unwrap(),
-            "--out",
-            reports.to_str().unwrap(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let replica_bin = common::replica_bin();
     let commands = "help\nprintdb\nnext\nprintlog\nprintstatus\nprintstatus 1\nprintview n2\n\
                     kill n3\nstatus\nrestart n3\ncut n1 n2\nheal\nfly away\nquit\n";
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(commands.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = common::prompt_session(
+        &reports,
+        &["--replica-bin", replica_bin.to_str().unwrap()],
+        commands,
+    );
     let all = text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -314,19 +287,5 @@ fn the_interactive_prompt_reads_piped_commands() {
         "replay needs the scenario's timeouts: {run_toml}"
     );
     // Set 1 ran (A→B 3, B→C 1), set 2 did not: every replica ends with A 7, B 12, C 11.
-    let balances = stdout
-        .split("final balances per replica:")
-        .nth(1)
-        .unwrap()
-        .to_string();
-    let rows: Vec<Vec<&str>> = balances
-        .lines()
-        .filter(|l| l.starts_with('n'))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(rows.len(), 3, "{balances}");
-    for row in rows {
-        assert_eq!(&row[1..4], ["7", "12", "11"], "{balances}");
-        assert_eq!(row.last(), Some(&"100"), "{balances}");
-    }
+    common::assert_only_set_one_ran(&stdout, "final balances per replica:");
 }

@@ -13,27 +13,8 @@ mod common;
 use harness::faults::schedule::{Action, Fault, FaultFamily};
 use harness::run::rundir::RunParams;
 use harness::run::{run_campaign, schedule_for};
-use harness::targets::etcd::find_etcd_bin;
 use harness::targets::{ReadMode, TargetKind};
 use std::collections::BTreeSet;
-
-/// Whether etcd is installed; panics when it is not but must be.
-fn etcd_present() -> bool {
-    let bin = find_etcd_bin(None);
-    if bin.is_file() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("FAULTLINE_REQUIRE_ETCD").is_none(),
-        "FAULTLINE_REQUIRE_ETCD is set but there is no etcd binary on PATH: \
-         apt-get install etcd-server etcd-client"
-    );
-    eprintln!(
-        "\n*** SKIPPED: no etcd binary on PATH (apt-get install etcd-server etcd-client); \
-         set FAULTLINE_REQUIRE_ETCD=1 to make this a failure ***\n"
-    );
-    false
-}
 
 fn valid_params() -> RunParams {
     RunParams {
@@ -72,7 +53,7 @@ fn seed_with_every_fault(params: &RunParams) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn etcd_under_kills_pauses_and_partitions_is_valid() {
-    if !etcd_present() {
+    if !common::etcd_present() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
@@ -102,7 +83,7 @@ async fn etcd_under_kills_pauses_and_partitions_is_valid() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serializable_reads_on_an_isolated_follower_are_caught_stale() {
-    if !etcd_present() {
+    if !common::etcd_present() {
         return;
     }
     let out = tempfile::tempdir().unwrap();

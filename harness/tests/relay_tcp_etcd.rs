@@ -5,6 +5,8 @@
 //! etcd-client); skipped with a message when they are absent, unless FAULTLINE_REQUIRE_ETCD is
 //! set (as CI sets it).
 
+mod common;
+
 use harness::cluster::process::Child;
 use harness::cluster::relay::Peer;
 use harness::cluster::relay_tcp::{TcpPathSpec, TcpRelay};
@@ -16,27 +18,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const MEMBERS: u32 = 3;
-
-fn have(binary: &str, version_arg: &str) -> bool {
-    Command::new(binary)
-        .arg(version_arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn etcd_present() -> bool {
-    if have("etcd", "--version") && have("etcdctl", "version") {
-        return true;
-    }
-    assert!(
-        std::env::var_os("FAULTLINE_REQUIRE_ETCD").is_none(),
-        "etcd and etcdctl are required (FAULTLINE_REQUIRE_ETCD is set): apt-get install etcd-server etcd-client"
-    );
-    eprintln!("SKIPPED: etcd/etcdctl not found (apt-get install etcd-server etcd-client)");
-    false
-}
 
 fn free_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
@@ -119,7 +100,7 @@ fn start_member(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn isolating_the_etcd_leader_through_the_relay_elects_another_and_heals() {
-    if !etcd_present() {
+    if !common::etcd_present() {
         return;
     }
     let dir = tempfile::tempdir().expect("tempdir");

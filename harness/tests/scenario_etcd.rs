@@ -11,28 +11,8 @@ use harness::run::rundir::RunParams;
 use harness::run::INITIAL_BALANCE;
 use harness::scenario::run::{bank_accounts, expected_balances, run_scenario, ScenarioOptions};
 use harness::scenario::Scenario;
-use harness::targets::etcd::find_etcd_bin;
 use harness::targets::TargetKind;
-use std::io::Write as _;
-use std::process::{Command, Stdio};
 use std::time::Duration;
-
-/// Whether etcd is installed; panics when it is not but must be.
-fn etcd_present() -> bool {
-    if find_etcd_bin(None).is_file() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("FAULTLINE_REQUIRE_ETCD").is_none(),
-        "FAULTLINE_REQUIRE_ETCD is set but there is no etcd binary on PATH: \
-         apt-get install etcd-server etcd-client"
-    );
-    eprintln!(
-        "\n*** SKIPPED: no etcd binary on PATH (apt-get install etcd-server etcd-client); \
-         set FAULTLINE_REQUIRE_ETCD=1 to make this a failure ***\n"
-    );
-    false
-}
 
 /// Four sets on three members: set 1 fails the leader, set 2 brings it back, set 3 keeps n3
 /// down (client 5, F's owner, lives on n3 and must get through another member), set 4 brings
@@ -49,7 +29,7 @@ const FILE: &str = "Set Number,Transactions,Live Nodes\n\
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scenario_with_a_leader_failure_and_a_member_down_runs_on_etcd() {
-    if !etcd_present() {
+    if !common::etcd_present() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
@@ -111,51 +91,16 @@ async fn a_scenario_with_a_leader_failure_and_a_member_down_runs_on_etcd() {
 
 #[test]
 fn the_prompt_reads_etcd_members_balances_and_history() {
-    if !etcd_present() {
+    if !common::etcd_present() {
         return;
     }
     let out = tempfile::tempdir().unwrap();
-    let csv = out.path().join("two.csv");
-    std::fs::write(
-        &csv,
-        "Set Number,Transactions,Live Nodes\n1,\"(A, B, 3)\",\"[n1, n2, n3]\"\n,\"(B, C, 1)\",\n\
-         2,\"(C, D, 2)\",\"[n1, n2]\"\n",
-    )
-    .unwrap();
-    let reports = out.path().join("reports");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_harness"))
-        .args([
-            "scenario",
-            csv.to_str().unwrap(),
-            "--interactive",
-            "--target",
-            "etcd",
-            "--nodes",
-            "3",
-            "--no-progress",
-            "--out",
-            reports.to_str().unwrap(),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     let commands = "printdb\nnext\nprintlog\nprintstatus\nprintview\nstatus\nkill n3\n\
                     printdb n3\nprintlog\ncut n1 n2\nheal\nquit\n";
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(commands.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output =
+        common::prompt_session(&out.path().join("reports"), &["--target", "etcd"], commands);
     let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let all = format!(
-        "exit {:?}\nstdout:\n{stdout}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let all = common::output_text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
     for expected in [
         "member  revision",
@@ -197,15 +142,5 @@ fn the_prompt_reads_etcd_members_balances_and_history() {
         assert_eq!(row[12], "100", "{all}");
     }
     // Set 1 ran (A→B 3, B→C 1), set 2 did not: every member ends with A 7, B 12, C 11.
-    let balances = stdout.split("final balances per member:").nth(1).unwrap();
-    let rows: Vec<Vec<&str>> = balances
-        .lines()
-        .filter(|l| l.starts_with('n'))
-        .map(|l| l.split_whitespace().collect())
-        .collect();
-    assert_eq!(rows.len(), 3, "{balances}");
-    for row in rows {
-        assert_eq!(&row[1..4], ["7", "12", "11"], "{row:?}: {all}");
-        assert_eq!(row.last(), Some(&"100"), "{row:?}");
-    }
+    common::assert_only_set_one_ran(&stdout, "final balances per member:");
 }

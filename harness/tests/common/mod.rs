@@ -125,3 +125,96 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
     }
     condition()
 }
+
+/// Whether etcd and etcdctl are installed. Without them an etcd test skips with a loud line,
+/// unless FAULTLINE_REQUIRE_ETCD is set (CI sets it), when it fails.
+pub fn etcd_present() -> bool {
+    let answers = |bin: &Path, arg: &str| {
+        std::process::Command::new(bin)
+            .arg(arg)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let etcd = harness::targets::etcd::find_etcd_bin(None);
+    if etcd.is_file() && answers(&etcd, "--version") && answers(Path::new("etcdctl"), "version") {
+        return true;
+    }
+    assert!(
+        std::env::var_os("FAULTLINE_REQUIRE_ETCD").is_none(),
+        "FAULTLINE_REQUIRE_ETCD is set but etcd or etcdctl is missing: \
+         apt-get install etcd-server etcd-client"
+    );
+    eprintln!(
+        "\n*** SKIPPED: etcd or etcdctl not found (apt-get install etcd-server etcd-client); \
+         set FAULTLINE_REQUIRE_ETCD=1 to make this a failure ***\n"
+    );
+    false
+}
+
+/// A scenario of two sets on three nodes (set 1: A→B 3, B→C 1; set 2: C→D 2 with n3 down),
+/// for the interactive prompt's tests.
+pub const TWO_SETS_CSV: &str = "Set Number,Transactions,Live Nodes\n\
+    1,\"(A, B, 3)\",\"[n1, n2, n3]\"\n,\"(B, C, 1)\",\n2,\"(C, D, 2)\",\"[n1, n2]\"\n";
+
+/// Runs `harness scenario <TWO_SETS_CSV> --interactive --nodes 3 <extra>` writing into
+/// `reports`, with `commands` piped to its prompt, and waits for it to end.
+pub fn prompt_session(reports: &Path, extra: &[&str], commands: &str) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    std::fs::create_dir_all(reports).unwrap();
+    let csv = reports.join("two.csv");
+    std::fs::write(&csv, TWO_SETS_CSV).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["scenario", csv.to_str().unwrap(), "--interactive"])
+        .args([
+            "--nodes",
+            "3",
+            "--no-progress",
+            "--out",
+            reports.to_str().unwrap(),
+        ])
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(commands.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Exit code, stdout and stderr of `output`, for assertion messages.
+pub fn output_text(output: &std::process::Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Checks the final balances the prompt printed after `heading` when set 1 of
+/// [`TWO_SETS_CSV`] ran and set 2 did not: every one of the 3 nodes holds A 7, B 12, C 11 and
+/// the bank's 100.
+pub fn assert_only_set_one_ran(stdout: &str, heading: &str) {
+    let Some(table) = stdout.split(heading).nth(1) else {
+        panic!("no {heading:?} in:\n{stdout}");
+    };
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .filter(|l| l.starts_with('n'))
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows.len(), 3, "{table}");
+    for row in rows {
+        assert_eq!(&row[1..4], ["7", "12", "11"], "{row:?}: {table}");
+        assert_eq!(row.last(), Some(&"100"), "{row:?}: {table}");
+    }
+}
