@@ -421,6 +421,12 @@ fn print_response(response: &ClientResponse) {
                 }
                 OpResult::Balance { balance } => format!("balance {balance}"),
                 OpResult::Balances { balances } => format_balances(balances),
+                OpResult::LockConflict { account } => {
+                    format!("failed: account {account} is locked by a cross-shard transfer")
+                }
+                OpResult::Busy => "failed: too many cross-shard transfers in flight".into(),
+                OpResult::Aborted { reason } => format!("failed: aborted ({reason:?})"),
+                OpResult::Credited { to_balance } => format!("credited: balance {to_balance}"),
             };
             println!("{node}: exec_index {} {what}", reply.exec_index);
         }
