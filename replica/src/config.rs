@@ -404,6 +404,26 @@ mod tests {
     }
 
     #[test]
+    fn a_shard_core_sees_its_own_group_and_the_others_accounts() {
+        use crate::core::CoreConfig;
+        use crate::types::ShardId;
+        let config = ClusterConfig::local_sharded(3, 3, 7100, Path::new("certs")).unwrap();
+        let core = CoreConfig::from_cluster(&config, NodeId(5));
+        assert_eq!(core.nodes, vec![NodeId(4), NodeId(5), NodeId(6)]);
+        assert_eq!(core.accounts, ["B", "E", "H"]);
+        let sharding = core.sharding.as_ref().unwrap();
+        assert_eq!(sharding.shard, ShardId(2));
+        assert_eq!(sharding.remote.get("A"), Some(&ShardId(1)));
+        assert_eq!(core.shard_of_peer(NodeId(9)), Some(ShardId(3)));
+        assert_eq!(core.shard_of_peer(NodeId(4)), None, "own shard");
+        assert!(core.validate().is_ok());
+        let classic =
+            CoreConfig::from_cluster(&ClusterConfig::local(5, 7100, Path::new("c")), NodeId(1));
+        assert!(classic.sharding.is_none());
+        assert_eq!(classic.nodes.len(), 5);
+    }
+
+    #[test]
     fn an_unsharded_config_writes_no_shard_tables() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cluster.toml");
