@@ -117,6 +117,9 @@ pub struct Limits {
     pub max_pending_commands: u32,
     /// Largest frame accepted from the network.
     pub max_frame_bytes: u32,
+    /// Most cross-shard transactions a shard has in flight (coordinated plus participated);
+    /// beyond it a transfer fails `busy` and a PREPARE is voted no. Unused unsharded.
+    pub max_inflight_txns: u32,
 }
 
 impl Default for Limits {
@@ -127,6 +130,7 @@ impl Default for Limits {
             max_inflight_slots: 64,
             max_pending_commands: 65_536,
             max_frame_bytes: 8 * 1024 * 1024,
+            max_inflight_txns: 1024,
         }
     }
 }
@@ -214,6 +218,7 @@ impl ClusterConfig {
             || l.max_batch_commands == 0
             || l.max_inflight_slots == 0
             || l.max_pending_commands == 0
+            || l.max_inflight_txns == 0
             || l.max_frame_bytes < 1024
         {
             return Err("limits must be positive (max_frame_bytes at least 1024)".into());

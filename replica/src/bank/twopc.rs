@@ -344,6 +344,12 @@ impl Bank {
         &self.txns.locks
     }
 
+    /// A transaction this shard coordinates: `Some(None)` while preparing, `Some(Some(d))`
+    /// once decided (until forgotten), `None` if unknown here.
+    pub fn coordinated(&self, txn: &TxnId) -> Option<Option<Decision>> {
+        self.txns.coordinating.get(txn).map(|c| c.decision)
+    }
+
     /// Transactions this shard coordinates that have no decision yet (a leader aborts those
     /// whose vote does not come in time).
     pub fn preparing(&self) -> Vec<TxnId> {

@@ -163,6 +163,8 @@ pub struct Sharding {
     pub vote_timeout_ms: u64,
     /// How often a leader resends its unfinished two-phase commit work.
     pub resend_interval_ms: u64,
+    /// Most transactions in flight in this shard (see `bank::TxnLimits`).
+    pub max_inflight_txns: u32,
 }
 
 /// Default time a coordinator waits for a vote before aborting.
@@ -190,6 +192,7 @@ impl CoreConfig {
             remote: map.remote_accounts(shard),
             vote_timeout_ms: DEFAULT_VOTE_TIMEOUT_MS,
             resend_interval_ms: DEFAULT_TXN_RESEND_MS,
+            max_inflight_txns: cfg.limits.max_inflight_txns,
         });
         CoreConfig {
             me,
@@ -220,7 +223,11 @@ impl CoreConfig {
                 &self.accounts,
                 s.remote.clone(),
                 self.initial_balance,
-            ),
+            )
+            .with_txn_limits(crate::bank::TxnLimits {
+                max_inflight: s.max_inflight_txns as usize,
+                ..Default::default()
+            }),
         }
     }
 

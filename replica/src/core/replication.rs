@@ -37,7 +37,7 @@ impl Core {
             }
             // Two-phase commit entries first: they unlock accounts client commands wait for.
             let value = if txns {
-                Value::Txn(leader.txn.next_batch(max_batch))
+                Value::Txn(leader.txn.next_batch(max_batch, max_batch_bytes))
             } else {
                 Value::Batch(leader.proposals.next_batch(max_batch, max_batch_bytes))
             };

@@ -37,8 +37,17 @@ impl LeaderTxns {
         !self.pending.is_empty()
     }
 
-    pub fn next_batch(&mut self, max: usize) -> Vec<TxnEntry> {
-        let n = self.pending.len().min(max);
+    /// At most `max` entries and, past the first, at most `max_bytes` encoded bytes.
+    pub fn next_batch(&mut self, max: usize, max_bytes: usize) -> Vec<TxnEntry> {
+        let mut bytes = 0;
+        let mut n = 0;
+        for entry in self.pending.iter().take(max) {
+            bytes += super::wire::encoded_len(entry);
+            if n > 0 && bytes > max_bytes {
+                break;
+            }
+            n += 1;
+        }
         self.pending.drain(..n).collect()
     }
 
@@ -70,8 +79,19 @@ impl Core {
                 (txn.coordinator == shard).then_some(txn)
             }
         };
-        if txn.is_none() {
+        let Some(txn) = txn else {
             tracing::debug!(node = %self.me(), %from, ?msg, "dropping a shard message for another pair of shards");
+            return;
+        };
+        // A vote counts only while preparing, an ACK only once decided: others would only
+        // take a slot to change nothing (resends keep coming until the work is done).
+        let state = self.bank.coordinated(txn);
+        let useful = match &msg {
+            ShardMsg::Vote { .. } => state == Some(None),
+            ShardMsg::Ack { .. } => matches!(state, Some(Some(_))),
+            ShardMsg::Prepare { .. } | ShardMsg::Decision { .. } => true,
+        };
+        if !useful {
             return;
         }
         if let RoleState::Leader(leader) = &mut self.role {

@@ -30,6 +30,7 @@ fn shard_cfg(me: u32) -> CoreConfig {
                 .collect(),
             vote_timeout_ms: VOTE_TIMEOUT_MS,
             resend_interval_ms: 100,
+            max_inflight_txns: 16,
         }),
         ..cfg(me, 3)
     }
@@ -140,8 +141,15 @@ fn a_cross_shard_transfer_commits_through_both_logs() {
     );
     let ack = shard_sends(&out)[0].1.clone();
     assert_eq!(ack, ShardMsg::Ack { txn: txn(1) });
-    deliver(&mut s1, 5, ack, 1_009);
+    // A vote that comes again after the decision takes no slot; the ACK does, once.
+    assert!(proposed(&deliver(&mut s1, 6, votes[0].1.clone(), 1_009), 3).is_none());
+    let out = deliver(&mut s1, 5, ack.clone(), 1_009);
+    assert!(matches!(proposed(&out, 3), Some(Value::Txn(_))));
     commit(&mut s1, b1, 3, 2, 1_010);
+    assert!(proposed(&deliver(&mut s1, 4, ack, 1_011), 4).is_none());
+    let mut out = Vec::new();
+    s1.on_tick(1_500, &mut out);
+    assert!(shard_sends(&out).is_empty(), "nothing left to resend");
     assert_eq!(s1.balances().1["A"], 6);
     assert_eq!(s2.balances().1["C"], 14);
 }
