@@ -22,8 +22,19 @@
 //!   request id of an evicted client that ever executed is at most the floor, so nothing
 //!   executes twice. A new client must therefore number its requests above the floor (the
 //!   clock works; `replica ctl` uses it); clients that stay active are never affected.
+//!
+//! A bank may be one shard of a sharded bank (`Bank::new_shard`): it holds only its own
+//! accounts, and a transfer to another shard's account runs two-phase commit, whose
+//! replicated half (locks, transactions, votes, decisions) lives in [`twopc`]. An unsharded
+//! bank has no remote accounts, so none of that ever happens in it.
 
-use crate::types::{Account, Amount, ClientId, ExecIndex, RequestId};
+mod twopc;
+
+pub use twopc::{
+    AbortReason, Decision, Outbound, ShardMsg, Step, TxnEntry, TxnId, TxnLimits, TxnStep, Vote,
+};
+
+use crate::types::{Account, Amount, ClientId, ExecIndex, RequestId, ShardId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -66,6 +77,23 @@ pub enum OpResult {
     },
     Balances {
         balances: BTreeMap<Account, Amount>,
+    },
+    /// A definite failure that changed nothing: `account` is locked by a cross-shard
+    /// transaction in flight (no-wait locking: a conflict fails at once, so no deadlock).
+    LockConflict {
+        account: Account,
+    },
+    /// A definite failure that changed nothing: the shard has too many cross-shard
+    /// transactions in flight.
+    Busy,
+    /// A cross-shard transfer that two-phase commit aborted: it changed nothing anywhere.
+    Aborted {
+        reason: AbortReason,
+    },
+    /// The credit side of a committed cross-shard transfer, as the participant shard's
+    /// executed log records it (never a client's reply): `to`'s balance after it.
+    Credited {
+        to_balance: Amount,
     },
 }
 
@@ -145,6 +173,9 @@ pub struct Bank {
     /// The highest request id of any evicted reply-table entry.
     evicted_floor: RequestId,
     reply_limits: ReplyLimits,
+    /// Two-phase commit: this shard, the other shards' accounts, locks and transactions.
+    /// Boxed so that messages carrying a checkpoint stay small.
+    txns: Box<twopc::Txns>,
     /// Planted bug `no-funds-check`: let a transfer overdraw. Not part of real behaviour, so
     /// never written into a checkpoint: the core sets it again from its config after every
     /// restore or install.
@@ -165,8 +196,22 @@ impl Bank {
             exec_index: 0,
             evicted_floor: RequestId(0),
             reply_limits: ReplyLimits::default(),
+            txns: Box::new(twopc::Txns::new(ShardId::ONLY, BTreeMap::new())),
             allow_overdraft: false,
         }
+    }
+
+    /// The bank of one shard: it holds `accounts`; `remote` names every other shard's
+    /// accounts and their shard (the credit side of a cross-shard transfer).
+    pub fn new_shard(
+        shard: ShardId,
+        accounts: &[Account],
+        remote: BTreeMap<Account, ShardId>,
+        initial_balance: Amount,
+    ) -> Bank {
+        let mut bank = Bank::new(accounts, initial_balance);
+        bank.txns = Box::new(twopc::Txns::new(shard, remote));
+        bank
     }
 
     /// Other reply-table bounds (tests; every replica of a cluster must use the same).
@@ -194,6 +239,8 @@ impl Bank {
     /// Refuses a request that can never succeed, before it takes a slot.
     pub fn validate(&self, op: &Op) -> Result<(), Invalid> {
         let known = |a: &Account| {
+            // Another shard's account is unknown here: the harness matches `Invalid`
+            // exhaustively, so a `WrongShard` variant waits until it learns about shards.
             if self.balances.contains_key(a) {
                 Ok(())
             } else {
@@ -203,7 +250,9 @@ impl Bank {
         match op {
             Op::Transfer { from, to, amount } => {
                 known(from)?;
-                known(to)?;
+                if self.txns.remote_shard(to).is_none() {
+                    known(to)?;
+                }
                 if from == to {
                     return Err(Invalid::SameAccount(from.clone()));
                 }
@@ -231,44 +280,84 @@ impl Bank {
         self.replies.get(&client).map(|last| last.request)
     }
 
-    /// Executes one committed command, exactly once per `(client, request)`.
+    /// Executes one committed command, exactly once per `(client, request)`. For an
+    /// unsharded bank this is the whole story; a sharded one goes through
+    /// [`Bank::execute_step`], because a cross-shard transfer has no outcome when it starts
+    /// (here it reads as [`Outcome::Stale`]: nothing to answer yet).
     pub fn execute(&mut self, command: &Command, dedup: bool) -> Outcome {
+        match self.execute_step(command, dedup) {
+            Step::Done(outcome) => outcome,
+            Step::Started { .. } | Step::InProgress(_) => Outcome::Stale,
+        }
+    }
+
+    /// Executes one committed command: a finished outcome, or a cross-shard transfer that
+    /// started (or is already running) two-phase commit and is answered when it is decided.
+    pub fn execute_step(&mut self, command: &Command, dedup: bool) -> Step {
         if dedup {
-            if let Some(last) = self.replies.get(&command.client) {
-                if command.request == last.request {
-                    return Outcome::Duplicate(last.reply.clone());
-                }
-                if command.request < last.request {
-                    return Outcome::Stale;
-                }
-            }
-            if let Some(floor) = self.expired(command.client, command.request) {
-                return Outcome::Expired { floor };
+            if let Some(step) = self.dedup(command) {
+                return step;
             }
         }
-        let new_client = !self.replies.contains_key(&command.client);
+        if let Some(started) = self.start_cross_shard(command) {
+            return match started {
+                Ok(send) => Step::Started {
+                    txn: self.txns.txn_of(command),
+                    send,
+                },
+                Err(result) => Step::Done(Outcome::Executed(self.record(command, result, true))),
+            };
+        }
         let result = self.apply(&command.op);
+        Step::Done(Outcome::Executed(self.record(command, result, true)))
+    }
+
+    /// What a request already seen gets instead of executing (`None`: execute it).
+    fn dedup(&self, command: &Command) -> Option<Step> {
+        if let Some(last) = self.replies.get(&command.client) {
+            if command.request == last.request {
+                return Some(Step::Done(Outcome::Duplicate(last.reply.clone())));
+            }
+            if command.request < last.request {
+                return Some(Step::Done(Outcome::Stale));
+            }
+        }
+        let txn = self.txns.txn_of(command);
+        if self.txns.is_coordinating(&txn) {
+            return Some(Step::InProgress(txn));
+        }
+        self.expired(command.client, command.request)
+            .map(|floor| Step::Done(Outcome::Expired { floor }))
+    }
+
+    /// Takes the next exec index for `command` with `result`, and writes the reply table:
+    /// always when `overwrite`, else only if the client has not moved past this request (a
+    /// cross-shard decision may come after the client's later requests executed).
+    fn record(&mut self, command: &Command, result: OpResult, overwrite: bool) -> Executed {
+        let new_client = !self.replies.contains_key(&command.client);
         // Saturating: the index may come from a checkpoint; 2^64 commands are never executed.
         self.exec_index = self.exec_index.saturating_add(1);
         let reply = Reply {
             exec_index: self.exec_index,
             result: result.clone(),
         };
-        self.replies.insert(
-            command.client,
-            LastReply {
-                request: command.request,
-                reply,
-            },
-        );
+        if overwrite || self.last_request(command.client) < Some(command.request) {
+            self.replies.insert(
+                command.client,
+                LastReply {
+                    request: command.request,
+                    reply,
+                },
+            );
+        }
         if new_client && self.replies.len() > self.reply_limits.max_clients {
             self.evict_idle();
         }
-        Outcome::Executed(Executed {
+        Executed {
             exec_index: self.exec_index,
             command: command.clone(),
             result,
-        })
+        }
     }
 
     /// Evicts every client idle for more than `idle_commands`, raising the floor over them.
@@ -313,6 +402,9 @@ impl Bank {
                 from_balance: self.balance(from),
             };
         }
+        if let Some(account) = self.txns.locked_of(&[from, to]) {
+            return OpResult::LockConflict { account };
+        }
         let from_balance = self.balance(from);
         if from_balance < amount && !self.allow_overdraft {
             return OpResult::InsufficientFunds { from_balance };
@@ -334,6 +426,8 @@ impl Bank {
     }
 
     /// Balance of an account; 0 for an unknown one (only reachable by a corrupt command).
+    /// A locked account reads as its last committed balance: a cross-shard transfer changes
+    /// balances only when its decision executes, so nothing uncommitted is ever visible.
     pub fn balance(&self, account: &str) -> Amount {
         self.balances.get(account).copied().unwrap_or(0)
     }

@@ -37,9 +37,16 @@ enum Cmd {
         /// Directory to create (certs/ and cluster.toml go inside).
         #[arg(long, default_value = "cluster")]
         dir: PathBuf,
-        /// Number of replicas, named n1..nN.
-        #[arg(long, default_value_t = 5)]
+        /// Number of replicas, named n1..nN (an unsharded cluster).
+        #[arg(long, default_value_t = 5, conflicts_with_all = ["shards", "replicas_per_shard"])]
         nodes: u32,
+        /// Write a sharded cluster of this many shards (default 3 with --replicas-per-shard):
+        /// shard k is nodes n((k-1)R+1)..n(kR), accounts A-J dealt round-robin over the shards.
+        #[arg(long)]
+        shards: Option<u32>,
+        /// Replicas per shard of a sharded cluster (default 3 with --shards).
+        #[arg(long)]
+        replicas_per_shard: Option<u32>,
         /// UDP port of n1; n2 gets the next one, and so on.
         #[arg(long, default_value_t = 7001)]
         base_port: u16,
@@ -185,9 +192,20 @@ fn main_with(bugs_allowed: bool) -> std::process::ExitCode {
         Cmd::Init {
             dir,
             nodes,
+            shards,
+            replicas_per_shard,
             base_port,
             ca_key_out,
-        } => init(&dir, nodes, base_port, ca_key_out.as_deref()),
+        } => {
+            let layout = match (shards, replicas_per_shard) {
+                (None, None) => Layout::Classic { nodes },
+                (s, r) => Layout::Sharded {
+                    shards: s.unwrap_or(3),
+                    replicas_per_shard: r.unwrap_or(3),
+                },
+            };
+            init_with(&dir, layout, base_port, ca_key_out.as_deref())
+        }
         Cmd::Certs { config, ca_key_out } => certs(&config, ca_key_out.as_deref()),
         Cmd::Ctl(args) => ctl(args),
     };
@@ -271,7 +289,29 @@ fn init_logging(log_file: Option<&Path>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `replica init` writes: the classic cluster, or shards of replicas.
+#[derive(Clone, Copy, Debug)]
+enum Layout {
+    Classic {
+        nodes: u32,
+    },
+    Sharded {
+        shards: u32,
+        replicas_per_shard: u32,
+    },
+}
+
+#[cfg(test)]
 fn init(dir: &Path, nodes: u32, base_port: u16, ca_key_out: Option<&Path>) -> anyhow::Result<()> {
+    init_with(dir, Layout::Classic { nodes }, base_port, ca_key_out)
+}
+
+fn init_with(
+    dir: &Path,
+    layout: Layout,
+    base_port: u16,
+    ca_key_out: Option<&Path>,
+) -> anyhow::Result<()> {
     if let Some(key) = ca_key_out {
         let inside = std::path::absolute(key)?.starts_with(std::path::absolute(dir)?);
         if inside {
@@ -282,14 +322,35 @@ fn init(dir: &Path, nodes: u32, base_port: u16, ca_key_out: Option<&Path>) -> an
             );
         }
     }
+    let nodes = match layout {
+        Layout::Classic { nodes } => nodes,
+        Layout::Sharded {
+            shards,
+            replicas_per_shard,
+        } => {
+            if shards == 0 || replicas_per_shard == 0 {
+                bail!("--shards and --replicas-per-shard must be positive");
+            }
+            shards.saturating_mul(replicas_per_shard)
+        }
+    };
     if nodes == 0 || nodes > 15 {
-        bail!("--nodes must be between 1 and 15, got {nodes}");
+        bail!("a cluster has between 1 and 15 replicas, asked for {nodes}");
     }
     if u32::from(base_port) + nodes - 1 > u32::from(u16::MAX) {
         bail!("--base-port {base_port} leaves no room for {nodes} ports");
     }
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let config = ClusterConfig::local(nodes, base_port, Path::new("certs"));
+    let config = match layout {
+        Layout::Classic { nodes } => ClusterConfig::local(nodes, base_port, Path::new("certs")),
+        Layout::Sharded {
+            shards,
+            replicas_per_shard,
+        } => {
+            ClusterConfig::local_sharded(shards, replicas_per_shard, base_port, Path::new("certs"))
+                .map_err(|e| anyhow::anyhow!("--shards {shards}: {e}"))?
+        }
+    };
     let path = dir.join("cluster.toml");
     config.save(&path)?;
     let ids = config.node_ids();
@@ -421,6 +482,12 @@ fn print_response(response: &ClientResponse) {
                 }
                 OpResult::Balance { balance } => format!("balance {balance}"),
                 OpResult::Balances { balances } => format_balances(balances),
+                OpResult::LockConflict { account } => {
+                    format!("failed: account {account} is locked by a cross-shard transfer")
+                }
+                OpResult::Busy => "failed: too many cross-shard transfers in flight".into(),
+                OpResult::Aborted { reason } => format!("failed: aborted ({reason:?})"),
+                OpResult::Credited { to_balance } => format!("credited: balance {to_balance}"),
             };
             println!("{node}: exec_index {} {what}", reply.exec_index);
         }
@@ -616,6 +683,46 @@ mod tests {
             .unwrap()
             .contains("PRIVATE KEY"));
         assert!(!dir.join("certs/ca.key").exists());
+    }
+
+    #[test]
+    fn init_writes_a_sharded_cluster_only_when_asked() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("sharded");
+        let layout = Layout::Sharded {
+            shards: 3,
+            replicas_per_shard: 3,
+        };
+        init_with(&dir, layout, 7001, None).unwrap();
+        let config = ClusterConfig::load(&dir.join("cluster.toml")).unwrap();
+        assert_eq!(config.nodes.len(), 9);
+        assert_eq!(config.shard_map().count(), 3);
+        assert!(dir.join("certs/n9.pem").exists());
+        let classic = tmp.path().join("classic");
+        init(&classic, 5, 7001, None).unwrap();
+        let config = ClusterConfig::load(&classic.join("cluster.toml")).unwrap();
+        assert!(config.shards.is_empty());
+        let too_many = Layout::Sharded {
+            shards: 11,
+            replicas_per_shard: 1,
+        };
+        let err = init_with(&tmp.path().join("x"), too_many, 7001, None).unwrap_err();
+        assert!(err.to_string().contains("--shards 11"), "{err}");
+    }
+
+    #[test]
+    fn init_takes_either_nodes_or_shards() {
+        assert!(Cli::try_parse_from(["replica", "init", "--shards", "3"]).is_ok());
+        assert!(Cli::try_parse_from(["replica", "init", "--nodes", "3"]).is_ok());
+        let both = [
+            "replica",
+            "init",
+            "--nodes",
+            "3",
+            "--replicas-per-shard",
+            "3",
+        ];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! resolved against the directory of the file. `routes` lets a tester (the harness's relay)
 //! point one node's traffic to a peer at another address without the replica knowing why.
 
+use crate::shard::{ShardMap, ShardSpec};
 use crate::types::{Account, Amount, NodeId};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -46,6 +47,9 @@ pub struct ClusterConfig {
     /// Per-link address overrides: traffic from `from` to `to` goes to `addr`.
     #[serde(default)]
     pub routes: Vec<Route>,
+    /// Optional `[[shards]]` tables (see `shard`); absent means one shard of everything.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardSpec>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +117,9 @@ pub struct Limits {
     pub max_pending_commands: u32,
     /// Largest frame accepted from the network.
     pub max_frame_bytes: u32,
+    /// Most cross-shard transactions a shard has in flight (coordinated plus participated);
+    /// beyond it a transfer fails `busy` and a PREPARE is voted no. Unused unsharded.
+    pub max_inflight_txns: u32,
 }
 
 impl Default for Limits {
@@ -123,6 +130,7 @@ impl Default for Limits {
             max_inflight_slots: 64,
             max_pending_commands: 65_536,
             max_frame_bytes: 8 * 1024 * 1024,
+            max_inflight_txns: 1024,
         }
     }
 }
@@ -210,6 +218,7 @@ impl ClusterConfig {
             || l.max_batch_commands == 0
             || l.max_inflight_slots == 0
             || l.max_pending_commands == 0
+            || l.max_inflight_txns == 0
             || l.max_frame_bytes < 1024
         {
             return Err("limits must be positive (max_frame_bytes at least 1024)".into());
@@ -222,7 +231,20 @@ impl ClusterConfig {
                 ));
             }
         }
+        ShardMap::new(
+            &self.shards,
+            &self.accounts,
+            &ids.into_iter().collect::<Vec<_>>(),
+        )
+        .map_err(|e| format!("[[shards]]: {e}"))?;
         Ok(())
+    }
+
+    /// Accounts and members per shard. Call on a validated config: an invalid `[[shards]]`
+    /// list falls back to one shard of everything.
+    pub fn shard_map(&self) -> ShardMap {
+        ShardMap::new(&self.shards, &self.accounts, &self.node_ids())
+            .unwrap_or_else(|_| ShardMap::single(&self.accounts, &self.node_ids()))
     }
 
     fn resolve_paths(&mut self, base: &Path) {
@@ -296,7 +318,22 @@ impl ClusterConfig {
             },
             nodes,
             routes: Vec::new(),
+            shards: Vec::new(),
         }
+    }
+
+    /// A local sharded cluster: `shards` × `replicas_per_shard` replicas (shard k is the k-th
+    /// run of consecutive node ids) with accounts A–J dealt round-robin (see `shard::spread`).
+    pub fn local_sharded(
+        shards: u32,
+        replicas_per_shard: u32,
+        base_port: u16,
+        cert_dir: &Path,
+    ) -> Result<ClusterConfig, crate::shard::ShardError> {
+        let nodes = shards.saturating_mul(replicas_per_shard);
+        let mut config = ClusterConfig::local(nodes, base_port, cert_dir);
+        config.shards = crate::shard::spread(&config.accounts, shards, replicas_per_shard)?;
+        Ok(config)
     }
 
     /// Initial balances as a map.
@@ -348,5 +385,58 @@ mod tests {
         std::fs::write(&path, "nodes = 3").unwrap();
         let err = ClusterConfig::load(&path).unwrap_err().to_string();
         assert!(err.contains("not valid TOML"), "{err}");
+    }
+
+    #[test]
+    fn sharded_config_round_trips_and_bad_shards_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        let config = ClusterConfig::local_sharded(3, 3, 7100, Path::new("certs")).unwrap();
+        config.save(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("[[shards]]"), "{text}");
+        let loaded = ClusterConfig::load(&path).unwrap();
+        assert_eq!(loaded.shard_map().count(), 3);
+        assert_eq!(
+            loaded.shard_map().shard_of_node(NodeId(9)),
+            Some(crate::types::ShardId(3))
+        );
+        let mut bad = config.clone();
+        bad.shards[1].accounts.push("A".into());
+        bad.save(&path).unwrap();
+        let err = ClusterConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("[[shards]]") && err.contains("\"A\""), "{err}");
+    }
+
+    #[test]
+    fn a_shard_core_sees_its_own_group_and_the_others_accounts() {
+        use crate::core::CoreConfig;
+        use crate::types::ShardId;
+        let config = ClusterConfig::local_sharded(3, 3, 7100, Path::new("certs")).unwrap();
+        let core = CoreConfig::from_cluster(&config, NodeId(5));
+        assert_eq!(core.nodes, vec![NodeId(4), NodeId(5), NodeId(6)]);
+        assert_eq!(core.accounts, ["B", "E", "H"]);
+        let sharding = core.sharding.as_ref().unwrap();
+        assert_eq!(sharding.shard, ShardId(2));
+        assert_eq!(sharding.remote.get("A"), Some(&ShardId(1)));
+        assert_eq!(core.shard_of_peer(NodeId(9)), Some(ShardId(3)));
+        assert_eq!(core.shard_of_peer(NodeId(4)), None, "own shard");
+        assert!(core.validate().is_ok());
+        let classic =
+            CoreConfig::from_cluster(&ClusterConfig::local(5, 7100, Path::new("c")), NodeId(1));
+        assert!(classic.sharding.is_none());
+        assert_eq!(classic.nodes.len(), 5);
+    }
+
+    #[test]
+    fn an_unsharded_config_writes_no_shard_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        ClusterConfig::local(5, 7100, Path::new("certs"))
+            .save(&path)
+            .unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(!text.contains("shards"), "{text}");
+        assert_eq!(ClusterConfig::load(&path).unwrap().shard_map().count(), 1);
     }
 }

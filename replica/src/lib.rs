@@ -1,6 +1,7 @@
 //! faultline's replica: a stable-leader Multi-Paxos bank ledger.
 //!
 //! - `types`, `bank`, `client_proto`, `config`: the vocabulary shared by everything.
+//! - `shard`: which shard owns which account and which replicas (sharded banks).
 //! - `core`: the Paxos protocol as a pure state machine (messages and ticks in, effects out).
 //! - `storage`: the write-ahead log, checkpoints and the executed journal on disk.
 //! - `net`: QUIC with mutual TLS, frames, certificates.
@@ -16,6 +17,7 @@ pub mod config;
 pub mod core;
 pub mod net;
 pub mod server;
+pub mod shard;
 pub mod shell;
 pub mod storage;
 pub mod types;

@@ -197,6 +197,23 @@ impl fmt::Display for RequestId {
     }
 }
 
+/// A shard of a sharded bank: one Paxos group owning some of the accounts. Shards are
+/// numbered 1..=S; an unsharded cluster is the single shard 1. Displayed as `s<k>`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ShardId(pub u32);
+
+impl ShardId {
+    /// The shard of an unsharded cluster.
+    pub const ONLY: ShardId = ShardId(1);
+}
+
+impl fmt::Display for ShardId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "s{}", self.0)
+    }
+}
+
 /// 1-based position of an executed command in the single total order, equal on every replica.
 pub type ExecIndex = u64;
 

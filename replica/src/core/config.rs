@@ -6,9 +6,11 @@
 //! protocol errors for the harness's test-the-tester runs; each is one guarded branch in the
 //! core, marked `PLANTED BUG`.
 
+use crate::bank::Bank;
 use crate::config::ClusterConfig;
-use crate::types::{Account, Amount, NodeId};
+use crate::types::{Account, Amount, NodeId, ShardId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::collections::BTreeSet;
 
 /// Default most committed entries one catch-up answer carries.
@@ -144,15 +146,59 @@ pub struct CoreConfig {
     /// the core sends fits: long PROMISEs, catch-ups, views and snapshots go in parts.
     #[serde(default = "default_max_message_bytes")]
     pub max_message_bytes: u64,
+    /// This group's place in a sharded bank; `None` for the classic unsharded cluster.
+    #[serde(default)]
+    pub sharding: Option<Sharding>,
 }
+
+/// What a shard's core knows of the other shards (`nodes` and `accounts` are its own).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sharding {
+    pub shard: ShardId,
+    /// The members of every other shard.
+    pub others: BTreeMap<ShardId, Vec<NodeId>>,
+    /// Every other shard's accounts, with their shard.
+    pub remote: BTreeMap<Account, ShardId>,
+    /// A coordinator leader aborts a transaction whose vote has not come within this.
+    pub vote_timeout_ms: u64,
+    /// How often a leader resends its unfinished two-phase commit work.
+    pub resend_interval_ms: u64,
+    /// Most transactions in flight in this shard (see `bank::TxnLimits`).
+    pub max_inflight_txns: u32,
+}
+
+/// Default time a coordinator waits for a vote before aborting.
+pub const DEFAULT_VOTE_TIMEOUT_MS: u64 = 1_000;
+/// Default period of a leader's resending of unfinished two-phase commit work.
+pub const DEFAULT_TXN_RESEND_MS: u64 = 100;
 
 impl CoreConfig {
     /// The core's view of a cluster file, for node `me`. Bugs are off; the shell sets them.
+    /// For a sharded cluster the core's nodes and accounts are those of `me`'s shard.
     pub fn from_cluster(cfg: &ClusterConfig, me: NodeId) -> CoreConfig {
+        let map = cfg.shard_map();
+        let shard = map.shard_of_node(me).filter(|_| map.count() > 1);
+        let (nodes, accounts) = match shard {
+            Some(s) => (map.members(s).to_vec(), map.accounts_of(s)),
+            None => (cfg.node_ids(), cfg.accounts.clone()),
+        };
+        let sharding = shard.map(|shard| Sharding {
+            shard,
+            others: (1..=map.count() as u32)
+                .map(ShardId)
+                .filter(|s| *s != shard)
+                .map(|s| (s, map.members(s).to_vec()))
+                .collect(),
+            remote: map.remote_accounts(shard),
+            vote_timeout_ms: DEFAULT_VOTE_TIMEOUT_MS,
+            resend_interval_ms: DEFAULT_TXN_RESEND_MS,
+            max_inflight_txns: cfg.limits.max_inflight_txns,
+        });
         CoreConfig {
             me,
-            nodes: cfg.node_ids(),
-            accounts: cfg.accounts.clone(),
+            nodes,
+            accounts,
+            sharding,
             initial_balance: cfg.initial_balance,
             heartbeat_interval_ms: cfg.timing.heartbeat_interval_ms,
             election_timeout_ms_min: cfg.timing.election_timeout_ms_min,
@@ -166,6 +212,36 @@ impl CoreConfig {
             bugs: Bugs::default(),
             max_message_bytes: u64::from(cfg.limits.max_frame_bytes),
         }
+    }
+
+    /// The bank this core starts from: its accounts, and for a shard the others' accounts.
+    pub fn new_bank(&self) -> Bank {
+        match &self.sharding {
+            None => Bank::new(&self.accounts, self.initial_balance),
+            Some(s) => Bank::new_shard(
+                s.shard,
+                &self.accounts,
+                s.remote.clone(),
+                self.initial_balance,
+            )
+            .with_txn_limits(crate::bank::TxnLimits {
+                max_inflight: s.max_inflight_txns as usize,
+                ..Default::default()
+            }),
+        }
+    }
+
+    /// The members of another shard (empty for this one or an unknown one).
+    pub fn shard_members(&self, shard: ShardId) -> &[NodeId] {
+        let others = self.sharding.as_ref().and_then(|s| s.others.get(&shard));
+        others.map_or(&[], Vec::as_slice)
+    }
+
+    /// The shard `node` is a member of, if it belongs to another shard.
+    pub fn shard_of_peer(&self, node: NodeId) -> Option<ShardId> {
+        let others = &self.sharding.as_ref()?.others;
+        let mut found = others.iter().filter(|(_, m)| m.contains(&node));
+        found.next().map(|(s, _)| *s)
     }
 
     /// A small cluster for tests: nodes `n1..=n<count>`, accounts A–E at 10, the default timing
@@ -190,6 +266,7 @@ impl CoreConfig {
             client_wait_timeout_ms: 1_000,
             bugs: Bugs::default(),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            sharding: None,
         }
     }
 

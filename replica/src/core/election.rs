@@ -366,6 +366,7 @@ impl Core {
             commit_sent: Slot(0),
             since_ms: now_ms,
             heard,
+            txn: Default::default(),
         });
         self.leader = Some(self.me());
         self.record_view(ballot, last.next());

@@ -11,7 +11,7 @@ use super::clients::key_of;
 use super::effect::Effect;
 use super::wire::{Checkpoint, WalRecord};
 use super::{Core, RoleState};
-use crate::bank::{Command, Outcome};
+use crate::bank::{Command, Outcome, Step};
 use crate::types::Slot;
 
 impl Core {
@@ -41,9 +41,16 @@ impl Core {
                 return;
             };
             let commands = entry.value.commands().to_vec();
+            let txn_entries = match &entry.value {
+                super::Value::Txn(entries) => entries.clone(),
+                _ => Vec::new(),
+            };
             self.decided_ballot = self.decided_ballot.max(entry.ballot);
             for command in &commands {
                 self.execute_command(command, out);
+            }
+            for txn_entry in &txn_entries {
+                self.execute_txn_entry(txn_entry, out);
             }
             self.executed = slot;
             if slot.0 - self.log.base().0 >= self.cfg.checkpoint_interval_slots {
@@ -56,7 +63,20 @@ impl Core {
         // PLANTED BUG no_dedup: execute without consulting the reply table.
         let dedup = !self.cfg.bugs.no_dedup();
         let key = key_of(command);
-        match self.bank.execute(command, dedup) {
+        let outcome = match self.bank.execute_step(command, dedup) {
+            Step::Done(outcome) => outcome,
+            // A cross-shard transfer: its waiters are answered when its decision executes.
+            Step::Started { send, .. } => {
+                self.send_to_shards(vec![send], out);
+                self.executed_request(key);
+                return;
+            }
+            Step::InProgress(_) => {
+                self.executed_request(key);
+                return;
+            }
+        };
+        match outcome {
             Outcome::Executed(executed) => {
                 let reply = crate::bank::Reply {
                     exec_index: executed.exec_index,
@@ -72,6 +92,11 @@ impl Core {
             }
             Outcome::Expired { floor } => self.answer_expired(key, floor, out),
         }
+        self.executed_request(key);
+    }
+
+    /// A request left the leader's proposals: a retry may be queued again.
+    fn executed_request(&mut self, key: super::clients::RequestKey) {
         if let RoleState::Leader(leader) = &mut self.role {
             leader.proposals.executed(key);
         }

@@ -45,6 +45,7 @@
 //! - `execute`: commit point, execution, checkpoints, installing snapshots.
 //! - `catchup`: CATCH_UP_REQUEST / CATCH_UP_ENTRIES / SNAPSHOT.
 //! - `recovery`: `Core::new` from what was on disk.
+//! - `twopc`: two-phase commit between shards: messages from other shards, resends, timeouts.
 //! - `introspect`: status, balances, log, slot states, views, durable records.
 //!
 //! The deterministic simulator that runs whole clusters of cores lives in the `sim` crate.
@@ -62,10 +63,11 @@ mod parts;
 mod prevote;
 mod recovery;
 mod replication;
+mod twopc;
 
 pub mod wire;
 
-pub use config::{Bugs, CoreConfig, CoreConfigError};
+pub use config::{Bugs, CoreConfig, CoreConfigError, Sharding};
 pub use effect::Effect;
 pub use wire::{Checkpoint, PeerMsg, Recovered, SlotEntry, Value, WalRecord};
 
@@ -173,6 +175,8 @@ struct Leader {
     since_ms: u64,
     /// When each peer last showed it follows this ballot (HEARTBEAT_ACK, ACCEPTED, catch-up).
     heard: BTreeMap<NodeId, u64>,
+    /// Two-phase commit work of a sharded bank (see `twopc`).
+    txn: twopc::LeaderTxns,
 }
 
 struct Inflight {
@@ -251,10 +255,13 @@ impl Core {
         });
     }
 
-    /// Handles one message from a peer. Messages from non-members or from this node itself are
-    /// dropped; so is anything malformed or stale (see each handler).
+    /// Handles one message from a peer. Messages from non-members (but two-phase commit ones
+    /// from other shards) or from this node itself are dropped; so is anything malformed or
+    /// stale (see each handler).
     pub fn on_message(&mut self, now_ms: u64, from: NodeId, msg: PeerMsg, out: &mut Vec<Effect>) {
-        if from == self.me() || !self.cfg.is_member(from) {
+        // Two-phase commit messages come from other shards' members (checked by their handler).
+        let foreign_ok = matches!(msg, PeerMsg::Shard(_));
+        if from == self.me() || !(self.cfg.is_member(from) || foreign_ok) {
             tracing::debug!(node = %self.me(), %from, kind = msg.kind(), "dropping message from a non-peer");
             return;
         }
@@ -326,6 +333,7 @@ impl Core {
                 parts,
                 bytes,
             } => self.on_snapshot_part(now_ms, from, slot, ballot, part, parts, bytes, out),
+            PeerMsg::Shard(msg) => self.on_shard_msg(from, msg),
         }
     }
 
@@ -336,6 +344,7 @@ impl Core {
         self.waiters.expire(now_ms);
         if self.is_leader() {
             self.leader_tick(now_ms, out);
+            self.txn_tick(now_ms, out);
             self.check_quorum(now_ms);
         } else if now_ms >= self.election_deadline_ms {
             if matches!(self.role, RoleState::Candidate(_)) {

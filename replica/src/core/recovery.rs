@@ -12,7 +12,6 @@ use super::effect::Effect;
 use super::log::{Entry, Log};
 use super::wire::{Checkpoint, Recovered, WalRecord};
 use super::{Core, CoreConfig, RoleState};
-use crate::bank::Bank;
 use crate::types::{Ballot, Slot};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
@@ -37,7 +36,7 @@ impl Core {
         if let Err(e) = config.validate() {
             panic!("invalid core config: {e}");
         }
-        let mut bank = Bank::new(&config.accounts, config.initial_balance);
+        let mut bank = config.new_bank();
         bank.set_allow_overdraft(config.bugs.no_funds_check());
         let mixed = seed ^ u64::from(config.me.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let max_waiters = config.max_pending_commands as usize;

@@ -31,11 +31,17 @@ impl Core {
                 return;
             };
             let full = leader.inflight.len() >= max_inflight || leader.next_slot > last_allowed;
-            if !leader.proposals.has_pending() || full {
+            let txns = leader.txn.has_pending();
+            if !(leader.proposals.has_pending() || txns) || full {
                 break;
             }
-            let batch = leader.proposals.next_batch(max_batch, max_batch_bytes);
-            self.propose(now_ms, Value::Batch(batch), out);
+            // Two-phase commit entries first: they unlock accounts client commands wait for.
+            let value = if txns {
+                Value::Txn(leader.txn.next_batch(max_batch, max_batch_bytes))
+            } else {
+                Value::Batch(leader.proposals.next_batch(max_batch, max_batch_bytes))
+            };
+            self.propose(now_ms, value, out);
         }
         let RoleState::Leader(leader) = &mut self.role else {
             return;

@@ -8,7 +8,7 @@
 //! struct variants (as in tikv/raft-rs's `Message` and stateright's actor examples) keeps the
 //! dispatch in one `match` and makes every field visible at the call site.
 
-use crate::bank::{Bank, Command};
+use crate::bank::{Bank, Command, ShardMsg, TxnEntry};
 use crate::types::{Ballot, Slot};
 use serde::{Deserialize, Serialize};
 
@@ -19,13 +19,16 @@ pub enum Value {
     Noop,
     /// A batch of client commands, executed in order.
     Batch(Vec<Command>),
+    /// Internal entries of two-phase commit between shards, executed in order. Only a leader
+    /// proposes these, on messages from other shards; the client protocol cannot carry one.
+    Txn(Vec<TxnEntry>),
 }
 
 impl Value {
     /// The commands this value executes (none for a no-op).
     pub fn commands(&self) -> &[Command] {
         match self {
-            Value::Noop => &[],
+            Value::Noop | Value::Txn(_) => &[],
             Value::Batch(commands) => commands,
         }
     }
@@ -168,6 +171,9 @@ pub enum PeerMsg {
         parts: u32,
         bytes: Vec<u8>,
     },
+    /// Two-phase commit between shards, from a member of another shard: only this shard's
+    /// leader acts on it, by proposing the entry it asks for (`ShardMsg::entry`).
+    Shard(ShardMsg),
 }
 
 /// The size of `value` in postcard, the encoding of every message and record.
@@ -207,6 +213,7 @@ impl PeerMsg {
             PeerMsg::HeartbeatAck { .. } => "heartbeat-ack",
             PeerMsg::PromisePart { .. } => "promise-part",
             PeerMsg::SnapshotPart { .. } => "snapshot-part",
+            PeerMsg::Shard(_) => "shard",
         }
     }
 }

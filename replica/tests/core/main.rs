@@ -23,3 +23,4 @@ mod recovery;
 mod reply_table;
 mod snapshot_part;
 mod tick;
+mod twopc;

@@ -1,0 +1,609 @@
+//! The replicated half of two-phase commit between shards: locks, transactions, votes and
+//! decisions, executed from the log like every other command, so every replica of a shard
+//! holds the same transactions and every checkpoint carries them.
+//!
+//! How a transfer from `from` (this shard, the coordinator) to `to` (another shard, the
+//! participant) runs; each step below is the execution of one log entry of one shard:
+//!
+//! 1. Coordinator, the client's transfer: `from` locked → `LockConflict`; too little money →
+//!    `InsufficientFunds`; too many transactions → `Busy` (all definite, at once). Otherwise
+//!    lock `from`, record the transaction as preparing, and send PREPARE. No reply yet.
+//! 2. Participant, [`TxnEntry::Prepare`]: a transaction it already voted on gets the same vote
+//!    again; one it already finished gets no (without locking: a late duplicate must not lock
+//!    `to` for ever); `to` locked by another one → no (no-wait locking, so no deadlock); else
+//!    lock `to` and vote yes with the balance `to` will have.
+//! 3. Coordinator, [`TxnEntry::Decide`] (proposed by its leader on a vote, or on a timeout):
+//!    the first decision for a transaction wins, later ones change nothing. Commit debits
+//!    `from`; either unlocks it, takes the exec index and writes the client's reply into the
+//!    reply table (so a retry gets it), and sends the DECISION.
+//! 4. Participant, [`TxnEntry::Decide`]: commit credits `to` (taking an exec index; the
+//!    executed log records `Credited`); either unlocks it; always answers ACK.
+//! 5. Coordinator, [`TxnEntry::Forget`] (on the ACK): drops the decided transaction.
+//!
+//! The transaction id is the client's `(client, request)` and the coordinator shard, so a
+//! retried request, to any leader of the coordinator shard, finds the running transaction (or
+//! its reply, once decided) and never starts a second one.
+//!
+//! Bounds: at most [`TxnLimits::max_inflight`] transactions (coordinated plus participated)
+//! per shard; beyond it a transfer fails `Busy` and a PREPARE is voted no. A participant
+//! remembers finished transactions as one high-water request id per (coordinator, client),
+//! at most [`TxnLimits::max_finished_clients`] of them; beyond it the oldest is dropped and
+//! its mark raises a floor, and any PREPARE at or below the floor from a client without a
+//! mark is voted no. A no vote is always safe (the coordinator has not decided yet, or has and
+//! ignores it), so a mark only ever errs towards aborting. (Request ids increase per client,
+//! so a lower request than a finished one of the same client is a late copy or a request its
+//! client gave up on.)
+//!
+//! Reads see committed balances only: a locked account reads as its balance before the
+//! transaction, because balances change only when the decision executes.
+
+use super::{Bank, Command, Executed, Op, OpResult, Outcome};
+use crate::types::{Account, Amount, ClientId, RequestId, ShardId};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// A cross-shard transaction: the client request that started it, at its coordinator shard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct TxnId {
+    pub coordinator: ShardId,
+    pub client: ClientId,
+    pub request: RequestId,
+}
+
+/// Why a cross-shard transfer was aborted. Wire type: never reorder variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AbortReason {
+    /// The credited account was locked by another transaction.
+    LockConflict,
+    /// The participant had too many transactions in flight.
+    Busy,
+    /// The participant's vote did not arrive in time.
+    Timeout,
+    /// The participant cannot take the credit (not its account, or the balance would overflow).
+    Refused,
+    /// The participant had already finished this transaction (a late PREPARE).
+    AlreadyFinished,
+}
+
+/// A participant's vote. Wire type: never reorder variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Vote {
+    /// Prepared: `to` is locked and will hold `to_balance` on commit.
+    Yes {
+        to_balance: Amount,
+    },
+    No {
+        reason: AbortReason,
+    },
+}
+
+/// The coordinator's decision. Wire type: never reorder variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Decision {
+    /// Commit; `to_balance` is the participant's voted balance, for the client's reply.
+    Commit {
+        to_balance: Amount,
+    },
+    Abort {
+        reason: AbortReason,
+    },
+}
+
+impl Decision {
+    /// The decision that a vote leads to.
+    pub fn from_vote(vote: Vote) -> Decision {
+        match vote {
+            Vote::Yes { to_balance } => Decision::Commit { to_balance },
+            Vote::No { reason } => Decision::Abort { reason },
+        }
+    }
+}
+
+/// An internal log entry of two-phase commit. Clients cannot submit these: the client protocol
+/// carries [`Op`]s only, and these travel in a log value of their own. Wire and disk type:
+/// never reorder variants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnEntry {
+    /// Participant: prepare to credit `to` with `amount` (`from` is for the executed log).
+    Prepare {
+        txn: TxnId,
+        from: Account,
+        to: Account,
+        amount: Amount,
+    },
+    /// Either side: the decision (the coordinator's first one is the decision).
+    Decide { txn: TxnId, decision: Decision },
+    /// Coordinator: the participant acknowledged the decision; forget the transaction.
+    Forget { txn: TxnId },
+}
+
+/// A message between shards. Wire type: never reorder variants.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ShardMsg {
+    /// Coordinator to participant.
+    Prepare {
+        txn: TxnId,
+        from: Account,
+        to: Account,
+        amount: Amount,
+    },
+    /// Participant to coordinator.
+    Vote { txn: TxnId, vote: Vote },
+    /// Coordinator to participant.
+    Decision { txn: TxnId, decision: Decision },
+    /// Participant to coordinator: the decision is applied there.
+    Ack { txn: TxnId },
+}
+
+impl ShardMsg {
+    /// The log entry the receiving shard's leader proposes for this message; a VOTE becomes
+    /// the decision it leads to.
+    pub fn entry(&self) -> TxnEntry {
+        match self.clone() {
+            ShardMsg::Prepare {
+                txn,
+                from,
+                to,
+                amount,
+            } => TxnEntry::Prepare {
+                txn,
+                from,
+                to,
+                amount,
+            },
+            ShardMsg::Vote { txn, vote } => TxnEntry::Decide {
+                txn,
+                decision: Decision::from_vote(vote),
+            },
+            ShardMsg::Decision { txn, decision } => TxnEntry::Decide { txn, decision },
+            ShardMsg::Ack { txn } => TxnEntry::Forget { txn },
+        }
+    }
+}
+
+/// A message for every member of `shard` (only its leader acts on it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outbound {
+    pub shard: ShardId,
+    pub msg: ShardMsg,
+}
+
+/// What executing a client command did, on a bank that may be sharded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Finished (executed, duplicate, stale, expired) as in an unsharded bank.
+    Done(Outcome),
+    /// A cross-shard transfer started: send `send`; the client is answered at the decision.
+    Started { txn: TxnId, send: Outbound },
+    /// A retry of a cross-shard transfer still running: nothing to do, keep waiting.
+    InProgress(TxnId),
+}
+
+/// What executing a [`TxnEntry`] did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TxnStep {
+    /// The entry took an exec index (a decision at the coordinator, a commit at the
+    /// participant). At the coordinator, its command's client is answered with it.
+    pub executed: Option<Executed>,
+    pub send: Vec<Outbound>,
+}
+
+/// Bounds of the transaction tables; part of the state, like the reply limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnLimits {
+    /// Most transactions coordinated plus participated in at once.
+    pub max_inflight: usize,
+    /// Most (coordinator, client) finished marks a participant keeps.
+    pub max_finished_clients: usize,
+}
+
+impl Default for TxnLimits {
+    fn default() -> Self {
+        TxnLimits {
+            max_inflight: 1024,
+            max_finished_clients: 10_000,
+        }
+    }
+}
+
+/// A transaction this shard coordinates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Coordinated {
+    command: Command,
+    from: Account,
+    to: Account,
+    amount: Amount,
+    to_shard: ShardId,
+    /// `None` while preparing.
+    decision: Option<Decision>,
+}
+
+/// A transaction this shard voted yes on and has not seen decided.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Participated {
+    from: Account,
+    to: Account,
+    amount: Amount,
+    to_balance: Amount,
+}
+
+/// A participant's memory of finished transactions of one (coordinator, client).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct FinishedMark {
+    request: RequestId,
+    /// Order of the last update, to drop the oldest mark first.
+    seq: u64,
+}
+
+/// The two-phase commit state of one shard's bank. See the module docs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct Txns {
+    shard: ShardId,
+    remote: BTreeMap<Account, ShardId>,
+    locks: BTreeMap<Account, TxnId>,
+    coordinating: BTreeMap<TxnId, Coordinated>,
+    participating: BTreeMap<TxnId, Participated>,
+    finished: BTreeMap<(ShardId, ClientId), FinishedMark>,
+    finished_floor: RequestId,
+    finished_seq: u64,
+    limits: TxnLimits,
+}
+
+impl Txns {
+    pub(super) fn new(shard: ShardId, remote: BTreeMap<Account, ShardId>) -> Txns {
+        Txns {
+            shard,
+            remote,
+            locks: BTreeMap::new(),
+            coordinating: BTreeMap::new(),
+            participating: BTreeMap::new(),
+            finished: BTreeMap::new(),
+            finished_floor: RequestId(0),
+            finished_seq: 0,
+            limits: TxnLimits::default(),
+        }
+    }
+
+    pub(super) fn remote_shard(&self, account: &str) -> Option<ShardId> {
+        self.remote.get(account).copied()
+    }
+
+    pub(super) fn txn_of(&self, command: &Command) -> TxnId {
+        TxnId {
+            coordinator: self.shard,
+            client: command.client,
+            request: command.request,
+        }
+    }
+
+    pub(super) fn is_coordinating(&self, txn: &TxnId) -> bool {
+        self.coordinating.contains_key(txn)
+    }
+
+    /// The first of `accounts` that a transaction holds locked.
+    pub(super) fn locked_of(&self, accounts: &[&Account]) -> Option<Account> {
+        accounts
+            .iter()
+            .find(|a| self.locks.contains_key(a.as_str()))
+            .map(|a| (*a).clone())
+    }
+
+    fn inflight(&self) -> usize {
+        self.coordinating.len() + self.participating.len()
+    }
+
+    /// Whether this participant has finished `txn` (or may have: see the floor).
+    fn finished(&self, txn: &TxnId) -> bool {
+        match self.finished.get(&(txn.coordinator, txn.client)) {
+            Some(mark) => txn.request <= mark.request,
+            None => txn.request <= self.finished_floor,
+        }
+    }
+
+    fn mark_finished(&mut self, txn: &TxnId) {
+        self.finished_seq += 1;
+        let seq = self.finished_seq;
+        let mark = self
+            .finished
+            .entry((txn.coordinator, txn.client))
+            .or_insert(FinishedMark {
+                request: txn.request,
+                seq,
+            });
+        mark.request = mark.request.max(txn.request);
+        mark.seq = seq;
+        if self.finished.len() > self.limits.max_finished_clients {
+            let oldest = self.finished.iter().min_by_key(|(_, m)| m.seq);
+            if let Some((&key, &mark)) = oldest {
+                self.finished.remove(&key);
+                self.finished_floor = self.finished_floor.max(mark.request);
+            }
+        }
+    }
+}
+
+impl Bank {
+    /// Other transaction bounds (tests; every replica of a shard must use the same).
+    pub fn with_txn_limits(mut self, limits: TxnLimits) -> Bank {
+        self.txns.limits = limits;
+        self
+    }
+
+    /// This bank's shard (1 for an unsharded bank).
+    pub fn shard(&self) -> ShardId {
+        self.txns.shard
+    }
+
+    /// Transactions in flight here (coordinated plus participated).
+    pub fn txns_in_flight(&self) -> usize {
+        self.txns.inflight()
+    }
+
+    /// Accounts locked by a transaction, with the transaction.
+    pub fn locks(&self) -> &BTreeMap<Account, TxnId> {
+        &self.txns.locks
+    }
+
+    /// A transaction this shard coordinates: `Some(None)` while preparing, `Some(Some(d))`
+    /// once decided (until forgotten), `None` if unknown here.
+    pub fn coordinated(&self, txn: &TxnId) -> Option<Option<Decision>> {
+        self.txns.coordinating.get(txn).map(|c| c.decision)
+    }
+
+    /// Transactions this shard coordinates that have no decision yet (a leader aborts those
+    /// whose vote does not come in time).
+    pub fn preparing(&self) -> Vec<TxnId> {
+        let txns = &self.txns.coordinating;
+        let open = txns.iter().filter(|(_, c)| c.decision.is_none());
+        open.map(|(txn, _)| *txn).collect()
+    }
+
+    /// The messages that unfinished work here needs (re)sent: PREPARE for every transaction
+    /// preparing, DECISION for every decided one not yet acknowledged, the yes vote of every
+    /// transaction prepared here. A leader resends these until the entries that end them run.
+    pub fn unfinished(&self) -> Vec<Outbound> {
+        let coordinated = self.txns.coordinating.iter().map(|(txn, c)| Outbound {
+            shard: c.to_shard,
+            msg: match c.decision {
+                None => prepare_msg(*txn, c),
+                Some(decision) => ShardMsg::Decision {
+                    txn: *txn,
+                    decision,
+                },
+            },
+        });
+        let voted = self.txns.participating.iter().map(|(txn, p)| Outbound {
+            shard: txn.coordinator,
+            msg: ShardMsg::Vote {
+                txn: *txn,
+                vote: Vote::Yes {
+                    to_balance: p.to_balance,
+                },
+            },
+        });
+        coordinated.chain(voted).collect()
+    }
+
+    /// Step 1 (module docs) for a transfer to another shard's account; `None` for any other
+    /// command. `Ok`: started, send this. `Err`: a definite failure to execute at once.
+    pub(super) fn start_cross_shard(
+        &mut self,
+        command: &Command,
+    ) -> Option<Result<Outbound, OpResult>> {
+        let Op::Transfer { from, to, amount } = &command.op else {
+            return None;
+        };
+        let to_shard = self.txns.remote_shard(to)?;
+        Some(self.try_start(command, from, to, *amount, to_shard))
+    }
+
+    fn try_start(
+        &mut self,
+        command: &Command,
+        from: &Account,
+        to: &Account,
+        amount: Amount,
+        to_shard: ShardId,
+    ) -> Result<Outbound, OpResult> {
+        let from_balance = self.balance(from);
+        if self.validate(&command.op).is_err() {
+            // Never trusted blindly (see `transfer`): an invalid command changes nothing.
+            return Err(OpResult::InsufficientFunds { from_balance });
+        }
+        if let Some(account) = self.txns.locked_of(&[from]) {
+            return Err(OpResult::LockConflict { account });
+        }
+        if from_balance < amount && !self.allow_overdraft {
+            return Err(OpResult::InsufficientFunds { from_balance });
+        }
+        if self.txns.inflight() >= self.txns.limits.max_inflight {
+            return Err(OpResult::Busy);
+        }
+        let txn = self.txns.txn_of(command);
+        let record = Coordinated {
+            command: command.clone(),
+            from: from.clone(),
+            to: to.clone(),
+            amount,
+            to_shard,
+            decision: None,
+        };
+        let msg = prepare_msg(txn, &record);
+        self.txns.locks.insert(from.clone(), txn);
+        self.txns.coordinating.insert(txn, record);
+        Ok(Outbound {
+            shard: to_shard,
+            msg,
+        })
+    }
+
+    /// Executes an internal entry of two-phase commit (steps 2–5 of the module docs).
+    pub fn apply_txn(&mut self, entry: &TxnEntry) -> TxnStep {
+        match entry {
+            TxnEntry::Prepare {
+                txn,
+                from,
+                to,
+                amount,
+            } => self.prepare(*txn, from, to, *amount),
+            TxnEntry::Decide { txn, decision } if txn.coordinator == self.shard() => {
+                self.decide_as_coordinator(*txn, *decision)
+            }
+            TxnEntry::Decide { txn, decision } => self.decide_as_participant(*txn, *decision),
+            TxnEntry::Forget { txn } => {
+                let decided = self
+                    .txns
+                    .coordinating
+                    .get(txn)
+                    .map(|c| c.decision.is_some());
+                if decided == Some(true) {
+                    self.txns.coordinating.remove(txn);
+                }
+                TxnStep::default()
+            }
+        }
+    }
+
+    fn prepare(&mut self, txn: TxnId, from: &Account, to: &Account, amount: Amount) -> TxnStep {
+        let vote = self.vote(txn, from, to, amount);
+        TxnStep {
+            executed: None,
+            send: vec![Outbound {
+                shard: txn.coordinator,
+                msg: ShardMsg::Vote { txn, vote },
+            }],
+        }
+    }
+
+    /// Step 2: the vote, locking `to` on a yes.
+    fn vote(&mut self, txn: TxnId, from: &Account, to: &Account, amount: Amount) -> Vote {
+        if let Some(p) = self.txns.participating.get(&txn) {
+            return Vote::Yes {
+                to_balance: p.to_balance,
+            };
+        }
+        let no = |reason| Vote::No { reason };
+        if self.txns.finished(&txn) {
+            return no(AbortReason::AlreadyFinished);
+        }
+        let to_balance = self.balances.get(to).and_then(|b| b.checked_add(amount));
+        let (Some(to_balance), true) = (to_balance, amount > 0 && txn.coordinator != self.shard())
+        else {
+            return no(AbortReason::Refused);
+        };
+        if self.txns.locks.contains_key(to) {
+            return no(AbortReason::LockConflict);
+        }
+        if self.txns.inflight() >= self.txns.limits.max_inflight {
+            return no(AbortReason::Busy);
+        }
+        self.txns.locks.insert(to.clone(), txn);
+        let record = Participated {
+            from: from.clone(),
+            to: to.clone(),
+            amount,
+            to_balance,
+        };
+        self.txns.participating.insert(txn, record);
+        Vote::Yes { to_balance }
+    }
+
+    /// Step 3: the first decision for `txn` wins; later ones (and unknown ids) change nothing.
+    fn decide_as_coordinator(&mut self, txn: TxnId, decision: Decision) -> TxnStep {
+        let Some(record) = self.txns.coordinating.get_mut(&txn) else {
+            return TxnStep::default();
+        };
+        if record.decision.is_some() {
+            return TxnStep::default();
+        }
+        record.decision = Some(decision);
+        let record = record.clone();
+        self.txns.locks.remove(&record.from);
+        let result = match decision {
+            Decision::Commit { to_balance } => {
+                // Cannot fail: `from` was locked with enough money since the start.
+                let from_balance = self.balance(&record.from).saturating_sub(record.amount);
+                self.balances.insert(record.from.clone(), from_balance);
+                OpResult::Transferred {
+                    from_balance,
+                    to_balance,
+                }
+            }
+            Decision::Abort { reason } => OpResult::Aborted { reason },
+        };
+        let executed = self.record(&record.command, result, false);
+        TxnStep {
+            executed: Some(executed),
+            send: vec![Outbound {
+                shard: record.to_shard,
+                msg: ShardMsg::Decision { txn, decision },
+            }],
+        }
+    }
+
+    /// Step 4: apply (on commit) and unlock; acknowledge in every case where the decision is
+    /// known applied here.
+    fn decide_as_participant(&mut self, txn: TxnId, decision: Decision) -> TxnStep {
+        let ack = vec![Outbound {
+            shard: txn.coordinator,
+            msg: ShardMsg::Ack { txn },
+        }];
+        let Some(p) = self.txns.participating.remove(&txn) else {
+            if matches!(decision, Decision::Commit { .. }) && !self.txns.finished(&txn) {
+                // A commit this shard never voted yes on: impossible unless state is corrupt.
+                // Acknowledging would let the coordinator forget an unapplied credit.
+                tracing::error!(?txn, "commit for a transaction never prepared here");
+                return TxnStep::default();
+            }
+            self.txns.mark_finished(&txn);
+            return TxnStep {
+                executed: None,
+                send: ack,
+            };
+        };
+        self.txns.locks.remove(&p.to);
+        self.txns.mark_finished(&txn);
+        let executed = match decision {
+            Decision::Commit { .. } => Some(self.credit(txn, p)),
+            Decision::Abort { .. } => None,
+        };
+        TxnStep {
+            executed,
+            send: ack,
+        }
+    }
+
+    /// The credit of a committed transaction, as an executed log entry (not in the reply
+    /// table: the client is answered by the coordinator shard).
+    fn credit(&mut self, txn: TxnId, p: Participated) -> Executed {
+        // Cannot overflow: the vote checked it, and `to` stayed locked since.
+        let to_balance = self.balance(&p.to).saturating_add(p.amount);
+        self.balances.insert(p.to.clone(), to_balance);
+        self.exec_index = self.exec_index.saturating_add(1);
+        Executed {
+            exec_index: self.exec_index,
+            command: Command {
+                client: txn.client,
+                request: txn.request,
+                op: Op::Transfer {
+                    from: p.from,
+                    to: p.to,
+                    amount: p.amount,
+                },
+            },
+            result: OpResult::Credited { to_balance },
+        }
+    }
+}
+
+fn prepare_msg(txn: TxnId, c: &Coordinated) -> ShardMsg {
+    ShardMsg::Prepare {
+        txn,
+        from: c.from.clone(),
+        to: c.to.clone(),
+        amount: c.amount,
+    }
+}
+
+#[cfg(test)]
+mod tests;

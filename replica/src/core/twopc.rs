@@ -1,0 +1,165 @@
+//! Two-phase commit between shards, the core's side: the bank (`bank::twopc`) holds the
+//! replicated state and decides; the core carries messages between shards and turns them into
+//! log entries.
+//!
+//! Only a leader acts. A message from another shard's member (PREPARE, VOTE, DECISION, ACK) is
+//! turned into the internal entry it asks for and proposed through this shard's own log; a
+//! backup drops it (senders address every member, so the leader gets its copy). When an entry
+//! executes, the messages it produces go to every member of the other shard, from the leader
+//! only. Every `resend_interval_ms` the leader resends what its bank says is unfinished, and a
+//! coordinator leader proposes an abort for a transaction whose vote has not come within
+//! `vote_timeout_ms` of the time it first saw it preparing. All of this is derived from the
+//! bank, so a new leader finishes whatever its predecessor left in flight. An abort after a
+//! timeout is safe: the decision is the first DECIDE in the coordinator's log, whatever comes
+//! later.
+
+use super::effect::{send, Effect};
+use super::{Core, PeerMsg, RoleState};
+use crate::bank::{AbortReason, Decision, OpResult, Outbound, ShardMsg, TxnEntry, TxnId};
+use crate::types::NodeId;
+use std::collections::{BTreeMap, VecDeque};
+
+/// Most internal entries a leader keeps waiting for a slot; beyond it new ones are dropped
+/// (their senders resend).
+const MAX_PENDING_TXN_ENTRIES: usize = 4096;
+
+/// A leader's two-phase commit work that is not replicated state: entries waiting for a
+/// slot, when it first saw each transaction preparing, when it last resent.
+#[derive(Default)]
+pub(super) struct LeaderTxns {
+    pending: VecDeque<TxnEntry>,
+    preparing_since_ms: BTreeMap<TxnId, u64>,
+    last_resend_ms: Option<u64>,
+}
+
+impl LeaderTxns {
+    pub fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// At most `max` entries and, past the first, at most `max_bytes` encoded bytes.
+    pub fn next_batch(&mut self, max: usize, max_bytes: usize) -> Vec<TxnEntry> {
+        let mut bytes = 0;
+        let mut n = 0;
+        for entry in self.pending.iter().take(max) {
+            bytes += super::wire::encoded_len(entry);
+            if n > 0 && bytes > max_bytes {
+                break;
+            }
+            n += 1;
+        }
+        self.pending.drain(..n).collect()
+    }
+
+    /// Queues `entry` unless the same one is already waiting or the queue is full.
+    fn push(&mut self, entry: TxnEntry) {
+        if self.pending.len() < MAX_PENDING_TXN_ENTRIES && !self.pending.contains(&entry) {
+            self.pending.push_back(entry);
+        }
+    }
+}
+
+impl Core {
+    /// A two-phase commit message from `from`, which must be a member of another shard; the
+    /// leader proposes the entry it asks for, anyone else drops it.
+    pub(super) fn on_shard_msg(&mut self, from: NodeId, msg: ShardMsg) {
+        let Some(from_shard) = self.cfg.shard_of_peer(from) else {
+            tracing::debug!(node = %self.me(), %from, "dropping a shard message from a non-shard");
+            return;
+        };
+        let Some(shard) = self.cfg.sharding.as_ref().map(|s| s.shard) else {
+            return;
+        };
+        // The message must be about a transaction between the sender's shard and this one.
+        let txn = match &msg {
+            ShardMsg::Prepare { txn, .. } | ShardMsg::Decision { txn, .. } => {
+                (txn.coordinator == from_shard).then_some(txn)
+            }
+            ShardMsg::Vote { txn, .. } | ShardMsg::Ack { txn } => {
+                (txn.coordinator == shard).then_some(txn)
+            }
+        };
+        let Some(txn) = txn else {
+            tracing::debug!(node = %self.me(), %from, ?msg, "dropping a shard message for another pair of shards");
+            return;
+        };
+        // A vote counts only while preparing, an ACK only once decided: others would only
+        // take a slot to change nothing (resends keep coming until the work is done).
+        let state = self.bank.coordinated(txn);
+        let useful = match &msg {
+            ShardMsg::Vote { .. } => state == Some(None),
+            ShardMsg::Ack { .. } => matches!(state, Some(Some(_))),
+            ShardMsg::Prepare { .. } | ShardMsg::Decision { .. } => true,
+        };
+        if !useful {
+            return;
+        }
+        if let RoleState::Leader(leader) = &mut self.role {
+            leader.txn.push(msg.entry());
+        }
+    }
+
+    /// Executes one committed internal entry: journal and answer what it decided, send what it
+    /// produced (from the leader).
+    pub(super) fn execute_txn_entry(&mut self, entry: &TxnEntry, out: &mut Vec<Effect>) {
+        let step = self.bank.apply_txn(entry);
+        if let Some(executed) = step.executed {
+            let key = (executed.command.client, executed.command.request);
+            let credit = matches!(executed.result, OpResult::Credited { .. });
+            let reply = crate::bank::Reply {
+                exec_index: executed.exec_index,
+                result: executed.result.clone(),
+            };
+            out.push(Effect::Executed(executed));
+            if !credit {
+                self.answer_waiters(key, &reply, out);
+            }
+        }
+        self.send_to_shards(step.send, out);
+    }
+
+    /// Sends each message to every member of its shard, if this replica leads.
+    pub(super) fn send_to_shards(&mut self, messages: Vec<Outbound>, out: &mut Vec<Effect>) {
+        if !self.is_leader() {
+            return;
+        }
+        for Outbound { shard, msg } in messages {
+            for member in self.cfg.shard_members(shard) {
+                send(out, *member, PeerMsg::Shard(msg.clone()));
+            }
+        }
+    }
+
+    /// The leader's periodic work: resend unfinished work, abort transactions whose vote is late.
+    pub(super) fn txn_tick(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        let Some(sharding) = self.cfg.sharding.clone() else {
+            return;
+        };
+        let preparing = self.bank.preparing();
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let txns = &mut leader.txn;
+        txns.preparing_since_ms
+            .retain(|txn, _| preparing.contains(txn));
+        for txn in preparing {
+            let since = *txns.preparing_since_ms.entry(txn).or_insert(now_ms);
+            if now_ms.saturating_sub(since) >= sharding.vote_timeout_ms {
+                let decision = Decision::Abort {
+                    reason: AbortReason::Timeout,
+                };
+                txns.push(TxnEntry::Decide { txn, decision });
+                // Proposed again only after another timeout, should this one be lost.
+                txns.preparing_since_ms.insert(txn, now_ms);
+            }
+        }
+        let due = txns
+            .last_resend_ms
+            .is_none_or(|last| now_ms.saturating_sub(last) >= sharding.resend_interval_ms);
+        if due {
+            txns.last_resend_ms = Some(now_ms);
+            let unfinished = self.bank.unfinished();
+            self.send_to_shards(unfinished, out);
+        }
+    }
+}

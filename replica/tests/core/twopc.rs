@@ -1,0 +1,272 @@
+//! Two-phase commit between shards, the core's side: shard 1 (n1–n3, accounts A and B)
+//! coordinates transfers to shard 2 (n4–n6, accounts C and D).
+
+use crate::util::*;
+use replica::bank::{AbortReason, Decision, OpResult, ShardMsg, TxnEntry, TxnId, Vote};
+use replica::client_proto::ClientResponse;
+use replica::core::{Core, CoreConfig, Effect, PeerMsg, Sharding, Value};
+use replica::types::{Ballot, ClientId, RequestId, ShardId, Slot};
+use std::collections::BTreeMap;
+
+const VOTE_TIMEOUT_MS: u64 = 500;
+
+fn shard_cfg(me: u32) -> CoreConfig {
+    let (shard, other, mine, theirs) = if me <= 3 {
+        (1, 2, ["A", "B"], ["C", "D"])
+    } else {
+        (2, 1, ["C", "D"], ["A", "B"])
+    };
+    let members = |s: u32| (3 * s - 2..=3 * s).map(n).collect::<Vec<_>>();
+    CoreConfig {
+        me: n(me),
+        nodes: members(shard),
+        accounts: mine.iter().map(|a| a.to_string()).collect(),
+        sharding: Some(Sharding {
+            shard: ShardId(shard),
+            others: BTreeMap::from([(ShardId(other), members(other))]),
+            remote: theirs
+                .iter()
+                .map(|a| (a.to_string(), ShardId(other)))
+                .collect(),
+            vote_timeout_ms: VOTE_TIMEOUT_MS,
+            resend_interval_ms: 100,
+            max_inflight_txns: 16,
+        }),
+        ..cfg(me, 3)
+    }
+}
+
+fn txn(request: u64) -> TxnId {
+    TxnId {
+        coordinator: ShardId(1),
+        client: ClientId(1),
+        request: RequestId(request),
+    }
+}
+
+/// The shard messages in `out`, per receiver.
+fn shard_sends(out: &[Effect]) -> Vec<(u32, ShardMsg)> {
+    sends(out)
+        .into_iter()
+        .filter_map(|(to, msg)| match msg {
+            PeerMsg::Shard(m) => Some((to.0, m)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The value `out` proposes in `slot`.
+fn proposed(out: &[Effect], slot: u64) -> Option<Value> {
+    sends(out).into_iter().find_map(|(_, msg)| match msg {
+        PeerMsg::Accept { slot: s, value, .. } if s == Slot(slot) => Some(value),
+        _ => None,
+    })
+}
+
+/// A second vote for `slot` (a majority of three), committing and executing it.
+fn commit(core: &mut Core, ballot: Ballot, slot: u64, peer: u32, now_ms: u64) -> Vec<Effect> {
+    let mut out = Vec::new();
+    let accepted = PeerMsg::Accepted {
+        ballot,
+        slot: Slot(slot),
+    };
+    core.on_message(now_ms, n(peer), accepted, &mut out);
+    core.flush(now_ms, &mut out);
+    out
+}
+
+fn deliver(core: &mut Core, from: u32, msg: ShardMsg, now_ms: u64) -> Vec<Effect> {
+    let mut out = Vec::new();
+    core.on_message(now_ms, n(from), PeerMsg::Shard(msg), &mut out);
+    core.flush(now_ms, &mut out);
+    out
+}
+
+/// Shard 1's leader with transfer A → C (4) started: returns it, its ballot and the PREPARE.
+fn started() -> (Core, Ballot, ShardMsg) {
+    let (mut s1, b1) = leader_with(shard_cfg(1));
+    let out = submit(&mut s1, 1_001, 7, transfer(1, 1, "A", "C", 4));
+    assert!(matches!(proposed(&out, 1), Some(Value::Batch(_))));
+    let out = commit(&mut s1, b1, 1, 2, 1_002);
+    assert!(replies(&out).is_empty(), "no reply before the decision");
+    let prepares = shard_sends(&out);
+    let to: Vec<u32> = prepares.iter().map(|(to, _)| *to).collect();
+    assert_eq!(to, vec![4, 5, 6], "PREPARE goes to every member of shard 2");
+    (s1, b1, prepares[0].1.clone())
+}
+
+#[test]
+fn a_cross_shard_transfer_commits_through_both_logs() {
+    let (mut s1, b1, prepare) = started();
+    // Shard 2's leader proposes the PREPARE through its own log, then votes.
+    let (mut s2, b2) = leader_with(shard_cfg(4));
+    let out = deliver(&mut s2, 2, prepare, 1_003);
+    assert!(
+        matches!(proposed(&out, 1), Some(Value::Txn(e)) if matches!(e[..], [TxnEntry::Prepare { .. }]))
+    );
+    let out = commit(&mut s2, b2, 1, 5, 1_004);
+    let votes = shard_sends(&out);
+    assert_eq!(votes.len(), 3);
+    let vote = votes[0].1.clone();
+    assert_eq!(
+        vote,
+        ShardMsg::Vote {
+            txn: txn(1),
+            vote: Vote::Yes { to_balance: 14 }
+        }
+    );
+    // The coordinator decides through its log and only then answers the client.
+    let out = deliver(&mut s1, 4, vote, 1_005);
+    assert!(matches!(proposed(&out, 2), Some(Value::Txn(_))));
+    let out = commit(&mut s1, b1, 2, 3, 1_006);
+    let (token, response) = one(replies(&out));
+    assert_eq!(token, 7);
+    let ClientResponse::Reply { reply, .. } = response else {
+        panic!("{response:?}")
+    };
+    assert_eq!(
+        reply.result,
+        OpResult::Transferred {
+            from_balance: 6,
+            to_balance: 14
+        }
+    );
+    let decision = shard_sends(&out)[0].1.clone();
+    // The participant applies the decision through its log and acknowledges.
+    deliver(&mut s2, 1, decision, 1_007);
+    let out = commit(&mut s2, b2, 2, 6, 1_008);
+    assert_eq!(
+        executed(&out)[0].result,
+        OpResult::Credited { to_balance: 14 }
+    );
+    let ack = shard_sends(&out)[0].1.clone();
+    assert_eq!(ack, ShardMsg::Ack { txn: txn(1) });
+    // A vote that comes again after the decision takes no slot; the ACK does, once.
+    assert!(proposed(&deliver(&mut s1, 6, votes[0].1.clone(), 1_009), 3).is_none());
+    let out = deliver(&mut s1, 5, ack.clone(), 1_009);
+    assert!(matches!(proposed(&out, 3), Some(Value::Txn(_))));
+    commit(&mut s1, b1, 3, 2, 1_010);
+    assert!(proposed(&deliver(&mut s1, 4, ack, 1_011), 4).is_none());
+    let mut out = Vec::new();
+    s1.on_tick(1_500, &mut out);
+    assert!(shard_sends(&out).is_empty(), "nothing left to resend");
+    assert_eq!(s1.balances().1["A"], 6);
+    assert_eq!(s2.balances().1["C"], 14);
+}
+
+#[test]
+fn backups_and_strangers_do_not_act_on_shard_messages() {
+    let (_, _, prepare) = started();
+    let mut backup = fresh_with(shard_cfg(5));
+    let mut out = Vec::new();
+    backup.on_message(1_003, n(1), PeerMsg::Shard(prepare.clone()), &mut out);
+    backup.flush(1_003, &mut out);
+    assert!(sends(&out).is_empty(), "a backup drops it: {out:?}");
+    let (mut s2, _) = leader_with(shard_cfg(4));
+    // From its own shard, and about another pair of shards: dropped.
+    assert!(proposed(&deliver(&mut s2, 5, prepare.clone(), 1_003), 1).is_none());
+    let foreign = ShardMsg::Prepare {
+        txn: TxnId {
+            coordinator: ShardId(3),
+            ..txn(1)
+        },
+        from: "A".into(),
+        to: "C".into(),
+        amount: 1,
+    };
+    assert!(proposed(&deliver(&mut s2, 1, foreign, 1_003), 1).is_none());
+    // From the coordinator shard: proposed.
+    assert!(proposed(&deliver(&mut s2, 1, prepare, 1_003), 1).is_some());
+}
+
+#[test]
+fn a_late_vote_is_aborted_by_the_coordinator_leader() {
+    let (mut s1, b1, _) = started();
+    let mut out = Vec::new();
+    s1.on_tick(1_010, &mut out);
+    s1.flush(1_010, &mut out);
+    assert!(proposed(&out, 2).is_none(), "not yet late");
+    let late = 1_010 + VOTE_TIMEOUT_MS;
+    let mut out = Vec::new();
+    s1.on_tick(late, &mut out);
+    s1.flush(late, &mut out);
+    let Some(Value::Txn(entries)) = proposed(&out, 2) else {
+        panic!("no abort proposed: {out:?}")
+    };
+    let abort = Decision::Abort {
+        reason: AbortReason::Timeout,
+    };
+    assert_eq!(
+        entries,
+        vec![TxnEntry::Decide {
+            txn: txn(1),
+            decision: abort
+        }]
+    );
+    let out = commit(&mut s1, b1, 2, 2, late + 1);
+    let (_, response) = one(replies(&out));
+    assert!(
+        matches!(&response, ClientResponse::Reply { reply, .. } if reply.result == OpResult::Aborted { reason: AbortReason::Timeout }),
+        "{response:?}"
+    );
+    assert_eq!(s1.balances().1["A"], 10);
+}
+
+#[test]
+fn the_leader_resends_unfinished_work_on_tick() {
+    let (mut s1, _, prepare) = started();
+    let mut out = Vec::new();
+    s1.on_tick(1_200, &mut out);
+    let resent: Vec<ShardMsg> = shard_sends(&out).into_iter().map(|(_, m)| m).collect();
+    assert_eq!(resent, vec![prepare.clone(); 3]);
+    // Not again within the resend interval.
+    let mut out = Vec::new();
+    s1.on_tick(1_210, &mut out);
+    assert!(shard_sends(&out).is_empty());
+}
+
+#[test]
+fn a_retry_during_the_transaction_is_not_started_twice() {
+    let (mut s1, b1, _) = started();
+    let out = submit(&mut s1, 1_003, 8, transfer(1, 1, "A", "C", 4));
+    // The copy takes a slot and executes as "in progress": no second PREPARE, no reply.
+    assert!(proposed(&out, 2).is_some());
+    let out = commit(&mut s1, b1, 2, 2, 1_004);
+    assert!(shard_sends(&out).is_empty(), "no second PREPARE");
+    assert!(replies(&out).is_empty());
+    assert_eq!(s1.balances().1["A"], 10);
+}
+
+#[test]
+fn a_new_leader_finishes_what_its_predecessor_started() {
+    let (mut s1, b1) = leader_with(shard_cfg(1));
+    let out = submit(&mut s1, 1_001, 7, transfer(1, 1, "A", "C", 4));
+    let value = proposed(&out, 1).unwrap();
+    // n2 accepts and learns the start as a backup: it executes it but sends nothing.
+    let mut n2 = fresh_with(shard_cfg(2));
+    let mut out = Vec::new();
+    let accept = PeerMsg::Accept {
+        ballot: b1,
+        slot: Slot(1),
+        value,
+        commit: Slot(0),
+    };
+    n2.on_message(1_002, n(1), accept, &mut out);
+    let commit_point = PeerMsg::Commit {
+        ballot: b1,
+        upto: Slot(1),
+    };
+    n2.on_message(1_003, n(1), commit_point, &mut out);
+    n2.flush(1_003, &mut out);
+    assert_eq!(n2.status().executed_slot, Slot(1));
+    assert!(shard_sends(&out).is_empty(), "a backup sends nothing");
+    // n1 dies; n2 is elected and resends the PREPARE from its own state.
+    let (ballot, _) = campaign(&mut n2, 5_000);
+    let mut out = Vec::new();
+    n2.on_message(5_000, n(3), promise(ballot, 1), &mut out);
+    assert!(n2.leads());
+    n2.on_tick(5_010, &mut out);
+    let prepares = shard_sends(&out);
+    assert_eq!(prepares.len(), 3, "{out:?}");
+    assert!(matches!(prepares[0].1, ShardMsg::Prepare { txn: t, .. } if t == txn(1)));
+}
