@@ -60,6 +60,21 @@ pub struct Command {
     pub op: Op,
 }
 
+impl Command {
+    /// Request `request` of client `client`: move `amount` from `from` to `to`.
+    pub fn transfer(client: u64, request: u64, from: &str, to: &str, amount: Amount) -> Command {
+        Command {
+            client: ClientId(client),
+            request: RequestId(request),
+            op: Op::Transfer {
+                from: from.into(),
+                to: to.into(),
+                amount,
+            },
+        }
+    }
+}
+
 /// The outcome of an executed command. Wire type: never reorder variants.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum OpResult {
@@ -459,15 +474,7 @@ mod tests {
     }
 
     fn transfer(client: u64, request: u64, amount: Amount) -> Command {
-        Command {
-            client: ClientId(client),
-            request: RequestId(request),
-            op: Op::Transfer {
-                from: "A".into(),
-                to: "B".into(),
-                amount,
-            },
-        }
+        Command::transfer(client, request, "A", "B", amount)
     }
 
     #[test]

@@ -144,15 +144,7 @@ fn a_failed_fsync_stops_the_replica_and_answers_nothing_from_that_burst() {
 }
 
 fn transfer(client: u64, request: u64) -> replica::bank::Command {
-    replica::bank::Command {
-        client: replica::types::ClientId(client),
-        request: replica::types::RequestId(request),
-        op: replica::bank::Op::Transfer {
-            from: "A".into(),
-            to: "B".into(),
-            amount: 1,
-        },
-    }
+    replica::bank::Command::transfer(client, request, "A", "B", 1)
 }
 
 struct NoIo;

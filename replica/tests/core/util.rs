@@ -37,15 +37,7 @@ pub fn fresh_with(config: CoreConfig) -> Core {
 }
 
 pub fn transfer(client: u64, request: u64, from: &str, to: &str, amount: i64) -> Command {
-    Command {
-        client: ClientId(client),
-        request: RequestId(request),
-        op: Op::Transfer {
-            from: from.into(),
-            to: to.into(),
-            amount,
-        },
-    }
+    Command::transfer(client, request, from, to, amount)
 }
 
 pub fn read(client: u64, request: u64, account: &str) -> Command {

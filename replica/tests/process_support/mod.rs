@@ -148,15 +148,7 @@ impl Drop for Cluster {
 }
 
 pub fn transfer(client: u64, request: u64, from: &str, to: &str, amount: Amount) -> ClientRequest {
-    ClientRequest::Submit(Command {
-        client: ClientId(client),
-        request: RequestId(request),
-        op: Op::Transfer {
-            from: from.into(),
-            to: to.into(),
-            amount,
-        },
-    })
+    ClientRequest::Submit(Command::transfer(client, request, from, to, amount))
 }
 
 pub fn read_all(client: u64, request: u64) -> ClientRequest {

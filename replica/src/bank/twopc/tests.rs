@@ -19,15 +19,7 @@ fn shard(id: ShardId) -> Bank {
 }
 
 fn transfer(client: u64, request: u64, from: &str, to: &str, amount: Amount) -> Command {
-    Command {
-        client: ClientId(client),
-        request: RequestId(request),
-        op: Op::Transfer {
-            from: from.into(),
-            to: to.into(),
-            amount,
-        },
-    }
+    Command::transfer(client, request, from, to, amount)
 }
 
 fn txn(client: u64, request: u64) -> TxnId {
