@@ -393,12 +393,26 @@ impl Bank {
     fn apply(&mut self, op: &Op) -> OpResult {
         match op {
             Op::Transfer { from, to, amount } => self.transfer(from, to, *amount),
-            Op::Read { account } => OpResult::Balance {
-                balance: self.balance(account),
+            // A read never sees around a lock: a locked account is between a transaction's
+            // prepare and its decision, and answering with the last committed balance lets a
+            // reader order itself before the transfer on this shard and after it on another
+            // (a cycle the checker's strict-serializability check rightly reports). No-wait,
+            // like transfers: the read fails definitely and the client retries.
+            Op::Read { account } => match self.txns.locked_of(&[account]) {
+                Some(account) => OpResult::LockConflict { account },
+                None => OpResult::Balance {
+                    balance: self.balance(account),
+                },
             },
-            Op::ReadAll => OpResult::Balances {
-                balances: self.balances.clone(),
-            },
+            Op::ReadAll => {
+                let all: Vec<&Account> = self.balances.keys().collect();
+                match self.txns.locked_of(&all) {
+                    Some(account) => OpResult::LockConflict { account },
+                    None => OpResult::Balances {
+                        balances: self.balances.clone(),
+                    },
+                }
+            }
         }
     }
 
@@ -441,8 +455,8 @@ impl Bank {
     }
 
     /// Balance of an account; 0 for an unknown one (only reachable by a corrupt command).
-    /// A locked account reads as its last committed balance: a cross-shard transfer changes
-    /// balances only when its decision executes, so nothing uncommitted is ever visible.
+    /// Balances change only when a decision executes, so nothing uncommitted is ever here;
+    /// client reads of a locked account are refused all the same (see `apply`).
     pub fn balance(&self, account: &str) -> Amount {
         self.balances.get(account).copied().unwrap_or(0)
     }

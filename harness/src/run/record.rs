@@ -11,7 +11,7 @@
 use crate::clients::caller::Submitted;
 use checker::final_state::ExecutedEntry;
 use checker::history::{values, Event, EventType, HistoryWriter};
-use replica::bank::{Command, Executed, Invalid, Op, OpResult};
+use replica::bank::{AbortReason, Command, Executed, Invalid, Op, OpResult};
 use serde_json::Value;
 use std::fs::File;
 use std::path::Path;
@@ -172,6 +172,14 @@ pub fn result_value(op: &Op, result: &OpResult) -> (EventType, Value) {
             EventType::Ok,
             values::read_all_ok(balances.iter().map(|(k, v)| (k.as_str(), *v))),
         ),
+        // Definite failures of a sharded bank's two-phase commit: nothing changed.
+        (op, OpResult::LockConflict { .. } | OpResult::Busy | OpResult::Aborted { .. }) => {
+            let (_, invoke) = op_value(op);
+            (
+                EventType::Fail,
+                values::with_error(&invoke, definite_failure_error(result)),
+            )
+        }
         // A result of the wrong kind: the replica executed it, so it is `ok`, and the checker,
         // finding no expected fields, reports the mismatch against the log.
         (op, result) => {
@@ -186,6 +194,22 @@ pub fn result_value(op: &Op, result: &OpResult) -> (EventType, Value) {
             );
             (EventType::Ok, Value::Object(value))
         }
+    }
+}
+
+/// The kebab-case error of a definite failure that is not about funds.
+fn definite_failure_error(result: &OpResult) -> &'static str {
+    match result {
+        OpResult::LockConflict { .. } => "lock-conflict",
+        OpResult::Busy => "busy",
+        OpResult::Aborted { reason } => match reason {
+            AbortReason::LockConflict => "aborted-lock-conflict",
+            AbortReason::Busy => "aborted-busy",
+            AbortReason::Timeout => "aborted-timeout",
+            AbortReason::Refused => "aborted-refused",
+            AbortReason::AlreadyFinished => "aborted-already-finished",
+        },
+        _ => "unexpected-failure",
     }
 }
 
@@ -390,5 +414,37 @@ mod tests {
         );
         assert_eq!(entry.kind, EventType::Fail);
         assert_eq!(entry.f, "transfer");
+    }
+
+    #[test]
+    fn two_phase_commit_refusals_are_definite_failures_with_their_reason() {
+        let transfer = Op::Transfer {
+            from: "A".into(),
+            to: "C".into(),
+            amount: 4,
+        };
+        let (kind, value) = result_value(
+            &transfer,
+            &OpResult::Aborted {
+                reason: AbortReason::Timeout,
+            },
+        );
+        assert_eq!(kind, EventType::Fail);
+        assert_eq!(
+            value,
+            serde_json::json!({"from": "A", "to": "C", "amount": 4, "error": "aborted-timeout"})
+        );
+        let read = Op::Read {
+            account: "C".into(),
+        };
+        let locked = OpResult::LockConflict {
+            account: "C".into(),
+        };
+        let (kind, value) = result_value(&read, &locked);
+        assert_eq!(kind, EventType::Fail);
+        assert_eq!(value["error"], "lock-conflict");
+        let (kind, value) = result_value(&Op::ReadAll, &OpResult::Busy);
+        assert_eq!(kind, EventType::Fail);
+        assert_eq!(value, serde_json::json!({"error": "busy"}));
     }
 }

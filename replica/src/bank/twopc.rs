@@ -34,8 +34,10 @@
 //! so a lower request than a finished one of the same client is a late copy or a request its
 //! client gave up on.)
 //!
-//! Reads see committed balances only: a locked account reads as its balance before the
-//! transaction, because balances change only when the decision executes.
+//! Reads never see around a lock: a read (or a shard's read_all) that touches a locked account
+//! fails definitely with `LockConflict`, like a transfer (no-wait), and the client retries.
+//! Answering with the last committed balance would let a reader order itself before a
+//! transfer on one shard and after it on the other: a cycle, not a serializable history.
 
 use super::{Bank, Command, Executed, Op, OpResult, Outcome};
 use crate::types::{Account, Amount, ClientId, RequestId, ShardId};

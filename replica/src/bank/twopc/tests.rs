@@ -403,25 +403,47 @@ fn requests_for_other_shards_accounts_are_refused_by_name() {
 }
 
 #[test]
-fn a_locked_account_reads_its_committed_balance() {
+fn reads_of_a_locked_account_fail_until_the_decision_then_see_it() {
     let (mut s1, mut s2) = (shard(S1), shard(S2));
     let prepare = start(&mut s1, &transfer(1, 1, "A", "C", 4));
-    deliver(&mut s2, &prepare);
-    let read = |bank: &mut Bank, account: &str| {
+    let vote = only_msg(&deliver(&mut s2, &prepare));
+    let mut request = 100;
+    let mut read = |bank: &mut Bank, op: Op| {
+        request += 1;
         let cmd = Command {
             client: ClientId(9),
-            request: RequestId(bank.exec_index() + 100),
-            op: Op::Read {
-                account: account.into(),
-            },
+            request: RequestId(request),
+            op,
         };
         match bank.execute_step(&cmd, true) {
             Step::Done(Outcome::Executed(e)) => e.result,
             other => panic!("{other:?}"),
         }
     };
-    assert_eq!(read(&mut s1, "A"), OpResult::Balance { balance: 10 });
-    assert_eq!(read(&mut s2, "C"), OpResult::Balance { balance: 10 });
+    let one = |account: &str| Op::Read {
+        account: account.into(),
+    };
+    let conflict = |account: &str| OpResult::LockConflict {
+        account: account.into(),
+    };
+    // Between prepare and decision neither side shows the account, nor a snapshot holding it.
+    assert_eq!(read(&mut s1, one("A")), conflict("A"));
+    assert_eq!(read(&mut s2, one("C")), conflict("C"));
+    assert_eq!(read(&mut s1, Op::ReadAll), conflict("A"));
+    assert_eq!(read(&mut s1, one("B")), OpResult::Balance { balance: 10 });
+    let decided = deliver(&mut s1, &vote);
+    assert_eq!(read(&mut s1, one("A")), OpResult::Balance { balance: 6 });
+    assert_eq!(
+        read(&mut s2, one("C")),
+        conflict("C"),
+        "not decided there yet"
+    );
+    deliver(&mut s2, &only_msg(&decided));
+    assert_eq!(read(&mut s2, one("C")), OpResult::Balance { balance: 14 });
+    let OpResult::Balances { balances } = read(&mut s2, Op::ReadAll) else {
+        panic!("read_all after the decision");
+    };
+    assert_eq!(balances.values().sum::<Amount>(), 24);
 }
 
 /// One thing that can happen next in a run of two shards whose messages may be lost,
