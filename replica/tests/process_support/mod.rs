@@ -37,10 +37,25 @@ fn free_udp_ports(count: usize) -> Vec<u16> {
 impl Cluster {
     /// Writes certificates and `cluster.toml` for `nodes` replicas and starts them all.
     pub fn start(nodes: u32) -> Cluster {
+        Cluster::start_with(ClusterConfig::local(nodes, 1, Path::new("certs")))
+    }
+
+    /// [`Cluster::start`] for `shards` × `replicas_per_shard` replicas (shard k is the k-th run
+    /// of consecutive node ids; accounts A–J dealt round-robin).
+    pub fn start_sharded(shards: u32, replicas_per_shard: u32) -> Cluster {
+        let config =
+            ClusterConfig::local_sharded(shards, replicas_per_shard, 1, Path::new("certs"))
+                .expect("a sharded config");
+        Cluster::start_with(config)
+    }
+
+    /// Gives every node of `config` a free port, writes certificates and `cluster.toml`, and
+    /// starts every replica.
+    fn start_with(mut config: ClusterConfig) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let cert_dir = dir.path().join("certs");
-        let mut config = ClusterConfig::local(nodes, 1, Path::new("certs"));
-        for (node, port) in config.nodes.iter_mut().zip(free_udp_ports(nodes as usize)) {
+        let nodes = config.nodes.len();
+        for (node, port) in config.nodes.iter_mut().zip(free_udp_ports(nodes)) {
             node.addr.set_port(port);
         }
         replica::net::certs::generate_cluster_certs(&cert_dir, &config.node_ids(), &["client"])
