@@ -6,14 +6,20 @@
 //! still the one that failed, so a fresh connection made by a concurrent call survives), so
 //! the next call reconnects: replicas restart, pause and get partitioned all the time here.
 //!
+//! On a sharded cluster a command goes to the nodes of the shard that holds its account (the
+//! source account of a transfer, whose shard coordinates a cross-shard one); other requests
+//! may go to any node.
+//!
 //! A timeout means "no answer": the command may or may not have executed, and the caller must
 //! record it as unknown and retry with the same request id. `Client` is `Send + Sync`; share
 //! it between tasks by reference or `Arc`.
 
+use crate::bank::Op;
 use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::config::ClusterConfig;
 use crate::net::frame::{finish, read_frame, write_frame, FrameError};
 use crate::net::tls::{peer_role, CertRole, TlsError, TlsIdentity};
+use crate::shard::ShardMap;
 use crate::types::{ClientIdRange, NodeId};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -78,6 +84,8 @@ pub struct Client {
     max_frame_bytes: u32,
     /// The client ids our certificate lets us submit under (`None`: it states no client role).
     ids: Option<ClientIdRange>,
+    /// Which nodes serve which accounts (one shard of everything on a classic cluster).
+    shards: ShardMap,
 }
 
 impl Client {
@@ -109,6 +117,7 @@ impl Client {
             nodes,
             max_frame_bytes: config.limits.max_frame_bytes,
             ids,
+            shards: config.shard_map(),
         })
     }
 
@@ -161,9 +170,10 @@ impl Client {
         per_try: Duration,
         deadline: Instant,
     ) -> Result<ClientResponse, Vec<String>> {
-        let mut order: Vec<NodeId> = self.nodes.keys().copied().collect();
-        order.sort();
-        let mut next = first.or_else(|| order.first().copied());
+        let order = self.home_nodes(request);
+        let mut next = first
+            .filter(|node| order.contains(node))
+            .or_else(|| order.first().copied());
         let mut cursor = 0usize;
         let mut failures = Vec::new();
         while let Some(node) = next {
@@ -174,7 +184,7 @@ impl Client {
             let hint = match self.call(node, request, per_try.min(left)).await {
                 Ok(ClientResponse::NotLeader { leader_hint, .. }) => {
                     failures.push(format!("{node}: not the leader"));
-                    leader_hint.filter(|&leader| leader != node)
+                    leader_hint.filter(|&leader| leader != node && order.contains(&leader))
                 }
                 Ok(ClientResponse::Overloaded { .. }) => {
                     failures.push(format!("{node}: overloaded"));
@@ -194,6 +204,33 @@ impl Client {
             next = hint.or_else(|| order.get(cursor % order.len().max(1)).copied());
         }
         Err(failures)
+    }
+
+    /// The nodes that can execute `request`, in id order: the members of the shard holding
+    /// the command's account, or every node for anything else (and for an account no shard
+    /// holds, which any node rejects by name).
+    fn home_nodes(&self, request: &ClientRequest) -> Vec<NodeId> {
+        let account = match request {
+            ClientRequest::Submit(command) => match &command.op {
+                Op::Transfer { from, .. } => Some(from.as_str()),
+                Op::Read { account } => Some(account.as_str()),
+                Op::ReadAll => None,
+            },
+            _ => None,
+        };
+        let members = account
+            .and_then(|a| self.shards.shard_of_account(a))
+            .map(|shard| self.shards.members(shard));
+        let mut order: Vec<NodeId> = match members {
+            Some(members) => members
+                .iter()
+                .copied()
+                .filter(|n| self.nodes.contains_key(n))
+                .collect(),
+            None => self.nodes.keys().copied().collect(),
+        };
+        order.sort();
+        order
     }
 
     /// The addresses calls to each node go to.

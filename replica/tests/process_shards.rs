@@ -4,8 +4,8 @@
 //! a retry after the coordinator's leader was killed with the original reply, and keep the
 //! bank's total.
 //!
-//! The client library does not route by shard yet (that comes with the sharded harness), so
-//! these tests send each request to the nodes of the shard that holds its source account.
+//! The client library routes each command to the shard that holds its source account; the
+//! killed node stays in its shard's list, so the retry also shows the client going past it.
 
 mod process_support;
 
@@ -16,36 +16,17 @@ use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::types::{Amount, NodeId};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::time::Instant;
 
 const ELECTION: Duration = Duration::from_secs(10);
 const ANSWER: Duration = Duration::from_secs(20);
 
-/// Sends `request` to the nodes of one shard, leader hint first, until one executes it.
-async fn call_shard(client: &Client, nodes: &[NodeId], request: &ClientRequest) -> OpResult {
-    let deadline = Instant::now() + ANSWER;
-    let mut last = String::new();
-    let mut order: Vec<NodeId> = nodes.to_vec();
-    while Instant::now() < deadline {
-        for node in order.clone() {
-            match client
-                .call(node, request, Duration::from_millis(1_500))
-                .await
-            {
-                Ok(ClientResponse::Reply { reply, .. }) => return reply.result,
-                Ok(ClientResponse::NotLeader {
-                    leader_hint: Some(hint),
-                    ..
-                }) if nodes.contains(&hint) => {
-                    order.retain(|n| *n != hint);
-                    order.insert(0, hint);
-                }
-                other => last = format!("{node}: {other:?}"),
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// Submits `request` through the client library, which sends it to the shard holding its
+/// source account, until a replica of that shard executes it.
+async fn executed(client: &Client, request: &ClientRequest) -> OpResult {
+    match submit(client, request, ANSWER).await {
+        Some(ClientResponse::Reply { reply, .. }) => reply.result,
+        other => panic!("{request:?} was not executed: {other:?}"),
     }
-    panic!("no shard node of {nodes:?} executed {request:?}; last answer {last}");
 }
 
 /// The balances every replica of a shard agrees on, once they do.
@@ -71,7 +52,7 @@ async fn a_cross_shard_transfer_commits_once_on_both_shards_across_a_coordinator
     let (from, to) = (one.accounts[0].clone(), two.accounts[0].clone());
 
     let request = transfer(1, 1, &from, &to, 3);
-    let result = call_shard(&client, &one.nodes, &request).await;
+    let result = executed(&client, &request).await;
     assert_eq!(
         result,
         OpResult::Transferred {
@@ -90,12 +71,12 @@ async fn a_cross_shard_transfer_commits_once_on_both_shards_across_a_coordinator
         .expect("shard 1's leader");
     cluster.kill(leader);
     let survivors: Vec<NodeId> = one.nodes.iter().copied().filter(|n| *n != leader).collect();
-    let retried = call_shard(&client, &survivors, &request).await;
+    let retried = executed(&client, &request).await;
     assert_eq!(retried, result, "a retry gets the original reply");
 
     // The other way round, with shard 2 as the coordinator, while shard 1 has a new leader.
     let back = transfer(2, 1, &to, &from, 5);
-    let result = call_shard(&client, &two.nodes, &back).await;
+    let result = executed(&client, &back).await;
     assert_eq!(
         result,
         OpResult::Transferred {
