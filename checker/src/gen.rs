@@ -883,15 +883,20 @@ pub struct Planted {
 #[error("no place to plant {0:?} in this run")]
 pub struct PlantError(pub Plant);
 
+/// Creates `dir` and writes `events` into its history.jsonl.
+pub(crate) fn write_history(dir: &Path, events: &[Event]) -> io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let mut w = HistoryWriter::buffered(File::create(dir.join("history.jsonl"))?);
+    for e in events {
+        w.append(e)?;
+    }
+    w.flush()
+}
+
 impl GenRun {
     /// Writes history.jsonl, final.json and run.toml into `dir`.
     pub fn write(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let mut w = HistoryWriter::buffered(File::create(dir.join("history.jsonl"))?);
-        for e in &self.events {
-            w.append(e)?;
-        }
-        w.flush()?;
+        write_history(dir, &self.events)?;
         write_final(
             &dir.join("final.json"),
             &self.options,

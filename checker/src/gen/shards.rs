@@ -14,13 +14,12 @@
 use super::{
     apply, result_value, GenCmd, GenOptions, GenResult, Plant, PlantError, Planted, Rng, ShardGen,
 };
-use crate::history::{values, Event, EventType, HistoryWriter, Process};
+use crate::history::{values, Event, EventType, Process};
 use crate::shards::{
     apply_entry, Phase, ShardEntry, ShardId, ShardNode, ShardSpec, ShardedFinal, TxnId, Vote,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::io;
 use std::path::Path;
 
@@ -371,12 +370,7 @@ impl ShardedRun {
 
     /// Writes history.jsonl, final.json and run.toml into `dir`.
     pub fn write(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir_all(dir)?;
-        let mut w = HistoryWriter::buffered(File::create(dir.join("history.jsonl"))?);
-        for e in &self.events {
-            w.append(e)?;
-        }
-        w.flush()?;
+        super::write_history(dir, &self.events)?;
         self.final_state().write(dir.join("final.json"))?;
         std::fs::write(dir.join("run.toml"), self.run_toml())
     }
