@@ -173,13 +173,9 @@ pub fn result_value(op: &Op, result: &OpResult) -> (EventType, Value) {
             values::read_all_ok(balances.iter().map(|(k, v)| (k.as_str(), *v))),
         ),
         // Definite failures of a sharded bank's two-phase commit: nothing changed.
-        (op, OpResult::LockConflict { .. } | OpResult::Busy | OpResult::Aborted { .. }) => {
-            let (_, invoke) = op_value(op);
-            (
-                EventType::Fail,
-                values::with_error(&invoke, definite_failure_error(result)),
-            )
-        }
+        (op, OpResult::LockConflict { .. }) => definite_failure(op, "lock-conflict"),
+        (op, OpResult::Busy) => definite_failure(op, "busy"),
+        (op, OpResult::Aborted { reason }) => definite_failure(op, abort_error(*reason)),
         // A result of the wrong kind: the replica executed it, so it is `ok`, and the checker,
         // finding no expected fields, reports the mismatch against the log.
         (op, result) => {
@@ -197,19 +193,20 @@ pub fn result_value(op: &Op, result: &OpResult) -> (EventType, Value) {
     }
 }
 
-/// The kebab-case error of a definite failure that is not about funds.
-fn definite_failure_error(result: &OpResult) -> &'static str {
-    match result {
-        OpResult::LockConflict { .. } => "lock-conflict",
-        OpResult::Busy => "busy",
-        OpResult::Aborted { reason } => match reason {
-            AbortReason::LockConflict => "aborted-lock-conflict",
-            AbortReason::Busy => "aborted-busy",
-            AbortReason::Timeout => "aborted-timeout",
-            AbortReason::Refused => "aborted-refused",
-            AbortReason::AlreadyFinished => "aborted-already-finished",
-        },
-        _ => "unexpected-failure",
+/// A `fail` completion of `op` with `error`: it executed and changed nothing.
+fn definite_failure(op: &Op, error: &str) -> (EventType, Value) {
+    let (_, invoke) = op_value(op);
+    (EventType::Fail, values::with_error(&invoke, error))
+}
+
+/// The kebab-case error of a two-phase commit abort.
+fn abort_error(reason: AbortReason) -> &'static str {
+    match reason {
+        AbortReason::LockConflict => "aborted-lock-conflict",
+        AbortReason::Busy => "aborted-busy",
+        AbortReason::Timeout => "aborted-timeout",
+        AbortReason::Refused => "aborted-refused",
+        AbortReason::AlreadyFinished => "aborted-already-finished",
     }
 }
 
