@@ -10,6 +10,7 @@
 //! The parsing ([`parse_command`]) and the rendering (`render_*`) are plain functions of their
 //! inputs, so they are tested without a cluster.
 
+use crate::targets::Inspect;
 use replica::bank::Op;
 use replica::client_proto::{ClientResponse, LogEntryView, NodeStatus, Role, SlotState};
 use replica::types::NodeId;
@@ -94,16 +95,9 @@ pub enum ReplCommand {
     /// Stop: the remaining sets are skipped, the run is finished and checked.
     Quit,
     Help,
-    /// Role, leader, ballot and progress of every replica.
-    Status,
-    PrintDb(Option<NodeId>),
-    PrintLog(Option<NodeId>),
-    /// One slot on every replica, or (no slot) every slot the replicas hold.
-    PrintStatus {
-        slot: Option<u64>,
-        node: Option<NodeId>,
-    },
-    PrintView(Option<NodeId>),
+    /// `status`, `printdb`, `printlog`, `printstatus`, `printview`: a question the target
+    /// answers about its nodes.
+    Ask(Inspect),
     Kill(KillTarget),
     Restart(NodeId),
     /// Cut the link between two replicas, both ways.
@@ -152,19 +146,19 @@ pub fn parse_command(line: &str) -> Result<ReplCommand, String> {
         ["continue" | "c" | "run"] => ReplCommand::Continue,
         ["quit" | "q" | "exit"] => ReplCommand::Quit,
         ["help" | "?" | "h"] => ReplCommand::Help,
-        ["status"] => ReplCommand::Status,
-        ["printdb", rest @ ..] => ReplCommand::PrintDb(optional_node(rest)?),
-        ["printlog", rest @ ..] => ReplCommand::PrintLog(optional_node(rest)?),
-        ["printview", rest @ ..] => ReplCommand::PrintView(optional_node(rest)?),
+        ["status"] => ReplCommand::Ask(Inspect::Overview),
+        ["printdb", rest @ ..] => ReplCommand::Ask(Inspect::Db(optional_node(rest)?)),
+        ["printlog", rest @ ..] => ReplCommand::Ask(Inspect::Log(optional_node(rest)?)),
+        ["printview", rest @ ..] => ReplCommand::Ask(Inspect::View(optional_node(rest)?)),
         ["printstatus", rest @ ..] => {
-            let (slot, rest) = match rest.first().map(|w| w.parse::<u64>()) {
+            let (at, rest) = match rest.first().map(|w| w.parse::<u64>()) {
                 Some(Ok(slot)) => (Some(slot), &rest[1..]),
                 _ => (None, rest),
             };
-            ReplCommand::PrintStatus {
-                slot,
+            ReplCommand::Ask(Inspect::Position {
+                at,
                 node: optional_node(rest)?,
-            }
+            })
         }
         ["kill", "leader"] => ReplCommand::Kill(KillTarget::Leader),
         ["kill", n] => ReplCommand::Kill(KillTarget::Node(node(n)?)),
@@ -548,28 +542,31 @@ mod tests {
         assert_eq!(parse_command(""), Ok(Next));
         assert_eq!(parse_command("  next "), Ok(Next));
         assert_eq!(parse_command("QUIT"), Ok(Quit));
-        assert_eq!(parse_command("PrintDB n2"), Ok(PrintDb(Some(n(2)))));
-        assert_eq!(parse_command("print-log"), Ok(PrintLog(None)));
+        assert_eq!(
+            parse_command("PrintDB n2"),
+            Ok(Ask(Inspect::Db(Some(n(2)))))
+        );
+        assert_eq!(parse_command("print-log"), Ok(Ask(Inspect::Log(None))));
         assert_eq!(
             parse_command("printstatus"),
-            Ok(PrintStatus {
-                slot: None,
+            Ok(Ask(Inspect::Position {
+                at: None,
                 node: None
-            })
+            }))
         );
         assert_eq!(
             parse_command("printstatus 3 n1"),
-            Ok(PrintStatus {
-                slot: Some(3),
+            Ok(Ask(Inspect::Position {
+                at: Some(3),
                 node: Some(n(1))
-            })
+            }))
         );
         assert_eq!(
             parse_command("printstatus n4"),
-            Ok(PrintStatus {
-                slot: None,
+            Ok(Ask(Inspect::Position {
+                at: None,
                 node: Some(n(4))
-            })
+            }))
         );
         assert_eq!(parse_command("kill n3"), Ok(Kill(KillTarget::Node(n(3)))));
         assert_eq!(parse_command("kill leader"), Ok(Kill(KillTarget::Leader)));

@@ -536,14 +536,7 @@ impl SetRunner<'_> {
     /// Runs one inspecting or fault command; the text to show.
     async fn execute(&mut self, command: ReplCommand) -> String {
         let result = match command {
-            ReplCommand::Status => Ok(self.inspect(Inspect::Overview).await),
-            ReplCommand::PrintDb(node) => self.inspect_node(node, Inspect::Db(node)).await,
-            ReplCommand::PrintLog(node) => self.inspect_node(node, Inspect::Log(node)).await,
-            ReplCommand::PrintStatus { slot, node } => {
-                self.inspect_node(node, Inspect::Position { at: slot, node })
-                    .await
-            }
-            ReplCommand::PrintView(node) => self.inspect_node(node, Inspect::View(node)).await,
+            ReplCommand::Ask(question) => self.ask(question).await,
             ReplCommand::Kill(KillTarget::Leader) => self
                 .fail_leader(None)
                 .await
@@ -563,20 +556,12 @@ impl SetRunner<'_> {
         }
     }
 
-    async fn inspect(&mut self, question: Inspect) -> String {
-        self.target.inspect(&question).await
-    }
-
-    /// A question about `node` (checked to exist) or every node.
-    async fn inspect_node(
-        &mut self,
-        node: Option<NodeId>,
-        question: Inspect,
-    ) -> Result<String, String> {
-        if let Some(n) = node {
+    /// The target's answer to `question`, once the node it names (if any) is known to exist.
+    async fn ask(&mut self, question: Inspect) -> Result<String, String> {
+        if let Some(n) = question.node() {
             self.known(n)?;
         }
-        Ok(self.inspect(question).await)
+        Ok(self.target.inspect(&question).await)
     }
 
     fn known(&self, node: NodeId) -> Result<(), String> {

@@ -171,6 +171,17 @@ pub enum Inspect {
     Overview,
 }
 
+impl Inspect {
+    /// The one node the question is about, if it names one.
+    pub fn node(&self) -> Option<NodeId> {
+        match self {
+            Inspect::Db(node) | Inspect::Log(node) | Inspect::View(node) => *node,
+            Inspect::Position { node, .. } => *node,
+            Inspect::Overview => None,
+        }
+    }
+}
+
 /// How etcd serves reads (`--etcd-reads`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
