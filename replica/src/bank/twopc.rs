@@ -290,6 +290,11 @@ impl Txns {
             .map(|a| (*a).clone())
     }
 
+    /// The first (by name) of this shard's accounts that a transaction holds locked.
+    pub(super) fn any_locked(&self) -> Option<Account> {
+        self.locks.keys().next().cloned()
+    }
+
     fn inflight(&self) -> usize {
         self.coordinating.len() + self.participating.len()
     }
