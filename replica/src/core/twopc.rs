@@ -132,9 +132,14 @@ impl Core {
 
     /// The leader's periodic work: resend unfinished work, abort transactions whose vote is late.
     pub(super) fn txn_tick(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
-        let Some(sharding) = self.cfg.sharding.clone() else {
+        let Some(sharding) = &self.cfg.sharding else {
             return;
         };
+        let (vote_timeout_ms, resend_interval_ms) =
+            (sharding.vote_timeout_ms, sharding.resend_interval_ms);
+        if !matches!(self.role, RoleState::Leader(_)) {
+            return;
+        }
         let preparing = self.bank.preparing();
         let RoleState::Leader(leader) = &mut self.role else {
             return;
@@ -144,7 +149,7 @@ impl Core {
             .retain(|txn, _| preparing.contains(txn));
         for txn in preparing {
             let since = *txns.preparing_since_ms.entry(txn).or_insert(now_ms);
-            if now_ms.saturating_sub(since) >= sharding.vote_timeout_ms {
+            if now_ms.saturating_sub(since) >= vote_timeout_ms {
                 let decision = Decision::Abort {
                     reason: AbortReason::Timeout,
                 };
@@ -155,7 +160,7 @@ impl Core {
         }
         let due = txns
             .last_resend_ms
-            .is_none_or(|last| now_ms.saturating_sub(last) >= sharding.resend_interval_ms);
+            .is_none_or(|last| now_ms.saturating_sub(last) >= resend_interval_ms);
         if due {
             txns.last_resend_ms = Some(now_ms);
             let unfinished = self.bank.unfinished();
