@@ -156,6 +156,11 @@ impl ShardMap {
         self.members.len()
     }
 
+    /// Every replica of every shard, in id order.
+    pub fn nodes(&self) -> Vec<NodeId> {
+        self.shard_of_node.keys().copied().collect()
+    }
+
     pub fn shard_of_account(&self, account: &str) -> Option<ShardId> {
         self.shard_of_account.get(account).copied()
     }

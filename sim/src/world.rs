@@ -17,6 +17,11 @@
 //!   a forward jump of one node's clock;
 //! - disks: failing fsyncs, bit flips in synced data.
 //!
+//! A world may be a sharded bank ([`SimOptions::sharded`]): each node's core is configured
+//! as its shard sees it (the same `CoreConfig::in_shard` the real replica uses), two-phase
+//! commit messages travel the same simulated network, clients send each command to its
+//! account's shard, and the order checks hold per shard.
+//!
 //! Closed-loop clients (optional, [`Sim::start_clients`]) exist for the replica's own tests;
 //! the harness drives its own clients through [`Sim::submit`] and [`Sim::take_replies`]. The
 //! checks ([`Sim::check_safety`], [`Sim::check_replies`], [`Sim::check_converged`]) state the
@@ -28,8 +33,9 @@ use rand::{Rng, SeedableRng};
 use replica::bank::{Bank, Command, Executed, Op, Outcome};
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::core::{Core, CoreConfig, Effect, PeerMsg, ReplyToken};
+use replica::shard::ShardMap;
 use replica::shell::{Shell, ShellConfig, ShellIo};
-use replica::types::{Amount, ClientId, ExecIndex, NodeId, RequestId, Slot};
+use replica::types::{Amount, ClientId, ExecIndex, NodeId, RequestId, ShardId, Slot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -58,6 +64,12 @@ pub struct SimOptions {
     pub forget_promises: bool,
     /// Like the network's `max_frame_bytes`: a peer message encoding to more is dropped.
     pub max_message_bytes: Option<usize>,
+    /// A sharded bank: which nodes and accounts form each shard (`config` then holds every
+    /// account, and each node's core is `config` as its shard sees it). `None`: the classic
+    /// one-group cluster of `config.nodes`.
+    pub shards: Option<ShardMap>,
+    /// Every shard's bound on transactions in flight (small, so that `Busy` happens).
+    pub max_inflight_txns: u32,
 }
 
 impl SimOptions {
@@ -76,7 +88,22 @@ impl SimOptions {
             client_timeout_ms: 400,
             forget_promises: false,
             max_message_bytes: None,
+            shards: None,
+            max_inflight_txns: 16,
         }
+    }
+
+    /// `shards` shards of `per_shard` nodes each over `config.accounts` (dealt round-robin as
+    /// `replica init --shards` does), otherwise as [`SimOptions::new`].
+    pub fn sharded(shards: u32, per_shard: u32, seed: u64) -> SimOptions {
+        let mut options = SimOptions::new(shards * per_shard, seed);
+        let accounts = options.config.accounts.clone();
+        let nodes = options.config.nodes.clone();
+        let specs = replica::shard::spread(&accounts, shards, per_shard)
+            .expect("no more shards than accounts");
+        options.shards =
+            Some(ShardMap::new(&specs, &accounts, &nodes).expect("spread makes a valid map"));
+        options
     }
 }
 
@@ -197,8 +224,9 @@ pub struct Sim {
     clients: Vec<SimClient>,
     clients_active: bool,
     token_owner: BTreeMap<ReplyToken, usize>,
-    /// Every command executed anywhere, by exec index (the first report; later ones must match).
-    executed: BTreeMap<ExecIndex, Executed>,
+    /// Every command executed anywhere, by shard and exec index (the first report; later ones
+    /// must match).
+    executed: BTreeMap<(ShardId, ExecIndex), Executed>,
     violations: Vec<String>,
     pub stats: SimStats,
 }
@@ -226,7 +254,11 @@ impl Sim {
             stats: SimStats::default(),
             opts,
         };
-        for id in sim.opts.config.nodes.clone() {
+        let nodes = match &sim.opts.shards {
+            Some(map) => map.nodes(),
+            None => sim.opts.config.nodes.clone(),
+        };
+        for id in nodes {
             let node = SimNode {
                 id,
                 shell: None,
@@ -280,6 +312,33 @@ impl Sim {
     pub fn leader(&self) -> Option<NodeId> {
         self.leaders()
             .into_iter()
+            .max_by_key(|id| self.core(*id).map(|c| c.status().ballot))
+    }
+
+    /// The shard `id` belongs to ([`ShardId::ONLY`] in a classic cluster).
+    pub fn shard_of(&self, id: NodeId) -> ShardId {
+        let map = self.opts.shards.as_ref();
+        map.and_then(|m| m.shard_of_node(id))
+            .unwrap_or(ShardId::ONLY)
+    }
+
+    /// The shards, in id order ([`ShardId::ONLY`] alone in a classic cluster).
+    pub fn shards(&self) -> Vec<ShardId> {
+        let count = self.opts.shards.as_ref().map_or(1, ShardMap::count) as u32;
+        (1..=count).map(ShardId).collect()
+    }
+
+    /// The nodes of `shard`, in id order.
+    pub fn members(&self, shard: ShardId) -> Vec<NodeId> {
+        let nodes = self.node_ids().into_iter();
+        nodes.filter(|&n| self.shard_of(n) == shard).collect()
+    }
+
+    /// The live leader of `shard` with the highest ballot.
+    pub fn leader_of(&self, shard: ShardId) -> Option<NodeId> {
+        let leaders = self.leaders().into_iter();
+        leaders
+            .filter(|&n| self.shard_of(n) == shard)
             .max_by_key(|id| self.core(*id).map(|c| c.status().ballot))
     }
 
@@ -664,8 +723,16 @@ impl Sim {
 
     /// Starts (or restarts) a node's process from its disk.
     fn boot(&mut self, id: NodeId) {
-        let mut core = self.opts.config.clone();
-        core.me = id;
+        let core = match &self.opts.shards {
+            Some(map) => {
+                let txns = self.opts.max_inflight_txns;
+                self.opts.config.clone().in_shard(map, id, txns)
+            }
+            None => CoreConfig {
+                me: id,
+                ..self.opts.config.clone()
+            },
+        };
         let seed_base = self.opts.seed;
         let forget_promises = self.opts.forget_promises;
         let tick_ms = self.opts.tick_ms.max(1);
@@ -766,14 +833,15 @@ impl Sim {
 
     fn record_executed(&mut self, id: NodeId, executed: &Executed) {
         let now = self.now_ms;
-        match self.executed.get(&executed.exec_index) {
+        let key = (self.shard_of(id), executed.exec_index);
+        match self.executed.get(&key) {
             Some(first) if first != executed => self.violations.push(format!(
                 "t={now} {id} executed #{} as {executed:?}, but it was {first:?}",
                 executed.exec_index
             )),
             Some(_) => {}
             None => {
-                self.executed.insert(executed.exec_index, executed.clone());
+                self.executed.insert(key, executed.clone());
             }
         }
         let node = self.node_mut(id);
@@ -815,8 +883,8 @@ impl Sim {
 
     fn client_answered(&mut self, index: usize, token: ReplyToken, response: ClientResponse) {
         let now = self.now_ms;
-        let nodes = self.node_ids();
-        let random_node = nodes[self.rng.gen_range(0..nodes.len())];
+        let current = self.clients[index].target;
+        let random_node = self.random_member(self.shard_of(current));
         let client = &mut self.clients[index];
         if client.outstanding.as_ref().is_none_or(|o| o.1 != token) {
             return; // an answer to an attempt already given up on
@@ -857,8 +925,9 @@ impl Sim {
                     // harness's clients, a timeout moves on to another replica.
                     if self.token_owner.remove(&token).is_some() {
                         let current = self.clients[index].target;
+                        let shard = self.shard_of(current);
                         let others: Vec<NodeId> = self
-                            .node_ids()
+                            .members(shard)
                             .into_iter()
                             .filter(|&n| n != current)
                             .collect();
@@ -871,6 +940,10 @@ impl Sim {
                 }
                 None => self.random_command(index),
             };
+            let home = self.home_shard(&command, self.clients[index].target);
+            if self.shard_of(self.clients[index].target) != home {
+                self.clients[index].target = self.random_member(home);
+            }
             let target = self.clients[index].target;
             let token = self.submit(target, command.clone());
             self.token_owner.insert(token, index);
@@ -878,6 +951,24 @@ impl Sim {
             client.outstanding = Some((command, token));
             client.next_action_ms = self.now_ms + self.opts.client_timeout_ms;
         }
+    }
+
+    /// The shard that must receive `command`: its account's (a transfer's source, which
+    /// coordinates); a read_all may go to any, so it stays with `target`'s.
+    fn home_shard(&self, command: &Command, target: NodeId) -> ShardId {
+        let account = match &command.op {
+            Op::Transfer { from, .. } => from,
+            Op::Read { account } => account,
+            Op::ReadAll => return self.shard_of(target),
+        };
+        let map = self.opts.shards.as_ref();
+        map.and_then(|m| m.shard_of_account(account))
+            .unwrap_or(ShardId::ONLY)
+    }
+
+    fn random_member(&mut self, shard: ShardId) -> NodeId {
+        let members = self.members(shard);
+        members[self.rng.gen_range(0..members.len())]
     }
 
     /// One line per client: its target, outstanding command and next action (for traces).
@@ -924,9 +1015,13 @@ impl Sim {
 
     // ----- checks -----
 
-    /// Every command executed anywhere so far, in exec-index order.
+    /// Every command executed anywhere so far, in exec-index order (shard by shard).
     pub fn executed_log(&self) -> Vec<Executed> {
         self.executed.values().cloned().collect()
+    }
+
+    fn sharded(&self) -> bool {
+        self.opts.shards.as_ref().is_some_and(|m| m.count() > 1)
     }
 
     /// No two replicas ever executed different commands (or results) at the same exec index,
@@ -950,7 +1045,9 @@ impl Sim {
             let Some(core) = node.core() else { continue };
             let (_, balances) = core.balances();
             let sum: Amount = balances.values().sum();
-            if sum != total {
+            // A shard's sum moves with cross-shard transfers; the bank's total is
+            // `check_settled`'s, once every transaction has finished.
+            if sum != total && !self.sharded() {
                 return Err(format!(
                     "{id}: balances sum to {sum}, not {total}: {balances:?}"
                 ));
@@ -971,9 +1068,50 @@ impl Sim {
                 ));
             }
         }
-        let expected: Vec<ExecIndex> = (1..=self.executed.len() as u64).collect();
-        if !self.executed.keys().copied().eq(expected) {
-            return Err("the executed order has a gap".into());
+        for shard in self.shards() {
+            let mine = self.executed.range((shard, 0)..=(shard, ExecIndex::MAX));
+            let mut expected = 1..;
+            if !mine
+                .map(|((_, e), _)| *e)
+                .all(|e| Some(e) == expected.next())
+            {
+                return Err(format!("shard {shard}'s executed order has a gap"));
+            }
+        }
+        Ok(())
+    }
+
+    /// For a sharded bank whose clients have stopped and whose network is whole: every
+    /// transaction finished (no lock held, nothing in flight on any live node) and the shards
+    /// together hold the bank's total. `Err` says what is left or wrong.
+    pub fn check_settled(&self) -> Result<(), String> {
+        let config = &self.opts.config;
+        let total = config.initial_balance * config.accounts.len() as Amount;
+        let mut sum = 0;
+        for shard in self.shards() {
+            let live: Vec<&Core> = self
+                .members(shard)
+                .iter()
+                .filter_map(|&n| self.core(n))
+                .collect();
+            let Some(first) = live.first() else {
+                return Err(format!("shard {shard} has no live node"));
+            };
+            sum += first.balances().1.values().sum::<Amount>();
+            for core in &live {
+                let bank = core.bank();
+                if !bank.locks().is_empty() || bank.txns_in_flight() > 0 {
+                    return Err(format!(
+                        "{}: {} transactions in flight, locks {:?}",
+                        core.status().node,
+                        bank.txns_in_flight(),
+                        bank.locks()
+                    ));
+                }
+            }
+        }
+        if sum != total {
+            return Err(format!("the shards hold {sum} in all, not {total}"));
         }
         Ok(())
     }
@@ -981,10 +1119,14 @@ impl Sim {
     /// Replays the agreed order through a fresh bank: every entry must execute (not be a
     /// duplicate) with the recorded exec index and result; and every `Reply` a client received
     /// must be the entry at its exec index, for its own request, with the same result.
+    ///
+    /// A sharded bank's logs hold two-phase commit steps that a fresh bank cannot replay, so
+    /// there only the second half holds: every reply is its shard's entry at its exec index.
     pub fn check_replies(&self) -> Result<(), String> {
         let config = &self.opts.config;
         let mut bank = Bank::new(&config.accounts, config.initial_balance);
-        for entry in self.executed.values() {
+        let replayed = self.executed.values().filter(|_| !self.sharded());
+        for entry in replayed {
             match bank.execute(&entry.command, true) {
                 Outcome::Executed(replayed) if replayed == *entry => {}
                 other => {
@@ -999,7 +1141,8 @@ impl Sim {
             let ClientResponse::Reply { reply, .. } = &seen.response else {
                 continue;
             };
-            let Some(entry) = self.executed.get(&reply.exec_index) else {
+            let key = (self.shard_of(seen.node), reply.exec_index);
+            let Some(entry) = self.executed.get(&key) else {
                 return Err(format!(
                     "{seen:?}: no command executed at #{}",
                     reply.exec_index
@@ -1016,18 +1159,22 @@ impl Sim {
 
     /// Every live replica has executed the same number of commands and holds the same balances,
     /// and no replica is still catching up.
+    /// (In a sharded bank: within each shard.)
     pub fn check_converged(&self) -> Result<(), String> {
-        let mut states = self.nodes.values().filter_map(SimNode::core).map(|c| {
-            let status = c.status();
-            (status.commit_slot, status.executed_slot, c.balances())
-        });
-        let Some(first) = states.next() else {
-            return Ok(());
-        };
-        match states.find(|s| *s != first) {
-            Some(other) => Err(format!("replicas differ: {first:?} vs {other:?}")),
-            None => Ok(()),
+        for shard in self.shards() {
+            let cores = self.members(shard).into_iter().filter_map(|n| self.core(n));
+            let mut states = cores.map(|c| {
+                let status = c.status();
+                (status.commit_slot, status.executed_slot, c.balances())
+            });
+            let Some(first) = states.next() else {
+                continue;
+            };
+            if let Some(other) = states.find(|s| *s != first) {
+                return Err(format!("replicas differ: {first:?} vs {other:?}"));
+            }
         }
+        Ok(())
     }
 
     /// The violations recorded while running (empty when all is well), the disks' included.

@@ -8,6 +8,7 @@
 
 use crate::bank::Bank;
 use crate::config::ClusterConfig;
+use crate::shard::ShardMap;
 use crate::types::{Account, Amount, NodeId, ShardId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -176,29 +177,11 @@ impl CoreConfig {
     /// The core's view of a cluster file, for node `me`. Bugs are off; the shell sets them.
     /// For a sharded cluster the core's nodes and accounts are those of `me`'s shard.
     pub fn from_cluster(cfg: &ClusterConfig, me: NodeId) -> CoreConfig {
-        let map = cfg.shard_map();
-        let shard = map.shard_of_node(me).filter(|_| map.count() > 1);
-        let (nodes, accounts) = match shard {
-            Some(s) => (map.members(s).to_vec(), map.accounts_of(s)),
-            None => (cfg.node_ids(), cfg.accounts.clone()),
-        };
-        let sharding = shard.map(|shard| Sharding {
-            shard,
-            others: (1..=map.count() as u32)
-                .map(ShardId)
-                .filter(|s| *s != shard)
-                .map(|s| (s, map.members(s).to_vec()))
-                .collect(),
-            remote: map.remote_accounts(shard),
-            vote_timeout_ms: DEFAULT_VOTE_TIMEOUT_MS,
-            resend_interval_ms: DEFAULT_TXN_RESEND_MS,
-            max_inflight_txns: cfg.limits.max_inflight_txns,
-        });
-        CoreConfig {
+        let classic = CoreConfig {
             me,
-            nodes,
-            accounts,
-            sharding,
+            nodes: cfg.node_ids(),
+            accounts: cfg.accounts.clone(),
+            sharding: None,
             initial_balance: cfg.initial_balance,
             heartbeat_interval_ms: cfg.timing.heartbeat_interval_ms,
             election_timeout_ms_min: cfg.timing.election_timeout_ms_min,
@@ -211,6 +194,36 @@ impl CoreConfig {
             client_wait_timeout_ms: DEFAULT_CLIENT_WAIT_TIMEOUT_MS,
             bugs: Bugs::default(),
             max_message_bytes: u64::from(cfg.limits.max_frame_bytes),
+        };
+        classic.in_shard(&cfg.shard_map(), me, cfg.limits.max_inflight_txns)
+    }
+
+    /// This configuration as node `me` of a sharded cluster sees it: its shard's members and
+    /// accounts, and what it must know of the other shards (their members and accounts). A
+    /// one-shard map (or a node the map does not name) leaves the classic configuration.
+    /// One function for the real replica and the simulator, so both build shards alike.
+    pub fn in_shard(self, map: &ShardMap, me: NodeId, max_inflight_txns: u32) -> CoreConfig {
+        let Some(shard) = map.shard_of_node(me).filter(|_| map.count() > 1) else {
+            return CoreConfig { me, ..self };
+        };
+        let sharding = Sharding {
+            shard,
+            others: (1..=map.count() as u32)
+                .map(ShardId)
+                .filter(|s| *s != shard)
+                .map(|s| (s, map.members(s).to_vec()))
+                .collect(),
+            remote: map.remote_accounts(shard),
+            vote_timeout_ms: DEFAULT_VOTE_TIMEOUT_MS,
+            resend_interval_ms: DEFAULT_TXN_RESEND_MS,
+            max_inflight_txns,
+        };
+        CoreConfig {
+            me,
+            nodes: map.members(shard).to_vec(),
+            accounts: map.accounts_of(shard),
+            sharding: Some(sharding),
+            ..self
         }
     }
 

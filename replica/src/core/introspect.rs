@@ -26,6 +26,12 @@ impl Core {
         (self.bank.exec_index(), self.bank.balances().clone())
     }
 
+    /// The replicated bank itself, read-only (two-phase commit state for tests and the
+    /// simulator's end-of-run checks).
+    pub fn bank(&self) -> &crate::bank::Bank {
+        &self.bank
+    }
+
     /// PrintLog: the checkpoint slot and up to `max_entries` log entries from `from` (entries at
     /// or below the checkpoint no longer exist).
     pub fn log_view(&self, from: Slot, max_entries: u32) -> (Slot, Vec<LogEntryView>) {

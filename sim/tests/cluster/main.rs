@@ -8,4 +8,5 @@ mod liveness;
 mod messages;
 mod random;
 mod scenarios;
+mod shards;
 mod stall;
