@@ -10,7 +10,8 @@
 //! so final.json is about twice the size of the history. `Shape::Light` is the older
 //! shape (a full, a checkpointed and a lagging replica), kept for comparison.
 //! `Shape::SharedReads` is the realistic shape with etcd-like shared positions (only
-//! writes in the log; reads and failed transfers share revisions).
+//! writes in the log; reads and failed transfers share revisions). `Shape::Sharded` is
+//! a sharded bank's run, checked by the sharded checks.
 
 use crate::gen::{self, GenOptions};
 use crate::{check_run, CheckError, Validity};
@@ -26,6 +27,9 @@ pub enum Shape {
     Light,
     /// Five members, etcd-like: only writes are logged, reads share their positions.
     SharedReads,
+    /// A sharded bank: `shards` shards of three replicas, half of the transfers crossing
+    /// shards by two-phase commit (checker/SHARDS.md).
+    Sharded { shards: u32 },
 }
 
 /// What one benchmark run measured.
@@ -106,6 +110,13 @@ pub fn bench_options(events: usize, shape: Shape) -> GenOptions {
             positions: crate::final_state::Positions::SharedReads,
             ..base
         },
+        Shape::Sharded { shards } => GenOptions {
+            shards: Some(gen::ShardGen {
+                shards,
+                ..gen::ShardGen::default()
+            }),
+            ..base
+        },
     }
 }
 
@@ -113,7 +124,15 @@ pub fn bench_options(events: usize, shape: Shape) -> GenOptions {
 pub fn run(events: usize, shape: Shape, dir: &Path) -> Result<BenchReport, CheckError> {
     let io = |e: std::io::Error| CheckError::Internal(format!("{}: {e}", dir.display()));
     let started = Instant::now();
-    let log_entries = gen::write_run(&bench_options(events, shape), dir).map_err(io)?;
+    let options = bench_options(events, shape);
+    let log_entries = match options.shards {
+        Some(_) => {
+            let run = gen::shards::generate(&options);
+            run.write(dir).map_err(io)?;
+            run.logs.iter().map(|l| l.len() as u64).sum()
+        }
+        None => gen::write_run(&options, dir).map_err(io)?,
+    };
     let generate_secs = started.elapsed().as_secs_f64();
     let peak_is_check_only = reset_peak_rss();
     let cpu_before = cpu_secs();

@@ -73,12 +73,16 @@ enum Command {
         out: Option<PathBuf>,
         /// Generate the old history-only shape (one full replica log, a checkpointed
         /// and a lagging one) instead of the realistic one.
-        #[arg(long, conflicts_with = "shared_reads")]
+        #[arg(long, conflicts_with_all = ["shared_reads", "shards"])]
         light: bool,
         /// Generate an etcd-like run: only writes in the log, reads and failed
         /// transfers sharing the revision of the write they observed.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "shards")]
         shared_reads: bool,
+        /// Generate a sharded bank's run of this many shards (3 replicas each, half
+        /// of the transfers crossing shards), checked by the sharded checks.
+        #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10))]
+        shards: Option<u32>,
     },
 }
 
@@ -132,7 +136,8 @@ fn run(command: Command) -> anyhow::Result<u8> {
             out,
             light,
             shared_reads,
-        } => bench(events, out, light, shared_reads),
+            shards,
+        } => bench(events, out, light, shared_reads, shards),
     }
 }
 
@@ -174,11 +179,14 @@ fn bench(
     out: Option<PathBuf>,
     light: bool,
     shared_reads: bool,
+    shards: Option<u32>,
 ) -> anyhow::Result<u8> {
     let dir = out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()))
     });
-    let shape = if light {
+    let shape = if let Some(shards) = shards {
+        checker::bench::Shape::Sharded { shards }
+    } else if light {
         checker::bench::Shape::Light
     } else if shared_reads {
         checker::bench::Shape::SharedReads
