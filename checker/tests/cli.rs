@@ -115,3 +115,29 @@ fn bench_runs_small() {
     assert!(out.contains("verdict valid"), "{out}");
     assert!(out_dir.join("final.json").is_file());
 }
+
+#[test]
+fn bench_checks_a_sharded_run_with_the_sharded_checks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("b");
+    let args = [
+        "bench",
+        "--shards",
+        "3",
+        "--events",
+        "5000",
+        "--out",
+        s(&out_dir),
+    ];
+    let (code, out) = checker(&args);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verdict valid"), "{out}");
+    let results = std::fs::read_to_string(out_dir.join("run.toml")).unwrap();
+    assert_eq!(results.matches("[[shards]]").count(), 3, "{results}");
+    let (code, out) = checker(&["check", "--no-report", s(&out_dir)]);
+    assert_eq!(code, 0, "{out}");
+    let results = std::fs::read_to_string(out_dir.join("results.json")).unwrap();
+    assert!(results.contains("strict-serializability"), "{results}");
+    let (code, out) = checker(&["bench", "--shards", "1"]);
+    assert_eq!(code, 64, "one shard is no sharded bank: {out}");
+}
