@@ -15,7 +15,7 @@
 
 use crate::checks::{
     atomicity, bank_conservation, serializability, shard_agreement, shard_exactly_once,
-    shard_replay,
+    shard_liveness, shard_replay,
 };
 use crate::checks::{CheckResult, Validity};
 use crate::history::{Event, EventType, HistoryReader, Process};
@@ -466,6 +466,11 @@ pub(crate) fn check_sharded(
     checks.insert(
         "strict-serializability".into(),
         serializability::run(&data, &events),
+    );
+    let bound = params.liveness_bound_ms.as_ref();
+    checks.insert(
+        "liveness".into(),
+        shard_liveness::run(&data, &events, bound),
     );
     Ok(Results {
         valid: Validity::combine(checks.values().map(|c| c.valid)),

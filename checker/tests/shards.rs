@@ -458,3 +458,115 @@ fn a_commit_the_other_shard_never_saw_is_a_partial_commit() {
         "{a:?}"
     );
 }
+
+/// A generated run healed at its end: run.toml gets a liveness bound of 1 s and the
+/// history a `stable` event, then `after` (events at times relative to it, in ms).
+fn healed_run(after: &[(u64, checker::history::Event)]) -> (tempfile::TempDir, Results) {
+    use checker::history::Event;
+    let run = generate(&options(11, 3, 0.5));
+    let dir = tempfile::tempdir().unwrap();
+    run.write(dir.path()).unwrap();
+    let toml = dir.path().join("run.toml");
+    let text = std::fs::read_to_string(&toml).unwrap();
+    std::fs::write(&toml, format!("liveness_bound_ms = 1000\n{text}")).unwrap();
+    let last = run.events.last().unwrap();
+    let (mut index, mut t) = (last.index, last.time_ns + 1_000_000);
+    // The generator's operations still open at its end time out before the heal: from
+    // the stable event on, only `after` is judged.
+    let mut open = std::collections::BTreeMap::new();
+    for e in &run.events {
+        match (e.kind, e.process) {
+            (EventType::Invoke, checker::history::Process::Client(c)) => open.insert(c, e),
+            (_, checker::history::Process::Client(c)) => open.remove(&c),
+            _ => None,
+        };
+    }
+    let mut lines = Vec::new();
+    for (c, e) in open {
+        index += 1;
+        let info = Event::client(
+            EventType::Info,
+            c,
+            e.request_id.unwrap(),
+            &e.f,
+            e.value.clone(),
+        );
+        lines.push(info.at(index, t));
+    }
+    index += 1;
+    t += 1_000_000;
+    lines.push(Event::nemesis("stable", json!({})).at(index, t));
+    for (ms, e) in after {
+        index += 1;
+        lines.push(e.clone().at(index, t + ms * 1_000_000));
+    }
+    let mut history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
+    for e in lines {
+        history.push_str(&serde_json::to_string(&e).unwrap());
+        history.push('\n');
+    }
+    std::fs::write(dir.path().join("history.jsonl"), history).unwrap();
+    let results = check_run(dir.path()).unwrap();
+    (dir, results)
+}
+
+fn read_of(
+    account: &str,
+    kind: EventType,
+    value: serde_json::Value,
+) -> [checker::history::Event; 2] {
+    use checker::history::Event;
+    [
+        Event::invoke(99, 1, "read", json!({ "account": account })),
+        Event::client(kind, 99, 1, "read", value),
+    ]
+}
+
+#[test]
+fn liveness_holds_when_every_operation_after_the_heal_is_answered() {
+    let [invoke, ok] = read_of("A", EventType::Ok, json!({"account": "A", "balance": 10}));
+    let (_dir, r) = healed_run(&[(2_000, invoke), (2_001, ok)]);
+    let c = &r.checks["liveness"];
+    assert_eq!(c.valid, Validity::Valid, "{c:#?}");
+    assert_eq!(c.counts["answered in time"], 1, "{c:#?}");
+    // Without a stable event the check does not apply, and says so.
+    let run = generate(&options(11, 3, 0.5));
+    let (_dir, r) = check(&run);
+    let c = &r.checks["liveness"];
+    assert_eq!(c.valid, Validity::Valid);
+    assert!(
+        c.notes.iter().any(|n| n.contains("not applicable")),
+        "{c:#?}"
+    );
+}
+
+#[test]
+fn a_lock_held_past_the_bound_after_the_heal_is_a_stall() {
+    let value = json!({"account": "A", "error": "lock-conflict"});
+    let [invoke, fail] = read_of("A", EventType::Fail, value);
+    let (_dir, r) = healed_run(&[(2_000, invoke), (2_001, fail)]);
+    let c = &r.checks["liveness"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    let a = &c.anomalies[0];
+    assert_eq!(a.kind, "stall");
+    assert!(a.message.contains("still locked"), "{}", a.message);
+    assert!(a.message.contains("read of A"), "{}", a.message);
+    assert_eq!(r.valid, Validity::Invalid);
+    // The same conflict within the bound is a transaction finishing, not a stall.
+    let value = json!({"account": "A", "error": "lock-conflict"});
+    let [invoke, fail] = read_of("A", EventType::Fail, value);
+    let (_dir, r) = healed_run(&[(500, invoke), (501, fail)]);
+    assert_eq!(r.checks["liveness"].valid, Validity::Valid);
+}
+
+#[test]
+fn an_operation_unanswered_past_the_bound_after_the_heal_is_a_stall() {
+    let [invoke, info] = read_of("B", EventType::Info, json!({"account": "B"}));
+    let (_dir, r) = healed_run(&[(10, invoke), (3_000, info)]);
+    let c = &r.checks["liveness"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    assert!(
+        c.anomalies[0].message.contains("timed out (info)"),
+        "{c:#?}"
+    );
+}

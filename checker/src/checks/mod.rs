@@ -22,6 +22,7 @@ pub mod replay;
 pub mod serializability;
 pub mod shard_agreement;
 pub mod shard_exactly_once;
+pub mod shard_liveness;
 pub mod shard_replay;
 pub mod total_order;
 pub mod well_formed;

@@ -1,0 +1,127 @@
+//! Liveness of a sharded bank: once the faults are healed, every operation gets a
+//! definite answer in bounded time, and no account stays locked.
+//!
+//! The contract is the classic liveness check's (`super::liveness`): it applies when
+//! run.toml has an integer `liveness_bound_ms` and the history has a nemesis `stable`
+//! event; from the time T of the last one, every operation pending at T or invoked
+//! after it must complete `ok` or `fail` within the bound of max(T, its invocation).
+//!
+//! Two-phase commit adds a stall that answers quickly: a lock that is never released
+//! makes every operation on its account fail at once with `lock-conflict` (no-wait
+//! locking), for ever. After T every transaction in flight ends within the bound (a
+//! coordinator aborts when a vote is late, and decisions are resent), so a
+//! `lock-conflict` answer to an operation invoked later than T + bound shows a lock
+//! that outlived the healed cluster: a `stall` too.
+
+use super::{Anomaly, Check, CheckResult};
+use crate::checks::liveness::STABLE;
+use crate::history::{Event, EventType, Process};
+use crate::shards::{Op, Sharded};
+
+/// The definite failures that mean "an account is locked".
+const LOCKED: [&str; 2] = ["lock-conflict", "aborted-lock-conflict"];
+
+pub(crate) fn run(data: &Sharded, events: &[Event], bound: Option<&toml::Value>) -> CheckResult {
+    let mut check = Check::default();
+    let bound_ns = match bound {
+        None => return not_applicable(check, "run.toml has no liveness_bound_ms"),
+        Some(toml::Value::Integer(ms)) if *ms >= 0 => *ms as u64 * 1_000_000,
+        Some(other) => {
+            let why = format!(
+                "run.toml's liveness_bound_ms is {other}, not a non-negative integer of milliseconds"
+            );
+            return not_applicable(check, &why);
+        }
+    };
+    let stable = events
+        .iter()
+        .rev()
+        .find(|e| e.process == Process::Nemesis && e.f == STABLE);
+    let Some(stable) = stable else {
+        return not_applicable(check, "the history has no nemesis event with f \"stable\"");
+    };
+    let t = stable.time_ns;
+    let last_ns = events.last().map_or(t, |e| e.time_ns);
+    check.note(format!(
+        "judged from the last stable event, at history index {}, with a bound of {} ms",
+        stable.index,
+        bound_ns / 1_000_000
+    ));
+    let time_of = |index: u64| {
+        let at = events.binary_search_by_key(&index, |e| e.index).ok();
+        at.map(|i| events[i].time_ns)
+    };
+    for op in &data.ops {
+        let Some(invoked) = time_of(op.invoke_index) else {
+            continue;
+        };
+        let done = op
+            .complete
+            .as_ref()
+            .and_then(|c| Some((c, time_of(c.index)?)));
+        if done.is_some_and(|(_, at)| at <= t) {
+            continue; // finished before the cluster was declared healed
+        }
+        check.count("operations watched", 1);
+        let since = t.max(invoked);
+        let late = |waited: u64| waited > bound_ns;
+        match done {
+            Some((c, at)) if c.kind == EventType::Info => {
+                check.anomaly(|| stall(op, "timed out (info)", at - since, bound_ns))
+            }
+            Some((_, at)) if late(at - since) => {
+                check.anomaly(|| stall(op, "was answered only", at - since, bound_ns))
+            }
+            Some((c, _)) if invoked > t + bound_ns && locked(&c.value) => {
+                check.anomaly(|| held_lock(op, invoked - t, bound_ns, &c.value))
+            }
+            None if late(last_ns - since) => {
+                check.anomaly(|| stall(op, "was never answered", last_ns - since, bound_ns))
+            }
+            _ => check.count("answered in time", 1),
+        }
+    }
+    check.finish()
+}
+
+fn not_applicable(mut check: Check, why: &str) -> CheckResult {
+    check.note(format!("not applicable: {why}"));
+    check.finish()
+}
+
+fn locked(value: &serde_json::Value) -> bool {
+    let error = value.get("error").and_then(serde_json::Value::as_str);
+    error.is_some_and(|e| LOCKED.contains(&e))
+}
+
+fn secs(ns: u64) -> String {
+    format!("{:.1} s", ns as f64 / 1e9)
+}
+
+fn stall(op: &Op, how: &str, waited_ns: u64, bound_ns: u64) -> Anomaly {
+    Anomaly::new(
+        "stall",
+        format!(
+            "{} {how} {} after the later of its invocation and the last stable event: once the faults are healed, an operation must get ok or fail within {}.",
+            op.describe(),
+            secs(waited_ns),
+            secs(bound_ns)
+        ),
+        op.indices(),
+    )
+}
+
+fn held_lock(op: &Op, after_ns: u64, bound_ns: u64, value: &serde_json::Value) -> Anomaly {
+    let error = value.get("error").and_then(serde_json::Value::as_str);
+    Anomaly::new(
+        "stall",
+        format!(
+            "{}, invoked {} after the last stable event, failed {}: an account was still locked although every transaction must end within {} of the faults being healed. A lock that is never released blocks its account for ever.",
+            op.describe(),
+            secs(after_ns),
+            error.unwrap_or("lock-conflict"),
+            secs(bound_ns)
+        ),
+        op.indices(),
+    )
+}
