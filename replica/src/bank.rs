@@ -131,11 +131,44 @@ pub enum Invalid {
 }
 
 /// One entry of the executed log: what `final.json` and PrintLog report per replica.
+/// Disk and wire type (the journal, FetchExecuted): append fields at the end only.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Executed {
     pub exec_index: ExecIndex,
     pub command: Command,
     pub result: OpResult,
+    /// Set on every entry a cross-shard transfer takes in this shard's log (see
+    /// [`TxnPhase`]); `None` on every other entry.
+    pub txn: Option<TxnRecord>,
+}
+
+/// Which step of a cross-shard transaction an executed entry records. Disk and wire type:
+/// never reorder variants.
+///
+/// Each shard logs at most one `Prepare` and one decision per transaction:
+/// - the coordinator's start (`Prepare`, `vote_yes: true`): `from` locked with enough money;
+///   its `result` is `Balance` of `from` as checked;
+/// - the participant's first PREPARE (`Prepare`, its vote): on yes `to` is locked and the
+///   `result` is `Balance` of `to` now; on no the `result` is `Aborted` with the reason;
+/// - the coordinator's decision (`Commit` with `Transferred`, or `Abort` with `Aborted`): the
+///   entry whose exec index the client is answered with;
+/// - the participant's decision, only after a yes vote (`Commit` with `Credited`, or
+///   `Abort` with `Aborted`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TxnPhase {
+    Prepare { vote_yes: bool },
+    Commit,
+    Abort,
+}
+
+/// A cross-shard transaction's step as one shard executed it. Disk and wire type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRecord {
+    pub id: TxnId,
+    pub phase: TxnPhase,
+    /// What this entry applied to this shard's account: `-amount` at the coordinator's
+    /// commit, `+amount` at the participant's, 0 otherwise.
+    pub applied: Amount,
 }
 
 /// What [`Bank::execute`] did with a command.
@@ -316,9 +349,10 @@ impl Bank {
         }
         if let Some(started) = self.start_cross_shard(command) {
             return match started {
-                Ok(send) => Step::Started {
+                Ok((send, executed)) => Step::Started {
                     txn: self.txns.txn_of(command),
                     send,
+                    executed,
                 },
                 Err(result) => Step::Done(Outcome::Executed(self.record(command, result, true))),
             };
@@ -372,6 +406,7 @@ impl Bank {
             exec_index: self.exec_index,
             command: command.clone(),
             result,
+            txn: None,
         }
     }
 

@@ -69,6 +69,7 @@ fn journal_append_and_read_throughput() {
                 exec_index: i,
                 command: command(i),
                 result,
+                txn: None,
             })
             .unwrap();
     }

@@ -23,6 +23,7 @@ fn entry(exec_index: u64) -> Executed {
             from_balance: 9,
             to_balance: 11,
         },
+        txn: None,
     }
 }
 

@@ -403,6 +403,7 @@ mod tests {
                 amount: 30,
             }),
             result: OpResult::InsufficientFunds { from_balance: 1 },
+            txn: None,
         };
         let entry = executed_entry(&executed);
         assert_eq!(

@@ -7,17 +7,24 @@
 //!
 //! 1. Coordinator, the client's transfer: `from` locked → `LockConflict`; too little money →
 //!    `InsufficientFunds`; too many transactions → `Busy` (all definite, at once). Otherwise
-//!    lock `from`, record the transaction as preparing, and send PREPARE. No reply yet.
+//!    lock `from`, record the transaction as preparing, and send PREPARE. No reply yet, but
+//!    the start takes an exec index (a prepare entry, vote yes).
 //! 2. Participant, [`TxnEntry::Prepare`]: a transaction it already voted on gets the same vote
 //!    again; one it already finished gets no (without locking: a late duplicate must not lock
 //!    `to` for ever); `to` locked by another one → no (no-wait locking, so no deadlock); else
-//!    lock `to` and vote yes with the balance `to` will have.
+//!    lock `to` and vote yes with the balance `to` will have. The first vote takes an exec
+//!    index (a prepare entry); a no vote marks the transaction finished here, so a resent
+//!    PREPARE is voted no again and never logged twice.
 //! 3. Coordinator, [`TxnEntry::Decide`] (proposed by its leader on a vote, or on a timeout):
 //!    the first decision for a transaction wins, later ones change nothing. Commit debits
 //!    `from`; either unlocks it, takes the exec index and writes the client's reply into the
 //!    reply table (so a retry gets it), and sends the DECISION.
-//! 4. Participant, [`TxnEntry::Decide`]: commit credits `to` (taking an exec index; the
-//!    executed log records `Credited`); either unlocks it; always answers ACK.
+//! 4. Participant, [`TxnEntry::Decide`]: commit credits `to` (the executed log records
+//!    `Credited`); either unlocks it; after a yes vote either takes an exec index; always
+//!    answers ACK.
+//!
+//! Every entry that takes an exec index carries a [`super::TxnRecord`] (its phase and the
+//! amount it applied), so a shard's executed log shows each transaction's steps there.
 //! 5. Coordinator, [`TxnEntry::Forget`] (on the ACK): drops the decided transaction.
 //!
 //! The transaction id is the client's `(client, request)` and the coordinator shard, so a
@@ -39,7 +46,7 @@
 //! Answering with the last committed balance would let a reader order itself before a
 //! transfer on one shard and after it on the other: a cycle, not a serializable history.
 
-use super::{Bank, Command, Executed, Op, OpResult, Outcome};
+use super::{Bank, Command, Executed, Op, OpResult, Outcome, TxnPhase, TxnRecord};
 use crate::types::{Account, Amount, ClientId, RequestId, ShardId};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -176,7 +183,12 @@ pub enum Step {
     /// Finished (executed, duplicate, stale, expired) as in an unsharded bank.
     Done(Outcome),
     /// A cross-shard transfer started: send `send`; the client is answered at the decision.
-    Started { txn: TxnId, send: Outbound },
+    /// `executed` is the start's log entry (phase prepare, no reply).
+    Started {
+        txn: TxnId,
+        send: Outbound,
+        executed: Executed,
+    },
     /// A retry of a cross-shard transfer still running: nothing to do, keep waiting.
     InProgress(TxnId),
 }
@@ -392,11 +404,12 @@ impl Bank {
     }
 
     /// Step 1 (module docs) for a transfer to another shard's account; `None` for any other
-    /// command. `Ok`: started, send this. `Err`: a definite failure to execute at once.
+    /// command. `Ok`: started, send this, log that. `Err`: a definite failure to execute at
+    /// once.
     pub(super) fn start_cross_shard(
         &mut self,
         command: &Command,
-    ) -> Option<Result<Outbound, OpResult>> {
+    ) -> Option<Result<(Outbound, Executed), OpResult>> {
         let Op::Transfer { from, to, amount } = &command.op else {
             return None;
         };
@@ -411,7 +424,7 @@ impl Bank {
         to: &Account,
         amount: Amount,
         to_shard: ShardId,
-    ) -> Result<Outbound, OpResult> {
+    ) -> Result<(Outbound, Executed), OpResult> {
         let from_balance = self.balance(from);
         if self.validate(&command.op).is_err() {
             // Never trusted blindly (see `transfer`): an invalid command changes nothing.
@@ -438,10 +451,20 @@ impl Bank {
         let msg = prepare_msg(txn, &record);
         self.txns.locks.insert(from.clone(), txn);
         self.txns.coordinating.insert(txn, record);
-        Ok(Outbound {
+        let prepared = TxnRecord {
+            id: txn,
+            phase: TxnPhase::Prepare { vote_yes: true },
+            applied: 0,
+        };
+        let result = OpResult::Balance {
+            balance: from_balance,
+        };
+        let executed = self.log_txn(command.clone(), result, prepared);
+        let send = Outbound {
             shard: to_shard,
             msg,
-        })
+        };
+        Ok((send, executed))
     }
 
     /// Executes an internal entry of two-phase commit (steps 2–5 of the module docs).
@@ -472,9 +495,24 @@ impl Bank {
     }
 
     fn prepare(&mut self, txn: TxnId, from: &Account, to: &Account, amount: Amount) -> TxnStep {
+        // Only a transaction's first vote here is logged; a repeated PREPARE gets the same
+        // vote (yes: still participating; no: marked finished) without a second entry.
+        let first = !self.txns.participating.contains_key(&txn) && !self.txns.finished(&txn);
         let vote = self.vote(txn, from, to, amount);
+        let executed = first.then(|| {
+            let (vote_yes, result) = match vote {
+                Vote::Yes { .. } => (true, self.balance_result(to)),
+                Vote::No { reason } => {
+                    self.txns.mark_finished(&txn);
+                    (false, OpResult::Aborted { reason })
+                }
+            };
+            let phase = TxnPhase::Prepare { vote_yes };
+            let command = txn_command(txn, from, to, amount);
+            self.log_txn(command, result, txn_record(txn, phase, 0))
+        });
         TxnStep {
-            executed: None,
+            executed,
             send: vec![Outbound {
                 shard: txn.coordinator,
                 msg: ShardMsg::Vote { txn, vote },
@@ -538,7 +576,12 @@ impl Bank {
             }
             Decision::Abort { reason } => OpResult::Aborted { reason },
         };
-        let executed = self.record(&record.command, result, false);
+        let (phase, applied) = match decision {
+            Decision::Commit { .. } => (TxnPhase::Commit, -record.amount),
+            Decision::Abort { .. } => (TxnPhase::Abort, 0),
+        };
+        let mut executed = self.record(&record.command, result, false);
+        executed.txn = Some(txn_record(txn, phase, applied));
         TxnStep {
             executed: Some(executed),
             send: vec![Outbound {
@@ -571,12 +614,34 @@ impl Bank {
         self.txns.locks.remove(&p.to);
         self.txns.mark_finished(&txn);
         let executed = match decision {
-            Decision::Commit { .. } => Some(self.credit(txn, p)),
-            Decision::Abort { .. } => None,
+            Decision::Commit { .. } => self.credit(txn, p),
+            Decision::Abort { reason } => {
+                let command = txn_command(txn, &p.from, &p.to, p.amount);
+                let result = OpResult::Aborted { reason };
+                self.log_txn(command, result, txn_record(txn, TxnPhase::Abort, 0))
+            }
         };
         TxnStep {
-            executed,
+            executed: Some(executed),
             send: ack,
+        }
+    }
+
+    fn balance_result(&self, account: &str) -> OpResult {
+        OpResult::Balance {
+            balance: self.balance(account),
+        }
+    }
+
+    /// A transaction's entry in this shard's log: it takes the next exec index and leaves
+    /// the reply table alone (only the coordinator's decision answers the client).
+    fn log_txn(&mut self, command: Command, result: OpResult, txn: TxnRecord) -> Executed {
+        self.exec_index = self.exec_index.saturating_add(1);
+        Executed {
+            exec_index: self.exec_index,
+            command,
+            result,
+            txn: Some(txn),
         }
     }
 
@@ -586,21 +651,27 @@ impl Bank {
         // Cannot overflow: the vote checked it, and `to` stayed locked since.
         let to_balance = self.balance(&p.to).saturating_add(p.amount);
         self.balances.insert(p.to.clone(), to_balance);
-        self.exec_index = self.exec_index.saturating_add(1);
-        Executed {
-            exec_index: self.exec_index,
-            command: Command {
-                client: txn.client,
-                request: txn.request,
-                op: Op::Transfer {
-                    from: p.from,
-                    to: p.to,
-                    amount: p.amount,
-                },
-            },
-            result: OpResult::Credited { to_balance },
-        }
+        let command = txn_command(txn, &p.from, &p.to, p.amount);
+        let result = OpResult::Credited { to_balance };
+        self.log_txn(command, result, txn_record(txn, TxnPhase::Commit, p.amount))
     }
+}
+
+/// The client's transfer behind `txn`, as a participant knows it.
+fn txn_command(txn: TxnId, from: &Account, to: &Account, amount: Amount) -> Command {
+    Command {
+        client: txn.client,
+        request: txn.request,
+        op: Op::Transfer {
+            from: from.clone(),
+            to: to.clone(),
+            amount,
+        },
+    }
+}
+
+fn txn_record(id: TxnId, phase: TxnPhase, applied: Amount) -> TxnRecord {
+    TxnRecord { id, phase, applied }
 }
 
 fn prepare_msg(txn: TxnId, c: &Coordinated) -> ShardMsg {

@@ -66,7 +66,8 @@ impl Core {
         let outcome = match self.bank.execute_step(command, dedup) {
             Step::Done(outcome) => outcome,
             // A cross-shard transfer: its waiters are answered when its decision executes.
-            Step::Started { send, .. } => {
+            Step::Started { send, executed, .. } => {
+                out.push(Effect::Executed(executed));
                 self.send_to_shards(vec![send], out);
                 self.executed_request(key);
                 return;

@@ -15,7 +15,7 @@
 
 use super::effect::{send, Effect};
 use super::{Core, PeerMsg, RoleState};
-use crate::bank::{AbortReason, Decision, OpResult, Outbound, ShardMsg, TxnEntry, TxnId};
+use crate::bank::{AbortReason, Decision, Outbound, ShardMsg, TxnEntry, TxnId, TxnPhase};
 use crate::types::NodeId;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -105,13 +105,18 @@ impl Core {
         let step = self.bank.apply_txn(entry);
         if let Some(executed) = step.executed {
             let key = (executed.command.client, executed.command.request);
-            let credit = matches!(executed.result, OpResult::Credited { .. });
+            // Only the coordinator's decision answers the client; prepares and the
+            // participant's entries are in the log only.
+            let answers = executed.txn.is_some_and(|t| {
+                t.id.coordinator == self.bank.shard()
+                    && matches!(t.phase, TxnPhase::Commit | TxnPhase::Abort)
+            });
             let reply = crate::bank::Reply {
                 exec_index: executed.exec_index,
                 result: executed.result.clone(),
             };
             out.push(Effect::Executed(executed));
-            if !credit {
+            if answers {
                 self.answer_waiters(key, &reply, out);
             }
         }

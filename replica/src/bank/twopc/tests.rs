@@ -32,14 +32,38 @@ fn txn(client: u64, request: u64) -> TxnId {
 
 /// Starts a cross-shard transfer at `coord`, returning the PREPARE it sends.
 fn start(coord: &mut Bank, command: &Command) -> ShardMsg {
+    start_logged(coord, command).0
+}
+
+/// Starts a cross-shard transfer at `coord`: the PREPARE it sends and the entry it logs.
+fn start_logged(coord: &mut Bank, command: &Command) -> (ShardMsg, Executed) {
     match coord.execute_step(command, true) {
-        Step::Started { send, .. } => {
+        Step::Started { send, executed, .. } => {
             assert_eq!(send.shard, S2);
-            send.msg
+            (send.msg, executed)
         }
         other => panic!("not started: {other:?}"),
     }
 }
+
+/// The transaction record of an executed entry (panics on an ordinary entry).
+fn record_of(step: &TxnStep) -> TxnRecord {
+    step.executed
+        .as_ref()
+        .and_then(|e| e.txn)
+        .expect("a txn entry")
+}
+
+fn rec(client: u64, request: u64, phase: TxnPhase, applied: Amount) -> TxnRecord {
+    TxnRecord {
+        id: txn(client, request),
+        phase,
+        applied,
+    }
+}
+
+const YES: TxnPhase = TxnPhase::Prepare { vote_yes: true };
+const NO: TxnPhase = TxnPhase::Prepare { vote_yes: false };
 
 /// Delivers one message as the receiving shard's leader would: proposes its entry, executes it.
 fn deliver(to: &mut Bank, msg: &ShardMsg) -> TxnStep {
@@ -59,11 +83,22 @@ fn total(a: &Bank, b: &Bank) -> Amount {
 fn commit_path_moves_money_once_and_answers_the_client_at_the_decision() {
     let (mut s1, mut s2) = (shard(S1), shard(S2));
     let cmd = transfer(1, 1, "A", "C", 4);
-    let prepare = start(&mut s1, &cmd);
+    let (prepare, started) = start_logged(&mut s1, &cmd);
     assert_eq!(s1.locks().get("A"), Some(&txn(1, 1)));
-    assert_eq!(s1.exec_index(), 0, "no exec index before the decision");
-    assert_eq!(s1.cached_reply(ClientId(1), RequestId(1)), None);
-    let vote = only_msg(&deliver(&mut s2, &prepare));
+    assert_eq!(
+        (started.exec_index, started.txn),
+        (1, Some(rec(1, 1, YES, 0)))
+    );
+    assert_eq!(started.result, OpResult::Balance { balance: 10 });
+    assert_eq!(
+        s1.cached_reply(ClientId(1), RequestId(1)),
+        None,
+        "no reply yet"
+    );
+    let prepared = deliver(&mut s2, &prepare);
+    assert_eq!(record_of(&prepared), rec(1, 1, YES, 0));
+    assert_eq!(prepared.executed.as_ref().map(|e| e.exec_index), Some(1));
+    let vote = only_msg(&prepared);
     assert_eq!(s2.locks().get("C"), Some(&txn(1, 1)));
     assert_eq!(
         vote,
@@ -75,6 +110,11 @@ fn commit_path_moves_money_once_and_answers_the_client_at_the_decision() {
     let decided = deliver(&mut s1, &vote);
     let executed = decided.executed.clone().unwrap();
     assert_eq!(executed.command, cmd);
+    assert_eq!(executed.txn, Some(rec(1, 1, TxnPhase::Commit, -4)));
+    assert_eq!(
+        executed.exec_index, 2,
+        "the client is answered with the decision's index"
+    );
     let expected = OpResult::Transferred {
         from_balance: 6,
         to_balance: 14,
@@ -96,6 +136,8 @@ fn commit_path_moves_money_once_and_answers_the_client_at_the_decision() {
         applied.executed.as_ref().map(|e| &e.result),
         Some(&OpResult::Credited { to_balance: 14 })
     );
+    assert_eq!(record_of(&applied), rec(1, 1, TxnPhase::Commit, 4));
+    assert_eq!(applied.executed.as_ref().map(|e| e.exec_index), Some(2));
     assert_eq!(s2.balance("C"), 14);
     assert!(s1.locks().is_empty() && s2.locks().is_empty());
     assert_eq!(s1.txns_in_flight(), 1, "kept until acknowledged");
@@ -113,7 +155,21 @@ fn a_no_vote_aborts_changes_nothing_and_releases_the_lock() {
     let first = start(&mut s1, &transfer(1, 1, "B", "C", 1));
     deliver(&mut s2, &first);
     let second = start(&mut s1, &transfer(2, 1, "A", "C", 3));
-    let vote = only_msg(&deliver(&mut s2, &second));
+    let voted = deliver(&mut s2, &second);
+    assert_eq!(record_of(&voted), rec(2, 1, NO, 0));
+    let vote = only_msg(&voted);
+    let again = only_msg(&deliver(&mut s2, &second));
+    assert!(
+        matches!(
+            again,
+            ShardMsg::Vote {
+                vote: Vote::No { .. },
+                ..
+            }
+        ),
+        "a resent PREPARE is voted no again: {again:?}"
+    );
+    assert_eq!(s2.exec_index(), 2, "and is not logged twice");
     assert_eq!(
         vote,
         ShardMsg::Vote {
@@ -130,11 +186,15 @@ fn a_no_vote_aborts_changes_nothing_and_releases_the_lock() {
             reason: AbortReason::LockConflict
         }
     );
+    assert_eq!(record_of(&decided), rec(2, 1, TxnPhase::Abort, 0));
     assert_eq!(s1.balance("A"), 10);
     assert_eq!(s1.locks().get("A"), None);
     let acked = deliver(&mut s2, &only_msg(&decided));
     assert!(matches!(only_msg(&acked), ShardMsg::Ack { .. }));
-    assert!(acked.executed.is_none());
+    assert!(
+        acked.executed.is_none(),
+        "no decision entry after a no vote"
+    );
     assert_eq!(
         s2.locks().get("C"),
         Some(&txn(1, 1)),
@@ -147,7 +207,7 @@ fn no_wait_locking_fails_conflicting_transfers_at_once() {
     let mut s1 = shard(S1);
     start(&mut s1, &transfer(1, 1, "A", "C", 1));
     let conflict = |step: Step| match step {
-        Step::Done(Outcome::Executed(e)) => e.result,
+        Step::Done(Outcome::Executed(e)) if e.txn.is_none() => e.result,
         other => panic!("{other:?}"),
     };
     let locked = OpResult::LockConflict {
@@ -162,8 +222,8 @@ fn no_wait_locking_fails_conflicting_transfers_at_once() {
     assert_eq!(conflict(credit), locked);
     assert_eq!(
         s1.exec_index(),
-        3,
-        "each failure takes its place in the order"
+        4,
+        "the start and each failure take their place in the order"
     );
     assert_eq!(s1.balance("B"), 10);
 }
@@ -185,16 +245,16 @@ fn prepare_is_idempotent_and_a_late_one_never_locks_again() {
     let (mut s1, mut s2) = (shard(S1), shard(S2));
     let prepare = start(&mut s1, &transfer(1, 1, "A", "C", 2));
     let vote = only_msg(&deliver(&mut s2, &prepare));
-    assert_eq!(
-        only_msg(&deliver(&mut s2, &prepare)),
-        vote,
-        "same vote again"
-    );
+    let again = deliver(&mut s2, &prepare);
+    assert_eq!(only_msg(&again), vote, "same vote again");
+    assert!(again.executed.is_none(), "a prepare is logged once");
     assert_eq!(s2.txns_in_flight(), 1);
     let decided = deliver(&mut s1, &vote);
     deliver(&mut s2, &only_msg(&decided));
     // A copy of the PREPARE delayed in the network arrives after the decision.
-    let late = only_msg(&deliver(&mut s2, &prepare));
+    let late_step = deliver(&mut s2, &prepare);
+    assert!(late_step.executed.is_none(), "a late prepare is not logged");
+    let late = only_msg(&late_step);
     assert_eq!(
         late,
         ShardMsg::Vote {
@@ -234,13 +294,18 @@ fn only_the_first_decision_counts_everywhere() {
     );
     // The participant releases on the abort; a repeated DECISION only acks again.
     let decision = only_msg(&decided);
-    deliver(&mut s2, &decision);
+    let released = deliver(&mut s2, &decision);
+    assert_eq!(
+        record_of(&released),
+        rec(1, 1, TxnPhase::Abort, 0),
+        "a participant that voted yes logs the abort"
+    );
     let again = deliver(&mut s2, &decision);
     assert!(again.executed.is_none() && matches!(only_msg(&again), ShardMsg::Ack { .. }));
     assert_eq!(s2.balance("C"), 10);
     assert!(s2.locks().is_empty());
-    assert_eq!(s1.exec_index(), 1);
-    assert_eq!(s2.exec_index(), 0);
+    assert_eq!(s1.exec_index(), 2, "start and abort");
+    assert_eq!(s2.exec_index(), 2, "prepare and abort");
 }
 
 #[test]
@@ -492,6 +557,8 @@ struct Run {
     /// Transactions the coordinator committed, and those the participant credited.
     committed: std::collections::BTreeSet<TxnId>,
     credited: std::collections::BTreeSet<TxnId>,
+    /// Each shard's executed log, as its replicas would journal it.
+    logs: BTreeMap<ShardId, Vec<Executed>>,
 }
 
 impl Run {
@@ -504,8 +571,15 @@ impl Run {
                 }
                 let cmd = client_command(*c, self.requests[*c] / 2 + 1);
                 self.requests[*c] += 1;
-                if let Step::Started { send, .. } = self.s1.execute_step(&cmd, true) {
-                    self.pool.push(send);
+                match self.s1.execute_step(&cmd, true) {
+                    Step::Started { send, executed, .. } => {
+                        self.pool.push(send);
+                        self.logs.entry(S1).or_default().push(executed);
+                    }
+                    Step::Done(Outcome::Executed(executed)) => {
+                        self.logs.entry(S1).or_default().push(executed);
+                    }
+                    _ => {}
                 }
             }
             Event::Deliver(i) | Event::DeliverOnce(i) if !self.pool.is_empty() => {
@@ -557,6 +631,7 @@ impl Run {
                 _ => &mut std::collections::BTreeSet::new(),
             };
             assert!(set.insert(id), "{id:?} applied twice on {shard}");
+            self.logs.entry(shard).or_default().push(e);
         }
         self.pool.extend(step.send);
     }
@@ -592,6 +667,7 @@ proptest! {
             requests: [0; 4],
             committed: Default::default(),
             credited: Default::default(),
+            logs: BTreeMap::new(),
         };
         for e in &events {
             run.step(e);
@@ -605,5 +681,62 @@ proptest! {
         // Atomicity: every transaction committed at the coordinator was credited at the
         // participant, and nothing was credited that the coordinator did not commit.
         prop_assert_eq!(&run.committed, &run.credited);
+        for (shard, bank) in [(S1, s1), (S2, s2)] {
+            let log = run.logs.get(&shard).map_or(&[][..], |l| &l[..]);
+            check_log(shard, bank, log).map_err(TestCaseError::fail)?;
+        }
     }
+}
+
+/// What a checker asks of one shard's executed log: contiguous exec indices, each
+/// transaction prepared and decided at most once (the decision after the prepare, a commit
+/// only after a yes), and a replay of the applied amounts that ends in the bank's balances.
+fn check_log(shard: ShardId, bank: &Bank, log: &[Executed]) -> Result<(), String> {
+    let mut replayed: BTreeMap<Account, Amount> =
+        bank.balances().keys().map(|a| (a.clone(), 10)).collect();
+    let mut phases: BTreeMap<TxnId, Vec<TxnPhase>> = BTreeMap::new();
+    for (i, e) in log.iter().enumerate() {
+        if e.exec_index != i as u64 + 1 {
+            return Err(format!(
+                "{shard}: entry {i} has exec index {}",
+                e.exec_index
+            ));
+        }
+        let Op::Transfer { from, to, amount } = &e.command.op else {
+            continue;
+        };
+        let Some(t) = e.txn else {
+            if matches!(e.result, OpResult::Transferred { .. }) {
+                *replayed.get_mut(from).unwrap() -= amount;
+                *replayed.get_mut(to).unwrap() += amount;
+            }
+            continue;
+        };
+        let seen = phases.entry(t.id).or_default();
+        let ok = match t.phase {
+            TxnPhase::Prepare { .. } => seen.is_empty(),
+            TxnPhase::Commit => seen == &[TxnPhase::Prepare { vote_yes: true }],
+            TxnPhase::Abort => seen.len() == 1,
+        };
+        if !ok {
+            return Err(format!(
+                "{shard}: {:?} after {seen:?} of {:?}",
+                t.phase, t.id
+            ));
+        }
+        seen.push(t.phase);
+        let account = if replayed.contains_key(from) {
+            from
+        } else {
+            to
+        };
+        *replayed.get_mut(account).unwrap() += t.applied;
+    }
+    if &replayed != bank.balances() {
+        return Err(format!(
+            "{shard}: replay {replayed:?} != {:?}",
+            bank.balances()
+        ));
+    }
+    Ok(())
 }
