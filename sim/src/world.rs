@@ -1020,6 +1020,13 @@ impl Sim {
         self.executed.values().cloned().collect()
     }
 
+    /// Every command `shard` executed, as any of its nodes first reported it, in exec-index
+    /// order (a node that installed a checkpoint skipped some; the union has them all).
+    pub fn shard_log(&self, shard: ShardId) -> impl Iterator<Item = &Executed> {
+        let all = self.executed.range((shard, 0)..=(shard, ExecIndex::MAX));
+        all.map(|(_, e)| e)
+    }
+
     fn sharded(&self) -> bool {
         self.opts.shards.as_ref().is_some_and(|m| m.count() > 1)
     }

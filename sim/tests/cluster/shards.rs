@@ -9,11 +9,11 @@
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use replica::bank::{Executed, Op, OpResult};
+use replica::bank::{OpResult, TxnId, TxnPhase, TxnRecord};
 use replica::core::Bugs;
-use replica::types::{ClientId, NodeId, RequestId};
+use replica::types::{NodeId, ShardId};
 use sim::{Sim, SimOptions};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 fn seeds() -> u64 {
     std::env::var("FAULTLINE_SIM_SEEDS")
@@ -109,38 +109,49 @@ fn sharded_run(seed: u64, bugs: Bugs) -> Result<Sim, String> {
     Ok(sim)
 }
 
-/// Every cross-shard transfer is committed on both shards or on neither: the coordinator's
-/// debit (`Transferred`) and the participant's credit (`Credited`) come in pairs, each at
-/// most once.
+/// Every cross-shard transaction, once settled, is decided on every shard that voted yes on
+/// it, the same way everywhere, at most once per shard; a commit moves exactly the amount out
+/// of one shard and into the other.
 fn check_atomic(sim: &Sim) -> Result<(), String> {
-    let mut sides: BTreeMap<(ClientId, RequestId), (u32, u32)> = BTreeMap::new();
-    for entry in sim.executed_log() {
-        let key = (entry.command.client, entry.command.request);
-        match entry.result {
-            OpResult::Transferred { .. } if cross_shard(sim, &entry) => {
-                sides.entry(key).or_default().0 += 1;
+    let mut txns: BTreeMap<TxnId, Vec<(ShardId, TxnRecord)>> = BTreeMap::new();
+    for shard in sim.shards() {
+        for entry in sim.shard_log(shard) {
+            if let Some(record) = entry.txn {
+                txns.entry(record.id).or_default().push((shard, record));
             }
-            OpResult::Credited { .. } => sides.entry(key).or_default().1 += 1,
-            _ => {}
         }
     }
-    match sides
-        .iter()
-        .find(|(_, (debits, credits))| (debits, credits) != (&1, &1))
-    {
-        Some(((client, request), (debits, credits))) => Err(format!(
-            "client {client}'s request {request}: debited {debits} times, credited {credits} times"
-        )),
-        None => Ok(()),
+    for (id, steps) in &txns {
+        let decisions: Vec<_> = steps
+            .iter()
+            .filter(|(_, r)| !matches!(r.phase, TxnPhase::Prepare { .. }))
+            .collect();
+        let prepared: BTreeSet<ShardId> = steps.iter().map(|(s, _)| *s).collect();
+        let decided: BTreeSet<ShardId> = decisions.iter().map(|(s, _)| *s).collect();
+        let commits = decisions
+            .iter()
+            .filter(|(_, r)| r.phase == TxnPhase::Commit)
+            .count();
+        let applied: i64 = steps.iter().map(|(_, r)| r.applied).sum();
+        let whole = commits == 0 || (commits == prepared.len() && applied == 0);
+        if decisions.len() != decided.len() || !whole {
+            return Err(format!("transaction {id:?} is not atomic: {steps:?}"));
+        }
+        // A no vote ends the participant's part at prepare: only a yes needs a decision.
+        let voted_yes = |s: &ShardId| {
+            let yes = TxnPhase::Prepare { vote_yes: true };
+            steps.iter().any(|(t, r)| t == s && r.phase == yes)
+        };
+        if let Some(open) = prepared
+            .iter()
+            .find(|s| voted_yes(s) && !decided.contains(s))
+        {
+            return Err(format!(
+                "transaction {id:?} is undecided on shard {open}: {steps:?}"
+            ));
+        }
     }
-}
-
-fn cross_shard(sim: &Sim, entry: &Executed) -> bool {
-    let Op::Transfer { from, to, .. } = &entry.command.op else {
-        return false;
-    };
-    let map = sim.options().shards.as_ref().expect("a sharded run");
-    map.shard_of_account(from) != map.shard_of_account(to)
+    Ok(())
 }
 
 #[test]
