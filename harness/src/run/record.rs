@@ -168,7 +168,8 @@ pub fn result_value(op: &Op, result: &OpResult) -> (EventType, Value) {
         (Op::Read { account }, OpResult::Balance { balance }) => {
             (EventType::Ok, values::read_ok(account, *balance))
         }
-        (Op::ReadAll, OpResult::Balances { balances }) => (
+        (Op::ReadAll, OpResult::Balances { balances })
+        | (Op::ReadAll, OpResult::Snapshot { balances, .. }) => (
             EventType::Ok,
             values::read_all_ok(balances.iter().map(|(k, v)| (k.as_str(), *v))),
         ),
