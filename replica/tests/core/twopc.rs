@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 const VOTE_TIMEOUT_MS: u64 = 500;
 
-fn shard_cfg(me: u32) -> CoreConfig {
+pub fn shard_cfg(me: u32) -> CoreConfig {
     let (shard, other, mine, theirs) = if me <= 3 {
         (1, 2, ["A", "B"], ["C", "D"])
     } else {
