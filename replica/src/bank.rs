@@ -25,8 +25,9 @@
 //!
 //! A bank may be one shard of a sharded bank (`Bank::new_shard`): it holds only its own
 //! accounts, and a transfer to another shard's account runs two-phase commit, whose
-//! replicated half (locks, transactions, votes, decisions) lives in [`twopc`]. An unsharded
-//! bank has no remote accounts, so none of that ever happens in it.
+//! replicated half (locks, transactions, votes, decisions) lives in [`twopc`], and a
+//! `read_all` runs a snapshot across every shard (`twopc::snapshot`). An unsharded bank has
+//! no remote accounts, so none of that ever happens in it: its `read_all` answers `Balances`.
 
 mod twopc;
 

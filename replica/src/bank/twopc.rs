@@ -5,13 +5,15 @@
 //! How a transfer from `from` (this shard, the coordinator) to `to` (another shard, the
 //! participant) runs; each step below is the execution of one log entry of one shard:
 //!
-//! 1. Coordinator, the client's transfer: `from` locked → `LockConflict`; too little money →
-//!    `InsufficientFunds`; too many transactions → `Busy` (all definite, at once). Otherwise
-//!    lock `from`, record the transaction as preparing, and send PREPARE. No reply yet.
+//! 1. Coordinator, the client's transfer: `from` locked (or shared-locked by a snapshot) →
+//!    `LockConflict`; too little money → `InsufficientFunds`; too many transactions → `Busy`
+//!    (all definite, at once). Otherwise lock `from`, record the transaction as preparing,
+//!    and send PREPARE. No reply yet.
 //! 2. Participant, [`TxnEntry::Prepare`]: a transaction it already voted on gets the same vote
 //!    again; one it already finished gets no (without locking: a late duplicate must not lock
-//!    `to` for ever); `to` locked by another one → no (no-wait locking, so no deadlock); else
-//!    lock `to` and vote yes with the balance `to` will have.
+//!    `to` for ever); `to` locked by another one, or shared-locked by a snapshot → no
+//!    (no-wait locking, so no deadlock); else lock `to` and vote yes with the balance `to`
+//!    will have.
 //! 3. Coordinator, [`TxnEntry::Decide`] (proposed by its leader on a vote, or on a timeout):
 //!    the first decision for a transaction wins, later ones change nothing. Commit debits
 //!    `from`; either unlocks it, takes the exec index and writes the client's reply into the
@@ -34,10 +36,17 @@
 //! so a lower request than a finished one of the same client is a late copy or a request its
 //! client gave up on.)
 //!
-//! Reads never see around a lock: a read (or a shard's read_all) that touches a locked account
-//! fails definitely with `LockConflict`, like a transfer (no-wait), and the client retries.
-//! Answering with the last committed balance would let a reader order itself before a
-//! transfer on one shard and after it on the other: a cycle, not a serializable history.
+//! Reads never see around a lock: a read that touches a locked account fails definitely with
+//! `LockConflict`, like a transfer (no-wait), and the client retries. Answering with the last
+//! committed balance would let a reader order itself before a transfer on one shard and after
+//! it on the other: a cycle, not a serializable history.
+//!
+//! A `read_all` on a sharded bank is a snapshot: a read-only transaction of the same shape
+//! whose every shard takes a shared lock on all its accounts (see [`snapshot`] for how it runs
+//! and why that makes it consistent). A shared lock is held by the snapshot, not by an
+//! account's transaction: transfers (at their start, at a participant's prepare, and local
+//! ones) fail or vote no on a shared-locked account, single reads go on, and snapshots share.
+//! Snapshots count in `max_inflight` like transfers.
 
 mod snapshot;
 
