@@ -378,6 +378,12 @@ impl Txns {
         self.locks.keys().next().cloned()
     }
 
+    /// Whether `part` holds exactly the accounts of `shard` (another shard).
+    fn holds_exactly(&self, shard: ShardId, part: &SnapshotPart) -> bool {
+        let theirs = self.remote.iter().filter(|(_, s)| **s == shard);
+        part.balances.keys().eq(theirs.map(|(a, _)| a))
+    }
+
     fn inflight(&self) -> usize {
         let snapshots = self.snapshots.len() + self.parts.len();
         self.coordinating.len() + self.participating.len() + snapshots

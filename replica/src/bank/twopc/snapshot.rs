@@ -194,6 +194,13 @@ impl Bank {
         shard: ShardId,
         vote: SnapshotVote,
     ) -> TxnStep {
+        if let SnapshotVote::Yes { part } = &vote {
+            if !self.txns.holds_exactly(shard, part) {
+                // Only a corrupt or foreign vote: dropped; the snapshot times out if need be.
+                tracing::warn!(?txn, %shard, "dropping a snapshot vote whose part is not that shard's accounts");
+                return TxnStep::default();
+            }
+        }
         let Some(record) = self.txns.snapshots.get_mut(&txn) else {
             return TxnStep::default();
         };

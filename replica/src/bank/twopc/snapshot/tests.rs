@@ -421,3 +421,35 @@ fn a_checkpoint_carries_snapshots_for_a_new_leader_to_finish() {
     deliver(&mut s2, &only_msg(&decided));
     assert!(no_locks(&s1) && no_locks(&s2));
 }
+
+#[test]
+fn a_yes_vote_with_a_part_of_other_accounts_is_dropped() {
+    let (mut s1, mut s2) = (shard(S1, 2), shard(S2, 2));
+    let (_, send) = start(&mut s1, &read_all(1, 1));
+    let ShardMsg::SnapshotVote { txn, shard, vote } = only_msg(&deliver(&mut s2, &send[0].msg))
+    else {
+        panic!("not a snapshot vote")
+    };
+    let SnapshotVote::Yes { part } = vote.clone() else {
+        panic!("{vote:?}")
+    };
+    // The coordinator's own account slipped in: it would overwrite A in the answer.
+    let mut forged = part.clone();
+    forged.balances.insert("A".into(), 1_000);
+    let bad = TxnEntry::SnapshotVote {
+        txn,
+        shard,
+        vote: SnapshotVote::Yes { part: forged },
+    };
+    assert_eq!(s1.apply_txn(&bad), TxnStep::default());
+    assert_eq!(
+        s1.coordinated(&txn),
+        Some(None),
+        "still waiting for shard 2"
+    );
+    let good = TxnEntry::SnapshotVote { txn, shard, vote };
+    let OpResult::Snapshot { balances, .. } = answer(&s1.apply_txn(&good)) else {
+        panic!("no snapshot")
+    };
+    assert_eq!(balances["A"], 10);
+}
