@@ -435,3 +435,49 @@ fn a_snapshot_vote_naming_another_shard_is_dropped() {
     assert!(proposed(&deliver(&mut s1, 7, vote.clone(), 1_005), 2).is_none());
     assert!(proposed(&deliver(&mut s1, 4, vote, 1_005), 2).is_some());
 }
+
+#[test]
+fn a_new_leader_finishes_its_predecessors_snapshot_and_times_it_out() {
+    let (mut s1, b1) = leader_with(shard_cfg(1));
+    let out = submit(&mut s1, 1_001, 7, read_all(1, 1));
+    let value = proposed(&out, 1).unwrap();
+    // n2 learns the snapshot's start as a backup; n1 dies before any PREPARE arrives.
+    let mut n2 = fresh_with(shard_cfg(2));
+    let mut out = Vec::new();
+    let accept = PeerMsg::Accept {
+        ballot: b1,
+        slot: Slot(1),
+        value,
+        commit: Slot(1),
+    };
+    n2.on_message(1_002, n(1), accept, &mut out);
+    assert_eq!(one(executed(&out)).exec_index, 1, "n2 holds the part too");
+    let (ballot, _) = campaign(&mut n2, 5_000);
+    n2.on_message(5_000, n(3), promise(ballot, 1), &mut out);
+    assert!(n2.leads());
+    let mut out = Vec::new();
+    n2.on_tick(5_010, &mut out);
+    let resent: Vec<ShardMsg> = shard_sends(&out).into_iter().map(|(_, m)| m).collect();
+    let prepare = ShardMsg::SnapshotPrepare { txn: txn(1) };
+    assert_eq!(
+        resent,
+        vec![prepare; 3],
+        "the PREPARE, to every member of shard 2"
+    );
+    // No vote comes: the new leader aborts it after the timeout, through its log.
+    let late = 5_010 + VOTE_TIMEOUT_MS;
+    let mut out = Vec::new();
+    n2.on_tick(late, &mut out);
+    n2.flush(late, &mut out);
+    let abort = Decision::Abort {
+        reason: AbortReason::Timeout,
+    };
+    let decide = TxnEntry::Decide {
+        txn: txn(1),
+        decision: abort,
+    };
+    let proposed_abort = sends(&out).into_iter().any(|(_, m)| {
+        matches!(m, PeerMsg::Accept { value: Value::Txn(entries), .. } if entries == vec![decide.clone()])
+    });
+    assert!(proposed_abort, "{out:?}");
+}
