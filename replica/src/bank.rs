@@ -25,13 +25,15 @@
 //!
 //! A bank may be one shard of a sharded bank (`Bank::new_shard`): it holds only its own
 //! accounts, and a transfer to another shard's account runs two-phase commit, whose
-//! replicated half (locks, transactions, votes, decisions) lives in [`twopc`]. An unsharded
-//! bank has no remote accounts, so none of that ever happens in it.
+//! replicated half (locks, transactions, votes, decisions) lives in [`twopc`], and a
+//! `read_all` runs a snapshot across every shard (`twopc::snapshot`). An unsharded bank has
+//! no remote accounts, so none of that ever happens in it: its `read_all` answers `Balances`.
 
 mod twopc;
 
 pub use twopc::{
-    AbortReason, Decision, Outbound, ShardMsg, Step, TxnEntry, TxnId, TxnLimits, TxnStep, Vote,
+    AbortReason, Answer, Decision, Outbound, ShardMsg, SnapshotPart, SnapshotVote, Step, TxnEntry,
+    TxnId, TxnLimits, TxnStep, Vote,
 };
 
 use crate::types::{Account, Amount, ClientId, ExecIndex, RequestId, ShardId};
@@ -109,6 +111,12 @@ pub enum OpResult {
     /// executed log records it (never a client's reply): `to`'s balance after it.
     Credited {
         to_balance: Amount,
+    },
+    /// A sharded bank's `read_all`: one consistent snapshot of every account, and where each
+    /// shard's part was taken (the exec index of the snapshot's entry in that shard's log).
+    Snapshot {
+        balances: BTreeMap<Account, Amount>,
+        positions: BTreeMap<ShardId, ExecIndex>,
     },
 }
 
@@ -229,6 +237,18 @@ pub struct Bank {
     /// restore or install.
     #[serde(skip)]
     allow_overdraft: bool,
+    /// Planted two-phase commit bugs; like `allow_overdraft`, set again after every restore.
+    #[serde(skip)]
+    planted: PlantedTxnBugs,
+}
+
+/// The planted bugs of a participant shard, only reachable through the `bugs` feature.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PlantedTxnBugs {
+    /// Credit `to` at the yes vote, not at the commit (and keep it on abort).
+    pub apply_at_prepare: bool,
+    /// Keep a participant's lock when its transaction aborts.
+    pub keep_locks_on_abort: bool,
 }
 
 impl Bank {
@@ -246,6 +266,7 @@ impl Bank {
             reply_limits: ReplyLimits::default(),
             txns: Box::new(twopc::Txns::new(ShardId::ONLY, BTreeMap::new())),
             allow_overdraft: false,
+            planted: PlantedTxnBugs::default(),
         }
     }
 
@@ -282,6 +303,11 @@ impl Bank {
     /// Planted bug switch, only reachable through the `bugs` feature's `--bug no-funds-check`.
     pub fn set_allow_overdraft(&mut self, allow: bool) {
         self.allow_overdraft = allow;
+    }
+
+    /// Planted bug switches of two-phase commit, only reachable through the `bugs` feature.
+    pub fn set_planted_txn_bugs(&mut self, bugs: PlantedTxnBugs) {
+        self.planted = bugs;
     }
 
     /// Refuses a request that can never succeed, before it takes a slot.
@@ -335,7 +361,9 @@ impl Bank {
     pub fn execute(&mut self, command: &Command, dedup: bool) -> Outcome {
         match self.execute_step(command, dedup) {
             Step::Done(outcome) => outcome,
-            Step::Started { .. } | Step::InProgress(_) => Outcome::Stale,
+            Step::Started { .. } | Step::InProgress(_) | Step::SnapshotStarted { .. } => {
+                Outcome::Stale
+            }
         }
     }
 
@@ -346,6 +374,9 @@ impl Bank {
             if let Some(step) = self.dedup(command) {
                 return step;
             }
+        }
+        if let Some(step) = self.start_snapshot(command) {
+            return step;
         }
         if let Some(started) = self.start_cross_shard(command) {
             return match started {
@@ -383,13 +414,24 @@ impl Bank {
     /// always when `overwrite`, else only if the client has not moved past this request (a
     /// cross-shard decision may come after the client's later requests executed).
     fn record(&mut self, command: &Command, result: OpResult, overwrite: bool) -> Executed {
-        let new_client = !self.replies.contains_key(&command.client);
         // Saturating: the index may come from a checkpoint; 2^64 commands are never executed.
         self.exec_index = self.exec_index.saturating_add(1);
         let reply = Reply {
             exec_index: self.exec_index,
             result: result.clone(),
         };
+        self.remember(command, reply, overwrite);
+        Executed {
+            exec_index: self.exec_index,
+            command: command.clone(),
+            result,
+            txn: None,
+        }
+    }
+
+    /// Writes `reply` into the reply table for `command` (see `record` for `overwrite`).
+    fn remember(&mut self, command: &Command, reply: Reply, overwrite: bool) {
+        let new_client = !self.replies.contains_key(&command.client);
         if overwrite || self.last_request(command.client) < Some(command.request) {
             self.replies.insert(
                 command.client,
@@ -401,12 +443,6 @@ impl Bank {
         }
         if new_client && self.replies.len() > self.reply_limits.max_clients {
             self.evict_idle();
-        }
-        Executed {
-            exec_index: self.exec_index,
-            command: command.clone(),
-            result,
-            txn: None,
         }
     }
 
@@ -439,7 +475,8 @@ impl Bank {
                     balance: self.balance(account),
                 },
             },
-            // Locks are only ever taken on this shard's own accounts.
+            // An unsharded bank's (a sharded one runs a snapshot, see `twopc`). Locks are
+            // only ever taken on this shard's own accounts.
             Op::ReadAll => match self.txns.any_locked() {
                 Some(account) => OpResult::LockConflict { account },
                 None => OpResult::Balances {
@@ -464,7 +501,7 @@ impl Bank {
                 from_balance: self.balance(from),
             };
         }
-        if let Some(account) = self.txns.locked_of(&[from, to]) {
+        if let Some(account) = self.txns.held_of(&[from, to]) {
             return OpResult::LockConflict { account };
         }
         let from_balance = self.balance(from);

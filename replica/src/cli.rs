@@ -488,6 +488,18 @@ fn print_response(response: &ClientResponse) {
                 OpResult::Busy => "failed: too many cross-shard transfers in flight".into(),
                 OpResult::Aborted { reason } => format!("failed: aborted ({reason:?})"),
                 OpResult::Credited { to_balance } => format!("credited: balance {to_balance}"),
+                OpResult::Snapshot {
+                    balances,
+                    positions,
+                } => {
+                    let at: Vec<String> =
+                        positions.iter().map(|(s, i)| format!("{s}@{i}")).collect();
+                    format!(
+                        "{} (snapshot at {})",
+                        format_balances(balances),
+                        at.join(" ")
+                    )
+                }
             };
             println!("{node}: exec_index {} {what}", reply.exec_index);
         }

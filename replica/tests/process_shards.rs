@@ -6,6 +6,7 @@
 //!
 //! The client library routes each command to the shard that holds its source account; the
 //! killed node stays in its shard's list, so the retry also shows the client going past it.
+//! A read_all at the end is one snapshot across both shards: every account, a position on each.
 
 mod process_support;
 
@@ -13,7 +14,7 @@ use process_support::*;
 use replica::bank::OpResult;
 use replica::client::Client;
 use replica::client_proto::{ClientRequest, ClientResponse};
-use replica::types::{Amount, NodeId};
+use replica::types::{Amount, NodeId, ShardId};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -110,4 +111,34 @@ async fn a_cross_shard_transfer_commits_once_on_both_shards_across_a_coordinator
     let second = settled(&client, &two.nodes, &to, 8).await;
     let total: Amount = first.values().chain(second.values()).sum();
     assert_eq!(total, 100, "the bank's total: {first:?} {second:?}");
+
+    // One read_all across both shards: a snapshot of every account, with a position on each.
+    let (balances, positions) = snapshot(&client).await;
+    let settled: BTreeMap<String, Amount> = first.into_iter().chain(second).collect();
+    assert_eq!(
+        balances, settled,
+        "nothing is in flight: the snapshot is the settled bank"
+    );
+    let shard_ids: Vec<ShardId> = positions.keys().copied().collect();
+    assert_eq!(shard_ids, vec![ShardId(1), ShardId(2)]);
+}
+
+/// A read_all's snapshot, retried (as a new request) while it fails definitely: a transfer's
+/// decision may still be on its way to a shard, and a locked account fails a snapshot at once.
+async fn snapshot(client: &Client) -> (BTreeMap<String, Amount>, BTreeMap<ShardId, u64>) {
+    let mut failures = Vec::new();
+    for request in 1..=20 {
+        match executed(client, &read_all(3, request)).await {
+            OpResult::Snapshot {
+                balances,
+                positions,
+            } => return (balances, positions),
+            failed @ (OpResult::LockConflict { .. } | OpResult::Aborted { .. }) => {
+                failures.push(failed);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => panic!("read_all answered {other:?}"),
+        }
+    }
+    panic!("no snapshot in 20 tries: {failures:?}")
 }

@@ -30,7 +30,7 @@
 use crate::disk::SimDisk;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use replica::bank::{Bank, Command, Executed, Op, Outcome};
+use replica::bank::{Bank, Command, Executed, Op, OpResult, Outcome};
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::core::{Core, CoreConfig, Effect, PeerMsg, ReplyToken};
 use replica::shard::ShardMap;
@@ -1148,20 +1148,64 @@ impl Sim {
             let ClientResponse::Reply { reply, .. } = &seen.response else {
                 continue;
             };
-            let key = (self.shard_of(seen.node), reply.exec_index);
-            let Some(entry) = self.executed.get(&key) else {
-                return Err(format!(
-                    "{seen:?}: no command executed at #{}",
-                    reply.exec_index
-                ));
+            // A snapshot's answer is every shard's part: each at its own position there.
+            let parts: Vec<(ShardId, ExecIndex, OpResult)> = match &reply.result {
+                OpResult::Snapshot {
+                    balances,
+                    positions,
+                } => {
+                    self.check_snapshot_total(seen, balances)?;
+                    positions
+                        .iter()
+                        .map(|(&shard, &at)| (shard, at, self.part_of(shard, balances)))
+                        .collect()
+                }
+                result => vec![(self.shard_of(seen.node), reply.exec_index, result.clone())],
             };
-            let same_request = entry.command.client == seen.command.client
-                && entry.command.request == seen.command.request;
-            if !same_request || entry.result != reply.result {
-                return Err(format!("{seen:?} does not match the log entry {entry:?}"));
+            for (shard, at, result) in parts {
+                let Some(entry) = self.executed.get(&(shard, at)) else {
+                    return Err(format!("{seen:?}: shard {shard} executed nothing at #{at}"));
+                };
+                let same_request = entry.command.client == seen.command.client
+                    && entry.command.request == seen.command.request;
+                // An aborted snapshot's answer points at the part its coordinator took.
+                let aborted_part = matches!(
+                    (&result, &entry.result),
+                    (OpResult::Aborted { .. }, OpResult::Balances { .. })
+                ) && entry.command.op == Op::ReadAll;
+                if !same_request || (entry.result != result && !aborted_part) {
+                    return Err(format!("{seen:?} does not match the log entry {entry:?}"));
+                }
             }
         }
         Ok(())
+    }
+
+    /// A snapshot holds every account of the bank, and they sum to its total.
+    fn check_snapshot_total(
+        &self,
+        seen: &SeenReply,
+        balances: &BTreeMap<String, Amount>,
+    ) -> Result<(), String> {
+        let config = &self.opts.config;
+        let total = config.initial_balance * config.accounts.len() as Amount;
+        let sum: Amount = balances.values().sum();
+        if balances.len() != config.accounts.len() || sum != total {
+            return Err(format!(
+                "{seen:?}: a torn snapshot (sum {sum}, not {total})"
+            ));
+        }
+        Ok(())
+    }
+
+    /// The part of `balances` that `shard` holds, as its log records a snapshot part.
+    fn part_of(&self, shard: ShardId, balances: &BTreeMap<String, Amount>) -> OpResult {
+        let map = self.opts.shards.as_ref();
+        let mine = |a: &String| map.and_then(|m| m.shard_of_account(a)) == Some(shard);
+        let part = balances.iter().filter(|(a, _)| mine(a));
+        OpResult::Balances {
+            balances: part.map(|(a, b)| (a.clone(), *b)).collect(),
+        }
     }
 
     /// Every live replica has executed the same number of commands and holds the same balances,

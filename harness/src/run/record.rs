@@ -168,7 +168,8 @@ pub fn result_value(op: &Op, result: &OpResult) -> (EventType, Value) {
         (Op::Read { account }, OpResult::Balance { balance }) => {
             (EventType::Ok, values::read_ok(account, *balance))
         }
-        (Op::ReadAll, OpResult::Balances { balances }) => (
+        (Op::ReadAll, OpResult::Balances { balances })
+        | (Op::ReadAll, OpResult::Snapshot { balances, .. }) => (
             EventType::Ok,
             values::read_all_ok(balances.iter().map(|(k, v)| (k.as_str(), *v))),
         ),
@@ -385,7 +386,21 @@ mod tests {
     #[test]
     fn reads_and_executed_entries() {
         let balances: BTreeMap<String, i64> = [("A".to_string(), 4), ("B".to_string(), 16)].into();
-        let (kind, value) = result_value(&Op::ReadAll, &OpResult::Balances { balances });
+        let (kind, value) = result_value(
+            &Op::ReadAll,
+            &OpResult::Balances {
+                balances: balances.clone(),
+            },
+        );
+        assert_eq!(kind, EventType::Ok);
+        assert_eq!(value, serde_json::json!({"balances": {"A": 4, "B": 16}}));
+        // A sharded bank's snapshot records the same balances (its positions are per shard).
+        let positions = [(replica::types::ShardId(1), 7)].into();
+        let snapshot = OpResult::Snapshot {
+            balances,
+            positions,
+        };
+        let (kind, value) = result_value(&Op::ReadAll, &snapshot);
         assert_eq!(kind, EventType::Ok);
         assert_eq!(value, serde_json::json!({"balances": {"A": 4, "B": 16}}));
         let (_, value) = result_value(

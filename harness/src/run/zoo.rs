@@ -31,7 +31,11 @@ pub struct Profile {
 
 use FaultFamily::{Kill, Partition, Pause};
 
-/// The zoo: every bug the replica can plant, with the campaign that hunts it.
+/// The zoo: every bug the replica can plant, with the campaign that hunts it. Not yet here,
+/// because they need --shards (a sharded `harness run`, which does not exist yet):
+/// `recovery-aborts` (kill coordinator leaders; atomicity, bank-conservation),
+/// `apply-at-prepare` (cross-shard transfers that abort; atomicity `applied-at-prepare`,
+/// bank-conservation) and `keep-locks-on-abort` (aborts on a contended account; a stall).
 pub const PROFILES: &[Profile] = &[
     Profile {
         bug: "no-dedup",

@@ -5,16 +5,17 @@
 //! How a transfer from `from` (this shard, the coordinator) to `to` (another shard, the
 //! participant) runs; each step below is the execution of one log entry of one shard:
 //!
-//! 1. Coordinator, the client's transfer: `from` locked → `LockConflict`; too little money →
-//!    `InsufficientFunds`; too many transactions → `Busy` (all definite, at once). Otherwise
-//!    lock `from`, record the transaction as preparing, and send PREPARE. No reply yet, but
-//!    the start takes an exec index (a prepare entry, vote yes).
+//! 1. Coordinator, the client's transfer: `from` locked (or shared-locked by a snapshot) →
+//!    `LockConflict`; too little money → `InsufficientFunds`; too many transactions → `Busy`
+//!    (all definite, at once). Otherwise lock `from`, record the transaction as preparing,
+//!    and send PREPARE. No reply yet, but the start takes an exec index (a prepare entry,
+//!    vote yes).
 //! 2. Participant, [`TxnEntry::Prepare`]: a transaction it already voted on gets the same vote
 //!    again; one it already finished gets no (without locking: a late duplicate must not lock
-//!    `to` for ever); `to` locked by another one → no (no-wait locking, so no deadlock); else
-//!    lock `to` and vote yes with the balance `to` will have. The first vote takes an exec
-//!    index (a prepare entry); a no vote marks the transaction finished here, so a resent
-//!    PREPARE is voted no again and never logged twice.
+//!    `to` for ever); `to` locked by another one, or shared-locked by a snapshot → no
+//!    (no-wait locking, so no deadlock); else lock `to` and vote yes with the balance `to`
+//!    will have. The first vote takes an exec index (a prepare entry); a no vote marks the
+//!    transaction finished here, so a resent PREPARE is voted no again and never logged twice.
 //! 3. Coordinator, [`TxnEntry::Decide`] (proposed by its leader on a vote, or on a timeout):
 //!    the first decision for a transaction wins, later ones change nothing. Commit debits
 //!    `from`; either unlocks it, takes the exec index and writes the client's reply into the
@@ -41,15 +42,26 @@
 //! so a lower request than a finished one of the same client is a late copy or a request its
 //! client gave up on.)
 //!
-//! Reads never see around a lock: a read (or a shard's read_all) that touches a locked account
-//! fails definitely with `LockConflict`, like a transfer (no-wait), and the client retries.
-//! Answering with the last committed balance would let a reader order itself before a
-//! transfer on one shard and after it on the other: a cycle, not a serializable history.
+//! Reads never see around a lock: a read that touches a locked account fails definitely with
+//! `LockConflict`, like a transfer (no-wait), and the client retries. Answering with the last
+//! committed balance would let a reader order itself before a transfer on one shard and after
+//! it on the other: a cycle, not a serializable history.
+//!
+//! A `read_all` on a sharded bank is a snapshot: a read-only transaction of the same shape
+//! whose every shard takes a shared lock on all its accounts (see [`snapshot`] for how it runs
+//! and why that makes it consistent). A shared lock is held by the snapshot, not by an
+//! account's transaction: transfers (at their start, at a participant's prepare, and local
+//! ones) fail or vote no on a shared-locked account, single reads go on, and snapshots share.
+//! Snapshots count in `max_inflight` like transfers.
 
-use super::{Bank, Command, Executed, Op, OpResult, Outcome, TxnPhase, TxnRecord};
+mod snapshot;
+
+pub use snapshot::{SnapshotPart, SnapshotVote};
+
+use super::{Bank, Command, Executed, Op, OpResult, Outcome, Reply, TxnPhase, TxnRecord};
 use crate::types::{Account, Amount, ClientId, RequestId, ShardId};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// A cross-shard transaction: the client request that started it, at its coordinator shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -96,6 +108,13 @@ pub enum Decision {
     Abort {
         reason: AbortReason,
     },
+    /// A snapshot committed: every shard's part was taken; participants release their
+    /// shared locks.
+    SnapshotCommit,
+    /// A snapshot aborted; participants release their shared locks.
+    SnapshotAbort {
+        reason: AbortReason,
+    },
 }
 
 impl Decision {
@@ -124,6 +143,16 @@ pub enum TxnEntry {
     Decide { txn: TxnId, decision: Decision },
     /// Coordinator: the participant acknowledged the decision; forget the transaction.
     Forget { txn: TxnId },
+    /// Participant: take this shard's part of snapshot `txn` (see `snapshot`).
+    SnapshotPrepare { txn: TxnId },
+    /// Coordinator: `shard`'s vote on snapshot `txn`; the last yes or the first no decides.
+    SnapshotVote {
+        txn: TxnId,
+        shard: ShardId,
+        vote: SnapshotVote,
+    },
+    /// Coordinator: `shard` applied the snapshot's decision; forgotten once all have.
+    SnapshotForget { txn: TxnId, shard: ShardId },
 }
 
 /// A message between shards. Wire type: never reorder variants.
@@ -142,6 +171,16 @@ pub enum ShardMsg {
     Decision { txn: TxnId, decision: Decision },
     /// Participant to coordinator: the decision is applied there.
     Ack { txn: TxnId },
+    /// Coordinator to participant: take your part of a snapshot.
+    SnapshotPrepare { txn: TxnId },
+    /// Participant `shard` to coordinator.
+    SnapshotVote {
+        txn: TxnId,
+        shard: ShardId,
+        vote: SnapshotVote,
+    },
+    /// Participant `shard` to coordinator: the snapshot's decision is applied there.
+    SnapshotAck { txn: TxnId, shard: ShardId },
 }
 
 impl ShardMsg {
@@ -166,6 +205,11 @@ impl ShardMsg {
             },
             ShardMsg::Decision { txn, decision } => TxnEntry::Decide { txn, decision },
             ShardMsg::Ack { txn } => TxnEntry::Forget { txn },
+            ShardMsg::SnapshotPrepare { txn } => TxnEntry::SnapshotPrepare { txn },
+            ShardMsg::SnapshotVote { txn, shard, vote } => {
+                TxnEntry::SnapshotVote { txn, shard, vote }
+            }
+            ShardMsg::SnapshotAck { txn, shard } => TxnEntry::SnapshotForget { txn, shard },
         }
     }
 }
@@ -191,15 +235,33 @@ pub enum Step {
     },
     /// A retry of a cross-shard transfer still running: nothing to do, keep waiting.
     InProgress(TxnId),
+    /// A snapshot (a sharded `read_all`) started: `executed` is this shard's part, taking
+    /// its exec index; send `send`; the client is answered at the decision.
+    SnapshotStarted {
+        txn: TxnId,
+        executed: Executed,
+        send: Vec<Outbound>,
+    },
+}
+
+/// A client's answer that an entry produced at the coordinator.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub client: ClientId,
+    pub request: RequestId,
+    pub reply: Reply,
 }
 
 /// What executing a [`TxnEntry`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TxnStep {
     /// The entry took an exec index (a decision at the coordinator, a commit at the
-    /// participant). At the coordinator, its command's client is answered with it.
+    /// participant, a snapshot's part at a participant).
     pub executed: Option<Executed>,
     pub send: Vec<Outbound>,
+    /// The client's answer, at the coordinator's decision (a snapshot's decision takes no
+    /// exec index: its answer carries the coordinator part's).
+    pub answer: Option<Answer>,
 }
 
 /// Bounds of the transaction tables; part of the state, like the reply limits.
@@ -261,6 +323,12 @@ pub(super) struct Txns {
     finished_floor: RequestId,
     finished_seq: u64,
     limits: TxnLimits,
+    /// Snapshots holding a shared lock on every account of this shard (see `snapshot`).
+    shared: BTreeSet<TxnId>,
+    /// Snapshots this shard coordinates.
+    snapshots: BTreeMap<TxnId, snapshot::Coordinated>,
+    /// Snapshots this shard voted yes on and has not seen decided: its part, for resends.
+    parts: BTreeMap<TxnId, SnapshotPart>,
 }
 
 impl Txns {
@@ -275,6 +343,9 @@ impl Txns {
             finished_floor: RequestId(0),
             finished_seq: 0,
             limits: TxnLimits::default(),
+            shared: BTreeSet::new(),
+            snapshots: BTreeMap::new(),
+            parts: BTreeMap::new(),
         }
     }
 
@@ -291,10 +362,21 @@ impl Txns {
     }
 
     pub(super) fn is_coordinating(&self, txn: &TxnId) -> bool {
-        self.coordinating.contains_key(txn)
+        self.coordinating.contains_key(txn) || self.snapshots.contains_key(txn)
     }
 
-    /// The first of `accounts` that a transaction holds locked.
+    /// The first of `accounts` (this shard's) that a transaction holds locked, exclusively or
+    /// shared: what a transfer may not touch.
+    pub(super) fn held_of(&self, accounts: &[&Account]) -> Option<Account> {
+        let shared = !self.shared.is_empty();
+        accounts
+            .iter()
+            .find(|a| shared || self.locks.contains_key(a.as_str()))
+            .map(|a| (*a).clone())
+    }
+
+    /// The first of `accounts` that a transaction holds locked exclusively: what a read
+    /// may not see (a shared lock keeps balances as they are, so reads may).
     pub(super) fn locked_of(&self, accounts: &[&Account]) -> Option<Account> {
         accounts
             .iter()
@@ -307,8 +389,15 @@ impl Txns {
         self.locks.keys().next().cloned()
     }
 
+    /// Whether `part` holds exactly the accounts of `shard` (another shard).
+    fn holds_exactly(&self, shard: ShardId, part: &SnapshotPart) -> bool {
+        let theirs = self.remote.iter().filter(|(_, s)| **s == shard);
+        part.balances.keys().eq(theirs.map(|(a, _)| a))
+    }
+
     fn inflight(&self) -> usize {
-        self.coordinating.len() + self.participating.len()
+        let snapshots = self.snapshots.len() + self.parts.len();
+        self.coordinating.len() + self.participating.len() + snapshots
     }
 
     /// Whether this participant has finished `txn` (or may have: see the floor).
@@ -366,7 +455,12 @@ impl Bank {
     /// A transaction this shard coordinates: `Some(None)` while preparing, `Some(Some(d))`
     /// once decided (until forgotten), `None` if unknown here.
     pub fn coordinated(&self, txn: &TxnId) -> Option<Option<Decision>> {
-        self.txns.coordinating.get(txn).map(|c| c.decision)
+        let snapshot = || self.txns.snapshots.get(txn).map(|s| s.decision);
+        self.txns
+            .coordinating
+            .get(txn)
+            .map(|c| c.decision)
+            .or_else(snapshot)
     }
 
     /// Transactions this shard coordinates that have no decision yet (a leader aborts those
@@ -374,7 +468,8 @@ impl Bank {
     pub fn preparing(&self) -> Vec<TxnId> {
         let txns = &self.txns.coordinating;
         let open = txns.iter().filter(|(_, c)| c.decision.is_none());
-        open.map(|(txn, _)| *txn).collect()
+        let transfers = open.map(|(txn, _)| *txn);
+        transfers.chain(self.snapshots_preparing()).collect()
     }
 
     /// The messages that unfinished work here needs (re)sent: PREPARE for every transaction
@@ -400,7 +495,8 @@ impl Bank {
                 },
             },
         });
-        coordinated.chain(voted).collect()
+        let snapshots = self.snapshots_unfinished();
+        coordinated.chain(voted).chain(snapshots).collect()
     }
 
     /// Step 1 (module docs) for a transfer to another shard's account; `None` for any other
@@ -430,7 +526,7 @@ impl Bank {
             // Never trusted blindly (see `transfer`): an invalid command changes nothing.
             return Err(OpResult::InsufficientFunds { from_balance });
         }
-        if let Some(account) = self.txns.locked_of(&[from]) {
+        if let Some(account) = self.txns.held_of(&[from]) {
             return Err(OpResult::LockConflict { account });
         }
         if from_balance < amount && !self.allow_overdraft {
@@ -476,9 +572,16 @@ impl Bank {
                 to,
                 amount,
             } => self.prepare(*txn, from, to, *amount),
+            TxnEntry::Decide { txn, decision } if self.txns.snapshots.contains_key(txn) => {
+                self.decide_snapshot_on_timeout(*txn, *decision)
+            }
             TxnEntry::Decide { txn, decision } if txn.coordinator == self.shard() => {
                 self.decide_as_coordinator(*txn, *decision)
             }
+            TxnEntry::Decide {
+                txn,
+                decision: Decision::SnapshotCommit | Decision::SnapshotAbort { .. },
+            } => self.release_snapshot(*txn),
             TxnEntry::Decide { txn, decision } => self.decide_as_participant(*txn, *decision),
             TxnEntry::Forget { txn } => {
                 let decided = self
@@ -491,6 +594,11 @@ impl Bank {
                 }
                 TxnStep::default()
             }
+            TxnEntry::SnapshotPrepare { txn } => self.snapshot_prepare(*txn),
+            TxnEntry::SnapshotVote { txn, shard, vote } => {
+                self.snapshot_vote(*txn, *shard, vote.clone())
+            }
+            TxnEntry::SnapshotForget { txn, shard } => self.snapshot_forget(*txn, *shard),
         }
     }
 
@@ -517,6 +625,7 @@ impl Bank {
                 shard: txn.coordinator,
                 msg: ShardMsg::Vote { txn, vote },
             }],
+            ..TxnStep::default()
         }
     }
 
@@ -536,7 +645,7 @@ impl Bank {
         else {
             return no(AbortReason::Refused);
         };
-        if self.txns.locks.contains_key(to) {
+        if self.txns.held_of(&[to]).is_some() {
             return no(AbortReason::LockConflict);
         }
         if self.txns.inflight() >= self.txns.limits.max_inflight {
@@ -550,6 +659,10 @@ impl Bank {
             to_balance,
         };
         self.txns.participating.insert(txn, record);
+        if self.planted.apply_at_prepare {
+            // PLANTED BUG apply_at_prepare: the credit lands at the vote, before any decision.
+            self.balances.insert(to.clone(), to_balance);
+        }
         Vote::Yes { to_balance }
     }
 
@@ -558,7 +671,12 @@ impl Bank {
         let Some(record) = self.txns.coordinating.get_mut(&txn) else {
             return TxnStep::default();
         };
-        if record.decision.is_some() {
+        let snapshot = matches!(
+            decision,
+            Decision::SnapshotCommit | Decision::SnapshotAbort { .. }
+        );
+        // A snapshot's decision for a transfer: only a corrupt entry; it changes nothing.
+        if record.decision.is_some() || snapshot {
             return TxnStep::default();
         }
         record.decision = Some(decision);
@@ -574,20 +692,32 @@ impl Bank {
                     to_balance,
                 }
             }
-            Decision::Abort { reason } => OpResult::Aborted { reason },
+            Decision::Abort { reason } | Decision::SnapshotAbort { reason } => {
+                OpResult::Aborted { reason }
+            }
+            Decision::SnapshotCommit => unreachable!("returned above"),
         };
         let (phase, applied) = match decision {
             Decision::Commit { .. } => (TxnPhase::Commit, -record.amount),
-            Decision::Abort { .. } => (TxnPhase::Abort, 0),
+            _ => (TxnPhase::Abort, 0),
         };
         let mut executed = self.record(&record.command, result, false);
         executed.txn = Some(txn_record(txn, phase, applied));
+        let answer = Answer {
+            client: txn.client,
+            request: txn.request,
+            reply: Reply {
+                exec_index: executed.exec_index,
+                result: executed.result.clone(),
+            },
+        };
         TxnStep {
             executed: Some(executed),
             send: vec![Outbound {
                 shard: record.to_shard,
                 msg: ShardMsg::Decision { txn, decision },
             }],
+            answer: Some(answer),
         }
     }
 
@@ -607,15 +737,23 @@ impl Bank {
             }
             self.txns.mark_finished(&txn);
             return TxnStep {
-                executed: None,
                 send: ack,
+                ..TxnStep::default()
             };
         };
-        self.txns.locks.remove(&p.to);
+        let aborted = matches!(decision, Decision::Abort { .. });
+        // PLANTED BUG keep_locks_on_abort: an aborted transaction's lock stays for ever.
+        if !(aborted && self.planted.keep_locks_on_abort) {
+            self.txns.locks.remove(&p.to);
+        }
         self.txns.mark_finished(&txn);
         let executed = match decision {
             Decision::Commit { .. } => self.credit(txn, p),
-            Decision::Abort { reason } => {
+            _ => {
+                let reason = match decision {
+                    Decision::Abort { reason } | Decision::SnapshotAbort { reason } => reason,
+                    _ => AbortReason::Refused,
+                };
                 let command = txn_command(txn, &p.from, &p.to, p.amount);
                 let result = OpResult::Aborted { reason };
                 self.log_txn(command, result, txn_record(txn, TxnPhase::Abort, 0))
@@ -624,6 +762,7 @@ impl Bank {
         TxnStep {
             executed: Some(executed),
             send: ack,
+            ..TxnStep::default()
         }
     }
 
@@ -649,7 +788,11 @@ impl Bank {
     /// table: the client is answered by the coordinator shard).
     fn credit(&mut self, txn: TxnId, p: Participated) -> Executed {
         // Cannot overflow: the vote checked it, and `to` stayed locked since.
-        let to_balance = self.balance(&p.to).saturating_add(p.amount);
+        let mut to_balance = self.balance(&p.to).saturating_add(p.amount);
+        if self.planted.apply_at_prepare {
+            // PLANTED BUG apply_at_prepare: credited at the vote already.
+            to_balance = self.balance(&p.to);
+        }
         self.balances.insert(p.to.clone(), to_balance);
         let command = txn_command(txn, &p.from, &p.to, p.amount);
         let result = OpResult::Credited { to_balance };

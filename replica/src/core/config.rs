@@ -6,7 +6,7 @@
 //! protocol errors for the harness's test-the-tester runs; each is one guarded branch in the
 //! core, marked `PLANTED BUG`.
 
-use crate::bank::Bank;
+use crate::bank::{Bank, PlantedTxnBugs};
 use crate::config::ClusterConfig;
 use crate::shard::ShardMap;
 use crate::types::{Account, Amount, NodeId, ShardId};
@@ -47,11 +47,23 @@ pub struct Bugs {
     pub no_funds_check: bool,
     /// A leader ignores higher ballots in NACKs and PREPAREs and keeps answering reads locally.
     pub stale_leader: bool,
+    /// A new leader of a coordinator shard aborts every transaction it finds in flight, even
+    /// one decided commit, and sends the participants ABORT: money vanishes.
+    #[serde(default)]
+    pub recovery_aborts: bool,
+    /// A participant credits `to` at its yes vote, not at the commit, and keeps it on abort.
+    #[serde(default)]
+    pub apply_at_prepare: bool,
+    /// A participant keeps its lock when the transaction aborts: the account is locked for
+    /// ever (a liveness failure).
+    #[serde(default)]
+    pub keep_locks_on_abort: bool,
 }
 
 /// Every planted bug's name, as `--bug` takes it. `forget-promises` lives in the shell (its
-/// acceptor state never reaches the disk); the others are branches of the core.
-pub const BUG_NAMES: [&str; 7] = [
+/// acceptor state never reaches the disk); the others are branches of the core (or of the
+/// bank, set from here). The last three are two-phase commit bugs: see [`SHARDED_BUG_NAMES`].
+pub const BUG_NAMES: [&str; 10] = [
     "no-dedup",
     "no-funds-check",
     "local-reads",
@@ -59,7 +71,15 @@ pub const BUG_NAMES: [&str; 7] = [
     "early-commit",
     "no-view-merge",
     "forget-promises",
+    "recovery-aborts",
+    "apply-at-prepare",
+    "keep-locks-on-abort",
 ];
+
+/// The bugs of [`BUG_NAMES`] that only a sharded bank can show (an unsharded one never runs
+/// two-phase commit): a zoo hunts them only in a sharded run.
+pub const SHARDED_BUG_NAMES: [&str; 3] =
+    ["recovery-aborts", "apply-at-prepare", "keep-locks-on-abort"];
 
 /// Whether planted bugs exist in this build. Without the `bugs` feature every accessor below
 /// is a constant `false`, so the bug branches are compiled out of the shipped replica.
@@ -90,6 +110,19 @@ impl Bugs {
         PLANTABLE && self.stale_leader
     }
 
+    pub fn recovery_aborts(&self) -> bool {
+        PLANTABLE && self.recovery_aborts
+    }
+
+    /// Sets the bank's own planted bugs (they are not part of its checkpoints).
+    pub fn plant_in(&self, bank: &mut Bank) {
+        bank.set_allow_overdraft(self.no_funds_check());
+        bank.set_planted_txn_bugs(PlantedTxnBugs {
+            apply_at_prepare: PLANTABLE && self.apply_at_prepare,
+            keep_locks_on_abort: PLANTABLE && self.keep_locks_on_abort,
+        });
+    }
+
     /// Switches on the core bug called `name`; false if the core has no bug of that name
     /// (`forget-promises` included: it is the shell's).
     pub fn plant(&mut self, name: &str) -> bool {
@@ -100,6 +133,9 @@ impl Bugs {
             "local-reads" => &mut self.local_reads,
             "no-funds-check" => &mut self.no_funds_check,
             "stale-leader" => &mut self.stale_leader,
+            "recovery-aborts" => &mut self.recovery_aborts,
+            "apply-at-prepare" => &mut self.apply_at_prepare,
+            "keep-locks-on-abort" => &mut self.keep_locks_on_abort,
             _ => return false,
         };
         *flag = true;

@@ -76,6 +76,13 @@ impl Core {
                 self.executed_request(key);
                 return;
             }
+            // A snapshot: its part here is executed now, its client answered at the decision.
+            Step::SnapshotStarted { executed, send, .. } => {
+                out.push(Effect::Executed(executed));
+                self.send_to_shards(send, out);
+                self.executed_request(key);
+                return;
+            }
         };
         match outcome {
             Outcome::Executed(executed) => {
@@ -139,9 +146,8 @@ impl Core {
         tracing::debug!(node = %self.me(), %slot, "installing a checkpoint");
         self.decided_ballot = self.decided_ballot.max(checkpoint.ballot);
         self.bank = checkpoint.bank.clone();
-        // PLANTED BUG no_funds_check travels with the config, not with the checkpoint.
-        self.bank
-            .set_allow_overdraft(self.cfg.bugs.no_funds_check());
+        // PLANTED BUGs of the bank travel with the config, not with the checkpoint.
+        self.cfg.bugs.plant_in(&mut self.bank);
         self.log.truncate_through(slot);
         self.executed = slot;
         self.commit = self.commit.max(slot);

@@ -37,7 +37,7 @@ impl Core {
             panic!("invalid core config: {e}");
         }
         let mut bank = config.new_bank();
-        bank.set_allow_overdraft(config.bugs.no_funds_check());
+        config.bugs.plant_in(&mut bank);
         let mixed = seed ^ u64::from(config.me.0).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         let max_waiters = config.max_pending_commands as usize;
         let mut core = Core {
@@ -80,8 +80,7 @@ impl Core {
             return;
         }
         self.bank = checkpoint.bank.clone();
-        self.bank
-            .set_allow_overdraft(self.cfg.bugs.no_funds_check());
+        self.cfg.bugs.plant_in(&mut self.bank);
         self.log.truncate_through(checkpoint.slot);
         self.executed = checkpoint.slot;
         self.commit = checkpoint.slot;

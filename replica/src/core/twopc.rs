@@ -15,7 +15,7 @@
 
 use super::effect::{send, Effect};
 use super::{Core, PeerMsg, RoleState};
-use crate::bank::{AbortReason, Decision, Outbound, ShardMsg, TxnEntry, TxnId, TxnPhase};
+use crate::bank::{AbortReason, Decision, Outbound, ShardMsg, TxnEntry, TxnId};
 use crate::types::NodeId;
 use std::collections::{BTreeMap, VecDeque};
 
@@ -30,6 +30,8 @@ pub(super) struct LeaderTxns {
     pending: VecDeque<TxnEntry>,
     preparing_since_ms: BTreeMap<TxnId, u64>,
     last_resend_ms: Option<u64>,
+    /// Whether this leader has looked at what it found in flight (planted bug only).
+    recovered: bool,
 }
 
 impl LeaderTxns {
@@ -72,11 +74,18 @@ impl Core {
         };
         // The message must be about a transaction between the sender's shard and this one.
         let txn = match &msg {
-            ShardMsg::Prepare { txn, .. } | ShardMsg::Decision { txn, .. } => {
-                (txn.coordinator == from_shard).then_some(txn)
-            }
+            ShardMsg::Prepare { txn, .. }
+            | ShardMsg::Decision { txn, .. }
+            | ShardMsg::SnapshotPrepare { txn } => (txn.coordinator == from_shard).then_some(txn),
             ShardMsg::Vote { txn, .. } | ShardMsg::Ack { txn } => {
                 (txn.coordinator == shard).then_some(txn)
+            }
+            // A snapshot's vote and ack name their shard: it must be the sender's.
+            ShardMsg::SnapshotVote {
+                txn, shard: voter, ..
+            }
+            | ShardMsg::SnapshotAck { txn, shard: voter } => {
+                (txn.coordinator == shard && *voter == from_shard).then_some(txn)
             }
         };
         let Some(txn) = txn else {
@@ -87,9 +96,11 @@ impl Core {
         // take a slot to change nothing (resends keep coming until the work is done).
         let state = self.bank.coordinated(txn);
         let useful = match &msg {
-            ShardMsg::Vote { .. } => state == Some(None),
-            ShardMsg::Ack { .. } => matches!(state, Some(Some(_))),
-            ShardMsg::Prepare { .. } | ShardMsg::Decision { .. } => true,
+            ShardMsg::Vote { .. } | ShardMsg::SnapshotVote { .. } => state == Some(None),
+            ShardMsg::Ack { .. } | ShardMsg::SnapshotAck { .. } => matches!(state, Some(Some(_))),
+            ShardMsg::Prepare { .. }
+            | ShardMsg::Decision { .. }
+            | ShardMsg::SnapshotPrepare { .. } => true,
         };
         if !useful {
             return;
@@ -104,21 +115,10 @@ impl Core {
     pub(super) fn execute_txn_entry(&mut self, entry: &TxnEntry, out: &mut Vec<Effect>) {
         let step = self.bank.apply_txn(entry);
         if let Some(executed) = step.executed {
-            let key = (executed.command.client, executed.command.request);
-            // Only the coordinator's decision answers the client; prepares and the
-            // participant's entries are in the log only.
-            let answers = executed.txn.is_some_and(|t| {
-                t.id.coordinator == self.bank.shard()
-                    && matches!(t.phase, TxnPhase::Commit | TxnPhase::Abort)
-            });
-            let reply = crate::bank::Reply {
-                exec_index: executed.exec_index,
-                result: executed.result.clone(),
-            };
             out.push(Effect::Executed(executed));
-            if answers {
-                self.answer_waiters(key, &reply, out);
-            }
+        }
+        if let Some(answer) = step.answer {
+            self.answer_waiters((answer.client, answer.request), &answer.reply, out);
         }
         self.send_to_shards(step.send, out);
     }
@@ -163,6 +163,11 @@ impl Core {
                 txns.preparing_since_ms.insert(txn, now_ms);
             }
         }
+        self.abort_in_flight_once(out);
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let txns = &mut leader.txn;
         let due = txns
             .last_resend_ms
             .is_none_or(|last| now_ms.saturating_sub(last) >= resend_interval_ms);
@@ -171,5 +176,25 @@ impl Core {
             let unfinished = self.bank.unfinished();
             self.send_to_shards(unfinished, out);
         }
+    }
+
+    /// PLANTED BUG recovery_aborts: on its first tick a new leader aborts every transaction
+    /// it coordinates, even one already decided commit, and tells the participants ABORT
+    /// directly (correct recovery resends the decision its log holds).
+    fn abort_in_flight_once(&mut self, out: &mut Vec<Effect>) {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        if !self.cfg.bugs.recovery_aborts() || leader.txn.recovered {
+            return;
+        }
+        leader.txn.recovered = true;
+        let reason = AbortReason::Timeout;
+        for txn in self.bank.preparing() {
+            let decision = Decision::Abort { reason };
+            leader.txn.push(TxnEntry::Decide { txn, decision });
+        }
+        let aborts = self.bank.aborts_for_in_flight();
+        self.send_to_shards(aborts, out);
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 const VOTE_TIMEOUT_MS: u64 = 500;
 
-fn shard_cfg(me: u32) -> CoreConfig {
+pub fn shard_cfg(me: u32) -> CoreConfig {
     let (shard, other, mine, theirs) = if me <= 3 {
         (1, 2, ["A", "B"], ["C", "D"])
     } else {
@@ -269,4 +269,215 @@ fn a_new_leader_finishes_what_its_predecessor_started() {
     let prepares = shard_sends(&out);
     assert_eq!(prepares.len(), 3, "{out:?}");
     assert!(matches!(prepares[0].1, ShardMsg::Prepare { txn: t, .. } if t == txn(1)));
+}
+
+/// Node `me` of a bank of `shards` shards of three nodes (n1–n3 shard 1, n4–n6 shard 2, ...),
+/// two accounts each (A, B on shard 1, C, D on shard 2, E, F on shard 3).
+fn shards_cfg(me: u32, shards: u32) -> CoreConfig {
+    let shard_of = |node: u32| (node - 1) / 3 + 1;
+    let members = |s: u32| (3 * s - 2..=3 * s).map(n).collect::<Vec<_>>();
+    let accounts = |s: u32| {
+        let first = b'A' + 2 * (s as u8 - 1);
+        [first, first + 1].map(|c| (c as char).to_string())
+    };
+    let mine = shard_of(me);
+    let others = (1..=shards).filter(|s| *s != mine);
+    CoreConfig {
+        sharding: Some(Sharding {
+            shard: ShardId(mine),
+            others: others.clone().map(|s| (ShardId(s), members(s))).collect(),
+            remote: others
+                .flat_map(|s| accounts(s).map(|a| (a, ShardId(s))))
+                .collect(),
+            vote_timeout_ms: VOTE_TIMEOUT_MS,
+            resend_interval_ms: 100,
+            max_inflight_txns: 16,
+        }),
+        nodes: members(mine),
+        accounts: accounts(mine).to_vec(),
+        ..cfg(me, 3)
+    }
+}
+
+/// The messages `out` sends to node `to`'s shard, one copy (every member gets the same).
+fn to_member(out: &[Effect], to: u32) -> Vec<ShardMsg> {
+    let sent = shard_sends(out).into_iter().filter(|(t, _)| *t == to);
+    sent.map(|(_, m)| m).collect()
+}
+
+/// A snapshot coordinated by shard 1 across `shards` shards, every step through the cores'
+/// logs; returns the client's answer.
+fn snapshot_through_cores(shards: u32) -> OpResult {
+    let (mut s1, b1) = leader_with(shards_cfg(1, shards));
+    let mut others: Vec<(u32, Core, Ballot)> = (2..=shards)
+        .map(|s| {
+            let leader = 3 * s - 2;
+            let (core, ballot) = leader_with(shards_cfg(leader, shards));
+            (leader, core, ballot)
+        })
+        .collect();
+    submit(&mut s1, 1_001, 7, read_all(1, 1));
+    let out = commit(&mut s1, b1, 1, 2, 1_002);
+    assert!(replies(&out).is_empty(), "no answer before the decision");
+    let part = one(executed(&out));
+    assert_eq!(part.exec_index, 1, "the coordinator's part is in its log");
+    // A transfer on shard 1 while the snapshot holds its shared locks fails at once.
+    submit(&mut s1, 1_003, 8, transfer(2, 1, "B", "A", 1));
+    let locked = commit(&mut s1, b1, 2, 2, 1_003);
+    let (_, response) = one(replies(&locked));
+    assert!(
+        matches!(&response, ClientResponse::Reply { reply, .. } if matches!(reply.result, OpResult::LockConflict { .. })),
+        "{response:?}"
+    );
+    let mut slot1 = 2;
+    let mut answer = None;
+    for (leader, core, ballot) in &mut others {
+        let prepare = one(to_member(&out, *leader));
+        assert!(matches!(prepare, ShardMsg::SnapshotPrepare { .. }));
+        let proposed_out = deliver(core, 1, prepare, 1_004);
+        assert!(matches!(proposed(&proposed_out, 1), Some(Value::Txn(_))));
+        let voted = commit(core, *ballot, 1, *leader + 1, 1_005);
+        assert_eq!(
+            one(executed(&voted)).exec_index,
+            1,
+            "the participant's part"
+        );
+        let vote = one(to_member(&voted, 1));
+        slot1 += 1;
+        deliver(&mut s1, *leader, vote, 1_006);
+        let decided = commit(&mut s1, b1, slot1, 2, 1_007);
+        if let Some((token, response)) = replies(&decided).into_iter().next() {
+            assert_eq!(token, 7);
+            assert!(answer.is_none(), "answered once, at the last vote");
+            answer = Some((response, decided));
+        }
+    }
+    let (response, decided) = answer.expect("answered at the last vote");
+    // The decision reaches every participant; each releases and acknowledges.
+    for (leader, core, ballot) in &mut others {
+        let decision = one(to_member(&decided, *leader));
+        deliver(core, 1, decision, 1_008);
+        let acked = commit(core, *ballot, 2, *leader + 1, 1_009);
+        let ack = one(to_member(&acked, 1));
+        assert!(matches!(ack, ShardMsg::SnapshotAck { .. }));
+        slot1 += 1;
+        deliver(&mut s1, *leader, ack, 1_010);
+        commit(&mut s1, b1, slot1, 2, 1_011);
+    }
+    let mut out = Vec::new();
+    s1.on_tick(1_500, &mut out);
+    assert!(shard_sends(&out).is_empty(), "nothing left to resend");
+    let after = submit(&mut s1, 1_501, 9, transfer(2, 2, "B", "A", 1));
+    assert!(proposed(&after, slot1 + 1).is_some());
+    let out = commit(&mut s1, b1, slot1 + 1, 2, 1_502);
+    let (_, response_after) = one(replies(&out));
+    assert!(
+        matches!(&response_after, ClientResponse::Reply { reply, .. } if matches!(reply.result, OpResult::Transferred { .. })),
+        "the shared locks are released: {response_after:?}"
+    );
+    let ClientResponse::Reply { reply, .. } = response else {
+        panic!("{response:?}")
+    };
+    assert_eq!(
+        reply.exec_index, 1,
+        "answered at the coordinator part's position"
+    );
+    reply.result
+}
+
+#[test]
+fn a_snapshot_across_two_shards_runs_through_both_logs() {
+    let OpResult::Snapshot {
+        balances,
+        positions,
+    } = snapshot_through_cores(2)
+    else {
+        panic!("not a snapshot")
+    };
+    let names: Vec<&str> = balances.keys().map(String::as_str).collect();
+    assert_eq!(names, ["A", "B", "C", "D"]);
+    assert_eq!(balances.values().sum::<i64>(), 40);
+    assert_eq!(
+        positions,
+        BTreeMap::from([(ShardId(1), 1), (ShardId(2), 1)])
+    );
+}
+
+#[test]
+fn a_snapshot_across_three_shards_waits_for_every_part() {
+    let OpResult::Snapshot {
+        balances,
+        positions,
+    } = snapshot_through_cores(3)
+    else {
+        panic!("not a snapshot")
+    };
+    assert_eq!(balances.len(), 6);
+    assert_eq!(balances.values().sum::<i64>(), 60);
+    assert_eq!(positions.len(), 3);
+}
+
+#[test]
+fn a_snapshot_vote_naming_another_shard_is_dropped() {
+    let (mut s1, b1) = leader_with(shards_cfg(1, 3));
+    submit(&mut s1, 1_001, 7, read_all(1, 1));
+    commit(&mut s1, b1, 1, 2, 1_002);
+    let (mut s2, b2) = leader_with(shards_cfg(4, 3));
+    let prepare = ShardMsg::SnapshotPrepare {
+        txn: TxnId {
+            coordinator: ShardId(1),
+            ..txn(1)
+        },
+    };
+    deliver(&mut s2, 1, prepare, 1_003);
+    let vote = one(to_member(&commit(&mut s2, b2, 1, 5, 1_004), 1));
+    // Shard 2's yes, sent by a member of shard 3: it would count for shard 3.
+    assert!(proposed(&deliver(&mut s1, 7, vote.clone(), 1_005), 2).is_none());
+    assert!(proposed(&deliver(&mut s1, 4, vote, 1_005), 2).is_some());
+}
+
+#[test]
+fn a_new_leader_finishes_its_predecessors_snapshot_and_times_it_out() {
+    let (mut s1, b1) = leader_with(shard_cfg(1));
+    let out = submit(&mut s1, 1_001, 7, read_all(1, 1));
+    let value = proposed(&out, 1).unwrap();
+    // n2 learns the snapshot's start as a backup; n1 dies before any PREPARE arrives.
+    let mut n2 = fresh_with(shard_cfg(2));
+    let mut out = Vec::new();
+    let accept = PeerMsg::Accept {
+        ballot: b1,
+        slot: Slot(1),
+        value,
+        commit: Slot(1),
+    };
+    n2.on_message(1_002, n(1), accept, &mut out);
+    assert_eq!(one(executed(&out)).exec_index, 1, "n2 holds the part too");
+    let (ballot, _) = campaign(&mut n2, 5_000);
+    n2.on_message(5_000, n(3), promise(ballot, 1), &mut out);
+    assert!(n2.leads());
+    let mut out = Vec::new();
+    n2.on_tick(5_010, &mut out);
+    let resent: Vec<ShardMsg> = shard_sends(&out).into_iter().map(|(_, m)| m).collect();
+    let prepare = ShardMsg::SnapshotPrepare { txn: txn(1) };
+    assert_eq!(
+        resent,
+        vec![prepare; 3],
+        "the PREPARE, to every member of shard 2"
+    );
+    // No vote comes: the new leader aborts it after the timeout, through its log.
+    let late = 5_010 + VOTE_TIMEOUT_MS;
+    let mut out = Vec::new();
+    n2.on_tick(late, &mut out);
+    n2.flush(late, &mut out);
+    let abort = Decision::Abort {
+        reason: AbortReason::Timeout,
+    };
+    let decide = TxnEntry::Decide {
+        txn: txn(1),
+        decision: abort,
+    };
+    let proposed_abort = sends(&out).into_iter().any(|(_, m)| {
+        matches!(m, PeerMsg::Accept { value: Value::Txn(entries), .. } if entries == vec![decide.clone()])
+    });
+    assert!(proposed_abort, "{out:?}");
 }

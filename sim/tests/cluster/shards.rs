@@ -178,3 +178,37 @@ fn random_faults_never_break_a_sharded_bank_and_every_transaction_finishes() {
         "{committed} committed, {aborted} aborted"
     );
 }
+
+/// The checks have teeth: every planted two-phase commit bug is caught by some seed (the
+/// sim crate's tests build the replica with its `bugs` feature).
+#[test]
+fn the_sharded_runs_catch_planted_two_phase_commit_bugs() {
+    let bugs = [
+        (
+            "recovery_aborts",
+            Bugs {
+                recovery_aborts: true,
+                ..Bugs::default()
+            },
+        ),
+        (
+            "apply_at_prepare",
+            Bugs {
+                apply_at_prepare: true,
+                ..Bugs::default()
+            },
+        ),
+        (
+            "keep_locks_on_abort",
+            Bugs {
+                keep_locks_on_abort: true,
+                ..Bugs::default()
+            },
+        ),
+    ];
+    for (name, bug) in bugs {
+        let caught = (0..30).find_map(|seed| sharded_run(seed, bug).err().map(|e| (seed, e)));
+        eprintln!("{name}: caught by {caught:?}");
+        assert!(caught.is_some(), "{name} went unnoticed");
+    }
+}
