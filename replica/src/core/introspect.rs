@@ -87,6 +87,11 @@ impl Core {
         records
     }
 
+    /// The replicated bank, read-only (the server's failpoints look up transactions in it).
+    pub fn bank(&self) -> &crate::bank::Bank {
+        &self.bank
+    }
+
     /// Whether this replica currently leads (for the shell's logs and tests).
     pub fn leads(&self) -> bool {
         matches!(self.role, RoleState::Leader(_))
