@@ -147,6 +147,17 @@ enum CtlCmd {
     },
     /// Read every balance through the log.
     ReadAll,
+    /// Arm a failpoint on the replica named by --node (replica-bugs only): it crashes at that
+    /// step of two-phase commit. Names: coordinator-after-start, participant-after-prepare,
+    /// coordinator-before-decision, coordinator-after-decision-before-send,
+    /// coordinator-after-send.
+    ArmFailpoint {
+        /// The failpoint's name.
+        name: String,
+        /// Fire at every hit instead of the next one only.
+        #[arg(long)]
+        every: bool,
+    },
 }
 
 /// `60s`, `500ms`, `2m`, `1h`, or a plain number of seconds.
@@ -239,6 +250,8 @@ fn run(args: RunArgs, bugs_allowed: bool) -> anyhow::Result<()> {
         seed,
         fsync: !args.no_fsync,
         forget_promises,
+        // Like --bug: only replica-bugs arms failpoints, whatever the library was built with.
+        failpoints: bugs_allowed,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -410,6 +423,10 @@ fn ctl(args: CtlArgs) -> anyhow::Result<()> {
             )
         })?;
         let request = ctl_request(&args.what, ids);
+        let arming = matches!(request, ClientRequest::ArmFailpoint { .. });
+        if arming && args.node.is_none() {
+            bail!("arm-failpoint arms one replica: name it with --node");
+        }
         let response = match args.node {
             // One node named: ask it and show whatever it says (PrintDB of a backup, say).
             Some(node) => client.call(node, &request, timeout).await?,
@@ -428,6 +445,9 @@ fn ctl(args: CtlArgs) -> anyhow::Result<()> {
             }
         };
         print_response(&response);
+        if let (true, ClientResponse::Error { node, message }) = (arming, &response) {
+            bail!("{node} did not arm the failpoint: {message}");
+        }
         Ok(())
     })
 }
@@ -464,6 +484,10 @@ fn ctl_request(what: &CtlCmd, ids: ClientIdRange) -> ClientRequest {
             account: account.clone(),
         }),
         CtlCmd::ReadAll => submit(Op::ReadAll),
+        CtlCmd::ArmFailpoint { name, every } => ClientRequest::ArmFailpoint {
+            name: name.clone(),
+            once: !every,
+        },
     }
 }
 
@@ -589,6 +613,10 @@ fn print_response(response: &ClientResponse) {
             "{node}: expired: client {client} was evicted from the reply table; \
              use a request id above {floor} (this one may or may not have executed)"
         ),
+        ClientResponse::FailpointArmed { node, name, once } => {
+            let when = if *once { "its next hit" } else { "every hit" };
+            println!("{node}: failpoint {name} armed: the replica aborts at {when}")
+        }
     }
 }
 
@@ -645,6 +673,33 @@ mod tests {
         assert_eq!(args.timeout, Duration::from_millis(500));
         assert!(
             Cli::try_parse_from(["replica", "ctl", "--timeout", "5 parsecs", "status"]).is_err()
+        );
+    }
+
+    #[test]
+    fn ctl_arms_one_failpoint_once_unless_told_every() {
+        let request = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Cmd::Ctl(ctl) = cli.command else {
+                panic!("not ctl")
+            };
+            ctl_request(&ctl.what, ClientIdRange::DEFAULT)
+        };
+        let once = request(&["replica", "ctl", "--node", "n1", "arm-failpoint", "x"]);
+        assert_eq!(
+            once,
+            ClientRequest::ArmFailpoint {
+                name: "x".into(),
+                once: true
+            }
+        );
+        let every = request(&["replica", "ctl", "arm-failpoint", "--every", "y"]);
+        assert_eq!(
+            every,
+            ClientRequest::ArmFailpoint {
+                name: "y".into(),
+                once: false
+            }
         );
     }
 

@@ -35,6 +35,10 @@ pub enum ClientRequest {
     },
     /// Role, ballot, leader and progress of this replica.
     Status,
+    /// Arm the failpoint `name` (`replica::failpoints`) on this replica: it crashes at that
+    /// step of two-phase commit, at its next hit (at every hit unless `once`). Only
+    /// `replica-bugs` accepts it; answered `FailpointArmed` or `Error` saying why not.
+    ArmFailpoint { name: String, once: bool },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -106,6 +110,12 @@ pub enum ClientResponse {
         client: ClientId,
         floor: RequestId,
     },
+    /// The failpoint `name` is armed on `node`.
+    FailpointArmed {
+        node: NodeId,
+        name: String,
+        once: bool,
+    },
 }
 
 impl ClientResponse {
@@ -123,7 +133,8 @@ impl ClientResponse {
             | ClientResponse::Executed { node, .. }
             | ClientResponse::Error { node, .. }
             | ClientResponse::Unauthorized { node, .. }
-            | ClientResponse::Expired { node, .. } => *node,
+            | ClientResponse::Expired { node, .. }
+            | ClientResponse::FailpointArmed { node, .. } => *node,
             ClientResponse::Status(status) => status.node,
         }
     }

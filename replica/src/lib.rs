@@ -8,6 +8,7 @@
 //! - `shell`: carries out the core's effects on a pluggable file system (shared with the simulator).
 //! - `server`: `replica run`, the shell driven by real sockets, disk and timers.
 //! - `client`: the client library used by `replica ctl` and the harness.
+//! - `failpoints`: crashes at named steps of two-phase commit, for tests (feature `failpoints`).
 
 pub mod bank;
 pub mod cli;
@@ -15,6 +16,7 @@ pub mod client;
 pub mod client_proto;
 pub mod config;
 pub mod core;
+pub mod failpoints;
 pub mod net;
 pub mod server;
 pub mod shard;

@@ -9,10 +9,15 @@
 //! batches: the longer an fsync takes, the more work the next burst carries. A storage error
 //! stops the process: after a failed fsync nothing written since the last good one can be
 //! trusted.
+//!
+//! In a build with failpoints (`crate::failpoints`), this is also where the named steps of
+//! two-phase commit are: a cross-shard message about to leave (`ServerIo::send`) or about to
+//! reach the core (`Server::feed`).
 
 use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::config::ClusterConfig;
 use crate::core::{Bugs, CoreConfig, Effect, PeerMsg, ReplyToken};
+use crate::failpoints;
 use crate::net::{ClientCall, Incoming, Network};
 use crate::shell::{Shell, ShellConfig, ShellIo};
 use crate::storage;
@@ -41,6 +46,8 @@ pub struct ServerOptions {
     pub fsync: bool,
     /// Planted bug `forget-promises`: acceptor state never reaches the disk.
     pub forget_promises: bool,
+    /// Whether clients may arm failpoints (`replica-bugs` only; needs the feature too).
+    pub failpoints: bool,
 }
 
 /// Runs a replica until the process is told to stop.
@@ -99,6 +106,7 @@ struct Server {
     next_token: ReplyToken,
     started: Instant,
     client_wait: Duration,
+    failpoints_allowed: bool,
 }
 
 struct Waiting {
@@ -108,12 +116,18 @@ struct Waiting {
 
 /// Routes the shell's sends to the network and its replies to the waiting streams.
 struct ServerIo<'a> {
+    me: NodeId,
     network: Option<&'a Network<PeerMsg>>,
     waiting: &'a mut HashMap<ReplyToken, Waiting>,
 }
 
 impl ShellIo for ServerIo<'_> {
     fn send(&mut self, to: NodeId, msg: PeerMsg) {
+        if failpoints::compiled_in() {
+            if let Some(step) = failpoints::step_of_send(&msg) {
+                failpoints::hit(self.me, step);
+            }
+        }
         if let Some(network) = self.network {
             network.send(to, msg);
         }
@@ -144,6 +158,7 @@ impl Server {
         let started = Instant::now();
         let mut waiting = HashMap::new();
         let mut io = ServerIo {
+            me: options.id,
             network: None,
             waiting: &mut waiting,
         };
@@ -157,6 +172,7 @@ impl Server {
             next_token: 1,
             started,
             client_wait,
+            failpoints_allowed: options.failpoints,
         })
     }
 
@@ -202,6 +218,7 @@ impl Server {
             }
             let now = self.now_ms();
             let mut io = ServerIo {
+                me: self.me,
                 network: self.network.as_ref(),
                 waiting: &mut self.waiting,
             };
@@ -218,7 +235,12 @@ impl Server {
     fn feed(&mut self, input: Input, out: &mut Vec<Effect>) {
         let now = self.now_ms();
         match input {
-            Input::Peer(from, msg) => self.shell.on_peer(now, from, msg, out),
+            Input::Peer(from, msg) => {
+                if failpoints::compiled_in() {
+                    self.failpoint_on_receive(&msg);
+                }
+                self.shell.on_peer(now, from, msg, out)
+            }
             Input::Tick => self.shell.on_tick(now, out),
             Input::Client(call) => self.on_client_call(now, call, out),
         }
@@ -239,10 +261,33 @@ impl Server {
                 self.shell.on_client(now, token, command, out);
                 return;
             }
+            ClientRequest::ArmFailpoint { name, once } => {
+                match failpoints::arm(self.me, &name, once, self.failpoints_allowed) {
+                    Ok(_) => ClientResponse::FailpointArmed {
+                        node: self.me,
+                        name,
+                        once,
+                    },
+                    Err(e) => ClientResponse::Error {
+                        node: self.me,
+                        message: e.to_string(),
+                    },
+                }
+            }
             request => self.shell.introspect(request),
         };
         // The client may have given up; nothing to do then.
         let _ = call.respond.send(response);
+    }
+
+    /// Crashes here if `msg` reaches an armed step (a vote or an ACK the core would act on).
+    fn failpoint_on_receive(&self, msg: &PeerMsg) {
+        let core = self.shell.core();
+        let step =
+            failpoints::step_of_receive(msg, core.leads(), |txn| core.bank().coordinated(txn));
+        if let Some(step) = step {
+            failpoints::hit(self.me, step);
+        }
     }
 
     /// Forgets replies nobody waits for any more, so the table stays bounded.

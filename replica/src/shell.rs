@@ -182,8 +182,8 @@ impl Shell {
     }
 
     /// PrintDB, PrintLog, PrintStatus, PrintView, FetchExecuted, Status: answered from the
-    /// core's and the journal's current state, never through the log. `Submit` is not an
-    /// introspection request; it is answered with an error here.
+    /// core's and the journal's current state, never through the log. `Submit` and
+    /// `ArmFailpoint` are not introspection requests; they are answered with an error here.
     pub fn introspect(&mut self, request: ClientRequest) -> ClientResponse {
         let node = self.me;
         match request {
@@ -225,6 +225,10 @@ impl Shell {
             ClientRequest::Submit(_) => ClientResponse::Error {
                 node,
                 message: "a submit is not an introspection request".into(),
+            },
+            ClientRequest::ArmFailpoint { .. } => ClientResponse::Error {
+                node,
+                message: "failpoints are armed by `replica run` (replica-bugs), not here".into(),
             },
         }
     }

@@ -70,6 +70,21 @@ async fn a_cross_shard_transfer_commits_once_on_both_shards_across_a_coordinator
     }
     let (from, to) = (one.accounts[0].clone(), two.accounts[0].clone());
 
+    // The shipped binary has no failpoints to arm, and says where they are.
+    let leader = wait_for_leader(&client, &one.nodes, ELECTION)
+        .await
+        .expect("shard 1's leader");
+    let arm = ClientRequest::ArmFailpoint {
+        name: "coordinator-after-send".into(),
+        once: true,
+    };
+    match client.call(leader, &arm, ANSWER).await {
+        Ok(ClientResponse::Error { message, .. }) => {
+            assert!(message.contains("use replica-bugs"), "{message}")
+        }
+        other => panic!("the plain replica armed a failpoint: {other:?}"),
+    }
+
     let request = transfer(1, 1, &from, &to, 3);
     let result = executed(&client, &request).await;
     assert_eq!(

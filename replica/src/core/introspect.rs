@@ -26,8 +26,8 @@ impl Core {
         (self.bank.exec_index(), self.bank.balances().clone())
     }
 
-    /// The replicated bank itself, read-only (two-phase commit state for tests and the
-    /// simulator's end-of-run checks).
+    /// The replicated bank itself, read-only: two-phase commit state for the shell's
+    /// failpoints, tests and the simulator's end-of-run checks.
     pub fn bank(&self) -> &crate::bank::Bank {
         &self.bank
     }

@@ -21,6 +21,8 @@ pub struct Cluster {
     pub config: ClusterConfig,
     pub config_path: PathBuf,
     children: BTreeMap<NodeId, Child>,
+    /// The replica binary every node runs.
+    bin: PathBuf,
 }
 
 /// Free UDP ports on loopback: bind to port 0, note the port, release it.
@@ -37,21 +39,33 @@ fn free_udp_ports(count: usize) -> Vec<u16> {
 impl Cluster {
     /// Writes certificates and `cluster.toml` for `nodes` replicas and starts them all.
     pub fn start(nodes: u32) -> Cluster {
-        Cluster::start_with(ClusterConfig::local(nodes, 1, Path::new("certs")))
+        Cluster::start_with(
+            ClusterConfig::local(nodes, 1, Path::new("certs")),
+            env!("CARGO_BIN_EXE_replica").into(),
+        )
     }
 
     /// [`Cluster::start`] for `shards` × `replicas_per_shard` replicas (shard k is the k-th run
     /// of consecutive node ids; accounts A–J dealt round-robin).
     pub fn start_sharded(shards: u32, replicas_per_shard: u32) -> Cluster {
+        Cluster::start_sharded_with(shards, replicas_per_shard, env!("CARGO_BIN_EXE_replica"))
+    }
+
+    /// [`Cluster::start_sharded`] running `bin` (say, `replica-bugs`) on every node.
+    pub fn start_sharded_with(
+        shards: u32,
+        replicas_per_shard: u32,
+        bin: impl Into<PathBuf>,
+    ) -> Cluster {
         let config =
             ClusterConfig::local_sharded(shards, replicas_per_shard, 1, Path::new("certs"))
                 .expect("a sharded config");
-        Cluster::start_with(config)
+        Cluster::start_with(config, bin.into())
     }
 
     /// Gives every node of `config` a free port, writes certificates and `cluster.toml`, and
     /// starts every replica.
-    fn start_with(mut config: ClusterConfig) -> Cluster {
+    fn start_with(mut config: ClusterConfig, bin: PathBuf) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let cert_dir = dir.path().join("certs");
         let nodes = config.nodes.len();
@@ -68,6 +82,7 @@ impl Cluster {
             config,
             config_path,
             children: BTreeMap::new(),
+            bin,
         };
         for id in cluster.config.node_ids() {
             cluster.start_node(id);
@@ -82,7 +97,7 @@ impl Cluster {
     pub fn start_node(&mut self, id: NodeId) {
         let log = self.dir.path().join(format!("{id}.log"));
         // REPLICA_WRAPPER (say `heaptrack`) runs each replica under a profiler.
-        let bin = env!("CARGO_BIN_EXE_replica");
+        let bin = &self.bin;
         let mut process = match std::env::var_os("REPLICA_WRAPPER") {
             Some(wrapper) => {
                 let mut p = Process::new(wrapper);
@@ -124,6 +139,27 @@ impl Cluster {
             &self.config.tls.client_key,
         )
         .expect("client")
+    }
+
+    /// Waits until the process of `id` exits by itself (a failpoint's abort, say) or `within`
+    /// passes; its exit status, or `None` if it still runs. An exited node counts as down.
+    pub async fn wait_exit(
+        &mut self,
+        id: NodeId,
+        within: Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            let child = self.children.get_mut(&id)?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.children.remove(&id);
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// The OS process id of a running replica.
