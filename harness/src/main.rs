@@ -175,7 +175,39 @@ struct RunArgs {
     #[arg(long, value_enum, default_value_t = ReadMode::Linearizable)]
     etcd_reads: ReadMode,
     #[command(flatten)]
+    shards: ShardArgs,
+    #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ShardArgs {
+    /// A sharded bank of this many Paxos groups, with two-phase commit between them (1: the
+    /// classic cluster of --nodes replicas).
+    #[arg(long, default_value_t = 1)]
+    shards: u32,
+    /// Replicas of each shard (with --shards above 1; --nodes is then ignored).
+    #[arg(long, default_value_t = 3)]
+    replicas_per_shard: u32,
+    /// With --shards: the share of transfers between accounts of different shards, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    cross_shard_share: f64,
+}
+
+impl ShardArgs {
+    /// Sets the sharded shape on `params` (and its node count), if sharded.
+    fn apply(&self, params: &mut RunParams) {
+        if self.shards <= 1 {
+            return;
+        }
+        let shape = harness::run::rundir::ShardParams {
+            shards: self.shards,
+            replicas_per_shard: self.replicas_per_shard,
+            cross_shard_share: self.cross_shard_share,
+        };
+        params.nodes = shape.nodes();
+        params.shards = Some(shape);
+    }
 }
 
 #[derive(Args, Debug)]
@@ -309,6 +341,8 @@ impl RunArgs {
             tunables: None,
             ..RunParams::default()
         };
+        let mut params = params;
+        self.shards.apply(&mut params);
         common_options(&self.common, params, self.seed.unwrap_or_else(random_seed))
     }
 }

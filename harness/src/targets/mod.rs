@@ -107,6 +107,7 @@ use crate::run::record::Recorder;
 use replica::bank::Command;
 use replica::types::NodeId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -261,6 +262,12 @@ pub trait Target: Send {
 
     /// A node's process as the harness left it (and whether it died since).
     fn state(&mut self, node: NodeId) -> ReplicaState;
+    /// On a sharded bank, every node's shard (1-based ids, as run.toml's `[[shards]]`); empty
+    /// for a system that is one group. The run records answers as positions on the answering
+    /// node's shard, and the nemesis aims at shards, with this.
+    fn node_shards(&self) -> BTreeMap<NodeId, u32> {
+        BTreeMap::new()
+    }
     /// How many nodes must be up for a write to commit: a majority, for both targets.
     fn quorum(&self) -> usize {
         self.nodes().len() / 2 + 1
