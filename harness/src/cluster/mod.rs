@@ -439,6 +439,22 @@ impl Cluster {
     }
 
     /// The replica that claims to lead with the highest ballot, if any answers.
+    /// The leader of each shard that has one (by ballot, among its replicas' answers).
+    pub async fn shard_leaders(&self) -> BTreeMap<u32, NodeId> {
+        let statuses = self.statuses().await;
+        let mut leaders = BTreeMap::new();
+        for (shard, members) in self.shard_members() {
+            let mine: BTreeMap<NodeId, NodeStatus> = members
+                .iter()
+                .filter_map(|n| statuses.get(n).map(|s| (*n, s.clone())))
+                .collect();
+            if let Some(leader) = leader_of(&mine) {
+                leaders.insert(shard, leader);
+            }
+        }
+        leaders
+    }
+
     pub async fn leader(&self) -> Option<NodeId> {
         leader_of(&self.statuses().await)
     }

@@ -346,6 +346,23 @@ pub fn start_sampler(dir: &Path, cluster: &Cluster) -> Result<Sampler, RunError>
 
 /// The schedule of a run, from its seed and parameters.
 pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
+    if let Some(shape) = &params.shards {
+        let members = (1..=shape.shards)
+            .map(|k| {
+                let first = (k - 1) * shape.replicas_per_shard;
+                let nodes =
+                    (1..=shape.replicas_per_shard).map(|r| replica::types::NodeId(first + r));
+                (k, nodes.collect())
+            })
+            .collect();
+        return schedule::generate_sharded(
+            seed,
+            &members,
+            &usable_families(params),
+            Duration::from_millis(params.nemesis_interval_ms),
+            Duration::from_millis(params.time_ms),
+        );
+    }
     let nodes: Vec<_> = (1..=params.nodes).map(replica::types::NodeId).collect();
     schedule::generate(
         seed,

@@ -341,6 +341,10 @@ impl Target for FaultlineTarget {
         self.cluster.state(node)
     }
 
+    fn shard_leaders(&self) -> BoxFuture<'_, BTreeMap<u32, NodeId>> {
+        Box::pin(self.cluster.shard_leaders())
+    }
+
     fn node_shards(&self) -> BTreeMap<NodeId, u32> {
         if self.cluster.is_sharded() {
             self.cluster.node_shards()

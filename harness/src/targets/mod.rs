@@ -268,6 +268,13 @@ pub trait Target: Send {
     fn node_shards(&self) -> BTreeMap<NodeId, u32> {
         BTreeMap::new()
     }
+    /// On a sharded bank, the leader of each shard that has one now (by shard id); for a
+    /// system that is one group, its leader as shard 1's. The nemesis's shard-leader faults
+    /// resolve through this.
+    fn shard_leaders(&self) -> BoxFuture<'_, BTreeMap<u32, NodeId>> {
+        let leader = self.leader();
+        Box::pin(async move { leader.await.map(|l| (1, l)).into_iter().collect() })
+    }
     /// How many nodes must be up for a write to commit: a majority, for both targets.
     fn quorum(&self) -> usize {
         self.nodes().len() / 2 + 1
