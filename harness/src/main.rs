@@ -299,6 +299,8 @@ struct BenchArgs {
     #[arg(long)]
     seed: Option<u64>,
     #[command(flatten)]
+    shards: ShardArgs,
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -450,11 +452,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Command::Zoo(args)) => zoo(&args).await,
         Some(Command::Bench(args)) => {
-            let params = RunParams {
+            let mut params = RunParams {
                 nodes: args.nodes,
                 nemesis: Vec::new(),
                 ..RunParams::default()
             };
+            args.shards.apply(&mut params);
             let mut run =
                 common_options(&args.common, params, args.seed.unwrap_or_else(random_seed));
             let out = run.out.clone();

@@ -185,7 +185,16 @@ fn validate_shards(params: &RunParams, shape: &rundir::ShardParams) -> Result<()
 /// `warning:` line.
 pub fn warnings(params: &RunParams) -> Vec<String> {
     let mut out = Vec::new();
-    if params.nodes == 2 {
+    // A sharded bank's groups are its shards: their size is what tolerates faults.
+    if let Some(shape) = params.shards {
+        let group = shape.replicas_per_shard;
+        if group.is_multiple_of(2) {
+            out.push(format!(
+                "--replicas-per-shard {group}: an even shard tolerates no more faults than {}",
+                group.saturating_sub(1).max(1)
+            ));
+        }
+    } else if params.nodes == 2 {
         out.push(
             "--nodes 2: a majority of 2 is 2, so the cluster stops at the first fault of \
              either replica; 3 tolerate one fault, 5 two"
