@@ -233,6 +233,10 @@ struct ScenarioArgs {
     /// Longest wait for a set's transfers when it has a quorum.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     set_timeout: Duration,
+    /// A sharded bank (`Live Nodes` then names replicas of every shard, n1..n(S×R); `LF`
+    /// fails every shard's leader).
+    #[command(flatten)]
+    shards: ShardArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -494,13 +498,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 async fn scenario(args: &ScenarioArgs) -> anyhow::Result<i32> {
-    let params = RunParams {
+    let mut params = RunParams {
         nodes: args.nodes,
         net: args.net,
         bug: args.bug.clone(),
         nemesis: Vec::new(),
         ..RunParams::default()
     };
+    args.shards.apply(&mut params);
     let opts = ScenarioOptions {
         run: common_options(&args.common, params, 0),
         file: args.file.clone(),
