@@ -172,7 +172,10 @@ pub async fn shard_final_reads(
     for (k, (node, shard)) in cluster.node_shards().into_iter().enumerate() {
         let process = first_process + k as u64;
         let group = members.get(&shard).map_or(&[][..], Vec::as_slice);
-        let Some(account) = map.accounts_of(replica::types::ShardId(shard)).into_iter().next()
+        let Some(account) = map
+            .accounts_of(replica::types::ShardId(shard))
+            .into_iter()
+            .next()
         else {
             continue;
         };

@@ -36,7 +36,7 @@ use crate::scenario::repl::{parse_command, Input, KillTarget, LineReader, ReplCo
 use crate::scenario::{Scenario, Set, SetStep, Transfer};
 use crate::targets::{BankClient, Inspect, Target, TargetKind};
 use checker::text::count;
-use replica::bank::{Command, Op};
+use replica::bank::{Command, Op, OpResult};
 use replica::types::{ClientId, NodeId, RequestId};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -298,25 +298,48 @@ struct ScenarioWorker {
 
 /// One submit round; a transfer is retried round after round until definite or stopped.
 const ROUND: Duration = Duration::from_secs(2);
+/// Pause before a transfer refused for now (see [`refused_for_now`]) is tried again.
+const RETRY_REFUSED: Duration = Duration::from_millis(20);
+
+/// A definite outcome that changed nothing and may go otherwise later: a lock held by a
+/// cross-shard transaction, a shard too busy, an aborted transaction.
+fn refused_for_now(outcome: &Submitted) -> bool {
+    matches!(
+        outcome,
+        Submitted::Executed { reply, .. } if matches!(
+            reply.result,
+            OpResult::LockConflict { .. } | OpResult::Busy | OpResult::Aborted { .. }
+        )
+    )
+}
 
 impl ScenarioWorker {
     async fn run(self, mut queue: mpsc::Receiver<Transfer>) {
         let mut request = 0;
         while let Some(transfer) = queue.recv().await {
-            request += 1;
             let op = Op::Transfer {
                 from: transfer.from.clone(),
                 to: transfer.to.clone(),
                 amount: transfer.amount,
             };
-            let command = Command {
-                client: ClientId(self.client),
-                request: RequestId(request),
-                op,
-            };
-            self.recorder.invoke(self.client, &command);
-            let outcome = self.until_definite(&command).await;
-            self.recorder.complete(self.client, &command, &outcome);
+            // A sharded bank refuses a transfer that meets another's lock (no-wait) or is
+            // aborted; it changed nothing, so the file's transfer is tried again, as a new
+            // request, until it executes.
+            loop {
+                request += 1;
+                let command = Command {
+                    client: ClientId(self.client),
+                    request: RequestId(request),
+                    op: op.clone(),
+                };
+                self.recorder.invoke(self.client, &command);
+                let outcome = self.until_definite(&command).await;
+                self.recorder.complete(self.client, &command, &outcome);
+                if !refused_for_now(&outcome) || self.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                tokio::time::sleep(RETRY_REFUSED).await;
+            }
             self.pending.done();
         }
     }
@@ -503,7 +526,11 @@ impl SetRunner<'_> {
                 }
                 self.faults += 1;
                 let nodes = names(&leaders);
-                let target = if leaders.len() > 1 { "shard-leaders" } else { "leader" };
+                let target = if leaders.len() > 1 {
+                    "shard-leaders"
+                } else {
+                    "leader"
+                };
                 self.recorder.nemesis(
                     "kill",
                     json!({"nodes": nodes, "target": target, "line": line}),
