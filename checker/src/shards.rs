@@ -407,6 +407,56 @@ fn agreed_logs(fin: &ShardedFinal) -> BTreeMap<ShardId, BTreeMap<u64, ShardEntry
     logs
 }
 
+/// A cross-shard transfer's answer comes from its coordinator shard, at its decision there,
+/// before the participant has its own decision entry: the client cannot be told that
+/// position. It is taken from the participant shard's agreed log, by transaction id (its
+/// commit, or its abort after a yes vote), for every answer that named the coordinator's.
+fn add_participant_positions(
+    ops: &mut [Op],
+    logs: &BTreeMap<ShardId, BTreeMap<u64, ShardEntry>>,
+    account_shard: &HashMap<String, ShardId>,
+) {
+    let mut decided: HashMap<(TxnId, ShardId), u64> = HashMap::new();
+    for (&shard, log) in logs {
+        for e in log.values() {
+            let decision = matches!(e.phase, Some(Phase::Commit | Phase::Abort));
+            match e.txn {
+                Some(txn) if decision && txn.coordinator != shard => {
+                    decided.entry((txn, shard)).or_insert(e.exec_index);
+                }
+                _ => {}
+            }
+        }
+    }
+    for op in ops.iter_mut() {
+        let Some(c) = op.complete.as_mut() else {
+            continue;
+        };
+        let Some((from, to, _)) = transfer_parts(&op.value) else {
+            continue;
+        };
+        let (Some(&coordinator), Some(&participant)) =
+            (account_shard.get(from), account_shard.get(to))
+        else {
+            continue;
+        };
+        if coordinator == participant
+            || !c.positions.contains_key(&coordinator)
+            || c.positions.contains_key(&participant)
+        {
+            continue;
+        }
+        let txn = TxnId {
+            coordinator,
+            client: op.client,
+            request_id: op.request_id,
+        };
+        if let Some(&at) = decided.get(&(txn, participant)) {
+            c.positions.insert(participant, at);
+        }
+    }
+}
+
 /// Checks a sharded run (see the module docs).
 pub(crate) fn check_sharded(
     files: &RunFiles,
@@ -420,12 +470,14 @@ pub(crate) fn check_sharded(
             "the history's last line ({line}) is cut off and was not read"
         ));
     }
-    let ops = pair_ops(&events, &mut warnings);
+    let mut ops = pair_ops(&events, &mut warnings);
     let fin = load_final(&files.final_json)?;
-    let account_shard = specs
+    let account_shard: HashMap<String, ShardId> = specs
         .iter()
         .flat_map(|s| s.accounts.iter().map(move |a| (a.clone(), s.id)))
         .collect();
+    let logs = fin.as_ref().map(agreed_logs).unwrap_or_default();
+    add_participant_positions(&mut ops, &logs, &account_shard);
     let op_by_key = ops
         .iter()
         .enumerate()
@@ -445,7 +497,7 @@ pub(crate) fn check_sharded(
         }
     }
     let data = Sharded {
-        logs: fin.as_ref().map(agreed_logs).unwrap_or_default(),
+        logs,
         total: params
             .initial_balance
             .and_then(|b| i128::from(b).checked_mul(accounts as i128)),

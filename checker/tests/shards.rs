@@ -570,3 +570,124 @@ fn an_operation_unanswered_past_the_bound_after_the_heal_is_a_stall() {
         "{c:#?}"
     );
 }
+
+/// A cross-shard transfer A→B (shards 1, 2) told only its coordinator's position, as a
+/// real replica answers (at its decision, before shard 2 commits); then a read of B, once
+/// the transfer had completed, executed on shard 2 between its prepare and its commit with
+/// `read` as its outcome. Returns the results.
+fn answered_at_the_coordinators_decision(read: (EventType, serde_json::Value)) -> Results {
+    use checker::history::{values, Event, HistoryWriter};
+    use checker::shards::{Phase, ShardEntry, ShardNode, ShardedFinal, TxnId, Vote};
+    let dir = tempfile::tempdir().unwrap();
+    let t = values::transfer("A", "B", 3);
+    let (read_kind, read_value) = read;
+    let events = [
+        Event::invoke(1, 1, "transfer", t.clone()),
+        Event::client(
+            EventType::Ok,
+            1,
+            1,
+            "transfer",
+            values::transfer_ok("A", "B", 3, 7, 13),
+        )
+        .with_positions([(1, 2)]),
+        Event::invoke(2, 1, "read", values::read("B")),
+        Event::client(read_kind, 2, 1, "read", read_value.clone()).with_positions([(2, 2)]),
+        Event::invoke(2, 2, "read", values::read("B")),
+        Event::client(EventType::Ok, 2, 2, "read", values::read_ok("B", 13))
+            .with_positions([(2, 4)]),
+    ];
+    let mut w = HistoryWriter::create(dir.path().join("history.jsonl")).unwrap();
+    for (i, e) in events.into_iter().enumerate() {
+        w.append(&e.at(i as u64, 1_000 * (i as u64 + 1))).unwrap();
+    }
+    drop(w);
+    let txn = TxnId {
+        coordinator: 1,
+        client: 1,
+        request_id: 1,
+    };
+    let tx = |exec, phase, vote, applied| ShardEntry {
+        exec_index: exec,
+        client: 1,
+        request_id: 1,
+        f: "transfer".into(),
+        value: t.clone(),
+        kind: EventType::Ok,
+        txn: Some(txn),
+        phase: Some(phase),
+        vote,
+        applied: Some(applied),
+    };
+    let read_entry = |exec, request_id, kind, value| ShardEntry {
+        exec_index: exec,
+        client: 2,
+        request_id,
+        f: "read".into(),
+        value,
+        kind,
+        txn: None,
+        phase: None,
+        vote: None,
+        applied: None,
+    };
+    let node = |shard, balances: &[(&str, i64)], executed| ShardNode {
+        shard,
+        balances: Some(balances.iter().map(|(a, b)| (a.to_string(), *b)).collect()),
+        executed,
+        error: None,
+    };
+    let shard1 = vec![
+        tx(1, Phase::Prepare, Some(Vote::Yes), 0),
+        tx(2, Phase::Commit, None, -3),
+    ];
+    let shard2 = vec![
+        tx(1, Phase::Prepare, Some(Vote::Yes), 0),
+        read_entry(2, 1, read_kind, read_value),
+        tx(3, Phase::Commit, None, 3),
+        read_entry(4, 2, EventType::Ok, values::read_ok("B", 13)),
+    ];
+    let fin = ShardedFinal {
+        nodes: [
+            ("n1".to_string(), node(1, &[("A", 7)], shard1)),
+            ("n2".to_string(), node(2, &[("B", 13)], shard2)),
+        ]
+        .into_iter()
+        .collect(),
+    };
+    fin.write(dir.path().join("final.json")).unwrap();
+    std::fs::write(
+        dir.path().join("run.toml"),
+        "accounts = [\"A\", \"B\"]\ninitial_balance = 10\n[[shards]]\nid = 1\naccounts = [\"A\"]\nnodes = [\"n1\"]\n[[shards]]\nid = 2\naccounts = [\"B\"]\nnodes = [\"n2\"]\n",
+    )
+    .unwrap();
+    check_run(dir.path()).unwrap()
+}
+
+#[test]
+fn a_read_refused_by_the_participants_lock_orders_nothing() {
+    use checker::history::values;
+    let refused = values::with_error(&values::read("B"), "lock-conflict");
+    let r = answered_at_the_coordinators_decision((EventType::Fail, refused));
+    for name in SHARDED_CHECKS {
+        let c = &r.checks[name];
+        assert_eq!(c.valid, Validity::Valid, "{name}: {c:#?}");
+    }
+}
+
+#[test]
+fn the_participants_position_is_found_in_its_log_by_transaction() {
+    use checker::history::values;
+    // The read saw B before the credit, after the transfer had completed: only the
+    // transfer's position on shard 2, found in that shard's log, orders them.
+    let stale = values::read_ok("B", 10);
+    let r = answered_at_the_coordinators_decision((EventType::Ok, stale));
+    let c = &r.checks["strict-serializability"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    let a = &c.anomalies[0];
+    assert!(
+        a.message
+            .contains("on shard 2, account B: position 2 before 3"),
+        "{a:?}"
+    );
+}

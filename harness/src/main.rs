@@ -175,7 +175,39 @@ struct RunArgs {
     #[arg(long, value_enum, default_value_t = ReadMode::Linearizable)]
     etcd_reads: ReadMode,
     #[command(flatten)]
+    shards: ShardArgs,
+    #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+struct ShardArgs {
+    /// A sharded bank of this many Paxos groups, with two-phase commit between them (1: the
+    /// classic cluster of --nodes replicas).
+    #[arg(long, default_value_t = 1)]
+    shards: u32,
+    /// Replicas of each shard (with --shards above 1; --nodes is then ignored).
+    #[arg(long, default_value_t = 3)]
+    replicas_per_shard: u32,
+    /// With --shards: the share of transfers between accounts of different shards, 0 to 1.
+    #[arg(long, default_value_t = 0.5)]
+    cross_shard_share: f64,
+}
+
+impl ShardArgs {
+    /// Sets the sharded shape on `params` (and its node count), if sharded.
+    fn apply(&self, params: &mut RunParams) {
+        if self.shards <= 1 {
+            return;
+        }
+        let shape = harness::run::rundir::ShardParams {
+            shards: self.shards,
+            replicas_per_shard: self.replicas_per_shard,
+            cross_shard_share: self.cross_shard_share,
+        };
+        params.nodes = shape.nodes();
+        params.shards = Some(shape);
+    }
 }
 
 #[derive(Args, Debug)]
@@ -201,6 +233,10 @@ struct ScenarioArgs {
     /// Longest wait for a set's transfers when it has a quorum.
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     set_timeout: Duration,
+    /// A sharded bank (`Live Nodes` then names replicas of every shard, n1..n(S×R); `LF`
+    /// fails every shard's leader).
+    #[command(flatten)]
+    shards: ShardArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -267,6 +303,8 @@ struct BenchArgs {
     #[arg(long)]
     seed: Option<u64>,
     #[command(flatten)]
+    shards: ShardArgs,
+    #[command(flatten)]
     common: CommonArgs,
 }
 
@@ -309,6 +347,8 @@ impl RunArgs {
             tunables: None,
             ..RunParams::default()
         };
+        let mut params = params;
+        self.shards.apply(&mut params);
         common_options(&self.common, params, self.seed.unwrap_or_else(random_seed))
     }
 }
@@ -416,11 +456,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         }
         Some(Command::Zoo(args)) => zoo(&args).await,
         Some(Command::Bench(args)) => {
-            let params = RunParams {
+            let mut params = RunParams {
                 nodes: args.nodes,
                 nemesis: Vec::new(),
                 ..RunParams::default()
             };
+            args.shards.apply(&mut params);
             let mut run =
                 common_options(&args.common, params, args.seed.unwrap_or_else(random_seed));
             let out = run.out.clone();
@@ -457,13 +498,14 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
 }
 
 async fn scenario(args: &ScenarioArgs) -> anyhow::Result<i32> {
-    let params = RunParams {
+    let mut params = RunParams {
         nodes: args.nodes,
         net: args.net,
         bug: args.bug.clone(),
         nemesis: Vec::new(),
         ..RunParams::default()
     };
+    args.shards.apply(&mut params);
     let opts = ScenarioOptions {
         run: common_options(&args.common, params, 0),
         file: args.file.clone(),

@@ -37,6 +37,7 @@ async fn a_minority_cannot_commit_and_catches_up_after_heal() {
         initial_balance: 10,
         checkpoint_interval_slots: None,
         tunables: None,
+        shards: None,
     };
     let mut cluster = Cluster::prepare(dir.path(), spec).await.unwrap();
     cluster.start_all().unwrap();

@@ -57,6 +57,7 @@ fn saved_run(out: &Path, name: &str, src: &Path, seed: u64) -> PathBuf {
         replays: None,
         target: harness::targets::TargetKind::Faultline,
         params: RunParams::default(),
+        shards: Vec::new(),
     }
     .write(&dir)
     .unwrap();

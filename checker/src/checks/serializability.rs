@@ -1,6 +1,12 @@
 //! Strict serializability across shards, checked Elle-style on a dependency graph.
 //!
-//! Nodes are the client operations that executed (answers with `positions`). Edges:
+//! Nodes are the client operations that executed (answers with `positions`) and either
+//! changed or observed something: a definite failure other than insufficient funds
+//! (`lock-conflict`, `busy`, an aborted transaction) did neither, so it orders nothing. It
+//! must not: a cross-shard transfer is answered at its coordinator's decision, and a later
+//! operation on its participant account may execute there before that shard applies the
+//! decision, failing on the still-held lock; ordering that failure before the transfer on
+//! the account would make a cycle with the real-time edge. Edges:
 //! - shard order: on each shard, for each account, consecutive operations touching it
 //!   in the order of their positions there (a `read_all` touches every account of the
 //!   shard). Per account, not per shard: two-phase commit lets operations that share
@@ -54,11 +60,9 @@ pub(crate) fn run(data: &Sharded, events: &[Event]) -> CheckResult {
     let mut g: DiGraph<Vertex, Edge> = DiGraph::new();
     let mut vertex: HashMap<usize, NodeIndex> = HashMap::new();
     for (i, op) in data.ops.iter().enumerate() {
-        if op
-            .complete
-            .as_ref()
-            .is_some_and(|c| !c.positions.is_empty() && c.kind != EventType::Info)
-        {
+        if op.complete.as_ref().is_some_and(|c| {
+            !c.positions.is_empty() && c.kind != EventType::Info && !changed_and_saw_nothing(c)
+        }) {
             vertex.insert(i, g.add_node(Vertex::Op(i)));
         }
     }
@@ -80,6 +84,13 @@ pub(crate) fn run(data: &Sharded, events: &[Event]) -> CheckResult {
         check.anomaly(|| describe_cycle(data, &g, &cycle));
     }
     check.finish()
+}
+
+/// A definite failure that neither changed nor observed a balance: anything but
+/// insufficient funds (which observed the source's balance).
+fn changed_and_saw_nothing(c: &crate::shards::Completion) -> bool {
+    let error = c.value.get("error").and_then(Value::as_str);
+    c.kind == EventType::Fail && error != Some(crate::history::values::INSUFFICIENT_FUNDS)
 }
 
 /// Accounts of shard `shard` that `op` touches there.

@@ -6,7 +6,7 @@
 //! and the client moves on with a new request id (the replica's reply table then treats any late
 //! copy of the old one as stale, so it executes at most once).
 
-use crate::clients::workload::OpGen;
+use crate::clients::workload::{OpGen, ShardMix};
 use crate::run::record::Recorder;
 use crate::targets::BankClient;
 use replica::bank::Command;
@@ -30,6 +30,8 @@ pub struct WorkerContext {
     pub pace: Option<Duration>,
     pub accounts: Vec<Account>,
     pub seed: u64,
+    /// A sharded bank's workload, if any.
+    pub shards: Option<ShardMix>,
 }
 
 /// Starts `clients` workers; each task returns how many requests it made.
@@ -47,6 +49,9 @@ pub fn pace_for(rate: Option<f64>, clients: u32) -> Option<Duration> {
 
 async fn run_worker(ctx: WorkerContext, client: u64) -> u64 {
     let mut ops = OpGen::new(ctx.seed, client, ctx.accounts.clone());
+    if let Some(mix) = &ctx.shards {
+        ops = ops.with_shards(mix.clone());
+    }
     let mut request = 0u64;
     let mut next_start = Instant::now();
     loop {
@@ -101,6 +106,7 @@ mod tests {
             pace: pace_for(Some(400.0), 4),
             accounts: accounts.clone(),
             seed: 1,
+            shards: None,
         };
         // Halfway through, the leader moves and one reply is lost.
         let workers = spawn_workers(&ctx, 4);

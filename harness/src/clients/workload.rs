@@ -5,6 +5,10 @@
 //! happen), mixed with single-account reads and whole-bank reads. Each client draws from its own
 //! ChaCha stream of the seed, so `replay` regenerates each client's exact sequence whatever the
 //! timing.
+//!
+//! On a sharded bank ([`OpGen::with_shards`]) a stated share of transfers goes to an account of
+//! another shard (two-phase commit) and the rest stay within the source's shard; whole-bank
+//! reads become single-account reads (a cross-shard snapshot is not served yet).
 
 use crate::run::rng;
 use rand::Rng;
@@ -37,6 +41,16 @@ pub struct OpGen {
     own: usize,
     accounts: Vec<Account>,
     transfers_only: bool,
+    shards: Option<ShardMix>,
+}
+
+/// Where a sharded workload's transfers go (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardMix {
+    /// The shard of each account, by account index.
+    pub shard_of: Vec<u32>,
+    /// Share of transfers to another shard's account, 0 to 1.
+    pub cross_share: f64,
 }
 
 impl OpGen {
@@ -48,7 +62,14 @@ impl OpGen {
             own,
             accounts,
             transfers_only: false,
+            shards: None,
         }
+    }
+
+    /// A sharded bank's workload (see the module docs).
+    pub fn with_shards(mut self, mix: ShardMix) -> OpGen {
+        self.shards = Some(mix);
+        self
     }
 
     /// Only transfers (benchmarks measure durable writes).
@@ -65,23 +86,55 @@ impl OpGen {
             self.rng.gen_range(0..100)
         };
         if roll < TRANSFER_PCT && n >= 2 {
-            // Any account but our own.
-            let mut to = self.rng.gen_range(0..n - 1);
-            if to >= self.own {
-                to += 1;
-            }
+            let to = match self.shards.clone() {
+                Some(mix) => self.sharded_destination(&mix),
+                None => self.any_other(),
+            };
             let amount = self.rng.gen_range(1..=MAX_AMOUNT);
             Op::Transfer {
                 from: self.accounts[self.own].clone(),
                 to: self.accounts[to].clone(),
                 amount,
             }
-        } else if roll < TRANSFER_PCT + READ_PCT && n >= 1 {
+        } else if (roll < TRANSFER_PCT + READ_PCT || self.shards.is_some()) && n >= 1 {
             Op::Read {
                 account: self.accounts[self.rng.gen_range(0..n)].clone(),
             }
         } else {
             Op::ReadAll
+        }
+    }
+
+    /// Any account but our own.
+    fn any_other(&mut self) -> usize {
+        let n = self.accounts.len();
+        let mut to = self.rng.gen_range(0..n - 1);
+        if to >= self.own {
+            to += 1;
+        }
+        to
+    }
+
+    /// Another shard's account with the mix's share, else another account of our shard
+    /// (either side falls back to the other when it has no account).
+    fn sharded_destination(&mut self, mix: &ShardMix) -> usize {
+        let mine = mix.shard_of.get(self.own).copied();
+        let (mut cross, mut local): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+        for i in (0..self.accounts.len()).filter(|&i| i != self.own) {
+            if mix.shard_of.get(i).copied() == mine {
+                local.push(i);
+            } else {
+                cross.push(i);
+            }
+        }
+        let want_cross = self.rng.gen_bool(mix.cross_share.clamp(0.0, 1.0));
+        let pool = match (want_cross, cross.is_empty(), local.is_empty()) {
+            (true, false, _) | (false, false, true) => cross,
+            _ => local,
+        };
+        match pool.len() {
+            0 => self.any_other(),
+            k => pool[self.rng.gen_range(0..k)],
         }
     }
 }
@@ -97,6 +150,51 @@ mod tests {
         assert_eq!(names[25], "Z");
         assert_eq!(names[26], "A1");
         assert_eq!(names[27], "B1");
+    }
+
+    fn mix(share: f64) -> ShardMix {
+        // Ten accounts dealt over three shards, as `replica init --shards 3` does.
+        ShardMix {
+            shard_of: (0..10).map(|i| i % 3 + 1).collect(),
+            cross_share: share,
+        }
+    }
+
+    /// Share of client `client`'s transfers that cross shards, and its op kinds.
+    fn cross_share_of(share: f64, client: u64) -> (f64, usize, usize) {
+        let accounts = account_names(10);
+        let m = mix(share);
+        let mut ops = OpGen::new(9, client, accounts.clone()).with_shards(m.clone());
+        let (mut cross, mut transfers, mut reads) = (0, 0, 0);
+        for _ in 0..2_000 {
+            match ops.next_op() {
+                Op::Transfer { from, to, .. } => {
+                    let shard = |a: &str| m.shard_of[accounts.iter().position(|x| x == a).unwrap()];
+                    transfers += 1;
+                    if shard(&from) != shard(&to) {
+                        cross += 1;
+                    }
+                }
+                Op::Read { .. } => reads += 1,
+                Op::ReadAll => panic!("no read_all on a sharded bank yet"),
+            }
+        }
+        (
+            f64::from(cross) / f64::from(transfers),
+            transfers as usize,
+            reads,
+        )
+    }
+
+    #[test]
+    fn a_sharded_workload_crosses_shards_with_the_share_asked() {
+        for share in [0.0, 0.5, 1.0] {
+            for client in [0, 4] {
+                let (got, transfers, reads) = cross_share_of(share, client);
+                assert!((got - share).abs() < 0.05, "share {share}: {got}");
+                assert!(transfers > 1_000 && reads > 300, "{transfers} / {reads}");
+            }
+        }
     }
 
     #[test]

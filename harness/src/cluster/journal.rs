@@ -14,11 +14,16 @@
 //! any earlier segment as an extra entry named `<node>:<first>-<last>` with no balances (what
 //! that replica reported executing before it jumped), so every list the checker reads is
 //! contiguous and the union covers the whole log.
+//!
+//! On a sharded bank ([`JournalCollector::sharded`]) each replica's entries are written in the
+//! sharded shape (checker/SHARDS.md, [`crate::run::record::shard_entry`]) and each replica in
+//! final.json names its `shard`.
 
 use crate::cluster::join_all;
 use crate::cluster::transport::Transport;
-use crate::run::record::executed_entry;
+use crate::run::record::{executed_entry, shard_entry};
 use checker::final_state::ExecutedEntry;
+use checker::shards::ShardEntry;
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::types::{Account, Amount, ExecIndex, NodeId};
 use std::collections::BTreeMap;
@@ -43,6 +48,23 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     move |source| JournalError::Io {
         path: path.to_path_buf(),
         source,
+    }
+}
+
+/// An executed-log entry in one of final.json's shapes.
+trait LogLine: serde::Serialize {
+    fn exec_index(&self) -> ExecIndex;
+}
+
+impl LogLine for ExecutedEntry {
+    fn exec_index(&self) -> ExecIndex {
+        self.exec_index
+    }
+}
+
+impl LogLine for ShardEntry {
+    fn exec_index(&self) -> ExecIndex {
+        self.exec_index
     }
 }
 
@@ -72,16 +94,19 @@ struct NodeLog {
     writer: Option<BufWriter<File>>,
     /// The exec index wanted next.
     next: ExecIndex,
+    /// The replica's shard, on a sharded bank.
+    shard: Option<u32>,
 }
 
 impl NodeLog {
-    fn new(node: NodeId, dir: &Path) -> NodeLog {
+    fn new(node: NodeId, dir: &Path, shard: Option<u32>) -> NodeLog {
         NodeLog {
             node,
             dir: dir.to_path_buf(),
             segments: Vec::new(),
             writer: None,
             next: 1,
+            shard,
         }
     }
 
@@ -126,12 +151,12 @@ impl NodeLog {
                 return Ok(Poll::CaughtUp { last: self.last() });
             }
             // A restarted replica re-executes from its checkpoint: skip what we already have.
-            let fresh: Vec<ExecutedEntry> = entries
-                .iter()
-                .filter(|e| e.exec_index >= self.next)
-                .map(executed_entry)
-                .collect();
-            self.append(&fresh)?;
+            let fresh = entries.iter().filter(|e| e.exec_index >= self.next);
+            if self.shard.is_some() {
+                self.append(&fresh.map(shard_entry).collect::<Vec<_>>())?;
+            } else {
+                self.append(&fresh.map(executed_entry).collect::<Vec<_>>())?;
+            }
             if self.next > last {
                 return Ok(Poll::CaughtUp { last: self.last() });
             }
@@ -148,8 +173,8 @@ impl NodeLog {
 
     /// Appends contiguous `entries` (from `next` or later), starting a new segment when they do
     /// not follow on from the current one.
-    fn append(&mut self, entries: &[ExecutedEntry]) -> Result<(), JournalError> {
-        let Some(first) = entries.first().map(|e| e.exec_index) else {
+    fn append<L: LogLine>(&mut self, entries: &[L]) -> Result<(), JournalError> {
+        let Some(first) = entries.first().map(LogLine::exec_index) else {
             return Ok(());
         };
         let follows =
@@ -171,14 +196,14 @@ impl NodeLog {
             return Ok(());
         };
         for entry in entries {
-            if entry.exec_index != segment.last + 1 {
+            if entry.exec_index() != segment.last + 1 {
                 // Not contiguous within one answer; end the segment here to keep lists honest.
                 break;
             }
             let line = serde_json::to_vec(entry).map_err(|e| io_err(&segment.path)(e.into()))?;
             writer.write_all(&line).map_err(io_err(&segment.path))?;
             writer.write_all(b"\n").map_err(io_err(&segment.path))?;
-            segment.last = entry.exec_index;
+            segment.last = entry.exec_index();
         }
         self.next = segment.last + 1;
         Ok(())
@@ -194,9 +219,30 @@ impl JournalCollector {
     /// Collects into `dir` (created).
     pub fn new(dir: &Path, nodes: &[NodeId]) -> Result<JournalCollector, JournalError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        Self::with_shards(dir, nodes, &BTreeMap::new())
+    }
+
+    /// A collector for a sharded bank's replicas, each in its shard (`node_shards`).
+    pub fn sharded(
+        dir: &Path,
+        node_shards: &BTreeMap<NodeId, u32>,
+    ) -> Result<JournalCollector, JournalError> {
+        let nodes: Vec<NodeId> = node_shards.keys().copied().collect();
+        Self::with_shards(dir, &nodes, node_shards)
+    }
+
+    fn with_shards(
+        dir: &Path,
+        nodes: &[NodeId],
+        node_shards: &BTreeMap<NodeId, u32>,
+    ) -> Result<JournalCollector, JournalError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let nodes = nodes
             .iter()
-            .map(|&node| (node, NodeLog::new(node, dir)))
+            .map(|&node| {
+                let shard = node_shards.get(&node).copied();
+                (node, NodeLog::new(node, dir, shard))
+            })
             .collect();
         Ok(JournalCollector {
             dir: dir.to_path_buf(),
@@ -270,6 +316,7 @@ impl JournalCollector {
                             &mut out,
                             &mut first_node,
                             &name,
+                            log.shard,
                             node_balances,
                             Some(&segment.path),
                             error.clone(),
@@ -280,6 +327,7 @@ impl JournalCollector {
                             &mut out,
                             &mut first_node,
                             &name,
+                            log.shard,
                             None,
                             Some(&segment.path),
                             None,
@@ -291,6 +339,7 @@ impl JournalCollector {
                         &mut out,
                         &mut first_node,
                         &node.to_string(),
+                        log.shard,
                         node_balances,
                         None,
                         error,
@@ -313,6 +362,7 @@ fn write_node(
     out: &mut impl Write,
     first_node: &mut bool,
     name: &str,
+    shard: Option<u32>,
     balances: Option<&BTreeMap<Account, Amount>>,
     entries: Option<&Path>,
     error: Option<String>,
@@ -322,7 +372,11 @@ fn write_node(
     }
     *first_node = false;
     serde_json::to_writer(&mut *out, name)?;
-    out.write_all(b":{\"balances\":")?;
+    out.write_all(b":{")?;
+    if let Some(shard) = shard {
+        write!(out, "\"shard\":{shard},")?;
+    }
+    out.write_all(b"\"balances\":")?;
     serde_json::to_writer(&mut *out, &balances)?;
     out.write_all(b",\"executed\":[")?;
     if let Some(path) = entries {

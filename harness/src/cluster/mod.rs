@@ -3,6 +3,10 @@
 //! transports (the workload's, through the relay, and the harness's own control channel, direct,
 //! so a partition never blinds the nemesis or the final phase).
 //!
+//! A sharded bank ([`ClusterSpec::shards`]) is one such cluster whose `cluster.toml` splits
+//! the replicas and accounts into `[[shards]]`: every Paxos group runs in it, and the waits
+//! below (a leader, quiet) hold per shard.
+//!
 //! Processes are [`crate::cluster::process::Child`]ren: their own process group, SIGKILL on harness
 //! death, killed on drop. Dropping a `Cluster` therefore stops every replica.
 
@@ -86,6 +90,8 @@ pub struct ClusterSpec {
     pub checkpoint_interval_slots: Option<u64>,
     /// A campaign's drawn tunables (override the checkpoint interval).
     pub tunables: Option<crate::faults::tunables::Tunables>,
+    /// A sharded bank (`nodes` must then be shards × replicas per shard).
+    pub shards: Option<crate::run::rundir::ShardParams>,
 }
 
 /// One replica's files and process.
@@ -143,6 +149,14 @@ impl Cluster {
         }
         if let Some(tunables) = &spec.tunables {
             tunables.apply_to_cluster(&mut config);
+        }
+        if let Some(shape) = &spec.shards {
+            config.shards =
+                replica::shard::spread(&config.accounts, shape.shards, shape.replicas_per_shard)
+                    .map_err(|e| ClusterError::Config {
+                        path: dir.join("cluster.toml"),
+                        message: e.to_string(),
+                    })?;
         }
         let reservations = reserve_udp_ports(nodes.len())?;
         for (node, socket) in config.nodes.iter_mut().zip(&reservations) {
@@ -209,6 +223,29 @@ impl Cluster {
 
     pub fn config(&self) -> &ClusterConfig {
         &self.config
+    }
+
+    /// Each replica's shard (every replica in shard 1 on a classic cluster).
+    pub fn node_shards(&self) -> BTreeMap<NodeId, u32> {
+        let map = self.config.shard_map();
+        self.nodes
+            .iter()
+            .map(|&n| (n, map.shard_of_node(n).map_or(1, |s| s.0)))
+            .collect()
+    }
+
+    /// The replicas of each shard, by shard id (one shard of all on a classic cluster).
+    pub fn shard_members(&self) -> BTreeMap<u32, Vec<NodeId>> {
+        let mut members: BTreeMap<u32, Vec<NodeId>> = BTreeMap::new();
+        for (node, shard) in self.node_shards() {
+            members.entry(shard).or_default().push(node);
+        }
+        members
+    }
+
+    /// Whether the cluster is a sharded bank.
+    pub fn is_sharded(&self) -> bool {
+        !self.config.shards.is_empty()
     }
 
     pub fn relay(&self) -> Option<&Arc<Relay>> {
@@ -402,6 +439,22 @@ impl Cluster {
     }
 
     /// The replica that claims to lead with the highest ballot, if any answers.
+    /// The leader of each shard that has one (by ballot, among its replicas' answers).
+    pub async fn shard_leaders(&self) -> BTreeMap<u32, NodeId> {
+        let statuses = self.statuses().await;
+        let mut leaders = BTreeMap::new();
+        for (shard, members) in self.shard_members() {
+            let mine: BTreeMap<NodeId, NodeStatus> = members
+                .iter()
+                .filter_map(|n| statuses.get(n).map(|s| (*n, s.clone())))
+                .collect();
+            if let Some(leader) = leader_of(&mine) {
+                leaders.insert(shard, leader);
+            }
+        }
+        leaders
+    }
+
     pub async fn leader(&self) -> Option<NodeId> {
         leader_of(&self.statuses().await)
     }
@@ -409,15 +462,16 @@ impl Cluster {
     /// Waits until a leader is acknowledged by a majority. Bounded by `timeout`.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Result<NodeId, ClusterError> {
         let deadline = Instant::now() + timeout;
+        let shards = self.shard_members();
         loop {
             let statuses = self.statuses().await;
-            if let Some(leader) = leader_of(&statuses) {
-                let followers = statuses
-                    .values()
-                    .filter(|s| s.leader == Some(leader))
-                    .count();
-                if followers >= self.config.quorum() {
-                    return Ok(leader);
+            let leaders: Vec<Option<NodeId>> = shards
+                .values()
+                .map(|members| followed_leader(&statuses, members))
+                .collect();
+            if let Some(Some(first)) = leaders.first() {
+                if leaders.iter().all(Option::is_some) {
+                    return Ok(*first);
                 }
             }
             if Instant::now() >= deadline {
@@ -469,16 +523,23 @@ impl Cluster {
     /// twice in a row. Returns whether it got there before `timeout`.
     pub async fn wait_for_quiet(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut previous: Option<(u64, u64)> = None;
+        let mut previous: Option<Vec<(u64, u64)>> = None;
         loop {
             let statuses = self.statuses().await;
-            let points: Vec<(u64, u64)> = statuses
+            // Per shard: its replicas at one point (shards' logs are unrelated).
+            let points: Vec<Vec<(u64, u64)>> = self
+                .shard_members()
                 .values()
-                .map(|s| (s.executed_slot.0, s.exec_index))
+                .map(|members| {
+                    let of =
+                        |n: &NodeId| statuses.get(n).map(|s| (s.executed_slot.0, s.exec_index));
+                    members.iter().filter_map(of).collect()
+                })
                 .collect();
-            let all_same =
-                statuses.len() == self.nodes.len() && points.windows(2).all(|w| w[0] == w[1]);
-            let now = points.first().copied();
+            let all_same = statuses.len() == self.nodes.len()
+                && points.iter().all(|p| p.windows(2).all(|w| w[0] == w[1]));
+            let now: Vec<(u64, u64)> = points.iter().filter_map(|p| p.first().copied()).collect();
+            let now = Some(now);
             if all_same && previous.is_some() && previous == now {
                 return true;
             }
@@ -560,6 +621,17 @@ pub async fn join_all<F: std::future::Future>(
 }
 
 /// The replica claiming leadership with the highest ballot.
+/// The leader of the group `members` that a majority of them follow, if any.
+fn followed_leader(statuses: &BTreeMap<NodeId, NodeStatus>, members: &[NodeId]) -> Option<NodeId> {
+    let mine: BTreeMap<NodeId, NodeStatus> = members
+        .iter()
+        .filter_map(|n| statuses.get(n).map(|s| (*n, s.clone())))
+        .collect();
+    let leader = leader_of(&mine)?;
+    let followers = mine.values().filter(|s| s.leader == Some(leader)).count();
+    (followers > members.len() / 2).then_some(leader)
+}
+
 pub fn leader_of(statuses: &BTreeMap<NodeId, NodeStatus>) -> Option<NodeId> {
     statuses
         .values()
@@ -687,6 +759,7 @@ mod tests {
             initial_balance: 10,
             checkpoint_interval_slots: None,
             tunables: None,
+            shards: None,
         };
         let cluster = Cluster::prepare(dir.path(), spec).await.unwrap();
         let files = files_under(dir.path());

@@ -5,9 +5,13 @@
 //! at the moment of acting, does it (SIGKILL, SIGSTOP/SIGCONT, relay cuts), remembers what is in
 //! force so that the following heal undoes exactly that, and writes the event after the action,
 //! so every client event after it in the history happened with the fault in place.
+//!
+//! On a sharded bank the shard shapes resolve through the target's shards: "every shard's
+//! leader" and "shard k's leader" when the fault starts ([`System::shard_leaders`]), and the
+//! links between two shards' replicas ([`System::node_shards`]).
 
 use crate::cluster::relay::{Link, Peer};
-use crate::faults::schedule::{partition_cuts, Action, Fault, Partition, Step, Target};
+use crate::faults::schedule::{shard_partition_cuts, Action, Fault, Partition, Step, Target};
 use crate::run::record::Recorder;
 use crate::targets::{Target as System, TargetError};
 use replica::types::NodeId;
@@ -120,7 +124,21 @@ impl Nemesis {
                     Partition::IsolateLeader | Partition::IsolateFollower => cluster.leader().await,
                     _ => None,
                 };
-                let cuts = partition_cuts(partition, cluster.nodes(), leader);
+                let shard_leaders = match partition {
+                    Partition::IsolateShardLeader { .. } => cluster.shard_leaders().await,
+                    _ => Default::default(),
+                };
+                let leader = match partition {
+                    Partition::IsolateShardLeader { shard } => shard_leaders.get(shard).copied(),
+                    _ => leader,
+                };
+                let cuts = shard_partition_cuts(
+                    partition,
+                    cluster.nodes(),
+                    &cluster.node_shards(),
+                    &shard_leaders,
+                    leader,
+                );
                 let (f, value) = partition_event(partition, &cuts, leader);
                 if cuts.is_empty() {
                     // Nothing to cut (no leader known): recorded as a skip, never as a
@@ -177,6 +195,19 @@ impl Nemesis {
                     None
                 }
             },
+            Target::ShardLeaders | Target::ShardLeader(_) => {
+                let leaders = cluster.shard_leaders().await;
+                let nodes: Vec<NodeId> = match target {
+                    Target::ShardLeader(shard) => leaders.get(shard).copied().into_iter().collect(),
+                    _ => leaders.into_values().collect(),
+                };
+                if nodes.is_empty() {
+                    self.recorder
+                        .nemesis("skip", json!({"reason": "no shard leader to fault"}));
+                    return None;
+                }
+                Some(nodes)
+            }
         }
     }
 }
@@ -194,6 +225,8 @@ pub fn names(nodes: &[NodeId]) -> Vec<String> {
 fn target_name(target: &Target, cluster_size: usize) -> &'static str {
     match target {
         Target::Leader => "leader",
+        Target::ShardLeaders => "shard-leaders",
+        Target::ShardLeader(_) => "shard-leader",
         Target::Nodes(n) if n.len() == 1 && cluster_size > 1 => "one",
         Target::Nodes(n) if n.len() >= cluster_size => "all",
         Target::Nodes(_) => "minority",
@@ -228,6 +261,9 @@ pub fn partition_event(
     if cuts.is_empty() {
         let reason = match partition {
             Partition::IsolateLeader => "no leader known: nobody to isolate, nothing cut",
+            Partition::IsolateShardLeader { .. } => {
+                "no leader of that shard known: nobody to isolate, nothing cut"
+            }
             Partition::IsolateFollower => "no leader known: no follower to isolate, nothing cut",
             _ => "the partition cut no link",
         };
@@ -235,7 +271,7 @@ pub fn partition_event(
         return ("skip", Value::Object(map));
     }
     let isolated = match partition {
-        Partition::IsolateLeader => leader,
+        Partition::IsolateLeader | Partition::IsolateShardLeader { .. } => leader,
         Partition::IsolateFollower => node_on_every_cut(cuts),
         _ => None,
     };
@@ -271,6 +307,7 @@ fn peer_name(peer: &Peer) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::faults::schedule::partition_cuts;
 
     fn nodes() -> Vec<NodeId> {
         (1..=5).map(NodeId).collect()

@@ -9,6 +9,11 @@
 //! The schedule alternates: a fault at `interval`, its heal at `2 × interval`, the next fault at
 //! `3 × interval`, and so on until the run's time is up. One fault at a time keeps the history
 //! readable and every fault's effect attributable.
+//!
+//! A sharded bank gets its own draw ([`generate_sharded`]): kills and pauses hit shard leaders
+//! (every shard's at once, or one shard's) or a minority of one shard, partitions cut every
+//! link between two shards (two-phase commit's messages), isolate one shard's leader, or split
+//! one shard. A classic cluster's schedule is drawn exactly as before.
 
 use crate::cluster::relay::{Link, Peer};
 use crate::run::rng;
@@ -16,7 +21,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use replica::types::NodeId;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -66,6 +71,10 @@ pub enum Target {
     Leader,
     /// These replicas, drawn from the seed (one, or a minority).
     Nodes(Vec<NodeId>),
+    /// The leader of every shard of a sharded bank, each as it leads when the fault starts.
+    ShardLeaders,
+    /// The leader of this shard when the fault starts.
+    ShardLeader(u32),
 }
 
 /// The shape of a network partition.
@@ -89,6 +98,11 @@ pub enum Partition {
     MajoritiesRing { ring: Vec<NodeId> },
     /// One replica can receive but not send to the others (`mute`), or send but not receive.
     OneWay { node: NodeId, mute: bool },
+    /// Every link between the replicas of shards `a` and `b`, both ways: each shard keeps its
+    /// quorum, but two-phase commit between them stops until the heal.
+    BetweenShards { a: u32, b: u32 },
+    /// The leader of `shard` (when the fault starts) cut off from every other replica.
+    IsolateShardLeader { shard: u32 },
 }
 
 /// A fault the nemesis starts.
@@ -111,6 +125,8 @@ impl fmt::Display for Fault {
         let target = |t: &Target| match t {
             Target::Leader => "leader".to_string(),
             Target::Nodes(ns) => nodes(ns),
+            Target::ShardLeaders => "every shard's leader".to_string(),
+            Target::ShardLeader(s) => format!("shard {s}'s leader"),
         };
         match self {
             Fault::Kill(t) => write!(f, "kill {}", target(t)),
@@ -131,6 +147,12 @@ impl fmt::Display for Fault {
             Fault::Partition(Partition::OneWay { node, mute }) => {
                 let dir = if *mute { "cannot send" } else { "cannot hear" };
                 write!(f, "partition one-way ({node} {dir})")
+            }
+            Fault::Partition(Partition::BetweenShards { a, b }) => {
+                write!(f, "partition shards {a} and {b}")
+            }
+            Fault::Partition(Partition::IsolateShardLeader { shard }) => {
+                write!(f, "partition isolate shard {shard}'s leader")
             }
         }
     }
@@ -188,6 +210,93 @@ pub fn generate(
         k += 2;
     }
     steps
+}
+
+/// Generates the schedule of a sharded bank (see the module docs): `shards` maps each shard id
+/// to its replicas. Same rhythm as [`generate`].
+pub fn generate_sharded(
+    seed: u64,
+    shards: &BTreeMap<u32, Vec<NodeId>>,
+    families: &[FaultFamily],
+    interval: Duration,
+    duration: Duration,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    let all: Vec<NodeId> = shards.values().flatten().copied().collect();
+    if families.is_empty() || all.is_empty() || interval.is_zero() {
+        return steps;
+    }
+    let mut rng = rng::stream(seed, rng::NEMESIS_STREAM);
+    let mut k: u32 = 1;
+    loop {
+        let start = interval * k;
+        if start + interval > duration {
+            break;
+        }
+        let family = families[rng.gen_range(0..families.len())];
+        let fault = draw_sharded_fault(&mut rng, family, shards, &all);
+        steps.push(Step {
+            at: start,
+            action: Action::Start(fault),
+        });
+        steps.push(Step {
+            at: start + interval,
+            action: Action::Heal,
+        });
+        k += 2;
+    }
+    steps
+}
+
+fn draw_sharded_fault(
+    rng: &mut impl Rng,
+    family: FaultFamily,
+    shards: &BTreeMap<u32, Vec<NodeId>>,
+    all: &[NodeId],
+) -> Fault {
+    let ids: Vec<u32> = shards.keys().copied().collect();
+    let shard = ids[rng.gen_range(0..ids.len())];
+    let members = shards.get(&shard).map_or(&[][..], Vec::as_slice);
+    let target = |rng: &mut dyn rand::RngCore| match rng.gen_range(0..3) {
+        0 => Target::ShardLeaders,
+        1 => Target::ShardLeader(shard),
+        _ => draw_minority(rng, members),
+    };
+    match family {
+        FaultFamily::Kill if rng.gen_bool(KILL_ALL_CHANCE) => {
+            Fault::Kill(Target::Nodes(all.to_vec()))
+        }
+        FaultFamily::Kill => Fault::Kill(target(rng)),
+        FaultFamily::Pause => Fault::Pause(target(rng)),
+        FaultFamily::Partition => Fault::Partition(match rng.gen_range(0..3) {
+            0 if ids.len() >= 2 => {
+                let pair: Vec<u32> = ids.choose_multiple(rng, 2).copied().collect();
+                Partition::BetweenShards {
+                    a: pair[0].min(pair[1]),
+                    b: pair[0].max(pair[1]),
+                }
+            }
+            1 => Partition::IsolateShardLeader { shard },
+            _ => match draw_minority(rng, members) {
+                Target::Nodes(minority) => Partition::Halves { minority },
+                _ => Partition::IsolateShardLeader { shard },
+            },
+        }),
+        FaultFamily::IsolateFollower => Fault::Partition(Partition::IsolateFollower),
+    }
+}
+
+/// One replica or a minority of `members` (a group of one gives itself).
+fn draw_minority(rng: &mut (impl Rng + ?Sized), members: &[NodeId]) -> Target {
+    let max_minority = members.len().saturating_sub(1) / 2;
+    if max_minority == 0 {
+        return Target::Nodes(members.iter().take(1).copied().collect());
+    }
+    let size = rng.gen_range(1..=max_minority);
+    let mut chosen: Vec<NodeId> = members.to_vec();
+    chosen.shuffle(rng);
+    chosen.truncate(size);
+    Target::Nodes(sorted(chosen))
 }
 
 fn draw_fault(rng: &mut impl Rng, family: FaultFamily, nodes: &[NodeId]) -> Fault {
@@ -303,6 +412,38 @@ pub fn partition_cuts(
                 .map(|o| if *mute { (me, o) } else { (o, me) })
                 .collect()
         }
+        // Shard shapes need the shards: see `shard_partition_cuts`.
+        Partition::BetweenShards { .. } | Partition::IsolateShardLeader { .. } => Vec::new(),
+    };
+    cuts.sort();
+    cuts.dedup();
+    cuts
+}
+
+/// The links a partition cuts on a sharded bank: the shard shapes from `node_shards` (each
+/// replica's shard) and `shard_leaders` (each shard's leader now); any other shape as
+/// [`partition_cuts`] with `leader`.
+pub fn shard_partition_cuts(
+    partition: &Partition,
+    nodes: &[NodeId],
+    node_shards: &BTreeMap<NodeId, u32>,
+    shard_leaders: &BTreeMap<u32, NodeId>,
+    leader: Option<NodeId>,
+) -> Vec<Link> {
+    let peers_of = |shard: u32| -> Vec<Peer> {
+        let mine = node_shards.iter().filter(|(_, s)| **s == shard);
+        mine.map(|(n, _)| Peer::Node(*n)).collect()
+    };
+    let mut cuts = match partition {
+        Partition::BetweenShards { a, b } => cut_between(&peers_of(*a), &peers_of(*b)),
+        Partition::IsolateShardLeader { shard } => match shard_leaders.get(shard) {
+            Some(&l) => {
+                let rest: Vec<NodeId> = nodes.iter().copied().filter(|n| *n != l).collect();
+                partition_cuts(&Partition::Halves { minority: rest }, nodes, None)
+            }
+            None => Vec::new(),
+        },
+        other => partition_cuts(other, nodes, leader),
     };
     cuts.sort();
     cuts.dedup();
@@ -513,5 +654,94 @@ mod tests {
             vec![FaultFamily::Kill, FaultFamily::Partition]
         );
         assert!(parse_families("kill,meteor").is_err());
+    }
+
+    /// Three shards of three: n1-n3, n4-n6, n7-n9.
+    fn three_by_three() -> BTreeMap<u32, Vec<NodeId>> {
+        (1..=3u32)
+            .map(|k| (k, (1..=3).map(|r| NodeId((k - 1) * 3 + r)).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_sharded_schedule_aims_at_shards_and_is_reproducible() {
+        let shards = three_by_three();
+        let draw = |seed| {
+            generate_sharded(
+                seed,
+                &shards,
+                &ALL,
+                Duration::from_secs(1),
+                Duration::from_secs(400),
+            )
+        };
+        let mut shapes = BTreeSet::new();
+        for seed in 1..5 {
+            let steps = draw(seed);
+            assert_eq!(steps, draw(seed));
+            for step in steps {
+                let Action::Start(fault) = step.action else {
+                    continue;
+                };
+                let shape = match fault {
+                    Fault::Kill(Target::Nodes(ns)) if ns.len() == 9 => "kill all",
+                    Fault::Kill(Target::Nodes(ns)) | Fault::Pause(Target::Nodes(ns)) => {
+                        let owner = |n: &NodeId| (n.0 - 1) / 3;
+                        assert!(ns.len() == 1, "a minority of one shard of 3: {ns:?}");
+                        assert!(ns.iter().all(|n| owner(n) == owner(&ns[0])));
+                        "minority of a shard"
+                    }
+                    Fault::Kill(Target::ShardLeaders) | Fault::Pause(Target::ShardLeaders) => {
+                        "every shard's leader"
+                    }
+                    Fault::Kill(Target::ShardLeader(s)) | Fault::Pause(Target::ShardLeader(s)) => {
+                        assert!((1..=3).contains(&s));
+                        "a shard's leader"
+                    }
+                    Fault::Partition(Partition::BetweenShards { a, b }) => {
+                        assert!(a < b && b <= 3);
+                        "between shards"
+                    }
+                    Fault::Partition(Partition::IsolateShardLeader { .. }) => "isolate",
+                    Fault::Partition(Partition::Halves { minority }) => {
+                        assert_eq!(minority.len(), 1);
+                        "split a shard"
+                    }
+                    other => panic!("not a sharded fault: {other:?}"),
+                };
+                shapes.insert(shape);
+            }
+        }
+        assert_eq!(shapes.len(), 7, "every shape drawn: {shapes:?}");
+    }
+
+    #[test]
+    fn cutting_two_shards_apart_cuts_every_link_between_them_and_no_other() {
+        let shards = three_by_three();
+        let nodes: Vec<NodeId> = shards.values().flatten().copied().collect();
+        let node_shards = shards
+            .iter()
+            .flat_map(|(s, ns)| ns.iter().map(move |n| (*n, *s)))
+            .collect();
+        let between = Partition::BetweenShards { a: 1, b: 3 };
+        let cuts = shard_partition_cuts(&between, &nodes, &node_shards, &BTreeMap::new(), None);
+        assert_eq!(cuts.len(), 2 * 3 * 3);
+        for (x, y) in &cuts {
+            let shard = |p: &Peer| match p {
+                Peer::Node(n) => node_shards[n],
+                other => panic!("a client link was cut: {other:?}"),
+            };
+            let pair = [shard(x), shard(y)];
+            assert!(pair == [1, 3] || pair == [3, 1], "{x:?} -> {y:?}");
+        }
+        let isolate = Partition::IsolateShardLeader { shard: 2 };
+        let leaders = BTreeMap::from([(2, NodeId(5))]);
+        let cuts = shard_partition_cuts(&isolate, &nodes, &node_shards, &leaders, None);
+        assert_eq!(cuts.len(), 2 * 8);
+        assert!(cuts
+            .iter()
+            .all(|(x, y)| *x == Peer::Node(NodeId(5)) || *y == Peer::Node(NodeId(5))));
+        let unknown = shard_partition_cuts(&isolate, &nodes, &node_shards, &BTreeMap::new(), None);
+        assert!(unknown.is_empty(), "no leader known: nothing cut");
     }
 }

@@ -9,14 +9,18 @@
 //! second of each phase is a warm-up and not counted. Both targets fsync (the replica's and
 //! etcd's default). The result is one table ([`render_table`]), saved as JSON too; nothing here
 //! is a pass/fail test.
+//!
+//! On a sharded bank (`--shards`) a stated share of the transfers crosses shards, and each
+//! phase is reported twice: its single-shard transfers and its cross-shard ones (two-phase
+//! commit), each with its own rate and latencies, side by side in the same table.
 
 use crate::clients::caller::Submitted;
-use crate::clients::workload::{account_names, OpGen};
+use crate::clients::workload::{account_names, OpGen, ShardMix};
 use crate::run::rundir::NetMode;
 use crate::run::{self, RunError, RunOptions};
 use crate::targets::{BankClient, TargetKind};
 use hdrhistogram::Histogram;
-use replica::bank::Command;
+use replica::bank::{Command, Op, OpResult};
 use replica::types::{ClientId, RequestId};
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -59,6 +63,12 @@ pub struct PhaseResult {
     pub p99_ms: f64,
     pub p999_ms: f64,
     pub max_ms: f64,
+    /// On a sharded bank: which transfers this row counts (`single-shard`, `cross-shard`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<String>,
+    /// Of the definite answers, the transfers that moved money (not refused for funds, a
+    /// lock or an abort): `moved/s` in the table, where `ops/s` counts every definite answer.
+    pub committed: u64,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -89,8 +99,9 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<BenchReport, RunError> {
             run_opts.params.nemesis = Vec::new();
             run_opts.params.clients = opts.high_clients.max(opts.low_clients);
             run::validate(&run_opts.params)?;
-            let (dir, mut target, _) =
+            let (dir, mut target, info) =
                 run::prepare_target(&run_opts, "bench", account_names(BENCH_ACCOUNTS)).await?;
+            let mix = run::shard_mix(&info);
             run_dirs.push(dir);
             target.begin_bench().await?;
             let mut client_base = 0u64;
@@ -99,11 +110,13 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<BenchReport, RunError> {
                     client: target.bench_client(clients)?,
                     seed: opts.run.seed,
                     client_base,
+                    mix: mix.clone(),
                 };
-                let mut result = phase.run(clients, opts.phase).await;
-                result.target = target_kind;
-                result.net = net;
-                phases.push(result);
+                for mut result in phase.run(clients, opts.phase).await {
+                    result.target = target_kind;
+                    result.net = net;
+                    phases.push(result);
+                }
                 client_base += u64::from(clients);
             }
             target.stop_all();
@@ -113,7 +126,15 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<BenchReport, RunError> {
     Ok(BenchReport {
         nodes: opts.run.params.nodes,
         phase_s: opts.phase.as_secs_f64(),
-        workload: WORKLOAD.to_string(),
+        workload: match &opts.run.params.shards {
+            Some(shape) => format!(
+                "{WORKLOAD} over {} shards of {} replicas, {:.0}% of transfers across shards",
+                shape.shards,
+                shape.replicas_per_shard,
+                100.0 * shape.cross_shard_share
+            ),
+            None => WORKLOAD.to_string(),
+        },
         fsync: true,
         phases,
         relay_ratio,
@@ -127,7 +148,10 @@ fn ratios(phases: &[PhaseResult]) -> Vec<(TargetKind, u32, f64)> {
         .filter(|p| p.net == NetMode::Relay)
         .filter_map(|relay| {
             let direct = phases.iter().find(|d| {
-                d.net == NetMode::Direct && d.clients == relay.clients && d.target == relay.target
+                d.net == NetMode::Direct
+                    && d.clients == relay.clients
+                    && d.target == relay.target
+                    && d.transfers == relay.transfers
             })?;
             (direct.ops_per_sec > 0.0).then(|| {
                 (
@@ -150,19 +174,43 @@ pub fn render_table(report: &BenchReport) -> String {
         report.phase_s,
         WARMUP.as_secs()
     );
+    let sharded = report.phases.iter().any(|p| p.transfers.is_some());
+    let kind = |k: &str| {
+        if sharded {
+            format!(" {k:<12}")
+        } else {
+            String::new()
+        }
+    };
     let _ = writeln!(
         out,
-        "{:<10} {:<6} {:>7} {:>10} {:>9} {:>9} {:>9} {:>8}",
-        "target", "net", "clients", "ops/s", "p50 (ms)", "p99 (ms)", "max (ms)", "unknown"
+        "{:<10} {:<6} {:>7}{} {:>10} {:>9} {:>9} {:>9} {:>9} {:>8}",
+        "target",
+        "net",
+        "clients",
+        kind("transfers"),
+        "ops/s",
+        "moved/s",
+        "p50 (ms)",
+        "p99 (ms)",
+        "max (ms)",
+        "unknown"
     );
     for p in &report.phases {
+        let moved = if p.seconds > 0.0 {
+            p.committed as f64 / p.seconds
+        } else {
+            0.0
+        };
         let _ = writeln!(
             out,
-            "{:<10} {:<6} {:>7} {:>10.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
+            "{:<10} {:<6} {:>7}{} {:>10.0} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
             p.target.name(),
             format!("{:?}", p.net).to_lowercase(),
             p.clients,
+            kind(p.transfers.as_deref().unwrap_or("")),
             p.ops_per_sec,
+            moved,
             p.p50_ms,
             p.p99_ms,
             p.max_ms,
@@ -176,57 +224,99 @@ struct Phase {
     client: Arc<dyn BankClient>,
     seed: u64,
     client_base: u64,
+    /// A sharded bank's workload, whose transfers are counted apart by kind.
+    mix: Option<ShardMix>,
 }
 
+/// What one kind of transfer (single-shard, or cross-shard) did in a phase.
 struct ClientStats {
     histogram: Histogram<u64>,
     ok: u64,
+    committed: u64,
     unknown: u64,
 }
 
+impl ClientStats {
+    fn new() -> ClientStats {
+        ClientStats {
+            histogram: new_histogram(),
+            ok: 0,
+            committed: 0,
+            unknown: 0,
+        }
+    }
+
+    fn add(&mut self, other: &ClientStats) {
+        let _ = self.histogram.add(&other.histogram);
+        self.ok += other.ok;
+        self.committed += other.committed;
+        self.unknown += other.unknown;
+    }
+}
+
+/// Row labels of a sharded phase, by [`BenchClient::kind_of`].
+const KINDS: [&str; 2] = ["single-shard", "cross-shard"];
+
 impl Phase {
-    async fn run(&self, clients: u32, length: Duration) -> PhaseResult {
+    /// One row for a classic bank, one per kind of transfer for a sharded one.
+    async fn run(&self, clients: u32, length: Duration) -> Vec<PhaseResult> {
         let start = Instant::now();
         let counted_from = start + WARMUP;
         let end = counted_from + length;
         let mut tasks = Vec::new();
         for k in 0..u64::from(clients) {
+            let mut ops = OpGen::new(
+                self.seed,
+                self.client_base + k,
+                account_names(BENCH_ACCOUNTS),
+            )
+            .transfers_only();
+            if let Some(mix) = &self.mix {
+                ops = ops.with_shards(mix.clone());
+            }
             let worker = BenchClient {
                 bank: self.client.clone(),
                 client: self.client_base + k,
-                ops: OpGen::new(
-                    self.seed,
-                    self.client_base + k,
-                    account_names(BENCH_ACCOUNTS),
-                )
-                .transfers_only(),
+                ops,
+                shard_of: self.mix.as_ref().map(|m| m.shard_of.clone()),
             };
             tasks.push(tokio::spawn(worker.run(counted_from, end)));
         }
-        let mut histogram = new_histogram();
-        let (mut ok, mut unknown) = (0, 0);
+        let mut totals = [ClientStats::new(), ClientStats::new()];
         for task in tasks {
             if let Ok(stats) = task.await {
-                let _ = histogram.add(&stats.histogram);
-                ok += stats.ok;
-                unknown += stats.unknown;
+                for (total, s) in totals.iter_mut().zip(&stats) {
+                    total.add(s);
+                }
             }
         }
         let seconds = length.as_secs_f64();
-        let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1000.0;
-        PhaseResult {
-            target: TargetKind::Faultline,
-            net: NetMode::Direct,
-            clients,
-            seconds,
-            ops_per_sec: ok as f64 / seconds,
-            ok,
-            unknown,
-            p50_ms: ms(0.5),
-            p90_ms: ms(0.9),
-            p99_ms: ms(0.99),
-            p999_ms: ms(0.999),
-            max_ms: histogram.max() as f64 / 1000.0,
+        let row = |stats: &ClientStats, transfers: Option<&str>| {
+            let ms = |q: f64| stats.histogram.value_at_quantile(q) as f64 / 1000.0;
+            PhaseResult {
+                target: TargetKind::Faultline,
+                net: NetMode::Direct,
+                clients,
+                seconds,
+                ops_per_sec: stats.ok as f64 / seconds,
+                ok: stats.ok,
+                unknown: stats.unknown,
+                p50_ms: ms(0.5),
+                p90_ms: ms(0.9),
+                p99_ms: ms(0.99),
+                p999_ms: ms(0.999),
+                max_ms: stats.histogram.max() as f64 / 1000.0,
+                transfers: transfers.map(str::to_string),
+                committed: stats.committed,
+            }
+        };
+        match self.mix {
+            None => vec![row(&totals[0], None)],
+            Some(_) => totals
+                .iter()
+                .zip(KINDS)
+                .map(|(stats, kind)| row(stats, Some(kind)))
+                .collect(),
         }
     }
 }
@@ -240,15 +330,26 @@ struct BenchClient {
     bank: Arc<dyn BankClient>,
     client: u64,
     ops: OpGen,
+    /// On a sharded bank, each bench account's shard (by index).
+    shard_of: Option<Vec<u32>>,
 }
 
 impl BenchClient {
-    async fn run(mut self, counted_from: Instant, end: Instant) -> ClientStats {
-        let mut stats = ClientStats {
-            histogram: new_histogram(),
-            ok: 0,
-            unknown: 0,
+    /// 1 for a transfer between two shards, else 0 (an index into [`KINDS`]).
+    fn kind_of(&self, op: &Op) -> usize {
+        let (Some(shard_of), Op::Transfer { from, to, .. }) = (&self.shard_of, op) else {
+            return 0;
         };
+        let names = account_names(BENCH_ACCOUNTS);
+        let shard = |a: &str| {
+            let i = names.iter().position(|n| n == a);
+            i.and_then(|i| shard_of.get(i))
+        };
+        usize::from(shard(from) != shard(to))
+    }
+
+    async fn run(mut self, counted_from: Instant, end: Instant) -> [ClientStats; 2] {
+        let mut all = [ClientStats::new(), ClientStats::new()];
         let mut request = 0;
         while Instant::now() < end {
             request += 1;
@@ -257,6 +358,7 @@ impl BenchClient {
                 request: RequestId(request),
                 op: self.ops.next_op(),
             };
+            let stats = &mut all[self.kind_of(&command.op)];
             let sent = Instant::now();
             let deadline = sent + Duration::from_secs(10);
             let outcome = self.bank.submit(&command, deadline).await;
@@ -267,6 +369,10 @@ impl BenchClient {
             match outcome {
                 Submitted::Executed { .. } | Submitted::Rejected { .. } => {
                     stats.ok += 1;
+                    if let Submitted::Executed { reply, .. } = &outcome {
+                        let moved = matches!(reply.result, OpResult::Transferred { .. });
+                        stats.committed += u64::from(moved);
+                    }
                     let us = u64::try_from((done - sent).as_micros()).unwrap_or(MAX_LATENCY_US);
                     stats
                         .histogram
@@ -275,7 +381,7 @@ impl BenchClient {
                 Submitted::Unknown { .. } => stats.unknown += 1,
             }
         }
-        stats
+        all
     }
 }
 
@@ -285,4 +391,82 @@ pub fn save(report: &BenchReport, out: &std::path::Path) -> Result<PathBuf, RunE
     let path = out.join(format!("bench-{stamp}.json"));
     run::write_json(&path, report)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(transfers: Option<&str>, committed: u64) -> PhaseResult {
+        PhaseResult {
+            target: TargetKind::Faultline,
+            net: NetMode::Direct,
+            clients: 10,
+            seconds: 2.0,
+            ops_per_sec: 50.0,
+            ok: 100,
+            unknown: 0,
+            p50_ms: 1.5,
+            p90_ms: 2.0,
+            p99_ms: 3.25,
+            p999_ms: 4.0,
+            max_ms: 5.0,
+            transfers: transfers.map(str::to_string),
+            committed,
+        }
+    }
+
+    fn report(phases: Vec<PhaseResult>) -> BenchReport {
+        BenchReport {
+            nodes: 9,
+            phase_s: 2.0,
+            workload: WORKLOAD.into(),
+            fsync: true,
+            phases,
+            relay_ratio: Vec::new(),
+            run_dirs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_sharded_table_puts_single_and_cross_shard_transfers_side_by_side() {
+        let table = render_table(&report(vec![
+            row(Some("single-shard"), 80),
+            row(Some("cross-shard"), 30),
+        ]));
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[1].contains("transfers") && lines[1].contains("moved/s"));
+        for unit in ["ops/s", "p50 (ms)", "p99 (ms)", "max (ms)"] {
+            assert!(lines[1].contains(unit), "{unit}: {}", lines[1]);
+        }
+        assert!(lines[2].contains("single-shard") && lines[2].contains(" 40 "));
+        assert!(lines[3].contains("cross-shard") && lines[3].contains(" 15 "));
+        let classic = render_table(&report(vec![row(None, 100)]));
+        let header = classic.lines().nth(1).unwrap_or_default();
+        assert!(!header.contains("transfers"), "{classic}");
+    }
+
+    #[test]
+    fn transfers_are_told_apart_by_their_shards() {
+        let client = |shard_of| BenchClient {
+            bank: Arc::new(crate::targets::faultline::FaultlineClient {
+                transport: Arc::new(crate::cluster::fake::FakeCluster::new(1, &[], 10)),
+                nodes: Vec::new(),
+                hint: Arc::default(),
+                policy: Default::default(),
+            }),
+            client: 0,
+            ops: OpGen::new(1, 0, account_names(BENCH_ACCOUNTS)),
+            shard_of,
+        };
+        let t = |from: &str, to: &str| Op::Transfer {
+            from: from.into(),
+            to: to.into(),
+            amount: 1,
+        };
+        let sharded = client(Some((0..10).map(|i| i % 2 + 1).collect()));
+        assert_eq!(sharded.kind_of(&t("A", "C")), 0, "A and C on shard 1");
+        assert_eq!(sharded.kind_of(&t("A", "B")), 1);
+        assert_eq!(client(None).kind_of(&t("A", "B")), 0);
+    }
 }

@@ -202,6 +202,7 @@ mod tests {
                 harness_version: "h".into(),
                 replays: None,
                 params: RunParams::default(),
+                shards: Vec::new(),
             }
             .write(&dir)
             .unwrap();

@@ -17,7 +17,7 @@ pub mod rundir;
 pub mod zoo;
 
 use crate::clients::worker::{pace_for, spawn_workers, WorkerContext};
-use crate::clients::workload::account_names;
+use crate::clients::workload::{account_names, ShardMix};
 use crate::cluster::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
 use crate::cluster::{Cluster, ClusterError};
 use crate::faults::nemesis::{FaultLabel, Nemesis};
@@ -134,6 +134,9 @@ pub fn validate(params: &RunParams) -> Result<(), RunError> {
     if params.net == NetMode::Direct && (params.loss > 0.0 || params.delay_ms > 0) {
         return bad("--loss and --delay need --net relay".into());
     }
+    if let Some(shape) = &params.shards {
+        validate_shards(params, shape)?;
+    }
     if params.target == TargetKind::Etcd && params.loss > 0.0 {
         return bad(
             "--loss applies to the faultline target only (etcd talks TCP, which cannot lose)"
@@ -143,11 +146,55 @@ pub fn validate(params: &RunParams) -> Result<(), RunError> {
     Ok(())
 }
 
+/// A sharded bank's shape and workload (see [`rundir::ShardParams`]).
+fn validate_shards(params: &RunParams, shape: &rundir::ShardParams) -> Result<(), RunError> {
+    let bad = |m: String| Err(RunError::Invalid(m));
+    if params.target != TargetKind::Faultline {
+        return bad("--shards: only the faultline target runs a sharded bank".into());
+    }
+    let accounts = accounts_for(params.clients).len() as u32;
+    if shape.shards < 2 || shape.shards > accounts {
+        return bad(format!(
+            "--shards {}: a sharded bank needs 2 to {accounts} shards (one account each at \
+             least; --shards 1 is the classic cluster)",
+            shape.shards
+        ));
+    }
+    if shape.replicas_per_shard == 0 || shape.nodes() > 99 {
+        return bad(format!(
+            "--replicas-per-shard {}: must be at least 1, and at most 99 replicas in all",
+            shape.replicas_per_shard
+        ));
+    }
+    if params.nodes != shape.nodes() {
+        return bad(format!(
+            "--nodes {} with --shards {} × --replicas-per-shard {}: leave --nodes out",
+            params.nodes, shape.shards, shape.replicas_per_shard
+        ));
+    }
+    if !(0.0..=1.0).contains(&shape.cross_shard_share) {
+        return bad(format!(
+            "--cross-shard-share {}: a share of transfers, from 0 to 1",
+            shape.cross_shard_share
+        ));
+    }
+    Ok(())
+}
+
 /// Parameters that are allowed but probably not what was meant, each as a sentence for a
 /// `warning:` line.
 pub fn warnings(params: &RunParams) -> Vec<String> {
     let mut out = Vec::new();
-    if params.nodes == 2 {
+    // A sharded bank's groups are its shards: their size is what tolerates faults.
+    if let Some(shape) = params.shards {
+        let group = shape.replicas_per_shard;
+        if group.is_multiple_of(2) {
+            out.push(format!(
+                "--replicas-per-shard {group}: an even shard tolerates no more faults than {}",
+                group.saturating_sub(1).max(1)
+            ));
+        }
+    } else if params.nodes == 2 {
         out.push(
             "--nodes 2: a majority of 2 is 2, so the cluster stops at the first fault of \
              either replica; 3 tolerate one fault, 5 two"
@@ -228,8 +275,13 @@ pub fn create_run_dir(
             crate::targets::etcd::etcd_version(&opts.etcd_bin),
         ),
     };
+    let shards = match &opts.params.shards {
+        Some(shape) => shape.tables(&accounts).map_err(RunError::Invalid)?,
+        None => Vec::new(),
+    };
     let info = RunInfo {
         target,
+        shards,
         accounts,
         initial_balance: INITIAL_BALANCE,
         seed: opts.seed,
@@ -303,6 +355,23 @@ pub fn start_sampler(dir: &Path, cluster: &Cluster) -> Result<Sampler, RunError>
 
 /// The schedule of a run, from its seed and parameters.
 pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
+    if let Some(shape) = &params.shards {
+        let members = (1..=shape.shards)
+            .map(|k| {
+                let first = (k - 1) * shape.replicas_per_shard;
+                let nodes =
+                    (1..=shape.replicas_per_shard).map(|r| replica::types::NodeId(first + r));
+                (k, nodes.collect())
+            })
+            .collect();
+        return schedule::generate_sharded(
+            seed,
+            &members,
+            &usable_families(params),
+            Duration::from_millis(params.nemesis_interval_ms),
+            Duration::from_millis(params.time_ms),
+        );
+    }
     let nodes: Vec<_> = (1..=params.nodes).map(replica::types::NodeId).collect();
     schedule::generate(
         seed,
@@ -338,6 +407,10 @@ pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
     write_json(&dir.join("schedule.json"), &steps)?;
     target.begin().await?;
     let recorder = create_recorder(&dir)?;
+    let node_shards = target.node_shards();
+    if !node_shards.is_empty() {
+        recorder.set_node_shards(node_shards);
+    }
     let total = Duration::from_millis(params.time_ms);
     let start = Instant::now();
     let ctx = WorkerContext {
@@ -348,6 +421,7 @@ pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
         pace: pace_for(params.rate, params.clients),
         accounts: info.accounts.clone(),
         seed: opts.seed,
+        shards: shard_mix(&info),
     };
     let workers = spawn_workers(&ctx, u64::from(params.clients));
     let label: FaultLabel = Arc::new(Mutex::new(String::new()));
@@ -371,6 +445,24 @@ pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
     notes.extend(more);
     target.stop_all();
     finish(&dir, &info, &recorder, nemesis.faults, notes, wall)
+}
+
+/// The sharded workload of a run (see [`crate::clients::workload::ShardMix`]), from its
+/// `[[shards]]`; `None` for a classic run.
+pub fn shard_mix(info: &RunInfo) -> Option<ShardMix> {
+    let shape = info.params.shards?;
+    let shard_of = info
+        .accounts
+        .iter()
+        .map(|a| {
+            let table = info.shards.iter().find(|t| t.accounts.contains(a));
+            table.map_or(1, |t| t.id)
+        })
+        .collect();
+    Some(ShardMix {
+        shard_of,
+        cross_share: shape.cross_shard_share,
+    })
 }
 
 /// Waits for the workers, each bounded by its request deadline plus a margin; a worker still

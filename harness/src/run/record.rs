@@ -5,18 +5,25 @@
 //! it, so index order is real-time order, which the checker's real-time checks rely on. Every
 //! line is flushed as it is written, so a harness that crashes leaves a checkable prefix.
 //!
+//! On a sharded bank (see checker/SHARDS.md) an answer's exec index is a position on the shard
+//! of the replica that gave it, so completions carry `positions` instead of `exec_index`, and
+//! executed-log entries become [`shard_entry`]s, with a cross-shard transfer's phase.
+//!
 //! A write error does not stop the run (the replicas are still worth healing and stopping
 //! cleanly); the first one is kept and reported at the end, and the run is not valid.
 
 use crate::clients::caller::Submitted;
 use checker::final_state::ExecutedEntry;
 use checker::history::{values, Event, EventType, HistoryWriter};
-use replica::bank::{AbortReason, Command, Executed, Invalid, Op, OpResult};
+use checker::shards::{Phase, ShardEntry, TxnId, Vote};
+use replica::bank::{AbortReason, Command, Executed, Invalid, Op, OpResult, TxnPhase};
+use replica::types::NodeId;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 
 /// Operation counts, read by the progress display.
@@ -48,6 +55,8 @@ pub struct Recorder {
     inner: Mutex<Inner>,
     start: Instant,
     pub counts: Counts,
+    /// Set for a sharded bank: each replica's shard, to turn exec indices into positions.
+    node_shards: OnceLock<BTreeMap<NodeId, u32>>,
 }
 
 impl Recorder {
@@ -61,6 +70,7 @@ impl Recorder {
             }),
             start,
             counts: Counts::default(),
+            node_shards: OnceLock::new(),
         })
     }
 
@@ -73,7 +83,14 @@ impl Recorder {
             }),
             start,
             counts: Counts::default(),
+            node_shards: OnceLock::new(),
         }
+    }
+
+    /// Records a sharded bank's answers with `positions` on the answering replica's shard
+    /// (call before the first completion; later calls change nothing).
+    pub fn set_node_shards(&self, shards: BTreeMap<NodeId, u32>) {
+        let _ = self.node_shards.set(shards);
     }
 
     fn append(&self, event: Event) -> u64 {
@@ -101,7 +118,10 @@ impl Recorder {
 
     /// Records how the invocation ended; returns the completion's type.
     pub fn complete(&self, process: u64, command: &Command, outcome: &Submitted) -> EventType {
-        let event = completion(process, command, outcome);
+        let mut event = completion(process, command, outcome);
+        if let Some(shards) = self.node_shards.get() {
+            event = with_positions(event, shards);
+        }
         let kind = event.kind;
         let counter = match kind {
             EventType::Ok => &self.counts.ok,
@@ -239,6 +259,71 @@ pub fn completion(process: u64, command: &Command, outcome: &Submitted) -> Event
         Submitted::Unknown { .. } => {
             Event::client(EventType::Info, process, request, f, invoke_value)
         }
+    }
+}
+
+/// A sharded bank's completion: the exec index becomes the position on the answering
+/// replica's shard. (A cross-shard transfer is answered by its coordinator shard at its
+/// decision; the checker finds the participant's position in that shard's log.)
+pub fn with_positions(mut event: Event, node_shards: &BTreeMap<NodeId, u32>) -> Event {
+    let shard = event
+        .node
+        .as_deref()
+        .and_then(|n| n.strip_prefix('n')?.parse().ok())
+        .and_then(|n| node_shards.get(&NodeId(n)));
+    if let (Some(exec), Some(&shard)) = (event.exec_index, shard) {
+        event.exec_index = None;
+        event = event.with_positions([(shard, exec)]);
+    }
+    event
+}
+
+/// A sharded replica's executed-log entry in final.json's shape (checker/SHARDS.md): an
+/// ordinary entry as [`executed_entry`] writes it, or a cross-shard transfer's step with its
+/// transaction, phase, vote and the amount it applied on this shard.
+pub fn shard_entry(executed: &Executed) -> ShardEntry {
+    let (f, invoke) = op_value(&executed.command.op);
+    let Some(record) = executed.txn else {
+        let plain = executed_entry(executed);
+        return ShardEntry {
+            exec_index: plain.exec_index,
+            client: plain.client,
+            request_id: plain.request_id,
+            f: plain.f,
+            value: plain.value,
+            kind: plain.kind,
+            txn: None,
+            phase: None,
+            vote: None,
+            applied: None,
+        };
+    };
+    let (phase, vote) = match record.phase {
+        TxnPhase::Prepare { vote_yes: true } => (Phase::Prepare, Some(Vote::Yes)),
+        TxnPhase::Prepare { vote_yes: false } => (Phase::Prepare, Some(Vote::No)),
+        TxnPhase::Commit => (Phase::Commit, None),
+        TxnPhase::Abort => (Phase::Abort, None),
+    };
+    let went_ahead = matches!(phase, Phase::Commit) || vote == Some(Vote::Yes);
+    ShardEntry {
+        exec_index: executed.exec_index,
+        client: executed.command.client.0,
+        request_id: executed.command.request.0,
+        f: f.to_string(),
+        value: invoke,
+        kind: if went_ahead {
+            EventType::Ok
+        } else {
+            EventType::Fail
+        },
+        txn: Some(TxnId {
+            coordinator: record.id.coordinator.0,
+            client: record.id.client.0,
+            request_id: record.id.request.0,
+        }),
+        phase: Some(phase),
+        vote,
+        applied: Some(record.applied),
     }
 }
 
@@ -459,5 +544,108 @@ mod tests {
         let (kind, value) = result_value(&Op::ReadAll, &OpResult::Busy);
         assert_eq!(kind, EventType::Fail);
         assert_eq!(value, serde_json::json!({"error": "busy"}));
+    }
+
+    fn cross(phase: TxnPhase, applied: i64, result: OpResult) -> Executed {
+        Executed {
+            exec_index: 9,
+            command: command(Op::Transfer {
+                from: "A".into(),
+                to: "B".into(),
+                amount: 3,
+            }),
+            result,
+            txn: Some(replica::bank::TxnRecord {
+                id: replica::bank::TxnId {
+                    coordinator: replica::types::ShardId(1),
+                    client: ClientId(2),
+                    request: RequestId(7),
+                },
+                phase,
+                applied,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_cross_shard_step_becomes_a_sharded_entry_with_its_phase() {
+        use replica::bank::AbortReason::LockConflict;
+        let balance = OpResult::Balance { balance: 10 };
+        let aborted = OpResult::Aborted {
+            reason: LockConflict,
+        };
+        let credited = OpResult::Credited { to_balance: 13 };
+        let cases = [
+            (
+                TxnPhase::Prepare { vote_yes: true },
+                0,
+                balance,
+                "ok",
+                "prepare",
+                Some("yes"),
+            ),
+            (
+                TxnPhase::Prepare { vote_yes: false },
+                0,
+                aborted.clone(),
+                "fail",
+                "prepare",
+                Some("no"),
+            ),
+            (TxnPhase::Commit, 3, credited, "ok", "commit", None),
+            (TxnPhase::Abort, 0, aborted, "fail", "abort", None),
+        ];
+        for (phase, applied, result, kind, name, vote) in cases {
+            let entry = shard_entry(&cross(phase, applied, result));
+            let json = serde_json::to_value(&entry).unwrap();
+            let mut want = serde_json::json!({
+                "exec_index": 9, "client": 2, "request_id": 7, "f": "transfer",
+                "value": {"from": "A", "to": "B", "amount": 3}, "type": kind,
+                "txn": {"coordinator": 1, "client": 2, "request_id": 7},
+                "phase": name, "applied": applied,
+            });
+            if let Some(vote) = vote {
+                want["vote"] = Value::from(vote);
+            }
+            assert_eq!(json, want, "{phase:?}");
+        }
+    }
+
+    #[test]
+    fn an_ordinary_entry_of_a_shard_is_the_classic_entry() {
+        let executed = Executed {
+            exec_index: 4,
+            command: command(Op::Read {
+                account: "B".into(),
+            }),
+            result: OpResult::Balance { balance: 16 },
+            txn: None,
+        };
+        let classic = serde_json::to_value(executed_entry(&executed)).unwrap();
+        let sharded = serde_json::to_value(shard_entry(&executed)).unwrap();
+        assert_eq!(classic, sharded);
+    }
+
+    #[test]
+    fn a_sharded_answer_is_a_position_on_the_answering_replicas_shard() {
+        let shards = BTreeMap::from([(NodeId(1), 1), (NodeId(4), 2)]);
+        let answer = |node: &str| {
+            Event::client(EventType::Ok, 2, 7, "read", Value::Null)
+                .on_node(node)
+                .with_exec_index(12)
+        };
+        let e = with_positions(answer("n4"), &shards);
+        assert_eq!(
+            (e.exec_index, e.positions),
+            (None, Some(BTreeMap::from([(2, 12)])))
+        );
+        let unknown = with_positions(answer("n9"), &shards);
+        assert_eq!(
+            unknown.exec_index,
+            Some(12),
+            "an unknown replica keeps what it said"
+        );
+        let info = Event::client(EventType::Info, 2, 7, "read", Value::Null);
+        assert_eq!(with_positions(info.clone(), &shards), info);
     }
 }

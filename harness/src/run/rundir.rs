@@ -101,6 +101,49 @@ pub struct RunParams {
     /// `checkpoint_interval_slots`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tunables: Option<crate::faults::tunables::Tunables>,
+    /// A sharded bank (`--shards S` with S > 1); `None` is the classic one-group cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<ShardParams>,
+}
+
+/// The shape and workload of a sharded bank: `shards` Paxos groups of `replicas_per_shard`
+/// replicas (nodes n1..n(shards × replicas_per_shard), shard k being the k-th run of them,
+/// accounts dealt round-robin as `replica init --shards` does), and the share of transfers
+/// whose two accounts are on different shards.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ShardParams {
+    pub shards: u32,
+    pub replicas_per_shard: u32,
+    pub cross_shard_share: f64,
+}
+
+impl ShardParams {
+    /// Every replica of every shard.
+    pub fn nodes(&self) -> u32 {
+        self.shards.saturating_mul(self.replicas_per_shard)
+    }
+
+    /// The `[[shards]]` tables of `accounts` over this shape, as the replica deals them.
+    pub fn tables(&self, accounts: &[String]) -> Result<Vec<ShardTable>, String> {
+        let specs = replica::shard::spread(accounts, self.shards, self.replicas_per_shard)
+            .map_err(|e| e.to_string())?;
+        Ok(specs
+            .into_iter()
+            .map(|s| ShardTable {
+                id: s.id.0,
+                accounts: s.accounts,
+                nodes: s.nodes.iter().map(ToString::to_string).collect(),
+            })
+            .collect())
+    }
+}
+
+/// One `[[shards]]` table of run.toml, in the shape the checker reads (checker/SHARDS.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardTable {
+    pub id: u32,
+    pub accounts: Vec<String>,
+    pub nodes: Vec<String>,
 }
 
 impl Default for RunParams {
@@ -130,6 +173,7 @@ impl Default for RunParams {
             stall_ms: None,
             set_timeout_ms: None,
             tunables: None,
+            shards: None,
         }
     }
 }
@@ -159,6 +203,10 @@ pub struct RunInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replays: Option<String>,
     pub params: RunParams,
+    /// A sharded run's `[[shards]]` (top level, where the checker reads them); empty for a
+    /// classic run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardTable>,
 }
 
 impl RunInfo {
@@ -319,6 +367,7 @@ mod tests {
                 bug: Some("no-funds-check".into()),
                 ..RunParams::default()
             },
+            shards: Vec::new(),
         };
         info.write(dir.path()).unwrap();
         let text = std::fs::read_to_string(dir.path().join("run.toml")).unwrap();
@@ -329,6 +378,51 @@ mod tests {
             table["params"]["nemesis"].as_array().unwrap()[0].as_str(),
             Some("kill")
         );
+        assert_eq!(RunInfo::load(dir.path()).unwrap(), info);
+        assert!(
+            !text.contains("shards"),
+            "a classic run.toml is unchanged: {text}"
+        );
+    }
+
+    #[test]
+    fn a_sharded_run_toml_has_the_checkers_shards_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let shape = ShardParams {
+            shards: 2,
+            replicas_per_shard: 3,
+            cross_shard_share: 0.5,
+        };
+        let accounts: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
+        let info = RunInfo {
+            target: crate::targets::TargetKind::Faultline,
+            accounts: accounts.clone(),
+            initial_balance: 10,
+            seed: 1,
+            kind: "campaign".into(),
+            started_at: "t".into(),
+            replica_bin: "r".into(),
+            replica_version: "v".into(),
+            harness_version: "h".into(),
+            replays: None,
+            params: RunParams {
+                nodes: shape.nodes(),
+                shards: Some(shape),
+                ..RunParams::default()
+            },
+            shards: shape.tables(&accounts).unwrap(),
+        };
+        info.write(dir.path()).unwrap();
+        let path = dir.path().join("run.toml");
+        let params = checker::run_params::RunParams::load(&path)
+            .unwrap()
+            .unwrap();
+        let specs = checker::shards::shard_specs(&params, &path)
+            .unwrap()
+            .unwrap();
+        assert_eq!(specs.len(), 2);
+        assert_eq!(specs[0].accounts, ["A", "C"]);
+        assert_eq!(specs[1].nodes, ["n4", "n5", "n6"]);
         assert_eq!(RunInfo::load(dir.path()).unwrap(), info);
     }
 

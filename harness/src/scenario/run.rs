@@ -36,7 +36,7 @@ use crate::scenario::repl::{parse_command, Input, KillTarget, LineReader, ReplCo
 use crate::scenario::{Scenario, Set, SetStep, Transfer};
 use crate::targets::{BankClient, Inspect, Target, TargetKind};
 use checker::text::count;
-use replica::bank::{Command, Op};
+use replica::bank::{Command, Op, OpResult};
 use replica::types::{ClientId, NodeId, RequestId};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -172,6 +172,10 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
     let copy = dir.join("scenario.csv");
     std::fs::copy(&opts.file, &copy).map_err(|source| RunError::Write { path: copy, source })?;
     let recorder = run::create_recorder(&dir)?;
+    let node_shards = target.node_shards();
+    if !node_shards.is_empty() {
+        recorder.set_node_shards(node_shards);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let client = target.roaming_client();
     let pending = Arc::new(Pending::default());
@@ -294,25 +298,48 @@ struct ScenarioWorker {
 
 /// One submit round; a transfer is retried round after round until definite or stopped.
 const ROUND: Duration = Duration::from_secs(2);
+/// Pause before a transfer refused for now (see [`refused_for_now`]) is tried again.
+const RETRY_REFUSED: Duration = Duration::from_millis(20);
+
+/// A definite outcome that changed nothing and may go otherwise later: a lock held by a
+/// cross-shard transaction, a shard too busy, an aborted transaction.
+fn refused_for_now(outcome: &Submitted) -> bool {
+    matches!(
+        outcome,
+        Submitted::Executed { reply, .. } if matches!(
+            reply.result,
+            OpResult::LockConflict { .. } | OpResult::Busy | OpResult::Aborted { .. }
+        )
+    )
+}
 
 impl ScenarioWorker {
     async fn run(self, mut queue: mpsc::Receiver<Transfer>) {
         let mut request = 0;
         while let Some(transfer) = queue.recv().await {
-            request += 1;
             let op = Op::Transfer {
                 from: transfer.from.clone(),
                 to: transfer.to.clone(),
                 amount: transfer.amount,
             };
-            let command = Command {
-                client: ClientId(self.client),
-                request: RequestId(request),
-                op,
-            };
-            self.recorder.invoke(self.client, &command);
-            let outcome = self.until_definite(&command).await;
-            self.recorder.complete(self.client, &command, &outcome);
+            // A sharded bank refuses a transfer that meets another's lock (no-wait) or is
+            // aborted; it changed nothing, so the file's transfer is tried again, as a new
+            // request, until it executes.
+            loop {
+                request += 1;
+                let command = Command {
+                    client: ClientId(self.client),
+                    request: RequestId(request),
+                    op: op.clone(),
+                };
+                self.recorder.invoke(self.client, &command);
+                let outcome = self.until_definite(&command).await;
+                self.recorder.complete(self.client, &command, &outcome);
+                if !refused_for_now(&outcome) || self.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                tokio::time::sleep(RETRY_REFUSED).await;
+            }
             self.pending.done();
         }
     }
@@ -450,10 +477,26 @@ impl SetRunner<'_> {
             .count()
     }
 
+    /// Whether the running replicas make a quorum: of the cluster, or of every shard of a
+    /// sharded bank (a shard without one stalls every transfer that touches it).
+    fn has_quorum(&mut self) -> bool {
+        let node_shards = self.target.node_shards();
+        if node_shards.is_empty() {
+            return self.live_count() >= self.target.quorum();
+        }
+        let mut per_shard: BTreeMap<u32, (usize, usize)> = BTreeMap::new();
+        for (node, shard) in node_shards {
+            let (live, all) = per_shard.entry(shard).or_default();
+            *all += 1;
+            *live += usize::from(self.target.state(node) == ReplicaState::Running);
+        }
+        per_shard.values().all(|(live, all)| *live > all / 2)
+    }
+
     /// Waits for the queued transfers: until they drain with a quorum up, or a short stall
     /// without one (they stay queued and resume when a quorum returns).
     async fn wait_for_set(&mut self) {
-        let quorum = self.live_count() >= self.target.quorum();
+        let quorum = self.has_quorum();
         let wait = if quorum {
             self.opts.set_timeout
         } else {
@@ -467,31 +510,48 @@ impl SetRunner<'_> {
         }
     }
 
-    /// `LF` / `kill leader`: kills whoever leads now (waiting briefly for someone to).
+    /// `LF` / `kill leader`: kills whoever leads now (waiting briefly for someone to); on a
+    /// sharded bank, every shard's leader.
     async fn fail_leader(&mut self, line: Option<u64>) -> Result<(), RunError> {
         let deadline = Instant::now() + Duration::from_secs(3);
-        let mut leader = self.target.leader().await;
-        while leader.is_none() && Instant::now() < deadline {
+        let mut leaders = self.leaders().await;
+        while leaders.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
-            leader = self.target.leader().await;
+            leaders = self.leaders().await;
         }
-        match leader {
-            Some(node) => {
-                self.target.kill(node)?;
+        match leaders.is_empty() {
+            false => {
+                for &node in &leaders {
+                    self.target.kill(node)?;
+                }
                 self.faults += 1;
+                let nodes = names(&leaders);
+                let target = if leaders.len() > 1 {
+                    "shard-leaders"
+                } else {
+                    "leader"
+                };
                 self.recorder.nemesis(
                     "kill",
-                    json!({"nodes": [node.to_string()], "target": "leader", "line": line}),
+                    json!({"nodes": nodes, "target": target, "line": line}),
                 );
-                eprintln!("  LF: killed leader {node}");
+                eprintln!("  LF: killed {target} {}", nodes.join(", "));
             }
-            None => {
+            true => {
                 self.recorder
                     .nemesis("skip", json!({"reason": "no leader to fail", "line": line}));
                 eprintln!("  LF: no leader to fail");
             }
         }
         Ok(())
+    }
+
+    /// The leader, or on a sharded bank every shard leader known now.
+    async fn leaders(&self) -> Vec<NodeId> {
+        if self.target.node_shards().is_empty() {
+            return self.target.leader().await.into_iter().collect();
+        }
+        self.target.shard_leaders().await.into_values().collect()
     }
 
     /// Reads and runs commands until one moves the scenario on.

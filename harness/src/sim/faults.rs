@@ -217,7 +217,10 @@ impl SimNemesis {
         };
         self.faults += 1;
         let resolve = |sim: &Sim, target: &Target| match target {
-            Target::Leader => sim.leader().map(|l| vec![l]),
+            // The simulator runs one group: a shard's leader is its leader.
+            Target::Leader | Target::ShardLeaders | Target::ShardLeader(_) => {
+                sim.leader().map(|l| vec![l])
+            }
             Target::Nodes(nodes) => Some(nodes.clone()),
         };
         let event = match fault {
@@ -321,7 +324,8 @@ impl SimNemesis {
 
 fn target_name(target: &Target) -> &'static str {
     match target {
-        Target::Leader => "leader",
+        Target::Leader | Target::ShardLeader(_) => "leader",
+        Target::ShardLeaders => "shard-leaders",
         Target::Nodes(n) if n.len() == 1 => "one",
         Target::Nodes(_) => "several",
     }

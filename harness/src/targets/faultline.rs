@@ -3,6 +3,12 @@
 //! client workers ([`crate::clients::caller`]), and the journal sampler that collects every replica's
 //! executed log while the run goes on ([`crate::cluster::journal`]). The scenario prompt's
 //! questions are the replica's own introspection requests ([`inspect`]).
+//!
+//! A sharded bank (`--shards`) is one [`Cluster`] of every shard's replicas. Its clients
+//! ([`ShardRouted`]) send each command to the shard that holds its account (a transfer's
+//! source, whose shard coordinates a cross-shard one), following each shard's leader apart,
+//! as the replica's own client library routes; the final phase reads no `read_all` (no
+//! cross-shard snapshot yet) and writes final.json in the sharded shape.
 
 mod inspect;
 
@@ -14,8 +20,9 @@ use crate::cluster::transport::Transport;
 use crate::cluster::{Cluster, ClusterError, ClusterSpec, ReplicaState};
 use crate::run::final_phase::{settle_and_fetch, FinalTimeouts};
 use crate::run::record::Recorder;
-use replica::bank::Command;
+use replica::bank::{Command, Op};
 use replica::types::NodeId;
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,9 +56,9 @@ impl BankClient for FaultlineClient {
 const CLIENTS_PER_TRANSPORT: usize = 50;
 
 /// Clients spread over several connections by client id.
-struct Sharded(Vec<FaultlineClient>);
+struct Spread<C>(Vec<C>);
 
-impl BankClient for Sharded {
+impl<C: BankClient> BankClient for Spread<C> {
     fn submit<'a>(&'a self, command: &'a Command, deadline: Instant) -> BoxFuture<'a, Submitted> {
         let k = usize::try_from(command.client.0).unwrap_or(0) % self.0.len().max(1);
         match self.0.get(k) {
@@ -66,8 +73,48 @@ impl BankClient for Sharded {
     }
 }
 
+/// A sharded bank's client: each command goes to the shard holding its account, through
+/// that shard's own [`FaultlineClient`] (its replicas, its leader hint).
+pub struct ShardRouted {
+    shard_of_account: BTreeMap<String, u32>,
+    shards: BTreeMap<u32, FaultlineClient>,
+}
+
+impl ShardRouted {
+    /// The shard that executes `command`: its account's (a transfer's source); a whole-bank
+    /// read goes to shard 1.
+    fn shard_for(&self, command: &Command) -> u32 {
+        let account = match &command.op {
+            Op::Transfer { from, .. } => Some(from),
+            Op::Read { account } => Some(account),
+            Op::ReadAll => None,
+        };
+        account
+            .and_then(|a| self.shard_of_account.get(a))
+            .copied()
+            .unwrap_or(1)
+    }
+}
+
+impl BankClient for ShardRouted {
+    fn submit<'a>(&'a self, command: &'a Command, deadline: Instant) -> BoxFuture<'a, Submitted> {
+        let shard = self.shard_for(command);
+        match self.shards.get(&shard) {
+            Some(client) => client.submit(command, deadline),
+            None => Box::pin(async move {
+                Submitted::Unknown {
+                    last_error: format!("no replicas for shard {shard}"),
+                    last_node: None,
+                }
+            }),
+        }
+    }
+}
+
 pub struct FaultlineTarget {
     pub cluster: Cluster,
+    /// The leader hint of the classic cluster, or of each shard by id.
+    shard_hints: BTreeMap<u32, Arc<LeaderHint>>,
     hint: Arc<LeaderHint>,
     policy: RetryPolicy,
     sampler: Option<Sampler>,
@@ -79,8 +126,14 @@ impl FaultlineTarget {
     pub async fn prepare(spec: &PrepareSpec<'_>) -> Result<FaultlineTarget, TargetError> {
         let params = spec.params;
         let cluster = start_cluster(spec).await?;
+        let shard_hints = cluster
+            .shard_members()
+            .keys()
+            .map(|&s| (s, Arc::new(LeaderHint::default())))
+            .collect();
         Ok(FaultlineTarget {
             cluster,
+            shard_hints,
             hint: Arc::new(LeaderHint::default()),
             policy: RetryPolicy {
                 attempt_timeout: Duration::from_millis(params.attempt_timeout_ms),
@@ -96,7 +149,7 @@ impl FaultlineTarget {
 pub async fn start_cluster(spec: &PrepareSpec<'_>) -> Result<Cluster, ClusterError> {
     let params = spec.params;
     let cluster_spec = ClusterSpec {
-        nodes: params.nodes,
+        nodes: params.shards.map_or(params.nodes, |s| s.nodes()),
         net: params.net,
         replica_bin: spec.replica_bin.to_path_buf(),
         bug: params.bug.clone(),
@@ -104,6 +157,7 @@ pub async fn start_cluster(spec: &PrepareSpec<'_>) -> Result<Cluster, ClusterErr
         initial_balance: spec.initial_balance,
         checkpoint_interval_slots: params.checkpoint_interval_slots,
         tunables: params.tunables,
+        shards: params.shards,
     };
     let mut cluster = Cluster::prepare(spec.dir, cluster_spec).await?;
     if let Some(relay) = cluster.relay() {
@@ -114,6 +168,39 @@ pub async fn start_cluster(spec: &PrepareSpec<'_>) -> Result<Cluster, ClusterErr
         .wait_for_first_leader(Duration::from_millis(params.start_timeout_ms))
         .await?;
     Ok(cluster)
+}
+
+impl FaultlineTarget {
+    /// Clients of a sharded bank over `transport` (see [`ShardRouted`]).
+    fn routed(&self, transport: Arc<dyn Transport>) -> ShardRouted {
+        let map = self.cluster.config().shard_map();
+        let shard_of_account = self
+            .cluster
+            .config()
+            .accounts
+            .iter()
+            .filter_map(|a| map.shard_of_account(a).map(|s| (a.clone(), s.0)))
+            .collect();
+        let shards = self
+            .cluster
+            .shard_members()
+            .into_iter()
+            .map(|(shard, nodes)| {
+                let hint = self.shard_hints.get(&shard).cloned().unwrap_or_default();
+                let client = FaultlineClient {
+                    transport: transport.clone(),
+                    nodes,
+                    hint,
+                    policy: self.policy,
+                };
+                (shard, client)
+            })
+            .collect();
+        ShardRouted {
+            shard_of_account,
+            shards,
+        }
+    }
 }
 
 impl Target for FaultlineTarget {
@@ -162,6 +249,9 @@ impl Target for FaultlineTarget {
     }
 
     fn client(&self) -> Arc<dyn BankClient> {
+        if self.cluster.is_sharded() {
+            return Arc::new(self.routed(self.cluster.workload()));
+        }
         Arc::new(FaultlineClient {
             transport: self.cluster.workload(),
             nodes: self.cluster.nodes().to_vec(),
@@ -174,7 +264,11 @@ impl Target for FaultlineTarget {
     fn begin(&mut self) -> BoxFuture<'_, Result<(), TargetError>> {
         Box::pin(async move {
             let dir = self.cluster.dir().to_path_buf();
-            let collector = JournalCollector::new(&dir.join("journals"), self.cluster.nodes())?;
+            let collector = if self.cluster.is_sharded() {
+                JournalCollector::sharded(&dir.join("journals"), &self.cluster.node_shards())?
+            } else {
+                JournalCollector::new(&dir.join("journals"), self.cluster.nodes())?
+            };
             self.sampler = Some(spawn_sampler(
                 collector,
                 self.cluster.control(),
@@ -200,7 +294,14 @@ impl Target for FaultlineTarget {
     /// One QUIC connection per [`CLIENTS_PER_TRANSPORT`] clients (a connection's concurrent
     /// streams are limited).
     fn bench_client(&self, clients: u32) -> Result<Arc<dyn BankClient>, TargetError> {
-        let shards = (0..(clients as usize).div_ceil(CLIENTS_PER_TRANSPORT).max(1))
+        let connections = (clients as usize).div_ceil(CLIENTS_PER_TRANSPORT).max(1);
+        if self.cluster.is_sharded() {
+            let routed = (0..connections)
+                .map(|_| Ok(self.routed(self.cluster.new_workload_transport()?)))
+                .collect::<Result<Vec<_>, TargetError>>()?;
+            return Ok(Arc::new(Spread(routed)));
+        }
+        let shards = (0..connections)
             .map(|_| {
                 Ok(FaultlineClient {
                     transport: self.cluster.new_workload_transport()?,
@@ -210,7 +311,7 @@ impl Target for FaultlineTarget {
                 })
             })
             .collect::<Result<Vec<_>, TargetError>>()?;
-        Ok(Arc::new(Sharded(shards)))
+        Ok(Arc::new(Spread(shards)))
     }
 
     fn final_phase<'a>(
@@ -238,6 +339,18 @@ impl Target for FaultlineTarget {
 
     fn state(&mut self, node: NodeId) -> ReplicaState {
         self.cluster.state(node)
+    }
+
+    fn shard_leaders(&self) -> BoxFuture<'_, BTreeMap<u32, NodeId>> {
+        Box::pin(self.cluster.shard_leaders())
+    }
+
+    fn node_shards(&self) -> BTreeMap<NodeId, u32> {
+        if self.cluster.is_sharded() {
+            self.cluster.node_shards()
+        } else {
+            BTreeMap::new()
+        }
     }
 
     fn quorum(&self) -> usize {

@@ -107,6 +107,7 @@ use crate::run::record::Recorder;
 use replica::bank::Command;
 use replica::types::NodeId;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
 use std::pin::Pin;
@@ -261,6 +262,19 @@ pub trait Target: Send {
 
     /// A node's process as the harness left it (and whether it died since).
     fn state(&mut self, node: NodeId) -> ReplicaState;
+    /// On a sharded bank, every node's shard (1-based ids, as run.toml's `[[shards]]`); empty
+    /// for a system that is one group. The run records answers as positions on the answering
+    /// node's shard, and the nemesis aims at shards, with this.
+    fn node_shards(&self) -> BTreeMap<NodeId, u32> {
+        BTreeMap::new()
+    }
+    /// On a sharded bank, the leader of each shard that has one now (by shard id); for a
+    /// system that is one group, its leader as shard 1's. The nemesis's shard-leader faults
+    /// resolve through this.
+    fn shard_leaders(&self) -> BoxFuture<'_, BTreeMap<u32, NodeId>> {
+        let leader = self.leader();
+        Box::pin(async move { leader.await.map(|l| (1, l)).into_iter().collect() })
+    }
     /// How many nodes must be up for a write to commit: a majority, for both targets.
     fn quorum(&self) -> usize {
         self.nodes().len() / 2 + 1
