@@ -7,11 +7,15 @@
 //! operation on its participant account may execute there before that shard applies the
 //! decision, failing on the still-held lock; ordering that failure before the transfer on
 //! the account would make a cycle with the real-time edge. Edges:
-//! - shard order: on each shard, for each account, consecutive operations touching it
-//!   in the order of their positions there (a `read_all` touches every account of the
-//!   shard). Per account, not per shard: two-phase commit lets operations that share
-//!   no account commit in different orders on different shards, which is serializable;
-//!   operations that share one are ordered by its lock on every shard alike.
+//! - shard order: on each shard, for each account, its operations in the order of their
+//!   positions there (a `read_all` touches every account of the shard): an operation
+//!   that observed the account follows the last one that changed it, and a change
+//!   follows the last change and every observation since (Elle's ww, wr and rw
+//!   dependencies; two observations depend on nothing of each other, as two snapshots
+//!   under shared locks may see one state in either order). Per account, not per
+//!   shard: two-phase commit lets operations that share no account commit in different
+//!   orders on different shards, which is serializable; operations that share one are
+//!   ordered by its lock on every shard alike.
 //! - real time: `a` completed before `b` was invoked. Instead of the quadratic set of
 //!   such pairs, a chain of barrier nodes is threaded through the history: a completion
 //!   points at the current barrier, an invocation hangs from it, and each new barrier
@@ -150,25 +154,59 @@ fn shard_edges(
                 )
             });
         }
-        let mut last: HashMap<String, (u64, usize)> = HashMap::new();
+        let mut accounts: HashMap<String, AccountOrder> = HashMap::new();
         for &(p, o) in &order {
+            let writes = changes(&data.ops[o]);
             for account in touched(data, &data.ops[o], shard) {
-                if let Some((q, prev)) = last.insert(account.clone(), (p, o)) {
-                    if prev != o {
-                        g.add_edge(
-                            vertex[&prev],
-                            vertex[&o],
-                            Edge::Shard {
-                                shard,
-                                account,
-                                from: q,
-                                to: p,
-                            },
-                        );
-                    }
+                let seen = accounts.entry(account.clone()).or_default();
+                for (q, prev) in seen.step((p, o), writes) {
+                    let edge = Edge::Shard {
+                        shard,
+                        account: account.clone(),
+                        from: q,
+                        to: p,
+                    };
+                    g.add_edge(vertex[&prev], vertex[&o], edge);
                 }
             }
         }
+    }
+}
+
+/// Whether an operation changed balances (a transfer that executed); every other
+/// operation with a position only observed them.
+fn changes(op: &Op) -> bool {
+    let ok = op
+        .complete
+        .as_ref()
+        .is_some_and(|c| c.kind == EventType::Ok);
+    op.f == "transfer" && ok
+}
+
+/// One account's operations on one shard so far, as the dependencies need them: the last
+/// change, and the observations since. Two observations do not depend on each other
+/// (snapshots under shared locks may see one state in different orders on different
+/// shards), so they get no edge; an observation follows the change it saw, and the next
+/// change follows the change and every observation before it. Each operation adds at most
+/// the edges to what it depends on directly, so the graph stays linear in size.
+#[derive(Default)]
+struct AccountOrder {
+    last_change: Option<(u64, usize)>,
+    observed_since: Vec<(u64, usize)>,
+}
+
+impl AccountOrder {
+    /// Takes the operation at `at`; returns the ones it follows.
+    fn step(&mut self, at: (u64, usize), changes: bool) -> Vec<(u64, usize)> {
+        let mut before: Vec<(u64, usize)> = self.last_change.into_iter().collect();
+        if changes {
+            before.append(&mut self.observed_since);
+            self.last_change = Some(at);
+        } else {
+            self.observed_since.push(at);
+        }
+        before.retain(|&(_, o)| o != at.1);
+        before
     }
 }
 
@@ -335,4 +373,26 @@ fn first_invoke(data: &Sharded, op: &Op) -> u64 {
         .map(|o| o.invoke_index)
         .min()
         .unwrap_or(op.invoke_index)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AccountOrder;
+
+    #[test]
+    fn observations_follow_changes_and_not_each_other() {
+        let mut order = AccountOrder::default();
+        // Two reads, a change, a read, a change: (position, op).
+        assert_eq!(order.step((1, 10), false), vec![]);
+        assert_eq!(
+            order.step((2, 11), false),
+            vec![],
+            "reads do not order reads"
+        );
+        assert_eq!(order.step((3, 12), true), vec![(1, 10), (2, 11)]);
+        assert_eq!(order.step((4, 13), false), vec![(3, 12)]);
+        assert_eq!(order.step((5, 14), true), vec![(3, 12), (4, 13)]);
+        // An operation met again (another account of the same op) follows nothing of itself.
+        assert_eq!(order.step((5, 14), true), vec![]);
+    }
 }

@@ -120,7 +120,7 @@ impl Recorder {
     pub fn complete(&self, process: u64, command: &Command, outcome: &Submitted) -> EventType {
         let mut event = completion(process, command, outcome);
         if let Some(shards) = self.node_shards.get() {
-            event = with_positions(event, shards);
+            event = with_positions(event, shards, outcome);
         }
         let kind = event.kind;
         let counter = match kind {
@@ -264,8 +264,19 @@ pub fn completion(process: u64, command: &Command, outcome: &Submitted) -> Event
 
 /// A sharded bank's completion: the exec index becomes the position on the answering
 /// replica's shard. (A cross-shard transfer is answered by its coordinator shard at its
-/// decision; the checker finds the participant's position in that shard's log.)
-pub fn with_positions(mut event: Event, node_shards: &BTreeMap<NodeId, u32>) -> Event {
+/// decision; the checker finds the participant's position in that shard's log.) A
+/// cross-shard snapshot's answer names its position on every shard: those are recorded.
+pub fn with_positions(
+    mut event: Event,
+    node_shards: &BTreeMap<NodeId, u32>,
+    outcome: &Submitted,
+) -> Event {
+    if let Submitted::Executed { reply, .. } = outcome {
+        if let OpResult::Snapshot { positions, .. } = &reply.result {
+            event.exec_index = None;
+            return event.with_positions(positions.iter().map(|(s, p)| (s.0, *p)));
+        }
+    }
     let shard = event
         .node
         .as_deref()
@@ -634,18 +645,47 @@ mod tests {
                 .on_node(node)
                 .with_exec_index(12)
         };
-        let e = with_positions(answer("n4"), &shards);
+        let unknown = Submitted::Unknown {
+            last_error: "timeout".into(),
+            last_node: None,
+        };
+        let e = with_positions(answer("n4"), &shards, &unknown);
         assert_eq!(
             (e.exec_index, e.positions),
             (None, Some(BTreeMap::from([(2, 12)])))
         );
-        let unknown = with_positions(answer("n9"), &shards);
+        let stranger = with_positions(answer("n9"), &shards, &unknown);
         assert_eq!(
-            unknown.exec_index,
+            stranger.exec_index,
             Some(12),
             "an unknown replica keeps what it said"
         );
         let info = Event::client(EventType::Info, 2, 7, "read", Value::Null);
-        assert_eq!(with_positions(info.clone(), &shards), info);
+        assert_eq!(with_positions(info.clone(), &shards, &unknown), info);
+    }
+
+    #[test]
+    fn a_snapshot_answer_is_a_position_on_every_shard() {
+        use replica::types::ShardId;
+        let shards = BTreeMap::from([(NodeId(1), 1), (NodeId(4), 2)]);
+        let balances = BTreeMap::from([("A".to_string(), 10), ("B".to_string(), 10)]);
+        let snapshot = OpResult::Snapshot {
+            balances,
+            positions: BTreeMap::from([(ShardId(1), 12), (ShardId(2), 30)]),
+        };
+        let cmd = command(Op::ReadAll);
+        let outcome = Submitted::Executed {
+            node: NodeId(1),
+            reply: Reply {
+                exec_index: 12,
+                result: snapshot,
+            },
+        };
+        let e = with_positions(completion(2, &cmd, &outcome), &shards, &outcome);
+        assert_eq!(e.kind, EventType::Ok);
+        assert_eq!(
+            (e.exec_index, e.positions),
+            (None, Some(BTreeMap::from([(1, 12), (2, 30)])))
+        );
     }
 }

@@ -81,18 +81,20 @@ pub struct ShardRouted {
 }
 
 impl ShardRouted {
-    /// The shard that executes `command`: its account's (a transfer's source); a whole-bank
-    /// read goes to shard 1.
+    /// The shard that executes `command`: its account's (a transfer's source). A whole-bank
+    /// read (a snapshot of every shard) is coordinated by a shard drawn from the client's id,
+    /// so the clients' snapshots spread over the shards and a retry goes to the same one:
+    /// its transaction id names the coordinator, so another shard would start a second one.
     fn shard_for(&self, command: &Command) -> u32 {
         let account = match &command.op {
-            Op::Transfer { from, .. } => Some(from),
-            Op::Read { account } => Some(account),
-            Op::ReadAll => None,
+            Op::Transfer { from, .. } => from,
+            Op::Read { account } => account,
+            Op::ReadAll => {
+                let shards = self.shards.len().max(1) as u64;
+                return (command.client.0 % shards) as u32 + 1;
+            }
         };
-        account
-            .and_then(|a| self.shard_of_account.get(a))
-            .copied()
-            .unwrap_or(1)
+        self.shard_of_account.get(account).copied().unwrap_or(1)
     }
 }
 
