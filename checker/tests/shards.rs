@@ -691,3 +691,125 @@ fn the_participants_position_is_found_in_its_log_by_transaction() {
         "{a:?}"
     );
 }
+
+/// Two shards holding A and B, and a history of `ops` (process, f, invoke value, ok value,
+/// positions), all running concurrently: each is invoked, then all complete. Each shard's
+/// log holds the entries the positions name, with `applied` for transfers.
+fn concurrent_run(
+    ops: &[(u64, &str, serde_json::Value, serde_json::Value, [(u32, u64); 2])],
+) -> Results {
+    use checker::history::{Event, HistoryWriter};
+    use checker::shards::{Phase, ShardEntry, ShardNode, ShardedFinal, TxnId, Vote};
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = HistoryWriter::create(dir.path().join("history.jsonl")).unwrap();
+    let invokes = ops
+        .iter()
+        .map(|(p, f, v, _, _)| Event::invoke(*p, 1, f, v.clone()));
+    let oks = ops.iter().map(|(p, f, _, ok, at)| {
+        Event::client(EventType::Ok, *p, 1, f, ok.clone()).with_positions(*at)
+    });
+    for (i, e) in invokes.chain(oks).enumerate() {
+        w.append(&e.at(i as u64, 1_000 * (i as u64 + 1))).unwrap();
+    }
+    drop(w);
+    let mut logs: [Vec<ShardEntry>; 2] = [Vec::new(), Vec::new()];
+    for (p, f, invoke, ok, at) in ops {
+        for &(shard, exec) in at {
+            let txn = (*f == "transfer").then_some(TxnId {
+                coordinator: 1,
+                client: *p,
+                request_id: 1,
+            });
+            let amount = invoke["amount"].as_i64().unwrap_or(0);
+            let (value, phase, applied) = match txn {
+                Some(_) => (invoke.clone(), Some(Phase::Commit), Some(if shard == 1 { -amount } else { amount })),
+                None => {
+                    let account = if shard == 1 { "A" } else { "B" };
+                    (json!({"balances": {account: ok["balances"][account]}}), None, None)
+                }
+            };
+            let prepare = txn.map(|_| ShardEntry {
+                exec_index: exec - 1,
+                client: *p,
+                request_id: 1,
+                f: f.to_string(),
+                value: invoke.clone(),
+                kind: EventType::Ok,
+                txn,
+                phase: Some(Phase::Prepare),
+                vote: Some(Vote::Yes),
+                applied: Some(0),
+            });
+            logs[shard as usize - 1].extend(prepare);
+            logs[shard as usize - 1].push(ShardEntry {
+                exec_index: exec,
+                client: *p,
+                request_id: 1,
+                f: f.to_string(),
+                value,
+                kind: EventType::Ok,
+                txn,
+                phase,
+                vote: None,
+                applied,
+            });
+        }
+    }
+    let mut fin = ShardedFinal::default();
+    for (k, mut log) in logs.into_iter().enumerate() {
+        log.sort_by_key(|e| e.exec_index);
+        let shard = k as u32 + 1;
+        let node = ShardNode {
+            shard,
+            balances: None,
+            executed: log,
+            error: Some("not fetched: the logs say it all".into()),
+        };
+        fin.nodes.insert(format!("n{shard}"), node);
+    }
+    fin.write(dir.path().join("final.json")).unwrap();
+    std::fs::write(
+        dir.path().join("run.toml"),
+        "accounts = [\"A\", \"B\"]\ninitial_balance = 10\n[[shards]]\nid = 1\naccounts = [\"A\"]\nnodes = [\"n1\"]\n[[shards]]\nid = 2\naccounts = [\"B\"]\nnodes = [\"n2\"]\n",
+    )
+    .unwrap();
+    check_run(dir.path()).unwrap()
+}
+
+/// Two snapshots under shared locks may take their parts in opposite orders on two shards:
+/// reads commute, so that is no cycle.
+#[test]
+fn two_snapshots_in_opposite_orders_on_two_shards_are_no_cycle() {
+    let both = json!({"balances": {"A": 10, "B": 10}});
+    let r = concurrent_run(&[
+        (1, "read_all", json!(null), both.clone(), [(1, 1), (2, 2)]),
+        (2, "read_all", json!(null), both, [(1, 2), (2, 1)]),
+    ]);
+    let c = &r.checks["strict-serializability"];
+    assert_eq!(c.valid, Validity::Valid, "{c:#?}");
+    assert_eq!(r.valid, Validity::Valid, "{r:#?}");
+}
+
+/// A snapshot before a transfer on one shard and after it on the other is a cycle (and torn).
+#[test]
+fn a_snapshot_on_both_sides_of_a_transfer_is_a_cycle() {
+    let r = concurrent_run(&[
+        (
+            1,
+            "transfer",
+            json!({"from": "A", "to": "B", "amount": 3}),
+            json!({"from": "A", "to": "B", "amount": 3, "from_balance": 7, "to_balance": 13}),
+            [(1, 3), (2, 2)],
+        ),
+        (
+            2,
+            "read_all",
+            json!(null),
+            json!({"balances": {"A": 10, "B": 13}}),
+            [(1, 1), (2, 3)],
+        ),
+    ]);
+    let c = &r.checks["strict-serializability"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    assert!(c.anomalies[0].message.contains("form a cycle"), "{c:#?}");
+}
