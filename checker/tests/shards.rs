@@ -696,7 +696,13 @@ fn the_participants_position_is_found_in_its_log_by_transaction() {
 /// positions), all running concurrently: each is invoked, then all complete. Each shard's
 /// log holds the entries the positions name, with `applied` for transfers.
 fn concurrent_run(
-    ops: &[(u64, &str, serde_json::Value, serde_json::Value, [(u32, u64); 2])],
+    ops: &[(
+        u64,
+        &str,
+        serde_json::Value,
+        serde_json::Value,
+        [(u32, u64); 2],
+    )],
 ) -> Results {
     use checker::history::{Event, HistoryWriter};
     use checker::shards::{Phase, ShardEntry, ShardNode, ShardedFinal, TxnId, Vote};
@@ -722,10 +728,18 @@ fn concurrent_run(
             });
             let amount = invoke["amount"].as_i64().unwrap_or(0);
             let (value, phase, applied) = match txn {
-                Some(_) => (invoke.clone(), Some(Phase::Commit), Some(if shard == 1 { -amount } else { amount })),
+                Some(_) => (
+                    invoke.clone(),
+                    Some(Phase::Commit),
+                    Some(if shard == 1 { -amount } else { amount }),
+                ),
                 None => {
                     let account = if shard == 1 { "A" } else { "B" };
-                    (json!({"balances": {account: ok["balances"][account]}}), None, None)
+                    (
+                        json!({"balances": {account: ok["balances"][account]}}),
+                        None,
+                        None,
+                    )
                 }
             };
             let prepare = txn.map(|_| ShardEntry {

@@ -443,6 +443,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 seeds_per_bug: args.seeds_per_bug.max(1),
                 only: args.bugs.clone(),
                 ops: None,
+                shards: 3,
             };
             let rows = harness::sim::zoo::run_zoo(&opts)?;
             print!("{}", harness::sim::zoo::render_table(&rows));
@@ -546,15 +547,16 @@ async fn campaign(args: &CampaignArgs) -> anyhow::Result<i32> {
 
 async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     let dir = &args.run_dir;
+    // A simulated run's run.toml is not a real run's: it is recognised by its kind first.
+    if harness::sim::run_kind(dir).ok().as_deref() == Some(harness::sim::SIM_KIND) {
+        let replay = harness::sim::cli::replay(dir)?;
+        return Ok(harness::sim::cli::print_replay(&replay));
+    }
     if let Err(e) = harness::run::rundir::RunInfo::load(dir) {
         return Err(usage(format!(
             "{} is not a run directory (a directory holding a run.toml): {e}",
             dir.display()
         )));
-    }
-    if harness::sim::run_kind(dir).ok().as_deref() == Some(harness::sim::SIM_KIND) {
-        let replay = harness::sim::cli::replay(dir)?;
-        return Ok(harness::sim::cli::print_replay(&replay));
     }
     let original = harness::run::replay::original_verdict(dir);
     let summary = harness::run::replay::replay(

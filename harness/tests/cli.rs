@@ -104,6 +104,37 @@ fn replaying_what_is_not_a_run_is_a_usage_error_said_once() {
     assert_eq!(all.matches("os error 2").count(), 1, "{all}");
 }
 
+/// `harness sim --shards 3` keeps its run, and `harness replay` of it (a simulated run's
+/// run.toml is not a real run's) reproduces it byte for byte.
+#[test]
+fn a_sharded_simulated_run_replays_from_the_command_line() {
+    let out = tempfile::tempdir().unwrap();
+    let out_dir = out.path().to_str().unwrap();
+    let args = [
+        "sim",
+        "--shards",
+        "3",
+        "--seeds",
+        "1",
+        "--from-seed",
+        "4",
+        "--ops",
+        "200",
+        "--keep",
+        "all",
+        "--no-progress",
+        "--out",
+        out_dir,
+    ];
+    let output = run(&args);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let dir = out.path().join("sim-4");
+    let output = run(&["replay", dir.to_str().unwrap()]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    assert!(all.contains("byte-identical"), "{all}");
+}
+
 /// A temporary reports directory and the run directory the harness made in it.
 fn only_run_dir(out: &Path) -> PathBuf {
     let runs: Vec<PathBuf> = std::fs::read_dir(out)

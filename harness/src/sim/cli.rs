@@ -47,6 +47,9 @@ pub struct SimArgs {
     /// Plant a replica bug (see `harness zoo`).
     #[arg(long)]
     pub bug: Option<String>,
+    /// A sharded bank: this many shards of three replicas, two-phase commit between them.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub shards: Option<u32>,
     /// Pin the checkpoint interval (slots) instead of drawing it per seed.
     #[arg(long)]
     pub checkpoint_interval: Option<u64>,
@@ -89,6 +92,7 @@ impl SimArgs {
             faults: self.faults.as_ref().map(|f| f.0.clone()),
             bug: self.bug.clone(),
             liveness_bound_ms: self.liveness_bound,
+            shards: self.shards,
         }
     }
 
@@ -113,6 +117,7 @@ impl SimArgs {
             }),
         );
         add("bug", self.bug.clone());
+        add("shards", self.shards.map(|v| v.to_string()));
         add(
             "checkpoint-interval",
             self.checkpoint_interval.map(|v| v.to_string()),

@@ -7,12 +7,17 @@
 //! straight to the leader; without one, or `Overloaded`, waits a doubling backoff and tries
 //! elsewhere; an attempt that times out forgets the hint if it named that replica and moves
 //! on. At the deadline the operation is recorded `info`, never `fail`.
+//!
+//! On a sharded bank ([`Routing::sharded`]) each command goes to its account's shard (a
+//! transfer's source, which coordinates; a `read_all` to any shard), with a leader hint per
+//! shard, and completions carry positions per shard as the real harness records them.
 
 use crate::clients::caller::{retry_target, Submitted};
 use crate::clients::workload::OpGen;
-use crate::run::record::{completion, op_value};
+use crate::clients::workload::ShardMix;
+use crate::run::record::{completion, op_value, with_positions};
 use checker::history::Event;
-use replica::bank::Command;
+use replica::bank::{Command, Op};
 use replica::client_proto::ClientResponse;
 use replica::core::ReplyToken;
 use replica::types::{Account, ClientId, NodeId, RequestId};
@@ -46,11 +51,91 @@ struct Client {
     pending: Option<Pending>,
 }
 
+/// Which replicas serve which command: one group of every replica (the classic cluster), or
+/// one group per shard.
+#[derive(Clone, Debug)]
+pub struct Routing {
+    /// The replicas of each group (a shard), in order.
+    groups: Vec<Vec<NodeId>>,
+    /// The group of each account; absent: the first.
+    account_group: BTreeMap<Account, usize>,
+    /// Each replica's shard id, for positions (empty for the classic cluster).
+    node_shards: BTreeMap<NodeId, u32>,
+    /// The workload's cross-shard mix (none for the classic cluster).
+    mix: Option<ShardMix>,
+}
+
+impl Routing {
+    /// The classic cluster: one group of `nodes`.
+    pub fn classic(nodes: Vec<NodeId>) -> Routing {
+        Routing {
+            groups: vec![nodes],
+            account_group: BTreeMap::new(),
+            node_shards: BTreeMap::new(),
+            mix: None,
+        }
+    }
+
+    /// A sharded bank: `shards` lists each shard's id, replicas and accounts;
+    /// `cross_share` of transfers go to another shard's account.
+    pub fn sharded(
+        shards: &[(u32, Vec<NodeId>, Vec<Account>)],
+        accounts: &[Account],
+        cross_share: f64,
+    ) -> Routing {
+        let mut routing = Routing::classic(Vec::new());
+        routing.groups.clear();
+        for (k, (id, nodes, owned)) in shards.iter().enumerate() {
+            routing.groups.push(nodes.clone());
+            for a in owned {
+                routing.account_group.insert(a.clone(), k);
+            }
+            for &n in nodes {
+                routing.node_shards.insert(n, *id);
+            }
+        }
+        let shard_of = accounts
+            .iter()
+            .map(|a| {
+                let k = routing.account_group.get(a).copied().unwrap_or(0);
+                shards.get(k).map_or(0, |s| s.0)
+            })
+            .collect();
+        routing.mix = Some(ShardMix {
+            shard_of,
+            cross_share,
+        });
+        routing
+    }
+
+    fn sharded_bank(&self) -> bool {
+        self.mix.is_some()
+    }
+
+    /// The group that serves `command` from client `index`: its account's shard; a
+    /// `read_all` (a snapshot across shards) is coordinated by a shard drawn from the client's
+    /// id, as the real harness routes it, so that a retry goes to the same coordinator (its
+    /// transaction id names the coordinator: another shard would start a second one).
+    fn group_of(&self, index: usize, command: &Command) -> usize {
+        let account = match &command.op {
+            Op::Transfer { from, .. } => from,
+            Op::Read { account } => account,
+            Op::ReadAll => return index % self.groups.len().max(1),
+        };
+        self.account_group.get(account).copied().unwrap_or(0)
+    }
+
+    fn group_of_node(&self, node: NodeId) -> Option<usize> {
+        self.groups.iter().position(|g| g.contains(&node))
+    }
+}
+
 /// Every client of a simulated run. Events it produces go to the caller, in order.
 pub struct Clients {
     clients: Vec<Client>,
-    nodes: Vec<NodeId>,
-    hint: Option<NodeId>,
+    routing: Routing,
+    /// The leader hint of each group.
+    hints: Vec<Option<NodeId>>,
     owner: BTreeMap<ReplyToken, usize>,
     timing: ClientTiming,
     /// Operations still to start (the run's budget).
@@ -58,6 +143,9 @@ pub struct Clients {
     accepting: bool,
     /// Counts retries, for [`retry_target`]'s choice when a replica is not in the list.
     rotation: usize,
+    /// The accounts; in a probe round client `i` reads account `i` (modulo their number).
+    accounts: Vec<Account>,
+    probing: bool,
     pub invoked: u64,
 }
 
@@ -66,26 +154,35 @@ impl Clients {
         seed: u64,
         count: u32,
         accounts: &[Account],
-        nodes: Vec<NodeId>,
+        routing: Routing,
         timing: ClientTiming,
         budget: u64,
     ) -> Clients {
         let clients = (0..u64::from(count))
-            .map(|c| Client {
-                gen: OpGen::new(seed, c, accounts.to_vec()),
-                next_request: 1,
-                pending: None,
+            .map(|c| {
+                let gen = OpGen::new(seed, c, accounts.to_vec());
+                let gen = match &routing.mix {
+                    Some(mix) => gen.with_shards(mix.clone()),
+                    None => gen,
+                };
+                Client {
+                    gen,
+                    next_request: 1,
+                    pending: None,
+                }
             })
             .collect();
         Clients {
             clients,
-            nodes,
-            hint: None,
+            hints: vec![None; routing.groups.len()],
+            routing,
             owner: BTreeMap::new(),
             timing,
             budget,
             accepting: true,
             rotation: 0,
+            accounts: accounts.to_vec(),
+            probing: false,
             invoked: 0,
         }
     }
@@ -99,6 +196,14 @@ impl Clients {
     pub fn final_round(&mut self, ops: u64) {
         self.accepting = true;
         self.budget = ops;
+    }
+
+    /// A probe round: `ops` more operations, each a read of its client's own account. Reads
+    /// take no lock, so no two of them conflict: a lock that refuses one was left by an
+    /// earlier operation.
+    pub fn probe_round(&mut self, ops: u64) {
+        self.final_round(ops);
+        self.probing = true;
     }
 
     /// Whether the budget is spent or starting stopped, and no operation is pending.
@@ -165,9 +270,12 @@ impl Clients {
         }
         pending.token = None;
         let node = pending.node;
+        let group = self.routing.group_of(index, &pending.command);
         match response {
             ClientResponse::Reply { node, reply } => {
-                self.hint = Some(node);
+                if let Some(g) = self.routing.group_of_node(node) {
+                    self.hints[g] = Some(node);
+                }
                 self.finish(index, Submitted::Executed { node, reply }, events);
             }
             ClientResponse::Rejected { node, reason } => {
@@ -176,8 +284,8 @@ impl Clients {
             ClientResponse::NotLeader {
                 leader_hint: Some(leader),
                 ..
-            } if leader != node && self.nodes.contains(&leader) => {
-                self.hint = Some(leader);
+            } if leader != node && self.routing.groups[group].contains(&leader) => {
+                self.hints[group] = Some(leader);
                 self.send(sim, index, leader, now_ms);
             }
             _ => {
@@ -213,32 +321,37 @@ impl Clients {
         }
         // The attempt timed out, or a backoff ended: the same rule as the real caller.
         let current = pending.node;
+        let group = self.routing.group_of(index, &pending.command);
         if let Some(token) = pending.token {
             self.owner.remove(&token);
-            if self.hint == Some(current) {
-                self.hint = None; // as `LeaderHint::forget` after a timeout
+            if self.hints[group] == Some(current) {
+                self.hints[group] = None; // as `LeaderHint::forget` after a timeout
             }
         }
         self.rotation += 1;
-        let next = retry_target(&self.nodes, self.hint, current, self.rotation);
+        let nodes = &self.routing.groups[group];
+        let next = retry_target(nodes, self.hints[group], current, self.rotation);
         self.send(sim, index, next, now_ms);
     }
 
     fn start(&mut self, sim: &mut Sim, index: usize, now_ms: u64, events: &mut Vec<Event>) {
         self.budget -= 1;
         self.invoked += 1;
+        let probe = (self.probing && !self.accounts.is_empty()).then(|| Op::Read {
+            account: self.accounts[index % self.accounts.len()].clone(),
+        });
         let client = &mut self.clients[index];
         let command = Command {
             client: ClientId(index as u64),
             request: RequestId(client.next_request),
-            op: client.gen.next_op(),
+            op: probe.unwrap_or_else(|| client.gen.next_op()),
         };
         client.next_request += 1;
         let (f, value) = op_value(&command.op);
         events.push(Event::invoke(index as u64, command.request.0, f, value));
-        let node = self
-            .hint
-            .unwrap_or(self.nodes[index % self.nodes.len().max(1)]);
+        let group = self.routing.group_of(index, &command);
+        let nodes = &self.routing.groups[group];
+        let node = self.hints[group].unwrap_or(nodes[index % nodes.len().max(1)]);
         self.clients[index].pending = Some(Pending {
             command,
             token: None,
@@ -261,7 +374,14 @@ impl Clients {
 
     fn finish(&mut self, index: usize, outcome: Submitted, events: &mut Vec<Event>) {
         if let Some(pending) = self.clients[index].pending.take() {
-            events.push(completion(index as u64, &pending.command, &outcome));
+            let process = index as u64;
+            let event = completion(process, &pending.command, &outcome);
+            let event = if self.routing.sharded_bank() {
+                with_positions(event, &self.routing.node_shards, &outcome)
+            } else {
+                event
+            };
+            events.push(event);
         }
     }
 }

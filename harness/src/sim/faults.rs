@@ -6,18 +6,27 @@
 //! fsyncs and bit flips, on top of kills, pauses and partitions (the same shapes as real runs,
 //! drawn by the same code in `schedule`). Like the real schedule, faults alternate with heals
 //! and one fault is in force at a time, so each one's effect can be attributed.
+//!
+//! A sharded bank gets its own draw ([`schedule_sharded`]), shaped like the real sharded
+//! nemesis (`faults::schedule::generate_sharded`): kills, power cuts and pauses hit shard
+//! leaders (every shard's, or one shard's) or a minority of one shard, partitions cut two
+//! shards apart, isolate a shard's leader or split one shard; clock jumps and disk faults hit
+//! one replica. A classic cluster's schedule is drawn exactly as before.
 
 use crate::cluster::relay::Peer;
 use crate::faults::nemesis::{names, partition_event};
-use crate::faults::schedule::{draw_partition, draw_target, partition_cuts, Partition, Target};
+use crate::faults::schedule::{
+    draw_partition, draw_target, partition_cuts, shard_partition_cuts, Partition, Target,
+};
 use crate::run::rng;
 use checker::history::{Event, EventType};
+use rand::seq::SliceRandom;
 use rand::Rng;
-use replica::types::NodeId;
+use replica::types::{NodeId, ShardId};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sim::Sim;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
 
@@ -162,6 +171,91 @@ pub fn schedule(
     steps
 }
 
+/// A sharded bank's schedule (see the module docs): `shards` maps each shard id to its
+/// replicas. Same rhythm as [`schedule`].
+pub fn schedule_sharded(
+    seed: u64,
+    shards: &BTreeMap<u32, Vec<NodeId>>,
+    families: &[SimFamily],
+    interval_ms: u64,
+    until_ms: u64,
+) -> Vec<SimStep> {
+    let mut steps = Vec::new();
+    let all: Vec<NodeId> = shards.values().flatten().copied().collect();
+    if families.is_empty() || all.is_empty() || interval_ms == 0 {
+        return steps;
+    }
+    let mut rng = rng::stream(seed, SIM_NEMESIS_STREAM);
+    let mut at = interval_ms;
+    // One bit flip per run at most: the replica that refuses its disk stays down, and its
+    // shard of three then survives no other loss.
+    let mut flipped = false;
+    while at + interval_ms <= until_ms {
+        let family = families[rng.gen_range(0..families.len())];
+        let fault = draw_sharded(&mut rng, family, shards, &all, &mut flipped);
+        steps.push(SimStep {
+            at_ms: at,
+            fault: Some(fault),
+        });
+        steps.push(SimStep {
+            at_ms: at + interval_ms,
+            fault: None,
+        });
+        at += 2 * interval_ms;
+    }
+    steps
+}
+
+fn draw_sharded(
+    rng: &mut impl Rng,
+    family: SimFamily,
+    shards: &BTreeMap<u32, Vec<NodeId>>,
+    all: &[NodeId],
+    flipped: &mut bool,
+) -> SimFault {
+    let ids: Vec<u32> = shards.keys().copied().collect();
+    let shard = ids[rng.gen_range(0..ids.len())];
+    let members = shards.get(&shard).map_or(&[][..], Vec::as_slice);
+    let target = |rng: &mut dyn rand::RngCore| match rng.gen_range(0..3) {
+        0 => Target::ShardLeaders,
+        1 => Target::ShardLeader(shard),
+        _ => Target::Nodes(minority(rng, members)),
+    };
+    match family {
+        SimFamily::Kill if rng.gen_bool(0.1) => SimFault::Kill(Target::Nodes(all.to_vec())),
+        SimFamily::Kill => SimFault::Kill(target(rng)),
+        SimFamily::Power if rng.gen_bool(0.2) => SimFault::Power(Target::Nodes(all.to_vec())),
+        SimFamily::Power => SimFault::Power(target(rng)),
+        SimFamily::Pause => SimFault::Pause(target(rng)),
+        SimFamily::Partition => SimFault::Partition(match rng.gen_range(0..3) {
+            0 if ids.len() >= 2 => {
+                let pair: Vec<u32> = ids.choose_multiple(rng, 2).copied().collect();
+                Partition::BetweenShards {
+                    a: pair[0].min(pair[1]),
+                    b: pair[0].max(pair[1]),
+                }
+            }
+            1 => Partition::IsolateShardLeader { shard },
+            _ => Partition::Halves {
+                minority: minority(rng, members),
+            },
+        }),
+        // Clock jumps and disk faults hit one replica, as in a classic run.
+        SimFamily::Clock | SimFamily::Disk => draw(rng, family, all, flipped),
+    }
+}
+
+/// One replica, or a minority, of `members` (a group of one gives itself), sorted.
+fn minority(rng: &mut (impl Rng + ?Sized), members: &[NodeId]) -> Vec<NodeId> {
+    let max_minority = members.len().saturating_sub(1) / 2;
+    let size = rng.gen_range(1..=max_minority.max(1)).min(members.len());
+    let mut chosen: Vec<NodeId> = members.to_vec();
+    chosen.shuffle(rng);
+    chosen.truncate(size);
+    chosen.sort();
+    chosen
+}
+
 fn draw(rng: &mut impl Rng, family: SimFamily, nodes: &[NodeId], flipped: &mut bool) -> SimFault {
     let one = |rng: &mut dyn rand::RngCore| nodes[rng.gen_range(0..nodes.len())];
     match family {
@@ -216,8 +310,20 @@ impl SimNemesis {
             return events;
         };
         self.faults += 1;
+        let sharded = sim.shards().len() > 1;
         let resolve = |sim: &Sim, target: &Target| match target {
-            // The simulator runs one group: a shard's leader is its leader.
+            Target::ShardLeaders if sharded => {
+                let leaders: Vec<NodeId> = sim
+                    .shards()
+                    .into_iter()
+                    .filter_map(|s| sim.leader_of(s))
+                    .collect();
+                (!leaders.is_empty()).then_some(leaders)
+            }
+            Target::ShardLeader(shard) if sharded => {
+                sim.leader_of(ShardId(*shard)).map(|l| vec![l])
+            }
+            // A classic cluster is one group: a shard's leader is its leader.
             Target::Leader | Target::ShardLeaders | Target::ShardLeader(_) => {
                 sim.leader().map(|l| vec![l])
             }
@@ -251,7 +357,11 @@ impl SimNemesis {
             }
             SimFault::Partition(partition) => {
                 let leader = sim.leader();
-                let cuts = partition_cuts(partition, &sim.node_ids(), leader);
+                let cuts = if sharded {
+                    sharded_cuts(sim, partition, leader)
+                } else {
+                    partition_cuts(partition, &sim.node_ids(), leader)
+                };
                 for (from, to) in &cuts {
                     if let (Peer::Node(a), Peer::Node(b)) = (from, to) {
                         sim.cut_link(*a, *b);
@@ -320,6 +430,19 @@ impl SimNemesis {
             }
         }
     }
+}
+
+/// The links `partition` cuts on a sharded world, with each shard's leader now.
+fn sharded_cuts(sim: &Sim, partition: &Partition, leader: Option<NodeId>) -> Vec<(Peer, Peer)> {
+    let nodes = sim.node_ids();
+    let node_shards: BTreeMap<NodeId, u32> =
+        nodes.iter().map(|&n| (n, sim.shard_of(n).0)).collect();
+    let shard_leaders: BTreeMap<u32, NodeId> = sim
+        .shards()
+        .into_iter()
+        .filter_map(|s| sim.leader_of(s).map(|l| (s.0, l)))
+        .collect();
+    shard_partition_cuts(partition, &nodes, &node_shards, &shard_leaders, leader)
 }
 
 fn target_name(target: &Target) -> &'static str {

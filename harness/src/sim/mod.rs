@@ -14,6 +14,16 @@
 //! `final.json`, and the run directory is an ordinary one: `run.toml` (kind `sim`),
 //! `history.jsonl` with virtual time in `time_ns`, `final.json`, then the checker's
 //! `results.json` and `report.html`.
+//!
+//! With `--shards S` ([`SimParams::shards`]) the world is a sharded bank: S Paxos groups of
+//! [`REPLICAS_PER_SHARD`] replicas with two-phase commit between them, accounts dealt as
+//! `replica init --shards` deals them. Clients send each command to its account's shard, half
+//! the transfers cross shards, `read_all` is a cross-shard snapshot; the nemesis aims at shard
+//! leaders and the links between shards ([`faults::schedule_sharded`]); `stable` needs a
+//! majority of every shard; the end waits for every transaction to finish; and the run dir is
+//! in the sharded shape of checker/SHARDS.md (`[[shards]]` in run.toml, positions per shard in
+//! the history, every replica's `shard` and [`shard_entry`]s in final.json), so the checker
+//! judges it with its sharded checks.
 
 pub mod cli;
 pub mod clients;
@@ -23,16 +33,19 @@ pub mod sweep;
 pub mod zoo;
 
 use crate::faults::tunables::Tunables;
-use crate::run::record::executed_entry;
+use crate::run::record::{executed_entry, shard_entry};
+use crate::run::rundir::ShardTable;
 use crate::run::{accounts_for, check, write_json};
 use checker::checks::Validity;
 use checker::final_state::{FinalState, NodeFinal};
 use checker::history::{Event, HistoryWriter};
 use checker::results::Results;
-use clients::{ClientTiming, Clients};
+use checker::shards::{ShardNode, ShardedFinal};
+use clients::{ClientTiming, Clients, Routing};
 use faults::{SimFamily, SimNemesis, SimStep};
 use replica::core::{Bugs, CoreConfig};
-use replica::types::NodeId;
+use replica::shard::{ShardMap, ShardSpec};
+use replica::types::{NodeId, ShardId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sim::{Sim, SimOptions};
@@ -45,6 +58,12 @@ const QUIESCE_MS: u64 = 10_000;
 
 /// The initial balance of every account in simulated runs (as in real ones).
 pub const INITIAL_BALANCE: i64 = 10;
+
+/// Replicas in each shard of a sharded simulated bank.
+pub const REPLICAS_PER_SHARD: u32 = 3;
+
+/// Share of a sharded workload's transfers whose destination is on another shard.
+pub const CROSS_SHARD_SHARE: f64 = 0.5;
 
 /// Every parameter of one simulated run, written under `[params]` in `run.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -59,6 +78,10 @@ pub struct SimParams {
     /// Planted bug (`harness zoo --sim`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bug: Option<String>,
+    /// A sharded bank of this many shards of [`REPLICAS_PER_SHARD`] (`nodes` is then their
+    /// product); absent: the classic one-group cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
     pub attempt_timeout_ms: u64,
     pub op_timeout_ms: u64,
     /// Network: one-way delay up to this, loss and duplication rates while faults run.
@@ -80,6 +103,7 @@ impl SimParams {
             time_limit_ms: 30_000,
             faults: faults::ALL_FAMILIES.to_vec(),
             bug: None,
+            shards: None,
             attempt_timeout_ms: 300,
             op_timeout_ms: 5_000,
             max_delay_ms: 5,
@@ -87,6 +111,21 @@ impl SimParams {
             dup_rate: 0.01,
             liveness_bound_ms: 5_000,
             tunables: crate::faults::tunables::draw(seed, pins, &[200, 500, 1_000]),
+        }
+    }
+
+    /// The same run on a sharded bank of `shards` shards (`None` or 1: the classic cluster).
+    pub fn set_shards(&mut self, shards: Option<u32>) {
+        match shards.filter(|&s| s > 1) {
+            Some(s) => {
+                self.shards = Some(s);
+                self.nodes = s.saturating_mul(REPLICAS_PER_SHARD);
+            }
+            None if self.shards.is_some() => {
+                self.shards = None;
+                self.nodes = 5;
+            }
+            None => {}
         }
     }
 }
@@ -107,6 +146,10 @@ pub struct SimRunInfo {
     pub replays: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shrunk_from: Option<String>,
+    /// A sharded run's `[[shards]]` (top level, where the checker reads them); empty for a
+    /// classic run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shards: Vec<ShardTable>,
     pub params: SimParams,
     /// The nemesis schedule, so that a shrunk run can carry a schedule no seed generates.
     pub schedule: Vec<SimStep>,
@@ -115,18 +158,22 @@ pub struct SimRunInfo {
 pub const SIM_KIND: &str = "sim";
 
 impl SimRunInfo {
-    /// A fresh run of `seed` with `params` and the seed's own schedule.
-    pub fn new(seed: u64, params: SimParams) -> SimRunInfo {
-        let nodes: Vec<NodeId> = (1..=params.nodes).map(NodeId).collect();
-        let schedule = faults::schedule(
-            seed,
-            &nodes,
-            &params.faults,
-            params.tunables.nemesis_interval_ms,
-            params.time_limit_ms,
-        );
-        SimRunInfo {
-            accounts: accounts_for(params.clients),
+    /// A fresh run of `seed` with `params` and the seed's own schedule. Fails only when the
+    /// accounts cannot be dealt over `params.shards`.
+    pub fn new(seed: u64, params: SimParams) -> Result<SimRunInfo, SimError> {
+        let accounts = accounts_for(params.clients);
+        let specs = shard_specs(&params, &accounts)?;
+        let (interval, until) = (params.tunables.nemesis_interval_ms, params.time_limit_ms);
+        let schedule = if specs.is_empty() {
+            let nodes: Vec<NodeId> = (1..=params.nodes).map(NodeId).collect();
+            faults::schedule(seed, &nodes, &params.faults, interval, until)
+        } else {
+            let shards = specs.iter().map(|s| (s.id.0, s.nodes.clone())).collect();
+            faults::schedule_sharded(seed, &shards, &params.faults, interval, until)
+        };
+        Ok(SimRunInfo {
+            shards: specs.iter().map(shard_table).collect(),
+            accounts,
             initial_balance: INITIAL_BALANCE,
             liveness_bound_ms: params.liveness_bound_ms,
             seed,
@@ -136,7 +183,7 @@ impl SimRunInfo {
             shrunk_from: None,
             params,
             schedule,
-        }
+        })
     }
 
     pub fn write(&self, dir: &Path) -> Result<(), SimError> {
@@ -155,6 +202,27 @@ impl SimRunInfo {
             path,
             message: format!("not a simulated run's run.toml: {e}"),
         })
+    }
+}
+
+/// The shards of a sharded run (`params.shards`), dealt as `replica init --shards` deals
+/// them; empty for the classic cluster.
+fn shard_specs(params: &SimParams, accounts: &[String]) -> Result<Vec<ShardSpec>, SimError> {
+    let Some(shards) = params.shards else {
+        return Ok(Vec::new());
+    };
+    replica::shard::spread(accounts, shards, REPLICAS_PER_SHARD).map_err(|e| SimError::Shards {
+        shards,
+        message: e.to_string(),
+    })
+}
+
+/// A shard's `[[shards]]` table in run.toml.
+fn shard_table(spec: &ShardSpec) -> ShardTable {
+    ShardTable {
+        id: spec.id.0,
+        accounts: spec.accounts.clone(),
+        nodes: spec.nodes.iter().map(ToString::to_string).collect(),
     }
 }
 
@@ -179,6 +247,8 @@ pub enum SimError {
     Io { path: PathBuf, message: String },
     #[error("unknown bug {0:?}")]
     UnknownBug(String),
+    #[error("cannot run {shards} shards: {message}")]
+    Shards { shards: u32, message: String },
     #[error("cannot check {}: {message}", dir.display())]
     Check { dir: PathBuf, message: String },
 }
@@ -195,7 +265,7 @@ impl SimError {
 /// What one simulated run produced, before it is written anywhere.
 pub struct SimOutcome {
     pub history: Vec<u8>,
-    pub final_state: FinalState,
+    pub final_state: SimFinal,
     pub faults: u32,
     pub invoked: u64,
     pub virtual_ms: u64,
@@ -204,11 +274,46 @@ pub struct SimOutcome {
     pub world_violations: Vec<String>,
 }
 
+/// final.json of a simulated run: the classic shape, or the sharded one.
+pub enum SimFinal {
+    Classic(FinalState),
+    Sharded(ShardedFinal),
+}
+
+impl SimFinal {
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        match self {
+            SimFinal::Classic(state) => state.write(path),
+            SimFinal::Sharded(state) => state.write(path),
+        }
+    }
+}
+
 /// Runs one simulated run in memory.
 pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
     let params = &info.params;
-    let mut sim = Sim::new(world_options(info)?);
+    let specs = shard_specs(params, &info.accounts)?;
+    if specs
+        .iter()
+        .map(shard_table)
+        .ne(info.shards.iter().cloned())
+    {
+        return Err(SimError::Shards {
+            shards: params.shards.unwrap_or(1),
+            message: "run.toml's [[shards]] are not how the accounts are dealt over them".into(),
+        });
+    }
+    let mut sim = Sim::new(world_options(info, &specs)?);
     let nodes = sim.node_ids();
+    let routing = if specs.is_empty() {
+        Routing::classic(nodes.clone())
+    } else {
+        let shards: Vec<_> = specs
+            .iter()
+            .map(|s| (s.id.0, s.nodes.clone(), s.accounts.clone()))
+            .collect();
+        Routing::sharded(&shards, &info.accounts, CROSS_SHARD_SHARE)
+    };
     let timing = ClientTiming {
         attempt_timeout_ms: params.attempt_timeout_ms,
         op_timeout_ms: params.op_timeout_ms,
@@ -217,7 +322,7 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
         info.seed,
         params.clients,
         &info.accounts,
-        nodes.clone(),
+        routing,
         timing,
         params.ops,
     );
@@ -226,7 +331,16 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
     let mut nemesis = SimNemesis::default();
     let mut schedule = info.schedule.iter().peekable();
     let mut stable_at: Option<u64> = None;
-    let end_of_run = |stable: u64| stable + params.liveness_bound_ms + params.op_timeout_ms;
+    // A sharded bank probes once more after the liveness bound (see `probe_at`).
+    let mut probed = specs.is_empty();
+    let end_of_run = |stable: u64| {
+        let last_round = if specs.is_empty() {
+            stable
+        } else {
+            probe_at(stable, params)
+        };
+        last_round + params.liveness_bound_ms + params.op_timeout_ms
+    };
     loop {
         let now = sim.now_ms;
         // Workload over (budget spent or time up): heal, and from here liveness is owed.
@@ -239,8 +353,14 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
             // healed cluster.
             clients.final_round(u64::from(params.clients));
         }
+        // The probe waits for the round before it, whose transactions may hold locks.
+        let probe_due = stable_at.is_some_and(|s| now >= probe_at(s, params));
+        if !probed && probe_due && clients.all_done() {
+            probed = true;
+            clients.probe_round(u64::from(params.clients));
+        }
         if let Some(stable) = stable_at {
-            if clients.all_done() || now >= end_of_run(stable) {
+            if (clients.all_done() && probed) || now >= end_of_run(stable) {
                 break;
             }
         }
@@ -257,6 +377,7 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
                 .map(|s| s.at_ms)
                 .filter(|_| stable_at.is_none()),
             Some(params.time_limit_ms).filter(|_| stable_at.is_none()),
+            stable_at.filter(|_| !probed).map(|s| probe_at(s, params)),
         ]
         .into_iter()
         .flatten()
@@ -267,9 +388,16 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
     }
     flush_events(&mut history, &mut events, sim.now_ms)?;
     // Let lagging replicas catch up before their state is read, as the harness's final phase
-    // waits for a quiet cluster.
-    sim.run_until_converged(QUIESCE_MS);
-    let final_state = final_state(&sim);
+    // waits for a quiet cluster (and, sharded, for every transaction in flight to end).
+    let final_state = if specs.is_empty() {
+        sim.run_until_converged(QUIESCE_MS);
+        SimFinal::Classic(final_state(&sim))
+    } else {
+        sim.run_until(QUIESCE_MS, |s| {
+            s.check_converged().is_ok() && s.check_settled().is_ok()
+        });
+        SimFinal::Sharded(sharded_final_state(&sim))
+    };
     let history = history
         .into_inner()
         .map_err(|e| SimError::io(Path::new("history"), e))?;
@@ -283,9 +411,18 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
     })
 }
 
+/// When a sharded run's clients probe (each reads its own account, [`Clients::probe_round`]):
+/// just past the liveness bound after `stable`, once the round before has ended. Every
+/// transaction in flight at the heal must have ended by then, so a lock that refuses a probe
+/// was never released (the checker's liveness check calls that a stall; `keep-locks-on-abort`
+/// shows this way).
+fn probe_at(stable_ms: u64, params: &SimParams) -> u64 {
+    stable_ms + params.liveness_bound_ms + 1
+}
+
 /// The world's options for a run: the replica's config with the drawn tunables, the network's
-/// impairments, and the planted bug.
-fn world_options(info: &SimRunInfo) -> Result<SimOptions, SimError> {
+/// impairments, the planted bug, and the shards if any.
+fn world_options(info: &SimRunInfo, specs: &[ShardSpec]) -> Result<SimOptions, SimError> {
     let params = &info.params;
     let mut config = CoreConfig::for_test(1, params.nodes);
     config.accounts = info.accounts.clone();
@@ -308,6 +445,14 @@ fn world_options(info: &SimRunInfo) -> Result<SimOptions, SimError> {
     options.dup_rate = params.dup_rate;
     options.long_delay_rate = params.drop_rate / 2.0;
     options.forget_promises = forget_promises;
+    if !specs.is_empty() {
+        let nodes = options.config.nodes.clone();
+        let map = ShardMap::new(specs, &info.accounts, &nodes).map_err(|e| SimError::Shards {
+            shards: specs.len() as u32,
+            message: e.to_string(),
+        })?;
+        options.shards = Some(map);
+    }
     Ok(options)
 }
 
@@ -337,7 +482,12 @@ fn settle(sim: &mut Sim, nodes: &[NodeId], events: &mut Vec<Event>) -> u64 {
         })
         .collect();
     let value = json!({"up": up, "refused": refused, "nodes": sim.describe_nodes()});
-    if up.len() > nodes.len() / 2 {
+    // A classic cluster is one shard of every node.
+    let majority = |shard: ShardId| {
+        let members = sim.members(shard);
+        members.iter().filter(|&&n| sim.is_up(n)).count() > members.len() / 2
+    };
+    if sim.shards().into_iter().all(majority) {
         events.push(faults::nemesis("stable", value));
     } else {
         events.push(faults::nemesis("no-majority", value));
@@ -375,45 +525,9 @@ fn final_state(sim: &Sim) -> FinalState {
         // but what it executed while it lived still counts, as the harness's journal polling
         // keeps it in real runs.
         let state = node.core().map(|core| core.balances());
-        let exec_index = state.as_ref().map_or(0, |(e, _)| *e);
-        let mut segments: Vec<Vec<&replica::bank::Executed>> = Vec::new();
-        for entry in node.executed() {
-            let joins = segments
-                .last()
-                .and_then(|s| s.last())
-                .map(|e| e.exec_index + 1)
-                == Some(entry.exec_index)
-                && (state.is_none() || entry.exec_index != exec_index + 1);
-            match segments.last_mut() {
-                Some(last) if joins => last.push(entry),
-                _ => segments.push(vec![entry]),
-            }
-        }
-        let named = match state {
-            None => NodeFinal::unreachable(node.refused().unwrap_or("down at the end of the run")),
-            Some((exec_index, balances)) => {
-                let current = segments
-                    .iter()
-                    .position(|s| s.last().map(|e| e.exec_index) == Some(exec_index));
-                match current {
-                    Some(k) => NodeFinal {
-                        balances: Some(balances.into_iter().collect()),
-                        executed: segments.remove(k).into_iter().map(executed_entry).collect(),
-                        error: None,
-                    },
-                    None if exec_index == 0 => NodeFinal {
-                        balances: Some(balances.into_iter().collect()),
-                        executed: Vec::new(),
-                        error: None,
-                    },
-                    None => NodeFinal::unreachable(format!(
-                        "balances at exec index {exec_index}, but the executed log does not \
-                         reach it (installed a snapshot)"
-                    )),
-                }
-            }
-        };
-        for segment in segments {
+        let segments = segments(node.executed(), state.as_ref().map(|(e, _)| *e));
+        let (named, extra) = current_segment(segments, state, node.refused());
+        for segment in extra {
             let (first, last) = (segment[0].exec_index, segment[segment.len() - 1].exec_index);
             nodes.insert(
                 format!("{id}:{first}-{last}"),
@@ -424,9 +538,117 @@ fn final_state(sim: &Sim) -> FinalState {
                 },
             );
         }
+        let named = NodeFinal {
+            balances: named.balances,
+            executed: named.executed.into_iter().map(executed_entry).collect(),
+            error: named.error,
+        };
         nodes.insert(id.to_string(), named);
     }
     FinalState { nodes }
+}
+
+/// A sharded world's final.json: every replica with its shard, its balances and its shard's
+/// log as [`shard_entry`]s. As [`final_state`] does for the classic shape, each replica's
+/// current stretch of log goes under its name and any earlier stretch is an extra,
+/// balance-less entry `n1:1-40`.
+fn sharded_final_state(sim: &Sim) -> ShardedFinal {
+    let mut nodes = BTreeMap::new();
+    for id in sim.node_ids() {
+        let shard = sim.shard_of(id).0;
+        let node = sim.node(id);
+        let state = node.core().map(|core| core.balances());
+        let segments = segments(node.executed(), state.as_ref().map(|(e, _)| *e));
+        let (named, extra) = current_segment(segments, state, node.refused());
+        let named = ShardNode {
+            shard,
+            balances: named.balances,
+            executed: named.executed.into_iter().map(shard_entry).collect(),
+            error: named.error,
+        };
+        for segment in extra {
+            let (first, last) = (segment[0].exec_index, segment[segment.len() - 1].exec_index);
+            let entries = segment.into_iter().map(shard_entry).collect();
+            let extra = ShardNode {
+                shard,
+                balances: None,
+                executed: entries,
+                error: None,
+            };
+            nodes.insert(format!("{id}:{first}-{last}"), extra);
+        }
+        nodes.insert(id.to_string(), named);
+    }
+    ShardedFinal { nodes }
+}
+
+/// What goes under a replica's own name in final.json: its balances and the stretch of its
+/// log that ends at its exec index (or why there are none).
+struct Named<'a> {
+    balances: Option<BTreeMap<String, i64>>,
+    executed: Vec<&'a replica::bank::Executed>,
+    error: Option<String>,
+}
+
+/// A replica's executed log cut into contiguous stretches. A replica that is up (its exec
+/// index `current`) starts a new stretch after it, since what follows was executed again
+/// after a restart and is not what its balances show.
+fn segments<'a>(
+    executed: impl Iterator<Item = &'a replica::bank::Executed>,
+    current: Option<u64>,
+) -> Vec<Vec<&'a replica::bank::Executed>> {
+    let mut segments: Vec<Vec<&replica::bank::Executed>> = Vec::new();
+    for entry in executed {
+        let joins = segments
+            .last()
+            .and_then(|s| s.last())
+            .map(|e| e.exec_index + 1)
+            == Some(entry.exec_index)
+            && current.is_none_or(|c| entry.exec_index != c + 1);
+        match segments.last_mut() {
+            Some(last) if joins => last.push(entry),
+            _ => segments.push(vec![entry]),
+        }
+    }
+    segments
+}
+
+/// Splits `segments` into the replica's named entry and the extra stretches.
+fn current_segment<'a>(
+    mut segments: Vec<Vec<&'a replica::bank::Executed>>,
+    state: Option<(u64, BTreeMap<String, i64>)>,
+    refused: Option<&str>,
+) -> (Named<'a>, Vec<Vec<&'a replica::bank::Executed>>) {
+    let unreachable = |error: String| Named {
+        balances: None,
+        executed: Vec::new(),
+        error: Some(error),
+    };
+    let named = match state {
+        None => unreachable(refused.unwrap_or("down at the end of the run").to_string()),
+        Some((exec_index, balances)) => {
+            let current = segments
+                .iter()
+                .position(|s| s.last().map(|e| e.exec_index) == Some(exec_index));
+            match current {
+                Some(k) => Named {
+                    balances: Some(balances),
+                    executed: segments.remove(k),
+                    error: None,
+                },
+                None if exec_index == 0 => Named {
+                    balances: Some(balances),
+                    executed: Vec::new(),
+                    error: None,
+                },
+                None => unreachable(format!(
+                    "balances at exec index {exec_index}, but the executed log does not \
+                     reach it (installed a snapshot)"
+                )),
+            }
+        }
+    };
+    (named, segments)
 }
 
 /// A simulated run written and checked.

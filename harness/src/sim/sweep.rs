@@ -40,6 +40,8 @@ pub struct SweepKnobs {
     pub faults: Option<Vec<super::faults::SimFamily>>,
     pub bug: Option<String>,
     pub liveness_bound_ms: Option<u64>,
+    /// A sharded bank of this many shards (`--shards`).
+    pub shards: Option<u32>,
 }
 
 /// Applies [`SweepKnobs`] the usual way.
@@ -54,6 +56,7 @@ pub fn apply_knobs(params: &mut SimParams, knobs: &SweepKnobs) {
         params.liveness_bound_ms = bound;
     }
     params.bug = knobs.bug.clone();
+    params.set_shards(knobs.shards);
 }
 
 /// What a sweep found.
@@ -134,7 +137,7 @@ fn one_seed(
 ) -> Result<(SimSummary, Option<PathBuf>), SimError> {
     let mut params = SimParams::for_seed(seed, &opts.pins);
     apply_knobs(&mut params, &opts.knobs);
-    let info = SimRunInfo::new(seed, params);
+    let info = SimRunInfo::new(seed, params)?;
     let outcome = simulate(&info)?;
     let dir = scratch.join(seed.to_string());
     let mut summary = write_and_check(&dir, &info, &outcome, false)?;

@@ -3,6 +3,10 @@
 //!
 //! Simulation makes the zoo fast and exact: a bug's row names the first seed that caught it,
 //! and `harness replay` of that seed's run directory shows it again, byte for byte.
+//!
+//! The two-phase commit bugs (`SHARDED_BUG_NAMES`) can only show on a sharded bank: they are
+//! hunted on seeds of [`SimZooOptions::shards`] shards, with a sharded clean control beside the
+//! classic one.
 
 use super::sweep::{apply_knobs, seed_dir, SweepKnobs};
 use super::{simulate, write_and_check, SimParams, SimRunInfo, SimSummary};
@@ -20,12 +24,16 @@ pub struct SimZooOptions {
     pub seeds_per_bug: u64,
     pub only: Vec<String>,
     pub ops: Option<u64>,
+    /// Shards of the runs that hunt the two-phase commit bugs (and of their control).
+    pub shards: u32,
 }
 
 /// One row of the table.
 #[derive(Clone, Debug)]
 pub struct SimZooRow {
     pub bug: Option<String>,
+    /// The shards of its runs (`None`: the classic cluster).
+    pub shards: Option<u32>,
     pub seeds_tried: u64,
     /// The first seed whose run was not valid.
     pub caught_by: Option<SimSummary>,
@@ -38,19 +46,39 @@ impl SimZooRow {
     }
 }
 
-/// Hunts each bug, then runs the clean control. The two-phase commit bugs
-/// (`SHARDED_BUG_NAMES`: recovery-aborts, apply-at-prepare, keep-locks-on-abort) need
-/// --shards: the simulator runs one unsharded group, where they can never show.
+/// Hunts each bug, then runs the clean control: the classic bugs on the classic cluster, the
+/// two-phase commit bugs (`SHARDED_BUG_NAMES`: recovery-aborts, apply-at-prepare,
+/// keep-locks-on-abort) on a sharded bank, where alone they can show.
 pub fn run_zoo(opts: &SimZooOptions) -> Result<Vec<SimZooRow>, super::SimError> {
-    let bugs: Vec<String> = BUG_NAMES
+    let wanted = |b: &&&str| opts.only.is_empty() || opts.only.iter().any(|o| o == **b);
+    let sharded = Some(opts.shards).filter(|&s| s > 1);
+    let classic: Vec<_> = BUG_NAMES
         .iter()
         .filter(|b| !SHARDED_BUG_NAMES.contains(b))
-        .map(|b| b.to_string())
-        .filter(|b| opts.only.is_empty() || opts.only.contains(b))
+        .filter(&wanted)
+        .map(|b| (Some(b.to_string()), None))
         .collect();
+    let two_phase: Vec<_> = SHARDED_BUG_NAMES
+        .iter()
+        .filter(&wanted)
+        .filter(|_| sharded.is_some())
+        .map(|b| (Some(b.to_string()), sharded))
+        .collect();
+    // A clean control for each shape whose bugs were hunted (both when none were chosen).
+    let everything = opts.only.is_empty();
+    let controls = [
+        (everything || !classic.is_empty()).then_some((None, None)),
+        sharded
+            .filter(|_| everything || !two_phase.is_empty())
+            .map(|s| (None, Some(s))),
+    ];
     let mut rows = Vec::new();
-    for bug in bugs.into_iter().map(Some).chain([None]) {
-        rows.push(hunt(opts, bug)?);
+    let all = classic
+        .into_iter()
+        .chain(two_phase)
+        .chain(controls.into_iter().flatten());
+    for (bug, shards) in all {
+        rows.push(hunt(opts, bug, shards)?);
     }
     let table = render_table(&rows);
     std::fs::create_dir_all(&opts.out).map_err(|e| super::SimError::io(&opts.out, e))?;
@@ -59,16 +87,25 @@ pub fn run_zoo(opts: &SimZooOptions) -> Result<Vec<SimZooRow>, super::SimError> 
     Ok(rows)
 }
 
-fn hunt(opts: &SimZooOptions, bug: Option<String>) -> Result<SimZooRow, super::SimError> {
+fn hunt(
+    opts: &SimZooOptions,
+    bug: Option<String>,
+    shards: Option<u32>,
+) -> Result<SimZooRow, super::SimError> {
     let knobs = SweepKnobs {
         ops: opts.ops,
         bug: bug.clone(),
+        shards,
         ..SweepKnobs::default()
     };
     let name = bug.clone().unwrap_or_else(|| "none".into());
-    let out = opts.out.join(&name);
+    let out = match shards {
+        Some(s) => opts.out.join(format!("{name}-{s}-shards")),
+        None => opts.out.join(&name),
+    };
     let mut row = SimZooRow {
         bug,
+        shards,
         seeds_tried: 0,
         caught_by: None,
     };
@@ -76,7 +113,7 @@ fn hunt(opts: &SimZooOptions, bug: Option<String>) -> Result<SimZooRow, super::S
         let seed = opts.from_seed + k;
         let mut params = SimParams::for_seed(seed, &Pins::default());
         apply_knobs(&mut params, &knobs);
-        let info = SimRunInfo::new(seed, params);
+        let info = SimRunInfo::new(seed, params)?;
         let outcome = simulate(&info)?;
         row.seeds_tried += 1;
         let dir = seed_dir(&out, seed);
@@ -94,11 +131,14 @@ fn hunt(opts: &SimZooOptions, bug: Option<String>) -> Result<SimZooRow, super::S
 /// The table printed and written to `zoo-sim.txt`.
 pub fn render_table(rows: &[SimZooRow]) -> String {
     let mut out = format!(
-        "{:<16} {:<8} {:>6} {:>6}  {}\n",
-        "bug", "result", "seed", "tried", "caught by"
+        "{:<20} {:<6} {:<8} {:>6} {:>6}  {}\n",
+        "bug", "shards", "result", "seed", "tried", "caught by"
     );
     for row in rows {
         let name = row.bug.as_deref().unwrap_or("none");
+        let shards = row
+            .shards
+            .map_or_else(|| "-".to_string(), |s| s.to_string());
         let (result, seed, checks) = match (&row.bug, &row.caught_by) {
             (Some(_), Some(s)) => ("caught", s.seed.to_string(), caught_by(s)),
             (Some(_), None) => ("MISSED", "-".into(), "-".into()),
@@ -107,7 +147,7 @@ pub fn render_table(rows: &[SimZooRow]) -> String {
         };
         let _ = writeln!(
             out,
-            "{name:<16} {result:<8} {seed:>6} {:>6}  {checks}",
+            "{name:<20} {shards:<6} {result:<8} {seed:>6} {:>6}  {checks}",
             row.seeds_tried
         );
     }
