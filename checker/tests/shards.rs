@@ -692,18 +692,19 @@ fn the_participants_position_is_found_in_its_log_by_transaction() {
     );
 }
 
+/// One operation of [`concurrent_run`]: process, f, invoke value, ok value, positions.
+type ConcurrentOp = (
+    u64,
+    &'static str,
+    serde_json::Value,
+    serde_json::Value,
+    [(u32, u64); 2],
+);
+
 /// Two shards holding A and B, and a history of `ops` (process, f, invoke value, ok value,
 /// positions), all running concurrently: each is invoked, then all complete. Each shard's
 /// log holds the entries the positions name, with `applied` for transfers.
-fn concurrent_run(
-    ops: &[(
-        u64,
-        &str,
-        serde_json::Value,
-        serde_json::Value,
-        [(u32, u64); 2],
-    )],
-) -> Results {
+fn concurrent_run(ops: &[ConcurrentOp]) -> Results {
     use checker::history::{Event, HistoryWriter};
     use checker::shards::{Phase, ShardEntry, ShardNode, ShardedFinal, TxnId, Vote};
     let dir = tempfile::tempdir().unwrap();

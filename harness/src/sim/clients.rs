@@ -385,3 +385,50 @@ impl Clients {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn command(op: Op) -> Command {
+        Command {
+            client: ClientId(4),
+            request: RequestId(1),
+            op,
+        }
+    }
+
+    #[test]
+    fn a_command_goes_to_its_accounts_shard_and_a_snapshot_to_the_clients() {
+        let accounts: Vec<Account> = ["A", "B", "C", "D"].map(String::from).to_vec();
+        let shard = |id: u32, nodes: [u32; 2], owned: [&str; 2]| {
+            let owned = owned.map(String::from).to_vec();
+            (id, nodes.map(NodeId).to_vec(), owned)
+        };
+        let shards = [shard(1, [1, 2], ["A", "C"]), shard(2, [3, 4], ["B", "D"])];
+        let routing = Routing::sharded(&shards, &accounts, 0.5);
+        let transfer = command(Op::Transfer {
+            from: "D".into(),
+            to: "A".into(),
+            amount: 1,
+        });
+        assert_eq!(
+            routing.group_of(4, &transfer),
+            1,
+            "the source's shard coordinates"
+        );
+        let read = command(Op::Read {
+            account: "C".into(),
+        });
+        assert_eq!(routing.group_of(4, &read), 0);
+        assert_eq!(routing.group_of(4, &command(Op::ReadAll)), 0);
+        assert_eq!(routing.group_of(5, &command(Op::ReadAll)), 1);
+        assert_eq!(routing.node_shards[&NodeId(3)], 2);
+        let mix = routing.mix.as_ref().unwrap();
+        assert_eq!(mix.shard_of, vec![1, 2, 1, 2]);
+        let classic = Routing::classic(vec![NodeId(1), NodeId(2)]);
+        assert!(!classic.sharded_bank());
+        assert_eq!(classic.group_of(4, &transfer), 0);
+        assert_eq!(classic.group_of(5, &command(Op::ReadAll)), 0);
+    }
+}

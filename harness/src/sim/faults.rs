@@ -460,3 +460,108 @@ pub fn nemesis(f: &str, value: Value) -> Event {
     debug_assert_eq!(event.kind, EventType::Info);
     event
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three shards of three: n1-n3, n4-n6, n7-n9.
+    fn three_by_three() -> BTreeMap<u32, Vec<NodeId>> {
+        (1..=3u32)
+            .map(|s| (s, (3 * s - 2..=3 * s).map(NodeId).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn a_sharded_schedule_aims_at_shards_and_is_reproducible() {
+        let shards = three_by_three();
+        let draw = |seed| schedule_sharded(seed, &shards, &ALL_FAMILIES, 100, 40_000);
+        assert_eq!(draw(5), draw(5), "a seed fixes the schedule");
+        let same_shard = |ns: &[NodeId]| {
+            let of = |n: &NodeId| shards.iter().find(|(_, m)| m.contains(n)).map(|(s, _)| *s);
+            ns.iter().all(|n| of(n) == of(&ns[0]))
+        };
+        let mut shapes = BTreeSet::new();
+        for seed in 0..20 {
+            for fault in draw(seed).into_iter().filter_map(|s| s.fault) {
+                let shape = match fault {
+                    SimFault::Kill(Target::Nodes(ns)) | SimFault::Power(Target::Nodes(ns))
+                        if ns.len() == 9 =>
+                    {
+                        "everything"
+                    }
+                    SimFault::Kill(Target::Nodes(ns))
+                    | SimFault::Power(Target::Nodes(ns))
+                    | SimFault::Pause(Target::Nodes(ns)) => {
+                        assert!(
+                            ns.len() == 1 && same_shard(&ns),
+                            "a shard's minority: {ns:?}"
+                        );
+                        "minority of a shard"
+                    }
+                    SimFault::Kill(Target::ShardLeaders)
+                    | SimFault::Pause(Target::ShardLeaders) => "every shard's leader",
+                    SimFault::Kill(Target::ShardLeader(_))
+                    | SimFault::Power(Target::ShardLeader(_)) => "a shard's leader",
+                    SimFault::Partition(Partition::BetweenShards { a, b }) => {
+                        assert!(a < b && b <= 3);
+                        "between shards"
+                    }
+                    SimFault::Partition(Partition::IsolateShardLeader { .. }) => "isolate",
+                    SimFault::Partition(Partition::Halves { minority }) => {
+                        assert!(minority.len() == 1 && same_shard(&minority));
+                        "split a shard"
+                    }
+                    SimFault::Clock { .. } | SimFault::Disk { .. } => "one replica",
+                    _ => "other leader faults",
+                };
+                shapes.insert(shape);
+            }
+        }
+        for shape in [
+            "everything",
+            "minority of a shard",
+            "every shard's leader",
+            "a shard's leader",
+            "between shards",
+            "isolate",
+            "split a shard",
+            "one replica",
+        ] {
+            assert!(shapes.contains(shape), "{shape} never drawn: {shapes:?}");
+        }
+    }
+
+    #[test]
+    fn a_sharded_world_resolves_shard_leaders_and_cuts_two_shards_apart() {
+        let mut sim = Sim::new(sim::SimOptions::sharded(2, 3, 1));
+        assert!(sim.run_until(5_000, |s| s
+            .shards()
+            .iter()
+            .all(|&x| s.leader_of(x).is_some())));
+        let mut nemesis = SimNemesis::default();
+        let leaders: Vec<NodeId> = sim
+            .shards()
+            .into_iter()
+            .filter_map(|s| sim.leader_of(s))
+            .collect();
+        let events = nemesis.apply(&mut sim, Some(&SimFault::Pause(Target::ShardLeaders)));
+        assert_eq!(events[0].value["nodes"], json!(names(&leaders)));
+        assert!(leaders.iter().all(|&l| sim.node(l).is_paused()));
+        let cut = SimFault::Partition(Partition::BetweenShards { a: 1, b: 2 });
+        nemesis.apply(&mut sim, Some(&cut));
+        assert!(
+            leaders.iter().all(|&l| !sim.node(l).is_paused()),
+            "healed first"
+        );
+        let cuts = sim.cuts();
+        assert_eq!(
+            cuts.len(),
+            2 * 3 * 3,
+            "every link between the shards, both ways"
+        );
+        assert!(cuts
+            .iter()
+            .all(|(a, b)| sim.shard_of(*a) != sim.shard_of(*b)));
+    }
+}
