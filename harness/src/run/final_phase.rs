@@ -269,11 +269,16 @@ impl Probing<'_> {
     }
 }
 
+/// Whether a probe read what it asked for: a balance, or the bank (a sharded bank's
+/// `read_all` answers with a snapshot).
 fn read_something(outcome: &Submitted) -> bool {
     matches!(
         outcome,
         Submitted::Executed { reply, .. }
-            if matches!(reply.result, OpResult::Balance { .. } | OpResult::Balances { .. })
+            if matches!(
+                reply.result,
+                OpResult::Balance { .. } | OpResult::Balances { .. } | OpResult::Snapshot { .. }
+            )
     )
 }
 
@@ -649,5 +654,31 @@ mod tests {
             ids.windows(2).all(|w| w[0] < w[1]),
             "fresh request ids: {ids:?}"
         );
+    }
+
+    #[test]
+    fn a_snapshot_or_a_balance_answers_a_probe_and_a_lock_conflict_does_not() {
+        let executed = |result| Submitted::Executed {
+            node: NodeId(1),
+            reply: replica::bank::Reply {
+                exec_index: 1,
+                result,
+            },
+        };
+        let snapshot = OpResult::Snapshot {
+            balances: BTreeMap::new(),
+            positions: BTreeMap::new(),
+        };
+        assert!(read_something(&executed(snapshot)));
+        assert!(read_something(&executed(OpResult::Balance { balance: 3 })));
+        let locked = OpResult::LockConflict {
+            account: "A".into(),
+        };
+        assert!(!read_something(&executed(locked)));
+        let unknown = Submitted::Unknown {
+            last_error: "timeout".into(),
+            last_node: None,
+        };
+        assert!(!read_something(&unknown));
     }
 }
