@@ -137,9 +137,15 @@ struct RunArgs {
     /// Total operations per second over all clients (default: closed loop).
     #[arg(long, allow_negative_numbers = true)]
     rate: Option<f64>,
-    /// Faults to inject: a comma-separated subset of kill,pause,partition, or none.
-    #[arg(long, default_value = "kill,pause,partition", value_parser = parse_nemesis)]
-    nemesis: Families,
+    /// Faults to inject: a comma-separated subset of kill,pause,partition,isolate-follower,
+    /// crash-coordinator, or none (default: kill,pause,partition; a sharded run adds
+    /// crash-coordinator when replica-bugs is found).
+    #[arg(long, value_parser = parse_nemesis)]
+    nemesis: Option<Families>,
+    /// With --shards and crash-coordinator: the replica built with failpoints (default:
+    /// replica-bugs beside the replica binary).
+    #[arg(long)]
+    replica_bugs_bin: Option<PathBuf>,
     /// Time between a fault and its heal, and between a heal and the next fault.
     #[arg(long, value_parser = parse_duration)]
     nemesis_interval: Option<Duration>,
@@ -329,7 +335,10 @@ impl RunArgs {
             clients: self.clients,
             time_ms: ms(self.time),
             rate: self.rate,
-            nemesis: self.nemesis.0.clone(),
+            nemesis: self
+                .nemesis
+                .as_ref()
+                .map_or_else(|| RunParams::default().nemesis, |f| f.0.clone()),
             nemesis_interval_ms: self
                 .nemesis_interval
                 .map_or(DEFAULT_NEMESIS_INTERVAL_MS, ms),
@@ -350,6 +359,25 @@ impl RunArgs {
         let mut params = params;
         self.shards.apply(&mut params);
         common_options(&self.common, params, self.seed.unwrap_or_else(random_seed))
+    }
+}
+
+impl RunArgs {
+    /// [`RunArgs::options`] with a sharded run's fault set and replica binary settled (see
+    /// [`harness::run::resolve_sharded_faults`]).
+    fn resolved_options(&self) -> Result<RunOptions, RunError> {
+        let mut opts = self.options();
+        let bugs_bin = self.replica_bugs_bin.clone().unwrap_or_else(|| {
+            let beside = opts.replica_bin.with_file_name("replica-bugs");
+            if beside.is_file() {
+                beside
+            } else {
+                harness::run::zoo::default_bugs_bin()
+            }
+        });
+        let families = self.nemesis.as_ref().map(|f| f.0.clone());
+        harness::run::resolve_sharded_faults(&mut opts, families, &bugs_bin)?;
+        Ok(opts)
     }
 }
 
@@ -520,7 +548,7 @@ async fn scenario(args: &ScenarioArgs) -> anyhow::Result<i32> {
 }
 
 async fn campaign(args: &CampaignArgs) -> anyhow::Result<i32> {
-    let opts = args.run.options();
+    let opts = args.run.resolved_options()?;
     harness::run::validate(&opts.params)?;
     warn_about(&opts.params);
     let runs = match (args.runs, args.until_failure) {
@@ -611,7 +639,7 @@ async fn zoo(args: &ZooArgs) -> anyhow::Result<i32> {
 }
 
 async fn run_one(args: &RunArgs) -> anyhow::Result<i32> {
-    let opts = args.options();
+    let opts = args.resolved_options()?;
     harness::run::validate(&opts.params)?;
     warn_about(&opts.params);
     let summary = run_campaign(&opts).await?;
@@ -766,11 +794,13 @@ mod tests {
         assert!(cli.command.is_none());
         assert_eq!(cli.run.time, Duration::from_secs(10));
         assert_eq!(
-            cli.run.nemesis.0,
+            cli.run.options().params.nemesis,
             vec![FaultFamily::Kill, FaultFamily::Pause]
         );
         let cli = Cli::try_parse_from(["harness", "run", "--nemesis", "none"]).unwrap();
-        assert!(matches!(cli.command, Some(Command::Run(ref a)) if a.nemesis.0.is_empty()));
+        assert!(
+            matches!(cli.command, Some(Command::Run(ref a)) if a.options().params.nemesis.is_empty())
+        );
         assert!(Cli::try_parse_from(["harness", "scenario", "x.csv", "--interactive"]).is_ok());
         assert!(Cli::try_parse_from(["harness", "--nemesis", "meteor"]).is_err());
     }

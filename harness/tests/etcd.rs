@@ -43,7 +43,7 @@ fn seed_with_every_fault(params: &RunParams) -> u64 {
                     Action::Start(Fault::Kill(_)) => Some("kill"),
                     Action::Start(Fault::Pause(_)) => Some("pause"),
                     Action::Start(Fault::Partition(_)) => Some("partition"),
-                    Action::Heal => None,
+                    Action::Start(Fault::CrashCoordinator { .. }) | Action::Heal => None,
                 })
                 .collect();
             kinds.len() == 3

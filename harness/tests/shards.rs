@@ -84,3 +84,44 @@ async fn a_short_sharded_fault_campaign_passes_the_sharded_checker() {
         "the shards were cut apart"
     );
 }
+
+/// Coordinators crashed by failpoints (`replica-bugs`, no bug planted): the sharded bank stays
+/// valid, every transaction ends after the heal (the liveness check applies), and the history
+/// shows the failpoints armed and firing. ~10 s of workload.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinators_crashed_at_failpoints_leave_a_valid_live_bank() {
+    let out = tempfile::tempdir().unwrap();
+    let params = RunParams {
+        nemesis: vec![FaultFamily::CrashCoordinator],
+        ..params()
+    };
+    let mut opts = common::options(out.path(), 11, params);
+    opts.replica_bin = common::replica_bugs_bin();
+    let summary = run_campaign(&opts).await.unwrap();
+    let dir = &summary.dir;
+    let results = std::fs::read_to_string(dir.join("results.json")).unwrap();
+    assert_eq!(summary.exit_code, 0, "{summary:#?}\n{results}");
+    assert!(
+        !summary.notes.iter().any(|n| n.contains("never got an answer")),
+        "every probe after the heal read its account or the bank: {:?}",
+        summary.notes
+    );
+    let results: Value = serde_json::from_str(&results).unwrap();
+    let liveness = &results["checks"]["liveness"];
+    assert_eq!(liveness["valid"], true, "{liveness}");
+    let watched = &liveness["counts"]["operations watched"];
+    assert!(watched.as_u64().is_some_and(|n| n > 0), "{liveness}");
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap();
+    let nemesis: Vec<Value> = history
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["process"] == "nemesis")
+        .collect();
+    let has = |f: &str| nemesis.iter().any(|e| e["f"] == f);
+    assert!(has("arm-failpoint"), "{nemesis:#?}");
+    assert!(has("crash"), "no failpoint fired: {nemesis:#?}");
+    assert!(has("stable"), "{nemesis:#?}");
+    let run_toml = std::fs::read_to_string(dir.join("run.toml")).unwrap();
+    assert!(run_toml.contains("crash-coordinator"), "{run_toml}");
+    assert!(run_toml.contains("liveness_bound_ms"), "{run_toml}");
+}

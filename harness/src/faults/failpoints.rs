@@ -17,11 +17,12 @@
 //! fault that cannot start is a `skip` with a `reason`: no leader, or a replica that refused to
 //! arm (only `replica-bugs` arms failpoints).
 //!
-//! Wiring (for the sharded run): draw `crash-coordinator` only when the run is sharded and
-//! [`replica_arms_failpoints`] holds for the replica binary; at the fault's start call
-//! [`CrashCoordinator::start`] with a [`ShardLeaders`] and the run's control transport, at its
-//! heal [`CrashCoordinator::heal`] with the target (any [`Target`] is a [`Processes`]); or
-//! [`CrashCoordinator::run`] for both at once.
+//! Wiring: the sharded schedule draws the shard and the failpoint (`Fault::CrashCoordinator`),
+//! only when [`replica_arms_failpoints`] holds for the run's replica binary; the nemesis
+//! arms it at the fault's start ([`CrashCoordinator::arm`], on the shard's leader then, over
+//! the target's control transport) and ends it at the heal ([`CrashCoordinator::finish`]: the
+//! fault's interval is the time it has to fire). [`CrashCoordinator::run`] does a whole fault
+//! with its own draw and wait.
 
 use crate::cluster::transport::Transport;
 use crate::cluster::ReplicaState;
@@ -141,6 +142,19 @@ impl CrashCoordinator {
             skip(recorder, format!("no leader of shard {shard} to arm"));
             return None;
         };
+        self.arm(shard, node, failpoint, arm, recorder).await
+    }
+
+    /// Arms `failpoint` on `node`, the leader of `shard` (a fault whose shard and failpoint the
+    /// schedule drew). `None` (recorded as a skip) when the replica refuses.
+    pub async fn arm(
+        &mut self,
+        shard: ShardId,
+        node: NodeId,
+        failpoint: Failpoint,
+        arm: &dyn Transport,
+        recorder: &Recorder,
+    ) -> Option<Armed> {
         let request = ClientRequest::ArmFailpoint {
             name: failpoint.name().to_string(),
             once: true,
@@ -191,22 +205,37 @@ impl CrashCoordinator {
             return Ok(None);
         };
         let deadline = armed.at + self.fire_within;
-        let (node, name) = (armed.node.to_string(), armed.failpoint.name());
-        let ended = loop {
-            if processes.is_down(armed.node) {
-                recorder.nemesis("crash", json!({"nodes": [node], "failpoint": name}));
-                break Ended::Fired;
-            }
-            if Instant::now() >= deadline {
-                processes.kill(armed.node)?;
-                let reason = format!("{name} did not fire within {:?}", self.fire_within);
-                recorder.nemesis(
-                    "kill",
-                    json!({"nodes": [node], "failpoint": name, "reason": reason}),
-                );
-                break Ended::Killed;
-            }
+        while !processes.is_down(armed.node) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.armed = Some(armed);
+        self.finish(processes, recorder)
+    }
+
+    /// Ends the fault in force, if any, without waiting (the nemesis's heal, after the fault's
+    /// interval): a process that died of the failpoint is recorded as its `crash`, one still
+    /// running is SIGKILLed (so the failpoint can never fire later); either is restarted.
+    pub fn finish<P: Processes + ?Sized>(
+        &mut self,
+        processes: &mut P,
+        recorder: &Recorder,
+    ) -> Result<Option<Ended>, TargetError> {
+        let Some(armed) = self.armed.take() else {
+            return Ok(None);
+        };
+        let (node, name) = (armed.node.to_string(), armed.failpoint.name());
+        let ended = if processes.is_down(armed.node) {
+            recorder.nemesis("crash", json!({"nodes": [node], "failpoint": name}));
+            Ended::Fired
+        } else {
+            processes.kill(armed.node)?;
+            let waited = armed.at.elapsed();
+            let reason = format!("{name} did not fire within {waited:.1?}");
+            recorder.nemesis(
+                "kill",
+                json!({"nodes": [node], "failpoint": name, "reason": reason}),
+            );
+            Ended::Killed
         };
         processes.start(armed.node)?;
         recorder.nemesis("restart", json!({"nodes": [node]}));

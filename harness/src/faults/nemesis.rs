@@ -8,13 +8,17 @@
 //!
 //! On a sharded bank the shard shapes resolve through the target's shards: "every shard's
 //! leader" and "shard k's leader" when the fault starts ([`System::shard_leaders`]), and the
-//! links between two shards' replicas ([`System::node_shards`]).
+//! links between two shards' replicas ([`System::node_shards`]); `crash-coordinator` arms a
+//! failpoint on a shard's leader at the start and, at the heal, restarts that replica whether
+//! the failpoint fired (a `crash`) or not (a `kill`), see [`crate::faults::failpoints`].
 
 use crate::cluster::relay::{Link, Peer};
+use crate::faults::failpoints::CrashCoordinator;
 use crate::faults::schedule::{shard_partition_cuts, Action, Fault, Partition, Step, Target};
 use crate::run::record::Recorder;
 use crate::targets::{Target as System, TargetError};
-use replica::types::NodeId;
+use replica::failpoints::Failpoint;
+use replica::types::{NodeId, ShardId};
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
 use tokio::time::Instant;
@@ -27,6 +31,8 @@ enum Active {
     Killed(Vec<NodeId>),
     Paused(Vec<NodeId>),
     Partitioned,
+    /// A failpoint armed on a shard's leader ([`Nemesis::crash`] holds it).
+    Armed,
 }
 
 /// The current fault in words, for the progress display.
@@ -36,6 +42,8 @@ pub struct Nemesis {
     recorder: Arc<Recorder>,
     active: Active,
     label: FaultLabel,
+    /// The `crash-coordinator` fault's state: what is armed, where.
+    crash: CrashCoordinator,
     /// Faults started (for reports).
     pub faults: u32,
 }
@@ -47,6 +55,7 @@ impl Nemesis {
             recorder,
             active: Active::Nothing,
             label,
+            crash: CrashCoordinator::new(0, CrashCoordinator::DEFAULT_FIRE_WITHIN),
             faults: 0,
         }
     }
@@ -151,8 +160,47 @@ impl Nemesis {
                 set_label(&self.label, &fault.to_string());
                 self.active = Active::Partitioned;
             }
+            Fault::CrashCoordinator { shard, failpoint } => {
+                if self.arm(cluster, *shard, failpoint).await {
+                    set_label(&self.label, &fault.to_string());
+                    self.active = Active::Armed;
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Arms `failpoint` on `shard`'s leader now; false (and a recorded skip) when there is
+    /// none, the target cannot arm, or the replica refuses.
+    async fn arm(&mut self, cluster: &mut dyn System, shard: u32, failpoint: &str) -> bool {
+        let skip = |reason: String| {
+            let value = json!({"fault": "crash-coordinator", "reason": reason});
+            self.recorder.nemesis("skip", value);
+            false
+        };
+        let Some(point) = Failpoint::from_name(failpoint) else {
+            return skip(format!(
+                "no failpoint {failpoint:?}: expected one of {}",
+                Failpoint::names()
+            ));
+        };
+        let Some(transport) = cluster.control() else {
+            return skip(format!(
+                "the {} target has no failpoints",
+                cluster.kind().name()
+            ));
+        };
+        let Some(&node) = cluster.shard_leaders().await.get(&shard) else {
+            return skip(format!("no leader of shard {shard} to arm"));
+        };
+        let armed = self.crash.arm(
+            ShardId(shard),
+            node,
+            point,
+            transport.as_ref(),
+            &self.recorder,
+        );
+        armed.await.is_some()
     }
 
     /// Undoes what is in force.
@@ -176,6 +224,9 @@ impl Nemesis {
             Active::Partitioned => {
                 cluster.set_cuts(&[]);
                 self.recorder.nemesis("heal", json!({"cuts": []}));
+            }
+            Active::Armed => {
+                self.crash.finish(cluster, &self.recorder)?;
             }
         }
         set_label(&self.label, "none");

@@ -13,12 +13,14 @@
 //! A sharded bank gets its own draw ([`generate_sharded`]): kills and pauses hit shard leaders
 //! (every shard's at once, or one shard's) or a minority of one shard, partitions cut every
 //! link between two shards (two-phase commit's messages), isolate one shard's leader, or split
-//! one shard. A classic cluster's schedule is drawn exactly as before.
+//! one shard, and `crash-coordinator` arms a drawn failpoint on a drawn shard's leader. A
+//! classic cluster's schedule is drawn exactly as before.
 
 use crate::cluster::relay::{Link, Peer};
 use crate::run::rng;
 use rand::seq::SliceRandom;
 use rand::Rng;
+use replica::failpoints::Failpoint;
 use replica::types::NodeId;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -37,6 +39,10 @@ pub enum FaultFamily {
     /// which a node serves stale local reads, if it does (etcd's serializable reads do).
     #[serde(rename = "isolate-follower")]
     IsolateFollower,
+    /// A shard's leader crashed at a named step of two-phase commit by an armed failpoint
+    /// (sharded runs on `replica-bugs` only: see [`crate::faults::failpoints`]).
+    #[serde(rename = "crash-coordinator")]
+    CrashCoordinator,
 }
 
 impl FromStr for FaultFamily {
@@ -47,8 +53,10 @@ impl FromStr for FaultFamily {
             "pause" => Ok(FaultFamily::Pause),
             "partition" => Ok(FaultFamily::Partition),
             "isolate-follower" => Ok(FaultFamily::IsolateFollower),
+            "crash-coordinator" => Ok(FaultFamily::CrashCoordinator),
             other => Err(format!(
-                "unknown fault {other:?}: expected kill, pause, partition, isolate-follower or none"
+                "unknown fault {other:?}: expected kill, pause, partition, isolate-follower, \
+                 crash-coordinator or none"
             )),
         }
     }
@@ -112,6 +120,12 @@ pub enum Fault {
     Kill(Target),
     Pause(Target),
     Partition(Partition),
+    /// Arm `failpoint` (a [`Failpoint`] name) on the leader of `shard` when the fault starts;
+    /// the heal restarts it, crashed or not.
+    CrashCoordinator {
+        shard: u32,
+        failpoint: String,
+    },
 }
 
 impl fmt::Display for Fault {
@@ -153,6 +167,9 @@ impl fmt::Display for Fault {
             }
             Fault::Partition(Partition::IsolateShardLeader { shard }) => {
                 write!(f, "partition isolate shard {shard}'s leader")
+            }
+            Fault::CrashCoordinator { shard, failpoint } => {
+                write!(f, "crash shard {shard}'s leader at {failpoint}")
             }
         }
     }
@@ -283,6 +300,16 @@ fn draw_sharded_fault(
             },
         }),
         FaultFamily::IsolateFollower => Fault::Partition(Partition::IsolateFollower),
+        FaultFamily::CrashCoordinator => draw_crash(rng, shard),
+    }
+}
+
+/// A failpoint to arm on `shard`'s leader.
+fn draw_crash(rng: &mut (impl Rng + ?Sized), shard: u32) -> Fault {
+    let failpoint = Failpoint::ALL[rng.gen_range(0..Failpoint::ALL.len())];
+    Fault::CrashCoordinator {
+        shard,
+        failpoint: failpoint.name().to_string(),
     }
 }
 
@@ -310,6 +337,9 @@ fn draw_fault(rng: &mut impl Rng, family: FaultFamily, nodes: &[NodeId]) -> Faul
         FaultFamily::Pause => Fault::Pause(draw_target(rng, nodes)),
         FaultFamily::Partition => Fault::Partition(draw_partition(rng, nodes)),
         FaultFamily::IsolateFollower => Fault::Partition(Partition::IsolateFollower),
+        // A classic cluster is shard 1 of one; `validate` refuses the family there, as no
+        // two-phase commit would ever reach the failpoint.
+        FaultFamily::CrashCoordinator => draw_crash(rng, 1),
     }
 }
 
@@ -743,5 +773,45 @@ mod tests {
             .all(|(x, y)| *x == Peer::Node(NodeId(5)) || *y == Peer::Node(NodeId(5))));
         let unknown = shard_partition_cuts(&isolate, &nodes, &node_shards, &BTreeMap::new(), None);
         assert!(unknown.is_empty(), "no leader known: nothing cut");
+    }
+
+    #[test]
+    fn crash_coordinator_arms_every_failpoint_on_every_shard_and_only_when_asked() {
+        let shards = three_by_three();
+        let with = [FaultFamily::Kill, FaultFamily::CrashCoordinator];
+        let steps = generate_sharded(
+            5,
+            &shards,
+            &with,
+            Duration::from_millis(10),
+            Duration::from_secs(30),
+        );
+        let mut drawn = BTreeSet::new();
+        for step in &steps {
+            if let Action::Start(Fault::CrashCoordinator { shard, failpoint }) = &step.action {
+                assert!(Failpoint::from_name(failpoint).is_some(), "{failpoint}");
+                drawn.insert((*shard, failpoint.clone()));
+            }
+        }
+        assert_eq!(drawn.len(), 3 * Failpoint::ALL.len(), "{drawn:?}");
+        let without = generate_sharded(
+            5,
+            &shards,
+            &ALL,
+            Duration::from_millis(10),
+            Duration::from_secs(30),
+        );
+        assert!(!without
+            .iter()
+            .any(|s| matches!(s.action, Action::Start(Fault::CrashCoordinator { .. }))));
+        assert_eq!(
+            parse_families("kill,crash-coordinator").unwrap(),
+            vec![FaultFamily::Kill, FaultFamily::CrashCoordinator]
+        );
+        let named = serde_json::to_value(FaultFamily::CrashCoordinator).unwrap();
+        assert_eq!(
+            named, "crash-coordinator",
+            "run.toml spells it as --nemesis does"
+        );
     }
 }

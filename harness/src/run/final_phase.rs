@@ -7,6 +7,11 @@
 //! client operation like any other, recorded in the history, so conservation and order are
 //! checked on it too; the executed logs are paged (`FetchExecuted`) because a long run's log does
 //! not fit in one frame.
+//!
+//! A sharded bank adds a liveness promise: once healed and led, it records a nemesis `stable`
+//! event, writes `liveness_bound_ms` to run.toml, and probes every account (and the
+//! cross-shard snapshot) until each read succeeds or the bound has passed, so a lock never
+//! released shows as a `lock-conflict` after the bound: the checker's `stall`.
 
 use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use crate::cluster::journal::{JournalCollector, JournalError};
@@ -14,7 +19,7 @@ use crate::cluster::transport::Transport;
 use crate::cluster::Cluster;
 use crate::faults::nemesis::Nemesis;
 use crate::run::record::Recorder;
-use replica::bank::{Command, Op};
+use replica::bank::{Command, Op, OpResult};
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::types::{ClientId, NodeId, RequestId};
 use serde_json::json;
@@ -75,7 +80,8 @@ pub async fn settle_and_fetch(
     collector: &mut JournalCollector,
 ) -> Result<Vec<String>, JournalError> {
     let mut notes = Vec::new();
-    if let Err(e) = cluster.wait_for_leader(timeouts.leader).await {
+    let led = cluster.wait_for_leader(timeouts.leader).await;
+    if let Err(e) = &led {
         notes.push(format!("after healing: {e}"));
     }
     if !cluster.wait_for_quiet(timeouts.quiet).await {
@@ -85,6 +91,26 @@ pub async fn settle_and_fetch(
         ));
     }
     let control = cluster.control();
+    if cluster.is_sharded() && led.is_ok() {
+        let probes = shard_probes(cluster);
+        let first = first_process + cluster.nodes().len() as u64;
+        notes.extend(declare_stable(cluster.dir(), recorder, LIVENESS_BOUND));
+        let until = Instant::now() + LIVENESS_BOUND + PROBE_MARGIN;
+        let probe = Probing {
+            transport: control.as_ref(),
+            recorder,
+            first_process: first,
+            policy,
+            op_timeout: LIVENESS_BOUND,
+        };
+        let unanswered = probe.until_answered(&probes, until).await;
+        if !unanswered.is_empty() {
+            notes.push(format!(
+                "after the heal, {} never got an answer but a lock conflict or a timeout",
+                unanswered.join(", ")
+            ));
+        }
+    }
     // A sharded bank has no cross-shard snapshot to read yet (one shard's read_all would
     // rightly be judged a torn snapshot): each replica reads an account of its shard instead.
     if cluster.is_sharded() {
@@ -116,6 +142,152 @@ pub async fn settle_and_fetch(
     );
     collector.remove_files();
     Ok(notes)
+}
+
+/// How long after the `stable` event a sharded bank owes every operation an answer (and every
+/// transaction in flight its end): well above the replicas' 1 s vote timeout plus resends.
+pub const LIVENESS_BOUND: Duration = Duration::from_millis(5_000);
+/// How long the liveness probe goes on past the bound, so that a lock never released meets a
+/// read invoked after the bound (the checker's `stall`).
+const PROBE_MARGIN: Duration = Duration::from_millis(1_500);
+/// Between two rounds of the probe.
+const PROBE_PAUSE: Duration = Duration::from_millis(200);
+
+/// Records the nemesis `stable` event (everything healed, every shard led: from here the
+/// liveness promise holds) and writes `liveness_bound_ms` at run.toml's top level, where the
+/// checker's liveness check reads it. Returns notes on what could not be written.
+pub fn declare_stable(dir: &Path, recorder: &Recorder, bound: Duration) -> Vec<String> {
+    let bound_ms = crate::run::ms(bound);
+    let mut notes = Vec::new();
+    if let Err(e) = write_liveness_bound(&dir.join("run.toml"), bound_ms) {
+        notes.push(format!("liveness is not judged: {e}"));
+    }
+    recorder.nemesis("stable", json!({"liveness_bound_ms": bound_ms}));
+    notes
+}
+
+/// Sets `liveness_bound_ms` at the top level of the run.toml at `path`.
+fn write_liveness_bound(path: &Path, bound_ms: u64) -> Result<(), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut table: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{} is not TOML: {e}", path.display()))?;
+    let bound = i64::try_from(bound_ms).unwrap_or(i64::MAX);
+    table.insert("liveness_bound_ms".into(), toml::Value::Integer(bound));
+    let text = toml::to_string_pretty(&table)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// One operation of the liveness probe and the replicas it goes through.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    pub op: Op,
+    pub group: Vec<NodeId>,
+}
+
+/// The sharded bank's probe: a `read` of every account through its shard, and a `read_all`
+/// (the cross-shard snapshot, coordinated by shard 1, as the clients route it).
+pub fn shard_probes(cluster: &Cluster) -> Vec<Probe> {
+    let map = cluster.config().shard_map();
+    let members = cluster.shard_members();
+    let group = |shard: u32| members.get(&shard).cloned().unwrap_or_default();
+    let mut probes: Vec<Probe> = cluster
+        .config()
+        .accounts
+        .iter()
+        .filter_map(|a| {
+            let shard = map.shard_of_account(a)?;
+            Some(Probe {
+                op: Op::Read { account: a.clone() },
+                group: group(shard.0),
+            })
+        })
+        .collect();
+    probes.push(Probe {
+        op: Op::ReadAll,
+        group: group(1),
+    });
+    probes
+}
+
+/// Runs probes as client operations (probe k is process `first_process + k`), each with a
+/// fresh request id, recorded in the history.
+pub struct Probing<'a> {
+    pub transport: &'a dyn Transport,
+    pub recorder: &'a Recorder,
+    pub first_process: u64,
+    pub policy: RetryPolicy,
+    /// One operation's deadline.
+    pub op_timeout: Duration,
+}
+
+impl Probing<'_> {
+    /// Submits every probe, again and again, until each has been answered with a balance or
+    /// `until` passes; returns the probes never answered so (as text). A lock that is never
+    /// released thus meets reads invoked after the liveness bound.
+    pub async fn until_answered(&self, probes: &[Probe], until: Instant) -> Vec<String> {
+        let hints: Vec<LeaderHint> = probes.iter().map(|_| LeaderHint::default()).collect();
+        let mut requests = vec![0u64; probes.len()];
+        let mut pending: Vec<usize> = (0..probes.len()).collect();
+        loop {
+            let mut still = Vec::new();
+            for k in pending {
+                requests[k] += 1;
+                let process = self.first_process + k as u64;
+                let command = Command {
+                    client: ClientId(process),
+                    request: RequestId(requests[k]),
+                    op: probes[k].op.clone(),
+                };
+                self.recorder.invoke(process, &command);
+                let deadline = Instant::now() + self.op_timeout;
+                let group = &probes[k].group;
+                let outcome = submit(
+                    self.transport,
+                    group,
+                    &hints[k],
+                    &command,
+                    0,
+                    deadline,
+                    self.policy,
+                )
+                .await;
+                self.recorder.complete(process, &command, &outcome);
+                if !read_something(&outcome) {
+                    still.push(k);
+                }
+            }
+            pending = still;
+            if pending.is_empty() || Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(PROBE_PAUSE).await;
+        }
+        pending.iter().map(|&k| describe(&probes[k].op)).collect()
+    }
+}
+
+/// Whether a probe read what it asked for: a balance, or the bank (a sharded bank's
+/// `read_all` answers with a snapshot).
+fn read_something(outcome: &Submitted) -> bool {
+    matches!(
+        outcome,
+        Submitted::Executed { reply, .. }
+            if matches!(
+                reply.result,
+                OpResult::Balance { .. } | OpResult::Balances { .. } | OpResult::Snapshot { .. }
+            )
+    )
+}
+
+fn describe(op: &Op) -> String {
+    match op {
+        Op::Read { account } => format!("the read of {account}"),
+        Op::ReadAll => "the read_all".to_string(),
+        Op::Transfer { from, to, .. } => format!("the transfer from {from} to {to}"),
+    }
 }
 
 /// A `read_all` submitted through each replica in turn, recorded as client operations.
@@ -322,5 +494,191 @@ mod tests {
         assert_eq!(n1.balances.as_ref().unwrap()["A"], 10);
         assert!(state.nodes["n3"].error.is_some());
         assert!(state.nodes["n3"].balances.is_none());
+    }
+
+    /// The fake cluster, except that account B stays locked for ever.
+    struct LockedB(FakeCluster);
+
+    impl Transport for LockedB {
+        fn call(
+            &self,
+            node: NodeId,
+            request: ClientRequest,
+            timeout: Duration,
+        ) -> crate::cluster::transport::CallFuture<'_> {
+            if let ClientRequest::Submit(Command {
+                op: Op::Read { account },
+                ..
+            }) = &request
+            {
+                if account == "B" {
+                    let result = OpResult::LockConflict {
+                        account: account.clone(),
+                    };
+                    let reply = replica::bank::Reply {
+                        exec_index: 1,
+                        result,
+                    };
+                    return Box::pin(async move { Ok(ClientResponse::Reply { node, reply }) });
+                }
+            }
+            self.0.call(node, request, timeout)
+        }
+    }
+
+    fn probes(accounts: &[String], group: &[NodeId]) -> Vec<Probe> {
+        let mut probes: Vec<Probe> = accounts
+            .iter()
+            .map(|a| Probe {
+                op: Op::Read { account: a.clone() },
+                group: group.to_vec(),
+            })
+            .collect();
+        probes.push(Probe {
+            op: Op::ReadAll,
+            group: group.to_vec(),
+        });
+        probes
+    }
+
+    fn history(path: &Path) -> Vec<serde_json::Value> {
+        let text = std::fs::read_to_string(path).unwrap();
+        text.lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn stable_is_recorded_and_the_bound_lands_at_run_toml_top_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let run_toml = dir.path().join("run.toml");
+        std::fs::write(&run_toml, "seed = 1\n\n[params]\nnodes = 6\n").unwrap();
+        let path = dir.path().join("h.jsonl");
+        let recorder = Recorder::create(&path, std::time::Instant::now()).unwrap();
+        let notes = declare_stable(dir.path(), &recorder, Duration::from_millis(4_321));
+        recorder.close();
+        assert!(notes.is_empty(), "{notes:?}");
+        let table: toml::Table = std::fs::read_to_string(&run_toml).unwrap().parse().unwrap();
+        assert_eq!(table["liveness_bound_ms"].as_integer(), Some(4_321));
+        assert_eq!(
+            table["params"]["nodes"].as_integer(),
+            Some(6),
+            "the rest is kept"
+        );
+        let events = history(&path);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0]["process"], "nemesis");
+        assert_eq!(events[0]["f"], "stable");
+        // Without a run.toml the bound cannot be written, and the note says so.
+        let elsewhere = tempfile::tempdir().unwrap();
+        let notes = declare_stable(elsewhere.path(), &recorder, LIVENESS_BOUND);
+        assert!(notes[0].contains("not judged"), "{notes:?}");
+    }
+
+    #[tokio::test]
+    async fn the_probe_reads_every_account_once_when_nothing_is_locked() {
+        let accounts = account_names(3);
+        let fake = FakeCluster::new(3, &accounts, 10);
+        let nodes: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let recorder = Recorder::create(&path, std::time::Instant::now()).unwrap();
+        let probing = Probing {
+            transport: &fake,
+            recorder: &recorder,
+            first_process: 20,
+            policy: RetryPolicy::default(),
+            op_timeout: Duration::from_secs(5),
+        };
+        let until = Instant::now() + Duration::from_secs(60);
+        let unanswered = probing
+            .until_answered(&probes(&accounts, &nodes), until)
+            .await;
+        recorder.close();
+        assert!(unanswered.is_empty(), "{unanswered:?}");
+        let events = history(&path);
+        assert_eq!(events.len(), 2 * 4, "one invoke and one ok per probe");
+        let processes: std::collections::BTreeSet<u64> = events
+            .iter()
+            .filter_map(|e| e["process"].as_u64())
+            .collect();
+        assert_eq!(processes, (20..24).collect());
+        assert!(events
+            .iter()
+            .all(|e| e["type"] == "invoke" || e["type"] == "ok"));
+    }
+
+    #[tokio::test]
+    async fn a_lock_never_released_is_read_again_until_the_deadline_and_reported() {
+        let accounts = account_names(3);
+        let locked = LockedB(FakeCluster::new(3, &accounts, 10));
+        let nodes: Vec<NodeId> = (1..=3).map(NodeId).collect();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.jsonl");
+        let recorder = Recorder::create(&path, std::time::Instant::now()).unwrap();
+        let probing = Probing {
+            transport: &locked,
+            recorder: &recorder,
+            first_process: 20,
+            policy: RetryPolicy::default(),
+            op_timeout: Duration::from_secs(5),
+        };
+        let until = Instant::now() + 5 * PROBE_PAUSE;
+        let unanswered = probing
+            .until_answered(&probes(&accounts, &nodes), until)
+            .await;
+        recorder.close();
+        assert!(
+            Instant::now() >= until,
+            "the probe went on until its deadline"
+        );
+        assert_eq!(unanswered, ["the read of B"]);
+        let events = history(&path);
+        let invokes_of = |process: u64| {
+            events
+                .iter()
+                .filter(|e| e["process"] == process && e["type"] == "invoke")
+                .count()
+        };
+        assert_eq!(invokes_of(20), 1, "A was read once");
+        assert!(invokes_of(21) >= 2, "B was read again and again");
+        let last_b = events.iter().rev().find(|e| e["process"] == 21).unwrap();
+        assert_eq!(last_b["type"], "fail");
+        assert_eq!(last_b["value"]["error"], "lock-conflict");
+        let ids: Vec<u64> = events
+            .iter()
+            .filter(|e| e["process"] == 21 && e["type"] == "invoke")
+            .filter_map(|e| e["request_id"].as_u64())
+            .collect();
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "fresh request ids: {ids:?}"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_or_a_balance_answers_a_probe_and_a_lock_conflict_does_not() {
+        let executed = |result| Submitted::Executed {
+            node: NodeId(1),
+            reply: replica::bank::Reply {
+                exec_index: 1,
+                result,
+            },
+        };
+        let snapshot = OpResult::Snapshot {
+            balances: BTreeMap::new(),
+            positions: BTreeMap::new(),
+        };
+        assert!(read_something(&executed(snapshot)));
+        assert!(read_something(&executed(OpResult::Balance { balance: 3 })));
+        let locked = OpResult::LockConflict {
+            account: "A".into(),
+        };
+        assert!(!read_something(&executed(locked)));
+        let unknown = Submitted::Unknown {
+            last_error: "timeout".into(),
+            last_node: None,
+        };
+        assert!(!read_something(&unknown));
     }
 }

@@ -20,6 +20,7 @@ use crate::clients::worker::{pace_for, spawn_workers, WorkerContext};
 use crate::clients::workload::{account_names, ShardMix};
 use crate::cluster::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
 use crate::cluster::{Cluster, ClusterError};
+use crate::faults::failpoints;
 use crate::faults::nemesis::{FaultLabel, Nemesis};
 use crate::faults::schedule::{self, FaultFamily, Step};
 use crate::run::final_phase::heal_all;
@@ -136,6 +137,12 @@ pub fn validate(params: &RunParams) -> Result<(), RunError> {
     }
     if let Some(shape) = &params.shards {
         validate_shards(params, shape)?;
+    } else if params.nemesis.contains(&FaultFamily::CrashCoordinator) {
+        return bad(
+            "--nemesis crash-coordinator needs a sharded bank (--shards 2 or more): only \
+             two-phase commit reaches its failpoints"
+                .into(),
+        );
     }
     if params.target == TargetKind::Etcd && params.loss > 0.0 {
         return bad(
@@ -144,6 +151,46 @@ pub fn validate(params: &RunParams) -> Result<(), RunError> {
         );
     }
     Ok(())
+}
+
+/// The sharded bank's replica binary when the schedule may arm failpoints: `crash-coordinator`
+/// needs `replica-bugs` (see [`crate::faults::failpoints::replica_arms_failpoints`]).
+pub fn check_failpoint_binary(opts: &RunOptions) -> Result<(), RunError> {
+    let asks = opts.params.nemesis.contains(&FaultFamily::CrashCoordinator);
+    if !asks || failpoints::replica_arms_failpoints(&opts.replica_bin) {
+        return Ok(());
+    }
+    Err(RunError::Invalid(format!(
+        "--nemesis crash-coordinator needs a replica with failpoints, not {}: build it with \
+         `cargo build -p replica --features bugs --bin replica-bugs` (it lands beside the \
+         replica), or name it with --replica-bugs-bin",
+        opts.replica_bin.display()
+    )))
+}
+
+/// Settles what a sharded run's `--nemesis` means and which replica binary it runs:
+/// `families` as given (None: the default set, plus `crash-coordinator` when `bugs_bin`
+/// exists); with `crash-coordinator`, the replicas are `bugs_bin`, or the run is refused
+/// with how to build it. A classic run is left as asked.
+pub fn resolve_sharded_faults(
+    opts: &mut RunOptions,
+    families: Option<Vec<FaultFamily>>,
+    bugs_bin: &Path,
+) -> Result<(), RunError> {
+    let have_bugs = bugs_bin.is_file() && failpoints::replica_arms_failpoints(bugs_bin);
+    let defaulted = families.is_none();
+    opts.params.nemesis = families.unwrap_or_else(|| RunParams::default().nemesis);
+    if opts.params.shards.is_none() {
+        return Ok(());
+    }
+    if defaulted && have_bugs {
+        opts.params.nemesis.push(FaultFamily::CrashCoordinator);
+    }
+    let asks = opts.params.nemesis.contains(&FaultFamily::CrashCoordinator);
+    if asks && have_bugs && !failpoints::replica_arms_failpoints(&opts.replica_bin) {
+        opts.replica_bin = bugs_bin.to_path_buf();
+    }
+    check_failpoint_binary(opts)
 }
 
 /// A sharded bank's shape and workload (see [`rundir::ShardParams`]).
@@ -399,6 +446,7 @@ pub fn create_recorder(dir: &Path) -> Result<Arc<Recorder>, RunError> {
 /// Runs one campaign and checks it.
 pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
     validate(&opts.params)?;
+    check_failpoint_binary(opts)?;
     let wall = std::time::Instant::now();
     let params = &opts.params;
     let steps = schedule_for(params, opts.seed);
@@ -556,4 +604,92 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> 
         path: path.to_path_buf(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::run::rundir::ShardParams;
+
+    fn sharded(replica_bin: &Path) -> RunOptions {
+        let shape = ShardParams {
+            shards: 2,
+            replicas_per_shard: 3,
+            cross_shard_share: 0.5,
+        };
+        RunOptions {
+            params: RunParams {
+                nodes: shape.nodes(),
+                shards: Some(shape),
+                ..RunParams::default()
+            },
+            seed: 1,
+            out: PathBuf::from("reports"),
+            replica_bin: replica_bin.to_path_buf(),
+            etcd_bin: PathBuf::from("etcd"),
+            progress: false,
+        }
+    }
+
+    /// A directory with a `replica` and, if `bugs`, a `replica-bugs` file.
+    fn bins(bugs: bool) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("replica"), "").unwrap();
+        if bugs {
+            std::fs::write(dir.path().join("replica-bugs"), "").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn a_sharded_default_adds_crash_coordinator_and_runs_replica_bugs_when_it_exists() {
+        let dir = bins(true);
+        let mut opts = sharded(&dir.path().join("replica"));
+        let bugs = dir.path().join("replica-bugs");
+        resolve_sharded_faults(&mut opts, None, &bugs).unwrap();
+        assert!(opts.params.nemesis.contains(&FaultFamily::CrashCoordinator));
+        assert_eq!(opts.replica_bin, bugs);
+        let steps = schedule_for(&opts.params, 3);
+        assert!(steps.iter().any(
+            |s| matches!(&s.action, schedule::Action::Start(f) if f.to_string().contains("crash"))
+        ));
+    }
+
+    #[test]
+    fn without_replica_bugs_the_default_has_no_crash_coordinator_and_asking_for_it_fails() {
+        let dir = bins(false);
+        let plain = dir.path().join("replica");
+        let bugs = dir.path().join("replica-bugs");
+        let mut opts = sharded(&plain);
+        resolve_sharded_faults(&mut opts, None, &bugs).unwrap();
+        assert_eq!(opts.params.nemesis, RunParams::default().nemesis);
+        assert_eq!(opts.replica_bin, plain);
+        let mut opts = sharded(&plain);
+        let asked = vec![FaultFamily::Kill, FaultFamily::CrashCoordinator];
+        let e = resolve_sharded_faults(&mut opts, Some(asked), &bugs).unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.contains("crash-coordinator") && e.contains("--features bugs"),
+            "{e}"
+        );
+        assert!(
+            check_failpoint_binary(&opts).is_err(),
+            "a run refuses it too"
+        );
+    }
+
+    #[test]
+    fn a_classic_run_is_left_as_asked_and_refuses_crash_coordinator() {
+        let dir = bins(true);
+        let plain = dir.path().join("replica");
+        let mut opts = sharded(&plain);
+        opts.params.shards = None;
+        opts.params.nodes = 5;
+        resolve_sharded_faults(&mut opts, None, &dir.path().join("replica-bugs")).unwrap();
+        assert_eq!(opts.params.nemesis, RunParams::default().nemesis);
+        assert_eq!(opts.replica_bin, plain);
+        opts.params.nemesis.push(FaultFamily::CrashCoordinator);
+        let e = validate(&opts.params).unwrap_err().to_string();
+        assert!(e.contains("--shards"), "{e}");
+    }
 }

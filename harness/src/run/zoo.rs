@@ -7,7 +7,7 @@
 //! checks caught it and where the failing report is.
 
 use crate::faults::schedule::FaultFamily;
-use crate::run::rundir::RunParams;
+use crate::run::rundir::{RunParams, ShardParams};
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
 use checker::{Results, Validity};
 use serde::Serialize;
@@ -27,15 +27,14 @@ pub struct Profile {
     /// A checkpoint interval for the campaign (None: the replica's default). A long one leaves
     /// more of the log to the WAL, which is what `forget-promises` fails to keep.
     pub checkpoint_interval_slots: Option<u64>,
+    /// A sharded bank of this many shards of three replicas (None: the classic cluster).
+    pub shards: Option<u32>,
 }
 
-use FaultFamily::{Kill, Partition, Pause};
+use FaultFamily::{CrashCoordinator, Kill, Partition, Pause};
 
-/// The zoo: every bug the replica can plant, with the campaign that hunts it. Not yet here,
-/// because they need --shards (a sharded `harness run`, which does not exist yet):
-/// `recovery-aborts` (kill coordinator leaders; atomicity, bank-conservation),
-/// `apply-at-prepare` (cross-shard transfers that abort; atomicity `applied-at-prepare`,
-/// bank-conservation) and `keep-locks-on-abort` (aborts on a contended account; a stall).
+/// The zoo: every bug the replica can plant, with the campaign that hunts it. The two-phase
+/// commit bugs run on a sharded bank (3 shards of 3 replicas, half the transfers crossing).
 pub const PROFILES: &[Profile] = &[
     Profile {
         bug: "no-dedup",
@@ -43,6 +42,7 @@ pub const PROFILES: &[Profile] = &[
         expected_checks: &["exactly-once", "replay", "conservation"],
         why: "lost replies make clients retry; a retry executes again",
         checkpoint_interval_slots: None,
+        shards: None,
     },
     Profile {
         bug: "no-funds-check",
@@ -50,6 +50,7 @@ pub const PROFILES: &[Profile] = &[
         expected_checks: &["conservation", "replay"],
         why: "random transfers soon overdraw some account",
         checkpoint_interval_slots: None,
+        shards: None,
     },
     Profile {
         bug: "local-reads",
@@ -57,6 +58,7 @@ pub const PROFILES: &[Profile] = &[
         expected_checks: &["replay", "total-order"],
         why: "a lagging or cut-off replica answers reads from old state",
         checkpoint_interval_slots: None,
+        shards: None,
     },
     Profile {
         bug: "stale-leader",
@@ -64,6 +66,7 @@ pub const PROFILES: &[Profile] = &[
         expected_checks: &["replay", "total-order"],
         why: "an isolated old leader keeps answering reads",
         checkpoint_interval_slots: None,
+        shards: None,
     },
     Profile {
         bug: "early-commit",
@@ -71,6 +74,7 @@ pub const PROFILES: &[Profile] = &[
         expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
         why: "an isolated leader acknowledges what no majority holds",
         checkpoint_interval_slots: None,
+        shards: None,
     },
     Profile {
         bug: "no-view-merge",
@@ -78,6 +82,7 @@ pub const PROFILES: &[Profile] = &[
         expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
         why: "a new leader overwrites values the old majority accepted",
         checkpoint_interval_slots: None,
+        shards: None,
     },
     Profile {
         bug: "forget-promises",
@@ -85,6 +90,31 @@ pub const PROFILES: &[Profile] = &[
         expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
         why: "killed replicas come back having forgotten their votes",
         checkpoint_interval_slots: Some(100_000),
+        shards: None,
+    },
+    Profile {
+        bug: "recovery-aborts",
+        faults: &[Kill, CrashCoordinator],
+        expected_checks: &["atomicity", "bank-conservation"],
+        why: "a coordinator's new leader aborts a transaction already decided commit",
+        checkpoint_interval_slots: None,
+        shards: Some(3),
+    },
+    Profile {
+        bug: "apply-at-prepare",
+        faults: &[Partition],
+        expected_checks: &["atomicity", "bank-conservation"],
+        why: "lock conflicts and cut shards abort prepared transfers already applied",
+        checkpoint_interval_slots: None,
+        shards: Some(3),
+    },
+    Profile {
+        bug: "keep-locks-on-abort",
+        faults: &[Partition],
+        expected_checks: &["liveness"],
+        why: "an aborted transfer's locks outlive the heal: a stall",
+        checkpoint_interval_slots: None,
+        shards: Some(3),
     },
 ];
 
@@ -137,7 +167,14 @@ impl ZooRow {
 }
 
 fn params_for(profile: &Profile, opts: &ZooOptions, bug: Option<&str>) -> RunParams {
+    let shards = profile.shards.map(|shards| ShardParams {
+        shards,
+        replicas_per_shard: 3,
+        cross_shard_share: 0.5,
+    });
     RunParams {
+        nodes: shards.map_or(RunParams::default().nodes, |s| s.nodes()),
+        shards,
         time_ms: opts.time_ms,
         nemesis: profile.faults.to_vec(),
         nemesis_interval_ms: opts.nemesis_interval_ms,
@@ -151,15 +188,22 @@ fn params_for(profile: &Profile, opts: &ZooOptions, bug: Option<&str>) -> RunPar
 }
 
 fn faults_label(profile: &Profile) -> String {
-    if profile.faults.is_empty() {
-        return "none".into();
-    }
     let names: Vec<String> = profile
         .faults
         .iter()
-        .map(|f| format!("{f:?}").to_lowercase())
+        .map(|f| {
+            serde_json::to_value(f).map_or(format!("{f:?}"), |v| v.as_str().unwrap_or("").into())
+        })
         .collect();
-    names.join(",")
+    let faults = if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(",")
+    };
+    match profile.shards {
+        Some(shards) => format!("{faults} ({shards} shards)"),
+        None => faults,
+    }
 }
 
 /// Runs campaigns for `bug` (None: a clean control run) until one is invalid or the budget is
@@ -263,7 +307,7 @@ pub async fn run_zoo(opts: &ZooOptions) -> Result<Vec<ZooRow>, RunError> {
 /// The table as text, one row per line.
 pub fn render_table(rows: &[ZooRow]) -> String {
     let mut out = format!(
-        "{:<16} {:<22} {:<10} {:>5} {:>8}  {:<34} {}\n",
+        "{:<20} {:<34} {:<10} {:>5} {:>8}  {:<34} {}\n",
         "bug", "faults", "result", "runs", "seconds", "caught by", "report"
     );
     for row in rows {
@@ -283,7 +327,7 @@ pub fn render_table(rows: &[ZooRow]) -> String {
             .as_ref()
             .map_or("-".to_string(), |p| p.display().to_string());
         out.push_str(&format!(
-            "{:<16} {:<22} {:<10} {:>5} {:>8.1}  {:<34} {}\n",
+            "{:<20} {:<34} {:<10} {:>5} {:>8.1}  {:<34} {}\n",
             row.bug, row.faults, result, row.runs, row.seconds, caught, report
         ));
     }

@@ -355,6 +355,10 @@ impl Target for FaultlineTarget {
         }
     }
 
+    fn control(&self) -> Option<Arc<dyn Transport>> {
+        Some(self.cluster.control())
+    }
+
     fn quorum(&self) -> usize {
         self.cluster.config().quorum()
     }

@@ -275,6 +275,11 @@ pub trait Target: Send {
         let leader = self.leader();
         Box::pin(async move { leader.await.map(|l| (1, l)).into_iter().collect() })
     }
+    /// The transport for requests outside the bank's operations (arming a failpoint), if the
+    /// target's nodes speak the faultline client protocol.
+    fn control(&self) -> Option<Arc<dyn crate::cluster::transport::Transport>> {
+        None
+    }
     /// How many nodes must be up for a write to commit: a majority, for both targets.
     fn quorum(&self) -> usize {
         self.nodes().len() / 2 + 1
