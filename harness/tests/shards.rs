@@ -102,7 +102,10 @@ async fn coordinators_crashed_at_failpoints_leave_a_valid_live_bank() {
     let results = std::fs::read_to_string(dir.join("results.json")).unwrap();
     assert_eq!(summary.exit_code, 0, "{summary:#?}\n{results}");
     assert!(
-        !summary.notes.iter().any(|n| n.contains("never got an answer")),
+        !summary
+            .notes
+            .iter()
+            .any(|n| n.contains("never got an answer")),
         "every probe after the heal read its account or the bank: {:?}",
         summary.notes
     );
