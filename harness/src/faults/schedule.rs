@@ -274,31 +274,13 @@ fn draw_sharded_fault(
     let ids: Vec<u32> = shards.keys().copied().collect();
     let shard = ids[rng.gen_range(0..ids.len())];
     let members = shards.get(&shard).map_or(&[][..], Vec::as_slice);
-    let target = |rng: &mut dyn rand::RngCore| match rng.gen_range(0..3) {
-        0 => Target::ShardLeaders,
-        1 => Target::ShardLeader(shard),
-        _ => draw_minority(rng, members),
-    };
     match family {
         FaultFamily::Kill if rng.gen_bool(KILL_ALL_CHANCE) => {
             Fault::Kill(Target::Nodes(all.to_vec()))
         }
-        FaultFamily::Kill => Fault::Kill(target(rng)),
-        FaultFamily::Pause => Fault::Pause(target(rng)),
-        FaultFamily::Partition => Fault::Partition(match rng.gen_range(0..3) {
-            0 if ids.len() >= 2 => {
-                let pair: Vec<u32> = ids.choose_multiple(rng, 2).copied().collect();
-                Partition::BetweenShards {
-                    a: pair[0].min(pair[1]),
-                    b: pair[0].max(pair[1]),
-                }
-            }
-            1 => Partition::IsolateShardLeader { shard },
-            _ => match draw_minority(rng, members) {
-                Target::Nodes(minority) => Partition::Halves { minority },
-                _ => Partition::IsolateShardLeader { shard },
-            },
-        }),
+        FaultFamily::Kill => Fault::Kill(draw_shard_target(rng, shard, members)),
+        FaultFamily::Pause => Fault::Pause(draw_shard_target(rng, shard, members)),
+        FaultFamily::Partition => Fault::Partition(draw_shard_partition(rng, &ids, shard, members)),
         FaultFamily::IsolateFollower => Fault::Partition(Partition::IsolateFollower),
         FaultFamily::CrashCoordinator => draw_crash(rng, shard),
     }
@@ -313,17 +295,51 @@ fn draw_crash(rng: &mut (impl Rng + ?Sized), shard: u32) -> Fault {
     }
 }
 
-/// One replica or a minority of `members` (a group of one gives itself).
-fn draw_minority(rng: &mut (impl Rng + ?Sized), members: &[NodeId]) -> Target {
-    let max_minority = members.len().saturating_sub(1) / 2;
-    if max_minority == 0 {
-        return Target::Nodes(members.iter().take(1).copied().collect());
+/// Whom a sharded run's kill or pause hits: every shard's leader, `shard`'s leader, or a
+/// minority of `shard`'s `members`. (The simulator draws its sharded faults with it too.)
+pub(crate) fn draw_shard_target(
+    rng: &mut (impl Rng + ?Sized),
+    shard: u32,
+    members: &[NodeId],
+) -> Target {
+    match rng.gen_range(0..3) {
+        0 => Target::ShardLeaders,
+        1 => Target::ShardLeader(shard),
+        _ => Target::Nodes(draw_minority(rng, members)),
     }
-    let size = rng.gen_range(1..=max_minority);
+}
+
+/// How a sharded run's partition cuts: two of the shards `ids` apart, `shard`'s leader off,
+/// or a minority of `shard`'s `members` off the rest.
+pub(crate) fn draw_shard_partition(
+    rng: &mut (impl Rng + ?Sized),
+    ids: &[u32],
+    shard: u32,
+    members: &[NodeId],
+) -> Partition {
+    match rng.gen_range(0..3) {
+        0 if ids.len() >= 2 => {
+            let pair: Vec<u32> = ids.choose_multiple(rng, 2).copied().collect();
+            Partition::BetweenShards {
+                a: pair[0].min(pair[1]),
+                b: pair[0].max(pair[1]),
+            }
+        }
+        1 => Partition::IsolateShardLeader { shard },
+        _ => Partition::Halves {
+            minority: draw_minority(rng, members),
+        },
+    }
+}
+
+/// A minority of `members` (at least one of them), drawn.
+fn draw_minority(rng: &mut (impl Rng + ?Sized), members: &[NodeId]) -> Vec<NodeId> {
+    let max_minority = members.len().saturating_sub(1) / 2;
+    let size = rng.gen_range(1..=max_minority.max(1)).min(members.len());
     let mut chosen: Vec<NodeId> = members.to_vec();
     chosen.shuffle(rng);
     chosen.truncate(size);
-    Target::Nodes(sorted(chosen))
+    sorted(chosen)
 }
 
 fn draw_fault(rng: &mut impl Rng, family: FaultFamily, nodes: &[NodeId]) -> Fault {

@@ -16,11 +16,11 @@
 use crate::cluster::relay::Peer;
 use crate::faults::nemesis::{names, partition_event};
 use crate::faults::schedule::{
-    draw_partition, draw_target, partition_cuts, shard_partition_cuts, Partition, Target,
+    draw_partition, draw_shard_partition, draw_shard_target, draw_target, partition_cuts,
+    shard_partition_cuts, Partition, Target,
 };
 use crate::run::rng;
 use checker::history::{Event, EventType};
-use rand::seq::SliceRandom;
 use rand::Rng;
 use replica::types::{NodeId, ShardId};
 use serde::{Deserialize, Serialize};
@@ -216,44 +216,18 @@ fn draw_sharded(
     let ids: Vec<u32> = shards.keys().copied().collect();
     let shard = ids[rng.gen_range(0..ids.len())];
     let members = shards.get(&shard).map_or(&[][..], Vec::as_slice);
-    let target = |rng: &mut dyn rand::RngCore| match rng.gen_range(0..3) {
-        0 => Target::ShardLeaders,
-        1 => Target::ShardLeader(shard),
-        _ => Target::Nodes(minority(rng, members)),
-    };
     match family {
         SimFamily::Kill if rng.gen_bool(0.1) => SimFault::Kill(Target::Nodes(all.to_vec())),
-        SimFamily::Kill => SimFault::Kill(target(rng)),
+        SimFamily::Kill => SimFault::Kill(draw_shard_target(rng, shard, members)),
         SimFamily::Power if rng.gen_bool(0.2) => SimFault::Power(Target::Nodes(all.to_vec())),
-        SimFamily::Power => SimFault::Power(target(rng)),
-        SimFamily::Pause => SimFault::Pause(target(rng)),
-        SimFamily::Partition => SimFault::Partition(match rng.gen_range(0..3) {
-            0 if ids.len() >= 2 => {
-                let pair: Vec<u32> = ids.choose_multiple(rng, 2).copied().collect();
-                Partition::BetweenShards {
-                    a: pair[0].min(pair[1]),
-                    b: pair[0].max(pair[1]),
-                }
-            }
-            1 => Partition::IsolateShardLeader { shard },
-            _ => Partition::Halves {
-                minority: minority(rng, members),
-            },
-        }),
+        SimFamily::Power => SimFault::Power(draw_shard_target(rng, shard, members)),
+        SimFamily::Pause => SimFault::Pause(draw_shard_target(rng, shard, members)),
+        SimFamily::Partition => {
+            SimFault::Partition(draw_shard_partition(rng, &ids, shard, members))
+        }
         // Clock jumps and disk faults hit one replica, as in a classic run.
         SimFamily::Clock | SimFamily::Disk => draw(rng, family, all, flipped),
     }
-}
-
-/// One replica, or a minority, of `members` (a group of one gives itself), sorted.
-fn minority(rng: &mut (impl Rng + ?Sized), members: &[NodeId]) -> Vec<NodeId> {
-    let max_minority = members.len().saturating_sub(1) / 2;
-    let size = rng.gen_range(1..=max_minority.max(1)).min(members.len());
-    let mut chosen: Vec<NodeId> = members.to_vec();
-    chosen.shuffle(rng);
-    chosen.truncate(size);
-    chosen.sort();
-    chosen
 }
 
 fn draw(rng: &mut impl Rng, family: SimFamily, nodes: &[NodeId], flipped: &mut bool) -> SimFault {
