@@ -747,13 +747,16 @@ impl Bank {
             self.txns.locks.remove(&p.to);
         }
         self.txns.mark_finished(&txn);
-        let executed = match decision {
-            Decision::Commit { .. } => self.credit(txn, p),
-            _ => {
-                let reason = match decision {
-                    Decision::Abort { reason } | Decision::SnapshotAbort { reason } => reason,
-                    _ => AbortReason::Refused,
-                };
+        let reason = match decision {
+            Decision::Commit { .. } => None,
+            Decision::Abort { reason } | Decision::SnapshotAbort { reason } => Some(reason),
+            // A snapshot's commit for a transfer: only a corrupt entry. `apply_txn` routes
+            // snapshot decisions elsewhere; if one came here, it must not credit.
+            Decision::SnapshotCommit => Some(AbortReason::Refused),
+        };
+        let executed = match reason {
+            None => self.credit(txn, p),
+            Some(reason) => {
                 let command = txn_command(txn, &p.from, &p.to, p.amount);
                 let result = OpResult::Aborted { reason };
                 self.log_txn(command, result, txn_record(txn, TxnPhase::Abort, 0))
