@@ -17,7 +17,6 @@ use replica::client::Client;
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::failpoints::Failpoint;
 use replica::types::{Amount, ClientId, NodeId, RequestId};
-use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -139,29 +138,6 @@ async fn unlocked(client: &Client, reads: &mut Reads, account: &str) -> Amount {
     }
 }
 
-/// The balances every live replica of a shard agrees on once `account` holds `expected`.
-async fn settled(
-    client: &Client,
-    nodes: &[NodeId],
-    account: &str,
-    expected: Amount,
-) -> BTreeMap<String, Amount> {
-    let deadline = Instant::now() + ANSWER;
-    loop {
-        let (_, balances) = wait_identical(client, nodes, ANSWER)
-            .await
-            .unwrap_or_else(|e| panic!("shard {nodes:?}: {e}"));
-        if balances.get(account) == Some(&expected) {
-            return balances;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "shard {nodes:?} never showed {account} = {expected}: {balances:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn arm(client: &Client, node: NodeId, failpoint: Failpoint) {
     let request = ClientRequest::ArmFailpoint {
         name: failpoint.name().to_string(),
@@ -259,8 +235,8 @@ async fn a_crash_at_every_two_phase_commit_step_leaves_the_transfer_atomic() {
         let live = |nodes: &[NodeId]| -> Vec<NodeId> {
             nodes.iter().copied().filter(|n| *n != victim).collect()
         };
-        let first = settled(&client, &live(&one.nodes), &from, from_balance).await;
-        let second = settled(&client, &live(&two.nodes), &to, to_balance).await;
+        let first = settled(&client, &live(&one.nodes), &from, from_balance, ANSWER).await;
+        let second = settled(&client, &live(&two.nodes), &to, to_balance, ANSWER).await;
         let total: Amount = first.values().chain(second.values()).sum();
         assert_eq!(
             total, 100,
@@ -281,6 +257,6 @@ async fn a_crash_at_every_two_phase_commit_step_leaves_the_transfer_atomic() {
         } else {
             to_balance
         };
-        settled(&client, &victim_shard.nodes, account, expected).await;
+        settled(&client, &victim_shard.nodes, account, expected, ANSWER).await;
     }
 }

@@ -17,7 +17,6 @@ use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::types::{Amount, NodeId, ShardId};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use tokio::time::Instant;
 
 const ELECTION: Duration = Duration::from_secs(10);
 const ANSWER: Duration = Duration::from_secs(20);
@@ -28,31 +27,6 @@ async fn executed(client: &Client, request: &ClientRequest) -> OpResult {
     match submit(client, request, ANSWER).await {
         Some(ClientResponse::Reply { reply, .. }) => reply.result,
         other => panic!("{request:?} was not executed: {other:?}"),
-    }
-}
-
-/// The balances every replica of a shard agrees on once `account` holds `expected` there.
-/// The coordinator answers the client when it decides; the participant applies the decision
-/// after, when it hears it, so the other shard gets there a little later.
-async fn settled(
-    client: &Client,
-    nodes: &[NodeId],
-    account: &str,
-    expected: Amount,
-) -> BTreeMap<String, Amount> {
-    let deadline = Instant::now() + ANSWER;
-    loop {
-        let (_, balances) = wait_identical(client, nodes, ANSWER)
-            .await
-            .unwrap_or_else(|e| panic!("shard {nodes:?}: {e}"));
-        if balances.get(account) == Some(&expected) {
-            return balances;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "shard {nodes:?} never showed {account} = {expected}: {balances:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 
@@ -96,8 +70,8 @@ async fn a_cross_shard_transfer_commits_once_on_both_shards_across_a_coordinator
         "{}",
         cluster.logs_tail()
     );
-    settled(&client, &one.nodes, &from, 7).await;
-    settled(&client, &two.nodes, &to, 13).await;
+    settled(&client, &one.nodes, &from, 7, ANSWER).await;
+    settled(&client, &two.nodes, &to, 13, ANSWER).await;
 
     // The coordinator's leader dies; the client retries the same request at the survivors.
     let leader = wait_for_leader(&client, &one.nodes, ELECTION)
@@ -122,8 +96,8 @@ async fn a_cross_shard_transfer_commits_once_on_both_shards_across_a_coordinator
     );
 
     // Moved once each way: A 10 - 3 + 5, B 10 + 3 - 5.
-    let first = settled(&client, &survivors, &from, 12).await;
-    let second = settled(&client, &two.nodes, &to, 8).await;
+    let first = settled(&client, &survivors, &from, 12, ANSWER).await;
+    let second = settled(&client, &two.nodes, &to, 8, ANSWER).await;
     let total: Amount = first.values().chain(second.values()).sum();
     assert_eq!(total, 100, "the bank's total: {first:?} {second:?}");
 

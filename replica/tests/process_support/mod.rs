@@ -285,3 +285,30 @@ pub fn transferred(response: &ClientResponse) -> bool {
         other => panic!("expected a reply, got {other:?}"),
     }
 }
+
+/// The balances every replica of `nodes` (one shard's live replicas) agrees on once
+/// `account` holds `expected` there, waiting at most `within`. The coordinator answers the
+/// client when it decides; a participant applies the decision when it hears it, a little
+/// later, so a test that reads the other shard right after the answer must wait for it.
+pub async fn settled(
+    client: &Client,
+    nodes: &[NodeId],
+    account: &str,
+    expected: Amount,
+    within: Duration,
+) -> BTreeMap<String, Amount> {
+    let deadline = Instant::now() + within;
+    loop {
+        let (_, balances) = wait_identical(client, nodes, within)
+            .await
+            .unwrap_or_else(|e| panic!("shard {nodes:?}: {e}"));
+        if balances.get(account) == Some(&expected) {
+            return balances;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "shard {nodes:?} never showed {account} = {expected}: {balances:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
