@@ -146,29 +146,15 @@ pub fn schedule(
     interval_ms: u64,
     until_ms: u64,
 ) -> Vec<SimStep> {
-    let mut steps = Vec::new();
-    if families.is_empty() || nodes.is_empty() || interval_ms == 0 {
-        return steps;
+    if nodes.is_empty() {
+        return Vec::new();
     }
-    let mut rng = rng::stream(seed, SIM_NEMESIS_STREAM);
-    let mut at = interval_ms;
     // One bit flip per run at most: a replica that refuses its disk stays down, and two of
     // them plus a kill would be more than a five-node cluster survives.
     let mut flipped = false;
-    while at + interval_ms <= until_ms {
-        let family = families[rng.gen_range(0..families.len())];
-        let fault = draw(&mut rng, family, nodes, &mut flipped);
-        steps.push(SimStep {
-            at_ms: at,
-            fault: Some(fault),
-        });
-        steps.push(SimStep {
-            at_ms: at + interval_ms,
-            fault: None,
-        });
-        at += 2 * interval_ms;
-    }
-    steps
+    rhythm(seed, families, interval_ms, until_ms, |rng, family| {
+        draw(rng, family, nodes, &mut flipped)
+    })
 }
 
 /// A sharded bank's schedule (see the module docs): `shards` maps each shard id to its
@@ -180,19 +166,38 @@ pub fn schedule_sharded(
     interval_ms: u64,
     until_ms: u64,
 ) -> Vec<SimStep> {
-    let mut steps = Vec::new();
     let all: Vec<NodeId> = shards.values().flatten().copied().collect();
-    if families.is_empty() || all.is_empty() || interval_ms == 0 {
+    if all.is_empty() {
+        return Vec::new();
+    }
+    // One bit flip per run at most: the replica that refuses its disk stays down, and its
+    // shard of three then survives no other loss.
+    let mut flipped = false;
+    rhythm(seed, families, interval_ms, until_ms, |rng, family| {
+        draw_sharded(rng, family, shards, &all, &mut flipped)
+    })
+}
+
+/// The schedules' rhythm: from `interval_ms` on, a fault of a family drawn from `families`
+/// (`draw` picks the fault), healed `interval_ms` later, until `until_ms`. The seed's
+/// nemesis stream is drawn in this order (family, then fault), so a seed's schedule stays
+/// the same.
+fn rhythm(
+    seed: u64,
+    families: &[SimFamily],
+    interval_ms: u64,
+    until_ms: u64,
+    mut draw: impl FnMut(&mut rand_chacha::ChaCha8Rng, SimFamily) -> SimFault,
+) -> Vec<SimStep> {
+    let mut steps = Vec::new();
+    if families.is_empty() || interval_ms == 0 {
         return steps;
     }
     let mut rng = rng::stream(seed, SIM_NEMESIS_STREAM);
     let mut at = interval_ms;
-    // One bit flip per run at most: the replica that refuses its disk stays down, and its
-    // shard of three then survives no other loss.
-    let mut flipped = false;
     while at + interval_ms <= until_ms {
         let family = families[rng.gen_range(0..families.len())];
-        let fault = draw_sharded(&mut rng, family, shards, &all, &mut flipped);
+        let fault = draw(&mut rng, family);
         steps.push(SimStep {
             at_ms: at,
             fault: Some(fault),
