@@ -202,31 +202,12 @@ pub fn generate(
     interval: Duration,
     duration: Duration,
 ) -> Vec<Step> {
-    let mut steps = Vec::new();
-    if families.is_empty() || nodes.is_empty() || interval.is_zero() {
-        return steps;
+    if nodes.is_empty() {
+        return Vec::new();
     }
-    let mut rng = rng::stream(seed, rng::NEMESIS_STREAM);
-    let mut k: u32 = 1;
-    loop {
-        let start = interval * k;
-        // A fault whose heal would come after the end is not started: the final phase heals,
-        // but a fault should get its full interval to matter.
-        if start + interval > duration {
-            break;
-        }
-        let family = families[rng.gen_range(0..families.len())];
-        steps.push(Step {
-            at: start,
-            action: Action::Start(draw_fault(&mut rng, family, nodes)),
-        });
-        steps.push(Step {
-            at: start + interval,
-            action: Action::Heal,
-        });
-        k += 2;
-    }
-    steps
+    rhythm(seed, families, interval, duration, |rng, family| {
+        draw_fault(rng, family, nodes)
+    })
 }
 
 /// Generates the schedule of a sharded bank (see the module docs): `shards` maps each shard id
@@ -238,9 +219,29 @@ pub fn generate_sharded(
     interval: Duration,
     duration: Duration,
 ) -> Vec<Step> {
-    let mut steps = Vec::new();
     let all: Vec<NodeId> = shards.values().flatten().copied().collect();
-    if families.is_empty() || all.is_empty() || interval.is_zero() {
+    if all.is_empty() {
+        return Vec::new();
+    }
+    rhythm(seed, families, interval, duration, |rng, family| {
+        draw_sharded_fault(rng, family, shards, &all)
+    })
+}
+
+/// The schedules' rhythm: from `interval` on, a fault of a family drawn from `families`
+/// (`draw` picks the fault), healed `interval` later. A fault whose heal would come after
+/// `duration` is not started: the final phase heals, but a fault should get its full interval
+/// to matter. The seed's nemesis stream is drawn in this order (family, then fault), so a
+/// seed's schedule stays the same.
+fn rhythm(
+    seed: u64,
+    families: &[FaultFamily],
+    interval: Duration,
+    duration: Duration,
+    mut draw: impl FnMut(&mut rand_chacha::ChaCha8Rng, FaultFamily) -> Fault,
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if families.is_empty() || interval.is_zero() {
         return steps;
     }
     let mut rng = rng::stream(seed, rng::NEMESIS_STREAM);
@@ -251,10 +252,9 @@ pub fn generate_sharded(
             break;
         }
         let family = families[rng.gen_range(0..families.len())];
-        let fault = draw_sharded_fault(&mut rng, family, shards, &all);
         steps.push(Step {
             at: start,
-            action: Action::Start(fault),
+            action: Action::Start(draw(&mut rng, family)),
         });
         steps.push(Step {
             at: start + interval,
