@@ -431,6 +431,51 @@ impl Txns {
 }
 
 impl Bank {
+    /// Whether the lock tables agree with the transactions in flight (the core checks this
+    /// after every input in test builds): every exclusive lock is held by a transaction
+    /// preparing here as coordinator (on its `from`) or voted yes on here (on its `to`) and
+    /// each of those holds its lock; every shared lock belongs to a snapshot still holding it;
+    /// shared and exclusive locks never stand at once (each refuses the other).
+    pub fn check_lock_table(&self) -> Result<(), String> {
+        let t = &self.txns;
+        for (account, txn) in &t.locks {
+            let coordinates = t
+                .coordinating
+                .get(txn)
+                .is_some_and(|c| c.decision.is_none() && &c.from == account);
+            let participates = t.participating.get(txn).is_some_and(|p| &p.to == account);
+            if !(coordinates || participates) {
+                return Err(format!(
+                    "{account} locked by {txn:?}, which holds no lock on it"
+                ));
+            }
+        }
+        let preparing = t.coordinating.iter().filter(|(_, c)| c.decision.is_none());
+        let holders = preparing.map(|(txn, c)| (txn, &c.from));
+        let voted = t.participating.iter().map(|(txn, p)| (txn, &p.to));
+        for (txn, account) in holders.chain(voted) {
+            if t.locks.get(account) != Some(txn) {
+                return Err(format!("{txn:?} in flight without its lock on {account}"));
+            }
+        }
+        for txn in &t.shared {
+            let coordinates = t.snapshots.get(txn).is_some_and(|s| s.decision.is_none());
+            if !(coordinates || t.parts.contains_key(txn)) {
+                return Err(format!(
+                    "shared lock of {txn:?}, a snapshot not in flight here"
+                ));
+            }
+        }
+        match (t.shared.first(), t.locks.keys().next()) {
+            (Some(txn), Some(account)) => Err(format!(
+                "{account} locked exclusively while {txn:?} holds shared locks"
+            )),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Bank {
     /// Other transaction bounds (tests; every replica of a shard must use the same).
     pub fn with_txn_limits(mut self, limits: TxnLimits) -> Bank {
         self.txns.limits = limits;

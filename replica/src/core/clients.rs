@@ -193,6 +193,17 @@ impl Core {
         command: Command,
         out: &mut Vec<Effect>,
     ) {
+        self.accept_command(now_ms, token, command, out);
+        self.assert_invariants("on_client");
+    }
+
+    fn accept_command(
+        &mut self,
+        now_ms: u64,
+        token: ReplyToken,
+        command: Command,
+        out: &mut Vec<Effect>,
+    ) {
         let me = self.me();
         let reply = |response| Effect::Reply { token, response };
         if is_read(&command.op) && self.answers_reads_locally() {

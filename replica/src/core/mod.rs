@@ -47,6 +47,7 @@
 //! - `recovery`: `Core::new` from what was on disk.
 //! - `twopc`: two-phase commit between shards: messages from other shards, resends, timeouts.
 //! - `introspect`: status, balances, log, slot states, views, durable records.
+//! - `invariants`: the invariants above as code, checked after every input in test builds.
 //!
 //! The deterministic simulator that runs whole clusters of cores lives in the `sim` crate.
 
@@ -57,6 +58,7 @@ pub mod effect;
 mod election;
 mod execute;
 mod introspect;
+mod invariants;
 mod log;
 mod merge;
 mod parts;
@@ -69,6 +71,7 @@ pub mod wire;
 
 pub use config::{Bugs, CoreConfig, CoreConfigError, Sharding};
 pub use effect::Effect;
+pub use invariants::Broken;
 pub use wire::{Checkpoint, PeerMsg, Recovered, SlotEntry, Value, WalRecord};
 
 use crate::bank::Bank;
@@ -261,10 +264,16 @@ impl Core {
     pub fn on_message(&mut self, now_ms: u64, from: NodeId, msg: PeerMsg, out: &mut Vec<Effect>) {
         // Two-phase commit messages come from other shards' members (checked by their handler).
         let foreign_ok = matches!(msg, PeerMsg::Shard(_));
+        let kind = msg.kind();
         if from == self.me() || !(self.cfg.is_member(from) || foreign_ok) {
-            tracing::debug!(node = %self.me(), %from, kind = msg.kind(), "dropping message from a non-peer");
+            tracing::debug!(node = %self.me(), %from, kind, "dropping message from a non-peer");
             return;
         }
+        self.dispatch(now_ms, from, msg, out);
+        self.assert_invariants_after(|| format!("on_message({kind} from {from})"));
+    }
+
+    fn dispatch(&mut self, now_ms: u64, from: NodeId, msg: PeerMsg, out: &mut Vec<Effect>) {
         match msg {
             PeerMsg::Prepare { ballot, commit } => {
                 self.on_prepare(now_ms, from, ballot, commit, out)
@@ -354,5 +363,6 @@ impl Core {
             }
         }
         self.maybe_request_catchup(now_ms, out);
+        self.assert_invariants("on_tick");
     }
 }

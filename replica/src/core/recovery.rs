@@ -70,6 +70,7 @@ impl Core {
         core.log.mark_committed_upto(commit_hint);
         core.advance_commit_quietly();
         core.execute_committed(&mut out);
+        core.assert_invariants("recovery");
         (core, out)
     }
 

@@ -18,6 +18,11 @@ impl Core {
     /// Cuts pending client commands into batched slots and proposes them, then tells backups
     /// about a commit point that moved during the burst. Called after each burst of inputs.
     pub fn flush(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        self.propose_pending(now_ms, out);
+        self.assert_invariants("flush");
+    }
+
+    fn propose_pending(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         let max_inflight = self.cfg.max_inflight_slots as usize;
         let max_batch = self.cfg.max_batch_commands as usize;
         // Half a message: a batch travels alone in an ACCEPT and beside others in a view, a

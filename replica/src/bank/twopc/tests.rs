@@ -592,6 +592,36 @@ fn planted_keep_locks_on_abort_locks_the_account_for_ever() {
     assert_eq!(outcome, (false, true));
 }
 
+#[test]
+fn the_lock_table_invariant_holds_through_a_commit_and_catches_a_lock_kept_on_abort() {
+    let (mut s1, mut s2) = (shard(S1), shard(S2));
+    let prepare = start(&mut s1, &transfer(1, 1, "A", "C", 4));
+    let vote = only_msg(&deliver(&mut s2, &prepare));
+    assert_eq!(
+        (s1.check_lock_table(), s2.check_lock_table()),
+        (Ok(()), Ok(()))
+    );
+    deliver(&mut s2, &only_msg(&deliver(&mut s1, &vote)));
+    assert_eq!(
+        (s1.check_lock_table(), s2.check_lock_table()),
+        (Ok(()), Ok(()))
+    );
+
+    let (mut s1, mut s2) = (shard(S1), shard(S2));
+    s2.set_planted_txn_bugs(crate::bank::PlantedTxnBugs {
+        keep_locks_on_abort: true,
+        ..Default::default()
+    });
+    let prepare = start(&mut s1, &transfer(1, 1, "A", "C", 4));
+    deliver(&mut s2, &prepare);
+    let decided = s1.apply_txn(&timeout_abort(txn(1, 1)));
+    deliver(&mut s2, &only_msg(&decided));
+    let broken = s2
+        .check_lock_table()
+        .expect_err("C stays locked by a finished transaction");
+    assert!(broken.starts_with("C locked by"), "{broken}");
+}
+
 /// One thing that can happen next in a run of two shards whose messages may be lost,
 /// duplicated and reordered.
 #[derive(Clone, Debug)]
@@ -800,6 +830,8 @@ proptest! {
         for e in &events {
             run.step(e);
             prop_assert!(run.s1.balances().values().all(|b| *b >= 0));
+            prop_assert_eq!(run.s1.check_lock_table(), Ok(()), "after {:?}", e);
+            prop_assert_eq!(run.s2.check_lock_table(), Ok(()), "after {:?}", e);
         }
         run.finish();
         let (s1, s2) = (&run.s1, &run.s2);

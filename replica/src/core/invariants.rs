@@ -1,0 +1,219 @@
+//! The core's invariants as code: checked after every input in test builds.
+//!
+//! Why: the module docs of `core` state what the handlers keep; a checker that finds the damage
+//! after a run says only that something went wrong, long after and far from where. Checked at
+//! the end of every handler, a broken invariant stops the simulator inside the transition that
+//! broke it, naming the invariant and the input (TigerBeetle's replica asserts the same way).
+//!
+//! When: in debug builds and wherever the `invariants` feature is on (the `bugs` feature, which
+//! the simulator and `replica-bugs` carry, turns it on), so `harness sim` checks them in release
+//! too; the shipped `replica` pays nothing. A core with a planted bug is not checked: planted bugs
+//! break invariants on purpose, and the zoo measures whether the checker finds the damage.
+//!
+//! Each check is cheap (a few comparisons, one range lookup in the log, one pass over the lock
+//! table of a sharded bank), because it runs after every message.
+
+use super::{Bugs, Core, RoleState};
+use crate::types::Slot;
+
+/// Whether this build checks invariants after every input.
+pub(super) const CHECKED: bool = cfg!(any(debug_assertions, feature = "invariants"));
+
+/// A broken invariant: its name and what the state held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Broken {
+    pub invariant: &'static str,
+    pub detail: String,
+}
+
+impl Core {
+    /// Panics, naming the invariant and `handler`, if the state breaks one of the invariants of
+    /// the module docs. `handler` names the input just handled (e.g. `on_message(Accept)`).
+    pub(super) fn assert_invariants(&self, handler: &str) {
+        self.assert_invariants_after(|| handler.to_string());
+    }
+
+    /// [`Core::assert_invariants`] naming the input only when one is broken (no allocation
+    /// per message otherwise).
+    pub(super) fn assert_invariants_after(&self, handler: impl FnOnce() -> String) {
+        if !CHECKED || self.cfg.bugs != Bugs::default() {
+            return;
+        }
+        if let Err(broken) = self.check_invariants() {
+            panic!(
+                "invariant `{}` broken by {} on {}: {}",
+                broken.invariant,
+                handler(),
+                self.me(),
+                broken.detail
+            );
+        }
+    }
+
+    /// The first broken invariant, if any (see the module docs of `core`).
+    pub fn check_invariants(&self) -> Result<(), Broken> {
+        self.check_ballots()?;
+        self.check_slots()?;
+        self.check_bounds()?;
+        self.bank.check_lock_table().map_err(|detail| Broken {
+            invariant: "locks match transactions",
+            detail,
+        })
+    }
+
+    /// Every decided value was accepted at or below the promise (`adopt`); a leader or
+    /// candidate works in exactly the ballot it promised (a higher one made it step down).
+    fn check_ballots(&self) -> Result<(), Broken> {
+        ensure(
+            self.decided_ballot <= self.promised,
+            "decided ballot <= promised",
+            || {
+                format!(
+                    "decided {} > promised {}",
+                    self.decided_ballot, self.promised
+                )
+            },
+        )?;
+        let own = match &self.role {
+            RoleState::Backup => None,
+            RoleState::Candidate(c) => Some(c.ballot),
+            RoleState::Leader(l) => Some(l.ballot),
+        };
+        match own {
+            Some(ballot) => ensure(ballot == self.promised, "own ballot == promised", || {
+                format!("{:?} in {ballot}, promised {}", self.role(), self.promised)
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// checkpoint <= executed <= commit, and the commit point is backed by entries present
+    /// here (in the log or the checkpoint).
+    fn check_slots(&self) -> Result<(), Broken> {
+        let (base, executed, commit) = (self.log.base(), self.executed, self.commit);
+        ensure(base <= executed, "checkpoint <= executed", || {
+            format!("checkpoint {base} > executed {executed}")
+        })?;
+        ensure(executed <= commit, "executed <= commit", || {
+            format!("executed {executed} > commit {commit}")
+        })?;
+        let present = commit <= base || self.log.get(commit).is_some();
+        ensure(present, "commit point present", || {
+            format!("commit {commit} above checkpoint {base} has no entry here")
+        })
+    }
+
+    /// No entry beyond the window above the executed slot (the view merge relies on it), and
+    /// PrintView's memory stays bounded.
+    fn check_bounds(&self) -> Result<(), Broken> {
+        let last_allowed = self.executed.plus(self.cfg.window());
+        let beyond: Option<Slot> = self.log.above(last_allowed).map(|(s, _)| s).next();
+        ensure(beyond.is_none(), "log within window", || {
+            format!(
+                "entry at {} beyond executed {} + window {}",
+                beyond.unwrap_or(last_allowed),
+                self.executed,
+                self.cfg.window()
+            )
+        })?;
+        ensure(
+            self.views.len() <= super::MAX_VIEWS,
+            "views bounded",
+            || format!("{} views remembered", self.views.len()),
+        )
+    }
+}
+
+fn ensure(
+    holds: bool,
+    invariant: &'static str,
+    detail: impl FnOnce() -> String,
+) -> Result<(), Broken> {
+    if holds {
+        Ok(())
+    } else {
+        Err(Broken {
+            invariant,
+            detail: detail(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Each invariant broken by hand in an otherwise healthy core, as a bug would break it.
+    use super::super::log::Entry;
+    use super::super::wire::{Recovered, Value};
+    use super::super::{Core, CoreConfig};
+    use crate::types::{Ballot, NodeId, Slot};
+
+    fn core() -> Core {
+        Core::new(CoreConfig::for_test(1, 3), Recovered::default(), 7, 0).0
+    }
+
+    fn broken(core: &Core) -> &'static str {
+        core.check_invariants()
+            .expect_err("an invariant is broken")
+            .invariant
+    }
+
+    #[test]
+    fn a_fresh_core_keeps_every_invariant() {
+        assert_eq!(core().check_invariants(), Ok(()));
+    }
+
+    #[test]
+    fn a_decided_ballot_above_the_promise_is_caught() {
+        let mut core = core();
+        core.decided_ballot = Ballot {
+            round: 3,
+            node: NodeId(2),
+        };
+        assert_eq!(broken(&core), "decided ballot <= promised");
+    }
+
+    #[test]
+    fn execution_ahead_of_the_commit_point_is_caught() {
+        let mut core = core();
+        core.executed = Slot(1);
+        assert_eq!(broken(&core), "executed <= commit");
+    }
+
+    #[test]
+    fn a_commit_point_over_a_missing_entry_is_caught() {
+        let mut core = core();
+        core.commit = Slot(1);
+        core.executed = Slot(1);
+        assert_eq!(broken(&core), "commit point present");
+    }
+
+    #[test]
+    fn an_entry_beyond_the_window_is_caught() {
+        let mut core = core();
+        let beyond = Slot(0).plus(core.cfg.window() + 1);
+        let entry = Entry {
+            ballot: Ballot::ZERO,
+            value: Value::Noop,
+            committed: false,
+        };
+        core.log.insert(beyond, entry);
+        assert_eq!(broken(&core), "log within window");
+    }
+
+    #[test]
+    #[should_panic(expected = "invariant `executed <= commit` broken by on_tick on n1")]
+    fn a_handler_that_breaks_an_invariant_stops_naming_it_and_itself() {
+        let mut core = core();
+        core.executed = Slot(1);
+        core.on_tick(1, &mut Vec::new());
+    }
+
+    #[test]
+    fn a_core_with_a_planted_bug_is_not_stopped() {
+        let mut cfg = CoreConfig::for_test(1, 3);
+        cfg.bugs.no_dedup = true;
+        let mut core = Core::new(cfg, Recovered::default(), 7, 0).0;
+        core.executed = Slot(1);
+        core.on_tick(1, &mut Vec::new());
+    }
+}
