@@ -138,7 +138,7 @@ impl ShardParams {
     }
 }
 
-/// One `[[shards]]` table of run.toml, in the shape the checker reads (checker/SHARDS.md).
+/// One `[[shards]]` table of run.toml, in the shape the checker reads (docs/sharded.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardTable {
     pub id: u32,
