@@ -14,7 +14,8 @@
 //! results.json, report.html, *.png   the checker's verdict and report
 //! ```
 //!
-//! `reports/latest` is a symlink to the newest run, as in Jepsen's store.
+//! `reports/latest` is a symlink to the newest run, as in Jepsen's store. Every key of
+//! run.toml, and every file of the directory: docs/run-toml.md.
 
 use crate::faults::schedule::FaultFamily;
 use serde::{Deserialize, Serialize};
