@@ -2,11 +2,14 @@
 //! `docs/run-toml.md` is read by the type `harness replay` reads it with, and every
 //! `harness.json` shown in `docs/results.md` by the harness's summary types; a key the
 //! page shows and the type does not define fails (the types ignore unknown keys, so each
-//! example must survive a round trip). The checker's side: `checker/tests/docs.rs`.
+//! example must survive a round trip), and the `cluster.toml` of `docs/replica-cli.md` is
+//! loaded as `replica run` loads it (unknown keys refused). The checker's side:
+//! `checker/tests/docs.rs`.
 
 use harness::run::rundir::RunInfo;
 use harness::run::RunSummary;
 use harness::sim::{SimRunInfo, SimSummary};
+use replica::config::ClusterConfig;
 use serde_json::Value;
 use std::path::Path;
 
@@ -91,4 +94,19 @@ fn every_harness_json_example_is_read_as_the_index_and_replay_read_it() {
         seen += 1;
     }
     assert!(seen >= 2, "only {seen} harness.json examples");
+}
+
+#[test]
+fn the_cluster_toml_example_is_loaded_as_replica_run_loads_it() {
+    let found = blocks("replica-cli.md", "toml");
+    assert!(
+        !found.is_empty(),
+        "replica-cli.md has no cluster.toml example"
+    );
+    for body in found {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster.toml");
+        std::fs::write(&path, &body).unwrap();
+        ClusterConfig::load(&path).unwrap_or_else(|e| panic!("replica-cli.md: {e}\n{body}"));
+    }
 }
