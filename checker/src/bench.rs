@@ -28,7 +28,7 @@ pub enum Shape {
     /// Five members, etcd-like: only writes are logged, reads share their positions.
     SharedReads,
     /// A sharded bank: `shards` shards of three replicas, half of the transfers crossing
-    /// shards by two-phase commit (checker/SHARDS.md).
+    /// shards by two-phase commit (docs/sharded.md).
     Sharded { shards: u32 },
 }
 

@@ -1,7 +1,7 @@
 //! Parsing the `value` of client events into commands and observed results.
 //!
 //! `value` is parsed in the same pass as the rest of its line into [`Fields`], a struct
-//! of optional borrowed fields covering every shape in DESIGN.md's table, so no
+//! of optional borrowed fields covering every shape in docs/history.md's table, so no
 //! `serde_json::Value` tree is built per event. Extra fields are ignored, as the format
 //! allows. When a line fails to parse, the history reader's slow path finds the field
 //! to blame (see [`crate::history`]).

@@ -27,6 +27,8 @@
 //! initial balances are written at a position of their own, `"base_revision"` (when
 //! absent: the one before the first logged write), and the log must cover every
 //! position after it.
+//!
+//! The contract, field by field, with the sharded and etcd shapes: docs/final-json.md.
 
 use crate::checks::agreement::{Agreement, Side};
 use crate::fastjson::{once, put, Cur, Miss};

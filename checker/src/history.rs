@@ -5,7 +5,7 @@
 //!
 //! - [`Event`], an owned, convenient event for writers and tests (its `value` is a
 //!   `serde_json::Value`), with constructors and the [`values`] helpers for the shapes
-//!   of `value` listed in DESIGN.md.
+//!   of `value` listed in docs/history.md.
 //! - [`HistoryWriter`], which appends one line per event and (by default) flushes it, so
 //!   a crashed harness leaves at most its last line cut off.
 //! - [`HistoryReader`], a streaming reader that parses each line into a borrowed
@@ -123,7 +123,7 @@ pub struct Event {
     /// `transfer`, `read`, `read_all` for clients; `kill`, `restart`, `pause`,
     /// `resume`, `partition`, `heal`, ... for the nemesis.
     pub f: String,
-    /// Shapes per `f` and `type` are in DESIGN.md; see [`values`].
+    /// Shapes per `f` and `type` are in docs/history.md; see [`values`].
     #[serde(default)]
     pub value: Value,
     /// On client events: the request id (a retry reuses it).
@@ -135,7 +135,7 @@ pub struct Event {
     /// On completions: the command's 1-based position in the total order, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec_index: Option<u64>,
-    /// On completions in a sharded run (see checker/SHARDS.md): shard id to the
+    /// On completions in a sharded run (see docs/sharded.md): shard id to the
     /// operation's 1-based position in that shard's execution order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub positions: Option<std::collections::BTreeMap<u32, u64>>,
@@ -206,7 +206,7 @@ impl Event {
     }
 }
 
-/// Builders for the `value` shapes of DESIGN.md, so writers and tests agree on them.
+/// Builders for the `value` shapes of docs/history.md, so writers and tests agree on them.
 pub mod values {
     use serde_json::{json, Map, Value};
 

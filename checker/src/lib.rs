@@ -19,7 +19,7 @@
 //!
 //! A sharded bank (run.toml with `[[shards]]`) is checked by [`shards`] instead, for
 //! atomicity, bank-wide conservation, per-shard agreement and strict serializability
-//! across shards; its format is in checker/SHARDS.md (shown in [`shards`]).
+//! across shards; its format is in docs/sharded.md (shown in [`shards`]).
 //!
 //! ```no_run
 //! let results = checker::check_run("reports/run-1")?;

@@ -12,6 +12,8 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+// Every binary's exit codes: docs/exit-codes.md.
+
 /// Usage errors (EX_USAGE).
 const EXIT_USAGE: u8 = 64;
 /// An input is missing, unreadable or malformed (EX_NOINPUT).

@@ -2,6 +2,7 @@
 //!
 //! This is what the checker hands back (in-process as [`Results`], on disk as JSON),
 //! and what the report is drawn from. `valid` is `true`, `false` or `"unknown"`.
+//! Every field: docs/results.md.
 
 use crate::checks::{CheckResult, Validity, CHECK_NAMES};
 use crate::final_state::Positions;

@@ -3,7 +3,7 @@
 //! The checker needs only `accounts` and `initial_balance` (the total every `read_all`
 //! must sum to, and the state the replay starts from), and `liveness_bound_ms` when the
 //! liveness check applies; everything else is kept as is for the report and otherwise
-//! ignored, so the harness may add parameters freely.
+//! ignored, so the harness may add parameters freely. Every key: docs/run-toml.md.
 
 use std::path::{Path, PathBuf};
 

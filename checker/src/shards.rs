@@ -4,14 +4,14 @@
 //! completions carry `positions` (shard id to position) instead of one `exec_index`,
 //! and final.json's replicas each name their `shard` and hold that shard's log, in
 //! which a cross-shard transfer appears as `prepare` and `commit`/`abort` entries of a
-//! transaction. The format is written down in checker/SHARDS.md.
+//! transaction. The format is written down in docs/sharded.md.
 //!
 //! The classic path (`crate::ops`, `crate::final_state`) is built for ten-million-event
 //! histories of one log; a sharded run is loaded here into owned values instead, so the
 //! classic path stays exactly as fast as it was. The properties are in
 //! `checks::{atomicity, bank_conservation, shard_agreement, serializability}`.
 
-#![doc = include_str!("../SHARDS.md")]
+#![doc = include_str!("../../docs/sharded.md")]
 
 use crate::checks::{
     atomicity, bank_conservation, serializability, shard_agreement, shard_exactly_once,
@@ -388,7 +388,7 @@ fn load_final(path: &Path) -> Result<Option<ShardedFinal>, CheckError> {
     serde_json::from_str(&text).map(Some).map_err(|e| {
         crate::final_state::FinalError::Malformed {
             path: path.to_path_buf(),
-            message: format!("a sharded final.json (see checker/SHARDS.md): {e}"),
+            message: format!("a sharded final.json (see docs/sharded.md): {e}"),
         }
         .into()
     })

@@ -24,6 +24,7 @@ use std::time::Duration;
 /// `--nemesis-interval` when not given.
 const DEFAULT_NEMESIS_INTERVAL_MS: u64 = 5_000;
 
+// Exit codes beside the verdict's 0/1/2; every binary's are in docs/exit-codes.md.
 const EXIT_USAGE: i32 = 64;
 const EXIT_ERROR: i32 = 70;
 const EXIT_INTERRUPTED: i32 = 130;

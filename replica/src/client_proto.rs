@@ -1,6 +1,7 @@
 //! The client protocol: what a client (the harness, `replica ctl`) may ask a replica and what
 //! it gets back. One request and one response per QUIC bidirectional stream, each a postcard
-//! frame (see `net::frame`).
+//! frame (see `net::frame`). The contract, every variant with its meaning and what the harness
+//! records for it: docs/client-protocol.md.
 //!
 //! Outcomes are definite (`Reply`, `Rejected`, `Overloaded`, `Unauthorized`) or absent (no
 //! answer: the client must treat the command as maybe-executed and retry with the same request

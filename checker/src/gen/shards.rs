@@ -1,4 +1,4 @@
-//! Generates runs of a correct sharded bank (see checker/SHARDS.md), and plants the
+//! Generates runs of a correct sharded bank (see docs/sharded.md), and plants the
 //! anomalies the sharded checks must catch.
 //!
 //! Accounts are dealt over the shards in turn. Closed-loop clients invoke operations;

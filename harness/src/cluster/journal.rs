@@ -16,7 +16,7 @@
 //! contiguous and the union covers the whole log.
 //!
 //! On a sharded bank ([`JournalCollector::sharded`]) each replica's entries are written in the
-//! sharded shape (checker/SHARDS.md, [`crate::run::record::shard_entry`]) and each replica in
+//! sharded shape (docs/sharded.md, [`crate::run::record::shard_entry`]) and each replica in
 //! final.json names its `shard`.
 
 use crate::cluster::join_all;

@@ -5,7 +5,7 @@
 //! it, so index order is real-time order, which the checker's real-time checks rely on. Every
 //! line is flushed as it is written, so a harness that crashes leaves a checkable prefix.
 //!
-//! On a sharded bank (see checker/SHARDS.md) an answer's exec index is a position on the shard
+//! On a sharded bank (see docs/sharded.md) an answer's exec index is a position on the shard
 //! of the replica that gave it, so completions carry `positions` instead of `exec_index`, and
 //! executed-log entries become [`shard_entry`]s, with a cross-shard transfer's phase.
 //!
@@ -289,7 +289,7 @@ pub fn with_positions(
     event
 }
 
-/// A sharded replica's executed-log entry in final.json's shape (checker/SHARDS.md): an
+/// A sharded replica's executed-log entry in final.json's shape (docs/sharded.md): an
 /// ordinary entry as [`executed_entry`] writes it, or a cross-shard transfer's step with its
 /// transaction, phase, vote and the amount it applied on this shard.
 pub fn shard_entry(executed: &Executed) -> ShardEntry {

@@ -14,7 +14,8 @@
 //! results.json, report.html, *.png   the checker's verdict and report
 //! ```
 //!
-//! `reports/latest` is a symlink to the newest run, as in Jepsen's store.
+//! `reports/latest` is a symlink to the newest run, as in Jepsen's store. Every key of
+//! run.toml, and every file of the directory: docs/run-toml.md.
 
 use crate::faults::schedule::FaultFamily;
 use serde::{Deserialize, Serialize};
@@ -138,7 +139,7 @@ impl ShardParams {
     }
 }
 
-/// One `[[shards]]` table of run.toml, in the shape the checker reads (checker/SHARDS.md).
+/// One `[[shards]]` table of run.toml, in the shape the checker reads (docs/sharded.md).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardTable {
     pub id: u32,

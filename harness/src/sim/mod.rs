@@ -21,7 +21,7 @@
 //! the transfers cross shards, `read_all` is a cross-shard snapshot; the nemesis aims at shard
 //! leaders and the links between shards ([`faults::schedule_sharded`]); `stable` needs a
 //! majority of every shard; the end waits for every transaction to finish; and the run dir is
-//! in the sharded shape of checker/SHARDS.md (`[[shards]]` in run.toml, positions per shard in
+//! in the sharded shape of docs/sharded.md (`[[shards]]` in run.toml, positions per shard in
 //! the history, every replica's `shard` and [`shard_entry`]s in final.json), so the checker
 //! judges it with its sharded checks.
 

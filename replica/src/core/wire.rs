@@ -7,6 +7,8 @@
 //! The messages follow the classic stable-leader Multi-Paxos vocabulary. One flat enum with
 //! struct variants (as in tikv/raft-rs's `Message` and stateright's actor examples) keeps the
 //! dispatch in one `match` and makes every field visible at the call site.
+//!
+//! The peer protocol, variant by variant: docs/peer-protocol.md.
 
 use crate::bank::{Bank, Command, ShardMsg, TxnEntry};
 use crate::types::{Ballot, Slot};
