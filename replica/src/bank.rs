@@ -489,10 +489,16 @@ impl Bank {
             }
             active
         });
-        let excess = self.evicted.len().saturating_sub(self.reply_limits.max_clients);
+        let excess = self
+            .evicted
+            .len()
+            .saturating_sub(self.reply_limits.max_clients);
         if excess > 0 {
-            let mut oldest: Vec<(ExecIndex, ClientId)> =
-                self.evicted.iter().map(|(c, t)| (t.evicted_at, *c)).collect();
+            let mut oldest: Vec<(ExecIndex, ClientId)> = self
+                .evicted
+                .iter()
+                .map(|(c, t)| (t.evicted_at, *c))
+                .collect();
             oldest.sort_unstable();
             for (_, client) in oldest.into_iter().take(excess) {
                 self.evicted.remove(&client);
@@ -791,10 +797,17 @@ mod tests {
             bank.execute(&read(c, 7), true);
             assert!(bank.tombstones() <= 2, "{}", bank.tombstones());
         }
-        assert!(bank.expired(ClientId(1), RequestId(7)).is_none(), "forgotten");
+        assert!(
+            bank.expired(ClientId(1), RequestId(7)).is_none(),
+            "forgotten"
+        );
         let recent = (1..=50).filter(|c| bank.expired(ClientId(*c), RequestId(7)).is_some());
         assert!(recent.clone().count() > 0);
-        assert!(recent.clone().all(|c| c > 40), "{:?}", recent.collect::<Vec<_>>());
+        assert!(
+            recent.clone().all(|c| c > 40),
+            "{:?}",
+            recent.collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -168,5 +168,8 @@ fn no_election_starts_above_the_ceiling() {
     let (mut core, _) = Core::new(cfg(2, 3), recovered, 7, 0);
     let mut out = Vec::new();
     core.on_tick(60_000, &mut out);
-    assert!(prevotes(&out).is_empty(), "asked for a round past the ceiling");
+    assert!(
+        prevotes(&out).is_empty(),
+        "asked for a round past the ceiling"
+    );
 }
