@@ -15,13 +15,20 @@
 //!   for more than [`ReplyLimits::idle_commands`] commands is evicted. A client still active
 //!   (it executed something within the last `idle_commands` commands) is never evicted, so the
 //!   table holds at most `max_clients + idle_commands + 1` entries;
-//! - the table remembers the highest request id it evicted (`evicted_floor`). A command from a
-//!   client without an entry whose request id is at or below the floor is not executed: it
-//!   may be a late copy of a request that executed before its client was evicted. It is
-//!   answered `Expired` (never executed now; whether it executed before is unknown). Any
-//!   request id of an evicted client that ever executed is at most the floor, so nothing
-//!   executes twice. A new client must therefore number its requests above the floor (the
-//!   clock works; `replica ctl` uses it); clients that stay active are never affected.
+//! - an evicted client leaves a *tombstone*: its last request id. A command from a client
+//!   without an entry whose request id is at or below its own tombstone is not executed: it may
+//!   be a late copy of a request that executed before the client was evicted. It is answered
+//!   `Expired` (never executed now; whether it executed before is unknown). The tombstone is
+//!   the client's own: what one client numbers its requests never changes what another may do
+//!   (a single table-wide floor did: one request id of `u64::MAX` expired every new client);
+//! - tombstones are bounded too: past [`ReplyLimits::max_clients`] of them, the oldest are
+//!   forgotten. A client whose tombstone is gone is new again, so a request retried after its
+//!   client went idle for `idle_commands` commands *and* `max_clients` other clients were
+//!   evicted after it may execute a second time. An honest client never retries that late.
+//!
+//! Checkpoints written before tombstones kept one table-wide floor in their place; one whose
+//! floor is 0 (nothing ever evicted) reads as no tombstones, one with a floor does not decode
+//! and the replica refuses it rather than honour a floor that any client could have poisoned.
 //!
 //! A bank may be one shard of a sharded bank (`Bank::new_shard`): it holds only its own
 //! accounts, and a transfer to another shard's account runs two-phase commit, whose
@@ -220,14 +227,24 @@ pub struct LastReply {
     pub reply: Reply,
 }
 
+/// What the reply table remembers of an evicted client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tombstone {
+    /// The client's last executed request: at or below it, the client's requests are refused.
+    pub request: RequestId,
+    /// When it was evicted: the oldest tombstones are forgotten first.
+    pub evicted_at: ExecIndex,
+}
+
 /// The whole replicated state. Serializable: it is the body of every checkpoint.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bank {
     balances: BTreeMap<Account, Amount>,
     replies: BTreeMap<ClientId, LastReply>,
     exec_index: ExecIndex,
-    /// The highest request id of any evicted reply-table entry.
-    evicted_floor: RequestId,
+    /// Evicted clients' last request ids (see the module docs). Where checkpoints before
+    /// tombstones kept one `RequestId` floor: a floor of 0 encodes as an empty map.
+    evicted: BTreeMap<ClientId, Tombstone>,
     reply_limits: ReplyLimits,
     /// Two-phase commit: this shard, the other shards' accounts, locks and transactions.
     /// Boxed so that messages carrying a checkpoint stay small.
@@ -262,7 +279,7 @@ impl Bank {
             balances,
             replies: BTreeMap::new(),
             exec_index: 0,
-            evicted_floor: RequestId(0),
+            evicted: BTreeMap::new(),
             reply_limits: ReplyLimits::default(),
             txns: Box::new(twopc::Txns::new(ShardId::ONLY, BTreeMap::new())),
             allow_overdraft: false,
@@ -294,10 +311,19 @@ impl Bank {
         self.replies.len()
     }
 
-    /// `Some(floor)` if `(client, request)` would be refused as expired (see the module docs).
+    /// `Some(floor)` if `(client, request)` would be refused as expired: the client was
+    /// evicted and `floor`, its own last request, is at or above `request` (see the module docs).
     pub fn expired(&self, client: ClientId, request: RequestId) -> Option<RequestId> {
-        let unknown = !self.replies.contains_key(&client);
-        (unknown && request <= self.evicted_floor).then_some(self.evicted_floor)
+        if self.replies.contains_key(&client) {
+            return None;
+        }
+        let floor = self.evicted.get(&client)?.request;
+        (request <= floor).then_some(floor)
+    }
+
+    /// Evicted clients still remembered by a tombstone.
+    pub fn tombstones(&self) -> usize {
+        self.evicted.len()
     }
 
     /// Planted bug switch, only reachable through the `bugs` feature's `--bug no-funds-check`.
@@ -446,19 +472,38 @@ impl Bank {
         }
     }
 
-    /// Evicts every client idle for more than `idle_commands`, raising the floor over them.
+    /// Evicts every client idle for more than `idle_commands`, leaving a tombstone for each,
+    /// then forgets the oldest tombstones beyond `max_clients`.
     fn evict_idle(&mut self) {
         let now = self.exec_index;
         let idle = self.reply_limits.idle_commands;
-        let mut floor = self.evicted_floor;
-        self.replies.retain(|_, last| {
+        let evicted = &mut self.evicted;
+        self.replies.retain(|client, last| {
             let active = now.saturating_sub(last.reply.exec_index) <= idle;
             if !active {
-                floor = floor.max(last.request);
+                let tombstone = Tombstone {
+                    request: last.request,
+                    evicted_at: now,
+                };
+                evicted.insert(*client, tombstone);
             }
             active
         });
-        self.evicted_floor = floor;
+        let excess = self
+            .evicted
+            .len()
+            .saturating_sub(self.reply_limits.max_clients);
+        if excess > 0 {
+            let mut oldest: Vec<(ExecIndex, ClientId)> = self
+                .evicted
+                .iter()
+                .map(|(c, t)| (t.evicted_at, *c))
+                .collect();
+            oldest.sort_unstable();
+            for (_, client) in oldest.into_iter().take(excess) {
+                self.evicted.remove(&client);
+            }
+        }
     }
 
     fn apply(&mut self, op: &Op) -> OpResult {
@@ -727,6 +772,70 @@ mod tests {
                 bank.reply_clients()
             );
         }
+    }
+
+    #[test]
+    fn one_clients_request_id_of_u64_max_expires_nobody_else() {
+        let mut bank = small_table();
+        bank.execute(&read(1, u64::MAX), true);
+        // A crowd of one-shot clients, numbering from 1, evicts client 1 and one another.
+        for c in 100..200 {
+            let out = bank.execute(&read(c, 1), true);
+            assert!(matches!(out, Outcome::Executed(_)), "client {c}: {out:?}");
+        }
+        assert_eq!(bank.expired(ClientId(500), RequestId(1)), None);
+        assert!(matches!(
+            bank.execute(&read(500, 1), true),
+            Outcome::Executed(_)
+        ));
+    }
+
+    #[test]
+    fn tombstones_are_bounded_and_the_oldest_go_first() {
+        let mut bank = small_table();
+        for c in 1..=50 {
+            bank.execute(&read(c, 7), true);
+            assert!(bank.tombstones() <= 2, "{}", bank.tombstones());
+        }
+        assert!(
+            bank.expired(ClientId(1), RequestId(7)).is_none(),
+            "forgotten"
+        );
+        let recent = (1..=50).filter(|c| bank.expired(ClientId(*c), RequestId(7)).is_some());
+        assert!(recent.clone().count() > 0);
+        assert!(
+            recent.clone().all(|c| c > 40),
+            "{:?}",
+            recent.collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn a_checkpoint_from_before_tombstones_with_no_floor_reads_the_same() {
+        // The layout before tombstones: the floor was a `RequestId` where the map is now.
+        #[derive(Serialize)]
+        struct Before {
+            balances: BTreeMap<Account, Amount>,
+            replies: BTreeMap<ClientId, LastReply>,
+            exec_index: ExecIndex,
+            evicted_floor: RequestId,
+            reply_limits: ReplyLimits,
+            txns: Box<twopc::Txns>,
+        }
+        let mut bank = small_table();
+        bank.execute(&transfer(1, 1, 3), true);
+        let before = |floor| Before {
+            balances: bank.balances.clone(),
+            replies: bank.replies.clone(),
+            exec_index: bank.exec_index,
+            evicted_floor: RequestId(floor),
+            reply_limits: bank.reply_limits,
+            txns: bank.txns.clone(),
+        };
+        let old = postcard::to_allocvec(&before(0)).unwrap();
+        assert_eq!(postcard::from_bytes::<Bank>(&old).unwrap(), bank);
+        let poisoned = postcard::to_allocvec(&before(u64::MAX)).unwrap();
+        assert!(postcard::from_bytes::<Bank>(&poisoned).is_err());
     }
 
     #[test]

@@ -19,7 +19,10 @@ use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::core::{
     Checkpoint, Core, CoreConfig, Effect, PeerMsg, Recovered, ReplyToken, WalRecord,
 };
-use crate::storage::{self, FsRef, Journal, StorageError, Wal, DEFAULT_MAX_RECORD_BYTES};
+use crate::storage::superblock::{Missing, SUPERBLOCK_INTERVAL_MS};
+use crate::storage::{
+    self, FsRef, Journal, StorageError, SuperblockWriter, Wal, DEFAULT_MAX_RECORD_BYTES,
+};
 use crate::types::NodeId;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -68,6 +71,8 @@ pub enum ShellError {
         found: Vec<String>,
         expected: Vec<String>,
     },
+    #[error(transparent)]
+    Missing(#[from] Missing),
 }
 
 fn storage(context: &'static str) -> impl FnOnce(StorageError) -> ShellError {
@@ -85,6 +90,11 @@ pub struct Shell {
     forget_promises: bool,
     /// Votes were fsynced and no synced-length mark after them is durable yet.
     votes_unvouched: bool,
+    superblock: SuperblockWriter,
+    /// When the superblock was last written (the shell's clock).
+    superblock_ms: u64,
+    /// The slot of the newest checkpoint in place.
+    checkpoint_slot: u64,
 }
 
 impl Shell {
@@ -111,6 +121,18 @@ impl Shell {
         if let Some(checkpoint) = &checkpoint {
             check_accounts(dir, checkpoint, &config.core)?;
         }
+        let recorded = storage::read_superblock_in(&*fs, dir)
+            .map_err(storage("cannot read the superblock"))?;
+        let checkpoint_slot = checkpoint.as_ref().map(|c| c.slot.0);
+        if let Some(recorded) = recorded {
+            recorded.check(dir, wal.path(), wal.size_bytes(), checkpoint_slot)?;
+        }
+        let mut superblock = SuperblockWriter::open_in(&fs, dir, recorded, config.fsync)
+            .map_err(storage("cannot open the superblock"))?;
+        let checkpoint_slot = checkpoint_slot.unwrap_or(0);
+        superblock
+            .write(wal.synced_len(), checkpoint_slot)
+            .map_err(storage("cannot write the superblock"))?;
         let journal = open_journal(&fs, dir, checkpoint.as_ref(), me)?;
         tracing::info!(
             node = %me,
@@ -134,8 +156,11 @@ impl Shell {
             // A planted bug: compiled out of builds without the `bugs` feature.
             forget_promises: cfg!(feature = "bugs") && config.forget_promises,
             votes_unvouched: false,
+            superblock,
+            superblock_ms: now_ms,
+            checkpoint_slot,
         };
-        shell.carry_out(effects, io)?;
+        shell.carry_out(now_ms, effects, io)?;
         Ok(shell)
     }
 
@@ -178,7 +203,7 @@ impl Shell {
         io: &mut dyn ShellIo,
     ) -> Result<(), ShellError> {
         self.core.flush(now_ms, &mut out);
-        self.carry_out(out, io)
+        self.carry_out(now_ms, out, io)
     }
 
     /// PrintDB, PrintLog, PrintStatus, PrintView, FetchExecuted, Status: answered from the
@@ -251,7 +276,12 @@ impl Shell {
 
     /// Carries out one burst's effects: requests to peers first, then the disk under one fsync,
     /// then votes and client replies (see the core's `Effect` contract).
-    fn carry_out(&mut self, effects: Vec<Effect>, io: &mut dyn ShellIo) -> Result<(), ShellError> {
+    fn carry_out(
+        &mut self,
+        now_ms: u64,
+        effects: Vec<Effect>,
+        io: &mut dyn ShellIo,
+    ) -> Result<(), ShellError> {
         let mut effects: Vec<Option<Effect>> = effects.into_iter().map(Some).collect();
         send_non_votes(&mut effects, io);
         let mut wrote_wal = false;
@@ -277,6 +307,7 @@ impl Shell {
                         .map_err(storage("cannot sync the executed journal"))?;
                     storage::write_checkpoint_in(&*self.fs, &self.data_dir, checkpoint)
                         .map_err(storage("cannot write the checkpoint"))?;
+                    self.checkpoint_slot = checkpoint.slot.0;
                     took_checkpoint = true;
                 }
                 Effect::Executed(executed) => {
@@ -295,6 +326,7 @@ impl Shell {
         self.journal
             .flush()
             .map_err(storage("cannot write the executed journal"))?;
+        let mut confirmed = false;
         if wrote_wal {
             self.wal
                 .sync()
@@ -307,11 +339,15 @@ impl Shell {
             self.wal
                 .confirm()
                 .map_err(storage("cannot confirm the write-ahead log"))?;
+            confirmed = true;
         }
         if took_checkpoint && self.wal.size_bytes() > WAL_COMPACT_BYTES {
-            self.wal
-                .rewrite(&self.core.durable_records())
-                .map_err(storage("cannot compact the write-ahead log"))?;
+            self.compact_wal()?;
+        }
+        let due = now_ms >= self.superblock_ms.saturating_add(SUPERBLOCK_INTERVAL_MS);
+        let grew = self.wal.synced_len() > self.superblock.last().wal_len;
+        if took_checkpoint || (grew && (confirmed || due)) {
+            self.record_superblock(now_ms)?;
         }
         for effect in effects.into_iter().flatten() {
             match effect {
@@ -321,6 +357,29 @@ impl Shell {
             }
         }
         Ok(())
+    }
+}
+
+impl Shell {
+    /// Records in the superblock what is durable now (see `storage::superblock`).
+    fn record_superblock(&mut self, now_ms: u64) -> Result<(), ShellError> {
+        self.superblock
+            .write(self.wal.synced_len(), self.checkpoint_slot)
+            .map_err(storage("cannot write the superblock"))?;
+        self.superblock_ms = now_ms;
+        Ok(())
+    }
+
+    /// Rewrites the WAL with only what the core still needs. The superblock first stops
+    /// vouching for the old file's length (the new file is shorter), then, once the new file
+    /// is in place, `carry_out` records its length.
+    fn compact_wal(&mut self) -> Result<(), ShellError> {
+        self.superblock
+            .write(0, self.checkpoint_slot)
+            .map_err(storage("cannot write the superblock"))?;
+        self.wal
+            .rewrite(&self.core.durable_records())
+            .map_err(storage("cannot compact the write-ahead log"))
     }
 }
 

@@ -285,3 +285,122 @@ async fn a_call_with_an_unbounded_timeout_does_not_overflow_the_clock() {
         .await;
     assert_eq!(answer.unwrap(), seen());
 }
+
+/// Issue 21, item 2: one certificate holding as many idle connections as it can get leaves
+/// the others their share: another certificate is still served at once.
+#[tokio::test]
+async fn one_certificate_cannot_take_every_client_connection() {
+    let certs = Certs::new();
+    let addrs = [free_addr()];
+    let limits = NetLimits {
+        max_client_connections: 16,
+        ..limits()
+    };
+    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 64).await;
+    spawn_counter(incoming.client_rx);
+    // Alice opens 20 connections and keeps them (before: she took all 16 client slots).
+    let hogs: Vec<Client> = (0..20).map(|_| client(&certs, &addrs, "alice")).collect();
+    let mut held = 0;
+    for c in &hogs {
+        held += usize::from(
+            c.call(NodeId(1), &ClientRequest::Status, CALL)
+                .await
+                .is_ok(),
+        );
+    }
+    assert_eq!(held, limits.max_connections_per_identity, "alice's share");
+    let bob = client(&certs, &addrs, "bob");
+    let answer = bob.call(NodeId(1), &ClientRequest::Status, CALL).await;
+    assert_eq!(answer.unwrap(), seen(), "bob is served");
+}
+
+/// Issue 21, item 2: a client connection that sends nothing is closed after the idle timeout,
+/// keep-alives or not, and its slot is free again.
+#[tokio::test]
+async fn an_idle_client_connection_is_closed() {
+    let certs = Certs::new();
+    let addrs = [free_addr()];
+    let limits = NetLimits {
+        max_connections_per_identity: 1,
+        client_idle_timeout: Duration::from_millis(300),
+        ..limits()
+    };
+    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 64).await;
+    spawn_counter(incoming.client_rx);
+    let first = client(&certs, &addrs, "alice");
+    assert_eq!(
+        first
+            .call(NodeId(1), &ClientRequest::Status, CALL)
+            .await
+            .unwrap(),
+        seen()
+    );
+    let second = client(&certs, &addrs, "alice");
+    assert!(
+        second
+            .call(NodeId(1), &ClientRequest::Status, CALL)
+            .await
+            .is_err(),
+        "alice's one slot is taken"
+    );
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let third = client(&certs, &addrs, "alice");
+    assert_eq!(
+        third
+            .call(NodeId(1), &ClientRequest::Status, CALL)
+            .await
+            .unwrap(),
+        seen(),
+        "the idle connection was closed and its slot freed"
+    );
+}
+
+/// Issue 21, item 2: one certificate's requests take at most its share of the endpoint's
+/// request budget; another certificate's request still reaches the shell.
+#[tokio::test]
+async fn one_certificate_cannot_take_every_request_slot() {
+    let certs = Certs::new();
+    let addrs = [free_addr()];
+    let limits = NetLimits {
+        max_client_streams: 8,
+        max_client_streams_per_identity: 4,
+        max_client_streams_per_connection: 8,
+        ..limits()
+    };
+    // The shell never answers: every admitted request stays in flight.
+    let (_net, mut incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 1024).await;
+    let alice = Arc::new(client(&certs, &addrs, "alice"));
+    let flood: Vec<_> = (0..20)
+        .map(|k| {
+            let alice = alice.clone();
+            tokio::spawn(async move {
+                alice
+                    .call(NodeId(1), &submit(100 + k, 1), Duration::from_secs(30))
+                    .await
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bob = Arc::new(client(&certs, &addrs, "bob"));
+    let bobs = tokio::spawn(async move {
+        bob.call(NodeId(1), &submit(200, 1), Duration::from_secs(30))
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut admitted = Vec::new();
+    while let Ok(call) = incoming.client_rx.try_recv() {
+        admitted.push(call);
+    }
+    let of = |client: u64| {
+        admitted
+            .iter()
+            .filter(|c| matches!(&c.request, ClientRequest::Submit(cmd) if (cmd.client.0 >= client && cmd.client.0 < client + 100)))
+            .count()
+    };
+    assert_eq!(of(100), 4, "alice's share");
+    assert_eq!(of(200), 1, "bob's request reached the shell");
+    for task in flood {
+        task.abort();
+    }
+    bobs.abort();
+}

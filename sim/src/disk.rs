@@ -20,8 +20,14 @@
 //! - [`SimDisk::flip_bit`]: a bit of synced, durable data flips. The replica must notice; the
 //!   disk records where it flipped and reports a violation if the replica later cuts a file
 //!   at or below that byte (silently truncating acknowledged data).
+//! - [`SimDisk::cut_short`]: the WAL of a stopped replica loses its end: a lost synced write
+//!   (the file falls back to what an earlier fsync left), or a cut at or between record
+//!   boundaries, down to empty. The cut reaches below what the replica's superblock records as
+//!   durable (below everything acknowledged when it keeps none), so the replica must refuse to
+//!   start; the disk reports a violation if it starts ([`SimDisk::note_start`]).
 
 use rand::Rng;
+use replica::storage::superblock::{parse_superblock, SUPERBLOCK_FILE};
 use replica::storage::{Fs, FsFile, OpenMode};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -55,6 +61,8 @@ struct DiskState {
     failing_syncs: u32,
     /// Bit flips as (inode, byte offset), for the truncation check.
     flips: Vec<(u64, u64)>,
+    /// A cut the replica has not started (or refused to start) from yet.
+    pending_cut: Option<CutShort>,
     violations: Vec<String>,
     pub stats: DiskStats,
 }
@@ -69,6 +77,31 @@ struct FileData {
     /// The lowest offset written or cut since the last fsync; `None` when `data` is all
     /// durable. An fsync copies only from here, so syncing a long log stays cheap.
     dirty_from: Option<usize>,
+    /// The durable lengths the latest fsyncs left (a lost synced write falls back to one).
+    synced_lens: Vec<usize>,
+}
+
+/// Most fsync lengths a file remembers for [`SimDisk::cut_short`].
+const SYNCED_LENS_KEPT: usize = 64;
+
+/// How [`SimDisk::cut_short`] cut a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CutKind {
+    /// The file fell back to the length an earlier fsync left: later synced writes were lost.
+    LostSyncedWrites,
+    /// Cut at a record (frame) boundary: what is left reads as a valid, shorter log.
+    AtRecordBoundary,
+    /// Cut inside a record.
+    BetweenRecordBoundaries,
+}
+
+/// A file cut short: where, from and to how many bytes, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CutShort {
+    pub path: PathBuf,
+    pub from_len: u64,
+    pub to_len: u64,
+    pub kind: CutKind,
 }
 
 /// Counters, for tests and curiosity.
@@ -184,6 +217,113 @@ impl SimDisk {
         Some((path, offset as u64))
     }
 
+    /// Cuts the WAL of a stopped replica short (see the module docs); `None` if it holds
+    /// nothing it must keep. Call it between a crash and the restart.
+    pub fn cut_short(&self, rng: &mut impl Rng) -> Option<CutShort> {
+        let mut state = self.lock();
+        let (path, inode) = state
+            .names
+            .iter()
+            .find(|(p, _)| p.file_name().is_some_and(|n| n == "wal.log"))
+            .map(|(p, i)| (p.clone(), *i))?;
+        let recorded = path
+            .parent()
+            .and_then(|dir| state.names.get(&dir.join(SUPERBLOCK_FILE)))
+            .and_then(|sb| parse_superblock(&state.files[sb].data))
+            .map(|sb| sb.wal_len as usize);
+        let file = state.files.get_mut(&inode)?;
+        // What the replica must have: what its superblock vouches for, or, without one,
+        // everything acknowledged.
+        let must_keep = recorded.unwrap_or(file.vouched_len).min(file.durable.len());
+        if must_keep == 0 || file.dirty_from.is_some() {
+            return None;
+        }
+        let boundaries: Vec<usize> = frame_ends(&file.durable)
+            .into_iter()
+            .filter(|&end| end < must_keep)
+            .collect();
+        let earlier: Vec<usize> = file
+            .synced_lens
+            .iter()
+            .copied()
+            .filter(|&len| len < must_keep)
+            .collect();
+        let (kind, to_len) = match rng.gen_range(0..3) {
+            0 if !earlier.is_empty() => (
+                CutKind::LostSyncedWrites,
+                earlier[rng.gen_range(0..earlier.len())],
+            ),
+            1 => (
+                CutKind::BetweenRecordBoundaries,
+                rng.gen_range(0..must_keep),
+            ),
+            _ => {
+                let at = rng.gen_range(0..=boundaries.len());
+                (
+                    CutKind::AtRecordBoundary,
+                    boundaries.get(at).copied().unwrap_or(0),
+                )
+            }
+        };
+        let from_len = file.durable.len() as u64;
+        file.durable.truncate(to_len);
+        file.data.truncate(to_len);
+        file.vouched_len = file.vouched_len.min(to_len);
+        file.synced_lens.retain(|&len| len <= to_len);
+        let cut = CutShort {
+            path,
+            from_len,
+            to_len: to_len as u64,
+            kind,
+        };
+        state.pending_cut = Some(cut.clone());
+        Some(cut)
+    }
+
+    /// Cuts `path` to `len` bytes, durably, as [`SimDisk::cut_short`] does (for tests that
+    /// aim at one length). `false` if there is no such file or it is not longer than `len`.
+    pub fn cut(&self, path: &Path, len: u64) -> bool {
+        let mut state = self.lock();
+        let Some(&inode) = state.names.get(path) else {
+            return false;
+        };
+        let Some(file) = state.files.get_mut(&inode) else {
+            return false;
+        };
+        let to = len as usize;
+        if file.durable.len() <= to {
+            return false;
+        }
+        let from_len = file.durable.len() as u64;
+        file.durable.truncate(to);
+        file.data.truncate(to);
+        file.vouched_len = file.vouched_len.min(to);
+        file.synced_lens.retain(|&l| l <= to);
+        state.pending_cut = Some(CutShort {
+            path: path.to_path_buf(),
+            from_len,
+            to_len: len,
+            kind: CutKind::AtRecordBoundary,
+        });
+        true
+    }
+
+    /// The replica started from this disk (`started`) or refused to: a replica that starts
+    /// from a WAL cut short below what it recorded is a violation.
+    pub fn note_start(&self, started: bool) {
+        let mut state = self.lock();
+        if let (Some(cut), true) = (state.pending_cut.take(), started) {
+            state.violations.push(format!(
+                "{} was cut from {} to {} bytes ({:?}), below what the replica recorded as \
+                 durable, and the replica started from it instead of refusing",
+                cut.path.display(),
+                cut.from_len,
+                cut.to_len,
+                cut.kind
+            ));
+        }
+    }
+
     /// Flips one bit of `path` at `offset`, durably (for tests that aim at one record).
     pub fn corrupt(&self, path: &Path, offset: u64) -> bool {
         let mut state = self.lock();
@@ -281,6 +421,22 @@ impl DiskState {
             self.violations.push(message);
         }
     }
+}
+
+/// The end offsets of the complete frames (`[u32 len][u32 crc][payload]`) from the start.
+fn frame_ends(bytes: &[u8]) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut at = 0usize;
+    while let Some(header) = bytes.get(at..at + 8) {
+        let len = u32::from_le_bytes([header[0], header[1], header[2], header[3]]) as usize;
+        let end = at + 8 + len;
+        if len == 0 || end > bytes.len() {
+            break;
+        }
+        ends.push(end);
+        at = end;
+    }
+    ends
 }
 
 impl FileData {
@@ -462,6 +618,12 @@ impl SimFile {
             let from = from.min(file.data.len()).min(file.durable.len());
             file.durable.truncate(from);
             file.durable.extend_from_slice(&file.data[from..]);
+            let len = file.durable.len();
+            file.synced_lens.retain(|&l| l < len);
+            file.synced_lens.push(len);
+            if file.synced_lens.len() > SYNCED_LENS_KEPT {
+                file.synced_lens.remove(0);
+            }
         }
         Ok(())
     }

@@ -453,6 +453,13 @@ impl Sim {
         node.disk.flip_bit(&mut self.rng)
     }
 
+    /// Cuts the WAL of a node short (see `SimDisk::cut_short`); crash the node first, restart
+    /// it after. Returns the cut.
+    pub fn cut_short(&mut self, id: NodeId) -> Option<crate::disk::CutShort> {
+        let node = self.nodes.get(&id)?;
+        node.disk.cut_short(&mut self.rng)
+    }
+
     /// Freezes a node (SIGSTOP): it handles nothing, its timers wait; messages to it queue up.
     pub fn pause(&mut self, id: NodeId) {
         if let Some(node) = self.nodes.get_mut(&id).filter(|n| n.shell.is_some()) {
@@ -756,10 +763,12 @@ impl Sim {
             &mut io,
         ) {
             Ok(shell) => {
+                node.disk.note_start(true);
                 node.shell = Some(shell);
                 node.refused = None;
             }
             Err(e) => {
+                node.disk.note_start(false);
                 tracing::info!(node = %id, "refused to start: {e}");
                 node.refused = Some(e.to_string());
                 return;

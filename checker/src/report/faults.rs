@@ -43,7 +43,9 @@ impl FaultKind {
 /// Whether an action starts or ends a fault, and of which kind.
 pub fn classify(f: &str) -> Option<(FaultKind, bool)> {
     let k = match f {
-        "kill" | "crash" | "stop" | "power-cut" | "bit-flip" => (FaultKind::Kill, true),
+        "kill" | "crash" | "stop" | "power-cut" | "bit-flip" | "cut-short" => {
+            (FaultKind::Kill, true)
+        }
         "restart" | "start" | "recover" => (FaultKind::Kill, false),
         "pause" => (FaultKind::Pause, true),
         "resume" => (FaultKind::Pause, false),

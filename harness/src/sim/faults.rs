@@ -109,6 +109,9 @@ pub enum DiskFault {
     FailSync,
     /// One bit of synced data flips: the node must refuse it, never silently cut it.
     BitFlip,
+    /// The node's WAL loses its end (lost synced writes, or cut at or between record
+    /// boundaries): the node must refuse to start, never replay the shorter log.
+    CutShort,
 }
 
 /// One simulated fault.
@@ -149,8 +152,8 @@ pub fn schedule(
     if nodes.is_empty() {
         return Vec::new();
     }
-    // One bit flip per run at most: a replica that refuses its disk stays down, and two of
-    // them plus a kill would be more than a five-node cluster survives.
+    // One bit flip or cut WAL per run at most: a replica that refuses its disk stays down,
+    // and two of them plus a kill would be more than a five-node cluster survives.
     let mut flipped = false;
     rhythm(seed, families, interval_ms, until_ms, |rng, family| {
         draw(rng, family, nodes, &mut flipped)
@@ -254,7 +257,11 @@ fn draw(rng: &mut impl Rng, family: SimFamily, nodes: &[NodeId], flipped: &mut b
                 DiskFault::FailSync
             } else {
                 *flipped = true;
-                DiskFault::BitFlip
+                if rng.gen_bool(0.5) {
+                    DiskFault::BitFlip
+                } else {
+                    DiskFault::CutShort
+                }
             };
             SimFault::Disk {
                 node: one(rng),
@@ -376,6 +383,20 @@ impl SimNemesis {
                         "bit-flip",
                         json!({"nodes": [node.to_string()], "file": file, "offset": offset}),
                     )
+                }
+                DiskFault::CutShort => {
+                    // The replica reads its disk at the restart (the heal).
+                    sim.crash(*node);
+                    let cut = sim.cut_short(*node);
+                    self.active = Active::Down(vec![*node]);
+                    let mut value = json!({"nodes": [node.to_string()]});
+                    if let Some(cut) = cut {
+                        value["file"] = json!(cut.path.display().to_string());
+                        value["from_bytes"] = json!(cut.from_len);
+                        value["to_bytes"] = json!(cut.to_len);
+                        value["how"] = json!(format!("{:?}", cut.kind));
+                    }
+                    nemesis("cut-short", value)
                 }
             },
         };

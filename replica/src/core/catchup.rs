@@ -220,6 +220,9 @@ impl Core {
         checkpoint: Checkpoint,
         out: &mut Vec<Effect>,
     ) {
+        if self.refuse_implausible(from, "snapshot", &[checkpoint.ballot]) {
+            return;
+        }
         self.catchup_retry_ms = None;
         if checkpoint.slot <= self.executed || !self.checkpoint_fits(&checkpoint) {
             tracing::debug!(node = %self.me(), %from, slot = %checkpoint.slot, "useless snapshot");

@@ -89,6 +89,15 @@ pub type ReplyToken = u64;
 /// Most NEW_VIEWs remembered for PrintView.
 pub const MAX_VIEWS: usize = 1000;
 
+/// How far above its own promise a replica takes a peer's ballot. Honest ballots grow by one
+/// round per election, so a replica falls this far behind only after four billion elections
+/// held without it; one message from a buggy member cannot move the cluster further.
+pub const MAX_BALLOT_JUMP_ROUNDS: u64 = 1 << 32;
+
+/// The highest ballot round any replica takes or starts: at one election per millisecond,
+/// reaching it by honest elections takes 146 million years, so ballot space never runs out.
+pub const MAX_BALLOT_ROUND: u64 = 1 << 62;
+
 /// The protocol state of one replica. See the module docs.
 pub struct Core {
     cfg: CoreConfig,
@@ -243,6 +252,24 @@ impl Core {
         }
     }
 
+    /// Whether a peer's `ballot` is one an honest member can send: at most
+    /// [`MAX_BALLOT_JUMP_ROUNDS`] above our promise and at most [`MAX_BALLOT_ROUND`]. Anything
+    /// else is malformed (a bug or a corrupted disk at the sender) and is dropped, as if lost:
+    /// adopting it would let one message use up the ballot space and end every election.
+    fn ballot_is_plausible(&self, ballot: Ballot) -> bool {
+        let reach = self.promised.round.saturating_add(MAX_BALLOT_JUMP_ROUNDS);
+        ballot.round <= reach.min(MAX_BALLOT_ROUND)
+    }
+
+    /// Drops (with a warning) input carrying an implausible ballot; `true` if it did.
+    fn refuse_implausible(&self, from: NodeId, kind: &str, ballots: &[Ballot]) -> bool {
+        let Some(bad) = ballots.iter().find(|b| !self.ballot_is_plausible(**b)) else {
+            return false;
+        };
+        tracing::warn!(node = %self.me(), %from, kind, ballot = %bad, promised = %self.promised, "dropping a message with an implausible ballot");
+        true
+    }
+
     /// Records a NEW_VIEW for PrintView, once per ballot, keeping the last [`MAX_VIEWS`].
     fn record_view(&mut self, ballot: Ballot, next_slot: Slot) {
         if self.views.iter().rev().take(8).any(|v| v.ballot == ballot) {
@@ -267,6 +294,9 @@ impl Core {
         let kind = msg.kind();
         if from == self.me() || !(self.cfg.is_member(from) || foreign_ok) {
             tracing::debug!(node = %self.me(), %from, kind, "dropping message from a non-peer");
+            return;
+        }
+        if self.refuse_implausible(from, kind, &msg.ballots()) {
             return;
         }
         self.dispatch(now_ms, from, msg, out);

@@ -195,6 +195,47 @@ impl PeerMsg {
         )
     }
 
+    /// Every ballot the message carries, in whatever role (its own, a promise, the ballots of
+    /// the entries and checkpoint in it). Parts of a checkpoint are checked once decoded.
+    pub fn ballots(&self) -> Vec<Ballot> {
+        let of_entries = |entries: &[SlotEntry]| entries.iter().map(|e| e.ballot).collect();
+        let mut ballots: Vec<Ballot> = match self {
+            PeerMsg::Promise { entries, .. }
+            | PeerMsg::NewView { entries, .. }
+            | PeerMsg::CatchUpEntries { entries, .. }
+            | PeerMsg::PromisePart { entries, .. } => of_entries(entries),
+            _ => Vec::new(),
+        };
+        match self {
+            PeerMsg::Prepare { ballot, .. }
+            | PeerMsg::NewView { ballot, .. }
+            | PeerMsg::Accept { ballot, .. }
+            | PeerMsg::Accepted { ballot, .. }
+            | PeerMsg::Commit { ballot, .. }
+            | PeerMsg::Heartbeat { ballot, .. }
+            | PeerMsg::Nack { ballot }
+            | PeerMsg::PreVote { ballot, .. }
+            | PeerMsg::HeartbeatAck { ballot }
+            | PeerMsg::PromisePart { ballot, .. }
+            | PeerMsg::SnapshotPart { ballot, .. } => ballots.push(*ballot),
+            PeerMsg::Promise {
+                ballot, checkpoint, ..
+            } => {
+                ballots.push(*ballot);
+                ballots.extend(checkpoint.as_ref().map(|c| c.ballot));
+            }
+            PeerMsg::Snapshot { checkpoint } => ballots.push(checkpoint.ballot),
+            PeerMsg::PreVoteReply {
+                ballot, promised, ..
+            } => ballots.extend([*ballot, *promised]),
+            PeerMsg::Forward { .. }
+            | PeerMsg::CatchUpRequest { .. }
+            | PeerMsg::CatchUpEntries { .. }
+            | PeerMsg::Shard(_) => {}
+        }
+        ballots
+    }
+
     /// A short name for logs.
     pub fn kind(&self) -> &'static str {
         match self {

@@ -20,13 +20,27 @@
 //! frame (far below a peer's), and a client connection's receive window. When the shell's
 //! client queue or the endpoint's client stream budget is full, a request is answered
 //! `Overloaded` at once (definitely not executed; retry later) instead of being buffered.
+//!
+//! No one can lock the others out:
+//!
+//! - every new connection first proves its address (a QUIC Retry), so a flood from spoofed
+//!   addresses costs us no state; unauthenticated handshakes then share a small budget
+//!   ([`NetLimits::max_handshakes`]), and one that cannot get a slot is refused at once;
+//! - a connection from a member's configured address skips that budget and the connection
+//!   cap (it still has to present the member's certificate): a flood never keeps a
+//!   restarting follower's links out;
+//! - a client certificate (its client id range) gets a fair share, not the whole budget: at
+//!   most [`NetLimits::max_connections_per_identity`] connections and
+//!   [`NetLimits::max_client_streams_per_identity`] requests at once;
+//! - a client connection with no request for [`NetLimits::client_idle_timeout`] is closed
+//!   (QUIC keep-alives no longer hold a slot forever).
 
 use super::codes;
 use super::frame::{encode_frame, finish, read_frame, write_frame, FrameReader};
 use super::peer::{run_link, LinkStats, INCARNATION_BYTES};
 use super::tls::{peer_name, peer_role, CertRole, TlsError, TlsIdentity};
 use crate::client_proto::{ClientRequest, ClientResponse};
-use crate::types::NodeId;
+use crate::types::{ClientIdRange, NodeId};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -47,6 +61,14 @@ pub const MAX_CLIENT_CONNECTIONS: usize = 128;
 pub const MAX_CLIENT_STREAMS_PER_CONNECTION: u32 = 64;
 /// Most client requests being served at once over all connections.
 pub const MAX_CLIENT_STREAMS: usize = 1024;
+/// Most connections one client certificate (client id range) holds at once.
+pub const MAX_CONNECTIONS_PER_IDENTITY: usize = 8;
+/// Most requests of one client certificate being served at once: an eighth of the budget.
+pub const MAX_CLIENT_STREAMS_PER_IDENTITY: usize = MAX_CLIENT_STREAMS / 8;
+/// Most unauthenticated handshakes in progress at once (members' addresses excepted).
+pub const MAX_HANDSHAKES: usize = 32;
+/// A client connection with no request in flight for this long is closed.
+pub const CLIENT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Largest client request frame: a command with two 64-byte account names is ~150 bytes.
 pub const MAX_REQUEST_BYTES: u32 = 8 * 1024;
 /// A client connection's receive window: what it can make us buffer before we read it.
@@ -54,7 +76,7 @@ pub const CLIENT_CONNECTION_WINDOW: u32 = 256 * 1024;
 /// Bidirectional streams a replica certificate may open (introspection only).
 const REPLICA_BIDI_STREAMS: u32 = 16;
 /// An incoming handshake that takes longer is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 /// A client must send its request frame within this time of opening the stream.
 const REQUEST_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest a client stream waits for the shell's answer before it is finished unanswered.
@@ -85,6 +107,10 @@ pub struct NetLimits {
     pub max_client_streams_per_connection: u32,
     pub max_client_streams: usize,
     pub client_connection_window: u32,
+    pub max_connections_per_identity: usize,
+    pub max_client_streams_per_identity: usize,
+    pub max_handshakes: usize,
+    pub client_idle_timeout: Duration,
 }
 
 impl NetLimits {
@@ -98,6 +124,10 @@ impl NetLimits {
             max_client_streams_per_connection: MAX_CLIENT_STREAMS_PER_CONNECTION,
             max_client_streams: MAX_CLIENT_STREAMS,
             client_connection_window: CLIENT_CONNECTION_WINDOW,
+            max_connections_per_identity: MAX_CONNECTIONS_PER_IDENTITY,
+            max_client_streams_per_identity: MAX_CLIENT_STREAMS_PER_IDENTITY,
+            max_handshakes: MAX_HANDSHAKES,
+            client_idle_timeout: CLIENT_IDLE_TIMEOUT,
         }
     }
 }
@@ -240,6 +270,13 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
             peer_tx,
             client_tx,
             connections: Arc::new(Semaphore::new(limits.max_connections)),
+            handshakes: Arc::new(Semaphore::new(limits.max_handshakes.max(1))),
+            member_addrs: peers
+                .iter()
+                .filter(|(peer, _)| *peer != me)
+                .map(|(_, addr)| *addr)
+                .collect(),
+            identities: Mutex::new(HashMap::new()),
             restarted,
             incarnations: Mutex::new(HashMap::new()),
         });
@@ -359,13 +396,44 @@ struct AcceptContext<M> {
     client_connections: Arc<Semaphore>,
     /// Client requests being served, over all connections.
     client_streams: Arc<Semaphore>,
+    /// Unauthenticated handshakes in progress (members' addresses excepted).
+    handshakes: Arc<Semaphore>,
+    /// The members' configured addresses: their connections skip the handshake budget.
+    member_addrs: HashSet<SocketAddr>,
+    /// Per client certificate (client id range): its share of connections and streams.
+    identities: Mutex<HashMap<ClientIdRange, Arc<Share>>>,
     /// Per peer: wakes our outgoing link to it when it restarted.
     restarted: HashMap<NodeId, Arc<Notify>>,
     /// Per peer: the incarnation its streams last announced.
     incarnations: Mutex<HashMap<NodeId, u64>>,
 }
 
+/// One client certificate's share of the endpoint.
+struct Share {
+    connections: Arc<Semaphore>,
+    streams: Arc<Semaphore>,
+}
+
 impl<M> AcceptContext<M> {
+    /// The share of the certificate allowing `ids` (created on first use; certificates are
+    /// issued by the operator, so there are few).
+    fn share(&self, ids: ClientIdRange) -> Arc<Share> {
+        let mut shares = match self.identities.lock() {
+            Ok(shares) => shares,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let limits = &self.limits;
+        shares
+            .entry(ids)
+            .or_insert_with(|| {
+                Arc::new(Share {
+                    connections: Arc::new(Semaphore::new(limits.max_connections_per_identity)),
+                    streams: Arc::new(Semaphore::new(limits.max_client_streams_per_identity)),
+                })
+            })
+            .clone()
+    }
+
     /// Notes the incarnation a peer stream announced; a new one means the peer restarted,
     /// so our outgoing link to it must reconnect.
     fn note_incarnation(&self, node: NodeId, incarnation: u64) {
@@ -406,32 +474,70 @@ async fn accept_loop<M: DeserializeOwned + Send + 'static>(
     ctx: Arc<AcceptContext<M>>,
 ) {
     while let Some(incoming) = endpoint.accept().await {
-        // quinn keeps a closed connection's state until it has drained, so count what the
-        // endpoint still holds, not only the connections we are serving.
-        let held = endpoint.open_connections();
-        let permit = match ctx.connections.clone().try_acquire_owned() {
-            Ok(permit) if held < ctx.limits.max_connections => permit,
-            _ => {
-                let max = ctx.limits.max_connections;
-                tracing::warn!(remote = %incoming.remote_address(), "refusing a connection: {max} already open");
-                incoming.refuse();
-                continue;
+        let addr = incoming.remote_address();
+        if !incoming.remote_address_validated() && incoming.may_retry() {
+            // Stateless: a spoofed source never sees the token, so it never gets further.
+            if let Err(e) = incoming.retry() {
+                tracing::debug!(remote = %addr, "cannot ask {addr} to retry: {e}");
             }
+            continue;
+        }
+        let member = ctx.member_addrs.contains(&addr);
+        let Some(permits) = admission(&endpoint, &ctx, member) else {
+            tracing::debug!(remote = %addr, "refusing a connection from {addr}: no room");
+            incoming.refuse();
+            continue;
         };
         let ctx = ctx.clone();
         tokio::spawn(async move {
-            serve_connection(incoming, ctx).await;
-            drop(permit);
+            serve_connection(incoming, ctx, permits).await;
         });
     }
+}
+
+/// What a connection holds while it is set up and served.
+struct Permits {
+    /// A slot of the connection cap (none for a member's address).
+    _connection: Option<tokio::sync::OwnedSemaphorePermit>,
+    /// A slot of the handshake budget, released once the handshake is over.
+    handshake: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+/// Room for a new connection: members' addresses always, others within the connection cap
+/// and the handshake budget.
+fn admission<M>(
+    endpoint: &quinn::Endpoint,
+    ctx: &AcceptContext<M>,
+    member: bool,
+) -> Option<Permits> {
+    if member {
+        return Some(Permits {
+            _connection: None,
+            handshake: None,
+        });
+    }
+    // quinn keeps a closed connection's state until it has drained, so count what the
+    // endpoint still holds, not only the connections we are serving.
+    if endpoint.open_connections() >= ctx.limits.max_connections {
+        return None;
+    }
+    let connection = ctx.connections.clone().try_acquire_owned().ok()?;
+    let handshake = ctx.handshakes.clone().try_acquire_owned().ok()?;
+    Some(Permits {
+        _connection: Some(connection),
+        handshake: Some(handshake),
+    })
 }
 
 async fn serve_connection<M: DeserializeOwned + Send + 'static>(
     incoming: quinn::Incoming,
     ctx: Arc<AcceptContext<M>>,
+    mut permits: Permits,
 ) {
     let addr = incoming.remote_address();
-    let connection = match tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await {
+    let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, incoming).await;
+    drop(permits.handshake.take());
+    let connection = match handshake {
         Ok(Ok(connection)) => connection,
         Ok(Err(e)) => {
             tracing::info!(remote = %addr, "refused a connection from {addr}: {e}");
@@ -446,24 +552,35 @@ async fn serve_connection<M: DeserializeOwned + Send + 'static>(
     let Some(role) = admit(&connection, &name, addr, &ctx) else {
         return;
     };
-    // Held while the connection lives: a client connection counts against the client cap.
-    let _client_permit = match role {
-        Role::Client(_) => match ctx.client_connections.clone().try_acquire_owned() {
-            Ok(permit) => Some(permit),
-            Err(_) => {
+    // Held while the connection lives: a client connection counts against its certificate's
+    // share and the client cap.
+    let (_client_permits, share) = match role {
+        Role::Client(ids) => {
+            let share = ctx.share(ids);
+            let Ok(own) = share.connections.clone().try_acquire_owned() else {
+                tracing::debug!(remote = %addr, %name, "closing a client connection: {name} already holds {}", ctx.limits.max_connections_per_identity);
+                close_for(
+                    &connection,
+                    codes::BUSY,
+                    "too many connections for this certificate",
+                );
+                return;
+            };
+            let Ok(all) = ctx.client_connections.clone().try_acquire_owned() else {
                 tracing::warn!(remote = %addr, %name, "closing a client connection: {} already open", ctx.limits.max_client_connections);
                 close_for(&connection, codes::BUSY, "too many client connections");
                 return;
-            }
-        },
-        Role::Peer(_) | Role::Stranger => None,
+            };
+            (Some((own, all)), Some(share))
+        }
+        Role::Peer(_) | Role::Stranger => (None, None),
     };
     limit_connection(&connection, role, &ctx.limits);
     let remote = Remote { name, role, addr };
     tracing::debug!(remote = %addr, name = %remote.name, "accepted a connection from {} at {addr}", remote.name);
     tokio::join!(
         accept_peer_streams(&connection, &remote, &ctx),
-        accept_client_streams(&connection, &remote, &ctx)
+        accept_client_streams(&connection, &remote, &ctx, share)
     );
 }
 
@@ -570,6 +687,7 @@ async fn accept_client_streams<M>(
     connection: &quinn::Connection,
     remote: &Remote,
     ctx: &Arc<AcceptContext<M>>,
+    share: Option<Arc<Share>>,
 ) {
     let allowed = match remote.role {
         Role::Client(ids) => Some(ids),
@@ -583,7 +701,7 @@ async fn accept_client_streams<M>(
         let Ok(permit) = in_flight.clone().acquire_owned().await else {
             return;
         };
-        let Ok((send, recv)) = connection.accept_bi().await else {
+        let Some((send, recv)) = next_stream(connection, remote, ctx, &in_flight).await else {
             return;
         };
         let stream = ClientStream {
@@ -596,7 +714,15 @@ async fn accept_client_streams<M>(
             allowed,
             limits: ctx.limits,
         };
-        let budget = ctx.client_streams.clone().try_acquire_owned().ok();
+        // A request needs room in its certificate's share and in the endpoint's budget.
+        let own = match &share {
+            Some(share) => share.streams.clone().try_acquire_owned().ok().map(Some),
+            None => Some(None),
+        };
+        let budget = own.and_then(|own| {
+            let all = ctx.client_streams.clone().try_acquire_owned().ok()?;
+            Some((own, all))
+        });
         let client_tx = ctx.client_tx.clone();
         tokio::spawn(async move {
             match budget {
@@ -608,6 +734,32 @@ async fn accept_client_streams<M>(
             }
             drop(permit);
         });
+    }
+}
+
+/// The connection's next stream. A client connection with no request in flight for the idle
+/// timeout is closed (`None`), as is any connection that ended.
+async fn next_stream<M>(
+    connection: &quinn::Connection,
+    remote: &Remote,
+    ctx: &AcceptContext<M>,
+    in_flight: &Semaphore,
+) -> Option<(quinn::SendStream, quinn::RecvStream)> {
+    let per_connection = ctx.limits.max_client_streams_per_connection.max(1) as usize;
+    if !matches!(remote.role, Role::Client(_)) {
+        return connection.accept_bi().await.ok();
+    }
+    loop {
+        match tokio::time::timeout(ctx.limits.client_idle_timeout, connection.accept_bi()).await {
+            Ok(accepted) => return accepted.ok(),
+            // One permit is held by the caller for the stream it waits for.
+            Err(_) if in_flight.available_permits() + 1 >= per_connection => {
+                tracing::debug!(name = %remote.name, remote = %remote.addr, "closing an idle client connection");
+                close_for(connection, codes::BUSY, "idle");
+                return None;
+            }
+            Err(_) => continue,
+        }
     }
 }
 

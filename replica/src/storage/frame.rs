@@ -73,6 +73,15 @@ pub fn encode_into<R: Serialize>(
     Ok(())
 }
 
+/// The payload of the one frame at the start of `bytes`, if it is complete and its checksum
+/// matches (for small fixed-place records such as the superblock's copies).
+pub fn decode_one(bytes: &[u8]) -> Option<&[u8]> {
+    let header = bytes.get(..HEADER_BYTES)?;
+    let (len, crc) = parse_header(header);
+    let payload = bytes.get(HEADER_BYTES..HEADER_BYTES.checked_add(len as usize)?)?;
+    (len > 0 && crc32fast::hash(payload) == crc).then_some(payload)
+}
+
 /// Splits a frame header into `(len, crc)`.
 fn parse_header(header: &[u8]) -> (u32, u32) {
     let mut len = [0u8; 4];

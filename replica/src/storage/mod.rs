@@ -19,6 +19,9 @@
 //!   damage in it is cut, never fatal.
 //! - Whole-file replacements (WAL compaction, checkpoints) go through a temporary file, fsync,
 //!   rename and a directory fsync, so a reader sees either the old file or the new one.
+//! - Truncation does not look like damage: a file cut at a record boundary reads as a valid,
+//!   shorter file. The [`superblock`] records how much WAL and which checkpoint must exist,
+//!   and a data directory holding less is refused.
 //! - After a failed write a file handle refuses further writes ([`StorageError::Poisoned`]):
 //!   a partial frame followed by later appends would look like middle corruption on restart.
 
@@ -26,11 +29,13 @@ pub mod checkpoint;
 pub mod frame;
 pub mod fs;
 pub mod journal;
+pub mod superblock;
 pub mod wal;
 
 pub use checkpoint::{read_checkpoint, read_checkpoint_in, write_checkpoint, write_checkpoint_in};
 pub use fs::{Fs, FsFile, FsRef, OpenMode, RealFs};
 pub use journal::Journal;
+pub use superblock::{read_superblock_in, Superblock, SuperblockWriter};
 pub use wal::Wal;
 
 use std::io;

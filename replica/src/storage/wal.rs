@@ -188,6 +188,11 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         Ok(())
     }
 
+    /// Bytes made durable by the last fsync (all of the file at open).
+    pub fn synced_len(&self) -> u64 {
+        self.synced_len
+    }
+
     /// Size of the log including buffered records.
     pub fn size_bytes(&self) -> u64 {
         self.written + self.buf.len() as u64

@@ -6,6 +6,7 @@ mod util;
 
 mod accept;
 mod accepted;
+mod ballot_bounds;
 #[cfg(feature = "bugs")]
 mod bugs;
 mod catchup;
