@@ -13,6 +13,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 
 export FAULTLINE_BIN="${FAULTLINE_BIN:-/opt/faultline/bin}"   # harness, replica, replica-bugs
+export REPLICA_BIN="${REPLICA_BIN:-$FAULTLINE_BIN/replica}" # the replica real campaigns run
 export NIGHT_DIR="${NIGHT_DIR:-$HOME/faultline-nights/$(date -u +%F)}"
 export SIM_TASKS="${SIM_TASKS:-10}"              # array tasks of the simulated sweep
 export SIM_SEEDS="${SIM_SEEDS:-500000}"          # seeds over all of them
