@@ -580,3 +580,170 @@ pub fn task_problems(m: &MergedSummary) -> Vec<String> {
     }
     lines
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fleet::slice::Slice;
+    use crate::fleet::task::{fresh_summary, SeedResult, Task};
+
+    fn build(harness: &str) -> BuildIdentity {
+        BuildIdentity {
+            commit: "abc".into(),
+            binaries: [("harness".to_string(), harness.to_string())].into(),
+        }
+    }
+
+    /// Task `index` of `count` over seeds 1..=`seeds`, run to the end (or `stop_after` seeds);
+    /// seeds divisible by 4 fail the `exactly-once` check, seed 7 is unknown.
+    fn task(root: &Path, index: u64, count: u64, seeds: u64, stop_after: Option<usize>, b: &str) {
+        let slice = Slice { index, count };
+        let mut params = serde_json::Map::new();
+        params.insert("bug".into(), "no-dedup".into());
+        let fresh = fresh_summary(
+            TaskKind::Sim,
+            slice,
+            1,
+            seeds,
+            params,
+            " --bug no-dedup".into(),
+            build(b),
+        );
+        let share = fresh.share();
+        let (t, _) = Task::open(&root.join(slice.dir_name()), fresh, true).unwrap();
+        for seed in share.take(stop_after.unwrap_or(usize::MAX)) {
+            let exit_code = if seed % 4 == 0 {
+                1
+            } else if seed == 7 {
+                2
+            } else {
+                0
+            };
+            t.record(SeedResult {
+                seed,
+                exit_code,
+                verdict: crate::run::verdict_word(exit_code).into(),
+                failed_checks: match exit_code {
+                    1 => vec!["exactly-once".into()],
+                    2 => vec!["panic".into()],
+                    _ => vec![],
+                },
+                details: vec![],
+                dir: None,
+                faults: 1,
+                virtual_ms: 10,
+            })
+            .unwrap();
+        }
+        t.finish().unwrap();
+    }
+
+    fn opts(root: &Path) -> MergeOptions {
+        MergeOptions {
+            inputs: vec![root.to_path_buf()],
+            out: root.join("merged"),
+            force: false,
+            shrink: false,
+        }
+    }
+
+    #[test]
+    fn a_merge_groups_failures_and_names_missing_and_partial_tasks() {
+        let root = tempfile::tempdir().unwrap();
+        task(root.path(), 1, 4, 40, None, "h");
+        task(root.path(), 2, 4, 40, Some(3), "h");
+        task(root.path(), 4, 4, 40, None, "h");
+        let m = merge(&opts(root.path())).unwrap();
+        assert_eq!(m.tasks.missing, vec![3]);
+        assert_eq!(m.exit_code, 1, "invalid seeds outrank the missing task");
+        let problems = task_problems(&m).join("\n");
+        assert!(problems.contains("missing tasks: 3/4"), "{problems}");
+        assert!(problems.contains("partial task 2/4"), "{problems}");
+        assert!(problems.contains("seeds not run: 14-30"), "{problems}");
+        assert_eq!(m.groups.len(), 2, "{:?}", m.groups);
+        let big = &m.groups[0];
+        assert_eq!(
+            (big.signature.as_str(), big.first_seed),
+            ("invalid: exactly-once", 4)
+        );
+        assert_eq!(
+            big.count, 6,
+            "4, 8; 12 (the partial task did 11..=13); 32, 36, 40"
+        );
+        assert_eq!(
+            big.rerun,
+            "harness sim --seeds 1 --from-seed 4 --bug no-dedup"
+        );
+        let html = std::fs::read_to_string(root.path().join("merged/index.html")).unwrap();
+        assert!(html.contains("2 distinct failures") && html.contains("missing tasks: 3/4"));
+        let json: MergedSummary = serde_json::from_str(
+            &std::fs::read_to_string(root.path().join("merged/summary.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(json.seeds_done, 23);
+    }
+
+    #[test]
+    fn a_complete_valid_night_exits_0_and_an_unknown_one_2() {
+        let root = tempfile::tempdir().unwrap();
+        // Seeds 1..=3: no multiple of 4, not 7.
+        task(root.path(), 1, 1, 3, None, "h");
+        assert_eq!(merge(&opts(root.path())).unwrap().exit_code, 0);
+        let root = tempfile::tempdir().unwrap();
+        task(root.path(), 1, 2, 2, None, "h");
+        let m = merge(&opts(root.path())).unwrap();
+        assert_eq!((m.exit_code, m.tasks.missing.clone()), (2, vec![2]));
+    }
+
+    #[test]
+    fn mixed_builds_are_refused_naming_the_difference_unless_forced() {
+        let root = tempfile::tempdir().unwrap();
+        task(root.path(), 1, 2, 10, None, "1111111111111111");
+        task(root.path(), 2, 2, 10, None, "2222222222222222");
+        let e = merge(&opts(root.path())).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, MergeError::Mixed { .. }), "{text}");
+        assert!(
+            text.contains("binary harness sha256 111111111111 vs 222222222222"),
+            "{text}"
+        );
+        assert!(
+            text.contains("slice-1-of-2") && text.contains("slice-2-of-2"),
+            "{text}"
+        );
+        let forced = merge(&MergeOptions {
+            force: true,
+            ..opts(root.path())
+        })
+        .unwrap();
+        assert!(
+            forced.notes.iter().any(|n| n.contains("forced")),
+            "{:?}",
+            forced.notes
+        );
+    }
+
+    /// The figure of the README: `cargo test --release -p harness --lib merge_of_a_thousand
+    /// -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn merge_of_a_thousand_task_summaries() {
+        let root = tempfile::tempdir().unwrap();
+        let started = std::time::Instant::now();
+        for k in 1..=1000 {
+            task(root.path(), k, 1000, 700_000, None, "h");
+        }
+        println!(
+            "wrote 1000 summaries of 700 seeds in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let started = std::time::Instant::now();
+        let m = merge(&opts(root.path())).unwrap();
+        println!(
+            "merged 1000 task summaries ({} seeds, {} failing) in {:.2} s",
+            m.seeds_done,
+            m.counts.invalid + m.counts.unknown,
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
