@@ -17,11 +17,13 @@
 //! - [`faults`]: the fault schedule, the nemesis that carries it out, drawn tunables;
 //! - [`run`]: one run from start to verdict, campaigns, replay, bench, zoo, the run directory;
 //! - [`scenario`]: scenario CSV files and their interactive mode;
-//! - [`sim`]: deterministic simulation of the real replica code from a seed.
+//! - [`sim`]: deterministic simulation of the real replica code from a seed;
+//! - [`fleet`]: slices of a sweep over many machines, their summaries and their merge.
 
 pub mod clients;
 pub mod cluster;
 pub mod faults;
+pub mod fleet;
 pub mod run;
 pub mod scenario;
 pub mod sim;

@@ -11,6 +11,8 @@ use clap::{Args, Parser, Subcommand};
 use harness::cluster::process::kill_all_children;
 use harness::faults::schedule::{parse_families, FaultFamily};
 use harness::faults::tunables::Pins;
+use harness::fleet::merge::MergeError;
+use harness::fleet::slice::SliceError;
 use harness::run::bench::{self, BenchOptions};
 use harness::run::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
 use harness::run::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
@@ -62,10 +64,29 @@ enum Command {
     /// Deterministic simulation of the real replica code: many seeded runs on virtual time,
     /// each checked like a real run; failing seeds are kept as run directories to replay.
     Sim(harness::sim::cli::SimArgs),
+    /// Merge fleet tasks' results (`--slice` directories) into one report of unique failures:
+    /// exits 0 all valid, 1 any invalid, 2 any unknown or a task or seed missing.
+    Merge(MergeArgs),
     /// Campaigns against every planted replica bug (needs `replica-bugs`, built with
     /// `cargo build --release -p replica --features bugs --bin replica-bugs`): each must be caught,
     /// and the same campaigns without a bug must pass.
     Zoo(ZooArgs),
+}
+
+#[derive(Args, Debug)]
+struct MergeArgs {
+    /// Task directories (`slice-K-of-N`), or directories holding them.
+    #[arg(required = true)]
+    dirs: Vec<PathBuf>,
+    /// Where the merged summary.json and index.html go.
+    #[arg(long)]
+    out: PathBuf,
+    /// Merge tasks of different builds or parameters anyway.
+    #[arg(long)]
+    force: bool,
+    /// Do not shrink each failure's representative (shrinking simulates it again, many times).
+    #[arg(long)]
+    no_shrink: bool,
 }
 
 #[derive(Args, Debug)]
@@ -261,6 +282,11 @@ struct CampaignArgs {
     /// interval from its seed, and records the draw in run.toml.
     #[arg(long)]
     defaults: bool,
+    /// Run only task K of N's share of the runs (e.g. 3/10; needs --seed and --runs), into
+    /// `<out>/slice-K-of-N` with a resumable summary.json; `auto` takes K and N from a Slurm
+    /// job array or a Kubernetes Indexed Job.
+    #[arg(long, value_parser = harness::fleet::slice::parse_slice)]
+    slice: Option<harness::fleet::slice::SliceArg>,
     #[command(flatten)]
     run: RunArgs,
 }
@@ -410,6 +436,11 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 fn exit_code_for(e: &anyhow::Error) -> i32 {
     let usage = e.chain().any(|cause| {
         cause.downcast_ref::<UsageError>().is_some()
+            || cause.downcast_ref::<SliceError>().is_some()
+            || matches!(
+                cause.downcast_ref::<MergeError>(),
+                Some(MergeError::Mixed { .. })
+            )
             || matches!(cause.downcast_ref::<RunError>(), Some(RunError::Invalid(_)))
     });
     if usage {
@@ -465,6 +496,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Campaign(args)) => campaign(&args).await,
         Some(Command::Sim(args)) => harness::sim::cli::run(&args),
         Some(Command::Replay(args)) => replay(&args).await,
+        Some(Command::Merge(args)) => merge(&args),
         Some(Command::Zoo(args)) if args.sim => {
             let opts = harness::sim::zoo::SimZooOptions {
                 out: args.out.join("sim"),
@@ -548,7 +580,50 @@ async fn scenario(args: &ScenarioArgs) -> anyhow::Result<i32> {
     Ok(summary.exit_code)
 }
 
+fn merge(args: &MergeArgs) -> anyhow::Result<i32> {
+    let opts = harness::fleet::merge::MergeOptions {
+        inputs: args.dirs.clone(),
+        out: args.out.clone(),
+        force: args.force,
+        shrink: !args.no_shrink,
+    };
+    let merged = harness::fleet::merge::merge(&opts)?;
+    println!(
+        "{}: {} of {} seeds in {} of {} tasks: {} valid, {} invalid, {} unknown; {}",
+        merged.verdict,
+        merged.seeds_done,
+        merged.seeds,
+        merged.tasks.present.len(),
+        merged.tasks.count,
+        merged.counts.valid,
+        merged.counts.invalid,
+        merged.counts.unknown,
+        count(merged.groups.len() as u64, "distinct failure"),
+    );
+    for line in harness::fleet::merge::task_problems(&merged) {
+        println!("  {line}");
+    }
+    for (k, g) in merged.groups.iter().enumerate() {
+        println!(
+            "{}. {} ({}, first seed {})",
+            k + 1,
+            g.signature,
+            count(g.count, "run"),
+            g.first_seed
+        );
+        if let Some(replay) = &g.replay {
+            println!("   replay: {replay}");
+        }
+        println!("   rerun:  {}", g.rerun);
+    }
+    println!("report: {}", args.out.join("index.html").display());
+    Ok(merged.exit_code)
+}
+
 async fn campaign(args: &CampaignArgs) -> anyhow::Result<i32> {
+    if let Some(slice) = args.slice {
+        return campaign_slice(args, slice).await;
+    }
     let opts = args.run.resolved_options()?;
     harness::run::validate(&opts.params)?;
     warn_about(&opts.params);
@@ -572,6 +647,114 @@ async fn campaign(args: &CampaignArgs) -> anyhow::Result<i32> {
         opts.out.join("index.html").display()
     );
     Ok(summaries.iter().map(|s| s.exit_code).max().unwrap_or(0))
+}
+
+/// `harness campaign --slice`: this task's share of the runs, resumable, with a summary.json.
+async fn campaign_slice(
+    args: &CampaignArgs,
+    slice: harness::fleet::slice::SliceArg,
+) -> anyhow::Result<i32> {
+    use harness::fleet::task::{fresh_summary, TaskKind};
+    let slice = slice.resolve()?;
+    let (Some(first_seed), Some(runs)) = (args.run.seed, args.runs) else {
+        return Err(usage(
+            "--slice needs --seed and --runs: every task must share out the same runs",
+        ));
+    };
+    let mut opts = args.run.resolved_options()?;
+    harness::run::validate(&opts.params)?;
+    warn_about(&opts.params);
+    opts.out = opts.out.join(slice.dir_name());
+    let explore = (!args.defaults && opts.params.target == TargetKind::Faultline).then(|| Pins {
+        checkpoint_interval_slots: args.run.checkpoint_interval,
+        nemesis_interval_ms: args.run.nemesis_interval.map(ms),
+        ..Pins::default()
+    });
+    let mut binaries: Vec<(&str, &std::path::Path)> = Vec::new();
+    match opts.params.target {
+        TargetKind::Faultline => binaries.push(("replica", &opts.replica_bin)),
+        TargetKind::Etcd => binaries.push(("etcd", &opts.etcd_bin)),
+    }
+    let build = harness::fleet::identity::BuildIdentity::of(&binaries)
+        .context("cannot hash the binaries this task runs")?;
+    let mut params = match serde_json::to_value(&opts.params)? {
+        serde_json::Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    };
+    params.insert("defaults".into(), args.defaults.into());
+    let fresh = fresh_summary(
+        TaskKind::Campaign,
+        slice,
+        first_seed,
+        u64::from(runs),
+        params,
+        campaign_reproduce_flags(),
+        build,
+    );
+    let share = fresh.share();
+    let (task, done) = harness::fleet::task::Task::open(&opts.out, fresh, true)
+        .with_context(|| format!("cannot write the task summary in {}", opts.out.display()))?;
+    let seeds: Vec<u64> = share.filter(|s| !done.contains(s)).collect();
+    let record = |s: &RunSummary| {
+        print_summary(s);
+        let checks = checker::Results::read_json(&s.dir.join("results.json"))
+            .map(|r| harness::sim::failed_checks(&r))
+            .unwrap_or_default();
+        let result = harness::fleet::task::SeedResult {
+            seed: s.seed,
+            exit_code: s.exit_code,
+            verdict: s.verdict.clone(),
+            failed_checks: checks,
+            details: Vec::new(),
+            dir: Some(s.dir.clone()),
+            faults: s.faults,
+            virtual_ms: 0,
+        };
+        if let Err(e) = task.record(result) {
+            eprintln!("warning: cannot update the task summary: {e}");
+        }
+    };
+    campaign::run_seeds(&opts, &seeds, args.until_failure, explore, record).await?;
+    let summary = task.finish().context("cannot write the task summary")?;
+    println!(
+        "summary: {} ({} valid, {} invalid, {} unknown)",
+        opts.out.join("summary.json").display(),
+        summary.counts.valid,
+        summary.counts.invalid,
+        summary.counts.unknown
+    );
+    Ok(if summary.counts.invalid > 0 {
+        1
+    } else if summary.counts.unknown > 0 {
+        2
+    } else {
+        0
+    })
+}
+
+/// The campaign's own flags less those a single rerun sets itself (`--slice`, `--runs`,
+/// `--seed`, `--out`, `--no-progress`), for the line that runs one seed again.
+fn campaign_reproduce_flags() -> String {
+    let args: Vec<String> = std::env::args()
+        .skip_while(|a| a != "campaign")
+        .skip(1)
+        .collect();
+    let dropped = ["--slice", "--runs", "--seed", "--out", "--no-progress"];
+    let mut flags = String::new();
+    let mut skip_value = false;
+    for arg in args {
+        if std::mem::take(&mut skip_value) {
+            continue;
+        }
+        let name = arg.split('=').next().unwrap_or(&arg);
+        if dropped.contains(&name) {
+            skip_value = !arg.contains('=') && name != "--no-progress";
+            continue;
+        }
+        flags.push(' ');
+        flags.push_str(&arg);
+    }
+    flags
 }
 
 async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {

@@ -33,6 +33,7 @@ fn a_sweep_of_seeds_with_every_fault_passes_on_the_real_replica() {
             ..SweepKnobs::default()
         },
         progress: false,
+        name: None,
     };
     let report = sweep(&opts, &|_| {});
     let failing: Vec<String> = report
@@ -237,6 +238,7 @@ fn a_sweep_of_sharded_seeds_is_valid_under_the_sharded_checks() {
             ..SweepKnobs::default()
         },
         progress: false,
+        name: None,
     };
     let report = sweep(&opts, &|_| {});
     let failing: Vec<String> = report

@@ -26,12 +26,26 @@ pub async fn run_many(
     runs: u32,
     until_failure: bool,
     explore: Option<Pins>,
+    report: impl FnMut(&RunSummary),
+) -> Result<Vec<RunSummary>, RunError> {
+    let seeds: Vec<u64> = (0..runs)
+        .map(|k| opts.seed.wrapping_add(u64::from(k)))
+        .collect();
+    run_seeds(opts, &seeds, until_failure, explore, report).await
+}
+
+/// [`run_many`] over exactly `seeds` (a fleet task's share, less the runs already done).
+pub async fn run_seeds(
+    opts: &RunOptions,
+    seeds: &[u64],
+    until_failure: bool,
+    explore: Option<Pins>,
     mut report: impl FnMut(&RunSummary),
 ) -> Result<Vec<RunSummary>, RunError> {
     let mut summaries = Vec::new();
-    for k in 0..runs {
+    for &seed in seeds {
         let mut one = opts.clone();
-        one.seed = opts.seed.wrapping_add(u64::from(k));
+        one.seed = seed;
         if let Some(pins) = &explore {
             let drawn = tunables::draw(one.seed, pins, &NEMESIS_INTERVAL_CHOICES_MS);
             one.params.nemesis_interval_ms = drawn.nemesis_interval_ms;

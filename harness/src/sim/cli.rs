@@ -4,9 +4,12 @@
 
 use super::faults::{parse_families, SimFamily};
 use super::shrink::{default_out, shrink};
-use super::sweep::{sweep, Keep, SweepKnobs, SweepOptions, SweepReport};
+use super::sweep::{sweep_seeds, Keep, SweepKnobs, SweepOptions, SweepReport};
 use super::{simulate, write_and_check, SimRunInfo, SimSummary};
 use crate::faults::tunables::Pins;
+use crate::fleet::identity::BuildIdentity;
+use crate::fleet::slice::Slice;
+use crate::fleet::task::{fresh_summary, SeedResult, Task, TaskKind, TASK_SUMMARY_FILE};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -74,6 +77,14 @@ pub struct SimArgs {
     /// No progress bar.
     #[arg(long)]
     pub no_progress: bool,
+    /// Run only task K of N's share of the seeds (e.g. 3/10), into `<out>/slice-K-of-N`,
+    /// skipping the seeds an earlier attempt of the same task finished; `auto` takes K and N
+    /// from a Slurm job array or a Kubernetes Indexed Job.
+    #[arg(long, value_parser = crate::fleet::slice::parse_slice)]
+    pub slice: Option<crate::fleet::slice::SliceArg>,
+    /// A name for this sweep: kept run directories are `<name>-<seed>...` (default `sim`).
+    #[arg(long)]
+    pub name: Option<String>,
 }
 
 impl SimArgs {
@@ -96,8 +107,33 @@ impl SimArgs {
         }
     }
 
+    /// Everything that shapes a seed's run, for a task's summary: tasks whose parameters
+    /// differ are not one sweep.
+    fn task_params(&self) -> serde_json::Map<String, serde_json::Value> {
+        let faults = self
+            .faults
+            .as_ref()
+            .map(|f| f.0.iter().map(ToString::to_string).collect::<Vec<_>>());
+        let value = serde_json::json!({
+            "ops": self.ops,
+            "faults": faults,
+            "bug": self.bug,
+            "shards": self.shards,
+            "checkpoint_interval": self.checkpoint_interval,
+            "max_batch": self.max_batch,
+            "max_inflight": self.max_inflight,
+            "nemesis_interval_ms": self.nemesis_interval,
+            "liveness_bound_ms": self.liveness_bound,
+            "keep": format!("{:?}", self.keep).to_lowercase(),
+        });
+        match value {
+            serde_json::Value::Object(map) => map,
+            _ => serde_json::Map::new(),
+        }
+    }
+
     /// The flags that must come along to reproduce one seed.
-    fn reproduce_flags(&self) -> String {
+    pub fn reproduce_flags(&self) -> String {
         let mut flags = String::new();
         let mut add = |name: &str, value: Option<String>| {
             if let Some(v) = value {
@@ -144,21 +180,53 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let slice = args.slice.map(|s| s.resolve()).transpose()?;
+    let out = match slice {
+        Some(slice) => args.out.join(slice.dir_name()),
+        None => args.out.clone(),
+    };
     let opts = SweepOptions {
         from_seed: args.from_seed,
         seeds: args.seeds,
-        out: args.out.clone(),
+        out,
         keep: args.keep,
         jobs,
         pins: args.pins(),
         knobs: args.knobs(),
         progress: !args.no_progress,
+        name: args.name.clone(),
     };
     std::fs::create_dir_all(&opts.out)
         .with_context(|| format!("cannot create {}", opts.out.display()))?;
-    let bar = progress_bar(args.seeds, opts.progress);
+    let build = BuildIdentity::of(&[]).context("cannot hash the harness binary")?;
     let flags = args.reproduce_flags();
+    let fresh = fresh_summary(
+        TaskKind::Sim,
+        slice.unwrap_or(Slice::WHOLE),
+        args.from_seed,
+        args.seeds,
+        args.task_params(),
+        flags.clone(),
+        build,
+    );
+    let share = fresh.share();
+    // Only a slice resumes: a plain sweep into the same directory runs all its seeds again.
+    let (task, done) = Task::open(&opts.out, fresh, slice.is_some())
+        .with_context(|| format!("cannot write the task summary in {}", opts.out.display()))?;
+    let seeds: Vec<u64> = share.filter(|s| !done.contains(s)).collect();
+    if !done.is_empty() {
+        println!(
+            "{}: {} already done, {} to run",
+            opts.out.display(),
+            checker::text::count(done.len() as u64, "seed"),
+            seeds.len()
+        );
+    }
+    let bar = progress_bar(seeds.len() as u64, opts.progress);
     let on_seed = |summary: &SimSummary| {
+        if let Err(e) = task.record(seed_result(summary)) {
+            bar.println(format!("warning: cannot update the task summary: {e}"));
+        }
         bar.inc(1);
         if summary.exit_code != 0 {
             let line = failing_line(summary, &flags);
@@ -169,10 +237,45 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
             }
         }
     };
-    let report = sweep(&opts, &on_seed);
+    let report = sweep_seeds(&opts, &seeds, &on_seed);
     bar.finish_and_clear();
     print_report(&report, jobs);
-    Ok(report.exit_code())
+    let summary = task.finish().context("cannot write the task summary")?;
+    println!(
+        "summary: {} ({} valid, {} invalid, {} unknown over {})",
+        task.dir().join(TASK_SUMMARY_FILE).display(),
+        summary.counts.valid,
+        summary.counts.invalid,
+        summary.counts.unknown,
+        checker::text::count(summary.done_seeds().count() as u64, "seed"),
+    );
+    Ok(report.exit_code().max(task_exit_code(&summary)))
+}
+
+/// A task's verdict over every seed it did, this attempt and earlier ones.
+fn task_exit_code(summary: &crate::fleet::task::TaskSummary) -> i32 {
+    if summary.counts.invalid > 0 {
+        1
+    } else if summary.counts.unknown > 0 {
+        2
+    } else {
+        0
+    }
+}
+
+/// A finished seed as its task records it.
+fn seed_result(summary: &SimSummary) -> SeedResult {
+    SeedResult {
+        seed: summary.seed,
+        exit_code: summary.exit_code,
+        verdict: summary.verdict.clone(),
+        failed_checks: summary.failed_checks.clone(),
+        details: summary.world_violations.clone(),
+        // A seed that was not kept has had its scratch directory removed already.
+        dir: summary.dir.is_dir().then(|| summary.dir.clone()),
+        faults: summary.faults,
+        virtual_ms: summary.virtual_ms,
+    }
 }
 
 fn progress_bar(len: u64, visible: bool) -> ProgressBar {
@@ -239,8 +342,8 @@ fn run_shrink(dir: &Path) -> anyhow::Result<i32> {
         out.display(),
         shrunk.check,
         shrunk.attempts,
-        before.schedule.len() / 2,
-        shrunk.info.schedule.len() / 2,
+        shrunk.original_faults,
+        shrunk.summary.faults,
         before.params.ops,
         shrunk.info.params.ops,
         before.params.time_limit_ms,

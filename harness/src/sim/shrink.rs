@@ -21,6 +21,10 @@ pub struct Shrunk {
     pub attempts: u32,
     /// The check the original failed and the shrunk run still fails.
     pub check: String,
+    /// The original's faults, counted as a replay counts them (faults the world carried out,
+    /// as `SimSummary::faults`), and its operation budget.
+    pub original_faults: u32,
+    pub original_ops: u64,
 }
 
 /// Shrinks the failing run in `dir`; the result is written to `out`.
@@ -101,6 +105,8 @@ pub fn shrink(dir: &Path, out: &Path) -> Result<Shrunk, SimError> {
     let outcome = simulate(&best)?;
     let summary = write_and_check(out, &best, &outcome, true)?;
     Ok(Shrunk {
+        original_faults: first.faults,
+        original_ops: original.params.ops,
         info: best,
         summary,
         attempts,
