@@ -512,6 +512,15 @@ impl Collector {
         if rec.pending == 0 && !fresh {
             d.well_formed.duplicate(at, rec.done_index, raw, rid);
         }
+        if let Cmd::Transfer { from, to, amount } = rec.cmd {
+            let invoked = (d.accounts.name(from), d.accounts.name(to), amount);
+            let told = (v.from.as_deref(), v.to.as_deref(), v.amount);
+            if let Some(now) = WellFormed::transfer_changed(invoked, told) {
+                let was = rec.cmd.describe(&d.accounts);
+                d.well_formed
+                    .completion_changed(at, rec.first_index, (raw, rid), (&was, &now));
+            }
+        }
         rec.pending = rec.pending.saturating_sub(1);
         if rec.exec == 0 {
             // Until an answer with an exec index decides it, the latest answer frames it.

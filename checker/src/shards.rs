@@ -15,7 +15,7 @@
 
 use crate::checks::{
     atomicity, bank_conservation, serializability, shard_agreement, shard_exactly_once,
-    shard_liveness, shard_replay,
+    shard_liveness, shard_replay, shard_well_formed,
 };
 use crate::checks::{CheckResult, Validity};
 use crate::history::{Event, EventType, HistoryReader, Process};
@@ -30,6 +30,16 @@ use std::path::Path;
 
 /// Shard ids are 1-based.
 pub type ShardId = u32;
+
+impl ShardEntry {
+    /// Whether this entry changed a balance on its shard.
+    pub fn applies(&self) -> bool {
+        match self.txn {
+            Some(_) => self.applied.unwrap_or(0) != 0,
+            None => self.f == "transfer" && self.kind == EventType::Ok,
+        }
+    }
+}
 
 /// One `[[shards]]` table of run.toml.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,16 +306,22 @@ pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
     }
 }
 
-fn load_history(path: &Path) -> Result<(Vec<Event>, Option<u64>), CheckError> {
+/// The history's events, the 1-based line of each, and where it was cut off.
+type Loaded = (Vec<Event>, Vec<u64>, Option<u64>);
+
+fn load_history(path: &Path) -> Result<Loaded, CheckError> {
     let mut r = HistoryReader::open(path)?;
-    let mut out = Vec::new();
+    let (mut out, mut lines) = (Vec::new(), Vec::new());
     while let Some(e) = r.next_as::<Event>()? {
         out.push(e);
+        lines.push(r.line_no());
     }
-    Ok((out, r.truncation().map(|t| t.line)))
+    Ok((out, lines, r.truncation().map(|t| t.line)))
 }
 
-fn pair_ops(events: &[Event], warnings: &mut Vec<String>) -> Vec<Op> {
+/// Pairs each invocation with its client's next completion of the same request; the
+/// shapes that break this are well-formed's to report (`checks::shard_well_formed`).
+fn pair_ops(events: &[Event]) -> Vec<Op> {
     let mut ops: Vec<Op> = Vec::new();
     let mut open: HashMap<u64, usize> = HashMap::new();
     for e in events {
@@ -333,10 +349,7 @@ fn pair_ops(events: &[Event], warnings: &mut Vec<String>) -> Vec<Op> {
                         positions: e.positions.clone().unwrap_or_default(),
                     })
                 }
-                _ => warnings.push(format!(
-                    "history index {}: a completion of client {c}'s request {rid} that was not invoked is ignored",
-                    e.index
-                )),
+                _ => {}
             },
         }
     }
@@ -463,14 +476,14 @@ pub(crate) fn check_sharded(
     params: &RunParams,
     specs: Vec<ShardSpec>,
 ) -> Result<Results, CheckError> {
-    let (events, truncated) = load_history(&files.history)?;
+    let (events, lines, truncated) = load_history(&files.history)?;
     let mut warnings = Vec::new();
     if let Some(line) = truncated {
         warnings.push(format!(
             "the history's last line ({line}) is cut off and was not read"
         ));
     }
-    let mut ops = pair_ops(&events, &mut warnings);
+    let mut ops = pair_ops(&events);
     let fin = load_final(&files.final_json)?;
     let account_shard: HashMap<String, ShardId> = specs
         .iter()
@@ -509,6 +522,10 @@ pub(crate) fn check_sharded(
         fin,
     };
     let mut checks: BTreeMap<String, CheckResult> = BTreeMap::new();
+    checks.insert(
+        "well-formed".into(),
+        shard_well_formed::run(&data, &events, &lines),
+    );
     checks.insert("atomicity".into(), atomicity::run(&data));
     checks.insert("bank-conservation".into(), bank_conservation::run(&data));
     checks.insert("shard-agreement".into(), shard_agreement::run(&data));

@@ -202,3 +202,22 @@ fn an_endless_line_is_an_error_naming_it_not_an_allocation() {
         &msg[..msg.len().min(300)]
     );
 }
+
+#[test]
+fn an_ok_whose_amount_differs_from_its_invoke_is_unknown_with_its_line() {
+    let bad = GOOD.replace(
+        r#""amount":3,"from_balance""#,
+        r#""amount":-9223372036854775808,"from_balance""#,
+    );
+    let (_d, r) = run_with_history(&bad);
+    let r = r.unwrap();
+    let c = &r.checks["well-formed"];
+    assert_eq!(c.valid, Validity::Unknown, "{c:#?}");
+    assert_ne!(r.valid, Validity::Valid);
+    let a = &c.anomalies[0];
+    assert_eq!(a.kind, "completion-changed-command");
+    assert!(
+        a.message.contains("line 2 ") && a.message.contains("-9223372036854775808"),
+        "{a:?}"
+    );
+}

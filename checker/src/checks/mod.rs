@@ -24,6 +24,7 @@ pub mod shard_agreement;
 pub mod shard_exactly_once;
 pub mod shard_liveness;
 pub mod shard_replay;
+pub mod shard_well_formed;
 pub mod total_order;
 pub mod well_formed;
 

@@ -36,7 +36,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     for op in &data.ops {
         let Some(c) = &op.complete else { continue };
         let entries = by_key.get(&(op.client, op.request_id));
-        let changed = entries.is_some_and(|es| es.iter().any(|(_, e)| applies(e)));
+        let changed = entries.is_some_and(|es| es.iter().any(|(_, e)| e.applies()));
         let rejected = c.kind == EventType::Fail && c.positions.is_empty();
         if c.kind == EventType::Ok && entries.is_none() {
             check.anomaly(|| {
@@ -68,14 +68,6 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         }
     }
     check.finish()
-}
-
-/// Whether an entry changed a balance.
-fn applies(e: &ShardEntry) -> bool {
-    match e.txn {
-        Some(_) => e.applied.unwrap_or(0) != 0,
-        None => e.f == "transfer" && e.kind == EventType::Ok,
-    }
 }
 
 fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, &ShardEntry)]) {

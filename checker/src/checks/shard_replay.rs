@@ -6,11 +6,20 @@
 //! map from position and are compared as the replay passes it. A cross-shard transfer
 //! is compared on each shard for the balance that shard holds (`from_balance` on the
 //! source, `to_balance` on the destination); a read_all's parts are
-//! bank-conservation's to compare.
+//! bank-conservation's to compare. An answer of `fail` whose entry applied something
+//! is `failed-but-applied`.
+//!
+//! Insufficient funds is judged where it was decided: a refusal logged as a plain entry
+//! on the source's shard (`log-result` when the source held enough there), and an
+//! answer saying so at the source shard's prepare of its transaction, or else at its
+//! position there (`wrong-result`). An `ok` with no position cannot be replayed
+//! (well-formed says so); a balance it shows that no state of the bank can hold is
+//! `impossible-result` all the same.
 
 use super::{Anomaly, Check, CheckResult};
+use crate::history::values::INSUFFICIENT_FUNDS;
 use crate::history::EventType;
-use crate::shards::{transfer_parts, Op, ShardEntry, ShardId, Sharded};
+use crate::shards::{transfer_parts, Op, Phase, ShardEntry, ShardId, Sharded};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
@@ -24,21 +33,39 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         check.unknown("run.toml does not give initial_balance, so the logs cannot be replayed");
         return check.finish();
     }
+    let prepared = source_prepares(data);
     for spec in &data.specs {
         let mut waiting: HashMap<u64, Vec<usize>> = HashMap::new();
+        let mut refused: HashMap<u64, Vec<usize>> = HashMap::new();
         for (i, op) in data.ops.iter().enumerate() {
             let told = op.complete.as_ref().filter(|c| c.kind != EventType::Info);
             if let Some(&p) = told.and_then(|c| c.positions.get(&spec.id)) {
                 waiting.entry(p).or_default().push(i);
             }
+            if let Some(p) = decided_short(data, &prepared, spec.id, op) {
+                refused.entry(p).or_default().push(i);
+            }
         }
-        let last = waiting.keys().copied().max().unwrap_or(0);
+        let last = waiting.keys().chain(refused.keys()).copied().max();
+        let last = last.unwrap_or(0).max(
+            data.logs
+                .get(&spec.id)
+                .map_or(0, |l| l.keys().next_back().copied().unwrap_or(0)),
+        );
         let replay = data.replay_shard(spec.id, last, |exec, entry, bank| {
             for &o in waiting.get(&exec).into_iter().flatten() {
                 compare(data, &mut check, spec.id, exec, entry, bank, &data.ops[o]);
             }
+            for &o in refused.get(&exec).into_iter().flatten() {
+                had_funds(&mut check, spec.id, exec, bank, &data.ops[o]);
+            }
+            logged_refusal(&mut check, spec.id, exec, entry, bank);
         });
+        // Only a gap before a position some answer was told leaves one undecided.
         if let Err(gap) = replay {
+            if !waiting.keys().chain(refused.keys()).any(|&p| p >= gap) {
+                continue;
+            }
             check.undecided("shards whose log has a gap before a position clients were told");
             check.note(format!(
                 "shard {}'s log has no entry at exec_index {gap}",
@@ -46,7 +73,139 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
             ));
         }
     }
+    without_position(data, &mut check);
     check.finish()
+}
+
+/// Per (source shard, client, request), the position of the source's prepare of the
+/// transaction it coordinated for that request.
+fn source_prepares(data: &Sharded) -> HashMap<(ShardId, u64, u64), u64> {
+    let mut out = HashMap::new();
+    for (&shard, log) in &data.logs {
+        for e in log.values() {
+            match e.txn {
+                Some(t) if t.coordinator == shard && e.phase == Some(Phase::Prepare) => {
+                    out.entry((shard, t.client, t.request_id))
+                        .or_insert(e.exec_index);
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Where on `shard` an answer of insufficient funds was decided, if `shard` holds its
+/// source: at the source's prepare of its transaction, or else at its position there.
+fn decided_short(
+    data: &Sharded,
+    prepared: &HashMap<(ShardId, u64, u64), u64>,
+    shard: ShardId,
+    op: &Op,
+) -> Option<u64> {
+    let c = op.complete.as_ref().filter(|c| c.kind == EventType::Fail)?;
+    if c.value.get("error").and_then(Value::as_str) != Some(INSUFFICIENT_FUNDS) {
+        return None;
+    }
+    let (from, _, _) = transfer_parts(&op.value)?;
+    if data.shard_of(from) != Some(shard) {
+        return None;
+    }
+    prepared
+        .get(&(shard, op.client, op.request_id))
+        .or_else(|| c.positions.get(&shard))
+        .copied()
+}
+
+/// A positive transfer between two accounts that `bank` (after the entry at its
+/// position, which applied nothing) shows had the funds for it; `(from, balance,
+/// amount)` if so.
+fn enough<'v>(bank: &BTreeMap<String, i64>, value: &'v Value) -> Option<(&'v str, i64, i64)> {
+    let (from, to, amount) = transfer_parts(value)?;
+    let &b = bank.get(from)?;
+    (amount > 0 && from != to && b >= amount).then_some((from, b, amount))
+}
+
+/// An answer of insufficient funds, decided at `exec` on its source's shard.
+fn had_funds(check: &mut Check, shard: ShardId, exec: u64, bank: &BTreeMap<String, i64>, op: &Op) {
+    check.count("insufficient-funds answers replayed", 1);
+    let Some((from, b, amount)) = enough(bank, &op.value) else {
+        return;
+    };
+    check.anomaly(|| {
+        Anomaly::new(
+            "wrong-result",
+            format!(
+                "{} was told it failed for insufficient funds, but replaying shard {shard}'s log up to position {exec}, where that was decided, leaves {from} with {b} there, enough for {amount}.",
+                op.describe()
+            ),
+            op.indices(),
+        )
+        .at_slots(vec![exec])
+    });
+}
+
+/// A refusal the log records as insufficient funds, where the source held enough.
+fn logged_refusal(
+    check: &mut Check,
+    shard: ShardId,
+    exec: u64,
+    entry: &ShardEntry,
+    bank: &BTreeMap<String, i64>,
+) {
+    let refused = entry.txn.is_none()
+        && entry.f == "transfer"
+        && entry.kind == EventType::Fail
+        && entry.value.get("error").and_then(Value::as_str) == Some(INSUFFICIENT_FUNDS);
+    if !refused {
+        return;
+    }
+    let Some((from, b, amount)) = enough(bank, &entry.value) else {
+        return;
+    };
+    check.anomaly(|| {
+        Anomaly::new(
+            "log-result",
+            format!(
+                "Shard {shard}'s log records client {}'s request {} (transfer of {amount} from {from}) at exec_index {exec} as failed for insufficient funds, but replaying the log leaves {from} with {b} there, enough for it.",
+                entry.client, entry.request_id
+            ),
+            Vec::new(),
+        )
+        .at_slots(vec![exec])
+    });
+}
+
+/// `ok` answers with no position: what they show must at least fit in the bank.
+fn without_position(data: &Sharded, check: &mut Check) {
+    let Some(total) = data.total else { return };
+    for op in &data.ops {
+        let Some(c) = op
+            .complete
+            .as_ref()
+            .filter(|c| c.kind == EventType::Ok && c.positions.is_empty())
+        else {
+            continue;
+        };
+        for field in ["balance", "from_balance", "to_balance"] {
+            let Some(b) = c.value.get(field).and_then(Value::as_i64) else {
+                continue;
+            };
+            if (0..=total).contains(&i128::from(b)) {
+                continue;
+            }
+            check.anomaly(|| {
+                Anomaly::new(
+                    "impossible-result",
+                    format!(
+                        "{} was answered ok with no position to replay it at, and its {field} {b} is more than the whole bank holds ({total}) or less than nothing: no state of the bank gives it.",
+                        op.describe()
+                    ),
+                    op.indices(),
+                )
+            });
+        }
+    }
 }
 
 fn compare(
@@ -69,6 +228,25 @@ fn compare(
                     op.describe(),
                     entry.client,
                     entry.request_id
+                ),
+                op.indices(),
+            )
+            .at_slots(vec![exec])
+        });
+        return;
+    }
+    if c.kind == EventType::Fail && entry.applies() {
+        let error = c
+            .value
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("no error given");
+        check.anomaly(|| {
+            Anomaly::new(
+                "failed-but-applied",
+                format!(
+                    "{} was told it failed ({error}) at position {exec} on shard {shard}, but the log applies it there.",
+                    op.describe()
                 ),
                 op.indices(),
             )

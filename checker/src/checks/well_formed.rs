@@ -5,8 +5,15 @@
 //! history that breaks this (a completion nobody invoked, a second completion, two
 //! operations in flight on one process, a retry that changes the command) comes from
 //! a broken client or recorder, and the other checks would have to guess what it
-//! means. These findings are listed with their line numbers and make the verdict
-//! `unknown`, never a pass; the other checks still run and may prove a violation.
+//! means. A completion must name the command its invocation named (a transfer's
+//! `from`, `to` and `amount`, where it repeats them). These findings are listed with
+//! their line numbers and make the verdict `unknown`, never a pass; the other checks
+//! still run and may prove a violation.
+//!
+//! The classic path feeds it from `crate::ops` while the history streams by; the
+//! sharded path from `checks::shard_well_formed`, which adds the shapes only a sharded
+//! run can have (positions on shards that do not exist, a snapshot missing a shard, a
+//! transaction coordinated by the wrong shard).
 
 use super::{Anomaly, Check, CheckResult};
 use crate::model::{Accounts, Cmd};
@@ -90,6 +97,51 @@ impl WellFormed {
                 vec![first, at.index],
             )
         });
+    }
+
+    /// A completion at `at` of `client`'s request `rid` naming the command as `now`,
+    /// while its invocation at `first` named it as `was`.
+    pub fn completion_changed(
+        &mut self,
+        at: At,
+        first: u64,
+        (client, rid): (u64, u64),
+        (was, now): (&str, &str),
+    ) {
+        self.check.doubt(|| {
+            Anomaly::new(
+                "completion-changed-command",
+                format!(
+                    "At {at}, client {client}'s request {rid} completes as {now}, but it was invoked at history index {first} as {was}: an answer must be about the command asked, so which one ran is unknown."
+                ),
+                vec![first, at.index],
+            )
+        });
+    }
+
+    /// Any other malformed shape (the sharded path's): `kind` and its sentence.
+    pub fn malformed(&mut self, kind: &str, message: String, indices: Vec<u64>) {
+        self.check.doubt(|| Anomaly::new(kind, message, indices));
+    }
+
+    /// Whether a completion's transfer fields (those it repeats) differ from the
+    /// invoked `(from, to, amount)`; returns the completion's description if so.
+    pub fn transfer_changed(
+        invoked: (&str, &str, i64),
+        told: (Option<&str>, Option<&str>, Option<i64>),
+    ) -> Option<String> {
+        let (from, to, amount) = invoked;
+        let differs = told.0.is_some_and(|f| f != from)
+            || told.1.is_some_and(|t| t != to)
+            || told.2.is_some_and(|a| a != amount);
+        differs.then(|| {
+            format!(
+                "transfer {}->{} {}",
+                told.0.unwrap_or(from),
+                told.1.unwrap_or(to),
+                told.2.map_or_else(|| amount.to_string(), |a| a.to_string())
+            )
+        })
     }
 
     pub fn finish(mut self, events: u64) -> CheckResult {
