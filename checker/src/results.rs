@@ -78,6 +78,12 @@ impl Results {
         self.checks.get(name)
     }
 
+    /// The outcome in one line: `invalid: exactly-once (21× executed twice); first: ...`
+    /// (see [`crate::report::cause`]).
+    pub fn cause_line(&self) -> String {
+        crate::report::cause::cause_line(self)
+    }
+
     /// 0 valid, 1 invalid, 2 unknown.
     pub fn exit_code(&self) -> i32 {
         self.valid.exit_code()
@@ -95,11 +101,17 @@ impl Results {
         serde_json::from_str(&text).map_err(io::Error::from)
     }
 
-    /// Checks in display order.
+    /// Checks in display order: the known ones in [`CHECK_NAMES`] order, then any other
+    /// check results.json holds (a newer checker's), by name, so none is ever left out.
     pub fn ordered_checks(&self) -> impl Iterator<Item = (&str, &CheckResult)> {
-        CHECK_NAMES
+        let known = CHECK_NAMES
             .iter()
-            .filter_map(|n| self.checks.get(*n).map(|c| (*n, c)))
+            .filter_map(|n| self.checks.get_key_value(*n));
+        let others = self
+            .checks
+            .iter()
+            .filter(|(n, _)| !CHECK_NAMES.contains(&n.as_str()));
+        known.chain(others).map(|(n, c)| (n.as_str(), c))
     }
 
     /// A few lines for a terminal.
@@ -132,12 +144,11 @@ impl Results {
             let _ = writeln!(s, "  warning: {w}");
         }
         for (name, c) in self.ordered_checks() {
-            let _ = writeln!(
-                s,
-                "  {name:<13} {:<8} {}",
-                c.valid.as_str(),
-                count(c.anomaly_count, "anomaly")
-            );
+            let found = match &c.not_applicable {
+                Some(why) => format!("not applicable: {why}"),
+                None => count(c.anomaly_count, "anomaly"),
+            };
+            let _ = writeln!(s, "  {name:<13} {:<8} {found}", c.state_word());
             if let Some(a) = c.anomalies.first() {
                 let _ = writeln!(s, "      first: {}", a.message);
             }
@@ -151,6 +162,7 @@ impl Results {
             self.valid.as_str(),
             self.elapsed_ms
         );
+        let _ = writeln!(s, "{}", self.cause_line());
         s
     }
 }

@@ -45,7 +45,7 @@ fn valid_run_report() {
         3,
         "charts inlined"
     );
-    assert!(html.contains("Fault timeline") && html.contains("partition"));
+    assert!(html.contains("Fault timeline") && html.contains("class=\"swatch\""));
     assert!(html.contains("initial_balance"), "run parameters shown");
     // results.json is written beside it and reads back.
     let back = checker::Results::read_json(&dir.path().join("results.json")).unwrap();
@@ -54,7 +54,7 @@ fn valid_run_report() {
 
 #[test]
 fn invalid_run_report_shows_the_anomaly_in_context() {
-    let (_dir, results, html) = report_for(Some(Plant::WrongRead));
+    let (dir, results, html) = report_for(Some(Plant::WrongRead));
     assert_eq!(results.valid, Validity::Invalid);
     assert!(html.contains("class=\"verdict invalid\">INVALID<"));
     let a = &results.check("replay").unwrap().anomalies[0];
@@ -65,6 +65,39 @@ fn invalid_run_report_shows_the_anomaly_in_context() {
         html.contains(&format!("<tr class=\"cited\"><td>{cited}</td>")),
         "excerpt row for {cited}"
     );
+    // The cause in one line, under the verdict and before the checks.
+    let cause = format!(
+        "id=\"cause\">{}<",
+        checker::report::html::esc(&results.cause_line())
+    );
+    assert!(results.cause_line().starts_with("invalid: replay ("));
+    let at = html.find(&cause).expect("the one-line cause");
+    assert!(at < html.find("<h2>Checks</h2>").unwrap());
+    // The anomaly links to its operation's box on the timeline, which is flagged there.
+    let link = html
+        .find("class=\"tl-link\" href=\"")
+        .expect("a link to the timeline");
+    let rest = &html[link + "class=\"tl-link\" href=\"".len()..];
+    let (file, anchor) = rest[..rest.find('"').unwrap()].split_once('#').unwrap();
+    let page = std::fs::read_to_string(dir.path().join(file)).unwrap();
+    let boxed = page
+        .find(&format!("id=\"{anchor}\" class=\"op "))
+        .expect("the box");
+    assert!(
+        page[boxed..boxed + 60].contains("flagged"),
+        "{}",
+        &page[boxed..boxed + 60]
+    );
+}
+
+#[test]
+fn a_check_that_did_not_apply_is_not_applicable_not_valid() {
+    let (_dir, results, html) = report_for(None);
+    let liveness = results.check("liveness").unwrap();
+    assert!(liveness.not_applicable.is_some(), "{liveness:?}");
+    assert!(html.contains("<td>liveness</td><td><span class=\"tag na\">NOT APPLICABLE</span>"));
+    assert!(results.summary().contains("liveness      n/a"));
+    assert!(results.cause_line().contains("not applicable: liveness"));
 }
 
 #[test]
@@ -76,12 +109,14 @@ fn downsampling_keeps_extremes_and_bounds_points() {
             latency_ns: 1_000 + (i * 7919) % 5_000,
             outcome: 0,
             f: 0,
+            flagged: false,
         })
         .chain(std::iter::once(LatencyPoint {
             start_ns: 50_000_000,
             latency_ns: 9_999_999,
             outcome: 0,
             f: 0,
+            flagged: false,
         }))
         .collect();
     let kept = charts::downsample(&points, 1_000, 100_000_000);
@@ -116,7 +151,7 @@ fn report_opens_with_the_commands_that_reproduce_it_and_links_the_timeline() {
     );
     assert!(html.contains("href=\"timeline.html\""));
     let timeline = std::fs::read_to_string(dir.path().join("timeline.html")).unwrap();
-    assert!(timeline.contains("<div class=\"op ok\""));
+    assert!(timeline.contains(" class=\"op ok\""));
     assert!(timeline.contains("href=\"report.html\""));
 }
 

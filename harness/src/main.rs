@@ -16,7 +16,7 @@ use harness::fleet::slice::SliceError;
 use harness::run::bench::{self, BenchOptions};
 use harness::run::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
 use harness::run::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
-use harness::run::{ms, run_campaign, RunError, RunOptions, RunSummary};
+use harness::run::{ms, RunError, RunOptions, RunSummary};
 use harness::scenario::run::{run_scenario, ScenarioOptions};
 use harness::targets::etcd::find_etcd_bin;
 use harness::targets::{ReadMode, TargetKind};
@@ -471,21 +471,7 @@ fn warn_about(params: &RunParams) {
 }
 
 fn print_summary(s: &RunSummary) {
-    println!(
-        "{}: {} (seed {}, {}, {}: {} ok, {} fail, {} info, {:.1} s)",
-        s.dir.display(),
-        s.verdict,
-        s.seed,
-        count(s.faults, "fault"),
-        count(s.invoked, "operation"),
-        s.ok,
-        s.fail,
-        s.info,
-        s.elapsed_s
-    );
-    for note in &s.notes {
-        println!("  note: {note}");
-    }
+    print!("{}", s.outcome_lines());
 }
 
 async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
@@ -826,7 +812,7 @@ async fn run_one(args: &RunArgs) -> anyhow::Result<i32> {
     let opts = args.resolved_options()?;
     harness::run::validate(&opts.params)?;
     warn_about(&opts.params);
-    let summary = run_campaign(&opts).await?;
+    let summary = harness::run::run_single(&opts).await?;
     print_summary(&summary);
     Ok(summary.exit_code)
 }

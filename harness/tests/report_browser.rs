@@ -7,6 +7,11 @@
 //! Chromium is an external program: when it is missing the test says so loudly and
 //! passes, unless `FAULTLINE_REQUIRE_CHROMIUM` is set (CI sets it after installing it).
 //! With `FAULTLINE_SCREENS=<dir>` the screenshots are also copied there to look at.
+//!
+//! The invalid run's page must tell the morning reader why at once: Chromium's rendered DOM
+//! of it must hold the one-line cause at the top, a link from an anomaly to the box of its
+//! operation on a timeline page (which must exist there, highlighted), and the timeline's
+//! pages labelled by their time range.
 
 use harness::run::rundir::{RunInfo, RunParams};
 use std::path::{Path, PathBuf};
@@ -145,6 +150,91 @@ fn render(browser: &Path, page: &Path, png: &Path, profile: &Path) -> Rendered {
     }
 }
 
+/// The DOM Chromium builds from `page` (after any script ran).
+fn dump_dom(browser: &Path, page: &Path, profile: &Path) -> String {
+    let url = format!("file://{}", page.canonicalize().unwrap().display());
+    let output = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(&url)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("chromium starts");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The text of the first element whose opening tag contains `marker`, tags stripped.
+fn element_text<'a>(dom: &'a str, marker: &str) -> Option<String> {
+    let at = dom.find(marker)?;
+    let open_end = at + dom[at..].find('>')? + 1;
+    let close = open_end + dom[open_end..].find("</")?;
+    Some(
+        dom[open_end..close]
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+/// Checks what the invalid run's report must show, from Chromium's DOM of it and of the
+/// timeline page its first anomaly links to.
+fn check_invalid_report(browser: &Path, run: &Path, tmp: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    let dom = dump_dom(browser, &run.join("report.html"), &tmp.join("dom1"));
+    match element_text(&dom, "id=\"cause\"") {
+        Some(cause) if cause.starts_with("invalid: ") && cause.contains("first: ") => {
+            let verdict = dom.find("class=\"verdict").unwrap_or(usize::MAX);
+            let checks = dom.find("<h2>Checks</h2>").unwrap_or(0);
+            let at = dom.find("id=\"cause\"").unwrap_or(usize::MAX);
+            if !(verdict < at && at < checks) {
+                problems.push("the one-line cause is not at the top, under the verdict".into());
+            }
+        }
+        other => problems.push(format!(
+            "no one-line cause at the top of the report: {other:?}"
+        )),
+    }
+    let link = dom.find("class=\"tl-link\" href=\"").map(|at| {
+        let rest = &dom[at + "class=\"tl-link\" href=\"".len()..];
+        rest[..rest.find('"').unwrap_or(0)].to_string()
+    });
+    match link.as_deref().and_then(|l| l.split_once('#')) {
+        Some((file, anchor)) if file.starts_with("timeline") && anchor.starts_with("op-") => {
+            let page = dump_dom(browser, &run.join(file), &tmp.join("dom2"));
+            let boxed = format!("id=\"{anchor}\" class=\"op ");
+            match page.find(&boxed) {
+                Some(at) if page[at..at + 80].contains("flagged") => {}
+                Some(_) => problems.push(format!("{file}#{anchor} is not highlighted")),
+                None => problems.push(format!("{file} has no box {anchor} the report links to")),
+            }
+            match element_text(&page, "<h1") {
+                Some(h1) if h1.contains("page 1 of") && h1.contains(" s") && h1.contains('–') => {
+                }
+                other => problems.push(format!(
+                    "the timeline page is not labelled by its time range: {other:?}"
+                )),
+            }
+        }
+        _ => problems.push(format!(
+            "no anomaly links to its operation on the timeline: {link:?}"
+        )),
+    }
+    match element_text(&dom, "id=\"timeline-pages\"") {
+        Some(_) if dom.contains("page 1 · ") && dom.contains(" s</a>:") => {}
+        _ => problems.push("the report does not list the timeline pages by time range".into()),
+    }
+    problems
+}
+
 /// Fraction of pixels that are not (near) white.
 fn ink(png: &Path) -> f64 {
     let img = image::open(png)
@@ -179,6 +269,18 @@ fn reports_index_and_timeline_render_in_chromium_without_console_errors() {
     let report = std::fs::read_to_string(invalid.join("report.html")).unwrap();
     assert!(report.contains("harness replay") && report.contains("checker check"));
     assert!(report.contains("href=\"timeline.html\""));
+    let invalid_problems = check_invalid_report(&browser, &invalid, tmp.path());
+    assert!(
+        invalid_problems.is_empty(),
+        "the invalid run's report: {invalid_problems:#?}"
+    );
+    // A valid run has no cause of failure nor anomaly links: the check must see that.
+    let control_dir = tmp.path().join("control");
+    std::fs::create_dir_all(&control_dir).unwrap();
+    assert!(
+        check_invalid_report(&browser, &valid, &control_dir).len() >= 2,
+        "the invalid-report check passes a valid run's page; it would be blind"
+    );
 
     // A page with a script error must be caught, or the check below proves nothing.
     let broken = tmp.path().join("broken.html");

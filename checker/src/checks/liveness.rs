@@ -173,7 +173,7 @@ impl Liveness {
             let why = self.why_not.take().unwrap_or_else(|| {
                 "the history has no nemesis event with f \"stable\"".to_string()
             });
-            check.note(format!("not applicable: {why}"));
+            check.not_applicable(&why);
             return check.finish();
         };
         let mut beyond = 0;

@@ -174,6 +174,22 @@ pub struct CheckResult {
     /// Other remarks that do not affect the verdict.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// Why the check did not apply to this run (e.g. liveness without a `stable` event),
+    /// when it did not. `valid` is then `true`, so the run's verdict is unchanged, but
+    /// nothing was judged: reports and the terminal show it as not applicable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_applicable: Option<String>,
+}
+
+impl CheckResult {
+    /// The check's state in one word: `valid`, `INVALID`, `unknown`, or `n/a` when it
+    /// did not apply.
+    pub fn state_word(&self) -> &'static str {
+        match (&self.not_applicable, self.valid) {
+            (Some(_), Validity::Valid) => "n/a",
+            (_, v) => v.as_str(),
+        }
+    }
 }
 
 /// Accumulates one check's findings while it runs.
@@ -187,6 +203,7 @@ pub(crate) struct Check {
     undecided: BTreeMap<&'static str, u64>,
     unknown: Vec<String>,
     notes: Vec<String>,
+    not_applicable: Option<String>,
 }
 
 impl Check {
@@ -226,6 +243,12 @@ impl Check {
         self.notes.push(note.into());
     }
 
+    /// The check does not apply to this run, for `why`: valid, but judged nothing.
+    pub fn not_applicable(&mut self, why: &str) {
+        self.note(format!("not applicable: {why}"));
+        self.not_applicable = Some(why.to_string());
+    }
+
     pub fn finish(mut self) -> CheckResult {
         for (what, n) in &self.undecided {
             self.unknown.push(format!("{n} {what}"));
@@ -253,6 +276,7 @@ impl Check {
             counts: self.counts,
             unknown: self.unknown,
             notes: self.notes,
+            not_applicable: self.not_applicable,
         }
     }
 }
@@ -288,5 +312,23 @@ mod tests {
         assert_eq!(r.anomaly_count, MAX_STORED_ANOMALIES as u64 + 5);
         assert_eq!(r.anomalies.len(), MAX_STORED_ANOMALIES);
         assert_eq!(r.valid, Validity::Invalid);
+    }
+
+    #[test]
+    fn a_check_that_did_not_apply_says_so_and_stays_valid() {
+        let mut c = Check::default();
+        c.not_applicable("no stable event");
+        let r = c.finish();
+        assert_eq!(r.valid, Validity::Valid);
+        assert_eq!(r.state_word(), "n/a");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["valid"], true);
+        assert_eq!(json["not_applicable"], "no stable event");
+        let applied = Check::default().finish();
+        assert_eq!(applied.state_word(), "valid");
+        assert!(serde_json::to_value(&applied)
+            .unwrap()
+            .get("not_applicable")
+            .is_none());
     }
 }

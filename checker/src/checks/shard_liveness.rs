@@ -85,7 +85,7 @@ pub(crate) fn run(data: &Sharded, events: &[Event], bound: Option<&toml::Value>)
 }
 
 fn not_applicable(mut check: Check, why: &str) -> CheckResult {
-    check.note(format!("not applicable: {why}"));
+    check.not_applicable(why);
     check.finish()
 }
 

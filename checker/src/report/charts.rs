@@ -72,6 +72,8 @@ pub struct Frame<'a> {
     pub end_s: f64,
     pub spans: &'a [FaultSpan],
     pub actions: &'a [NemesisAction],
+    /// The time axis's label: a simulated run's time is virtual.
+    pub x_desc: &'static str,
 }
 
 impl Frame<'_> {
@@ -80,7 +82,16 @@ impl Frame<'_> {
             end_s: (scan.end_ns as f64 / 1e9).max(1e-3),
             spans,
             actions,
+            x_desc: "time since start (s)",
         }
+    }
+
+    /// The same frame on a simulated run's virtual time.
+    pub fn on_virtual_time(mut self, simulated: bool) -> Self {
+        if simulated {
+            self.x_desc = "virtual time since start (s), simulated";
+        }
+        self
     }
 }
 
@@ -100,17 +111,18 @@ fn draw_faults<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
     y: (f64, f64),
     legend: &mut Legend,
 ) -> ChartResult {
-    for kind in [
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Partition,
-        FaultKind::Other,
-    ] {
-        let spans: Vec<&FaultSpan> = frame.spans.iter().filter(|s| s.kind == kind).collect();
+    for kind in FaultKind::ALL {
+        let of_kind = frame.spans.iter().filter(|s| s.kind == kind);
+        let (instants, spans): (Vec<&FaultSpan>, Vec<&FaultSpan>) =
+            of_kind.partition(|s| s.is_instant());
+        let color = fault_color(kind);
         if spans.is_empty() {
+            // A clock jump or a failed fsync has no length: its action line shows it.
+            if !instants.is_empty() {
+                legend.push(kind.label(), Swatch::Line, color);
+            }
             continue;
         }
-        let color = fault_color(kind);
         chart
             .draw_series(spans.iter().map(|s| {
                 Rectangle::new(
@@ -124,9 +136,15 @@ fn draw_faults<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
     let lines = frame.actions.iter().filter(|a| a.f != "set").map(|a| {
         let kind = classify(&a.f).map_or(FaultKind::Other, |k| k.0);
         let t = secs(a.time_ns);
+        // An instant fault is only its line: draw it bolder.
+        let width = if matches!(kind, FaultKind::Clock | FaultKind::Disk) {
+            2
+        } else {
+            1
+        };
         PathElement::new(
             vec![(t, y.0), (t, y.1)],
-            fault_color(kind).mix(0.55).stroke_width(1),
+            fault_color(kind).mix(0.55).stroke_width(width),
         )
     });
     chart.draw_series(lines).map_err(err)?;
@@ -179,6 +197,7 @@ enum Swatch {
     Band,
     Line,
     Marker(usize),
+    Ring,
 }
 
 /// Legend entries, drawn in a strip right of the plot so they never hide data.
@@ -204,6 +223,7 @@ impl Legend {
                     color.stroke_width(2),
                 )),
                 Swatch::Marker(f) => draw_marker(area, f, (x + 8, y), *color),
+                Swatch::Ring => area.draw(&Circle::new((x + 8, y), 6, color.stroke_width(2))),
             }
             .map_err(err)?;
             area.draw(&Text::new(label.as_str(), (x + 24, y - 8), font.clone()))
@@ -309,7 +329,7 @@ pub fn latency_raw(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartResult {
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("time since start (s)")
+        .x_desc(frame.x_desc)
         .y_desc("latency (ms)")
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
@@ -333,8 +353,32 @@ pub fn latency_raw(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartResult {
             legend.push(&format!("{name} {outcome}"), Swatch::Marker(f), *color);
         }
     }
+    draw_flagged(&mut chart, scan, &mut legend)?;
     legend.draw(&legend_area)?;
     root.present().map_err(err)
+}
+
+/// Rings around the operations an anomaly cites (all of them: a check stores at most a
+/// few hundred), so the eye finds them among thousands.
+fn draw_flagged<'a, DB: DrawingBackend + 'a, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<RangedCoordf64, Y>>,
+    scan: &Scan,
+    legend: &mut Legend,
+) -> ChartResult {
+    let flagged: Vec<&LatencyPoint> = scan.points.iter().filter(|p| p.flagged).collect();
+    if flagged.is_empty() {
+        return Ok(());
+    }
+    let ink = RGBColor(0, 0, 0);
+    chart
+        .draw_series(
+            flagged
+                .iter()
+                .map(|p| Circle::new((secs(p.start_ns), ms(p)), 7, ink.stroke_width(2))),
+        )
+        .map_err(err)?;
+    legend.push("flagged by a check", Swatch::Ring, ink);
+    Ok(())
 }
 
 /// One series with the marker shape of function `f`.
@@ -440,7 +484,7 @@ pub fn latency_quantiles(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartRe
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("time since start (s)")
+        .x_desc(frame.x_desc)
         .y_desc("latency (ms)")
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))
@@ -492,7 +536,7 @@ pub fn rate(path: &Path, scan: &Scan, frame: &Frame<'_>) -> ChartResult {
         .map_err(err)?;
     chart
         .configure_mesh()
-        .x_desc("time since start (s)")
+        .x_desc(frame.x_desc)
         .y_desc("operations / s")
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 16))

@@ -7,14 +7,18 @@
 //! mailed alone, and needs no network. A chart that cannot be drawn is reported on
 //! the page instead of failing the report. Beside it, `timeline.html` (and its further
 //! pages, [`timeline`]) draws every operation per process; nemesis actions are shown
-//! in words ([`describe`]).
+//! in words ([`describe`]). The page opens with the outcome in one line ([`cause`]) and
+//! speaks the run's own words ([`words`]): an etcd run's members and revisions, a
+//! simulated run's virtual time.
 
+pub mod cause;
 pub mod charts;
 pub mod describe;
 pub mod faults;
 pub mod html;
 pub mod scan;
 pub mod timeline;
+pub mod words;
 
 use crate::history::HistoryError;
 use crate::results::Results;
@@ -101,8 +105,16 @@ pub fn write_report_to(
             scan::Scan::default()
         }
     };
+    let params = match RunParams::load(&run_dir.join("run.toml")) {
+        Ok(p) => p,
+        Err(e) => {
+            notes.push(e.to_string());
+            None
+        }
+    };
+    let words = words::Words::of(params.as_ref());
     let spans = faults::spans(&scan.nemesis, scan.end_ns);
-    let frame = charts::Frame::new(&scan, &spans, &scan.nemesis);
+    let frame = charts::Frame::new(&scan, &spans, &scan.nemesis).on_virtual_time(words.simulated);
     let mut drawn = Vec::new();
     let charts: Vec<ChartOut> = CHARTS
         .iter()
@@ -116,19 +128,17 @@ pub fn write_report_to(
             ChartOut { file, caption, png }
         })
         .collect();
-    let params = match RunParams::load(&run_dir.join("run.toml")) {
-        Ok(p) => p,
-        Err(e) => {
-            notes.push(e.to_string());
-            None
-        }
-    };
-    let timeline = match timeline::write_timeline(dir, &scan, &spans) {
+    let timeline = match timeline::write_timeline(dir, &scan, &spans, &words) {
         Ok(pages) => pages,
         Err(e) => {
             notes.push(format!("The timeline page could not be written: {e}"));
             Vec::new()
         }
+    };
+    let pages = if timeline.is_empty() {
+        Vec::new()
+    } else {
+        timeline::page_infos(&scan, &spans)
     };
     let page = html::Page {
         results,
@@ -137,7 +147,10 @@ pub fn write_report_to(
         charts: &charts,
         params: params.as_ref(),
         notes: &notes,
-        timeline: !timeline.is_empty(),
+        timeline: &pages,
+        locator: &timeline::Locator::new(&scan),
+        words,
+        logs: &replica_logs(run_dir, dir),
     };
     let html_path = dir.join(REPORT_FILE);
     std::fs::write(&html_path, html::render(&page)).map_err(io_err(html_path.clone()))?;
@@ -147,6 +160,47 @@ pub fn write_report_to(
         charts: drawn,
         timeline,
     })
+}
+
+/// Each replica's own output files in the run directory (`n1.log`, `n1.stderr`), by
+/// replica, as links from the page in `out_dir`: relative when the page sits in the
+/// run directory, else absolute.
+pub fn replica_logs(run_dir: &Path, out_dir: &Path) -> Vec<(String, Vec<(String, String)>)> {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return Vec::new();
+    };
+    let same = run_dir.canonicalize().ok() == out_dir.canonicalize().ok();
+    let mut by_node: std::collections::BTreeMap<(String, u64), Vec<(String, String)>> =
+        std::collections::BTreeMap::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some((node, ext)) = name.rsplit_once('.') else {
+            continue;
+        };
+        if !matches!(ext, "log" | "stderr") || !entry.path().is_file() {
+            continue;
+        }
+        let link = if same {
+            name.clone()
+        } else {
+            entry.path().display().to_string()
+        };
+        let digits = node.trim_start_matches(|c: char| !c.is_ascii_digit());
+        let key = (node.to_string(), digits.parse().unwrap_or(u64::MAX));
+        by_node
+            .entry(key)
+            .or_default()
+            .push((ext.to_string(), link));
+    }
+    let mut nodes: Vec<((String, u64), Vec<(String, String)>)> = by_node.into_iter().collect();
+    nodes.sort_by(|a, b| (a.0 .1, &a.0 .0).cmp(&(b.0 .1, &b.0 .0)));
+    nodes
+        .into_iter()
+        .map(|((node, _), mut files)| {
+            files.sort();
+            (node, files)
+        })
+        .collect()
 }
 
 /// The history the results came from, or the run directory's own.

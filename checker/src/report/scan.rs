@@ -33,6 +33,8 @@ pub struct LatencyPoint {
     pub outcome: u8,
     /// Index into [`FUNCTIONS`].
     pub f: u8,
+    /// Its invocation or completion is cited by an anomaly.
+    pub flagged: bool,
 }
 
 /// One event shown in an excerpt.
@@ -88,6 +90,8 @@ pub struct Scan {
     pub ops: Vec<TimelineOp>,
     /// Operations invoked after the timeline was full.
     pub ops_not_kept: u64,
+    /// The history indices the anomalies cite.
+    pub cited: HashSet<u64>,
 }
 
 /// Reads `path`, keeping excerpt rows for events within [`EXCERPT_CONTEXT`] of `cited`.
@@ -97,9 +101,13 @@ pub fn scan(path: &Path, cited: &HashSet<u64>) -> Result<Scan, HistoryError> {
         .flat_map(|&i| i.saturating_sub(EXCERPT_CONTEXT)..=i + EXCERPT_CONTEXT)
         .collect();
     let mut reader = HistoryReader::open(path)?;
-    let mut out = Scan::default();
-    // (client, request id) to the invocation time and the timeline record, if kept.
-    let mut inflight: HashMap<(u64, u64), (u64, Option<usize>)> = HashMap::new();
+    let mut out = Scan {
+        cited: cited.clone(),
+        ..Scan::default()
+    };
+    // (client, request id) to the invocation's time and index and the timeline record,
+    // if kept.
+    let mut inflight: HashMap<(u64, u64), (u64, u64, Option<usize>)> = HashMap::new();
     while let Some(ev) = reader.next_event()? {
         out.end_ns = out.end_ns.max(ev.time_ns);
         if wanted.contains(&ev.index) {
@@ -118,19 +126,20 @@ pub fn scan(path: &Path, cited: &HashSet<u64>) -> Result<Scan, HistoryError> {
         let outcome = match ev.kind {
             EventType::Invoke => {
                 let kept = out.keep_op(p, &ev);
-                inflight.insert(key, (ev.time_ns, kept));
+                inflight.insert(key, (ev.time_ns, ev.index, kept));
                 continue;
             }
             EventType::Ok => 0,
             EventType::Fail => 1,
             EventType::Info => 2,
         };
-        if let Some((start, kept)) = inflight.remove(&key) {
+        if let Some((start, invoked_at, kept)) = inflight.remove(&key) {
             out.points.push(LatencyPoint {
                 start_ns: start,
                 latency_ns: ev.time_ns.saturating_sub(start),
                 outcome,
                 f: function_index(&ev.f),
+                flagged: cited.contains(&invoked_at) || cited.contains(&ev.index),
             });
             if let Some(op) = kept.and_then(|i| out.ops.get_mut(i)) {
                 op.end_ns = Some(ev.time_ns);

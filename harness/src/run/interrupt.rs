@@ -112,6 +112,7 @@ fn save(run: Active, signal: &str) -> Result<RunSummary, RunError> {
         notes,
         elapsed_s: run.wall.elapsed().as_secs_f64(),
         reason: Some(REASON.to_string()),
+        cause: None,
     };
     write_json(&run.dir.join(SUMMARY_FILE), &summary)?;
     write_index(&run.out).map_err(|source| RunError::Write {

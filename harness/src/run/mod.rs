@@ -94,6 +94,37 @@ pub struct RunSummary {
     /// Why the run ended early (`interrupted`), if it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The checker's outcome in one line (`invalid: exactly-once (2× executed twice);
+    /// first: ...`), when the run was checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cause: Option<String>,
+}
+
+impl RunSummary {
+    /// What the terminal shows when a run ends: where, the verdict and the counts, then
+    /// the cause in one line and the notes.
+    pub fn outcome_lines(&self) -> String {
+        use checker::text::count;
+        let mut text = format!(
+            "{}: {} (seed {}, {}, {}: {} ok, {} fail, {} info, {:.1} s)\n",
+            self.dir.display(),
+            self.verdict,
+            self.seed,
+            count(self.faults, "fault"),
+            count(self.invoked, "operation"),
+            self.ok,
+            self.fail,
+            self.info,
+            self.elapsed_s
+        );
+        if let Some(cause) = &self.cause {
+            text.push_str(&format!("  {cause}\n"));
+        }
+        for note in &self.notes {
+            text.push_str(&format!("  note: {note}\n"));
+        }
+        text
+    }
 }
 
 /// Checks the parameters before anything is started: every refusal names the flag and why.
@@ -443,15 +474,24 @@ pub fn create_recorder(dir: &Path) -> Result<Arc<Recorder>, RunError> {
     Ok(recorder)
 }
 
-/// Runs one campaign and checks it.
+/// Runs one campaign run and checks it (`kind = "campaign"` in run.toml).
 pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
+    run_of_kind(opts, "campaign").await
+}
+
+/// Runs and checks one run on its own (`harness run`: `kind = "run"` in run.toml).
+pub async fn run_single(opts: &RunOptions) -> Result<RunSummary, RunError> {
+    run_of_kind(opts, "run").await
+}
+
+/// One run, recorded as `kind` in run.toml.
+async fn run_of_kind(opts: &RunOptions, kind: &str) -> Result<RunSummary, RunError> {
     validate(&opts.params)?;
     check_failpoint_binary(opts)?;
     let wall = std::time::Instant::now();
     let params = &opts.params;
     let steps = schedule_for(params, opts.seed);
-    let (dir, mut target, info) =
-        prepare_target(opts, "campaign", accounts_for(params.clients)).await?;
+    let (dir, mut target, info) = prepare_target(opts, kind, accounts_for(params.clients)).await?;
     write_json(&dir.join("schedule.json"), &steps)?;
     target.begin().await?;
     let recorder = create_recorder(&dir)?;
@@ -569,6 +609,7 @@ pub fn finish(
         notes,
         elapsed_s: wall.elapsed().as_secs_f64(),
         reason: None,
+        cause: Some(results.cause_line()),
     };
     write_json(&dir.join(SUMMARY_FILE), &summary)?;
     crate::run::interrupt::clear(dir);

@@ -1,0 +1,252 @@
+//! The run's outcome in one line, and how bad each anomaly is.
+//!
+//! A person who opens a report (or reads the terminal) in the morning first wants to know
+//! why a run failed: `invalid: exactly-once (21× executed twice), replay (4× wrong
+//! result); first: transfer A->F 5 by client 0 executed at 4623 and 4641`. The line
+//! names every check that is not valid with what it found, then the most severe
+//! anomaly's own sentence. The same ranking orders the report's anomalies.
+//!
+//! Checks are taken from results.json as they are, so a check this module has never
+//! heard of is named like the others.
+
+use crate::checks::{Anomaly, CheckResult, Validity};
+use crate::results::Results;
+use std::collections::BTreeMap;
+
+/// Longest `first:` sentence kept in the line.
+const MAX_FIRST_CHARS: usize = 240;
+
+/// What an anomaly means for a user of the bank.
+pub const SEVERITY_WORDS: [&str; 3] = [
+    "wrong money or answer",
+    "order broken",
+    "harmless to balances",
+];
+
+/// How bad an anomaly is: 0 money or an answer was wrong, 1 the order of the log is
+/// broken, 2 harmless to balances (a read repeated, a late or doubled answer, a stall);
+/// with its label, for sorting within a tier.
+pub fn severity(a: &Anomaly) -> (u8, String) {
+    let tier = match a.kind.as_str() {
+        "executed-twice" if op_function(&a.message) != Some("transfer") => 2,
+        "sum-drift" | "negative-balance" | "failed-but-applied" | "ack-not-applied"
+        | "lost-ack" | "executed-twice" | "phantom" | "divergence" | "final-balances"
+        | "wrong-result" | "log-result" | "not-linearizable" | "command-mismatch"
+        | "bad-amount" => 0,
+        "retry-changed-command"
+        | "duplicate-completion"
+        | "completion-without-invoke"
+        | "overlapping-operations"
+        | "stall" => 2,
+        _ => 1,
+    };
+    (tier, kind_label(a))
+}
+
+/// The operation an anomaly's message starts with (`transfer A->B 3 by client ...`).
+fn op_function(message: &str) -> Option<&'static str> {
+    let first = message.split_whitespace().next()?;
+    ["transfer", "read", "read_all"]
+        .into_iter()
+        .find(|f| *f == first)
+}
+
+/// The kind in words: `told failed but applied`, `executed twice`.
+pub fn kind_words(kind: &str) -> String {
+    match kind {
+        "failed-but-applied" => "told failed but applied".to_string(),
+        "ack-not-applied" => "acknowledged but not applied".to_string(),
+        "lost-ack" => "acknowledged but lost".to_string(),
+        "lost-fail" => "told failed, then lost".to_string(),
+        other => other.replace('-', " "),
+    }
+}
+
+/// `transfer told failed but applied`, `read_all executed twice`, ...
+pub fn kind_label(a: &Anomaly) -> String {
+    let words = kind_words(&a.kind);
+    match op_function(&a.message) {
+        Some(f) => format!("{f} {words}"),
+        None => words,
+    }
+}
+
+/// The checks that are not valid, in results.json's display order.
+fn failing(results: &Results, state: Validity) -> Vec<(&str, &CheckResult)> {
+    results
+        .ordered_checks()
+        .filter(|(_, c)| c.valid == state)
+        .collect()
+}
+
+/// What one invalid check found: `21× executed twice`, or by kind when it found several.
+fn found(c: &CheckResult) -> String {
+    let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+    for a in &c.anomalies {
+        *kinds.entry(a.kind.as_str()).or_default() += 1;
+    }
+    match kinds.len() {
+        0 => crate::text::count(c.anomaly_count, "anomaly"),
+        1 => {
+            let kind = kinds.keys().next().copied().unwrap_or_default();
+            format!("{}× {}", c.anomaly_count, kind_words(kind))
+        }
+        _ => {
+            let mut by_count: Vec<(&str, u64)> = kinds.into_iter().collect();
+            by_count.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            let mut parts: Vec<String> = by_count
+                .iter()
+                .map(|(k, n)| format!("{n}× {}", kind_words(k)))
+                .collect();
+            if c.anomaly_count > c.anomalies.len() as u64 {
+                parts.push(format!("{} in all", c.anomaly_count));
+            }
+            parts.join(", ")
+        }
+    }
+}
+
+/// The most severe stored anomaly, the earliest in the history among equals.
+pub fn first_anomaly(results: &Results) -> Option<(&str, &Anomaly)> {
+    results
+        .ordered_checks()
+        .flat_map(|(name, c)| c.anomalies.iter().map(move |a| (name, a)))
+        .min_by_key(|(_, a)| {
+            let at = a.indices.iter().min().copied().unwrap_or(u64::MAX);
+            (severity(a).0, at)
+        })
+}
+
+/// `text` cut at `max` characters, with `...` when cut.
+fn shorten(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => format!("{}...", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+/// The run's outcome in one line (see the module docs). A valid run says how many checks
+/// passed and which did not apply; an unknown one names what could not be decided.
+pub fn cause_line(results: &Results) -> String {
+    match results.valid {
+        Validity::Invalid => {
+            let checks: Vec<String> = failing(results, Validity::Invalid)
+                .iter()
+                .map(|(name, c)| format!("{name} ({})", found(c)))
+                .collect();
+            let mut line = format!("invalid: {}", checks.join(", "));
+            if let Some((_, a)) = first_anomaly(results) {
+                line.push_str("; first: ");
+                line.push_str(&shorten(&a.message, MAX_FIRST_CHARS));
+            }
+            line
+        }
+        Validity::Unknown => {
+            let checks: Vec<String> = failing(results, Validity::Unknown)
+                .iter()
+                .map(|(name, c)| match c.unknown.first() {
+                    Some(why) => format!("{name} ({})", shorten(why, 120)),
+                    None => name.to_string(),
+                })
+                .collect();
+            let mut line = format!("unknown: {}", checks.join(", "));
+            if checks.is_empty() {
+                line = "unknown".to_string();
+            }
+            line
+        }
+        Validity::Valid => {
+            let all: Vec<(&str, &CheckResult)> = results.ordered_checks().collect();
+            let na: Vec<&str> = all
+                .iter()
+                .filter(|(_, c)| c.not_applicable.is_some())
+                .map(|(n, _)| *n)
+                .collect();
+            let passed = (all.len() - na.len()) as u64;
+            let mut line = format!("valid: {} passed", crate::text::count(passed, "check"));
+            if !na.is_empty() {
+                line.push_str(&format!("; not applicable: {}", na.join(", ")));
+            }
+            line
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Check;
+
+    fn results(checks: Vec<(&str, CheckResult)>) -> Results {
+        let valid = Validity::combine(checks.iter().map(|(_, c)| c.valid));
+        Results {
+            valid,
+            run_dir: "r".into(),
+            history: Default::default(),
+            final_state: Default::default(),
+            warnings: Vec::new(),
+            checks: checks
+                .into_iter()
+                .map(|(n, c)| (n.to_string(), c))
+                .collect(),
+            elapsed_ms: 0,
+        }
+    }
+
+    fn with(anomalies: &[(&str, &str, u64)]) -> CheckResult {
+        let mut c = Check::default();
+        for (kind, message, at) in anomalies {
+            c.anomaly(|| Anomaly::new(kind, message.to_string(), vec![*at]));
+        }
+        c.finish()
+    }
+
+    #[test]
+    fn an_invalid_run_names_each_failing_check_and_the_worst_anomaly_first() {
+        let r = results(vec![
+            ("well-formed", Check::default().finish()),
+            (
+                "exactly-once",
+                with(&[
+                    (
+                        "executed-twice",
+                        "transfer A->F 5 by client 0 executed at 4623 and 4641",
+                        90,
+                    ),
+                    (
+                        "executed-twice",
+                        "transfer B->C 1 by client 1 executed at 7 and 9",
+                        95,
+                    ),
+                ]),
+            ),
+            ("replay", with(&[("stall", "read by client 2 stalled", 10)])),
+        ]);
+        assert_eq!(
+            cause_line(&r),
+            "invalid: replay (1× stall), exactly-once (2× executed twice); \
+             first: transfer A->F 5 by client 0 executed at 4623 and 4641"
+        );
+    }
+
+    #[test]
+    fn a_valid_run_counts_its_checks_and_names_those_that_did_not_apply() {
+        let mut na = Check::default();
+        na.not_applicable("no stable event");
+        let r = results(vec![
+            ("well-formed", Check::default().finish()),
+            ("liveness", na.finish()),
+        ]);
+        assert_eq!(
+            cause_line(&r),
+            "valid: 1 check passed; not applicable: liveness"
+        );
+        let mut u = Check::default();
+        u.unknown("search budget spent");
+        let r = results(vec![("linearizable", u.finish())]);
+        assert_eq!(
+            cause_line(&r),
+            "unknown: linearizable (search budget spent)"
+        );
+    }
+}
