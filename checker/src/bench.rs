@@ -11,10 +11,12 @@
 //! shape (a full, a checkpointed and a lagging replica), kept for comparison.
 //! `Shape::SharedReads` is the realistic shape with etcd-like shared positions (only
 //! writes in the log; reads and failed transfers share revisions). `Shape::Sharded` is
-//! a sharded bank's run, checked by the sharded checks.
+//! a sharded bank's run, checked by the sharded checks. `Shape::Linearizable` is the
+//! realistic shape judged black-box as well (`--no-trust-exec-index`): the
+//! linearization search over the clients' results alone, with its default budget.
 
 use crate::gen::{self, GenOptions};
-use crate::{check_run, CheckError, Validity};
+use crate::{check_run_with, CheckError, CheckOptions, Validity};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -30,6 +32,19 @@ pub enum Shape {
     /// A sharded bank: `shards` shards of three replicas, half of the transfers crossing
     /// shards by two-phase commit (docs/sharded.md).
     Sharded { shards: u32 },
+    /// The realistic shape, also searched black-box for a linearization (no exec
+    /// index or log trusted), as `checker check --no-trust-exec-index` does.
+    Linearizable,
+}
+
+impl Shape {
+    /// How the run is checked: black-box for [`Shape::Linearizable`].
+    pub fn check_options(self) -> CheckOptions {
+        CheckOptions {
+            trust_exec_index: self != Shape::Linearizable,
+            ..CheckOptions::default()
+        }
+    }
 }
 
 /// What one benchmark run measured.
@@ -50,6 +65,9 @@ pub struct BenchReport {
     /// includes the generator's memory).
     pub peak_is_check_only: bool,
     pub valid: Validity,
+    /// The black-box search's verdict, states explored and why it is unknown (if
+    /// so), when it ran.
+    pub linearizable: Option<String>,
 }
 
 impl BenchReport {
@@ -85,7 +103,10 @@ impl BenchReport {
             self.events_per_sec(),
             self.valid.as_str(),
             self.check_secs,
-        )
+        ) + &self
+            .linearizable
+            .as_ref()
+            .map_or_else(String::new, |l| format!("  linearizable: {l}\n"))
     }
 }
 
@@ -98,7 +119,7 @@ pub fn bench_options(events: usize, shape: Shape) -> GenOptions {
         ..GenOptions::default()
     };
     match shape {
-        Shape::Realistic => GenOptions {
+        Shape::Realistic | Shape::Linearizable => GenOptions {
             nodes: 5,
             checkpoint_node: false,
             ..base
@@ -137,7 +158,7 @@ pub fn run(events: usize, shape: Shape, dir: &Path) -> Result<BenchReport, Check
     let peak_is_check_only = reset_peak_rss();
     let cpu_before = cpu_secs();
     let started = Instant::now();
-    let results = check_run(dir)?;
+    let results = check_run_with(dir, shape.check_options())?;
     let check_secs = started.elapsed().as_secs_f64();
     let check_cpu_secs = cpu_before.zip(cpu_secs()).map(|(a, b)| b - a);
     let size = |f: &str| std::fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0);
@@ -153,7 +174,18 @@ pub fn run(events: usize, shape: Shape, dir: &Path) -> Result<BenchReport, Check
         peak_rss_kib: peak_rss_kib(),
         peak_is_check_only,
         valid: results.valid,
+        linearizable: results.check("linearizable").map(describe_search),
     })
+}
+
+/// `valid, 123 states explored` (with the reason when unknown).
+fn describe_search(c: &crate::CheckResult) -> String {
+    let states = c.counts.get("states explored").copied().unwrap_or(0);
+    let mut out = format!("{}, {states} states explored", c.valid.as_str());
+    for why in &c.unknown {
+        out.push_str(&format!("; {why}"));
+    }
+    out
 }
 
 /// Resets VmHWM (Linux: writing 5 to clear_refs). False if it could not.

@@ -81,6 +81,10 @@ enum Command {
         /// transfers sharing the revision of the write they observed.
         #[arg(long, conflicts_with = "shards")]
         shared_reads: bool,
+        /// Also check the realistic run black-box (as `check --no-trust-exec-index`):
+        /// the linearization search over the clients' results alone.
+        #[arg(long, conflicts_with_all = ["light", "shared_reads", "shards"])]
+        linearizable: bool,
         /// Generate a sharded bank's run of this many shards (3 replicas each, half
         /// of the transfers crossing shards), checked by the sharded checks.
         #[arg(long, value_parser = clap::value_parser!(u32).range(2..=10))]
@@ -138,8 +142,22 @@ fn run(command: Command) -> anyhow::Result<u8> {
             out,
             light,
             shared_reads,
+            linearizable,
             shards,
-        } => bench(events, out, light, shared_reads, shards),
+        } => {
+            let shape = if let Some(shards) = shards {
+                checker::bench::Shape::Sharded { shards }
+            } else if light {
+                checker::bench::Shape::Light
+            } else if shared_reads {
+                checker::bench::Shape::SharedReads
+            } else if linearizable {
+                checker::bench::Shape::Linearizable
+            } else {
+                checker::bench::Shape::Realistic
+            };
+            bench(events, out, shape)
+        }
     }
 }
 
@@ -176,25 +194,10 @@ fn report(run_dir: &Path) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-fn bench(
-    events: usize,
-    out: Option<PathBuf>,
-    light: bool,
-    shared_reads: bool,
-    shards: Option<u32>,
-) -> anyhow::Result<u8> {
+fn bench(events: usize, out: Option<PathBuf>, shape: checker::bench::Shape) -> anyhow::Result<u8> {
     let dir = out.clone().unwrap_or_else(|| {
         std::env::temp_dir().join(format!("faultline-bench-{}", std::process::id()))
     });
-    let shape = if let Some(shards) = shards {
-        checker::bench::Shape::Sharded { shards }
-    } else if light {
-        checker::bench::Shape::Light
-    } else if shared_reads {
-        checker::bench::Shape::SharedReads
-    } else {
-        checker::bench::Shape::Realistic
-    };
     let report = checker::bench::run(events, shape, &dir);
     if out.is_none() {
         let _ = std::fs::remove_dir_all(&dir);

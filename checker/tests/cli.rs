@@ -117,6 +117,19 @@ fn bench_runs_small() {
 }
 
 #[test]
+fn bench_judges_black_box_with_linearizable() {
+    let (code, out) = checker(&["bench", "--linearizable", "--events", "1000"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("linearizable: valid,") && out.contains("states explored"),
+        "{out}"
+    );
+    let (code, out) = checker(&["bench", "--events", "1000"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("linearizable:"), "trusted by default: {out}");
+}
+
+#[test]
 fn bench_checks_a_sharded_run_with_the_sharded_checks() {
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("b");

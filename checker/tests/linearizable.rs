@@ -161,3 +161,17 @@ fn timed_out_transfers_may_or_may_not_have_executed() {
     assert_eq!(l.valid, Validity::Invalid, "{}", r.summary());
     assert_eq!(l.anomalies[0].indices, [4, 5]);
 }
+
+#[test]
+fn thousand_event_valid_runs_are_decided() {
+    // Long enough that several timed-out transfers stay in flight for good and
+    // clients overlap throughout: the search must remember what it has linearized,
+    // not retry every order (`checker bench --linearizable --events 1000`, a like
+    // run, spent 5M states and ended unknown before it did).
+    for seed in [1, 3, 4, 7] {
+        let budget = checker::checks::linearizable::DEFAULT_BUDGET;
+        let r = generated_n(seed, 1_000, None, black_box(budget));
+        let l = r.check("linearizable").unwrap();
+        assert_eq!(l.valid, Validity::Valid, "seed {seed}: {}", r.summary());
+    }
+}

@@ -23,14 +23,25 @@
 //!   one in the same chain (ultimately X) shares an account with it, never "just in
 //!   case";
 //! - applying one as a no-op (insufficient funds) is the same as not applying it;
-//! - of configurations with the same balances and the same definite operations
-//!   linearized, one that applied fewer timed-out transfers can do all the other can
-//!   (it may still apply them, or never), so the others are dropped.
+//! - of two neighbours in an order that share no account, only the order with the
+//!   lower slot first is tried (they commute; partial-order reduction);
+//! - a passive operation in flight (a read, a `read_all`, a transfer that failed for
+//!   want of funds) is linearized in every configuration whose balances give its
+//!   result, as soon as it is invoked or the configuration is made: it changes
+//!   nothing, and doing it later could only fail where now succeeds;
+//! - of configurations with the same balances and the same transfers linearized, one
+//!   that applied a subset of the other's timed-out transfers and a superset of its
+//!   passive operations can do all the other can, so the other is dropped.
 //!
-//! Limits, said plainly: at most 64 operations may be in flight at once (timed-out
-//! transfers that may still execute count until every configuration has applied
-//! them), and the search explores at most `budget` states. Either limit, or anything
-//! the model cannot evaluate, makes the check `unknown` with the reason.
+//! Configurations are thus remembered as (operations linearized, balances), as
+//! Knossos and Porcupine cache them, and the search of one completion remembers the
+//! states it has seen. Limits, said plainly: at most 64 operations may be in flight at
+//! once (timed-out transfers that may still execute count until every configuration
+//! has applied them), the search explores at most `budget` states and holds at most
+//! `MAX_HELD` at once. Any limit, or anything the model cannot evaluate, makes the
+//! check `unknown` with the reason. The hard case is timed-out transfers that stay in
+//! flight for good: every subset of them may have executed, so a history with a dozen
+//! of them open at once over the same accounts can exhaust the budget.
 
 use super::{Anomaly, Check, CheckResult};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect, Fx, FxMap};
@@ -39,19 +50,27 @@ use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
 /// States the search explores by default before it gives up.
-pub const DEFAULT_BUDGET: u64 = 5_000_000;
+pub const DEFAULT_BUDGET: u64 = 20_000_000;
 
 /// Most operations in flight at once (one bit each in a configuration).
 const MAX_IN_FLIGHT: usize = 64;
+
+/// Most states the search holds at once (the configurations and one completion's
+/// memo, about 100 bytes each), so memory stays bounded whatever the budget.
+const MAX_HELD: usize = 2_000_000;
 
 type FxSet<T> = HashSet<T, BuildHasherDefault<Fx>>;
 
 /// Balances and the in-flight slots already linearized.
 type Config = (Vec<i64>, u64);
 
-/// A configuration mid-search: also the timed-out transfers applied since the last
-/// definite operation that still wait for one touching their accounts.
-type Node = (Vec<i64>, u64, u64);
+/// A configuration mid-search: also the operations linearized in this chain that
+/// still wait for a later one touching their accounts, and the slot linearized last
+/// ([`NO_SLOT`] at the chain's start).
+type Node = (Vec<i64>, u64, u64, u8);
+
+/// No slot linearized yet in a chain.
+const NO_SLOT: u8 = u8::MAX;
 
 /// Whether two commands touch a common account (a `read_all` touches all).
 fn conflict(a: &Cmd, b: &Cmd) -> bool {
@@ -204,6 +223,9 @@ struct Search<'a> {
     slots: [Option<u32>; MAX_IN_FLIGHT],
     /// Slots holding timed-out transfers.
     maybe: u64,
+    /// Slots holding definite operations that change nothing (reads, `read_all`s,
+    /// transfers that failed for want of funds).
+    passive: u64,
     explored: u64,
     overflowed: bool,
 }
@@ -216,6 +238,7 @@ impl<'a> Search<'a> {
             configs: vec![(balances, 0)],
             slots: [None; MAX_IN_FLIGHT],
             maybe: 0,
+            passive: 0,
             explored: 0,
             overflowed: false,
         }
@@ -229,10 +252,18 @@ impl<'a> Search<'a> {
         };
         self.slots[free] = Some(op);
         let o = &self.input.ops[op as usize];
+        let bit = 1u64 << free;
+        self.maybe &= !bit;
+        self.passive &= !bit;
         if !o.has(flag::OK) && !o.has(flag::FAIL_EXEC) {
-            self.maybe |= 1 << free;
-        } else {
-            self.maybe &= !(1 << free);
+            self.maybe |= bit;
+        } else if o.observes() {
+            self.passive |= bit;
+            let configs: FxSet<Config> = std::mem::take(&mut self.configs)
+                .into_iter()
+                .map(|c| self.close(c))
+                .collect();
+            self.configs = self.minimal(configs);
         }
         Ok(())
     }
@@ -269,27 +300,56 @@ impl<'a> Search<'a> {
             }
         }
         self.maybe &= !retire;
-        let merged: FxSet<Config> = out.into_iter().map(|(b, m)| (b, m & !retire)).collect();
+        self.passive &= !retire;
+        let merged: FxSet<Config> = out
+            .into_iter()
+            .map(|(b, m)| self.close((b, m & !retire)))
+            .collect();
         self.configs = self.minimal(merged);
         Ok(())
     }
 
-    /// Drops configurations subsumed by one with the same balances and definite
-    /// operations that applied a subset of its timed-out transfers.
+    /// Linearizes, in `c`, every passive operation in flight whose result the
+    /// balances give now. That loses nothing: it changes no balance, and doing it
+    /// later could only fail where now succeeds.
+    fn close(&self, (balances, mut mask): Config) -> Config {
+        let open = self.passive & !mask;
+        if open == 0 {
+            return (balances, mask);
+        }
+        let bank = Bank::from_balances(balances, self.input.accounts);
+        for (s, op) in self.slots.iter().enumerate() {
+            let Some(op) = *op else { continue };
+            if open & (1 << s) != 0 {
+                let effect = bank.peek(&self.input.ops[op as usize].cmd);
+                if self.admits(op, effect, &bank) {
+                    mask |= 1 << s;
+                }
+            }
+        }
+        (bank.balances, mask)
+    }
+
+    /// Drops configurations subsumed by another with the same balances and the same
+    /// transfers linearized, that applied a subset of its timed-out transfers and a
+    /// superset of its passive operations (the other can do all it can).
     fn minimal(&self, configs: FxSet<Config>) -> Vec<Config> {
+        let free = self.maybe | self.passive;
         let mut groups: FxMap<(Vec<i64>, u64), Vec<u64>> = FxMap::default();
         for (b, m) in configs {
-            groups
-                .entry((b, m & !self.maybe))
-                .or_default()
-                .push(m & self.maybe);
+            groups.entry((b, m & !free)).or_default().push(m & free);
         }
+        let (maybe, passive) = (self.maybe, self.passive);
+        let covers = |o: u64, m: u64| {
+            let fewer_maybes = o & maybe & !m == 0;
+            let more_passive = m & passive & !o == 0;
+            o != m && fewer_maybes && more_passive
+        };
         let mut out = Vec::new();
-        for ((b, definite), maybes) in groups {
-            for &m in &maybes {
-                let subsumed = maybes.iter().any(|&o| o != m && o & m == o);
-                if !subsumed {
-                    out.push((b.clone(), definite | m));
+        for ((b, fixed), free) in groups {
+            for &m in &free {
+                if !free.iter().any(|&o| covers(o, m)) {
+                    out.push((b.clone(), fixed | m));
                 }
             }
         }
@@ -304,14 +364,21 @@ impl<'a> Search<'a> {
         out: &mut FxSet<Config>,
         seen: &mut FxSet<Node>,
     ) -> Result<(), Stop> {
-        let mut stack: Vec<Node> = vec![(c.0, c.1, 0)];
-        while let Some((balances, mask, waiting)) = stack.pop() {
+        let mut stack: Vec<Node> = vec![(c.0, c.1, 0, NO_SLOT)];
+        while let Some((balances, mask, waiting, last)) = stack.pop() {
+            let last_cmd = self.slots.get(last as usize).copied().flatten();
+            let last_cmd = last_cmd.map(|op| self.input.ops[op as usize].cmd);
             for (s, op) in self.slots.iter().enumerate() {
                 let Some(op) = *op else { continue };
                 if mask & (1 << s) != 0 {
                     continue;
                 }
                 let cmd = &self.input.ops[op as usize].cmd;
+                // Two neighbours that share no account commute: of the two orders,
+                // only the one with the lower slot first is tried.
+                if (s as u8) < last && last_cmd.is_some_and(|l| !conflict(&l, cmd)) {
+                    continue;
+                }
                 // The waiting timed-out transfers this one touches are placed.
                 let still = waiting & !self.touching(waiting, cmd);
                 let is_maybe = self.maybe & (1 << s) != 0;
@@ -339,10 +406,15 @@ impl<'a> Search<'a> {
                 if !is_maybe && !self.admits(op, effect, &bank) {
                     continue;
                 }
+                if out.len() + seen.len() > MAX_HELD {
+                    return Err(Stop::Limit(format!(
+                        "the search held {MAX_HELD} states at once, its memory bound, without deciding"
+                    )));
+                }
                 if s == slot {
                     out.insert((bank.balances, mask | (1 << s)));
                 } else {
-                    let next = (bank.balances, mask | (1 << s), still | (1 << s));
+                    let next = (bank.balances, mask | (1 << s), still | (1 << s), s as u8);
                     if seen.insert(next.clone()) {
                         stack.push(next);
                     }
