@@ -134,12 +134,11 @@ fn header(h: &mut String, page: &Page<'_>) {
     let r = page.results;
     let s = &r.history;
     let w = &page.words;
-    let title = w.run_title();
-    let mut title_chars = title.chars();
-    let title = title_chars
-        .next()
-        .map(|c| c.to_uppercase().chain(title_chars).collect::<String>())
-        .unwrap_or_default();
+    // `etcd` is a name, never capitalised.
+    let title = match w.run_title() {
+        t if t.starts_with("etcd") => t,
+        t => capital(&t),
+    };
     let _ = writeln!(
         h,
         "<h1>{title} <span class=\"mono\">{}</span></h1>",
