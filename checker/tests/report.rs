@@ -284,3 +284,34 @@ fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
             < section[first_detail..].find("executed-twice").unwrap()
     );
 }
+
+#[test]
+fn a_sharded_final_table_totals_each_shard_and_the_bank() {
+    let dir = tempfile::tempdir().unwrap();
+    gen::shards::generate(&GenOptions {
+        seed: 5,
+        events: 3_000,
+        accounts: 8,
+        shards: Some(gen::ShardGen::default()),
+        ..GenOptions::default()
+    })
+    .write(dir.path())
+    .unwrap();
+    let results = check_run(dir.path()).unwrap();
+    assert_eq!(results.valid, Validity::Valid, "{}", results.summary());
+    let written = report::write_report(dir.path(), &results).unwrap();
+    let html = std::fs::read_to_string(written.html).unwrap();
+    let table = &html[html.find("id=\"final-state\"").unwrap()..];
+    for shard in 1..=3 {
+        assert!(
+            table.contains(&format!("shard {shard} (")),
+            "{}",
+            &table[..table.len().min(4000)]
+        );
+    }
+    assert!(table.contains("moved by cross-shard transfers"));
+    // The bank-wide sum equals the bank's total, so it is not highlighted.
+    let bank = &table[table.find("bank-wide sum").unwrap()..];
+    assert!(bank.starts_with("bank-wide sum of the shards' totals (must equal the bank's total)</th><th class=\"num\">"), "{}", &bank[..200]);
+    assert!(html.contains("Sharded faultline run"));
+}

@@ -174,7 +174,7 @@ fn dump_dom(browser: &Path, page: &Path, profile: &Path) -> String {
 }
 
 /// The text of the first element whose opening tag contains `marker`, tags stripped.
-fn element_text<'a>(dom: &'a str, marker: &str) -> Option<String> {
+fn element_text(dom: &str, marker: &str) -> Option<String> {
     let at = dom.find(marker)?;
     let open_end = at + dom[at..].find('>')? + 1;
     let close = open_end + dom[open_end..].find("</")?;

@@ -44,7 +44,7 @@ pub struct Page<'a> {
     pub locator: &'a Locator,
     pub words: Words,
     /// Each replica's output files: its name, then (`log` or `stderr`, link) pairs.
-    pub logs: &'a [(String, Vec<(String, String)>)],
+    pub logs: &'a [super::ReplicaLogs],
 }
 
 /// Escapes text for HTML.
@@ -134,15 +134,14 @@ fn header(h: &mut String, page: &Page<'_>) {
     let r = page.results;
     let s = &r.history;
     let w = &page.words;
-    let title = w.run_title();
-    let mut title_chars = title.chars();
-    let title = title_chars
-        .next()
-        .map(|c| c.to_uppercase().chain(title_chars).collect::<String>())
-        .unwrap_or_default();
-    let _ = write!(
+    // `etcd` is a name, never capitalised.
+    let title = match w.run_title() {
+        t if t.starts_with("etcd") => t,
+        t => capital(&t),
+    };
+    let _ = writeln!(
         h,
-        "<h1>{title} <span class=\"mono\">{}</span></h1>\n",
+        "<h1>{title} <span class=\"mono\">{}</span></h1>",
         esc(&r.run_dir)
     );
     if let Some(target) = target_line(page) {
@@ -306,7 +305,11 @@ fn charts(h: &mut String, page: &Page<'_>) {
         h.push_str("<b>Time is virtual</b>: this run was simulated. ");
     }
     fault_legend(h, page.spans);
-    h.push_str("Vertical lines mark nemesis actions");
+    if page.scan.nemesis.is_empty() {
+        h.push_str("No nemesis actions");
+    } else {
+        h.push_str("Vertical lines mark nemesis actions");
+    }
     if page.scan.points.iter().any(|p| p.flagged) {
         h.push_str("; black rings on the latency chart mark the operations an anomaly cites");
     }
@@ -737,10 +740,7 @@ fn shard_specs(page: &Page<'_>) -> Vec<ShardSpec> {
 
 /// The shard a final.json row (`n4 (shard 2)`, `n4:1-900`) belongs to.
 fn shard_of<'s>(shards: &'s [ShardSpec], row: &str) -> Option<&'s ShardSpec> {
-    let node = row
-        .split(|c: char| c == ' ' || c == ':')
-        .next()
-        .unwrap_or(row);
+    let node = row.split([' ', ':']).next().unwrap_or(row);
     shards.iter().find(|s| s.nodes.iter().any(|n| n == node))
 }
 

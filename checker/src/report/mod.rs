@@ -162,10 +162,13 @@ pub fn write_report_to(
     })
 }
 
+/// A replica's name and its output files: (`log` or `stderr`, link) pairs.
+pub type ReplicaLogs = (String, Vec<(String, String)>);
+
 /// Each replica's own output files in the run directory (`n1.log`, `n1.stderr`), by
 /// replica, as links from the page in `out_dir`: relative when the page sits in the
 /// run directory, else absolute.
-pub fn replica_logs(run_dir: &Path, out_dir: &Path) -> Vec<(String, Vec<(String, String)>)> {
+pub fn replica_logs(run_dir: &Path, out_dir: &Path) -> Vec<ReplicaLogs> {
     let Ok(entries) = std::fs::read_dir(run_dir) else {
         return Vec::new();
     };
@@ -192,15 +195,15 @@ pub fn replica_logs(run_dir: &Path, out_dir: &Path) -> Vec<(String, Vec<(String,
             .or_default()
             .push((ext.to_string(), link));
     }
-    let mut nodes: Vec<((String, u64), Vec<(String, String)>)> = by_node.into_iter().collect();
-    nodes.sort_by(|a, b| (a.0 .1, &a.0 .0).cmp(&(b.0 .1, &b.0 .0)));
-    nodes
+    let mut nodes: Vec<(u64, ReplicaLogs)> = by_node
         .into_iter()
-        .map(|((node, _), mut files)| {
+        .map(|((node, number), mut files)| {
             files.sort();
-            (node, files)
+            (number, (node, files))
         })
-        .collect()
+        .collect();
+    nodes.sort_by(|a, b| (a.0, &a.1 .0).cmp(&(b.0, &b.1 .0)));
+    nodes.into_iter().map(|(_, logs)| logs).collect()
 }
 
 /// The history the results came from, or the run directory's own.

@@ -283,7 +283,8 @@ var q=document.getElementById('f-text').value.toLowerCase();\
 var sel={};document.querySelectorAll('select[data-col]').forEach(function(s){sel[s.dataset.col]=s.value;});\
 var shown=0;document.querySelectorAll('tr.run').forEach(function(r){\
 var ok=r.textContent.toLowerCase().indexOf(q)>=0;\
-for(var c in sel){if(sel[c]!==''&&r.dataset[c]!==sel[c]){ok=false;}}\
+for(var c in sel){var v=r.dataset[c];if(sel[c]===''){continue;}\
+if(c==='failing'?(' '+v+' ').indexOf(' '+sel[c]+' ')<0:v!==sel[c]){ok=false;}}\
 r.style.display=ok?'':'none';if(ok){shown++;}});\
 document.getElementById('shown').textContent=shown;}\
 document.querySelectorAll('.filters input,.filters select').forEach(function(e){e.addEventListener('input',applyFilters);e.addEventListener('change',applyFilters);});\
@@ -384,7 +385,7 @@ pub fn render_index(rows: &[IndexRow]) -> String {
             escape(&r.target),
             escape(&shards_word(r)),
             escape(&bug_word(r)),
-            escape(r.failing_checks.first().map_or("", String::as_str)),
+            escape(&r.failing_checks.join(" ")),
             escape(&r.link),
             escape(&r.name),
             escape(&r.kind),
@@ -399,7 +400,6 @@ pub fn render_index(rows: &[IndexRow]) -> String {
             escape(&r.verdict),
             escape(failing.trim()),
         );
-        let _ = failing;
     }
     let _ = writeln!(
         html,

@@ -683,6 +683,34 @@ mod tests {
     }
 
     #[test]
+    fn the_terminal_names_the_cause_of_an_invalid_run_under_its_verdict() {
+        let s = RunSummary {
+            dir: PathBuf::from("reports/r"),
+            seed: 7,
+            kind: "run".into(),
+            faults: 1,
+            invoked: 10,
+            ok: 9,
+            fail: 1,
+            info: 0,
+            verdict: "invalid".into(),
+            exit_code: 1,
+            notes: vec!["n".into()],
+            elapsed_s: 1.0,
+            reason: None,
+            cause: Some("invalid: replay (1× wrong result); first: read A by client 0".into()),
+        };
+        let text = s.outcome_lines();
+        let lines: Vec<&str> = text.lines().collect();
+        assert!(lines[0].starts_with("reports/r: invalid (seed 7, 1 fault, 10 operations"));
+        assert_eq!(
+            lines[1],
+            "  invalid: replay (1× wrong result); first: read A by client 0"
+        );
+        assert_eq!(lines[2], "  note: n");
+    }
+
+    #[test]
     fn a_sharded_default_adds_crash_coordinator_and_runs_replica_bugs_when_it_exists() {
         let dir = bins(true);
         let mut opts = sharded(&dir.path().join("replica"));
