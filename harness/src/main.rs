@@ -76,6 +76,14 @@ struct ZooArgs {
     /// With --sim: most seeds per bug before it counts as missed.
     #[arg(long, default_value_t = 40)]
     seeds_per_bug: u64,
+    /// Measure the catch rate instead of hunting for a first catch: N seeds (with --sim) or N
+    /// campaigns per bug and per clean control, none stopping at a catch; the table, with the
+    /// checks that caught each bug, also goes to rates.txt and rates.json.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
+    /// With --sim --rate: worker threads (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Most campaigns per bug before it counts as missed.
     #[arg(long, default_value_t = 6)]
     runs_per_bug: u32,
@@ -465,6 +473,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Campaign(args)) => campaign(&args).await,
         Some(Command::Sim(args)) => harness::sim::cli::run(&args),
         Some(Command::Replay(args)) => replay(&args).await,
+        Some(Command::Zoo(args)) if args.sim && args.rate.is_some() => sim_zoo_rates(&args),
         Some(Command::Zoo(args)) if args.sim => {
             let opts = harness::sim::zoo::SimZooOptions {
                 out: args.out.join("sim"),
@@ -607,6 +616,59 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     Ok(summary.exit_code)
 }
 
+/// Prints a rate table's row as soon as it is measured (the table comes again at the end).
+fn print_rate_row(row: &harness::run::rates::RateRow) {
+    eprintln!(
+        "zoo rate: {}{}: caught by {}/{} ({} unknown, {} errors)",
+        row.bug.as_deref().unwrap_or("none"),
+        row.shards
+            .map_or(String::new(), |s| format!(" on {s} shards")),
+        row.invalid,
+        row.runs,
+        row.unknown,
+        row.errors
+    );
+}
+
+fn print_rate_table(table: &harness::run::rates::RateTable, out: &std::path::Path) -> i32 {
+    print!("{}", table.render());
+    println!(
+        "{} of {} each from seed {}; table in {} and {}",
+        count(table.rows.len() as u64, "row"),
+        count(
+            table.runs_per_row,
+            if table.world == "sim" { "seed" } else { "run" }
+        ),
+        table.from_seed,
+        out.join("rates.txt").display(),
+        out.join("rates.json").display()
+    );
+    table.exit_code()
+}
+
+/// `harness zoo --sim --rate N`.
+fn sim_zoo_rates(args: &ZooArgs) -> anyhow::Result<i32> {
+    let opts = harness::sim::zoo::SimZooOptions {
+        out: args.out.join("sim"),
+        from_seed: args.seed.unwrap_or(1),
+        seeds_per_bug: args.seeds_per_bug.max(1),
+        only: args.bugs.clone(),
+        ops: None,
+        shards: 3,
+    };
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let seeds = args.rate.unwrap_or(1);
+    let table = harness::sim::zoo::run_rates(&opts, seeds, jobs, &print_rate_row)?;
+    let code = print_rate_table(&table, &opts.out);
+    println!(
+        "rerun one of a row's failing_seeds (rates.json): \
+         harness sim --seeds 1 --from-seed SEED --bug BUG [--shards 3]"
+    );
+    Ok(code)
+}
+
 async fn zoo(args: &ZooArgs) -> anyhow::Result<i32> {
     let opts = harness::run::zoo::ZooOptions {
         out: args.out.clone(),
@@ -627,6 +689,11 @@ async fn zoo(args: &ZooArgs) -> anyhow::Result<i32> {
             "no bug-planting replica at {}: build it with `cargo build --release -p replica --features bugs --bin replica-bugs`",
             opts.replica_bin.display()
         );
+    }
+    if let Some(runs) = args.rate {
+        let runs = u32::try_from(runs).unwrap_or(u32::MAX);
+        let table = harness::run::zoo::run_rates(&opts, runs, &print_rate_row).await?;
+        return Ok(print_rate_table(&table, &opts.out));
     }
     let rows = harness::run::zoo::run_zoo(&opts).await?;
     print!("{}", harness::run::zoo::render_table(&rows));
