@@ -931,6 +931,11 @@ mod tests {
             "it is --no-progress now"
         );
         assert!(parse(&["zoo", "--no-progress"]).is_ok());
+        assert!(parse(&["zoo", "--sim", "--rate", "5", "--jobs", "1"]).is_ok());
+        assert!(
+            parse(&["zoo", "--rate", "0"]).is_err(),
+            "a rate of no seeds"
+        );
         assert!(parse(&["replay", "x", "--out", "elsewhere"]).is_ok());
     }
 
