@@ -475,14 +475,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Replay(args)) => replay(&args).await,
         Some(Command::Zoo(args)) if args.sim && args.rate.is_some() => sim_zoo_rates(&args),
         Some(Command::Zoo(args)) if args.sim => {
-            let opts = harness::sim::zoo::SimZooOptions {
-                out: args.out.join("sim"),
-                from_seed: args.seed.unwrap_or(1),
-                seeds_per_bug: args.seeds_per_bug.max(1),
-                only: args.bugs.clone(),
-                ops: None,
-                shards: 3,
-            };
+            let opts = sim_zoo_options(&args);
             let rows = harness::sim::zoo::run_zoo(&opts)?;
             print!("{}", harness::sim::zoo::render_table(&rows));
             let failed = rows.iter().filter(|r| !r.passed()).count() as u64;
@@ -646,16 +639,21 @@ fn print_rate_table(table: &harness::run::rates::RateTable, out: &std::path::Pat
     table.exit_code()
 }
 
-/// `harness zoo --sim --rate N`.
-fn sim_zoo_rates(args: &ZooArgs) -> anyhow::Result<i32> {
-    let opts = harness::sim::zoo::SimZooOptions {
+/// The simulated zoo `harness zoo --sim` asks for.
+fn sim_zoo_options(args: &ZooArgs) -> harness::sim::zoo::SimZooOptions {
+    harness::sim::zoo::SimZooOptions {
         out: args.out.join("sim"),
         from_seed: args.seed.unwrap_or(1),
         seeds_per_bug: args.seeds_per_bug.max(1),
         only: args.bugs.clone(),
         ops: None,
         shards: 3,
-    };
+    }
+}
+
+/// `harness zoo --sim --rate N`.
+fn sim_zoo_rates(args: &ZooArgs) -> anyhow::Result<i32> {
+    let opts = sim_zoo_options(args);
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
