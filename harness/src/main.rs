@@ -97,6 +97,14 @@ struct ZooArgs {
     /// With --sim: most seeds per bug before it counts as missed.
     #[arg(long, default_value_t = 40)]
     seeds_per_bug: u64,
+    /// Measure the catch rate instead of hunting for a first catch: N seeds (with --sim) or N
+    /// campaigns per bug and per clean control, none stopping at a catch; the table, with the
+    /// checks that caught each bug, also goes to rates.txt and rates.json.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    rate: Option<u64>,
+    /// With --sim --rate: worker threads (default: one per core).
+    #[arg(long)]
+    jobs: Option<usize>,
     /// Most campaigns per bug before it counts as missed.
     #[arg(long, default_value_t = 6)]
     runs_per_bug: u32,
@@ -483,15 +491,9 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
         Some(Command::Sim(args)) => harness::sim::cli::run(&args),
         Some(Command::Replay(args)) => replay(&args).await,
         Some(Command::Merge(args)) => merge(&args),
+        Some(Command::Zoo(args)) if args.sim && args.rate.is_some() => sim_zoo_rates(&args),
         Some(Command::Zoo(args)) if args.sim => {
-            let opts = harness::sim::zoo::SimZooOptions {
-                out: args.out.join("sim"),
-                from_seed: args.seed.unwrap_or(1),
-                seeds_per_bug: args.seeds_per_bug.max(1),
-                only: args.bugs.clone(),
-                ops: None,
-                shards: 3,
-            };
+            let opts = sim_zoo_options(&args);
             let rows = harness::sim::zoo::run_zoo(&opts)?;
             print!("{}", harness::sim::zoo::render_table(&rows));
             let failed = rows.iter().filter(|r| !r.passed()).count() as u64;
@@ -776,6 +778,64 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     Ok(summary.exit_code)
 }
 
+/// Prints a rate table's row as soon as it is measured (the table comes again at the end).
+fn print_rate_row(row: &harness::run::rates::RateRow) {
+    eprintln!(
+        "zoo rate: {}{}: caught by {}/{} ({} unknown, {} errors)",
+        row.bug.as_deref().unwrap_or("none"),
+        row.shards
+            .map_or(String::new(), |s| format!(" on {s} shards")),
+        row.invalid,
+        row.runs,
+        row.unknown,
+        row.errors
+    );
+}
+
+fn print_rate_table(table: &harness::run::rates::RateTable, out: &std::path::Path) -> i32 {
+    print!("{}", table.render());
+    println!(
+        "{} of {} each from seed {}; table in {} and {}",
+        count(table.rows.len() as u64, "row"),
+        count(
+            table.runs_per_row,
+            if table.world == "sim" { "seed" } else { "run" }
+        ),
+        table.from_seed,
+        out.join("rates.txt").display(),
+        out.join("rates.json").display()
+    );
+    table.exit_code()
+}
+
+/// The simulated zoo `harness zoo --sim` asks for.
+fn sim_zoo_options(args: &ZooArgs) -> harness::sim::zoo::SimZooOptions {
+    harness::sim::zoo::SimZooOptions {
+        out: args.out.join("sim"),
+        from_seed: args.seed.unwrap_or(1),
+        seeds_per_bug: args.seeds_per_bug.max(1),
+        only: args.bugs.clone(),
+        ops: None,
+        shards: 3,
+    }
+}
+
+/// `harness zoo --sim --rate N`.
+fn sim_zoo_rates(args: &ZooArgs) -> anyhow::Result<i32> {
+    let opts = sim_zoo_options(args);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let seeds = args.rate.unwrap_or(1);
+    let table = harness::sim::zoo::run_rates(&opts, seeds, jobs, &print_rate_row)?;
+    let code = print_rate_table(&table, &opts.out);
+    println!(
+        "rerun one of a row's failing_seeds (rates.json): \
+         harness sim --seeds 1 --from-seed SEED --bug BUG [--shards 3]"
+    );
+    Ok(code)
+}
+
 async fn zoo(args: &ZooArgs) -> anyhow::Result<i32> {
     let opts = harness::run::zoo::ZooOptions {
         out: args.out.clone(),
@@ -796,6 +856,11 @@ async fn zoo(args: &ZooArgs) -> anyhow::Result<i32> {
             "no bug-planting replica at {}: build it with `cargo build --release -p replica --features bugs --bin replica-bugs`",
             opts.replica_bin.display()
         );
+    }
+    if let Some(runs) = args.rate {
+        let runs = u32::try_from(runs).unwrap_or(u32::MAX);
+        let table = harness::run::zoo::run_rates(&opts, runs, &print_rate_row).await?;
+        return Ok(print_rate_table(&table, &opts.out));
     }
     let rows = harness::run::zoo::run_zoo(&opts).await?;
     print!("{}", harness::run::zoo::render_table(&rows));
@@ -1033,6 +1098,11 @@ mod tests {
             "it is --no-progress now"
         );
         assert!(parse(&["zoo", "--no-progress"]).is_ok());
+        assert!(parse(&["zoo", "--sim", "--rate", "5", "--jobs", "1"]).is_ok());
+        assert!(
+            parse(&["zoo", "--rate", "0"]).is_err(),
+            "a rate of no seeds"
+        );
         assert!(parse(&["replay", "x", "--out", "elsewhere"]).is_ok());
     }
 

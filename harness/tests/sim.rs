@@ -327,3 +327,85 @@ fn the_zoo_catches_the_two_phase_commit_bugs_on_sharded_seeds() {
     assert!(rows.iter().all(|r| r.shards == Some(3)), "{table}");
     assert!(rows.iter().all(|r| r.passed()), "{table}");
 }
+
+#[test]
+fn the_zoo_rate_table_counts_what_a_plain_sweep_of_the_same_seeds_finds() {
+    let out = tempfile::tempdir().unwrap();
+    let bug = "no-dedup";
+    let (from_seed, seeds, ops) = (11, 6, Some(600));
+    let opts = SimZooOptions {
+        out: out.path().join("zoo"),
+        from_seed,
+        seeds_per_bug: 1,
+        only: vec![bug.into()],
+        ops,
+        shards: 3,
+    };
+    let table = harness::sim::zoo::run_rates(&opts, seeds, 2, &|_| {}).unwrap();
+    let text = table.render();
+    eprintln!("{text}");
+    // The bug's row, then the classic clean control (the bug is a classic one).
+    assert_eq!(table.rows.len(), 2, "{text}");
+    let (row, control) = (&table.rows[0], &table.rows[1]);
+    assert_eq!(row.bug.as_deref(), Some(bug));
+    assert_eq!((control.bug.as_deref(), control.shards), (None, None));
+    assert_eq!(control.runs, seeds, "{text}");
+    assert_eq!(
+        control.invalid + control.unknown,
+        0,
+        "a false alarm:\n{text}"
+    );
+
+    // What `harness sim --bug no-dedup --from-seed 11 --seeds 6 --ops 600` finds.
+    let plain = sweep(
+        &SweepOptions {
+            from_seed,
+            seeds,
+            out: out.path().join("plain"),
+            keep: Keep::None,
+            jobs: 2,
+            pins: Pins::default(),
+            knobs: SweepKnobs {
+                ops,
+                bug: Some(bug.into()),
+                ..SweepKnobs::default()
+            },
+            progress: false,
+            name: None,
+        },
+        &|_| {},
+    );
+    assert!(plain.errors.is_empty(), "{:?}", plain.errors);
+    let caught: Vec<u64> = plain
+        .failing
+        .iter()
+        .filter(|s| s.exit_code == 1)
+        .map(|s| s.seed)
+        .collect();
+    assert!(
+        !caught.is_empty(),
+        "no seed caught {bug}: the comparison says nothing"
+    );
+    assert_eq!(row.runs, seeds, "{text}");
+    assert_eq!(row.invalid, caught.len() as u64, "{text}");
+    let failing: Vec<u64> = plain.failing.iter().map(|s| s.seed).collect();
+    assert_eq!(row.failing_seeds, failing, "{text}");
+    let mut checks = std::collections::BTreeMap::<String, u64>::new();
+    for s in &plain.failing {
+        for c in &s.failed_checks {
+            *checks.entry(c.clone()).or_default() += 1;
+        }
+        if !s.world_violations.is_empty() {
+            *checks.entry("world".into()).or_default() += 1;
+        }
+    }
+    assert_eq!(row.checks, checks, "{text}");
+    let share = format!("{}/{seeds}", caught.len());
+    assert!(text.contains(&share), "{share} not in\n{text}");
+
+    // The same table, for a later session to track.
+    let json = std::fs::read_to_string(out.path().join("zoo/rates.json")).unwrap();
+    let back: harness::run::rates::RateTable = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, table);
+    assert!(out.path().join("zoo/rates.txt").is_file());
+}

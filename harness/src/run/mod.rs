@@ -10,6 +10,7 @@ pub mod campaign;
 pub mod final_phase;
 pub mod interrupt;
 pub mod progress;
+pub mod rates;
 pub mod record;
 pub mod replay;
 pub mod rng;

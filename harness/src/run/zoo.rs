@@ -7,6 +7,7 @@
 //! checks caught it and where the failing report is.
 
 use crate::faults::schedule::FaultFamily;
+use crate::run::rates::{RateRow, RateTable};
 use crate::run::rundir::{RunParams, ShardParams};
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
 use checker::{Results, Validity};
@@ -206,13 +207,14 @@ fn faults_label(profile: &Profile) -> String {
     }
 }
 
-/// Runs campaigns for `bug` (None: a clean control run) until one is invalid or the budget is
-/// spent.
+/// Runs campaigns for `bug` (None: a clean control run) until one is invalid (unless `rate`
+/// is kept: then all of them) or the budget is spent; every run is also tallied into `rate`.
 async fn hunt(
     profile: &Profile,
     opts: &ZooOptions,
     bug: Option<&str>,
     budget: u32,
+    mut rate: Option<&mut RateRow>,
 ) -> Result<ZooRow, RunError> {
     let started = Instant::now();
     let mut row = ZooRow {
@@ -239,9 +241,14 @@ async fn hunt(
         row.runs += 1;
         row.verdicts.push(summary.verdict.clone());
         eprintln!("zoo: {} seed {}: {}", row.bug, run.seed, summary.verdict);
+        let checks = invalid_checks(&summary);
+        if let Some(rate) = rate.as_deref_mut() {
+            rate.tally(run.seed, summary.exit_code, &checks);
+            continue;
+        }
         if summary.exit_code == 1 {
             row.detected = true;
-            row.caught_by = invalid_checks(&summary);
+            row.caught_by = checks;
             row.expected_check = row
                 .caught_by
                 .iter()
@@ -271,8 +278,8 @@ fn invalid_checks(summary: &RunSummary) -> Vec<String> {
         .collect()
 }
 
-/// Runs the zoo; rows in table order (bugs, then clean controls).
-pub async fn run_zoo(opts: &ZooOptions) -> Result<Vec<ZooRow>, RunError> {
+/// The profiles `opts` asks for, or an error naming the known bugs.
+fn chosen_profiles(opts: &ZooOptions) -> Result<Vec<&'static Profile>, RunError> {
     let profiles: Vec<&Profile> = PROFILES
         .iter()
         .filter(|p| opts.only.is_empty() || opts.only.iter().any(|o| o == p.bug))
@@ -285,23 +292,82 @@ pub async fn run_zoo(opts: &ZooOptions) -> Result<Vec<ZooRow>, RunError> {
             known.join(", ")
         )));
     }
+    Ok(profiles)
+}
+
+/// One profile per distinct campaign (faults and shards): the clean controls to run.
+fn control_profiles<'a>(profiles: &[&'a Profile]) -> Vec<&'a Profile> {
+    let mut seen: Vec<String> = Vec::new();
+    let mut controls = Vec::new();
+    for profile in profiles {
+        let label = faults_label(profile);
+        if !seen.contains(&label) {
+            seen.push(label);
+            controls.push(*profile);
+        }
+    }
+    controls
+}
+
+/// Runs the zoo; rows in table order (bugs, then clean controls).
+pub async fn run_zoo(opts: &ZooOptions) -> Result<Vec<ZooRow>, RunError> {
+    let profiles = chosen_profiles(opts)?;
     let mut rows = Vec::new();
     for profile in &profiles {
-        rows.push(hunt(profile, opts, Some(profile.bug), opts.runs_per_bug).await?);
+        rows.push(hunt(profile, opts, Some(profile.bug), opts.runs_per_bug, None).await?);
     }
     if opts.clean_runs {
-        let mut seen: Vec<String> = Vec::new();
-        for profile in &profiles {
-            let label = faults_label(profile);
-            if seen.contains(&label) {
-                continue;
-            }
-            seen.push(label);
-            rows.push(hunt(profile, opts, None, 1).await?);
+        for profile in control_profiles(&profiles) {
+            rows.push(hunt(profile, opts, None, 1, None).await?);
         }
     }
     write_zoo_files(&opts.out, &rows)?;
     Ok(rows)
+}
+
+/// `harness zoo --rate N`: `runs` campaigns of every chosen profile (seeds `opts.seed` on),
+/// each judged and none stopping at a catch, then as many clean controls per distinct
+/// campaign; the rate table is written to `rates.txt` and `rates.json` beside the runs.
+pub async fn run_rates(
+    opts: &ZooOptions,
+    runs: u32,
+    on_row: &dyn Fn(&RateRow),
+) -> Result<RateTable, RunError> {
+    let profiles = chosen_profiles(opts)?;
+    let controls = if opts.clean_runs {
+        control_profiles(&profiles)
+    } else {
+        Vec::new()
+    };
+    let rows = profiles
+        .iter()
+        .map(|p| (*p, Some(p.bug)))
+        .chain(controls.into_iter().map(|p| (p, None)));
+    let mut table = RateTable {
+        world: "real".into(),
+        from_seed: opts.seed,
+        runs_per_row: u64::from(runs),
+        rows: Vec::new(),
+    };
+    for (profile, bug) in rows {
+        let mut rate = RateRow::new(
+            bug.map(str::to_string),
+            profile.shards,
+            Some(faults_label(profile)),
+        );
+        hunt(profile, opts, bug, runs, Some(&mut rate)).await?;
+        on_row(&rate);
+        table.rows.push(rate);
+    }
+    table.write(&opts.out).map_err(|source| RunError::Write {
+        path: opts.out.join("rates.json"),
+        source,
+    })?;
+    crate::run::campaign::write_index(&opts.out).map_err(|source| RunError::Write {
+        path: opts.out.join("index.html"),
+        source,
+    })?;
+    Ok(table)
 }
 
 /// The table as text, one row per line.

@@ -8,9 +8,10 @@
 //! hunted on seeds of [`SimZooOptions::shards`] shards, with a sharded clean control beside the
 //! classic one.
 
-use super::sweep::{apply_knobs, seed_dir, SweepKnobs};
+use super::sweep::{apply_knobs, seed_dir, sweep, Keep, SweepKnobs, SweepOptions};
 use super::{simulate, write_and_check, SimParams, SimRunInfo, SimSummary};
 use crate::faults::tunables::Pins;
+use crate::run::rates::{RateRow, RateTable};
 use replica::core::config::{BUG_NAMES, SHARDED_BUG_NAMES};
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -50,6 +51,21 @@ impl SimZooRow {
 /// two-phase commit bugs (`SHARDED_BUG_NAMES`: recovery-aborts, apply-at-prepare,
 /// keep-locks-on-abort) on a sharded bank, where alone they can show.
 pub fn run_zoo(opts: &SimZooOptions) -> Result<Vec<SimZooRow>, super::SimError> {
+    let mut rows = Vec::new();
+    for (bug, shards) in shapes(opts) {
+        rows.push(hunt(opts, bug, shards)?);
+    }
+    let table = render_table(&rows);
+    std::fs::create_dir_all(&opts.out).map_err(|e| super::SimError::io(&opts.out, e))?;
+    let path = opts.out.join("zoo-sim.txt");
+    std::fs::write(&path, &table).map_err(|e| super::SimError::io(&path, e))?;
+    Ok(rows)
+}
+
+/// The zoo's rows in table order: the classic bugs, the two-phase commit bugs on a sharded
+/// bank, then a clean control for each shape whose bugs were hunted (both when none were
+/// chosen).
+fn shapes(opts: &SimZooOptions) -> Vec<(Option<String>, Option<u32>)> {
     let wanted = |b: &&&str| opts.only.is_empty() || opts.only.iter().any(|o| o == **b);
     let sharded = Some(opts.shards).filter(|&s| s > 1);
     let classic: Vec<_> = BUG_NAMES
@@ -64,7 +80,6 @@ pub fn run_zoo(opts: &SimZooOptions) -> Result<Vec<SimZooRow>, super::SimError> 
         .filter(|_| sharded.is_some())
         .map(|b| (Some(b.to_string()), sharded))
         .collect();
-    // A clean control for each shape whose bugs were hunted (both when none were chosen).
     let everything = opts.only.is_empty();
     let controls = [
         (everything || !classic.is_empty()).then_some((None, None)),
@@ -72,19 +87,11 @@ pub fn run_zoo(opts: &SimZooOptions) -> Result<Vec<SimZooRow>, super::SimError> 
             .filter(|_| everything || !two_phase.is_empty())
             .map(|s| (None, Some(s))),
     ];
-    let mut rows = Vec::new();
-    let all = classic
+    classic
         .into_iter()
         .chain(two_phase)
-        .chain(controls.into_iter().flatten());
-    for (bug, shards) in all {
-        rows.push(hunt(opts, bug, shards)?);
-    }
-    let table = render_table(&rows);
-    std::fs::create_dir_all(&opts.out).map_err(|e| super::SimError::io(&opts.out, e))?;
-    let path = opts.out.join("zoo-sim.txt");
-    std::fs::write(&path, &table).map_err(|e| super::SimError::io(&path, e))?;
-    Ok(rows)
+        .chain(controls.into_iter().flatten())
+        .collect()
 }
 
 fn hunt(
@@ -98,11 +105,7 @@ fn hunt(
         shards,
         ..SweepKnobs::default()
     };
-    let name = bug.clone().unwrap_or_else(|| "none".into());
-    let out = match shards {
-        Some(s) => opts.out.join(format!("{name}-{s}-shards")),
-        None => opts.out.join(&name),
-    };
+    let out = row_dir(opts, bug.as_deref(), shards);
     let mut row = SimZooRow {
         bug,
         shards,
@@ -126,6 +129,71 @@ fn hunt(
         let _ = std::fs::remove_dir_all(&dir);
     }
     Ok(row)
+}
+
+/// Where a row's seeds are written.
+fn row_dir(opts: &SimZooOptions, bug: Option<&str>, shards: Option<u32>) -> PathBuf {
+    let name = bug.unwrap_or("none");
+    match shards {
+        Some(s) => opts.out.join(format!("{name}-{s}-shards")),
+        None => opts.out.join(name),
+    }
+}
+
+/// `harness zoo --sim --rate N`: `seeds` seeds for every row of the zoo, each row one plain
+/// sweep (the seeds `harness sim --bug B --from-seed S --seeds N` would run), tallied into the
+/// rate table, which is also written to `rates.txt` and `rates.json` in the zoo's directory.
+/// Seeds are judged and dropped: the table names the failing ones, to rerun.
+pub fn run_rates(
+    opts: &SimZooOptions,
+    seeds: u64,
+    jobs: usize,
+    on_row: &dyn Fn(&RateRow),
+) -> Result<RateTable, super::SimError> {
+    let shapes = shapes(opts);
+    if shapes.is_empty() {
+        return Err(super::SimError::UnknownBug(opts.only.join(",")));
+    }
+    let mut table = RateTable {
+        world: "sim".into(),
+        from_seed: opts.from_seed,
+        runs_per_row: seeds,
+        rows: Vec::new(),
+    };
+    for (bug, shards) in shapes {
+        let sweep_opts = SweepOptions {
+            from_seed: opts.from_seed,
+            seeds,
+            out: row_dir(opts, bug.as_deref(), shards),
+            keep: Keep::None,
+            jobs,
+            pins: Pins::default(),
+            knobs: SweepKnobs {
+                ops: opts.ops,
+                bug: bug.clone(),
+                shards,
+                ..SweepKnobs::default()
+            },
+            progress: false,
+            name: None,
+        };
+        let report = sweep(&sweep_opts, &|_| {});
+        // Nothing is kept: leave no empty directory behind.
+        let _ = std::fs::remove_dir(&sweep_opts.out);
+        let mut row = RateRow::new(bug, shards, None);
+        // The sweep hands back only the seeds that were not valid: the others were valid.
+        row.errors = report.errors.len() as u64;
+        row.runs = report.ran - row.errors - report.failing.len() as u64;
+        for failing in &report.failing {
+            row.tally(failing.seed, failing.exit_code, &checks_of(failing));
+        }
+        on_row(&row);
+        table.rows.push(row);
+    }
+    table
+        .write(&opts.out)
+        .map_err(|e| super::SimError::io(&opts.out, e))?;
+    Ok(table)
 }
 
 /// The table printed and written to `zoo-sim.txt`.
@@ -155,12 +223,14 @@ pub fn render_table(rows: &[SimZooRow]) -> String {
 }
 
 fn caught_by(summary: &SimSummary) -> String {
-    let mut checks = summary.failed_checks.join(",");
+    checks_of(summary).join(",")
+}
+
+/// The checks a seed failed, and `world` when the simulated world saw acknowledged data lost.
+fn checks_of(summary: &SimSummary) -> Vec<String> {
+    let mut checks = summary.failed_checks.clone();
     if !summary.world_violations.is_empty() {
-        if !checks.is_empty() {
-            checks.push(',');
-        }
-        checks.push_str("world");
+        checks.push("world".into());
     }
     checks
 }
