@@ -428,3 +428,78 @@ fn a_night_on_slurm_merges_into_one_group_per_failure_and_names_the_cancelled_ta
     assert_eq!(campaign["seeds_done"], 1, "{campaign:#}");
     drop(cluster);
 }
+
+/// The figure of the README, not a timed test: the same seeds as one Slurm task and as two,
+/// submission to merged report, on this machine's cluster of one node.
+///
+/// `FAULTLINE_FIGURES_BIN=target/release cargo test -p harness --test fleet_slurm
+///  one_task_against_two -- --ignored --nocapture` (the release harness is much faster).
+#[test]
+#[ignore]
+fn one_task_against_two() {
+    if let Some(reason) = unavailable() {
+        panic!("{reason}");
+    }
+    let bin = std::env::var_os("FAULTLINE_FIGURES_BIN").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_BIN_EXE_harness"))
+                .parent()
+                .unwrap()
+                .to_path_buf()
+        },
+        PathBuf::from,
+    );
+    let seeds: u64 = std::env::var("FAULTLINE_FIGURES_SEEDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2000);
+    let tmp = tempfile::Builder::new()
+        .prefix("faultline-slurm")
+        .tempdir()
+        .unwrap();
+    let cluster = start_cluster(tmp.path());
+    let mut walls = Vec::new();
+    for tasks in [1u64, 2] {
+        let night = tmp.path().join(format!("night-{tasks}"));
+        let started = Instant::now();
+        let out = cluster
+            .command("bash")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/slurm/night.sh"))
+            .env("FAULTLINE_BIN", &bin)
+            .env("NIGHT_DIR", &night)
+            .env("SIM_TASKS", tasks.to_string())
+            .env("SIM_SEEDS", seeds.to_string())
+            .env("SIM_FLAGS", "--ops 400 --keep none")
+            .env("MERGE_FLAGS", "--no-shrink")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        let merge_job = said
+            .lines()
+            .find_map(|l| l.strip_prefix("merge "))
+            .unwrap_or_else(|| panic!("{said}"))
+            .trim()
+            .to_string();
+        wait_for(
+            &cluster,
+            "the merge did not finish",
+            Duration::from_secs(3600),
+            || {
+                cluster
+                    .job_field(&merge_job, "JobState")
+                    .is_some_and(|s| !matches!(s.as_str(), "PENDING" | "RUNNING" | "CONFIGURING"))
+            },
+        );
+        let wall = started.elapsed().as_secs_f64();
+        let merged = read_json(&night.join("merged/summary.json"));
+        println!(
+            "{tasks} task(s), {seeds} seeds: {wall:.1} s submission to report; tasks' wall {:.1} s \
+             in all, longest {:.1} s; {} seeds done",
+            merged["task_wall_s"].as_f64().unwrap_or(0.0),
+            merged["longest_task_s"].as_f64().unwrap_or(0.0),
+            merged["seeds_done"]
+        );
+        walls.push(wall);
+    }
+    println!("wall ratio, 1 task / 2 tasks: {:.2}", walls[0] / walls[1]);
+}

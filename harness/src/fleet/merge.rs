@@ -99,7 +99,7 @@ pub struct FailureGroup {
     pub signature: String,
     pub count: u64,
     pub first_seed: u64,
-    /// The first seeds of the group (at most 50).
+    /// The first seeds of the group that its tasks listed (at most 50).
     pub seeds: Vec<u64>,
     /// The first seed's kept run directory.
     pub representative: Option<String>,
@@ -335,21 +335,32 @@ fn groups(tasks: &[&Found], opts: &MergeOptions) -> Vec<FailureGroup> {
                 .push((t, run));
         }
     }
+    // A summary lists a signature's first seeds and counts them all.
+    let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
+    for t in tasks {
+        for (sig, listed) in &by_signature {
+            let counted = t.summary.signatures.get(*sig).map(|c| c.count);
+            let here = || listed.iter().filter(|(f, _)| std::ptr::eq(*f, *t)).count() as u64;
+            *totals.entry(sig).or_default() += counted.unwrap_or_else(here);
+        }
+    }
     let mut groups: Vec<(&str, Vec<(&Found, &FailingRun)>)> = by_signature.into_iter().collect();
     for (_, runs) in &mut groups {
         runs.sort_by_key(|(_, r)| r.seed);
     }
-    groups.sort_by_key(|(sig, runs)| (std::cmp::Reverse(runs.len()), runs[0].1.seed, *sig));
+    let total = |sig: &str| totals.get(sig).copied().unwrap_or(0);
+    groups.sort_by_key(|(sig, runs)| (std::cmp::Reverse(total(sig)), runs[0].1.seed, *sig));
     groups
         .iter()
         .enumerate()
-        .map(|(k, (signature, runs))| one_group(k + 1, signature, runs, opts))
+        .map(|(k, (signature, runs))| one_group(k + 1, signature, total(signature), runs, opts))
         .collect()
 }
 
 fn one_group(
     number: usize,
     signature: &str,
+    count: u64,
     runs: &[(&Found, &FailingRun)],
     opts: &MergeOptions,
 ) -> FailureGroup {
@@ -367,7 +378,7 @@ fn one_group(
     };
     let mut group = FailureGroup {
         signature: signature.to_string(),
-        count: runs.len() as u64,
+        count,
         first_seed: first.seed,
         seeds: runs.iter().take(50).map(|(_, r)| r.seed).collect(),
         representative: representative.as_ref().map(|d| d.display().to_string()),
@@ -721,6 +732,20 @@ mod tests {
             "{:?}",
             forced.notes
         );
+    }
+
+    #[test]
+    fn a_summary_lists_a_few_seeds_per_failure_and_the_merge_counts_them_all() {
+        let root = tempfile::tempdir().unwrap();
+        task(root.path(), 1, 2, 800, None, "h");
+        task(root.path(), 2, 2, 800, None, "h");
+        let one = TaskSummary::read(&root.path().join("slice-1-of-2")).unwrap();
+        let listed = one.failing.iter().filter(|f| f.exit_code == 1).count() as u64;
+        assert_eq!(listed, crate::fleet::task::FAILING_KEPT_PER_SIGNATURE);
+        assert_eq!(one.signatures["invalid: exactly-once"].count, 100);
+        let m = merge(&opts(root.path())).unwrap();
+        assert_eq!(m.groups[0].count, 200, "{:?}", m.groups[0]);
+        assert_eq!(m.groups[0].first_seed, 4);
     }
 
     /// The figure of the README: `cargo test --release -p harness --lib merge_of_a_thousand

@@ -1,8 +1,9 @@
 //! One task's results directory and its `summary.json`, kept true while the task runs.
 //!
-//! The summary is rewritten (to a temporary file, then renamed) at most once a second and
-//! after every failing seed, so a task killed midway leaves a summary of what it finished:
-//! `complete: false` and the seeds done. Started again with the same slice, parameters and
+//! The summary is rewritten (to a temporary file, then renamed) at most once a second, so a
+//! task killed midway leaves a summary of what it finished, give or take its last second:
+//! `complete: false` and the seeds done. It stays small on a night where most seeds fail: every
+//! signature is counted, but only its first [`FAILING_KEPT_PER_SIGNATURE`] seeds are listed. Started again with the same slice, parameters and
 //! build, the task reads that summary and skips those seeds, so an engine's retry costs
 //! nothing twice. `task.log` gets one line per finished seed or run.
 
@@ -17,6 +18,8 @@ use std::time::{Duration, Instant};
 
 pub const TASK_SUMMARY_FILE: &str = "summary.json";
 pub const TASK_LOG_FILE: &str = "task.log";
+/// Failing seeds listed per signature in a summary (the rest are counted).
+pub const FAILING_KEPT_PER_SIGNATURE: u64 = 20;
 /// `format` of summary.json; a reader refuses a newer one.
 pub const TASK_FORMAT: u32 = 1;
 const WRITE_EVERY: Duration = Duration::from_secs(1);
@@ -60,8 +63,17 @@ pub struct TaskSummary {
     pub virtual_ms: u64,
     /// How many times the task was started (1, or more after a retry).
     pub attempts: u32,
-    /// Every seed that was not valid.
+    /// The first failing seeds of each signature (at most [`FAILING_KEPT_PER_SIGNATURE`]).
     pub failing: Vec<FailingRun>,
+    /// Every signature's count of failing seeds and its first seed.
+    #[serde(default)]
+    pub signatures: std::collections::BTreeMap<String, SignatureCount>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignatureCount {
+    pub count: u64,
+    pub first_seed: u64,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -201,6 +213,7 @@ impl Task {
                 fresh.seeds_done = old.seeds_done;
                 fresh.counts = old.counts;
                 fresh.failing = old.failing;
+                fresh.signatures = old.signatures;
                 fresh.started_at = old.started_at;
                 fresh.virtual_ms = old.virtual_ms;
                 fresh.attempts = old.attempts + 1;
@@ -217,9 +230,12 @@ impl Task {
             _ => {}
         }
         let done: BTreeSet<u64> = fresh.done_seeds().collect();
+        // A resumed task's log goes on; a fresh task's starts again.
         let log = std::fs::OpenOptions::new()
             .create(true)
-            .append(true)
+            .write(true)
+            .append(fresh.attempts > 1)
+            .truncate(fresh.attempts == 1)
             .open(dir.join(TASK_LOG_FILE))?;
         let task = Task {
             dir: dir.to_path_buf(),
@@ -280,14 +296,28 @@ impl Task {
                 _ => counts.unknown += 1,
             }
             state.summary.virtual_ms += result.virtual_ms;
-            if failing {
+            let sig = signature(&result.verdict, &result.failed_checks, &result.details);
+            let listed = failing && {
+                let entry = state
+                    .summary
+                    .signatures
+                    .entry(sig.clone())
+                    .or_insert(SignatureCount {
+                        count: 0,
+                        first_seed: result.seed,
+                    });
+                entry.count += 1;
+                entry.first_seed = entry.first_seed.min(result.seed);
+                entry.count <= FAILING_KEPT_PER_SIGNATURE
+            };
+            if listed {
                 let dir = result
                     .dir
                     .as_ref()
                     .map(|d| d.strip_prefix(&self.dir).unwrap_or(d).display().to_string());
                 state.summary.failing.push(FailingRun {
                     seed: result.seed,
-                    signature: signature(&result.verdict, &result.failed_checks, &result.details),
+                    signature: sig,
                     verdict: result.verdict,
                     exit_code: result.exit_code,
                     failed_checks: result.failed_checks,
@@ -297,7 +327,7 @@ impl Task {
                 });
             }
         }
-        if failing || state.last_write.elapsed() >= WRITE_EVERY {
+        if state.last_write.elapsed() >= WRITE_EVERY {
             self.write(&mut state)?;
         }
         Ok(())
@@ -392,6 +422,7 @@ pub fn fresh_summary(
         virtual_ms: 0,
         attempts: 1,
         failing: Vec::new(),
+        signatures: Default::default(),
     }
 }
 
@@ -440,15 +471,20 @@ mod tests {
         assert!(done.is_empty());
         task.record(result(1, 0)).unwrap();
         task.record(result(2, 1)).unwrap();
-        // Dropped without finish(), as a killed task is: the failing seed forced a write.
+        // Dropped without finish(), as a killed task is, after its once-a-second write.
+        std::thread::sleep(WRITE_EVERY);
+        task.record(result(3, 0)).unwrap();
+        // Seed 4 finishes within the second: a kill now loses it, and the retry runs it again.
+        task.record(result(4, 0)).unwrap();
         drop(task);
         let left = TaskSummary::read(dir.path()).unwrap();
         assert!(!left.complete);
-        assert_eq!(left.seeds_done, vec![[1, 2]]);
+        assert_eq!(left.seeds_done, vec![[1, 3]]);
         assert_eq!(left.counts.invalid, 1);
+        assert_eq!(left.signatures["invalid: sum"].first_seed, 2);
         let (task, done) = Task::open(dir.path(), summary(slice), true).unwrap();
-        assert_eq!(done.into_iter().collect::<Vec<_>>(), vec![1, 2]);
-        for seed in 3..=5 {
+        assert_eq!(done.into_iter().collect::<Vec<_>>(), vec![1, 2, 3]);
+        for seed in 4..=5 {
             task.record(result(seed, 0)).unwrap();
         }
         let end = task.finish().unwrap();
