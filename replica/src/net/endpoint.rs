@@ -602,7 +602,7 @@ fn admit<M>(
         Some(CertRole::Replica(_)) => Some(Role::Stranger),
         Some(CertRole::Client(ids)) => Some(Role::Client(ids)),
         None => {
-            if let Some(left_out) = ctx.warnings.allow(&name, "no role", Instant::now()) {
+            if let Some(left_out) = ctx.warnings.allow(name, "no role", Instant::now()) {
                 tracing::warn!(remote = %addr, %name, left_out, "connection from {name} at {addr} has no usable role in its certificate; closing it");
             }
             close_for(connection, codes::NO_IDENTITY, "no identity");
