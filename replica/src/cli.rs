@@ -82,6 +82,9 @@ struct RunArgs {
     /// Write logs here instead of stderr.
     #[arg(long)]
     log_file: Option<PathBuf>,
+    /// Past this size the log file is renamed to <file>.1 and a new one started.
+    #[arg(long, default_value_t = crate::logfile::DEFAULT_LOG_MAX_BYTES)]
+    log_max_bytes: u64,
     /// Seed of the election timeouts (default: derived from the node id and the clock).
     #[arg(long)]
     seed: Option<u64>,
@@ -230,7 +233,13 @@ fn main_with(bugs_allowed: bool) -> std::process::ExitCode {
 }
 
 fn run(args: RunArgs, bugs_allowed: bool) -> anyhow::Result<()> {
-    init_logging(args.log_file.as_deref())?;
+    init_logging(args.log_file.as_deref(), args.log_max_bytes)?;
+    // A refusal to start or a fatal disk error goes to the log too (not only to stderr),
+    // where whoever reads the log of a replica that stopped looks for it.
+    run_logged(args, bugs_allowed).inspect_err(|e| tracing::error!("replica stopped: {e:#}"))
+}
+
+fn run_logged(args: RunArgs, bugs_allowed: bool) -> anyhow::Result<()> {
     let config = ClusterConfig::load(&args.config)?;
     if config.node(args.id).is_none() {
         bail!("node {} is not in {}", args.id, args.config.display());
@@ -282,7 +291,7 @@ fn parse_bugs(names: &[String], bugs_allowed: bool) -> anyhow::Result<(Bugs, boo
     Ok((bugs, forget_promises))
 }
 
-fn init_logging(log_file: Option<&Path>) -> anyhow::Result<()> {
+fn init_logging(log_file: Option<&Path>, max_bytes: u64) -> anyhow::Result<()> {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
@@ -290,10 +299,7 @@ fn init_logging(log_file: Option<&Path>) -> anyhow::Result<()> {
         .with_ansi(false);
     match log_file {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
+            let file = crate::logfile::CappedLog::open(path, max_bytes)
                 .with_context(|| format!("cannot open log file {}", path.display()))?;
             builder.with_writer(std::sync::Mutex::new(file)).init();
         }
@@ -326,7 +332,9 @@ fn init_with(
     ca_key_out: Option<&Path>,
 ) -> anyhow::Result<()> {
     if let Some(key) = ca_key_out {
-        let inside = std::path::absolute(key)?.starts_with(std::path::absolute(dir)?);
+        // Resolved, so `other/../cluster/...` or a symlink into the cluster is caught too.
+        let resolved = crate::net::certs::resolved;
+        let inside = resolved(key).starts_with(resolved(dir));
         if inside {
             bail!(
                 "--ca-key-out {} is inside the cluster directory {}; keep the CA key elsewhere",
@@ -744,6 +752,15 @@ mod tests {
         let dir = tmp.path().join("cluster");
         let inside = dir.join("ca.key");
         assert!(init(&dir, 3, 7001, Some(&inside)).is_err());
+        let sneaky = tmp.path().join("other/../cluster/certs/ca.key");
+        assert!(init(&dir, 3, 7001, Some(&sneaky)).is_err(), "a .. path");
+        let link = tmp.path().join("link");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(
+            init(&dir, 3, 7001, Some(&link.join("ca.key"))).is_err(),
+            "a symlink"
+        );
         let outside = tmp.path().join("ca.key");
         init(&dir, 3, 7001, Some(&outside)).unwrap();
         assert!(std::fs::read_to_string(&outside)

@@ -8,6 +8,7 @@
 //! - `shell`: carries out the core's effects on a pluggable file system (shared with the simulator).
 //! - `server`: `replica run`, the shell driven by real sockets, disk and timers.
 //! - `client`: the client library used by `replica ctl` and the harness.
+//! - `logfile`: `--log-file`, capped in size.
 //! - `failpoints`: crashes at named steps of two-phase commit, for tests (feature `failpoints`).
 
 pub mod bank;
@@ -17,6 +18,7 @@ pub mod client_proto;
 pub mod config;
 pub mod core;
 pub mod failpoints;
+pub mod logfile;
 pub mod net;
 pub mod server;
 pub mod shard;

@@ -175,3 +175,24 @@ fn the_ca_key_is_never_written_beside_the_certificates() {
         .unwrap_err();
     assert!(matches!(err, CertError::CaKeyBesideCerts { .. }), "{err}");
 }
+
+/// Issue 21, item 6: new certificates have a bounded lifetime (a year for nodes and clients,
+/// ten for the CA), not 1975 to 4096.
+#[test]
+fn new_certificates_live_a_year_and_the_ca_ten() {
+    let dir = tempfile::tempdir().unwrap();
+    replica::net::certs::generate_cluster_certs(dir.path(), &[NodeId(1)], &["client"]).unwrap();
+    let days_left = |file: &str| {
+        let pem = std::fs::read_to_string(dir.path().join(file)).unwrap();
+        let params = rcgen::CertificateParams::from_ca_cert_pem(&pem).unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        assert!(params.not_before <= now, "{file} is valid now");
+        (params.not_after - now).whole_days()
+    };
+    for leaf in ["n1.pem", "client.pem"] {
+        let days = days_left(leaf);
+        assert!((360..=366).contains(&days), "{leaf}: {days} days");
+    }
+    let ca = days_left("ca.pem");
+    assert!((3640..=3651).contains(&ca), "ca: {ca} days");
+}

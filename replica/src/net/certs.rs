@@ -160,10 +160,43 @@ fn check_client_name(name: &str) -> Result<(), CertError> {
     Ok(())
 }
 
+/// `path` made absolute with every symlink and `..` resolved, even where it does not exist
+/// yet: its longest existing ancestor is canonicalised, the rest (no symlinks there) is
+/// normalised by hand. For comparing where a file will really land.
+pub fn resolved(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    let base = loop {
+        if let Ok(real) = existing.canonicalize() {
+            break real;
+        }
+        match (existing.parent(), existing.components().next_back()) {
+            (Some(parent), Some(last)) => {
+                rest.push(last.as_os_str().to_owned());
+                existing = parent;
+            }
+            // The root: nothing left to strip.
+            _ => break existing.to_path_buf(),
+        }
+    };
+    let mut out = base;
+    for part in rest.iter().rev() {
+        match Path::new(part).components().next() {
+            Some(Component::ParentDir) => {
+                out.pop();
+            }
+            Some(Component::CurDir) | None => {}
+            Some(_) => out.push(part),
+        }
+    }
+    out
+}
+
 /// The CA key must not land in the certificate directory, which every replica reads.
 fn check_ca_key_path(out_dir: &Path, key: &Path) -> Result<(), CertError> {
-    let absolute = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let (dir, key_abs) = (absolute(out_dir), absolute(key));
+    let (dir, key_abs) = (resolved(out_dir), resolved(key));
     if key_abs.starts_with(&dir) {
         return Err(CertError::CaKeyBesideCerts {
             path: key.to_path_buf(),
@@ -180,6 +213,19 @@ fn generate_error(name: &str) -> impl FnOnce(rcgen::Error) -> CertError + '_ {
     }
 }
 
+/// How long a new CA certificate is valid: rotate the cluster (`replica init` anew, or a new
+/// CA with `replica certs`) before it ends.
+pub const CA_LIFETIME_DAYS: i64 = 10 * 365;
+/// How long a new node or client certificate is valid: sign a new one before it ends.
+pub const LEAF_LIFETIME_DAYS: i64 = 365;
+
+/// Valid from a day ago (clocks disagree a little) for `days` days.
+fn set_lifetime(params: &mut CertificateParams, days: i64) {
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(1);
+    params.not_after = now + time::Duration::days(days);
+}
+
 fn new_ca(common_name: &str) -> Result<Ca, CertError> {
     let mut params =
         CertificateParams::new(Vec::<String>::new()).map_err(generate_error(common_name))?;
@@ -187,6 +233,7 @@ fn new_ca(common_name: &str) -> Result<Ca, CertError> {
         .distinguished_name
         .push(DnType::CommonName, common_name);
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    set_lifetime(&mut params, CA_LIFETIME_DAYS);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
@@ -223,6 +270,7 @@ fn leaf_params(
     params.distinguished_name.push(DnType::CommonName, name);
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = usages;
+    set_lifetime(&mut params, LEAF_LIFETIME_DAYS);
     Ok(params)
 }
 

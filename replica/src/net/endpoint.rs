@@ -39,6 +39,7 @@ use super::codes;
 use super::frame::{encode_frame, finish, read_frame, write_frame, FrameReader};
 use super::peer::{run_link, LinkStats, INCARNATION_BYTES};
 use super::tls::{peer_name, peer_role, CertRole, TlsError, TlsIdentity};
+use super::warnings::WarnLimiter;
 use crate::client_proto::{ClientRequest, ClientResponse};
 use crate::types::{ClientIdRange, NodeId};
 use bytes::Bytes;
@@ -49,7 +50,7 @@ use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::task::JoinHandle;
 
@@ -277,6 +278,7 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
                 .map(|(_, addr)| *addr)
                 .collect(),
             identities: Mutex::new(HashMap::new()),
+            warnings: Arc::new(WarnLimiter::default()),
             restarted,
             incarnations: Mutex::new(HashMap::new()),
         });
@@ -402,6 +404,8 @@ struct AcceptContext<M> {
     member_addrs: HashSet<SocketAddr>,
     /// Per client certificate (client id range): its share of connections and streams.
     identities: Mutex<HashMap<ClientIdRange, Arc<Share>>>,
+    /// Rate limits warnings about what remotes did.
+    warnings: Arc<WarnLimiter>,
     /// Per peer: wakes our outgoing link to it when it restarted.
     restarted: HashMap<NodeId, Arc<Notify>>,
     /// Per peer: the incarnation its streams last announced.
@@ -567,7 +571,9 @@ async fn serve_connection<M: DeserializeOwned + Send + 'static>(
                 return;
             };
             let Ok(all) = ctx.client_connections.clone().try_acquire_owned() else {
-                tracing::warn!(remote = %addr, %name, "closing a client connection: {} already open", ctx.limits.max_client_connections);
+                if let Some(left_out) = ctx.warnings.allow(&name, "client cap", Instant::now()) {
+                    tracing::warn!(remote = %addr, %name, left_out, "closing a client connection: {} already open", ctx.limits.max_client_connections);
+                }
                 close_for(&connection, codes::BUSY, "too many client connections");
                 return;
             };
@@ -596,7 +602,9 @@ fn admit<M>(
         Some(CertRole::Replica(_)) => Some(Role::Stranger),
         Some(CertRole::Client(ids)) => Some(Role::Client(ids)),
         None => {
-            tracing::warn!(remote = %addr, %name, "connection from {name} at {addr} has no usable role in its certificate; closing it");
+            if let Some(left_out) = ctx.warnings.allow(name, "no role", Instant::now()) {
+                tracing::warn!(remote = %addr, %name, left_out, "connection from {name} at {addr} has no usable role in its certificate; closing it");
+            }
             close_for(connection, codes::NO_IDENTITY, "no identity");
             None
         }
@@ -713,6 +721,7 @@ async fn accept_client_streams<M>(
             me: ctx.me,
             allowed,
             limits: ctx.limits,
+            warnings: ctx.warnings.clone(),
         };
         // A request needs room in its certificate's share and in the endpoint's budget.
         let own = match &share {
@@ -774,6 +783,7 @@ struct ClientStream {
     /// The client ids this connection's certificate allows (none for a replica).
     allowed: Option<crate::types::ClientIdRange>,
     limits: NetLimits,
+    warnings: Arc<WarnLimiter>,
 }
 
 impl ClientStream {
@@ -824,10 +834,15 @@ impl ClientStream {
         if self.allowed.is_some_and(|ids| ids.contains(command.client)) {
             return None;
         }
-        tracing::warn!(
-            name = %self.name, remote = %self.addr, client = %command.client,
-            "{} at {} may not submit as client {}; refused", self.name, self.addr, command.client
-        );
+        if let Some(left_out) = self
+            .warnings
+            .allow(&self.name, "unauthorized", Instant::now())
+        {
+            tracing::warn!(
+                name = %self.name, remote = %self.addr, client = %command.client, left_out,
+                "{} at {} may not submit as client {}; refused", self.name, self.addr, command.client
+            );
+        }
         Some(ClientResponse::Unauthorized {
             node: self.me,
             client: command.client,
@@ -847,10 +862,13 @@ impl ClientStream {
         match tokio::time::timeout(REQUEST_READ_TIMEOUT, read).await {
             Ok(Ok(request)) => request,
             Ok(Err(e)) if e.is_protocol_violation() => {
-                tracing::warn!(
-                    name = %self.name, remote = %self.addr,
-                    "bad request frame from {} at {}: {e}; closing the connection", self.name, self.addr
-                );
+                if let Some(left_out) = self.warnings.allow(&self.name, "bad frame", Instant::now())
+                {
+                    tracing::warn!(
+                        name = %self.name, remote = %self.addr, left_out,
+                        "bad request frame from {} at {}: {e}; closing the connection", self.name, self.addr
+                    );
+                }
                 close_for(&self.connection, codes::BAD_FRAME, "bad frame");
                 None
             }

@@ -16,6 +16,7 @@ pub mod endpoint;
 pub mod frame;
 pub mod peer;
 pub mod tls;
+pub mod warnings;
 
 pub use endpoint::{ClientCall, Incoming, NetError, NetLimits, Network};
 pub use frame::FrameError;
