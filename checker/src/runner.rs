@@ -135,13 +135,19 @@ pub fn check_run_with(
 }
 
 /// Adds the no-progress rule (`checks::progress`) to the liveness check, when run.toml
-/// gives `progress_bound_ms` and the cluster's `nodes`.
+/// gives `progress_bound_ms` and the cluster's `nodes` (top level or under `[params]`).
 fn judge_progress(
     files: &RunFiles,
     p: &RunParams,
     results: &mut Results,
 ) -> Result<(), CheckError> {
-    let int = |key: &str| p.table.get(key).and_then(toml::Value::as_integer);
+    // The harness writes the bound at the top level and the cluster's size under [params].
+    let int = |key: &str| {
+        p.table
+            .get(key)
+            .or_else(|| p.table.get("params")?.get(key))
+            .and_then(toml::Value::as_integer)
+    };
     let (Some(bound), Some(nodes)) = (int("progress_bound_ms"), int("nodes")) else {
         return Ok(());
     };
