@@ -16,6 +16,10 @@ const RUN_TOML: &str = "seed = 1\naccounts = [\"A\", \"B\"]\ninitial_balance = 1
 /// Client 1's transfer invoked at 1 ms and answered at 320 ms, with `faults` (time in
 /// ms, nemesis event) between.
 fn run(faults: &[(u64, &str, Value)]) -> Results {
+    run_with(faults, RUN_TOML)
+}
+
+fn run_with(faults: &[(u64, &str, Value)], run_toml: &str) -> Results {
     let mut events = vec![(1, invoke_transfer(1, 1, "A", "B", 3))];
     for (ms, f, v) in faults {
         events.push((*ms, Event::nemesis(f, v.clone())));
@@ -32,7 +36,7 @@ fn run(faults: &[(u64, &str, Value)]) -> Results {
     final_state(&["n1", "n2", "n3"], &log, &[("A", 7), ("B", 13)])
         .write(dir.path().join("final.json"))
         .unwrap();
-    std::fs::write(dir.path().join("run.toml"), RUN_TOML).unwrap();
+    std::fs::write(dir.path().join("run.toml"), run_toml).unwrap();
     check_run(dir.path()).unwrap()
 }
 
@@ -76,4 +80,18 @@ fn no_ok_while_partitioned_is_not_judged_until_the_heal() {
     let c = &r.checks["liveness"];
     assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
     assert!(c.anomalies[0].message.contains("from 0.150 s"), "{c:#?}");
+}
+
+#[test]
+fn the_cluster_size_is_read_where_the_harness_writes_it() {
+    let toml = RUN_TOML.replace("nodes = 3\n", "") + "[params]\nnodes = 3\n";
+    let r = run_with(&[(0, "kill", json!({"nodes": ["n3"]}))], &toml);
+    assert!(r.checks["liveness"]
+        .anomalies
+        .iter()
+        .any(|a| a.kind == "no-progress"));
+    // Without a size the rule does not apply.
+    let toml = RUN_TOML.replace("nodes = 3\n", "");
+    let r = run_with(&[(0, "kill", json!({"nodes": ["n3"]}))], &toml);
+    assert_eq!(r.checks["liveness"].valid, Validity::Valid);
 }
