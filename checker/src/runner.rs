@@ -132,9 +132,48 @@ pub fn check_run_with(
             .warnings
             .push(format!("{} is missing", files.run_toml.display()));
     }
+    if let Some(p) = &params {
+        judge_progress(&files, p, &mut results)?;
+    }
     results.run_dir = files.dir.display().to_string();
     results.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(results)
+}
+
+/// Adds the no-progress rule (`checks::progress`) to the liveness check, when run.toml
+/// gives `progress_bound_ms` and the cluster's `nodes` (top level or under `[params]`).
+fn judge_progress(
+    files: &RunFiles,
+    p: &RunParams,
+    results: &mut Results,
+) -> Result<(), CheckError> {
+    // The harness writes the bound at the top level and the cluster's size under [params].
+    let int = |key: &str| {
+        p.table
+            .get(key)
+            .or_else(|| p.table.get("params")?.get(key))
+            .and_then(toml::Value::as_integer)
+    };
+    let (Some(bound), Some(nodes)) = (int("progress_bound_ms"), int("nodes")) else {
+        return Ok(());
+    };
+    let (Ok(bound), Ok(nodes)) = (u64::try_from(bound), usize::try_from(nodes)) else {
+        return Ok(());
+    };
+    let found = crate::checks::progress::judge(&files.history, bound, nodes)?;
+    let Some(c) = results.checks.get_mut("liveness") else {
+        return Ok(());
+    };
+    c.notes.push(format!(
+        "no-progress judged over the whole run: with a majority of the {nodes} replicas up and no partition, some operation must be answered ok within {bound} ms"
+    ));
+    if !found.is_empty() {
+        c.valid = Validity::Invalid;
+        c.anomaly_count += found.len() as u64;
+        c.anomalies.extend(found);
+        results.valid = Validity::combine(results.checks.values().map(|c| c.valid));
+    }
+    Ok(())
 }
 
 /// How many client processes ran the workload: run.toml's `clients`, at its top level

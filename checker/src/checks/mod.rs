@@ -18,6 +18,7 @@ pub mod conservation;
 pub mod exactly_once;
 pub mod linearizable;
 pub mod liveness;
+pub mod progress;
 pub mod replay;
 pub mod serializability;
 pub mod shard_agreement;

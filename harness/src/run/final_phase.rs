@@ -8,10 +8,14 @@
 //! checked on it too; the executed logs are paged (`FetchExecuted`) because a long run's log does
 //! not fit in one frame.
 //!
-//! A sharded bank adds a liveness promise: once healed and led, it records a nemesis `stable`
-//! event, writes `liveness_bound_ms` to run.toml, and probes every account (and the
+//! Every run makes a liveness promise. A sharded bank, once healed and led, records a nemesis
+//! `stable` event, writes `liveness_bound_ms` to run.toml, and probes every account (and the
 //! cross-shard snapshot) until each read succeeds or the bound has passed, so a lock never
-//! released shows as a `lock-conflict` after the bound: the checker's `stall`.
+//! released shows as a `lock-conflict` after the bound: the checker's `stall`. A classic bank
+//! records `stable` as soon as everything is healed, before waiting for a leader (a cluster
+//! that never elects one must show as a stall, not as a harness error), writes the bound and
+//! `progress_bound_ms` (the checker's no-progress rule), and probes with a `read_all` through
+//! every replica until one is answered or the bound and a margin have passed.
 
 use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use crate::cluster::journal::{JournalCollector, JournalError};
@@ -80,6 +84,11 @@ pub async fn settle_and_fetch(
     collector: &mut JournalCollector,
 ) -> Result<Vec<String>, JournalError> {
     let mut notes = Vec::new();
+    let classic_stable = (!cluster.is_sharded()).then(|| {
+        notes.extend(declare_progress_bound(cluster.dir(), PROGRESS_BOUND));
+        notes.extend(declare_stable(cluster.dir(), recorder, LIVENESS_BOUND));
+        Instant::now()
+    });
     let led = cluster.wait_for_leader(timeouts.leader).await;
     if let Err(e) = &led {
         notes.push(format!("after healing: {e}"));
@@ -108,6 +117,26 @@ pub async fn settle_and_fetch(
             notes.push(format!(
                 "after the heal, {} never got an answer but a lock conflict or a timeout",
                 unanswered.join(", ")
+            ));
+        }
+    }
+    if let Some(stable) = classic_stable {
+        let probe = Probing {
+            transport: control.as_ref(),
+            recorder,
+            first_process: first_process + cluster.nodes().len() as u64,
+            policy,
+            op_timeout: LIVENESS_BOUND,
+        };
+        let all = [Probe {
+            op: Op::ReadAll,
+            group: cluster.nodes().to_vec(),
+        }];
+        let until = stable + LIVENESS_BOUND + PROBE_MARGIN;
+        if !probe.until_answered(&all, until).await.is_empty() {
+            notes.push(format!(
+                "after the heal, no read_all was answered within {:?}",
+                LIVENESS_BOUND + PROBE_MARGIN
             ));
         }
     }
@@ -153,28 +182,42 @@ const PROBE_MARGIN: Duration = Duration::from_millis(1_500);
 /// Between two rounds of the probe.
 const PROBE_PAUSE: Duration = Duration::from_millis(200);
 
+/// How long a classic bank may go without answering any operation `ok` while a majority of
+/// its replicas is up and connected (the checker's no-progress rule): twice the liveness
+/// bound, so a leader's death, an election and the clients' retries fit well within it.
+pub const PROGRESS_BOUND: Duration = Duration::from_millis(10_000);
+
+/// Writes `progress_bound_ms` at run.toml's top level; returns notes on what could not be.
+pub fn declare_progress_bound(dir: &Path, bound: Duration) -> Vec<String> {
+    let bound_ms = crate::run::ms(bound);
+    match write_top_level(&dir.join("run.toml"), "progress_bound_ms", bound_ms) {
+        Ok(()) => Vec::new(),
+        Err(e) => vec![format!("progress is not judged: {e}")],
+    }
+}
+
 /// Records the nemesis `stable` event (everything healed, every shard led: from here the
 /// liveness promise holds) and writes `liveness_bound_ms` at run.toml's top level, where the
 /// checker's liveness check reads it. Returns notes on what could not be written.
 pub fn declare_stable(dir: &Path, recorder: &Recorder, bound: Duration) -> Vec<String> {
     let bound_ms = crate::run::ms(bound);
     let mut notes = Vec::new();
-    if let Err(e) = write_liveness_bound(&dir.join("run.toml"), bound_ms) {
+    if let Err(e) = write_top_level(&dir.join("run.toml"), "liveness_bound_ms", bound_ms) {
         notes.push(format!("liveness is not judged: {e}"));
     }
     recorder.nemesis("stable", json!({"liveness_bound_ms": bound_ms}));
     notes
 }
 
-/// Sets `liveness_bound_ms` at the top level of the run.toml at `path`.
-fn write_liveness_bound(path: &Path, bound_ms: u64) -> Result<(), String> {
+/// Sets the integer `key` at the top level of the run.toml at `path`.
+fn write_top_level(path: &Path, key: &str, bound_ms: u64) -> Result<(), String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut table: toml::Table = text
         .parse()
         .map_err(|e| format!("{} is not TOML: {e}", path.display()))?;
     let bound = i64::try_from(bound_ms).unwrap_or(i64::MAX);
-    table.insert("liveness_bound_ms".into(), toml::Value::Integer(bound));
+    table.insert(key.into(), toml::Value::Integer(bound));
     let text = toml::to_string_pretty(&table)
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
