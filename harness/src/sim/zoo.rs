@@ -73,12 +73,26 @@ pub fn run_zoo(opts: &SimZooOptions) -> Result<Vec<SimZooRow>, super::SimError> 
             .map(|s| (None, Some(s))),
     ];
     let mut rows = Vec::new();
+    let total = classic.len() + two_phase.len() + controls.iter().flatten().count();
     let all = classic
         .into_iter()
         .chain(two_phase)
         .chain(controls.into_iter().flatten());
-    for (bug, shards) in all {
-        rows.push(hunt(opts, bug, shards)?);
+    let all: Vec<_> = all.collect();
+    for (k, (bug, shards)) in all.into_iter().enumerate() {
+        // One line per hunt on stderr, so the sweep is never silent for long.
+        let what = bug.as_deref().unwrap_or("no bug (control)");
+        let shape = shards.map_or("classic".to_string(), |s| format!("{s} shards"));
+        eprint!("zoo --sim {}/{total}: {what}, {shape} ... ", k + 1);
+        let row = hunt(opts, bug, shards)?;
+        match &row.caught_by {
+            Some(s) => eprintln!("caught by seed {} ({})", s.seed, s.verdict),
+            None => eprintln!(
+                "nothing caught in {}",
+                checker::text::count(row.seeds_tried, "seed")
+            ),
+        }
+        rows.push(row);
     }
     let table = render_table(&rows);
     std::fs::create_dir_all(&opts.out).map_err(|e| super::SimError::io(&opts.out, e))?;
