@@ -933,6 +933,36 @@ mod tests {
         assert!(Cli::try_parse_from(["harness", "--nemesis", "meteor"]).is_err());
     }
 
+    /// Help texts say the defaults and the relays as they are, without stray spaces.
+    #[test]
+    fn help_texts_say_defaults_and_relays() {
+        use clap::CommandFactory;
+        let help = Cli::command()
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let default = format!("(default: {}s", DEFAULT_NEMESIS_INTERVAL_MS / 1000);
+        assert!(help.contains(&default), "{help}");
+        assert!(
+            help.contains("UDP relay") && help.contains("TCP relay for etcd"),
+            "{help}"
+        );
+        assert!(
+            help.contains("isolate-follower,crash-coordinator"),
+            "{help}"
+        );
+        assert_eq!(help_when_bare(2), None);
+    }
+
+    #[test]
+    fn prune_ages_parse() {
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1_800)));
+        assert!(parse_age("soon").is_err());
+    }
+
     /// Every argument of every subcommand says what it is for in `--help`.
     #[test]
     fn every_argument_has_help_text() {

@@ -400,3 +400,84 @@ fn the_interactive_prompt_reads_piped_commands() {
     // Set 1 ran (A→B 3, B→C 1), set 2 did not: every replica ends with A 7, B 12, C 11.
     common::assert_only_set_one_ran(&stdout, "final balances per replica:");
 }
+
+/// What the operator did at the prompt is recorded and replayed: `kill n3` before set 1 keeps
+/// n3 down through set 1 (which lists it live), and says so; `quit` skips set 2. The replay
+/// types the same lines at the same prompts and says what it compared.
+#[test]
+fn prompt_commands_are_recorded_and_replayed() {
+    let out = tempfile::tempdir().unwrap();
+    let reports = out.path().join("reports");
+    let replica_bin = common::replica_bin();
+    let output = common::prompt_session(
+        &reports,
+        &["--replica-bin", replica_bin.to_str().unwrap()],
+        "kill n3\ncut n1\nnext\nquit\n",
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Piped input: the prompt and the line read are both shown.
+    assert!(stdout.contains("set 1> kill n3"), "{all}");
+    assert!(stdout.contains("missing argument"), "{all}");
+    assert!(stdout.contains("stays down"), "{all}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("n3 stays down: killed at the prompt"),
+        "{all}"
+    );
+    let original = only_run_dir(&reports);
+    let log = std::fs::read_to_string(original.join("prompt.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let typed: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|l| (l["prompt"].as_u64().unwrap(), l["line"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        typed,
+        [(0, "kill n3"), (0, "cut n1"), (0, "next"), (1, "quit")],
+        "{log}"
+    );
+    let replays = out.path().join("replays");
+    let output = run(&[
+        "replay",
+        original.to_str().unwrap(),
+        "--no-progress",
+        "--out",
+        replays.to_str().unwrap(),
+    ]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("set 1> kill n3   (replayed)"), "{all}");
+    assert!(stdout.contains("set 2> quit   (replayed)"), "{all}");
+    assert!(
+        stdout.contains("compared with the original: verdict valid (was valid)"),
+        "{all}"
+    );
+    assert!(!stdout.contains("not comparable"), "{all}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("n3 stays down"),
+        "{all}"
+    );
+    // Without its prompt.jsonl the same run cannot be replayed faithfully: never "reproduced".
+    std::fs::remove_file(original.join("prompt.jsonl")).unwrap();
+    let output = run(&[
+        "replay",
+        original.to_str().unwrap(),
+        "--no-progress",
+        "--out",
+        replays.to_str().unwrap(),
+    ]);
+    let all = text(&output);
+    assert!(
+        all.contains(
+            "not comparable (the original's commands at the interactive prompt were not recorded"
+        ),
+        "{all}"
+    );
+    assert!(!all.contains(": reproduced"), "{all}");
+}

@@ -278,6 +278,54 @@ mod tests {
         }
     }
 
+    fn outcome(verdict: &str, operations: u64, faults: u64) -> Outcome {
+        Outcome {
+            verdict: verdict.into(),
+            operations: Some(operations),
+            faults: Some(faults),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_replay_says_what_it_compared_and_claims_no_more() {
+        let original = outcome("valid", 4_000, 8);
+        let line = |now: &Outcome, unfaithful: Option<&str>| {
+            reproduction_line(Some(&original), now, unfaithful)
+        };
+        let same = line(&outcome("valid", 3_500, 8), None);
+        assert!(
+            same.contains("operations 3500 (was 4000), faults 8 (was 8)")
+                && same.ends_with(": reproduced"),
+            "{same}"
+        );
+        let smaller = line(&outcome("valid", 1_000, 8), None);
+        assert!(
+            smaller.ends_with("not comparable (the replay ran 4.0× fewer operations)"),
+            "{smaller}"
+        );
+        let fewer_faults = line(&outcome("valid", 4_000, 3), None);
+        assert!(fewer_faults.contains("not comparable"), "{fewer_faults}");
+        let other = line(&outcome("invalid", 4_100, 9), None);
+        assert!(other.ends_with(": not reproduced"), "{other}");
+        let unfaithful = line(&outcome("valid", 4_000, 8), Some("prompt not recorded"));
+        assert!(
+            unfaithful.ends_with("not comparable (prompt not recorded)"),
+            "{unfaithful}"
+        );
+        let interrupted = Outcome {
+            reason: Some("interrupted".into()),
+            ..outcome("unknown", 4_000, 8)
+        };
+        let was_cut = reproduction_line(Some(&interrupted), &outcome("unknown", 4_000, 8), None);
+        assert!(
+            was_cut.contains("not comparable (the original was interrupted)"),
+            "{was_cut}"
+        );
+        let blind = reproduction_line(None, &outcome("valid", 1, 0), None);
+        assert!(blind.ends_with("not comparable"), "{blind}");
+    }
+
     #[test]
     fn a_replayed_scenario_keeps_its_stall_and_set_timeout() {
         let saved = RunParams {
