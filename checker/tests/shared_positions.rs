@@ -319,6 +319,48 @@ mod replay {
         assert_caught(&r, "replay", "wrong-result", &[0, 1], &["total-order"]);
     }
 
+    /// etcd answered a read_all `{}` 12 ms into a run, from a member that had not applied the
+    /// initial balances (revision 1, before the base): not money created or destroyed, so
+    /// conservation says what it saw instead of "sum drift"; the staleness is replay's.
+    #[test]
+    fn read_all_before_the_bank_existed_is_no_sum_drift() {
+        let empty = Event::client(
+            EventType::Ok,
+            3,
+            1,
+            "read_all",
+            values::read_all_ok(std::iter::empty::<(&str, i64)>()),
+        )
+        .on_node("n2")
+        .with_exec_index(1);
+        let events = [
+            read_all(3, 1), // 0
+            empty,          // 1: {} at revision 1, before the base
+            invoke_transfer(1, 1, "A", "B", 3),
+            ok_transfer(1, 1, ("A", "B", 3), (7, 13), 3),
+        ];
+        let r = check_shared(&events, &[the_write()], &AFTER);
+        let conservation = r.check("conservation").unwrap();
+        assert_eq!(conservation.valid, Validity::Valid, "{}", r.summary());
+        assert!(
+            conservation
+                .notes
+                .iter()
+                .any(|n| n.contains("1 read_all saw no account at all")),
+            "{:?}",
+            conservation.notes
+        );
+        let text = serde_json::to_string(&r.checks).unwrap();
+        assert!(!text.contains("money was created or destroyed"), "{text}");
+        assert_caught(&r, "replay", "stale-read", &[0, 1], &["conservation"]);
+        let a = &r.check("replay").unwrap().anomalies[0];
+        assert!(
+            a.message.contains("before the bank existed") && a.message.contains("position 1"),
+            "{}",
+            a.message
+        );
+    }
+
     #[test]
     fn failed_transfer_that_had_funds_is_caught() {
         let events = [

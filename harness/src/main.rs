@@ -38,7 +38,8 @@ const EXIT_INTERRUPTED: i32 = 130;
     about = "Fault-injection harness for the faultline replicated bank",
     long_about = "Starts a local replica cluster, drives concurrent clients while a seeded nemesis \
                   kills, pauses and partitions replicas, records the history and checks it.\n\n\
-                  Without a subcommand, `harness` runs one campaign (same as `harness run`).\n\
+                  Without a subcommand but with flags (`harness --time 10s`), `harness` runs \
+                  one campaign, as `harness run` does; alone it prints this help (exit 64).\n\
                   Exit codes: 0 valid, 1 invalid, 2 unknown, 64 usage error, 70 harness error.",
     args_conflicts_with_subcommands = true
 )]
@@ -71,6 +72,43 @@ enum Command {
     /// `cargo build --release -p replica --features bugs --bin replica-bugs`): each must be caught,
     /// and the same campaigns without a bug must pass.
     Zoo(ZooArgs),
+    /// Delete saved runs by age, count or verdict (never the one `latest` points at), and
+    /// print the size of what is kept.
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug)]
+struct PruneArgs {
+    /// The reports directory (runs are found up to three levels down: sim/, zoo/, bench/).
+    #[arg(long, default_value = "reports")]
+    out: PathBuf,
+    /// Delete runs older than this, e.g. 7d, 12h, 30m.
+    #[arg(long, value_parser = parse_age)]
+    older_than: Option<Duration>,
+    /// Keep only the newest N runs (of the verdicts selected).
+    #[arg(long)]
+    keep_last: Option<usize>,
+    /// Only runs with these verdicts (comma-separated: valid, invalid, unknown, incomplete).
+    #[arg(long, value_delimiter = ',')]
+    verdict: Vec<String>,
+    /// Say what would be deleted, delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// `7d`, `12h`, or anything [`parse_duration`] reads.
+fn parse_age(s: &str) -> Result<Duration, String> {
+    let days = |n: &str, unit: u64| {
+        n.trim()
+            .parse::<u64>()
+            .map(|n| Duration::from_secs(n * unit))
+            .map_err(|_| format!("bad age {s:?}: e.g. 7d, 12h, 30m"))
+    };
+    match (s.strip_suffix('d'), s.strip_suffix('h')) {
+        (Some(n), _) => days(n, 86_400),
+        (_, Some(n)) => days(n, 3_600),
+        _ => parse_duration(s),
+    }
 }
 
 #[derive(Args, Debug)]
@@ -151,6 +189,10 @@ struct CommonArgs {
     /// The etcd binary for `--target etcd` (default: `etcd` on PATH).
     #[arg(long)]
     etcd_bin: Option<PathBuf>,
+    /// Keep the data directories and certificates after the check (by default a valid run
+    /// deletes them and a failing one packs them into data.tar.gz).
+    #[arg(long)]
+    keep_data: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -167,22 +209,24 @@ struct RunArgs {
     /// Total operations per second over all clients (default: closed loop).
     #[arg(long, allow_negative_numbers = true)]
     rate: Option<f64>,
-    /// Faults to inject: a comma-separated subset of kill,pause,partition,isolate-follower,
-    /// crash-coordinator, or none (default: kill,pause,partition; a sharded run adds
-    /// crash-coordinator when replica-bugs is found).
+    /// Faults to inject: a comma-separated subset of
+    /// kill,pause,partition,isolate-follower,crash-coordinator, or none (default:
+    /// kill,pause,partition; a sharded run adds crash-coordinator when replica-bugs is found).
     #[arg(long, value_parser = parse_nemesis)]
     nemesis: Option<Families>,
     /// With --shards and crash-coordinator: the replica built with failpoints (default:
     /// replica-bugs beside the replica binary).
     #[arg(long)]
     replica_bugs_bin: Option<PathBuf>,
-    /// Time between a fault and its heal, and between a heal and the next fault.
+    /// Time between a fault and its heal, and between a heal and the next fault (default: 5s;
+    /// a campaign draws 1s, 2s or 5s per run unless --defaults).
     #[arg(long, value_parser = parse_duration)]
     nemesis_interval: Option<Duration>,
     /// Seed of every random choice (default: random, recorded in run.toml).
     #[arg(long)]
     seed: Option<u64>,
-    /// relay: traffic through the harness's UDP relay (partitions possible); direct: not.
+    /// relay: traffic through the harness's relay (partitions possible): a UDP relay for the
+    /// replica's QUIC, a TCP relay for etcd; direct: not.
     #[arg(long, value_enum, default_value_t = NetMode::Relay)]
     net: NetMode,
     /// The replicas' checkpoint interval K in executed slots (default: the replica's, 10).
@@ -257,7 +301,8 @@ struct ScenarioArgs {
     /// Number of replicas (at least the highest one the file names).
     #[arg(long, default_value_t = 5)]
     nodes: u32,
-    /// relay: traffic through the harness's UDP relay (links can be cut); direct: not.
+    /// relay: traffic through the harness's relay (links can be cut): a UDP relay for the
+    /// replica's QUIC, a TCP relay for etcd; direct: not.
     #[arg(long, value_enum, default_value_t = NetMode::Relay)]
     net: NetMode,
     /// A planted bug passed to every replica (`replica run --bug NAME`; needs replica-bugs).
@@ -428,6 +473,7 @@ fn common_options(common: &CommonArgs, mut params: RunParams, seed: u64) -> RunO
             .clone()
             .unwrap_or_else(default_replica_bin),
         progress: !common.no_progress,
+        keep_data: common.keep_data,
     }
 }
 
@@ -505,6 +551,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
             Ok(if failed == 0 { 0 } else { 1 })
         }
         Some(Command::Zoo(args)) => zoo(&args).await,
+        Some(Command::Prune(args)) => prune(&args),
         Some(Command::Bench(args)) => {
             let mut params = RunParams {
                 nodes: args.nodes,
@@ -560,6 +607,7 @@ async fn scenario(args: &ScenarioArgs) -> anyhow::Result<i32> {
         run: common_options(&args.common, params, 0),
         file: args.file.clone(),
         interactive: args.interactive,
+        script: None,
         stall: args.stall,
         set_timeout: args.set_timeout,
     };
@@ -749,7 +797,7 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     let dir = &args.run_dir;
     // A simulated run's run.toml is not a real run's: it is recognised by its kind first.
     if harness::sim::run_kind(dir).ok().as_deref() == Some(harness::sim::SIM_KIND) {
-        let replay = harness::sim::cli::replay(dir)?;
+        let replay = harness::sim::cli::replay(dir, args.out.as_deref())?;
         return Ok(harness::sim::cli::print_replay(&replay));
     }
     if let Err(e) = harness::run::rundir::RunInfo::load(dir) {
@@ -758,7 +806,9 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
             dir.display()
         )));
     }
-    let original = harness::run::replay::original_verdict(dir);
+    use harness::run::replay::{original_outcome, unfaithful_after, unfaithful_before, Outcome};
+    let original = original_outcome(dir);
+    let unfaithful = unfaithful_before(dir);
     let summary = harness::run::replay::replay(
         dir,
         harness::run::replay::Binaries {
@@ -771,9 +821,14 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
     )
     .await?;
     print_summary(&summary);
+    let unfaithful = unfaithful.or_else(|| unfaithful_after(&summary));
     println!(
         "{}",
-        harness::run::replay::reproduction_line(original.as_deref(), &summary.verdict)
+        harness::run::replay::reproduction_line(
+            original.as_ref(),
+            &Outcome::of(&summary),
+            unfaithful.as_deref()
+        )
     );
     Ok(summary.exit_code)
 }
@@ -873,6 +928,47 @@ async fn zoo(args: &ZooArgs) -> anyhow::Result<i32> {
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
+fn prune(args: &PruneArgs) -> anyhow::Result<i32> {
+    use harness::run::store::{human_bytes, prune, PruneRule};
+    const VERDICTS: [&str; 4] = ["valid", "invalid", "unknown", "incomplete"];
+    if let Some(bad) = args
+        .verdict
+        .iter()
+        .find(|v| !VERDICTS.contains(&v.as_str()))
+    {
+        return Err(usage(format!(
+            "--verdict {bad}: one of {}",
+            VERDICTS.join(", ")
+        )));
+    }
+    if args.older_than.is_none() && args.keep_last.is_none() && args.verdict.is_empty() {
+        return Err(usage(
+            "prune needs --older-than, --keep-last or --verdict (it deletes nothing unasked)",
+        ));
+    }
+    let rule = PruneRule {
+        older_than: args.older_than,
+        keep_last: args.keep_last,
+        verdicts: args.verdict.clone(),
+    };
+    let done = prune(&args.out, &rule, args.dry_run)
+        .with_context(|| format!("cannot prune {}", args.out.display()))?;
+    println!(
+        "{} {} ({}); kept {} in {} ({})",
+        if args.dry_run {
+            "would delete"
+        } else {
+            "deleted"
+        },
+        count(done.deleted as u64, "run"),
+        human_bytes(done.freed_bytes),
+        count(done.kept as u64, "run"),
+        args.out.display(),
+        human_bytes(done.kept_bytes)
+    );
+    Ok(0)
+}
+
 async fn run_one(args: &RunArgs) -> anyhow::Result<i32> {
     let opts = args.resolved_options()?;
     harness::run::validate(&opts.params)?;
@@ -969,7 +1065,33 @@ async fn run_until_signal(cli: Cli) -> i32 {
     }
 }
 
+/// Log timestamps under `harness sim`: the simulated world's clock, not the wall's.
+struct VirtualTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for VirtualTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        match sim::world::virtual_now_ms() {
+            Some(ms) => write!(w, "virtual {:>4}.{:03} s", ms / 1000, ms % 1000),
+            None => write!(w, "virtual    -    "),
+        }
+    }
+}
+
+/// Bare `harness` (no subcommand, no flag): the help, not a 60 s fault run nobody asked for.
+/// Exit 64, so a script that lost its arguments does not read it as a valid run.
+fn help_when_bare(args: usize) -> Option<i32> {
+    use clap::CommandFactory;
+    if args > 1 {
+        return None;
+    }
+    let _ = Cli::command().print_long_help();
+    Some(EXIT_USAGE)
+}
+
 fn main() {
+    if let Some(code) = help_when_bare(std::env::args_os().len()) {
+        std::process::exit(code);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -979,12 +1101,18 @@ fn main() {
         }
     };
     // `RUST_LOG=replica=info harness sim --seeds 1 --from-seed S` shows what the simulated
-    // replicas log (elections, leader changes, step-downs) for one seed.
+    // replicas log (elections, leader changes, step-downs) for one seed, stamped with virtual
+    // time; plain text unless stderr is a terminal.
     if std::env::var_os("RUST_LOG").is_some() {
-        let _ = tracing_subscriber::fmt()
+        use std::io::IsTerminal;
+        let logs = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .try_init();
+            .with_ansi(std::io::stderr().is_terminal())
+            .with_writer(std::io::stderr);
+        let _ = match cli.command {
+            Some(Command::Sim(_)) => logs.with_timer(VirtualTime).try_init(),
+            _ => logs.try_init(),
+        };
     }
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -1038,6 +1166,36 @@ mod tests {
         );
         assert!(Cli::try_parse_from(["harness", "scenario", "x.csv", "--interactive"]).is_ok());
         assert!(Cli::try_parse_from(["harness", "--nemesis", "meteor"]).is_err());
+    }
+
+    /// Help texts say the defaults and the relays as they are, without stray spaces.
+    #[test]
+    fn help_texts_say_defaults_and_relays() {
+        use clap::CommandFactory;
+        let help = Cli::command()
+            .find_subcommand_mut("run")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let default = format!("(default: {}s", DEFAULT_NEMESIS_INTERVAL_MS / 1000);
+        assert!(help.contains(&default), "{help}");
+        assert!(
+            help.contains("UDP relay") && help.contains("TCP relay for etcd"),
+            "{help}"
+        );
+        assert!(
+            help.contains("isolate-follower,crash-coordinator"),
+            "{help}"
+        );
+        assert_eq!(help_when_bare(2), None);
+    }
+
+    #[test]
+    fn prune_ages_parse() {
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(parse_age("12h"), Ok(Duration::from_secs(12 * 3_600)));
+        assert_eq!(parse_age("30m"), Ok(Duration::from_secs(1_800)));
+        assert!(parse_age("soon").is_err());
     }
 
     /// Every argument of every subcommand says what it is for in `--help`.

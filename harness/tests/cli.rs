@@ -74,7 +74,10 @@ fn a_bad_scenario_lists_every_bad_line_and_exits_64() {
     let all = text(&output);
     assert_eq!(output.status.code(), Some(64), "{all}");
     assert!(all.contains("bad.csv:3: bad amount"), "{all}");
-    // The unreadable row is reported first; once the file parses, Z and n7 are refused too.
+    // In the same pass: a syntax error does not hide the lines the cluster cannot run.
+    assert!(all.contains("3 bad lines"), "{all}");
+    assert!(all.contains("bad.csv:2: set 1 names n7"), "{all}");
+    assert!(all.contains("bad.csv:2: unknown account Z"), "{all}");
     std::fs::write(
         &csv,
         "1,\"(A, Z, 3)\",\"[n1, n2, n7]\"\n,\"(B, C, 1)\",\n,\"(Y, A, 1)\",\n",
@@ -150,9 +153,18 @@ fn only_run_dir(out: &Path) -> PathBuf {
 #[test]
 fn a_replica_that_cannot_start_is_reported_at_once_with_its_words() {
     let out = tempfile::tempdir().unwrap();
-    // The plain `replica` binary never plants bugs (only `replica-bugs` does): it refuses
-    // `--bug` and exits at once, and the harness must say so rather than wait for a leader.
-    let replica_bin = common::replica_bin();
+    // A "replica" that dies at start-up with a message: the harness must say so, in the
+    // replica's words, rather than wait for a leader.
+    let replica_bin = out.path().join("replica");
+    std::fs::write(
+        &replica_bin,
+        "#!/bin/sh\necho 'cannot bind 127.0.0.1: planted start-up failure' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let mut permissions = std::fs::metadata(&replica_bin).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(&replica_bin, permissions).unwrap();
+    let reports = out.path().join("reports");
     let output = run(&[
         "run",
         "--nodes",
@@ -160,6 +172,58 @@ fn a_replica_that_cannot_start_is_reported_at_once_with_its_words() {
         "--time",
         "5s",
         "--no-progress",
+        "--replica-bin",
+        replica_bin.to_str().unwrap(),
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(70), "{all}");
+    assert!(all.contains("exited during start-up"), "{all}");
+    assert!(
+        all.contains("planted start-up failure"),
+        "the replica's own words: {all}"
+    );
+    assert!(!all.contains("no leader elected"), "{all}");
+}
+
+/// `--bug` with the shipped replica (which plants none) cannot succeed: it is refused before
+/// a run folder exists or `latest` moves, as a usage error.
+#[test]
+fn a_bug_the_replica_cannot_plant_is_refused_before_anything_is_created() {
+    let out = tempfile::tempdir().unwrap();
+    let replica_bin = common::replica_bin();
+    for (bug, expected) in [
+        ("no-dedup", "needs replica-bugs"),
+        ("meteor", "unknown bug"),
+    ] {
+        for command in ["run", "campaign"] {
+            let output = run(&[
+                command,
+                "--time",
+                "5s",
+                "--no-progress",
+                "--bug",
+                bug,
+                "--replica-bin",
+                replica_bin.to_str().unwrap(),
+                "--out",
+                out.path().to_str().unwrap(),
+            ]);
+            let all = text(&output);
+            assert_eq!(
+                output.status.code(),
+                Some(64),
+                "{command} --bug {bug}: {all}"
+            );
+            assert!(all.contains(expected), "{command} --bug {bug}: {all}");
+        }
+    }
+    let csv = out.path().join("one.csv");
+    std::fs::write(&csv, "1,\"(A, B, 3)\",\"[n1, n2, n3]\"\n").unwrap();
+    let output = run(&[
+        "scenario",
+        csv.to_str().unwrap(),
         "--bug",
         "no-dedup",
         "--replica-bin",
@@ -167,14 +231,30 @@ fn a_replica_that_cannot_start_is_reported_at_once_with_its_words() {
         "--out",
         out.path().to_str().unwrap(),
     ]);
+    assert_eq!(output.status.code(), Some(64), "{}", text(&output));
+    let left: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .filter(|n| n != "one.csv")
+        .collect();
+    assert!(left.is_empty(), "no run folder, no latest: {left:?}");
+}
+
+/// Bare `harness` prints its help (exit 64) instead of starting a 60 s fault run; with only
+/// flags it still runs, as `harness run` does.
+#[test]
+fn bare_harness_prints_help() {
+    let out = tempfile::tempdir().unwrap();
+    let output = harness().current_dir(out.path()).output().unwrap();
     let all = text(&output);
-    assert_eq!(output.status.code(), Some(70), "{all}");
-    assert!(all.contains("exited during start-up"), "{all}");
-    assert!(
-        all.contains("replica-bugs"),
-        "the replica's own words: {all}"
+    assert_eq!(output.status.code(), Some(64), "{all}");
+    assert!(all.contains("Usage:") && all.contains("scenario"), "{all}");
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "nothing was started: {all}"
     );
-    assert!(!all.contains("no leader elected"), "{all}");
 }
 
 /// Whether any process's command line mentions `needle` (the replicas name their data dirs).
@@ -319,4 +399,85 @@ fn the_interactive_prompt_reads_piped_commands() {
     );
     // Set 1 ran (A→B 3, B→C 1), set 2 did not: every replica ends with A 7, B 12, C 11.
     common::assert_only_set_one_ran(&stdout, "final balances per replica:");
+}
+
+/// What the operator did at the prompt is recorded and replayed: `kill n3` before set 1 keeps
+/// n3 down through set 1 (which lists it live), and says so; `quit` skips set 2. The replay
+/// types the same lines at the same prompts and says what it compared.
+#[test]
+fn prompt_commands_are_recorded_and_replayed() {
+    let out = tempfile::tempdir().unwrap();
+    let reports = out.path().join("reports");
+    let replica_bin = common::replica_bin();
+    let output = common::prompt_session(
+        &reports,
+        &["--replica-bin", replica_bin.to_str().unwrap()],
+        "kill n3\ncut n1\nnext\nquit\n",
+    );
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    // Piped input: the prompt and the line read are both shown.
+    assert!(stdout.contains("set 1> kill n3"), "{all}");
+    assert!(stdout.contains("missing argument"), "{all}");
+    assert!(stdout.contains("stays down"), "{all}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("n3 stays down: killed at the prompt"),
+        "{all}"
+    );
+    let original = only_run_dir(&reports);
+    let log = std::fs::read_to_string(original.join("prompt.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let typed: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|l| (l["prompt"].as_u64().unwrap(), l["line"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        typed,
+        [(0, "kill n3"), (0, "cut n1"), (0, "next"), (1, "quit")],
+        "{log}"
+    );
+    let replays = out.path().join("replays");
+    let output = run(&[
+        "replay",
+        original.to_str().unwrap(),
+        "--no-progress",
+        "--out",
+        replays.to_str().unwrap(),
+    ]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(0), "{all}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("set 1> kill n3   (replayed)"), "{all}");
+    assert!(stdout.contains("set 2> quit   (replayed)"), "{all}");
+    assert!(
+        stdout.contains("compared with the original: verdict valid (was valid)"),
+        "{all}"
+    );
+    assert!(!stdout.contains("not comparable"), "{all}");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("n3 stays down"),
+        "{all}"
+    );
+    // Without its prompt.jsonl the same run cannot be replayed faithfully: never "reproduced".
+    std::fs::remove_file(original.join("prompt.jsonl")).unwrap();
+    let output = run(&[
+        "replay",
+        original.to_str().unwrap(),
+        "--no-progress",
+        "--out",
+        replays.to_str().unwrap(),
+    ]);
+    let all = text(&output);
+    assert!(
+        all.contains(
+            "not comparable (the original's commands at the interactive prompt were not recorded"
+        ),
+        "{all}"
+    );
+    assert!(!all.contains(": reproduced"), "{all}");
 }

@@ -48,6 +48,7 @@ async fn a_scenario_with_a_leader_failure_and_a_member_down_runs_on_etcd() {
         run: common::options(out.path(), 0, params),
         file,
         interactive: false,
+        script: None,
         stall: Duration::from_millis(1_500),
         set_timeout: Duration::from_secs(20),
     };

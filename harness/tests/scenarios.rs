@@ -34,6 +34,7 @@ async fn run_file_on(name: &str, params: RunParams, expected_replicas: usize) {
         ),
         file,
         interactive: false,
+        script: None,
         stall: Duration::from_millis(1_500),
         set_timeout: Duration::from_secs(20),
     };

@@ -77,7 +77,7 @@ fn a_kept_run_replays_byte_for_byte_with_the_same_verdict() {
         "{toml}"
     );
 
-    let again = replay(&dir).unwrap();
+    let again = replay(&dir, None).unwrap();
     assert!(again.identical, "{:?}", again.difference);
     assert_eq!(again.summary.verdict, "invalid");
     assert_eq!(again.original_verdict.as_deref(), Some("invalid"));
@@ -108,7 +108,7 @@ fn shrinking_keeps_the_failure_with_fewer_faults_and_operations() {
         shrunk.info.schedule.len() < info.schedule.len(),
         "{shrunk:?}"
     );
-    let again = replay(&shrunk_dir).unwrap();
+    let again = replay(&shrunk_dir, None).unwrap();
     assert!(again.identical, "a shrunk run replays exactly too");
     // Faults are counted one way: what shrink calls the original's faults is what a replay of
     // the original says, and the shrunk run's count is its replay's.
@@ -302,7 +302,7 @@ fn a_sharded_run_is_in_the_sharded_shape_and_replays_byte_for_byte() {
         assert!(results["checks"].get(check).is_some(), "{check}: {results}");
     }
 
-    let again = replay(&dir).unwrap();
+    let again = replay(&dir, None).unwrap();
     assert!(again.identical, "{:?}", again.difference);
     assert_eq!(again.summary.verdict, "valid");
 }

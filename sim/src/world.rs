@@ -607,6 +607,7 @@ impl Sim {
             return false;
         };
         self.now_ms = next;
+        VIRTUAL_NOW_MS.with(|now| now.set(Some(next)));
         let mut inputs: BTreeMap<NodeId, Vec<Input>> = BTreeMap::new();
         while let Some(entry) = self.queue.first_entry() {
             if entry.key().0 > self.now_ms {
@@ -1242,4 +1243,15 @@ impl Sim {
         let disks = self.nodes.values().flat_map(|n| n.disk.violations());
         self.violations.iter().cloned().chain(disks).collect()
     }
+}
+
+thread_local! {
+    /// The virtual time of the step this thread is running, for log lines.
+    static VIRTUAL_NOW_MS: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// The virtual time (ms) of the world step last run on this thread, if any: what the replicas'
+/// log lines under `harness sim` are stamped with instead of the wall clock.
+pub fn virtual_now_ms() -> Option<u64> {
+    VIRTUAL_NOW_MS.with(std::cell::Cell::get)
 }

@@ -133,6 +133,8 @@ impl Replay<'_> {
             self.cursor += 1;
             if !x.observes() {
                 self.write_before_log(x, base);
+            } else if x.exec < base && self.input.base_revision.is_some() {
+                self.before_the_bank(x, base);
             } else if x.exec < base {
                 self.check.undecided(
                     "observations lie before the initial state's position (the one before the log's first write)",
@@ -142,6 +144,25 @@ impl Replay<'_> {
             }
         }
         base + 1
+    }
+
+    /// An observation told a position before `base_revision`: the initial balances, written
+    /// and acknowledged before any client started, were not in the state it read (etcd: a
+    /// member that had not applied them yet). A stale read, not money created or destroyed.
+    fn before_the_bank(&mut self, x: &OpRec, base: u64) {
+        let (clients, accounts) = (self.input.clients, self.input.accounts);
+        self.check.anomaly(|| {
+            Anomaly::new(
+                "stale-read",
+                format!(
+                    "{} was told position {}, before position {base} where the initial balances were written (before any client started): it read a state from before the bank existed, a stale read.",
+                    x.describe(clients, accounts),
+                    x.exec
+                ),
+                x.indices(),
+            )
+            .at_slots(vec![x.exec])
+        });
     }
 
     fn write_before_log(&mut self, x: &OpRec, base: u64) {

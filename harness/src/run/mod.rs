@@ -15,6 +15,7 @@ pub mod record;
 pub mod replay;
 pub mod rng;
 pub mod rundir;
+pub mod store;
 pub mod zoo;
 
 use crate::clients::worker::{pace_for, spawn_workers, WorkerContext};
@@ -73,6 +74,9 @@ pub struct RunOptions {
     /// The etcd binary, for `--target etcd`.
     pub etcd_bin: PathBuf,
     pub progress: bool,
+    /// Keep the data directories and certificates of a checked run as they are (see
+    /// [`store`]: otherwise a valid run deletes them and a failing one packs them).
+    pub keep_data: bool,
 }
 
 /// What a run left behind, in short (also written as `harness.json`).
@@ -336,12 +340,44 @@ pub struct Prepared {
     pub info: RunInfo,
 }
 
-/// Creates the run directory and writes run.toml.
+/// Refuses, before anything is created, a `--bug` this start-up cannot plant: an unknown name,
+/// a target other than the replica, or the shipped `replica` (only `replica-bugs` plants bugs;
+/// the plain one would exit at start and leave an incomplete run behind).
+pub fn check_bug_binary(opts: &RunOptions) -> Result<(), RunError> {
+    let Some(bug) = &opts.params.bug else {
+        return Ok(());
+    };
+    let bad = |m: String| Err(RunError::Invalid(m));
+    if opts.params.target != TargetKind::Faultline {
+        return bad(format!(
+            "--bug {bug}: planted bugs are the faultline replica's; {} has none",
+            opts.params.target.name()
+        ));
+    }
+    if !replica::core::config::BUG_NAMES.contains(&bug.as_str()) {
+        return bad(format!(
+            "--bug {bug}: unknown bug; known: {}",
+            replica::core::config::BUG_NAMES.join(", ")
+        ));
+    }
+    if !failpoints::replica_arms_failpoints(&opts.replica_bin) {
+        return bad(format!(
+            "--bug {bug} needs replica-bugs, not {}: the shipped replica plants no bug; build \
+             it with `cargo build --release -p replica --features bugs --bin replica-bugs` and \
+             pass --replica-bin target/release/replica-bugs",
+            opts.replica_bin.display()
+        ));
+    }
+    Ok(())
+}
+
+/// Creates the run directory and writes run.toml, once [`check_bug_binary`] agrees.
 pub fn create_run_dir(
     opts: &RunOptions,
     kind: &str,
     accounts: Vec<String>,
 ) -> Result<(PathBuf, RunInfo), RunError> {
+    check_bug_binary(opts)?;
     let (dir, started_at) = rundir::create(&opts.out, opts.seed)?;
     let target = opts.params.target;
     let (bin, version) = match target {
@@ -533,7 +569,36 @@ async fn run_of_kind(opts: &RunOptions, kind: &str) -> Result<RunSummary, RunErr
         .await?;
     notes.extend(more);
     target.stop_all();
-    finish(&dir, &info, &recorder, nemesis.faults, notes, wall)
+    let mut summary = finish(&dir, &info, &recorder, nemesis.faults, notes, wall)?;
+    apply_retention(&mut summary, opts.keep_data)?;
+    Ok(summary)
+}
+
+/// Applies [`store::retain`] to a finished run and says what it did in the summary's notes
+/// (and its harness.json).
+pub fn apply_retention(summary: &mut RunSummary, keep_data: bool) -> Result<(), RunError> {
+    let done =
+        store::retain(&summary.dir, summary.exit_code == 0, keep_data).map_err(|source| {
+            RunError::Write {
+                path: summary.dir.clone(),
+                source,
+            }
+        })?;
+    if done.removed_bytes == 0 {
+        return Ok(());
+    }
+    let size = store::human_bytes(done.removed_bytes);
+    summary.notes.push(match done.archive_bytes {
+        None => format!(
+            "deleted {size} of data directories and certificates (a valid run; --keep-data keeps them)"
+        ),
+        Some(archive) => format!(
+            "packed {size} of data directories and certificates into {} ({})",
+            store::DATA_ARCHIVE,
+            store::human_bytes(archive)
+        ),
+    });
+    write_json(&summary.dir.join(SUMMARY_FILE), &*summary)
 }
 
 /// The sharded workload of a run (see [`crate::clients::workload::ShardMix`]), from its
@@ -670,6 +735,7 @@ mod tests {
             replica_bin: replica_bin.to_path_buf(),
             etcd_bin: PathBuf::from("etcd"),
             progress: false,
+            keep_data: false,
         }
     }
 

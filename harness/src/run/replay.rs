@@ -3,12 +3,19 @@
 //!
 //! Everything random derives from the seed (see [`crate::run::rng`]), so reading run.toml is enough
 //! to regenerate the schedule, each client's operations and the drawn tunables; timing, and so
-//! the interleaving, is the system's and will differ. So a replay of a real run says whether
-//! it reproduced the original verdict; only a simulated run (`harness sim`) replays exactly.
+//! the interleaving, is the system's and will differ. So a replay of a real run says what it
+//! compared with the original (verdict, operations, faults) and calls itself reproduced only
+//! when the two runs are comparable: the same verdict from a workload of the same order (at
+//! most twice or half the operations) and about the same number of faults. An interactive
+//! scenario replays what its operator typed (its `prompt.jsonl`); where that was not recorded,
+//! or the original was interrupted, the replay is "not comparable", never "reproduced". Only a
+//! simulated run (`harness sim`) replays exactly.
 
 use crate::run::rundir::RunInfo;
 use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
-use crate::scenario::run::{run_scenario, ScenarioOptions};
+use crate::scenario::run::{
+    load_prompt_log, run_scenario, ScenarioOptions, PROMPT_FILE, SCRIPT_ENDED,
+};
 use crate::targets::TargetKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -40,35 +47,155 @@ pub async fn replay(
     Ok(summary)
 }
 
-/// The verdict a run directory was given (its harness.json, else its results.json).
-pub fn original_verdict(dir: &Path) -> Option<String> {
+/// What a run is compared by: its verdict and, when its harness.json says, how many
+/// operations it invoked and faults it injected, and why it ended early.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    pub verdict: String,
+    pub operations: Option<u64>,
+    pub faults: Option<u64>,
+    /// `interrupted` for a run stopped by a signal.
+    pub reason: Option<String>,
+}
+
+impl Outcome {
+    /// A finished run's outcome, from its summary.
+    pub fn of(summary: &RunSummary) -> Outcome {
+        Outcome {
+            verdict: summary.verdict.clone(),
+            operations: Some(summary.invoked),
+            faults: Some(u64::from(summary.faults)),
+            reason: summary.reason.clone(),
+        }
+    }
+}
+
+/// The outcome a run directory recorded (its harness.json, else the verdict of its
+/// results.json).
+pub fn original_outcome(dir: &Path) -> Option<Outcome> {
     let read = |name: &str| -> Option<serde_json::Value> {
         serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok()
     };
-    if let Some(verdict) = read(crate::run::SUMMARY_FILE).and_then(|s| {
-        s.get("verdict")
-            .and_then(|v| v.as_str())
-            .map(str::to_string)
-    }) {
-        return Some(verdict);
+    if let Some(s) = read(crate::run::SUMMARY_FILE) {
+        if let Some(verdict) = s.get("verdict").and_then(|v| v.as_str()) {
+            return Some(Outcome {
+                verdict: verdict.to_string(),
+                operations: s.get("invoked").and_then(serde_json::Value::as_u64),
+                faults: s.get("faults").and_then(serde_json::Value::as_u64),
+                reason: s.get("reason").and_then(|v| v.as_str()).map(str::to_string),
+            });
+        }
     }
     let valid = read("results.json")?.get("valid")?.clone();
-    Some(match valid {
-        serde_json::Value::Bool(true) => "valid".into(),
-        serde_json::Value::Bool(false) => "invalid".into(),
-        _ => "unknown".into(),
+    let verdict = match valid {
+        serde_json::Value::Bool(true) => "valid",
+        serde_json::Value::Bool(false) => "invalid",
+        _ => "unknown",
+    };
+    Some(Outcome {
+        verdict: verdict.into(),
+        ..Outcome::default()
     })
 }
 
-/// "reproduced" or "not reproduced", comparing the original's verdict with the replay's.
-pub fn reproduction_line(original: Option<&str>, now: &str) -> String {
-    match original {
-        Some(was) if was == now => format!("verdict {now}, as the original: reproduced"),
-        Some(was) => format!("verdict {now}, the original was {was}: not reproduced"),
-        None => format!(
-            "verdict {now}; the original's verdict is unknown (no harness.json or results.json)"
-        ),
+/// The verdict a run directory was given (its harness.json, else its results.json).
+pub fn original_verdict(dir: &Path) -> Option<String> {
+    original_outcome(dir).map(|o| o.verdict)
+}
+
+/// A replay's operations may be half to twice the original's and still be compared.
+const OPERATIONS_FACTOR: f64 = 2.0;
+
+/// Why a replay cannot be compared with its original, if it cannot: `unfaithful` is what the
+/// replay itself could not repeat (unrecorded prompt commands, a differing history).
+fn incomparable(original: &Outcome, now: &Outcome, unfaithful: Option<&str>) -> Option<String> {
+    if let Some(why) = unfaithful {
+        return Some(why.to_string());
     }
+    if original.reason.is_some() || now.reason.is_some() {
+        let which = if original.reason.is_some() {
+            "the original"
+        } else {
+            "the replay"
+        };
+        return Some(format!("{which} was interrupted"));
+    }
+    let (Some(was), Some(is)) = (original.operations, original.faults) else {
+        return Some("the original's harness.json does not give its operations and faults".into());
+    };
+    let (ops, faults) = (now.operations.unwrap_or(0), now.faults.unwrap_or(0));
+    let ratio = ops.max(1) as f64 / was.max(1) as f64;
+    if !(1.0 / OPERATIONS_FACTOR..=OPERATIONS_FACTOR).contains(&ratio) {
+        let (factor, word) = if ratio < 1.0 {
+            (1.0 / ratio, "fewer")
+        } else {
+            (ratio, "more")
+        };
+        return Some(format!("the replay ran {factor:.1}× {word} operations"));
+    }
+    if faults.abs_diff(is) > (is / 4).max(1) {
+        return Some(format!(
+            "the replay injected {faults} faults, the original {is}"
+        ));
+    }
+    None
+}
+
+/// What a replay compared with its original, and its conclusion: `reproduced`, `not
+/// reproduced`, or `not comparable` (with why). Never "reproduced" for a replay that was not
+/// faithful or ran a different amount of work.
+pub fn reproduction_line(
+    original: Option<&Outcome>,
+    now: &Outcome,
+    unfaithful: Option<&str>,
+) -> String {
+    let Some(original) = original else {
+        return format!(
+            "verdict {}; the original's outcome is unknown (no harness.json or results.json): not comparable",
+            now.verdict
+        );
+    };
+    let number = |n: Option<u64>| n.map_or_else(|| "?".to_string(), |n| n.to_string());
+    let compared = format!(
+        "compared with the original: verdict {} (was {}), operations {} (was {}), faults {} (was {})",
+        now.verdict,
+        original.verdict,
+        number(now.operations),
+        number(original.operations),
+        number(now.faults),
+        number(original.faults),
+    );
+    let conclusion = match incomparable(original, now, unfaithful) {
+        Some(why) => format!("not comparable ({why})"),
+        None if original.verdict == now.verdict => "reproduced".to_string(),
+        None => "not reproduced".to_string(),
+    };
+    format!("{compared}: {conclusion}")
+}
+
+/// Why replaying `dir` cannot repeat what happened in it, if it cannot: an interactive
+/// scenario whose prompt commands were not recorded (a run made before `prompt.jsonl`).
+pub fn unfaithful_before(dir: &Path) -> Option<String> {
+    if dir.join(PROMPT_FILE).is_file() {
+        return None;
+    }
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap_or_default();
+    let summary = std::fs::read_to_string(dir.join(crate::run::SUMMARY_FILE)).unwrap_or_default();
+    let prompted = history.contains("\"target\":\"prompt\"") || summary.contains("at the prompt");
+    prompted.then(|| {
+        "the original's commands at the interactive prompt were not recorded (no prompt.jsonl)"
+            .to_string()
+    })
+}
+
+/// Why a finished replay was not faithful, from its own notes: its recorded prompt session
+/// ran out before the scenario ended.
+pub fn unfaithful_after(summary: &RunSummary) -> Option<String> {
+    summary
+        .notes
+        .iter()
+        .any(|n| n.starts_with(SCRIPT_ENDED))
+        .then(|| "the original's prompt session ended early (it was interrupted)".to_string())
 }
 
 /// A scenario's stall and set timeout when run.toml does not say (runs made before they were
@@ -104,9 +231,12 @@ async fn run_again(
         out,
         replica_bin,
         progress,
+        keep_data: false,
     };
     if info.kind == "scenario" {
-        return run_scenario(&scenario_again(dir, run)).await;
+        let mut again = scenario_again(dir, run);
+        again.script = load_prompt_log(dir)?;
+        return run_scenario(&again).await;
     }
     run_campaign(&run).await
 }
@@ -127,6 +257,7 @@ fn scenario_again(dir: &Path, run: RunOptions) -> ScenarioOptions {
         interactive: false,
         stall,
         set_timeout,
+        script: None,
     }
 }
 
@@ -143,7 +274,56 @@ mod tests {
             out: PathBuf::from("out"),
             replica_bin: PathBuf::from("replica"),
             progress: false,
+            keep_data: false,
         }
+    }
+
+    fn outcome(verdict: &str, operations: u64, faults: u64) -> Outcome {
+        Outcome {
+            verdict: verdict.into(),
+            operations: Some(operations),
+            faults: Some(faults),
+            reason: None,
+        }
+    }
+
+    #[test]
+    fn a_replay_says_what_it_compared_and_claims_no_more() {
+        let original = outcome("valid", 4_000, 8);
+        let line = |now: &Outcome, unfaithful: Option<&str>| {
+            reproduction_line(Some(&original), now, unfaithful)
+        };
+        let same = line(&outcome("valid", 3_500, 8), None);
+        assert!(
+            same.contains("operations 3500 (was 4000), faults 8 (was 8)")
+                && same.ends_with(": reproduced"),
+            "{same}"
+        );
+        let smaller = line(&outcome("valid", 1_000, 8), None);
+        assert!(
+            smaller.ends_with("not comparable (the replay ran 4.0× fewer operations)"),
+            "{smaller}"
+        );
+        let fewer_faults = line(&outcome("valid", 4_000, 3), None);
+        assert!(fewer_faults.contains("not comparable"), "{fewer_faults}");
+        let other = line(&outcome("invalid", 4_100, 9), None);
+        assert!(other.ends_with(": not reproduced"), "{other}");
+        let unfaithful = line(&outcome("valid", 4_000, 8), Some("prompt not recorded"));
+        assert!(
+            unfaithful.ends_with("not comparable (prompt not recorded)"),
+            "{unfaithful}"
+        );
+        let interrupted = Outcome {
+            reason: Some("interrupted".into()),
+            ..outcome("unknown", 4_000, 8)
+        };
+        let was_cut = reproduction_line(Some(&interrupted), &outcome("unknown", 4_000, 8), None);
+        assert!(
+            was_cut.contains("not comparable (the original was interrupted)"),
+            "{was_cut}"
+        );
+        let blind = reproduction_line(None, &outcome("valid", 1, 0), None);
+        assert!(blind.ends_with("not comparable"), "{blind}");
     }
 
     #[test]

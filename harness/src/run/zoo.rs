@@ -236,6 +236,7 @@ async fn hunt(
             replica_bin: opts.replica_bin.clone(),
             etcd_bin: std::path::PathBuf::from("etcd"),
             progress: opts.progress,
+            keep_data: false,
         };
         let summary = run_campaign(&run).await?;
         row.runs += 1;

@@ -118,10 +118,46 @@ impl Scenario {
         self.sets.iter().flat_map(|s| s.live.iter().copied()).max()
     }
 
+    /// Reads a scenario and refuses what is wrong with it in one pass: lines that do not parse
+    /// and, among the lines that do, what the cluster cannot run (see [`Scenario::check`]),
+    /// all in file order, so a syntax error does not hide a range error.
+    pub fn load_checked(
+        path: &Path,
+        accounts: &[String],
+        nodes: u32,
+    ) -> Result<Scenario, ScenarioError> {
+        let name = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
+            path: name.clone(),
+            source,
+        })?;
+        let (scenario, mut rows) = parse_all(&bytes);
+        rows.extend(scenario.range_errors(accounts, nodes));
+        rows.sort_by_key(|r| r.line);
+        if rows.is_empty() {
+            Ok(scenario)
+        } else {
+            Err(ScenarioError::Rows { path: name, rows })
+        }
+    }
+
     /// Refuses what the cluster cannot run as written: an account outside `accounts` (it would
     /// be created with money of its own and change the bank's total) and a replica beyond
     /// `nodes`. Every offending line is reported.
     pub fn check(&self, path: &str, accounts: &[String], nodes: u32) -> Result<(), ScenarioError> {
+        let rows = self.range_errors(accounts, nodes);
+        if rows.is_empty() {
+            Ok(())
+        } else {
+            Err(ScenarioError::Rows {
+                path: path.to_string(),
+                rows,
+            })
+        }
+    }
+
+    /// The lines [`Scenario::check`] refuses, in file order.
+    fn range_errors(&self, accounts: &[String], nodes: u32) -> Vec<BadRow> {
         let mut rows = Vec::new();
         for set in &self.sets {
             let beyond: Vec<String> = set
@@ -165,14 +201,7 @@ impl Scenario {
             }
         }
         rows.sort_by_key(|r| r.line);
-        if rows.is_empty() {
-            Ok(())
-        } else {
-            Err(ScenarioError::Rows {
-                path: path.to_string(),
-                rows,
-            })
-        }
+        rows
     }
 
     pub fn transfers(&self) -> impl Iterator<Item = &Transfer> {
@@ -198,6 +227,18 @@ fn span(accounts: &[String]) -> String {
 
 /// Parses a scenario from bytes; `name` is used in error messages. Every bad line is reported.
 pub fn parse(bytes: &[u8], name: &str) -> Result<Scenario, ScenarioError> {
+    let (scenario, bad) = parse_all(bytes);
+    if !bad.is_empty() {
+        return Err(ScenarioError::Rows {
+            path: name.to_string(),
+            rows: bad,
+        });
+    }
+    Ok(scenario)
+}
+
+/// The sets of every line that parses, and the lines that do not.
+fn parse_all(bytes: &[u8]) -> (Scenario, Vec<BadRow>) {
     let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
@@ -239,13 +280,7 @@ pub fn parse(bytes: &[u8], name: &str) -> Result<Scenario, ScenarioError> {
             message: "no sets".into(),
         });
     }
-    if !bad.is_empty() {
-        return Err(ScenarioError::Rows {
-            path: name.to_string(),
-            rows: bad,
-        });
-    }
-    Ok(Scenario { sets })
+    (Scenario { sets }, bad)
 }
 
 /// Adds one record (at `line`) to the sets read so far.
@@ -599,6 +634,33 @@ mod tests {
         assert!(s.check("x.csv", &bank, 7).is_err(), "Z is still unknown");
         let ok = parse(b"1,(A,B,3),[n1,n2,n3]\n", "y").unwrap();
         assert!(ok.check("y", &bank, 3).is_ok());
+    }
+
+    #[test]
+    fn a_syntax_error_does_not_hide_range_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mixed.csv");
+        std::fs::write(
+            &path,
+            "1,(A,Z,3),[n1,n2,n7]\n,(B,C,x),\n,(Y,A,1),\n2,hello,[n1]\n,(C,D,1),\n",
+        )
+        .unwrap();
+        let bank: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
+        let e = Scenario::load_checked(&path, &bank, 5)
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("5 bad lines in "), "{e}");
+        let at = |needle: &str| e.find(needle).unwrap_or_else(|| panic!("{needle}: {e}"));
+        let order = [
+            at("mixed.csv:1: set 1 names n7"),
+            at("mixed.csv:1: unknown account Z"),
+            at("mixed.csv:2: bad amount"),
+            at("mixed.csv:3: unknown account Y"),
+            at("mixed.csv:4: expected a transaction"),
+        ];
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "file order: {e}");
+        std::fs::write(&path, "1,(A,B,3),[n1,n2,n3]\n").unwrap();
+        assert!(Scenario::load_checked(&path, &bank, 3).is_ok());
     }
 
     #[test]

@@ -62,7 +62,22 @@ impl LineReader {
 
 fn read_line(editor: &mut rustyline::DefaultEditor, prompt: &str) -> Input {
     use rustyline::error::ReadlineError;
-    match editor.readline(prompt) {
+    use std::io::{IsTerminal, Write};
+    // Reading a pipe, rustyline shows no prompt; show it, and echo the line, so the transcript
+    // of a scripted session reads like a typed one.
+    let piped = !std::io::stdin().is_terminal();
+    if piped {
+        print!("{prompt}");
+        let _ = std::io::stdout().flush();
+    }
+    let read = editor.readline(prompt);
+    if piped {
+        match &read {
+            Ok(line) => println!("{line}"),
+            Err(_) => println!(),
+        }
+    }
+    match read {
         Ok(line) => {
             if !line.trim().is_empty() {
                 let _ = editor.add_history_entry(line.as_str());
@@ -116,7 +131,8 @@ commands (Enter alone = next):
   printlog [nX]           the Paxos log (PrintLog), one command per row
   printstatus [slot] [nX] slot states A/C/E/X (PrintStatus); no slot: every slot
   printview [nX]          the views (NEW_VIEWs) each replica has seen (PrintView)
-  kill nX | kill leader   SIGKILL a replica
+  kill nX | kill leader   SIGKILL a replica; it stays down, even through sets that
+                          list it live, until restart nX
   restart nX              restart a killed (or resume a paused) replica
   cut nX nY               cut the link between nX and nY, both ways (needs --net relay)
   heal                    heal every cut link
@@ -160,6 +176,11 @@ pub fn parse_command(line: &str) -> Result<ReplCommand, String> {
                 node: optional_node(rest)?,
             })
         }
+        ["kill"] => return Err("kill: missing argument: kill nX or kill leader".into()),
+        ["restart" | "start"] => return Err("restart: missing argument: restart nX".into()),
+        ["cut"] | ["cut", _] => {
+            return Err("cut: missing argument: cut nX nY names two replicas".into())
+        }
         ["kill", "leader"] => ReplCommand::Kill(KillTarget::Leader),
         ["kill", n] => ReplCommand::Kill(KillTarget::Node(node(n)?)),
         ["restart" | "start", n] => ReplCommand::Restart(node(n)?),
@@ -171,6 +192,9 @@ pub fn parse_command(line: &str) -> Result<ReplCommand, String> {
             ReplCommand::Cut(a, b)
         }
         ["heal"] => ReplCommand::Heal,
+        ["kill" | "restart" | "start" | "cut" | "heal" | "next" | "n" | "quit" | "q", ..] => {
+            return Err(format!("{}: too many arguments; type help", words[0]))
+        }
         [first, ..] => return Err(format!("unknown command {first:?}; type help")),
     })
 }
@@ -582,6 +606,12 @@ mod tests {
         assert!(parse_command("dance")
             .unwrap_err()
             .contains("unknown command"));
+        for short in ["cut n1", "cut", "kill", "restart"] {
+            let e = parse_command(short).unwrap_err();
+            assert!(e.contains("missing argument"), "{short}: {e}");
+        }
+        let e = parse_command("kill n1 n2").unwrap_err();
+        assert!(e.contains("too many arguments"), "{e}");
     }
 
     fn log_answer() -> Answer {

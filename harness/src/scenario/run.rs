@@ -57,6 +57,57 @@ pub struct ScenarioOptions {
     pub stall: Duration,
     /// Longest wait for a set's transfers when it has a quorum.
     pub set_timeout: Duration,
+    /// A replay of an interactive run: what its operator typed at each prompt (its
+    /// `prompt.jsonl`), played back instead of asking anyone.
+    pub script: Option<Vec<PromptEntry>>,
+}
+
+/// The file of a run directory where an interactive scenario records what was typed at each
+/// prompt, one JSON object a line, so that `harness replay` can do it again.
+pub const PROMPT_FILE: &str = "prompt.jsonl";
+
+/// The note a replay's summary carries when the recorded prompt session ran out before the
+/// scenario ended (the original was interrupted there): the replay is then not faithful.
+pub const SCRIPT_ENDED: &str = "the recorded prompt session ends";
+
+/// One line typed at the prompt: which prompt (0 for the first shown), its label, the line.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PromptEntry {
+    pub prompt: u32,
+    pub label: String,
+    /// What was typed; Ctrl-D (the end of the input) is recorded as `quit`.
+    pub line: String,
+}
+
+/// Reads a run's `prompt.jsonl`, if it has one.
+pub fn load_prompt_log(dir: &std::path::Path) -> Result<Option<Vec<PromptEntry>>, RunError> {
+    let path = dir.join(PROMPT_FILE);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(RunError::Invalid(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let mut entries = Vec::new();
+    for (k, line) in text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+    {
+        let entry = serde_json::from_str(line).map_err(|e| {
+            RunError::Invalid(format!(
+                "{}:{}: not a prompt entry: {e}",
+                path.display(),
+                k + 1
+            ))
+        })?;
+        entries.push(entry);
+    }
+    Ok(Some(entries))
 }
 
 /// Transfers queued or in flight, and a signal when that number changes.
@@ -148,7 +199,6 @@ impl ClientQueues {
 /// Runs a scenario file and checks the history.
 pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError> {
     let wall = std::time::Instant::now();
-    let scenario = Scenario::load(&opts.file).map_err(|e| RunError::Invalid(e.to_string()))?;
     let mut run_opts = opts.run.clone();
     run_opts.params.nemesis = Vec::new();
     run_opts.params.scenario = Some(opts.file.clone());
@@ -156,12 +206,7 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
     run_opts.params.set_timeout_ms = Some(run::ms(opts.set_timeout));
     run::validate(&run_opts.params)?;
     let accounts = bank_accounts();
-    scenario
-        .check(
-            &opts.file.display().to_string(),
-            &accounts,
-            run_opts.params.nodes,
-        )
+    let scenario = Scenario::load_checked(&opts.file, &accounts, run_opts.params.nodes)
         .map_err(|e| RunError::Invalid(e.to_string()))?;
     // One client per account (processes 0..accounts); run.toml says so, which is how the
     // checker tells them from the final reads that follow (see `final_phase`).
@@ -204,6 +249,21 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
         owners,
         pending: pending.clone(),
     };
+    let prompt_log = match (opts.interactive || opts.script.is_some(), &opts.script) {
+        (false, _) => None,
+        (true, script) => {
+            let path = dir.join(PROMPT_FILE);
+            let file =
+                std::fs::File::create(&path).map_err(|source| RunError::Write { path, source })?;
+            if let Some(script) = script {
+                println!(
+                    "replaying {} typed at the original's prompt",
+                    count(script.len() as u64, "line")
+                );
+            }
+            Some(file)
+        }
+    };
     let mut runner = SetRunner {
         reader: None,
         target: target.as_mut(),
@@ -212,6 +272,11 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
         opts,
         faults: 0,
         cuts: Vec::new(),
+        held_down: Vec::new(),
+        prompts: 0,
+        prompt_log,
+        script: opts.script.clone().map(Into::into),
+        script_ran_out: false,
     };
     let mut notes = runner.run_sets(&scenario).await?;
     let faults = runner.faults;
@@ -248,8 +313,9 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
     let more = target.final_phase(&recorder, first_process).await?;
     notes.extend(more);
     target.stop_all();
-    let summary = run::finish(&dir, &info, &recorder, faults, notes, wall)?;
+    let mut summary = run::finish(&dir, &info, &recorder, faults, notes, wall)?;
     print_final_balances(&dir, target.kind());
+    run::apply_retention(&mut summary, opts.run.keep_data)?;
     Ok(summary)
 }
 
@@ -374,13 +440,24 @@ struct SetRunner<'a> {
     faults: u32,
     /// The links cut at the prompt (only the prompt cuts links in a scenario).
     cuts: Vec<Link>,
+    /// Nodes killed at the prompt: they stay down, even through sets that list them live,
+    /// until `restart` at the prompt.
+    held_down: Vec<NodeId>,
+    /// Prompts shown so far.
+    prompts: u32,
+    /// Where each line typed at the prompt is recorded (`prompt.jsonl`).
+    prompt_log: Option<std::fs::File>,
+    /// A replay's recorded lines, played back instead of reading the terminal.
+    script: Option<std::collections::VecDeque<PromptEntry>>,
+    /// Whether the recorded lines ran out before the scenario ended.
+    script_ran_out: bool,
 }
 
 impl SetRunner<'_> {
     /// Runs the sets in order, prompting before each and after the last when interactive.
     /// Returns notes for the summary (sets skipped by `quit`).
     async fn run_sets(&mut self, scenario: &Scenario) -> Result<Vec<String>, RunError> {
-        let mut prompting = self.opts.interactive;
+        let mut prompting = self.opts.interactive || self.script.is_some();
         if prompting {
             println!(
                 "{} in {}. Enter (or next) runs the next one; help lists the commands.",
@@ -396,10 +473,12 @@ impl SetRunner<'_> {
                     Go::Continue => prompting = false,
                     Go::Quit => {
                         let skipped = (scenario.sets.len() - k) as u64;
-                        return Ok(vec![format!(
+                        let mut notes = self.script_notes();
+                        notes.push(format!(
                             "quit at the prompt: {} not run",
                             count(skipped, "set")
-                        )]);
+                        ));
+                        return Ok(notes);
                     }
                 }
             }
@@ -409,7 +488,18 @@ impl SetRunner<'_> {
             println!("every set ran; next (or quit) finishes the run: heal, settle, check");
             self.prompt("end").await;
         }
-        Ok(Vec::new())
+        Ok(self.script_notes())
+    }
+
+    /// Whether a replayed prompt session ran out before the scenario ended.
+    fn script_notes(&self) -> Vec<String> {
+        if !self.script_ran_out {
+            return Vec::new();
+        }
+        vec![format!(
+            "{SCRIPT_ENDED} before the scenario did (the original was interrupted at its \
+             prompt): the replay quit there"
+        )]
     }
 
     async fn run_set(&mut self, set: &Set) -> Result<(), RunError> {
@@ -445,6 +535,11 @@ impl SetRunner<'_> {
             let state = self.target.state(node);
             if live.contains(&node) {
                 match state {
+                    ReplicaState::Down if self.held_down.contains(&node) => {
+                        eprintln!(
+                            "  {node} stays down: killed at the prompt (restart {node} brings it back)"
+                        );
+                    }
                     ReplicaState::Down => {
                         self.target.start(node)?;
                         started.push(node);
@@ -512,7 +607,7 @@ impl SetRunner<'_> {
 
     /// `LF` / `kill leader`: kills whoever leads now (waiting briefly for someone to); on a
     /// sharded bank, every shard's leader.
-    async fn fail_leader(&mut self, line: Option<u64>) -> Result<(), RunError> {
+    async fn fail_leader(&mut self, line: Option<u64>) -> Result<Vec<NodeId>, RunError> {
         let deadline = Instant::now() + Duration::from_secs(3);
         let mut leaders = self.leaders().await;
         while leaders.is_empty() && Instant::now() < deadline {
@@ -543,7 +638,7 @@ impl SetRunner<'_> {
                 eprintln!("  LF: no leader to fail");
             }
         }
-        Ok(())
+        Ok(leaders)
     }
 
     /// The leader, or on a sharded bank every shard leader known now.
@@ -556,7 +651,9 @@ impl SetRunner<'_> {
 
     /// Reads and runs commands until one moves the scenario on.
     async fn prompt(&mut self, label: &str) -> Go {
-        if self.reader.is_none() {
+        let number = self.prompts;
+        self.prompts += 1;
+        if self.reader.is_none() && self.script.is_none() {
             match LineReader::start() {
                 Ok(reader) => self.reader = Some(reader),
                 Err(e) => {
@@ -566,14 +663,24 @@ impl SetRunner<'_> {
             }
         }
         loop {
-            let input = match &self.reader {
-                Some(reader) => reader.read(&format!("{label}> ")).await,
-                None => Input::End,
+            let input = if let Some(script) = self.script.as_mut() {
+                match replayed(script, number, label) {
+                    Some(line) => Input::Line(line),
+                    None => {
+                        self.script_ran_out = true;
+                        Input::End
+                    }
+                }
+            } else if let Some(reader) = &self.reader {
+                reader.read(&format!("{label}> ")).await
+            } else {
+                Input::End
             };
             let line = match input {
                 Input::Line(line) => line,
                 Input::End => {
                     println!("quit");
+                    self.log_line(number, label, "quit");
                     return Go::Quit;
                 }
                 Input::Interrupt => {
@@ -582,6 +689,7 @@ impl SetRunner<'_> {
                     return std::future::pending().await;
                 }
             };
+            self.log_line(number, label, &line);
             match parse_command(&line) {
                 Ok(ReplCommand::Next) => return Go::Next,
                 Ok(ReplCommand::Continue) => return Go::Continue,
@@ -593,15 +701,34 @@ impl SetRunner<'_> {
         }
     }
 
+    /// Appends a typed line to `prompt.jsonl` (a line lost to a full disk costs the replay
+    /// its faithfulness, which the replay then says, not the run).
+    fn log_line(&mut self, prompt: u32, label: &str, line: &str) {
+        use std::io::Write as _;
+        let Some(file) = &mut self.prompt_log else {
+            return;
+        };
+        let entry = PromptEntry {
+            prompt,
+            label: label.to_string(),
+            line: line.to_string(),
+        };
+        if let Ok(text) = serde_json::to_string(&entry) {
+            let _ = writeln!(file, "{text}");
+        }
+    }
+
     /// Runs one inspecting or fault command; the text to show.
     async fn execute(&mut self, command: ReplCommand) -> String {
         let result = match command {
             ReplCommand::Ask(question) => self.ask(question).await,
-            ReplCommand::Kill(KillTarget::Leader) => self
-                .fail_leader(None)
-                .await
-                .map(|()| String::new())
-                .map_err(|e| e.to_string()),
+            ReplCommand::Kill(KillTarget::Leader) => match self.fail_leader(None).await {
+                Ok(killed) => {
+                    self.held_down.extend(killed.iter().copied());
+                    Ok(String::new())
+                }
+                Err(e) => Err(e.to_string()),
+            },
             ReplCommand::Kill(KillTarget::Node(node)) => self.kill(node),
             ReplCommand::Restart(node) => self.restart(node),
             ReplCommand::Cut(a, b) => self.cut(a, b),
@@ -646,11 +773,17 @@ impl SetRunner<'_> {
             "kill",
             json!({"nodes": [node.to_string()], "target": "prompt"}),
         );
-        Ok(format!("killed {node}\n"))
+        if !self.held_down.contains(&node) {
+            self.held_down.push(node);
+        }
+        Ok(format!(
+            "killed {node}; it stays down, even in sets that list it live, until restart {node}\n"
+        ))
     }
 
     fn restart(&mut self, node: NodeId) -> Result<String, String> {
         self.known(node)?;
+        self.held_down.retain(|&n| n != node);
         match self.target.state(node) {
             ReplicaState::Running => Ok(format!("{node} is already running\n")),
             ReplicaState::Paused => {
@@ -706,6 +839,28 @@ impl SetRunner<'_> {
         }
         self.recorder.nemesis("heal", json!({"cuts": []}));
         "healed every link\n".to_string()
+    }
+}
+
+/// The next recorded line of prompt `number`, shown as if typed; `None` when the recording
+/// has no more lines for it (the original's session ended there).
+fn replayed(
+    script: &mut std::collections::VecDeque<PromptEntry>,
+    number: u32,
+    label: &str,
+) -> Option<String> {
+    // Lines of earlier prompts left over (a prompt that moved on by itself) are dropped.
+    while script.front().is_some_and(|e| e.prompt < number) {
+        script.pop_front();
+    }
+    match script.front() {
+        Some(entry) if entry.prompt == number => {
+            let line = entry.line.clone();
+            script.pop_front();
+            println!("{label}> {line}   (replayed)");
+            Some(line)
+        }
+        _ => None,
     }
 }
 

@@ -223,21 +223,30 @@ pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
         );
     }
     let bar = progress_bar(seeds.len() as u64, opts.progress);
+    let in_order = std::sync::Mutex::new(InOrder::new(&seeds));
+    let show = |line: String| {
+        if bar.is_hidden() {
+            println!("{line}");
+        } else {
+            bar.println(line);
+        }
+    };
     let on_seed = |summary: &SimSummary| {
         if let Err(e) = task.record(seed_result(summary)) {
             bar.println(format!("warning: cannot update the task summary: {e}"));
         }
         bar.inc(1);
-        if summary.exit_code != 0 {
-            let line = failing_line(summary, &flags);
-            if bar.is_hidden() {
-                println!("{line}");
-            } else {
-                bar.println(line);
-            }
-        }
+        let line = (summary.exit_code != 0).then(|| failing_line(summary, &flags));
+        let mut in_order = in_order.lock().unwrap_or_else(|p| p.into_inner());
+        in_order
+            .finished(summary.seed, line)
+            .into_iter()
+            .for_each(show);
     };
     let report = sweep_seeds(&opts, &seeds, &on_seed);
+    // Seeds that never reported (an error) leave gaps: print what waits behind them.
+    let rest = in_order.into_inner().unwrap_or_else(|p| p.into_inner());
+    rest.drain().into_iter().for_each(show);
     bar.finish_and_clear();
     print_report(&report, jobs);
     let summary = task.finish().context("cannot write the task summary")?;
@@ -275,6 +284,38 @@ fn seed_result(summary: &SimSummary) -> SeedResult {
         dir: summary.dir.is_dir().then(|| summary.dir.clone()),
         faults: summary.faults,
         virtual_ms: summary.virtual_ms,
+    }
+}
+
+/// Seeds finish out of order on several threads; their lines are printed in the order the
+/// seeds were given (a resumed slice skips the seeds it already did, so not always contiguous).
+struct InOrder {
+    expected: std::collections::VecDeque<u64>,
+    waiting: std::collections::BTreeMap<u64, Option<String>>,
+}
+
+impl InOrder {
+    fn new(seeds: &[u64]) -> InOrder {
+        InOrder {
+            expected: seeds.iter().copied().collect(),
+            waiting: Default::default(),
+        }
+    }
+
+    /// `seed` finished with `line` to print (if any); returns the lines now due, in order.
+    fn finished(&mut self, seed: u64, line: Option<String>) -> Vec<String> {
+        self.waiting.insert(seed, line);
+        let mut due = Vec::new();
+        while let Some(line) = self.expected.front().and_then(|s| self.waiting.remove(s)) {
+            due.extend(line);
+            self.expected.pop_front();
+        }
+        due
+    }
+
+    /// Whatever still waits, in seed order.
+    fn drain(self) -> Vec<String> {
+        self.waiting.into_values().flatten().collect()
     }
 }
 
@@ -362,15 +403,20 @@ pub struct SimReplay {
     pub original_verdict: Option<String>,
 }
 
-/// Runs `dir`'s simulation again into a new directory beside it, and compares.
-pub fn replay(dir: &Path) -> anyhow::Result<SimReplay> {
+/// Runs `dir`'s simulation again into a new directory beside it (or in `out`, as `harness
+/// replay --out` does for a real run), and compares.
+pub fn replay(dir: &Path, out: Option<&Path>) -> anyhow::Result<SimReplay> {
     let mut info = SimRunInfo::load(dir)?;
     let outcome = simulate(&info)?;
     let original = std::fs::read(dir.join("history.jsonl"))
         .with_context(|| format!("cannot read {}", dir.join("history.jsonl").display()))?;
     let difference = first_difference(&original, &outcome.history);
     info.replays = Some(dir.display().to_string());
-    let out = replay_dir(dir);
+    let out = replay_dir(dir, out);
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
     let _ = std::fs::remove_dir_all(&out);
     let summary = write_and_check(&out, &info, &outcome, true)?;
     let original_verdict = crate::run::replay::original_verdict(dir);
@@ -382,11 +428,16 @@ pub fn replay(dir: &Path) -> anyhow::Result<SimReplay> {
     })
 }
 
-fn replay_dir(dir: &Path) -> PathBuf {
+/// `<name>-replay` beside the original, or inside `out` when given.
+fn replay_dir(dir: &Path, out: Option<&Path>) -> PathBuf {
     let name = dir
         .file_name()
         .map_or_else(|| "run".into(), |n| n.to_string_lossy().into_owned());
-    dir.with_file_name(format!("{name}-replay"))
+    let name = format!("{name}-replay");
+    match out {
+        Some(out) => out.join(name),
+        None => dir.with_file_name(name),
+    }
 }
 
 fn first_difference(a: &[u8], b: &[u8]) -> Option<String> {
@@ -424,13 +475,45 @@ pub fn print_replay(replay: &SimReplay) -> i32 {
             replay.difference.as_deref().unwrap_or("")
         );
     }
-    println!(
-        "{}",
-        crate::run::replay::reproduction_line(replay.original_verdict.as_deref(), &s.verdict)
-    );
+    // A simulated replay is compared by its whole history: identical, or not comparable.
+    let was = replay.original_verdict.as_deref().unwrap_or("unknown");
+    let conclusion = match (replay.identical, was == s.verdict) {
+        (true, true) => "reproduced",
+        (true, false) => "not reproduced (the same history, checked differently)",
+        (false, _) => "not comparable (the history differs)",
+    };
+    println!("verdict {} (was {was}): {conclusion}", s.verdict);
     if replay.identical {
         s.exit_code
     } else {
         2
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seeds_finishing_out_of_order_are_printed_in_order() {
+        let mut in_order = InOrder::new(&[5, 6, 7, 9, 10]);
+        let line = |s: &str| Some(s.to_string());
+        assert!(in_order.finished(7, line("seed 7")).is_empty());
+        assert!(in_order.finished(6, None).is_empty(), "5 is still running");
+        assert_eq!(in_order.finished(5, line("seed 5")), ["seed 5", "seed 7"]);
+        assert!(in_order.finished(10, line("seed 10")).is_empty());
+        assert_eq!(in_order.drain(), ["seed 10"], "9 never reported");
+        // A resumed slice's seeds have gaps: a seed done earlier is not waited for.
+        let mut resumed = InOrder::new(&[3, 8]);
+        assert_eq!(resumed.finished(8, line("seed 8")), Vec::<String>::new());
+        assert_eq!(resumed.finished(3, line("seed 3")), ["seed 3", "seed 8"]);
+        assert_eq!(
+            replay_dir(Path::new("reports/sim/sim-4"), Some(Path::new("/tmp/r"))),
+            Path::new("/tmp/r/sim-4-replay")
+        );
+        assert_eq!(
+            replay_dir(Path::new("reports/sim/sim-4"), None),
+            Path::new("reports/sim/sim-4-replay")
+        );
     }
 }

@@ -52,8 +52,22 @@ impl SimZooRow {
 /// keep-locks-on-abort) on a sharded bank, where alone they can show.
 pub fn run_zoo(opts: &SimZooOptions) -> Result<Vec<SimZooRow>, super::SimError> {
     let mut rows = Vec::new();
-    for (bug, shards) in shapes(opts) {
-        rows.push(hunt(opts, bug, shards)?);
+    let all = shapes(opts);
+    let total = all.len();
+    for (k, (bug, shards)) in all.into_iter().enumerate() {
+        // One line per hunt on stderr, so the sweep is never silent for long.
+        let what = bug.as_deref().unwrap_or("no bug (control)").to_string();
+        let shape = shards.map_or("classic".to_string(), |s| format!("{s} shards"));
+        eprint!("zoo --sim {}/{total}: {what}, {shape} ... ", k + 1);
+        let row = hunt(opts, bug, shards)?;
+        match &row.caught_by {
+            Some(s) => eprintln!("caught by seed {} ({})", s.seed, s.verdict),
+            None => eprintln!(
+                "nothing caught in {}",
+                checker::text::count(row.seeds_tried, "seed")
+            ),
+        }
+        rows.push(row);
     }
     let table = render_table(&rows);
     std::fs::create_dir_all(&opts.out).map_err(|e| super::SimError::io(&opts.out, e))?;

@@ -81,6 +81,8 @@ pub fn options(out: &Path, seed: u64, params: RunParams) -> RunOptions {
         replica_bin: replica_bin(),
         etcd_bin: harness::targets::etcd::find_etcd_bin(None),
         progress: false,
+        // Tests look inside data directories after a run; retention has its own tests.
+        keep_data: true,
     }
 }
 
