@@ -131,7 +131,9 @@ fn a_sharded_simulated_run_replays_from_the_command_line() {
     ];
     let output = run(&args);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
-    let dir = out.path().join("sim-4");
+    // Kept runs are named by seed and the parameters that differ from the defaults.
+    let dir = out.path().join("sim-4-shards-3-ops-200");
+    assert!(dir.join("run.toml").is_file(), "{}", text(&output));
     let output = run(&["replay", dir.to_str().unwrap()]);
     let all = text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");

@@ -112,7 +112,10 @@ fn shrinking_keeps_the_failure_with_fewer_faults_and_operations() {
     assert!(again.identical, "a shrunk run replays exactly too");
     // Faults are counted one way: what shrink calls the original's faults is what a replay of
     // the original says, and the shrunk run's count is its replay's.
-    assert_eq!(shrunk.original_faults, replay(&dir, None).unwrap().summary.faults);
+    assert_eq!(
+        shrunk.original_faults,
+        replay(&dir, None).unwrap().summary.faults
+    );
     assert_eq!(shrunk.summary.faults, again.summary.faults);
 }
 
