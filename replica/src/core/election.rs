@@ -16,7 +16,7 @@ use super::effect::{send, Effect};
 use super::merge::{merge, MergeInput};
 use super::parts::{self, Part, PartialPromise, Parts};
 use super::wire::{encoded_len, Checkpoint, SlotEntry, Value, WalRecord};
-use super::{Candidate, Core, Inflight, Leader, PeerMsg, PromiseInfo, RoleState, MAX_BALLOT_ROUND};
+use super::{Candidate, Core, Inflight, Leader, PeerMsg, PromiseInfo, RoleState};
 use crate::types::{Ballot, NodeId, Slot};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -26,12 +26,7 @@ const MAX_VIEW_COMMANDS_PER_MESSAGE: usize = 4096;
 impl Core {
     /// Becomes a candidate with a fresh, higher ballot and asks every peer to promise it.
     pub(super) fn start_election(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
-        let Some(round) = self
-            .promised
-            .round
-            .checked_add(1)
-            .filter(|r| *r <= MAX_BALLOT_ROUND)
-        else {
+        let Some(round) = self.next_round() else {
             // Only reachable from a corrupted disk (peers' ballots are bounded); better stuck
             // than panicking.
             tracing::error!(node = %self.me(), promised = %self.promised, "ballot rounds exhausted");

@@ -213,6 +213,16 @@ impl Core {
         }
     }
 
+    /// The round a new pre-vote or election asks for: one above the promise, unless that
+    /// would pass [`MAX_BALLOT_ROUND`] (only a corrupted disk gets there: peers' ballots are
+    /// bounded).
+    fn next_round(&self) -> Option<u64> {
+        self.promised
+            .round
+            .checked_add(1)
+            .filter(|r| *r <= MAX_BALLOT_ROUND)
+    }
+
     /// Pushes the election deadline a fresh random timeout into the future.
     fn reset_election_timer(&mut self, now_ms: u64) {
         let timeout = self

@@ -17,7 +17,7 @@
 //!   side, whose members stopped hearing it, grants a pre-vote and elects a new leader.
 
 use super::effect::{send, Effect};
-use super::{Core, PeerMsg, PreVote, RoleState, MAX_BALLOT_ROUND};
+use super::{Core, PeerMsg, PreVote, RoleState};
 use crate::types::{Ballot, NodeId, Slot};
 use std::collections::BTreeSet;
 
@@ -25,12 +25,7 @@ impl Core {
     /// The election timer fired at a backup: ask for pre-votes for the next round.
     pub(super) fn start_prevote(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         self.reset_election_timer(now_ms);
-        let Some(round) = self
-            .promised
-            .round
-            .checked_add(1)
-            .filter(|r| *r <= MAX_BALLOT_ROUND)
-        else {
+        let Some(round) = self.next_round() else {
             tracing::error!(node = %self.me(), promised = %self.promised, "ballot rounds exhausted");
             return;
         };
