@@ -490,9 +490,9 @@ mod tests {
         assert!(!header.contains("transfers"), "{classic}");
     }
 
-    #[test]
-    fn transfers_are_told_apart_by_their_shards() {
-        let client = |shard_of| BenchClient {
+    /// A bench client on a fake one-node cluster, its accounts on `shard_of`'s shards.
+    fn fake_client(shard_of: Option<Vec<u32>>) -> BenchClient {
+        BenchClient {
             bank: Arc::new(crate::targets::faultline::FaultlineClient {
                 transport: Arc::new(crate::cluster::fake::FakeCluster::new(1, &[], 10)),
                 nodes: Vec::new(),
@@ -502,7 +502,12 @@ mod tests {
             client: 0,
             ops: OpGen::new(1, 0, account_names(BENCH_ACCOUNTS)),
             shard_of,
-        };
+        }
+    }
+
+    #[test]
+    fn transfers_are_told_apart_by_their_shards() {
+        let client = fake_client;
         let t = |from: &str, to: &str| Op::Transfer {
             from: from.into(),
             to: to.into(),
@@ -527,17 +532,7 @@ mod tests {
         assert_eq!(phases.len(), 2);
         for (only, kind) in phases {
             let (only, kind) = (only.unwrap(), kind.unwrap());
-            let client = BenchClient {
-                bank: Arc::new(crate::targets::faultline::FaultlineClient {
-                    transport: Arc::new(crate::cluster::fake::FakeCluster::new(1, &[], 10)),
-                    nodes: Vec::new(),
-                    hint: Arc::default(),
-                    policy: Default::default(),
-                }),
-                client: 0,
-                ops: OpGen::new(1, 0, account_names(BENCH_ACCOUNTS)),
-                shard_of: Some(only.shard_of.clone()),
-            };
+            let client = fake_client(Some(only.shard_of.clone()));
             let mut ops = OpGen::new(7, 3, account_names(BENCH_ACCOUNTS))
                 .transfers_only()
                 .with_shards(only);
