@@ -509,14 +509,7 @@ impl Ctx<'_> {
             let (r, g, b) = s.kind.rgb();
             let top = w.y(s.start_ns);
             let height = (w.y(s.end_ns) - top).max(2.0);
-            let what = format!(
-                "{} {} from {:.3} s to {:.3} s{}",
-                s.kind.label(),
-                s.target,
-                s.start_ns as f64 / 1e9,
-                s.end_ns as f64 / 1e9,
-                if s.ended { "" } else { " (end of history)" }
-            );
+            let what = span_title(s);
             let _ = write!(
                 h,
                 "<div class=\"band\" style=\"top:{top:.0}px;height:{height:.0}px;left:{PROCESSES_LEFT_PX:.0}px;width:{width_px:.0}px;background:rgb({r},{g},{b})\" title=\"{}\"></div>",
@@ -570,14 +563,7 @@ impl Ctx<'_> {
             let (r, g, b) = s.kind.rgb();
             let top = w.y(s.start_ns);
             let height = (w.y(s.end_ns) - top).max(3.0);
-            let what = format!(
-                "{} {} from {:.3} s to {:.3} s{}",
-                s.kind.label(),
-                s.target,
-                s.start_ns as f64 / 1e9,
-                s.end_ns as f64 / 1e9,
-                if s.ended { "" } else { " (end of history)" }
-            );
+            let what = span_title(s);
             let label = if height >= 12.0 {
                 esc(&format!("{} {}", s.kind.label(), s.target))
             } else {
@@ -664,6 +650,18 @@ fn tooltip(op: &TimelineOp, end_ns: u64, words: &Words) -> String {
         let _ = write!(t, ", {} {e}", words.position);
     }
     t
+}
+
+/// A fault's tooltip: its kind, target and time range.
+fn span_title(s: &FaultSpan) -> String {
+    format!(
+        "{} {} from {:.3} s to {:.3} s{}",
+        s.kind.label(),
+        s.target,
+        s.start_ns as f64 / 1e9,
+        s.end_ns as f64 / 1e9,
+        if s.ended { "" } else { " (end of history)" }
+    )
 }
 
 #[cfg(test)]
