@@ -1,9 +1,6 @@
 //! Whole clusters of real shells and cores in the deterministic simulator: hand-built
 //! scenarios, then seeded runs with every fault. One test binary, so the suite links once.
 
-#[path = "../../../replica/tests/core/util.rs"]
-mod util;
-
 mod liveness;
 mod messages;
 mod random;

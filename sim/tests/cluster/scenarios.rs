@@ -1,6 +1,7 @@
-//! Whole-cluster scenarios in the deterministic simulator (`replica::core::sim`).
+//! Whole-cluster scenarios in the deterministic simulator (`replica::core::sim`). Scenarios that
+//! read better as a script of commands and their output are transcripts
+//! (`tests/testdata/*.txt`, run by `tests/transcripts/`).
 
-use crate::util::*;
 use replica::bank::Command;
 use replica::client_proto::{ClientResponse, SlotState};
 use replica::core::Value;
@@ -15,14 +16,6 @@ fn sim(nodes: u32, seed: u64) -> Sim {
 fn assert_all_good(sim: &Sim) {
     sim.check_safety().unwrap();
     sim.check_replies().unwrap();
-}
-
-/// How many times `command` appears in the agreed executed order.
-fn executions(sim: &Sim, command: &Command) -> usize {
-    sim.executed_log()
-        .iter()
-        .filter(|e| e.command.client == command.client && e.command.request == command.request)
-        .count()
 }
 
 fn others(sim: &Sim, but: &[NodeId]) -> Vec<NodeId> {
@@ -49,35 +42,6 @@ fn a_single_stable_proposer_is_chosen() {
             );
         }
     }
-}
-
-#[test]
-fn nothing_commits_without_a_majority() {
-    let mut sim = sim(5, 1);
-    let leader = sim.run_until_leader(2_000).unwrap();
-    let down: Vec<NodeId> = others(&sim, &[leader]).into_iter().take(3).collect();
-    for id in &down {
-        sim.crash(*id);
-    }
-    let token = sim.submit(leader, transfer(1, 1, "A", "B", 1));
-    sim.run_for(3_000);
-    assert!(sim.reply_to(token).is_none(), "two of five cannot commit");
-    for id in sim.node_ids().into_iter().filter(|id| sim.is_up(*id)) {
-        assert_eq!(sim.core(id).unwrap().status().commit_slot, Slot(0));
-    }
-    // One node back: a majority again, and the command commits (the leader retransmits). The
-    // client's wait expired long ago; its retry is answered from the reply table.
-    sim.restart(down[0]);
-    let command = transfer(1, 1, "A", "B", 1);
-    assert!(sim.run_until(3_000, |sim| executions(sim, &command) == 1));
-    let retry = sim.submit(leader, command);
-    sim.run_for(10);
-    assert!(
-        matches!(sim.reply_to(retry), Some(ClientResponse::Reply { .. })),
-        "{:?}",
-        sim.reply_to(retry)
-    );
-    assert_all_good(&sim);
 }
 
 #[test]
@@ -132,111 +96,6 @@ fn dueling_proposers_never_decide_different_values() {
         );
         assert_all_good(&sim);
     }
-}
-
-#[test]
-fn a_new_leader_recovers_majority_accepted_values_and_fills_gaps_with_noops() {
-    let mut sim = sim(5, 7);
-    let old = sim.run_until_leader(2_000).unwrap();
-    let rest = others(&sim, &[old]);
-    let (a, b, c, d) = (rest[0], rest[1], rest[2], rest[3]);
-    // a and b accept but the old leader never hears it; c and d hear nothing from it.
-    for (from, to) in [(a, old), (b, old), (old, c), (old, d)] {
-        sim.cut_link(from, to);
-    }
-    let x = transfer(1, 1, "A", "B", 1);
-    let y = transfer(2, 1, "B", "C", 1);
-    let z = transfer(3, 1, "C", "D", 1);
-    sim.submit(old, x.clone());
-    sim.run_for(10);
-    // y reaches only the old leader's own log: a minority.
-    sim.cut_link(old, a);
-    sim.cut_link(old, b);
-    sim.submit(old, y.clone());
-    sim.run_for(10);
-    sim.heal();
-    for (from, to) in [(a, old), (b, old), (old, c), (old, d)] {
-        sim.cut_link(from, to);
-    }
-    sim.submit(old, z.clone());
-    sim.run_for(10);
-    // Slots 1 and 3 are accepted by a majority, slot 2 by the old leader alone; nothing committed.
-    assert_eq!(sim.core(old).unwrap().status().commit_slot, Slot(0));
-    assert_eq!(sim.core(a).unwrap().slot_state(Slot(2)), SlotState::Unknown);
-    assert_eq!(
-        sim.core(a).unwrap().slot_state(Slot(3)),
-        SlotState::Accepted
-    );
-    sim.crash(old);
-    sim.heal();
-    let new = sim.run_until_leader(2_000).expect("a new leader");
-    assert!(
-        sim.run_until(1_000, |sim| sim.core(new).unwrap().status().commit_slot
-            >= Slot(3))
-    );
-    let (_, log) = sim.core(new).unwrap().log_view(Slot(1), 3);
-    let slots: Vec<(Vec<Command>, bool)> = log.into_iter().map(|e| (e.commands, e.noop)).collect();
-    assert_eq!(
-        slots,
-        vec![
-            (vec![x.clone()], false),
-            (vec![], true),
-            (vec![z.clone()], false)
-        ]
-    );
-    // The old leader comes back and replaces its minority value with the decided no-op.
-    sim.restart(old);
-    assert!(
-        sim.run_until_converged(2_000),
-        "{:?}",
-        sim.check_converged()
-    );
-    assert_eq!(
-        (
-            executions(&sim, &x),
-            executions(&sim, &y),
-            executions(&sim, &z)
-        ),
-        (1, 0, 1)
-    );
-    assert_eq!(
-        sim.core(new).unwrap().views().last().unwrap().next_slot,
-        Slot(4)
-    );
-    assert_all_good(&sim);
-}
-
-#[test]
-fn a_duplicate_request_committed_in_two_slots_executes_once() {
-    let mut sim = sim(5, 11);
-    let old = sim.run_until_leader(2_000).unwrap();
-    let rest = others(&sim, &[old]);
-    for from in &rest {
-        sim.cut_link(*from, old); // the old leader never learns its slot was accepted
-    }
-    let x = transfer(1, 1, "A", "B", 2);
-    sim.submit(old, x.clone());
-    sim.run_for(10);
-    sim.crash(old);
-    sim.heal();
-    let new = sim.run_until_leader(2_000).expect("a new leader");
-    // Keep the new leader from committing the recovered slot before the client's retry arrives.
-    let rest = others(&sim, &[new]);
-    sim.partition(&[&[new], &rest]);
-    let retry = sim.submit(new, x.clone());
-    sim.run_for(20);
-    sim.heal();
-    assert!(sim.run_until(2_000, |sim| sim.reply_to(retry).is_some()));
-    let (_, log) = sim.core(new).unwrap().log_view(Slot(1), 100);
-    let copies = log.iter().filter(|e| e.commands.contains(&x)).count();
-    assert_eq!(copies, 2, "the retry took a second slot: {log:?}");
-    assert_eq!(executions(&sim, &x), 1);
-    let Some(ClientResponse::Reply { reply, .. }) = sim.reply_to(retry) else {
-        panic!()
-    };
-    assert_eq!(reply.exec_index, 1);
-    assert_eq!(sim.core(new).unwrap().balances().1["A"], 8);
-    assert_all_good(&sim);
 }
 
 #[test]
