@@ -21,7 +21,8 @@ use crate::core::{
 };
 use crate::storage::superblock::{Missing, SUPERBLOCK_INTERVAL_MS};
 use crate::storage::{
-    self, FsRef, Journal, StorageError, SuperblockWriter, Wal, DEFAULT_MAX_RECORD_BYTES,
+    self, FsRef, Journal, JournalLimits, StorageError, SuperblockWriter, Wal,
+    DEFAULT_MAX_RECORD_BYTES,
 };
 use crate::types::NodeId;
 use std::collections::BTreeSet;
@@ -260,7 +261,12 @@ impl Shell {
 
     fn fetch_executed(&mut self, from: u64, max_entries: u32) -> ClientResponse {
         let max = max_entries.min(MAX_PAGE_ENTRIES) as usize;
-        match self.journal.read(from.max(1), max) {
+        // The caller kept everything below `from` (docs/client-protocol.md, FetchExecuted).
+        let read = self
+            .journal
+            .release_below(from)
+            .and_then(|()| self.journal.read(from.max(1), max));
+        match read {
             Ok(entries) => ClientResponse::Executed {
                 node: self.me,
                 first_available: self.journal.first_available(),
@@ -307,6 +313,9 @@ impl Shell {
                         .map_err(storage("cannot sync the executed journal"))?;
                     storage::write_checkpoint_in(&*self.fs, &self.data_dir, checkpoint)
                         .map_err(storage("cannot write the checkpoint"))?;
+                    self.journal
+                        .note_checkpoint(checkpoint.bank.exec_index())
+                        .map_err(storage("cannot compact the executed journal"))?;
                     self.checkpoint_slot = checkpoint.slot.0;
                     took_checkpoint = true;
                 }
@@ -421,27 +430,40 @@ fn open_journal(
     checkpoint: Option<&Checkpoint>,
     me: NodeId,
 ) -> Result<Journal, ShellError> {
-    let (mut journal, torn) =
-        Journal::open_in(fs.clone(), dir).map_err(storage("cannot open the executed journal"))?;
-    if let Some(torn) = torn {
-        tracing::warn!(node = %me, ?torn, "cut a torn tail off the executed journal");
+    let (mut journal, cuts) = Journal::open_in(fs.clone(), dir, JournalLimits::default())
+        .map_err(storage("cannot open the executed journal"))?;
+    for cut in cuts {
+        tracing::warn!(
+            node = %me,
+            file = %cut.path.display(),
+            offset = cut.offset,
+            dropped_bytes = cut.dropped_bytes,
+            reason = %cut.reason,
+            "cut damage off the executed journal: {} from byte offset {}",
+            cut.path.display(),
+            cut.offset
+        );
     }
     let checkpoint_exec = checkpoint.map_or(0, |c| c.bank.exec_index());
     journal
         .truncate_after(checkpoint_exec)
         .map_err(storage("cannot truncate the executed journal"))?;
     if journal.next_exec_index() <= checkpoint_exec {
-        // Killed between installing a snapshot and resetting the journal: the entries up to
-        // the checkpoint are not known here, so the journal restarts after it.
+        // Killed between installing a snapshot and resetting the journal, or damage cut it:
+        // the entries up to the checkpoint are not known here, so the journal goes on after
+        // it, keeping what it holds.
         tracing::warn!(
             node = %me,
             journal_next = journal.next_exec_index(),
             checkpoint_exec,
-            "the executed journal ends before the checkpoint; restarting it after the checkpoint"
+            "the executed journal ends before the checkpoint; continuing it after the checkpoint"
         );
         journal
-            .reset(checkpoint_exec + 1)
-            .map_err(storage("cannot reset the executed journal"))?;
+            .restart_at(checkpoint_exec + 1)
+            .map_err(storage("cannot restart the executed journal"))?;
     }
+    journal
+        .note_checkpoint(checkpoint_exec)
+        .map_err(storage("cannot compact the executed journal"))?;
     Ok(journal)
 }
