@@ -467,8 +467,11 @@ struct Remote {
 enum Role {
     /// A cluster member: peer streams (and introspection).
     Peer(NodeId),
-    /// A client allowed these ids.
-    Client(crate::types::ClientIdRange),
+    /// A client allowed these ids; an operator may also read the replica's state.
+    Client {
+        ids: crate::types::ClientIdRange,
+        operator: bool,
+    },
     /// A replica of another cluster (or a removed member): introspection only.
     Stranger,
 }
@@ -559,7 +562,7 @@ async fn serve_connection<M: DeserializeOwned + Send + 'static>(
     // Held while the connection lives: a client connection counts against its certificate's
     // share and the client cap.
     let (_client_permits, share) = match role {
-        Role::Client(ids) => {
+        Role::Client { ids, .. } => {
             let share = ctx.share(ids);
             let Ok(own) = share.connections.clone().try_acquire_owned() else {
                 tracing::debug!(remote = %addr, %name, "closing a client connection: {name} already holds {}", ctx.limits.max_connections_per_identity);
@@ -600,7 +603,14 @@ fn admit<M>(
     match peer_role(connection) {
         Some(CertRole::Replica(node)) if ctx.members.contains(&node) => Some(Role::Peer(node)),
         Some(CertRole::Replica(_)) => Some(Role::Stranger),
-        Some(CertRole::Client(ids)) => Some(Role::Client(ids)),
+        Some(CertRole::Client(ids)) => Some(Role::Client {
+            ids,
+            operator: false,
+        }),
+        Some(CertRole::Operator(ids)) => Some(Role::Client {
+            ids,
+            operator: true,
+        }),
         None => {
             if let Some(left_out) = ctx.warnings.allow(name, "no role", Instant::now()) {
                 tracing::warn!(remote = %addr, %name, left_out, "connection from {name} at {addr} has no usable role in its certificate; closing it");
@@ -619,7 +629,7 @@ fn limit_connection(connection: &quinn::Connection, role: Role, limits: &NetLimi
             connection.set_receive_window(super::tls::CONNECTION_RECEIVE_WINDOW.into());
         }
         Role::Stranger => connection.set_max_concurrent_bi_streams(REPLICA_BIDI_STREAMS.into()),
-        Role::Client(_) => {
+        Role::Client { .. } => {
             connection.set_max_concurrent_uni_streams(0u32.into());
             connection
                 .set_max_concurrent_bi_streams(limits.max_client_streams_per_connection.into());
@@ -698,9 +708,13 @@ async fn accept_client_streams<M>(
     share: Option<Arc<Share>>,
 ) {
     let allowed = match remote.role {
-        Role::Client(ids) => Some(ids),
+        Role::Client { ids, .. } => Some(ids),
         Role::Peer(_) | Role::Stranger => None,
     };
+    let inspects = matches!(
+        remote.role,
+        Role::Peer(_) | Role::Client { operator: true, .. }
+    );
     // QUIC stream credit already bounds the streams open per connection; the semaphore keeps
     // us from accepting more than that even while answers are still being written.
     let per_connection = ctx.limits.max_client_streams_per_connection as usize;
@@ -720,6 +734,7 @@ async fn accept_client_streams<M>(
             addr: remote.addr,
             me: ctx.me,
             allowed,
+            inspects,
             limits: ctx.limits,
             warnings: ctx.warnings.clone(),
         };
@@ -755,7 +770,7 @@ async fn next_stream<M>(
     in_flight: &Semaphore,
 ) -> Option<(quinn::SendStream, quinn::RecvStream)> {
     let per_connection = ctx.limits.max_client_streams_per_connection.max(1) as usize;
-    if !matches!(remote.role, Role::Client(_)) {
+    if !matches!(remote.role, Role::Client { .. }) {
         return connection.accept_bi().await.ok();
     }
     loop {
@@ -782,6 +797,8 @@ struct ClientStream {
     me: NodeId,
     /// The client ids this connection's certificate allows (none for a replica).
     allowed: Option<crate::types::ClientIdRange>,
+    /// May read the replica's state: an operator or a member.
+    inspects: bool,
     limits: NetLimits,
     warnings: Arc<WarnLimiter>,
 }
@@ -826,8 +843,22 @@ impl ClientStream {
             .await;
     }
 
-    /// A submit under a client id this connection's certificate does not allow.
+    /// A submit under a client id this connection's certificate does not allow, or a read of
+    /// the replica's state by neither an operator nor a member.
     fn refuse(&self, request: &ClientRequest) -> Option<ClientResponse> {
+        if request.needs_operator() && !self.inspects {
+            if let Some(left_out) = self
+                .warnings
+                .allow(&self.name, "not an operator", Instant::now())
+            {
+                tracing::warn!(
+                    name = %self.name, remote = %self.addr, left_out,
+                    "{} at {} is not an operator: print-db, print-log, fetch-executed and failpoints refused",
+                    self.name, self.addr
+                );
+            }
+            return Some(ClientResponse::OperatorOnly { node: self.me });
+        }
         let ClientRequest::Submit(command) = request else {
             return None;
         };

@@ -12,7 +12,7 @@
 //! only a backstop that eventually frees connections to vanished peers; keep-alives stop a
 //! quiet but healthy link from idling out.
 
-use super::certs::{CLIENT_ROLE_PREFIX, REPLICA_ROLE_PREFIX};
+use super::certs::{CLIENT_ROLE_PREFIX, OPERATOR_ROLE_PREFIX, REPLICA_ROLE_PREFIX};
 use crate::types::{ClientIdRange, NodeId};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{IdleTimeout, TransportConfig, VarInt};
@@ -229,6 +229,19 @@ pub enum CertRole {
     Replica(NodeId),
     /// A client: may submit commands under these client ids.
     Client(ClientIdRange),
+    /// An operator: a client that may also read the replica's state (print-db, print-log,
+    /// fetch-executed).
+    Operator(ClientIdRange),
+}
+
+impl CertRole {
+    /// The client ids a client or operator may submit under.
+    pub fn client_ids(self) -> Option<ClientIdRange> {
+        match self {
+            CertRole::Client(ids) | CertRole::Operator(ids) => Some(ids),
+            CertRole::Replica(_) => None,
+        }
+    }
 }
 
 impl TlsIdentity {
@@ -282,6 +295,9 @@ pub fn cert_role(der: &[u8]) -> Option<CertRole> {
             .is_some_and(|eku| eku.value.server_auth);
         let named = first_dns_name(der).is_some_and(|dns| dns == node.to_string());
         return (server_auth && named).then_some(CertRole::Replica(node));
+    }
+    if let Some(ids) = uri.strip_prefix(OPERATOR_ROLE_PREFIX) {
+        return Some(CertRole::Operator(ids.parse().ok()?));
     }
     let ids = uri.strip_prefix(CLIENT_ROLE_PREFIX)?.parse().ok()?;
     Some(CertRole::Client(ids))

@@ -9,7 +9,8 @@ use replica::bank::{Command, Op, OpResult};
 use replica::client::Client;
 use replica::client_proto::{ClientRequest, ClientResponse, Role};
 use replica::config::ClusterConfig;
-use replica::types::{Amount, ClientId, NodeId, RequestId};
+use replica::net::certs::ClientCert;
+use replica::types::{Amount, ClientId, ClientIdRange, NodeId, RequestId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
@@ -72,7 +73,11 @@ impl Cluster {
         for (node, port) in config.nodes.iter_mut().zip(free_udp_ports(nodes)) {
             node.addr.set_port(port);
         }
-        replica::net::certs::generate_cluster_certs(&cert_dir, &config.node_ids(), &["client"])
+        let clients = [
+            ClientCert::operator("client", ClientIdRange::DEFAULT),
+            ClientCert::new("plain", ClientIdRange::DEFAULT),
+        ];
+        replica::net::certs::generate_cluster(&cert_dir, &config.node_ids(), &clients, None)
             .expect("certificates");
         let config_path = dir.path().join("cluster.toml");
         config.save(&config_path).expect("write cluster.toml");
