@@ -37,10 +37,13 @@
 
 use super::codes;
 use super::frame::{encode_frame, finish, read_frame, write_frame, FrameReader};
-use super::peer::{run_link, LinkStats, INCARNATION_BYTES};
-use super::tls::{peer_name, peer_role, CertRole, TlsError, TlsIdentity};
+use super::peer::{
+    mismatch_reason, run_link, LinkStats, PeerHeader, OLD_PEER_HEADER_BYTES, PEER_HEADER_BYTES,
+};
+use super::tls::{peer_name, peer_role, speaks_fingerprint, CertRole, TlsError, TlsIdentity};
 use super::warnings::WarnLimiter;
 use crate::client_proto::{ClientRequest, ClientResponse};
+use crate::config::ConfigFingerprint;
 use crate::types::{ClientIdRange, NodeId};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -112,6 +115,8 @@ pub struct NetLimits {
     pub max_client_streams_per_identity: usize,
     pub max_handshakes: usize,
     pub client_idle_timeout: Duration,
+    /// Announced on our peer streams and required on theirs ([`ConfigFingerprint`]).
+    pub config_fingerprint: ConfigFingerprint,
 }
 
 impl NetLimits {
@@ -129,6 +134,7 @@ impl NetLimits {
             max_client_streams_per_identity: MAX_CLIENT_STREAMS_PER_IDENTITY,
             max_handshakes: MAX_HANDSHAKES,
             client_idle_timeout: CLIENT_IDLE_TIMEOUT,
+            config_fingerprint: ConfigFingerprint::default(),
         }
     }
 }
@@ -236,7 +242,10 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
         let mut tasks = Vec::new();
         let mut links = HashMap::new();
         let mut restarted = HashMap::new();
-        let incarnation: u64 = rand::random();
+        let header = PeerHeader {
+            incarnation: rand::random(),
+            fingerprint: limits.config_fingerprint,
+        };
         for (peer, addr) in peers.iter().copied().filter(|(peer, _)| *peer != me) {
             let (queue, rx) = mpsc::channel(queue_bound);
             let stats = Arc::new(LinkStats::new(peer.to_string()));
@@ -248,7 +257,7 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
                 rx,
                 stats.clone(),
                 notify.clone(),
-                incarnation,
+                header,
             )));
             links.insert(peer, Link { queue, stats });
             restarted.insert(peer, notify);
@@ -436,6 +445,36 @@ impl<M> AcceptContext<M> {
                 })
             })
             .clone()
+    }
+
+    /// Whether a peer stream's header announces our configuration; if not, says so with both
+    /// fingerprints and closes the connection.
+    fn same_config(
+        &self,
+        node: NodeId,
+        addr: SocketAddr,
+        header: &PeerHeader,
+        connection: &quinn::Connection,
+    ) -> bool {
+        let ours = self.limits.config_fingerprint;
+        let theirs = header.fingerprint;
+        if theirs == ours {
+            return true;
+        }
+        let name = node.to_string();
+        if let Some(left_out) = self.warnings.allow(&name, "config mismatch", Instant::now()) {
+            tracing::error!(
+                peer = %node, remote = %addr, %ours, %theirs, left_out,
+                "refusing {node} at {addr}: its configuration fingerprint {theirs} differs from ours \
+                 {ours} (accounts, initial balance, members or shards differ; compare cluster.toml)"
+            );
+        }
+        let reason = mismatch_reason(ours);
+        connection.close(
+            quinn::VarInt::from_u32(codes::CONFIG_MISMATCH),
+            reason.as_bytes(),
+        );
+        false
     }
 
     /// Notes the incarnation a peer stream announced; a new one means the peer restarted,
@@ -660,13 +699,20 @@ async fn accept_peer_streams<M: DeserializeOwned + Send + 'static>(
         let (ctx, connection, addr) = (ctx.clone(), connection.clone(), remote.addr);
         tokio::spawn(async move {
             let mut recv = recv;
-            let mut header = [0u8; INCARNATION_BYTES];
-            let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv.read_exact(&mut header));
+            // An older peer (`faultline/1`) sends no fingerprint: nothing to compare.
+            let checked = speaks_fingerprint(&connection);
+            let len = if checked { PEER_HEADER_BYTES } else { OLD_PEER_HEADER_BYTES };
+            let mut header = [0u8; PEER_HEADER_BYTES];
+            let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv.read_exact(&mut header[..len]));
             if !matches!(read.await, Ok(Ok(()))) {
                 tracing::debug!(peer = %node, remote = %addr, "peer stream from {node} ended before its header");
                 return;
             }
-            ctx.note_incarnation(node, u64::from_le_bytes(header));
+            let header = PeerHeader::decode(&header);
+            if checked && !ctx.same_config(node, addr, &header, &connection) {
+                return;
+            }
+            ctx.note_incarnation(node, header.incarnation);
             let reader = FrameReader::new(recv, ctx.limits.max_frame_bytes);
             read_peer_stream(reader, node, addr, connection, ctx.peer_tx.clone()).await;
         });

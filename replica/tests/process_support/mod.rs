@@ -100,6 +100,12 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, id: NodeId) {
+        let config_path = self.config_path.clone();
+        self.start_node_with(id, &config_path);
+    }
+
+    /// Starts `id` reading `config_path` rather than the cluster's own `cluster.toml`.
+    pub fn start_node_with(&mut self, id: NodeId, config_path: &Path) {
         let log = self.dir.path().join(format!("{id}.log"));
         // REPLICA_WRAPPER (say `heaptrack`) runs each replica under a profiler.
         let bin = &self.bin;
@@ -114,7 +120,7 @@ impl Cluster {
         let child = process
             .arg("run")
             .arg("--config")
-            .arg(&self.config_path)
+            .arg(config_path)
             .arg("--id")
             .arg(id.to_string())
             .arg("--data-dir")
