@@ -16,15 +16,13 @@
 
 use crate::bank::Executed;
 use crate::client_proto::{ClientRequest, ClientResponse};
-use crate::core::{
-    Checkpoint, Core, CoreConfig, Effect, PeerMsg, Recovered, ReplyToken, WalRecord,
-};
+use crate::core::{Checkpoint, Core, CoreConfig, Effect, PeerMsg, ReplyToken, WalRecord};
 use crate::storage::superblock::{Missing, SUPERBLOCK_INTERVAL_MS};
 use crate::storage::{
     self, FsRef, Journal, JournalLimits, StorageError, SuperblockWriter, Wal,
     DEFAULT_MAX_RECORD_BYTES,
 };
-use crate::types::NodeId;
+use crate::types::{ExecIndex, NodeId};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -110,21 +108,32 @@ impl Shell {
         let dir = &config.data_dir;
         let me = config.core.me;
         storage::ensure_dir(&*fs, dir).map_err(storage("cannot create the data directory"))?;
-        let (mut wal, records, torn) =
-            Wal::<WalRecord>::open_in(fs.clone(), dir, DEFAULT_MAX_RECORD_BYTES)
-                .map_err(storage("cannot open the write-ahead log"))?;
-        if let Some(torn) = torn {
-            tracing::warn!(node = %me, ?torn, "cut a torn tail off the write-ahead log");
-        }
-        wal.set_fsync(config.fsync);
         let checkpoint: Option<Checkpoint> = storage::read_checkpoint_in(&*fs, dir)
             .map_err(storage("cannot read the checkpoint"))?;
         if let Some(checkpoint) = &checkpoint {
             check_accounts(dir, checkpoint, &config.core)?;
         }
+        let checkpoint_slot = checkpoint.as_ref().map(|c| c.slot.0);
+        let checkpoint_exec = checkpoint.as_ref().map_or(0, |c| c.bank.exec_index());
+        // The WAL is replayed as it is read (a bounded buffer), never loaded whole.
+        let mut recovery = Core::recover(config.core.clone(), checkpoint, config.seed, now_ms);
+        let mut records = 0u64;
+        let (mut wal, torn) = Wal::<WalRecord>::open_streaming(
+            fs.clone(),
+            dir,
+            DEFAULT_MAX_RECORD_BYTES,
+            &mut |record| {
+                records += 1;
+                recovery.replay(record);
+            },
+        )
+        .map_err(storage("cannot open the write-ahead log"))?;
+        if let Some(torn) = torn {
+            tracing::warn!(node = %me, ?torn, "cut a torn tail off the write-ahead log");
+        }
+        wal.set_fsync(config.fsync);
         let recorded = storage::read_superblock_in(&*fs, dir)
             .map_err(storage("cannot read the superblock"))?;
-        let checkpoint_slot = checkpoint.as_ref().map(|c| c.slot.0);
         if let Some(recorded) = recorded {
             recorded.check(dir, wal.path(), wal.size_bytes(), checkpoint_slot)?;
         }
@@ -134,19 +143,15 @@ impl Shell {
         superblock
             .write(wal.synced_len(), checkpoint_slot)
             .map_err(storage("cannot write the superblock"))?;
-        let journal = open_journal(&fs, dir, checkpoint.as_ref(), me)?;
+        let journal = open_journal(&fs, dir, checkpoint_exec, me)?;
         tracing::info!(
             node = %me,
-            records = records.len(),
-            checkpoint_exec = checkpoint.as_ref().map_or(0, |c| c.bank.exec_index()),
+            records,
+            checkpoint_exec,
             "recovered state from {}",
             dir.display()
         );
-        let recovered = Recovered {
-            checkpoint,
-            records,
-        };
-        let (core, effects) = Core::new(config.core.clone(), recovered, config.seed, now_ms);
+        let (core, effects) = recovery.finish();
         let mut shell = Shell {
             core,
             me,
@@ -427,7 +432,7 @@ fn check_accounts(
 fn open_journal(
     fs: &FsRef,
     dir: &Path,
-    checkpoint: Option<&Checkpoint>,
+    checkpoint_exec: ExecIndex,
     me: NodeId,
 ) -> Result<Journal, ShellError> {
     let (mut journal, cuts) = Journal::open_in(fs.clone(), dir, JournalLimits::default())
@@ -444,7 +449,6 @@ fn open_journal(
             cut.offset
         );
     }
-    let checkpoint_exec = checkpoint.map_or(0, |c| c.bank.exec_index());
     journal
         .truncate_after(checkpoint_exec)
         .map_err(storage("cannot truncate the executed journal"))?;
