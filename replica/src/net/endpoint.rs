@@ -28,7 +28,9 @@
 //!   ([`NetLimits::max_handshakes`]), and one that cannot get a slot is refused at once;
 //! - a connection from a member's configured address skips that budget and the connection
 //!   cap (it still has to present the member's certificate): a flood never keeps a
-//!   restarting follower's links out;
+//!   restarting follower's links out. Behind the harness's relay this never matches (the
+//!   relay forwards from ephemeral upstream ports, and the certificate is known only after
+//!   the handshake), so relayed members share the budget;
 //! - a client certificate (its client id range) gets a fair share, not the whole budget: at
 //!   most [`NetLimits::max_connections_per_identity`] connections and
 //!   [`NetLimits::max_client_streams_per_identity`] requests at once;

@@ -26,6 +26,9 @@ pub struct Cluster {
     bin: PathBuf,
 }
 
+/// The first client id of the `plain` certificate's range (1,000 ids).
+pub const PLAIN_FIRST_ID: u64 = 1 << 33;
+
 /// Free UDP ports on loopback: bind to port 0, note the port, release it.
 fn free_udp_ports(count: usize) -> Vec<u16> {
     let sockets: Vec<std::net::UdpSocket> = (0..count)
@@ -73,12 +76,17 @@ impl Cluster {
         for (node, port) in config.nodes.iter_mut().zip(free_udp_ports(nodes)) {
             node.addr.set_port(port);
         }
+        // `plain`: a client certificate of its own id range (its own share of every limit).
+        let plain_ids = ClientIdRange::new(PLAIN_FIRST_ID, PLAIN_FIRST_ID + 999).expect("ids");
         let clients = [
             ClientCert::operator("client", ClientIdRange::DEFAULT),
-            ClientCert::new("plain", ClientIdRange::DEFAULT),
+            ClientCert::new("plain", plain_ids),
         ];
         replica::net::certs::generate_cluster(&cert_dir, &config.node_ids(), &clients, None)
             .expect("certificates");
+        // `rogue`: signed by a CA the cluster does not trust (its handshakes fail).
+        replica::net::certs::generate_foreign_client_cert(&cert_dir, "rogue")
+            .expect("a foreign certificate");
         let config_path = dir.path().join("cluster.toml");
         config.save(&config_path).expect("write cluster.toml");
         let config = ClusterConfig::load(&config_path).expect("reload cluster.toml");
