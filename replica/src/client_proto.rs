@@ -134,7 +134,9 @@ pub enum ClientResponse {
     /// The request needs an operator ([`ClientRequest::needs_operator`]: PrintDb, PrintLog,
     /// FetchExecuted, ArmFailpoint) and the certificate is neither an operator's nor a cluster
     /// member's. Refused by the network layer; retrying cannot help.
-    OperatorOnly { node: NodeId },
+    OperatorOnly {
+        node: NodeId,
+    },
 }
 
 impl ClientResponse {

@@ -137,14 +137,23 @@ async fn only_an_operator_or_a_member_may_read_the_replicas_state() {
             );
         }
         // Status stays open: clients find the leader with it.
-        assert_eq!(c.call(NodeId(1), &ClientRequest::Status, CALL).await.unwrap(), seen());
+        assert_eq!(
+            c.call(NodeId(1), &ClientRequest::Status, CALL)
+                .await
+                .unwrap(),
+            seen()
+        );
     }
     assert_eq!(seen_count.load(Ordering::SeqCst), 2);
     // The operator (the cluster's own client certificate) and a member (n2) are served.
     for name in ["client", "n2"] {
         let c = client(&certs, &addrs, name);
         for request in &reads {
-            assert_eq!(c.call(NodeId(1), request, CALL).await.unwrap(), seen(), "{name}");
+            assert_eq!(
+                c.call(NodeId(1), request, CALL).await.unwrap(),
+                seen(),
+                "{name}"
+            );
         }
     }
     assert_eq!(seen_count.load(Ordering::SeqCst), 2 + 2 * reads.len());

@@ -220,7 +220,9 @@ async fn a_peer_with_another_configuration_is_refused() {
     let connection = raw_connect(&certs.identity("n2"), addrs[0], "n1").await;
     let mut stream = connection.open_uni().await.unwrap();
     let _ = stream.write_all(&peer_header(9, 2)).await;
-    let _ = stream.write_all(&encode_frame(&TestMsg::Ping(666), MAX_FRAME).unwrap()).await;
+    let _ = stream
+        .write_all(&encode_frame(&TestMsg::Ping(666), MAX_FRAME).unwrap())
+        .await;
     let reason = timeout(WAIT, connection.closed()).await.unwrap();
     assert!(closed_with(&reason, codes::CONFIG_MISMATCH), "{reason}");
     assert!(reason.to_string().contains("00000001"), "{reason}");

@@ -135,7 +135,10 @@ async fn one_flooding_certificate_does_not_lock_an_honest_client_out() {
     let leader = wait_for_leader(&cluster.client(), &cluster.live(), ELECTION)
         .await
         .expect("a leader");
-    let addr = cluster.config.client_addr(leader).expect("the leader's address");
+    let addr = cluster
+        .config
+        .client_addr(leader)
+        .expect("the leader's address");
     let server = leader.to_string();
     let pid = cluster.pid(leader).expect("leader pid");
 

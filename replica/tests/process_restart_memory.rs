@@ -118,7 +118,11 @@ fn restart_memory_over_a_large_wal() {
     let peak = peak_rss_kib(child.id());
     let _ = child.kill();
     let _ = child.wait();
-    assert!(recovered, "{}", std::fs::read_to_string(&log).unwrap_or_default());
+    assert!(
+        recovered,
+        "{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
     println!(
         "restart over a WAL of {records} records ({} MiB): peak RSS {} MiB ({bin})",
         wal_bytes >> 20,

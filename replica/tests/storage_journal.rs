@@ -182,7 +182,10 @@ fn a_torn_tail_is_cut_and_the_earlier_entries_survive() {
 fn an_empty_or_wholly_torn_file_starts_a_fresh_journal() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join(JOURNAL_DIR)).unwrap();
-    let path = dir.path().join(JOURNAL_DIR).join("00000000000000000001.log");
+    let path = dir
+        .path()
+        .join(JOURNAL_DIR)
+        .join("00000000000000000001.log");
     std::fs::write(path, [3u8, 0]).unwrap();
     let (mut journal, cuts) = Journal::open(dir.path()).unwrap();
     assert_eq!(cuts.len(), 1, "{cuts:?}");
@@ -230,7 +233,10 @@ fn a_flipped_byte_early_costs_only_the_rest_of_its_segment() {
     let (mut journal, cuts) = Journal::open_in(fs::real(), dir.path(), limits).unwrap();
     assert_eq!(cuts.len(), 1, "{cuts:?}");
     assert_eq!(cuts[0].path, damaged, "the cut names the damaged file");
-    assert!(cuts[0].offset <= 600, "and the offset of the damage: {cuts:?}");
+    assert!(
+        cuts[0].offset <= 600,
+        "and the offset of the damage: {cuts:?}"
+    );
     assert_eq!((journal.first_available(), journal.last()), (1, 1000));
     let head = journal.read(1, 1000).unwrap();
     let kept = head.len() as u64;
@@ -303,7 +309,10 @@ fn truncation_and_restart_work_across_segments() {
     assert_eq!(journal.read(1, 1000).unwrap().len(), 55);
     assert_eq!(journal.read(56, 1000).unwrap(), vec![entry(80), entry(81)]);
     journal.truncate_after(30).unwrap();
-    assert_eq!(journal.read(1, 1000).unwrap(), (1..=30).map(entry).collect::<Vec<_>>());
+    assert_eq!(
+        journal.read(1, 1000).unwrap(),
+        (1..=30).map(entry).collect::<Vec<_>>()
+    );
     journal.reset(7).unwrap();
     assert_eq!(segments(dir.path()).len(), 1);
 }
@@ -314,10 +323,17 @@ fn an_earlier_versions_single_file_journal_is_kept() {
     let mut journal = open(dir.path());
     fill(&mut journal, 1..=30);
     drop(journal);
-    std::fs::rename(only_segment(dir.path()), dir.path().join(LEGACY_JOURNAL_FILE)).unwrap();
+    std::fs::rename(
+        only_segment(dir.path()),
+        dir.path().join(LEGACY_JOURNAL_FILE),
+    )
+    .unwrap();
     std::fs::remove_dir(dir.path().join(JOURNAL_DIR)).unwrap();
     let mut journal = open(dir.path());
-    assert_eq!(journal.read(1, 100).unwrap(), (1..=30).map(entry).collect::<Vec<_>>());
+    assert_eq!(
+        journal.read(1, 100).unwrap(),
+        (1..=30).map(entry).collect::<Vec<_>>()
+    );
     fill(&mut journal, 31..=31);
     assert!(!dir.path().join(LEGACY_JOURNAL_FILE).exists());
 }

@@ -429,6 +429,12 @@ fn a_restart_replays_the_wal_as_it_reads_it_in_bounded_chunks() {
         "the first record is replayed after reading {} bytes, not the whole log",
         read_at_first.unwrap()
     );
-    assert!(largest_read.load(SeqCst) <= chunk, "every read is one bounded chunk");
-    assert!(read_bytes.load(SeqCst) < 2 * file_len, "the log is read about once");
+    assert!(
+        largest_read.load(SeqCst) <= chunk,
+        "every read is one bounded chunk"
+    );
+    assert!(
+        read_bytes.load(SeqCst) < 2 * file_len,
+        "the log is read about once"
+    );
 }

@@ -114,8 +114,7 @@ impl Core {
                 value,
             } => {
                 self.promised = self.promised.max(ballot);
-                if slot > self.log.base() && self.log.get(slot).is_none_or(|e| e.ballot <= ballot)
-                {
+                if slot > self.log.base() && self.log.get(slot).is_none_or(|e| e.ballot <= ballot) {
                     let entry = Entry {
                         ballot,
                         value,

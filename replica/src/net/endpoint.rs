@@ -464,7 +464,10 @@ impl<M> AcceptContext<M> {
             return true;
         }
         let name = node.to_string();
-        if let Some(left_out) = self.warnings.allow(&name, "config mismatch", Instant::now()) {
+        if let Some(left_out) = self
+            .warnings
+            .allow(&name, "config mismatch", Instant::now())
+        {
             tracing::error!(
                 peer = %node, remote = %addr, %ours, %theirs, left_out,
                 "refusing {node} at {addr}: its configuration fingerprint {theirs} differs from ours \
@@ -703,7 +706,11 @@ async fn accept_peer_streams<M: DeserializeOwned + Send + 'static>(
             let mut recv = recv;
             // An older peer (`faultline/1`) sends no fingerprint: nothing to compare.
             let checked = speaks_fingerprint(&connection);
-            let len = if checked { PEER_HEADER_BYTES } else { OLD_PEER_HEADER_BYTES };
+            let len = if checked {
+                PEER_HEADER_BYTES
+            } else {
+                OLD_PEER_HEADER_BYTES
+            };
             let mut header = [0u8; PEER_HEADER_BYTES];
             let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv.read_exact(&mut header[..len]));
             if !matches!(read.await, Ok(Ok(()))) {
@@ -895,9 +902,9 @@ impl ClientStream {
     /// the replica's state by neither an operator nor a member.
     fn refuse(&self, request: &ClientRequest) -> Option<ClientResponse> {
         if request.needs_operator() && !self.inspects {
-            if let Some(left_out) = self
-                .warnings
-                .allow(&self.name, "not an operator", Instant::now())
+            if let Some(left_out) =
+                self.warnings
+                    .allow(&self.name, "not an operator", Instant::now())
             {
                 tracing::warn!(
                     name = %self.name, remote = %self.addr, left_out,

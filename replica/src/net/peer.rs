@@ -137,7 +137,9 @@ impl LinkError {
             return None;
         }
         let reason = String::from_utf8_lossy(&close.reason);
-        let theirs = reason.strip_prefix("configuration fingerprint ").unwrap_or(&reason);
+        let theirs = reason
+            .strip_prefix("configuration fingerprint ")
+            .unwrap_or(&reason);
         Some(theirs.trim_end_matches(" expected").to_string())
     }
 }

@@ -402,7 +402,11 @@ impl Journal {
     ) -> Result<Vec<Executed>, StorageError> {
         let from = from.max(segment.first);
         let is_active = std::ptr::eq(segment, &self.active);
-        let file_len = if is_active { self.active.len } else { segment.len };
+        let file_len = if is_active {
+            self.active.len
+        } else {
+            segment.len
+        };
         let first = (from - segment.first) as usize;
         let end = first + max.min(segment.offsets.len() - first);
         let (end, range_end) = byte_budget(segment, file_len, first, end, *budget);
@@ -528,7 +532,10 @@ fn create_segment(
 /// Moves an earlier version's `journal.log` into the journal directory as its first segment.
 fn migrate_legacy(fs: &dyn fs::Fs, data_dir: &Path, dir: &Path) -> Result<(), StorageError> {
     let legacy = data_dir.join(LEGACY_JOURNAL_FILE);
-    if !fs.exists(&legacy).map_err(StorageError::io("stat", &legacy))? {
+    if !fs
+        .exists(&legacy)
+        .map_err(StorageError::io("stat", &legacy))?
+    {
         return Ok(());
     }
     // Named 0 so that it sorts first; its `Start` record says where it really begins.
