@@ -375,7 +375,8 @@ fn init_with(
     let path = dir.join("cluster.toml");
     config.save(&path)?;
     let ids = config.node_ids();
-    let client = ClientCert::new("client", ClientIdRange::DEFAULT);
+    // The cluster's own client certificate serves `replica ctl`: an operator.
+    let client = ClientCert::operator("client", ClientIdRange::DEFAULT);
     crate::net::certs::generate_cluster(&dir.join("certs"), &ids, &[client], ca_key_out)?;
     println!(
         "wrote {} and certificates in {}",
@@ -407,7 +408,7 @@ fn certs(config_path: &Path, ca_key_out: Option<&Path>) -> anyhow::Result<()> {
         .and_then(|s| s.to_str())
         .unwrap_or("client")
         .to_string();
-    let client = ClientCert::new(&client, ClientIdRange::DEFAULT);
+    let client = ClientCert::operator(&client, ClientIdRange::DEFAULT);
     crate::net::certs::generate_cluster(&dir, &config.node_ids(), &[client], ca_key_out)?;
     println!("wrote certificates in {}", dir.display());
     Ok(())
@@ -625,6 +626,10 @@ fn print_response(response: &ClientResponse) {
             let when = if *once { "its next hit" } else { "every hit" };
             println!("{node}: failpoint {name} armed: the replica aborts at {when}")
         }
+        ClientResponse::OperatorOnly { node } => println!(
+            "{node}: refused: this request needs an operator certificate \
+             (faultline:operator:..., as `replica init` writes for client.pem)"
+        ),
     }
 }
 

@@ -108,10 +108,7 @@ impl Client {
             })
             .collect();
         let endpoint = client_endpoint(&identity, nodes.values().map(|slot| slot.addr))?;
-        let ids = match identity.role() {
-            Some(CertRole::Client(ids)) => Some(ids),
-            _ => None,
-        };
+        let ids = identity.role().and_then(CertRole::client_ids);
         Ok(Client {
             endpoint,
             nodes,

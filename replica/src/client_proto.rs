@@ -42,6 +42,20 @@ pub enum ClientRequest {
     ArmFailpoint { name: String, once: bool },
 }
 
+impl ClientRequest {
+    /// Requests only an operator certificate or a cluster member may make: they read the
+    /// replica's state (balances, log, executed journal) or crash it on purpose.
+    pub fn needs_operator(&self) -> bool {
+        matches!(
+            self,
+            ClientRequest::PrintDb
+                | ClientRequest::PrintLog { .. }
+                | ClientRequest::FetchExecuted { .. }
+                | ClientRequest::ArmFailpoint { .. }
+        )
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ClientResponse {
     /// The command executed (now or earlier: a retry gets the original reply).
@@ -117,6 +131,12 @@ pub enum ClientResponse {
         name: String,
         once: bool,
     },
+    /// The request needs an operator ([`ClientRequest::needs_operator`]: PrintDb, PrintLog,
+    /// FetchExecuted, ArmFailpoint) and the certificate is neither an operator's nor a cluster
+    /// member's. Refused by the network layer; retrying cannot help.
+    OperatorOnly {
+        node: NodeId,
+    },
 }
 
 impl ClientResponse {
@@ -135,7 +155,8 @@ impl ClientResponse {
             | ClientResponse::Error { node, .. }
             | ClientResponse::Unauthorized { node, .. }
             | ClientResponse::Expired { node, .. }
-            | ClientResponse::FailpointArmed { node, .. } => *node,
+            | ClientResponse::FailpointArmed { node, .. }
+            | ClientResponse::OperatorOnly { node } => *node,
             ClientResponse::Status(status) => status.node,
         }
     }

@@ -135,7 +135,55 @@ impl Default for Limits {
     }
 }
 
+/// What two replicas must agree on to build the same state: a CRC-32 of the accounts, the
+/// initial balance, the members, the shard layout and the transaction limit of a config.
+/// Exchanged when peers connect (docs/peer-protocol.md): a peer whose fingerprint differs is
+/// refused. Addresses, routes, certificate paths, timings and the other limits are left out,
+/// so the harness's relay and per-node tuning change nothing. It catches mistakes, not
+/// attacks: members are trusted, and CRC-32 is no cryptographic hash.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConfigFingerprint(pub u32);
+
+impl std::fmt::Display for ConfigFingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+/// The fingerprinted part of a config, in a canonical order. Its encoding is the fingerprint's
+/// input: never reorder fields (append, and accept that old and new builds then differ).
+#[derive(Serialize)]
+struct Fingerprinted<'a> {
+    accounts: BTreeSet<&'a Account>,
+    initial_balance: Amount,
+    members: BTreeSet<NodeId>,
+    shards: Vec<(u32, BTreeSet<&'a Account>, BTreeSet<NodeId>)>,
+    max_inflight_txns: u32,
+}
+
 impl ClusterConfig {
+    /// See [`ConfigFingerprint`].
+    pub fn fingerprint(&self) -> ConfigFingerprint {
+        let shards = self
+            .shards
+            .iter()
+            .map(|s| {
+                let accounts = s.accounts.iter().collect();
+                (s.id.0, accounts, s.nodes.iter().copied().collect())
+            })
+            .collect();
+        let fingerprinted = Fingerprinted {
+            accounts: self.accounts.iter().collect(),
+            initial_balance: self.initial_balance,
+            members: self.nodes.iter().map(|n| n.id).collect(),
+            shards,
+            max_inflight_txns: self.limits.max_inflight_txns,
+        };
+        // Encoding a struct of sets and integers into a Vec cannot fail.
+        let bytes = postcard::to_allocvec(&fingerprinted).unwrap_or_default();
+        ConfigFingerprint(crc32fast::hash(&bytes))
+    }
+
     /// Reads, validates and resolves relative paths against the file's directory.
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -348,6 +396,34 @@ impl ClusterConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fingerprint_covers_what_makes_state_diverge_and_nothing_else() {
+        let base = ClusterConfig::local(3, 7100, Path::new("certs"));
+        let fp = base.fingerprint();
+        let changed = |edit: &dyn Fn(&mut ClusterConfig)| {
+            let mut config = base.clone();
+            edit(&mut config);
+            config.fingerprint()
+        };
+        // Diverging state: other accounts, balances, members, shards, transaction limit.
+        assert_ne!(changed(&|c| c.accounts.push("Z".into())), fp);
+        assert_ne!(changed(&|c| c.initial_balance += 1), fp);
+        assert_ne!(changed(&|c| c.nodes.truncate(2)), fp);
+        assert_ne!(changed(&|c| c.limits.max_inflight_txns += 1), fp);
+        let sharded = ClusterConfig::local_sharded(3, 1, 7100, Path::new("certs")).unwrap();
+        let mut reshuffled = sharded.clone();
+        let moved = reshuffled.shards[0].accounts.pop().unwrap();
+        reshuffled.shards[1].accounts.push(moved);
+        assert_ne!(sharded.fingerprint(), reshuffled.fingerprint());
+        // Not state: addresses, routes, paths, timings, other limits, the order of accounts.
+        assert_eq!(changed(&|c| c.nodes[0].addr.set_port(1)), fp);
+        assert_eq!(changed(&|c| c.tls.ca_cert = "elsewhere.pem".into()), fp);
+        assert_eq!(changed(&|c| c.timing.heartbeat_interval_ms += 1), fp);
+        assert_eq!(changed(&|c| c.limits.checkpoint_interval_slots += 1), fp);
+        assert_eq!(changed(&|c| c.accounts.reverse()), fp);
+        assert_eq!(fp.to_string().len(), 8);
+    }
 
     #[test]
     fn local_config_round_trips_through_toml() {

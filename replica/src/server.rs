@@ -76,12 +76,22 @@ async fn start_network(
         .filter(|&id| id != options.id)
         .filter_map(|id| config.peer_addr(options.id, id).map(|addr| (id, addr)))
         .collect();
-    let started = Network::start(
+    let limits = crate::net::NetLimits {
+        config_fingerprint: config.fingerprint(),
+        ..crate::net::NetLimits::new(config.limits.max_frame_bytes)
+    };
+    tracing::info!(
+        node = %options.id,
+        fingerprint = %limits.config_fingerprint,
+        "configuration fingerprint {} (peers must announce the same)",
+        limits.config_fingerprint
+    );
+    let started = Network::start_with(
         options.id,
         me.addr,
         peers,
         &identity,
-        config.limits.max_frame_bytes,
+        limits,
         PEER_QUEUE_BOUND,
     )
     .await

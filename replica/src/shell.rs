@@ -16,14 +16,13 @@
 
 use crate::bank::Executed;
 use crate::client_proto::{ClientRequest, ClientResponse};
-use crate::core::{
-    Checkpoint, Core, CoreConfig, Effect, PeerMsg, Recovered, ReplyToken, WalRecord,
-};
+use crate::core::{Checkpoint, Core, CoreConfig, Effect, PeerMsg, ReplyToken, WalRecord};
 use crate::storage::superblock::{Missing, SUPERBLOCK_INTERVAL_MS};
 use crate::storage::{
-    self, FsRef, Journal, StorageError, SuperblockWriter, Wal, DEFAULT_MAX_RECORD_BYTES,
+    self, FsRef, Journal, JournalLimits, StorageError, SuperblockWriter, Wal,
+    DEFAULT_MAX_RECORD_BYTES,
 };
-use crate::types::NodeId;
+use crate::types::{ExecIndex, NodeId};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -109,21 +108,32 @@ impl Shell {
         let dir = &config.data_dir;
         let me = config.core.me;
         storage::ensure_dir(&*fs, dir).map_err(storage("cannot create the data directory"))?;
-        let (mut wal, records, torn) =
-            Wal::<WalRecord>::open_in(fs.clone(), dir, DEFAULT_MAX_RECORD_BYTES)
-                .map_err(storage("cannot open the write-ahead log"))?;
-        if let Some(torn) = torn {
-            tracing::warn!(node = %me, ?torn, "cut a torn tail off the write-ahead log");
-        }
-        wal.set_fsync(config.fsync);
         let checkpoint: Option<Checkpoint> = storage::read_checkpoint_in(&*fs, dir)
             .map_err(storage("cannot read the checkpoint"))?;
         if let Some(checkpoint) = &checkpoint {
             check_accounts(dir, checkpoint, &config.core)?;
         }
+        let checkpoint_slot = checkpoint.as_ref().map(|c| c.slot.0);
+        let checkpoint_exec = checkpoint.as_ref().map_or(0, |c| c.bank.exec_index());
+        // The WAL is replayed as it is read (a bounded buffer), never loaded whole.
+        let mut recovery = Core::recover(config.core.clone(), checkpoint, config.seed, now_ms);
+        let mut records = 0u64;
+        let (mut wal, torn) = Wal::<WalRecord>::open_streaming(
+            fs.clone(),
+            dir,
+            DEFAULT_MAX_RECORD_BYTES,
+            &mut |record| {
+                records += 1;
+                recovery.replay(record);
+            },
+        )
+        .map_err(storage("cannot open the write-ahead log"))?;
+        if let Some(torn) = torn {
+            tracing::warn!(node = %me, ?torn, "cut a torn tail off the write-ahead log");
+        }
+        wal.set_fsync(config.fsync);
         let recorded = storage::read_superblock_in(&*fs, dir)
             .map_err(storage("cannot read the superblock"))?;
-        let checkpoint_slot = checkpoint.as_ref().map(|c| c.slot.0);
         if let Some(recorded) = recorded {
             recorded.check(dir, wal.path(), wal.size_bytes(), checkpoint_slot)?;
         }
@@ -133,19 +143,15 @@ impl Shell {
         superblock
             .write(wal.synced_len(), checkpoint_slot)
             .map_err(storage("cannot write the superblock"))?;
-        let journal = open_journal(&fs, dir, checkpoint.as_ref(), me)?;
+        let journal = open_journal(&fs, dir, checkpoint_exec, me)?;
         tracing::info!(
             node = %me,
-            records = records.len(),
-            checkpoint_exec = checkpoint.as_ref().map_or(0, |c| c.bank.exec_index()),
+            records,
+            checkpoint_exec,
             "recovered state from {}",
             dir.display()
         );
-        let recovered = Recovered {
-            checkpoint,
-            records,
-        };
-        let (core, effects) = Core::new(config.core.clone(), recovered, config.seed, now_ms);
+        let (core, effects) = recovery.finish();
         let mut shell = Shell {
             core,
             me,
@@ -260,7 +266,12 @@ impl Shell {
 
     fn fetch_executed(&mut self, from: u64, max_entries: u32) -> ClientResponse {
         let max = max_entries.min(MAX_PAGE_ENTRIES) as usize;
-        match self.journal.read(from.max(1), max) {
+        // The caller kept everything below `from` (docs/client-protocol.md, FetchExecuted).
+        let read = self
+            .journal
+            .release_below(from)
+            .and_then(|()| self.journal.read(from.max(1), max));
+        match read {
             Ok(entries) => ClientResponse::Executed {
                 node: self.me,
                 first_available: self.journal.first_available(),
@@ -307,6 +318,9 @@ impl Shell {
                         .map_err(storage("cannot sync the executed journal"))?;
                     storage::write_checkpoint_in(&*self.fs, &self.data_dir, checkpoint)
                         .map_err(storage("cannot write the checkpoint"))?;
+                    self.journal
+                        .note_checkpoint(checkpoint.bank.exec_index())
+                        .map_err(storage("cannot compact the executed journal"))?;
                     self.checkpoint_slot = checkpoint.slot.0;
                     took_checkpoint = true;
                 }
@@ -418,30 +432,42 @@ fn check_accounts(
 fn open_journal(
     fs: &FsRef,
     dir: &Path,
-    checkpoint: Option<&Checkpoint>,
+    checkpoint_exec: ExecIndex,
     me: NodeId,
 ) -> Result<Journal, ShellError> {
-    let (mut journal, torn) =
-        Journal::open_in(fs.clone(), dir).map_err(storage("cannot open the executed journal"))?;
-    if let Some(torn) = torn {
-        tracing::warn!(node = %me, ?torn, "cut a torn tail off the executed journal");
+    let (mut journal, cuts) = Journal::open_in(fs.clone(), dir, JournalLimits::default())
+        .map_err(storage("cannot open the executed journal"))?;
+    for cut in cuts {
+        tracing::warn!(
+            node = %me,
+            file = %cut.path.display(),
+            offset = cut.offset,
+            dropped_bytes = cut.dropped_bytes,
+            reason = %cut.reason,
+            "cut damage off the executed journal: {} from byte offset {}",
+            cut.path.display(),
+            cut.offset
+        );
     }
-    let checkpoint_exec = checkpoint.map_or(0, |c| c.bank.exec_index());
     journal
         .truncate_after(checkpoint_exec)
         .map_err(storage("cannot truncate the executed journal"))?;
     if journal.next_exec_index() <= checkpoint_exec {
-        // Killed between installing a snapshot and resetting the journal: the entries up to
-        // the checkpoint are not known here, so the journal restarts after it.
+        // Killed between installing a snapshot and resetting the journal, or damage cut it:
+        // the entries up to the checkpoint are not known here, so the journal goes on after
+        // it, keeping what it holds.
         tracing::warn!(
             node = %me,
             journal_next = journal.next_exec_index(),
             checkpoint_exec,
-            "the executed journal ends before the checkpoint; restarting it after the checkpoint"
+            "the executed journal ends before the checkpoint; continuing it after the checkpoint"
         );
         journal
-            .reset(checkpoint_exec + 1)
-            .map_err(storage("cannot reset the executed journal"))?;
+            .restart_at(checkpoint_exec + 1)
+            .map_err(storage("cannot restart the executed journal"))?;
     }
+    journal
+        .note_checkpoint(checkpoint_exec)
+        .map_err(storage("cannot compact the executed journal"))?;
     Ok(journal)
 }

@@ -135,7 +135,7 @@ fn certificates_state_their_role() {
     );
     assert_eq!(
         role_of(&certs.path("client.pem")),
-        Some(CertRole::Client(ClientIdRange::DEFAULT))
+        Some(CertRole::Operator(ClientIdRange::DEFAULT))
     );
 }
 

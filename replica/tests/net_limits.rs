@@ -6,7 +6,7 @@ use replica::client::Client;
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::net::frame::LEN_BYTES;
 use replica::net::{codes, ClientCall, NetLimits};
-use replica::types::{ClientId, NodeId, RequestId};
+use replica::types::{ClientId, NodeId, RequestId, Slot};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -101,6 +101,62 @@ async fn a_client_may_submit_only_under_its_certificates_ids() {
         3,
         "refusals never reach the shell"
     );
+}
+
+#[tokio::test]
+async fn only_an_operator_or_a_member_may_read_the_replicas_state() {
+    // Issue 21: print-db, print-log and fetch-executed were open to every client certificate
+    // and to replica certificates of non-members.
+    let certs = Certs::new();
+    let addrs = [free_addr(), free_addr()];
+    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits(), 64).await;
+    let seen_count = spawn_counter(incoming.client_rx);
+    let reads = [
+        ClientRequest::PrintDb,
+        ClientRequest::PrintLog {
+            from_slot: Slot(0),
+            max_entries: 10,
+        },
+        ClientRequest::FetchExecuted {
+            from_exec_index: 1,
+            max_entries: 10,
+        },
+        ClientRequest::ArmFailpoint {
+            name: "after-prepare".into(),
+            once: true,
+        },
+    ];
+    // A plain client (alice) and a non-member replica (n9) are refused, never reaching the shell.
+    for name in ["alice", "n9"] {
+        let c = client(&certs, &addrs, name);
+        for request in &reads {
+            assert_eq!(
+                c.call(NodeId(1), request, CALL).await.unwrap(),
+                ClientResponse::OperatorOnly { node: NodeId(1) },
+                "{name}: {request:?}"
+            );
+        }
+        // Status stays open: clients find the leader with it.
+        assert_eq!(
+            c.call(NodeId(1), &ClientRequest::Status, CALL)
+                .await
+                .unwrap(),
+            seen()
+        );
+    }
+    assert_eq!(seen_count.load(Ordering::SeqCst), 2);
+    // The operator (the cluster's own client certificate) and a member (n2) are served.
+    for name in ["client", "n2"] {
+        let c = client(&certs, &addrs, name);
+        for request in &reads {
+            assert_eq!(
+                c.call(NodeId(1), request, CALL).await.unwrap(),
+                seen(),
+                "{name}"
+            );
+        }
+    }
+    assert_eq!(seen_count.load(Ordering::SeqCst), 2 + 2 * reads.len());
 }
 
 #[tokio::test]

@@ -319,3 +319,122 @@ fn an_idle_log_confirms_its_last_burst() {
     std::fs::write(&path, &bytes).unwrap();
     assert!(Wal::<Rec>::open(dir.path()).is_err());
 }
+
+/// A file system that counts what is read through it.
+struct CountingFs {
+    read_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    largest_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+struct CountingFile {
+    inner: Box<dyn replica::storage::FsFile>,
+    read_bytes: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    largest_read: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl replica::storage::FsFile for CountingFile {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.read_bytes.fetch_add(buf.len() as u64, SeqCst);
+        self.largest_read.fetch_max(buf.len() as u64, SeqCst);
+        self.inner.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+        self.inner.write_all_at(buf, offset)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync_data(&self) -> std::io::Result<()> {
+        self.inner.sync_data()
+    }
+    fn sync_all(&self) -> std::io::Result<()> {
+        self.inner.sync_all()
+    }
+}
+
+impl replica::storage::Fs for CountingFs {
+    fn open(
+        &self,
+        path: &Path,
+        mode: replica::storage::OpenMode,
+    ) -> std::io::Result<Box<dyn replica::storage::FsFile>> {
+        Ok(Box::new(CountingFile {
+            inner: replica::storage::RealFs.open(path, mode)?,
+            read_bytes: self.read_bytes.clone(),
+            largest_read: self.largest_read.clone(),
+        }))
+    }
+    fn exists(&self, path: &Path) -> std::io::Result<bool> {
+        replica::storage::RealFs.exists(path)
+    }
+    fn create_dir(&self, path: &Path) -> std::io::Result<()> {
+        replica::storage::RealFs.create_dir(path)
+    }
+    fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+        replica::storage::RealFs.rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+        replica::storage::RealFs.remove_file(path)
+    }
+    fn list_files(&self, dir: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+        replica::storage::RealFs.list_files(dir)
+    }
+    fn sync_dir(&self, dir: &Path) -> std::io::Result<()> {
+        replica::storage::RealFs.sync_dir(dir)
+    }
+}
+
+#[test]
+fn a_restart_replays_the_wal_as_it_reads_it_in_bounded_chunks() {
+    // Issue 21: restart memory grew with the WAL, which was loaded whole before replay.
+    use std::sync::atomic::{AtomicU64, Ordering::SeqCst};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _, _) = open(dir.path());
+    let big = |n: u64| Rec {
+        n,
+        data: vec![n as u8; 4096],
+    };
+    for n in 1..=2048 {
+        wal.append(&big(n)).unwrap();
+    }
+    wal.sync().unwrap();
+    let file_len = wal.size_bytes();
+    drop(wal);
+    assert!(file_len > 8 * 1024 * 1024, "{file_len}");
+
+    let read_bytes = Arc::new(AtomicU64::new(0));
+    let largest_read = Arc::new(AtomicU64::new(0));
+    let fs = Arc::new(CountingFs {
+        read_bytes: read_bytes.clone(),
+        largest_read: largest_read.clone(),
+    });
+    let mut seen = 0u64;
+    let mut read_at_first = None;
+    let (_wal, torn) = Wal::<Rec>::open_streaming(fs, dir.path(), 1 << 20, &mut |r| {
+        seen += 1;
+        assert_eq!(r, big(seen), "records come in file order");
+        read_at_first.get_or_insert(read_bytes.load(SeqCst));
+    })
+    .unwrap();
+    assert!(torn.is_none());
+    assert_eq!(seen, 2048);
+    let chunk = 1024 * 1024;
+    assert!(
+        read_at_first.unwrap() <= chunk,
+        "the first record is replayed after reading {} bytes, not the whole log",
+        read_at_first.unwrap()
+    );
+    assert!(
+        largest_read.load(SeqCst) <= chunk,
+        "every read is one bounded chunk"
+    );
+    assert!(
+        read_bytes.load(SeqCst) < 2 * file_len,
+        "the log is read about once"
+    );
+}

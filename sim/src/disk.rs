@@ -572,6 +572,15 @@ impl Fs for SimDisk {
         Ok(())
     }
 
+    fn list_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let state = self.lock();
+        if state.dead {
+            return Err(killed());
+        }
+        let in_dir = |p: &&PathBuf| p.parent() == Some(dir);
+        Ok(state.names.keys().filter(in_dir).cloned().collect())
+    }
+
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.lock();
         if state.tick()? {

@@ -24,7 +24,8 @@ use crate::run::rundir::NetMode;
 use rand::Rng;
 use replica::client_proto::{ClientRequest, ClientResponse, NodeStatus, Role};
 use replica::config::{ClusterConfig, Route};
-use replica::types::NodeId;
+use replica::net::certs::ClientCert;
+use replica::types::{ClientIdRange, NodeId};
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::net::{SocketAddr, UdpSocket};
@@ -134,7 +135,9 @@ impl Cluster {
         }
         let nodes: Vec<NodeId> = (1..=spec.nodes).map(NodeId).collect();
         let cert_dir = dir.join("certs");
-        replica::net::certs::generate_cluster_certs(&cert_dir, &nodes, &["client"]).map_err(
+        // The harness's one identity also fetches journals and arms failpoints: an operator.
+        let operator = ClientCert::operator("client", ClientIdRange::DEFAULT);
+        replica::net::certs::generate_cluster(&cert_dir, &nodes, &[operator], None).map_err(
             |e| ClusterError::Certs {
                 dir: cert_dir.clone(),
                 message: e.to_string(),
@@ -769,8 +772,9 @@ mod tests {
         );
         let tls = &cluster.config().tls;
         let identity = TlsIdentity::load(&tls.ca_cert, &tls.client_cert, &tls.client_key).unwrap();
-        let Some(CertRole::Client(ids)) = identity.role() else {
-            panic!("the harness's certificate states no client ids")
+        // An operator: it fetches journals and arms failpoints besides submitting.
+        let Some(CertRole::Operator(ids)) = identity.role() else {
+            panic!("the harness's certificate is no operator's")
         };
         // Workers are numbered from 0; the bench runs hundreds of clients.
         for client in [0, 9, 999] {

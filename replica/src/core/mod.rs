@@ -72,6 +72,7 @@ pub mod wire;
 pub use config::{Bugs, CoreConfig, CoreConfigError, Sharding};
 pub use effect::Effect;
 pub use invariants::Broken;
+pub use recovery::Recovery;
 pub use wire::{Checkpoint, PeerMsg, Recovered, SlotEntry, Value, WalRecord};
 
 use crate::bank::Bank;

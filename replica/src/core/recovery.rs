@@ -33,6 +33,23 @@ impl Core {
         seed: u64,
         now_ms: u64,
     ) -> (Core, Vec<Effect>) {
+        let mut recovery = Core::recover(config, recovered.checkpoint, seed, now_ms);
+        for record in recovered.records {
+            recovery.replay(record);
+        }
+        recovery.finish()
+    }
+
+    /// Starts recovering a core from its checkpoint; the WAL records then go to
+    /// [`Recovery::replay`] one by one as the shell reads them, and [`Recovery::finish`] gives
+    /// what [`Core::new`] gives. So a restart never holds the whole WAL in memory, only the
+    /// log entries above the checkpoint.
+    pub fn recover(
+        config: CoreConfig,
+        checkpoint: Option<Checkpoint>,
+        seed: u64,
+        now_ms: u64,
+    ) -> Recovery {
         if let Err(e) = config.validate() {
             panic!("invalid core config: {e}");
         }
@@ -62,16 +79,13 @@ impl Core {
             cfg: config,
         };
         core.reset_election_timer(now_ms);
-        let mut out = Vec::new();
-        if let Some(checkpoint) = recovered.checkpoint {
+        if let Some(checkpoint) = checkpoint {
             core.restore_checkpoint(checkpoint);
         }
-        let commit_hint = core.replay(recovered.records);
-        core.log.mark_committed_upto(commit_hint);
-        core.advance_commit_quietly();
-        core.execute_committed(&mut out);
-        core.assert_invariants("recovery");
-        (core, out)
+        Recovery {
+            core,
+            commit_hint: Slot(0),
+        }
     }
 
     /// Takes over a checkpoint found on disk (no effects: it is already there).
@@ -90,41 +104,64 @@ impl Core {
         self.checkpoint = Some(checkpoint);
     }
 
-    /// Replays WAL records; returns the highest commit point recorded.
-    fn replay(&mut self, records: Vec<WalRecord>) -> Slot {
-        let mut commit_hint = Slot(0);
-        for record in records {
-            match record {
-                WalRecord::Promised(ballot) => self.promised = self.promised.max(ballot),
-                WalRecord::Accepted {
-                    slot,
-                    ballot,
-                    value,
-                } => {
-                    self.promised = self.promised.max(ballot);
-                    if slot <= self.log.base() {
-                        continue;
-                    }
-                    if self.log.get(slot).is_none_or(|e| e.ballot <= ballot) {
-                        self.log.insert(
-                            slot,
-                            Entry {
-                                ballot,
-                                value,
-                                committed: false,
-                            },
-                        );
-                    }
+    /// Replays one WAL record; returns the commit point it records, if any.
+    fn replay_record(&mut self, record: WalRecord) -> Option<Slot> {
+        match record {
+            WalRecord::Promised(ballot) => self.promised = self.promised.max(ballot),
+            WalRecord::Accepted {
+                slot,
+                ballot,
+                value,
+            } => {
+                self.promised = self.promised.max(ballot);
+                if slot > self.log.base() && self.log.get(slot).is_none_or(|e| e.ballot <= ballot) {
+                    let entry = Entry {
+                        ballot,
+                        value,
+                        committed: false,
+                    };
+                    self.log.insert(slot, entry);
                 }
-                WalRecord::Committed { upto } => commit_hint = commit_hint.max(upto),
             }
+            WalRecord::Committed { upto } => return Some(upto),
         }
-        commit_hint
+        None
     }
 
     /// Moves the commit point over recovered committed entries without persisting it again.
     fn advance_commit_quietly(&mut self) {
         self.commit = self.log.committed_prefix_end(self.commit);
         self.known_commit = self.commit;
+    }
+}
+
+/// A core being rebuilt from disk: see [`Core::recover`].
+pub struct Recovery {
+    core: Core,
+    /// The highest commit point the WAL recorded so far.
+    commit_hint: Slot,
+}
+
+impl Recovery {
+    /// Replays the next WAL record (in file order).
+    pub fn replay(&mut self, record: WalRecord) {
+        if let Some(upto) = self.core.replay_record(record) {
+            self.commit_hint = self.commit_hint.max(upto);
+        }
+    }
+
+    /// Ends the replay: re-executes the committed entries above the checkpoint and returns the
+    /// core with the effects of that (`Executed`, possibly `Checkpoint`).
+    pub fn finish(self) -> (Core, Vec<Effect>) {
+        let Recovery {
+            mut core,
+            commit_hint,
+        } = self;
+        let mut out = Vec::new();
+        core.log.mark_committed_upto(commit_hint);
+        core.advance_commit_quietly();
+        core.execute_committed(&mut out);
+        core.assert_invariants("recovery");
+        (core, out)
     }
 }

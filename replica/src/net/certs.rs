@@ -10,7 +10,11 @@
 //!   replica both accepts and opens connections;
 //! - a client: `faultline:clients:<first>-<last>`, the client ids it may submit under (the
 //!   harness drives many clients over shared connections, so one certificate names a range),
-//!   its own DNS name (for logs; never a node id), and client authentication only.
+//!   its own DNS name (for logs; never a node id), and client authentication only;
+//! - an operator: `faultline:operator:<first>-<last>`, a client that may also read a
+//!   replica's state (print-db, print-log, fetch-executed). The cluster's own client
+//!   certificate (`client.pem`, used by `replica ctl` and the harness) is an operator; a plain
+//!   client certificate is refused those requests.
 //!
 //! The CA's private key is never written beside the certificates: a running replica does not
 //! need it, and whoever can read it can mint replicas. By default it is discarded once the
@@ -51,19 +55,33 @@ pub enum CertError {
 pub const REPLICA_ROLE_PREFIX: &str = "faultline:replica:";
 /// The URI prefix of a client certificate's role (`faultline:clients:0-99`).
 pub const CLIENT_ROLE_PREFIX: &str = "faultline:clients:";
+/// The URI prefix of an operator certificate's role (`faultline:operator:0-99`).
+pub const OPERATOR_ROLE_PREFIX: &str = "faultline:operator:";
 
 /// One client certificate to make: its file stem (and DNS name) and the client ids it may use.
 #[derive(Clone, Debug)]
 pub struct ClientCert {
     pub name: String,
     pub ids: ClientIdRange,
+    /// May also read a replica's state (print-db, print-log, fetch-executed).
+    pub operator: bool,
 }
 
 impl ClientCert {
+    /// A plain client: submits commands, nothing more.
     pub fn new(name: &str, ids: ClientIdRange) -> ClientCert {
         ClientCert {
             name: name.to_string(),
             ids,
+            operator: false,
+        }
+    }
+
+    /// An operator: a client that may also read a replica's state.
+    pub fn operator(name: &str, ids: ClientIdRange) -> ClientCert {
+        ClientCert {
+            operator: true,
+            ..ClientCert::new(name, ids)
         }
     }
 }
@@ -75,8 +93,8 @@ struct Ca {
 }
 
 /// Writes `ca.pem`, `<node>.pem`/`<node>.key` for every node and `<client>.pem`/`<client>.key`
-/// for every client (each allowed [`ClientIdRange::DEFAULT`]) into `out_dir`; the CA key is
-/// discarded.
+/// for every client (each a plain client allowed [`ClientIdRange::DEFAULT`]) into `out_dir`;
+/// the CA key is discarded.
 pub fn generate_cluster_certs(
     out_dir: &Path,
     nodes: &[NodeId],
@@ -295,11 +313,12 @@ fn client_cert(ca: &Ca, client: &ClientCert) -> Result<(Certificate, KeyPair), C
         vec![name.to_string()],
         vec![ExtendedKeyUsagePurpose::ClientAuth],
     )?;
-    push_role(
-        &mut params,
-        name,
-        format!("{CLIENT_ROLE_PREFIX}{}", client.ids),
-    )?;
+    let prefix = if client.operator {
+        OPERATOR_ROLE_PREFIX
+    } else {
+        CLIENT_ROLE_PREFIX
+    };
+    push_role(&mut params, name, format!("{prefix}{}", client.ids))?;
     sign(ca, name, params)
 }
 

@@ -28,7 +28,9 @@
 //!   ([`NetLimits::max_handshakes`]), and one that cannot get a slot is refused at once;
 //! - a connection from a member's configured address skips that budget and the connection
 //!   cap (it still has to present the member's certificate): a flood never keeps a
-//!   restarting follower's links out;
+//!   restarting follower's links out. Behind the harness's relay this never matches (the
+//!   relay forwards from ephemeral upstream ports, and the certificate is known only after
+//!   the handshake), so relayed members share the budget;
 //! - a client certificate (its client id range) gets a fair share, not the whole budget: at
 //!   most [`NetLimits::max_connections_per_identity`] connections and
 //!   [`NetLimits::max_client_streams_per_identity`] requests at once;
@@ -37,10 +39,13 @@
 
 use super::codes;
 use super::frame::{encode_frame, finish, read_frame, write_frame, FrameReader};
-use super::peer::{run_link, LinkStats, INCARNATION_BYTES};
-use super::tls::{peer_name, peer_role, CertRole, TlsError, TlsIdentity};
+use super::peer::{
+    mismatch_reason, run_link, LinkStats, PeerHeader, OLD_PEER_HEADER_BYTES, PEER_HEADER_BYTES,
+};
+use super::tls::{peer_name, peer_role, speaks_fingerprint, CertRole, TlsError, TlsIdentity};
 use super::warnings::WarnLimiter;
 use crate::client_proto::{ClientRequest, ClientResponse};
+use crate::config::ConfigFingerprint;
 use crate::types::{ClientIdRange, NodeId};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -112,6 +117,8 @@ pub struct NetLimits {
     pub max_client_streams_per_identity: usize,
     pub max_handshakes: usize,
     pub client_idle_timeout: Duration,
+    /// Announced on our peer streams and required on theirs ([`ConfigFingerprint`]).
+    pub config_fingerprint: ConfigFingerprint,
 }
 
 impl NetLimits {
@@ -129,6 +136,7 @@ impl NetLimits {
             max_client_streams_per_identity: MAX_CLIENT_STREAMS_PER_IDENTITY,
             max_handshakes: MAX_HANDSHAKES,
             client_idle_timeout: CLIENT_IDLE_TIMEOUT,
+            config_fingerprint: ConfigFingerprint::default(),
         }
     }
 }
@@ -236,7 +244,10 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
         let mut tasks = Vec::new();
         let mut links = HashMap::new();
         let mut restarted = HashMap::new();
-        let incarnation: u64 = rand::random();
+        let header = PeerHeader {
+            incarnation: rand::random(),
+            fingerprint: limits.config_fingerprint,
+        };
         for (peer, addr) in peers.iter().copied().filter(|(peer, _)| *peer != me) {
             let (queue, rx) = mpsc::channel(queue_bound);
             let stats = Arc::new(LinkStats::new(peer.to_string()));
@@ -248,7 +259,7 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
                 rx,
                 stats.clone(),
                 notify.clone(),
-                incarnation,
+                header,
             )));
             links.insert(peer, Link { queue, stats });
             restarted.insert(peer, notify);
@@ -438,6 +449,39 @@ impl<M> AcceptContext<M> {
             .clone()
     }
 
+    /// Whether a peer stream's header announces our configuration; if not, says so with both
+    /// fingerprints and closes the connection.
+    fn same_config(
+        &self,
+        node: NodeId,
+        addr: SocketAddr,
+        header: &PeerHeader,
+        connection: &quinn::Connection,
+    ) -> bool {
+        let ours = self.limits.config_fingerprint;
+        let theirs = header.fingerprint;
+        if theirs == ours {
+            return true;
+        }
+        let name = node.to_string();
+        if let Some(left_out) = self
+            .warnings
+            .allow(&name, "config mismatch", Instant::now())
+        {
+            tracing::error!(
+                peer = %node, remote = %addr, %ours, %theirs, left_out,
+                "refusing {node} at {addr}: its configuration fingerprint {theirs} differs from ours \
+                 {ours} (accounts, initial balance, members or shards differ; compare cluster.toml)"
+            );
+        }
+        let reason = mismatch_reason(ours);
+        connection.close(
+            quinn::VarInt::from_u32(codes::CONFIG_MISMATCH),
+            reason.as_bytes(),
+        );
+        false
+    }
+
     /// Notes the incarnation a peer stream announced; a new one means the peer restarted,
     /// so our outgoing link to it must reconnect.
     fn note_incarnation(&self, node: NodeId, incarnation: u64) {
@@ -467,8 +511,11 @@ struct Remote {
 enum Role {
     /// A cluster member: peer streams (and introspection).
     Peer(NodeId),
-    /// A client allowed these ids.
-    Client(crate::types::ClientIdRange),
+    /// A client allowed these ids; an operator may also read the replica's state.
+    Client {
+        ids: crate::types::ClientIdRange,
+        operator: bool,
+    },
     /// A replica of another cluster (or a removed member): introspection only.
     Stranger,
 }
@@ -559,7 +606,7 @@ async fn serve_connection<M: DeserializeOwned + Send + 'static>(
     // Held while the connection lives: a client connection counts against its certificate's
     // share and the client cap.
     let (_client_permits, share) = match role {
-        Role::Client(ids) => {
+        Role::Client { ids, .. } => {
             let share = ctx.share(ids);
             let Ok(own) = share.connections.clone().try_acquire_owned() else {
                 tracing::debug!(remote = %addr, %name, "closing a client connection: {name} already holds {}", ctx.limits.max_connections_per_identity);
@@ -600,7 +647,14 @@ fn admit<M>(
     match peer_role(connection) {
         Some(CertRole::Replica(node)) if ctx.members.contains(&node) => Some(Role::Peer(node)),
         Some(CertRole::Replica(_)) => Some(Role::Stranger),
-        Some(CertRole::Client(ids)) => Some(Role::Client(ids)),
+        Some(CertRole::Client(ids)) => Some(Role::Client {
+            ids,
+            operator: false,
+        }),
+        Some(CertRole::Operator(ids)) => Some(Role::Client {
+            ids,
+            operator: true,
+        }),
         None => {
             if let Some(left_out) = ctx.warnings.allow(name, "no role", Instant::now()) {
                 tracing::warn!(remote = %addr, %name, left_out, "connection from {name} at {addr} has no usable role in its certificate; closing it");
@@ -619,7 +673,7 @@ fn limit_connection(connection: &quinn::Connection, role: Role, limits: &NetLimi
             connection.set_receive_window(super::tls::CONNECTION_RECEIVE_WINDOW.into());
         }
         Role::Stranger => connection.set_max_concurrent_bi_streams(REPLICA_BIDI_STREAMS.into()),
-        Role::Client(_) => {
+        Role::Client { .. } => {
             connection.set_max_concurrent_uni_streams(0u32.into());
             connection
                 .set_max_concurrent_bi_streams(limits.max_client_streams_per_connection.into());
@@ -650,13 +704,24 @@ async fn accept_peer_streams<M: DeserializeOwned + Send + 'static>(
         let (ctx, connection, addr) = (ctx.clone(), connection.clone(), remote.addr);
         tokio::spawn(async move {
             let mut recv = recv;
-            let mut header = [0u8; INCARNATION_BYTES];
-            let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv.read_exact(&mut header));
+            // An older peer (`faultline/1`) sends no fingerprint: nothing to compare.
+            let checked = speaks_fingerprint(&connection);
+            let len = if checked {
+                PEER_HEADER_BYTES
+            } else {
+                OLD_PEER_HEADER_BYTES
+            };
+            let mut header = [0u8; PEER_HEADER_BYTES];
+            let read = tokio::time::timeout(HANDSHAKE_TIMEOUT, recv.read_exact(&mut header[..len]));
             if !matches!(read.await, Ok(Ok(()))) {
                 tracing::debug!(peer = %node, remote = %addr, "peer stream from {node} ended before its header");
                 return;
             }
-            ctx.note_incarnation(node, u64::from_le_bytes(header));
+            let header = PeerHeader::decode(&header);
+            if checked && !ctx.same_config(node, addr, &header, &connection) {
+                return;
+            }
+            ctx.note_incarnation(node, header.incarnation);
             let reader = FrameReader::new(recv, ctx.limits.max_frame_bytes);
             read_peer_stream(reader, node, addr, connection, ctx.peer_tx.clone()).await;
         });
@@ -698,9 +763,13 @@ async fn accept_client_streams<M>(
     share: Option<Arc<Share>>,
 ) {
     let allowed = match remote.role {
-        Role::Client(ids) => Some(ids),
+        Role::Client { ids, .. } => Some(ids),
         Role::Peer(_) | Role::Stranger => None,
     };
+    let inspects = matches!(
+        remote.role,
+        Role::Peer(_) | Role::Client { operator: true, .. }
+    );
     // QUIC stream credit already bounds the streams open per connection; the semaphore keeps
     // us from accepting more than that even while answers are still being written.
     let per_connection = ctx.limits.max_client_streams_per_connection as usize;
@@ -720,6 +789,7 @@ async fn accept_client_streams<M>(
             addr: remote.addr,
             me: ctx.me,
             allowed,
+            inspects,
             limits: ctx.limits,
             warnings: ctx.warnings.clone(),
         };
@@ -755,7 +825,7 @@ async fn next_stream<M>(
     in_flight: &Semaphore,
 ) -> Option<(quinn::SendStream, quinn::RecvStream)> {
     let per_connection = ctx.limits.max_client_streams_per_connection.max(1) as usize;
-    if !matches!(remote.role, Role::Client(_)) {
+    if !matches!(remote.role, Role::Client { .. }) {
         return connection.accept_bi().await.ok();
     }
     loop {
@@ -782,6 +852,8 @@ struct ClientStream {
     me: NodeId,
     /// The client ids this connection's certificate allows (none for a replica).
     allowed: Option<crate::types::ClientIdRange>,
+    /// May read the replica's state: an operator or a member.
+    inspects: bool,
     limits: NetLimits,
     warnings: Arc<WarnLimiter>,
 }
@@ -826,8 +898,22 @@ impl ClientStream {
             .await;
     }
 
-    /// A submit under a client id this connection's certificate does not allow.
+    /// A submit under a client id this connection's certificate does not allow, or a read of
+    /// the replica's state by neither an operator nor a member.
     fn refuse(&self, request: &ClientRequest) -> Option<ClientResponse> {
+        if request.needs_operator() && !self.inspects {
+            if let Some(left_out) =
+                self.warnings
+                    .allow(&self.name, "not an operator", Instant::now())
+            {
+                tracing::warn!(
+                    name = %self.name, remote = %self.addr, left_out,
+                    "{} at {} is not an operator: print-db, print-log, fetch-executed and failpoints refused",
+                    self.name, self.addr
+                );
+            }
+            return Some(ClientResponse::OperatorOnly { node: self.me });
+        }
         let ClientRequest::Submit(command) = request else {
             return None;
         };

@@ -34,4 +34,6 @@ pub mod codes {
     pub const NO_IDENTITY: u32 = 3;
     /// Too many connections or requests: try again later.
     pub const BUSY: u32 = 4;
+    /// A peer stream announced a configuration fingerprint other than ours.
+    pub const CONFIG_MISMATCH: u32 = 5;
 }

@@ -9,6 +9,7 @@
 //! peers restart, get paused and get cut off, and none of that may stall the sender.
 
 use super::codes;
+use crate::config::ConfigFingerprint;
 use crate::types::NodeId;
 use bytes::Bytes;
 use std::net::SocketAddr;
@@ -23,11 +24,19 @@ pub const BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// A handshake that takes longer than this is abandoned (a paused peer never answers).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Most bytes and frames written in one batch.
-/// Every peer stream starts with the sender's incarnation: a random number drawn when its
-/// process starts. A receiver that sees a new incarnation from a peer knows the peer restarted,
-/// and so that its own outgoing connection to that peer leads to the dead process (QUIC would
-/// only notice at the idle timeout, seconds later, while the restarted peer hears nothing).
-pub const INCARNATION_BYTES: usize = 8;
+/// Every peer stream starts with a header: the sender's incarnation (u64 LE), then, on a
+/// connection that negotiated `faultline/2` ([`super::tls::ALPN_FINGERPRINT`]), its
+/// configuration fingerprint (u32 LE, [`ConfigFingerprint`]); on `faultline/1` (a peer of an
+/// older version) the incarnation alone.
+///
+/// The incarnation is a random number drawn when its process starts. A receiver that sees a
+/// new incarnation from a peer knows the peer restarted, and so that its own outgoing
+/// connection to that peer leads to the dead process (QUIC would only notice at the idle
+/// timeout, seconds later, while the restarted peer hears nothing). A receiver whose own
+/// fingerprint differs refuses the stream: that peer would build other state.
+pub const PEER_HEADER_BYTES: usize = 12;
+/// The header of a `faultline/1` peer stream: the incarnation only.
+pub const OLD_PEER_HEADER_BYTES: usize = 8;
 const BATCH_BYTES: usize = 1024 * 1024;
 const BATCH_FRAMES: usize = 1024;
 /// Drops are logged at most once per this period per link.
@@ -118,6 +127,23 @@ enum LinkError {
     WrongIdentity,
 }
 
+impl LinkError {
+    /// The fingerprint the peer expects, if it refused us for a configuration mismatch.
+    fn config_mismatch(&self) -> Option<String> {
+        let LinkError::Connection(quinn::ConnectionError::ApplicationClosed(close)) = self else {
+            return None;
+        };
+        if close.error_code != quinn::VarInt::from_u32(codes::CONFIG_MISMATCH) {
+            return None;
+        }
+        let reason = String::from_utf8_lossy(&close.reason);
+        let theirs = reason
+            .strip_prefix("configuration fingerprint ")
+            .unwrap_or(&reason);
+        Some(theirs.trim_end_matches(" expected").to_string())
+    }
+}
+
 /// Runs one link until its queue is closed (the network shut down).
 pub(crate) async fn run_link(
     endpoint: quinn::Endpoint,
@@ -126,7 +152,7 @@ pub(crate) async fn run_link(
     mut queue: mpsc::Receiver<Bytes>,
     stats: Arc<LinkStats>,
     restarted: Arc<Notify>,
-    incarnation: u64,
+    header: PeerHeader,
 ) {
     let mut backoff = Backoff::new();
     let mut reported_down = false;
@@ -136,17 +162,24 @@ pub(crate) async fn run_link(
             queue: &mut queue,
             stats: &stats,
             restarted: &restarted,
-            incarnation,
+            header,
         };
         match pump(&endpoint, peer, addr, link, &mut came_up).await {
             Ok(()) => return,
             Err(e) => {
-                if came_up {
+                let mismatch = e.config_mismatch();
+                // A refusal for our configuration is no link that came up: keep backing off.
+                if came_up && mismatch.is_none() {
                     backoff.reset();
                     reported_down = false;
                 }
                 // The first failure is news; the retries behind it are not.
-                if reported_down {
+                if let Some(theirs) = mismatch {
+                    if !reported_down {
+                        tracing::error!(%peer, %addr, ours = %header.fingerprint, "{peer} at {addr} refuses our peer messages: it expects configuration fingerprint {theirs}, ours is {} (accounts, initial balance, members or shards differ; compare cluster.toml)", header.fingerprint);
+                    }
+                    reported_down = true;
+                } else if reported_down {
                     tracing::debug!(%peer, %addr, "link to {peer} at {addr} still down: {e}");
                 } else {
                     tracing::info!(%peer, %addr, "link to {peer} at {addr} down: {e}");
@@ -179,7 +212,39 @@ struct LinkIo<'a> {
     stats: &'a LinkStats,
     /// Notified when the peer was seen to restart: the connection in use is then a dead one.
     restarted: &'a Notify,
-    incarnation: u64,
+    header: PeerHeader,
+}
+
+/// What a link announces at the start of every stream (see [`PEER_HEADER_BYTES`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerHeader {
+    pub incarnation: u64,
+    pub fingerprint: ConfigFingerprint,
+}
+
+impl PeerHeader {
+    pub fn encode(&self) -> [u8; PEER_HEADER_BYTES] {
+        let mut bytes = [0u8; PEER_HEADER_BYTES];
+        bytes[..8].copy_from_slice(&self.incarnation.to_le_bytes());
+        bytes[8..].copy_from_slice(&self.fingerprint.0.to_le_bytes());
+        bytes
+    }
+
+    pub fn decode(bytes: &[u8; PEER_HEADER_BYTES]) -> PeerHeader {
+        let mut incarnation = [0u8; 8];
+        incarnation.copy_from_slice(&bytes[..8]);
+        let mut fingerprint = [0u8; 4];
+        fingerprint.copy_from_slice(&bytes[8..]);
+        PeerHeader {
+            incarnation: u64::from_le_bytes(incarnation),
+            fingerprint: ConfigFingerprint(u32::from_le_bytes(fingerprint)),
+        }
+    }
+}
+
+/// The close reason of a [`codes::CONFIG_MISMATCH`]: the refusing side's fingerprint.
+pub fn mismatch_reason(ours: ConfigFingerprint) -> String {
+    format!("configuration fingerprint {ours} expected")
 }
 
 async fn pump(
@@ -218,11 +283,18 @@ async fn write_queued(connection: &quinn::Connection, link: LinkIo<'_>) -> Resul
         queue,
         stats,
         restarted,
-        incarnation,
+        header,
     } = link;
     let mut stream = connection.open_uni().await?;
-    // Tells the receiver which run of this process is talking (see `INCARNATION_BYTES`).
-    stream.write_all(&incarnation.to_le_bytes()).await?;
+    // Tells the receiver which run of this process is talking, with which configuration
+    // (see `PEER_HEADER_BYTES`).
+    let encoded = header.encode();
+    let len = if super::tls::speaks_fingerprint(connection) {
+        PEER_HEADER_BYTES
+    } else {
+        OLD_PEER_HEADER_BYTES
+    };
+    stream.write_all(&encoded[..len]).await?;
     let mut batch = Vec::with_capacity(64);
     loop {
         let first = tokio::select! {

@@ -1,4 +1,5 @@
-//! TLS and QUIC configuration: mutual TLS against the cluster CA, one ALPN, tuned transport.
+//! TLS and QUIC configuration: mutual TLS against the cluster CA, two ALPN versions, tuned
+//! transport.
 //!
 //! Every connection is mutually authenticated: the server requires a client certificate
 //! signed by the cluster CA (rustls' WebPKI client verifier), and the client verifies the
@@ -12,7 +13,7 @@
 //! only a backstop that eventually frees connections to vanished peers; keep-alives stop a
 //! quiet but healthy link from idling out.
 
-use super::certs::{CLIENT_ROLE_PREFIX, REPLICA_ROLE_PREFIX};
+use super::certs::{CLIENT_ROLE_PREFIX, OPERATOR_ROLE_PREFIX, REPLICA_ROLE_PREFIX};
 use crate::types::{ClientIdRange, NodeId};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use quinn::{IdleTimeout, TransportConfig, VarInt};
@@ -24,8 +25,26 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The one application protocol every faultline endpoint speaks.
+/// The application protocol every faultline endpoint speaks.
 pub const ALPN: &[u8] = b"faultline/1";
+/// The same, but peer streams start with the sender's configuration fingerprint too
+/// (`peer::PEER_HEADER_BYTES`). Offered first and preferred; an endpoint of an older version
+/// negotiates [`ALPN`], so a rolling restart still mixes versions (without the check).
+pub const ALPN_FINGERPRINT: &[u8] = b"faultline/2";
+
+/// Both protocols, the preferred first.
+fn alpn_protocols() -> Vec<Vec<u8>> {
+    vec![ALPN_FINGERPRINT.to_vec(), ALPN.to_vec()]
+}
+
+/// Whether the connection negotiated [`ALPN_FINGERPRINT`].
+pub fn speaks_fingerprint(connection: &quinn::Connection) -> bool {
+    connection
+        .handshake_data()
+        .and_then(|data| data.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+        .and_then(|data| data.protocol)
+        .is_some_and(|protocol| protocol == ALPN_FINGERPRINT)
+}
 
 pub const KEEP_ALIVE: Duration = Duration::from_secs(1);
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -135,7 +154,7 @@ impl TlsIdentity {
             .with_client_cert_verifier(verifier)
             .with_single_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| self.config_error(e))?;
-        tls.alpn_protocols = vec![ALPN.to_vec()];
+        tls.alpn_protocols = alpn_protocols();
         let quic = QuicServerConfig::try_from(tls).map_err(|e| self.config_error(e))?;
         let mut config = quinn::ServerConfig::with_crypto(Arc::new(quic));
         // quinn's defaults let 65,536 handshakes and 100 MiB of their packets wait for us.
@@ -153,13 +172,21 @@ impl TlsIdentity {
 
     /// A QUIC client configuration presenting our certificate and trusting only the CA.
     pub fn client_config(&self) -> Result<quinn::ClientConfig, TlsError> {
+        self.client_config_offering(alpn_protocols())
+    }
+
+    /// [`TlsIdentity::client_config`] offering only `protocols` (an older version's, say).
+    pub fn client_config_offering(
+        &self,
+        protocols: Vec<Vec<u8>>,
+    ) -> Result<quinn::ClientConfig, TlsError> {
         let mut tls = rustls::ClientConfig::builder_with_provider(provider())
             .with_protocol_versions(&[&rustls::version::TLS13])
             .map_err(|e| self.config_error(e))?
             .with_root_certificates(self.roots.clone())
             .with_client_auth_cert(self.chain.clone(), self.key.clone_key())
             .map_err(|e| self.config_error(e))?;
-        tls.alpn_protocols = vec![ALPN.to_vec()];
+        tls.alpn_protocols = protocols;
         let quic = QuicClientConfig::try_from(tls).map_err(|e| self.config_error(e))?;
         let mut config = quinn::ClientConfig::new(Arc::new(quic));
         config.transport_config(Arc::new(transport_config()));
@@ -229,6 +256,19 @@ pub enum CertRole {
     Replica(NodeId),
     /// A client: may submit commands under these client ids.
     Client(ClientIdRange),
+    /// An operator: a client that may also read the replica's state (print-db, print-log,
+    /// fetch-executed).
+    Operator(ClientIdRange),
+}
+
+impl CertRole {
+    /// The client ids a client or operator may submit under.
+    pub fn client_ids(self) -> Option<ClientIdRange> {
+        match self {
+            CertRole::Client(ids) | CertRole::Operator(ids) => Some(ids),
+            CertRole::Replica(_) => None,
+        }
+    }
 }
 
 impl TlsIdentity {
@@ -282,6 +322,9 @@ pub fn cert_role(der: &[u8]) -> Option<CertRole> {
             .is_some_and(|eku| eku.value.server_auth);
         let named = first_dns_name(der).is_some_and(|dns| dns == node.to_string());
         return (server_auth && named).then_some(CertRole::Replica(node));
+    }
+    if let Some(ids) = uri.strip_prefix(OPERATOR_ROLE_PREFIX) {
+        return Some(CertRole::Operator(ids.parse().ok()?));
     }
     let ids = uri.strip_prefix(CLIENT_ROLE_PREFIX)?.parse().ok()?;
     Some(CertRole::Client(ids))

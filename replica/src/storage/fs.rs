@@ -8,14 +8,14 @@
 //! runs under simulated crashes is the code that ships.
 //!
 //! The surface is deliberately small: positioned reads and writes, length changes, file and
-//! directory fsync, rename and remove. Durability rules are the POSIX ones the storage code
+//! directory fsync, rename, remove and listing a directory's files. Durability rules are the POSIX ones the storage code
 //! must respect: a write is durable after the file's fsync; a created, renamed or removed name
 //! is durable after its directory's fsync.
 
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// How [`Fs::open`] opens a file.
@@ -51,6 +51,8 @@ pub trait Fs: Send + Sync {
     fn create_dir(&self, path: &Path) -> io::Result<()>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// The names of the files directly in `dir` (not subdirectories), in no set order.
+    fn list_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
     /// Makes the names in `dir` (creations, renames, removals) durable.
     fn sync_dir(&self, dir: &Path) -> io::Result<()>;
 }
@@ -97,6 +99,17 @@ impl Fs for RealFs {
 
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         std::fs::remove_file(path)
+    }
+
+    fn list_files(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        let mut files = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_file() {
+                files.push(entry.path());
+            }
+        }
+        Ok(files)
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {

@@ -16,7 +16,7 @@
 //!   next burst, or on its own when the log goes idle): an acknowledged record always has a
 //!   valid frame after it, so damage in it is middle corruption, never a tail to cut.
 //! - The executed journal is derived state and is never fsynced between checkpoints: any
-//!   damage in it is cut, never fatal.
+//!   damage in it is cut, never fatal, and costs at most the rest of one segment file.
 //! - Whole-file replacements (WAL compaction, checkpoints) go through a temporary file, fsync,
 //!   rename and a directory fsync, so a reader sees either the old file or the new one.
 //! - Truncation does not look like damage: a file cut at a record boundary reads as a valid,
@@ -34,7 +34,7 @@ pub mod wal;
 
 pub use checkpoint::{read_checkpoint, read_checkpoint_in, write_checkpoint, write_checkpoint_in};
 pub use fs::{Fs, FsFile, FsRef, OpenMode, RealFs};
-pub use journal::Journal;
+pub use journal::{Journal, JournalLimits};
 pub use superblock::{read_superblock_in, Superblock, SuperblockWriter};
 pub use wal::Wal;
 

@@ -91,14 +91,30 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         dir: &Path,
         max_record_bytes: u32,
     ) -> Result<Opened<R>, StorageError> {
+        let mut records = Vec::new();
+        let (wal, torn) = Self::open_streaming(fs, dir, max_record_bytes, &mut |r| {
+            records.push(r);
+        })?;
+        Ok((wal, records, torn))
+    }
+
+    /// Like [`Wal::open_in`], but hands each record to `replay` as the file is read (through a
+    /// bounded buffer) instead of collecting them: restarting costs the memory of what the
+    /// caller keeps, not of the whole log. Records come in file order; if the open then fails
+    /// (corruption in the middle), the caller must discard what it built.
+    pub fn open_streaming(
+        fs: FsRef,
+        dir: &Path,
+        max_record_bytes: u32,
+        replay: &mut dyn FnMut(R),
+    ) -> Result<(Wal<R>, Option<TornTail>), StorageError> {
         ensure_dir(&*fs, dir)?;
         let path = dir.join(WAL_FILE);
         let file = open_log(&*fs, dir, &path)?;
-        let mut records = Vec::new();
         let mut marked = 0u64;
         let mut accept = |_offset: u64, payload: &[u8]| {
             match postcard::from_bytes::<Frame<R>>(payload) {
-                Ok(Frame::Record(record)) => records.push(record),
+                Ok(Frame::Record(record)) => replay(record),
                 Ok(Frame::Synced(len)) => marked = marked.max(len),
                 Err(e) => return Err(format!("undecodable record: {e}")),
             }
@@ -129,7 +145,7 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
             poisoned: false,
             _records: PhantomData,
         };
-        Ok((wal, records, torn))
+        Ok((wal, torn))
     }
 
     /// Buffers one record. It is durable only after the next [`Wal::sync`].

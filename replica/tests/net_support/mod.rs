@@ -38,7 +38,7 @@ impl Certs {
         let ca_dir = tempfile::tempdir().unwrap();
         let nodes = [NodeId(1), NodeId(2), NodeId(3), NodeId(9)];
         let clients = [
-            ClientCert::new("client", ClientIdRange::DEFAULT),
+            ClientCert::operator("client", ClientIdRange::DEFAULT),
             ClientCert::new("alice", ids(100, 199)),
             ClientCert::new("bob", ids(200, 299)),
         ];

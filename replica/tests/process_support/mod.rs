@@ -9,7 +9,8 @@ use replica::bank::{Command, Op, OpResult};
 use replica::client::Client;
 use replica::client_proto::{ClientRequest, ClientResponse, Role};
 use replica::config::ClusterConfig;
-use replica::types::{Amount, ClientId, NodeId, RequestId};
+use replica::net::certs::ClientCert;
+use replica::types::{Amount, ClientId, ClientIdRange, NodeId, RequestId};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
@@ -24,6 +25,9 @@ pub struct Cluster {
     /// The replica binary every node runs.
     bin: PathBuf,
 }
+
+/// The first client id of the `plain` certificate's range (1,000 ids).
+pub const PLAIN_FIRST_ID: u64 = 1 << 33;
 
 /// Free UDP ports on loopback: bind to port 0, note the port, release it.
 fn free_udp_ports(count: usize) -> Vec<u16> {
@@ -72,8 +76,17 @@ impl Cluster {
         for (node, port) in config.nodes.iter_mut().zip(free_udp_ports(nodes)) {
             node.addr.set_port(port);
         }
-        replica::net::certs::generate_cluster_certs(&cert_dir, &config.node_ids(), &["client"])
+        // `plain`: a client certificate of its own id range (its own share of every limit).
+        let plain_ids = ClientIdRange::new(PLAIN_FIRST_ID, PLAIN_FIRST_ID + 999).expect("ids");
+        let clients = [
+            ClientCert::operator("client", ClientIdRange::DEFAULT),
+            ClientCert::new("plain", plain_ids),
+        ];
+        replica::net::certs::generate_cluster(&cert_dir, &config.node_ids(), &clients, None)
             .expect("certificates");
+        // `rogue`: signed by a CA the cluster does not trust (its handshakes fail).
+        replica::net::certs::generate_foreign_client_cert(&cert_dir, "rogue")
+            .expect("a foreign certificate");
         let config_path = dir.path().join("cluster.toml");
         config.save(&config_path).expect("write cluster.toml");
         let config = ClusterConfig::load(&config_path).expect("reload cluster.toml");
@@ -95,6 +108,12 @@ impl Cluster {
     }
 
     pub fn start_node(&mut self, id: NodeId) {
+        let config_path = self.config_path.clone();
+        self.start_node_with(id, &config_path);
+    }
+
+    /// Starts `id` reading `config_path` rather than the cluster's own `cluster.toml`.
+    pub fn start_node_with(&mut self, id: NodeId, config_path: &Path) {
         let log = self.dir.path().join(format!("{id}.log"));
         // REPLICA_WRAPPER (say `heaptrack`) runs each replica under a profiler.
         let bin = &self.bin;
@@ -109,7 +128,7 @@ impl Cluster {
         let child = process
             .arg("run")
             .arg("--config")
-            .arg(&self.config_path)
+            .arg(config_path)
             .arg("--id")
             .arg(id.to_string())
             .arg("--data-dir")
