@@ -71,6 +71,8 @@ fn no_ok_while_a_majority_is_down_is_not_judged() {
         .notes
         .iter()
         .any(|n| n.contains("judged over the whole run")));
+    // Judged only from the restart (250 ms) to the end (320 ms).
+    assert_eq!(c.counts["ms with a majority surely up and connected"], 70);
     assert_eq!(r.valid, Validity::Valid, "{}", r.summary());
 }
 

@@ -125,6 +125,9 @@ struct Judge {
     faults: Faults,
     /// Since when a majority of every group has surely been up and connected.
     majority_since_ns: Option<u64>,
+    /// Time so far with a majority surely up and connected, and the last event's time.
+    judged_ns: u64,
+    last_ns: u64,
     out: Vec<Anomaly>,
 }
 
@@ -158,6 +161,8 @@ impl Judge {
             account_group,
             faults: Faults::default(),
             majority_since_ns: Some(0),
+            judged_ns: 0,
+            last_ns: 0,
             out: Vec::new(),
         }
     }
@@ -192,6 +197,10 @@ impl Judge {
     }
 
     fn event(&mut self, e: &Event) {
+        if self.majority_since_ns.is_some() {
+            self.judged_ns += e.time_ns.saturating_sub(self.last_ns);
+        }
+        self.last_ns = self.last_ns.max(e.time_ns);
         for g in 0..self.groups.len() {
             self.check_stretch(g, e.time_ns);
         }
@@ -319,17 +328,27 @@ fn not_applicable(why: &str) -> CheckResult {
 fn finish(judge: Judge) -> CheckResult {
     let mut check = Check::default();
     let bound_ms = judge.bound_ns / 1_000_000;
-    let whom = match judge.groups.as_slice() {
-        [g] if g.shard.is_none() => format!("a majority of the {} replicas", g.size),
-        groups => format!(
-            "a majority of every shard's replicas ({} shards), each shard on its own operations",
-            groups.len()
+    let (whom, what) = match judge.groups.as_slice() {
+        [g] if g.shard.is_none() => (
+            format!("a majority of the {} replicas", g.size),
+            "some operation",
+        ),
+        groups => (
+            format!(
+                "a majority of every shard's replicas ({} shards)",
+                groups.len()
+            ),
+            "each shard some operation on its accounts",
         ),
     };
     check.note(format!(
-        "judged over the whole run: with {whom} up and no partition, some operation must be answered ok within {bound_ms} ms"
+        "judged over the whole run: with {whom} up and no partition, {what} must be answered ok within {bound_ms} ms"
     ));
     check.count("groups judged", judge.groups.len() as u64);
+    check.count(
+        "ms with a majority surely up and connected",
+        judge.judged_ns / 1_000_000,
+    );
     for a in judge.out {
         check.anomaly(|| a);
     }
