@@ -27,13 +27,19 @@ fn run_with(faults: &[(u64, &str, Value)], run_toml: &str) -> Results {
     }
     events.push((320, ok_transfer(1, 1, ("A", "B", 3), (7, 13), 1)));
     events.sort_by_key(|(ms, _)| *ms);
+    check_events(&events, 1, run_toml)
+}
+
+/// Checks `events` (time in ms, event), whose one applied transfer A→B of 3 is
+/// `client`'s request 1.
+fn check_events(events: &[(u64, Event)], client: u64, run_toml: &str) -> Results {
     let dir = tempfile::tempdir().unwrap();
     let mut w = HistoryWriter::create(dir.path().join("history.jsonl")).unwrap();
     for (i, (ms, e)) in events.iter().enumerate() {
         w.append(&e.clone().at(i as u64, ms * MS)).unwrap();
     }
     drop(w);
-    let log = [transfer_entry(1, 1, 1, ("A", "B", 3), (7, 13))];
+    let log = [transfer_entry(1, client, 1, ("A", "B", 3), (7, 13))];
     final_state(&["n1", "n2", "n3"], &log, &[("A", 7), ("B", 13)])
         .write(dir.path().join("final.json"))
         .unwrap();
@@ -176,7 +182,6 @@ fn an_armed_failpoint_or_a_nemesis_error_is_not_judged() {
 fn an_idle_stretch_owes_nothing() {
     // Client 1's read answered at 10 ms; client 2 invokes only at 300 ms and is answered
     // at once: nothing was in flight in between, so no stretch passed the bound.
-    let dir = tempfile::tempdir().unwrap();
     let events = [
         (1, Event::invoke(1, 1, "read", json!({"account": "A"}))),
         (
@@ -192,18 +197,32 @@ fn an_idle_stretch_owes_nothing() {
         (300, invoke_transfer(2, 1, "A", "B", 3)),
         (320, ok_transfer(2, 1, ("A", "B", 3), (7, 13), 1)),
     ];
-    let mut w = HistoryWriter::create(dir.path().join("history.jsonl")).unwrap();
-    for (i, (ms, e)) in events.iter().enumerate() {
-        w.append(&e.clone().at(i as u64, ms * MS)).unwrap();
-    }
-    drop(w);
-    let log = [transfer_entry(1, 2, 1, ("A", "B", 3), (7, 13))];
-    final_state(&["n1", "n2", "n3"], &log, &[("A", 7), ("B", 13)])
-        .write(dir.path().join("final.json"))
-        .unwrap();
-    std::fs::write(dir.path().join("run.toml"), RUN_TOML).unwrap();
-    let r = check_run(dir.path()).unwrap();
+    let r = check_events(&events, 2, RUN_TOML);
     assert_eq!(r.checks["progress"].valid, Validity::Valid, "{r:#?}");
+}
+
+#[test]
+fn operations_that_time_out_and_retry_do_not_restart_the_stretch() {
+    // Two clients' attempts overlap; each times out (info) within the bound and its
+    // client goes straight on: a stall all the same, though no operation waited the bound.
+    use checker::history::EventType;
+    let mut events = Vec::new();
+    for (client, start) in [(1, 1), (3, 30)] {
+        for k in 0..5u64 {
+            let (rid, read) = (k + 1, json!({"account": "A"}));
+            let invoke = Event::invoke(client, rid, "read", read.clone());
+            let info = Event::client(EventType::Info, client, rid, "read", read);
+            events.push((start + 60 * k, invoke));
+            events.push((start + 59 + 60 * k, info));
+        }
+    }
+    events.push((301, invoke_transfer(2, 1, "A", "B", 3)));
+    events.push((320, ok_transfer(2, 1, ("A", "B", 3), (7, 13), 1)));
+    events.sort_by_key(|(ms, _)| *ms);
+    let r = check_events(&events, 2, RUN_TOML);
+    let c = &r.checks["progress"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    assert!(c.anomalies[0].message.contains("from 0.001 s"), "{c:#?}");
 }
 
 mod sharded {
