@@ -132,47 +132,38 @@ pub fn check_run_with(
             .warnings
             .push(format!("{} is missing", files.run_toml.display()));
     }
-    if let Some(p) = &params {
-        judge_progress(&files, p, &mut results)?;
-    }
+    judge_progress(&files, params.as_ref(), &mut results)?;
     results.run_dir = files.dir.display().to_string();
     results.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(results)
 }
 
-/// Adds the no-progress rule (`checks::progress`) to the liveness check, when run.toml
-/// gives `progress_bound_ms` and the cluster's `nodes` (top level or under `[params]`).
+/// Adds the `progress` check (`checks::progress`): it applies when run.toml gives
+/// `progress_bound_ms` and the cluster's `nodes` (top level or under `[params]`, where the
+/// harness writes it).
 fn judge_progress(
     files: &RunFiles,
-    p: &RunParams,
+    p: Option<&RunParams>,
     results: &mut Results,
 ) -> Result<(), CheckError> {
-    // The harness writes the bound at the top level and the cluster's size under [params].
-    let int = |key: &str| {
-        p.table
-            .get(key)
-            .or_else(|| p.table.get("params")?.get(key))
-            .and_then(toml::Value::as_integer)
+    use crate::checks::progress::{self, Replicas};
+    let rule = match p {
+        None => Err("there is no run.toml".to_string()),
+        Some(p) => progress::bound_ms(p.table.get("progress_bound_ms")).and_then(|bound| {
+            let nodes = p
+                .table
+                .get("nodes")
+                .or_else(|| p.table.get("params")?.get("nodes"))
+                .and_then(toml::Value::as_integer)
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|&n| n > 0)
+                .ok_or("run.toml gives no cluster size (a positive integer nodes)")?;
+            Ok((bound, Replicas::Classic(nodes)))
+        }),
     };
-    let (Some(bound), Some(nodes)) = (int("progress_bound_ms"), int("nodes")) else {
-        return Ok(());
-    };
-    let (Ok(bound), Ok(nodes)) = (u64::try_from(bound), usize::try_from(nodes)) else {
-        return Ok(());
-    };
-    let found = crate::checks::progress::judge(&files.history, bound, nodes)?;
-    let Some(c) = results.checks.get_mut("liveness") else {
-        return Ok(());
-    };
-    c.notes.push(format!(
-        "no-progress judged over the whole run: with a majority of the {nodes} replicas up and no partition, some operation must be answered ok within {bound} ms"
-    ));
-    if !found.is_empty() {
-        c.valid = Validity::Invalid;
-        c.anomaly_count += found.len() as u64;
-        c.anomalies.extend(found);
-        results.valid = Validity::combine(results.checks.values().map(|c| c.valid));
-    }
+    let check = progress::run_streaming(&files.history, rule)?;
+    results.checks.insert("progress".to_string(), check);
+    results.valid = Validity::combine(results.checks.values().map(|c| c.valid));
     Ok(())
 }
 

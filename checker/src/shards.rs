@@ -14,7 +14,7 @@
 #![doc = include_str!("../../docs/sharded.md")]
 
 use crate::checks::{
-    atomicity, bank_conservation, serializability, shard_agreement, shard_exactly_once,
+    atomicity, bank_conservation, progress, serializability, shard_agreement, shard_exactly_once,
     shard_liveness, shard_replay, shard_well_formed,
 };
 use crate::checks::{CheckResult, Validity};
@@ -541,6 +541,12 @@ pub(crate) fn check_sharded(
         "liveness".into(),
         shard_liveness::run(&data, &events, bound),
     );
+    let rule = progress::bound_ms(params.table.get("progress_bound_ms")).map(|bound| {
+        let shards = data.specs.iter();
+        let shards = shards.map(|s| (s.id, s.nodes.clone(), s.accounts.clone()));
+        (bound, progress::Replicas::Sharded(shards.collect()))
+    });
+    checks.insert("progress".into(), progress::run(&events, rule));
     Ok(Results {
         valid: Validity::combine(checks.values().map(|c| c.valid)),
         run_dir: files.dir.display().to_string(),

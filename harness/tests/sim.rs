@@ -62,6 +62,59 @@ fn bug_run(seed: u64, bug: &str) -> SimRunInfo {
     SimRunInfo::new(seed, params).unwrap()
 }
 
+/// `stuck-leader`: the leader heartbeats but stops proposing, with every replica up and no
+/// fault at all. The `progress` check sees the stall during the run, not only after the heal.
+#[test]
+fn a_leader_that_stops_proposing_is_caught_by_the_progress_check() {
+    let out = tempfile::tempdir().unwrap();
+    let mut info = bug_run(3, "stuck-leader");
+    info.params.faults = Vec::new();
+    let info = SimRunInfo::new(3, info.params).unwrap();
+    assert!(info.schedule.iter().all(|s| s.fault.is_none()), "{info:?}");
+    let outcome = simulate(&info).unwrap();
+    let dir = out.path().join("sim-3");
+    let summary = write_and_check(&dir, &info, &outcome, false).unwrap();
+    assert_eq!(summary.verdict, "invalid", "{summary:?}");
+    assert!(
+        summary.failed_checks.contains(&"progress".to_string()),
+        "{summary:?}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("results.json")).unwrap()).unwrap();
+    let progress = &results["checks"]["progress"];
+    let first = &progress["anomalies"][0];
+    assert_eq!(first["kind"], "no-progress", "{progress:#}");
+    // The stall began long before the heal: the stretch ends before the `stable` event.
+    let stable_ms = std::str::from_utf8(&outcome.history)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|e| e["f"] == "stable")
+        .and_then(|e| e["time_ns"].as_u64())
+        .unwrap()
+        / 1_000_000;
+    let to_s: f64 = first["message"]
+        .as_str()
+        .unwrap()
+        .split(" to ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap();
+    assert!(
+        ((to_s * 1e3) as u64) < stable_ms,
+        "{first:#} stable at {stable_ms} ms"
+    );
+    // The same seed without the bug is valid, progress judged and clean.
+    let mut params = info.params.clone();
+    params.bug = None;
+    let clean = SimRunInfo::new(3, params).unwrap();
+    let outcome = simulate(&clean).unwrap();
+    let summary =
+        write_and_check(&out.path().join("sim-3-clean"), &clean, &outcome, false).unwrap();
+    assert_eq!(summary.verdict, "valid", "{summary:?}");
+}
+
 #[test]
 fn a_kept_run_replays_byte_for_byte_with_the_same_verdict() {
     let out = tempfile::tempdir().unwrap();
@@ -133,7 +186,7 @@ fn the_zoo_catches_every_planted_bug_in_simulation() {
     };
     let rows = run_zoo(&opts).unwrap();
     let table = harness::sim::zoo::render_table(&rows);
-    assert_eq!(rows.len(), 8, "{table}");
+    assert_eq!(rows.len(), 9, "{table}");
     assert!(rows.iter().all(|r| r.passed()), "{table}");
 }
 

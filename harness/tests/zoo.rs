@@ -42,3 +42,43 @@ async fn planted_bugs_are_caught_and_the_clean_replica_passes() {
     );
     assert!(out.path().join("zoo.json").is_file() && out.path().join("index.html").is_file());
 }
+
+/// `stuck-leader` through real processes: with every replica up and no fault, the leader
+/// heartbeats but stops proposing; the run is invalid and the `progress` check names the
+/// stall (a stretch without `ok` while a majority was up and connected).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_stops_proposing_is_a_no_progress_stall() {
+    let out = tempfile::tempdir().unwrap();
+    let opts = ZooOptions {
+        out: out.path().to_path_buf(),
+        replica_bin: common::replica_bugs_bin(),
+        seed: 11,
+        runs_per_bug: 1,
+        time_ms: 12_000,
+        nemesis_interval_ms: 1_500,
+        only: vec!["stuck-leader".into()],
+        clean_runs: false,
+        progress: false,
+    };
+    let rows = run_zoo(&opts).await.expect("the zoo runs");
+    let table = harness::run::zoo::render_table(&rows);
+    let row = rows
+        .iter()
+        .find(|r| r.bug == "stuck-leader")
+        .expect("its row");
+    assert!(row.detected, "stuck-leader went undetected:\n{table}");
+    let report = row.report.as_ref().expect("a report");
+    let results = report.with_file_name("results.json");
+    let results: checker::Results =
+        serde_json::from_slice(&std::fs::read(&results).unwrap()).unwrap();
+    assert_eq!(results.valid, checker::Validity::Invalid);
+    let progress = &results.checks["progress"];
+    assert_eq!(progress.valid, checker::Validity::Invalid, "{progress:#?}");
+    let a = &progress.anomalies[0];
+    assert_eq!(a.kind, "no-progress");
+    assert!(
+        a.message.contains("a majority of the replicas was up"),
+        "{}",
+        a.message
+    );
+}

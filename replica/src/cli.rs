@@ -92,7 +92,8 @@ struct RunArgs {
     #[arg(long)]
     no_fsync: bool,
     /// Plant a known bug (needs a build with the `bugs` feature): no-dedup, early-commit,
-    /// forget-promises, no-view-merge, local-reads, no-funds-check, stale-leader.
+    /// forget-promises, no-view-merge, local-reads, no-funds-check, stale-leader, stuck-leader
+    /// (and the sharded recovery-aborts, apply-at-prepare, keep-locks-on-abort).
     #[arg(long = "bug", value_name = "NAME")]
     bugs: Vec<String>,
 }

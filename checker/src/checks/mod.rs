@@ -38,7 +38,7 @@ use std::fmt;
 pub const MAX_STORED_ANOMALIES: usize = 100;
 
 /// The names of the checks, in the order they are shown.
-pub const CHECK_NAMES: [&str; 12] = [
+pub const CHECK_NAMES: [&str; 13] = [
     "well-formed",
     "conservation",
     "agreement",
@@ -46,6 +46,7 @@ pub const CHECK_NAMES: [&str; 12] = [
     "replay",
     "exactly-once",
     "liveness",
+    "progress",
     "linearizable",
     "atomicity",
     "bank-conservation",

@@ -3,148 +3,366 @@
 //! the heal. A stall the liveness check cannot see (it judges only after the `stable`
 //! event) shows here: a cluster that stops answering with a majority up.
 //!
-//! It applies when run.toml has integer `progress_bound_ms` and `nodes` (the classic
-//! cluster's size); the harness writes both for a real classic run. Which replicas are
-//! up is followed from the nemesis events: `kill`, `pause` and `crash` take their
-//! `nodes` down, `restart` and `resume` bring them back, `heal-all` and `stable` bring
-//! all back. While any partition (an event whose value has non-empty `cuts`) is in
-//! force, up to the next `heal`, `heal-all` or `stable`, who is connected is not
-//! followed and nothing is judged: the rule only ever judges stretches where the
-//! majority is surely there. A stretch is owed progress from the latest of: the last
-//! `ok`, the moment a majority was last up and unpartitioned, and the invocation of the
-//! oldest operation in flight; one that passes the bound with an operation still in
-//! flight is a `no-progress` anomaly of the liveness check.
+//! It applies when run.toml has an integer `progress_bound_ms` and says who the replicas
+//! are: a classic run's `nodes` (the cluster's size; the harness writes it under
+//! `[params]`, for real and simulated runs alike), or a sharded run's `[[shards]]` (each
+//! shard's `nodes`). Otherwise the check is not applicable, and says why.
 //!
-//! It reads the history once more, with serde, only when it applies (real classic runs
-//! are short next to the benchmark histories the streaming pass is built for).
+//! Which replicas are up is followed from the nemesis events, conservatively: the rule
+//! only ever judges stretches where the majority is surely there. `restart` and `resume`
+//! bring their `nodes` back (but not those a restart lists as `refused`), `heal-all` and
+//! `stable` bring all back; any other event that names replicas (`nodes`, or `node`:
+//! kills, pauses, power cuts, disk and clock faults, an armed failpoint) takes them down
+//! until then. While a partition is in force (an event whose value has non-empty
+//! `cuts`), up to the next `heal`, `heal-all` or `stable`, and after a nemesis `error`
+//! (a fault maybe half done), up to the next `heal-all` or `stable`, nothing is judged.
+//! A sharded bank needs a majority of every shard (a shard's accounts stay locked while
+//! another shard cannot finish their transactions).
+//!
+//! Each group (the classic cluster, or one shard) is judged on its own operations: those
+//! naming one of its accounts (`read_all` names them all). Its stretch owed progress
+//! starts at the latest of: its last `ok`, the moment a majority was last surely up and
+//! connected, and the moment its operations started being continuously in flight. One
+//! that passes the bound with an operation still in flight is a `no-progress` anomaly.
 
-use super::Anomaly;
+use super::{Anomaly, Check, CheckResult};
 use crate::history::{Event, EventType, HistoryReader, Process};
 use crate::runner::CheckError;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-/// Who is up, and whether a partition is in force.
-#[derive(Debug, Default)]
-struct Cluster {
+/// Who the replicas are, as run.toml says.
+#[derive(Debug, Clone)]
+pub(crate) enum Replicas {
+    /// A classic cluster of this many replicas.
+    Classic(usize),
+    /// A sharded bank: per shard, its id, replicas and accounts.
+    Sharded(Vec<(u32, Vec<String>, Vec<String>)>),
+}
+
+/// One group whose majority must be up and whose operations are judged together.
+#[derive(Debug)]
+struct Group {
+    /// `None` for the classic cluster, else the shard id.
+    shard: Option<u32>,
+    /// The replicas by name (empty for a classic cluster, known only by its size).
+    members: BTreeSet<String>,
     size: usize,
-    down: BTreeSet<String>,
-    partitioned: bool,
+    watch: Watch,
 }
 
-impl Cluster {
-    fn nemesis(&mut self, f: &str, value: &Value) {
-        let nodes = || {
-            value
-                .get("nodes")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-        };
-        match f {
-            "kill" | "pause" | "crash" => self.down.extend(nodes()),
-            "restart" | "resume" => {
-                for n in nodes() {
-                    self.down.remove(&n);
-                }
-            }
-            "heal" => self.partitioned = false,
-            "heal-all" | "stable" => {
-                self.down.clear();
-                self.partitioned = false;
-            }
-            _ => {
-                let cuts = value.get("cuts").and_then(Value::as_array);
-                if cuts.is_some_and(|c| !c.is_empty()) {
-                    self.partitioned = true;
-                }
-            }
-        }
-    }
-
-    fn majority(&self) -> bool {
-        !self.partitioned && self.size.saturating_sub(self.down.len()) > self.size / 2
-    }
-}
-
-/// The stretch being judged.
+/// The stretch being judged for one group.
 #[derive(Debug, Default)]
 struct Watch {
     last_ok_ns: u64,
-    majority_since_ns: Option<u64>,
-    /// Per client, its operation in flight: (invoke time, index).
+    /// Since when the group's operations have been continuously in flight.
+    busy_since_ns: Option<u64>,
+    /// Per client, its operation of this group in flight: (invoke time, index).
     open: HashMap<u64, (u64, u64)>,
     reported: bool,
 }
 
-/// The no-progress anomalies of the history at `path`, judged with `bound_ms` for a
-/// cluster of `size` replicas.
-pub(crate) fn judge(path: &Path, bound_ms: u64, size: usize) -> Result<Vec<Anomaly>, CheckError> {
-    let bound = bound_ms.saturating_mul(1_000_000);
-    let mut cluster = Cluster {
-        size,
-        ..Cluster::default()
-    };
-    let mut w = Watch {
-        majority_since_ns: Some(0),
-        ..Watch::default()
-    };
-    let mut out = Vec::new();
-    let mut r = HistoryReader::open(path)?;
-    while let Some(e) = r.next_as::<Event>()? {
-        check_stretch(&mut w, bound, e.time_ns, &mut out);
-        match (e.process, e.kind) {
-            (Process::Nemesis, _) => {
-                let had = cluster.majority();
-                cluster.nemesis(&e.f, &e.value);
-                match (had, cluster.majority()) {
-                    (false, true) => w.majority_since_ns = Some(e.time_ns),
-                    (true, false) => w.majority_since_ns = None,
-                    _ => {}
+/// Who is down, and whether the nemesis leaves the cluster's state in doubt.
+#[derive(Debug, Default)]
+struct Faults {
+    down: BTreeSet<String>,
+    partitioned: bool,
+    in_doubt: bool,
+}
+
+impl Faults {
+    fn nemesis(&mut self, f: &str, value: &Value) {
+        let names = |key: &str| -> Vec<String> {
+            match value.get(key) {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_string)
+                    .collect(),
+                Some(Value::String(s)) => vec![s.clone()],
+                _ => Vec::new(),
+            }
+        };
+        match f {
+            "restart" | "resume" => {
+                // A refused restart ("n3: why") leaves its replica down.
+                let refused: Vec<String> = names("refused")
+                    .iter()
+                    .map(|r| r.split(':').next().unwrap_or_default().trim().to_string())
+                    .collect();
+                for n in names("nodes") {
+                    if !refused.contains(&n) {
+                        self.down.remove(&n);
+                    }
                 }
-                w.reported = false;
             }
-            (Process::Client(c), EventType::Invoke) => {
-                w.open.insert(c, (e.time_ns, e.index));
-            }
-            (Process::Client(c), kind) => {
-                w.open.remove(&c);
-                if kind == EventType::Ok {
-                    w.last_ok_ns = e.time_ns;
-                    w.reported = false;
+            "heal" => self.partitioned = false,
+            "heal-all" | "stable" => *self = Faults::default(),
+            "skip" => {}
+            "error" => self.in_doubt = true,
+            _ => {
+                let cuts = value.get("cuts").and_then(Value::as_array);
+                if cuts.is_some_and(|c| !c.is_empty()) {
+                    // A partition names replicas too (a one-way cut's `node`): they are
+                    // up, and back in touch at the heal.
+                    self.partitioned = true;
+                } else {
+                    self.down.extend(names("nodes"));
+                    self.down.extend(names("node"));
                 }
             }
         }
     }
-    Ok(out)
 }
 
-/// At `now`, whether the stretch owed progress has passed the bound without an `ok`.
-fn check_stretch(w: &mut Watch, bound: u64, now: u64, out: &mut Vec<Anomaly>) {
-    let (Some(majority), false) = (w.majority_since_ns, w.reported) else {
-        return;
-    };
-    let Some(&(invoked, index)) = w.open.values().min() else {
-        return;
-    };
-    let since = w.last_ok_ns.max(majority).max(invoked);
-    if now.saturating_sub(since) <= bound {
-        return;
+/// The rule, fed one event at a time.
+#[derive(Debug)]
+struct Judge {
+    bound_ns: u64,
+    groups: Vec<Group>,
+    account_group: HashMap<String, usize>,
+    faults: Faults,
+    /// Since when a majority of every group has surely been up and connected.
+    majority_since_ns: Option<u64>,
+    /// Time so far with a majority surely up and connected, and the last event's time.
+    judged_ns: u64,
+    last_ns: u64,
+    out: Vec<Anomaly>,
+}
+
+impl Judge {
+    fn new(bound_ms: u64, replicas: &Replicas) -> Judge {
+        let mut account_group = HashMap::new();
+        let groups = match replicas {
+            Replicas::Classic(size) => vec![Group {
+                shard: None,
+                members: BTreeSet::new(),
+                size: *size,
+                watch: Watch::default(),
+            }],
+            Replicas::Sharded(shards) => shards
+                .iter()
+                .enumerate()
+                .map(|(g, (id, nodes, accounts))| {
+                    account_group.extend(accounts.iter().map(|a| (a.clone(), g)));
+                    Group {
+                        shard: Some(*id),
+                        members: nodes.iter().cloned().collect(),
+                        size: nodes.len(),
+                        watch: Watch::default(),
+                    }
+                })
+                .collect(),
+        };
+        Judge {
+            bound_ns: bound_ms.saturating_mul(1_000_000),
+            groups,
+            account_group,
+            faults: Faults::default(),
+            majority_since_ns: Some(0),
+            judged_ns: 0,
+            last_ns: 0,
+            out: Vec::new(),
+        }
     }
-    w.reported = true;
-    let secs = |ns: u64| format!("{:.3} s", ns as f64 / 1e9);
-    out.push(Anomaly::new(
-        "no-progress",
-        format!(
-            "No operation was answered ok from {} to {} into the run ({}), though a majority of the replicas was up and no partition was in force, and operations were in flight (the oldest invoked at history index {index}): with a majority up and connected, some operation must succeed within {}.",
-            secs(since),
-            secs(now),
-            secs(now - since),
-            secs(bound)
+
+    fn majority(&self) -> bool {
+        let f = &self.faults;
+        !f.partitioned
+            && !f.in_doubt
+            && self.groups.iter().all(|g| {
+                let down = if g.members.is_empty() {
+                    f.down.len()
+                } else {
+                    g.members.intersection(&f.down).count()
+                };
+                g.size.saturating_sub(down) > g.size / 2
+            })
+    }
+
+    /// The groups an invocation's operation belongs to: those holding an account it
+    /// names, or all (a classic cluster, `read_all`, an account no shard holds).
+    fn groups_of(&self, e: &Event) -> Vec<usize> {
+        let named: BTreeSet<usize> = ["account", "from", "to"]
+            .iter()
+            .filter_map(|k| e.value.get(*k).and_then(Value::as_str))
+            .filter_map(|a| self.account_group.get(a).copied())
+            .collect();
+        if self.groups.len() == 1 || named.is_empty() {
+            (0..self.groups.len()).collect()
+        } else {
+            named.into_iter().collect()
+        }
+    }
+
+    fn event(&mut self, e: &Event) {
+        if self.majority_since_ns.is_some() {
+            self.judged_ns += e.time_ns.saturating_sub(self.last_ns);
+        }
+        self.last_ns = self.last_ns.max(e.time_ns);
+        for g in 0..self.groups.len() {
+            self.check_stretch(g, e.time_ns);
+        }
+        match (e.process, e.kind) {
+            (Process::Nemesis, _) => {
+                let had = self.majority();
+                self.faults.nemesis(&e.f, &e.value);
+                match (had, self.majority()) {
+                    (false, true) => self.majority_since_ns = Some(e.time_ns),
+                    (true, false) => self.majority_since_ns = None,
+                    _ => {}
+                }
+                for g in &mut self.groups {
+                    g.watch.reported = false;
+                }
+            }
+            (Process::Client(c), EventType::Invoke) => {
+                for g in self.groups_of(e) {
+                    let w = &mut self.groups[g].watch;
+                    if w.busy_since_ns.is_none() {
+                        w.busy_since_ns = Some(e.time_ns);
+                        w.reported = false;
+                    }
+                    w.open.insert(c, (e.time_ns, e.index));
+                }
+            }
+            (Process::Client(c), kind) => {
+                for g in &mut self.groups {
+                    let w = &mut g.watch;
+                    if w.open.remove(&c).is_none() {
+                        continue;
+                    }
+                    if w.open.is_empty() {
+                        w.busy_since_ns = None;
+                    }
+                    if kind == EventType::Ok {
+                        w.last_ok_ns = e.time_ns;
+                        w.reported = false;
+                    }
+                }
+            }
+        }
+    }
+
+    /// At `now`, whether group `g`'s stretch owed progress has passed the bound.
+    fn check_stretch(&mut self, g: usize, now: u64) {
+        let bound = self.bound_ns;
+        let group = &mut self.groups[g];
+        let w = &mut group.watch;
+        let (Some(majority), Some(busy), false) =
+            (self.majority_since_ns, w.busy_since_ns, w.reported)
+        else {
+            return;
+        };
+        let Some(&(_, index)) = w.open.values().min() else {
+            return;
+        };
+        let since = w.last_ok_ns.max(majority).max(busy);
+        if now.saturating_sub(since) <= bound {
+            return;
+        }
+        w.reported = true;
+        let secs = |ns: u64| format!("{:.3} s", ns as f64 / 1e9);
+        let (what, whose) = match group.shard {
+            None => ("No operation", "a majority of the replicas"),
+            Some(_) => (
+                "No operation on this shard's accounts",
+                "a majority of every shard's replicas",
+            ),
+        };
+        let on = group
+            .shard
+            .map_or(String::new(), |s| format!("Shard {s}: "));
+        self.out.push(Anomaly::new(
+            "no-progress",
+            format!(
+                "{on}{what} was answered ok from {} to {} into the run ({}), though {whose} was up and no partition was in force, and operations were in flight all along (the oldest now invoked at history index {index}): with a majority up and connected, some operation must succeed within {}.",
+                secs(since),
+                secs(now),
+                secs(now - since),
+                secs(bound)
+            ),
+            vec![index],
+        ));
+    }
+}
+
+/// The `progress` check of a run whose history is at `path` (read once more, streaming),
+/// when it applies; `rule` is the bound and the replicas, or why it does not apply.
+pub(crate) fn run_streaming(
+    path: &Path,
+    rule: Result<(u64, Replicas), String>,
+) -> Result<CheckResult, CheckError> {
+    let (bound_ms, replicas) = match rule {
+        Ok(r) => r,
+        Err(why) => return Ok(not_applicable(&why)),
+    };
+    let mut judge = Judge::new(bound_ms, &replicas);
+    let mut r = HistoryReader::open(path)?;
+    while let Some(e) = r.next_as::<Event>()? {
+        judge.event(&e);
+    }
+    Ok(finish(judge))
+}
+
+/// The `progress` check over a history already in memory.
+pub(crate) fn run(events: &[Event], rule: Result<(u64, Replicas), String>) -> CheckResult {
+    let (bound_ms, replicas) = match rule {
+        Ok(r) => r,
+        Err(why) => return not_applicable(&why),
+    };
+    let mut judge = Judge::new(bound_ms, &replicas);
+    for e in events {
+        judge.event(e);
+    }
+    finish(judge)
+}
+
+fn not_applicable(why: &str) -> CheckResult {
+    let mut check = Check::default();
+    check.not_applicable(why);
+    check.finish()
+}
+
+fn finish(judge: Judge) -> CheckResult {
+    let mut check = Check::default();
+    let bound_ms = judge.bound_ns / 1_000_000;
+    let (whom, what) = match judge.groups.as_slice() {
+        [g] if g.shard.is_none() => (
+            format!("a majority of the {} replicas", g.size),
+            "some operation",
         ),
-        vec![index],
+        groups => (
+            format!(
+                "a majority of every shard's replicas ({} shards)",
+                groups.len()
+            ),
+            "each shard some operation on its accounts",
+        ),
+    };
+    check.note(format!(
+        "judged over the whole run: with {whom} up and no partition, {what} must be answered ok within {bound_ms} ms"
     ));
+    check.count("groups judged", judge.groups.len() as u64);
+    check.count(
+        "ms with a majority surely up and connected",
+        judge.judged_ns / 1_000_000,
+    );
+    for a in judge.out {
+        check.anomaly(|| a);
+    }
+    check.finish()
+}
+
+/// run.toml's `progress_bound_ms` (`bound`, as written) in milliseconds, or why the rule
+/// does not apply.
+pub(crate) fn bound_ms(bound: Option<&toml::Value>) -> Result<u64, String> {
+    match bound {
+        None => Err("run.toml has no progress_bound_ms".to_string()),
+        Some(toml::Value::Integer(ms)) if *ms >= 0 => Ok(*ms as u64),
+        Some(other) => Err(format!(
+            "run.toml's progress_bound_ms is {other}, not a non-negative integer of milliseconds"
+        )),
+    }
 }

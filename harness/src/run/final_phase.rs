@@ -83,9 +83,8 @@ pub async fn settle_and_fetch(
     timeouts: FinalTimeouts,
     collector: &mut JournalCollector,
 ) -> Result<Vec<String>, JournalError> {
-    let mut notes = Vec::new();
+    let mut notes = declare_progress_bound(cluster.dir(), PROGRESS_BOUND);
     let classic_stable = (!cluster.is_sharded()).then(|| {
-        notes.extend(declare_progress_bound(cluster.dir(), PROGRESS_BOUND));
         notes.extend(declare_stable(cluster.dir(), recorder, LIVENESS_BOUND));
         Instant::now()
     });
@@ -182,9 +181,10 @@ const PROBE_MARGIN: Duration = Duration::from_millis(1_500);
 /// Between two rounds of the probe.
 const PROBE_PAUSE: Duration = Duration::from_millis(200);
 
-/// How long a classic bank may go without answering any operation `ok` while a majority of
-/// its replicas is up and connected (the checker's no-progress rule): twice the liveness
-/// bound, so a leader's death, an election and the clients' retries fit well within it.
+/// How long a bank may go without answering any operation `ok` while a majority of its
+/// replicas (of every shard's, sharded) is up and connected (the checker's `progress` check):
+/// twice the liveness bound, so a leader's death, an election and the clients' retries fit
+/// well within it.
 pub const PROGRESS_BOUND: Duration = Duration::from_millis(10_000);
 
 /// Writes `progress_bound_ms` at run.toml's top level; returns notes on what could not be.

@@ -94,6 +94,14 @@ pub const PROFILES: &[Profile] = &[
         shards: None,
     },
     Profile {
+        bug: "stuck-leader",
+        faults: &[],
+        expected_checks: &["progress", "liveness"],
+        why: "the leader stops proposing but keeps heartbeating: no ok with every replica up",
+        checkpoint_interval_slots: None,
+        shards: None,
+    },
+    Profile {
         bug: "recovery-aborts",
         faults: &[Kill, CrashCoordinator],
         expected_checks: &["atomicity", "bank-conservation"],

@@ -59,6 +59,10 @@ const QUIESCE_MS: u64 = 10_000;
 /// The initial balance of every account in simulated runs (as in real ones).
 pub const INITIAL_BALANCE: i64 = 10;
 
+/// How long a simulated bank may go without an `ok` while a majority (of every shard) is up
+/// and connected: as in real runs (`run::final_phase::PROGRESS_BOUND`).
+pub const PROGRESS_BOUND_MS: u64 = 10_000;
+
 /// Replicas in each shard of a sharded simulated bank.
 pub const REPLICAS_PER_SHARD: u32 = 3;
 
@@ -130,13 +134,19 @@ impl SimParams {
     }
 }
 
-/// The contents of a simulated run's `run.toml`. `accounts`, `initial_balance` and
-/// `liveness_bound_ms` sit at the top level because the checker reads them there.
+/// The contents of a simulated run's `run.toml`. `accounts`, `initial_balance`,
+/// `liveness_bound_ms` and `progress_bound_ms` sit at the top level because the checker
+/// reads them there.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SimRunInfo {
     pub accounts: Vec<String>,
     pub initial_balance: i64,
     pub liveness_bound_ms: u64,
+    /// The checker's `progress` check: with a majority up and connected, some operation is
+    /// answered ok within this ([`PROGRESS_BOUND_MS`]). Absent in runs saved before it was
+    /// written, which replay without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress_bound_ms: Option<u64>,
     pub seed: u64,
     /// Always `sim`.
     pub kind: String,
@@ -176,6 +186,7 @@ impl SimRunInfo {
             accounts,
             initial_balance: INITIAL_BALANCE,
             liveness_bound_ms: params.liveness_bound_ms,
+            progress_bound_ms: Some(PROGRESS_BOUND_MS),
             seed,
             kind: SIM_KIND.to_string(),
             harness_version: env!("CARGO_PKG_VERSION").to_string(),

@@ -58,12 +58,20 @@ pub struct Bugs {
     /// ever (a liveness failure).
     #[serde(default)]
     pub keep_locks_on_abort: bool,
+    /// A leader's proposal budget for its ballot ([`STUCK_LEADER_SLOTS`]) is never refilled:
+    /// once spent it proposes nothing more, yet keeps heartbeating, so no backup times out and
+    /// the cluster stalls with every replica up (a liveness failure).
+    #[serde(default)]
+    pub stuck_leader: bool,
 }
+
+/// Slots a leader with the planted `stuck_leader` bug proposes in one ballot before it stalls.
+pub const STUCK_LEADER_SLOTS: u64 = 100;
 
 /// Every planted bug's name, as `--bug` takes it. `forget-promises` lives in the shell (its
 /// acceptor state never reaches the disk); the others are branches of the core (or of the
-/// bank, set from here). The last three are two-phase commit bugs: see [`SHARDED_BUG_NAMES`].
-pub const BUG_NAMES: [&str; 10] = [
+/// bank, set from here). Three are two-phase commit bugs: see [`SHARDED_BUG_NAMES`].
+pub const BUG_NAMES: [&str; 11] = [
     "no-dedup",
     "no-funds-check",
     "local-reads",
@@ -74,6 +82,7 @@ pub const BUG_NAMES: [&str; 10] = [
     "recovery-aborts",
     "apply-at-prepare",
     "keep-locks-on-abort",
+    "stuck-leader",
 ];
 
 /// The bugs of [`BUG_NAMES`] that only a sharded bank can show (an unsharded one never runs
@@ -114,6 +123,10 @@ impl Bugs {
         PLANTABLE && self.recovery_aborts
     }
 
+    pub fn stuck_leader(&self) -> bool {
+        PLANTABLE && self.stuck_leader
+    }
+
     /// Sets the bank's own planted bugs (they are not part of its checkpoints).
     pub fn plant_in(&self, bank: &mut Bank) {
         bank.set_allow_overdraft(self.no_funds_check());
@@ -136,6 +149,7 @@ impl Bugs {
             "recovery-aborts" => &mut self.recovery_aborts,
             "apply-at-prepare" => &mut self.apply_at_prepare,
             "keep-locks-on-abort" => &mut self.keep_locks_on_abort,
+            "stuck-leader" => &mut self.stuck_leader,
             _ => return false,
         };
         *flag = true;

@@ -190,6 +190,8 @@ struct Leader {
     heard: BTreeMap<NodeId, u64>,
     /// Two-phase commit work of a sharded bank (see `twopc`).
     txn: twopc::LeaderTxns,
+    /// Slots proposed in this ballot (the planted `stuck_leader` bug's budget).
+    proposed_slots: u64,
 }
 
 struct Inflight {

@@ -36,6 +36,13 @@ impl Core {
                 return;
             };
             let full = leader.inflight.len() >= max_inflight || leader.next_slot > last_allowed;
+            // PLANTED BUG stuck_leader: the ballot's proposal budget is never refilled; the
+            // leader still heartbeats (`leader_tick`), so no backup ever takes over.
+            let stuck = self.cfg.bugs.stuck_leader()
+                && leader.proposed_slots >= super::config::STUCK_LEADER_SLOTS;
+            if stuck {
+                break;
+            }
             let txns = leader.txn.has_pending();
             if !(leader.proposals.has_pending() || txns) || full {
                 break;
@@ -72,6 +79,7 @@ impl Core {
         };
         let (ballot, slot) = (leader.ballot, leader.next_slot);
         leader.next_slot = slot.next();
+        leader.proposed_slots += 1;
         leader.commit_sent = commit;
         leader.inflight.insert(
             slot,

@@ -200,6 +200,7 @@ fn no_bug_is_on_by_default() {
             recovery_aborts: false,
             apply_at_prepare: false,
             keep_locks_on_abort: false,
+            stuck_leader: false,
         }
     );
     let _ = Value::Noop;
@@ -330,6 +331,49 @@ fn apply_at_prepare_reaches_the_bank_through_the_config() {
         commit_slot(&mut s2, b2, 1, 5, 1_002);
         // Voted yes, nothing decided: only the bug has moved money already.
         s2.balances().1["C"] == 14
+    });
+    assert_eq!(outcome, (false, true));
+}
+
+#[test]
+fn stuck_leader_stops_proposing_after_its_budget_but_keeps_heartbeating() {
+    use replica::core::config::STUCK_LEADER_SLOTS;
+    let outcome = both(|bug| {
+        let (mut core, ballot) = leader_with(with_bugs(
+            1,
+            3,
+            Bugs {
+                stuck_leader: bug,
+                ..Bugs::default()
+            },
+        ));
+        // Every read is proposed, accepted by node 2 and so committed, one after another.
+        let mut proposed = 0;
+        let mut now = 1_001;
+        for request in 1..=STUCK_LEADER_SLOTS + 1 {
+            let out = submit(&mut core, now, request, read(1, request, "A"));
+            let accepts: Vec<Slot> = sent_to(&out, 2)
+                .into_iter()
+                .filter_map(|m| match m {
+                    PeerMsg::Accept { slot, .. } => Some(slot),
+                    _ => None,
+                })
+                .collect();
+            for slot in accepts {
+                proposed += 1;
+                let mut out = Vec::new();
+                core.on_message(now, n(2), PeerMsg::Accepted { ballot, slot }, &mut out);
+            }
+            now += 1;
+        }
+        // Still the leader, still heartbeating: no backup would time out.
+        let mut out = Vec::new();
+        core.on_tick(now + 40, &mut out);
+        let heartbeats = sent_to(&out, 2)
+            .iter()
+            .any(|m| matches!(m, PeerMsg::Heartbeat { .. }));
+        assert!(core.leads() && heartbeats);
+        proposed == STUCK_LEADER_SLOTS
     });
     assert_eq!(outcome, (false, true));
 }
