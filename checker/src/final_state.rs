@@ -35,7 +35,7 @@ use crate::fastjson::{once, put, Cur, Miss};
 use crate::fields::ValueFields;
 use crate::history::CowStr;
 use crate::history::EventType;
-use crate::model::{Accounts, Acct, Cmd, FKind, Fx};
+use crate::model::{Accounts, Acct, Cmd, CmdParts, FKind, Fx};
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -217,12 +217,16 @@ impl FinalError {
 /// Marks an empty slot (no replica covers it).
 const EMPTY: u16 = u16::MAX;
 
-/// One agreed log entry, compact.
+/// One agreed log entry, compact: one is kept per exec index, so its size bounds the
+/// memory a long run needs (the client is a number into [`AgreedLog::client`]'s table).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
-    pub client: u64,
+    client: u32,
     pub request_id: u64,
-    pub cmd: Cmd,
+    /// The command, flat (see [`Slot::cmd`]).
+    kind: u8,
+    accounts: [Acct; 2],
+    amount: i64,
     /// Fingerprint of the whole entry (command and recorded result), for comparing
     /// replicas without keeping their entries.
     pub hash: u64,
@@ -232,14 +236,30 @@ pub(crate) struct Slot {
     pub ok: bool,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() <= 40, "a slot per exec index");
+
 const EMPTY_SLOT: Slot = Slot {
     client: 0,
     request_id: 0,
-    cmd: Cmd::Other,
+    kind: 3,
+    accounts: [0, 0],
+    amount: 0,
     hash: 0,
     node: EMPTY,
     ok: false,
 };
+
+impl Slot {
+    /// The command the entry holds.
+    pub fn cmd(&self) -> Cmd {
+        Cmd::unpack(self.kind, self.accounts, self.amount)
+    }
+
+    fn set_cmd(&mut self, cmd: Cmd) {
+        let p = cmd.pack();
+        (self.kind, self.accounts, self.amount) = (p.kind, p.accounts, p.amount);
+    }
+}
 
 /// The union of the replicas' executed logs: `slots[i]` is exec index `base + i`.
 #[derive(Debug, Default)]
@@ -249,6 +269,8 @@ pub(crate) struct AgreedLog {
     /// The first exec index the log must cover; 0 stands for 1 (see
     /// [`AgreedLog::start_after`]).
     origin: u64,
+    /// The client process numbers the slots name, in order of first appearance.
+    clients: Vec<u64>,
 }
 
 impl AgreedLog {
@@ -256,6 +278,41 @@ impl AgreedLog {
     pub fn get(&self, exec: u64) -> Option<&Slot> {
         let i = exec.checked_sub(self.base)?;
         self.slots.get(i as usize).filter(|s| s.node != EMPTY)
+    }
+
+    /// The client process number of a slot's entry.
+    pub fn client(&self, slot: &Slot) -> u64 {
+        self.client_process(slot.client)
+    }
+
+    /// The process number of the log's client numbered `c` (see [`AgreedLog::client_number`]).
+    pub fn client_process(&self, c: u32) -> u64 {
+        self.clients.get(c as usize).copied().unwrap_or(u64::MAX)
+    }
+
+    /// Slots are numbered from 0 at the first exec index the log holds.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The slot numbered `at` (see [`AgreedLog::slot_count`]), if some replica covers it.
+    pub fn at(&self, at: u32) -> Option<&Slot> {
+        self.slots.get(at as usize).filter(|s| s.node != EMPTY)
+    }
+
+    /// The exec index of the slot numbered `at`.
+    pub fn exec_of(&self, at: u32) -> u64 {
+        self.base + u64::from(at)
+    }
+
+    /// How many distinct clients the slots name (the table [`Slot`]s number into).
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// The table number of the slot's client (dense, from 0).
+    pub fn client_number(&self, slot: &Slot) -> u32 {
+        slot.client
     }
 
     /// The last exec index any replica reached (0 if none).
@@ -314,7 +371,9 @@ impl AgreedLog {
 
     pub fn remap_accounts(&mut self, map: &[Acct]) {
         for s in &mut self.slots {
-            s.cmd.remap(map);
+            let mut cmd = s.cmd();
+            cmd.remap(map);
+            s.set_cmd(cmd);
         }
     }
 
@@ -403,7 +462,9 @@ pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData
         },
         // Every entry takes at least 50 bytes of the file, so no honest file needs
         // more slots than this; a corrupt exec index cannot make the log balloon.
-        max_slots: file.metadata().map_or(0, |m| m.len()) / 50 + 1_000_000,
+        max_slots: (file.metadata().map_or(0, |m| m.len()) / 50 + 1_000_000)
+            .min(u64::from(u32::MAX)),
+        client_ids: Default::default(),
     };
     let mut sc = Scanner::new(file);
     loader.root(&mut sc).map_err(|e| match e {
@@ -419,6 +480,8 @@ pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData
 struct Loader {
     data: LogData,
     max_slots: u64,
+    /// Client process number to its number in the log's table.
+    client_ids: crate::model::FxMap<u64, u32>,
 }
 
 impl Loader {
@@ -453,10 +516,11 @@ impl Loader {
             return Ok(());
         }
         d.agreement.compared();
+        let target = *target;
         if target.hash != slot.hash {
-            let first = describe_slot(target, &d.accounts);
+            let first = describe_slot(&target, &d.log, &d.accounts);
             let first_node = d.nodes[target.node as usize].name.clone();
-            let second = describe_slot(&slot, &d.accounts);
+            let second = describe_slot(&slot, &d.log, &d.accounts);
             d.agreement.divergence(
                 e,
                 Side {
@@ -486,6 +550,15 @@ impl Loader {
         n.entries += 1;
     }
 
+    /// The log's table number for a client process (clients are few: a map lookup).
+    fn client_id(&mut self, process: u64) -> u32 {
+        let table = &mut self.data.log.clients;
+        *self.client_ids.entry(process).or_insert_with(|| {
+            table.push(process);
+            (table.len() - 1) as u32
+        })
+    }
+
     fn compact(&mut self, node: usize, entry: &EntryRaw<'_>, hash: u64) -> Result<Slot, String> {
         let v = Some(&entry.value.fields);
         fn need<'n>(n: Option<&'n CowStr<'_>>, field: &str) -> Result<&'n str, String> {
@@ -512,10 +585,17 @@ impl Loader {
             EventType::Fail => false,
             other => return Err(format!("field `type`: expected ok or fail, found {other}")),
         };
+        let CmdParts {
+            kind,
+            accounts,
+            amount,
+        } = cmd.pack();
         Ok(Slot {
-            client: entry.client,
+            client: self.client_id(entry.client),
             request_id: entry.request_id,
-            cmd,
+            kind,
+            accounts,
+            amount,
             hash,
             node: node as u16,
             ok,
@@ -523,11 +603,11 @@ impl Loader {
     }
 }
 
-fn describe_slot(s: &Slot, accounts: &Accounts) -> String {
+fn describe_slot(s: &Slot, log: &AgreedLog, accounts: &Accounts) -> String {
     format!(
         "{} by client {} request {} ({})",
-        s.cmd.describe(accounts),
-        s.client,
+        s.cmd().describe(accounts),
+        log.client(s),
         s.request_id,
         if s.ok { "ok" } else { "fail" }
     )
