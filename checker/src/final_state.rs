@@ -230,13 +230,17 @@ pub(crate) struct Slot {
     /// Fingerprint of the whole entry (command and recorded result), for comparing
     /// replicas without keeping their entries.
     pub hash: u64,
+    /// The entry's exact text, fingerprinted ([`text_mark`]): a replica that wrote the
+    /// very same bytes agrees without its entry being parsed (see
+    /// [`Loader::confirm_verbatim`]).
+    text: u64,
     /// The replica whose entry this is.
     pub node: u16,
     /// Recorded `ok` (else `fail`, a no-op).
     pub ok: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() <= 40, "a slot per exec index");
+const _: () = assert!(std::mem::size_of::<Slot>() <= 48, "a slot per exec index");
 
 const EMPTY_SLOT: Slot = Slot {
     client: 0,
@@ -245,6 +249,7 @@ const EMPTY_SLOT: Slot = Slot {
     accounts: [0, 0],
     amount: 0,
     hash: 0,
+    text: 0,
     node: EMPTY,
     ok: false,
 };
@@ -485,14 +490,38 @@ struct Loader {
 }
 
 impl Loader {
-    fn attempt(&mut self, node: usize, entry: &EntryRaw<'_>, n: usize) -> Attempt {
-        match self.add(node, entry) {
+    /// Lays `entry`, the first `n` bytes of `window`, over the log.
+    fn attempt(&mut self, node: usize, entry: &EntryRaw<'_>, window: &[u8], n: usize) -> Attempt {
+        match self.add(node, entry, text_mark(&window[..n])) {
             Ok(()) => Attempt::Done(n),
             Err(m) => Attempt::Fail(m),
         }
     }
 
-    fn add(&mut self, node: usize, entry: &EntryRaw<'_>) -> Result<(), String> {
+    /// Every replica logs every command, most often in the very same bytes: an entry
+    /// whose text matches the one laid at its exec index only confirms it, and is
+    /// taken without being parsed (most of final.json). The laid text's length is in
+    /// its mark, so not even the entry's end needs finding. Returns the bytes it
+    /// took, or `None` to parse it (another text may still mean the same entry).
+    fn confirm_verbatim(&mut self, node: usize, window: &[u8]) -> Option<usize> {
+        let mut c = Cur::new(window);
+        c.eat(b'{').ok()?;
+        if c.key().ok()? != b"exec_index" {
+            return None;
+        }
+        let e = c.u64().ok()?;
+        let laid = self.data.log.get(e)?.text;
+        let n = (laid & TEXT_LEN) as usize;
+        let text = window.get(..n).filter(|_| n > 0)?;
+        if text_mark(text) != laid {
+            return None;
+        }
+        self.track_node(node, e);
+        self.data.agreement.compared();
+        Some(n)
+    }
+
+    fn add(&mut self, node: usize, entry: &EntryRaw<'_>, text: u64) -> Result<(), String> {
         let e = entry.exec_index;
         if e == 0 {
             return Err("exec_index must be at least 1".into());
@@ -508,7 +537,10 @@ impl Loader {
                 return Ok(());
             }
         }
-        let slot = self.compact(node, entry, hash)?;
+        let slot = Slot {
+            text,
+            ..self.compact(node, entry, hash)?
+        };
         let d = &mut self.data;
         let target = d.log.slot_mut(e, self.max_slots)?;
         if target.node == EMPTY {
@@ -597,10 +629,25 @@ impl Loader {
             accounts,
             amount,
             hash,
+            text: 0,
             node: node as u16,
             ok,
         })
     }
+}
+
+/// The bits of a [`text_mark`] that hold the text's length.
+const TEXT_LEN: u64 = 0xffff;
+
+/// An entry's exact text, marked: its length in the low 16 bits (0 when longer, so
+/// never matched) and a fingerprint of its bytes above them.
+fn text_mark(text: &[u8]) -> u64 {
+    let Ok(len) = u16::try_from(text.len()) else {
+        return 0;
+    };
+    let mut h = Fx::default();
+    h.write(text);
+    (h.finish() & !TEXT_LEN) | u64::from(len)
 }
 
 fn describe_slot(s: &Slot, log: &AgreedLog, accounts: &Accounts) -> String {
@@ -838,13 +885,16 @@ impl Loader {
             sc.parse_with(|slice, eof| {
                 // The entry is used where it was parsed: it is a few hundred bytes,
                 // and moving it through wrappers showed up as memmove in profiles.
+                if let Some(n) = self.confirm_verbatim(node, slice) {
+                    return Attempt::Done(n);
+                }
                 match EntryRaw::fast(slice) {
-                    Ok((entry, n)) => return self.attempt(node, &entry, n),
+                    Ok((entry, n)) => return self.attempt(node, &entry, slice, n),
                     Err(Miss::End) if !eof => return Attempt::NeedMore,
                     Err(_) => {}
                 }
                 match parse_one::<EntryRaw<'_>>(slice, eof) {
-                    Ok(Some((entry, n))) => self.attempt(node, &entry, n),
+                    Ok(Some((entry, n))) => self.attempt(node, &entry, slice, n),
                     Ok(None) => Attempt::NeedMore,
                     Err(m) => Attempt::Fail(m),
                 }
@@ -871,6 +921,36 @@ mod tests {
             };
         }
         log
+    }
+
+    /// Three replicas log exec index 1: n2 in the very bytes of n1 (confirmed
+    /// unparsed), n3 in another key order (parsed, the same entry) and n4 with another
+    /// balance (a divergence, whichever path it took).
+    #[test]
+    fn verbatim_copies_agree_and_any_other_text_is_compared_in_full() {
+        let same = r#"{"exec_index":1,"client":3,"request_id":7,"f":"read","value":{"account":"A","balance":5},"type":"ok"}"#;
+        let reordered = r#"{"exec_index":1,"type":"ok","request_id":7,"client":3,"f":"read","value":{"balance":5,"account":"A"}}"#;
+        let other = same.replace(r#""balance":5"#, r#""balance":6"#);
+        let node = |e: &str| format!(r#"{{"balances":null,"executed":[{e}]}}"#);
+        let text = format!(
+            r#"{{"nodes":{{"n1":{},"n2":{},"n3":{},"n4":{}}}}}"#,
+            node(same),
+            node(same),
+            node(reordered),
+            node(&other)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("final.json");
+        std::fs::write(&path, text).unwrap();
+        let data = load_log(&path, Accounts::default()).unwrap().unwrap();
+        assert!(data.nodes.iter().all(|n| (n.first, n.last) == (1, 1)));
+        let result = data.agreement.finish(Some(&data.nodes));
+        assert_eq!(result.anomaly_count, 1, "{:?}", result.anomalies);
+        assert!(
+            result.anomalies[0].message.contains("n4"),
+            "{:?}",
+            result.anomalies
+        );
     }
 
     #[test]
