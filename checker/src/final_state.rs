@@ -12,8 +12,10 @@
 //! `load_log` walks the file through a sliding window (`crate::window`), parses
 //! each entry in place (the fast path of `crate::fastjson`, else serde), turns it
 //! into a compact `Slot` and lays it over the agreed log at once, comparing it with
-//! what other replicas put there (agreement). Memory is one slot per exec index,
-//! whatever the number of replicas.
+//! what other replicas put there (agreement). Memory is one slot per exec index
+//! (48 bytes), whatever the number of replicas. Replicas usually write an entry in
+//! the very same bytes: such a copy of an entry already laid is recognized by its
+//! text's length and fingerprint and never parsed, which is most of the file.
 //!
 //! A replica's list is contiguous but may start after 1 (it installed a checkpoint);
 //! the agreed log is the union of all lists, and indices no replica covers stay empty
@@ -690,7 +692,7 @@ impl<'a> EntryRaw<'a> {
                 b"request_id" => put(&mut request_id, c.u64()?, 2),
                 b"f" => put(&mut f, c.f()?, 3),
                 b"value" => {
-                    value = c.value_fields()?;
+                    c.value_fields_into(&mut value)?;
                     4
                 }
                 b"type" => put(&mut kind, c.event_type()?, 5),

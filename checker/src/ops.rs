@@ -2,7 +2,7 @@
 //!
 //! A client retry reuses the request id, so a logical operation is a (client, request
 //! id) pair, possibly with several invoke/complete attempts. Each becomes one compact
-//! [`OpRec`] (about 90 bytes), pushed in the order of its first invocation. The pass
+//! [`OpRec`] (80 bytes), pushed in the order of its first invocation. The pass
 //! keeps per client only the operations that may still see events (a short list), so
 //! it needs no map over all operations.
 //!
@@ -338,7 +338,7 @@ impl<'a> CheckEvent<'a> {
                 b"type" => put(&mut kind, c.event_type()?, 3),
                 b"f" => put(&mut f, c.f()?, 4),
                 b"value" => {
-                    value = c.value_fields()?;
+                    c.value_fields_into(&mut value)?;
                     5
                 }
                 b"request_id" => set(&mut request_id, c.opt_u64()?, 6),
