@@ -12,8 +12,10 @@
 //! `load_log` walks the file through a sliding window (`crate::window`), parses
 //! each entry in place (the fast path of `crate::fastjson`, else serde), turns it
 //! into a compact `Slot` and lays it over the agreed log at once, comparing it with
-//! what other replicas put there (agreement). Memory is one slot per exec index,
-//! whatever the number of replicas.
+//! what other replicas put there (agreement). Memory is one slot per exec index
+//! (48 bytes), whatever the number of replicas. Replicas usually write an entry in
+//! the very same bytes: such a copy of an entry already laid is recognized by its
+//! text's length and fingerprint and never parsed, which is most of the file.
 //!
 //! A replica's list is contiguous but may start after 1 (it installed a checkpoint);
 //! the agreed log is the union of all lists, and indices no replica covers stay empty
@@ -35,7 +37,7 @@ use crate::fastjson::{once, put, Cur, Miss};
 use crate::fields::ValueFields;
 use crate::history::CowStr;
 use crate::history::EventType;
-use crate::model::{Accounts, Acct, Cmd, FKind, Fx};
+use crate::model::{Accounts, Acct, Cmd, CmdParts, FKind, Fx};
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
@@ -217,29 +219,54 @@ impl FinalError {
 /// Marks an empty slot (no replica covers it).
 const EMPTY: u16 = u16::MAX;
 
-/// One agreed log entry, compact.
+/// One agreed log entry, compact: one is kept per exec index, so its size bounds the
+/// memory a long run needs (the client is a number into [`AgreedLog::client`]'s table).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
-    pub client: u64,
+    client: u32,
     pub request_id: u64,
-    pub cmd: Cmd,
+    /// The command, flat (see [`Slot::cmd`]).
+    kind: u8,
+    accounts: [Acct; 2],
+    amount: i64,
     /// Fingerprint of the whole entry (command and recorded result), for comparing
     /// replicas without keeping their entries.
     pub hash: u64,
+    /// The entry's exact text, fingerprinted ([`text_mark`]): a replica that wrote the
+    /// very same bytes agrees without its entry being parsed (see
+    /// [`Loader::confirm_verbatim`]).
+    text: u64,
     /// The replica whose entry this is.
     pub node: u16,
     /// Recorded `ok` (else `fail`, a no-op).
     pub ok: bool,
 }
 
+const _: () = assert!(std::mem::size_of::<Slot>() <= 48, "a slot per exec index");
+
 const EMPTY_SLOT: Slot = Slot {
     client: 0,
     request_id: 0,
-    cmd: Cmd::Other,
+    kind: 3,
+    accounts: [0, 0],
+    amount: 0,
     hash: 0,
+    text: 0,
     node: EMPTY,
     ok: false,
 };
+
+impl Slot {
+    /// The command the entry holds.
+    pub fn cmd(&self) -> Cmd {
+        Cmd::unpack(self.kind, self.accounts, self.amount)
+    }
+
+    fn set_cmd(&mut self, cmd: Cmd) {
+        let p = cmd.pack();
+        (self.kind, self.accounts, self.amount) = (p.kind, p.accounts, p.amount);
+    }
+}
 
 /// The union of the replicas' executed logs: `slots[i]` is exec index `base + i`.
 #[derive(Debug, Default)]
@@ -249,6 +276,8 @@ pub(crate) struct AgreedLog {
     /// The first exec index the log must cover; 0 stands for 1 (see
     /// [`AgreedLog::start_after`]).
     origin: u64,
+    /// The client process numbers the slots name, in order of first appearance.
+    clients: Vec<u64>,
 }
 
 impl AgreedLog {
@@ -256,6 +285,41 @@ impl AgreedLog {
     pub fn get(&self, exec: u64) -> Option<&Slot> {
         let i = exec.checked_sub(self.base)?;
         self.slots.get(i as usize).filter(|s| s.node != EMPTY)
+    }
+
+    /// The client process number of a slot's entry.
+    pub fn client(&self, slot: &Slot) -> u64 {
+        self.client_process(slot.client)
+    }
+
+    /// The process number of the log's client numbered `c` (see [`AgreedLog::client_number`]).
+    pub fn client_process(&self, c: u32) -> u64 {
+        self.clients.get(c as usize).copied().unwrap_or(u64::MAX)
+    }
+
+    /// Slots are numbered from 0 at the first exec index the log holds.
+    pub fn slot_count(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// The slot numbered `at` (see [`AgreedLog::slot_count`]), if some replica covers it.
+    pub fn at(&self, at: u32) -> Option<&Slot> {
+        self.slots.get(at as usize).filter(|s| s.node != EMPTY)
+    }
+
+    /// The exec index of the slot numbered `at`.
+    pub fn exec_of(&self, at: u32) -> u64 {
+        self.base + u64::from(at)
+    }
+
+    /// How many distinct clients the slots name (the table [`Slot`]s number into).
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+
+    /// The table number of the slot's client (dense, from 0).
+    pub fn client_number(&self, slot: &Slot) -> u32 {
+        slot.client
     }
 
     /// The last exec index any replica reached (0 if none).
@@ -314,7 +378,9 @@ impl AgreedLog {
 
     pub fn remap_accounts(&mut self, map: &[Acct]) {
         for s in &mut self.slots {
-            s.cmd.remap(map);
+            let mut cmd = s.cmd();
+            cmd.remap(map);
+            s.set_cmd(cmd);
         }
     }
 
@@ -403,7 +469,9 @@ pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData
         },
         // Every entry takes at least 50 bytes of the file, so no honest file needs
         // more slots than this; a corrupt exec index cannot make the log balloon.
-        max_slots: file.metadata().map_or(0, |m| m.len()) / 50 + 1_000_000,
+        max_slots: (file.metadata().map_or(0, |m| m.len()) / 50 + 1_000_000)
+            .min(u64::from(u32::MAX)),
+        client_ids: Default::default(),
     };
     let mut sc = Scanner::new(file);
     loader.root(&mut sc).map_err(|e| match e {
@@ -419,17 +487,43 @@ pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData
 struct Loader {
     data: LogData,
     max_slots: u64,
+    /// Client process number to its number in the log's table.
+    client_ids: crate::model::FxMap<u64, u32>,
 }
 
 impl Loader {
-    fn attempt(&mut self, node: usize, entry: &EntryRaw<'_>, n: usize) -> Attempt {
-        match self.add(node, entry) {
+    /// Lays `entry`, the first `n` bytes of `window`, over the log.
+    fn attempt(&mut self, node: usize, entry: &EntryRaw<'_>, window: &[u8], n: usize) -> Attempt {
+        match self.add(node, entry, text_mark(&window[..n])) {
             Ok(()) => Attempt::Done(n),
             Err(m) => Attempt::Fail(m),
         }
     }
 
-    fn add(&mut self, node: usize, entry: &EntryRaw<'_>) -> Result<(), String> {
+    /// Every replica logs every command, most often in the very same bytes: an entry
+    /// whose text matches the one laid at its exec index only confirms it, and is
+    /// taken without being parsed (most of final.json). The laid text's length is in
+    /// its mark, so not even the entry's end needs finding. Returns the bytes it
+    /// took, or `None` to parse it (another text may still mean the same entry).
+    fn confirm_verbatim(&mut self, node: usize, window: &[u8]) -> Option<usize> {
+        let mut c = Cur::new(window);
+        c.eat(b'{').ok()?;
+        if c.key().ok()? != b"exec_index" {
+            return None;
+        }
+        let e = c.u64().ok()?;
+        let laid = self.data.log.get(e)?.text;
+        let n = (laid & TEXT_LEN) as usize;
+        let text = window.get(..n).filter(|_| n > 0)?;
+        if text_mark(text) != laid {
+            return None;
+        }
+        self.track_node(node, e);
+        self.data.agreement.compared();
+        Some(n)
+    }
+
+    fn add(&mut self, node: usize, entry: &EntryRaw<'_>, text: u64) -> Result<(), String> {
         let e = entry.exec_index;
         if e == 0 {
             return Err("exec_index must be at least 1".into());
@@ -445,7 +539,10 @@ impl Loader {
                 return Ok(());
             }
         }
-        let slot = self.compact(node, entry, hash)?;
+        let slot = Slot {
+            text,
+            ..self.compact(node, entry, hash)?
+        };
         let d = &mut self.data;
         let target = d.log.slot_mut(e, self.max_slots)?;
         if target.node == EMPTY {
@@ -453,10 +550,11 @@ impl Loader {
             return Ok(());
         }
         d.agreement.compared();
+        let target = *target;
         if target.hash != slot.hash {
-            let first = describe_slot(target, &d.accounts);
+            let first = describe_slot(&target, &d.log, &d.accounts);
             let first_node = d.nodes[target.node as usize].name.clone();
-            let second = describe_slot(&slot, &d.accounts);
+            let second = describe_slot(&slot, &d.log, &d.accounts);
             d.agreement.divergence(
                 e,
                 Side {
@@ -486,6 +584,15 @@ impl Loader {
         n.entries += 1;
     }
 
+    /// The log's table number for a client process (clients are few: a map lookup).
+    fn client_id(&mut self, process: u64) -> u32 {
+        let table = &mut self.data.log.clients;
+        *self.client_ids.entry(process).or_insert_with(|| {
+            table.push(process);
+            (table.len() - 1) as u32
+        })
+    }
+
     fn compact(&mut self, node: usize, entry: &EntryRaw<'_>, hash: u64) -> Result<Slot, String> {
         let v = Some(&entry.value.fields);
         fn need<'n>(n: Option<&'n CowStr<'_>>, field: &str) -> Result<&'n str, String> {
@@ -512,22 +619,44 @@ impl Loader {
             EventType::Fail => false,
             other => return Err(format!("field `type`: expected ok or fail, found {other}")),
         };
+        let CmdParts {
+            kind,
+            accounts,
+            amount,
+        } = cmd.pack();
         Ok(Slot {
-            client: entry.client,
+            client: self.client_id(entry.client),
             request_id: entry.request_id,
-            cmd,
+            kind,
+            accounts,
+            amount,
             hash,
+            text: 0,
             node: node as u16,
             ok,
         })
     }
 }
 
-fn describe_slot(s: &Slot, accounts: &Accounts) -> String {
+/// The bits of a [`text_mark`] that hold the text's length.
+const TEXT_LEN: u64 = 0xffff;
+
+/// An entry's exact text, marked: its length in the low 16 bits (0 when longer, so
+/// never matched) and a fingerprint of its bytes above them.
+fn text_mark(text: &[u8]) -> u64 {
+    let Ok(len) = u16::try_from(text.len()) else {
+        return 0;
+    };
+    let mut h = Fx::default();
+    h.write(text);
+    (h.finish() & !TEXT_LEN) | u64::from(len)
+}
+
+fn describe_slot(s: &Slot, log: &AgreedLog, accounts: &Accounts) -> String {
     format!(
         "{} by client {} request {} ({})",
-        s.cmd.describe(accounts),
-        s.client,
+        s.cmd().describe(accounts),
+        log.client(s),
         s.request_id,
         if s.ok { "ok" } else { "fail" }
     )
@@ -563,7 +692,7 @@ impl<'a> EntryRaw<'a> {
                 b"request_id" => put(&mut request_id, c.u64()?, 2),
                 b"f" => put(&mut f, c.f()?, 3),
                 b"value" => {
-                    value = c.value_fields()?;
+                    c.value_fields_into(&mut value)?;
                     4
                 }
                 b"type" => put(&mut kind, c.event_type()?, 5),
@@ -758,13 +887,16 @@ impl Loader {
             sc.parse_with(|slice, eof| {
                 // The entry is used where it was parsed: it is a few hundred bytes,
                 // and moving it through wrappers showed up as memmove in profiles.
+                if let Some(n) = self.confirm_verbatim(node, slice) {
+                    return Attempt::Done(n);
+                }
                 match EntryRaw::fast(slice) {
-                    Ok((entry, n)) => return self.attempt(node, &entry, n),
+                    Ok((entry, n)) => return self.attempt(node, &entry, slice, n),
                     Err(Miss::End) if !eof => return Attempt::NeedMore,
                     Err(_) => {}
                 }
                 match parse_one::<EntryRaw<'_>>(slice, eof) {
-                    Ok(Some((entry, n))) => self.attempt(node, &entry, n),
+                    Ok(Some((entry, n))) => self.attempt(node, &entry, slice, n),
                     Ok(None) => Attempt::NeedMore,
                     Err(m) => Attempt::Fail(m),
                 }
@@ -791,6 +923,36 @@ mod tests {
             };
         }
         log
+    }
+
+    /// Three replicas log exec index 1: n2 in the very bytes of n1 (confirmed
+    /// unparsed), n3 in another key order (parsed, the same entry) and n4 with another
+    /// balance (a divergence, whichever path it took).
+    #[test]
+    fn verbatim_copies_agree_and_any_other_text_is_compared_in_full() {
+        let same = r#"{"exec_index":1,"client":3,"request_id":7,"f":"read","value":{"account":"A","balance":5},"type":"ok"}"#;
+        let reordered = r#"{"exec_index":1,"type":"ok","request_id":7,"client":3,"f":"read","value":{"balance":5,"account":"A"}}"#;
+        let other = same.replace(r#""balance":5"#, r#""balance":6"#);
+        let node = |e: &str| format!(r#"{{"balances":null,"executed":[{e}]}}"#);
+        let text = format!(
+            r#"{{"nodes":{{"n1":{},"n2":{},"n3":{},"n4":{}}}}}"#,
+            node(same),
+            node(same),
+            node(reordered),
+            node(&other)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("final.json");
+        std::fs::write(&path, text).unwrap();
+        let data = load_log(&path, Accounts::default()).unwrap().unwrap();
+        assert!(data.nodes.iter().all(|n| (n.first, n.last) == (1, 1)));
+        let result = data.agreement.finish(Some(&data.nodes));
+        assert_eq!(result.anomaly_count, 1, "{:?}", result.anomalies);
+        assert!(
+            result.anomalies[0].message.contains("n4"),
+            "{:?}",
+            result.anomalies
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! A client retry reuses the request id, so a logical operation is a (client, request
 //! id) pair, possibly with several invoke/complete attempts. Each becomes one compact
-//! [`OpRec`] (about 90 bytes), pushed in the order of its first invocation. The pass
+//! [`OpRec`] (80 bytes), pushed in the order of its first invocation. The pass
 //! keeps per client only the operations that may still see events (a short list), so
 //! it needs no map over all operations.
 //!
@@ -20,7 +20,7 @@ use crate::checks::well_formed::{At, WellFormed};
 use crate::fastjson::{once, put, set, Cur};
 use crate::fields::{self, FieldErr, Fields, Shape, ValueFields};
 use crate::history::{CowStr, EventType, HistoryError, HistoryReader, Process};
-use crate::model::{list, Accounts, Acct, Cmd, FKind, FxMap};
+use crate::model::{list, Accounts, Acct, Cmd, CmdParts, FKind, FxMap};
 use serde::Deserialize;
 use serde::Serialize;
 use std::path::Path;
@@ -49,6 +49,10 @@ pub(crate) mod flag {
     pub const RETRY_CHANGED: u16 = 512;
     /// `exec` is where the log holds the command: the `ok` answer carried none.
     pub const EXEC_FROM_LOG: u16 = 1024;
+    /// [`super::OpRec::a`] holds an observed balance.
+    pub const A_SEEN: u16 = 2048;
+    /// [`super::OpRec::b`] holds an observed balance.
+    pub const B_SEEN: u16 = 4096;
 }
 
 /// How many operations a client keeps open for retries before old finished ones
@@ -58,7 +62,9 @@ const MAX_OPEN: usize = 32;
 /// No operation (for [`OpRec::rt_floor`]).
 pub(crate) const NO_OP: u32 = u32::MAX;
 
-/// One logical client operation.
+/// One logical client operation. One is held per operation of the run, so the
+/// fields are packed: the command flat ([`OpRec::cmd`]), the observed balances
+/// without `Option`s (presence is in `flags`).
 #[derive(Debug, Clone)]
 pub(crate) struct OpRec {
     /// Dense client number (see [`Clients`]).
@@ -67,18 +73,19 @@ pub(crate) struct OpRec {
     /// one was first invoked: its exec index is a lower bound for this one's.
     pub rt_floor: u32,
     pub request_id: u64,
-    pub cmd: Cmd,
+    kind: u8,
+    accounts: [Acct; 2],
+    amount: i64,
     /// History index of the first invocation.
     pub first_index: u64,
     /// History index of the completion that decided the outcome (else the last event).
     pub done_index: u64,
     /// The exec index the client was told (0 if never).
     pub exec: u64,
-    /// Observed results: `from_balance`/`to_balance`, or `balance` in `a`.
-    pub a: Option<i64>,
-    pub b: Option<i64>,
-    /// 1-based index into [`HistoryData::read_alls`], 0 if none.
-    pub all: u32,
+    /// Observed results: `from_balance`/`to_balance`, or `balance` in `a` (see
+    /// [`OpRec::a`]); for a `read_all`, `a` holds [`OpRec::all`].
+    a: i64,
+    b: i64,
     pub flags: u16,
     /// Attempts invoked but not completed.
     pub pending: u16,
@@ -97,9 +104,64 @@ pub(crate) enum OpClass {
     Indefinite,
 }
 
+const _: () = assert!(std::mem::size_of::<OpRec>() <= 80, "a record per operation");
+
 impl OpRec {
+    fn new(client: u32, rt_floor: u32, request_id: u64, cmd: Cmd, index: u64) -> OpRec {
+        let CmdParts {
+            kind,
+            accounts,
+            amount,
+        } = cmd.pack();
+        OpRec {
+            client,
+            rt_floor,
+            request_id,
+            kind,
+            accounts,
+            amount,
+            first_index: index,
+            done_index: index,
+            exec: 0,
+            a: 0,
+            b: 0,
+            flags: 0,
+            pending: 0,
+        }
+    }
+
     pub fn has(&self, f: u16) -> bool {
         self.flags & f != 0
+    }
+
+    /// The command first invoked.
+    pub fn cmd(&self) -> Cmd {
+        Cmd::unpack(self.kind, self.accounts, self.amount)
+    }
+
+    /// The first balance the client saw (`from_balance` or `balance`), if any.
+    pub fn a(&self) -> Option<i64> {
+        self.has(flag::A_SEEN).then_some(self.a)
+    }
+
+    /// The second balance the client saw (`to_balance`), if any.
+    pub fn b(&self) -> Option<i64> {
+        self.has(flag::B_SEEN).then_some(self.b)
+    }
+
+    /// 1-based index into [`HistoryData::read_alls`], 0 if none.
+    pub fn all(&self) -> u32 {
+        match self.cmd() {
+            Cmd::ReadAll => self.a as u32,
+            _ => 0,
+        }
+    }
+
+    fn observe(&mut self, a: Option<i64>, b: Option<i64>) {
+        let bit = |seen: bool, f: u16| if seen { f } else { 0 };
+        self.flags &= !(flag::A_SEEN | flag::B_SEEN);
+        self.flags |= bit(a.is_some(), flag::A_SEEN) | bit(b.is_some(), flag::B_SEEN);
+        (self.a, self.b) = (a.unwrap_or(0), b.unwrap_or(0));
     }
 
     pub fn class(&self) -> OpClass {
@@ -118,7 +180,7 @@ impl OpRec {
     /// rather than takes one: reads, and transfers that failed (decided on a read).
     /// Ok transfers and unknown functions are writes.
     pub fn observes(&self) -> bool {
-        matches!(self.cmd, Cmd::Read { .. } | Cmd::ReadAll)
+        matches!(self.cmd(), Cmd::Read { .. } | Cmd::ReadAll)
             || (self.has(flag::FAIL_EXEC) && !self.has(flag::OK))
     }
 
@@ -135,7 +197,7 @@ impl OpRec {
     pub fn describe(&self, clients: &Clients, accounts: &Accounts) -> String {
         format!(
             "{} by client {} (request {}, history {})",
-            self.cmd.describe(accounts),
+            self.cmd().describe(accounts),
             clients.raw(self.client),
             self.request_id,
             list(&self.indices())
@@ -276,7 +338,7 @@ impl<'a> CheckEvent<'a> {
                 b"type" => put(&mut kind, c.event_type()?, 3),
                 b"f" => put(&mut f, c.f()?, 4),
                 b"value" => {
-                    value = c.value_fields()?;
+                    c.value_fields_into(&mut value)?;
                     5
                 }
                 b"request_id" => set(&mut request_id, c.opt_u64()?, 6),
@@ -410,9 +472,9 @@ impl Collector {
         let op = match d.clients.find_open(client, rid) {
             Some(op) => {
                 let rec = &mut d.ops[op as usize];
-                if rec.cmd != cmd {
+                if rec.cmd() != cmd {
                     rec.flags |= flag::RETRY_CHANGED;
-                    let cmds = (&rec.cmd, &cmd);
+                    let cmds = (&rec.cmd(), &cmd);
                     d.well_formed
                         .retry_changed(at, rec.first_index, (raw, rid), cmds, &d.accounts);
                 }
@@ -439,20 +501,10 @@ impl Collector {
 
     fn new_op(&mut self, client: u32, rid: u64, cmd: Cmd, index: u64) -> u32 {
         let op = self.data.ops.len() as u32;
-        self.data.ops.push(OpRec {
-            client,
-            rt_floor: self.data.total_order.floor(),
-            request_id: rid,
-            cmd,
-            first_index: index,
-            done_index: index,
-            exec: 0,
-            a: None,
-            b: None,
-            all: 0,
-            flags: 0,
-            pending: 0,
-        });
+        let floor = self.data.total_order.floor();
+        self.data
+            .ops
+            .push(OpRec::new(client, floor, rid, cmd, index));
         self.data.clients.open[client as usize].push((rid, op));
         op
     }
@@ -512,11 +564,11 @@ impl Collector {
         if rec.pending == 0 && !fresh {
             d.well_formed.duplicate(at, rec.done_index, raw, rid);
         }
-        if let Cmd::Transfer { from, to, amount } = rec.cmd {
+        if let Cmd::Transfer { from, to, amount } = rec.cmd() {
             let invoked = (d.accounts.name(from), d.accounts.name(to), amount);
             let told = (v.from.as_deref(), v.to.as_deref(), v.amount);
             if let Some(now) = WellFormed::transfer_changed(invoked, told) {
-                let was = rec.cmd.describe(&d.accounts);
+                let was = rec.cmd().describe(&d.accounts);
                 d.well_formed
                     .completion_changed(at, rec.first_index, (raw, rid), (&was, &now));
             }
@@ -584,17 +636,20 @@ impl Collector {
             return;
         }
         rec.flags |= flag::OBS_OK;
-        match rec.cmd {
+        match rec.cmd() {
             Cmd::Transfer { from, to, .. } => {
-                rec.a = v.from_balance;
-                rec.b = v.to_balance;
-                d.conservation
-                    .transfer_ok(ev.index, (from, rec.a), (to, rec.b), &d.accounts);
+                rec.observe(v.from_balance, v.to_balance);
+                d.conservation.transfer_ok(
+                    ev.index,
+                    (from, v.from_balance),
+                    (to, v.to_balance),
+                    &d.accounts,
+                );
             }
             Cmd::Read { account } => {
-                rec.a = v.balance;
+                rec.observe(v.balance, None);
                 d.conservation
-                    .read_ok(ev.index, account, rec.a, &d.accounts);
+                    .read_ok(ev.index, account, v.balance, &d.accounts);
             }
             Cmd::ReadAll => {
                 let Some(bal) = &v.balances else { return };
@@ -606,7 +661,7 @@ impl Collector {
                 all.sort_unstable();
                 d.conservation.read_all_ok(ev.index, &all, &d.accounts);
                 d.read_alls.push(all.into_boxed_slice());
-                rec.all = d.read_alls.len() as u32;
+                rec.a = d.read_alls.len() as i64;
             }
             Cmd::Other => {}
         }

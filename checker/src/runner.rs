@@ -6,11 +6,11 @@
 //! compact arrays both loads produced.
 
 use crate::checks::agreement::Agreement;
-use crate::checks::exactly_once::{self, LogKey, OpKey};
+use crate::checks::exactly_once;
 use crate::checks::linearizable;
 use crate::checks::liveness::Liveness;
 use crate::checks::{replay, CheckResult, Validity};
-use crate::final_state::{self, FinalError, LogData, NodeState, Positions};
+use crate::final_state::{self, AgreedLog, FinalError, LogData, NodeState, Positions};
 use crate::history::HistoryError;
 use crate::model::{list, Accounts};
 use crate::ops::{self, flag, Clients, HistoryData, OpRec};
@@ -197,8 +197,9 @@ struct Loaded {
     hist: HistoryData,
     /// Operations told an exec index, sorted by it (ties in history order).
     by_exec: Vec<u32>,
-    op_keys: Vec<OpKey>,
-    fin: Option<(LogData, Vec<LogKey>)>,
+    /// Operations and log slots in (client, request id) order, for exactly-once.
+    op_order: Vec<u32>,
+    fin: Option<(LogData, Vec<u32>)>,
 }
 
 fn load_both(
@@ -212,24 +213,24 @@ fn load_both(
         let fin = s.spawn(move || {
             let data = final_state::load_log(&files.final_json, fin_accounts)?;
             Ok::<_, FinalError>(data.map(|d| {
-                let keys = exactly_once::log_keys(&d.log);
-                (d, keys)
+                let order = exactly_once::log_order(&d.log);
+                (d, order)
             }))
         });
         let hist = ops::read_history(&files.history, accounts, total, liveness);
         let prepared = hist.map(|h| {
             let by_exec = sorted_by_exec(&h.ops);
-            let op_keys = exactly_once::op_keys(&h.ops, &h.clients);
-            (h, by_exec, op_keys)
+            let op_order = exactly_once::op_order(&h.ops, &h.clients);
+            (h, by_exec, op_order)
         });
         let fin = fin
             .join()
             .map_err(|_| CheckError::Internal("the final.json reader panicked".into()))?;
-        let (hist, by_exec, op_keys) = prepared?;
+        let (hist, by_exec, op_order) = prepared?;
         Ok(Loaded {
             hist,
             by_exec,
-            op_keys,
+            op_order,
             fin: fin?,
         })
     })
@@ -240,11 +241,11 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
     let Loaded {
         hist,
         mut by_exec,
-        op_keys,
+        op_order,
         fin,
     } = loaded;
-    let (mut fin, log_keys) = match fin {
-        Some((f, keys)) => (Some(f), keys),
+    let (mut fin, log_order) = match fin {
+        Some((f, order)) => (Some(f), order),
         None => (None, Vec::new()),
     };
     let HistoryData {
@@ -300,7 +301,7 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
             ),
         ),
         Some(f) => {
-            let placed = place_by_log(&mut ops, &log_keys, &clients);
+            let placed = place_by_log(&mut ops, &f.log, &log_order, &clients);
             if !placed.is_empty() {
                 by_exec = sorted_by_exec(&ops);
                 if positions == Positions::SharedReads {
@@ -330,8 +331,8 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
                             clients,
                             accounts,
                             log,
-                            log_keys: &log_keys,
-                            op_keys: &op_keys,
+                            log_order: &log_order,
+                            op_order: &op_order,
                             positions,
                         },
                         total_order,
@@ -437,16 +438,14 @@ fn align_accounts(accounts: &mut Accounts, fin: &mut LogData) {
 
 /// Operations told an exec index, sorted by it (ties in history order).
 fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
-    // Keys beside the indices, so comparisons need no lookups; answers arrive nearly
-    // in exec order, so the adaptive stable sort has little to do.
-    let mut pairs: Vec<(u64, u32)> = ops
-        .iter()
-        .enumerate()
-        .filter(|(_, o)| o.exec != 0)
-        .map(|(i, o)| (o.exec, i as u32))
+    // Answers arrive nearly in exec order, so the adaptive stable sort has little to
+    // do; sorting the numbers alone (no key array beside them) keeps memory at 4
+    // bytes per operation.
+    let mut order: Vec<u32> = (0..ops.len() as u32)
+        .filter(|&i| ops[i as usize].exec != 0)
         .collect();
-    pairs.sort();
-    pairs.into_iter().map(|(_, i)| i).collect()
+    order.sort_by_key(|&i| ops[i as usize].exec);
+    order
 }
 
 /// Under shared positions, the write at each exec index goes before the operations
@@ -462,17 +461,25 @@ fn writes_first(by_exec: &mut [u32], ops: &[OpRec]) {
 /// (client, request id) exactly once, that is where the command executed, so their
 /// results are replayed there and they get the real-time check. (Absent or twice is
 /// exactly-once's to report.) Returns the operations placed.
-fn place_by_log(ops: &mut [OpRec], log_keys: &[LogKey], clients: &Clients) -> Vec<u32> {
+fn place_by_log(
+    ops: &mut [OpRec],
+    log: &AgreedLog,
+    log_order: &[u32],
+    clients: &Clients,
+) -> Vec<u32> {
+    let key_at = |at: u32| log.at(at).map(|s| (log.client(s), s.request_id));
     let mut placed = Vec::new();
     for (i, o) in ops.iter_mut().enumerate() {
         if o.exec != 0 || !o.has(flag::OBS_OK) {
             continue;
         }
-        let key = (clients.raw(o.client), o.request_id);
-        let start = log_keys.partition_point(|k| (k.0, k.1) < key);
-        let mut found = log_keys[start..].iter().take_while(|k| (k.0, k.1) == key);
-        if let (Some(k), None) = (found.next(), found.next()) {
-            o.exec = k.2;
+        let key = Some((clients.raw(o.client), o.request_id));
+        let start = log_order.partition_point(|&at| key_at(at) < key);
+        let mut found = log_order[start..]
+            .iter()
+            .take_while(|&&at| key_at(at) == key);
+        if let (Some(&at), None) = (found.next(), found.next()) {
+            o.exec = log.exec_of(at);
             o.flags |= flag::EXEC_FROM_LOG;
             placed.push(i as u32);
         }

@@ -24,14 +24,9 @@
 
 use super::total_order::TotalOrder;
 use super::{Anomaly, Check, CheckResult};
-use crate::final_state::{AgreedLog, Positions};
+use crate::final_state::{AgreedLog, Positions, Slot};
 use crate::model::{list, Accounts, Cmd};
 use crate::ops::{flag, Clients, OpClass, OpRec};
-
-/// (process, request id, exec index) of a log entry.
-pub(crate) type LogKey = (u64, u64, u64);
-/// (process, request id, index into the operations) of an operation.
-pub(crate) type OpKey = (u64, u64, u32);
 
 /// What the merge needs.
 pub(crate) struct Input<'a> {
@@ -39,9 +34,9 @@ pub(crate) struct Input<'a> {
     pub clients: &'a Clients,
     pub accounts: &'a Accounts,
     pub log: &'a AgreedLog,
-    /// From [`log_keys`] and [`op_keys`] (sorted on the loading threads, in parallel).
-    pub log_keys: &'a [LogKey],
-    pub op_keys: &'a [OpKey],
+    /// From [`log_order`] and [`op_order`] (sorted on the loading threads, in parallel).
+    pub log_order: &'a [u32],
+    pub op_order: &'a [u32],
     pub positions: Positions,
 }
 
@@ -66,39 +61,74 @@ pub(crate) fn run(input: &Input<'_>, total_order: &mut TotalOrder) -> CheckResul
         execs: Vec::new(),
         group: Vec::new(),
     };
-    m.merge(input.op_keys, input.log_keys);
+    m.merge();
     m.check.finish()
 }
 
-/// (process, request id, exec index) of every log entry, sorted.
-pub(crate) fn log_keys(log: &AgreedLog) -> Vec<LogKey> {
-    let mut keys: Vec<LogKey> = log
-        .iter()
-        .map(|(e, s)| (s.client, s.request_id, e))
-        .collect();
-    keys.sort_unstable();
-    keys
+/// The log's slots (numbered as [`AgreedLog::at`] takes them), sorted by (client
+/// process, request id, exec index). Empty slots are left out.
+pub(crate) fn log_order(log: &AgreedLog) -> Vec<u32> {
+    let slots = log.slot_count() as u32;
+    order_by_client(
+        (0..slots).filter_map(|at| log.at(at).map(|s| (at, log.client_number(s)))),
+        log.client_count(),
+        |c| log.client_process(c),
+        |at| log_slot(log, at).request_id,
+    )
 }
 
-/// (process, request id, op) of every operation, sorted.
-///
-/// Operations are stored in the order they were first invoked, so each client's
-/// request ids already increase: bucketing by client first leaves each bucket sorted
-/// or nearly so, which the adaptive stable sort finishes in about linear time.
-pub(crate) fn op_keys(ops: &[OpRec], clients: &Clients) -> Vec<OpKey> {
-    let mut buckets: Vec<Vec<OpKey>> = vec![Vec::new(); clients.len()];
-    for (i, o) in ops.iter().enumerate() {
-        buckets[o.client as usize].push((clients.raw(o.client), o.request_id, i as u32));
+/// The operations' numbers, sorted by (client process, request id, number).
+pub(crate) fn op_order(ops: &[OpRec], clients: &Clients) -> Vec<u32> {
+    order_by_client(
+        ops.iter().enumerate().map(|(i, o)| (i as u32, o.client)),
+        clients.len(),
+        |c| clients.raw(c),
+        |i| ops[i as usize].request_id,
+    )
+}
+
+/// The slot numbered `at`, which [`log_order`] only lists when some replica covers it.
+fn log_slot(log: &AgreedLog, at: u32) -> Slot {
+    log.at(at)
+        .copied()
+        .unwrap_or_else(|| unreachable!("log_order lists covered slots"))
+}
+
+/// Orders `items` (number, dense client) by the client's process number `raw`, then
+/// `rid`, then number, without a key array beside them (that would double the memory
+/// of a long run): a counting sort by client, then the adaptive stable sort finishes
+/// each client's run, whose request ids already (nearly) increase in item order.
+fn order_by_client(
+    items: impl Iterator<Item = (u32, u32)> + Clone,
+    clients: usize,
+    raw: impl Fn(u32) -> u64,
+    rid: impl Fn(u32) -> u64,
+) -> Vec<u32> {
+    let mut count = vec![0usize; clients];
+    for (_, c) in items.clone() {
+        count[c as usize] += 1;
     }
-    let mut order: Vec<usize> = (0..buckets.len()).collect();
-    order.sort_unstable_by_key(|&c| clients.raw(c as u32));
-    let mut keys = Vec::with_capacity(ops.len());
-    for c in order {
-        let mut b = std::mem::take(&mut buckets[c]);
-        b.sort();
-        keys.append(&mut b);
+    let mut by_raw: Vec<u32> = (0..clients as u32)
+        .filter(|&c| count[c as usize] > 0)
+        .collect();
+    by_raw.sort_unstable_by_key(|&c| raw(c));
+    let mut start = vec![0usize; clients];
+    let mut runs = Vec::with_capacity(by_raw.len());
+    let mut at = 0;
+    for &c in &by_raw {
+        start[c as usize] = at;
+        runs.push(at..at + count[c as usize]);
+        at += count[c as usize];
     }
-    keys
+    let mut order = vec![0u32; at];
+    for (item, c) in items {
+        order[start[c as usize]] = item;
+        start[c as usize] += 1;
+    }
+    for run in runs {
+        order[run].sort_by_key(|&i| rid(i));
+    }
+    order
 }
 
 struct Merge<'a, 'b> {
@@ -111,26 +141,33 @@ struct Merge<'a, 'b> {
 }
 
 impl Merge<'_, '_> {
-    fn merge(&mut self, ops: &[OpKey], log: &[LogKey]) {
+    fn merge(&mut self) {
+        let (ops, log) = (self.input.op_order, self.input.log_order);
         let (mut i, mut j) = (0, 0);
         while i < ops.len() || j < log.len() {
-            let op_key = ops.get(i).map(|k| (k.0, k.1));
-            let log_key = log.get(j).map(|k| (k.0, k.1));
+            let op_key = ops.get(i).map(|&o| self.op_key(o));
+            let log_key = log.get(j).map(|&at| self.log_key(at));
             let key = match (op_key, log_key) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) => a,
                 (None, Some(b)) => b,
                 (None, None) => break,
             };
-            let i_end = i + ops[i..].iter().take_while(|k| (k.0, k.1) == key).count();
-            let j_end = j + log[j..].iter().take_while(|k| (k.0, k.1) == key).count();
+            let i_end = i + ops[i..]
+                .iter()
+                .take_while(|&&o| self.op_key(o) == key)
+                .count();
+            let j_end = j + log[j..]
+                .iter()
+                .take_while(|&&at| self.log_key(at) == key)
+                .count();
             // Reused buffers: one allocation for the whole merge, not one per key.
             let mut execs = std::mem::take(&mut self.execs);
             let mut group = std::mem::take(&mut self.group);
             execs.clear();
-            execs.extend(log[j..j_end].iter().map(|k| k.2));
+            execs.extend(log[j..j_end].iter().map(|&at| self.input.log.exec_of(at)));
             group.clear();
-            group.extend(ops[i..i_end].iter().map(|k| k.2));
+            group.extend_from_slice(&ops[i..i_end]);
             if group.is_empty() {
                 self.phantom(key, &execs);
             } else {
@@ -139,6 +176,19 @@ impl Merge<'_, '_> {
             (self.execs, self.group) = (execs, group);
             (i, j) = (i_end, j_end);
         }
+    }
+
+    /// (client process, request id) of an operation.
+    fn op_key(&self, op: u32) -> (u64, u64) {
+        let o = &self.input.ops[op as usize];
+        (self.input.clients.raw(o.client), o.request_id)
+    }
+
+    /// (client process, request id) of the log's slot numbered `at`.
+    fn log_key(&self, at: u32) -> (u64, u64) {
+        let log = self.input.log;
+        let s = log_slot(log, at);
+        (log.client(&s), s.request_id)
     }
 
     /// One logical operation (possibly several records) and where the log has it.
@@ -185,7 +235,7 @@ impl Merge<'_, '_> {
             let Some(slot) = self.input.log.get(exec) else {
                 continue;
             };
-            if recs().any(|r| r.cmd == slot.cmd) {
+            if recs().any(|r| r.cmd() == slot.cmd()) {
                 continue;
             }
             if recs().any(|r| r.has(flag::RETRY_CHANGED)) {
@@ -196,7 +246,7 @@ impl Merge<'_, '_> {
                 continue;
             }
             let d = self.describe(x);
-            let logged = slot.cmd.describe(self.input.accounts);
+            let logged = slot.cmd().describe(self.input.accounts);
             self.check.anomaly(|| {
                 Anomaly::new(
                     "command-mismatch",
@@ -213,7 +263,7 @@ impl Merge<'_, '_> {
     /// Under shared positions: a read or failed transfer that the log holds as a write.
     fn observer_written(&mut self, x: &OpRec, execs: &[u64]) {
         let d = self.describe(x);
-        let (kind, what) = if matches!(x.cmd, Cmd::Transfer { .. }) {
+        let (kind, what) = if matches!(x.cmd(), Cmd::Transfer { .. }) {
             ("failed-but-applied", "was told it failed")
         } else {
             ("observer-in-log", "only reads")
@@ -352,7 +402,7 @@ impl Merge<'_, '_> {
         let what = execs
             .first()
             .and_then(|&e| self.input.log.get(e))
-            .map(|s| s.cmd.describe(self.input.accounts))
+            .map(|s| s.cmd().describe(self.input.accounts))
             .unwrap_or_default();
         self.check.anomaly(|| {
             let who = if known {
@@ -380,7 +430,7 @@ fn combine<'a>(mut recs: impl Iterator<Item = &'a OpRec>) -> OpRec {
     };
     let mut x = first.clone();
     for r in recs {
-        x.flags |= r.flags & !(flag::OBSERVED | flag::OBS_OK);
+        x.flags |= r.flags & !(flag::OBSERVED | flag::OBS_OK | flag::A_SEEN | flag::B_SEEN);
         x.pending = x.pending.saturating_add(r.pending);
         if x.exec == 0 {
             x.exec = r.exec;

@@ -128,12 +128,12 @@ fn role(o: &OpRec) -> Result<Role, &'static str> {
     if o.has(flag::RETRY_CHANGED) {
         return Err("a request was retried with another command");
     }
-    if o.cmd == Cmd::Other {
+    if o.cmd() == Cmd::Other {
         return Err("the history has functions other than transfer, read and read_all");
     }
     Ok(match o.class() {
         OpClass::Rejected => Role::Skip,
-        OpClass::Indefinite if matches!(o.cmd, Cmd::Transfer { .. }) => Role::Maybe,
+        OpClass::Indefinite if matches!(o.cmd(), Cmd::Transfer { .. }) => Role::Maybe,
         OpClass::Indefinite => Role::Skip,
         OpClass::FailExec if !o.has(flag::INSUFFICIENT) => {
             return Err("a failure with an exec_index gives a reason other than insufficient funds")
@@ -321,7 +321,7 @@ impl<'a> Search<'a> {
         for (s, op) in self.slots.iter().enumerate() {
             let Some(op) = *op else { continue };
             if open & (1 << s) != 0 {
-                let effect = bank.peek(&self.input.ops[op as usize].cmd);
+                let effect = bank.peek(&self.input.ops[op as usize].cmd());
                 if self.admits(op, effect, &bank) {
                     mask |= 1 << s;
                 }
@@ -367,13 +367,13 @@ impl<'a> Search<'a> {
         let mut stack: Vec<Node> = vec![(c.0, c.1, 0, NO_SLOT)];
         while let Some((balances, mask, waiting, last)) = stack.pop() {
             let last_cmd = self.slots.get(last as usize).copied().flatten();
-            let last_cmd = last_cmd.map(|op| self.input.ops[op as usize].cmd);
+            let last_cmd = last_cmd.map(|op| self.input.ops[op as usize].cmd());
             for (s, op) in self.slots.iter().enumerate() {
                 let Some(op) = *op else { continue };
                 if mask & (1 << s) != 0 {
                     continue;
                 }
-                let cmd = &self.input.ops[op as usize].cmd;
+                let cmd = &self.input.ops[op as usize].cmd();
                 // Two neighbours that share no account commute: of the two orders,
                 // only the one with the lower slot first is tried.
                 if (s as u8) < last && last_cmd.is_some_and(|l| !conflict(&l, cmd)) {
@@ -432,7 +432,7 @@ impl<'a> Search<'a> {
                 continue;
             }
             if let Some(op) = op {
-                if conflict(&self.input.ops[*op as usize].cmd, cmd) {
+                if conflict(&self.input.ops[*op as usize].cmd(), cmd) {
                     out |= 1 << s;
                 }
             }
@@ -451,15 +451,15 @@ impl<'a> Search<'a> {
             Effect::Transferred {
                 from_balance,
                 to_balance,
-            } => seen(o.a, from_balance) && seen(o.b, to_balance),
-            Effect::Balance(b) => seen(o.a, b),
+            } => seen(o.a(), from_balance) && seen(o.b(), to_balance),
+            Effect::Balance(b) => seen(o.a(), b),
             Effect::All => self.snapshot_matches(o, &bank.balances),
             _ => false,
         }
     }
 
     fn snapshot_matches(&self, o: &OpRec, balances: &[i64]) -> bool {
-        let Some(i) = (o.all as usize).checked_sub(1) else {
+        let Some(i) = (o.all() as usize).checked_sub(1) else {
             return true;
         };
         let Some(seen) = self.input.read_alls.get(i) else {

@@ -87,7 +87,7 @@ impl Replay<'_> {
         let mut halted = None;
         for exec in start..=stop {
             let Some(slot) = log.get(exec) else { break };
-            let effect = self.bank.apply(&slot.cmd);
+            let effect = self.bank.apply(&slot.cmd());
             if effect == Effect::Overflow {
                 halted = Some(exec);
                 break;
@@ -246,7 +246,7 @@ impl Replay<'_> {
                 "log-result",
                 format!(
                     "The log records {} at exec_index {exec} as {}, but replaying the log says it {}.",
-                    slot.cmd.describe(accounts),
+                    slot.cmd().describe(accounts),
                     if slot.ok { "ok" } else { "failed" },
                     if expected_ok { "succeeds" } else { "fails for insufficient funds" }
                 ),
@@ -260,13 +260,14 @@ impl Replay<'_> {
     /// log, whatever outcome the log records for it.
     fn bad_amount(&mut self, exec: u64, slot: &Slot) {
         let accounts = self.input.accounts;
+        let client = self.input.log.client(slot);
         self.check.anomaly(|| {
             Anomaly::new(
                 "bad-amount",
                 format!(
                     "The log holds {} by client {} request {} at exec_index {exec}: a transfer's amount must be positive, so the command should have been rejected before proposal, never executed.",
-                    slot.cmd.describe(accounts),
-                    slot.client,
+                    slot.cmd().describe(accounts),
+                    client,
                     slot.request_id
                 ),
                 Vec::new(),
@@ -299,7 +300,7 @@ impl Replay<'_> {
         if !x.has(flag::OBSERVED) {
             return;
         }
-        let effect = self.bank.peek(&x.cmd);
+        let effect = self.bank.peek(&x.cmd());
         let why = match effect {
             Effect::Transferred { .. } if !x.has(flag::OBS_OK) => {
                 // Failed for another reason (e.g. a lost compare): nothing to judge.
@@ -323,7 +324,7 @@ impl Replay<'_> {
     }
 
     fn had_funds(&self, x: &OpRec) -> String {
-        match x.cmd {
+        match x.cmd() {
             Cmd::Transfer { from, amount, .. } => format!(
                 "the client was told it failed for insufficient funds, but replaying the log leaves {} with {} there, enough for {amount}",
                 self.input.accounts.name(from),
@@ -335,15 +336,16 @@ impl Replay<'_> {
 
     fn observation(&mut self, exec: u64, slot: &Slot, effect: Effect, x: &OpRec) {
         let (clients, accounts) = (self.input.clients, self.input.accounts);
-        if slot.client != clients.raw(x.client) || slot.request_id != x.request_id {
+        let client = self.input.log.client(slot);
+        if client != clients.raw(x.client) || slot.request_id != x.request_id {
             self.check.anomaly(|| {
                 Anomaly::new(
                     "wrong-slot",
                     format!(
                         "{} was told exec_index {exec}, but the agreed log holds {} by client {} request {} there.",
                         x.describe(clients, accounts),
-                        slot.cmd.describe(accounts),
-                        slot.client,
+                        slot.cmd().describe(accounts),
+                        client,
                         slot.request_id
                     ),
                     x.indices(),
@@ -352,14 +354,14 @@ impl Replay<'_> {
             });
             return;
         }
-        if x.cmd != slot.cmd && x.cmd != Cmd::Other {
+        if x.cmd() != slot.cmd() && x.cmd() != Cmd::Other {
             self.check.anomaly(|| {
                 Anomaly::new(
                     "command-mismatch",
                     format!(
                         "{} was logged at exec_index {exec} as {}: the log changed the command.",
                         x.describe(clients, accounts),
-                        slot.cmd.describe(accounts)
+                        slot.cmd().describe(accounts)
                     ),
                     x.indices(),
                 )
@@ -402,7 +404,7 @@ impl Replay<'_> {
                 },
                 true,
             ) => {
-                let seen = (x.a, x.b);
+                let seen = (x.a(), x.b());
                 let same = |s: Option<i64>, r: i64| s.is_none_or(|s| s == r);
                 (!same(seen.0, from_balance) || !same(seen.1, to_balance)).then(|| {
                     format!(
@@ -412,16 +414,16 @@ impl Replay<'_> {
                     )
                 })
             }
-            (Effect::Balance(b), true) => {
-                x.a.filter(|&a| a != b)
-                    .map(|a| format!("the read returned {a}, but replaying the log gives {b}"))
-            }
+            (Effect::Balance(b), true) => x
+                .a()
+                .filter(|&a| a != b)
+                .map(|a| format!("the read returned {a}, but replaying the log gives {b}")),
             (Effect::All, true) => self.read_all_mismatch(x),
         }
     }
 
     fn short_of(&self, x: &OpRec) -> String {
-        match x.cmd {
+        match x.cmd() {
             Cmd::Transfer { from, amount, .. } => format!(
                 "the client was told ok, but replaying the log leaves {} with only {} there, less than {amount}, so the transfer must fail",
                 self.input.accounts.name(from),
@@ -432,7 +434,10 @@ impl Replay<'_> {
     }
 
     fn read_all_mismatch(&self, x: &OpRec) -> Option<String> {
-        let seen = self.input.read_alls.get((x.all as usize).checked_sub(1)?)?;
+        let seen = self
+            .input
+            .read_alls
+            .get((x.all() as usize).checked_sub(1)?)?;
         let accounts = self.input.accounts;
         let diffs = balance_diffs(seen, &self.bank.balances, accounts);
         (!diffs.is_empty()).then(|| {

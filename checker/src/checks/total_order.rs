@@ -256,7 +256,7 @@ fn realtime(
             x.first_index,
             if y.exec == exec { "same" } else { "larger" },
             y.exec,
-            if matches!(x.cmd, Cmd::Read { .. } | Cmd::ReadAll) && y.exec > exec {
+            if matches!(x.cmd(), Cmd::Read { .. } | Cmd::ReadAll) && y.exec > exec {
                 " (a stale read: it saw an older state than one already written or read)"
             } else {
                 ""
