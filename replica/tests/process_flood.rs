@@ -23,17 +23,6 @@ const HALF_SENT_PER_CONNECTION: usize = 64;
 const HANDSHAKE_WORKERS: usize = 64;
 const HONEST_TRANSFERS: u64 = 40;
 
-/// `VmHWM` (peak RSS) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
-
 fn identity(cluster: &Cluster, name: &str) -> TlsIdentity {
     let certs = cluster.dir.path().join("certs");
     TlsIdentity::load(

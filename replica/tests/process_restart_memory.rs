@@ -9,6 +9,9 @@
 //!
 //! `REPLICA_BIN` runs another build (an older one, to compare).
 
+mod process_support;
+
+use process_support::peak_rss_kib;
 use replica::bank::{Command, Op};
 use replica::config::ClusterConfig;
 use replica::core::{Checkpoint, CoreConfig, Value, WalRecord};
@@ -58,17 +61,6 @@ fn fill_data_dir(config: &ClusterConfig, dir: &Path, records: u64) -> u64 {
     };
     write_checkpoint(dir, &checkpoint).unwrap();
     wal.size_bytes()
-}
-
-/// `VmHWM` (peak RSS) of a process, in KiB.
-fn peak_rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

@@ -331,3 +331,14 @@ pub async fn settled(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// `VmHWM` (peak RSS) of a process, in KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
