@@ -60,10 +60,11 @@ pub struct Bugs {
     pub keep_locks_on_abort: bool,
 }
 
-/// Every planted bug's name, as `--bug` takes it. `forget-promises` lives in the shell (its
-/// acceptor state never reaches the disk); the others are branches of the core (or of the
-/// bank, set from here). The last three are two-phase commit bugs: see [`SHARDED_BUG_NAMES`].
-pub const BUG_NAMES: [&str; 10] = [
+/// Every planted bug's name, as `--bug` takes it. `forget-promises` (its acceptor state never
+/// reaches the disk) and `misread-log` (its recovery cuts its own WAL to nothing) live in the
+/// shell; the others are branches of the core (or of the bank, set from here). Three are
+/// two-phase commit bugs: see [`SHARDED_BUG_NAMES`].
+pub const BUG_NAMES: [&str; 11] = [
     "no-dedup",
     "no-funds-check",
     "local-reads",
@@ -74,6 +75,7 @@ pub const BUG_NAMES: [&str; 10] = [
     "recovery-aborts",
     "apply-at-prepare",
     "keep-locks-on-abort",
+    "misread-log",
 ];
 
 /// The bugs of [`BUG_NAMES`] that only a sharded bank can show (an unsharded one never runs
@@ -124,7 +126,7 @@ impl Bugs {
     }
 
     /// Switches on the core bug called `name`; false if the core has no bug of that name
-    /// (`forget-promises` included: it is the shell's).
+    /// (`forget-promises` and `misread-log` included: they are the shell's).
     pub fn plant(&mut self, name: &str) -> bool {
         let flag = match name {
             "no-dedup" => &mut self.no_dedup,
