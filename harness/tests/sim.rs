@@ -186,7 +186,7 @@ fn the_zoo_catches_every_planted_bug_in_simulation() {
     };
     let rows = run_zoo(&opts).unwrap();
     let table = harness::sim::zoo::render_table(&rows);
-    assert_eq!(rows.len(), 9, "{table}");
+    assert_eq!(rows.len(), 10, "{table}");
     assert!(rows.iter().all(|r| r.passed()), "{table}");
 }
 
@@ -468,4 +468,48 @@ fn the_zoo_rate_table_counts_what_a_plain_sweep_of_the_same_seeds_finds() {
     let back: harness::run::rates::RateTable = serde_json::from_str(&json).unwrap();
     assert_eq!(back, table);
     assert!(out.path().join("zoo/rates.txt").is_file());
+}
+
+/// Issue 24, item 4: a replica whose recovery misreads its own WAL frames (planted bug
+/// `misread-log`: it cuts the log to nothing and trusts the cut) once made `harness sim` die
+/// with exit 101 inside the simulated disk, with no summary. Now the bug is the verdict: the
+/// sweep ends with its summary naming the seed invalid and exits 1, never 101.
+#[test]
+fn a_replica_whose_recovery_misreads_its_log_ends_the_sweep_with_a_verdict() {
+    let out = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_harness"))
+        .args(["sim", "--seeds", "1", "--from-seed", "1", "--jobs", "1"])
+        .args([
+            "--bug",
+            "misread-log",
+            "--ops",
+            "1000",
+            "--no-progress",
+            "--out",
+        ])
+        .arg(out.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(
+        status.status.code(),
+        Some(1),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    assert!(stdout.contains("seed 1: invalid"), "{stdout}");
+    assert!(
+        stdout.contains("was cut to 0 bytes"),
+        "the emptied WAL is the cause: {stdout}"
+    );
+    let summary = std::fs::read_to_string(out.path().join("summary.json")).unwrap();
+    assert!(
+        summary.contains("\"invalid\": 1") || summary.contains("\"invalid\":1"),
+        "{summary}"
+    );
+    assert!(out
+        .path()
+        .join("sim-1-bug-misread-log-ops-1000")
+        .join("history.jsonl")
+        .is_file());
 }

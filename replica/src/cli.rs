@@ -92,8 +92,8 @@ struct RunArgs {
     #[arg(long)]
     no_fsync: bool,
     /// Plant a known bug (needs a build with the `bugs` feature): no-dedup, early-commit,
-    /// forget-promises, no-view-merge, local-reads, no-funds-check, stale-leader, stuck-leader
-    /// (and the sharded recovery-aborts, apply-at-prepare, keep-locks-on-abort).
+    /// forget-promises, no-view-merge, local-reads, no-funds-check, stale-leader, stuck-leader,
+    /// misread-log (and the sharded recovery-aborts, apply-at-prepare, keep-locks-on-abort).
     #[arg(long = "bug", value_name = "NAME")]
     bugs: Vec<String>,
 }
@@ -245,7 +245,7 @@ fn run_logged(args: RunArgs, bugs_allowed: bool) -> anyhow::Result<()> {
     if config.node(args.id).is_none() {
         bail!("node {} is not in {}", args.id, args.config.display());
     }
-    let (bugs, forget_promises) = parse_bugs(&args.bugs, bugs_allowed)?;
+    let (bugs, forget_promises, misread_log) = parse_bugs(&args.bugs, bugs_allowed)?;
     let seed = args.seed.unwrap_or_else(|| {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -260,6 +260,7 @@ fn run_logged(args: RunArgs, bugs_allowed: bool) -> anyhow::Result<()> {
         seed,
         fsync: !args.no_fsync,
         forget_promises,
+        misread_log,
         // Like --bug: only replica-bugs arms failpoints, whatever the library was built with.
         failpoints: bugs_allowed,
     };
@@ -269,9 +270,11 @@ fn run_logged(args: RunArgs, bugs_allowed: bool) -> anyhow::Result<()> {
     runtime.block_on(crate::server::run(options))
 }
 
-fn parse_bugs(names: &[String], bugs_allowed: bool) -> anyhow::Result<(Bugs, bool)> {
+/// The core's bugs, and the shell's: `forget-promises`, `misread-log`.
+fn parse_bugs(names: &[String], bugs_allowed: bool) -> anyhow::Result<(Bugs, bool, bool)> {
     let mut bugs = Bugs::default();
     let mut forget_promises = false;
+    let mut misread_log = false;
     let planting_allowed = bugs_allowed && cfg!(feature = "bugs");
     if !names.is_empty() && !planting_allowed {
         bail!(
@@ -282,6 +285,8 @@ fn parse_bugs(names: &[String], bugs_allowed: bool) -> anyhow::Result<(Bugs, boo
     for name in names {
         if name == "forget-promises" {
             forget_promises = true;
+        } else if name == "misread-log" {
+            misread_log = true;
         } else if !bugs.plant(name) {
             bail!(
                 "unknown bug {name:?}; known: {}",
@@ -289,7 +294,7 @@ fn parse_bugs(names: &[String], bugs_allowed: bool) -> anyhow::Result<(Bugs, boo
             );
         }
     }
-    Ok((bugs, forget_promises))
+    Ok((bugs, forget_promises, misread_log))
 }
 
 fn init_logging(log_file: Option<&Path>, max_bytes: u64) -> anyhow::Result<()> {

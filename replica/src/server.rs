@@ -46,6 +46,8 @@ pub struct ServerOptions {
     pub fsync: bool,
     /// Planted bug `forget-promises`: acceptor state never reaches the disk.
     pub forget_promises: bool,
+    /// Planted bug `misread-log`: recovery cuts its own WAL to nothing and trusts the cut.
+    pub misread_log: bool,
     /// Whether clients may arm failpoints (`replica-bugs` only; needs the feature too).
     pub failpoints: bool,
 }
@@ -164,6 +166,7 @@ impl Server {
             seed: options.seed,
             fsync: options.fsync,
             forget_promises: options.forget_promises,
+            misread_log: options.misread_log,
         };
         let started = Instant::now();
         let mut waiting = HashMap::new();

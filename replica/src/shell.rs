@@ -51,6 +51,9 @@ pub struct ShellConfig {
     pub fsync: bool,
     /// Planted bug `forget-promises`: acceptor state never reaches the disk.
     pub forget_promises: bool,
+    /// Planted bug `misread-log`: recovery misreads its own WAL frames, takes the whole log
+    /// for a torn tail, cuts it to nothing and trusts the cut (see [`misread_log`]).
+    pub misread_log: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -76,6 +79,25 @@ pub enum ShellError {
 
 fn storage(context: &'static str) -> impl FnOnce(StorageError) -> ShellError {
     move |source| ShellError::Storage { context, source }
+}
+
+/// PLANTED BUG `misread-log`: a recovery that reads each frame's length from its checksum
+/// field finds the first frame running past the end of the file, takes the whole WAL for a
+/// torn tail and cuts it to nothing, durably; [`Shell::open`] then trusts the cut instead of
+/// the superblock, so the replica restarts as a fresh acceptor that forgot its promises and
+/// accepted values. It leaves an empty WAL behind a disk that once vouched for more (the
+/// simulator must not trip over that), and the checker must see the damage.
+fn misread_log(fs: &dyn storage::Fs, dir: &Path) -> Result<(), StorageError> {
+    let path = dir.join(storage::wal::WAL_FILE);
+    if !fs.exists(&path).map_err(StorageError::io("stat", &path))? {
+        return Ok(());
+    }
+    let file = fs
+        .open(&path, storage::OpenMode::ReadWriteCreate)
+        .map_err(StorageError::io("open", &path))?;
+    file.set_len(0)
+        .map_err(StorageError::io("truncate", &path))?;
+    file.sync_all().map_err(StorageError::io("fsync", &path))
 }
 
 /// One replica's shell state: its core and its disk.
@@ -108,6 +130,11 @@ impl Shell {
         let dir = &config.data_dir;
         let me = config.core.me;
         storage::ensure_dir(&*fs, dir).map_err(storage("cannot create the data directory"))?;
+        // A planted bug: compiled out of builds without the `bugs` feature.
+        let misread = cfg!(feature = "bugs") && config.misread_log;
+        if misread {
+            misread_log(&*fs, dir).map_err(storage("cannot cut the write-ahead log"))?;
+        }
         let checkpoint: Option<Checkpoint> = storage::read_checkpoint_in(&*fs, dir)
             .map_err(storage("cannot read the checkpoint"))?;
         if let Some(checkpoint) = &checkpoint {
@@ -134,7 +161,7 @@ impl Shell {
         wal.set_fsync(config.fsync);
         let recorded = storage::read_superblock_in(&*fs, dir)
             .map_err(storage("cannot read the superblock"))?;
-        if let Some(recorded) = recorded {
+        if let Some(recorded) = recorded.filter(|_| !misread) {
             recorded.check(dir, wal.path(), wal.size_bytes(), checkpoint_slot)?;
         }
         let mut superblock = SuperblockWriter::open_in(&fs, dir, recorded, config.fsync)

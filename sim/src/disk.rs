@@ -191,17 +191,32 @@ impl SimDisk {
         let mut state = self.lock();
         // A checkpoint is written whole and fsynced before it is renamed into place: all of it
         // is acknowledged once it is there.
-        let vouched = |path: &Path, file: &FileData| match path.file_name() {
-            Some(n) if n == "wal.log" => file.vouched_len,
-            Some(n) if n == "checkpoint" => file.durable.len(),
-            _ => 0,
+        // Never past either view's end: a replica may have cut the file below what it once
+        // vouched for (a buggy recovery can leave it empty), and that is its bug to show, not
+        // an index out of bounds here.
+        let vouched = |path: &Path, file: &FileData| {
+            let len = match path.file_name() {
+                Some(n) if n == "wal.log" => file.vouched_len,
+                Some(n) if n == "checkpoint" => file.durable.len(),
+                _ => 0,
+            };
+            len.min(file.durable.len()).min(file.data.len())
         };
         let candidates: Vec<(PathBuf, u64, usize)> = state
             .names
             .iter()
             .filter(|(path, _)| state.durable_names.contains_key(*path))
-            .map(|(path, inode)| (path.clone(), *inode, vouched(path, &state.files[inode])))
-            .filter(|(_, inode, len)| *len > 0 && state.files[inode].dirty_from.is_none())
+            .filter_map(|(path, inode)| {
+                let len = vouched(path, state.files.get(inode)?);
+                Some((path.clone(), *inode, len))
+            })
+            .filter(|(_, inode, len)| {
+                *len > 0
+                    && state
+                        .files
+                        .get(inode)
+                        .is_some_and(|f| f.dirty_from.is_none())
+            })
             .collect();
         if candidates.is_empty() {
             return None;
@@ -713,5 +728,46 @@ impl FsFile for SimFile {
 
     fn sync_all(&self) -> io::Result<()> {
         self.sync()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::SeedableRng;
+
+    /// A WAL with two fsynced bursts (so its first burst is acknowledged), then cut to empty
+    /// by its own replica, as a recovery that misreads its frames does: a bit flip must find
+    /// nothing to flip rather than index past the end (issue 24, item 4: `flip_bit` panicked
+    /// with "the len is 0").
+    #[test]
+    fn a_bit_flip_on_a_wal_its_replica_emptied_flips_nothing_and_does_not_panic() {
+        let disk = SimDisk::new();
+        let dir = Path::new("/n1");
+        let wal = dir.join("wal.log");
+        disk.create_dir(dir).unwrap();
+        disk.sync_dir(Path::new("/")).unwrap();
+        let file = disk.open(&wal, OpenMode::ReadWriteCreate).unwrap();
+        disk.sync_dir(dir).unwrap();
+        file.write_all_at(&[7u8; 64], 0).unwrap();
+        file.sync_data().unwrap();
+        file.write_all_at(&[8u8; 64], 64).unwrap();
+        file.sync_data().unwrap();
+        let mut rng = SmallRng::seed_from_u64(1);
+        assert!(
+            disk.flip_bit(&mut rng).is_some(),
+            "acknowledged bytes to flip"
+        );
+        file.set_len(0).unwrap();
+        file.sync_all().unwrap();
+        for seed in 0..64 {
+            let mut rng = SmallRng::seed_from_u64(seed);
+            assert_eq!(
+                disk.flip_bit(&mut rng),
+                None,
+                "seed {seed}: nothing is left"
+            );
+        }
     }
 }

@@ -62,6 +62,8 @@ pub struct SimOptions {
     pub client_timeout_ms: u64,
     /// Planted bug `forget-promises`: the shell never writes acceptor state.
     pub forget_promises: bool,
+    /// Planted bug `misread-log`: recovery cuts its own WAL to nothing and trusts the cut.
+    pub misread_log: bool,
     /// Like the network's `max_frame_bytes`: a peer message encoding to more is dropped.
     pub max_message_bytes: Option<usize>,
     /// A sharded bank: which nodes and accounts form each shard (`config` then holds every
@@ -87,6 +89,7 @@ impl SimOptions {
             tick_ms: 10,
             client_timeout_ms: 400,
             forget_promises: false,
+            misread_log: false,
             max_message_bytes: None,
             shards: None,
             max_inflight_txns: 16,
@@ -743,6 +746,7 @@ impl Sim {
         };
         let seed_base = self.opts.seed;
         let forget_promises = self.opts.forget_promises;
+        let misread_log = self.opts.misread_log;
         let tick_ms = self.opts.tick_ms.max(1);
         let now = self.now_ms;
         let node = self.node_mut(id);
@@ -754,6 +758,7 @@ impl Sim {
             seed: seed_base ^ (u64::from(id.0) << 32) ^ node.boots,
             fsync: true,
             forget_promises,
+            misread_log,
         };
         let node_now = now + node.clock_offset_ms;
         let mut io = BurstIo::default();

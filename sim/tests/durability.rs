@@ -164,6 +164,7 @@ fn shell_config(accounts: &[&str], dir: &Path) -> ShellConfig {
         seed: 1,
         fsync: true,
         forget_promises: false,
+        misread_log: false,
     }
 }
 

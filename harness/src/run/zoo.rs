@@ -118,6 +118,14 @@ pub const PROFILES: &[Profile] = &[
         shards: Some(3),
     },
     Profile {
+        bug: "misread-log",
+        faults: &[Kill],
+        expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
+        why: "restarted replicas cut their own WAL to nothing and forget their votes",
+        checkpoint_interval_slots: Some(100_000),
+        shards: None,
+    },
+    Profile {
         bug: "keep-locks-on-abort",
         faults: &[Partition],
         expected_checks: &["liveness"],

@@ -4,7 +4,10 @@
 
 use super::faults::{parse_families, SimFamily};
 use super::shrink::{default_out, shrink};
-use super::sweep::{sweep_seeds, Keep, SweepKnobs, SweepOptions, SweepReport};
+use super::sweep::{
+    catch_panic, keep_panic, recorded_panic, sweep_seeds, Keep, SweepKnobs, SweepOptions,
+    SweepReport,
+};
 use super::{simulate, write_and_check, SimRunInfo, SimSummary};
 use crate::faults::tunables::Pins;
 use crate::fleet::identity::BuildIdentity;
@@ -401,16 +404,29 @@ pub struct SimReplay {
     /// The first line where the histories differ, if they do.
     pub difference: Option<String>,
     pub original_verdict: Option<String>,
+    /// The original's panic (`panic.txt`), and the replay's, when they panicked.
+    pub original_panic: Option<String>,
+    pub panic: Option<String>,
 }
 
 /// Runs `dir`'s simulation again into a new directory beside it (or in `out`, as `harness
-/// replay --out` does for a real run), and compares.
+/// replay --out` does for a real run), and compares. A seed that panicked is replayed too:
+/// its replay ends as a verdict (the same panic, or what it did instead), never as a crash.
 pub fn replay(dir: &Path, out: Option<&Path>) -> anyhow::Result<SimReplay> {
+    replay_with(dir, out, &simulate)
+}
+
+type Simulate<'a> = dyn Fn(&SimRunInfo) -> Result<super::SimOutcome, super::SimError> + 'a;
+
+/// [`replay`] with what simulates as a parameter (a test plants a panic there).
+fn replay_with(
+    dir: &Path,
+    out: Option<&Path>,
+    simulate: &Simulate<'_>,
+) -> anyhow::Result<SimReplay> {
     let mut info = SimRunInfo::load(dir)?;
-    let outcome = simulate(&info)?;
-    let original = std::fs::read(dir.join("history.jsonl"))
-        .with_context(|| format!("cannot read {}", dir.join("history.jsonl").display()))?;
-    let difference = first_difference(&original, &outcome.history);
+    let original_panic = recorded_panic(dir);
+    let simulated = catch_panic(|| simulate(&info));
     info.replays = Some(dir.display().to_string());
     let out = replay_dir(dir, out);
     if let Some(parent) = out.parent() {
@@ -418,13 +434,42 @@ pub fn replay(dir: &Path, out: Option<&Path>) -> anyhow::Result<SimReplay> {
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let _ = std::fs::remove_dir_all(&out);
-    let summary = write_and_check(&out, &info, &outcome, true)?;
     let original_verdict = crate::run::replay::original_verdict(dir);
+    let outcome = match simulated {
+        Ok(outcome) => outcome?,
+        Err(message) => {
+            let summary = keep_panic(&out, info.seed, Some(&info), &message)?;
+            let identical = original_panic.as_deref() == Some(message.as_str());
+            let difference = (!identical).then(|| match &original_panic {
+                Some(was) => format!("the original panicked otherwise: {was}"),
+                None => "the original did not panic".to_string(),
+            });
+            return Ok(SimReplay {
+                summary,
+                identical,
+                difference,
+                original_verdict,
+                original_panic,
+                panic: Some(message),
+            });
+        }
+    };
+    let difference = match &original_panic {
+        Some(was) => Some(format!("the original panicked ({was}); the replay did not")),
+        None => {
+            let original = std::fs::read(dir.join("history.jsonl"))
+                .with_context(|| format!("cannot read {}", dir.join("history.jsonl").display()))?;
+            first_difference(&original, &outcome.history)
+        }
+    };
+    let summary = write_and_check(&out, &info, &outcome, true)?;
     Ok(SimReplay {
         summary,
         identical: difference.is_none(),
         difference,
         original_verdict,
+        original_panic,
+        panic: None,
     })
 }
 
@@ -467,8 +512,17 @@ pub fn print_replay(replay: &SimReplay) -> i32 {
         checker::text::count(s.faults, "fault"),
         checker::text::count(s.invoked, "operation")
     );
-    if replay.identical {
+    if let Some(message) = &replay.panic {
+        println!("the simulation panicked: {message}");
+        if replay.identical {
+            println!("the original panicked the same way (its panic.txt)");
+        } else {
+            println!("{}", replay.difference.as_deref().unwrap_or(""));
+        }
+    } else if replay.identical {
         println!("history.jsonl is byte-identical to the original's");
+    } else if replay.original_panic.is_some() {
+        println!("{}", replay.difference.as_deref().unwrap_or(""));
     } else {
         println!(
             "history.jsonl differs from the original's: {}",
@@ -478,6 +532,10 @@ pub fn print_replay(replay: &SimReplay) -> i32 {
     // A simulated replay is compared by its whole history: identical, or not comparable.
     let was = replay.original_verdict.as_deref().unwrap_or("unknown");
     let conclusion = match (replay.identical, was == s.verdict) {
+        (true, true) if replay.panic.is_some() => "reproduced (the same panic)",
+        (_, _) if replay.original_panic.is_some() && replay.panic.is_none() => {
+            "not reproduced (the original panicked, the replay did not)"
+        }
         (true, true) => "reproduced",
         (true, false) => "not reproduced (the same history, checked differently)",
         (false, _) => "not comparable (the history differs)",
@@ -493,6 +551,52 @@ pub fn print_replay(replay: &SimReplay) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A kept seed that panicked (issue 24, item 4) replays as a verdict, never a crash: the
+    /// same panic again is "reproduced (the same panic)", unknown, exit 2; a replay that does
+    /// not panic says the original did and is not reproduced.
+    #[test]
+    fn a_panicked_seed_replays_as_a_verdict_not_a_crash() {
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().join("sim-5");
+        let mut params = super::super::SimParams::for_seed(5, &Pins::default());
+        params.ops = 100;
+        let info = SimRunInfo::new(5, params).unwrap();
+        let message = "index out of bounds: the len is 0 but the index is 0";
+        keep_panic(&dir, 5, Some(&info), message).unwrap();
+        assert_eq!(recorded_panic(&dir).as_deref(), Some(message));
+
+        let planted = |_: &SimRunInfo| -> Result<super::super::SimOutcome, super::super::SimError> {
+            panic!("index out of bounds: the len is 0 but the index is 0")
+        };
+        let again = replay_with(&dir, Some(out.path()), &planted).unwrap();
+        assert!(again.identical && again.panic.as_deref() == Some(message));
+        assert_eq!(print_replay(&again), 2);
+        let replayed = out.path().join("sim-5-replay");
+        assert_eq!(again.summary.dir, replayed);
+        assert!(replayed.join("panic.txt").is_file() && replayed.join("run.toml").is_file());
+
+        let fixed = replay_with(&dir, Some(out.path()), &simulate).unwrap();
+        assert!(fixed.panic.is_none() && !fixed.identical);
+        assert!(
+            fixed
+                .difference
+                .as_deref()
+                .unwrap()
+                .contains("the original panicked"),
+            "{:?}",
+            fixed.difference
+        );
+        assert_eq!(
+            print_replay(&fixed),
+            2,
+            "not reproduced is not the original's verdict"
+        );
+        assert!(
+            replayed.join("history.jsonl").is_file(),
+            "the replay ran whole"
+        );
+    }
 
     #[test]
     fn seeds_finishing_out_of_order_are_printed_in_order() {

@@ -439,11 +439,13 @@ fn world_options(info: &SimRunInfo, specs: &[ShardSpec]) -> Result<SimOptions, S
     config.accounts = info.accounts.clone();
     config.initial_balance = info.initial_balance;
     params.tunables.apply_to_core(&mut config);
-    let mut forget_promises = false;
+    let (mut forget_promises, mut misread_log) = (false, false);
     if let Some(bug) = &params.bug {
         let mut bugs = Bugs::default();
         if bug == "forget-promises" {
             forget_promises = true;
+        } else if bug == "misread-log" {
+            misread_log = true;
         } else if !bugs.plant(bug) {
             return Err(SimError::UnknownBug(bug.clone()));
         }
@@ -456,6 +458,7 @@ fn world_options(info: &SimRunInfo, specs: &[ShardSpec]) -> Result<SimOptions, S
     options.dup_rate = params.dup_rate;
     options.long_delay_rate = params.drop_rate / 2.0;
     options.forget_promises = forget_promises;
+    options.misread_log = misread_log;
     if !specs.is_empty() {
         let nodes = options.config.nodes.clone();
         let map = ShardMap::new(specs, &info.accounts, &nodes).map_err(|e| SimError::Shards {

@@ -234,30 +234,62 @@ fn isolated(
     scratch: &Path,
     run_seed: &OneSeed<'_>,
 ) -> Result<(SimSummary, Option<PathBuf>), SimError> {
-    let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_seed(seed, scratch)));
-    let payload = match caught {
+    let message = match catch_panic(|| run_seed(seed, scratch)) {
         Ok(result) => return result,
-        Err(payload) => payload,
+        Err(message) => message,
     };
-    let message = payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string());
     let _ = std::fs::remove_dir_all(scratch.join(seed.to_string()));
     let dir = kept_dir(opts, seed);
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| SimError::io(&dir, e))?;
     let mut params = SimParams::for_seed(seed, &opts.pins);
     apply_knobs(&mut params, &opts.knobs);
-    if let Ok(info) = SimRunInfo::new(seed, params) {
-        info.write(&dir)?;
+    let info = SimRunInfo::new(seed, params).ok();
+    let summary = keep_panic(&dir, seed, info.as_ref(), &message)?;
+    Ok((summary, Some(dir)))
+}
+
+/// Runs `f`, turning a panic into its message (the panic hook has printed it already).
+pub fn catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|payload| {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_string())
+    })
+}
+
+/// The file a panicked seed's directory keeps its panic in.
+pub const PANIC_FILE: &str = "panic.txt";
+
+/// The panic message a kept seed's `panic.txt` records, if it panicked.
+pub fn recorded_panic(dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(dir.join(PANIC_FILE)).ok()?;
+    let line = text.lines().next()?;
+    Some(
+        line.split_once(" panicked: ")
+            .map_or(line, |(_, m)| m)
+            .to_string(),
+    )
+}
+
+/// Writes a panicked seed's directory (`run.toml` when the parameters are known, and
+/// `panic.txt`); returns its summary: unknown, failing check `panic`.
+pub fn keep_panic(
+    dir: &Path,
+    seed: u64,
+    info: Option<&SimRunInfo>,
+    message: &str,
+) -> Result<SimSummary, SimError> {
+    std::fs::create_dir_all(dir).map_err(|e| SimError::io(dir, e))?;
+    if let Some(info) = info {
+        info.write(dir)?;
     }
-    let panic_path = dir.join("panic.txt");
+    let panic_path = dir.join(PANIC_FILE);
     std::fs::write(&panic_path, format!("seed {seed} panicked: {message}\n"))
         .map_err(|e| SimError::io(&panic_path, e))?;
-    let summary = SimSummary {
-        dir: dir.clone(),
+    Ok(SimSummary {
+        dir: dir.to_path_buf(),
         seed,
         exit_code: 2,
         verdict: crate::run::verdict_word(2).to_string(),
@@ -266,8 +298,7 @@ fn isolated(
         invoked: 0,
         virtual_ms: 0,
         world_violations: vec![format!("panic: {message}")],
-    };
-    Ok((summary, Some(dir)))
+    })
 }
 
 /// Simulates, judges and keeps (or drops) one seed.

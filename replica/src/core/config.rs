@@ -68,10 +68,11 @@ pub struct Bugs {
 /// Slots a leader with the planted `stuck_leader` bug proposes in one ballot before it stalls.
 pub const STUCK_LEADER_SLOTS: u64 = 100;
 
-/// Every planted bug's name, as `--bug` takes it. `forget-promises` lives in the shell (its
-/// acceptor state never reaches the disk); the others are branches of the core (or of the
-/// bank, set from here). Three are two-phase commit bugs: see [`SHARDED_BUG_NAMES`].
-pub const BUG_NAMES: [&str; 11] = [
+/// Every planted bug's name, as `--bug` takes it. `forget-promises` (its acceptor state never
+/// reaches the disk) and `misread-log` (its recovery cuts its own WAL to nothing) live in the
+/// shell; the others are branches of the core (or of the bank, set from here). Three are
+/// two-phase commit bugs: see [`SHARDED_BUG_NAMES`].
+pub const BUG_NAMES: [&str; 12] = [
     "no-dedup",
     "no-funds-check",
     "local-reads",
@@ -83,6 +84,7 @@ pub const BUG_NAMES: [&str; 11] = [
     "apply-at-prepare",
     "keep-locks-on-abort",
     "stuck-leader",
+    "misread-log",
 ];
 
 /// The bugs of [`BUG_NAMES`] that only a sharded bank can show (an unsharded one never runs
@@ -137,7 +139,7 @@ impl Bugs {
     }
 
     /// Switches on the core bug called `name`; false if the core has no bug of that name
-    /// (`forget-promises` included: it is the shell's).
+    /// (`forget-promises` and `misread-log` included: they are the shell's).
     pub fn plant(&mut self, name: &str) -> bool {
         let flag = match name {
             "no-dedup" => &mut self.no_dedup,
