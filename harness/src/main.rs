@@ -9,7 +9,7 @@ use anyhow::Context;
 use checker::text::count;
 use clap::{Args, Parser, Subcommand};
 use harness::cluster::process::kill_all_children;
-use harness::faults::schedule::{parse_families, FaultFamily};
+use harness::faults::schedule::{parse_families, FaultFamily, World};
 use harness::faults::tunables::Pins;
 use harness::fleet::merge::MergeError;
 use harness::fleet::slice::SliceError;
@@ -399,7 +399,7 @@ struct BenchArgs {
 struct Families(Vec<FaultFamily>);
 
 fn parse_nemesis(s: &str) -> Result<Families, String> {
-    parse_families(s).map(Families)
+    parse_families(s, World::Processes).map(Families)
 }
 
 fn random_seed() -> u64 {
