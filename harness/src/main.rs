@@ -210,8 +210,9 @@ struct RunArgs {
     #[arg(long, allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Faults to inject: a comma-separated subset of
-    /// kill,pause,partition,isolate-follower,crash-coordinator, or none (default:
-    /// kill,pause,partition; a sharded run adds crash-coordinator when replica-bugs is found).
+    /// kill,pause,partition,isolate-follower,crash-coordinator; all (the first four); or none
+    /// (default: kill,pause,partition; a sharded run adds crash-coordinator when replica-bugs
+    /// is found). power, clock and disk are the simulator's (harness sim --faults).
     #[arg(long, value_parser = parse_nemesis)]
     nemesis: Option<Families>,
     /// With --shards and crash-coordinator: the replica built with failpoints (default:

@@ -241,8 +241,13 @@ impl Nemesis {
             _ => (None, BTreeMap::new()),
         };
         let nodes = world.nodes();
-        let cuts =
-            shard_partition_cuts(partition, &nodes, &world.node_shards(), &shard_leaders, leader);
+        let cuts = shard_partition_cuts(
+            partition,
+            &nodes,
+            &world.node_shards(),
+            &shard_leaders,
+            leader,
+        );
         let (f, value) = partition_event(partition, &cuts, leader);
         if cuts.is_empty() {
             // Nothing to cut (no leader known): recorded as a skip, never as a partition, so

@@ -104,7 +104,10 @@ impl FaultWorld for ProcessWorld<'_> {
             };
             let Some(point) = Failpoint::from_name(&failpoint) else {
                 let names = Failpoint::names();
-                return skip(self, format!("no failpoint {failpoint:?}: expected one of {names}"));
+                return skip(
+                    self,
+                    format!("no failpoint {failpoint:?}: expected one of {names}"),
+                );
             };
             let Some(transport) = self.cluster.control() else {
                 let kind = self.cluster.kind().name();

@@ -132,9 +132,7 @@ impl FaultFamily {
     pub fn world(self) -> Option<World> {
         match self {
             FaultFamily::Power | FaultFamily::Clock | FaultFamily::Disk => Some(World::Simulator),
-            FaultFamily::IsolateFollower | FaultFamily::CrashCoordinator => {
-                Some(World::Processes)
-            }
+            FaultFamily::IsolateFollower | FaultFamily::CrashCoordinator => Some(World::Processes),
             FaultFamily::Kill | FaultFamily::Pause | FaultFamily::Partition => None,
         }
     }
@@ -160,7 +158,10 @@ impl FromStr for FaultFamily {
             .find(|f| f.name() == s)
             .ok_or_else(|| {
                 let names: Vec<&str> = FaultFamily::ALL.iter().map(|f| f.name()).collect();
-                format!("unknown fault {s:?}: expected {}, all or none", names.join(", "))
+                format!(
+                    "unknown fault {s:?}: expected {}, all or none",
+                    names.join(", ")
+                )
             })
     }
 }
@@ -178,15 +179,15 @@ pub fn parse_families(s: &str, world: World) -> Result<Vec<FaultFamily>, String>
             Some(World::Simulator) => "simulator-only",
             _ => "real-process-only",
         };
+        let takes: Vec<&str> = FaultFamily::ALL
+            .into_iter()
+            .filter(|f| f.world().is_none_or(|w| w == world))
+            .map(FaultFamily::name)
+            .collect();
         return Err(format!(
-            "{other} is a {only} fault: {} takes {}",
+            "{other} is a {only} fault: {} takes {}, all or none",
             world.flag(),
-            world
-                .all_families()
-                .iter()
-                .map(|f| f.name())
-                .collect::<Vec<_>>()
-                .join(", ")
+            takes.join(", ")
         ));
     }
     Ok(set.into_iter().collect())
@@ -741,8 +742,8 @@ fn ring_cuts(ring: &[NodeId]) -> Vec<Link> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::parse_families as parse_families_in;
+    use super::*;
 
     fn parse_families(s: &str) -> Result<Vec<FaultFamily>, String> {
         parse_families_in(s, World::Processes)
@@ -760,40 +761,16 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
-        let a = generate(
-            42,
-            &five(),
-            &ALL,
-            5_000,
-            60_000,
-        );
-        let b = generate(
-            42,
-            &five(),
-            &ALL,
-            5_000,
-            60_000,
-        );
+        let a = generate(42, &five(), &ALL, 5_000, 60_000);
+        let b = generate(42, &five(), &ALL, 5_000, 60_000);
         assert_eq!(a, b);
-        let c = generate(
-            43,
-            &five(),
-            &ALL,
-            5_000,
-            60_000,
-        );
+        let c = generate(43, &five(), &ALL, 5_000, 60_000);
         assert_ne!(a, c, "another seed, another schedule");
     }
 
     #[test]
     fn faults_and_heals_alternate_within_the_run() {
-        let steps = generate(
-            7,
-            &five(),
-            &ALL,
-            2_000,
-            15_000,
-        );
+        let steps = generate(7, &five(), &ALL, 2_000, 15_000);
         // Faults at 2, 6, 10 (healed at 4, 8, 12); one at 14 would be healed after the end.
         assert_eq!(steps.len(), 6);
         for (i, step) in steps.iter().enumerate() {
@@ -804,13 +781,7 @@ mod tests {
 
     #[test]
     fn only_the_asked_families_appear_and_victims_are_minorities_or_everyone() {
-        let steps = generate(
-            1,
-            &five(),
-            &[FaultFamily::Kill],
-            10,
-            10_000,
-        );
+        let steps = generate(1, &five(), &[FaultFamily::Kill], 10, 10_000);
         assert!(steps.len() > 100);
         let mut everyone = 0;
         for step in &steps {
@@ -825,25 +796,12 @@ mod tests {
             }
         }
         assert!(everyone > 0, "whole-cluster kills are drawn too");
-        assert!(generate(
-            1,
-            &five(),
-            &[],
-            1_000,
-            10_000
-        )
-        .is_empty());
+        assert!(generate(1, &five(), &[], 1_000, 10_000).is_empty());
     }
 
     #[test]
     fn every_partition_shape_is_drawn_and_leaves_a_majority_somewhere() {
-        let steps = generate(
-            3,
-            &five(),
-            &[FaultFamily::Partition],
-            10,
-            10_000,
-        );
+        let steps = generate(3, &five(), &[FaultFamily::Partition], 10, 10_000);
         let mut kinds = std::collections::HashSet::new();
         for step in &steps {
             if let Some(Fault::Partition(p)) = &step.fault {
@@ -928,10 +886,16 @@ mod tests {
             World::Simulator.all_families()
         );
         let refused = parse_families_in("kill,power", World::Processes).unwrap_err();
-        assert!(refused.contains("power is a simulator-only fault"), "{refused}");
+        assert!(
+            refused.contains("power is a simulator-only fault"),
+            "{refused}"
+        );
         let refused = parse_families_in("crash-coordinator", World::Simulator).unwrap_err();
         assert!(refused.contains("crash-coordinator"), "{refused}");
-        let sim_only: Vec<_> = FaultFamily::ALL.into_iter().filter(|f| f.sim_only()).collect();
+        let sim_only: Vec<_> = FaultFamily::ALL
+            .into_iter()
+            .filter(|f| f.sim_only())
+            .collect();
         assert_eq!(
             sim_only,
             [FaultFamily::Power, FaultFamily::Clock, FaultFamily::Disk]
@@ -948,15 +912,7 @@ mod tests {
     #[test]
     fn a_sharded_schedule_aims_at_shards_and_is_reproducible() {
         let shards = three_by_three();
-        let draw = |seed| {
-            generate_sharded(
-                seed,
-                &shards,
-                &ALL,
-                1_000,
-                400_000,
-            )
-        };
+        let draw = |seed| generate_sharded(seed, &shards, &ALL, 1_000, 400_000);
         let mut shapes = BTreeSet::new();
         for seed in 1..5 {
             let steps = draw(seed);
@@ -1000,7 +956,8 @@ mod tests {
     #[test]
     fn a_sharded_simulated_schedule_aims_power_cuts_at_shards_and_clock_and_disk_at_one_replica() {
         let shards = three_by_three();
-        let draw = |seed| generate_sharded(seed, &shards, World::Simulator.all_families(), 100, 40_000);
+        let draw =
+            |seed| generate_sharded(seed, &shards, World::Simulator.all_families(), 100, 40_000);
         assert_eq!(draw(5), draw(5), "a seed fixes the schedule");
         let same_shard = |ns: &[NodeId]| {
             let of = |n: &NodeId| shards.iter().find(|(_, m)| m.contains(n)).map(|(s, _)| *s);
@@ -1024,10 +981,12 @@ mod tests {
                         );
                         "minority of a shard"
                     }
-                    Fault::Kill(Target::ShardLeaders)
-                    | Fault::Pause(Target::ShardLeaders) => "every shard's leader",
-                    Fault::Kill(Target::ShardLeader(_))
-                    | Fault::Power(Target::ShardLeader(_)) => "a shard's leader",
+                    Fault::Kill(Target::ShardLeaders) | Fault::Pause(Target::ShardLeaders) => {
+                        "every shard's leader"
+                    }
+                    Fault::Kill(Target::ShardLeader(_)) | Fault::Power(Target::ShardLeader(_)) => {
+                        "a shard's leader"
+                    }
                     Fault::Partition(Partition::BetweenShards { a, b }) => {
                         assert!(a < b && b <= 3);
                         "between shards"
@@ -1091,13 +1050,7 @@ mod tests {
     fn crash_coordinator_arms_every_failpoint_on_every_shard_and_only_when_asked() {
         let shards = three_by_three();
         let with = [FaultFamily::Kill, FaultFamily::CrashCoordinator];
-        let steps = generate_sharded(
-            5,
-            &shards,
-            &with,
-            10,
-            30_000,
-        );
+        let steps = generate_sharded(5, &shards, &with, 10, 30_000);
         let mut drawn = BTreeSet::new();
         for step in &steps {
             if let Some(Fault::CrashCoordinator { shard, failpoint }) = &step.fault {
@@ -1106,13 +1059,7 @@ mod tests {
             }
         }
         assert_eq!(drawn.len(), 3 * Failpoint::ALL.len(), "{drawn:?}");
-        let without = generate_sharded(
-            5,
-            &shards,
-            &ALL,
-            10,
-            30_000,
-        );
+        let without = generate_sharded(5, &shards, &ALL, 10, 30_000);
         assert!(!without
             .iter()
             .any(|s| matches!(s.fault, Some(Fault::CrashCoordinator { .. }))));

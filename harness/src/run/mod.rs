@@ -789,9 +789,9 @@ mod tests {
         assert!(opts.params.nemesis.contains(&FaultFamily::CrashCoordinator));
         assert_eq!(opts.replica_bin, bugs);
         let steps = schedule_for(&opts.params, 3);
-        assert!(steps.iter().any(
-            |s| matches!(&s.fault, Some(f) if f.to_string().contains("crash"))
-        ));
+        assert!(steps
+            .iter()
+            .any(|s| matches!(&s.fault, Some(f) if f.to_string().contains("crash"))));
     }
 
     #[test]

@@ -2,10 +2,10 @@
 //! and `harness zoo --sim`. Prints what a person needs: a progress bar, every failing seed
 //! with the one line that reproduces it, and a summary with the speed.
 
-use crate::faults::schedule::{parse_families, FaultFamily, World};
 use super::shrink::{default_out, shrink};
 use super::sweep::{sweep_seeds, Keep, SweepKnobs, SweepOptions, SweepReport};
 use super::{simulate, write_and_check, SimRunInfo, SimSummary};
+use crate::faults::schedule::{parse_families, FaultFamily, World};
 use crate::faults::tunables::Pins;
 use crate::fleet::identity::BuildIdentity;
 use crate::fleet::slice::Slice;

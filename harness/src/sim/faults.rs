@@ -42,14 +42,20 @@ pub fn apply_due(nemesis: &mut Nemesis, sim: &mut Sim, events: &mut Vec<Event>, 
 pub fn heal(nemesis: &mut Nemesis, sim: &mut Sim, events: &mut Vec<Event>) {
     // A simulated world fails at nothing it is asked (`SimWorld` returns no errors).
     if let Err(e) = nemesis.heal(&mut SimWorld::new(sim, events)) {
-        events.push(nemesis_event("error", json!({"action": "heal", "error": e.to_string()})));
+        events.push(nemesis_event(
+            "error",
+            json!({"action": "heal", "error": e.to_string()}),
+        ));
     }
 }
 
 /// The output of a future that never waits, as a [`SimWorld`]'s are.
 pub fn at_once<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
-    match future.as_mut().poll(&mut Context::from_waker(Waker::noop())) {
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
         Poll::Ready(output) => output,
         // An invariant of this module: nothing a SimWorld answers waits for anything.
         Poll::Pending => panic!("the simulated nemesis waited, but a simulated world never waits"),
