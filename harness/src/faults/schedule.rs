@@ -909,100 +909,49 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_sharded_schedule_aims_at_shards_and_is_reproducible() {
-        let shards = three_by_three();
-        let draw = |seed| generate_sharded(seed, &shards, &ALL, 1_000, 400_000);
-        let mut shapes = BTreeSet::new();
-        for seed in 1..5 {
-            let steps = draw(seed);
-            assert_eq!(steps, draw(seed));
-            for step in steps {
-                let Some(fault) = step.fault else {
-                    continue;
-                };
-                let shape = match fault {
-                    Fault::Kill(Target::Nodes(ns)) if ns.len() == 9 => "kill all",
-                    Fault::Kill(Target::Nodes(ns)) | Fault::Pause(Target::Nodes(ns)) => {
-                        let owner = |n: &NodeId| (n.0 - 1) / 3;
-                        assert!(ns.len() == 1, "a minority of one shard of 3: {ns:?}");
-                        assert!(ns.iter().all(|n| owner(n) == owner(&ns[0])));
-                        "minority of a shard"
-                    }
-                    Fault::Kill(Target::ShardLeaders) | Fault::Pause(Target::ShardLeaders) => {
-                        "every shard's leader"
-                    }
-                    Fault::Kill(Target::ShardLeader(s)) | Fault::Pause(Target::ShardLeader(s)) => {
-                        assert!((1..=3).contains(&s));
-                        "a shard's leader"
-                    }
-                    Fault::Partition(Partition::BetweenShards { a, b }) => {
-                        assert!(a < b && b <= 3);
-                        "between shards"
-                    }
-                    Fault::Partition(Partition::IsolateShardLeader { .. }) => "isolate",
-                    Fault::Partition(Partition::Halves { minority }) => {
-                        assert_eq!(minority.len(), 1);
-                        "split a shard"
-                    }
-                    other => panic!("not a sharded fault: {other:?}"),
-                };
-                shapes.insert(shape);
+    /// The shape of a fault drawn for [`three_by_three`], checking that a minority is one
+    /// replica of one shard and that shard ids exist.
+    fn sharded_shape(fault: Fault) -> &'static str {
+        match fault {
+            Fault::Kill(Target::Nodes(ns)) | Fault::Power(Target::Nodes(ns)) if ns.len() == 9 => {
+                "everything"
             }
+            Fault::Kill(Target::Nodes(ns))
+            | Fault::Power(Target::Nodes(ns))
+            | Fault::Pause(Target::Nodes(ns)) => {
+                assert!(ns.len() == 1, "a minority of one shard of 3: {ns:?}");
+                "minority of a shard"
+            }
+            Fault::Partition(Partition::Halves { minority }) => {
+                assert!(
+                    minority.len() == 1,
+                    "a minority of one shard of 3: {minority:?}"
+                );
+                "split a shard"
+            }
+            Fault::Kill(Target::ShardLeaders)
+            | Fault::Power(Target::ShardLeaders)
+            | Fault::Pause(Target::ShardLeaders) => "every shard's leader",
+            Fault::Kill(Target::ShardLeader(s))
+            | Fault::Power(Target::ShardLeader(s))
+            | Fault::Pause(Target::ShardLeader(s)) => {
+                assert!((1..=3).contains(&s));
+                "a shard's leader"
+            }
+            Fault::Partition(Partition::BetweenShards { a, b }) => {
+                assert!(a < b && b <= 3);
+                "between shards"
+            }
+            Fault::Partition(Partition::IsolateShardLeader { .. }) => "isolate",
+            Fault::Clock { .. } | Fault::Disk { .. } => "one replica",
+            other => panic!("not a sharded fault: {other:?}"),
         }
-        assert_eq!(shapes.len(), 7, "every shape drawn: {shapes:?}");
     }
 
     #[test]
-    fn a_sharded_simulated_schedule_aims_power_cuts_at_shards_and_clock_and_disk_at_one_replica() {
+    fn a_sharded_schedule_aims_at_shards_in_both_worlds_and_is_reproducible() {
         let shards = three_by_three();
-        let draw =
-            |seed| generate_sharded(seed, &shards, World::Simulator.all_families(), 100, 40_000);
-        assert_eq!(draw(5), draw(5), "a seed fixes the schedule");
-        let same_shard = |ns: &[NodeId]| {
-            let of = |n: &NodeId| shards.iter().find(|(_, m)| m.contains(n)).map(|(s, _)| *s);
-            ns.iter().all(|n| of(n) == of(&ns[0]))
-        };
-        let mut shapes = BTreeSet::new();
-        for seed in 0..20 {
-            for fault in draw(seed).into_iter().filter_map(|s| s.fault) {
-                let shape = match fault {
-                    Fault::Kill(Target::Nodes(ns)) | Fault::Power(Target::Nodes(ns))
-                        if ns.len() == 9 =>
-                    {
-                        "everything"
-                    }
-                    Fault::Kill(Target::Nodes(ns))
-                    | Fault::Power(Target::Nodes(ns))
-                    | Fault::Pause(Target::Nodes(ns)) => {
-                        assert!(
-                            ns.len() == 1 && same_shard(&ns),
-                            "a shard's minority: {ns:?}"
-                        );
-                        "minority of a shard"
-                    }
-                    Fault::Kill(Target::ShardLeaders) | Fault::Pause(Target::ShardLeaders) => {
-                        "every shard's leader"
-                    }
-                    Fault::Kill(Target::ShardLeader(_)) | Fault::Power(Target::ShardLeader(_)) => {
-                        "a shard's leader"
-                    }
-                    Fault::Partition(Partition::BetweenShards { a, b }) => {
-                        assert!(a < b && b <= 3);
-                        "between shards"
-                    }
-                    Fault::Partition(Partition::IsolateShardLeader { .. }) => "isolate",
-                    Fault::Partition(Partition::Halves { minority }) => {
-                        assert!(minority.len() == 1 && same_shard(&minority));
-                        "split a shard"
-                    }
-                    Fault::Clock { .. } | Fault::Disk { .. } => "one replica",
-                    _ => "other leader faults",
-                };
-                shapes.insert(shape);
-            }
-        }
-        for shape in [
+        let common = [
             "everything",
             "minority of a shard",
             "every shard's leader",
@@ -1010,9 +959,25 @@ mod tests {
             "between shards",
             "isolate",
             "split a shard",
-            "one replica",
+        ];
+        for (families, only_here) in [
+            (&ALL[..], None),
+            (World::Simulator.all_families(), Some("one replica")),
         ] {
-            assert!(shapes.contains(shape), "{shape} never drawn: {shapes:?}");
+            let draw = |seed| generate_sharded(seed, &shards, families, 100, 40_000);
+            let mut shapes = BTreeSet::new();
+            for seed in 0..20 {
+                let steps = draw(seed);
+                assert_eq!(steps, draw(seed), "a seed fixes the schedule");
+                shapes.extend(steps.into_iter().filter_map(|s| s.fault).map(sharded_shape));
+            }
+            for shape in common.iter().chain(&only_here) {
+                assert!(shapes.contains(shape), "{shape} never drawn: {shapes:?}");
+            }
+            assert_eq!(
+                shapes.len(),
+                common.len() + usize::from(only_here.is_some())
+            );
         }
     }
 
