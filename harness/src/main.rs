@@ -9,7 +9,7 @@ use anyhow::Context;
 use checker::text::count;
 use clap::{Args, Parser, Subcommand};
 use harness::cluster::process::kill_all_children;
-use harness::faults::schedule::{parse_families, FaultFamily};
+use harness::faults::schedule::{parse_families, FaultFamily, World};
 use harness::faults::tunables::Pins;
 use harness::fleet::merge::MergeError;
 use harness::fleet::slice::SliceError;
@@ -210,8 +210,9 @@ struct RunArgs {
     #[arg(long, allow_negative_numbers = true)]
     rate: Option<f64>,
     /// Faults to inject: a comma-separated subset of
-    /// kill,pause,partition,isolate-follower,crash-coordinator, or none (default:
-    /// kill,pause,partition; a sharded run adds crash-coordinator when replica-bugs is found).
+    /// kill,pause,partition,isolate-follower,crash-coordinator; all (the first four); or none
+    /// (default: kill,pause,partition; a sharded run adds crash-coordinator when replica-bugs
+    /// is found). power, clock and disk are the simulator's (harness sim --faults).
     #[arg(long, value_parser = parse_nemesis)]
     nemesis: Option<Families>,
     /// With --shards and crash-coordinator: the replica built with failpoints (default:
@@ -399,7 +400,7 @@ struct BenchArgs {
 struct Families(Vec<FaultFamily>);
 
 fn parse_nemesis(s: &str) -> Result<Families, String> {
-    parse_families(s).map(Families)
+    parse_families(s, World::Processes).map(Families)
 }
 
 fn random_seed() -> u64 {

@@ -3,7 +3,7 @@
 
 mod common;
 
-use harness::faults::schedule::{Action, Fault, FaultFamily};
+use harness::faults::schedule::{Fault, FaultFamily};
 use harness::run::rundir::RunParams;
 use harness::run::{run_campaign, schedule_for};
 use std::collections::BTreeSet;
@@ -30,11 +30,11 @@ fn seed_with_every_fault() -> u64 {
         .find(|&seed| {
             let kinds: BTreeSet<&str> = schedule_for(&params(), seed)
                 .iter()
-                .filter_map(|s| match &s.action {
-                    Action::Start(Fault::Kill(_)) => Some("kill"),
-                    Action::Start(Fault::Pause(_)) => Some("pause"),
-                    Action::Start(Fault::Partition(_)) => Some("partition"),
-                    Action::Start(Fault::CrashCoordinator { .. }) | Action::Heal => None,
+                .filter_map(|s| match &s.fault {
+                    Some(Fault::Kill(_)) => Some("kill"),
+                    Some(Fault::Pause(_)) => Some("pause"),
+                    Some(Fault::Partition(_)) => Some("partition"),
+                    _ => None,
                 })
                 .collect();
             kinds.len() == 3

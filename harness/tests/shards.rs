@@ -4,7 +4,7 @@
 
 mod common;
 
-use harness::faults::schedule::{Action, FaultFamily};
+use harness::faults::schedule::FaultFamily;
 use harness::run::rundir::{RunParams, ShardParams};
 use harness::run::{run_campaign, schedule_for};
 use serde_json::Value;
@@ -37,9 +37,9 @@ async fn a_short_sharded_fault_campaign_passes_the_sharded_checker() {
     // A seed whose schedule cuts the two shards apart at some point.
     let seed = (1..1000)
         .find(|&seed| {
-            schedule_for(&params(), seed).iter().any(|s| {
-                matches!(&s.action, Action::Start(f) if f.to_string().contains("shards 1 and 2"))
-            })
+            schedule_for(&params(), seed)
+                .iter()
+                .any(|s| matches!(&s.fault, Some(f) if f.to_string().contains("shards 1 and 2")))
         })
         .expect("some seed partitions the shards");
     let summary = run_campaign(&common::options(out.path(), seed, params()))

@@ -1,271 +1,325 @@
-//! The nemesis: carries out the schedule against the running cluster and records every action
-//! as a `nemesis` event with its exact targets.
+//! The one nemesis: carries out a schedule against any [`FaultWorld`] (the process cluster of
+//! `harness run`, [`crate::faults::processes`], or the simulated world of `harness sim`,
+//! [`crate::sim::faults`]) and records every action as a `nemesis` event with its exact
+//! targets.
 //!
-//! The schedule ([`crate::faults::schedule`]) says *what* and *when*; this module resolves "the leader"
-//! at the moment of acting, does it (SIGKILL, SIGSTOP/SIGCONT, relay cuts), remembers what is in
-//! force so that the following heal undoes exactly that, and writes the event after the action,
-//! so every client event after it in the history happened with the fault in place.
+//! Jepsen's shape: one vocabulary of faults ([`crate::faults::schedule`] says *what* and
+//! *when*), and one interpreter over time ([`Nemesis::apply_due`], driven by wall time in
+//! [`Nemesis::run`] and by virtual time in the simulator's loop). The nemesis resolves "the
+//! leader" at the moment of acting, asks the world to do it (SIGKILL or a simulated crash,
+//! SIGSTOP or a paused node, relay or simulated link cuts, ...), remembers what is in force so
+//! that the following heal undoes exactly that, and records the event after the action, so
+//! every client event after it in the history happened with the fault in place.
 //!
-//! On a sharded bank the shard shapes resolve through the target's shards: "every shard's
-//! leader" and "shard k's leader" when the fault starts ([`System::shard_leaders`]), and the
-//! links between two shards' replicas ([`System::node_shards`]); `crash-coordinator` arms a
-//! failpoint on a shard's leader at the start and, at the heal, restarts that replica whether
-//! the failpoint fired (a `crash`) or not (a `kill`), see [`crate::faults::failpoints`].
+//! On a sharded bank the shard shapes resolve through the world's shards: "every shard's
+//! leader" and "shard k's leader" when the fault starts ([`FaultWorld::shard_leaders`]), and
+//! the links between two shards' replicas ([`FaultWorld::node_shards`]). A world that cannot
+//! do a fault (a real process has no simulated disk) answers with an error, which is recorded;
+//! `--nemesis` and `--faults` refuse such families before a run starts.
 
 use crate::cluster::relay::{Link, Peer};
-use crate::faults::failpoints::CrashCoordinator;
-use crate::faults::schedule::{shard_partition_cuts, Action, Fault, Partition, Step, Target};
-use crate::run::record::Recorder;
-use crate::targets::{Target as System, TargetError};
-use replica::failpoints::Failpoint;
-use replica::types::{NodeId, ShardId};
+use crate::faults::schedule::{shard_partition_cuts, DiskFault, Fault, Partition, Step, Target};
+use crate::targets::TargetError;
+use replica::types::NodeId;
 use serde_json::{json, Value};
-use std::sync::{Arc, Mutex};
-use tokio::time::Instant;
+use std::collections::BTreeMap;
+use std::future::Future;
 
-/// What the nemesis has in force now.
+/// What the nemesis needs of a world to fault it: who is there and who leads, the faults
+/// themselves, and a place to record what it did. The process cluster and the simulator
+/// implement it; the futures of a world that never waits (the simulator's) are ready at once.
+pub trait FaultWorld {
+    /// Every node, in id order.
+    fn nodes(&self) -> Vec<NodeId>;
+    /// On a sharded bank, every node's shard; empty for a world that is one group.
+    fn node_shards(&self) -> BTreeMap<NodeId, u32>;
+    /// Whoever leads now, if anyone is known to.
+    fn leader(&self) -> impl Future<Output = Option<NodeId>> + Send;
+    /// The leader of each shard that has one now (one group: its leader as shard 1's).
+    fn shard_leaders(&self) -> impl Future<Output = BTreeMap<u32, NodeId>> + Send;
+    /// Crashes `node` (SIGKILL; the page cache survives).
+    fn kill(&mut self, node: NodeId) -> Result<(), TargetError>;
+    /// Starts `node` again on its data; `Some(why)` when it refused to start (a replica that
+    /// found its disk damaged).
+    fn restart(&mut self, node: NodeId) -> Result<Option<String>, TargetError>;
+    fn pause(&mut self, node: NodeId) -> Result<(), TargetError>;
+    fn resume(&mut self, node: NodeId) -> Result<(), TargetError>;
+    /// Cuts exactly these replica links (none: every link whole).
+    fn set_cuts(&mut self, cuts: &[Link]) -> Result<(), TargetError>;
+    /// Crashes `node` and loses (or tears) what it had not fsynced.
+    fn power_cut(&mut self, node: NodeId) -> Result<(), TargetError> {
+        Err(cannot(node, "cut a node's power"))
+    }
+    fn jump_clock(&mut self, node: NodeId, _jump_ms: u64) -> Result<(), TargetError> {
+        Err(cannot(node, "jump a node's clock"))
+    }
+    /// Does `fault` to `node`'s disk (crashing it where the fault shows only at a restart);
+    /// returns what the event adds to `nodes` (which file, where).
+    fn disk_fault(
+        &mut self,
+        node: NodeId,
+        _fault: DiskFault,
+    ) -> Result<serde_json::Map<String, Value>, TargetError> {
+        Err(cannot(node, "fault a node's disk"))
+    }
+    /// Arms `failpoint` on `shard`'s leader; false (with a recorded `skip`) when it cannot.
+    fn arm_failpoint(
+        &mut self,
+        _shard: u32,
+        _failpoint: &str,
+    ) -> impl Future<Output = bool> + Send {
+        let reason = "this world has no failpoints";
+        self.record(
+            "skip",
+            json!({"fault": "crash-coordinator", "reason": reason}),
+        );
+        std::future::ready(false)
+    }
+    /// Ends the armed failpoint's fault: restarts its node, crashed or not.
+    fn end_failpoint(&mut self) -> Result<(), TargetError> {
+        Ok(())
+    }
+    /// Records a nemesis `info` event.
+    fn record(&mut self, f: &str, value: Value);
+    /// Shows the fault in force in words (the progress display); `none` when healed.
+    fn show(&mut self, _label: &str) {}
+}
+
+fn cannot(node: NodeId, what: &str) -> TargetError {
+    TargetError::Unsupported(format!("this target cannot {what} ({node})"))
+}
+
+/// What the nemesis has in force now, to be undone by the next heal.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 enum Active {
     #[default]
     Nothing,
-    Killed(Vec<NodeId>),
+    /// Killed, power-cut, or crashed to show a disk fault: restarted at the heal.
+    Down(Vec<NodeId>),
     Paused(Vec<NodeId>),
     Partitioned,
-    /// A failpoint armed on a shard's leader ([`Nemesis::crash`] holds it).
+    /// A failpoint armed on a shard's leader (the world holds it).
     Armed,
 }
 
-/// The current fault in words, for the progress display.
-pub type FaultLabel = Arc<Mutex<String>>;
-
+/// The one nemesis: a schedule, where it has got to, and what is in force.
+#[derive(Debug, Default)]
 pub struct Nemesis {
-    recorder: Arc<Recorder>,
+    schedule: Vec<Step>,
+    next: usize,
     active: Active,
-    label: FaultLabel,
-    /// The `crash-coordinator` fault's state: what is armed, where.
-    crash: CrashCoordinator,
     /// Faults started (for reports).
     pub faults: u32,
 }
 
 impl Nemesis {
-    pub fn new(recorder: Arc<Recorder>, label: FaultLabel) -> Nemesis {
-        set_label(&label, "none");
+    pub fn new(schedule: Vec<Step>) -> Nemesis {
         Nemesis {
-            recorder,
-            active: Active::Nothing,
-            label,
-            crash: CrashCoordinator::new(0, CrashCoordinator::DEFAULT_FIRE_WITHIN),
-            faults: 0,
+            schedule,
+            ..Nemesis::default()
         }
     }
 
-    /// Runs `steps` (times relative to `start`) until they are done or `end` passes.
-    pub async fn run(
+    /// When the next step is due (ms since the workload started), if any is left.
+    pub fn next_at_ms(&self) -> Option<u64> {
+        self.schedule.get(self.next).map(|s| s.at_ms)
+    }
+
+    /// The interpreter: carries out every step due at `now_ms`, in order. A step the world
+    /// fails at is recorded as an `error` event, and the schedule goes on.
+    pub async fn apply_due<W: FaultWorld + ?Sized>(&mut self, world: &mut W, now_ms: u64) {
+        while let Some(step) = self.schedule.get(self.next).filter(|s| s.at_ms <= now_ms) {
+            let fault = step.fault.clone();
+            self.next += 1;
+            if let Err(e) = self.apply(world, fault.as_ref()).await {
+                let action = fault.map_or_else(|| "heal".to_string(), |f| f.to_string());
+                world.record("error", json!({"action": action, "error": e.to_string()}));
+            }
+        }
+    }
+
+    /// Runs the schedule on wall time from `start` until it is done or `end` passes.
+    pub async fn run<W: FaultWorld + ?Sized>(
         &mut self,
-        cluster: &mut dyn System,
-        steps: &[Step],
-        start: Instant,
-        end: Instant,
+        world: &mut W,
+        start: tokio::time::Instant,
+        end: tokio::time::Instant,
     ) {
-        for step in steps {
-            let at = start + step.at;
+        while let Some(at_ms) = self.next_at_ms() {
+            let at = start + std::time::Duration::from_millis(at_ms);
             if at >= end {
                 break;
             }
             tokio::time::sleep_until(at).await;
-            if let Err(e) = self.apply(cluster, &step.action).await {
-                self.recorder.nemesis(
-                    "error",
-                    json!({"action": format!("{:?}", step.action), "error": e.to_string()}),
-                );
-            }
+            self.apply_due(world, at_ms).await;
         }
     }
 
-    pub async fn apply(
+    /// Starts `fault` (healing what is in force first), or heals (`None`).
+    pub async fn apply<W: FaultWorld + ?Sized>(
         &mut self,
-        cluster: &mut dyn System,
-        action: &Action,
+        world: &mut W,
+        fault: Option<&Fault>,
     ) -> Result<(), TargetError> {
-        match action {
-            Action::Start(fault) => self.start(cluster, fault).await,
-            Action::Heal => self.heal(cluster),
+        self.heal(world)?;
+        match fault {
+            Some(fault) => self.start(world, fault).await,
+            None => Ok(()),
         }
     }
 
-    async fn start(&mut self, cluster: &mut dyn System, fault: &Fault) -> Result<(), TargetError> {
-        if self.active != Active::Nothing {
-            self.heal(cluster)?;
-        }
+    async fn start<W: FaultWorld + ?Sized>(
+        &mut self,
+        world: &mut W,
+        fault: &Fault,
+    ) -> Result<(), TargetError> {
         self.faults += 1;
         match fault {
-            Fault::Kill(target) => {
-                let Some(nodes) = self.resolve(cluster, target).await else {
+            Fault::Kill(target) | Fault::Power(target) | Fault::Pause(target) => {
+                let Some(nodes) = resolve(world, target).await else {
                     return Ok(());
+                };
+                let (f, verb) = match fault {
+                    Fault::Kill(_) => ("kill", "killed"),
+                    Fault::Power(_) => ("power-cut", "power cut"),
+                    _ => ("pause", "paused"),
                 };
                 for &node in &nodes {
-                    cluster.kill(node)?;
+                    match fault {
+                        Fault::Kill(_) => world.kill(node)?,
+                        Fault::Power(_) => world.power_cut(node)?,
+                        _ => world.pause(node)?,
+                    }
                 }
-                self.recorder.nemesis(
-                    "kill",
-                    json!({"nodes": names(&nodes), "target": target_name(target, cluster.nodes().len())}),
-                );
-                set_label(&self.label, &format!("killed {}", names(&nodes).join(",")));
-                self.active = Active::Killed(nodes);
+                let size = world.nodes().len();
+                let value = json!({"nodes": names(&nodes), "target": target_name(target, size)});
+                world.record(f, value);
+                world.show(&format!("{verb} {}", names(&nodes).join(",")));
+                self.active = match fault {
+                    Fault::Pause(_) => Active::Paused(nodes),
+                    _ => Active::Down(nodes),
+                };
             }
-            Fault::Pause(target) => {
-                let Some(nodes) = self.resolve(cluster, target).await else {
-                    return Ok(());
-                };
-                for &node in &nodes {
-                    cluster.pause(node)?;
-                }
-                self.recorder.nemesis(
-                    "pause",
-                    json!({"nodes": names(&nodes), "target": target_name(target, cluster.nodes().len())}),
-                );
-                set_label(&self.label, &format!("paused {}", names(&nodes).join(",")));
-                self.active = Active::Paused(nodes);
-            }
-            Fault::Partition(partition) => {
-                let leader = match partition {
-                    Partition::IsolateLeader | Partition::IsolateFollower => cluster.leader().await,
-                    _ => None,
-                };
-                let shard_leaders = match partition {
-                    Partition::IsolateShardLeader { .. } => cluster.shard_leaders().await,
-                    _ => Default::default(),
-                };
-                let leader = match partition {
-                    Partition::IsolateShardLeader { shard } => shard_leaders.get(shard).copied(),
-                    _ => leader,
-                };
-                let cuts = shard_partition_cuts(
-                    partition,
-                    cluster.nodes(),
-                    &cluster.node_shards(),
-                    &shard_leaders,
-                    leader,
-                );
-                let (f, value) = partition_event(partition, &cuts, leader);
-                if cuts.is_empty() {
-                    // Nothing to cut (no leader known): recorded as a skip, never as a
-                    // partition, so nobody reads a fault into a quiet stretch.
-                    self.recorder.nemesis(f, value);
-                    return Ok(());
-                }
-                cluster.set_cuts(&cuts);
-                self.recorder.nemesis(f, value);
-                set_label(&self.label, &fault.to_string());
-                self.active = Active::Partitioned;
-            }
+            Fault::Partition(partition) => self.partition(world, partition).await?,
             Fault::CrashCoordinator { shard, failpoint } => {
-                if self.arm(cluster, *shard, failpoint).await {
-                    set_label(&self.label, &fault.to_string());
+                if world.arm_failpoint(*shard, failpoint).await {
+                    world.show(&fault.to_string());
                     self.active = Active::Armed;
                 }
             }
+            Fault::Clock { node, jump_ms } => {
+                world.jump_clock(*node, *jump_ms)?;
+                let value = json!({"nodes": [node.to_string()], "jump_ms": jump_ms});
+                world.record("clock-jump", value);
+            }
+            Fault::Disk { node, fault } => {
+                let mut value = world.disk_fault(*node, *fault)?;
+                value.insert("nodes".into(), json!([node.to_string()]));
+                if *fault != DiskFault::FailSync {
+                    // The damage shows when the replica next reads its disk: at the heal.
+                    self.active = Active::Down(vec![*node]);
+                }
+                world.record(fault.name(), Value::Object(value));
+            }
         }
         Ok(())
     }
 
-    /// Arms `failpoint` on `shard`'s leader now; false (and a recorded skip) when there is
-    /// none, the target cannot arm, or the replica refuses.
-    async fn arm(&mut self, cluster: &mut dyn System, shard: u32, failpoint: &str) -> bool {
-        let skip = |reason: String| {
-            let value = json!({"fault": "crash-coordinator", "reason": reason});
-            self.recorder.nemesis("skip", value);
-            false
+    async fn partition<W: FaultWorld + ?Sized>(
+        &mut self,
+        world: &mut W,
+        partition: &Partition,
+    ) -> Result<(), TargetError> {
+        let (leader, shard_leaders) = match partition {
+            Partition::IsolateLeader | Partition::IsolateFollower => {
+                (world.leader().await, BTreeMap::new())
+            }
+            Partition::IsolateShardLeader { shard } => {
+                let leaders = world.shard_leaders().await;
+                (leaders.get(shard).copied(), leaders)
+            }
+            _ => (None, BTreeMap::new()),
         };
-        let Some(point) = Failpoint::from_name(failpoint) else {
-            return skip(format!(
-                "no failpoint {failpoint:?}: expected one of {}",
-                Failpoint::names()
-            ));
-        };
-        let Some(transport) = cluster.control() else {
-            return skip(format!(
-                "the {} target has no failpoints",
-                cluster.kind().name()
-            ));
-        };
-        let Some(&node) = cluster.shard_leaders().await.get(&shard) else {
-            return skip(format!("no leader of shard {shard} to arm"));
-        };
-        let armed = self.crash.arm(
-            ShardId(shard),
-            node,
-            point,
-            transport.as_ref(),
-            &self.recorder,
+        let nodes = world.nodes();
+        let cuts = shard_partition_cuts(
+            partition,
+            &nodes,
+            &world.node_shards(),
+            &shard_leaders,
+            leader,
         );
-        armed.await.is_some()
+        let (f, value) = partition_event(partition, &cuts, leader);
+        if cuts.is_empty() {
+            // Nothing to cut (no leader known): recorded as a skip, never as a partition, so
+            // nobody reads a fault into a quiet stretch.
+            world.record(f, value);
+            return Ok(());
+        }
+        world.set_cuts(&cuts)?;
+        world.record(f, value);
+        world.show(&Fault::Partition(partition.clone()).to_string());
+        self.active = Active::Partitioned;
+        Ok(())
     }
 
     /// Undoes what is in force.
-    pub fn heal(&mut self, cluster: &mut dyn System) -> Result<(), TargetError> {
+    pub fn heal<W: FaultWorld + ?Sized>(&mut self, world: &mut W) -> Result<(), TargetError> {
         match std::mem::take(&mut self.active) {
-            Active::Nothing => {}
-            Active::Killed(nodes) => {
+            Active::Nothing => return Ok(()),
+            Active::Down(nodes) => {
+                let mut refused = Vec::new();
                 for &node in &nodes {
-                    cluster.start(node)?;
+                    if let Some(why) = world.restart(node)? {
+                        refused.push(format!("{node}: {why}"));
+                    }
                 }
-                self.recorder
-                    .nemesis("restart", json!({"nodes": names(&nodes)}));
+                let mut value = json!({"nodes": names(&nodes)});
+                if !refused.is_empty() {
+                    value["refused"] = json!(refused);
+                }
+                world.record("restart", value);
             }
             Active::Paused(nodes) => {
                 for &node in &nodes {
-                    cluster.resume(node)?;
+                    world.resume(node)?;
                 }
-                self.recorder
-                    .nemesis("resume", json!({"nodes": names(&nodes)}));
+                world.record("resume", json!({"nodes": names(&nodes)}));
             }
             Active::Partitioned => {
-                cluster.set_cuts(&[]);
-                self.recorder.nemesis("heal", json!({"cuts": []}));
+                world.set_cuts(&[])?;
+                world.record("heal", json!({"cuts": []}));
             }
-            Active::Armed => {
-                self.crash.finish(cluster, &self.recorder)?;
-            }
+            Active::Armed => world.end_failpoint()?,
         }
-        set_label(&self.label, "none");
+        world.show("none");
         Ok(())
-    }
-
-    /// The concrete victims of a target; `None` (and a recorded note) when "the leader" is
-    /// unknown right now.
-    async fn resolve(&self, cluster: &dyn System, target: &Target) -> Option<Vec<NodeId>> {
-        match target {
-            Target::Nodes(nodes) => Some(nodes.clone()),
-            Target::Leader => match cluster.leader().await {
-                Some(leader) => Some(vec![leader]),
-                None => {
-                    self.recorder
-                        .nemesis("skip", json!({"reason": "no leader to fault"}));
-                    None
-                }
-            },
-            Target::ShardLeaders | Target::ShardLeader(_) => {
-                let leaders = cluster.shard_leaders().await;
-                let nodes: Vec<NodeId> = match target {
-                    Target::ShardLeader(shard) => leaders.get(shard).copied().into_iter().collect(),
-                    _ => leaders.into_values().collect(),
-                };
-                if nodes.is_empty() {
-                    self.recorder
-                        .nemesis("skip", json!({"reason": "no shard leader to fault"}));
-                    return None;
-                }
-                Some(nodes)
-            }
-        }
     }
 }
 
-fn set_label(label: &FaultLabel, text: &str) {
-    if let Ok(mut l) = label.lock() {
-        *l = text.to_string();
+/// The concrete victims of a target; `None` (and a recorded `skip`) when "the leader" is
+/// unknown right now.
+async fn resolve<W: FaultWorld + ?Sized>(world: &mut W, target: &Target) -> Option<Vec<NodeId>> {
+    match target {
+        Target::Nodes(nodes) => Some(nodes.clone()),
+        Target::Leader => {
+            let leader = world.leader().await;
+            if leader.is_none() {
+                world.record("skip", json!({"reason": "no leader to fault"}));
+            }
+            leader.map(|l| vec![l])
+        }
+        Target::ShardLeaders | Target::ShardLeader(_) => {
+            let leaders = world.shard_leaders().await;
+            let nodes: Vec<NodeId> = match target {
+                Target::ShardLeader(shard) => leaders.get(shard).copied().into_iter().collect(),
+                _ => leaders.into_values().collect(),
+            };
+            if nodes.is_empty() {
+                world.record("skip", json!({"reason": "no shard leader to fault"}));
+                return None;
+            }
+            Some(nodes)
+        }
     }
 }
 
@@ -273,7 +327,9 @@ pub fn names(nodes: &[NodeId]) -> Vec<String> {
     nodes.iter().map(NodeId::to_string).collect()
 }
 
-fn target_name(target: &Target, cluster_size: usize) -> &'static str {
+/// Why the nemesis hit those replicas, in the history's `target` field (docs/history.md), the
+/// same words in both worlds.
+pub fn target_name(target: &Target, cluster_size: usize) -> &'static str {
     match target {
         Target::Leader => "leader",
         Target::ShardLeaders => "shard-leaders",

@@ -1,4 +1,15 @@
-//! The nemesis schedule: which fault starts when, generated from the run's seed alone.
+//! The fault vocabulary of both worlds, and the schedule: which fault starts when, generated
+//! from the run's seed alone.
+//!
+//! One vocabulary, two interpreters (Jepsen's shape: the fault packages of
+//! `nemesis/combined.clj`, played by one interpreter over time). Every fault a run can suffer
+//! is a [`Fault`] of a [`FaultFamily`], drawn here by one [`rhythm`] with named odds; the one
+//! nemesis ([`crate::faults::nemesis`]) carries it out against any [`FaultWorld`]: the process
+//! cluster of `harness run` or the simulated world of `harness sim`. A few families exist in
+//! one world only ([`FaultFamily::world`]): power cuts, clock jumps and disk faults need the
+//! simulator's disks and clocks; `isolate-follower` and `crash-coordinator` need real
+//! replicas' local reads and failpoints. `--nemesis` and `--faults` refuse a family of the
+//! other world by name.
 //!
 //! Why a schedule up front instead of deciding as we go: `harness replay` must inject the same
 //! faults at the same moments, so everything random (fault kind, victims, partition shapes) is
@@ -10,11 +21,16 @@
 //! `3 × interval`, and so on until the run's time is up. One fault at a time keeps the history
 //! readable and every fault's effect attributable.
 //!
-//! A sharded bank gets its own draw ([`generate_sharded`]): kills and pauses hit shard leaders
-//! (every shard's at once, or one shard's) or a minority of one shard, partitions cut every
-//! link between two shards (two-phase commit's messages), isolate one shard's leader, or split
-//! one shard, and `crash-coordinator` arms a drawn failpoint on a drawn shard's leader. A
-//! classic cluster's schedule is drawn exactly as before.
+//! A sharded bank gets its own draw ([`generate_sharded`]): kills, power cuts and pauses hit
+//! shard leaders (every shard's at once, or one shard's) or a minority of one shard,
+//! partitions cut every link between two shards (two-phase commit's messages), isolate one
+//! shard's leader, or split one shard, `crash-coordinator` arms a drawn failpoint on a drawn
+//! shard's leader, and clock jumps and disk faults hit one replica.
+//!
+//! [`SCHEDULE_VERSION`] names this way of drawing and recording faults; run.toml carries it,
+//! so a saved run drawn another way is refused by replay instead of "not reproduced".
+//!
+//! [`FaultWorld`]: crate::faults::nemesis::FaultWorld
 
 use crate::cluster::relay::{Link, Peer};
 use crate::run::rng;
@@ -26,9 +42,13 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
 
-/// A family of faults the user can ask for with `--nemesis`.
+/// How faults are drawn and recorded: 2 since one vocabulary serves both worlds (the
+/// simulator's schedules and target names changed with it). run.toml records it.
+pub const SCHEDULE_VERSION: u32 = 2;
+
+/// A family of faults, as `--nemesis` (real runs) and `--faults` (simulated runs) name it.
+/// Variants are in draw order: append new ones.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FaultFamily {
@@ -43,35 +63,137 @@ pub enum FaultFamily {
     /// (sharded runs on `replica-bugs` only: see [`crate::faults::failpoints`]).
     #[serde(rename = "crash-coordinator")]
     CrashCoordinator,
+    /// Power cuts: the node crashes and loses (or tears) what it had not fsynced.
+    Power,
+    /// One node's clock jumps forward.
+    Clock,
+    /// A failing fsync, a flipped bit of synced data, or a WAL cut short.
+    Disk,
+}
+
+/// Where a fault can be injected.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum World {
+    /// Real replica processes (or etcd) on this machine: `harness run`, campaigns, scenarios.
+    Processes,
+    /// The simulated world of `harness sim`.
+    Simulator,
+}
+
+impl World {
+    /// What `all` means: every family this world can inject (`crash-coordinator` is asked for
+    /// by `--shards`, see `run::resolve_sharded_faults`).
+    pub fn all_families(self) -> &'static [FaultFamily] {
+        use FaultFamily::*;
+        match self {
+            World::Processes => &[Kill, Pause, Partition, IsolateFollower],
+            World::Simulator => &[Kill, Pause, Partition, Power, Clock, Disk],
+        }
+    }
+
+    fn flag(self) -> &'static str {
+        match self {
+            World::Processes => "harness run --nemesis",
+            World::Simulator => "harness sim --faults",
+        }
+    }
+}
+
+impl FaultFamily {
+    pub const ALL: [FaultFamily; 8] = [
+        FaultFamily::Kill,
+        FaultFamily::Pause,
+        FaultFamily::Partition,
+        FaultFamily::IsolateFollower,
+        FaultFamily::CrashCoordinator,
+        FaultFamily::Power,
+        FaultFamily::Clock,
+        FaultFamily::Disk,
+    ];
+
+    /// The family's name, as the flags and run.toml spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultFamily::Kill => "kill",
+            FaultFamily::Pause => "pause",
+            FaultFamily::Partition => "partition",
+            FaultFamily::IsolateFollower => "isolate-follower",
+            FaultFamily::CrashCoordinator => "crash-coordinator",
+            FaultFamily::Power => "power",
+            FaultFamily::Clock => "clock",
+            FaultFamily::Disk => "disk",
+        }
+    }
+
+    /// The one world this family exists in, if it is not both: power cuts, clock jumps and
+    /// disk faults need the simulator's disks and clocks (sim-only); `isolate-follower` needs
+    /// a replica that may serve local reads and `crash-coordinator` a real replica's
+    /// failpoints (processes only).
+    pub fn world(self) -> Option<World> {
+        match self {
+            FaultFamily::Power | FaultFamily::Clock | FaultFamily::Disk => Some(World::Simulator),
+            FaultFamily::IsolateFollower | FaultFamily::CrashCoordinator => Some(World::Processes),
+            FaultFamily::Kill | FaultFamily::Pause | FaultFamily::Partition => None,
+        }
+    }
+
+    /// Whether only the simulator can inject this family.
+    pub fn sim_only(self) -> bool {
+        self.world() == Some(World::Simulator)
+    }
+}
+
+impl fmt::Display for FaultFamily {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
 }
 
 impl FromStr for FaultFamily {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.trim() {
-            "kill" => Ok(FaultFamily::Kill),
-            "pause" => Ok(FaultFamily::Pause),
-            "partition" => Ok(FaultFamily::Partition),
-            "isolate-follower" => Ok(FaultFamily::IsolateFollower),
-            "crash-coordinator" => Ok(FaultFamily::CrashCoordinator),
-            other => Err(format!(
-                "unknown fault {other:?}: expected kill, pause, partition, isolate-follower, \
-                 crash-coordinator or none"
-            )),
-        }
+        let s = s.trim();
+        FaultFamily::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = FaultFamily::ALL.iter().map(|f| f.name()).collect();
+                format!(
+                    "unknown fault {s:?}: expected {}, all or none",
+                    names.join(", ")
+                )
+            })
     }
 }
 
-/// Parses `--nemesis kill,pause,partition` (or `none`) into a sorted, distinct list.
-pub fn parse_families(s: &str) -> Result<Vec<FaultFamily>, String> {
-    if s.trim() == "none" || s.trim().is_empty() {
-        return Ok(Vec::new());
+/// Parses `--nemesis` / `--faults` (`kill,pause,partition`, `all` or `none`) for `world` into
+/// a sorted, distinct list; a family of the other world is refused by name.
+pub fn parse_families(s: &str, world: World) -> Result<Vec<FaultFamily>, String> {
+    let set: BTreeSet<FaultFamily> = match s.trim() {
+        "" | "none" => BTreeSet::new(),
+        "all" => world.all_families().iter().copied().collect(),
+        list => list.split(',').map(str::parse).collect::<Result<_, _>>()?,
+    };
+    if let Some(other) = set.iter().find(|f| f.world().is_some_and(|w| w != world)) {
+        let only = match other.world() {
+            Some(World::Simulator) => "simulator-only",
+            _ => "real-process-only",
+        };
+        let takes: Vec<&str> = FaultFamily::ALL
+            .into_iter()
+            .filter(|f| f.world().is_none_or(|w| w == world))
+            .map(FaultFamily::name)
+            .collect();
+        return Err(format!(
+            "{other} is a {only} fault: {} takes {}, all or none",
+            world.flag(),
+            takes.join(", ")
+        ));
     }
-    let set: BTreeSet<FaultFamily> = s.split(',').map(str::parse).collect::<Result<_, _>>()?;
     Ok(set.into_iter().collect())
 }
 
-/// Which replicas a kill or pause hits.
+/// Which replicas a kill, power cut or pause hits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Target {
@@ -126,6 +248,42 @@ pub enum Fault {
         shard: u32,
         failpoint: String,
     },
+    /// Power cut (simulator only): crash, and lose or tear what was not fsynced.
+    Power(Target),
+    /// One node's clock jumps forward (simulator only).
+    Clock {
+        node: NodeId,
+        jump_ms: u64,
+    },
+    /// A disk fault on one node (simulator only).
+    Disk {
+        node: NodeId,
+        fault: DiskFault,
+    },
+}
+
+/// What a disk fault does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiskFault {
+    /// The node's next fsync fails (EIO): it must stop, not carry on.
+    FailSync,
+    /// One bit of synced data flips: the node must refuse it, never silently cut it.
+    BitFlip,
+    /// The node's WAL loses its end (lost synced writes, or cut at or between record
+    /// boundaries): the node must refuse to start, never replay the shorter log.
+    CutShort,
+}
+
+impl DiskFault {
+    /// The nemesis event's `f`.
+    pub fn name(self) -> &'static str {
+        match self {
+            DiskFault::FailSync => "fsync-fail",
+            DiskFault::BitFlip => "bit-flip",
+            DiskFault::CutShort => "cut-short",
+        }
+    }
 }
 
 impl fmt::Display for Fault {
@@ -144,6 +302,9 @@ impl fmt::Display for Fault {
         };
         match self {
             Fault::Kill(t) => write!(f, "kill {}", target(t)),
+            Fault::Power(t) => write!(f, "power cut {}", target(t)),
+            Fault::Clock { node, jump_ms } => write!(f, "clock jump {node} +{jump_ms}ms"),
+            Fault::Disk { node, fault } => write!(f, "{} {node}", fault.name()),
             Fault::Pause(t) => write!(f, "pause {}", target(t)),
             Fault::Partition(Partition::Halves { minority }) => {
                 write!(f, "partition halves (minority {})", nodes(minority))
@@ -177,36 +338,48 @@ impl fmt::Display for Fault {
 
 /// One step of the schedule.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Start(Fault),
-    /// Undo the fault in force: restart killed, resume paused, heal the network.
-    Heal,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
-    /// Time since the workload started.
-    pub at: Duration,
-    pub action: Action,
+    /// Time since the workload started (virtual time in a simulated run).
+    pub at_ms: u64,
+    /// The fault to start (healing what is in force first); `None` heals: restart killed,
+    /// resume paused, heal the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<Fault>,
 }
 
-/// How often a kill takes down every replica instead of the leader or a minority.
-pub const KILL_ALL_CHANCE: f64 = 0.25;
+/// The odds of the draws, named so that both worlds draw alike.
+pub mod odds {
+    /// How often a kill takes down every replica instead of the leader or a minority: only
+    /// what each one made durable survives, so acknowledged-but-forgotten writes show.
+    pub const KILL_ALL_CHANCE: f64 = 0.25;
+    /// How often a power cut hits every replica at once: the case that loses the most.
+    pub const POWER_ALL_CHANCE: f64 = 0.3;
+    /// How often a one-way partition mutes its node (it cannot send) rather than deafens it.
+    pub const ONE_WAY_MUTE_CHANCE: f64 = 0.5;
+    /// How often a disk fault is a failing fsync rather than damage to synced data (a bit flip
+    /// or a WAL cut short, at most one per run).
+    pub const FAIL_SYNC_CHANCE: f64 = 0.5;
+    /// Of the damage to synced data, how often it is a bit flip rather than a WAL cut short.
+    pub const BIT_FLIP_CHANCE: f64 = 0.5;
+    /// How far a clock jumps forward.
+    pub const CLOCK_JUMP_MS: std::ops::RangeInclusive<u64> = 100..=5_000;
+}
 
-/// Generates the schedule for a run of `duration` over `nodes`.
+/// Generates the schedule of a classic cluster of `nodes`: faults from `interval_ms` on, each
+/// healed `interval_ms` later, until `until_ms` (see [`rhythm`]).
 pub fn generate(
     seed: u64,
     nodes: &[NodeId],
     families: &[FaultFamily],
-    interval: Duration,
-    duration: Duration,
+    interval_ms: u64,
+    until_ms: u64,
 ) -> Vec<Step> {
     if nodes.is_empty() {
         return Vec::new();
     }
-    rhythm(seed, families, interval, duration, |rng, family| {
-        draw_fault(rng, family, nodes)
+    let mut disk = DiskDraw::default();
+    rhythm(seed, families, interval_ms, until_ms, |rng, family| {
+        draw_fault(rng, family, nodes, &mut disk)
     })
 }
 
@@ -216,51 +389,49 @@ pub fn generate_sharded(
     seed: u64,
     shards: &BTreeMap<u32, Vec<NodeId>>,
     families: &[FaultFamily],
-    interval: Duration,
-    duration: Duration,
+    interval_ms: u64,
+    until_ms: u64,
 ) -> Vec<Step> {
     let all: Vec<NodeId> = shards.values().flatten().copied().collect();
     if all.is_empty() {
         return Vec::new();
     }
-    rhythm(seed, families, interval, duration, |rng, family| {
-        draw_sharded_fault(rng, family, shards, &all)
+    let mut disk = DiskDraw::default();
+    rhythm(seed, families, interval_ms, until_ms, |rng, family| {
+        draw_sharded_fault(rng, family, shards, &all, &mut disk)
     })
 }
 
-/// The schedules' rhythm: from `interval` on, a fault of a family drawn from `families`
-/// (`draw` picks the fault), healed `interval` later. A fault whose heal would come after
-/// `duration` is not started: the final phase heals, but a fault should get its full interval
-/// to matter. The seed's nemesis stream is drawn in this order (family, then fault), so a
-/// seed's schedule stays the same.
-fn rhythm(
+/// The schedules' one rhythm: from `interval_ms` on, a fault of a family drawn from
+/// `families` (`draw` picks the fault), healed `interval_ms` later. A fault whose heal would
+/// come after `until_ms` is not started: the final phase heals, but a fault should get its
+/// full interval to matter. The seed's nemesis stream is drawn in this order (family, then
+/// fault), so a seed's schedule stays the same.
+pub fn rhythm(
     seed: u64,
     families: &[FaultFamily],
-    interval: Duration,
-    duration: Duration,
+    interval_ms: u64,
+    until_ms: u64,
     mut draw: impl FnMut(&mut rand_chacha::ChaCha8Rng, FaultFamily) -> Fault,
 ) -> Vec<Step> {
     let mut steps = Vec::new();
-    if families.is_empty() || interval.is_zero() {
+    if families.is_empty() || interval_ms == 0 {
         return steps;
     }
     let mut rng = rng::stream(seed, rng::NEMESIS_STREAM);
-    let mut k: u32 = 1;
-    loop {
-        let start = interval * k;
-        if start + interval > duration {
-            break;
-        }
+    let mut at_ms = interval_ms;
+    while at_ms.saturating_add(interval_ms) <= until_ms {
         let family = families[rng.gen_range(0..families.len())];
+        let fault = draw(&mut rng, family);
         steps.push(Step {
-            at: start,
-            action: Action::Start(draw(&mut rng, family)),
+            at_ms,
+            fault: Some(fault),
         });
         steps.push(Step {
-            at: start + interval,
-            action: Action::Heal,
+            at_ms: at_ms + interval_ms,
+            fault: None,
         });
-        k += 2;
+        at_ms += 2 * interval_ms;
     }
     steps
 }
@@ -270,19 +441,26 @@ fn draw_sharded_fault(
     family: FaultFamily,
     shards: &BTreeMap<u32, Vec<NodeId>>,
     all: &[NodeId],
+    disk: &mut DiskDraw,
 ) -> Fault {
     let ids: Vec<u32> = shards.keys().copied().collect();
     let shard = ids[rng.gen_range(0..ids.len())];
     let members = shards.get(&shard).map_or(&[][..], Vec::as_slice);
     match family {
-        FaultFamily::Kill if rng.gen_bool(KILL_ALL_CHANCE) => {
+        FaultFamily::Kill if rng.gen_bool(odds::KILL_ALL_CHANCE) => {
             Fault::Kill(Target::Nodes(all.to_vec()))
         }
         FaultFamily::Kill => Fault::Kill(draw_shard_target(rng, shard, members)),
+        FaultFamily::Power if rng.gen_bool(odds::POWER_ALL_CHANCE) => {
+            Fault::Power(Target::Nodes(all.to_vec()))
+        }
+        FaultFamily::Power => Fault::Power(draw_shard_target(rng, shard, members)),
         FaultFamily::Pause => Fault::Pause(draw_shard_target(rng, shard, members)),
         FaultFamily::Partition => Fault::Partition(draw_shard_partition(rng, &ids, shard, members)),
         FaultFamily::IsolateFollower => Fault::Partition(Partition::IsolateFollower),
         FaultFamily::CrashCoordinator => draw_crash(rng, shard),
+        // Clock jumps and disk faults hit one replica, as in a classic run.
+        FaultFamily::Clock | FaultFamily::Disk => draw_fault(rng, family, all, disk),
     }
 }
 
@@ -342,20 +520,61 @@ fn draw_minority(rng: &mut (impl Rng + ?Sized), members: &[NodeId]) -> Vec<NodeI
     sorted(chosen)
 }
 
-fn draw_fault(rng: &mut impl Rng, family: FaultFamily, nodes: &[NodeId]) -> Fault {
+fn draw_fault(
+    rng: &mut impl Rng,
+    family: FaultFamily,
+    nodes: &[NodeId],
+    disk: &mut DiskDraw,
+) -> Fault {
     match family {
         // Now and then every replica at once, as a power cut would: only what each one made
         // durable survives, so acknowledged-but-forgotten writes show.
-        FaultFamily::Kill if rng.gen_bool(KILL_ALL_CHANCE) => {
+        FaultFamily::Kill if rng.gen_bool(odds::KILL_ALL_CHANCE) => {
             Fault::Kill(Target::Nodes(nodes.to_vec()))
         }
         FaultFamily::Kill => Fault::Kill(draw_target(rng, nodes)),
+        FaultFamily::Power if rng.gen_bool(odds::POWER_ALL_CHANCE) => {
+            Fault::Power(Target::Nodes(nodes.to_vec()))
+        }
+        FaultFamily::Power => Fault::Power(draw_target(rng, nodes)),
         FaultFamily::Pause => Fault::Pause(draw_target(rng, nodes)),
         FaultFamily::Partition => Fault::Partition(draw_partition(rng, nodes)),
         FaultFamily::IsolateFollower => Fault::Partition(Partition::IsolateFollower),
         // A classic cluster is shard 1 of one; `validate` refuses the family there, as no
         // two-phase commit would ever reach the failpoint.
         FaultFamily::CrashCoordinator => draw_crash(rng, 1),
+        FaultFamily::Clock => Fault::Clock {
+            node: nodes[rng.gen_range(0..nodes.len())],
+            jump_ms: rng.gen_range(odds::CLOCK_JUMP_MS),
+        },
+        FaultFamily::Disk => disk.draw(rng, nodes),
+    }
+}
+
+/// The disk faults of one schedule: at most one bit flip or cut WAL per run, since a replica
+/// that refuses its disk stays down, and two of them plus a kill would be more than a
+/// five-node cluster (or a shard of three) survives.
+#[derive(Default)]
+struct DiskDraw {
+    damaged: bool,
+}
+
+impl DiskDraw {
+    fn draw(&mut self, rng: &mut impl Rng, nodes: &[NodeId]) -> Fault {
+        let fault = if self.damaged || rng.gen_bool(odds::FAIL_SYNC_CHANCE) {
+            DiskFault::FailSync
+        } else {
+            self.damaged = true;
+            if rng.gen_bool(odds::BIT_FLIP_CHANCE) {
+                DiskFault::BitFlip
+            } else {
+                DiskFault::CutShort
+            }
+        };
+        Fault::Disk {
+            node: nodes[rng.gen_range(0..nodes.len())],
+            fault,
+        }
     }
 }
 
@@ -398,7 +617,7 @@ pub fn draw_partition(rng: &mut impl Rng, nodes: &[NodeId]) -> Partition {
         3 => Partition::MajoritiesRing { ring: shuffled },
         _ => Partition::OneWay {
             node: shuffled[0],
-            mute: rng.gen_bool(0.5),
+            mute: rng.gen_bool(odds::ONE_WAY_MUTE_CHANCE),
         },
     }
 }
@@ -523,7 +742,12 @@ fn ring_cuts(ring: &[NodeId]) -> Vec<Link> {
 
 #[cfg(test)]
 mod tests {
+    use super::parse_families as parse_families_in;
     use super::*;
+
+    fn parse_families(s: &str) -> Result<Vec<FaultFamily>, String> {
+        parse_families_in(s, World::Processes)
+    }
 
     fn five() -> Vec<NodeId> {
         (1..=5).map(NodeId).collect()
@@ -537,93 +761,50 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
-        let a = generate(
-            42,
-            &five(),
-            &ALL,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-        );
-        let b = generate(
-            42,
-            &five(),
-            &ALL,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-        );
+        let a = generate(42, &five(), &ALL, 5_000, 60_000);
+        let b = generate(42, &five(), &ALL, 5_000, 60_000);
         assert_eq!(a, b);
-        let c = generate(
-            43,
-            &five(),
-            &ALL,
-            Duration::from_secs(5),
-            Duration::from_secs(60),
-        );
+        let c = generate(43, &five(), &ALL, 5_000, 60_000);
         assert_ne!(a, c, "another seed, another schedule");
     }
 
     #[test]
     fn faults_and_heals_alternate_within_the_run() {
-        let steps = generate(
-            7,
-            &five(),
-            &ALL,
-            Duration::from_secs(2),
-            Duration::from_secs(15),
-        );
+        let steps = generate(7, &five(), &ALL, 2_000, 15_000);
         // Faults at 2, 6, 10 (healed at 4, 8, 12); one at 14 would be healed after the end.
         assert_eq!(steps.len(), 6);
         for (i, step) in steps.iter().enumerate() {
-            assert_eq!(step.at, Duration::from_secs(2 * (i as u64 + 1)));
-            assert_eq!(matches!(step.action, Action::Heal), i % 2 == 1);
+            assert_eq!(step.at_ms, 2_000 * (i as u64 + 1));
+            assert_eq!(step.fault.is_none(), i % 2 == 1);
         }
     }
 
     #[test]
     fn only_the_asked_families_appear_and_victims_are_minorities_or_everyone() {
-        let steps = generate(
-            1,
-            &five(),
-            &[FaultFamily::Kill],
-            Duration::from_millis(10),
-            Duration::from_secs(10),
-        );
+        let steps = generate(1, &five(), &[FaultFamily::Kill], 10, 10_000);
         assert!(steps.len() > 100);
         let mut everyone = 0;
         for step in &steps {
-            match &step.action {
+            match &step.fault {
                 // A kill hits a minority, or now and then every replica (a power cut).
-                Action::Start(Fault::Kill(Target::Nodes(ns))) if ns.len() == 5 => everyone += 1,
-                Action::Start(Fault::Kill(Target::Nodes(ns))) => {
+                Some(Fault::Kill(Target::Nodes(ns))) if ns.len() == 5 => everyone += 1,
+                Some(Fault::Kill(Target::Nodes(ns))) => {
                     assert!(!ns.is_empty() && ns.len() <= 2, "{ns:?}");
                 }
-                Action::Start(Fault::Kill(Target::Leader)) | Action::Heal => {}
+                Some(Fault::Kill(Target::Leader)) | None => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
         assert!(everyone > 0, "whole-cluster kills are drawn too");
-        assert!(generate(
-            1,
-            &five(),
-            &[],
-            Duration::from_secs(1),
-            Duration::from_secs(10)
-        )
-        .is_empty());
+        assert!(generate(1, &five(), &[], 1_000, 10_000).is_empty());
     }
 
     #[test]
     fn every_partition_shape_is_drawn_and_leaves_a_majority_somewhere() {
-        let steps = generate(
-            3,
-            &five(),
-            &[FaultFamily::Partition],
-            Duration::from_millis(10),
-            Duration::from_secs(10),
-        );
+        let steps = generate(3, &five(), &[FaultFamily::Partition], 10, 10_000);
         let mut kinds = std::collections::HashSet::new();
         for step in &steps {
-            if let Action::Start(Fault::Partition(p)) = &step.action {
+            if let Some(Fault::Partition(p)) = &step.fault {
                 kinds.insert(std::mem::discriminant(p));
                 let cuts = partition_cuts(p, &five(), Some(NodeId(1)));
                 assert!(!cuts.is_empty(), "{p:?} cuts something");
@@ -700,6 +881,25 @@ mod tests {
             vec![FaultFamily::Kill, FaultFamily::Partition]
         );
         assert!(parse_families("kill,meteor").is_err());
+        assert_eq!(
+            parse_families_in("all", World::Simulator).unwrap(),
+            World::Simulator.all_families()
+        );
+        let refused = parse_families_in("kill,power", World::Processes).unwrap_err();
+        assert!(
+            refused.contains("power is a simulator-only fault"),
+            "{refused}"
+        );
+        let refused = parse_families_in("crash-coordinator", World::Simulator).unwrap_err();
+        assert!(refused.contains("crash-coordinator"), "{refused}");
+        let sim_only: Vec<_> = FaultFamily::ALL
+            .into_iter()
+            .filter(|f| f.sim_only())
+            .collect();
+        assert_eq!(
+            sim_only,
+            [FaultFamily::Power, FaultFamily::Clock, FaultFamily::Disk]
+        );
     }
 
     /// Three shards of three: n1-n3, n4-n6, n7-n9.
@@ -709,56 +909,76 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn a_sharded_schedule_aims_at_shards_and_is_reproducible() {
-        let shards = three_by_three();
-        let draw = |seed| {
-            generate_sharded(
-                seed,
-                &shards,
-                &ALL,
-                Duration::from_secs(1),
-                Duration::from_secs(400),
-            )
-        };
-        let mut shapes = BTreeSet::new();
-        for seed in 1..5 {
-            let steps = draw(seed);
-            assert_eq!(steps, draw(seed));
-            for step in steps {
-                let Action::Start(fault) = step.action else {
-                    continue;
-                };
-                let shape = match fault {
-                    Fault::Kill(Target::Nodes(ns)) if ns.len() == 9 => "kill all",
-                    Fault::Kill(Target::Nodes(ns)) | Fault::Pause(Target::Nodes(ns)) => {
-                        let owner = |n: &NodeId| (n.0 - 1) / 3;
-                        assert!(ns.len() == 1, "a minority of one shard of 3: {ns:?}");
-                        assert!(ns.iter().all(|n| owner(n) == owner(&ns[0])));
-                        "minority of a shard"
-                    }
-                    Fault::Kill(Target::ShardLeaders) | Fault::Pause(Target::ShardLeaders) => {
-                        "every shard's leader"
-                    }
-                    Fault::Kill(Target::ShardLeader(s)) | Fault::Pause(Target::ShardLeader(s)) => {
-                        assert!((1..=3).contains(&s));
-                        "a shard's leader"
-                    }
-                    Fault::Partition(Partition::BetweenShards { a, b }) => {
-                        assert!(a < b && b <= 3);
-                        "between shards"
-                    }
-                    Fault::Partition(Partition::IsolateShardLeader { .. }) => "isolate",
-                    Fault::Partition(Partition::Halves { minority }) => {
-                        assert_eq!(minority.len(), 1);
-                        "split a shard"
-                    }
-                    other => panic!("not a sharded fault: {other:?}"),
-                };
-                shapes.insert(shape);
+    /// The shape of a fault drawn for [`three_by_three`], checking that a minority is one
+    /// replica of one shard and that shard ids exist.
+    fn sharded_shape(fault: Fault) -> &'static str {
+        match fault {
+            Fault::Kill(Target::Nodes(ns)) | Fault::Power(Target::Nodes(ns)) if ns.len() == 9 => {
+                "everything"
             }
+            Fault::Kill(Target::Nodes(ns))
+            | Fault::Power(Target::Nodes(ns))
+            | Fault::Pause(Target::Nodes(ns)) => {
+                assert!(ns.len() == 1, "a minority of one shard of 3: {ns:?}");
+                "minority of a shard"
+            }
+            Fault::Partition(Partition::Halves { minority }) => {
+                assert!(
+                    minority.len() == 1,
+                    "a minority of one shard of 3: {minority:?}"
+                );
+                "split a shard"
+            }
+            Fault::Kill(Target::ShardLeaders)
+            | Fault::Power(Target::ShardLeaders)
+            | Fault::Pause(Target::ShardLeaders) => "every shard's leader",
+            Fault::Kill(Target::ShardLeader(s))
+            | Fault::Power(Target::ShardLeader(s))
+            | Fault::Pause(Target::ShardLeader(s)) => {
+                assert!((1..=3).contains(&s));
+                "a shard's leader"
+            }
+            Fault::Partition(Partition::BetweenShards { a, b }) => {
+                assert!(a < b && b <= 3);
+                "between shards"
+            }
+            Fault::Partition(Partition::IsolateShardLeader { .. }) => "isolate",
+            Fault::Clock { .. } | Fault::Disk { .. } => "one replica",
+            other => panic!("not a sharded fault: {other:?}"),
         }
-        assert_eq!(shapes.len(), 7, "every shape drawn: {shapes:?}");
+    }
+
+    #[test]
+    fn a_sharded_schedule_aims_at_shards_in_both_worlds_and_is_reproducible() {
+        let shards = three_by_three();
+        let common = [
+            "everything",
+            "minority of a shard",
+            "every shard's leader",
+            "a shard's leader",
+            "between shards",
+            "isolate",
+            "split a shard",
+        ];
+        for (families, only_here) in [
+            (&ALL[..], None),
+            (World::Simulator.all_families(), Some("one replica")),
+        ] {
+            let draw = |seed| generate_sharded(seed, &shards, families, 100, 40_000);
+            let mut shapes = BTreeSet::new();
+            for seed in 0..20 {
+                let steps = draw(seed);
+                assert_eq!(steps, draw(seed), "a seed fixes the schedule");
+                shapes.extend(steps.into_iter().filter_map(|s| s.fault).map(sharded_shape));
+            }
+            for shape in common.iter().chain(&only_here) {
+                assert!(shapes.contains(shape), "{shape} never drawn: {shapes:?}");
+            }
+            assert_eq!(
+                shapes.len(),
+                common.len() + usize::from(only_here.is_some())
+            );
+        }
     }
 
     #[test]
@@ -795,31 +1015,19 @@ mod tests {
     fn crash_coordinator_arms_every_failpoint_on_every_shard_and_only_when_asked() {
         let shards = three_by_three();
         let with = [FaultFamily::Kill, FaultFamily::CrashCoordinator];
-        let steps = generate_sharded(
-            5,
-            &shards,
-            &with,
-            Duration::from_millis(10),
-            Duration::from_secs(30),
-        );
+        let steps = generate_sharded(5, &shards, &with, 10, 30_000);
         let mut drawn = BTreeSet::new();
         for step in &steps {
-            if let Action::Start(Fault::CrashCoordinator { shard, failpoint }) = &step.action {
+            if let Some(Fault::CrashCoordinator { shard, failpoint }) = &step.fault {
                 assert!(Failpoint::from_name(failpoint).is_some(), "{failpoint}");
                 drawn.insert((*shard, failpoint.clone()));
             }
         }
         assert_eq!(drawn.len(), 3 * Failpoint::ALL.len(), "{drawn:?}");
-        let without = generate_sharded(
-            5,
-            &shards,
-            &ALL,
-            Duration::from_millis(10),
-            Duration::from_secs(30),
-        );
+        let without = generate_sharded(5, &shards, &ALL, 10, 30_000);
         assert!(!without
             .iter()
-            .any(|s| matches!(s.action, Action::Start(Fault::CrashCoordinator { .. }))));
+            .any(|s| matches!(s.fault, Some(Fault::CrashCoordinator { .. }))));
         assert_eq!(
             parse_families("kill,crash-coordinator").unwrap(),
             vec![FaultFamily::Kill, FaultFamily::CrashCoordinator]

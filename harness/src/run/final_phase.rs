@@ -22,6 +22,7 @@ use crate::cluster::journal::{JournalCollector, JournalError};
 use crate::cluster::transport::Transport;
 use crate::cluster::Cluster;
 use crate::faults::nemesis::Nemesis;
+use crate::faults::processes::ProcessWorld;
 use crate::run::record::Recorder;
 use replica::bank::{Command, Op, OpResult};
 use replica::client_proto::{ClientRequest, ClientResponse};
@@ -59,12 +60,12 @@ impl Default for FinalTimeouts {
 /// Undoes every fault: the nemesis's own, then anything else (a replica that died by itself is
 /// restarted too, and recorded).
 pub fn heal_all(
-    cluster: &mut dyn crate::targets::Target,
+    world: &mut ProcessWorld<'_>,
     nemesis: &mut Nemesis,
     recorder: &Recorder,
 ) -> Result<(), crate::targets::TargetError> {
-    nemesis.heal(cluster)?;
-    let extra = cluster.heal_everything()?;
+    nemesis.heal(world)?;
+    let extra = world.cluster().heal_everything()?;
     if !extra.is_empty() {
         recorder.nemesis("heal-all", json!({"actions": extra}));
     }

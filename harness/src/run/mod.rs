@@ -23,7 +23,8 @@ use crate::clients::workload::{account_names, ShardMix};
 use crate::cluster::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
 use crate::cluster::{Cluster, ClusterError};
 use crate::faults::failpoints;
-use crate::faults::nemesis::{FaultLabel, Nemesis};
+use crate::faults::nemesis::Nemesis;
+use crate::faults::processes::{FaultLabel, ProcessWorld};
 use crate::faults::schedule::{self, FaultFamily, Step};
 use crate::run::final_phase::heal_all;
 use crate::run::progress::Progress;
@@ -483,8 +484,8 @@ pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
             seed,
             &members,
             &usable_families(params),
-            Duration::from_millis(params.nemesis_interval_ms),
-            Duration::from_millis(params.time_ms),
+            params.nemesis_interval_ms,
+            params.time_ms,
         );
     }
     let nodes: Vec<_> = (1..=params.nodes).map(replica::types::NodeId).collect();
@@ -492,8 +493,8 @@ pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
         seed,
         &nodes,
         &usable_families(params),
-        Duration::from_millis(params.nemesis_interval_ms),
-        Duration::from_millis(params.time_ms),
+        params.nemesis_interval_ms,
+        params.time_ms,
     )
 }
 
@@ -550,19 +551,21 @@ async fn run_of_kind(opts: &RunOptions, kind: &str) -> Result<RunSummary, RunErr
     };
     let workers = spawn_workers(&ctx, u64::from(params.clients));
     let label: FaultLabel = Arc::new(Mutex::new(String::new()));
-    let mut nemesis = Nemesis::new(recorder.clone(), label.clone());
+    let mut world = ProcessWorld::new(target.as_mut(), recorder.clone(), label.clone());
+    let mut nemesis = Nemesis::new(steps);
     let progress = if opts.progress {
         Progress::start(recorder.clone(), label.clone(), start, total)
     } else {
         Progress::hidden()
     };
-    nemesis.run(target.as_mut(), &steps, start, ctx.end).await;
+    nemesis.run(&mut world, start, ctx.end).await;
     tokio::time::sleep_until(ctx.end).await;
     progress.finish();
     if opts.progress {
         eprintln!("workload done: healing, settling, fetching the final state and checking");
     }
-    heal_all(target.as_mut(), &mut nemesis, &recorder)?;
+    heal_all(&mut world, &mut nemesis, &recorder)?;
+    drop(world);
     let mut notes = await_workers(workers, ctx.op_timeout).await;
     let more = target
         .final_phase(&recorder, u64::from(params.clients))
@@ -786,9 +789,9 @@ mod tests {
         assert!(opts.params.nemesis.contains(&FaultFamily::CrashCoordinator));
         assert_eq!(opts.replica_bin, bugs);
         let steps = schedule_for(&opts.params, 3);
-        assert!(steps.iter().any(
-            |s| matches!(&s.action, schedule::Action::Start(f) if f.to_string().contains("crash"))
-        ));
+        assert!(steps
+            .iter()
+            .any(|s| matches!(&s.fault, Some(f) if f.to_string().contains("crash"))));
     }
 
     #[test]

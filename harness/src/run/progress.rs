@@ -2,7 +2,7 @@
 //! in force. A live bar (indicatif) on a terminal; a plain line every few seconds otherwise, so
 //! CI logs and redirected output stay readable.
 
-use crate::faults::nemesis::FaultLabel;
+use crate::faults::processes::FaultLabel;
 use crate::run::record::Recorder;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;

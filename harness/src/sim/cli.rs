@@ -2,13 +2,13 @@
 //! and `harness zoo --sim`. Prints what a person needs: a progress bar, every failing seed
 //! with the one line that reproduces it, and a summary with the speed.
 
-use super::faults::{parse_families, SimFamily};
 use super::shrink::{default_out, shrink};
 use super::sweep::{
     catch_panic, keep_panic, recorded_panic, sweep_seeds, Keep, SweepKnobs, SweepOptions,
     SweepReport,
 };
 use super::{simulate, write_and_check, SimRunInfo, SimSummary};
+use crate::faults::schedule::{parse_families, FaultFamily, World};
 use crate::faults::tunables::Pins;
 use crate::fleet::identity::BuildIdentity;
 use crate::fleet::slice::Slice;
@@ -20,10 +20,10 @@ use std::time::Duration;
 
 /// `--faults` as one clap value.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Families(pub Vec<SimFamily>);
+pub struct Families(pub Vec<FaultFamily>);
 
 fn parse_faults(s: &str) -> Result<Families, String> {
-    parse_families(s).map(Families)
+    parse_families(s, World::Simulator).map(Families)
 }
 
 fn parse_ms(s: &str) -> Result<u64, String> {

@@ -19,7 +19,7 @@
 //! [`REPLICAS_PER_SHARD`] replicas with two-phase commit between them, accounts dealt as
 //! `replica init --shards` deals them. Clients send each command to its account's shard, half
 //! the transfers cross shards, `read_all` is a cross-shard snapshot; the nemesis aims at shard
-//! leaders and the links between shards ([`faults::schedule_sharded`]); `stable` needs a
+//! leaders and the links between shards (`faults::schedule::generate_sharded`); `stable` needs a
 //! majority of every shard; the end waits for every transaction to finish; and the run dir is
 //! in the sharded shape of docs/sharded.md (`[[shards]]` in run.toml, positions per shard in
 //! the history, every replica's `shard` and [`shard_entry`]s in final.json), so the checker
@@ -32,9 +32,12 @@ pub mod shrink;
 pub mod sweep;
 pub mod zoo;
 
+use crate::faults::nemesis::Nemesis;
+use crate::faults::schedule::{self, FaultFamily, Step, World, SCHEDULE_VERSION};
 use crate::faults::tunables::Tunables;
 use crate::run::record::{executed_entry, shard_entry};
 use crate::run::rundir::ShardTable;
+use crate::run::INITIAL_BALANCE;
 use crate::run::{accounts_for, check, write_json};
 use checker::checks::Validity;
 use checker::final_state::{FinalState, NodeFinal};
@@ -42,7 +45,6 @@ use checker::history::{Event, HistoryWriter};
 use checker::results::Results;
 use checker::shards::{ShardNode, ShardedFinal};
 use clients::{ClientTiming, Clients, Routing};
-use faults::{SimFamily, SimNemesis, SimStep};
 use replica::core::{Bugs, CoreConfig};
 use replica::shard::{ShardMap, ShardSpec};
 use replica::types::{NodeId, ShardId};
@@ -55,9 +57,6 @@ use std::path::{Path, PathBuf};
 
 /// Most virtual time the end of a run waits for lagging replicas to catch up.
 const QUIESCE_MS: u64 = 10_000;
-
-/// The initial balance of every account in simulated runs (as in real ones).
-pub const INITIAL_BALANCE: i64 = 10;
 
 /// How long a simulated bank may go without an `ok` while a majority (of every shard) is up
 /// and connected: as in real runs (`run::final_phase::PROGRESS_BOUND`).
@@ -78,7 +77,7 @@ pub struct SimParams {
     pub ops: u64,
     /// The workload stops at this virtual time even if operations are left.
     pub time_limit_ms: u64,
-    pub faults: Vec<SimFamily>,
+    pub faults: Vec<FaultFamily>,
     /// Planted bug (`harness zoo --sim`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bug: Option<String>,
@@ -105,7 +104,7 @@ impl SimParams {
             clients: 10,
             ops: 2_000,
             time_limit_ms: 30_000,
-            faults: faults::ALL_FAMILIES.to_vec(),
+            faults: World::Simulator.all_families().to_vec(),
             bug: None,
             shards: None,
             attempt_timeout_ms: 300,
@@ -161,11 +160,19 @@ pub struct SimRunInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub shards: Vec<ShardTable>,
     pub params: SimParams,
+    /// How the schedule was drawn and its faults recorded ([`SCHEDULE_VERSION`]); absent in
+    /// runs made before the one fault vocabulary (version 1), which replay refuses.
+    #[serde(default = "schedule_version_1")]
+    pub schedule_version: u32,
     /// The nemesis schedule, so that a shrunk run can carry a schedule no seed generates.
-    pub schedule: Vec<SimStep>,
+    pub schedule: Vec<Step>,
 }
 
 pub const SIM_KIND: &str = "sim";
+
+fn schedule_version_1() -> u32 {
+    1
+}
 
 impl SimRunInfo {
     /// A fresh run of `seed` with `params` and the seed's own schedule. Fails only when the
@@ -176,10 +183,10 @@ impl SimRunInfo {
         let (interval, until) = (params.tunables.nemesis_interval_ms, params.time_limit_ms);
         let schedule = if specs.is_empty() {
             let nodes: Vec<NodeId> = (1..=params.nodes).map(NodeId).collect();
-            faults::schedule(seed, &nodes, &params.faults, interval, until)
+            schedule::generate(seed, &nodes, &params.faults, interval, until)
         } else {
             let shards = specs.iter().map(|s| (s.id.0, s.nodes.clone())).collect();
-            faults::schedule_sharded(seed, &shards, &params.faults, interval, until)
+            schedule::generate_sharded(seed, &shards, &params.faults, interval, until)
         };
         Ok(SimRunInfo {
             shards: specs.iter().map(shard_table).collect(),
@@ -193,6 +200,7 @@ impl SimRunInfo {
             replays: None,
             shrunk_from: None,
             params,
+            schedule_version: SCHEDULE_VERSION,
             schedule,
         })
     }
@@ -206,13 +214,23 @@ impl SimRunInfo {
         std::fs::write(&path, text).map_err(|e| SimError::io(&path, e))
     }
 
+    /// Reads `dir`'s run.toml; a run drawn by another [`SCHEDULE_VERSION`] is refused (its
+    /// history could not come out the same, and "not reproduced" would be false).
     pub fn load(dir: &Path) -> Result<SimRunInfo, SimError> {
         let path = dir.join("run.toml");
         let text = std::fs::read_to_string(&path).map_err(|e| SimError::io(&path, e))?;
-        toml::from_str(&text).map_err(|e| SimError::Io {
-            path,
+        let info: SimRunInfo = toml::from_str(&text).map_err(|e| SimError::Io {
+            path: path.clone(),
             message: format!("not a simulated run's run.toml: {e}"),
-        })
+        })?;
+        if info.schedule_version != SCHEDULE_VERSION {
+            return Err(SimError::ScheduleVersion {
+                path,
+                version: info.schedule_version,
+                seed: info.seed,
+            });
+        }
+        Ok(info)
     }
 }
 
@@ -262,6 +280,18 @@ pub enum SimError {
     Shards { shards: u32, message: String },
     #[error("cannot check {}: {message}", dir.display())]
     Check { dir: PathBuf, message: String },
+    #[error(
+        "{}: drawn and recorded by schedule version {version}, this harness uses version \
+         {SCHEDULE_VERSION} (one fault vocabulary for real and simulated runs, see the README), \
+         so its history cannot come out the same: replay it with the harness that made it, or \
+         run its seed afresh with `harness sim --seeds 1 --from-seed {seed}`",
+        path.display()
+    )]
+    ScheduleVersion {
+        path: PathBuf,
+        version: u32,
+        seed: u64,
+    },
 }
 
 impl SimError {
@@ -339,8 +369,7 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
     );
     let mut history = HistoryWriter::buffered(Vec::new());
     let mut events = Vec::new();
-    let mut nemesis = SimNemesis::default();
-    let mut schedule = info.schedule.iter().peekable();
+    let mut nemesis = Nemesis::new(info.schedule.clone());
     let mut stable_at: Option<u64> = None;
     // A sharded bank probes once more after the liveness bound (see `probe_at`).
     let mut probed = specs.is_empty();
@@ -357,7 +386,7 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
         // Workload over (budget spent or time up): heal, and from here liveness is owed.
         if stable_at.is_none() && (clients.all_done() || now >= params.time_limit_ms) {
             clients.stop_starting();
-            events.extend(nemesis.heal(&mut sim));
+            faults::heal(&mut nemesis, &mut sim, &mut events);
             stable_at = Some(settle(&mut sim, &nodes, &mut events));
             clients.extend_deadlines(now + params.liveness_bound_ms + 1_000);
             // Liveness needs something to watch: each client makes one more request on the
@@ -375,18 +404,15 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
                 break;
             }
         }
-        while let Some(step) = schedule.next_if(|s| s.at_ms <= now && stable_at.is_none()) {
-            events.extend(nemesis.apply(&mut sim, step.fault.as_ref()));
+        if stable_at.is_none() {
+            faults::apply_due(&mut nemesis, &mut sim, &mut events, now);
         }
         clients.act(&mut sim, now, &mut events);
         flush_events(&mut history, &mut events, now)?;
         let next = [
             sim.next_event_ms(),
             clients.next_timer_ms(now),
-            schedule
-                .peek()
-                .map(|s| s.at_ms)
-                .filter(|_| stable_at.is_none()),
+            nemesis.next_at_ms().filter(|_| stable_at.is_none()),
             Some(params.time_limit_ms).filter(|_| stable_at.is_none()),
             stable_at.filter(|_| !probed).map(|s| probe_at(s, params)),
         ]
@@ -502,9 +528,9 @@ fn settle(sim: &mut Sim, nodes: &[NodeId], events: &mut Vec<Event>) -> u64 {
         members.iter().filter(|&&n| sim.is_up(n)).count() > members.len() / 2
     };
     if sim.shards().into_iter().all(majority) {
-        events.push(faults::nemesis("stable", value));
+        events.push(faults::nemesis_event("stable", value));
     } else {
-        events.push(faults::nemesis("no-majority", value));
+        events.push(faults::nemesis_event("no-majority", value));
     }
     sim.now_ms
 }

@@ -45,7 +45,7 @@ pub struct SweepOptions {
 #[derive(Clone, Debug, Default)]
 pub struct SweepKnobs {
     pub ops: Option<u64>,
-    pub faults: Option<Vec<super::faults::SimFamily>>,
+    pub faults: Option<Vec<crate::faults::schedule::FaultFamily>>,
     pub bug: Option<String>,
     pub liveness_bound_ms: Option<u64>,
     /// A sharded bank of this many shards (`--shards`).

@@ -202,6 +202,9 @@ pub enum TargetError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Etcd(#[from] etcd::EtcdError),
+    /// A fault this target cannot do (a simulator-only fault asked of processes).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// Runs the bank's operations against a target, for every simulated client of a run.
