@@ -676,7 +676,7 @@ async fn campaign(args: &CampaignArgs) -> anyhow::Result<i32> {
         ..Pins::default()
     });
     let summaries =
-        campaign::run_many(&opts, runs, args.until_failure, explore, print_summary).await?;
+        campaign::run_campaign(&opts, runs, args.until_failure, explore, print_summary).await?;
     let bad = summaries.iter().filter(|s| s.exit_code != 0).count() as u64;
     println!(
         "{}, {bad} not valid; index: {}",

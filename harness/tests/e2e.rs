@@ -5,7 +5,7 @@ mod common;
 
 use harness::faults::schedule::{Fault, FaultFamily};
 use harness::run::rundir::RunParams;
-use harness::run::{run_campaign, schedule_for};
+use harness::run::{run_in_campaign, schedule_for};
 use std::collections::BTreeSet;
 
 fn params() -> RunParams {
@@ -46,7 +46,7 @@ fn seed_with_every_fault() -> u64 {
 async fn a_short_fault_campaign_passes_the_checker() {
     let out = tempfile::tempdir().unwrap();
     let seed = seed_with_every_fault();
-    let summary = run_campaign(&common::options(out.path(), seed, params()))
+    let summary = run_in_campaign(&common::options(out.path(), seed, params()))
         .await
         .unwrap();
     let dir = &summary.dir;

@@ -12,7 +12,7 @@ mod common;
 
 use harness::faults::schedule::{Fault, FaultFamily};
 use harness::run::rundir::RunParams;
-use harness::run::{run_campaign, schedule_for};
+use harness::run::{run_in_campaign, schedule_for};
 use harness::targets::{ReadMode, TargetKind};
 use std::collections::BTreeSet;
 
@@ -59,7 +59,7 @@ async fn etcd_under_kills_pauses_and_partitions_is_valid() {
     let out = tempfile::tempdir().unwrap();
     let params = valid_params();
     let seed = seed_with_every_fault(&params);
-    let summary = run_campaign(&common::options(out.path(), seed, params))
+    let summary = run_in_campaign(&common::options(out.path(), seed, params))
         .await
         .unwrap();
     let dir = &summary.dir;
@@ -101,7 +101,7 @@ async fn serializable_reads_on_an_isolated_follower_are_caught_stale() {
         attempt_timeout_ms: 300,
         ..RunParams::default()
     };
-    let summary = run_campaign(&common::options(out.path(), 1, params))
+    let summary = run_in_campaign(&common::options(out.path(), 1, params))
         .await
         .unwrap();
     let results = std::fs::read_to_string(summary.dir.join("results.json")).unwrap_or_default();

@@ -6,7 +6,7 @@ mod common;
 
 use harness::faults::schedule::FaultFamily;
 use harness::run::rundir::{RunParams, ShardParams};
-use harness::run::{run_campaign, schedule_for};
+use harness::run::{run_in_campaign, schedule_for};
 use serde_json::Value;
 
 fn params() -> RunParams {
@@ -42,7 +42,7 @@ async fn a_short_sharded_fault_campaign_passes_the_sharded_checker() {
                 .any(|s| matches!(&s.fault, Some(f) if f.to_string().contains("shards 1 and 2")))
         })
         .expect("some seed partitions the shards");
-    let summary = run_campaign(&common::options(out.path(), seed, params()))
+    let summary = run_in_campaign(&common::options(out.path(), seed, params()))
         .await
         .unwrap();
     let dir = &summary.dir;
@@ -97,7 +97,7 @@ async fn coordinators_crashed_at_failpoints_leave_a_valid_live_bank() {
     };
     let mut opts = common::options(out.path(), 11, params);
     opts.replica_bin = common::replica_bugs_bin();
-    let summary = run_campaign(&opts).await.unwrap();
+    let summary = run_in_campaign(&opts).await.unwrap();
     let dir = &summary.dir;
     let results = std::fs::read_to_string(dir.join("results.json")).unwrap();
     assert_eq!(summary.exit_code, 0, "{summary:#?}\n{results}");

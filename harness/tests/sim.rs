@@ -204,9 +204,9 @@ fn the_zoo_catches_every_planted_bug_in_simulation() {
         out: out.path().to_path_buf(),
         from_seed: 1,
         // A row stops at its first catch, so the seeds cost only the rare bugs:
-        // `no-view-merge` shows in a few seeds of a hundred (README's rate table), first at
-        // seed 52 here.
-        seeds_per_bug: 60,
+        // `no-view-merge` shows in about two seeds of a hundred at 1,000 operations under
+        // schedule version 2 (seeds 64 and 79 of the first 120), so it needs 64 seeds here.
+        seeds_per_bug: 70,
         only: Vec::new(),
         ops: Some(1_000),
         // The two-phase commit bugs have their own test below.
@@ -397,13 +397,14 @@ fn the_zoo_catches_the_two_phase_commit_bugs_on_sharded_seeds() {
     let opts = SimZooOptions {
         out: out.path().to_path_buf(),
         from_seed: 1,
-        seeds_per_bug: 10,
+        seeds_per_bug: 16,
         only: replica::core::config::SHARDED_BUG_NAMES
             .iter()
             .map(ToString::to_string)
             .collect(),
         // Full-length runs: the bugs show only when a transaction aborts after a yes vote,
-        // which takes faults during two-phase commit (seeds 6 and 7 catch them).
+        // which takes faults during two-phase commit (under schedule version 2, seed 13 is the
+        // first to catch recovery-aborts, seed 2 the others).
         ops: None,
         shards: 3,
     };
@@ -526,9 +527,11 @@ fn a_replica_whose_recovery_misreads_its_log_ends_the_sweep_with_a_verdict() {
         String::from_utf8_lossy(&status.stderr)
     );
     assert!(stdout.contains("seed 1: invalid"), "{stdout}");
+    // The replica that forgot its log diverges from the others: the simulator's own watch of
+    // the executed order says so (schedule version 2; it used to be the disk's "cut to 0 bytes").
     assert!(
-        stdout.contains("was cut to 0 bytes"),
-        "the emptied WAL is the cause: {stdout}"
+        stdout.contains("world:") && stdout.contains("but it was"),
+        "the divergence after the emptied WAL is the cause: {stdout}"
     );
     let summary = std::fs::read_to_string(out.path().join("summary.json")).unwrap();
     assert!(

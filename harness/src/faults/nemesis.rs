@@ -18,7 +18,7 @@
 //! `--nemesis` and `--faults` refuse such families before a run starts.
 
 use crate::cluster::relay::{Link, Peer};
-use crate::faults::schedule::{shard_partition_cuts, DiskFault, Fault, Partition, Step, Target};
+use crate::faults::schedule::{shard_partition_cuts, DiskFault, Fault, Partition, Step, Victims};
 use crate::targets::TargetError;
 use replica::types::NodeId;
 use serde_json::{json, Value};
@@ -298,20 +298,20 @@ impl Nemesis {
 
 /// The concrete victims of a target; `None` (and a recorded `skip`) when "the leader" is
 /// unknown right now.
-async fn resolve<W: FaultWorld + ?Sized>(world: &mut W, target: &Target) -> Option<Vec<NodeId>> {
+async fn resolve<W: FaultWorld + ?Sized>(world: &mut W, target: &Victims) -> Option<Vec<NodeId>> {
     match target {
-        Target::Nodes(nodes) => Some(nodes.clone()),
-        Target::Leader => {
+        Victims::Nodes(nodes) => Some(nodes.clone()),
+        Victims::Leader => {
             let leader = world.leader().await;
             if leader.is_none() {
                 world.record("skip", json!({"reason": "no leader to fault"}));
             }
             leader.map(|l| vec![l])
         }
-        Target::ShardLeaders | Target::ShardLeader(_) => {
+        Victims::ShardLeaders | Victims::ShardLeader(_) => {
             let leaders = world.shard_leaders().await;
             let nodes: Vec<NodeId> = match target {
-                Target::ShardLeader(shard) => leaders.get(shard).copied().into_iter().collect(),
+                Victims::ShardLeader(shard) => leaders.get(shard).copied().into_iter().collect(),
                 _ => leaders.into_values().collect(),
             };
             if nodes.is_empty() {
@@ -329,14 +329,14 @@ pub fn names(nodes: &[NodeId]) -> Vec<String> {
 
 /// Why the nemesis hit those replicas, in the history's `target` field (docs/history.md), the
 /// same words in both worlds.
-pub fn target_name(target: &Target, cluster_size: usize) -> &'static str {
+pub fn target_name(target: &Victims, cluster_size: usize) -> &'static str {
     match target {
-        Target::Leader => "leader",
-        Target::ShardLeaders => "shard-leaders",
-        Target::ShardLeader(_) => "shard-leader",
-        Target::Nodes(n) if n.len() == 1 && cluster_size > 1 => "one",
-        Target::Nodes(n) if n.len() >= cluster_size => "all",
-        Target::Nodes(_) => "minority",
+        Victims::Leader => "leader",
+        Victims::ShardLeaders => "shard-leaders",
+        Victims::ShardLeader(_) => "shard-leader",
+        Victims::Nodes(n) if n.len() == 1 && cluster_size > 1 => "one",
+        Victims::Nodes(n) if n.len() >= cluster_size => "all",
+        Victims::Nodes(_) => "minority",
     }
 }
 

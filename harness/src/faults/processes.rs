@@ -12,7 +12,7 @@ use crate::cluster::relay::Link;
 use crate::faults::failpoints::CrashCoordinator;
 use crate::faults::nemesis::FaultWorld;
 use crate::run::record::Recorder;
-use crate::targets::{Target as System, TargetError};
+use crate::targets::{Target, TargetError};
 use replica::failpoints::Failpoint;
 use replica::types::{NodeId, ShardId};
 use serde_json::{json, Value};
@@ -25,7 +25,7 @@ pub type FaultLabel = Arc<Mutex<String>>;
 
 /// A running cluster, seen by the nemesis.
 pub struct ProcessWorld<'a> {
-    cluster: &'a mut dyn System,
+    cluster: &'a mut dyn Target,
     recorder: Arc<Recorder>,
     label: FaultLabel,
     /// The `crash-coordinator` fault's state: what is armed, where.
@@ -34,7 +34,7 @@ pub struct ProcessWorld<'a> {
 
 impl<'a> ProcessWorld<'a> {
     pub fn new(
-        cluster: &'a mut dyn System,
+        cluster: &'a mut dyn Target,
         recorder: Arc<Recorder>,
         label: FaultLabel,
     ) -> ProcessWorld<'a> {
@@ -49,7 +49,7 @@ impl<'a> ProcessWorld<'a> {
     }
 
     /// The cluster, for what the nemesis does not do (healing everything else at the end).
-    pub fn cluster(&mut self) -> &mut dyn System {
+    pub fn cluster(&mut self) -> &mut dyn Target {
         self.cluster
     }
 }

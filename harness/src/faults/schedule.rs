@@ -196,7 +196,7 @@ pub fn parse_families(s: &str, world: World) -> Result<Vec<FaultFamily>, String>
 /// Which replicas a kill, power cut or pause hits.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Target {
+pub enum Victims {
     /// Whoever leads when the fault starts.
     Leader,
     /// These replicas, drawn from the seed (one, or a minority).
@@ -239,8 +239,8 @@ pub enum Partition {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Fault {
-    Kill(Target),
-    Pause(Target),
+    Kill(Victims),
+    Pause(Victims),
     Partition(Partition),
     /// Arm `failpoint` (a [`Failpoint`] name) on the leader of `shard` when the fault starts;
     /// the heal restarts it, crashed or not.
@@ -249,7 +249,7 @@ pub enum Fault {
         failpoint: String,
     },
     /// Power cut (simulator only): crash, and lose or tear what was not fsynced.
-    Power(Target),
+    Power(Victims),
     /// One node's clock jumps forward (simulator only).
     Clock {
         node: NodeId,
@@ -294,11 +294,11 @@ impl fmt::Display for Fault {
                 .collect::<Vec<_>>()
                 .join(",")
         };
-        let target = |t: &Target| match t {
-            Target::Leader => "leader".to_string(),
-            Target::Nodes(ns) => nodes(ns),
-            Target::ShardLeaders => "every shard's leader".to_string(),
-            Target::ShardLeader(s) => format!("shard {s}'s leader"),
+        let target = |t: &Victims| match t {
+            Victims::Leader => "leader".to_string(),
+            Victims::Nodes(ns) => nodes(ns),
+            Victims::ShardLeaders => "every shard's leader".to_string(),
+            Victims::ShardLeader(s) => format!("shard {s}'s leader"),
         };
         match self {
             Fault::Kill(t) => write!(f, "kill {}", target(t)),
@@ -448,11 +448,11 @@ fn draw_sharded_fault(
     let members = shards.get(&shard).map_or(&[][..], Vec::as_slice);
     match family {
         FaultFamily::Kill if rng.gen_bool(odds::KILL_ALL_CHANCE) => {
-            Fault::Kill(Target::Nodes(all.to_vec()))
+            Fault::Kill(Victims::Nodes(all.to_vec()))
         }
         FaultFamily::Kill => Fault::Kill(draw_shard_target(rng, shard, members)),
         FaultFamily::Power if rng.gen_bool(odds::POWER_ALL_CHANCE) => {
-            Fault::Power(Target::Nodes(all.to_vec()))
+            Fault::Power(Victims::Nodes(all.to_vec()))
         }
         FaultFamily::Power => Fault::Power(draw_shard_target(rng, shard, members)),
         FaultFamily::Pause => Fault::Pause(draw_shard_target(rng, shard, members)),
@@ -479,11 +479,11 @@ pub(crate) fn draw_shard_target(
     rng: &mut (impl Rng + ?Sized),
     shard: u32,
     members: &[NodeId],
-) -> Target {
+) -> Victims {
     match rng.gen_range(0..3) {
-        0 => Target::ShardLeaders,
-        1 => Target::ShardLeader(shard),
-        _ => Target::Nodes(draw_minority(rng, members)),
+        0 => Victims::ShardLeaders,
+        1 => Victims::ShardLeader(shard),
+        _ => Victims::Nodes(draw_minority(rng, members)),
     }
 }
 
@@ -530,11 +530,11 @@ fn draw_fault(
         // Now and then every replica at once, as a power cut would: only what each one made
         // durable survives, so acknowledged-but-forgotten writes show.
         FaultFamily::Kill if rng.gen_bool(odds::KILL_ALL_CHANCE) => {
-            Fault::Kill(Target::Nodes(nodes.to_vec()))
+            Fault::Kill(Victims::Nodes(nodes.to_vec()))
         }
         FaultFamily::Kill => Fault::Kill(draw_target(rng, nodes)),
         FaultFamily::Power if rng.gen_bool(odds::POWER_ALL_CHANCE) => {
-            Fault::Power(Target::Nodes(nodes.to_vec()))
+            Fault::Power(Victims::Nodes(nodes.to_vec()))
         }
         FaultFamily::Power => Fault::Power(draw_target(rng, nodes)),
         FaultFamily::Pause => Fault::Pause(draw_target(rng, nodes)),
@@ -578,17 +578,17 @@ impl DiskDraw {
     }
 }
 
-pub fn draw_target(rng: &mut impl Rng, nodes: &[NodeId]) -> Target {
+pub fn draw_target(rng: &mut impl Rng, nodes: &[NodeId]) -> Victims {
     let max_minority = (nodes.len() - 1) / 2;
     match rng.gen_range(0..3) {
-        0 => Target::Leader,
-        1 if max_minority >= 1 => Target::Nodes(vec![nodes[rng.gen_range(0..nodes.len())]]),
+        0 => Victims::Leader,
+        1 if max_minority >= 1 => Victims::Nodes(vec![nodes[rng.gen_range(0..nodes.len())]]),
         _ if max_minority >= 1 => {
             let size = rng.gen_range(1..=max_minority);
-            Target::Nodes(sorted(nodes.choose_multiple(rng, size).copied().collect()))
+            Victims::Nodes(sorted(nodes.choose_multiple(rng, size).copied().collect()))
         }
         // A single replica has no minority to fault but itself.
-        _ => Target::Nodes(vec![nodes[0]]),
+        _ => Victims::Nodes(vec![nodes[0]]),
     }
 }
 
@@ -787,11 +787,11 @@ mod tests {
         for step in &steps {
             match &step.fault {
                 // A kill hits a minority, or now and then every replica (a power cut).
-                Some(Fault::Kill(Target::Nodes(ns))) if ns.len() == 5 => everyone += 1,
-                Some(Fault::Kill(Target::Nodes(ns))) => {
+                Some(Fault::Kill(Victims::Nodes(ns))) if ns.len() == 5 => everyone += 1,
+                Some(Fault::Kill(Victims::Nodes(ns))) => {
                     assert!(!ns.is_empty() && ns.len() <= 2, "{ns:?}");
                 }
-                Some(Fault::Kill(Target::Leader)) | None => {}
+                Some(Fault::Kill(Victims::Leader)) | None => {}
                 other => panic!("unexpected {other:?}"),
             }
         }
@@ -913,12 +913,12 @@ mod tests {
     /// replica of one shard and that shard ids exist.
     fn sharded_shape(fault: Fault) -> &'static str {
         match fault {
-            Fault::Kill(Target::Nodes(ns)) | Fault::Power(Target::Nodes(ns)) if ns.len() == 9 => {
+            Fault::Kill(Victims::Nodes(ns)) | Fault::Power(Victims::Nodes(ns)) if ns.len() == 9 => {
                 "everything"
             }
-            Fault::Kill(Target::Nodes(ns))
-            | Fault::Power(Target::Nodes(ns))
-            | Fault::Pause(Target::Nodes(ns)) => {
+            Fault::Kill(Victims::Nodes(ns))
+            | Fault::Power(Victims::Nodes(ns))
+            | Fault::Pause(Victims::Nodes(ns)) => {
                 assert!(ns.len() == 1, "a minority of one shard of 3: {ns:?}");
                 "minority of a shard"
             }
@@ -929,12 +929,12 @@ mod tests {
                 );
                 "split a shard"
             }
-            Fault::Kill(Target::ShardLeaders)
-            | Fault::Power(Target::ShardLeaders)
-            | Fault::Pause(Target::ShardLeaders) => "every shard's leader",
-            Fault::Kill(Target::ShardLeader(s))
-            | Fault::Power(Target::ShardLeader(s))
-            | Fault::Pause(Target::ShardLeader(s)) => {
+            Fault::Kill(Victims::ShardLeaders)
+            | Fault::Power(Victims::ShardLeaders)
+            | Fault::Pause(Victims::ShardLeaders) => "every shard's leader",
+            Fault::Kill(Victims::ShardLeader(s))
+            | Fault::Power(Victims::ShardLeader(s))
+            | Fault::Pause(Victims::ShardLeader(s)) => {
                 assert!((1..=3).contains(&s));
                 "a shard's leader"
             }

@@ -10,7 +10,7 @@
 //! was interrupted.
 
 use crate::faults::tunables::{self, Pins};
-use crate::run::{run_campaign, RunError, RunOptions, RunSummary, SUMMARY_FILE};
+use crate::run::{run_in_campaign, RunError, RunOptions, RunSummary, SUMMARY_FILE};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -26,7 +26,7 @@ pub const NEMESIS_INTERVAL_CHOICES_MS: [u64; 3] = [1_000, 2_000, 5_000];
 /// Runs `runs` campaigns with seeds `seed, seed + 1, ...`, stopping at the first run that is
 /// not valid when `until_failure`. With `explore`, each run draws its tunables from its seed
 /// (pinned ones excepted; see `tunables`). Calls `report` after each run.
-pub async fn run_many(
+pub async fn run_campaign(
     opts: &RunOptions,
     runs: u32,
     until_failure: bool,
@@ -39,7 +39,7 @@ pub async fn run_many(
     run_seeds(opts, &seeds, until_failure, explore, report).await
 }
 
-/// [`run_many`] over exactly `seeds` (a fleet task's share, less the runs already done).
+/// [`run_campaign`] over exactly `seeds` (a fleet task's share, less the runs already done).
 pub async fn run_seeds(
     opts: &RunOptions,
     seeds: &[u64],
@@ -56,7 +56,7 @@ pub async fn run_seeds(
             one.params.nemesis_interval_ms = drawn.nemesis_interval_ms;
             one.params.tunables = Some(drawn);
         }
-        let summary = run_campaign(&one).await?;
+        let summary = run_in_campaign(&one).await?;
         report(&summary);
         write_index(&opts.out).map_err(|source| RunError::Write {
             path: opts.out.join("index.html"),

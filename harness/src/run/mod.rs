@@ -512,8 +512,9 @@ pub fn create_recorder(dir: &Path) -> Result<Arc<Recorder>, RunError> {
     Ok(recorder)
 }
 
-/// Runs one campaign run and checks it (`kind = "campaign"` in run.toml).
-pub async fn run_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
+/// Runs one of a campaign's runs and checks it (`kind = "campaign"` in run.toml);
+/// [`campaign::run_campaign`] runs a campaign: many of these.
+pub async fn run_in_campaign(opts: &RunOptions) -> Result<RunSummary, RunError> {
     run_of_kind(opts, "campaign").await
 }
 

@@ -12,7 +12,7 @@
 //! simulated run (`harness sim`) replays exactly.
 
 use crate::run::rundir::RunInfo;
-use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
+use crate::run::{run_in_campaign, RunError, RunOptions, RunSummary};
 use crate::scenario::run::{
     load_prompt_log, run_scenario, ScenarioOptions, PROMPT_FILE, SCRIPT_ENDED,
 };
@@ -238,7 +238,7 @@ async fn run_again(
         again.script = load_prompt_log(dir)?;
         return run_scenario(&again).await;
     }
-    run_campaign(&run).await
+    run_in_campaign(&run).await
 }
 
 /// A scenario run again: its saved copy of the file, its stall and set timeout from run.toml.

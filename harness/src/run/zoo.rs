@@ -9,7 +9,7 @@
 use crate::faults::schedule::FaultFamily;
 use crate::run::rates::{RateRow, RateTable};
 use crate::run::rundir::{RunParams, ShardParams};
-use crate::run::{run_campaign, RunError, RunOptions, RunSummary};
+use crate::run::{run_in_campaign, RunError, RunOptions, RunSummary};
 use checker::{Results, Validity};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -254,7 +254,7 @@ async fn hunt(
             progress: opts.progress,
             keep_data: false,
         };
-        let summary = run_campaign(&run).await?;
+        let summary = run_in_campaign(&run).await?;
         row.runs += 1;
         row.verdicts.push(summary.verdict.clone());
         eprintln!("zoo: {} seed {}: {}", row.bug, run.seed, summary.verdict);

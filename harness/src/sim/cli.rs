@@ -343,12 +343,16 @@ fn failing_line(summary: &SimSummary, flags: &str) -> String {
         }
         what.push_str(&format!("world: {}", summary.world_violations[0]));
     }
+    let rerun = format!("harness sim --seeds 1 --from-seed {}{flags}", summary.seed);
+    // With `--keep none` the seed's directory is gone: only a rerun can bring it back.
+    let replay = if summary.dir.exists() {
+        format!("  replay: harness replay {}", summary.dir.display())
+    } else {
+        "  (not kept, by --keep none: the rerun below keeps it)".to_string()
+    };
     format!(
-        "seed {}: {} ({what})\n  replay: harness replay {}\n  rerun:  harness sim --seeds 1 --from-seed {}{flags}",
-        summary.seed,
-        summary.verdict,
-        summary.dir.display(),
-        summary.seed
+        "seed {}: {} ({what})\n{replay}\n  rerun:  {rerun}",
+        summary.seed, summary.verdict,
     )
 }
 
@@ -368,7 +372,7 @@ fn print_report(report: &SweepReport, jobs: usize) {
         checker::text::count(report.errors.len() as u64, "error"),
         report.virtual_ms as f64 / 1000.0,
     );
-    if let Some(first) = report.failing.first() {
+    if let Some(first) = report.failing.iter().find(|f| f.dir.exists()) {
         println!(
             "shrink the first: harness sim --shrink {}",
             first.dir.display()
@@ -551,6 +555,36 @@ pub fn print_replay(replay: &SimReplay) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A failing seed's line offers `harness replay` only for a directory that exists: with
+    /// `--keep none` it was deleted, and the line says so and points at the rerun instead.
+    #[test]
+    fn a_seed_that_was_not_kept_is_offered_a_rerun_not_a_replay_of_a_deleted_directory() {
+        let out = tempfile::tempdir().unwrap();
+        let mut summary = SimSummary {
+            dir: out.path().join("sim-9"),
+            seed: 9,
+            exit_code: 1,
+            verdict: "invalid".into(),
+            failed_checks: vec!["agreement".into()],
+            faults: 3,
+            invoked: 10,
+            virtual_ms: 1_000,
+            world_violations: Vec::new(),
+        };
+        let gone = failing_line(&summary, " --ops 300");
+        assert!(!gone.contains("harness replay"), "{gone}");
+        assert!(gone.contains("not kept"), "{gone}");
+        assert!(
+            gone.contains("rerun:  harness sim --seeds 1 --from-seed 9 --ops 300"),
+            "{gone}"
+        );
+        std::fs::create_dir_all(&summary.dir).unwrap();
+        let kept = failing_line(&summary, "");
+        assert!(kept.contains(&format!("replay: harness replay {}", summary.dir.display())));
+        summary.dir = out.path().join("elsewhere");
+        assert!(!failing_line(&summary, "").contains("replay: harness replay"));
+    }
 
     /// A kept seed that panicked (issue 24, item 4) replays as a verdict, never a crash: the
     /// same panic again is "reproduced (the same panic)", unknown, exit 2; a replay that does

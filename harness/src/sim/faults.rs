@@ -173,7 +173,7 @@ pub fn nemesis_event(f: &str, value: Value) -> Event {
 mod tests {
     use super::*;
     use crate::faults::nemesis::names;
-    use crate::faults::schedule::{Fault, Partition, Target};
+    use crate::faults::schedule::{Fault, Partition, Victims};
 
     #[test]
     fn a_sharded_world_resolves_shard_leaders_and_cuts_two_shards_apart() {
@@ -189,7 +189,7 @@ mod tests {
             .into_iter()
             .filter_map(|s| sim.leader_of(s))
             .collect();
-        let pause = Fault::Pause(Target::ShardLeaders);
+        let pause = Fault::Pause(Victims::ShardLeaders);
         let mut world = SimWorld::new(&mut sim, &mut events);
         at_once(nemesis.apply(&mut world, Some(&pause))).unwrap();
         assert_eq!(events[0].value["nodes"], json!(names(&leaders)));

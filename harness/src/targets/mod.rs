@@ -1,6 +1,6 @@
 //! Systems under test: what the run loop needs to know about a cluster, whatever it runs.
 //!
-//! The run loop ([`crate::run::run_campaign`]), the nemesis ([`crate::faults::nemesis`]) and the final
+//! The run loop ([`crate::run::run_in_campaign`]), the nemesis ([`crate::faults::nemesis`]) and the final
 //! phase drive a [`Target`]: a cluster of OS processes that can be started, SIGKILLed,
 //! SIGSTOPped and resumed one node at a time, whose links can be cut (through the harness's
 //! relays), and that runs the bank's operations for simulated clients ([`BankClient`]). The
