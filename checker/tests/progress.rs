@@ -227,9 +227,10 @@ fn operations_that_time_out_and_retry_do_not_restart_the_stretch() {
 
 mod sharded {
     use super::MS;
+    use crate::common::{append_history, time_out_open};
     use checker::gen::shards::generate;
     use checker::gen::{GenOptions, ShardGen};
-    use checker::history::{Event, EventType, Process};
+    use checker::history::{Event, EventType};
     use checker::{check_run, Results, Validity};
     use serde_json::json;
 
@@ -255,30 +256,12 @@ mod sharded {
         // The generator's operations still open at its end time out first.
         let last = run.events.last().unwrap();
         let (mut index, t) = (last.index, last.time_ns + MS);
-        let mut open = std::collections::BTreeMap::new();
-        for e in &run.events {
-            match (e.kind, e.process) {
-                (EventType::Invoke, Process::Client(c)) => open.insert(c, e.clone()),
-                (_, Process::Client(c)) => open.remove(&c),
-                _ => None,
-            };
-        }
-        let mut lines: Vec<Event> = Vec::new();
-        for (c, e) in open {
-            index += 1;
-            let info = Event::client(EventType::Info, c, e.request_id.unwrap(), &e.f, e.value);
-            lines.push(info.at(index, t));
-        }
+        let mut lines = time_out_open(&run.events, &mut index, t);
         for (ms, e) in after {
             index += 1;
             lines.push(e.clone().at(index, t + ms * MS));
         }
-        let mut history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
-        for e in lines {
-            history.push_str(&serde_json::to_string(&e).unwrap());
-            history.push('\n');
-        }
-        std::fs::write(dir.path().join("history.jsonl"), history).unwrap();
+        append_history(dir.path(), &lines);
         let accounts = run.specs.iter().map(|s| s.accounts.clone()).collect();
         (check_run(dir.path()).unwrap(), accounts)
     }

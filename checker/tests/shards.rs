@@ -2,6 +2,8 @@
 //! anomaly is caught by its property with the right words, and a bad `[[shards]]`
 //! table is a clear error.
 
+mod common;
+
 use checker::gen::shards::{generate, ShardedRun};
 use checker::gen::{GenOptions, Plant, ShardGen};
 use checker::history::EventType;
@@ -473,26 +475,7 @@ fn healed_run(after: &[(u64, checker::history::Event)]) -> (tempfile::TempDir, R
     let (mut index, mut t) = (last.index, last.time_ns + 1_000_000);
     // The generator's operations still open at its end time out before the heal: from
     // the stable event on, only `after` is judged.
-    let mut open = std::collections::BTreeMap::new();
-    for e in &run.events {
-        match (e.kind, e.process) {
-            (EventType::Invoke, checker::history::Process::Client(c)) => open.insert(c, e),
-            (_, checker::history::Process::Client(c)) => open.remove(&c),
-            _ => None,
-        };
-    }
-    let mut lines = Vec::new();
-    for (c, e) in open {
-        index += 1;
-        let info = Event::client(
-            EventType::Info,
-            c,
-            e.request_id.unwrap(),
-            &e.f,
-            e.value.clone(),
-        );
-        lines.push(info.at(index, t));
-    }
+    let mut lines = common::time_out_open(&run.events, &mut index, t);
     index += 1;
     t += 1_000_000;
     lines.push(Event::nemesis("stable", json!({})).at(index, t));
@@ -500,12 +483,7 @@ fn healed_run(after: &[(u64, checker::history::Event)]) -> (tempfile::TempDir, R
         index += 1;
         lines.push(e.clone().at(index, t + ms * 1_000_000));
     }
-    let mut history = std::fs::read_to_string(dir.path().join("history.jsonl")).unwrap();
-    for e in lines {
-        history.push_str(&serde_json::to_string(&e).unwrap());
-        history.push('\n');
-    }
-    std::fs::write(dir.path().join("history.jsonl"), history).unwrap();
+    common::append_history(dir.path(), &lines);
     let results = check_run(dir.path()).unwrap();
     (dir, results)
 }

@@ -95,3 +95,37 @@ pub fn final_state(nodes: &[&str], log: &[ExecutedEntry], balances: &[(&str, i64
             .collect(),
     }
 }
+
+/// `info` completions at `t_ns` for every client operation still open at the end of
+/// `events`, numbered on from `index`: a generated run's last operations time out, so that
+/// what a test appends after them is judged alone.
+pub fn time_out_open(events: &[Event], index: &mut u64, t_ns: u64) -> Vec<Event> {
+    use checker::history::Process;
+    let mut open = BTreeMap::new();
+    for e in events {
+        match (e.kind, e.process) {
+            (EventType::Invoke, Process::Client(c)) => open.insert(c, e),
+            (_, Process::Client(c)) => open.remove(&c),
+            _ => None,
+        };
+    }
+    let mut infos = Vec::new();
+    for (c, e) in open {
+        *index += 1;
+        let rid = e.request_id.expect("a generated invoke has a request id");
+        let info = Event::client(EventType::Info, c, rid, &e.f, e.value.clone());
+        infos.push(info.at(*index, t_ns));
+    }
+    infos
+}
+
+/// Appends `events` to the history.jsonl in `dir`.
+pub fn append_history(dir: &Path, events: &[Event]) {
+    let path = dir.join("history.jsonl");
+    let mut history = std::fs::read_to_string(&path).unwrap();
+    for e in events {
+        history.push_str(&serde_json::to_string(e).unwrap());
+        history.push('\n');
+    }
+    std::fs::write(&path, history).unwrap();
+}
