@@ -3,16 +3,17 @@
 //! It knows the replica only through its command line and its client protocol. A run prepares a
 //! directory (certificates, cluster config, `run.toml`), starts every replica as its own OS
 //! process, drives concurrent clients while a seeded nemesis kills, pauses and partitions
-//! replicas (partitions through the harness's own UDP [`cluster::relay`]), records everything in
+//! replicas (partitions through the harness's own UDP [`os::relay`]), records everything in
 //! `history.jsonl`, heals, fetches every replica's final state and hands the run to the checker.
 //!
 //! The system under test is a [`targets::Target`]: the faultline replica, or etcd 3.4
-//! (`--target etcd`, through the TCP [`cluster::relay_tcp`]). The [`targets`] module documents the trait
+//! (`--target etcd`, through the TCP [`os::relay_tcp`]). The [`targets`] module documents the trait
 //! with a worked example, for adding a third system.
 //!
 //! The rooms, in the order a run uses them:
 //! - [`targets`]: the system under test behind one trait (faultline, etcd);
-//! - [`cluster`]: the faultline cluster's processes, the UDP and TCP relays, transports;
+//! - [`os`]: the OS plumbing both targets use: processes, the UDP and TCP relays, transports;
+//! - [`cluster`]: the faultline cluster: certificates, cluster.toml, its replicas, the journal;
 //! - [`clients`]: the workload, the client loops and the submit-until-answered rule;
 //! - [`faults`]: the fault schedule, the nemesis that carries it out, drawn tunables;
 //! - [`run`]: one run from start to verdict, campaigns, replay, bench, zoo, the run directory;
@@ -24,6 +25,7 @@ pub mod clients;
 pub mod cluster;
 pub mod faults;
 pub mod fleet;
+pub mod os;
 pub mod run;
 pub mod scenario;
 pub mod sim;

@@ -3,16 +3,16 @@
 //! Exit codes follow Jepsen for a checked run (0 valid, 1 invalid, 2 unknown); 64 is a usage
 //! error and 70 a harness error (the run could not be made or checked). Whatever way the harness
 //! ends — normal exit, error, panic, Ctrl-C, SIGTERM — every replica it started is killed first
-//! (and if the harness is SIGKILLed, the kernel kills them: see `harness::cluster::process`).
+//! (and if the harness is SIGKILLed, the kernel kills them: see `harness::os::process`).
 
 use anyhow::Context;
 use checker::text::count;
 use clap::{Args, Parser, Subcommand};
-use harness::cluster::process::kill_all_children;
 use harness::faults::schedule::{parse_families, FaultFamily, World};
 use harness::faults::tunables::Pins;
 use harness::fleet::merge::MergeError;
 use harness::fleet::slice::SliceError;
+use harness::os::process::kill_all_children;
 use harness::run::bench::{self, BenchOptions};
 use harness::run::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
 use harness::run::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};

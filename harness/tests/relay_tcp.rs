@@ -2,8 +2,8 @@
 //! silent cuts that hold bytes without losing or resetting anything, one-way cuts, and
 //! callers the relay cannot name.
 
-use harness::cluster::relay::Peer;
-use harness::cluster::relay_tcp::{TcpPathSpec, TcpRelay};
+use harness::os::relay::Peer;
+use harness::os::relay_tcp::{TcpPathSpec, TcpRelay};
 use replica::types::NodeId;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

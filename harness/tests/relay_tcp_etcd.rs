@@ -7,9 +7,9 @@
 
 mod common;
 
-use harness::cluster::process::Child;
-use harness::cluster::relay::Peer;
-use harness::cluster::relay_tcp::{TcpPathSpec, TcpRelay};
+use harness::os::process::Child;
+use harness::os::relay::Peer;
+use harness::os::relay_tcp::{TcpPathSpec, TcpRelay};
 use replica::types::NodeId;
 use serde_json::Value;
 use std::net::{SocketAddr, TcpListener};

@@ -10,7 +10,7 @@
 //! Leader knowledge is shared between all callers of a run through [`LeaderHint`], so one
 //! client's discovery of a new leader saves the others a round of timeouts.
 
-use crate::cluster::transport::{CallError, Transport};
+use crate::os::transport::{CallError, Transport};
 use replica::bank::{Command, Invalid, Reply};
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::types::NodeId;
@@ -293,7 +293,7 @@ mod tests {
             _node: NodeId,
             _request: ClientRequest,
             _timeout: Duration,
-        ) -> crate::cluster::transport::CallFuture<'_> {
+        ) -> crate::os::transport::CallFuture<'_> {
             let response = self.0.clone();
             Box::pin(async move { Ok(response) })
         }

@@ -4,7 +4,7 @@
 //! a hint; nodes can be made unreachable (calls time out) and replies can be lost after the
 //! command executed, which is exactly the ambiguity the harness must record as `info`.
 
-use crate::cluster::transport::{CallError, CallFuture, Transport};
+use crate::os::transport::{CallError, CallFuture, Transport};
 use replica::bank::{Bank, Executed, Outcome};
 use replica::client_proto::{ClientRequest, ClientResponse, NodeStatus, Role};
 use replica::types::{Account, Ballot, NodeId, Slot};

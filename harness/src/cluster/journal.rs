@@ -19,8 +19,8 @@
 //! sharded shape (docs/sharded.md, [`crate::run::record::shard_entry`]) and each replica in
 //! final.json names its `shard`.
 
-use crate::cluster::join_all;
-use crate::cluster::transport::Transport;
+use crate::os::transport::join_all;
+use crate::os::transport::Transport;
 use crate::run::record::{executed_entry, shard_entry};
 use checker::final_state::ExecutedEntry;
 use checker::shards::ShardEntry;

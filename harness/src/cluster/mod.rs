@@ -7,19 +7,16 @@
 //! the replicas and accounts into `[[shards]]`: every Paxos group runs in it, and the waits
 //! below (a leader, quiet) hold per shard.
 //!
-//! Processes are [`crate::cluster::process::Child`]ren: their own process group, SIGKILL on harness
+//! Processes are [`crate::os::process::Child`]ren: their own process group, SIGKILL on harness
 //! death, killed on drop. Dropping a `Cluster` therefore stops every replica.
 
 pub mod fake;
 pub mod journal;
-pub mod process;
-pub mod relay;
-pub mod relay_tcp;
-pub mod transport;
 
-use crate::cluster::process::Child;
-use crate::cluster::relay::{Link, PathSpec, Peer, Relay};
-use crate::cluster::transport::{QuicTransport, Transport};
+use crate::os::ports::reservable_range;
+use crate::os::process::{Child, ReplicaState};
+use crate::os::relay::{Link, PathSpec, Peer, Relay};
+use crate::os::transport::{join_all, QuicTransport, Transport};
 use crate::run::rundir::NetMode;
 use rand::Rng;
 use replica::client_proto::{ClientRequest, ClientResponse, NodeStatus, Role};
@@ -47,7 +44,7 @@ pub enum ClusterError {
     #[error("cannot pick free ports: {0}")]
     Ports(std::io::Error),
     #[error(transparent)]
-    Relay(#[from] crate::cluster::relay::RelayError),
+    Relay(#[from] crate::os::relay::RelayError),
     #[error("cannot write or load {path}: {message}")]
     Config { path: PathBuf, message: String },
     #[error("cannot create the client: {0}")]
@@ -104,14 +101,6 @@ struct Replica {
     paused: bool,
     /// Holds the replica's port until its first start.
     reservation: Option<UdpSocket>,
-}
-
-/// The state of one replica as the harness left it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReplicaState {
-    Running,
-    Paused,
-    Down,
 }
 
 pub struct Cluster {
@@ -597,32 +586,6 @@ pub async fn statuses(transport: &dyn Transport, nodes: &[NodeId]) -> BTreeMap<N
     answers.into_iter().flatten().collect()
 }
 
-/// Runs futures concurrently and collects their outputs in order.
-pub async fn join_all<F: std::future::Future>(
-    futures: impl IntoIterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, out) in pinned.iter_mut().zip(outputs.iter_mut()) {
-            if out.is_none() {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(v) => *out = Some(v),
-                    std::task::Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            std::task::Poll::Pending
-        } else {
-            std::task::Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
-}
-
 /// The replica claiming leadership with the highest ballot.
 /// The leader of the group `members` that a majority of them follow, if any.
 fn followed_leader(statuses: &BTreeMap<NodeId, NodeStatus>, members: &[NodeId]) -> Option<NodeId> {
@@ -667,19 +630,6 @@ fn reserve_udp_ports(n: usize) -> Result<Vec<UdpSocket>, ClusterError> {
         }
     }
     Ok(reserved)
-}
-
-/// Ports to draw replica ports from: 10000 up to the start of the ephemeral range.
-pub(crate) fn reservable_range() -> (u16, u16) {
-    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
-        .unwrap_or(32_768);
-    if ephemeral_low > 11_000 {
-        (10_000, ephemeral_low)
-    } else {
-        (ephemeral_low.max(1_024), u16::MAX)
-    }
 }
 
 /// Starts a relay path for every replica pair and for clients to every replica, and rewrites

@@ -24,8 +24,8 @@
 //! fault's interval is the time it has to fire). [`CrashCoordinator::run`] does a whole fault
 //! with its own draw and wait.
 
-use crate::cluster::transport::Transport;
-use crate::cluster::ReplicaState;
+use crate::os::process::ReplicaState;
+use crate::os::transport::Transport;
 use crate::run::record::Recorder;
 use crate::targets::{BoxFuture, Target, TargetError};
 use rand::{Rng, SeedableRng};
@@ -268,7 +268,7 @@ fn skip(recorder: &Recorder, reason: String) {
 mod tests {
     use super::*;
     use crate::cluster::fake::FakeCluster;
-    use crate::cluster::transport::CallFuture;
+    use crate::os::transport::CallFuture;
     use serde_json::Value;
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Mutex;

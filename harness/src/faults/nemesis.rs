@@ -17,8 +17,8 @@
 //! do a fault (a real process has no simulated disk) answers with an error, which is recorded;
 //! `--nemesis` and `--faults` refuse such families before a run starts.
 
-use crate::cluster::relay::{Link, Peer};
 use crate::faults::schedule::{shard_partition_cuts, DiskFault, Fault, Partition, Step, Victims};
+use crate::os::relay::{Link, Peer};
 use crate::targets::TargetError;
 use replica::types::NodeId;
 use serde_json::{json, Value};

@@ -8,9 +8,9 @@
 //! [`crate::faults::failpoints`]. Power cuts, clock jumps and disk faults are the simulator's
 //! (`--nemesis` refuses them).
 
-use crate::cluster::relay::Link;
 use crate::faults::failpoints::CrashCoordinator;
 use crate::faults::nemesis::FaultWorld;
+use crate::os::relay::Link;
 use crate::run::record::Recorder;
 use crate::targets::{Target, TargetError};
 use replica::failpoints::Failpoint;

@@ -32,7 +32,7 @@
 //!
 //! [`FaultWorld`]: crate::faults::nemesis::FaultWorld
 
-use crate::cluster::relay::{Link, Peer};
+use crate::os::relay::{Link, Peer};
 use crate::run::rng;
 use rand::seq::SliceRandom;
 use rand::Rng;

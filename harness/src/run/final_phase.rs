@@ -19,10 +19,10 @@
 
 use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use crate::cluster::journal::{JournalCollector, JournalError};
-use crate::cluster::transport::Transport;
 use crate::cluster::Cluster;
 use crate::faults::nemesis::Nemesis;
 use crate::faults::processes::ProcessWorld;
+use crate::os::transport::Transport;
 use crate::run::record::Recorder;
 use replica::bank::{Command, Op, OpResult};
 use replica::client_proto::{ClientRequest, ClientResponse};
@@ -549,7 +549,7 @@ mod tests {
             node: NodeId,
             request: ClientRequest,
             timeout: Duration,
-        ) -> crate::cluster::transport::CallFuture<'_> {
+        ) -> crate::os::transport::CallFuture<'_> {
             if let ClientRequest::Submit(Command {
                 op: Op::Read { account },
                 ..

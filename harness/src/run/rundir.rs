@@ -305,7 +305,7 @@ pub fn replica_version(bin: &Path) -> String {
         .stdout(std::process::Stdio::piped());
     command.stderr(std::process::Stdio::null());
     // A supervised child, so even this short-lived one cannot outlive the harness.
-    let mut child = match crate::cluster::process::Child::spawn(command) {
+    let mut child = match crate::os::process::Child::spawn(command) {
         Ok(child) => child,
         Err(e) => return format!("unknown ({e})"),
     };

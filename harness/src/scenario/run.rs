@@ -27,9 +27,9 @@
 
 use crate::clients::caller::Submitted;
 use crate::clients::workload::account_names;
-use crate::cluster::relay::{Link, Peer};
-use crate::cluster::ReplicaState;
 use crate::faults::nemesis::{cuts_value, names};
+use crate::os::process::ReplicaState;
+use crate::os::relay::{Link, Peer};
 use crate::run::record::Recorder;
 use crate::run::{self, RunError, RunOptions, RunSummary};
 use crate::scenario::repl::{parse_command, Input, KillTarget, LineReader, ReplCommand, HELP};

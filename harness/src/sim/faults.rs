@@ -8,9 +8,9 @@
 //! waits: every question (who leads) is answered at once, so the nemesis's futures are ready
 //! when first polled ([`at_once`]).
 
-use crate::cluster::relay::{Link, Peer};
 use crate::faults::nemesis::{FaultWorld, Nemesis};
 use crate::faults::schedule::DiskFault;
+use crate::os::relay::{Link, Peer};
 use crate::targets::TargetError;
 use checker::history::{Event, EventType};
 use replica::types::NodeId;

@@ -1,6 +1,6 @@
 //! etcd 3.4 as a [`Target`]: members as OS processes, the bank as etcd transactions.
 //!
-//! **Members.** Each member is an `etcd` process ([`crate::cluster::process::Child`]: own process group,
+//! **Members.** Each member is an `etcd` process ([`crate::os::process::Child`]: own process group,
 //! dies with the harness) with its data dir under `<run>/etcd/<node>` and its output in
 //! `<run>/<node>.log`, on loopback ports picked below the ephemeral range (a restarted member
 //! must get its ports back). A kill is SIGKILL, a restart reuses the data dir.
@@ -45,10 +45,10 @@ use super::{
     BankClient, BoxFuture, Inspect, PrepareSpec, ReadMode, Target, TargetError, TargetKind,
 };
 use crate::clients::caller::Submitted;
-use crate::cluster::process::Child;
-use crate::cluster::relay::{Link, Peer};
-use crate::cluster::relay_tcp::{TcpPathSpec, TcpRelay};
-use crate::cluster::ReplicaState;
+use crate::os::process::Child;
+use crate::os::process::ReplicaState;
+use crate::os::relay::{Link, Peer};
+use crate::os::relay_tcp::{TcpPathSpec, TcpRelay};
 use crate::run::record::Recorder;
 use crate::run::rundir::NetMode;
 use checker::final_state::{ExecutedEntry, FinalState, NodeFinal};
@@ -340,7 +340,7 @@ impl EtcdTarget {
             }
         });
         let mut out = BTreeMap::new();
-        for (node, r) in crate::cluster::join_all(asks).await {
+        for (node, r) in crate::os::transport::join_all(asks).await {
             if let Ok(Ok(s)) = r {
                 let leader = self.member_ids.get(&s.leader()).copied().or_else(|| {
                     // Before the ids are known, a member that leads says so by its own id.
@@ -767,9 +767,9 @@ fn header_revision(h: Option<&etcd_client::ResponseHeader>) -> Option<i64> {
 }
 
 /// `2 * n` distinct loopback TCP ports below the ephemeral range (see
-/// `cluster::reservable_range`), free when picked.
+/// `os::ports::reservable_range`), free when picked.
 fn reserve_tcp_ports(n: usize) -> Result<Vec<SocketAddr>, EtcdError> {
-    let (low, high) = crate::cluster::reservable_range();
+    let (low, high) = crate::os::ports::reservable_range();
     let mut rng = rand::thread_rng();
     let mut held = Vec::with_capacity(n);
     for _ in 0..n.saturating_mul(200).max(200) {

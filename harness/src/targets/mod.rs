@@ -15,7 +15,7 @@
 //!
 //! 1. Give [`TargetKind`] a variant (it is the `--target` value and run.toml's `target`).
 //! 2. Write a module with a struct that owns the processes and implements [`Target`]:
-//!    processes through [`crate::cluster::process::Child`] (no orphans, SIGSTOP/SIGCONT reach the
+//!    processes through [`crate::os::process::Child`] (no orphans, SIGSTOP/SIGCONT reach the
 //!    process group), data dirs under the run directory, ports from the OS (port 0).
 //! 3. Map the bank onto the system in a [`BankClient`]: every operation ends as one
 //!    [`Submitted`]. `Executed` carries the system's position of the operation (`exec_index`:
@@ -34,8 +34,8 @@
 //! ```
 //! use harness::clients::caller::Submitted;
 //! use harness::run::record::Recorder;
-//! use harness::cluster::relay::Link;
-//! use harness::cluster::ReplicaState;
+//! use harness::os::relay::Link;
+//! use harness::os::process::ReplicaState;
 //! use harness::targets::{BankClient, BoxFuture, Target, TargetError, TargetKind};
 //! use replica::bank::{Command, Reply, OpResult};
 //! use replica::types::NodeId;
@@ -101,8 +101,9 @@ pub mod faultline;
 
 use crate::clients::caller::Submitted;
 use crate::cluster::journal::JournalError;
-use crate::cluster::relay::Link;
-use crate::cluster::{ClusterError, ReplicaState};
+use crate::cluster::ClusterError;
+use crate::os::process::ReplicaState;
+use crate::os::relay::Link;
 use crate::run::record::Recorder;
 use replica::bank::Command;
 use replica::types::NodeId;
@@ -280,7 +281,7 @@ pub trait Target: Send {
     }
     /// The transport for requests outside the bank's operations (arming a failpoint), if the
     /// target's nodes speak the faultline client protocol.
-    fn control(&self) -> Option<Arc<dyn crate::cluster::transport::Transport>> {
+    fn control(&self) -> Option<Arc<dyn crate::os::transport::Transport>> {
         None
     }
     /// How many nodes must be up for a write to commit: a majority, for both targets.

@@ -87,7 +87,7 @@ pub fn options(out: &Path, seed: u64, params: RunParams) -> RunOptions {
 }
 
 #[allow(unused_imports)]
-pub use harness::cluster::process::alive;
+pub use harness::os::process::alive;
 
 /// Pids whose parent is `parent`.
 pub fn children_of(parent: u32) -> Vec<u32> {

@@ -18,7 +18,7 @@ use super::{
     balances_of, executed_entry, header_revision, watch_history, EtcdTarget, Revision,
     ACCOUNT_PREFIX, CONTROL_TIMEOUT,
 };
-use crate::cluster::ReplicaState;
+use crate::os::process::ReplicaState;
 use crate::scenario::repl::{balances_table, table, BalancesRow};
 use crate::targets::{Inspect, Target};
 use checker::history::EventType;
@@ -70,13 +70,16 @@ impl EtcdTarget {
                 let asks = processes
                     .iter()
                     .map(|&(n, p)| async move { (n, this.ask(p, this.member_db(n)).await) });
-                render_db(&crate::cluster::join_all(asks).await)
+                render_db(&crate::os::transport::join_all(asks).await)
             }
             Inspect::Log(_) => {
                 let asks = processes
                     .iter()
                     .map(|&(n, p)| async move { (n, this.ask(p, this.member_log(n)).await) });
-                render_log(self.base_revision, &crate::cluster::join_all(asks).await)
+                render_log(
+                    self.base_revision,
+                    &crate::os::transport::join_all(asks).await,
+                )
             }
             Inspect::Position { at, .. } => render_position(
                 *at,
@@ -108,7 +111,7 @@ impl EtcdTarget {
         let asks = processes
             .iter()
             .map(|&(n, p)| async move { (n, p, self.ask(p, self.member_status(n)).await) });
-        crate::cluster::join_all(asks).await
+        crate::os::transport::join_all(asks).await
     }
 
     fn control_client(&self, node: NodeId) -> Reply<etcd_client::Client> {

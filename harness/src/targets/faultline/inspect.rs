@@ -4,7 +4,7 @@
 //! touch; the answers are drawn as the tables of [`crate::scenario::repl`].
 
 use super::FaultlineTarget;
-use crate::cluster::ReplicaState;
+use crate::os::process::ReplicaState;
 use crate::scenario::repl::{
     render_db, render_log, render_slot, render_slots, render_status, render_views, Answer,
 };
@@ -62,7 +62,7 @@ impl FaultlineTarget {
                 (n, answer)
             }
         });
-        crate::cluster::join_all(asks).await
+        crate::os::transport::join_all(asks).await
     }
 
     async fn overview(&mut self) -> String {

@@ -1,6 +1,6 @@
 //! A TCP relay that puts a TCP system's links under the harness's control, so partitions of a
 //! system like etcd need no root, no iptables and no network namespaces, as with the UDP
-//! [`crate::cluster::relay`] for the replica.
+//! [`crate::os::relay`] for the replica.
 //!
 //! How: every node gets one listening port for its peers and one for clients; the system under
 //! test is told to advertise the relay's ports instead of its own. A connection accepted on a
@@ -25,7 +25,7 @@
 //! holds n1's bytes to n2 both on n1's connections to n2 and on n2's connections to n1 (where n1
 //! only answers).
 
-use crate::cluster::relay::{Link, Peer, RelayError};
+use crate::os::relay::{Link, Peer, RelayError};
 use replica::types::NodeId;
 use std::collections::HashMap;
 use std::net::SocketAddr;

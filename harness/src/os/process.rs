@@ -215,6 +215,14 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// The state of one replica as the harness left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplicaState {
+    Running,
+    Paused,
+    Down,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
