@@ -11,9 +11,9 @@
 //! with a worked example, for adding a third system.
 //!
 //! The rooms, in the order a run uses them:
-//! - [`targets`]: the system under test behind one trait (faultline, etcd);
+//! - [`targets`]: the system under test behind one trait: faultline (its cluster of replica
+//!   processes, the journal collector behind final.json) and etcd;
 //! - [`os`]: the OS plumbing both targets use: processes, the UDP and TCP relays, transports;
-//! - [`cluster`]: the faultline cluster: certificates, cluster.toml, its replicas, the journal;
 //! - [`clients`]: the workload, the client loops and the submit-until-answered rule;
 //! - [`faults`]: the fault schedule, the nemesis that carries it out, drawn tunables;
 //! - [`run`]: one run from start to verdict, campaigns, replay, bench, zoo, the run directory;
@@ -22,7 +22,6 @@
 //! - [`fleet`]: slices of a sweep over many machines, their summaries and their merge.
 
 pub mod clients;
-pub mod cluster;
 pub mod faults;
 pub mod fleet;
 pub mod os;

@@ -5,9 +5,9 @@ mod common;
 
 use harness::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use harness::clients::workload::account_names;
-use harness::cluster::{Cluster, ClusterSpec};
 use harness::faults::schedule::{partition_cuts, Partition};
 use harness::run::rundir::NetMode;
+use harness::targets::faultline::cluster::{Cluster, ClusterSpec};
 use replica::bank::{Command, Op};
 use replica::types::{ClientId, NodeId, RequestId};
 use std::time::Duration;

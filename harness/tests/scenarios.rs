@@ -50,7 +50,7 @@ async fn run_file_on(name: &str, params: RunParams, expected_replicas: usize) {
     assert!(summary.ok >= transfers, "{summary:?}");
     let final_state = checker::final_state::FinalState::load(dir.join("final.json")).unwrap();
     // Entries named like `n3:1-7` are earlier segments of a replica's journal, without
-    // balances (see harness::cluster::journal); the replicas themselves carry their final balances.
+    // balances (see harness::targets::faultline::journal); the replicas themselves carry their final balances.
     let replicas: Vec<_> = final_state
         .nodes
         .iter()

@@ -215,7 +215,7 @@ fn next_after(nodes: &[NodeId], node: NodeId, rotation: usize) -> NodeId {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::fake::FakeCluster;
+    use crate::targets::faultline::fake::FakeCluster;
     use replica::bank::{Op, OpResult};
     use replica::types::{ClientId, RequestId};
 

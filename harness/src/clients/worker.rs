@@ -80,7 +80,7 @@ mod tests {
     use super::*;
     use crate::clients::caller::{LeaderHint, RetryPolicy};
     use crate::clients::workload::account_names;
-    use crate::cluster::fake::FakeCluster;
+    use crate::targets::faultline::fake::FakeCluster;
     use crate::targets::faultline::FaultlineClient;
     use replica::types::NodeId;
 

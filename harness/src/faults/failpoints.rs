@@ -267,8 +267,8 @@ fn skip(recorder: &Recorder, reason: String) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::fake::FakeCluster;
     use crate::os::transport::CallFuture;
+    use crate::targets::faultline::fake::FakeCluster;
     use serde_json::Value;
     use std::collections::{BTreeMap, BTreeSet};
     use std::sync::Mutex;

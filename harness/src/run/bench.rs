@@ -494,7 +494,11 @@ mod tests {
     fn fake_client(shard_of: Option<Vec<u32>>) -> BenchClient {
         BenchClient {
             bank: Arc::new(crate::targets::faultline::FaultlineClient {
-                transport: Arc::new(crate::cluster::fake::FakeCluster::new(1, &[], 10)),
+                transport: Arc::new(crate::targets::faultline::fake::FakeCluster::new(
+                    1,
+                    &[],
+                    10,
+                )),
                 nodes: Vec::new(),
                 hint: Arc::default(),
                 policy: Default::default(),

@@ -18,12 +18,12 @@
 //! every replica until one is answered or the bound and a margin have passed.
 
 use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
-use crate::cluster::journal::{JournalCollector, JournalError};
-use crate::cluster::Cluster;
 use crate::faults::nemesis::Nemesis;
 use crate::faults::processes::ProcessWorld;
 use crate::os::transport::Transport;
 use crate::run::record::Recorder;
+use crate::targets::faultline::cluster::Cluster;
+use crate::targets::faultline::journal::{JournalCollector, JournalError};
 use replica::bank::{Command, Op, OpResult};
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::types::{ClientId, NodeId, RequestId};
@@ -494,7 +494,7 @@ async fn call_with_retries(
 mod tests {
     use super::*;
     use crate::clients::workload::account_names;
-    use crate::cluster::fake::FakeCluster;
+    use crate::targets::faultline::fake::FakeCluster;
     use replica::bank::OpResult;
 
     #[tokio::test]

@@ -20,8 +20,6 @@ pub mod zoo;
 
 use crate::clients::worker::{pace_for, spawn_workers, WorkerContext};
 use crate::clients::workload::{account_names, ShardMix};
-use crate::cluster::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
-use crate::cluster::{Cluster, ClusterError};
 use crate::faults::failpoints;
 use crate::faults::nemesis::Nemesis;
 use crate::faults::processes::{FaultLabel, ProcessWorld};
@@ -30,6 +28,8 @@ use crate::run::final_phase::heal_all;
 use crate::run::progress::Progress;
 use crate::run::record::Recorder;
 use crate::run::rundir::{NetMode, RunDirError, RunInfo, RunParams};
+use crate::targets::faultline::cluster::{Cluster, ClusterError};
+use crate::targets::faultline::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
 use crate::targets::{self, PrepareSpec, Target, TargetError, TargetKind};
 use checker::Results;
 use serde::{Deserialize, Serialize};
@@ -458,7 +458,7 @@ pub async fn prepare_target(
 pub const JOURNAL_EVERY: Duration = Duration::from_millis(100);
 
 /// Starts collecting the replicas' executed journals into `dir/journals` (see
-/// [`crate::cluster::journal`]).
+/// [`crate::targets::faultline::journal`]).
 pub fn start_sampler(dir: &Path, cluster: &Cluster) -> Result<Sampler, RunError> {
     let collector = JournalCollector::new(&dir.join("journals"), cluster.nodes())?;
     Ok(spawn_sampler(

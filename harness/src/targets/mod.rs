@@ -100,11 +100,11 @@ pub mod etcd;
 pub mod faultline;
 
 use crate::clients::caller::Submitted;
-use crate::cluster::journal::JournalError;
-use crate::cluster::ClusterError;
 use crate::os::process::ReplicaState;
 use crate::os::relay::Link;
 use crate::run::record::Recorder;
+use crate::targets::faultline::cluster::ClusterError;
+use crate::targets::faultline::journal::JournalError;
 use replica::bank::Command;
 use replica::types::NodeId;
 use serde::{Deserialize, Serialize};

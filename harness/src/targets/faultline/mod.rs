@@ -1,7 +1,7 @@
 //! The faultline replica cluster as a [`Target`]: [`Cluster`] (processes, UDP relay, control
 //! transport) plus what a run adds around it: the shared leader hint and retry policy of the
 //! client workers ([`crate::clients::caller`]), and the journal sampler that collects every replica's
-//! executed log while the run goes on ([`crate::cluster::journal`]). The scenario prompt's
+//! executed log while the run goes on ([`crate::targets::faultline::journal`]). The scenario prompt's
 //! questions are the replica's own introspection requests ([`inspect`]).
 //!
 //! A sharded bank (`--shards`) is one [`Cluster`] of every shard's replicas. Its clients
@@ -10,17 +10,20 @@
 //! as the replica's own client library routes; the final phase reads no `read_all` (no
 //! cross-shard snapshot yet) and writes final.json in the sharded shape.
 
+pub mod cluster;
+pub mod fake;
 mod inspect;
+pub mod journal;
 
 use super::{BankClient, BoxFuture, Inspect, PrepareSpec, Target, TargetError, TargetKind};
 use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
-use crate::cluster::journal::{spawn_sampler, JournalCollector, Sampler};
-use crate::cluster::{Cluster, ClusterError, ClusterSpec};
 use crate::os::process::ReplicaState;
 use crate::os::relay::Link;
 use crate::os::transport::Transport;
 use crate::run::final_phase::{settle_and_fetch, FinalTimeouts};
 use crate::run::record::Recorder;
+use crate::targets::faultline::cluster::{Cluster, ClusterError, ClusterSpec};
+use crate::targets::faultline::journal::{spawn_sampler, JournalCollector, Sampler};
 use replica::bank::{Command, Op};
 use replica::types::NodeId;
 use std::collections::BTreeMap;

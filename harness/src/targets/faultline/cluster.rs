@@ -10,9 +10,6 @@
 //! Processes are [`crate::os::process::Child`]ren: their own process group, SIGKILL on harness
 //! death, killed on drop. Dropping a `Cluster` therefore stops every replica.
 
-pub mod fake;
-pub mod journal;
-
 use crate::os::ports::reservable_range;
 use crate::os::process::{Child, ReplicaState};
 use crate::os::relay::{Link, PathSpec, Peer, Relay};

@@ -468,7 +468,7 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::fake::FakeCluster;
+    use crate::targets::faultline::fake::FakeCluster;
     use checker::final_state::FinalState;
     use replica::bank::{Command, Op};
     use replica::types::{ClientId, RequestId};
