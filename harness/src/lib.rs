@@ -25,6 +25,7 @@ pub mod clients;
 pub mod faults;
 pub mod fleet;
 pub mod os;
+pub mod params;
 pub mod run;
 pub mod scenario;
 pub mod sim;

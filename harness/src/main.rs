@@ -13,13 +13,14 @@ use harness::faults::tunables::Pins;
 use harness::fleet::merge::MergeError;
 use harness::fleet::slice::SliceError;
 use harness::os::process::kill_all_children;
+use harness::params::{NetMode, RunParams};
+use harness::params::{ReadMode, TargetKind};
 use harness::run::bench::{self, BenchOptions};
 use harness::run::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
-use harness::run::rundir::{default_replica_bin, parse_duration, NetMode, RunParams};
+use harness::run::rundir::{default_replica_bin, parse_duration};
 use harness::run::{ms, RunError, RunOptions, RunSummary};
 use harness::scenario::run::{run_scenario, ScenarioOptions};
 use harness::targets::etcd::find_etcd_bin;
-use harness::targets::{ReadMode, TargetKind};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -281,7 +282,7 @@ impl ShardArgs {
         if self.shards <= 1 {
             return;
         }
-        let shape = harness::run::rundir::ShardParams {
+        let shape = harness::params::ShardParams {
             shards: self.shards,
             replicas_per_shard: self.replicas_per_shard,
             cross_shard_share: self.cross_shard_share,

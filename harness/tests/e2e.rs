@@ -4,7 +4,7 @@
 mod common;
 
 use harness::faults::schedule::{Fault, FaultFamily};
-use harness::run::rundir::RunParams;
+use harness::params::RunParams;
 use harness::run::{run_in_campaign, schedule_for};
 use std::collections::BTreeSet;
 

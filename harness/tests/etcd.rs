@@ -11,9 +11,9 @@
 mod common;
 
 use harness::faults::schedule::{Fault, FaultFamily};
-use harness::run::rundir::RunParams;
+use harness::params::RunParams;
+use harness::params::{ReadMode, TargetKind};
 use harness::run::{run_in_campaign, schedule_for};
-use harness::targets::{ReadMode, TargetKind};
 use std::collections::BTreeSet;
 
 fn valid_params() -> RunParams {

@@ -6,7 +6,7 @@ mod common;
 use harness::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use harness::clients::workload::account_names;
 use harness::faults::schedule::{partition_cuts, Partition};
-use harness::run::rundir::NetMode;
+use harness::params::NetMode;
 use harness::targets::faultline::cluster::{Cluster, ClusterSpec};
 use replica::bank::{Command, Op};
 use replica::types::{ClientId, NodeId, RequestId};

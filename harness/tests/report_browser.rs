@@ -13,7 +13,8 @@
 //! operation on a timeline page (which must exist there, highlighted), and the timeline's
 //! pages labelled by their time range.
 
-use harness::run::rundir::{RunInfo, RunParams};
+use harness::params::RunParams;
+use harness::run::rundir::RunInfo;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -60,7 +61,7 @@ fn saved_run(out: &Path, name: &str, src: &Path, seed: u64) -> PathBuf {
         replica_version: "test".into(),
         harness_version: "test".into(),
         replays: None,
-        target: harness::targets::TargetKind::Faultline,
+        target: harness::params::TargetKind::Faultline,
         params: RunParams::default(),
         shards: Vec::new(),
     }

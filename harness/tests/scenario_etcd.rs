@@ -7,11 +7,11 @@
 
 mod common;
 
-use harness::run::rundir::RunParams;
+use harness::params::RunParams;
+use harness::params::TargetKind;
 use harness::run::INITIAL_BALANCE;
 use harness::scenario::run::{bank_accounts, expected_balances, run_scenario, ScenarioOptions};
 use harness::scenario::Scenario;
-use harness::targets::TargetKind;
 use std::time::Duration;
 
 /// Four sets on three members: set 1 fails the leader, set 2 brings it back, set 3 keeps n3

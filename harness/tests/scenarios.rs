@@ -3,7 +3,7 @@
 
 mod common;
 
-use harness::run::rundir::RunParams;
+use harness::params::RunParams;
 use harness::run::INITIAL_BALANCE;
 use harness::scenario::run::{bank_accounts, expected_balances, run_scenario, ScenarioOptions};
 use harness::scenario::Scenario;
@@ -94,7 +94,7 @@ async fn minority_sets_stall_and_recover() {
 /// leader, and transfers refused by a cross-shard lock are tried again until they execute.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_scenario_reaches_the_balances_it_implies() {
-    let shape = harness::run::rundir::ShardParams {
+    let shape = harness::params::ShardParams {
         shards: 3,
         replicas_per_shard: 3,
         cross_shard_share: 0.5,

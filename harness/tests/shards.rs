@@ -5,7 +5,7 @@
 mod common;
 
 use harness::faults::schedule::FaultFamily;
-use harness::run::rundir::{RunParams, ShardParams};
+use harness::params::{RunParams, ShardParams};
 use harness::run::{run_in_campaign, schedule_for};
 use serde_json::Value;
 

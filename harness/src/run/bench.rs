@@ -20,9 +20,10 @@
 
 use crate::clients::caller::Submitted;
 use crate::clients::workload::{account_names, OpGen, ShardMix};
-use crate::run::rundir::NetMode;
+use crate::params::NetMode;
+use crate::params::TargetKind;
 use crate::run::{self, RunError, RunOptions};
-use crate::targets::{BankClient, TargetKind};
+use crate::targets::BankClient;
 use hdrhistogram::Histogram;
 use replica::bank::{Command, Op, OpResult};
 use replica::types::{ClientId, RequestId};

@@ -428,7 +428,8 @@ fn escape(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::rundir::{RunInfo, RunParams};
+    use crate::params::RunParams;
+    use crate::run::rundir::RunInfo;
 
     #[test]
     fn the_index_lists_every_run_with_its_verdict() {
@@ -440,7 +441,7 @@ mod tests {
             let dir = out.path().join(name);
             std::fs::create_dir(&dir).unwrap();
             RunInfo {
-                target: crate::targets::TargetKind::Faultline,
+                target: crate::params::TargetKind::Faultline,
                 accounts: vec!["A".into()],
                 initial_balance: 10,
                 seed,

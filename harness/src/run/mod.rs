@@ -24,13 +24,15 @@ use crate::faults::failpoints;
 use crate::faults::nemesis::Nemesis;
 use crate::faults::processes::{FaultLabel, ProcessWorld};
 use crate::faults::schedule::{self, FaultFamily, Step};
+use crate::params::TargetKind;
+use crate::params::{NetMode, RunParams, ShardParams};
 use crate::run::final_phase::heal_all;
 use crate::run::progress::Progress;
 use crate::run::record::Recorder;
-use crate::run::rundir::{NetMode, RunDirError, RunInfo, RunParams};
+use crate::run::rundir::{RunDirError, RunInfo};
 use crate::targets::faultline::cluster::{Cluster, ClusterError};
 use crate::targets::faultline::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
-use crate::targets::{self, PrepareSpec, Target, TargetError, TargetKind};
+use crate::targets::{self, PrepareSpec, Target, TargetError};
 use checker::Results;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -231,7 +233,7 @@ pub fn resolve_sharded_faults(
 }
 
 /// A sharded bank's shape and workload (see [`rundir::ShardParams`]).
-fn validate_shards(params: &RunParams, shape: &rundir::ShardParams) -> Result<(), RunError> {
+fn validate_shards(params: &RunParams, shape: &ShardParams) -> Result<(), RunError> {
     let bad = |m: String| Err(RunError::Invalid(m));
     if params.target != TargetKind::Faultline {
         return bad("--shards: only the faultline target runs a sharded bank".into());
@@ -442,7 +444,7 @@ pub async fn prepare_target(
     accounts: Vec<String>,
 ) -> Result<(PathBuf, Box<dyn Target>, RunInfo), RunError> {
     let (dir, info) = create_run_dir(opts, kind, accounts.clone())?;
-    let target = targets::prepare(PrepareSpec {
+    let target = targets::any::prepare(PrepareSpec {
         dir: &dir,
         params: &opts.params,
         accounts,
@@ -720,7 +722,7 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::rundir::ShardParams;
+    use crate::params::ShardParams;
 
     fn sharded(replica_bin: &Path) -> RunOptions {
         let shape = ShardParams {

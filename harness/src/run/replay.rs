@@ -11,12 +11,12 @@
 //! or the original was interrupted, the replay is "not comparable", never "reproduced". Only a
 //! simulated run (`harness sim`) replays exactly.
 
+use crate::params::TargetKind;
 use crate::run::rundir::RunInfo;
 use crate::run::{run_in_campaign, RunError, RunOptions, RunSummary};
 use crate::scenario::run::{
     load_prompt_log, run_scenario, ScenarioOptions, PROMPT_FILE, SCRIPT_ENDED,
 };
-use crate::targets::TargetKind;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -264,7 +264,7 @@ fn scenario_again(dir: &Path, run: RunOptions) -> ScenarioOptions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::run::rundir::RunParams;
+    use crate::params::RunParams;
 
     fn options(params: RunParams) -> RunOptions {
         RunOptions {

@@ -7,8 +7,8 @@
 //! checks caught it and where the failing report is.
 
 use crate::faults::schedule::FaultFamily;
+use crate::params::{RunParams, ShardParams};
 use crate::run::rates::{RateRow, RateTable};
-use crate::run::rundir::{RunParams, ShardParams};
 use crate::run::{run_in_campaign, RunError, RunOptions, RunSummary};
 use checker::{Results, Validity};
 use serde::Serialize;

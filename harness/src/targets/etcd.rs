@@ -39,18 +39,19 @@
 //! tells the checker that reads share their write's position, `"base_revision"` where the
 //! executed lists start.
 
+pub mod error;
 mod inspect;
 
-use super::{
-    BankClient, BoxFuture, Inspect, PrepareSpec, ReadMode, Target, TargetError, TargetKind,
-};
+use super::{BankClient, BoxFuture, Inspect, PrepareSpec, Target, TargetError};
 use crate::clients::caller::Submitted;
 use crate::os::process::Child;
 use crate::os::process::ReplicaState;
 use crate::os::relay::{Link, Peer};
 use crate::os::relay_tcp::{TcpPathSpec, TcpRelay};
+use crate::params::NetMode;
+use crate::params::{ReadMode, TargetKind};
 use crate::run::record::Recorder;
-use crate::run::rundir::NetMode;
+use crate::targets::etcd::error::EtcdError;
 use checker::final_state::{ExecutedEntry, FinalState, NodeFinal};
 use checker::history::{values, EventType};
 use etcd_client::{
@@ -78,39 +79,6 @@ pub const OP_PREFIX: &str = "/faultline/op/";
 const CONTROL_TIMEOUT: Duration = Duration::from_millis(700);
 /// Pause between two attempts of one operation after an error.
 const RETRY_PAUSE: Duration = Duration::from_millis(20);
-
-#[derive(Debug, thiserror::Error)]
-pub enum EtcdError {
-    #[error(
-        "etcd binary {0} not found: install it with `apt-get install etcd-server etcd-client`, \
-         or pass --etcd-bin"
-    )]
-    NoBinary(PathBuf),
-    #[error("cannot prepare {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot pick free ports: {0}")]
-    Ports(std::io::Error),
-    #[error("cannot start etcd member {node} ({bin}): {source}")]
-    Spawn {
-        node: NodeId,
-        bin: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("etcd: {0}")]
-    Client(String),
-    #[error("no etcd leader within {0:?}")]
-    NoLeader(Duration),
-    #[error("unknown etcd member {0}")]
-    UnknownNode(NodeId),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
 
 fn client_err(e: impl std::fmt::Display) -> EtcdError {
     EtcdError::Client(e.to_string())

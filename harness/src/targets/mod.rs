@@ -96,18 +96,19 @@
 //! assert_eq!(toy.heal_everything().unwrap(), vec!["restarted n1".to_string()]);
 //! ```
 
+pub mod any;
 pub mod etcd;
 pub mod faultline;
 
 use crate::clients::caller::Submitted;
 use crate::os::process::ReplicaState;
 use crate::os::relay::Link;
+use crate::params::{RunParams, TargetKind};
 use crate::run::record::Recorder;
 use crate::targets::faultline::cluster::ClusterError;
 use crate::targets::faultline::journal::JournalError;
 use replica::bank::Command;
 use replica::types::NodeId;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::Path;
@@ -117,40 +118,6 @@ use tokio::time::Instant;
 
 /// A boxed future, so [`Target`] stays object-safe (`Box<dyn Target>`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// Which system a run tests (`--target`, and `target` in run.toml).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum TargetKind {
-    /// The faultline replica built beside the harness.
-    #[default]
-    Faultline,
-    /// etcd 3.4 members (`etcd` on PATH or `--etcd-bin`).
-    Etcd,
-}
-
-impl TargetKind {
-    pub fn name(self) -> &'static str {
-        match self {
-            TargetKind::Faultline => "faultline",
-            TargetKind::Etcd => "etcd",
-        }
-    }
-
-    /// Whether the target's reads share the position of the write they observed
-    /// (`"positions": "shared_reads"` in final.json) instead of taking one of their own.
-    pub fn shared_read_positions(self) -> bool {
-        self == TargetKind::Etcd
-    }
-
-    /// What the target's nodes are called in messages and tables.
-    pub fn node_noun(self) -> &'static str {
-        match self {
-            TargetKind::Faultline => "replica",
-            TargetKind::Etcd => "member",
-        }
-    }
-}
 
 /// A question the scenario prompt asks about the nodes' insides, of one node or of all.
 /// Each target answers in its own terms (slots and ballots for faultline, revisions and raft
@@ -184,17 +151,6 @@ impl Inspect {
     }
 }
 
-/// How etcd serves reads (`--etcd-reads`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum ReadMode {
-    /// Through the leader's read index: never stale.
-    #[default]
-    Linearizable,
-    /// Served from the member's own state: may be stale (documented by etcd).
-    Serializable,
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error(transparent)]
@@ -202,7 +158,7 @@ pub enum TargetError {
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error(transparent)]
-    Etcd(#[from] etcd::EtcdError),
+    Etcd(#[from] crate::targets::etcd::error::EtcdError),
     /// A fault this target cannot do (a simulator-only fault asked of processes).
     #[error("{0}")]
     Unsupported(String),
@@ -311,19 +267,11 @@ pub trait Target: Send {
 #[derive(Clone, Debug)]
 pub struct PrepareSpec<'a> {
     pub dir: &'a Path,
-    pub params: &'a crate::run::rundir::RunParams,
+    pub params: &'a RunParams,
     pub accounts: Vec<String>,
     pub initial_balance: i64,
     /// The faultline replica binary.
     pub replica_bin: &'a Path,
     /// The etcd binary.
     pub etcd_bin: &'a Path,
-}
-
-/// Prepares and starts the cluster `spec.params.target` names; returns once it has a leader.
-pub async fn prepare(spec: PrepareSpec<'_>) -> Result<Box<dyn Target>, TargetError> {
-    match spec.params.target {
-        TargetKind::Faultline => Ok(Box::new(faultline::FaultlineTarget::prepare(&spec).await?)),
-        TargetKind::Etcd => Ok(Box::new(etcd::EtcdTarget::prepare(&spec).await?)),
-    }
 }

@@ -1,7 +1,8 @@
 //! Helpers shared by the harness's real-process tests.
 #![allow(dead_code)]
 
-use harness::run::rundir::{default_replica_bin, RunParams};
+use harness::params::RunParams;
+use harness::run::rundir::default_replica_bin;
 use harness::run::RunOptions;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;

@@ -14,7 +14,7 @@ use crate::os::ports::reservable_range;
 use crate::os::process::{Child, ReplicaState};
 use crate::os::relay::{Link, PathSpec, Peer, Relay};
 use crate::os::transport::{join_all, QuicTransport, Transport};
-use crate::run::rundir::NetMode;
+use crate::params::NetMode;
 use rand::Rng;
 use replica::client_proto::{ClientRequest, ClientResponse, NodeStatus, Role};
 use replica::config::{ClusterConfig, Route};
@@ -86,7 +86,7 @@ pub struct ClusterSpec {
     /// A campaign's drawn tunables (override the checkpoint interval).
     pub tunables: Option<crate::faults::tunables::Tunables>,
     /// A sharded bank (`nodes` must then be shards × replicas per shard).
-    pub shards: Option<crate::run::rundir::ShardParams>,
+    pub shards: Option<crate::params::ShardParams>,
 }
 
 /// One replica's files and process.

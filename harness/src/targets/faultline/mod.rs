@@ -15,11 +15,12 @@ pub mod fake;
 mod inspect;
 pub mod journal;
 
-use super::{BankClient, BoxFuture, Inspect, PrepareSpec, Target, TargetError, TargetKind};
+use super::{BankClient, BoxFuture, Inspect, PrepareSpec, Target, TargetError};
 use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use crate::os::process::ReplicaState;
 use crate::os::relay::Link;
 use crate::os::transport::Transport;
+use crate::params::TargetKind;
 use crate::run::final_phase::{settle_and_fetch, FinalTimeouts};
 use crate::run::record::Recorder;
 use crate::targets::faultline::cluster::{Cluster, ClusterError, ClusterSpec};
