@@ -18,7 +18,7 @@ use harness::params::{ReadMode, TargetKind};
 use harness::run::bench::{self, BenchOptions};
 use harness::run::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
 use harness::run::rundir::{default_replica_bin, parse_duration};
-use harness::run::{ms, RunError, RunOptions, RunSummary};
+use harness::run::shared::{ms, RunError, RunOptions, RunSummary};
 use harness::scenario::run::{run_scenario, ScenarioOptions};
 use harness::targets::etcd::find_etcd_bin;
 use std::path::PathBuf;
@@ -808,7 +808,8 @@ async fn replay(args: &ReplayArgs) -> anyhow::Result<i32> {
             dir.display()
         )));
     }
-    use harness::run::replay::{original_outcome, unfaithful_after, unfaithful_before, Outcome};
+    use harness::run::replay::{unfaithful_after, unfaithful_before};
+    use harness::run::store::{original_outcome, Outcome};
     let original = original_outcome(dir);
     let unfaithful = unfaithful_before(dir);
     let summary = harness::run::replay::replay(

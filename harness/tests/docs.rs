@@ -7,7 +7,7 @@
 //! `checker/tests/docs.rs`.
 
 use harness::run::rundir::RunInfo;
-use harness::run::RunSummary;
+use harness::run::shared::RunSummary;
 use harness::sim::{SimRunInfo, SimSummary};
 use replica::config::ClusterConfig;
 use serde_json::Value;

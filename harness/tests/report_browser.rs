@@ -266,7 +266,7 @@ fn reports_index_and_timeline_render_in_chromium_without_console_errors() {
     let valid = saved_run(&out, "20261202T000000Z-7", &generated_run(tmp.path()), 7);
     let invalid = saved_run(&out, "20261202T000100Z-8", &saved("lost-ack"), 8);
     let scenario = scenario_run(&out);
-    harness::run::campaign::write_index(&out).unwrap();
+    harness::run::index::write_index(&out).unwrap();
     let report = std::fs::read_to_string(invalid.join("report.html")).unwrap();
     assert!(report.contains("harness replay") && report.contains("checker check"));
     assert!(report.contains("href=\"timeline.html\""));

@@ -9,7 +9,7 @@ mod common;
 
 use harness::params::RunParams;
 use harness::params::TargetKind;
-use harness::run::INITIAL_BALANCE;
+use harness::run::shared::INITIAL_BALANCE;
 use harness::scenario::run::{bank_accounts, expected_balances, run_scenario, ScenarioOptions};
 use harness::scenario::Scenario;
 use std::time::Duration;

@@ -264,7 +264,7 @@ pub fn merge(opts: &MergeOptions) -> Result<MergedSummary, MergeError> {
     merged.seeds_twice = ranges(twice);
     merged.groups = groups(&tasks, opts);
     merged.exit_code = exit_code(&merged);
-    merged.verdict = crate::run::verdict_word(merged.exit_code).to_string();
+    merged.verdict = crate::run::shared::verdict_word(merged.exit_code).to_string();
     let json = serde_json::to_string_pretty(&merged).map_err(|e| MergeError::Write {
         path: opts.out.join(TASK_SUMMARY_FILE),
         message: e.to_string(),
@@ -633,7 +633,7 @@ mod tests {
             t.record(SeedResult {
                 seed,
                 exit_code,
-                verdict: crate::run::verdict_word(exit_code).into(),
+                verdict: crate::run::shared::verdict_word(exit_code).into(),
                 failed_checks: match exit_code {
                     1 => vec!["exactly-once".into()],
                     2 => vec!["panic".into()],

@@ -450,7 +450,7 @@ mod tests {
         SeedResult {
             seed,
             exit_code,
-            verdict: crate::run::verdict_word(exit_code).into(),
+            verdict: crate::run::shared::verdict_word(exit_code).into(),
             failed_checks: if exit_code == 0 {
                 vec![]
             } else {

@@ -22,7 +22,8 @@ use crate::clients::caller::Submitted;
 use crate::clients::workload::{account_names, OpGen, ShardMix};
 use crate::params::NetMode;
 use crate::params::TargetKind;
-use crate::run::{self, RunError, RunOptions};
+use crate::run;
+use crate::run::shared::{RunError, RunOptions};
 use crate::targets::BankClient;
 use hdrhistogram::Histogram;
 use replica::bank::{Command, Op, OpResult};
@@ -434,7 +435,7 @@ impl BenchClient {
 pub fn save(report: &BenchReport, out: &std::path::Path) -> Result<PathBuf, RunError> {
     let (stamp, _) = crate::run::rundir::utc_now();
     let path = out.join(format!("bench-{stamp}.json"));
-    run::write_json(&path, report)?;
+    run::shared::write_json(&path, report)?;
     Ok(path)
 }
 

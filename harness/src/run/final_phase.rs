@@ -190,7 +190,7 @@ pub const PROGRESS_BOUND: Duration = Duration::from_millis(10_000);
 
 /// Writes `progress_bound_ms` at run.toml's top level; returns notes on what could not be.
 pub fn declare_progress_bound(dir: &Path, bound: Duration) -> Vec<String> {
-    let bound_ms = crate::run::ms(bound);
+    let bound_ms = crate::run::shared::ms(bound);
     match write_top_level(&dir.join("run.toml"), "progress_bound_ms", bound_ms) {
         Ok(()) => Vec::new(),
         Err(e) => vec![format!("progress is not judged: {e}")],
@@ -201,7 +201,7 @@ pub fn declare_progress_bound(dir: &Path, bound: Duration) -> Vec<String> {
 /// liveness promise holds) and writes `liveness_bound_ms` at run.toml's top level, where the
 /// checker's liveness check reads it. Returns notes on what could not be written.
 pub fn declare_stable(dir: &Path, recorder: &Recorder, bound: Duration) -> Vec<String> {
-    let bound_ms = crate::run::ms(bound);
+    let bound_ms = crate::run::shared::ms(bound);
     let mut notes = Vec::new();
     if let Err(e) = write_top_level(&dir.join("run.toml"), "liveness_bound_ms", bound_ms) {
         notes.push(format!("liveness is not judged: {e}"));

@@ -13,10 +13,10 @@
 //! an anomaly already proven on the recorded prefix keeps the run `invalid`: that history
 //! happened, and a bug found in it stays found.
 
-use crate::run::campaign::write_index;
+use crate::run::index::write_index;
 use crate::run::record::Recorder;
 use crate::run::rundir::RunInfo;
-use crate::run::{write_json, RunError, RunSummary, SUMMARY_FILE};
+use crate::run::shared::{write_json, RunError, RunSummary, SUMMARY_FILE};
 use checker::checks::Validity;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -107,7 +107,7 @@ fn save(run: Active, signal: &str) -> Result<RunSummary, RunError> {
         ok,
         fail,
         info,
-        verdict: crate::run::verdict_word(exit_code).to_string(),
+        verdict: crate::run::shared::verdict_word(exit_code).to_string(),
         exit_code,
         notes,
         elapsed_s: run.wall.elapsed().as_secs_f64(),

@@ -8,6 +8,7 @@
 pub mod bench;
 pub mod campaign;
 pub mod final_phase;
+pub mod index;
 pub mod interrupt;
 pub mod progress;
 pub mod rates;
@@ -15,6 +16,7 @@ pub mod record;
 pub mod replay;
 pub mod rng;
 pub mod rundir;
+pub mod shared;
 pub mod store;
 pub mod zoo;
 
@@ -29,111 +31,19 @@ use crate::params::{NetMode, RunParams, ShardParams};
 use crate::run::final_phase::heal_all;
 use crate::run::progress::Progress;
 use crate::run::record::Recorder;
-use crate::run::rundir::{RunDirError, RunInfo};
-use crate::targets::faultline::cluster::{Cluster, ClusterError};
-use crate::targets::faultline::journal::{spawn_sampler, JournalCollector, JournalError, Sampler};
-use crate::targets::{self, PrepareSpec, Target, TargetError};
+use crate::run::rundir::RunInfo;
+use crate::run::shared::{
+    verdict_word, write_json, RunError, RunOptions, RunSummary, DEFAULT_ACCOUNTS, INITIAL_BALANCE,
+    SUMMARY_FILE,
+};
+use crate::targets::faultline::cluster::Cluster;
+use crate::targets::faultline::journal::{spawn_sampler, JournalCollector, Sampler, JOURNAL_EVERY};
+use crate::targets::{self, PrepareSpec, Target};
 use checker::Results;
-use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::time::Instant;
-
-/// Every account starts with this much.
-pub const INITIAL_BALANCE: i64 = 10;
-/// Summary file the harness leaves in each run directory (read by the campaign index).
-pub const SUMMARY_FILE: &str = "harness.json";
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error(transparent)]
-    RunDir(#[from] RunDirError),
-    #[error(transparent)]
-    Cluster(#[from] ClusterError),
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("cannot check the run: {0}")]
-    Check(String),
-    #[error("{0}")]
-    Invalid(String),
-    #[error(transparent)]
-    Journal(#[from] JournalError),
-    #[error(transparent)]
-    Target(#[from] TargetError),
-}
-
-/// What a run needs besides its parameters.
-#[derive(Clone, Debug)]
-pub struct RunOptions {
-    pub params: RunParams,
-    pub seed: u64,
-    /// The reports directory; the run gets its own directory inside.
-    pub out: PathBuf,
-    pub replica_bin: PathBuf,
-    /// The etcd binary, for `--target etcd`.
-    pub etcd_bin: PathBuf,
-    pub progress: bool,
-    /// Keep the data directories and certificates of a checked run as they are (see
-    /// [`store`]: otherwise a valid run deletes them and a failing one packs them).
-    pub keep_data: bool,
-}
-
-/// What a run left behind, in short (also written as `harness.json`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct RunSummary {
-    pub dir: PathBuf,
-    pub seed: u64,
-    pub kind: String,
-    pub faults: u32,
-    pub invoked: u64,
-    pub ok: u64,
-    pub fail: u64,
-    pub info: u64,
-    /// `valid`, `invalid` or `unknown`.
-    pub verdict: String,
-    /// 0 valid, 1 invalid, 2 unknown.
-    pub exit_code: i32,
-    pub notes: Vec<String>,
-    pub elapsed_s: f64,
-    /// Why the run ended early (`interrupted`), if it did.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    /// The checker's outcome in one line (`invalid: exactly-once (2× executed twice);
-    /// first: ...`), when the run was checked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-}
-
-impl RunSummary {
-    /// What the terminal shows when a run ends: where, the verdict and the counts, then
-    /// the cause in one line and the notes.
-    pub fn outcome_lines(&self) -> String {
-        use checker::text::count;
-        let mut text = format!(
-            "{}: {} (seed {}, {}, {}: {} ok, {} fail, {} info, {:.1} s)\n",
-            self.dir.display(),
-            self.verdict,
-            self.seed,
-            count(self.faults, "fault"),
-            count(self.invoked, "operation"),
-            self.ok,
-            self.fail,
-            self.info,
-            self.elapsed_s
-        );
-        if let Some(cause) = &self.cause {
-            text.push_str(&format!("  {cause}\n"));
-        }
-        for note in &self.notes {
-            text.push_str(&format!("  note: {note}\n"));
-        }
-        text
-    }
-}
 
 /// Checks the parameters before anything is started: every refusal names the flag and why.
 pub fn validate(params: &RunParams) -> Result<(), RunError> {
@@ -310,14 +220,6 @@ pub fn warnings(params: &RunParams) -> Vec<String> {
     out
 }
 
-/// Accounts of the bank the course's scenarios assume (A to J).
-pub const DEFAULT_ACCOUNTS: u32 = 10;
-
-/// A duration in whole milliseconds, for run.toml.
-pub fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
 /// Fault families the network mode allows: no partitions without the relay.
 fn usable_families(params: &RunParams) -> Vec<FaultFamily> {
     params
@@ -455,9 +357,6 @@ pub async fn prepare_target(
     .await?;
     Ok((dir, target, info))
 }
-
-/// How often the replicas' executed journals are collected during a run.
-pub const JOURNAL_EVERY: Duration = Duration::from_millis(100);
 
 /// Starts collecting the replicas' executed journals into `dir/journals` (see
 /// [`crate::targets::faultline::journal`]).
@@ -698,25 +597,6 @@ pub fn check(dir: &Path) -> Result<Results, RunError> {
     checker::report::write_report(dir, &results)
         .map_err(|e| RunError::Check(format!("cannot write the report: {e}")))?;
     Ok(results)
-}
-
-pub fn verdict_word(exit_code: i32) -> &'static str {
-    match exit_code {
-        0 => "valid",
-        1 => "invalid",
-        _ => "unknown",
-    }
-}
-
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| RunError::Write {
-        path: path.to_path_buf(),
-        source: std::io::Error::other(e),
-    })?;
-    std::fs::write(path, text + "\n").map_err(|source| RunError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
 }
 
 #[cfg(test)]

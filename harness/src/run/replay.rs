@@ -12,8 +12,10 @@
 //! simulated run (`harness sim`) replays exactly.
 
 use crate::params::TargetKind;
+use crate::run::run_in_campaign;
 use crate::run::rundir::RunInfo;
-use crate::run::{run_in_campaign, RunError, RunOptions, RunSummary};
+use crate::run::shared::{RunError, RunOptions, RunSummary};
+use crate::run::store::Outcome;
 use crate::scenario::run::{
     load_prompt_log, run_scenario, ScenarioOptions, PROMPT_FILE, SCRIPT_ENDED,
 };
@@ -45,62 +47,6 @@ pub async fn replay(
     info.replays = Some(dir.display().to_string());
     info.write(&summary.dir)?;
     Ok(summary)
-}
-
-/// What a run is compared by: its verdict and, when its harness.json says, how many
-/// operations it invoked and faults it injected, and why it ended early.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Outcome {
-    pub verdict: String,
-    pub operations: Option<u64>,
-    pub faults: Option<u64>,
-    /// `interrupted` for a run stopped by a signal.
-    pub reason: Option<String>,
-}
-
-impl Outcome {
-    /// A finished run's outcome, from its summary.
-    pub fn of(summary: &RunSummary) -> Outcome {
-        Outcome {
-            verdict: summary.verdict.clone(),
-            operations: Some(summary.invoked),
-            faults: Some(u64::from(summary.faults)),
-            reason: summary.reason.clone(),
-        }
-    }
-}
-
-/// The outcome a run directory recorded (its harness.json, else the verdict of its
-/// results.json).
-pub fn original_outcome(dir: &Path) -> Option<Outcome> {
-    let read = |name: &str| -> Option<serde_json::Value> {
-        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok()
-    };
-    if let Some(s) = read(crate::run::SUMMARY_FILE) {
-        if let Some(verdict) = s.get("verdict").and_then(|v| v.as_str()) {
-            return Some(Outcome {
-                verdict: verdict.to_string(),
-                operations: s.get("invoked").and_then(serde_json::Value::as_u64),
-                faults: s.get("faults").and_then(serde_json::Value::as_u64),
-                reason: s.get("reason").and_then(|v| v.as_str()).map(str::to_string),
-            });
-        }
-    }
-    let valid = read("results.json")?.get("valid")?.clone();
-    let verdict = match valid {
-        serde_json::Value::Bool(true) => "valid",
-        serde_json::Value::Bool(false) => "invalid",
-        _ => "unknown",
-    };
-    Some(Outcome {
-        verdict: verdict.into(),
-        ..Outcome::default()
-    })
-}
-
-/// The verdict a run directory was given (its harness.json, else its results.json).
-pub fn original_verdict(dir: &Path) -> Option<String> {
-    original_outcome(dir).map(|o| o.verdict)
 }
 
 /// A replay's operations may be half to twice the original's and still be compared.
@@ -180,7 +126,8 @@ pub fn unfaithful_before(dir: &Path) -> Option<String> {
         return None;
     }
     let history = std::fs::read_to_string(dir.join("history.jsonl")).unwrap_or_default();
-    let summary = std::fs::read_to_string(dir.join(crate::run::SUMMARY_FILE)).unwrap_or_default();
+    let summary =
+        std::fs::read_to_string(dir.join(crate::run::shared::SUMMARY_FILE)).unwrap_or_default();
     let prompted = history.contains("\"target\":\"prompt\"") || summary.contains("at the prompt");
     prompted.then(|| {
         "the original's commands at the interactive prompt were not recorded (no prompt.jsonl)"

@@ -12,6 +12,7 @@
 //! `harness prune` deletes whole run directories by age, by count (the newest N are kept) or by
 //! verdict, never the one `latest` points at, and prints the size of what it kept.
 
+use crate::run::shared::{RunSummary, SUMMARY_FILE};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -144,8 +145,7 @@ fn collect(dir: &Path, depth: u32, runs: &mut Vec<StoredRun>) {
         let run_toml = path.join("run.toml");
         match std::fs::metadata(&run_toml).and_then(|m| m.modified()) {
             Ok(started) => runs.push(StoredRun {
-                verdict: crate::run::replay::original_verdict(&path)
-                    .unwrap_or_else(|| "incomplete".into()),
+                verdict: original_verdict(&path).unwrap_or_else(|| "incomplete".into()),
                 bytes: size_of(&path),
                 dir: path,
                 started,
@@ -154,6 +154,62 @@ fn collect(dir: &Path, depth: u32, runs: &mut Vec<StoredRun>) {
             Err(_) => {}
         }
     }
+}
+
+/// What a run is compared by: its verdict and, when its harness.json says, how many
+/// operations it invoked and faults it injected, and why it ended early.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Outcome {
+    pub verdict: String,
+    pub operations: Option<u64>,
+    pub faults: Option<u64>,
+    /// `interrupted` for a run stopped by a signal.
+    pub reason: Option<String>,
+}
+
+impl Outcome {
+    /// A finished run's outcome, from its summary.
+    pub fn of(summary: &RunSummary) -> Outcome {
+        Outcome {
+            verdict: summary.verdict.clone(),
+            operations: Some(summary.invoked),
+            faults: Some(u64::from(summary.faults)),
+            reason: summary.reason.clone(),
+        }
+    }
+}
+
+/// The outcome a run directory recorded (its harness.json, else the verdict of its
+/// results.json).
+pub fn original_outcome(dir: &Path) -> Option<Outcome> {
+    let read = |name: &str| -> Option<serde_json::Value> {
+        serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok()
+    };
+    if let Some(s) = read(SUMMARY_FILE) {
+        if let Some(verdict) = s.get("verdict").and_then(|v| v.as_str()) {
+            return Some(Outcome {
+                verdict: verdict.to_string(),
+                operations: s.get("invoked").and_then(serde_json::Value::as_u64),
+                faults: s.get("faults").and_then(serde_json::Value::as_u64),
+                reason: s.get("reason").and_then(|v| v.as_str()).map(str::to_string),
+            });
+        }
+    }
+    let valid = read("results.json")?.get("valid")?.clone();
+    let verdict = match valid {
+        serde_json::Value::Bool(true) => "valid",
+        serde_json::Value::Bool(false) => "invalid",
+        _ => "unknown",
+    };
+    Some(Outcome {
+        verdict: verdict.into(),
+        ..Outcome::default()
+    })
+}
+
+/// The verdict a run directory was given (its harness.json, else its results.json).
+pub fn original_verdict(dir: &Path) -> Option<String> {
+    original_outcome(dir).map(|o| o.verdict)
 }
 
 /// What `harness prune` deletes: runs matching `verdicts` (empty: any) that are older than
@@ -239,7 +295,7 @@ mod tests {
         std::fs::write(dir.join("n1.log"), "log").unwrap();
         std::fs::write(dir.join("run.toml"), "seed = 1").unwrap();
         std::fs::write(
-            dir.join(crate::run::SUMMARY_FILE),
+            dir.join(crate::run::shared::SUMMARY_FILE),
             format!("{{\"verdict\":\"{verdict}\"}}"),
         )
         .unwrap();

@@ -9,7 +9,8 @@
 use crate::faults::schedule::FaultFamily;
 use crate::params::{RunParams, ShardParams};
 use crate::run::rates::{RateRow, RateTable};
-use crate::run::{run_in_campaign, RunError, RunOptions, RunSummary};
+use crate::run::run_in_campaign;
+use crate::run::shared::{RunError, RunOptions, RunSummary};
 use checker::{Results, Validity};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -380,7 +381,7 @@ pub async fn run_rates(
         path: opts.out.join("rates.json"),
         source,
     })?;
-    crate::run::campaign::write_index(&opts.out).map_err(|source| RunError::Write {
+    crate::run::index::write_index(&opts.out).map_err(|source| RunError::Write {
         path: opts.out.join("index.html"),
         source,
     })?;
@@ -419,13 +420,13 @@ pub fn render_table(rows: &[ZooRow]) -> String {
 
 fn write_zoo_files(out: &Path, rows: &[ZooRow]) -> Result<(), RunError> {
     let path = out.join("zoo.json");
-    crate::run::write_json(&path, &rows)?;
+    crate::run::shared::write_json(&path, &rows)?;
     let table = out.join("zoo.txt");
     std::fs::write(&table, render_table(rows)).map_err(|source| RunError::Write {
         path: table,
         source,
     })?;
-    crate::run::campaign::write_index(out).map_err(|source| RunError::Write {
+    crate::run::index::write_index(out).map_err(|source| RunError::Write {
         path: out.join("index.html"),
         source,
     })

@@ -31,8 +31,9 @@ use crate::faults::nemesis::{cuts_value, names};
 use crate::os::process::ReplicaState;
 use crate::os::relay::{Link, Peer};
 use crate::params::TargetKind;
+use crate::run;
 use crate::run::record::Recorder;
-use crate::run::{self, RunError, RunOptions, RunSummary};
+use crate::run::shared::{RunError, RunOptions, RunSummary};
 use crate::scenario::repl::{parse_command, Input, KillTarget, LineReader, ReplCommand, HELP};
 use crate::scenario::{Scenario, Set, SetStep, Transfer};
 use crate::targets::{BankClient, Inspect, Target};
@@ -150,7 +151,7 @@ impl Pending {
 /// The bank a scenario runs against (A..J, as in the original course); client k owns
 /// `accounts[k]`.
 pub fn bank_accounts() -> Vec<String> {
-    account_names(run::DEFAULT_ACCOUNTS as usize)
+    account_names(run::shared::DEFAULT_ACCOUNTS as usize)
 }
 
 /// Final balances if every transfer of the scenario executes and none overdraws, or `None` if
@@ -203,8 +204,8 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
     let mut run_opts = opts.run.clone();
     run_opts.params.nemesis = Vec::new();
     run_opts.params.scenario = Some(opts.file.clone());
-    run_opts.params.stall_ms = Some(run::ms(opts.stall));
-    run_opts.params.set_timeout_ms = Some(run::ms(opts.set_timeout));
+    run_opts.params.stall_ms = Some(run::shared::ms(opts.stall));
+    run_opts.params.set_timeout_ms = Some(run::shared::ms(opts.set_timeout));
     run::validate(&run_opts.params)?;
     let accounts = bank_accounts();
     let scenario = Scenario::load_checked(&opts.file, &accounts, run_opts.params.nodes)

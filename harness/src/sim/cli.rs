@@ -438,7 +438,7 @@ fn replay_with(
             .with_context(|| format!("cannot create {}", parent.display()))?;
     }
     let _ = std::fs::remove_dir_all(&out);
-    let original_verdict = crate::run::replay::original_verdict(dir);
+    let original_verdict = crate::run::store::original_verdict(dir);
     let outcome = match simulated {
         Ok(outcome) => outcome?,
         Err(message) => {

@@ -37,8 +37,9 @@ use crate::faults::schedule::{self, FaultFamily, Step, World, SCHEDULE_VERSION};
 use crate::faults::tunables::Tunables;
 use crate::params::ShardTable;
 use crate::run::record::{executed_entry, shard_entry};
-use crate::run::INITIAL_BALANCE;
-use crate::run::{accounts_for, check, write_json};
+use crate::run::shared::write_json;
+use crate::run::shared::INITIAL_BALANCE;
+use crate::run::{accounts_for, check};
 use checker::checks::Validity;
 use checker::final_state::{FinalState, NodeFinal};
 use checker::history::{Event, HistoryWriter};
@@ -742,16 +743,18 @@ pub fn write_and_check(
         dir: dir.to_path_buf(),
         seed: info.seed,
         exit_code,
-        verdict: crate::run::verdict_word(exit_code).to_string(),
+        verdict: crate::run::shared::verdict_word(exit_code).to_string(),
         failed_checks: failed_checks(&results),
         faults: outcome.faults,
         invoked: outcome.invoked,
         virtual_ms: outcome.virtual_ms,
         world_violations: outcome.world_violations.clone(),
     };
-    write_json(&dir.join(crate::run::SUMMARY_FILE), &summary).map_err(|e| SimError::Io {
-        path: dir.join(crate::run::SUMMARY_FILE),
-        message: e.to_string(),
+    write_json(&dir.join(crate::run::shared::SUMMARY_FILE), &summary).map_err(|e| {
+        SimError::Io {
+            path: dir.join(crate::run::shared::SUMMARY_FILE),
+            message: e.to_string(),
+        }
     })?;
     Ok(summary)
 }

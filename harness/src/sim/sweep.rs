@@ -292,7 +292,7 @@ pub fn keep_panic(
         dir: dir.to_path_buf(),
         seed,
         exit_code: 2,
-        verdict: crate::run::verdict_word(2).to_string(),
+        verdict: crate::run::shared::verdict_word(2).to_string(),
         failed_checks: vec!["panic".to_string()],
         faults: 0,
         invoked: 0,

@@ -3,7 +3,7 @@
 
 use harness::params::RunParams;
 use harness::run::rundir::default_replica_bin;
-use harness::run::RunOptions;
+use harness::run::shared::RunOptions;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

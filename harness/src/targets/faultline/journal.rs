@@ -32,6 +32,9 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// How often the replicas' executed journals are collected during a run.
+pub const JOURNAL_EVERY: Duration = Duration::from_millis(100);
+
 /// Entries asked for per FetchExecuted.
 const PAGE: u32 = 2_000;
 

@@ -279,7 +279,7 @@ impl Target for FaultlineTarget {
             self.sampler = Some(spawn_sampler(
                 collector,
                 self.cluster.control(),
-                crate::run::JOURNAL_EVERY,
+                crate::targets::faultline::journal::JOURNAL_EVERY,
                 Duration::from_secs(1),
             ));
             if let Some(leader) = self.cluster.leader().await {
