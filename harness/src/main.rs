@@ -506,18 +506,10 @@ fn exit_code_for(e: &anyhow::Error) -> i32 {
     }
 }
 
-/// The error and its causes on one line, each cause once: our messages often quote their
-/// source already ("cannot read x: No such file"), and anyhow's `{:#}` would repeat it.
+/// The error and its causes on one line. Each error type of the workspace either prints its
+/// cause or chains it (never both), so anyhow's alternate form shows every cause once.
 fn render_error(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
+    format!("{e:#}")
 }
 
 fn warn_about(params: &RunParams) {
@@ -1289,7 +1281,7 @@ mod tests {
         let io = std::io::Error::from(std::io::ErrorKind::NotFound);
         let e = anyhow::Error::new(harness::run::rundir::RunDirError::Read {
             path: "x/run.toml".into(),
-            source: io,
+            cause: io,
         });
         let text = render_error(&e.context("cannot replay"));
         assert_eq!(text.matches("not found").count(), 1, "{text}");

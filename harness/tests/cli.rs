@@ -107,6 +107,36 @@ fn replaying_what_is_not_a_run_is_a_usage_error_said_once() {
     assert_eq!(all.matches("os error 2").count(), 1, "{all}");
 }
 
+/// Every error names what failed and then its cause, each once: an error type either prints
+/// its cause or chains it, never both (a missing scenario file, a reports directory that is a
+/// file).
+#[test]
+fn an_error_chain_says_each_cause_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.csv");
+    let output = run(&["scenario", missing.to_str().unwrap(), "--no-progress"]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(64), "{all}");
+    assert!(all.contains("missing.csv"), "{all}");
+    assert_eq!(all.matches("os error 2").count(), 1, "{all}");
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let reports = file.join("reports");
+    let output = run(&[
+        "run",
+        "--time",
+        "1s",
+        "--no-progress",
+        "--out",
+        reports.to_str().unwrap(),
+    ]);
+    let all = text(&output);
+    assert_eq!(output.status.code(), Some(70), "{all}");
+    assert!(all.contains("cannot create run directory"), "{all}");
+    assert_eq!(all.matches("os error 20").count(), 1, "{all}");
+}
+
 /// `harness sim --shards 3` keeps its run, and `harness replay` of it (a simulated run's
 /// run.toml is not a real run's) reproduces it byte for byte.
 #[test]

@@ -37,23 +37,23 @@ pub enum ClientError {
         addr: SocketAddr,
         after: Duration,
     },
-    #[error("cannot connect to {node} at {addr}: {source}")]
+    #[error("cannot connect to {node} at {addr}: {cause}")]
     Connect {
         node: NodeId,
         addr: SocketAddr,
-        source: quinn::ConnectError,
+        cause: quinn::ConnectError,
     },
-    #[error("connection to {node} at {addr} failed: {source}")]
+    #[error("connection to {node} at {addr} failed: {cause}")]
     Connection {
         node: NodeId,
         addr: SocketAddr,
-        source: quinn::ConnectionError,
+        cause: quinn::ConnectionError,
     },
-    #[error("{node} at {addr}: {source}")]
+    #[error("{node} at {addr}: {cause}")]
     Frame {
         node: NodeId,
         addr: SocketAddr,
-        source: FrameError,
+        cause: FrameError,
     },
     #[error("{node} at {addr} finished the stream without answering")]
     NoResponse { node: NodeId, addr: SocketAddr },
@@ -258,11 +258,11 @@ impl Client {
         let connecting = self
             .endpoint
             .connect(addr, &node.to_string())
-            .map_err(|source| ClientError::Connect { node, addr, source })?;
+            .map_err(|cause| ClientError::Connect { node, addr, cause })?;
         let connection =
             connecting
                 .await
-                .map_err(|source| ClientError::Connection { node, addr, source })?;
+                .map_err(|cause| ClientError::Connection { node, addr, cause })?;
         if peer_role(&connection) != Some(CertRole::Replica(node)) {
             connection.close(quinn::VarInt::from_u32(0), b"not the expected node");
             return Err(ClientError::WrongIdentity { node, addr });
@@ -299,8 +299,16 @@ enum ExchangeError {
 impl ExchangeError {
     fn into_client_error(self, node: NodeId, addr: SocketAddr) -> ClientError {
         match self {
-            ExchangeError::Connection(source) => ClientError::Connection { node, addr, source },
-            ExchangeError::Frame(source) => ClientError::Frame { node, addr, source },
+            ExchangeError::Connection(source) => ClientError::Connection {
+                node,
+                addr,
+                cause: source,
+            },
+            ExchangeError::Frame(source) => ClientError::Frame {
+                node,
+                addr,
+                cause: source,
+            },
             ExchangeError::NoResponse => ClientError::NoResponse { node, addr },
         }
     }

@@ -14,15 +14,15 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read cluster config {path}: {source}")]
+    #[error("cannot read cluster config {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cluster config {path} is not valid TOML for a cluster: {source}")]
+    #[error("cluster config {path} is not valid TOML for a cluster: {cause}")]
     Parse {
         path: PathBuf,
-        source: toml::de::Error,
+        cause: toml::de::Error,
     },
     #[error("cluster config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
@@ -188,12 +188,12 @@ impl ClusterConfig {
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         })?;
         let mut config: ClusterConfig =
             toml::from_str(&text).map_err(|source| ConfigError::Parse {
                 path: path.to_path_buf(),
-                source,
+                cause: source,
             })?;
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.to_path_buf(),

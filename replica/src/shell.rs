@@ -58,11 +58,10 @@ pub struct ShellConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ShellError {
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Storage {
         context: &'static str,
-        #[source]
-        source: StorageError,
+        cause: StorageError,
     },
     #[error(
         "the checkpoint in {dir} holds accounts {found:?}, but the cluster config names \
@@ -78,7 +77,7 @@ pub enum ShellError {
 }
 
 fn storage(context: &'static str) -> impl FnOnce(StorageError) -> ShellError {
-    move |source| ShellError::Storage { context, source }
+    move |cause| ShellError::Storage { context, cause }
 }
 
 /// PLANTED BUG `misread-log`: a recovery that reads each frame's length from its checksum

@@ -28,6 +28,8 @@ fn a_refusal_to_start_is_in_the_log_file() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no-such-cluster.toml"), "stderr: {stderr}");
+    // The cause is said once: the error prints it and does not also chain it.
+    assert_eq!(stderr.matches("os error 2").count(), 1, "stderr: {stderr}");
     let text = std::fs::read_to_string(&log).expect("the log file exists");
     assert!(
         text.contains("replica stopped") && text.contains("no-such-cluster.toml"),
@@ -63,5 +65,12 @@ async fn a_fatal_disk_error_is_in_the_log_file() {
     assert!(
         last.contains("replica stopped") && last.contains("its disk failed"),
         "the fatal error is the log's last line: {last:?}"
+    );
+    // The storage error, the shell's context and the server's each wrap the one below: the
+    // disk's own words appear once.
+    assert_eq!(
+        last.matches("os error").count(),
+        1,
+        "the cause once: {last:?}"
     );
 }

@@ -70,10 +70,10 @@ pub type Link = (Peer, Peer);
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error("relay cannot bind {addr}: {source}")]
+    #[error("relay cannot bind {addr}: {cause}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("relay path {from} -> {to} is declared twice")]
     DuplicatePath { from: Peer, to: Peer },
@@ -153,16 +153,16 @@ impl Relay {
                 .await
                 .map_err(|source| RelayError::Bind {
                     addr: path.listen,
-                    source,
+                    cause: source,
                 })?;
             let local = socket.local_addr().map_err(|source| RelayError::Bind {
                 addr: path.listen,
-                source,
+                cause: source,
             })?;
             relay.listen.insert((path.from, path.to), local);
             let listen = Io::new(socket).map_err(|source| RelayError::Bind {
                 addr: path.listen,
-                source,
+                cause: source,
             })?;
             let task = PathTask {
                 listen: Arc::new(listen),

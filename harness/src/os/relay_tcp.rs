@@ -146,7 +146,7 @@ impl TcpRelay {
                 });
             }
             let any = SocketAddr::from(([127, 0, 0, 1], 0));
-            let bind_error = |source| RelayError::Bind { addr: any, source };
+            let bind_error = |cause| RelayError::Bind { addr: any, cause };
             let listener = TcpListener::bind(any).await.map_err(bind_error)?;
             relay
                 .listen

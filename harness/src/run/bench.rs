@@ -147,7 +147,7 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<BenchReport, RunError> {
                 crate::run::store::retain(dir, true, opts.run.keep_data).map_err(|source| {
                     RunError::Write {
                         path: dir.clone(),
-                        source,
+                        cause: source,
                     }
                 })?;
             }

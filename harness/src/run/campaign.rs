@@ -50,7 +50,7 @@ pub async fn run_seeds(
         report(&summary);
         write_index(&opts.out).map_err(|source| RunError::Write {
             path: opts.out.join("index.html"),
-            source,
+            cause: source,
         })?;
         let failed = summary.exit_code != 0;
         summaries.push(summary);

@@ -117,7 +117,7 @@ fn save(run: Active, signal: &str) -> Result<RunSummary, RunError> {
     write_json(&run.dir.join(SUMMARY_FILE), &summary)?;
     write_index(&run.out).map_err(|source| RunError::Write {
         path: run.out.join("index.html"),
-        source,
+        cause: source,
     })?;
     Ok(summary)
 }
@@ -138,7 +138,7 @@ fn checked(dir: &Path, signal: &str) -> Result<Validity, RunError> {
     );
     results.write_json(dir).map_err(|source| RunError::Write {
         path: dir.join(checker::results::RESULTS_FILE),
-        source,
+        cause: source,
     })?;
     checker::report::write_report(dir, &results)
         .map_err(|e| RunError::Check(format!("cannot write the report: {e}")))?;

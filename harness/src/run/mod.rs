@@ -405,7 +405,7 @@ pub fn create_recorder(dir: &Path) -> Result<Arc<Recorder>, RunError> {
     let recorder = Recorder::create(&history, std::time::Instant::now()).map_err(|source| {
         RunError::Write {
             path: history,
-            source,
+            cause: source,
         }
     })?;
     let recorder = Arc::new(recorder);
@@ -486,7 +486,7 @@ pub fn apply_retention(summary: &mut RunSummary, keep_data: bool) -> Result<(), 
         store::retain(&summary.dir, summary.exit_code == 0, keep_data).map_err(|source| {
             RunError::Write {
                 path: summary.dir.clone(),
-                source,
+                cause: source,
             }
         })?;
     if done.removed_bytes == 0 {
@@ -592,7 +592,7 @@ pub fn check(dir: &Path) -> Result<Results, RunError> {
     let results = checker::check_run(dir).map_err(|e| RunError::Check(e.to_string()))?;
     results.write_json(dir).map_err(|source| RunError::Write {
         path: dir.join("results.json"),
-        source,
+        cause: source,
     })?;
     checker::report::write_report(dir, &results)
         .map_err(|e| RunError::Check(format!("cannot write the report: {e}")))?;

@@ -23,20 +23,20 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunDirError {
-    #[error("cannot create run directory {path}: {source}")]
+    #[error("cannot create run directory {path}: {cause}")]
     Create {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("{path} is not a usable run.toml: {message}")]
     Parse { path: PathBuf, message: String },
@@ -76,7 +76,7 @@ impl RunInfo {
             path: path.clone(),
             message: e.to_string(),
         })?;
-        std::fs::write(&path, text).map_err(|source| RunDirError::Write { path, source })
+        std::fs::write(&path, text).map_err(|cause| RunDirError::Write { path, cause })
     }
 
     /// Reads `run.toml` from a run directory.
@@ -84,7 +84,7 @@ impl RunInfo {
         let path = dir.join("run.toml");
         let text = std::fs::read_to_string(&path).map_err(|source| RunDirError::Read {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         toml::from_str(&text).map_err(|e| RunDirError::Parse {
             path,
@@ -120,7 +120,7 @@ pub fn utc_now() -> (String, String) {
 pub fn create(out: &Path, seed: u64) -> Result<(PathBuf, String), RunDirError> {
     std::fs::create_dir_all(out).map_err(|source| RunDirError::Create {
         path: out.to_path_buf(),
-        source,
+        cause: source,
     })?;
     let (stamp, rfc) = utc_now();
     let mut dir = out.join(format!("{stamp}-{seed}"));
@@ -131,7 +131,12 @@ pub fn create(out: &Path, seed: u64) -> Result<(PathBuf, String), RunDirError> {
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 dir = out.join(format!("{stamp}-{seed}-{k}"));
             }
-            Err(source) => return Err(RunDirError::Create { path: dir, source }),
+            Err(source) => {
+                return Err(RunDirError::Create {
+                    path: dir,
+                    cause: source,
+                })
+            }
         }
     }
     point_latest(out, &dir);

@@ -23,10 +23,10 @@ pub enum RunError {
     RunDir(#[from] RunDirError),
     #[error(transparent)]
     Cluster(#[from] ClusterError),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot check the run: {0}")]
     Check(String),
@@ -126,10 +126,10 @@ pub fn verdict_word(exit_code: i32) -> &'static str {
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| RunError::Write {
         path: path.to_path_buf(),
-        source: std::io::Error::other(e),
+        cause: std::io::Error::other(e),
     })?;
     std::fs::write(path, text + "\n").map_err(|source| RunError::Write {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }

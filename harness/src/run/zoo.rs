@@ -379,11 +379,11 @@ pub async fn run_rates(
     }
     table.write(&opts.out).map_err(|source| RunError::Write {
         path: opts.out.join("rates.json"),
-        source,
+        cause: source,
     })?;
     crate::run::index::write_index(&opts.out).map_err(|source| RunError::Write {
         path: opts.out.join("index.html"),
-        source,
+        cause: source,
     })?;
     Ok(table)
 }
@@ -424,11 +424,11 @@ fn write_zoo_files(out: &Path, rows: &[ZooRow]) -> Result<(), RunError> {
     let table = out.join("zoo.txt");
     std::fs::write(&table, render_table(rows)).map_err(|source| RunError::Write {
         path: table,
-        source,
+        cause: source,
     })?;
     crate::run::index::write_index(out).map_err(|source| RunError::Write {
         path: out.join("index.html"),
-        source,
+        cause: source,
     })
 }
 

@@ -30,11 +30,8 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("cannot read scenario {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read scenario {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     /// Bad lines, in file order (one per line of the message).
     #[error("{}", render_rows(path, rows))]
     Rows { path: String, rows: Vec<BadRow> },
@@ -97,7 +94,7 @@ impl Scenario {
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
             path: name.clone(),
-            source,
+            cause: source,
         })?;
         parse(&bytes, &name)
     }
@@ -129,7 +126,7 @@ impl Scenario {
         let name = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| ScenarioError::Read {
             path: name.clone(),
-            source,
+            cause: source,
         })?;
         let (scenario, mut rows) = parse_all(&bytes);
         rows.extend(scenario.range_errors(accounts, nodes));

@@ -217,7 +217,7 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
         run::prepare_target(&run_opts, "scenario", accounts.clone()).await?;
     target.begin().await?;
     let copy = dir.join("scenario.csv");
-    std::fs::copy(&opts.file, &copy).map_err(|source| RunError::Write { path: copy, source })?;
+    std::fs::copy(&opts.file, &copy).map_err(|cause| RunError::Write { path: copy, cause })?;
     let recorder = run::create_recorder(&dir)?;
     let node_shards = target.node_shards();
     if !node_shards.is_empty() {
@@ -256,7 +256,7 @@ pub async fn run_scenario(opts: &ScenarioOptions) -> Result<RunSummary, RunError
         (true, script) => {
             let path = dir.join(PROMPT_FILE);
             let file =
-                std::fs::File::create(&path).map_err(|source| RunError::Write { path, source })?;
+                std::fs::File::create(&path).map_err(|cause| RunError::Write { path, cause })?;
             if let Some(script) = script {
                 println!(
                     "replaying {} typed at the original's prompt",

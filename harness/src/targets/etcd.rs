@@ -164,7 +164,7 @@ impl EtcdTarget {
             let data_dir = spec.dir.join("etcd").join(&name);
             std::fs::create_dir_all(&data_dir).map_err(|source| EtcdError::Io {
                 path: data_dir.clone(),
-                source,
+                cause: source,
             })?;
             members.insert(
                 node,
@@ -445,7 +445,7 @@ impl EtcdTarget {
         let state = FinalState { nodes };
         let mut value = serde_json::to_value(&state).map_err(|e| EtcdError::Write {
             path: path.clone(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })?;
         if let Value::Object(map) = &mut value {
             map.insert("positions".into(), Value::from("shared_reads"));
@@ -453,9 +453,9 @@ impl EtcdTarget {
         }
         let text = serde_json::to_string(&value).map_err(|e| EtcdError::Write {
             path: path.clone(),
-            source: std::io::Error::other(e),
+            cause: std::io::Error::other(e),
         })?;
-        std::fs::write(&path, text + "\n").map_err(|source| EtcdError::Write { path, source })
+        std::fs::write(&path, text + "\n").map_err(|cause| EtcdError::Write { path, cause })
     }
 }
 
@@ -485,11 +485,11 @@ impl Target for EtcdTarget {
             .open(&member.log_file)
             .map_err(|source| EtcdError::Io {
                 path: member.log_file.clone(),
-                source,
+                cause: source,
             })?;
         let log2 = log.try_clone().map_err(|source| EtcdError::Io {
             path: member.log_file.clone(),
-            source,
+            cause: source,
         })?;
         let client_url = format!("http://{}", member.client_addr);
         let peer_url = format!("http://{}", member.peer_addr);
@@ -521,8 +521,7 @@ impl Target for EtcdTarget {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log2);
-        let child =
-            Child::spawn(command).map_err(|source| EtcdError::Spawn { node, bin, source })?;
+        let child = Child::spawn(command).map_err(|cause| EtcdError::Spawn { node, bin, cause })?;
         member.child = Some(child);
         member.paused = false;
         Ok(())

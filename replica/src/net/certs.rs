@@ -31,20 +31,20 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum CertError {
-    #[error("cannot generate a certificate for {name}: {source}")]
-    Generate { name: String, source: rcgen::Error },
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot generate a certificate for {name}: {cause}")]
+    Generate { name: String, cause: rcgen::Error },
+    #[error("cannot write {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {cause}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot load the CA from {path}: {source}")]
-    LoadCa { path: PathBuf, source: rcgen::Error },
+    #[error("cannot load the CA from {path}: {cause}")]
+    LoadCa { path: PathBuf, cause: rcgen::Error },
     #[error("bad client name {0:?}: use 1-63 letters, digits or '-', not a node id like n1")]
     BadClientName(String),
     #[error("refusing to write the CA key {path} next to the certificates in {dir}")]
@@ -227,7 +227,7 @@ fn check_ca_key_path(out_dir: &Path, key: &Path) -> Result<(), CertError> {
 fn generate_error(name: &str) -> impl FnOnce(rcgen::Error) -> CertError + '_ {
     move |source| CertError::Generate {
         name: name.to_string(),
-        source,
+        cause: source,
     }
 }
 
@@ -269,7 +269,7 @@ fn load_ca(cert_path: &Path, key_path: &Path) -> Result<Ca, CertError> {
     let key_pem = read_file(key_path)?;
     let load = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| CertError::LoadCa { path, source }
+        move |cause| CertError::LoadCa { path, cause }
     };
     let key = KeyPair::from_pem(&key_pem).map_err(load(key_path))?;
     let params = CertificateParams::from_ca_cert_pem(&cert_pem).map_err(load(cert_path))?;
@@ -356,14 +356,14 @@ fn write_pair(dir: &Path, stem: &str, cert: &Certificate, key: &KeyPair) -> Resu
 fn create_dir(dir: &Path) -> Result<(), CertError> {
     std::fs::create_dir_all(dir).map_err(|source| CertError::Write {
         path: dir.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
 fn read_file(path: &Path) -> Result<String, CertError> {
     std::fs::read_to_string(path).map_err(|source| CertError::Read {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     })
 }
 
@@ -373,7 +373,7 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), CertError>
     use std::os::unix::fs::OpenOptionsExt;
     let err = |source| CertError::Write {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     };
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);

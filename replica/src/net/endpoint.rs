@@ -143,10 +143,10 @@ impl NetLimits {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {
-    #[error("cannot listen on {addr} (UDP): {source}")]
+    #[error("cannot listen on {addr} (UDP): {cause}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error(transparent)]
     Tls(#[from] TlsError),
@@ -238,7 +238,7 @@ impl<M: Serialize + DeserializeOwned + Send + 'static> Network<M> {
         let max_frame_bytes = limits.max_frame_bytes;
         let queue_bound = queue_bound.max(1);
         let mut endpoint = quinn::Endpoint::server(tls.server_config()?, bind)
-            .map_err(|source| NetError::Bind { addr: bind, source })?;
+            .map_err(|cause| NetError::Bind { addr: bind, cause })?;
         endpoint.set_default_client_config(tls.client_config()?);
 
         let mut tasks = Vec::new();

@@ -27,11 +27,25 @@ pub enum FrameError {
     #[error("cannot encode a frame: {0}")]
     Encode(postcard::Error),
     #[error("read failed: {0}")]
-    Read(#[from] ReadError),
+    Read(ReadError),
     #[error("write failed: {0}")]
-    Write(#[from] WriteError),
+    Write(WriteError),
     #[error("the stream was already finished")]
     Closed,
+}
+
+// The variants print their cause, so none is also its `source` (an error chain shows each
+// cause once): hence `From` by hand rather than `#[from]`.
+impl From<ReadError> for FrameError {
+    fn from(e: ReadError) -> Self {
+        FrameError::Read(e)
+    }
+}
+
+impl From<WriteError> for FrameError {
+    fn from(e: WriteError) -> Self {
+        FrameError::Write(e)
+    }
 }
 
 impl FrameError {

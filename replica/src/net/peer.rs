@@ -112,19 +112,39 @@ impl Backoff {
 #[derive(Debug, thiserror::Error)]
 enum LinkError {
     #[error("cannot connect: {0}")]
-    Connect(#[from] quinn::ConnectError),
+    Connect(quinn::ConnectError),
     #[error("handshake failed: {0}")]
     Handshake(quinn::ConnectionError),
     #[error("handshake timed out after {0:?}")]
     HandshakeTimeout(Duration),
     #[error("connection lost: {0}")]
-    Connection(#[from] quinn::ConnectionError),
+    Connection(quinn::ConnectionError),
     #[error("write failed: {0}")]
-    Write(#[from] quinn::WriteError),
+    Write(quinn::WriteError),
     #[error("the peer restarted; this connection went to its previous run")]
     PeerRestarted,
     #[error("the certificate at that address is not this node's replica certificate")]
     WrongIdentity,
+}
+
+// The variants print their cause, so none is also its `source` (an error chain shows each
+// cause once): hence `From` by hand rather than `#[from]`.
+impl From<quinn::ConnectError> for LinkError {
+    fn from(e: quinn::ConnectError) -> Self {
+        LinkError::Connect(e)
+    }
+}
+
+impl From<quinn::ConnectionError> for LinkError {
+    fn from(e: quinn::ConnectionError) -> Self {
+        LinkError::Connection(e)
+    }
+}
+
+impl From<quinn::WriteError> for LinkError {
+    fn from(e: quinn::WriteError) -> Self {
+        LinkError::Write(e)
+    }
 }
 
 impl LinkError {

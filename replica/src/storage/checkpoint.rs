@@ -104,7 +104,7 @@ fn read_one<C: DeserializeOwned>(fs: &dyn Fs, path: &Path) -> Result<Option<C>, 
             return Err(StorageError::Io {
                 op: "open",
                 path: path.to_path_buf(),
-                source: e,
+                cause: e,
             })
         }
     };

@@ -49,7 +49,7 @@ pub fn encode_into<R: Serialize>(
         buf.truncate(start);
         return Err(StorageError::Encode {
             path: path.to_path_buf(),
-            source,
+            cause: source,
         });
     }
     let len = buf.len() - start - HEADER_BYTES;
@@ -155,7 +155,7 @@ impl SeqReader<'_> {
             return Err(StorageError::Io {
                 op: "read",
                 path: self.path.to_path_buf(),
-                source: std::io::Error::new(
+                cause: std::io::Error::new(
                     ErrorKind::UnexpectedEof,
                     "file shrank while being read",
                 ),

@@ -253,7 +253,7 @@ impl Journal {
             return Err(StorageError::Io {
                 op: "truncate",
                 path: self.active.path.clone(),
-                source: e,
+                cause: e,
             });
         }
         self.active.len = cut_at;

@@ -49,11 +49,11 @@ pub const MAX_CHECKPOINT_BYTES: u32 = 1024 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
-    #[error("cannot {op} {path}: {source}")]
+    #[error("cannot {op} {path}: {cause}")]
     Io {
         op: &'static str,
         path: PathBuf,
-        source: io::Error,
+        cause: io::Error,
     },
     #[error(
         "{path} is corrupt at byte offset {offset} ({reason}) and valid records follow at \
@@ -71,10 +71,10 @@ pub enum StorageError {
     RecordTooLarge { path: PathBuf, len: usize, max: u32 },
     #[error("a record for {path} encodes to zero bytes; records must not be empty")]
     EmptyRecord { path: PathBuf },
-    #[error("cannot encode a record for {path}: {source}")]
+    #[error("cannot encode a record for {path}: {cause}")]
     Encode {
         path: PathBuf,
-        source: postcard::Error,
+        cause: postcard::Error,
     },
     #[error("journal {path}: expected exec index {expected}, got {got}")]
     JournalGap {
@@ -89,7 +89,7 @@ pub enum StorageError {
 impl StorageError {
     pub(crate) fn io(op: &'static str, path: &Path) -> impl FnOnce(io::Error) -> StorageError {
         let path = path.to_path_buf();
-        move |source| StorageError::Io { op, path, source }
+        move |cause| StorageError::Io { op, path, cause }
     }
 }
 
@@ -125,7 +125,7 @@ pub(crate) fn write_buffer_at(
         return Err(StorageError::Io {
             op: "write",
             path: path.to_path_buf(),
-            source,
+            cause: source,
         });
     }
     *written += buf.len() as u64;
@@ -145,7 +145,7 @@ pub(crate) fn sync_or_poison(
         StorageError::Io {
             op: "fdatasync",
             path: path.to_path_buf(),
-            source,
+            cause: source,
         }
     })
 }

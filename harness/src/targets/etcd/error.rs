@@ -12,18 +12,18 @@ pub enum EtcdError {
          or pass --etcd-bin"
     )]
     NoBinary(PathBuf),
-    #[error("cannot prepare {path}: {source}")]
+    #[error("cannot prepare {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("cannot pick free ports: {0}")]
     Ports(std::io::Error),
-    #[error("cannot start etcd member {node} ({bin}): {source}")]
+    #[error("cannot start etcd member {node} ({bin}): {cause}")]
     Spawn {
         node: NodeId,
         bin: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("etcd: {0}")]
     Client(String),
@@ -31,9 +31,9 @@ pub enum EtcdError {
     NoLeader(Duration),
     #[error("unknown etcd member {0}")]
     UnknownNode(NodeId),
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Write {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }

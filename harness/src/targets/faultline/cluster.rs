@@ -46,16 +46,16 @@ pub enum ClusterError {
     Config { path: PathBuf, message: String },
     #[error("cannot create the client: {0}")]
     Client(String),
-    #[error("cannot start replica {node} ({bin}): {source}")]
+    #[error("cannot start replica {node} ({bin}): {cause}")]
     Spawn {
         node: NodeId,
         bin: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
-    #[error("cannot prepare {path}: {source}")]
+    #[error("cannot prepare {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("replica binary {0} not found: build it with `cargo build -p replica` or pass --replica-bin")]
     NoBinary(PathBuf),
@@ -175,7 +175,7 @@ impl Cluster {
             let data_dir = dir.join(node.to_string());
             std::fs::create_dir_all(&data_dir).map_err(|source| ClusterError::Io {
                 path: data_dir.clone(),
-                source,
+                cause: source,
             })?;
             replicas.insert(
                 node,
@@ -285,11 +285,11 @@ impl Cluster {
             .open(&replica.stderr_file)
             .map_err(|source| ClusterError::Io {
                 path: replica.stderr_file.clone(),
-                source,
+                cause: source,
             })?;
         let stdout = stderr.try_clone().map_err(|source| ClusterError::Io {
             path: replica.stderr_file.clone(),
-            source,
+            cause: source,
         })?;
         replica.reservation = None;
         let mut command = Command::new(&bin);
@@ -310,7 +310,7 @@ impl Cluster {
             command.arg("--bug").arg(bug);
         }
         let child =
-            Child::spawn(command).map_err(|source| ClusterError::Spawn { node, bin, source })?;
+            Child::spawn(command).map_err(|cause| ClusterError::Spawn { node, bin, cause })?;
         replica.child = Some(child);
         replica.paused = false;
         Ok(())

@@ -40,17 +40,17 @@ const PAGE: u32 = 2_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {cause}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
     move |source| JournalError::Io {
         path: path.to_path_buf(),
-        source,
+        cause: source,
     }
 }
 
@@ -455,7 +455,7 @@ impl Sampler {
                 Err(e) => {
                     return Err(JournalError::Io {
                         path: self.dir.clone(),
-                        source: std::io::Error::other(e),
+                        cause: std::io::Error::other(e),
                     })
                 }
             };
