@@ -22,6 +22,7 @@
 //! - [`fleet`]: slices of a sweep over many machines, their summaries and their merge.
 
 pub mod clients;
+pub mod commands;
 pub mod faults;
 pub mod fleet;
 pub mod os;
