@@ -27,6 +27,8 @@ pub mod faults;
 pub mod fleet;
 pub mod os;
 pub mod params;
+pub mod record;
+pub mod rng;
 pub mod run;
 pub mod scenario;
 pub mod sim;

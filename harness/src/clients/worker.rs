@@ -7,7 +7,7 @@
 //! copy of the old one as stale, so it executes at most once).
 
 use crate::clients::workload::{OpGen, ShardMix};
-use crate::run::record::Recorder;
+use crate::record::Recorder;
 use crate::targets::BankClient;
 use replica::bank::Command;
 use replica::types::{Account, ClientId, RequestId};

@@ -10,7 +10,7 @@
 //! another shard (two-phase commit) and the rest stay within the source's shard; a whole-bank
 //! read is the bank's cross-shard snapshot.
 
-use crate::run::rng;
+use crate::rng;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use replica::bank::Op;

@@ -26,7 +26,7 @@
 
 use crate::os::process::ReplicaState;
 use crate::os::transport::Transport;
-use crate::run::record::Recorder;
+use crate::record::Recorder;
 use crate::targets::{BoxFuture, Target, TargetError};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

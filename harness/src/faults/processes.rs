@@ -11,7 +11,7 @@
 use crate::faults::failpoints::CrashCoordinator;
 use crate::faults::nemesis::FaultWorld;
 use crate::os::relay::Link;
-use crate::run::record::Recorder;
+use crate::record::Recorder;
 use crate::targets::{Target, TargetError};
 use replica::failpoints::Failpoint;
 use replica::types::{NodeId, ShardId};

@@ -33,7 +33,7 @@
 //! [`FaultWorld`]: crate::faults::nemesis::FaultWorld
 
 use crate::os::relay::{Link, Peer};
-use crate::run::rng;
+use crate::rng;
 use rand::seq::SliceRandom;
 use rand::Rng;
 use replica::failpoints::Failpoint;

@@ -10,7 +10,7 @@
 //! The draws stay within safe bounds: the heartbeat is well under the election timeout, and
 //! timeouts stay above a simulated or loopback round trip.
 
-use crate::run::rng;
+use crate::rng;
 use rand::Rng;
 use replica::config::ClusterConfig;
 use replica::core::CoreConfig;

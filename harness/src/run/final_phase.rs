@@ -21,7 +21,7 @@ use crate::clients::caller::{submit, LeaderHint, RetryPolicy, Submitted};
 use crate::faults::nemesis::Nemesis;
 use crate::faults::processes::ProcessWorld;
 use crate::os::transport::Transport;
-use crate::run::record::Recorder;
+use crate::record::Recorder;
 use crate::targets::faultline::cluster::Cluster;
 use crate::targets::faultline::journal::{JournalCollector, JournalError};
 use replica::bank::{Command, Op, OpResult};

@@ -13,8 +13,8 @@
 //! an anomaly already proven on the recorded prefix keeps the run `invalid`: that history
 //! happened, and a bug found in it stays found.
 
+use crate::record::Recorder;
 use crate::run::index::write_index;
-use crate::run::record::Recorder;
 use crate::run::rundir::RunInfo;
 use crate::run::shared::{write_json, RunError, RunSummary, SUMMARY_FILE};
 use checker::checks::Validity;

@@ -12,9 +12,7 @@ pub mod index;
 pub mod interrupt;
 pub mod progress;
 pub mod rates;
-pub mod record;
 pub mod replay;
-pub mod rng;
 pub mod rundir;
 pub mod shared;
 pub mod store;
@@ -28,9 +26,9 @@ use crate::faults::processes::{FaultLabel, ProcessWorld};
 use crate::faults::schedule::{self, FaultFamily, Step};
 use crate::params::TargetKind;
 use crate::params::{NetMode, RunParams, ShardParams};
+use crate::record::Recorder;
 use crate::run::final_phase::heal_all;
 use crate::run::progress::Progress;
-use crate::run::record::Recorder;
 use crate::run::rundir::RunInfo;
 use crate::run::shared::{
     verdict_word, write_json, RunError, RunOptions, RunSummary, DEFAULT_ACCOUNTS, INITIAL_BALANCE,

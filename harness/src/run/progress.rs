@@ -3,7 +3,7 @@
 //! CI logs and redirected output stay readable.
 
 use crate::faults::processes::FaultLabel;
-use crate::run::record::Recorder;
+use crate::record::Recorder;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::sync::Arc;

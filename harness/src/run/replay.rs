@@ -1,7 +1,7 @@
 //! `harness replay <run-dir>`: the same seed, parameters, generated operations and fault
 //! schedule again, against a fresh cluster, in a new run directory beside the old one.
 //!
-//! Everything random derives from the seed (see [`crate::run::rng`]), so reading run.toml is enough
+//! Everything random derives from the seed (see [`crate::rng`]), so reading run.toml is enough
 //! to regenerate the schedule, each client's operations and the drawn tunables; timing, and so
 //! the interleaving, is the system's and will differ. So a replay of a real run says what it
 //! compared with the original (verdict, operations, faults) and calls itself reproduced only

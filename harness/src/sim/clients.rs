@@ -15,7 +15,7 @@
 use crate::clients::caller::{retry_target, Submitted};
 use crate::clients::workload::OpGen;
 use crate::clients::workload::ShardMix;
-use crate::run::record::{completion, op_value, with_positions};
+use crate::record::{completion, op_value, with_positions};
 use checker::history::Event;
 use replica::bank::{Command, Op};
 use replica::client_proto::ClientResponse;

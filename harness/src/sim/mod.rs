@@ -36,7 +36,7 @@ use crate::faults::nemesis::Nemesis;
 use crate::faults::schedule::{self, FaultFamily, Step, World, SCHEDULE_VERSION};
 use crate::faults::tunables::Tunables;
 use crate::params::ShardTable;
-use crate::run::record::{executed_entry, shard_entry};
+use crate::record::{executed_entry, shard_entry};
 use crate::run::shared::write_json;
 use crate::run::shared::INITIAL_BALANCE;
 use crate::run::{accounts_for, check};

@@ -50,7 +50,7 @@ use crate::os::relay::{Link, Peer};
 use crate::os::relay_tcp::{TcpPathSpec, TcpRelay};
 use crate::params::NetMode;
 use crate::params::{ReadMode, TargetKind};
-use crate::run::record::Recorder;
+use crate::record::Recorder;
 use crate::targets::etcd::error::EtcdError;
 use checker::final_state::{ExecutedEntry, FinalState, NodeFinal};
 use checker::history::{values, EventType};

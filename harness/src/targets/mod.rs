@@ -33,7 +33,7 @@
 //!
 //! ```
 //! use harness::clients::caller::Submitted;
-//! use harness::run::record::Recorder;
+//! use harness::record::Recorder;
 //! use harness::os::relay::Link;
 //! use harness::os::process::ReplicaState;
 //! use harness::targets::{BankClient, BoxFuture, Target, TargetError, TargetKind};
@@ -104,7 +104,7 @@ use crate::clients::caller::Submitted;
 use crate::os::process::ReplicaState;
 use crate::os::relay::Link;
 use crate::params::{RunParams, TargetKind};
-use crate::run::record::Recorder;
+use crate::record::Recorder;
 use crate::targets::faultline::cluster::ClusterError;
 use crate::targets::faultline::journal::JournalError;
 use replica::bank::Command;

@@ -16,12 +16,12 @@
 //! contiguous and the union covers the whole log.
 //!
 //! On a sharded bank ([`JournalCollector::sharded`]) each replica's entries are written in the
-//! sharded shape (docs/sharded.md, [`crate::run::record::shard_entry`]) and each replica in
+//! sharded shape (docs/sharded.md, [`crate::record::shard_entry`]) and each replica in
 //! final.json names its `shard`.
 
 use crate::os::transport::join_all;
 use crate::os::transport::Transport;
-use crate::run::record::{executed_entry, shard_entry};
+use crate::record::{executed_entry, shard_entry};
 use checker::final_state::ExecutedEntry;
 use checker::shards::ShardEntry;
 use replica::client_proto::{ClientRequest, ClientResponse};
