@@ -10,16 +10,20 @@
 //! (`--target etcd`, through the TCP [`os::relay_tcp`]). The [`targets`] module documents the trait
 //! with a worked example, for adding a third system.
 //!
-//! The rooms, in the order a run uses them:
-//! - [`targets`]: the system under test behind one trait: faultline (its cluster of replica
-//!   processes, the journal collector behind final.json) and etcd;
+//! The rooms, from the bottom up: no file imports one that imports it back, and nearly every
+//! import points to a room listed earlier (docs/README.md names the exceptions):
+//! - [`params`], [`rng`], [`record`]: a run's parameters, its seeded random streams, the
+//!   history writer;
 //! - [`os`]: the OS plumbing both targets use: processes, the UDP and TCP relays, transports;
 //! - [`clients`]: the workload, the client loops and the submit-until-answered rule;
+//! - [`targets`]: the system under test behind one trait: faultline (its cluster of replica
+//!   processes, the journal collector behind final.json) and etcd;
 //! - [`faults`]: the fault schedule, the nemesis that carries it out, drawn tunables;
 //! - [`run`]: one run from start to verdict, campaigns, replay, bench, zoo, the run directory;
 //! - [`scenario`]: scenario CSV files and their interactive mode;
 //! - [`sim`]: deterministic simulation of the real replica code from a seed;
-//! - [`fleet`]: slices of a sweep over many machines, their summaries and their merge.
+//! - [`fleet`]: slices of a sweep over many machines, their summaries and their merge;
+//! - [`commands`]: each subcommand's arguments beside its code (`main.rs` dispatches).
 
 pub mod clients;
 pub mod commands;
