@@ -11,15 +11,13 @@
 
 mod process_support;
 
-use process_support::peak_rss_kib;
+use process_support::{peak_rss_kib, Cluster};
 use replica::bank::{Command, Op};
 use replica::config::ClusterConfig;
 use replica::core::{Checkpoint, CoreConfig, Value, WalRecord};
-use replica::net::certs::{generate_cluster, ClientCert};
 use replica::storage::{write_checkpoint, Wal};
-use replica::types::{Ballot, ClientId, ClientIdRange, NodeId, RequestId, Slot};
+use replica::types::{Ballot, ClientId, NodeId, RequestId, Slot};
 use std::path::Path;
-use std::process::{Command as Process, Stdio};
 use std::time::{Duration, Instant};
 
 fn batch(slot: u64) -> Value {
@@ -71,35 +69,11 @@ fn restart_memory_over_a_large_wal() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(4000);
     let bin = std::env::var("REPLICA_BIN").unwrap_or(env!("CARGO_BIN_EXE_replica").into());
-    let dir = tempfile::tempdir().unwrap();
-    let certs = dir.path().join("certs");
-    let client = ClientCert::operator("client", ClientIdRange::DEFAULT);
-    let nodes = [NodeId(1), NodeId(2), NodeId(3)];
-    generate_cluster(&certs, &nodes, &[client], None).unwrap();
-    let mut config = ClusterConfig::local(3, 1, Path::new("certs"));
-    for node in &mut config.nodes {
-        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-        node.addr = socket.local_addr().unwrap();
-    }
-    let config_path = dir.path().join("cluster.toml");
-    config.save(&config_path).unwrap();
-    let config = ClusterConfig::load(&config_path).unwrap();
-    let data = dir.path().join("data-n1");
-    let wal_bytes = fill_data_dir(&config, &data, records);
-
-    let log = dir.path().join("n1.log");
-    let mut child = Process::new(&bin)
-        .args(["run", "--config"])
-        .arg(&config_path)
-        .args(["--id", "n1", "--data-dir"])
-        .arg(&data)
-        .arg("--log-file")
-        .arg(&log)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cluster = Cluster::prepare(3, &bin);
+    let n1 = NodeId(1);
+    let wal_bytes = fill_data_dir(&cluster.config, &cluster.data_dir(n1), records);
+    cluster.start_node(n1);
+    let log = cluster.dir.path().join("n1.log");
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut recovered = false;
     while Instant::now() < deadline && !recovered {
@@ -107,9 +81,8 @@ fn restart_memory_over_a_large_wal() {
         recovered = std::fs::read_to_string(&log).is_ok_and(|t| t.contains("recovered state"));
     }
     std::thread::sleep(Duration::from_millis(500));
-    let peak = peak_rss_kib(child.id());
-    let _ = child.kill();
-    let _ = child.wait();
+    let peak = peak_rss_kib(cluster.pid(n1).expect("n1 runs"));
+    cluster.kill(n1);
     assert!(
         recovered,
         "{}",

@@ -69,7 +69,24 @@ impl Cluster {
 
     /// Gives every node of `config` a free port, writes certificates and `cluster.toml`, and
     /// starts every replica.
-    fn start_with(mut config: ClusterConfig, bin: PathBuf) -> Cluster {
+    fn start_with(config: ClusterConfig, bin: PathBuf) -> Cluster {
+        let mut cluster = Cluster::prepare_with(config, bin);
+        for id in cluster.config.node_ids() {
+            cluster.start_node(id);
+        }
+        cluster
+    }
+
+    /// Certificates and `cluster.toml` for `nodes` replicas running `bin`, none started yet
+    /// (a test fills a data directory first, then [`Cluster::start_node`]s).
+    pub fn prepare(nodes: u32, bin: impl Into<PathBuf>) -> Cluster {
+        Cluster::prepare_with(
+            ClusterConfig::local(nodes, 1, Path::new("certs")),
+            bin.into(),
+        )
+    }
+
+    fn prepare_with(mut config: ClusterConfig, bin: PathBuf) -> Cluster {
         let dir = tempfile::tempdir().expect("temp dir");
         let cert_dir = dir.path().join("certs");
         let nodes = config.nodes.len();
@@ -90,17 +107,13 @@ impl Cluster {
         let config_path = dir.path().join("cluster.toml");
         config.save(&config_path).expect("write cluster.toml");
         let config = ClusterConfig::load(&config_path).expect("reload cluster.toml");
-        let mut cluster = Cluster {
+        Cluster {
             dir,
             config,
             config_path,
             children: BTreeMap::new(),
             bin,
-        };
-        for id in cluster.config.node_ids() {
-            cluster.start_node(id);
         }
-        cluster
     }
 
     pub fn data_dir(&self, id: NodeId) -> PathBuf {
