@@ -474,13 +474,16 @@ fn prompt_commands_are_recorded_and_replayed() {
         "{log}"
     );
     let replays = out.path().join("replays");
-    let output = run(&[
-        "replay",
-        original.to_str().unwrap(),
-        "--no-progress",
-        "--out",
-        replays.to_str().unwrap(),
-    ]);
+    let replay = || {
+        run(&[
+            "replay",
+            original.to_str().unwrap(),
+            "--no-progress",
+            "--out",
+            replays.to_str().unwrap(),
+        ])
+    };
+    let output = replay();
     let all = text(&output);
     assert_eq!(output.status.code(), Some(0), "{all}");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -497,13 +500,7 @@ fn prompt_commands_are_recorded_and_replayed() {
     );
     // Without its prompt.jsonl the same run cannot be replayed faithfully: never "reproduced".
     std::fs::remove_file(original.join("prompt.jsonl")).unwrap();
-    let output = run(&[
-        "replay",
-        original.to_str().unwrap(),
-        "--no-progress",
-        "--out",
-        replays.to_str().unwrap(),
-    ]);
+    let output = replay();
     let all = text(&output);
     assert!(
         all.contains(

@@ -5,7 +5,7 @@ use replica::bank::{Command, Op};
 use replica::client::Client;
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::net::frame::LEN_BYTES;
-use replica::net::{codes, ClientCall, NetLimits};
+use replica::net::{codes, ClientCall, Incoming, NetLimits, Network};
 use replica::types::{ClientId, NodeId, RequestId, Slot};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -18,6 +18,27 @@ mod net_support;
 use net_support::*;
 
 const CALL: Duration = Duration::from_secs(5);
+
+/// One replica endpoint, n1, on a free loopback port with `limits` and a client queue of
+/// `queue_bound`, and the certificates to reach it: where every test here starts.
+struct One {
+    certs: Certs,
+    addrs: [SocketAddr; 1],
+    net: Network<TestMsg>,
+    incoming: Incoming<TestMsg>,
+}
+
+async fn one_node(limits: NetLimits, queue_bound: usize) -> One {
+    let certs = Certs::new();
+    let addrs = [free_addr()];
+    let (net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, queue_bound).await;
+    One {
+        certs,
+        addrs,
+        net,
+        incoming,
+    }
+}
 
 fn submit(client: u64, request: u64) -> ClientRequest {
     ClientRequest::Submit(Command {
@@ -65,9 +86,12 @@ fn limits() -> NetLimits {
 
 #[tokio::test]
 async fn a_client_may_submit_only_under_its_certificates_ids() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
-    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits(), 64).await;
+    let One {
+        certs,
+        addrs,
+        net: _net,
+        incoming,
+    } = one_node(limits(), 64).await;
     let seen_count = spawn_counter(incoming.client_rx);
     let alice = client(&certs, &addrs, "alice");
     let bob = client(&certs, &addrs, "bob");
@@ -161,14 +185,17 @@ async fn only_an_operator_or_a_member_may_read_the_replicas_state() {
 
 #[tokio::test]
 async fn a_request_frame_above_the_client_limit_closes_the_connection() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
     let limits = limits();
     assert!(
         limits.max_request_bytes < MAX_FRAME,
         "the point of the test"
     );
-    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 64).await;
+    let One {
+        certs,
+        addrs,
+        net: _net,
+        incoming,
+    } = one_node(limits, 64).await;
     let seen_count = spawn_counter(incoming.client_rx);
     let connection = raw_connect(&certs.identity("alice"), addrs[0], "n1").await;
     let (mut send, _recv) = connection.open_bi().await.unwrap();
@@ -183,10 +210,13 @@ async fn a_request_frame_above_the_client_limit_closes_the_connection() {
 
 #[tokio::test]
 async fn a_full_client_queue_answers_busy_at_once() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
     // Queue of one, and a shell that never reads it.
-    let (_net, _held) = start_as(&certs.identity("n1"), 1, &addrs, limits(), 1).await;
+    let One {
+        certs,
+        addrs,
+        net: _net,
+        incoming: _held,
+    } = one_node(limits(), 1).await;
     let alice = Arc::new(client(&certs, &addrs, "alice"));
     let first = {
         let alice = alice.clone();
@@ -206,15 +236,18 @@ async fn a_full_client_queue_answers_busy_at_once() {
 
 #[tokio::test]
 async fn a_flood_of_streams_is_bounded_per_connection_and_in_all() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
     let limits = NetLimits {
         max_client_streams_per_connection: 4,
         max_client_streams: 6,
         ..limits()
     };
     // The shell never answers: every admitted request stays in flight.
-    let (_net, mut incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 1024).await;
+    let One {
+        certs,
+        addrs,
+        net: _net,
+        mut incoming,
+    } = one_node(limits, 1024).await;
     let flood = |name: &'static str, n: u64| {
         let alice = Arc::new(client(&certs, &addrs, name));
         (0..n)
@@ -259,13 +292,16 @@ async fn a_flood_of_streams_is_bounded_per_connection_and_in_all() {
 
 #[tokio::test]
 async fn client_connections_are_bounded() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
     let limits = NetLimits {
         max_client_connections: 2,
         ..limits()
     };
-    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 64).await;
+    let One {
+        certs,
+        addrs,
+        net: _net,
+        incoming,
+    } = one_node(limits, 64).await;
     spawn_counter(incoming.client_rx);
     let clients: Vec<Client> = (0..3).map(|_| client(&certs, &addrs, "alice")).collect();
     for c in &clients[..2] {
@@ -295,13 +331,16 @@ async fn client_connections_are_bounded() {
 
 #[tokio::test]
 async fn connection_churn_never_holds_more_than_the_connection_cap() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
     let limits = NetLimits {
         max_connections: 3,
         ..limits()
     };
-    let (net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 64).await;
+    let One {
+        certs,
+        addrs,
+        net,
+        incoming,
+    } = one_node(limits, 64).await;
     spawn_counter(incoming.client_rx);
     let mut most = 0;
     let mut served = 0;
@@ -331,9 +370,12 @@ async fn connection_churn_never_holds_more_than_the_connection_cap() {
 
 #[tokio::test]
 async fn a_call_with_an_unbounded_timeout_does_not_overflow_the_clock() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
-    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits(), 64).await;
+    let One {
+        certs,
+        addrs,
+        net: _net,
+        incoming,
+    } = one_node(limits(), 64).await;
     spawn_counter(incoming.client_rx);
     let alice = client(&certs, &addrs, "alice");
     let answer = alice
@@ -346,13 +388,16 @@ async fn a_call_with_an_unbounded_timeout_does_not_overflow_the_clock() {
 /// the others their share: another certificate is still served at once.
 #[tokio::test]
 async fn one_certificate_cannot_take_every_client_connection() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
     let limits = NetLimits {
         max_client_connections: 16,
         ..limits()
     };
-    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 64).await;
+    let One {
+        certs,
+        addrs,
+        net: _net,
+        incoming,
+    } = one_node(limits, 64).await;
     spawn_counter(incoming.client_rx);
     // Alice opens 20 connections and keeps them (before: she took all 16 client slots).
     let hogs: Vec<Client> = (0..20).map(|_| client(&certs, &addrs, "alice")).collect();
@@ -374,14 +419,17 @@ async fn one_certificate_cannot_take_every_client_connection() {
 /// keep-alives or not, and its slot is free again.
 #[tokio::test]
 async fn an_idle_client_connection_is_closed() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
     let limits = NetLimits {
         max_connections_per_identity: 1,
         client_idle_timeout: Duration::from_millis(300),
         ..limits()
     };
-    let (_net, incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 64).await;
+    let One {
+        certs,
+        addrs,
+        net: _net,
+        incoming,
+    } = one_node(limits, 64).await;
     spawn_counter(incoming.client_rx);
     let first = client(&certs, &addrs, "alice");
     assert_eq!(
@@ -415,8 +463,6 @@ async fn an_idle_client_connection_is_closed() {
 /// request budget; another certificate's request still reaches the shell.
 #[tokio::test]
 async fn one_certificate_cannot_take_every_request_slot() {
-    let certs = Certs::new();
-    let addrs = [free_addr()];
     let limits = NetLimits {
         max_client_streams: 8,
         max_client_streams_per_identity: 4,
@@ -424,7 +470,12 @@ async fn one_certificate_cannot_take_every_request_slot() {
         ..limits()
     };
     // The shell never answers: every admitted request stays in flight.
-    let (_net, mut incoming) = start_as(&certs.identity("n1"), 1, &addrs, limits, 1024).await;
+    let One {
+        certs,
+        addrs,
+        net: _net,
+        mut incoming,
+    } = one_node(limits, 1024).await;
     let alice = Arc::new(client(&certs, &addrs, "alice"));
     let flood: Vec<_> = (0..20)
         .map(|k| {
