@@ -37,6 +37,8 @@ use crate::fastjson::{once, put, Cur, Miss};
 use crate::fields::ValueFields;
 use crate::history::CowStr;
 use crate::history::EventType;
+pub use crate::model::replica_name;
+pub(crate) use crate::model::NodeState;
 use crate::model::{Accounts, Acct, Cmd, CmdParts, FKind, Fx};
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
@@ -409,33 +411,6 @@ impl AgreedLog {
             self.slots.resize(i + 1, EMPTY_SLOT);
         }
         Ok(&mut self.slots[i])
-    }
-}
-
-/// The replica a final.json entry belongs to: `n1` for `n1` and for `n1:1-14274`, an
-/// earlier stretch of n1's journal the harness saved apart.
-pub fn replica_name(entry: &str) -> &str {
-    entry.split_once(':').map_or(entry, |(node, _)| node)
-}
-
-/// What the checks keep of one replica.
-#[derive(Debug, Clone)]
-pub(crate) struct NodeState {
-    pub name: String,
-    /// Sorted by account; `None` when not fetched.
-    pub balances: Option<Vec<(Acct, i64)>>,
-    pub error: Option<String>,
-    /// First and last exec index of its executed list (0 when empty).
-    pub first: u64,
-    pub last: u64,
-    pub entries: u64,
-}
-
-impl NodeState {
-    /// Whether anything was fetched from the replica (an empty log counts, if it
-    /// was fetched without error).
-    pub fn fetched(&self) -> bool {
-        self.balances.is_some() || self.entries > 0 || self.error.is_none()
     }
 }
 

@@ -10,7 +10,7 @@
 //! replica's last exec index.
 
 use super::{Anomaly, Check, CheckResult};
-use crate::final_state::NodeState;
+use crate::model::{replica_name, NodeState};
 
 #[derive(Debug, Default)]
 pub(crate) struct Agreement {
@@ -116,7 +116,7 @@ impl Agreement {
         let fetched = nodes
             .iter()
             .filter(|n| n.fetched())
-            .map(|n| crate::final_state::replica_name(&n.name))
+            .map(|n| replica_name(&n.name))
             .collect::<std::collections::BTreeSet<_>>()
             .len();
         self.check.count("replicas fetched", fetched as u64);

@@ -26,7 +26,7 @@ use super::total_order::TotalOrder;
 use super::{Anomaly, Check, CheckResult};
 use crate::final_state::{AgreedLog, Positions, Slot};
 use crate::model::{list, Accounts, Cmd};
-use crate::ops::{flag, Clients, OpClass, OpRec};
+use crate::records::{flag, Clients, OpClass, OpRec};
 
 /// What the merge needs.
 pub(crate) struct Input<'a> {

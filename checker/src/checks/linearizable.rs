@@ -45,7 +45,7 @@
 
 use super::{Anomaly, Check, CheckResult};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect, Fx, FxMap};
-use crate::ops::{flag, Clients, OpClass, OpRec};
+use crate::records::{flag, Clients, OpClass, OpRec};
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 

@@ -17,7 +17,7 @@
 
 use super::{Anomaly, Check, CheckResult};
 use crate::model::{Accounts, Cmd};
-use crate::ops::Clients;
+use crate::records::Clients;
 
 /// The nemesis event after which the system must be live.
 pub(crate) const STABLE: &str = "stable";

@@ -27,7 +27,7 @@
 
 use super::{Anomaly, Check, CheckResult};
 use crate::history::{Event, EventType, HistoryReader, Process};
-use crate::runner::CheckError;
+use crate::run_files::CheckError;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;

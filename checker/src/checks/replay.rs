@@ -22,7 +22,7 @@ use super::agreement::Agreement;
 use super::{Anomaly, Check, CheckResult};
 use crate::final_state::{AgreedLog, NodeState, Positions, Slot};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect};
-use crate::ops::{flag, Clients, OpRec};
+use crate::records::{flag, Clients, OpRec};
 
 /// What the replay needs.
 pub(crate) struct Input<'a> {

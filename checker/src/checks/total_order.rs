@@ -33,7 +33,7 @@
 use super::{Anomaly, Check, CheckResult};
 use crate::final_state::Positions;
 use crate::model::{Accounts, Cmd};
-use crate::ops::{Clients, OpRec, NO_OP};
+use crate::records::{Clients, OpRec, NO_OP};
 
 #[derive(Debug)]
 pub(crate) struct TotalOrder {

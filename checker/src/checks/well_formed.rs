@@ -17,19 +17,7 @@
 
 use super::{Anomaly, Check, CheckResult};
 use crate::model::{Accounts, Cmd};
-
-/// Where an event sits: its 1-based line in history.jsonl and its `index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct At {
-    pub line: u64,
-    pub index: u64,
-}
-
-impl std::fmt::Display for At {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {} (history index {})", self.line, self.index)
-    }
-}
+pub(crate) use crate::records::At;
 
 #[derive(Debug, Default)]
 pub(crate) struct WellFormed {

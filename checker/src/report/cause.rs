@@ -6,12 +6,16 @@
 //! names every check that is not valid with what it found, then the most severe
 //! anomaly's own sentence. The same ranking orders the report's anomalies.
 //!
+//! [`Results::summary`], the few lines `checker check` prints, ends with the same line.
+//!
 //! Checks are taken from results.json as they are, so a check this module has never
 //! heard of is named like the others.
 
 use crate::checks::{Anomaly, CheckResult, Validity};
-use crate::results::Results;
+use crate::results::{internal_note, Results};
+use crate::text::{count, plural};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// Longest `first:` sentence kept in the line.
 const MAX_FIRST_CHARS: usize = 240;
@@ -68,6 +72,67 @@ pub fn kind_label(a: &Anomaly) -> String {
     match op_function(&a.message) {
         Some(f) => format!("{f} {words}"),
         None => words,
+    }
+}
+
+/// The terminal's words for a run: its outcome in one line and a few lines per check.
+impl Results {
+    /// The outcome in one line: `invalid: exactly-once (21× executed twice); first: ...`
+    /// (see [`crate::report::cause`]).
+    pub fn cause_line(&self) -> String {
+        cause_line(self)
+    }
+
+    /// A few lines for a terminal.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let h = &self.history;
+        let _ = writeln!(s, "faultline checker: {}", self.run_dir);
+        let _ = writeln!(
+            s,
+            "  history: {}, {} by {}{}, {} nemesis {}",
+            count(h.events, "event"),
+            count(h.operations, "operation"),
+            count(h.clients, "client"),
+            internal_note(h.internal_processes),
+            h.nemesis,
+            plural(h.nemesis, "event")
+        );
+        let f = &self.final_state;
+        if f.present {
+            let _ = writeln!(
+                s,
+                "  final:   {}, log up to exec_index {}",
+                count(f.nodes.len() as u64, "replica"),
+                f.log_last
+            );
+        } else {
+            let _ = writeln!(s, "  final:   no final.json");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
+        for (name, c) in self.ordered_checks() {
+            let found = match &c.not_applicable {
+                Some(why) => format!("not applicable: {why}"),
+                None => count(c.anomaly_count, "anomaly"),
+            };
+            let _ = writeln!(s, "  {name:<13} {:<8} {found}", c.state_word());
+            if let Some(a) = c.anomalies.first() {
+                let _ = writeln!(s, "      first: {}", a.message);
+            }
+            for u in c.unknown.iter().take(3) {
+                let _ = writeln!(s, "      undecided: {u}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "verdict: {} (checked in {} ms)",
+            self.valid.as_str(),
+            self.elapsed_ms
+        );
+        let _ = writeln!(s, "{}", self.cause_line());
+        s
     }
 }
 

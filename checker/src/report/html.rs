@@ -19,6 +19,7 @@ use crate::results::{internal_note, NodeSummary, Results};
 use crate::run_params::RunParams;
 use crate::shards::ShardSpec;
 use crate::text::count;
+pub use crate::text::esc;
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -45,22 +46,6 @@ pub struct Page<'a> {
     pub words: Words,
     /// Each replica's output files: its name, then (`log` or `stderr`, link) pairs.
     pub logs: &'a [super::ReplicaLogs],
-}
-
-/// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "
