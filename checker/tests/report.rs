@@ -245,26 +245,29 @@ fn processes_past_the_workers_are_not_counted_as_clients() {
 
 #[test]
 fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
-    use checker::checks::Anomaly;
+    use checker::checks::{Anomaly, AnomalyKind, OpFunction};
     let (dir, _run) = written_run();
     let mut results = check_run(dir.path()).unwrap();
     let eo = results.checks.get_mut("exactly-once").unwrap();
     eo.anomalies = vec![
         Anomaly::new(
-            "executed-twice",
+            AnomalyKind::ExecutedTwice,
             "read_all by client 1 (request 2, history 5, 6) is in the log 2 times".into(),
             vec![5],
-        ),
+        )
+        .about(Some(OpFunction::ReadAll)),
         Anomaly::new(
-            "executed-twice",
+            AnomalyKind::ExecutedTwice,
             "read_all by client 2 (request 2, history 7, 8) is in the log 2 times".into(),
             vec![7],
-        ),
+        )
+        .about(Some(OpFunction::ReadAll)),
         Anomaly::new(
-            "failed-but-applied",
+            AnomalyKind::FailedButApplied,
             "transfer A->B 3 by client 3 (request 7, history 9, 12) was told it failed".into(),
             vec![9],
-        ),
+        )
+        .about(Some(OpFunction::Transfer)),
     ];
     eo.anomaly_count = 3;
     eo.valid = Validity::Invalid;

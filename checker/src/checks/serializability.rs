@@ -28,7 +28,7 @@
 //! finds a shortest cycle, which is reported operation by operation with the kind of
 //! each step. Two operations told the same position on a shard are reported apart.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::{Event, EventType, Process};
 use crate::shards::{transfer_parts, Op, ShardId, Sharded};
 use petgraph::algo::kosaraju_scc;
@@ -80,7 +80,11 @@ pub(crate) fn run(data: &Sharded, events: &[Event]) -> CheckResult {
     for (k, scc) in sccs.iter().enumerate() {
         if k >= DESCRIBED_CYCLES {
             check.anomaly(|| {
-                Anomaly::new("cycle", "Another cycle (not described).".into(), Vec::new())
+                Anomaly::new(
+                    AnomalyKind::Cycle,
+                    "Another cycle (not described).".into(),
+                    Vec::new(),
+                )
             });
             continue;
         }
@@ -143,7 +147,7 @@ fn shard_edges(
             let (a, b) = (&data.ops[w[0].1], &data.ops[w[1].1]);
             check.anomaly(|| {
                 Anomaly::new(
-                    "duplicate-position",
+                    AnomalyKind::DuplicatePosition,
                     format!(
                         "{} and {} were both told position {} on shard {shard}.",
                         a.describe(),
@@ -349,7 +353,7 @@ fn describe_cycle(data: &Sharded, g: &DiGraph<Vertex, Edge>, cycle: &[NodeIndex]
         .flat_map(|c| c.positions.keys().copied())
         .collect();
     Anomaly::new(
-        "cycle",
+        AnomalyKind::Cycle,
         format!(
             "{} operations over shard{} {} form a cycle no serial order can follow: {}; so back to [1].",
             ops.len(),

@@ -16,7 +16,7 @@
 //! (well-formed says so); a balance it shows that no state of the bank can hold is
 //! `impossible-result` all the same.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::values::INSUFFICIENT_FUNDS;
 use crate::history::EventType;
 use crate::shards::{transfer_parts, Op, Phase, ShardEntry, ShardId, Sharded};
@@ -134,7 +134,7 @@ fn had_funds(check: &mut Check, shard: ShardId, exec: u64, bank: &BTreeMap<Strin
     };
     check.anomaly(|| {
         Anomaly::new(
-            "wrong-result",
+            AnomalyKind::WrongResult,
             format!(
                 "{} was told it failed for insufficient funds, but replaying shard {shard}'s log up to position {exec}, where that was decided, leaves {from} with {b} there, enough for {amount}.",
                 op.describe()
@@ -165,7 +165,7 @@ fn logged_refusal(
     };
     check.anomaly(|| {
         Anomaly::new(
-            "log-result",
+            AnomalyKind::LogResult,
             format!(
                 "Shard {shard}'s log records client {}'s request {} (transfer of {amount} from {from}) at exec_index {exec} as failed for insufficient funds, but replaying the log leaves {from} with {b} there, enough for it.",
                 entry.client, entry.request_id
@@ -196,7 +196,7 @@ fn without_position(data: &Sharded, check: &mut Check) {
             }
             check.anomaly(|| {
                 Anomaly::new(
-                    "impossible-result",
+                    AnomalyKind::ImpossibleResult,
                     format!(
                         "{} was answered ok with no position to replay it at, and its {field} {b} is more than the whole bank holds ({total}) or less than nothing: no state of the bank gives it.",
                         op.describe()
@@ -222,7 +222,7 @@ fn compare(
     if (entry.client, entry.request_id) != (op.client, op.request_id) {
         check.anomaly(|| {
             Anomaly::new(
-                "position-mismatch",
+                AnomalyKind::PositionMismatch,
                 format!(
                     "{} was told position {exec} on shard {shard}, but the log holds client {}'s request {} there.",
                     op.describe(),
@@ -243,7 +243,7 @@ fn compare(
             .unwrap_or("no error given");
         check.anomaly(|| {
             Anomaly::new(
-                "failed-but-applied",
+                AnomalyKind::FailedButApplied,
                 format!(
                     "{} was told it failed ({error}) at position {exec} on shard {shard}, but the log applies it there.",
                     op.describe()
@@ -281,7 +281,7 @@ fn compare(
         if seen != Some(b) {
             check.anomaly(|| {
                 Anomaly::new(
-                    "wrong-result",
+                    AnomalyKind::WrongResult,
                     format!(
                         "{} was told {field} {} for {account}, but replaying shard {shard}'s log up to position {exec} gives {b}.",
                         op.describe(),

@@ -7,14 +7,14 @@
 //! the replicas' final balances side by side (per shard for a sharded bank), links to
 //! every replica's log, and the run's parameters. All text from the run is HTML-escaped.
 
-use super::cause::{cause_line, severity, SEVERITY_WORDS};
+use super::cause::{cause_line, severity};
 use super::describe::describe;
 use super::faults::{classify, FaultKind, FaultSpan};
 use super::scan::{ExcerptRow, Scan, EXCERPT_CONTEXT};
 use super::timeline::{Locator, PageInfo};
 use super::words::Words;
 use super::ChartOut;
-use crate::checks::{Anomaly, CheckResult, Validity};
+use crate::checks::{Anomaly, CheckResult, Severity, Validity};
 use crate::results::{internal_note, NodeSummary, Results};
 use crate::run_params::RunParams;
 use crate::shards::ShardSpec;
@@ -476,7 +476,7 @@ fn anomalies(h: &mut String, page: &Page<'_>) {
 
 /// How many stored anomalies of each kind, most severe first.
 fn summary(h: &mut String, all: &[(&str, &Anomaly)]) {
-    let mut counts: BTreeMap<(u8, String), (u64, BTreeSet<&str>)> = BTreeMap::new();
+    let mut counts: BTreeMap<(Severity, String), (u64, BTreeSet<&str>)> = BTreeMap::new();
     for (check, a) in all {
         let e = counts.entry(severity(a)).or_default();
         e.0 += 1;
@@ -486,8 +486,9 @@ fn summary(h: &mut String, all: &[(&str, &Anomaly)]) {
     for ((tier, label), (n, checks)) in &counts {
         let _ = writeln!(
             h,
-            "<tr><td><span class=\"sev sev{tier}\">{}</span></td><td>{}</td><td class=\"num\">{n}</td><td>{}</td></tr>",
-            SEVERITY_WORDS[usize::from(*tier)],
+            "<tr><td><span class=\"sev sev{}\">{}</span></td><td>{}</td><td class=\"num\">{n}</td><td>{}</td></tr>",
+            tier.rank(),
+            tier.words(),
             esc(label),
             checks.iter().copied().collect::<Vec<_>>().join(", ")
         );
@@ -508,12 +509,13 @@ fn check_line(c: &CheckResult) -> String {
 fn anomaly(h: &mut String, check: &str, a: &Anomaly, page: &Page<'_>) {
     let scan = page.scan;
     let (tier, label) = severity(a);
+    let rank = tier.rank();
     let _ = write!(
         h,
-        "<div class=\"anomaly border{tier}\"><p><span class=\"sev sev{tier}\">{}</span><b>{}</b> <span class=\"sub\">({}, {check})</span><br>{}</p>",
-        SEVERITY_WORDS[usize::from(tier)],
+        "<div class=\"anomaly border{rank}\"><p><span class=\"sev sev{rank}\">{}</span><b>{}</b> <span class=\"sub\">({}, {check})</span><br>{}</p>",
+        tier.words(),
         esc(&label),
-        esc(&a.kind),
+        esc(a.kind.tag()),
         esc(&page.words.localize(&a.message))
     );
     if !a.exec_indices.is_empty() {
