@@ -176,18 +176,18 @@ kinds! {
     BadAmount = "bad-amount", W, "bad amount", [];
     /// An answer names a position beyond the end of the agreed log.
     BeyondLog = "beyond-log", O, "beyond log", [];
-    /// An answer names a position the log gives another command.
+    /// Where positions are shared, a transfer told the position that holds the initial balances.
     WrongSlot = "wrong-slot", O, "wrong slot", [];
     /// An observation told a position before `base_revision` (etcd).
     StaleRead = "stale-read", O, "stale read", [];
     /// An `ok` with no position shows a balance no state of the bank gives.
     ImpossibleResult = "impossible-result", W, "impossible result", [];
-    /// An answer's positions disagree with where the shards' logs hold it.
+    /// An answer told a position on a shard where the log holds another request.
     PositionMismatch = "position-mismatch", O, "position mismatch", [];
     // exactly-once
     /// A client told its transfer failed, but the log applies it.
     FailedButApplied = "failed-but-applied", W, "told failed but applied", [];
-    /// An acknowledged transfer is in the log but not applied.
+    /// An acknowledged transfer that the log records as a failed no-op.
     AckNotApplied = "ack-not-applied", W, "acknowledged but not applied", [];
     /// An acknowledged operation is in no replica's log.
     LostAck = "lost-ack", W, "acknowledged but lost", [];
@@ -239,18 +239,18 @@ kinds! {
     WrongAmount = "wrong-amount", W, "wrong amount", [];
     /// A transaction committed although a participant voted no.
     CommitDespiteNo = "commit-despite-no", O, "commit despite no", [];
-    /// A commit with no prepare before it.
+    /// A shard committed a transaction it had not prepared with a yes vote.
     CommitWithoutPrepare = "commit-without-prepare", O, "commit without prepare", [];
     /// Shards decided a transaction differently.
-    SplitDecision = "split-decision", O, "split decision", [];
-    /// A transaction entry with no phase.
+    SplitDecision = "split-decision", W, "split decision", [];
+    /// A transaction's entry in a shard's log names no phase.
     NoPhase = "no-phase", O, "no phase", [];
     /// The client's answer says the opposite of the transaction's decision.
     AnswerContradictsDecision = "answer-contradicts-decision", O, "answer contradicts decision", [];
     // shard-agreement
-    /// A replica names a shard run.toml does not list.
+    /// A replica says it is in a shard that run.toml does not have.
     UnknownShard = "unknown-shard", O, "unknown shard", [];
-    /// A replica's log holds an account of another shard.
+    /// A replica says it is in a shard that run.toml does not list it in.
     WrongShard = "wrong-shard", O, "wrong shard", [];
     // exactly-once (sharded)
     /// A request executed more than once on a shard (harmless when it is a read).
@@ -260,7 +260,7 @@ kinds! {
     /// One request became two transactions.
     TwoTransactions = "two-transactions", O, "two transactions", [];
     // strict-serializability
-    /// The operations' real-time and shard orders form a cycle.
+    /// The dependency graph over shards and real time has a cycle.
     Cycle = "cycle", O, "cycle", [];
     /// Two operations were told the same position on a shard.
     DuplicatePosition = "duplicate-position", O, "duplicate position", [];
