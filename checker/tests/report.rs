@@ -268,8 +268,13 @@ fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
             vec![9],
         )
         .about(Some(OpFunction::Transfer)),
+        Anomaly::new(
+            AnomalyKind::ClientOrder,
+            "Client 4 issued transfer A->B 1 before read A, yet they executed at 9 and 8".into(),
+            vec![11],
+        ),
     ];
-    eo.anomaly_count = 3;
+    eo.anomaly_count = 4;
     eo.valid = Validity::Invalid;
     let written = report::write_report(dir.path(), &results).unwrap();
     let html = std::fs::read_to_string(written.html).unwrap();
@@ -280,6 +285,10 @@ fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
     assert!(
         section.contains("read_all executed twice</td><td class=\"num\">2</td>"),
         "counted per kind"
+    );
+    assert!(
+        section.contains("(client-order, exactly-once; also real time order)"),
+        "a kind names the kinds it implies"
     );
     let first_detail = section.find("<div class=\"anomaly ").unwrap();
     assert!(

@@ -496,6 +496,16 @@ fn summary(h: &mut String, all: &[(&str, &Anomaly)]) {
     h.push_str("</table>\n<p class=\"sub\">Counts are of the anomalies stored in results.json; a check stores only its first few.</p>\n");
 }
 
+/// `; also real time order` when the anomaly's kind implies others (see
+/// [`crate::checks::AnomalyKind::implies`]).
+fn also(a: &Anomaly) -> String {
+    let implied: Vec<String> = a.kind.implied().iter().map(|k| k.words()).collect();
+    match implied.is_empty() {
+        true => String::new(),
+        false => esc(&format!("; also {}", implied.join(", "))),
+    }
+}
+
 fn check_line(c: &CheckResult) -> String {
     let shown = c.anomalies.len() as u64;
     match c.anomaly_count {
@@ -512,10 +522,11 @@ fn anomaly(h: &mut String, check: &str, a: &Anomaly, page: &Page<'_>) {
     let rank = tier.rank();
     let _ = write!(
         h,
-        "<div class=\"anomaly border{rank}\"><p><span class=\"sev sev{rank}\">{}</span><b>{}</b> <span class=\"sub\">({}, {check})</span><br>{}</p>",
+        "<div class=\"anomaly border{rank}\"><p><span class=\"sev sev{rank}\">{}</span><b>{}</b> <span class=\"sub\">({}, {check}{})</span><br>{}</p>",
         tier.words(),
         esc(&label),
         esc(a.kind.tag()),
+        also(a),
         esc(&page.words.localize(&a.message))
     );
     if !a.exec_indices.is_empty() {
