@@ -165,17 +165,6 @@ impl Cmd {
         }
     }
 
-    /// Its function, for an anomaly about it; `None` when the checker does not know it.
-    pub fn function(&self) -> Option<crate::checks::OpFunction> {
-        use crate::checks::OpFunction;
-        match self {
-            Cmd::Transfer { .. } => Some(OpFunction::Transfer),
-            Cmd::Read { .. } => Some(OpFunction::Read),
-            Cmd::ReadAll => Some(OpFunction::ReadAll),
-            Cmd::Other => None,
-        }
-    }
-
     /// Renumbers accounts after interners were merged.
     pub fn remap(&mut self, map: &[Acct]) {
         let m = |a: &mut Acct| *a = map.get(*a as usize).copied().unwrap_or(*a);

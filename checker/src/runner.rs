@@ -10,7 +10,8 @@ use crate::checks::exactly_once;
 use crate::checks::linearizable;
 use crate::checks::liveness::Liveness;
 use crate::checks::{replay, CheckResult, Validity};
-use crate::final_state::{self, AgreedLog, FinalError, LogData, NodeState, Positions};
+use crate::final_load::{self, LogData};
+use crate::final_state::{self, AgreedLog, FinalError, NodeState, Positions};
 use crate::model::{list, Accounts};
 use crate::ops::{self, HistoryData};
 use crate::records::{flag, Clients, OpRec};
@@ -163,7 +164,7 @@ fn load_both(
     std::thread::scope(|s| {
         let fin_accounts = accounts.clone();
         let fin = s.spawn(move || {
-            let data = final_state::load_log(&files.final_json, fin_accounts)?;
+            let data = final_load::load_log(&files.final_json, fin_accounts)?;
             Ok::<_, FinalError>(data.map(|d| {
                 let order = exactly_once::log_order(&d.log);
                 (d, order)

@@ -23,7 +23,7 @@
 //! the client was told) must be absent, since they observed a position without writing.
 
 use super::total_order::TotalOrder;
-use super::{Anomaly, AnomalyKind, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::final_state::{AgreedLog, Positions, Slot};
 use crate::model::{list, Accounts, Cmd};
 use crate::records::{flag, Clients, OpClass, OpRec};
@@ -255,7 +255,7 @@ impl Merge<'_, '_> {
                     ),
                     x.indices(),
                 )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
                 .at_slots(vec![exec])
             });
         }
@@ -278,7 +278,7 @@ impl Merge<'_, '_> {
                 ),
                 x.indices(),
             )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
             .at_slots(execs.to_vec())
         });
     }
@@ -295,7 +295,7 @@ impl Merge<'_, '_> {
                 ),
                 x.indices(),
             )
-            .about(x.cmd().function())
+            .about(OpFunction::of(x.cmd()))
             .at_slots(execs.to_vec())
         });
     }
@@ -329,7 +329,7 @@ impl Merge<'_, '_> {
                 format!("{d} was {told}{at}, but it is in no replica's log: the command was lost."),
                 x.indices(),
             )
-            .about(x.cmd().function())
+            .about(OpFunction::of(x.cmd()))
             .at_slots(slots)
         });
     }
@@ -348,7 +348,7 @@ impl Merge<'_, '_> {
                 format!("{d} was acknowledged (ok), but the log records it at exec_index {exec} as a failed no-op: it was never applied."),
                 x.indices(),
             )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![exec])
         });
     }
@@ -367,7 +367,7 @@ impl Merge<'_, '_> {
                 format!("{d} was told it failed, but the log records it at exec_index {exec} as applied (ok)."),
                 x.indices(),
             )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![exec])
         });
     }
@@ -383,7 +383,7 @@ impl Merge<'_, '_> {
                 ),
                 x.indices(),
             )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
             .at_slots(execs.to_vec())
         });
     }

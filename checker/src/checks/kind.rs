@@ -11,6 +11,7 @@
 //! know: it loads as [`AnomalyKind::Other`], ranked "order broken", named by its tag, and
 //! is written back with the same tag, so a saved run never fails to load for it.
 
+use crate::model::Cmd;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 
@@ -64,6 +65,16 @@ impl OpFunction {
             OpFunction::Transfer => "transfer",
             OpFunction::Read => "read",
             OpFunction::ReadAll => "read_all",
+        }
+    }
+
+    /// A command's function; `None` for one the checker does not know.
+    pub(crate) fn of(cmd: Cmd) -> Option<OpFunction> {
+        match cmd {
+            Cmd::Transfer { .. } => Some(OpFunction::Transfer),
+            Cmd::Read { .. } => Some(OpFunction::Read),
+            Cmd::ReadAll => Some(OpFunction::ReadAll),
+            Cmd::Other => None,
         }
     }
 

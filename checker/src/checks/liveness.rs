@@ -15,7 +15,7 @@
 //! short list), and a `stable` event restarts the judgement, since only the last one
 //! counts. Otherwise the check is not applicable: valid, with a note saying why.
 
-use super::{Anomaly, AnomalyKind, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::model::{Accounts, Cmd};
 use crate::records::Clients;
 
@@ -246,7 +246,8 @@ fn stall_anomaly(
             vec![a.index],
         ),
     };
-    Anomaly::new(AnomalyKind::Stall, format!("{what}, {said}."), indices).about(a.cmd.function())
+    Anomaly::new(AnomalyKind::Stall, format!("{what}, {said}."), indices)
+        .about(OpFunction::of(a.cmd))
 }
 
 /// Nanoseconds in words, e.g. `2.503 s` or `40 ms`.

@@ -19,7 +19,7 @@
 //! position (just before the first logged write) see the initial balances.
 
 use super::agreement::Agreement;
-use super::{Anomaly, AnomalyKind, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::final_state::{AgreedLog, NodeState, Positions, Slot};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect};
 use crate::records::{flag, Clients, OpRec};
@@ -161,7 +161,7 @@ impl Replay<'_> {
                 ),
                 x.indices(),
             )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![x.exec])
         });
     }
@@ -178,7 +178,7 @@ impl Replay<'_> {
                 ),
                 x.indices(),
             )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![x.exec])
         });
     }
@@ -217,7 +217,7 @@ impl Replay<'_> {
                         ),
                         x.indices(),
                     )
-                    .about(x.cmd().function())
+                    .about(OpFunction::of(x.cmd()))
                     .at_slots(vec![x.exec])
                 }),
             }
@@ -322,7 +322,7 @@ impl Replay<'_> {
                 ),
                 x.indices(),
             )
-            .about(x.cmd().function())
+            .about(OpFunction::of(x.cmd()))
             .at_slots(vec![exec])
         });
     }
@@ -354,7 +354,7 @@ impl Replay<'_> {
                     ),
                     x.indices(),
                 )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
                 .at_slots(vec![exec])
             });
             return;
@@ -370,7 +370,7 @@ impl Replay<'_> {
                     ),
                     x.indices(),
                 )
-                .about(x.cmd().function())
+                .about(OpFunction::of(x.cmd()))
                 .at_slots(vec![exec])
             });
             return;
@@ -386,7 +386,7 @@ impl Replay<'_> {
                         ),
                         x.indices(),
                     )
-                    .about(x.cmd().function())
+                    .about(OpFunction::of(x.cmd()))
                     .at_slots(vec![exec])
                 });
             }

@@ -30,7 +30,7 @@
 //! that break only the unique rule (an observer on its floor's exact position) for
 //! `TotalOrder::settle`.
 
-use super::{Anomaly, AnomalyKind, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::final_state::Positions;
 use crate::model::{Accounts, Cmd};
 use crate::records::{Clients, OpRec, NO_OP};
@@ -106,7 +106,7 @@ impl TotalOrder {
                 ),
                 indices,
             )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![x.exec, exec])
         });
     }
@@ -196,7 +196,7 @@ impl TotalOrder {
                     ),
                     indices,
                 )
-.about(a.cmd().function())
+.about(OpFunction::of(a.cmd()))
                 .at_slots(vec![a.exec])
             });
         }
@@ -266,7 +266,7 @@ fn realtime(
         ),
         indices,
     )
-.about(x.cmd().function())
+.about(OpFunction::of(x.cmd()))
     .at_slots(vec![y.exec, exec])
 }
 
