@@ -7,7 +7,7 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
-use crate::shards::{transfer_parts, Phase, ShardEntry, ShardId, Sharded, TxnId, Vote};
+use crate::shards::{EntryValue, Phase, ShardEntry, ShardId, Sharded, TxnId, Vote};
 use std::collections::BTreeMap;
 
 /// What one shard's log holds of one transaction.
@@ -64,7 +64,7 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
         .values()
         .find_map(|s| s.prepare.or(s.decision))
         .map(|e| &e.value);
-    let parts = value.and_then(transfer_parts);
+    let parts = value.and_then(EntryValue::transfer);
     let touched: Vec<ShardId> = match parts {
         Some((from, to, _)) => [data.shard_of(from), data.shard_of(to)]
             .into_iter()

@@ -120,8 +120,11 @@ fn decided_short(
 /// A positive transfer between two accounts that `bank` (after the entry at its
 /// position, which applied nothing) shows had the funds for it; `(from, balance,
 /// amount)` if so.
-fn enough<'v>(bank: &BTreeMap<String, i64>, value: &'v Value) -> Option<(&'v str, i64, i64)> {
-    let (from, to, amount) = transfer_parts(value)?;
+fn enough<'v>(
+    bank: &BTreeMap<String, i64>,
+    parts: Option<(&'v str, &'v str, i64)>,
+) -> Option<(&'v str, i64, i64)> {
+    let (from, to, amount) = parts?;
     let &b = bank.get(from)?;
     (amount > 0 && from != to && b >= amount).then_some((from, b, amount))
 }
@@ -129,7 +132,7 @@ fn enough<'v>(bank: &BTreeMap<String, i64>, value: &'v Value) -> Option<(&'v str
 /// An answer of insufficient funds, decided at `exec` on its source's shard.
 fn had_funds(check: &mut Check, shard: ShardId, exec: u64, bank: &BTreeMap<String, i64>, op: &Op) {
     check.count("insufficient-funds answers replayed", 1);
-    let Some((from, b, amount)) = enough(bank, &op.value) else {
+    let Some((from, b, amount)) = enough(bank, transfer_parts(&op.value)) else {
         return;
     };
     check.anomaly(|| {
@@ -156,11 +159,11 @@ fn logged_refusal(
     let refused = entry.txn.is_none()
         && entry.f == "transfer"
         && entry.kind == EventType::Fail
-        && entry.value.get("error").and_then(Value::as_str) == Some(INSUFFICIENT_FUNDS);
+        && entry.value.str_field("error") == Some(INSUFFICIENT_FUNDS);
     if !refused {
         return;
     }
-    let Some((from, b, amount)) = enough(bank, &entry.value) else {
+    let Some((from, b, amount)) = enough(bank, entry.value.transfer()) else {
         return;
     };
     check.anomaly(|| {

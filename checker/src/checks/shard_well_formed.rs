@@ -161,8 +161,10 @@ fn coordinators(data: &Sharded, wf: &mut WellFormed) {
     for (&shard, log) in &data.logs {
         for e in log.values() {
             let Some(txn) = e.txn else { continue };
-            let source: Option<ShardId> =
-                transfer_parts(&e.value).and_then(|(from, _, _)| data.shard_of(from));
+            let source: Option<ShardId> = e
+                .value
+                .transfer()
+                .and_then(|(from, _, _)| data.shard_of(from));
             if source == Some(txn.coordinator) || !seen.insert(txn) {
                 continue;
             }
