@@ -15,8 +15,7 @@ use crate::results::{FinalSummary, NodeSummary, Results};
 use crate::run_files::{CheckError, RunFiles};
 use crate::run_params::RunParams;
 use crate::shards::{
-    transfer_parts, Completion, Op, Phase, ShardEntry, ShardId, ShardSpec, Sharded, ShardedFinal,
-    TxnId,
+    Completion, Op, Phase, ShardEntry, ShardId, ShardSpec, Sharded, ShardedFinal, TxnId,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -50,7 +49,7 @@ fn pair_ops(events: &[Event]) -> Vec<Op> {
                     client: c,
                     request_id: rid,
                     f: e.f.clone(),
-                    value: e.value.clone(),
+                    value: e.value.clone().into(),
                     invoke_index: e.index,
                     complete: None,
                 });
@@ -60,7 +59,7 @@ fn pair_ops(events: &[Event]) -> Vec<Op> {
                     ops[o].complete = Some(Completion {
                         index: e.index,
                         kind,
-                        value: e.value.clone(),
+                        value: e.value.clone().into(),
                         positions: e.positions.clone().unwrap_or_default(),
                     })
                 }
@@ -160,7 +159,7 @@ fn add_participant_positions(
         let Some(c) = op.complete.as_mut() else {
             continue;
         };
-        let Some((from, to, _)) = transfer_parts(&op.value) else {
+        let Some((from, to, _)) = op.value.transfer() else {
             continue;
         };
         let (Some(&coordinator), Some(&participant)) =

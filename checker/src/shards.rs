@@ -283,6 +283,14 @@ impl EntryValue {
         }
     }
 
+    /// The value as written, when it is not a transfer's.
+    pub fn json(&self) -> Option<&Value> {
+        match self {
+            EntryValue::Transfer(_) => None,
+            EntryValue::Other(v) => Some(v),
+        }
+    }
+
     /// The value as JSON, for reports and for tests that edit it.
     pub fn to_value(&self) -> Value {
         match self {
@@ -320,7 +328,7 @@ pub(crate) struct Op {
     pub request_id: u64,
     pub f: String,
     /// The invocation's value.
-    pub value: Value,
+    pub value: EntryValue,
     pub invoke_index: u64,
     pub complete: Option<Completion>,
 }
@@ -329,7 +337,7 @@ pub(crate) struct Op {
 pub(crate) struct Completion {
     pub index: u64,
     pub kind: EventType,
-    pub value: Value,
+    pub value: EntryValue,
     pub positions: BTreeMap<ShardId, u64>,
 }
 
@@ -343,15 +351,9 @@ impl Op {
 
     /// A few words naming it, e.g. `client 3's transfer A→E of 2 (request 7)`.
     pub fn describe(&self) -> String {
-        let what = match (self.f.as_str(), transfer_parts(&self.value)) {
+        let what = match (self.f.as_str(), self.value.transfer()) {
             ("transfer", Some((from, to, amount))) => format!("transfer {from}→{to} of {amount}"),
-            ("read", _) => format!(
-                "read of {}",
-                self.value
-                    .get("account")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-            ),
+            ("read", _) => format!("read of {}", self.value.str_field("account").unwrap_or("?")),
             (f, _) => f.to_string(),
         };
         format!(

@@ -64,7 +64,12 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
         let Some(c) = op.complete.as_ref().filter(|c| c.kind == EventType::Ok) else {
             continue;
         };
-        let Some(balances) = c.value.get("balances").and_then(Value::as_object) else {
+        let Some(balances) = c
+            .value
+            .json()
+            .and_then(|v| v.get("balances"))
+            .and_then(Value::as_object)
+        else {
             continue;
         };
         check.count("read_all snapshots", 1);
@@ -183,7 +188,7 @@ fn compare_snapshot(
     let Some(seen) = op
         .complete
         .as_ref()
-        .and_then(|c| c.value.get("balances"))
+        .and_then(|c| c.value.json().and_then(|v| v.get("balances")))
         .and_then(Value::as_object)
     else {
         return;

@@ -30,11 +30,10 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::{Event, EventType, Process};
-use crate::shards::{transfer_parts, Op, ShardId, Sharded};
+use crate::shards::{Op, ShardId, Sharded};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// How many cycles are described in words (all are counted).
@@ -97,7 +96,7 @@ pub(crate) fn run(data: &Sharded, events: &[Event]) -> CheckResult {
 /// A definite failure that neither changed nor observed a balance: anything but
 /// insufficient funds (which observed the source's balance).
 fn changed_and_saw_nothing(c: &crate::shards::Completion) -> bool {
-    let error = c.value.get("error").and_then(Value::as_str);
+    let error = c.value.str_field("error");
     c.kind == EventType::Fail && error != Some(crate::history::values::INSUFFICIENT_FUNDS)
 }
 
@@ -105,7 +104,9 @@ fn changed_and_saw_nothing(c: &crate::shards::Completion) -> bool {
 fn touched(data: &Sharded, op: &Op, shard: ShardId) -> Vec<String> {
     let on = |a: &str| data.shard_of(a) == Some(shard);
     match op.f.as_str() {
-        "transfer" => transfer_parts(&op.value)
+        "transfer" => op
+            .value
+            .transfer()
             .map(|(f, t, _)| {
                 [f, t]
                     .into_iter()
@@ -116,8 +117,7 @@ fn touched(data: &Sharded, op: &Op, shard: ShardId) -> Vec<String> {
             .unwrap_or_default(),
         "read" => op
             .value
-            .get("account")
-            .and_then(Value::as_str)
+            .str_field("account")
             .filter(|a| on(a))
             .map(|a| vec![a.to_string()])
             .unwrap_or_default(),

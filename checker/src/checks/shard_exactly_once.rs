@@ -9,7 +9,6 @@
 use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::history::EventType;
 use crate::shards::{Phase, ShardEntry, ShardId, Sharded, TxnId};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 type Key = (u64, u64);
@@ -51,11 +50,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
                 .about(OpFunction::parse(&op.f))
             });
         } else if rejected && changed {
-            let err = c
-                .value
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("an error");
+            let err = c.value.str_field("error").unwrap_or("an error");
             check.anomaly(|| {
                 Anomaly::new(
                     AnomalyKind::FailedApplied,

@@ -16,7 +16,7 @@
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::checks::liveness::STABLE;
 use crate::history::{Event, EventType, Process};
-use crate::shards::{Op, Sharded};
+use crate::shards::{EntryValue, Op, Sharded};
 
 /// The definite failures that mean "an account is locked".
 const LOCKED: [&str; 2] = ["lock-conflict", "aborted-lock-conflict"];
@@ -89,8 +89,8 @@ fn not_applicable(mut check: Check, why: &str) -> CheckResult {
     check.finish()
 }
 
-fn locked(value: &serde_json::Value) -> bool {
-    let error = value.get("error").and_then(serde_json::Value::as_str);
+fn locked(value: &EntryValue) -> bool {
+    let error = value.str_field("error");
     error.is_some_and(|e| LOCKED.contains(&e))
 }
 
@@ -111,8 +111,8 @@ fn stall(op: &Op, how: &str, waited_ns: u64, bound_ns: u64) -> Anomaly {
     )
 }
 
-fn held_lock(op: &Op, after_ns: u64, bound_ns: u64, value: &serde_json::Value) -> Anomaly {
-    let error = value.get("error").and_then(serde_json::Value::as_str);
+fn held_lock(op: &Op, after_ns: u64, bound_ns: u64, value: &EntryValue) -> Anomaly {
+    let error = value.str_field("error");
     Anomaly::new(
         AnomalyKind::Stall,
         format!(

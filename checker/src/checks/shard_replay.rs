@@ -19,8 +19,7 @@
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::values::INSUFFICIENT_FUNDS;
 use crate::history::EventType;
-use crate::shards::{transfer_parts, Op, Phase, ShardEntry, ShardId, Sharded};
-use serde_json::Value;
+use crate::shards::{Op, Phase, ShardEntry, ShardId, Sharded};
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
@@ -104,10 +103,10 @@ fn decided_short(
     op: &Op,
 ) -> Option<u64> {
     let c = op.complete.as_ref().filter(|c| c.kind == EventType::Fail)?;
-    if c.value.get("error").and_then(Value::as_str) != Some(INSUFFICIENT_FUNDS) {
+    if c.value.str_field("error") != Some(INSUFFICIENT_FUNDS) {
         return None;
     }
-    let (from, _, _) = transfer_parts(&op.value)?;
+    let (from, _, _) = op.value.transfer()?;
     if data.shard_of(from) != Some(shard) {
         return None;
     }
@@ -132,7 +131,7 @@ fn enough<'v>(
 /// An answer of insufficient funds, decided at `exec` on its source's shard.
 fn had_funds(check: &mut Check, shard: ShardId, exec: u64, bank: &BTreeMap<String, i64>, op: &Op) {
     check.count("insufficient-funds answers replayed", 1);
-    let Some((from, b, amount)) = enough(bank, transfer_parts(&op.value)) else {
+    let Some((from, b, amount)) = enough(bank, op.value.transfer()) else {
         return;
     };
     check.anomaly(|| {
@@ -191,7 +190,7 @@ fn without_position(data: &Sharded, check: &mut Check) {
             continue;
         };
         for field in ["balance", "from_balance", "to_balance"] {
-            let Some(b) = c.value.get(field).and_then(Value::as_i64) else {
+            let Some(b) = c.value.i64_field(field) else {
                 continue;
             };
             if (0..=total).contains(&i128::from(b)) {
@@ -239,11 +238,7 @@ fn compare(
         return;
     }
     if c.kind == EventType::Fail && entry.applies() {
-        let error = c
-            .value
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no error given");
+        let error = c.value.str_field("error").unwrap_or("no error given");
         check.anomaly(|| {
             Anomaly::new(
                 AnomalyKind::FailedButApplied,
@@ -260,7 +255,7 @@ fn compare(
     let mut expected: Vec<(&str, String, i64)> = Vec::new();
     match op.f.as_str() {
         "transfer" if c.kind == EventType::Ok => {
-            if let Some((from, to, _)) = transfer_parts(&op.value) {
+            if let Some((from, to, _)) = op.value.transfer() {
                 for (field, account) in [("from_balance", from), ("to_balance", to)] {
                     if data.shard_of(account) == Some(shard) {
                         if let Some(&b) = bank.get(account) {
@@ -271,7 +266,7 @@ fn compare(
             }
         }
         "read" if c.kind == EventType::Ok => {
-            if let Some(a) = op.value.get("account").and_then(Value::as_str) {
+            if let Some(a) = op.value.str_field("account") {
                 if let Some(&b) = bank.get(a) {
                     expected.push(("balance", a.to_string(), b));
                 }
@@ -280,7 +275,7 @@ fn compare(
         _ => {}
     }
     for (field, account, b) in expected {
-        let seen = c.value.get(field).and_then(Value::as_i64);
+        let seen = c.value.i64_field(field);
         if seen != Some(b) {
             check.anomaly(|| {
                 Anomaly::new(
