@@ -9,7 +9,7 @@
 //!
 //! [`FinalState`] is the owned form the harness fills and writes. The checker does not
 //! load it that way: a long run's logs hold millions of entries per replica, so
-//! `load_log` walks the file through a sliding window (`crate::window`), parses
+//! `load_log` (in `crate::final_load`) walks the file through a sliding window (`crate::window`), parses
 //! each entry in place (the fast path of `crate::fastjson`, else serde), turns it
 //! into a compact `Slot` and lays it over the agreed log at once, comparing it with
 //! what other replicas put there (agreement). Memory is one slot per exec index
@@ -32,20 +32,15 @@
 //!
 //! The contract, field by field, with the sharded and etcd shapes: docs/final-json.md.
 
-use crate::checks::agreement::{Agreement, Side};
-use crate::fastjson::{once, put, Cur, Miss};
-use crate::fields::ValueFields;
-use crate::history::CowStr;
 use crate::history::EventType;
-use crate::model::{Accounts, Acct, Cmd, CmdParts, FKind, Fx};
-use crate::window::{parse_one, Attempt, ScanError, Scanner};
-use serde::de::IgnoredAny;
+pub use crate::model::replica_name;
+pub(crate) use crate::model::NodeState;
+use crate::model::{Acct, Cmd};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::hash::Hasher;
-use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::io::{self, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// What an exec index means, from final.json's top-level `"positions"`.
@@ -75,7 +70,7 @@ impl Positions {
         *self == Positions::Unique
     }
 
-    fn parse(word: &str) -> Option<Positions> {
+    pub(crate) fn parse(word: &str) -> Option<Positions> {
         match word {
             "unique" => Some(Positions::Unique),
             "shared_reads" => Some(Positions::SharedReads),
@@ -208,7 +203,7 @@ pub enum FinalError {
 }
 
 impl FinalError {
-    fn io(path: &Path, source: io::Error) -> FinalError {
+    pub(crate) fn io(path: &Path, source: io::Error) -> FinalError {
         FinalError::Io {
             path: path.to_path_buf(),
             source,
@@ -217,25 +212,25 @@ impl FinalError {
 }
 
 /// Marks an empty slot (no replica covers it).
-const EMPTY: u16 = u16::MAX;
+pub(crate) const EMPTY: u16 = u16::MAX;
 
 /// One agreed log entry, compact: one is kept per exec index, so its size bounds the
 /// memory a long run needs (the client is a number into [`AgreedLog::client`]'s table).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
-    client: u32,
+    pub(crate) client: u32,
     pub request_id: u64,
     /// The command, flat (see [`Slot::cmd`]).
-    kind: u8,
-    accounts: [Acct; 2],
-    amount: i64,
+    pub(crate) kind: u8,
+    pub(crate) accounts: [Acct; 2],
+    pub(crate) amount: i64,
     /// Fingerprint of the whole entry (command and recorded result), for comparing
     /// replicas without keeping their entries.
     pub hash: u64,
-    /// The entry's exact text, fingerprinted ([`text_mark`]): a replica that wrote the
+    /// The entry's exact text, fingerprinted (`text_mark` in `crate::final_load`): a replica that wrote the
     /// very same bytes agrees without its entry being parsed (see
-    /// [`Loader::confirm_verbatim`]).
-    text: u64,
+    /// `crate::final_load`).
+    pub(crate) text: u64,
     /// The replica whose entry this is.
     pub node: u16,
     /// Recorded `ok` (else `fail`, a no-op).
@@ -244,7 +239,7 @@ pub(crate) struct Slot {
 
 const _: () = assert!(std::mem::size_of::<Slot>() <= 48, "a slot per exec index");
 
-const EMPTY_SLOT: Slot = Slot {
+pub(crate) const EMPTY_SLOT: Slot = Slot {
     client: 0,
     request_id: 0,
     kind: 3,
@@ -277,7 +272,7 @@ pub(crate) struct AgreedLog {
     /// [`AgreedLog::start_after`]).
     origin: u64,
     /// The client process numbers the slots name, in order of first appearance.
-    clients: Vec<u64>,
+    pub(crate) clients: Vec<u64>,
 }
 
 impl AgreedLog {
@@ -386,7 +381,7 @@ impl AgreedLog {
 
     /// The slot for `exec`, growing the log as needed. `limit` bounds how far the log
     /// may grow, so a corrupt index cannot make it allocate without end.
-    fn slot_mut(&mut self, exec: u64, limit: u64) -> Result<&mut Slot, String> {
+    pub(crate) fn slot_mut(&mut self, exec: u64, limit: u64) -> Result<&mut Slot, String> {
         if self.slots.is_empty() {
             self.base = exec;
         }
@@ -409,597 +404,5 @@ impl AgreedLog {
             self.slots.resize(i + 1, EMPTY_SLOT);
         }
         Ok(&mut self.slots[i])
-    }
-}
-
-/// The replica a final.json entry belongs to: `n1` for `n1` and for `n1:1-14274`, an
-/// earlier stretch of n1's journal the harness saved apart.
-pub fn replica_name(entry: &str) -> &str {
-    entry.split_once(':').map_or(entry, |(node, _)| node)
-}
-
-/// What the checks keep of one replica.
-#[derive(Debug, Clone)]
-pub(crate) struct NodeState {
-    pub name: String,
-    /// Sorted by account; `None` when not fetched.
-    pub balances: Option<Vec<(Acct, i64)>>,
-    pub error: Option<String>,
-    /// First and last exec index of its executed list (0 when empty).
-    pub first: u64,
-    pub last: u64,
-    pub entries: u64,
-}
-
-impl NodeState {
-    /// Whether anything was fetched from the replica (an empty log counts, if it
-    /// was fetched without error).
-    pub fn fetched(&self) -> bool {
-        self.balances.is_some() || self.entries > 0 || self.error.is_none()
-    }
-}
-
-/// final.json, loaded for checking.
-pub(crate) struct LogData {
-    pub log: AgreedLog,
-    pub nodes: Vec<NodeState>,
-    /// The accounts as interned while loading (merged into the history's later).
-    pub accounts: Accounts,
-    pub agreement: Agreement,
-    pub positions: Positions,
-    /// Under shared positions, the initial balances' position, when final.json says.
-    pub base_revision: Option<u64>,
-}
-
-/// Streams final.json into the agreed log. `Ok(None)` when the file does not exist.
-pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData>, FinalError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(FinalError::io(path, e)),
-    };
-    let mut loader = Loader {
-        data: LogData {
-            log: AgreedLog::default(),
-            nodes: Vec::new(),
-            accounts,
-            agreement: Agreement::default(),
-            positions: Positions::Unique,
-            base_revision: None,
-        },
-        // Every entry takes at least 50 bytes of the file, so no honest file needs
-        // more slots than this; a corrupt exec index cannot make the log balloon.
-        max_slots: (file.metadata().map_or(0, |m| m.len()) / 50 + 1_000_000)
-            .min(u64::from(u32::MAX)),
-        client_ids: Default::default(),
-    };
-    let mut sc = Scanner::new(file);
-    loader.root(&mut sc).map_err(|e| match e {
-        ScanError::Io(source) => FinalError::io(path, source),
-        ScanError::Syntax { offset, message } => FinalError::Malformed {
-            path: path.to_path_buf(),
-            message: format!("byte {offset}: {message}"),
-        },
-    })?;
-    Ok(Some(loader.data))
-}
-
-struct Loader {
-    data: LogData,
-    max_slots: u64,
-    /// Client process number to its number in the log's table.
-    client_ids: crate::model::FxMap<u64, u32>,
-}
-
-impl Loader {
-    /// Lays `entry`, the first `n` bytes of `window`, over the log.
-    fn attempt(&mut self, node: usize, entry: &EntryRaw<'_>, window: &[u8], n: usize) -> Attempt {
-        match self.add(node, entry, text_mark(&window[..n])) {
-            Ok(()) => Attempt::Done(n),
-            Err(m) => Attempt::Fail(m),
-        }
-    }
-
-    /// Every replica logs every command, most often in the very same bytes: an entry
-    /// whose text matches the one laid at its exec index only confirms it, and is
-    /// taken without being parsed (most of final.json). The laid text's length is in
-    /// its mark, so not even the entry's end needs finding. Returns the bytes it
-    /// took, or `None` to parse it (another text may still mean the same entry).
-    fn confirm_verbatim(&mut self, node: usize, window: &[u8]) -> Option<usize> {
-        let mut c = Cur::new(window);
-        c.eat(b'{').ok()?;
-        if c.key().ok()? != b"exec_index" {
-            return None;
-        }
-        let e = c.u64().ok()?;
-        let laid = self.data.log.get(e)?.text;
-        let n = (laid & TEXT_LEN) as usize;
-        let text = window.get(..n).filter(|_| n > 0)?;
-        if text_mark(text) != laid {
-            return None;
-        }
-        self.track_node(node, e);
-        self.data.agreement.compared();
-        Some(n)
-    }
-
-    fn add(&mut self, node: usize, entry: &EntryRaw<'_>, text: u64) -> Result<(), String> {
-        let e = entry.exec_index;
-        if e == 0 {
-            return Err("exec_index must be at least 1".into());
-        }
-        self.track_node(node, e);
-        let hash = entry.fingerprint();
-        // Every replica logs every command: most entries only confirm one already
-        // laid down, and equal fingerprints need no compact form (the first was
-        // checked when it was laid down).
-        if let Some(target) = self.data.log.get(e) {
-            if target.hash == hash {
-                self.data.agreement.compared();
-                return Ok(());
-            }
-        }
-        let slot = Slot {
-            text,
-            ..self.compact(node, entry, hash)?
-        };
-        let d = &mut self.data;
-        let target = d.log.slot_mut(e, self.max_slots)?;
-        if target.node == EMPTY {
-            *target = slot;
-            return Ok(());
-        }
-        d.agreement.compared();
-        let target = *target;
-        if target.hash != slot.hash {
-            let first = describe_slot(&target, &d.log, &d.accounts);
-            let first_node = d.nodes[target.node as usize].name.clone();
-            let second = describe_slot(&slot, &d.log, &d.accounts);
-            d.agreement.divergence(
-                e,
-                Side {
-                    node: &first_node,
-                    entry: first,
-                },
-                Side {
-                    node: &d.nodes[node].name,
-                    entry: second,
-                },
-            );
-        }
-        Ok(())
-    }
-
-    /// Checks the replica's own list is contiguous.
-    fn track_node(&mut self, node: usize, e: u64) {
-        let n = &mut self.data.nodes[node];
-        if n.entries == 0 {
-            n.first = e;
-        } else if e != n.last + 1 {
-            let (name, last) = (n.name.clone(), n.last);
-            self.data.agreement.jump(&name, last, e);
-        }
-        let n = &mut self.data.nodes[node];
-        n.last = e;
-        n.entries += 1;
-    }
-
-    /// The log's table number for a client process (clients are few: a map lookup).
-    fn client_id(&mut self, process: u64) -> u32 {
-        let table = &mut self.data.log.clients;
-        *self.client_ids.entry(process).or_insert_with(|| {
-            table.push(process);
-            (table.len() - 1) as u32
-        })
-    }
-
-    fn compact(&mut self, node: usize, entry: &EntryRaw<'_>, hash: u64) -> Result<Slot, String> {
-        let v = Some(&entry.value.fields);
-        fn need<'n>(n: Option<&'n CowStr<'_>>, field: &str) -> Result<&'n str, String> {
-            n.map(|s| &**s)
-                .ok_or_else(|| format!("field `value.{field}` is missing"))
-        }
-        let accounts = &mut self.data.accounts;
-        let cmd = match FKind::parse(&entry.f) {
-            FKind::Transfer => Cmd::Transfer {
-                from: accounts.intern(need(v.and_then(|v| v.from.as_ref()), "from")?),
-                to: accounts.intern(need(v.and_then(|v| v.to.as_ref()), "to")?),
-                amount: v
-                    .and_then(|v| v.amount)
-                    .ok_or("field `value.amount` is missing")?,
-            },
-            FKind::Read => Cmd::Read {
-                account: accounts.intern(need(v.and_then(|v| v.account.as_ref()), "account")?),
-            },
-            FKind::ReadAll => Cmd::ReadAll,
-            FKind::Other => Cmd::Other,
-        };
-        let ok = match entry.kind {
-            EventType::Ok => true,
-            EventType::Fail => false,
-            other => return Err(format!("field `type`: expected ok or fail, found {other}")),
-        };
-        let CmdParts {
-            kind,
-            accounts,
-            amount,
-        } = cmd.pack();
-        Ok(Slot {
-            client: self.client_id(entry.client),
-            request_id: entry.request_id,
-            kind,
-            accounts,
-            amount,
-            hash,
-            text: 0,
-            node: node as u16,
-            ok,
-        })
-    }
-}
-
-/// The bits of a [`text_mark`] that hold the text's length.
-const TEXT_LEN: u64 = 0xffff;
-
-/// An entry's exact text, marked: its length in the low 16 bits (0 when longer, so
-/// never matched) and a fingerprint of its bytes above them.
-fn text_mark(text: &[u8]) -> u64 {
-    let Ok(len) = u16::try_from(text.len()) else {
-        return 0;
-    };
-    let mut h = Fx::default();
-    h.write(text);
-    (h.finish() & !TEXT_LEN) | u64::from(len)
-}
-
-fn describe_slot(s: &Slot, log: &AgreedLog, accounts: &Accounts) -> String {
-    format!(
-        "{} by client {} request {} ({})",
-        s.cmd().describe(accounts),
-        log.client(s),
-        s.request_id,
-        if s.ok { "ok" } else { "fail" }
-    )
-}
-
-/// One executed entry, parsed in place (strings borrow from the window).
-#[derive(Debug, Deserialize)]
-struct EntryRaw<'a> {
-    exec_index: u64,
-    client: u64,
-    request_id: u64,
-    #[serde(borrow)]
-    f: CowStr<'a>,
-    #[serde(borrow, default)]
-    value: ValueFields<'a>,
-    #[serde(rename = "type")]
-    kind: EventType,
-}
-
-impl<'a> EntryRaw<'a> {
-    /// Parses an entry without serde (see [`crate::fastjson`]), returning it and the
-    /// bytes it took.
-    fn fast(slice: &'a [u8]) -> Result<(EntryRaw<'a>, usize), Miss> {
-        let mut c = Cur::new(slice);
-        let (mut exec_index, mut client, mut request_id, mut f, mut kind) =
-            (None, None, None, None, None);
-        let mut value = ValueFields::default();
-        let mut seen = 0u16;
-        c.object(|c, k| {
-            let bit = match k {
-                b"exec_index" => put(&mut exec_index, c.u64()?, 0),
-                b"client" => put(&mut client, c.u64()?, 1),
-                b"request_id" => put(&mut request_id, c.u64()?, 2),
-                b"f" => put(&mut f, c.f()?, 3),
-                b"value" => {
-                    c.value_fields_into(&mut value)?;
-                    4
-                }
-                b"type" => put(&mut kind, c.event_type()?, 5),
-                _ => {
-                    c.skip()?;
-                    return Ok(());
-                }
-            };
-            once(&mut seen, bit)
-        })?;
-        let entry = EntryRaw {
-            exec_index: exec_index.ok_or(Miss::Other)?,
-            client: client.ok_or(Miss::Other)?,
-            request_id: request_id.ok_or(Miss::Other)?,
-            f: f.ok_or(Miss::Other)?,
-            value,
-            kind: kind.ok_or(Miss::Other)?,
-        };
-        Ok((entry, c.pos()))
-    }
-
-    /// Fingerprint of everything but the exec index.
-    fn fingerprint(&self) -> u64 {
-        let mut h = Fx::default();
-        h.write_u64(self.client);
-        h.write_u64(self.request_id);
-        h.write(self.f.as_bytes());
-        h.write_u64(self.kind as u64);
-        let v = &self.value.fields;
-        for name in [&v.from, &v.to, &v.account] {
-            h.write_u64(0xff);
-            if let Some(n) = name {
-                h.write(n.as_bytes());
-            }
-        }
-        for n in [v.amount, v.from_balance, v.to_balance, v.balance] {
-            // Presence apart from the value, so no number stands for "absent".
-            h.write_u64(u64::from(n.is_some()));
-            h.write_u64(n.unwrap_or(0) as u64);
-        }
-        if let Some(e) = v.error {
-            h.write(e.0.as_bytes());
-        }
-        if let Some(b) = &v.balances {
-            // Order-independent: replicas may list accounts in any order.
-            let sum = b.0.iter().fold(0u64, |acc, (k, v)| {
-                let mut e = Fx::default();
-                e.write(k.as_bytes());
-                e.write_u64(*v as u64);
-                acc.wrapping_add(e.finish())
-            });
-            h.write_u64(sum);
-        }
-        h.finish()
-    }
-}
-
-/// Adds `context` (where in the document) to a syntax error; `context` is only
-/// formatted when there is an error.
-fn within<C: std::fmt::Display>(context: C) -> impl FnOnce(ScanError) -> ScanError {
-    move |e| match e {
-        ScanError::Syntax { offset, message } => ScanError::Syntax {
-            offset,
-            message: format!("{context}: {message}"),
-        },
-        io => io,
-    }
-}
-
-/// `name[i]`, formatted only when needed.
-struct Indexed(&'static str, u64);
-
-impl std::fmt::Display for Indexed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}[{}]", self.0, self.1)
-    }
-}
-
-impl Loader {
-    /// `{"nodes": {...}, ...}`
-    fn root<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
-        sc.expect(b'{', "an object")?;
-        let mut seen = false;
-        let mut first = true;
-        while let Some(key) = sc.key(first)? {
-            first = false;
-            if key == "nodes" {
-                self.nodes(sc)?;
-                seen = true;
-            } else if key == "positions" {
-                self.positions(sc)?;
-            } else if key == "base_revision" {
-                let base: u64 = sc.value().map_err(within("base_revision"))?;
-                self.data.base_revision = Some(base);
-            } else {
-                sc.value::<IgnoredAny>()?;
-            }
-        }
-        if sc.peek()?.is_some() {
-            return Err(sc.error("unexpected text after the end of the document"));
-        }
-        if !seen {
-            return Err(sc.error("field `nodes` is missing"));
-        }
-        if self.data.positions == Positions::SharedReads {
-            self.data.log.start_after(self.data.base_revision);
-        }
-        Ok(())
-    }
-
-    /// `"unique"` or `"shared_reads"`.
-    fn positions<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
-        let word: String = sc.value().map_err(within("positions"))?;
-        self.data.positions = Positions::parse(&word).ok_or_else(|| {
-            sc.error(format!(
-                "field `positions`: expected \"unique\" or \"shared_reads\", found {word:?}"
-            ))
-        })?;
-        Ok(())
-    }
-
-    /// `{"n1": {...}, ...}`
-    fn nodes<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
-        sc.expect(b'{', "an object of replicas")?;
-        let mut first = true;
-        while let Some(name) = sc.key(first)? {
-            first = false;
-            if self.data.nodes.len() >= EMPTY as usize {
-                return Err(sc.error("too many replicas"));
-            }
-            self.data.nodes.push(NodeState {
-                name: name.clone(),
-                balances: None,
-                error: None,
-                first: 0,
-                last: 0,
-                entries: 0,
-            });
-            let node = self.data.nodes.len() - 1;
-            self.node(sc, node)
-                .map_err(within(format_args!("nodes.{name}")))?;
-        }
-        Ok(())
-    }
-
-    /// `{"balances": ..., "executed": [...], "error": ...}`
-    fn node<R: Read>(&mut self, sc: &mut Scanner<R>, node: usize) -> Result<(), ScanError> {
-        sc.expect(b'{', "an object with balances, executed and error")?;
-        let mut first = true;
-        while let Some(key) = sc.key(first)? {
-            first = false;
-            match key.as_str() {
-                "balances" => {
-                    let b: Option<BTreeMap<String, i64>> =
-                        sc.value().map_err(within("balances"))?;
-                    self.set_balances(node, b);
-                }
-                "executed" => self.executed(sc, node)?,
-                "error" => {
-                    let e: Option<String> = sc.value().map_err(within("error"))?;
-                    self.data.nodes[node].error = e;
-                }
-                _ => {
-                    sc.value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn set_balances(&mut self, node: usize, b: Option<BTreeMap<String, i64>>) {
-        let d = &mut self.data;
-        d.nodes[node].balances = b.map(|b| {
-            let mut v: Vec<(Acct, i64)> =
-                b.iter().map(|(k, v)| (d.accounts.intern(k), *v)).collect();
-            v.sort_unstable();
-            v
-        });
-    }
-
-    /// `[entry, ...]` or `null`; each entry is parsed in place and laid over the log.
-    fn executed<R: Read>(&mut self, sc: &mut Scanner<R>, node: usize) -> Result<(), ScanError> {
-        if sc.peek()? == Some(b'n') {
-            return sc.value::<()>().map_err(within("executed"));
-        }
-        sc.expect(b'[', "an array").map_err(within("executed"))?;
-        if sc.peek()? == Some(b']') {
-            return sc.expect(b']', "`]`");
-        }
-        let mut i = 0u64;
-        loop {
-            sc.parse_with(|slice, eof| {
-                // The entry is used where it was parsed: it is a few hundred bytes,
-                // and moving it through wrappers showed up as memmove in profiles.
-                if let Some(n) = self.confirm_verbatim(node, slice) {
-                    return Attempt::Done(n);
-                }
-                match EntryRaw::fast(slice) {
-                    Ok((entry, n)) => return self.attempt(node, &entry, slice, n),
-                    Err(Miss::End) if !eof => return Attempt::NeedMore,
-                    Err(_) => {}
-                }
-                match parse_one::<EntryRaw<'_>>(slice, eof) {
-                    Ok(Some((entry, n))) => self.attempt(node, &entry, slice, n),
-                    Ok(None) => Attempt::NeedMore,
-                    Err(m) => Attempt::Fail(m),
-                }
-            })
-            .map_err(within(Indexed("executed", i)))?;
-            i += 1;
-            if !sc.more(b']').map_err(within("executed"))? {
-                return Ok(());
-            }
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn log_with(execs: &[u64]) -> AgreedLog {
-        let mut log = AgreedLog::default();
-        for &e in execs {
-            *log.slot_mut(e, 1_000).unwrap() = Slot {
-                node: 0,
-                ..EMPTY_SLOT
-            };
-        }
-        log
-    }
-
-    /// Three replicas log exec index 1: n2 in the very bytes of n1 (confirmed
-    /// unparsed), n3 in another key order (parsed, the same entry) and n4 with another
-    /// balance (a divergence, whichever path it took).
-    #[test]
-    fn verbatim_copies_agree_and_any_other_text_is_compared_in_full() {
-        let same = r#"{"exec_index":1,"client":3,"request_id":7,"f":"read","value":{"account":"A","balance":5},"type":"ok"}"#;
-        let reordered = r#"{"exec_index":1,"type":"ok","request_id":7,"client":3,"f":"read","value":{"balance":5,"account":"A"}}"#;
-        let other = same.replace(r#""balance":5"#, r#""balance":6"#);
-        let node = |e: &str| format!(r#"{{"balances":null,"executed":[{e}]}}"#);
-        let text = format!(
-            r#"{{"nodes":{{"n1":{},"n2":{},"n3":{},"n4":{}}}}}"#,
-            node(same),
-            node(same),
-            node(reordered),
-            node(&other)
-        );
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("final.json");
-        std::fs::write(&path, text).unwrap();
-        let data = load_log(&path, Accounts::default()).unwrap().unwrap();
-        assert!(data.nodes.iter().all(|n| (n.first, n.last) == (1, 1)));
-        let result = data.agreement.finish(Some(&data.nodes));
-        assert_eq!(result.anomaly_count, 1, "{:?}", result.anomalies);
-        assert!(
-            result.anomalies[0].message.contains("n4"),
-            "{:?}",
-            result.anomalies
-        );
-    }
-
-    #[test]
-    fn gaps_count_from_the_origin() {
-        let mut log = log_with(&[3, 4, 6]);
-        assert_eq!(log.first_gap(), Some(1), "unique positions start at 1");
-        log.start_after(None);
-        assert_eq!(log.first_gap(), Some(5), "from the first entry");
-        log.start_after(Some(1));
-        assert_eq!(log.first_gap(), Some(2), "the first write is missing");
-        log.start_after(Some(2));
-        assert_eq!(log.first_gap(), Some(5));
-        let mut full = log_with(&[3, 4]);
-        full.start_after(Some(2));
-        assert_eq!(full.first_gap(), None);
-        full.start_after(Some(3));
-        assert_eq!(
-            full.first_gap(),
-            None,
-            "entries before the origin are not gaps"
-        );
-    }
-
-    #[test]
-    fn positions_are_written_only_when_given_and_read_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("final.json");
-        let state = FinalState {
-            nodes: [("n1".to_string(), NodeFinal::unreachable("down"))].into(),
-        };
-        state.write(&path).unwrap();
-        let plain = std::fs::read_to_string(&path).unwrap();
-        assert!(plain.starts_with("{\"nodes\""), "{plain}");
-        assert_eq!(
-            FinalState::load_positions(&path).unwrap(),
-            Positions::Unique
-        );
-        state
-            .write_with_positions(&path, Some(Positions::SharedReads), Some(7))
-            .unwrap();
-        assert_eq!(
-            FinalState::load_positions(&path).unwrap(),
-            Positions::SharedReads
-        );
-        assert_eq!(FinalState::load(&path).unwrap(), state);
-        let loaded = load_log(&path, Accounts::default()).unwrap().unwrap();
-        assert_eq!(loaded.positions, Positions::SharedReads);
-        assert_eq!(loaded.base_revision, Some(7));
     }
 }

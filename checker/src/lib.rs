@@ -17,8 +17,8 @@
 //! `results.json`, `report.html` and the charts. [`gen`] makes valid histories (and
 //! plants anomalies in them) for tests and the benchmark.
 //!
-//! A sharded bank (run.toml with `[[shards]]`) is checked by [`shards`] instead, for
-//! atomicity, bank-wide conservation, per-shard agreement and strict serializability
+//! A sharded bank (run.toml with `[[shards]]`) is modelled by [`shards`] and checked
+//! instead (by `sharded_run`) for atomicity, bank-wide conservation, per-shard agreement and strict serializability
 //! across shards; its format is in docs/sharded.md (shown in [`shards`]).
 //!
 //! ```no_run
@@ -30,17 +30,22 @@
 
 pub mod bench;
 pub mod checks;
+mod event_parts;
 mod fastjson;
 mod fields;
+mod final_load;
 pub mod final_state;
 pub mod gen;
 pub mod history;
 mod model;
 mod ops;
+mod records;
 pub mod report;
 pub mod results;
+mod run_files;
 pub mod run_params;
 mod runner;
+mod sharded_run;
 pub mod shards;
 pub mod text;
 mod window;
@@ -48,4 +53,5 @@ mod window;
 pub use checks::{Anomaly, CheckResult, Validity};
 pub use ops::HistoryStats;
 pub use results::{FinalSummary, NodeSummary, Results};
-pub use runner::{check_run, check_run_with, CheckError, CheckOptions, RunFiles};
+pub use run_files::{CheckError, RunFiles};
+pub use runner::{check_run, check_run_with, CheckOptions};

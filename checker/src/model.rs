@@ -3,7 +3,8 @@
 //! Millions of operations are held in memory at once, so account names are interned
 //! to small integers ([`Accounts`]) and a command is a small `Copy` value ([`Cmd`]).
 //! [`Bank`] is the sequential specification: applying the agreed log to it from the
-//! initial balances says what every command should have returned.
+//! initial balances says what every command should have returned. [`NodeState`] is what
+//! the checks keep of each replica of final.json.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -338,6 +339,33 @@ pub(crate) fn list(indices: &[u64]) -> String {
         .map(u64::to_string)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The replica a final.json entry belongs to: `n1` for `n1` and for `n1:1-14274`, an
+/// earlier stretch of n1's journal the harness saved apart.
+pub fn replica_name(entry: &str) -> &str {
+    entry.split_once(':').map_or(entry, |(node, _)| node)
+}
+
+/// What the checks keep of one replica.
+#[derive(Debug, Clone)]
+pub(crate) struct NodeState {
+    pub name: String,
+    /// Sorted by account; `None` when not fetched.
+    pub balances: Option<Vec<(Acct, i64)>>,
+    pub error: Option<String>,
+    /// First and last exec index of its executed list (0 when empty).
+    pub first: u64,
+    pub last: u64,
+    pub entries: u64,
+}
+
+impl NodeState {
+    /// Whether anything was fetched from the replica (an empty log counts, if it
+    /// was fetched without error).
+    pub fn fetched(&self) -> bool {
+        self.balances.is_some() || self.entries > 0 || self.error.is_none()
+    }
 }
 
 #[cfg(test)]

@@ -2,15 +2,16 @@
 //!
 //! This is what the checker hands back (in-process as [`Results`], on disk as JSON),
 //! and what the report is drawn from. `valid` is `true`, `false` or `"unknown"`.
+//! The words for a terminal ([`Results::summary`], [`Results::cause_line`]) are the
+//! report's, in `crate::report::cause`.
 //! Every field: docs/results.md.
 
 use crate::checks::{CheckResult, Validity, CHECK_NAMES};
 use crate::final_state::Positions;
 use crate::ops::HistoryStats;
-use crate::text::{count, plural};
+use crate::text::count;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io;
 use std::path::Path;
 
@@ -78,12 +79,6 @@ impl Results {
         self.checks.get(name)
     }
 
-    /// The outcome in one line: `invalid: exactly-once (21× executed twice); first: ...`
-    /// (see [`crate::report::cause`]).
-    pub fn cause_line(&self) -> String {
-        crate::report::cause::cause_line(self)
-    }
-
     /// 0 valid, 1 invalid, 2 unknown.
     pub fn exit_code(&self) -> i32 {
         self.valid.exit_code()
@@ -112,58 +107,6 @@ impl Results {
             .iter()
             .filter(|(n, _)| !CHECK_NAMES.contains(&n.as_str()));
         known.chain(others).map(|(n, c)| (n.as_str(), c))
-    }
-
-    /// A few lines for a terminal.
-    pub fn summary(&self) -> String {
-        let mut s = String::new();
-        let h = &self.history;
-        let _ = writeln!(s, "faultline checker: {}", self.run_dir);
-        let _ = writeln!(
-            s,
-            "  history: {}, {} by {}{}, {} nemesis {}",
-            count(h.events, "event"),
-            count(h.operations, "operation"),
-            count(h.clients, "client"),
-            internal_note(h.internal_processes),
-            h.nemesis,
-            plural(h.nemesis, "event")
-        );
-        let f = &self.final_state;
-        if f.present {
-            let _ = writeln!(
-                s,
-                "  final:   {}, log up to exec_index {}",
-                count(f.nodes.len() as u64, "replica"),
-                f.log_last
-            );
-        } else {
-            let _ = writeln!(s, "  final:   no final.json");
-        }
-        for w in &self.warnings {
-            let _ = writeln!(s, "  warning: {w}");
-        }
-        for (name, c) in self.ordered_checks() {
-            let found = match &c.not_applicable {
-                Some(why) => format!("not applicable: {why}"),
-                None => count(c.anomaly_count, "anomaly"),
-            };
-            let _ = writeln!(s, "  {name:<13} {:<8} {found}", c.state_word());
-            if let Some(a) = c.anomalies.first() {
-                let _ = writeln!(s, "      first: {}", a.message);
-            }
-            for u in c.unknown.iter().take(3) {
-                let _ = writeln!(s, "      undecided: {u}");
-            }
-        }
-        let _ = writeln!(
-            s,
-            "verdict: {} (checked in {} ms)",
-            self.valid.as_str(),
-            self.elapsed_ms
-        );
-        let _ = writeln!(s, "{}", self.cause_line());
-        s
     }
 }
 

@@ -10,64 +10,17 @@ use crate::checks::exactly_once;
 use crate::checks::linearizable;
 use crate::checks::liveness::Liveness;
 use crate::checks::{replay, CheckResult, Validity};
-use crate::final_state::{self, AgreedLog, FinalError, LogData, NodeState, Positions};
-use crate::history::HistoryError;
+use crate::final_load::{self, LogData};
+use crate::final_state::{self, AgreedLog, FinalError, NodeState, Positions};
 use crate::model::{list, Accounts};
-use crate::ops::{self, flag, Clients, HistoryData, OpRec};
+use crate::ops::{self, HistoryData};
+use crate::records::{flag, Clients, OpRec};
 use crate::results::{FinalSummary, NodeSummary, Results};
-use crate::run_params::{RunParams, RunParamsError};
+use crate::run_files::{CheckError, RunFiles};
+use crate::run_params::RunParams;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
-
-/// The files of one run.
-#[derive(Debug, Clone)]
-pub struct RunFiles {
-    /// Where results and the report are written.
-    pub dir: PathBuf,
-    pub history: PathBuf,
-    pub final_json: PathBuf,
-    pub run_toml: PathBuf,
-}
-
-impl RunFiles {
-    /// `path` is a run directory or its history.jsonl (then its siblings are used).
-    pub fn locate(path: &Path) -> Result<RunFiles, CheckError> {
-        let (dir, history) = if path.is_dir() {
-            (path.to_path_buf(), path.join("history.jsonl"))
-        } else {
-            let dir = path
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            (dir.to_path_buf(), path.to_path_buf())
-        };
-        if !history.is_file() {
-            return Err(CheckError::NoHistory(history));
-        }
-        Ok(RunFiles {
-            final_json: dir.join("final.json"),
-            run_toml: dir.join("run.toml"),
-            dir,
-            history,
-        })
-    }
-}
-
-/// Why a run could not be checked at all (as opposed to checked and found wanting).
-#[derive(Debug, thiserror::Error)]
-pub enum CheckError {
-    #[error(transparent)]
-    History(#[from] HistoryError),
-    #[error(transparent)]
-    Final(#[from] FinalError),
-    #[error(transparent)]
-    RunParams(#[from] RunParamsError),
-    #[error("{}: no such history file", .0.display())]
-    NoHistory(PathBuf),
-    #[error("internal error: {0}")]
-    Internal(String),
-}
 
 /// How to check a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +58,7 @@ pub fn check_run_with(
     let params = RunParams::load(&files.run_toml)?;
     if let Some(p) = &params {
         if let Some(specs) = crate::shards::shard_specs(p, &files.run_toml)? {
-            let mut results = crate::shards::check_sharded(&files, p, specs)?;
+            let mut results = crate::sharded_run::check_sharded(&files, p, specs)?;
             // The harness numbers its own probes from `clients` on: not clients.
             if let Some(workers) = worker_count(p).and_then(|w| u64::try_from(w).ok()) {
                 let h = &mut results.history;
@@ -211,7 +164,7 @@ fn load_both(
     std::thread::scope(|s| {
         let fin_accounts = accounts.clone();
         let fin = s.spawn(move || {
-            let data = final_state::load_log(&files.final_json, fin_accounts)?;
+            let data = final_load::load_log(&files.final_json, fin_accounts)?;
             Ok::<_, FinalError>(data.map(|d| {
                 let order = exactly_once::log_order(&d.log);
                 (d, order)

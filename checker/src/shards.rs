@@ -1,4 +1,4 @@
-//! The sharded bank: its additions to the run format and the path that checks it.
+//! The sharded bank: its additions to the run format, and the model its checks read.
 //!
 //! A run is sharded when run.toml has `[[shards]]` tables; then the history's
 //! completions carry `positions` (shard id to position) instead of one `exec_index`,
@@ -8,21 +8,16 @@
 //!
 //! The classic path (`crate::ops`, `crate::final_state`) is built for ten-million-event
 //! histories of one log; a sharded run is loaded here into owned values instead, so the
-//! classic path stays exactly as fast as it was. The properties are in
-//! `checks::{atomicity, bank_conservation, shard_agreement, serializability}`.
+//! classic path stays exactly as fast as it was. Log entries hold their `value` as an
+//! [`EntryValue`] (a transfer's fields inline, any other shape as written), so a
+//! replica's log costs a small fixed size per entry. The properties are in
+//! `checks::{atomicity, bank_conservation, shard_agreement, serializability}` and read
+//! [`Sharded`] from here; `crate::sharded_run` loads a run into it and runs them.
 
 #![doc = include_str!("../../docs/sharded.md")]
 
-use crate::checks::{
-    atomicity, bank_conservation, progress, serializability, shard_agreement, shard_exactly_once,
-    shard_liveness, shard_replay, shard_well_formed,
-};
-use crate::checks::{CheckResult, Validity};
-use crate::history::{Event, EventType, HistoryReader, Process};
-use crate::ops::HistoryStats;
-use crate::results::{FinalSummary, NodeSummary, Results};
+use crate::history::EventType;
 use crate::run_params::{RunParams, RunParamsError};
-use crate::runner::{CheckError, RunFiles};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
@@ -121,7 +116,7 @@ pub struct ShardEntry {
     pub client: u64,
     pub request_id: u64,
     pub f: String,
-    pub value: Value,
+    pub value: EntryValue,
     #[serde(rename = "type")]
     pub kind: EventType,
     /// Set on the entries of a cross-shard transfer.
@@ -163,6 +158,160 @@ impl ShardedFinal {
     }
 }
 
+/// A log entry's `value`, held compactly: a transfer's (with the balances an `ok` one
+/// reports) takes about 70 bytes and no allocation, where a `serde_json::Value` map takes
+/// about 800; any other shape is kept as it was written. A million-entry final.json is
+/// most of a sharded run's memory, so this is what keeps it in proportion to the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum EntryValue {
+    Transfer(TransferValue),
+    Other(Box<Value>),
+}
+
+/// `{"from", "to", "amount"}` and, on an `ok`, `from_balance` and `to_balance`; fields
+/// are in the order a `Value` map writes them, so final.json reads back byte-identical.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferValue {
+    amount: i64,
+    from: AccountName,
+    #[serde(
+        default,
+        deserialize_with = "some_i64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    from_balance: Option<i64>,
+    to: AccountName,
+    #[serde(
+        default,
+        deserialize_with = "some_i64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    to_balance: Option<i64>,
+}
+
+/// A present field must be a number (`null` leaves the value in its written shape).
+fn some_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    i64::deserialize(d).map(Some)
+}
+
+/// An account name of up to 15 bytes, inline (longer names keep the value a `Value`).
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AccountName {
+    len: u8,
+    bytes: [u8; 15],
+}
+
+impl AccountName {
+    pub fn as_str(&self) -> &str {
+        // Built only from a whole `String` in `try_from`, so always valid UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+}
+
+impl std::fmt::Debug for AccountName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl TryFrom<String> for AccountName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let mut bytes = [0u8; 15];
+        let b = s.as_bytes();
+        if b.len() > bytes.len() {
+            return Err(format!("account name {s:?} is longer than 15 bytes"));
+        }
+        bytes[..b.len()].copy_from_slice(b);
+        Ok(AccountName {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+}
+
+impl From<AccountName> for String {
+    fn from(a: AccountName) -> String {
+        a.as_str().to_string()
+    }
+}
+
+impl From<Value> for EntryValue {
+    /// Takes the compact shape exactly when reading the same JSON from final.json would.
+    fn from(v: Value) -> Self {
+        match TransferValue::deserialize(&v) {
+            Ok(t) => EntryValue::Transfer(t),
+            Err(_) => EntryValue::Other(Box::new(v)),
+        }
+    }
+}
+
+impl EntryValue {
+    /// A transfer's accounts and amount.
+    pub fn transfer(&self) -> Option<(&str, &str, i64)> {
+        match self {
+            EntryValue::Transfer(t) => Some((t.from.as_str(), t.to.as_str(), t.amount)),
+            EntryValue::Other(v) => transfer_parts(v),
+        }
+    }
+
+    /// A string field, e.g. `error`.
+    pub fn str_field(&self, key: &str) -> Option<&str> {
+        match self {
+            EntryValue::Transfer(t) => match key {
+                "from" => Some(t.from.as_str()),
+                "to" => Some(t.to.as_str()),
+                _ => None,
+            },
+            EntryValue::Other(v) => v.get(key).and_then(Value::as_str),
+        }
+    }
+
+    /// An integer field, e.g. `amount` or `from_balance`.
+    pub fn i64_field(&self, key: &str) -> Option<i64> {
+        match self {
+            EntryValue::Transfer(t) => match key {
+                "amount" => Some(t.amount),
+                "from_balance" => t.from_balance,
+                "to_balance" => t.to_balance,
+                _ => None,
+            },
+            EntryValue::Other(v) => v.get(key).and_then(Value::as_i64),
+        }
+    }
+
+    /// The value as written, when it is not a transfer's.
+    pub fn json(&self) -> Option<&Value> {
+        match self {
+            EntryValue::Transfer(_) => None,
+            EntryValue::Other(v) => Some(v),
+        }
+    }
+
+    /// The value as JSON, for reports and for tests that edit it.
+    pub fn to_value(&self) -> Value {
+        match self {
+            EntryValue::Transfer(t) => serde_json::to_value(t).unwrap_or(Value::Null),
+            EntryValue::Other(v) => (**v).clone(),
+        }
+    }
+}
+
+impl Default for EntryValue {
+    fn default() -> Self {
+        EntryValue::Other(Box::new(Value::Null))
+    }
+}
+
+impl std::fmt::Display for EntryValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.to_value().fmt(f)
+    }
+}
+
 /// A transfer's accounts and amount, from a `value`.
 pub(crate) fn transfer_parts(v: &Value) -> Option<(&str, &str, i64)> {
     Some((
@@ -179,7 +328,7 @@ pub(crate) struct Op {
     pub request_id: u64,
     pub f: String,
     /// The invocation's value.
-    pub value: Value,
+    pub value: EntryValue,
     pub invoke_index: u64,
     pub complete: Option<Completion>,
 }
@@ -188,7 +337,7 @@ pub(crate) struct Op {
 pub(crate) struct Completion {
     pub index: u64,
     pub kind: EventType,
-    pub value: Value,
+    pub value: EntryValue,
     pub positions: BTreeMap<ShardId, u64>,
 }
 
@@ -202,15 +351,9 @@ impl Op {
 
     /// A few words naming it, e.g. `client 3's transfer A→E of 2 (request 7)`.
     pub fn describe(&self) -> String {
-        let what = match (self.f.as_str(), transfer_parts(&self.value)) {
+        let what = match (self.f.as_str(), self.value.transfer()) {
             ("transfer", Some((from, to, amount))) => format!("transfer {from}→{to} of {amount}"),
-            ("read", _) => format!(
-                "read of {}",
-                self.value
-                    .get("account")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?")
-            ),
+            ("read", _) => format!("read of {}", self.value.str_field("account").unwrap_or("?")),
             (f, _) => f.to_string(),
         };
         format!(
@@ -283,7 +426,7 @@ impl Sharded {
 
 /// Applies one log entry to its shard's balances.
 pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
-    let Some((from, to, amount)) = transfer_parts(&e.value) else {
+    let Some((from, to, amount)) = e.value.transfer() else {
         return;
     };
     match (e.txn, e.applied) {
@@ -306,284 +449,52 @@ pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
     }
 }
 
-/// The history's events, the 1-based line of each, and where it was cut off.
-type Loaded = (Vec<Event>, Vec<u64>, Option<u64>);
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn load_history(path: &Path) -> Result<Loaded, CheckError> {
-    let mut r = HistoryReader::open(path)?;
-    let (mut out, mut lines) = (Vec::new(), Vec::new());
-    while let Some(e) = r.next_as::<Event>()? {
-        out.push(e);
-        lines.push(r.line_no());
+    fn reread(text: &str) -> (EntryValue, String) {
+        let v: EntryValue = serde_json::from_str(text).expect("a JSON value");
+        let again = serde_json::to_string(&v).expect("serializes");
+        (v, again)
     }
-    Ok((out, lines, r.truncation().map(|t| t.line)))
-}
 
-/// Pairs each invocation with its client's next completion of the same request; the
-/// shapes that break this are well-formed's to report (`checks::shard_well_formed`).
-fn pair_ops(events: &[Event]) -> Vec<Op> {
-    let mut ops: Vec<Op> = Vec::new();
-    let mut open: HashMap<u64, usize> = HashMap::new();
-    for e in events {
-        let (Process::Client(c), Some(rid)) = (e.process, e.request_id) else {
-            continue;
-        };
-        match e.kind {
-            EventType::Invoke => {
-                open.insert(c, ops.len());
-                ops.push(Op {
-                    client: c,
-                    request_id: rid,
-                    f: e.f.clone(),
-                    value: e.value.clone(),
-                    invoke_index: e.index,
-                    complete: None,
-                });
-            }
-            kind => match open.remove(&c) {
-                Some(o) if ops[o].request_id == rid => {
-                    ops[o].complete = Some(Completion {
-                        index: e.index,
-                        kind,
-                        value: e.value.clone(),
-                        positions: e.positions.clone().unwrap_or_default(),
-                    })
-                }
-                _ => {}
-            },
-        }
-    }
-    ops
-}
-
-fn stats(events: &[Event], ops: &[Op], file: &Path, truncated: Option<u64>) -> HistoryStats {
-    let mut s = HistoryStats {
-        file: file.display().to_string(),
-        lines: events.len() as u64,
-        events: events.len() as u64,
-        operations: ops.len() as u64,
-        truncated_at_line: truncated,
-        ..HistoryStats::default()
-    };
-    let mut clients = std::collections::BTreeSet::new();
-    for e in events {
-        match (e.process, e.kind) {
-            (Process::Nemesis, _) => s.nemesis += 1,
-            (Process::Client(c), k) => {
-                clients.insert(c);
-                match k {
-                    EventType::Invoke => s.invokes += 1,
-                    EventType::Ok => s.oks += 1,
-                    EventType::Fail => s.fails += 1,
-                    EventType::Info => s.infos += 1,
-                }
-            }
-        }
-    }
-    s.clients = clients.len() as u64;
-    s.first_time_ns = events.first().map_or(0, |e| e.time_ns);
-    s.last_time_ns = events.last().map_or(0, |e| e.time_ns);
-    s
-}
-
-fn load_final(path: &Path) -> Result<Option<ShardedFinal>, CheckError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(crate::final_state::FinalError::Io {
-                path: path.to_path_buf(),
-                source,
-            }
-            .into())
-        }
-    };
-    serde_json::from_str(&text).map(Some).map_err(|e| {
-        crate::final_state::FinalError::Malformed {
-            path: path.to_path_buf(),
-            message: format!("a sharded final.json (see docs/sharded.md): {e}"),
-        }
-        .into()
-    })
-}
-
-/// Per shard, the union of its replicas' logs (the first replica to cover an index
-/// gives it; shard agreement compares the others with it).
-fn agreed_logs(fin: &ShardedFinal) -> BTreeMap<ShardId, BTreeMap<u64, ShardEntry>> {
-    let mut logs: BTreeMap<ShardId, BTreeMap<u64, ShardEntry>> = BTreeMap::new();
-    for n in fin.nodes.values() {
-        let log = logs.entry(n.shard).or_default();
-        for e in &n.executed {
-            log.entry(e.exec_index).or_insert_with(|| e.clone());
-        }
-    }
-    logs
-}
-
-/// A cross-shard transfer's answer comes from its coordinator shard, at its decision there,
-/// before the participant has its own decision entry: the client cannot be told that
-/// position. It is taken from the participant shard's agreed log, by transaction id (its
-/// commit, or its abort after a yes vote), for every answer that named the coordinator's.
-fn add_participant_positions(
-    ops: &mut [Op],
-    logs: &BTreeMap<ShardId, BTreeMap<u64, ShardEntry>>,
-    account_shard: &HashMap<String, ShardId>,
-) {
-    let mut decided: HashMap<(TxnId, ShardId), u64> = HashMap::new();
-    for (&shard, log) in logs {
-        for e in log.values() {
-            let decision = matches!(e.phase, Some(Phase::Commit | Phase::Abort));
-            match e.txn {
-                Some(txn) if decision && txn.coordinator != shard => {
-                    decided.entry((txn, shard)).or_insert(e.exec_index);
-                }
-                _ => {}
-            }
-        }
-    }
-    for op in ops.iter_mut() {
-        let Some(c) = op.complete.as_mut() else {
-            continue;
-        };
-        let Some((from, to, _)) = transfer_parts(&op.value) else {
-            continue;
-        };
-        let (Some(&coordinator), Some(&participant)) =
-            (account_shard.get(from), account_shard.get(to))
-        else {
-            continue;
-        };
-        if coordinator == participant
-            || !c.positions.contains_key(&coordinator)
-            || c.positions.contains_key(&participant)
-        {
-            continue;
-        }
-        let txn = TxnId {
-            coordinator,
-            client: op.client,
-            request_id: op.request_id,
-        };
-        if let Some(&at) = decided.get(&(txn, participant)) {
-            c.positions.insert(participant, at);
-        }
-    }
-}
-
-/// Checks a sharded run (see the module docs).
-pub(crate) fn check_sharded(
-    files: &RunFiles,
-    params: &RunParams,
-    specs: Vec<ShardSpec>,
-) -> Result<Results, CheckError> {
-    let (events, lines, truncated) = load_history(&files.history)?;
-    let mut warnings = Vec::new();
-    if let Some(line) = truncated {
-        warnings.push(format!(
-            "the history's last line ({line}) is cut off and was not read"
-        ));
-    }
-    let mut ops = pair_ops(&events);
-    let fin = load_final(&files.final_json)?;
-    let account_shard: HashMap<String, ShardId> = specs
-        .iter()
-        .flat_map(|s| s.accounts.iter().map(move |a| (a.clone(), s.id)))
-        .collect();
-    let logs = fin.as_ref().map(agreed_logs).unwrap_or_default();
-    add_participant_positions(&mut ops, &logs, &account_shard);
-    let op_by_key = ops
-        .iter()
-        .enumerate()
-        .map(|(i, o)| ((o.client, o.request_id), i))
-        .collect();
-    let accounts: usize = specs.iter().map(|s| s.accounts.len()).sum();
-    if let Some(declared) = &params.accounts {
-        let mut sharded: Vec<&String> = specs.iter().flat_map(|s| &s.accounts).collect();
-        let mut declared: Vec<&String> = declared.iter().collect();
-        sharded.sort();
-        declared.sort();
-        if sharded != declared {
-            warnings.push(
-                "run.toml's accounts differ from those its [[shards]] hold; the shards' are used"
-                    .into(),
+    #[test]
+    fn transfer_values_are_compact_and_read_back_byte_identical() {
+        for text in [
+            r#"{"amount":3,"from":"A","to":"C"}"#,
+            r#"{"amount":2,"from":"A","from_balance":8,"to":"B","to_balance":12}"#,
+        ] {
+            let (v, again) = reread(text);
+            assert!(matches!(v, EntryValue::Transfer(_)), "{text}");
+            assert_eq!(again, text);
+            assert_eq!(
+                v,
+                EntryValue::from(serde_json::from_str::<Value>(text).unwrap())
             );
         }
+        let (v, _) = reread(r#"{"to":"C","from":"A","amount":3}"#);
+        assert_eq!(v.transfer(), Some(("A", "C", 3)));
+        assert_eq!(v.i64_field("amount"), Some(3));
+        assert_eq!(v.str_field("error"), None);
     }
-    let data = Sharded {
-        logs,
-        total: params
-            .initial_balance
-            .and_then(|b| i128::from(b).checked_mul(accounts as i128)),
-        specs,
-        account_shard,
-        initial_balance: params.initial_balance,
-        ops,
-        op_by_key,
-        fin,
-    };
-    let mut checks: BTreeMap<String, CheckResult> = BTreeMap::new();
-    checks.insert(
-        "well-formed".into(),
-        shard_well_formed::run(&data, &events, &lines),
-    );
-    checks.insert("atomicity".into(), atomicity::run(&data));
-    checks.insert("bank-conservation".into(), bank_conservation::run(&data));
-    checks.insert("shard-agreement".into(), shard_agreement::run(&data));
-    // The classic replay and exactly-once, per shard.
-    checks.insert("replay".into(), shard_replay::run(&data));
-    checks.insert("exactly-once".into(), shard_exactly_once::run(&data));
-    checks.insert(
-        "strict-serializability".into(),
-        serializability::run(&data, &events),
-    );
-    let bound = params.liveness_bound_ms.as_ref();
-    checks.insert(
-        "liveness".into(),
-        shard_liveness::run(&data, &events, bound),
-    );
-    let rule = progress::bound_ms(params.table.get("progress_bound_ms")).map(|bound| {
-        let shards = data.specs.iter();
-        let shards = shards.map(|s| (s.id, s.nodes.clone(), s.accounts.clone()));
-        (bound, progress::Replicas::Sharded(shards.collect()))
-    });
-    checks.insert("progress".into(), progress::run(&events, rule));
-    Ok(Results {
-        valid: Validity::combine(checks.values().map(|c| c.valid)),
-        run_dir: files.dir.display().to_string(),
-        history: stats(&events, &data.ops, &files.history, truncated),
-        final_state: summarize(&data),
-        warnings,
-        checks,
-        elapsed_ms: 0,
-    })
-}
 
-fn summarize(data: &Sharded) -> FinalSummary {
-    let Some(fin) = &data.fin else {
-        return FinalSummary::default();
-    };
-    FinalSummary {
-        present: true,
-        nodes: fin
-            .nodes
-            .iter()
-            .map(|(name, n)| NodeSummary {
-                name: format!("{name} (shard {})", n.shard),
-                first_exec: n.executed.first().map_or(0, |e| e.exec_index),
-                last_exec: n.executed.last().map_or(0, |e| e.exec_index),
-                entries: n.executed.len() as u64,
-                balances_fetched: n.balances.is_some(),
-                balances: n.balances.clone(),
-                error: n.error.clone(),
-                ..NodeSummary::default()
-            })
-            .collect(),
-        log_last: data
-            .logs
-            .values()
-            .filter_map(|l| l.keys().next_back().copied())
-            .max()
-            .unwrap_or(0),
-        ..FinalSummary::default()
+    #[test]
+    fn other_shapes_keep_every_field() {
+        for text in [
+            r#"{"amount":30,"error":"insufficient-funds","from":"D","to":"B"}"#,
+            r#"{"amount":3,"from":"A","from_balance":null,"to":"C"}"#,
+            r#"{"amount":3.5,"from":"A","to":"C"}"#,
+            r#"{"amount":3,"from":"a-very-long-account-name","to":"C"}"#,
+            r#"{"account":"A","balance":7}"#,
+            r#"null"#,
+        ] {
+            let (v, again) = reread(text);
+            assert!(matches!(v, EntryValue::Other(_)), "{text}");
+            assert_eq!(again, text);
+        }
+        let (v, _) = reread(r#"{"amount":30,"error":"insufficient-funds","from":"D","to":"B"}"#);
+        assert_eq!(v.str_field("error"), Some("insufficient-funds"));
+        assert_eq!(v.transfer(), Some(("D", "B", 30)));
     }
 }

@@ -1,4 +1,5 @@
-//! Counts in English for terminal text: "1 anomaly", "2 anomalies", "0 faults".
+//! Counts in English for terminal text: "1 anomaly", "2 anomalies", "0 faults"; and
+//! text made safe for HTML ([`esc`]), which every page of the report writes through.
 //!
 //! Every count the checker and the harness print goes through here so that no message reads
 //! "1 faults"; nouns are regular (`-s`, or `-ies` after a consonant + `y`) unless given.
@@ -27,6 +28,22 @@ pub fn plural(n: u64, noun: &str) -> String {
 pub fn count(n: impl Into<u64>, noun: &str) -> String {
     let n = n.into();
     format!("{n} {}", plural(n, noun))
+}
+
+/// Escapes text for HTML.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

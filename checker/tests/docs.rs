@@ -175,3 +175,49 @@ fn the_results_json_example_is_a_results_json() {
         keys_survive(&doc, &back, "").unwrap_or_else(|e| panic!("results.md:{start}: {e}"));
     }
 }
+
+/// docs/results.md's table of anomaly kinds: (tag, tier cell) per row.
+fn kind_rows() -> Vec<(String, String)> {
+    let path = docs_dir().join("results.md");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let table = text
+        .split("### Anomaly kinds")
+        .nth(1)
+        .expect("results.md has an `### Anomaly kinds` section");
+    table
+        .lines()
+        .skip_while(|l| !l.starts_with("| `kind` |"))
+        .skip(2)
+        .take_while(|l| l.starts_with('|'))
+        .map(|l| {
+            let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+            (cells[1].trim_matches('`').to_string(), cells[2].to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn results_md_lists_every_anomaly_kind_once_with_its_tier_and_nothing_else() {
+    use checker::checks::{AnomalyKind, OpFunction};
+    let rows = kind_rows();
+    let listed: Vec<&str> = rows.iter().map(|(t, _)| t.as_str()).collect();
+    let kinds: Vec<&str> = AnomalyKind::ALL.iter().map(|k| k.tag()).collect();
+    assert_eq!(
+        listed, kinds,
+        "docs/results.md's anomaly kinds differ from AnomalyKind::ALL (same order)"
+    );
+    for (kind, (tag, tier)) in AnomalyKind::ALL.iter().zip(&rows) {
+        let rank = kind.severity(None).rank().to_string();
+        assert!(
+            tier.starts_with(&rank),
+            "{tag}: results.md says tier {tier}, the type {rank}"
+        );
+        let for_reads = kind.severity(Some(OpFunction::Read)) != kind.severity(None);
+        assert_eq!(
+            tier.contains("when `f` is `read`"),
+            for_reads,
+            "{tag}: results.md and the type differ on whether a read changes its tier"
+        );
+    }
+}

@@ -245,28 +245,36 @@ fn processes_past_the_workers_are_not_counted_as_clients() {
 
 #[test]
 fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
-    use checker::checks::Anomaly;
+    use checker::checks::{Anomaly, AnomalyKind, OpFunction};
     let (dir, _run) = written_run();
     let mut results = check_run(dir.path()).unwrap();
     let eo = results.checks.get_mut("exactly-once").unwrap();
     eo.anomalies = vec![
         Anomaly::new(
-            "executed-twice",
+            AnomalyKind::ExecutedTwice,
             "read_all by client 1 (request 2, history 5, 6) is in the log 2 times".into(),
             vec![5],
-        ),
+        )
+        .about(Some(OpFunction::ReadAll)),
         Anomaly::new(
-            "executed-twice",
+            AnomalyKind::ExecutedTwice,
             "read_all by client 2 (request 2, history 7, 8) is in the log 2 times".into(),
             vec![7],
-        ),
+        )
+        .about(Some(OpFunction::ReadAll)),
         Anomaly::new(
-            "failed-but-applied",
+            AnomalyKind::FailedButApplied,
             "transfer A->B 3 by client 3 (request 7, history 9, 12) was told it failed".into(),
             vec![9],
+        )
+        .about(Some(OpFunction::Transfer)),
+        Anomaly::new(
+            AnomalyKind::ClientOrder,
+            "Client 4 issued transfer A->B 1 before read A, yet they executed at 9 and 8".into(),
+            vec![11],
         ),
     ];
-    eo.anomaly_count = 3;
+    eo.anomaly_count = 4;
     eo.valid = Validity::Invalid;
     let written = report::write_report(dir.path(), &results).unwrap();
     let html = std::fs::read_to_string(written.html).unwrap();
@@ -277,6 +285,10 @@ fn anomalies_are_listed_most_severe_first_with_a_count_per_kind() {
     assert!(
         section.contains("read_all executed twice</td><td class=\"num\">2</td>"),
         "counted per kind"
+    );
+    assert!(
+        section.contains("(client-order, exactly-once; also real time order)"),
+        "a kind names the kinds it implies"
     );
     let first_detail = section.find("<div class=\"anomaly ").unwrap();
     assert!(

@@ -26,7 +26,7 @@ fn kinds(r: &Results, check: &str) -> Vec<String> {
         .unwrap()
         .anomalies
         .iter()
-        .map(|a| a.kind.clone())
+        .map(|a| a.kind.tag().to_string())
         .collect()
 }
 

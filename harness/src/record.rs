@@ -301,7 +301,7 @@ pub fn shard_entry(executed: &Executed) -> ShardEntry {
             client: plain.client,
             request_id: plain.request_id,
             f: plain.f,
-            value: plain.value,
+            value: plain.value.into(),
             kind: plain.kind,
             txn: None,
             phase: None,
@@ -321,7 +321,7 @@ pub fn shard_entry(executed: &Executed) -> ShardEntry {
         client: executed.command.client.0,
         request_id: executed.command.request.0,
         f: f.to_string(),
-        value: invoke,
+        value: invoke.into(),
         kind: if went_ahead {
             EventType::Ok
         } else {

@@ -9,8 +9,8 @@
 //! the replay (see [`crate::checks::replay`]) with the bank state right after each
 //! replica's last exec index.
 
-use super::{Anomaly, Check, CheckResult};
-use crate::final_state::NodeState;
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
+use crate::model::{replica_name, NodeState};
 
 #[derive(Debug, Default)]
 pub(crate) struct Agreement {
@@ -42,7 +42,7 @@ impl Agreement {
                 )
             };
             Anomaly::new(
-                "divergence",
+                AnomalyKind::Divergence,
                 format!(
                     "Replicas {} and {} disagree at exec_index {exec}: {detail}.",
                     first.node, second.node
@@ -57,7 +57,7 @@ impl Agreement {
     pub fn jump(&mut self, node: &str, prev: u64, next: u64) {
         self.check.anomaly(|| {
             Anomaly::new(
-                "log-not-contiguous",
+                AnomalyKind::LogNotContiguous,
                 format!(
                     "Replica {node}'s executed log goes from exec_index {prev} to {next}; a replica must execute every index in order."
                 ),
@@ -77,7 +77,7 @@ impl Agreement {
                 .map(|(a, n, r)| format!("{a}: {n} instead of {r}"))
                 .collect();
             Anomaly::new(
-                "final-balances",
+                AnomalyKind::FinalBalances,
                 format!(
                     "Replica {node}'s final balances do not match the replay of the agreed log up to its last exec_index {last}: {}.",
                     shown.join(", ")
@@ -116,7 +116,7 @@ impl Agreement {
         let fetched = nodes
             .iter()
             .filter(|n| n.fetched())
-            .map(|n| crate::final_state::replica_name(&n.name))
+            .map(|n| replica_name(&n.name))
             .collect::<std::collections::BTreeSet<_>>()
             .len();
         self.check.count("replicas fetched", fetched as u64);

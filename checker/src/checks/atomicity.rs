@@ -5,9 +5,9 @@
 //! The agreed log of every shard (see `crate::shards`) is scanned once and its
 //! transaction entries grouped by transaction id; each group is then judged on its own.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
-use crate::shards::{transfer_parts, Phase, ShardEntry, ShardId, Sharded, TxnId, Vote};
+use crate::shards::{EntryValue, Phase, ShardEntry, ShardId, Sharded, TxnId, Vote};
 use std::collections::BTreeMap;
 
 /// What one shard's log holds of one transaction.
@@ -33,7 +33,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
                 Some(Phase::Commit | Phase::Abort) => slot.decision = Some(e),
                 None => check.anomaly(|| {
                     Anomaly::new(
-                        "no-phase",
+                        AnomalyKind::NoPhase,
                         format!("Shard {shard}'s entry at exec_index {} belongs to {} but names no phase.", e.exec_index, name(&id)),
                         data.indices_of(id.client, id.request_id),
                     )
@@ -64,7 +64,7 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
         .values()
         .find_map(|s| s.prepare.or(s.decision))
         .map(|e| &e.value);
-    let parts = value.and_then(transfer_parts);
+    let parts = value.and_then(EntryValue::transfer);
     let touched: Vec<ShardId> = match parts {
         Some((from, to, _)) => [data.shard_of(from), data.shard_of(to)]
             .into_iter()
@@ -77,7 +77,7 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
     if !committed.is_empty() && !aborted.is_empty() {
         check.anomaly(|| {
             Anomaly::new(
-                "split-decision",
+                AnomalyKind::SplitDecision,
                 format!("The {t} was committed on shard {} but aborted on shard {}: a transfer must be applied on every shard it touches or on none.", join(&committed), join(&aborted)),
                 indices.clone(),
             )
@@ -92,7 +92,7 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
                 Some(_) => check.undecided("cross-shard transactions committed on one shard and still in doubt on another at the end"),
                 None => check.anomaly(|| {
                     Anomaly::new(
-                        "partial-commit",
+                        AnomalyKind::PartialCommit,
                         format!("The {t} was committed on shard {} but shard {s}, which it touches, never prepared or decided it.", join(&committed)),
                         indices.clone(),
                     )
@@ -120,7 +120,7 @@ fn per_shard(
         if p.applied.unwrap_or(0) != 0 {
             check.anomaly(|| {
                 Anomaly::new(
-                    "applied-at-prepare",
+                    AnomalyKind::AppliedAtPrepare,
                     format!("Shard {s} applied {} at the prepare of the {t} (exec_index {}); a participant may apply only at commit.", p.applied.unwrap_or(0), p.exec_index),
                     indices.to_vec(),
                 )
@@ -132,7 +132,7 @@ fn per_shard(
     if d.phase == Some(Phase::Abort) && d.applied.unwrap_or(0) != 0 {
         check.anomaly(|| {
             Anomaly::new(
-                "applied-at-abort",
+                AnomalyKind::AppliedAtAbort,
                 format!(
                     "Shard {s} applied {} at the abort of the {t} (exec_index {}).",
                     d.applied.unwrap_or(0),
@@ -152,7 +152,7 @@ fn per_shard(
     if !voted_yes {
         check.anomaly(|| {
             Anomaly::new(
-                "commit-without-prepare",
+                AnomalyKind::CommitWithoutPrepare,
                 format!("Shard {s} committed the {t} at exec_index {} without having prepared it with a yes vote before.", d.exec_index),
                 indices.to_vec(),
             )
@@ -165,7 +165,7 @@ fn per_shard(
     {
         check.anomaly(|| {
             Anomaly::new(
-                "commit-despite-no",
+                AnomalyKind::CommitDespiteNo,
                 format!(
                     "Shard {s} committed the {t} although shard {} voted no at prepare.",
                     no.0
@@ -187,7 +187,7 @@ fn per_shard(
         if applied != expected {
             check.anomaly(|| {
                 Anomaly::new(
-                    "wrong-amount",
+                    AnomalyKind::WrongAmount,
                     format!("Shard {s} applied {applied} at the commit of the {t} (exec_index {}) where {expected} was due.", d.exec_index),
                     indices.to_vec(),
                 )
@@ -235,7 +235,7 @@ fn answers_match(
         if bad {
             check.anomaly(|| {
                 Anomaly::new(
-                    "answer-contradicts-decision",
+                    AnomalyKind::AnswerContradictsDecision,
                     format!(
                         "{} was answered {} but its {} was {} on the shards.",
                         op.describe(),

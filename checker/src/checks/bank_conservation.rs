@@ -7,7 +7,7 @@
 //! Each shard's agreed log is replayed once, from run.toml's initial balances; the
 //! `read_all` answers waiting at each position are compared as the replay passes it.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
 use crate::model::list;
 use crate::shards::{ShardId, Sharded};
@@ -43,7 +43,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     match end_total {
         Some(t) if t != total => check.anomaly(|| {
             Anomaly::new(
-                "sum-drift",
+                AnomalyKind::SumDrift,
                 format!("Replaying every shard's log, the bank ends with {t} in all instead of {total}."),
                 Vec::new(),
             )
@@ -64,7 +64,12 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
         let Some(c) = op.complete.as_ref().filter(|c| c.kind == EventType::Ok) else {
             continue;
         };
-        let Some(balances) = c.value.get("balances").and_then(Value::as_object) else {
+        let Some(balances) = c
+            .value
+            .json()
+            .and_then(|v| v.get("balances"))
+            .and_then(Value::as_object)
+        else {
             continue;
         };
         check.count("read_all snapshots", 1);
@@ -81,7 +86,7 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
                 .collect();
             check.anomaly(|| {
                 Anomaly::new(
-                    "torn-snapshot",
+                    AnomalyKind::TornSnapshot,
                     format!(
                         "{} (history index {}) sums to {sum} instead of {total}: the snapshot ({}) is torn.",
                         op.describe(),
@@ -98,7 +103,7 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
         {
             check.anomaly(|| {
                 Anomaly::new(
-                    "negative-balance",
+                    AnomalyKind::NegativeBalance,
                     format!(
                         "{} (history index {}) saw account {a} at {b}.",
                         op.describe(),
@@ -151,7 +156,7 @@ fn replay_one(data: &Sharded, check: &mut Check, id: ShardId) {
             if negatives == 1 {
                 check.anomaly(|| {
                     Anomaly::new(
-                        "negative-balance",
+                        AnomalyKind::NegativeBalance,
                         format!("Replaying shard {id}'s log, account {a} is at {b} after exec_index {exec}."),
                         Vec::new(),
                     )
@@ -183,7 +188,7 @@ fn compare_snapshot(
     let Some(seen) = op
         .complete
         .as_ref()
-        .and_then(|c| c.value.get("balances"))
+        .and_then(|c| c.value.json().and_then(|v| v.get("balances")))
         .and_then(Value::as_object)
     else {
         return;
@@ -204,7 +209,7 @@ fn compare_snapshot(
     if !diffs.is_empty() {
         check.anomaly(|| {
             Anomaly::new(
-                "torn-snapshot",
+                AnomalyKind::TornSnapshot,
                 format!(
                     "{} was told position {exec} on shard {id} but saw there {}: its snapshot is not the shard's state at that position.",
                     op.describe(),

@@ -14,7 +14,7 @@
 //! linearizability and replay checks' to judge. A `read_all` missing only some accounts shows
 //! part of the bank: it is reported as such (`partial-read`), not as money created.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::final_state::NodeState;
 use crate::model::{Accounts, Acct};
 
@@ -56,7 +56,7 @@ impl Conservation {
             if bal < 0 {
                 self.check.anomaly(|| {
                     Anomaly::new(
-                        "negative-balance",
+                        AnomalyKind::NegativeBalance,
                         format!(
                             "The transfer completed at history index {index} returned a negative balance {bal} for account {}.",
                             accounts.name(acct)
@@ -81,7 +81,7 @@ impl Conservation {
         if balance < 0 {
             self.check.anomaly(|| {
                 Anomaly::new(
-                    "negative-balance",
+                    AnomalyKind::NegativeBalance,
                     format!(
                         "The read of account {} completed at history index {index} returned the negative balance {balance}.",
                         accounts.name(account)
@@ -114,7 +114,7 @@ impl Conservation {
         for &(acct, bal) in balances.iter().filter(|(_, b)| *b < 0) {
             self.check.anomaly(|| {
                 Anomaly::new(
-                    "negative-balance",
+                    AnomalyKind::NegativeBalance,
                     format!(
                         "{where_} shows the negative balance {bal} for account {}.",
                         accounts.name(acct)
@@ -142,7 +142,7 @@ impl Conservation {
             // Money cannot be counted over part of the bank: say what the read showed.
             self.check.anomaly(|| {
                 Anomaly::new(
-                    "partial-read",
+                    AnomalyKind::PartialRead,
                     format!(
                         "{where_} shows {} of the bank's {} accounts ({} missing), summing to {sum} of the total {total}: it read part of the bank, so whether money was created or destroyed cannot be told from it.",
                         balances.len(),
@@ -156,7 +156,7 @@ impl Conservation {
         }
         self.check.anomaly(|| {
             Anomaly::new(
-                "sum-drift",
+                AnomalyKind::SumDrift,
                 format!(
                     "{where_} sums to {sum}, not the total {total} (accounts x initial balance): money was created or destroyed.",
                 ),

@@ -23,10 +23,10 @@
 //! the client was told) must be absent, since they observed a position without writing.
 
 use super::total_order::TotalOrder;
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::final_state::{AgreedLog, Positions, Slot};
 use crate::model::{list, Accounts, Cmd};
-use crate::ops::{flag, Clients, OpClass, OpRec};
+use crate::records::{flag, Clients, OpClass, OpRec};
 
 /// What the merge needs.
 pub(crate) struct Input<'a> {
@@ -249,12 +249,13 @@ impl Merge<'_, '_> {
             let logged = slot.cmd().describe(self.input.accounts);
             self.check.anomaly(|| {
                 Anomaly::new(
-                    "command-mismatch",
+                    AnomalyKind::CommandMismatch,
                     format!(
                         "{d} is in the log at exec_index {exec} as {logged}: the log holds a command its client never invoked under that request."
                     ),
                     x.indices(),
                 )
+.about(OpFunction::of(x.cmd()))
                 .at_slots(vec![exec])
             });
         }
@@ -264,9 +265,9 @@ impl Merge<'_, '_> {
     fn observer_written(&mut self, x: &OpRec, execs: &[u64]) {
         let d = self.describe(x);
         let (kind, what) = if matches!(x.cmd(), Cmd::Transfer { .. }) {
-            ("failed-but-applied", "was told it failed")
+            (AnomalyKind::FailedButApplied, "was told it failed")
         } else {
-            ("observer-in-log", "only reads")
+            (AnomalyKind::ObserverInLog, "only reads")
         };
         self.check.anomaly(|| {
             Anomaly::new(
@@ -277,6 +278,7 @@ impl Merge<'_, '_> {
                 ),
                 x.indices(),
             )
+.about(OpFunction::of(x.cmd()))
             .at_slots(execs.to_vec())
         });
     }
@@ -285,7 +287,7 @@ impl Merge<'_, '_> {
         let d = self.describe(x);
         self.check.anomaly(|| {
             Anomaly::new(
-                "executed-twice",
+                AnomalyKind::ExecutedTwice,
                 format!(
                     "{d} is in the log {}, at exec_index {}: a request must execute at most once.",
                     crate::text::count(execs.len() as u64, "time"),
@@ -293,6 +295,7 @@ impl Merge<'_, '_> {
                 ),
                 x.indices(),
             )
+            .about(OpFunction::of(x.cmd()))
             .at_slots(execs.to_vec())
         });
     }
@@ -306,9 +309,9 @@ impl Merge<'_, '_> {
         }
         let d = self.describe(x);
         let (kind, told) = if x.class() == OpClass::Ok {
-            ("lost-ack", "acknowledged (ok)")
+            (AnomalyKind::LostAck, "acknowledged (ok)")
         } else {
-            ("lost-fail", "told it failed as a no-op")
+            (AnomalyKind::LostFail, "told it failed as a no-op")
         };
         let at = if x.exec != 0 {
             format!(" with exec_index {}", x.exec)
@@ -326,6 +329,7 @@ impl Merge<'_, '_> {
                 format!("{d} was {told}{at}, but it is in no replica's log: the command was lost."),
                 x.indices(),
             )
+            .about(OpFunction::of(x.cmd()))
             .at_slots(slots)
         });
     }
@@ -340,10 +344,11 @@ impl Merge<'_, '_> {
         let d = self.describe(x);
         self.check.anomaly(|| {
             Anomaly::new(
-                "ack-not-applied",
+                AnomalyKind::AckNotApplied,
                 format!("{d} was acknowledged (ok), but the log records it at exec_index {exec} as a failed no-op: it was never applied."),
                 x.indices(),
             )
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![exec])
         });
     }
@@ -358,10 +363,11 @@ impl Merge<'_, '_> {
         let d = self.describe(x);
         self.check.anomaly(|| {
             Anomaly::new(
-                "failed-but-applied",
+                AnomalyKind::FailedButApplied,
                 format!("{d} was told it failed, but the log records it at exec_index {exec} as applied (ok)."),
                 x.indices(),
             )
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![exec])
         });
     }
@@ -370,13 +376,14 @@ impl Merge<'_, '_> {
         let d = self.describe(x);
         self.check.anomaly(|| {
             Anomaly::new(
-                "failed-but-applied",
+                AnomalyKind::FailedButApplied,
                 format!(
                     "{d} was told it failed before being proposed (no exec_index), yet it executed at exec_index {}.",
                     list(execs)
                 ),
                 x.indices(),
             )
+.about(OpFunction::of(x.cmd()))
             .at_slots(execs.to_vec())
         });
     }
@@ -411,7 +418,7 @@ impl Merge<'_, '_> {
                 format!("client {client} never appears in the history")
             };
             Anomaly::new(
-                "phantom",
+                AnomalyKind::Phantom,
                 format!(
                     "The log holds {what} by client {client} request {rid} at exec_index {}, but {who}: nothing may execute that no client asked for.",
                     list(execs)

@@ -43,9 +43,9 @@
 //! flight for good: every subset of them may have executed, so a history with a dozen
 //! of them open at once over the same accounts can exhaust the budget.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect, Fx, FxMap};
-use crate::ops::{flag, Clients, OpClass, OpRec};
+use crate::records::{flag, Clients, OpClass, OpRec};
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
@@ -199,7 +199,7 @@ pub(crate) fn run(input: &Input<'_>) -> CheckResult {
 fn no_order(input: &Input<'_>, op: u32) -> Anomaly {
     let x = &input.ops[op as usize];
     Anomaly::new(
-        "not-linearizable",
+        AnomalyKind::NotLinearizable,
         format!(
             "No order of the operations that respects real time gives every result the clients saw up to {} completing at history index {}: whatever the order, the bank cannot have answered that.",
             x.describe(input.clients, input.accounts),

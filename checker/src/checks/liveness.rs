@@ -15,9 +15,9 @@
 //! short list), and a `stable` event restarts the judgement, since only the last one
 //! counts. Otherwise the check is not applicable: valid, with a note saying why.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::model::{Accounts, Cmd};
-use crate::ops::Clients;
+use crate::records::Clients;
 
 /// The nemesis event after which the system must be live.
 pub(crate) const STABLE: &str = "stable";
@@ -195,7 +195,7 @@ impl Liveness {
         }
         // Stalls past the kept ones are counted; the check stores no more anyway.
         for _ in self.stalls.len() as u64..self.stall_count {
-            check.anomaly(|| Anomaly::new("stall", "another stall".into(), Vec::new()));
+            check.anomaly(|| Anomaly::new(AnomalyKind::Stall, "another stall".into(), Vec::new()));
         }
         check.count("operations watched", self.watched);
         check.count("answered in time", self.answered);
@@ -246,7 +246,8 @@ fn stall_anomaly(
             vec![a.index],
         ),
     };
-    Anomaly::new("stall", format!("{what}, {said}."), indices)
+    Anomaly::new(AnomalyKind::Stall, format!("{what}, {said}."), indices)
+        .about(OpFunction::of(a.cmd))
 }
 
 /// Nanoseconds in words, e.g. `2.503 s` or `40 ms`.

@@ -16,6 +16,7 @@ pub mod atomicity;
 pub mod bank_conservation;
 pub mod conservation;
 pub mod exactly_once;
+pub mod kind;
 pub mod linearizable;
 pub mod liveness;
 pub mod progress;
@@ -29,6 +30,7 @@ pub mod shard_well_formed;
 pub mod total_order;
 pub mod well_formed;
 
+pub use kind::{AnomalyKind, OpFunction, Severity};
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::collections::BTreeMap;
@@ -133,10 +135,14 @@ impl<'de> Deserialize<'de> for Validity {
 /// One thing that went wrong, in words, with the history lines it is about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Anomaly {
-    /// A short stable tag, e.g. `lost-ack`, `sum-drift`, `divergence`.
-    pub kind: String,
+    /// What kind of anomaly it is; written as its stable tag, e.g. `lost-ack`.
+    pub kind: AnomalyKind,
     /// One or two sentences a person can act on.
     pub message: String,
+    /// The function of the client operation it is about, when it is about one: it
+    /// decides how bad some kinds are (a read executed twice changed no balance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub f: Option<OpFunction>,
     /// History `index` values involved (may be empty for final-state problems).
     pub indices: Vec<u64>,
     /// Log positions involved, when the anomaly is about slots of the log.
@@ -145,10 +151,11 @@ pub struct Anomaly {
 }
 
 impl Anomaly {
-    pub fn new(kind: &str, message: String, indices: Vec<u64>) -> Anomaly {
+    pub fn new(kind: AnomalyKind, message: String, indices: Vec<u64>) -> Anomaly {
         Anomaly {
-            kind: kind.to_string(),
+            kind,
             message,
+            f: None,
             indices,
             exec_indices: Vec::new(),
         }
@@ -157,6 +164,18 @@ impl Anomaly {
     pub fn at_slots(mut self, exec_indices: Vec<u64>) -> Anomaly {
         self.exec_indices = exec_indices;
         self
+    }
+
+    /// The anomaly is about an operation of function `f` (`None`: one the checker does
+    /// not know).
+    pub fn about(mut self, f: Option<OpFunction>) -> Anomaly {
+        self.f = f;
+        self
+    }
+
+    /// How bad it is: by its kind and, where that matters, its operation's function.
+    pub fn severity(&self) -> Severity {
+        self.kind.severity(self.f)
     }
 }
 
@@ -308,7 +327,7 @@ mod tests {
     fn check_counts_all_but_stores_few() {
         let mut c = Check::default();
         for i in 0..(MAX_STORED_ANOMALIES as u64 + 5) {
-            c.anomaly(|| Anomaly::new("x", "y".into(), vec![i]));
+            c.anomaly(|| Anomaly::new(AnomalyKind::Stall, "y".into(), vec![i]));
         }
         let r = c.finish();
         assert_eq!(r.anomaly_count, MAX_STORED_ANOMALIES as u64 + 5);

@@ -25,9 +25,9 @@
 //! connected, and the moment its operations started being continuously in flight. One
 //! that passes the bound with an operation still in flight is a `no-progress` anomaly.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::{Event, EventType, HistoryReader, Process};
-use crate::runner::CheckError;
+use crate::run_files::CheckError;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -275,7 +275,7 @@ impl Judge {
             .shard
             .map_or(String::new(), |s| format!("Shard {s}: "));
         self.out.push(Anomaly::new(
-            "no-progress",
+            AnomalyKind::NoProgress,
             format!(
                 "{on}{what} was answered ok from {} to {} into the run ({}), though {whose} was up and no partition was in force, and operations were in flight all along (the oldest now invoked at history index {index}): with a majority up and connected, some operation must succeed within {}.",
                 secs(since),

@@ -19,10 +19,10 @@
 //! position (just before the first logged write) see the initial balances.
 
 use super::agreement::Agreement;
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::final_state::{AgreedLog, NodeState, Positions, Slot};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect};
-use crate::ops::{flag, Clients, OpRec};
+use crate::records::{flag, Clients, OpRec};
 
 /// What the replay needs.
 pub(crate) struct Input<'a> {
@@ -153,7 +153,7 @@ impl Replay<'_> {
         let (clients, accounts) = (self.input.clients, self.input.accounts);
         self.check.anomaly(|| {
             Anomaly::new(
-                "stale-read",
+                AnomalyKind::StaleRead,
                 format!(
                     "{} was told position {}, before position {base} where the initial balances were written (before any client started): it read a state from before the bank existed, a stale read.",
                     x.describe(clients, accounts),
@@ -161,6 +161,7 @@ impl Replay<'_> {
                 ),
                 x.indices(),
             )
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![x.exec])
         });
     }
@@ -169,7 +170,7 @@ impl Replay<'_> {
         let (clients, accounts) = (self.input.clients, self.input.accounts);
         self.check.anomaly(|| {
             Anomaly::new(
-                "wrong-slot",
+                AnomalyKind::WrongSlot,
                 format!(
                     "{} was told exec_index {}, but position {base} holds the initial balances and the log's writes start after it: no transfer took that position.",
                     x.describe(clients, accounts),
@@ -177,6 +178,7 @@ impl Replay<'_> {
                 ),
                 x.indices(),
             )
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![x.exec])
         });
     }
@@ -206,7 +208,7 @@ impl Replay<'_> {
                 ),
                 None => self.check.anomaly(|| {
                     Anomaly::new(
-                        "beyond-log",
+                        AnomalyKind::BeyondLog,
                         format!(
                             "{} was told exec_index {}, but no replica's log goes past {}.",
                             x.describe(self.input.clients, self.input.accounts),
@@ -215,6 +217,7 @@ impl Replay<'_> {
                         ),
                         x.indices(),
                     )
+                    .about(OpFunction::of(x.cmd()))
                     .at_slots(vec![x.exec])
                 }),
             }
@@ -243,7 +246,7 @@ impl Replay<'_> {
         let accounts = self.input.accounts;
         self.check.anomaly(|| {
             Anomaly::new(
-                "log-result",
+                AnomalyKind::LogResult,
                 format!(
                     "The log records {} at exec_index {exec} as {}, but replaying the log says it {}.",
                     slot.cmd().describe(accounts),
@@ -263,7 +266,7 @@ impl Replay<'_> {
         let client = self.input.log.client(slot);
         self.check.anomaly(|| {
             Anomaly::new(
-                "bad-amount",
+                AnomalyKind::BadAmount,
                 format!(
                     "The log holds {} by client {} request {} at exec_index {exec}: a transfer's amount must be positive, so the command should have been rejected before proposal, never executed.",
                     slot.cmd().describe(accounts),
@@ -312,13 +315,14 @@ impl Replay<'_> {
         let (clients, accounts) = (self.input.clients, self.input.accounts);
         self.check.anomaly(|| {
             Anomaly::new(
-                "wrong-result",
+                AnomalyKind::WrongResult,
                 format!(
                     "{} observed exec_index {exec}: {why}.",
                     x.describe(clients, accounts)
                 ),
                 x.indices(),
             )
+            .about(OpFunction::of(x.cmd()))
             .at_slots(vec![exec])
         });
     }
@@ -340,7 +344,7 @@ impl Replay<'_> {
         if client != clients.raw(x.client) || slot.request_id != x.request_id {
             self.check.anomaly(|| {
                 Anomaly::new(
-                    "wrong-slot",
+                    AnomalyKind::WrongSlot,
                     format!(
                         "{} was told exec_index {exec}, but the agreed log holds {} by client {} request {} there.",
                         x.describe(clients, accounts),
@@ -350,6 +354,7 @@ impl Replay<'_> {
                     ),
                     x.indices(),
                 )
+.about(OpFunction::of(x.cmd()))
                 .at_slots(vec![exec])
             });
             return;
@@ -357,7 +362,7 @@ impl Replay<'_> {
         if x.cmd() != slot.cmd() && x.cmd() != Cmd::Other {
             self.check.anomaly(|| {
                 Anomaly::new(
-                    "command-mismatch",
+                    AnomalyKind::CommandMismatch,
                     format!(
                         "{} was logged at exec_index {exec} as {}: the log changed the command.",
                         x.describe(clients, accounts),
@@ -365,6 +370,7 @@ impl Replay<'_> {
                     ),
                     x.indices(),
                 )
+                .about(OpFunction::of(x.cmd()))
                 .at_slots(vec![exec])
             });
             return;
@@ -373,13 +379,14 @@ impl Replay<'_> {
             if let Some(why) = self.mismatch(x, effect) {
                 self.check.anomaly(|| {
                     Anomaly::new(
-                        "wrong-result",
+                        AnomalyKind::WrongResult,
                         format!(
                             "{} at exec_index {exec}: {why}.",
                             x.describe(clients, accounts)
                         ),
                         x.indices(),
                     )
+                    .about(OpFunction::of(x.cmd()))
                     .at_slots(vec![exec])
                 });
             }

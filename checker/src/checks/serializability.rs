@@ -28,13 +28,12 @@
 //! finds a shortest cycle, which is reported operation by operation with the kind of
 //! each step. Two operations told the same position on a shard are reported apart.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::{Event, EventType, Process};
-use crate::shards::{transfer_parts, Op, ShardId, Sharded};
+use crate::shards::{Op, ShardId, Sharded};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 /// How many cycles are described in words (all are counted).
@@ -80,7 +79,11 @@ pub(crate) fn run(data: &Sharded, events: &[Event]) -> CheckResult {
     for (k, scc) in sccs.iter().enumerate() {
         if k >= DESCRIBED_CYCLES {
             check.anomaly(|| {
-                Anomaly::new("cycle", "Another cycle (not described).".into(), Vec::new())
+                Anomaly::new(
+                    AnomalyKind::Cycle,
+                    "Another cycle (not described).".into(),
+                    Vec::new(),
+                )
             });
             continue;
         }
@@ -93,7 +96,7 @@ pub(crate) fn run(data: &Sharded, events: &[Event]) -> CheckResult {
 /// A definite failure that neither changed nor observed a balance: anything but
 /// insufficient funds (which observed the source's balance).
 fn changed_and_saw_nothing(c: &crate::shards::Completion) -> bool {
-    let error = c.value.get("error").and_then(Value::as_str);
+    let error = c.value.str_field("error");
     c.kind == EventType::Fail && error != Some(crate::history::values::INSUFFICIENT_FUNDS)
 }
 
@@ -101,7 +104,9 @@ fn changed_and_saw_nothing(c: &crate::shards::Completion) -> bool {
 fn touched(data: &Sharded, op: &Op, shard: ShardId) -> Vec<String> {
     let on = |a: &str| data.shard_of(a) == Some(shard);
     match op.f.as_str() {
-        "transfer" => transfer_parts(&op.value)
+        "transfer" => op
+            .value
+            .transfer()
             .map(|(f, t, _)| {
                 [f, t]
                     .into_iter()
@@ -112,8 +117,7 @@ fn touched(data: &Sharded, op: &Op, shard: ShardId) -> Vec<String> {
             .unwrap_or_default(),
         "read" => op
             .value
-            .get("account")
-            .and_then(Value::as_str)
+            .str_field("account")
             .filter(|a| on(a))
             .map(|a| vec![a.to_string()])
             .unwrap_or_default(),
@@ -143,7 +147,7 @@ fn shard_edges(
             let (a, b) = (&data.ops[w[0].1], &data.ops[w[1].1]);
             check.anomaly(|| {
                 Anomaly::new(
-                    "duplicate-position",
+                    AnomalyKind::DuplicatePosition,
                     format!(
                         "{} and {} were both told position {} on shard {shard}.",
                         a.describe(),
@@ -349,7 +353,7 @@ fn describe_cycle(data: &Sharded, g: &DiGraph<Vertex, Edge>, cycle: &[NodeIndex]
         .flat_map(|c| c.positions.keys().copied())
         .collect();
     Anomaly::new(
-        "cycle",
+        AnomalyKind::Cycle,
         format!(
             "{} operations over shard{} {} form a cycle no serial order can follow: {}; so back to [1].",
             ops.len(),

@@ -7,7 +7,7 @@
 //! with their shard; the shard's agreed log is the union of its replicas' logs.
 
 use super::agreement::{Agreement, Side};
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::final_state::NodeState;
 use crate::shards::{ShardNode, Sharded};
 
@@ -127,14 +127,14 @@ fn placement(data: &Sharded, check: &mut Check) {
         match data.spec(node.shard) {
             None => check.anomaly(|| {
                 Anomaly::new(
-                    "unknown-shard",
+                    AnomalyKind::UnknownShard,
                     format!("Replica {name} says it is in shard {}, which run.toml does not have.", node.shard),
                     Vec::new(),
                 )
             }),
             Some(s) if !s.nodes.is_empty() && !s.nodes.iter().any(|n| n == replica) => check.anomaly(|| {
                 Anomaly::new(
-                    "wrong-shard",
+                    AnomalyKind::WrongShard,
                     format!("Replica {name} says it is in shard {}, but run.toml does not list it there.", node.shard),
                     Vec::new(),
                 )

@@ -6,10 +6,9 @@
 //! One pass over every shard's agreed log groups its entries by (client, request id);
 //! the groups are then compared with the operations of the history.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::history::EventType;
 use crate::shards::{Phase, ShardEntry, ShardId, Sharded, TxnId};
-use serde_json::Value;
 use std::collections::BTreeMap;
 
 type Key = (u64, u64);
@@ -41,29 +40,27 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         if c.kind == EventType::Ok && entries.is_none() {
             check.anomaly(|| {
                 Anomaly::new(
-                    "lost-ack",
+                    AnomalyKind::LostAck,
                     format!(
                         "{} was acknowledged, but no shard's log holds it.",
                         op.describe()
                     ),
                     op.indices(),
                 )
+                .about(OpFunction::parse(&op.f))
             });
         } else if rejected && changed {
-            let err = c
-                .value
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("an error");
+            let err = c.value.str_field("error").unwrap_or("an error");
             check.anomaly(|| {
                 Anomaly::new(
-                    "failed-applied",
+                    AnomalyKind::FailedApplied,
                     format!(
                         "{} failed with {err} before proposal, but a shard's log applies it.",
                         op.describe()
                     ),
                     op.indices(),
                 )
+                .about(OpFunction::parse(&op.f))
             });
         }
     }
@@ -76,7 +73,7 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
         let (s, e) = entries[0];
         check.anomaly(|| {
             Anomaly::new(
-                "phantom",
+                AnomalyKind::Phantom,
                 format!(
                     "Shard {s}'s log holds client {}'s request {} at exec_index {}, which no client invoked.",
                     key.0, key.1, e.exec_index
@@ -99,7 +96,7 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
     if txns.len() > 1 {
         check.anomaly(|| {
             Anomaly::new(
-                "two-transactions",
+                AnomalyKind::TwoTransactions,
                 format!(
                     "Client {}'s request {} ran {} transactions (coordinators on shards {}); a retried request must never run two.",
                     key.0,
@@ -124,7 +121,7 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
         let what = ["executed", "prepared", "decided"][*kind as usize];
         check.anomaly(|| {
             Anomaly::new(
-                "duplicate-execution",
+                AnomalyKind::DuplicateExecution,
                 format!(
                     "Shard {s} {what} client {}'s request {} {} times, at exec_index {}.",
                     key.0,
@@ -134,6 +131,7 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
                 ),
                 indices.clone(),
             )
+            .about(OpFunction::parse(&entries[0].1.f))
             .at_slots(at.clone())
         });
     }

@@ -13,10 +13,10 @@
 //! `lock-conflict` answer to an operation invoked later than T + bound shows a lock
 //! that outlived the healed cluster: a `stall` too.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::checks::liveness::STABLE;
 use crate::history::{Event, EventType, Process};
-use crate::shards::{Op, Sharded};
+use crate::shards::{EntryValue, Op, Sharded};
 
 /// The definite failures that mean "an account is locked".
 const LOCKED: [&str; 2] = ["lock-conflict", "aborted-lock-conflict"];
@@ -89,8 +89,8 @@ fn not_applicable(mut check: Check, why: &str) -> CheckResult {
     check.finish()
 }
 
-fn locked(value: &serde_json::Value) -> bool {
-    let error = value.get("error").and_then(serde_json::Value::as_str);
+fn locked(value: &EntryValue) -> bool {
+    let error = value.str_field("error");
     error.is_some_and(|e| LOCKED.contains(&e))
 }
 
@@ -100,7 +100,7 @@ fn secs(ns: u64) -> String {
 
 fn stall(op: &Op, how: &str, waited_ns: u64, bound_ns: u64) -> Anomaly {
     Anomaly::new(
-        "stall",
+        AnomalyKind::Stall,
         format!(
             "{} {how} {} after the later of its invocation and the last stable event: once the faults are healed, an operation must get ok or fail within {}.",
             op.describe(),
@@ -111,10 +111,10 @@ fn stall(op: &Op, how: &str, waited_ns: u64, bound_ns: u64) -> Anomaly {
     )
 }
 
-fn held_lock(op: &Op, after_ns: u64, bound_ns: u64, value: &serde_json::Value) -> Anomaly {
-    let error = value.get("error").and_then(serde_json::Value::as_str);
+fn held_lock(op: &Op, after_ns: u64, bound_ns: u64, value: &EntryValue) -> Anomaly {
+    let error = value.str_field("error");
     Anomaly::new(
-        "stall",
+        AnomalyKind::Stall,
         format!(
             "{}, invoked {} after the last stable event, failed {}: an account was still locked although every transaction must end within {} of the faults being healed. A lock that is never released blocks its account for ever.",
             op.describe(),

@@ -16,11 +16,10 @@
 //! (well-formed says so); a balance it shows that no state of the bank can hold is
 //! `impossible-result` all the same.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::values::INSUFFICIENT_FUNDS;
 use crate::history::EventType;
-use crate::shards::{transfer_parts, Op, Phase, ShardEntry, ShardId, Sharded};
-use serde_json::Value;
+use crate::shards::{Op, Phase, ShardEntry, ShardId, Sharded};
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
@@ -104,10 +103,10 @@ fn decided_short(
     op: &Op,
 ) -> Option<u64> {
     let c = op.complete.as_ref().filter(|c| c.kind == EventType::Fail)?;
-    if c.value.get("error").and_then(Value::as_str) != Some(INSUFFICIENT_FUNDS) {
+    if c.value.str_field("error") != Some(INSUFFICIENT_FUNDS) {
         return None;
     }
-    let (from, _, _) = transfer_parts(&op.value)?;
+    let (from, _, _) = op.value.transfer()?;
     if data.shard_of(from) != Some(shard) {
         return None;
     }
@@ -120,8 +119,11 @@ fn decided_short(
 /// A positive transfer between two accounts that `bank` (after the entry at its
 /// position, which applied nothing) shows had the funds for it; `(from, balance,
 /// amount)` if so.
-fn enough<'v>(bank: &BTreeMap<String, i64>, value: &'v Value) -> Option<(&'v str, i64, i64)> {
-    let (from, to, amount) = transfer_parts(value)?;
+fn enough<'v>(
+    bank: &BTreeMap<String, i64>,
+    parts: Option<(&'v str, &'v str, i64)>,
+) -> Option<(&'v str, i64, i64)> {
+    let (from, to, amount) = parts?;
     let &b = bank.get(from)?;
     (amount > 0 && from != to && b >= amount).then_some((from, b, amount))
 }
@@ -129,12 +131,12 @@ fn enough<'v>(bank: &BTreeMap<String, i64>, value: &'v Value) -> Option<(&'v str
 /// An answer of insufficient funds, decided at `exec` on its source's shard.
 fn had_funds(check: &mut Check, shard: ShardId, exec: u64, bank: &BTreeMap<String, i64>, op: &Op) {
     check.count("insufficient-funds answers replayed", 1);
-    let Some((from, b, amount)) = enough(bank, &op.value) else {
+    let Some((from, b, amount)) = enough(bank, op.value.transfer()) else {
         return;
     };
     check.anomaly(|| {
         Anomaly::new(
-            "wrong-result",
+            AnomalyKind::WrongResult,
             format!(
                 "{} was told it failed for insufficient funds, but replaying shard {shard}'s log up to position {exec}, where that was decided, leaves {from} with {b} there, enough for {amount}.",
                 op.describe()
@@ -156,16 +158,16 @@ fn logged_refusal(
     let refused = entry.txn.is_none()
         && entry.f == "transfer"
         && entry.kind == EventType::Fail
-        && entry.value.get("error").and_then(Value::as_str) == Some(INSUFFICIENT_FUNDS);
+        && entry.value.str_field("error") == Some(INSUFFICIENT_FUNDS);
     if !refused {
         return;
     }
-    let Some((from, b, amount)) = enough(bank, &entry.value) else {
+    let Some((from, b, amount)) = enough(bank, entry.value.transfer()) else {
         return;
     };
     check.anomaly(|| {
         Anomaly::new(
-            "log-result",
+            AnomalyKind::LogResult,
             format!(
                 "Shard {shard}'s log records client {}'s request {} (transfer of {amount} from {from}) at exec_index {exec} as failed for insufficient funds, but replaying the log leaves {from} with {b} there, enough for it.",
                 entry.client, entry.request_id
@@ -188,7 +190,7 @@ fn without_position(data: &Sharded, check: &mut Check) {
             continue;
         };
         for field in ["balance", "from_balance", "to_balance"] {
-            let Some(b) = c.value.get(field).and_then(Value::as_i64) else {
+            let Some(b) = c.value.i64_field(field) else {
                 continue;
             };
             if (0..=total).contains(&i128::from(b)) {
@@ -196,7 +198,7 @@ fn without_position(data: &Sharded, check: &mut Check) {
             }
             check.anomaly(|| {
                 Anomaly::new(
-                    "impossible-result",
+                    AnomalyKind::ImpossibleResult,
                     format!(
                         "{} was answered ok with no position to replay it at, and its {field} {b} is more than the whole bank holds ({total}) or less than nothing: no state of the bank gives it.",
                         op.describe()
@@ -222,7 +224,7 @@ fn compare(
     if (entry.client, entry.request_id) != (op.client, op.request_id) {
         check.anomaly(|| {
             Anomaly::new(
-                "position-mismatch",
+                AnomalyKind::PositionMismatch,
                 format!(
                     "{} was told position {exec} on shard {shard}, but the log holds client {}'s request {} there.",
                     op.describe(),
@@ -236,14 +238,10 @@ fn compare(
         return;
     }
     if c.kind == EventType::Fail && entry.applies() {
-        let error = c
-            .value
-            .get("error")
-            .and_then(Value::as_str)
-            .unwrap_or("no error given");
+        let error = c.value.str_field("error").unwrap_or("no error given");
         check.anomaly(|| {
             Anomaly::new(
-                "failed-but-applied",
+                AnomalyKind::FailedButApplied,
                 format!(
                     "{} was told it failed ({error}) at position {exec} on shard {shard}, but the log applies it there.",
                     op.describe()
@@ -257,7 +255,7 @@ fn compare(
     let mut expected: Vec<(&str, String, i64)> = Vec::new();
     match op.f.as_str() {
         "transfer" if c.kind == EventType::Ok => {
-            if let Some((from, to, _)) = transfer_parts(&op.value) {
+            if let Some((from, to, _)) = op.value.transfer() {
                 for (field, account) in [("from_balance", from), ("to_balance", to)] {
                     if data.shard_of(account) == Some(shard) {
                         if let Some(&b) = bank.get(account) {
@@ -268,7 +266,7 @@ fn compare(
             }
         }
         "read" if c.kind == EventType::Ok => {
-            if let Some(a) = op.value.get("account").and_then(Value::as_str) {
+            if let Some(a) = op.value.str_field("account") {
                 if let Some(&b) = bank.get(a) {
                     expected.push(("balance", a.to_string(), b));
                 }
@@ -277,11 +275,11 @@ fn compare(
         _ => {}
     }
     for (field, account, b) in expected {
-        let seen = c.value.get(field).and_then(Value::as_i64);
+        let seen = c.value.i64_field(field);
         if seen != Some(b) {
             check.anomaly(|| {
                 Anomaly::new(
-                    "wrong-result",
+                    AnomalyKind::WrongResult,
                     format!(
                         "{} was told {field} {} for {account}, but replaying shard {shard}'s log up to position {exec} gives {b}.",
                         op.describe(),

@@ -10,7 +10,7 @@
 //! its line and makes the verdict `unknown`; the other checks still run.
 
 use super::well_formed::{At, WellFormed};
-use super::CheckResult;
+use super::{AnomalyKind, CheckResult};
 use crate::history::{Event, EventType, Process};
 use crate::shards::{transfer_parts, ShardId, Sharded, TxnId};
 use serde_json::Value;
@@ -47,7 +47,7 @@ pub(crate) fn run(data: &Sharded, events: &[Event], lines: &[u64]) -> CheckResul
                 if was != &e.value {
                     let (was, now) = (was.to_string(), e.value.to_string());
                     wf.malformed(
-                        "retry-changed-command",
+                        AnomalyKind::RetryChangedCommand,
                         format!("At {at}, client {c} retries request {prev} as {now}, but it was invoked at history index {first} as {was}: a retry must repeat its command, so which one the request means is unknown."),
                         vec![first, at.index],
                     );
@@ -116,7 +116,7 @@ fn positions(data: &Sharded, wf: &mut WellFormed, at: At, c: u64, e: &Event) {
     let told = e.positions.clone().unwrap_or_default();
     for &s in told.keys().filter(|&&s| data.spec(s).is_none()) {
         wf.malformed(
-            "unknown-shard-position",
+            AnomalyKind::UnknownShardPosition,
             format!(
                 "At {at}, client {c}'s request {rid} is told a position on shard {s}, which run.toml's [[shards]] do not list: where it executed is unknown."
             ),
@@ -128,7 +128,7 @@ fn positions(data: &Sharded, wf: &mut WellFormed, at: At, c: u64, e: &Event) {
     }
     if told.is_empty() {
         wf.malformed(
-            "ok-without-position",
+            AnomalyKind::OkWithoutPosition,
             format!(
                 "At {at}, client {c}'s request {rid} ({}) is answered ok with no position on any shard: a sharded answer that executed names where (checker/SHARDS.md), so it cannot be replayed.",
                 e.f
@@ -144,7 +144,7 @@ fn positions(data: &Sharded, wf: &mut WellFormed, at: At, c: u64, e: &Event) {
             .collect();
         if !missing.is_empty() {
             wf.malformed(
-                "missing-position",
+                AnomalyKind::MissingPosition,
                 format!(
                     "At {at}, client {c}'s read_all (request {rid}) is ok without a position on shard {}: a snapshot is taken on every shard, so where its part there was taken is unknown.",
                     missing.join(", ")
@@ -161,14 +161,16 @@ fn coordinators(data: &Sharded, wf: &mut WellFormed) {
     for (&shard, log) in &data.logs {
         for e in log.values() {
             let Some(txn) = e.txn else { continue };
-            let source: Option<ShardId> =
-                transfer_parts(&e.value).and_then(|(from, _, _)| data.shard_of(from));
+            let source: Option<ShardId> = e
+                .value
+                .transfer()
+                .and_then(|(from, _, _)| data.shard_of(from));
             if source == Some(txn.coordinator) || !seen.insert(txn) {
                 continue;
             }
             let should = source.map_or("no shard run.toml lists".into(), |s| format!("shard {s}"));
             wf.malformed(
-                "bad-coordinator",
+                AnomalyKind::BadCoordinator,
                 format!(
                     "Shard {shard}'s log holds client {}'s request {} at exec_index {} as a transaction coordinated by shard {}, but its source account is on {should}: a transaction is coordinated by its source's shard, so which transaction this is is unknown.",
                     txn.client, txn.request_id, e.exec_index, txn.coordinator

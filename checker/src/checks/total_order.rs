@@ -30,10 +30,10 @@
 //! that break only the unique rule (an observer on its floor's exact position) for
 //! `TotalOrder::settle`.
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::final_state::Positions;
 use crate::model::{Accounts, Cmd};
-use crate::ops::{Clients, OpRec, NO_OP};
+use crate::records::{Clients, OpRec, NO_OP};
 
 #[derive(Debug)]
 pub(crate) struct TotalOrder {
@@ -98,7 +98,7 @@ impl TotalOrder {
             let mut indices = x.indices();
             indices.push(index);
             Anomaly::new(
-                "exec-index-conflict",
+                AnomalyKind::ExecIndexConflict,
                 format!(
                     "{} was told exec_index {} and later, at history index {index}, exec_index {exec}: one command cannot occupy two positions.",
                     x.describe(clients, accounts),
@@ -106,6 +106,7 @@ impl TotalOrder {
                 ),
                 indices,
             )
+.about(OpFunction::of(x.cmd()))
             .at_slots(vec![x.exec, exec])
         });
     }
@@ -186,7 +187,7 @@ impl TotalOrder {
                 let mut indices = a.indices();
                 indices.extend(b.indices());
                 Anomaly::new(
-                    "duplicate-exec-index",
+                    AnomalyKind::DuplicateExecIndex,
                     format!(
                         "{} and {} were both told exec_index {}: two commands cannot share a position.",
                         a.describe(clients, accounts),
@@ -195,6 +196,7 @@ impl TotalOrder {
                     ),
                     indices,
                 )
+.about(OpFunction::of(a.cmd()))
                 .at_slots(vec![a.exec])
             });
         }
@@ -247,7 +249,7 @@ fn realtime(
     let mut indices = y.indices();
     indices.extend(x.indices());
     Anomaly::new(
-        "real-time-order",
+        AnomalyKind::RealTimeOrder,
         format!(
             "{} {verb} exec_index {exec}, but {} completed at history index {} before it was invoked at {} and has the {} exec_index {}: the order contradicts real time{}.",
             x.describe(clients, accounts),
@@ -264,6 +266,7 @@ fn realtime(
         ),
         indices,
     )
+.about(OpFunction::of(x.cmd()))
     .at_slots(vec![y.exec, exec])
 }
 
@@ -271,7 +274,7 @@ fn client_order(p: &OpRec, x: &OpRec, clients: &Clients, accounts: &Accounts) ->
     let mut indices = p.indices();
     indices.extend(x.indices());
     Anomaly::new(
-        "client-order",
+        AnomalyKind::ClientOrder,
         format!(
             "Client {} issued {} before {}, yet they executed at {} and {}: a client's commands must execute in the order it issued them.",
             clients.raw(x.client),

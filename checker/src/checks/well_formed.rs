@@ -15,21 +15,9 @@
 //! run can have (positions on shards that do not exist, a snapshot missing a shard, a
 //! transaction coordinated by the wrong shard).
 
-use super::{Anomaly, Check, CheckResult};
+use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::model::{Accounts, Cmd};
-
-/// Where an event sits: its 1-based line in history.jsonl and its `index`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct At {
-    pub line: u64,
-    pub index: u64,
-}
-
-impl std::fmt::Display for At {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "line {} (history index {})", self.line, self.index)
-    }
-}
+pub(crate) use crate::records::At;
 
 #[derive(Debug, Default)]
 pub(crate) struct WellFormed {
@@ -41,7 +29,7 @@ impl WellFormed {
     pub fn orphan(&mut self, at: At, client: u64, rid: u64, kind: &str) {
         self.check.doubt(|| {
             Anomaly::new(
-                "completion-without-invoke",
+                AnomalyKind::CompletionWithoutInvoke,
                 format!(
                     "At {at}, client {client} completes request {rid} ({kind}), but it has no invocation of that request open before it: when the operation began is unknown."
                 ),
@@ -54,7 +42,7 @@ impl WellFormed {
     pub fn duplicate(&mut self, at: At, done: u64, client: u64, rid: u64) {
         self.check.doubt(|| {
             Anomaly::new(
-                "duplicate-completion",
+                AnomalyKind::DuplicateCompletion,
                 format!(
                     "At {at}, client {client} completes request {rid} again, but its invocation was already completed at history index {done}: one invocation gets one completion."
                 ),
@@ -67,7 +55,7 @@ impl WellFormed {
     pub fn overlap(&mut self, at: At, busy: At, client: u64, rid: u64, busy_rid: u64) {
         self.check.doubt(|| {
             Anomaly::new(
-                "overlapping-operations",
+                AnomalyKind::OverlappingOperations,
                 format!(
                     "At {at}, client {client} invokes request {rid} while its request {busy_rid}, invoked at {busy}, has not completed: a client process runs one operation at a time."
                 ),
@@ -88,7 +76,7 @@ impl WellFormed {
     ) {
         self.check.doubt(|| {
             Anomaly::new(
-                "retry-changed-command",
+                AnomalyKind::RetryChangedCommand,
                 format!(
                     "At {at}, client {client} retries request {rid} as {}, but it was invoked at history index {first} as {}: a retry must repeat its command, so which one the request means is unknown.",
                     now.describe(accounts),
@@ -110,7 +98,7 @@ impl WellFormed {
     ) {
         self.check.doubt(|| {
             Anomaly::new(
-                "completion-changed-command",
+                AnomalyKind::CompletionChangedCommand,
                 format!(
                     "At {at}, client {client}'s request {rid} completes as {now}, but it was invoked at history index {first} as {was}: an answer must be about the command asked, so which one ran is unknown."
                 ),
@@ -120,7 +108,7 @@ impl WellFormed {
     }
 
     /// Any other malformed shape (the sharded path's): `kind` and its sentence.
-    pub fn malformed(&mut self, kind: &str, message: String, indices: Vec<u64>) {
+    pub fn malformed(&mut self, kind: AnomalyKind, message: String, indices: Vec<u64>) {
         self.check.doubt(|| Anomaly::new(kind, message, indices));
     }
 

@@ -16,7 +16,8 @@ use super::{
 };
 use crate::history::{values, Event, EventType, Process};
 use crate::shards::{
-    apply_entry, Phase, ShardEntry, ShardId, ShardNode, ShardSpec, ShardedFinal, TxnId, Vote,
+    apply_entry, EntryValue, Phase, ShardEntry, ShardId, ShardNode, ShardSpec, ShardedFinal, TxnId,
+    Vote,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -217,7 +218,7 @@ impl Sim<'_> {
                     request_id: rid,
                 };
                 let enough = self.bank[from] >= amount;
-                let value = values::transfer(&names[from], &names[to], amount);
+                let value: EntryValue = values::transfer(&names[from], &names[to], amount).into();
                 let tx = |phase, vote, kind, applied| ShardEntry {
                     exec_index: 0,
                     client,
@@ -283,7 +284,7 @@ fn plain(client: u64, rid: u64, f: &str, value: Value, kind: EventType) -> Shard
         client,
         request_id: rid,
         f: f.into(),
-        value,
+        value: value.into(),
         kind,
         txn: None,
         phase: None,
@@ -504,7 +505,7 @@ impl ShardedRun {
             client: ct,
             request_id: 1,
         };
-        let tv = values::transfer(&a, &b, 1);
+        let tv: EntryValue = values::transfer(&a, &b, 1).into();
         let tx = |phase, vote, applied| ShardEntry {
             exec_index: 0,
             client: ct,
@@ -523,7 +524,7 @@ impl ShardedRun {
             log.push(e);
             log.len() as u64
         };
-        push(self, Event::invoke(ct, 1, "transfer", tv.clone()));
+        push(self, Event::invoke(ct, 1, "transfer", tv.to_value()));
         add(self, s1, tx(Phase::Prepare, Some(Vote::Yes), 0));
         let c1 = add(self, s1, tx(Phase::Commit, None, -1));
         add(self, s2, tx(Phase::Prepare, Some(Vote::Yes), 0));
@@ -568,8 +569,10 @@ impl ShardedRun {
             .iter()
             .find(|e| e.f == "transfer" && e.txn.is_none() && e.kind == EventType::Ok)?;
         let mut changed = e.clone();
-        let amount = changed.value["amount"].as_i64()?;
-        changed.value["amount"] = json!(amount + 1);
+        let mut value = changed.value.to_value();
+        let amount = value["amount"].as_i64()?;
+        value["amount"] = json!(amount + 1);
+        changed.value = value.into();
         let exec = e.exec_index;
         self.overrides.push((node, exec, changed));
         Some((Vec::new(), Some(exec)))

@@ -6,68 +6,93 @@
 //! names every check that is not valid with what it found, then the most severe
 //! anomaly's own sentence. The same ranking orders the report's anomalies.
 //!
+//! [`Results::summary`], the few lines `checker check` prints, ends with the same line.
+//!
 //! Checks are taken from results.json as they are, so a check this module has never
 //! heard of is named like the others.
 
-use crate::checks::{Anomaly, CheckResult, Validity};
-use crate::results::Results;
+use crate::checks::{Anomaly, AnomalyKind, CheckResult, Severity, Validity};
+use crate::results::{internal_note, Results};
+use crate::text::{count, plural};
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 
 /// Longest `first:` sentence kept in the line.
 const MAX_FIRST_CHARS: usize = 240;
 
-/// What an anomaly means for a user of the bank.
-pub const SEVERITY_WORDS: [&str; 3] = [
-    "wrong money or answer",
-    "order broken",
-    "harmless to balances",
-];
-
-/// How bad an anomaly is: 0 money or an answer was wrong, 1 the order of the log is
-/// broken, 2 harmless to balances (a read repeated, a late or doubled answer, a stall);
-/// with its label, for sorting within a tier.
-pub fn severity(a: &Anomaly) -> (u8, String) {
-    let tier = match a.kind.as_str() {
-        "executed-twice" if op_function(&a.message) != Some("transfer") => 2,
-        "sum-drift" | "negative-balance" | "failed-but-applied" | "ack-not-applied"
-        | "lost-ack" | "executed-twice" | "phantom" | "divergence" | "final-balances"
-        | "wrong-result" | "log-result" | "not-linearizable" | "command-mismatch"
-        | "bad-amount" => 0,
-        "retry-changed-command"
-        | "duplicate-completion"
-        | "completion-without-invoke"
-        | "overlapping-operations"
-        | "stall" => 2,
-        _ => 1,
-    };
-    (tier, kind_label(a))
-}
-
-/// The operation an anomaly's message starts with (`transfer A->B 3 by client ...`).
-fn op_function(message: &str) -> Option<&'static str> {
-    let first = message.split_whitespace().next()?;
-    ["transfer", "read", "read_all"]
-        .into_iter()
-        .find(|f| *f == first)
-}
-
-/// The kind in words: `told failed but applied`, `executed twice`.
-pub fn kind_words(kind: &str) -> String {
-    match kind {
-        "failed-but-applied" => "told failed but applied".to_string(),
-        "ack-not-applied" => "acknowledged but not applied".to_string(),
-        "lost-ack" => "acknowledged but lost".to_string(),
-        "lost-fail" => "told failed, then lost".to_string(),
-        other => other.replace('-', " "),
-    }
+/// How bad an anomaly is (its [`Severity`], from its kind and, where that matters, its
+/// operation's function), with its label for sorting within a tier.
+pub fn severity(a: &Anomaly) -> (Severity, String) {
+    (a.severity(), kind_label(a))
 }
 
 /// `transfer told failed but applied`, `read_all executed twice`, ...
 pub fn kind_label(a: &Anomaly) -> String {
-    let words = kind_words(&a.kind);
-    match op_function(&a.message) {
-        Some(f) => format!("{f} {words}"),
+    let words = a.kind.words();
+    match a.f {
+        Some(f) => format!("{} {words}", f.as_str()),
         None => words,
+    }
+}
+
+/// The terminal's words for a run: its outcome in one line and a few lines per check.
+impl Results {
+    /// The outcome in one line: `invalid: exactly-once (21× executed twice); first: ...`
+    /// (see [`crate::report::cause`]).
+    pub fn cause_line(&self) -> String {
+        cause_line(self)
+    }
+
+    /// A few lines for a terminal.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let h = &self.history;
+        let _ = writeln!(s, "faultline checker: {}", self.run_dir);
+        let _ = writeln!(
+            s,
+            "  history: {}, {} by {}{}, {} nemesis {}",
+            count(h.events, "event"),
+            count(h.operations, "operation"),
+            count(h.clients, "client"),
+            internal_note(h.internal_processes),
+            h.nemesis,
+            plural(h.nemesis, "event")
+        );
+        let f = &self.final_state;
+        if f.present {
+            let _ = writeln!(
+                s,
+                "  final:   {}, log up to exec_index {}",
+                count(f.nodes.len() as u64, "replica"),
+                f.log_last
+            );
+        } else {
+            let _ = writeln!(s, "  final:   no final.json");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
+        for (name, c) in self.ordered_checks() {
+            let found = match &c.not_applicable {
+                Some(why) => format!("not applicable: {why}"),
+                None => count(c.anomaly_count, "anomaly"),
+            };
+            let _ = writeln!(s, "  {name:<13} {:<8} {found}", c.state_word());
+            if let Some(a) = c.anomalies.first() {
+                let _ = writeln!(s, "      first: {}", a.message);
+            }
+            for u in c.unknown.iter().take(3) {
+                let _ = writeln!(s, "      undecided: {u}");
+            }
+        }
+        let _ = writeln!(
+            s,
+            "verdict: {} (checked in {} ms)",
+            self.valid.as_str(),
+            self.elapsed_ms
+        );
+        let _ = writeln!(s, "{}", self.cause_line());
+        s
     }
 }
 
@@ -81,22 +106,23 @@ fn failing(results: &Results, state: Validity) -> Vec<(&str, &CheckResult)> {
 
 /// What one invalid check found: `21× executed twice`, or by kind when it found several.
 fn found(c: &CheckResult) -> String {
-    let mut kinds: BTreeMap<&str, u64> = BTreeMap::new();
+    // By tag, so that kinds found equally often are named in the same order every time.
+    let mut kinds: BTreeMap<&str, (u64, &AnomalyKind)> = BTreeMap::new();
     for a in &c.anomalies {
-        *kinds.entry(a.kind.as_str()).or_default() += 1;
+        kinds.entry(a.kind.tag()).or_insert((0, &a.kind)).0 += 1;
     }
     match kinds.len() {
         0 => crate::text::count(c.anomaly_count, "anomaly"),
         1 => {
-            let kind = kinds.keys().next().copied().unwrap_or_default();
-            format!("{}× {}", c.anomaly_count, kind_words(kind))
+            let words = kinds.values().next().map(|(_, k)| k.words());
+            format!("{}× {}", c.anomaly_count, words.unwrap_or_default())
         }
         _ => {
-            let mut by_count: Vec<(&str, u64)> = kinds.into_iter().collect();
-            by_count.sort_by_key(|(_, n)| std::cmp::Reverse(*n));
+            let mut by_count: Vec<(u64, &AnomalyKind)> = kinds.into_values().collect();
+            by_count.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
             let mut parts: Vec<String> = by_count
                 .iter()
-                .map(|(k, n)| format!("{n}× {}", kind_words(k)))
+                .map(|(n, k)| format!("{n}× {}", k.words()))
                 .collect();
             if c.anomaly_count > c.anomalies.len() as u64 {
                 parts.push(format!("{} in all", c.anomaly_count));
@@ -193,10 +219,10 @@ mod tests {
         }
     }
 
-    fn with(anomalies: &[(&str, &str, u64)]) -> CheckResult {
+    fn with(anomalies: &[(AnomalyKind, &str, u64)]) -> CheckResult {
         let mut c = Check::default();
         for (kind, message, at) in anomalies {
-            c.anomaly(|| Anomaly::new(kind, message.to_string(), vec![*at]));
+            c.anomaly(|| Anomaly::new(kind.clone(), message.to_string(), vec![*at]));
         }
         c.finish()
     }
@@ -209,18 +235,21 @@ mod tests {
                 "exactly-once",
                 with(&[
                     (
-                        "executed-twice",
+                        AnomalyKind::ExecutedTwice,
                         "transfer A->F 5 by client 0 executed at 4623 and 4641",
                         90,
                     ),
                     (
-                        "executed-twice",
+                        AnomalyKind::ExecutedTwice,
                         "transfer B->C 1 by client 1 executed at 7 and 9",
                         95,
                     ),
                 ]),
             ),
-            ("replay", with(&[("stall", "read by client 2 stalled", 10)])),
+            (
+                "replay",
+                with(&[(AnomalyKind::Stall, "read by client 2 stalled", 10)]),
+            ),
         ]);
         assert_eq!(
             cause_line(&r),

@@ -7,18 +7,19 @@
 //! the replicas' final balances side by side (per shard for a sharded bank), links to
 //! every replica's log, and the run's parameters. All text from the run is HTML-escaped.
 
-use super::cause::{cause_line, severity, SEVERITY_WORDS};
+use super::cause::{cause_line, severity};
 use super::describe::describe;
 use super::faults::{classify, FaultKind, FaultSpan};
 use super::scan::{ExcerptRow, Scan, EXCERPT_CONTEXT};
 use super::timeline::{Locator, PageInfo};
 use super::words::Words;
 use super::ChartOut;
-use crate::checks::{Anomaly, CheckResult, Validity};
+use crate::checks::{Anomaly, CheckResult, Severity, Validity};
 use crate::results::{internal_note, NodeSummary, Results};
 use crate::run_params::RunParams;
 use crate::shards::ShardSpec;
 use crate::text::count;
+pub use crate::text::esc;
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -45,22 +46,6 @@ pub struct Page<'a> {
     pub words: Words,
     /// Each replica's output files: its name, then (`log` or `stderr`, link) pairs.
     pub logs: &'a [super::ReplicaLogs],
-}
-
-/// Escapes text for HTML.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 const STYLE: &str = "
@@ -491,7 +476,7 @@ fn anomalies(h: &mut String, page: &Page<'_>) {
 
 /// How many stored anomalies of each kind, most severe first.
 fn summary(h: &mut String, all: &[(&str, &Anomaly)]) {
-    let mut counts: BTreeMap<(u8, String), (u64, BTreeSet<&str>)> = BTreeMap::new();
+    let mut counts: BTreeMap<(Severity, String), (u64, BTreeSet<&str>)> = BTreeMap::new();
     for (check, a) in all {
         let e = counts.entry(severity(a)).or_default();
         e.0 += 1;
@@ -501,13 +486,24 @@ fn summary(h: &mut String, all: &[(&str, &Anomaly)]) {
     for ((tier, label), (n, checks)) in &counts {
         let _ = writeln!(
             h,
-            "<tr><td><span class=\"sev sev{tier}\">{}</span></td><td>{}</td><td class=\"num\">{n}</td><td>{}</td></tr>",
-            SEVERITY_WORDS[usize::from(*tier)],
+            "<tr><td><span class=\"sev sev{}\">{}</span></td><td>{}</td><td class=\"num\">{n}</td><td>{}</td></tr>",
+            tier.rank(),
+            tier.words(),
             esc(label),
             checks.iter().copied().collect::<Vec<_>>().join(", ")
         );
     }
     h.push_str("</table>\n<p class=\"sub\">Counts are of the anomalies stored in results.json; a check stores only its first few.</p>\n");
+}
+
+/// `; also real time order` when the anomaly's kind implies others (see
+/// [`crate::checks::AnomalyKind::implies`]).
+fn also(a: &Anomaly) -> String {
+    let implied: Vec<String> = a.kind.implied().iter().map(|k| k.words()).collect();
+    match implied.is_empty() {
+        true => String::new(),
+        false => esc(&format!("; also {}", implied.join(", "))),
+    }
 }
 
 fn check_line(c: &CheckResult) -> String {
@@ -523,12 +519,14 @@ fn check_line(c: &CheckResult) -> String {
 fn anomaly(h: &mut String, check: &str, a: &Anomaly, page: &Page<'_>) {
     let scan = page.scan;
     let (tier, label) = severity(a);
+    let rank = tier.rank();
     let _ = write!(
         h,
-        "<div class=\"anomaly border{tier}\"><p><span class=\"sev sev{tier}\">{}</span><b>{}</b> <span class=\"sub\">({}, {check})</span><br>{}</p>",
-        SEVERITY_WORDS[usize::from(tier)],
+        "<div class=\"anomaly border{rank}\"><p><span class=\"sev sev{rank}\">{}</span><b>{}</b> <span class=\"sub\">({}, {check}{})</span><br>{}</p>",
+        tier.words(),
         esc(&label),
-        esc(&a.kind),
+        esc(a.kind.tag()),
+        also(a),
         esc(&page.words.localize(&a.message))
     );
     if !a.exec_indices.is_empty() {

@@ -13,9 +13,9 @@
 //! draws every fault as its own bar, as Jepsen's timeline does.
 
 use super::faults::{FaultKind, FaultSpan};
-use super::html::esc;
 use super::scan::{Scan, TimelineOp, MAX_TIMELINE_OPS};
 use super::words::Words;
+use crate::text::esc;
 use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write;
 use std::io;
