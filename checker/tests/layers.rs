@@ -487,6 +487,11 @@ fn the_simulator_has_no_import_circles() {
     assert_layered("sim");
 }
 
+#[test]
+fn the_harness_has_no_import_circles() {
+    assert_layered("harness");
+}
+
 fn tree(files: &[(&str, &str)]) -> BTreeMap<String, String> {
     files
         .iter()
