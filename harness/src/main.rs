@@ -383,9 +383,15 @@ struct BenchArgs {
     /// Only this network mode (default: both; direct with --compare).
     #[arg(long, value_enum)]
     net: Option<NetMode>,
-    /// faultline and etcd back to back, same workload and fsync policy, in one table.
+    /// faultline and etcd back to back, same workload and fsync policy, in one table (with
+    /// --baseline: this replica build and the baseline instead of etcd).
     #[arg(long)]
     compare: bool,
+    /// Another replica build (its `replica` binary) measured beside this one: both clusters
+    /// up at once, their phases alternating, the table ending with this build's ops/s and p50
+    /// as ratios of the baseline's. A build this harness cannot drive is refused by name.
+    #[arg(long, value_name = "BIN")]
+    baseline: Option<PathBuf>,
     /// Seed of the clients' operations (default: random).
     #[arg(long)]
     seed: Option<u64>,
@@ -564,14 +570,16 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 common_options(&args.common, params, args.seed.unwrap_or_else(random_seed));
             let out = run.out.clone();
             run.out = out.join("bench");
-            let targets = if args.compare {
+            let targets = if args.baseline.is_some() {
+                vec![TargetKind::Faultline]
+            } else if args.compare {
                 vec![TargetKind::Faultline, TargetKind::Etcd]
             } else {
                 vec![args.common.target]
             };
             // Side by side, both targets go direct unless told otherwise (their relays differ:
             // UDP for the replica, TCP for etcd).
-            let nets = match (args.net, args.compare) {
+            let nets = match (args.net, args.compare || args.baseline.is_some()) {
                 (Some(n), _) => vec![n],
                 (None, true) => vec![NetMode::Direct],
                 (None, false) => vec![NetMode::Direct, NetMode::Relay],
@@ -583,6 +591,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<i32> {
                 high_clients: args.high_clients,
                 nets,
                 targets,
+                baseline: args.baseline.clone(),
             };
             let report = bench::run_bench(&opts).await?;
             print!("{}", bench::render_table(&report));
