@@ -13,6 +13,13 @@
 //! replies. Any storage error stops the burst before a vote or a reply leaves; the caller must
 //! then stop the replica (after a failed fsync nothing written since the last good one can be
 //! trusted), never carry on.
+//!
+//! The disk work that backs no vote or reply of its burst comes after them: the WAL's idle
+//! confirm (a mark vouching for votes an earlier fsync already made durable) and the
+//! superblock (a record of lengths already durable, allowed to lag). Neither may delay a reply
+//! it does not back, and the confirm waits until the WAL has been idle for
+//! [`CONFIRM_IDLE_MS`]: under load the next burst's own mark vouches for the votes at no cost,
+//! so an fsync that backs nothing never sits between one burst and the next.
 
 use crate::bank::Executed;
 use crate::client_proto::{ClientRequest, ClientResponse};
@@ -25,6 +32,9 @@ use crate::storage::{
 use crate::types::{ExecIndex, NodeId};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+
+/// A WAL idle this long after its last fsync of votes confirms them (see the module docs).
+pub const CONFIRM_IDLE_MS: u64 = 5;
 
 /// Past this size the WAL is rewritten with only what the core still needs.
 pub const WAL_COMPACT_BYTES: u64 = 32 * 1024 * 1024;
@@ -110,6 +120,8 @@ pub struct Shell {
     forget_promises: bool,
     /// Votes were fsynced and no synced-length mark after them is durable yet.
     votes_unvouched: bool,
+    /// When the WAL was last fsynced with votes in it (the shell's clock).
+    votes_synced_ms: u64,
     superblock: SuperblockWriter,
     /// When the superblock was last written (the shell's clock).
     superblock_ms: u64,
@@ -188,6 +200,7 @@ impl Shell {
             // A planted bug: compiled out of builds without the `bugs` feature.
             forget_promises: cfg!(feature = "bugs") && config.forget_promises,
             votes_unvouched: false,
+            votes_synced_ms: now_ms,
             superblock,
             superblock_ms: now_ms,
             checkpoint_slot,
@@ -366,28 +379,15 @@ impl Shell {
         self.journal
             .flush()
             .map_err(storage("cannot write the executed journal"))?;
-        let mut confirmed = false;
         if wrote_wal {
             self.wal
                 .sync()
                 .map_err(storage("cannot sync the write-ahead log"))?;
             self.votes_unvouched = true;
-        } else if std::mem::take(&mut self.votes_unvouched) {
-            // The first burst without votes: vouch for the last burst's votes now, so a bit
-            // flip in them is refused on restart rather than cut as a torn write. Under load
-            // the next burst's own mark does it at no cost.
-            self.wal
-                .confirm()
-                .map_err(storage("cannot confirm the write-ahead log"))?;
-            confirmed = true;
+            self.votes_synced_ms = now_ms;
         }
         if took_checkpoint && self.wal.size_bytes() > WAL_COMPACT_BYTES {
             self.compact_wal()?;
-        }
-        let due = now_ms >= self.superblock_ms.saturating_add(SUPERBLOCK_INTERVAL_MS);
-        let grew = self.wal.synced_len() > self.superblock.last().wal_len;
-        if took_checkpoint || (grew && (confirmed || due)) {
-            self.record_superblock(now_ms)?;
         }
         for effect in effects.into_iter().flatten() {
             match effect {
@@ -395,6 +395,21 @@ impl Shell {
                 Effect::Reply { token, response } => io.reply(token, response),
                 _ => {}
             }
+        }
+        // What follows backs none of the sends and replies above (see the module docs).
+        let idle = now_ms >= self.votes_synced_ms.saturating_add(CONFIRM_IDLE_MS);
+        let confirmed = !wrote_wal && idle && std::mem::take(&mut self.votes_unvouched);
+        if confirmed {
+            // Vouch for the last burst's votes now, so a bit flip in them is refused on
+            // restart rather than cut as a torn write.
+            self.wal
+                .confirm()
+                .map_err(storage("cannot confirm the write-ahead log"))?;
+        }
+        let due = now_ms >= self.superblock_ms.saturating_add(SUPERBLOCK_INTERVAL_MS);
+        let grew = self.wal.synced_len() > self.superblock.last().wal_len;
+        if took_checkpoint || (grew && (confirmed || due)) {
+            self.record_superblock(now_ms)?;
         }
         Ok(())
     }

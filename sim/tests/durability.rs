@@ -199,3 +199,48 @@ fn a_checkpoint_for_other_accounts_is_refused_at_start() {
         Ok(_) => panic!("started with a checkpoint of other accounts"),
     }
 }
+
+/// One burst on `shell` at `now`: a tick, or a client's transfer.
+fn burst(shell: &mut Shell, now: u64, client: Option<replica::bank::Command>) {
+    let mut out = Vec::new();
+    match client {
+        Some(command) => shell.on_client(now, 1, command, &mut out),
+        None => shell.on_tick(now, &mut out),
+    }
+    shell.finish_burst(now, out, &mut NoIo).unwrap();
+}
+
+#[test]
+fn a_busy_wal_confirms_its_votes_once_idle_not_in_the_next_burst() {
+    // Before: the first burst without votes confirmed the last one's at once (an fsync, and
+    // a superblock fsync beside it) before its own replies, so under light load every reply
+    // waited behind two fsyncs that backed nothing of it.
+    let disk = SimDisk::new();
+    let dir = Path::new("/n1");
+    let mut config = shell_config(&["A", "B"], dir);
+    config.core.checkpoint_interval_slots = 1_000;
+    let mut shell = Shell::open(Arc::new(disk.clone()), &config, 0, &mut NoIo).unwrap();
+    let mut now = 0;
+    while !shell.core().leads() && now < 5_000 {
+        now += 10;
+        burst(&mut shell, now, None);
+    }
+    for _ in 0..10 {
+        now += 10;
+        burst(&mut shell, now, None);
+    }
+    let idle = disk.stats().syncs;
+    burst(&mut shell, now, Some(transfer(1, 1)));
+    let voted = disk.stats().syncs;
+    assert!(
+        voted > idle,
+        "the transfer's own record is fsynced in its burst"
+    );
+    burst(&mut shell, now + 1, None);
+    assert_eq!(disk.stats().syncs, voted, "no fsync in the very next burst");
+    burst(&mut shell, now + replica::shell::CONFIRM_IDLE_MS, None);
+    assert!(
+        disk.stats().syncs > voted,
+        "an idle WAL confirms its last votes"
+    );
+}

@@ -26,9 +26,15 @@ pub struct BenchArgs {
     /// Only this network mode (default: both; direct with --compare).
     #[arg(long, value_enum)]
     pub net: Option<NetMode>,
-    /// faultline and etcd back to back, same workload and fsync policy, in one table.
+    /// faultline and etcd back to back, same workload and fsync policy, in one table (with
+    /// --baseline: this replica build and the baseline instead of etcd).
     #[arg(long)]
     pub compare: bool,
+    /// Another replica build (its `replica` binary) measured beside this one: both clusters
+    /// up at once, their phases alternating, the table ending with this build's ops/s and p50
+    /// as ratios of the baseline's. A build this harness cannot drive is refused by name.
+    #[arg(long, value_name = "BIN")]
+    pub baseline: Option<PathBuf>,
     /// Seed of the clients' operations (default: random).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -40,6 +46,12 @@ pub struct BenchArgs {
 
 /// Runs `harness bench`: every target and network mode asked, a table and a saved report.
 pub async fn bench(args: &BenchArgs) -> anyhow::Result<i32> {
+    if args.baseline.is_some() && args.common.target != TargetKind::Faultline {
+        // A baseline is another faultline replica build: against etcd it would be ignored.
+        return Err(crate::commands::exit::usage(
+            "--baseline compares two faultline replica builds; it cannot go with --target etcd",
+        ));
+    }
     let mut params = RunParams {
         nodes: args.nodes,
         nemesis: Vec::new(),
@@ -49,14 +61,16 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<i32> {
     let mut run = common_options(&args.common, params, args.seed.unwrap_or_else(random_seed));
     let out = run.out.clone();
     run.out = out.join("bench");
-    let targets = if args.compare {
+    let targets = if args.baseline.is_some() {
+        vec![TargetKind::Faultline]
+    } else if args.compare {
         vec![TargetKind::Faultline, TargetKind::Etcd]
     } else {
         vec![args.common.target]
     };
     // Side by side, both targets go direct unless told otherwise (their relays differ:
     // UDP for the replica, TCP for etcd).
-    let nets = match (args.net, args.compare) {
+    let nets = match (args.net, args.compare || args.baseline.is_some()) {
         (Some(n), _) => vec![n],
         (None, true) => vec![NetMode::Direct],
         (None, false) => vec![NetMode::Direct, NetMode::Relay],
@@ -68,6 +82,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<i32> {
         high_clients: args.high_clients,
         nets,
         targets,
+        baseline: args.baseline.clone(),
     };
     let report = bench::run_bench(&opts).await?;
     print!("{}", bench::render_table(&report));

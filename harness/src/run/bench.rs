@@ -15,16 +15,23 @@
 //! its own rate and latencies, side by side in the same table. (Measured in one mixed
 //! closed loop, both kinds would share every client's loop and show one combined rate twice.)
 //!
+//! With a baseline (`--baseline BIN`: another replica build) both builds' clusters run side
+//! by side and their phases alternate, this build then the baseline, at each client count, so
+//! both are measured in the same minutes of a shared machine; the table ends with this build's
+//! throughput and median latency as ratios of the baseline's. A baseline this harness cannot
+//! drive (a replica that refuses this harness's `cluster.toml`, or whose client protocol it
+//! does not speak) is refused by name before anything is measured.
+//!
 //! Each phase says on stderr what it starts and what it measured, so a long bench is never
 //! silent.
 
 use crate::clients::caller::Submitted;
 use crate::clients::workload::{account_names, OpGen, ShardMix};
-use crate::params::NetMode;
-use crate::params::TargetKind;
+use crate::params::{NetMode, TargetKind};
 use crate::run;
 use crate::run::shared::{RunError, RunOptions};
-use crate::targets::BankClient;
+use crate::targets::faultline::cluster::ClusterError;
+use crate::targets::{BankClient, PrepareSpec, TargetError};
 use hdrhistogram::Histogram;
 use replica::bank::{Command, Op, OpResult};
 use replica::types::{ClientId, RequestId};
@@ -52,6 +59,8 @@ pub struct BenchOptions {
     pub nets: Vec<NetMode>,
     /// The systems to measure, in order.
     pub targets: Vec<TargetKind>,
+    /// Another replica build measured beside `run.replica_bin`, phase by phase.
+    pub baseline: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -75,6 +84,9 @@ pub struct PhaseResult {
     /// Of the definite answers, the transfers that moved money (not refused for funds, a
     /// lock or an abort): `moved/s` in the table, where `ops/s` counts every definite answer.
     pub committed: u64,
+    /// A row of the baseline build (`--baseline`), not of this one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub baseline: bool,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -88,72 +100,123 @@ pub struct BenchReport {
     /// Throughput through the relay relative to direct, per target and client count
     /// (1.0 = no cost).
     pub relay_ratio: Vec<(TargetKind, u32, f64)>,
+    /// With `--baseline`: the other build, and this build's figures against its.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<Baseline>,
     pub run_dirs: Vec<PathBuf>,
+}
+
+/// The baseline build of a `--baseline` bench and how this build compares with it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Baseline {
+    pub replica_bin: PathBuf,
+    /// Its `--version`.
+    pub version: String,
+    /// This build's rows against the baseline's of the same network, clients and transfers.
+    pub ratios: Vec<BaselineRatio>,
+}
+
+/// This build's figure divided by the baseline's (1.0 = the same; ops/s above 1 is faster,
+/// p50 below 1 is faster).
+#[derive(Clone, Debug, Serialize)]
+pub struct BaselineRatio {
+    pub net: NetMode,
+    pub clients: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfers: Option<String>,
+    pub ops_per_sec: f64,
+    pub p50_ms: f64,
+}
+
+/// One system under measurement: a target, and for faultline the replica build.
+#[derive(Clone, Debug)]
+struct Contender {
+    kind: TargetKind,
+    replica_bin: PathBuf,
+    baseline: bool,
+}
+
+impl Contender {
+    fn name(&self) -> &'static str {
+        if self.baseline {
+            "baseline"
+        } else {
+            self.kind.name()
+        }
+    }
+}
+
+/// What `--baseline` must be: a replica build this harness can start and talk to. The
+/// refusal names the binary, what went wrong, and the first warning its replica n1 logged
+/// (for a build of another protocol version, what it refused of this harness: a certificate
+/// role, a handshake).
+fn baseline_error(bin: &std::path::Path, dir: &std::path::Path, error: RunError) -> RunError {
+    let cluster = match &error {
+        RunError::Cluster(e) | RunError::Target(TargetError::Cluster(e)) => Some(e),
+        _ => None,
+    };
+    let mut message = match cluster {
+        Some(ClusterError::NoLeader(after)) => format!(
+            "its replicas started but none answered this harness's status requests within \
+             {after:?}: a build whose client protocol, certificates or handshake differ from \
+             this harness's; measure it with its own harness instead"
+        ),
+        Some(ClusterError::ExitedAtStart { .. }) => format!(
+            "{error}\n(a build that cannot read this harness's cluster.toml or flags; measure \
+             it with its own harness instead)"
+        ),
+        _ => error.to_string(),
+    };
+    if let Some(warning) = first_warning(&dir.join("n1.log")) {
+        message.push_str(&format!("\nits replica n1 logged: {warning}"));
+    }
+    RunError::Baseline {
+        bin: bin.to_path_buf(),
+        message,
+    }
+}
+
+/// The first WARN or ERROR line of a replica's log, if any.
+fn first_warning(log: &std::path::Path) -> Option<String> {
+    let text = std::fs::read_to_string(log).ok()?;
+    let line = text
+        .lines()
+        .find(|l| l.contains(" WARN ") || l.contains(" ERROR "))?;
+    Some(line.chars().take(300).collect())
 }
 
 /// What every phase runs: closed-loop transfers between the bench's accounts.
 pub const WORKLOAD: &str = "transfers only, closed loop, 10 accounts";
 
 pub async fn run_bench(opts: &BenchOptions) -> Result<BenchReport, RunError> {
+    if let Some(bin) = opts.baseline.as_ref().filter(|b| !b.is_file()) {
+        return Err(RunError::Baseline {
+            bin: bin.clone(),
+            message: "no such file (give the path of another build's `replica` binary)".into(),
+        });
+    }
+    let contenders = contenders(opts);
     let mut phases = Vec::new();
     let mut run_dirs = Vec::new();
-    for &target_kind in &opts.targets {
+    // Without a baseline the targets take turns (one cluster at a time); a baseline's
+    // phases alternate with this build's, both clusters up at once.
+    let rounds: Vec<Vec<Contender>> = if opts.baseline.is_some() {
+        vec![contenders]
+    } else {
+        contenders.into_iter().map(|c| vec![c]).collect()
+    };
+    for round in &rounds {
         for &net in &opts.nets {
-            let mut run_opts = opts.run.clone();
-            run_opts.params.target = target_kind;
-            run_opts.params.net = net;
-            run_opts.params.nemesis = Vec::new();
-            run_opts.params.clients = opts.high_clients.max(opts.low_clients);
-            run::validate(&run_opts.params)?;
-            let (dir, mut target, info) =
-                run::prepare_target(&run_opts, "bench", account_names(BENCH_ACCOUNTS)).await?;
-            let mix = run::shard_mix(&info);
-            run_dirs.push(dir);
-            target.begin_bench().await?;
-            let mut client_base = 0u64;
-            for clients in [opts.low_clients, opts.high_clients] {
-                for (mix, kind) in kinds(mix.as_ref()) {
-                    eprintln!(
-                        "bench: {} {}, {}{}: {:.0} s warm-up and measure ...",
-                        target_kind.name(),
-                        format!("{net:?}").to_lowercase(),
-                        checker::text::count(u64::from(clients), "client"),
-                        kind.map_or(String::new(), |k| format!(", {} transfers", KINDS[k])),
-                        (WARMUP + opts.phase).as_secs_f64()
-                    );
-                    let phase = Phase {
-                        client: target.bench_client(clients)?,
-                        seed: opts.run.seed,
-                        client_base,
-                        mix,
-                        kind,
-                    };
-                    let mut result = phase.run(clients, opts.phase).await;
-                    result.target = target_kind;
-                    result.net = net;
-                    eprintln!(
-                        "  {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms",
-                        result.ops_per_sec, result.p50_ms, result.p99_ms
-                    );
-                    phases.push(result);
-                    // Fresh client ids for every phase: a reused id's requests would be
-                    // answered from the replicas' dedup tables.
-                    client_base += u64::from(clients);
-                }
-            }
-            target.stop_all();
-            if let Some(dir) = run_dirs.last() {
-                // A bench has no verdict to keep evidence for: its data goes like a valid run's.
-                crate::run::store::retain(dir, true, opts.run.keep_data).map_err(|source| {
-                    RunError::Write {
-                        path: dir.clone(),
-                        cause: source,
-                    }
-                })?;
-            }
+            let dirs = run_round(opts, round, net, &mut phases).await?;
+            run_dirs.extend(dirs);
         }
     }
     let relay_ratio = ratios(&phases);
+    let baseline = opts.baseline.as_ref().map(|bin| Baseline {
+        replica_bin: bin.clone(),
+        version: crate::run::rundir::replica_version(bin),
+        ratios: baseline_ratios(&phases),
+    });
     Ok(BenchReport {
         nodes: opts.run.params.nodes,
         phase_s: opts.phase.as_secs_f64(),
@@ -168,19 +231,141 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<BenchReport, RunError> {
         fsync: true,
         phases,
         relay_ratio,
+        baseline,
         run_dirs,
     })
+}
+
+/// The systems of the bench, in the order of the table: the targets, and with `--baseline`
+/// this replica build then the baseline.
+fn contenders(opts: &BenchOptions) -> Vec<Contender> {
+    let mut all: Vec<Contender> = opts
+        .targets
+        .iter()
+        .map(|&kind| Contender {
+            kind,
+            replica_bin: opts.run.replica_bin.clone(),
+            baseline: false,
+        })
+        .collect();
+    if let Some(bin) = &opts.baseline {
+        all.push(Contender {
+            kind: TargetKind::Faultline,
+            replica_bin: bin.clone(),
+            baseline: true,
+        });
+    }
+    all
+}
+
+/// Starts one cluster per contender on `net` (a baseline first, so that one this harness
+/// cannot drive is refused before anything is measured), runs every phase on each in turn,
+/// stops them; returns their run directories.
+async fn run_round(
+    opts: &BenchOptions,
+    round: &[Contender],
+    net: NetMode,
+    phases: &mut Vec<PhaseResult>,
+) -> Result<Vec<PathBuf>, RunError> {
+    let mut targets = Vec::new();
+    let mut dirs = Vec::new();
+    let mut mix = None;
+    let mut order: Vec<usize> = (0..round.len()).collect();
+    order.sort_by_key(|&i| !round[i].baseline);
+    for i in order {
+        let contender = &round[i];
+        let mut run_opts = opts.run.clone();
+        run_opts.params.target = contender.kind;
+        run_opts.params.net = net;
+        run_opts.params.nemesis = Vec::new();
+        run_opts.params.clients = opts.high_clients.max(opts.low_clients);
+        run_opts.replica_bin = contender.replica_bin.clone();
+        run::validate(&run_opts.params)?;
+        let accounts = account_names(BENCH_ACCOUNTS);
+        let (dir, info) = run::create_run_dir(&run_opts, "bench", accounts.clone())?;
+        let prepared = crate::targets::any::prepare(PrepareSpec {
+            dir: &dir,
+            params: &run_opts.params,
+            accounts,
+            initial_balance: run::INITIAL_BALANCE,
+            replica_bin: &run_opts.replica_bin,
+            etcd_bin: &run_opts.etcd_bin,
+        })
+        .await;
+        let mut target = match prepared {
+            Ok(target) => target,
+            Err(e) if contender.baseline => {
+                return Err(baseline_error(&contender.replica_bin, &dir, e.into()))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        mix = run::shard_mix(&info);
+        target.begin_bench().await?;
+        dirs.push(dir);
+        targets.push((i, target));
+    }
+    targets.sort_by_key(|(i, _)| *i);
+    let mut client_base = 0u64;
+    for clients in [opts.low_clients, opts.high_clients] {
+        for (mix, kind) in kinds(mix.as_ref()) {
+            for (i, target) in &targets {
+                let contender = &round[*i];
+                eprintln!(
+                    "bench: {} {}, {}{}: {:.0} s warm-up and measure ...",
+                    contender.name(),
+                    format!("{net:?}").to_lowercase(),
+                    checker::text::count(u64::from(clients), "client"),
+                    kind.map_or(String::new(), |k| format!(", {} transfers", KINDS[k])),
+                    (WARMUP + opts.phase).as_secs_f64()
+                );
+                let phase = Phase {
+                    client: target.bench_client(clients)?,
+                    seed: opts.run.seed,
+                    client_base,
+                    mix: mix.clone(),
+                    kind,
+                };
+                let mut result = phase.run(clients, opts.phase).await;
+                result.target = contender.kind;
+                result.net = net;
+                result.baseline = contender.baseline;
+                eprintln!(
+                    "  {:.0} ops/s, p50 {:.2} ms, p99 {:.2} ms",
+                    result.ops_per_sec, result.p50_ms, result.p99_ms
+                );
+                phases.push(result);
+            }
+            // Fresh client ids for every phase: a reused id's requests would be answered
+            // from the replicas' dedup tables. (Each contender has its own cluster, so both
+            // run the same clients' same operations.)
+            client_base += u64::from(clients);
+        }
+    }
+    for (_, target) in &mut targets {
+        target.stop_all();
+    }
+    for dir in &dirs {
+        // A bench has no verdict to keep evidence for: its data goes like a valid run's.
+        crate::run::store::retain(dir, true, opts.run.keep_data).map_err(|source| {
+            RunError::Write {
+                path: dir.clone(),
+                cause: source,
+            }
+        })?;
+    }
+    Ok(dirs)
 }
 
 fn ratios(phases: &[PhaseResult]) -> Vec<(TargetKind, u32, f64)> {
     phases
         .iter()
-        .filter(|p| p.net == NetMode::Relay)
+        .filter(|p| p.net == NetMode::Relay && !p.baseline)
         .filter_map(|relay| {
             let direct = phases.iter().find(|d| {
                 d.net == NetMode::Direct
                     && d.clients == relay.clients
                     && d.target == relay.target
+                    && d.baseline == relay.baseline
                     && d.transfers == relay.transfers
             })?;
             (direct.ops_per_sec > 0.0).then(|| {
@@ -189,6 +374,34 @@ fn ratios(phases: &[PhaseResult]) -> Vec<(TargetKind, u32, f64)> {
                     relay.clients,
                     relay.ops_per_sec / direct.ops_per_sec,
                 )
+            })
+        })
+        .collect()
+}
+
+/// This build's rows against the baseline's: each baseline row against the row of this build
+/// measured just before it (same network, clients and transfers), so equal client counts
+/// (`--clients 10 --high-clients 10`) pair phase by phase.
+fn baseline_ratios(phases: &[PhaseResult]) -> Vec<BaselineRatio> {
+    let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { f64::NAN };
+    phases
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.baseline)
+        .filter_map(|(at, base)| {
+            let this = phases[..at].iter().rev().find(|p| {
+                !p.baseline
+                    && p.target == TargetKind::Faultline
+                    && p.net == base.net
+                    && p.clients == base.clients
+                    && p.transfers == base.transfers
+            })?;
+            Some(BaselineRatio {
+                net: base.net,
+                clients: base.clients,
+                transfers: base.transfers.clone(),
+                ops_per_sec: ratio(this.ops_per_sec, base.ops_per_sec),
+                p50_ms: ratio(this.p50_ms, base.p50_ms),
             })
         })
         .collect()
@@ -235,7 +448,11 @@ pub fn render_table(report: &BenchReport) -> String {
         let _ = writeln!(
             out,
             "{:<10} {:<6} {:>7}{} {:>10.0} {:>9.0} {:>9.2} {:>9.2} {:>9.2} {:>8}",
-            p.target.name(),
+            if p.baseline {
+                "baseline"
+            } else {
+                p.target.name()
+            },
             format!("{:?}", p.net).to_lowercase(),
             p.clients,
             kind(p.transfers.as_deref().unwrap_or("")),
@@ -247,7 +464,33 @@ pub fn render_table(report: &BenchReport) -> String {
             p.unknown
         );
     }
+    if let Some(baseline) = &report.baseline {
+        render_baseline(&mut out, baseline);
+    }
     out
+}
+
+/// The ratios of a `--baseline` bench, under the table.
+fn render_baseline(out: &mut String, baseline: &Baseline) {
+    let _ = writeln!(
+        out,
+        "baseline: {} ({})",
+        baseline.replica_bin.display(),
+        baseline.version
+    );
+    for r in &baseline.ratios {
+        let _ = writeln!(
+            out,
+            "this build / baseline, {} {}{}: ops/s {:.2}x, p50 {:.2}x",
+            format!("{:?}", r.net).to_lowercase(),
+            checker::text::count(u64::from(r.clients), "client"),
+            r.transfers
+                .as_deref()
+                .map_or(String::new(), |t| format!(" {t}")),
+            r.ops_per_sec,
+            r.p50_ms
+        );
+    }
 }
 
 struct Phase {
@@ -357,6 +600,7 @@ impl Phase {
                 max_ms: stats.histogram.max() as f64 / 1000.0,
                 transfers: transfers.map(str::to_string),
                 committed: stats.committed,
+                baseline: false,
             }
         };
         match self.kind {
@@ -459,6 +703,7 @@ mod tests {
             max_ms: 5.0,
             transfers: transfers.map(str::to_string),
             committed,
+            baseline: false,
         }
     }
 
@@ -470,6 +715,7 @@ mod tests {
             fsync: true,
             phases,
             relay_ratio: Vec::new(),
+            baseline: None,
             run_dirs: Vec::new(),
         }
     }
@@ -546,5 +792,78 @@ mod tests {
                 assert_eq!(client.kind_of(&ops.next_op()), kind, "{}", KINDS[kind]);
             }
         }
+    }
+
+    /// `--baseline`: each of this build's rows is divided by the baseline's row of the same
+    /// client count (not by another count's), and the table names the baseline's rows and
+    /// binary and prints the ratios.
+    #[test]
+    fn a_baseline_bench_prints_this_build_against_the_baseline_row_by_row() {
+        let mut phases = Vec::new();
+        for (clients, ops, p50, baseline) in [
+            (10, 200.0, 2.0, false),
+            (10, 100.0, 4.0, true),
+            (200, 900.0, 9.0, false),
+            (200, 1000.0, 10.0, true),
+            (200, 300.0, 3.0, false),
+            (200, 100.0, 6.0, true),
+        ] {
+            let mut r = row(None, 0);
+            (r.clients, r.ops_per_sec, r.p50_ms, r.baseline) = (clients, ops, p50, baseline);
+            phases.push(r);
+        }
+        let ratios = baseline_ratios(&phases);
+        let got: Vec<(u32, f64, f64)> = ratios
+            .iter()
+            .map(|r| (r.clients, r.ops_per_sec, r.p50_ms))
+            .collect();
+        assert_eq!(got, vec![(10, 2.0, 0.5), (200, 0.9, 0.9), (200, 3.0, 0.5)]);
+        let mut report = report(phases);
+        report.baseline = Some(Baseline {
+            replica_bin: "/old/replica".into(),
+            version: "replica 0.1.0".into(),
+            ratios,
+        });
+        let table = render_table(&report);
+        let rows: Vec<&str> = table.lines().collect();
+        assert!(rows[2].starts_with("faultline") && rows[3].starts_with("baseline"));
+        assert!(
+            table.contains("baseline: /old/replica (replica 0.1.0)"),
+            "{table}"
+        );
+        assert!(
+            table.contains("this build / baseline, direct 10 clients: ops/s 2.00x, p50 0.50x"),
+            "{table}"
+        );
+    }
+
+    /// A baseline that is not a file is refused by name before any cluster starts.
+    #[tokio::test]
+    async fn a_missing_baseline_is_refused_by_name() {
+        let opts = BenchOptions {
+            run: RunOptions {
+                params: Default::default(),
+                seed: 1,
+                out: "/nonexistent-out".into(),
+                replica_bin: "/nonexistent-replica".into(),
+                etcd_bin: "etcd".into(),
+                progress: false,
+                keep_data: false,
+            },
+            phase: Duration::from_secs(1),
+            low_clients: 1,
+            high_clients: 2,
+            nets: vec![NetMode::Direct],
+            targets: vec![TargetKind::Faultline],
+            baseline: Some("/no/such/replica".into()),
+        };
+        let e = run_bench(&opts).await.err().map(|e| e.to_string());
+        assert_eq!(
+            e.as_deref(),
+            Some(
+                "baseline replica /no/such/replica: no such file (give the path of another \
+                 build's `replica` binary)"
+            )
+        );
     }
 }

@@ -36,6 +36,9 @@ pub enum RunError {
     Journal(#[from] JournalError),
     #[error(transparent)]
     Target(#[from] TargetError),
+    /// `harness bench --baseline BIN` named a replica build this harness cannot drive.
+    #[error("baseline replica {bin}: {message}")]
+    Baseline { bin: PathBuf, message: String },
 }
 
 /// What a run needs besides its parameters.
