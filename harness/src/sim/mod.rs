@@ -305,8 +305,8 @@ pub enum SimError {
     Check { dir: PathBuf, message: String },
     #[error(
         "{}: drawn and recorded by schedule version {version}, this harness uses version \
-         {SCHEDULE_VERSION} (one fault vocabulary for real and simulated runs, see the README), \
-         so its history cannot come out the same: replay it with the harness that made it, or \
+         {SCHEDULE_VERSION} (seeds draw new schedules when it changes, see the README's \
+         \"Deterministic simulation\"), so its history cannot come out the same: replay it with the harness that made it, or \
          run its seed afresh with `harness sim --seeds 1 --from-seed {seed}`",
         path.display()
     )]
