@@ -169,10 +169,13 @@ impl Default for RunParams {
             clients: 10,
             time_ms: 60_000,
             rate: None,
+            // `election` so that election code runs in every default run, however rarely
+            // pre-vote and sticky leaders would let a plain kill or partition change leaders.
             nemesis: vec![
                 FaultFamily::Kill,
                 FaultFamily::Pause,
                 FaultFamily::Partition,
+                FaultFamily::Election,
             ],
             nemesis_interval_ms: 5_000,
             net: NetMode::Relay,

@@ -9,4 +9,4 @@ pub mod disk;
 pub mod world;
 
 pub use disk::SimDisk;
-pub use world::{SeenReply, Sim, SimNode, SimOptions, SimStats};
+pub use world::{AfterSend, SeenReply, Sim, SimNode, SimOptions, SimStats};

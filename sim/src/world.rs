@@ -126,6 +126,8 @@ pub struct SimNode {
     refused: Option<String>,
     /// The process dies in its next burst: inside a storage call, or at the burst's end.
     dies_next_burst: bool,
+    /// The power is cut right after the first burst that sends this (an aimed power cut).
+    power_cut_after: Option<AfterSend>,
     /// Every entry this node reported executing, by exec index, across restarts.
     executed: BTreeMap<ExecIndex, Executed>,
 }
@@ -149,6 +151,17 @@ impl SimNode {
     pub fn is_paused(&self) -> bool {
         self.paused
     }
+}
+
+/// What an aimed power cut waits for a node to send ([`Sim::power_cut_after`]): the moment
+/// after it is where a vote or an answer that was not made durable first becomes a lost
+/// promise.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AfterSend {
+    /// A vote: a PROMISE or an ACCEPTED ([`PeerMsg::is_vote`]).
+    Vote,
+    /// A definite answer to a client (not a redirect or a refusal).
+    Reply,
 }
 
 /// A client answer the simulator saw.
@@ -273,6 +286,7 @@ impl Sim {
                 clock_offset_ms: 0,
                 refused: None,
                 dies_next_burst: false,
+                power_cut_after: None,
                 executed: BTreeMap::new(),
             };
             sim.nodes.insert(id, node);
@@ -409,7 +423,17 @@ impl Sim {
             node.paused = false;
             node.held.clear();
             node.dies_next_burst = false;
+            node.power_cut_after = None;
             node.disk.disarm();
+        }
+    }
+
+    /// Cuts the node's power right after the first burst in which it sends `what` (the sends
+    /// and replies of that burst leave; then the power goes, with what was not fsynced).
+    /// Cancelled by a crash, a restart or [`Sim::clear_disk_faults`].
+    pub fn power_cut_after(&mut self, id: NodeId, what: AfterSend) {
+        if let Some(node) = self.nodes.get_mut(&id).filter(|n| n.shell.is_some()) {
+            node.power_cut_after = Some(what);
         }
     }
 
@@ -447,6 +471,7 @@ impl Sim {
             node.disk.fail_next_syncs(0);
             node.disk.disarm();
             node.dies_next_burst = false;
+            node.power_cut_after = None;
         }
     }
 
@@ -816,6 +841,14 @@ impl Sim {
         if dies {
             node.disk.disarm();
         }
+        let aimed = node.power_cut_after.is_some_and(|what| match what {
+            AfterSend::Vote => io.sends.iter().any(|(_, msg)| msg.is_vote()),
+            AfterSend::Reply => io
+                .replies
+                .iter()
+                .any(|(_, r)| matches!(r, ClientResponse::Reply { .. })),
+        });
+
         if let Err(e) = result {
             // The disk failed or the process died inside a storage call: the process stops,
             // as `replica run` does. What it sent before the failure has left.
@@ -826,6 +859,8 @@ impl Sim {
         self.route(id, io);
         if dies {
             self.crash(id);
+        } else if aimed {
+            self.power_cut(id);
         }
     }
 

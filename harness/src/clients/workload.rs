@@ -15,10 +15,11 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use replica::bank::Op;
 use replica::types::{Account, Amount};
+use serde::{Deserialize, Serialize};
 
-/// Share of transfers, single reads and whole-bank reads, in percent.
-const TRANSFER_PCT: u32 = 70;
+/// Share of single reads and whole-bank reads by default, in percent (transfers: the rest).
 const READ_PCT: u32 = 15;
+const READ_ALL_PCT: u32 = 15;
 /// Largest transfer amount (initial balances are 10).
 const MAX_AMOUNT: Amount = 5;
 
@@ -35,6 +36,30 @@ pub fn account_names(n: usize) -> Vec<Account> {
         .collect()
 }
 
+/// The shape of a workload: its mix of operations and how much the clients contend. The
+/// default is the mix every run used before shapes were drawn (70% transfers, 15% reads, 15%
+/// whole-bank reads, destinations uniform); `harness sim` draws one per seed (swarm testing,
+/// see `sim::swarm`).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadShape {
+    /// Share of single-account reads, in percent.
+    pub read_pct: u32,
+    /// Share of whole-bank reads (`read_all`; a cross-shard snapshot when sharded), in percent.
+    pub read_all_pct: u32,
+    /// Contention: share of transfers that go to the first account (the hot one), in percent.
+    pub hot_pct: u32,
+}
+
+impl Default for WorkloadShape {
+    fn default() -> WorkloadShape {
+        WorkloadShape {
+            read_pct: READ_PCT,
+            read_all_pct: READ_ALL_PCT,
+            hot_pct: 0,
+        }
+    }
+}
+
 /// One client's operation generator.
 pub struct OpGen {
     rng: ChaCha8Rng,
@@ -42,6 +67,7 @@ pub struct OpGen {
     accounts: Vec<Account>,
     transfers_only: bool,
     shards: Option<ShardMix>,
+    shape: WorkloadShape,
 }
 
 /// Where a sharded workload's transfers go (see the module docs).
@@ -63,7 +89,14 @@ impl OpGen {
             accounts,
             transfers_only: false,
             shards: None,
+            shape: WorkloadShape::default(),
         }
+    }
+
+    /// This mix of operations and contention instead of the default.
+    pub fn with_shape(mut self, shape: WorkloadShape) -> OpGen {
+        self.shape = shape;
+        self
     }
 
     /// A sharded bank's workload (see the module docs).
@@ -85,8 +118,13 @@ impl OpGen {
         } else {
             self.rng.gen_range(0..100)
         };
-        if roll < TRANSFER_PCT && n >= 2 {
+        let transfer_pct = 100u32.saturating_sub(self.shape.read_pct + self.shape.read_all_pct);
+        if roll < transfer_pct && n >= 2 {
+            let hot = self.shape.hot_pct > 0
+                && self.own != 0
+                && self.rng.gen_range(0..100) < self.shape.hot_pct;
             let to = match self.shards.clone() {
+                _ if hot => 0,
                 Some(mix) => self.sharded_destination(&mix),
                 None => self.any_other(),
             };
@@ -96,7 +134,7 @@ impl OpGen {
                 to: self.accounts[to].clone(),
                 amount,
             }
-        } else if roll < TRANSFER_PCT + READ_PCT && n >= 1 {
+        } else if roll < transfer_pct + self.shape.read_pct && n >= 1 {
             Op::Read {
                 account: self.accounts[self.rng.gen_range(0..n)].clone(),
             }

@@ -17,7 +17,9 @@
 //! do a fault (a real process has no simulated disk) answers with an error, which is recorded;
 //! `--nemesis` and `--faults` refuse such families before a run starts.
 
-use crate::faults::schedule::{shard_partition_cuts, DiskFault, Fault, Partition, Step, Victims};
+use crate::faults::schedule::{
+    shard_partition_cuts, ClockAim, DiskFault, Fault, Partition, Sent, Step, Strike, Victims,
+};
 use crate::os::relay::{Link, Peer};
 use crate::targets::TargetError;
 use replica::types::NodeId;
@@ -52,6 +54,14 @@ pub trait FaultWorld {
     }
     fn jump_clock(&mut self, node: NodeId, _jump_ms: u64) -> Result<(), TargetError> {
         Err(cannot(node, "jump a node's clock"))
+    }
+    /// `node` crashes inside its next burst (a storage call cut short).
+    fn crash_in_burst(&mut self, node: NodeId) -> Result<(), TargetError> {
+        Err(cannot(node, "crash a node inside a burst"))
+    }
+    /// `node`'s power is cut just after it next sends `after`.
+    fn power_cut_after(&mut self, node: NodeId, _after: Sent) -> Result<(), TargetError> {
+        Err(cannot(node, "cut a node's power after a send"))
     }
     /// Does `fault` to `node`'s disk (crashing it where the fault shows only at a restart);
     /// returns what the event adds to `nodes` (which file, where).
@@ -89,18 +99,32 @@ fn cannot(node: NodeId, what: &str) -> TargetError {
     TargetError::Unsupported(format!("this target cannot {what} ({node})"))
 }
 
-/// What the nemesis has in force now, to be undone by the next heal.
+/// What the nemesis has in force now, to be undone by the next heal (an election fault has
+/// a node down and a partition in force at once).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-enum Active {
-    #[default]
-    Nothing,
+struct Active {
     /// Killed, power-cut, or crashed to show a disk fault: restarted at the heal.
-    Down(Vec<NodeId>),
-    Paused(Vec<NodeId>),
-    Partitioned,
+    down: Vec<NodeId>,
+    paused: Vec<NodeId>,
+    partitioned: bool,
     /// A failpoint armed on a shard's leader (the world holds it).
-    Armed,
+    armed: bool,
 }
+
+/// An election fault between its two blows: the leader is deposed, and the nemesis watches
+/// for the next one (or for the moment to split the election).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Watch {
+    shard: Option<u32>,
+    deposed: NodeId,
+    strike: Strike,
+    started_ms: u64,
+    next_poll_ms: u64,
+}
+
+/// How often the nemesis asks who leads while it waits for a new leader (virtual or wall
+/// milliseconds): "just after it is elected" means within this.
+pub const WATCH_POLL_MS: u64 = 10;
 
 /// The one nemesis: a schedule, where it has got to, and what is in force.
 #[derive(Debug, Default)]
@@ -108,6 +132,9 @@ pub struct Nemesis {
     schedule: Vec<Step>,
     next: usize,
     active: Active,
+    watch: Option<Watch>,
+    /// The time of the step being carried out (the moment an election fault starts).
+    now_ms: u64,
     /// Faults started (for reports).
     pub faults: u32,
 }
@@ -120,20 +147,37 @@ impl Nemesis {
         }
     }
 
-    /// When the next step is due (ms since the workload started), if any is left.
+    /// When the next step is due (ms since the workload started), if any is left: a scheduled
+    /// step, or the next look at who leads while an election fault watches.
     pub fn next_at_ms(&self) -> Option<u64> {
-        self.schedule.get(self.next).map(|s| s.at_ms)
+        let step = self.schedule.get(self.next).map(|s| s.at_ms);
+        let watch = self.watch.as_ref().map(|w| w.next_poll_ms);
+        step.into_iter().chain(watch).min()
     }
 
-    /// The interpreter: carries out every step due at `now_ms`, in order. A step the world
-    /// fails at is recorded as an `error` event, and the schedule goes on.
+    /// The interpreter: carries out every step due at `now_ms`, in order, and the second blow
+    /// of an election fault once it is due. A step the world fails at is recorded as an
+    /// `error` event, and the schedule goes on.
     pub async fn apply_due<W: FaultWorld + ?Sized>(&mut self, world: &mut W, now_ms: u64) {
         while let Some(step) = self.schedule.get(self.next).filter(|s| s.at_ms <= now_ms) {
             let fault = step.fault.clone();
             self.next += 1;
+            self.now_ms = step.at_ms;
             if let Err(e) = self.apply(world, fault.as_ref()).await {
                 let action = fault.map_or_else(|| "heal".to_string(), |f| f.to_string());
                 world.record("error", json!({"action": action, "error": e.to_string()}));
+            }
+        }
+        if self
+            .watch
+            .as_ref()
+            .is_some_and(|w| w.next_poll_ms <= now_ms)
+        {
+            if let Err(e) = self.strike(world, now_ms).await {
+                world.record(
+                    "error",
+                    json!({"action": "election strike", "error": e.to_string()}),
+                );
             }
         }
     }
@@ -151,7 +195,9 @@ impl Nemesis {
                 break;
             }
             tokio::time::sleep_until(at).await;
-            self.apply_due(world, at_ms).await;
+            // Wall time moves on while the world answers: act on the time it is now.
+            let now_ms = u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX);
+            self.apply_due(world, now_ms.max(at_ms)).await;
         }
     }
 
@@ -195,16 +241,92 @@ impl Nemesis {
                 let value = json!({"nodes": names(&nodes), "target": target_name(target, size)});
                 world.record(f, value);
                 world.show(&format!("{verb} {}", names(&nodes).join(",")));
-                self.active = match fault {
-                    Fault::Pause(_) => Active::Paused(nodes),
-                    _ => Active::Down(nodes),
+                match fault {
+                    Fault::Pause(_) => self.active.paused = nodes,
+                    _ => self.active.down = nodes,
+                }
+            }
+            Fault::CrashInBurst(target)
+            | Fault::PowerAfter {
+                victims: target, ..
+            } => {
+                let Some(nodes) = resolve(world, target).await else {
+                    return Ok(());
                 };
+                let size = world.nodes().len();
+                let mut value =
+                    json!({"nodes": names(&nodes), "target": target_name(target, size)});
+                let f = match fault {
+                    Fault::PowerAfter { after, .. } => {
+                        for &node in &nodes {
+                            world.power_cut_after(node, *after)?;
+                        }
+                        value["after"] = json!(after);
+                        "power-cut"
+                    }
+                    _ => {
+                        for &node in &nodes {
+                            world.crash_in_burst(node)?;
+                        }
+                        value["during"] = json!("next-burst");
+                        "crash"
+                    }
+                };
+                world.record(f, value);
+                world.show(&fault.to_string());
+                self.active.down = nodes;
+            }
+            Fault::Election { shard, strike } => {
+                let target = shard.map_or(Victims::Leader, Victims::ShardLeader);
+                let Some(nodes) = resolve(world, &target).await else {
+                    return Ok(());
+                };
+                for &node in &nodes {
+                    world.kill(node)?;
+                }
+                let size = world.nodes().len();
+                let value = json!({
+                    "nodes": names(&nodes),
+                    "target": target_name(&target, size),
+                    "then": strike_name(strike),
+                });
+                world.record("kill", value);
+                world.show(&fault.to_string());
+                self.active.down = nodes.clone();
+                self.watch = nodes.first().map(|&deposed| Watch {
+                    shard: *shard,
+                    deposed,
+                    strike: strike.clone(),
+                    started_ms: self.now_ms,
+                    next_poll_ms: self.now_ms + first_poll_ms(strike),
+                });
+            }
+            Fault::ClockAimed { at, jump_ms } => {
+                let leader = world.leader().await;
+                let node = match at {
+                    ClockAim::Leader => leader,
+                    ClockAim::Follower => {
+                        leader.and_then(|l| world.nodes().into_iter().find(|&n| n != l))
+                    }
+                };
+                let Some(node) = node else {
+                    world.record("skip", json!({"reason": "no leader: no lease to aim at"}));
+                    return Ok(());
+                };
+                world.jump_clock(node, *jump_ms)?;
+                let target = match at {
+                    ClockAim::Leader => "leader",
+                    ClockAim::Follower => "follower",
+                };
+                let value =
+                    json!({"nodes": [node.to_string()], "jump_ms": jump_ms, "target": target});
+                world.record("clock-jump", value);
             }
             Fault::Partition(partition) => self.partition(world, partition).await?,
             Fault::CrashCoordinator { shard, failpoint } => {
                 if world.arm_failpoint(*shard, failpoint).await {
                     world.show(&fault.to_string());
-                    self.active = Active::Armed;
+                    self.active.armed = true;
                 }
             }
             Fault::Clock { node, jump_ms } => {
@@ -217,7 +339,7 @@ impl Nemesis {
                 value.insert("nodes".into(), json!([node.to_string()]));
                 if *fault != DiskFault::FailSync {
                     // The damage shows when the replica next reads its disk: at the heal.
-                    self.active = Active::Down(vec![*node]);
+                    self.active.down = vec![*node];
                 }
                 world.record(fault.name(), Value::Object(value));
             }
@@ -258,38 +380,114 @@ impl Nemesis {
         world.set_cuts(&cuts)?;
         world.record(f, value);
         world.show(&Fault::Partition(partition.clone()).to_string());
-        self.active = Active::Partitioned;
+        self.active.partitioned = true;
         Ok(())
     }
 
-    /// Undoes what is in force.
+    /// The second blow of an election fault, if it is due: the new leader killed or isolated
+    /// as soon as one other than the deposed leads, or the split at its moment. Until then
+    /// the watch looks again in [`WATCH_POLL_MS`]; the heal ends it either way.
+    async fn strike<W: FaultWorld + ?Sized>(
+        &mut self,
+        world: &mut W,
+        now_ms: u64,
+    ) -> Result<(), TargetError> {
+        let Some(mut watch) = self.watch.take() else {
+            return Ok(());
+        };
+        if let Strike::SplitElection { minority, .. } = &watch.strike {
+            let split = Partition::Halves {
+                minority: minority.clone(),
+            };
+            let cuts = crate::faults::schedule::partition_cuts(&split, &world.nodes(), None);
+            let cuts = self.with_group(world, watch.shard, cuts);
+            world.set_cuts(&cuts)?;
+            let (f, mut value) = partition_event(&split, &cuts, None);
+            value["during"] = json!("election");
+            value["after_ms"] = json!(now_ms.saturating_sub(watch.started_ms));
+            world.record(f, value);
+            self.active.partitioned = true;
+            return Ok(());
+        }
+        let leader = match watch.shard {
+            Some(shard) => world.shard_leaders().await.get(&shard).copied(),
+            None => world.leader().await,
+        };
+        let Some(new) = leader.filter(|&l| l != watch.deposed) else {
+            watch.next_poll_ms = now_ms + WATCH_POLL_MS;
+            self.watch = Some(watch);
+            return Ok(());
+        };
+        let waited = now_ms.saturating_sub(watch.started_ms);
+        if watch.strike == Strike::KillNewLeader {
+            world.kill(new)?;
+            let value =
+                json!({"nodes": [new.to_string()], "target": "new-leader", "after_ms": waited});
+            world.record("kill", value);
+            self.active.down.push(new);
+            return Ok(());
+        }
+        let isolate = Partition::Halves {
+            minority: vec![new],
+        };
+        let cuts = crate::faults::schedule::partition_cuts(&isolate, &world.nodes(), None);
+        world.set_cuts(&cuts)?;
+        let (f, mut value) = partition_event(&isolate, &cuts, Some(new));
+        value["target"] = json!("new-leader");
+        value["after_ms"] = json!(waited);
+        world.record(f, value);
+        self.active.partitioned = true;
+        Ok(())
+    }
+
+    /// On a sharded bank, only the links within `shard` of `cuts` (a split of one shard's
+    /// election leaves the other shards whole).
+    fn with_group<W: FaultWorld + ?Sized>(
+        &self,
+        world: &W,
+        shard: Option<u32>,
+        cuts: Vec<Link>,
+    ) -> Vec<Link> {
+        let Some(shard) = shard else { return cuts };
+        let shards = world.node_shards();
+        let inside = |p: &Peer| matches!(p, Peer::Node(n) if shards.get(n) == Some(&shard));
+        cuts.into_iter()
+            .filter(|(a, b)| inside(a) && inside(b))
+            .collect()
+    }
+
+    /// Undoes what is in force (and ends an election fault's watch).
     pub fn heal<W: FaultWorld + ?Sized>(&mut self, world: &mut W) -> Result<(), TargetError> {
-        match std::mem::take(&mut self.active) {
-            Active::Nothing => return Ok(()),
-            Active::Down(nodes) => {
-                let mut refused = Vec::new();
-                for &node in &nodes {
-                    if let Some(why) = world.restart(node)? {
-                        refused.push(format!("{node}: {why}"));
-                    }
+        self.watch = None;
+        let active = std::mem::take(&mut self.active);
+        if active == Active::default() {
+            return Ok(());
+        }
+        if active.partitioned {
+            world.set_cuts(&[])?;
+            world.record("heal", json!({"cuts": []}));
+        }
+        if !active.down.is_empty() {
+            let mut refused = Vec::new();
+            for &node in &active.down {
+                if let Some(why) = world.restart(node)? {
+                    refused.push(format!("{node}: {why}"));
                 }
-                let mut value = json!({"nodes": names(&nodes)});
-                if !refused.is_empty() {
-                    value["refused"] = json!(refused);
-                }
-                world.record("restart", value);
             }
-            Active::Paused(nodes) => {
-                for &node in &nodes {
-                    world.resume(node)?;
-                }
-                world.record("resume", json!({"nodes": names(&nodes)}));
+            let mut value = json!({"nodes": names(&active.down)});
+            if !refused.is_empty() {
+                value["refused"] = json!(refused);
             }
-            Active::Partitioned => {
-                world.set_cuts(&[])?;
-                world.record("heal", json!({"cuts": []}));
+            world.record("restart", value);
+        }
+        if !active.paused.is_empty() {
+            for &node in &active.paused {
+                world.resume(node)?;
             }
-            Active::Armed => world.end_failpoint()?,
+            world.record("resume", json!({"nodes": names(&active.paused)}));
+        }
+        if active.armed {
+            world.end_failpoint()?;
         }
         world.show("none");
         Ok(())
@@ -320,6 +518,24 @@ async fn resolve<W: FaultWorld + ?Sized>(world: &mut W, target: &Victims) -> Opt
             }
             Some(nodes)
         }
+    }
+}
+
+/// How an election fault's `then` names its second blow in the history.
+fn strike_name(strike: &Strike) -> &'static str {
+    match strike {
+        Strike::KillNewLeader => "kill-new-leader",
+        Strike::IsolateNewLeader => "isolate-new-leader",
+        Strike::SplitElection { .. } => "split-election",
+    }
+}
+
+/// When an election fault first looks again after deposing the leader: at once for a new
+/// leader, or at the split's moment.
+fn first_poll_ms(strike: &Strike) -> u64 {
+    match strike {
+        Strike::SplitElection { after_ms, .. } => *after_ms,
+        _ => WATCH_POLL_MS,
     }
 }
 

@@ -44,8 +44,11 @@ use std::fmt;
 use std::str::FromStr;
 
 /// How faults are drawn and recorded: 2 since one vocabulary serves both worlds (the
-/// simulator's schedules and target names changed with it). run.toml records it.
-pub const SCHEDULE_VERSION: u32 = 2;
+/// simulator's schedules and target names changed with it); 3 since faults are aimed (crashes
+/// inside a burst, power cuts after a vote or a reply, election and lease-aimed faults) and
+/// each simulated seed draws its own subset of families and workload shape (swarm testing).
+/// run.toml records it.
+pub const SCHEDULE_VERSION: u32 = 3;
 
 /// A family of faults, as `--nemesis` (real runs) and `--faults` (simulated runs) name it.
 /// Variants are in draw order: append new ones.
@@ -69,6 +72,17 @@ pub enum FaultFamily {
     Clock,
     /// A failing fsync, a flipped bit of synced data, or a WAL cut short.
     Disk,
+    /// A crash inside the node's next burst: in the middle of a storage call (a write lands
+    /// as a prefix) or just after it, before the burst's later sends.
+    #[serde(rename = "crash-burst")]
+    CrashBurst,
+    /// A power cut aimed just after the node sent a vote (PROMISE, ACCEPTED) or answered a
+    /// client: where a missing fsync becomes a lost promise.
+    #[serde(rename = "power-after-send")]
+    PowerAfterSend,
+    /// Leader-directed: depose the leader, then kill or isolate the new one just after it is
+    /// elected, or cut the cluster in two while the election runs.
+    Election,
 }
 
 /// Where a fault can be injected.
@@ -86,8 +100,18 @@ impl World {
     pub fn all_families(self) -> &'static [FaultFamily] {
         use FaultFamily::*;
         match self {
-            World::Processes => &[Kill, Pause, Partition, IsolateFollower],
-            World::Simulator => &[Kill, Pause, Partition, Power, Clock, Disk],
+            World::Processes => &[Kill, Pause, Partition, IsolateFollower, Election],
+            World::Simulator => &[
+                Kill,
+                Pause,
+                Partition,
+                Power,
+                Clock,
+                Disk,
+                CrashBurst,
+                PowerAfterSend,
+                Election,
+            ],
         }
     }
 
@@ -100,7 +124,7 @@ impl World {
 }
 
 impl FaultFamily {
-    pub const ALL: [FaultFamily; 8] = [
+    pub const ALL: [FaultFamily; 11] = [
         FaultFamily::Kill,
         FaultFamily::Pause,
         FaultFamily::Partition,
@@ -109,6 +133,9 @@ impl FaultFamily {
         FaultFamily::Power,
         FaultFamily::Clock,
         FaultFamily::Disk,
+        FaultFamily::CrashBurst,
+        FaultFamily::PowerAfterSend,
+        FaultFamily::Election,
     ];
 
     /// The family's name, as the flags and run.toml spell it.
@@ -122,18 +149,32 @@ impl FaultFamily {
             FaultFamily::Power => "power",
             FaultFamily::Clock => "clock",
             FaultFamily::Disk => "disk",
+            FaultFamily::CrashBurst => "crash-burst",
+            FaultFamily::PowerAfterSend => "power-after-send",
+            FaultFamily::Election => "election",
         }
     }
 
     /// The one world this family exists in, if it is not both: power cuts, clock jumps and
-    /// disk faults need the simulator's disks and clocks (sim-only); `isolate-follower` needs
-    /// a replica that may serve local reads and `crash-coordinator` a real replica's
-    /// failpoints (processes only).
+    /// disk faults need the simulator's disks and clocks (sim-only); so do `crash-burst` (a
+    /// real SIGKILL lands wherever the process happens to be, but only the simulated disk can
+    /// stop it inside a given storage call) and `power-after-send` (a real kill keeps the page
+    /// cache, so nothing unsynced is lost, and the harness cannot see a real replica's sends
+    /// to aim at). `isolate-follower` needs a replica that may serve local reads and
+    /// `crash-coordinator` a real replica's failpoints (processes only). `election` exists
+    /// in both.
     pub fn world(self) -> Option<World> {
         match self {
-            FaultFamily::Power | FaultFamily::Clock | FaultFamily::Disk => Some(World::Simulator),
+            FaultFamily::Power
+            | FaultFamily::Clock
+            | FaultFamily::Disk
+            | FaultFamily::CrashBurst
+            | FaultFamily::PowerAfterSend => Some(World::Simulator),
             FaultFamily::IsolateFollower | FaultFamily::CrashCoordinator => Some(World::Processes),
-            FaultFamily::Kill | FaultFamily::Pause | FaultFamily::Partition => None,
+            FaultFamily::Kill
+            | FaultFamily::Pause
+            | FaultFamily::Partition
+            | FaultFamily::Election => None,
         }
     }
 
@@ -260,6 +301,62 @@ pub enum Fault {
         node: NodeId,
         fault: DiskFault,
     },
+    /// The victims crash inside their next burst (simulator only).
+    CrashInBurst(Victims),
+    /// The victims' power is cut just after they next send `after` (simulator only).
+    PowerAfter {
+        victims: Victims,
+        after: Sent,
+    },
+    /// Leader-directed: depose the leader (of `shard`, on a sharded bank), then strike as
+    /// `strike` says.
+    Election {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<u32>,
+        strike: Strike,
+    },
+    /// A clock jump aimed at a lease: the leader's clock, or a follower's, jumps just past
+    /// the election timeout (simulator only).
+    ClockAimed {
+        at: ClockAim,
+        jump_ms: u64,
+    },
+}
+
+/// What an aimed power cut waits for its victim to send.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sent {
+    /// A PROMISE or an ACCEPTED.
+    Vote,
+    /// An answer to a client.
+    Reply,
+}
+
+/// What an election fault does once the leader is deposed (killed).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Strike {
+    /// Kill the next leader as soon as it leads.
+    KillNewLeader,
+    /// Cut the next leader off from every other replica as soon as it leads.
+    IsolateNewLeader,
+    /// `after_ms` into the election, cut `minority` off from the rest (of the whole cluster,
+    /// or of the shard).
+    SplitElection {
+        minority: Vec<NodeId>,
+        after_ms: u64,
+    },
+}
+
+/// Whose clock a lease-aimed jump moves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClockAim {
+    /// The leader's: it may believe its lease ran out (or not) while its followers do not.
+    Leader,
+    /// The lowest-numbered follower's: it may stop trusting a leader that still leads.
+    Follower,
 }
 
 /// What a disk fault does.
@@ -332,6 +429,35 @@ impl fmt::Display for Fault {
             Fault::CrashCoordinator { shard, failpoint } => {
                 write!(f, "crash shard {shard}'s leader at {failpoint}")
             }
+            Fault::CrashInBurst(t) => write!(f, "crash {} inside its next burst", target(t)),
+            Fault::PowerAfter { victims, after } => {
+                let what = match after {
+                    Sent::Vote => "a vote",
+                    Sent::Reply => "a reply",
+                };
+                write!(f, "power cut {} just after {what}", target(victims))
+            }
+            Fault::Election { shard, strike } => {
+                let whose = shard.map_or(String::new(), |s| format!("shard {s}'s "));
+                match strike {
+                    Strike::KillNewLeader => write!(f, "kill {whose}leader, then the new one"),
+                    Strike::IsolateNewLeader => {
+                        write!(f, "kill {whose}leader, then isolate the new one")
+                    }
+                    Strike::SplitElection { minority, after_ms } => write!(
+                        f,
+                        "kill {whose}leader, then cut {} off {after_ms}ms into the election",
+                        nodes(minority)
+                    ),
+                }
+            }
+            Fault::ClockAimed { at, jump_ms } => {
+                let whose = match at {
+                    ClockAim::Leader => "leader",
+                    ClockAim::Follower => "a follower",
+                };
+                write!(f, "clock jump {whose} +{jump_ms}ms (past a lease)")
+            }
         }
     }
 }
@@ -363,6 +489,22 @@ pub mod odds {
     pub const BIT_FLIP_CHANCE: f64 = 0.5;
     /// How far a clock jumps forward.
     pub const CLOCK_JUMP_MS: std::ops::RangeInclusive<u64> = 100..=5_000;
+    /// How often a clock jump is aimed at a lease (the leader's or a follower's clock, just
+    /// past the election timeout) rather than at a node drawn at random by any amount.
+    pub const CLOCK_AIMED_CHANCE: f64 = 0.5;
+    /// How far past the longest election timeout a lease-aimed jump goes.
+    pub const LEASE_OVERSHOOT_MS: std::ops::RangeInclusive<u64> = 1..=300;
+    /// The longest election timeout a draw may pick (`tunables::draw`): a lease-aimed jump
+    /// clears it.
+    pub const LONGEST_ELECTION_TIMEOUT_MS: u64 = 1_000;
+    /// How often an aimed power cut waits for a vote rather than a client reply.
+    pub const AFTER_VOTE_CHANCE: f64 = 0.5;
+    /// How the election family strikes: kill the new leader, isolate it, or split the
+    /// cluster during the election (the rest).
+    pub const KILL_NEW_LEADER_CHANCE: f64 = 0.4;
+    pub const ISOLATE_NEW_LEADER_CHANCE: f64 = 0.3;
+    /// How far into the election a split comes.
+    pub const SPLIT_AFTER_MS: std::ops::RangeInclusive<u64> = 0..=600;
 }
 
 /// Generates the schedule of a classic cluster of `nodes`: faults from `interval_ms` on, each
@@ -459,6 +601,21 @@ fn draw_sharded_fault(
         FaultFamily::Partition => Fault::Partition(draw_shard_partition(rng, &ids, shard, members)),
         FaultFamily::IsolateFollower => Fault::Partition(Partition::IsolateFollower),
         FaultFamily::CrashCoordinator => draw_crash(rng, shard),
+        FaultFamily::CrashBurst => Fault::CrashInBurst(draw_shard_target(rng, shard, members)),
+        FaultFamily::PowerAfterSend => match draw_sent(rng) {
+            Sent::Reply => Fault::PowerAfter {
+                victims: Victims::ShardLeader(shard),
+                after: Sent::Reply,
+            },
+            Sent::Vote => Fault::PowerAfter {
+                victims: draw_shard_target(rng, shard, members),
+                after: Sent::Vote,
+            },
+        },
+        FaultFamily::Election => Fault::Election {
+            shard: Some(shard),
+            strike: draw_strike(rng, members),
+        },
         // Clock jumps and disk faults hit one replica, as in a classic run.
         FaultFamily::Clock | FaultFamily::Disk => draw_fault(rng, family, all, disk),
     }
@@ -543,11 +700,64 @@ fn draw_fault(
         // A classic cluster is shard 1 of one; `validate` refuses the family there, as no
         // two-phase commit would ever reach the failpoint.
         FaultFamily::CrashCoordinator => draw_crash(rng, 1),
-        FaultFamily::Clock => Fault::Clock {
-            node: nodes[rng.gen_range(0..nodes.len())],
-            jump_ms: rng.gen_range(odds::CLOCK_JUMP_MS),
-        },
+        FaultFamily::Clock => draw_clock(rng, nodes),
         FaultFamily::Disk => disk.draw(rng, nodes),
+        FaultFamily::CrashBurst => Fault::CrashInBurst(draw_target(rng, nodes)),
+        FaultFamily::PowerAfterSend => match draw_sent(rng) {
+            // Only a leader answers clients: aim a cut after a reply at it.
+            Sent::Reply => Fault::PowerAfter {
+                victims: Victims::Leader,
+                after: Sent::Reply,
+            },
+            Sent::Vote => Fault::PowerAfter {
+                victims: draw_target(rng, nodes),
+                after: Sent::Vote,
+            },
+        },
+        FaultFamily::Election => Fault::Election {
+            shard: None,
+            strike: draw_strike(rng, nodes),
+        },
+    }
+}
+
+/// A clock jump: aimed at a lease, or at a node drawn at random by any amount.
+fn draw_clock(rng: &mut impl Rng, nodes: &[NodeId]) -> Fault {
+    if rng.gen_bool(odds::CLOCK_AIMED_CHANCE) {
+        let at = if rng.gen_bool(0.5) {
+            ClockAim::Leader
+        } else {
+            ClockAim::Follower
+        };
+        let jump_ms = odds::LONGEST_ELECTION_TIMEOUT_MS + rng.gen_range(odds::LEASE_OVERSHOOT_MS);
+        return Fault::ClockAimed { at, jump_ms };
+    }
+    Fault::Clock {
+        node: nodes[rng.gen_range(0..nodes.len())],
+        jump_ms: rng.gen_range(odds::CLOCK_JUMP_MS),
+    }
+}
+
+fn draw_sent(rng: &mut impl Rng) -> Sent {
+    if rng.gen_bool(odds::AFTER_VOTE_CHANCE) {
+        Sent::Vote
+    } else {
+        Sent::Reply
+    }
+}
+
+/// How an election fault strikes the group `members` (the cluster, or one shard).
+fn draw_strike(rng: &mut (impl Rng + ?Sized), members: &[NodeId]) -> Strike {
+    let roll: f64 = rng.gen_range(0.0..1.0);
+    if roll < odds::KILL_NEW_LEADER_CHANCE {
+        Strike::KillNewLeader
+    } else if roll < odds::KILL_NEW_LEADER_CHANCE + odds::ISOLATE_NEW_LEADER_CHANCE {
+        Strike::IsolateNewLeader
+    } else {
+        Strike::SplitElection {
+            minority: draw_minority(rng, members),
+            after_ms: rng.gen_range(odds::SPLIT_AFTER_MS),
+        }
     }
 }
 
@@ -898,8 +1108,15 @@ mod tests {
             .collect();
         assert_eq!(
             sim_only,
-            [FaultFamily::Power, FaultFamily::Clock, FaultFamily::Disk]
+            [
+                FaultFamily::Power,
+                FaultFamily::Clock,
+                FaultFamily::Disk,
+                FaultFamily::CrashBurst,
+                FaultFamily::PowerAfterSend
+            ]
         );
+        assert!(parse_families("election").is_ok(), "both worlds have it");
     }
 
     /// Three shards of three: n1-n3, n4-n6, n7-n9.
@@ -918,6 +1135,11 @@ mod tests {
             }
             Fault::Kill(Victims::Nodes(ns))
             | Fault::Power(Victims::Nodes(ns))
+            | Fault::CrashInBurst(Victims::Nodes(ns))
+            | Fault::PowerAfter {
+                victims: Victims::Nodes(ns),
+                ..
+            }
             | Fault::Pause(Victims::Nodes(ns)) => {
                 assert!(ns.len() == 1, "a minority of one shard of 3: {ns:?}");
                 "minority of a shard"
@@ -931,9 +1153,19 @@ mod tests {
             }
             Fault::Kill(Victims::ShardLeaders)
             | Fault::Power(Victims::ShardLeaders)
+            | Fault::CrashInBurst(Victims::ShardLeaders)
+            | Fault::PowerAfter {
+                victims: Victims::ShardLeaders,
+                ..
+            }
             | Fault::Pause(Victims::ShardLeaders) => "every shard's leader",
             Fault::Kill(Victims::ShardLeader(s))
             | Fault::Power(Victims::ShardLeader(s))
+            | Fault::CrashInBurst(Victims::ShardLeader(s))
+            | Fault::PowerAfter {
+                victims: Victims::ShardLeader(s),
+                ..
+            }
             | Fault::Pause(Victims::ShardLeader(s)) => {
                 assert!((1..=3).contains(&s));
                 "a shard's leader"
@@ -944,6 +1176,17 @@ mod tests {
             }
             Fault::Partition(Partition::IsolateShardLeader { .. }) => "isolate",
             Fault::Clock { .. } | Fault::Disk { .. } => "one replica",
+            Fault::ClockAimed { .. } => "a lease",
+            Fault::Election {
+                shard: Some(s),
+                strike,
+            } => {
+                assert!((1..=3).contains(&s));
+                if let Strike::SplitElection { minority, .. } = strike {
+                    assert!(minority.len() == 1, "a minority of one shard of 3");
+                }
+                "a shard's election"
+            }
             other => panic!("not a sharded fault: {other:?}"),
         }
     }
@@ -960,9 +1203,10 @@ mod tests {
             "isolate",
             "split a shard",
         ];
+        let sim_only = ["one replica", "a lease", "a shard's election"];
         for (families, only_here) in [
-            (&ALL[..], None),
-            (World::Simulator.all_families(), Some("one replica")),
+            (&ALL[..], &[][..]),
+            (World::Simulator.all_families(), &sim_only[..]),
         ] {
             let draw = |seed| generate_sharded(seed, &shards, families, 100, 40_000);
             let mut shapes = BTreeSet::new();
@@ -971,13 +1215,10 @@ mod tests {
                 assert_eq!(steps, draw(seed), "a seed fixes the schedule");
                 shapes.extend(steps.into_iter().filter_map(|s| s.fault).map(sharded_shape));
             }
-            for shape in common.iter().chain(&only_here) {
+            for shape in common.iter().chain(only_here) {
                 assert!(shapes.contains(shape), "{shape} never drawn: {shapes:?}");
             }
-            assert_eq!(
-                shapes.len(),
-                common.len() + usize::from(only_here.is_some())
-            );
+            assert_eq!(shapes.len(), common.len() + only_here.len());
         }
     }
 
@@ -1036,6 +1277,50 @@ mod tests {
         assert_eq!(
             named, "crash-coordinator",
             "run.toml spells it as --nemesis does"
+        );
+    }
+
+    #[test]
+    fn aimed_faults_are_drawn_with_every_strike_and_aim() {
+        let families = [
+            FaultFamily::CrashBurst,
+            FaultFamily::PowerAfterSend,
+            FaultFamily::Election,
+            FaultFamily::Clock,
+        ];
+        let steps = generate(11, &five(), &families, 10, 20_000);
+        let mut seen = BTreeSet::new();
+        for fault in steps.into_iter().filter_map(|s| s.fault) {
+            let word = match fault {
+                Fault::CrashInBurst(_) => "crash in burst".to_string(),
+                Fault::PowerAfter { after, .. } => format!("power after {after:?}"),
+                Fault::Election { shard, strike } => {
+                    assert_eq!(shard, None, "a classic cluster has one election");
+                    if let Strike::SplitElection { minority, after_ms } = &strike {
+                        assert!(!minority.is_empty() && minority.len() <= 2);
+                        assert!(odds::SPLIT_AFTER_MS.contains(after_ms));
+                    }
+                    format!("{:?}", std::mem::discriminant(&strike))
+                }
+                Fault::ClockAimed { at, jump_ms } => {
+                    assert!(
+                        jump_ms > odds::LONGEST_ELECTION_TIMEOUT_MS,
+                        "past any lease"
+                    );
+                    format!("clock at {at:?}")
+                }
+                Fault::Clock { .. } => "clock anywhere".to_string(),
+                other => panic!("not asked for: {other:?}"),
+            };
+            seen.insert(word);
+        }
+        // crash, 2 power aims, 3 strikes, 2 clock aims and the unaimed clock.
+        assert_eq!(seen.len(), 9, "{seen:?}");
+        assert_eq!(
+            FaultFamily::PowerAfterSend
+                .to_string()
+                .parse::<FaultFamily>(),
+            Ok(FaultFamily::PowerAfterSend)
         );
     }
 }

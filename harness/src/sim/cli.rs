@@ -41,9 +41,14 @@ pub struct SimArgs {
     /// Operations per run, over all ten clients.
     #[arg(long)]
     pub ops: Option<u64>,
-    /// Faults: a comma-separated subset of kill,power,pause,partition,clock,disk; all; or none.
+    /// Faults: a comma-separated subset of kill,pause,partition,power,clock,disk,crash-burst,
+    /// power-after-send,election; all; or none (default: a subset drawn per seed).
     #[arg(long, value_parser = parse_faults)]
     pub faults: Option<Families>,
+    /// Every seed with every fault family and the fixed workload, instead of the subset of
+    /// families and the workload shape each seed draws (swarm testing).
+    #[arg(long)]
+    pub no_swarm: bool,
     /// Which run directories to keep.
     #[arg(long, value_enum, default_value = "failing")]
     pub keep: Keep,
@@ -107,6 +112,7 @@ impl SimArgs {
             bug: self.bug.clone(),
             liveness_bound_ms: self.liveness_bound,
             shards: self.shards,
+            no_swarm: self.no_swarm,
         }
     }
 
@@ -127,6 +133,7 @@ impl SimArgs {
             "max_inflight": self.max_inflight,
             "nemesis_interval_ms": self.nemesis_interval,
             "liveness_bound_ms": self.liveness_bound,
+            "no_swarm": self.no_swarm,
             "keep": format!("{:?}", self.keep).to_lowercase(),
         });
         match value {
@@ -171,6 +178,9 @@ impl SimArgs {
             "liveness-bound",
             self.liveness_bound.map(|v| format!("{v}ms")),
         );
+        if self.no_swarm {
+            flags.push_str(" --no-swarm");
+        }
         flags
     }
 }

@@ -14,7 +14,7 @@
 
 use crate::clients::caller::{retry_target, Submitted};
 use crate::clients::workload::OpGen;
-use crate::clients::workload::ShardMix;
+use crate::clients::workload::{ShardMix, WorkloadShape};
 use crate::record::{completion, op_value, with_positions};
 use checker::history::Event;
 use replica::bank::{Command, Op};
@@ -185,6 +185,15 @@ impl Clients {
             probing: false,
             invoked: 0,
         }
+    }
+
+    /// Every client draws its operations in this shape instead of the default.
+    pub fn with_shape(mut self, shape: WorkloadShape) -> Clients {
+        for client in &mut self.clients {
+            let gen = std::mem::replace(&mut client.gen, OpGen::new(0, 0, Vec::new()));
+            client.gen = gen.with_shape(shape);
+        }
+        self
     }
 
     /// No new operation starts from now on.

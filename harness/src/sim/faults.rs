@@ -4,12 +4,13 @@
 //!
 //! The simulator can do what real processes cannot do cheaply or safely, so it takes the
 //! sim-only families too: power cuts (unsynced data lost or torn), clock jumps, failing
-//! fsyncs, bit flips and WALs cut short, on top of kills, pauses and partitions. Nothing here
+//! fsyncs, bit flips and WALs cut short, crashes inside a burst's storage calls and power cuts
+//! aimed just after a vote or a reply, on top of kills, pauses and partitions. Nothing here
 //! waits: every question (who leads) is answered at once, so the nemesis's futures are ready
 //! when first polled ([`at_once`]).
 
 use crate::faults::nemesis::{FaultWorld, Nemesis};
-use crate::faults::schedule::DiskFault;
+use crate::faults::schedule::{DiskFault, Sent};
 use crate::os::relay::{Link, Peer};
 use crate::targets::TargetError;
 use checker::history::{Event, EventType};
@@ -91,6 +92,8 @@ impl FaultWorld for SimWorld<'_> {
     }
 
     fn restart(&mut self, node: NodeId) -> Result<Option<String>, TargetError> {
+        // An aimed crash or power cut that never came (the node sent nothing) ends here.
+        self.sim.clear_disk_faults(node);
         self.sim.restart(node);
         Ok(self.sim.node(node).refused().map(str::to_string))
     }
@@ -122,6 +125,20 @@ impl FaultWorld for SimWorld<'_> {
 
     fn jump_clock(&mut self, node: NodeId, jump_ms: u64) -> Result<(), TargetError> {
         self.sim.jump_clock(node, jump_ms);
+        Ok(())
+    }
+
+    fn crash_in_burst(&mut self, node: NodeId) -> Result<(), TargetError> {
+        self.sim.crash_during_next_burst(node);
+        Ok(())
+    }
+
+    fn power_cut_after(&mut self, node: NodeId, after: Sent) -> Result<(), TargetError> {
+        let what = match after {
+            Sent::Vote => sim::AfterSend::Vote,
+            Sent::Reply => sim::AfterSend::Reply,
+        };
+        self.sim.power_cut_after(node, what);
         Ok(())
     }
 
@@ -173,7 +190,7 @@ pub fn nemesis_event(f: &str, value: Value) -> Event {
 mod tests {
     use super::*;
     use crate::faults::nemesis::names;
-    use crate::faults::schedule::{Fault, Partition, Victims};
+    use crate::faults::schedule::{Fault, Partition, Sent, Step, Strike, Victims};
 
     #[test]
     fn a_sharded_world_resolves_shard_leaders_and_cuts_two_shards_apart() {
@@ -211,5 +228,101 @@ mod tests {
         assert!(cuts
             .iter()
             .all(|(a, b)| sim.shard_of(*a) != sim.shard_of(*b)));
+    }
+
+    /// Runs `sim` with the nemesis acting until `until_ms`, as `simulate` drives them.
+    fn drive(nemesis: &mut Nemesis, sim: &mut Sim, events: &mut Vec<Event>, until_ms: u64) {
+        while sim.now_ms < until_ms {
+            apply_due(nemesis, sim, events, sim.now_ms);
+            let next = [sim.next_event_ms(), nemesis.next_at_ms()]
+                .into_iter()
+                .flatten()
+                .map(|t| t.max(sim.now_ms + 1))
+                .min()
+                .unwrap_or(until_ms);
+            sim.run_to(next.min(until_ms));
+        }
+    }
+
+    fn started(seed: u64) -> (Sim, NodeId) {
+        let mut sim = Sim::new(sim::SimOptions::new(5, seed));
+        let leader = sim.run_until_leader(5_000).expect("a leader");
+        (sim, leader)
+    }
+
+    #[test]
+    fn an_election_fault_kills_the_leader_then_the_new_one_just_after_it_is_elected() {
+        let (mut sim, first) = started(3);
+        let at = sim.now_ms;
+        let election = Fault::Election {
+            shard: None,
+            strike: Strike::KillNewLeader,
+        };
+        let schedule = vec![
+            Step {
+                at_ms: at,
+                fault: Some(election),
+            },
+            Step {
+                at_ms: at + 5_000,
+                fault: None,
+            },
+        ];
+        let mut nemesis = Nemesis::new(schedule);
+        let mut events = Vec::new();
+        drive(&mut nemesis, &mut sim, &mut events, at + 4_000);
+        let kills: Vec<&Event> = events.iter().filter(|e| e.f == "kill").collect();
+        assert_eq!(kills.len(), 2, "{events:?}");
+        assert_eq!(kills[0].value["nodes"], json!([first.to_string()]));
+        assert_eq!(kills[0].value["then"], "kill-new-leader");
+        assert_eq!(kills[1].value["target"], "new-leader");
+        let second = kills[1].value["nodes"][0].as_str().unwrap_or_default();
+        assert_ne!(second, first.to_string());
+        let waited = kills[1].value["after_ms"].as_u64().unwrap_or(u64::MAX);
+        assert!(waited < 3_000, "struck soon after the election: {waited}");
+        assert_eq!(sim.node_ids().iter().filter(|&&n| sim.is_up(n)).count(), 3);
+        drive(&mut nemesis, &mut sim, &mut events, at + 5_001);
+        assert!(
+            sim.node_ids().iter().all(|&n| sim.is_up(n)),
+            "both restarted"
+        );
+        assert_eq!(events.last().map(|e| e.f.as_str()), Some("restart"));
+    }
+
+    #[test]
+    fn an_aimed_power_cut_waits_for_the_vote_and_a_burst_crash_for_the_next_burst() {
+        let (mut sim, leader) = started(4);
+        let follower = sim.node_ids().into_iter().find(|&n| n != leader).unwrap();
+        let mut nemesis = Nemesis::default();
+        let mut events = Vec::new();
+        let aimed = Fault::PowerAfter {
+            victims: Victims::Nodes(vec![follower]),
+            after: Sent::Vote,
+        };
+        at_once(nemesis.apply(&mut SimWorld::new(&mut sim, &mut events), Some(&aimed))).unwrap();
+        assert_eq!(events[0].f, "power-cut");
+        assert_eq!(events[0].value["after"], "vote");
+        assert!(sim.is_up(follower), "no vote sent yet");
+        // Deposing the leader makes the follower vote in the next election.
+        sim.crash(leader);
+        assert!(
+            sim.run_until(5_000, |s| !s.is_up(follower)),
+            "cut after its vote"
+        );
+        let burst = Fault::CrashInBurst(Victims::Nodes(vec![leader]));
+        let mut world = SimWorld::new(&mut sim, &mut events);
+        at_once(nemesis.apply(&mut world, Some(&burst))).unwrap();
+        assert!(sim.is_up(follower), "the heal restarted it");
+        let crash = events.iter().find(|e| e.f == "crash").expect("recorded");
+        assert_eq!(crash.value["during"], "next-burst");
+        // The leader was down: nothing to crash; a live victim dies at its next burst.
+        let live = sim
+            .node_ids()
+            .into_iter()
+            .find(|&n| n != follower && sim.is_up(n));
+        let live = live.expect("a live node");
+        let burst = Fault::CrashInBurst(Victims::Nodes(vec![live]));
+        at_once(nemesis.apply(&mut SimWorld::new(&mut sim, &mut events), Some(&burst))).unwrap();
+        assert!(sim.run_until(1_000, |s| !s.is_up(live)));
     }
 }

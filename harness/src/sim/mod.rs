@@ -29,6 +29,7 @@ pub mod cli;
 pub mod clients;
 pub mod faults;
 pub mod shrink;
+pub mod swarm;
 pub mod sweep;
 pub mod zoo;
 
@@ -37,9 +38,9 @@ use crate::faults::schedule::{self, FaultFamily, Step, World, SCHEDULE_VERSION};
 use crate::faults::tunables::Tunables;
 use crate::params::ShardTable;
 use crate::record::{executed_entry, shard_entry};
+use crate::run::check;
 use crate::run::shared::write_json;
 use crate::run::shared::INITIAL_BALANCE;
-use crate::run::{accounts_for, check};
 use checker::checks::Validity;
 use checker::final_state::{FinalState, NodeFinal};
 use checker::history::{Event, HistoryWriter};
@@ -65,9 +66,6 @@ pub const PROGRESS_BOUND_MS: u64 = 10_000;
 
 /// Replicas in each shard of a sharded simulated bank.
 pub const REPLICAS_PER_SHARD: u32 = 3;
-
-/// Share of a sharded workload's transfers whose destination is on another shard.
-pub const CROSS_SHARD_SHARE: f64 = 0.5;
 
 /// Every parameter of one simulated run, written under `[params]` in `run.toml`.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -95,17 +93,27 @@ pub struct SimParams {
     /// After the final heal, every pending operation must finish within this.
     pub liveness_bound_ms: u64,
     pub tunables: Tunables,
+    /// Whether `faults` and `workload` were drawn for the seed (swarm testing, see
+    /// [`swarm`]); false with `--no-swarm` and in runs saved before it.
+    #[serde(default)]
+    pub swarm: bool,
+    /// The workload's shape: accounts, mix, contention, cross-shard share.
+    #[serde(default)]
+    pub workload: swarm::SimWorkload,
 }
 
 impl SimParams {
-    /// The defaults of `harness sim`, with the tunables drawn for `seed`.
+    /// The defaults of `harness sim`, with the tunables, the fault families and the workload
+    /// drawn for `seed`.
     pub fn for_seed(seed: u64, pins: &crate::faults::tunables::Pins) -> SimParams {
+        let clients = 10;
+        let (faults, workload) = swarm::draw_default(seed, clients);
         SimParams {
             nodes: 5,
-            clients: 10,
+            clients,
             ops: 2_000,
             time_limit_ms: 30_000,
-            faults: World::Simulator.all_families().to_vec(),
+            faults,
             bug: None,
             shards: None,
             attempt_timeout_ms: 300,
@@ -115,7 +123,22 @@ impl SimParams {
             dup_rate: 0.01,
             liveness_bound_ms: 5_000,
             tunables: crate::faults::tunables::draw(seed, pins, &[200, 500, 1_000]),
+            swarm: true,
+            workload,
         }
+    }
+
+    /// Every simulator family and the fixed workload, as before swarm testing (`--no-swarm`).
+    pub fn unswarmed(&mut self) {
+        self.swarm = false;
+        self.faults = World::Simulator.all_families().to_vec();
+        self.workload = swarm::SimWorkload::fixed(self.clients);
+    }
+
+    /// The bank's accounts: as many as the workload draws, and at least one per shard.
+    pub fn accounts(&self) -> Vec<String> {
+        let n = self.workload.accounts.max(self.shards.unwrap_or(1)).max(2);
+        crate::clients::workload::account_names(n as usize)
     }
 
     /// The same run on a sharded bank of `shards` shards (`None` or 1: the classic cluster).
@@ -179,7 +202,7 @@ impl SimRunInfo {
     /// A fresh run of `seed` with `params` and the seed's own schedule. Fails only when the
     /// accounts cannot be dealt over `params.shards`.
     pub fn new(seed: u64, params: SimParams) -> Result<SimRunInfo, SimError> {
-        let accounts = accounts_for(params.clients);
+        let accounts = params.accounts();
         let specs = shard_specs(&params, &accounts)?;
         let (interval, until) = (params.tunables.nemesis_interval_ms, params.time_limit_ms);
         let schedule = if specs.is_empty() {
@@ -283,8 +306,8 @@ pub enum SimError {
     Check { dir: PathBuf, message: String },
     #[error(
         "{}: drawn and recorded by schedule version {version}, this harness uses version \
-         {SCHEDULE_VERSION} (one fault vocabulary for real and simulated runs, see the README), \
-         so its history cannot come out the same: replay it with the harness that made it, or \
+         {SCHEDULE_VERSION} (seeds draw new schedules when it changes, see the README's \
+         \"Deterministic simulation\"), so its history cannot come out the same: replay it with the harness that made it, or \
          run its seed afresh with `harness sim --seeds 1 --from-seed {seed}`",
         path.display()
     )]
@@ -354,7 +377,7 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
             .iter()
             .map(|s| (s.id.0, s.nodes.clone(), s.accounts.clone()))
             .collect();
-        Routing::sharded(&shards, &info.accounts, CROSS_SHARD_SHARE)
+        Routing::sharded(&shards, &info.accounts, params.workload.cross_shard_share)
     };
     let timing = ClientTiming {
         attempt_timeout_ms: params.attempt_timeout_ms,
@@ -367,7 +390,8 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
         routing,
         timing,
         params.ops,
-    );
+    )
+    .with_shape(params.workload.shape);
     let mut history = HistoryWriter::buffered(Vec::new());
     let mut events = Vec::new();
     let mut nemesis = Nemesis::new(info.schedule.clone());

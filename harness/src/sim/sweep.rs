@@ -50,10 +50,15 @@ pub struct SweepKnobs {
     pub liveness_bound_ms: Option<u64>,
     /// A sharded bank of this many shards (`--shards`).
     pub shards: Option<u32>,
+    /// Every family and the fixed workload for every seed (`--no-swarm`).
+    pub no_swarm: bool,
 }
 
 /// Applies [`SweepKnobs`] the usual way.
 pub fn apply_knobs(params: &mut SimParams, knobs: &SweepKnobs) {
+    if knobs.no_swarm {
+        params.unswarmed();
+    }
     if let Some(ops) = knobs.ops {
         params.ops = ops;
     }
@@ -138,6 +143,7 @@ fn parameter_words(opts: &SweepOptions) -> Vec<(&'static str, String)> {
         }),
     );
     add("liveness", k.liveness_bound_ms.map(|v| format!("{v}ms")));
+    add("swarm", k.no_swarm.then(|| "off".to_string()));
     add("ckpt", p.checkpoint_interval_slots.map(|v| v.to_string()));
     add("batch", p.max_batch_commands.map(|v| v.to_string()));
     add("inflight", p.max_inflight_slots.map(|v| v.to_string()));

@@ -1,0 +1,143 @@
+//! Swarm testing: each seed of `harness sim` enables its own subset of fault families and its
+//! own workload shape, instead of every seed mixing everything at fixed odds.
+//!
+//! Why (Groce et al., "Swarm Testing"; TigerBeetle's VOPR swarm options): a fault or a share of
+//! operations that every seed mixes in at fixed odds also keeps masking others. A seed with
+//! only kills and power cuts crashes twice as often as one that spreads its faults over nine
+//! families; a seed with no whole-bank reads and one hot account contends as a default mix
+//! never does. Over many seeds every combination is drawn, each in concentrated form.
+//!
+//! Drawn from its own stream of the seed ([`SWARM_STREAM`]), so the tunables, the schedule and
+//! the clients draw as before; written under `[params]` in run.toml (`faults`, `workload`,
+//! `swarm = true`), so replay uses what was drawn. `--faults` pins the families, and
+//! `--no-swarm` gives every seed every family and the default workload.
+
+use crate::clients::workload::WorkloadShape;
+use crate::faults::schedule::{FaultFamily, World};
+use crate::run::rng;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+/// The random stream the swarm draw comes from.
+pub const SWARM_STREAM: u64 = 9;
+
+/// How often each fault family is enabled for a seed, beyond [`ALWAYS`].
+pub const FAMILY_CHANCE: f64 = 0.5;
+/// The families every seed keeps (when asked for): crashes and partitions are what every
+/// bug class the zoo plants needs somewhere (two-phase commit's aborts, leader changes), and
+/// a seed without them spends its faults on what no bug it holds can show.
+pub const ALWAYS: [FaultFamily; 2] = [FaultFamily::Kill, FaultFamily::Partition];
+/// The shares of whole-bank reads a seed may draw, in percent.
+pub const READ_ALL_PCTS: [u32; 4] = [0, 5, 10, 20];
+/// The most single-account reads a seed may draw, in percent (transfers, the writes every
+/// bug needs, stay at 60% or more).
+pub const MAX_READ_PCT: u32 = 20;
+/// The contention shares a seed may draw (transfers to the one hot account), in percent.
+pub const HOT_PCTS: [u32; 4] = [0, 0, 10, 50];
+/// Fewest accounts a seed may draw (a sharded bank of three shards needs one per shard).
+pub const MIN_ACCOUNTS: u32 = 3;
+/// The share of a sharded bank's transfers that cross shards, drawn between these.
+pub const CROSS_SHARD_SHARES: std::ops::RangeInclusive<f64> = 0.1..=0.9;
+
+/// What a seed drew: written under `[params.workload]` in run.toml.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SimWorkload {
+    /// The bank's accounts (client `i` owns account `i` modulo this: fewer accounts than
+    /// clients means clients share their source account).
+    pub accounts: u32,
+    #[serde(flatten)]
+    pub shape: WorkloadShape,
+    /// On a sharded bank, the share of transfers to another shard's account.
+    pub cross_shard_share: f64,
+}
+
+impl Default for SimWorkload {
+    /// The fixed workload of ten clients (what a run.toml without `[params.workload]` had).
+    fn default() -> SimWorkload {
+        SimWorkload::fixed(10)
+    }
+}
+
+impl SimWorkload {
+    /// The workload every seed had before swarm testing: one account per client, the
+    /// default mix, half the transfers across shards.
+    pub fn fixed(clients: u32) -> SimWorkload {
+        SimWorkload {
+            accounts: clients.max(2),
+            shape: WorkloadShape::default(),
+            cross_shard_share: 0.5,
+        }
+    }
+}
+
+/// One seed's draw: its fault families (those of [`ALWAYS`] in `families`, and each other one
+/// with [`FAMILY_CHANCE`]; never none) and its workload for `clients` clients.
+pub fn draw(seed: u64, families: &[FaultFamily], clients: u32) -> (Vec<FaultFamily>, SimWorkload) {
+    let mut rng = rng::stream(seed, SWARM_STREAM);
+    let mut chosen: Vec<FaultFamily> = families
+        .iter()
+        .copied()
+        .filter(|f| {
+            let drawn = rng.gen_bool(FAMILY_CHANCE);
+            drawn || ALWAYS.contains(f)
+        })
+        .collect();
+    if chosen.is_empty() && !families.is_empty() {
+        chosen.push(families[rng.gen_range(0..families.len())]);
+    }
+    let workload = SimWorkload {
+        accounts: rng.gen_range((clients / 2).max(MIN_ACCOUNTS)..=(2 * clients).max(MIN_ACCOUNTS)),
+        shape: WorkloadShape {
+            read_pct: rng.gen_range(0..=MAX_READ_PCT),
+            read_all_pct: READ_ALL_PCTS[rng.gen_range(0..READ_ALL_PCTS.len())],
+            hot_pct: HOT_PCTS[rng.gen_range(0..HOT_PCTS.len())],
+        },
+        cross_shard_share: rng.gen_range(CROSS_SHARD_SHARES),
+    };
+    (chosen, workload)
+}
+
+/// The swarm draw of a default `harness sim` seed: among every simulator family.
+pub fn draw_default(seed: u64, clients: u32) -> (Vec<FaultFamily>, SimWorkload) {
+    draw(seed, World::Simulator.all_families(), clients)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn each_seed_draws_its_own_subset_and_shape_and_over_seeds_everything_is_drawn() {
+        let all = World::Simulator.all_families();
+        let draws: Vec<_> = (0..200).map(|s| draw_default(s, 10)).collect();
+        assert_eq!(draws[7], draw_default(7, 10), "a seed fixes its draw");
+        let mut families = BTreeSet::new();
+        let mut sizes = BTreeSet::new();
+        for (faults, workload) in &draws {
+            assert!(!faults.is_empty(), "every seed has a fault");
+            assert!(faults.iter().all(|f| all.contains(f)));
+            sizes.insert(faults.len());
+            families.extend(faults.iter().copied());
+            assert!((5..=20).contains(&workload.accounts));
+            assert!(workload.shape.read_pct + workload.shape.read_all_pct <= 40);
+            assert!(ALWAYS.iter().all(|f| faults.contains(f)));
+            assert!(CROSS_SHARD_SHARES.contains(&workload.cross_shard_share));
+        }
+        assert_eq!(families.len(), all.len(), "every family is drawn somewhere");
+        assert!(
+            sizes.first() >= Some(&ALWAYS.len()) && sizes.len() >= 6,
+            "{sizes:?}"
+        );
+        let shapes: BTreeSet<(u32, u32)> = draws
+            .iter()
+            .map(|(_, w)| (w.shape.read_all_pct, w.shape.hot_pct))
+            .collect();
+        assert!(
+            shapes.contains(&(0, 50)) && shapes.contains(&(20, 0)),
+            "{shapes:?}"
+        );
+        assert!(draws.iter().any(|(_, w)| w.accounts < 10));
+        assert!(draws.iter().any(|(_, w)| w.accounts > 10));
+    }
+}
