@@ -150,7 +150,7 @@ fn a_run_drawn_before_the_one_fault_vocabulary_is_refused_by_name_not_called_unr
     let outcome = simulate(&info).unwrap();
     write_and_check(&dir, &info, &outcome, false).unwrap();
     let toml = std::fs::read_to_string(dir.join("run.toml")).unwrap();
-    assert!(toml.contains("schedule_version = 2"), "{toml}");
+    assert!(toml.contains("schedule_version = 3"), "{toml}");
     // A run.toml of before the version: no `schedule_version` at all.
     let old: String = toml
         .lines()
