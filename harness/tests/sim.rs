@@ -397,14 +397,14 @@ fn the_zoo_catches_the_two_phase_commit_bugs_on_sharded_seeds() {
     let opts = SimZooOptions {
         out: out.path().to_path_buf(),
         from_seed: 1,
-        seeds_per_bug: 16,
+        seeds_per_bug: 24,
         only: replica::core::config::SHARDED_BUG_NAMES
             .iter()
             .map(ToString::to_string)
             .collect(),
         // Full-length runs: the bugs show only when a transaction aborts after a yes vote,
-        // which takes faults during two-phase commit (under schedule version 2, seed 13 is the
-        // first to catch recovery-aborts, seed 2 the others).
+        // which takes faults during two-phase commit (under schedule version 3, with swarm
+        // draws, seed 13 is the first to catch recovery-aborts, seed 20 the other two).
         ops: None,
         shards: 3,
     };

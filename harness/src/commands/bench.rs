@@ -7,6 +7,7 @@ use crate::run::bench::{self, BenchOptions};
 use crate::run::rundir::parse_duration;
 use anyhow::Context;
 use clap::Args;
+use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@
 
 use crate::clients::workload::WorkloadShape;
 use crate::faults::schedule::{FaultFamily, World};
-use crate::run::rng;
+use crate::rng;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
