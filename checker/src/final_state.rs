@@ -192,21 +192,18 @@ impl FinalState {
 /// Errors reading final.json.
 #[derive(Debug, thiserror::Error)]
 pub enum FinalError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // Prints its cause rather than chaining it: `{:#}` would say it twice.
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: io::Error },
     #[error("{}: {message}", path.display())]
     Malformed { path: PathBuf, message: String },
 }
 
 impl FinalError {
-    pub(crate) fn io(path: &Path, source: io::Error) -> FinalError {
+    pub(crate) fn io(path: &Path, cause: io::Error) -> FinalError {
         FinalError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         }
     }
 }

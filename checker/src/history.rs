@@ -261,12 +261,9 @@ impl<W: Write> HistoryWriter<W> {
 /// Errors reading a history file.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
+    // Prints its cause rather than chaining it: `{:#}` would say it twice.
+    #[error("{}: {cause}", path.display())]
+    Io { path: PathBuf, cause: io::Error },
     #[error("{}:{line}: {}{message}", path.display(), field_prefix(field))]
     Malformed {
         path: PathBuf,
@@ -426,9 +423,9 @@ impl HistoryReader<File> {
     /// Opens `path` for reading.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, HistoryError> {
         let path = path.as_ref();
-        let file = File::open(path).map_err(|source| HistoryError::Io {
+        let file = File::open(path).map_err(|cause| HistoryError::Io {
             path: path.to_path_buf(),
-            source,
+            cause,
         })?;
         Ok(HistoryReader::from_reader(file, path))
     }
@@ -509,10 +506,10 @@ impl<R: Read> HistoryReader<R> {
                     return Ok(());
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(source) => {
+                Err(cause) => {
                     return Err(HistoryError::Io {
                         path: self.state.path.clone(),
-                        source,
+                        cause,
                     })
                 }
             }

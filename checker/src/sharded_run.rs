@@ -104,10 +104,10 @@ fn load_final(path: &Path) -> Result<Option<ShardedFinal>, CheckError> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
+        Err(cause) => {
             return Err(crate::final_state::FinalError::Io {
                 path: path.to_path_buf(),
-                source,
+                cause,
             }
             .into())
         }

@@ -154,3 +154,16 @@ fn bench_checks_a_sharded_run_with_the_sharded_checks() {
     let (code, out) = checker(&["bench", "--shards", "1"]);
     assert_eq!(code, 64, "one shard is no sharded bank: {out}");
 }
+
+#[test]
+fn an_unreadable_file_says_its_cause_once() {
+    // The error prints its cause; chaining it too would make `{:#}` say it twice.
+    let run = run_dir(None);
+    let final_json = run.path().join("final.json");
+    std::fs::remove_file(&final_json).unwrap();
+    std::fs::create_dir(&final_json).unwrap();
+    let (code, out) = checker(&["check", s(run.path()), "--no-report"]);
+    assert_eq!(code, 66, "{out}");
+    assert!(out.contains("final.json"), "{out}");
+    assert_eq!(out.matches("os error").count(), 1, "{out}");
+}

@@ -64,11 +64,11 @@ pub struct ReportFiles {
 
 /// The report could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("{}: {source}", path.display())]
+// Prints its cause rather than chaining it: `{:#}` would say it twice.
+#[error("{}: {cause}", path.display())]
 pub struct ReportError {
     pub path: PathBuf,
-    #[source]
-    pub source: io::Error,
+    pub cause: io::Error,
 }
 
 /// One chart as the page shows it.
@@ -91,7 +91,7 @@ pub fn write_report_to(
     dir: &Path,
     results: &Results,
 ) -> Result<ReportFiles, ReportError> {
-    let io_err = |path: PathBuf| move |source| ReportError { path, source };
+    let io_err = |path: PathBuf| move |cause| ReportError { path, cause };
     results
         .write_json(dir)
         .map_err(io_err(dir.join(crate::results::RESULTS_FILE)))?;

@@ -36,7 +36,8 @@
 //! use harness::record::Recorder;
 //! use harness::os::relay::Link;
 //! use harness::os::process::ReplicaState;
-//! use harness::targets::{BankClient, BoxFuture, Target, TargetError, TargetKind};
+//! use harness::params::TargetKind;
+//! use harness::targets::{BankClient, BoxFuture, Target, TargetError};
 //! use replica::bank::{Command, Reply, OpResult};
 //! use replica::types::NodeId;
 //! use std::path::{Path, PathBuf};
