@@ -98,6 +98,17 @@ fn unregister(pid: i32) {
 
 /// SIGKILLs the process group of every live child. For signal handlers and panic hooks, just
 /// before the process exits; safe to call more than once.
+/// A child's output file, opened for appending (a restart adds to what the last life wrote),
+/// twice: one handle for its stdout, one for its stderr.
+pub fn append_output(path: &std::path::Path) -> io::Result<(std::fs::File, std::fs::File)> {
+    let out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    let err = out.try_clone()?;
+    Ok((out, err))
+}
+
 pub fn kill_all_children() {
     let groups: Vec<i32> = match LIVE_GROUPS.lock() {
         Ok(live) => live.iter().copied().collect(),

@@ -63,7 +63,6 @@ use replica::bank::{Command, Invalid, Op, OpResult, Reply};
 use replica::types::{ClientId, NodeId, RequestId};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fs::OpenOptions;
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Command as OsCommand, Stdio};
@@ -479,18 +478,13 @@ impl Target for EtcdTarget {
         if let Some(mut old) = member.child.take() {
             old.kill();
         }
-        let log = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&member.log_file)
-            .map_err(|source| EtcdError::Io {
-                path: member.log_file.clone(),
-                cause: source,
+        let (log, log2) =
+            crate::os::process::append_output(&member.log_file).map_err(|source| {
+                EtcdError::Io {
+                    path: member.log_file.clone(),
+                    cause: source,
+                }
             })?;
-        let log2 = log.try_clone().map_err(|source| EtcdError::Io {
-            path: member.log_file.clone(),
-            cause: source,
-        })?;
         let client_url = format!("http://{}", member.client_addr);
         let peer_url = format!("http://{}", member.peer_addr);
         let advertised_peer_url = format!("http://{}", member.advertised_peer);

@@ -21,7 +21,6 @@ use replica::config::{ClusterConfig, Route};
 use replica::net::certs::ClientCert;
 use replica::types::{ClientIdRange, NodeId};
 use std::collections::BTreeMap;
-use std::fs::OpenOptions;
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -279,18 +278,13 @@ impl Cluster {
         if let Some(mut old) = replica.child.take() {
             old.kill();
         }
-        let stderr = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&replica.stderr_file)
-            .map_err(|source| ClusterError::Io {
-                path: replica.stderr_file.clone(),
-                cause: source,
+        let (stdout, stderr) =
+            crate::os::process::append_output(&replica.stderr_file).map_err(|source| {
+                ClusterError::Io {
+                    path: replica.stderr_file.clone(),
+                    cause: source,
+                }
             })?;
-        let stdout = stderr.try_clone().map_err(|source| ClusterError::Io {
-            path: replica.stderr_file.clone(),
-            cause: source,
-        })?;
         replica.reservation = None;
         let mut command = Command::new(&bin);
         command
