@@ -234,6 +234,19 @@ pub enum ReplicaState {
     Down,
 }
 
+impl ReplicaState {
+    /// A node's state from its process (none: never started or killed) and whether the
+    /// harness paused it; a process that died on its own counts as down.
+    pub fn of(child: Option<&mut Child>, paused: bool) -> ReplicaState {
+        let alive = child.is_some_and(|c| c.try_wait().is_none());
+        match (alive, paused) {
+            (false, _) => ReplicaState::Down,
+            (true, true) => ReplicaState::Paused,
+            (true, false) => ReplicaState::Running,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

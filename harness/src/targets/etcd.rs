@@ -641,15 +641,7 @@ impl Target for EtcdTarget {
         let Some(member) = self.members.get_mut(&node) else {
             return ReplicaState::Down;
         };
-        let alive = member
-            .child
-            .as_mut()
-            .is_some_and(|c| c.try_wait().is_none());
-        match (alive, member.paused) {
-            (false, _) => ReplicaState::Down,
-            (true, true) => ReplicaState::Paused,
-            (true, false) => ReplicaState::Running,
-        }
+        ReplicaState::of(member.child.as_mut(), member.paused)
     }
 
     fn can_cut(&self) -> bool {

@@ -355,15 +355,7 @@ impl Cluster {
         let Some(replica) = self.replicas.get_mut(&node) else {
             return ReplicaState::Down;
         };
-        let alive = replica
-            .child
-            .as_mut()
-            .is_some_and(|child| child.try_wait().is_none());
-        match (alive, replica.paused) {
-            (false, _) => ReplicaState::Down,
-            (true, true) => ReplicaState::Paused,
-            (true, false) => ReplicaState::Running,
-        }
+        ReplicaState::of(replica.child.as_mut(), replica.paused)
     }
 
     /// Pids of the replica processes alive now.
