@@ -11,6 +11,9 @@
 //! cross-shard snapshot yet) and writes final.json in the sharded shape.
 
 pub mod cluster;
+// A test double for the client side; compiled only into the crate's own unit tests, so the
+// release binary never carries it.
+#[cfg(test)]
 pub mod fake;
 mod inspect;
 pub mod journal;
