@@ -32,7 +32,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         let last = data
             .logs
             .get(&spec.id)
-            .and_then(|l| l.keys().next_back().copied())
+            .and_then(|l| l.last_index())
             .unwrap_or(0);
         let sum = data
             .replay_shard(spec.id, last, |_, _, _| {})
@@ -132,11 +132,7 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
 
 /// Replays shard `id`, comparing the read_all parts told its positions.
 fn replay_one(data: &Sharded, check: &mut Check, id: ShardId) {
-    let last = data
-        .logs
-        .get(&id)
-        .and_then(|l| l.keys().next_back().copied())
-        .unwrap_or(0);
+    let last = data.logs.get(&id).and_then(|l| l.last_index()).unwrap_or(0);
     let mut waiting: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, op) in data.ops.iter().enumerate() {
         if let Some(c) = op
