@@ -14,7 +14,7 @@ use crate::fastjson::{once, put, Cur, Miss};
 use crate::final_state::FinalError;
 use crate::shards::{
     EntryValue, Phase, ReadValue, ShardEntry, ShardEvent, ShardId, ShardLog, ShardNodeState,
-    TransferValue, TxnId, Vote,
+    SnapshotValue, TransferValue, TxnId, Vote,
 };
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
@@ -66,6 +66,9 @@ pub(crate) fn load(path: &Path) -> Result<Option<ShardFinalLoad>, FinalError> {
             ),
         },
     })?;
+    for log in out.logs.values_mut() {
+        log.shrink();
+    }
     Ok(Some(out))
 }
 
@@ -375,8 +378,9 @@ fn event_value(text: &str) -> Result<EntryValue, Miss> {
 
 /// A transfer's or a read's value, without serde.
 fn fast_value(text: &str) -> Option<EntryValue> {
-    match text.as_bytes().get(1..3) {
-        Some(b"ac") => ReadValue::fast(text.as_bytes()).map(EntryValue::Read),
+    match text.as_bytes().get(1..4) {
+        Some(b"\"ac") => ReadValue::fast(text.as_bytes()).map(EntryValue::Read),
+        Some(b"\"ba") => SnapshotValue::fast(text.as_bytes()).map(EntryValue::Snapshot),
         _ => TransferValue::fast(text.as_bytes()).map(EntryValue::Transfer),
     }
 }

@@ -55,6 +55,9 @@ fn read_history(path: &Path, specs: &[ShardSpec]) -> Result<HistoryPass, CheckEr
         pass.event(specs, line, e);
     }
     pass.stats.truncated_at_line = r.truncation().map(|t| t.line);
+    // The checks run after this, at the peak: give back the room kept for growth.
+    pass.ops.shrink_to_fit();
+    pass.steps.shrink_to_fit();
     pass.stats.operations = pass.ops.len() as u64;
     pass.stats.clients = pass.clients.len() as u64;
     Ok(pass)
@@ -125,7 +128,7 @@ impl HistoryPass {
                         time_ns: e.time_ns,
                         kind,
                         value: e.value,
-                        positions: e.positions.unwrap_or_default(),
+                        positions: e.positions.map(Into::into).unwrap_or_default(),
                     })
                 }
                 _ => {}

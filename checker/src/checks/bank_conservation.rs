@@ -11,7 +11,6 @@ use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
 use crate::model::list;
 use crate::shards::{ShardId, Sharded};
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
@@ -64,20 +63,11 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
         let Some(c) = op.complete.as_ref().filter(|c| c.kind == EventType::Ok) else {
             continue;
         };
-        let Some(balances) = c
-            .value
-            .json()
-            .and_then(|v| v.get("balances"))
-            .and_then(Value::as_object)
-        else {
+        let Some(balances) = c.value.balances() else {
             continue;
         };
         check.count("read_all snapshots", 1);
-        let sum: i128 = balances
-            .values()
-            .filter_map(Value::as_i64)
-            .map(i128::from)
-            .sum();
+        let sum: i128 = balances.iter().filter_map(|b| b.1).map(i128::from).sum();
         if sum != total {
             let shards: Vec<String> = c
                 .positions
@@ -99,7 +89,7 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
         }
         if let Some((a, b)) = balances
             .iter()
-            .find_map(|(a, b)| Some((a, b.as_i64()?)).filter(|x| x.1 < 0))
+            .find_map(|&(a, b)| Some((a, b?)).filter(|x| x.1 < 0))
         {
             check.anomaly(|| {
                 Anomaly::new(
@@ -181,18 +171,13 @@ fn compare_snapshot(
     bank: &BTreeMap<String, i64>,
 ) {
     let op = &data.ops[o];
-    let Some(seen) = op
-        .complete
-        .as_ref()
-        .and_then(|c| c.value.json().and_then(|v| v.get("balances")))
-        .and_then(Value::as_object)
-    else {
+    let Some(seen) = op.complete.as_ref().and_then(|c| c.value.balances()) else {
         return;
     };
     let diffs: Vec<String> = bank
         .iter()
         .filter_map(|(a, &b)| {
-            let s = seen.get(a).and_then(Value::as_i64);
+            let s = seen.iter().find(|s| s.0 == a).and_then(|s| s.1);
             (s != Some(b)).then(|| {
                 format!(
                     "{a}: {} instead of {b}",
