@@ -7,10 +7,12 @@
 //! transaction. The format is written down in docs/sharded.md.
 //!
 //! The classic path (`crate::ops`, `crate::final_state`) is built for ten-million-event
-//! histories of one log; a sharded run is loaded here into owned values instead, so the
-//! classic path stays exactly as fast as it was. Log entries hold their `value` as an
-//! [`EntryValue`] (a transfer's fields inline, any other shape as written), so a
-//! replica's log costs a small fixed size per entry. The properties are in
+//! histories of one log; a sharded run is streamed by `crate::shard_load` (final.json:
+//! one agreed [`ShardLog`] per shard, replicas compared as they are read) and
+//! `crate::sharded_run` (the history, one pass, no event held) into the owned values
+//! here. Values are held as an [`EntryValue`] (a transfer's, a read's or a `read_all`'s
+//! fields inline, any other shape as written), so an entry or operation costs a small
+//! fixed size. The properties are in
 //! `checks::{atomicity, bank_conservation, shard_agreement, serializability}` and read
 //! [`Sharded`] from here; `crate::sharded_run` loads a run into it and runs them.
 
