@@ -45,6 +45,7 @@ pub mod results;
 mod run_files;
 pub mod run_params;
 mod runner;
+mod shard_load;
 mod sharded_run;
 pub mod shards;
 pub mod text;

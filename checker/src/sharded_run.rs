@@ -1,5 +1,7 @@
-//! Checking a sharded run: load its history and final.json into [`Sharded`], run the
-//! sharded checks over it and assemble [`Results`].
+//! Checking a sharded run: stream its final.json (`crate::shard_load`: one agreed log
+//! per shard, replicas compared as they are read) and its history (one pass: the
+//! operations, well-formed, the liveness timeline; no event is held) into [`Sharded`],
+//! run the sharded checks over it and assemble [`Results`].
 //!
 //! The model (`crate::shards`) is a leaf the checks import; this is the one place that
 //! imports the checks, so none of them imports back. The format: docs/sharded.md.
@@ -9,82 +11,79 @@ use crate::checks::{
     shard_liveness, shard_replay, shard_well_formed,
 };
 use crate::checks::{CheckResult, Validity};
-use crate::history::{Event, EventType, HistoryReader, Process};
+use crate::history::{EventType, HistoryReader, Process};
 use crate::ops::HistoryStats;
 use crate::results::{FinalSummary, NodeSummary, Results};
 use crate::run_files::{CheckError, RunFiles};
 use crate::run_params::RunParams;
+use crate::shard_load;
 use crate::shards::{
-    Completion, Op, Phase, ShardEntry, ShardId, ShardSpec, Sharded, ShardedFinal, TxnId,
+    ClientStep, Completion, Op, Phase, ShardEvent, ShardId, ShardLog, ShardSpec, Sharded, TxnId,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-/// The history's events, the 1-based line of each, and where it was cut off.
-type Loaded = (Vec<Event>, Vec<u64>, Option<u64>);
+/// What one streaming pass over the history leaves: the operations, the client
+/// steps the real-time order needs, the well-formed pass, the liveness timeline and
+/// the counts. The events themselves are dropped as they are read.
+struct HistoryPass {
+    ops: Vec<Op>,
+    /// Client (process) to its operation in flight.
+    open: HashMap<u64, usize>,
+    steps: Vec<ClientStep>,
+    well_formed: shard_well_formed::Pass,
+    timeline: shard_liveness::Timeline,
+    stats: HistoryStats,
+    clients: BTreeSet<u64>,
+}
 
-fn load_history(path: &Path) -> Result<Loaded, CheckError> {
+fn read_history(path: &Path, specs: &[ShardSpec]) -> Result<HistoryPass, CheckError> {
     let mut r = HistoryReader::open(path)?;
-    let (mut out, mut lines) = (Vec::new(), Vec::new());
-    while let Some(e) = r.next_as::<Event>()? {
-        out.push(e);
-        lines.push(r.line_no());
-    }
-    Ok((out, lines, r.truncation().map(|t| t.line)))
-}
-
-/// Pairs each invocation with its client's next completion of the same request; the
-/// shapes that break this are well-formed's to report (`checks::shard_well_formed`).
-fn pair_ops(events: &[Event]) -> Vec<Op> {
-    let mut ops: Vec<Op> = Vec::new();
-    let mut open: HashMap<u64, usize> = HashMap::new();
-    for e in events {
-        let (Process::Client(c), Some(rid)) = (e.process, e.request_id) else {
-            continue;
-        };
-        match e.kind {
-            EventType::Invoke => {
-                open.insert(c, ops.len());
-                ops.push(Op {
-                    client: c,
-                    request_id: rid,
-                    f: e.f.clone(),
-                    value: e.value.clone().into(),
-                    invoke_index: e.index,
-                    complete: None,
-                });
-            }
-            kind => match open.remove(&c) {
-                Some(o) if ops[o].request_id == rid => {
-                    ops[o].complete = Some(Completion {
-                        index: e.index,
-                        kind,
-                        value: e.value.clone().into(),
-                        positions: e.positions.clone().unwrap_or_default(),
-                    })
-                }
-                _ => {}
-            },
-        }
-    }
-    ops
-}
-
-fn stats(events: &[Event], ops: &[Op], file: &Path, truncated: Option<u64>) -> HistoryStats {
-    let mut s = HistoryStats {
-        file: file.display().to_string(),
-        lines: events.len() as u64,
-        events: events.len() as u64,
-        operations: ops.len() as u64,
-        truncated_at_line: truncated,
-        ..HistoryStats::default()
+    let mut pass = HistoryPass {
+        ops: Vec::new(),
+        open: HashMap::new(),
+        steps: Vec::new(),
+        well_formed: Default::default(),
+        timeline: Default::default(),
+        stats: HistoryStats {
+            file: path.display().to_string(),
+            ..HistoryStats::default()
+        },
+        clients: BTreeSet::new(),
     };
-    let mut clients = std::collections::BTreeSet::new();
-    for e in events {
+    while let Some((line, e)) = r.next_numbered(shard_load::fast_event, |_| Ok(()))? {
+        pass.event(specs, line, e);
+    }
+    pass.stats.truncated_at_line = r.truncation().map(|t| t.line);
+    // The checks run after this, at the peak: give back the room kept for growth.
+    pass.ops.shrink_to_fit();
+    pass.steps.shrink_to_fit();
+    pass.stats.operations = pass.ops.len() as u64;
+    pass.stats.clients = pass.clients.len() as u64;
+    Ok(pass)
+}
+
+impl HistoryPass {
+    fn event(&mut self, specs: &[ShardSpec], line: u64, e: ShardEvent) {
+        self.count(&e);
+        let nemesis_f = (e.process == Process::Nemesis).then_some(e.f.as_str());
+        self.timeline.event(e.index, e.time_ns, nemesis_f);
+        self.well_formed.event(specs, line, &e);
+        self.pair(e);
+    }
+
+    fn count(&mut self, e: &ShardEvent) {
+        let s = &mut self.stats;
+        if s.events == 0 {
+            s.first_time_ns = e.time_ns;
+        }
+        s.last_time_ns = e.time_ns;
+        s.lines += 1;
+        s.events += 1;
         match (e.process, e.kind) {
             (Process::Nemesis, _) => s.nemesis += 1,
             (Process::Client(c), k) => {
-                clients.insert(c);
+                self.clients.insert(c);
                 match k {
                     EventType::Invoke => s.invokes += 1,
                     EventType::Ok => s.oks += 1,
@@ -94,44 +93,48 @@ fn stats(events: &[Event], ops: &[Op], file: &Path, truncated: Option<u64>) -> H
             }
         }
     }
-    s.clients = clients.len() as u64;
-    s.first_time_ns = events.first().map_or(0, |e| e.time_ns);
-    s.last_time_ns = events.last().map_or(0, |e| e.time_ns);
-    s
-}
 
-fn load_final(path: &Path) -> Result<Option<ShardedFinal>, CheckError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(cause) => {
-            return Err(crate::final_state::FinalError::Io {
-                path: path.to_path_buf(),
-                cause,
+    /// Pairs each invocation with its client's next completion of the same request;
+    /// the shapes that break this are well-formed's to report
+    /// (`checks::shard_well_formed`).
+    fn pair(&mut self, e: ShardEvent) {
+        let (Process::Client(c), Some(rid)) = (e.process, e.request_id) else {
+            return;
+        };
+        self.steps.push(ClientStep {
+            request_id: rid,
+            index: e.index,
+            client: c,
+            invoke: e.kind == EventType::Invoke,
+        });
+        let ops = &mut self.ops;
+        match e.kind {
+            EventType::Invoke => {
+                self.open.insert(c, ops.len());
+                ops.push(Op {
+                    client: c,
+                    request_id: rid,
+                    f: e.f,
+                    value: e.value,
+                    invoke_index: e.index,
+                    invoke_ns: e.time_ns,
+                    complete: None,
+                });
             }
-            .into())
-        }
-    };
-    serde_json::from_str(&text).map(Some).map_err(|e| {
-        crate::final_state::FinalError::Malformed {
-            path: path.to_path_buf(),
-            message: format!("a sharded final.json (see docs/sharded.md): {e}"),
-        }
-        .into()
-    })
-}
-
-/// Per shard, the union of its replicas' logs (the first replica to cover an index
-/// gives it; shard agreement compares the others with it).
-fn agreed_logs(fin: &ShardedFinal) -> BTreeMap<ShardId, BTreeMap<u64, ShardEntry>> {
-    let mut logs: BTreeMap<ShardId, BTreeMap<u64, ShardEntry>> = BTreeMap::new();
-    for n in fin.nodes.values() {
-        let log = logs.entry(n.shard).or_default();
-        for e in &n.executed {
-            log.entry(e.exec_index).or_insert_with(|| e.clone());
+            kind => match self.open.remove(&c) {
+                Some(o) if ops[o].request_id == rid => {
+                    ops[o].complete = Some(Completion {
+                        index: e.index,
+                        time_ns: e.time_ns,
+                        kind,
+                        value: e.value,
+                        positions: e.positions.map(Into::into).unwrap_or_default(),
+                    })
+                }
+                _ => {}
+            },
         }
     }
-    logs
 }
 
 /// A cross-shard transfer's answer comes from its coordinator shard, at its decision there,
@@ -140,7 +143,7 @@ fn agreed_logs(fin: &ShardedFinal) -> BTreeMap<ShardId, BTreeMap<u64, ShardEntry
 /// commit, or its abort after a yes vote), for every answer that named the coordinator's.
 fn add_participant_positions(
     ops: &mut [Op],
-    logs: &BTreeMap<ShardId, BTreeMap<u64, ShardEntry>>,
+    logs: &BTreeMap<ShardId, ShardLog>,
     account_shard: &HashMap<String, ShardId>,
 ) {
     let mut decided: HashMap<(TxnId, ShardId), u64> = HashMap::new();
@@ -190,20 +193,30 @@ pub(crate) fn check_sharded(
     params: &RunParams,
     specs: Vec<ShardSpec>,
 ) -> Result<Results, CheckError> {
-    let (events, lines, truncated) = load_history(&files.history)?;
+    let history = read_history(&files.history, &specs)?;
+    let loaded = shard_load::load(&files.final_json)?;
     let mut warnings = Vec::new();
-    if let Some(line) = truncated {
+    if let Some(line) = history.stats.truncated_at_line {
         warnings.push(format!(
             "the history's last line ({line}) is cut off and was not read"
         ));
     }
-    let mut ops = pair_ops(&events);
-    let fin = load_final(&files.final_json)?;
+    let HistoryPass {
+        mut ops,
+        steps,
+        well_formed,
+        timeline,
+        stats,
+        ..
+    } = history;
     let account_shard: HashMap<String, ShardId> = specs
         .iter()
         .flat_map(|s| s.accounts.iter().map(move |a| (a.clone(), s.id)))
         .collect();
-    let logs = fin.as_ref().map(agreed_logs).unwrap_or_default();
+    let (fin, logs, agreement) = match loaded {
+        Some(l) => (Some(l.nodes), l.logs, l.agreement),
+        None => (None, BTreeMap::new(), Default::default()),
+    };
     add_participant_positions(&mut ops, &logs, &account_shard);
     let op_by_key = ops
         .iter()
@@ -236,35 +249,40 @@ pub(crate) fn check_sharded(
         fin,
     };
     let mut checks: BTreeMap<String, CheckResult> = BTreeMap::new();
-    checks.insert(
-        "well-formed".into(),
-        shard_well_formed::run(&data, &events, &lines),
-    );
+    checks.insert("well-formed".into(), well_formed.finish(&data));
     checks.insert("atomicity".into(), atomicity::run(&data));
     checks.insert("bank-conservation".into(), bank_conservation::run(&data));
-    checks.insert("shard-agreement".into(), shard_agreement::run(&data));
+    checks.insert(
+        "shard-agreement".into(),
+        shard_agreement::run(&data, agreement),
+    );
     // The classic replay and exactly-once, per shard.
     checks.insert("replay".into(), shard_replay::run(&data));
     checks.insert("exactly-once".into(), shard_exactly_once::run(&data));
     checks.insert(
         "strict-serializability".into(),
-        serializability::run(&data, &events),
+        serializability::run(&data, &steps),
     );
     let bound = params.liveness_bound_ms.as_ref();
     checks.insert(
         "liveness".into(),
-        shard_liveness::run(&data, &events, bound),
+        shard_liveness::run(&data, timeline, bound),
     );
     let rule = progress::bound_ms(params.table.get("progress_bound_ms")).map(|bound| {
         let shards = data.specs.iter();
         let shards = shards.map(|s| (s.id, s.nodes.clone(), s.accounts.clone()));
         (bound, progress::Replicas::Sharded(shards.collect()))
     });
-    checks.insert("progress".into(), progress::run(&events, rule));
+    // The nemesis decides which replicas are up: the history is read once more, as
+    // the classic check reads it, only when run.toml asks for this check.
+    checks.insert(
+        "progress".into(),
+        progress::run_streaming(&files.history, rule)?,
+    );
     Ok(Results {
         valid: Validity::combine(checks.values().map(|c| c.valid)),
         run_dir: files.dir.display().to_string(),
-        history: stats(&events, &data.ops, &files.history, truncated),
+        history: stats,
         final_state: summarize(&data),
         warnings,
         checks,
@@ -279,13 +297,12 @@ fn summarize(data: &Sharded) -> FinalSummary {
     FinalSummary {
         present: true,
         nodes: fin
-            .nodes
             .iter()
-            .map(|(name, n)| NodeSummary {
-                name: format!("{name} (shard {})", n.shard),
-                first_exec: n.executed.first().map_or(0, |e| e.exec_index),
-                last_exec: n.executed.last().map_or(0, |e| e.exec_index),
-                entries: n.executed.len() as u64,
+            .map(|n| NodeSummary {
+                name: n.label(),
+                first_exec: n.first,
+                last_exec: n.last,
+                entries: n.entries,
                 balances_fetched: n.balances.is_some(),
                 balances: n.balances.clone(),
                 error: n.error.clone(),
@@ -295,7 +312,7 @@ fn summarize(data: &Sharded) -> FinalSummary {
         log_last: data
             .logs
             .values()
-            .filter_map(|l| l.keys().next_back().copied())
+            .filter_map(|l| l.last_index())
             .max()
             .unwrap_or(0),
         ..FinalSummary::default()

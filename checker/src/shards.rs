@@ -7,10 +7,12 @@
 //! transaction. The format is written down in docs/sharded.md.
 //!
 //! The classic path (`crate::ops`, `crate::final_state`) is built for ten-million-event
-//! histories of one log; a sharded run is loaded here into owned values instead, so the
-//! classic path stays exactly as fast as it was. Log entries hold their `value` as an
-//! [`EntryValue`] (a transfer's fields inline, any other shape as written), so a
-//! replica's log costs a small fixed size per entry. The properties are in
+//! histories of one log; a sharded run is streamed by `crate::shard_load` (final.json:
+//! one agreed [`ShardLog`] per shard, replicas compared as they are read) and
+//! `crate::sharded_run` (the history, one pass, no event held) into the owned values
+//! here. Values are held as an [`EntryValue`] (a transfer's, a read's or a `read_all`'s
+//! fields inline, any other shape as written), so an entry or operation costs a small
+//! fixed size. The properties are in
 //! `checks::{atomicity, bank_conservation, shard_agreement, serializability}` and read
 //! [`Sharded`] from here; `crate::sharded_run` loads a run into it and runs them.
 
@@ -166,7 +168,123 @@ impl ShardedFinal {
 #[serde(untagged)]
 pub enum EntryValue {
     Transfer(TransferValue),
+    Read(ReadValue),
+    Snapshot(SnapshotValue),
     Other(Box<Value>),
+}
+
+/// `{"balances": {"A": 10, ...}}`: a `read_all`'s answer (or its part on one shard),
+/// held as (account, balance) pairs sorted by name, about 24 bytes an account where a
+/// `Value` map takes several hundred.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SnapshotFields", into = "SnapshotFields")]
+pub struct SnapshotValue {
+    balances: Vec<(AccountName, i64)>,
+}
+
+/// How a [`SnapshotValue`] is written.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SnapshotFields {
+    balances: BTreeMap<String, i64>,
+}
+
+impl SnapshotValue {
+    /// Like [`TransferValue::fast`], for a `read_all`'s value.
+    pub(crate) fn fast(text: &[u8]) -> Option<SnapshotValue> {
+        use crate::fastjson::{Cur, Miss};
+        let mut c = Cur::new(text);
+        let mut balances = Vec::new();
+        c.object(|c, k| {
+            if k != b"balances" || !balances.is_empty() {
+                return Err(Miss::Other);
+            }
+            c.object(|c, name| {
+                let name = std::str::from_utf8(name).map_err(|_| Miss::Other)?;
+                let name = AccountName::inline(name).ok_or(Miss::Other)?;
+                balances.push((name, c.i64()?));
+                Ok(())
+            })
+        })
+        .ok()?;
+        if !c.at_end() || balances.is_empty() {
+            return None;
+        }
+        balances.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        if balances.windows(2).any(|w| w[0].0 == w[1].0) {
+            return None;
+        }
+        Some(SnapshotValue { balances })
+    }
+}
+
+impl TryFrom<SnapshotFields> for SnapshotValue {
+    type Error = String;
+    fn try_from(f: SnapshotFields) -> Result<Self, String> {
+        let balances = f
+            .balances
+            .into_iter()
+            .map(|(a, b)| Ok((AccountName::try_from(a)?, b)));
+        Ok(SnapshotValue {
+            balances: balances.collect::<Result<_, String>>()?,
+        })
+    }
+}
+
+impl From<SnapshotValue> for SnapshotFields {
+    fn from(v: SnapshotValue) -> Self {
+        let balances = v
+            .balances
+            .into_iter()
+            .map(|(a, b)| (a.as_str().to_string(), b));
+        SnapshotFields {
+            balances: balances.collect(),
+        }
+    }
+}
+
+/// `{"account"}` and, on an `ok`, `balance`: a read's value, inline (a `Value` map of
+/// it takes about 300 bytes); fields in the order a `Value` map writes them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReadValue {
+    account: AccountName,
+    #[serde(
+        default,
+        deserialize_with = "some_i64",
+        skip_serializing_if = "Option::is_none"
+    )]
+    balance: Option<i64>,
+}
+
+impl ReadValue {
+    /// Like [`TransferValue::fast`], for a read's value.
+    pub(crate) fn fast(text: &[u8]) -> Option<ReadValue> {
+        use crate::fastjson::{once, put, Cur, Miss};
+        let mut c = Cur::new(text);
+        let (mut account, mut balance) = (None, None);
+        let mut seen = 0u16;
+        c.object(|c, k| {
+            let bit = match k {
+                b"account" => put(
+                    &mut account,
+                    AccountName::inline(c.str()?).ok_or(Miss::Other)?,
+                    0,
+                ),
+                b"balance" => put(&mut balance, c.i64()?, 1),
+                _ => return Err(Miss::Other),
+            };
+            once(&mut seen, bit)
+        })
+        .ok()?;
+        if !c.at_end() {
+            return None;
+        }
+        Some(ReadValue {
+            account: account?,
+            balance,
+        })
+    }
 }
 
 /// `{"from", "to", "amount"}` and, on an `ok`, `from_balance` and `to_balance`; fields
@@ -189,6 +307,43 @@ pub struct TransferValue {
         skip_serializing_if = "Option::is_none"
     )]
     to_balance: Option<i64>,
+}
+
+impl TransferValue {
+    /// Parses `{"amount", "from", "to"}` (with `from_balance` and `to_balance`, in any
+    /// order) without serde; `None` for anything else, which serde then reads (maybe
+    /// as [`EntryValue::Other`]), so the fast path changes speed, never the result.
+    pub(crate) fn fast(text: &[u8]) -> Option<TransferValue> {
+        use crate::fastjson::{once, put, Cur};
+        let mut c = Cur::new(text);
+        let (mut amount, mut from, mut to, mut from_balance, mut to_balance) =
+            (None, None, None, None, None);
+        let mut seen = 0u16;
+        let name =
+            |c: &mut Cur<'_>| AccountName::inline(c.str()?).ok_or(crate::fastjson::Miss::Other);
+        c.object(|c, k| {
+            let bit = match k {
+                b"amount" => put(&mut amount, c.i64()?, 0),
+                b"from" => put(&mut from, name(c)?, 1),
+                b"to" => put(&mut to, name(c)?, 2),
+                b"from_balance" => put(&mut from_balance, c.i64()?, 3),
+                b"to_balance" => put(&mut to_balance, c.i64()?, 4),
+                _ => return Err(crate::fastjson::Miss::Other),
+            };
+            once(&mut seen, bit)
+        })
+        .ok()?;
+        if !c.at_end() {
+            return None;
+        }
+        Some(TransferValue {
+            amount: amount?,
+            from: from?,
+            from_balance,
+            to: to?,
+            to_balance,
+        })
+    }
 }
 
 /// A present field must be a number (`null` leaves the value in its written shape).
@@ -217,19 +372,23 @@ impl std::fmt::Debug for AccountName {
     }
 }
 
-impl TryFrom<String> for AccountName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
+impl AccountName {
+    /// `None` when longer than 15 bytes.
+    fn inline(s: &str) -> Option<AccountName> {
         let mut bytes = [0u8; 15];
         let b = s.as_bytes();
-        if b.len() > bytes.len() {
-            return Err(format!("account name {s:?} is longer than 15 bytes"));
-        }
-        bytes[..b.len()].copy_from_slice(b);
-        Ok(AccountName {
+        bytes.get_mut(..b.len())?.copy_from_slice(b);
+        Some(AccountName {
             len: b.len() as u8,
             bytes,
         })
+    }
+}
+
+impl TryFrom<String> for AccountName {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        AccountName::inline(&s).ok_or_else(|| format!("account name {s:?} is longer than 15 bytes"))
     }
 }
 
@@ -242,8 +401,14 @@ impl From<AccountName> for String {
 impl From<Value> for EntryValue {
     /// Takes the compact shape exactly when reading the same JSON from final.json would.
     fn from(v: Value) -> Self {
-        match TransferValue::deserialize(&v) {
-            Ok(t) => EntryValue::Transfer(t),
+        if let Ok(t) = TransferValue::deserialize(&v) {
+            return EntryValue::Transfer(t);
+        }
+        if let Ok(r) = ReadValue::deserialize(&v) {
+            return EntryValue::Read(r);
+        }
+        match SnapshotValue::deserialize(&v) {
+            Ok(b) => EntryValue::Snapshot(b),
             Err(_) => EntryValue::Other(Box::new(v)),
         }
     }
@@ -254,6 +419,7 @@ impl EntryValue {
     pub fn transfer(&self) -> Option<(&str, &str, i64)> {
         match self {
             EntryValue::Transfer(t) => Some((t.from.as_str(), t.to.as_str(), t.amount)),
+            EntryValue::Read(_) | EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => transfer_parts(v),
         }
     }
@@ -266,6 +432,8 @@ impl EntryValue {
                 "to" => Some(t.to.as_str()),
                 _ => None,
             },
+            EntryValue::Read(r) => (key == "account").then(|| r.account.as_str()),
+            EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => v.get(key).and_then(Value::as_str),
         }
     }
@@ -279,6 +447,8 @@ impl EntryValue {
                 "to_balance" => t.to_balance,
                 _ => None,
             },
+            EntryValue::Read(r) => r.balance.filter(|_| key == "balance"),
+            EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => v.get(key).and_then(Value::as_i64),
         }
     }
@@ -286,8 +456,26 @@ impl EntryValue {
     /// The value as written, when it is not a transfer's.
     pub fn json(&self) -> Option<&Value> {
         match self {
-            EntryValue::Transfer(_) => None,
+            EntryValue::Transfer(_) | EntryValue::Read(_) | EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => Some(v),
+        }
+    }
+
+    /// A `read_all` answer's `balances`, account by account (`None` for a balance
+    /// that is not an integer), when the value has a `balances` object.
+    pub fn balances(&self) -> Option<Vec<(&str, Option<i64>)>> {
+        match self {
+            EntryValue::Snapshot(b) => Some(
+                b.balances
+                    .iter()
+                    .map(|(a, v)| (a.as_str(), Some(*v)))
+                    .collect(),
+            ),
+            EntryValue::Other(v) => {
+                let map = v.get("balances")?.as_object()?;
+                Some(map.iter().map(|(a, v)| (a.as_str(), v.as_i64())).collect())
+            }
+            EntryValue::Transfer(_) | EntryValue::Read(_) => None,
         }
     }
 
@@ -295,6 +483,8 @@ impl EntryValue {
     pub fn to_value(&self) -> Value {
         match self {
             EntryValue::Transfer(t) => serde_json::to_value(t).unwrap_or(Value::Null),
+            EntryValue::Read(r) => serde_json::to_value(r).unwrap_or(Value::Null),
+            EntryValue::Snapshot(b) => serde_json::to_value(b).unwrap_or(Value::Null),
             EntryValue::Other(v) => (**v).clone(),
         }
     }
@@ -321,6 +511,46 @@ pub(crate) fn transfer_parts(v: &Value) -> Option<(&str, &str, i64)> {
     ))
 }
 
+/// One history line as the sharded checks read it: parsed, used once while the
+/// history streams (`crate::sharded_run`), then dropped. Serde reads it through
+/// [`crate::history::Event`]; `crate::shard_load::fast_event` without serde.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "crate::history::Event")]
+pub(crate) struct ShardEvent {
+    pub index: u64,
+    pub time_ns: u64,
+    pub process: crate::history::Process,
+    pub kind: EventType,
+    pub f: String,
+    pub value: EntryValue,
+    pub request_id: Option<u64>,
+    pub positions: Option<BTreeMap<ShardId, u64>>,
+}
+
+impl From<crate::history::Event> for ShardEvent {
+    fn from(e: crate::history::Event) -> Self {
+        ShardEvent {
+            index: e.index,
+            time_ns: e.time_ns,
+            process: e.process,
+            kind: e.kind,
+            f: e.f,
+            value: e.value.into(),
+            request_id: e.request_id,
+            positions: e.positions,
+        }
+    }
+}
+
+/// What the real-time order needs of a client's history line, in history order.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ClientStep {
+    pub request_id: u64,
+    pub index: u64,
+    pub client: u64,
+    pub invoke: bool,
+}
+
 /// One client operation: its invocation and (maybe) its completion.
 #[derive(Debug, Clone)]
 pub(crate) struct Op {
@@ -330,15 +560,73 @@ pub(crate) struct Op {
     /// The invocation's value.
     pub value: EntryValue,
     pub invoke_index: u64,
+    /// When it was invoked (`time_ns` of its invocation).
+    pub invoke_ns: u64,
     pub complete: Option<Completion>,
 }
 
 #[derive(Debug, Clone)]
 pub(crate) struct Completion {
     pub index: u64,
+    pub time_ns: u64,
     pub kind: EventType,
     pub value: EntryValue,
-    pub positions: BTreeMap<ShardId, u64>,
+    pub positions: ShardPositions,
+}
+
+/// An answer's positions (shard id to position), sorted by shard: one small vector
+/// (a `BTreeMap` takes a 200-byte node for the one or two shards an answer names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ShardPositions(Vec<(ShardId, u64)>);
+
+type PositionRef = fn(&(ShardId, u64)) -> (&ShardId, &u64);
+
+impl ShardPositions {
+    pub fn get(&self, shard: &ShardId) -> Option<&u64> {
+        self.0.iter().find(|(s, _)| s == shard).map(|(_, p)| p)
+    }
+
+    pub fn contains_key(&self, shard: &ShardId) -> bool {
+        self.get(shard).is_some()
+    }
+
+    pub fn insert(&mut self, shard: ShardId, position: u64) {
+        match self.0.binary_search_by_key(&shard, |&(s, _)| s) {
+            Ok(i) => self.0[i].1 = position,
+            Err(i) => self.0.insert(i, (shard, position)),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &ShardId> {
+        self.0.iter().map(|(s, _)| s)
+    }
+
+    pub fn iter(&self) -> std::iter::Map<std::slice::Iter<'_, (ShardId, u64)>, PositionRef> {
+        fn split(e: &(ShardId, u64)) -> (&ShardId, &u64) {
+            (&e.0, &e.1)
+        }
+        self.0.iter().map(split as PositionRef)
+    }
+}
+
+impl<'a> IntoIterator for &'a ShardPositions {
+    type Item = (&'a ShardId, &'a u64);
+    type IntoIter = std::iter::Map<std::slice::Iter<'a, (ShardId, u64)>, PositionRef>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl From<BTreeMap<ShardId, u64>> for ShardPositions {
+    fn from(m: BTreeMap<ShardId, u64>) -> Self {
+        let mut v: Vec<(ShardId, u64)> = m.into_iter().collect();
+        v.shrink_to_fit();
+        ShardPositions(v)
+    }
 }
 
 impl Op {
@@ -363,6 +651,100 @@ impl Op {
     }
 }
 
+/// What is kept of one replica of a sharded bank once its log has been laid.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ShardNodeState {
+    pub name: String,
+    pub shard: ShardId,
+    pub balances: Option<BTreeMap<String, i64>>,
+    pub error: Option<String>,
+    /// The first and last exec index it logged (0 when none) and how many entries.
+    pub first: u64,
+    pub last: u64,
+    pub entries: u64,
+    /// Its stretches of consecutive indices (one unless its list jumps), to name the
+    /// replica that gave an agreed entry.
+    pub runs: Vec<(u64, u64)>,
+}
+
+impl ShardNodeState {
+    /// `n1 (shard 2)`.
+    pub fn label(&self) -> String {
+        format!("{} (shard {})", self.name, self.shard)
+    }
+
+    pub fn holds(&self, exec: u64) -> bool {
+        self.runs.iter().any(|&(a, b)| (a..=b).contains(&exec))
+    }
+}
+
+/// One shard's agreed log: its entries by exec index, in a vector from the lowest
+/// index laid (a `BTreeMap` filled in order leaves its nodes half empty, about twice
+/// the memory). Gaps are empty slots.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ShardLog {
+    /// The exec index of `slots[0]`.
+    start: u64,
+    slots: Vec<Option<ShardEntry>>,
+}
+
+impl ShardLog {
+    pub fn get(&self, exec: &u64) -> Option<&ShardEntry> {
+        let i = exec.checked_sub(self.start)?;
+        self.slots.get(usize::try_from(i).ok()?)?.as_ref()
+    }
+
+    /// The entries in exec-index order.
+    pub fn values(&self) -> impl Iterator<Item = &ShardEntry> {
+        self.slots.iter().flatten()
+    }
+
+    /// The highest exec index laid.
+    pub fn last_index(&self) -> Option<u64> {
+        self.slots
+            .iter()
+            .rposition(Option::is_some)
+            .map(|i| self.start + i as u64)
+    }
+
+    /// Gives back the room kept for growth, once every replica's log is laid.
+    pub fn shrink(&mut self) {
+        self.slots.shrink_to_fit();
+    }
+
+    /// The slot for `exec`, made if need be; `Err` when that would take more than
+    /// `max_slots` slots (a corrupt index must not make the log balloon).
+    pub fn slot_mut(
+        &mut self,
+        exec: u64,
+        max_slots: u64,
+    ) -> Result<&mut Option<ShardEntry>, String> {
+        let too_far =
+            || format!("exec_index {exec} is further from the others than the file has entries");
+        if self.slots.is_empty() {
+            self.start = exec;
+        }
+        if exec < self.start {
+            let more = self.start - exec;
+            if more + self.slots.len() as u64 > max_slots {
+                return Err(too_far());
+            }
+            self.slots
+                .splice(0..0, std::iter::repeat_with(|| None).take(more as usize));
+            self.start = exec;
+        }
+        let i = exec - self.start;
+        if i >= max_slots {
+            return Err(too_far());
+        }
+        let i = i as usize;
+        if i >= self.slots.len() {
+            self.slots.resize_with(i + 1, || None);
+        }
+        Ok(&mut self.slots[i])
+    }
+}
+
 /// Everything the sharded checks look at.
 pub(crate) struct Sharded {
     pub specs: Vec<ShardSpec>,
@@ -371,9 +753,10 @@ pub(crate) struct Sharded {
     pub ops: Vec<Op>,
     /// (client, request_id) to the op.
     pub op_by_key: HashMap<(u64, u64), usize>,
-    pub fin: Option<ShardedFinal>,
+    /// What is left of each replica once final.json was streamed (`None` without one).
+    pub fin: Option<Vec<ShardNodeState>>,
     /// Per shard, its agreed log: the union of its replicas' logs by exec index.
-    pub logs: BTreeMap<ShardId, BTreeMap<u64, ShardEntry>>,
+    pub logs: BTreeMap<ShardId, ShardLog>,
     pub total: Option<i128>,
 }
 
@@ -473,6 +856,34 @@ mod tests {
                 EntryValue::from(serde_json::from_str::<Value>(text).unwrap())
             );
         }
+        for text in [r#"{"account":"A","balance":7}"#, r#"{"account":"A"}"#] {
+            let (v, again) = reread(text);
+            assert!(matches!(v, EntryValue::Read(_)), "{text}");
+            assert_eq!(again, text);
+            assert_eq!(
+                ReadValue::fast(text.as_bytes()).map(EntryValue::Read),
+                Some(v.clone())
+            );
+            assert_eq!(
+                v,
+                EntryValue::from(serde_json::from_str::<Value>(text).unwrap())
+            );
+            assert_eq!(v.str_field("account"), Some("A"));
+        }
+        let text = r#"{"balances":{"A":10,"B":-2}}"#;
+        let (v, again) = reread(text);
+        assert!(matches!(v, EntryValue::Snapshot(_)), "{text}");
+        assert_eq!(again, text);
+        assert_eq!(
+            v,
+            EntryValue::from(serde_json::from_str::<Value>(text).unwrap())
+        );
+        assert_eq!(v.balances(), Some(vec![("A", Some(10)), ("B", Some(-2))]));
+        let shuffled = br#"{"balances":{"B":-2,"A":10}}"#;
+        assert_eq!(
+            SnapshotValue::fast(shuffled).map(EntryValue::Snapshot),
+            Some(v)
+        );
         let (v, _) = reread(r#"{"to":"C","from":"A","amount":3}"#);
         assert_eq!(v.transfer(), Some(("A", "C", 3)));
         assert_eq!(v.i64_field("amount"), Some(3));
@@ -486,7 +897,10 @@ mod tests {
             r#"{"amount":3,"from":"A","from_balance":null,"to":"C"}"#,
             r#"{"amount":3.5,"from":"A","to":"C"}"#,
             r#"{"amount":3,"from":"a-very-long-account-name","to":"C"}"#,
-            r#"{"account":"A","balance":7}"#,
+            r#"{"account":"A","at":3,"balance":7}"#,
+            r#"{"account":"A","balance":null}"#,
+            r#"{"balances":{"A":1.5}}"#,
+            r#"{"balances":{"A":1},"error":"x"}"#,
             r#"null"#,
         ] {
             let (v, again) = reread(text);

@@ -11,7 +11,6 @@ use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
 use crate::model::list;
 use crate::shards::{ShardId, Sharded};
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
@@ -32,7 +31,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         let last = data
             .logs
             .get(&spec.id)
-            .and_then(|l| l.keys().next_back().copied())
+            .and_then(|l| l.last_index())
             .unwrap_or(0);
         let sum = data
             .replay_shard(spec.id, last, |_, _, _| {})
@@ -64,20 +63,11 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
         let Some(c) = op.complete.as_ref().filter(|c| c.kind == EventType::Ok) else {
             continue;
         };
-        let Some(balances) = c
-            .value
-            .json()
-            .and_then(|v| v.get("balances"))
-            .and_then(Value::as_object)
-        else {
+        let Some(balances) = c.value.balances() else {
             continue;
         };
         check.count("read_all snapshots", 1);
-        let sum: i128 = balances
-            .values()
-            .filter_map(Value::as_i64)
-            .map(i128::from)
-            .sum();
+        let sum: i128 = balances.iter().filter_map(|b| b.1).map(i128::from).sum();
         if sum != total {
             let shards: Vec<String> = c
                 .positions
@@ -99,7 +89,7 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
         }
         if let Some((a, b)) = balances
             .iter()
-            .find_map(|(a, b)| Some((a, b.as_i64()?)).filter(|x| x.1 < 0))
+            .find_map(|&(a, b)| Some((a, b?)).filter(|x| x.1 < 0))
         {
             check.anomaly(|| {
                 Anomaly::new(
@@ -132,11 +122,7 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
 
 /// Replays shard `id`, comparing the read_all parts told its positions.
 fn replay_one(data: &Sharded, check: &mut Check, id: ShardId) {
-    let last = data
-        .logs
-        .get(&id)
-        .and_then(|l| l.keys().next_back().copied())
-        .unwrap_or(0);
+    let last = data.logs.get(&id).and_then(|l| l.last_index()).unwrap_or(0);
     let mut waiting: HashMap<u64, Vec<usize>> = HashMap::new();
     for (i, op) in data.ops.iter().enumerate() {
         if let Some(c) = op
@@ -185,18 +171,13 @@ fn compare_snapshot(
     bank: &BTreeMap<String, i64>,
 ) {
     let op = &data.ops[o];
-    let Some(seen) = op
-        .complete
-        .as_ref()
-        .and_then(|c| c.value.json().and_then(|v| v.get("balances")))
-        .and_then(Value::as_object)
-    else {
+    let Some(seen) = op.complete.as_ref().and_then(|c| c.value.balances()) else {
         return;
     };
     let diffs: Vec<String> = bank
         .iter()
         .filter_map(|(a, &b)| {
-            let s = seen.get(a).and_then(Value::as_i64);
+            let s = seen.iter().find(|s| s.0 == a).and_then(|s| s.1);
             (s != Some(b)).then(|| {
                 format!(
                     "{a}: {} instead of {b}",

@@ -306,19 +306,6 @@ pub(crate) fn run_streaming(
     Ok(finish(judge))
 }
 
-/// The `progress` check over a history already in memory.
-pub(crate) fn run(events: &[Event], rule: Result<(u64, Replicas), String>) -> CheckResult {
-    let (bound_ms, replicas) = match rule {
-        Ok(r) => r,
-        Err(why) => return not_applicable(&why),
-    };
-    let mut judge = Judge::new(bound_ms, &replicas);
-    for e in events {
-        judge.event(e);
-    }
-    finish(judge)
-}
-
 fn not_applicable(why: &str) -> CheckResult {
     let mut check = Check::default();
     check.not_applicable(why);

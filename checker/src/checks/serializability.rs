@@ -29,8 +29,8 @@
 //! each step. Two operations told the same position on a shard are reported apart.
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
-use crate::history::{Event, EventType, Process};
-use crate::shards::{Op, ShardId, Sharded};
+use crate::history::EventType;
+use crate::shards::{ClientStep, Op, ShardId, Sharded};
 use petgraph::algo::kosaraju_scc;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
@@ -58,7 +58,7 @@ enum Edge {
     RealTime,
 }
 
-pub(crate) fn run(data: &Sharded, events: &[Event]) -> CheckResult {
+pub(crate) fn run(data: &Sharded, steps: &[ClientStep]) -> CheckResult {
     let mut check = Check::default();
     let mut g: DiGraph<Vertex, Edge> = DiGraph::new();
     let mut vertex: HashMap<usize, NodeIndex> = HashMap::new();
@@ -71,7 +71,7 @@ pub(crate) fn run(data: &Sharded, events: &[Event]) -> CheckResult {
     }
     check.count("operations with positions", vertex.len() as u64);
     shard_edges(data, &mut check, &mut g, &vertex);
-    real_time_edges(data, events, &mut g, &vertex);
+    real_time_edges(data, steps, &mut g, &vertex);
     let sccs: Vec<Vec<NodeIndex>> = kosaraju_scc(&g)
         .into_iter()
         .filter(|c| c.len() > 1 && c.iter().any(|&n| matches!(g[n], Vertex::Op(_))))
@@ -216,7 +216,7 @@ impl AccountOrder {
 
 fn real_time_edges(
     data: &Sharded,
-    events: &[Event],
+    steps: &[ClientStep],
     g: &mut DiGraph<Vertex, Edge>,
     vertex: &HashMap<usize, NodeIndex>,
 ) {
@@ -227,17 +227,14 @@ fn real_time_edges(
     // A retried request is one operation: it begins at its first invocation and ends
     // at its definite answer (an earlier `info` says nothing about when it ran).
     let mut begun: std::collections::HashSet<NodeIndex> = std::collections::HashSet::new();
-    for e in events {
-        let (Process::Client(c), Some(rid)) = (e.process, e.request_id) else {
-            continue;
-        };
-        let Some(&o) = data.op_by_key.get(&(c, rid)) else {
+    for e in steps {
+        let Some(&o) = data.op_by_key.get(&(e.client, e.request_id)) else {
             continue;
         };
         let Some(&v) = vertex.get(&o) else {
             continue;
         };
-        if e.kind == EventType::Invoke {
+        if e.invoke {
             if !begun.insert(v) {
                 continue;
             }

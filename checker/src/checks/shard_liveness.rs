@@ -15,13 +15,32 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::checks::liveness::STABLE;
-use crate::history::{Event, EventType, Process};
+use crate::history::EventType;
 use crate::shards::{EntryValue, Op, Sharded};
 
 /// The definite failures that mean "an account is locked".
 const LOCKED: [&str; 2] = ["lock-conflict", "aborted-lock-conflict"];
 
-pub(crate) fn run(data: &Sharded, events: &[Event], bound: Option<&toml::Value>) -> CheckResult {
+/// When the history says the cluster was healed, and when it ends.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Timeline {
+    /// The last nemesis event with f `stable`: its history index and time.
+    pub stable: Option<(u64, u64)>,
+    /// The last event's time.
+    pub last_ns: u64,
+}
+
+impl Timeline {
+    /// Follows one history line.
+    pub fn event(&mut self, index: u64, time_ns: u64, nemesis_f: Option<&str>) {
+        if nemesis_f == Some(STABLE) {
+            self.stable = Some((index, time_ns));
+        }
+        self.last_ns = time_ns;
+    }
+}
+
+pub(crate) fn run(data: &Sharded, timeline: Timeline, bound: Option<&toml::Value>) -> CheckResult {
     let mut check = Check::default();
     let bound_ns = match bound {
         None => return not_applicable(check, "run.toml has no liveness_bound_ms"),
@@ -33,32 +52,17 @@ pub(crate) fn run(data: &Sharded, events: &[Event], bound: Option<&toml::Value>)
             return not_applicable(check, &why);
         }
     };
-    let stable = events
-        .iter()
-        .rev()
-        .find(|e| e.process == Process::Nemesis && e.f == STABLE);
-    let Some(stable) = stable else {
+    let Some((stable_index, t)) = timeline.stable else {
         return not_applicable(check, "the history has no nemesis event with f \"stable\"");
     };
-    let t = stable.time_ns;
-    let last_ns = events.last().map_or(t, |e| e.time_ns);
+    let last_ns = timeline.last_ns.max(t);
     check.note(format!(
-        "judged from the last stable event, at history index {}, with a bound of {} ms",
-        stable.index,
+        "judged from the last stable event, at history index {stable_index}, with a bound of {} ms",
         bound_ns / 1_000_000
     ));
-    let time_of = |index: u64| {
-        let at = events.binary_search_by_key(&index, |e| e.index).ok();
-        at.map(|i| events[i].time_ns)
-    };
     for op in &data.ops {
-        let Some(invoked) = time_of(op.invoke_index) else {
-            continue;
-        };
-        let done = op
-            .complete
-            .as_ref()
-            .and_then(|c| Some((c, time_of(c.index)?)));
+        let invoked = op.invoke_ns;
+        let done = op.complete.as_ref().map(|c| (c, c.time_ns));
         if done.is_some_and(|(_, at)| at <= t) {
             continue; // finished before the cluster was declared healed
         }

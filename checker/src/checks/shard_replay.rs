@@ -49,7 +49,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         let last = last.unwrap_or(0).max(
             data.logs
                 .get(&spec.id)
-                .map_or(0, |l| l.keys().next_back().copied().unwrap_or(0)),
+                .map_or(0, |l| l.last_index().unwrap_or(0)),
         );
         let replay = data.replay_shard(spec.id, last, |exec, entry, bank| {
             for &o in waiting.get(&exec).into_iter().flatten() {

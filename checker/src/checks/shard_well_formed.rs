@@ -11,91 +11,99 @@
 
 use super::well_formed::{At, WellFormed};
 use super::{AnomalyKind, CheckResult};
-use crate::history::{Event, EventType, Process};
-use crate::shards::{transfer_parts, ShardId, Sharded, TxnId};
-use serde_json::Value;
+use crate::history::{EventType, Process};
+use crate::shards::{EntryValue, ShardEvent, ShardId, ShardSpec, Sharded, TxnId};
 use std::collections::{BTreeSet, HashMap};
 
 /// A client's operation in flight: its request, where it was invoked, what it asked.
-struct Open<'a> {
+struct Open {
     rid: u64,
     at: At,
-    value: &'a Value,
+    value: EntryValue,
 }
 
-pub(crate) fn run(data: &Sharded, events: &[Event], lines: &[u64]) -> CheckResult {
-    let mut wf = WellFormed::default();
-    let mut open: HashMap<u64, Open<'_>> = HashMap::new();
-    // Per client, its last invocation (request, index, value) and last completion.
-    let mut invoked: HashMap<u64, (u64, u64, &Value)> = HashMap::new();
-    let mut done: HashMap<u64, (u64, u64)> = HashMap::new();
-    let mut client_events = 0;
-    for (e, &line) in events.iter().zip(lines) {
+/// The pass over the history, one line at a time (the history streams and is not
+/// held); [`Pass::finish`] adds the logs' findings once final.json is read.
+#[derive(Default)]
+pub(crate) struct Pass {
+    wf: WellFormed,
+    open: HashMap<u64, Open>,
+    /// Per client, its last invocation (request, index, value) and last completion.
+    invoked: HashMap<u64, (u64, u64, EntryValue)>,
+    done: HashMap<u64, (u64, u64)>,
+    client_events: u64,
+}
+
+impl Pass {
+    /// Follows history line `line`.
+    pub fn event(&mut self, specs: &[ShardSpec], line: u64, e: &ShardEvent) {
         let (Process::Client(c), Some(rid)) = (e.process, e.request_id) else {
-            continue;
+            return;
         };
-        client_events += 1;
+        self.client_events += 1;
         let at = At {
             line,
             index: e.index,
         };
+        let wf = &mut self.wf;
         if e.kind == EventType::Invoke {
-            if let Some(busy) = open.get(&c) {
+            if let Some(busy) = self.open.get(&c) {
                 wf.overlap(at, busy.at, c, rid, busy.rid);
             }
-            if let Some(&(prev, first, was)) = invoked.get(&c).filter(|p| p.0 == rid) {
-                if was != &e.value {
-                    let (was, now) = (was.to_string(), e.value.to_string());
-                    wf.malformed(
-                        AnomalyKind::RetryChangedCommand,
-                        format!("At {at}, client {c} retries request {prev} as {now}, but it was invoked at history index {first} as {was}: a retry must repeat its command, so which one the request means is unknown."),
-                        vec![first, at.index],
-                    );
+            match self.invoked.get(&c).filter(|p| p.0 == rid) {
+                Some((prev, first, was)) => {
+                    if was != &e.value {
+                        let (was, now) = (was.to_string(), e.value.to_string());
+                        wf.malformed(
+                            AnomalyKind::RetryChangedCommand,
+                            format!("At {at}, client {c} retries request {prev} as {now}, but it was invoked at history index {first} as {was}: a retry must repeat its command, so which one the request means is unknown."),
+                            vec![*first, at.index],
+                        );
+                    }
                 }
-            } else {
-                invoked.insert(c, (rid, e.index, &e.value));
+                None => {
+                    self.invoked.insert(c, (rid, e.index, e.value.clone()));
+                }
             }
-            open.insert(
-                c,
-                Open {
-                    rid,
-                    at,
-                    value: &e.value,
-                },
-            );
-            continue;
+            let value = e.value.clone();
+            self.open.insert(c, Open { rid, at, value });
+            return;
         }
-        match open.remove(&c) {
+        match self.open.remove(&c) {
             Some(o) if o.rid == rid => {
-                same_command(&mut wf, at, &o, e);
-                done.insert(c, (rid, e.index));
+                same_command(wf, at, &o, e);
+                self.done.insert(c, (rid, e.index));
             }
             other => {
                 if let Some(o) = other {
-                    open.insert(c, o);
+                    self.open.insert(c, o);
                 }
-                match done.get(&c) {
+                match self.done.get(&c) {
                     Some(&(r, index)) if r == rid => wf.duplicate(at, index, c, rid),
                     _ => wf.orphan(at, c, rid, e.kind.as_str()),
                 }
             }
         }
-        positions(data, &mut wf, at, c, e);
+        positions(specs, wf, at, c, e);
     }
-    coordinators(data, &mut wf);
-    wf.finish(client_events)
+
+    /// The verdict, with the logs' findings.
+    pub fn finish(mut self, data: &Sharded) -> CheckResult {
+        coordinators(data, &mut self.wf);
+        self.wf.finish(self.client_events)
+    }
 }
 
 /// The completion at `at` names the transfer its invocation `o` named.
-fn same_command(wf: &mut WellFormed, at: At, o: &Open<'_>, e: &Event) {
-    let Some(invoked) = transfer_parts(o.value) else {
+fn same_command(wf: &mut WellFormed, at: At, o: &Open, e: &ShardEvent) {
+    let Some(invoked) = o.value.transfer() else {
         return;
     };
     let v = &e.value;
     let told = (
-        v.get("from").and_then(Value::as_str),
-        v.get("to").and_then(Value::as_str),
-        v.get("amount").and_then(Value::as_i64),
+        v.str_field("from"),
+        v.str_field("to"),
+        v.i64_field("amount"),
     );
     if let Some(now) = WellFormed::transfer_changed(invoked, told) {
         let (from, to, amount) = invoked;
@@ -111,10 +119,11 @@ fn same_command(wf: &mut WellFormed, at: At, o: &Open<'_>, e: &Event) {
 
 /// The completion's positions are on shards that exist, an `ok` has one, and a
 /// snapshot has one on every shard.
-fn positions(data: &Sharded, wf: &mut WellFormed, at: At, c: u64, e: &Event) {
+fn positions(specs: &[ShardSpec], wf: &mut WellFormed, at: At, c: u64, e: &ShardEvent) {
     let rid = e.request_id.unwrap_or(0);
-    let told = e.positions.clone().unwrap_or_default();
-    for &s in told.keys().filter(|&&s| data.spec(s).is_none()) {
+    let empty = Default::default();
+    let told = e.positions.as_ref().unwrap_or(&empty);
+    for &s in told.keys().filter(|&&s| !specs.iter().any(|x| x.id == s)) {
         wf.malformed(
             AnomalyKind::UnknownShardPosition,
             format!(
@@ -136,8 +145,7 @@ fn positions(data: &Sharded, wf: &mut WellFormed, at: At, c: u64, e: &Event) {
             vec![at.index],
         );
     } else if e.f == "read_all" {
-        let missing: Vec<String> = data
-            .specs
+        let missing: Vec<String> = specs
             .iter()
             .filter(|s| !told.contains_key(&s.id))
             .map(|s| s.id.to_string())

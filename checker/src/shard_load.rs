@@ -1,0 +1,499 @@
+//! Loading a sharded run's final.json for checking: streamed through a sliding window
+//! (`crate::window`), each log entry parsed by `crate::fastjson` (by serde when the fast
+//! path gives up) and laid over its shard's agreed log as it is read, so no replica's
+//! log is ever held: only one agreed copy per shard.
+//!
+//! The first replica (in file order) to log an index gives the agreed entry; every
+//! later replica's entry there is compared with it on the spot (shard agreement,
+//! `crate::checks::shard_agreement`), and a replica's own list is checked to run
+//! without gaps. What is left of each replica is [`ShardNodeState`]: its name, shard,
+//! balances, error and the stretches of indices it logged. The format: docs/sharded.md.
+
+use crate::checks::agreement::{Agreement, Side};
+use crate::fastjson::{once, put, Cur, Miss};
+use crate::final_state::FinalError;
+use crate::shards::{
+    EntryValue, Phase, ReadValue, ShardEntry, ShardEvent, ShardId, ShardLog, ShardNodeState,
+    SnapshotValue, TransferValue, TxnId, Vote,
+};
+use crate::window::{parse_one, Attempt, ScanError, Scanner};
+use serde::de::IgnoredAny;
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+/// A sharded final.json, loaded for checking.
+#[derive(Debug, Default)]
+pub(crate) struct ShardFinalLoad {
+    /// The replicas in file order.
+    pub nodes: Vec<ShardNodeState>,
+    /// Per shard, its agreed log: the union of its replicas' logs by exec index.
+    pub logs: BTreeMap<ShardId, ShardLog>,
+    /// The most slots a shard's log may take (from the file's size).
+    max_slots: u64,
+    /// Divergences and jumps found while laying the logs.
+    pub agreement: Agreement,
+}
+
+/// Streams a sharded final.json. `Ok(None)` when the file does not exist.
+pub(crate) fn load(path: &Path) -> Result<Option<ShardFinalLoad>, FinalError> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(cause) => {
+            return Err(FinalError::Io {
+                path: path.to_path_buf(),
+                cause,
+            })
+        }
+    };
+    let mut out = ShardFinalLoad {
+        // Every entry takes at least 50 bytes of the file.
+        max_slots: file.metadata().map_or(0, |m| m.len()) / 50 + 1_000_000,
+        ..ShardFinalLoad::default()
+    };
+    let mut sc = Scanner::new(file);
+    out.root(&mut sc).map_err(|e| match e {
+        ScanError::Io(cause) => FinalError::Io {
+            path: path.to_path_buf(),
+            cause,
+        },
+        ScanError::Syntax { offset, message } => FinalError::Malformed {
+            path: path.to_path_buf(),
+            message: format!(
+                "a sharded final.json (see docs/sharded.md): byte {offset}: {message}"
+            ),
+        },
+    })?;
+    for log in out.logs.values_mut() {
+        log.shrink();
+    }
+    Ok(Some(out))
+}
+
+fn within<C: std::fmt::Display>(context: C) -> impl FnOnce(ScanError) -> ScanError {
+    move |e| match e {
+        ScanError::Syntax { offset, message } => ScanError::Syntax {
+            offset,
+            message: format!("{context}: {message}"),
+        },
+        io => io,
+    }
+}
+
+impl ShardFinalLoad {
+    /// `{"nodes": {...}, ...}`
+    fn root<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
+        sc.expect(b'{', "an object")?;
+        let (mut seen, mut first) = (false, true);
+        while let Some(key) = sc.key(first)? {
+            first = false;
+            if key == "nodes" && !seen {
+                self.nodes(sc).map_err(within("nodes"))?;
+                seen = true;
+            } else if key == "nodes" {
+                return Err(sc.error("duplicate field `nodes`"));
+            } else {
+                sc.value::<IgnoredAny>()?;
+            }
+        }
+        if sc.peek()?.is_some() {
+            return Err(sc.error("unexpected text after the end of the document"));
+        }
+        if !seen {
+            return Err(sc.error("missing field `nodes`"));
+        }
+        Ok(())
+    }
+
+    /// `{"n1": {...}, ...}`
+    fn nodes<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
+        sc.expect(b'{', "an object of replicas")?;
+        let mut first = true;
+        while let Some(name) = sc.key(first)? {
+            first = false;
+            if self.nodes.iter().any(|n| n.name == name) {
+                return Err(sc.error(format!("replica {name} appears twice")));
+            }
+            self.nodes.push(ShardNodeState {
+                name: name.clone(),
+                ..ShardNodeState::default()
+            });
+            let node = self.nodes.len() - 1;
+            self.node(sc, node).map_err(within(name))?;
+        }
+        Ok(())
+    }
+
+    /// `{"shard": 1, "balances": ..., "executed": [...], "error": ...}`; entries read
+    /// before `shard` (not how the harness writes it) wait for it.
+    fn node<R: Read>(&mut self, sc: &mut Scanner<R>, node: usize) -> Result<(), ScanError> {
+        sc.expect(b'{', "an object with shard, balances, executed and error")?;
+        let (mut first, mut shard, mut waiting) = (true, None, Vec::new());
+        let mut seen = 0u16;
+        while let Some(key) = sc.key(first)? {
+            first = false;
+            let bit = match key.as_str() {
+                "shard" => {
+                    let s: ShardId = sc.value().map_err(within("shard"))?;
+                    self.nodes[node].shard = s;
+                    shard = Some(s);
+                    for e in std::mem::take(&mut waiting) {
+                        self.lay(node, e).map_err(|m| sc.error(m))?;
+                    }
+                    0
+                }
+                "balances" => {
+                    self.nodes[node].balances = sc.value().map_err(within("balances"))?;
+                    1
+                }
+                "executed" => {
+                    self.executed(sc, node, shard.is_some(), &mut waiting)?;
+                    2
+                }
+                "error" => {
+                    self.nodes[node].error = sc.value().map_err(within("error"))?;
+                    3
+                }
+                _ => {
+                    sc.value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            if seen & (1 << bit) != 0 {
+                return Err(sc.error(format!("duplicate field `{key}`")));
+            }
+            seen |= 1 << bit;
+        }
+        if shard.is_none() {
+            return Err(sc.error("missing field `shard`"));
+        }
+        Ok(())
+    }
+
+    /// `[entry, ...]` or `null`.
+    fn executed<R: Read>(
+        &mut self,
+        sc: &mut Scanner<R>,
+        node: usize,
+        placed: bool,
+        waiting: &mut Vec<ShardEntry>,
+    ) -> Result<(), ScanError> {
+        if sc.peek()? == Some(b'n') {
+            return sc.value::<()>().map_err(within("executed"));
+        }
+        sc.expect(b'[', "an array").map_err(within("executed"))?;
+        if sc.peek()? == Some(b']') {
+            return sc.expect(b']', "`]`");
+        }
+        let mut i = 0u64;
+        loop {
+            let mut got = None;
+            sc.parse_with(|slice, eof| match fast_entry(slice) {
+                Ok((e, n)) => {
+                    got = Some(e);
+                    Attempt::Done(n)
+                }
+                Err(Miss::End) if !eof => Attempt::NeedMore,
+                Err(_) => match parse_one::<ShardEntry>(slice, eof) {
+                    Ok(Some((e, n))) => {
+                        got = Some(e);
+                        Attempt::Done(n)
+                    }
+                    Ok(None) => Attempt::NeedMore,
+                    Err(m) => Attempt::Fail(m),
+                },
+            })
+            .map_err(within(format_args!("executed[{i}]")))?;
+            if let Some(e) = got {
+                if placed {
+                    self.lay(node, e)
+                        .map_err(|m| sc.error(format!("executed[{i}]: {m}")))?;
+                } else {
+                    waiting.push(e);
+                }
+            }
+            i += 1;
+            if !sc.more(b']').map_err(within("executed"))? {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Lays one entry of replica `node` over its shard's agreed log.
+    fn lay(&mut self, node: usize, e: ShardEntry) -> Result<(), String> {
+        let exec = e.exec_index;
+        let n = &mut self.nodes[node];
+        if n.entries > 0 && exec != n.last + 1 {
+            let (label, last) = (n.label(), n.last);
+            self.agreement.jump(&label, last, exec);
+        }
+        let n = &mut self.nodes[node];
+        match n.runs.last_mut() {
+            Some(run) if n.entries > 0 && exec == run.1 + 1 => run.1 = exec,
+            _ => n.runs.push((exec, exec)),
+        }
+        if n.entries == 0 {
+            n.first = exec;
+        }
+        n.last = exec;
+        n.entries += 1;
+        let shard = n.shard;
+        let log = self.logs.entry(shard).or_default();
+        let slot = log.slot_mut(exec, self.max_slots)?;
+        let Some(agreed) = slot else {
+            *slot = Some(e);
+            return Ok(());
+        };
+        self.agreement.compared();
+        if *agreed == e {
+            return Ok(());
+        }
+        let owner = self
+            .nodes
+            .iter()
+            .find(|o| o.shard == shard && o.holds(exec))
+            .map_or_else(|| "another replica".into(), ShardNodeState::label);
+        self.agreement.divergence(
+            exec,
+            Side {
+                node: &owner,
+                entry: describe(agreed),
+            },
+            Side {
+                node: &self.nodes[node].label(),
+                entry: describe(&e),
+            },
+        );
+        Ok(())
+    }
+}
+
+/// A log entry in a few words, for a divergence.
+pub(crate) fn describe(e: &ShardEntry) -> String {
+    let mut s = format!(
+        "client {}'s request {} {} {}",
+        e.client, e.request_id, e.f, e.value
+    );
+    if let Some(p) = e.phase {
+        s.push_str(&format!(" ({p:?} applying {})", e.applied.unwrap_or(0)).to_lowercase());
+    }
+    s
+}
+
+/// Parses one log entry without serde (see `crate::fastjson`), returning it and the
+/// bytes it took; any miss goes to serde, which gives the same entry or the error.
+fn fast_entry(slice: &[u8]) -> Result<(ShardEntry, usize), Miss> {
+    let mut c = Cur::new(slice);
+    let (mut exec_index, mut client, mut request_id, mut f, mut kind) =
+        (None, None, None, None, None);
+    let (mut value, mut txn, mut phase, mut vote, mut applied) = (None, None, None, None, None);
+    let mut seen = 0u16;
+    c.object(|c, k| {
+        let bit = match k {
+            b"exec_index" => put(&mut exec_index, c.u64()?, 0),
+            b"client" => put(&mut client, c.u64()?, 1),
+            b"request_id" => put(&mut request_id, c.u64()?, 2),
+            b"f" => put(&mut f, c.str()?, 3),
+            b"value" => put(&mut value, entry_value(c.skip()?)?, 4),
+            b"type" => put(&mut kind, c.event_type()?, 5),
+            b"txn" => put(&mut txn, nullable(c, txn_id)?, 6),
+            b"phase" => put(&mut phase, nullable(c, phase_word)?, 7),
+            b"vote" => put(&mut vote, nullable(c, vote_word)?, 8),
+            b"applied" => put(&mut applied, nullable(c, Cur::i64)?, 9),
+            _ => {
+                c.skip()?;
+                return Ok(());
+            }
+        };
+        once(&mut seen, bit)
+    })?;
+    let entry = ShardEntry {
+        exec_index: exec_index.ok_or(Miss::Other)?,
+        client: client.ok_or(Miss::Other)?,
+        request_id: request_id.ok_or(Miss::Other)?,
+        f: f.ok_or(Miss::Other)?.to_string(),
+        value: value.ok_or(Miss::Other)?,
+        kind: kind.ok_or(Miss::Other)?,
+        txn: txn.flatten(),
+        phase: phase.flatten(),
+        vote: vote.flatten(),
+        applied: applied.flatten(),
+    };
+    Ok((entry, c.pos()))
+}
+
+/// Parses a sharded history line without serde (see `crate::fastjson`); `None` lets
+/// serde decide (it reads the same event or names what is wrong with the line).
+pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
+    let mut c = Cur::new(line);
+    let (mut index, mut time_ns, mut process, mut kind, mut f) = (None, None, None, None, None);
+    let (mut value, mut request_id, mut positions) = (None, None, None);
+    let mut seen = 0u16;
+    c.object(|c, k| {
+        let bit = match k {
+            b"index" => put(&mut index, c.u64()?, 0),
+            b"time_ns" => put(&mut time_ns, c.u64()?, 1),
+            b"process" => put(&mut process, c.process()?, 2),
+            b"type" => put(&mut kind, c.event_type()?, 3),
+            b"f" => put(&mut f, c.str()?, 4),
+            b"value" => put(&mut value, event_value(c.skip()?)?, 5),
+            b"request_id" => put(&mut request_id, nullable(c, Cur::u64)?, 6),
+            b"node" => nullable(c, Cur::str).map(|_| 7)?,
+            b"exec_index" => nullable(c, Cur::u64).map(|_| 8)?,
+            b"positions" => put(&mut positions, nullable(c, position_map)?, 9),
+            _ => {
+                c.skip()?;
+                return Ok(());
+            }
+        };
+        once(&mut seen, bit)
+    })
+    .ok()?;
+    if !c.at_end() {
+        return None;
+    }
+    Some(ShardEvent {
+        index: index?,
+        time_ns: time_ns?,
+        process: process?,
+        kind: kind?,
+        f: f?.to_string(),
+        value: value.unwrap_or_default(),
+        request_id: request_id.flatten(),
+        positions: positions.flatten(),
+    })
+}
+
+/// `value` as [`EntryValue::from`] gives it from serde's `Value`.
+fn event_value(text: &str) -> Result<EntryValue, Miss> {
+    if let Some(v) = fast_value(text) {
+        return Ok(v);
+    }
+    serde_json::from_str::<serde_json::Value>(text)
+        .map(EntryValue::from)
+        .map_err(|_| Miss::Other)
+}
+
+/// A transfer's or a read's value, without serde.
+fn fast_value(text: &str) -> Option<EntryValue> {
+    match text.as_bytes().get(1..4) {
+        Some(b"\"ac") => ReadValue::fast(text.as_bytes()).map(EntryValue::Read),
+        Some(b"\"ba") => SnapshotValue::fast(text.as_bytes()).map(EntryValue::Snapshot),
+        _ => TransferValue::fast(text.as_bytes()).map(EntryValue::Transfer),
+    }
+}
+
+/// `{"1": 17, "2": 4}`: shard id to position.
+fn position_map(c: &mut Cur<'_>) -> Result<BTreeMap<ShardId, u64>, Miss> {
+    let mut out = BTreeMap::new();
+    c.object(|c, k| {
+        let id: ShardId = std::str::from_utf8(k)
+            .ok()
+            .filter(|t| {
+                t.bytes().all(|b| b.is_ascii_digit()) && (t.len() == 1 || !t.starts_with('0'))
+            })
+            .and_then(|t| t.parse().ok())
+            .ok_or(Miss::Other)?;
+        match out.insert(id, c.u64()?) {
+            None => Ok(()),
+            Some(_) => Err(Miss::Other),
+        }
+    })?;
+    Ok(out)
+}
+
+fn nullable<'a, T>(
+    c: &mut Cur<'a>,
+    f: impl FnOnce(&mut Cur<'a>) -> Result<T, Miss>,
+) -> Result<Option<T>, Miss> {
+    if c.null()? {
+        Ok(None)
+    } else {
+        f(c).map(Some)
+    }
+}
+
+/// A value's text as the compact form serde would give it.
+fn entry_value(text: &str) -> Result<EntryValue, Miss> {
+    if let Some(v) = fast_value(text) {
+        return Ok(v);
+    }
+    serde_json::from_str(text).map_err(|_| Miss::Other)
+}
+
+fn txn_id(c: &mut Cur<'_>) -> Result<TxnId, Miss> {
+    let (mut coordinator, mut client, mut request_id) = (None, None, None);
+    let mut seen = 0u16;
+    c.object(|c, k| {
+        let bit = match k {
+            b"coordinator" => put(
+                &mut coordinator,
+                u32::try_from(c.u64()?).map_err(|_| Miss::Other)?,
+                0,
+            ),
+            b"client" => put(&mut client, c.u64()?, 1),
+            b"request_id" => put(&mut request_id, c.u64()?, 2),
+            _ => {
+                c.skip()?;
+                return Ok(());
+            }
+        };
+        once(&mut seen, bit)
+    })?;
+    Ok(TxnId {
+        coordinator: coordinator.ok_or(Miss::Other)?,
+        client: client.ok_or(Miss::Other)?,
+        request_id: request_id.ok_or(Miss::Other)?,
+    })
+}
+
+fn phase_word(c: &mut Cur<'_>) -> Result<Phase, Miss> {
+    match c.str()? {
+        "prepare" => Ok(Phase::Prepare),
+        "commit" => Ok(Phase::Commit),
+        "abort" => Ok(Phase::Abort),
+        _ => Err(Miss::Other),
+    }
+}
+
+fn vote_word(c: &mut Cur<'_>) -> Result<Vote, Miss> {
+    match c.str()? {
+        "yes" => Ok(Vote::Yes),
+        "no" => Ok(Vote::No),
+        _ => Err(Miss::Other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path gives exactly what serde gives, or leaves the entry to serde.
+    #[test]
+    fn fast_entries_equal_serdes() {
+        for text in [
+            r#"{"exec_index":3,"client":2,"request_id":9,"f":"transfer","value":{"amount":3,"from":"A","to":"C"},"type":"ok","txn":{"coordinator":1,"client":2,"request_id":9},"phase":"prepare","vote":"yes","applied":-3}"#,
+            r#"{"exec_index":4,"client":2,"request_id":9,"f":"transfer","value":{"amount":2,"from":"A","from_balance":8,"to":"B","to_balance":12},"type":"ok"}"#,
+            r#"{"exec_index":5,"client":1,"request_id":1,"f":"read","value":{"account":"A","balance":7},"type":"ok","txn":null,"extra":[1,2]}"#,
+            r#"{"exec_index":6,"client":1,"request_id":2,"f":"transfer","value":{"amount":30,"error":"insufficient-funds","from":"D","to":"B"},"type":"fail"}"#,
+            r#"{"exec_index":7,"client":1,"request_id":3,"f":"read_all","value":null,"type":"ok"}"#,
+        ] {
+            let serde: ShardEntry = serde_json::from_str(text).unwrap();
+            let (fast, n) = fast_entry(format!("{text} ").as_bytes()).unwrap();
+            assert_eq!(fast, serde, "{text}");
+            assert_eq!(n, text.len());
+        }
+        for miss in [
+            r#"{"exec_index":3,"exec_index":4,"client":2,"request_id":9,"f":"read","value":null,"type":"ok"} "#,
+            r#"{"exec_index":3,"client":2,"request_id":9,"f":"read","value":null,"type":"ok","phase":"later"} "#,
+        ] {
+            assert_eq!(
+                fast_entry(miss.as_bytes()).err(),
+                Some(Miss::Other),
+                "{miss}"
+            );
+        }
+    }
+}
