@@ -1,177 +1,91 @@
-//! Randomized safety of the sharded bank: seeded runs of two or three shards of three real
-//! shells each, with message loss, duplication, reordering, crashes, partitions inside a
-//! shard, isolated shard leaders and cut links between shards, then healing. Every run must
-//! keep one agreed order per shard, answer every client with its shard's entry, finish every
-//! transaction once healed (no lock left), commit each cross-shard transfer on both shards or
-//! on neither, and keep the bank's total.
+//! Randomized safety of the sharded bank through the one nemesis: seeded `harness sim --shards`
+//! runs of two or three shards of three real shells each, on networks that lose, duplicate
+//! and delay messages, with small limits (checkpoints every few slots, short batches, one to
+//! eight transactions in flight per shard, so that `Busy` refusals happen), under kills,
+//! partitions (inside a shard, an isolated shard leader, two shards cut apart) and crashes
+//! inside a burst, then healed. Every run must be valid under the checker's sharded checks
+//! (one agreed order per shard, every answer its shard's entry, each cross-shard transfer
+//! committed on both shards or neither, the bank's total kept, every transaction finished
+//! once healed: a lock left behind refuses the probe reads and shows as a stall) with no
+//! violation the world saw, and the runs must catch the planted two-phase commit bugs.
 //!
 //! `FAULTLINE_SIM_SEEDS=<n>` runs more seeds (the default keeps the suite fast).
 
-use rand::rngs::SmallRng;
+use checker::shards::Phase;
+use harness::faults::schedule::FaultFamily;
+use harness::faults::tunables::Pins;
+use harness::sim::{simulate, write_and_check, SimFinal, SimParams, SimRunInfo, SimSummary};
 use rand::{Rng, SeedableRng};
-use replica::bank::{OpResult, TxnId, TxnPhase, TxnRecord};
-use replica::core::Bugs;
-use replica::types::{NodeId, ShardId};
-use sim::{Sim, SimOptions};
-use std::collections::{BTreeMap, BTreeSet};
+use rand_chacha::ChaCha8Rng;
+use std::collections::BTreeSet;
+use std::path::Path;
 
 fn seeds() -> u64 {
     std::env::var("FAULTLINE_SIM_SEEDS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .map_or(60, |n: u64| n.max(1))
+        .map_or(12, |n: u64| n.max(1))
 }
 
-fn pick(rng: &mut SmallRng, from: &[NodeId]) -> Option<NodeId> {
-    (!from.is_empty()).then(|| from[rng.gen_range(0..from.len())])
+/// Seed `seed`'s sharded run, its knobs drawn from the seed.
+fn sharded(seed: u64, bug: Option<&str>) -> SimRunInfo {
+    let mut knobs = ChaCha8Rng::seed_from_u64(seed);
+    let mut params = SimParams::for_seed(seed, &Pins::default());
+    params.set_shards(Some(knobs.gen_range(2..=3)));
+    params.ops = 1_000;
+    params.faults = vec![
+        FaultFamily::Kill,
+        FaultFamily::Partition,
+        FaultFamily::CrashBurst,
+    ];
+    params.bug = bug.map(str::to_string);
+    params.drop_rate = knobs.gen_range(0.0..0.1);
+    params.dup_rate = knobs.gen_range(0.0..0.05);
+    params.max_delay_ms = knobs.gen_range(2..=20);
+    let t = &mut params.tunables;
+    t.checkpoint_interval_slots = knobs.gen_range(2..=12);
+    t.max_batch_commands = knobs.gen_range(1..=8);
+    t.max_inflight_txns = Some(knobs.gen_range(1..=8));
+    SimRunInfo::new(seed, params).unwrap()
 }
 
-/// One random sharded run; `Err` says which property broke.
-fn sharded_run(seed: u64, bugs: Bugs) -> Result<Sim, String> {
-    let mut rng = SmallRng::seed_from_u64(seed);
-    let shards = rng.gen_range(2..=3);
-    let mut options = SimOptions::sharded(shards, 3, seed);
-    options.config.bugs = bugs;
-    options.drop_rate = rng.gen_range(0.0..0.1);
-    options.dup_rate = rng.gen_range(0.0..0.05);
-    options.max_delay_ms = rng.gen_range(2..=20);
-    options.long_delay_rate = rng.gen_range(0.0..0.02);
-    options.config.checkpoint_interval_slots = rng.gen_range(2..=12);
-    options.config.max_batch_commands = rng.gen_range(1..=8);
-    options.max_inflight_txns = rng.gen_range(1..=8);
-    let mut sim = Sim::new(options);
-    sim.start_clients(6);
-    let nodes = sim.node_ids();
-    let shard_ids = sim.shards();
-    for _ in 0..rng.gen_range(5..15) {
-        sim.run_for(rng.gen_range(100..500));
-        let up: Vec<NodeId> = nodes.iter().copied().filter(|id| sim.is_up(*id)).collect();
-        let down: Vec<NodeId> = nodes.iter().copied().filter(|id| !sim.is_up(*id)).collect();
-        let shard = shard_ids[rng.gen_range(0..shard_ids.len())];
-        match rng.gen_range(0..8) {
-            0 => pick(&mut rng, &up).into_iter().for_each(|id| sim.crash(id)),
-            1 => pick(&mut rng, &down)
-                .into_iter()
-                .for_each(|id| sim.restart(id)),
-            2 => {
-                // A partition inside one shard: a minority cut off from the rest.
-                let members = sim.members(shard);
-                let (left, right) = members.split_at(1);
-                sim.partition(&[left, right]);
-            }
-            3 => sim
-                .leader_of(shard)
-                .into_iter()
-                .for_each(|id| sim.isolate(id)),
-            4 => {
-                // Every link between two shards cut: votes and decisions cannot pass.
-                let other = shard_ids[(shard.0 as usize) % shard_ids.len()];
-                let (a, b) = (sim.members(shard), sim.members(other));
-                sim.partition(&[&a, &b]);
-            }
-            5 => sim.heal(),
-            6 => sim
-                .leader_of(shard)
-                .into_iter()
-                .for_each(|id| sim.crash_during_next_burst(id)),
-            _ => sim
-                .leader_of(shard)
-                .into_iter()
-                .for_each(|id| sim.crash(id)),
-        }
-        sim.check_safety()?;
-    }
-    sim.heal();
-    sim.set_drop_rate(0.0);
-    for id in &nodes {
-        sim.restart(*id);
-    }
-    let before = sim.stats.client_ops_done;
-    sim.run_for(2_000);
-    if sim.stats.client_ops_done <= before {
-        return Err(format!("no progress after healing: {:?}", sim.stats));
-    }
-    sim.stop_clients();
-    // Transactions finish after the clients stop: votes time out, decisions are resent.
-    let settled = sim.run_until(10_000, |s| {
-        s.check_converged().is_ok() && s.check_settled().is_ok()
-    });
-    if !settled {
-        return Err(format!(
-            "not settled: {:?} / {:?}",
-            sim.check_converged(),
-            sim.check_settled()
-        ));
-    }
-    sim.check_safety()?;
-    sim.check_replies()?;
-    check_atomic(&sim)?;
-    Ok(sim)
-}
-
-/// Every cross-shard transaction, once settled, is decided on every shard that voted yes on
-/// it, the same way everywhere, at most once per shard; a commit moves exactly the amount out
-/// of one shard and into the other.
-fn check_atomic(sim: &Sim) -> Result<(), String> {
-    let mut txns: BTreeMap<TxnId, Vec<(ShardId, TxnRecord)>> = BTreeMap::new();
-    for shard in sim.shards() {
-        for entry in sim.shard_log(shard) {
-            if let Some(record) = entry.txn {
-                txns.entry(record.id).or_default().push((shard, record));
-            }
+/// Simulates, writes and checks `info` in `dir`; also counts the cross-shard transactions the
+/// replicas committed and aborted.
+fn run(dir: &Path, info: &SimRunInfo) -> (SimSummary, usize, usize) {
+    let outcome = simulate(info).unwrap();
+    let (mut committed, mut aborted) = (BTreeSet::new(), BTreeSet::new());
+    if let SimFinal::Sharded(fin) = &outcome.final_state {
+        let entries = fin.nodes.values().flat_map(|n| &n.executed);
+        for entry in entries {
+            match (entry.txn, &entry.phase) {
+                (Some(txn), Some(Phase::Commit)) => committed.insert(txn),
+                (Some(txn), Some(Phase::Abort)) => aborted.insert(txn),
+                _ => false,
+            };
         }
     }
-    for (id, steps) in &txns {
-        let decisions: Vec<_> = steps
-            .iter()
-            .filter(|(_, r)| !matches!(r.phase, TxnPhase::Prepare { .. }))
-            .collect();
-        let prepared: BTreeSet<ShardId> = steps.iter().map(|(s, _)| *s).collect();
-        let decided: BTreeSet<ShardId> = decisions.iter().map(|(s, _)| *s).collect();
-        let commits = decisions
-            .iter()
-            .filter(|(_, r)| r.phase == TxnPhase::Commit)
-            .count();
-        let applied: i64 = steps.iter().map(|(_, r)| r.applied).sum();
-        let whole = commits == 0 || (commits == prepared.len() && applied == 0);
-        if decisions.len() != decided.len() || !whole {
-            return Err(format!("transaction {id:?} is not atomic: {steps:?}"));
-        }
-        // A no vote ends the participant's part at prepare: only a yes needs a decision.
-        let voted_yes = |s: &ShardId| {
-            let yes = TxnPhase::Prepare { vote_yes: true };
-            steps.iter().any(|(t, r)| t == s && r.phase == yes)
-        };
-        if let Some(open) = prepared
-            .iter()
-            .find(|s| voted_yes(s) && !decided.contains(s))
-        {
-            return Err(format!(
-                "transaction {id:?} is undecided on shard {open}: {steps:?}"
-            ));
-        }
-    }
-    Ok(())
+    let summary = write_and_check(dir, info, &outcome, false).unwrap();
+    (summary, committed.len(), aborted.len())
 }
 
 #[test]
 fn random_faults_never_break_a_sharded_bank_and_every_transaction_finishes() {
+    let out = tempfile::tempdir().unwrap();
     let (mut committed, mut aborted) = (0, 0);
     for seed in 0..seeds() {
-        match sharded_run(seed, Bugs::default()) {
-            Ok(sim) => {
-                for entry in sim.executed_log() {
-                    match entry.result {
-                        OpResult::Credited { .. } => committed += 1,
-                        OpResult::Aborted { .. } => aborted += 1,
-                        _ => {}
-                    }
-                }
-            }
-            Err(e) => panic!("seed {seed}: {e}"),
-        }
+        let dir = out.path().join(format!("seed-{seed}"));
+        let (s, c, a) = run(&dir, &sharded(seed, None));
+        assert!(
+            s.verdict == "valid" && s.world_violations.is_empty(),
+            "seed {seed}: {} {:?} {:?}",
+            s.verdict,
+            s.failed_checks,
+            s.world_violations
+        );
+        committed += c;
+        aborted += a;
     }
-    eprintln!("{committed} cross-shard transfers committed, {aborted} aborted");
+    eprintln!("{committed} cross-shard transactions committed, {aborted} aborted");
     // The runs exercise both outcomes, or they prove little.
     assert!(
         committed > 0 && aborted > 0,
@@ -179,36 +93,17 @@ fn random_faults_never_break_a_sharded_bank_and_every_transaction_finishes() {
     );
 }
 
-/// The checks have teeth: every planted two-phase commit bug is caught by some seed (the
-/// sim crate's tests build the replica with its `bugs` feature).
+/// The checks have teeth: every planted two-phase commit bug is caught by some seed.
 #[test]
 fn the_sharded_runs_catch_planted_two_phase_commit_bugs() {
-    let bugs = [
-        (
-            "recovery_aborts",
-            Bugs {
-                recovery_aborts: true,
-                ..Bugs::default()
-            },
-        ),
-        (
-            "apply_at_prepare",
-            Bugs {
-                apply_at_prepare: true,
-                ..Bugs::default()
-            },
-        ),
-        (
-            "keep_locks_on_abort",
-            Bugs {
-                keep_locks_on_abort: true,
-                ..Bugs::default()
-            },
-        ),
-    ];
-    for (name, bug) in bugs {
-        let caught = (0..30).find_map(|seed| sharded_run(seed, bug).err().map(|e| (seed, e)));
-        eprintln!("{name}: caught by {caught:?}");
-        assert!(caught.is_some(), "{name} went unnoticed");
+    let out = tempfile::tempdir().unwrap();
+    for bug in replica::core::config::SHARDED_BUG_NAMES {
+        let caught = (0..30).find(|&seed| {
+            let dir = out.path().join(format!("{bug}-{seed}"));
+            let (s, _, _) = run(&dir, &sharded(seed, Some(bug)));
+            s.verdict != "valid" || !s.world_violations.is_empty()
+        });
+        eprintln!("{bug}: caught by seed {caught:?}");
+        assert!(caught.is_some(), "{bug} went unnoticed in 30 sharded seeds");
     }
 }
