@@ -816,7 +816,7 @@ impl Sim {
 
     /// Delivers what a burst sent, answered and executed.
     fn route(&mut self, id: NodeId, io: BurstIo) {
-        for entry in &io.executed {
+        for entry in io.executed {
             self.record_executed(id, entry);
         }
         for (to, msg) in io.sends {
@@ -831,11 +831,13 @@ impl Sim {
         self.nodes.get_mut(&id).expect("known node")
     }
 
-    fn record_executed(&mut self, id: NodeId, executed: &Executed) {
+    /// Keeps what `id` reported executing: the world's first report of each exec index (a
+    /// copy), and the node's own (the entry itself, not cloned again).
+    fn record_executed(&mut self, id: NodeId, executed: Executed) {
         let now = self.now_ms;
         let key = (self.shard_of(id), executed.exec_index);
         match self.executed.get(&key) {
-            Some(first) if first != executed => self.violations.push(format!(
+            Some(first) if *first != executed => self.violations.push(format!(
                 "t={now} {id} executed #{} as {executed:?}, but it was {first:?}",
                 executed.exec_index
             )),
@@ -846,7 +848,7 @@ impl Sim {
         }
         let node = self.node_mut(id);
         match node.executed.get(&executed.exec_index) {
-            Some(mine) if mine != executed => {
+            Some(mine) if *mine != executed => {
                 let message = format!(
                     "t={now} {id} re-executed #{} as {executed:?}, but it had executed {mine:?}",
                     executed.exec_index
@@ -854,7 +856,7 @@ impl Sim {
                 self.violations.push(message);
             }
             _ => {
-                node.executed.insert(executed.exec_index, executed.clone());
+                node.executed.insert(executed.exec_index, executed);
             }
         }
     }
