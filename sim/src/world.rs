@@ -8,7 +8,7 @@
 //! on a disk that can lose what was not fsynced.
 //!
 //! The world advances in steps. Each step moves the clock to the next scheduled moment (a
-//! message arriving, a node's tick, a client's timer), hands every node its arrived inputs as
+//! message arriving, a node's tick), hands every node its arrived inputs as
 //! one burst, and routes what the bursts sent. Faults:
 //! - network: loss, duplication, delay spread (reordering), rare long delays, partitions by
 //!   one-way links;
@@ -19,11 +19,12 @@
 //!
 //! A world may be a sharded bank ([`SimOptions::sharded`]): each node's core is configured
 //! as its shard sees it (the same `CoreConfig::in_shard` the real replica uses), two-phase
-//! commit messages travel the same simulated network, clients send each command to its
-//! account's shard, and the order checks hold per shard.
+//! commit messages travel the same simulated network, and the order checks hold per shard.
 //!
-//! Closed-loop clients (optional, [`Sim::start_clients`]) exist for the replica's own tests;
-//! the harness drives its own clients through [`Sim::submit`] and [`Sim::take_replies`]. The
+//! The world has no clients of its own: a command enters through [`Sim::submit`] and its
+//! answer comes back through [`Sim::take_replies`]. The one closed-loop client loop is the
+//! harness's (`harness::sim::clients`, its workload and retry rules), which `harness sim` and
+//! the whole-cluster tests that need a workload (`harness/tests/sim_cluster/`) both run. The
 //! checks ([`Sim::check_safety`], [`Sim::check_replies`], [`Sim::check_converged`]) state the
 //! bank's correctness properties over what the replicas executed.
 
@@ -35,7 +36,7 @@ use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::core::{Core, CoreConfig, Effect, PeerMsg, ReplyToken};
 use replica::shard::ShardMap;
 use replica::shell::{Shell, ShellConfig, ShellIo};
-use replica::types::{Amount, ClientId, ExecIndex, NodeId, RequestId, ShardId, Slot};
+use replica::types::{Amount, ExecIndex, NodeId, ShardId, Slot};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
@@ -58,8 +59,6 @@ pub struct SimOptions {
     pub long_delay_max_ms: u64,
     /// How often each node's `on_tick` runs.
     pub tick_ms: u64,
-    /// How long a built-in client waits for an answer before retrying.
-    pub client_timeout_ms: u64,
     /// Planted bug `forget-promises`: the shell never writes acceptor state.
     pub forget_promises: bool,
     /// Planted bug `misread-log`: recovery cuts its own WAL to nothing and trusts the cut.
@@ -87,7 +86,6 @@ impl SimOptions {
             long_delay_rate: 0.0,
             long_delay_max_ms: 1_000,
             tick_ms: 10,
-            client_timeout_ms: 400,
             forget_promises: false,
             misread_log: false,
             max_message_bytes: None,
@@ -180,15 +178,6 @@ enum Input {
     Client { token: ReplyToken, command: Command },
 }
 
-struct SimClient {
-    id: ClientId,
-    next_request: u64,
-    outstanding: Option<(Command, ReplyToken)>,
-    /// When to act next: send the next command, or give up waiting and retry.
-    next_action_ms: u64,
-    target: NodeId,
-}
-
 /// Counters for test assertions and curiosity.
 #[derive(Clone, Debug, Default)]
 pub struct SimStats {
@@ -198,7 +187,6 @@ pub struct SimStats {
     pub oversized: u64,
     pub delivered: u64,
     pub bursts: u64,
-    pub client_ops_done: u64,
     pub storage_stops: u64,
 }
 
@@ -237,9 +225,6 @@ pub struct Sim {
     answered: BTreeSet<ReplyToken>,
     replies: Vec<SeenReply>,
     replies_taken: usize,
-    clients: Vec<SimClient>,
-    clients_active: bool,
-    token_owner: BTreeMap<ReplyToken, usize>,
     /// Every command executed anywhere, by shard and exec index (the first report; later ones
     /// must match).
     executed: BTreeMap<(ShardId, ExecIndex), Executed>,
@@ -262,9 +247,6 @@ impl Sim {
             answered: BTreeSet::new(),
             replies: Vec::new(),
             replies_taken: 0,
-            clients: Vec::new(),
-            clients_active: false,
-            token_owner: BTreeMap::new(),
             executed: BTreeMap::new(),
             violations: Vec::new(),
             stats: SimStats::default(),
@@ -601,31 +583,6 @@ impl Sim {
             .map(|r| &r.response)
     }
 
-    /// Starts `count` closed-loop clients (ids 1..=count) issuing random transfers and reads.
-    pub fn start_clients(&mut self, count: u64) {
-        let nodes = self.node_ids();
-        for id in 1..=count {
-            let target = nodes[self.rng.gen_range(0..nodes.len())];
-            self.clients.push(SimClient {
-                id: ClientId(id),
-                next_request: 1,
-                outstanding: None,
-                next_action_ms: self.now_ms,
-                target,
-            });
-        }
-        self.clients_active = true;
-    }
-
-    /// Clients finish nothing new: outstanding commands are abandoned (as a client that gives
-    /// up would), so the cluster can go quiet.
-    pub fn stop_clients(&mut self) {
-        self.clients_active = false;
-        for client in &mut self.clients {
-            client.outstanding = None;
-        }
-    }
-
     // ----- running -----
 
     /// Advances to the next moment anything happens and handles it. Returns false if nothing is
@@ -656,7 +613,6 @@ impl Sim {
                 self.burst(id, batch, tick);
             }
         }
-        self.drive_clients();
         true
     }
 
@@ -702,7 +658,7 @@ impl Sim {
         self.run_until(ms, |sim| sim.check_converged().is_ok())
     }
 
-    /// The next moment something is scheduled: a message, a live node's tick, a client timer.
+    /// The next moment something is scheduled: a message or a live node's tick.
     pub fn next_event_ms(&self) -> Option<u64> {
         let message = self.queue.keys().next().map(|(t, _)| *t);
         let tick = self
@@ -711,13 +667,7 @@ impl Sim {
             .filter(|n| n.shell.is_some() && !n.paused)
             .map(|n| n.next_tick_ms)
             .min();
-        let client = self
-            .clients
-            .iter()
-            .map(|c| c.next_action_ms)
-            .min()
-            .filter(|_| self.clients_active);
-        [message, tick, client].into_iter().flatten().min()
+        [message, tick].into_iter().flatten().min()
     }
 
     fn delay(&mut self) -> u64 {
@@ -866,7 +816,7 @@ impl Sim {
 
     /// Delivers what a burst sent, answered and executed.
     fn route(&mut self, id: NodeId, io: BurstIo) {
-        for entry in &io.executed {
+        for entry in io.executed {
             self.record_executed(id, entry);
         }
         for (to, msg) in io.sends {
@@ -881,11 +831,13 @@ impl Sim {
         self.nodes.get_mut(&id).expect("known node")
     }
 
-    fn record_executed(&mut self, id: NodeId, executed: &Executed) {
+    /// Keeps what `id` reported executing: the world's first report of each exec index (a
+    /// copy), and the node's own (the entry itself, not cloned again).
+    fn record_executed(&mut self, id: NodeId, executed: Executed) {
         let now = self.now_ms;
         let key = (self.shard_of(id), executed.exec_index);
         match self.executed.get(&key) {
-            Some(first) if first != executed => self.violations.push(format!(
+            Some(first) if *first != executed => self.violations.push(format!(
                 "t={now} {id} executed #{} as {executed:?}, but it was {first:?}",
                 executed.exec_index
             )),
@@ -896,7 +848,7 @@ impl Sim {
         }
         let node = self.node_mut(id);
         match node.executed.get(&executed.exec_index) {
-            Some(mine) if mine != executed => {
+            Some(mine) if *mine != executed => {
                 let message = format!(
                     "t={now} {id} re-executed #{} as {executed:?}, but it had executed {mine:?}",
                     executed.exec_index
@@ -904,7 +856,7 @@ impl Sim {
                 self.violations.push(message);
             }
             _ => {
-                node.executed.insert(executed.exec_index, executed.clone());
+                node.executed.insert(executed.exec_index, executed);
             }
         }
     }
@@ -924,143 +876,8 @@ impl Sim {
             node,
             token,
             command,
-            response: response.clone(),
+            response,
         });
-        if let Some(index) = self.token_owner.remove(&token) {
-            self.client_answered(index, token, response);
-        }
-    }
-
-    fn client_answered(&mut self, index: usize, token: ReplyToken, response: ClientResponse) {
-        let now = self.now_ms;
-        let current = self.clients[index].target;
-        let random_node = self.random_member(self.shard_of(current));
-        let client = &mut self.clients[index];
-        if client.outstanding.as_ref().is_none_or(|o| o.1 != token) {
-            return; // an answer to an attempt already given up on
-        }
-        match response {
-            ClientResponse::Reply { node, .. } => {
-                client.outstanding = None;
-                client.target = node;
-                client.next_action_ms = now;
-                self.stats.client_ops_done += 1;
-            }
-            ClientResponse::Rejected { .. } => {
-                client.outstanding = None;
-                client.next_action_ms = now;
-            }
-            ClientResponse::NotLeader { leader_hint, .. } => {
-                client.target = leader_hint.unwrap_or(random_node);
-                client.next_action_ms = now + 20;
-            }
-            _ => {
-                client.target = random_node;
-                client.next_action_ms = now + 10;
-            }
-        }
-    }
-
-    fn drive_clients(&mut self) {
-        if !self.clients_active {
-            return;
-        }
-        for index in 0..self.clients.len() {
-            if self.clients[index].next_action_ms > self.now_ms {
-                continue;
-            }
-            let command = match self.clients[index].outstanding.clone() {
-                Some((command, token)) => {
-                    // Timed out (no answer) or told to retry: same request id. Like the
-                    // harness's clients, a timeout moves on to another replica.
-                    if self.token_owner.remove(&token).is_some() {
-                        let current = self.clients[index].target;
-                        let shard = self.shard_of(current);
-                        let others: Vec<NodeId> = self
-                            .members(shard)
-                            .into_iter()
-                            .filter(|&n| n != current)
-                            .collect();
-                        if !others.is_empty() {
-                            self.clients[index].target =
-                                others[self.rng.gen_range(0..others.len())];
-                        }
-                    }
-                    command
-                }
-                None => self.random_command(index),
-            };
-            let home = self.home_shard(&command, self.clients[index].target);
-            if self.shard_of(self.clients[index].target) != home {
-                self.clients[index].target = self.random_member(home);
-            }
-            let target = self.clients[index].target;
-            let token = self.submit(target, command.clone());
-            self.token_owner.insert(token, index);
-            let client = &mut self.clients[index];
-            client.outstanding = Some((command, token));
-            client.next_action_ms = self.now_ms + self.opts.client_timeout_ms;
-        }
-    }
-
-    /// The shard that must receive `command`: its account's (a transfer's source, which
-    /// coordinates); a read_all may go to any, so it stays with `target`'s.
-    fn home_shard(&self, command: &Command, target: NodeId) -> ShardId {
-        let account = match &command.op {
-            Op::Transfer { from, .. } => from,
-            Op::Read { account } => account,
-            Op::ReadAll => return self.shard_of(target),
-        };
-        let map = self.opts.shards.as_ref();
-        map.and_then(|m| m.shard_of_account(account))
-            .unwrap_or(ShardId::ONLY)
-    }
-
-    fn random_member(&mut self, shard: ShardId) -> NodeId {
-        let members = self.members(shard);
-        members[self.rng.gen_range(0..members.len())]
-    }
-
-    /// One line per client: its target, outstanding command and next action (for traces).
-    pub fn describe_clients(&self) -> Vec<String> {
-        self.clients
-            .iter()
-            .map(|c| {
-                format!(
-                    "{} -> {} next {} {:?}",
-                    c.id, c.target, c.next_action_ms, c.outstanding
-                )
-            })
-            .collect()
-    }
-
-    fn random_command(&mut self, index: usize) -> Command {
-        let accounts = self.opts.config.accounts.clone();
-        let client = &mut self.clients[index];
-        let request = RequestId(client.next_request);
-        client.next_request += 1;
-        let id = client.id;
-        let roll: f64 = self.rng.gen();
-        let op = if roll < 0.75 {
-            let from = self.rng.gen_range(0..accounts.len());
-            let to = (from + self.rng.gen_range(1..accounts.len())) % accounts.len();
-            Op::Transfer {
-                from: accounts[from].clone(),
-                to: accounts[to].clone(),
-                amount: self.rng.gen_range(1..=5),
-            }
-        } else if roll < 0.95 {
-            Op::Read {
-                account: accounts[self.rng.gen_range(0..accounts.len())].clone(),
-            }
-        } else {
-            Op::ReadAll
-        };
-        Command {
-            client: id,
-            request,
-            op,
-        }
     }
 
     // ----- checks -----

@@ -1,6 +1,8 @@
 //! The replica's durability defects (issue "replica hardening", items 1–4), each shown on the
 //! simulated disk: the real shell and storage code under power cuts, failing fsyncs and bit
-//! flips. Every test here failed before its fix.
+//! flips. Every test here failed before its fix. The two that need a workload first (a damaged
+//! checkpoint, a flipped bit in the last acknowledged WAL record) run with the harness's
+//! clients in `harness/tests/sim_cluster/durability.rs`.
 
 use replica::client_proto::ClientResponse;
 use replica::core::{CoreConfig, ReplyToken};
@@ -10,54 +12,14 @@ use sim::{Sim, SimDisk, SimOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-fn n(k: u32) -> NodeId {
-    NodeId(k)
-}
-
 fn sim_with(seed: u64, checkpoint_interval: u64) -> Sim {
     let mut options = SimOptions::new(5, seed);
     options.config.checkpoint_interval_slots = checkpoint_interval;
     Sim::new(options)
 }
 
-/// Clients run until every node took a checkpoint or `ms` pass.
-fn run_with_clients(sim: &mut Sim, ms: u64) {
-    sim.start_clients(5);
-    sim.run_for(ms);
-    sim.stop_clients();
-    assert!(
-        sim.run_until_converged(3_000),
-        "{:?}",
-        sim.check_converged()
-    );
-}
-
 fn path(node: NodeId, file: &str) -> PathBuf {
     PathBuf::from(format!("/{node}/{file}"))
-}
-
-#[test]
-fn a_damaged_newest_checkpoint_is_refused_not_replaced_by_the_previous() {
-    // Before: read_checkpoint fell back to checkpoint.prev, but the WAL had been compacted
-    // up to the newest checkpoint, so the acceptor came back without its votes in between.
-    let mut sim = sim_with(1, 2);
-    run_with_clients(&mut sim, 1_500);
-    let victim = n(2);
-    let disk = sim.node(victim).disk.clone();
-    assert!(disk.read(&path(victim, "checkpoint.prev")).is_some());
-    sim.crash(victim);
-    assert!(disk.corrupt(&path(victim, "checkpoint"), 12));
-    sim.restart(victim);
-    assert!(
-        !sim.is_up(victim),
-        "the replica must not start from less than it promised"
-    );
-    let why = sim.node(victim).refused().expect("a reason");
-    assert!(
-        why.contains("checkpoint") && why.contains("corrupt"),
-        "{why}"
-    );
-    sim.check_safety().expect("the others carry on safely");
 }
 
 #[test]
@@ -84,46 +46,6 @@ fn a_power_cut_right_after_the_first_boot_keeps_the_data_directory() {
         assert!(sim.node(id).disk.read(&path(id, "wal.log")).is_some());
     }
     assert!(sim.core(leader).is_some());
-}
-
-/// The byte offsets of the WAL's frames whose payload is a record (tag 0), not a mark.
-fn record_frames(wal: &[u8]) -> Vec<(usize, usize)> {
-    let mut frames = Vec::new();
-    let mut at = 0;
-    while at + 8 <= wal.len() {
-        let len = u32::from_le_bytes([wal[at], wal[at + 1], wal[at + 2], wal[at + 3]]) as usize;
-        if at + 8 + len > wal.len() {
-            break;
-        }
-        if wal[at + 8] == 0 {
-            frames.push((at, len));
-        }
-        at += 8 + len;
-    }
-    frames
-}
-
-#[test]
-fn a_flipped_bit_in_the_last_acknowledged_wal_record_is_refused_not_cut() {
-    // Before: damage with no valid frame after it was taken for a torn write and cut, even
-    // when the record was a vote the replica had fsynced and sent. Now the idle log writes a
-    // synced-length mark after its last burst, so that record is vouched for.
-    let mut sim = sim_with(7, 100_000);
-    run_with_clients(&mut sim, 800);
-    sim.run_for(500); // idle: the logs confirm their last bursts
-    let victim = n(3);
-    let disk = sim.node(victim).disk.clone();
-    let wal = disk.read(&path(victim, "wal.log")).expect("a WAL");
-    let &(start, len) = record_frames(&wal).last().expect("records");
-    sim.crash(victim);
-    assert!(disk.corrupt(&path(victim, "wal.log"), (start + 8 + len / 2) as u64));
-    sim.restart(victim);
-    assert!(disk.violations().is_empty(), "{:?}", disk.violations());
-    let why = sim.node(victim).refused().expect("refused to start");
-    assert!(
-        why.contains("wal.log") && why.contains("not a torn write"),
-        "{why}"
-    );
 }
 
 #[test]

@@ -33,6 +33,11 @@ pub struct Tunables {
     pub election_timeout_ms_max: u64,
     /// Time between a fault and its heal.
     pub nemesis_interval_ms: u64,
+    /// A sharded bank's bound on two-phase commit transactions in flight per shard, when
+    /// pinned (small, so that `Busy` refusals happen); absent: the replica's default (the
+    /// simulator's 16). Not drawn, so that no seed's run changed when it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_inflight_txns: Option<u32>,
 }
 
 /// What the user pinned; everything else is drawn.
@@ -42,6 +47,7 @@ pub struct Pins {
     pub max_batch_commands: Option<u32>,
     pub max_inflight_slots: Option<u32>,
     pub nemesis_interval_ms: Option<u64>,
+    pub max_inflight_txns: Option<u32>,
 }
 
 /// Draws every unpinned tunable from `seed`. `interval_choices_ms` are the nemesis intervals
@@ -67,6 +73,7 @@ pub fn draw(seed: u64, pins: &Pins, interval_choices_ms: &[u64]) -> Tunables {
         election_timeout_ms_min: election_min,
         election_timeout_ms_max: election_max,
         nemesis_interval_ms: pins.nemesis_interval_ms.unwrap_or(interval),
+        max_inflight_txns: pins.max_inflight_txns,
     }
 }
 
@@ -106,6 +113,9 @@ impl Tunables {
         config.timing.heartbeat_interval_ms = self.heartbeat_interval_ms;
         config.timing.election_timeout_ms_min = self.election_timeout_ms_min;
         config.timing.election_timeout_ms_max = self.election_timeout_ms_max;
+        if let Some(txns) = self.max_inflight_txns {
+            config.limits.max_inflight_txns = txns;
+        }
     }
 }
 

@@ -70,6 +70,10 @@ pub struct SimArgs {
     /// Pin the most slots in flight instead of drawing it per seed.
     #[arg(long)]
     pub max_inflight: Option<u32>,
+    /// Pin a sharded bank's most two-phase commit transactions in flight per shard (not
+    /// drawn: the default is 16).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_inflight_txns: Option<u32>,
     /// Pin the time between a fault and its heal (virtual), e.g. 500ms.
     #[arg(long, value_parser = parse_ms)]
     pub nemesis_interval: Option<u64>,
@@ -102,6 +106,7 @@ impl SimArgs {
             max_batch_commands: self.max_batch,
             max_inflight_slots: self.max_inflight,
             nemesis_interval_ms: self.nemesis_interval,
+            max_inflight_txns: self.max_inflight_txns,
         }
     }
 
@@ -136,10 +141,15 @@ impl SimArgs {
             "no_swarm": self.no_swarm,
             "keep": format!("{:?}", self.keep).to_lowercase(),
         });
-        match value {
+        let mut map = match value {
             serde_json::Value::Object(map) => map,
             _ => serde_json::Map::new(),
+        };
+        // Only when pinned, so that a task's parameters read as before it existed.
+        if let Some(txns) = self.max_inflight_txns {
+            map.insert("max_inflight_txns".into(), txns.into());
         }
+        map
     }
 
     /// The flags that must come along to reproduce one seed.
@@ -170,6 +180,10 @@ impl SimArgs {
         );
         add("max-batch", self.max_batch.map(|v| v.to_string()));
         add("max-inflight", self.max_inflight.map(|v| v.to_string()));
+        add(
+            "max-inflight-txns",
+            self.max_inflight_txns.map(|v| v.to_string()),
+        );
         add(
             "nemesis-interval",
             self.nemesis_interval.map(|v| format!("{v}ms")),

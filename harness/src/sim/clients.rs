@@ -395,6 +395,131 @@ impl Clients {
     }
 }
 
+/// A hand-built world with the harness's clients on it, for tests that script their faults
+/// by hand (`harness/tests/sim_cluster/`) and need a workload under them: the world has no
+/// clients of its own, so these are the same clients, workload and retry rules as
+/// [`simulate`](super::simulate)'s, stepped together with the world. It dereferences to the
+/// [`Sim`], so a test crashes, partitions and checks it directly; running goes through
+/// [`LoadedWorld::run_until`] so that the clients act between the world's steps.
+pub struct LoadedWorld {
+    sim: Sim,
+    /// The clients while they run.
+    clients: Option<Clients>,
+    events: Vec<Event>,
+}
+
+impl LoadedWorld {
+    /// `sim` with no client running yet.
+    pub fn new(sim: Sim) -> LoadedWorld {
+        LoadedWorld {
+            sim,
+            clients: None,
+            events: Vec::new(),
+        }
+    }
+
+    /// Starts `count` clients (ids from 0, operations drawn from the world's seed), routed by
+    /// the world's shards if it has any, each operation retried for up to 5 s in attempts of
+    /// 400 ms, with no budget.
+    pub fn start_clients(&mut self, count: u32) {
+        let opts = self.sim.options();
+        let accounts = opts.config.accounts.clone();
+        let routing = match opts.shards.as_ref().filter(|m| m.count() > 1) {
+            None => Routing::classic(self.sim.node_ids()),
+            Some(map) => {
+                let shards: Vec<_> = (self.sim.shards().into_iter())
+                    .map(|s| (s.0, map.members(s).to_vec(), map.accounts_of(s)))
+                    .collect();
+                Routing::sharded(&shards, &accounts, 0.5)
+            }
+        };
+        let timing = ClientTiming {
+            attempt_timeout_ms: 400,
+            op_timeout_ms: 5_000,
+        };
+        let seed = opts.seed;
+        let clients = Clients::new(seed, count, &accounts, routing, timing, u64::MAX);
+        self.clients = Some(clients);
+    }
+
+    /// The clients stop: they start nothing more and abandon what they wait for (as clients
+    /// that give up would), so that the cluster can go quiet.
+    pub fn stop_clients(&mut self) {
+        self.clients = None;
+    }
+
+    /// Operations answered with a definite `Reply` so far.
+    pub fn oks(&self) -> u64 {
+        let replies = self.sim.replies().iter();
+        replies
+            .filter(|r| matches!(r.response, ClientResponse::Reply { .. }))
+            .count() as u64
+    }
+
+    /// Runs for `ms` of virtual time; returns the operations answered meanwhile.
+    pub fn run_for(&mut self, ms: u64) -> u64 {
+        let before = self.oks();
+        self.run_until(ms, |_| false);
+        self.oks() - before
+    }
+
+    /// Runs until `done` holds (checked after every step) or `ms` of virtual time pass, the
+    /// clients acting between steps while they run. Returns whether `done` held.
+    pub fn run_until(&mut self, ms: u64, mut done: impl FnMut(&Sim) -> bool) -> bool {
+        let until = self.sim.now_ms + ms;
+        loop {
+            let now = self.sim.now_ms;
+            if let Some(clients) = self.clients.as_mut() {
+                clients.act(&mut self.sim, now, &mut self.events);
+                self.events.clear();
+            }
+            if done(&self.sim) {
+                return true;
+            }
+            let timer = self.clients.as_ref().and_then(|c| c.next_timer_ms(now));
+            let next = [self.sim.next_event_ms(), timer]
+                .into_iter()
+                .flatten()
+                .min();
+            match next.map(|t| t.max(now + 1)) {
+                Some(t) if t <= until => self.sim.run_to(t),
+                _ => {
+                    self.sim.run_to(until);
+                    return done(&self.sim);
+                }
+            }
+        }
+    }
+
+    /// Runs until exactly one live leader exists, for at most `ms`. Returns it.
+    pub fn run_until_leader(&mut self, ms: u64) -> Option<NodeId> {
+        self.run_until(ms, |sim| sim.leaders().len() == 1);
+        match self.sim.leaders().as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        }
+    }
+
+    /// Runs until every live replica executed the same prefix (`Sim::check_converged`).
+    pub fn run_until_converged(&mut self, ms: u64) -> bool {
+        self.run_until(ms, |sim| sim.check_converged().is_ok())
+    }
+}
+
+impl std::ops::Deref for LoadedWorld {
+    type Target = Sim;
+
+    fn deref(&self) -> &Sim {
+        &self.sim
+    }
+}
+
+impl std::ops::DerefMut for LoadedWorld {
+    fn deref_mut(&mut self) -> &mut Sim {
+        &mut self.sim
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

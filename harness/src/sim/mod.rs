@@ -510,6 +510,9 @@ fn world_options(info: &SimRunInfo, specs: &[ShardSpec]) -> Result<SimOptions, S
     options.long_delay_rate = params.drop_rate / 2.0;
     options.forget_promises = forget_promises;
     options.misread_log = misread_log;
+    if let Some(txns) = params.tunables.max_inflight_txns {
+        options.max_inflight_txns = txns;
+    }
     if !specs.is_empty() {
         let nodes = options.config.nodes.clone();
         let map = ShardMap::new(specs, &info.accounts, &nodes).map_err(|e| SimError::Shards {

@@ -1,6 +1,7 @@
 //! Tests of the Paxos core (`replica::core`): one file per handler. Whole-cluster scenarios
-//! and randomized runs live with the simulator, in `sim/tests/cluster`. One test binary, so
-//! the suite links once.
+//! and randomized runs live with the simulator and the harness (`sim/tests`,
+//! `harness/tests/sim_cluster`, the `harness/tests/sim_*.rs` sweeps). One test binary, so the
+//! suite links once.
 
 mod util;
 

@@ -1,7 +1,9 @@
-//! Whole-cluster scenarios in the deterministic simulator (`replica::core::sim`). Scenarios that
-//! read better as a script of commands and their output are transcripts
-//! (`tests/testdata/*.txt`, run by `tests/transcripts/`).
+//! Whole-cluster scenarios in the deterministic simulator (the `sim` crate's world). Scenarios
+//! that read better as a script of commands and their output are transcripts
+//! (`sim/tests/testdata/*.txt`, run by `sim/tests/transcripts/`).
 
+use crate::world;
+use harness::sim::clients::LoadedWorld;
 use replica::bank::Command;
 use replica::client_proto::{ClientResponse, SlotState};
 use replica::core::Value;
@@ -9,8 +11,8 @@ use replica::types::{NodeId, Slot};
 use sim::{Sim, SimOptions};
 use std::collections::BTreeMap;
 
-fn sim(nodes: u32, seed: u64) -> Sim {
-    Sim::new(SimOptions::new(nodes, seed))
+fn sim(nodes: u32, seed: u64) -> LoadedWorld {
+    world(SimOptions::new(nodes, seed))
 }
 
 fn assert_all_good(sim: &Sim) {
@@ -55,7 +57,7 @@ fn dueling_proposers_never_decide_different_values() {
         options.min_delay_ms = 1;
         options.max_delay_ms = 30;
         options.drop_rate = 0.1;
-        let mut sim = Sim::new(options);
+        let mut sim = world(options);
         sim.start_clients(5);
         let mut decided: BTreeMap<Slot, (Vec<Command>, bool)> = BTreeMap::new();
         let mut ballots = std::collections::BTreeSet::new();
@@ -201,7 +203,7 @@ fn rolling_leader_crashes_lose_nothing_acknowledged() {
         "{:?}",
         sim.check_converged()
     );
-    assert!(sim.stats.client_ops_done > 50, "{:?}", sim.stats);
+    assert!(sim.oks() > 50, "{:?}", sim.stats);
     assert_all_good(&sim);
     let _ = Value::Noop;
 }

@@ -3,13 +3,15 @@
 //! stranded in a minority steps down, and a replica that only lost touch cannot depose a
 //! healthy leader.
 
+use crate::world;
+use harness::sim::clients::LoadedWorld;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use replica::types::{Ballot, NodeId};
 use sim::{Sim, SimOptions};
 
-fn sim(seed: u64) -> Sim {
-    Sim::new(SimOptions::new(5, seed))
+fn sim(seed: u64) -> LoadedWorld {
+    world(SimOptions::new(5, seed))
 }
 
 fn followers(sim: &Sim, leader: NodeId) -> Vec<NodeId> {
@@ -24,7 +26,7 @@ fn ballot(sim: &Sim, id: NodeId) -> Ballot {
 }
 
 /// Runs `ms` and fails if any live node leads other than `leader` or any ballot moves.
-fn run_keeping(sim: &mut Sim, ms: u64, leader: NodeId, at: Ballot, what: &str) {
+fn run_keeping(sim: &mut LoadedWorld, ms: u64, leader: NodeId, at: Ballot, what: &str) {
     let mut moved = None;
     sim.run_until(ms, |sim| {
         let other = sim.leaders().into_iter().find(|l| *l != leader);
@@ -46,13 +48,11 @@ fn run_keeping(sim: &mut Sim, ms: u64, leader: NodeId, at: Ballot, what: &str) {
 }
 
 /// Client operations completed during `ms` more of running.
-fn progress(sim: &mut Sim, ms: u64) -> u64 {
-    let before = sim.stats.client_ops_done;
-    sim.run_for(ms);
-    sim.stats.client_ops_done - before
+fn progress(sim: &mut LoadedWorld, ms: u64) -> u64 {
+    sim.run_for(ms)
 }
 
-fn assert_all_good(sim: &mut Sim) {
+fn assert_all_good(sim: &mut LoadedWorld) {
     sim.heal();
     for id in sim.node_ids() {
         sim.restart(id);

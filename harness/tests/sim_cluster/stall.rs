@@ -8,6 +8,7 @@
 //! and one more, on a slow network with late messages) on every seed and check progress in
 //! every later window. `FAULTLINE_STALL_SEEDS=<n>` runs more seeds.
 
+use crate::world;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use replica::types::NodeId;
@@ -36,7 +37,7 @@ fn run(seed: u64) -> Result<(), String> {
         options.config.election_timeout_ms_min = min;
         options.config.election_timeout_ms_max = min + rng.gen_range(5..=50);
     }
-    let mut sim = Sim::new(options);
+    let mut sim = world(options);
     sim.start_clients(rng.gen_range(1..6));
     let nodes = sim.node_ids();
     sim.run_for(rng.gen_range(500..4_000));
@@ -65,9 +66,7 @@ fn run(seed: u64) -> Result<(), String> {
         .collect();
     sim.run_for(2_000);
     for window in 0..3 {
-        let before = sim.stats.client_ops_done;
-        sim.run_for(2_000);
-        if sim.stats.client_ops_done <= before {
+        if sim.run_for(2_000) == 0 {
             let statuses: Vec<String> = survivors
                 .iter()
                 .map(|id| format!("{:?}", sim.core(*id).map(|c| c.status())))
@@ -89,8 +88,8 @@ fn three_of_five_keep_committing_after_two_crash_even_mid_duel() {
     }
 }
 
-/// Replays one seed with logs: `STALL_SEED=2 RUST_LOG=replica=debug cargo test -p replica
-/// --test core replay_one_stall_seed -- --ignored --nocapture`.
+/// Replays one seed with logs: `STALL_SEED=2 RUST_LOG=replica=debug cargo test -p harness
+/// --test sim_cluster replay_one_stall_seed -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn replay_one_stall_seed() {

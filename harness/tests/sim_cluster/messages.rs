@@ -2,8 +2,10 @@
 //! a small frame limit, every PROMISE, view, catch-up answer and snapshot must still arrive.
 //! The simulated network drops any message over the limit, as the real one does.
 
+use crate::world;
+use harness::sim::clients::LoadedWorld;
 use replica::types::NodeId;
-use sim::{Sim, SimOptions};
+use sim::SimOptions;
 
 const LIMIT: usize = 4096;
 
@@ -22,16 +24,14 @@ fn options(seed: u64) -> SimOptions {
     options
 }
 
-fn progress(sim: &mut Sim, ms: u64) -> u64 {
-    let before = sim.stats.client_ops_done;
-    sim.run_for(ms);
-    sim.stats.client_ops_done - before
+fn progress(sim: &mut LoadedWorld, ms: u64) -> u64 {
+    sim.run_for(ms)
 }
 
 #[test]
 fn long_names_and_big_batches_still_elect_replicate_and_catch_up() {
     for seed in 0..3 {
-        let mut sim = Sim::new(options(seed));
+        let mut sim = world(options(seed));
         sim.start_clients(40);
         let first = sim.run_until_leader(2_000).expect("a leader");
         assert!(
