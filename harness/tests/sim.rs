@@ -52,7 +52,7 @@ fn a_sweep_of_seeds_with_every_fault_passes_on_the_real_replica() {
 }
 
 fn bug_run(seed: u64, bug: &str) -> SimRunInfo {
-    let mut params = SimParams::for_seed(seed, &Pins::default());
+    let mut params = SimParams::for_seed(seed, &Pins::default(), None);
     let knobs = SweepKnobs {
         ops: Some(600),
         bug: Some(bug.into()),
@@ -276,7 +276,7 @@ fn clients_keep_committing_while_two_replicas_are_killed() {
     // The scenario stall: the shared leader hint named a dead replica whose successor was
     // dead too, and every client bounced between the two for the whole fault while the live
     // majority committed nothing. Seed 1 reproduced it: 0 ok operations in the 5 s window.
-    let mut params = SimParams::for_seed(1, &Pins::default());
+    let mut params = SimParams::for_seed(1, &Pins::default(), None);
     let knobs = SweepKnobs {
         ops: Some(12_000),
         faults: Some(vec![harness::faults::schedule::FaultFamily::Kill]),
@@ -295,7 +295,7 @@ fn clients_keep_committing_while_two_replicas_are_killed() {
 
 /// A sharded run of `seed` (3 shards of 3) with every fault family.
 fn sharded_run(seed: u64, ops: u64, bug: Option<&str>) -> SimRunInfo {
-    let mut params = SimParams::for_seed(seed, &Pins::default());
+    let mut params = SimParams::for_seed(seed, &Pins::default(), None);
     let knobs = SweepKnobs {
         ops: Some(ops),
         bug: bug.map(Into::into),
