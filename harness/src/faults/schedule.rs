@@ -1415,4 +1415,36 @@ mod tests {
             Ok(FaultFamily::PowerAfterSend)
         );
     }
+
+    #[test]
+    fn weighted_odds_favour_crashes_partitions_and_elections_and_draw_laggers() {
+        let families = World::Simulator.all_families();
+        let steps = generate(5, &five(), families, 10, 100_000, FamilyOdds::Weighted);
+        let count = |f: &dyn Fn(&Fault) -> bool| {
+            steps
+                .iter()
+                .filter_map(|s| s.fault.as_ref())
+                .filter(|x| f(x))
+                .count()
+        };
+        let kills = count(&|f| matches!(f, Fault::Kill(_)));
+        let pauses = count(&|f| matches!(f, Fault::Pause(_)));
+        assert!(kills > 2 * pauses, "kills {kills}, pauses {pauses}");
+        let lags = count(&|f| {
+            matches!(f, Fault::Election { strike: Strike::LagThenDepose { minority, lag_ms }, .. }
+                if !minority.is_empty() && minority.len() <= 2 && odds::LAG_MS.contains(lag_ms))
+        });
+        assert!(lags > 0, "lag-then-depose drawn");
+        let even = generate(5, &five(), families, 10, 100_000, FamilyOdds::Even);
+        assert!(
+            !even.iter().any(|s| matches!(
+                s.fault,
+                Some(Fault::Election {
+                    strike: Strike::LagThenDepose { .. },
+                    ..
+                })
+            )),
+            "real runs' schedules (even odds) never draw it"
+        );
+    }
 }
