@@ -129,6 +129,10 @@ pub struct ShardParams {
     pub shards: u32,
     pub replicas_per_shard: u32,
     pub cross_shard_share: f64,
+    /// The workload's mix and contention, when drawn from the seed (every sharded run but
+    /// one with `--defaults`); absent: the default mix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload: Option<crate::clients::workload::WorkloadShape>,
 }
 
 impl ShardParams {

@@ -14,6 +14,7 @@ fn params() -> RunParams {
         shards: 2,
         replicas_per_shard: 3,
         cross_shard_share: 0.5,
+        workload: None,
     };
     RunParams {
         nodes: shape.nodes(),

@@ -52,7 +52,7 @@ fn a_sweep_of_seeds_with_every_fault_passes_on_the_real_replica() {
 }
 
 fn bug_run(seed: u64, bug: &str) -> SimRunInfo {
-    let mut params = SimParams::for_seed(seed, &Pins::default());
+    let mut params = SimParams::for_seed(seed, &Pins::default(), None);
     let knobs = SweepKnobs {
         ops: Some(600),
         bug: Some(bug.into()),
@@ -150,7 +150,7 @@ fn a_run_drawn_before_the_one_fault_vocabulary_is_refused_by_name_not_called_unr
     let outcome = simulate(&info).unwrap();
     write_and_check(&dir, &info, &outcome, false).unwrap();
     let toml = std::fs::read_to_string(dir.join("run.toml")).unwrap();
-    assert!(toml.contains("schedule_version = 3"), "{toml}");
+    assert!(toml.contains("schedule_version = 4"), "{toml}");
     // A run.toml of before the version: no `schedule_version` at all.
     let old: String = toml
         .lines()
@@ -276,7 +276,7 @@ fn clients_keep_committing_while_two_replicas_are_killed() {
     // The scenario stall: the shared leader hint named a dead replica whose successor was
     // dead too, and every client bounced between the two for the whole fault while the live
     // majority committed nothing. Seed 1 reproduced it: 0 ok operations in the 5 s window.
-    let mut params = SimParams::for_seed(1, &Pins::default());
+    let mut params = SimParams::for_seed(1, &Pins::default(), None);
     let knobs = SweepKnobs {
         ops: Some(12_000),
         faults: Some(vec![harness::faults::schedule::FaultFamily::Kill]),
@@ -295,7 +295,7 @@ fn clients_keep_committing_while_two_replicas_are_killed() {
 
 /// A sharded run of `seed` (3 shards of 3) with every fault family.
 fn sharded_run(seed: u64, ops: u64, bug: Option<&str>) -> SimRunInfo {
-    let mut params = SimParams::for_seed(seed, &Pins::default());
+    let mut params = SimParams::for_seed(seed, &Pins::default(), None);
     let knobs = SweepKnobs {
         ops: Some(ops),
         bug: bug.map(Into::into),
@@ -403,8 +403,8 @@ fn the_zoo_catches_the_two_phase_commit_bugs_on_sharded_seeds() {
             .map(ToString::to_string)
             .collect(),
         // Full-length runs: the bugs show only when a transaction aborts after a yes vote,
-        // which takes faults during two-phase commit (under schedule version 3, with swarm
-        // draws, seed 13 is the first to catch recovery-aborts, seed 20 the other two).
+        // which takes faults during two-phase commit (under schedule version 4, seed 1 catches
+        // all three; the next catches are seeds 3 and 4).
         ops: None,
         shards: 3,
     };

@@ -24,7 +24,7 @@ fn seeds() -> u64 {
 /// Seed `seed`'s run on a harsh network, its knobs drawn from the seed.
 fn harsh(seed: u64, bug: Option<&str>) -> SimRunInfo {
     let mut knobs = ChaCha8Rng::seed_from_u64(seed);
-    let mut params = SimParams::for_seed(seed, &Pins::default());
+    let mut params = SimParams::for_seed(seed, &Pins::default(), None);
     params.ops = 300;
     params.faults = vec![
         FaultFamily::Kill,

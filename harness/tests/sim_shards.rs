@@ -30,8 +30,9 @@ fn seeds() -> u64 {
 /// Seed `seed`'s sharded run, its knobs drawn from the seed.
 fn sharded(seed: u64, bug: Option<&str>) -> SimRunInfo {
     let mut knobs = ChaCha8Rng::seed_from_u64(seed);
-    let mut params = SimParams::for_seed(seed, &Pins::default());
-    params.set_shards(Some(knobs.gen_range(2..=3)));
+    let shards = Some(knobs.gen_range(2..=3));
+    let mut params = SimParams::for_seed(seed, &Pins::default(), shards);
+    params.set_shards(shards);
     params.ops = 1_000;
     params.faults = vec![
         FaultFamily::Kill,

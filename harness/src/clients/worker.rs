@@ -6,7 +6,7 @@
 //! and the client moves on with a new request id (the replica's reply table then treats any late
 //! copy of the old one as stale, so it executes at most once).
 
-use crate::clients::workload::{OpGen, ShardMix};
+use crate::clients::workload::{OpGen, ShardMix, WorkloadShape};
 use crate::record::Recorder;
 use crate::targets::BankClient;
 use replica::bank::Command;
@@ -32,6 +32,8 @@ pub struct WorkerContext {
     pub seed: u64,
     /// A sharded bank's workload, if any.
     pub shards: Option<ShardMix>,
+    /// The mix of operations and the contention.
+    pub shape: WorkloadShape,
 }
 
 /// Starts `clients` workers; each task returns how many requests it made.
@@ -48,7 +50,7 @@ pub fn pace_for(rate: Option<f64>, clients: u32) -> Option<Duration> {
 }
 
 async fn run_worker(ctx: WorkerContext, client: u64) -> u64 {
-    let mut ops = OpGen::new(ctx.seed, client, ctx.accounts.clone());
+    let mut ops = OpGen::new(ctx.seed, client, ctx.accounts.clone()).with_shape(ctx.shape);
     if let Some(mix) = &ctx.shards {
         ops = ops.with_shards(mix.clone());
     }
@@ -107,6 +109,7 @@ mod tests {
             accounts: accounts.clone(),
             seed: 1,
             shards: None,
+            shape: WorkloadShape::default(),
         };
         // Halfway through, the leader moves and one reply is lost.
         let workers = spawn_workers(&ctx, 4);

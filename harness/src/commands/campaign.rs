@@ -2,10 +2,9 @@
 
 use crate::commands::exit::usage;
 use crate::commands::run::{print_summary, warn_about, RunArgs};
-use crate::faults::tunables::Pins;
 use crate::params::TargetKind;
 use crate::run::campaign::{self, MAX_UNTIL_FAILURE_RUNS};
-use crate::run::shared::{ms, RunSummary};
+use crate::run::shared::RunSummary;
 use anyhow::Context;
 use checker::text::count;
 use clap::Args;
@@ -18,11 +17,6 @@ pub struct CampaignArgs {
     /// Stop at the first run that is not valid.
     #[arg(long)]
     pub until_failure: bool,
-    /// Keep the replica's default settings. Without it every run draws its checkpoint
-    /// interval, batch and pipeline limits, election timing and (unless given) the nemesis
-    /// interval from its seed, and records the draw in run.toml.
-    #[arg(long)]
-    pub defaults: bool,
     /// Run only task K of N's share of the runs (e.g. 3/10; needs --seed and --runs), into
     /// `<out>/slice-K-of-N` with a resumable summary.json; `auto` takes K and N from a Slurm
     /// job array or a Kubernetes Indexed Job.
@@ -45,11 +39,7 @@ pub async fn campaign(args: &CampaignArgs) -> anyhow::Result<i32> {
         (None, false) => 1,
     };
     // The drawn tunables are the replica's: other targets keep their defaults.
-    let explore = (!args.defaults && opts.params.target == TargetKind::Faultline).then(|| Pins {
-        checkpoint_interval_slots: args.run.checkpoint_interval,
-        nemesis_interval_ms: args.run.nemesis_interval.map(ms),
-        ..Pins::default()
-    });
+    let explore = args.run.explore(&opts);
     let summaries =
         campaign::run_campaign(&opts, runs, args.until_failure, explore, print_summary).await?;
     let bad = summaries.iter().filter(|s| s.exit_code != 0).count() as u64;
@@ -77,11 +67,7 @@ pub async fn campaign_slice(
     crate::run::validate(&opts.params)?;
     warn_about(&opts.params);
     opts.out = opts.out.join(slice.dir_name());
-    let explore = (!args.defaults && opts.params.target == TargetKind::Faultline).then(|| Pins {
-        checkpoint_interval_slots: args.run.checkpoint_interval,
-        nemesis_interval_ms: args.run.nemesis_interval.map(ms),
-        ..Pins::default()
-    });
+    let explore = args.run.explore(&opts);
     let mut binaries: Vec<(&str, &std::path::Path)> = Vec::new();
     match opts.params.target {
         TargetKind::Faultline => binaries.push(("replica", &opts.replica_bin)),
@@ -93,7 +79,7 @@ pub async fn campaign_slice(
         serde_json::Value::Object(map) => map,
         _ => serde_json::Map::new(),
     };
-    params.insert("defaults".into(), args.defaults.into());
+    params.insert("defaults".into(), args.run.defaults.into());
     let fresh = fresh_summary(
         TaskKind::Campaign,
         slice,

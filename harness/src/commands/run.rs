@@ -2,6 +2,7 @@
 //! ([`CommonArgs`], [`RunArgs`], [`ShardArgs`]).
 
 use crate::faults::schedule::{parse_families, FaultFamily, World};
+use crate::faults::tunables::Pins;
 use crate::params::{NetMode, RunParams};
 use crate::params::{ReadMode, TargetKind};
 use crate::run::rundir::{default_replica_bin, parse_duration};
@@ -10,6 +11,9 @@ use crate::targets::etcd::find_etcd_bin;
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// `--cross-shard-share` when neither given nor drawn (`--defaults`).
+pub const DEFAULT_CROSS_SHARD_SHARE: f64 = 0.5;
 
 /// `--nemesis-interval` when not given.
 pub const DEFAULT_NEMESIS_INTERVAL_MS: u64 = 5_000;
@@ -61,8 +65,8 @@ pub struct RunArgs {
     /// replica-bugs beside the replica binary).
     #[arg(long)]
     pub replica_bugs_bin: Option<PathBuf>,
-    /// Time between a fault and its heal, and between a heal and the next fault (default: 5s;
-    /// a campaign draws 1s, 2s or 5s per run unless --defaults).
+    /// Time between a fault and its heal, and between a heal and the next fault (default:
+    /// drawn from the seed, 1s, 2s or 5s; 5s with --defaults).
     #[arg(long, value_parser = parse_duration)]
     pub nemesis_interval: Option<Duration>,
     /// Seed of every random choice (default: random, recorded in run.toml).
@@ -72,9 +76,15 @@ pub struct RunArgs {
     /// replica's QUIC, a TCP relay for etcd; direct: not.
     #[arg(long, value_enum, default_value_t = NetMode::Relay)]
     pub net: NetMode,
-    /// The replicas' checkpoint interval K in executed slots (default: the replica's, 10).
+    /// The replicas' checkpoint interval K in executed slots (default: drawn from the seed;
+    /// the replica's own, 10, with --defaults).
     #[arg(long)]
     pub checkpoint_interval: Option<u64>,
+    /// Keep the replica's default settings. Without it every run draws its checkpoint
+    /// interval, batch and pipeline limits, election timing and (unless given) the nemesis
+    /// interval from its seed, and records the draw in run.toml.
+    #[arg(long)]
+    pub defaults: bool,
     /// A planted bug passed to every replica (`replica run --bug NAME`).
     #[arg(long)]
     pub bug: Option<String>,
@@ -112,9 +122,11 @@ pub struct ShardArgs {
     /// Replicas of each shard (with --shards above 1; --nodes is then ignored).
     #[arg(long, default_value_t = 3)]
     pub replicas_per_shard: u32,
-    /// With --shards: the share of transfers between accounts of different shards, 0 to 1.
-    #[arg(long, default_value_t = 0.5)]
-    pub cross_shard_share: f64,
+    /// With --shards: the share of transfers between accounts of different shards, 0 to 1
+    /// (default: drawn from the seed with the rest of the workload's mix; 0.5 with
+    /// --defaults).
+    #[arg(long)]
+    pub cross_shard_share: Option<f64>,
 }
 
 impl ShardArgs {
@@ -126,7 +138,8 @@ impl ShardArgs {
         let shape = crate::params::ShardParams {
             shards: self.shards,
             replicas_per_shard: self.replicas_per_shard,
-            cross_shard_share: self.cross_shard_share,
+            cross_shard_share: self.cross_shard_share.unwrap_or(DEFAULT_CROSS_SHARD_SHARE),
+            workload: None,
         };
         params.nodes = shape.nodes();
         params.shards = Some(shape);
@@ -182,6 +195,17 @@ impl RunArgs {
 }
 
 impl RunArgs {
+    /// The pins of the tunables each run draws from its seed, unless `--defaults` (or a
+    /// target other than the faultline replica, whose settings these are).
+    pub fn explore(&self, opts: &RunOptions) -> Option<Pins> {
+        (!self.defaults && opts.params.target == TargetKind::Faultline).then(|| Pins {
+            checkpoint_interval_slots: self.checkpoint_interval,
+            nemesis_interval_ms: self.nemesis_interval.map(ms),
+            cross_shard_share: self.shards.cross_shard_share,
+            ..Pins::default()
+        })
+    }
+
     /// [`RunArgs::options`] with a sharded run's fault set and replica binary settled (see
     /// [`crate::run::resolve_sharded_faults`]).
     pub fn resolved_options(&self) -> Result<RunOptions, RunError> {
@@ -227,7 +251,10 @@ pub fn print_summary(s: &RunSummary) {
 }
 
 pub async fn run_one(args: &RunArgs) -> anyhow::Result<i32> {
-    let opts = args.resolved_options()?;
+    let mut opts = args.resolved_options()?;
+    if let Some(pins) = args.explore(&opts) {
+        crate::run::campaign::draw_tunables(&mut opts, &pins);
+    }
     crate::run::validate(&opts.params)?;
     warn_about(&opts.params);
     let summary = crate::run::run_single(&opts).await?;

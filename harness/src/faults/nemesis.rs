@@ -276,6 +276,30 @@ impl Nemesis {
                 world.show(&fault.to_string());
                 self.active.down = nodes;
             }
+            Fault::Election {
+                shard,
+                strike: strike @ Strike::LagThenDepose { minority, lag_ms },
+            } => {
+                // First blow: the minority falls behind; the leader dies at the watch's time.
+                let split = Partition::Halves {
+                    minority: minority.clone(),
+                };
+                let cuts = crate::faults::schedule::partition_cuts(&split, &world.nodes(), None);
+                let cuts = self.with_group(world, *shard, cuts);
+                world.set_cuts(&cuts)?;
+                let (f, mut value) = partition_event(&split, &cuts, None);
+                value["then"] = json!(strike_name(strike));
+                world.record(f, value);
+                world.show(&fault.to_string());
+                self.active.partitioned = true;
+                self.watch = Some(Watch {
+                    shard: *shard,
+                    deposed: NodeId(0),
+                    strike: strike.clone(),
+                    started_ms: self.now_ms,
+                    next_poll_ms: self.now_ms + lag_ms,
+                });
+            }
             Fault::Election { shard, strike } => {
                 let target = shard.map_or(Victims::Leader, Victims::ShardLeader);
                 let Some(nodes) = resolve(world, &target).await else {
@@ -395,6 +419,9 @@ impl Nemesis {
         let Some(mut watch) = self.watch.take() else {
             return Ok(());
         };
+        if let Strike::LagThenDepose { .. } = &watch.strike {
+            return self.depose_after_lag(world, &watch, now_ms).await;
+        }
         if let Strike::SplitElection { minority, .. } = &watch.strike {
             let split = Partition::Halves {
                 minority: minority.clone(),
@@ -437,6 +464,35 @@ impl Nemesis {
         value["after_ms"] = json!(waited);
         world.record(f, value);
         self.active.partitioned = true;
+        Ok(())
+    }
+
+    /// The second blow of a lag-then-depose election fault: heal the cut that let the
+    /// minority fall behind and kill the leader (of the shard) in the same instant.
+    async fn depose_after_lag<W: FaultWorld + ?Sized>(
+        &mut self,
+        world: &mut W,
+        watch: &Watch,
+        now_ms: u64,
+    ) -> Result<(), TargetError> {
+        world.set_cuts(&[])?;
+        self.active.partitioned = false;
+        world.record("heal", json!({"cuts": []}));
+        let target = watch.shard.map_or(Victims::Leader, Victims::ShardLeader);
+        let Some(nodes) = resolve(world, &target).await else {
+            return Ok(());
+        };
+        for &node in &nodes {
+            world.kill(node)?;
+        }
+        let size = world.nodes().len();
+        let value = json!({
+            "nodes": names(&nodes),
+            "target": target_name(&target, size),
+            "after_ms": now_ms.saturating_sub(watch.started_ms),
+        });
+        world.record("kill", value);
+        self.active.down.extend(nodes);
         Ok(())
     }
 
@@ -527,6 +583,7 @@ fn strike_name(strike: &Strike) -> &'static str {
         Strike::KillNewLeader => "kill-new-leader",
         Strike::IsolateNewLeader => "isolate-new-leader",
         Strike::SplitElection { .. } => "split-election",
+        Strike::LagThenDepose { .. } => "lag-then-depose",
     }
 }
 

@@ -46,9 +46,12 @@ use std::str::FromStr;
 /// How faults are drawn and recorded: 2 since one vocabulary serves both worlds (the
 /// simulator's schedules and target names changed with it); 3 since faults are aimed (crashes
 /// inside a burst, power cuts after a vote or a reply, election and lease-aimed faults) and
-/// each simulated seed draws its own subset of families and workload shape (swarm testing).
-/// run.toml records it.
-pub const SCHEDULE_VERSION: u32 = 3;
+/// each simulated seed draws its own subset of families and workload shape (swarm testing);
+/// 4 since simulated families are drawn by weight ([`FaultFamily::weight`]), election
+/// faults may first let a minority lag ([`Strike::LagThenDepose`]), and a simulated seed
+/// draws longer faults on a sharded bank, fewer accounts and a think time. run.toml records
+/// it.
+pub const SCHEDULE_VERSION: u32 = 4;
 
 /// A family of faults, as `--nemesis` (real runs) and `--faults` (simulated runs) name it.
 /// Variants are in draw order: append new ones.
@@ -178,6 +181,25 @@ impl FaultFamily {
         }
     }
 
+    /// How often the schedule draws this family against the others it holds (schedule
+    /// version 4). Crashes, partitions and leader changes are what makes a replica recover,
+    /// merge a view, catch up and finish or abort a transaction, so they weigh most; faults
+    /// that only perturb (a pause, a clock jump, a disk fault) weigh least, so that a run
+    /// holding every family still spends most of its faults where bugs hide.
+    pub fn weight(self) -> u32 {
+        match self {
+            FaultFamily::Kill | FaultFamily::Partition | FaultFamily::Election => 3,
+            FaultFamily::Power
+            | FaultFamily::PowerAfterSend
+            | FaultFamily::CrashBurst
+            | FaultFamily::CrashCoordinator => 2,
+            FaultFamily::Pause
+            | FaultFamily::IsolateFollower
+            | FaultFamily::Clock
+            | FaultFamily::Disk => 1,
+        }
+    }
+
     /// Whether only the simulator can inject this family.
     pub fn sim_only(self) -> bool {
         self.world() == Some(World::Simulator)
@@ -232,6 +254,16 @@ pub fn parse_families(s: &str, world: World) -> Result<Vec<FaultFamily>, String>
         ));
     }
     Ok(set.into_iter().collect())
+}
+
+/// How a schedule draws among its families.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FamilyOdds {
+    /// Each family alike: real runs, whose schedules (and so their replays) stay as they
+    /// were drawn.
+    Even,
+    /// By [`FaultFamily::weight`]: simulated runs (schedule version 4).
+    Weighted,
 }
 
 /// Which replicas a kill, power cut or pause hits.
@@ -347,6 +379,12 @@ pub enum Strike {
         minority: Vec<NodeId>,
         after_ms: u64,
     },
+    /// The other way round (schedule version 4, simulator only): first cut `minority` off
+    /// for `lag_ms`, so that it falls behind while the rest commit; then heal the cut and
+    /// kill the leader at once. The replicas that lag take part in the election, and may win
+    /// it: a view change with accepted slots that the new leader must merge and the laggers
+    /// must catch up on.
+    LagThenDepose { minority: Vec<NodeId>, lag_ms: u64 },
 }
 
 /// Whose clock a lease-aimed jump moves.
@@ -449,6 +487,11 @@ impl fmt::Display for Fault {
                         "kill {whose}leader, then cut {} off {after_ms}ms into the election",
                         nodes(minority)
                     ),
+                    Strike::LagThenDepose { minority, lag_ms } => write!(
+                        f,
+                        "cut {} off for {lag_ms}ms, then heal and kill {whose}leader",
+                        nodes(minority)
+                    ),
                 }
             }
             Fault::ClockAimed { at, jump_ms } => {
@@ -505,6 +548,11 @@ pub mod odds {
     pub const ISOLATE_NEW_LEADER_CHANCE: f64 = 0.3;
     /// How far into the election a split comes.
     pub const SPLIT_AFTER_MS: std::ops::RangeInclusive<u64> = 0..=600;
+    /// With weighted odds (simulated runs), how often an election fault first lets a
+    /// minority fall behind ([`super::Strike::LagThenDepose`]) instead of one of the others.
+    pub const LAG_THEN_DEPOSE_CHANCE: f64 = 0.4;
+    /// How long the minority is cut off before the leader is killed.
+    pub const LAG_MS: std::ops::RangeInclusive<u64> = 50..=400;
 }
 
 /// Generates the schedule of a classic cluster of `nodes`: faults from `interval_ms` on, each
@@ -515,14 +563,20 @@ pub fn generate(
     families: &[FaultFamily],
     interval_ms: u64,
     until_ms: u64,
+    weighting: FamilyOdds,
 ) -> Vec<Step> {
     if nodes.is_empty() {
         return Vec::new();
     }
     let mut disk = DiskDraw::default();
-    rhythm(seed, families, interval_ms, until_ms, |rng, family| {
-        draw_fault(rng, family, nodes, &mut disk)
-    })
+    rhythm(
+        seed,
+        families,
+        weighting,
+        interval_ms,
+        until_ms,
+        |rng, family| draw_fault(rng, family, nodes, &mut disk, weighting),
+    )
 }
 
 /// Generates the schedule of a sharded bank (see the module docs): `shards` maps each shard id
@@ -533,25 +587,32 @@ pub fn generate_sharded(
     families: &[FaultFamily],
     interval_ms: u64,
     until_ms: u64,
+    weighting: FamilyOdds,
 ) -> Vec<Step> {
     let all: Vec<NodeId> = shards.values().flatten().copied().collect();
     if all.is_empty() {
         return Vec::new();
     }
     let mut disk = DiskDraw::default();
-    rhythm(seed, families, interval_ms, until_ms, |rng, family| {
-        draw_sharded_fault(rng, family, shards, &all, &mut disk)
-    })
+    rhythm(
+        seed,
+        families,
+        weighting,
+        interval_ms,
+        until_ms,
+        |rng, family| draw_sharded_fault(rng, family, shards, &all, &mut disk, weighting),
+    )
 }
 
 /// The schedules' one rhythm: from `interval_ms` on, a fault of a family drawn from
-/// `families` (`draw` picks the fault), healed `interval_ms` later. A fault whose heal would
+/// `families` by their weights (`draw` picks the fault), healed `interval_ms` later. A fault whose heal would
 /// come after `until_ms` is not started: the final phase heals, but a fault should get its
 /// full interval to matter. The seed's nemesis stream is drawn in this order (family, then
 /// fault), so a seed's schedule stays the same.
 pub fn rhythm(
     seed: u64,
     families: &[FaultFamily],
+    weighting: FamilyOdds,
     interval_ms: u64,
     until_ms: u64,
     mut draw: impl FnMut(&mut rand_chacha::ChaCha8Rng, FaultFamily) -> Fault,
@@ -561,9 +622,16 @@ pub fn rhythm(
         return steps;
     }
     let mut rng = rng::stream(seed, rng::NEMESIS_STREAM);
+    let weights = families.iter().map(|f| match weighting {
+        FamilyOdds::Even => 1,
+        FamilyOdds::Weighted => f.weight(),
+    });
+    let Ok(pick) = rand::distributions::WeightedIndex::new(weights) else {
+        return steps;
+    };
     let mut at_ms = interval_ms;
     while at_ms.saturating_add(interval_ms) <= until_ms {
-        let family = families[rng.gen_range(0..families.len())];
+        let family = families[rng.sample(&pick)];
         let fault = draw(&mut rng, family);
         steps.push(Step {
             at_ms,
@@ -584,6 +652,7 @@ fn draw_sharded_fault(
     shards: &BTreeMap<u32, Vec<NodeId>>,
     all: &[NodeId],
     disk: &mut DiskDraw,
+    weighting: FamilyOdds,
 ) -> Fault {
     let ids: Vec<u32> = shards.keys().copied().collect();
     let shard = ids[rng.gen_range(0..ids.len())];
@@ -614,10 +683,10 @@ fn draw_sharded_fault(
         },
         FaultFamily::Election => Fault::Election {
             shard: Some(shard),
-            strike: draw_strike(rng, members),
+            strike: draw_strike(rng, members, weighting),
         },
         // Clock jumps and disk faults hit one replica, as in a classic run.
-        FaultFamily::Clock | FaultFamily::Disk => draw_fault(rng, family, all, disk),
+        FaultFamily::Clock | FaultFamily::Disk => draw_fault(rng, family, all, disk, weighting),
     }
 }
 
@@ -682,6 +751,7 @@ fn draw_fault(
     family: FaultFamily,
     nodes: &[NodeId],
     disk: &mut DiskDraw,
+    weighting: FamilyOdds,
 ) -> Fault {
     match family {
         // Now and then every replica at once, as a power cut would: only what each one made
@@ -716,7 +786,7 @@ fn draw_fault(
         },
         FaultFamily::Election => Fault::Election {
             shard: None,
-            strike: draw_strike(rng, nodes),
+            strike: draw_strike(rng, nodes, weighting),
         },
     }
 }
@@ -746,8 +816,15 @@ fn draw_sent(rng: &mut impl Rng) -> Sent {
     }
 }
 
-/// How an election fault strikes the group `members` (the cluster, or one shard).
-fn draw_strike(rng: &mut (impl Rng + ?Sized), members: &[NodeId]) -> Strike {
+/// How an election fault strikes the group `members` (the cluster, or one shard); with
+/// weighted odds a lagging minority too (drawn first, so that even odds draw as before).
+fn draw_strike(rng: &mut (impl Rng + ?Sized), members: &[NodeId], weighting: FamilyOdds) -> Strike {
+    if weighting == FamilyOdds::Weighted && rng.gen_bool(odds::LAG_THEN_DEPOSE_CHANCE) {
+        return Strike::LagThenDepose {
+            minority: draw_minority(rng, members),
+            lag_ms: rng.gen_range(odds::LAG_MS),
+        };
+    }
     let roll: f64 = rng.gen_range(0.0..1.0);
     if roll < odds::KILL_NEW_LEADER_CHANCE {
         Strike::KillNewLeader
@@ -971,16 +1048,16 @@ mod tests {
 
     #[test]
     fn the_same_seed_gives_the_same_schedule() {
-        let a = generate(42, &five(), &ALL, 5_000, 60_000);
-        let b = generate(42, &five(), &ALL, 5_000, 60_000);
+        let a = generate(42, &five(), &ALL, 5_000, 60_000, FamilyOdds::Even);
+        let b = generate(42, &five(), &ALL, 5_000, 60_000, FamilyOdds::Even);
         assert_eq!(a, b);
-        let c = generate(43, &five(), &ALL, 5_000, 60_000);
+        let c = generate(43, &five(), &ALL, 5_000, 60_000, FamilyOdds::Even);
         assert_ne!(a, c, "another seed, another schedule");
     }
 
     #[test]
     fn faults_and_heals_alternate_within_the_run() {
-        let steps = generate(7, &five(), &ALL, 2_000, 15_000);
+        let steps = generate(7, &five(), &ALL, 2_000, 15_000, FamilyOdds::Even);
         // Faults at 2, 6, 10 (healed at 4, 8, 12); one at 14 would be healed after the end.
         assert_eq!(steps.len(), 6);
         for (i, step) in steps.iter().enumerate() {
@@ -991,7 +1068,14 @@ mod tests {
 
     #[test]
     fn only_the_asked_families_appear_and_victims_are_minorities_or_everyone() {
-        let steps = generate(1, &five(), &[FaultFamily::Kill], 10, 10_000);
+        let steps = generate(
+            1,
+            &five(),
+            &[FaultFamily::Kill],
+            10,
+            10_000,
+            FamilyOdds::Even,
+        );
         assert!(steps.len() > 100);
         let mut everyone = 0;
         for step in &steps {
@@ -1006,12 +1090,19 @@ mod tests {
             }
         }
         assert!(everyone > 0, "whole-cluster kills are drawn too");
-        assert!(generate(1, &five(), &[], 1_000, 10_000).is_empty());
+        assert!(generate(1, &five(), &[], 1_000, 10_000, FamilyOdds::Even).is_empty());
     }
 
     #[test]
     fn every_partition_shape_is_drawn_and_leaves_a_majority_somewhere() {
-        let steps = generate(3, &five(), &[FaultFamily::Partition], 10, 10_000);
+        let steps = generate(
+            3,
+            &five(),
+            &[FaultFamily::Partition],
+            10,
+            10_000,
+            FamilyOdds::Even,
+        );
         let mut kinds = std::collections::HashSet::new();
         for step in &steps {
             if let Some(Fault::Partition(p)) = &step.fault {
@@ -1208,7 +1299,8 @@ mod tests {
             (&ALL[..], &[][..]),
             (World::Simulator.all_families(), &sim_only[..]),
         ] {
-            let draw = |seed| generate_sharded(seed, &shards, families, 100, 40_000);
+            let draw =
+                |seed| generate_sharded(seed, &shards, families, 100, 40_000, FamilyOdds::Even);
             let mut shapes = BTreeSet::new();
             for seed in 0..20 {
                 let steps = draw(seed);
@@ -1256,7 +1348,7 @@ mod tests {
     fn crash_coordinator_arms_every_failpoint_on_every_shard_and_only_when_asked() {
         let shards = three_by_three();
         let with = [FaultFamily::Kill, FaultFamily::CrashCoordinator];
-        let steps = generate_sharded(5, &shards, &with, 10, 30_000);
+        let steps = generate_sharded(5, &shards, &with, 10, 30_000, FamilyOdds::Even);
         let mut drawn = BTreeSet::new();
         for step in &steps {
             if let Some(Fault::CrashCoordinator { shard, failpoint }) = &step.fault {
@@ -1265,7 +1357,7 @@ mod tests {
             }
         }
         assert_eq!(drawn.len(), 3 * Failpoint::ALL.len(), "{drawn:?}");
-        let without = generate_sharded(5, &shards, &ALL, 10, 30_000);
+        let without = generate_sharded(5, &shards, &ALL, 10, 30_000, FamilyOdds::Even);
         assert!(!without
             .iter()
             .any(|s| matches!(s.fault, Some(Fault::CrashCoordinator { .. }))));
@@ -1288,7 +1380,7 @@ mod tests {
             FaultFamily::Election,
             FaultFamily::Clock,
         ];
-        let steps = generate(11, &five(), &families, 10, 20_000);
+        let steps = generate(11, &five(), &families, 10, 20_000, FamilyOdds::Even);
         let mut seen = BTreeSet::new();
         for fault in steps.into_iter().filter_map(|s| s.fault) {
             let word = match fault {
@@ -1321,6 +1413,38 @@ mod tests {
                 .to_string()
                 .parse::<FaultFamily>(),
             Ok(FaultFamily::PowerAfterSend)
+        );
+    }
+
+    #[test]
+    fn weighted_odds_favour_crashes_partitions_and_elections_and_draw_laggers() {
+        let families = World::Simulator.all_families();
+        let steps = generate(5, &five(), families, 10, 100_000, FamilyOdds::Weighted);
+        let count = |f: &dyn Fn(&Fault) -> bool| {
+            steps
+                .iter()
+                .filter_map(|s| s.fault.as_ref())
+                .filter(|x| f(x))
+                .count()
+        };
+        let kills = count(&|f| matches!(f, Fault::Kill(_)));
+        let pauses = count(&|f| matches!(f, Fault::Pause(_)));
+        assert!(kills > 2 * pauses, "kills {kills}, pauses {pauses}");
+        let lags = count(&|f| {
+            matches!(f, Fault::Election { strike: Strike::LagThenDepose { minority, lag_ms }, .. }
+                if !minority.is_empty() && minority.len() <= 2 && odds::LAG_MS.contains(lag_ms))
+        });
+        assert!(lags > 0, "lag-then-depose drawn");
+        let even = generate(5, &five(), families, 10, 100_000, FamilyOdds::Even);
+        assert!(
+            !even.iter().any(|s| matches!(
+                s.fault,
+                Some(Fault::Election {
+                    strike: Strike::LagThenDepose { .. },
+                    ..
+                })
+            )),
+            "real runs' schedules (even odds) never draw it"
         );
     }
 }

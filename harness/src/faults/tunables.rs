@@ -41,13 +41,15 @@ pub struct Tunables {
 }
 
 /// What the user pinned; everything else is drawn.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Pins {
     pub checkpoint_interval_slots: Option<u64>,
     pub max_batch_commands: Option<u32>,
     pub max_inflight_slots: Option<u32>,
     pub nemesis_interval_ms: Option<u64>,
     pub max_inflight_txns: Option<u32>,
+    /// A real sharded run's `--cross-shard-share`, when given (else drawn with its mix).
+    pub cross_shard_share: Option<f64>,
 }
 
 /// Draws every unpinned tunable from `seed`. `interval_choices_ms` are the nemesis intervals

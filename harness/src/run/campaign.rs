@@ -13,6 +13,21 @@ pub const MAX_UNTIL_FAILURE_RUNS: u32 = 10_000;
 /// five.
 pub const NEMESIS_INTERVAL_CHOICES_MS: [u64; 3] = [1_000, 2_000, 5_000];
 
+/// Draws the run's tunables (and nemesis interval) from its seed, as every run of
+/// `harness run` and `harness campaign` does unless `--defaults`; run.toml records them.
+/// A sharded run draws its workload's mix, contention and cross-shard share too (the share
+/// unless pinned), from the seed's swarm stream as a simulated seed does.
+pub fn draw_tunables(opts: &mut RunOptions, pins: &Pins) {
+    let drawn = tunables::draw(opts.seed, pins, &NEMESIS_INTERVAL_CHOICES_MS);
+    opts.params.nemesis_interval_ms = drawn.nemesis_interval_ms;
+    opts.params.tunables = Some(drawn);
+    if let Some(shape) = opts.params.shards.as_mut() {
+        let (workload, cross_shard_share) = crate::sim::swarm::draw_mix(opts.seed);
+        shape.workload = Some(workload);
+        shape.cross_shard_share = pins.cross_shard_share.unwrap_or(cross_shard_share);
+    }
+}
+
 /// Runs `runs` campaigns with seeds `seed, seed + 1, ...`, stopping at the first run that is
 /// not valid when `until_failure`. With `explore`, each run draws its tunables from its seed
 /// (pinned ones excepted; see `tunables`). Calls `report` after each run.
@@ -42,9 +57,7 @@ pub async fn run_seeds(
         let mut one = opts.clone();
         one.seed = seed;
         if let Some(pins) = &explore {
-            let drawn = tunables::draw(one.seed, pins, &NEMESIS_INTERVAL_CHOICES_MS);
-            one.params.nemesis_interval_ms = drawn.nemesis_interval_ms;
-            one.params.tunables = Some(drawn);
+            draw_tunables(&mut one, pins);
         }
         let summary = run_in_campaign(&one).await?;
         report(&summary);

@@ -385,6 +385,7 @@ pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
             &usable_families(params),
             params.nemesis_interval_ms,
             params.time_ms,
+            schedule::FamilyOdds::Even,
         );
     }
     let nodes: Vec<_> = (1..=params.nodes).map(replica::types::NodeId).collect();
@@ -394,6 +395,7 @@ pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
         &usable_families(params),
         params.nemesis_interval_ms,
         params.time_ms,
+        schedule::FamilyOdds::Even,
     )
 }
 
@@ -448,6 +450,7 @@ async fn run_of_kind(opts: &RunOptions, kind: &str) -> Result<RunSummary, RunErr
         accounts: info.accounts.clone(),
         seed: opts.seed,
         shards: shard_mix(&info),
+        shape: params.shards.and_then(|s| s.workload).unwrap_or_default(),
     };
     let workers = spawn_workers(&ctx, u64::from(params.clients));
     let label: FaultLabel = Arc::new(Mutex::new(String::new()));
@@ -607,6 +610,7 @@ mod tests {
             shards: 2,
             replicas_per_shard: 3,
             cross_shard_share: 0.5,
+            workload: None,
         };
         RunOptions {
             params: RunParams {

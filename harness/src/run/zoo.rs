@@ -189,6 +189,7 @@ fn params_for(profile: &Profile, opts: &ZooOptions, bug: Option<&str>) -> RunPar
         shards,
         replicas_per_shard: 3,
         cross_shard_share: 0.5,
+        workload: None,
     });
     RunParams {
         nodes: shards.map_or(RunParams::default().nodes, |s| s.nodes()),
@@ -246,7 +247,7 @@ async fn hunt(
         verdicts: Vec::new(),
     };
     for attempt in 0..budget {
-        let run = RunOptions {
+        let mut run = RunOptions {
             params: params_for(profile, opts, bug),
             seed: opts.seed.wrapping_add(u64::from(attempt)),
             out: opts.out.clone(),
@@ -255,6 +256,14 @@ async fn hunt(
             progress: opts.progress,
             keep_data: false,
         };
+        // As `harness run` does by default: the replica's tunables (and a sharded run's
+        // workload mix) drawn from the seed; the zoo's interval and checkpoint pinned.
+        let pins = crate::faults::tunables::Pins {
+            nemesis_interval_ms: Some(opts.nemesis_interval_ms),
+            checkpoint_interval_slots: profile.checkpoint_interval_slots,
+            ..Default::default()
+        };
+        crate::run::campaign::draw_tunables(&mut run, &pins);
         let summary = run_in_campaign(&run).await?;
         row.runs += 1;
         row.verdicts.push(summary.verdict.clone());

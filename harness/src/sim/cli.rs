@@ -107,6 +107,7 @@ impl SimArgs {
             max_inflight_slots: self.max_inflight,
             nemesis_interval_ms: self.nemesis_interval,
             max_inflight_txns: self.max_inflight_txns,
+            ..Pins::default()
         }
     }
 
@@ -617,7 +618,7 @@ mod tests {
     fn a_panicked_seed_replays_as_a_verdict_not_a_crash() {
         let out = tempfile::tempdir().unwrap();
         let dir = out.path().join("sim-5");
-        let mut params = super::super::SimParams::for_seed(5, &Pins::default());
+        let mut params = super::super::SimParams::for_seed(5, &Pins::default(), None);
         params.ops = 100;
         let info = SimRunInfo::new(5, params).unwrap();
         let message = "index out of bounds: the len is 0 but the index is 0";

@@ -49,6 +49,8 @@ struct Client {
     gen: OpGen,
     next_request: u64,
     pending: Option<Pending>,
+    /// The client starts its next operation no sooner (its think time after the last).
+    idle_until_ms: u64,
 }
 
 /// Which replicas serve which command: one group of every replica (the classic cluster), or
@@ -147,6 +149,8 @@ pub struct Clients {
     accounts: Vec<Account>,
     probing: bool,
     pub invoked: u64,
+    /// Think time between one client's operations, in virtual ms.
+    think_ms: u64,
 }
 
 impl Clients {
@@ -169,6 +173,7 @@ impl Clients {
                     gen,
                     next_request: 1,
                     pending: None,
+                    idle_until_ms: 0,
                 }
             })
             .collect();
@@ -184,7 +189,14 @@ impl Clients {
             accounts: accounts.to_vec(),
             probing: false,
             invoked: 0,
+            think_ms: 0,
         }
+    }
+
+    /// Each client waits `think_ms` after an operation ends before it starts the next.
+    pub fn with_think(mut self, think_ms: u64) -> Clients {
+        self.think_ms = think_ms;
+        self
     }
 
     /// Every client draws its operations in this shape instead of the default.
@@ -205,6 +217,9 @@ impl Clients {
     pub fn final_round(&mut self, ops: u64) {
         self.accepting = true;
         self.budget = ops;
+        for client in &mut self.clients {
+            client.idle_until_ms = 0;
+        }
     }
 
     /// A probe round: `ops` more operations, each a read of its client's own account. Reads
@@ -239,7 +254,7 @@ impl Clients {
             .iter()
             .filter_map(|c| match &c.pending {
                 Some(p) => Some(p.timer_ms.min(p.deadline_ms)),
-                None if idle_can_start => Some(now_ms),
+                None if idle_can_start => Some(now_ms.max(c.idle_until_ms)),
                 None => None,
             })
             .min()
@@ -285,10 +300,10 @@ impl Clients {
                 if let Some(g) = self.routing.group_of_node(node) {
                     self.hints[g] = Some(node);
                 }
-                self.finish(index, Submitted::Executed { node, reply }, events);
+                self.finish(index, Submitted::Executed { node, reply }, now_ms, events);
             }
             ClientResponse::Rejected { node, reason } => {
-                self.finish(index, Submitted::Rejected { node, reason }, events);
+                self.finish(index, Submitted::Rejected { node, reason }, now_ms, events);
             }
             ClientResponse::NotLeader {
                 leader_hint: Some(leader),
@@ -309,7 +324,8 @@ impl Clients {
 
     fn timers(&mut self, sim: &mut Sim, index: usize, now_ms: u64, events: &mut Vec<Event>) {
         let Some(pending) = &self.clients[index].pending else {
-            if self.accepting && self.budget > 0 {
+            let rested = now_ms >= self.clients[index].idle_until_ms;
+            if self.accepting && self.budget > 0 && rested {
                 self.start(sim, index, now_ms, events);
             }
             return;
@@ -322,7 +338,7 @@ impl Clients {
             if let Some(token) = pending.token {
                 self.owner.remove(&token);
             }
-            self.finish(index, unknown, events);
+            self.finish(index, unknown, now_ms, events);
             return;
         }
         if now_ms < pending.timer_ms {
@@ -381,7 +397,8 @@ impl Clients {
         self.owner.insert(token, index);
     }
 
-    fn finish(&mut self, index: usize, outcome: Submitted, events: &mut Vec<Event>) {
+    fn finish(&mut self, index: usize, outcome: Submitted, now_ms: u64, events: &mut Vec<Event>) {
+        self.clients[index].idle_until_ms = now_ms + self.think_ms;
         if let Some(pending) = self.clients[index].pending.take() {
             let process = index as u64;
             let event = completion(process, &pending.command, &outcome);

@@ -325,4 +325,48 @@ mod tests {
         at_once(nemesis.apply(&mut SimWorld::new(&mut sim, &mut events), Some(&burst))).unwrap();
         assert!(sim.run_until(1_000, |s| !s.is_up(live)));
     }
+
+    #[test]
+    fn a_lag_then_depose_fault_cuts_a_minority_then_heals_it_and_kills_the_leader_at_once() {
+        let (mut sim, first) = started(5);
+        let at = sim.now_ms;
+        let laggers: Vec<NodeId> = sim
+            .node_ids()
+            .into_iter()
+            .filter(|&n| n != first)
+            .take(2)
+            .collect();
+        let election = Fault::Election {
+            shard: None,
+            strike: Strike::LagThenDepose {
+                minority: laggers.clone(),
+                lag_ms: 200,
+            },
+        };
+        let schedule = vec![
+            Step {
+                at_ms: at,
+                fault: Some(election),
+            },
+            Step {
+                at_ms: at + 5_000,
+                fault: None,
+            },
+        ];
+        let mut nemesis = Nemesis::new(schedule);
+        let mut events = Vec::new();
+        drive(&mut nemesis, &mut sim, &mut events, at + 100);
+        assert!(!sim.cuts().is_empty(), "the minority is cut off first");
+        assert!(sim.is_up(first), "the leader still leads");
+        drive(&mut nemesis, &mut sim, &mut events, at + 300);
+        assert!(sim.cuts().is_empty(), "healed at the lag's end");
+        assert!(
+            !sim.is_up(first),
+            "and the leader killed in the same instant"
+        );
+        let fs: Vec<&str> = events.iter().map(|e| e.f.as_str()).collect();
+        assert_eq!(fs, ["partition", "heal", "kill"], "{events:?}");
+        assert_eq!(events[0].value["then"], "lag-then-depose");
+        assert_eq!(events[2].value["nodes"], json!([first.to_string()]));
+    }
 }

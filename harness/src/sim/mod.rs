@@ -64,6 +64,15 @@ const QUIESCE_MS: u64 = 10_000;
 /// and connected: as in real runs (`run::final_phase::PROGRESS_BOUND`).
 pub const PROGRESS_BOUND_MS: u64 = 10_000;
 
+/// The nemesis intervals a classic seed draws from (how long each fault lasts, and the quiet
+/// between two).
+pub const NEMESIS_INTERVALS_MS: [u64; 3] = [200, 500, 1_000];
+/// A sharded seed's (schedule version 4): a fault between shards must outlast two-phase
+/// commit's 1 s vote timeout to make a coordinator abort a transaction its participant voted
+/// yes on, and an election in a shard must take longer than that to do the same; faults of
+/// 200 ms to 1 s (version 3) rarely did.
+pub const SHARDED_NEMESIS_INTERVALS_MS: [u64; 3] = [1_000, 2_000, 3_000];
+
 /// Replicas in each shard of a sharded simulated bank.
 pub const REPLICAS_PER_SHARD: u32 = 3;
 
@@ -104,8 +113,17 @@ pub struct SimParams {
 
 impl SimParams {
     /// The defaults of `harness sim`, with the tunables, the fault families and the workload
-    /// drawn for `seed`.
-    pub fn for_seed(seed: u64, pins: &crate::faults::tunables::Pins) -> SimParams {
+    /// drawn for `seed`; `shards` picks the nemesis intervals drawn from (the sharded bank's
+    /// are longer). Call [`SimParams::set_shards`] with the same `shards` after.
+    pub fn for_seed(
+        seed: u64,
+        pins: &crate::faults::tunables::Pins,
+        shards: Option<u32>,
+    ) -> SimParams {
+        let intervals: &[u64] = match shards {
+            Some(s) if s > 1 => &SHARDED_NEMESIS_INTERVALS_MS,
+            _ => &NEMESIS_INTERVALS_MS,
+        };
         let clients = 10;
         let (faults, workload) = swarm::draw_default(seed, clients);
         SimParams {
@@ -122,7 +140,7 @@ impl SimParams {
             drop_rate: 0.01,
             dup_rate: 0.01,
             liveness_bound_ms: 5_000,
-            tunables: crate::faults::tunables::draw(seed, pins, &[200, 500, 1_000]),
+            tunables: crate::faults::tunables::draw(seed, pins, intervals),
             swarm: true,
             workload,
         }
@@ -205,12 +223,13 @@ impl SimRunInfo {
         let accounts = params.accounts();
         let specs = shard_specs(&params, &accounts)?;
         let (interval, until) = (params.tunables.nemesis_interval_ms, params.time_limit_ms);
+        let odds = schedule::FamilyOdds::Weighted;
         let schedule = if specs.is_empty() {
             let nodes: Vec<NodeId> = (1..=params.nodes).map(NodeId).collect();
-            schedule::generate(seed, &nodes, &params.faults, interval, until)
+            schedule::generate(seed, &nodes, &params.faults, interval, until, odds)
         } else {
             let shards = specs.iter().map(|s| (s.id.0, s.nodes.clone())).collect();
-            schedule::generate_sharded(seed, &shards, &params.faults, interval, until)
+            schedule::generate_sharded(seed, &shards, &params.faults, interval, until, odds)
         };
         Ok(SimRunInfo {
             shards: specs.iter().map(shard_table).collect(),
@@ -391,7 +410,8 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
         timing,
         params.ops,
     )
-    .with_shape(params.workload.shape);
+    .with_shape(params.workload.shape)
+    .with_think(params.workload.think_ms);
     let mut history = HistoryWriter::buffered(Vec::new());
     let mut events = Vec::new();
     let mut nemesis = Nemesis::new(info.schedule.clone());

@@ -23,10 +23,21 @@ pub const SWARM_STREAM: u64 = 9;
 
 /// How often each fault family is enabled for a seed, beyond [`ALWAYS`].
 pub const FAMILY_CHANCE: f64 = 0.5;
-/// The families every seed keeps (when asked for): crashes and partitions are what every
-/// bug class the zoo plants needs somewhere (two-phase commit's aborts, leader changes), and
-/// a seed without them spends its faults on what no bug it holds can show.
-pub const ALWAYS: [FaultFamily; 2] = [FaultFamily::Kill, FaultFamily::Partition];
+/// The families every seed keeps (when asked for): crashes, partitions and leader changes
+/// are what makes a replica recover, merge a view, catch up and finish or abort a
+/// transaction, and a seed without them spends its faults on what few bugs can show.
+/// (Schedule version 4 added `election`: view changes with laggers are where view-merge and
+/// catch-up bugs hide, and a plain kill reaches them only now and then.)
+pub const ALWAYS: [FaultFamily; 3] = [
+    FaultFamily::Kill,
+    FaultFamily::Partition,
+    FaultFamily::Election,
+];
+/// The think times a seed may draw (virtual ms a client waits between two operations): a
+/// closed loop ends its operation budget within a few virtual seconds, and with it the
+/// faults; think time spreads the same budget over more of the run, so more faults strike
+/// it, for little more work (idle virtual time costs only heartbeats).
+pub const THINK_MS: [u64; 4] = [0, 10, 30, 60];
 /// The shares of whole-bank reads a seed may draw, in percent.
 pub const READ_ALL_PCTS: [u32; 4] = [0, 5, 10, 20];
 /// The most single-account reads a seed may draw, in percent (transfers, the writes every
@@ -34,7 +45,10 @@ pub const READ_ALL_PCTS: [u32; 4] = [0, 5, 10, 20];
 pub const MAX_READ_PCT: u32 = 20;
 /// The contention shares a seed may draw (transfers to the one hot account), in percent.
 pub const HOT_PCTS: [u32; 4] = [0, 0, 10, 50];
-/// Fewest accounts a seed may draw (a sharded bank of three shards needs one per shard).
+/// Fewest accounts a seed may draw (a sharded bank of three shards needs one per shard). The
+/// most is one per client (schedule version 4; version 3 drew up to two per client): every
+/// account is then some client's own, so the clients' last reads probe every lock, and
+/// fewer accounts means more transfers contend for them.
 pub const MIN_ACCOUNTS: u32 = 3;
 /// The share of a sharded bank's transfers that cross shards, drawn between these.
 pub const CROSS_SHARD_SHARES: std::ops::RangeInclusive<f64> = 0.1..=0.9;
@@ -49,6 +63,9 @@ pub struct SimWorkload {
     pub shape: WorkloadShape,
     /// On a sharded bank, the share of transfers to another shard's account.
     pub cross_shard_share: f64,
+    /// Each client's think time between operations, in virtual ms (0: a closed loop).
+    #[serde(default)]
+    pub think_ms: u64,
 }
 
 impl Default for SimWorkload {
@@ -66,6 +83,7 @@ impl SimWorkload {
             accounts: clients.max(2),
             shape: WorkloadShape::default(),
             cross_shard_share: 0.5,
+            think_ms: 0,
         }
     }
 }
@@ -85,16 +103,33 @@ pub fn draw(seed: u64, families: &[FaultFamily], clients: u32) -> (Vec<FaultFami
     if chosen.is_empty() && !families.is_empty() {
         chosen.push(families[rng.gen_range(0..families.len())]);
     }
+    let accounts = rng.gen_range(MIN_ACCOUNTS..=clients.max(MIN_ACCOUNTS));
+    let (shape, cross_shard_share) = draw_shape(&mut rng);
+    let think_ms = THINK_MS[rng.gen_range(0..THINK_MS.len())];
     let workload = SimWorkload {
-        accounts: rng.gen_range((clients / 2).max(MIN_ACCOUNTS)..=(2 * clients).max(MIN_ACCOUNTS)),
-        shape: WorkloadShape {
-            read_pct: rng.gen_range(0..=MAX_READ_PCT),
-            read_all_pct: READ_ALL_PCTS[rng.gen_range(0..READ_ALL_PCTS.len())],
-            hot_pct: HOT_PCTS[rng.gen_range(0..HOT_PCTS.len())],
-        },
-        cross_shard_share: rng.gen_range(CROSS_SHARD_SHARES),
+        accounts,
+        shape,
+        cross_shard_share,
+        think_ms,
     };
     (chosen, workload)
+}
+
+/// A workload's mix, contention and cross-shard share.
+fn draw_shape(rng: &mut impl Rng) -> (WorkloadShape, f64) {
+    let shape = WorkloadShape {
+        read_pct: rng.gen_range(0..=MAX_READ_PCT),
+        read_all_pct: READ_ALL_PCTS[rng.gen_range(0..READ_ALL_PCTS.len())],
+        hot_pct: HOT_PCTS[rng.gen_range(0..HOT_PCTS.len())],
+    };
+    (shape, rng.gen_range(CROSS_SHARD_SHARES))
+}
+
+/// A real sharded run's draw (`harness run --shards`, campaigns): the mix, contention and
+/// cross-shard share as a simulated seed draws them, from the same stream (the accounts stay
+/// as the run sets them, the families as `--nemesis` names them).
+pub fn draw_mix(seed: u64) -> (WorkloadShape, f64) {
+    draw_shape(&mut rng::stream(seed, SWARM_STREAM))
 }
 
 /// The swarm draw of a default `harness sim` seed: among every simulator family.
@@ -119,7 +154,7 @@ mod tests {
             assert!(faults.iter().all(|f| all.contains(f)));
             sizes.insert(faults.len());
             families.extend(faults.iter().copied());
-            assert!((5..=20).contains(&workload.accounts));
+            assert!((MIN_ACCOUNTS..=10).contains(&workload.accounts));
             assert!(workload.shape.read_pct + workload.shape.read_all_pct <= 40);
             assert!(ALWAYS.iter().all(|f| faults.contains(f)));
             assert!(CROSS_SHARD_SHARES.contains(&workload.cross_shard_share));
@@ -137,7 +172,7 @@ mod tests {
             shapes.contains(&(0, 50)) && shapes.contains(&(20, 0)),
             "{shapes:?}"
         );
-        assert!(draws.iter().any(|(_, w)| w.accounts < 10));
-        assert!(draws.iter().any(|(_, w)| w.accounts > 10));
+        assert!(draws.iter().any(|(_, w)| w.accounts == MIN_ACCOUNTS));
+        assert!(draws.iter().any(|(_, w)| w.accounts == 10));
     }
 }

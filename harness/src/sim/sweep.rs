@@ -247,7 +247,7 @@ fn isolated(
     let _ = std::fs::remove_dir_all(scratch.join(seed.to_string()));
     let dir = kept_dir(opts, seed);
     let _ = std::fs::remove_dir_all(&dir);
-    let mut params = SimParams::for_seed(seed, &opts.pins);
+    let mut params = SimParams::for_seed(seed, &opts.pins, opts.knobs.shards);
     apply_knobs(&mut params, &opts.knobs);
     let info = SimRunInfo::new(seed, params).ok();
     let summary = keep_panic(&dir, seed, info.as_ref(), &message)?;
@@ -313,7 +313,7 @@ fn one_seed(
     seed: u64,
     scratch: &Path,
 ) -> Result<(SimSummary, Option<PathBuf>), SimError> {
-    let mut params = SimParams::for_seed(seed, &opts.pins);
+    let mut params = SimParams::for_seed(seed, &opts.pins, opts.knobs.shards);
     apply_knobs(&mut params, &opts.knobs);
     let info = SimRunInfo::new(seed, params)?;
     let outcome = simulate(&info)?;

@@ -128,7 +128,7 @@ fn hunt(
     };
     for k in 0..opts.seeds_per_bug {
         let seed = opts.from_seed + k;
-        let mut params = SimParams::for_seed(seed, &Pins::default());
+        let mut params = SimParams::for_seed(seed, &Pins::default(), knobs.shards);
         apply_knobs(&mut params, &knobs);
         let info = SimRunInfo::new(seed, params)?;
         let outcome = simulate(&info)?;
