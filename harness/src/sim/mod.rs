@@ -510,6 +510,7 @@ fn world_options(info: &SimRunInfo, specs: &[ShardSpec]) -> Result<SimOptions, S
     options.long_delay_rate = params.drop_rate / 2.0;
     options.forget_promises = forget_promises;
     options.misread_log = misread_log;
+    options.lock_policy = params.workload.lock_policy;
     if !specs.is_empty() {
         let nodes = options.config.nodes.clone();
         let map = ShardMap::new(specs, &info.accounts, &nodes).map_err(|e| SimError::Shards {
