@@ -100,7 +100,7 @@ struct RunArgs {
     /// a cross-shard transaction does. wait-die: the leader holds it back up to 250 ms for the
     /// lock (a participant's PREPARE only behind younger transactions; it votes no at once
     /// behind an older one); no-wait: it fails lock-conflict at once. Unsharded: no locks.
-    #[arg(long, value_enum, default_value_t = crate::core::LockPolicy::WaitDie)]
+    #[arg(long, value_enum, default_value_t = crate::core::LockPolicy::NoWait)]
     lock_policy: crate::core::LockPolicy,
 }
 

@@ -124,7 +124,7 @@ pub struct ShardArgs {
     /// transaction does. wait-die: the shard's leader holds it back up to 250 ms for the
     /// lock (a participant's PREPARE only behind younger transactions); no-wait: it fails
     /// lock-conflict at once. Passed to every replica, recorded in run.toml.
-    #[arg(long, value_enum, default_value_t = LockPolicy::WaitDie)]
+    #[arg(long, value_enum, default_value_t = LockPolicy::NoWait)]
     pub lock_policy: LockPolicy,
 }
 

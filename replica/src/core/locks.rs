@@ -61,7 +61,7 @@ enum Claimant {
 pub(super) struct LockWaits {
     queue: VecDeque<LockWait>,
     claims: BTreeMap<Account, (Claimant, u64)>,
-    /// When the waits were last released (every wait then had a deadline still ahead).
+    /// The clock at the last release (every wait then had a deadline still ahead).
     released_ms: u64,
 }
 
@@ -92,22 +92,25 @@ impl LockWaits {
         self.queue.iter().any(same)
     }
 
-    /// Parks `what` unless the waits are full (`false`: propose it now).
+    /// Parks `what` unless the waits are full (`false`: propose it now). A clock that went
+    /// back since the last release counts from that release, which the next release then
+    /// sees ahead of its clock and ends the wait (ending a wait early is always safe).
     fn park(&mut self, what: Waiting, now_ms: u64) -> bool {
         if self.queue.len() >= MAX_LOCK_WAITS {
             return false;
         }
         self.queue.push_back(LockWait {
             what,
-            since_ms: now_ms,
+            since_ms: now_ms.max(self.released_ms),
         });
         true
     }
 
     /// Drops the claims of entries that have executed, or that are older than `bound_ms`.
     fn settle_claims(&mut self, now_ms: u64, bound_ms: u64, done: impl Fn(&Claimant) -> bool) {
-        self.claims
-            .retain(|_, (who, since)| !done(who) && now_ms.saturating_sub(*since) < bound_ms);
+        self.claims.retain(|_, (who, since)| {
+            !done(who) && now_ms >= *since && now_ms - *since < bound_ms
+        });
     }
 
     fn claimed(&self, accounts: &[&Account]) -> bool {
@@ -205,7 +208,7 @@ impl Core {
             return;
         };
         let waits = &mut leader.locks;
-        waits.released_ms = waits.released_ms.max(now_ms);
+        waits.released_ms = now_ms;
         if waits.queue.is_empty() && waits.claims.is_empty() {
             return;
         }
@@ -226,7 +229,8 @@ impl Core {
                 }
                 Waiting::Prepare(_) => true,
             };
-            let due = now_ms.saturating_sub(wait.since_ms) >= wait_ms;
+            // A clock that went back (a node's clock may jump) ends the wait too.
+            let due = now_ms < wait.since_ms || now_ms - wait.since_ms >= wait_ms;
             if !(due || free && !claimed) {
                 kept.push_back(wait);
                 continue;
@@ -430,6 +434,22 @@ mod invariant_tests {
         };
         park(&mut core, Waiting::Prepare(own), now);
         assert_eq!(broken(&core), "waiting prepares are other shards'");
+    }
+
+    #[test]
+    fn a_wait_parked_after_the_clock_went_back_keeps_the_invariants_and_ends_at_the_next_release(
+    ) {
+        let mut core = sharded_leader(LockPolicy::WaitDie);
+        let now = core.leader_locks().released_ms();
+        core.release_lock_waits(now + 1_000);
+        // The clock jumps back 900 ms; a wait parked then counts from the last release.
+        if let RoleState::Leader(leader) = &mut core.role {
+            assert!(leader.locks.park(Waiting::Command(read(1)), now + 100));
+        }
+        assert_eq!(core.check_invariants(), Ok(()));
+        core.release_lock_waits(now + 110);
+        assert!(core.leader_locks().is_empty(), "ended: the clock is behind it");
+        assert_eq!(core.check_invariants(), Ok(()));
     }
 
     #[test]
