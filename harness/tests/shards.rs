@@ -14,6 +14,7 @@ fn params() -> RunParams {
         shards: 2,
         replicas_per_shard: 3,
         cross_shard_share: 0.5,
+        lock_policy: replica::core::LockPolicy::default(),
     };
     RunParams {
         nodes: shape.nodes(),

@@ -223,7 +223,11 @@ mod tests {
                     panic!("transfers only")
                 };
                 let index = accounts.iter().position(|a| *a == from).unwrap();
-                assert_eq!(index % 10, client as usize, "client {client} sends from its own");
+                assert_eq!(
+                    index % 10,
+                    client as usize,
+                    "client {client} sends from its own"
+                );
                 sources.insert(from);
             }
         }

@@ -15,8 +15,8 @@
 use crate::clients::workload::WorkloadShape;
 use crate::faults::schedule::{FaultFamily, World};
 use crate::rng;
-use replica::core::LockPolicy;
 use rand::Rng;
+use replica::core::LockPolicy;
 use serde::{Deserialize, Serialize};
 
 /// The random stream the swarm draw comes from.

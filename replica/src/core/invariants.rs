@@ -187,7 +187,9 @@ impl Core {
                     })
                 }
             };
-            ensure(once, "each waits once", || format!("{:?} waits twice", wait.what))?;
+            ensure(once, "each waits once", || {
+                format!("{:?} waits twice", wait.what)
+            })?;
         }
         Ok(())
     }

@@ -88,7 +88,8 @@ impl LockWaits {
     }
 
     pub fn waits_for_txn(&self, txn: &TxnId) -> bool {
-        let same = |w: &LockWait| matches!(&w.what, Waiting::Prepare(e) if prepare_txn(e) == Some(txn));
+        let same =
+            |w: &LockWait| matches!(&w.what, Waiting::Prepare(e) if prepare_txn(e) == Some(txn));
         self.queue.iter().any(same)
     }
 
@@ -108,13 +109,14 @@ impl LockWaits {
 
     /// Drops the claims of entries that have executed, or that are older than `bound_ms`.
     fn settle_claims(&mut self, now_ms: u64, bound_ms: u64, done: impl Fn(&Claimant) -> bool) {
-        self.claims.retain(|_, (who, since)| {
-            !done(who) && now_ms >= *since && now_ms - *since < bound_ms
-        });
+        self.claims
+            .retain(|_, (who, since)| !done(who) && now_ms >= *since && now_ms - *since < bound_ms);
     }
 
     fn claimed(&self, accounts: &[&Account]) -> bool {
-        accounts.iter().any(|a| self.claims.contains_key(a.as_str()))
+        accounts
+            .iter()
+            .any(|a| self.claims.contains_key(a.as_str()))
     }
 }
 
@@ -238,7 +240,10 @@ impl Core {
             let claimant = match wait.what {
                 Waiting::Command(command) => {
                     let key = key_of(&command);
-                    match leader.proposals.enqueue(command.clone(), max_pending, dedup) {
+                    match leader
+                        .proposals
+                        .enqueue(command.clone(), max_pending, dedup)
+                    {
                         // The pending queue is full: wait on, or give up when due (the client's
                         // retry finds it free later; nothing was proposed).
                         Enqueued::Full if !due => {
@@ -395,7 +400,11 @@ mod invariant_tests {
     fn a_wait_past_its_bound_at_a_release_is_caught() {
         let mut core = sharded_leader(LockPolicy::WaitDie);
         let now = core.leader_locks().released_ms();
-        park(&mut core, Waiting::Command(read(1)), now.saturating_sub(250));
+        park(
+            &mut core,
+            Waiting::Command(read(1)),
+            now.saturating_sub(250),
+        );
         assert_eq!(broken(&core), "lock waits end in time");
         // A release at the same time ends it (proposing the read).
         core.release_lock_waits(now);
@@ -437,8 +446,7 @@ mod invariant_tests {
     }
 
     #[test]
-    fn a_wait_parked_after_the_clock_went_back_keeps_the_invariants_and_ends_at_the_next_release(
-    ) {
+    fn a_wait_parked_after_the_clock_went_back_keeps_the_invariants_and_ends_at_the_next_release() {
         let mut core = sharded_leader(LockPolicy::WaitDie);
         let now = core.leader_locks().released_ms();
         core.release_lock_waits(now + 1_000);
@@ -448,7 +456,10 @@ mod invariant_tests {
         }
         assert_eq!(core.check_invariants(), Ok(()));
         core.release_lock_waits(now + 110);
-        assert!(core.leader_locks().is_empty(), "ended: the clock is behind it");
+        assert!(
+            core.leader_locks().is_empty(),
+            "ended: the clock is behind it"
+        );
         assert_eq!(core.check_invariants(), Ok(()));
     }
 

@@ -629,7 +629,10 @@ fn on_message_shard_an_older_prepare_waits_and_a_younger_one_dies_at_once() {
         amount: 4,
     };
     let out = deliver(&mut s2, 1, prepare, 1_003);
-    assert!(proposed(&out, 2).is_some(), "the younger one is proposed at once");
+    assert!(
+        proposed(&out, 2).is_some(),
+        "the younger one is proposed at once"
+    );
     let out = commit(&mut s2, b2, 2, 5, 1_004);
     let vote = to_member(&out, 1);
     assert_eq!(

@@ -9,8 +9,8 @@
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use replica::bank::{OpResult, TxnId, TxnPhase, TxnRecord};
 use replica::bank::AbortReason;
+use replica::bank::{OpResult, TxnId, TxnPhase, TxnRecord};
 use replica::core::{Bugs, LockPolicy};
 use replica::types::{NodeId, ShardId};
 use sim::{Sim, SimOptions};
@@ -41,7 +41,7 @@ fn sharded_run(seed: u64, bugs: Bugs) -> Result<Sim, String> {
     options.config.max_batch_commands = rng.gen_range(1..=8);
     options.max_inflight_txns = rng.gen_range(1..=8);
     // Both lock policies, by the seed's parity (not from `rng`: older seeds keep their faults).
-    options.lock_policy = if seed % 2 == 0 {
+    options.lock_policy = if seed.is_multiple_of(2) {
         LockPolicy::WaitDie
     } else {
         LockPolicy::NoWait
