@@ -7,6 +7,7 @@
 //! tunables (the nemesis's own leaf files), and nothing above them.
 
 use crate::faults::schedule::FaultFamily;
+use replica::core::LockPolicy;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -118,12 +119,16 @@ pub struct RunParams {
     /// A sharded bank (`--shards S` with S > 1); `None` is the classic one-group cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<ShardParams>,
+    /// The bank's number of accounts (`--accounts`); `None`: one per client, at least two
+    /// (A–J for the default ten clients).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<u32>,
 }
 
 /// The shape and workload of a sharded bank: `shards` Paxos groups of `replicas_per_shard`
 /// replicas (nodes n1..n(shards × replicas_per_shard), shard k being the k-th run of them,
 /// accounts dealt round-robin as `replica init --shards` does), and the share of transfers
-/// whose two accounts are on different shards.
+/// whose two accounts are on different shards, and the leaders' lock policy.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ShardParams {
     pub shards: u32,
@@ -133,6 +138,14 @@ pub struct ShardParams {
     /// one with `--defaults`); absent: the default mix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workload: Option<crate::clients::workload::WorkloadShape>,
+    /// What a transfer or read that meets a lock does (`--lock-policy`, passed to every
+    /// replica). Absent in runs from before it existed: they ran no-wait.
+    #[serde(default = "no_wait")]
+    pub lock_policy: LockPolicy,
+}
+
+fn no_wait() -> LockPolicy {
+    LockPolicy::NoWait
 }
 
 impl ShardParams {
@@ -195,6 +208,7 @@ impl Default for RunParams {
             set_timeout_ms: None,
             tunables: None,
             shards: None,
+            accounts: None,
         }
     }
 }

@@ -99,6 +99,7 @@ async fn a_sharded_scenario_reaches_the_balances_it_implies() {
         replicas_per_shard: 3,
         cross_shard_share: 0.5,
         workload: None,
+        lock_policy: replica::core::LockPolicy::default(),
     };
     let params = RunParams {
         nodes: shape.nodes(),

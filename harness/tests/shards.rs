@@ -15,6 +15,7 @@ fn params() -> RunParams {
         replicas_per_shard: 3,
         cross_shard_share: 0.5,
         workload: None,
+        lock_policy: replica::core::LockPolicy::default(),
     };
     RunParams {
         nodes: shape.nodes(),

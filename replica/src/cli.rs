@@ -96,6 +96,12 @@ struct RunArgs {
     /// misread-log (and the sharded recovery-aborts, apply-at-prepare, keep-locks-on-abort).
     #[arg(long = "bug", value_name = "NAME")]
     bugs: Vec<String>,
+    /// A sharded bank's lock policy: what a transfer or read that meets an account locked by
+    /// a cross-shard transaction does. wait-die: the leader holds it back up to 250 ms for the
+    /// lock (a participant's PREPARE only behind younger transactions; it votes no at once
+    /// behind an older one); no-wait: it fails lock-conflict at once. Unsharded: no locks.
+    #[arg(long, value_enum, default_value_t = crate::core::LockPolicy::NoWait)]
+    lock_policy: crate::core::LockPolicy,
 }
 
 #[derive(clap::Args)]
@@ -263,6 +269,7 @@ fn run_logged(args: RunArgs, bugs_allowed: bool) -> anyhow::Result<()> {
         misread_log,
         // Like --bug: only replica-bugs arms failpoints, whatever the library was built with.
         failpoints: bugs_allowed,
+        lock_policy: args.lock_policy,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -50,6 +50,8 @@ pub struct ServerOptions {
     pub misread_log: bool,
     /// Whether clients may arm failpoints (`replica-bugs` only; needs the feature too).
     pub failpoints: bool,
+    /// What a command meeting a cross-shard lock does (`--lock-policy`; sharded banks only).
+    pub lock_policy: crate::core::LockPolicy,
 }
 
 /// Runs a replica until the process is told to stop.
@@ -155,10 +157,13 @@ impl ShellIo for ServerIo<'_> {
 
 impl Server {
     fn open(options: &ServerOptions) -> anyhow::Result<Server> {
-        let core = CoreConfig {
+        let mut core = CoreConfig {
             bugs: options.bugs,
             ..CoreConfig::from_cluster(&options.config, options.id)
         };
+        if let Some(sharding) = core.sharding.as_mut() {
+            sharding.lock_policy = options.lock_policy;
+        }
         let client_wait = Duration::from_millis(core.client_wait_timeout_ms);
         let config = ShellConfig {
             core,

@@ -71,6 +71,8 @@ pub struct SimOptions {
     pub shards: Option<ShardMap>,
     /// Every shard's bound on transactions in flight (small, so that `Busy` happens).
     pub max_inflight_txns: u32,
+    /// Every shard leader's lock policy (`replica run --lock-policy`).
+    pub lock_policy: replica::core::LockPolicy,
 }
 
 impl SimOptions {
@@ -91,6 +93,7 @@ impl SimOptions {
             max_message_bytes: None,
             shards: None,
             max_inflight_txns: 16,
+            lock_policy: replica::core::LockPolicy::default(),
         }
     }
 
@@ -712,7 +715,11 @@ impl Sim {
         let core = match &self.opts.shards {
             Some(map) => {
                 let txns = self.opts.max_inflight_txns;
-                self.opts.config.clone().in_shard(map, id, txns)
+                let mut core = self.opts.config.clone().in_shard(map, id, txns);
+                if let Some(sharding) = core.sharding.as_mut() {
+                    sharding.lock_policy = self.opts.lock_policy;
+                }
+                core
             }
             None => CoreConfig {
                 me: id,

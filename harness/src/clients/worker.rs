@@ -39,7 +39,7 @@ pub struct WorkerContext {
 /// Starts `clients` workers; each task returns how many requests it made.
 pub fn spawn_workers(ctx: &WorkerContext, clients: u64) -> Vec<JoinHandle<u64>> {
     (0..clients)
-        .map(|client| tokio::spawn(run_worker(ctx.clone(), client)))
+        .map(|client| tokio::spawn(run_worker(ctx.clone(), client, clients)))
         .collect()
 }
 
@@ -49,8 +49,10 @@ pub fn pace_for(rate: Option<f64>, clients: u32) -> Option<Duration> {
     Some(Duration::from_secs_f64(f64::from(clients.max(1)) / rate))
 }
 
-async fn run_worker(ctx: WorkerContext, client: u64) -> u64 {
-    let mut ops = OpGen::new(ctx.seed, client, ctx.accounts.clone()).with_shape(ctx.shape);
+async fn run_worker(ctx: WorkerContext, client: u64, clients: u64) -> u64 {
+    let mut ops = OpGen::new(ctx.seed, client, ctx.accounts.clone())
+        .with_shape(ctx.shape)
+        .spread_over(clients);
     if let Some(mix) = &ctx.shards {
         ops = ops.with_shards(mix.clone());
     }

@@ -64,6 +64,9 @@ impl Default for WorkloadShape {
 pub struct OpGen {
     rng: ChaCha8Rng,
     own: usize,
+    /// With more accounts than clients, every account this client sends from (see
+    /// [`OpGen::spread_over`]); empty otherwise: it sends from `own` alone.
+    owned: Vec<usize>,
     accounts: Vec<Account>,
     transfers_only: bool,
     shards: Option<ShardMix>,
@@ -86,11 +89,25 @@ impl OpGen {
         OpGen {
             rng: rng::client_stream(seed, client),
             own,
+            owned: Vec::new(),
             accounts,
             transfers_only: false,
             shards: None,
             shape: WorkloadShape::default(),
         }
+    }
+
+    /// Client `client` of `clients`: with more accounts than clients (`--accounts`), it owns
+    /// every account `j` with `j ≡ client (mod clients)` and draws each transfer's source
+    /// among them, so money flows out of every account, not only the first `clients`. With
+    /// as many accounts as clients or fewer, nothing changes (nor does any draw).
+    pub fn spread_over(mut self, clients: u64) -> OpGen {
+        let clients = usize::try_from(clients).unwrap_or(usize::MAX).max(1);
+        if self.accounts.len() > clients {
+            let first = self.own % clients;
+            self.owned = (first..self.accounts.len()).step_by(clients).collect();
+        }
+        self
     }
 
     /// This mix of operations and contention instead of the default.
@@ -120,6 +137,9 @@ impl OpGen {
         };
         let transfer_pct = 100u32.saturating_sub(self.shape.read_pct + self.shape.read_all_pct);
         if roll < transfer_pct && n >= 2 {
+            if self.owned.len() > 1 {
+                self.own = self.owned[self.rng.gen_range(0..self.owned.len())];
+            }
             let hot = self.shape.hot_pct > 0
                 && self.own != 0
                 && self.rng.gen_range(0..100) < self.shape.hot_pct;
@@ -188,6 +208,37 @@ mod tests {
         assert_eq!(names[25], "Z");
         assert_eq!(names[26], "A1");
         assert_eq!(names[27], "B1");
+    }
+
+    #[test]
+    fn with_more_accounts_than_clients_every_account_is_a_source() {
+        let accounts = account_names(100);
+        let mut sources = std::collections::BTreeSet::new();
+        for client in 0..10 {
+            let mut ops = OpGen::new(3, client, accounts.clone())
+                .spread_over(10)
+                .transfers_only();
+            for _ in 0..200 {
+                let Op::Transfer { from, .. } = ops.next_op() else {
+                    panic!("transfers only")
+                };
+                let index = accounts.iter().position(|a| *a == from).unwrap();
+                assert_eq!(
+                    index % 10,
+                    client as usize,
+                    "client {client} sends from its own"
+                );
+                sources.insert(from);
+            }
+        }
+        assert_eq!(sources.len(), 100);
+        // As many accounts as clients: the same operations as without it.
+        let ten = account_names(10);
+        let mut plain = OpGen::new(3, 4, ten.clone());
+        let mut spread = OpGen::new(3, 4, ten).spread_over(10);
+        for _ in 0..50 {
+            assert_eq!(plain.next_op(), spread.next_op());
+        }
     }
 
     fn mix(share: f64) -> ShardMix {

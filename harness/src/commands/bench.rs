@@ -24,6 +24,10 @@ pub struct BenchArgs {
     /// Clients of the high-concurrency phase.
     #[arg(long, default_value_t = 200)]
     pub high_clients: u32,
+    /// Accounts in the bank (default 10, A–J); with more accounts than clients each client
+    /// sends from several, so fewer transfers meet a lock.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub accounts: Option<u32>,
     /// Only this network mode (default: both; direct with --compare).
     #[arg(long, value_enum)]
     pub net: Option<NetMode>,
@@ -56,6 +60,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<i32> {
     let mut params = RunParams {
         nodes: args.nodes,
         nemesis: Vec::new(),
+        accounts: args.accounts,
         ..RunParams::default()
     };
     args.shards.apply(&mut params);

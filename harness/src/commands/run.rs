@@ -9,6 +9,7 @@ use crate::run::rundir::{default_replica_bin, parse_duration};
 use crate::run::shared::{ms, RunError, RunOptions, RunSummary};
 use crate::targets::etcd::find_etcd_bin;
 use clap::Args;
+use replica::core::LockPolicy;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -49,6 +50,10 @@ pub struct RunArgs {
     /// Number of concurrent clients (client i owns account i).
     #[arg(long, default_value_t = 10)]
     pub clients: u32,
+    /// Accounts in the bank (default: one per client, A–J for ten); more accounts mean less
+    /// contention. Client i still sends from account i (modulo the accounts).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(2..=100_000))]
+    pub accounts: Option<u32>,
     /// Length of the workload, e.g. 60s, 2m, 500ms.
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub time: Duration,
@@ -127,6 +132,12 @@ pub struct ShardArgs {
     /// --defaults).
     #[arg(long)]
     pub cross_shard_share: Option<f64>,
+    /// With --shards: what a transfer or read that meets an account locked by a cross-shard
+    /// transaction does. wait-die: the shard's leader holds it back up to 250 ms for the
+    /// lock (a participant's PREPARE only behind younger transactions); no-wait: it fails
+    /// lock-conflict at once. Passed to every replica, recorded in run.toml.
+    #[arg(long, value_enum, default_value_t = LockPolicy::NoWait)]
+    pub lock_policy: LockPolicy,
 }
 
 impl ShardArgs {
@@ -140,6 +151,7 @@ impl ShardArgs {
             replicas_per_shard: self.replicas_per_shard,
             cross_shard_share: self.cross_shard_share.unwrap_or(DEFAULT_CROSS_SHARD_SHARE),
             workload: None,
+            lock_policy: self.lock_policy,
         };
         params.nodes = shape.nodes();
         params.shards = Some(shape);
@@ -186,6 +198,7 @@ impl RunArgs {
             stall_ms: None,
             set_timeout_ms: None,
             tunables: None,
+            accounts: self.accounts,
             ..RunParams::default()
         };
         let mut params = params;

@@ -68,6 +68,21 @@ impl fmt::Display for Peer {
 /// A directed link.
 pub type Link = (Peer, Peer);
 
+/// The links of `links` whose cut flag (`cut` of its state) is set, sorted: what both relays,
+/// this one and [`super::relay_tcp`], report as cut.
+pub(super) fn cut_links<S>(
+    links: &HashMap<Link, Arc<S>>,
+    cut: impl Fn(&S) -> &AtomicBool,
+) -> Vec<Link> {
+    let mut cuts: Vec<Link> = links
+        .iter()
+        .filter(|(_, state)| cut(state).load(Ordering::Relaxed))
+        .map(|(link, _)| *link)
+        .collect();
+    cuts.sort();
+    cuts
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
     #[error("relay cannot bind {addr}: {cause}")]
@@ -218,14 +233,7 @@ impl Relay {
 
     /// The links cut right now, sorted.
     pub fn cuts(&self) -> Vec<Link> {
-        let mut cuts: Vec<Link> = self
-            .links
-            .iter()
-            .filter(|(_, l)| l.cut.load(Ordering::Relaxed))
-            .map(|(k, _)| *k)
-            .collect();
-        cuts.sort();
-        cuts
+        cut_links(&self.links, |l| &l.cut)
     }
 
     /// Random loss (0.0 to 1.0) and a fixed delay on every link.

@@ -215,15 +215,7 @@ impl TcpRelay {
 
     /// The links cut right now, sorted.
     pub fn cuts(&self) -> Vec<Link> {
-        let mut cuts: Vec<Link> = self
-            .shared
-            .links
-            .iter()
-            .filter(|(_, l)| l.cut.load(Ordering::Relaxed))
-            .map(|(k, _)| *k)
-            .collect();
-        cuts.sort();
-        cuts
+        super::relay::cut_links(&self.shared.links, |l| &l.cut)
     }
 
     /// A fixed delay on every chunk of every link (zero: none). TCP does not lose bytes, so

@@ -46,8 +46,13 @@ use tokio::time::Instant;
 const WARMUP: Duration = Duration::from_secs(1);
 /// Latencies above this are clamped into the histogram's top bucket.
 const MAX_LATENCY_US: u64 = 60_000_000;
-/// Accounts of the bench workload.
-const BENCH_ACCOUNTS: usize = 10;
+/// Accounts of the bench workload unless `--accounts` says otherwise.
+const BENCH_ACCOUNTS: u32 = 10;
+
+/// The bench's accounts: `--accounts`, else ten (A–J).
+fn bench_accounts(params: &crate::params::RunParams) -> Vec<String> {
+    account_names(params.accounts.unwrap_or(BENCH_ACCOUNTS).max(2) as usize)
+}
 
 #[derive(Clone, Debug)]
 pub struct BenchOptions {
@@ -220,20 +225,32 @@ pub async fn run_bench(opts: &BenchOptions) -> Result<BenchReport, RunError> {
     Ok(BenchReport {
         nodes: opts.run.params.nodes,
         phase_s: opts.phase.as_secs_f64(),
-        workload: match &opts.run.params.shards {
-            Some(shape) => format!(
-                "{WORKLOAD} over {} shards of {} replicas, single-shard and cross-shard \
-                 transfers each measured on its own",
-                shape.shards, shape.replicas_per_shard,
-            ),
-            None => WORKLOAD.to_string(),
-        },
+        workload: workload_words(&opts.run.params),
         fsync: true,
         phases,
         relay_ratio,
         baseline,
         run_dirs,
     })
+}
+
+/// The bench's workload in words, for the table's first line: the default one, or its
+/// accounts, and a sharded bank's shape and lock policy.
+fn workload_words(params: &crate::params::RunParams) -> String {
+    let base = match params.accounts {
+        None => WORKLOAD.to_string(),
+        Some(n) => WORKLOAD.replace("10 accounts", &format!("{n} accounts")),
+    };
+    match &params.shards {
+        Some(shape) => format!(
+            "{base} over {} shards of {} replicas, {} locks, single-shard and cross-shard \
+             transfers each measured on its own",
+            shape.shards,
+            shape.replicas_per_shard,
+            shape.lock_policy.name(),
+        ),
+        None => base,
+    }
 }
 
 /// The systems of the bench, in the order of the table: the targets, and with `--baseline`
@@ -281,7 +298,7 @@ async fn run_round(
         run_opts.params.clients = opts.high_clients.max(opts.low_clients);
         run_opts.replica_bin = contender.replica_bin.clone();
         run::validate(&run_opts.params)?;
-        let accounts = account_names(BENCH_ACCOUNTS);
+        let accounts = bench_accounts(&run_opts.params);
         let (dir, info) = run::create_run_dir(&run_opts, "bench", accounts.clone())?;
         let prepared = crate::targets::any::prepare(PrepareSpec {
             dir: &dir,
@@ -320,6 +337,7 @@ async fn run_round(
                 );
                 let phase = Phase {
                     client: target.bench_client(clients)?,
+                    accounts: bench_accounts(&opts.run.params),
                     seed: opts.run.seed,
                     client_base,
                     mix: mix.clone(),
@@ -495,6 +513,7 @@ fn render_baseline(out: &mut String, baseline: &Baseline) {
 
 struct Phase {
     client: Arc<dyn BankClient>,
+    accounts: Vec<String>,
     seed: u64,
     client_base: u64,
     /// A sharded bank's workload, whose transfers are counted apart by kind.
@@ -557,12 +576,9 @@ impl Phase {
         let end = counted_from + length;
         let mut tasks = Vec::new();
         for k in 0..u64::from(clients) {
-            let mut ops = OpGen::new(
-                self.seed,
-                self.client_base + k,
-                account_names(BENCH_ACCOUNTS),
-            )
-            .transfers_only();
+            let mut ops = OpGen::new(self.seed, self.client_base + k, self.accounts.clone())
+                .spread_over(u64::from(clients))
+                .transfers_only();
             if let Some(mix) = &self.mix {
                 ops = ops.with_shards(mix.clone());
             }
@@ -571,6 +587,7 @@ impl Phase {
                 client: self.client_base + k,
                 ops,
                 shard_of: self.mix.as_ref().map(|m| m.shard_of.clone()),
+                accounts: self.accounts.clone(),
             };
             tasks.push(tokio::spawn(worker.run(counted_from, end)));
         }
@@ -621,6 +638,8 @@ struct BenchClient {
     ops: OpGen,
     /// On a sharded bank, each bench account's shard (by index).
     shard_of: Option<Vec<u32>>,
+    /// The bench's accounts, in the order of `shard_of`.
+    accounts: Vec<String>,
 }
 
 impl BenchClient {
@@ -630,7 +649,7 @@ impl BenchClient {
         let (Some(shard_of), Op::Transfer { from, to, .. }) = (&self.shard_of, op) else {
             return 0;
         };
-        let names = account_names(BENCH_ACCOUNTS);
+        let names = &self.accounts;
         let shard = |a: &str| {
             let i = names.iter().position(|n| n == a);
             i.and_then(|i| shard_of.get(i))
@@ -752,8 +771,9 @@ mod tests {
                 policy: Default::default(),
             }),
             client: 0,
-            ops: OpGen::new(1, 0, account_names(BENCH_ACCOUNTS)),
+            ops: OpGen::new(1, 0, account_names(BENCH_ACCOUNTS as usize)),
             shard_of,
+            accounts: account_names(BENCH_ACCOUNTS as usize),
         }
     }
 
@@ -785,7 +805,7 @@ mod tests {
         for (only, kind) in phases {
             let (only, kind) = (only.unwrap(), kind.unwrap());
             let client = fake_client(Some(only.shard_of.clone()));
-            let mut ops = OpGen::new(7, 3, account_names(BENCH_ACCOUNTS))
+            let mut ops = OpGen::new(7, 3, account_names(BENCH_ACCOUNTS as usize))
                 .transfers_only()
                 .with_shards(only);
             for _ in 0..500 {

@@ -146,7 +146,7 @@ fn validate_shards(params: &RunParams, shape: &ShardParams) -> Result<(), RunErr
     if params.target != TargetKind::Faultline {
         return bad("--shards: only the faultline target runs a sharded bank".into());
     }
-    let accounts = accounts_for(params.clients).len() as u32;
+    let accounts = accounts_for(params).len() as u32;
     if shape.shards < 2 || shape.shards > accounts {
         return bad(format!(
             "--shards {}: a sharded bank needs 2 to {accounts} shards (one account each at \
@@ -201,8 +201,8 @@ pub fn warnings(params: &RunParams) -> Vec<String> {
             params.nodes - 1
         ));
     }
-    if params.clients > DEFAULT_ACCOUNTS {
-        let accounts = accounts_for(params.clients);
+    if params.clients > DEFAULT_ACCOUNTS && params.accounts.is_none() {
+        let accounts = accounts_for(params);
         out.push(format!(
             "--clients {}: each client owns one account, so the bank gets {} accounts ({}..{}) \
              instead of the usual {DEFAULT_ACCOUNTS}",
@@ -231,9 +231,11 @@ fn usable_families(params: &RunParams) -> Vec<FaultFamily> {
         .collect()
 }
 
-/// The accounts of a run with `clients` clients (at least two, so transfers are possible).
-pub fn accounts_for(clients: u32) -> Vec<String> {
-    account_names(clients.max(2) as usize)
+/// The accounts of a run: `--accounts`, else one per client; at least two, so transfers are
+/// possible.
+pub fn accounts_for(params: &RunParams) -> Vec<String> {
+    let n = params.accounts.unwrap_or(params.clients);
+    account_names(n.max(2) as usize)
 }
 
 /// A prepared run directory with its cluster running and a leader elected.
@@ -431,7 +433,7 @@ async fn run_of_kind(opts: &RunOptions, kind: &str) -> Result<RunSummary, RunErr
     let wall = std::time::Instant::now();
     let params = &opts.params;
     let steps = schedule_for(params, opts.seed);
-    let (dir, mut target, info) = prepare_target(opts, kind, accounts_for(params.clients)).await?;
+    let (dir, mut target, info) = prepare_target(opts, kind, accounts_for(params)).await?;
     write_json(&dir.join("schedule.json"), &steps)?;
     target.begin().await?;
     let recorder = create_recorder(&dir)?;
@@ -611,6 +613,7 @@ mod tests {
             replicas_per_shard: 3,
             cross_shard_share: 0.5,
             workload: None,
+            lock_policy: replica::core::LockPolicy::default(),
         };
         RunOptions {
             params: RunParams {

@@ -259,6 +259,7 @@ mod tests {
             replicas_per_shard: 3,
             cross_shard_share: 0.5,
             workload: None,
+            lock_policy: replica::core::LockPolicy::default(),
         };
         let accounts: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
         let info = RunInfo {

@@ -190,6 +190,7 @@ fn params_for(profile: &Profile, opts: &ZooOptions, bug: Option<&str>) -> RunPar
         replicas_per_shard: 3,
         cross_shard_share: 0.5,
         workload: None,
+        lock_policy: replica::core::LockPolicy::default(),
     });
     RunParams {
         nodes: shards.map_or(RunParams::default().nodes, |s| s.nodes()),

@@ -533,6 +533,7 @@ fn world_options(info: &SimRunInfo, specs: &[ShardSpec]) -> Result<SimOptions, S
     if let Some(txns) = params.tunables.max_inflight_txns {
         options.max_inflight_txns = txns;
     }
+    options.lock_policy = params.workload.lock_policy;
     if !specs.is_empty() {
         let nodes = options.config.nodes.clone();
         let map = ShardMap::new(specs, &info.accounts, &nodes).map_err(|e| SimError::Shards {

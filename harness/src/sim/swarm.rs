@@ -16,6 +16,7 @@ use crate::clients::workload::WorkloadShape;
 use crate::faults::schedule::{FaultFamily, World};
 use crate::rng;
 use rand::Rng;
+use replica::core::LockPolicy;
 use serde::{Deserialize, Serialize};
 
 /// The random stream the swarm draw comes from.
@@ -66,6 +67,14 @@ pub struct SimWorkload {
     /// Each client's think time between operations, in virtual ms (0: a closed loop).
     #[serde(default)]
     pub think_ms: u64,
+    /// On a sharded bank, the leaders' lock policy (absent in runs from before it was drawn:
+    /// they ran no-wait).
+    #[serde(default = "no_wait")]
+    pub lock_policy: LockPolicy,
+}
+
+fn no_wait() -> LockPolicy {
+    LockPolicy::NoWait
 }
 
 impl Default for SimWorkload {
@@ -84,6 +93,7 @@ impl SimWorkload {
             shape: WorkloadShape::default(),
             cross_shard_share: 0.5,
             think_ms: 0,
+            lock_policy: LockPolicy::default(),
         }
     }
 }
@@ -111,6 +121,12 @@ pub fn draw(seed: u64, families: &[FaultFamily], clients: u32) -> (Vec<FaultFami
         shape,
         cross_shard_share,
         think_ms,
+        // Drawn last, so every earlier draw of a seed stays what it was.
+        lock_policy: if rng.gen_bool(0.5) {
+            LockPolicy::WaitDie
+        } else {
+            LockPolicy::NoWait
+        },
     };
     (chosen, workload)
 }
@@ -149,6 +165,7 @@ mod tests {
         assert_eq!(draws[7], draw_default(7, 10), "a seed fixes its draw");
         let mut families = BTreeSet::new();
         let mut sizes = BTreeSet::new();
+        let mut policies = BTreeSet::new();
         for (faults, workload) in &draws {
             assert!(!faults.is_empty(), "every seed has a fault");
             assert!(faults.iter().all(|f| all.contains(f)));
@@ -158,7 +175,9 @@ mod tests {
             assert!(workload.shape.read_pct + workload.shape.read_all_pct <= 40);
             assert!(ALWAYS.iter().all(|f| faults.contains(f)));
             assert!(CROSS_SHARD_SHARES.contains(&workload.cross_shard_share));
+            policies.insert(workload.lock_policy.name());
         }
+        assert_eq!(policies.len(), 2, "both lock policies are drawn");
         assert_eq!(families.len(), all.len(), "every family is drawn somewhere");
         assert!(
             sizes.first() >= Some(&ALWAYS.len()) && sizes.len() >= 6,

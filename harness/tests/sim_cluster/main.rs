@@ -7,6 +7,7 @@
 
 mod durability;
 mod liveness;
+mod locks;
 mod messages;
 mod scenarios;
 mod stall;

@@ -475,6 +475,69 @@ impl Bank {
     }
 }
 
+impl TxnId {
+    /// Whether this transaction is older than `other` under wait-die (`core::locks`): the
+    /// lower request id first (a client's request ids count up, so a transfer whose client
+    /// has done less, or that has been retried longest, goes first), then the lower client,
+    /// then the lower coordinator shard. A strict total order every shard computes alike.
+    pub fn is_older_than(&self, other: &TxnId) -> bool {
+        let age = |t: &TxnId| (t.request, t.client, t.coordinator);
+        age(self) < age(other)
+    }
+}
+
+impl Txns {
+    /// The transactions whose locks keep a transfer off `account` (this shard's): its
+    /// exclusive holder and every snapshot (a shared lock covers every account).
+    fn holders_of(&self, account: &str) -> impl Iterator<Item = TxnId> + '_ {
+        let exclusive = self.locks.get(account).copied();
+        exclusive.into_iter().chain(self.shared.iter().copied())
+    }
+}
+
+impl Bank {
+    /// The transactions whose locks would make `op` fail `LockConflict` if it executed now
+    /// (empty: it would meet no lock). A lock wait (`core::locks`) holds a command back while
+    /// this is not empty. A snapshot (a sharded `read_all`) never waits: always empty.
+    pub fn lock_blockers(&self, op: &Op) -> Vec<TxnId> {
+        let t = &self.txns;
+        match op {
+            Op::Transfer { from, to, .. } => {
+                let cross = t.remote_shard(to).is_some();
+                let accounts: &[&Account] = if cross { &[from] } else { &[from, to] };
+                let mut holders: Vec<TxnId> =
+                    accounts.iter().flat_map(|a| t.holders_of(a)).collect();
+                holders.dedup();
+                holders
+            }
+            Op::Read { account } => t.locks.get(account).copied().into_iter().collect(),
+            Op::ReadAll => Vec::new(),
+        }
+    }
+
+    /// The transactions whose locks would make a PREPARE of `txn` crediting `to` vote no
+    /// `LockConflict` if it executed now. Empty for a transaction already voted on or finished
+    /// here: its PREPARE only repeats the vote.
+    pub fn prepare_blockers(&self, txn: &TxnId, to: &str) -> Vec<TxnId> {
+        let t = &self.txns;
+        if t.participating.contains_key(txn) || t.finished(txn) {
+            return Vec::new();
+        }
+        t.holders_of(to).filter(|h| h != txn).collect()
+    }
+
+    /// Whether the PREPARE of `txn` has executed here (voted yes and still in flight, or
+    /// finished).
+    pub fn prepared_here(&self, txn: &TxnId) -> bool {
+        self.txns.participating.contains_key(txn) || self.txns.finished(txn)
+    }
+
+    /// Whether `account` is another shard's (a transfer to it is cross-shard).
+    pub fn is_remote(&self, account: &str) -> bool {
+        self.txns.remote_shard(account).is_some()
+    }
+}
+
 impl Bank {
     /// Other transaction bounds (tests; every replica of a shard must use the same).
     pub fn with_txn_limits(mut self, limits: TxnLimits) -> Bank {

@@ -165,6 +165,11 @@ impl Proposals {
         !self.pending.is_empty()
     }
 
+    /// Whether `key` is queued or proposed and has not executed yet.
+    pub fn contains(&self, key: RequestKey) -> bool {
+        self.keys.contains(&key)
+    }
+
     /// Forgets the identities of requests `done` says have executed (after installing a
     /// checkpoint, they never execute here one by one).
     pub fn forget_executed(&mut self, done: impl Fn(ClientId, RequestId) -> bool) {
@@ -242,6 +247,11 @@ impl Core {
         }
         let key = key_of(&command);
         let deadline = now_ms.saturating_add(self.cfg.client_wait_timeout_ms);
+        if self.is_leader() && !self.waiters.is_full() && self.wait_for_locks(now_ms, &command) {
+            // Parked behind a lock (see `locks`): answered when it executes, like a queued one.
+            let _ = self.waiters.add(key, token, deadline);
+            return;
+        }
         match (&mut self.role, self.leader) {
             (RoleState::Leader(leader), _) => {
                 let max = self.cfg.max_pending_commands as usize;
@@ -275,12 +285,12 @@ impl Core {
     /// A backup forwarded a client command. Only the leader queues it; the backup keeps the
     /// client's waiter and answers when it executes the command. Anything else is dropped (the
     /// backup's waiter expires and the client retries).
-    pub(super) fn on_forward(&mut self, from: NodeId, command: Command) {
+    pub(super) fn on_forward(&mut self, now_ms: u64, from: NodeId, command: Command) {
         let me = self.me();
-        let RoleState::Leader(leader) = &mut self.role else {
+        if !self.is_leader() {
             tracing::debug!(node = %me, %from, "not leader: dropping a forwarded command");
             return;
-        };
+        }
         if self.bank.validate(&command.op).is_err() {
             tracing::debug!(node = %me, %from, "dropping an invalid forwarded command");
             return;
@@ -294,7 +304,13 @@ impl Core {
             // The forwarder answered or will answer it `Expired` when its waiter runs out.
             return;
         }
+        if self.wait_for_locks(now_ms, &command) {
+            return;
+        }
         let max = self.cfg.max_pending_commands as usize;
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
         if let Enqueued::Full = leader.proposals.enqueue(command, max, dedup) {
             tracing::debug!(node = %me, %from, "pending queue full: dropping a forwarded command");
         }

@@ -372,6 +372,7 @@ impl Core {
             since_ms: now_ms,
             heard,
             txn: Default::default(),
+            locks: Default::default(),
             proposed_slots: 0,
         });
         self.leader = Some(self.me());

@@ -11,7 +11,7 @@
 //! break invariants on purpose, and the zoo measures whether the checker finds the damage.
 //!
 //! Each check is cheap (a few comparisons, one range lookup in the log, one pass over the lock
-//! table of a sharded bank), because it runs after every message.
+//! table of a sharded bank and over a leader's lock waits), because it runs after every message.
 
 use super::{Bugs, Core, RoleState};
 use crate::types::Slot;
@@ -55,6 +55,7 @@ impl Core {
         self.check_ballots()?;
         self.check_slots()?;
         self.check_bounds()?;
+        self.check_lock_waits()?;
         self.bank.check_lock_table().map_err(|detail| Broken {
             invariant: "locks match transactions",
             detail,
@@ -121,6 +122,76 @@ impl Core {
             "views bounded",
             || format!("{} views remembered", self.views.len()),
         )
+    }
+}
+
+impl Core {
+    /// The leader's lock waits (`locks`): only under wait-die, bounded, none older than the
+    /// longest wait at the last release, each command or transaction waiting once and never
+    /// while also queued or proposed, and only PREPAREs of transactions other shards
+    /// coordinate.
+    fn check_lock_waits(&self) -> Result<(), Broken> {
+        let RoleState::Leader(leader) = &self.role else {
+            return Ok(());
+        };
+        let waits = &leader.locks;
+        if waits.is_empty() {
+            return Ok(());
+        }
+        let sharding = self.cfg.sharding.as_ref();
+        let policy = sharding.map(|s| s.lock_policy);
+        ensure(
+            policy == Some(super::config::LockPolicy::WaitDie),
+            "lock waits only under wait-die",
+            || format!("{} waits under {policy:?}", waits.len()),
+        )?;
+        ensure(
+            waits.len() <= super::locks::MAX_LOCK_WAITS,
+            "lock waits bounded",
+            || format!("{} waits", waits.len()),
+        )?;
+        let wait_ms = sharding.map_or(0, |s| s.lock_wait_ms);
+        let mut commands = std::collections::BTreeSet::new();
+        let mut txns = std::collections::BTreeSet::new();
+        for wait in waits.iter() {
+            let end = wait.since_ms.saturating_add(wait_ms);
+            ensure(end > waits.released_ms(), "lock waits end in time", || {
+                format!(
+                    "{:?} waiting since {} ms, past {wait_ms} ms at the release at {} ms",
+                    wait.what,
+                    wait.since_ms,
+                    waits.released_ms()
+                )
+            })?;
+            let once = match &wait.what {
+                super::locks::Waiting::Command(c) => {
+                    let key = super::clients::key_of(c);
+                    ensure(
+                        !leader.proposals.contains(key),
+                        "a waiting command is not proposed",
+                        || format!("{c:?} waits and is queued or proposed"),
+                    )?;
+                    commands.insert(key)
+                }
+                super::locks::Waiting::Prepare(crate::bank::TxnEntry::Prepare { txn, .. }) => {
+                    let foreign = sharding.is_some_and(|s| s.shard != txn.coordinator);
+                    ensure(foreign, "waiting prepares are other shards'", || {
+                        format!("{txn:?} waits here")
+                    })?;
+                    txns.insert(*txn)
+                }
+                super::locks::Waiting::Prepare(other) => {
+                    return Err(Broken {
+                        invariant: "waiting prepares are other shards'",
+                        detail: format!("{other:?} waits"),
+                    })
+                }
+            };
+            ensure(once, "each waits once", || {
+                format!("{:?} waits twice", wait.what)
+            })?;
+        }
+        Ok(())
     }
 }
 

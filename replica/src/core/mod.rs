@@ -46,6 +46,7 @@
 //! - `catchup`: CATCH_UP_REQUEST / CATCH_UP_ENTRIES / SNAPSHOT.
 //! - `recovery`: `Core::new` from what was on disk.
 //! - `twopc`: two-phase commit between shards: messages from other shards, resends, timeouts.
+//! - `locks`: the leader's bounded lock waits (the wait-die lock policy).
 //! - `introspect`: status, balances, log, slot states, views, durable records.
 //! - `invariants`: the invariants above as code, checked after every input in test builds.
 //!
@@ -59,6 +60,7 @@ mod election;
 mod execute;
 mod introspect;
 mod invariants;
+mod locks;
 mod log;
 mod merge;
 mod parts;
@@ -69,7 +71,7 @@ mod twopc;
 
 pub mod wire;
 
-pub use config::{Bugs, CoreConfig, CoreConfigError, Sharding};
+pub use config::{Bugs, CoreConfig, CoreConfigError, LockPolicy, Sharding};
 pub use effect::Effect;
 pub use invariants::Broken;
 pub use recovery::Recovery;
@@ -190,6 +192,8 @@ struct Leader {
     heard: BTreeMap<NodeId, u64>,
     /// Two-phase commit work of a sharded bank (see `twopc`).
     txn: twopc::LeaderTxns,
+    /// Commands and PREPAREs waiting for locks (see `locks`).
+    locks: locks::LockWaits,
     /// Slots proposed in this ballot (the planted `stuck_leader` bug's budget).
     proposed_slots: u64,
 }
@@ -347,7 +351,7 @@ impl Core {
                 self.on_heartbeat(now_ms, from, ballot, commit, out)
             }
             PeerMsg::Nack { ballot } => self.on_nack(now_ms, from, ballot, out),
-            PeerMsg::Forward { command } => self.on_forward(from, command),
+            PeerMsg::Forward { command } => self.on_forward(now_ms, from, command),
             PeerMsg::CatchUpRequest { from: slot } => self.on_catchup_request(from, slot, out),
             PeerMsg::CatchUpEntries { commit, entries } => {
                 self.on_catchup_entries(now_ms, from, commit, entries, out)
@@ -385,7 +389,7 @@ impl Core {
                 parts,
                 bytes,
             } => self.on_snapshot_part(now_ms, from, slot, ballot, part, parts, bytes, out),
-            PeerMsg::Shard(msg) => self.on_shard_msg(from, msg),
+            PeerMsg::Shard(msg) => self.on_shard_msg(now_ms, from, msg),
         }
     }
 
@@ -395,6 +399,7 @@ impl Core {
     pub fn on_tick(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
         self.waiters.expire(now_ms);
         if self.is_leader() {
+            self.release_lock_waits(now_ms);
             self.leader_tick(now_ms, out);
             self.txn_tick(now_ms, out);
             self.check_quorum(now_ms);

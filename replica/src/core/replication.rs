@@ -18,6 +18,8 @@ impl Core {
     /// Cuts pending client commands into batched slots and proposes them, then tells backups
     /// about a commit point that moved during the burst. Called after each burst of inputs.
     pub fn flush(&mut self, now_ms: u64, out: &mut Vec<Effect>) {
+        // Locks released by what executed in the burst let waiting commands go (`locks`).
+        self.release_lock_waits(now_ms);
         self.propose_pending(now_ms, out);
         self.assert_invariants("flush");
     }

@@ -54,7 +54,7 @@ impl LeaderTxns {
     }
 
     /// Queues `entry` unless the same one is already waiting or the queue is full.
-    fn push(&mut self, entry: TxnEntry) {
+    pub(super) fn push(&mut self, entry: TxnEntry) {
         if self.pending.len() < MAX_PENDING_TXN_ENTRIES && !self.pending.contains(&entry) {
             self.pending.push_back(entry);
         }
@@ -64,7 +64,7 @@ impl LeaderTxns {
 impl Core {
     /// A two-phase commit message from `from`, which must be a member of another shard; the
     /// leader proposes the entry it asks for, anyone else drops it.
-    pub(super) fn on_shard_msg(&mut self, from: NodeId, msg: ShardMsg) {
+    pub(super) fn on_shard_msg(&mut self, now_ms: u64, from: NodeId, msg: ShardMsg) {
         let Some(from_shard) = self.cfg.shard_of_peer(from) else {
             tracing::debug!(node = %self.me(), %from, "dropping a shard message from a non-shard");
             return;
@@ -105,8 +105,12 @@ impl Core {
         if !useful {
             return;
         }
+        let entry = msg.entry();
+        if self.is_leader() && self.prepare_waits(now_ms, &entry) {
+            return;
+        }
         if let RoleState::Leader(leader) = &mut self.role {
-            leader.txn.push(msg.entry());
+            leader.txn.push(entry);
         }
     }
 

@@ -4,7 +4,7 @@
 use crate::util::*;
 use replica::bank::{AbortReason, Decision, OpResult, ShardMsg, TxnEntry, TxnId, Vote};
 use replica::client_proto::ClientResponse;
-use replica::core::{Core, CoreConfig, Effect, PeerMsg, Sharding, Value};
+use replica::core::{Core, CoreConfig, Effect, LockPolicy, PeerMsg, Sharding, Value};
 use replica::types::{Ballot, ClientId, RequestId, ShardId, Slot};
 use std::collections::BTreeMap;
 
@@ -31,6 +31,8 @@ pub fn shard_cfg(me: u32) -> CoreConfig {
             vote_timeout_ms: VOTE_TIMEOUT_MS,
             resend_interval_ms: 100,
             max_inflight_txns: 16,
+            lock_policy: LockPolicy::NoWait,
+            lock_wait_ms: 250,
         }),
         ..cfg(me, 3)
     }
@@ -292,6 +294,8 @@ fn shards_cfg(me: u32, shards: u32) -> CoreConfig {
             vote_timeout_ms: VOTE_TIMEOUT_MS,
             resend_interval_ms: 100,
             max_inflight_txns: 16,
+            lock_policy: LockPolicy::NoWait,
+            lock_wait_ms: 250,
         }),
         nodes: members(mine),
         accounts: accounts(mine).to_vec(),
@@ -480,4 +484,221 @@ fn a_new_leader_finishes_its_predecessors_snapshot_and_times_it_out() {
         matches!(m, PeerMsg::Accept { value: Value::Txn(entries), .. } if entries == vec![decide.clone()])
     });
     assert!(proposed_abort, "{out:?}");
+}
+
+// --- The wait-die lock policy (`core::locks`): waits held at the leader, per handler. ---
+
+/// [`shard_cfg`] under the wait-die lock policy.
+fn wait_die_cfg(me: u32) -> CoreConfig {
+    let mut cfg = shard_cfg(me);
+    if let Some(s) = cfg.sharding.as_mut() {
+        s.lock_policy = LockPolicy::WaitDie;
+    }
+    cfg
+}
+
+const LOCK_WAIT_MS: u64 = 250;
+
+/// Shard 1's leader under wait-die with transfer A → C (4) started (A locked).
+fn started_wait_die() -> (Core, Ballot, ShardMsg) {
+    let (mut s1, b1) = leader_with(wait_die_cfg(1));
+    submit(&mut s1, 1_001, 7, transfer(1, 1, "A", "C", 4));
+    let out = commit(&mut s1, b1, 1, 2, 1_002);
+    (s1, b1, shard_sends(&out)[0].1.clone())
+}
+
+fn the_reply(out: &[Effect]) -> OpResult {
+    match one(replies(out)).1 {
+        ClientResponse::Reply { reply, .. } => reply.result,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn on_client_a_transfer_on_a_locked_account_waits_and_runs_once_the_lock_is_gone() {
+    let (mut s1, b1, _) = started_wait_die();
+    let out = submit(&mut s1, 1_003, 8, transfer(2, 1, "A", "B", 1));
+    assert!(proposed(&out, 2).is_none(), "held back behind A's lock");
+    assert!(replies(&out).is_empty(), "and not answered");
+    // The participant votes yes; the decision unlocks A, and the transfer is proposed next.
+    let vote = ShardMsg::Vote {
+        txn: txn(1),
+        vote: Vote::Yes { to_balance: 14 },
+    };
+    deliver(&mut s1, 4, vote, 1_010);
+    let out = commit(&mut s1, b1, 2, 2, 1_011);
+    assert!(
+        matches!(proposed(&out, 3), Some(Value::Batch(b)) if b.len() == 1),
+        "released at the flush after the decision: {out:?}"
+    );
+    let out = commit(&mut s1, b1, 3, 2, 1_012);
+    assert_eq!(
+        the_reply(&out),
+        OpResult::Transferred {
+            from_balance: 5,
+            to_balance: 11
+        }
+    );
+}
+
+#[test]
+fn on_client_under_no_wait_the_same_transfer_fails_at_once() {
+    let (mut s1, b1, _) = started();
+    let out = submit(&mut s1, 1_003, 8, transfer(2, 1, "A", "B", 1));
+    assert!(proposed(&out, 2).is_some(), "proposed at once");
+    let out = commit(&mut s1, b1, 2, 2, 1_004);
+    assert!(matches!(the_reply(&out), OpResult::LockConflict { .. }));
+}
+
+#[test]
+fn on_tick_a_wait_that_runs_out_is_proposed_and_fails_lock_conflict_definitely() {
+    let (mut s1, b1, _) = started_wait_die();
+    submit(&mut s1, 1_003, 8, transfer(2, 1, "B", "A", 1));
+    // A retry of the waiting command waits with it (no slot, no second wait).
+    let out = submit(&mut s1, 1_100, 9, transfer(2, 1, "B", "A", 1));
+    assert!(proposed(&out, 2).is_none());
+    let mut out = Vec::new();
+    s1.on_tick(1_003 + LOCK_WAIT_MS - 1, &mut out);
+    s1.flush(1_003 + LOCK_WAIT_MS - 1, &mut out);
+    assert!(proposed(&out, 2).is_none(), "not yet due");
+    let due = 1_003 + LOCK_WAIT_MS;
+    let mut out = Vec::new();
+    s1.on_tick(due, &mut out);
+    s1.flush(due, &mut out);
+    assert!(proposed(&out, 2).is_some(), "due: proposed all the same");
+    let out = commit(&mut s1, b1, 2, 2, due + 1);
+    // Both streams of the request get the same definite failure, with its exec index.
+    let answers = replies(&out);
+    assert_eq!(answers.len(), 2, "{answers:?}");
+    for (_, response) in answers {
+        assert!(
+            matches!(&response, ClientResponse::Reply { reply, .. } if reply.result == OpResult::LockConflict { account: "A".into() } && reply.exec_index == 2),
+            "{response:?}"
+        );
+    }
+    assert_eq!(s1.balances().1["B"], 10, "it changed nothing");
+}
+
+#[test]
+fn on_message_forward_a_forwarded_command_waits_at_the_leader_too() {
+    let (mut s1, _, _) = started_wait_die();
+    let mut out = Vec::new();
+    let forward = PeerMsg::Forward {
+        command: transfer(2, 1, "A", "B", 1),
+    };
+    s1.on_message(1_003, n(2), forward, &mut out);
+    s1.flush(1_003, &mut out);
+    assert!(proposed(&out, 2).is_none(), "held back: {out:?}");
+    let mut out = Vec::new();
+    s1.on_tick(1_003 + LOCK_WAIT_MS, &mut out);
+    s1.flush(1_003 + LOCK_WAIT_MS, &mut out);
+    assert!(proposed(&out, 2).is_some());
+}
+
+/// Shard 2's leader under wait-die with its own transfer C → A started by client 2's
+/// request 5 (C locked by the transaction `(2, 2, 5)`).
+fn participant_with_c_locked() -> (Core, Ballot) {
+    let (mut s2, b2) = leader_with(wait_die_cfg(4));
+    submit(&mut s2, 1_001, 7, transfer(2, 5, "C", "A", 1));
+    commit(&mut s2, b2, 1, 5, 1_002);
+    (s2, b2)
+}
+
+fn prepare_to_c(request: u64) -> ShardMsg {
+    ShardMsg::Prepare {
+        txn: txn(request),
+        from: "A".into(),
+        to: "C".into(),
+        amount: 4,
+    }
+}
+
+#[test]
+fn on_message_shard_an_older_prepare_waits_and_a_younger_one_dies_at_once() {
+    let (mut s2, b2) = participant_with_c_locked();
+    // Request 9 (of another client) is younger than the holder (request 5): it dies, voting
+    // no through the log.
+    let younger = TxnId {
+        client: ClientId(3),
+        ..txn(9)
+    };
+    let prepare = ShardMsg::Prepare {
+        txn: younger,
+        from: "B".into(),
+        to: "C".into(),
+        amount: 4,
+    };
+    let out = deliver(&mut s2, 1, prepare, 1_003);
+    assert!(
+        proposed(&out, 2).is_some(),
+        "the younger one is proposed at once"
+    );
+    let out = commit(&mut s2, b2, 2, 5, 1_004);
+    let vote = to_member(&out, 1);
+    assert_eq!(
+        vote,
+        vec![ShardMsg::Vote {
+            txn: younger,
+            vote: Vote::No {
+                reason: AbortReason::LockConflict
+            }
+        }]
+    );
+    // Request 1 is older: it waits, and its resends take no slot either.
+    assert!(proposed(&deliver(&mut s2, 1, prepare_to_c(1), 1_005), 3).is_none());
+    assert!(proposed(&deliver(&mut s2, 2, prepare_to_c(1), 1_050), 3).is_none());
+    // Its wait runs out with C still locked: proposed all the same, it votes no.
+    let mut out = Vec::new();
+    s2.on_tick(1_005 + LOCK_WAIT_MS - 1, &mut out);
+    s2.flush(1_005 + LOCK_WAIT_MS - 1, &mut out);
+    assert!(proposed(&out, 3).is_none(), "not yet due");
+    let due = 1_005 + LOCK_WAIT_MS;
+    let mut out = Vec::new();
+    s2.on_tick(due, &mut out);
+    s2.flush(due, &mut out);
+    assert!(
+        matches!(proposed(&out, 3), Some(Value::Txn(e)) if matches!(e[..], [TxnEntry::Prepare { txn: t, .. }] if t == txn(1))),
+        "{out:?}"
+    );
+    let out = commit(&mut s2, b2, 3, 5, due + 1);
+    assert_eq!(
+        to_member(&out, 1),
+        vec![ShardMsg::Vote {
+            txn: txn(1),
+            vote: Vote::No {
+                reason: AbortReason::LockConflict
+            }
+        }]
+    );
+}
+
+#[test]
+fn on_message_shard_a_prepare_released_by_its_lock_votes_yes_before_its_deadline() {
+    let (mut s2, b2) = participant_with_c_locked();
+    assert!(proposed(&deliver(&mut s2, 1, prepare_to_c(1), 1_003), 2).is_none());
+    // Shard 1 votes no on shard 2's transaction: its abort frees C within the wait.
+    let no = ShardMsg::Vote {
+        txn: TxnId {
+            coordinator: ShardId(2),
+            client: ClientId(2),
+            request: RequestId(5),
+        },
+        vote: Vote::No {
+            reason: AbortReason::LockConflict,
+        },
+    };
+    deliver(&mut s2, 1, no, 1_010);
+    let out = commit(&mut s2, b2, 2, 5, 1_011);
+    assert!(
+        matches!(proposed(&out, 3), Some(Value::Txn(e)) if matches!(e[..], [TxnEntry::Prepare { .. }])),
+        "released by the abort, not the clock: {out:?}"
+    );
+    let out = commit(&mut s2, b2, 3, 5, 1_012);
+    assert_eq!(
+        to_member(&out, 1),
+        vec![ShardMsg::Vote {
+            txn: txn(1),
+            vote: Vote::Yes { to_balance: 14 }
+        }]
+    );
 }

@@ -303,6 +303,9 @@ impl Cluster {
         if let Some(bug) = &bug {
             command.arg("--bug").arg(bug);
         }
+        if let Some(shape) = &self.spec.shards {
+            command.arg("--lock-policy").arg(shape.lock_policy.name());
+        }
         let child =
             Child::spawn(command).map_err(|cause| ClusterError::Spawn { node, bin, cause })?;
         replica.child = Some(child);
