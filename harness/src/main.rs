@@ -286,8 +286,10 @@ mod tests {
             .unwrap()
             .render_long_help()
             .to_string();
-        let default = format!("(default: {}s", DEFAULT_NEMESIS_INTERVAL_MS / 1000);
+        // The interval is drawn from the seed unless pinned; --defaults gives the fixed one.
+        let default = format!("{}s with --defaults", DEFAULT_NEMESIS_INTERVAL_MS / 1000);
         assert!(help.contains(&default), "{help}");
+        assert!(help.contains("drawn from the seed"), "{help}");
         assert!(
             help.contains("UDP relay") && help.contains("TCP relay for etcd"),
             "{help}"
