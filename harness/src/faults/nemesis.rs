@@ -301,20 +301,10 @@ impl Nemesis {
                 });
             }
             Fault::Election { shard, strike } => {
-                let target = shard.map_or(Victims::Leader, Victims::ShardLeader);
-                let Some(nodes) = resolve(world, &target).await else {
+                let then = ("then", json!(strike_name(strike)));
+                let Some(nodes) = kill_leader(world, *shard, then).await? else {
                     return Ok(());
                 };
-                for &node in &nodes {
-                    world.kill(node)?;
-                }
-                let size = world.nodes().len();
-                let value = json!({
-                    "nodes": names(&nodes),
-                    "target": target_name(&target, size),
-                    "then": strike_name(strike),
-                });
-                world.record("kill", value);
                 world.show(&fault.to_string());
                 self.active.down = nodes.clone();
                 self.watch = nodes.first().map(|&deposed| Watch {
@@ -478,20 +468,10 @@ impl Nemesis {
         world.set_cuts(&[])?;
         self.active.partitioned = false;
         world.record("heal", json!({"cuts": []}));
-        let target = watch.shard.map_or(Victims::Leader, Victims::ShardLeader);
-        let Some(nodes) = resolve(world, &target).await else {
+        let after = ("after_ms", json!(now_ms.saturating_sub(watch.started_ms)));
+        let Some(nodes) = kill_leader(world, watch.shard, after).await? else {
             return Ok(());
         };
-        for &node in &nodes {
-            world.kill(node)?;
-        }
-        let size = world.nodes().len();
-        let value = json!({
-            "nodes": names(&nodes),
-            "target": target_name(&target, size),
-            "after_ms": now_ms.saturating_sub(watch.started_ms),
-        });
-        world.record("kill", value);
         self.active.down.extend(nodes);
         Ok(())
     }
@@ -548,6 +528,31 @@ impl Nemesis {
         world.show("none");
         Ok(())
     }
+}
+
+/// Kills the leader (of `shard`, on a sharded bank) and records the `kill` with `extra` beside
+/// its nodes and target; `None` when there is no leader to kill. Both election strikes depose
+/// a leader this way, so their history events read alike.
+async fn kill_leader<W: FaultWorld + ?Sized>(
+    world: &mut W,
+    shard: Option<u32>,
+    extra: (&str, serde_json::Value),
+) -> Result<Option<Vec<NodeId>>, TargetError> {
+    let target = shard.map_or(Victims::Leader, Victims::ShardLeader);
+    let Some(nodes) = resolve(world, &target).await else {
+        return Ok(None);
+    };
+    for &node in &nodes {
+        world.kill(node)?;
+    }
+    let size = world.nodes().len();
+    let mut value = json!({
+        "nodes": names(&nodes),
+        "target": target_name(&target, size),
+    });
+    value[extra.0] = extra.1;
+    world.record("kill", value);
+    Ok(Some(nodes))
 }
 
 /// The concrete victims of a target; `None` (and a recorded `skip`) when "the leader" is
