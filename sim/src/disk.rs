@@ -736,6 +736,18 @@ mod tests {
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
 
+    /// `/n1/wal.log` on `disk`, its name and directory made durable (so a power cut keeps
+    /// the file and only its data is at stake).
+    fn durable_wal(disk: &SimDisk) -> (Box<dyn FsFile>, PathBuf) {
+        let dir = Path::new("/n1");
+        let wal = dir.join("wal.log");
+        disk.create_dir(dir).unwrap();
+        disk.sync_dir(Path::new("/")).unwrap();
+        let file = disk.open(&wal, OpenMode::ReadWriteCreate).unwrap();
+        disk.sync_dir(dir).unwrap();
+        (file, wal)
+    }
+
     /// A truncation is made durable by the fsync after it, as a write is: a synced cut
     /// survives a power cut, and an unsynced one may be undone by it (before, `set_len` never
     /// marked the file dirty, so the fsync that was meant to make a torn-tail cut durable
@@ -743,12 +755,7 @@ mod tests {
     #[test]
     fn a_truncation_is_durable_after_its_fsync_and_only_then() {
         let disk = SimDisk::new();
-        let dir = Path::new("/n1");
-        let wal = dir.join("wal.log");
-        disk.create_dir(dir).unwrap();
-        disk.sync_dir(Path::new("/")).unwrap();
-        let file = disk.open(&wal, OpenMode::ReadWriteCreate).unwrap();
-        disk.sync_dir(dir).unwrap();
+        let (file, wal) = durable_wal(&disk);
         file.write_all_at(&[7u8; 100], 0).unwrap();
         file.sync_data().unwrap();
         file.set_len(40).unwrap();
@@ -761,10 +768,7 @@ mod tests {
         let lens: std::collections::BTreeSet<usize> = (0..32)
             .map(|seed| {
                 let probe = SimDisk::new();
-                probe.create_dir(dir).unwrap();
-                probe.sync_dir(Path::new("/")).unwrap();
-                let f = probe.open(&wal, OpenMode::ReadWriteCreate).unwrap();
-                probe.sync_dir(dir).unwrap();
+                let (f, _) = durable_wal(&probe);
                 f.write_all_at(&[7u8; 40], 0).unwrap();
                 f.sync_data().unwrap();
                 f.set_len(10).unwrap();
@@ -782,12 +786,7 @@ mod tests {
     #[test]
     fn a_bit_flip_on_a_wal_its_replica_emptied_flips_nothing_and_does_not_panic() {
         let disk = SimDisk::new();
-        let dir = Path::new("/n1");
-        let wal = dir.join("wal.log");
-        disk.create_dir(dir).unwrap();
-        disk.sync_dir(Path::new("/")).unwrap();
-        let file = disk.open(&wal, OpenMode::ReadWriteCreate).unwrap();
-        disk.sync_dir(dir).unwrap();
+        let (file, _) = durable_wal(&disk);
         file.write_all_at(&[7u8; 64], 0).unwrap();
         file.sync_data().unwrap();
         file.write_all_at(&[8u8; 64], 64).unwrap();

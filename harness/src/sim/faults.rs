@@ -230,6 +230,20 @@ mod tests {
             .all(|(a, b)| sim.shard_of(*a) != sim.shard_of(*b)));
     }
 
+    /// A schedule of `fault` at `at_ms` and its heal 5 s later.
+    fn fault_then_heal(at_ms: u64, fault: Fault) -> Vec<Step> {
+        vec![
+            Step {
+                at_ms,
+                fault: Some(fault),
+            },
+            Step {
+                at_ms: at_ms + 5_000,
+                fault: None,
+            },
+        ]
+    }
+
     /// Runs `sim` with the nemesis acting until `until_ms`, as `simulate` drives them.
     fn drive(nemesis: &mut Nemesis, sim: &mut Sim, events: &mut Vec<Event>, until_ms: u64) {
         while sim.now_ms < until_ms {
@@ -258,17 +272,7 @@ mod tests {
             shard: None,
             strike: Strike::KillNewLeader,
         };
-        let schedule = vec![
-            Step {
-                at_ms: at,
-                fault: Some(election),
-            },
-            Step {
-                at_ms: at + 5_000,
-                fault: None,
-            },
-        ];
-        let mut nemesis = Nemesis::new(schedule);
+        let mut nemesis = Nemesis::new(fault_then_heal(at, election));
         let mut events = Vec::new();
         drive(&mut nemesis, &mut sim, &mut events, at + 4_000);
         let kills: Vec<&Event> = events.iter().filter(|e| e.f == "kill").collect();
@@ -343,17 +347,7 @@ mod tests {
                 lag_ms: 200,
             },
         };
-        let schedule = vec![
-            Step {
-                at_ms: at,
-                fault: Some(election),
-            },
-            Step {
-                at_ms: at + 5_000,
-                fault: None,
-            },
-        ];
-        let mut nemesis = Nemesis::new(schedule);
+        let mut nemesis = Nemesis::new(fault_then_heal(at, election));
         let mut events = Vec::new();
         drive(&mut nemesis, &mut sim, &mut events, at + 100);
         assert!(!sim.cuts().is_empty(), "the minority is cut off first");
