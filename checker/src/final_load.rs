@@ -9,7 +9,7 @@
 use crate::checks::agreement::{Agreement, Side};
 use crate::fastjson::{once, put, Cur, Miss};
 use crate::fields::ValueFields;
-use crate::final_state::{AgreedLog, FinalError, NodeState, Positions, Slot, EMPTY};
+use crate::final_state::{AgreedLog, FinalError, NodeState, Positions, Slot, SlotMarks, EMPTY};
 use crate::history::CowStr;
 use crate::history::EventType;
 use crate::model::{Accounts, Acct, Cmd, CmdParts, FKind, Fx};
@@ -64,6 +64,7 @@ pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData
             message: format!("byte {offset}: {message}"),
         },
     })?;
+    loader.data.log.laid();
     Ok(Some(loader.data))
 }
 
@@ -95,7 +96,7 @@ impl Loader {
             return None;
         }
         let e = c.u64().ok()?;
-        let laid = self.data.log.get(e)?.text;
+        let laid = self.data.log.marks(e)?.text;
         let n = (laid & TEXT_LEN) as usize;
         let text = window.get(..n).filter(|_| n > 0)?;
         if text_mark(text) != laid {
@@ -116,25 +117,21 @@ impl Loader {
         // Every replica logs every command: most entries only confirm one already
         // laid down, and equal fingerprints need no compact form (the first was
         // checked when it was laid down).
-        if let Some(target) = self.data.log.get(e) {
-            if target.hash == hash {
-                self.data.agreement.compared();
-                return Ok(());
-            }
+        if self.data.log.marks(e).is_some_and(|m| m.hash == hash) {
+            self.data.agreement.compared();
+            return Ok(());
         }
-        let slot = Slot {
-            text,
-            ..self.compact(node, entry, hash)?
-        };
+        let slot = self.compact(node, entry)?;
         let d = &mut self.data;
-        let target = d.log.slot_mut(e, self.max_slots)?;
+        let (target, marks) = d.log.slot_mut(e, self.max_slots)?;
         if target.node == EMPTY {
             *target = slot;
+            *marks = SlotMarks { hash, text };
             return Ok(());
         }
         d.agreement.compared();
-        let target = *target;
-        if target.hash != slot.hash {
+        let (target, target_hash) = (*target, marks.hash);
+        if target_hash != hash {
             let first = describe_slot(&target, &d.log, &d.accounts);
             let first_node = d.nodes[target.node as usize].name.clone();
             let second = describe_slot(&slot, &d.log, &d.accounts);
@@ -176,7 +173,7 @@ impl Loader {
         })
     }
 
-    fn compact(&mut self, node: usize, entry: &EntryRaw<'_>, hash: u64) -> Result<Slot, String> {
+    fn compact(&mut self, node: usize, entry: &EntryRaw<'_>) -> Result<Slot, String> {
         let v = Some(&entry.value.fields);
         fn need<'n>(n: Option<&'n CowStr<'_>>, field: &str) -> Result<&'n str, String> {
             n.map(|s| &**s)
@@ -213,8 +210,6 @@ impl Loader {
             kind,
             accounts,
             amount,
-            hash,
-            text: 0,
             node: node as u16,
             ok,
         })
@@ -501,7 +496,7 @@ mod tests {
     fn log_with(execs: &[u64]) -> AgreedLog {
         let mut log = AgreedLog::default();
         for &e in execs {
-            *log.slot_mut(e, 1_000).unwrap() = Slot {
+            *log.slot_mut(e, 1_000).unwrap().0 = Slot {
                 node: 0,
                 ..EMPTY_SLOT
             };

@@ -13,7 +13,7 @@
 //! each entry in place (the fast path of `crate::fastjson`, else serde), turns it
 //! into a compact `Slot` and lays it over the agreed log at once, comparing it with
 //! what other replicas put there (agreement). Memory is one slot per exec index
-//! (48 bytes), whatever the number of replicas. Replicas usually write an entry in
+//! (32 bytes, and 16 more while loading), whatever the number of replicas. Replicas usually write an entry in
 //! the very same bytes: such a copy of an entry already laid is recognized by its
 //! text's length and fingerprint and never parsed, which is most of the file.
 //!
@@ -213,6 +213,8 @@ pub(crate) const EMPTY: u16 = u16::MAX;
 
 /// One agreed log entry, compact: one is kept per exec index, so its size bounds the
 /// memory a long run needs (the client is a number into [`AgreedLog::client`]'s table).
+/// What loading compares replicas' entries by is beside it ([`SlotMarks`]), dropped once
+/// every replica's entries are laid.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
     pub(crate) client: u32,
@@ -221,20 +223,26 @@ pub(crate) struct Slot {
     pub(crate) kind: u8,
     pub(crate) accounts: [Acct; 2],
     pub(crate) amount: i64,
-    /// Fingerprint of the whole entry (command and recorded result), for comparing
-    /// replicas without keeping their entries.
-    pub hash: u64,
-    /// The entry's exact text, fingerprinted (`text_mark` in `crate::final_load`): a replica that wrote the
-    /// very same bytes agrees without its entry being parsed (see
-    /// `crate::final_load`).
-    pub(crate) text: u64,
     /// The replica whose entry this is.
     pub node: u16,
     /// Recorded `ok` (else `fail`, a no-op).
     pub ok: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() <= 48, "a slot per exec index");
+const _: () = assert!(std::mem::size_of::<Slot>() <= 32, "a slot per exec index");
+
+/// How a slot's entry is recognized while the replicas' logs are laid over each other:
+/// needed only then, so kept apart from the [`Slot`]s and dropped after
+/// ([`AgreedLog::laid`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct SlotMarks {
+    /// Fingerprint of the whole entry (command and recorded result), for comparing
+    /// replicas without keeping their entries.
+    pub hash: u64,
+    /// The entry's exact text, fingerprinted (`text_mark` in `crate::final_load`): a
+    /// replica that wrote the very same bytes agrees without its entry being parsed.
+    pub text: u64,
+}
 
 pub(crate) const EMPTY_SLOT: Slot = Slot {
     client: 0,
@@ -242,8 +250,6 @@ pub(crate) const EMPTY_SLOT: Slot = Slot {
     kind: 3,
     accounts: [0, 0],
     amount: 0,
-    hash: 0,
-    text: 0,
     node: EMPTY,
     ok: false,
 };
@@ -265,6 +271,9 @@ impl Slot {
 pub(crate) struct AgreedLog {
     base: u64,
     slots: Vec<Slot>,
+    /// Beside `slots`, one per slot, while the replicas' logs are being laid; empty
+    /// after [`AgreedLog::laid`].
+    marks: Vec<SlotMarks>,
     /// The first exec index the log must cover; 0 stands for 1 (see
     /// [`AgreedLog::start_after`]).
     origin: u64,
@@ -277,6 +286,20 @@ impl AgreedLog {
     pub fn get(&self, exec: u64) -> Option<&Slot> {
         let i = exec.checked_sub(self.base)?;
         self.slots.get(i as usize).filter(|s| s.node != EMPTY)
+    }
+
+    /// How the entry at `exec` is recognized, while the logs are being laid.
+    pub(crate) fn marks(&self, exec: u64) -> Option<SlotMarks> {
+        self.get(exec)?;
+        let i = exec - self.base;
+        self.marks.get(i as usize).copied()
+    }
+
+    /// Every replica's log is laid: the marks are not needed any more (they are a third
+    /// of the log's memory), nor the room kept for growth.
+    pub(crate) fn laid(&mut self) {
+        self.marks = Vec::new();
+        self.slots.shrink_to_fit();
     }
 
     /// The client process number of a slot's entry.
@@ -376,9 +399,14 @@ impl AgreedLog {
         }
     }
 
-    /// The slot for `exec`, growing the log as needed. `limit` bounds how far the log
-    /// may grow, so a corrupt index cannot make it allocate without end.
-    pub(crate) fn slot_mut(&mut self, exec: u64, limit: u64) -> Result<&mut Slot, String> {
+    /// The slot for `exec` and its marks, growing the log as needed. `limit` bounds
+    /// how far the log may grow, so a corrupt index cannot make it allocate without
+    /// end.
+    pub(crate) fn slot_mut(
+        &mut self,
+        exec: u64,
+        limit: u64,
+    ) -> Result<(&mut Slot, &mut SlotMarks), String> {
         if self.slots.is_empty() {
             self.base = exec;
         }
@@ -391,15 +419,18 @@ impl AgreedLog {
             ));
         }
         if exec < self.base {
-            let mut grown = vec![EMPTY_SLOT; (self.base - exec) as usize];
-            grown.append(&mut self.slots);
-            self.slots = grown;
+            let more = (self.base - exec) as usize;
+            self.slots
+                .splice(0..0, std::iter::repeat_n(EMPTY_SLOT, more));
+            self.marks
+                .splice(0..0, std::iter::repeat_n(SlotMarks::default(), more));
             self.base = exec;
         }
         let i = (exec - self.base) as usize;
         if i >= self.slots.len() {
             self.slots.resize(i + 1, EMPTY_SLOT);
+            self.marks.resize(i + 1, SlotMarks::default());
         }
-        Ok(&mut self.slots[i])
+        Ok((&mut self.slots[i], &mut self.marks[i]))
     }
 }
