@@ -9,13 +9,14 @@
 //!
 //! [`FinalState`] is the owned form the harness fills and writes. The checker does not
 //! load it that way: a long run's logs hold millions of entries per replica, so
-//! `load_log` (in `crate::final_load`) walks the file through a sliding window (`crate::window`), parses
-//! each entry in place (the fast path of `crate::fastjson`, else serde), turns it
-//! into a compact `Slot` and lays it over the agreed log at once, comparing it with
-//! what other replicas put there (agreement). Memory is one slot per exec index
-//! (32 bytes, and 16 more while loading), whatever the number of replicas. Replicas usually write an entry in
-//! the very same bytes: such a copy of an entry already laid is recognized by its
-//! text's length and fingerprint and never parsed, which is most of the file.
+//! `load_log` (in `crate::final_load`) walks the file through a sliding window
+//! (`crate::window`), parses each entry in place (the fast path of `crate::fastjson`,
+//! else serde), turns it into a compact `Slot` and lays it over the agreed log at once,
+//! comparing it with what other replicas put there (agreement). Memory is one slot per
+//! exec index (32 bytes, and 16 more while the file is read), whatever the number of
+//! replicas. Replicas usually write an entry in the very same bytes: such a copy of an
+//! entry already laid is recognized by its text's length and fingerprint and never
+//! parsed, which is most of the file.
 //!
 //! A replica's list is contiguous but may start after 1 (it installed a checkpoint);
 //! the agreed log is the union of all lists, and indices no replica covers stay empty
