@@ -1,4 +1,4 @@
-//! Sharded histories written by hand in the checker/SHARDS.md shape, as a new system
+//! Sharded histories written by hand in the docs/sharded.md shape, as a new system
 //! might produce them: each anomaly class a real sharded run could hide is caught, and
 //! each malformed shape makes the verdict `unknown` with its line number, never valid.
 //!

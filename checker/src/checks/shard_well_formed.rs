@@ -6,7 +6,7 @@
 //! the command invoked. Each completion's positions must be on shards run.toml lists,
 //! an `ok` must carry at least one (without one it cannot be replayed), and a
 //! `read_all` snapshot one on every shard. Then the logs: every transaction is
-//! coordinated by its source account's shard (checker/SHARDS.md). Each finding names
+//! coordinated by its source account's shard (docs/sharded.md). Each finding names
 //! its line and makes the verdict `unknown`; the other checks still run.
 
 use super::well_formed::{At, WellFormed};
@@ -139,7 +139,7 @@ fn positions(specs: &[ShardSpec], wf: &mut WellFormed, at: At, c: u64, e: &Shard
         wf.malformed(
             AnomalyKind::OkWithoutPosition,
             format!(
-                "At {at}, client {c}'s request {rid} ({}) is answered ok with no position on any shard: a sharded answer that executed names where (checker/SHARDS.md), so it cannot be replayed.",
+                "At {at}, client {c}'s request {rid} ({}) is answered ok with no position on any shard: a sharded answer that executed names where (docs/sharded.md), so it cannot be replayed.",
                 e.f
             ),
             vec![at.index],
