@@ -271,7 +271,9 @@ fn run_logged(args: RunArgs, bugs_allowed: bool) -> anyhow::Result<()> {
         failpoints: bugs_allowed,
         lock_policy: args.lock_policy,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    // One thread: five replicas share a few cores, and a multi-thread runtime hands each
+    // message between its workers (a context switch each); see `server::Server::finish_burst`.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(crate::server::run(options))

@@ -234,20 +234,37 @@ impl Server {
                 };
                 self.feed(next, &mut out);
             }
-            let now = self.now_ms();
-            let mut io = ServerIo {
-                me: self.me,
-                network: self.network.as_ref(),
-                waiting: &mut self.waiting,
-            };
-            let shell = &mut self.shell;
-            tokio::task::block_in_place(|| shell.finish_burst(now, out, &mut io))
-                .with_context(|| format!("{} stops: its disk failed", self.me))?;
+            self.finish_burst(out).await?;
             if last_sweep.elapsed() > Duration::from_secs(1) {
                 self.sweep_waiting();
                 last_sweep = Instant::now();
             }
         }
+    }
+
+    /// Carries out a burst's effects. The fsync blocks this thread, which also serves the
+    /// sockets (a current-thread runtime), so the burst's requests to peers are handed to
+    /// quinn first: one yield runs the links and the connections' drivers, and the followers
+    /// fsync while we do.
+    async fn finish_burst(&mut self, out: Vec<Effect>) -> anyhow::Result<()> {
+        let now = self.now_ms();
+        let mut io = ServerIo {
+            me: self.me,
+            network: self.network.as_ref(),
+            waiting: &mut self.waiting,
+        };
+        let burst = self.shell.start_burst(now, out, &mut io);
+        if burst.sent_ahead() > 0 {
+            tokio::task::yield_now().await;
+        }
+        let mut io = ServerIo {
+            me: self.me,
+            network: self.network.as_ref(),
+            waiting: &mut self.waiting,
+        };
+        self.shell
+            .end_burst(burst, &mut io)
+            .with_context(|| format!("{} stops: its disk failed", self.me))
     }
 
     fn feed(&mut self, input: Input, out: &mut Vec<Effect>) {

@@ -244,11 +244,31 @@ impl Shell {
     pub fn finish_burst(
         &mut self,
         now_ms: u64,
-        mut out: Vec<Effect>,
+        out: Vec<Effect>,
         io: &mut dyn ShellIo,
     ) -> Result<(), ShellError> {
+        let burst = self.start_burst(now_ms, out, io);
+        self.end_burst(burst, io)
+    }
+
+    /// [`Shell::finish_burst`]'s first half: flushes the core and sends what need not wait
+    /// for the disk (requests to peers). A caller whose sockets are served by the thread that
+    /// is about to block in the fsync lets them go out in between (`server`); the simulator
+    /// calls `finish_burst`, which is the same two halves back to back.
+    pub fn start_burst(
+        &mut self,
+        now_ms: u64,
+        mut out: Vec<Effect>,
+        io: &mut dyn ShellIo,
+    ) -> Burst {
         self.core.flush(now_ms, &mut out);
-        self.carry_out(now_ms, out, io)
+        Burst::send_ahead(now_ms, out, io)
+    }
+
+    /// [`Shell::finish_burst`]'s second half: the disk under one fsync, then votes and
+    /// replies, then the disk work that backs none of them.
+    pub fn end_burst(&mut self, burst: Burst, io: &mut dyn ShellIo) -> Result<(), ShellError> {
+        self.carry_out_rest(burst, io)
     }
 
     /// PrintDB, PrintLog, PrintStatus, PrintView, FetchExecuted, Status: answered from the
@@ -332,8 +352,15 @@ impl Shell {
         effects: Vec<Effect>,
         io: &mut dyn ShellIo,
     ) -> Result<(), ShellError> {
-        let mut effects: Vec<Option<Effect>> = effects.into_iter().map(Some).collect();
-        send_non_votes(&mut effects, io);
+        let burst = Burst::send_ahead(now_ms, effects, io);
+        self.carry_out_rest(burst, io)
+    }
+
+    /// Everything of a burst after its requests to peers left (see [`Shell::carry_out`]).
+    fn carry_out_rest(&mut self, burst: Burst, io: &mut dyn ShellIo) -> Result<(), ShellError> {
+        let Burst {
+            now_ms, effects, ..
+        } = burst;
         let mut wrote_wal = false;
         let mut took_checkpoint = false;
         for effect in effects.iter().flatten() {
@@ -438,14 +465,37 @@ impl Shell {
     }
 }
 
-/// Releases the sends that need not wait for the fsync, taking them out of `effects`.
-fn send_non_votes(effects: &mut [Option<Effect>], io: &mut dyn ShellIo) {
-    for slot in effects.iter_mut() {
-        if matches!(slot, Some(Effect::Send { msg, .. }) if !msg.is_vote()) {
-            if let Some(Effect::Send { to, msg }) = slot.take() {
-                io.send(to, msg);
+/// A burst between its two halves ([`Shell::start_burst`], [`Shell::end_burst`]): its
+/// requests to peers have left, the rest waits for the disk.
+pub struct Burst {
+    now_ms: u64,
+    effects: Vec<Option<Effect>>,
+    sent_ahead: usize,
+}
+
+impl Burst {
+    /// Releases the sends that need not wait for the fsync, taking them out of the effects.
+    fn send_ahead(now_ms: u64, effects: Vec<Effect>, io: &mut dyn ShellIo) -> Burst {
+        let mut effects: Vec<Option<Effect>> = effects.into_iter().map(Some).collect();
+        let mut sent_ahead = 0;
+        for slot in effects.iter_mut() {
+            if matches!(slot, Some(Effect::Send { msg, .. }) if !msg.is_vote()) {
+                if let Some(Effect::Send { to, msg }) = slot.take() {
+                    io.send(to, msg);
+                    sent_ahead += 1;
+                }
             }
         }
+        Burst {
+            now_ms,
+            effects,
+            sent_ahead,
+        }
+    }
+
+    /// How many messages left ahead of the disk work.
+    pub fn sent_ahead(&self) -> usize {
+        self.sent_ahead
     }
 }
 
