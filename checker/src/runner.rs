@@ -79,7 +79,9 @@ pub fn check_run_with(
     let workers = params.as_ref().and_then(worker_count);
     split_internal(&mut loaded.hist, workers);
     let initial = params.as_ref().and_then(|p| p.initial_balance);
-    let mut results = check_loaded(loaded, initial.filter(|_| !declared.is_empty()), options);
+    let sessions = params.as_ref().is_some_and(keeps_sessions);
+    let initial = initial.filter(|_| !declared.is_empty());
+    let mut results = check_loaded(loaded, initial, sessions, options);
     if params.is_none() {
         results
             .warnings
@@ -190,7 +192,18 @@ fn load_both(
 }
 
 /// Runs the checks that need both the history and the log.
-fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> Results {
+/// Whether the system under test keeps faultline's client sessions (run.toml's
+/// `target`): a request never executes after a later one of its client did.
+fn keeps_sessions(p: &RunParams) -> bool {
+    p.table.get("target").and_then(toml::Value::as_str) == Some("faultline")
+}
+
+fn check_loaded(
+    loaded: Loaded,
+    initial: Option<i64>,
+    sessions: bool,
+    options: CheckOptions,
+) -> Results {
     let Loaded {
         hist,
         mut by_exec,
@@ -340,6 +353,7 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
                 accounts: &accounts,
                 initial,
                 budget: options.search_budget,
+                sessions,
             }),
             None => linearizable::unknown(
                 "run.toml does not give accounts and initial_balance, so there is no state to search from",
