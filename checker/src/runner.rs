@@ -192,10 +192,12 @@ fn load_both(
 }
 
 /// Runs the checks that need both the history and the log.
-/// Whether the system under test keeps faultline's client sessions (run.toml's
-/// `target`): a request never executes after a later one of its client did.
+/// Whether the system under test keeps faultline's client sessions: a request never
+/// executes after a later one of its client did. A real run says `target =
+/// "faultline"`; a simulated one (`kind = "sim"`) always runs the faultline replica.
 fn keeps_sessions(p: &RunParams) -> bool {
-    p.table.get("target").and_then(toml::Value::as_str) == Some("faultline")
+    let key = |k: &str| p.table.get(k).and_then(toml::Value::as_str);
+    key("target") == Some("faultline") || (key("target").is_none() && key("kind") == Some("sim"))
 }
 
 fn check_loaded(

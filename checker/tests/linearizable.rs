@@ -265,6 +265,9 @@ fn with_sessions_a_timed_out_transfer_cannot_execute_after_its_clients_next_requ
     let l = judge(&events, &abc_toml(Some("faultline")));
     assert_eq!(l.valid, Validity::Invalid, "{l:?}");
     assert_eq!(l.anomalies[0].indices, [6, 7]);
+    // A simulated run is of the faultline replica too.
+    let sim = format!("kind = \"sim\"\n{}", abc_toml(None));
+    assert_eq!(judge(&events, &sim).valid, Validity::Invalid);
     // The session is the client's: another client's answer closes nothing.
     events[2] = Event::invoke(3, 1, "read", values::read("C"));
     events[3] = Event::client(EventType::Ok, 3, 1, "read", values::read_ok("C", 10));
