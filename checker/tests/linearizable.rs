@@ -203,18 +203,23 @@ fn judge(events: &[Event], toml: &str) -> checker::CheckResult {
     r.check("linearizable").unwrap().clone()
 }
 
+/// Client 1's A->B 3 times out, then its next request, a read of C, answers 10.
+fn timed_out_then_read_c() -> Vec<Event> {
+    let t = values::transfer("A", "B", 3);
+    vec![
+        invoke_transfer(1, 1, "A", "B", 3),
+        Event::client(EventType::Info, 1, 1, "transfer", t),
+        Event::invoke(1, 2, "read", values::read("C")),
+        Event::client(EventType::Ok, 1, 2, "read", values::read_ok("C", 10)),
+    ]
+}
+
 #[test]
 fn a_timed_out_transfer_applied_before_its_clients_next_request_counts() {
     // Sessions close client 1's timed-out A->B at its next answer (a read of C, which
     // touches nothing the transfer does): it must stay possible that it executed
     // before that read, as client 2's read_all after it says.
-    let t = values::transfer("A", "B", 3);
-    let mut events = vec![
-        invoke_transfer(1, 1, "A", "B", 3),
-        Event::client(EventType::Info, 1, 1, "transfer", t),
-        Event::invoke(1, 2, "read", values::read("C")),
-        Event::client(EventType::Ok, 1, 2, "read", values::read_ok("C", 10)),
-    ];
+    let mut events = timed_out_then_read_c();
     events.extend(read_all(2, 1, [("A", 7), ("B", 13), ("C", 10)]));
     for target in [Some("faultline"), None] {
         let l = judge(&events, &abc_toml(target));
@@ -251,13 +256,7 @@ fn with_sessions_a_timed_out_transfer_cannot_execute_after_its_clients_next_requ
     // Client 1's A->B times out; its next request executes; client 2 then sees the
     // transfer not applied, and later applied. A bank without sessions may do that
     // (the late copy executes); faultline's reply table makes the copy stale.
-    let t = values::transfer("A", "B", 3);
-    let mut events = vec![
-        invoke_transfer(1, 1, "A", "B", 3),
-        Event::client(EventType::Info, 1, 1, "transfer", t),
-        Event::invoke(1, 2, "read", values::read("C")),
-        Event::client(EventType::Ok, 1, 2, "read", values::read_ok("C", 10)),
-    ];
+    let mut events = timed_out_then_read_c();
     events.extend(read_all(2, 1, [("A", 10), ("B", 10), ("C", 10)]));
     events.extend(read_all(2, 2, [("A", 7), ("B", 13), ("C", 10)]));
     let l = judge(&events, &abc_toml(None));
