@@ -70,6 +70,11 @@ pub struct GenOptions {
     pub positions: Positions,
     /// A sharded bank instead of one log (see [`shards`]); `None` is the classic bank.
     pub shards: Option<ShardGen>,
+    /// Client sessions as faultline's reply table keeps them: a late copy of a request
+    /// whose client has since executed a later one is stale and never executes, and
+    /// run.toml says `target = "faultline"`. Without, a timed-out command may execute
+    /// at any later time (a bank without sessions).
+    pub sessions: bool,
 }
 
 /// The shape of a sharded run: how many shards and what share of transfers cross them.
@@ -120,6 +125,7 @@ impl Default for GenOptions {
             unreachable_node: true,
             positions: Positions::Unique,
             shards: None,
+            sessions: false,
         }
     }
 }
@@ -161,8 +167,14 @@ impl GenOptions {
     /// The run.toml text for this run.
     pub fn run_toml(&self) -> String {
         let mut text = self.run_toml_unique();
-        if self.positions == Positions::SharedReads {
-            text.insert_str(text.find('\n').map_or(0, |i| i + 1), "target = \"etcd\"\n");
+        let target = match self.positions {
+            Positions::SharedReads => Some("etcd"),
+            Positions::Unique if self.sessions => Some("faultline"),
+            Positions::Unique => None,
+        };
+        if let Some(target) = target {
+            let line = format!("target = \"{target}\"\n");
+            text.insert_str(text.find('\n').map_or(0, |i| i + 1), &line);
         }
         text
     }
@@ -335,6 +347,8 @@ struct OpSim {
 #[derive(Debug, Clone)]
 struct ClientSim {
     next_rid: u64,
+    /// The highest request id of this client executed so far (0: none).
+    executed_rid: u64,
     /// (op, fate) of the attempt in flight.
     inflight: Option<(usize, Fate)>,
     /// An operation that timed out and may be retried next.
@@ -377,6 +391,7 @@ impl<'o> Model<'o> {
             clients: (0..opt.clients)
                 .map(|_| ClientSim {
                     next_rid: 1,
+                    executed_rid: 0,
                     inflight: None,
                     retry: None,
                 })
@@ -526,12 +541,20 @@ impl<'o> Model<'o> {
         )
     }
 
-    /// Executes `op` unless it already executed (the replica's deduplication).
+    /// Executes `op` unless it already executed (the replica's deduplication), or,
+    /// with sessions, its client has executed a later request (it is stale).
     fn execute(&mut self, op: usize) {
         if self.ops[op].exec.is_some() {
             return;
         }
         let o = &self.ops[op];
+        let client = &mut self.clients[o.client as usize];
+        if self.opt.sessions {
+            if client.executed_rid > o.rid {
+                return;
+            }
+            client.executed_rid = o.rid;
+        }
         let result = apply(&mut self.bank, o.cmd);
         if self.opt.positions == Positions::SharedReads {
             // Only a transfer that moved money writes; the rest observe the revision.

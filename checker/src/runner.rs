@@ -79,7 +79,9 @@ pub fn check_run_with(
     let workers = params.as_ref().and_then(worker_count);
     split_internal(&mut loaded.hist, workers);
     let initial = params.as_ref().and_then(|p| p.initial_balance);
-    let mut results = check_loaded(loaded, initial.filter(|_| !declared.is_empty()), options);
+    let sessions = params.as_ref().is_some_and(keeps_sessions);
+    let initial = initial.filter(|_| !declared.is_empty());
+    let mut results = check_loaded(loaded, initial, sessions, options);
     if params.is_none() {
         results
             .warnings
@@ -190,7 +192,20 @@ fn load_both(
 }
 
 /// Runs the checks that need both the history and the log.
-fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> Results {
+/// Whether the system under test keeps faultline's client sessions: a request never
+/// executes after a later one of its client did. A real run says `target =
+/// "faultline"`; a simulated one (`kind = "sim"`) always runs the faultline replica.
+fn keeps_sessions(p: &RunParams) -> bool {
+    let key = |k: &str| p.table.get(k).and_then(toml::Value::as_str);
+    key("target") == Some("faultline") || (key("target").is_none() && key("kind") == Some("sim"))
+}
+
+fn check_loaded(
+    loaded: Loaded,
+    initial: Option<i64>,
+    sessions: bool,
+    options: CheckOptions,
+) -> Results {
     let Loaded {
         hist,
         mut by_exec,
@@ -340,6 +355,7 @@ fn check_loaded(loaded: Loaded, initial: Option<i64>, options: CheckOptions) -> 
                 accounts: &accounts,
                 initial,
                 budget: options.search_budget,
+                sessions,
             }),
             None => linearizable::unknown(
                 "run.toml does not give accounts and initial_balance, so there is no state to search from",

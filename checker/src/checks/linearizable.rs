@@ -11,20 +11,35 @@
 //! operations in flight that ends with it, keeping the ones whose results match what
 //! the clients saw (a transfer's outcome and returned balances, a read's balance, a
 //! `read_all`'s whole bank, which prunes hardest). No configuration left means no
-//! linearization exists: invalid. Timed-out transfers stay in flight for good (they
-//! may execute at any later time, or never); timed-out reads change nothing and are
-//! left out, as are requests rejected before proposal.
+//! linearization exists: invalid. A timed-out transfer may execute at any later time,
+//! or never; timed-out reads change nothing and are left out, as are requests rejected
+//! before proposal.
 //!
-//! Trying every order would explode, so three reductions keep only canonical orders,
+//! Client sessions (`Input::sessions`, faultline's runs: run.toml says `target =
+//! "faultline"`) bound the timed-out transfers. The replica's reply table makes a late
+//! copy of a request stale once a later request of the same client executed
+//! (docs/client-protocol.md), so a timed-out transfer executes before its client's
+//! next definite answer's operation or never: at that completion it *dies*. Every
+//! configuration there has decided it, so it leaves the search, and configurations
+//! that differed only in it merge. Without sessions (etcd, or a run.toml without a
+//! target) a timed-out transfer stays in flight for good.
+//!
+//! Trying every order would explode, so these reductions keep only canonical orders,
 //! each of which loses no linearization:
 //! - two operations that share no account commute (results and balances alike), and
 //!   one still in flight may always be put after the completing one. So before a
 //!   completing operation X, an operation in flight is only linearized when a later
 //!   one in the same chain (ultimately X) shares an account with it, never "just in
-//!   case";
+//!   case". A dying transfer cannot be put after X, so it is exempt: it may be placed
+//!   anywhere before X (placed where nothing after it shares an account, it gives the
+//!   balances it would give just before X). Where X is passive and already linearized,
+//!   the dying transfers (and what they need) are placed after X's place, which admits
+//!   more than sessions allow and so loses nothing;
 //! - applying one as a no-op (insufficient funds) is the same as not applying it;
 //! - of two neighbours in an order that share no account, only the order with the
-//!   lower slot first is tried (they commute; partial-order reduction);
+//!   lower slot first is tried (they commute; partial-order reduction). X itself is
+//!   exempt: it must end the chain whatever its slot, and a dying transfer just before
+//!   it may share no account with it;
 //! - a passive operation in flight (a read, a `read_all`, a transfer that failed for
 //!   want of funds) is linearized in every configuration whose balances give its
 //!   result, as soon as it is invoked or the configuration is made: it changes
@@ -39,9 +54,11 @@
 //! once (timed-out transfers that may still execute count until every configuration
 //! has applied them), the search explores at most `budget` states and holds at most
 //! `MAX_HELD` at once. Any limit, or anything the model cannot evaluate, makes the
-//! check `unknown` with the reason. The hard case is timed-out transfers that stay in
-//! flight for good: every subset of them may have executed, so a history with a dozen
-//! of them open at once over the same accounts can exhaust the budget.
+//! check `unknown` with the reason. The hard case is a system without sessions, whose
+//! timed-out transfers stay in flight for good: every subset of them may have
+//! executed, so a history with a dozen of them open at once over the same accounts can
+//! exhaust the budget, and one with more than 64 cannot be searched. With sessions,
+//! only a client's run of consecutive timeouts stays open, until its next answer.
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect, Fx, FxMap};
@@ -99,6 +116,11 @@ pub(crate) struct Input<'a> {
     pub accounts: &'a Accounts,
     pub initial: i64,
     pub budget: u64,
+    /// The system keeps client sessions as faultline's reply table does: a request
+    /// never executes after a later request of the same client executed (a late copy
+    /// is stale; docs/client-protocol.md). Then a timed-out transfer is closed at its
+    /// client's next definite completion instead of staying in flight for good.
+    pub sessions: bool,
 }
 
 /// The result when the search cannot run, for `reason`.
@@ -189,6 +211,8 @@ pub(crate) fn run(input: &Input<'_>) -> CheckResult {
         events.iter().filter(|e| !e.1).count() as u64,
     );
     check.count("states explored", s.explored);
+    check.count("most configurations held", s.most_configs as u64);
+    check.count("most operations in flight", s.most_in_flight as u64);
     check.note(format!(
         "black-box: exec indices and the log were not used; search budget {} states",
         input.budget
@@ -207,6 +231,23 @@ fn no_order(input: &Input<'_>, op: u32) -> Anomaly {
         ),
         x.indices(),
     )
+}
+
+/// Counts one state explored; past the budget, the search stops.
+fn spend(explored: &mut u64, budget: u64) -> Result<(), Stop> {
+    *explored += 1;
+    if *explored > budget {
+        return Err(Stop::Limit(format!(
+            "the search explored its budget of {budget} states without deciding"
+        )));
+    }
+    Ok(())
+}
+
+fn held_limit() -> Stop {
+    Stop::Limit(format!(
+        "the search held {MAX_HELD} states at once, its memory bound, without deciding"
+    ))
 }
 
 enum Stop {
@@ -228,6 +269,9 @@ struct Search<'a> {
     passive: u64,
     explored: u64,
     overflowed: bool,
+    /// Most configurations held after a step, and most operations in flight.
+    most_configs: usize,
+    most_in_flight: usize,
 }
 
 impl<'a> Search<'a> {
@@ -241,6 +285,8 @@ impl<'a> Search<'a> {
             passive: 0,
             explored: 0,
             overflowed: false,
+            most_configs: 1,
+            most_in_flight: 0,
         }
     }
 
@@ -251,6 +297,8 @@ impl<'a> Search<'a> {
             )));
         };
         self.slots[free] = Some(op);
+        let in_flight = self.slots.iter().filter(|s| s.is_some()).count();
+        self.most_in_flight = self.most_in_flight.max(in_flight);
         let o = &self.input.ops[op as usize];
         let bit = 1u64 << free;
         self.maybe &= !bit;
@@ -278,20 +326,26 @@ impl<'a> Search<'a> {
             return Ok(());
         };
         let bit = 1u64 << slot;
+        let dying = self.dying(op);
         let mut out: FxSet<Config> = FxSet::default();
         let mut seen: FxSet<Node> = FxSet::default();
         for c in std::mem::take(&mut self.configs) {
-            if c.1 & bit != 0 {
+            if c.1 & bit != 0 && dying & !c.1 == 0 {
                 out.insert(c);
             } else {
-                self.extend(c, slot, &mut out, &mut seen)?;
+                self.extend(c, slot, dying, &mut out, &mut seen)?;
             }
         }
         if out.is_empty() {
             return Err(Stop::NoOrder);
         }
         self.slots[slot] = None;
-        let mut retire = bit;
+        let mut retire = bit | dying;
+        for s in 0..MAX_IN_FLIGHT {
+            if dying & (1 << s) != 0 {
+                self.slots[s] = None;
+            }
+        }
         // Timed-out transfers every configuration has applied are done with too.
         for (s, o) in self.slots.iter_mut().enumerate() {
             if o.is_some() && out.iter().all(|c| c.1 & (1 << s) != 0) {
@@ -306,7 +360,26 @@ impl<'a> Search<'a> {
             .map(|(b, m)| self.close((b, m & !retire)))
             .collect();
         self.configs = self.minimal(merged);
+        self.most_configs = self.most_configs.max(self.configs.len());
         Ok(())
+    }
+
+    /// With sessions, the timed-out transfers of `op`'s client with lower request ids
+    /// still in flight: `op` executed, so each executed before it or never will.
+    fn dying(&self, op: u32) -> u64 {
+        if !self.input.sessions {
+            return 0;
+        }
+        let x = &self.input.ops[op as usize];
+        let mut out = 0;
+        for (s, o) in self.slots.iter().enumerate() {
+            let Some(o) = *o else { continue };
+            let y = &self.input.ops[o as usize];
+            if self.maybe & (1 << s) != 0 && y.client == x.client && y.request_id < x.request_id {
+                out |= 1 << s;
+            }
+        }
+        out
     }
 
     /// Linearizes, in `c`, every passive operation in flight whose result the
@@ -357,15 +430,29 @@ impl<'a> Search<'a> {
     }
 
     /// Every way to linearize operations in flight from `c` that ends with `slot`.
+    ///
+    /// With sessions, the `dying` timed-out transfers must be placed before `slot` or
+    /// never: they are exempt from waiting for a later operation that touches them
+    /// (one placed where nothing after it does is the same as one placed just before
+    /// `slot`), and the operations before one of them may wait for it. If `c` has
+    /// linearized `slot` already (a passive operation, linearized where its result
+    /// first held), `c` itself and every chain that leaves nothing waiting are kept:
+    /// that places the dying transfers after `slot`'s place, more than sessions allow,
+    /// so nothing is lost.
     fn extend(
         &mut self,
         c: Config,
         slot: usize,
+        dying: u64,
         out: &mut FxSet<Config>,
         seen: &mut FxSet<Node>,
     ) -> Result<(), Stop> {
+        if c.1 & (1 << slot) != 0 {
+            out.insert(c.clone());
+        }
         let mut stack: Vec<Node> = vec![(c.0, c.1, 0, NO_SLOT)];
         while let Some((balances, mask, waiting, last)) = stack.pop() {
+            let placed = mask & (1 << slot) != 0;
             let last_cmd = self.slots.get(last as usize).copied().flatten();
             let last_cmd = last_cmd.map(|op| self.input.ops[op as usize].cmd());
             for (s, op) in self.slots.iter().enumerate() {
@@ -375,8 +462,10 @@ impl<'a> Search<'a> {
                 }
                 let cmd = &self.input.ops[op as usize].cmd();
                 // Two neighbours that share no account commute: of the two orders,
-                // only the one with the lower slot first is tried.
-                if (s as u8) < last && last_cmd.is_some_and(|l| !conflict(&l, cmd)) {
+                // only the one with the lower slot first is tried. Not for `slot`,
+                // which ends the chain whatever its number (a dying transfer before it
+                // may share no account with it).
+                if s != slot && (s as u8) < last && last_cmd.is_some_and(|l| !conflict(&l, cmd)) {
                     continue;
                 }
                 // The waiting timed-out transfers this one touches are placed.
@@ -385,13 +474,7 @@ impl<'a> Search<'a> {
                 if s == slot && still != 0 {
                     continue;
                 }
-                self.explored += 1;
-                if self.explored > self.input.budget {
-                    return Err(Stop::Limit(format!(
-                        "the search explored its budget of {} states without deciding",
-                        self.input.budget
-                    )));
-                }
+                spend(&mut self.explored, self.input.budget)?;
                 let mut bank = Bank::from_balances(balances.clone(), self.input.accounts);
                 let effect = bank.apply(cmd);
                 if effect == Effect::Overflow {
@@ -407,17 +490,24 @@ impl<'a> Search<'a> {
                     continue;
                 }
                 if out.len() + seen.len() > MAX_HELD {
-                    return Err(Stop::Limit(format!(
-                        "the search held {MAX_HELD} states at once, its memory bound, without deciding"
-                    )));
+                    return Err(held_limit());
                 }
                 if s == slot {
                     out.insert((bank.balances, mask | (1 << s)));
-                } else {
-                    let next = (bank.balances, mask | (1 << s), still | (1 << s), s as u8);
-                    if seen.insert(next.clone()) {
-                        stack.push(next);
-                    }
+                    continue;
+                }
+                let exempt = dying & (1 << s);
+                let next = (
+                    bank.balances,
+                    mask | (1 << s),
+                    still | ((1 << s) & !exempt),
+                    s as u8,
+                );
+                if placed && next.2 == 0 {
+                    out.insert((next.0.clone(), next.1));
+                }
+                if seen.insert(next.clone()) {
+                    stack.push(next);
                 }
             }
         }
