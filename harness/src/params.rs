@@ -6,7 +6,7 @@
 //! It sits at the bottom of the harness: it names the fault vocabulary's families and drawn
 //! tunables (the nemesis's own leaf files), and nothing above them.
 
-use crate::faults::schedule::FaultFamily;
+use crate::faults::schedule::{FaultFamily, SCHEDULE_VERSION};
 use replica::core::LockPolicy;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -123,6 +123,16 @@ pub struct RunParams {
     /// (A–J for the default ten clients).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<u32>,
+    /// How the fault schedule was drawn from the seed ([`SCHEDULE_VERSION`] for a new run);
+    /// absent in a run.toml from before real runs recorded it: drawn by version 4 or
+    /// earlier, with even odds (see [`crate::faults::schedule::FamilyOdds::for_real_version`]),
+    /// and replayed so.
+    #[serde(default = "last_even_real_version")]
+    pub schedule_version: u32,
+}
+
+fn last_even_real_version() -> u32 {
+    crate::faults::schedule::LAST_EVEN_REAL_VERSION
 }
 
 /// The shape and workload of a sharded bank: `shards` Paxos groups of `replicas_per_shard`
@@ -142,6 +152,11 @@ pub struct ShardParams {
     /// replica). Absent in runs from before it existed: they ran no-wait.
     #[serde(default = "no_wait")]
     pub lock_policy: LockPolicy,
+    /// When `crash-coordinator` faults arm their failpoints, when drawn from the seed (every
+    /// sharded run but one with `--defaults`, since schedule version 5); absent: at the
+    /// fault's start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failpoints: Option<crate::faults::failpoints::FailpointTiming>,
 }
 
 fn no_wait() -> LockPolicy {
@@ -209,6 +224,7 @@ impl Default for RunParams {
             tunables: None,
             shards: None,
             accounts: None,
+            schedule_version: SCHEDULE_VERSION,
         }
     }
 }

@@ -100,6 +100,7 @@ async fn a_sharded_scenario_reaches_the_balances_it_implies() {
         cross_shard_share: 0.5,
         workload: None,
         lock_policy: replica::core::LockPolicy::default(),
+        failpoints: None,
     };
     let params = RunParams {
         nodes: shape.nodes(),

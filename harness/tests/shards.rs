@@ -16,6 +16,7 @@ fn params() -> RunParams {
         cross_shard_share: 0.5,
         workload: None,
         lock_policy: replica::core::LockPolicy::default(),
+        failpoints: None,
     };
     RunParams {
         nodes: shape.nodes(),

@@ -150,7 +150,11 @@ fn a_run_drawn_before_the_one_fault_vocabulary_is_refused_by_name_not_called_unr
     let outcome = simulate(&info).unwrap();
     write_and_check(&dir, &info, &outcome, false).unwrap();
     let toml = std::fs::read_to_string(dir.join("run.toml")).unwrap();
-    assert!(toml.contains("schedule_version = 4"), "{toml}");
+    let version = harness::faults::schedule::SCHEDULE_VERSION;
+    assert!(
+        toml.contains(&format!("schedule_version = {version}")),
+        "{toml}"
+    );
     // A run.toml of before the version: no `schedule_version` at all.
     let old: String = toml
         .lines()

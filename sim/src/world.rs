@@ -34,6 +34,7 @@ use rand::{Rng, SeedableRng};
 use replica::bank::{Bank, Command, Executed, Op, OpResult, Outcome};
 use replica::client_proto::{ClientRequest, ClientResponse};
 use replica::core::{Core, CoreConfig, Effect, PeerMsg, ReplyToken};
+use replica::failpoints::{self, Failpoint};
 use replica::shard::ShardMap;
 use replica::shell::{Shell, ShellConfig, ShellIo};
 use replica::types::{Amount, ExecIndex, NodeId, ShardId, Slot};
@@ -129,6 +130,9 @@ pub struct SimNode {
     dies_next_burst: bool,
     /// The power is cut right after the first burst that sends this (an aimed power cut).
     power_cut_after: Option<AfterSend>,
+    /// An armed two-phase commit failpoint: the process dies when it reaches that step
+    /// ([`Sim::arm_failpoint`]).
+    failpoint: Option<Failpoint>,
     /// Every entry this node reported executing, by exec index, across restarts.
     executed: BTreeMap<ExecIndex, Executed>,
 }
@@ -152,6 +156,17 @@ impl SimNode {
     pub fn is_paused(&self) -> bool {
         self.paused
     }
+}
+
+/// Whether the failpoint `armed` at a node whose shell is `shell` fires on receiving `msg`
+/// (a vote or an ACK its leader would act on: [`failpoints::step_of_receive`]).
+fn fires_on_receive(armed: Option<Failpoint>, shell: &Shell, msg: &PeerMsg) -> bool {
+    let Some(armed) = armed else {
+        return false;
+    };
+    let core = shell.core();
+    let step = failpoints::step_of_receive(msg, core.leads(), |txn| core.bank().coordinated(txn));
+    step == Some(armed)
 }
 
 /// What an aimed power cut waits for a node to send ([`Sim::power_cut_after`]): the moment
@@ -233,6 +248,8 @@ pub struct Sim {
     executed: BTreeMap<(ShardId, ExecIndex), Executed>,
     violations: Vec<String>,
     pub stats: SimStats,
+    /// The failpoint last armed, and where, until [`Sim::take_armed_failpoint`].
+    armed: Option<(NodeId, Failpoint)>,
 }
 
 impl Sim {
@@ -253,6 +270,7 @@ impl Sim {
             executed: BTreeMap::new(),
             violations: Vec::new(),
             stats: SimStats::default(),
+            armed: None,
             opts,
         };
         let nodes = match &sim.opts.shards {
@@ -272,6 +290,7 @@ impl Sim {
                 refused: None,
                 dies_next_burst: false,
                 power_cut_after: None,
+                failpoint: None,
                 executed: BTreeMap::new(),
             };
             sim.nodes.insert(id, node);
@@ -409,8 +428,30 @@ impl Sim {
             node.held.clear();
             node.dies_next_burst = false;
             node.power_cut_after = None;
+            node.failpoint = None;
             node.disk.disarm();
         }
+    }
+
+    /// Arms `failpoint` at a live node: its process dies at its next hit, as a `replica-bugs`
+    /// process with that failpoint armed would ([`replica::failpoints`]): before a message
+    /// of that step leaves it (what the burst sent before it has left), or before it acts on
+    /// one it received. Cancelled by a crash or [`Sim::clear_disk_faults`].
+    pub fn arm_failpoint(&mut self, id: NodeId, failpoint: Failpoint) {
+        if let Some(node) = self.nodes.get_mut(&id).filter(|n| n.shell.is_some()) {
+            node.failpoint = Some(failpoint);
+            self.armed = Some((id, failpoint));
+        }
+    }
+
+    /// The failpoint last armed and its node, disarmed there if it has not fired (whether it
+    /// did: the node is down).
+    pub fn take_armed_failpoint(&mut self) -> Option<(NodeId, Failpoint)> {
+        let (id, failpoint) = self.armed.take()?;
+        if let Some(node) = self.nodes.get_mut(&id) {
+            node.failpoint = None;
+        }
+        Some((id, failpoint))
     }
 
     /// Cuts the node's power right after the first burst in which it sends `what` (the sends
@@ -457,6 +498,7 @@ impl Sim {
             node.disk.disarm();
             node.dies_next_burst = false;
             node.power_cut_after = None;
+            node.failpoint = None;
         }
     }
 
@@ -778,6 +820,14 @@ impl Sim {
         let mut out: Vec<Effect> = Vec::new();
         for input in inputs {
             match input {
+                Input::Peer { msg, .. } if fires_on_receive(node.failpoint, shell, &msg) => {
+                    // The process dies before it acts on the message: nothing of this
+                    // burst is carried out.
+                    tracing::info!(node = %id, failpoint = ?node.failpoint, "failpoint fired");
+                    self.stats.delivered += 1;
+                    self.crash(id);
+                    return;
+                }
                 Input::Peer { from, msg } => shell.on_peer(node_now, from, msg, &mut out),
                 Input::Client { token, command } => {
                     shell.on_client(node_now, token, command, &mut out)
@@ -794,6 +844,16 @@ impl Sim {
         let mut io = BurstIo::default();
         let result = shell.finish_burst(node_now, out, &mut io);
         self.stats.bursts += 1;
+        let fired = node.failpoint.and_then(|armed| {
+            io.sends
+                .iter()
+                .position(|(_, msg)| failpoints::step_of_send(msg) == Some(armed))
+        });
+        if let Some(at) = fired {
+            // The process dies as that message is about to leave: the sends before it left.
+            io.sends.truncate(at);
+            io.replies.clear();
+        }
         let dies = std::mem::take(&mut node.dies_next_burst);
         if dies {
             node.disk.disarm();
@@ -814,7 +874,7 @@ impl Sim {
             self.crash(id);
         }
         self.route(id, io);
-        if dies {
+        if dies || fired.is_some() {
             self.crash(id);
         } else if aimed {
             self.power_cut(id);

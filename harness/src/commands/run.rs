@@ -152,6 +152,7 @@ impl ShardArgs {
             cross_shard_share: self.cross_shard_share.unwrap_or(DEFAULT_CROSS_SHARD_SHARE),
             workload: None,
             lock_policy: self.lock_policy,
+            failpoints: None,
         };
         params.nodes = shape.nodes();
         params.shards = Some(shape);

@@ -23,6 +23,14 @@
 //! the target's control transport) and ends it at the heal ([`CrashCoordinator::finish`]: the
 //! fault's interval is the time it has to fire). [`CrashCoordinator::run`] does a whole fault
 //! with its own draw and wait.
+//!
+//! Timing ([`FailpointTiming`], drawn per real sharded run from its seed and written to
+//! run.toml's `[params.shards.failpoints]`): how far into the fault's interval the failpoint
+//! is armed. It fires at the next transfer that reaches its step, and the crashed replica
+//! stays down until the heal: armed at once, it is down for the whole interval (another
+//! replica takes over its shard and finishes or aborts what it left in flight); armed late,
+//! it is back within a fraction of it (it recovers its own transactions, often before any
+//! other replica has taken over).
 
 use crate::os::process::ReplicaState;
 use crate::os::transport::Transport;
@@ -37,6 +45,29 @@ use serde_json::json;
 use std::path::Path;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The random stream a real sharded run's failpoint timing is drawn from.
+pub const FAILPOINT_TIMING_STREAM: u64 = 11;
+
+/// How far into a `crash-coordinator` fault's interval a run arms its failpoints, in percent
+/// of the interval (one drawn per run).
+pub const ARM_AFTER_PCTS: [u64; 4] = [0, 25, 50, 90];
+
+/// A real sharded run's failpoint timing: `[params.shards.failpoints]` in run.toml.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FailpointTiming {
+    /// From a `crash-coordinator` fault's start to the arming of its failpoint.
+    pub arm_after_ms: u64,
+}
+
+/// Draws the failpoint timing of the run with `seed` whose faults last `interval_ms`.
+pub fn draw_timing(seed: u64, interval_ms: u64) -> FailpointTiming {
+    let mut rng = crate::rng::stream(seed, FAILPOINT_TIMING_STREAM);
+    let pct = ARM_AFTER_PCTS[rng.gen_range(0..ARM_AFTER_PCTS.len())];
+    FailpointTiming {
+        arm_after_ms: interval_ms.saturating_mul(pct) / 100,
+    }
+}
 
 /// How the fault finds the shards' leaders (the sharded run knows its shards).
 pub trait ShardLeaders: Send + Sync {
@@ -458,6 +489,16 @@ mod tests {
             fault.armed = None;
         }
         assert_eq!(seen.len(), 2 * Failpoint::ALL.len());
+    }
+
+    #[test]
+    fn failpoint_timing_is_drawn_from_the_seed_within_the_interval() {
+        assert_eq!(draw_timing(5, 2_000), draw_timing(5, 2_000));
+        let arms: BTreeSet<u64> = (0..100)
+            .map(|seed| draw_timing(seed, 2_000).arm_after_ms)
+            .collect();
+        let expected: BTreeSet<u64> = ARM_AFTER_PCTS.iter().map(|p| 20 * p).collect();
+        assert_eq!(arms, expected, "every timing drawn, none past the interval");
     }
 
     #[test]

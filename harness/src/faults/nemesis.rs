@@ -280,15 +280,19 @@ impl Nemesis {
                 shard,
                 strike: strike @ Strike::LagThenDepose { minority, lag_ms },
             } => {
-                // First blow: the minority falls behind; the leader dies at the watch's time.
-                let split = Partition::Halves {
-                    minority: minority.clone(),
-                };
+                // First blow: a minority of followers falls behind; the leader dies at the
+                // watch's time.
+                let leader = group_leader(world, *shard).await;
+                let lagging = followers_only(minority, leader, &self.group(world, *shard));
+                let split = Partition::Halves { minority: lagging };
                 let cuts = crate::faults::schedule::partition_cuts(&split, &world.nodes(), None);
                 let cuts = self.with_group(world, *shard, cuts);
                 world.set_cuts(&cuts)?;
                 let (f, mut value) = partition_event(&split, &cuts, None);
                 value["then"] = json!(strike_name(strike));
+                if let Some(l) = leader.filter(|l| minority.contains(l)) {
+                    value["instead_of"] = json!(l.to_string());
+                }
                 world.record(f, value);
                 world.show(&fault.to_string());
                 self.active.partitioned = true;
@@ -426,10 +430,7 @@ impl Nemesis {
             self.active.partitioned = true;
             return Ok(());
         }
-        let leader = match watch.shard {
-            Some(shard) => world.shard_leaders().await.get(&shard).copied(),
-            None => world.leader().await,
-        };
+        let leader = group_leader(world, watch.shard).await;
         let Some(new) = leader.filter(|&l| l != watch.deposed) else {
             watch.next_poll_ms = now_ms + WATCH_POLL_MS;
             self.watch = Some(watch);
@@ -458,22 +459,40 @@ impl Nemesis {
     }
 
     /// The second blow of a lag-then-depose election fault: heal the cut that let the
-    /// minority fall behind and kill the leader (of the shard) in the same instant.
+    /// minority fall behind and kill the leader (of the shard) in the same instant. Who leads
+    /// is asked before the heal (a real cluster takes a round trip, or a status timeout, to
+    /// answer; the laggers would catch up meanwhile), and it is asked then, not at the
+    /// fault's start: the leader may have changed during the lag.
     async fn depose_after_lag<W: FaultWorld + ?Sized>(
         &mut self,
         world: &mut W,
         watch: &Watch,
         now_ms: u64,
     ) -> Result<(), TargetError> {
+        let target = watch.shard.map_or(Victims::Leader, Victims::ShardLeader);
+        let victims = leaders_of(world, &target).await;
         world.set_cuts(&[])?;
         self.active.partitioned = false;
         world.record("heal", json!({"cuts": []}));
         let after = ("after_ms", json!(now_ms.saturating_sub(watch.started_ms)));
-        let Some(nodes) = kill_leader(world, watch.shard, after).await? else {
+        let Some(nodes) = kill_resolved(world, &target, victims, after)? else {
             return Ok(());
         };
         self.active.down.extend(nodes);
         Ok(())
+    }
+
+    /// The replicas of `shard` (every replica on a classic cluster), in id order.
+    fn group<W: FaultWorld + ?Sized>(&self, world: &W, shard: Option<u32>) -> Vec<NodeId> {
+        let Some(shard) = shard else {
+            return world.nodes();
+        };
+        let shards = world.node_shards();
+        world
+            .nodes()
+            .into_iter()
+            .filter(|n| shards.get(n) == Some(&shard))
+            .collect()
     }
 
     /// On a sharded bank, only the links within `shard` of `cuts` (a split of one shard's
@@ -539,7 +558,20 @@ async fn kill_leader<W: FaultWorld + ?Sized>(
     extra: (&str, serde_json::Value),
 ) -> Result<Option<Vec<NodeId>>, TargetError> {
     let target = shard.map_or(Victims::Leader, Victims::ShardLeader);
-    let Some(nodes) = resolve(world, &target).await else {
+    let victims = leaders_of(world, &target).await;
+    kill_resolved(world, &target, victims, extra)
+}
+
+/// Kills `victims`, resolved from `target` (a leader), and records the `kill` with `extra`;
+/// `None`, and the `skip` [`resolve`] records, when there was no leader.
+fn kill_resolved<W: FaultWorld + ?Sized>(
+    world: &mut W,
+    target: &Victims,
+    victims: Option<Vec<NodeId>>,
+    extra: (&str, serde_json::Value),
+) -> Result<Option<Vec<NodeId>>, TargetError> {
+    let Some(nodes) = victims else {
+        record_no_leader(world, target);
         return Ok(None);
     };
     for &node in &nodes {
@@ -548,7 +580,7 @@ async fn kill_leader<W: FaultWorld + ?Sized>(
     let size = world.nodes().len();
     let mut value = json!({
         "nodes": names(&nodes),
-        "target": target_name(&target, size),
+        "target": target_name(target, size),
     });
     value[extra.0] = extra.1;
     world.record("kill", value);
@@ -558,28 +590,65 @@ async fn kill_leader<W: FaultWorld + ?Sized>(
 /// The concrete victims of a target; `None` (and a recorded `skip`) when "the leader" is
 /// unknown right now.
 async fn resolve<W: FaultWorld + ?Sized>(world: &mut W, target: &Victims) -> Option<Vec<NodeId>> {
+    let nodes = leaders_of(world, target).await;
+    if nodes.is_none() {
+        record_no_leader(world, target);
+    }
+    nodes
+}
+
+/// The concrete victims of a target, asked of the world without recording anything.
+async fn leaders_of<W: FaultWorld + ?Sized>(world: &W, target: &Victims) -> Option<Vec<NodeId>> {
     match target {
         Victims::Nodes(nodes) => Some(nodes.clone()),
-        Victims::Leader => {
-            let leader = world.leader().await;
-            if leader.is_none() {
-                world.record("skip", json!({"reason": "no leader to fault"}));
-            }
-            leader.map(|l| vec![l])
-        }
+        Victims::Leader => world.leader().await.map(|l| vec![l]),
         Victims::ShardLeaders | Victims::ShardLeader(_) => {
             let leaders = world.shard_leaders().await;
             let nodes: Vec<NodeId> = match target {
                 Victims::ShardLeader(shard) => leaders.get(shard).copied().into_iter().collect(),
                 _ => leaders.into_values().collect(),
             };
-            if nodes.is_empty() {
-                world.record("skip", json!({"reason": "no shard leader to fault"}));
-                return None;
-            }
-            Some(nodes)
+            (!nodes.is_empty()).then_some(nodes)
         }
     }
+}
+
+/// The `skip` of a fault whose leader was unknown.
+fn record_no_leader<W: FaultWorld + ?Sized>(world: &mut W, target: &Victims) {
+    let reason = match target {
+        Victims::Leader => "no leader to fault",
+        _ => "no shard leader to fault",
+    };
+    world.record("skip", json!({"reason": reason}));
+}
+
+/// The leader of `shard` (of the one group on a classic cluster), if one is known.
+async fn group_leader<W: FaultWorld + ?Sized>(world: &W, shard: Option<u32>) -> Option<NodeId> {
+    match shard {
+        Some(shard) => world.shard_leaders().await.get(&shard).copied(),
+        None => world.leader().await,
+    }
+}
+
+/// The replicas a lag-then-depose fault cuts off: `minority` as drawn, but with `leader` (if
+/// it is among them) replaced by the lowest-numbered follower of `group` outside it, so that
+/// followers lag while the leader keeps committing without them.
+fn followers_only(minority: &[NodeId], leader: Option<NodeId>, group: &[NodeId]) -> Vec<NodeId> {
+    let Some(leader) = leader.filter(|l| minority.contains(l)) else {
+        return minority.to_vec();
+    };
+    let stand_in = group
+        .iter()
+        .copied()
+        .find(|n| *n != leader && !minority.contains(n));
+    let mut lagging: Vec<NodeId> = minority
+        .iter()
+        .copied()
+        .filter(|n| *n != leader)
+        .chain(stand_in)
+        .collect();
+    lagging.sort();
+    lagging
 }
 
 /// How an election fault's `then` names its second blow in the history.
@@ -708,6 +777,24 @@ mod tests {
         assert_eq!(value["leader"], "n3");
         assert_eq!(value["isolated"], json!(["n3"]));
         assert_eq!(value["cuts"].as_array().map(Vec::len), Some(8));
+    }
+
+    #[test]
+    fn a_lagging_minority_is_followers_only() {
+        let n = |ids: &[u32]| ids.iter().map(|&i| NodeId(i)).collect::<Vec<_>>();
+        let drawn = n(&[2, 4]);
+        assert_eq!(followers_only(&drawn, Some(NodeId(1)), &nodes()), drawn);
+        assert_eq!(
+            followers_only(&drawn, None, &nodes()),
+            drawn,
+            "no leader known"
+        );
+        assert_eq!(
+            followers_only(&drawn, Some(NodeId(2)), &nodes()),
+            n(&[1, 4]),
+            "the lowest-numbered follower outside it stands in"
+        );
+        assert_eq!(followers_only(&n(&[1]), Some(NodeId(1)), &nodes()), n(&[2]));
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub struct ProcessWorld<'a> {
     label: FaultLabel,
     /// The `crash-coordinator` fault's state: what is armed, where.
     crash: CrashCoordinator,
+    /// How long after a `crash-coordinator` fault starts its failpoint is armed.
+    arm_after: std::time::Duration,
 }
 
 impl<'a> ProcessWorld<'a> {
@@ -43,9 +45,17 @@ impl<'a> ProcessWorld<'a> {
             recorder,
             label,
             crash: CrashCoordinator::new(0, CrashCoordinator::DEFAULT_FIRE_WITHIN),
+            arm_after: std::time::Duration::ZERO,
         };
         world.show("none");
         world
+    }
+
+    /// Arms `crash-coordinator` failpoints this long after each such fault starts (the run's
+    /// drawn [`crate::faults::failpoints::FailpointTiming`]).
+    pub fn arm_after(mut self, delay: std::time::Duration) -> Self {
+        self.arm_after = delay;
+        self
     }
 
     /// The cluster, for what the nemesis does not do (healing everything else at the end).
@@ -96,7 +106,10 @@ impl FaultWorld for ProcessWorld<'_> {
     /// none, the target cannot arm, or the replica refuses.
     fn arm_failpoint(&mut self, shard: u32, failpoint: &str) -> impl Future<Output = bool> + Send {
         let failpoint = failpoint.to_string();
+        let delay = self.arm_after;
         async move {
+            // The nemesis waits with it: nothing else is due before this fault's heal.
+            tokio::time::sleep(delay).await;
             let skip = |world: &mut Self, reason: String| {
                 let value = json!({"fault": "crash-coordinator", "reason": reason});
                 world.record("skip", value);

@@ -7,9 +7,9 @@
 //! nemesis ([`crate::faults::nemesis`]) carries it out against any [`FaultWorld`]: the process
 //! cluster of `harness run` or the simulated world of `harness sim`. A few families exist in
 //! one world only ([`FaultFamily::world`]): power cuts, clock jumps and disk faults need the
-//! simulator's disks and clocks; `isolate-follower` and `crash-coordinator` need real
-//! replicas' local reads and failpoints. `--nemesis` and `--faults` refuse a family of the
-//! other world by name.
+//! simulator's disks and clocks; `isolate-follower` needs real replicas' local reads.
+//! `--nemesis` and `--faults` refuse a family of the other world by name. `crash-coordinator`
+//! (both worlds since schedule version 5) needs a sharded bank.
 //!
 //! Why a schedule up front instead of deciding as we go: `harness replay` must inject the same
 //! faults at the same moments, so everything random (fault kind, victims, partition shapes) is
@@ -49,9 +49,17 @@ use std::str::FromStr;
 /// each simulated seed draws its own subset of families and workload shape (swarm testing);
 /// 4 since simulated families are drawn by weight ([`FaultFamily::weight`]), election
 /// faults may first let a minority lag ([`Strike::LagThenDepose`]), and a simulated seed
-/// draws longer faults on a sharded bank, fewer accounts and a think time. run.toml records
-/// it.
-pub const SCHEDULE_VERSION: u32 = 4;
+/// draws longer faults on a sharded bank, fewer accounts and a think time; 5 since real runs
+/// draw as simulated ones do (weighted families and lag-then-depose elections, so that a
+/// lagging replica may lead right after a heal in real runs too), and a lag-then-depose
+/// fault lags followers only (a drawn minority that holds the leader when the fault starts
+/// lags a follower in its place). run.toml records it (a real run under `[params]`, where
+/// its absence means a real run drawn before version 5: even odds, replayed so).
+pub const SCHEDULE_VERSION: u32 = 5;
+
+/// The last schedule version whose real runs drew their families alike and never drew
+/// lag-then-depose: what a real run.toml without `schedule_version` was drawn by.
+pub const LAST_EVEN_REAL_VERSION: u32 = 4;
 
 /// A family of faults, as `--nemesis` (real runs) and `--faults` (simulated runs) name it.
 /// Variants are in draw order: append new ones.
@@ -66,7 +74,8 @@ pub enum FaultFamily {
     #[serde(rename = "isolate-follower")]
     IsolateFollower,
     /// A shard's leader crashed at a named step of two-phase commit by an armed failpoint
-    /// (sharded runs on `replica-bugs` only: see [`crate::faults::failpoints`]).
+    /// (sharded banks only: real runs on `replica-bugs`, see [`crate::faults::failpoints`];
+    /// the simulator, since schedule version 5, at the same steps, see `sim::Sim::arm_failpoint`).
     #[serde(rename = "crash-coordinator")]
     CrashCoordinator,
     /// Power cuts: the node crashes and loses (or tears) what it had not fsynced.
@@ -99,7 +108,7 @@ pub enum World {
 
 impl World {
     /// What `all` means: every family this world can inject (`crash-coordinator` is asked for
-    /// by `--shards`, see `run::resolve_sharded_faults`).
+    /// by `--shards`: see `run::resolve_sharded_faults`, and [`World::sharded_families`]).
     pub fn all_families(self) -> &'static [FaultFamily] {
         use FaultFamily::*;
         match self {
@@ -116,6 +125,14 @@ impl World {
                 Election,
             ],
         }
+    }
+
+    /// A sharded bank's default families: [`World::all_families`] and `crash-coordinator`
+    /// (last, so that a sharded seed draws its other families as a classic one does).
+    pub fn sharded_families(self) -> Vec<FaultFamily> {
+        let mut families = self.all_families().to_vec();
+        families.push(FaultFamily::CrashCoordinator);
+        families
     }
 
     fn flag(self) -> &'static str {
@@ -163,9 +180,9 @@ impl FaultFamily {
     /// real SIGKILL lands wherever the process happens to be, but only the simulated disk can
     /// stop it inside a given storage call) and `power-after-send` (a real kill keeps the page
     /// cache, so nothing unsynced is lost, and the harness cannot see a real replica's sends
-    /// to aim at). `isolate-follower` needs a replica that may serve local reads and
-    /// `crash-coordinator` a real replica's failpoints (processes only). `election` exists
-    /// in both.
+    /// to aim at). `isolate-follower` needs a replica that may serve local reads (processes
+    /// only). `election` exists in both, and so does `crash-coordinator` since schedule
+    /// version 5 (a real replica's failpoints; the simulator stops a node at the same steps).
     pub fn world(self) -> Option<World> {
         match self {
             FaultFamily::Power
@@ -173,11 +190,12 @@ impl FaultFamily {
             | FaultFamily::Disk
             | FaultFamily::CrashBurst
             | FaultFamily::PowerAfterSend => Some(World::Simulator),
-            FaultFamily::IsolateFollower | FaultFamily::CrashCoordinator => Some(World::Processes),
+            FaultFamily::IsolateFollower => Some(World::Processes),
             FaultFamily::Kill
             | FaultFamily::Pause
             | FaultFamily::Partition
-            | FaultFamily::Election => None,
+            | FaultFamily::Election
+            | FaultFamily::CrashCoordinator => None,
         }
     }
 
@@ -259,11 +277,22 @@ pub fn parse_families(s: &str, world: World) -> Result<Vec<FaultFamily>, String>
 /// How a schedule draws among its families.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FamilyOdds {
-    /// Each family alike: real runs, whose schedules (and so their replays) stay as they
-    /// were drawn.
+    /// Each family alike, and no lag-then-depose: real runs drawn before schedule version 5
+    /// (so that their replays inject what they injected).
     Even,
-    /// By [`FaultFamily::weight`]: simulated runs (schedule version 4).
+    /// By [`FaultFamily::weight`]: simulated runs since schedule version 4, real runs since 5.
     Weighted,
+}
+
+impl FamilyOdds {
+    /// How a real run drawn by schedule `version` draws.
+    pub fn for_real_version(version: u32) -> FamilyOdds {
+        if version <= LAST_EVEN_REAL_VERSION {
+            FamilyOdds::Even
+        } else {
+            FamilyOdds::Weighted
+        }
+    }
 }
 
 /// Which replicas a kill, power cut or pause hits.
@@ -379,11 +408,13 @@ pub enum Strike {
         minority: Vec<NodeId>,
         after_ms: u64,
     },
-    /// The other way round (schedule version 4, simulator only): first cut `minority` off
-    /// for `lag_ms`, so that it falls behind while the rest commit; then heal the cut and
-    /// kill the leader at once. The replicas that lag take part in the election, and may win
-    /// it: a view change with accepted slots that the new leader must merge and the laggers
-    /// must catch up on.
+    /// The other way round (schedule version 4; real runs since 5): first cut `minority`
+    /// off for `lag_ms`, so that it falls behind while the rest commit; then heal the cut
+    /// and kill the leader at once. The replicas that lag take part in the election, and may
+    /// win it: a view change with accepted slots that the new leader must merge and the
+    /// laggers must catch up on. Since version 5 only followers lag: if the leader is among
+    /// `minority` when the fault starts, the lowest-numbered follower outside it lags in its
+    /// place (a lagging leader would only stall the rest, and then die).
     LagThenDepose { minority: Vec<NodeId>, lag_ms: u64 },
 }
 
@@ -1191,8 +1222,19 @@ mod tests {
             refused.contains("power is a simulator-only fault"),
             "{refused}"
         );
-        let refused = parse_families_in("crash-coordinator", World::Simulator).unwrap_err();
-        assert!(refused.contains("crash-coordinator"), "{refused}");
+        assert_eq!(
+            parse_families_in("crash-coordinator", World::Simulator),
+            Ok(vec![FaultFamily::CrashCoordinator]),
+            "both worlds since schedule version 5"
+        );
+        let sharded = World::Simulator.sharded_families();
+        assert_eq!(sharded.last(), Some(&FaultFamily::CrashCoordinator));
+        assert_eq!(
+            &sharded[..sharded.len() - 1],
+            World::Simulator.all_families()
+        );
+        let refused = parse_families_in("isolate-follower", World::Simulator).unwrap_err();
+        assert!(refused.contains("real-process-only"), "{refused}");
         let sim_only: Vec<_> = FaultFamily::ALL
             .into_iter()
             .filter(|f| f.sim_only())
@@ -1444,7 +1486,41 @@ mod tests {
                     ..
                 })
             )),
-            "real runs' schedules (even odds) never draw it"
+            "real runs drawn before schedule version 5 (even odds) never draw it"
         );
+    }
+
+    #[test]
+    fn real_runs_draw_weighted_since_version_5_and_as_before_until_then() {
+        assert_eq!(FamilyOdds::for_real_version(1), FamilyOdds::Even);
+        assert_eq!(
+            FamilyOdds::for_real_version(LAST_EVEN_REAL_VERSION),
+            FamilyOdds::Even
+        );
+        assert_eq!(
+            FamilyOdds::for_real_version(SCHEDULE_VERSION),
+            FamilyOdds::Weighted
+        );
+        // A default real run's families: lag-then-depose is drawn now.
+        let real = [
+            FaultFamily::Kill,
+            FaultFamily::Pause,
+            FaultFamily::Partition,
+            FaultFamily::Election,
+        ];
+        let odds = FamilyOdds::for_real_version(SCHEDULE_VERSION);
+        let lags = (0..20)
+            .flat_map(|seed| generate(seed, &five(), &real, 2_000, 30_000, odds))
+            .filter(|s| {
+                matches!(
+                    s.fault,
+                    Some(Fault::Election {
+                        strike: Strike::LagThenDepose { .. },
+                        ..
+                    })
+                )
+            })
+            .count();
+        assert!(lags >= 5, "about one per 30 s run: {lags} in 20");
     }
 }

@@ -16,7 +16,8 @@ pub const NEMESIS_INTERVAL_CHOICES_MS: [u64; 3] = [1_000, 2_000, 5_000];
 /// Draws the run's tunables (and nemesis interval) from its seed, as every run of
 /// `harness run` and `harness campaign` does unless `--defaults`; run.toml records them.
 /// A sharded run draws its workload's mix, contention and cross-shard share too (the share
-/// unless pinned), from the seed's swarm stream as a simulated seed does.
+/// unless pinned), from the seed's swarm stream as a simulated seed does, and when its
+/// failpoints are armed (`crate::faults::failpoints::draw_timing`).
 pub fn draw_tunables(opts: &mut RunOptions, pins: &Pins) {
     let drawn = tunables::draw(opts.seed, pins, &NEMESIS_INTERVAL_CHOICES_MS);
     opts.params.nemesis_interval_ms = drawn.nemesis_interval_ms;
@@ -25,6 +26,11 @@ pub fn draw_tunables(opts: &mut RunOptions, pins: &Pins) {
         let (workload, cross_shard_share) = crate::sim::swarm::draw_mix(opts.seed);
         shape.workload = Some(workload);
         shape.cross_shard_share = pins.cross_shard_share.unwrap_or(cross_shard_share);
+        let interval_ms = drawn.nemesis_interval_ms;
+        shape.failpoints = Some(crate::faults::failpoints::draw_timing(
+            opts.seed,
+            interval_ms,
+        ));
     }
 }
 

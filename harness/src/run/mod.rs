@@ -370,8 +370,10 @@ pub fn start_sampler(dir: &Path, cluster: &Cluster) -> Result<Sampler, RunError>
     ))
 }
 
-/// The schedule of a run, from its seed and parameters.
+/// The schedule of a run, from its seed and parameters (drawn as its `schedule_version`
+/// says: a saved run from before version 5 is drawn again with even odds).
 pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
+    let odds = schedule::FamilyOdds::for_real_version(params.schedule_version);
     if let Some(shape) = &params.shards {
         let members = (1..=shape.shards)
             .map(|k| {
@@ -387,7 +389,7 @@ pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
             &usable_families(params),
             params.nemesis_interval_ms,
             params.time_ms,
-            schedule::FamilyOdds::Even,
+            odds,
         );
     }
     let nodes: Vec<_> = (1..=params.nodes).map(replica::types::NodeId).collect();
@@ -397,7 +399,7 @@ pub fn schedule_for(params: &RunParams, seed: u64) -> Vec<Step> {
         &usable_families(params),
         params.nemesis_interval_ms,
         params.time_ms,
-        schedule::FamilyOdds::Even,
+        odds,
     )
 }
 
@@ -456,7 +458,9 @@ async fn run_of_kind(opts: &RunOptions, kind: &str) -> Result<RunSummary, RunErr
     };
     let workers = spawn_workers(&ctx, u64::from(params.clients));
     let label: FaultLabel = Arc::new(Mutex::new(String::new()));
-    let mut world = ProcessWorld::new(target.as_mut(), recorder.clone(), label.clone());
+    let arm_after = params.shards.and_then(|s| s.failpoints).unwrap_or_default();
+    let mut world = ProcessWorld::new(target.as_mut(), recorder.clone(), label.clone())
+        .arm_after(Duration::from_millis(arm_after.arm_after_ms));
     let mut nemesis = Nemesis::new(steps);
     let progress = if opts.progress {
         Progress::start(recorder.clone(), label.clone(), start, total)
@@ -614,6 +618,7 @@ mod tests {
             cross_shard_share: 0.5,
             workload: None,
             lock_policy: replica::core::LockPolicy::default(),
+            failpoints: None,
         };
         RunOptions {
             params: RunParams {
@@ -680,6 +685,34 @@ mod tests {
         assert!(steps
             .iter()
             .any(|s| matches!(&s.fault, Some(f) if f.to_string().contains("crash"))));
+    }
+
+    #[test]
+    fn a_saved_run_draws_its_schedule_by_its_own_version() {
+        let now = RunParams {
+            time_ms: 30_000,
+            nemesis_interval_ms: 1_000,
+            ..RunParams::default()
+        };
+        assert_eq!(now.schedule_version, schedule::SCHEDULE_VERSION);
+        let old = RunParams {
+            schedule_version: schedule::LAST_EVEN_REAL_VERSION,
+            ..now.clone()
+        };
+        let nodes: Vec<_> = (1..=5).map(replica::types::NodeId).collect();
+        let even = schedule::FamilyOdds::Even;
+        let as_before = schedule::generate(9, &nodes, &old.nemesis, 1_000, 30_000, even);
+        assert_eq!(schedule_for(&old, 9), as_before, "replayed as it was drawn");
+        assert_ne!(
+            schedule_for(&now, 9),
+            as_before,
+            "a new run draws by version 5"
+        );
+        // A run.toml without the key is such an old run.
+        let mut table: toml::Table = toml::from_str(&toml::to_string(&now).unwrap()).unwrap();
+        table.remove("schedule_version");
+        let read: RunParams = toml::from_str(&toml::to_string(&table).unwrap()).unwrap();
+        assert_eq!(read.schedule_version, schedule::LAST_EVEN_REAL_VERSION);
     }
 
     #[test]

@@ -157,6 +157,7 @@ async fn run_again(
     progress: bool,
 ) -> Result<RunSummary, RunError> {
     let info = RunInfo::load(dir)?;
+    refuse_newer_schedule(dir, info.params.schedule_version)?;
     let mut params = info.params.clone();
     if let Some(target) = binaries.target {
         params.target = target;
@@ -186,6 +187,20 @@ async fn run_again(
         return run_scenario(&again).await;
     }
     run_in_campaign(&run).await
+}
+
+/// A run drawn by a schedule version this harness does not know is refused by name: its
+/// seed would draw other faults here. (Older versions draw again as they drew: see
+/// [`crate::run::schedule_for`].)
+fn refuse_newer_schedule(dir: &Path, version: u32) -> Result<(), RunError> {
+    use crate::faults::schedule::SCHEDULE_VERSION;
+    if version <= SCHEDULE_VERSION {
+        return Ok(());
+    }
+    Err(RunError::Invalid(format!(
+        "{}: its faults were drawn by schedule version {version}, and this harness draws by          version {SCHEDULE_VERSION} at most; replay it with the harness that made it",
+        dir.display()
+    )))
 }
 
 /// A scenario run again: its saved copy of the file, its stall and set timeout from run.toml.

@@ -260,6 +260,7 @@ mod tests {
             cross_shard_share: 0.5,
             workload: None,
             lock_policy: replica::core::LockPolicy::default(),
+            failpoints: None,
         };
         let accounts: Vec<String> = ["A", "B", "C", "D"].map(String::from).to_vec();
         let info = RunInfo {

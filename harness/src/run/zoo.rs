@@ -33,7 +33,7 @@ pub struct Profile {
     pub shards: Option<u32>,
 }
 
-use FaultFamily::{CrashCoordinator, Kill, Partition, Pause};
+use FaultFamily::{CrashCoordinator, Election, Kill, Partition, Pause};
 
 /// The zoo: every bug the replica can plant, with the campaign that hunts it. The two-phase
 /// commit bugs run on a sharded bank (3 shards of 3 replicas, half the transfers crossing).
@@ -80,9 +80,10 @@ pub const PROFILES: &[Profile] = &[
     },
     Profile {
         bug: "no-view-merge",
-        faults: &[Kill, Partition],
+        faults: &[Kill, Partition, Election],
         expected_checks: &["exactly-once", "replay", "agreement", "total-order"],
-        why: "a new leader overwrites values the old majority accepted",
+        why: "a new leader (a replica that lagged, elected right after the heal) overwrites \
+              values the old majority accepted",
         checkpoint_interval_slots: None,
         shards: None,
     },
@@ -191,6 +192,7 @@ fn params_for(profile: &Profile, opts: &ZooOptions, bug: Option<&str>) -> RunPar
         cross_shard_share: 0.5,
         workload: None,
         lock_policy: replica::core::LockPolicy::default(),
+        failpoints: None,
     });
     RunParams {
         nodes: shards.map_or(RunParams::default().nodes, |s| s.nodes()),

@@ -42,7 +42,8 @@ pub struct SimArgs {
     #[arg(long)]
     pub ops: Option<u64>,
     /// Faults: a comma-separated subset of kill,pause,partition,power,clock,disk,crash-burst,
-    /// power-after-send,election; all; or none (default: a subset drawn per seed).
+    /// power-after-send,election (and crash-coordinator with --shards); all; or none
+    /// (default: a subset drawn per seed, crash-coordinator among them with --shards).
     #[arg(long, value_parser = parse_faults)]
     pub faults: Option<Families>,
     /// Every seed with every fault family and the fixed workload, instead of the subset of
@@ -204,6 +205,16 @@ impl SimArgs {
 pub fn run(args: &SimArgs) -> anyhow::Result<i32> {
     if let Some(dir) = &args.shrink {
         return run_shrink(dir);
+    }
+    let asks_crash = args
+        .faults
+        .as_ref()
+        .is_some_and(|f| f.0.contains(&FaultFamily::CrashCoordinator));
+    if asks_crash && args.shards.is_none_or(|s| s < 2) {
+        return Err(crate::commands::exit::usage(
+            "--faults crash-coordinator needs a sharded bank (--shards 2 or more): only \
+             two-phase commit reaches its failpoints",
+        ));
     }
     let jobs = args
         .jobs

@@ -14,7 +14,8 @@ use crate::faults::schedule::{DiskFault, Sent};
 use crate::os::relay::{Link, Peer};
 use crate::targets::TargetError;
 use checker::history::{Event, EventType};
-use replica::types::NodeId;
+use replica::failpoints::Failpoint;
+use replica::types::{NodeId, ShardId};
 use serde_json::{json, Map, Value};
 use sim::Sim;
 use std::collections::BTreeMap;
@@ -172,6 +173,52 @@ impl FaultWorld for SimWorld<'_> {
             }
         }
         Ok(value)
+    }
+
+    /// Arms `failpoint` on `shard`'s leader now, as the process world does; the simulated
+    /// node dies at its next hit ([`Sim::arm_failpoint`]).
+    fn arm_failpoint(&mut self, shard: u32, failpoint: &str) -> impl Future<Output = bool> + Send {
+        let skip = |world: &mut Self, reason: String| {
+            let value = json!({"fault": "crash-coordinator", "reason": reason});
+            world.record("skip", value);
+            false
+        };
+        let armed = match Failpoint::from_name(failpoint) {
+            None => skip(self, format!("no failpoint {failpoint:?}")),
+            Some(point) => match self.sim.leader_of(ShardId(shard)) {
+                None => skip(self, format!("no leader of shard {shard} to arm")),
+                Some(node) => {
+                    self.sim.arm_failpoint(node, point);
+                    let value =
+                        json!({"node": node.to_string(), "shard": shard, "failpoint": failpoint});
+                    self.record("arm-failpoint", value);
+                    true
+                }
+            },
+        };
+        std::future::ready(armed)
+    }
+
+    /// Ends the armed failpoint's fault as the process world does: a node that died of it is
+    /// its `crash`, one that did not is killed (`kill` with the reason); either restarts.
+    fn end_failpoint(&mut self) -> Result<(), TargetError> {
+        let Some((node, failpoint)) = self.sim.take_armed_failpoint() else {
+            return Ok(());
+        };
+        let (name, nodes) = (failpoint.name(), json!([node.to_string()]));
+        if self.sim.is_up(node) {
+            self.sim.crash(node);
+            let reason = format!("{name} did not fire before the heal");
+            self.record(
+                "kill",
+                json!({"nodes": nodes, "failpoint": name, "reason": reason}),
+            );
+        } else {
+            self.record("crash", json!({"nodes": nodes, "failpoint": name}));
+        }
+        self.restart(node)?;
+        self.record("restart", json!({"nodes": nodes}));
+        Ok(())
     }
 
     fn record(&mut self, f: &str, value: Value) {
@@ -362,5 +409,74 @@ mod tests {
         assert_eq!(fs, ["partition", "heal", "kill"], "{events:?}");
         assert_eq!(events[0].value["then"], "lag-then-depose");
         assert_eq!(events[2].value["nodes"], json!([first.to_string()]));
+    }
+
+    #[test]
+    fn a_lag_then_depose_fault_lags_a_follower_in_the_leaders_place() {
+        let (mut sim, first) = started(6);
+        let at = sim.now_ms;
+        let election = Fault::Election {
+            shard: None,
+            strike: Strike::LagThenDepose {
+                minority: vec![first],
+                lag_ms: 200,
+            },
+        };
+        let mut nemesis = Nemesis::new(fault_then_heal(at, election));
+        let mut events = Vec::new();
+        drive(&mut nemesis, &mut sim, &mut events, at + 100);
+        let stand_in = sim.node_ids().into_iter().find(|&n| n != first).unwrap();
+        assert_eq!(events[0].value["minority"], json!([stand_in.to_string()]));
+        assert_eq!(events[0].value["instead_of"], first.to_string());
+        assert!(sim.is_up(first), "the leader keeps committing meanwhile");
+        drive(&mut nemesis, &mut sim, &mut events, at + 300);
+        let kill = events.iter().find(|e| e.f == "kill").expect("a kill");
+        assert_eq!(kill.value["nodes"], json!([first.to_string()]));
+    }
+
+    #[test]
+    fn crash_coordinator_stops_a_simulated_shard_leader_at_its_step_and_restarts_it() {
+        use crate::faults::schedule::Fault;
+        let mut sim = Sim::new(sim::SimOptions::sharded(2, 3, 2));
+        assert!(sim.run_until(5_000, |s| s
+            .shards()
+            .iter()
+            .all(|&k| s.leader_of(k).is_some())));
+        let leader = sim.leader_of(replica::types::ShardId(1)).expect("a leader");
+        // A cross-shard transfer from shard 1's account: its leader coordinates it.
+        let (from, to) = {
+            let opts = sim.options();
+            let map = opts.shards.as_ref().expect("sharded");
+            let accounts = &opts.config.accounts;
+            let on = |k: u32| {
+                accounts
+                    .iter()
+                    .find(|a| map.shard_of_account(a) == Some(replica::types::ShardId(k)))
+                    .cloned()
+                    .expect("an account per shard")
+            };
+            (on(1), on(2))
+        };
+        let crash = Fault::CrashCoordinator {
+            shard: 1,
+            failpoint: "coordinator-after-start".into(),
+        };
+        let mut nemesis = Nemesis::default();
+        let mut events = Vec::new();
+        at_once(nemesis.apply(&mut SimWorld::new(&mut sim, &mut events), Some(&crash))).unwrap();
+        assert_eq!(events[0].f, "arm-failpoint", "{events:?}");
+        assert_eq!(events[0].value["node"], leader.to_string());
+        assert!(sim.is_up(leader), "nothing reached the step yet");
+        let transfer = replica::bank::Command::transfer(1, 1, &from, &to, 1);
+        sim.submit(leader, transfer);
+        assert!(
+            sim.run_until(2_000, |s| !s.is_up(leader)),
+            "it died as its PREPARE was about to leave"
+        );
+        heal(&mut nemesis, &mut sim, &mut events);
+        let fs: Vec<&str> = events.iter().map(|e| e.f.as_str()).collect();
+        assert_eq!(fs, ["arm-failpoint", "crash", "restart"], "{events:?}");
+        assert_eq!(events[1].value["failpoint"], "coordinator-after-start");
+        assert!(sim.is_up(leader), "the heal restarted it");
     }
 }

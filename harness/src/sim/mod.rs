@@ -125,7 +125,8 @@ impl SimParams {
             _ => &NEMESIS_INTERVALS_MS,
         };
         let clients = 10;
-        let (faults, workload) = swarm::draw_default(seed, clients);
+        let sharded = shards.is_some_and(|s| s > 1);
+        let (faults, workload) = swarm::draw_default(seed, clients, sharded);
         SimParams {
             nodes: 5,
             clients,
@@ -149,7 +150,10 @@ impl SimParams {
     /// Every simulator family and the fixed workload, as before swarm testing (`--no-swarm`).
     pub fn unswarmed(&mut self) {
         self.swarm = false;
-        self.faults = World::Simulator.all_families().to_vec();
+        self.faults = match self.shards {
+            Some(s) if s > 1 => World::Simulator.sharded_families(),
+            _ => World::Simulator.all_families().to_vec(),
+        };
         self.workload = swarm::SimWorkload::fixed(self.clients);
     }
 

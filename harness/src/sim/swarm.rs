@@ -148,8 +148,12 @@ pub fn draw_mix(seed: u64) -> (WorkloadShape, f64) {
     draw_shape(&mut rng::stream(seed, SWARM_STREAM))
 }
 
-/// The swarm draw of a default `harness sim` seed: among every simulator family.
-pub fn draw_default(seed: u64, clients: u32) -> (Vec<FaultFamily>, SimWorkload) {
+/// The swarm draw of a default `harness sim` seed: among every simulator family, and on a
+/// sharded bank `crash-coordinator` too (schedule version 5).
+pub fn draw_default(seed: u64, clients: u32, sharded: bool) -> (Vec<FaultFamily>, SimWorkload) {
+    if sharded {
+        return draw(seed, &World::Simulator.sharded_families(), clients);
+    }
     draw(seed, World::Simulator.all_families(), clients)
 }
 
@@ -161,8 +165,12 @@ mod tests {
     #[test]
     fn each_seed_draws_its_own_subset_and_shape_and_over_seeds_everything_is_drawn() {
         let all = World::Simulator.all_families();
-        let draws: Vec<_> = (0..200).map(|s| draw_default(s, 10)).collect();
-        assert_eq!(draws[7], draw_default(7, 10), "a seed fixes its draw");
+        let draws: Vec<_> = (0..200).map(|s| draw_default(s, 10, false)).collect();
+        assert_eq!(
+            draws[7],
+            draw_default(7, 10, false),
+            "a seed fixes its draw"
+        );
         let mut families = BTreeSet::new();
         let mut sizes = BTreeSet::new();
         let mut policies = BTreeSet::new();

@@ -56,6 +56,8 @@ pub struct SweepKnobs {
 
 /// Applies [`SweepKnobs`] the usual way.
 pub fn apply_knobs(params: &mut SimParams, knobs: &SweepKnobs) {
+    // First: without swarm, a sharded bank's every family includes crash-coordinator.
+    params.set_shards(knobs.shards);
     if knobs.no_swarm {
         params.unswarmed();
     }
@@ -69,7 +71,6 @@ pub fn apply_knobs(params: &mut SimParams, knobs: &SweepKnobs) {
         params.liveness_bound_ms = bound;
     }
     params.bug = knobs.bug.clone();
-    params.set_shards(knobs.shards);
 }
 
 /// What a sweep found.
