@@ -156,7 +156,7 @@ pub struct ShardParams {
     /// sharded run but one with `--defaults`, since schedule version 5); absent: at the
     /// fault's start.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub failpoints: Option<crate::faults::failpoints::FailpointTiming>,
+    pub failpoints: Option<FailpointTiming>,
 }
 
 fn no_wait() -> LockPolicy {
@@ -231,4 +231,12 @@ impl Default for RunParams {
 
 fn default_start_timeout_ms() -> u64 {
     30_000
+}
+
+/// A real sharded run's failpoint timing: `[params.shards.failpoints]` in run.toml (drawn by
+/// [`crate::faults::failpoints::draw_timing`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailpointTiming {
+    /// From a `crash-coordinator` fault's start to the arming of its failpoint.
+    pub arm_after_ms: u64,
 }

@@ -53,12 +53,9 @@ pub const FAILPOINT_TIMING_STREAM: u64 = 11;
 /// of the interval (one drawn per run).
 pub const ARM_AFTER_PCTS: [u64; 4] = [0, 25, 50, 90];
 
-/// A real sharded run's failpoint timing: `[params.shards.failpoints]` in run.toml.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct FailpointTiming {
-    /// From a `crash-coordinator` fault's start to the arming of its failpoint.
-    pub arm_after_ms: u64,
-}
+// The timing is plain run.toml data, so it lives with the other parameters (below the
+// targets this module drives).
+pub use crate::params::FailpointTiming;
 
 /// Draws the failpoint timing of the run with `seed` whose faults last `interval_ms`.
 pub fn draw_timing(seed: u64, interval_ms: u64) -> FailpointTiming {
