@@ -239,6 +239,24 @@ async fn an_unnamed_caller_is_held_while_any_link_into_the_node_is_cut() {
 }
 
 #[tokio::test]
+async fn a_connection_idle_before_its_first_request_is_still_named() {
+    let (relay, _nodes) = relay_for_three().await;
+    // While n3 → n2 is cut, a caller the relay cannot name is held.
+    relay.cut(Peer::Node(N3), Peer::Node(N2));
+    let addr = relay.listen_addr(Peer::Node(N1), N2).expect("peer port");
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    // A keep-alive connection dialed ahead of need says nothing for a while.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let head = head_from(Some(0xa1));
+    stream.write_all(&head).await.expect("send head");
+    assert_eq!(
+        read_exactly(&mut stream, head.len()).await,
+        head,
+        "n1 → n2 is whole, however late n1's first request came"
+    );
+}
+
+#[tokio::test]
 async fn a_member_registered_late_is_judged_from_then_on() {
     let (relay, _nodes) = relay_for_three().await;
     let (mut stream, head_len) = dial_peer(&relay, Some(0xbeef), N2).await;

@@ -53,15 +53,52 @@ fn status(client: SocketAddr) -> Option<(u64, u64)> {
     Some((member, leader))
 }
 
-fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+fn wait_for<T>(what: &str, timeout: Duration, probe: impl FnMut() -> Option<T>) -> T {
+    wait_or_explain(what, timeout, probe, String::new)
+}
+
+/// Waits like [`wait_for`]; on a timeout the panic carries `explain()`, so a failure on a
+/// loaded CI machine says what the members and the relay saw.
+fn wait_or_explain<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+    explain: impl FnOnce() -> String,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(found) = probe() {
             return found;
         }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        if Instant::now() >= deadline {
+            panic!("timed out waiting for {what}\n{}", explain());
+        }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// What each member reports, the relay's cuts and counters, and the tail of each member's log.
+fn explain(dir: &Path, clients: &[SocketAddr], relay: &TcpRelay) -> String {
+    let mut text = String::new();
+    for (k, &client) in clients.iter().enumerate() {
+        let member = k + 1;
+        text += &format!("n{member} status (member, leader): {:?}\n", status(client));
+        let log = std::fs::read_to_string(dir.join(format!("n{member}.log"))).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(15)..];
+        text += &format!("n{member} log tail:\n  {}\n", tail.join("\n  "));
+    }
+    text += &format!("relay cuts: {:?}\n", relay.cuts());
+    for from in 1..=MEMBERS {
+        for to in (1..=MEMBERS).filter(|&to| to != from) {
+            let link = (Peer::Node(NodeId(from)), Peer::Node(NodeId(to)));
+            text += &format!(
+                "relay n{from} -> n{to}: {:?}\n",
+                relay.counters(link.0, link.1)
+            );
+        }
+    }
+    text
 }
 
 fn start_member(
@@ -159,14 +196,16 @@ async fn isolating_the_etcd_leader_through_the_relay_elects_another_and_heals() 
     relay.set_cuts(&cuts);
 
     let survivor = clients[(leader_at + 1) % clients.len()];
-    let new_leader = wait_for(
+    // Generous: an election takes about a second, but CI machines are shared and slow.
+    let new_leader = wait_or_explain(
         "the majority to elect another leader",
-        Duration::from_secs(20),
+        Duration::from_secs(45),
         || {
             status(survivor)
                 .map(|s| s.1)
                 .filter(|&l| l != 0 && l != leader_id)
         },
+        || explain(dir.path(), &clients, &relay),
     );
     assert!(ids.contains(&new_leader));
     assert!(
@@ -179,13 +218,14 @@ async fn isolating_the_etcd_leader_through_the_relay_elects_another_and_heals() 
     );
 
     relay.heal_all();
-    wait_for(
+    wait_or_explain(
         "the old leader to rejoin and see the write",
-        Duration::from_secs(20),
+        Duration::from_secs(45),
         || {
             let kvs = etcdctl(clients[leader_at], &["get", "k"])?;
             let found = kvs.get("kvs")?.as_array()?.len() == 1;
             found.then_some(())
         },
+        || explain(dir.path(), &clients, &relay),
     );
 }

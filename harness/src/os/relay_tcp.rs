@@ -42,8 +42,11 @@ use tokio::time::Instant;
 const CHUNK_BYTES: usize = 64 * 1024;
 /// The longest request head the relay reads to find the caller; an HTTP head is far shorter.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
-/// How long the relay waits for a request head before forwarding with an unknown caller (a
-/// protocol where the server speaks first would otherwise hang here).
+/// How long the relay waits for the rest of a request head, once its first byte came, before
+/// forwarding with an unknown caller. The first byte itself has no deadline: an HTTP client
+/// may dial a keep-alive connection and leave it idle for seconds before its first request
+/// (Go's transport does, when another connection served the request it dialed for), and a
+/// connection judged unknown stays unknown for life, held under every cut into its node.
 const HEAD_TIMEOUT: Duration = Duration::from_millis(500);
 /// Most connections one listening port forwards at once; beyond it new ones are closed, so a
 /// runaway client cannot make the relay hold unbounded sockets.
@@ -378,7 +381,11 @@ impl PortTask {
     async fn forward(self: Arc<Self>, mut caller_stream: TcpStream) {
         let (caller, head) = match self.kind {
             PathKind::Clients => (Caller::Clients, Vec::new()),
-            PathKind::Peers => read_caller(&mut caller_stream).await,
+            PathKind::Peers => match read_caller(&mut caller_stream).await {
+                Some(found) => found,
+                // Closed before its first request: nothing to forward.
+                None => return,
+            },
         };
         let shared = &self.shared;
         shared.wait_open(caller, self.to, Direction::ToNode).await;
@@ -410,11 +417,18 @@ impl PortTask {
 }
 
 /// Reads the request head of a peer connection and finds its `X-Server-From`. Returns the
-/// bytes read, which must still be forwarded.
-async fn read_caller(stream: &mut TcpStream) -> (Caller, Vec<u8>) {
-    let mut head = Vec::with_capacity(1024);
-    let deadline = Instant::now() + HEAD_TIMEOUT;
+/// bytes read, which must still be forwarded, or `None` when the caller closed (or failed)
+/// before sending anything.
+async fn read_caller(stream: &mut TcpStream) -> Option<(Caller, Vec<u8>)> {
     let mut buf = [0u8; 4096];
+    // Waits as long as the connection idles; see HEAD_TIMEOUT for why.
+    let first = match stream.read(&mut buf).await {
+        Ok(n) if n > 0 => n,
+        _ => return None,
+    };
+    let mut head = Vec::with_capacity(first.max(1024));
+    head.extend_from_slice(&buf[..first]);
+    let deadline = Instant::now() + HEAD_TIMEOUT;
     while head.len() < MAX_HEAD_BYTES && !head_complete(&head) {
         match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
             Ok(Ok(n)) if n > 0 => head.extend_from_slice(&buf[..n]),
@@ -422,7 +436,7 @@ async fn read_caller(stream: &mut TcpStream) -> (Caller, Vec<u8>) {
         }
     }
     let caller = server_from(&head).map_or(Caller::Unknown, Caller::Member);
-    (caller, head)
+    Some((caller, head))
 }
 
 fn head_complete(bytes: &[u8]) -> bool {
