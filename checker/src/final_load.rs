@@ -1,5 +1,5 @@
-//! Loading final.json for checking: stream it through a sliding window into the agreed
-//! log ([`crate::final_state::AgreedLog`]), comparing every replica's entries as they are
+//! Loading final.json for checking: walk it (`crate::final_doc`, the reader the sharded
+//! loader shares) through a sliding window into the agreed log ([`crate::final_state::AgreedLog`]), comparing every replica's entries as they are
 //! laid (agreement, [`crate::checks::agreement`]).
 //!
 //! The format and the agreed log are `crate::final_state`, below the checks that read
@@ -9,6 +9,7 @@
 use crate::checks::agreement::{Agreement, Side};
 use crate::fastjson::{once, put, Cur, Miss};
 use crate::fields::ValueFields;
+use crate::final_doc::{self, within, Doc};
 use crate::final_state::{AgreedLog, FinalError, NodeState, Positions, Slot, SlotMarks, EMPTY};
 use crate::history::CowStr;
 use crate::history::EventType;
@@ -17,9 +18,8 @@ use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::hash::Hasher;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 
 /// final.json, loaded for checking.
@@ -36,10 +36,8 @@ pub(crate) struct LogData {
 
 /// Streams final.json into the agreed log. `Ok(None)` when the file does not exist.
 pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData>, FinalError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(FinalError::io(path, e)),
+    let Some((file, size)) = final_doc::open(path)? else {
+        return Ok(None);
     };
     let mut loader = Loader {
         data: LogData {
@@ -52,18 +50,14 @@ pub(crate) fn load_log(path: &Path, accounts: Accounts) -> Result<Option<LogData
         },
         // Every entry takes at least 50 bytes of the file, so no honest file needs
         // more slots than this; a corrupt exec index cannot make the log balloon.
-        max_slots: (file.metadata().map_or(0, |m| m.len()) / 50 + 1_000_000)
-            .min(u64::from(u32::MAX)),
+        max_slots: (size / 50 + 1_000_000).min(u64::from(u32::MAX)),
         client_ids: Default::default(),
+        node: 0,
     };
-    let mut sc = Scanner::new(file);
-    loader.root(&mut sc).map_err(|e| match e {
-        ScanError::Io(source) => FinalError::io(path, source),
-        ScanError::Syntax { offset, message } => FinalError::Malformed {
-            path: path.to_path_buf(),
-            message: format!("byte {offset}: {message}"),
-        },
-    })?;
+    final_doc::read(path, file, &mut loader, "")?;
+    if loader.data.positions == Positions::SharedReads {
+        loader.data.log.start_after(loader.data.base_revision);
+    }
     loader.data.log.laid();
     Ok(Some(loader.data))
 }
@@ -73,6 +67,8 @@ struct Loader {
     max_slots: u64,
     /// Client process number to its number in the log's table.
     client_ids: crate::model::FxMap<u64, u32>,
+    /// The replica whose entries are being read.
+    node: usize,
 }
 
 impl Loader {
@@ -328,119 +324,82 @@ impl<'a> EntryRaw<'a> {
     }
 }
 
-/// Adds `context` (where in the document) to a syntax error; `context` is only
-/// formatted when there is an error.
-fn within<C: std::fmt::Display>(context: C) -> impl FnOnce(ScanError) -> ScanError {
-    move |e| match e {
-        ScanError::Syntax { offset, message } => ScanError::Syntax {
-            offset,
-            message: format!("{context}: {message}"),
-        },
-        io => io,
+impl Doc for Loader {
+    fn top_field<R: Read>(&mut self, key: &str, sc: &mut Scanner<R>) -> Result<(), ScanError> {
+        match key {
+            "positions" => {
+                let word: String = sc.value().map_err(within("positions"))?;
+                self.data.positions = Positions::parse(&word).ok_or_else(|| {
+                    sc.error(format!(
+                        "field `positions`: expected \"unique\" or \"shared_reads\", found {word:?}"
+                    ))
+                })?;
+            }
+            "base_revision" => {
+                let base: u64 = sc.value().map_err(within("base_revision"))?;
+                self.data.base_revision = Some(base);
+            }
+            _ => {
+                sc.value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
     }
-}
 
-/// `name[i]`, formatted only when needed.
-struct Indexed(&'static str, u64);
+    fn begin_node(&mut self, name: &str) -> Result<(), String> {
+        if self.data.nodes.len() >= EMPTY as usize {
+            return Err("too many replicas".into());
+        }
+        self.data.nodes.push(NodeState {
+            name: name.to_string(),
+            balances: None,
+            error: None,
+            first: 0,
+            last: 0,
+            entries: 0,
+        });
+        self.node = self.data.nodes.len() - 1;
+        Ok(())
+    }
 
-impl std::fmt::Display for Indexed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}[{}]", self.0, self.1)
+    fn node_field<R: Read>(&mut self, key: &str, sc: &mut Scanner<R>) -> Result<(), ScanError> {
+        match key {
+            "balances" => {
+                let b: Option<BTreeMap<String, i64>> = sc.value().map_err(within("balances"))?;
+                self.set_balances(self.node, b);
+            }
+            "error" => {
+                let e: Option<String> = sc.value().map_err(within("error"))?;
+                self.data.nodes[self.node].error = e;
+            }
+            _ => {
+                sc.value::<IgnoredAny>()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The entry is used where it was parsed: it is a few hundred bytes, and moving
+    /// it through wrappers showed up as memmove in profiles.
+    fn entry(&mut self, window: &[u8], eof: bool) -> Attempt {
+        let node = self.node;
+        if let Some(n) = self.confirm_verbatim(node, window) {
+            return Attempt::Done(n);
+        }
+        match EntryRaw::fast(window) {
+            Ok((entry, n)) => return self.attempt(node, &entry, window, n),
+            Err(Miss::End) if !eof => return Attempt::NeedMore,
+            Err(_) => {}
+        }
+        match parse_one::<EntryRaw<'_>>(window, eof) {
+            Ok(Some((entry, n))) => self.attempt(node, &entry, window, n),
+            Ok(None) => Attempt::NeedMore,
+            Err(m) => Attempt::Fail(m),
+        }
     }
 }
 
 impl Loader {
-    /// `{"nodes": {...}, ...}`
-    fn root<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
-        sc.expect(b'{', "an object")?;
-        let mut seen = false;
-        let mut first = true;
-        while let Some(key) = sc.key(first)? {
-            first = false;
-            if key == "nodes" {
-                self.nodes(sc)?;
-                seen = true;
-            } else if key == "positions" {
-                self.positions(sc)?;
-            } else if key == "base_revision" {
-                let base: u64 = sc.value().map_err(within("base_revision"))?;
-                self.data.base_revision = Some(base);
-            } else {
-                sc.value::<IgnoredAny>()?;
-            }
-        }
-        if sc.peek()?.is_some() {
-            return Err(sc.error("unexpected text after the end of the document"));
-        }
-        if !seen {
-            return Err(sc.error("field `nodes` is missing"));
-        }
-        if self.data.positions == Positions::SharedReads {
-            self.data.log.start_after(self.data.base_revision);
-        }
-        Ok(())
-    }
-
-    /// `"unique"` or `"shared_reads"`.
-    fn positions<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
-        let word: String = sc.value().map_err(within("positions"))?;
-        self.data.positions = Positions::parse(&word).ok_or_else(|| {
-            sc.error(format!(
-                "field `positions`: expected \"unique\" or \"shared_reads\", found {word:?}"
-            ))
-        })?;
-        Ok(())
-    }
-
-    /// `{"n1": {...}, ...}`
-    fn nodes<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
-        sc.expect(b'{', "an object of replicas")?;
-        let mut first = true;
-        while let Some(name) = sc.key(first)? {
-            first = false;
-            if self.data.nodes.len() >= EMPTY as usize {
-                return Err(sc.error("too many replicas"));
-            }
-            self.data.nodes.push(NodeState {
-                name: name.clone(),
-                balances: None,
-                error: None,
-                first: 0,
-                last: 0,
-                entries: 0,
-            });
-            let node = self.data.nodes.len() - 1;
-            self.node(sc, node)
-                .map_err(within(format_args!("nodes.{name}")))?;
-        }
-        Ok(())
-    }
-
-    /// `{"balances": ..., "executed": [...], "error": ...}`
-    fn node<R: Read>(&mut self, sc: &mut Scanner<R>, node: usize) -> Result<(), ScanError> {
-        sc.expect(b'{', "an object with balances, executed and error")?;
-        let mut first = true;
-        while let Some(key) = sc.key(first)? {
-            first = false;
-            match key.as_str() {
-                "balances" => {
-                    let b: Option<BTreeMap<String, i64>> =
-                        sc.value().map_err(within("balances"))?;
-                    self.set_balances(node, b);
-                }
-                "executed" => self.executed(sc, node)?,
-                "error" => {
-                    let e: Option<String> = sc.value().map_err(within("error"))?;
-                    self.data.nodes[node].error = e;
-                }
-                _ => {
-                    sc.value::<IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-
     fn set_balances(&mut self, node: usize, b: Option<BTreeMap<String, i64>>) {
         let d = &mut self.data;
         d.nodes[node].balances = b.map(|b| {
@@ -449,42 +408,6 @@ impl Loader {
             v.sort_unstable();
             v
         });
-    }
-
-    /// `[entry, ...]` or `null`; each entry is parsed in place and laid over the log.
-    fn executed<R: Read>(&mut self, sc: &mut Scanner<R>, node: usize) -> Result<(), ScanError> {
-        if sc.peek()? == Some(b'n') {
-            return sc.value::<()>().map_err(within("executed"));
-        }
-        sc.expect(b'[', "an array").map_err(within("executed"))?;
-        if sc.peek()? == Some(b']') {
-            return sc.expect(b']', "`]`");
-        }
-        let mut i = 0u64;
-        loop {
-            sc.parse_with(|slice, eof| {
-                // The entry is used where it was parsed: it is a few hundred bytes,
-                // and moving it through wrappers showed up as memmove in profiles.
-                if let Some(n) = self.confirm_verbatim(node, slice) {
-                    return Attempt::Done(n);
-                }
-                match EntryRaw::fast(slice) {
-                    Ok((entry, n)) => return self.attempt(node, &entry, slice, n),
-                    Err(Miss::End) if !eof => return Attempt::NeedMore,
-                    Err(_) => {}
-                }
-                match parse_one::<EntryRaw<'_>>(slice, eof) {
-                    Ok(Some((entry, n))) => self.attempt(node, &entry, slice, n),
-                    Ok(None) => Attempt::NeedMore,
-                    Err(m) => Attempt::Fail(m),
-                }
-            })
-            .map_err(within(Indexed("executed", i)))?;
-            i += 1;
-            if !sc.more(b']').map_err(within("executed"))? {
-                return Ok(());
-            }
-        }
     }
 }
 

@@ -33,6 +33,7 @@ pub mod checks;
 mod event_parts;
 mod fastjson;
 mod fields;
+mod final_doc;
 mod final_load;
 pub mod final_state;
 pub mod gen;

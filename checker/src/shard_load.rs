@@ -1,7 +1,8 @@
-//! Loading a sharded run's final.json for checking: streamed through a sliding window
-//! (`crate::window`), each log entry parsed by `crate::fastjson` (by serde when the fast
-//! path gives up) and laid over its shard's agreed log as it is read, so no replica's
-//! log is ever held: only one agreed copy per shard.
+//! Loading a sharded run's final.json for checking: walked by the reader the classic
+//! loader uses (`crate::final_doc`, through the sliding window of `crate::window`), each
+//! log entry parsed by `crate::fastjson` (by serde when the fast path gives up) and laid
+//! over its shard's agreed log as it is read, so no replica's log is ever held: only one
+//! agreed copy per shard.
 //!
 //! The first replica (in file order) to log an index gives the agreed entry; every
 //! later replica's entry there is compared with it on the spot (shard agreement,
@@ -11,6 +12,7 @@
 
 use crate::checks::agreement::{Agreement, Side};
 use crate::fastjson::{once, put, Cur, Miss};
+use crate::final_doc::{self, within, Doc};
 use crate::final_state::FinalError;
 use crate::shards::{
     EntryValue, Phase, ReadValue, ShardEntry, ShardEvent, ShardId, ShardLog, ShardNodeState,
@@ -19,8 +21,7 @@ use crate::shards::{
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io::Read;
 use std::path::Path;
 
 /// A sharded final.json, loaded for checking.
@@ -34,193 +35,129 @@ pub(crate) struct ShardFinalLoad {
     max_slots: u64,
     /// Divergences and jumps found while laying the logs.
     pub agreement: Agreement,
+    reading: Reading,
 }
 
 /// Streams a sharded final.json. `Ok(None)` when the file does not exist.
 pub(crate) fn load(path: &Path) -> Result<Option<ShardFinalLoad>, FinalError> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(cause) => {
-            return Err(FinalError::Io {
-                path: path.to_path_buf(),
-                cause,
-            })
-        }
+    let Some((file, size)) = final_doc::open(path)? else {
+        return Ok(None);
     };
     let mut out = ShardFinalLoad {
         // Every entry takes at least 50 bytes of the file.
-        max_slots: file.metadata().map_or(0, |m| m.len()) / 50 + 1_000_000,
+        max_slots: size / 50 + 1_000_000,
         ..ShardFinalLoad::default()
     };
-    let mut sc = Scanner::new(file);
-    out.root(&mut sc).map_err(|e| match e {
-        ScanError::Io(cause) => FinalError::Io {
-            path: path.to_path_buf(),
-            cause,
-        },
-        ScanError::Syntax { offset, message } => FinalError::Malformed {
-            path: path.to_path_buf(),
-            message: format!(
-                "a sharded final.json (see docs/sharded.md): byte {offset}: {message}"
-            ),
-        },
-    })?;
+    final_doc::read(
+        path,
+        file,
+        &mut out,
+        "a sharded final.json (see docs/sharded.md): ",
+    )?;
     for log in out.logs.values_mut() {
         log.shrink();
     }
     Ok(Some(out))
 }
 
-fn within<C: std::fmt::Display>(context: C) -> impl FnOnce(ScanError) -> ScanError {
-    move |e| match e {
-        ScanError::Syntax { offset, message } => ScanError::Syntax {
-            offset,
-            message: format!("{context}: {message}"),
-        },
-        io => io,
+/// The replica being read: entries read before its `shard` (not how the harness
+/// writes it) wait for it.
+#[derive(Debug, Default)]
+struct Reading {
+    node: usize,
+    shard: Option<ShardId>,
+    waiting: Vec<ShardEntry>,
+    /// Which of shard, balances, executed and error were seen.
+    seen: u16,
+}
+
+impl Reading {
+    fn once(&mut self, bit: u16, key: &str) -> Result<(), String> {
+        if self.seen & (1 << bit) != 0 {
+            return Err(format!("duplicate field `{key}`"));
+        }
+        self.seen |= 1 << bit;
+        Ok(())
+    }
+}
+
+impl Doc for ShardFinalLoad {
+    fn begin_node(&mut self, name: &str) -> Result<(), String> {
+        if self.nodes.iter().any(|n| n.name == name) {
+            return Err(format!("replica {name} appears twice"));
+        }
+        self.nodes.push(ShardNodeState {
+            name: name.to_string(),
+            ..ShardNodeState::default()
+        });
+        self.reading = Reading {
+            node: self.nodes.len() - 1,
+            ..Reading::default()
+        };
+        Ok(())
+    }
+
+    /// `shard`, `balances` and `error` (each at most once); others are skipped.
+    fn node_field<R: Read>(&mut self, key: &str, sc: &mut Scanner<R>) -> Result<(), ScanError> {
+        let node = self.reading.node;
+        let bit = match key {
+            "shard" => 0,
+            "balances" => 1,
+            "error" => 3,
+            _ => {
+                sc.value::<IgnoredAny>()?;
+                return Ok(());
+            }
+        };
+        self.reading.once(bit, key).map_err(|m| sc.error(m))?;
+        match key {
+            "shard" => {
+                let s: ShardId = sc.value().map_err(within("shard"))?;
+                self.nodes[node].shard = s;
+                self.reading.shard = Some(s);
+                for e in std::mem::take(&mut self.reading.waiting) {
+                    self.lay(node, e).map_err(|m| sc.error(m))?;
+                }
+            }
+            "balances" => self.nodes[node].balances = sc.value().map_err(within("balances"))?,
+            _ => self.nodes[node].error = sc.value().map_err(within("error"))?,
+        }
+        Ok(())
+    }
+
+    fn begin_executed(&mut self) -> Result<(), String> {
+        self.reading.once(2, "executed")
+    }
+
+    fn entry(&mut self, window: &[u8], eof: bool) -> Attempt {
+        let (e, n) = match fast_entry(window) {
+            Ok(got) => got,
+            Err(Miss::End) if !eof => return Attempt::NeedMore,
+            Err(_) => match parse_one::<ShardEntry>(window, eof) {
+                Ok(Some(got)) => got,
+                Ok(None) => return Attempt::NeedMore,
+                Err(m) => return Attempt::Fail(m),
+            },
+        };
+        if self.reading.shard.is_none() {
+            self.reading.waiting.push(e);
+            return Attempt::Done(n);
+        }
+        match self.lay(self.reading.node, e) {
+            Ok(()) => Attempt::Done(n),
+            Err(m) => Attempt::Fail(m),
+        }
+    }
+
+    fn end_node(&mut self) -> Result<(), String> {
+        match self.reading.shard {
+            Some(_) => Ok(()),
+            None => Err("missing field `shard`".into()),
+        }
     }
 }
 
 impl ShardFinalLoad {
-    /// `{"nodes": {...}, ...}`
-    fn root<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
-        sc.expect(b'{', "an object")?;
-        let (mut seen, mut first) = (false, true);
-        while let Some(key) = sc.key(first)? {
-            first = false;
-            if key == "nodes" && !seen {
-                self.nodes(sc).map_err(within("nodes"))?;
-                seen = true;
-            } else if key == "nodes" {
-                return Err(sc.error("duplicate field `nodes`"));
-            } else {
-                sc.value::<IgnoredAny>()?;
-            }
-        }
-        if sc.peek()?.is_some() {
-            return Err(sc.error("unexpected text after the end of the document"));
-        }
-        if !seen {
-            return Err(sc.error("missing field `nodes`"));
-        }
-        Ok(())
-    }
-
-    /// `{"n1": {...}, ...}`
-    fn nodes<R: Read>(&mut self, sc: &mut Scanner<R>) -> Result<(), ScanError> {
-        sc.expect(b'{', "an object of replicas")?;
-        let mut first = true;
-        while let Some(name) = sc.key(first)? {
-            first = false;
-            if self.nodes.iter().any(|n| n.name == name) {
-                return Err(sc.error(format!("replica {name} appears twice")));
-            }
-            self.nodes.push(ShardNodeState {
-                name: name.clone(),
-                ..ShardNodeState::default()
-            });
-            let node = self.nodes.len() - 1;
-            self.node(sc, node).map_err(within(name))?;
-        }
-        Ok(())
-    }
-
-    /// `{"shard": 1, "balances": ..., "executed": [...], "error": ...}`; entries read
-    /// before `shard` (not how the harness writes it) wait for it.
-    fn node<R: Read>(&mut self, sc: &mut Scanner<R>, node: usize) -> Result<(), ScanError> {
-        sc.expect(b'{', "an object with shard, balances, executed and error")?;
-        let (mut first, mut shard, mut waiting) = (true, None, Vec::new());
-        let mut seen = 0u16;
-        while let Some(key) = sc.key(first)? {
-            first = false;
-            let bit = match key.as_str() {
-                "shard" => {
-                    let s: ShardId = sc.value().map_err(within("shard"))?;
-                    self.nodes[node].shard = s;
-                    shard = Some(s);
-                    for e in std::mem::take(&mut waiting) {
-                        self.lay(node, e).map_err(|m| sc.error(m))?;
-                    }
-                    0
-                }
-                "balances" => {
-                    self.nodes[node].balances = sc.value().map_err(within("balances"))?;
-                    1
-                }
-                "executed" => {
-                    self.executed(sc, node, shard.is_some(), &mut waiting)?;
-                    2
-                }
-                "error" => {
-                    self.nodes[node].error = sc.value().map_err(within("error"))?;
-                    3
-                }
-                _ => {
-                    sc.value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            if seen & (1 << bit) != 0 {
-                return Err(sc.error(format!("duplicate field `{key}`")));
-            }
-            seen |= 1 << bit;
-        }
-        if shard.is_none() {
-            return Err(sc.error("missing field `shard`"));
-        }
-        Ok(())
-    }
-
-    /// `[entry, ...]` or `null`.
-    fn executed<R: Read>(
-        &mut self,
-        sc: &mut Scanner<R>,
-        node: usize,
-        placed: bool,
-        waiting: &mut Vec<ShardEntry>,
-    ) -> Result<(), ScanError> {
-        if sc.peek()? == Some(b'n') {
-            return sc.value::<()>().map_err(within("executed"));
-        }
-        sc.expect(b'[', "an array").map_err(within("executed"))?;
-        if sc.peek()? == Some(b']') {
-            return sc.expect(b']', "`]`");
-        }
-        let mut i = 0u64;
-        loop {
-            let mut got = None;
-            sc.parse_with(|slice, eof| match fast_entry(slice) {
-                Ok((e, n)) => {
-                    got = Some(e);
-                    Attempt::Done(n)
-                }
-                Err(Miss::End) if !eof => Attempt::NeedMore,
-                Err(_) => match parse_one::<ShardEntry>(slice, eof) {
-                    Ok(Some((e, n))) => {
-                        got = Some(e);
-                        Attempt::Done(n)
-                    }
-                    Ok(None) => Attempt::NeedMore,
-                    Err(m) => Attempt::Fail(m),
-                },
-            })
-            .map_err(within(format_args!("executed[{i}]")))?;
-            if let Some(e) = got {
-                if placed {
-                    self.lay(node, e)
-                        .map_err(|m| sc.error(format!("executed[{i}]: {m}")))?;
-                } else {
-                    waiting.push(e);
-                }
-            }
-            i += 1;
-            if !sc.more(b']').map_err(within("executed"))? {
-                return Ok(());
-            }
-        }
-    }
-
     /// Lays one entry of replica `node` over its shard's agreed log.
     fn lay(&mut self, node: usize, e: ShardEntry) -> Result<(), String> {
         let exec = e.exec_index;
