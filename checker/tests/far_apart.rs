@@ -166,3 +166,84 @@ fn replica_far_behind_is_compared_where_it_stops() {
         agreement.anomalies
     );
 }
+
+/// Client 2's request 1 executes at position 1; thousands of operations later client 2
+/// sends request 1 again (a reused request id, long after the first was answered) and
+/// it executes a second time at the end of the log. The two answers of one request lie
+/// at the two ends of the history: exactly-once finds both positions in the log, and
+/// total order names the late answer that was told a second position.
+#[test]
+fn request_reused_thousands_of_operations_later_is_executed_twice() {
+    let mut events = vec![
+        invoke_transfer(2, 1, "A", "B", 5),
+        ok_transfer(2, 1, ("A", "B", 5), (5, 15), 1),
+    ];
+    let (filler, rest) = back_and_forth(FAR, 2, (5, 15));
+    events.extend(filler);
+    let last = FAR + 2;
+    let again = events.len() as u64;
+    events.push(invoke_transfer(2, 1, "A", "B", 5));
+    events.push(ok_transfer(2, 1, ("A", "B", 5), (0, 20), last));
+    let mut log = vec![transfer_entry(1, 2, 1, ("A", "B", 5), (5, 15))];
+    log.extend(rest);
+    log.push(transfer_entry(last, 2, 1, ("A", "B", 5), (0, 20)));
+    let fin = final_state(&["n1", "n2", "n3"], &log, &[("A", 0), ("B", 20)]);
+    let r = check(&events, &fin);
+    let eo = r.check("exactly-once").unwrap();
+    assert_eq!(eo.valid, Validity::Invalid, "{}", r.summary());
+    let a = eo
+        .anomalies
+        .iter()
+        .find(|a| a.kind == "executed-twice")
+        .unwrap_or_else(|| panic!("{:?}", eo.anomalies));
+    assert_eq!(a.exec_indices, vec![1, last]);
+    assert_eq!(a.indices, vec![0, 1], "the first answer frames the request");
+    let to = r.check("total-order").unwrap();
+    let conflict = to
+        .anomalies
+        .iter()
+        .find(|a| a.kind == "exec-index-conflict")
+        .unwrap_or_else(|| panic!("{:?}", to.anomalies));
+    assert_eq!(conflict.exec_indices, vec![1, last]);
+    assert!(
+        conflict.indices.contains(&0) && conflict.indices.contains(&(again + 1)),
+        "both ends of the history are named: {:?}",
+        conflict.indices
+    );
+}
+
+/// A read at the very end of the history told position 2, thousands of positions
+/// behind what had completed before it was invoked: the two operations told position 2
+/// lie at the two ends of the history, and both the duplicate position and the stale
+/// read are found.
+#[test]
+fn read_told_a_position_far_behind_shares_it_with_an_old_transfer() {
+    let (mut events, log) = back_and_forth(FAR, 1, (10, 10));
+    let read = events.len() as u64;
+    events.push(Event::invoke(3, 1, "read", values::read("A")));
+    events.push(
+        Event::client(EventType::Ok, 3, 1, "read", values::read_ok("A", 10))
+            .on_node("n1")
+            .with_exec_index(2),
+    );
+    let fin = final_state(&["n1", "n2", "n3"], &log, &[("A", 10), ("B", 10)]);
+    let r = check(&events, &fin);
+    let to = r.check("total-order").unwrap();
+    assert_eq!(to.valid, Validity::Invalid, "{}", r.summary());
+    assert!(
+        to.anomalies.iter().any(|a| a.kind == "real-time-order"),
+        "{:?}",
+        to.anomalies
+    );
+    let dup = to
+        .anomalies
+        .iter()
+        .find(|a| a.kind == "duplicate-exec-index")
+        .unwrap_or_else(|| panic!("{:?}", to.anomalies));
+    assert_eq!(dup.exec_indices, vec![2]);
+    assert!(
+        dup.indices.contains(&2) && dup.indices.contains(&read),
+        "both ends of the history are named: {:?}",
+        dup.indices
+    );
+}
