@@ -407,6 +407,38 @@ fn vote_word(c: &mut Cur<'_>) -> Result<Vote, Miss> {
 mod tests {
     use super::*;
 
+    fn errors(text: &str) -> (String, String) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("final.json");
+        std::fs::write(&path, text).unwrap();
+        let classic = crate::final_load::load_log(&path, crate::model::Accounts::default());
+        let sharded = load(&path);
+        (
+            classic.err().map(|e| e.to_string()).unwrap_or_default(),
+            sharded.err().map(|e| e.to_string()).unwrap_or_default(),
+        )
+    }
+
+    /// Both loaders walk the same reader (`crate::final_doc`), so they name a fault in
+    /// the same words.
+    #[test]
+    fn classic_and_sharded_name_a_bad_entry_alike() {
+        let (classic, sharded) =
+            errors(r#"{"nodes":{"n1":{"shard":1,"executed":[{"exec_index":"x"}]}}}"#);
+        for msg in [&classic, &sharded] {
+            assert!(msg.contains("nodes.n1: executed[0]: "), "{msg}");
+        }
+        assert!(sharded.contains("a sharded final.json"), "{sharded}");
+        let (classic, sharded) = errors(r#"{"nodes":{},"nodes":{}}"#);
+        for msg in [&classic, &sharded] {
+            assert!(msg.contains("field `nodes` appears twice"), "{msg}");
+        }
+        let (classic, sharded) = errors(r#"{"positions":"unique"}"#);
+        for msg in [&classic, &sharded] {
+            assert!(msg.contains("field `nodes` is missing"), "{msg}");
+        }
+    }
+
     /// The fast path gives exactly what serde gives, or leaves the entry to serde.
     #[test]
     fn fast_entries_equal_serdes() {
