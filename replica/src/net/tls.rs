@@ -16,7 +16,7 @@
 use super::certs::{CLIENT_ROLE_PREFIX, OPERATOR_ROLE_PREFIX, REPLICA_ROLE_PREFIX};
 use crate::types::{ClientIdRange, NodeId};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use quinn::{IdleTimeout, TransportConfig, VarInt};
+use quinn::{AckFrequencyConfig, IdleTimeout, TransportConfig, VarInt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
@@ -232,9 +232,26 @@ fn pem_error(what: &'static str, path: &Path, e: rustls::pki_types::pem::Error) 
     }
 }
 
+/// Ack-eliciting packets the other end may receive before it must acknowledge (QUIC's ACK
+/// frequency extension). Without it a receiver answers every second packet with an ACK-only
+/// datagram: on a peer link, whose data flows one way, that is a `sendmsg` on one side and a
+/// wake-up plus `recvmmsg` on the other for every two ACCEPTs or ACCEPTEDs.
+const ACK_ELICITING_THRESHOLD: u32 = 7;
+/// Bytes a connection may have in flight before its first acknowledgement: with ACKs every
+/// eighth packet, quinn's default (ten full datagrams) would let a burst of large ACCEPTs wait
+/// for the other end's ACK delay. Far below the flow-control windows.
+const INITIAL_CONGESTION_WINDOW_BYTES: u64 = 256 * 1024;
+
 /// Transport settings shared by every endpoint (see the module docs for the timeouts).
 pub fn transport_config() -> TransportConfig {
     let mut transport = TransportConfig::default();
+    let mut ack_frequency = AckFrequencyConfig::default();
+    ack_frequency.ack_eliciting_threshold(VarInt::from_u32(ACK_ELICITING_THRESHOLD));
+    let mut congestion = quinn::congestion::CubicConfig::default();
+    congestion.initial_window(INITIAL_CONGESTION_WINDOW_BYTES);
+    transport
+        .ack_frequency_config(Some(ack_frequency))
+        .congestion_controller_factory(Arc::new(congestion));
     transport
         .keep_alive_interval(Some(KEEP_ALIVE))
         .max_idle_timeout(Some(IdleTimeout::from(VarInt::from_u32(
