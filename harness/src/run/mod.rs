@@ -726,7 +726,10 @@ mod tests {
         }
         let saved: Vec<serde_json::Value> =
             serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-        assert_eq!(drawn, saved, "a version-5 run.toml draws what version 5 drew");
+        assert_eq!(
+            drawn, saved,
+            "a version-5 run.toml draws what version 5 drew"
+        );
     }
 
     #[test]
