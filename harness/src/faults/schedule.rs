@@ -226,10 +226,13 @@ impl FaultFamily {
     /// [`FaultFamily::weight`] since schedule version 6: leader changes weigh 4, more than
     /// anything else, since they alone make a lagging replica lead (a view merge) and strand
     /// a leader with a minority, and a real run's other families rarely change leaders past
-    /// pre-vote and stickiness.
+    /// pre-vote and stickiness; a coordinator crashed inside two-phase commit weighs 3, as a
+    /// kill does, since only it stops a transaction at a given step for its shard's next
+    /// leader to recover.
     pub fn weight_v6(self) -> u32 {
         match self {
             FaultFamily::Election => 4,
+            FaultFamily::CrashCoordinator => 3,
             other => other.weight(),
         }
     }
@@ -641,8 +644,9 @@ pub mod odds {
     pub const ISOLATE_NEW_LEADER_CHANCE: f64 = 0.3;
     /// How far into the election a split comes.
     pub const SPLIT_AFTER_MS: std::ops::RangeInclusive<u64> = 0..=600;
-    /// With weighted odds (simulated runs), how often an election fault first lets a
-    /// minority fall behind ([`super::Strike::LagThenDepose`]) instead of one of the others.
+    /// With version 5's weighted odds (simulated runs of versions 4 and 5, real runs of 5),
+    /// how often an election fault first lets a minority fall behind
+    /// ([`super::Strike::LagThenDepose`]) instead of one of the others.
     pub const LAG_THEN_DEPOSE_CHANCE: f64 = 0.4;
     /// How long the minority is cut off before the leader is killed.
     pub const LAG_MS: std::ops::RangeInclusive<u64> = 50..=400;
