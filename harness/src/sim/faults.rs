@@ -479,7 +479,7 @@ mod tests {
         let mut nemesis = Nemesis::new(fault_then_heal(at, election));
         let mut events = Vec::new();
         drive(&mut nemesis, &mut sim, &mut events, at + 100);
-        let mut stranded = vec![others[1], first];
+        let mut stranded = [others[1], first];
         stranded.sort();
         let names: Vec<String> = stranded.iter().map(NodeId::to_string).collect();
         assert_eq!(
