@@ -117,6 +117,8 @@ struct Active {
 struct Watch {
     shard: Option<u32>,
     deposed: NodeId,
+    /// The replicas a lag strike cut off (none for the other strikes).
+    lagging: Vec<NodeId>,
     strike: Strike,
     started_ms: u64,
     next_poll_ms: u64,
@@ -278,19 +280,29 @@ impl Nemesis {
             }
             Fault::Election {
                 shard,
-                strike: strike @ Strike::LagThenDepose { minority, lag_ms },
+                strike:
+                    strike @ (Strike::LagThenDepose { minority, lag_ms }
+                    | Strike::LagThenElect { minority, lag_ms }
+                    | Strike::StrandLeader { minority, lag_ms }),
             } => {
-                // First blow: a minority of followers falls behind; the leader dies at the
-                // watch's time.
+                // First blow: a minority falls behind (followers, or the leader with them);
+                // the second comes at the watch's time.
                 let leader = group_leader(world, *shard).await;
-                let lagging = followers_only(minority, leader, &self.group(world, *shard));
-                let split = Partition::Halves { minority: lagging };
+                let stranded = matches!(strike, Strike::StrandLeader { .. });
+                let lagging = if stranded {
+                    with_leader(minority, leader)
+                } else {
+                    followers_only(minority, leader, &self.group(world, *shard))
+                };
+                let split = Partition::Halves {
+                    minority: lagging.clone(),
+                };
                 let cuts = crate::faults::schedule::partition_cuts(&split, &world.nodes(), None);
                 let cuts = self.with_group(world, *shard, cuts);
                 world.set_cuts(&cuts)?;
-                let (f, mut value) = partition_event(&split, &cuts, None);
+                let (f, mut value) = partition_event(&split, &cuts, leader.filter(|_| stranded));
                 value["then"] = json!(strike_name(strike));
-                if let Some(l) = leader.filter(|l| minority.contains(l)) {
+                if let Some(l) = leader.filter(|l| !stranded && minority.contains(l)) {
                     value["instead_of"] = json!(l.to_string());
                 }
                 world.record(f, value);
@@ -299,6 +311,7 @@ impl Nemesis {
                 self.watch = Some(Watch {
                     shard: *shard,
                     deposed: NodeId(0),
+                    lagging,
                     strike: strike.clone(),
                     started_ms: self.now_ms,
                     next_poll_ms: self.now_ms + lag_ms,
@@ -314,6 +327,7 @@ impl Nemesis {
                 self.watch = nodes.first().map(|&deposed| Watch {
                     shard: *shard,
                     deposed,
+                    lagging: Vec::new(),
                     strike: strike.clone(),
                     started_ms: self.now_ms,
                     next_poll_ms: self.now_ms + first_poll_ms(strike),
@@ -413,8 +427,12 @@ impl Nemesis {
         let Some(mut watch) = self.watch.take() else {
             return Ok(());
         };
-        if let Strike::LagThenDepose { .. } = &watch.strike {
-            return self.depose_after_lag(world, &watch, now_ms).await;
+        match &watch.strike {
+            Strike::LagThenDepose { .. } | Strike::StrandLeader { .. } => {
+                return self.depose_after_lag(world, &watch, now_ms).await;
+            }
+            Strike::LagThenElect { .. } => return self.elect_lagger(world, &watch, now_ms).await,
+            _ => {}
         }
         if let Strike::SplitElection { minority, .. } = &watch.strike {
             let split = Partition::Halves {
@@ -479,6 +497,46 @@ impl Nemesis {
             return Ok(());
         };
         self.active.down.extend(nodes);
+        Ok(())
+    }
+
+    /// The second blow of a lag-then-elect election fault: kill the leader (of the shard),
+    /// then, in the same instant, replace the lag's cut by a star around the first lagger
+    /// still up, held until the heal: only it sees a majority, so the next leader is a
+    /// replica whose log lags, and its view merge must recover what it missed from the
+    /// others' promises. The leader dies before the lag's cut goes, so no heartbeat or
+    /// ACCEPT of its reaches the laggers (a replica catches up only from its leader).
+    async fn elect_lagger<W: FaultWorld + ?Sized>(
+        &mut self,
+        world: &mut W,
+        watch: &Watch,
+        now_ms: u64,
+    ) -> Result<(), TargetError> {
+        let target = watch.shard.map_or(Victims::Leader, Victims::ShardLeader);
+        let victims = leaders_of(world, &target).await;
+        let after_ms = now_ms.saturating_sub(watch.started_ms);
+        let after = ("after_ms", json!(after_ms));
+        let killed = kill_resolved(world, &target, victims, after)?.unwrap_or_default();
+        self.active.down.extend(killed.iter().copied());
+        let group = self.group(world, watch.shard);
+        let hub = watch.lagging.iter().copied().find(|n| !killed.contains(n));
+        let cuts = match hub {
+            Some(hub) => {
+                crate::faults::schedule::partition_cuts(&Partition::Star { hub }, &group, None)
+            }
+            None => Vec::new(),
+        };
+        world.set_cuts(&cuts)?;
+        let Some(hub) = hub.filter(|_| !cuts.is_empty()) else {
+            // A shard of two, or every lagger killed: nothing to aim, so the lag just heals.
+            self.active.partitioned = false;
+            world.record("heal", json!({"cuts": []}));
+            return Ok(());
+        };
+        let (f, mut value) = partition_event(&Partition::Star { hub }, &cuts, None);
+        value["during"] = json!("election");
+        value["after_ms"] = json!(after_ms);
+        world.record(f, value);
         Ok(())
     }
 
@@ -651,6 +709,19 @@ fn followers_only(minority: &[NodeId], leader: Option<NodeId>, group: &[NodeId])
     lagging
 }
 
+/// The replicas a strand-leader fault cuts off: `leader` with `minority`, the leader taking
+/// the place of the lowest-numbered drawn one if it is not among them (the side stays a
+/// minority); `minority` as drawn when no leader is known.
+fn with_leader(minority: &[NodeId], leader: Option<NodeId>) -> Vec<NodeId> {
+    let Some(leader) = leader.filter(|l| !minority.contains(l)) else {
+        return minority.to_vec();
+    };
+    let mut stranded: Vec<NodeId> = minority.iter().skip(1).copied().collect();
+    stranded.push(leader);
+    stranded.sort();
+    stranded
+}
+
 /// How an election fault's `then` names its second blow in the history.
 fn strike_name(strike: &Strike) -> &'static str {
     match strike {
@@ -658,6 +729,8 @@ fn strike_name(strike: &Strike) -> &'static str {
         Strike::IsolateNewLeader => "isolate-new-leader",
         Strike::SplitElection { .. } => "split-election",
         Strike::LagThenDepose { .. } => "lag-then-depose",
+        Strike::LagThenElect { .. } => "lag-then-elect",
+        Strike::StrandLeader { .. } => "strand-leader",
     }
 }
 
@@ -795,6 +868,37 @@ mod tests {
             "the lowest-numbered follower outside it stands in"
         );
         assert_eq!(followers_only(&n(&[1]), Some(NodeId(1)), &nodes()), n(&[2]));
+    }
+
+    #[test]
+    fn a_stranded_minority_holds_the_leader_and_stays_a_minority() {
+        let n = |ids: &[u32]| ids.iter().map(|&i| NodeId(i)).collect::<Vec<_>>();
+        assert_eq!(with_leader(&n(&[2, 4]), Some(NodeId(4))), n(&[2, 4]));
+        assert_eq!(
+            with_leader(&n(&[2, 4]), Some(NodeId(1))),
+            n(&[1, 4]),
+            "the leader takes the lowest-numbered drawn one's place"
+        );
+        assert_eq!(with_leader(&n(&[3]), Some(NodeId(5))), n(&[5]));
+        assert_eq!(with_leader(&n(&[3]), None), n(&[3]), "no leader known");
+    }
+
+    #[test]
+    fn a_star_leaves_only_the_hub_a_majority() {
+        let cuts = partition_cuts(&Partition::Star { hub: NodeId(2) }, &nodes(), None);
+        assert_eq!(
+            cuts.len(),
+            4 * 3,
+            "every link among the other four, both ways"
+        );
+        assert!(cuts
+            .iter()
+            .all(|(a, b)| *a != Peer::Node(NodeId(2)) && *b != Peer::Node(NodeId(2))));
+        let (f, value) = partition_event(&Partition::Star { hub: NodeId(2) }, &cuts, None);
+        assert_eq!(
+            (f, &value["shape"], &value["hub"]),
+            ("partition", &json!("star"), &json!("n2"))
+        );
     }
 
     #[test]

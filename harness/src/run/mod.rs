@@ -687,6 +687,51 @@ mod tests {
             .any(|s| matches!(&s.fault, Some(f) if f.to_string().contains("crash"))));
     }
 
+    /// The schedules that saved version-5 runs (classic and sharded, every real family) drew,
+    /// as the version-5 harness drew them: `testdata/schedules/v5.json`, written once by that
+    /// harness (`REWRITE=1`). A later version must replay them exactly.
+    #[test]
+    fn a_saved_version_5_run_replays_the_schedule_it_drew() {
+        let classic = RunParams {
+            time_ms: 30_000,
+            nemesis_interval_ms: 1_000,
+            nemesis: vec![
+                FaultFamily::Kill,
+                FaultFamily::Pause,
+                FaultFamily::Partition,
+                FaultFamily::IsolateFollower,
+                FaultFamily::Election,
+            ],
+            schedule_version: 5,
+            ..RunParams::default()
+        };
+        let mut shard = sharded(Path::new("replica")).params;
+        shard.time_ms = 30_000;
+        shard.nemesis_interval_ms = 2_000;
+        shard.nemesis = vec![
+            FaultFamily::Kill,
+            FaultFamily::Partition,
+            FaultFamily::Election,
+            FaultFamily::CrashCoordinator,
+        ];
+        shard.schedule_version = 5;
+        let drawn: Vec<serde_json::Value> = (1..=12u64)
+            .flat_map(|seed| [schedule_for(&classic, seed), schedule_for(&shard, seed)])
+            .map(|steps| serde_json::to_value(steps).unwrap())
+            .collect();
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/schedules/v5.json");
+        if std::env::var_os("REWRITE").is_some() && !path.exists() {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, serde_json::to_string_pretty(&drawn).unwrap()).unwrap();
+        }
+        let saved: Vec<serde_json::Value> =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        assert_eq!(
+            drawn, saved,
+            "a version-5 run.toml draws what version 5 drew"
+        );
+    }
+
     #[test]
     fn a_saved_run_draws_its_schedule_by_its_own_version() {
         let now = RunParams {

@@ -198,7 +198,8 @@ fn refuse_newer_schedule(dir: &Path, version: u32) -> Result<(), RunError> {
         return Ok(());
     }
     Err(RunError::Invalid(format!(
-        "{}: its faults were drawn by schedule version {version}, and this harness draws by          version {SCHEDULE_VERSION} at most; replay it with the harness that made it",
+        "{}: its faults were drawn by schedule version {version}, and this harness draws by \
+         version {SCHEDULE_VERSION} at most; replay it with the harness that made it",
         dir.display()
     )))
 }
@@ -227,6 +228,21 @@ fn scenario_again(dir: &Path, run: RunOptions) -> ScenarioOptions {
 mod tests {
     use super::*;
     use crate::params::RunParams;
+
+    #[test]
+    fn a_run_of_a_newer_schedule_version_is_refused_by_name_and_older_ones_replay() {
+        use crate::faults::schedule::SCHEDULE_VERSION;
+        let dir = Path::new("reports/run-1");
+        for version in [4, 5, SCHEDULE_VERSION] {
+            assert!(refuse_newer_schedule(dir, version).is_ok(), "{version}");
+        }
+        let e = refuse_newer_schedule(dir, SCHEDULE_VERSION + 1).unwrap_err();
+        let e = e.to_string();
+        let newer = format!("schedule version {}", SCHEDULE_VERSION + 1);
+        assert!(e.contains(&newer), "{e}");
+        let ours = format!("draws by version {SCHEDULE_VERSION} at most");
+        assert!(e.contains(&ours), "{e}");
+    }
 
     fn options(params: RunParams) -> RunOptions {
         RunOptions {

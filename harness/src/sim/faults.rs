@@ -238,6 +238,7 @@ mod tests {
     use super::*;
     use crate::faults::nemesis::names;
     use crate::faults::schedule::{Fault, Partition, Sent, Step, Strike, Victims};
+    use replica::bank::Command;
 
     #[test]
     fn a_sharded_world_resolves_shard_leaders_and_cuts_two_shards_apart() {
@@ -409,6 +410,88 @@ mod tests {
         assert_eq!(fs, ["partition", "heal", "kill"], "{events:?}");
         assert_eq!(events[0].value["then"], "lag-then-depose");
         assert_eq!(events[2].value["nodes"], json!([first.to_string()]));
+    }
+
+    #[test]
+    fn a_lag_then_elect_fault_makes_a_replica_whose_log_lags_the_next_leader() {
+        for seed in [7, 8, 9] {
+            let (mut sim, first) = started(seed);
+            let at = sim.now_ms;
+            let followers: Vec<NodeId> =
+                sim.node_ids().into_iter().filter(|&n| n != first).collect();
+            let laggers = followers[..2].to_vec();
+            let election = Fault::Election {
+                shard: None,
+                strike: Strike::LagThenElect {
+                    minority: laggers.clone(),
+                    lag_ms: 200,
+                },
+            };
+            let mut nemesis = Nemesis::new(fault_then_heal(at, election));
+            let mut events = Vec::new();
+            drive(&mut nemesis, &mut sim, &mut events, at + 50);
+            // The leader commits without the laggers meanwhile.
+            let accounts = sim.options().config.accounts.clone();
+            sim.submit(
+                first,
+                Command::transfer(1, 1, &accounts[0], &accounts[1], 1),
+            );
+            drive(&mut nemesis, &mut sim, &mut events, at + 150);
+            let commit = |sim: &Sim, n: NodeId| sim.core(n).map(|c| c.status().commit_slot);
+            let behind = commit(&sim, laggers[0]);
+            assert!(behind < commit(&sim, followers[2]), "seed {seed}: it lags");
+            drive(&mut nemesis, &mut sim, &mut events, at + 201);
+            assert!(!sim.is_up(first), "the leader killed at the lag's end");
+            let fs: Vec<&str> = events.iter().map(|e| e.f.as_str()).collect();
+            assert_eq!(fs, ["partition", "kill", "partition"], "{events:?}");
+            assert_eq!(events[0].value["then"], "lag-then-elect");
+            assert_eq!(events[2].value["shape"], "star");
+            assert_eq!(events[2].value["hub"], laggers[0].to_string());
+            assert_eq!(events[2].value["during"], "election");
+            // Every link not touching the hub: among the other four, both ways.
+            assert_eq!(events[2].value["cuts"].as_array().map(Vec::len), Some(12));
+            drive(&mut nemesis, &mut sim, &mut events, at + 4_000);
+            assert_eq!(
+                sim.leader(),
+                Some(laggers[0]),
+                "seed {seed}: the lagger leads"
+            );
+            let caught_up = commit(&sim, laggers[0]);
+            assert!(
+                caught_up > behind,
+                "seed {seed}: its view merge recovered the transfer"
+            );
+        }
+    }
+
+    #[test]
+    fn a_strand_leader_fault_cuts_the_leader_off_with_the_minority() {
+        let (mut sim, first) = started(10);
+        let at = sim.now_ms;
+        let others: Vec<NodeId> = sim.node_ids().into_iter().filter(|&n| n != first).collect();
+        let election = Fault::Election {
+            shard: None,
+            strike: Strike::StrandLeader {
+                minority: others[..2].to_vec(),
+                lag_ms: 200,
+            },
+        };
+        let mut nemesis = Nemesis::new(fault_then_heal(at, election));
+        let mut events = Vec::new();
+        drive(&mut nemesis, &mut sim, &mut events, at + 100);
+        let mut stranded = [others[1], first];
+        stranded.sort();
+        let names: Vec<String> = stranded.iter().map(NodeId::to_string).collect();
+        assert_eq!(
+            events[0].value["minority"],
+            json!(names),
+            "the leader takes a place"
+        );
+        assert_eq!(events[0].value["leader"], first.to_string());
+        assert_eq!(events[0].value["then"], "strand-leader");
+        drive(&mut nemesis, &mut sim, &mut events, at + 300);
+        let fs: Vec<&str> = events.iter().map(|e| e.f.as_str()).collect();
+        assert_eq!(fs, ["partition", "heal", "kill"], "{events:?}");
     }
 
     #[test]
