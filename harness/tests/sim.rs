@@ -548,3 +548,35 @@ fn a_replica_whose_recovery_misreads_its_log_ends_the_sweep_with_a_verdict() {
         .join("history.jsonl")
         .is_file());
 }
+
+/// final.json is written straight from the replicas' executed entries (no `serde_json::Value`
+/// per entry): the bytes must be those the checker's own `FinalState` writes for the same
+/// content, on clean seeds and on seeds with a planted bug (whose results take other shapes).
+#[test]
+fn final_json_written_typed_is_byte_identical_to_the_checkers_final_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs: Vec<SimRunInfo> = (1..=6)
+        .map(|seed| {
+            let mut params = SimParams::for_seed(seed, &Pins::default(), None);
+            params.ops = 400;
+            SimRunInfo::new(seed, params).unwrap()
+        })
+        .collect();
+    runs.push(bug_run(3, "no-dedup"));
+    for info in runs {
+        let outcome = simulate(&info).unwrap();
+        let harness::sim::SimFinal::Classic(fin) = &outcome.final_state else {
+            panic!("seed {}: a classic run", info.seed);
+        };
+        let (typed, owned) = (dir.path().join("typed.json"), dir.path().join("owned.json"));
+        fin.write(&typed).unwrap();
+        fin.to_final_state().write(&owned).unwrap();
+        let typed = std::fs::read(&typed).unwrap();
+        assert!(typed.len() > 1_000, "seed {}: a log was written", info.seed);
+        assert!(
+            typed == std::fs::read(&owned).unwrap(),
+            "seed {}: the typed final.json differs from FinalState's",
+            info.seed
+        );
+    }
+}

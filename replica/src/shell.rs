@@ -156,13 +156,13 @@ impl Shell {
         // The WAL is replayed as it is read (a bounded buffer), never loaded whole.
         let mut recovery = Core::recover(config.core.clone(), checkpoint, config.seed, now_ms);
         let mut records = 0u64;
-        let (mut wal, torn) = Wal::<WalRecord>::open_streaming(
+        let (mut wal, torn) = Wal::<WalRecord>::open_streaming_encoded(
             fs.clone(),
             dir,
             DEFAULT_MAX_RECORD_BYTES,
-            &mut |record| {
+            &mut |bytes| {
                 records += 1;
-                recovery.replay(record);
+                recovery.replay_encoded(bytes).map_err(|e| e.to_string())
             },
         )
         .map_err(storage("cannot open the write-ahead log"))?;

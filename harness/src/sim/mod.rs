@@ -37,7 +37,7 @@ use crate::faults::nemesis::Nemesis;
 use crate::faults::schedule::{self, FaultFamily, Step, World, SCHEDULE_VERSION};
 use crate::faults::tunables::Tunables;
 use crate::params::ShardTable;
-use crate::record::{executed_entry, shard_entry};
+use crate::record::{executed_entry, shard_entry, EntryJson};
 use crate::run::check;
 use crate::run::shared::write_json;
 use crate::run::shared::INITIAL_BALANCE;
@@ -364,7 +364,7 @@ pub struct SimOutcome {
 
 /// final.json of a simulated run: the classic shape, or the sharded one.
 pub enum SimFinal {
-    Classic(FinalState),
+    Classic(ClassicFinal),
     Sharded(ShardedFinal),
 }
 
@@ -373,6 +373,56 @@ impl SimFinal {
         match self {
             SimFinal::Classic(state) => state.write(path),
             SimFinal::Sharded(state) => state.write(path),
+        }
+    }
+}
+
+/// A classic run's final.json, holding the replicas' executed entries as they are: written in
+/// the shape of `checker::final_state::FinalState` (the same bytes) by [`EntryJson`], with no
+/// `serde_json::Value` built per entry.
+#[derive(Serialize)]
+pub struct ClassicFinal {
+    pub nodes: BTreeMap<String, ClassicNode>,
+}
+
+/// One final.json entry of [`ClassicFinal`], field for field a `NodeFinal`.
+#[derive(Serialize)]
+pub struct ClassicNode {
+    pub balances: Option<BTreeMap<String, i64>>,
+    #[serde(serialize_with = "entries_json")]
+    pub executed: Vec<replica::bank::Executed>,
+    pub error: Option<String>,
+}
+
+fn entries_json<S: serde::Serializer>(
+    executed: &[replica::bank::Executed],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_seq(executed.iter().map(EntryJson))
+}
+
+impl ClassicFinal {
+    /// Writes final.json as `FinalState::write` does (one line of JSON).
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        serde_json::to_writer(&mut out, self)?;
+        out.write_all(b"\n")?;
+        out.flush()
+    }
+
+    /// The same content as the checker's owned `FinalState` (for tools and tests).
+    pub fn to_final_state(&self) -> FinalState {
+        let nodes = self.nodes.iter().map(|(name, node)| {
+            let executed = node.executed.iter().map(executed_entry).collect();
+            let state = NodeFinal {
+                balances: node.balances.clone(),
+                executed,
+                error: node.error.clone(),
+            };
+            (name.clone(), state)
+        });
+        FinalState {
+            nodes: nodes.collect(),
         }
     }
 }
@@ -610,7 +660,7 @@ fn flush_events(
 /// executed again) is an extra, balance-less entry named like `n1:1-40`. A replica whose
 /// log does not reach its exec index (it installed a snapshot last) reports no balances,
 /// saying why, as the harness does when a replica's journal and balances disagree.
-fn final_state(sim: &Sim) -> FinalState {
+fn final_state(sim: &Sim) -> ClassicFinal {
     let mut nodes = BTreeMap::new();
     for id in sim.node_ids() {
         let node = sim.node(id);
@@ -624,21 +674,21 @@ fn final_state(sim: &Sim) -> FinalState {
             let (first, last) = (segment[0].exec_index, segment[segment.len() - 1].exec_index);
             nodes.insert(
                 format!("{id}:{first}-{last}"),
-                NodeFinal {
+                ClassicNode {
                     balances: None,
-                    executed: segment.into_iter().map(executed_entry).collect(),
+                    executed: segment.into_iter().cloned().collect(),
                     error: None,
                 },
             );
         }
-        let named = NodeFinal {
+        let named = ClassicNode {
             balances: named.balances,
-            executed: named.executed.into_iter().map(executed_entry).collect(),
+            executed: named.executed.into_iter().cloned().collect(),
             error: named.error,
         };
         nodes.insert(id.to_string(), named);
     }
-    FinalState { nodes }
+    ClassicFinal { nodes }
 }
 
 /// A sharded world's final.json: every replica with its shard, its balances and its shard's

@@ -45,6 +45,9 @@ enum Frame<R> {
     Synced(u64),
 }
 
+/// How postcard encodes [`Frame::Record`]'s variant index (a one-byte varint).
+const RECORD_TAG: u8 = 0;
+
 /// The borrowed form of [`Frame`], encoded identically.
 #[derive(Serialize)]
 enum FrameRef<'a, R> {
@@ -108,13 +111,35 @@ impl<R: Serialize + DeserializeOwned> Wal<R> {
         max_record_bytes: u32,
         replay: &mut dyn FnMut(R),
     ) -> Result<(Wal<R>, Option<TornTail>), StorageError> {
+        Self::open_streaming_encoded(fs, dir, max_record_bytes, &mut |bytes| {
+            let record = postcard::from_bytes::<R>(bytes).map_err(|e| e.to_string())?;
+            replay(record);
+            Ok(())
+        })
+    }
+
+    /// Like [`Wal::open_streaming`], but hands each record over still encoded (its postcard
+    /// bytes, checksummed), for a caller that can tell from a record's first fields that it
+    /// needs no more of it (a restart skips the values of slots its checkpoint covers). An
+    /// `Err` from `replay` is an undecodable record.
+    pub fn open_streaming_encoded(
+        fs: FsRef,
+        dir: &Path,
+        max_record_bytes: u32,
+        replay: &mut dyn FnMut(&[u8]) -> Result<(), String>,
+    ) -> Result<(Wal<R>, Option<TornTail>), StorageError> {
         ensure_dir(&*fs, dir)?;
         let path = dir.join(WAL_FILE);
         let file = open_log(&*fs, dir, &path)?;
         let mut marked = 0u64;
         let mut accept = |_offset: u64, payload: &[u8]| {
+            // `Frame::Record` is variant 0, one byte, and the record's own bytes follow it.
+            if let Some((&RECORD_TAG, record)) = payload.split_first() {
+                return replay(record).map_err(|e| format!("undecodable record: {e}"));
+            }
             match postcard::from_bytes::<Frame<R>>(payload) {
-                Ok(Frame::Record(record)) => replay(record),
+                // Variant 0 spelled in more than one byte: no writer of ours made it.
+                Ok(Frame::Record(_)) => return Err("a record frame with a misspelled tag".into()),
                 Ok(Frame::Synced(len)) => marked = marked.max(len),
                 Err(e) => return Err(format!("undecodable record: {e}")),
             }
