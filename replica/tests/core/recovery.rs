@@ -73,8 +73,9 @@ fn a_restarted_leader_never_reuses_its_ballot() {
     assert!(next > ballot, "{next} after {ballot}");
 }
 
-#[test]
-fn durable_records_and_the_checkpoint_rebuild_the_same_core() {
+/// A leader of three that committed slots 1..=14 (a checkpoint at 10) and accepted slot 15,
+/// with everything it wrote to disk.
+fn fourteen_committed_and_one_accepted() -> (Core, Recovered) {
     let (mut core, ballot) = leader(1, 3);
     let mut disk = Recovered::default();
     for request in 1..=14 {
@@ -86,6 +87,12 @@ fn durable_records_and_the_checkpoint_rebuild_the_same_core() {
     // One more, accepted but not committed.
     let out = submit(&mut core, 1_001, 99, transfer(99, 1, "C", "D", 1));
     persist(&mut disk, &out);
+    (core, disk)
+}
+
+#[test]
+fn durable_records_and_the_checkpoint_rebuild_the_same_core() {
+    let (core, disk) = fourteen_committed_and_one_accepted();
     let compacted = Recovered {
         checkpoint: disk.checkpoint.clone(),
         records: core.durable_records(),
@@ -149,18 +156,7 @@ fn garbage_records_do_not_panic() {
 /// for every record shape (a promise, values below and above the checkpoint, a commit mark).
 #[test]
 fn replaying_encoded_records_rebuilds_the_same_core_as_decoded_ones() {
-    let (mut core, ballot) = leader(1, 3);
-    let mut disk = Recovered::default();
-    for request in 1..=14 {
-        let mut out = submit(&mut core, 1_001, request, transfer(request, 1, "A", "B", 1));
-        let slot = core.status().commit_slot.next();
-        core.on_message(1_001, n(2), PeerMsg::Accepted { ballot, slot }, &mut out);
-        persist(&mut disk, &out);
-    }
-    persist(
-        &mut disk,
-        &submit(&mut core, 1_001, 99, transfer(99, 1, "C", "D", 1)),
-    );
+    let (_, mut disk) = fourteen_committed_and_one_accepted();
     disk.records.push(WalRecord::Promised(b(7, 3)));
     let checkpoint = disk.checkpoint.clone().expect("a checkpoint at slot 10");
     assert!(
