@@ -101,16 +101,56 @@ impl<'a> Cur<'a> {
         Ok(k)
     }
 
+    /// An object key and its colon, `hint` (written `"name":`) matched in place when
+    /// it is next, so the usual scan for the key's end is skipped; any other key is
+    /// read as [`Cur::key`] reads it. The key returned is the same either way.
+    #[inline]
+    pub fn key_hinted(&mut self, hints: [Lit; 2]) -> R<&'a [u8]> {
+        self.peek()?;
+        let rest = &self.b[self.i..];
+        for hint in hints {
+            if hint.len > 3 && hint.starts(rest) {
+                self.i += hint.len;
+                return Ok(&rest[1..hint.len - 2]);
+            }
+        }
+        self.key()
+    }
+
+    /// Takes `lit` if the input goes on with it.
+    #[inline]
+    fn take(&mut self, lit: Lit) -> bool {
+        let hit = lit.starts(&self.b[self.i..]);
+        if hit {
+            self.i += lit.len;
+        }
+        hit
+    }
+
     /// Walks an object's members: `f` is called with each key and must consume its
     /// value.
-    pub fn object(&mut self, mut f: impl FnMut(&mut Self, &'a [u8]) -> R<()>) -> R<()> {
+    pub fn object(&mut self, f: impl FnMut(&mut Self, &'a [u8]) -> R<()>) -> R<()> {
+        self.object_hinted(|_, _| [Lit::NONE; 2], f)
+    }
+
+    /// [`Cur::object`] for objects whose keys usually come in a known order:
+    /// `hint(n, previous key)` gives the keys expected as member `n` (as `"name":`,
+    /// or [`Lit::NONE`] for no guess). A right guess saves scanning the key; a wrong one only
+    /// costs a comparison, and the keys `f` sees are the same.
+    pub fn object_hinted(
+        &mut self,
+        hint: impl Fn(usize, &[u8]) -> [Lit; 2],
+        mut f: impl FnMut(&mut Self, &'a [u8]) -> R<()>,
+    ) -> R<()> {
         self.eat(b'{')?;
         if self.peek()? == b'}' {
             self.i += 1;
             return Ok(());
         }
-        loop {
-            let k = self.key()?;
+        let mut prev: &[u8] = b"";
+        for n in 0.. {
+            let k = self.key_hinted(hint(n, prev))?;
+            prev = k;
             f(self, k)?;
             match self.peek()? {
                 b',' => self.i += 1,
@@ -121,22 +161,44 @@ impl<'a> Cur<'a> {
                 _ => return Err(Miss::Other),
             }
         }
+        Err(Miss::Other)
     }
 
     fn digits(&mut self) -> R<u64> {
         let start = self.i;
-        let mut v: u64 = 0;
-        while let Some(&c) = self.b.get(self.i) {
-            if !c.is_ascii_digit() {
-                break;
+        let rest = &self.b[start..];
+        // Eight digits at a time while whole words remain; the file's tail by bytes.
+        let (mut v, mut n) = (0u64, 0usize);
+        loop {
+            match rest.get(n..n + 8) {
+                Some(word) => {
+                    let (d, k) =
+                        eight_digits(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
+                    v = v.wrapping_mul(POW10[k]).wrapping_add(d);
+                    n += k;
+                    if k < 8 {
+                        break;
+                    }
+                }
+                None => {
+                    while let Some(&c) = rest.get(n).filter(|c| c.is_ascii_digit()) {
+                        v = v.wrapping_mul(10).wrapping_add((c - b'0') as u64);
+                        n += 1;
+                    }
+                    break;
+                }
             }
-            v = v
-                .checked_mul(10)
-                .and_then(|v| v.checked_add((c - b'0') as u64))
-                .ok_or(Miss::Other)?;
-            self.i += 1;
         }
-        let n = self.i - start;
+        self.i += n;
+        // Nineteen digits cannot overflow: only longer numbers need checking.
+        if n > 19 {
+            v = rest[..n]
+                .iter()
+                .try_fold(0u64, |v, &c| {
+                    v.checked_mul(10)?.checked_add((c - b'0') as u64)
+                })
+                .ok_or(Miss::Other)?;
+        }
         match self.b.get(self.i) {
             None => Err(Miss::End),
             Some(b'.' | b'e' | b'E') => Err(Miss::Other),
@@ -285,7 +347,7 @@ impl<'a> Cur<'a> {
 
     fn fields_into(&mut self, v: &mut Fields<'a>) -> R<()> {
         let mut seen = 0u16;
-        self.object(|c, k| {
+        self.object_hinted(value_key_after, |c, k| {
             let bit = match k {
                 b"from" => set(&mut v.from, c.opt_cow()?, 0),
                 b"to" => set(&mut v.to, c.opt_cow()?, 1),
@@ -330,6 +392,18 @@ impl<'a> Cur<'a> {
     }
 
     pub fn event_type(&mut self) -> R<EventType> {
+        const TYPES: [(Lit, EventType); 4] = [
+            (Lit::new(b"\"invoke\""), EventType::Invoke),
+            (Lit::new(b"\"ok\""), EventType::Ok),
+            (Lit::new(b"\"fail\""), EventType::Fail),
+            (Lit::new(b"\"info\""), EventType::Info),
+        ];
+        self.peek()?;
+        for (text, kind) in TYPES {
+            if self.take(text) {
+                return Ok(kind);
+            }
+        }
         match self.raw_str()? {
             b"invoke" => Ok(EventType::Invoke),
             b"ok" => Ok(EventType::Ok),
@@ -340,8 +414,158 @@ impl<'a> Cur<'a> {
     }
 
     pub fn f(&mut self) -> R<CowStr<'a>> {
+        const NAMES: [(Lit, &str); 3] = [
+            (Lit::new(b"\"transfer\""), "transfer"),
+            (Lit::new(b"\"read\""), "read"),
+            (Lit::new(b"\"read_all\""), "read_all"),
+        ];
+        self.peek()?;
+        for (text, name) in NAMES {
+            if self.take(text) {
+                return Ok(CowStr(Cow::Borrowed(name)));
+            }
+        }
         self.cow()
     }
+}
+
+/// A literal of up to 16 bytes, compared with the input as one 16-byte word (a
+/// comparison of slices of unknown length is a call to `memcmp`, which showed in
+/// profiles).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lit {
+    word: u128,
+    mask: u128,
+    len: usize,
+}
+
+impl Lit {
+    /// No literal: matches nothing.
+    pub const NONE: Lit = Lit {
+        word: 0,
+        mask: 0,
+        len: 0,
+    };
+
+    pub const fn new(text: &[u8]) -> Lit {
+        assert!(text.len() <= 16, "a literal is at most 16 bytes");
+        let mut word = 0u128;
+        let mut i = 0;
+        while i < text.len() {
+            word |= (text[i] as u128) << (8 * i);
+            i += 1;
+        }
+        let mask = match text.len() {
+            16 => u128::MAX,
+            n => (1u128 << (8 * n)) - 1,
+        };
+        Lit {
+            word,
+            mask,
+            len: text.len(),
+        }
+    }
+
+    /// Whether `rest` begins with this literal (never, for [`Lit::NONE`]).
+    #[inline]
+    fn starts(&self, rest: &[u8]) -> bool {
+        if self.len == 0 {
+            return false;
+        }
+        match rest.get(..16) {
+            Some(w) => {
+                let w = u128::from_le_bytes(w.try_into().unwrap_or([0; 16]));
+                (w ^ self.word) & self.mask == 0
+            }
+            None => rest.starts_with(&self.word.to_le_bytes()[..self.len]),
+        }
+    }
+}
+
+/// The key a history event's or log entry's `value` usually has after `prev` (see
+/// [`Cur::object_hinted`]): the orders the harness and the replicas write.
+fn value_key_after(_: usize, prev: &[u8]) -> [Lit; 2] {
+    const AMOUNT: Lit = Lit::new(b"\"amount\":");
+    const ACCOUNT: Lit = Lit::new(b"\"account\":");
+    const ERROR: Lit = Lit::new(b"\"error\":");
+    const FROM: Lit = Lit::new(b"\"from\":");
+    const FROM_BALANCE: Lit = Lit::new(b"\"from_balance\":");
+    const TO: Lit = Lit::new(b"\"to\":");
+    const TO_BALANCE: Lit = Lit::new(b"\"to_balance\":");
+    const BALANCE: Lit = Lit::new(b"\"balance\":");
+    const BALANCES: Lit = Lit::new(b"\"balances\":");
+    match prev {
+        b"" => [AMOUNT, ACCOUNT],
+        b"amount" => [FROM, ERROR],
+        b"from" => [TO, FROM_BALANCE],
+        b"from_balance" | b"error" => [TO, FROM],
+        b"to" => [TO_BALANCE, Lit::NONE],
+        b"account" => [BALANCE, Lit::NONE],
+        _ => [BALANCES, Lit::NONE],
+    }
+}
+
+/// The keys of a history line, in the order the harness writes them.
+pub(crate) fn event_key(n: usize, _: &[u8]) -> [Lit; 2] {
+    const KEYS: [Lit; 9] = [
+        Lit::new(b"\"index\":"),
+        Lit::new(b"\"time_ns\":"),
+        Lit::new(b"\"process\":"),
+        Lit::new(b"\"type\":"),
+        Lit::new(b"\"f\":"),
+        Lit::new(b"\"value\":"),
+        Lit::new(b"\"request_id\":"),
+        Lit::new(b"\"node\":"),
+        Lit::new(b"\"exec_index\":"),
+    ];
+    [KEYS.get(n).copied().unwrap_or(Lit::NONE), Lit::NONE]
+}
+
+/// The keys of a final.json log entry, in the order the harness writes them.
+pub(crate) fn entry_key(n: usize, _: &[u8]) -> [Lit; 2] {
+    const KEYS: [Lit; 6] = [
+        Lit::new(b"\"exec_index\":"),
+        Lit::new(b"\"client\":"),
+        Lit::new(b"\"request_id\":"),
+        Lit::new(b"\"f\":"),
+        Lit::new(b"\"value\":"),
+        Lit::new(b"\"type\":"),
+    ];
+    [KEYS.get(n).copied().unwrap_or(Lit::NONE), Lit::NONE]
+}
+
+/// Powers of ten up to 10^8, for appending `k` digits to a number.
+const POW10: [u64; 9] = [
+    1,
+    10,
+    100,
+    1_000,
+    10_000,
+    100_000,
+    1_000_000,
+    10_000_000,
+    100_000_000,
+];
+
+/// The leading digits of eight bytes read little-endian (the first byte lowest): their
+/// value and how many there are (0 to 8). A byte is a digit when `b - '0'` is below 10:
+/// then neither that difference nor it plus 6 has a high nibble. Bytes before the first
+/// non-digit are digits and borrow or carry nothing, so that one is found exactly.
+fn eight_digits(w: u64) -> (u64, usize) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let sub = w.wrapping_sub(ONES * b'0' as u64);
+    let bad = (sub | sub.wrapping_add(ONES * 6)) & (ONES * 0xf0);
+    let k = (bad.trailing_zeros() / 8) as usize;
+    if k == 0 {
+        return (0, 0);
+    }
+    // The k digits moved to the top bytes (zero bytes below them are leading zeros),
+    // then summed pairwise: 2 digits per 16 bits, 4 per 32, 8 in all.
+    let d = (sub << (8 * (8 - k))) & (ONES * 0x0f);
+    let d = (d.wrapping_mul(10 * 256 + 1) >> 8) & 0x00ff_00ff_00ff_00ff;
+    let d = (d.wrapping_mul(100 * 65_536 + 1) >> 16) & 0x0000_ffff_0000_ffff;
+    let d = d.wrapping_mul(10_000 * (1 << 32) + 1) >> 32;
+    (d, k)
 }
 
 /// The length of a string's contents (up to its closing quote), or `Other` at an
@@ -464,6 +688,83 @@ mod tests {
         assert_eq!(
             Cur::new(br#"{"amount":3"#).value_fields().err(),
             Some(Miss::End)
+        );
+    }
+
+    #[test]
+    fn reads_integers_of_every_length_wherever_they_end() {
+        let mut n = 0u64;
+        let mut values = vec![
+            0,
+            9,
+            10,
+            u64::MAX,
+            u64::MAX / 10,
+            10_000_000_000_000_000_000,
+        ];
+        for _ in 0..400 {
+            n = n
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            values.push(n >> (n % 64));
+        }
+        for v in values {
+            for tail in [",", "}", " ", "]", ",\"a\":1234567890123}"] {
+                let text = format!("{v}{tail}");
+                let mut c = Cur::new(text.as_bytes());
+                assert_eq!(c.u64(), Ok(v), "{text}");
+                assert_eq!(c.pos(), v.to_string().len(), "{text}");
+            }
+            let text = format!("-{v}");
+            let expect = 0i64.checked_sub_unsigned(v).ok_or(Miss::Other);
+            assert_eq!(
+                Cur::new(format!("{text},").as_bytes()).i64(),
+                expect,
+                "{text}"
+            );
+        }
+        for bad in [
+            "18446744073709551616,",
+            "99999999999999999999,",
+            "012,",
+            "1.5,",
+            "7e3,",
+        ] {
+            assert_eq!(Cur::new(bad.as_bytes()).u64(), Err(Miss::Other), "{bad}");
+        }
+        assert_eq!(Cur::new(b"12345678").u64(), Err(Miss::End));
+        assert_eq!(Cur::new(b"123456789012").u64(), Err(Miss::End));
+    }
+
+    #[test]
+    fn hinted_keys_are_the_keys_read_without_hints() {
+        let text = br#"{"index":3,"time_ns" :4, "process":5,"typo":"ok","f":"read","value":{"account":"B","balance":-3},"request_id":1}"#;
+        let walk = |hinted: bool| {
+            let mut keys = Vec::new();
+            let mut c = Cur::new(text);
+            let hint = |n: usize, p: &[u8]| {
+                if hinted {
+                    event_key(n, p)
+                } else {
+                    [Lit::NONE; 2]
+                }
+            };
+            c.object_hinted(hint, |c, k| {
+                keys.push(String::from_utf8_lossy(k).into_owned());
+                c.skip().map(drop)
+            })
+            .unwrap();
+            assert!(c.at_end());
+            keys
+        };
+        assert_eq!(walk(true), walk(false));
+        assert_eq!(walk(true)[3], "typo");
+        let v = Cur::new(br#"{"account":"B","balance":-3}"#)
+            .value_fields()
+            .unwrap();
+        assert_eq!(
+            (v.fields.account.as_deref(), v.fields.balance),
+            (Some("B"), Some(-3))
         );
     }
 

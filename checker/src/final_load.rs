@@ -7,7 +7,7 @@
 //! How it works: see `crate::final_state`'s module docs.
 
 use crate::checks::agreement::{Agreement, Side};
-use crate::fastjson::{once, put, Cur, Miss};
+use crate::fastjson::{entry_key, once, put, Cur, Miss};
 use crate::fields::ValueFields;
 use crate::final_doc::{self, within, Doc};
 use crate::final_state::{AgreedLog, FinalError, NodeState, Positions, Slot, SlotMarks, EMPTY};
@@ -88,7 +88,7 @@ impl Loader {
     fn confirm_verbatim(&mut self, node: usize, window: &[u8]) -> Option<usize> {
         let mut c = Cur::new(window);
         c.eat(b'{').ok()?;
-        if c.key().ok()? != b"exec_index" {
+        if c.key_hinted(entry_key(0, b"")).ok()? != b"exec_index" {
             return None;
         }
         let e = c.u64().ok()?;
@@ -221,8 +221,24 @@ fn text_mark(text: &[u8]) -> u64 {
     let Ok(len) = u16::try_from(text.len()) else {
         return 0;
     };
+    // Four words at a time into four independent lanes: one lane's multiplication
+    // does not wait for another's (every entry of every replica is marked, and one
+    // chain of dependent multiplications showed as 7% of the check in profiles).
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    let mut lanes = [1u64, 2, 3, 4];
+    let mut blocks = text.chunks_exact(32);
+    for b in &mut blocks {
+        for (l, w) in lanes.iter_mut().zip(b.chunks_exact(8)) {
+            *l = mix(*l, word(w));
+        }
+    }
     let mut h = Fx::default();
-    h.write(text);
+    for l in lanes {
+        h.write_u64(l);
+    }
+    h.write(blocks.remainder());
     (h.finish() & !TEXT_LEN) | u64::from(len)
 }
 
@@ -259,7 +275,7 @@ impl<'a> EntryRaw<'a> {
             (None, None, None, None, None);
         let mut value = ValueFields::default();
         let mut seen = 0u16;
-        c.object(|c, k| {
+        c.object_hinted(entry_key, |c, k| {
             let bit = match k {
                 b"exec_index" => put(&mut exec_index, c.u64()?, 0),
                 b"client" => put(&mut client, c.u64()?, 1),

@@ -17,7 +17,7 @@ use crate::checks::conservation::Conservation;
 use crate::checks::liveness::Liveness;
 use crate::checks::total_order::TotalOrder;
 use crate::checks::well_formed::WellFormed;
-use crate::fastjson::{once, put, set, Cur};
+use crate::fastjson::{event_key, once, put, set, Cur};
 use crate::fields::{self, FieldErr, Fields, Shape, ValueFields};
 use crate::history::{CowStr, EventType, HistoryError, HistoryReader, Process};
 use crate::model::{Accounts, Acct, Cmd, FKind};
@@ -96,7 +96,7 @@ impl<'a> CheckEvent<'a> {
         let (mut index, mut time_ns, mut process, mut kind, mut f) = (None, None, None, None, None);
         let (mut value, mut request_id, mut exec_index) = (ValueFields::default(), None, None);
         let mut seen = 0u16;
-        c.object(|c, k| {
+        c.object_hinted(event_key, |c, k| {
             let bit = match k {
                 b"index" => put(&mut index, c.u64()?, 0),
                 b"time_ns" => put(&mut time_ns, c.u64()?, 1),

@@ -144,23 +144,27 @@ impl Merge<'_, '_> {
     fn merge(&mut self) {
         let (ops, log) = (self.input.op_order, self.input.log_order);
         let (mut i, mut j) = (0, 0);
+        // Each side's next key, computed once per item (an operation's key is a read
+        // of its record, scattered in memory: this merge is bound by those reads).
+        let mut op_key = ops.first().map(|&o| self.op_key(o));
+        let mut log_key = log.first().map(|&at| self.log_key(at));
         while i < ops.len() || j < log.len() {
-            let op_key = ops.get(i).map(|&o| self.op_key(o));
-            let log_key = log.get(j).map(|&at| self.log_key(at));
             let key = match (op_key, log_key) {
                 (Some(a), Some(b)) => a.min(b),
                 (Some(a), None) => a,
                 (None, Some(b)) => b,
                 (None, None) => break,
             };
-            let i_end = i + ops[i..]
-                .iter()
-                .take_while(|&&o| self.op_key(o) == key)
-                .count();
-            let j_end = j + log[j..]
-                .iter()
-                .take_while(|&&at| self.log_key(at) == key)
-                .count();
+            let mut i_end = i;
+            while op_key == Some(key) {
+                i_end += 1;
+                op_key = ops.get(i_end).map(|&o| self.op_key(o));
+            }
+            let mut j_end = j;
+            while log_key == Some(key) {
+                j_end += 1;
+                log_key = log.get(j_end).map(|&at| self.log_key(at));
+            }
             // Reused buffers: one allocation for the whole merge, not one per key.
             let mut execs = std::mem::take(&mut self.execs);
             let mut group = std::mem::take(&mut self.group);
