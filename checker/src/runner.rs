@@ -407,13 +407,35 @@ fn align_accounts(accounts: &mut Accounts, fin: &mut LogData) {
 
 /// Operations told an exec index, sorted by it (ties in history order).
 fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
-    // Answers arrive nearly in exec order, so the adaptive stable sort has little to
-    // do; sorting the numbers alone (no key array beside them) keeps memory at 4
-    // bytes per operation.
-    let mut order: Vec<u32> = (0..ops.len() as u32)
-        .filter(|&i| ops[i as usize].exec != 0)
-        .collect();
-    order.sort_by_key(|&i| ops[i as usize].exec);
+    let told = || (0..ops.len() as u32).filter(|&i| ops[i as usize].exec != 0);
+    let execs = told().map(|i| ops[i as usize].exec);
+    let (count, lo, hi) = execs.fold((0usize, u64::MAX, 0), |(n, lo, hi), e| {
+        (n + 1, lo.min(e), hi.max(e))
+    });
+    let range = hi.saturating_sub(lo).saturating_add(1);
+    if count == 0 || range > 2 * count as u64 + 1024 {
+        // Positions far apart (a corrupt exec index, a sparse log): compare. Answers
+        // arrive nearly in exec order, so the adaptive stable sort has little to do.
+        let mut order: Vec<u32> = told().collect();
+        order.sort_by_key(|&i| ops[i as usize].exec);
+        return order;
+    }
+    // Exec indices are dense (one per log slot): a counting sort, two passes over
+    // the records in memory order instead of comparisons that jump between them.
+    // Stable: ties stay in history order.
+    let mut start = vec![0u32; range as usize + 1];
+    for i in told() {
+        start[(ops[i as usize].exec - lo) as usize + 1] += 1;
+    }
+    for k in 1..start.len() {
+        start[k] += start[k - 1];
+    }
+    let mut order = vec![0u32; count];
+    for i in told() {
+        let at = &mut start[(ops[i as usize].exec - lo) as usize];
+        order[*at as usize] = i;
+        *at += 1;
+    }
     order
 }
 
@@ -550,4 +572,44 @@ fn merge_node(s: &mut NodeSummary, n: &NodeState, stretch: bool, accounts: &Acco
             .collect()
     });
     s.error = n.error.clone();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Cmd;
+
+    /// Operations told the given exec indices (0: none), in history order.
+    fn ops_with(execs: &[u64]) -> Vec<OpRec> {
+        let cmd = Cmd::Read { account: 0 };
+        execs
+            .iter()
+            .enumerate()
+            .map(|(i, &e)| {
+                let mut o = OpRec::new(0, crate::records::NO_OP, i as u64, cmd, i as u64);
+                o.exec = e;
+                o
+            })
+            .collect()
+    }
+
+    /// What the counting sort must equal: a stable comparison sort by exec index.
+    fn by_comparison(ops: &[OpRec]) -> Vec<u32> {
+        let mut order: Vec<u32> = (0..ops.len() as u32)
+            .filter(|&i| ops[i as usize].exec != 0)
+            .collect();
+        order.sort_by_key(|&i| ops[i as usize].exec);
+        order
+    }
+
+    #[test]
+    fn exec_order_is_stable_whether_positions_are_dense_or_far_apart() {
+        let dense = [5, 3, 0, 4, 3, 6, 5, 0, 7, 3];
+        let far = [5, 3, 0, u64::MAX, 3, 1 << 40, 5, 0, 7, 3];
+        for execs in [&dense[..], &far[..], &[0, 0][..], &[][..], &[9][..]] {
+            let ops = ops_with(execs);
+            assert_eq!(sorted_by_exec(&ops), by_comparison(&ops), "{execs:?}");
+        }
+        assert_eq!(sorted_by_exec(&ops_with(&dense)), [1, 4, 9, 3, 0, 6, 5, 8]);
+    }
 }

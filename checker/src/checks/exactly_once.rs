@@ -125,8 +125,25 @@ fn order_by_client(
         order[start[c as usize]] = item;
         start[c as usize] += 1;
     }
+    // Each client's run sorted with its keys beside it (read once; the comparisons
+    // then on adjacent words, not through the records), one run at a time so the
+    // keys cost little memory beside the order itself: 8 bytes an item, request id
+    // and item packed in one word, when the run's request ids fit in 32 bits.
+    const KEYED_MAX: usize = 1 << 20;
+    let mut keyed: Vec<u64> = Vec::new();
     for run in runs {
-        order[run].sort_by_key(|&i| rid(i));
+        let run = &mut order[run];
+        if run.len() > KEYED_MAX || run.iter().any(|&i| rid(i) > u64::from(u32::MAX)) {
+            run.sort_by_key(|&i| rid(i));
+            continue;
+        }
+        keyed.clear();
+        keyed.extend(run.iter().map(|&i| rid(i) << 32 | u64::from(i)));
+        // Equal request ids stay in item order (the low half), as a stable sort keeps them.
+        keyed.sort_unstable();
+        for (slot, &k) in run.iter_mut().zip(&keyed) {
+            *slot = k as u32;
+        }
     }
     order
 }
@@ -449,4 +466,28 @@ fn combine<'a>(mut recs: impl Iterator<Item = &'a OpRec>) -> OpRec {
         x.done_index = x.done_index.max(r.done_index);
     }
     x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::order_by_client;
+
+    #[test]
+    fn client_order_is_stable_by_request_id_with_short_and_long_ids() {
+        // (item, dense client): clients numbered apart from their process numbers.
+        let clients = [1u32, 0, 1, 0, 1, 1, 0, 1];
+        let items = || clients.iter().enumerate().map(|(i, &c)| (i as u32, c));
+        let raw = |c: u32| [20, 10][c as usize];
+        for ids in [
+            [7u64, 3, 2, 3, 2, 7, 1, 2],
+            [7, 3, 1 << 40, 3, u64::MAX, 7, 1, 1 << 40],
+        ] {
+            let rid = |i: u32| ids[i as usize];
+            let order = order_by_client(items(), 2, raw, rid);
+            // The reference: a stable sort by (process number, request id).
+            let mut expect: Vec<u32> = (0..ids.len() as u32).collect();
+            expect.sort_by_key(|&i| (raw(clients[i as usize]), rid(i)));
+            assert_eq!(order, expect, "{ids:?}");
+        }
+    }
 }
