@@ -119,7 +119,7 @@ impl<'a> Cur<'a> {
 
     /// Takes `lit` if the input goes on with it.
     #[inline]
-    fn take(&mut self, lit: Lit) -> bool {
+    pub fn take(&mut self, lit: Lit) -> bool {
         let hit = lit.starts(&self.b[self.i..]);
         if hit {
             self.i += lit.len;
