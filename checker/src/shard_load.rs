@@ -15,8 +15,8 @@ use crate::fastjson::{once, put, Cur, Miss};
 use crate::final_doc::{self, within, Doc};
 use crate::final_state::FinalError;
 use crate::shards::{
-    EntryValue, Phase, ReadValue, ShardEntry, ShardEvent, ShardId, ShardLog, ShardNodeState,
-    SnapshotValue, TransferValue, TxnId, Vote,
+    EntryValue, FailedTransferValue, Phase, ReadValue, ShardEntry, ShardEvent, ShardId, ShardLog,
+    ShardNodeState, SnapshotValue, TransferValue, TxnId, Vote,
 };
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
@@ -318,7 +318,9 @@ fn fast_value(text: &str) -> Option<EntryValue> {
     match text.as_bytes().get(1..4) {
         Some(b"\"ac") => ReadValue::fast(text.as_bytes()).map(EntryValue::Read),
         Some(b"\"ba") => SnapshotValue::fast(text.as_bytes()).map(EntryValue::Snapshot),
-        _ => TransferValue::fast(text.as_bytes()).map(EntryValue::Transfer),
+        _ => TransferValue::fast(text.as_bytes())
+            .map(EntryValue::Transfer)
+            .or_else(|| FailedTransferValue::fast(text.as_bytes()).map(EntryValue::FailedTransfer)),
     }
 }
 

@@ -170,7 +170,100 @@ pub enum EntryValue {
     Transfer(TransferValue),
     Read(ReadValue),
     Snapshot(SnapshotValue),
+    FailedTransfer(FailedTransferValue),
     Other(Box<Value>),
+}
+
+/// `{"amount", "error", "from", "to"}`: a transfer that failed, with its error word
+/// (up to 23 bytes), inline; a `Value` map of it takes about 600 bytes, and refusals
+/// for insufficient funds are a good part of a run's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedTransferValue {
+    amount: i64,
+    error: ErrorWord,
+    from: AccountName,
+    to: AccountName,
+}
+
+impl FailedTransferValue {
+    /// Like [`TransferValue::fast`], for a failed transfer's value.
+    pub(crate) fn fast(text: &[u8]) -> Option<FailedTransferValue> {
+        use crate::fastjson::{once, put, Cur, Miss};
+        let mut c = Cur::new(text);
+        let (mut amount, mut error, mut from, mut to) = (None, None, None, None);
+        let mut seen = 0u16;
+        let name = |c: &mut Cur<'_>| AccountName::inline(c.str()?).ok_or(Miss::Other);
+        c.object(|c, k| {
+            let bit = match k {
+                b"amount" => put(&mut amount, c.i64()?, 0),
+                b"error" => put(
+                    &mut error,
+                    ErrorWord::inline(c.str()?).ok_or(Miss::Other)?,
+                    1,
+                ),
+                b"from" => put(&mut from, name(c)?, 2),
+                b"to" => put(&mut to, name(c)?, 3),
+                _ => return Err(Miss::Other),
+            };
+            once(&mut seen, bit)
+        })
+        .ok()?;
+        if !c.at_end() {
+            return None;
+        }
+        Some(FailedTransferValue {
+            amount: amount?,
+            error: error?,
+            from: from?,
+            to: to?,
+        })
+    }
+}
+
+/// An error word of up to 23 bytes, inline (longer ones keep the value a `Value`).
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ErrorWord {
+    len: u8,
+    bytes: [u8; 23],
+}
+
+impl ErrorWord {
+    pub fn as_str(&self) -> &str {
+        // Built only from a whole `str`, so always valid UTF-8.
+        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+    }
+
+    /// `None` when longer than 23 bytes.
+    fn inline(s: &str) -> Option<ErrorWord> {
+        let mut bytes = [0u8; 23];
+        let b = s.as_bytes();
+        bytes.get_mut(..b.len())?.copy_from_slice(b);
+        Some(ErrorWord {
+            len: b.len() as u8,
+            bytes,
+        })
+    }
+}
+
+impl std::fmt::Debug for ErrorWord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl TryFrom<String> for ErrorWord {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        ErrorWord::inline(&s).ok_or_else(|| format!("error {s:?} is longer than 23 bytes"))
+    }
+}
+
+impl From<ErrorWord> for String {
+    fn from(e: ErrorWord) -> String {
+        e.as_str().to_string()
+    }
 }
 
 /// `{"balances": {"A": 10, ...}}`: a `read_all`'s answer (or its part on one shard),
@@ -407,8 +500,11 @@ impl From<Value> for EntryValue {
         if let Ok(r) = ReadValue::deserialize(&v) {
             return EntryValue::Read(r);
         }
-        match SnapshotValue::deserialize(&v) {
-            Ok(b) => EntryValue::Snapshot(b),
+        if let Ok(b) = SnapshotValue::deserialize(&v) {
+            return EntryValue::Snapshot(b);
+        }
+        match FailedTransferValue::deserialize(&v) {
+            Ok(t) => EntryValue::FailedTransfer(t),
             Err(_) => EntryValue::Other(Box::new(v)),
         }
     }
@@ -419,6 +515,7 @@ impl EntryValue {
     pub fn transfer(&self) -> Option<(&str, &str, i64)> {
         match self {
             EntryValue::Transfer(t) => Some((t.from.as_str(), t.to.as_str(), t.amount)),
+            EntryValue::FailedTransfer(t) => Some((t.from.as_str(), t.to.as_str(), t.amount)),
             EntryValue::Read(_) | EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => transfer_parts(v),
         }
@@ -430,6 +527,12 @@ impl EntryValue {
             EntryValue::Transfer(t) => match key {
                 "from" => Some(t.from.as_str()),
                 "to" => Some(t.to.as_str()),
+                _ => None,
+            },
+            EntryValue::FailedTransfer(t) => match key {
+                "from" => Some(t.from.as_str()),
+                "to" => Some(t.to.as_str()),
+                "error" => Some(t.error.as_str()),
                 _ => None,
             },
             EntryValue::Read(r) => (key == "account").then(|| r.account.as_str()),
@@ -447,6 +550,7 @@ impl EntryValue {
                 "to_balance" => t.to_balance,
                 _ => None,
             },
+            EntryValue::FailedTransfer(t) => (key == "amount").then_some(t.amount),
             EntryValue::Read(r) => r.balance.filter(|_| key == "balance"),
             EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => v.get(key).and_then(Value::as_i64),
@@ -456,8 +560,8 @@ impl EntryValue {
     /// The value as written, when it is not a transfer's.
     pub fn json(&self) -> Option<&Value> {
         match self {
-            EntryValue::Transfer(_) | EntryValue::Read(_) | EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => Some(v),
+            _ => None,
         }
     }
 
@@ -475,7 +579,7 @@ impl EntryValue {
                 let map = v.get("balances")?.as_object()?;
                 Some(map.iter().map(|(a, v)| (a.as_str(), v.as_i64())).collect())
             }
-            EntryValue::Transfer(_) | EntryValue::Read(_) => None,
+            EntryValue::Transfer(_) | EntryValue::Read(_) | EntryValue::FailedTransfer(_) => None,
         }
     }
 
@@ -485,6 +589,7 @@ impl EntryValue {
             EntryValue::Transfer(t) => serde_json::to_value(t).unwrap_or(Value::Null),
             EntryValue::Read(r) => serde_json::to_value(r).unwrap_or(Value::Null),
             EntryValue::Snapshot(b) => serde_json::to_value(b).unwrap_or(Value::Null),
+            EntryValue::FailedTransfer(t) => serde_json::to_value(t).unwrap_or(Value::Null),
             EntryValue::Other(v) => (**v).clone(),
         }
     }
@@ -893,7 +998,8 @@ mod tests {
     #[test]
     fn other_shapes_keep_every_field() {
         for text in [
-            r#"{"amount":30,"error":"insufficient-funds","from":"D","to":"B"}"#,
+            r#"{"amount":30,"error":"an-error-word-over-23-bytes","from":"D","to":"B"}"#,
+            r#"{"amount":30,"error":"busy","from":"D","to":"B","to_balance":3}"#,
             r#"{"amount":3,"from":"A","from_balance":null,"to":"C"}"#,
             r#"{"amount":3.5,"from":"A","to":"C"}"#,
             r#"{"amount":3,"from":"a-very-long-account-name","to":"C"}"#,
@@ -907,8 +1013,33 @@ mod tests {
             assert!(matches!(v, EntryValue::Other(_)), "{text}");
             assert_eq!(again, text);
         }
-        let (v, _) = reread(r#"{"amount":30,"error":"insufficient-funds","from":"D","to":"B"}"#);
+        let (v, _) =
+            reread(r#"{"amount":30,"error":"an-error-word-over-23-bytes","from":"D","to":"B"}"#);
+        assert_eq!(v.str_field("error"), Some("an-error-word-over-23-bytes"));
+        assert_eq!(v.transfer(), Some(("D", "B", 30)));
+    }
+
+    /// A failed transfer's value is held inline, reads back byte-identical, and the
+    /// fast path gives what serde gives.
+    #[test]
+    fn failed_transfers_are_compact() {
+        let text = r#"{"amount":30,"error":"insufficient-funds","from":"D","to":"B"}"#;
+        let (v, again) = reread(text);
+        assert!(matches!(v, EntryValue::FailedTransfer(_)), "{v:?}");
+        assert_eq!(again, text);
+        assert_eq!(
+            v,
+            EntryValue::from(serde_json::from_str::<Value>(text).unwrap())
+        );
+        let shuffled = br#"{"from":"D","error":"insufficient-funds","to":"B","amount":30}"#;
+        assert_eq!(
+            FailedTransferValue::fast(shuffled).map(EntryValue::FailedTransfer),
+            Some(v.clone())
+        );
         assert_eq!(v.str_field("error"), Some("insufficient-funds"));
         assert_eq!(v.transfer(), Some(("D", "B", 30)));
+        assert_eq!(v.i64_field("amount"), Some(30));
+        assert_eq!(v.i64_field("from_balance"), None);
+        assert!(v.balances().is_none() && v.json().is_none());
     }
 }
