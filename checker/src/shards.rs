@@ -783,38 +783,49 @@ impl ShardNodeState {
     }
 }
 
-/// One shard's agreed log: its entries by exec index, in a vector from the lowest
-/// index laid (a `BTreeMap` filled in order leaves its nodes half empty, about twice
-/// the memory). Gaps are empty slots.
+/// One shard's agreed log: its entries by exec index, in fixed chunks of slots from the
+/// lowest index laid (a `BTreeMap` filled in order leaves its nodes half empty, about
+/// twice the memory, and one growing vector holds up to twice its entries while it
+/// moves). Gaps are empty slots.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ShardLog {
-    /// The exec index of `slots[0]`.
+    /// The exec index of the first slot.
     start: u64,
-    slots: Vec<Option<ShardEntry>>,
+    /// Slots `k * LOG_CHUNK..(k + 1) * LOG_CHUNK` from `start`; every chunk but the last
+    /// is full.
+    chunks: Vec<Vec<Option<ShardEntry>>>,
+    /// Slots in all.
+    len: usize,
 }
+
+/// Slots per chunk of a [`ShardLog`].
+const LOG_CHUNK: usize = 4096;
 
 impl ShardLog {
     pub fn get(&self, exec: &u64) -> Option<&ShardEntry> {
-        let i = exec.checked_sub(self.start)?;
-        self.slots.get(usize::try_from(i).ok()?)?.as_ref()
+        let i = usize::try_from(exec.checked_sub(self.start)?).ok()?;
+        self.chunks.get(i / LOG_CHUNK)?.get(i % LOG_CHUNK)?.as_ref()
     }
 
     /// The entries in exec-index order.
     pub fn values(&self) -> impl Iterator<Item = &ShardEntry> {
-        self.slots.iter().flatten()
+        self.chunks.iter().flatten().flatten()
     }
 
     /// The highest exec index laid.
     pub fn last_index(&self) -> Option<u64> {
-        self.slots
-            .iter()
-            .rposition(Option::is_some)
-            .map(|i| self.start + i as u64)
+        let (k, i) = self.chunks.iter().enumerate().rev().find_map(|(k, c)| {
+            let i = c.iter().rposition(Option::is_some)?;
+            Some((k, i))
+        })?;
+        Some(self.start + (k * LOG_CHUNK + i) as u64)
     }
 
     /// Gives back the room kept for growth, once every replica's log is laid.
     pub fn shrink(&mut self) {
-        self.slots.shrink_to_fit();
+        if let Some(last) = self.chunks.last_mut() {
+            last.shrink_to_fit();
+        }
     }
 
     /// The slot for `exec`, made if need be; `Err` when that would take more than
@@ -826,16 +837,24 @@ impl ShardLog {
     ) -> Result<&mut Option<ShardEntry>, String> {
         let too_far =
             || format!("exec_index {exec} is further from the others than the file has entries");
-        if self.slots.is_empty() {
+        if self.chunks.is_empty() {
             self.start = exec;
         }
         if exec < self.start {
+            // Rare (a replica's list starting below the first one's): lay the slots
+            // out again from `exec`.
             let more = self.start - exec;
-            if more + self.slots.len() as u64 > max_slots {
+            if more + self.len as u64 > max_slots {
                 return Err(too_far());
             }
-            self.slots
-                .splice(0..0, std::iter::repeat_with(|| None).take(more as usize));
+            let old = std::mem::take(&mut self.chunks);
+            self.len = 0;
+            let slots = std::iter::repeat_with(|| None)
+                .take(more as usize)
+                .chain(old.into_iter().flatten());
+            for slot in slots {
+                self.push(slot);
+            }
             self.start = exec;
         }
         let i = exec - self.start;
@@ -843,10 +862,22 @@ impl ShardLog {
             return Err(too_far());
         }
         let i = i as usize;
-        if i >= self.slots.len() {
-            self.slots.resize_with(i + 1, || None);
+        while self.len <= i {
+            self.push(None);
         }
-        Ok(&mut self.slots[i])
+        Ok(&mut self.chunks[i / LOG_CHUNK][i % LOG_CHUNK])
+    }
+
+    fn push(&mut self, slot: Option<ShardEntry>) {
+        self.len += 1;
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < LOG_CHUNK => c.push(slot),
+            _ => {
+                let mut c = Vec::with_capacity(LOG_CHUNK);
+                c.push(slot);
+                self.chunks.push(c);
+            }
+        }
     }
 }
 
@@ -940,6 +971,42 @@ pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(exec: u64) -> ShardEntry {
+        ShardEntry {
+            exec_index: exec,
+            client: 1,
+            request_id: exec,
+            f: "read".into(),
+            value: EntryValue::default(),
+            kind: EventType::Ok,
+            txn: None,
+            phase: None,
+            vote: None,
+            applied: None,
+        }
+    }
+
+    /// Slots across chunks, gaps, an index below the first, and the bound.
+    #[test]
+    fn a_log_lays_entries_by_exec_index_across_chunks() {
+        let mut log = ShardLog::default();
+        for exec in [5u64, 6, 9000, 4, 10_000] {
+            *log.slot_mut(exec, 20_000).unwrap() = Some(entry(exec));
+        }
+        let laid: Vec<u64> = log.values().map(|e| e.exec_index).collect();
+        assert_eq!(laid, vec![4, 5, 6, 9000, 10_000]);
+        assert_eq!(log.get(&9000).map(|e| e.request_id), Some(9000));
+        assert!(log.get(&7).is_none() && log.get(&3).is_none() && log.get(&20_000).is_none());
+        assert_eq!(log.last_index(), Some(10_000));
+        assert!(log.slot_mut(30_000, 20_000).is_err());
+        assert!(
+            log.slot_mut(1, 9_999).is_err(),
+            "would take 9_997 + 3 slots"
+        );
+        log.shrink();
+        assert_eq!(log.last_index(), Some(10_000));
+    }
 
     fn reread(text: &str) -> (EntryValue, String) {
         let v: EntryValue = serde_json::from_str(text).expect("a JSON value");
