@@ -15,8 +15,8 @@ use crate::fastjson::{once, put, Cur, Miss};
 use crate::final_doc::{self, within, Doc};
 use crate::final_state::FinalError;
 use crate::shards::{
-    EntryValue, FailedTransferValue, Phase, ReadValue, ShardEntry, ShardEvent, ShardId, ShardLog,
-    ShardNodeState, SnapshotValue, TransferValue, TxnId, Vote,
+    EntryValue, FailedTransferValue, FnName, LogEntry, Phase, ReadValue, ShardEntry, ShardEvent,
+    ShardId, ShardLog, ShardNodeState, SnapshotValue, TransferValue, TxnId, Vote,
 };
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
@@ -66,7 +66,7 @@ pub(crate) fn load(path: &Path) -> Result<Option<ShardFinalLoad>, FinalError> {
 struct Reading {
     node: usize,
     shard: Option<ShardId>,
-    waiting: Vec<ShardEntry>,
+    waiting: Vec<LogEntry>,
     /// Which of shard, balances, executed and error were seen.
     seen: u16,
 }
@@ -134,7 +134,7 @@ impl Doc for ShardFinalLoad {
             Ok(got) => got,
             Err(Miss::End) if !eof => return Attempt::NeedMore,
             Err(_) => match parse_one::<ShardEntry>(window, eof) {
-                Ok(Some(got)) => got,
+                Ok(Some((e, n))) => (LogEntry::from(e), n),
                 Ok(None) => return Attempt::NeedMore,
                 Err(m) => return Attempt::Fail(m),
             },
@@ -159,7 +159,7 @@ impl Doc for ShardFinalLoad {
 
 impl ShardFinalLoad {
     /// Lays one entry of replica `node` over its shard's agreed log.
-    fn lay(&mut self, node: usize, e: ShardEntry) -> Result<(), String> {
+    fn lay(&mut self, node: usize, e: LogEntry) -> Result<(), String> {
         let exec = e.exec_index;
         let n = &mut self.nodes[node];
         if n.entries > 0 && exec != n.last + 1 {
@@ -208,7 +208,7 @@ impl ShardFinalLoad {
 }
 
 /// A log entry in a few words, for a divergence.
-pub(crate) fn describe(e: &ShardEntry) -> String {
+pub(crate) fn describe(e: &LogEntry) -> String {
     let mut s = format!(
         "client {}'s request {} {} {}",
         e.client, e.request_id, e.f, e.value
@@ -221,7 +221,7 @@ pub(crate) fn describe(e: &ShardEntry) -> String {
 
 /// Parses one log entry without serde (see `crate::fastjson`), returning it and the
 /// bytes it took; any miss goes to serde, which gives the same entry or the error.
-fn fast_entry(slice: &[u8]) -> Result<(ShardEntry, usize), Miss> {
+fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
     let mut c = Cur::new(slice);
     let (mut exec_index, mut client, mut request_id, mut f, mut kind) =
         (None, None, None, None, None);
@@ -246,11 +246,11 @@ fn fast_entry(slice: &[u8]) -> Result<(ShardEntry, usize), Miss> {
         };
         once(&mut seen, bit)
     })?;
-    let entry = ShardEntry {
+    let entry = LogEntry {
         exec_index: exec_index.ok_or(Miss::Other)?,
         client: client.ok_or(Miss::Other)?,
         request_id: request_id.ok_or(Miss::Other)?,
-        f: f.ok_or(Miss::Other)?.to_string(),
+        f: FnName::new(f.ok_or(Miss::Other)?),
         value: value.ok_or(Miss::Other)?,
         kind: kind.ok_or(Miss::Other)?,
         txn: txn.flatten(),
@@ -296,7 +296,7 @@ pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
         time_ns: time_ns?,
         process: process?,
         kind: kind?,
-        f: f?.to_string(),
+        f: FnName::new(f?),
         value: value.unwrap_or_default(),
         request_id: request_id.flatten(),
         positions: positions.flatten(),
@@ -452,6 +452,7 @@ mod tests {
             r#"{"exec_index":7,"client":1,"request_id":3,"f":"read_all","value":null,"type":"ok"}"#,
         ] {
             let serde: ShardEntry = serde_json::from_str(text).unwrap();
+            let serde = LogEntry::from(serde);
             let (fast, n) = fast_entry(format!("{text} ").as_bytes()).unwrap();
             assert_eq!(fast, serde, "{text}");
             assert_eq!(n, text.len());

@@ -38,6 +38,98 @@ impl ShardEntry {
     }
 }
 
+/// An operation's function: the bank's three as a code, any other name as written (8
+/// bytes, no allocation for the usual ones, where a `String` takes 24 and a block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FnName {
+    Transfer,
+    Read,
+    ReadAll,
+    Other(Box<String>),
+}
+
+impl FnName {
+    pub fn new(f: &str) -> FnName {
+        match f {
+            "transfer" => FnName::Transfer,
+            "read" => FnName::Read,
+            "read_all" => FnName::ReadAll,
+            other => FnName::Other(Box::new(other.to_string())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            FnName::Transfer => "transfer",
+            FnName::Read => "read",
+            FnName::ReadAll => "read_all",
+            FnName::Other(f) => f,
+        }
+    }
+}
+
+impl std::ops::Deref for FnName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for FnName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for FnName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a shard's agreed log as the checks hold it: a [`ShardEntry`] with its
+/// function as an [`FnName`] (an agreed log holds one per exec index of the run).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LogEntry {
+    pub exec_index: u64,
+    pub client: u64,
+    pub request_id: u64,
+    pub value: EntryValue,
+    pub txn: Option<TxnId>,
+    pub applied: Option<i64>,
+    pub f: FnName,
+    pub kind: EventType,
+    pub phase: Option<Phase>,
+    pub vote: Option<Vote>,
+}
+
+impl LogEntry {
+    /// Whether this entry changed a balance on its shard.
+    pub fn applies(&self) -> bool {
+        match self.txn {
+            Some(_) => self.applied.unwrap_or(0) != 0,
+            None => self.f == "transfer" && self.kind == EventType::Ok,
+        }
+    }
+}
+
+impl From<ShardEntry> for LogEntry {
+    fn from(e: ShardEntry) -> LogEntry {
+        LogEntry {
+            exec_index: e.exec_index,
+            client: e.client,
+            request_id: e.request_id,
+            value: e.value,
+            txn: e.txn,
+            applied: e.applied,
+            f: FnName::new(&e.f),
+            kind: e.kind,
+            phase: e.phase,
+            vote: e.vote,
+        }
+    }
+}
+
 /// One `[[shards]]` table of run.toml.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardSpec {
@@ -626,7 +718,7 @@ pub(crate) struct ShardEvent {
     pub time_ns: u64,
     pub process: crate::history::Process,
     pub kind: EventType,
-    pub f: String,
+    pub f: FnName,
     pub value: EntryValue,
     pub request_id: Option<u64>,
     pub positions: Option<BTreeMap<ShardId, u64>>,
@@ -639,7 +731,7 @@ impl From<crate::history::Event> for ShardEvent {
             time_ns: e.time_ns,
             process: e.process,
             kind: e.kind,
-            f: e.f,
+            f: FnName::new(&e.f),
             value: e.value.into(),
             request_id: e.request_id,
             positions: e.positions,
@@ -661,7 +753,7 @@ pub(crate) struct ClientStep {
 pub(crate) struct Op {
     pub client: u64,
     pub request_id: u64,
-    pub f: String,
+    pub f: FnName,
     /// The invocation's value.
     pub value: EntryValue,
     pub invoke_index: u64,
@@ -793,7 +885,7 @@ pub(crate) struct ShardLog {
     start: u64,
     /// Slots `k * LOG_CHUNK..(k + 1) * LOG_CHUNK` from `start`; every chunk but the last
     /// is full.
-    chunks: Vec<Vec<Option<ShardEntry>>>,
+    chunks: Vec<Vec<Option<LogEntry>>>,
     /// Slots in all.
     len: usize,
 }
@@ -802,13 +894,13 @@ pub(crate) struct ShardLog {
 const LOG_CHUNK: usize = 4096;
 
 impl ShardLog {
-    pub fn get(&self, exec: &u64) -> Option<&ShardEntry> {
+    pub fn get(&self, exec: &u64) -> Option<&LogEntry> {
         let i = usize::try_from(exec.checked_sub(self.start)?).ok()?;
         self.chunks.get(i / LOG_CHUNK)?.get(i % LOG_CHUNK)?.as_ref()
     }
 
     /// The entries in exec-index order.
-    pub fn values(&self) -> impl Iterator<Item = &ShardEntry> {
+    pub fn values(&self) -> impl Iterator<Item = &LogEntry> {
         self.chunks.iter().flatten().flatten()
     }
 
@@ -830,11 +922,7 @@ impl ShardLog {
 
     /// The slot for `exec`, made if need be; `Err` when that would take more than
     /// `max_slots` slots (a corrupt index must not make the log balloon).
-    pub fn slot_mut(
-        &mut self,
-        exec: u64,
-        max_slots: u64,
-    ) -> Result<&mut Option<ShardEntry>, String> {
+    pub fn slot_mut(&mut self, exec: u64, max_slots: u64) -> Result<&mut Option<LogEntry>, String> {
         let too_far =
             || format!("exec_index {exec} is further from the others than the file has entries");
         if self.chunks.is_empty() {
@@ -868,7 +956,7 @@ impl ShardLog {
         Ok(&mut self.chunks[i / LOG_CHUNK][i % LOG_CHUNK])
     }
 
-    fn push(&mut self, slot: Option<ShardEntry>) {
+    fn push(&mut self, slot: Option<LogEntry>) {
         self.len += 1;
         match self.chunks.last_mut() {
             Some(c) if c.len() < LOG_CHUNK => c.push(slot),
@@ -918,7 +1006,7 @@ impl Sharded {
         &self,
         id: ShardId,
         upto: u64,
-        mut each: impl FnMut(u64, &ShardEntry, &BTreeMap<String, i64>),
+        mut each: impl FnMut(u64, &LogEntry, &BTreeMap<String, i64>),
     ) -> Result<BTreeMap<String, i64>, u64> {
         let mut bank: BTreeMap<String, i64> = self
             .spec(id)
@@ -944,11 +1032,28 @@ impl Sharded {
 }
 
 /// Applies one log entry to its shard's balances.
-pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
-    let Some((from, to, amount)) = e.value.transfer() else {
+pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &LogEntry) {
+    let plain_ok = e.f == "transfer" && e.kind == EventType::Ok;
+    apply_parts(bank, &e.value, (e.txn, e.applied), plain_ok);
+}
+
+/// [`apply_entry`] for an entry as written.
+pub(crate) fn apply_shard_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
+    let plain_ok = e.f == "transfer" && e.kind == EventType::Ok;
+    apply_parts(bank, &e.value, (e.txn, e.applied), plain_ok);
+}
+
+/// `plain_ok`: the entry is an executed transfer outside a transaction.
+fn apply_parts(
+    bank: &mut BTreeMap<String, i64>,
+    value: &EntryValue,
+    txn: (Option<TxnId>, Option<i64>),
+    plain_ok: bool,
+) {
+    let Some((from, to, amount)) = value.transfer() else {
         return;
     };
-    match (e.txn, e.applied) {
+    match txn {
         (Some(_), Some(delta)) if delta != 0 => {
             // The debit lands on the source's shard, the credit on the destination's.
             let account = if bank.contains_key(from) { from } else { to };
@@ -957,7 +1062,7 @@ pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
             }
         }
         (Some(_), _) => {}
-        (None, _) if e.f == "transfer" && e.kind == EventType::Ok => {
+        (None, _) if plain_ok => {
             for (a, d) in [(from, -amount), (to, amount)] {
                 if let Some(b) = bank.get_mut(a) {
                     *b += d;
@@ -972,12 +1077,12 @@ pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
 mod tests {
     use super::*;
 
-    fn entry(exec: u64) -> ShardEntry {
-        ShardEntry {
+    fn entry(exec: u64) -> LogEntry {
+        LogEntry {
             exec_index: exec,
             client: 1,
             request_id: exec,
-            f: "read".into(),
+            f: FnName::Read,
             value: EntryValue::default(),
             kind: EventType::Ok,
             txn: None,

@@ -7,14 +7,14 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
-use crate::shards::{EntryValue, Phase, ShardEntry, ShardId, Sharded, TxnId, Vote};
+use crate::shards::{EntryValue, LogEntry, Phase, ShardId, Sharded, TxnId, Vote};
 use std::collections::BTreeMap;
 
 /// What one shard's log holds of one transaction.
 #[derive(Debug, Default, Clone)]
 struct OnShard<'a> {
-    prepare: Option<&'a ShardEntry>,
-    decision: Option<&'a ShardEntry>,
+    prepare: Option<&'a LogEntry>,
+    decision: Option<&'a LogEntry>,
 }
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {

@@ -8,7 +8,7 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::history::EventType;
-use crate::shards::{Phase, ShardEntry, ShardId, Sharded, TxnId};
+use crate::shards::{LogEntry, Phase, ShardId, Sharded, TxnId};
 use std::collections::BTreeMap;
 
 type Key = (u64, u64);
@@ -19,7 +19,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         check.unknown("there is no final.json, so the logs cannot be searched for operations");
         return check.finish();
     }
-    let mut by_key: BTreeMap<Key, Vec<(ShardId, &ShardEntry)>> = BTreeMap::new();
+    let mut by_key: BTreeMap<Key, Vec<(ShardId, &LogEntry)>> = BTreeMap::new();
     for (&s, log) in &data.logs {
         for e in log.values() {
             by_key
@@ -67,7 +67,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     check.finish()
 }
 
-fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, &ShardEntry)]) {
+fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, &LogEntry)]) {
     let indices = data.indices_of(key.0, key.1);
     if !data.op_by_key.contains_key(&key) {
         let (s, e) = entries[0];

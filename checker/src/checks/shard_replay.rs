@@ -19,7 +19,7 @@
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::values::INSUFFICIENT_FUNDS;
 use crate::history::EventType;
-use crate::shards::{Op, Phase, ShardEntry, ShardId, Sharded};
+use crate::shards::{LogEntry, Op, Phase, ShardId, Sharded};
 use std::collections::{BTreeMap, HashMap};
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
@@ -152,7 +152,7 @@ fn logged_refusal(
     check: &mut Check,
     shard: ShardId,
     exec: u64,
-    entry: &ShardEntry,
+    entry: &LogEntry,
     bank: &BTreeMap<String, i64>,
 ) {
     let refused = entry.txn.is_none()
@@ -215,7 +215,7 @@ fn compare(
     check: &mut Check,
     shard: ShardId,
     exec: u64,
-    entry: &ShardEntry,
+    entry: &LogEntry,
     bank: &BTreeMap<String, i64>,
     op: &Op,
 ) {
