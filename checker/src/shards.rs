@@ -886,6 +886,9 @@ pub(crate) struct ShardLog {
     /// Slots `k * LOG_CHUNK..(k + 1) * LOG_CHUNK` from `start`; every chunk but the last
     /// is full.
     chunks: Vec<Vec<Option<LogEntry>>>,
+    /// Beside each slot while the logs are laid, the mark of the text its entry was
+    /// read from (`crate::shard_load`; 0 for none); dropped by [`ShardLog::shrink`].
+    marks: Vec<Vec<u64>>,
     /// Slots in all.
     len: usize,
 }
@@ -913,8 +916,25 @@ impl ShardLog {
         Some(self.start + (k * LOG_CHUNK + i) as u64)
     }
 
-    /// Gives back the room kept for growth, once every replica's log is laid.
+    /// The mark of the text the entry at `exec` was read from (0 when none).
+    pub fn mark(&self, exec: u64) -> u64 {
+        let Some(i) = exec
+            .checked_sub(self.start)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return 0;
+        };
+        let mark = self
+            .marks
+            .get(i / LOG_CHUNK)
+            .and_then(|c| c.get(i % LOG_CHUNK));
+        mark.copied().unwrap_or(0)
+    }
+
+    /// Gives back the room kept for growth and the marks, once every replica's log is
+    /// laid.
     pub fn shrink(&mut self) {
+        self.marks = Vec::new();
         if let Some(last) = self.chunks.last_mut() {
             last.shrink_to_fit();
         }
@@ -922,7 +942,11 @@ impl ShardLog {
 
     /// The slot for `exec`, made if need be; `Err` when that would take more than
     /// `max_slots` slots (a corrupt index must not make the log balloon).
-    pub fn slot_mut(&mut self, exec: u64, max_slots: u64) -> Result<&mut Option<LogEntry>, String> {
+    pub fn slot_mut(
+        &mut self,
+        exec: u64,
+        max_slots: u64,
+    ) -> Result<(&mut Option<LogEntry>, &mut u64), String> {
         let too_far =
             || format!("exec_index {exec} is further from the others than the file has entries");
         if self.chunks.is_empty() {
@@ -936,12 +960,13 @@ impl ShardLog {
                 return Err(too_far());
             }
             let old = std::mem::take(&mut self.chunks);
+            let marks = std::mem::take(&mut self.marks);
             self.len = 0;
-            let slots = std::iter::repeat_with(|| None)
+            let slots = std::iter::repeat_with(|| (None, 0))
                 .take(more as usize)
-                .chain(old.into_iter().flatten());
-            for slot in slots {
-                self.push(slot);
+                .chain(old.into_iter().flatten().zip(marks.into_iter().flatten()));
+            for (slot, mark) in slots {
+                self.push(slot, mark);
             }
             self.start = exec;
         }
@@ -951,19 +976,26 @@ impl ShardLog {
         }
         let i = i as usize;
         while self.len <= i {
-            self.push(None);
+            self.push(None, 0);
         }
-        Ok(&mut self.chunks[i / LOG_CHUNK][i % LOG_CHUNK])
+        let (k, j) = (i / LOG_CHUNK, i % LOG_CHUNK);
+        Ok((&mut self.chunks[k][j], &mut self.marks[k][j]))
     }
 
-    fn push(&mut self, slot: Option<LogEntry>) {
+    fn push(&mut self, slot: Option<LogEntry>, mark: u64) {
         self.len += 1;
-        match self.chunks.last_mut() {
-            Some(c) if c.len() < LOG_CHUNK => c.push(slot),
+        match (self.chunks.last_mut(), self.marks.last_mut()) {
+            (Some(c), Some(m)) if c.len() < LOG_CHUNK => {
+                c.push(slot);
+                m.push(mark);
+            }
             _ => {
                 let mut c = Vec::with_capacity(LOG_CHUNK);
                 c.push(slot);
                 self.chunks.push(c);
+                let mut m = Vec::with_capacity(LOG_CHUNK);
+                m.push(mark);
+                self.marks.push(m);
             }
         }
     }
@@ -1097,13 +1129,15 @@ mod tests {
     fn a_log_lays_entries_by_exec_index_across_chunks() {
         let mut log = ShardLog::default();
         for exec in [5u64, 6, 9000, 4, 10_000] {
-            *log.slot_mut(exec, 20_000).unwrap() = Some(entry(exec));
+            let (slot, mark) = log.slot_mut(exec, 20_000).unwrap();
+            (*slot, *mark) = (Some(entry(exec)), exec);
         }
         let laid: Vec<u64> = log.values().map(|e| e.exec_index).collect();
         assert_eq!(laid, vec![4, 5, 6, 9000, 10_000]);
         assert_eq!(log.get(&9000).map(|e| e.request_id), Some(9000));
         assert!(log.get(&7).is_none() && log.get(&3).is_none() && log.get(&20_000).is_none());
         assert_eq!(log.last_index(), Some(10_000));
+        assert_eq!((log.mark(9000), log.mark(4), log.mark(7)), (9000, 4, 0));
         assert!(log.slot_mut(30_000, 20_000).is_err());
         assert!(
             log.slot_mut(1, 9_999).is_err(),
