@@ -146,7 +146,7 @@ fn add_participant_positions(
     logs: &BTreeMap<ShardId, ShardLog>,
     account_shard: &HashMap<String, ShardId>,
 ) {
-    let mut decided: HashMap<(TxnId, ShardId), u64> = HashMap::new();
+    let mut decided: crate::model::FxMap<(TxnId, ShardId), u64> = Default::default();
     for (&shard, log) in logs {
         for e in log.values() {
             let decision = matches!(e.phase, Some(Phase::Commit | Phase::Abort));

@@ -1008,7 +1008,7 @@ pub(crate) struct Sharded {
     pub initial_balance: Option<i64>,
     pub ops: Vec<Op>,
     /// (client, request_id) to the op.
-    pub op_by_key: HashMap<(u64, u64), usize>,
+    pub op_by_key: crate::model::FxMap<(u64, u64), usize>,
     /// What is left of each replica once final.json was streamed (`None` without one).
     pub fin: Option<Vec<ShardNodeState>>,
     /// Per shard, its agreed log: the union of its replicas' logs by exec index.

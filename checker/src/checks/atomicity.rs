@@ -51,15 +51,26 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
 }
 
 fn name(id: &TxnId) -> String {
-    format!(
-        "transaction (coordinator shard {}, client {}, request {})",
-        id.coordinator, id.client, id.request_id
-    )
+    Named(*id).to_string()
+}
+
+/// A transaction's name in a finding, written only when one is reported.
+struct Named(TxnId);
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = &self.0;
+        write!(
+            f,
+            "transaction (coordinator shard {}, client {}, request {})",
+            id.coordinator, id.client, id.request_id
+        )
+    }
 }
 
 fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId, OnShard<'_>>) {
-    let indices = data.indices_of(id.client, id.request_id);
-    let t = name(&id);
+    let indices = || data.indices_of(id.client, id.request_id);
+    let t = Named(id);
     let value = shards
         .values()
         .find_map(|s| s.prepare.or(s.decision))
@@ -79,7 +90,7 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
             Anomaly::new(
                 AnomalyKind::SplitDecision,
                 format!("The {t} was committed on shard {} but aborted on shard {}: a transfer must be applied on every shard it touches or on none.", join(&committed), join(&aborted)),
-                indices.clone(),
+                indices(),
             )
         });
     }
@@ -94,7 +105,7 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
                     Anomaly::new(
                         AnomalyKind::PartialCommit,
                         format!("The {t} was committed on shard {} but shard {s}, which it touches, never prepared or decided it.", join(&committed)),
-                        indices.clone(),
+                        indices(),
                     )
                 }),
             }
@@ -108,12 +119,12 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
 #[allow(clippy::too_many_arguments)]
 fn per_shard(
     check: &mut Check,
-    t: &str,
+    t: &Named,
     s: ShardId,
     on: &OnShard<'_>,
     parts: Option<(&str, &str, i64)>,
     data: &Sharded,
-    indices: &[u64],
+    indices: &dyn Fn() -> Vec<u64>,
     all: &BTreeMap<ShardId, OnShard<'_>>,
 ) {
     if let Some(p) = on.prepare {
@@ -122,7 +133,7 @@ fn per_shard(
                 Anomaly::new(
                     AnomalyKind::AppliedAtPrepare,
                     format!("Shard {s} applied {} at the prepare of the {t} (exec_index {}); a participant may apply only at commit.", p.applied.unwrap_or(0), p.exec_index),
-                    indices.to_vec(),
+                    indices(),
                 )
                 .at_slots(vec![p.exec_index])
             });
@@ -138,7 +149,7 @@ fn per_shard(
                     d.applied.unwrap_or(0),
                     d.exec_index
                 ),
-                indices.to_vec(),
+                indices(),
             )
             .at_slots(vec![d.exec_index])
         });
@@ -154,7 +165,7 @@ fn per_shard(
             Anomaly::new(
                 AnomalyKind::CommitWithoutPrepare,
                 format!("Shard {s} committed the {t} at exec_index {} without having prepared it with a yes vote before.", d.exec_index),
-                indices.to_vec(),
+                indices(),
             )
             .at_slots(vec![d.exec_index])
         });
@@ -170,7 +181,7 @@ fn per_shard(
                     "Shard {s} committed the {t} although shard {} voted no at prepare.",
                     no.0
                 ),
-                indices.to_vec(),
+                indices(),
             )
             .at_slots(vec![d.exec_index])
         });
@@ -189,7 +200,7 @@ fn per_shard(
                 Anomaly::new(
                     AnomalyKind::WrongAmount,
                     format!("Shard {s} applied {applied} at the commit of the {t} (exec_index {}) where {expected} was due.", d.exec_index),
-                    indices.to_vec(),
+                    indices(),
                 )
                 .at_slots(vec![d.exec_index])
             });
