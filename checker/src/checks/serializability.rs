@@ -286,14 +286,12 @@ fn touched<'a>(data: &'a Sharded, op: &'a Op, shard: ShardId, mut each: impl FnM
     }
 }
 
+/// Takes each shard-order edge: from, to, and its reason in words on demand.
+type EdgeSink<'a> = dyn FnMut(u32, u32, &dyn Fn() -> ShardWhy) + 'a;
+
 /// Calls `edge(from, to, why)` for every shard-order edge (vertices as numbered by
 /// `vertex`; `why` words it on demand), and reports positions told twice.
-fn shard_edges(
-    data: &Sharded,
-    check: &mut Check,
-    vertex: &[u32],
-    edge: &mut dyn FnMut(u32, u32, &dyn Fn() -> ShardWhy),
-) {
+fn shard_edges(data: &Sharded, check: &mut Check, vertex: &[u32], edge: &mut EdgeSink<'_>) {
     let mut per_shard: BTreeMap<ShardId, Vec<(u64, usize)>> = BTreeMap::new();
     for (o, _) in vertex.iter().enumerate().filter(|(_, &v)| v != NONE) {
         let c = data.ops[o].complete.as_ref().map(|c| &c.positions);
