@@ -10,9 +10,9 @@
 //! histories of one log; a sharded run is streamed by `crate::shard_load` (final.json:
 //! one agreed [`ShardLog`] per shard, replicas compared as they are read) and
 //! `crate::sharded_run` (the history, one pass, no event held) into the owned values
-//! here. Values are held as an [`EntryValue`] (a transfer's, a read's or a `read_all`'s
-//! fields inline, any other shape as written), so an entry or operation costs a small
-//! fixed size. The properties are in
+//! here. Values are held as an [`EntryValue`] (a transfer's, a failed transfer's, a
+//! read's or a `read_all`'s fields inline, any other shape as written) and functions as
+//! an [`FnName`] code, so an entry ([`LogEntry`]) or operation costs a small fixed size. The properties are in
 //! `checks::{atomicity, bank_conservation, shard_agreement, serializability}` and read
 //! [`Sharded`] from here; `crate::sharded_run` loads a run into it and runs them.
 
@@ -316,49 +316,7 @@ impl FailedTransferValue {
 }
 
 /// An error word of up to 23 bytes, inline (longer ones keep the value a `Value`).
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ErrorWord {
-    len: u8,
-    bytes: [u8; 23],
-}
-
-impl ErrorWord {
-    pub fn as_str(&self) -> &str {
-        // Built only from a whole `str`, so always valid UTF-8.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
-    }
-
-    /// `None` when longer than 23 bytes.
-    fn inline(s: &str) -> Option<ErrorWord> {
-        let mut bytes = [0u8; 23];
-        let b = s.as_bytes();
-        bytes.get_mut(..b.len())?.copy_from_slice(b);
-        Some(ErrorWord {
-            len: b.len() as u8,
-            bytes,
-        })
-    }
-}
-
-impl std::fmt::Debug for ErrorWord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.as_str().fmt(f)
-    }
-}
-
-impl TryFrom<String> for ErrorWord {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        ErrorWord::inline(&s).ok_or_else(|| format!("error {s:?} is longer than 23 bytes"))
-    }
-}
-
-impl From<ErrorWord> for String {
-    fn from(e: ErrorWord) -> String {
-        e.as_str().to_string()
-    }
-}
+pub type ErrorWord = InlineStr<23>;
 
 /// `{"balances": {"A": 10, ...}}`: a `read_all`'s answer (or its part on one shard),
 /// held as (account, balance) pairs sorted by name, about 24 bytes an account where a
@@ -539,48 +497,49 @@ fn some_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
 }
 
 /// An account name of up to 15 bytes, inline (longer names keep the value a `Value`).
+pub type AccountName = InlineStr<15>;
+
+/// A string of up to `N` bytes held inline (`N` at most 255).
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct AccountName {
+pub struct InlineStr<const N: usize> {
     len: u8,
-    bytes: [u8; 15],
+    bytes: [u8; N],
 }
 
-impl AccountName {
+impl<const N: usize> InlineStr<N> {
     pub fn as_str(&self) -> &str {
-        // Built only from a whole `String` in `try_from`, so always valid UTF-8.
+        // Built only from a whole `str` in `inline`, so always valid UTF-8.
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
     }
-}
 
-impl std::fmt::Debug for AccountName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.as_str().fmt(f)
-    }
-}
-
-impl AccountName {
-    /// `None` when longer than 15 bytes.
-    fn inline(s: &str) -> Option<AccountName> {
-        let mut bytes = [0u8; 15];
+    /// `None` when longer than `N` bytes.
+    fn inline(s: &str) -> Option<InlineStr<N>> {
+        let mut bytes = [0u8; N];
         let b = s.as_bytes();
         bytes.get_mut(..b.len())?.copy_from_slice(b);
-        Some(AccountName {
-            len: b.len() as u8,
+        Some(InlineStr {
+            len: u8::try_from(b.len()).ok()?,
             bytes,
         })
     }
 }
 
-impl TryFrom<String> for AccountName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        AccountName::inline(&s).ok_or_else(|| format!("account name {s:?} is longer than 15 bytes"))
+impl<const N: usize> std::fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
     }
 }
 
-impl From<AccountName> for String {
-    fn from(a: AccountName) -> String {
+impl<const N: usize> TryFrom<String> for InlineStr<N> {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        InlineStr::inline(&s).ok_or_else(|| format!("{s:?} is longer than {N} bytes"))
+    }
+}
+
+impl<const N: usize> From<InlineStr<N>> for String {
+    fn from(a: InlineStr<N>) -> String {
         a.as_str().to_string()
     }
 }
