@@ -296,18 +296,21 @@ fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
         };
         once(&mut seen, bit)
     })?;
-    let entry = LogEntry {
-        exec_index: exec_index.ok_or(Miss::Other)?,
-        client: client.ok_or(Miss::Other)?,
-        request_id: request_id.ok_or(Miss::Other)?,
-        f: FnName::new(f.ok_or(Miss::Other)?),
-        value: value.ok_or(Miss::Other)?,
-        kind: kind.ok_or(Miss::Other)?,
-        txn: txn.flatten(),
-        phase: phase.flatten(),
-        vote: vote.flatten(),
-        applied: applied.flatten(),
-    };
+    let key = (
+        exec_index.ok_or(Miss::Other)?,
+        client.ok_or(Miss::Other)?,
+        request_id.ok_or(Miss::Other)?,
+    );
+    let entry = LogEntry::new(
+        key,
+        FnName::new(f.ok_or(Miss::Other)?),
+        value.ok_or(Miss::Other)?,
+        kind.ok_or(Miss::Other)?,
+        txn.flatten(),
+        phase.flatten(),
+        vote.flatten(),
+        applied.flatten(),
+    );
     Ok((entry, c.pos()))
 }
 

@@ -150,7 +150,7 @@ fn add_participant_positions(
     for (&shard, log) in logs {
         for e in log.values() {
             let decision = matches!(e.phase, Some(Phase::Commit | Phase::Abort));
-            match e.txn {
+            match e.txn() {
                 Some(txn) if decision && txn.coordinator != shard => {
                     decided.entry((txn, shard)).or_insert(e.exec_index);
                 }

@@ -97,7 +97,7 @@ pub(crate) struct LogEntry {
     pub client: u64,
     pub request_id: u64,
     pub value: EntryValue,
-    pub txn: Option<TxnId>,
+    txn: TxnRef,
     pub applied: Option<i64>,
     pub f: FnName,
     pub kind: EventType,
@@ -105,10 +105,65 @@ pub(crate) struct LogEntry {
     pub vote: Option<Vote>,
 }
 
+/// A log entry's transaction id in 16 bytes (an `Option<TxnId>` takes 32): only the
+/// coordinator when the id names the entry's own request, as every well-formed one does.
+#[derive(Debug, Clone, PartialEq)]
+enum TxnRef {
+    None,
+    Own(ShardId),
+    Other(Box<TxnId>),
+}
+
 impl LogEntry {
+    /// The transaction this entry belongs to, if any.
+    pub fn txn(&self) -> Option<TxnId> {
+        match &self.txn {
+            TxnRef::None => None,
+            TxnRef::Own(coordinator) => Some(TxnId {
+                coordinator: *coordinator,
+                client: self.client,
+                request_id: self.request_id,
+            }),
+            TxnRef::Other(id) => Some(**id),
+        }
+    }
+
+    /// [`ShardEntry`]'s fields, the transaction's as an `Option<TxnId>`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        (exec_index, client, request_id): (u64, u64, u64),
+        f: FnName,
+        value: EntryValue,
+        kind: EventType,
+        txn: Option<TxnId>,
+        phase: Option<Phase>,
+        vote: Option<Vote>,
+        applied: Option<i64>,
+    ) -> LogEntry {
+        let txn = match txn {
+            None => TxnRef::None,
+            Some(t) if (t.client, t.request_id) == (client, request_id) => {
+                TxnRef::Own(t.coordinator)
+            }
+            Some(t) => TxnRef::Other(Box::new(t)),
+        };
+        LogEntry {
+            exec_index,
+            client,
+            request_id,
+            value,
+            txn,
+            applied,
+            f,
+            kind,
+            phase,
+            vote,
+        }
+    }
+
     /// Whether this entry changed a balance on its shard.
     pub fn applies(&self) -> bool {
-        match self.txn {
+        match self.txn() {
             Some(_) => self.applied.unwrap_or(0) != 0,
             None => self.f == "transfer" && self.kind == EventType::Ok,
         }
@@ -117,18 +172,16 @@ impl LogEntry {
 
 impl From<ShardEntry> for LogEntry {
     fn from(e: ShardEntry) -> LogEntry {
-        LogEntry {
-            exec_index: e.exec_index,
-            client: e.client,
-            request_id: e.request_id,
-            value: e.value,
-            txn: e.txn,
-            applied: e.applied,
-            f: FnName::new(&e.f),
-            kind: e.kind,
-            phase: e.phase,
-            vote: e.vote,
-        }
+        LogEntry::new(
+            (e.exec_index, e.client, e.request_id),
+            FnName::new(&e.f),
+            e.value,
+            e.kind,
+            e.txn,
+            e.phase,
+            e.vote,
+            e.applied,
+        )
     }
 }
 
@@ -1027,7 +1080,7 @@ impl Sharded {
 /// Applies one log entry to its shard's balances.
 pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &LogEntry) {
     let plain_ok = e.f == "transfer" && e.kind == EventType::Ok;
-    apply_parts(bank, &e.value, (e.txn, e.applied), plain_ok);
+    apply_parts(bank, &e.value, (e.txn(), e.applied), plain_ok);
 }
 
 /// [`apply_entry`] for an entry as written.
@@ -1071,17 +1124,42 @@ mod tests {
     use super::*;
 
     fn entry(exec: u64) -> LogEntry {
-        LogEntry {
-            exec_index: exec,
+        let value = EntryValue::default();
+        let f = FnName::Read;
+        LogEntry::new(
+            (exec, 1, exec),
+            f,
+            value,
+            EventType::Ok,
+            None,
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// A transaction id is held as its coordinator when it names the entry's own
+    /// request, whole otherwise; both read back the same.
+    #[test]
+    fn a_log_entry_reads_back_its_transaction() {
+        let own = TxnId {
+            coordinator: 2,
             client: 1,
-            request_id: exec,
-            f: FnName::Read,
-            value: EntryValue::default(),
-            kind: EventType::Ok,
-            txn: None,
-            phase: None,
-            vote: None,
-            applied: None,
+            request_id: 5,
+        };
+        let other = TxnId { client: 9, ..own };
+        for txn in [None, Some(own), Some(other)] {
+            let e = LogEntry::new(
+                (3, 1, 5),
+                FnName::Transfer,
+                EntryValue::default(),
+                EventType::Ok,
+                txn,
+                Some(Phase::Commit),
+                None,
+                Some(4),
+            );
+            assert_eq!(e.txn(), txn);
         }
     }
 

@@ -28,7 +28,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     let mut entries: Vec<(ShardId, &LogEntry)> = Vec::new();
     for (&shard, log) in &data.logs {
         for e in log.values() {
-            let Some(id) = e.txn else { continue };
+            let Some(id) = e.txn() else { continue };
             entries.push((shard, e));
             if e.phase.is_none() {
                 check.anomaly(|| {
@@ -42,11 +42,11 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
             }
         }
     }
-    entries.sort_unstable_by_key(|&(s, e)| (e.txn, s, e.exec_index));
+    entries.sort_unstable_by_key(|&(s, e)| (e.txn(), s, e.exec_index));
     let txns = || {
         entries
-            .chunk_by(|a, b| a.1.txn == b.1.txn)
-            .filter_map(|group| Some((group[0].1.txn?, on_shards(group))))
+            .chunk_by(|a, b| a.1.txn() == b.1.txn())
+            .filter_map(|group| Some((group[0].1.txn()?, on_shards(group))))
     };
     check.count("cross-shard transactions", txns().count() as u64);
     for (id, shards) in txns() {

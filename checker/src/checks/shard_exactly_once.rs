@@ -94,7 +94,7 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
     let txns: Vec<TxnId> =
         entries
             .iter()
-            .filter_map(|(_, e)| e.txn)
+            .filter_map(|(_, e)| e.txn())
             .fold(Vec::new(), |mut v, t| {
                 if !v.contains(&t) {
                     v.push(t);

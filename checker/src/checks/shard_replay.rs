@@ -111,7 +111,7 @@ fn source_prepares(data: &Sharded) -> FxMap<(ShardId, u64, u64), u64> {
     let mut out = FxMap::default();
     for (&shard, log) in &data.logs {
         for e in log.values() {
-            match e.txn {
+            match e.txn() {
                 Some(t) if t.coordinator == shard && e.phase == Some(Phase::Prepare) => {
                     out.entry((shard, t.client, t.request_id))
                         .or_insert(e.exec_index);
@@ -184,7 +184,7 @@ fn logged_refusal(
     entry: &LogEntry,
     bank: &BTreeMap<String, i64>,
 ) {
-    let refused = entry.txn.is_none()
+    let refused = entry.txn().is_none()
         && entry.f == "transfer"
         && entry.kind == EventType::Fail
         && entry.value.str_field("error") == Some(INSUFFICIENT_FUNDS);
