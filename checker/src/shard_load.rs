@@ -15,8 +15,8 @@ use crate::fastjson::{once, put, Cur, Miss};
 use crate::final_doc::{self, within, Doc};
 use crate::final_state::FinalError;
 use crate::shards::{
-    EntryValue, Phase, ReadValue, ShardEntry, ShardEvent, ShardId, ShardLog, ShardNodeState,
-    SnapshotValue, TransferValue, TxnId, Vote,
+    EntryValue, FailedTransferValue, FnName, LogEntry, Phase, ReadValue, ShardEntry, ShardEvent,
+    ShardId, ShardLog, ShardNodeState, SnapshotValue, TransferValue, TxnId, Vote,
 };
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
@@ -66,7 +66,7 @@ pub(crate) fn load(path: &Path) -> Result<Option<ShardFinalLoad>, FinalError> {
 struct Reading {
     node: usize,
     shard: Option<ShardId>,
-    waiting: Vec<ShardEntry>,
+    waiting: Vec<LogEntry>,
     /// Which of shard, balances, executed and error were seen.
     seen: u16,
 }
@@ -116,7 +116,7 @@ impl Doc for ShardFinalLoad {
                 self.nodes[node].shard = s;
                 self.reading.shard = Some(s);
                 for e in std::mem::take(&mut self.reading.waiting) {
-                    self.lay(node, e).map_err(|m| sc.error(m))?;
+                    self.lay(node, e, 0).map_err(|m| sc.error(m))?;
                 }
             }
             "balances" => self.nodes[node].balances = sc.value().map_err(within("balances"))?,
@@ -130,11 +130,14 @@ impl Doc for ShardFinalLoad {
     }
 
     fn entry(&mut self, window: &[u8], eof: bool) -> Attempt {
+        if let Some(n) = self.confirm_verbatim(window) {
+            return Attempt::Done(n);
+        }
         let (e, n) = match fast_entry(window) {
             Ok(got) => got,
             Err(Miss::End) if !eof => return Attempt::NeedMore,
             Err(_) => match parse_one::<ShardEntry>(window, eof) {
-                Ok(Some(got)) => got,
+                Ok(Some((e, n))) => (LogEntry::from(e), n),
                 Ok(None) => return Attempt::NeedMore,
                 Err(m) => return Attempt::Fail(m),
             },
@@ -143,7 +146,7 @@ impl Doc for ShardFinalLoad {
             self.reading.waiting.push(e);
             return Attempt::Done(n);
         }
-        match self.lay(self.reading.node, e) {
+        match self.lay(self.reading.node, e, text_mark(&window[..n])) {
             Ok(()) => Attempt::Done(n),
             Err(m) => Attempt::Fail(m),
         }
@@ -158,9 +161,33 @@ impl Doc for ShardFinalLoad {
 }
 
 impl ShardFinalLoad {
-    /// Lays one entry of replica `node` over its shard's agreed log.
-    fn lay(&mut self, node: usize, e: ShardEntry) -> Result<(), String> {
-        let exec = e.exec_index;
+    /// Every replica of a shard logs every entry, most often in the very same bytes:
+    /// an entry whose text matches the one laid at its exec index (by its
+    /// [`text_mark`]) only confirms it, and is taken without being parsed (two thirds
+    /// of final.json). Returns the bytes it took, or `None` to parse it (another text
+    /// may still mean the same entry). As the classic loader does
+    /// (`crate::final_load`).
+    fn confirm_verbatim(&mut self, window: &[u8]) -> Option<usize> {
+        let shard = self.reading.shard?;
+        let mut c = Cur::new(window);
+        c.eat(b'{').ok()?;
+        if c.key().ok()? != b"exec_index" {
+            return None;
+        }
+        let exec = c.u64().ok()?;
+        let laid = self.logs.get(&shard)?.mark(exec);
+        let n = (laid & TEXT_LEN) as usize;
+        let text = window.get(..n).filter(|_| n > 0)?;
+        if text_mark(text) != laid {
+            return None;
+        }
+        self.track(self.reading.node, exec);
+        self.agreement.compared();
+        Some(n)
+    }
+
+    /// Follows replica `node`'s list of exec indices: its stretches, and a jump.
+    fn track(&mut self, node: usize, exec: u64) {
         let n = &mut self.nodes[node];
         if n.entries > 0 && exec != n.last + 1 {
             let (label, last) = (n.label(), n.last);
@@ -176,11 +203,18 @@ impl ShardFinalLoad {
         }
         n.last = exec;
         n.entries += 1;
-        let shard = n.shard;
+    }
+
+    /// Lays one entry of replica `node` over its shard's agreed log; `mark` is its
+    /// text's [`text_mark`] (0 for none).
+    fn lay(&mut self, node: usize, e: LogEntry, mark: u64) -> Result<(), String> {
+        let exec = e.exec_index;
+        self.track(node, exec);
+        let shard = self.nodes[node].shard;
         let log = self.logs.entry(shard).or_default();
-        let slot = log.slot_mut(exec, self.max_slots)?;
+        let (slot, laid) = log.slot_mut(exec, self.max_slots)?;
         let Some(agreed) = slot else {
-            *slot = Some(e);
+            (*slot, *laid) = (Some(e), mark);
             return Ok(());
         };
         self.agreement.compared();
@@ -207,8 +241,24 @@ impl ShardFinalLoad {
     }
 }
 
+/// The bits of a [`text_mark`] that hold the text's length.
+const TEXT_LEN: u64 = 0xffff;
+
+/// An entry's exact text, marked: its length in the low 16 bits (0 when longer, so
+/// never matched) and a fingerprint of its bytes above them (the classic loader's
+/// mark, `crate::final_load`).
+fn text_mark(text: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let Ok(len) = u16::try_from(text.len()) else {
+        return 0;
+    };
+    let mut h = crate::model::Fx::default();
+    h.write(text);
+    (h.finish() & !TEXT_LEN) | u64::from(len)
+}
+
 /// A log entry in a few words, for a divergence.
-pub(crate) fn describe(e: &ShardEntry) -> String {
+pub(crate) fn describe(e: &LogEntry) -> String {
     let mut s = format!(
         "client {}'s request {} {} {}",
         e.client, e.request_id, e.f, e.value
@@ -221,7 +271,7 @@ pub(crate) fn describe(e: &ShardEntry) -> String {
 
 /// Parses one log entry without serde (see `crate::fastjson`), returning it and the
 /// bytes it took; any miss goes to serde, which gives the same entry or the error.
-fn fast_entry(slice: &[u8]) -> Result<(ShardEntry, usize), Miss> {
+fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
     let mut c = Cur::new(slice);
     let (mut exec_index, mut client, mut request_id, mut f, mut kind) =
         (None, None, None, None, None);
@@ -246,18 +296,21 @@ fn fast_entry(slice: &[u8]) -> Result<(ShardEntry, usize), Miss> {
         };
         once(&mut seen, bit)
     })?;
-    let entry = ShardEntry {
-        exec_index: exec_index.ok_or(Miss::Other)?,
-        client: client.ok_or(Miss::Other)?,
-        request_id: request_id.ok_or(Miss::Other)?,
-        f: f.ok_or(Miss::Other)?.to_string(),
-        value: value.ok_or(Miss::Other)?,
-        kind: kind.ok_or(Miss::Other)?,
-        txn: txn.flatten(),
-        phase: phase.flatten(),
-        vote: vote.flatten(),
-        applied: applied.flatten(),
-    };
+    let key = (
+        exec_index.ok_or(Miss::Other)?,
+        client.ok_or(Miss::Other)?,
+        request_id.ok_or(Miss::Other)?,
+    );
+    let entry = LogEntry::new(
+        key,
+        FnName::new(f.ok_or(Miss::Other)?),
+        value.ok_or(Miss::Other)?,
+        kind.ok_or(Miss::Other)?,
+        txn.flatten(),
+        phase.flatten(),
+        vote.flatten(),
+        applied.flatten(),
+    );
     Ok((entry, c.pos()))
 }
 
@@ -296,7 +349,7 @@ pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
         time_ns: time_ns?,
         process: process?,
         kind: kind?,
-        f: f?.to_string(),
+        f: FnName::new(f?),
         value: value.unwrap_or_default(),
         request_id: request_id.flatten(),
         positions: positions.flatten(),
@@ -318,7 +371,9 @@ fn fast_value(text: &str) -> Option<EntryValue> {
     match text.as_bytes().get(1..4) {
         Some(b"\"ac") => ReadValue::fast(text.as_bytes()).map(EntryValue::Read),
         Some(b"\"ba") => SnapshotValue::fast(text.as_bytes()).map(EntryValue::Snapshot),
-        _ => TransferValue::fast(text.as_bytes()).map(EntryValue::Transfer),
+        _ => TransferValue::fast(text.as_bytes())
+            .map(EntryValue::Transfer)
+            .or_else(|| FailedTransferValue::fast(text.as_bytes()).map(EntryValue::FailedTransfer)),
     }
 }
 
@@ -439,6 +494,43 @@ mod tests {
         }
     }
 
+    /// A replica's entry in the very bytes of the one laid is confirmed unparsed; one
+    /// in other bytes is parsed and compared (the same entry with its keys in another
+    /// order agrees, a different one diverges), and every replica's stretch is followed.
+    #[test]
+    fn verbatim_entries_confirm_and_others_are_compared() {
+        let e1 = r#"{"exec_index":1,"client":1,"request_id":1,"f":"read","value":{"account":"A","balance":7},"type":"ok"}"#;
+        let e2 = r#"{"exec_index":2,"client":1,"request_id":2,"f":"read","value":{"account":"A","balance":7},"type":"ok"}"#;
+        let e2_keys = r#"{"exec_index":2,"type":"ok","request_id":2,"client":1,"f":"read","value":{"balance":7,"account":"A"}}"#;
+        let e2_other = r#"{"exec_index":2,"client":1,"request_id":2,"f":"read","value":{"account":"A","balance":8},"type":"ok"}"#;
+        let node =
+            |entries: &[&str]| format!(r#"{{"shard":1,"executed":[{}]}}"#, entries.join(","));
+        let text = format!(
+            r#"{{"nodes":{{"n1":{},"n2":{},"n3":{},"n4":{}}}}}"#,
+            node(&[e1, e2]),
+            node(&[e1, e2]),
+            node(&[e1, e2_keys]),
+            node(&[e1, e2_other])
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("final.json");
+        std::fs::write(&path, text).unwrap();
+        let loaded = load(&path).unwrap().unwrap();
+        let r = loaded.agreement.finish(None);
+        assert_eq!(r.anomaly_count, 1, "{r:#?}");
+        assert!(r.anomalies[0].message.contains("n4 (shard 1)"), "{r:#?}");
+        assert!(loaded
+            .nodes
+            .iter()
+            .all(|n| (n.first, n.last, n.entries) == (1, 2, 2)));
+        assert_eq!(
+            loaded.logs[&1]
+                .get(&2)
+                .and_then(|e| e.value.i64_field("balance")),
+            Some(7)
+        );
+    }
+
     /// The fast path gives exactly what serde gives, or leaves the entry to serde.
     #[test]
     fn fast_entries_equal_serdes() {
@@ -450,6 +542,7 @@ mod tests {
             r#"{"exec_index":7,"client":1,"request_id":3,"f":"read_all","value":null,"type":"ok"}"#,
         ] {
             let serde: ShardEntry = serde_json::from_str(text).unwrap();
+            let serde = LogEntry::from(serde);
             let (fast, n) = fast_entry(format!("{text} ").as_bytes()).unwrap();
             assert_eq!(fast, serde, "{text}");
             assert_eq!(n, text.len());

@@ -146,11 +146,11 @@ fn add_participant_positions(
     logs: &BTreeMap<ShardId, ShardLog>,
     account_shard: &HashMap<String, ShardId>,
 ) {
-    let mut decided: HashMap<(TxnId, ShardId), u64> = HashMap::new();
+    let mut decided: crate::model::FxMap<(TxnId, ShardId), u64> = Default::default();
     for (&shard, log) in logs {
         for e in log.values() {
             let decision = matches!(e.phase, Some(Phase::Commit | Phase::Abort));
-            match e.txn {
+            match e.txn() {
                 Some(txn) if decision && txn.coordinator != shard => {
                     decided.entry((txn, shard)).or_insert(e.exec_index);
                 }

@@ -10,9 +10,9 @@
 //! histories of one log; a sharded run is streamed by `crate::shard_load` (final.json:
 //! one agreed [`ShardLog`] per shard, replicas compared as they are read) and
 //! `crate::sharded_run` (the history, one pass, no event held) into the owned values
-//! here. Values are held as an [`EntryValue`] (a transfer's, a read's or a `read_all`'s
-//! fields inline, any other shape as written), so an entry or operation costs a small
-//! fixed size. The properties are in
+//! here. Values are held as an [`EntryValue`] (a transfer's, a failed transfer's, a
+//! read's or a `read_all`'s fields inline, any other shape as written) and functions as
+//! an [`FnName`] code, so an entry ([`LogEntry`]) or operation costs a small fixed size. The properties are in
 //! `checks::{atomicity, bank_conservation, shard_agreement, serializability}` and read
 //! [`Sharded`] from here; `crate::sharded_run` loads a run into it and runs them.
 
@@ -35,6 +35,153 @@ impl ShardEntry {
             Some(_) => self.applied.unwrap_or(0) != 0,
             None => self.f == "transfer" && self.kind == EventType::Ok,
         }
+    }
+}
+
+/// An operation's function: the bank's three as a code, any other name as written (8
+/// bytes, no allocation for the usual ones, where a `String` takes 24 and a block).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FnName {
+    Transfer,
+    Read,
+    ReadAll,
+    /// Boxed so that the name takes 8 bytes (a `Box<str>` takes 16).
+    #[allow(clippy::box_collection)]
+    Other(Box<String>),
+}
+
+impl FnName {
+    pub fn new(f: &str) -> FnName {
+        match f {
+            "transfer" => FnName::Transfer,
+            "read" => FnName::Read,
+            "read_all" => FnName::ReadAll,
+            other => FnName::Other(Box::new(other.to_string())),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match self {
+            FnName::Transfer => "transfer",
+            FnName::Read => "read",
+            FnName::ReadAll => "read_all",
+            FnName::Other(f) => f,
+        }
+    }
+}
+
+impl std::ops::Deref for FnName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl PartialEq<&str> for FnName {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl std::fmt::Display for FnName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One entry of a shard's agreed log as the checks hold it: a [`ShardEntry`] with its
+/// function as an [`FnName`] (an agreed log holds one per exec index of the run).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct LogEntry {
+    pub exec_index: u64,
+    pub client: u64,
+    pub request_id: u64,
+    pub value: EntryValue,
+    txn: TxnRef,
+    pub applied: Option<i64>,
+    pub f: FnName,
+    pub kind: EventType,
+    pub phase: Option<Phase>,
+    pub vote: Option<Vote>,
+}
+
+/// A log entry's transaction id in 16 bytes (an `Option<TxnId>` takes 32): only the
+/// coordinator when the id names the entry's own request, as every well-formed one does.
+#[derive(Debug, Clone, PartialEq)]
+enum TxnRef {
+    None,
+    Own(ShardId),
+    Other(Box<TxnId>),
+}
+
+impl LogEntry {
+    /// The transaction this entry belongs to, if any.
+    pub fn txn(&self) -> Option<TxnId> {
+        match &self.txn {
+            TxnRef::None => None,
+            TxnRef::Own(coordinator) => Some(TxnId {
+                coordinator: *coordinator,
+                client: self.client,
+                request_id: self.request_id,
+            }),
+            TxnRef::Other(id) => Some(**id),
+        }
+    }
+
+    /// [`ShardEntry`]'s fields, the transaction's as an `Option<TxnId>`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        (exec_index, client, request_id): (u64, u64, u64),
+        f: FnName,
+        value: EntryValue,
+        kind: EventType,
+        txn: Option<TxnId>,
+        phase: Option<Phase>,
+        vote: Option<Vote>,
+        applied: Option<i64>,
+    ) -> LogEntry {
+        let txn = match txn {
+            None => TxnRef::None,
+            Some(t) if (t.client, t.request_id) == (client, request_id) => {
+                TxnRef::Own(t.coordinator)
+            }
+            Some(t) => TxnRef::Other(Box::new(t)),
+        };
+        LogEntry {
+            exec_index,
+            client,
+            request_id,
+            value,
+            txn,
+            applied,
+            f,
+            kind,
+            phase,
+            vote,
+        }
+    }
+
+    /// Whether this entry changed a balance on its shard.
+    pub fn applies(&self) -> bool {
+        match self.txn() {
+            Some(_) => self.applied.unwrap_or(0) != 0,
+            None => self.f == "transfer" && self.kind == EventType::Ok,
+        }
+    }
+}
+
+impl From<ShardEntry> for LogEntry {
+    fn from(e: ShardEntry) -> LogEntry {
+        LogEntry::new(
+            (e.exec_index, e.client, e.request_id),
+            FnName::new(&e.f),
+            e.value,
+            e.kind,
+            e.txn,
+            e.phase,
+            e.vote,
+            e.applied,
+        )
     }
 }
 
@@ -170,8 +317,59 @@ pub enum EntryValue {
     Transfer(TransferValue),
     Read(ReadValue),
     Snapshot(SnapshotValue),
+    FailedTransfer(FailedTransferValue),
     Other(Box<Value>),
 }
+
+/// `{"amount", "error", "from", "to"}`: a transfer that failed, with its error word
+/// (up to 23 bytes), inline; a `Value` map of it takes about 600 bytes, and refusals
+/// for insufficient funds are a good part of a run's log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailedTransferValue {
+    amount: i64,
+    error: ErrorWord,
+    from: AccountName,
+    to: AccountName,
+}
+
+impl FailedTransferValue {
+    /// Like [`TransferValue::fast`], for a failed transfer's value.
+    pub(crate) fn fast(text: &[u8]) -> Option<FailedTransferValue> {
+        use crate::fastjson::{once, put, Cur, Miss};
+        let mut c = Cur::new(text);
+        let (mut amount, mut error, mut from, mut to) = (None, None, None, None);
+        let mut seen = 0u16;
+        let name = |c: &mut Cur<'_>| AccountName::inline(c.str()?).ok_or(Miss::Other);
+        c.object(|c, k| {
+            let bit = match k {
+                b"amount" => put(&mut amount, c.i64()?, 0),
+                b"error" => put(
+                    &mut error,
+                    ErrorWord::inline(c.str()?).ok_or(Miss::Other)?,
+                    1,
+                ),
+                b"from" => put(&mut from, name(c)?, 2),
+                b"to" => put(&mut to, name(c)?, 3),
+                _ => return Err(Miss::Other),
+            };
+            once(&mut seen, bit)
+        })
+        .ok()?;
+        if !c.at_end() {
+            return None;
+        }
+        Some(FailedTransferValue {
+            amount: amount?,
+            error: error?,
+            from: from?,
+            to: to?,
+        })
+    }
+}
+
+/// An error word of up to 23 bytes, inline (longer ones keep the value a `Value`).
+pub type ErrorWord = InlineStr<23>;
 
 /// `{"balances": {"A": 10, ...}}`: a `read_all`'s answer (or its part on one shard),
 /// held as (account, balance) pairs sorted by name, about 24 bytes an account where a
@@ -352,48 +550,49 @@ fn some_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
 }
 
 /// An account name of up to 15 bytes, inline (longer names keep the value a `Value`).
+pub type AccountName = InlineStr<15>;
+
+/// A string of up to `N` bytes held inline (`N` at most 255).
 #[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct AccountName {
+pub struct InlineStr<const N: usize> {
     len: u8,
-    bytes: [u8; 15],
+    bytes: [u8; N],
 }
 
-impl AccountName {
+impl<const N: usize> InlineStr<N> {
     pub fn as_str(&self) -> &str {
-        // Built only from a whole `String` in `try_from`, so always valid UTF-8.
+        // Built only from a whole `str` in `inline`, so always valid UTF-8.
         std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
     }
-}
 
-impl std::fmt::Debug for AccountName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.as_str().fmt(f)
-    }
-}
-
-impl AccountName {
-    /// `None` when longer than 15 bytes.
-    fn inline(s: &str) -> Option<AccountName> {
-        let mut bytes = [0u8; 15];
+    /// `None` when longer than `N` bytes.
+    fn inline(s: &str) -> Option<InlineStr<N>> {
+        let mut bytes = [0u8; N];
         let b = s.as_bytes();
         bytes.get_mut(..b.len())?.copy_from_slice(b);
-        Some(AccountName {
-            len: b.len() as u8,
+        Some(InlineStr {
+            len: u8::try_from(b.len()).ok()?,
             bytes,
         })
     }
 }
 
-impl TryFrom<String> for AccountName {
-    type Error = String;
-    fn try_from(s: String) -> Result<Self, String> {
-        AccountName::inline(&s).ok_or_else(|| format!("account name {s:?} is longer than 15 bytes"))
+impl<const N: usize> std::fmt::Debug for InlineStr<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
     }
 }
 
-impl From<AccountName> for String {
-    fn from(a: AccountName) -> String {
+impl<const N: usize> TryFrom<String> for InlineStr<N> {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        InlineStr::inline(&s).ok_or_else(|| format!("{s:?} is longer than {N} bytes"))
+    }
+}
+
+impl<const N: usize> From<InlineStr<N>> for String {
+    fn from(a: InlineStr<N>) -> String {
         a.as_str().to_string()
     }
 }
@@ -407,8 +606,11 @@ impl From<Value> for EntryValue {
         if let Ok(r) = ReadValue::deserialize(&v) {
             return EntryValue::Read(r);
         }
-        match SnapshotValue::deserialize(&v) {
-            Ok(b) => EntryValue::Snapshot(b),
+        if let Ok(b) = SnapshotValue::deserialize(&v) {
+            return EntryValue::Snapshot(b);
+        }
+        match FailedTransferValue::deserialize(&v) {
+            Ok(t) => EntryValue::FailedTransfer(t),
             Err(_) => EntryValue::Other(Box::new(v)),
         }
     }
@@ -419,6 +621,7 @@ impl EntryValue {
     pub fn transfer(&self) -> Option<(&str, &str, i64)> {
         match self {
             EntryValue::Transfer(t) => Some((t.from.as_str(), t.to.as_str(), t.amount)),
+            EntryValue::FailedTransfer(t) => Some((t.from.as_str(), t.to.as_str(), t.amount)),
             EntryValue::Read(_) | EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => transfer_parts(v),
         }
@@ -430,6 +633,12 @@ impl EntryValue {
             EntryValue::Transfer(t) => match key {
                 "from" => Some(t.from.as_str()),
                 "to" => Some(t.to.as_str()),
+                _ => None,
+            },
+            EntryValue::FailedTransfer(t) => match key {
+                "from" => Some(t.from.as_str()),
+                "to" => Some(t.to.as_str()),
+                "error" => Some(t.error.as_str()),
                 _ => None,
             },
             EntryValue::Read(r) => (key == "account").then(|| r.account.as_str()),
@@ -447,6 +656,7 @@ impl EntryValue {
                 "to_balance" => t.to_balance,
                 _ => None,
             },
+            EntryValue::FailedTransfer(t) => (key == "amount").then_some(t.amount),
             EntryValue::Read(r) => r.balance.filter(|_| key == "balance"),
             EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => v.get(key).and_then(Value::as_i64),
@@ -456,8 +666,8 @@ impl EntryValue {
     /// The value as written, when it is not a transfer's.
     pub fn json(&self) -> Option<&Value> {
         match self {
-            EntryValue::Transfer(_) | EntryValue::Read(_) | EntryValue::Snapshot(_) => None,
             EntryValue::Other(v) => Some(v),
+            _ => None,
         }
     }
 
@@ -475,7 +685,7 @@ impl EntryValue {
                 let map = v.get("balances")?.as_object()?;
                 Some(map.iter().map(|(a, v)| (a.as_str(), v.as_i64())).collect())
             }
-            EntryValue::Transfer(_) | EntryValue::Read(_) => None,
+            EntryValue::Transfer(_) | EntryValue::Read(_) | EntryValue::FailedTransfer(_) => None,
         }
     }
 
@@ -485,6 +695,7 @@ impl EntryValue {
             EntryValue::Transfer(t) => serde_json::to_value(t).unwrap_or(Value::Null),
             EntryValue::Read(r) => serde_json::to_value(r).unwrap_or(Value::Null),
             EntryValue::Snapshot(b) => serde_json::to_value(b).unwrap_or(Value::Null),
+            EntryValue::FailedTransfer(t) => serde_json::to_value(t).unwrap_or(Value::Null),
             EntryValue::Other(v) => (**v).clone(),
         }
     }
@@ -521,7 +732,7 @@ pub(crate) struct ShardEvent {
     pub time_ns: u64,
     pub process: crate::history::Process,
     pub kind: EventType,
-    pub f: String,
+    pub f: FnName,
     pub value: EntryValue,
     pub request_id: Option<u64>,
     pub positions: Option<BTreeMap<ShardId, u64>>,
@@ -534,7 +745,7 @@ impl From<crate::history::Event> for ShardEvent {
             time_ns: e.time_ns,
             process: e.process,
             kind: e.kind,
-            f: e.f,
+            f: FnName::new(&e.f),
             value: e.value.into(),
             request_id: e.request_id,
             positions: e.positions,
@@ -556,7 +767,7 @@ pub(crate) struct ClientStep {
 pub(crate) struct Op {
     pub client: u64,
     pub request_id: u64,
-    pub f: String,
+    pub f: FnName,
     /// The invocation's value.
     pub value: EntryValue,
     pub invoke_index: u64,
@@ -678,38 +889,69 @@ impl ShardNodeState {
     }
 }
 
-/// One shard's agreed log: its entries by exec index, in a vector from the lowest
-/// index laid (a `BTreeMap` filled in order leaves its nodes half empty, about twice
-/// the memory). Gaps are empty slots.
+/// One shard's agreed log: its entries by exec index, in fixed chunks of slots from the
+/// lowest index laid (a `BTreeMap` filled in order leaves its nodes half empty, about
+/// twice the memory, and one growing vector holds up to twice its entries while it
+/// moves). Gaps are empty slots.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ShardLog {
-    /// The exec index of `slots[0]`.
+    /// The exec index of the first slot.
     start: u64,
-    slots: Vec<Option<ShardEntry>>,
+    /// Slots `k * LOG_CHUNK..(k + 1) * LOG_CHUNK` from `start`; every chunk but the last
+    /// is full.
+    chunks: Vec<Vec<Option<LogEntry>>>,
+    /// Beside each slot while the logs are laid, the mark of the text its entry was
+    /// read from (`crate::shard_load`; 0 for none); dropped by [`ShardLog::shrink`].
+    marks: Vec<Vec<u64>>,
+    /// Slots in all.
+    len: usize,
 }
 
+/// Slots per chunk of a [`ShardLog`].
+const LOG_CHUNK: usize = 4096;
+
 impl ShardLog {
-    pub fn get(&self, exec: &u64) -> Option<&ShardEntry> {
-        let i = exec.checked_sub(self.start)?;
-        self.slots.get(usize::try_from(i).ok()?)?.as_ref()
+    pub fn get(&self, exec: &u64) -> Option<&LogEntry> {
+        let i = usize::try_from(exec.checked_sub(self.start)?).ok()?;
+        self.chunks.get(i / LOG_CHUNK)?.get(i % LOG_CHUNK)?.as_ref()
     }
 
     /// The entries in exec-index order.
-    pub fn values(&self) -> impl Iterator<Item = &ShardEntry> {
-        self.slots.iter().flatten()
+    pub fn values(&self) -> impl Iterator<Item = &LogEntry> {
+        self.chunks.iter().flatten().flatten()
     }
 
     /// The highest exec index laid.
     pub fn last_index(&self) -> Option<u64> {
-        self.slots
-            .iter()
-            .rposition(Option::is_some)
-            .map(|i| self.start + i as u64)
+        let (k, i) = self.chunks.iter().enumerate().rev().find_map(|(k, c)| {
+            let i = c.iter().rposition(Option::is_some)?;
+            Some((k, i))
+        })?;
+        Some(self.start + (k * LOG_CHUNK + i) as u64)
     }
 
-    /// Gives back the room kept for growth, once every replica's log is laid.
+    /// The mark of the text the entry at `exec` was read from (0 when none).
+    pub fn mark(&self, exec: u64) -> u64 {
+        let Some(i) = exec
+            .checked_sub(self.start)
+            .and_then(|i| usize::try_from(i).ok())
+        else {
+            return 0;
+        };
+        let mark = self
+            .marks
+            .get(i / LOG_CHUNK)
+            .and_then(|c| c.get(i % LOG_CHUNK));
+        mark.copied().unwrap_or(0)
+    }
+
+    /// Gives back the room kept for growth and the marks, once every replica's log is
+    /// laid.
     pub fn shrink(&mut self) {
-        self.slots.shrink_to_fit();
+        self.marks = Vec::new();
+        if let Some(last) = self.chunks.last_mut() {
+            last.shrink_to_fit();
+        }
     }
 
     /// The slot for `exec`, made if need be; `Err` when that would take more than
@@ -718,19 +960,28 @@ impl ShardLog {
         &mut self,
         exec: u64,
         max_slots: u64,
-    ) -> Result<&mut Option<ShardEntry>, String> {
+    ) -> Result<(&mut Option<LogEntry>, &mut u64), String> {
         let too_far =
             || format!("exec_index {exec} is further from the others than the file has entries");
-        if self.slots.is_empty() {
+        if self.chunks.is_empty() {
             self.start = exec;
         }
         if exec < self.start {
+            // Rare (a replica's list starting below the first one's): lay the slots
+            // out again from `exec`.
             let more = self.start - exec;
-            if more + self.slots.len() as u64 > max_slots {
+            if more + self.len as u64 > max_slots {
                 return Err(too_far());
             }
-            self.slots
-                .splice(0..0, std::iter::repeat_with(|| None).take(more as usize));
+            let old = std::mem::take(&mut self.chunks);
+            let marks = std::mem::take(&mut self.marks);
+            self.len = 0;
+            let slots = std::iter::repeat_with(|| (None, 0))
+                .take(more as usize)
+                .chain(old.into_iter().flatten().zip(marks.into_iter().flatten()));
+            for (slot, mark) in slots {
+                self.push(slot, mark);
+            }
             self.start = exec;
         }
         let i = exec - self.start;
@@ -738,10 +989,29 @@ impl ShardLog {
             return Err(too_far());
         }
         let i = i as usize;
-        if i >= self.slots.len() {
-            self.slots.resize_with(i + 1, || None);
+        while self.len <= i {
+            self.push(None, 0);
         }
-        Ok(&mut self.slots[i])
+        let (k, j) = (i / LOG_CHUNK, i % LOG_CHUNK);
+        Ok((&mut self.chunks[k][j], &mut self.marks[k][j]))
+    }
+
+    fn push(&mut self, slot: Option<LogEntry>, mark: u64) {
+        self.len += 1;
+        match (self.chunks.last_mut(), self.marks.last_mut()) {
+            (Some(c), Some(m)) if c.len() < LOG_CHUNK => {
+                c.push(slot);
+                m.push(mark);
+            }
+            _ => {
+                let mut c = Vec::with_capacity(LOG_CHUNK);
+                c.push(slot);
+                self.chunks.push(c);
+                let mut m = Vec::with_capacity(LOG_CHUNK);
+                m.push(mark);
+                self.marks.push(m);
+            }
+        }
     }
 }
 
@@ -752,7 +1022,7 @@ pub(crate) struct Sharded {
     pub initial_balance: Option<i64>,
     pub ops: Vec<Op>,
     /// (client, request_id) to the op.
-    pub op_by_key: HashMap<(u64, u64), usize>,
+    pub op_by_key: crate::model::FxMap<(u64, u64), usize>,
     /// What is left of each replica once final.json was streamed (`None` without one).
     pub fin: Option<Vec<ShardNodeState>>,
     /// Per shard, its agreed log: the union of its replicas' logs by exec index.
@@ -782,7 +1052,7 @@ impl Sharded {
         &self,
         id: ShardId,
         upto: u64,
-        mut each: impl FnMut(u64, &ShardEntry, &BTreeMap<String, i64>),
+        mut each: impl FnMut(u64, &LogEntry, &BTreeMap<String, i64>),
     ) -> Result<BTreeMap<String, i64>, u64> {
         let mut bank: BTreeMap<String, i64> = self
             .spec(id)
@@ -808,11 +1078,28 @@ impl Sharded {
 }
 
 /// Applies one log entry to its shard's balances.
-pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
-    let Some((from, to, amount)) = e.value.transfer() else {
+pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &LogEntry) {
+    let plain_ok = e.f == "transfer" && e.kind == EventType::Ok;
+    apply_parts(bank, &e.value, (e.txn(), e.applied), plain_ok);
+}
+
+/// [`apply_entry`] for an entry as written.
+pub(crate) fn apply_shard_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
+    let plain_ok = e.f == "transfer" && e.kind == EventType::Ok;
+    apply_parts(bank, &e.value, (e.txn, e.applied), plain_ok);
+}
+
+/// `plain_ok`: the entry is an executed transfer outside a transaction.
+fn apply_parts(
+    bank: &mut BTreeMap<String, i64>,
+    value: &EntryValue,
+    txn: (Option<TxnId>, Option<i64>),
+    plain_ok: bool,
+) {
+    let Some((from, to, amount)) = value.transfer() else {
         return;
     };
-    match (e.txn, e.applied) {
+    match txn {
         (Some(_), Some(delta)) if delta != 0 => {
             // The debit lands on the source's shard, the credit on the destination's.
             let account = if bank.contains_key(from) { from } else { to };
@@ -821,7 +1108,7 @@ pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
             }
         }
         (Some(_), _) => {}
-        (None, _) if e.f == "transfer" && e.kind == EventType::Ok => {
+        (None, _) if plain_ok => {
             for (a, d) in [(from, -amount), (to, amount)] {
                 if let Some(b) = bank.get_mut(a) {
                     *b += d;
@@ -835,6 +1122,69 @@ pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(exec: u64) -> LogEntry {
+        let value = EntryValue::default();
+        let f = FnName::Read;
+        LogEntry::new(
+            (exec, 1, exec),
+            f,
+            value,
+            EventType::Ok,
+            None,
+            None,
+            None,
+            None,
+        )
+    }
+
+    /// A transaction id is held as its coordinator when it names the entry's own
+    /// request, whole otherwise; both read back the same.
+    #[test]
+    fn a_log_entry_reads_back_its_transaction() {
+        let own = TxnId {
+            coordinator: 2,
+            client: 1,
+            request_id: 5,
+        };
+        let other = TxnId { client: 9, ..own };
+        for txn in [None, Some(own), Some(other)] {
+            let e = LogEntry::new(
+                (3, 1, 5),
+                FnName::Transfer,
+                EntryValue::default(),
+                EventType::Ok,
+                txn,
+                Some(Phase::Commit),
+                None,
+                Some(4),
+            );
+            assert_eq!(e.txn(), txn);
+        }
+    }
+
+    /// Slots across chunks, gaps, an index below the first, and the bound.
+    #[test]
+    fn a_log_lays_entries_by_exec_index_across_chunks() {
+        let mut log = ShardLog::default();
+        for exec in [5u64, 6, 9000, 4, 10_000] {
+            let (slot, mark) = log.slot_mut(exec, 20_000).unwrap();
+            (*slot, *mark) = (Some(entry(exec)), exec);
+        }
+        let laid: Vec<u64> = log.values().map(|e| e.exec_index).collect();
+        assert_eq!(laid, vec![4, 5, 6, 9000, 10_000]);
+        assert_eq!(log.get(&9000).map(|e| e.request_id), Some(9000));
+        assert!(log.get(&7).is_none() && log.get(&3).is_none() && log.get(&20_000).is_none());
+        assert_eq!(log.last_index(), Some(10_000));
+        assert_eq!((log.mark(9000), log.mark(4), log.mark(7)), (9000, 4, 0));
+        assert!(log.slot_mut(30_000, 20_000).is_err());
+        assert!(
+            log.slot_mut(1, 9_999).is_err(),
+            "would take 9_997 + 3 slots"
+        );
+        log.shrink();
+        assert_eq!(log.last_index(), Some(10_000));
+    }
 
     fn reread(text: &str) -> (EntryValue, String) {
         let v: EntryValue = serde_json::from_str(text).expect("a JSON value");
@@ -893,7 +1243,8 @@ mod tests {
     #[test]
     fn other_shapes_keep_every_field() {
         for text in [
-            r#"{"amount":30,"error":"insufficient-funds","from":"D","to":"B"}"#,
+            r#"{"amount":30,"error":"an-error-word-over-23-bytes","from":"D","to":"B"}"#,
+            r#"{"amount":30,"error":"busy","from":"D","to":"B","to_balance":3}"#,
             r#"{"amount":3,"from":"A","from_balance":null,"to":"C"}"#,
             r#"{"amount":3.5,"from":"A","to":"C"}"#,
             r#"{"amount":3,"from":"a-very-long-account-name","to":"C"}"#,
@@ -907,8 +1258,33 @@ mod tests {
             assert!(matches!(v, EntryValue::Other(_)), "{text}");
             assert_eq!(again, text);
         }
-        let (v, _) = reread(r#"{"amount":30,"error":"insufficient-funds","from":"D","to":"B"}"#);
+        let (v, _) =
+            reread(r#"{"amount":30,"error":"an-error-word-over-23-bytes","from":"D","to":"B"}"#);
+        assert_eq!(v.str_field("error"), Some("an-error-word-over-23-bytes"));
+        assert_eq!(v.transfer(), Some(("D", "B", 30)));
+    }
+
+    /// A failed transfer's value is held inline, reads back byte-identical, and the
+    /// fast path gives what serde gives.
+    #[test]
+    fn failed_transfers_are_compact() {
+        let text = r#"{"amount":30,"error":"insufficient-funds","from":"D","to":"B"}"#;
+        let (v, again) = reread(text);
+        assert!(matches!(v, EntryValue::FailedTransfer(_)), "{v:?}");
+        assert_eq!(again, text);
+        assert_eq!(
+            v,
+            EntryValue::from(serde_json::from_str::<Value>(text).unwrap())
+        );
+        let shuffled = br#"{"from":"D","error":"insufficient-funds","to":"B","amount":30}"#;
+        assert_eq!(
+            FailedTransferValue::fast(shuffled).map(EntryValue::FailedTransfer),
+            Some(v.clone())
+        );
         assert_eq!(v.str_field("error"), Some("insufficient-funds"));
         assert_eq!(v.transfer(), Some(("D", "B", 30)));
+        assert_eq!(v.i64_field("amount"), Some(30));
+        assert_eq!(v.i64_field("from_balance"), None);
+        assert!(v.balances().is_none() && v.json().is_none());
     }
 }

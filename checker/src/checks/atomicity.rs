@@ -7,14 +7,14 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
-use crate::shards::{EntryValue, Phase, ShardEntry, ShardId, Sharded, TxnId, Vote};
+use crate::shards::{EntryValue, LogEntry, Phase, ShardId, Sharded, TxnId, Vote};
 use std::collections::BTreeMap;
 
 /// What one shard's log holds of one transaction.
 #[derive(Debug, Default, Clone)]
 struct OnShard<'a> {
-    prepare: Option<&'a ShardEntry>,
-    decision: Option<&'a ShardEntry>,
+    prepare: Option<&'a LogEntry>,
+    decision: Option<&'a LogEntry>,
 }
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
@@ -23,43 +23,77 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         check.unknown("there is no final.json, so no shard's log can be searched for transactions");
         return check.finish();
     }
-    let mut txns: BTreeMap<TxnId, BTreeMap<ShardId, OnShard<'_>>> = BTreeMap::new();
+    // Every transaction entry, grouped by transaction by sorting one flat vector of 16
+    // bytes an entry (a map of maps takes several times the memory).
+    let mut entries: Vec<(ShardId, &LogEntry)> = Vec::new();
     for (&shard, log) in &data.logs {
         for e in log.values() {
-            let Some(id) = e.txn else { continue };
-            let slot = txns.entry(id).or_default().entry(shard).or_default();
-            match e.phase {
-                Some(Phase::Prepare) => slot.prepare = Some(e),
-                Some(Phase::Commit | Phase::Abort) => slot.decision = Some(e),
-                None => check.anomaly(|| {
+            let Some(id) = e.txn() else { continue };
+            entries.push((shard, e));
+            if e.phase.is_none() {
+                check.anomaly(|| {
                     Anomaly::new(
                         AnomalyKind::NoPhase,
                         format!("Shard {shard}'s entry at exec_index {} belongs to {} but names no phase.", e.exec_index, name(&id)),
                         data.indices_of(id.client, id.request_id),
                     )
                     .at_slots(vec![e.exec_index])
-                }),
+                });
             }
         }
     }
-    check.count("cross-shard transactions", txns.len() as u64);
-    for (id, shards) in &txns {
-        judge(data, &mut check, *id, shards);
+    entries.sort_unstable_by_key(|&(s, e)| (e.txn(), s, e.exec_index));
+    let txns = || {
+        entries
+            .chunk_by(|a, b| a.1.txn() == b.1.txn())
+            .filter_map(|group| Some((group[0].1.txn()?, on_shards(group))))
+    };
+    check.count("cross-shard transactions", txns().count() as u64);
+    for (id, shards) in txns() {
+        judge(data, &mut check, id, &shards);
     }
-    answers_match(data, &mut check, &txns);
+    for (id, shards) in txns() {
+        answer_matches(data, &mut check, &id, &shards);
+    }
     check.finish()
 }
 
+/// One transaction's entries (sorted by shard, then position) as each shard's prepare
+/// and decision (the last of each, if a shard logged one twice).
+fn on_shards<'a>(group: &[(ShardId, &'a LogEntry)]) -> BTreeMap<ShardId, OnShard<'a>> {
+    let mut out: BTreeMap<ShardId, OnShard<'a>> = BTreeMap::new();
+    for &(shard, e) in group {
+        let slot = out.entry(shard).or_default();
+        match e.phase {
+            Some(Phase::Prepare) => slot.prepare = Some(e),
+            Some(Phase::Commit | Phase::Abort) => slot.decision = Some(e),
+            None => {}
+        }
+    }
+    out
+}
+
 fn name(id: &TxnId) -> String {
-    format!(
-        "transaction (coordinator shard {}, client {}, request {})",
-        id.coordinator, id.client, id.request_id
-    )
+    Named(*id).to_string()
+}
+
+/// A transaction's name in a finding, written only when one is reported.
+struct Named(TxnId);
+
+impl std::fmt::Display for Named {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let id = &self.0;
+        write!(
+            f,
+            "transaction (coordinator shard {}, client {}, request {})",
+            id.coordinator, id.client, id.request_id
+        )
+    }
 }
 
 fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId, OnShard<'_>>) {
-    let indices = data.indices_of(id.client, id.request_id);
-    let t = name(&id);
+    let indices = || data.indices_of(id.client, id.request_id);
+    let t = Named(id);
     let value = shards
         .values()
         .find_map(|s| s.prepare.or(s.decision))
@@ -79,7 +113,7 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
             Anomaly::new(
                 AnomalyKind::SplitDecision,
                 format!("The {t} was committed on shard {} but aborted on shard {}: a transfer must be applied on every shard it touches or on none.", join(&committed), join(&aborted)),
-                indices.clone(),
+                indices(),
             )
         });
     }
@@ -94,7 +128,7 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
                     Anomaly::new(
                         AnomalyKind::PartialCommit,
                         format!("The {t} was committed on shard {} but shard {s}, which it touches, never prepared or decided it.", join(&committed)),
-                        indices.clone(),
+                        indices(),
                     )
                 }),
             }
@@ -108,12 +142,12 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
 #[allow(clippy::too_many_arguments)]
 fn per_shard(
     check: &mut Check,
-    t: &str,
+    t: &Named,
     s: ShardId,
     on: &OnShard<'_>,
     parts: Option<(&str, &str, i64)>,
     data: &Sharded,
-    indices: &[u64],
+    indices: &dyn Fn() -> Vec<u64>,
     all: &BTreeMap<ShardId, OnShard<'_>>,
 ) {
     if let Some(p) = on.prepare {
@@ -122,7 +156,7 @@ fn per_shard(
                 Anomaly::new(
                     AnomalyKind::AppliedAtPrepare,
                     format!("Shard {s} applied {} at the prepare of the {t} (exec_index {}); a participant may apply only at commit.", p.applied.unwrap_or(0), p.exec_index),
-                    indices.to_vec(),
+                    indices(),
                 )
                 .at_slots(vec![p.exec_index])
             });
@@ -138,7 +172,7 @@ fn per_shard(
                     d.applied.unwrap_or(0),
                     d.exec_index
                 ),
-                indices.to_vec(),
+                indices(),
             )
             .at_slots(vec![d.exec_index])
         });
@@ -154,7 +188,7 @@ fn per_shard(
             Anomaly::new(
                 AnomalyKind::CommitWithoutPrepare,
                 format!("Shard {s} committed the {t} at exec_index {} without having prepared it with a yes vote before.", d.exec_index),
-                indices.to_vec(),
+                indices(),
             )
             .at_slots(vec![d.exec_index])
         });
@@ -170,7 +204,7 @@ fn per_shard(
                     "Shard {s} committed the {t} although shard {} voted no at prepare.",
                     no.0
                 ),
-                indices.to_vec(),
+                indices(),
             )
             .at_slots(vec![d.exec_index])
         });
@@ -189,7 +223,7 @@ fn per_shard(
                 Anomaly::new(
                     AnomalyKind::WrongAmount,
                     format!("Shard {s} applied {applied} at the commit of the {t} (exec_index {}) where {expected} was due.", d.exec_index),
-                    indices.to_vec(),
+                    indices(),
                 )
                 .at_slots(vec![d.exec_index])
             });
@@ -215,41 +249,40 @@ fn join(shards: &[ShardId]) -> String {
 
 /// A client told `ok` must see the transaction committed; one told it failed for
 /// insufficient funds must see it aborted everywhere.
-fn answers_match(
+fn answer_matches(
     data: &Sharded,
     check: &mut Check,
-    txns: &BTreeMap<TxnId, BTreeMap<ShardId, OnShard<'_>>>,
+    id: &TxnId,
+    shards: &BTreeMap<ShardId, OnShard<'_>>,
 ) {
-    for (id, shards) in txns {
-        let Some(&o) = data.op_by_key.get(&(id.client, id.request_id)) else {
-            continue;
-        };
-        let op = &data.ops[o];
-        let Some(c) = &op.complete else { continue };
-        let committed = !decided(shards, Phase::Commit).is_empty();
-        let bad = match c.kind {
-            EventType::Ok => !committed,
-            EventType::Fail => committed,
-            _ => false,
-        };
-        if bad {
-            check.anomaly(|| {
-                Anomaly::new(
-                    AnomalyKind::AnswerContradictsDecision,
-                    format!(
-                        "{} was answered {} but its {} was {} on the shards.",
-                        op.describe(),
-                        c.kind,
-                        name(id),
-                        if committed {
-                            "committed"
-                        } else {
-                            "not committed"
-                        }
-                    ),
-                    op.indices(),
-                )
-            });
-        }
+    let Some(&o) = data.op_by_key.get(&(id.client, id.request_id)) else {
+        return;
+    };
+    let op = &data.ops[o];
+    let Some(c) = &op.complete else { return };
+    let committed = !decided(shards, Phase::Commit).is_empty();
+    let bad = match c.kind {
+        EventType::Ok => !committed,
+        EventType::Fail => committed,
+        _ => false,
+    };
+    if bad {
+        check.anomaly(|| {
+            Anomaly::new(
+                AnomalyKind::AnswerContradictsDecision,
+                format!(
+                    "{} was answered {} but its {} was {} on the shards.",
+                    op.describe(),
+                    c.kind,
+                    name(id),
+                    if committed {
+                        "committed"
+                    } else {
+                        "not committed"
+                    }
+                ),
+                op.indices(),
+            )
+        });
     }
 }

@@ -10,7 +10,8 @@
 use super::agreement::Agreement;
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::final_state::NodeState;
-use crate::shards::{ShardNodeState, Sharded};
+use crate::shards::{ShardId, ShardNodeState, Sharded};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `agreement` holds what streaming final.json found (divergences, jumps;
 /// `crate::shard_load`); the final balances are compared here, once every log is laid.
@@ -19,9 +20,11 @@ pub(crate) fn run(data: &Sharded, mut agreement: Agreement) -> CheckResult {
         return agreement.finish(None);
     };
     let mut states = Vec::new();
+    let replayed = replayed(data, nodes);
     for node in nodes {
         let label = node.label();
-        balances(data, &mut agreement, &label, node);
+        let bank = replayed.get(&(node.shard, node.last));
+        balances(&mut agreement, &label, node, bank);
         states.push(NodeState {
             name: label,
             balances: node.balances.as_ref().map(|_| Vec::new()),
@@ -43,14 +46,42 @@ pub(crate) fn run(data: &Sharded, mut agreement: Agreement) -> CheckResult {
     result
 }
 
+/// Per (shard, last index of a replica that fetched its balances), the shard's state
+/// there: each shard replayed once, up to the furthest such index. A state the replay
+/// cannot reach (a gap in the log before it) is missing.
+fn replayed(data: &Sharded, nodes: &[ShardNodeState]) -> HashMap<(ShardId, u64), Bank> {
+    let mut wanted: BTreeMap<ShardId, BTreeSet<u64>> = BTreeMap::new();
+    for n in nodes.iter().filter(|n| n.balances.is_some()) {
+        wanted.entry(n.shard).or_default().insert(n.last);
+    }
+    let mut out = HashMap::new();
+    for (shard, lasts) in wanted {
+        let upto = lasts.last().copied().unwrap_or(0);
+        // A gap ends the replay: the states past it stay missing.
+        let _ = data.replay_shard(shard, upto, |exec, _, bank| {
+            if lasts.contains(&exec) {
+                out.insert((shard, exec), bank.clone());
+            }
+        });
+        if lasts.contains(&0) {
+            if let Ok(bank) = data.replay_shard(shard, 0, |_, _, _| {}) {
+                out.insert((shard, 0), bank);
+            }
+        }
+    }
+    out
+}
+
+type Bank = BTreeMap<String, i64>;
+
 /// A replica's final balances against the replay of its shard's agreed log up to its
-/// last index.
-fn balances(data: &Sharded, agreement: &mut Agreement, label: &str, node: &ShardNodeState) {
+/// last index (`None` when the log has a gap before it).
+fn balances(agreement: &mut Agreement, label: &str, node: &ShardNodeState, bank: Option<&Bank>) {
     let Some(got) = &node.balances else {
         return;
     };
-    match data.replay_shard(node.shard, node.last, |_, _, _| {}) {
-        Ok(bank) => {
+    match bank {
+        Some(bank) => {
             let diffs: Vec<(String, String, String)> = bank
                 .iter()
                 .filter(|(a, b)| got.get(*a) != Some(b))
@@ -68,7 +99,7 @@ fn balances(data: &Sharded, agreement: &mut Agreement, label: &str, node: &Shard
                 agreement.balances_differ(label, node.last, &diffs);
             }
         }
-        Err(_) => agreement.balances_undecided(),
+        None => agreement.balances_undecided(),
     }
 }
 

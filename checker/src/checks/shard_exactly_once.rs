@@ -8,7 +8,7 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::history::EventType;
-use crate::shards::{Phase, ShardEntry, ShardId, Sharded, TxnId};
+use crate::shards::{LogEntry, Phase, ShardId, Sharded, TxnId};
 use std::collections::BTreeMap;
 
 type Key = (u64, u64);
@@ -19,22 +19,30 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         check.unknown("there is no final.json, so the logs cannot be searched for operations");
         return check.finish();
     }
-    let mut by_key: BTreeMap<Key, Vec<(ShardId, &ShardEntry)>> = BTreeMap::new();
+    // Every entry by (client, request id), then by shard and position: one flat
+    // vector of 16 bytes an entry, sorted in place (a map of small vectors takes
+    // several times the memory).
+    let mut by_key: Vec<(ShardId, &LogEntry)> =
+        Vec::with_capacity(data.logs.values().map(|l| l.values().count()).sum());
     for (&s, log) in &data.logs {
-        for e in log.values() {
-            by_key
-                .entry((e.client, e.request_id))
-                .or_default()
-                .push((s, e));
-        }
+        by_key.extend(log.values().map(|e| (s, e)));
     }
-    check.count("requests in the logs", by_key.len() as u64);
-    for (&key, entries) in &by_key {
-        judge_entries(data, &mut check, key, entries);
+    let key = |&(_, e): &(ShardId, &LogEntry)| (e.client, e.request_id);
+    by_key.sort_unstable_by_key(|&(s, e)| (e.client, e.request_id, s, e.exec_index));
+    let groups = || by_key.chunk_by(|a, b| key(a) == key(b));
+    check.count("requests in the logs", groups().count() as u64);
+    for group in groups() {
+        judge_entries(data, &mut check, key(&group[0]), group);
     }
+    let of = |k: Key| {
+        let at = by_key.partition_point(|e| key(e) < k);
+        let group = &by_key[at..];
+        let n = group.iter().take_while(|e| key(e) == k).count();
+        (n > 0).then(|| &group[..n])
+    };
     for op in &data.ops {
         let Some(c) = &op.complete else { continue };
-        let entries = by_key.get(&(op.client, op.request_id));
+        let entries = of((op.client, op.request_id));
         let changed = entries.is_some_and(|es| es.iter().any(|(_, e)| e.applies()));
         let rejected = c.kind == EventType::Fail && c.positions.is_empty();
         if c.kind == EventType::Ok && entries.is_none() {
@@ -67,8 +75,8 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     check.finish()
 }
 
-fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, &ShardEntry)]) {
-    let indices = data.indices_of(key.0, key.1);
+fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, &LogEntry)]) {
+    let indices = || data.indices_of(key.0, key.1);
     if !data.op_by_key.contains_key(&key) {
         let (s, e) = entries[0];
         check.anomaly(|| {
@@ -86,7 +94,7 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
     let txns: Vec<TxnId> =
         entries
             .iter()
-            .filter_map(|(_, e)| e.txn)
+            .filter_map(|(_, e)| e.txn())
             .fold(Vec::new(), |mut v, t| {
                 if !v.contains(&t) {
                     v.push(t);
@@ -104,18 +112,26 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
                     txns.len(),
                     txns.iter().map(|t| t.coordinator.to_string()).collect::<Vec<_>>().join(" and ")
                 ),
-                indices.clone(),
+                indices(),
             )
         });
     }
+    let kind = |e: &LogEntry| match e.phase {
+        None => 0u8,
+        Some(Phase::Prepare) => 1,
+        Some(Phase::Commit | Phase::Abort) => 2,
+    };
+    let step = |&(s, e): &(ShardId, &LogEntry)| (s, kind(e));
+    let twice = entries
+        .iter()
+        .enumerate()
+        .any(|(i, a)| entries[i + 1..].iter().any(|b| step(a) == step(b)));
+    if !twice {
+        return;
+    }
     let mut seen: BTreeMap<(ShardId, u8), Vec<u64>> = BTreeMap::new();
     for (s, e) in entries {
-        let kind = match e.phase {
-            None => 0,
-            Some(Phase::Prepare) => 1,
-            Some(Phase::Commit | Phase::Abort) => 2,
-        };
-        seen.entry((*s, kind)).or_default().push(e.exec_index);
+        seen.entry((*s, kind(e))).or_default().push(e.exec_index);
     }
     for ((s, kind), at) in seen.iter().filter(|(_, at)| at.len() > 1) {
         let what = ["executed", "prepared", "decided"][*kind as usize];
@@ -129,7 +145,7 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
                     at.len(),
                     at.iter().map(u64::to_string).collect::<Vec<_>>().join(", ")
                 ),
-                indices.clone(),
+                indices(),
             )
             .about(OpFunction::parse(&entries[0].1.f))
             .at_slots(at.clone())

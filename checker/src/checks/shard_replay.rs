@@ -19,8 +19,9 @@
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::values::INSUFFICIENT_FUNDS;
 use crate::history::EventType;
-use crate::shards::{Op, Phase, ShardEntry, ShardId, Sharded};
-use std::collections::{BTreeMap, HashMap};
+use crate::model::FxMap;
+use crate::shards::{LogEntry, Op, Phase, ShardId, Sharded};
+use std::collections::BTreeMap;
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
     let mut check = Check::default();
@@ -34,35 +35,39 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     }
     let prepared = source_prepares(data);
     for spec in &data.specs {
-        let mut waiting: HashMap<u64, Vec<usize>> = HashMap::new();
-        let mut refused: HashMap<u64, Vec<usize>> = HashMap::new();
+        // (position, operation), sorted: the replay walks them as it passes each.
+        let mut waiting: Vec<(u64, usize)> = Vec::new();
+        let mut refused: Vec<(u64, usize)> = Vec::new();
         for (i, op) in data.ops.iter().enumerate() {
             let told = op.complete.as_ref().filter(|c| c.kind != EventType::Info);
             if let Some(&p) = told.and_then(|c| c.positions.get(&spec.id)) {
-                waiting.entry(p).or_default().push(i);
+                waiting.push((p, i));
             }
             if let Some(p) = decided_short(data, &prepared, spec.id, op) {
-                refused.entry(p).or_default().push(i);
+                refused.push((p, i));
             }
         }
-        let last = waiting.keys().chain(refused.keys()).copied().max();
-        let last = last.unwrap_or(0).max(
+        waiting.sort_unstable();
+        refused.sort_unstable();
+        let told_last = waiting.iter().chain(&refused).map(|w| w.0).max();
+        let last = told_last.unwrap_or(0).max(
             data.logs
                 .get(&spec.id)
                 .map_or(0, |l| l.last_index().unwrap_or(0)),
         );
+        let (mut w, mut r) = (Walk::new(&waiting), Walk::new(&refused));
         let replay = data.replay_shard(spec.id, last, |exec, entry, bank| {
-            for &o in waiting.get(&exec).into_iter().flatten() {
+            for o in w.at(exec) {
                 compare(data, &mut check, spec.id, exec, entry, bank, &data.ops[o]);
             }
-            for &o in refused.get(&exec).into_iter().flatten() {
+            for o in r.at(exec) {
                 had_funds(&mut check, spec.id, exec, bank, &data.ops[o]);
             }
             logged_refusal(&mut check, spec.id, exec, entry, bank);
         });
         // Only a gap before a position some answer was told leaves one undecided.
         if let Err(gap) = replay {
-            if !waiting.keys().chain(refused.keys()).any(|&p| p >= gap) {
+            if told_last.is_none_or(|p| p < gap) {
                 continue;
             }
             check.undecided("shards whose log has a gap before a position clients were told");
@@ -76,13 +81,37 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     check.finish()
 }
 
+/// Sorted (position, operation) pairs, walked as a replay passes the positions.
+struct Walk<'a> {
+    pairs: &'a [(u64, usize)],
+    next: usize,
+}
+
+impl<'a> Walk<'a> {
+    fn new(pairs: &'a [(u64, usize)]) -> Walk<'a> {
+        Walk { pairs, next: 0 }
+    }
+
+    /// The operations at position `exec` (positions are passed in increasing order).
+    fn at(&mut self, exec: u64) -> impl Iterator<Item = usize> + 'a {
+        while self.pairs.get(self.next).is_some_and(|p| p.0 < exec) {
+            self.next += 1;
+        }
+        let from = self.next;
+        while self.pairs.get(self.next).is_some_and(|p| p.0 == exec) {
+            self.next += 1;
+        }
+        self.pairs[from..self.next].iter().map(|p| p.1)
+    }
+}
+
 /// Per (source shard, client, request), the position of the source's prepare of the
 /// transaction it coordinated for that request.
-fn source_prepares(data: &Sharded) -> HashMap<(ShardId, u64, u64), u64> {
-    let mut out = HashMap::new();
+fn source_prepares(data: &Sharded) -> FxMap<(ShardId, u64, u64), u64> {
+    let mut out = FxMap::default();
     for (&shard, log) in &data.logs {
         for e in log.values() {
-            match e.txn {
+            match e.txn() {
                 Some(t) if t.coordinator == shard && e.phase == Some(Phase::Prepare) => {
                     out.entry((shard, t.client, t.request_id))
                         .or_insert(e.exec_index);
@@ -98,7 +127,7 @@ fn source_prepares(data: &Sharded) -> HashMap<(ShardId, u64, u64), u64> {
 /// source: at the source's prepare of its transaction, or else at its position there.
 fn decided_short(
     data: &Sharded,
-    prepared: &HashMap<(ShardId, u64, u64), u64>,
+    prepared: &FxMap<(ShardId, u64, u64), u64>,
     shard: ShardId,
     op: &Op,
 ) -> Option<u64> {
@@ -152,10 +181,10 @@ fn logged_refusal(
     check: &mut Check,
     shard: ShardId,
     exec: u64,
-    entry: &ShardEntry,
+    entry: &LogEntry,
     bank: &BTreeMap<String, i64>,
 ) {
-    let refused = entry.txn.is_none()
+    let refused = entry.txn().is_none()
         && entry.f == "transfer"
         && entry.kind == EventType::Fail
         && entry.value.str_field("error") == Some(INSUFFICIENT_FUNDS);
@@ -215,7 +244,7 @@ fn compare(
     check: &mut Check,
     shard: ShardId,
     exec: u64,
-    entry: &ShardEntry,
+    entry: &LogEntry,
     bank: &BTreeMap<String, i64>,
     op: &Op,
 ) {

@@ -168,7 +168,7 @@ fn coordinators(data: &Sharded, wf: &mut WellFormed) {
     let mut seen: BTreeSet<TxnId> = BTreeSet::new();
     for (&shard, log) in &data.logs {
         for e in log.values() {
-            let Some(txn) = e.txn else { continue };
+            let Some(txn) = e.txn() else { continue };
             let source: Option<ShardId> = e
                 .value
                 .transfer()

@@ -16,8 +16,8 @@ use super::{
 };
 use crate::history::{values, Event, EventType, Process};
 use crate::shards::{
-    apply_entry, EntryValue, Phase, ShardEntry, ShardId, ShardNode, ShardSpec, ShardedFinal, TxnId,
-    Vote,
+    apply_shard_entry, EntryValue, Phase, ShardEntry, ShardId, ShardNode, ShardSpec, ShardedFinal,
+    TxnId, Vote,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -331,7 +331,7 @@ impl ShardedRun {
             .map(|a| (a.clone(), self.options.initial_balance))
             .collect();
         for e in &self.logs[id as usize - 1][..upto] {
-            apply_entry(&mut bank, e);
+            apply_shard_entry(&mut bank, e);
         }
         bank
     }
