@@ -169,3 +169,35 @@ impl std::fmt::Display for Indexed {
         write!(f, "{}[{}]", self.0, self.1)
     }
 }
+
+/// The bits of a [`text_mark`] that hold the text's length.
+pub(crate) const TEXT_LEN: u64 = 0xffff;
+
+/// An entry's exact text, marked (both loaders confirm a replica's copy of an entry already
+/// laid by comparing marks, without parsing it): its length in the low 16 bits (0 when longer, so
+/// never matched) and a fingerprint of its bytes above them.
+pub(crate) fn text_mark(text: &[u8]) -> u64 {
+    use std::hash::Hasher;
+    let Ok(len) = u16::try_from(text.len()) else {
+        return 0;
+    };
+    // Four words at a time into four independent lanes: one lane's multiplication
+    // does not wait for another's (every entry of every replica is marked, and one
+    // chain of dependent multiplications showed as 7% of the check in profiles).
+    const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mix = |h: u64, w: u64| (h.rotate_left(5) ^ w).wrapping_mul(K);
+    let word = |b: &[u8]| u64::from_le_bytes(b.try_into().unwrap_or([0; 8]));
+    let mut lanes = [1u64, 2, 3, 4];
+    let mut blocks = text.chunks_exact(32);
+    for b in &mut blocks {
+        for (l, w) in lanes.iter_mut().zip(b.chunks_exact(8)) {
+            *l = mix(*l, word(w));
+        }
+    }
+    let mut h = crate::model::Fx::default();
+    for l in lanes {
+        h.write_u64(l);
+    }
+    h.write(blocks.remainder());
+    (h.finish() & !TEXT_LEN) | u64::from(len)
+}

@@ -12,7 +12,7 @@
 
 use crate::checks::agreement::{Agreement, Side};
 use crate::fastjson::{once, put, Cur, Miss};
-use crate::final_doc::{self, within, Doc};
+use crate::final_doc::{self, text_mark, within, Doc, TEXT_LEN};
 use crate::final_state::FinalError;
 use crate::shards::{
     EntryValue, FailedTransferValue, FnName, LogEntry, Phase, ReadValue, ShardEntry, ShardEvent,
@@ -239,22 +239,6 @@ impl ShardFinalLoad {
         );
         Ok(())
     }
-}
-
-/// The bits of a [`text_mark`] that hold the text's length.
-const TEXT_LEN: u64 = 0xffff;
-
-/// An entry's exact text, marked: its length in the low 16 bits (0 when longer, so
-/// never matched) and a fingerprint of its bytes above them (the classic loader's
-/// mark, `crate::final_load`).
-fn text_mark(text: &[u8]) -> u64 {
-    use std::hash::Hasher;
-    let Ok(len) = u16::try_from(text.len()) else {
-        return 0;
-    };
-    let mut h = crate::model::Fx::default();
-    h.write(text);
-    (h.finish() & !TEXT_LEN) | u64::from(len)
 }
 
 /// A log entry in a few words, for a divergence.
