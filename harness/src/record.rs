@@ -161,10 +161,20 @@ impl Recorder {
 
 /// The history's `f` and invoke `value` for an operation.
 pub fn op_value(op: &Op) -> (&'static str, Value) {
+    let value = match op {
+        Op::Transfer { from, to, amount } => values::transfer(from, to, *amount),
+        Op::Read { account } => values::read(account),
+        Op::ReadAll => Value::Null,
+    };
+    (op_name(op), value)
+}
+
+/// The history's `f` for an operation (without building its value).
+pub fn op_name(op: &Op) -> &'static str {
     match op {
-        Op::Transfer { from, to, amount } => ("transfer", values::transfer(from, to, *amount)),
-        Op::Read { account } => ("read", values::read(account)),
-        Op::ReadAll => ("read_all", Value::Null),
+        Op::Transfer { .. } => "transfer",
+        Op::Read { .. } => "read",
+        Op::ReadAll => "read_all",
     }
 }
 
@@ -293,7 +303,6 @@ pub fn with_positions(
 /// ordinary entry as [`executed_entry`] writes it, or a cross-shard transfer's step with its
 /// transaction, phase, vote and the amount it applied on this shard.
 pub fn shard_entry(executed: &Executed) -> ShardEntry {
-    let (f, invoke) = op_value(&executed.command.op);
     let Some(record) = executed.txn else {
         let plain = executed_entry(executed);
         return ShardEntry {
@@ -316,6 +325,7 @@ pub fn shard_entry(executed: &Executed) -> ShardEntry {
         TxnPhase::Abort => (Phase::Abort, None),
     };
     let went_ahead = matches!(phase, Phase::Commit) || vote == Some(Vote::Yes);
+    let (f, invoke) = op_value(&executed.command.op);
     ShardEntry {
         exec_index: executed.exec_index,
         client: executed.command.client.0,
@@ -340,7 +350,7 @@ pub fn shard_entry(executed: &Executed) -> ShardEntry {
 
 /// A replica's executed-log entry in final.json's shape.
 pub fn executed_entry(executed: &Executed) -> ExecutedEntry {
-    let (f, _) = op_value(&executed.command.op);
+    let f = op_name(&executed.command.op);
     let (kind, value) = result_value(&executed.command.op, &executed.result);
     ExecutedEntry {
         exec_index: executed.exec_index,
@@ -403,7 +413,7 @@ impl serde::Serialize for EntryJson<'_> {
             }
             _ => return executed_entry(e).serialize(serializer),
         };
-        let (f, _) = op_value(&e.command.op);
+        let f = op_name(&e.command.op);
         let mut s = serializer.serialize_struct("ExecutedEntry", 6)?;
         s.serialize_field("exec_index", &e.exec_index)?;
         s.serialize_field("client", &e.command.client.0)?;
