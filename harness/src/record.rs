@@ -16,7 +16,7 @@ use crate::clients::caller::Submitted;
 use checker::final_state::ExecutedEntry;
 use checker::history::{values, Event, EventType, HistoryWriter};
 use checker::shards::{Phase, ShardEntry, TxnId, Vote};
-use replica::bank::{AbortReason, Command, Executed, Invalid, Op, OpResult, TxnPhase};
+use replica::bank::{AbortReason, Command, Executed, Invalid, Op, OpResult, TxnPhase, TxnRecord};
 use replica::types::NodeId;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -318,13 +318,7 @@ pub fn shard_entry(executed: &Executed) -> ShardEntry {
             applied: None,
         };
     };
-    let (phase, vote) = match record.phase {
-        TxnPhase::Prepare { vote_yes: true } => (Phase::Prepare, Some(Vote::Yes)),
-        TxnPhase::Prepare { vote_yes: false } => (Phase::Prepare, Some(Vote::No)),
-        TxnPhase::Commit => (Phase::Commit, None),
-        TxnPhase::Abort => (Phase::Abort, None),
-    };
-    let went_ahead = matches!(phase, Phase::Commit) || vote == Some(Vote::Yes);
+    let (phase, vote, kind) = txn_step(record);
     let (f, invoke) = op_value(&executed.command.op);
     ShardEntry {
         exec_index: executed.exec_index,
@@ -332,19 +326,77 @@ pub fn shard_entry(executed: &Executed) -> ShardEntry {
         request_id: executed.command.request.0,
         f: f.to_string(),
         value: invoke.into(),
-        kind: if went_ahead {
-            EventType::Ok
-        } else {
-            EventType::Fail
-        },
-        txn: Some(TxnId {
-            coordinator: record.id.coordinator.0,
-            client: record.id.client.0,
-            request_id: record.id.request.0,
-        }),
+        kind,
+        txn: Some(txn_id(record)),
         phase: Some(phase),
         vote,
         applied: Some(record.applied),
+    }
+}
+
+/// A transaction entry's phase, vote and type: `ok` when the step went ahead (a commit, a
+/// yes vote), `fail` otherwise.
+fn txn_step(record: TxnRecord) -> (Phase, Option<Vote>, EventType) {
+    let (phase, vote) = match record.phase {
+        TxnPhase::Prepare { vote_yes: true } => (Phase::Prepare, Some(Vote::Yes)),
+        TxnPhase::Prepare { vote_yes: false } => (Phase::Prepare, Some(Vote::No)),
+        TxnPhase::Commit => (Phase::Commit, None),
+        TxnPhase::Abort => (Phase::Abort, None),
+    };
+    let went_ahead = matches!(phase, Phase::Commit) || vote == Some(Vote::Yes);
+    let kind = if went_ahead {
+        EventType::Ok
+    } else {
+        EventType::Fail
+    };
+    (phase, vote, kind)
+}
+
+fn txn_id(record: TxnRecord) -> TxnId {
+    TxnId {
+        coordinator: record.id.coordinator.0,
+        client: record.id.client.0,
+        request_id: record.id.request.0,
+    }
+}
+
+/// A sharded replica's executed entry written straight into final.json, as [`shard_entry`]
+/// would write it (see [`EntryJson`]): an entry outside any transaction is written as
+/// [`EntryJson`] writes it (a [`ShardEntry`] skips its absent transaction fields), a
+/// transfer's transaction step typed, and any other shape through [`shard_entry`].
+pub struct ShardEntryJson<'a>(pub &'a Executed);
+
+impl serde::Serialize for ShardEntryJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let e = self.0;
+        let (Some(record), Op::Transfer { from, to, amount }) = (e.txn, &e.command.op) else {
+            return match e.txn {
+                None => EntryJson(e).serialize(serializer),
+                Some(_) => shard_entry(e).serialize(serializer),
+            };
+        };
+        let (phase, vote, kind) = txn_step(record);
+        let value = TypedValue::Transfer {
+            amount: *amount,
+            from,
+            to,
+        };
+        let fields = if vote.is_some() { 10 } else { 9 };
+        let mut s = serializer.serialize_struct("ShardEntry", fields)?;
+        s.serialize_field("exec_index", &e.exec_index)?;
+        s.serialize_field("client", &e.command.client.0)?;
+        s.serialize_field("request_id", &e.command.request.0)?;
+        s.serialize_field("f", op_name(&e.command.op))?;
+        s.serialize_field("value", &value)?;
+        s.serialize_field("type", &kind)?;
+        s.serialize_field("txn", &txn_id(record))?;
+        s.serialize_field("phase", &phase)?;
+        if let Some(vote) = vote {
+            s.serialize_field("vote", &vote)?;
+        }
+        s.serialize_field("applied", &record.applied)?;
+        s.end()
     }
 }
 
@@ -449,6 +501,12 @@ enum TypedValue<'a> {
     },
     Balances {
         balances: &'a BTreeMap<String, i64>,
+    },
+    /// A transfer's invoke value, as a transaction step records it.
+    Transfer {
+        amount: i64,
+        from: &'a str,
+        to: &'a str,
     },
 }
 

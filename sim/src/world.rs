@@ -356,6 +356,13 @@ impl Sim {
         &self.nodes[&id]
     }
 
+    /// Takes every entry `id` reported executing (in exec-index order), leaving it none: for
+    /// the end of a run, whose final state owns them from then on.
+    pub fn take_executed(&mut self, id: NodeId) -> Vec<Executed> {
+        let node = self.nodes.get_mut(&id).map(|n| std::mem::take(&mut n.executed));
+        node.unwrap_or_default().into_values().collect()
+    }
+
     /// The live core of `id`, if it is up.
     pub fn core(&self, id: NodeId) -> Option<&Core> {
         self.nodes.get(&id).and_then(SimNode::core)
