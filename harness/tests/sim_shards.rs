@@ -130,7 +130,11 @@ fn sharded_final_json_written_typed_is_byte_identical_to_the_checkers_sharded_fi
         fin.to_sharded_final().write(&owned).unwrap();
         let typed = std::fs::read(&typed).unwrap();
         let txn_steps = String::from_utf8_lossy(&typed).matches("\"phase\"").count();
-        assert!(txn_steps > 0, "seed {}: transactions were written", info.seed);
+        assert!(
+            txn_steps > 0,
+            "seed {}: transactions were written",
+            info.seed
+        );
         assert!(
             typed == std::fs::read(&owned).unwrap(),
             "seed {}: the typed final.json differs from ShardedFinal's",

@@ -359,7 +359,10 @@ impl Sim {
     /// Takes every entry `id` reported executing (in exec-index order), leaving it none: for
     /// the end of a run, whose final state owns them from then on.
     pub fn take_executed(&mut self, id: NodeId) -> Vec<Executed> {
-        let node = self.nodes.get_mut(&id).map(|n| std::mem::take(&mut n.executed));
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .map(|n| std::mem::take(&mut n.executed));
         node.unwrap_or_default().into_values().collect()
     }
 
