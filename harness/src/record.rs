@@ -16,7 +16,7 @@ use crate::clients::caller::Submitted;
 use checker::final_state::ExecutedEntry;
 use checker::history::{values, Event, EventType, HistoryWriter};
 use checker::shards::{Phase, ShardEntry, TxnId, Vote};
-use replica::bank::{AbortReason, Command, Executed, Invalid, Op, OpResult, TxnPhase};
+use replica::bank::{AbortReason, Command, Executed, Invalid, Op, OpResult, TxnPhase, TxnRecord};
 use replica::types::NodeId;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -161,10 +161,20 @@ impl Recorder {
 
 /// The history's `f` and invoke `value` for an operation.
 pub fn op_value(op: &Op) -> (&'static str, Value) {
+    let value = match op {
+        Op::Transfer { from, to, amount } => values::transfer(from, to, *amount),
+        Op::Read { account } => values::read(account),
+        Op::ReadAll => Value::Null,
+    };
+    (op_name(op), value)
+}
+
+/// The history's `f` for an operation (without building its value).
+pub fn op_name(op: &Op) -> &'static str {
     match op {
-        Op::Transfer { from, to, amount } => ("transfer", values::transfer(from, to, *amount)),
-        Op::Read { account } => ("read", values::read(account)),
-        Op::ReadAll => ("read_all", Value::Null),
+        Op::Transfer { .. } => "transfer",
+        Op::Read { .. } => "read",
+        Op::ReadAll => "read_all",
     }
 }
 
@@ -293,7 +303,6 @@ pub fn with_positions(
 /// ordinary entry as [`executed_entry`] writes it, or a cross-shard transfer's step with its
 /// transaction, phase, vote and the amount it applied on this shard.
 pub fn shard_entry(executed: &Executed) -> ShardEntry {
-    let (f, invoke) = op_value(&executed.command.op);
     let Some(record) = executed.txn else {
         let plain = executed_entry(executed);
         return ShardEntry {
@@ -309,6 +318,25 @@ pub fn shard_entry(executed: &Executed) -> ShardEntry {
             applied: None,
         };
     };
+    let (phase, vote, kind) = txn_step(record);
+    let (f, invoke) = op_value(&executed.command.op);
+    ShardEntry {
+        exec_index: executed.exec_index,
+        client: executed.command.client.0,
+        request_id: executed.command.request.0,
+        f: f.to_string(),
+        value: invoke.into(),
+        kind,
+        txn: Some(txn_id(record)),
+        phase: Some(phase),
+        vote,
+        applied: Some(record.applied),
+    }
+}
+
+/// A transaction entry's phase, vote and type: `ok` when the step went ahead (a commit, a
+/// yes vote), `fail` otherwise.
+fn txn_step(record: TxnRecord) -> (Phase, Option<Vote>, EventType) {
     let (phase, vote) = match record.phase {
         TxnPhase::Prepare { vote_yes: true } => (Phase::Prepare, Some(Vote::Yes)),
         TxnPhase::Prepare { vote_yes: false } => (Phase::Prepare, Some(Vote::No)),
@@ -316,31 +344,65 @@ pub fn shard_entry(executed: &Executed) -> ShardEntry {
         TxnPhase::Abort => (Phase::Abort, None),
     };
     let went_ahead = matches!(phase, Phase::Commit) || vote == Some(Vote::Yes);
-    ShardEntry {
-        exec_index: executed.exec_index,
-        client: executed.command.client.0,
-        request_id: executed.command.request.0,
-        f: f.to_string(),
-        value: invoke.into(),
-        kind: if went_ahead {
-            EventType::Ok
-        } else {
-            EventType::Fail
-        },
-        txn: Some(TxnId {
-            coordinator: record.id.coordinator.0,
-            client: record.id.client.0,
-            request_id: record.id.request.0,
-        }),
-        phase: Some(phase),
-        vote,
-        applied: Some(record.applied),
+    let kind = if went_ahead {
+        EventType::Ok
+    } else {
+        EventType::Fail
+    };
+    (phase, vote, kind)
+}
+
+fn txn_id(record: TxnRecord) -> TxnId {
+    TxnId {
+        coordinator: record.id.coordinator.0,
+        client: record.id.client.0,
+        request_id: record.id.request.0,
+    }
+}
+
+/// A sharded replica's executed entry written straight into final.json, as [`shard_entry`]
+/// would write it (see [`EntryJson`]): an entry outside any transaction is written as
+/// [`EntryJson`] writes it (a [`ShardEntry`] skips its absent transaction fields), a
+/// transfer's transaction step typed, and any other shape through [`shard_entry`].
+pub struct ShardEntryJson<'a>(pub &'a Executed);
+
+impl serde::Serialize for ShardEntryJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let e = self.0;
+        let (Some(record), Op::Transfer { from, to, amount }) = (e.txn, &e.command.op) else {
+            return match e.txn {
+                None => EntryJson(e).serialize(serializer),
+                Some(_) => shard_entry(e).serialize(serializer),
+            };
+        };
+        let (phase, vote, kind) = txn_step(record);
+        let value = TypedValue::Transfer {
+            amount: *amount,
+            from,
+            to,
+        };
+        let fields = if vote.is_some() { 10 } else { 9 };
+        let mut s = serializer.serialize_struct("ShardEntry", fields)?;
+        s.serialize_field("exec_index", &e.exec_index)?;
+        s.serialize_field("client", &e.command.client.0)?;
+        s.serialize_field("request_id", &e.command.request.0)?;
+        s.serialize_field("f", op_name(&e.command.op))?;
+        s.serialize_field("value", &value)?;
+        s.serialize_field("type", &kind)?;
+        s.serialize_field("txn", &txn_id(record))?;
+        s.serialize_field("phase", &phase)?;
+        if let Some(vote) = vote {
+            s.serialize_field("vote", &vote)?;
+        }
+        s.serialize_field("applied", &record.applied)?;
+        s.end()
     }
 }
 
 /// A replica's executed-log entry in final.json's shape.
 pub fn executed_entry(executed: &Executed) -> ExecutedEntry {
-    let (f, _) = op_value(&executed.command.op);
+    let f = op_name(&executed.command.op);
     let (kind, value) = result_value(&executed.command.op, &executed.result);
     ExecutedEntry {
         exec_index: executed.exec_index,
@@ -403,7 +465,7 @@ impl serde::Serialize for EntryJson<'_> {
             }
             _ => return executed_entry(e).serialize(serializer),
         };
-        let (f, _) = op_value(&e.command.op);
+        let f = op_name(&e.command.op);
         let mut s = serializer.serialize_struct("ExecutedEntry", 6)?;
         s.serialize_field("exec_index", &e.exec_index)?;
         s.serialize_field("client", &e.command.client.0)?;
@@ -439,6 +501,12 @@ enum TypedValue<'a> {
     },
     Balances {
         balances: &'a BTreeMap<String, i64>,
+    },
+    /// A transfer's invoke value, as a transaction step records it.
+    Transfer {
+        amount: i64,
+        from: &'a str,
+        to: &'a str,
     },
 }
 

@@ -56,6 +56,7 @@ fn run(dir: &Path, info: &SimRunInfo) -> (SimSummary, usize, usize) {
     let outcome = simulate(info).unwrap();
     let (mut committed, mut aborted) = (BTreeSet::new(), BTreeSet::new());
     if let SimFinal::Sharded(fin) = &outcome.final_state {
+        let fin = fin.to_sharded_final();
         let entries = fin.nodes.values().flat_map(|n| &n.executed);
         for entry in entries {
             match (entry.txn, &entry.phase) {
@@ -106,5 +107,38 @@ fn the_sharded_runs_catch_planted_two_phase_commit_bugs() {
         });
         eprintln!("{bug}: caught by seed {caught:?}");
         assert!(caught.is_some(), "{bug} went unnoticed in 30 sharded seeds");
+    }
+}
+
+/// A sharded final.json is written straight from the replicas' executed entries: the bytes
+/// must be those the checker's own `ShardedFinal` writes for the same content, on clean seeds
+/// and on seeds with a planted two-phase commit bug (whose entries take other shapes).
+#[test]
+fn sharded_final_json_written_typed_is_byte_identical_to_the_checkers_sharded_final() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut runs: Vec<SimRunInfo> = (0..4).map(|seed| sharded(seed, None)).collect();
+    let bugs = replica::core::config::SHARDED_BUG_NAMES;
+    runs.extend(bugs.iter().take(2).map(|bug| sharded(1, Some(bug))));
+    for info in runs {
+        let outcome = simulate(&info).unwrap();
+        let SimFinal::Sharded(fin) = &outcome.final_state else {
+            panic!("seed {}: a sharded run", info.seed);
+        };
+        let typed = dir.path().join("typed.json");
+        outcome.final_state.write(&typed).unwrap();
+        let owned = dir.path().join("owned.json");
+        fin.to_sharded_final().write(&owned).unwrap();
+        let typed = std::fs::read(&typed).unwrap();
+        let txn_steps = String::from_utf8_lossy(&typed).matches("\"phase\"").count();
+        assert!(
+            txn_steps > 0,
+            "seed {}: transactions were written",
+            info.seed
+        );
+        assert!(
+            typed == std::fs::read(&owned).unwrap(),
+            "seed {}: the typed final.json differs from ShardedFinal's",
+            info.seed
+        );
     }
 }

@@ -46,8 +46,9 @@ pub trait ShellIo {
     fn send(&mut self, to: NodeId, msg: PeerMsg);
     fn reply(&mut self, token: ReplyToken, response: ClientResponse);
     /// Sees every executed entry as it is appended to the journal (the simulator checks
-    /// agreement across replicas with it). The real server ignores it.
-    fn executed(&mut self, _entry: &Executed) {}
+    /// agreement across replicas with it, and keeps the entry: it is handed over, not
+    /// copied). The real server ignores it.
+    fn executed(&mut self, _entry: Executed) {}
 }
 
 /// Everything the shell needs to open a replica's disk and start its core.
@@ -359,11 +360,26 @@ impl Shell {
     /// Everything of a burst after its requests to peers left (see [`Shell::carry_out`]).
     fn carry_out_rest(&mut self, burst: Burst, io: &mut dyn ShellIo) -> Result<(), ShellError> {
         let Burst {
-            now_ms, effects, ..
+            now_ms,
+            mut effects,
+            ..
         } = burst;
         let mut wrote_wal = false;
         let mut took_checkpoint = false;
-        for effect in effects.iter().flatten() {
+        for slot in effects.iter_mut() {
+            if let Some(Effect::Executed(_)) = slot {
+                // Appended, then handed to `io` (nothing after this loop needs it).
+                let Some(Effect::Executed(executed)) = slot.take() else {
+                    unreachable!("matched just above")
+                };
+                let appended = self.journal.append(&executed);
+                io.executed(executed);
+                appended.map_err(storage("cannot append to the executed journal"))?;
+                continue;
+            }
+            let Some(effect) = slot.as_ref() else {
+                continue;
+            };
             match effect {
                 Effect::Persist(record) if !self.forget_promises => {
                     self.wal
@@ -390,12 +406,7 @@ impl Shell {
                     self.checkpoint_slot = checkpoint.slot.0;
                     took_checkpoint = true;
                 }
-                Effect::Executed(executed) => {
-                    io.executed(executed);
-                    self.journal
-                        .append(executed)
-                        .map_err(storage("cannot append to the executed journal"))?;
-                }
+                Effect::Executed(_) => {}
                 Effect::ResetJournal { next_exec_index } => self
                     .journal
                     .reset(*next_exec_index)

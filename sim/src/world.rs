@@ -38,7 +38,8 @@ use replica::failpoints::{self, Failpoint};
 use replica::shard::ShardMap;
 use replica::shell::{Shell, ShellConfig, ShellIo};
 use replica::types::{Amount, ExecIndex, NodeId, ShardId, Slot};
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::path::PathBuf;
 
 /// How the simulated world behaves.
@@ -196,6 +197,52 @@ enum Input {
     Client { token: ReplyToken, command: Command },
 }
 
+/// The inputs in flight, delivered by time and, at one time, in the order they were sent.
+///
+/// A heap of small keys over a slab of inputs: a message (a PROMISE may carry a whole
+/// checkpoint) is written once when sent and moved once when delivered, where a `BTreeMap`
+/// of the messages themselves shifted them inside its nodes on every insert and removal.
+#[derive(Default)]
+struct Queue {
+    /// (time, sequence number, slab index), earliest first.
+    heap: BinaryHeap<Reverse<(u64, u64, usize)>>,
+    slab: Vec<Option<(NodeId, Input)>>,
+    free: Vec<usize>,
+    seq: u64,
+}
+
+impl Queue {
+    fn push(&mut self, at_ms: u64, to: NodeId, input: Input) {
+        self.seq += 1;
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.slab[i] = Some((to, input));
+                i
+            }
+            None => {
+                self.slab.push(Some((to, input)));
+                self.slab.len() - 1
+            }
+        };
+        self.heap.push(Reverse((at_ms, self.seq, index)));
+    }
+
+    /// The earliest input due at or before `now_ms`, if any.
+    fn pop_due(&mut self, now_ms: u64) -> Option<(NodeId, Input)> {
+        let &Reverse((at_ms, _, index)) = self.heap.peek()?;
+        if at_ms > now_ms {
+            return None;
+        }
+        self.heap.pop();
+        self.free.push(index);
+        self.slab[index].take()
+    }
+
+    fn next_at_ms(&self) -> Option<u64> {
+        self.heap.peek().map(|Reverse((at_ms, _, _))| *at_ms)
+    }
+}
+
 /// Counters for test assertions and curiosity.
 #[derive(Clone, Debug, Default)]
 pub struct SimStats {
@@ -225,8 +272,8 @@ impl ShellIo for BurstIo {
         self.replies.push((token, response));
     }
 
-    fn executed(&mut self, entry: &Executed) {
-        self.executed.push(entry.clone());
+    fn executed(&mut self, entry: Executed) {
+        self.executed.push(entry);
     }
 }
 
@@ -234,8 +281,7 @@ pub struct Sim {
     pub now_ms: u64,
     opts: SimOptions,
     nodes: BTreeMap<NodeId, SimNode>,
-    queue: BTreeMap<(u64, u64), (NodeId, Input)>,
-    seq: u64,
+    queue: Queue,
     rng: SmallRng,
     cut: BTreeSet<(NodeId, NodeId)>,
     next_token: ReplyToken,
@@ -259,8 +305,7 @@ impl Sim {
             now_ms: 0,
             rng: SmallRng::seed_from_u64(opts.seed),
             nodes: BTreeMap::new(),
-            queue: BTreeMap::new(),
-            seq: 0,
+            queue: Queue::default(),
             cut: BTreeSet::new(),
             next_token: 1,
             submitted: BTreeMap::new(),
@@ -309,6 +354,16 @@ impl Sim {
 
     pub fn node(&self, id: NodeId) -> &SimNode {
         &self.nodes[&id]
+    }
+
+    /// Takes every entry `id` reported executing (in exec-index order), leaving it none: for
+    /// the end of a run, whose final state owns them from then on.
+    pub fn take_executed(&mut self, id: NodeId) -> Vec<Executed> {
+        let node = self
+            .nodes
+            .get_mut(&id)
+            .map(|n| std::mem::take(&mut n.executed));
+        node.unwrap_or_default().into_values().collect()
     }
 
     /// The live core of `id`, if it is up.
@@ -639,11 +694,7 @@ impl Sim {
         self.now_ms = next;
         VIRTUAL_NOW_MS.with(|now| now.set(Some(next)));
         let mut inputs: BTreeMap<NodeId, Vec<Input>> = BTreeMap::new();
-        while let Some(entry) = self.queue.first_entry() {
-            if entry.key().0 > self.now_ms {
-                break;
-            }
-            let (to, input) = entry.remove();
+        while let Some((to, input)) = self.queue.pop_due(self.now_ms) {
             inputs.entry(to).or_default().push(input);
         }
         for id in self.node_ids() {
@@ -705,7 +756,7 @@ impl Sim {
 
     /// The next moment something is scheduled: a message or a live node's tick.
     pub fn next_event_ms(&self) -> Option<u64> {
-        let message = self.queue.keys().next().map(|(t, _)| *t);
+        let message = self.queue.next_at_ms();
         let tick = self
             .nodes
             .values()
@@ -728,8 +779,7 @@ impl Sim {
     }
 
     fn enqueue(&mut self, at_ms: u64, to: NodeId, input: Input) {
-        self.seq += 1;
-        self.queue.insert((at_ms, self.seq), (to, input));
+        self.queue.push(at_ms, to, input);
     }
 
     fn send(&mut self, from: NodeId, to: NodeId, msg: PeerMsg) {

@@ -28,6 +28,7 @@
 pub mod cli;
 pub mod clients;
 pub mod faults;
+pub mod final_json;
 pub mod shrink;
 pub mod swarm;
 pub mod sweep;
@@ -37,16 +38,14 @@ use crate::faults::nemesis::Nemesis;
 use crate::faults::schedule::{self, FaultFamily, Step, World, SCHEDULE_VERSION};
 use crate::faults::tunables::Tunables;
 use crate::params::ShardTable;
-use crate::record::{executed_entry, shard_entry, EntryJson};
 use crate::run::check;
 use crate::run::shared::write_json;
 use crate::run::shared::INITIAL_BALANCE;
 use checker::checks::Validity;
-use checker::final_state::{FinalState, NodeFinal};
 use checker::history::{Event, HistoryWriter};
 use checker::results::Results;
-use checker::shards::{ShardNode, ShardedFinal};
 use clients::{ClientTiming, Clients, Routing};
+pub use final_json::{ClassicFinal, ClassicNode, ShardedSimFinal, ShardedSimNode, SimFinal};
 use replica::core::{Bugs, CoreConfig};
 use replica::shard::{ShardMap, ShardSpec};
 use replica::types::{NodeId, ShardId};
@@ -362,71 +361,6 @@ pub struct SimOutcome {
     pub world_violations: Vec<String>,
 }
 
-/// final.json of a simulated run: the classic shape, or the sharded one.
-pub enum SimFinal {
-    Classic(ClassicFinal),
-    Sharded(ShardedFinal),
-}
-
-impl SimFinal {
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        match self {
-            SimFinal::Classic(state) => state.write(path),
-            SimFinal::Sharded(state) => state.write(path),
-        }
-    }
-}
-
-/// A classic run's final.json, holding the replicas' executed entries as they are: written in
-/// the shape of `checker::final_state::FinalState` (the same bytes) by [`EntryJson`], with no
-/// `serde_json::Value` built per entry.
-#[derive(Serialize)]
-pub struct ClassicFinal {
-    pub nodes: BTreeMap<String, ClassicNode>,
-}
-
-/// One final.json entry of [`ClassicFinal`], field for field a `NodeFinal`.
-#[derive(Serialize)]
-pub struct ClassicNode {
-    pub balances: Option<BTreeMap<String, i64>>,
-    #[serde(serialize_with = "entries_json")]
-    pub executed: Vec<replica::bank::Executed>,
-    pub error: Option<String>,
-}
-
-fn entries_json<S: serde::Serializer>(
-    executed: &[replica::bank::Executed],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    serializer.collect_seq(executed.iter().map(EntryJson))
-}
-
-impl ClassicFinal {
-    /// Writes final.json as `FinalState::write` does (one line of JSON).
-    pub fn write(&self, path: &Path) -> std::io::Result<()> {
-        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
-        serde_json::to_writer(&mut out, self)?;
-        out.write_all(b"\n")?;
-        out.flush()
-    }
-
-    /// The same content as the checker's owned `FinalState` (for tools and tests).
-    pub fn to_final_state(&self) -> FinalState {
-        let nodes = self.nodes.iter().map(|(name, node)| {
-            let executed = node.executed.iter().map(executed_entry).collect();
-            let state = NodeFinal {
-                balances: node.balances.clone(),
-                executed,
-                error: node.error.clone(),
-            };
-            (name.clone(), state)
-        });
-        FinalState {
-            nodes: nodes.collect(),
-        }
-    }
-}
-
 /// Runs one simulated run in memory.
 pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
     let params = &info.params;
@@ -527,12 +461,12 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
     // waits for a quiet cluster (and, sharded, for every transaction in flight to end).
     let final_state = if specs.is_empty() {
         sim.run_until_converged(QUIESCE_MS);
-        SimFinal::Classic(final_state(&sim))
+        SimFinal::Classic(final_json::final_state(&mut sim))
     } else {
         sim.run_until(QUIESCE_MS, |s| {
             s.check_converged().is_ok() && s.check_settled().is_ok()
         });
-        SimFinal::Sharded(sharded_final_state(&sim))
+        SimFinal::Sharded(final_json::sharded_final_state(&mut sim))
     };
     let history = history
         .into_inner()
@@ -652,146 +586,6 @@ fn flush_events(
             .map_err(|e| SimError::io(Path::new("history"), e))?;
     }
     Ok(())
-}
-
-/// Every replica's balances and executed log, as real runs report them. The entry named after
-/// the replica holds its balances and the stretch of its log that ends at its exec index;
-/// any other stretch it executed (before a snapshot install, or lost to a power cut and not
-/// executed again) is an extra, balance-less entry named like `n1:1-40`. A replica whose
-/// log does not reach its exec index (it installed a snapshot last) reports no balances,
-/// saying why, as the harness does when a replica's journal and balances disagree.
-fn final_state(sim: &Sim) -> ClassicFinal {
-    let mut nodes = BTreeMap::new();
-    for id in sim.node_ids() {
-        let node = sim.node(id);
-        // Up: its balances and the exec index they are at. Down (or refused): no balances,
-        // but what it executed while it lived still counts, as the harness's journal polling
-        // keeps it in real runs.
-        let state = node.core().map(|core| core.balances());
-        let segments = segments(node.executed(), state.as_ref().map(|(e, _)| *e));
-        let (named, extra) = current_segment(segments, state, node.refused());
-        for segment in extra {
-            let (first, last) = (segment[0].exec_index, segment[segment.len() - 1].exec_index);
-            nodes.insert(
-                format!("{id}:{first}-{last}"),
-                ClassicNode {
-                    balances: None,
-                    executed: segment.into_iter().cloned().collect(),
-                    error: None,
-                },
-            );
-        }
-        let named = ClassicNode {
-            balances: named.balances,
-            executed: named.executed.into_iter().cloned().collect(),
-            error: named.error,
-        };
-        nodes.insert(id.to_string(), named);
-    }
-    ClassicFinal { nodes }
-}
-
-/// A sharded world's final.json: every replica with its shard, its balances and its shard's
-/// log as [`shard_entry`]s. As [`final_state`] does for the classic shape, each replica's
-/// current stretch of log goes under its name and any earlier stretch is an extra,
-/// balance-less entry `n1:1-40`.
-fn sharded_final_state(sim: &Sim) -> ShardedFinal {
-    let mut nodes = BTreeMap::new();
-    for id in sim.node_ids() {
-        let shard = sim.shard_of(id).0;
-        let node = sim.node(id);
-        let state = node.core().map(|core| core.balances());
-        let segments = segments(node.executed(), state.as_ref().map(|(e, _)| *e));
-        let (named, extra) = current_segment(segments, state, node.refused());
-        let named = ShardNode {
-            shard,
-            balances: named.balances,
-            executed: named.executed.into_iter().map(shard_entry).collect(),
-            error: named.error,
-        };
-        for segment in extra {
-            let (first, last) = (segment[0].exec_index, segment[segment.len() - 1].exec_index);
-            let entries = segment.into_iter().map(shard_entry).collect();
-            let extra = ShardNode {
-                shard,
-                balances: None,
-                executed: entries,
-                error: None,
-            };
-            nodes.insert(format!("{id}:{first}-{last}"), extra);
-        }
-        nodes.insert(id.to_string(), named);
-    }
-    ShardedFinal { nodes }
-}
-
-/// What goes under a replica's own name in final.json: its balances and the stretch of its
-/// log that ends at its exec index (or why there are none).
-struct Named<'a> {
-    balances: Option<BTreeMap<String, i64>>,
-    executed: Vec<&'a replica::bank::Executed>,
-    error: Option<String>,
-}
-
-/// A replica's executed log cut into contiguous stretches. A replica that is up (its exec
-/// index `current`) starts a new stretch after it, since what follows was executed again
-/// after a restart and is not what its balances show.
-fn segments<'a>(
-    executed: impl Iterator<Item = &'a replica::bank::Executed>,
-    current: Option<u64>,
-) -> Vec<Vec<&'a replica::bank::Executed>> {
-    let mut segments: Vec<Vec<&replica::bank::Executed>> = Vec::new();
-    for entry in executed {
-        let joins = segments
-            .last()
-            .and_then(|s| s.last())
-            .map(|e| e.exec_index + 1)
-            == Some(entry.exec_index)
-            && current.is_none_or(|c| entry.exec_index != c + 1);
-        match segments.last_mut() {
-            Some(last) if joins => last.push(entry),
-            _ => segments.push(vec![entry]),
-        }
-    }
-    segments
-}
-
-/// Splits `segments` into the replica's named entry and the extra stretches.
-fn current_segment<'a>(
-    mut segments: Vec<Vec<&'a replica::bank::Executed>>,
-    state: Option<(u64, BTreeMap<String, i64>)>,
-    refused: Option<&str>,
-) -> (Named<'a>, Vec<Vec<&'a replica::bank::Executed>>) {
-    let unreachable = |error: String| Named {
-        balances: None,
-        executed: Vec::new(),
-        error: Some(error),
-    };
-    let named = match state {
-        None => unreachable(refused.unwrap_or("down at the end of the run").to_string()),
-        Some((exec_index, balances)) => {
-            let current = segments
-                .iter()
-                .position(|s| s.last().map(|e| e.exec_index) == Some(exec_index));
-            match current {
-                Some(k) => Named {
-                    balances: Some(balances),
-                    executed: segments.remove(k),
-                    error: None,
-                },
-                None if exec_index == 0 => Named {
-                    balances: Some(balances),
-                    executed: Vec::new(),
-                    error: None,
-                },
-                None => unreachable(format!(
-                    "balances at exec index {exec_index}, but the executed log does not \
-                     reach it (installed a snapshot)"
-                )),
-            }
-        }
-    };
-    (named, segments)
 }
 
 /// A simulated run written and checked.

@@ -10,7 +10,7 @@
 use super::clients::key_of;
 use super::effect::Effect;
 use super::wire::{Checkpoint, WalRecord};
-use super::{Core, RoleState};
+use super::{Core, RoleState, Value};
 use crate::bank::{Command, Outcome, Step};
 use crate::types::Slot;
 
@@ -34,23 +34,31 @@ impl Core {
     pub(super) fn execute_committed(&mut self, out: &mut Vec<Effect>) {
         while self.executed < self.commit {
             let slot = self.executed.next();
-            let Some(entry) = self.log.get(slot) else {
+            let Some(entry) = self.log.get_mut(slot) else {
                 // Unreachable: the commit point only covers entries present in the log.
                 debug_assert!(false, "committed slot {slot} is missing");
                 tracing::error!(node = %self.me(), %slot, "committed slot missing from the log");
                 return;
             };
-            let commands = entry.value.commands().to_vec();
-            let txn_entries = match &entry.value {
-                super::Value::Txn(entries) => entries.clone(),
-                _ => Vec::new(),
-            };
             self.decided_ballot = self.decided_ballot.max(entry.ballot);
-            for command in &commands {
-                self.execute_command(command, out);
+            // The value is lent out of its slot while it executes (nothing executing reads
+            // the log) and put back after: no copy of its commands per executed slot.
+            let value = std::mem::replace(&mut entry.value, Value::Noop);
+            match &value {
+                Value::Noop => {}
+                Value::Batch(commands) => {
+                    for command in commands {
+                        self.execute_command(command, out);
+                    }
+                }
+                Value::Txn(entries) => {
+                    for txn_entry in entries {
+                        self.execute_txn_entry(txn_entry, out);
+                    }
+                }
             }
-            for txn_entry in &txn_entries {
-                self.execute_txn_entry(txn_entry, out);
+            if let Some(entry) = self.log.get_mut(slot) {
+                entry.value = value;
             }
             self.executed = slot;
             if slot.0 - self.log.base().0 >= self.cfg.checkpoint_interval_slots {

@@ -108,7 +108,8 @@ impl Core {
     /// PrintView's memory stays bounded.
     fn check_bounds(&self) -> Result<(), Broken> {
         let last_allowed = self.executed.plus(self.cfg.window());
-        let beyond: Option<Slot> = self.log.above(last_allowed).map(|(s, _)| s).next();
+        // The highest slot is beyond if any is (a lookup at the end, not a range search).
+        let beyond: Option<Slot> = self.log.last_slot().filter(|&s| s > last_allowed);
         ensure(beyond.is_none(), "log within window", || {
             format!(
                 "entry at {} beyond executed {} + window {}",

@@ -112,6 +112,11 @@ impl Log {
         self.base = slot;
     }
 
+    /// The highest slot held, if any.
+    pub fn last_slot(&self) -> Option<Slot> {
+        self.entries.last_key_value().map(|(slot, _)| *slot)
+    }
+
     pub fn len(&self) -> usize {
         self.entries.len()
     }
