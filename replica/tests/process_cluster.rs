@@ -148,7 +148,7 @@ async fn a_replica_down_for_many_checkpoints_catches_up_after_restart() {
         .expect("a leader");
     let laggard = NodeId(2);
     cluster.kill(laggard);
-    // Far more slots than the checkpoint interval (10): the leader drops the entries, so the
+    // Far more slots than the tests' checkpoint interval (10): the leader drops the entries, so the
     // laggard needs the checkpoint, not the log.
     for r in 1..=40 {
         let response = submit(&client, &transfer(3, r, "C", "D", 1), ELECTION).await;

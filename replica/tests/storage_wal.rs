@@ -1,7 +1,7 @@
 //! WAL behaviour on disk: round trips, crashes, torn tails, middle corruption, compaction.
 
 use proptest::prelude::*;
-use replica::storage::wal::WAL_FILE;
+use replica::storage::wal::{PREALLOCATE_BYTES, WAL_FILE};
 use replica::storage::{StorageError, Wal};
 use serde::{Deserialize, Serialize};
 use std::fs::OpenOptions;
@@ -30,6 +30,12 @@ fn open(dir: &Path) -> (Wal<Rec>, Vec<Rec>, Option<replica::storage::TornTail>) 
 
 /// Writes records 1..=n and syncs them; returns the byte offset where each frame starts.
 fn write_records(dir: &Path, n: u64) -> Vec<u64> {
+    write_records_to_end(dir, n).0
+}
+
+/// Like [`write_records`], also returning where the written records end (the zeroed space
+/// laid down ahead of them follows).
+fn write_records_to_end(dir: &Path, n: u64) -> (Vec<u64>, u64) {
     let (mut wal, _, _) = open(dir);
     let mut starts = Vec::new();
     for i in 1..=n {
@@ -37,7 +43,23 @@ fn write_records(dir: &Path, n: u64) -> Vec<u64> {
         wal.append(&rec(i)).unwrap();
     }
     wal.sync().unwrap();
-    starts
+    (starts, wal.size_bytes())
+}
+
+/// Whether the file at `path` holds only zeros from `from` to its end, at least `at_least`
+/// of them.
+fn zeros_from(path: &Path, from: u64, at_least: u64) -> bool {
+    let bytes = std::fs::read(path).unwrap();
+    bytes.len() as u64 >= from + at_least && bytes[from as usize..].iter().all(|&b| b == 0)
+}
+
+fn set_len(path: &Path, len: u64) {
+    OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
 }
 
 fn flip_byte(path: &Path, offset: u64) {
@@ -57,7 +79,8 @@ fn records_round_trip_across_reopen() {
     let (wal, records, torn) = open(dir.path());
     assert_eq!(records, (1..=100).map(rec).collect::<Vec<_>>());
     assert!(torn.is_none());
-    assert_eq!(wal.size_bytes(), file_len(&dir.path().join(WAL_FILE)));
+    let path = dir.path().join(WAL_FILE);
+    assert!(zeros_from(&path, wal.size_bytes(), PREALLOCATE_BYTES / 2));
 }
 
 #[test]
@@ -83,15 +106,9 @@ fn a_crash_keeps_synced_records_and_loses_only_unsynced_ones() {
 #[test]
 fn a_record_cut_mid_write_is_trimmed_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
-    let starts = write_records(dir.path(), 10);
+    let (starts, len) = write_records_to_end(dir.path(), 10);
     let path = dir.path().join(WAL_FILE);
-    let len = file_len(&path);
-    OpenOptions::new()
-        .write(true)
-        .open(&path)
-        .unwrap()
-        .set_len(len - 3)
-        .unwrap();
+    set_len(&path, len - 3);
 
     let (mut wal, records, torn) = open(dir.path());
     assert_eq!(records, (1..=9).map(rec).collect::<Vec<_>>());
@@ -130,9 +147,10 @@ fn a_flipped_byte_in_the_last_record_is_cut_with_a_warning() {
 #[test]
 fn a_partial_header_and_garbage_at_the_end_are_cut() {
     let dir = tempfile::tempdir().unwrap();
-    let starts = write_records(dir.path(), 3);
+    let (starts, end) = write_records_to_end(dir.path(), 3);
     let path = dir.path().join(WAL_FILE);
-    let end = file_len(&path);
+    // Garbage after the zeroed space: not zeros to the end, so the zeros before it are no
+    // written end but damage, and everything from the last record on is cut.
     OpenOptions::new()
         .append(true)
         .open(&path)
@@ -141,16 +159,108 @@ fn a_partial_header_and_garbage_at_the_end_are_cut() {
         .unwrap();
     let (_, records, torn) = open(dir.path());
     assert_eq!((records.len(), torn.unwrap().offset), (3, end));
+    assert_eq!(file_len(&path), end);
 
+    // A partial header in place of the zeros.
     OpenOptions::new()
         .append(true)
         .open(&path)
         .unwrap()
-        .write_all(&[0u8; 4096])
+        .write_all(&[7, 0, 0])
         .unwrap();
     let (_, records, torn) = open(dir.path());
-    assert_eq!((records.len(), torn.unwrap().dropped_bytes), (3, 4096));
+    assert_eq!((records.len(), torn.unwrap().dropped_bytes), (3, 3));
     assert_eq!(starts.len(), 3);
+}
+
+#[test]
+fn zeros_after_the_last_record_are_the_written_end_not_a_torn_tail() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, end) = write_records_to_end(dir.path(), 3);
+    let path = dir.path().join(WAL_FILE);
+    for zeros in [0, 3, 4096] {
+        set_len(&path, end + zeros);
+        let (logs, (wal, records, torn)) = with_captured_logs(|| open(dir.path()));
+        assert_eq!(records.len(), 3);
+        assert!(torn.is_none(), "{zeros} zeros: {torn:?}");
+        assert!(!logs.contains("WARN"), "{logs}");
+        assert_eq!(wal.size_bytes(), end);
+        assert_eq!(file_len(&path), end + zeros, "the zeros are kept, not cut");
+    }
+}
+
+#[test]
+fn a_torn_frame_followed_by_zeros_is_cut_and_the_zeroed_space_laid_down_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (starts, end) = write_records_to_end(dir.path(), 10);
+    let path = dir.path().join(WAL_FILE);
+    // A crash mid-write: the first half of record 10's frame landed, its second half and
+    // what follows are the zeros laid down ahead.
+    let mut bytes = std::fs::read(&path).unwrap();
+    let half = (starts[9] + (end - starts[9]) / 2) as usize;
+    bytes[half..end as usize].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+
+    let (mut wal, records, torn) = open(dir.path());
+    assert_eq!(records, (1..=9).map(rec).collect::<Vec<_>>());
+    let torn = torn.expect("the torn frame is reported");
+    assert_eq!(torn.offset, starts[9]);
+    assert!(torn.reason.contains("checksum"), "{}", torn.reason);
+    assert_eq!(file_len(&path), starts[9], "cut at the torn frame");
+
+    wal.append(&rec(10)).unwrap();
+    wal.sync().unwrap();
+    assert!(zeros_from(&path, wal.size_bytes(), PREALLOCATE_BYTES / 2));
+    let (_, records, torn) = open(dir.path());
+    assert_eq!(records, (1..=10).map(rec).collect::<Vec<_>>());
+    assert!(torn.is_none());
+}
+
+#[test]
+fn a_log_written_before_the_zeroed_space_opens_and_gains_it() {
+    // main's build wrote the same frames with nothing after the last one: the file ends
+    // where its records do.
+    let dir = tempfile::tempdir().unwrap();
+    let (_, end) = write_records_to_end(dir.path(), 20);
+    let path = dir.path().join(WAL_FILE);
+    set_len(&path, end);
+    let (logs, (mut wal, records, torn)) = with_captured_logs(|| open(dir.path()));
+    assert_eq!(records, (1..=20).map(rec).collect::<Vec<_>>());
+    assert!(torn.is_none() && !logs.contains("WARN"), "{logs}");
+    assert_eq!(file_len(&path), end, "opening writes nothing");
+    wal.append(&rec(21)).unwrap();
+    wal.sync().unwrap();
+    assert!(zeros_from(&path, wal.size_bytes(), PREALLOCATE_BYTES / 2));
+    assert_eq!(open(dir.path()).1, (1..=21).map(rec).collect::<Vec<_>>());
+}
+
+#[test]
+fn bursts_inside_the_zeroed_space_keep_the_file_length_until_they_cross_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut wal, _, _) = open(dir.path());
+    let path = dir.path().join(WAL_FILE);
+    wal.append(&rec(1)).unwrap();
+    wal.sync().unwrap();
+    let laid = file_len(&path);
+    assert_eq!(laid % PREALLOCATE_BYTES, 0);
+    let big = |n: u64| Rec {
+        n,
+        data: vec![n as u8; 16 * 1024],
+    };
+    let mut lens = std::collections::BTreeSet::new();
+    let mut n = 2;
+    while wal.size_bytes() < laid {
+        wal.append(&big(n)).unwrap();
+        wal.sync().unwrap();
+        lens.insert(file_len(&path));
+        n += 1;
+    }
+    // Every burst but the one that crossed the end wrote inside the file.
+    assert_eq!(lens.len(), 2, "{lens:?}");
+    assert!(zeros_from(&path, wal.size_bytes(), PREALLOCATE_BYTES / 2));
+    drop(wal);
+    let expected: Vec<Rec> = std::iter::once(rec(1)).chain((2..n).map(big)).collect();
+    assert_eq!(open(dir.path()).1, expected);
 }
 
 #[test]
@@ -210,7 +320,8 @@ fn rewrite_replaces_the_log_atomically() {
     assert!(!dir.path().join("wal.log.tmp").exists());
     wal.append(&rec(21)).unwrap();
     wal.sync().unwrap();
-    assert_eq!(wal.size_bytes(), file_len(&dir.path().join(WAL_FILE)));
+    let path = dir.path().join(WAL_FILE);
+    assert!(zeros_from(&path, wal.size_bytes(), PREALLOCATE_BYTES / 2));
     drop(wal);
     let (_, records, torn) = open(dir.path());
     assert_eq!(records, vec![rec(18), rec(19), rec(20), rec(21)]);
@@ -254,9 +365,8 @@ proptest! {
     #[test]
     fn any_truncation_point_recovers_the_complete_prefix(n in 1u64..40, cut_seed in any::<u64>()) {
         let dir = tempfile::tempdir().unwrap();
-        let mut starts = write_records(dir.path(), n);
+        let (mut starts, len) = write_records_to_end(dir.path(), n);
         let path = dir.path().join(WAL_FILE);
-        let len = file_len(&path);
         starts.push(len);
         let cut = cut_seed % (len + 1);
         OpenOptions::new().write(true).open(&path).unwrap().set_len(cut).unwrap();
@@ -272,10 +382,10 @@ proptest! {
     #[test]
     fn any_damage_to_the_last_record_loses_only_it(n in 2u64..20, at_seed in any::<u64>()) {
         let dir = tempfile::tempdir().unwrap();
-        let starts = write_records(dir.path(), n);
+        let (starts, end) = write_records_to_end(dir.path(), n);
         let path = dir.path().join(WAL_FILE);
         let last = *starts.last().unwrap();
-        let at = last + at_seed % (file_len(&path) - last);
+        let at = last + at_seed % (end - last);
         flip_byte(&path, at);
         let (_, records, torn) = open(dir.path());
         prop_assert_eq!(records.len() as u64, n - 1);

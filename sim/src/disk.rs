@@ -78,13 +78,20 @@ struct DiskState {
 struct FileData {
     data: Vec<u8>,
     durable: Vec<u8>,
-    /// The durable length before the latest fsync: data the process had made durable and
-    /// then kept writing after (so it had every chance to vouch for it).
+    /// Where the data the latest fsync made durable began: what came before it the process
+    /// had made durable and then kept writing after (so it had every chance to vouch for
+    /// it). For a file appended at its end that is its durable length before the fsync; for
+    /// the WAL, written into zeros it laid down ahead, it is where its last burst began.
     vouched_len: usize,
     /// The lowest offset written or cut since the last fsync; `None` when `data` is all
     /// durable. An fsync copies only from here, so syncing a long log stays cheap.
     dirty_from: Option<usize>,
-    /// The durable lengths the latest fsyncs left (a lost synced write falls back to one).
+    /// The end of what was written or cut since the last fsync (meaningful with
+    /// `dirty_from`): an fsync copies only up to here, so a file written into space laid
+    /// down ahead (the WAL's zeroed tail) costs what was written, not its whole length.
+    dirty_to: usize,
+    /// Where the data of the latest fsyncs began (the ends of the data earlier fsyncs left):
+    /// a lost synced write falls back to one of them.
     synced_lens: Vec<usize>,
 }
 
@@ -291,7 +298,7 @@ impl SimDisk {
                 )
             }
         };
-        let from_len = file.durable.len() as u64;
+        let from_len = written_len(&file.durable) as u64;
         file.durable.truncate(to_len);
         file.data.truncate(to_len);
         file.vouched_len = file.vouched_len.min(to_len);
@@ -307,7 +314,8 @@ impl SimDisk {
     }
 
     /// Cuts `path` to `len` bytes, durably, as [`SimDisk::cut_short`] does (for tests that
-    /// aim at one length). `false` if there is no such file or it is not longer than `len`.
+    /// aim at one length). `false` if there is no such file or its written data (zeros laid
+    /// down ahead of it aside) are not longer than `len`.
     pub fn cut(&self, path: &Path, len: u64) -> bool {
         let mut state = self.lock();
         let Some(&inode) = state.names.get(path.as_os_str()) else {
@@ -317,10 +325,10 @@ impl SimDisk {
             return false;
         };
         let to = len as usize;
-        if file.durable.len() <= to {
+        if written_len(&file.durable) <= to {
             return false;
         }
-        let from_len = file.durable.len() as u64;
+        let from_len = written_len(&file.durable) as u64;
         file.durable.truncate(to);
         file.data.truncate(to);
         file.vouched_len = file.vouched_len.min(to);
@@ -461,6 +469,17 @@ fn in_dir(name: &OsStr, dir: &Path) -> bool {
     entry.is_some_and(|e| !e.is_empty() && !e.contains(&b'/'))
 }
 
+/// Where a file's written data ends: the end of its last complete frame when only zeros
+/// follow it (the space the WAL lays down ahead of itself), else its length.
+fn written_len(bytes: &[u8]) -> usize {
+    let end = frame_ends(bytes).last().copied().unwrap_or(0);
+    if bytes[end..].iter().all(|&b| b == 0) {
+        end
+    } else {
+        bytes.len()
+    }
+}
+
 /// The end offsets of the complete frames (`[u32 len][u32 crc][payload]`) from the start.
 fn frame_ends(bytes: &[u8]) -> Vec<usize> {
     let mut ends = Vec::new();
@@ -478,14 +497,20 @@ fn frame_ends(bytes: &[u8]) -> Vec<usize> {
 }
 
 impl FileData {
-    fn mark_dirty(&mut self, offset: usize) {
-        self.dirty_from = Some(self.dirty_from.map_or(offset, |d| d.min(offset)));
+    /// `from..to` was written or cut since the last fsync.
+    fn mark_dirty(&mut self, from: usize, to: usize) {
+        if self.dirty_from.is_none() {
+            self.dirty_to = 0;
+        }
+        self.dirty_from = Some(self.dirty_from.map_or(from, |d| d.min(from)));
+        self.dirty_to = self.dirty_to.max(to);
     }
 
     fn lose_unsynced(&mut self, rng: &mut impl Rng) {
         let Some(dirty_from) = self.dirty_from.take() else {
             return;
         };
+        let dirty_to = std::mem::take(&mut self.dirty_to);
         let (old, new) = (self.durable.len(), self.data.len());
         let len = match rng.gen_range(0..3) {
             0 => old,
@@ -496,8 +521,10 @@ impl FileData {
         result.resize(len, 0);
         let pages = len.div_ceil(PAGE_BYTES);
         let mut kept = Vec::new();
-        // Pages below the first unsynced write are the same in both.
-        for page in dirty_from / PAGE_BYTES..pages {
+        // Pages outside the unsynced writes are the same in both (past the end of both views
+        // the page runs from the shorter view's end: that differs, and is covered by
+        // `dirty_to`, which a growing write or length change moves there).
+        for page in dirty_from / PAGE_BYTES..pages.min(dirty_to.div_ceil(PAGE_BYTES)) {
             let start = page * PAGE_BYTES;
             let end = (start + PAGE_BYTES).min(len);
             let differs =
@@ -534,7 +561,7 @@ impl Fs for SimDisk {
         let inode = match (state.names.get(path.as_os_str()).copied(), mode) {
             (Some(inode), OpenMode::CreateTruncate) => {
                 let file = state.files.entry(inode).or_default();
-                file.mark_dirty(0);
+                file.mark_dirty(0, file.data.len());
                 file.data.clear();
                 inode
             }
@@ -670,13 +697,15 @@ impl SimFile {
         }
         let file = state.files.entry(self.inode).or_default();
         if let Some(from) = file.dirty_from.take() {
-            file.vouched_len = file.durable.len().min(file.data.len());
-            let from = from.min(file.data.len()).min(file.durable.len());
-            file.durable.truncate(from);
-            file.durable.extend_from_slice(&file.data[from..]);
-            let len = file.durable.len();
-            file.synced_lens.retain(|&l| l < len);
-            file.synced_lens.push(len);
+            let len = file.data.len();
+            let from = from.min(len).min(file.durable.len());
+            let to = std::mem::take(&mut file.dirty_to).clamp(from, len);
+            file.vouched_len = from;
+            // Only `from..to` and the length changed since the last fsync.
+            file.durable.resize(len, 0);
+            file.durable[from..to].copy_from_slice(&file.data[from..to]);
+            file.synced_lens.retain(|&l| l < from);
+            file.synced_lens.push(from);
             if file.synced_lens.len() > SYNCED_LENS_KEPT {
                 file.synced_lens.remove(0);
             }
@@ -727,7 +756,7 @@ impl FsFile for SimFile {
         state.stats.bytes_written += landed as u64;
         let start = usize::try_from(offset).map_err(io::Error::other)?;
         let file = state.files.entry(self.inode).or_default();
-        file.mark_dirty(start);
+        file.mark_dirty(start, start + landed);
         if file.data.len() < start + landed {
             file.data.resize(start + landed, 0);
         }
@@ -748,7 +777,7 @@ impl FsFile for SimFile {
         let file = state.files.entry(self.inode).or_default();
         // A truncation or extension is metadata the next fsync makes durable, like a write:
         // until then a power cut may undo it.
-        file.mark_dirty(size.min(file.data.len()));
+        file.mark_dirty(size.min(file.data.len()), size.max(file.data.len()));
         file.data.resize(size, 0);
         Ok(())
     }
@@ -809,6 +838,76 @@ mod tests {
             })
             .collect();
         assert!(lens.contains(&40), "an unsynced cut can be lost: {lens:?}");
+    }
+
+    /// The real WAL, written into the zeros it lays down ahead, on this disk: a power cut
+    /// that keeps any subset of an unsynced burst's pages (one of them torn, the rest zeros)
+    /// loses no synced record and yields a prefix of what was written; a lost page before a
+    /// kept one is refused as middle damage, never cut, and anything cut is unsynced. An
+    /// fsync copies only what was written, not the zeroed stretch after it.
+    #[test]
+    fn a_power_cut_inside_the_wals_zeroed_space_keeps_every_synced_record() {
+        use replica::storage::{StorageError, Wal};
+        let rec = |n: u64| vec![n as u8; 300 + (n as usize * 37) % 900];
+        let (mut clean, mut torn, mut refused) = (0, 0, 0);
+        for seed in 0..64 {
+            let disk = SimDisk::new();
+            let fs: replica::storage::FsRef = Arc::new(disk.clone());
+            let dir = Path::new("/n1");
+            let (mut wal, _, _) = Wal::<Vec<u8>>::open_in(fs.clone(), dir, 1 << 20).unwrap();
+            for n in 0..20 {
+                wal.append(&rec(n)).unwrap();
+            }
+            wal.sync().unwrap();
+            let synced_end = wal.size_bytes();
+            let file = disk.read(&dir.join("wal.log")).unwrap();
+            assert!(
+                file.len() as u64 >= synced_end + replica::storage::wal::PREALLOCATE_BYTES / 2,
+                "zeros laid ahead"
+            );
+            let bytes_before = disk.stats().bytes_written;
+            // An unsynced burst of several pages.
+            for n in 20..40 {
+                wal.append(&rec(n)).unwrap();
+            }
+            let written = wal.size_bytes() - synced_end;
+            wal.sync().unwrap();
+            assert!(disk.stats().bytes_written - bytes_before < written + 4096);
+            for n in 40..60 {
+                wal.append(&rec(n)).unwrap();
+            }
+            // Written, not synced: the power cut may keep any of it.
+            wal.set_fsync(false);
+            wal.sync().unwrap();
+            drop(wal);
+            disk.power_cut(&mut SmallRng::seed_from_u64(seed));
+            disk.revive();
+            match Wal::<Vec<u8>>::open_in(fs, dir, 1 << 20) {
+                Ok((_, records, cut)) => {
+                    assert!(
+                        records.len() >= 40,
+                        "seed {seed}: {} records",
+                        records.len()
+                    );
+                    let expected: Vec<Vec<u8>> = (0..records.len() as u64).map(rec).collect();
+                    assert_eq!(records, expected, "seed {seed}");
+                    match cut {
+                        Some(_) => torn += 1,
+                        None => clean += 1,
+                    }
+                }
+                Err(StorageError::CorruptMiddle { offset, .. }) => {
+                    assert!(offset >= synced_end, "seed {seed}: refused at {offset}");
+                    refused += 1;
+                }
+                Err(e) => panic!("seed {seed}: {e}"),
+            }
+            assert!(disk.violations().is_empty(), "{:?}", disk.violations());
+        }
+        assert!(
+            clean > 0 && torn > 0,
+            "{clean} clean, {torn} torn, {refused} refused"
+        );
     }
 
     /// A WAL with two fsynced bursts (so its first burst is acknowledged), then cut to empty

@@ -80,7 +80,8 @@ fn cut_points(bytes: &[u8]) -> Vec<u64> {
     while at + 8 <= bytes.len() {
         let len = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
         let end = at + 8 + len as usize;
-        if end > bytes.len() {
+        // Zeros: the space the WAL laid down ahead of its written end.
+        if len == 0 || end > bytes.len() {
             break;
         }
         points.push(at as u64);

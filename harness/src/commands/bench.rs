@@ -40,6 +40,10 @@ pub struct BenchArgs {
     /// as ratios of the baseline's. A build this harness cannot drive is refused by name.
     #[arg(long, value_name = "BIN")]
     pub baseline: Option<PathBuf>,
+    /// The replicas' checkpoint interval K in executed slots, for both builds (default: the
+    /// replica's own, 10).
+    #[arg(long)]
+    pub checkpoint_interval: Option<u64>,
     /// Seed of the clients' operations (default: random).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -61,6 +65,7 @@ pub async fn bench(args: &BenchArgs) -> anyhow::Result<i32> {
         nodes: args.nodes,
         nemesis: Vec::new(),
         accounts: args.accounts,
+        checkpoint_interval_slots: args.checkpoint_interval,
         ..RunParams::default()
     };
     args.shards.apply(&mut params);

@@ -82,7 +82,7 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = NetMode::Relay)]
     pub net: NetMode,
     /// The replicas' checkpoint interval K in executed slots (default: drawn from the seed;
-    /// the replica's own, 10, with --defaults).
+    /// the replica's own, 100, with --defaults).
     #[arg(long)]
     pub checkpoint_interval: Option<u64>,
     /// Keep the replica's default settings. Without it every run draws its checkpoint

@@ -65,7 +65,8 @@ fn record_frames(wal: &[u8]) -> Vec<(usize, usize)> {
     let mut at = 0;
     while at + 8 <= wal.len() {
         let len = u32::from_le_bytes([wal[at], wal[at + 1], wal[at + 2], wal[at + 3]]) as usize;
-        if at + 8 + len > wal.len() {
+        // Zeros: the space the WAL laid down ahead of its written end.
+        if len == 0 || at + 8 + len > wal.len() {
             break;
         }
         if wal[at + 8] == 0 {

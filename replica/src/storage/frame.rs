@@ -283,6 +283,12 @@ pub struct RecoverRules<'a> {
     /// nothing is lost that cannot be rebuilt, and a power cut can leave holes in data that
     /// was never fsynced.
     pub cut_middle: bool,
+    /// Files written into zeros laid down ahead of them (the WAL): a run of zero bytes from
+    /// the first damaged frame to the end of the file is space not yet written, the file's
+    /// written end, neither cut nor reported. A frame never starts with a zero length, so
+    /// zeros there cannot be a record; anything else in that run (a torn frame, stray bytes)
+    /// is damage as in any other file.
+    pub zero_tail_is_end: bool,
 }
 
 /// Reads every frame of the file at `path` (opened for writing as `file`), cutting a torn
@@ -301,6 +307,9 @@ pub fn recover(
     let Some(reason) = stop.damage else {
         return Ok((stop.good_end, None));
     };
+    if rules.zero_tail_is_end && all_zero(file, path, stop.good_end, stop.file_len)? {
+        return Ok((stop.good_end, None));
+    }
     let search = if rules.cut_middle {
         Ok(None)
     } else {
@@ -346,6 +355,22 @@ pub fn recover(
         torn.offset
     );
     Ok((stop.good_end, Some(torn)))
+}
+
+/// Whether the bytes `from..to` of `file` are all zero (read in bounded chunks).
+fn all_zero(file: &dyn FsFile, path: &Path, from: u64, to: u64) -> Result<bool, StorageError> {
+    let mut buf = Vec::new();
+    let mut at = from;
+    while at < to {
+        buf.resize((to - at).min(SCAN_BUFFER_BYTES as u64) as usize, 0);
+        file.read_exact_at(&mut buf, at)
+            .map_err(StorageError::io("read", path))?;
+        if buf.iter().any(|&b| b != 0) {
+            return Ok(false);
+        }
+        at += buf.len() as u64;
+    }
+    Ok(true)
 }
 
 /// Truncates the file to `len` and makes that durable before anything is appended after it.

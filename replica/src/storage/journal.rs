@@ -619,6 +619,7 @@ fn load_segment(
     let rules = RecoverRules {
         is_valid: &is_valid,
         cut_middle: true,
+        zero_tail_is_end: false,
     };
     let (len, torn) = recover(&*file, path, DEFAULT_MAX_RECORD_BYTES, &mut accept, &rules)?;
     let segment = start.map(|first| Segment {

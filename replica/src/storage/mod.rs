@@ -7,6 +7,9 @@
 //! - A damaged *tail* (a partial frame, a bad checksum or an undecodable record at the end of
 //!   a file) is what a crash mid-write leaves behind. It is cut off with a warning and reported
 //!   as a [`TornTail`]; the records before it survive.
+//! - The WAL is written into zeros it lays down ahead of itself (see [`wal`]), so that its
+//!   fdatasync has no metadata to commit: zeros from the first damaged frame to the end of
+//!   its file are its written end, neither cut nor reported (`RecoverRules::zero_tail_is_end`).
 //! - Damage followed by valid records is not a torn write: something else corrupted the file.
 //!   That is a [`StorageError::CorruptMiddle`] naming the file and offset, never silently
 //!   "repaired", because cutting there would throw away acknowledged data.
