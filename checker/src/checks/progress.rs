@@ -27,7 +27,9 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::{Event, EventType, HistoryReader, Process};
+use crate::ops::CheckEvent;
 use crate::run_files::CheckError;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
@@ -183,11 +185,11 @@ impl Judge {
 
     /// The groups an invocation's operation belongs to: those holding an account it
     /// names, or all (a classic cluster, `read_all`, an account no shard holds).
-    fn groups_of(&self, e: &Event) -> Vec<usize> {
-        let named: BTreeSet<usize> = ["account", "from", "to"]
+    fn groups_of(&self, named_accounts: &[Option<&str>; 3]) -> Vec<usize> {
+        let named: BTreeSet<usize> = named_accounts
             .iter()
-            .filter_map(|k| e.value.get(*k).and_then(Value::as_str))
-            .filter_map(|a| self.account_group.get(a).copied())
+            .flatten()
+            .filter_map(|a| self.account_group.get(*a).copied())
             .collect();
         if self.groups.len() == 1 || named.is_empty() {
             (0..self.groups.len()).collect()
@@ -196,7 +198,7 @@ impl Judge {
         }
     }
 
-    fn event(&mut self, e: &Event) {
+    fn event(&mut self, e: &Step<'_>) {
         if self.majority_since_ns.is_some() {
             self.judged_ns += e.time_ns.saturating_sub(self.last_ns);
         }
@@ -207,7 +209,9 @@ impl Judge {
         match (e.process, e.kind) {
             (Process::Nemesis, _) => {
                 let had = self.majority();
-                self.faults.nemesis(&e.f, &e.value);
+                if let Some((f, value)) = e.nemesis {
+                    self.faults.nemesis(f, value);
+                }
                 match (had, self.majority()) {
                     (false, true) => self.majority_since_ns = Some(e.time_ns),
                     (true, false) => self.majority_since_ns = None,
@@ -218,7 +222,7 @@ impl Judge {
                 }
             }
             (Process::Client(c), EventType::Invoke) => {
-                for g in self.groups_of(e) {
+                for g in self.groups_of(&e.accounts) {
                     let w = &mut self.groups[g].watch;
                     if w.busy_since_ns.is_none() {
                         w.busy_since_ns = Some(e.time_ns);
@@ -300,10 +304,74 @@ pub(crate) fn run_streaming(
     };
     let mut judge = Judge::new(bound_ms, &replicas);
     let mut r = HistoryReader::open(path)?;
-    while let Some(e) = r.next_as::<Event>()? {
-        judge.event(&e);
+    while let Some(line) = r.next_checked(Line::fast, |_| Ok(()))? {
+        judge.event(&line.step());
     }
     Ok(finish(judge))
+}
+
+/// What the rule needs of one event: when, whose, which accounts an invocation names,
+/// and a nemesis event's function and value.
+struct Step<'e> {
+    index: u64,
+    time_ns: u64,
+    process: Process,
+    kind: EventType,
+    /// An invocation's `account`, `from` and `to`.
+    accounts: [Option<&'e str>; 3],
+    nemesis: Option<(&'e str, &'e Value)>,
+}
+
+/// A history line as this check reads it. A client's line goes through the checker's
+/// fast reader (`ops::CheckEvent`: no `Value` built, which made this second read of the
+/// history a tenth of a simulated seed's CPU); a nemesis line, rare and of many shapes,
+/// and any line the fast reader leaves, through serde as a whole [`Event`].
+// One line is alive at a time, on the stack: boxing the common variant would allocate per line.
+#[allow(clippy::large_enum_variant)]
+enum Line<'a> {
+    Client(CheckEvent<'a>),
+    Whole(Box<Event>),
+}
+
+impl<'a> Line<'a> {
+    fn fast(text: &'a [u8]) -> Option<Line<'a>> {
+        CheckEvent::fast(text)
+            .filter(|e| e.process != Process::Nemesis)
+            .map(Line::Client)
+    }
+
+    fn step(&self) -> Step<'_> {
+        match self {
+            Line::Client(e) => {
+                let v = &e.value.fields;
+                Step {
+                    index: e.index,
+                    time_ns: e.time_ns,
+                    process: e.process,
+                    kind: e.kind,
+                    accounts: [v.account.as_deref(), v.from.as_deref(), v.to.as_deref()],
+                    nemesis: None,
+                }
+            }
+            Line::Whole(e) => {
+                let named = |k: &str| e.value.get(k).and_then(Value::as_str);
+                Step {
+                    index: e.index,
+                    time_ns: e.time_ns,
+                    process: e.process,
+                    kind: e.kind,
+                    accounts: [named("account"), named("from"), named("to")],
+                    nemesis: (e.process == Process::Nemesis).then_some((e.f.as_str(), &e.value)),
+                }
+            }
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Line<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Event::deserialize(d).map(|e| Line::Whole(Box::new(e)))
+    }
 }
 
 fn not_applicable(why: &str) -> CheckResult {
