@@ -323,8 +323,8 @@ struct Step<'e> {
 }
 
 /// A history line as this check reads it. A client's line goes through the checker's
-/// fast reader (`ops::CheckEvent`: no `Value` built, which made this second read of the
-/// history a tenth of a simulated seed's CPU); a nemesis line, rare and of many shapes,
+/// fast reader (`ops::CheckEvent`: no `Value` built: through serde this second read of the
+/// history was 8.5% of a simulated seed's instructions); a nemesis line, rare and of many shapes,
 /// and any line the fast reader leaves, through serde as a whole [`Event`].
 // One line is alive at a time, on the stack: boxing the common variant would allocate per line.
 #[allow(clippy::large_enum_variant)]
