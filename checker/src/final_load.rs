@@ -119,14 +119,14 @@ impl Loader {
         }
         let slot = self.compact(node, entry)?;
         let d = &mut self.data;
-        let (target, marks) = d.log.slot_mut(e, self.max_slots)?;
+        d.log.make_room(e, self.max_slots)?;
+        let target = d.log.slot_at(e);
         if target.node == EMPTY {
-            *target = slot;
-            *marks = SlotMarks { hash, text };
+            d.log.lay(e, &slot, SlotMarks { hash, text });
             return Ok(());
         }
         d.agreement.compared();
-        let (target, target_hash) = (*target, marks.hash);
+        let target_hash = d.log.marks(e).map_or(0, |m| m.hash);
         if target_hash != hash {
             let first = describe_slot(&target, &d.log, &d.accounts);
             let first_node = d.nodes[target.node as usize].name.clone();
@@ -481,10 +481,12 @@ mod tests {
     fn log_with(execs: &[u64]) -> AgreedLog {
         let mut log = AgreedLog::default();
         for &e in execs {
-            *log.slot_mut(e, 1_000).unwrap().0 = Slot {
+            log.make_room(e, 1_000).unwrap();
+            let slot = Slot {
                 node: 0,
                 ..EMPTY_SLOT
             };
+            log.lay(e, &slot, SlotMarks::default());
         }
         log
     }

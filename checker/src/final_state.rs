@@ -13,8 +13,8 @@
 //! (`crate::window`), parses each entry in place (the fast path of `crate::fastjson`,
 //! else serde), turns it into a compact `Slot` and lays it over the agreed log at once,
 //! comparing it with what other replicas put there (agreement). Memory is one slot per
-//! exec index (32 bytes, and 16 more while the file is read), whatever the number of
-//! replicas. Replicas usually write an entry in the very same bytes: such a copy of an
+//! exec index (16 bytes packed, and 16 more while the file is read), whatever the
+//! number of replicas. Replicas usually write an entry in the very same bytes: such a copy of an
 //! entry already laid is recognized by its text's length and fingerprint and never
 //! parsed, which is most of the file.
 //!
@@ -214,6 +214,7 @@ pub(crate) const EMPTY: u16 = u16::MAX;
 
 /// One agreed log entry, compact: one is kept per exec index, so its size bounds the
 /// memory a long run needs (the client is a number into [`AgreedLog::client`]'s table).
+/// The log stores it packed in 16 bytes ([`Slots`]).
 /// What loading compares replicas' entries by is beside it ([`SlotMarks`]), dropped once
 /// every replica's entries are laid.
 #[derive(Debug, Clone, Copy)]
@@ -230,7 +231,117 @@ pub(crate) struct Slot {
     pub ok: bool,
 }
 
-const _: () = assert!(std::mem::size_of::<Slot>() <= 32, "a slot per exec index");
+/// The log's slots, packed: 16 bytes a slot where [`Slot`] takes 32. A slot with a
+/// number that does not fit (a request id past 32 bits, an amount past 31, more than
+/// 65,536 clients or 256 accounts) is kept whole beside them, so nothing is lost.
+#[derive(Debug, Default)]
+struct Slots {
+    packed: Vec<PackedSlot>,
+    /// The slots that do not fit, numbered by their packed `request_id`.
+    wide: Vec<Slot>,
+}
+
+/// [`Slot`] in 16 bytes; see [`Slots`].
+#[derive(Debug, Clone, Copy)]
+struct PackedSlot {
+    /// The request id, or the slot's number in [`Slots::wide`] under [`WIDE_SLOT`].
+    request_id: u32,
+    amount: i32,
+    client: u16,
+    /// Always the slot's own (so an empty slot is seen without unpacking).
+    node: u16,
+    accounts: [u8; 2],
+    kind: u8,
+    ok: bool,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<PackedSlot>() <= 16,
+    "a slot per exec index"
+);
+
+/// In [`PackedSlot::kind`]: the slot is in [`Slots::wide`] (commands' kinds are 0 to 3).
+const WIDE_SLOT: u8 = 0x80;
+
+const EMPTY_PACKED: PackedSlot = PackedSlot {
+    request_id: 0,
+    amount: 0,
+    client: 0,
+    node: EMPTY,
+    accounts: [0; 2],
+    kind: 3,
+    ok: false,
+};
+
+impl PackedSlot {
+    fn narrow(s: &Slot) -> Option<PackedSlot> {
+        let acct = |a: Acct| u8::try_from(a).ok();
+        Some(PackedSlot {
+            request_id: u32::try_from(s.request_id).ok()?,
+            amount: i32::try_from(s.amount).ok()?,
+            client: u16::try_from(s.client).ok()?,
+            node: s.node,
+            accounts: [acct(s.accounts[0])?, acct(s.accounts[1])?],
+            kind: (s.kind & WIDE_SLOT == 0).then_some(s.kind)?,
+            ok: s.ok,
+        })
+    }
+
+    fn unpack(&self) -> Slot {
+        Slot {
+            client: u32::from(self.client),
+            request_id: u64::from(self.request_id),
+            kind: self.kind,
+            accounts: self.accounts.map(Acct::from),
+            amount: i64::from(self.amount),
+            node: self.node,
+            ok: self.ok,
+        }
+    }
+}
+
+impl Slots {
+    fn len(&self) -> usize {
+        self.packed.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.packed.is_empty()
+    }
+
+    /// Whether no replica covers slot `i` (or there is none).
+    fn empty_at(&self, i: usize) -> bool {
+        self.packed.get(i).is_none_or(|p| p.node == EMPTY)
+    }
+
+    #[inline]
+    fn get(&self, i: usize) -> Option<Slot> {
+        let p = self.packed.get(i)?;
+        Some(if p.kind & WIDE_SLOT == 0 {
+            p.unpack()
+        } else {
+            self.wide[p.request_id as usize]
+        })
+    }
+
+    fn set(&mut self, i: usize, slot: &Slot) {
+        let p = &mut self.packed[i];
+        if p.kind & WIDE_SLOT != 0 {
+            self.wide[p.request_id as usize] = *slot;
+            p.node = slot.node;
+        } else if let Some(n) = PackedSlot::narrow(slot) {
+            *p = n;
+        } else {
+            *p = PackedSlot {
+                request_id: self.wide.len() as u32,
+                kind: WIDE_SLOT,
+                node: slot.node,
+                ..EMPTY_PACKED
+            };
+            self.wide.push(*slot);
+        }
+    }
+}
 
 /// How a slot's entry is recognized while the replicas' logs are laid over each other:
 /// needed only then, so kept apart from the [`Slot`]s and dropped after
@@ -271,7 +382,7 @@ impl Slot {
 #[derive(Debug, Default)]
 pub(crate) struct AgreedLog {
     base: u64,
-    slots: Vec<Slot>,
+    slots: Slots,
     /// Beside `slots`, one per slot, while the replicas' logs are being laid; empty
     /// after [`AgreedLog::laid`].
     marks: Vec<SlotMarks>,
@@ -284,9 +395,16 @@ pub(crate) struct AgreedLog {
 
 impl AgreedLog {
     /// The entry at `exec`, if some replica covers it.
-    pub fn get(&self, exec: u64) -> Option<&Slot> {
+    pub fn get(&self, exec: u64) -> Option<Slot> {
         let i = exec.checked_sub(self.base)?;
-        self.slots.get(i as usize).filter(|s| s.node != EMPTY)
+        self.at_index(usize::try_from(i).ok()?)
+    }
+
+    fn at_index(&self, i: usize) -> Option<Slot> {
+        if self.slots.empty_at(i) {
+            return None;
+        }
+        self.slots.get(i)
     }
 
     /// How the entry at `exec` is recognized, while the logs are being laid.
@@ -300,7 +418,7 @@ impl AgreedLog {
     /// of the log's memory), nor the room kept for growth.
     pub(crate) fn laid(&mut self) {
         self.marks = Vec::new();
-        self.slots.shrink_to_fit();
+        self.slots.packed.shrink_to_fit();
     }
 
     /// The client process number of a slot's entry.
@@ -319,8 +437,8 @@ impl AgreedLog {
     }
 
     /// The slot numbered `at` (see [`AgreedLog::slot_count`]), if some replica covers it.
-    pub fn at(&self, at: u32) -> Option<&Slot> {
-        self.slots.get(at as usize).filter(|s| s.node != EMPTY)
+    pub fn at(&self, at: u32) -> Option<Slot> {
+        self.at_index(at as usize)
     }
 
     /// The exec index of the slot numbered `at`.
@@ -377,6 +495,7 @@ impl AgreedLog {
             return Some(origin);
         }
         self.slots
+            .packed
             .iter()
             .skip((origin - self.base) as usize)
             .position(|s| s.node == EMPTY)
@@ -384,30 +503,39 @@ impl AgreedLog {
     }
 
     /// Entries with their exec indices, skipping empty slots.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, &Slot)> {
-        self.slots
-            .iter()
-            .enumerate()
-            .filter(|(_, s)| s.node != EMPTY)
-            .map(move |(i, s)| (self.base + i as u64, s))
+    pub fn iter(&self) -> impl Iterator<Item = (u64, Slot)> + '_ {
+        (0..self.slots.len()).filter_map(move |i| Some((self.base + i as u64, self.at_index(i)?)))
     }
 
     pub fn remap_accounts(&mut self, map: &[Acct]) {
-        for s in &mut self.slots {
+        for i in 0..self.slots.len() {
+            let Some(mut s) = self.slots.get(i) else {
+                continue;
+            };
             let mut cmd = s.cmd();
             cmd.remap(map);
             s.set_cmd(cmd);
+            self.slots.set(i, &s);
         }
     }
 
-    /// The slot for `exec` and its marks, growing the log as needed. `limit` bounds
-    /// how far the log may grow, so a corrupt index cannot make it allocate without
-    /// end.
-    pub(crate) fn slot_mut(
-        &mut self,
-        exec: u64,
-        limit: u64,
-    ) -> Result<(&mut Slot, &mut SlotMarks), String> {
+    /// The slot at `exec` (its `node` is [`EMPTY`] if none is laid there yet).
+    pub(crate) fn slot_at(&self, exec: u64) -> Slot {
+        exec.checked_sub(self.base)
+            .and_then(|i| self.slots.get(usize::try_from(i).ok()?))
+            .unwrap_or(EMPTY_SLOT)
+    }
+
+    /// Lays `slot` and its marks at `exec`, which [`AgreedLog::make_room`] made room for.
+    pub(crate) fn lay(&mut self, exec: u64, slot: &Slot, marks: SlotMarks) {
+        let i = (exec - self.base) as usize;
+        self.slots.set(i, slot);
+        self.marks[i] = marks;
+    }
+
+    /// Grows the log to hold `exec`. `limit` bounds how far the log may grow, so a
+    /// corrupt index cannot make it allocate without end.
+    pub(crate) fn make_room(&mut self, exec: u64, limit: u64) -> Result<(), String> {
         if self.slots.is_empty() {
             self.base = exec;
         }
@@ -422,16 +550,75 @@ impl AgreedLog {
         if exec < self.base {
             let more = (self.base - exec) as usize;
             self.slots
-                .splice(0..0, std::iter::repeat_n(EMPTY_SLOT, more));
+                .packed
+                .splice(0..0, std::iter::repeat_n(EMPTY_PACKED, more));
             self.marks
                 .splice(0..0, std::iter::repeat_n(SlotMarks::default(), more));
             self.base = exec;
         }
         let i = (exec - self.base) as usize;
         if i >= self.slots.len() {
-            self.slots.resize(i + 1, EMPTY_SLOT);
+            self.slots.packed.resize(i + 1, EMPTY_PACKED);
             self.marks.resize(i + 1, SlotMarks::default());
         }
-        Ok((&mut self.slots[i], &mut self.marks[i]))
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slot(request_id: u64, amount: i64, to: Acct) -> Slot {
+        let mut s = Slot {
+            client: 1,
+            request_id,
+            node: 2,
+            ok: true,
+            ..EMPTY_SLOT
+        };
+        s.set_cmd(Cmd::Transfer {
+            from: 0,
+            to,
+            amount,
+        });
+        s
+    }
+
+    fn same(a: Option<Slot>, b: &Slot) -> bool {
+        format!("{a:?}") == format!("{:?}", Some(b))
+    }
+
+    #[test]
+    fn slots_come_back_exactly_whether_they_fit_or_not_and_empty_ones_stay_empty() {
+        let mut log = AgreedLog::default();
+        let fits = slot(7, 3, 1);
+        let wide = [slot(u64::MAX, 3, 1), slot(7, i64::MIN, 1), slot(7, 3, 999)];
+        for e in [5, 9, 2, 3] {
+            log.make_room(e, 100).unwrap();
+        }
+        log.lay(5, &fits, SlotMarks::default());
+        log.lay(2, &wide[0], SlotMarks::default());
+        log.lay(3, &wide[1], SlotMarks::default());
+        log.lay(9, &wide[2], SlotMarks::default());
+        assert!(same(log.get(5), &fits));
+        assert!(same(log.get(2), &wide[0]));
+        assert!(same(log.get(3), &wide[1]));
+        assert!(same(log.get(9), &wide[2]));
+        assert!(log.get(4).is_none() && log.get(1).is_none() && log.get(10).is_none());
+        assert_eq!(log.first_gap(), Some(1));
+        let laid: Vec<u64> = log.iter().map(|(e, _)| e).collect();
+        assert_eq!(laid, [2, 3, 5, 9]);
+        // Renumbering accounts reaches the slots kept whole as well.
+        log.remap_accounts(&[0, 4]);
+        assert_eq!(
+            log.get(3).map(|s| s.cmd()),
+            Some(Cmd::Transfer {
+                from: 0,
+                to: 4,
+                amount: i64::MIN
+            })
+        );
+        assert_eq!(log.get(9).map(|s| s.accounts), Some([0, 999]));
     }
 }

@@ -21,7 +21,7 @@ use crate::fastjson::{event_key, once, put, set, Cur, Lit};
 use crate::fields::{self, FieldErr, Fields, Shape, ValueFields};
 use crate::history::{CowStr, EventType, HistoryError, HistoryReader, Process};
 use crate::model::{Accounts, Acct, Cmd, FKind};
-use crate::records::{flag, Clients, OpRec};
+use crate::records::{flag, Clients, OpRec, Ops};
 use crate::records::{At, Busy};
 use serde::Deserialize;
 use serde::Serialize;
@@ -57,7 +57,7 @@ pub struct HistoryStats {
 
 /// Everything the history pass produced.
 pub(crate) struct HistoryData {
-    pub ops: Vec<OpRec>,
+    pub ops: Ops,
     pub read_alls: Vec<Box<[(Acct, i64)]>>,
     pub clients: Clients,
     pub accounts: Accounts,
@@ -206,7 +206,7 @@ impl Collector {
     pub fn new(accounts: Accounts, total: Option<i128>, liveness: Liveness) -> Collector {
         Collector {
             data: HistoryData {
-                ops: Vec::new(),
+                ops: Ops::default(),
                 read_alls: Vec::new(),
                 clients: Clients::default(),
                 accounts,
@@ -295,9 +295,10 @@ impl Collector {
         }
         let op = match d.clients.find_open(client, rid) {
             Some(op) => {
-                let rec = &mut d.ops[op as usize];
+                let mut rec = d.ops.get(op);
                 if rec.cmd() != cmd {
                     rec.flags |= flag::RETRY_CHANGED;
+                    d.ops.set(op, &rec);
                     let cmds = (&rec.cmd(), &cmd);
                     d.well_formed
                         .retry_changed(at, rec.first_index, (raw, rid), cmds, &d.accounts);
@@ -310,8 +311,8 @@ impl Collector {
         d.clients.busy[client as usize] = Some(Busy { op, rid, at });
         d.liveness
             .invoke(client, rid, cmd, (at.line, at.index), ev.time_ns);
-        let rec = &mut d.ops[op as usize];
-        rec.pending = rec.pending.saturating_add(1);
+        d.ops
+            .update(op, |rec| rec.pending = rec.pending.saturating_add(1));
         self.prune_open(client, rid);
         Ok(())
     }
@@ -324,9 +325,9 @@ impl Collector {
     }
 
     fn new_op(&mut self, client: u32, rid: u64, cmd: Cmd, index: u64) -> u32 {
-        let op = self.data.ops.len() as u32;
         let floor = self.data.total_order.floor();
-        self.data
+        let op = self
+            .data
             .ops
             .push(OpRec::new(client, floor, rid, cmd, index));
         self.data.clients.open[client as usize].push((rid, op));
@@ -339,7 +340,7 @@ impl Collector {
     fn prune_open(&mut self, client: u32, rid: u64) {
         let ops = &self.data.ops;
         let open = &mut self.data.clients.open[client as usize];
-        open.retain(|&(r, op)| r >= rid || ops[op as usize].pending > 0);
+        open.retain(|&(r, op)| r >= rid || ops.get(op).pending > 0);
         // Request ids that do not increase would keep everything "newer": bound the
         // list (keeping what is in flight and the latest few) so lookups stay cheap.
         if open.len() > MAX_OPEN {
@@ -347,7 +348,7 @@ impl Collector {
             let mut i = 0;
             open.retain(|&(_, op)| {
                 i += 1;
-                i > keep_from || ops[op as usize].pending > 0
+                i > keep_from || ops.get(op).pending > 0
             });
         }
     }
@@ -371,7 +372,7 @@ impl Collector {
                 // what became of it), but the history is malformed.
                 let cmd = fields::command(f, v, &mut self.data.accounts)?;
                 let op = self.new_op(client, rid, cmd, ev.index);
-                self.data.ops[op as usize].flags |= flag::ORPHAN;
+                self.data.ops.update(op, |r| r.flags |= flag::ORPHAN);
                 self.data.well_formed.orphan(at, raw, rid, ev.kind.as_str());
                 op
             }
@@ -384,7 +385,7 @@ impl Collector {
         if busy.is_some_and(|b| b.op == op) {
             *busy = None;
         }
-        let rec = &mut d.ops[op as usize];
+        let mut rec = d.ops.get(op);
         if rec.pending == 0 && !fresh {
             d.well_formed.duplicate(at, rec.done_index, raw, rid);
         }
@@ -402,14 +403,17 @@ impl Collector {
             // Until an answer with an exec index decides it, the latest answer frames it.
             rec.done_index = ev.index;
         }
+        rec.flags |= match (ev.kind, ev.exec_index) {
+            (EventType::Info | EventType::Invoke, None) => flag::INFO,
+            (EventType::Fail, None) => flag::REJECT,
+            (EventType::Ok, None) => flag::OK,
+            (_, Some(_)) => 0,
+        };
+        d.ops.set(op, &rec);
         match (ev.kind, ev.exec_index) {
-            (EventType::Info | EventType::Invoke, None) => rec.flags |= flag::INFO,
-            (EventType::Fail, None) => rec.flags |= flag::REJECT,
-            (EventType::Ok, None) => {
-                rec.flags |= flag::OK;
-                self.observe(op, ev, v);
-            }
+            (EventType::Ok, None) => self.observe(op, ev, v),
             (kind, Some(exec)) => self.definite(op, kind, exec, ev, v),
+            _ => {}
         }
         Ok(())
     }
@@ -423,7 +427,8 @@ impl Collector {
         ev: &CheckEvent<'_>,
         v: &Fields<'_>,
     ) {
-        let rec = &mut self.data.ops[op as usize];
+        let d = &mut self.data;
+        let mut rec = d.ops.get(op);
         rec.flags |= match kind {
             EventType::Ok => flag::OK,
             EventType::Fail => flag::FAIL_EXEC,
@@ -432,14 +437,17 @@ impl Collector {
         if rec.exec != 0 {
             if rec.exec != exec {
                 rec.flags |= flag::CONFLICT;
-                let d = &mut self.data;
+                d.ops.set(op, &rec);
                 d.total_order
                     .on_conflict(&d.ops, op, exec, ev.index, &d.clients, &d.accounts);
+            } else {
+                d.ops.set(op, &rec);
             }
             return;
         }
         rec.exec = exec;
         rec.done_index = ev.index;
+        d.ops.set(op, &rec);
         if kind != EventType::Info {
             self.observe(op, ev, v);
         }
@@ -451,12 +459,13 @@ impl Collector {
     /// Records what the client saw and checks it for conservation.
     fn observe(&mut self, op: u32, ev: &CheckEvent<'_>, v: &Fields<'_>) {
         let d = &mut self.data;
-        let rec = &mut d.ops[op as usize];
+        let mut rec = d.ops.get(op);
         rec.flags |= flag::OBSERVED;
         if ev.kind != EventType::Ok {
             if fields::is_insufficient(v.error) {
                 rec.flags |= flag::INSUFFICIENT;
             }
+            d.ops.set(op, &rec);
             return;
         }
         rec.flags |= flag::OBS_OK;
@@ -475,8 +484,8 @@ impl Collector {
                 d.conservation
                     .read_ok(ev.index, account, v.balance, &d.accounts);
             }
-            Cmd::ReadAll => {
-                let Some(bal) = &v.balances else { return };
+            Cmd::ReadAll => 'all: {
+                let Some(bal) = &v.balances else { break 'all };
                 let mut all: Vec<(Acct, i64)> = bal
                     .0
                     .iter()
@@ -489,6 +498,7 @@ impl Collector {
             }
             Cmd::Other => {}
         }
+        d.ops.set(op, &rec);
     }
 
     /// Ends the pass.

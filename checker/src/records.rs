@@ -2,8 +2,9 @@
 //!
 //! The history pass (`crate::ops`) folds events into these; the checks that read them
 //! (total order, liveness, exactly-once, replay, linearizable) take them from here, so
-//! no check imports the pass that feeds it. A record is 80 bytes, one per operation of
-//! the run, so its fields are packed (see [`OpRec`]).
+//! no check imports the pass that feeds it. One is held per operation of the run, so
+//! they are stored packed ([`Ops`]: 40 bytes each when every number fits in 32 bits,
+//! as in any history the harness writes) and unpacked into an [`OpRec`] when read.
 
 use crate::model::{list, Accounts, Acct, Cmd, CmdParts, FxMap};
 
@@ -53,10 +54,10 @@ pub(crate) mod flag {
 /// No operation (for [`OpRec::rt_floor`]).
 pub(crate) const NO_OP: u32 = u32::MAX;
 
-/// One logical client operation. One is held per operation of the run, so the
-/// fields are packed: the command flat ([`OpRec::cmd`]), the observed balances
-/// without `Option`s (presence is in `flags`).
-#[derive(Debug, Clone)]
+/// One logical client operation, as the checks read it from [`Ops`]: the command
+/// flat ([`OpRec::cmd`]), the observed balances without `Option`s (presence is in
+/// `flags`).
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct OpRec {
     /// Dense client number (see [`Clients`]).
     pub client: u32,
@@ -94,8 +95,6 @@ pub(crate) enum OpClass {
     /// Timed out or never answered: at most once.
     Indefinite,
 }
-
-const _: () = assert!(std::mem::size_of::<OpRec>() <= 80, "a record per operation");
 
 impl OpRec {
     pub(crate) fn new(client: u32, rt_floor: u32, request_id: u64, cmd: Cmd, index: u64) -> OpRec {
@@ -196,6 +195,177 @@ impl OpRec {
     }
 }
 
+/// Every operation of the run, numbered in order of first invocation, stored packed:
+/// 40 bytes a record where [`OpRec`] takes 80. A record with a number that does not
+/// fit its packed field (a request id, history index or exec index past 32 bits, a
+/// balance or amount past 31, more than 65,536 clients or 256 accounts, as corrupt or
+/// hand-written histories may have) is kept whole beside them, so nothing is lost.
+#[derive(Debug, Default)]
+pub(crate) struct Ops {
+    packed: Vec<Packed>,
+    /// The records that do not fit, numbered by their packed `request_id`.
+    wide: Vec<OpRec>,
+}
+
+/// [`OpRec`] in 40 bytes; see [`Ops`].
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    rt_floor: u32,
+    /// The request id, or the record's number in [`Ops::wide`] under [`WIDE`].
+    request_id: u32,
+    first_index: u32,
+    done_index: u32,
+    exec: u32,
+    a: i32,
+    b: i32,
+    amount: i32,
+    client: u16,
+    flags: u16,
+    accounts: [u8; 2],
+    kind: u8,
+    pending: u8,
+}
+
+const _: () = assert!(
+    std::mem::size_of::<Packed>() <= 40,
+    "a record per operation"
+);
+
+/// In [`Packed::flags`]: the record is in [`Ops::wide`]. No [`flag`] uses this bit.
+const WIDE: u16 = 1 << 15;
+
+impl Packed {
+    /// `rec` packed, if every field fits.
+    fn narrow(rec: &OpRec) -> Option<Packed> {
+        let u = |v: u64| u32::try_from(v).ok();
+        let i = |v: i64| i32::try_from(v).ok();
+        let acct = |a: Acct| u8::try_from(a).ok();
+        Some(Packed {
+            rt_floor: rec.rt_floor,
+            request_id: u(rec.request_id)?,
+            first_index: u(rec.first_index)?,
+            done_index: u(rec.done_index)?,
+            exec: u(rec.exec)?,
+            a: i(rec.a)?,
+            b: i(rec.b)?,
+            amount: i(rec.amount)?,
+            client: u16::try_from(rec.client).ok()?,
+            flags: (rec.flags & WIDE == 0).then_some(rec.flags)?,
+            accounts: [acct(rec.accounts[0])?, acct(rec.accounts[1])?],
+            kind: rec.kind,
+            pending: u8::try_from(rec.pending).ok()?,
+        })
+    }
+
+    fn unpack(&self) -> OpRec {
+        OpRec {
+            client: u32::from(self.client),
+            rt_floor: self.rt_floor,
+            request_id: u64::from(self.request_id),
+            kind: self.kind,
+            accounts: self.accounts.map(Acct::from),
+            amount: i64::from(self.amount),
+            first_index: u64::from(self.first_index),
+            done_index: u64::from(self.done_index),
+            exec: u64::from(self.exec),
+            a: i64::from(self.a),
+            b: i64::from(self.b),
+            flags: self.flags,
+            pending: u16::from(self.pending),
+        }
+    }
+
+    /// A stand-in pointing at `wide[at]`.
+    fn wide(at: usize) -> Packed {
+        Packed {
+            rt_floor: 0,
+            request_id: at as u32,
+            first_index: 0,
+            done_index: 0,
+            exec: 0,
+            a: 0,
+            b: 0,
+            amount: 0,
+            client: 0,
+            flags: WIDE,
+            accounts: [0; 2],
+            kind: 0,
+            pending: 0,
+        }
+    }
+}
+
+impl Ops {
+    /// Room for `n` more records.
+    pub fn reserve(&mut self, n: usize) {
+        self.packed.reserve(n);
+    }
+
+    pub fn len(&self) -> usize {
+        self.packed.len()
+    }
+
+    /// The record numbered `op`.
+    #[inline]
+    pub fn get(&self, op: u32) -> OpRec {
+        let p = &self.packed[op as usize];
+        if p.flags & WIDE == 0 {
+            p.unpack()
+        } else {
+            self.wide[p.request_id as usize]
+        }
+    }
+
+    /// Replaces the record numbered `op`.
+    pub fn set(&mut self, op: u32, rec: &OpRec) {
+        let p = &mut self.packed[op as usize];
+        if p.flags & WIDE != 0 {
+            self.wide[p.request_id as usize] = *rec;
+        } else if let Some(n) = Packed::narrow(rec) {
+            *p = n;
+        } else {
+            *p = Packed::wide(self.wide.len());
+            self.wide.push(*rec);
+        }
+    }
+
+    /// Changes the record numbered `op` through `f`.
+    pub fn update<T>(&mut self, op: u32, f: impl FnOnce(&mut OpRec) -> T) -> T {
+        let mut rec = self.get(op);
+        let out = f(&mut rec);
+        self.set(op, &rec);
+        out
+    }
+
+    /// Adds a record; returns its number.
+    pub fn push(&mut self, rec: OpRec) -> u32 {
+        let op = self.packed.len() as u32;
+        match Packed::narrow(&rec) {
+            Some(p) => self.packed.push(p),
+            None => {
+                self.packed.push(Packed::wide(self.wide.len()));
+                self.wide.push(rec);
+            }
+        }
+        op
+    }
+
+    /// The records in order.
+    pub fn iter(&self) -> impl Iterator<Item = OpRec> + Clone + '_ {
+        (0..self.packed.len() as u32).map(|op| self.get(op))
+    }
+}
+
+impl FromIterator<OpRec> for Ops {
+    fn from_iter<I: IntoIterator<Item = OpRec>>(iter: I) -> Ops {
+        let mut ops = Ops::default();
+        for rec in iter {
+            ops.push(rec);
+        }
+        ops
+    }
+}
+
 /// Maps client process numbers to dense indices and tracks each client's open ops.
 #[derive(Debug, Default)]
 pub(crate) struct Clients {
@@ -253,5 +423,58 @@ impl Clients {
             .rev()
             .find(|(r, _)| *r == rid)
             .map(|&(_, op)| op)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A record with every field set, each to `big` or a value that fits.
+    fn record(big: bool) -> OpRec {
+        let wide = |narrow: u64, wide: u64| if big { wide } else { narrow };
+        let cmd = Cmd::Transfer {
+            from: 3,
+            to: wide(4, 300) as Acct,
+            amount: if big { -(1 << 40) } else { 7 },
+        };
+        let mut r = OpRec::new(wide(9, 70_000) as u32, 2, wide(5, u64::MAX), cmd, 11);
+        r.done_index = wide(12, 1 << 33);
+        r.exec = wide(40, u64::MAX - 1);
+        r.observe(Some(if big { i64::MIN } else { -3 }), Some(8));
+        r.flags |= flag::OK | flag::OBS_OK | flag::RETRY_CHANGED;
+        r.pending = wide(1, 300) as u16;
+        r
+    }
+
+    fn same(a: &OpRec, b: &OpRec) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn records_come_back_exactly_whether_they_fit_or_not() {
+        let mut ops: Ops = [record(false), record(true), record(false)]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            ops.wide.len(),
+            1,
+            "only the record that does not fit is kept whole"
+        );
+        for (i, big) in [false, true, false].into_iter().enumerate() {
+            assert!(same(&ops.get(i as u32), &record(big)), "record {i}");
+        }
+        // A record that stops fitting when changed moves aside, losing nothing; the
+        // others are untouched.
+        let mut grown = record(false);
+        grown.exec = 1 << 32;
+        ops.set(0, &grown);
+        assert!(same(&ops.get(0), &grown));
+        assert!(same(&ops.get(1), &record(true)));
+        assert!(same(&ops.get(2), &record(false)));
+        ops.update(1, |r| r.exec = 5);
+        assert_eq!(ops.get(1).exec, 5);
+        assert_eq!(ops.get(1).request_id, u64::MAX);
+        assert_eq!(ops.iter().count(), 3);
     }
 }

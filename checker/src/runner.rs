@@ -14,7 +14,7 @@ use crate::final_load::{self, LogData};
 use crate::final_state::{self, AgreedLog, FinalError, NodeState, Positions};
 use crate::model::{list, Accounts};
 use crate::ops::{self, HistoryData};
-use crate::records::{flag, Clients, OpRec};
+use crate::records::{flag, Clients, Ops};
 use crate::results::{FinalSummary, NodeSummary, Results};
 use crate::run_files::{CheckError, RunFiles};
 use crate::run_params::RunParams;
@@ -276,7 +276,7 @@ fn check_loaded(
                     writes_first(&mut by_exec, &ops);
                 }
                 for &op in &placed {
-                    let exec = ops[op as usize].exec;
+                    let exec = ops.get(op).exec;
                     total_order.late(&ops, op, exec, &clients, &accounts);
                 }
             }
@@ -406,9 +406,9 @@ fn align_accounts(accounts: &mut Accounts, fin: &mut LogData) {
 }
 
 /// Operations told an exec index, sorted by it (ties in history order).
-fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
-    let told = || (0..ops.len() as u32).filter(|&i| ops[i as usize].exec != 0);
-    let execs = told().map(|i| ops[i as usize].exec);
+fn sorted_by_exec(ops: &Ops) -> Vec<u32> {
+    let told = || (0..ops.len() as u32).filter(|&i| ops.get(i).exec != 0);
+    let execs = told().map(|i| ops.get(i).exec);
     let (count, lo, hi) = execs.fold((0usize, u64::MAX, 0), |(n, lo, hi), e| {
         (n + 1, lo.min(e), hi.max(e))
     });
@@ -417,7 +417,7 @@ fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
         // Positions far apart (a corrupt exec index, a sparse log): compare. Answers
         // arrive nearly in exec order, so the adaptive stable sort has little to do.
         let mut order: Vec<u32> = told().collect();
-        order.sort_by_key(|&i| ops[i as usize].exec);
+        order.sort_by_key(|&i| ops.get(i).exec);
         return order;
     }
     // Exec indices are dense (one per log slot): a counting sort, two passes over
@@ -425,14 +425,14 @@ fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
     // Stable: ties stay in history order.
     let mut start = vec![0u32; range as usize + 1];
     for i in told() {
-        start[(ops[i as usize].exec - lo) as usize + 1] += 1;
+        start[(ops.get(i).exec - lo) as usize + 1] += 1;
     }
     for k in 1..start.len() {
         start[k] += start[k - 1];
     }
     let mut order = vec![0u32; count];
     for i in told() {
-        let at = &mut start[(ops[i as usize].exec - lo) as usize];
+        let at = &mut start[(ops.get(i).exec - lo) as usize];
         order[*at as usize] = i;
         *at += 1;
     }
@@ -441,9 +441,9 @@ fn sorted_by_exec(ops: &[OpRec]) -> Vec<u32> {
 
 /// Under shared positions, the write at each exec index goes before the operations
 /// that observed it (the sort is stable, so ties stay in history order).
-fn writes_first(by_exec: &mut [u32], ops: &[OpRec]) {
+fn writes_first(by_exec: &mut [u32], ops: &Ops) {
     by_exec.sort_by_key(|&o| {
-        let x = &ops[o as usize];
+        let x = &ops.get(o);
         (x.exec, x.observes())
     });
 }
@@ -452,15 +452,11 @@ fn writes_first(by_exec: &mut [u32], ops: &[OpRec]) {
 /// (client, request id) exactly once, that is where the command executed, so their
 /// results are replayed there and they get the real-time check. (Absent or twice is
 /// exactly-once's to report.) Returns the operations placed.
-fn place_by_log(
-    ops: &mut [OpRec],
-    log: &AgreedLog,
-    log_order: &[u32],
-    clients: &Clients,
-) -> Vec<u32> {
-    let key_at = |at: u32| log.at(at).map(|s| (log.client(s), s.request_id));
+fn place_by_log(ops: &mut Ops, log: &AgreedLog, log_order: &[u32], clients: &Clients) -> Vec<u32> {
+    let key_at = |at: u32| log.at(at).map(|s| (log.client(&s), s.request_id));
     let mut placed = Vec::new();
-    for (i, o) in ops.iter_mut().enumerate() {
+    for i in 0..ops.len() as u32 {
+        let mut o = ops.get(i);
         if o.exec != 0 || !o.has(flag::OBS_OK) {
             continue;
         }
@@ -472,26 +468,27 @@ fn place_by_log(
         if let (Some(&at), None) = (found.next(), found.next()) {
             o.exec = log.exec_of(at);
             o.flags |= flag::EXEC_FROM_LOG;
-            placed.push(i as u32);
+            ops.set(i, &o);
+            placed.push(i);
         }
     }
     placed
 }
 
 /// Anomalies about log slots name the history events that saw those slots.
-fn attach_history(check: &mut CheckResult, ops: &[OpRec], by_exec: &[u32]) {
+fn attach_history(check: &mut CheckResult, ops: &Ops, by_exec: &[u32]) {
     for a in &mut check.anomalies {
         if !a.indices.is_empty() || a.exec_indices.is_empty() {
             continue;
         }
         let mut indices = Vec::new();
         for &e in &a.exec_indices {
-            let start = by_exec.partition_point(|&o| ops[o as usize].exec < e);
+            let start = by_exec.partition_point(|&o| ops.get(o).exec < e);
             for &o in by_exec[start..]
                 .iter()
-                .take_while(|&&o| ops[o as usize].exec == e)
+                .take_while(|&&o| ops.get(o).exec == e)
             {
-                indices.extend(ops[o as usize].indices());
+                indices.extend(ops.get(o).indices());
             }
         }
         if !indices.is_empty() {
@@ -578,9 +575,10 @@ fn merge_node(s: &mut NodeSummary, n: &NodeState, stretch: bool, accounts: &Acco
 mod tests {
     use super::*;
     use crate::model::Cmd;
+    use crate::records::OpRec;
 
     /// Operations told the given exec indices (0: none), in history order.
-    fn ops_with(execs: &[u64]) -> Vec<OpRec> {
+    fn ops_with(execs: &[u64]) -> Ops {
         let cmd = Cmd::Read { account: 0 };
         execs
             .iter()
@@ -594,11 +592,11 @@ mod tests {
     }
 
     /// What the counting sort must equal: a stable comparison sort by exec index.
-    fn by_comparison(ops: &[OpRec]) -> Vec<u32> {
+    fn by_comparison(ops: &Ops) -> Vec<u32> {
         let mut order: Vec<u32> = (0..ops.len() as u32)
-            .filter(|&i| ops[i as usize].exec != 0)
+            .filter(|&i| ops.get(i).exec != 0)
             .collect();
-        order.sort_by_key(|&i| ops[i as usize].exec);
+        order.sort_by_key(|&i| ops.get(i).exec);
         order
     }
 

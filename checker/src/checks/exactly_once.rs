@@ -26,11 +26,11 @@ use super::total_order::TotalOrder;
 use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::final_state::{AgreedLog, Positions, Slot};
 use crate::model::{list, Accounts, Cmd};
-use crate::records::{flag, Clients, OpClass, OpRec};
+use crate::records::{flag, Clients, OpClass, OpRec, Ops};
 
 /// What the merge needs.
 pub(crate) struct Input<'a> {
-    pub ops: &'a [OpRec],
+    pub ops: &'a Ops,
     pub clients: &'a Clients,
     pub accounts: &'a Accounts,
     pub log: &'a AgreedLog,
@@ -70,7 +70,7 @@ pub(crate) fn run(input: &Input<'_>, total_order: &mut TotalOrder) -> CheckResul
 pub(crate) fn log_order(log: &AgreedLog) -> Vec<u32> {
     let slots = log.slot_count() as u32;
     order_by_client(
-        (0..slots).filter_map(|at| log.at(at).map(|s| (at, log.client_number(s)))),
+        (0..slots).filter_map(|at| log.at(at).map(|s| (at, log.client_number(&s)))),
         log.client_count(),
         |c| log.client_process(c),
         |at| log_slot(log, at).request_id,
@@ -78,19 +78,18 @@ pub(crate) fn log_order(log: &AgreedLog) -> Vec<u32> {
 }
 
 /// The operations' numbers, sorted by (client process, request id, number).
-pub(crate) fn op_order(ops: &[OpRec], clients: &Clients) -> Vec<u32> {
+pub(crate) fn op_order(ops: &Ops, clients: &Clients) -> Vec<u32> {
     order_by_client(
         ops.iter().enumerate().map(|(i, o)| (i as u32, o.client)),
         clients.len(),
         |c| clients.raw(c),
-        |i| ops[i as usize].request_id,
+        |i| ops.get(i).request_id,
     )
 }
 
 /// The slot numbered `at`, which [`log_order`] only lists when some replica covers it.
 fn log_slot(log: &AgreedLog, at: u32) -> Slot {
     log.at(at)
-        .copied()
         .unwrap_or_else(|| unreachable!("log_order lists covered slots"))
 }
 
@@ -201,7 +200,7 @@ impl Merge<'_, '_> {
 
     /// (client process, request id) of an operation.
     fn op_key(&self, op: u32) -> (u64, u64) {
-        let o = &self.input.ops[op as usize];
+        let o = &self.input.ops.get(op);
         (self.input.clients.raw(o.client), o.request_id)
     }
 
@@ -217,12 +216,10 @@ impl Merge<'_, '_> {
         self.check.count("operations checked", 1);
         let ops = self.input.ops;
         // Several records of one (client, request id) are one operation: combine them.
-        let combined;
-        let x = if let [one] = group {
-            &ops[*one as usize]
+        let x = &if let [one] = group {
+            ops.get(*one)
         } else {
-            combined = combine(group.iter().map(|&o| &ops[o as usize]));
-            &combined
+            combine(group.iter().map(|&o| ops.get(o)))
         };
         if self.input.positions == Positions::SharedReads && x.observes() {
             if !execs.is_empty() {
@@ -251,7 +248,7 @@ impl Merge<'_, '_> {
     /// Each log entry under the operation's key holds the command it invoked.
     fn commands(&mut self, group: &[u32], x: &OpRec, execs: &[u64]) {
         let ops = self.input.ops;
-        let recs = || group.iter().map(|&o| &ops[o as usize]);
+        let recs = || group.iter().map(|&o| ops.get(o));
         for &exec in execs {
             let Some(slot) = self.input.log.get(exec) else {
                 continue;
@@ -452,11 +449,10 @@ impl Merge<'_, '_> {
 }
 
 /// Folds several records of one operation into one.
-fn combine<'a>(mut recs: impl Iterator<Item = &'a OpRec>) -> OpRec {
-    let Some(first) = recs.next() else {
+fn combine(mut recs: impl Iterator<Item = OpRec>) -> OpRec {
+    let Some(mut x) = recs.next() else {
         unreachable!("an operation group is never empty")
     };
-    let mut x = first.clone();
     for r in recs {
         x.flags |= r.flags & !(flag::OBSERVED | flag::OBS_OK | flag::A_SEEN | flag::B_SEEN);
         x.pending = x.pending.saturating_add(r.pending);

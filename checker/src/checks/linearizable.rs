@@ -62,7 +62,7 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect, Fx, FxMap};
-use crate::records::{flag, Clients, OpClass, OpRec};
+use crate::records::{flag, Clients, OpClass, OpRec, Ops};
 use std::collections::HashSet;
 use std::hash::BuildHasherDefault;
 
@@ -110,7 +110,7 @@ fn conflict(a: &Cmd, b: &Cmd) -> bool {
 
 /// What the search needs.
 pub(crate) struct Input<'a> {
-    pub ops: &'a [OpRec],
+    pub ops: &'a Ops,
     pub read_alls: &'a [Box<[(Acct, i64)]>],
     pub clients: &'a Clients,
     pub accounts: &'a Accounts,
@@ -172,7 +172,7 @@ pub(crate) fn run(input: &Input<'_>) -> CheckResult {
             // Two records of one request would be linearized twice.
             return unknown("the search cannot run: a request id was reused after the client moved on to later ones");
         }
-        let r = match role(o) {
+        let r = match role(&o) {
             Ok(r) => r,
             Err(why) => return unknown(&format!("the search cannot run: {why}")),
         };
@@ -221,7 +221,7 @@ pub(crate) fn run(input: &Input<'_>) -> CheckResult {
 }
 
 fn no_order(input: &Input<'_>, op: u32) -> Anomaly {
-    let x = &input.ops[op as usize];
+    let x = &input.ops.get(op);
     Anomaly::new(
         AnomalyKind::NotLinearizable,
         format!(
@@ -299,7 +299,7 @@ impl<'a> Search<'a> {
         self.slots[free] = Some(op);
         let in_flight = self.slots.iter().filter(|s| s.is_some()).count();
         self.most_in_flight = self.most_in_flight.max(in_flight);
-        let o = &self.input.ops[op as usize];
+        let o = &self.input.ops.get(op);
         let bit = 1u64 << free;
         self.maybe &= !bit;
         self.passive &= !bit;
@@ -370,11 +370,11 @@ impl<'a> Search<'a> {
         if !self.input.sessions {
             return 0;
         }
-        let x = &self.input.ops[op as usize];
+        let x = &self.input.ops.get(op);
         let mut out = 0;
         for (s, o) in self.slots.iter().enumerate() {
             let Some(o) = *o else { continue };
-            let y = &self.input.ops[o as usize];
+            let y = &self.input.ops.get(o);
             if self.maybe & (1 << s) != 0 && y.client == x.client && y.request_id < x.request_id {
                 out |= 1 << s;
             }
@@ -394,7 +394,7 @@ impl<'a> Search<'a> {
         for (s, op) in self.slots.iter().enumerate() {
             let Some(op) = *op else { continue };
             if open & (1 << s) != 0 {
-                let effect = bank.peek(&self.input.ops[op as usize].cmd());
+                let effect = bank.peek(&self.input.ops.get(op).cmd());
                 if self.admits(op, effect, &bank) {
                     mask |= 1 << s;
                 }
@@ -454,13 +454,13 @@ impl<'a> Search<'a> {
         while let Some((balances, mask, waiting, last)) = stack.pop() {
             let placed = mask & (1 << slot) != 0;
             let last_cmd = self.slots.get(last as usize).copied().flatten();
-            let last_cmd = last_cmd.map(|op| self.input.ops[op as usize].cmd());
+            let last_cmd = last_cmd.map(|op| self.input.ops.get(op).cmd());
             for (s, op) in self.slots.iter().enumerate() {
                 let Some(op) = *op else { continue };
                 if mask & (1 << s) != 0 {
                     continue;
                 }
-                let cmd = &self.input.ops[op as usize].cmd();
+                let cmd = &self.input.ops.get(op).cmd();
                 // Two neighbours that share no account commute: of the two orders,
                 // only the one with the lower slot first is tried. Not for `slot`,
                 // which ends the chain whatever its number (a dying transfer before it
@@ -522,7 +522,7 @@ impl<'a> Search<'a> {
                 continue;
             }
             if let Some(op) = op {
-                if conflict(&self.input.ops[*op as usize].cmd(), cmd) {
+                if conflict(&self.input.ops.get(*op).cmd(), cmd) {
                     out |= 1 << s;
                 }
             }
@@ -532,7 +532,7 @@ impl<'a> Search<'a> {
 
     /// Whether `effect` is what the client saw of `op` (`bank` is after it).
     fn admits(&self, op: u32, effect: Effect, bank: &Bank) -> bool {
-        let o = &self.input.ops[op as usize];
+        let o = &self.input.ops.get(op);
         if !o.has(flag::OK) {
             return effect == Effect::Insufficient;
         }

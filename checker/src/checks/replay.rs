@@ -22,11 +22,11 @@ use super::agreement::Agreement;
 use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::final_state::{AgreedLog, NodeState, Positions, Slot};
 use crate::model::{Accounts, Acct, Bank, Cmd, Effect};
-use crate::records::{flag, Clients, OpRec};
+use crate::records::{flag, Clients, OpRec, Ops};
 
 /// What the replay needs.
 pub(crate) struct Input<'a> {
-    pub ops: &'a [OpRec],
+    pub ops: &'a Ops,
     pub read_alls: &'a [Box<[(Acct, i64)]>],
     /// Operations told an exec index, sorted by it.
     pub by_exec: &'a [u32],
@@ -93,8 +93,8 @@ impl Replay<'_> {
                 break;
             }
             replayed = exec;
-            self.recorded(exec, slot, effect);
-            self.observations(exec, slot, effect);
+            self.recorded(exec, &slot, effect);
+            self.observations(exec, &slot, effect);
             while next_node < nodes.len() && nodes[next_node].last == exec {
                 self.node_balances(nodes[next_node], agreement);
                 next_node += 1;
@@ -117,7 +117,7 @@ impl Replay<'_> {
         let first = self.input.log.first();
         let base = match (self.input.base_revision, first) {
             (Some(b), _) => b,
-            (None, 0) => by_exec.first().map_or(0, |&o| ops[o as usize].exec),
+            (None, 0) => by_exec.first().map_or(0, |&o| ops.get(o).exec),
             (None, first) => first - 1,
         };
         if first != 0 && first <= base {
@@ -126,7 +126,7 @@ impl Replay<'_> {
             ));
         }
         while let Some(&op) = by_exec.get(self.cursor) {
-            let x = &ops[op as usize];
+            let x = &ops.get(op);
             if x.exec > base {
                 break;
             }
@@ -201,7 +201,7 @@ impl Replay<'_> {
     fn leftovers(&mut self, gap: Option<u64>, nodes: &[&NodeState], agreement: &mut Agreement) {
         let ops = self.input.ops;
         for &op in &self.input.by_exec[self.cursor..] {
-            let x = &ops[op as usize];
+            let x = &ops.get(op);
             match gap {
                 Some(_) => self.check.undecided(
                     "observations lie at or after an exec_index no replica's log covers",
@@ -282,7 +282,7 @@ impl Replay<'_> {
     fn observations(&mut self, exec: u64, slot: &Slot, effect: Effect) {
         let ops = self.input.ops;
         while let Some(&op) = self.input.by_exec.get(self.cursor) {
-            let x = &ops[op as usize];
+            let x = &ops.get(op);
             if x.exec != exec {
                 break;
             }

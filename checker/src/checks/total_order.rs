@@ -33,7 +33,7 @@
 use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::final_state::Positions;
 use crate::model::{Accounts, Cmd};
-use crate::records::{Clients, OpRec, NO_OP};
+use crate::records::{Clients, OpRec, Ops, NO_OP};
 
 #[derive(Debug)]
 pub(crate) struct TotalOrder {
@@ -65,11 +65,11 @@ impl TotalOrder {
     }
 
     /// `op` just completed and was told its exec index.
-    pub fn on_definite(&mut self, ops: &[OpRec], op: u32, clients: &Clients, accounts: &Accounts) {
+    pub fn on_definite(&mut self, ops: &Ops, op: u32, clients: &Clients, accounts: &Accounts) {
         self.told += 1;
-        let x = &ops[op as usize];
+        let x = &ops.get(op);
         if x.rt_floor != NO_OP {
-            let y = &ops[x.rt_floor as usize];
+            let y = &ops.get(x.rt_floor);
             if y.exec > x.exec || (y.exec == x.exec && !x.observes()) {
                 self.check
                     .anomaly(|| realtime(x, y, x.exec, "completed with", clients, accounts));
@@ -86,14 +86,14 @@ impl TotalOrder {
     /// `op`, already told one exec index, was told `exec` at history `index`.
     pub fn on_conflict(
         &mut self,
-        ops: &[OpRec],
+        ops: &Ops,
         op: u32,
         exec: u64,
         index: u64,
         clients: &Clients,
         accounts: &Accounts,
     ) {
-        let x = &ops[op as usize];
+        let x = &ops.get(op);
         self.check.anomaly(|| {
             let mut indices = x.indices();
             indices.push(index);
@@ -112,19 +112,12 @@ impl TotalOrder {
     }
 
     /// A timed-out (or unanswered) `op` was found in the log at `exec`.
-    pub fn late(
-        &mut self,
-        ops: &[OpRec],
-        op: u32,
-        exec: u64,
-        clients: &Clients,
-        accounts: &Accounts,
-    ) {
-        let x = &ops[op as usize];
+    pub fn late(&mut self, ops: &Ops, op: u32, exec: u64, clients: &Clients, accounts: &Accounts) {
+        let x = &ops.get(op);
         if x.rt_floor == NO_OP {
             return;
         }
-        let y = &ops[x.rt_floor as usize];
+        let y = &ops.get(x.rt_floor);
         if y.exec >= exec {
             self.check.anomaly(|| {
                 realtime(
@@ -144,7 +137,7 @@ impl TotalOrder {
     pub fn settle(
         &mut self,
         positions: Positions,
-        ops: &[OpRec],
+        ops: &Ops,
         clients: &Clients,
         accounts: &Accounts,
     ) {
@@ -156,8 +149,8 @@ impl TotalOrder {
             return;
         }
         for op in held {
-            let x = &ops[op as usize];
-            let y = &ops[x.rt_floor as usize];
+            let x = &ops.get(op);
+            let y = &ops.get(x.rt_floor);
             self.check
                 .anomaly(|| realtime(x, y, x.exec, "completed with", clients, accounts));
         }
@@ -169,14 +162,14 @@ impl TotalOrder {
     pub fn unique(
         &mut self,
         positions: Positions,
-        ops: &[OpRec],
+        ops: &Ops,
         by_exec: &[u32],
         clients: &Clients,
         accounts: &Accounts,
     ) {
         let shared = positions == Positions::SharedReads;
         for pair in by_exec.windows(2) {
-            let (a, b) = (&ops[pair[0] as usize], &ops[pair[1] as usize]);
+            let (a, b) = (&ops.get(pair[0]), &ops.get(pair[1]));
             if a.exec != b.exec || (a.client == b.client && a.request_id == b.request_id) {
                 continue;
             }
@@ -207,7 +200,7 @@ impl TotalOrder {
     pub fn client_order(
         &mut self,
         positions: Positions,
-        ops: &[OpRec],
+        ops: &Ops,
         clients: &Clients,
         accounts: &Accounts,
     ) {
@@ -219,10 +212,11 @@ impl TotalOrder {
             }
             let prev = last[x.client as usize];
             if prev != NO_OP {
-                let p = &ops[prev as usize];
+                let p = &ops.get(prev);
                 let may_share = shared && p.exec == x.exec && x.observes();
                 if p.exec >= x.exec && !may_share && p.request_id != x.request_id {
-                    self.check.anomaly(|| client_order(p, x, clients, accounts));
+                    self.check
+                        .anomaly(|| client_order(p, &x, clients, accounts));
                 }
                 if p.exec > x.exec || (p.exec == x.exec && !may_share) {
                     continue;
