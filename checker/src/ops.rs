@@ -15,6 +15,7 @@
 
 use crate::checks::conservation::Conservation;
 use crate::checks::liveness::Liveness;
+use crate::checks::progress::Fold;
 use crate::checks::total_order::TotalOrder;
 use crate::checks::well_formed::WellFormed;
 use crate::fastjson::{event_key, once, put, set, Cur, Lit};
@@ -25,6 +26,7 @@ use crate::records::{flag, Clients, OpRec, Ops};
 use crate::records::{At, Busy};
 use serde::Deserialize;
 use serde::Serialize;
+use std::cell::Cell;
 use std::path::Path;
 
 /// How many operations a client keeps open for retries before old finished ones
@@ -528,12 +530,14 @@ impl Collector {
     }
 }
 
-/// Streams `path` through a [`Collector`].
+/// Streams `path` through a [`Collector`], and through `progress` (so the progress rule
+/// needs no pass of its own).
 pub(crate) fn read_history(
     path: &Path,
     accounts: Accounts,
     total: Option<i128>,
     liveness: Liveness,
+    progress: &mut Fold,
 ) -> Result<HistoryData, HistoryError> {
     let mut reader = HistoryReader::open(path)?;
     let mut collector = Collector::new(accounts, total, liveness);
@@ -542,7 +546,21 @@ pub(crate) fn read_history(
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     collector.data.ops.reserve((size / 320) as usize);
     let mut lines_done = 0;
-    while let Some((line, ev)) = reader.next_numbered(CheckEvent::fast, |_| Ok(()))? {
+    loop {
+        // The line's text, and whether the fast reader read it (else serde did), as the
+        // progress rule asks.
+        let (text, fast) = (Cell::new(&b""[..]), Cell::new(false));
+        let next = reader.next_numbered(
+            |t| {
+                text.set(t);
+                let ev = CheckEvent::fast(t);
+                fast.set(ev.is_some());
+                ev
+            },
+            |_| Ok(()),
+        )?;
+        let Some((line, ev)) = next else { break };
+        progress.line(&ev, text.get(), fast.get());
         if let Err(e) = collector.feed(&ev, line) {
             return Err(reader.error(Some(e.field), e.message));
         }

@@ -9,6 +9,7 @@ use crate::checks::agreement::Agreement;
 use crate::checks::exactly_once;
 use crate::checks::linearizable;
 use crate::checks::liveness::Liveness;
+use crate::checks::progress::{self, Fold, Replicas};
 use crate::checks::{replay, CheckResult, Validity};
 use crate::final_load::{self, LogData};
 use crate::final_state::{self, AgreedLog, FinalError, NodeState, Positions};
@@ -75,7 +76,9 @@ pub fn check_run_with(
         .unwrap_or_default();
     let total = params.as_ref().and_then(RunParams::total);
     let liveness = Liveness::new(params.as_ref().and_then(|p| p.liveness_bound_ms.as_ref()));
-    let mut loaded = load_both(&files, Accounts::declared(&declared), total, liveness)?;
+    let mut progress = Fold::new(progress_rule(params.as_ref()));
+    let accounts = Accounts::declared(&declared);
+    let mut loaded = load_both(&files, accounts, total, liveness, &mut progress)?;
     let workers = params.as_ref().and_then(worker_count);
     split_internal(&mut loaded.hist, workers);
     let initial = params.as_ref().and_then(|p| p.initial_balance);
@@ -87,22 +90,19 @@ pub fn check_run_with(
             .warnings
             .push(format!("{} is missing", files.run_toml.display()));
     }
-    judge_progress(&files, params.as_ref(), &mut results)?;
+    let check = progress.finish(&files.history)?;
+    results.checks.insert("progress".to_string(), check);
+    results.valid = Validity::combine(results.checks.values().map(|c| c.valid));
     results.run_dir = files.dir.display().to_string();
     results.elapsed_ms = started.elapsed().as_millis() as u64;
     Ok(results)
 }
 
-/// Adds the `progress` check (`checks::progress`): it applies when run.toml gives
+/// The `progress` check's rule (`checks::progress`): it applies when run.toml gives
 /// `progress_bound_ms` and the cluster's `nodes` (top level or under `[params]`, where the
-/// harness writes it).
-fn judge_progress(
-    files: &RunFiles,
-    p: Option<&RunParams>,
-    results: &mut Results,
-) -> Result<(), CheckError> {
-    use crate::checks::progress::{self, Replicas};
-    let rule = match p {
+/// harness writes it). It is judged in the history pass.
+fn progress_rule(p: Option<&RunParams>) -> Result<(u64, Replicas), String> {
+    match p {
         None => Err("there is no run.toml".to_string()),
         Some(p) => progress::bound_ms(p.table.get("progress_bound_ms")).and_then(|bound| {
             let nodes = p
@@ -115,11 +115,7 @@ fn judge_progress(
                 .ok_or("run.toml gives no cluster size (a positive integer nodes)")?;
             Ok((bound, Replicas::Classic(nodes)))
         }),
-    };
-    let check = progress::run_streaming(&files.history, rule)?;
-    results.checks.insert("progress".to_string(), check);
-    results.valid = Validity::combine(results.checks.values().map(|c| c.valid));
-    Ok(())
+    }
 }
 
 /// How many client processes ran the workload: run.toml's `clients`, at its top level
@@ -162,6 +158,7 @@ fn load_both(
     accounts: Accounts,
     total: Option<i128>,
     liveness: Liveness,
+    progress: &mut Fold,
 ) -> Result<Loaded, CheckError> {
     std::thread::scope(|s| {
         let fin_accounts = accounts.clone();
@@ -172,7 +169,7 @@ fn load_both(
                 (d, order)
             }))
         });
-        let hist = ops::read_history(&files.history, accounts, total, liveness);
+        let hist = ops::read_history(&files.history, accounts, total, liveness, progress);
         let prepared = hist.map(|h| {
             let by_exec = sorted_by_exec(&h.ops);
             let op_order = exactly_once::op_order(&h.ops, &h.clients);

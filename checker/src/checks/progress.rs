@@ -310,6 +310,63 @@ pub(crate) fn run_streaming(
     Ok(finish(judge))
 }
 
+/// The rule judged within the history pass the other checks make (`crate::ops`), so a
+/// classic run's history is read once: the pass hands each line over with its text.
+/// A line it read other than through the fast reader is read here as [`run_streaming`]
+/// reads it (through serde, as a whole [`Event`]); should serde refuse it, the rule is
+/// judged by [`run_streaming`] after all, which words the error as before.
+pub(crate) struct Fold {
+    rule: Result<(u64, Replicas), String>,
+    /// `None` when the rule does not apply, or serde refused a line (then the rule is
+    /// judged again from the file).
+    judge: Option<Judge>,
+}
+
+impl Fold {
+    pub fn new(rule: Result<(u64, Replicas), String>) -> Fold {
+        let judge = rule
+            .as_ref()
+            .ok()
+            .map(|(bound_ms, replicas)| Judge::new(*bound_ms, replicas));
+        Fold { rule, judge }
+    }
+
+    /// One line: `ev` as the pass read it from `text`, `fast` when the fast reader did.
+    pub fn line(&mut self, ev: &CheckEvent<'_>, text: &[u8], fast: bool) {
+        let Some(judge) = &mut self.judge else { return };
+        if fast && ev.process != Process::Nemesis {
+            judge.event(&client_step(ev));
+            return;
+        }
+        match serde_json::from_slice::<Event>(text) {
+            Ok(e) => judge.event(&Line::Whole(Box::new(e)).step()),
+            Err(_) => self.judge = None,
+        }
+    }
+
+    /// The result, reading `path` again only if serde refused a line.
+    pub fn finish(self, path: &Path) -> Result<CheckResult, CheckError> {
+        match (self.judge, self.rule) {
+            (_, Err(why)) => Ok(not_applicable(&why)),
+            (Some(judge), Ok(_)) => Ok(finish(judge)),
+            (None, rule) => run_streaming(path, rule),
+        }
+    }
+}
+
+/// A client line the fast reader read, as the rule sees it.
+fn client_step<'e>(e: &'e CheckEvent<'_>) -> Step<'e> {
+    let v = &e.value.fields;
+    Step {
+        index: e.index,
+        time_ns: e.time_ns,
+        process: e.process,
+        kind: e.kind,
+        accounts: [v.account.as_deref(), v.from.as_deref(), v.to.as_deref()],
+        nemesis: None,
+    }
+}
+
 /// What the rule needs of one event: when, whose, which accounts an invocation names,
 /// and a nemesis event's function and value.
 struct Step<'e> {
@@ -342,17 +399,7 @@ impl<'a> Line<'a> {
 
     fn step(&self) -> Step<'_> {
         match self {
-            Line::Client(e) => {
-                let v = &e.value.fields;
-                Step {
-                    index: e.index,
-                    time_ns: e.time_ns,
-                    process: e.process,
-                    kind: e.kind,
-                    accounts: [v.account.as_deref(), v.from.as_deref(), v.to.as_deref()],
-                    nemesis: None,
-                }
-            }
+            Line::Client(e) => client_step(e),
             Line::Whole(e) => {
                 let named = |k: &str| e.value.get(k).and_then(Value::as_str);
                 Step {
