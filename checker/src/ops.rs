@@ -2,16 +2,16 @@
 //!
 //! A client retry reuses the request id, so a logical operation is a (client, request
 //! id) pair, possibly with several invoke/complete attempts. Each becomes one compact
-//! [`OpRec`] (80 bytes), pushed in the order of its first invocation. The pass
-//! keeps per client only the operations that may still see events (a short list), so
-//! it needs no map over all operations.
+//! [`OpRec`] (stored packed in 40 bytes, see [`Ops`]), pushed in the order of its first
+//! invocation. The pass keeps per client only the operations that may still see events
+//! (a short list), so it needs no map over all operations.
 //!
 //! The same pass feeds the checks that need only the current event: conservation (every
 //! read and post-transfer balance), real-time order (a sweep keeping the largest
 //! exec index among completed operations, recorded at each operation's first invoke),
 //! well-formedness (one operation in flight per client, one completion per invocation,
-//! retries that repeat their command; events are named by line) and liveness (see
-//! `checks::liveness`).
+//! retries that repeat their command; events are named by line), liveness (see
+//! `checks::liveness`) and progress (`checks::progress`), so the history is read once.
 
 use crate::checks::conservation::Conservation;
 use crate::checks::liveness::Liveness;

@@ -65,6 +65,43 @@ fn no_ok_with_a_majority_up_is_no_progress() {
     );
 }
 
+/// The rule is judged in the history pass the other checks make: lines the fast reader
+/// leaves (another key order, spaces) are judged as before, and a nemesis line only the
+/// rule reads whole (its `node` is no name) still fails the check, naming its line, as
+/// the rule's own pass did.
+#[test]
+fn lines_written_otherwise_are_judged_as_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = [
+        r#"{"index":0,"time_ns":1000000,"process":1,"type":"invoke","f":"transfer","value":{"amount":3,"from":"A","to":"B"},"request_id":1}"#,
+        r#"{"process": "nemesis", "index": 1, "time_ns": 2000000, "type": "info", "f": "kill", "value": {"nodes": ["n3"]}}"#,
+        r#"{"time_ns":320000000,"index":2,"process":1,"type":"ok","f":"transfer","value":{"amount":3,"from":"A","from_balance":7,"to":"B","to_balance":13},"request_id":1,"exec_index":1}"#,
+    ];
+    std::fs::write(dir.path().join("history.jsonl"), lines.join("\n") + "\n").unwrap();
+    let log = [transfer_entry(1, 1, 1, ("A", "B", 3), (7, 13))];
+    final_state(&["n1", "n2", "n3"], &log, &[("A", 7), ("B", 13)])
+        .write(dir.path().join("final.json"))
+        .unwrap();
+    std::fs::write(dir.path().join("run.toml"), RUN_TOML).unwrap();
+    let r = check_run(dir.path()).unwrap();
+    let c = &r.checks["progress"];
+    assert_eq!(c.valid, Validity::Invalid, "{c:#?}");
+    assert!(
+        c.anomalies[0].message.contains("from 0.001 s to 0.320 s"),
+        "{c:#?}"
+    );
+
+    let odd = lines[1].replace(r#""f": "kill""#, r#""node": 5, "f": "kill""#);
+    let history = [lines[0], &odd, lines[2]].join("\n") + "\n";
+    std::fs::write(dir.path().join("history.jsonl"), history).unwrap();
+    let err = check_run(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("history.jsonl:2: field `node`"), "{err}");
+    // Without the rule nothing reads that line whole: the run is checked.
+    let no_rule = RUN_TOML.replace("progress_bound_ms = 100\n", "");
+    std::fs::write(dir.path().join("run.toml"), no_rule).unwrap();
+    assert!(check_run(dir.path()).is_ok());
+}
+
 #[test]
 fn no_ok_while_a_majority_is_down_is_not_judged() {
     let r = run(&[

@@ -292,8 +292,9 @@ impl Judge {
     }
 }
 
-/// The `progress` check of a run whose history is at `path` (read once more, streaming),
-/// when it applies; `rule` is the bound and the replicas, or why it does not apply.
+/// The `progress` check of a run whose history is at `path` (read once more, streaming:
+/// the sharded check's way, and a classic one's when [`Fold`] sends it back), when it
+/// applies; `rule` is the bound and the replicas, or why it does not apply.
 pub(crate) fn run_streaming(
     path: &Path,
     rule: Result<(u64, Replicas), String>,
