@@ -11,11 +11,11 @@
 //! exec index among completed operations, recorded at each operation's first invoke),
 //! well-formedness (one operation in flight per client, one completion per invocation,
 //! retries that repeat their command; events are named by line), liveness (see
-//! `checks::liveness`) and progress (`checks::progress`), so the history is read once.
+//! `checks::liveness`); the runner hands each line to the progress rule as well, so the
+//! history is read once.
 
 use crate::checks::conservation::Conservation;
 use crate::checks::liveness::Liveness;
-use crate::checks::progress::Fold;
 use crate::checks::total_order::TotalOrder;
 use crate::checks::well_formed::WellFormed;
 use crate::fastjson::{event_key, once, put, set, Cur, Lit};
@@ -411,26 +411,29 @@ impl Collector {
             (EventType::Ok, None) => flag::OK,
             (_, Some(_)) => 0,
         };
-        d.ops.set(op, &rec);
         match (ev.kind, ev.exec_index) {
-            (EventType::Ok, None) => self.observe(op, ev, v),
-            (kind, Some(exec)) => self.definite(op, kind, exec, ev, v),
-            _ => {}
+            (kind, Some(exec)) => self.definite(op, rec, kind, exec, ev, v),
+            (EventType::Ok, None) => {
+                self.observe(&mut rec, ev, v);
+                self.data.ops.set(op, &rec);
+            }
+            _ => d.ops.set(op, &rec),
         }
         Ok(())
     }
 
-    /// A completion carrying an exec index: the command executed at `exec`.
+    /// A completion carrying an exec index: the command executed at `exec`. Stores
+    /// `rec`, the operation numbered `op` as this completion left it.
     fn definite(
         &mut self,
         op: u32,
+        mut rec: OpRec,
         kind: EventType,
         exec: u64,
         ev: &CheckEvent<'_>,
         v: &Fields<'_>,
     ) {
         let d = &mut self.data;
-        let mut rec = d.ops.get(op);
         rec.flags |= match kind {
             EventType::Ok => flag::OK,
             EventType::Fail => flag::FAIL_EXEC,
@@ -449,25 +452,23 @@ impl Collector {
         }
         rec.exec = exec;
         rec.done_index = ev.index;
-        d.ops.set(op, &rec);
         if kind != EventType::Info {
-            self.observe(op, ev, v);
+            self.observe(&mut rec, ev, v);
         }
         let d = &mut self.data;
+        d.ops.set(op, &rec);
         d.total_order
             .on_definite(&d.ops, op, &d.clients, &d.accounts);
     }
 
-    /// Records what the client saw and checks it for conservation.
-    fn observe(&mut self, op: u32, ev: &CheckEvent<'_>, v: &Fields<'_>) {
+    /// Records in `rec` what the client saw and checks it for conservation.
+    fn observe(&mut self, rec: &mut OpRec, ev: &CheckEvent<'_>, v: &Fields<'_>) {
         let d = &mut self.data;
-        let mut rec = d.ops.get(op);
         rec.flags |= flag::OBSERVED;
         if ev.kind != EventType::Ok {
             if fields::is_insufficient(v.error) {
                 rec.flags |= flag::INSUFFICIENT;
             }
-            d.ops.set(op, &rec);
             return;
         }
         rec.flags |= flag::OBS_OK;
@@ -500,7 +501,6 @@ impl Collector {
             }
             Cmd::Other => {}
         }
-        d.ops.set(op, &rec);
     }
 
     /// Ends the pass.
@@ -530,14 +530,15 @@ impl Collector {
     }
 }
 
-/// Streams `path` through a [`Collector`], and through `progress` (so the progress rule
-/// needs no pass of its own).
+/// Streams `path` through a [`Collector`]. Each line also goes to `each_line` (as read,
+/// with its text and whether the fast reader read it), so a check that needs more of
+/// a line than the collector keeps (the progress rule) needs no pass of its own.
 pub(crate) fn read_history(
     path: &Path,
     accounts: Accounts,
     total: Option<i128>,
     liveness: Liveness,
-    progress: &mut Fold,
+    mut each_line: impl FnMut(&CheckEvent<'_>, &[u8], bool),
 ) -> Result<HistoryData, HistoryError> {
     let mut reader = HistoryReader::open(path)?;
     let mut collector = Collector::new(accounts, total, liveness);
@@ -560,7 +561,7 @@ pub(crate) fn read_history(
             |_| Ok(()),
         )?;
         let Some((line, ev)) = next else { break };
-        progress.line(&ev, text.get(), fast.get());
+        each_line(&ev, text.get(), fast.get());
         if let Err(e) = collector.feed(&ev, line) {
             return Err(reader.error(Some(e.field), e.message));
         }

@@ -316,6 +316,30 @@ impl Ops {
         }
     }
 
+    /// The exec index of the record numbered `op` (as `get(op).exec`, for sorts and
+    /// lookups that read only it).
+    #[inline]
+    pub fn exec(&self, op: u32) -> u64 {
+        let p = &self.packed[op as usize];
+        if p.flags & WIDE == 0 {
+            u64::from(p.exec)
+        } else {
+            self.wide[p.request_id as usize].exec
+        }
+    }
+
+    /// The dense client and request id of the record numbered `op`.
+    #[inline]
+    pub fn key(&self, op: u32) -> (u32, u64) {
+        let p = &self.packed[op as usize];
+        if p.flags & WIDE == 0 {
+            (u32::from(p.client), u64::from(p.request_id))
+        } else {
+            let r = &self.wide[p.request_id as usize];
+            (r.client, r.request_id)
+        }
+    }
+
     /// Replaces the record numbered `op`.
     pub fn set(&mut self, op: u32, rec: &OpRec) {
         let p = &mut self.packed[op as usize];

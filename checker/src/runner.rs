@@ -169,7 +169,13 @@ fn load_both(
                 (d, order)
             }))
         });
-        let hist = ops::read_history(&files.history, accounts, total, liveness, progress);
+        let hist = ops::read_history(
+            &files.history,
+            accounts,
+            total,
+            liveness,
+            |ev, text, fast| progress.line(ev, text, fast),
+        );
         let prepared = hist.map(|h| {
             let by_exec = sorted_by_exec(&h.ops);
             let op_order = exactly_once::op_order(&h.ops, &h.clients);
@@ -273,7 +279,7 @@ fn check_loaded(
                     writes_first(&mut by_exec, &ops);
                 }
                 for &op in &placed {
-                    let exec = ops.get(op).exec;
+                    let exec = ops.exec(op);
                     total_order.late(&ops, op, exec, &clients, &accounts);
                 }
             }
@@ -404,8 +410,8 @@ fn align_accounts(accounts: &mut Accounts, fin: &mut LogData) {
 
 /// Operations told an exec index, sorted by it (ties in history order).
 fn sorted_by_exec(ops: &Ops) -> Vec<u32> {
-    let told = || (0..ops.len() as u32).filter(|&i| ops.get(i).exec != 0);
-    let execs = told().map(|i| ops.get(i).exec);
+    let told = || (0..ops.len() as u32).filter(|&i| ops.exec(i) != 0);
+    let execs = told().map(|i| ops.exec(i));
     let (count, lo, hi) = execs.fold((0usize, u64::MAX, 0), |(n, lo, hi), e| {
         (n + 1, lo.min(e), hi.max(e))
     });
@@ -414,7 +420,7 @@ fn sorted_by_exec(ops: &Ops) -> Vec<u32> {
         // Positions far apart (a corrupt exec index, a sparse log): compare. Answers
         // arrive nearly in exec order, so the adaptive stable sort has little to do.
         let mut order: Vec<u32> = told().collect();
-        order.sort_by_key(|&i| ops.get(i).exec);
+        order.sort_by_key(|&i| ops.exec(i));
         return order;
     }
     // Exec indices are dense (one per log slot): a counting sort, two passes over
@@ -422,14 +428,14 @@ fn sorted_by_exec(ops: &Ops) -> Vec<u32> {
     // Stable: ties stay in history order.
     let mut start = vec![0u32; range as usize + 1];
     for i in told() {
-        start[(ops.get(i).exec - lo) as usize + 1] += 1;
+        start[(ops.exec(i) - lo) as usize + 1] += 1;
     }
     for k in 1..start.len() {
         start[k] += start[k - 1];
     }
     let mut order = vec![0u32; count];
     for i in told() {
-        let at = &mut start[(ops.get(i).exec - lo) as usize];
+        let at = &mut start[(ops.exec(i) - lo) as usize];
         order[*at as usize] = i;
         *at += 1;
     }
@@ -437,12 +443,33 @@ fn sorted_by_exec(ops: &Ops) -> Vec<u32> {
 }
 
 /// Under shared positions, the write at each exec index goes before the operations
-/// that observed it (the sort is stable, so ties stay in history order).
+/// that observed it. `by_exec` is sorted by exec index ([`sorted_by_exec`]): each run of
+/// one exec index is partitioned stably, as a stable sort by (exec index, observes)
+/// would order it, reading each record once.
 fn writes_first(by_exec: &mut [u32], ops: &Ops) {
-    by_exec.sort_by_key(|&o| {
-        let x = &ops.get(o);
-        (x.exec, x.observes())
-    });
+    let mut observers = Vec::new();
+    let mut start = 0;
+    while let Some(&first) = by_exec.get(start) {
+        let exec = ops.exec(first);
+        let len = by_exec[start..]
+            .iter()
+            .take_while(|&&o| ops.exec(o) == exec)
+            .count();
+        let run = &mut by_exec[start..start + len];
+        observers.clear();
+        let mut writes = 0;
+        for i in 0..run.len() {
+            let o = run[i];
+            if ops.get(o).observes() {
+                observers.push(o);
+            } else {
+                run[writes] = o;
+                writes += 1;
+            }
+        }
+        run[writes..].copy_from_slice(&observers);
+        start += len;
+    }
 }
 
 /// Ok answers that carried no exec_index are not skipped: when the log holds their
@@ -480,11 +507,8 @@ fn attach_history(check: &mut CheckResult, ops: &Ops, by_exec: &[u32]) {
         }
         let mut indices = Vec::new();
         for &e in &a.exec_indices {
-            let start = by_exec.partition_point(|&o| ops.get(o).exec < e);
-            for &o in by_exec[start..]
-                .iter()
-                .take_while(|&&o| ops.get(o).exec == e)
-            {
+            let start = by_exec.partition_point(|&o| ops.exec(o) < e);
+            for &o in by_exec[start..].iter().take_while(|&&o| ops.exec(o) == e) {
                 indices.extend(ops.get(o).indices());
             }
         }
@@ -591,10 +615,43 @@ mod tests {
     /// What the counting sort must equal: a stable comparison sort by exec index.
     fn by_comparison(ops: &Ops) -> Vec<u32> {
         let mut order: Vec<u32> = (0..ops.len() as u32)
-            .filter(|&i| ops.get(i).exec != 0)
+            .filter(|&i| ops.exec(i) != 0)
             .collect();
-        order.sort_by_key(|&i| ops.get(i).exec);
+        order.sort_by_key(|&i| ops.exec(i));
         order
+    }
+
+    #[test]
+    fn writes_go_first_at_each_exec_index_as_a_stable_sort_would_put_them() {
+        // Reads observe; transfers that executed ok write.
+        let kinds = [1, 0, 1, 1, 0, 0, 1, 0, 1];
+        let execs = [3, 3, 3, 5, 5, 7, 7, 0, 9];
+        let ops: Ops = execs
+            .iter()
+            .zip(kinds)
+            .enumerate()
+            .map(|(i, (&e, read))| {
+                let cmd = if read == 1 {
+                    Cmd::Read { account: 0 }
+                } else {
+                    Cmd::Transfer {
+                        from: 0,
+                        to: 1,
+                        amount: 1,
+                    }
+                };
+                let mut o = OpRec::new(0, crate::records::NO_OP, i as u64, cmd, i as u64);
+                o.exec = e;
+                o.flags |= flag::OK;
+                o
+            })
+            .collect();
+        let mut order = sorted_by_exec(&ops);
+        let mut expected = order.clone();
+        expected.sort_by_key(|&o| (ops.exec(o), ops.get(o).observes()));
+        writes_first(&mut order, &ops);
+        assert_eq!(order, expected);
+        assert_eq!(order, [1, 0, 2, 4, 3, 5, 6, 8]);
     }
 
     #[test]

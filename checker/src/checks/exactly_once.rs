@@ -80,10 +80,10 @@ pub(crate) fn log_order(log: &AgreedLog) -> Vec<u32> {
 /// The operations' numbers, sorted by (client process, request id, number).
 pub(crate) fn op_order(ops: &Ops, clients: &Clients) -> Vec<u32> {
     order_by_client(
-        ops.iter().enumerate().map(|(i, o)| (i as u32, o.client)),
+        (0..ops.len() as u32).map(|i| (i, ops.key(i).0)),
         clients.len(),
         |c| clients.raw(c),
-        |i| ops.get(i).request_id,
+        |i| ops.key(i).1,
     )
 }
 
@@ -200,8 +200,8 @@ impl Merge<'_, '_> {
 
     /// (client process, request id) of an operation.
     fn op_key(&self, op: u32) -> (u64, u64) {
-        let o = &self.input.ops.get(op);
-        (self.input.clients.raw(o.client), o.request_id)
+        let (client, request_id) = self.input.ops.key(op);
+        (self.input.clients.raw(client), request_id)
     }
 
     /// (client process, request id) of the log's slot numbered `at`.
