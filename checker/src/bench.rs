@@ -79,19 +79,26 @@ impl BenchReport {
     pub fn summary(&self) -> String {
         let rss = match self.peak_rss_kib {
             Some(k) => format!(
-                "{:.0} MiB{}",
+                "{:.0} MiB ({:.0} bytes/event){}",
                 k as f64 / 1024.0,
+                k as f64 * 1024.0 / self.events.max(1) as f64,
                 if self.peak_is_check_only {
                     ""
                 } else {
-                    " (includes generation)"
+                    ", includes generation"
                 }
             ),
             None => "unknown".into(),
         };
-        let cpu = self
-            .check_cpu_secs
-            .map_or_else(|| "unknown".into(), |c| format!("{c:.2} s"));
+        let cpu = self.check_cpu_secs.map_or_else(
+            || "unknown".into(),
+            |c| {
+                format!(
+                    "{c:.2} s ({:.0} events/s of CPU)",
+                    self.events as f64 / c.max(1e-9)
+                )
+            },
+        );
         format!(
             "bench: {} events, {} log entries ({:.0} MiB history, {:.0} MiB final.json) in {}\n  generated in {:.1} s\n  parse+check: {:.0} events/s, verdict {}\n  wall {:.2} s, CPU {cpu}\n  peak RSS of the check: {rss}\n",
             self.events,
