@@ -505,6 +505,11 @@ fn value_key_after(_: usize, prev: &[u8]) -> [Lit; 2] {
     }
 }
 
+/// [`value_key_after`] for the sharded values' own parsers (`crate::shards`).
+pub(crate) fn value_key_hint(n: usize, prev: &[u8]) -> [Lit; 2] {
+    value_key_after(n, prev)
+}
+
 /// The keys of a history line, in the order the harness writes them.
 pub(crate) fn event_key(n: usize, _: &[u8]) -> [Lit; 2] {
     const KEYS: [Lit; 9] = [

@@ -16,7 +16,7 @@ use crate::final_doc::{self, text_mark, within, Doc, TEXT_LEN};
 use crate::final_state::FinalError;
 use crate::shards::{
     EntryValue, FailedTransferValue, FnName, LogEntry, Phase, ReadValue, ShardEntry, ShardEvent,
-    ShardId, ShardLog, ShardNodeState, SnapshotValue, TransferValue, TxnId, Vote,
+    ShardId, ShardLog, ShardNodeState, ShardPositions, SnapshotValue, TransferValue, TxnId, Vote,
 };
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
@@ -248,7 +248,7 @@ pub(crate) fn describe(e: &LogEntry) -> String {
         e.client, e.request_id, e.f, e.value
     );
     if let Some(p) = e.phase {
-        s.push_str(&format!(" ({p:?} applying {})", e.applied.unwrap_or(0)).to_lowercase());
+        s.push_str(&format!(" ({p:?} applying {})", e.applied().unwrap_or(0)).to_lowercase());
     }
     s
 }
@@ -261,7 +261,7 @@ fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
         (None, None, None, None, None);
     let (mut value, mut txn, mut phase, mut vote, mut applied) = (None, None, None, None, None);
     let mut seen = 0u16;
-    c.object(|c, k| {
+    c.object_hinted(crate::fastjson::entry_key, |c, k| {
         let bit = match k {
             b"exec_index" => put(&mut exec_index, c.u64()?, 0),
             b"client" => put(&mut client, c.u64()?, 1),
@@ -305,7 +305,7 @@ pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
     let (mut index, mut time_ns, mut process, mut kind, mut f) = (None, None, None, None, None);
     let (mut value, mut request_id, mut positions) = (None, None, None);
     let mut seen = 0u16;
-    c.object(|c, k| {
+    c.object_hinted(crate::fastjson::event_key, |c, k| {
         let bit = match k {
             b"index" => put(&mut index, c.u64()?, 0),
             b"time_ns" => put(&mut time_ns, c.u64()?, 1),
@@ -362,8 +362,8 @@ fn fast_value(text: &str) -> Option<EntryValue> {
 }
 
 /// `{"1": 17, "2": 4}`: shard id to position.
-fn position_map(c: &mut Cur<'_>) -> Result<BTreeMap<ShardId, u64>, Miss> {
-    let mut out = BTreeMap::new();
+fn position_map(c: &mut Cur<'_>) -> Result<ShardPositions, Miss> {
+    let mut out = ShardPositions::default();
     c.object(|c, k| {
         let id: ShardId = std::str::from_utf8(k)
             .ok()
@@ -372,11 +372,13 @@ fn position_map(c: &mut Cur<'_>) -> Result<BTreeMap<ShardId, u64>, Miss> {
             })
             .and_then(|t| t.parse().ok())
             .ok_or(Miss::Other)?;
-        match out.insert(id, c.u64()?) {
-            None => Ok(()),
-            Some(_) => Err(Miss::Other),
+        if out.contains_key(&id) {
+            return Err(Miss::Other);
         }
+        out.insert(id, c.u64()?);
+        Ok(())
     })?;
+    out.shrink_to_fit();
     Ok(out)
 }
 

@@ -10,8 +10,8 @@
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
 use crate::model::list;
-use crate::shards::{ShardId, Sharded};
-use std::collections::{BTreeMap, HashMap};
+use crate::shards::{Bank, ShardId, Sharded};
+use std::collections::HashMap;
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
     let mut check = Check::default();
@@ -36,7 +36,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         let sum = data
             .replay_shard(spec.id, last, |_, _, _| {})
             .ok()
-            .map(|b| b.values().map(|&v| i128::from(v)).sum::<i128>());
+            .map(|b| b.sum());
         end_total = end_total.zip(sum).map(|(t, s)| t + s);
     }
     match end_total {
@@ -137,7 +137,7 @@ fn replay_one(data: &Sharded, check: &mut Check, id: ShardId) {
     }
     let mut negatives = 0u64;
     let replay = data.replay_shard(id, last, |exec, _, bank| {
-        if let Some((a, b)) = bank.iter().find(|(_, &b)| b < 0) {
+        if let Some((a, b)) = bank.negative() {
             negatives += 1;
             if negatives == 1 {
                 check.anomaly(|| {
@@ -168,7 +168,7 @@ fn compare_snapshot(
     o: usize,
     id: ShardId,
     exec: u64,
-    bank: &BTreeMap<String, i64>,
+    bank: &Bank,
 ) {
     let op = &data.ops[o];
     let Some(seen) = op.complete.as_ref().and_then(|c| c.value.balances()) else {
@@ -176,7 +176,7 @@ fn compare_snapshot(
     };
     let diffs: Vec<String> = bank
         .iter()
-        .filter_map(|(a, &b)| {
+        .filter_map(|(a, b)| {
             let s = seen.iter().find(|s| s.0 == a).and_then(|s| s.1);
             (s != Some(b)).then(|| {
                 format!(

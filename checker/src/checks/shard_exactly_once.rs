@@ -20,30 +20,34 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         return check.finish();
     }
     // Every entry by (client, request id), then by shard and position: one flat
-    // vector of 16 bytes an entry, sorted in place (a map of small vectors takes
-    // several times the memory).
-    let mut by_key: Vec<(ShardId, &LogEntry)> =
-        Vec::with_capacity(data.logs.values().map(|l| l.values().count()).sum());
-    for (&s, log) in &data.logs {
-        by_key.extend(log.values().map(|e| (s, e)));
-    }
-    let key = |&(_, e): &(ShardId, &LogEntry)| (e.client, e.request_id);
-    by_key.sort_unstable_by_key(|&(s, e)| (e.client, e.request_id, s, e.exec_index));
-    let groups = || by_key.chunk_by(|a, b| key(a) == key(b));
+    // vector of 24 bytes an entry, sorted by plain integers (a map of small vectors
+    // takes several times the memory).
+    let Some(keyed) = data.sorted_entries(|e| Some((e.client, e.request_id))) else {
+        check.unknown("final.json has more shards than the check can group (a million)");
+        return check.finish();
+    };
+    let groups = || keyed.chunk_by(|a, b| a.0 == b.0);
     check.count("requests in the logs", groups().count() as u64);
+    let mut entries: Vec<(ShardId, &LogEntry)> = Vec::new();
     for group in groups() {
-        judge_entries(data, &mut check, key(&group[0]), group);
+        entries.clear();
+        entries.extend(group.iter().filter_map(|&(_, at)| data.unpack(at)));
+        judge_entries(data, &mut check, group[0].0, &entries);
     }
     let of = |k: Key| {
-        let at = by_key.partition_point(|e| key(e) < k);
-        let group = &by_key[at..];
-        let n = group.iter().take_while(|e| key(e) == k).count();
+        let at = keyed.partition_point(|e| e.0 < k);
+        let group = &keyed[at..];
+        let n = group.iter().take_while(|e| e.0 == k).count();
         (n > 0).then(|| &group[..n])
     };
     for op in &data.ops {
         let Some(c) = &op.complete else { continue };
         let entries = of((op.client, op.request_id));
-        let changed = entries.is_some_and(|es| es.iter().any(|(_, e)| e.applies()));
+        let changed = entries.is_some_and(|es| {
+            es.iter()
+                .filter_map(|&(_, at)| data.unpack(at))
+                .any(|(_, e)| e.applies())
+        });
         let rejected = c.kind == EventType::Fail && c.positions.is_empty();
         if c.kind == EventType::Ok && entries.is_none() {
             check.anomaly(|| {
