@@ -11,7 +11,7 @@
 //! balances, error and the stretches of indices it logged. The format: docs/sharded.md.
 
 use crate::checks::agreement::{Agreement, Side};
-use crate::fastjson::{once, put, Cur, Miss};
+use crate::fastjson::{once, put, Cur, Lit, Miss};
 use crate::final_doc::{self, text_mark, within, Doc, TEXT_LEN};
 use crate::final_state::FinalError;
 use crate::shards::{
@@ -261,13 +261,13 @@ fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
         (None, None, None, None, None);
     let (mut value, mut txn, mut phase, mut vote, mut applied) = (None, None, None, None, None);
     let mut seen = 0u16;
-    c.object_hinted(crate::fastjson::entry_key, |c, k| {
+    c.object_hinted(shard_entry_key, |c, k| {
         let bit = match k {
             b"exec_index" => put(&mut exec_index, c.u64()?, 0),
             b"client" => put(&mut client, c.u64()?, 1),
             b"request_id" => put(&mut request_id, c.u64()?, 2),
             b"f" => put(&mut f, c.str()?, 3),
-            b"value" => put(&mut value, entry_value(c.skip()?)?, 4),
+            b"value" => put(&mut value, value_here(c, entry_value)?, 4),
             b"type" => put(&mut kind, c.event_type()?, 5),
             b"txn" => put(&mut txn, nullable(c, txn_id)?, 6),
             b"phase" => put(&mut phase, nullable(c, phase_word)?, 7),
@@ -298,6 +298,32 @@ fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
     Ok((entry, c.pos()))
 }
 
+/// The keys of a sharded log entry, in the order the harness writes them (see
+/// `Cur::object_hinted`): the classic entry's, then a transaction's.
+fn shard_entry_key(n: usize, prev: &[u8]) -> [Lit; 2] {
+    const TXN: Lit = Lit::new(b"\"txn\":");
+    const PHASE: Lit = Lit::new(b"\"phase\":");
+    const VOTE: Lit = Lit::new(b"\"vote\":");
+    const APPLIED: Lit = Lit::new(b"\"applied\":");
+    match prev {
+        b"type" => [TXN, Lit::NONE],
+        b"txn" => [PHASE, Lit::NONE],
+        b"phase" => [VOTE, APPLIED],
+        b"vote" => [APPLIED, Lit::NONE],
+        _ => crate::fastjson::entry_key(n, prev),
+    }
+}
+
+/// The keys of a sharded history line, in the order the harness writes them: the
+/// classic line's, with `positions` after `node`.
+fn shard_event_key(n: usize, prev: &[u8]) -> [Lit; 2] {
+    const POSITIONS: Lit = Lit::new(b"\"positions\":");
+    match prev {
+        b"node" => [POSITIONS, Lit::NONE],
+        _ => crate::fastjson::event_key(n, prev),
+    }
+}
+
 /// Parses a sharded history line without serde (see `crate::fastjson`); `None` lets
 /// serde decide (it reads the same event or names what is wrong with the line).
 pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
@@ -305,14 +331,14 @@ pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
     let (mut index, mut time_ns, mut process, mut kind, mut f) = (None, None, None, None, None);
     let (mut value, mut request_id, mut positions) = (None, None, None);
     let mut seen = 0u16;
-    c.object_hinted(crate::fastjson::event_key, |c, k| {
+    c.object_hinted(shard_event_key, |c, k| {
         let bit = match k {
             b"index" => put(&mut index, c.u64()?, 0),
             b"time_ns" => put(&mut time_ns, c.u64()?, 1),
             b"process" => put(&mut process, c.process()?, 2),
             b"type" => put(&mut kind, c.event_type()?, 3),
             b"f" => put(&mut f, c.str()?, 4),
-            b"value" => put(&mut value, event_value(c.skip()?)?, 5),
+            b"value" => put(&mut value, value_here(c, event_value)?, 5),
             b"request_id" => put(&mut request_id, nullable(c, Cur::u64)?, 6),
             b"node" => nullable(c, Cur::str).map(|_| 7)?,
             b"exec_index" => nullable(c, Cur::u64).map(|_| 8)?,
@@ -348,6 +374,33 @@ fn event_value(text: &str) -> Result<EntryValue, Miss> {
     serde_json::from_str::<serde_json::Value>(text)
         .map(EntryValue::from)
         .map_err(|_| Miss::Other)
+}
+
+/// The value at `c`: read in place when it has a compact shape (see [`fast_value`]),
+/// else its text skipped and given to `slow`.
+fn value_here(
+    c: &mut Cur<'_>,
+    slow: fn(&str) -> Result<EntryValue, Miss>,
+) -> Result<EntryValue, Miss> {
+    let rest = c.rest();
+    let mut here = Cur::new(rest);
+    let fast = match rest.get(1..4) {
+        Some(b"\"ac") => ReadValue::read(&mut here).map(EntryValue::Read),
+        Some(b"\"ba") => SnapshotValue::read(&mut here).map(EntryValue::Snapshot),
+        _ => TransferValue::read(&mut here)
+            .map(EntryValue::Transfer)
+            .or_else(|| {
+                here = Cur::new(rest);
+                FailedTransferValue::read(&mut here).map(EntryValue::FailedTransfer)
+            }),
+    };
+    match fast {
+        Some(v) => {
+            c.advance(here.pos());
+            Ok(v)
+        }
+        None => slow(c.skip()?),
+    }
 }
 
 /// A transfer's or a read's value, without serde.

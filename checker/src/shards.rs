@@ -38,35 +38,65 @@ impl ShardEntry {
     }
 }
 
-/// An operation's function: the bank's three as a code, any other name as written (8
-/// bytes, no allocation for the usual ones, where a `String` takes 24 and a block).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FnName {
-    Transfer,
-    Read,
-    ReadAll,
-    /// Boxed so that the name takes 8 bytes (a `Box<str>` takes 16).
-    #[allow(clippy::box_collection)]
-    Other(Box<String>),
-}
+/// An operation's function in 8 bytes, compared by pointer: the bank's three point at
+/// static names, and any other name at its one copy, made the first time it is met
+/// and kept for the life of the process (a run names a handful). An enum of the three
+/// and a boxed other name took 16 bytes (a box leaves room for one more variant only).
+#[derive(Clone, Copy)]
+pub(crate) struct FnName(&'static FnText);
+
+/// The text behind an [`FnName`].
+#[derive(Debug)]
+pub(crate) struct FnText(&'static str);
+
+static TRANSFER: FnText = FnText("transfer");
+static READ: FnText = FnText("read");
+static READ_ALL: FnText = FnText("read_all");
+
+/// The other function names met so far.
+static OTHER_FNS: std::sync::Mutex<Option<HashMap<&'static str, &'static FnText>>> =
+    std::sync::Mutex::new(None);
 
 impl FnName {
+    pub const TRANSFER: FnName = FnName(&TRANSFER);
+    pub const READ: FnName = FnName(&READ);
+    pub const READ_ALL: FnName = FnName(&READ_ALL);
+
     pub fn new(f: &str) -> FnName {
         match f {
-            "transfer" => FnName::Transfer,
-            "read" => FnName::Read,
-            "read_all" => FnName::ReadAll,
-            other => FnName::Other(Box::new(other.to_string())),
+            "transfer" => FnName::TRANSFER,
+            "read" => FnName::READ,
+            "read_all" => FnName::READ_ALL,
+            other => {
+                let mut all = OTHER_FNS.lock().unwrap_or_else(|e| e.into_inner());
+                let all = all.get_or_insert_with(HashMap::new);
+                if let Some(&t) = all.get(other) {
+                    return FnName(t);
+                }
+                let text: &'static str = Box::leak(other.to_string().into_boxed_str());
+                let t: &'static FnText = Box::leak(Box::new(FnText(text)));
+                all.insert(text, t);
+                FnName(t)
+            }
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        match self {
-            FnName::Transfer => "transfer",
-            FnName::Read => "read",
-            FnName::ReadAll => "read_all",
-            FnName::Other(f) => f,
-        }
+    pub fn as_str(&self) -> &'static str {
+        self.0 .0
+    }
+}
+
+impl PartialEq for FnName {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for FnName {}
+
+impl std::fmt::Debug for FnName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
     }
 }
 
@@ -342,8 +372,14 @@ pub struct FailedTransferValue {
 impl FailedTransferValue {
     /// Like [`TransferValue::fast`], for a failed transfer's value.
     pub(crate) fn fast(text: &[u8]) -> Option<FailedTransferValue> {
+        let mut c = crate::fastjson::Cur::new(text);
+        let v = FailedTransferValue::read(&mut c)?;
+        c.at_end().then_some(v)
+    }
+
+    /// The value at `c` (which it takes), as [`FailedTransferValue::fast`] reads a whole text.
+    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<FailedTransferValue> {
         use crate::fastjson::{once, put, Cur, Miss};
-        let mut c = Cur::new(text);
         let (mut amount, mut error, mut from, mut to) = (None, None, None, None);
         let mut seen = 0u16;
         let name = |c: &mut Cur<'_>| AccountName::inline(c.str()?).ok_or(Miss::Other);
@@ -362,9 +398,6 @@ impl FailedTransferValue {
             once(&mut seen, bit)
         })
         .ok()?;
-        if !c.at_end() {
-            return None;
-        }
         Some(FailedTransferValue {
             amount: amount?,
             error: error?,
@@ -396,8 +429,14 @@ struct SnapshotFields {
 impl SnapshotValue {
     /// Like [`TransferValue::fast`], for a `read_all`'s value.
     pub(crate) fn fast(text: &[u8]) -> Option<SnapshotValue> {
-        use crate::fastjson::{Cur, Miss};
-        let mut c = Cur::new(text);
+        let mut c = crate::fastjson::Cur::new(text);
+        let v = SnapshotValue::read(&mut c)?;
+        c.at_end().then_some(v)
+    }
+
+    /// The value at `c` (which it takes), as [`SnapshotValue::fast`] reads a whole text.
+    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<SnapshotValue> {
+        use crate::fastjson::Miss;
         let mut balances = Vec::new();
         c.object(|c, k| {
             if k != b"balances" || !balances.is_empty() {
@@ -411,7 +450,7 @@ impl SnapshotValue {
             })
         })
         .ok()?;
-        if !c.at_end() || balances.is_empty() {
+        if balances.is_empty() {
             return None;
         }
         balances.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
@@ -464,8 +503,14 @@ pub struct ReadValue {
 impl ReadValue {
     /// Like [`TransferValue::fast`], for a read's value.
     pub(crate) fn fast(text: &[u8]) -> Option<ReadValue> {
-        use crate::fastjson::{once, put, Cur, Miss};
-        let mut c = Cur::new(text);
+        let mut c = crate::fastjson::Cur::new(text);
+        let v = ReadValue::read(&mut c)?;
+        c.at_end().then_some(v)
+    }
+
+    /// The value at `c` (which it takes), as [`ReadValue::fast`] reads a whole text.
+    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<ReadValue> {
+        use crate::fastjson::{once, put, Miss};
         let (mut account, mut balance) = (None, None);
         let mut seen = 0u16;
         c.object_hinted(crate::fastjson::value_key_hint, |c, k| {
@@ -481,9 +526,6 @@ impl ReadValue {
             once(&mut seen, bit)
         })
         .ok()?;
-        if !c.at_end() {
-            return None;
-        }
         Some(ReadValue {
             account: account?,
             balance,
@@ -496,6 +538,10 @@ impl ReadValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferValue {
+    /// A byte of no meaning whose unused values let [`EntryValue`] keep its variant
+    /// there (8 bytes less an entry).
+    #[serde(skip)]
+    shape: TransferShape,
     amount: i64,
     from: AccountName,
     #[serde(default, skip_serializing_if = "Balance::is_none")]
@@ -503,6 +549,14 @@ pub struct TransferValue {
     to: AccountName,
     #[serde(default, skip_serializing_if = "Balance::is_none")]
     to_balance: Balance,
+}
+
+/// See [`TransferValue`]'s `shape`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(u8)]
+enum TransferShape {
+    #[default]
+    Transfer = 1,
 }
 
 /// An optional balance in 8 bytes (an `Option<i64>` takes 16): `i64::MIN` is none, and
@@ -554,8 +608,14 @@ impl TransferValue {
     /// order) without serde; `None` for anything else, which serde then reads (maybe
     /// as [`EntryValue::Other`]), so the fast path changes speed, never the result.
     pub(crate) fn fast(text: &[u8]) -> Option<TransferValue> {
+        let mut c = crate::fastjson::Cur::new(text);
+        let v = TransferValue::read(&mut c)?;
+        c.at_end().then_some(v)
+    }
+
+    /// The value at `c` (which it takes), as [`TransferValue::fast`] reads a whole text.
+    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<TransferValue> {
         use crate::fastjson::{once, put, Cur};
-        let mut c = Cur::new(text);
         let (mut amount, mut from, mut to, mut from_balance, mut to_balance) =
             (None, None, None, None, None);
         let mut seen = 0u16;
@@ -573,10 +633,8 @@ impl TransferValue {
             once(&mut seen, bit)
         })
         .ok()?;
-        if !c.at_end() {
-            return None;
-        }
         Some(TransferValue {
+            shape: TransferShape::Transfer,
             amount: amount?,
             from: from?,
             from_balance: from_balance.unwrap_or_default(),
@@ -1370,7 +1428,7 @@ impl Bank {
 
 /// Applies one log entry to its shard's balances.
 pub(crate) fn apply_entry(bank: &mut Bank, e: &LogEntry) {
-    let plain_ok = e.f == FnName::Transfer && e.kind == EventType::Ok;
+    let plain_ok = e.f == FnName::TRANSFER && e.kind == EventType::Ok;
     apply_parts(bank, &e.value, (e.txn().is_some(), e.applied()), plain_ok);
 }
 
@@ -1407,7 +1465,7 @@ mod tests {
 
     fn entry(exec: u64) -> LogEntry {
         let value = EntryValue::default();
-        let f = FnName::Read;
+        let f = FnName::READ;
         LogEntry::new(
             (exec, 1, exec),
             f,
@@ -1426,6 +1484,8 @@ mod tests {
     fn entries_values_and_steps_stay_small() {
         assert!(std::mem::size_of::<EntryValue>() <= 32);
         assert!(std::mem::size_of::<LogEntry>() <= 88);
+        assert!(std::mem::size_of::<FnName>() == 8);
+        assert!(std::mem::size_of::<Op>() <= 152);
         assert!(std::mem::size_of::<Interned<15>>() == 2);
     }
 
@@ -1478,7 +1538,7 @@ mod tests {
         let transfer = |text: &str| serde_json::from_str::<EntryValue>(text).unwrap();
         let plain = LogEntry::new(
             (1, 1, 1),
-            FnName::Transfer,
+            FnName::TRANSFER,
             transfer(r#"{"amount":3,"from":"A","to":"C"}"#),
             EventType::Ok,
             None,
@@ -1494,7 +1554,7 @@ mod tests {
         });
         let credit = LogEntry::new(
             (2, 1, 2),
-            FnName::Transfer,
+            FnName::TRANSFER,
             transfer(r#"{"amount":20,"from":"B","to":"A"}"#),
             EventType::Ok,
             txn,
@@ -1522,7 +1582,7 @@ mod tests {
         for txn in [None, Some(own), Some(other)] {
             let e = LogEntry::new(
                 (3, 1, 5),
-                FnName::Transfer,
+                FnName::TRANSFER,
                 EntryValue::default(),
                 EventType::Ok,
                 txn,
