@@ -1019,16 +1019,44 @@ pub(crate) struct Completion {
     pub positions: ShardPositions,
 }
 
-/// An answer's positions (shard id to position), sorted by shard: one small vector
-/// (a `BTreeMap` takes a 200-byte node for the one or two shards an answer names).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ShardPositions(Vec<(ShardId, u64)>);
+/// An answer's positions (shard id to position), sorted by shard: the one or two an
+/// answer usually names inline, more in a vector (a vector of one or two takes a heap
+/// block besides itself, and a `BTreeMap` a 200-byte node).
+#[derive(Debug, Clone)]
+pub(crate) enum ShardPositions {
+    Inline(u8, [(ShardId, u64); 2]),
+    Heap(Vec<(ShardId, u64)>),
+}
 
 type PositionRef = fn(&(ShardId, u64)) -> (&ShardId, &u64);
 
+impl Default for ShardPositions {
+    fn default() -> Self {
+        ShardPositions::Inline(0, [(0, 0); 2])
+    }
+}
+
+impl PartialEq for ShardPositions {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for ShardPositions {}
+
 impl ShardPositions {
+    fn as_slice(&self) -> &[(ShardId, u64)] {
+        match self {
+            ShardPositions::Inline(n, items) => &items[..usize::from(*n)],
+            ShardPositions::Heap(v) => v,
+        }
+    }
+
     pub fn get(&self, shard: &ShardId) -> Option<&u64> {
-        self.0.iter().find(|(s, _)| s == shard).map(|(_, p)| p)
+        self.as_slice()
+            .iter()
+            .find(|(s, _)| s == shard)
+            .map(|(_, p)| p)
     }
 
     pub fn contains_key(&self, shard: &ShardId) -> bool {
@@ -1036,29 +1064,42 @@ impl ShardPositions {
     }
 
     pub fn insert(&mut self, shard: ShardId, position: u64) {
-        match self.0.binary_search_by_key(&shard, |&(s, _)| s) {
-            Ok(i) => self.0[i].1 = position,
-            Err(i) => self.0.insert(i, (shard, position)),
+        let at = self.as_slice().binary_search_by_key(&shard, |&(s, _)| s);
+        match (self, at) {
+            (ShardPositions::Inline(_, items), Ok(i)) => items[i].1 = position,
+            (ShardPositions::Heap(v), Ok(i)) => v[i].1 = position,
+            (ShardPositions::Inline(n, items), Err(i)) if usize::from(*n) < items.len() => {
+                items.copy_within(i..usize::from(*n), i + 1);
+                items[i] = (shard, position);
+                *n += 1;
+            }
+            (this, Err(i)) => {
+                let mut v = this.as_slice().to_vec();
+                v.insert(i, (shard, position));
+                *this = ShardPositions::Heap(v);
+            }
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_slice().is_empty()
     }
 
     pub fn shrink_to_fit(&mut self) {
-        self.0.shrink_to_fit();
+        if let ShardPositions::Heap(v) = self {
+            v.shrink_to_fit();
+        }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &ShardId> {
-        self.0.iter().map(|(s, _)| s)
+        self.as_slice().iter().map(|(s, _)| s)
     }
 
     pub fn iter(&self) -> std::iter::Map<std::slice::Iter<'_, (ShardId, u64)>, PositionRef> {
         fn split(e: &(ShardId, u64)) -> (&ShardId, &u64) {
             (&e.0, &e.1)
         }
-        self.0.iter().map(split as PositionRef)
+        self.as_slice().iter().map(split as PositionRef)
     }
 }
 
@@ -1072,9 +1113,12 @@ impl<'a> IntoIterator for &'a ShardPositions {
 
 impl From<BTreeMap<ShardId, u64>> for ShardPositions {
     fn from(m: BTreeMap<ShardId, u64>) -> Self {
-        let mut v: Vec<(ShardId, u64)> = m.into_iter().collect();
-        v.shrink_to_fit();
-        ShardPositions(v)
+        let mut out = ShardPositions::default();
+        for (s, p) in m {
+            out.insert(s, p);
+        }
+        out.shrink_to_fit();
+        out
     }
 }
 
@@ -1485,7 +1529,7 @@ mod tests {
         assert!(std::mem::size_of::<EntryValue>() <= 32);
         assert!(std::mem::size_of::<LogEntry>() <= 88);
         assert!(std::mem::size_of::<FnName>() == 8);
-        assert!(std::mem::size_of::<Op>() <= 152);
+        assert!(std::mem::size_of::<Op>() <= 168);
         assert!(std::mem::size_of::<Interned<15>>() == 2);
     }
 
@@ -1501,6 +1545,22 @@ mod tests {
         assert!(AccountName::inline("sixteen-bytes-xx").is_none());
         let from_thread = std::thread::spawn(|| AccountName::inline("acct-A").unwrap().id());
         assert_eq!(from_thread.join().unwrap(), a.id());
+    }
+
+    /// Positions stay sorted by shard, inline up to two, in a vector past that.
+    #[test]
+    fn positions_stay_sorted_inline_or_not() {
+        let mut p = ShardPositions::default();
+        for (s, at) in [(3, 30), (1, 10), (3, 31), (2, 20)] {
+            p.insert(s, at);
+            assert!(p.as_slice().windows(2).all(|w| w[0].0 < w[1].0), "{p:?}");
+        }
+        assert_eq!(p.as_slice(), &[(1, 10), (2, 20), (3, 31)]);
+        assert!(matches!(p, ShardPositions::Heap(_)));
+        let two = ShardPositions::from(BTreeMap::from([(2, 5), (1, 4)]));
+        assert!(matches!(two, ShardPositions::Inline(2, _)));
+        assert_eq!((two.get(&1), two.get(&3)), (Some(&4), None));
+        assert_eq!(two, ShardPositions::from(BTreeMap::from([(1, 4), (2, 5)])));
     }
 
     /// Steps come back in history order, those of operations by number and any other

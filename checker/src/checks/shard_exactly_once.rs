@@ -20,9 +20,39 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         return check.finish();
     }
     // Every entry by (client, request id), then by shard and position: one flat
-    // vector of 24 bytes an entry, sorted by plain integers (a map of small vectors
-    // takes several times the memory).
-    let Some(keyed) = data.sorted_entries(|e| Some((e.client, e.request_id))) else {
+    // vector of 16 bytes an entry (24 when a client or request number is too large to
+    // pack), sorted by plain integers (a map of small vectors takes several times the
+    // memory).
+    let all_pack = data
+        .logs
+        .values()
+        .flat_map(|l| l.values())
+        .all(|e| pack(e.client, e.request_id).is_some());
+    if all_pack {
+        judge_all(data, check, pack, unpack)
+    } else {
+        judge_all(data, check, |c, r| Some((c, r)), |k| k)
+    }
+}
+
+/// A (client, request id) in one integer ordered as the pair, when they fit.
+fn pack(client: u64, request_id: u64) -> Option<u64> {
+    (client < 1 << 24 && request_id < 1 << 40).then_some((client << 40) | request_id)
+}
+
+fn unpack(k: u64) -> Key {
+    (k >> 40, k & ((1 << 40) - 1))
+}
+
+/// The check with (client, request id) keyed by `key` (`None`: no entry can have it)
+/// and given back by `unkey`.
+fn judge_all<K: Ord + Copy>(
+    data: &Sharded,
+    mut check: Check,
+    key: impl Fn(u64, u64) -> Option<K>,
+    unkey: impl Fn(K) -> Key,
+) -> CheckResult {
+    let Some(keyed) = data.sorted_entries(|e| key(e.client, e.request_id)) else {
         check.unknown("final.json has more shards than the check can group (a million)");
         return check.finish();
     };
@@ -32,9 +62,10 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     for group in groups() {
         entries.clear();
         entries.extend(group.iter().filter_map(|&(_, at)| data.unpack(at)));
-        judge_entries(data, &mut check, group[0].0, &entries);
+        judge_entries(data, &mut check, unkey(group[0].0), &entries);
     }
-    let of = |k: Key| {
+    let of = |k: Option<K>| {
+        let k = k?;
         let at = keyed.partition_point(|e| e.0 < k);
         let group = &keyed[at..];
         let n = group.iter().take_while(|e| e.0 == k).count();
@@ -42,7 +73,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     };
     for op in &data.ops {
         let Some(c) = &op.complete else { continue };
-        let entries = of((op.client, op.request_id));
+        let entries = of(key(op.client, op.request_id));
         let changed = entries.is_some_and(|es| {
             es.iter()
                 .filter_map(|&(_, at)| data.unpack(at))
