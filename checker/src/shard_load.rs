@@ -266,7 +266,7 @@ fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
             b"exec_index" => put(&mut exec_index, c.u64()?, 0),
             b"client" => put(&mut client, c.u64()?, 1),
             b"request_id" => put(&mut request_id, c.u64()?, 2),
-            b"f" => put(&mut f, c.str()?, 3),
+            b"f" => put(&mut f, fn_name(c)?, 3),
             b"value" => put(&mut value, value_here(c, entry_value)?, 4),
             b"type" => put(&mut kind, c.event_type()?, 5),
             b"txn" => put(&mut txn, nullable(c, txn_id)?, 6),
@@ -287,7 +287,7 @@ fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
     );
     let entry = LogEntry::new(
         key,
-        FnName::new(f.ok_or(Miss::Other)?),
+        f.ok_or(Miss::Other)?,
         value.ok_or(Miss::Other)?,
         kind.ok_or(Miss::Other)?,
         txn.flatten(),
@@ -337,7 +337,7 @@ pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
             b"time_ns" => put(&mut time_ns, c.u64()?, 1),
             b"process" => put(&mut process, c.process()?, 2),
             b"type" => put(&mut kind, c.event_type()?, 3),
-            b"f" => put(&mut f, c.str()?, 4),
+            b"f" => put(&mut f, fn_name(c)?, 4),
             b"value" => put(&mut value, value_here(c, event_value)?, 5),
             b"request_id" => put(&mut request_id, nullable(c, Cur::u64)?, 6),
             b"node" => nullable(c, Cur::str).map(|_| 7)?,
@@ -359,7 +359,7 @@ pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
         time_ns: time_ns?,
         process: process?,
         kind: kind?,
-        f: FnName::new(f?),
+        f: f?,
         value: value.unwrap_or_default(),
         request_id: request_id.flatten(),
         positions: positions.flatten(),
@@ -457,7 +457,15 @@ fn entry_value(text: &str) -> Result<EntryValue, Miss> {
 fn txn_id(c: &mut Cur<'_>) -> Result<TxnId, Miss> {
     let (mut coordinator, mut client, mut request_id) = (None, None, None);
     let mut seen = 0u16;
-    c.object(|c, k| {
+    let hint = |n: usize, _: &[u8]| {
+        const KEYS: [Lit; 3] = [
+            Lit::new(b"\"coordinator\":"),
+            Lit::new(b"\"client\":"),
+            Lit::new(b"\"request_id\":"),
+        ];
+        [KEYS.get(n).copied().unwrap_or(Lit::NONE), Lit::NONE]
+    };
+    c.object_hinted(hint, |c, k| {
         let bit = match k {
             b"coordinator" => put(
                 &mut coordinator,
@@ -480,7 +488,30 @@ fn txn_id(c: &mut Cur<'_>) -> Result<TxnId, Miss> {
     })
 }
 
+/// An operation's function, the bank's three matched in place.
+fn fn_name(c: &mut Cur<'_>) -> Result<FnName, Miss> {
+    const WORDS: [(Lit, FnName); 3] = [
+        (Lit::new(b"\"transfer\""), FnName::TRANSFER),
+        (Lit::new(b"\"read\""), FnName::READ),
+        (Lit::new(b"\"read_all\""), FnName::READ_ALL),
+    ];
+    c.peek()?;
+    if let Some(&(_, f)) = WORDS.iter().find(|(w, _)| c.take(*w)) {
+        return Ok(f);
+    }
+    c.str().map(FnName::new)
+}
+
 fn phase_word(c: &mut Cur<'_>) -> Result<Phase, Miss> {
+    const WORDS: [(Lit, Phase); 3] = [
+        (Lit::new(b"\"prepare\""), Phase::Prepare),
+        (Lit::new(b"\"commit\""), Phase::Commit),
+        (Lit::new(b"\"abort\""), Phase::Abort),
+    ];
+    c.peek()?;
+    if let Some(&(_, p)) = WORDS.iter().find(|(w, _)| c.take(*w)) {
+        return Ok(p);
+    }
     match c.str()? {
         "prepare" => Ok(Phase::Prepare),
         "commit" => Ok(Phase::Commit),
@@ -490,6 +521,14 @@ fn phase_word(c: &mut Cur<'_>) -> Result<Phase, Miss> {
 }
 
 fn vote_word(c: &mut Cur<'_>) -> Result<Vote, Miss> {
+    const WORDS: [(Lit, Vote); 2] = [
+        (Lit::new(b"\"yes\""), Vote::Yes),
+        (Lit::new(b"\"no\""), Vote::No),
+    ];
+    c.peek()?;
+    if let Some(&(_, v)) = WORDS.iter().find(|(w, _)| c.take(*w)) {
+        return Ok(v);
+    }
     match c.str()? {
         "yes" => Ok(Vote::Yes),
         "no" => Ok(Vote::No),
