@@ -382,6 +382,10 @@ fn value_here(
     c: &mut Cur<'_>,
     slow: fn(&str) -> Result<EntryValue, Miss>,
 ) -> Result<EntryValue, Miss> {
+    if c.null()? {
+        // A read_all's invocation: what `Value::Null` gives, without serde.
+        return Ok(EntryValue::default());
+    }
     let rest = c.rest();
     let mut here = Cur::new(rest);
     let fast = match rest.get(1..4) {
