@@ -11,8 +11,10 @@
 //! one agreed [`ShardLog`] per shard, replicas compared as they are read) and
 //! `crate::sharded_run` (the history, one pass, no event held) into the owned values
 //! here. Values are held as an [`EntryValue`] (a transfer's, a failed transfer's, a
-//! read's or a `read_all`'s fields inline, any other shape as written) and functions as
-//! an [`FnName`] code, so an entry ([`LogEntry`]) or operation costs a small fixed size. The properties are in
+//! read's or a `read_all`'s fields inline, account names and error words as 2-byte
+//! [`Interned`] numbers, any other shape as written) and functions as an 8-byte
+//! [`FnName`], so a log entry ([`LogEntry`], 88 bytes) or an operation ([`Op`], 168)
+//! costs a small fixed size; a replay's balances are a [`Bank`]. The properties are in
 //! `checks::{atomicity, bank_conservation, shard_agreement, serializability}` and read
 //! [`Sharded`] from here; `crate::sharded_run` loads a run into it and runs them.
 
@@ -344,7 +346,7 @@ impl ShardedFinal {
 }
 
 /// A log entry's `value`, held compactly: a transfer's (with the balances an `ok` one
-/// reports) takes about 70 bytes and no allocation, where a `serde_json::Value` map takes
+/// reports) takes 32 bytes and no allocation, where a `serde_json::Value` map takes
 /// about 800; any other shape is kept as it was written. A million-entry final.json is
 /// most of a sharded run's memory, so this is what keeps it in proportion to the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -411,7 +413,7 @@ impl FailedTransferValue {
 pub type ErrorWord = Interned<23>;
 
 /// `{"balances": {"A": 10, ...}}`: a `read_all`'s answer (or its part on one shard),
-/// held as (account, balance) pairs sorted by name, about 24 bytes an account where a
+/// held as (account, balance) pairs sorted by name, 16 bytes an account where a
 /// `Value` map takes several hundred.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "SnapshotFields", into = "SnapshotFields")]
