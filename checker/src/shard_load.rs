@@ -499,11 +499,17 @@ fn fn_name(c: &mut Cur<'_>) -> Result<FnName, Miss> {
         (Lit::new(b"\"read\""), FnName::READ),
         (Lit::new(b"\"read_all\""), FnName::READ_ALL),
     ];
-    c.peek()?;
-    if let Some(&(_, f)) = WORDS.iter().find(|(w, _)| c.take(*w)) {
-        return Ok(f);
+    match known_word(c, &WORDS)? {
+        Some(f) => Ok(f),
+        None => c.str().map(FnName::new),
     }
-    c.str().map(FnName::new)
+}
+
+/// The value of the first of `words` (each a quoted string) that the input goes on
+/// with, taken; `None` (nothing taken) when none does.
+fn known_word<T: Copy>(c: &mut Cur<'_>, words: &[(Lit, T)]) -> Result<Option<T>, Miss> {
+    c.peek()?;
+    Ok(words.iter().find(|(w, _)| c.take(*w)).map(|&(_, t)| t))
 }
 
 fn phase_word(c: &mut Cur<'_>) -> Result<Phase, Miss> {
@@ -512,8 +518,7 @@ fn phase_word(c: &mut Cur<'_>) -> Result<Phase, Miss> {
         (Lit::new(b"\"commit\""), Phase::Commit),
         (Lit::new(b"\"abort\""), Phase::Abort),
     ];
-    c.peek()?;
-    if let Some(&(_, p)) = WORDS.iter().find(|(w, _)| c.take(*w)) {
+    if let Some(p) = known_word(c, &WORDS)? {
         return Ok(p);
     }
     match c.str()? {
@@ -529,8 +534,7 @@ fn vote_word(c: &mut Cur<'_>) -> Result<Vote, Miss> {
         (Lit::new(b"\"yes\""), Vote::Yes),
         (Lit::new(b"\"no\""), Vote::No),
     ];
-    c.peek()?;
-    if let Some(&(_, v)) = WORDS.iter().find(|(w, _)| c.take(*w)) {
+    if let Some(v) = known_word(c, &WORDS)? {
         return Ok(v);
     }
     match c.str()? {
