@@ -505,6 +505,25 @@ fn value_key_after(_: usize, prev: &[u8]) -> [Lit; 2] {
     }
 }
 
+impl<'a> Cur<'a> {
+    /// The input from the next value on (after whitespace), for a parser of its own
+    /// that then [`Cur::advance`]s past what it took.
+    pub fn rest(&mut self) -> &'a [u8] {
+        let _ = self.peek();
+        &self.b[self.i..]
+    }
+
+    /// Takes `n` bytes of [`Cur::rest`].
+    pub fn advance(&mut self, n: usize) {
+        self.i = (self.i + n).min(self.b.len());
+    }
+}
+
+/// [`value_key_after`] for the sharded values' own parsers (`crate::shards`).
+pub(crate) fn value_key_hint(n: usize, prev: &[u8]) -> [Lit; 2] {
+    value_key_after(n, prev)
+}
+
 /// The keys of a history line, in the order the harness writes them.
 pub(crate) fn event_key(n: usize, _: &[u8]) -> [Lit; 2] {
     const KEYS: [Lit; 9] = [

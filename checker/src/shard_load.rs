@@ -11,12 +11,12 @@
 //! balances, error and the stretches of indices it logged. The format: docs/sharded.md.
 
 use crate::checks::agreement::{Agreement, Side};
-use crate::fastjson::{once, put, Cur, Miss};
+use crate::fastjson::{once, put, Cur, Lit, Miss};
 use crate::final_doc::{self, text_mark, within, Doc, TEXT_LEN};
 use crate::final_state::FinalError;
 use crate::shards::{
     EntryValue, FailedTransferValue, FnName, LogEntry, Phase, ReadValue, ShardEntry, ShardEvent,
-    ShardId, ShardLog, ShardNodeState, SnapshotValue, TransferValue, TxnId, Vote,
+    ShardId, ShardLog, ShardNodeState, ShardPositions, SnapshotValue, TransferValue, TxnId, Vote,
 };
 use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
@@ -248,7 +248,7 @@ pub(crate) fn describe(e: &LogEntry) -> String {
         e.client, e.request_id, e.f, e.value
     );
     if let Some(p) = e.phase {
-        s.push_str(&format!(" ({p:?} applying {})", e.applied.unwrap_or(0)).to_lowercase());
+        s.push_str(&format!(" ({p:?} applying {})", e.applied().unwrap_or(0)).to_lowercase());
     }
     s
 }
@@ -261,13 +261,13 @@ fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
         (None, None, None, None, None);
     let (mut value, mut txn, mut phase, mut vote, mut applied) = (None, None, None, None, None);
     let mut seen = 0u16;
-    c.object(|c, k| {
+    c.object_hinted(shard_entry_key, |c, k| {
         let bit = match k {
             b"exec_index" => put(&mut exec_index, c.u64()?, 0),
             b"client" => put(&mut client, c.u64()?, 1),
             b"request_id" => put(&mut request_id, c.u64()?, 2),
-            b"f" => put(&mut f, c.str()?, 3),
-            b"value" => put(&mut value, entry_value(c.skip()?)?, 4),
+            b"f" => put(&mut f, fn_name(c)?, 3),
+            b"value" => put(&mut value, value_here(c, entry_value)?, 4),
             b"type" => put(&mut kind, c.event_type()?, 5),
             b"txn" => put(&mut txn, nullable(c, txn_id)?, 6),
             b"phase" => put(&mut phase, nullable(c, phase_word)?, 7),
@@ -287,7 +287,7 @@ fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
     );
     let entry = LogEntry::new(
         key,
-        FnName::new(f.ok_or(Miss::Other)?),
+        f.ok_or(Miss::Other)?,
         value.ok_or(Miss::Other)?,
         kind.ok_or(Miss::Other)?,
         txn.flatten(),
@@ -298,6 +298,32 @@ fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
     Ok((entry, c.pos()))
 }
 
+/// The keys of a sharded log entry, in the order the harness writes them (see
+/// `Cur::object_hinted`): the classic entry's, then a transaction's.
+fn shard_entry_key(n: usize, prev: &[u8]) -> [Lit; 2] {
+    const TXN: Lit = Lit::new(b"\"txn\":");
+    const PHASE: Lit = Lit::new(b"\"phase\":");
+    const VOTE: Lit = Lit::new(b"\"vote\":");
+    const APPLIED: Lit = Lit::new(b"\"applied\":");
+    match prev {
+        b"type" => [TXN, Lit::NONE],
+        b"txn" => [PHASE, Lit::NONE],
+        b"phase" => [VOTE, APPLIED],
+        b"vote" => [APPLIED, Lit::NONE],
+        _ => crate::fastjson::entry_key(n, prev),
+    }
+}
+
+/// The keys of a sharded history line, in the order the harness writes them: the
+/// classic line's, with `positions` after `node`.
+fn shard_event_key(n: usize, prev: &[u8]) -> [Lit; 2] {
+    const POSITIONS: Lit = Lit::new(b"\"positions\":");
+    match prev {
+        b"node" => [POSITIONS, Lit::NONE],
+        _ => crate::fastjson::event_key(n, prev),
+    }
+}
+
 /// Parses a sharded history line without serde (see `crate::fastjson`); `None` lets
 /// serde decide (it reads the same event or names what is wrong with the line).
 pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
@@ -305,14 +331,14 @@ pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
     let (mut index, mut time_ns, mut process, mut kind, mut f) = (None, None, None, None, None);
     let (mut value, mut request_id, mut positions) = (None, None, None);
     let mut seen = 0u16;
-    c.object(|c, k| {
+    c.object_hinted(shard_event_key, |c, k| {
         let bit = match k {
             b"index" => put(&mut index, c.u64()?, 0),
             b"time_ns" => put(&mut time_ns, c.u64()?, 1),
             b"process" => put(&mut process, c.process()?, 2),
             b"type" => put(&mut kind, c.event_type()?, 3),
-            b"f" => put(&mut f, c.str()?, 4),
-            b"value" => put(&mut value, event_value(c.skip()?)?, 5),
+            b"f" => put(&mut f, fn_name(c)?, 4),
+            b"value" => put(&mut value, value_here(c, event_value)?, 5),
             b"request_id" => put(&mut request_id, nullable(c, Cur::u64)?, 6),
             b"node" => nullable(c, Cur::str).map(|_| 7)?,
             b"exec_index" => nullable(c, Cur::u64).map(|_| 8)?,
@@ -333,7 +359,7 @@ pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
         time_ns: time_ns?,
         process: process?,
         kind: kind?,
-        f: FnName::new(f?),
+        f: f?,
         value: value.unwrap_or_default(),
         request_id: request_id.flatten(),
         positions: positions.flatten(),
@@ -350,6 +376,37 @@ fn event_value(text: &str) -> Result<EntryValue, Miss> {
         .map_err(|_| Miss::Other)
 }
 
+/// The value at `c`: read in place when it has a compact shape (see [`fast_value`]),
+/// else its text skipped and given to `slow`.
+fn value_here(
+    c: &mut Cur<'_>,
+    slow: fn(&str) -> Result<EntryValue, Miss>,
+) -> Result<EntryValue, Miss> {
+    if c.null()? {
+        // A read_all's invocation: what `Value::Null` gives, without serde.
+        return Ok(EntryValue::default());
+    }
+    let rest = c.rest();
+    let mut here = Cur::new(rest);
+    let fast = match rest.get(1..4) {
+        Some(b"\"ac") => ReadValue::read(&mut here).map(EntryValue::Read),
+        Some(b"\"ba") => SnapshotValue::read(&mut here).map(EntryValue::Snapshot),
+        _ => TransferValue::read(&mut here)
+            .map(EntryValue::Transfer)
+            .or_else(|| {
+                here = Cur::new(rest);
+                FailedTransferValue::read(&mut here).map(EntryValue::FailedTransfer)
+            }),
+    };
+    match fast {
+        Some(v) => {
+            c.advance(here.pos());
+            Ok(v)
+        }
+        None => slow(c.skip()?),
+    }
+}
+
 /// A transfer's or a read's value, without serde.
 fn fast_value(text: &str) -> Option<EntryValue> {
     match text.as_bytes().get(1..4) {
@@ -362,8 +419,8 @@ fn fast_value(text: &str) -> Option<EntryValue> {
 }
 
 /// `{"1": 17, "2": 4}`: shard id to position.
-fn position_map(c: &mut Cur<'_>) -> Result<BTreeMap<ShardId, u64>, Miss> {
-    let mut out = BTreeMap::new();
+fn position_map(c: &mut Cur<'_>) -> Result<ShardPositions, Miss> {
+    let mut out = ShardPositions::default();
     c.object(|c, k| {
         let id: ShardId = std::str::from_utf8(k)
             .ok()
@@ -372,11 +429,13 @@ fn position_map(c: &mut Cur<'_>) -> Result<BTreeMap<ShardId, u64>, Miss> {
             })
             .and_then(|t| t.parse().ok())
             .ok_or(Miss::Other)?;
-        match out.insert(id, c.u64()?) {
-            None => Ok(()),
-            Some(_) => Err(Miss::Other),
+        if out.contains_key(&id) {
+            return Err(Miss::Other);
         }
+        out.insert(id, c.u64()?);
+        Ok(())
     })?;
+    out.shrink_to_fit();
     Ok(out)
 }
 
@@ -402,7 +461,15 @@ fn entry_value(text: &str) -> Result<EntryValue, Miss> {
 fn txn_id(c: &mut Cur<'_>) -> Result<TxnId, Miss> {
     let (mut coordinator, mut client, mut request_id) = (None, None, None);
     let mut seen = 0u16;
-    c.object(|c, k| {
+    let hint = |n: usize, _: &[u8]| {
+        const KEYS: [Lit; 3] = [
+            Lit::new(b"\"coordinator\":"),
+            Lit::new(b"\"client\":"),
+            Lit::new(b"\"request_id\":"),
+        ];
+        [KEYS.get(n).copied().unwrap_or(Lit::NONE), Lit::NONE]
+    };
+    c.object_hinted(hint, |c, k| {
         let bit = match k {
             b"coordinator" => put(
                 &mut coordinator,
@@ -425,7 +492,35 @@ fn txn_id(c: &mut Cur<'_>) -> Result<TxnId, Miss> {
     })
 }
 
+/// An operation's function, the bank's three matched in place.
+fn fn_name(c: &mut Cur<'_>) -> Result<FnName, Miss> {
+    const WORDS: [(Lit, FnName); 3] = [
+        (Lit::new(b"\"transfer\""), FnName::TRANSFER),
+        (Lit::new(b"\"read\""), FnName::READ),
+        (Lit::new(b"\"read_all\""), FnName::READ_ALL),
+    ];
+    match known_word(c, &WORDS)? {
+        Some(f) => Ok(f),
+        None => c.str().map(FnName::new),
+    }
+}
+
+/// The value of the first of `words` (each a quoted string) that the input goes on
+/// with, taken; `None` (nothing taken) when none does.
+fn known_word<T: Copy>(c: &mut Cur<'_>, words: &[(Lit, T)]) -> Result<Option<T>, Miss> {
+    c.peek()?;
+    Ok(words.iter().find(|(w, _)| c.take(*w)).map(|&(_, t)| t))
+}
+
 fn phase_word(c: &mut Cur<'_>) -> Result<Phase, Miss> {
+    const WORDS: [(Lit, Phase); 3] = [
+        (Lit::new(b"\"prepare\""), Phase::Prepare),
+        (Lit::new(b"\"commit\""), Phase::Commit),
+        (Lit::new(b"\"abort\""), Phase::Abort),
+    ];
+    if let Some(p) = known_word(c, &WORDS)? {
+        return Ok(p);
+    }
     match c.str()? {
         "prepare" => Ok(Phase::Prepare),
         "commit" => Ok(Phase::Commit),
@@ -435,6 +530,13 @@ fn phase_word(c: &mut Cur<'_>) -> Result<Phase, Miss> {
 }
 
 fn vote_word(c: &mut Cur<'_>) -> Result<Vote, Miss> {
+    const WORDS: [(Lit, Vote); 2] = [
+        (Lit::new(b"\"yes\""), Vote::Yes),
+        (Lit::new(b"\"no\""), Vote::No),
+    ];
+    if let Some(v) = known_word(c, &WORDS)? {
+        return Ok(v);
+    }
     match c.str()? {
         "yes" => Ok(Vote::Yes),
         "no" => Ok(Vote::No),

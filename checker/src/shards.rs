@@ -11,8 +11,10 @@
 //! one agreed [`ShardLog`] per shard, replicas compared as they are read) and
 //! `crate::sharded_run` (the history, one pass, no event held) into the owned values
 //! here. Values are held as an [`EntryValue`] (a transfer's, a failed transfer's, a
-//! read's or a `read_all`'s fields inline, any other shape as written) and functions as
-//! an [`FnName`] code, so an entry ([`LogEntry`]) or operation costs a small fixed size. The properties are in
+//! read's or a `read_all`'s fields inline, account names and error words as 2-byte
+//! [`Interned`] numbers, any other shape as written) and functions as an 8-byte
+//! [`FnName`], so a log entry ([`LogEntry`], 88 bytes) or an operation ([`Op`], 168)
+//! costs a small fixed size; a replay's balances are a [`Bank`]. The properties are in
 //! `checks::{atomicity, bank_conservation, shard_agreement, serializability}` and read
 //! [`Sharded`] from here; `crate::sharded_run` loads a run into it and runs them.
 
@@ -38,35 +40,65 @@ impl ShardEntry {
     }
 }
 
-/// An operation's function: the bank's three as a code, any other name as written (8
-/// bytes, no allocation for the usual ones, where a `String` takes 24 and a block).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum FnName {
-    Transfer,
-    Read,
-    ReadAll,
-    /// Boxed so that the name takes 8 bytes (a `Box<str>` takes 16).
-    #[allow(clippy::box_collection)]
-    Other(Box<String>),
-}
+/// An operation's function in 8 bytes, compared by pointer: the bank's three point at
+/// static names, and any other name at its one copy, made the first time it is met
+/// and kept for the life of the process (a run names a handful). An enum of the three
+/// and a boxed other name took 16 bytes (a box leaves room for one more variant only).
+#[derive(Clone, Copy)]
+pub(crate) struct FnName(&'static FnText);
+
+/// The text behind an [`FnName`].
+#[derive(Debug)]
+pub(crate) struct FnText(&'static str);
+
+static TRANSFER: FnText = FnText("transfer");
+static READ: FnText = FnText("read");
+static READ_ALL: FnText = FnText("read_all");
+
+/// The other function names met so far.
+static OTHER_FNS: std::sync::Mutex<Option<HashMap<&'static str, &'static FnText>>> =
+    std::sync::Mutex::new(None);
 
 impl FnName {
+    pub const TRANSFER: FnName = FnName(&TRANSFER);
+    pub const READ: FnName = FnName(&READ);
+    pub const READ_ALL: FnName = FnName(&READ_ALL);
+
     pub fn new(f: &str) -> FnName {
         match f {
-            "transfer" => FnName::Transfer,
-            "read" => FnName::Read,
-            "read_all" => FnName::ReadAll,
-            other => FnName::Other(Box::new(other.to_string())),
+            "transfer" => FnName::TRANSFER,
+            "read" => FnName::READ,
+            "read_all" => FnName::READ_ALL,
+            other => {
+                let mut all = OTHER_FNS.lock().unwrap_or_else(|e| e.into_inner());
+                let all = all.get_or_insert_with(HashMap::new);
+                if let Some(&t) = all.get(other) {
+                    return FnName(t);
+                }
+                let text: &'static str = Box::leak(other.to_string().into_boxed_str());
+                let t: &'static FnText = Box::leak(Box::new(FnText(text)));
+                all.insert(text, t);
+                FnName(t)
+            }
         }
     }
 
-    pub fn as_str(&self) -> &str {
-        match self {
-            FnName::Transfer => "transfer",
-            FnName::Read => "read",
-            FnName::ReadAll => "read_all",
-            FnName::Other(f) => f,
-        }
+    pub fn as_str(&self) -> &'static str {
+        self.0 .0
+    }
+}
+
+impl PartialEq for FnName {
+    fn eq(&self, other: &Self) -> bool {
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for FnName {}
+
+impl std::fmt::Debug for FnName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.as_str().fmt(f)
     }
 }
 
@@ -90,42 +122,46 @@ impl std::fmt::Display for FnName {
 }
 
 /// One entry of a shard's agreed log as the checks hold it: a [`ShardEntry`] with its
-/// function as an [`FnName`] (an agreed log holds one per exec index of the run).
+/// function as an [`FnName`] (an agreed log holds one per exec index of the run), in
+/// about 100 bytes: the transaction id and `applied` are packed beside the small
+/// fields (an `Option<TxnId>` takes 32 bytes and an `Option<i64>` 16).
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LogEntry {
     pub exec_index: u64,
     pub client: u64,
     pub request_id: u64,
     pub value: EntryValue,
-    txn: TxnRef,
-    pub applied: Option<i64>,
+    /// `applied` when `has_applied`, else 0.
+    applied: i64,
+    /// A transaction id that does not name the entry's own request (or names
+    /// coordinator 0), whole.
+    txn_other: Option<Box<TxnId>>,
     pub f: FnName,
+    /// The coordinator of a transaction that names the entry's own request; 0 for
+    /// none (shard ids are 1-based).
+    txn_own: ShardId,
     pub kind: EventType,
     pub phase: Option<Phase>,
     pub vote: Option<Vote>,
-}
-
-/// A log entry's transaction id in 16 bytes (an `Option<TxnId>` takes 32): only the
-/// coordinator when the id names the entry's own request, as every well-formed one does.
-#[derive(Debug, Clone, PartialEq)]
-enum TxnRef {
-    None,
-    Own(ShardId),
-    Other(Box<TxnId>),
+    has_applied: bool,
 }
 
 impl LogEntry {
     /// The transaction this entry belongs to, if any.
     pub fn txn(&self) -> Option<TxnId> {
-        match &self.txn {
-            TxnRef::None => None,
-            TxnRef::Own(coordinator) => Some(TxnId {
-                coordinator: *coordinator,
+        if self.txn_own != 0 {
+            return Some(TxnId {
+                coordinator: self.txn_own,
                 client: self.client,
                 request_id: self.request_id,
-            }),
-            TxnRef::Other(id) => Some(**id),
+            });
         }
+        self.txn_other.as_deref().copied()
+    }
+
+    /// On transaction entries: the amount applied to this shard's account.
+    pub fn applied(&self) -> Option<i64> {
+        self.has_applied.then_some(self.applied)
     }
 
     /// [`ShardEntry`]'s fields, the transaction's as an `Option<TxnId>`.
@@ -140,31 +176,33 @@ impl LogEntry {
         vote: Option<Vote>,
         applied: Option<i64>,
     ) -> LogEntry {
-        let txn = match txn {
-            None => TxnRef::None,
-            Some(t) if (t.client, t.request_id) == (client, request_id) => {
-                TxnRef::Own(t.coordinator)
+        let (txn_own, txn_other) = match txn {
+            None => (0, None),
+            Some(t) if (t.client, t.request_id) == (client, request_id) && t.coordinator != 0 => {
+                (t.coordinator, None)
             }
-            Some(t) => TxnRef::Other(Box::new(t)),
+            Some(t) => (0, Some(Box::new(t))),
         };
         LogEntry {
             exec_index,
             client,
             request_id,
             value,
-            txn,
-            applied,
+            applied: applied.unwrap_or(0),
+            txn_other,
             f,
+            txn_own,
             kind,
             phase,
             vote,
+            has_applied: applied.is_some(),
         }
     }
 
     /// Whether this entry changed a balance on its shard.
     pub fn applies(&self) -> bool {
         match self.txn() {
-            Some(_) => self.applied.unwrap_or(0) != 0,
+            Some(_) => self.applied != 0,
             None => self.f == "transfer" && self.kind == EventType::Ok,
         }
     }
@@ -308,7 +346,7 @@ impl ShardedFinal {
 }
 
 /// A log entry's `value`, held compactly: a transfer's (with the balances an `ok` one
-/// reports) takes about 70 bytes and no allocation, where a `serde_json::Value` map takes
+/// reports) takes 32 bytes and no allocation, where a `serde_json::Value` map takes
 /// about 800; any other shape is kept as it was written. A million-entry final.json is
 /// most of a sharded run's memory, so this is what keeps it in proportion to the run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,12 +374,18 @@ pub struct FailedTransferValue {
 impl FailedTransferValue {
     /// Like [`TransferValue::fast`], for a failed transfer's value.
     pub(crate) fn fast(text: &[u8]) -> Option<FailedTransferValue> {
+        let mut c = crate::fastjson::Cur::new(text);
+        let v = FailedTransferValue::read(&mut c)?;
+        c.at_end().then_some(v)
+    }
+
+    /// The value at `c` (which it takes), as [`FailedTransferValue::fast`] reads a whole text.
+    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<FailedTransferValue> {
         use crate::fastjson::{once, put, Cur, Miss};
-        let mut c = Cur::new(text);
         let (mut amount, mut error, mut from, mut to) = (None, None, None, None);
         let mut seen = 0u16;
         let name = |c: &mut Cur<'_>| AccountName::inline(c.str()?).ok_or(Miss::Other);
-        c.object(|c, k| {
+        c.object_hinted(crate::fastjson::value_key_hint, |c, k| {
             let bit = match k {
                 b"amount" => put(&mut amount, c.i64()?, 0),
                 b"error" => put(
@@ -356,9 +400,6 @@ impl FailedTransferValue {
             once(&mut seen, bit)
         })
         .ok()?;
-        if !c.at_end() {
-            return None;
-        }
         Some(FailedTransferValue {
             amount: amount?,
             error: error?,
@@ -368,11 +409,11 @@ impl FailedTransferValue {
     }
 }
 
-/// An error word of up to 23 bytes, inline (longer ones keep the value a `Value`).
-pub type ErrorWord = InlineStr<23>;
+/// An error word of up to 23 bytes, interned (longer ones keep the value a `Value`).
+pub type ErrorWord = Interned<23>;
 
 /// `{"balances": {"A": 10, ...}}`: a `read_all`'s answer (or its part on one shard),
-/// held as (account, balance) pairs sorted by name, about 24 bytes an account where a
+/// held as (account, balance) pairs sorted by name, 16 bytes an account where a
 /// `Value` map takes several hundred.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(try_from = "SnapshotFields", into = "SnapshotFields")]
@@ -390,8 +431,14 @@ struct SnapshotFields {
 impl SnapshotValue {
     /// Like [`TransferValue::fast`], for a `read_all`'s value.
     pub(crate) fn fast(text: &[u8]) -> Option<SnapshotValue> {
-        use crate::fastjson::{Cur, Miss};
-        let mut c = Cur::new(text);
+        let mut c = crate::fastjson::Cur::new(text);
+        let v = SnapshotValue::read(&mut c)?;
+        c.at_end().then_some(v)
+    }
+
+    /// The value at `c` (which it takes), as [`SnapshotValue::fast`] reads a whole text.
+    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<SnapshotValue> {
+        use crate::fastjson::Miss;
         let mut balances = Vec::new();
         c.object(|c, k| {
             if k != b"balances" || !balances.is_empty() {
@@ -405,7 +452,7 @@ impl SnapshotValue {
             })
         })
         .ok()?;
-        if !c.at_end() || balances.is_empty() {
+        if balances.is_empty() {
             return None;
         }
         balances.sort_unstable_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
@@ -458,11 +505,17 @@ pub struct ReadValue {
 impl ReadValue {
     /// Like [`TransferValue::fast`], for a read's value.
     pub(crate) fn fast(text: &[u8]) -> Option<ReadValue> {
-        use crate::fastjson::{once, put, Cur, Miss};
-        let mut c = Cur::new(text);
+        let mut c = crate::fastjson::Cur::new(text);
+        let v = ReadValue::read(&mut c)?;
+        c.at_end().then_some(v)
+    }
+
+    /// The value at `c` (which it takes), as [`ReadValue::fast`] reads a whole text.
+    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<ReadValue> {
+        use crate::fastjson::{once, put, Miss};
         let (mut account, mut balance) = (None, None);
         let mut seen = 0u16;
-        c.object(|c, k| {
+        c.object_hinted(crate::fastjson::value_key_hint, |c, k| {
             let bit = match k {
                 b"account" => put(
                     &mut account,
@@ -475,9 +528,6 @@ impl ReadValue {
             once(&mut seen, bit)
         })
         .ok()?;
-        if !c.at_end() {
-            return None;
-        }
         Some(ReadValue {
             account: account?,
             balance,
@@ -490,21 +540,69 @@ impl ReadValue {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TransferValue {
+    /// A byte of no meaning whose unused values let [`EntryValue`] keep its variant
+    /// there (8 bytes less an entry).
+    #[serde(skip)]
+    shape: TransferShape,
     amount: i64,
     from: AccountName,
-    #[serde(
-        default,
-        deserialize_with = "some_i64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    from_balance: Option<i64>,
+    #[serde(default, skip_serializing_if = "Balance::is_none")]
+    from_balance: Balance,
     to: AccountName,
-    #[serde(
-        default,
-        deserialize_with = "some_i64",
-        skip_serializing_if = "Option::is_none"
-    )]
-    to_balance: Option<i64>,
+    #[serde(default, skip_serializing_if = "Balance::is_none")]
+    to_balance: Balance,
+}
+
+/// See [`TransferValue`]'s `shape`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[repr(u8)]
+enum TransferShape {
+    #[default]
+    Transfer = 1,
+}
+
+/// An optional balance in 8 bytes (an `Option<i64>` takes 16): `i64::MIN` is none, and
+/// a balance of exactly `i64::MIN` keeps its value a `Value`. A present field must be
+/// an integer (`null` leaves the value in its written shape too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "i64", into = "i64")]
+pub struct Balance(i64);
+
+impl Balance {
+    const NONE: Balance = Balance(i64::MIN);
+
+    pub fn get(self) -> Option<i64> {
+        (self != Balance::NONE).then_some(self.0)
+    }
+
+    fn is_none(&self) -> bool {
+        *self == Balance::NONE
+    }
+
+    fn some(b: i64) -> Result<Balance, crate::fastjson::Miss> {
+        (b != i64::MIN)
+            .then_some(Balance(b))
+            .ok_or(crate::fastjson::Miss::Other)
+    }
+}
+
+impl Default for Balance {
+    fn default() -> Self {
+        Balance::NONE
+    }
+}
+
+impl TryFrom<i64> for Balance {
+    type Error = String;
+    fn try_from(b: i64) -> Result<Self, String> {
+        Balance::some(b).map_err(|_| format!("a balance of {b} is not held compactly"))
+    }
+}
+
+impl From<Balance> for i64 {
+    fn from(b: Balance) -> i64 {
+        b.0
+    }
 }
 
 impl TransferValue {
@@ -512,34 +610,38 @@ impl TransferValue {
     /// order) without serde; `None` for anything else, which serde then reads (maybe
     /// as [`EntryValue::Other`]), so the fast path changes speed, never the result.
     pub(crate) fn fast(text: &[u8]) -> Option<TransferValue> {
+        let mut c = crate::fastjson::Cur::new(text);
+        let v = TransferValue::read(&mut c)?;
+        c.at_end().then_some(v)
+    }
+
+    /// The value at `c` (which it takes), as [`TransferValue::fast`] reads a whole text.
+    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<TransferValue> {
         use crate::fastjson::{once, put, Cur};
-        let mut c = Cur::new(text);
         let (mut amount, mut from, mut to, mut from_balance, mut to_balance) =
             (None, None, None, None, None);
         let mut seen = 0u16;
         let name =
             |c: &mut Cur<'_>| AccountName::inline(c.str()?).ok_or(crate::fastjson::Miss::Other);
-        c.object(|c, k| {
+        c.object_hinted(crate::fastjson::value_key_hint, |c, k| {
             let bit = match k {
                 b"amount" => put(&mut amount, c.i64()?, 0),
                 b"from" => put(&mut from, name(c)?, 1),
                 b"to" => put(&mut to, name(c)?, 2),
-                b"from_balance" => put(&mut from_balance, c.i64()?, 3),
-                b"to_balance" => put(&mut to_balance, c.i64()?, 4),
+                b"from_balance" => put(&mut from_balance, Balance::some(c.i64()?)?, 3),
+                b"to_balance" => put(&mut to_balance, Balance::some(c.i64()?)?, 4),
                 _ => return Err(crate::fastjson::Miss::Other),
             };
             once(&mut seen, bit)
         })
         .ok()?;
-        if !c.at_end() {
-            return None;
-        }
         Some(TransferValue {
+            shape: TransferShape::Transfer,
             amount: amount?,
             from: from?,
-            from_balance,
+            from_balance: from_balance.unwrap_or_default(),
             to: to?,
-            to_balance,
+            to_balance: to_balance.unwrap_or_default(),
         })
     }
 }
@@ -549,50 +651,102 @@ fn some_i64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Er
     i64::deserialize(d).map(Some)
 }
 
-/// An account name of up to 15 bytes, inline (longer names keep the value a `Value`).
-pub type AccountName = InlineStr<15>;
+/// An account name of up to 15 bytes, interned (longer names keep the value a `Value`).
+pub type AccountName = Interned<15>;
 
-/// A string of up to `N` bytes held inline (`N` at most 255).
-#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// A short string of up to `N` bytes, interned for the process: 2 bytes (its number)
+/// where the text inline took `N + 1`, compared by number. A sharded run names a
+/// handful of accounts and error words millions of times; the interner keeps at most
+/// [`MAX_INTERNED`] strings (each leaked once, for the life of the process), and a
+/// string met after that keeps its value a `Value`, as a long one does.
+#[derive(Clone, Copy, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
-pub struct InlineStr<const N: usize> {
-    len: u8,
-    bytes: [u8; N],
+pub struct Interned<const N: usize>(u16);
+
+/// The most strings the process interns (a run names a few dozen).
+pub const MAX_INTERNED: usize = 1 << 16;
+
+/// The interned strings by number, each set once and read without a lock.
+static INTERNED_TEXT: [std::sync::OnceLock<&'static str>; MAX_INTERNED] =
+    [const { std::sync::OnceLock::new() }; MAX_INTERNED];
+
+/// The interned strings by text, for interning.
+static INTERNED: std::sync::Mutex<Option<HashMap<&'static str, u16>>> = std::sync::Mutex::new(None);
+
+thread_local! {
+    /// This thread's copy of what it has looked up, so a lookup takes no lock.
+    static SEEN: std::cell::RefCell<crate::model::FxMap<&'static str, u16>> =
+        Default::default();
 }
 
-impl<const N: usize> InlineStr<N> {
-    pub fn as_str(&self) -> &str {
-        // Built only from a whole `str` in `inline`, so always valid UTF-8.
-        std::str::from_utf8(&self.bytes[..usize::from(self.len)]).unwrap_or("")
+fn intern(s: &str) -> Option<u16> {
+    if let Some(id) = SEEN.with(|m| m.borrow().get(s).copied()) {
+        return Some(id);
+    }
+    let (text, id) = {
+        let mut all = INTERNED.lock().unwrap_or_else(|e| e.into_inner());
+        let all = all.get_or_insert_with(HashMap::new);
+        match all.get_key_value(s) {
+            Some((&text, &id)) => (text, id),
+            None => {
+                let id = u16::try_from(all.len()).ok()?;
+                let text: &'static str = Box::leak(s.to_string().into_boxed_str());
+                INTERNED_TEXT[usize::from(id)].set(text).ok()?;
+                all.insert(text, id);
+                (text, id)
+            }
+        }
+    };
+    SEEN.with(|m| m.borrow_mut().insert(text, id));
+    Some(id)
+}
+
+impl<const N: usize> Interned<N> {
+    pub fn as_str(&self) -> &'static str {
+        // Only numbers handed out by `intern`, after it set their text, exist.
+        INTERNED_TEXT[usize::from(self.0)]
+            .get()
+            .copied()
+            .unwrap_or("")
     }
 
-    /// `None` when longer than `N` bytes.
-    fn inline(s: &str) -> Option<InlineStr<N>> {
-        let mut bytes = [0u8; N];
-        let b = s.as_bytes();
-        bytes.get_mut(..b.len())?.copy_from_slice(b);
-        Some(InlineStr {
-            len: u8::try_from(b.len()).ok()?,
-            bytes,
-        })
+    /// Its number in the order the process interned it (dense, from 0).
+    pub fn id(&self) -> u16 {
+        self.0
+    }
+
+    /// `None` when longer than `N` bytes (or the interner is full).
+    pub(crate) fn inline(s: &str) -> Option<Interned<N>> {
+        if s.len() > N {
+            return None;
+        }
+        intern(s).map(Interned)
     }
 }
 
-impl<const N: usize> std::fmt::Debug for InlineStr<N> {
+impl<const N: usize> PartialEq for Interned<N> {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl<const N: usize> Eq for Interned<N> {}
+
+impl<const N: usize> std::fmt::Debug for Interned<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.as_str().fmt(f)
     }
 }
 
-impl<const N: usize> TryFrom<String> for InlineStr<N> {
+impl<const N: usize> TryFrom<String> for Interned<N> {
     type Error = String;
     fn try_from(s: String) -> Result<Self, String> {
-        InlineStr::inline(&s).ok_or_else(|| format!("{s:?} is longer than {N} bytes"))
+        Interned::inline(&s).ok_or_else(|| format!("{s:?} is longer than {N} bytes"))
     }
 }
 
-impl<const N: usize> From<InlineStr<N>> for String {
-    fn from(a: InlineStr<N>) -> String {
+impl<const N: usize> From<Interned<N>> for String {
+    fn from(a: Interned<N>) -> String {
         a.as_str().to_string()
     }
 }
@@ -652,8 +806,8 @@ impl EntryValue {
         match self {
             EntryValue::Transfer(t) => match key {
                 "amount" => Some(t.amount),
-                "from_balance" => t.from_balance,
-                "to_balance" => t.to_balance,
+                "from_balance" => t.from_balance.get(),
+                "to_balance" => t.to_balance.get(),
                 _ => None,
             },
             EntryValue::FailedTransfer(t) => (key == "amount").then_some(t.amount),
@@ -735,7 +889,7 @@ pub(crate) struct ShardEvent {
     pub f: FnName,
     pub value: EntryValue,
     pub request_id: Option<u64>,
-    pub positions: Option<BTreeMap<ShardId, u64>>,
+    pub positions: Option<ShardPositions>,
 }
 
 impl From<crate::history::Event> for ShardEvent {
@@ -748,18 +902,100 @@ impl From<crate::history::Event> for ShardEvent {
             f: FnName::new(&e.f),
             value: e.value.into(),
             request_id: e.request_id,
-            positions: e.positions,
+            positions: e.positions.map(ShardPositions::from),
         }
     }
 }
 
 /// What the real-time order needs of a client's history line, in history order.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ClientStep {
     pub request_id: u64,
     pub index: u64,
     pub client: u64,
     pub invoke: bool,
+}
+
+/// The client steps of a history in 4 bytes a line (a [`ClientStep`] takes 32): a line
+/// that invoked an operation or gave the answer recorded in it is held as that
+/// operation's number and whether it invoked; any other line (an answer no invocation
+/// waits for) whole, aside.
+#[derive(Debug, Default)]
+pub(crate) struct ClientSteps {
+    /// `op | INVOKED`, or `ASIDE | k` for `aside[k]`.
+    steps: Vec<u32>,
+    aside: Vec<ClientStep>,
+}
+
+/// A step's flags, and the largest operation number held inline.
+const INVOKED: u32 = 1 << 31;
+const ASIDE: u32 = 1 << 30;
+const STEP_NUMBER: u32 = ASIDE - 1;
+
+/// One step as [`ClientSteps`] gives it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Operation `ops[op]` was invoked here.
+    Invoked(usize),
+    /// `ops[op]`'s recorded answer is this line.
+    Answered(usize),
+    /// Any other client line.
+    Other(ClientStep),
+}
+
+impl ClientSteps {
+    /// The invocation of `ops[op]`.
+    pub fn invoked(&mut self, op: usize, step: ClientStep) {
+        self.push(op, INVOKED, step);
+    }
+
+    /// The answer recorded in `ops[op]`.
+    pub fn answered(&mut self, op: usize, step: ClientStep) {
+        self.push(op, 0, step);
+    }
+
+    /// A line that is neither.
+    pub fn other(&mut self, step: ClientStep) {
+        self.push(usize::MAX, 0, step);
+    }
+
+    fn push(&mut self, op: usize, flag: u32, step: ClientStep) {
+        match u32::try_from(op).ok().filter(|&o| o <= STEP_NUMBER) {
+            Some(o) => self.steps.push(o | flag),
+            None => {
+                let k = self.aside.len() as u32;
+                self.steps.push(ASIDE | k.min(STEP_NUMBER));
+                self.aside.push(step);
+            }
+        }
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        self.steps.shrink_to_fit();
+        self.aside.shrink_to_fit();
+    }
+
+    /// The steps in history order.
+    pub fn iter(&self) -> impl Iterator<Item = Step> + '_ {
+        let mut aside = self.aside.iter();
+        self.steps.iter().map(move |&s| {
+            let n = (s & STEP_NUMBER) as usize;
+            if s & INVOKED != 0 {
+                Step::Invoked(n)
+            } else if s & ASIDE != 0 {
+                // Aside steps are taken in order (a count past the field's bound only
+                // saturates the number).
+                Step::Other(aside.next().copied().unwrap_or(ClientStep {
+                    request_id: 0,
+                    index: 0,
+                    client: 0,
+                    invoke: false,
+                }))
+            } else {
+                Step::Answered(n)
+            }
+        })
+    }
 }
 
 /// One client operation: its invocation and (maybe) its completion.
@@ -785,16 +1021,44 @@ pub(crate) struct Completion {
     pub positions: ShardPositions,
 }
 
-/// An answer's positions (shard id to position), sorted by shard: one small vector
-/// (a `BTreeMap` takes a 200-byte node for the one or two shards an answer names).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct ShardPositions(Vec<(ShardId, u64)>);
+/// An answer's positions (shard id to position), sorted by shard: the one or two an
+/// answer usually names inline, more in a vector (a vector of one or two takes a heap
+/// block besides itself, and a `BTreeMap` a 200-byte node).
+#[derive(Debug, Clone)]
+pub(crate) enum ShardPositions {
+    Inline(u8, [(ShardId, u64); 2]),
+    Heap(Vec<(ShardId, u64)>),
+}
 
 type PositionRef = fn(&(ShardId, u64)) -> (&ShardId, &u64);
 
+impl Default for ShardPositions {
+    fn default() -> Self {
+        ShardPositions::Inline(0, [(0, 0); 2])
+    }
+}
+
+impl PartialEq for ShardPositions {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for ShardPositions {}
+
 impl ShardPositions {
+    fn as_slice(&self) -> &[(ShardId, u64)] {
+        match self {
+            ShardPositions::Inline(n, items) => &items[..usize::from(*n)],
+            ShardPositions::Heap(v) => v,
+        }
+    }
+
     pub fn get(&self, shard: &ShardId) -> Option<&u64> {
-        self.0.iter().find(|(s, _)| s == shard).map(|(_, p)| p)
+        self.as_slice()
+            .iter()
+            .find(|(s, _)| s == shard)
+            .map(|(_, p)| p)
     }
 
     pub fn contains_key(&self, shard: &ShardId) -> bool {
@@ -802,25 +1066,42 @@ impl ShardPositions {
     }
 
     pub fn insert(&mut self, shard: ShardId, position: u64) {
-        match self.0.binary_search_by_key(&shard, |&(s, _)| s) {
-            Ok(i) => self.0[i].1 = position,
-            Err(i) => self.0.insert(i, (shard, position)),
+        let at = self.as_slice().binary_search_by_key(&shard, |&(s, _)| s);
+        match (self, at) {
+            (ShardPositions::Inline(_, items), Ok(i)) => items[i].1 = position,
+            (ShardPositions::Heap(v), Ok(i)) => v[i].1 = position,
+            (ShardPositions::Inline(n, items), Err(i)) if usize::from(*n) < items.len() => {
+                items.copy_within(i..usize::from(*n), i + 1);
+                items[i] = (shard, position);
+                *n += 1;
+            }
+            (this, Err(i)) => {
+                let mut v = this.as_slice().to_vec();
+                v.insert(i, (shard, position));
+                *this = ShardPositions::Heap(v);
+            }
         }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.as_slice().is_empty()
+    }
+
+    pub fn shrink_to_fit(&mut self) {
+        if let ShardPositions::Heap(v) = self {
+            v.shrink_to_fit();
+        }
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &ShardId> {
-        self.0.iter().map(|(s, _)| s)
+        self.as_slice().iter().map(|(s, _)| s)
     }
 
     pub fn iter(&self) -> std::iter::Map<std::slice::Iter<'_, (ShardId, u64)>, PositionRef> {
         fn split(e: &(ShardId, u64)) -> (&ShardId, &u64) {
             (&e.0, &e.1)
         }
-        self.0.iter().map(split as PositionRef)
+        self.as_slice().iter().map(split as PositionRef)
     }
 }
 
@@ -834,9 +1115,12 @@ impl<'a> IntoIterator for &'a ShardPositions {
 
 impl From<BTreeMap<ShardId, u64>> for ShardPositions {
     fn from(m: BTreeMap<ShardId, u64>) -> Self {
-        let mut v: Vec<(ShardId, u64)> = m.into_iter().collect();
-        v.shrink_to_fit();
-        ShardPositions(v)
+        let mut out = ShardPositions::default();
+        for (s, p) in m {
+            out.insert(s, p);
+        }
+        out.shrink_to_fit();
+        out
     }
 }
 
@@ -913,6 +1197,17 @@ const LOG_CHUNK: usize = 4096;
 impl ShardLog {
     pub fn get(&self, exec: &u64) -> Option<&LogEntry> {
         let i = usize::try_from(exec.checked_sub(self.start)?).ok()?;
+        self.chunks.get(i / LOG_CHUNK)?.get(i % LOG_CHUNK)?.as_ref()
+    }
+
+    /// The slot `exec` is laid in.
+    pub fn slot_of(&self, exec: u64) -> Option<u64> {
+        exec.checked_sub(self.start)
+    }
+
+    /// The entry in slot `slot`.
+    pub fn at_slot(&self, slot: u64) -> Option<&LogEntry> {
+        let i = usize::try_from(slot).ok()?;
         self.chunks.get(i / LOG_CHUNK)?.get(i % LOG_CHUNK)?.as_ref()
     }
 
@@ -1018,7 +1313,7 @@ impl ShardLog {
 /// Everything the sharded checks look at.
 pub(crate) struct Sharded {
     pub specs: Vec<ShardSpec>,
-    pub account_shard: HashMap<String, ShardId>,
+    pub account_shard: crate::model::FxMap<String, ShardId>,
     pub initial_balance: Option<i64>,
     pub ops: Vec<Op>,
     /// (client, request_id) to the op.
@@ -1031,6 +1326,43 @@ pub(crate) struct Sharded {
 }
 
 impl Sharded {
+    /// The log entries `key` gives a key, as (key, shard and slot packed by
+    /// [`Sharded::pack`]) pairs sorted by key, then shard, then position: the sort
+    /// compares plain integers, never an entry behind a pointer. `None` when there are
+    /// more than a million shards.
+    pub fn sorted_entries<K: Ord + Copy>(
+        &self,
+        mut key: impl FnMut(&LogEntry) -> Option<K>,
+    ) -> Option<Vec<(K, u64)>> {
+        let keyed = self
+            .logs
+            .values()
+            .flat_map(|l| l.values())
+            .filter(|e| key(e).is_some());
+        let mut out = Vec::with_capacity(keyed.count());
+        for (k, log) in self.logs.values().enumerate() {
+            for e in log.values() {
+                if let Some(key) = key(e) {
+                    out.push((key, Sharded::pack(k, log.slot_of(e.exec_index)?)?));
+                }
+            }
+        }
+        out.sort_unstable();
+        Some(out)
+    }
+
+    /// A shard (by its place among the logs) and a slot of its log in one integer,
+    /// ordered as the pair.
+    fn pack(shard: usize, slot: u64) -> Option<u64> {
+        (shard < 1 << 20 && slot < 1 << 44).then_some(((shard as u64) << 44) | slot)
+    }
+
+    /// The entry [`Sharded::pack`] packed, with its shard's id.
+    pub fn unpack(&self, packed: u64) -> Option<(ShardId, &LogEntry)> {
+        let (shard, log) = self.logs.iter().nth((packed >> 44) as usize)?;
+        Some((*shard, log.at_slot(packed & ((1 << 44) - 1))?))
+    }
+
     pub fn shard_of(&self, account: &str) -> Option<ShardId> {
         self.account_shard.get(account).copied()
     }
@@ -1046,23 +1378,22 @@ impl Sharded {
             .map_or_else(Vec::new, |&o| self.ops[o].indices())
     }
 
+    /// Shard `id`'s balances before its log: run.toml's initial balance on each of its
+    /// accounts.
+    pub fn initial_bank(&self, id: ShardId) -> Bank {
+        let accounts = self.spec(id).map_or(&[][..], |s| &s.accounts[..]);
+        Bank::new(accounts, self.initial_balance.unwrap_or(0))
+    }
+
     /// The state of shard `id` replayed from its agreed log up to `upto` (inclusive);
     /// `Err(gap)` when the log lacks an index first.
     pub fn replay_shard(
         &self,
         id: ShardId,
         upto: u64,
-        mut each: impl FnMut(u64, &LogEntry, &BTreeMap<String, i64>),
-    ) -> Result<BTreeMap<String, i64>, u64> {
-        let mut bank: BTreeMap<String, i64> = self
-            .spec(id)
-            .map(|s| {
-                s.accounts
-                    .iter()
-                    .map(|a| (a.clone(), self.initial_balance.unwrap_or(0)))
-                    .collect()
-            })
-            .unwrap_or_default();
+        mut each: impl FnMut(u64, &LogEntry, &Bank),
+    ) -> Result<Bank, u64> {
+        let mut bank = self.initial_bank(id);
         let Some(log) = self.logs.get(&id) else {
             return Ok(bank);
         };
@@ -1077,45 +1408,100 @@ impl Sharded {
     }
 }
 
+/// A shard's balances during a replay: its accounts in name order (the order a map of
+/// them lists them), found by binary search, their balances in one vector (a
+/// `BTreeMap<String, i64>` is rebuilt, searched through its nodes and walked for every
+/// entry of every replay).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bank {
+    names: Vec<String>,
+    balances: Vec<i64>,
+}
+
+impl Bank {
+    /// `accounts` at `initial` each (a name given twice is one account).
+    pub fn new(accounts: &[String], initial: i64) -> Bank {
+        let mut names = accounts.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        let balances = vec![initial; names.len()];
+        Bank { names, balances }
+    }
+
+    fn slot(&self, account: &str) -> Option<usize> {
+        self.names
+            .binary_search_by(|n| n.as_str().cmp(account))
+            .ok()
+    }
+
+    pub fn contains(&self, account: &str) -> bool {
+        self.slot(account).is_some()
+    }
+
+    pub fn get(&self, account: &str) -> Option<i64> {
+        self.slot(account).map(|i| self.balances[i])
+    }
+
+    /// Adds `delta` to `account`'s balance, if the shard holds it.
+    fn add(&mut self, account: &str, delta: i64) {
+        if let Some(i) = self.slot(account) {
+            self.balances[i] += delta;
+        }
+    }
+
+    /// (account, balance) in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, i64)> + '_ {
+        self.names
+            .iter()
+            .map(String::as_str)
+            .zip(self.balances.iter().copied())
+    }
+
+    /// The first account (in name order) below zero.
+    pub fn negative(&self) -> Option<(&str, i64)> {
+        let i = self.balances.iter().position(|&b| b < 0)?;
+        Some((&self.names[i], self.balances[i]))
+    }
+
+    pub fn sum(&self) -> i128 {
+        self.balances.iter().map(|&b| i128::from(b)).sum()
+    }
+
+    pub fn to_map(&self) -> BTreeMap<String, i64> {
+        self.iter().map(|(a, b)| (a.to_string(), b)).collect()
+    }
+}
+
 /// Applies one log entry to its shard's balances.
-pub(crate) fn apply_entry(bank: &mut BTreeMap<String, i64>, e: &LogEntry) {
-    let plain_ok = e.f == "transfer" && e.kind == EventType::Ok;
-    apply_parts(bank, &e.value, (e.txn(), e.applied), plain_ok);
+pub(crate) fn apply_entry(bank: &mut Bank, e: &LogEntry) {
+    let plain_ok = e.f == FnName::TRANSFER && e.kind == EventType::Ok;
+    apply_parts(bank, &e.value, (e.txn().is_some(), e.applied()), plain_ok);
 }
 
 /// [`apply_entry`] for an entry as written.
-pub(crate) fn apply_shard_entry(bank: &mut BTreeMap<String, i64>, e: &ShardEntry) {
+pub(crate) fn apply_shard_entry(bank: &mut Bank, e: &ShardEntry) {
     let plain_ok = e.f == "transfer" && e.kind == EventType::Ok;
-    apply_parts(bank, &e.value, (e.txn, e.applied), plain_ok);
+    apply_parts(bank, &e.value, (e.txn.is_some(), e.applied), plain_ok);
 }
 
-/// `plain_ok`: the entry is an executed transfer outside a transaction.
-fn apply_parts(
-    bank: &mut BTreeMap<String, i64>,
-    value: &EntryValue,
-    txn: (Option<TxnId>, Option<i64>),
-    plain_ok: bool,
-) {
+/// `txn`: whether the entry belongs to a transaction, and what it applied; `plain_ok`:
+/// the entry is an executed transfer outside a transaction.
+fn apply_parts(bank: &mut Bank, value: &EntryValue, txn: (bool, Option<i64>), plain_ok: bool) {
     let Some((from, to, amount)) = value.transfer() else {
         return;
     };
     match txn {
-        (Some(_), Some(delta)) if delta != 0 => {
+        (true, Some(delta)) if delta != 0 => {
             // The debit lands on the source's shard, the credit on the destination's.
-            let account = if bank.contains_key(from) { from } else { to };
-            if let Some(b) = bank.get_mut(account) {
-                *b += delta;
-            }
+            let account = if bank.contains(from) { from } else { to };
+            bank.add(account, delta);
         }
-        (Some(_), _) => {}
-        (None, _) if plain_ok => {
-            for (a, d) in [(from, -amount), (to, amount)] {
-                if let Some(b) = bank.get_mut(a) {
-                    *b += d;
-                }
-            }
+        (true, _) => {}
+        (false, _) if plain_ok => {
+            bank.add(from, -amount);
+            bank.add(to, amount);
         }
-        (None, _) => {}
+        (false, _) => {}
     }
 }
 
@@ -1125,7 +1511,7 @@ mod tests {
 
     fn entry(exec: u64) -> LogEntry {
         let value = EntryValue::default();
-        let f = FnName::Read;
+        let f = FnName::READ;
         LogEntry::new(
             (exec, 1, exec),
             f,
@@ -1136,6 +1522,113 @@ mod tests {
             None,
             None,
         )
+    }
+
+    /// What keeps a run in proportion to its size: an entry's value and a log entry
+    /// stay small records, and a history line's step takes 4 bytes.
+    #[test]
+    fn entries_values_and_steps_stay_small() {
+        assert!(std::mem::size_of::<EntryValue>() <= 32);
+        assert!(std::mem::size_of::<LogEntry>() <= 88);
+        assert!(std::mem::size_of::<FnName>() == 8);
+        assert!(std::mem::size_of::<Op>() <= 168);
+        assert!(std::mem::size_of::<Interned<15>>() == 2);
+    }
+
+    /// One copy per text: equal texts give the same handle, longer ones none.
+    #[test]
+    fn interned_names_are_one_copy_each() {
+        let a = AccountName::inline("acct-A").unwrap();
+        let b = AccountName::try_from("acct-A".to_string()).unwrap();
+        assert_eq!(a, b);
+        assert!(std::ptr::eq(a.as_str(), b.as_str()));
+        assert_ne!(a, AccountName::inline("acct-B").unwrap());
+        assert_ne!(a.id(), AccountName::inline("acct-B").unwrap().id());
+        assert!(AccountName::inline("sixteen-bytes-xx").is_none());
+        let from_thread = std::thread::spawn(|| AccountName::inline("acct-A").unwrap().id());
+        assert_eq!(from_thread.join().unwrap(), a.id());
+    }
+
+    /// Positions stay sorted by shard, inline up to two, in a vector past that.
+    #[test]
+    fn positions_stay_sorted_inline_or_not() {
+        let mut p = ShardPositions::default();
+        for (s, at) in [(3, 30), (1, 10), (3, 31), (2, 20)] {
+            p.insert(s, at);
+            assert!(p.as_slice().windows(2).all(|w| w[0].0 < w[1].0), "{p:?}");
+        }
+        assert_eq!(p.as_slice(), &[(1, 10), (2, 20), (3, 31)]);
+        assert!(matches!(p, ShardPositions::Heap(_)));
+        let two = ShardPositions::from(BTreeMap::from([(2, 5), (1, 4)]));
+        assert!(matches!(two, ShardPositions::Inline(2, _)));
+        assert_eq!((two.get(&1), two.get(&3)), (Some(&4), None));
+        assert_eq!(two, ShardPositions::from(BTreeMap::from([(1, 4), (2, 5)])));
+    }
+
+    /// Steps come back in history order, those of operations by number and any other
+    /// whole.
+    #[test]
+    fn client_steps_read_back_in_order() {
+        let step = |index, invoke| ClientStep {
+            request_id: 7,
+            index,
+            client: 2,
+            invoke,
+        };
+        let mut steps = ClientSteps::default();
+        steps.invoked(0, step(1, true));
+        steps.other(step(2, false));
+        steps.answered(0, step(3, false));
+        steps.invoked(usize::MAX, step(4, true));
+        let got: Vec<Step> = steps.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                Step::Invoked(0),
+                Step::Other(step(2, false)),
+                Step::Answered(0),
+                Step::Other(step(4, true)),
+            ]
+        );
+    }
+
+    /// A bank lists its accounts in name order, finds them, and applies a plain
+    /// transfer to both sides and a transaction's amount to the side it holds.
+    #[test]
+    fn a_bank_replays_transfers_by_account() {
+        let mut bank = Bank::new(&["C".into(), "A".into()], 10);
+        let transfer = |text: &str| serde_json::from_str::<EntryValue>(text).unwrap();
+        let plain = LogEntry::new(
+            (1, 1, 1),
+            FnName::TRANSFER,
+            transfer(r#"{"amount":3,"from":"A","to":"C"}"#),
+            EventType::Ok,
+            None,
+            None,
+            None,
+            None,
+        );
+        apply_entry(&mut bank, &plain);
+        let txn = Some(TxnId {
+            coordinator: 2,
+            client: 1,
+            request_id: 2,
+        });
+        let credit = LogEntry::new(
+            (2, 1, 2),
+            FnName::TRANSFER,
+            transfer(r#"{"amount":20,"from":"B","to":"A"}"#),
+            EventType::Ok,
+            txn,
+            Some(Phase::Commit),
+            None,
+            Some(-20),
+        );
+        apply_entry(&mut bank, &credit);
+        assert_eq!(bank.iter().collect::<Vec<_>>(), vec![("A", -13), ("C", 13)]);
+        assert_eq!((bank.get("C"), bank.get("B")), (Some(13), None));
+        assert_eq!(bank.negative(), Some(("A", -13)));
+        assert_eq!(bank.sum(), 0);
     }
 
     /// A transaction id is held as its coordinator when it names the entry's own
@@ -1151,7 +1644,7 @@ mod tests {
         for txn in [None, Some(own), Some(other)] {
             let e = LogEntry::new(
                 (3, 1, 5),
-                FnName::Transfer,
+                FnName::TRANSFER,
                 EntryValue::default(),
                 EventType::Ok,
                 txn,

@@ -23,30 +23,72 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         check.unknown("there is no final.json, so no shard's log can be searched for transactions");
         return check.finish();
     }
-    // Every transaction entry, grouped by transaction by sorting one flat vector of 16
-    // bytes an entry (a map of maps takes several times the memory).
-    let mut entries: Vec<(ShardId, &LogEntry)> = Vec::new();
     for (&shard, log) in &data.logs {
-        for e in log.values() {
+        for e in log.values().filter(|e| e.phase.is_none()) {
             let Some(id) = e.txn() else { continue };
-            entries.push((shard, e));
-            if e.phase.is_none() {
-                check.anomaly(|| {
-                    Anomaly::new(
-                        AnomalyKind::NoPhase,
-                        format!("Shard {shard}'s entry at exec_index {} belongs to {} but names no phase.", e.exec_index, name(&id)),
-                        data.indices_of(id.client, id.request_id),
-                    )
-                    .at_slots(vec![e.exec_index])
-                });
-            }
+            check.anomaly(|| {
+                Anomaly::new(
+                    AnomalyKind::NoPhase,
+                    format!(
+                        "Shard {shard}'s entry at exec_index {} belongs to {} but names no phase.",
+                        e.exec_index,
+                        name(&id)
+                    ),
+                    data.indices_of(id.client, id.request_id),
+                )
+                .at_slots(vec![e.exec_index])
+            });
         }
     }
-    entries.sort_unstable_by_key(|&(s, e)| (e.txn(), s, e.exec_index));
+    // Every transaction entry, grouped by transaction by sorting one flat vector of
+    // (transaction, shard and slot) keys, 24 bytes an entry (32 when a client number is
+    // too large to pack; a map of maps takes several times the memory).
+    let all_pack = data
+        .logs
+        .values()
+        .flat_map(|l| l.values())
+        .filter_map(LogEntry::txn)
+        .all(|t| pack(t).is_some());
+    if all_pack {
+        judge_all(data, check, |e| e.txn().and_then(pack), unpack)
+    } else {
+        judge_all(data, check, LogEntry::txn, |t| t)
+    }
+}
+
+/// A transaction id in two integers ordered as it is, when its client fits 32 bits.
+fn pack(t: TxnId) -> Option<(u64, u64)> {
+    let client = u32::try_from(t.client).ok()?;
+    Some((
+        (u64::from(t.coordinator) << 32) | u64::from(client),
+        t.request_id,
+    ))
+}
+
+fn unpack((high, request_id): (u64, u64)) -> TxnId {
+    TxnId {
+        coordinator: (high >> 32) as ShardId,
+        client: high & 0xffff_ffff,
+        request_id,
+    }
+}
+
+/// The check with transactions keyed by `key` and given back by `unkey`.
+fn judge_all<K: Ord + Copy>(
+    data: &Sharded,
+    mut check: Check,
+    key: impl FnMut(&LogEntry) -> Option<K>,
+    unkey: impl Fn(K) -> TxnId,
+) -> CheckResult {
+    let Some(entries) = data.sorted_entries(key) else {
+        check.unknown("final.json has more shards than the check can group (a million)");
+        return check.finish();
+    };
     let txns = || {
-        entries
-            .chunk_by(|a, b| a.1.txn() == b.1.txn())
-            .filter_map(|group| Some((group[0].1.txn()?, on_shards(group))))
+        entries.chunk_by(|a, b| a.0 == b.0).map(|group| {
+            let on = group.iter().filter_map(|&(_, at)| data.unpack(at));
+            (unkey(group[0].0), on_shards(on))
+        })
     };
     check.count("cross-shard transactions", txns().count() as u64);
     for (id, shards) in txns() {
@@ -60,9 +102,11 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
 
 /// One transaction's entries (sorted by shard, then position) as each shard's prepare
 /// and decision (the last of each, if a shard logged one twice).
-fn on_shards<'a>(group: &[(ShardId, &'a LogEntry)]) -> BTreeMap<ShardId, OnShard<'a>> {
+fn on_shards<'a>(
+    group: impl Iterator<Item = (ShardId, &'a LogEntry)>,
+) -> BTreeMap<ShardId, OnShard<'a>> {
     let mut out: BTreeMap<ShardId, OnShard<'a>> = BTreeMap::new();
-    for &(shard, e) in group {
+    for (shard, e) in group {
         let slot = out.entry(shard).or_default();
         match e.phase {
             Some(Phase::Prepare) => slot.prepare = Some(e),
@@ -151,11 +195,11 @@ fn per_shard(
     all: &BTreeMap<ShardId, OnShard<'_>>,
 ) {
     if let Some(p) = on.prepare {
-        if p.applied.unwrap_or(0) != 0 {
+        if p.applied().unwrap_or(0) != 0 {
             check.anomaly(|| {
                 Anomaly::new(
                     AnomalyKind::AppliedAtPrepare,
-                    format!("Shard {s} applied {} at the prepare of the {t} (exec_index {}); a participant may apply only at commit.", p.applied.unwrap_or(0), p.exec_index),
+                    format!("Shard {s} applied {} at the prepare of the {t} (exec_index {}); a participant may apply only at commit.", p.applied().unwrap_or(0), p.exec_index),
                     indices(),
                 )
                 .at_slots(vec![p.exec_index])
@@ -163,13 +207,13 @@ fn per_shard(
         }
     }
     let Some(d) = on.decision else { return };
-    if d.phase == Some(Phase::Abort) && d.applied.unwrap_or(0) != 0 {
+    if d.phase == Some(Phase::Abort) && d.applied().unwrap_or(0) != 0 {
         check.anomaly(|| {
             Anomaly::new(
                 AnomalyKind::AppliedAtAbort,
                 format!(
                     "Shard {s} applied {} at the abort of the {t} (exec_index {}).",
-                    d.applied.unwrap_or(0),
+                    d.applied().unwrap_or(0),
                     d.exec_index
                 ),
                 indices(),
@@ -217,7 +261,7 @@ fn per_shard(
         } else {
             0
         };
-        let applied = d.applied.unwrap_or(0);
+        let applied = d.applied().unwrap_or(0);
         if applied != expected {
             check.anomaly(|| {
                 Anomaly::new(

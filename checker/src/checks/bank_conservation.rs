@@ -10,8 +10,8 @@
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
 use crate::model::list;
-use crate::shards::{ShardId, Sharded};
-use std::collections::{BTreeMap, HashMap};
+use crate::model::FxMap;
+use crate::shards::{Bank, ShardId, Sharded};
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
     let mut check = Check::default();
@@ -24,21 +24,11 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         check.unknown("there is no final.json, so the shards' logs cannot be replayed");
         return check.finish();
     }
-    // The bank's end total first: it is the headline, and the per-snapshot findings
-    // that usually follow it could fill the stored anomalies.
-    let mut end_total: Option<i128> = Some(0);
-    for spec in &data.specs {
-        let last = data
-            .logs
-            .get(&spec.id)
-            .and_then(|l| l.last_index())
-            .unwrap_or(0);
-        let sum = data
-            .replay_shard(spec.id, last, |_, _, _| {})
-            .ok()
-            .map(|b| b.values().map(|&v| i128::from(v)).sum::<i128>());
-        end_total = end_total.zip(sum).map(|(t, s)| t + s);
-    }
+    // Each shard is replayed once; the bank's end total is told first: it is the
+    // headline, and the per-snapshot findings that usually follow it could fill the
+    // stored anomalies.
+    let replays: Vec<Replayed> = data.specs.iter().map(|s| replay_one(data, s.id)).collect();
+    let end_total = replays.iter().try_fold(0i128, |t, r| r.sum.map(|s| t + s));
     match end_total {
         Some(t) if t != total => check.anomaly(|| {
             Anomaly::new(
@@ -51,8 +41,8 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         None => {}
     }
     snapshots_sum(data, &mut check, total);
-    for spec in &data.specs {
-        replay_one(data, &mut check, spec.id);
+    for r in replays {
+        r.tell(data, &mut check);
     }
     check.finish()
 }
@@ -120,10 +110,36 @@ fn snapshots_sum(data: &Sharded, check: &mut Check, total: i128) {
     }
 }
 
-/// Replays shard `id`, comparing the read_all parts told its positions.
-fn replay_one(data: &Sharded, check: &mut Check, id: ShardId) {
+/// What replaying one shard found, in the order it found it.
+struct Replayed {
+    id: ShardId,
+    /// The shard's total at the end of its log (`None` past a gap).
+    sum: Option<i128>,
+    findings: Vec<Finding>,
+    /// read_all parts compared.
+    compared: u64,
+    gap: Option<u64>,
+}
+
+enum Finding {
+    /// The first balance below zero.
+    Negative {
+        account: String,
+        balance: i64,
+        exec: u64,
+    },
+    /// A read_all part (`ops[o]`) that is not the shard's state at `exec`.
+    Torn {
+        o: usize,
+        exec: u64,
+        diffs: Vec<String>,
+    },
+}
+
+/// Replays shard `id` once, comparing the read_all parts told its positions.
+fn replay_one(data: &Sharded, id: ShardId) -> Replayed {
     let last = data.logs.get(&id).and_then(|l| l.last_index()).unwrap_or(0);
-    let mut waiting: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut waiting: FxMap<u64, Vec<usize>> = FxMap::default();
     for (i, op) in data.ops.iter().enumerate() {
         if let Some(c) = op
             .complete
@@ -135,48 +151,88 @@ fn replay_one(data: &Sharded, check: &mut Check, id: ShardId) {
             }
         }
     }
-    let mut negatives = 0u64;
+    let (mut findings, mut compared, mut negative) = (Vec::new(), 0u64, false);
     let replay = data.replay_shard(id, last, |exec, _, bank| {
-        if let Some((a, b)) = bank.iter().find(|(_, &b)| b < 0) {
-            negatives += 1;
-            if negatives == 1 {
-                check.anomaly(|| {
+        if let Some((a, b)) = bank.negative() {
+            if !std::mem::replace(&mut negative, true) {
+                findings.push(Finding::Negative {
+                    account: a.to_string(),
+                    balance: b,
+                    exec,
+                });
+            }
+        }
+        for &o in waiting.get(&exec).into_iter().flatten() {
+            let Some(diffs) = compare_snapshot(data, o, bank) else {
+                continue;
+            };
+            compared += 1;
+            if !diffs.is_empty() {
+                findings.push(Finding::Torn { o, exec, diffs });
+            }
+        }
+    });
+    Replayed {
+        id,
+        sum: replay.as_ref().ok().map(Bank::sum),
+        findings,
+        compared,
+        gap: replay.err(),
+    }
+}
+
+impl Replayed {
+    fn tell(self, data: &Sharded, check: &mut Check) {
+        let id = self.id;
+        for f in self.findings {
+            match f {
+                Finding::Negative {
+                    account: a,
+                    balance: b,
+                    exec,
+                } => check.anomaly(|| {
                     Anomaly::new(
                         AnomalyKind::NegativeBalance,
                         format!("Replaying shard {id}'s log, account {a} is at {b} after exec_index {exec}."),
                         Vec::new(),
                     )
                     .at_slots(vec![exec])
-                });
+                }),
+                Finding::Torn { o, exec, diffs } => {
+                    let op = &data.ops[o];
+                    check.anomaly(|| {
+                        Anomaly::new(
+                            AnomalyKind::TornSnapshot,
+                            format!(
+                                "{} was told position {exec} on shard {id} but saw there {}: its snapshot is not the shard's state at that position.",
+                                op.describe(),
+                                diffs.join(", ")
+                            ),
+                            op.indices(),
+                        )
+                        .at_slots(vec![exec])
+                    });
+                }
             }
         }
-        for &o in waiting.get(&exec).into_iter().flatten() {
-            compare_snapshot(data, check, o, id, exec, bank);
+        if self.compared > 0 {
+            check.count("read_all shard parts compared", self.compared);
         }
-    });
-    if let Err(gap) = replay {
-        check.unknown(format!(
-            "shard {id}'s log has no entry at exec_index {gap}, so it cannot be replayed past it"
-        ));
+        if let Some(gap) = self.gap {
+            check.unknown(format!(
+                "shard {id}'s log has no entry at exec_index {gap}, so it cannot be replayed past it"
+            ));
+        }
     }
 }
 
-/// A read_all's part on shard `id` must be the shard's state at its position there.
-fn compare_snapshot(
-    data: &Sharded,
-    check: &mut Check,
-    o: usize,
-    id: ShardId,
-    exec: u64,
-    bank: &BTreeMap<String, i64>,
-) {
-    let op = &data.ops[o];
-    let Some(seen) = op.complete.as_ref().and_then(|c| c.value.balances()) else {
-        return;
-    };
-    let diffs: Vec<String> = bank
+/// A read_all's part on a shard must be the shard's state at its position there: what
+/// differs, account by account (`None` when the answer shows no balances).
+fn compare_snapshot(data: &Sharded, o: usize, bank: &Bank) -> Option<Vec<String>> {
+    let seen = data.ops[o].complete.as_ref()?.value.balances()?;
+    let diffs = bank
         .iter()
-        .filter_map(|(a, &b)| {
+        .filter_map(|(a, b)| {
             let s = seen.iter().find(|s| s.0 == a).and_then(|s| s.1);
             (s != Some(b)).then(|| {
                 format!(
@@ -186,19 +242,5 @@ fn compare_snapshot(
             })
         })
         .collect();
-    check.count("read_all shard parts compared", 1);
-    if !diffs.is_empty() {
-        check.anomaly(|| {
-            Anomaly::new(
-                AnomalyKind::TornSnapshot,
-                format!(
-                    "{} was told position {exec} on shard {id} but saw there {}: its snapshot is not the shard's state at that position.",
-                    op.describe(),
-                    diffs.join(", ")
-                ),
-                op.indices(),
-            )
-            .at_slots(vec![exec])
-        });
-    }
+    Some(diffs)
 }

@@ -31,7 +31,7 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
-use crate::shards::{ClientStep, Op, ShardId, Sharded};
+use crate::shards::{ClientSteps, Op, ShardId, Sharded, Step};
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 /// How many cycles are described in words (all are counted).
@@ -98,7 +98,7 @@ impl Graph {
     }
 }
 
-pub(crate) fn run(data: &Sharded, steps: &[ClientStep]) -> CheckResult {
+pub(crate) fn run(data: &Sharded, steps: &ClientSteps) -> CheckResult {
     let mut check = Check::default();
     let mut vertex: Vec<u32> = vec![NONE; data.ops.len()];
     let mut ops: Vec<u32> = Vec::new();
@@ -316,7 +316,7 @@ fn shard_edges(data: &Sharded, check: &mut Check, vertex: &[u32], edge: &mut Edg
                 )
             });
         }
-        let mut accounts: HashMap<&str, AccountOrder> = HashMap::new();
+        let mut accounts: crate::model::FxMap<&str, AccountOrder> = Default::default();
         for &(p, o) in &order {
             let writes = changes(&data.ops[o]);
             touched(data, &data.ops[o], shard, |account| {
@@ -382,7 +382,7 @@ impl AccountOrder {
 /// Adds the barrier chain (new vertices from `*vertices` on) and its edges.
 fn real_time_edges(
     data: &Sharded,
-    steps: &[ClientStep],
+    steps: &ClientSteps,
     vertex: &[u32],
     vertices: &mut usize,
     edges: &mut Vec<(u32, u32)>,
@@ -394,15 +394,26 @@ fn real_time_edges(
     // A retried request is one operation: it begins at its first invocation and ends
     // at its definite answer (an earlier `info` says nothing about when it ran).
     let mut begun = vec![false; vertex.len()];
-    for e in steps {
-        let Some(&o) = data.op_by_key.get(&(e.client, e.request_id)) else {
+    let index_of = |o: usize| data.ops[o].complete.as_ref().map(|c| c.index);
+    for step in steps.iter() {
+        // The operation the step's (client, request) names, whether it invoked, and
+        // the history index of an answer.
+        let (key, invoke, answer) = match step {
+            Step::Invoked(x) => ((data.ops[x].client, data.ops[x].request_id), true, None),
+            Step::Answered(x) => {
+                let key = (data.ops[x].client, data.ops[x].request_id);
+                (key, false, index_of(x))
+            }
+            Step::Other(e) => ((e.client, e.request_id), e.invoke, Some(e.index)),
+        };
+        let Some(&o) = data.op_by_key.get(&key) else {
             continue;
         };
         let v = vertex[o];
         if v == NONE {
             continue;
         }
-        if e.invoke {
+        if invoke {
             if std::mem::replace(&mut begun[o], true) {
                 continue;
             }
@@ -410,7 +421,7 @@ fn real_time_edges(
                 edges.push((b, v));
                 invoked_since = true;
             }
-        } else if data.ops[o].complete.as_ref().map(|c| c.index) == Some(e.index) {
+        } else if answer.is_some() && index_of(o) == answer {
             if invoked_since {
                 let b = *vertices as u32;
                 *vertices += 1;

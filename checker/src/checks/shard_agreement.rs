@@ -10,7 +10,7 @@
 use super::agreement::Agreement;
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::final_state::NodeState;
-use crate::shards::{ShardId, ShardNodeState, Sharded};
+use crate::shards::{Bank, ShardId, ShardNodeState, Sharded};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `agreement` holds what streaming final.json found (divergences, jumps;
@@ -72,8 +72,6 @@ fn replayed(data: &Sharded, nodes: &[ShardNodeState]) -> HashMap<(ShardId, u64),
     out
 }
 
-type Bank = BTreeMap<String, i64>;
-
 /// A replica's final balances against the replay of its shard's agreed log up to its
 /// last index (`None` when the log has a gap before it).
 fn balances(agreement: &mut Agreement, label: &str, node: &ShardNodeState, bank: Option<&Bank>) {
@@ -84,10 +82,10 @@ fn balances(agreement: &mut Agreement, label: &str, node: &ShardNodeState, bank:
         Some(bank) => {
             let diffs: Vec<(String, String, String)> = bank
                 .iter()
-                .filter(|(a, b)| got.get(*a) != Some(b))
+                .filter(|&(a, b)| got.get(a) != Some(&b))
                 .map(|(a, b)| {
                     (
-                        a.clone(),
+                        a.to_string(),
                         got.get(a).map_or("nothing".into(), i64::to_string),
                         b.to_string(),
                     )

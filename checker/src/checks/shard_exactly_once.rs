@@ -20,30 +20,65 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         return check.finish();
     }
     // Every entry by (client, request id), then by shard and position: one flat
-    // vector of 16 bytes an entry, sorted in place (a map of small vectors takes
-    // several times the memory).
-    let mut by_key: Vec<(ShardId, &LogEntry)> =
-        Vec::with_capacity(data.logs.values().map(|l| l.values().count()).sum());
-    for (&s, log) in &data.logs {
-        by_key.extend(log.values().map(|e| (s, e)));
+    // vector of 16 bytes an entry (24 when a client or request number is too large to
+    // pack), sorted by plain integers (a map of small vectors takes several times the
+    // memory).
+    let all_pack = data
+        .logs
+        .values()
+        .flat_map(|l| l.values())
+        .all(|e| pack(e.client, e.request_id).is_some());
+    if all_pack {
+        judge_all(data, check, pack, unpack)
+    } else {
+        judge_all(data, check, |c, r| Some((c, r)), |k| k)
     }
-    let key = |&(_, e): &(ShardId, &LogEntry)| (e.client, e.request_id);
-    by_key.sort_unstable_by_key(|&(s, e)| (e.client, e.request_id, s, e.exec_index));
-    let groups = || by_key.chunk_by(|a, b| key(a) == key(b));
+}
+
+/// A (client, request id) in one integer ordered as the pair, when they fit.
+fn pack(client: u64, request_id: u64) -> Option<u64> {
+    (client < 1 << 24 && request_id < 1 << 40).then_some((client << 40) | request_id)
+}
+
+fn unpack(k: u64) -> Key {
+    (k >> 40, k & ((1 << 40) - 1))
+}
+
+/// The check with (client, request id) keyed by `key` (`None`: no entry can have it)
+/// and given back by `unkey`.
+fn judge_all<K: Ord + Copy>(
+    data: &Sharded,
+    mut check: Check,
+    key: impl Fn(u64, u64) -> Option<K>,
+    unkey: impl Fn(K) -> Key,
+) -> CheckResult {
+    let Some(keyed) = data.sorted_entries(|e| key(e.client, e.request_id)) else {
+        check.unknown("final.json has more shards than the check can group (a million)");
+        return check.finish();
+    };
+    let groups = || keyed.chunk_by(|a, b| a.0 == b.0);
     check.count("requests in the logs", groups().count() as u64);
+    let mut entries: Vec<(ShardId, &LogEntry)> = Vec::new();
     for group in groups() {
-        judge_entries(data, &mut check, key(&group[0]), group);
+        entries.clear();
+        entries.extend(group.iter().filter_map(|&(_, at)| data.unpack(at)));
+        judge_entries(data, &mut check, unkey(group[0].0), &entries);
     }
-    let of = |k: Key| {
-        let at = by_key.partition_point(|e| key(e) < k);
-        let group = &by_key[at..];
-        let n = group.iter().take_while(|e| key(e) == k).count();
+    let of = |k: Option<K>| {
+        let k = k?;
+        let at = keyed.partition_point(|e| e.0 < k);
+        let group = &keyed[at..];
+        let n = group.iter().take_while(|e| e.0 == k).count();
         (n > 0).then(|| &group[..n])
     };
     for op in &data.ops {
         let Some(c) = &op.complete else { continue };
-        let entries = of((op.client, op.request_id));
-        let changed = entries.is_some_and(|es| es.iter().any(|(_, e)| e.applies()));
+        let entries = of(key(op.client, op.request_id));
+        let changed = entries.is_some_and(|es| {
+            es.iter()
+                .filter_map(|&(_, at)| data.unpack(at))
+                .any(|(_, e)| e.applies())
+        });
         let rejected = c.kind == EventType::Fail && c.positions.is_empty();
         if c.kind == EventType::Ok && entries.is_none() {
             check.anomaly(|| {

@@ -20,8 +20,7 @@ use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::values::INSUFFICIENT_FUNDS;
 use crate::history::EventType;
 use crate::model::FxMap;
-use crate::shards::{LogEntry, Op, Phase, ShardId, Sharded};
-use std::collections::BTreeMap;
+use crate::shards::{Bank, LogEntry, Op, Phase, ShardId, Sharded};
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
     let mut check = Check::default();
@@ -148,17 +147,14 @@ fn decided_short(
 /// A positive transfer between two accounts that `bank` (after the entry at its
 /// position, which applied nothing) shows had the funds for it; `(from, balance,
 /// amount)` if so.
-fn enough<'v>(
-    bank: &BTreeMap<String, i64>,
-    parts: Option<(&'v str, &'v str, i64)>,
-) -> Option<(&'v str, i64, i64)> {
+fn enough<'v>(bank: &Bank, parts: Option<(&'v str, &'v str, i64)>) -> Option<(&'v str, i64, i64)> {
     let (from, to, amount) = parts?;
-    let &b = bank.get(from)?;
+    let b = bank.get(from)?;
     (amount > 0 && from != to && b >= amount).then_some((from, b, amount))
 }
 
 /// An answer of insufficient funds, decided at `exec` on its source's shard.
-fn had_funds(check: &mut Check, shard: ShardId, exec: u64, bank: &BTreeMap<String, i64>, op: &Op) {
+fn had_funds(check: &mut Check, shard: ShardId, exec: u64, bank: &Bank, op: &Op) {
     check.count("insufficient-funds answers replayed", 1);
     let Some((from, b, amount)) = enough(bank, op.value.transfer()) else {
         return;
@@ -177,13 +173,7 @@ fn had_funds(check: &mut Check, shard: ShardId, exec: u64, bank: &BTreeMap<Strin
 }
 
 /// A refusal the log records as insufficient funds, where the source held enough.
-fn logged_refusal(
-    check: &mut Check,
-    shard: ShardId,
-    exec: u64,
-    entry: &LogEntry,
-    bank: &BTreeMap<String, i64>,
-) {
+fn logged_refusal(check: &mut Check, shard: ShardId, exec: u64, entry: &LogEntry, bank: &Bank) {
     let refused = entry.txn().is_none()
         && entry.f == "transfer"
         && entry.kind == EventType::Fail
@@ -245,7 +235,7 @@ fn compare(
     shard: ShardId,
     exec: u64,
     entry: &LogEntry,
-    bank: &BTreeMap<String, i64>,
+    bank: &Bank,
     op: &Op,
 ) {
     let Some(c) = &op.complete else { return };
@@ -281,29 +271,29 @@ fn compare(
         });
         return;
     }
-    let mut expected: Vec<(&str, String, i64)> = Vec::new();
+    // At most two balances an answer: (field, account, balance by the replay).
+    let mut expected: [Option<(&str, &str, i64)>; 2] = [None, None];
     match op.f.as_str() {
         "transfer" if c.kind == EventType::Ok => {
             if let Some((from, to, _)) = op.value.transfer() {
-                for (field, account) in [("from_balance", from), ("to_balance", to)] {
+                for (k, (field, account)) in [("from_balance", from), ("to_balance", to)]
+                    .into_iter()
+                    .enumerate()
+                {
                     if data.shard_of(account) == Some(shard) {
-                        if let Some(&b) = bank.get(account) {
-                            expected.push((field, account.to_string(), b));
-                        }
+                        expected[k] = bank.get(account).map(|b| (field, account, b));
                     }
                 }
             }
         }
         "read" if c.kind == EventType::Ok => {
             if let Some(a) = op.value.str_field("account") {
-                if let Some(&b) = bank.get(a) {
-                    expected.push(("balance", a.to_string(), b));
-                }
+                expected[0] = bank.get(a).map(|b| ("balance", a, b));
             }
         }
         _ => {}
     }
-    for (field, account, b) in expected {
+    for (field, account, b) in expected.into_iter().flatten() {
         let seen = c.value.i64_field(field);
         if seen != Some(b) {
             check.anomaly(|| {

@@ -12,8 +12,9 @@
 use super::well_formed::{At, WellFormed};
 use super::{AnomalyKind, CheckResult};
 use crate::history::{EventType, Process};
+use crate::model::FxMap;
 use crate::shards::{EntryValue, ShardEvent, ShardId, ShardSpec, Sharded, TxnId};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// A client's operation in flight: its request, where it was invoked, what it asked.
 struct Open {
@@ -27,10 +28,10 @@ struct Open {
 #[derive(Default)]
 pub(crate) struct Pass {
     wf: WellFormed,
-    open: HashMap<u64, Open>,
+    open: FxMap<u64, Open>,
     /// Per client, its last invocation (request, index, value) and last completion.
-    invoked: HashMap<u64, (u64, u64, EntryValue)>,
-    done: HashMap<u64, (u64, u64)>,
+    invoked: FxMap<u64, (u64, u64, EntryValue)>,
+    done: FxMap<u64, (u64, u64)>,
     client_events: u64,
 }
 

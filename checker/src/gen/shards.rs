@@ -16,8 +16,8 @@ use super::{
 };
 use crate::history::{values, Event, EventType, Process};
 use crate::shards::{
-    apply_shard_entry, EntryValue, Phase, ShardEntry, ShardId, ShardNode, ShardSpec, ShardedFinal,
-    TxnId, Vote,
+    apply_shard_entry, Bank, EntryValue, Phase, ShardEntry, ShardId, ShardNode, ShardSpec,
+    ShardedFinal, TxnId, Vote,
 };
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -325,15 +325,11 @@ impl ShardedRun {
     /// Shard `id`'s balances after its first `upto` entries.
     pub fn balances_at(&self, id: ShardId, upto: usize) -> BTreeMap<String, i64> {
         let spec = &self.specs[id as usize - 1];
-        let mut bank = spec
-            .accounts
-            .iter()
-            .map(|a| (a.clone(), self.options.initial_balance))
-            .collect();
+        let mut bank = Bank::new(&spec.accounts, self.options.initial_balance);
         for e in &self.logs[id as usize - 1][..upto] {
             apply_shard_entry(&mut bank, e);
         }
-        bank
+        bank.to_map()
     }
 
     /// final.json: every replica of every shard, the last of shard 1 lagging.
