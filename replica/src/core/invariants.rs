@@ -355,9 +355,12 @@ mod tests {
         assert!(Watched::take_touched(&mut bank));
         let mut core = core();
         assert!(
-            Watched::take_touched(&mut core.bank),
-            "a recovered core's bank"
+            !Watched::take_touched(&mut core.bank),
+            "recovery checked it"
         );
+        let _borrowed: &mut crate::bank::Bank = &mut core.bank;
+        assert!(Watched::take_touched(&mut core.bank));
+        let _borrowed: &mut crate::bank::Bank = &mut core.bank;
         core.on_tick(1, &mut Vec::new());
         assert!(
             !Watched::take_touched(&mut core.bank),
