@@ -5,6 +5,7 @@
 //! This crate is test machinery: the replica's shipped binary never links it. The harness
 //! builds `harness sim` (seeded runs written as ordinary run directories) on top of it.
 
+pub mod by_exec;
 pub mod disk;
 pub mod world;
 

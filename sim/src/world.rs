@@ -28,6 +28,7 @@
 //! checks ([`Sim::check_safety`], [`Sim::check_replies`], [`Sim::check_converged`]) state the
 //! bank's correctness properties over what the replicas executed.
 
+use crate::by_exec::ByExecIndex;
 use crate::disk::SimDisk;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -135,7 +136,7 @@ pub struct SimNode {
     /// ([`Sim::arm_failpoint`]).
     failpoint: Option<Failpoint>,
     /// Every entry this node reported executing, by exec index, across restarts.
-    executed: BTreeMap<ExecIndex, Executed>,
+    executed: ByExecIndex<Executed>,
 }
 
 impl SimNode {
@@ -281,7 +282,11 @@ pub struct Sim {
     pub now_ms: u64,
     opts: SimOptions,
     nodes: BTreeMap<NodeId, SimNode>,
+    /// The keys of `nodes`, in order (nodes are never added or removed after [`Sim::new`]).
+    ids: Vec<NodeId>,
     queue: Queue,
+    /// The inputs due in the step being run (kept to reuse its memory).
+    due: Vec<(NodeId, Input)>,
     rng: SmallRng,
     cut: BTreeSet<(NodeId, NodeId)>,
     next_token: ReplyToken,
@@ -291,7 +296,7 @@ pub struct Sim {
     replies_taken: usize,
     /// Every command executed anywhere, by shard and exec index (the first report; later ones
     /// must match).
-    executed: BTreeMap<(ShardId, ExecIndex), Executed>,
+    executed: BTreeMap<ShardId, ByExecIndex<Executed>>,
     violations: Vec<String>,
     pub stats: SimStats,
     /// The failpoint last armed, and where, until [`Sim::take_armed_failpoint`].
@@ -305,7 +310,9 @@ impl Sim {
             now_ms: 0,
             rng: SmallRng::seed_from_u64(opts.seed),
             nodes: BTreeMap::new(),
+            ids: Vec::new(),
             queue: Queue::default(),
+            due: Vec::new(),
             cut: BTreeSet::new(),
             next_token: 1,
             submitted: BTreeMap::new(),
@@ -336,11 +343,12 @@ impl Sim {
                 dies_next_burst: false,
                 power_cut_after: None,
                 failpoint: None,
-                executed: BTreeMap::new(),
+                executed: ByExecIndex::default(),
             };
             sim.nodes.insert(id, node);
             sim.boot(id);
         }
+        sim.ids = sim.nodes.keys().copied().collect();
         sim
     }
 
@@ -349,7 +357,7 @@ impl Sim {
     }
 
     pub fn node_ids(&self) -> Vec<NodeId> {
-        self.nodes.keys().copied().collect()
+        self.ids.clone()
     }
 
     pub fn node(&self, id: NodeId) -> &SimNode {
@@ -693,13 +701,23 @@ impl Sim {
         };
         self.now_ms = next;
         VIRTUAL_NOW_MS.with(|now| now.set(Some(next)));
-        let mut inputs: BTreeMap<NodeId, Vec<Input>> = BTreeMap::new();
-        while let Some((to, input)) = self.queue.pop_due(self.now_ms) {
-            inputs.entry(to).or_default().push(input);
+        // The due inputs grouped by node, each node's in the order they were due (a stable
+        // sort of one reused vector: a map of vectors per step cost more than the routing).
+        let mut due = std::mem::take(&mut self.due);
+        while let Some(input) = self.queue.pop_due(self.now_ms) {
+            due.push(input);
         }
-        for id in self.node_ids() {
+        due.sort_by_key(|(to, _)| *to);
+        let mut due_inputs = due.drain(..).peekable();
+        for k in 0..self.ids.len() {
+            let id = self.ids[k];
+            // Inputs for a node the world does not have are lost.
+            while due_inputs.next_if(|(to, _)| *to < id).is_some() {}
+            let mut batch = Vec::new();
+            while let Some((_, input)) = due_inputs.next_if(|(to, _)| *to == id) {
+                batch.push(input);
+            }
             let node = &self.nodes[&id];
-            let batch = inputs.remove(&id).unwrap_or_default();
             if node.paused {
                 self.node_mut(id).held.extend(batch);
                 continue;
@@ -709,6 +727,8 @@ impl Sim {
                 self.burst(id, batch, tick);
             }
         }
+        drop(due_inputs);
+        self.due = due;
         true
     }
 
@@ -952,19 +972,19 @@ impl Sim {
     /// copy), and the node's own (the entry itself, not cloned again).
     fn record_executed(&mut self, id: NodeId, executed: Executed) {
         let now = self.now_ms;
-        let key = (self.shard_of(id), executed.exec_index);
-        match self.executed.get(&key) {
+        let shard = self.shard_of(id);
+        let at = executed.exec_index;
+        let log = self.executed.entry(shard).or_default();
+        match log.get(at) {
             Some(first) if *first != executed => self.violations.push(format!(
                 "t={now} {id} executed #{} as {executed:?}, but it was {first:?}",
                 executed.exec_index
             )),
             Some(_) => {}
-            None => {
-                self.executed.insert(key, executed.clone());
-            }
+            None => log.insert(at, executed.clone()),
         }
         let node = self.node_mut(id);
-        match node.executed.get(&executed.exec_index) {
+        match node.executed.get(executed.exec_index) {
             Some(mine) if *mine != executed => {
                 let message = format!(
                     "t={now} {id} re-executed #{} as {executed:?}, but it had executed {mine:?}",
@@ -1001,14 +1021,26 @@ impl Sim {
 
     /// Every command executed anywhere so far, in exec-index order (shard by shard).
     pub fn executed_log(&self) -> Vec<Executed> {
-        self.executed.values().cloned().collect()
+        self.all_executed().cloned().collect()
+    }
+
+    /// Every command executed anywhere, shard by shard, in exec-index order.
+    fn all_executed(&self) -> impl Iterator<Item = &Executed> {
+        self.executed.values().flat_map(ByExecIndex::values)
+    }
+
+    /// What `shard` executed at `at`, as first reported.
+    fn executed_at(&self, shard: ShardId, at: ExecIndex) -> Option<&Executed> {
+        self.executed.get(&shard).and_then(|log| log.get(at))
     }
 
     /// Every command `shard` executed, as any of its nodes first reported it, in exec-index
     /// order (a node that installed a checkpoint skipped some; the union has them all).
     pub fn shard_log(&self, shard: ShardId) -> impl Iterator<Item = &Executed> {
-        let all = self.executed.range((shard, 0)..=(shard, ExecIndex::MAX));
-        all.map(|(_, e)| e)
+        self.executed
+            .get(&shard)
+            .into_iter()
+            .flat_map(ByExecIndex::values)
     }
 
     fn sharded(&self) -> bool {
@@ -1060,12 +1092,13 @@ impl Sim {
             }
         }
         for shard in self.shards() {
-            let mine = self.executed.range((shard, 0)..=(shard, ExecIndex::MAX));
+            let mine = self
+                .executed
+                .get(&shard)
+                .into_iter()
+                .flat_map(ByExecIndex::iter);
             let mut expected = 1..;
-            if !mine
-                .map(|((_, e), _)| *e)
-                .all(|e| Some(e) == expected.next())
-            {
+            if !mine.map(|(e, _)| e).all(|e| Some(e) == expected.next()) {
                 return Err(format!("shard {shard}'s executed order has a gap"));
             }
         }
@@ -1116,7 +1149,7 @@ impl Sim {
     pub fn check_replies(&self) -> Result<(), String> {
         let config = &self.opts.config;
         let mut bank = Bank::new(&config.accounts, config.initial_balance);
-        let replayed = self.executed.values().filter(|_| !self.sharded());
+        let replayed = self.all_executed().filter(|_| !self.sharded());
         for entry in replayed {
             match bank.execute(&entry.command, true) {
                 Outcome::Executed(replayed) if replayed == *entry => {}
@@ -1147,7 +1180,7 @@ impl Sim {
                 result => vec![(self.shard_of(seen.node), reply.exec_index, result.clone())],
             };
             for (shard, at, result) in parts {
-                let Some(entry) = self.executed.get(&(shard, at)) else {
+                let Some(entry) = self.executed_at(shard, at) else {
                     return Err(format!("{seen:?}: shard {shard} executed nothing at #{at}"));
                 };
                 let same_request = entry.command.client == seen.command.client

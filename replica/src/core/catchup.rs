@@ -220,7 +220,7 @@ impl Core {
         checkpoint: Checkpoint,
         out: &mut Vec<Effect>,
     ) {
-        if self.refuse_implausible(from, "snapshot", &[checkpoint.ballot]) {
+        if self.refuse_implausible(from, "snapshot", [checkpoint.ballot]) {
             return;
         }
         self.catchup_retry_ms = None;

@@ -218,8 +218,8 @@ impl Core {
         checkpoint: Option<Checkpoint>,
         out: &mut Vec<Effect>,
     ) {
-        let ballots: Vec<Ballot> = checkpoint.iter().map(|c| c.ballot).collect();
-        if self.refuse_implausible(from, "promise", &ballots) {
+        let ballots = checkpoint.iter().map(|c| c.ballot);
+        if self.refuse_implausible(from, "promise", ballots) {
             return;
         }
         let fits = checkpoint.as_ref().is_none_or(|c| self.checkpoint_fits(c));

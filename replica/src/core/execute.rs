@@ -153,7 +153,7 @@ impl Core {
         let slot = checkpoint.slot;
         tracing::debug!(node = %self.me(), %slot, "installing a checkpoint");
         self.decided_ballot = self.decided_ballot.max(checkpoint.ballot);
-        self.bank = checkpoint.bank.clone();
+        *self.bank = checkpoint.bank.clone();
         // PLANTED BUGs of the bank travel with the config, not with the checkpoint.
         self.cfg.bugs.plant_in(&mut self.bank);
         self.log.truncate_through(slot);

@@ -114,7 +114,8 @@ pub struct Core {
     commit: Slot,
 
     // Executor state.
-    bank: Bank,
+    /// Watched: the invariants over the bank are checked again only after it changed.
+    bank: invariants::Watched<Bank>,
     /// Every slot up to here is executed; equal to `commit` between inputs.
     executed: Slot,
     /// The last checkpoint taken or installed, kept to answer lagging replicas.
@@ -279,8 +280,14 @@ impl Core {
     }
 
     /// Drops (with a warning) input carrying an implausible ballot; `true` if it did.
-    fn refuse_implausible(&self, from: NodeId, kind: &str, ballots: &[Ballot]) -> bool {
-        let Some(bad) = ballots.iter().find(|b| !self.ballot_is_plausible(**b)) else {
+    fn refuse_implausible(
+        &self,
+        from: NodeId,
+        kind: &str,
+        ballots: impl IntoIterator<Item = Ballot>,
+    ) -> bool {
+        let mut ballots = ballots.into_iter();
+        let Some(bad) = ballots.find(|b| !self.ballot_is_plausible(*b)) else {
             return false;
         };
         tracing::warn!(node = %self.me(), %from, kind, ballot = %bad, promised = %self.promised, "dropping a message with an implausible ballot");
@@ -313,7 +320,7 @@ impl Core {
             tracing::debug!(node = %self.me(), %from, kind, "dropping message from a non-peer");
             return;
         }
-        if self.refuse_implausible(from, kind, &msg.ballots()) {
+        if self.refuse_implausible(from, kind, msg.each_ballot()) {
             return;
         }
         self.dispatch(now_ms, from, msg, out);

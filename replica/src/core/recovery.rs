@@ -62,7 +62,7 @@ impl Core {
             promised: Ballot::ZERO,
             log: Log::default(),
             commit: Slot(0),
-            bank,
+            bank: super::invariants::Watched::new(bank),
             executed: Slot(0),
             checkpoint: None,
             decided_ballot: Ballot::ZERO,
@@ -94,7 +94,7 @@ impl Core {
             tracing::error!(node = %self.me(), "checkpoint on disk does not match the accounts; ignoring it");
             return;
         }
-        self.bank = checkpoint.bank.clone();
+        *self.bank = checkpoint.bank.clone();
         self.cfg.bugs.plant_in(&mut self.bank);
         self.log.truncate_through(checkpoint.slot);
         self.executed = checkpoint.slot;

@@ -198,15 +198,19 @@ impl PeerMsg {
     /// Every ballot the message carries, in whatever role (its own, a promise, the ballots of
     /// the entries and checkpoint in it). Parts of a checkpoint are checked once decoded.
     pub fn ballots(&self) -> Vec<Ballot> {
-        let of_entries = |entries: &[SlotEntry]| entries.iter().map(|e| e.ballot).collect();
-        let mut ballots: Vec<Ballot> = match self {
+        self.each_ballot().collect()
+    }
+
+    /// [`PeerMsg::ballots`] without collecting them: the core checks them on every message.
+    pub fn each_ballot(&self) -> impl Iterator<Item = Ballot> + '_ {
+        let entries: &[SlotEntry] = match self {
             PeerMsg::Promise { entries, .. }
             | PeerMsg::NewView { entries, .. }
             | PeerMsg::CatchUpEntries { entries, .. }
-            | PeerMsg::PromisePart { entries, .. } => of_entries(entries),
-            _ => Vec::new(),
+            | PeerMsg::PromisePart { entries, .. } => entries,
+            _ => &[],
         };
-        match self {
+        let own: [Option<Ballot>; 2] = match self {
             PeerMsg::Prepare { ballot, .. }
             | PeerMsg::NewView { ballot, .. }
             | PeerMsg::Accept { ballot, .. }
@@ -217,23 +221,21 @@ impl PeerMsg {
             | PeerMsg::PreVote { ballot, .. }
             | PeerMsg::HeartbeatAck { ballot }
             | PeerMsg::PromisePart { ballot, .. }
-            | PeerMsg::SnapshotPart { ballot, .. } => ballots.push(*ballot),
+            | PeerMsg::SnapshotPart { ballot, .. } => [Some(*ballot), None],
             PeerMsg::Promise {
                 ballot, checkpoint, ..
-            } => {
-                ballots.push(*ballot);
-                ballots.extend(checkpoint.as_ref().map(|c| c.ballot));
-            }
-            PeerMsg::Snapshot { checkpoint } => ballots.push(checkpoint.ballot),
+            } => [Some(*ballot), checkpoint.as_ref().map(|c| c.ballot)],
+            PeerMsg::Snapshot { checkpoint } => [Some(checkpoint.ballot), None],
             PeerMsg::PreVoteReply {
                 ballot, promised, ..
-            } => ballots.extend([*ballot, *promised]),
+            } => [Some(*ballot), Some(*promised)],
             PeerMsg::Forward { .. }
             | PeerMsg::CatchUpRequest { .. }
             | PeerMsg::CatchUpEntries { .. }
-            | PeerMsg::Shard(_) => {}
-        }
-        ballots
+            | PeerMsg::Shard(_) => [None, None],
+        };
+        let own = own.into_iter().flatten();
+        entries.iter().map(|e| e.ballot).chain(own)
     }
 
     /// A short name for logs.
