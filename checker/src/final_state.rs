@@ -9,8 +9,8 @@
 //!
 //! [`FinalState`] is the owned form the harness fills and writes. The checker does not
 //! load it that way: a long run's logs hold millions of entries per replica, so
-//! `load_log` (in `crate::final_load`) walks the file through a sliding window
-//! (`crate::window`), parses each entry in place (the fast path of `crate::fastjson`,
+//! `load_log` (in `crate::run::final_load`) walks the file through a sliding window
+//! (`crate::load::window`), parses each entry in place (the fast path of `crate::load::fastjson`,
 //! else serde), turns it into a compact `Slot` and lays it over the agreed log at once,
 //! comparing it with what other replicas put there (agreement). Memory is one slot per
 //! exec index (16 bytes packed, and 16 more while the file is read), whatever the
@@ -351,7 +351,7 @@ pub(crate) struct SlotMarks {
     /// Fingerprint of the whole entry (command and recorded result), for comparing
     /// replicas without keeping their entries.
     pub hash: u64,
-    /// The entry's exact text, fingerprinted (`text_mark` in `crate::final_load`): a
+    /// The entry's exact text, fingerprinted (`text_mark` in `crate::run::final_load`): a
     /// replica that wrote the very same bytes agrees without its entry being parsed.
     pub text: u64,
 }

@@ -16,7 +16,7 @@
 //! with no newline that does not parse is taken as a cut-off write: reading stops
 //! there and [`HistoryReader::truncation`] says so, so the caller can warn.
 
-pub use crate::event_parts::{CowStr, EventType, Process};
+pub use crate::load::event_parts::{CowStr, EventType, Process};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -304,10 +304,10 @@ pub struct RawEvent<'a> {
 }
 
 impl<'a> RawEvent<'a> {
-    /// Parses a line without serde (see [`crate::fastjson`]); `None` means "let serde
+    /// Parses a line without serde (see [`crate::load::fastjson`]); `None` means "let serde
     /// decide".
     pub(crate) fn fast(line: &'a [u8]) -> Option<RawEvent<'a>> {
-        use crate::fastjson::{once, put, set, Cur};
+        use crate::load::fastjson::{once, put, set, Cur};
         let mut c = Cur::new(line);
         let (mut index, mut time_ns, mut process, mut kind, mut f) = (None, None, None, None, None);
         let (mut value, mut request_id, mut node, mut exec_index) = (None, None, None, None);

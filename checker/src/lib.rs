@@ -18,7 +18,7 @@
 //! plants anomalies in them) for tests and the benchmark.
 //!
 //! A sharded bank (run.toml with `[[shards]]`) is modelled by [`shards`] and checked
-//! instead (by `sharded_run`) for atomicity, bank-wide conservation, per-shard agreement and strict serializability
+//! instead (by `run::sharded`) for atomicity, bank-wide conservation, per-shard agreement and strict serializability
 //! across shards; its format is in docs/sharded.md (shown in [`shards`]).
 //!
 //! ```no_run
@@ -30,30 +30,22 @@
 
 pub mod bench;
 pub mod checks;
-mod event_parts;
-mod fastjson;
-mod fields;
-mod final_doc;
-mod final_load;
 pub mod final_state;
 pub mod gen;
 pub mod history;
+mod load;
 mod model;
 mod ops;
 mod records;
 pub mod report;
 pub mod results;
-mod run_files;
+mod run;
 pub mod run_params;
-mod runner;
-mod shard_load;
-mod sharded_run;
 pub mod shards;
 pub mod text;
-mod window;
 
 pub use checks::{Anomaly, CheckResult, Validity};
+pub use load::run_files::{CheckError, RunFiles};
 pub use ops::HistoryStats;
 pub use results::{FinalSummary, NodeSummary, Results};
-pub use run_files::{CheckError, RunFiles};
-pub use runner::{check_run, check_run_with, CheckOptions};
+pub use run::classic::{check_run, check_run_with, CheckOptions};

@@ -18,9 +18,9 @@ use crate::checks::conservation::Conservation;
 use crate::checks::liveness::Liveness;
 use crate::checks::total_order::TotalOrder;
 use crate::checks::well_formed::WellFormed;
-use crate::fastjson::{event_key, once, put, set, Cur, Lit};
-use crate::fields::{self, FieldErr, Fields, Shape, ValueFields};
 use crate::history::{CowStr, EventType, HistoryError, HistoryReader, Process};
+use crate::load::fastjson::{event_key, once, put, set, Cur, Lit};
+use crate::load::fields::{self, FieldErr, Fields, Shape, ValueFields};
 use crate::model::{Accounts, Acct, Cmd, FKind};
 use crate::records::{flag, Clients, OpRec, Ops};
 use crate::records::{At, Busy};
@@ -91,7 +91,7 @@ pub(crate) struct CheckEvent<'a> {
 }
 
 impl<'a> CheckEvent<'a> {
-    /// Parses a line without serde (see [`crate::fastjson`]); `None` means "let serde
+    /// Parses a line without serde (see [`crate::load::fastjson`]); `None` means "let serde
     /// decide".
     pub fn fast(line: &'a [u8]) -> Option<CheckEvent<'a>> {
         Self::as_written(line).or_else(|| Self::any_order(line))

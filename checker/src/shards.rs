@@ -7,16 +7,16 @@
 //! transaction. The format is written down in docs/sharded.md.
 //!
 //! The classic path (`crate::ops`, `crate::final_state`) is built for ten-million-event
-//! histories of one log; a sharded run is streamed by `crate::shard_load` (final.json:
+//! histories of one log; a sharded run is streamed by `crate::run::shard_load` (final.json:
 //! one agreed [`ShardLog`] per shard, replicas compared as they are read) and
-//! `crate::sharded_run` (the history, one pass, no event held) into the owned values
+//! `crate::run::sharded` (the history, one pass, no event held) into the owned values
 //! here. Values are held as an [`EntryValue`] (a transfer's, a failed transfer's, a
 //! read's or a `read_all`'s fields inline, account names and error words as 2-byte
 //! [`Interned`] numbers, any other shape as written) and functions as an 8-byte
 //! [`FnName`], so a log entry ([`LogEntry`], 88 bytes) or an operation ([`Op`], 168)
 //! costs a small fixed size; a replay's balances are a [`Bank`]. The properties are in
 //! `checks::{atomicity, bank_conservation, shard_agreement, serializability}` and read
-//! [`Sharded`] from here; `crate::sharded_run` loads a run into it and runs them.
+//! [`Sharded`] from here; `crate::run::sharded` loads a run into it and runs them.
 
 #![doc = include_str!("../../docs/sharded.md")]
 
@@ -374,18 +374,18 @@ pub struct FailedTransferValue {
 impl FailedTransferValue {
     /// Like [`TransferValue::fast`], for a failed transfer's value.
     pub(crate) fn fast(text: &[u8]) -> Option<FailedTransferValue> {
-        let mut c = crate::fastjson::Cur::new(text);
+        let mut c = crate::load::fastjson::Cur::new(text);
         let v = FailedTransferValue::read(&mut c)?;
         c.at_end().then_some(v)
     }
 
     /// The value at `c` (which it takes), as [`FailedTransferValue::fast`] reads a whole text.
-    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<FailedTransferValue> {
-        use crate::fastjson::{once, put, Cur, Miss};
+    pub(crate) fn read(c: &mut crate::load::fastjson::Cur<'_>) -> Option<FailedTransferValue> {
+        use crate::load::fastjson::{once, put, Cur, Miss};
         let (mut amount, mut error, mut from, mut to) = (None, None, None, None);
         let mut seen = 0u16;
         let name = |c: &mut Cur<'_>| AccountName::inline(c.str()?).ok_or(Miss::Other);
-        c.object_hinted(crate::fastjson::value_key_hint, |c, k| {
+        c.object_hinted(crate::load::fastjson::value_key_hint, |c, k| {
             let bit = match k {
                 b"amount" => put(&mut amount, c.i64()?, 0),
                 b"error" => put(
@@ -431,14 +431,14 @@ struct SnapshotFields {
 impl SnapshotValue {
     /// Like [`TransferValue::fast`], for a `read_all`'s value.
     pub(crate) fn fast(text: &[u8]) -> Option<SnapshotValue> {
-        let mut c = crate::fastjson::Cur::new(text);
+        let mut c = crate::load::fastjson::Cur::new(text);
         let v = SnapshotValue::read(&mut c)?;
         c.at_end().then_some(v)
     }
 
     /// The value at `c` (which it takes), as [`SnapshotValue::fast`] reads a whole text.
-    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<SnapshotValue> {
-        use crate::fastjson::Miss;
+    pub(crate) fn read(c: &mut crate::load::fastjson::Cur<'_>) -> Option<SnapshotValue> {
+        use crate::load::fastjson::Miss;
         let mut balances = Vec::new();
         c.object(|c, k| {
             if k != b"balances" || !balances.is_empty() {
@@ -505,17 +505,17 @@ pub struct ReadValue {
 impl ReadValue {
     /// Like [`TransferValue::fast`], for a read's value.
     pub(crate) fn fast(text: &[u8]) -> Option<ReadValue> {
-        let mut c = crate::fastjson::Cur::new(text);
+        let mut c = crate::load::fastjson::Cur::new(text);
         let v = ReadValue::read(&mut c)?;
         c.at_end().then_some(v)
     }
 
     /// The value at `c` (which it takes), as [`ReadValue::fast`] reads a whole text.
-    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<ReadValue> {
-        use crate::fastjson::{once, put, Miss};
+    pub(crate) fn read(c: &mut crate::load::fastjson::Cur<'_>) -> Option<ReadValue> {
+        use crate::load::fastjson::{once, put, Miss};
         let (mut account, mut balance) = (None, None);
         let mut seen = 0u16;
-        c.object_hinted(crate::fastjson::value_key_hint, |c, k| {
+        c.object_hinted(crate::load::fastjson::value_key_hint, |c, k| {
             let bit = match k {
                 b"account" => put(
                     &mut account,
@@ -579,10 +579,10 @@ impl Balance {
         *self == Balance::NONE
     }
 
-    fn some(b: i64) -> Result<Balance, crate::fastjson::Miss> {
+    fn some(b: i64) -> Result<Balance, crate::load::fastjson::Miss> {
         (b != i64::MIN)
             .then_some(Balance(b))
-            .ok_or(crate::fastjson::Miss::Other)
+            .ok_or(crate::load::fastjson::Miss::Other)
     }
 }
 
@@ -610,27 +610,28 @@ impl TransferValue {
     /// order) without serde; `None` for anything else, which serde then reads (maybe
     /// as [`EntryValue::Other`]), so the fast path changes speed, never the result.
     pub(crate) fn fast(text: &[u8]) -> Option<TransferValue> {
-        let mut c = crate::fastjson::Cur::new(text);
+        let mut c = crate::load::fastjson::Cur::new(text);
         let v = TransferValue::read(&mut c)?;
         c.at_end().then_some(v)
     }
 
     /// The value at `c` (which it takes), as [`TransferValue::fast`] reads a whole text.
-    pub(crate) fn read(c: &mut crate::fastjson::Cur<'_>) -> Option<TransferValue> {
-        use crate::fastjson::{once, put, Cur};
+    pub(crate) fn read(c: &mut crate::load::fastjson::Cur<'_>) -> Option<TransferValue> {
+        use crate::load::fastjson::{once, put, Cur};
         let (mut amount, mut from, mut to, mut from_balance, mut to_balance) =
             (None, None, None, None, None);
         let mut seen = 0u16;
-        let name =
-            |c: &mut Cur<'_>| AccountName::inline(c.str()?).ok_or(crate::fastjson::Miss::Other);
-        c.object_hinted(crate::fastjson::value_key_hint, |c, k| {
+        let name = |c: &mut Cur<'_>| {
+            AccountName::inline(c.str()?).ok_or(crate::load::fastjson::Miss::Other)
+        };
+        c.object_hinted(crate::load::fastjson::value_key_hint, |c, k| {
             let bit = match k {
                 b"amount" => put(&mut amount, c.i64()?, 0),
                 b"from" => put(&mut from, name(c)?, 1),
                 b"to" => put(&mut to, name(c)?, 2),
                 b"from_balance" => put(&mut from_balance, Balance::some(c.i64()?)?, 3),
                 b"to_balance" => put(&mut to_balance, Balance::some(c.i64()?)?, 4),
-                _ => return Err(crate::fastjson::Miss::Other),
+                _ => return Err(crate::load::fastjson::Miss::Other),
             };
             once(&mut seen, bit)
         })
@@ -877,8 +878,8 @@ pub(crate) fn transfer_parts(v: &Value) -> Option<(&str, &str, i64)> {
 }
 
 /// One history line as the sharded checks read it: parsed, used once while the
-/// history streams (`crate::sharded_run`), then dropped. Serde reads it through
-/// [`crate::history::Event`]; `crate::shard_load::fast_event` without serde.
+/// history streams (`crate::run::sharded`), then dropped. Serde reads it through
+/// [`crate::history::Event`]; `crate::run::shard_load::fast_event` without serde.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(from = "crate::history::Event")]
 pub(crate) struct ShardEvent {
@@ -1185,7 +1186,7 @@ pub(crate) struct ShardLog {
     /// is full.
     chunks: Vec<Vec<Option<LogEntry>>>,
     /// Beside each slot while the logs are laid, the mark of the text its entry was
-    /// read from (`crate::shard_load`; 0 for none); dropped by [`ShardLog::shrink`].
+    /// read from (`crate::run::shard_load`; 0 for none); dropped by [`ShardLog::shrink`].
     marks: Vec<Vec<u64>>,
     /// Slots in all.
     len: usize,

@@ -27,8 +27,8 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::{Event, EventType, HistoryReader, Process};
+use crate::load::run_files::CheckError;
 use crate::ops::CheckEvent;
-use crate::run_files::CheckError;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};

@@ -5,7 +5,7 @@
 //! This is the classic agreement check (`super::agreement`) run once per shard: its
 //! accumulator words the divergences, jumps and balance mismatches, with replicas named
 //! with their shard; the shard's agreed log is the union of its replicas' logs. The logs
-//! are compared while final.json streams in (`crate::shard_load`); the balances here.
+//! are compared while final.json streams in (`crate::run::shard_load`); the balances here.
 
 use super::agreement::Agreement;
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
@@ -14,7 +14,7 @@ use crate::shards::{Bank, ShardId, ShardNodeState, Sharded};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// `agreement` holds what streaming final.json found (divergences, jumps;
-/// `crate::shard_load`); the final balances are compared here, once every log is laid.
+/// `crate::run::shard_load`); the final balances are compared here, once every log is laid.
 pub(crate) fn run(data: &Sharded, mut agreement: Agreement) -> CheckResult {
     let Some(nodes) = &data.fin else {
         return agreement.finish(None);

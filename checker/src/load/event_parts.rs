@@ -2,7 +2,7 @@
 //! records ([`EventType`]), and strings borrowed from the line ([`CowStr`]).
 //!
 //! They sit below both readers of a line, the serde path in `crate::history` and the
-//! fast path in `crate::fastjson` (with `crate::fields` for `value`), so that neither
+//! fast path in `crate::load::fastjson` (with `crate::load::fields` for `value`), so that neither
 //! reader imports the other to name them. The format itself: docs/history.md.
 
 use serde::de::{self, Visitor};

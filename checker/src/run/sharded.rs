@@ -1,4 +1,4 @@
-//! Checking a sharded run: stream its final.json (`crate::shard_load`: one agreed log
+//! Checking a sharded run: stream its final.json (`crate::run::shard_load`: one agreed log
 //! per shard, replicas compared as they are read) and its history (one pass: the
 //! operations, well-formed, the liveness timeline; no event is held) into [`Sharded`],
 //! run the sharded checks over it and assemble [`Results`].
@@ -12,12 +12,12 @@ use crate::checks::{
 };
 use crate::checks::{CheckResult, Validity};
 use crate::history::{EventType, HistoryReader, Process};
+use crate::load::run_files::{CheckError, RunFiles};
 use crate::model::FxMap;
 use crate::ops::HistoryStats;
 use crate::results::{FinalSummary, NodeSummary, Results};
-use crate::run_files::{CheckError, RunFiles};
+use crate::run::shard_load;
 use crate::run_params::RunParams;
-use crate::shard_load;
 use crate::shards::{
     ClientStep, ClientSteps, Completion, Op, Phase, ShardEvent, ShardId, ShardLog, ShardSpec,
     Sharded, TxnId,

@@ -6,7 +6,7 @@
 //! allows. When a line fails to parse, the history reader's slow path finds the field
 //! to blame (see [`crate::history`]).
 
-use crate::event_parts::CowStr;
+use crate::load::event_parts::CowStr;
 use crate::model::{Accounts, Cmd, FKind};
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{self, IgnoredAny, MapAccess, SeqAccess, Visitor};

@@ -2,14 +2,14 @@
 //!
 //! Classic and sharded final.json share one shape: `{"nodes": {"n1": {..., "executed":
 //! [entry, ...]}, ...}, ...}` (docs/final-json.md, docs/sharded.md). [`read`] streams it
-//! through the sliding window (`crate::window`), finds the replicas, their fields and
-//! each log entry, and hands them to a [`Doc`]: the classic loader (`crate::final_load`)
-//! and the sharded one (`crate::shard_load`) differ only in what an entry is and where
+//! through the sliding window (`crate::load::window`), finds the replicas, their fields and
+//! each log entry, and hands them to a [`Doc`]: the classic loader (`crate::run::final_load`)
+//! and the sharded one (`crate::run::shard_load`) differ only in what an entry is and where
 //! it is laid. So both read the file in the same bounded memory, at the same speed, and
 //! name a fault in the same words (`byte 812: nodes.n1: executed[3]: ...`).
 
 use crate::final_state::FinalError;
-use crate::window::{Attempt, ScanError, Scanner};
+use crate::load::window::{Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
 use std::fs::File;
 use std::io::{self, Read};

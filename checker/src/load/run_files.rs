@@ -1,6 +1,6 @@
 //! Where a run's files are, and why a run could not be checked at all.
 //!
-//! Both paths (the classic `crate::runner` and the sharded `crate::sharded_run`) and
+//! Both paths (the classic `crate::run::classic` and the sharded `crate::run::sharded`) and
 //! the checks that read files of their own (`checks::progress`) take these from here.
 
 use crate::final_state::FinalError;

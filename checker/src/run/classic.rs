@@ -11,13 +11,13 @@ use crate::checks::linearizable;
 use crate::checks::liveness::Liveness;
 use crate::checks::progress::{self, Fold, Replicas};
 use crate::checks::{replay, CheckResult, Validity};
-use crate::final_load::{self, LogData};
 use crate::final_state::{self, AgreedLog, FinalError, NodeState, Positions};
+use crate::load::run_files::{CheckError, RunFiles};
 use crate::model::{list, Accounts};
 use crate::ops::{self, HistoryData};
 use crate::records::{flag, Clients, Ops};
 use crate::results::{FinalSummary, NodeSummary, Results};
-use crate::run_files::{CheckError, RunFiles};
+use crate::run::final_load::{self, LogData};
 use crate::run_params::RunParams;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -59,7 +59,7 @@ pub fn check_run_with(
     let params = RunParams::load(&files.run_toml)?;
     if let Some(p) = &params {
         if let Some(specs) = crate::shards::shard_specs(p, &files.run_toml)? {
-            let mut results = crate::sharded_run::check_sharded(&files, p, specs)?;
+            let mut results = crate::run::sharded::check_sharded(&files, p, specs)?;
             // The harness numbers its own probes from `clients` on: not clients.
             if let Some(workers) = worker_count(p).and_then(|w| u64::try_from(w).ok()) {
                 let h = &mut results.history;

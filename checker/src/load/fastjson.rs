@@ -12,8 +12,8 @@
 //! and the caller falls back to serde, which either parses the record anyway or gives
 //! the precise error. So the fast path changes speed, never results.
 
-use crate::event_parts::{CowStr, EventType, Process};
-use crate::fields::{Balances, ErrText, Fields, Shape, ValueFields};
+use crate::load::event_parts::{CowStr, EventType, Process};
+use crate::load::fields::{Balances, ErrText, Fields, Shape, ValueFields};
 use std::borrow::Cow;
 
 /// Why the fast path gave up.

@@ -1,4 +1,4 @@
-//! Loading final.json for checking: walk it (`crate::final_doc`, the reader the sharded
+//! Loading final.json for checking: walk it (`crate::load::final_doc`, the reader the sharded
 //! loader shares) through a sliding window into the agreed log ([`crate::final_state::AgreedLog`]), comparing every replica's entries as they are
 //! laid (agreement, [`crate::checks::agreement`]).
 //!
@@ -7,14 +7,14 @@
 //! How it works: see `crate::final_state`'s module docs.
 
 use crate::checks::agreement::{Agreement, Side};
-use crate::fastjson::{entry_key, once, put, Cur, Lit, Miss};
-use crate::fields::ValueFields;
-use crate::final_doc::{self, text_mark, within, Doc, TEXT_LEN};
 use crate::final_state::{AgreedLog, FinalError, NodeState, Positions, Slot, SlotMarks, EMPTY};
 use crate::history::CowStr;
 use crate::history::EventType;
+use crate::load::fastjson::{entry_key, once, put, Cur, Lit, Miss};
+use crate::load::fields::ValueFields;
+use crate::load::final_doc::{self, text_mark, within, Doc, TEXT_LEN};
+use crate::load::window::{parse_one, Attempt, ScanError, Scanner};
 use crate::model::{Accounts, Acct, Cmd, CmdParts, FKind, Fx};
-use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -237,7 +237,7 @@ struct EntryRaw<'a> {
 }
 
 impl<'a> EntryRaw<'a> {
-    /// Parses an entry without serde (see [`crate::fastjson`]), returning it and the
+    /// Parses an entry without serde (see [`crate::load::fastjson`]), returning it and the
     /// bytes it took.
     fn fast(slice: &'a [u8]) -> Result<(EntryRaw<'a>, usize), Miss> {
         match Self::as_written(slice) {

@@ -1,6 +1,6 @@
 //! Loading a sharded run's final.json for checking: walked by the reader the classic
-//! loader uses (`crate::final_doc`, through the sliding window of `crate::window`), each
-//! log entry parsed by `crate::fastjson` (by serde when the fast path gives up) and laid
+//! loader uses (`crate::load::final_doc`, through the sliding window of `crate::load::window`), each
+//! log entry parsed by `crate::load::fastjson` (by serde when the fast path gives up) and laid
 //! over its shard's agreed log as it is read, so no replica's log is ever held: only one
 //! agreed copy per shard.
 //!
@@ -11,14 +11,14 @@
 //! balances, error and the stretches of indices it logged. The format: docs/sharded.md.
 
 use crate::checks::agreement::{Agreement, Side};
-use crate::fastjson::{once, put, Cur, Lit, Miss};
-use crate::final_doc::{self, text_mark, within, Doc, TEXT_LEN};
 use crate::final_state::FinalError;
+use crate::load::fastjson::{once, put, Cur, Lit, Miss};
+use crate::load::final_doc::{self, text_mark, within, Doc, TEXT_LEN};
+use crate::load::window::{parse_one, Attempt, ScanError, Scanner};
 use crate::shards::{
     EntryValue, FailedTransferValue, FnName, LogEntry, Phase, ReadValue, ShardEntry, ShardEvent,
     ShardId, ShardLog, ShardNodeState, ShardPositions, SnapshotValue, TransferValue, TxnId, Vote,
 };
-use crate::window::{parse_one, Attempt, ScanError, Scanner};
 use serde::de::IgnoredAny;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -166,7 +166,7 @@ impl ShardFinalLoad {
     /// [`text_mark`]) only confirms it, and is taken without being parsed (two thirds
     /// of final.json). Returns the bytes it took, or `None` to parse it (another text
     /// may still mean the same entry). As the classic loader does
-    /// (`crate::final_load`).
+    /// (`crate::run::final_load`).
     fn confirm_verbatim(&mut self, window: &[u8]) -> Option<usize> {
         let shard = self.reading.shard?;
         let mut c = Cur::new(window);
@@ -253,7 +253,7 @@ pub(crate) fn describe(e: &LogEntry) -> String {
     s
 }
 
-/// Parses one log entry without serde (see `crate::fastjson`), returning it and the
+/// Parses one log entry without serde (see `crate::load::fastjson`), returning it and the
 /// bytes it took; any miss goes to serde, which gives the same entry or the error.
 fn fast_entry(slice: &[u8]) -> Result<(LogEntry, usize), Miss> {
     let mut c = Cur::new(slice);
@@ -310,7 +310,7 @@ fn shard_entry_key(n: usize, prev: &[u8]) -> [Lit; 2] {
         b"txn" => [PHASE, Lit::NONE],
         b"phase" => [VOTE, APPLIED],
         b"vote" => [APPLIED, Lit::NONE],
-        _ => crate::fastjson::entry_key(n, prev),
+        _ => crate::load::fastjson::entry_key(n, prev),
     }
 }
 
@@ -320,11 +320,11 @@ fn shard_event_key(n: usize, prev: &[u8]) -> [Lit; 2] {
     const POSITIONS: Lit = Lit::new(b"\"positions\":");
     match prev {
         b"node" => [POSITIONS, Lit::NONE],
-        _ => crate::fastjson::event_key(n, prev),
+        _ => crate::load::fastjson::event_key(n, prev),
     }
 }
 
-/// Parses a sharded history line without serde (see `crate::fastjson`); `None` lets
+/// Parses a sharded history line without serde (see `crate::load::fastjson`); `None` lets
 /// serde decide (it reads the same event or names what is wrong with the line).
 pub(crate) fn fast_event(line: &[u8]) -> Option<ShardEvent> {
     let mut c = Cur::new(line);
@@ -552,7 +552,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("final.json");
         std::fs::write(&path, text).unwrap();
-        let classic = crate::final_load::load_log(&path, crate::model::Accounts::default());
+        let classic = crate::run::final_load::load_log(&path, crate::model::Accounts::default());
         let sharded = load(&path);
         (
             classic.err().map(|e| e.to_string()).unwrap_or_default(),
@@ -560,7 +560,7 @@ mod tests {
         )
     }
 
-    /// Both loaders walk the same reader (`crate::final_doc`), so they name a fault in
+    /// Both loaders walk the same reader (`crate::load::final_doc`), so they name a fault in
     /// the same words.
     #[test]
     fn classic_and_sharded_name_a_bad_entry_alike() {
