@@ -348,22 +348,38 @@ impl Bank {
             }
         };
         match op {
-            Op::Transfer { from, to, amount } => {
-                known(from)?;
-                if self.txns.remote_shard(to).is_none() {
-                    known(to)?;
-                }
-                if from == to {
-                    return Err(Invalid::SameAccount(from.clone()));
-                }
-                if *amount <= 0 {
-                    return Err(Invalid::NonPositiveAmount(*amount));
-                }
-                Ok(())
-            }
+            Op::Transfer { from, to, amount } => self.validate_transfer(from, to, *amount),
             Op::Read { account } => known(account),
             Op::ReadAll => Ok(()),
         }
+    }
+
+    /// [`Bank::validate`] of a transfer, on borrowed accounts (execution checks every
+    /// committed transfer again, and must not copy its accounts to do so).
+    fn validate_transfer(
+        &self,
+        from: &Account,
+        to: &Account,
+        amount: Amount,
+    ) -> Result<(), Invalid> {
+        let known = |a: &Account| {
+            if self.balances.contains_key(a) {
+                Ok(())
+            } else {
+                Err(Invalid::UnknownAccount(a.clone()))
+            }
+        };
+        known(from)?;
+        if self.txns.remote_shard(to).is_none() {
+            known(to)?;
+        }
+        if from == to {
+            return Err(Invalid::SameAccount(from.clone()));
+        }
+        if amount <= 0 {
+            return Err(Invalid::NonPositiveAmount(amount));
+        }
+        Ok(())
     }
 
     /// The reply table lookup used before proposing: a request that already executed is
@@ -534,14 +550,7 @@ impl Bank {
     fn transfer(&mut self, from: &Account, to: &Account, amount: Amount) -> OpResult {
         // A committed command was validated by the leader that proposed it, but a replica must
         // not trust that blindly: an invalid command executes as a failure that changes nothing.
-        if self
-            .validate(&Op::Transfer {
-                from: from.clone(),
-                to: to.clone(),
-                amount,
-            })
-            .is_err()
-        {
+        if self.validate_transfer(from, to, amount).is_err() {
             return OpResult::InsufficientFunds {
                 from_balance: self.balance(from),
             };
@@ -561,11 +570,22 @@ impl Bank {
         ) else {
             return OpResult::InsufficientFunds { from_balance };
         };
-        self.balances.insert(from.clone(), new_from);
-        self.balances.insert(to.clone(), to_balance);
+        self.set_balance(from, new_from);
+        self.set_balance(to, to_balance);
         OpResult::Transferred {
             from_balance: new_from,
             to_balance,
+        }
+    }
+
+    /// Sets an account's balance, adding the account if it is new (only a corrupt command
+    /// names one); the name is copied only then.
+    fn set_balance(&mut self, account: &Account, balance: Amount) {
+        match self.balances.get_mut(account) {
+            Some(held) => *held = balance,
+            None => {
+                self.balances.insert(account.clone(), balance);
+            }
         }
     }
 

@@ -190,6 +190,47 @@ fn zeros_after_the_last_record_are_the_written_end_not_a_torn_tail() {
 }
 
 #[test]
+fn one_stray_byte_deep_in_the_zeroed_space_makes_it_damage_not_the_written_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, end) = write_records_to_end(dir.path(), 3);
+    let path = dir.path().join(WAL_FILE);
+    let len = file_len(&path);
+    // Past the first page of zeros and with zeros after it: the zero check goes a page at a
+    // time and must still look at every byte.
+    let stray = end + 3 * 4096 + 1234;
+    assert!(stray < len, "the zeroed space reaches past {stray}");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[stray as usize] = 0x40;
+    std::fs::write(&path, &bytes).unwrap();
+    let (_, records, torn) = open(dir.path());
+    let torn = torn.expect("not zeros to the end: cut as damage");
+    assert_eq!((records.len(), torn.offset), (3, end));
+    assert_eq!(file_len(&path), end);
+}
+
+#[test]
+fn records_larger_than_the_read_buffer_are_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = |n: u64| Rec {
+        n,
+        data: (0..3 * 1024 * 1024 + 7)
+            .map(|i| (i % 251) as u8 ^ n as u8)
+            .collect(),
+    };
+    {
+        let (mut wal, _, _) = open(dir.path());
+        wal.append(&rec(1)).unwrap();
+        wal.append(&big(2)).unwrap();
+        wal.append(&rec(3)).unwrap();
+        wal.append(&big(4)).unwrap();
+        wal.sync().unwrap();
+    }
+    let (_, records, torn) = open(dir.path());
+    assert!(torn.is_none(), "{torn:?}");
+    assert_eq!(records, vec![rec(1), big(2), rec(3), big(4)]);
+}
+
+#[test]
 fn a_torn_frame_followed_by_zeros_is_cut_and_the_zeroed_space_laid_down_again() {
     let dir = tempfile::tempdir().unwrap();
     let (starts, end) = write_records_to_end(dir.path(), 10);

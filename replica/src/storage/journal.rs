@@ -631,33 +631,44 @@ fn load_segment(
     Ok((segment, torn))
 }
 
-/// Recovery check of one frame: a `Start` first, then contiguous entries.
+/// The first field of each [`Record`] variant, encoded identically: what opening a segment
+/// needs of an entry (its exec index, [`Executed`]'s first field), without decoding its
+/// command and result. Those are decoded when a `read` serves them.
+#[derive(Deserialize)]
+enum RecordHead {
+    Start(ExecIndex),
+    Entry(ExecIndex),
+}
+
+/// Recovery check of one frame: a `Start` first, then contiguous entries. The frame's
+/// checksum already matched, so the rest of an entry is what its writer encoded; only its
+/// exec index is read here (decoding every entry of every segment was most of a restart's
+/// journal cost).
 fn accept_frame(
     start: &mut Option<ExecIndex>,
     offsets: &mut Vec<u64>,
     offset: u64,
     payload: &[u8],
 ) -> Result<(), String> {
-    let record =
-        postcard::from_bytes::<Record>(payload).map_err(|e| format!("undecodable record: {e}"))?;
+    let record = postcard::from_bytes::<RecordHead>(payload)
+        .map_err(|e| format!("undecodable record: {e}"))?;
     match (record, *start) {
-        (Record::Start(first), None) if first >= 1 => {
+        (RecordHead::Start(first), None) if first >= 1 => {
             *start = Some(first);
             Ok(())
         }
-        (Record::Entry(entry), Some(first)) => {
+        (RecordHead::Entry(exec_index), Some(first)) => {
             let expected = first + offsets.len() as u64;
-            if entry.exec_index != expected {
+            if exec_index != expected {
                 return Err(format!(
-                    "entry has exec index {}, expected {expected}",
-                    entry.exec_index
+                    "entry has exec index {exec_index}, expected {expected}"
                 ));
             }
             offsets.push(offset);
             Ok(())
         }
-        (Record::Start(_), _) => Err("unexpected or invalid start record".into()),
-        (Record::Entry(_), None) => Err("entry before the start record".into()),
+        (RecordHead::Start(_), _) => Err("unexpected or invalid start record".into()),
+        (RecordHead::Entry(_), None) => Err("entry before the start record".into()),
     }
 }
 
