@@ -64,6 +64,11 @@ pub struct BenchReport {
     /// Whether the high-water mark could be reset before checking (if not, the peak
     /// includes the generator's memory).
     pub peak_is_check_only: bool,
+    /// Resident memory when the check began, in KiB: what the generator freed but the
+    /// allocator kept (the sharded generator holds its whole run) counts in the peak, so
+    /// the bytes/event of a run checked alone (`checker check` under `/usr/bin/time -v`)
+    /// can be lower.
+    pub rss_at_start_kib: Option<u64>,
     pub valid: Validity,
     /// The black-box search's verdict, states explored and why it is unknown (if
     /// so), when it ran.
@@ -82,10 +87,16 @@ impl BenchReport {
                 "{:.0} MiB ({:.0} bytes/event){}",
                 k as f64 / 1024.0,
                 k as f64 * 1024.0 / self.events.max(1) as f64,
-                if self.peak_is_check_only {
-                    ""
-                } else {
-                    ", includes generation"
+                match (self.peak_is_check_only, self.rss_at_start_kib) {
+                    (false, _) => ", includes generation".to_string(),
+                    // Worth saying only when the generator's leftovers are a real part.
+                    (true, Some(start)) if start * 4 > k => format!(
+                        ", of which {:.0} MiB was resident before the check began \
+                         (the generator's freed memory): `checker check` on the saved run \
+                         measures the check alone",
+                        start as f64 / 1024.0
+                    ),
+                    (true, _) => String::new(),
                 }
             ),
             None => "unknown".into(),
@@ -171,6 +182,7 @@ pub fn run(events: usize, shape: Shape, dir: &Path) -> Result<BenchReport, Check
     };
     let generate_secs = started.elapsed().as_secs_f64();
     let peak_is_check_only = reset_peak_rss();
+    let rss_at_start_kib = status_kib("VmRSS:");
     let cpu_before = cpu_secs();
     let started = Instant::now();
     let results = check_run_with(dir, shape.check_options())?;
@@ -188,6 +200,7 @@ pub fn run(events: usize, shape: Shape, dir: &Path) -> Result<BenchReport, Check
         check_cpu_secs,
         peak_rss_kib: peak_rss_kib(),
         peak_is_check_only,
+        rss_at_start_kib,
         valid: results.valid,
         linearizable: results.check("linearizable").map(describe_search),
     })
@@ -210,8 +223,13 @@ fn reset_peak_rss() -> bool {
 
 /// VmHWM from /proc/self/status, in KiB.
 pub fn peak_rss_kib() -> Option<u64> {
+    status_kib("VmHWM:")
+}
+
+/// A `/proc/self/status` line's figure (`VmHWM:`, `VmRSS:`), in KiB.
+fn status_kib(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(key))?;
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
