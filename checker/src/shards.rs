@@ -13,8 +13,10 @@
 //! here. Values are held as an [`EntryValue`] (a transfer's, a failed transfer's, a
 //! read's or a `read_all`'s fields inline, account names and error words as 2-byte
 //! [`Interned`] numbers, any other shape as written) and functions as an 8-byte
-//! [`FnName`], so a log entry ([`LogEntry`], 88 bytes) or an operation ([`Op`], 168)
-//! costs a small fixed size; a replay's balances are a [`Bank`]. The properties are in
+//! [`FnName`], so an operation ([`Op`], 168 bytes) costs a small fixed size; an agreed
+//! log holds each entry packed in 40 bytes (see [`ShardLog`]) and gives it back as a
+//! [`LogEntry`] (88) to the check reading it; a replay's balances are a [`Bank`]. The
+//! operations are found by (client, request) through an [`OpIndex`]. The properties are in
 //! `checks::{atomicity, bank_conservation, shard_agreement, serializability}` and read
 //! [`Sharded`] from here; `crate::run::sharded` loads a run into it and runs them.
 
@@ -121,10 +123,10 @@ impl std::fmt::Display for FnName {
     }
 }
 
-/// One entry of a shard's agreed log as the checks hold it: a [`ShardEntry`] with its
-/// function as an [`FnName`] (an agreed log holds one per exec index of the run), in
-/// about 100 bytes: the transaction id and `applied` are packed beside the small
-/// fields (an `Option<TxnId>` takes 32 bytes and an `Option<i64>` 16).
+/// One entry of a shard's agreed log as the checks read it: a [`ShardEntry`] with its
+/// function as an [`FnName`], in 88 bytes: the transaction id and `applied` are packed
+/// beside the small fields (an `Option<TxnId>` takes 32 bytes and an `Option<i64>` 16).
+/// A [`ShardLog`] holds it packed smaller still and makes one when it is read.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct LogEntry {
     pub exec_index: u64,
@@ -1178,16 +1180,28 @@ impl ShardNodeState {
 /// lowest index laid (a `BTreeMap` filled in order leaves its nodes half empty, about
 /// twice the memory, and one growing vector holds up to twice its entries while it
 /// moves). Gaps are empty slots.
+///
+/// An entry is held as a [`Packed`] slot of 40 bytes (a [`LogEntry`] takes 88): its
+/// exec index is the slot's, and what only agreement needs (a transfer's and a read's
+/// balances, a `read_all`'s snapshot) is held beside the slot while the replicas are
+/// laid and dropped by [`ShardLog::shrink`]: afterwards an entry reads back with those
+/// parts empty (no check after agreement reads them). An entry that does not pack
+/// (another function, a value of another shape, a large client or request number, a
+/// transaction naming another request) is kept whole, aside.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ShardLog {
     /// The exec index of the first slot.
     start: u64,
     /// Slots `k * LOG_CHUNK..(k + 1) * LOG_CHUNK` from `start`; every chunk but the last
     /// is full.
-    chunks: Vec<Vec<Option<LogEntry>>>,
-    /// Beside each slot while the logs are laid, the mark of the text its entry was
-    /// read from (`crate::run::shard_load`; 0 for none); dropped by [`ShardLog::shrink`].
-    marks: Vec<Vec<u64>>,
+    chunks: Vec<Vec<Packed>>,
+    /// The entries kept whole.
+    aside: Vec<LogEntry>,
+    /// Beside each slot while the logs are laid: the mark of the text its entry was
+    /// read from (`crate::run::shard_load`; 0 for none) and its value's balances.
+    laying: Vec<Vec<Laying>>,
+    /// While the logs are laid, the snapshots of `read_all` entries, by exec index.
+    snapshots: crate::model::FxMap<u64, SnapshotValue>,
     /// Slots in all.
     len: usize,
 }
@@ -1195,10 +1209,224 @@ pub(crate) struct ShardLog {
 /// Slots per chunk of a [`ShardLog`].
 const LOG_CHUNK: usize = 4096;
 
+/// What a slot holds only while the logs are laid.
+#[derive(Debug, Clone, Copy)]
+struct Laying {
+    mark: u64,
+    /// A transfer's `from_balance` and `to_balance`, or a read's `balance` first.
+    balances: [Balance; 2],
+}
+
+const NOT_LAID: Laying = Laying {
+    mark: 0,
+    balances: [Balance::NONE; 2],
+};
+
+/// A [`LogEntry`] in 40 bytes (see [`ShardLog`]).
+#[derive(Debug, Clone, Copy)]
+struct Packed {
+    /// Client and request ([`pack_request`]); for an entry aside, its place there.
+    key: u64,
+    amount: i64,
+    applied: i64,
+    /// The coordinator of a transaction naming the entry's own request; 0 for none.
+    txn_own: ShardId,
+    /// A transfer's accounts.
+    from: u16,
+    to: u16,
+    /// A failed transfer's error word, or a read's account.
+    word: u16,
+    /// One of the `F_` codes.
+    f: u8,
+    kind: u8,
+    /// 0 for none, else the phase's or vote's place in its enum plus one.
+    phase: u8,
+    vote: u8,
+    /// One of the `V_` codes.
+    value: u8,
+    has_applied: bool,
+}
+
+const F_EMPTY: u8 = 0;
+const F_TRANSFER: u8 = 1;
+const F_READ: u8 = 2;
+const F_READ_ALL: u8 = 3;
+const F_ASIDE: u8 = u8::MAX;
+
+const V_NULL: u8 = 0;
+const V_TRANSFER: u8 = 1;
+const V_FAILED: u8 = 2;
+const V_READ: u8 = 3;
+const V_SNAPSHOT: u8 = 4;
+
+const KINDS: [EventType; 4] = [
+    EventType::Invoke,
+    EventType::Ok,
+    EventType::Fail,
+    EventType::Info,
+];
+const PHASES: [Phase; 3] = [Phase::Prepare, Phase::Commit, Phase::Abort];
+const VOTES: [Vote; 2] = [Vote::Yes, Vote::No];
+
+/// `x`'s place in `all` plus one; 0 for none.
+fn code<T: PartialEq + Copy>(all: &[T], x: Option<T>) -> u8 {
+    x.and_then(|x| all.iter().position(|&y| y == x))
+        .map_or(0, |i| i as u8 + 1)
+}
+
+/// What [`code`] coded.
+fn decode<T: Copy>(all: &[T], c: u8) -> Option<T> {
+    all.get(usize::from(c.checked_sub(1)?)).copied()
+}
+
+impl Packed {
+    const EMPTY: Packed = Packed {
+        key: 0,
+        amount: 0,
+        applied: 0,
+        txn_own: 0,
+        from: 0,
+        to: 0,
+        word: 0,
+        f: F_EMPTY,
+        kind: 0,
+        phase: 0,
+        vote: 0,
+        value: V_NULL,
+        has_applied: false,
+    };
+
+    fn aside(at: usize) -> Packed {
+        Packed {
+            key: at as u64,
+            f: F_ASIDE,
+            ..Packed::EMPTY
+        }
+    }
+
+    /// `e` packed, with what is held only while laid; `Err(e)` when it does not pack
+    /// exactly. Every field of a [`LogEntry`] is either held or checked to be the one
+    /// value [`Packed::unpack`] gives back.
+    #[allow(clippy::result_large_err)]
+    fn pack(e: LogEntry) -> Result<(Packed, Laying, Option<SnapshotValue>), LogEntry> {
+        let Some(key) = pack_request(e.client, e.request_id) else {
+            return Err(e);
+        };
+        let f = if e.f == FnName::TRANSFER {
+            F_TRANSFER
+        } else if e.f == FnName::READ {
+            F_READ
+        } else if e.f == FnName::READ_ALL {
+            F_READ_ALL
+        } else {
+            return Err(e);
+        };
+        if e.txn_other.is_some() {
+            return Err(e);
+        }
+        let mut p = Packed {
+            key,
+            applied: e.applied,
+            txn_own: e.txn_own,
+            f,
+            kind: code(&KINDS, Some(e.kind)),
+            phase: code(&PHASES, e.phase),
+            vote: code(&VOTES, e.vote),
+            has_applied: e.has_applied,
+            ..Packed::EMPTY
+        };
+        let mut laying = NOT_LAID;
+        let snapshot = match e.value {
+            EntryValue::Transfer(t) => {
+                (p.value, p.amount, p.from, p.to) = (V_TRANSFER, t.amount, t.from.0, t.to.0);
+                laying.balances = [t.from_balance, t.to_balance];
+                None
+            }
+            EntryValue::FailedTransfer(t) => {
+                (p.value, p.amount, p.from, p.to) = (V_FAILED, t.amount, t.from.0, t.to.0);
+                p.word = t.error.0;
+                None
+            }
+            EntryValue::Read(ref r) => {
+                let balance = match r.balance {
+                    None => Balance::NONE,
+                    Some(b) => match Balance::some(b) {
+                        Ok(b) => b,
+                        Err(_) => return Err(e),
+                    },
+                };
+                (p.value, p.word) = (V_READ, r.account.0);
+                laying.balances[0] = balance;
+                None
+            }
+            EntryValue::Snapshot(b) => {
+                p.value = V_SNAPSHOT;
+                Some(b)
+            }
+            EntryValue::Other(ref v) if **v == Value::Null => None,
+            EntryValue::Other(_) => return Err(e),
+        };
+        Ok((p, laying, snapshot))
+    }
+
+    /// The entry at `exec`, with what was held while laid (`None` once it is dropped:
+    /// balances none and snapshots empty).
+    fn unpack(
+        &self,
+        exec: u64,
+        laying: Option<&Laying>,
+        snapshot: Option<&SnapshotValue>,
+    ) -> LogEntry {
+        let balances = laying.map_or([Balance::NONE; 2], |l| l.balances);
+        let value = match self.value {
+            V_TRANSFER => EntryValue::Transfer(TransferValue {
+                shape: TransferShape::Transfer,
+                amount: self.amount,
+                from: Interned(self.from),
+                from_balance: balances[0],
+                to: Interned(self.to),
+                to_balance: balances[1],
+            }),
+            V_FAILED => EntryValue::FailedTransfer(FailedTransferValue {
+                amount: self.amount,
+                error: Interned(self.word),
+                from: Interned(self.from),
+                to: Interned(self.to),
+            }),
+            V_READ => EntryValue::Read(ReadValue {
+                account: Interned(self.word),
+                balance: balances[0].get(),
+            }),
+            V_SNAPSHOT => EntryValue::Snapshot(snapshot.cloned().unwrap_or(SnapshotValue {
+                balances: Vec::new(),
+            })),
+            _ => EntryValue::default(),
+        };
+        let f = match self.f {
+            F_TRANSFER => FnName::TRANSFER,
+            F_READ => FnName::READ,
+            _ => FnName::READ_ALL,
+        };
+        LogEntry {
+            exec_index: exec,
+            client: self.key >> 40,
+            request_id: self.key & ((1 << 40) - 1),
+            value,
+            applied: self.applied,
+            txn_other: None,
+            f,
+            txn_own: self.txn_own,
+            kind: decode(&KINDS, self.kind).unwrap_or(EventType::Ok),
+            phase: decode(&PHASES, self.phase),
+            vote: decode(&VOTES, self.vote),
+            has_applied: self.has_applied,
+        }
+    }
+}
+
 impl ShardLog {
-    pub fn get(&self, exec: &u64) -> Option<&LogEntry> {
-        let i = usize::try_from(exec.checked_sub(self.start)?).ok()?;
-        self.chunks.get(i / LOG_CHUNK)?.get(i % LOG_CHUNK)?.as_ref()
+    pub fn get(&self, exec: &u64) -> Option<LogEntry> {
+        self.at_slot(exec.checked_sub(self.start)?)
     }
 
     /// The slot `exec` is laid in.
@@ -1207,20 +1435,42 @@ impl ShardLog {
     }
 
     /// The entry in slot `slot`.
-    pub fn at_slot(&self, slot: u64) -> Option<&LogEntry> {
+    pub fn at_slot(&self, slot: u64) -> Option<LogEntry> {
         let i = usize::try_from(slot).ok()?;
-        self.chunks.get(i / LOG_CHUNK)?.get(i % LOG_CHUNK)?.as_ref()
+        let p = self.chunks.get(i / LOG_CHUNK)?.get(i % LOG_CHUNK)?;
+        self.unpack(i, p)
+    }
+
+    /// The entry packed as `p` in slot `i`.
+    fn unpack(&self, i: usize, p: &Packed) -> Option<LogEntry> {
+        match p.f {
+            F_EMPTY => None,
+            F_ASIDE => self.aside.get(p.key as usize).cloned(),
+            _ => {
+                let exec = self.start + i as u64;
+                let laying = self
+                    .laying
+                    .get(i / LOG_CHUNK)
+                    .and_then(|c| c.get(i % LOG_CHUNK));
+                let snapshot = match p.value {
+                    V_SNAPSHOT => self.snapshots.get(&exec),
+                    _ => None,
+                };
+                Some(p.unpack(exec, laying, snapshot))
+            }
+        }
     }
 
     /// The entries in exec-index order.
-    pub fn values(&self) -> impl Iterator<Item = &LogEntry> {
-        self.chunks.iter().flatten().flatten()
+    pub fn values(&self) -> impl Iterator<Item = LogEntry> + '_ {
+        let slots = self.chunks.iter().flatten().enumerate();
+        slots.filter_map(|(i, p)| self.unpack(i, p))
     }
 
     /// The highest exec index laid.
     pub fn last_index(&self) -> Option<u64> {
         let (k, i) = self.chunks.iter().enumerate().rev().find_map(|(k, c)| {
-            let i = c.iter().rposition(Option::is_some)?;
+            let i = c.iter().rposition(|p| p.f != F_EMPTY)?;
             Some((k, i))
         })?;
         Some(self.start + (k * LOG_CHUNK + i) as u64)
@@ -1234,29 +1484,61 @@ impl ShardLog {
         else {
             return 0;
         };
-        let mark = self
-            .marks
+        let laid = self
+            .laying
             .get(i / LOG_CHUNK)
             .and_then(|c| c.get(i % LOG_CHUNK));
-        mark.copied().unwrap_or(0)
+        laid.map_or(0, |l| l.mark)
     }
 
-    /// Gives back the room kept for growth and the marks, once every replica's log is
-    /// laid.
+    /// Gives back the room kept for growth and what is held only while laid, once
+    /// every replica's log is laid.
     pub fn shrink(&mut self) {
-        self.marks = Vec::new();
+        self.laying = Vec::new();
+        self.snapshots = Default::default();
+        self.aside.shrink_to_fit();
         if let Some(last) = self.chunks.last_mut() {
             last.shrink_to_fit();
         }
     }
 
-    /// The slot for `exec`, made if need be; `Err` when that would take more than
-    /// `max_slots` slots (a corrupt index must not make the log balloon).
-    pub fn slot_mut(
+    /// Lays `e` at its exec index, its text marked `mark`, when the slot is empty;
+    /// else gives back the entry there (as it was laid) and `e`. `Err` when the slot
+    /// would take more than `max_slots` slots (a corrupt index must not make the log
+    /// balloon).
+    #[allow(clippy::type_complexity)]
+    pub fn lay(
         &mut self,
-        exec: u64,
+        e: LogEntry,
+        mark: u64,
         max_slots: u64,
-    ) -> Result<(&mut Option<LogEntry>, &mut u64), String> {
+    ) -> Result<Option<(LogEntry, LogEntry)>, String> {
+        let exec = e.exec_index;
+        let i = self.slot_for(exec, max_slots)?;
+        let (k, j) = (i / LOG_CHUNK, i % LOG_CHUNK);
+        if self.chunks[k][j].f != F_EMPTY {
+            let laid = self.unpack(i, &self.chunks[k][j]);
+            return Ok(laid.map(|laid| (laid, e)));
+        }
+        let (packed, mut laying) = match Packed::pack(e) {
+            Ok((p, laying, snapshot)) => {
+                if let Some(b) = snapshot {
+                    self.snapshots.insert(exec, b);
+                }
+                (p, laying)
+            }
+            Err(e) => {
+                self.aside.push(e);
+                (Packed::aside(self.aside.len() - 1), NOT_LAID)
+            }
+        };
+        laying.mark = mark;
+        (self.chunks[k][j], self.laying[k][j]) = (packed, laying);
+        Ok(None)
+    }
+
+    /// The slot for `exec` (made if need be).
+    fn slot_for(&mut self, exec: u64, max_slots: u64) -> Result<usize, String> {
         let too_far =
             || format!("exec_index {exec} is further from the others than the file has entries");
         if self.chunks.is_empty() {
@@ -1270,13 +1552,13 @@ impl ShardLog {
                 return Err(too_far());
             }
             let old = std::mem::take(&mut self.chunks);
-            let marks = std::mem::take(&mut self.marks);
+            let laying = std::mem::take(&mut self.laying);
             self.len = 0;
-            let slots = std::iter::repeat_with(|| (None, 0))
+            let slots = std::iter::repeat((Packed::EMPTY, NOT_LAID))
                 .take(more as usize)
-                .chain(old.into_iter().flatten().zip(marks.into_iter().flatten()));
-            for (slot, mark) in slots {
-                self.push(slot, mark);
+                .chain(old.into_iter().flatten().zip(laying.into_iter().flatten()));
+            for (slot, laid) in slots {
+                self.push(slot, laid);
             }
             self.start = exec;
         }
@@ -1286,28 +1568,101 @@ impl ShardLog {
         }
         let i = i as usize;
         while self.len <= i {
-            self.push(None, 0);
+            self.push(Packed::EMPTY, NOT_LAID);
         }
-        let (k, j) = (i / LOG_CHUNK, i % LOG_CHUNK);
-        Ok((&mut self.chunks[k][j], &mut self.marks[k][j]))
+        Ok(i)
     }
 
-    fn push(&mut self, slot: Option<LogEntry>, mark: u64) {
+    fn push(&mut self, slot: Packed, laid: Laying) {
         self.len += 1;
-        match (self.chunks.last_mut(), self.marks.last_mut()) {
+        match (self.chunks.last_mut(), self.laying.last_mut()) {
             (Some(c), Some(m)) if c.len() < LOG_CHUNK => {
                 c.push(slot);
-                m.push(mark);
+                m.push(laid);
             }
             _ => {
                 let mut c = Vec::with_capacity(LOG_CHUNK);
                 c.push(slot);
                 self.chunks.push(c);
                 let mut m = Vec::with_capacity(LOG_CHUNK);
-                m.push(mark);
-                self.marks.push(m);
+                m.push(laid);
+                self.laying.push(m);
             }
         }
+    }
+}
+
+/// The operations by (client, request id), for the checks that start from a log entry
+/// or a history line: every operation's key packed in one integer, sorted, beside its
+/// number (12 bytes an operation; a hash map of them took about 50 with its empty
+/// buckets, a tenth of a sharded check's peak). A request invoked more than once (a
+/// retry) names its last operation, as a map filled in history order did. A key too
+/// large to pack goes in a small map aside.
+#[derive(Debug, Default)]
+pub(crate) struct OpIndex {
+    /// Packed keys ([`pack_request`]), sorted; equal keys in operation order.
+    keys: Vec<u64>,
+    /// `ops[i]` is the operation whose key is `keys[i]`.
+    ops: Vec<u32>,
+    aside: crate::model::FxMap<(u64, u64), usize>,
+}
+
+/// A (client, request id) in one integer ordered as the pair, when they fit (clients
+/// below 2^24, requests below 2^40).
+pub(crate) fn pack_request(client: u64, request_id: u64) -> Option<u64> {
+    (client < 1 << 24 && request_id < 1 << 40).then_some((client << 40) | request_id)
+}
+
+impl OpIndex {
+    pub fn new(ops: &[Op]) -> OpIndex {
+        let mut pairs: Vec<(u64, u32)> = Vec::with_capacity(ops.len());
+        let mut aside = crate::model::FxMap::default();
+        for (i, o) in ops.iter().enumerate() {
+            match (pack_request(o.client, o.request_id), u32::try_from(i)) {
+                (Some(k), Ok(n)) => pairs.push((k, n)),
+                _ => {
+                    aside.insert((o.client, o.request_id), i);
+                }
+            }
+        }
+        pairs.sort_unstable();
+        let (keys, ops) = pairs.into_iter().unzip();
+        OpIndex { keys, ops, aside }
+    }
+
+    /// The last operation of (client, request id), if any.
+    pub fn get(&self, client: u64, request_id: u64) -> Option<usize> {
+        if let Some(&o) = self.aside.get(&(client, request_id)) {
+            return Some(o);
+        }
+        let k = pack_request(client, request_id)?;
+        let end = self.keys.partition_point(|&x| x <= k);
+        (end > 0 && self.keys[end - 1] == k).then(|| self.ops[end - 1] as usize)
+    }
+
+    pub fn contains(&self, client: u64, request_id: u64) -> bool {
+        self.get(client, request_id).is_some()
+    }
+
+    /// For every operation of `ops` (those it was made from), the last operation of its
+    /// key: what [`OpIndex::get`] gives for it, all at once.
+    pub fn last_of_each(&self, ops: &[Op]) -> Vec<usize> {
+        let mut out: Vec<usize> = (0..ops.len()).collect();
+        for (i, o) in ops.iter().enumerate() {
+            if let Some(&last) = self.aside.get(&(o.client, o.request_id)) {
+                out[i] = last;
+            }
+        }
+        let mut at = 0;
+        while at < self.keys.len() {
+            let end = at + self.keys[at..].partition_point(|&x| x == self.keys[at]);
+            let last = self.ops[end - 1] as usize;
+            for &o in &self.ops[at..end] {
+                out[o as usize] = last;
+            }
+            at = end;
+        }
+        out
     }
 }
 
@@ -1318,7 +1673,7 @@ pub(crate) struct Sharded {
     pub initial_balance: Option<i64>,
     pub ops: Vec<Op>,
     /// (client, request_id) to the op.
-    pub op_by_key: crate::model::FxMap<(u64, u64), usize>,
+    pub op_by_key: OpIndex,
     /// What is left of each replica once final.json was streamed (`None` without one).
     pub fin: Option<Vec<ShardNodeState>>,
     /// Per shard, its agreed log: the union of its replicas' logs by exec index.
@@ -1343,7 +1698,7 @@ impl Sharded {
         let mut out = Vec::with_capacity(keyed.count());
         for (k, log) in self.logs.values().enumerate() {
             for e in log.values() {
-                if let Some(key) = key(e) {
+                if let Some(key) = key(&e) {
                     out.push((key, Sharded::pack(k, log.slot_of(e.exec_index)?)?));
                 }
             }
@@ -1359,7 +1714,7 @@ impl Sharded {
     }
 
     /// The entry [`Sharded::pack`] packed, with its shard's id.
-    pub fn unpack(&self, packed: u64) -> Option<(ShardId, &LogEntry)> {
+    pub fn unpack(&self, packed: u64) -> Option<(ShardId, LogEntry)> {
         let (shard, log) = self.logs.iter().nth((packed >> 44) as usize)?;
         Some((*shard, log.at_slot(packed & ((1 << 44) - 1))?))
     }
@@ -1375,8 +1730,8 @@ impl Sharded {
     /// History indices of the operation behind (client, request id), if any.
     pub fn indices_of(&self, client: u64, request_id: u64) -> Vec<u64> {
         self.op_by_key
-            .get(&(client, request_id))
-            .map_or_else(Vec::new, |&o| self.ops[o].indices())
+            .get(client, request_id)
+            .map_or_else(Vec::new, |o| self.ops[o].indices())
     }
 
     /// Shard `id`'s balances before its log: run.toml's initial balance on each of its
@@ -1385,27 +1740,53 @@ impl Sharded {
         let accounts = self.spec(id).map_or(&[][..], |s| &s.accounts[..]);
         Bank::new(accounts, self.initial_balance.unwrap_or(0))
     }
+}
 
-    /// The state of shard `id` replayed from its agreed log up to `upto` (inclusive);
-    /// `Err(gap)` when the log lacks an index first.
-    pub fn replay_shard(
-        &self,
-        id: ShardId,
-        upto: u64,
-        mut each: impl FnMut(u64, &LogEntry, &Bank),
-    ) -> Result<Bank, u64> {
+/// A check following a replay of one shard's agreed log (see
+/// [`Sharded::replay_watched`]).
+pub(crate) trait Watch {
+    /// The last exec index it needs the replay to reach (0: only the state before the
+    /// log).
+    fn upto(&self) -> u64;
+    /// The entry at `exec` (at most [`Watch::upto`]) and the state after it.
+    fn step(&mut self, exec: u64, e: &LogEntry, bank: &Bank);
+    /// Where the replay ended for it: the state at its `upto` (the state before the
+    /// log when the shard has no log), or the first exec index up to `upto` that the
+    /// log lacks (the replay stops there).
+    fn end(&mut self, end: Result<&Bank, u64>);
+}
+
+impl Sharded {
+    /// Replays shard `id` from its initial balances once for every watcher, as far as
+    /// the furthest needs: each sees the replay up to its own `upto`. Replay,
+    /// bank conservation and agreement each replayed every shard before: three
+    /// unpackings of every entry and three banks kept.
+    pub fn replay_watched(&self, id: ShardId, watchers: &mut [&mut dyn Watch]) {
         let mut bank = self.initial_bank(id);
-        let Some(log) = self.logs.get(&id) else {
-            return Ok(bank);
-        };
+        let upto = watchers.iter().map(|w| w.upto()).max().unwrap_or(0);
+        let log = self.logs.get(&id);
+        for w in watchers
+            .iter_mut()
+            .filter(|w| w.upto() == 0 || log.is_none())
+        {
+            w.end(Ok(&bank));
+        }
+        let Some(log) = log else { return };
         for exec in 1..=upto {
             let Some(e) = log.get(&exec) else {
-                return Err(exec);
+                for w in watchers.iter_mut().filter(|w| w.upto() >= exec) {
+                    w.end(Err(exec));
+                }
+                return;
             };
-            apply_entry(&mut bank, e);
-            each(exec, e, &bank);
+            apply_entry(&mut bank, &e);
+            for w in watchers.iter_mut().filter(|w| w.upto() >= exec) {
+                w.step(exec, &e, &bank);
+                if w.upto() == exec {
+                    w.end(Ok(&bank));
+                }
+            }
         }
-        Ok(bank)
     }
 }
 
@@ -1531,6 +1912,7 @@ mod tests {
     fn entries_values_and_steps_stay_small() {
         assert!(std::mem::size_of::<EntryValue>() <= 32);
         assert!(std::mem::size_of::<LogEntry>() <= 88);
+        assert!(std::mem::size_of::<Packed>() <= 40);
         assert!(std::mem::size_of::<FnName>() == 8);
         assert!(std::mem::size_of::<Op>() <= 168);
         assert!(std::mem::size_of::<Interned<15>>() == 2);
@@ -1662,8 +2044,7 @@ mod tests {
     fn a_log_lays_entries_by_exec_index_across_chunks() {
         let mut log = ShardLog::default();
         for exec in [5u64, 6, 9000, 4, 10_000] {
-            let (slot, mark) = log.slot_mut(exec, 20_000).unwrap();
-            (*slot, *mark) = (Some(entry(exec)), exec);
+            assert!(log.lay(entry(exec), exec, 20_000).unwrap().is_none());
         }
         let laid: Vec<u64> = log.values().map(|e| e.exec_index).collect();
         assert_eq!(laid, vec![4, 5, 6, 9000, 10_000]);
@@ -1671,13 +2052,150 @@ mod tests {
         assert!(log.get(&7).is_none() && log.get(&3).is_none() && log.get(&20_000).is_none());
         assert_eq!(log.last_index(), Some(10_000));
         assert_eq!((log.mark(9000), log.mark(4), log.mark(7)), (9000, 4, 0));
-        assert!(log.slot_mut(30_000, 20_000).is_err());
+        let mut again = entry(6);
+        again.request_id = 60;
+        let (laid, given) = log.lay(again.clone(), 1, 20_000).unwrap().unwrap();
+        assert_eq!((laid, given), (entry(6), again), "the first one laid stays");
+        assert!(log.lay(entry(30_000), 0, 20_000).is_err());
         assert!(
-            log.slot_mut(1, 9_999).is_err(),
+            log.lay(entry(1), 0, 9_999).is_err(),
             "would take 9_997 + 3 slots"
         );
         log.shrink();
         assert_eq!(log.last_index(), Some(10_000));
+        assert_eq!(log.mark(9000), 0, "marks are dropped");
+    }
+
+    /// An entry reads back as it was laid while the replicas are laid, and with only
+    /// its balances and snapshot dropped after; one that does not pack is kept whole.
+    #[test]
+    fn packed_entries_read_back_as_laid() {
+        let value = |text: &str| serde_json::from_str::<EntryValue>(text).unwrap();
+        let txn = |client| TxnId {
+            coordinator: 2,
+            client,
+            request_id: 5,
+        };
+        let make = |exec, client, f, v: &str, kind, txn, applied| {
+            LogEntry::new(
+                (exec, client, 5),
+                f,
+                value(v),
+                kind,
+                txn,
+                Some(Phase::Prepare),
+                Some(Vote::No),
+                applied,
+            )
+        };
+        let transfer = r#"{"amount":2,"from":"A","from_balance":8,"to":"B","to_balance":12}"#;
+        let entries = [
+            make(
+                1,
+                1,
+                FnName::TRANSFER,
+                transfer,
+                EventType::Ok,
+                Some(txn(1)),
+                Some(-2),
+            ),
+            make(
+                2,
+                1,
+                FnName::TRANSFER,
+                r#"{"amount":30,"error":"insufficient-funds","from":"D","to":"B"}"#,
+                EventType::Fail,
+                None,
+                None,
+            ),
+            make(
+                3,
+                1,
+                FnName::READ,
+                r#"{"account":"A","balance":7}"#,
+                EventType::Ok,
+                None,
+                Some(0),
+            ),
+            make(
+                4,
+                1,
+                FnName::READ,
+                r#"{"account":"A"}"#,
+                EventType::Info,
+                None,
+                None,
+            ),
+            make(
+                5,
+                1,
+                FnName::READ_ALL,
+                r#"{"balances":{"A":10,"B":-2}}"#,
+                EventType::Ok,
+                None,
+                None,
+            ),
+            make(6, 1, FnName::READ_ALL, "null", EventType::Ok, None, None),
+            // Kept whole: a transaction naming another client, a client past 2^24,
+            // another function, a value of another shape, a balance of i64::MIN.
+            make(
+                7,
+                1,
+                FnName::TRANSFER,
+                transfer,
+                EventType::Ok,
+                Some(txn(9)),
+                None,
+            ),
+            make(
+                8,
+                1 << 30,
+                FnName::TRANSFER,
+                transfer,
+                EventType::Ok,
+                None,
+                None,
+            ),
+            make(9, 1, FnName::new("noop"), "null", EventType::Ok, None, None),
+            make(
+                10,
+                1,
+                FnName::READ,
+                r#"{"account":"A","at":3}"#,
+                EventType::Ok,
+                None,
+                None,
+            ),
+            make(
+                11,
+                1,
+                FnName::READ,
+                &format!(r#"{{"account":"A","balance":{}}}"#, i64::MIN),
+                EventType::Ok,
+                None,
+                None,
+            ),
+        ];
+        let mut log = ShardLog::default();
+        for e in &entries {
+            assert!(log.lay(e.clone(), 0, 100).unwrap().is_none());
+        }
+        assert_eq!(log.aside.len(), 5);
+        assert_eq!(log.values().collect::<Vec<_>>(), entries.to_vec());
+        log.shrink();
+        let after: Vec<LogEntry> = log.values().collect();
+        for (was, now) in entries.iter().zip(&after) {
+            let mut was = was.clone();
+            match (&mut was.value, was.exec_index) {
+                (EntryValue::Transfer(t), 1) => {
+                    (t.from_balance, t.to_balance) = (Balance::NONE, Balance::NONE)
+                }
+                (EntryValue::Read(r), 3) => r.balance = None,
+                (EntryValue::Snapshot(b), 5) => b.balances.clear(),
+                _ => {}
+            }
+            assert_eq!(&was, now);
+        }
     }
 
     fn reread(text: &str) -> (EntryValue, String) {

@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 
 /// What one shard's log holds of one transaction.
 #[derive(Debug, Default, Clone)]
-struct OnShard<'a> {
-    prepare: Option<&'a LogEntry>,
-    decision: Option<&'a LogEntry>,
+struct OnShard {
+    prepare: Option<LogEntry>,
+    decision: Option<LogEntry>,
 }
 
 pub(crate) fn run(data: &Sharded) -> CheckResult {
@@ -47,7 +47,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         .logs
         .values()
         .flat_map(|l| l.values())
-        .filter_map(LogEntry::txn)
+        .filter_map(|e| e.txn())
         .all(|t| pack(t).is_some());
     if all_pack {
         judge_all(data, check, |e| e.txn().and_then(pack), unpack)
@@ -102,10 +102,8 @@ fn judge_all<K: Ord + Copy>(
 
 /// One transaction's entries (sorted by shard, then position) as each shard's prepare
 /// and decision (the last of each, if a shard logged one twice).
-fn on_shards<'a>(
-    group: impl Iterator<Item = (ShardId, &'a LogEntry)>,
-) -> BTreeMap<ShardId, OnShard<'a>> {
-    let mut out: BTreeMap<ShardId, OnShard<'a>> = BTreeMap::new();
+fn on_shards(group: impl Iterator<Item = (ShardId, LogEntry)>) -> BTreeMap<ShardId, OnShard> {
+    let mut out: BTreeMap<ShardId, OnShard> = BTreeMap::new();
     for (shard, e) in group {
         let slot = out.entry(shard).or_default();
         match e.phase {
@@ -135,12 +133,12 @@ impl std::fmt::Display for Named {
     }
 }
 
-fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId, OnShard<'_>>) {
+fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId, OnShard>) {
     let indices = || data.indices_of(id.client, id.request_id);
     let t = Named(id);
     let value = shards
         .values()
-        .find_map(|s| s.prepare.or(s.decision))
+        .find_map(|s| s.prepare.as_ref().or(s.decision.as_ref()))
         .map(|e| &e.value);
     let parts = value.and_then(EntryValue::transfer);
     let touched: Vec<ShardId> = match parts {
@@ -166,7 +164,7 @@ fn judge(data: &Sharded, check: &mut Check, id: TxnId, shards: &BTreeMap<ShardId
             .iter()
             .filter(|s| !committed.contains(s) && !aborted.contains(s))
         {
-            match shards.get(s).and_then(|o| o.prepare) {
+            match shards.get(s).and_then(|o| o.prepare.as_ref()) {
                 Some(_) => check.undecided("cross-shard transactions committed on one shard and still in doubt on another at the end"),
                 None => check.anomaly(|| {
                     Anomaly::new(
@@ -188,13 +186,13 @@ fn per_shard(
     check: &mut Check,
     t: &Named,
     s: ShardId,
-    on: &OnShard<'_>,
+    on: &OnShard,
     parts: Option<(&str, &str, i64)>,
     data: &Sharded,
     indices: &dyn Fn() -> Vec<u64>,
-    all: &BTreeMap<ShardId, OnShard<'_>>,
+    all: &BTreeMap<ShardId, OnShard>,
 ) {
-    if let Some(p) = on.prepare {
+    if let Some(p) = &on.prepare {
         if p.applied().unwrap_or(0) != 0 {
             check.anomaly(|| {
                 Anomaly::new(
@@ -206,7 +204,7 @@ fn per_shard(
             });
         }
     }
-    let Some(d) = on.decision else { return };
+    let Some(d) = &on.decision else { return };
     if d.phase == Some(Phase::Abort) && d.applied().unwrap_or(0) != 0 {
         check.anomaly(|| {
             Anomaly::new(
@@ -226,6 +224,7 @@ fn per_shard(
     }
     let voted_yes = on
         .prepare
+        .as_ref()
         .is_some_and(|p| p.vote == Some(Vote::Yes) && p.exec_index < d.exec_index);
     if !voted_yes {
         check.anomaly(|| {
@@ -239,7 +238,7 @@ fn per_shard(
     }
     if let Some(no) = all
         .iter()
-        .find(|(_, o)| o.prepare.is_some_and(|p| p.vote == Some(Vote::No)))
+        .find(|(_, o)| o.prepare.as_ref().is_some_and(|p| p.vote == Some(Vote::No)))
     {
         check.anomaly(|| {
             Anomaly::new(
@@ -275,10 +274,10 @@ fn per_shard(
     }
 }
 
-fn decided(shards: &BTreeMap<ShardId, OnShard<'_>>, phase: Phase) -> Vec<ShardId> {
+fn decided(shards: &BTreeMap<ShardId, OnShard>, phase: Phase) -> Vec<ShardId> {
     shards
         .iter()
-        .filter(|(_, o)| o.decision.is_some_and(|d| d.phase == Some(phase)))
+        .filter(|(_, o)| o.decision.as_ref().is_some_and(|d| d.phase == Some(phase)))
         .map(|(&s, _)| s)
         .collect()
 }
@@ -297,9 +296,9 @@ fn answer_matches(
     data: &Sharded,
     check: &mut Check,
     id: &TxnId,
-    shards: &BTreeMap<ShardId, OnShard<'_>>,
+    shards: &BTreeMap<ShardId, OnShard>,
 ) {
-    let Some(&o) = data.op_by_key.get(&(id.client, id.request_id)) else {
+    let Some(o) = data.op_by_key.get(id.client, id.request_id) else {
         return;
     };
     let op = &data.ops[o];

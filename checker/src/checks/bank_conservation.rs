@@ -4,47 +4,118 @@
 //! at the position it was told there. A snapshot that mixes states from before and
 //! after a cross-shard transfer is torn.
 //!
-//! Each shard's agreed log is replayed once, from run.toml's initial balances; the
+//! Each shard's agreed log is replayed once, from run.toml's initial balances (the
+//! replay shared with the replay check and agreement, `Sharded::replay_watched`); the
 //! `read_all` answers waiting at each position are compared as the replay passes it.
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
 use crate::model::list;
 use crate::model::FxMap;
-use crate::shards::{Bank, ShardId, Sharded};
+use crate::shards::{Bank, LogEntry, ShardId, Sharded, Watch};
 
-pub(crate) fn run(data: &Sharded) -> CheckResult {
+/// The check over the shards' shared replays (`Sharded::replay_watched`): made first,
+/// it gives a [`ShardWatch`] for each shard in turn (in run.toml's order), takes back
+/// what each found, then gives its result.
+pub(crate) struct Judge<'d> {
+    data: &'d Sharded,
+    /// The result already, when no log is replayed.
+    early: Option<CheckResult>,
+    replays: Vec<Replayed>,
+}
+
+pub(crate) fn start(data: &Sharded) -> Judge<'_> {
     let mut check = Check::default();
-    let Some(total) = data.total else {
-        check.unknown("run.toml does not give initial_balance, so the bank's total is not known");
-        return check.finish();
+    let early = match data.total {
+        None => {
+            check.unknown(
+                "run.toml does not give initial_balance, so the bank's total is not known",
+            );
+            Some(check.finish())
+        }
+        Some(total) if data.fin.is_none() => {
+            snapshots_sum(data, &mut check, total);
+            check.unknown("there is no final.json, so the shards' logs cannot be replayed");
+            Some(check.finish())
+        }
+        Some(_) => None,
     };
-    if data.fin.is_none() {
+    Judge {
+        data,
+        early,
+        replays: Vec::new(),
+    }
+}
+
+impl<'d> Judge<'d> {
+    /// What follows shard `id`'s replay, if the check replays at all.
+    pub fn shard(&self, id: ShardId) -> Option<ShardWatch<'d>> {
+        if self.early.is_some() {
+            return None;
+        }
+        let data = self.data;
+        let last = data.logs.get(&id).and_then(|l| l.last_index()).unwrap_or(0);
+        let mut waiting: FxMap<u64, Vec<usize>> = FxMap::default();
+        for (i, op) in data.ops.iter().enumerate() {
+            if let Some(c) = op
+                .complete
+                .as_ref()
+                .filter(|c| c.kind == EventType::Ok && op.f == "read_all")
+            {
+                if let Some(&p) = c.positions.get(&id) {
+                    waiting.entry(p).or_default().push(i);
+                }
+            }
+        }
+        Some(ShardWatch {
+            data,
+            last,
+            waiting,
+            negative: false,
+            replayed: Replayed {
+                id,
+                sum: None,
+                findings: Vec::new(),
+                compared: 0,
+                gap: None,
+            },
+        })
+    }
+
+    /// Takes back what one shard's replay found.
+    pub fn replayed(&mut self, watch: ShardWatch<'_>) {
+        self.replays.push(watch.replayed);
+    }
+
+    /// The result: the bank's end total is told first: it is the headline, and the
+    /// per-snapshot findings that usually follow it could fill the stored anomalies.
+    pub fn finish(self) -> CheckResult {
+        let (data, replays) = (self.data, self.replays);
+        if let Some(early) = self.early {
+            return early;
+        }
+        let mut check = Check::default();
+        let Some(total) = data.total else {
+            return check.finish();
+        };
+        let end_total = replays.iter().try_fold(0i128, |t, r| r.sum.map(|s| t + s));
+        match end_total {
+            Some(t) if t != total => check.anomaly(|| {
+                Anomaly::new(
+                    AnomalyKind::SumDrift,
+                    format!("Replaying every shard's log, the bank ends with {t} in all instead of {total}."),
+                    Vec::new(),
+                )
+            }),
+            Some(_) => check.count("shards replayed to the end", data.specs.len() as u64),
+            None => {}
+        }
         snapshots_sum(data, &mut check, total);
-        check.unknown("there is no final.json, so the shards' logs cannot be replayed");
-        return check.finish();
+        for r in replays {
+            r.tell(data, &mut check);
+        }
+        check.finish()
     }
-    // Each shard is replayed once; the bank's end total is told first: it is the
-    // headline, and the per-snapshot findings that usually follow it could fill the
-    // stored anomalies.
-    let replays: Vec<Replayed> = data.specs.iter().map(|s| replay_one(data, s.id)).collect();
-    let end_total = replays.iter().try_fold(0i128, |t, r| r.sum.map(|s| t + s));
-    match end_total {
-        Some(t) if t != total => check.anomaly(|| {
-            Anomaly::new(
-                AnomalyKind::SumDrift,
-                format!("Replaying every shard's log, the bank ends with {t} in all instead of {total}."),
-                Vec::new(),
-            )
-        }),
-        Some(_) => check.count("shards replayed to the end", data.specs.len() as u64),
-        None => {}
-    }
-    snapshots_sum(data, &mut check, total);
-    for r in replays {
-        r.tell(data, &mut check);
-    }
-    check.finish()
 }
 
 /// Every `read_all` answer sums to the total and has no negative balance.
@@ -136,48 +207,49 @@ enum Finding {
     },
 }
 
-/// Replays shard `id` once, comparing the read_all parts told its positions.
-fn replay_one(data: &Sharded, id: ShardId) -> Replayed {
-    let last = data.logs.get(&id).and_then(|l| l.last_index()).unwrap_or(0);
-    let mut waiting: FxMap<u64, Vec<usize>> = FxMap::default();
-    for (i, op) in data.ops.iter().enumerate() {
-        if let Some(c) = op
-            .complete
-            .as_ref()
-            .filter(|c| c.kind == EventType::Ok && op.f == "read_all")
-        {
-            if let Some(&p) = c.positions.get(&id) {
-                waiting.entry(p).or_default().push(i);
-            }
-        }
+/// The check's part in one shard's replay, to the end of its log: the first balance
+/// below zero, and the read_all parts told a position there, compared as it passes.
+pub(crate) struct ShardWatch<'d> {
+    data: &'d Sharded,
+    last: u64,
+    /// Position to the read_all answers told it.
+    waiting: FxMap<u64, Vec<usize>>,
+    negative: bool,
+    replayed: Replayed,
+}
+
+impl Watch for ShardWatch<'_> {
+    fn upto(&self) -> u64 {
+        self.last
     }
-    let (mut findings, mut compared, mut negative) = (Vec::new(), 0u64, false);
-    let replay = data.replay_shard(id, last, |exec, _, bank| {
+
+    fn step(&mut self, exec: u64, _: &LogEntry, bank: &Bank) {
+        let r = &mut self.replayed;
         if let Some((a, b)) = bank.negative() {
-            if !std::mem::replace(&mut negative, true) {
-                findings.push(Finding::Negative {
+            if !std::mem::replace(&mut self.negative, true) {
+                r.findings.push(Finding::Negative {
                     account: a.to_string(),
                     balance: b,
                     exec,
                 });
             }
         }
-        for &o in waiting.get(&exec).into_iter().flatten() {
-            let Some(diffs) = compare_snapshot(data, o, bank) else {
+        for &o in self.waiting.get(&exec).into_iter().flatten() {
+            let Some(diffs) = compare_snapshot(self.data, o, bank) else {
                 continue;
             };
-            compared += 1;
+            r.compared += 1;
             if !diffs.is_empty() {
-                findings.push(Finding::Torn { o, exec, diffs });
+                r.findings.push(Finding::Torn { o, exec, diffs });
             }
         }
-    });
-    Replayed {
-        id,
-        sum: replay.as_ref().ok().map(Bank::sum),
-        findings,
-        compared,
-        gap: replay.err(),
+    }
+
+    fn end(&mut self, end: Result<&Bank, u64>) {
+        match end {
+            Ok(bank) => self.replayed.sum = Some(bank.sum()),
+            Err(gap) => self.replayed.gap = Some(gap),
+        }
     }
 }
 

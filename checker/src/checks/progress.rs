@@ -345,6 +345,20 @@ impl Fold {
         }
     }
 
+    /// One line as another pass read it (the sharded one, which reads no
+    /// [`CheckEvent`]): what the rule needs of it, as [`Line::step`] would give it.
+    pub fn parts(&mut self, at: (u64, u64), who: (Process, EventType), parts: LineParts<'_>) {
+        let Some(judge) = &mut self.judge else { return };
+        judge.event(&Step {
+            index: at.0,
+            time_ns: at.1,
+            process: who.0,
+            kind: who.1,
+            accounts: parts.0,
+            nemesis: parts.1,
+        });
+    }
+
     /// The result, reading `path` again only if serde refused a line.
     pub fn finish(self, path: &Path) -> Result<CheckResult, CheckError> {
         match (self.judge, self.rule) {
@@ -354,6 +368,10 @@ impl Fold {
         }
     }
 }
+
+/// What [`Fold::parts`] takes of a line: its value's `account`, `from` and `to`, and a
+/// nemesis line's function and value.
+pub(crate) type LineParts<'e> = ([Option<&'e str>; 3], Option<(&'e str, &'e Value)>);
 
 /// A client line the fast reader read, as the rule sees it.
 fn client_step<'e>(e: &'e CheckEvent<'_>) -> Step<'e> {

@@ -395,18 +395,21 @@ fn real_time_edges(
     // at its definite answer (an earlier `info` says nothing about when it ran).
     let mut begun = vec![false; vertex.len()];
     let index_of = |o: usize| data.ops[o].complete.as_ref().map(|c| c.index);
+    // Each operation's key names the last operation of that key (a retry's).
+    let last = data.op_by_key.last_of_each(&data.ops);
     for step in steps.iter() {
-        // The operation the step's (client, request) names, whether it invoked, and
-        // the history index of an answer.
-        let (key, invoke, answer) = match step {
-            Step::Invoked(x) => ((data.ops[x].client, data.ops[x].request_id), true, None),
-            Step::Answered(x) => {
-                let key = (data.ops[x].client, data.ops[x].request_id);
-                (key, false, index_of(x))
-            }
-            Step::Other(e) => ((e.client, e.request_id), e.invoke, Some(e.index)),
+        // The operation the step's (client, request) names (the last one of that
+        // key), whether it invoked, and the history index of an answer.
+        let (o, invoke, answer) = match step {
+            Step::Invoked(x) => (Some(last[x]), true, None),
+            Step::Answered(x) => (Some(last[x]), false, index_of(x)),
+            Step::Other(e) => (
+                data.op_by_key.get(e.client, e.request_id),
+                e.invoke,
+                Some(e.index),
+            ),
         };
-        let Some(&o) = data.op_by_key.get(&key) else {
+        let Some(o) = o else {
             continue;
         };
         let v = vertex[o];

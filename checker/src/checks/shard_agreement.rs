@@ -5,25 +5,91 @@
 //! This is the classic agreement check (`super::agreement`) run once per shard: its
 //! accumulator words the divergences, jumps and balance mismatches, with replicas named
 //! with their shard; the shard's agreed log is the union of its replicas' logs. The logs
-//! are compared while final.json streams in (`crate::run::shard_load`); the balances here.
+//! are compared while final.json streams in (`crate::run::shard_load`); the balances here,
+//! with the states of each shard's replay shared with the other checks
+//! (`Sharded::replay_watched`).
 
 use super::agreement::Agreement;
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::final_state::NodeState;
-use crate::shards::{Bank, ShardId, ShardNodeState, Sharded};
+use crate::shards::{Bank, LogEntry, ShardId, ShardNodeState, Sharded, Watch};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+/// The banks agreement compares the replicas' balances with, gathered from the shards'
+/// shared replays (`Sharded::replay_watched`): per (shard, last index of a replica that
+/// fetched its balances), the shard's state there. A state the replay cannot reach (a
+/// gap in the log before it) is missing.
+#[derive(Default)]
+pub(crate) struct Replayed {
+    wanted: BTreeMap<ShardId, BTreeSet<u64>>,
+    banks: HashMap<(ShardId, u64), Bank>,
+}
+
+impl Replayed {
+    pub fn new(data: &Sharded) -> Replayed {
+        let mut wanted: BTreeMap<ShardId, BTreeSet<u64>> = BTreeMap::new();
+        for n in data.fin.iter().flatten().filter(|n| n.balances.is_some()) {
+            wanted.entry(n.shard).or_default().insert(n.last);
+        }
+        Replayed {
+            wanted,
+            banks: HashMap::new(),
+        }
+    }
+
+    /// The shards whose states are wanted.
+    pub fn shards(&self) -> impl Iterator<Item = ShardId> + '_ {
+        self.wanted.keys().copied()
+    }
+
+    /// What follows shard `id`'s replay, if a state of it is wanted. The state before
+    /// the log needs none.
+    pub fn shard(&mut self, data: &Sharded, id: ShardId) -> Option<ShardWatch<'_>> {
+        let lasts = self.wanted.get(&id)?;
+        if lasts.contains(&0) {
+            self.banks.insert((id, 0), data.initial_bank(id));
+        }
+        Some(ShardWatch {
+            id,
+            lasts,
+            banks: &mut self.banks,
+        })
+    }
+}
+
+/// Agreement's part in one shard's replay: the states at the wanted indices.
+pub(crate) struct ShardWatch<'r> {
+    id: ShardId,
+    lasts: &'r BTreeSet<u64>,
+    banks: &'r mut HashMap<(ShardId, u64), Bank>,
+}
+
+impl Watch for ShardWatch<'_> {
+    fn upto(&self) -> u64 {
+        self.lasts.last().copied().unwrap_or(0)
+    }
+
+    fn step(&mut self, exec: u64, _: &LogEntry, bank: &Bank) {
+        if self.lasts.contains(&exec) {
+            self.banks.insert((self.id, exec), bank.clone());
+        }
+    }
+
+    /// A gap ends the replay: the states past it stay missing.
+    fn end(&mut self, _: Result<&Bank, u64>) {}
+}
+
 /// `agreement` holds what streaming final.json found (divergences, jumps;
-/// `crate::run::shard_load`); the final balances are compared here, once every log is laid.
-pub(crate) fn run(data: &Sharded, mut agreement: Agreement) -> CheckResult {
+/// `crate::run::shard_load`); the final balances are compared here with `replayed`,
+/// once every log is laid.
+pub(crate) fn run(data: &Sharded, mut agreement: Agreement, replayed: Replayed) -> CheckResult {
     let Some(nodes) = &data.fin else {
         return agreement.finish(None);
     };
     let mut states = Vec::new();
-    let replayed = replayed(data, nodes);
     for node in nodes {
         let label = node.label();
-        let bank = replayed.get(&(node.shard, node.last));
+        let bank = replayed.banks.get(&(node.shard, node.last));
         balances(&mut agreement, &label, node, bank);
         states.push(NodeState {
             name: label,
@@ -44,32 +110,6 @@ pub(crate) fn run(data: &Sharded, mut agreement: Agreement) -> CheckResult {
         result.anomalies.extend(extra.anomalies);
     }
     result
-}
-
-/// Per (shard, last index of a replica that fetched its balances), the shard's state
-/// there: each shard replayed once, up to the furthest such index. A state the replay
-/// cannot reach (a gap in the log before it) is missing.
-fn replayed(data: &Sharded, nodes: &[ShardNodeState]) -> HashMap<(ShardId, u64), Bank> {
-    let mut wanted: BTreeMap<ShardId, BTreeSet<u64>> = BTreeMap::new();
-    for n in nodes.iter().filter(|n| n.balances.is_some()) {
-        wanted.entry(n.shard).or_default().insert(n.last);
-    }
-    let mut out = HashMap::new();
-    for (shard, lasts) in wanted {
-        let upto = lasts.last().copied().unwrap_or(0);
-        // A gap ends the replay: the states past it stay missing.
-        let _ = data.replay_shard(shard, upto, |exec, _, bank| {
-            if lasts.contains(&exec) {
-                out.insert((shard, exec), bank.clone());
-            }
-        });
-        if lasts.contains(&0) {
-            if let Ok(bank) = data.replay_shard(shard, 0, |_, _, _| {}) {
-                out.insert((shard, 0), bank);
-            }
-        }
-    }
-    out
 }
 
 /// A replica's final balances against the replay of its shard's agreed log up to its

@@ -58,7 +58,7 @@ fn judge_all<K: Ord + Copy>(
     };
     let groups = || keyed.chunk_by(|a, b| a.0 == b.0);
     check.count("requests in the logs", groups().count() as u64);
-    let mut entries: Vec<(ShardId, &LogEntry)> = Vec::new();
+    let mut entries: Vec<(ShardId, LogEntry)> = Vec::new();
     for group in groups() {
         entries.clear();
         entries.extend(group.iter().filter_map(|&(_, at)| data.unpack(at)));
@@ -110,10 +110,10 @@ fn judge_all<K: Ord + Copy>(
     check.finish()
 }
 
-fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, &LogEntry)]) {
+fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, LogEntry)]) {
     let indices = || data.indices_of(key.0, key.1);
-    if !data.op_by_key.contains_key(&key) {
-        let (s, e) = entries[0];
+    if !data.op_by_key.contains(key.0, key.1) {
+        let (s, e) = &entries[0];
         check.anomaly(|| {
             Anomaly::new(
                 AnomalyKind::Phantom,
@@ -156,7 +156,7 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
         Some(Phase::Prepare) => 1,
         Some(Phase::Commit | Phase::Abort) => 2,
     };
-    let step = |&(s, e): &(ShardId, &LogEntry)| (s, kind(e));
+    let step = |(s, e): &(ShardId, LogEntry)| (*s, kind(e));
     let twice = entries
         .iter()
         .enumerate()

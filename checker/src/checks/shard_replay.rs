@@ -2,8 +2,9 @@
 //! agreed log produces at the position it was told there, and the entry at that
 //! position is its own.
 //!
-//! Each shard is replayed once; the answers told a position on that shard wait in a
-//! map from position and are compared as the replay passes it. A cross-shard transfer
+//! Each shard is replayed once, the replay shared with bank conservation and agreement
+//! (`Sharded::replay_watched`); the answers told a position on that shard wait, sorted
+//! by position, and are compared as the replay passes it. A cross-shard transfer
 //! is compared on each shard for the balance that shard holds (`from_balance` on the
 //! source, `to_balance` on the destination); a read_all's parts are
 //! bank-conservation's to compare. An answer of `fail` whose entry applied something
@@ -20,79 +21,139 @@ use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::values::INSUFFICIENT_FUNDS;
 use crate::history::EventType;
 use crate::model::FxMap;
-use crate::shards::{Bank, LogEntry, Op, Phase, ShardId, Sharded};
+use crate::shards::{Bank, LogEntry, Op, Phase, ShardId, Sharded, Watch};
 
-pub(crate) fn run(data: &Sharded) -> CheckResult {
+/// The check over the shards' shared replays (`Sharded::replay_watched`): made first,
+/// it gives a [`ShardWatch`] for each shard in turn (in run.toml's order), then its
+/// result.
+pub(crate) struct Judge<'d> {
+    data: &'d Sharded,
+    check: Check,
+    /// `None` when no log can be replayed (the check is then unknown).
+    prepared: Option<FxMap<(ShardId, u64, u64), u64>>,
+}
+
+pub(crate) fn start(data: &Sharded) -> Judge<'_> {
     let mut check = Check::default();
-    if data.fin.is_none() {
+    let prepared = if data.fin.is_none() {
         check.unknown("there is no final.json, so there is no log to replay");
-        return check.finish();
-    }
-    if data.initial_balance.is_none() {
+        None
+    } else if data.initial_balance.is_none() {
         check.unknown("run.toml does not give initial_balance, so the logs cannot be replayed");
-        return check.finish();
+        None
+    } else {
+        Some(source_prepares(data))
+    };
+    Judge {
+        data,
+        check,
+        prepared,
     }
-    let prepared = source_prepares(data);
-    for spec in &data.specs {
+}
+
+impl<'d> Judge<'d> {
+    /// What follows shard `id`'s replay, if the check replays at all.
+    pub fn shard(&mut self, id: ShardId) -> Option<ShardWatch<'_, 'd>> {
+        let data = self.data;
+        let prepared = self.prepared.as_ref()?;
         // (position, operation), sorted: the replay walks them as it passes each.
         let mut waiting: Vec<(u64, usize)> = Vec::new();
         let mut refused: Vec<(u64, usize)> = Vec::new();
         for (i, op) in data.ops.iter().enumerate() {
             let told = op.complete.as_ref().filter(|c| c.kind != EventType::Info);
-            if let Some(&p) = told.and_then(|c| c.positions.get(&spec.id)) {
+            if let Some(&p) = told.and_then(|c| c.positions.get(&id)) {
                 waiting.push((p, i));
             }
-            if let Some(p) = decided_short(data, &prepared, spec.id, op) {
+            if let Some(p) = decided_short(data, prepared, id, op) {
                 refused.push((p, i));
             }
         }
         waiting.sort_unstable();
         refused.sort_unstable();
         let told_last = waiting.iter().chain(&refused).map(|w| w.0).max();
-        let last = told_last.unwrap_or(0).max(
-            data.logs
-                .get(&spec.id)
-                .map_or(0, |l| l.last_index().unwrap_or(0)),
-        );
-        let (mut w, mut r) = (Walk::new(&waiting), Walk::new(&refused));
-        let replay = data.replay_shard(spec.id, last, |exec, entry, bank| {
-            for o in w.at(exec) {
-                compare(data, &mut check, spec.id, exec, entry, bank, &data.ops[o]);
-            }
-            for o in r.at(exec) {
-                had_funds(&mut check, spec.id, exec, bank, &data.ops[o]);
-            }
-            logged_refusal(&mut check, spec.id, exec, entry, bank);
-        });
-        // Only a gap before a position some answer was told leaves one undecided.
-        if let Err(gap) = replay {
-            if told_last.is_none_or(|p| p < gap) {
-                continue;
-            }
-            check.undecided("shards whose log has a gap before a position clients were told");
-            check.note(format!(
-                "shard {}'s log has no entry at exec_index {gap}",
-                spec.id
-            ));
-        }
+        let logged = data
+            .logs
+            .get(&id)
+            .map_or(0, |l| l.last_index().unwrap_or(0));
+        Some(ShardWatch {
+            data,
+            check: &mut self.check,
+            id,
+            last: told_last.unwrap_or(0).max(logged),
+            told_last,
+            waiting: Walk::new(waiting),
+            refused: Walk::new(refused),
+        })
     }
-    without_position(data, &mut check);
-    check.finish()
+
+    pub fn finish(mut self) -> CheckResult {
+        if self.prepared.is_some() {
+            without_position(self.data, &mut self.check);
+        }
+        self.check.finish()
+    }
+}
+
+/// The check's part in one shard's replay: the answers told a position there and the
+/// refusals decided there, compared as the replay passes them.
+pub(crate) struct ShardWatch<'j, 'd> {
+    data: &'d Sharded,
+    check: &'j mut Check,
+    id: ShardId,
+    /// The furthest of the log's end and the positions told.
+    last: u64,
+    told_last: Option<u64>,
+    waiting: Walk,
+    refused: Walk,
+}
+
+impl Watch for ShardWatch<'_, '_> {
+    fn upto(&self) -> u64 {
+        self.last
+    }
+
+    fn step(&mut self, exec: u64, entry: &LogEntry, bank: &Bank) {
+        let (data, id) = (self.data, self.id);
+        for k in self.waiting.at(exec) {
+            let o = self.waiting.pairs[k].1;
+            compare(data, self.check, id, exec, entry, bank, &data.ops[o]);
+        }
+        for k in self.refused.at(exec) {
+            let o = self.refused.pairs[k].1;
+            had_funds(self.check, id, exec, bank, &data.ops[o]);
+        }
+        logged_refusal(self.check, id, exec, entry, bank);
+    }
+
+    fn end(&mut self, end: Result<&Bank, u64>) {
+        // Only a gap before a position some answer was told leaves one undecided.
+        let Err(gap) = end else { return };
+        if self.told_last.is_none_or(|p| p < gap) {
+            return;
+        }
+        self.check
+            .undecided("shards whose log has a gap before a position clients were told");
+        self.check.note(format!(
+            "shard {}'s log has no entry at exec_index {gap}",
+            self.id
+        ));
+    }
 }
 
 /// Sorted (position, operation) pairs, walked as a replay passes the positions.
-struct Walk<'a> {
-    pairs: &'a [(u64, usize)],
+struct Walk {
+    pairs: Vec<(u64, usize)>,
     next: usize,
 }
 
-impl<'a> Walk<'a> {
-    fn new(pairs: &'a [(u64, usize)]) -> Walk<'a> {
+impl Walk {
+    fn new(pairs: Vec<(u64, usize)>) -> Walk {
         Walk { pairs, next: 0 }
     }
 
-    /// The operations at position `exec` (positions are passed in increasing order).
-    fn at(&mut self, exec: u64) -> impl Iterator<Item = usize> + 'a {
+    /// The places in `pairs` of the operations at position `exec` (positions are
+    /// passed in increasing order).
+    fn at(&mut self, exec: u64) -> std::ops::Range<usize> {
         while self.pairs.get(self.next).is_some_and(|p| p.0 < exec) {
             self.next += 1;
         }
@@ -100,7 +161,7 @@ impl<'a> Walk<'a> {
         while self.pairs.get(self.next).is_some_and(|p| p.0 == exec) {
             self.next += 1;
         }
-        self.pairs[from..self.next].iter().map(|p| p.1)
+        from..self.next
     }
 }
 

@@ -1,11 +1,13 @@
 //! Checking a sharded run: stream its final.json (`crate::run::shard_load`: one agreed log
 //! per shard, replicas compared as they are read) and its history (one pass: the
 //! operations, well-formed, the liveness timeline; no event is held) into [`Sharded`],
-//! run the sharded checks over it and assemble [`Results`].
+//! run the sharded checks over it and assemble [`Results`]. The `progress` rule is judged
+//! in the history pass too (`checks::progress::Fold`), as the classic path judges it.
 //!
 //! The model (`crate::shards`) is a leaf the checks import; this is the one place that
 //! imports the checks, so none of them imports back. The format: docs/sharded.md.
 
+use crate::checks::agreement::Agreement;
 use crate::checks::{
     atomicity, bank_conservation, progress, serializability, shard_agreement, shard_exactly_once,
     shard_liveness, shard_replay, shard_well_formed,
@@ -19,8 +21,8 @@ use crate::results::{FinalSummary, NodeSummary, Results};
 use crate::run::shard_load;
 use crate::run_params::RunParams;
 use crate::shards::{
-    ClientStep, ClientSteps, Completion, Op, Phase, ShardEvent, ShardId, ShardLog, ShardSpec,
-    Sharded, TxnId,
+    ClientStep, ClientSteps, Completion, Op, OpIndex, Phase, ShardEvent, ShardId, ShardLog,
+    ShardSpec, Sharded, TxnId, Watch,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -37,11 +39,18 @@ struct HistoryPass {
     timeline: shard_liveness::Timeline,
     stats: HistoryStats,
     clients: BTreeSet<u64>,
+    /// The `progress` rule, judged in this pass as the classic one judges it.
+    progress: progress::Fold,
 }
 
-fn read_history(path: &Path, specs: &[ShardSpec]) -> Result<HistoryPass, CheckError> {
+fn read_history(
+    path: &Path,
+    specs: &[ShardSpec],
+    progress: progress::Fold,
+) -> Result<HistoryPass, CheckError> {
     let mut r = HistoryReader::open(path)?;
     let mut pass = HistoryPass {
+        progress,
         ops: Vec::new(),
         open: FxMap::default(),
         steps: ClientSteps::default(),
@@ -71,7 +80,36 @@ impl HistoryPass {
         let nemesis_f = (e.process == Process::Nemesis).then_some(e.f.as_str());
         self.timeline.event(e.index, e.time_ns, nemesis_f);
         self.well_formed.event(specs, line, &e);
+        self.progress_step(&e);
         self.pair(e);
+    }
+
+    /// What the `progress` rule needs of the line: when, whose, the accounts its value
+    /// names and a nemesis line's function and value (as its own pass read them from a
+    /// whole `Event`; `EntryValue::str_field` reads a value's fields as `Value::get` does).
+    fn progress_step(&mut self, e: &ShardEvent) {
+        let v = &e.value;
+        let accounts = [
+            v.str_field("account"),
+            v.str_field("from"),
+            v.str_field("to"),
+        ];
+        let at = (e.index, e.time_ns);
+        let who = (e.process, e.kind);
+        if e.process != Process::Nemesis {
+            self.progress.parts(at, who, (accounts, None));
+            return;
+        }
+        let written;
+        let value = match v.json() {
+            Some(value) => value,
+            None => {
+                written = v.to_value();
+                &written
+            }
+        };
+        let nemesis = Some((e.f.as_str(), value));
+        self.progress.parts(at, who, (accounts, nemesis));
     }
 
     fn count(&mut self, e: &ShardEvent) {
@@ -197,7 +235,12 @@ pub(crate) fn check_sharded(
     params: &RunParams,
     specs: Vec<ShardSpec>,
 ) -> Result<Results, CheckError> {
-    let history = read_history(&files.history, &specs)?;
+    let rule = progress::bound_ms(params.table.get("progress_bound_ms")).map(|bound| {
+        let shards = specs.iter();
+        let shards = shards.map(|s| (s.id, s.nodes.clone(), s.accounts.clone()));
+        (bound, progress::Replicas::Sharded(shards.collect()))
+    });
+    let history = read_history(&files.history, &specs, progress::Fold::new(rule))?;
     let loaded = shard_load::load(&files.final_json)?;
     let mut warnings = Vec::new();
     if let Some(line) = history.stats.truncated_at_line {
@@ -211,6 +254,7 @@ pub(crate) fn check_sharded(
         well_formed,
         timeline,
         stats,
+        progress,
         ..
     } = history;
     let account_shard: FxMap<String, ShardId> = specs
@@ -222,11 +266,7 @@ pub(crate) fn check_sharded(
         None => (None, BTreeMap::new(), Default::default()),
     };
     add_participant_positions(&mut ops, &logs, &account_shard);
-    let op_by_key = ops
-        .iter()
-        .enumerate()
-        .map(|(i, o)| ((o.client, o.request_id), i))
-        .collect();
+    let op_by_key = OpIndex::new(&ops);
     let accounts: usize = specs.iter().map(|s| s.accounts.len()).sum();
     if let Some(declared) = &params.accounts {
         let mut sharded: Vec<&String> = specs.iter().flat_map(|s| &s.accounts).collect();
@@ -255,30 +295,21 @@ pub(crate) fn check_sharded(
     let mut checks: BTreeMap<String, CheckResult> = BTreeMap::new();
     checks.insert("well-formed".into(), well_formed.finish(&data));
     checks.insert("atomicity".into(), atomicity::run(&data));
-    checks.insert("bank-conservation".into(), bank_conservation::run(&data));
-    checks.insert(
-        "shard-agreement".into(),
-        shard_agreement::run(&data, agreement),
-    );
-    // The classic replay and exactly-once, per shard.
-    checks.insert("replay".into(), shard_replay::run(&data));
+    // The classic replay, bank conservation and agreement's balances, over one
+    // replay of each shard.
+    let (replay, conservation, agreement) = replayed_checks(&data, agreement);
+    checks.insert("bank-conservation".into(), conservation);
+    checks.insert("shard-agreement".into(), agreement);
+    checks.insert("replay".into(), replay);
+    // The classic exactly-once, per shard.
     checks.insert("exactly-once".into(), shard_exactly_once::run(&data));
     let bound = params.liveness_bound_ms.as_ref();
     checks.insert(
         "liveness".into(),
         shard_liveness::run(&data, timeline, bound),
     );
-    let rule = progress::bound_ms(params.table.get("progress_bound_ms")).map(|bound| {
-        let shards = data.specs.iter();
-        let shards = shards.map(|s| (s.id, s.nodes.clone(), s.accounts.clone()));
-        (bound, progress::Replicas::Sharded(shards.collect()))
-    });
-    // The nemesis decides which replicas are up: the history is read once more, as
-    // the classic check reads it, only when run.toml asks for this check.
-    checks.insert(
-        "progress".into(),
-        progress::run_streaming(&files.history, rule)?,
-    );
+    // Judged in the history pass; read again only should serde refuse a line there.
+    checks.insert("progress".into(), progress.finish(&files.history)?);
     // Strict serializability reads only the operations: the logs are given back
     // first, so its graph does not add to the peak.
     let final_state = summarize(&data);
@@ -296,6 +327,48 @@ pub(crate) fn check_sharded(
         checks,
         elapsed_ms: 0,
     })
+}
+
+/// Replay, bank conservation and agreement (given what streaming final.json found),
+/// each following one shared replay of every shard (`Sharded::replay_watched`): the
+/// shards run.toml lists in its order, then any other a replica names.
+fn replayed_checks(
+    data: &Sharded,
+    agreement: Agreement,
+) -> (CheckResult, CheckResult, CheckResult) {
+    let mut replay = shard_replay::start(data);
+    let mut conservation = bank_conservation::start(data);
+    let mut states = shard_agreement::Replayed::new(data);
+    let listed: Vec<ShardId> = data.specs.iter().map(|s| s.id).collect();
+    let others: Vec<ShardId> = states.shards().filter(|s| !listed.contains(s)).collect();
+    for (k, id) in listed.iter().chain(&others).copied().enumerate() {
+        let listed = k < listed.len();
+        let mut r = listed.then(|| replay.shard(id)).flatten();
+        let mut c = listed.then(|| conservation.shard(id)).flatten();
+        let mut a = states.shard(data, id);
+        let mut watchers: Vec<&mut dyn Watch> = Vec::new();
+        if let Some(w) = r.as_mut() {
+            watchers.push(w);
+        }
+        if let Some(w) = c.as_mut() {
+            watchers.push(w);
+        }
+        if let Some(w) = a.as_mut() {
+            watchers.push(w);
+        }
+        if !watchers.is_empty() {
+            data.replay_watched(id, &mut watchers);
+        }
+        drop(watchers);
+        if let Some(c) = c {
+            conservation.replayed(c);
+        }
+    }
+    (
+        replay.finish(),
+        conservation.finish(),
+        shard_agreement::run(data, agreement, states),
+    )
 }
 
 fn summarize(data: &Sharded) -> FinalSummary {
