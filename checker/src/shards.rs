@@ -1199,9 +1199,12 @@ pub(crate) struct ShardLog {
     aside: Vec<LogEntry>,
     /// Beside each slot while the logs are laid: the mark of the text its entry was
     /// read from (`crate::run::shard_load`; 0 for none) and its value's balances.
-    laying: Vec<Vec<Laying>>,
-    /// While the logs are laid, the snapshots of `read_all` entries, by exec index.
-    snapshots: crate::model::FxMap<u64, SnapshotValue>,
+    /// One flat vector (not chunks): given back whole, it leaves the allocator no
+    /// holes that the operations built after cannot reuse.
+    laying: Vec<Laying>,
+    /// While the logs are laid, the snapshots of `read_all` entries one after the
+    /// other (a slot holds where its own starts and how many accounts it has).
+    snapshot_parts: Vec<(AccountName, i64)>,
     /// Slots in all.
     len: usize,
 }
@@ -1359,10 +1362,16 @@ impl Packed {
                 laying.balances[0] = balance;
                 None
             }
-            EntryValue::Snapshot(b) => {
-                p.value = V_SNAPSHOT;
-                Some(b)
-            }
+            EntryValue::Snapshot(b) => match u16::try_from(b.balances.len()) {
+                Ok(n) => {
+                    (p.value, p.word) = (V_SNAPSHOT, n);
+                    Some(b)
+                }
+                Err(_) => {
+                    let value = EntryValue::Snapshot(b);
+                    return Err(LogEntry { value, ..e });
+                }
+            },
             EntryValue::Other(ref v) if **v == Value::Null => None,
             EntryValue::Other(_) => return Err(e),
         };
@@ -1375,7 +1384,7 @@ impl Packed {
         &self,
         exec: u64,
         laying: Option<&Laying>,
-        snapshot: Option<&SnapshotValue>,
+        snapshot: Option<&[(AccountName, i64)]>,
     ) -> LogEntry {
         let balances = laying.map_or([Balance::NONE; 2], |l| l.balances);
         let value = match self.value {
@@ -1397,9 +1406,9 @@ impl Packed {
                 account: Interned(self.word),
                 balance: balances[0].get(),
             }),
-            V_SNAPSHOT => EntryValue::Snapshot(snapshot.cloned().unwrap_or(SnapshotValue {
-                balances: Vec::new(),
-            })),
+            V_SNAPSHOT => EntryValue::Snapshot(SnapshotValue {
+                balances: snapshot.map_or_else(Vec::new, <[_]>::to_vec),
+            }),
             _ => EntryValue::default(),
         };
         let f = match self.f {
@@ -1448,12 +1457,12 @@ impl ShardLog {
             F_ASIDE => self.aside.get(p.key as usize).cloned(),
             _ => {
                 let exec = self.start + i as u64;
-                let laying = self
-                    .laying
-                    .get(i / LOG_CHUNK)
-                    .and_then(|c| c.get(i % LOG_CHUNK));
+                let laying = self.laying.get(i);
                 let snapshot = match p.value {
-                    V_SNAPSHOT => self.snapshots.get(&exec),
+                    V_SNAPSHOT => {
+                        let at = p.amount as usize;
+                        self.snapshot_parts.get(at..at + usize::from(p.word))
+                    }
                     _ => None,
                 };
                 Some(p.unpack(exec, laying, snapshot))
@@ -1484,18 +1493,14 @@ impl ShardLog {
         else {
             return 0;
         };
-        let laid = self
-            .laying
-            .get(i / LOG_CHUNK)
-            .and_then(|c| c.get(i % LOG_CHUNK));
-        laid.map_or(0, |l| l.mark)
+        self.laying.get(i).map_or(0, |l| l.mark)
     }
 
     /// Gives back the room kept for growth and what is held only while laid, once
     /// every replica's log is laid.
     pub fn shrink(&mut self) {
         self.laying = Vec::new();
-        self.snapshots = Default::default();
+        self.snapshot_parts = Vec::new();
         self.aside.shrink_to_fit();
         if let Some(last) = self.chunks.last_mut() {
             last.shrink_to_fit();
@@ -1521,9 +1526,10 @@ impl ShardLog {
             return Ok(laid.map(|laid| (laid, e)));
         }
         let (packed, mut laying) = match Packed::pack(e) {
-            Ok((p, laying, snapshot)) => {
+            Ok((mut p, laying, snapshot)) => {
                 if let Some(b) = snapshot {
-                    self.snapshots.insert(exec, b);
+                    p.amount = self.snapshot_parts.len() as i64;
+                    self.snapshot_parts.extend(b.balances);
                 }
                 (p, laying)
             }
@@ -1533,7 +1539,7 @@ impl ShardLog {
             }
         };
         laying.mark = mark;
-        (self.chunks[k][j], self.laying[k][j]) = (packed, laying);
+        (self.chunks[k][j], self.laying[i]) = (packed, laying);
         Ok(None)
     }
 
@@ -1556,7 +1562,7 @@ impl ShardLog {
             self.len = 0;
             let slots = std::iter::repeat((Packed::EMPTY, NOT_LAID))
                 .take(more as usize)
-                .chain(old.into_iter().flatten().zip(laying.into_iter().flatten()));
+                .chain(old.into_iter().flatten().zip(laying));
             for (slot, laid) in slots {
                 self.push(slot, laid);
             }
@@ -1575,18 +1581,13 @@ impl ShardLog {
 
     fn push(&mut self, slot: Packed, laid: Laying) {
         self.len += 1;
-        match (self.chunks.last_mut(), self.laying.last_mut()) {
-            (Some(c), Some(m)) if c.len() < LOG_CHUNK => {
-                c.push(slot);
-                m.push(laid);
-            }
+        self.laying.push(laid);
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < LOG_CHUNK => c.push(slot),
             _ => {
                 let mut c = Vec::with_capacity(LOG_CHUNK);
                 c.push(slot);
                 self.chunks.push(c);
-                let mut m = Vec::with_capacity(LOG_CHUNK);
-                m.push(laid);
-                self.laying.push(m);
             }
         }
     }
