@@ -1212,6 +1212,34 @@ pub(crate) struct ShardLog {
 /// Slots per chunk of a [`ShardLog`].
 const LOG_CHUNK: usize = 4096;
 
+/// A log entry's exec index, request, transaction and phase: what most passes over
+/// every entry of a log need ([`ShardLog::briefs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Brief {
+    pub exec_index: u64,
+    pub client: u64,
+    pub request_id: u64,
+    pub txn: Option<TxnId>,
+    pub phase: Option<Phase>,
+    pub f: FnName,
+    /// [`LogEntry::applies`].
+    pub applies: bool,
+}
+
+impl Brief {
+    fn of(e: &LogEntry) -> Brief {
+        Brief {
+            exec_index: e.exec_index,
+            client: e.client,
+            request_id: e.request_id,
+            txn: e.txn(),
+            phase: e.phase,
+            f: e.f,
+            applies: e.applies(),
+        }
+    }
+}
+
 /// What a slot holds only while the logs are laid.
 #[derive(Debug, Clone, Copy)]
 struct Laying {
@@ -1283,6 +1311,35 @@ fn decode<T: Copy>(all: &[T], c: u8) -> Option<T> {
 }
 
 impl Packed {
+    /// What [`Brief::of`] gives for the entry unpacked at `exec`.
+    fn brief(&self, exec: u64) -> Brief {
+        let (client, request_id) = (self.key >> 40, self.key & ((1 << 40) - 1));
+        let txn = (self.txn_own != 0).then_some(TxnId {
+            coordinator: self.txn_own,
+            client,
+            request_id,
+        });
+        let f = match self.f {
+            F_TRANSFER => FnName::TRANSFER,
+            F_READ => FnName::READ,
+            _ => FnName::READ_ALL,
+        };
+        let kind = decode(&KINDS, self.kind).unwrap_or(EventType::Ok);
+        let applies = match txn {
+            Some(_) => self.applied != 0,
+            None => f == FnName::TRANSFER && kind == EventType::Ok,
+        };
+        Brief {
+            exec_index: exec,
+            client,
+            request_id,
+            txn,
+            phase: decode(&PHASES, self.phase),
+            f,
+            applies,
+        }
+    }
+
     const EMPTY: Packed = Packed {
         key: 0,
         amount: 0,
@@ -1470,7 +1527,38 @@ impl ShardLog {
         }
     }
 
-    /// The entries in exec-index order.
+    /// What most passes over every entry look at, in exec-index order, read from the
+    /// packed slots without making each entry whole (which costs several times as much).
+    pub fn briefs(&self) -> impl Iterator<Item = Brief> + '_ {
+        let slots = self.chunks.iter().flatten().enumerate();
+        slots.filter_map(|(i, p)| self.brief(i, p))
+    }
+
+    /// The briefs of the entries kept whole (see [`ShardLog`]): only these can have a
+    /// client of 2^24 or more or a request of 2^40 or more ([`pack_request`]), so a
+    /// check that packs those numbers asks only these whether they all fit.
+    pub fn whole_briefs(&self) -> impl Iterator<Item = Brief> + '_ {
+        self.aside.iter().map(Brief::of)
+    }
+
+    /// The [`Brief`] of the entry in slot `slot`.
+    pub fn brief_at(&self, slot: u64) -> Option<Brief> {
+        let i = usize::try_from(slot).ok()?;
+        self.brief(i, self.chunks.get(i / LOG_CHUNK)?.get(i % LOG_CHUNK)?)
+    }
+
+    /// The [`Brief`] of the entry packed as `p` in slot `i`.
+    fn brief(&self, i: usize, p: &Packed) -> Option<Brief> {
+        match p.f {
+            F_EMPTY => None,
+            F_ASIDE => self.aside.get(p.key as usize).map(Brief::of),
+            _ => Some(p.brief(self.start + i as u64)),
+        }
+    }
+
+    /// The entries in exec-index order (the checks read [`ShardLog::briefs`], or
+    /// make whole only the entries they need).
+    #[cfg(test)]
     pub fn values(&self) -> impl Iterator<Item = LogEntry> + '_ {
         let slots = self.chunks.iter().flatten().enumerate();
         slots.filter_map(|(i, p)| self.unpack(i, p))
@@ -1689,16 +1777,18 @@ impl Sharded {
     /// more than a million shards.
     pub fn sorted_entries<K: Ord + Copy>(
         &self,
-        mut key: impl FnMut(&LogEntry) -> Option<K>,
+        mut key: impl FnMut(&Brief) -> Option<K>,
     ) -> Option<Vec<(K, u64)>> {
+        // Counted first: grown by doubling, the vector would hold up to twice its
+        // entries at the peak.
         let keyed = self
             .logs
             .values()
-            .flat_map(|l| l.values())
+            .flat_map(|l| l.briefs())
             .filter(|e| key(e).is_some());
         let mut out = Vec::with_capacity(keyed.count());
         for (k, log) in self.logs.values().enumerate() {
-            for e in log.values() {
+            for e in log.briefs() {
                 if let Some(key) = key(&e) {
                     out.push((key, Sharded::pack(k, log.slot_of(e.exec_index)?)?));
                 }
@@ -1712,6 +1802,12 @@ impl Sharded {
     /// ordered as the pair.
     fn pack(shard: usize, slot: u64) -> Option<u64> {
         (shard < 1 << 20 && slot < 1 << 44).then_some(((shard as u64) << 44) | slot)
+    }
+
+    /// The [`Brief`] of the entry [`Sharded::pack`] packed, with its shard's id.
+    pub fn brief(&self, packed: u64) -> Option<(ShardId, Brief)> {
+        let (shard, log) = self.logs.iter().nth((packed >> 44) as usize)?;
+        Some((*shard, log.brief_at(packed & ((1 << 44) - 1))?))
     }
 
     /// The entry [`Sharded::pack`] packed, with its shard's id.
@@ -2183,6 +2279,9 @@ mod tests {
         }
         assert_eq!(log.aside.len(), 5);
         assert_eq!(log.values().collect::<Vec<_>>(), entries.to_vec());
+        let briefs: Vec<Brief> = entries.iter().map(Brief::of).collect();
+        assert_eq!(log.briefs().collect::<Vec<_>>(), briefs);
+        assert_eq!(briefs[0].txn, Some(txn(1)));
         log.shrink();
         let after: Vec<LogEntry> = log.values().collect();
         for (was, now) in entries.iter().zip(&after) {

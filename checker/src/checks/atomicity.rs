@@ -7,7 +7,7 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult};
 use crate::history::EventType;
-use crate::shards::{EntryValue, LogEntry, Phase, ShardId, Sharded, TxnId, Vote};
+use crate::shards::{Brief, EntryValue, LogEntry, Phase, ShardId, Sharded, TxnId, Vote};
 use std::collections::BTreeMap;
 
 /// What one shard's log holds of one transaction.
@@ -24,8 +24,8 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
         return check.finish();
     }
     for (&shard, log) in &data.logs {
-        for e in log.values().filter(|e| e.phase.is_none()) {
-            let Some(id) = e.txn() else { continue };
+        for e in log.briefs().filter(|e| e.phase.is_none()) {
+            let Some(id) = e.txn else { continue };
             check.anomaly(|| {
                 Anomaly::new(
                     AnomalyKind::NoPhase,
@@ -46,13 +46,13 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     let all_pack = data
         .logs
         .values()
-        .flat_map(|l| l.values())
-        .filter_map(|e| e.txn())
+        .flat_map(|l| l.whole_briefs())
+        .filter_map(|e| e.txn)
         .all(|t| pack(t).is_some());
     if all_pack {
-        judge_all(data, check, |e| e.txn().and_then(pack), unpack)
+        judge_all(data, check, |e| e.txn.and_then(pack), unpack)
     } else {
-        judge_all(data, check, LogEntry::txn, |t| t)
+        judge_all(data, check, |e| e.txn, |t| t)
     }
 }
 
@@ -77,7 +77,7 @@ fn unpack((high, request_id): (u64, u64)) -> TxnId {
 fn judge_all<K: Ord + Copy>(
     data: &Sharded,
     mut check: Check,
-    key: impl FnMut(&LogEntry) -> Option<K>,
+    key: impl FnMut(&Brief) -> Option<K>,
     unkey: impl Fn(K) -> TxnId,
 ) -> CheckResult {
     let Some(entries) = data.sorted_entries(key) else {

@@ -8,7 +8,7 @@
 
 use super::{Anomaly, AnomalyKind, Check, CheckResult, OpFunction};
 use crate::history::EventType;
-use crate::shards::{LogEntry, Phase, ShardId, Sharded, TxnId};
+use crate::shards::{Brief, Phase, ShardId, Sharded, TxnId};
 use std::collections::BTreeMap;
 
 type Key = (u64, u64);
@@ -26,7 +26,7 @@ pub(crate) fn run(data: &Sharded) -> CheckResult {
     let all_pack = data
         .logs
         .values()
-        .flat_map(|l| l.values())
+        .flat_map(|l| l.whole_briefs())
         .all(|e| pack(e.client, e.request_id).is_some());
     if all_pack {
         judge_all(data, check, pack, unpack)
@@ -58,10 +58,10 @@ fn judge_all<K: Ord + Copy>(
     };
     let groups = || keyed.chunk_by(|a, b| a.0 == b.0);
     check.count("requests in the logs", groups().count() as u64);
-    let mut entries: Vec<(ShardId, LogEntry)> = Vec::new();
+    let mut entries: Vec<(ShardId, Brief)> = Vec::new();
     for group in groups() {
         entries.clear();
-        entries.extend(group.iter().filter_map(|&(_, at)| data.unpack(at)));
+        entries.extend(group.iter().filter_map(|&(_, at)| data.brief(at)));
         judge_entries(data, &mut check, unkey(group[0].0), &entries);
     }
     let of = |k: Option<K>| {
@@ -76,8 +76,8 @@ fn judge_all<K: Ord + Copy>(
         let entries = of(key(op.client, op.request_id));
         let changed = entries.is_some_and(|es| {
             es.iter()
-                .filter_map(|&(_, at)| data.unpack(at))
-                .any(|(_, e)| e.applies())
+                .filter_map(|&(_, at)| data.brief(at))
+                .any(|(_, e)| e.applies)
         });
         let rejected = c.kind == EventType::Fail && c.positions.is_empty();
         if c.kind == EventType::Ok && entries.is_none() {
@@ -110,7 +110,7 @@ fn judge_all<K: Ord + Copy>(
     check.finish()
 }
 
-fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, LogEntry)]) {
+fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardId, Brief)]) {
     let indices = || data.indices_of(key.0, key.1);
     if !data.op_by_key.contains(key.0, key.1) {
         let (s, e) = &entries[0];
@@ -129,7 +129,7 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
     let txns: Vec<TxnId> =
         entries
             .iter()
-            .filter_map(|(_, e)| e.txn())
+            .filter_map(|(_, e)| e.txn)
             .fold(Vec::new(), |mut v, t| {
                 if !v.contains(&t) {
                     v.push(t);
@@ -151,12 +151,12 @@ fn judge_entries(data: &Sharded, check: &mut Check, key: Key, entries: &[(ShardI
             )
         });
     }
-    let kind = |e: &LogEntry| match e.phase {
+    let kind = |e: &Brief| match e.phase {
         None => 0u8,
         Some(Phase::Prepare) => 1,
         Some(Phase::Commit | Phase::Abort) => 2,
     };
-    let step = |(s, e): &(ShardId, LogEntry)| (*s, kind(e));
+    let step = |(s, e): &(ShardId, Brief)| (*s, kind(e));
     let twice = entries
         .iter()
         .enumerate()

@@ -170,8 +170,8 @@ impl Walk {
 fn source_prepares(data: &Sharded) -> FxMap<(ShardId, u64, u64), u64> {
     let mut out = FxMap::default();
     for (&shard, log) in &data.logs {
-        for e in log.values() {
-            match e.txn() {
+        for e in log.briefs() {
+            match e.txn {
                 Some(t) if t.coordinator == shard && e.phase == Some(Phase::Prepare) => {
                     out.entry((shard, t.client, t.request_id))
                         .or_insert(e.exec_index);

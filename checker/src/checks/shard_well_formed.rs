@@ -168,8 +168,11 @@ fn positions(specs: &[ShardSpec], wf: &mut WellFormed, at: At, c: u64, e: &Shard
 fn coordinators(data: &Sharded, wf: &mut WellFormed) {
     let mut seen: BTreeSet<TxnId> = BTreeSet::new();
     for (&shard, log) in &data.logs {
-        for e in log.values() {
-            let Some(txn) = e.txn() else { continue };
+        // Only transaction entries are made whole.
+        for b in log.briefs() {
+            let (Some(txn), Some(e)) = (b.txn, b.txn.and_then(|_| log.get(&b.exec_index))) else {
+                continue;
+            };
             let source: Option<ShardId> = e
                 .value
                 .transfer()

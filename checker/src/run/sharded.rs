@@ -190,9 +190,9 @@ fn add_participant_positions(
 ) {
     let mut decided: crate::model::FxMap<(TxnId, ShardId), u64> = Default::default();
     for (&shard, log) in logs {
-        for e in log.values() {
+        for e in log.briefs() {
             let decision = matches!(e.phase, Some(Phase::Commit | Phase::Abort));
-            match e.txn() {
+            match e.txn {
                 Some(txn) if decision && txn.coordinator != shard => {
                     decided.entry((txn, shard)).or_insert(e.exec_index);
                 }
