@@ -1648,8 +1648,7 @@ impl ShardLog {
             let old = std::mem::take(&mut self.chunks);
             let laying = std::mem::take(&mut self.laying);
             self.len = 0;
-            let slots = std::iter::repeat((Packed::EMPTY, NOT_LAID))
-                .take(more as usize)
+            let slots = std::iter::repeat_n((Packed::EMPTY, NOT_LAID), more as usize)
                 .chain(old.into_iter().flatten().zip(laying));
             for (slot, laid) in slots {
                 self.push(slot, laid);

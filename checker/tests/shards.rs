@@ -196,6 +196,31 @@ fn a_bad_shards_table_names_the_field() {
     );
 }
 
+/// final.json is read before the history, but a fault in the history is still the
+/// one told when both files have one; either alone is told.
+#[test]
+fn a_fault_in_the_history_is_told_before_one_in_final_json() {
+    let run = generate(&options(2, 2, 0.5));
+    let dir = tempfile::tempdir().unwrap();
+    run.write(dir.path()).unwrap();
+    let (history, fin) = (
+        dir.path().join("history.jsonl"),
+        dir.path().join("final.json"),
+    );
+    let good_history = std::fs::read_to_string(&history).unwrap();
+    let bad_history = good_history.replacen("\n", "\n{\"index\":\"x\"}\n", 1);
+    std::fs::write(&history, &bad_history).unwrap();
+    std::fs::write(&fin, "{\"nodes\": 7}").unwrap();
+    let e = check_run(dir.path()).unwrap_err().to_string();
+    assert!(
+        e.contains("history.jsonl") && !e.contains("final.json"),
+        "{e}"
+    );
+    std::fs::write(&history, &good_history).unwrap();
+    let e = check_run(dir.path()).unwrap_err().to_string();
+    assert!(e.contains("final.json"), "{e}");
+}
+
 #[test]
 fn the_report_lists_the_sharded_properties() {
     let mut run = generate(&options(7, 3, 0.5));
