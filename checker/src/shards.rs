@@ -2162,6 +2162,114 @@ mod tests {
         assert_eq!(log.mark(9000), 0, "marks are dropped");
     }
 
+    fn op(client: u64, request_id: u64) -> Op {
+        Op {
+            client,
+            request_id,
+            f: FnName::READ,
+            value: EntryValue::default(),
+            invoke_index: 0,
+            invoke_ns: 0,
+            complete: None,
+        }
+    }
+
+    /// A key names its last operation (a retry's), as a map filled in history order
+    /// did, whether it packs or is kept aside; every operation is told that one.
+    #[test]
+    fn the_op_index_names_a_requests_last_operation() {
+        let big = 1 << 30;
+        let ops = [
+            op(2, 7),
+            op(1, 7),
+            op(2, 7),
+            op(big, 1),
+            op(3, 1),
+            op(big, 1),
+        ];
+        let index = OpIndex::new(&ops);
+        assert_eq!(index.get(2, 7), Some(2));
+        assert_eq!(index.get(1, 7), Some(1));
+        assert_eq!(index.get(big, 1), Some(5));
+        assert_eq!(index.get(3, 1), Some(4));
+        assert_eq!(
+            (index.get(1, 8), index.get(0, 0), index.get(big, 2)),
+            (None, None, None)
+        );
+        assert!(index.contains(3, 1) && !index.contains(3, 2));
+        assert_eq!(index.last_of_each(&ops), vec![2, 1, 2, 5, 4, 5]);
+    }
+
+    /// Each watcher of a shared replay sees the steps up to its own `upto` and its end
+    /// there: the state then, or the first gap up to it.
+    #[test]
+    fn a_shared_replay_ends_for_each_watcher_where_it_asked() {
+        #[derive(Default)]
+        struct Seen {
+            upto: u64,
+            steps: Vec<u64>,
+            end: Option<Result<i128, u64>>,
+        }
+        impl Watch for Seen {
+            fn upto(&self) -> u64 {
+                self.upto
+            }
+            fn step(&mut self, exec: u64, e: &LogEntry, _: &Bank) {
+                assert_eq!(e.exec_index, exec);
+                self.steps.push(exec);
+            }
+            fn end(&mut self, end: Result<&Bank, u64>) {
+                assert!(self.end.is_none(), "told its end twice");
+                self.end = Some(end.map(Bank::sum));
+            }
+        }
+        let mut log = ShardLog::default();
+        for exec in [1, 2, 3, 5] {
+            log.lay(entry(exec), 0, 100).unwrap();
+        }
+        let data = Sharded {
+            specs: vec![ShardSpec {
+                id: 1,
+                accounts: vec!["A".into(), "B".into()],
+                nodes: Vec::new(),
+            }],
+            account_shard: Default::default(),
+            initial_balance: Some(10),
+            ops: Vec::new(),
+            op_by_key: OpIndex::default(),
+            fin: None,
+            logs: BTreeMap::from([(1, log)]),
+            total: None,
+        };
+        let mut w: Vec<Seen> = [0, 2, 3, 6]
+            .into_iter()
+            .map(|upto| Seen {
+                upto,
+                ..Seen::default()
+            })
+            .collect();
+        let mut watchers: Vec<&mut dyn Watch> = w.iter_mut().map(|s| s as &mut dyn Watch).collect();
+        data.replay_watched(1, &mut watchers);
+        let got: Vec<(Vec<u64>, Option<Result<i128, u64>>)> =
+            w.into_iter().map(|s| (s.steps, s.end)).collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![], Some(Ok(20))),
+                (vec![1, 2], Some(Ok(20))),
+                (vec![1, 2, 3], Some(Ok(20))),
+                (vec![1, 2, 3], Some(Err(4))),
+            ]
+        );
+        // A shard without a log ends at its initial state for every watcher.
+        let mut none = Seen {
+            upto: 4,
+            ..Seen::default()
+        };
+        data.replay_watched(2, &mut [&mut none]);
+        assert_eq!((none.steps, none.end), (vec![], Some(Ok(0))));
+    }
+
     /// An entry reads back as it was laid while the replicas are laid, and with only
     /// its balances and snapshot dropped after; one that does not pack is kept whole.
     #[test]
