@@ -2204,11 +2204,13 @@ mod tests {
     /// there: the state then, or the first gap up to it.
     #[test]
     fn a_shared_replay_ends_for_each_watcher_where_it_asked() {
+        /// A watcher's end: the bank's sum, or the gap.
+        type End = Option<Result<i128, u64>>;
         #[derive(Default)]
         struct Seen {
             upto: u64,
             steps: Vec<u64>,
-            end: Option<Result<i128, u64>>,
+            end: End,
         }
         impl Watch for Seen {
             fn upto(&self) -> u64 {
@@ -2250,8 +2252,7 @@ mod tests {
             .collect();
         let mut watchers: Vec<&mut dyn Watch> = w.iter_mut().map(|s| s as &mut dyn Watch).collect();
         data.replay_watched(1, &mut watchers);
-        let got: Vec<(Vec<u64>, Option<Result<i128, u64>>)> =
-            w.into_iter().map(|s| (s.steps, s.end)).collect();
+        let got: Vec<(Vec<u64>, End)> = w.into_iter().map(|s| (s.steps, s.end)).collect();
         assert_eq!(
             got,
             vec![
