@@ -18,6 +18,7 @@ use crate::ops::{self, HistoryData};
 use crate::records::{flag, Clients, Ops};
 use crate::results::{FinalSummary, NodeSummary, Results};
 use crate::run::final_load::{self, LogData};
+use crate::run::streamed::{self, Streamed};
 use crate::run_params::RunParams;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,6 +55,30 @@ pub fn check_run_with(
     path: impl AsRef<Path>,
     options: CheckOptions,
 ) -> Result<Results, CheckError> {
+    let out = check_run_as(path.as_ref(), options, Judging::Either)?;
+    out.ok_or_else(|| CheckError::Internal("no path judged the run".into()))
+}
+
+/// Which way a classic run is judged: for tests that hold the two ways to the same
+/// results (`checker/tests/streamed.rs`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judging {
+    /// The streamed check when it can, else the classic one (what `check` does).
+    Either,
+    /// The classic check only, every record held.
+    Classic,
+    /// The streamed check only: `None` when it handed the run back.
+    Streamed,
+}
+
+/// [`check_run_with`], judged the way `how` says (see [`Judging`]).
+#[doc(hidden)]
+pub fn check_run_as(
+    path: &Path,
+    options: CheckOptions,
+    how: Judging,
+) -> Result<Option<Results>, CheckError> {
     let started = Instant::now();
     let files = RunFiles::locate(path.as_ref())?;
     let params = RunParams::load(&files.run_toml)?;
@@ -67,7 +92,7 @@ pub fn check_run_with(
                 h.clients = h.clients.min(workers);
             }
             results.elapsed_ms = started.elapsed().as_millis() as u64;
-            return Ok(results);
+            return Ok(Some(results));
         }
     }
     let declared = params
@@ -75,16 +100,40 @@ pub fn check_run_with(
         .and_then(|p| p.accounts.clone())
         .unwrap_or_default();
     let total = params.as_ref().and_then(RunParams::total);
-    let liveness = Liveness::new(params.as_ref().and_then(|p| p.liveness_bound_ms.as_ref()));
+    let liveness = || Liveness::new(params.as_ref().and_then(|p| p.liveness_bound_ms.as_ref()));
     let mut progress = Fold::new(progress_rule(params.as_ref()));
     let accounts = Accounts::declared(&declared);
-    let mut loaded = load_both(&files, accounts, total, liveness, &mut progress)?;
     let workers = params.as_ref().and_then(worker_count);
-    split_internal(&mut loaded.hist, workers);
     let initial = params.as_ref().and_then(|p| p.initial_balance);
-    let sessions = params.as_ref().is_some_and(keeps_sessions);
     let initial = initial.filter(|_| !declared.is_empty());
-    let mut results = check_loaded(loaded, initial, sessions, options);
+    // A run the bounded-memory path can judge (it needs the positions trusted and a
+    // log to replay) is tried that way first; it hands back what it cannot judge.
+    let streamed = match initial {
+        Some(initial) if options.trust_exec_index && how != Judging::Classic => {
+            let p = streamed::Params {
+                accounts: accounts.clone(),
+                total,
+                liveness: liveness(),
+                initial,
+                workers,
+            };
+            streamed::check(&files, p, &mut progress)
+        }
+        _ => Streamed::Classic(None),
+    };
+    let mut results = match streamed {
+        Streamed::Judged(results) => *results,
+        Streamed::Classic(_) if how == Judging::Streamed => return Ok(None),
+        Streamed::Classic(fin) => {
+            // The streamed attempt fed the progress rule: start it afresh.
+            progress = Fold::new(progress_rule(params.as_ref()));
+            let load = (accounts, total, liveness());
+            let mut loaded = load_both(&files, load, &mut progress, fin)?;
+            split_internal(&mut loaded.hist, workers);
+            let sessions = params.as_ref().is_some_and(keeps_sessions);
+            check_loaded(loaded, initial, sessions, options)
+        }
+    };
     if params.is_none() {
         results
             .warnings
@@ -95,7 +144,7 @@ pub fn check_run_with(
     results.valid = Validity::combine(results.checks.values().map(|c| c.valid));
     results.run_dir = files.dir.display().to_string();
     results.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(results)
+    Ok(Some(results))
 }
 
 /// The `progress` check's rule (`checks::progress`): it applies when run.toml gives
@@ -129,7 +178,7 @@ fn worker_count(p: &RunParams) -> Option<i64> {
 
 /// Counts the processes numbered `workers` and up (the harness's own final reads) apart
 /// from the clients, so "10 clients" means the ten that ran the workload.
-fn split_internal(hist: &mut HistoryData, workers: Option<i64>) {
+pub(super) fn split_internal(hist: &mut HistoryData, workers: Option<i64>) {
     let Some(workers) = workers.and_then(|w| u64::try_from(w).ok()) else {
         return;
     };
@@ -153,17 +202,21 @@ struct Loaded {
     fin: Option<(LogData, Vec<u32>)>,
 }
 
+/// Reads both files on two threads; final.json only when `preloaded` does not hold
+/// it as read already.
 fn load_both(
     files: &RunFiles,
-    accounts: Accounts,
-    total: Option<i128>,
-    liveness: Liveness,
+    (accounts, total, liveness): (Accounts, Option<i128>, Liveness),
     progress: &mut Fold,
+    preloaded: Option<Option<LogData>>,
 ) -> Result<Loaded, CheckError> {
     std::thread::scope(|s| {
         let fin_accounts = accounts.clone();
         let fin = s.spawn(move || {
-            let data = final_load::load_log(&files.final_json, fin_accounts)?;
+            let data = match preloaded {
+                Some(data) => data,
+                None => final_load::load_log(&files.final_json, fin_accounts)?,
+            };
             Ok::<_, FinalError>(data.map(|d| {
                 let order = exactly_once::log_order(&d.log);
                 (d, order)
@@ -230,6 +283,7 @@ fn check_loaded(
         mut total_order,
         well_formed,
         liveness,
+        finished: _,
     } = hist;
     if let Some(f) = &mut fin {
         align_accounts(&mut accounts, f);
@@ -522,7 +576,7 @@ fn attach_history(check: &mut CheckResult, ops: &Ops, by_exec: &[u32]) {
     }
 }
 
-fn summarize_final(fin: Option<&LogData>, accounts: &Accounts) -> FinalSummary {
+pub(super) fn summarize_final(fin: Option<&LogData>, accounts: &Accounts) -> FinalSummary {
     let Some(f) = fin else {
         return FinalSummary::default();
     };

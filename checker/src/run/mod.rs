@@ -9,3 +9,4 @@ pub(crate) mod classic;
 pub(crate) mod final_load;
 pub(crate) mod shard_load;
 pub(crate) mod sharded;
+pub(crate) mod streamed;
