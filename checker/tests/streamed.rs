@@ -109,3 +109,17 @@ fn runs_with_anomalies_are_handed_back_and_keep_their_results() {
         }
     }
 }
+
+#[test]
+fn saved_runs_have_the_classic_results() {
+    let saved = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/checker");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&saved).unwrap() {
+        let dir = entry.unwrap().path();
+        if dir.join("history.jsonl").exists() {
+            same_both_ways(&dir, &dir.display().to_string());
+            seen += 1;
+        }
+    }
+    assert!(seen >= 3, "the saved runs are where they were");
+}

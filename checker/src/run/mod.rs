@@ -10,3 +10,4 @@ pub(crate) mod final_load;
 pub(crate) mod shard_load;
 pub(crate) mod sharded;
 pub(crate) mod streamed;
+mod summary;

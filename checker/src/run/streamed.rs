@@ -92,7 +92,7 @@ pub(crate) fn check(files: &RunFiles, params: Params, progress: &mut Fold) -> St
     let Ok(mut hist) = hist else {
         return Streamed::Classic(None);
     };
-    super::classic::split_internal(&mut hist, workers);
+    super::summary::split_internal(&mut hist, workers);
     match judge.end(hist) {
         Some(results) => Streamed::Judged(Box::new(results)),
         None => Streamed::Classic(None),
@@ -457,7 +457,7 @@ impl<'f> Judge<'f> {
             valid: Validity::combine(checks.values().map(|c| c.valid)),
             run_dir: String::new(),
             history: stats,
-            final_state: super::classic::summarize_final(Some(self.fin), &accounts),
+            final_state: super::summary::summarize_final(Some(self.fin), &accounts),
             warnings,
             checks,
             elapsed_ms: 0,
