@@ -411,6 +411,19 @@ impl Ops {
         }
     }
 
+    /// In a streamed store: `op` is judged and its client is past it. Its hold on its
+    /// real-time floor goes now (else each floor would keep the one before it, and the
+    /// chain of floors would be held to the end), and its own first hold.
+    pub fn finish(&mut self, op: u32) {
+        let Some(l) = &mut self.live else { return };
+        let floor = match l.entry_mut(op) {
+            Some((rec, _)) => std::mem::replace(&mut rec.rt_floor, NO_OP),
+            None => NO_OP,
+        };
+        self.release(floor);
+        self.release(op);
+    }
+
     /// In a streamed store: one reason fewer to keep `op`. A record nobody holds is
     /// dropped, and with it its hold on its real-time floor.
     pub fn release(&mut self, op: u32) {
@@ -711,5 +724,26 @@ mod tests {
         assert!(!ops.missed());
         let _ = ops.get(5);
         assert!(ops.missed(), "a dropped record asked for is noted");
+    }
+
+    #[test]
+    fn a_chain_of_floors_is_not_held_once_each_is_finished() {
+        // Each operation's floor is the one before; each is the floor in turn, held
+        // as such until the next takes over, and finished once its client is past it.
+        let mut ops = Ops::streamed();
+        let mut floor = NO_OP;
+        for i in 0..10_000u32 {
+            let op = ops.push(OpRec::new(0, floor, u64::from(i), Cmd::ReadAll, 0));
+            ops.hold(op);
+            ops.release(floor);
+            floor = op;
+            if let Some(done) = op.checked_sub(3) {
+                ops.finish(done);
+            }
+        }
+        // The last three, still open (the last is the floor), and the floor the first
+        // of them names.
+        assert_eq!(ops.held(), 4);
+        assert!(!ops.missed());
     }
 }

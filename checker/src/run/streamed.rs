@@ -230,7 +230,7 @@ impl<'f> Judge<'f> {
         if x.exec != 0 {
             self.enter(d, x);
         }
-        d.ops.release(op);
+        d.ops.finish(op);
     }
 
     /// A client's operations finish in the order it invoked them, with request ids
