@@ -81,7 +81,7 @@ pub fn check_run_as(
     how: Judging,
 ) -> Result<Option<Results>, CheckError> {
     let started = Instant::now();
-    let files = RunFiles::locate(path.as_ref())?;
+    let files = RunFiles::locate(path)?;
     let params = RunParams::load(&files.run_toml)?;
     if let Some(p) = &params {
         if let Some(specs) = crate::shards::shard_specs(p, &files.run_toml)? {
@@ -129,7 +129,7 @@ pub fn check_run_as(
             // The streamed attempt fed the progress rule: start it afresh.
             progress = Fold::new(progress_rule(params.as_ref()));
             let load = (accounts, total, liveness());
-            let mut loaded = load_both(&files, load, &mut progress, fin)?;
+            let mut loaded = load_both(&files, load, &mut progress, fin.map(|f| f.map(|b| *b)))?;
             split_internal(&mut loaded.hist, workers);
             let sessions = params.as_ref().is_some_and(keeps_sessions);
             check_loaded(loaded, initial, sessions, options)

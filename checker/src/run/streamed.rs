@@ -52,7 +52,7 @@ pub(crate) enum Streamed {
     Judged(Box<Results>),
     /// Check it the classic way, with final.json as loaded here when given (nothing
     /// was judged against it), else loading it again.
-    Classic(Option<Option<LogData>>),
+    Classic(Option<Option<Box<LogData>>>),
 }
 
 /// The run's parameters the check needs.
@@ -76,7 +76,7 @@ pub(crate) fn check(files: &RunFiles, params: Params, progress: &mut Fold) -> St
         Err(_) => return Streamed::Classic(None),
     };
     if !eligible(&fin) {
-        return Streamed::Classic(Some(Some(fin)));
+        return Streamed::Classic(Some(Some(Box::new(fin))));
     }
     let log_order = exactly_once::log_order(&fin.log);
     let agreement = std::mem::take(&mut fin.agreement);
