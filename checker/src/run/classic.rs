@@ -1,7 +1,14 @@
 //! Checking a run: find its files, load them, run the checks, assemble [`Results`].
 //!
-//! The history and final.json are independent until the checks that compare them, so
-//! they are read on two threads (the machine this runs on nightly has two cores). The
+//! A classic run is first judged by [`super::streamed`], in memory that does not grow
+//! with the operations (final.json first, then each operation judged as the history
+//! streams). What that path does not judge clean (any anomaly or undecided case in the
+//! checks it runs, a history shape it does not follow) it hands back, and this path
+//! judges it from the start, holding a record per operation, so the results are
+//! always this path's.
+//!
+//! Here the history and final.json are independent until the checks that compare them,
+//! so they are read on two threads (the machine this runs on nightly has two cores). The
 //! history pass also runs the streaming checks; the rest run afterwards over the
 //! compact arrays both loads produced.
 
