@@ -68,7 +68,8 @@ pub(crate) fn run(input: &Input<'_>, total_order: &mut TotalOrder) -> CheckResul
 /// Judges one operation as [`run`]'s merge does, for the streamed check (see
 /// `crate::run::streamed`): `group` are its records, `execs` the exec indices the log
 /// holds under its key, in exec order. `complete`: the agreed log has no gap (else
-/// [`run`] notes that once, before the merge).
+/// [`run`] notes that once, before the merge). Returns whether `check` is still clean
+/// (no anomaly, nothing undecided), so a streamed caller can stop at the first finding.
 pub(crate) fn judge_one(
     input: &Input<'_>,
     check: &mut Check,
@@ -76,7 +77,7 @@ pub(crate) fn judge_one(
     group: &[u32],
     execs: &[u64],
     complete: bool,
-) {
+) -> bool {
     let mut m = Merge {
         input,
         check: std::mem::take(check),
@@ -87,6 +88,7 @@ pub(crate) fn judge_one(
     };
     m.operation(group, execs);
     *check = m.check;
+    check.clean()
 }
 
 /// The exec indices the log holds under (client process, request id) `key`, in exec

@@ -84,8 +84,10 @@ pub(crate) struct Walk {
 /// What became of one operation handed to [`Walk::judge`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Judged {
-    /// Judged as [`run`] judges it (anomalies, if any, are in the check).
+    /// Judged as [`run`] judges it, and found as it should be.
     Done,
+    /// Judged as [`run`] judges it, and found wanting (an anomaly is in the check).
+    Found,
     /// The walk is already past its exec index.
     Late,
     /// Where [`run`] would judge it only after the walk (past the log's end or a
@@ -184,7 +186,7 @@ impl Walk {
             let mut r = self.lend(input);
             r.observed(x.exec, x);
             self.give_back(r);
-            return Judged::Done;
+            return self.verdict();
         }
         if x.exec < self.at {
             return Judged::Late;
@@ -204,7 +206,19 @@ impl Walk {
             _ => Judged::Elsewhere,
         };
         self.give_back(r);
-        out
+        match out {
+            Judged::Done => self.verdict(),
+            other => other,
+        }
+    }
+
+    /// [`Judged::Done`] while the walk's check is clean, else [`Judged::Found`].
+    fn verdict(&self) -> Judged {
+        if self.check.clean() {
+            Judged::Done
+        } else {
+            Judged::Found
+        }
     }
 
     /// Walks the rest of the log and ends the check as [`run`] does.

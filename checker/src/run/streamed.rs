@@ -289,7 +289,7 @@ impl<'f> Judge<'f> {
             op_order: &[],
             positions: self.positions,
         };
-        exactly_once::judge_one(
+        let clean = exactly_once::judge_one(
             &input,
             &mut self.eo,
             &mut d.total_order,
@@ -298,6 +298,9 @@ impl<'f> Judge<'f> {
             true,
         );
         self.execs = execs;
+        if !clean {
+            self.give_up("exactly-once found something");
+        }
     }
 
     /// Client order and unique positions (`TotalOrder::client_order`, `unique`): any
@@ -355,6 +358,7 @@ impl<'f> Judge<'f> {
         };
         match self.walk.judge(&input, x, &mut self.agreement) {
             Judged::Done => {}
+            Judged::Found => self.give_up("the replay found something"),
             Judged::Late => self.give_up("an answer arrived later than the replay's window"),
             Judged::Elsewhere => self.give_up("an operation lies outside the replayed log"),
         }
