@@ -136,13 +136,13 @@ struct Past {
     exec: u64,
 }
 
+/// The streamed check's state between the history's events (see the module docs).
 struct Judge<'f> {
     fin: &'f LogData,
     log: &'f AgreedLog,
     nodes: &'f [NodeState],
     log_order: &'f [u32],
     positions: Positions,
-    base_revision: Option<u64>,
     initial: i64,
     agreement: Agreement,
     walk: Walk,
@@ -157,7 +157,8 @@ struct Judge<'f> {
     /// The real-time floor this judge holds in the store.
     floor: u32,
     execs: Vec<u64>,
-    /// Why the streamed verdict cannot be used, once something says so.
+    /// Why the streamed verdict cannot be used, once something says so (in words, for
+    /// whoever debugs a run that was handed back).
     gave_up: Option<&'static str>,
 }
 
@@ -178,7 +179,6 @@ impl<'f> Judge<'f> {
             nodes: &fin.nodes,
             log_order,
             positions: fin.positions,
-            base_revision: fin.base_revision,
             initial: p.initial,
             agreement,
             walk,
@@ -344,18 +344,8 @@ impl<'f> Judge<'f> {
     }
 
     fn replay(&mut self, d: &mut HistoryData, x: &OpRec) {
-        let input = replay::Input {
-            ops: &d.ops,
-            read_alls: &d.read_alls,
-            by_exec: &[],
-            clients: &d.clients,
-            accounts: &d.accounts,
-            log: self.log,
-            nodes: self.nodes,
-            initial: self.initial,
-            positions: self.positions,
-            base_revision: self.base_revision,
-        };
+        let (ops, clients, accounts) = (&d.ops, &d.clients, &d.accounts);
+        let input = replay_input(self.fin, ops, &d.read_alls, clients, accounts, self.initial);
         match self.walk.judge(&input, x, &mut self.agreement) {
             Judged::Done => {}
             Judged::Found => self.give_up("the replay found something"),
@@ -394,18 +384,8 @@ impl<'f> Judge<'f> {
         if self.gave_up.is_some() {
             return None;
         }
-        let input = replay::Input {
-            ops: &d.ops,
-            read_alls: &d.read_alls,
-            by_exec: &[],
-            clients: &d.clients,
-            accounts: &d.accounts,
-            log: self.log,
-            nodes: self.nodes,
-            initial: self.initial,
-            positions: self.positions,
-            base_revision: self.base_revision,
-        };
+        let (ops, clients, accounts) = (&d.ops, &d.clients, &d.accounts);
+        let input = replay_input(self.fin, ops, &d.read_alls, clients, accounts, self.initial);
         let replay = self.walk.finish(&input, &mut self.agreement);
         let exactly_once = std::mem::take(&mut self.eo).finish();
         self.assemble(d, replay, exactly_once)
