@@ -558,10 +558,23 @@ impl AgreedLog {
         }
         let i = (exec - self.base) as usize;
         if i >= self.slots.len() {
+            grow(&mut self.slots.packed, i + 1);
+            grow(&mut self.marks, i + 1);
             self.slots.packed.resize(i + 1, EMPTY_PACKED);
             self.marks.resize(i + 1, SlotMarks::default());
         }
         Ok(())
+    }
+}
+
+/// Room in `v` for `n` items, grown by an eighth at a time rather than doubled: the
+/// slots and their marks are the largest thing held while final.json is read, and
+/// a doubled vector can leave nearly half of it allocated and unused at the peak. (A
+/// vector this large is its own mapping, which the allocator grows in place.)
+fn grow<T>(v: &mut Vec<T>, n: usize) {
+    if n > v.capacity() {
+        let more = (n - v.len()).max(v.len() / 8).max(4096);
+        v.reserve_exact(more);
     }
 }
 

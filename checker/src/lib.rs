@@ -49,3 +49,5 @@ pub use load::run_files::{CheckError, RunFiles};
 pub use ops::HistoryStats;
 pub use results::{FinalSummary, NodeSummary, Results};
 pub use run::classic::{check_run, check_run_with, CheckOptions};
+#[doc(hidden)]
+pub use run::classic::{check_run_as, Judging};

@@ -69,6 +69,10 @@ pub(crate) struct HistoryData {
     pub total_order: TotalOrder,
     pub well_formed: WellFormed,
     pub liveness: Liveness,
+    /// With a streamed store ([`Ops::streamed`]): operations whose client is past them
+    /// (they will see no more events), in the order that became known, for the
+    /// streamed check to judge and release. Empty otherwise.
+    pub finished: Vec<u32>,
 }
 
 /// A history line as the checks read it: `value` parsed in the same pass, `node`
@@ -218,6 +222,7 @@ impl Collector {
                 total_order: TotalOrder::default(),
                 well_formed: WellFormed::default(),
                 liveness,
+                finished: Vec::new(),
             },
             line: 0,
             last_index: None,
@@ -340,9 +345,13 @@ impl Collector {
     /// only retries its current request, so they will see no more events. (If one
     /// does, it becomes a second record, merged with the first by the later checks.)
     fn prune_open(&mut self, client: u32, rid: u64) {
-        let ops = &self.data.ops;
-        let open = &mut self.data.clients.open[client as usize];
-        open.retain(|&(r, op)| r >= rid || ops.get(op).pending > 0);
+        let d = &mut self.data;
+        let ops = &d.ops;
+        let open = &mut d.clients.open[client as usize];
+        // A streamed store hands each forgotten operation on to be judged.
+        let finished = ops.is_streamed().then_some(&mut d.finished);
+        let mut forget = Forget { finished };
+        open.retain(|&(r, op)| forget.keep(op, r >= rid || ops.get(op).pending > 0));
         // Request ids that do not increase would keep everything "newer": bound the
         // list (keeping what is in flight and the latest few) so lookups stay cheap.
         if open.len() > MAX_OPEN {
@@ -350,7 +359,7 @@ impl Collector {
             let mut i = 0;
             open.retain(|&(_, op)| {
                 i += 1;
-                i > keep_from || ops.get(op).pending > 0
+                forget.keep(op, i > keep_from || ops.get(op).pending > 0)
             });
         }
     }
@@ -505,6 +514,7 @@ impl Collector {
 
     /// Ends the pass.
     pub fn finish(mut self) -> HistoryData {
+        self.finish_open();
         let d = &mut self.data;
         d.stats.operations = d.ops.len() as u64;
         d.stats.clients = d.clients.len() as u64;
@@ -530,6 +540,35 @@ impl Collector {
     }
 }
 
+impl Collector {
+    /// With a streamed store, every operation still open is finished at the end of
+    /// the history: each client's in the order it invoked them.
+    fn finish_open(&mut self) {
+        let d = &mut self.data;
+        if !d.ops.is_streamed() {
+            return;
+        }
+        for open in &mut d.clients.open {
+            d.finished.extend(open.drain(..).map(|(_, op)| op));
+        }
+    }
+}
+
+/// Passes on what [`Collector::prune_open`] forgets, when a streamed check wants it.
+struct Forget<'a> {
+    finished: Option<&'a mut Vec<u32>>,
+}
+
+impl Forget<'_> {
+    /// `keep`, noting `op` as finished when it is not kept.
+    fn keep(&mut self, op: u32, keep: bool) -> bool {
+        if let (false, Some(f)) = (keep, self.finished.as_mut()) {
+            f.push(op);
+        }
+        keep
+    }
+}
+
 /// Streams `path` through a [`Collector`]. Each line also goes to `each_line` (as read,
 /// with its text and whether the fast reader read it), so a check that needs more of
 /// a line than the collector keeps (the progress rule) needs no pass of its own.
@@ -538,10 +577,30 @@ pub(crate) fn read_history(
     accounts: Accounts,
     total: Option<i128>,
     liveness: Liveness,
+    each_line: impl FnMut(&CheckEvent<'_>, &[u8], bool),
+) -> Result<HistoryData, HistoryError> {
+    read_history_judged(path, (accounts, total, liveness), each_line, None)
+}
+
+/// A judge of finished operations (see [`HistoryData::finished`]), called after each
+/// event; `false` stops the pass (the judge gave up on the run).
+pub(crate) type Judge<'a> = &'a mut dyn FnMut(&mut HistoryData) -> bool;
+
+/// [`read_history`], with `judge` (when given) judging operations as they finish, so
+/// that the records are not all held (a [`Ops::streamed`] store). When the judge
+/// stops the pass, what is returned covers the history only up to there (the judge
+/// knows it gave up); it is called once more after the pass either way.
+pub(crate) fn read_history_judged(
+    path: &Path,
+    (accounts, total, liveness): (Accounts, Option<i128>, Liveness),
     mut each_line: impl FnMut(&CheckEvent<'_>, &[u8], bool),
+    mut judge: Option<Judge<'_>>,
 ) -> Result<HistoryData, HistoryError> {
     let mut reader = HistoryReader::open(path)?;
     let mut collector = Collector::new(accounts, total, liveness);
+    if judge.is_some() {
+        collector.data.ops = Ops::streamed();
+    }
     // An operation takes two lines of about 150 bytes: reserving up front saves the
     // copies (and page clearing) of a growing vector.
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
@@ -566,9 +625,17 @@ pub(crate) fn read_history(
             return Err(reader.error(Some(e.field), e.message));
         }
         lines_done = reader.line_no();
+        if let Some(j) = &mut judge {
+            if !j(&mut collector.data) {
+                break;
+            }
+        }
     }
     let truncation = reader.truncation().cloned();
     let mut data = collector.finish();
+    if let Some(j) = &mut judge {
+        j(&mut data);
+    }
     data.stats.file = path.display().to_string();
     data.stats.lines = lines_done;
     if let Some(t) = truncation {

@@ -205,6 +205,85 @@ pub(crate) struct Ops {
     packed: Vec<Packed>,
     /// The records that do not fit, numbered by their packed `request_id`.
     wide: Vec<OpRec>,
+    /// Set when the records are judged as the history streams (see [`Ops::streamed`]):
+    /// then only the records something still needs are held, and `packed` stays empty.
+    live: Option<Box<Live>>,
+}
+
+/// The records a streamed check still needs, each with how many reasons it is kept
+/// (its client may still send events for it; an open operation names it as its
+/// real-time floor; it is the floor now). A record nobody holds is dropped.
+///
+/// Records are released nearly in the order they were pushed (a client is past an
+/// operation about ten operations later), so the recent ones sit in a ring indexed
+/// by number; one still held when the ring moves on (a floor, an operation whose
+/// client never came back) moves to a map, so memory stays bounded either way.
+#[derive(Debug, Default)]
+struct Live {
+    /// Records `base..base + ring.len()`, `None` once dropped.
+    ring: std::collections::VecDeque<Option<(OpRec, u32)>>,
+    base: u32,
+    /// Held records older than `base`.
+    old: FxMap<u32, (OpRec, u32)>,
+    /// How many records were ever pushed: the next one's number.
+    count: u32,
+    /// Some record was read after it was dropped (a bug, or a history shape the
+    /// streamed check does not follow): the streamed verdict must not be used.
+    missed: std::sync::atomic::AtomicBool,
+}
+
+/// How many recent records [`Live`]'s ring spans.
+const RING: usize = 1 << 12;
+
+impl Live {
+    fn entry(&self, op: u32) -> Option<&(OpRec, u32)> {
+        match op.checked_sub(self.base) {
+            Some(i) => self.ring.get(i as usize)?.as_ref(),
+            None => self.old.get(&op),
+        }
+    }
+
+    fn entry_mut(&mut self, op: u32) -> Option<&mut (OpRec, u32)> {
+        match op.checked_sub(self.base) {
+            Some(i) => self.ring.get_mut(i as usize)?.as_mut(),
+            None => self.old.get_mut(&op),
+        }
+    }
+
+    fn push(&mut self, rec: OpRec) -> u32 {
+        let op = self.count;
+        self.count += 1;
+        self.ring.push_back(Some((rec, 1)));
+        while self.ring.len() > RING {
+            if let Some(Some(e)) = self.ring.pop_front() {
+                self.old.insert(self.base, e);
+            }
+            self.base += 1;
+        }
+        op
+    }
+
+    fn remove(&mut self, op: u32) {
+        match op.checked_sub(self.base) {
+            Some(i) => {
+                if let Some(e) = self.ring.get_mut(i as usize) {
+                    *e = None;
+                }
+                while let Some(None) = self.ring.front() {
+                    self.ring.pop_front();
+                    self.base += 1;
+                }
+            }
+            None => {
+                self.old.remove(&op);
+            }
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.ring.iter().filter(|e| e.is_some()).count() + self.old.len()
+    }
 }
 
 /// [`OpRec`] in 40 bytes; see [`Ops`].
@@ -296,18 +375,106 @@ impl Packed {
 }
 
 impl Ops {
+    /// A store that holds only the records still needed ([`Ops::hold`], [`Ops::release`]):
+    /// for the streamed check, which judges each operation once its client is past it.
+    pub fn streamed() -> Ops {
+        Ops {
+            live: Some(Box::default()),
+            ..Ops::default()
+        }
+    }
+
+    /// Whether this is a [`Ops::streamed`] store.
+    pub fn is_streamed(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// In a streamed store: whether a dropped record was asked for (see [`Live::missed`]).
+    pub fn missed(&self) -> bool {
+        self.live
+            .as_ref()
+            .is_some_and(|l| l.missed.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    /// In a streamed store: how many records are held now.
+    #[cfg(test)]
+    pub fn held(&self) -> usize {
+        self.live.as_ref().map_or(0, |l| l.len())
+    }
+
+    /// In a streamed store: one more reason to keep the record numbered `op`.
+    pub fn hold(&mut self, op: u32) {
+        if let Some(l) = &mut self.live {
+            if let Some((_, n)) = l.entry_mut(op) {
+                *n += 1;
+            }
+        }
+    }
+
+    /// In a streamed store: `op` is judged and its client is past it. Its hold on its
+    /// real-time floor goes now (else each floor would keep the one before it, and the
+    /// chain of floors would be held to the end), and its own first hold.
+    pub fn finish(&mut self, op: u32) {
+        let Some(l) = &mut self.live else { return };
+        let floor = match l.entry_mut(op) {
+            Some((rec, _)) => std::mem::replace(&mut rec.rt_floor, NO_OP),
+            None => NO_OP,
+        };
+        self.release(floor);
+        self.release(op);
+    }
+
+    /// In a streamed store: one reason fewer to keep `op`. A record nobody holds is
+    /// dropped, and with it its hold on its real-time floor.
+    pub fn release(&mut self, op: u32) {
+        let Some(l) = &mut self.live else { return };
+        let mut next = op;
+        while next != NO_OP {
+            let Some((rec, n)) = l.entry_mut(next) else {
+                return;
+            };
+            *n = n.saturating_sub(1);
+            if *n > 0 {
+                return;
+            }
+            let floor = rec.rt_floor;
+            l.remove(next);
+            next = floor;
+        }
+    }
+
     /// Room for `n` more records.
     pub fn reserve(&mut self, n: usize) {
-        self.packed.reserve(n);
+        if self.live.is_none() {
+            self.packed.reserve(n);
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.packed.len()
+        match &self.live {
+            Some(l) => l.count as usize,
+            None => self.packed.len(),
+        }
+    }
+
+    /// A streamed store's record numbered `op`; a stand-in (and [`Live::missed`] set)
+    /// when it was dropped.
+    fn live_get(l: &Live, op: u32) -> OpRec {
+        match l.entry(op) {
+            Some((rec, _)) => *rec,
+            None => {
+                l.missed.store(true, std::sync::atomic::Ordering::Relaxed);
+                OpRec::new(0, NO_OP, 0, crate::model::Cmd::Other, 0)
+            }
+        }
     }
 
     /// The record numbered `op`.
     #[inline]
     pub fn get(&self, op: u32) -> OpRec {
+        if let Some(l) = &self.live {
+            return Self::live_get(l, op);
+        }
         let p = &self.packed[op as usize];
         if p.flags & WIDE == 0 {
             p.unpack()
@@ -320,6 +487,9 @@ impl Ops {
     /// lookups that read only it).
     #[inline]
     pub fn exec(&self, op: u32) -> u64 {
+        if let Some(l) = &self.live {
+            return Self::live_get(l, op).exec;
+        }
         let p = &self.packed[op as usize];
         if p.flags & WIDE == 0 {
             u64::from(p.exec)
@@ -331,6 +501,10 @@ impl Ops {
     /// The dense client and request id of the record numbered `op`.
     #[inline]
     pub fn key(&self, op: u32) -> (u32, u64) {
+        if let Some(l) = &self.live {
+            let r = Self::live_get(l, op);
+            return (r.client, r.request_id);
+        }
         let p = &self.packed[op as usize];
         if p.flags & WIDE == 0 {
             (u32::from(p.client), u64::from(p.request_id))
@@ -342,6 +516,13 @@ impl Ops {
 
     /// Replaces the record numbered `op`.
     pub fn set(&mut self, op: u32, rec: &OpRec) {
+        if let Some(l) = &mut self.live {
+            match l.entry_mut(op) {
+                Some((r, _)) => *r = *rec,
+                None => l.missed.store(true, std::sync::atomic::Ordering::Relaxed),
+            }
+            return;
+        }
         let p = &mut self.packed[op as usize];
         if p.flags & WIDE != 0 {
             self.wide[p.request_id as usize] = *rec;
@@ -363,6 +544,14 @@ impl Ops {
 
     /// Adds a record; returns its number.
     pub fn push(&mut self, rec: OpRec) -> u32 {
+        if let Some(l) = &mut self.live {
+            // Held until its client is past it; it holds its real-time floor meanwhile.
+            let op = l.push(rec);
+            if rec.rt_floor != NO_OP {
+                self.hold(rec.rt_floor);
+            }
+            return op;
+        }
         let op = self.packed.len() as u32;
         match Packed::narrow(&rec) {
             Some(p) => self.packed.push(p),
@@ -374,9 +563,9 @@ impl Ops {
         op
     }
 
-    /// The records in order.
+    /// The records in order (of a streamed store: stand-ins for those dropped).
     pub fn iter(&self) -> impl Iterator<Item = OpRec> + Clone + '_ {
-        (0..self.packed.len() as u32).map(|op| self.get(op))
+        (0..self.len() as u32).map(|op| self.get(op))
     }
 }
 
@@ -500,5 +689,61 @@ mod tests {
         assert_eq!(ops.get(1).exec, 5);
         assert_eq!(ops.get(1).request_id, u64::MAX);
         assert_eq!(ops.iter().count(), 3);
+    }
+
+    #[test]
+    fn a_streamed_store_keeps_what_is_held_and_drops_the_rest() {
+        let rec = |floor: u32, rid: u64| OpRec::new(0, floor, rid, Cmd::Read { account: 0 }, rid);
+        let mut ops = Ops::streamed();
+        // Operation 0 is the floor of all the others, and held as the floor.
+        let first = ops.push(rec(NO_OP, 0));
+        ops.hold(first);
+        let n = 3 * RING as u32;
+        for i in 1..n {
+            assert_eq!(ops.push(rec(first, u64::from(i))), i);
+        }
+        assert_eq!(ops.len(), n as usize);
+        // Release every one but 5 and 7,000 (the latter past the ring, in the map).
+        for op in (1..n).filter(|&o| o != 5 && o != 7_000) {
+            ops.release(op);
+        }
+        assert_eq!(ops.held(), 3, "the floor and two open operations");
+        assert_eq!(ops.get(7_000).request_id, 7_000);
+        assert_eq!(ops.get(5).request_id, 5);
+        ops.update(5, |r| r.exec = 9);
+        assert_eq!(ops.exec(5), 9);
+        assert!(!ops.missed());
+        // The floor goes when its client is past it, it is no longer the floor and the
+        // last operation naming it goes.
+        ops.release(first);
+        ops.release(first);
+        assert_eq!(ops.get(first).request_id, 0, "still named by two");
+        ops.release(5);
+        ops.release(7_000);
+        assert_eq!(ops.held(), 0);
+        assert!(!ops.missed());
+        let _ = ops.get(5);
+        assert!(ops.missed(), "a dropped record asked for is noted");
+    }
+
+    #[test]
+    fn a_chain_of_floors_is_not_held_once_each_is_finished() {
+        // Each operation's floor is the one before; each is the floor in turn, held
+        // as such until the next takes over, and finished once its client is past it.
+        let mut ops = Ops::streamed();
+        let mut floor = NO_OP;
+        for i in 0..10_000u32 {
+            let op = ops.push(OpRec::new(0, floor, u64::from(i), Cmd::ReadAll, 0));
+            ops.hold(op);
+            ops.release(floor);
+            floor = op;
+            if let Some(done) = op.checked_sub(3) {
+                ops.finish(done);
+            }
+        }
+        // The last three, still open (the last is the floor), and the floor the first
+        // of them names.
+        assert_eq!(ops.held(), 4);
+        assert!(!ops.missed());
     }
 }

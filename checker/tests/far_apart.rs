@@ -8,7 +8,7 @@ mod common;
 
 use checker::final_state::{ExecutedEntry, FinalState};
 use checker::history::{values, Event, EventType};
-use checker::{check_run, Results, Validity};
+use checker::{check_run, check_run_as, CheckOptions, Judging, Results, Validity};
 use common::*;
 
 /// Positions between the two ends of each case.
@@ -45,10 +45,30 @@ fn timed_out_first() -> Vec<Event> {
     ]
 }
 
+/// Checks the run as `checker check` does, and holds the classic check (every record
+/// held) to the same results: the streamed one must judge these alike or hand them back.
 fn check(events: &[Event], fin: &FinalState) -> Results {
     let dir = tempfile::tempdir().unwrap();
     write_run(dir.path(), events, Some(fin), Some(RUN_TOML));
-    check_run(dir.path()).unwrap()
+    let r = check_run(dir.path()).unwrap();
+    let classic = check_run_as(dir.path(), CheckOptions::default(), Judging::Classic)
+        .unwrap()
+        .unwrap();
+    let comparable = |r: &Results| Results {
+        elapsed_ms: 0,
+        ..r.clone()
+    };
+    assert_eq!(comparable(&r), comparable(&classic));
+    r
+}
+
+/// Whether the streamed check judges the run itself (rather than handing it back).
+fn judged_streamed(events: &[Event], fin: &FinalState) -> bool {
+    let dir = tempfile::tempdir().unwrap();
+    write_run(dir.path(), events, Some(fin), Some(RUN_TOML));
+    check_run_as(dir.path(), CheckOptions::default(), Judging::Streamed)
+        .unwrap()
+        .is_some()
 }
 
 /// A timed-out transfer that executes thousands of positions after its answer: valid,
@@ -62,6 +82,9 @@ fn timed_out_transfer_executed_far_after_its_answer_is_valid() {
     let fin = final_state(&["n1", "n2", "n3"], &log, &[("A", 5), ("B", 15)]);
     let r = check(&events, &fin);
     assert_eq!(r.valid, Validity::Valid, "{}", r.summary());
+    // Valid, so the streamed check judges it itself: the timed-out transfer is found by
+    // its key long after its client moved on, and real time through its floor.
+    assert!(judged_streamed(&events, &fin));
     let eo = r.check("exactly-once").unwrap();
     assert_eq!(
         eo.counts.get("timed-out operations executed"),

@@ -65,6 +65,46 @@ pub(crate) fn run(input: &Input<'_>, total_order: &mut TotalOrder) -> CheckResul
     m.check.finish()
 }
 
+/// Judges one operation as [`run`]'s merge does, for the streamed check (see
+/// `crate::run::streamed`): `group` are its records, `execs` the exec indices the log
+/// holds under its key, in exec order. `complete`: the agreed log has no gap (else
+/// [`run`] notes that once, before the merge). Returns whether `check` is still clean
+/// (no anomaly, nothing undecided), so a streamed caller can stop at the first finding.
+pub(crate) fn judge_one(
+    input: &Input<'_>,
+    check: &mut Check,
+    total_order: &mut TotalOrder,
+    group: &[u32],
+    execs: &[u64],
+    complete: bool,
+) -> bool {
+    let mut m = Merge {
+        input,
+        check: std::mem::take(check),
+        total_order,
+        complete,
+        execs: Vec::new(),
+        group: Vec::new(),
+    };
+    m.operation(group, execs);
+    *check = m.check;
+    check.clean()
+}
+
+/// The exec indices the log holds under (client process, request id) `key`, in exec
+/// order, found in `log_order` (from [`log_order`]) by bisection.
+pub(crate) fn execs_of(log: &AgreedLog, log_order: &[u32], key: (u64, u64), out: &mut Vec<u64>) {
+    let key_at = |at: u32| log.at(at).map(|s| (log.client(&s), s.request_id));
+    let start = log_order.partition_point(|&at| key_at(at) < Some(key));
+    out.clear();
+    out.extend(
+        log_order[start..]
+            .iter()
+            .take_while(|&&at| key_at(at) == Some(key))
+            .map(|&at| log.exec_of(at)),
+    );
+}
+
 /// The log's slots (numbered as [`AgreedLog::at`] takes them), sorted by (client
 /// process, request id, exec index). Empty slots are left out.
 pub(crate) fn log_order(log: &AgreedLog) -> Vec<u32> {

@@ -255,6 +255,12 @@ impl Check {
         *self.undecided.entry(what).or_default() += 1;
     }
 
+    /// Nothing found and nothing undecided so far (the streamed check stops at the
+    /// first finding and hands the run back).
+    pub fn clean(&self) -> bool {
+        self.count == 0 && self.doubts == 0 && self.undecided.is_empty() && self.unknown.is_empty()
+    }
+
     /// The whole check cannot be decided, for `reason`.
     pub fn unknown(&mut self, reason: impl Into<String>) {
         self.unknown.push(reason.into());

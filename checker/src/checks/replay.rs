@@ -59,6 +59,188 @@ pub(crate) fn unknown(reason: &str) -> CheckResult {
     c.finish()
 }
 
+/// The replay walked as the history streams (see `crate::run::streamed`): the
+/// operations come in nearly exec order, each judged where the walk of the log reaches
+/// its exec index, by the same rules as [`run`]. The state is kept between calls; the
+/// borrowed inputs are handed in at each call, since the history pass still changes
+/// them.
+pub(crate) struct Walk {
+    check: Check,
+    bank: Bank,
+    /// Replicas with balances (indices into `Input::nodes`), by their last exec index.
+    nodes: Vec<usize>,
+    next_node: usize,
+    stop: u64,
+    /// The initial state's position (0 with unique positions).
+    base: u64,
+    /// The last exec index applied (`base` before the first).
+    at: u64,
+    /// What applying the entry at `at` gave.
+    effect: Effect,
+    replayed: u64,
+    halted: Option<u64>,
+}
+
+/// What became of one operation handed to [`Walk::judge`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Judged {
+    /// Judged as [`run`] judges it, and found as it should be.
+    Done,
+    /// Judged as [`run`] judges it, and found wanting (an anomaly is in the check).
+    Found,
+    /// The walk is already past its exec index.
+    Late,
+    /// Where [`run`] would judge it only after the walk (past the log's end or a
+    /// halt, or before the initial state's position): the streamed verdict must
+    /// not be used.
+    Elsewhere,
+}
+
+impl Walk {
+    /// Starts the walk as [`run`] does. `input.by_exec` must be empty: the operations
+    /// come through [`Walk::judge`]. Under shared positions the initial state's
+    /// position must be known (final.json's `base_revision` or a first write).
+    pub fn new(input: &Input<'_>, agreement: &mut Agreement) -> Walk {
+        let mut r = Replay {
+            input,
+            check: Check::default(),
+            bank: Bank::new(input.accounts, input.initial),
+            cursor: 0,
+        };
+        let mut nodes: Vec<usize> = (0..input.nodes.len())
+            .filter(|&i| input.nodes[i].balances.is_some())
+            .collect();
+        nodes.sort_by_key(|&i| input.nodes[i].last);
+        let refs: Vec<&NodeState> = nodes.iter().map(|&i| &input.nodes[i]).collect();
+        let next_node = r.empty_nodes(&refs, agreement);
+        let gap = input.log.first_gap();
+        let start = match input.positions {
+            Positions::Unique => 1,
+            Positions::SharedReads => r.before_log(),
+        };
+        Walk {
+            check: r.check,
+            bank: r.bank,
+            nodes,
+            next_node,
+            stop: gap.map_or(input.log.last(), |g| g - 1),
+            base: start - 1,
+            at: start - 1,
+            effect: Effect::Unknown,
+            replayed: 0,
+            halted: None,
+        }
+    }
+
+    /// The walk's state lent to a [`Replay`] for one call.
+    fn lend<'a>(&mut self, input: &'a Input<'a>) -> Replay<'a> {
+        let empty = Bank::from_balances(Vec::new(), input.accounts);
+        Replay {
+            input,
+            check: std::mem::take(&mut self.check),
+            bank: std::mem::replace(&mut self.bank, empty),
+            cursor: 0,
+        }
+    }
+
+    fn give_back(&mut self, r: Replay<'_>) {
+        self.check = r.check;
+        self.bank = r.bank;
+    }
+
+    /// Applies the log's entries up to `to` (or the walk's end), as [`run`]'s walk does.
+    fn advance(&mut self, r: &mut Replay<'_>, to: u64, agreement: &mut Agreement) {
+        let log = r.input.log;
+        while self.at < to.min(self.stop) && self.halted.is_none() {
+            let exec = self.at + 1;
+            let Some(slot) = log.get(exec) else {
+                self.stop = self.at;
+                break;
+            };
+            let effect = r.bank.apply(&slot.cmd());
+            if effect == Effect::Overflow {
+                self.halted = Some(exec);
+                break;
+            }
+            (self.replayed, self.at, self.effect) = (exec, exec, effect);
+            r.recorded(exec, &slot, effect);
+            while let Some(&n) = self.nodes.get(self.next_node) {
+                if r.input.nodes[n].last != exec {
+                    break;
+                }
+                r.node_balances(&r.input.nodes[n], agreement);
+                self.next_node += 1;
+            }
+        }
+    }
+
+    /// Judges `x` (told an exec index) where the walk reaches it.
+    pub fn judge(&mut self, input: &Input<'_>, x: &OpRec, agreement: &mut Agreement) -> Judged {
+        let shared = input.positions == Positions::SharedReads;
+        if x.exec <= self.base {
+            // Before the log: only an observer of the initial state itself, while the
+            // walk has not moved, is judged as `before_log` would.
+            if !(shared && x.observes() && x.exec == self.base && self.at == self.base) {
+                return Judged::Elsewhere;
+            }
+            let mut r = self.lend(input);
+            r.observed(x.exec, x);
+            self.give_back(r);
+            return self.verdict();
+        }
+        if x.exec < self.at {
+            return Judged::Late;
+        }
+        let mut r = self.lend(input);
+        self.advance(&mut r, x.exec, agreement);
+        let out = match input.log.get(x.exec) {
+            Some(slot) if self.at == x.exec => {
+                if shared && x.observes() {
+                    r.observed(x.exec, x);
+                } else {
+                    r.check.count("observations replayed", 1);
+                    r.observation(x.exec, &slot, self.effect, x);
+                }
+                Judged::Done
+            }
+            _ => Judged::Elsewhere,
+        };
+        self.give_back(r);
+        match out {
+            Judged::Done => self.verdict(),
+            other => other,
+        }
+    }
+
+    /// [`Judged::Done`] while the walk's check is clean, else [`Judged::Found`].
+    fn verdict(&self) -> Judged {
+        if self.check.clean() {
+            Judged::Done
+        } else {
+            Judged::Found
+        }
+    }
+
+    /// Walks the rest of the log and ends the check as [`run`] does.
+    pub fn finish(&mut self, input: &Input<'_>, agreement: &mut Agreement) -> CheckResult {
+        let mut r = self.lend(input);
+        self.advance(&mut r, u64::MAX, agreement);
+        r.check.count("log entries replayed", self.replayed);
+        if let Some(exec) = self.halted {
+            r.check.unknown(format!(
+                "the transfer at exec_index {exec} would take a balance past the largest integer (i64), so the log was replayed only up to {}", self.replayed
+            ));
+        }
+        let gap = input.log.first_gap();
+        let rest: Vec<&NodeState> = self.nodes[self.next_node..]
+            .iter()
+            .map(|&i| &input.nodes[i])
+            .collect();
+        r.leftovers(self.halted.or(gap), &rest, agreement);
+        r.check.finish()
+    }
+}
+
 struct Replay<'a> {
     input: &'a Input<'a>,
     check: Check,

@@ -1,7 +1,14 @@
 //! Checking a run: find its files, load them, run the checks, assemble [`Results`].
 //!
-//! The history and final.json are independent until the checks that compare them, so
-//! they are read on two threads (the machine this runs on nightly has two cores). The
+//! A classic run is first judged by [`super::streamed`], in memory that does not grow
+//! with the operations (final.json first, then each operation judged as the history
+//! streams). What that path does not judge clean (any anomaly or undecided case in the
+//! checks it runs, a history shape it does not follow) it hands back, and this path
+//! judges it from the start, holding a record per operation, so the results are
+//! always this path's.
+//!
+//! Here the history and final.json are independent until the checks that compare them,
+//! so they are read on two threads (the machine this runs on nightly has two cores). The
 //! history pass also runs the streaming checks; the rest run afterwards over the
 //! compact arrays both loads produced.
 
@@ -11,13 +18,15 @@ use crate::checks::linearizable;
 use crate::checks::liveness::Liveness;
 use crate::checks::progress::{self, Fold, Replicas};
 use crate::checks::{replay, CheckResult, Validity};
-use crate::final_state::{self, AgreedLog, FinalError, NodeState, Positions};
+use crate::final_state::{AgreedLog, FinalError, NodeState, Positions};
 use crate::load::run_files::{CheckError, RunFiles};
 use crate::model::{list, Accounts};
 use crate::ops::{self, HistoryData};
 use crate::records::{flag, Clients, Ops};
-use crate::results::{FinalSummary, NodeSummary, Results};
+use crate::results::Results;
 use crate::run::final_load::{self, LogData};
+use crate::run::streamed::{self, Streamed};
+use crate::run::summary::{split_internal, summarize_final};
 use crate::run_params::RunParams;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -54,8 +63,32 @@ pub fn check_run_with(
     path: impl AsRef<Path>,
     options: CheckOptions,
 ) -> Result<Results, CheckError> {
+    let out = check_run_as(path.as_ref(), options, Judging::Either)?;
+    out.ok_or_else(|| CheckError::Internal("no path judged the run".into()))
+}
+
+/// Which way a classic run is judged: for tests that hold the two ways to the same
+/// results (`checker/tests/streamed.rs`).
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Judging {
+    /// The streamed check when it can, else the classic one (what `check` does).
+    Either,
+    /// The classic check only, every record held.
+    Classic,
+    /// The streamed check only: `None` when it handed the run back.
+    Streamed,
+}
+
+/// [`check_run_with`], judged the way `how` says (see [`Judging`]).
+#[doc(hidden)]
+pub fn check_run_as(
+    path: &Path,
+    options: CheckOptions,
+    how: Judging,
+) -> Result<Option<Results>, CheckError> {
     let started = Instant::now();
-    let files = RunFiles::locate(path.as_ref())?;
+    let files = RunFiles::locate(path)?;
     let params = RunParams::load(&files.run_toml)?;
     if let Some(p) = &params {
         if let Some(specs) = crate::shards::shard_specs(p, &files.run_toml)? {
@@ -67,7 +100,7 @@ pub fn check_run_with(
                 h.clients = h.clients.min(workers);
             }
             results.elapsed_ms = started.elapsed().as_millis() as u64;
-            return Ok(results);
+            return Ok(Some(results));
         }
     }
     let declared = params
@@ -75,16 +108,40 @@ pub fn check_run_with(
         .and_then(|p| p.accounts.clone())
         .unwrap_or_default();
     let total = params.as_ref().and_then(RunParams::total);
-    let liveness = Liveness::new(params.as_ref().and_then(|p| p.liveness_bound_ms.as_ref()));
+    let liveness = || Liveness::new(params.as_ref().and_then(|p| p.liveness_bound_ms.as_ref()));
     let mut progress = Fold::new(progress_rule(params.as_ref()));
     let accounts = Accounts::declared(&declared);
-    let mut loaded = load_both(&files, accounts, total, liveness, &mut progress)?;
     let workers = params.as_ref().and_then(worker_count);
-    split_internal(&mut loaded.hist, workers);
     let initial = params.as_ref().and_then(|p| p.initial_balance);
-    let sessions = params.as_ref().is_some_and(keeps_sessions);
     let initial = initial.filter(|_| !declared.is_empty());
-    let mut results = check_loaded(loaded, initial, sessions, options);
+    // A run the bounded-memory path can judge (it needs the positions trusted and a
+    // log to replay) is tried that way first; it hands back what it cannot judge.
+    let streamed = match initial {
+        Some(initial) if options.trust_exec_index && how != Judging::Classic => {
+            let p = streamed::Params {
+                accounts: accounts.clone(),
+                total,
+                liveness: liveness(),
+                initial,
+                workers,
+            };
+            streamed::check(&files, p, &mut progress)
+        }
+        _ => Streamed::Classic(None),
+    };
+    let mut results = match streamed {
+        Streamed::Judged(results) => *results,
+        Streamed::Classic(_) if how == Judging::Streamed => return Ok(None),
+        Streamed::Classic(fin) => {
+            // The streamed attempt fed the progress rule: start it afresh.
+            progress = Fold::new(progress_rule(params.as_ref()));
+            let load = (accounts, total, liveness());
+            let mut loaded = load_both(&files, load, &mut progress, fin.map(|f| f.map(|b| *b)))?;
+            split_internal(&mut loaded.hist, workers);
+            let sessions = params.as_ref().is_some_and(keeps_sessions);
+            check_loaded(loaded, initial, sessions, options)
+        }
+    };
     if params.is_none() {
         results
             .warnings
@@ -95,7 +152,7 @@ pub fn check_run_with(
     results.valid = Validity::combine(results.checks.values().map(|c| c.valid));
     results.run_dir = files.dir.display().to_string();
     results.elapsed_ms = started.elapsed().as_millis() as u64;
-    Ok(results)
+    Ok(Some(results))
 }
 
 /// The `progress` check's rule (`checks::progress`): it applies when run.toml gives
@@ -127,22 +184,6 @@ fn worker_count(p: &RunParams) -> Option<i64> {
         .and_then(toml::Value::as_integer)
 }
 
-/// Counts the processes numbered `workers` and up (the harness's own final reads) apart
-/// from the clients, so "10 clients" means the ten that ran the workload.
-fn split_internal(hist: &mut HistoryData, workers: Option<i64>) {
-    let Some(workers) = workers.and_then(|w| u64::try_from(w).ok()) else {
-        return;
-    };
-    let internal = hist
-        .clients
-        .raw_ids()
-        .iter()
-        .filter(|&&p| p >= workers)
-        .count() as u64;
-    hist.stats.internal_processes = internal;
-    hist.stats.clients = hist.stats.clients.saturating_sub(internal);
-}
-
 /// What the two loading threads produce, with the sorts each can do on its own.
 struct Loaded {
     hist: HistoryData,
@@ -153,17 +194,21 @@ struct Loaded {
     fin: Option<(LogData, Vec<u32>)>,
 }
 
+/// Reads both files on two threads; final.json only when `preloaded` does not hold
+/// it as read already.
 fn load_both(
     files: &RunFiles,
-    accounts: Accounts,
-    total: Option<i128>,
-    liveness: Liveness,
+    (accounts, total, liveness): (Accounts, Option<i128>, Liveness),
     progress: &mut Fold,
+    preloaded: Option<Option<LogData>>,
 ) -> Result<Loaded, CheckError> {
     std::thread::scope(|s| {
         let fin_accounts = accounts.clone();
         let fin = s.spawn(move || {
-            let data = final_load::load_log(&files.final_json, fin_accounts)?;
+            let data = match preloaded {
+                Some(data) => data,
+                None => final_load::load_log(&files.final_json, fin_accounts)?,
+            };
             Ok::<_, FinalError>(data.map(|d| {
                 let order = exactly_once::log_order(&d.log);
                 (d, order)
@@ -230,6 +275,7 @@ fn check_loaded(
         mut total_order,
         well_formed,
         liveness,
+        finished: _,
     } = hist;
     if let Some(f) = &mut fin {
         align_accounts(&mut accounts, f);
@@ -520,76 +566,6 @@ fn attach_history(check: &mut CheckResult, ops: &Ops, by_exec: &[u32]) {
             a.indices = indices;
         }
     }
-}
-
-fn summarize_final(fin: Option<&LogData>, accounts: &Accounts) -> FinalSummary {
-    let Some(f) = fin else {
-        return FinalSummary::default();
-    };
-    // The harness writes a replica's earlier journal stretches as extra entries named
-    // `n1:1-14274`; they are parts of replica n1, not replicas.
-    let mut nodes: Vec<NodeSummary> = Vec::new();
-    for n in &f.nodes {
-        let name = final_state::replica_name(&n.name);
-        let at = match nodes.iter().position(|s| s.name == name) {
-            Some(at) => at,
-            None => {
-                nodes.push(NodeSummary {
-                    name: name.to_string(),
-                    ..NodeSummary::default()
-                });
-                nodes.len() - 1
-            }
-        };
-        merge_node(&mut nodes[at], n, name != n.name, accounts);
-    }
-    FinalSummary {
-        present: true,
-        nodes,
-        log_last: f.log.last(),
-        log_first_gap: f.log.first_gap(),
-        positions: f.positions,
-    }
-}
-
-/// Adds `r` to sorted, disjoint ranges, merging ranges that overlap or touch.
-fn add_range(ranges: &mut Vec<(u64, u64)>, r: (u64, u64)) {
-    ranges.push(r);
-    ranges.sort_unstable();
-    let mut merged: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
-    for &(a, b) in ranges.iter() {
-        match merged.last_mut() {
-            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
-            _ => merged.push((a, b)),
-        }
-    }
-    *ranges = merged;
-}
-
-/// Adds one final.json entry (the replica's own, or one of its journal stretches) to
-/// its replica's summary.
-fn merge_node(s: &mut NodeSummary, n: &NodeState, stretch: bool, accounts: &Accounts) {
-    if n.entries > 0 {
-        s.first_exec = if s.entries == 0 {
-            n.first
-        } else {
-            s.first_exec.min(n.first)
-        };
-        s.last_exec = s.last_exec.max(n.last);
-        s.entries += n.entries;
-        add_range(&mut s.ranges, (n.first, n.last));
-    }
-    if stretch {
-        s.stretches += 1;
-        return;
-    }
-    s.balances_fetched = n.balances.is_some();
-    s.balances = n.balances.as_ref().map(|b| {
-        b.iter()
-            .map(|&(a, v)| (accounts.name(a).to_string(), v))
-            .collect()
-    });
-    s.error = n.error.clone();
 }
 
 #[cfg(test)]

@@ -9,3 +9,5 @@ pub(crate) mod classic;
 pub(crate) mod final_load;
 pub(crate) mod shard_load;
 pub(crate) mod sharded;
+pub(crate) mod streamed;
+mod summary;
