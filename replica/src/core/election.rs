@@ -107,7 +107,11 @@ impl Core {
         // overwrite a chosen one. The log is bounded by `max_log_span` anyway.
         let entries = self.log.entries_above(after, usize::MAX);
         // Copied only when sent: the candidate is behind it.
-        let checkpoint = self.checkpoint.as_deref().filter(|c| c.slot > commit).cloned();
+        let checkpoint = self
+            .checkpoint
+            .as_deref()
+            .filter(|c| c.slot > commit)
+            .cloned();
         self.send_promise(from, ballot, entries, checkpoint, out);
     }
 
