@@ -398,7 +398,7 @@ impl Shell {
                     self.journal
                         .sync()
                         .map_err(storage("cannot sync the executed journal"))?;
-                    storage::write_checkpoint_in(&*self.fs, &self.data_dir, checkpoint)
+                    storage::write_checkpoint_in(&*self.fs, &self.data_dir, &**checkpoint)
                         .map_err(storage("cannot write the checkpoint"))?;
                     self.journal
                         .note_checkpoint(checkpoint.bank.exec_index())

@@ -39,6 +39,7 @@ use super::ReplyToken;
 use crate::bank::Executed;
 use crate::client_proto::ClientResponse;
 use crate::types::{ExecIndex, NodeId};
+use std::sync::Arc;
 
 /// One thing for the shell to do. See the module docs for the ordering contract.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,8 +58,10 @@ pub enum Effect {
     /// Append to the executed journal (the replica's executed log, served by FetchExecuted).
     Executed(Executed),
     /// Write this checkpoint atomically, replacing the previous one. Emitted when the replica
-    /// takes a checkpoint and when it installs one received from another replica.
-    Checkpoint(Checkpoint),
+    /// takes a checkpoint and when it installs one received from another replica. Shared with
+    /// the core, which keeps the same checkpoint to answer lagging replicas: the bank in it is
+    /// copied once, not once more for the shell.
+    Checkpoint(Arc<Checkpoint>),
     /// The replica installed another replica's checkpoint: its journal restarts at
     /// `next_exec_index` (earlier entries are not known here). Always follows the `Checkpoint`.
     ResetJournal { next_exec_index: ExecIndex },

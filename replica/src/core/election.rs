@@ -106,7 +106,12 @@ impl Core {
         // Never cut: a promise that leaves out an accepted value could let the new leader
         // overwrite a chosen one. The log is bounded by `max_log_span` anyway.
         let entries = self.log.entries_above(after, usize::MAX);
-        let checkpoint = self.checkpoint.clone().filter(|c| c.slot > commit);
+        // Copied only when sent: the candidate is behind it.
+        let checkpoint = self
+            .checkpoint
+            .as_deref()
+            .filter(|c| c.slot > commit)
+            .cloned();
         self.send_promise(from, ballot, entries, checkpoint, out);
     }
 

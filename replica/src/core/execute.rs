@@ -13,6 +13,7 @@ use super::wire::{Checkpoint, WalRecord};
 use super::{Core, RoleState, Value};
 use crate::bank::{Command, Outcome, Step};
 use crate::types::Slot;
+use std::sync::Arc;
 
 impl Core {
     /// Moves the commit point over the committed entries that follow it, persists it, and
@@ -121,10 +122,10 @@ impl Core {
     /// Snapshots the bank at the executed slot and drops the log up to it.
     fn take_checkpoint(&mut self, out: &mut Vec<Effect>) {
         let (slot, ballot, bank) = (self.executed, self.decided_ballot, self.bank.clone());
-        let checkpoint = Checkpoint { slot, bank, ballot };
+        let checkpoint = Arc::new(Checkpoint { slot, bank, ballot });
         self.log.truncate_through(self.executed);
         tracing::debug!(node = %self.me(), slot = %self.executed, "checkpoint");
-        out.push(Effect::Checkpoint(checkpoint.clone()));
+        out.push(Effect::Checkpoint(Arc::clone(&checkpoint)));
         self.checkpoint = Some(checkpoint);
     }
 
@@ -161,12 +162,12 @@ impl Core {
         self.commit = self.commit.max(slot);
         self.known_commit = self.known_commit.max(slot);
         let next_exec_index = self.bank.exec_index().saturating_add(1);
-        let checkpoint = Checkpoint {
+        let checkpoint = Arc::new(Checkpoint {
             slot,
             bank: self.bank.clone(),
             ballot: self.decided_ballot,
-        };
-        out.push(Effect::Checkpoint(checkpoint.clone()));
+        });
+        out.push(Effect::Checkpoint(Arc::clone(&checkpoint)));
         out.push(Effect::ResetJournal { next_exec_index });
         self.checkpoint = Some(checkpoint);
         self.answer_waiters_from_reply_table(out);

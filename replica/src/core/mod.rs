@@ -85,6 +85,7 @@ use log::Log;
 use rand::rngs::SmallRng;
 use rand::Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Arc;
 
 /// Opaque handle from the shell naming the client stream to answer.
 pub type ReplyToken = u64;
@@ -118,8 +119,10 @@ pub struct Core {
     bank: invariants::Watched<Bank>,
     /// Every slot up to here is executed; equal to `commit` between inputs.
     executed: Slot,
-    /// The last checkpoint taken or installed, kept to answer lagging replicas.
-    checkpoint: Option<Checkpoint>,
+    /// The last checkpoint taken or installed, kept to answer lagging replicas. Shared with
+    /// the `Effect::Checkpoint` that writes it: a checkpoint holds the whole bank and its
+    /// reply table, and one copy of it is enough.
+    checkpoint: Option<Arc<Checkpoint>>,
     /// Highest ballot among the entries executed here (and the checkpoints installed). Never
     /// above `promised`: see `adopt`.
     decided_ballot: Ballot,

@@ -16,6 +16,7 @@ use crate::types::{Ballot, Slot};
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 impl Core {
     /// Builds a core from its config and what was recovered from disk (`Recovered::default()`
@@ -101,7 +102,7 @@ impl Core {
         self.commit = checkpoint.slot;
         self.promised = self.promised.max(checkpoint.ballot);
         self.decided_ballot = checkpoint.ballot;
-        self.checkpoint = Some(checkpoint);
+        self.checkpoint = Some(Arc::new(checkpoint));
     }
 
     /// Replays one WAL record; returns the commit point it records, if any.

@@ -10,7 +10,7 @@ fn persist(disk: &mut Recovered, out: &[Effect]) {
     for effect in out {
         match effect {
             Effect::Persist(record) => disk.records.push(record.clone()),
-            Effect::Checkpoint(checkpoint) => disk.checkpoint = Some(checkpoint.clone()),
+            Effect::Checkpoint(checkpoint) => disk.checkpoint = Some((**checkpoint).clone()),
             _ => {}
         }
     }

@@ -118,7 +118,7 @@ pub fn executed(out: &[Effect]) -> Vec<replica::bank::Executed> {
 pub fn checkpoints(out: &[Effect]) -> Vec<Checkpoint> {
     out.iter()
         .filter_map(|e| match e {
-            Effect::Checkpoint(c) => Some(c.clone()),
+            Effect::Checkpoint(c) => Some(Checkpoint::clone(c)),
             _ => None,
         })
         .collect()
