@@ -17,7 +17,7 @@ use checker::final_state::ExecutedEntry;
 use checker::history::{values, Event, EventType, HistoryWriter};
 use checker::shards::{Phase, ShardEntry, TxnId, Vote};
 use replica::bank::{AbortReason, Command, Executed, Invalid, Op, OpResult, TxnPhase, TxnRecord};
-use replica::types::NodeId;
+use replica::types::{Account, NodeId};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -500,7 +500,7 @@ enum TypedValue<'a> {
         balance: i64,
     },
     Balances {
-        balances: &'a BTreeMap<String, i64>,
+        balances: &'a BTreeMap<Account, i64>,
     },
     /// A transfer's invoke value, as a transaction step records it.
     Transfer {
@@ -639,7 +639,7 @@ mod tests {
 
     #[test]
     fn reads_and_executed_entries() {
-        let balances: BTreeMap<String, i64> = [("A".to_string(), 4), ("B".to_string(), 16)].into();
+        let balances: BTreeMap<Account, i64> = [("A".into(), 4), ("B".into(), 16)].into();
         let (kind, value) = result_value(
             &Op::ReadAll,
             &OpResult::Balances {
@@ -826,7 +826,7 @@ mod tests {
     fn a_snapshot_answer_is_a_position_on_every_shard() {
         use replica::types::ShardId;
         let shards = BTreeMap::from([(NodeId(1), 1), (NodeId(4), 2)]);
-        let balances = BTreeMap::from([("A".to_string(), 10), ("B".to_string(), 10)]);
+        let balances = BTreeMap::from([("A".into(), 10), ("B".into(), 10)]);
         let snapshot = OpResult::Snapshot {
             balances,
             positions: BTreeMap::from([(ShardId(1), 12), (ShardId(2), 30)]),

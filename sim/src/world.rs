@@ -38,7 +38,7 @@ use replica::core::{Core, CoreConfig, Effect, PeerMsg, ReplyToken};
 use replica::failpoints::{self, Failpoint};
 use replica::shard::ShardMap;
 use replica::shell::{Shell, ShellConfig, ShellIo};
-use replica::types::{Amount, ExecIndex, NodeId, ShardId, Slot};
+use replica::types::{Account, Amount, ExecIndex, NodeId, ShardId, Slot};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::path::PathBuf;
@@ -1202,7 +1202,7 @@ impl Sim {
     fn check_snapshot_total(
         &self,
         seen: &SeenReply,
-        balances: &BTreeMap<String, Amount>,
+        balances: &BTreeMap<Account, Amount>,
     ) -> Result<(), String> {
         let config = &self.opts.config;
         let total = config.initial_balance * config.accounts.len() as Amount;
@@ -1216,9 +1216,9 @@ impl Sim {
     }
 
     /// The part of `balances` that `shard` holds, as its log records a snapshot part.
-    fn part_of(&self, shard: ShardId, balances: &BTreeMap<String, Amount>) -> OpResult {
+    fn part_of(&self, shard: ShardId, balances: &BTreeMap<Account, Amount>) -> OpResult {
         let map = self.opts.shards.as_ref();
-        let mine = |a: &String| map.and_then(|m| m.shard_of_account(a)) == Some(shard);
+        let mine = |a: &Account| map.and_then(|m| m.shard_of_account(a)) == Some(shard);
         let part = balances.iter().filter(|(a, _)| mine(a));
         OpResult::Balances {
             balances: part.map(|(a, b)| (a.clone(), *b)).collect(),
