@@ -252,7 +252,9 @@ pub fn rejection_error(reason: &Invalid) -> &'static str {
 
 /// The completion event of an invocation that ended as `outcome`.
 pub fn completion(process: u64, command: &Command, outcome: &Submitted) -> Event {
-    let (f, invoke_value) = op_value(&command.op);
+    // The invoke's value is built only where the completion repeats it: an executed answer
+    // (nearly every completion) builds its own, and the invoke's map was thrown away.
+    let f = op_name(&command.op);
     let request = command.request.0;
     match outcome {
         Submitted::Executed { node, reply } => {
@@ -262,11 +264,13 @@ pub fn completion(process: u64, command: &Command, outcome: &Submitted) -> Event
                 .with_exec_index(reply.exec_index)
         }
         Submitted::Rejected { node, reason } => {
+            let (_, invoke_value) = op_value(&command.op);
             let value = values::with_error(&invoke_value, rejection_error(reason));
             Event::client(EventType::Fail, process, request, f, value).on_node(&node.to_string())
         }
         // An info repeats the invoke's value: it may or may not have happened.
         Submitted::Unknown { .. } => {
+            let (_, invoke_value) = op_value(&command.op);
             Event::client(EventType::Info, process, request, f, invoke_value)
         }
     }
