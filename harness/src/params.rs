@@ -171,13 +171,15 @@ impl ShardParams {
 
     /// The `[[shards]]` tables of `accounts` over this shape, as the replica deals them.
     pub fn tables(&self, accounts: &[String]) -> Result<Vec<ShardTable>, String> {
-        let specs = replica::shard::spread(accounts, self.shards, self.replicas_per_shard)
+        let accounts: Vec<replica::types::Account> =
+            accounts.iter().map(|a| a.as_str().into()).collect();
+        let specs = replica::shard::spread(&accounts, self.shards, self.replicas_per_shard)
             .map_err(|e| e.to_string())?;
         Ok(specs
             .into_iter()
             .map(|s| ShardTable {
                 id: s.id.0,
-                accounts: s.accounts,
+                accounts: s.accounts.into_iter().map(String::from).collect(),
                 nodes: s.nodes.iter().map(ToString::to_string).collect(),
             })
             .collect())

@@ -17,7 +17,7 @@ use checker::final_state::ExecutedEntry;
 use checker::history::{values, Event, EventType, HistoryWriter};
 use checker::shards::{Phase, ShardEntry, TxnId, Vote};
 use replica::bank::{AbortReason, Command, Executed, Invalid, Op, OpResult, TxnPhase, TxnRecord};
-use replica::types::NodeId;
+use replica::types::{Account, NodeId};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -252,7 +252,9 @@ pub fn rejection_error(reason: &Invalid) -> &'static str {
 
 /// The completion event of an invocation that ended as `outcome`.
 pub fn completion(process: u64, command: &Command, outcome: &Submitted) -> Event {
-    let (f, invoke_value) = op_value(&command.op);
+    // The invoke's value is built only where the completion repeats it: an executed answer
+    // (nearly every completion) builds its own, and the invoke's map was thrown away.
+    let f = op_name(&command.op);
     let request = command.request.0;
     match outcome {
         Submitted::Executed { node, reply } => {
@@ -262,11 +264,13 @@ pub fn completion(process: u64, command: &Command, outcome: &Submitted) -> Event
                 .with_exec_index(reply.exec_index)
         }
         Submitted::Rejected { node, reason } => {
+            let (_, invoke_value) = op_value(&command.op);
             let value = values::with_error(&invoke_value, rejection_error(reason));
             Event::client(EventType::Fail, process, request, f, value).on_node(&node.to_string())
         }
         // An info repeats the invoke's value: it may or may not have happened.
         Submitted::Unknown { .. } => {
+            let (_, invoke_value) = op_value(&command.op);
             Event::client(EventType::Info, process, request, f, invoke_value)
         }
     }
@@ -500,7 +504,7 @@ enum TypedValue<'a> {
         balance: i64,
     },
     Balances {
-        balances: &'a BTreeMap<String, i64>,
+        balances: &'a BTreeMap<Account, i64>,
     },
     /// A transfer's invoke value, as a transaction step records it.
     Transfer {
@@ -639,7 +643,7 @@ mod tests {
 
     #[test]
     fn reads_and_executed_entries() {
-        let balances: BTreeMap<String, i64> = [("A".to_string(), 4), ("B".to_string(), 16)].into();
+        let balances: BTreeMap<Account, i64> = [("A".into(), 4), ("B".into(), 16)].into();
         let (kind, value) = result_value(
             &Op::ReadAll,
             &OpResult::Balances {
@@ -826,7 +830,7 @@ mod tests {
     fn a_snapshot_answer_is_a_position_on_every_shard() {
         use replica::types::ShardId;
         let shards = BTreeMap::from([(NodeId(1), 1), (NodeId(4), 2)]);
-        let balances = BTreeMap::from([("A".to_string(), 10), ("B".to_string(), 10)]);
+        let balances = BTreeMap::from([("A".into(), 10), ("B".into(), 10)]);
         let snapshot = OpResult::Snapshot {
             balances,
             positions: BTreeMap::from([(ShardId(1), 12), (ShardId(2), 30)]),

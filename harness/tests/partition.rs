@@ -33,7 +33,7 @@ async fn a_minority_cannot_commit_and_catches_up_after_heal() {
         net: NetMode::Relay,
         replica_bin: common::replica_bin(),
         bug: None,
-        accounts: account_names(10),
+        accounts: account_names(10).into_iter().map(String::from).collect(),
         initial_balance: 10,
         checkpoint_interval_slots: None,
         tunables: None,

@@ -619,7 +619,7 @@ mod tests {
     use super::*;
 
     fn bank() -> Bank {
-        Bank::new(&["A".to_string(), "B".to_string()], 10)
+        Bank::new(&["A".into(), "B".into()], 10)
     }
 
     fn transfer(client: u64, request: u64, amount: Amount) -> Command {
@@ -707,7 +707,7 @@ mod tests {
 
     #[test]
     fn a_transfer_that_would_overflow_the_recipient_changes_nothing() {
-        let mut bank = Bank::new(&["A".to_string(), "B".to_string()], Amount::MAX);
+        let mut bank = Bank::new(&["A".into(), "B".into()], Amount::MAX);
         let Outcome::Executed(e) = bank.execute(&transfer(1, 1, 1), true) else {
             panic!()
         };

@@ -500,12 +500,12 @@ fn ctl_request(what: &CtlCmd, ids: ClientIdRange) -> ClientRequest {
         CtlCmd::PrintView => ClientRequest::PrintView,
         CtlCmd::Status => ClientRequest::Status,
         CtlCmd::Transfer { from, to, amount } => submit(Op::Transfer {
-            from: from.clone(),
-            to: to.clone(),
+            from: from.as_str().into(),
+            to: to.as_str().into(),
             amount: *amount,
         }),
         CtlCmd::Read { account } => submit(Op::Read {
-            account: account.clone(),
+            account: account.as_str().into(),
         }),
         CtlCmd::ReadAll => submit(Op::ReadAll),
         CtlCmd::ArmFailpoint { name, every } => ClientRequest::ArmFailpoint {
@@ -648,7 +648,7 @@ fn print_response(response: &ClientResponse) {
     }
 }
 
-fn format_balances(balances: &std::collections::BTreeMap<String, i64>) -> String {
+fn format_balances(balances: &std::collections::BTreeMap<crate::types::Account, i64>) -> String {
     let parts: Vec<String> = balances.iter().map(|(a, b)| format!("{a}={b}")).collect();
     format!(
         "{} (total {})",

@@ -256,7 +256,7 @@ mod tests {
     use super::*;
 
     fn accounts(names: &str) -> Vec<Account> {
-        names.chars().map(|c| c.to_string()).collect()
+        names.chars().map(|c| c.to_string().into()).collect()
     }
 
     fn nodes(n: u32) -> Vec<NodeId> {
@@ -290,7 +290,7 @@ mod tests {
         assert_eq!(map.accounts_of(ShardId(1)), accounts("AC"));
         assert_eq!(
             map.remote_accounts(ShardId(1)),
-            BTreeMap::from([("B".to_string(), ShardId(2))])
+            BTreeMap::from([("B".into(), ShardId(2))])
         );
     }
 

@@ -517,15 +517,15 @@ fn check_accounts(
     checkpoint: &Checkpoint,
     config: &CoreConfig,
 ) -> Result<(), ShellError> {
-    let found: BTreeSet<&String> = checkpoint.bank.balances().keys().collect();
-    let expected: BTreeSet<&String> = config.accounts.iter().collect();
+    let found: BTreeSet<&crate::types::Account> = checkpoint.bank.balances().keys().collect();
+    let expected: BTreeSet<&crate::types::Account> = config.accounts.iter().collect();
     if found == expected {
         return Ok(());
     }
     Err(ShellError::CheckpointMismatch {
         dir: dir.to_path_buf(),
-        found: found.into_iter().cloned().collect(),
-        expected: expected.into_iter().cloned().collect(),
+        found: found.into_iter().map(ToString::to_string).collect(),
+        expected: expected.into_iter().map(ToString::to_string).collect(),
     })
 }
 

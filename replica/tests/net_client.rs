@@ -189,7 +189,7 @@ async fn an_oversize_request_drops_the_connection_but_not_the_server() {
         client: ClientId(1),
         request: RequestId(1),
         op: Op::Read {
-            account: "x".repeat(MAX_FRAME as usize),
+            account: "x".repeat(MAX_FRAME as usize).into(),
         },
     });
     assert!(matches!(

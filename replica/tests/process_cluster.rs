@@ -354,7 +354,7 @@ async fn client_flood_memory() {
                     client: ClientId(c * 1_000 + s),
                     request: RequestId(1),
                     op: Op::Read {
-                        account: "x".repeat(7_000),
+                        account: "x".repeat(7_000).into(),
                     },
                 });
                 while Instant::now() < end {

@@ -111,7 +111,7 @@ impl Reads {
             client: self.client,
             request: RequestId(self.next),
             op: Op::Read {
-                account: account.to_string(),
+                account: account.into(),
             },
         })
     }

@@ -38,7 +38,7 @@ use replica::core::{Core, CoreConfig, Effect, PeerMsg, ReplyToken};
 use replica::failpoints::{self, Failpoint};
 use replica::shard::ShardMap;
 use replica::shell::{Shell, ShellConfig, ShellIo};
-use replica::types::{Amount, ExecIndex, NodeId, ShardId, Slot};
+use replica::types::{Account, Amount, ExecIndex, NodeId, ShardId, Slot};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::path::PathBuf;
@@ -192,10 +192,14 @@ pub struct SeenReply {
     pub response: ClientResponse,
 }
 
+/// An input in flight. Boxed: a `PeerMsg` holds a checkpoint (a whole bank) inline, so it
+/// is hundreds of bytes, and an input is moved half a dozen times between its send and its
+/// delivery (the burst's sends, the queue's slab, the step's due inputs and their sort, the
+/// node's batch); copying it each time was most of the routing's cost.
 #[derive(Debug)]
 enum Input {
-    Peer { from: NodeId, msg: PeerMsg },
-    Client { token: ReplyToken, command: Command },
+    Peer { from: NodeId, msg: Box<PeerMsg> },
+    Client { token: ReplyToken, command: Box<Command> },
 }
 
 /// The inputs in flight, delivered by time and, at one time, in the order they were sent.
@@ -259,14 +263,14 @@ pub struct SimStats {
 /// What one burst produced, collected through [`ShellIo`].
 #[derive(Default)]
 struct BurstIo {
-    sends: Vec<(NodeId, PeerMsg)>,
+    sends: Vec<(NodeId, Box<PeerMsg>)>,
     replies: Vec<(ReplyToken, ClientResponse)>,
     executed: Vec<Executed>,
 }
 
 impl ShellIo for BurstIo {
     fn send(&mut self, to: NodeId, msg: PeerMsg) {
-        self.sends.push((to, msg));
+        self.sends.push((to, Box::new(msg)));
     }
 
     fn reply(&mut self, token: ReplyToken, response: ClientResponse) {
@@ -667,6 +671,7 @@ impl Sim {
         self.next_token += 1;
         self.submitted.insert(token, command.clone());
         let delay = self.delay();
+        let command = Box::new(command);
         self.enqueue(self.now_ms + delay, node, Input::Client { token, command });
         token
     }
@@ -802,7 +807,7 @@ impl Sim {
         self.queue.push(at_ms, to, input);
     }
 
-    fn send(&mut self, from: NodeId, to: NodeId, msg: PeerMsg) {
+    fn send(&mut self, from: NodeId, to: NodeId, msg: Box<PeerMsg>) {
         self.stats.sent += 1;
         let oversized = self
             .opts
@@ -898,9 +903,9 @@ impl Sim {
                     self.crash(id);
                     return;
                 }
-                Input::Peer { from, msg } => shell.on_peer(node_now, from, msg, &mut out),
+                Input::Peer { from, msg } => shell.on_peer(node_now, from, *msg, &mut out),
                 Input::Client { token, command } => {
-                    shell.on_client(node_now, token, command, &mut out)
+                    shell.on_client(node_now, token, *command, &mut out)
                 }
             }
             self.stats.delivered += 1;
@@ -1202,7 +1207,7 @@ impl Sim {
     fn check_snapshot_total(
         &self,
         seen: &SeenReply,
-        balances: &BTreeMap<String, Amount>,
+        balances: &BTreeMap<Account, Amount>,
     ) -> Result<(), String> {
         let config = &self.opts.config;
         let total = config.initial_balance * config.accounts.len() as Amount;
@@ -1216,9 +1221,9 @@ impl Sim {
     }
 
     /// The part of `balances` that `shard` holds, as its log records a snapshot part.
-    fn part_of(&self, shard: ShardId, balances: &BTreeMap<String, Amount>) -> OpResult {
+    fn part_of(&self, shard: ShardId, balances: &BTreeMap<Account, Amount>) -> OpResult {
         let map = self.opts.shards.as_ref();
-        let mine = |a: &String| map.and_then(|m| m.shard_of_account(a)) == Some(shard);
+        let mine = |a: &Account| map.and_then(|m| m.shard_of_account(a)) == Some(shard);
         let part = balances.iter().filter(|(a, _)| mine(a));
         OpResult::Balances {
             balances: part.map(|(a, b)| (a.clone(), *b)).collect(),

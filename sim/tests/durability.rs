@@ -78,7 +78,7 @@ impl ShellIo for NoIo {
 
 fn shell_config(accounts: &[&str], dir: &Path) -> ShellConfig {
     let mut core = CoreConfig::for_test(1, 1);
-    core.accounts = accounts.iter().map(|a| a.to_string()).collect();
+    core.accounts = accounts.iter().map(|&a| a.into()).collect();
     core.checkpoint_interval_slots = 1;
     ShellConfig {
         core,

@@ -219,7 +219,7 @@ mod tests {
     use replica::bank::{Op, OpResult};
     use replica::types::{ClientId, RequestId};
 
-    fn accounts() -> Vec<String> {
+    fn accounts() -> Vec<replica::types::Account> {
         vec!["A".into(), "B".into()]
     }
 

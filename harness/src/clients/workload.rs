@@ -29,8 +29,8 @@ pub fn account_names(n: usize) -> Vec<Account> {
         .map(|i| {
             let letter = char::from(b'A' + (i % 26) as u8);
             match i / 26 {
-                0 => letter.to_string(),
-                round => format!("{letter}{round}"),
+                0 => letter.to_string().into(),
+                round => format!("{letter}{round}").into(),
             }
         })
         .collect()
@@ -84,7 +84,8 @@ pub struct ShardMix {
 
 impl OpGen {
     /// Client `client` owning `accounts[client % len]`.
-    pub fn new(seed: u64, client: u64, accounts: Vec<Account>) -> OpGen {
+    pub fn new(seed: u64, client: u64, accounts: Vec<impl Into<Account>>) -> OpGen {
+        let accounts: Vec<Account> = accounts.into_iter().map(Into::into).collect();
         let own = usize::try_from(client).unwrap_or(0) % accounts.len().max(1);
         OpGen {
             rng: rng::client_stream(seed, client),

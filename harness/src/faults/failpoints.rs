@@ -450,7 +450,7 @@ mod tests {
         // The fake cluster plays a replica without failpoints: it answers arming with an error.
         let dir = tempfile::tempdir().unwrap();
         let (rec, path) = recorder(&dir);
-        let cluster = FakeCluster::new(6, &["A".to_string()], 10);
+        let cluster = FakeCluster::new(6, &["A".into()], 10);
         let replicas = Replicas::default();
         let mut procs = Procs {
             replicas: &replicas,

@@ -51,7 +51,8 @@ const BENCH_ACCOUNTS: u32 = 10;
 
 /// The bench's accounts: `--accounts`, else ten (A–J).
 fn bench_accounts(params: &crate::params::RunParams) -> Vec<String> {
-    account_names(params.accounts.unwrap_or(BENCH_ACCOUNTS).max(2) as usize)
+    let names = account_names(params.accounts.unwrap_or(BENCH_ACCOUNTS).max(2) as usize);
+    names.into_iter().map(String::from).collect()
 }
 
 #[derive(Clone, Debug)]
@@ -773,7 +774,7 @@ mod tests {
             client: 0,
             ops: OpGen::new(1, 0, account_names(BENCH_ACCOUNTS as usize)),
             shard_of,
-            accounts: account_names(BENCH_ACCOUNTS as usize),
+            accounts: account_names(BENCH_ACCOUNTS as usize).into_iter().map(String::from).collect(),
         }
     }
 

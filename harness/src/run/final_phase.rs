@@ -570,7 +570,7 @@ mod tests {
         }
     }
 
-    fn probes(accounts: &[String], group: &[NodeId]) -> Vec<Probe> {
+    fn probes(accounts: &[replica::types::Account], group: &[NodeId]) -> Vec<Probe> {
         let mut probes: Vec<Probe> = accounts
             .iter()
             .map(|a| Probe {

@@ -235,7 +235,8 @@ fn usable_families(params: &RunParams) -> Vec<FaultFamily> {
 /// possible.
 pub fn accounts_for(params: &RunParams) -> Vec<String> {
     let n = params.accounts.unwrap_or(params.clients);
-    account_names(n.max(2) as usize)
+    let names = account_names(n.max(2) as usize);
+    names.into_iter().map(String::from).collect()
 }
 
 /// A prepared run directory with its cluster running and a leader elected.
@@ -451,7 +452,7 @@ async fn run_of_kind(opts: &RunOptions, kind: &str) -> Result<RunSummary, RunErr
         op_timeout: Duration::from_millis(params.op_timeout_ms),
         end: start + total,
         pace: pace_for(params.rate, params.clients),
-        accounts: info.accounts.clone(),
+        accounts: info.accounts.iter().map(|a| a.as_str().into()).collect(),
         seed: opts.seed,
         shards: shard_mix(&info),
         shape: params.shards.and_then(|s| s.workload).unwrap_or_default(),

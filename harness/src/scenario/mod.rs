@@ -179,8 +179,8 @@ impl Scenario {
                 };
                 let unknown: Vec<&str> = [&t.from, &t.to]
                     .into_iter()
-                    .filter(|a| !accounts.contains(a))
-                    .map(String::as_str)
+                    .filter(|a| !accounts.iter().any(|k| k == a.as_str()))
+                    .map(|a| a.as_str())
                     .collect();
                 if !unknown.is_empty() {
                     rows.push(BadRow {
@@ -460,8 +460,8 @@ fn parse_transfer(body: &str) -> Result<Transfer, String> {
         return Err(format!("amount must be positive in ({body})"));
     }
     Ok(Transfer {
-        from: from.to_string(),
-        to: to.to_string(),
+        from: from.into(),
+        to: to.into(),
         amount,
         line: 0,
     })

@@ -260,7 +260,10 @@ pub fn render_db(answers: &[(NodeId, Answer)]) -> String {
                 exec_index,
                 balances,
                 ..
-            }) => (*node, Ok((Some(exec_index.to_string()), balances.clone()))),
+            }) => {
+                let balances = balances.iter().map(|(a, b)| (a.to_string(), *b));
+                (*node, Ok((Some(exec_index.to_string()), balances.collect())))
+            }
             other => (*node, Err(unexpected(other))),
         })
         .collect();

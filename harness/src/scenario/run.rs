@@ -151,7 +151,8 @@ impl Pending {
 /// The bank a scenario runs against (A..J, as in the original course); client k owns
 /// `accounts[k]`.
 pub fn bank_accounts() -> Vec<String> {
-    account_names(run::shared::DEFAULT_ACCOUNTS as usize)
+    let names = account_names(run::shared::DEFAULT_ACCOUNTS as usize);
+    names.into_iter().map(String::from).collect()
 }
 
 /// Final balances if every transfer of the scenario executes and none overdraws, or `None` if
@@ -166,8 +167,8 @@ pub fn expected_balances(
     let mut outflow: BTreeMap<&str, i64> = BTreeMap::new();
     for t in scenario.transfers() {
         *outflow.entry(&t.from).or_default() += t.amount;
-        *balances.get_mut(&t.from)? -= t.amount;
-        *balances.get_mut(&t.to)? += t.amount;
+        *balances.get_mut(t.from.as_str())? -= t.amount;
+        *balances.get_mut(t.to.as_str())? += t.amount;
     }
     outflow
         .values()
@@ -184,7 +185,7 @@ struct ClientQueues {
 impl ClientQueues {
     fn enqueue(&self, transfer: &Transfer) {
         // Scenario::check refused accounts outside the bank, so an owner exists.
-        let Some(client) = self.owners.get(&transfer.from) else {
+        let Some(client) = self.owners.get(transfer.from.as_str()) else {
             return;
         };
         let Some(queue) = self.senders.get(client) else {

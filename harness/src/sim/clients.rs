@@ -202,7 +202,7 @@ impl Clients {
     /// Every client draws its operations in this shape instead of the default.
     pub fn with_shape(mut self, shape: WorkloadShape) -> Clients {
         for client in &mut self.clients {
-            let gen = std::mem::replace(&mut client.gen, OpGen::new(0, 0, Vec::new()));
+            let gen = std::mem::replace(&mut client.gen, OpGen::new(0, 0, Vec::<Account>::new()));
             client.gen = gen.with_shape(shape);
         }
         self
@@ -551,9 +551,9 @@ mod tests {
 
     #[test]
     fn a_command_goes_to_its_accounts_shard_and_a_snapshot_to_the_clients() {
-        let accounts: Vec<Account> = ["A", "B", "C", "D"].map(String::from).to_vec();
+        let accounts: Vec<Account> = ["A", "B", "C", "D"].map(Account::from).to_vec();
         let shard = |id: u32, nodes: [u32; 2], owned: [&str; 2]| {
-            let owned = owned.map(String::from).to_vec();
+            let owned = owned.map(Account::from).to_vec();
             (id, nodes.map(NodeId).to_vec(), owned)
         };
         let shards = [shard(1, [1, 2], ["A", "C"]), shard(2, [3, 4], ["B", "D"])];

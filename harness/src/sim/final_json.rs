@@ -14,10 +14,16 @@ use checker::final_state::{FinalState, NodeFinal};
 use checker::shards::{ShardNode, ShardedFinal};
 use replica::bank::Executed;
 use serde::Serialize;
+use replica::types::Account;
 use sim::Sim;
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::Path;
+
+/// Balances keyed by `String`s, as the checker's types hold them.
+fn string_keys(balances: &BTreeMap<Account, i64>) -> BTreeMap<String, i64> {
+    balances.iter().map(|(a, b)| (a.to_string(), *b)).collect()
+}
 
 /// final.json of a simulated run: the classic shape, or the sharded one.
 pub enum SimFinal {
@@ -51,7 +57,7 @@ pub struct ClassicFinal {
 /// One final.json entry of [`ClassicFinal`], field for field a `NodeFinal`.
 #[derive(Serialize)]
 pub struct ClassicNode {
-    pub balances: Option<BTreeMap<String, i64>>,
+    pub balances: Option<BTreeMap<Account, i64>>,
     #[serde(serialize_with = "entries_json")]
     pub executed: Vec<Executed>,
     pub error: Option<String>,
@@ -75,7 +81,7 @@ impl ClassicFinal {
         let nodes = self.nodes.iter().map(|(name, node)| {
             let executed = node.executed.iter().map(executed_entry).collect();
             let state = NodeFinal {
-                balances: node.balances.clone(),
+                balances: node.balances.as_ref().map(string_keys),
                 executed,
                 error: node.error.clone(),
             };
@@ -97,7 +103,7 @@ pub struct ShardedSimFinal {
 #[derive(Serialize)]
 pub struct ShardedSimNode {
     pub shard: u32,
-    pub balances: Option<BTreeMap<String, i64>>,
+    pub balances: Option<BTreeMap<Account, i64>>,
     #[serde(serialize_with = "shard_entries_json")]
     pub executed: Vec<Executed>,
     pub error: Option<String>,
@@ -116,7 +122,7 @@ impl ShardedSimFinal {
         let nodes = self.nodes.iter().map(|(name, node)| {
             let state = ShardNode {
                 shard: node.shard,
-                balances: node.balances.clone(),
+                balances: node.balances.as_ref().map(string_keys),
                 executed: node.executed.iter().map(shard_entry).collect(),
                 error: node.error.clone(),
             };
@@ -210,7 +216,7 @@ fn replicas(sim: &mut Sim) -> Vec<(replica::types::NodeId, Named, Vec<Vec<Execut
 /// What goes under a replica's own name in final.json: its balances and the stretch of its
 /// log that ends at its exec index (or why there are none).
 struct Named {
-    balances: Option<BTreeMap<String, i64>>,
+    balances: Option<BTreeMap<Account, i64>>,
     executed: Vec<Executed>,
     error: Option<String>,
 }
@@ -238,7 +244,7 @@ fn segments(executed: Vec<Executed>, current: Option<u64>) -> Vec<Vec<Executed>>
 /// Splits `segments` into the replica's named entry and the extra stretches.
 fn current_segment(
     mut segments: Vec<Vec<Executed>>,
-    state: Option<(u64, BTreeMap<String, i64>)>,
+    state: Option<(u64, BTreeMap<Account, i64>)>,
     refused: Option<&str>,
 ) -> (Named, Vec<Vec<Executed>>) {
     let unreachable = |error: String| Named {

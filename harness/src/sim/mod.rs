@@ -48,7 +48,7 @@ use clients::{ClientTiming, Clients, Routing};
 pub use final_json::{ClassicFinal, ClassicNode, ShardedSimFinal, ShardedSimNode, SimFinal};
 use replica::core::{Bugs, CoreConfig};
 use replica::shard::{ShardMap, ShardSpec};
-use replica::types::{NodeId, ShardId};
+use replica::types::{Account, NodeId, ShardId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sim::{Sim, SimOptions};
@@ -159,7 +159,8 @@ impl SimParams {
     /// The bank's accounts: as many as the workload draws, and at least one per shard.
     pub fn accounts(&self) -> Vec<String> {
         let n = self.workload.accounts.max(self.shards.unwrap_or(1)).max(2);
-        crate::clients::workload::account_names(n as usize)
+        let names = crate::clients::workload::account_names(n as usize);
+        names.into_iter().map(String::from).collect()
     }
 
     /// The same run on a sharded bank of `shards` shards (`None` or 1: the classic cluster).
@@ -286,17 +287,22 @@ fn shard_specs(params: &SimParams, accounts: &[String]) -> Result<Vec<ShardSpec>
     let Some(shards) = params.shards else {
         return Ok(Vec::new());
     };
-    replica::shard::spread(accounts, shards, REPLICAS_PER_SHARD).map_err(|e| SimError::Shards {
+    replica::shard::spread(&account_list(accounts), shards, REPLICAS_PER_SHARD).map_err(|e| SimError::Shards {
         shards,
         message: e.to_string(),
     })
+}
+
+/// run.toml's accounts as the replica's names.
+fn account_list(accounts: &[String]) -> Vec<Account> {
+    accounts.iter().map(|a| a.as_str().into()).collect()
 }
 
 /// A shard's `[[shards]]` table in run.toml.
 fn shard_table(spec: &ShardSpec) -> ShardTable {
     ShardTable {
         id: spec.id.0,
-        accounts: spec.accounts.clone(),
+        accounts: spec.accounts.iter().map(ToString::to_string).collect(),
         nodes: spec.nodes.iter().map(ToString::to_string).collect(),
     }
 }
@@ -377,6 +383,7 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
     }
     let mut sim = Sim::new(world_options(info, &specs)?);
     let nodes = sim.node_ids();
+    let accounts = account_list(&info.accounts);
     let routing = if specs.is_empty() {
         Routing::classic(nodes.clone())
     } else {
@@ -384,7 +391,7 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
             .iter()
             .map(|s| (s.id.0, s.nodes.clone(), s.accounts.clone()))
             .collect();
-        Routing::sharded(&shards, &info.accounts, params.workload.cross_shard_share)
+        Routing::sharded(&shards, &accounts, params.workload.cross_shard_share)
     };
     let timing = ClientTiming {
         attempt_timeout_ms: params.attempt_timeout_ms,
@@ -393,7 +400,7 @@ pub fn simulate(info: &SimRunInfo) -> Result<SimOutcome, SimError> {
     let mut clients = Clients::new(
         info.seed,
         params.clients,
-        &info.accounts,
+        &accounts,
         routing,
         timing,
         params.ops,
@@ -495,7 +502,7 @@ fn probe_at(stable_ms: u64, params: &SimParams) -> u64 {
 fn world_options(info: &SimRunInfo, specs: &[ShardSpec]) -> Result<SimOptions, SimError> {
     let params = &info.params;
     let mut config = CoreConfig::for_test(1, params.nodes);
-    config.accounts = info.accounts.clone();
+    config.accounts = account_list(&info.accounts);
     config.initial_balance = info.initial_balance;
     params.tunables.apply_to_core(&mut config);
     let (mut forget_promises, mut misread_log) = (false, false);
@@ -524,7 +531,8 @@ fn world_options(info: &SimRunInfo, specs: &[ShardSpec]) -> Result<SimOptions, S
     options.lock_policy = params.workload.lock_policy;
     if !specs.is_empty() {
         let nodes = options.config.nodes.clone();
-        let map = ShardMap::new(specs, &info.accounts, &nodes).map_err(|e| SimError::Shards {
+        let accounts = account_list(&info.accounts);
+        let map = ShardMap::new(specs, &accounts, &nodes).map_err(|e| SimError::Shards {
             shards: specs.len() as u32,
             message: e.to_string(),
         })?;

@@ -972,7 +972,7 @@ impl Bank {
                 };
             }
             let step = match &command.op {
-                Op::Read { account } => self.read(Some(account)).await.map(Step::Done),
+                Op::Read { account } => self.read(Some(account.as_str())).await.map(Step::Done),
                 Op::ReadAll => self.read(None).await.map(Step::Done),
                 Op::Transfer { from, to, amount } => {
                     self.transfer_step(command, from, to, *amount, read.take())
@@ -1003,7 +1003,7 @@ impl Bank {
         }
         [from, to]
             .into_iter()
-            .find(|a| !self.accounts.contains(a))
+            .find(|a| !self.accounts.iter().any(|k| k == a.as_str()))
             .map(|a| Invalid::UnknownAccount(a.clone()))
     }
 
@@ -1031,7 +1031,7 @@ impl Bank {
     }
 
     /// One account (`Some`) or all of them, in one range request.
-    async fn read(&self, account: Option<&String>) -> Result<Submitted, Retry> {
+    async fn read(&self, account: Option<&str>) -> Result<Submitted, Retry> {
         let mut c = self.client.clone();
         let resp = match account {
             Some(a) => {
@@ -1051,7 +1051,9 @@ impl Bank {
                 // A missing account reads as 0, and the checker will say the read is wrong.
                 balance: balances.get(a).copied().unwrap_or(0),
             },
-            None => OpResult::Balances { balances },
+            None => OpResult::Balances {
+                balances: balances.into_iter().map(|(a, b)| (a.into(), b)).collect(),
+            },
         };
         Ok(self.executed(revision, result))
     }

@@ -14,7 +14,7 @@ const LIMIT: usize = 4096;
 /// bytes), checkpoints every 10 slots, and 4 KiB messages.
 fn options(seed: u64) -> SimOptions {
     let mut options = SimOptions::new(5, seed);
-    options.config.accounts = (0..80).map(|i| format!("{i:0>64}")).collect();
+    options.config.accounts = (0..80).map(|i| format!("{i:0>64}").into()).collect();
     options.config.max_batch_commands = 64;
     options.config.max_inflight_slots = 8;
     options.config.max_pending_commands = 256;

@@ -364,7 +364,7 @@ impl CoreConfig {
             nodes: (1..=count).map(NodeId).collect(),
             accounts: ["A", "B", "C", "D", "E"]
                 .iter()
-                .map(|a| a.to_string())
+                .map(|&a| a.into())
                 .collect(),
             initial_balance: 10,
             heartbeat_interval_ms: 30,

@@ -316,14 +316,14 @@ mod tests {
             .claims
             .insert("A".into(), (Claimant::Command(key), 100));
         waits.settle_claims(150, 100, |_| false);
-        assert!(waits.claimed(&[&"A".to_string()]));
+        assert!(waits.claimed(&[&Account::from("A")]));
         waits.settle_claims(150, 100, |_| true);
-        assert!(!waits.claimed(&[&"A".to_string()]));
+        assert!(!waits.claimed(&[&Account::from("A")]));
         waits
             .claims
             .insert("A".into(), (Claimant::Command(key), 100));
         waits.settle_claims(200, 100, |_| false);
-        assert!(!waits.claimed(&[&"A".to_string()]), "expired");
+        assert!(!waits.claimed(&[&Account::from("A")]), "expired");
     }
 }
 
@@ -341,7 +341,7 @@ mod invariant_tests {
         cfg.sharding = Some(Sharding {
             shard: ShardId(1),
             others: BTreeMap::from([(ShardId(2), vec![NodeId(2)])]),
-            remote: BTreeMap::from([("Z".to_string(), ShardId(2))]),
+            remote: BTreeMap::from([("Z".into(), ShardId(2))]),
             vote_timeout_ms: 1_000,
             resend_interval_ms: 100,
             max_inflight_txns: 16,

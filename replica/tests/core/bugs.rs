@@ -239,8 +239,8 @@ fn proposed_in(out: &[Effect], slot: u64) -> Value {
 
 /// Shard 2 (C, D) as a bank, the participant.
 fn participant() -> Bank {
-    let accounts = ["C".to_string(), "D".to_string()];
-    let remote = BTreeMap::from([("A".to_string(), ShardId(1)), ("B".to_string(), ShardId(1))]);
+    let accounts = ["C".into(), "D".into()];
+    let remote = BTreeMap::from([("A".into(), ShardId(1)), ("B".into(), ShardId(1))]);
     Bank::new_shard(ShardId(2), &accounts, remote, 10)
 }
 

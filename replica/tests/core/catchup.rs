@@ -201,7 +201,7 @@ fn catch_up_answers_are_cut_to_fit_the_message_budget() {
     use replica::core::wire::{encoded_len, WalRecord};
     use replica::core::{CoreConfig, Recovered};
     let config = CoreConfig {
-        accounts: (0..5).map(|i| format!("{i:0>64}")).collect(),
+        accounts: (0..5).map(|i| format!("{i:0>64}").into()).collect(),
         max_message_bytes: 1024,
         checkpoint_interval_slots: 100,
         ..cfg(1, 3)

@@ -9,7 +9,7 @@ use replica::types::Slot;
 /// Five accounts with 64-character names, 1 KiB messages, batches of 8.
 pub fn big_cfg(me: u32) -> CoreConfig {
     CoreConfig {
-        accounts: (0..5).map(|i| format!("{i:0>64}")).collect(),
+        accounts: (0..5).map(|i| format!("{i:0>64}").into()).collect(),
         max_message_bytes: 1024,
         ..cfg(me, 5)
     }

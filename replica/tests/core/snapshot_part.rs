@@ -10,7 +10,7 @@ use replica::types::Slot;
 /// Forty accounts with 64-character names (a 3 KiB bank) and 1 KiB messages.
 fn wide_cfg(me: u32) -> CoreConfig {
     CoreConfig {
-        accounts: (0..40).map(|i| format!("{i:0>64}")).collect(),
+        accounts: (0..40).map(|i| format!("{i:0>64}").into()).collect(),
         max_message_bytes: 1024,
         ..cfg(me, 5)
     }

@@ -20,13 +20,13 @@ pub fn shard_cfg(me: u32) -> CoreConfig {
     CoreConfig {
         me: n(me),
         nodes: members(shard),
-        accounts: mine.iter().map(|a| a.to_string()).collect(),
+        accounts: mine.iter().map(|&a| a.into()).collect(),
         sharding: Some(Sharding {
             shard: ShardId(shard),
             others: BTreeMap::from([(ShardId(other), members(other))]),
             remote: theirs
                 .iter()
-                .map(|a| (a.to_string(), ShardId(other)))
+                .map(|&a| (a.into(), ShardId(other)))
                 .collect(),
             vote_timeout_ms: VOTE_TIMEOUT_MS,
             resend_interval_ms: 100,
@@ -280,7 +280,7 @@ fn shards_cfg(me: u32, shards: u32) -> CoreConfig {
     let members = |s: u32| (3 * s - 2..=3 * s).map(n).collect::<Vec<_>>();
     let accounts = |s: u32| {
         let first = b'A' + 2 * (s as u8 - 1);
-        [first, first + 1].map(|c| (c as char).to_string())
+        [first, first + 1].map(|c| (c as char).to_string().into())
     };
     let mine = shard_of(me);
     let others = (1..=shards).filter(|s| *s != mine);
@@ -398,7 +398,7 @@ fn a_snapshot_across_two_shards_runs_through_both_logs() {
     else {
         panic!("not a snapshot")
     };
-    let names: Vec<&str> = balances.keys().map(String::as_str).collect();
+    let names: Vec<&str> = balances.keys().map(|a| a.as_str()).collect();
     assert_eq!(names, ["A", "B", "C", "D"]);
     assert_eq!(balances.values().sum::<i64>(), 40);
     assert_eq!(

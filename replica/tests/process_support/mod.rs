@@ -287,7 +287,7 @@ pub async fn wait_identical(
     client: &Client,
     nodes: &[NodeId],
     within: Duration,
-) -> Result<(u64, BTreeMap<String, Amount>), String> {
+) -> Result<(u64, BTreeMap<replica::types::Account, Amount>), String> {
     let deadline = Instant::now() + within;
     let mut last = String::new();
     while Instant::now() < deadline {
@@ -302,7 +302,7 @@ pub async fn wait_identical(
                     balances,
                     ..
                 }) => seen.push((exec_index, balances)),
-                other => seen.push((u64::MAX, BTreeMap::from([(format!("{other:?}"), 0)]))),
+                other => seen.push((u64::MAX, BTreeMap::from([(format!("{other:?}").into(), 0)]))),
             }
         }
         if seen.windows(2).all(|w| w[0] == w[1]) && seen[0].0 != u64::MAX {
@@ -332,7 +332,7 @@ pub async fn settled(
     account: &str,
     expected: Amount,
     within: Duration,
-) -> BTreeMap<String, Amount> {
+) -> BTreeMap<replica::types::Account, Amount> {
     let deadline = Instant::now() + within;
     loop {
         let (_, balances) = wait_identical(client, nodes, within)

@@ -130,7 +130,7 @@ impl Cluster {
         )?;
         // Relative certificate paths keep the run directory movable; load() resolves them.
         let mut config = ClusterConfig::local(spec.nodes, 0, Path::new("certs"));
-        config.accounts = spec.accounts.clone();
+        config.accounts = spec.accounts.iter().map(|a| a.as_str().into()).collect();
         config.initial_balance = spec.initial_balance;
         if let Some(k) = spec.checkpoint_interval_slots {
             config.limits.checkpoint_interval_slots = k;

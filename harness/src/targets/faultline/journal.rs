@@ -541,7 +541,7 @@ mod tests {
         // The replica installed a snapshot: its journal now starts at 10.
         log.append(&[entry(10), entry(11)]).unwrap();
         let path = dir.path().join("final.json");
-        let balances = BTreeMap::from([(node, Ok(BTreeMap::from([("A".to_string(), 10)])))]);
+        let balances = BTreeMap::from([(node, Ok(BTreeMap::from([("A".into(), 10)])))]);
         collector.write_final(&path, &balances).unwrap();
         let state = FinalState::load(&path).unwrap();
         let early = &state.nodes["n1:1-3"];

@@ -84,7 +84,7 @@ impl<C: BankClient> BankClient for Spread<C> {
 /// A sharded bank's client: each command goes to the shard holding its account, through
 /// that shard's own [`FaultlineClient`] (its replicas, its leader hint).
 pub struct ShardRouted {
-    shard_of_account: BTreeMap<String, u32>,
+    shard_of_account: BTreeMap<replica::types::Account, u32>,
     shards: BTreeMap<u32, FaultlineClient>,
 }
 

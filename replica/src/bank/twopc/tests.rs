@@ -13,8 +13,8 @@ fn shard(id: ShardId) -> Bank {
         (["C", "D"], ["A", "B"])
     };
     let other = if id == S1 { S2 } else { S1 };
-    let accounts: Vec<Account> = mine.iter().map(|a| a.to_string()).collect();
-    let remote = theirs.iter().map(|a| (a.to_string(), other)).collect();
+    let accounts: Vec<Account> = mine.iter().map(|&a| a.into()).collect();
+    let remote = theirs.iter().map(|&a| (a.into(), other)).collect();
     Bank::new_shard(id, &accounts, remote, 10)
 }
 

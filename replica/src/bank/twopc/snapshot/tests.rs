@@ -13,7 +13,7 @@ const S3: ShardId = ShardId(3);
 fn shard(id: ShardId, shards: u32) -> Bank {
     let names = |s: u32| {
         let first = b'A' + 2 * (s as u8 - 1);
-        [first, first + 1].map(|c| (c as char).to_string())
+        [first, first + 1].map(|c| Account::from((c as char).to_string()))
     };
     let remote = (1..=shards)
         .filter(|s| ShardId(*s) != id)
@@ -101,7 +101,7 @@ fn a_snapshot_across_two_shards_answers_every_balance_with_each_shards_position(
     let decided = deliver(&mut s1, &only_msg(&voted));
     let expected = OpResult::Snapshot {
         balances: [("A", 10), ("B", 10), ("C", 7), ("D", 13)]
-            .map(|(a, b)| (a.to_string(), b))
+            .map(|(a, b)| (Account::from(a), b))
             .into(),
         positions: BTreeMap::from([(S1, 1), (S2, 2)]),
     };
