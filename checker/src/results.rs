@@ -74,6 +74,25 @@ pub struct NodeSummary {
 }
 
 impl Results {
+    /// A check's results, valid as its sections combine; the caller names the run
+    /// directory and the time taken.
+    pub fn judged(
+        history: HistoryStats,
+        final_state: FinalSummary,
+        warnings: Vec<String>,
+        checks: BTreeMap<String, CheckResult>,
+    ) -> Results {
+        Results {
+            valid: Validity::combine(checks.values().map(|c| c.valid)),
+            run_dir: String::new(),
+            history,
+            final_state,
+            warnings,
+            checks,
+            elapsed_ms: 0,
+        }
+    }
+
     /// The section for `name`, e.g. `"replay"`.
     pub fn check(&self, name: &str) -> Option<&CheckResult> {
         self.checks.get(name)

@@ -344,7 +344,9 @@ impl ClusterConfig {
     /// A local cluster of `nodes` replicas on consecutive loopback ports, accounts A–J at 10,
     /// with certificate paths under `cert_dir` (as written by `replica certs`).
     pub fn local(nodes: u32, base_port: u16, cert_dir: &Path) -> ClusterConfig {
-        let accounts = (b'A'..=b'J').map(|c| (c as char).to_string().into()).collect();
+        let accounts = (b'A'..=b'J')
+            .map(|c| (c as char).to_string().into())
+            .collect();
         let nodes = (1..=nodes)
             .map(|k| NodeConfig {
                 id: NodeId(k),

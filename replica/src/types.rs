@@ -332,7 +332,11 @@ mod tests {
                 },
             };
             let bytes = postcard::to_allocvec(&new).unwrap();
-            assert_eq!(bytes, postcard::to_allocvec(&old).unwrap(), "{from:?} {to:?}");
+            assert_eq!(
+                bytes,
+                postcard::to_allocvec(&old).unwrap(),
+                "{from:?} {to:?}"
+            );
             assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), new);
             let json = serde_json::to_string(&new).unwrap();
             assert_eq!(json, serde_json::to_string(&old).unwrap());

@@ -103,7 +103,8 @@ async fn a_cross_shard_transfer_commits_once_on_both_shards_across_a_coordinator
 
     // One read_all across both shards: a snapshot of every account, with a position on each.
     let (balances, positions) = snapshot(&client).await;
-    let settled: BTreeMap<replica::types::Account, Amount> = first.into_iter().chain(second).collect();
+    let settled: BTreeMap<replica::types::Account, Amount> =
+        first.into_iter().chain(second).collect();
     assert_eq!(
         balances, settled,
         "nothing is in flight: the snapshot is the settled bank"
@@ -114,7 +115,12 @@ async fn a_cross_shard_transfer_commits_once_on_both_shards_across_a_coordinator
 
 /// A read_all's snapshot, retried (as a new request) while it fails definitely: a transfer's
 /// decision may still be on its way to a shard, and a locked account fails a snapshot at once.
-async fn snapshot(client: &Client) -> (BTreeMap<replica::types::Account, Amount>, BTreeMap<ShardId, u64>) {
+async fn snapshot(
+    client: &Client,
+) -> (
+    BTreeMap<replica::types::Account, Amount>,
+    BTreeMap<ShardId, u64>,
+) {
     let mut failures = Vec::new();
     for request in 1..=20 {
         match executed(client, &read_all(3, request)).await {

@@ -198,8 +198,14 @@ pub struct SeenReply {
 /// node's batch); copying it each time was most of the routing's cost.
 #[derive(Debug)]
 enum Input {
-    Peer { from: NodeId, msg: Box<PeerMsg> },
-    Client { token: ReplyToken, command: Box<Command> },
+    Peer {
+        from: NodeId,
+        msg: Box<PeerMsg>,
+    },
+    Client {
+        token: ReplyToken,
+        command: Box<Command>,
+    },
 }
 
 /// The inputs in flight, delivered by time and, at one time, in the order they were sent.

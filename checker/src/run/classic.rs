@@ -26,7 +26,7 @@ use crate::records::{flag, Clients, Ops};
 use crate::results::Results;
 use crate::run::final_load::{self, LogData};
 use crate::run::streamed::{self, Streamed};
-use crate::run::summary::{split_internal, summarize_final};
+use crate::run::summary::{split_internal, summarize_final, warn_undeclared, Sections};
 use crate::run_params::RunParams;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -280,12 +280,7 @@ fn check_loaded(
     if let Some(f) = &mut fin {
         align_accounts(&mut accounts, f);
     }
-    if !accounts.undeclared().is_empty() {
-        warnings.push(format!(
-            "accounts not declared in run.toml appear: {}",
-            accounts.undeclared().join(", ")
-        ));
-    }
+    warn_undeclared(&accounts, &mut warnings);
     let positions = fin.as_ref().map_or(Positions::Unique, |f| f.positions);
     let fin_base = fin.as_ref().and_then(|f| f.base_revision);
     if positions == Positions::SharedReads {
@@ -412,29 +407,21 @@ fn check_loaded(
         };
         checks.insert("linearizable".to_string(), result);
     }
-    let client_events = stats.events - stats.nemesis;
-    checks.insert("well-formed".to_string(), well_formed.finish(client_events));
-    checks.insert(
-        "liveness".to_string(),
-        liveness.finish(stats.last_time_ns, &clients, &accounts),
-    );
-    checks.insert("conservation".to_string(), conservation.finish());
-    checks.insert("agreement".to_string(), agreement);
-    checks.insert("total-order".to_string(), total_order.finish());
-    checks.insert("replay".to_string(), replay);
-    checks.insert("exactly-once".to_string(), exactly_once);
+    Sections {
+        well_formed: well_formed.finish(stats.events - stats.nemesis),
+        liveness: liveness.finish(stats.last_time_ns, &clients, &accounts),
+        conservation: conservation.finish(),
+        agreement,
+        total_order: total_order.finish(),
+        replay,
+        exactly_once,
+    }
+    .insert_into(&mut checks);
     for c in checks.values_mut() {
         attach_history(c, &ops, &by_exec);
     }
-    Results {
-        valid: Validity::combine(checks.values().map(|c| c.valid)),
-        run_dir: String::new(),
-        history: stats,
-        final_state: summarize_final(fin.as_ref(), &accounts),
-        warnings,
-        checks,
-        elapsed_ms: 0,
-    }
+    let final_state = summarize_final(fin.as_ref(), &accounts);
+    Results::judged(stats, final_state, warnings, checks)
 }
 
 /// Gives the log the history's account numbering (they were interned separately).

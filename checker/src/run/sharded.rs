@@ -8,11 +8,11 @@
 //! imports the checks, so none of them imports back. The format: docs/sharded.md.
 
 use crate::checks::agreement::Agreement;
+use crate::checks::CheckResult;
 use crate::checks::{
     atomicity, bank_conservation, progress, serializability, shard_agreement, shard_exactly_once,
     shard_liveness, shard_replay, shard_well_formed,
 };
-use crate::checks::{CheckResult, Validity};
 use crate::history::{EventType, HistoryReader, Process};
 use crate::load::run_files::{CheckError, RunFiles};
 use crate::model::FxMap;
@@ -325,13 +325,8 @@ pub(crate) fn check_sharded(
         serializability::run(&data, &steps),
     );
     Ok(Results {
-        valid: Validity::combine(checks.values().map(|c| c.valid)),
         run_dir: files.dir.display().to_string(),
-        history: stats,
-        final_state,
-        warnings,
-        checks,
-        elapsed_ms: 0,
+        ..Results::judged(stats, final_state, warnings, checks)
     })
 }
 

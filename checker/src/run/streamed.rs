@@ -39,6 +39,7 @@ use crate::ops::{self, HistoryData};
 use crate::records::{flag, Clients, OpRec, Ops, NO_OP};
 use crate::results::Results;
 use crate::run::final_load::{self, LogData};
+use crate::run::summary::Sections;
 use std::collections::{BTreeMap, VecDeque};
 
 /// How many answers told a position the replay's walk may lag behind: answers
@@ -411,41 +412,25 @@ impl<'f> Judge<'f> {
             liveness,
             ..
         } = d;
-        if !accounts.undeclared().is_empty() {
-            warnings.push(format!(
-                "accounts not declared in run.toml appear: {}",
-                accounts.undeclared().join(", ")
-            ));
-        }
+        super::summary::warn_undeclared(&accounts, &mut warnings);
         total_order.settle(self.positions, &ops, &clients, &accounts);
         conservation.final_state(Some(self.nodes), &accounts);
         let mut checks = BTreeMap::new();
-        let client_events = stats.events - stats.nemesis;
-        checks.insert("well-formed".to_string(), well_formed.finish(client_events));
-        checks.insert(
-            "liveness".to_string(),
-            liveness.finish(stats.last_time_ns, &clients, &accounts),
-        );
-        checks.insert("conservation".to_string(), conservation.finish());
-        checks.insert(
-            "agreement".to_string(),
-            self.agreement.finish(Some(self.nodes)),
-        );
-        checks.insert("total-order".to_string(), total_order.finish());
-        checks.insert("replay".to_string(), replay);
-        checks.insert("exactly-once".to_string(), exactly_once);
+        Sections {
+            well_formed: well_formed.finish(stats.events - stats.nemesis),
+            liveness: liveness.finish(stats.last_time_ns, &clients, &accounts),
+            conservation: conservation.finish(),
+            agreement: self.agreement.finish(Some(self.nodes)),
+            total_order: total_order.finish(),
+            replay,
+            exactly_once,
+        }
+        .insert_into(&mut checks);
         if ops.missed() || !clean(&checks) {
             return None;
         }
-        Some(Results {
-            valid: Validity::combine(checks.values().map(|c| c.valid)),
-            run_dir: String::new(),
-            history: stats,
-            final_state: super::summary::summarize_final(Some(self.fin), &accounts),
-            warnings,
-            checks,
-            elapsed_ms: 0,
-        })
+        let final_state = super::summary::summarize_final(Some(self.fin), &accounts);
+        Some(Results::judged(stats, final_state, warnings, checks))
     }
 }
 

@@ -1,11 +1,52 @@
 //! What both classic runners ([`super::classic`], [`super::streamed`]) put into the
 //! results the same way, kept below both so neither imports the other for it.
 
+use crate::checks::CheckResult;
 use crate::final_state;
 use crate::model::{Accounts, NodeState};
 use crate::ops::HistoryData;
 use crate::results::{FinalSummary, NodeSummary};
 use crate::run::final_load::LogData;
+use std::collections::BTreeMap;
+
+/// The sections every classic check reports, finished, under the names results.json gives
+/// them: one place, so the streamed runner's results cannot drift from the full one's.
+pub(super) struct Sections {
+    pub well_formed: CheckResult,
+    pub liveness: CheckResult,
+    pub conservation: CheckResult,
+    pub agreement: CheckResult,
+    pub total_order: CheckResult,
+    pub replay: CheckResult,
+    pub exactly_once: CheckResult,
+}
+
+impl Sections {
+    pub(super) fn insert_into(self, checks: &mut BTreeMap<String, CheckResult>) {
+        let named = [
+            ("well-formed", self.well_formed),
+            ("liveness", self.liveness),
+            ("conservation", self.conservation),
+            ("agreement", self.agreement),
+            ("total-order", self.total_order),
+            ("replay", self.replay),
+            ("exactly-once", self.exactly_once),
+        ];
+        for (name, section) in named {
+            checks.insert(name.to_string(), section);
+        }
+    }
+}
+
+/// Warns of accounts the history names and run.toml does not declare.
+pub(super) fn warn_undeclared(accounts: &Accounts, warnings: &mut Vec<String>) {
+    if !accounts.undeclared().is_empty() {
+        warnings.push(format!(
+            "accounts not declared in run.toml appear: {}",
+            accounts.undeclared().join(", ")
+        ));
+    }
+}
 
 /// Counts the processes numbered `workers` and up (the harness's own final reads) apart
 /// from the clients, so "10 clients" means the ten that ran the workload.

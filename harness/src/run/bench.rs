@@ -774,7 +774,10 @@ mod tests {
             client: 0,
             ops: OpGen::new(1, 0, account_names(BENCH_ACCOUNTS as usize)),
             shard_of,
-            accounts: account_names(BENCH_ACCOUNTS as usize).into_iter().map(String::from).collect(),
+            accounts: account_names(BENCH_ACCOUNTS as usize)
+                .into_iter()
+                .map(String::from)
+                .collect(),
         }
     }
 

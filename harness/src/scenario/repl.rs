@@ -262,7 +262,10 @@ pub fn render_db(answers: &[(NodeId, Answer)]) -> String {
                 ..
             }) => {
                 let balances = balances.iter().map(|(a, b)| (a.to_string(), *b));
-                (*node, Ok((Some(exec_index.to_string()), balances.collect())))
+                (
+                    *node,
+                    Ok((Some(exec_index.to_string()), balances.collect())),
+                )
             }
             other => (*node, Err(unexpected(other))),
         })

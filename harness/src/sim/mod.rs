@@ -287,9 +287,11 @@ fn shard_specs(params: &SimParams, accounts: &[String]) -> Result<Vec<ShardSpec>
     let Some(shards) = params.shards else {
         return Ok(Vec::new());
     };
-    replica::shard::spread(&account_list(accounts), shards, REPLICAS_PER_SHARD).map_err(|e| SimError::Shards {
-        shards,
-        message: e.to_string(),
+    replica::shard::spread(&account_list(accounts), shards, REPLICAS_PER_SHARD).map_err(|e| {
+        SimError::Shards {
+            shards,
+            message: e.to_string(),
+        }
     })
 }
 

@@ -24,10 +24,7 @@ pub fn shard_cfg(me: u32) -> CoreConfig {
         sharding: Some(Sharding {
             shard: ShardId(shard),
             others: BTreeMap::from([(ShardId(other), members(other))]),
-            remote: theirs
-                .iter()
-                .map(|&a| (a.into(), ShardId(other)))
-                .collect(),
+            remote: theirs.iter().map(|&a| (a.into(), ShardId(other))).collect(),
             vote_timeout_ms: VOTE_TIMEOUT_MS,
             resend_interval_ms: 100,
             max_inflight_txns: 16,
