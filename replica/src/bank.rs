@@ -865,4 +865,105 @@ mod tests {
         bank.execute(&transfer(1, 1, 15), true);
         assert_eq!(bank.balance("A"), -5);
     }
+
+    /// `Op` and `OpResult` as they were with `Account = String`, variant for variant.
+    mod with_string_names {
+        use serde::Serialize;
+        use std::collections::BTreeMap;
+
+        #[derive(Serialize)]
+        pub enum Op {
+            Transfer {
+                from: String,
+                to: String,
+                amount: i64,
+            },
+            Read {
+                account: String,
+            },
+            #[allow(dead_code)]
+            ReadAll,
+        }
+
+        #[derive(Serialize)]
+        pub struct Command {
+            pub client: u64,
+            pub request: u64,
+            pub op: Op,
+        }
+
+        #[derive(Serialize)]
+        #[allow(dead_code)]
+        pub enum OpResult {
+            Transferred { from_balance: i64, to_balance: i64 },
+            InsufficientFunds { from_balance: i64 },
+            Balance { balance: i64 },
+            Balances { balances: BTreeMap<String, i64> },
+            LockConflict { account: String },
+        }
+    }
+
+    #[test]
+    fn account_names_encode_as_the_strings_they_replaced() {
+        // Long enough to leave the inline form (more than 24 bytes) as well as short.
+        let long = "an-account-name-longer-than-twenty-four-bytes";
+        let cases = [("A", "B"), (long, "C"), ("", long)];
+        for (from, to) in cases {
+            let new = Command::transfer(3, 9, from, to, 7);
+            let old = with_string_names::Command {
+                client: 3,
+                request: 9,
+                op: with_string_names::Op::Transfer {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    amount: 7,
+                },
+            };
+            let bytes = postcard::to_allocvec(&new).unwrap();
+            assert_eq!(
+                bytes,
+                postcard::to_allocvec(&old).unwrap(),
+                "{from:?} {to:?}"
+            );
+            assert_eq!(postcard::from_bytes::<Command>(&bytes).unwrap(), new);
+            let json = serde_json::to_string(&new).unwrap();
+            assert_eq!(json, serde_json::to_string(&old).unwrap());
+            assert_eq!(serde_json::from_str::<Command>(&json).unwrap(), new);
+        }
+        let read = Op::Read {
+            account: long.into(),
+        };
+        let old_read = with_string_names::Op::Read {
+            account: long.to_string(),
+        };
+        assert_eq!(
+            postcard::to_allocvec(&read).unwrap(),
+            postcard::to_allocvec(&old_read).unwrap()
+        );
+        let balances = [("J", 4), ("A", -1), (long, 12)];
+        let new = OpResult::Balances {
+            balances: balances.iter().map(|&(a, b)| (a.into(), b)).collect(),
+        };
+        let old = with_string_names::OpResult::Balances {
+            balances: balances.iter().map(|&(a, b)| (a.to_string(), b)).collect(),
+        };
+        let bytes = postcard::to_allocvec(&new).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&old).unwrap());
+        assert_eq!(postcard::from_bytes::<OpResult>(&bytes).unwrap(), new);
+        assert_eq!(
+            serde_json::to_string(&new).unwrap(),
+            serde_json::to_string(&old).unwrap(),
+            "the same keys in the same order"
+        );
+        let locked = OpResult::LockConflict {
+            account: "B".into(),
+        };
+        let old_locked = with_string_names::OpResult::LockConflict {
+            account: "B".to_string(),
+        };
+        assert_eq!(
+            postcard::to_allocvec(&locked).unwrap(),
+            postcard::to_allocvec(&old_locked).unwrap()
+        );
+    }
 }

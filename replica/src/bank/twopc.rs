@@ -442,8 +442,8 @@ impl Bank {
             let coordinates = t
                 .coordinating
                 .get(txn)
-                .is_some_and(|c| c.decision.is_none() && &c.from == account);
-            let participates = t.participating.get(txn).is_some_and(|p| &p.to == account);
+                .is_some_and(|c| c.decision.is_none() && c.from == *account);
+            let participates = t.participating.get(txn).is_some_and(|p| p.to == *account);
             if !(coordinates || participates) {
                 return Err(format!(
                     "{account} locked by {txn:?}, which holds no lock on it"
