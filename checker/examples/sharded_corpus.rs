@@ -7,7 +7,7 @@
 //! `cargo run --release -p checker --example sharded_corpus -- OUT_DIR [EVENTS]`
 
 use checker::gen::shards::generate;
-use checker::gen::{GenOptions, Plant, ShardGen};
+use checker::gen::{GenOptions, Plant};
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -23,17 +23,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         for seed in 1..=6u64 {
             for shards in [2u32, 3] {
                 for cross_share in [0.5, 0.9] {
-                    let options = GenOptions {
-                        seed,
-                        events,
-                        accounts: 8,
-                        shards: Some(ShardGen {
-                            shards,
-                            replicas: 3,
-                            cross_share,
-                        }),
-                        ..GenOptions::default()
-                    };
+                    let options = GenOptions::sharded(seed, events, 8, shards, cross_share);
                     let mut run = generate(&options);
                     let name = match plant {
                         Some(p) => {

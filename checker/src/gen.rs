@@ -143,6 +143,28 @@ impl GenOptions {
         }
     }
 
+    /// A sharded bank's run: `shards` shards of three replicas over `accounts` accounts,
+    /// `cross_share` of the transfers crossing shards.
+    pub fn sharded(
+        seed: u64,
+        events: usize,
+        accounts: usize,
+        shards: u32,
+        cross_share: f64,
+    ) -> GenOptions {
+        GenOptions {
+            seed,
+            events,
+            accounts,
+            shards: Some(ShardGen {
+                shards,
+                replicas: 3,
+                cross_share,
+            }),
+            ..GenOptions::default()
+        }
+    }
+
     /// The exec index of log position `pos` (1-based) is `pos` plus this.
     pub fn exec_offset(&self) -> u64 {
         match self.positions {

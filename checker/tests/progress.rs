@@ -266,7 +266,7 @@ mod sharded {
     use super::MS;
     use crate::common::{append_history, time_out_open};
     use checker::gen::shards::generate;
-    use checker::gen::{GenOptions, ShardGen};
+    use checker::gen::GenOptions;
     use checker::history::{Event, EventType};
     use checker::{check_run, Results, Validity};
     use serde_json::json;
@@ -274,17 +274,7 @@ mod sharded {
     /// A generated 3-shard run with `progress_bound_ms = 1000`, then `after` (events at
     /// times in ms after its end). Returns the results and the shards' accounts.
     fn run(after: &[(u64, Event)]) -> (Results, Vec<Vec<String>>) {
-        let run = generate(&GenOptions {
-            seed: 11,
-            events: 3_000,
-            accounts: 9,
-            shards: Some(ShardGen {
-                shards: 3,
-                replicas: 3,
-                cross_share: 0.5,
-            }),
-            ..GenOptions::default()
-        });
+        let run = generate(&GenOptions::sharded(11, 3_000, 9, 3, 0.5));
         let dir = tempfile::tempdir().unwrap();
         run.write(dir.path()).unwrap();
         let toml = dir.path().join("run.toml");
@@ -372,17 +362,7 @@ mod sharded {
 
     #[test]
     fn a_sharded_run_without_a_bound_is_not_applicable() {
-        let run = generate(&GenOptions {
-            seed: 3,
-            events: 500,
-            accounts: 6,
-            shards: Some(ShardGen {
-                shards: 2,
-                replicas: 3,
-                cross_share: 0.5,
-            }),
-            ..GenOptions::default()
-        });
+        let run = generate(&GenOptions::sharded(3, 500, 6, 2, 0.5));
         let dir = tempfile::tempdir().unwrap();
         run.write(dir.path()).unwrap();
         let r = check_run(dir.path()).unwrap();

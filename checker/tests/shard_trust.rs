@@ -5,24 +5,14 @@
 //! Every test starts from a valid generated run and changes one thing in its files.
 
 use checker::gen::shards::generate;
-use checker::gen::{GenOptions, ShardGen};
+use checker::gen::GenOptions;
 use checker::{check_run, Results, Validity};
 use serde_json::{json, Value};
 use std::path::Path;
 
 /// A valid 3-shard run written to a fresh directory.
 fn base() -> tempfile::TempDir {
-    let run = generate(&GenOptions {
-        seed: 7,
-        events: 3_000,
-        accounts: 8,
-        shards: Some(ShardGen {
-            shards: 3,
-            replicas: 3,
-            cross_share: 0.5,
-        }),
-        ..GenOptions::default()
-    });
+    let run = generate(&GenOptions::sharded(7, 3_000, 8, 3, 0.5));
     let dir = tempfile::tempdir().unwrap();
     run.write(dir.path()).unwrap();
     dir

@@ -5,7 +5,7 @@
 mod common;
 
 use checker::gen::shards::{generate, ShardedRun};
-use checker::gen::{GenOptions, Plant, ShardGen};
+use checker::gen::{GenOptions, Plant};
 use checker::history::EventType;
 use checker::{check_run, Results, Validity};
 use serde_json::json;
@@ -20,17 +20,7 @@ const SHARDED_CHECKS: [&str; 6] = [
 ];
 
 fn options(seed: u64, shards: u32, cross_share: f64) -> GenOptions {
-    GenOptions {
-        seed,
-        events: 3_000,
-        accounts: 8,
-        shards: Some(ShardGen {
-            shards,
-            replicas: 3,
-            cross_share,
-        }),
-        ..GenOptions::default()
-    }
+    GenOptions::sharded(seed, 3_000, 8, shards, cross_share)
 }
 
 fn check(run: &ShardedRun) -> (tempfile::TempDir, Results) {
