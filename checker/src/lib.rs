@@ -51,3 +51,4 @@ pub use results::{FinalSummary, NodeSummary, Results};
 pub use run::classic::{check_run, check_run_with, CheckOptions};
 #[doc(hidden)]
 pub use run::classic::{check_run_as, Judging};
+pub use run::memory::Memory;

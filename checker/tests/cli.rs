@@ -103,6 +103,35 @@ fn out_writes_results_and_report_elsewhere() {
     assert!(html.contains("phantom"), "the report is about the run");
 }
 
+/// `--memory` picks how the run is read, never what it finds: the same results either
+/// way, on a clean run and on one with an anomaly; a word it does not know is a usage
+/// error naming the flag.
+#[test]
+fn memory_picks_the_way_not_the_verdict() {
+    for (plant, verdict) in [(None, 0), (Some(Plant::Phantom), 1)] {
+        let run = run_dir(plant);
+        let mut seen = Vec::new();
+        for memory in ["lean", "fast", "auto"] {
+            let out = tempfile::tempdir().unwrap();
+            let args = ["check", s(run.path()), "--no-report", "--memory", memory];
+            let (code, text) = checker(&[&args[..], &["--out", s(out.path())]].concat());
+            assert_eq!(code, verdict, "{memory}: {text}");
+            let json = std::fs::read_to_string(out.path().join("results.json")).unwrap();
+            let mut v: serde_json::Value = serde_json::from_str(&json).unwrap();
+            let o = v.as_object_mut().unwrap();
+            o.remove("elapsed_ms");
+            seen.push((memory, v));
+        }
+        for (memory, v) in &seen[1..] {
+            assert_eq!(v, &seen[0].1, "{memory} against lean, plant {plant:?}");
+        }
+    }
+    let run = run_dir(None);
+    let (code, text) = checker(&["check", s(run.path()), "--memory", "huge"]);
+    assert_eq!(code, 64, "{text}");
+    assert!(text.contains("--memory"), "{text}");
+}
+
 #[test]
 fn bench_runs_small() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,6 +13,7 @@ fn black_box(budget: u64) -> CheckOptions {
     CheckOptions {
         trust_exec_index: false,
         search_budget: budget,
+        ..CheckOptions::default()
     }
 }
 

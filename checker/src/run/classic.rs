@@ -1,7 +1,8 @@
 //! Checking a run: find its files, load them, run the checks, assemble [`Results`].
 //!
-//! A classic run is first judged by [`super::streamed`], in memory that does not grow
-//! with the operations (final.json first, then each operation judged as the history
+//! A classic run whose full check would not fit the memory available
+//! ([`super::memory`]) is first judged by [`super::streamed`], in memory that does not
+//! grow with the operations (final.json first, then each operation judged as the history
 //! streams). What that path does not judge clean (any anomaly or undecided case in the
 //! checks it runs, a history shape it does not follow) it hands back, and this path
 //! judges it from the start, holding a record per operation, so the results are
@@ -25,6 +26,7 @@ use crate::ops::{self, HistoryData};
 use crate::records::{flag, Clients, Ops};
 use crate::results::Results;
 use crate::run::final_load::{self, LogData};
+use crate::run::memory::Memory;
 use crate::run::streamed::{self, Streamed};
 use crate::run::summary::{split_internal, summarize_final, warn_undeclared, Sections};
 use crate::run_params::RunParams;
@@ -41,6 +43,9 @@ pub struct CheckOptions {
     pub trust_exec_index: bool,
     /// States the black-box search may explore before it says `unknown`.
     pub search_budget: u64,
+    /// How much memory the check may take, which picks how it reads the run (the
+    /// results are the same either way).
+    pub memory: Memory,
 }
 
 impl Default for CheckOptions {
@@ -48,6 +53,7 @@ impl Default for CheckOptions {
         CheckOptions {
             trust_exec_index: true,
             search_budget: linearizable::DEFAULT_BUDGET,
+            memory: Memory::Auto,
         }
     }
 }
@@ -115,9 +121,15 @@ pub fn check_run_as(
     let initial = params.as_ref().and_then(|p| p.initial_balance);
     let initial = initial.filter(|_| !declared.is_empty());
     // A run the bounded-memory path can judge (it needs the positions trusted and a
-    // log to replay) is tried that way first; it hands back what it cannot judge.
+    // log to replay) is tried that way first when memory asks for it (`run::memory`);
+    // it hands back what it cannot judge.
+    let streams = match how {
+        Judging::Either => options.memory.streams(&files.history),
+        Judging::Streamed => true,
+        Judging::Classic => false,
+    };
     let streamed = match initial {
-        Some(initial) if options.trust_exec_index && how != Judging::Classic => {
+        Some(initial) if options.trust_exec_index && streams => {
             let p = streamed::Params {
                 accounts: accounts.clone(),
                 total,

@@ -7,6 +7,7 @@
 
 pub(crate) mod classic;
 pub(crate) mod final_load;
+pub(crate) mod memory;
 pub(crate) mod shard_load;
 pub(crate) mod sharded;
 pub(crate) mod streamed;
