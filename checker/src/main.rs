@@ -36,24 +36,6 @@ struct Cli {
     command: Command,
 }
 
-/// `check --memory`: [`checker::Memory`].
-#[derive(Clone, Copy, clap::ValueEnum)]
-enum MemoryArg {
-    Auto,
-    Lean,
-    Fast,
-}
-
-impl From<MemoryArg> for checker::Memory {
-    fn from(m: MemoryArg) -> checker::Memory {
-        match m {
-            MemoryArg::Auto => checker::Memory::Auto,
-            MemoryArg::Lean => checker::Memory::Lean,
-            MemoryArg::Fast => checker::Memory::Fast,
-        }
-    }
-}
-
 #[derive(Subcommand)]
 enum Command {
     /// Check a run; writes results.json (and the report unless --no-report).
@@ -80,8 +62,8 @@ enum Command {
         /// first, then the history judged as it streams, about 15 bytes per event and
         /// about 1.6x the wall time on two cores. `auto`: fast when its estimated peak
         /// fits in half the memory available (a cgroup limit counts), else lean.
-        #[arg(long, value_enum, default_value_t = MemoryArg::Auto)]
-        memory: MemoryArg,
+        #[arg(long, value_enum, default_value_t = checker::Memory::Auto)]
+        memory: checker::Memory,
     },
     /// Write report.html and the charts for a run (checking it if results.json is
     /// missing).
@@ -159,7 +141,7 @@ fn run(command: Command) -> anyhow::Result<u8> {
             let options = checker::CheckOptions {
                 trust_exec_index: !no_trust_exec_index,
                 search_budget,
-                memory: memory.into(),
+                memory,
             };
             check(&path, no_report, out.as_deref(), options)
         }

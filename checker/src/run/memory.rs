@@ -15,7 +15,7 @@
 use std::path::Path;
 
 /// How much memory the classic check may take (see the module docs).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum Memory {
     /// The full check when its estimated peak fits in half the memory available,
     /// else the streamed one.
