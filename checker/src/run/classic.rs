@@ -123,13 +123,14 @@ pub fn check_run_as(
     // A run the bounded-memory path can judge (it needs the positions trusted and a
     // log to replay) is tried that way first when memory asks for it (`run::memory`);
     // it hands back what it cannot judge.
-    let streams = match how {
+    // (The guard asks `streams` last: it reads the machine's memory figures.)
+    let streams = || match how {
         Judging::Either => options.memory.streams(&files.history),
         Judging::Streamed => true,
         Judging::Classic => false,
     };
     let streamed = match initial {
-        Some(initial) if options.trust_exec_index && streams => {
+        Some(initial) if options.trust_exec_index && streams() => {
             let p = streamed::Params {
                 accounts: accounts.clone(),
                 total,
