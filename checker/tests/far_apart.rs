@@ -8,7 +8,7 @@ mod common;
 
 use checker::final_state::{ExecutedEntry, FinalState};
 use checker::history::{values, Event, EventType};
-use checker::{check_run, check_run_as, CheckOptions, Judging, Results, Validity};
+use checker::{check_run_as, check_run_with, CheckOptions, Judging, Memory, Results, Validity};
 use common::*;
 
 /// Positions between the two ends of each case.
@@ -45,15 +45,18 @@ fn timed_out_first() -> Vec<Event> {
     ]
 }
 
-/// Checks the run as `checker check` does, and holds the classic check (every record
-/// held) to the same results: the streamed one must judge these alike or hand them back.
+/// Checks the run the lean way (the streamed check, then the full one for what it hands
+/// back), and holds the full check (every record held) to the same results: the streamed
+/// one must judge these alike or hand them back.
 fn check(events: &[Event], fin: &FinalState) -> Results {
     let dir = tempfile::tempdir().unwrap();
     write_run(dir.path(), events, Some(fin), Some(RUN_TOML));
-    let r = check_run(dir.path()).unwrap();
-    let classic = check_run_as(dir.path(), CheckOptions::default(), Judging::Classic)
-        .unwrap()
-        .unwrap();
+    let with = |memory| CheckOptions {
+        memory,
+        ..CheckOptions::default()
+    };
+    let r = check_run_with(dir.path(), with(Memory::Lean)).unwrap();
+    let classic = check_run_with(dir.path(), with(Memory::Fast)).unwrap();
     let comparable = |r: &Results| Results {
         elapsed_ms: 0,
         ..r.clone()

@@ -4,7 +4,7 @@
 //! check finds anything in (it hands those back).
 
 use checker::gen::{self, GenOptions, Plant};
-use checker::{check_run_as, CheckOptions, Judging, Results};
+use checker::{check_run_as, CheckOptions, Judging, Memory, Results};
 use std::path::Path;
 
 /// results.json's content but for what differs between two checks of one run.
@@ -14,16 +14,27 @@ fn comparable(r: &Results) -> serde_json::Value {
     v
 }
 
-fn judged(dir: &Path, how: Judging) -> Option<Results> {
-    check_run_as(dir, CheckOptions::default(), how).unwrap()
+fn judged(dir: &Path, memory: Memory, how: Judging) -> Option<Results> {
+    let options = CheckOptions {
+        memory,
+        ..CheckOptions::default()
+    };
+    check_run_as(dir, options, how).unwrap()
+}
+
+/// The full check, every record held.
+fn classic(dir: &Path) -> Results {
+    judged(dir, Memory::Fast, Judging::Either).unwrap()
 }
 
 /// Checks `dir` both ways; returns whether the streamed check judged it itself.
 fn same_both_ways(dir: &Path, what: &str) -> bool {
-    let classic = judged(dir, Judging::Classic).unwrap();
-    let either = judged(dir, Judging::Either).unwrap();
-    assert_eq!(comparable(&either), comparable(&classic), "{what}");
-    match judged(dir, Judging::Streamed) {
+    let classic = classic(dir);
+    // The streamed check first, then the full one for what it hands back (with the
+    // final.json it read).
+    let lean = judged(dir, Memory::Lean, Judging::Either).unwrap();
+    assert_eq!(comparable(&lean), comparable(&classic), "{what}");
+    match judged(dir, Memory::Lean, Judging::Streamed) {
         Some(streamed) => {
             assert_eq!(comparable(&streamed), comparable(&classic), "{what}");
             true
@@ -66,7 +77,7 @@ fn clean_generated_runs_are_judged_streamed_with_the_classic_results() {
         for opt in opts {
             let dir = write(&gen::generate(&opt));
             let what = format!("seed {seed} {:?}", opt.positions);
-            let classic = judged(dir.path(), Judging::Classic).unwrap();
+            let classic = classic(dir.path());
             assert!(all_clean(&classic), "{what}: {}", classic.summary());
             assert!(same_both_ways(dir.path(), &what), "{what}: handed back");
         }
@@ -98,7 +109,7 @@ fn runs_with_anomalies_are_handed_back_and_keep_their_results() {
                 let dir = write(&run);
                 let what = format!("{plant:?} seed {seed}");
                 let streamed = same_both_ways(dir.path(), &what);
-                let classic = judged(dir.path(), Judging::Classic).unwrap();
+                let classic = classic(dir.path());
                 assert!(!all_clean(&classic), "{what}: the plant was not found");
                 // Those it judges itself it must hand back; the others (agreement,
                 // conservation) it words as the classic check does, as asserted above.

@@ -73,15 +73,15 @@ pub fn check_run_with(
     out.ok_or_else(|| CheckError::Internal("no path judged the run".into()))
 }
 
-/// Which way a classic run is judged: for tests that hold the two ways to the same
-/// results (`checker/tests/streamed.rs`).
+/// Whether a run the streamed check hands back is then judged by the full one: for
+/// tests that hold the two ways to the same results (`checker/tests/streamed.rs`; which
+/// way is tried first is [`CheckOptions::memory`]'s).
 #[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Judging {
-    /// The streamed check when it can, else the classic one (what `check` does).
+    /// The way `memory` picks, then the full check for what it hands back (what
+    /// `check` does).
     Either,
-    /// The classic check only, every record held.
-    Classic,
     /// The streamed check only: `None` when it handed the run back.
     Streamed,
 }
@@ -127,7 +127,6 @@ pub fn check_run_as(
     let streams = || match how {
         Judging::Either => options.memory.streams(&files.history),
         Judging::Streamed => true,
-        Judging::Classic => false,
     };
     let streamed = match initial {
         Some(initial) if options.trust_exec_index && streams() => {
